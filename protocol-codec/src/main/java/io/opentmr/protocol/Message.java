@@ -1,0 +1,492 @@
+package io.opentmr.protocol;
+
+import java.util.List;
+
+/**
+ * Every message of the protocol, one immutable record per {@link MessageType}. Constructors check
+ * ranges, so a message that exists can always be encoded. Byte layouts are in {@link PayloadCodec}
+ * and {@code docs/protocol.md}.
+ */
+public sealed interface Message {
+
+    MessageType type();
+
+    // ---------------------------------------------------------------- client requests
+
+    /** First message on a client connection: who is asking. */
+    record Hello(String clientName, String host, String user, long pid) implements Message {
+        public Hello {
+            Check.string(clientName, "clientName");
+            Check.string(host, "host");
+            Check.string(user, "user");
+            Check.u32(pid, "pid");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.HELLO;
+        }
+    }
+
+    record ListContainers() implements Message {
+        @Override
+        public MessageType type() {
+            return MessageType.LIST_CONTAINERS;
+        }
+    }
+
+    record GetInfo(long handleId) implements Message {
+        @Override
+        public MessageType type() {
+            return MessageType.GET_INFO;
+        }
+    }
+
+    record Access(long firmCode, long productCode, long featureBits, AccessMode accessMode) implements Message {
+        public Access {
+            Check.u32(firmCode, "firmCode");
+            Check.u32(productCode, "productCode");
+            Check.u32(featureBits, "featureBits");
+            Check.notNull(accessMode, "accessMode");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.ACCESS;
+        }
+    }
+
+    record Release(long handleId) implements Message {
+        @Override
+        public MessageType type() {
+            return MessageType.RELEASE;
+        }
+    }
+
+    /** Keeps the session and all its handles alive; peers use it as their heartbeat. */
+    record KeepAlive() implements Message {
+        @Override
+        public MessageType type() {
+            return MessageType.KEEPALIVE;
+        }
+    }
+
+    /** Re-attaches a handle after a reconnect or a fail-over. */
+    record Resume(long handleId, Bytes token) implements Message {
+        public Resume {
+            Check.notNull(token, "token");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.RESUME;
+        }
+    }
+
+    record Crypt(long handleId, CryptDirection direction, long encryptionCode, Bytes data) implements Message {
+        public Crypt {
+            Check.notNull(direction, "direction");
+            Check.u32(encryptionCode, "encryptionCode");
+            Check.notNull(data, "data");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.CRYPT;
+        }
+    }
+
+    /** Subtracts units; {@code operationId} makes a retry after a lost reply safe. */
+    record DecrementUnits(long handleId, long operationId, long amount) implements Message {
+        public DecrementUnits {
+            Check.u32(amount, "amount");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.DECREMENT_UNITS;
+        }
+    }
+
+    record Borrow(long handleId, long durationSeconds) implements Message {
+        public Borrow {
+            Check.u32(durationSeconds, "durationSeconds");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.BORROW;
+        }
+    }
+
+    record Return(long ticketId) implements Message {
+        @Override
+        public MessageType type() {
+            return MessageType.RETURN;
+        }
+    }
+
+    // ---------------------------------------------------------------- admin requests
+
+    /** Exports a container's context; {@link Serial#NONE} names the server's default container. */
+    record LicenseContext(String adminToken, Serial container) implements Message {
+        public LicenseContext {
+            Check.string(adminToken, "adminToken");
+            Check.notNull(container, "container");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.LICENSE_CONTEXT;
+        }
+    }
+
+    /** Applies a signed license update file. */
+    record LicenseUpdate(String adminToken, Bytes updateFile) implements Message {
+        public LicenseUpdate {
+            Check.string(adminToken, "adminToken");
+            Check.notNull(updateFile, "updateFile");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.LICENSE_UPDATE;
+        }
+    }
+
+    // ---------------------------------------------------------------- replies
+
+    /** Success without data: RELEASE, KEEPALIVE, RETURN, PEER_PROOF, FREE, ALLOCATE, LEASE_RELEASE. */
+    record Ok() implements Message {
+        @Override
+        public MessageType type() {
+            return MessageType.OK;
+        }
+    }
+
+    record HelloOk(ServerKind serverKind, long sessionId, long keepAliveMillis, String serverName) implements Message {
+        public HelloOk {
+            Check.notNull(serverKind, "serverKind");
+            Check.u32(keepAliveMillis, "keepAliveMillis");
+            Check.string(serverName, "serverName");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.HELLO_OK;
+        }
+    }
+
+    /** The standby's answer to HELLO: where the active node is ({@code ""} when it does not know). */
+    record NotActive(String activeAddress) implements Message {
+        public NotActive {
+            Check.string(activeAddress, "activeAddress");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.NOT_ACTIVE;
+        }
+    }
+
+    record ContainerList(List<ContainerInfo> containers) implements Message {
+        public ContainerList {
+            containers = Check.list(containers, "containers");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.CONTAINER_LIST;
+        }
+    }
+
+    record Info(long handleId, AccessMode accessMode, Serial container, ProductInfo product) implements Message {
+        public Info {
+            Check.notNull(accessMode, "accessMode");
+            Check.notNull(container, "container");
+            Check.notNull(product, "product");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.INFO;
+        }
+    }
+
+    /** Answers ACCESS and RESUME: the handle, its resume token and the container that serves it. */
+    record AccessOk(long handleId, Bytes resumeToken, Serial container) implements Message {
+        public AccessOk {
+            Check.notNull(resumeToken, "resumeToken");
+            Check.notNull(container, "container");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.ACCESS_OK;
+        }
+    }
+
+    record CryptOk(Bytes data) implements Message {
+        public CryptOk {
+            Check.notNull(data, "data");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.CRYPT_OK;
+        }
+    }
+
+    record UnitsOk(long remaining) implements Message {
+        public UnitsOk {
+            Check.u32(remaining, "remaining");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.UNITS_OK;
+        }
+    }
+
+    record BorrowOk(BorrowTicket ticket) implements Message {
+        public BorrowOk {
+            Check.notNull(ticket, "ticket");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.BORROW_OK;
+        }
+    }
+
+    record LicenseContextOk(Bytes context) implements Message {
+        public LicenseContextOk {
+            Check.notNull(context, "context");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.LICENSE_CONTEXT_OK;
+        }
+    }
+
+    record LicenseUpdateOk(Serial container, long firmCode, long firmUpdateCounter) implements Message {
+        public LicenseUpdateOk {
+            Check.notNull(container, "container");
+            Check.u32(firmCode, "firmCode");
+            Check.u32(firmUpdateCounter, "firmUpdateCounter");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.LICENSE_UPDATE_OK;
+        }
+    }
+
+    /** A refused request, or the last frame before the sender closes a connection that broke the protocol. */
+    record Error(int code, String text) implements Message {
+        public Error {
+            Check.u16(code, "code");
+            Check.string(text, "text");
+        }
+
+        public Error(CmError error, String text) {
+            this(error.code(), text);
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.ERROR;
+        }
+    }
+
+    // ---------------------------------------------------------------- peer requests
+
+    record PeerHello(String nodeName, Bytes nodeNonce) implements Message {
+        public PeerHello {
+            Check.string(nodeName, "nodeName");
+            Check.notNull(nodeNonce, "nodeNonce");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.PEER_HELLO;
+        }
+    }
+
+    /** The backend proves it knows the secret and challenges the node. */
+    record PeerChallenge(String backendName, Bytes backendNonce, Bytes backendProof) implements Message {
+        public PeerChallenge {
+            Check.string(backendName, "backendName");
+            Check.notNull(backendNonce, "backendNonce");
+            Check.notNull(backendProof, "backendProof");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.PEER_CHALLENGE;
+        }
+    }
+
+    record PeerProof(Bytes nodeProof) implements Message {
+        public PeerProof {
+            Check.notNull(nodeProof, "nodeProof");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.PEER_PROOF;
+        }
+    }
+
+    record Inventory() implements Message {
+        @Override
+        public MessageType type() {
+            return MessageType.INVENTORY;
+        }
+    }
+
+    record Allocate(LeaseCertificate certificate, Allocation allocation) implements Message {
+        public Allocate {
+            Check.notNull(certificate, "certificate");
+            Check.notNull(allocation, "allocation");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.ALLOCATE;
+        }
+    }
+
+    record Free(LeaseCertificate certificate, long tmrHandleId, LicenseKey key) implements Message {
+        public Free {
+            Check.notNull(certificate, "certificate");
+            Check.notNull(key, "key");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.FREE;
+        }
+    }
+
+    /** One page of allocations with handle ids greater than {@code afterHandleId}, ascending. */
+    record ListAllocations(long afterHandleId, long maxItems) implements Message {
+        public ListAllocations {
+            Check.u32(maxItems, "maxItems");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.LIST_ALLOCATIONS;
+        }
+    }
+
+    record LeaseAcquire(String leaseName, String holder, long ttlMillis) implements Message {
+        public LeaseAcquire {
+            Check.string(leaseName, "leaseName");
+            Check.string(holder, "holder");
+            Check.u32(ttlMillis, "ttlMillis");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.LEASE_ACQUIRE;
+        }
+    }
+
+    record LeaseRenew(String leaseName, String holder, long epoch, long ttlMillis) implements Message {
+        public LeaseRenew {
+            Check.string(leaseName, "leaseName");
+            Check.string(holder, "holder");
+            Check.nonNegative(epoch, "epoch");
+            Check.u32(ttlMillis, "ttlMillis");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.LEASE_RENEW;
+        }
+    }
+
+    record LeaseRelease(String leaseName, String holder, long epoch) implements Message {
+        public LeaseRelease {
+            Check.string(leaseName, "leaseName");
+            Check.string(holder, "holder");
+            Check.nonNegative(epoch, "epoch");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.LEASE_RELEASE;
+        }
+    }
+
+    record PeerCrypt(LeaseCertificate certificate, LicenseKey key, CryptDirection direction,
+                     long encryptionCode, Bytes data) implements Message {
+        public PeerCrypt {
+            Check.notNull(certificate, "certificate");
+            Check.notNull(key, "key");
+            Check.notNull(direction, "direction");
+            Check.u32(encryptionCode, "encryptionCode");
+            Check.notNull(data, "data");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.PEER_CRYPT;
+        }
+    }
+
+    /** Reads, decrements or sets a TMR copy's unit counter; {@code operationId} makes retries safe. */
+    record PeerUnits(LeaseCertificate certificate, LicenseKey key, long operationId,
+                     UnitsOperation operation, long value) implements Message {
+        public PeerUnits {
+            Check.notNull(certificate, "certificate");
+            Check.notNull(key, "key");
+            Check.notNull(operation, "operation");
+            Check.u32(value, "value");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.PEER_UNITS;
+        }
+    }
+
+    // ---------------------------------------------------------------- peer replies
+
+    record InventoryOk(List<ContainerInfo> containers) implements Message {
+        public InventoryOk {
+            containers = Check.list(containers, "containers");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.INVENTORY_OK;
+        }
+    }
+
+    /** A page of allocations; {@code more} says that a next page exists. */
+    record AllocationList(List<Allocation> allocations, boolean more) implements Message {
+        public AllocationList {
+            allocations = Check.list(allocations, "allocations");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.ALLOCATION_LIST;
+        }
+    }
+
+    record LeaseGranted(LeaseGrant grant) implements Message {
+        public LeaseGranted {
+            Check.notNull(grant, "grant");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.LEASE_GRANT;
+        }
+    }
+}

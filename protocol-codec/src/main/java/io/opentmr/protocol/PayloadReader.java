@@ -1,0 +1,152 @@
+package io.opentmr.protocol;
+
+import io.netty.buffer.ByteBuf;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Function;
+
+/**
+ * Reads one frame's payload with every length checked against the bytes present and the
+ * {@link CodecLimits} before anything is allocated. Any violation is a {@link ProtocolException}
+ * naming the message type, the field and the offset.
+ */
+final class PayloadReader {
+
+    private final ByteBuf buf;
+    private final int start;
+    private final CodecLimits limits;
+    private final MessageType type;
+
+    PayloadReader(ByteBuf payload, CodecLimits limits, MessageType type) {
+        this.buf = payload;
+        this.start = payload.readerIndex();
+        this.limits = limits;
+        this.type = type;
+    }
+
+    int u8(String field) {
+        need(1, field);
+        return buf.readUnsignedByte();
+    }
+
+    int u16(String field) {
+        need(2, field);
+        return buf.readUnsignedShort();
+    }
+
+    long u32(String field) {
+        need(4, field);
+        return buf.readUnsignedInt();
+    }
+
+    long u64(String field) {
+        need(8, field);
+        return buf.readLong();
+    }
+
+    /** A signed 64-bit value that must not be negative (times, epochs). */
+    long nonNegative64(String field) {
+        int offset = offset();
+        long value = u64(field);
+        if (value < 0) {
+            throw malformed("negative value " + value + " for " + field + " at offset " + offset);
+        }
+        return value;
+    }
+
+    boolean bool(String field) {
+        int offset = offset();
+        int value = u8(field);
+        if (value > 1) {
+            throw malformed("boolean " + field + " at offset " + offset + " is " + value + ", not 0 or 1");
+        }
+        return value == 1;
+    }
+
+    String string(String field) {
+        int offset = offset();
+        int length = u16(field + " length");
+        if (length > limits.maxStringBytes()) {
+            throw malformed("string " + field + " at offset " + offset + " is " + length
+                    + " bytes, more than the limit of " + limits.maxStringBytes());
+        }
+        need(length, field);
+        ByteBuffer utf8 = buf.nioBuffer(buf.readerIndex(), length);
+        buf.skipBytes(length);
+        try {
+            return StandardCharsets.UTF_8.newDecoder()
+                    .onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT)
+                    .decode(utf8)
+                    .toString();
+        } catch (CharacterCodingException e) {
+            throw malformed("string " + field + " at offset " + offset + " is not valid UTF-8");
+        }
+    }
+
+    Bytes bytes(String field) {
+        int offset = offset();
+        long length = u32(field + " length");
+        if (length > buf.readableBytes()) {
+            throw malformed("byte field " + field + " at offset " + offset + " claims " + length
+                    + " bytes but only " + buf.readableBytes() + " remain in the frame");
+        }
+        byte[] data = new byte[(int) length];
+        buf.readBytes(data);
+        return Bytes.wrap(data);
+    }
+
+    <T> List<T> list(String field, Function<PayloadReader, T> element) {
+        int offset = offset();
+        long count = u32(field + " count");
+        if (count > limits.maxListItems()) {
+            throw malformed("list " + field + " at offset " + offset + " has " + count
+                    + " elements, more than the limit of " + limits.maxListItems());
+        }
+        // Every element is at least one byte: a count beyond the remaining bytes is a lie, refuse it
+        // before sizing anything by it.
+        if (count > buf.readableBytes()) {
+            throw malformed("list " + field + " at offset " + offset + " claims " + count
+                    + " elements but only " + buf.readableBytes() + " bytes remain in the frame");
+        }
+        List<T> result = new ArrayList<>((int) count);
+        for (long i = 0; i < count; i++) {
+            result.add(element.apply(this));
+        }
+        return result;
+    }
+
+    <E> E enumValue(String field, int code, java.util.function.IntFunction<E> lookup) {
+        E value = lookup.apply(code);
+        if (value == null) {
+            throw malformed("unknown " + field + " 0x" + Integer.toHexString(code));
+        }
+        return value;
+    }
+
+    /** The payload must be consumed exactly: trailing bytes mean the sender and we disagree on the layout. */
+    void end() {
+        if (buf.isReadable()) {
+            throw malformed(buf.readableBytes() + " unexpected trailing bytes at offset " + offset());
+        }
+    }
+
+    ProtocolException malformed(String problem) {
+        return new ProtocolException(CmError.INVALID_PARAMETER, type + ": " + problem);
+    }
+
+    private int offset() {
+        return buf.readerIndex() - start;
+    }
+
+    private void need(int bytes, String field) {
+        if (buf.readableBytes() < bytes) {
+            throw malformed("payload truncated at offset " + offset() + " reading " + field
+                    + ": needs " + bytes + " bytes, " + buf.readableBytes() + " left");
+        }
+    }
+}
