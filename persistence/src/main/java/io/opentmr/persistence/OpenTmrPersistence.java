@@ -1,0 +1,96 @@
+package io.opentmr.persistence;
+
+import io.opentmr.persistence.log.SegmentedLog;
+import java.io.IOException;
+import java.util.Objects;
+import java.util.function.LongSupplier;
+import org.apache.pekko.actor.AbstractExtensionId;
+import org.apache.pekko.actor.ActorSystem;
+import org.apache.pekko.actor.ClassicActorSystemProvider;
+import org.apache.pekko.actor.ExtendedActorSystem;
+import org.apache.pekko.actor.Extension;
+import org.apache.pekko.actor.ExtensionIdProvider;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Owns the one open log of an actor system: the journal, the snapshot store's directory and the read journal all
+ * use it, and it is closed (and its directory lock released) when the actor system terminates.
+ *
+ * <p>The epoch stamped on each record comes from outside: the active lease of the twin cluster (DESIGN §6) sets it
+ * with {@link #setEpochSupplier}; until then it is 0.
+ */
+public final class OpenTmrPersistence implements Extension {
+
+    private static final Logger LOG = LoggerFactory.getLogger(OpenTmrPersistence.class);
+
+    /** The extension id. */
+    public static final Id ID = new Id();
+
+    private final ExtendedActorSystem system;
+    private final PersistenceSettings settings;
+    private volatile LongSupplier epoch = () -> 0L;
+    private SegmentedLog log;
+    private boolean terminated;
+
+    private OpenTmrPersistence(ExtendedActorSystem system) {
+        this.system = system;
+        this.settings = PersistenceSettings.fromConfig(system.settings().config());
+        system.registerOnTermination(this::closeLog);
+    }
+
+    public static OpenTmrPersistence get(ActorSystem system) {
+        return ID.get(system);
+    }
+
+    public static OpenTmrPersistence get(ClassicActorSystemProvider system) {
+        return ID.get(system);
+    }
+
+    public PersistenceSettings settings() {
+        return settings;
+    }
+
+    /** Sets where each group commit reads the writer's epoch from. */
+    public void setEpochSupplier(LongSupplier supplier) {
+        this.epoch = Objects.requireNonNull(supplier, "supplier");
+    }
+
+    /** The log, opened (and the directory locked) on first use. */
+    public synchronized SegmentedLog log() throws IOException {
+        if (terminated) {
+            throw new IOException("actor system " + system.name() + " terminated; journal closed");
+        }
+        if (log == null) {
+            log = SegmentedLog.open(settings.logOptions(() -> epoch.getAsLong()));
+            LOG.info("journal {} opened for actor system {}", settings.directory(), system.name());
+        }
+        return log;
+    }
+
+    private synchronized void closeLog() {
+        terminated = true;
+        if (log != null) {
+            try {
+                log.close();
+            } catch (IOException e) {
+                LOG.error("journal {} of actor system {}: close failed: {}", settings.directory(), system.name(),
+                        e.toString(), e);
+            }
+            log = null;
+        }
+    }
+
+    /** Extension id; Pekko creates one instance per actor system. */
+    public static final class Id extends AbstractExtensionId<OpenTmrPersistence> implements ExtensionIdProvider {
+        @Override
+        public OpenTmrPersistence createExtension(ExtendedActorSystem system) {
+            return new OpenTmrPersistence(system);
+        }
+
+        @Override
+        public Id lookup() {
+            return ID;
+        }
+    }
+}

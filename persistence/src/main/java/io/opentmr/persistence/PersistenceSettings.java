@@ -1,0 +1,59 @@
+package io.opentmr.persistence;
+
+import com.typesafe.config.Config;
+import io.opentmr.persistence.log.FsyncPolicy;
+import io.opentmr.persistence.log.LogOptions;
+import io.opentmr.persistence.log.Syncer;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.function.LongSupplier;
+
+/**
+ * The {@code opentmr.persistence} section of the configuration, read once when the actor system first uses the
+ * journal (see reference.conf for what each key means).
+ */
+public record PersistenceSettings(
+        Path directory,
+        long segmentSize,
+        FsyncPolicy fsync,
+        int maxBatchBytes,
+        int writeQueueCapacity,
+        boolean repair,
+        Path snapshotDirectory,
+        Duration queryRefreshInterval,
+        int queryBatchSize) {
+
+    public static final String PATH = "opentmr.persistence";
+
+    public PersistenceSettings {
+        if (queryRefreshInterval.isNegative() || queryRefreshInterval.isZero()) {
+            throw new IllegalArgumentException(PATH + ".query.refresh-interval must be positive");
+        }
+        if (queryBatchSize < 1) {
+            throw new IllegalArgumentException(PATH + ".query.batch-size must be positive");
+        }
+    }
+
+    /** Reads {@code opentmr.persistence} from the root configuration. */
+    public static PersistenceSettings fromConfig(Config root) {
+        Config c = root.getConfig(PATH);
+        Path dir = Path.of(c.getString("dir"));
+        String snapshots = c.getString("snapshot-dir");
+        return new PersistenceSettings(
+                dir,
+                c.getBytes("segment-size"),
+                FsyncPolicy.parse(c.getString("fsync")),
+                Math.toIntExact(c.getBytes("max-batch-bytes")),
+                c.getInt("write-queue-size"),
+                c.getBoolean("repair"),
+                snapshots.isEmpty() ? dir.resolve("snapshots") : Path.of(snapshots),
+                c.getDuration("query.refresh-interval"),
+                c.getInt("query.batch-size"));
+    }
+
+    /** Options for the log in {@link #directory()}, with the epoch read from {@code epoch} at each group commit. */
+    public LogOptions logOptions(LongSupplier epoch) {
+        return new LogOptions(directory, segmentSize, fsync, maxBatchBytes, writeQueueCapacity, repair, epoch,
+                Syncer.FORCE);
+    }
+}

@@ -1,0 +1,83 @@
+package io.opentmr.persistence.journal;
+
+import io.opentmr.persistence.OpenTmrPersistence;
+import io.opentmr.persistence.log.LogRecord;
+import io.opentmr.persistence.log.SegmentedLog;
+import java.io.IOException;
+import java.io.NotSerializableException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.function.Consumer;
+import org.apache.pekko.dispatch.Futures;
+import org.apache.pekko.persistence.AtomicWrite;
+import org.apache.pekko.persistence.PersistentRepr;
+import org.apache.pekko.persistence.journal.japi.AsyncWriteJournal;
+import org.apache.pekko.serialization.SerializationExtension;
+import scala.concurrent.ExecutionContextExecutor;
+import scala.concurrent.Future;
+import scala.jdk.javaapi.CollectionConverters;
+import scala.jdk.javaapi.FutureConverters;
+
+/**
+ * The Pekko journal plugin ({@code opentmr.persistence.journal}) on the segmented log of this actor system.
+ *
+ * <p>One call's atomic writes go to the log as one request, so they share a group commit with whatever else is
+ * queued; an atomic write whose event cannot be serialized is rejected alone and the others are written.
+ */
+public final class OpenTmrJournal extends AsyncWriteJournal {
+
+    private final SegmentedLog log;
+    private final EventCodec codec;
+    private final ExecutionContextExecutor dispatcher;
+
+    public OpenTmrJournal() throws IOException {
+        this.log = OpenTmrPersistence.get(context().system()).log();
+        this.codec = new EventCodec(SerializationExtension.get(context().system()));
+        this.dispatcher = context().dispatcher();
+    }
+
+    @Override
+    public Future<Iterable<Optional<Exception>>> doAsyncWriteMessages(Iterable<AtomicWrite> messages) {
+        List<Optional<Exception>> results = new ArrayList<>();
+        List<SegmentedLog.Group> groups = new ArrayList<>();
+        long now = System.currentTimeMillis();
+        for (AtomicWrite write : messages) {
+            try {
+                List<LogRecord> records = new ArrayList<>(write.size());
+                for (PersistentRepr repr : CollectionConverters.asJava(write.payload())) {
+                    records.add(codec.toRecord(repr, now));
+                }
+                groups.add(log.encode(records));
+                results.add(Optional.empty());
+            } catch (NotSerializableException | IllegalArgumentException e) {
+                results.add(Optional.of(e));
+            }
+        }
+        Iterable<Optional<Exception>> done = results;
+        if (groups.isEmpty()) {
+            return Futures.successful(done);
+        }
+        return FutureConverters.asScala(log.append(groups).thenApply(appended -> done));
+    }
+
+    @Override
+    public Future<Void> doAsyncDeleteMessagesTo(String persistenceId, long toSequenceNr) {
+        return FutureConverters.asScala(log.delete(persistenceId, toSequenceNr).thenApply(appended -> null));
+    }
+
+    @Override
+    public Future<Void> doAsyncReplayMessages(String persistenceId, long fromSequenceNr, long toSequenceNr,
+            long max, Consumer<PersistentRepr> replayCallback) {
+        return FutureConverters.asScala(CompletableFuture.runAsync(
+                () -> log.replay(persistenceId, fromSequenceNr, toSequenceNr, max,
+                        record -> replayCallback.accept(codec.toRepr(record))),
+                dispatcher));
+    }
+
+    @Override
+    public Future<Long> doAsyncReadHighestSequenceNr(String persistenceId, long fromSequenceNr) {
+        return Futures.successful(log.highestSequenceNr(persistenceId));
+    }
+}

@@ -1,0 +1,214 @@
+package io.opentmr.persistence.log;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+
+/**
+ * Reads the segments of a log directory in order and classifies every damaged spot. It never writes: recovery
+ * ({@link SegmentedLog#open}) and the journal tools share it, and the tools must be able to read a live journal.
+ *
+ * <p>Damage is a <em>torn tail</em> when it lies in the last segment and no valid record follows it: that is what a
+ * crash during a write leaves, and those bytes were never acknowledged (acknowledgement waits for the write, and in
+ * {@code batch}/{@code always} mode for the fsync). Anything else is damage in the middle. An atomic write whose last
+ * record is missing at the tail is torn as a whole, so replay never sees half of one.
+ */
+public final class LogScanner {
+
+    private static final Pattern SEGMENT_NAME = Pattern.compile("(\\d{20})\\.seg");
+
+    /** Receives every valid record, in log order; records of an atomic write only once the write is complete. */
+    public interface Visitor {
+        void record(Path segment, int offset, int length, LogRecord record);
+    }
+
+    /** A damaged spot. {@code tail} says it is a torn tail that recovery truncates without asking. */
+    public record Damage(Path file, long offset, String reason, boolean tail) {
+        @Override
+        public String toString() {
+            return (tail ? "torn tail" : "damage") + " in " + file + " at offset " + offset + ": " + reason;
+        }
+    }
+
+    /** One segment file as found: {@code validEnd} is the end of the last good record before any damage. */
+    public record SegmentInfo(Path path, long firstPosition, long size, long validEnd, long records) {
+    }
+
+    /** What a scan found. {@code nextPosition} is the position the next appended record gets. */
+    public record Result(List<SegmentInfo> segments, List<Damage> damages, long nextPosition) {
+        public boolean hasMiddleDamage() {
+            return damages.stream().anyMatch(d -> !d.tail());
+        }
+    }
+
+    private LogScanner() {
+    }
+
+    /** File name of the segment whose first record has {@code firstPosition}. */
+    static String segmentName(long firstPosition) {
+        return String.format("%020d.seg", firstPosition);
+    }
+
+    /** The segment files of {@code dir}, ordered by first position. */
+    public static List<Path> segmentFiles(Path dir) throws IOException {
+        try (Stream<Path> files = Files.list(dir)) {
+            return files.filter(p -> SEGMENT_NAME.matcher(p.getFileName().toString()).matches())
+                    .sorted()
+                    .toList();
+        }
+    }
+
+    static long firstPositionOf(Path segment) {
+        Matcher m = SEGMENT_NAME.matcher(segment.getFileName().toString());
+        if (!m.matches()) {
+            throw new IllegalArgumentException("not a segment file: " + segment);
+        }
+        return Long.parseLong(m.group(1));
+    }
+
+    /**
+     * Scans {@code dir}. With {@code stopAtDamage} the scan ends at the first damage (recovery: nothing after it may
+     * enter the index); otherwise it resynchronises on the next valid record and reports every problem (verify).
+     */
+    public static Result scan(Path dir, int maxRecordBytes, boolean stopAtDamage, Visitor visitor)
+            throws IOException {
+        List<Path> files = segmentFiles(dir);
+        List<SegmentInfo> infos = new ArrayList<>();
+        List<Damage> damages = new ArrayList<>();
+        long nextPosition = 0;
+        for (int i = 0; i < files.size(); i++) {
+            Path file = files.get(i);
+            boolean last = i == files.size() - 1;
+            long first = firstPositionOf(file);
+            byte[] bytes = readAll(file);
+            SegmentScan seg = new SegmentScan(file, bytes, first, last, maxRecordBytes, visitor, damages,
+                    stopAtDamage);
+            seg.run();
+            infos.add(new SegmentInfo(file, first, bytes.length, seg.validEnd, seg.records));
+            nextPosition = Math.max(nextPosition, seg.records > 0 ? seg.lastPosition + 1 : first);
+            if (stopAtDamage && !damages.isEmpty()) {
+                break;
+            }
+        }
+        return new Result(List.copyOf(infos), List.copyOf(damages), nextPosition);
+    }
+
+    private static byte[] readAll(Path file) throws IOException {
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+            long size = ch.size();
+            if (size > Integer.MAX_VALUE - 16) {
+                throw new IOException("segment " + file + " is larger than 2 GiB");
+            }
+            ByteBuffer buf = ByteBuffer.allocate((int) size);
+            while (buf.hasRemaining() && ch.read(buf, buf.position()) >= 0) {
+                // keep reading: a positional read may return fewer bytes than asked
+            }
+            if (buf.hasRemaining()) {
+                // The file shrank while we read it (a live journal truncating its tail): scan what we have.
+                return java.util.Arrays.copyOf(buf.array(), buf.position());
+            }
+            return buf.array();
+        }
+    }
+
+    /** Decoding state of one segment. */
+    private static final class SegmentScan {
+        private final Path file;
+        private final byte[] bytes;
+        private final long firstPosition;
+        private final boolean last;
+        private final int maxRecordBytes;
+        private final Visitor visitor;
+        private final List<Damage> damages;
+        private final boolean stopAtDamage;
+        private final List<Object[]> openGroup = new ArrayList<>();
+        private int groupStart = -1;
+        long validEnd;
+        long records;
+        long lastPosition = -1;
+
+        SegmentScan(Path file, byte[] bytes, long firstPosition, boolean last, int maxRecordBytes, Visitor visitor,
+                List<Damage> damages, boolean stopAtDamage) {
+            this.file = file;
+            this.bytes = bytes;
+            this.firstPosition = firstPosition;
+            this.last = last;
+            this.maxRecordBytes = maxRecordBytes;
+            this.visitor = visitor;
+            this.damages = damages;
+            this.stopAtDamage = stopAtDamage;
+        }
+
+        void run() {
+            int offset = 0;
+            long expected = firstPosition;
+            while (offset < bytes.length) {
+                RecordCodec.Decoded d = RecordCodec.decode(bytes, offset, bytes.length, maxRecordBytes);
+                String problem = d.problem();
+                if (d.ok() && d.record().position() != expected) {
+                    problem = "position " + d.record().position() + " where " + expected + " was expected";
+                }
+                if (problem != null) {
+                    int resume = nextValid(offset + 1);
+                    int damageAt = groupStart >= 0 ? groupStart : offset;
+                    boolean tail = last && resume < 0 && d.record() == null;
+                    dropOpenGroup();
+                    damages.add(new Damage(file, damageAt, problem, tail));
+                    if (stopAtDamage || resume < 0) {
+                        return;
+                    }
+                    offset = resume;
+                    expected = RecordCodec.decode(bytes, resume, bytes.length, maxRecordBytes).record().position();
+                    continue;
+                }
+                LogRecord r = d.record();
+                if (groupStart < 0) {
+                    groupStart = offset;
+                }
+                openGroup.add(new Object[] {offset, d.length(), r});
+                if (r.lastOfGroup()) {
+                    for (Object[] e : openGroup) {
+                        LogRecord rec = (LogRecord) e[2];
+                        visitor.record(file, (Integer) e[0], (Integer) e[1], rec);
+                        records++;
+                        lastPosition = rec.position();
+                    }
+                    openGroup.clear();
+                    groupStart = -1;
+                    validEnd = offset + d.length();
+                }
+                offset += d.length();
+                expected++;
+            }
+            if (groupStart >= 0) {
+                int at = groupStart;
+                dropOpenGroup();
+                damages.add(new Damage(file, at, "atomic write incomplete at end of segment", last));
+            }
+        }
+
+        private void dropOpenGroup() {
+            openGroup.clear();
+            groupStart = -1;
+        }
+
+        /** Offset of the next record after {@code from} that decodes with a good CRC, or -1. */
+        private int nextValid(int from) {
+            for (int at = from; at + RecordCodec.HEADER_SIZE <= bytes.length; at++) {
+                if (bytes[at] == 0x4F && bytes[at + 1] == 0x54 && bytes[at + 2] == 0x4D && bytes[at + 3] == 0x52
+                        && RecordCodec.decode(bytes, at, bytes.length, maxRecordBytes).ok()) {
+                    return at;
+                }
+            }
+            return -1;
+        }
+    }
+}

@@ -1,0 +1,762 @@
+package io.opentmr.persistence.log;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.ClosedChannelException;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.locks.ReadWriteLock;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.function.Consumer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A directory of append-only segment files with an in-memory index, written by one thread with group commit.
+ *
+ * <p>Writers hand encoded records to a bounded queue; the writer thread takes what is queued (up to
+ * {@code maxBatchBytes}), stamps positions and the epoch, writes it with one {@code write} and, unless the policy is
+ * {@code never}, one fsync, then publishes it to the index and completes the callers' futures. So nothing is
+ * acknowledged or visible to readers before it is durable. The design follows Ratis' SegmentedRaftLogWorker: one
+ * writer, a bounded queue, fsync per batch.
+ *
+ * <p>Readers (replay, queries, replication) read the index under a read lock and the files with positional reads,
+ * concurrently with the writer.
+ */
+public final class SegmentedLog implements AutoCloseable {
+
+    private static final Logger LOG = LoggerFactory.getLogger(SegmentedLog.class);
+    private static final WriteRequest CLOSE = new WriteRequest(List.of(), null);
+
+    private final LogOptions options;
+    private final Path dir;
+    private final DirectoryLock lock;
+    private final ReadWriteLock indexLock = new ReentrantReadWriteLock();
+    private final TreeMap<Long, Segment> segments = new TreeMap<>();
+    private final Map<String, PidIndex> pids = new HashMap<>();
+    private final List<String> pidOrder = new ArrayList<>();
+    private final Map<String, LongArray> tags = new HashMap<>();
+    private final BlockingQueue<WriteRequest> queue;
+    private final Thread writer;
+    /** Next position the writer assigns; only the writer thread moves it. */
+    private volatile long nextPosition;
+    /** Next position after the last record in the index: readers see everything below it. */
+    private volatile long published;
+    private volatile boolean closed;
+    private volatile IOException failure;
+    private Segment active;
+    private byte[] batchBuffer = new byte[64 * 1024];
+
+    /** Encoded records of one atomic write: all of them reach the log, or none does. */
+    public static final class Group {
+        private final List<Entry> entries;
+        private final int bytes;
+
+        private Group(List<Entry> entries) {
+            this.entries = entries;
+            // A tombstone is encoded by the writer; 64 bytes is a fair guess of its size for batching.
+            this.bytes = entries.stream().mapToInt(e -> e.bytes == null ? 64 : e.bytes.length).sum();
+        }
+    }
+
+    /**
+     * Where a request ended up. {@code endOffset} is the end of its last record in {@code lastSegment}: durable
+     * once that segment is synced at least that far. Positions are -1 for a request that wrote nothing.
+     */
+    public record Appended(long firstPosition, long lastPosition, Path lastSegment, long endOffset) {
+    }
+
+    private record Entry(RecordType type, String pid, long sequenceNr, List<String> tags, byte[] bytes) {
+    }
+
+    private static final class WriteRequest {
+        final List<Group> groups;
+        final CompletableFuture<Appended> done;
+        final int bytes;
+        Appended result;
+
+        WriteRequest(List<Group> groups, CompletableFuture<Appended> done) {
+            this.groups = groups;
+            this.done = done;
+            this.bytes = groups.stream().mapToInt(g -> g.bytes).sum();
+        }
+    }
+
+    private static final class Segment {
+        final Path path;
+        final long firstPosition;
+        final IntArray offsets = new IntArray();
+        FileChannel channel;
+        volatile long size;
+        int live;
+
+        Segment(Path path, long firstPosition) {
+            this.path = path;
+            this.firstPosition = firstPosition;
+        }
+    }
+
+    private static final class PidIndex {
+        final LongArray sequenceNrs = new LongArray();
+        final LongArray positions = new LongArray();
+        long highest;
+        long deletedTo;
+        long tombstonePosition = -1;
+    }
+
+    private SegmentedLog(LogOptions options, DirectoryLock lock) {
+        this.options = options;
+        this.dir = options.directory();
+        this.lock = lock;
+        this.queue = new ArrayBlockingQueue<>(options.writeQueueCapacity());
+        this.writer = new Thread(this::runWriter, "opentmr-journal-writer-" + dir.getFileName());
+        this.writer.setDaemon(true);
+    }
+
+    /**
+     * Opens (creating if needed) and locks the directory, truncates a torn tail, rebuilds the index. Refuses damage in
+     * the middle with {@link JournalCorruptedException} unless {@code repair} is set.
+     */
+    public static SegmentedLog open(LogOptions options) throws IOException {
+        Files.createDirectories(options.directory());
+        DirectoryLock lock = DirectoryLock.acquire(options.directory());
+        try {
+            SegmentedLog log = new SegmentedLog(options, lock);
+            log.recover();
+            log.writer.start();
+            return log;
+        } catch (IOException | RuntimeException e) {
+            lock.close();
+            throw e;
+        }
+    }
+
+    private void recover() throws IOException {
+        Map<Path, Segment> byPath = new HashMap<>();
+        for (Path file : LogScanner.segmentFiles(dir)) {
+            Segment s = new Segment(file, LogScanner.firstPositionOf(file));
+            byPath.put(file, s);
+            segments.put(s.firstPosition, s);
+        }
+        LogScanner.Result scan = LogScanner.scan(dir, options.maxRecordBytes(), true,
+                (file, offset, length, record) -> index(byPath.get(file), offset, record));
+        for (LogScanner.Damage damage : scan.damages()) {
+            if (!damage.tail() && !options.repair()) {
+                throw new JournalCorruptedException(damage.file(), damage.offset(), damage.reason());
+            }
+            truncateAt(damage, byPath);
+        }
+        for (LogScanner.SegmentInfo info : scan.segments()) {
+            byPath.get(info.path()).size = info.validEnd();
+        }
+        nextPosition = scan.nextPosition();
+        published = nextPosition;
+        // Segments the scan never reached were dropped by truncateAt; empty ones before the last are leftovers of
+        // a crash between creating a segment and writing to it, or of a repair.
+        List<Segment> ordered = new ArrayList<>(segments.values());
+        for (int i = 0; i < ordered.size() - 1; i++) {
+            Segment s = ordered.get(i);
+            if (s.offsets.size() == 0) {
+                LOG.info("journal {}: removing empty segment {}", dir, s.path.getFileName());
+                segments.remove(s.firstPosition);
+                Files.deleteIfExists(s.path);
+            }
+        }
+        if (segments.isEmpty()) {
+            active = createSegment(nextPosition);
+        } else {
+            for (Segment s : segments.values()) {
+                s.channel = FileChannel.open(s.path, StandardOpenOption.READ, StandardOpenOption.WRITE);
+            }
+            active = segments.lastEntry().getValue();
+        }
+        removeDeadSegments();
+        LOG.info("journal {}: opened, {} segments, {} persistence ids, next position {}, fsync {}", dir,
+                segments.size(), pids.size(), nextPosition, options.fsync());
+    }
+
+    private void truncateAt(LogScanner.Damage damage, Map<Path, Segment> byPath) throws IOException {
+        Segment damaged = byPath.get(damage.file());
+        try (FileChannel ch = FileChannel.open(damage.file(), StandardOpenOption.WRITE)) {
+            long before = ch.size();
+            ch.truncate(damage.offset());
+            ch.force(true);
+            if (damage.tail()) {
+                LOG.warn("journal {}: truncated torn tail of {} at offset {} ({} bytes dropped): {}", dir,
+                        damage.file().getFileName(), damage.offset(), before - damage.offset(), damage.reason());
+            } else {
+                LOG.warn("journal {}: REPAIR truncated {} at offset {} ({} bytes dropped): {}", dir,
+                        damage.file().getFileName(), damage.offset(), before - damage.offset(), damage.reason());
+            }
+        }
+        for (Segment later : new ArrayList<>(segments.tailMap(damaged.firstPosition, false).values())) {
+            LOG.warn("journal {}: REPAIR removed segment {} after the damage", dir, later.path.getFileName());
+            segments.remove(later.firstPosition);
+            Files.deleteIfExists(later.path);
+        }
+        syncDirectory();
+    }
+
+    // ---------------------------------------------------------------------------------------------- writing
+
+    /** Encodes the records of one atomic write; throws {@link IllegalArgumentException} if the format cannot hold one. */
+    public Group encode(List<LogRecord> records) {
+        if (records.isEmpty()) {
+            throw new IllegalArgumentException("an atomic write needs at least one record");
+        }
+        List<Entry> entries = new ArrayList<>(records.size());
+        for (int i = 0; i < records.size(); i++) {
+            LogRecord r = records.get(i);
+            if (r.type() != RecordType.EVENT) {
+                throw new IllegalArgumentException("only events are appended directly");
+            }
+            byte[] bytes = RecordCodec.encode(r, options.maxRecordBytes());
+            if (i < records.size() - 1) {
+                RecordCodec.markGroupContinues(bytes);
+            }
+            entries.add(new Entry(RecordType.EVENT, r.persistenceId(), r.sequenceNr(), r.tags(), bytes));
+        }
+        return new Group(entries);
+    }
+
+    /**
+     * Queues groups for the next group commit. The future completes when they are written and, unless fsync is
+     * {@code never}, durable. Blocks while the write queue is full.
+     */
+    public CompletableFuture<Appended> append(List<Group> groups) {
+        return enqueue(new WriteRequest(List.copyOf(groups), new CompletableFuture<>()));
+    }
+
+    /** Deletes every event of {@code persistenceId} up to {@code toSequenceNr} by appending a durable tombstone. */
+    public CompletableFuture<Appended> delete(String persistenceId, long toSequenceNr) {
+        Entry tombstone = new Entry(RecordType.TOMBSTONE, persistenceId, toSequenceNr, List.of(), null);
+        return enqueue(new WriteRequest(List.of(new Group(List.of(tombstone))), new CompletableFuture<>()));
+    }
+
+    private CompletableFuture<Appended> enqueue(WriteRequest request) {
+        IOException failed = failure;
+        if (failed != null) {
+            return CompletableFuture.failedFuture(new IOException("journal " + dir + " failed earlier", failed));
+        }
+        if (closed) {
+            return CompletableFuture.failedFuture(new IOException("journal " + dir + " is closed"));
+        }
+        try {
+            queue.put(request);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return CompletableFuture.failedFuture(e);
+        }
+        if (closed && !writer.isAlive() && queue.remove(request)) {
+            // Raced with close(): nobody will take it any more.
+            request.done.completeExceptionally(new IOException("journal " + dir + " is closed"));
+        }
+        return request.done;
+    }
+
+    private void runWriter() {
+        List<WriteRequest> batch = new ArrayList<>();
+        boolean closing = false;
+        while (!closing) {
+            try {
+                WriteRequest first = queue.take();
+                if (first == CLOSE) {
+                    break;
+                }
+                batch.add(first);
+                int bytes = first.bytes;
+                // always: one request per fsync, by definition of the policy.
+                while (options.fsync() != FsyncPolicy.ALWAYS && bytes < options.maxBatchBytes()) {
+                    WriteRequest next = queue.poll();
+                    if (next == null) {
+                        break;
+                    }
+                    if (next == CLOSE) {
+                        closing = true;
+                        break;
+                    }
+                    batch.add(next);
+                    bytes += next.bytes;
+                }
+                if (failure != null) {
+                    fail(batch, failure);
+                } else {
+                    writeBatch(batch);
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                closing = true;
+                fail(batch, new IOException("journal writer interrupted"));
+            } catch (IOException | RuntimeException e) {
+                IOException io = e instanceof IOException ioe ? ioe : new IOException(e);
+                // After a failed write or fsync the file state is unknown (and Linux may have dropped the dirty
+                // pages): refuse everything from now on; a restart recovers from what is on disk.
+                failure = io;
+                LOG.error("journal {}: write failed, journal stopped accepting writes: {}", dir, io.toString(), io);
+                fail(batch, io);
+            }
+            batch.clear();
+        }
+    }
+
+    private static void fail(List<WriteRequest> batch, Throwable cause) {
+        for (WriteRequest r : batch) {
+            r.done.completeExceptionally(cause);
+        }
+    }
+
+    /** A record written in this batch, waiting to enter the index once the batch is durable. */
+    private record Written(Segment segment, int offset, Entry entry, long position) {
+    }
+
+    private void writeBatch(List<WriteRequest> batch) throws IOException {
+        long epoch = options.epoch().getAsLong();
+        List<Written> written = new ArrayList<>();
+        Map<String, long[]> pending = new HashMap<>();
+        int buffered = 0;
+        for (WriteRequest request : batch) {
+            long firstPosition = -1;
+            long lastPosition = -1;
+            for (Group group : request.groups) {
+                List<Entry> entries = group.entries;
+                if (entries.get(0).type == RecordType.TOMBSTONE) {
+                    Entry t = tombstoneFor(entries.get(0), pending);
+                    if (t == null) {
+                        continue;
+                    }
+                    entries = List.of(t);
+                }
+                int groupBytes = entries.stream().mapToInt(e -> e.bytes.length).sum();
+                // A group never spans segments, so a crash cannot leave half of it in a closed segment.
+                if (active.size + buffered + groupBytes > options.segmentSize() && active.size + buffered > 0) {
+                    flush(buffered);
+                    buffered = 0;
+                    if (options.fsync() != FsyncPolicy.NEVER) {
+                        options.syncer().sync(active.path, active.channel, active.size);
+                    }
+                    roll();
+                }
+                for (Entry e : entries) {
+                    long position = nextPosition++;
+                    buffered = ensureBuffer(buffered, e.bytes.length);
+                    System.arraycopy(e.bytes, 0, batchBuffer, buffered, e.bytes.length);
+                    RecordCodec.stamp(batchBuffer, buffered, epoch, position);
+                    written.add(new Written(active, (int) (active.size + buffered), e, position));
+                    buffered += e.bytes.length;
+                    if (firstPosition < 0) {
+                        firstPosition = position;
+                    }
+                    lastPosition = position;
+                    long[] p = pending.computeIfAbsent(e.pid, k -> new long[2]);
+                    if (e.type == RecordType.EVENT) {
+                        p[0] = Math.max(p[0], e.sequenceNr);
+                    } else {
+                        p[1] = Math.max(p[1], e.sequenceNr);
+                    }
+                }
+            }
+            request.result = new Appended(firstPosition, lastPosition, active.path, active.size + buffered);
+        }
+        flush(buffered);
+        if (options.fsync() != FsyncPolicy.NEVER) {
+            options.syncer().sync(active.path, active.channel, active.size);
+        }
+        indexLock.writeLock().lock();
+        try {
+            for (Written w : written) {
+                index(w.segment, w.offset, w.entry.type, w.entry.pid, w.entry.sequenceNr, w.entry.tags, w.position);
+            }
+            removeDeadSegments();
+            published = nextPosition;
+        } finally {
+            indexLock.writeLock().unlock();
+        }
+        for (WriteRequest request : batch) {
+            request.done.complete(request.result);
+        }
+    }
+
+    /** The tombstone to write, with its sequence number capped at the highest written one; null if a no-op. */
+    private Entry tombstoneFor(Entry requested, Map<String, long[]> pending) {
+        long highest;
+        long deletedTo;
+        indexLock.readLock().lock();
+        try {
+            PidIndex p = pids.get(requested.pid);
+            highest = p == null ? 0 : p.highest;
+            deletedTo = p == null ? 0 : p.deletedTo;
+        } finally {
+            indexLock.readLock().unlock();
+        }
+        long[] inBatch = pending.get(requested.pid);
+        if (inBatch != null) {
+            highest = Math.max(highest, inBatch[0]);
+            deletedTo = Math.max(deletedTo, inBatch[1]);
+        }
+        // Capping keeps the highest sequence number recoverable from the tombstone alone, after every event of the
+        // id is gone with its segments (Pekko requires the highest sequence number to survive deletion).
+        long to = Math.min(requested.sequenceNr, highest);
+        if (to <= deletedTo) {
+            return null;
+        }
+        byte[] bytes = RecordCodec.encode(LogRecord.tombstone(requested.pid, to, System.currentTimeMillis()),
+                options.maxRecordBytes());
+        return new Entry(RecordType.TOMBSTONE, requested.pid, to, List.of(), bytes);
+    }
+
+    private int ensureBuffer(int used, int extra) {
+        if (used + extra > batchBuffer.length) {
+            batchBuffer = Arrays.copyOf(batchBuffer, Math.max(batchBuffer.length * 2, used + extra));
+        }
+        return used;
+    }
+
+    private void flush(int length) throws IOException {
+        ByteBuffer buf = ByteBuffer.wrap(batchBuffer, 0, length);
+        long at = active.size;
+        while (buf.hasRemaining()) {
+            at += active.channel.write(buf, at);
+        }
+        active.size = at;
+    }
+
+    private void roll() throws IOException {
+        Segment next = createSegment(nextPosition);
+        LOG.info("journal {}: segment {} closed at {} bytes, writing {}", dir, active.path.getFileName(),
+                active.size, next.path.getFileName());
+        // No dead-segment sweep here: the closed segment's records of this batch are not indexed yet.
+        active = next;
+    }
+
+    private Segment createSegment(long firstPosition) throws IOException {
+        Segment s = new Segment(dir.resolve(LogScanner.segmentName(firstPosition)), firstPosition);
+        s.channel = FileChannel.open(s.path, StandardOpenOption.CREATE, StandardOpenOption.READ,
+                StandardOpenOption.WRITE);
+        s.channel.truncate(0);
+        if (options.fsync() != FsyncPolicy.NEVER) {
+            // The new file's directory entry must be durable before records in it are acknowledged.
+            syncDirectory();
+        }
+        indexLock.writeLock().lock();
+        try {
+            segments.put(firstPosition, s);
+        } finally {
+            indexLock.writeLock().unlock();
+        }
+        return s;
+    }
+
+    private void syncDirectory() throws IOException {
+        try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
+            d.force(true);
+        } catch (IOException e) {
+            // Some file systems cannot open a directory for fsync; the file's own fsync is then all we can do.
+            LOG.debug("journal {}: directory fsync not supported: {}", dir, e.toString());
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------- index
+
+    private void index(Segment segment, int offset, LogRecord r) {
+        index(segment, offset, r.type(), r.persistenceId(), r.sequenceNr(), r.tags(), r.position());
+    }
+
+    /** Adds a durable record to the index. Caller holds the write lock (or is recovering, single-threaded). */
+    private void index(Segment segment, int offset, RecordType type, String pid, long seq, List<String> recordTags,
+            long position) {
+        segment.offsets.add(offset);
+        segment.live++;
+        PidIndex p = pids.get(pid);
+        if (p == null) {
+            p = new PidIndex();
+            pids.put(pid, p);
+            pidOrder.add(pid);
+        }
+        p.highest = Math.max(p.highest, seq);
+        if (type == RecordType.EVENT) {
+            p.sequenceNrs.add(seq);
+            p.positions.add(position);
+            for (String tag : recordTags) {
+                tags.computeIfAbsent(tag, k -> new LongArray()).add(position);
+            }
+        } else {
+            int deleted = p.sequenceNrs.lowerBound(seq + 1);
+            for (int i = 0; i < deleted; i++) {
+                segmentOf(p.positions.get(i)).live--;
+            }
+            p.sequenceNrs.dropFirst(deleted);
+            p.positions.dropFirst(deleted);
+            if (p.tombstonePosition >= 0) {
+                // The newer tombstone supersedes the older one.
+                segmentOf(p.tombstonePosition).live--;
+            }
+            p.tombstonePosition = position;
+            p.deletedTo = Math.max(p.deletedTo, seq);
+        }
+    }
+
+    private Segment segmentOf(long position) {
+        return segments.floorEntry(position).getValue();
+    }
+
+    /** Removes closed segments whose every record is deleted or superseded. Caller holds the write lock. */
+    private void removeDeadSegments() {
+        List<Segment> dead = new ArrayList<>();
+        for (Segment s : segments.values()) {
+            if (s != active && s.live == 0) {
+                dead.add(s);
+            }
+        }
+        for (Segment s : dead) {
+            segments.remove(s.firstPosition);
+            try {
+                if (s.channel != null) {
+                    s.channel.close();
+                }
+                Files.deleteIfExists(s.path);
+                LOG.info("journal {}: removed segment {}: every record in it is deleted", dir, s.path.getFileName());
+            } catch (IOException e) {
+                LOG.warn("journal {}: could not remove dead segment {}: {}", dir, s.path.getFileName(), e.toString());
+            }
+        }
+        for (LongArray positions : tags.values()) {
+            // Tag entries of removed segments are never read again; drop the prefix that lies before the log.
+            long lowest = segments.isEmpty() ? Long.MAX_VALUE : segments.firstKey();
+            int gone = positions.lowerBound(lowest);
+            if (gone > 0) {
+                positions.dropFirst(gone);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------- reading
+
+    /** Highest sequence number ever written for the id (kept after deletion), 0 if none. */
+    public long highestSequenceNr(String persistenceId) {
+        indexLock.readLock().lock();
+        try {
+            PidIndex p = pids.get(persistenceId);
+            return p == null ? 0 : p.highest;
+        } finally {
+            indexLock.readLock().unlock();
+        }
+    }
+
+    /** Sequence number up to which the id's events are deleted, 0 if none. */
+    public long deletedTo(String persistenceId) {
+        indexLock.readLock().lock();
+        try {
+            PidIndex p = pids.get(persistenceId);
+            return p == null ? 0 : p.deletedTo;
+        } finally {
+            indexLock.readLock().unlock();
+        }
+    }
+
+    /** Live (not deleted) events of the id with {@code from <= sequenceNr <= to}, at most {@code max}, in order. */
+    public void replay(String persistenceId, long from, long to, long max, Consumer<LogRecord> consumer) {
+        if (max <= 0 || from > to) {
+            return;
+        }
+        LongArray positions = new LongArray();
+        indexLock.readLock().lock();
+        try {
+            PidIndex p = pids.get(persistenceId);
+            if (p == null) {
+                return;
+            }
+            for (int i = p.sequenceNrs.lowerBound(from); i < p.sequenceNrs.size() && positions.size() < max; i++) {
+                if (p.sequenceNrs.get(i) > to) {
+                    break;
+                }
+                positions.add(p.positions.get(i));
+            }
+        } finally {
+            indexLock.readLock().unlock();
+        }
+        for (int i = 0; i < positions.size(); i++) {
+            LogRecord r = read(positions.get(i));
+            // null: deleted meanwhile and its segment removed; a replay may miss events deleted while it runs.
+            if (r != null) {
+                consumer.accept(r);
+            }
+        }
+    }
+
+    /** Live events carrying {@code tag} with a position above {@code afterPosition}, at most {@code max}. */
+    public List<LogRecord> eventsByTag(String tag, long afterPosition, int max) {
+        LongArray positions = new LongArray();
+        indexLock.readLock().lock();
+        try {
+            LongArray all = tags.get(tag);
+            if (all == null) {
+                return List.of();
+            }
+            for (int i = all.lowerBound(afterPosition + 1); i < all.size() && positions.size() < max; i++) {
+                positions.add(all.get(i));
+            }
+        } finally {
+            indexLock.readLock().unlock();
+        }
+        List<LogRecord> out = new ArrayList<>(positions.size());
+        for (int i = 0; i < positions.size(); i++) {
+            LogRecord r = read(positions.get(i));
+            if (r != null && r.sequenceNr() > deletedTo(r.persistenceId())) {
+                out.add(r);
+            }
+        }
+        return out;
+    }
+
+    /** Persistence ids in the order they were first written, starting at index {@code from}, at most {@code max}. */
+    public List<String> persistenceIds(int from, int max) {
+        indexLock.readLock().lock();
+        try {
+            int end = Math.min(pidOrder.size(), from + max);
+            return from >= end ? List.of() : List.copyOf(pidOrder.subList(from, end));
+        } finally {
+            indexLock.readLock().unlock();
+        }
+    }
+
+    /**
+     * Every record (events and tombstones, deleted or not, while their segment exists) with a position of at least
+     * {@code position}, at most {@code max}, in position order: what replication to the twin ships.
+     */
+    public List<LogRecord> readFrom(long position, int max) {
+        LongArray locations = new LongArray();
+        indexLock.readLock().lock();
+        try {
+            Long start = segments.floorKey(position);
+            for (Segment s : segments.tailMap(start == null ? position : start, true).values()) {
+                int first = (int) Math.max(0, position - s.firstPosition);
+                for (int i = first; i < s.offsets.size() && locations.size() < max; i++) {
+                    locations.add(s.firstPosition + i);
+                }
+            }
+        } finally {
+            indexLock.readLock().unlock();
+        }
+        List<LogRecord> out = new ArrayList<>(locations.size());
+        for (int i = 0; i < locations.size(); i++) {
+            LogRecord r = read(locations.get(i));
+            if (r != null) {
+                out.add(r);
+            }
+        }
+        return out;
+    }
+
+    /** Position the next record will get; every record below it that is still in the log is readable. */
+    public long nextPosition() {
+        return published;
+    }
+
+    /** The record at {@code position}, or null if it is no longer in the log. */
+    public LogRecord read(long position) {
+        Segment s;
+        int offset;
+        int length;
+        indexLock.readLock().lock();
+        try {
+            Map.Entry<Long, Segment> e = segments.floorEntry(position);
+            if (e == null) {
+                return null;
+            }
+            s = e.getValue();
+            int i = (int) (position - s.firstPosition);
+            if (i >= s.offsets.size()) {
+                return null;
+            }
+            offset = s.offsets.get(i);
+            length = i + 1 < s.offsets.size() ? s.offsets.get(i + 1) - offset : -1;
+        } finally {
+            indexLock.readLock().unlock();
+        }
+        try {
+            if (length < 0) {
+                ByteBuffer header = ByteBuffer.allocate(RecordCodec.HEADER_SIZE);
+                readFully(s.channel, header, offset);
+                length = RecordCodec.encodedLength(header.array(), 0);
+            }
+            ByteBuffer buf = ByteBuffer.allocate(length);
+            readFully(s.channel, buf, offset);
+            RecordCodec.Decoded d = RecordCodec.decode(buf.array(), 0, length, options.maxRecordBytes());
+            if (!d.ok()) {
+                throw new UncheckedIOException(new IOException("journal " + dir + ": record at position " + position
+                        + " in " + s.path.getFileName() + " offset " + offset + " unreadable: " + d.problem()));
+            }
+            return d.record();
+        } catch (ClosedChannelException e) {
+            return null;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private static void readFully(FileChannel ch, ByteBuffer buf, long at) throws IOException {
+        while (buf.hasRemaining()) {
+            int n = ch.read(buf, at + buf.position());
+            if (n < 0) {
+                throw new IOException("unexpected end of segment");
+            }
+        }
+    }
+
+    public Path directory() {
+        return dir;
+    }
+
+    /** Writes what is queued, fsyncs, closes the files and releases the directory lock. */
+    @Override
+    public void close() throws IOException {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        try {
+            queue.put(CLOSE);
+            writer.join();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        IOException first = null;
+        for (WriteRequest r; (r = queue.poll()) != null; ) {
+            if (r != CLOSE) {
+                r.done.completeExceptionally(new IOException("journal " + dir + " is closed"));
+            }
+        }
+        indexLock.writeLock().lock();
+        try {
+            for (Segment s : segments.values()) {
+                try {
+                    if (s == active && failure == null) {
+                        s.channel.force(false);
+                    }
+                    s.channel.close();
+                } catch (IOException e) {
+                    first = first == null ? e : first;
+                }
+            }
+        } finally {
+            indexLock.writeLock().unlock();
+        }
+        lock.close();
+        LOG.info("journal {}: closed at position {}", dir, nextPosition);
+        if (first != null) {
+            throw first;
+        }
+    }
+}
