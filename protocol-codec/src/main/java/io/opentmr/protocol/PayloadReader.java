@@ -20,12 +20,14 @@ final class PayloadReader {
     private final int start;
     private final CodecLimits limits;
     private final MessageType type;
+    private final int requestId;
 
-    PayloadReader(ByteBuf payload, CodecLimits limits, MessageType type) {
+    PayloadReader(ByteBuf payload, CodecLimits limits, MessageType type, int requestId) {
         this.buf = payload;
         this.start = payload.readerIndex();
         this.limits = limits;
         this.type = type;
+        this.requestId = requestId;
     }
 
     int u8(String field) {
@@ -136,7 +138,7 @@ final class PayloadReader {
     }
 
     ProtocolException malformed(String problem) {
-        return new ProtocolException(CmError.INVALID_PARAMETER, type + ": " + problem);
+        return new ProtocolException(CmError.INVALID_PARAMETER, type + ": " + problem, requestId);
     }
 
     private int offset() {

@@ -9,13 +9,20 @@ public final class ProtocolException extends RuntimeException {
     private static final long serialVersionUID = 1L;
 
     private final CmError error;
+    private final int requestId;
 
-    public ProtocolException(CmError error, String message) {
+    public ProtocolException(CmError error, String message, int requestId) {
         super(message, null, false, false);
         this.error = error;
+        this.requestId = requestId;
     }
 
     public CmError error() {
         return error;
+    }
+
+    /** The offending frame's request id, so the ERROR answers it; 0 when the header was unreadable. */
+    public int requestId() {
+        return requestId;
     }
 }
