@@ -89,6 +89,16 @@ public final class LogScanner {
             boolean last = i == files.size() - 1;
             long first = firstPositionOf(file);
             byte[] bytes = readAll(file);
+            if (bytes.length == 0 && !last) {
+                // Only the newest segment can legitimately be empty (a crash right after a roll): an empty one
+                // before it lost its records.
+                damages.add(new Damage(file, 0, "segment is empty but later segments exist", false));
+                infos.add(new SegmentInfo(file, first, 0, 0, 0));
+                if (stopAtDamage) {
+                    break;
+                }
+                continue;
+            }
             SegmentScan seg = new SegmentScan(file, bytes, first, last, maxRecordBytes, visitor, damages,
                     stopAtDamage);
             seg.run();

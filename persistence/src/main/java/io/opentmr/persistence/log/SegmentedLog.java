@@ -163,8 +163,8 @@ public final class SegmentedLog implements AutoCloseable {
         }
         nextPosition = scan.nextPosition();
         published = nextPosition;
-        // Segments the scan never reached were dropped by truncateAt; empty ones before the last are leftovers of
-        // a crash between creating a segment and writing to it, or of a repair.
+        // Segments the scan never reached were dropped by truncateAt; an empty one before the last can only be left
+        // by a repair that truncated a segment at offset 0.
         List<Segment> ordered = new ArrayList<>(segments.values());
         for (int i = 0; i < ordered.size() - 1; i++) {
             Segment s = ordered.get(i);

@@ -1,0 +1,63 @@
+package io.opentmr.persistence.log;
+
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Runs in a child JVM started by the crash and lock tests, which then kill it with SIGKILL.
+ * {@code hold DIR}: open the log, print READY, wait. {@code write DIR}: several threads append events to the log
+ * and print {@code ACK pid seq} for each acknowledged one. Either exits by itself after a minute, so a test that
+ * dies cannot leave it running.
+ */
+public final class ChildProcessMain {
+
+    private ChildProcessMain() {
+    }
+
+    public static void main(String[] args) throws Exception {
+        PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+        Path dir = Path.of(args[1]);
+        long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(1);
+        try (SegmentedLog log = SegmentedLog.open(LogOptions.defaults(dir))) {
+            if (args[0].equals("hold")) {
+                out.println("READY");
+                while (System.nanoTime() < deadline) {
+                    TimeUnit.MILLISECONDS.sleep(100);
+                }
+                return;
+            }
+            int writers = 4;
+            Thread[] threads = new Thread[writers];
+            for (int w = 0; w < writers; w++) {
+                String pid = "w" + w;
+                threads[w] = new Thread(() -> writeUntil(log, pid, deadline, out));
+                threads[w].start();
+            }
+            for (Thread t : threads) {
+                t.join();
+            }
+        }
+    }
+
+    /** Keeps up to 16 appends in flight per writer, so group commits have several requests to batch. */
+    private static void writeUntil(SegmentedLog log, String pid, long deadline, PrintStream out) {
+        Semaphore inFlight = new Semaphore(16);
+        long seq = 0;
+        while (System.nanoTime() < deadline) {
+            inFlight.acquireUninterruptibly();
+            long s = ++seq;
+            log.append(List.of(log.encode(List.of(Records.event(pid, s))))).whenComplete((a, e) -> {
+                if (e == null) {
+                    synchronized (out) {
+                        out.println("ACK " + pid + " " + s);
+                    }
+                }
+                inFlight.release();
+            });
+        }
+    }
+}

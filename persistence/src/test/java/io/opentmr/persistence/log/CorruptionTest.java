@@ -1,0 +1,183 @@
+package io.opentmr.persistence.log;
+
+import static io.opentmr.persistence.log.Records.event;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+@Timeout(value = 30, unit = TimeUnit.SECONDS)
+class CorruptionTest {
+
+    @TempDir
+    Path dir;
+
+    /** Offsets of the records in the only segment, in order. */
+    private List<Integer> offsets() throws IOException {
+        List<Integer> out = new ArrayList<>();
+        LogScanner.scan(dir, 1 << 20, false, (file, offset, length, record) -> out.add(offset));
+        return out;
+    }
+
+    private Path onlySegment() throws IOException {
+        List<Path> files = LogScanner.segmentFiles(dir);
+        assertEquals(1, files.size());
+        return files.get(0);
+    }
+
+    private void writeTen() throws IOException {
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
+            for (long s = 1; s <= 10; s++) {
+                log.append(List.of(log.encode(List.of(event("a", s))))).join();
+            }
+        }
+    }
+
+    private static void flipByte(Path file, long offset) throws IOException {
+        try (RandomAccessFile f = new RandomAccessFile(file.toFile(), "rw")) {
+            f.seek(offset);
+            int b = f.read();
+            f.seek(offset);
+            f.write(b ^ 0x5A);
+        }
+    }
+
+    private static List<Long> replay(SegmentedLog log) {
+        List<Long> out = new ArrayList<>();
+        log.replay("a", 1, Long.MAX_VALUE, Long.MAX_VALUE, r -> out.add(r.sequenceNr()));
+        return out;
+    }
+
+    @Test
+    void flippedByteInTheLastRecordIsATornTailAndIsTruncated() throws IOException {
+        writeTen();
+        Path seg = onlySegment();
+        int last = offsets().get(9);
+        flipByte(seg, last + 30);
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
+            assertEquals(List.of(1L, 2L, 3L, 4L, 5L, 6L, 7L, 8L, 9L), replay(log));
+            assertEquals(last, Files.size(seg));
+            log.append(List.of(log.encode(List.of(event("a", 10))))).join();
+        }
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
+            assertEquals(10, replay(log).size());
+        }
+    }
+
+    @Test
+    void flippedByteInTheMiddleRefusesStartNamingFileAndOffset() throws IOException {
+        writeTen();
+        Path seg = onlySegment();
+        int third = offsets().get(2);
+        long sizeBefore = Files.size(seg);
+        flipByte(seg, third + 20);
+        JournalCorruptedException e = assertThrows(JournalCorruptedException.class,
+                () -> SegmentedLog.open(Records.options(dir)));
+        assertEquals(seg, e.file());
+        assertEquals(third, e.offset());
+        assertTrue(e.getMessage().contains(seg.toString()), e.getMessage());
+        assertTrue(e.getMessage().contains("offset " + third), e.getMessage());
+        assertEquals(sizeBefore, Files.size(seg), "a refused open must not change the file");
+        // The lock is released after the refusal: the repair open can take it.
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir).withRepair(true))) {
+            assertEquals(List.of(1L, 2L), replay(log));
+            assertEquals(third, Files.size(seg));
+        }
+    }
+
+    @Test
+    void badLengthFieldInTheMiddleIsNotMistakenForATail() throws IOException {
+        writeTen();
+        int fifth = offsets().get(4);
+        flipByte(onlySegment(), fifth + 9);
+        assertThrows(JournalCorruptedException.class, () -> SegmentedLog.open(Records.options(dir)));
+    }
+
+    @Test
+    void fileCutInsideTheLastRecordIsRepairedOnOpen() throws IOException {
+        writeTen();
+        Path seg = onlySegment();
+        int last = offsets().get(9);
+        try (RandomAccessFile f = new RandomAccessFile(seg.toFile(), "rw")) {
+            f.setLength(last + 7);
+        }
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
+            assertEquals(9, replay(log).size());
+            assertEquals(9, log.nextPosition());
+        }
+    }
+
+    @Test
+    void anAtomicWriteCutAtTheTailDisappearsWhole() throws IOException {
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
+            log.append(List.of(log.encode(List.of(event("a", 1))))).join();
+            log.append(List.of(log.encode(List.of(event("a", 2), event("a", 3), event("a", 4))))).join();
+        }
+        Path seg = onlySegment();
+        long size = Files.size(seg);
+        try (RandomAccessFile f = new RandomAccessFile(seg.toFile(), "rw")) {
+            f.setLength(size - 3);
+        }
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
+            assertEquals(List.of(1L), replay(log));
+        }
+    }
+
+    @Test
+    void emptyNewestSegmentIsReused() throws IOException {
+        writeTen();
+        Files.createFile(dir.resolve(LogScanner.segmentName(10)));
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
+            log.append(List.of(log.encode(List.of(event("a", 11))))).join();
+            assertEquals(11, replay(log).size());
+        }
+        assertEquals(2, LogScanner.segmentFiles(dir).size());
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
+            assertEquals(11, replay(log).size());
+        }
+    }
+
+    @Test
+    void emptyDirectoryAndEmptyOnlySegmentOpen() throws IOException {
+        Files.createFile(dir.resolve(LogScanner.segmentName(0)));
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
+            assertEquals(0, log.nextPosition());
+            log.append(List.of(log.encode(List.of(event("a", 1))))).join();
+        }
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
+            assertEquals(List.of(1L), replay(log));
+        }
+    }
+
+    @Test
+    void emptySegmentBeforeTheLastIsDamage() throws IOException {
+        LogOptions small = Records.options(dir).withSegmentSize(4096);
+        try (SegmentedLog log = SegmentedLog.open(small)) {
+            for (long s = 1; s <= 300; s++) {
+                log.append(List.of(log.encode(List.of(event("a", s))))).join();
+            }
+        }
+        List<Path> files = LogScanner.segmentFiles(dir);
+        assertTrue(files.size() >= 3);
+        try (RandomAccessFile f = new RandomAccessFile(files.get(1).toFile(), "rw")) {
+            f.setLength(0);
+        }
+        JournalCorruptedException e = assertThrows(JournalCorruptedException.class,
+                () -> SegmentedLog.open(small));
+        assertEquals(files.get(1), e.file());
+        try (SegmentedLog log = SegmentedLog.open(small.withRepair(true))) {
+            List<Long> left = replay(log);
+            assertEquals(LogScanner.firstPositionOf(files.get(1)), left.size());
+        }
+    }
+}

@@ -1,0 +1,23 @@
+package io.opentmr.persistence.log;
+
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+
+/** Test records: payload is the UTF-8 text "pid:seq", so a test can check it came back. */
+final class Records {
+    private Records() {
+    }
+
+    static LogRecord event(String pid, long seq, String... tags) {
+        return LogRecord.event(pid, seq, 1_700_000_000_000L + seq, "writer-1", 4, "m", "",
+                List.of(tags), (pid + ":" + seq).getBytes(StandardCharsets.UTF_8));
+    }
+
+    static String text(LogRecord r) {
+        return new String(r.payload(), StandardCharsets.UTF_8);
+    }
+
+    static LogOptions options(java.nio.file.Path dir) {
+        return LogOptions.defaults(dir);
+    }
+}

@@ -1,0 +1,181 @@
+package io.opentmr.persistence.log;
+
+import static io.opentmr.persistence.log.Records.event;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
+class SegmentedLogTest {
+
+    @TempDir
+    Path dir;
+
+    private static void write(SegmentedLog log, String pid, long from, long to) {
+        List<SegmentedLog.Group> groups = new ArrayList<>();
+        for (long s = from; s <= to; s++) {
+            groups.add(log.encode(List.of(event(pid, s))));
+        }
+        log.append(groups).join();
+    }
+
+    private static List<Long> seqs(SegmentedLog log, String pid, long from, long to, long max) {
+        List<Long> out = new ArrayList<>();
+        log.replay(pid, from, to, max, r -> out.add(r.sequenceNr()));
+        return out;
+    }
+
+    @Test
+    void replayHonoursFromToAndMax() throws Exception {
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
+            write(log, "a", 1, 5);
+            assertEquals(List.of(1L, 2L, 3L, 4L, 5L), seqs(log, "a", 1, Long.MAX_VALUE, Long.MAX_VALUE));
+            assertEquals(List.of(2L, 3L, 4L), seqs(log, "a", 2, 4, Long.MAX_VALUE));
+            assertEquals(List.of(2L, 3L), seqs(log, "a", 2, 5, 2));
+            assertEquals(List.of(), seqs(log, "a", 3, 2, 10));
+            assertEquals(List.of(), seqs(log, "a", 1, 5, 0));
+            assertEquals(List.of(), seqs(log, "unknown", 1, 5, 10));
+            List<String> payloads = new ArrayList<>();
+            log.replay("a", 1, 5, 10, r -> payloads.add(Records.text(r)));
+            assertEquals(List.of("a:1", "a:2", "a:3", "a:4", "a:5"), payloads);
+        }
+    }
+
+    @Test
+    void highestSequenceNrSurvivesDeletionAndReopen() throws Exception {
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
+            write(log, "a", 1, 5);
+            assertEquals(5, log.highestSequenceNr("a"));
+            log.delete("a", 3).join();
+            assertEquals(List.of(4L, 5L), seqs(log, "a", 1, Long.MAX_VALUE, Long.MAX_VALUE));
+            log.delete("a", Long.MAX_VALUE).join();
+            assertEquals(List.of(), seqs(log, "a", 1, Long.MAX_VALUE, Long.MAX_VALUE));
+            assertEquals(5, log.highestSequenceNr("a"));
+            assertEquals(0, log.highestSequenceNr("b"));
+        }
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
+            assertEquals(5, log.highestSequenceNr("a"));
+            assertEquals(5, log.deletedTo("a"));
+            assertEquals(List.of(), seqs(log, "a", 1, Long.MAX_VALUE, Long.MAX_VALUE));
+            write(log, "a", 6, 6);
+            assertEquals(List.of(6L), seqs(log, "a", 1, Long.MAX_VALUE, Long.MAX_VALUE));
+        }
+    }
+
+    @Test
+    void segmentsRollAndFullyDeletedOnesAreRemoved() throws Exception {
+        LogOptions small = Records.options(dir).withSegmentSize(4096);
+        try (SegmentedLog log = SegmentedLog.open(small)) {
+            write(log, "old", 1, 200);
+            write(log, "keep", 1, 10);
+            int segmentsBefore = LogScanner.segmentFiles(dir).size();
+            assertTrue(segmentsBefore > 3, "expected several segments, got " + segmentsBefore);
+            log.delete("old", 200).join();
+            int segmentsAfter = LogScanner.segmentFiles(dir).size();
+            assertTrue(segmentsAfter < segmentsBefore, segmentsBefore + " -> " + segmentsAfter);
+            assertEquals(List.of(), seqs(log, "old", 1, Long.MAX_VALUE, Long.MAX_VALUE));
+            assertEquals(10, seqs(log, "keep", 1, Long.MAX_VALUE, Long.MAX_VALUE).size());
+        }
+        try (SegmentedLog log = SegmentedLog.open(small)) {
+            assertEquals(200, log.highestSequenceNr("old"));
+            assertEquals(10, seqs(log, "keep", 1, Long.MAX_VALUE, Long.MAX_VALUE).size());
+            write(log, "old", 201, 201);
+            assertEquals(List.of(201L), seqs(log, "old", 1, Long.MAX_VALUE, Long.MAX_VALUE));
+        }
+    }
+
+    @Test
+    void manyWritersConcurrentlyKeepPerIdOrderAndReopenIdentically() throws Exception {
+        int writers = 16;
+        int perWriter = 200;
+        List<List<Long>> before = new ArrayList<>();
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir).withSegmentSize(64 * 1024))) {
+            List<CompletableFuture<Void>> all = new ArrayList<>();
+            for (int w = 0; w < writers; w++) {
+                String pid = "p" + w;
+                all.add(CompletableFuture.runAsync(() -> {
+                    for (long s = 1; s <= perWriter; s++) {
+                        log.append(List.of(log.encode(List.of(event(pid, s, "tag-" + (s % 3)))))).join();
+                    }
+                }));
+            }
+            CompletableFuture.allOf(all.toArray(CompletableFuture[]::new)).get(45, TimeUnit.SECONDS);
+            for (int w = 0; w < writers; w++) {
+                List<Long> got = seqs(log, "p" + w, 1, Long.MAX_VALUE, Long.MAX_VALUE);
+                assertEquals(perWriter, got.size());
+                for (int i = 0; i < got.size(); i++) {
+                    assertEquals(i + 1, got.get(i));
+                }
+                before.add(got);
+            }
+            assertEquals(writers * perWriter, log.nextPosition());
+        }
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir).withSegmentSize(64 * 1024))) {
+            for (int w = 0; w < writers; w++) {
+                assertEquals(before.get(w), seqs(log, "p" + w, 1, Long.MAX_VALUE, Long.MAX_VALUE));
+            }
+            assertEquals(writers * perWriter, log.nextPosition());
+            assertEquals(writers, log.persistenceIds(0, 100).size());
+        }
+    }
+
+    @Test
+    void everyRecordCarriesPositionAndEpochAndCanBeReadFromAPosition() throws Exception {
+        AtomicLong epoch = new AtomicLong(7);
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir).withEpoch(epoch::get))) {
+            write(log, "a", 1, 3);
+            epoch.set(8);
+            write(log, "b", 1, 2);
+            log.delete("a", 1).join();
+            List<LogRecord> all = log.readFrom(0, 100);
+            assertEquals(6, all.size());
+            for (int i = 0; i < all.size(); i++) {
+                assertEquals(i, all.get(i).position());
+            }
+            assertEquals(7, all.get(0).epoch());
+            assertEquals(8, all.get(3).epoch());
+            assertEquals(RecordType.TOMBSTONE, all.get(5).type());
+            List<LogRecord> fromFour = log.readFrom(4, 100);
+            assertEquals(List.of(4L, 5L), fromFour.stream().map(LogRecord::position).toList());
+            assertEquals(2, log.readFrom(0, 2).size());
+        }
+    }
+
+    @Test
+    void anAtomicWriteIsOneGroupAndReplaysWhole() throws Exception {
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
+            log.append(List.of(log.encode(List.of(event("a", 1), event("a", 2), event("a", 3))))).join();
+            List<LogRecord> all = log.readFrom(0, 10);
+            assertFalse(all.get(0).lastOfGroup());
+            assertFalse(all.get(1).lastOfGroup());
+            assertTrue(all.get(2).lastOfGroup());
+        }
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
+            assertEquals(List.of(1L, 2L, 3L), seqs(log, "a", 1, 10, 10));
+        }
+    }
+
+    @Test
+    void tagsAreIndexed() throws Exception {
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
+            log.append(List.of(log.encode(List.of(event("a", 1, "x"))), log.encode(List.of(event("b", 1, "x", "y"))),
+                    log.encode(List.of(event("a", 2))))).join();
+            assertEquals(List.of("a", "b"), log.eventsByTag("x", -1, 10).stream().map(LogRecord::persistenceId)
+                    .toList());
+            assertEquals(1, log.eventsByTag("x", 0, 10).size());
+            assertEquals(1, log.eventsByTag("y", -1, 10).size());
+            assertTrue(Files.exists(dir.resolve("LOCK")));
+        }
+    }
+}
