@@ -1,0 +1,70 @@
+package io.opentmr.persistence.journal;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.opentmr.persistence.Counter;
+import io.opentmr.persistence.TestConfig;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
+import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.pattern.StatusReply;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/** A real EventSourcedBehavior through our journal and snapshot store, across an actor system restart. */
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
+class EventSourcedRoundTripTest {
+
+    private static final Duration WAIT = Duration.ofSeconds(10);
+
+    @TempDir
+    Path dir;
+
+    private static long add(ActorTestKit kit, ActorRef<Counter.Command> counter, long amount) {
+        TestProbe<StatusReply<Long>> probe = kit.createTestProbe();
+        counter.tell(new Counter.Add(amount, probe.getRef()));
+        return probe.receiveMessage(WAIT).getValue();
+    }
+
+    private static long get(ActorTestKit kit, ActorRef<Counter.Command> counter) {
+        TestProbe<Long> probe = kit.createTestProbe();
+        counter.tell(new Counter.Get(probe.getRef()));
+        return probe.receiveMessage(WAIT);
+    }
+
+    @Test
+    void stateIsRecoveredInANewActorSystemOnTheSameDirectory() throws Exception {
+        ActorTestKit first = ActorTestKit.create("round-trip-1", TestConfig.forDir(dir));
+        try {
+            ActorRef<Counter.Command> counter = first.spawn(Counter.create("counter-1"));
+            long total = 0;
+            for (long i = 1; i <= 12; i++) {
+                total = add(first, counter, i);
+            }
+            assertEquals(78, total);
+        } finally {
+            first.shutdownTestKit();
+        }
+        try (Stream<Path> snaps = Files.list(dir.resolve("snapshots"))) {
+            assertTrue(snaps.findAny().isPresent(), "snapshots were written every 5 events");
+        }
+
+        ActorTestKit second = ActorTestKit.create("round-trip-2", TestConfig.forDir(dir));
+        try {
+            ActorRef<Counter.Command> counter = second.spawn(Counter.create("counter-1"));
+            assertEquals(78, get(second, counter));
+            assertEquals(178, add(second, counter, 100));
+            ActorRef<Counter.Command> fresh = second.spawn(Counter.create("counter-2"));
+            assertEquals(0, get(second, fresh));
+        } finally {
+            second.shutdownTestKit();
+        }
+    }
+}
