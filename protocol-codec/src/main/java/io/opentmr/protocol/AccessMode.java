@@ -1,7 +1,7 @@
 package io.opentmr.protocol;
 
 /** How a handle uses the seats of a product item; the values are CodeMeter's access mode bits. */
-public enum AccessMode {
+public enum AccessMode implements WireCode {
     /** One seat per handle. */
     USERLIMIT(0x000),
     /** No seat is taken. */
@@ -17,17 +17,13 @@ public enum AccessMode {
         this.code = code;
     }
 
+    @Override
     public int code() {
         return code;
     }
 
     /** The mode for a wire value, or {@code null} if the value names no mode. */
     public static AccessMode fromCode(int code) {
-        for (AccessMode mode : values()) {
-            if (mode.code == code) {
-                return mode;
-            }
-        }
-        return null;
+        return WireCode.find(values(), code);
     }
 }

@@ -4,7 +4,7 @@ package io.opentmr.protocol;
  * Error numbers sent in ERROR frames. The numbers are CodeMeter's, so that its users recognise them;
  * {@code docs/protocol.md} says which ones we send and when.
  */
-public enum CmError {
+public enum CmError implements WireCode {
     UNIT_COUNTER_ZERO(31, "the unit counter is zero"),
     UNIT_COUNTER_TOO_SMALL(32, "the unit counter is smaller than the requested decrement"),
     NO_UNIT_COUNTER(33, "the product item has no unit counter"),
@@ -36,6 +36,7 @@ public enum CmError {
     }
 
     /** The CodeMeter error number. */
+    @Override
     public int code() {
         return code;
     }
@@ -47,11 +48,6 @@ public enum CmError {
 
     /** The constant for a number, or {@code null} for a number this protocol does not define. */
     public static CmError fromCode(int code) {
-        for (CmError error : values()) {
-            if (error.code == code) {
-                return error;
-            }
-        }
-        return null;
+        return WireCode.find(values(), code);
     }
 }

@@ -1,7 +1,7 @@
 package io.opentmr.protocol;
 
 /** Whether a CRYPT request encrypts or decrypts its data. */
-public enum CryptDirection {
+public enum CryptDirection implements WireCode {
     ENCRYPT(1),
     DECRYPT(2);
 
@@ -11,16 +11,12 @@ public enum CryptDirection {
         this.code = code;
     }
 
+    @Override
     public int code() {
         return code;
     }
 
     public static CryptDirection fromCode(int code) {
-        for (CryptDirection direction : values()) {
-            if (direction.code == code) {
-                return direction;
-            }
-        }
-        return null;
+        return WireCode.find(values(), code);
     }
 }

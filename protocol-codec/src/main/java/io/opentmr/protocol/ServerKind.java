@@ -1,7 +1,7 @@
 package io.opentmr.protocol;
 
 /** What answered a HELLO: a plain backend, the active TMR node or the standby. */
-public enum ServerKind {
+public enum ServerKind implements WireCode {
     BACKEND(1),
     TMR_ACTIVE(2),
     TMR_STANDBY(3);
@@ -12,16 +12,12 @@ public enum ServerKind {
         this.code = code;
     }
 
+    @Override
     public int code() {
         return code;
     }
 
     public static ServerKind fromCode(int code) {
-        for (ServerKind kind : values()) {
-            if (kind.code == code) {
-                return kind;
-            }
-        }
-        return null;
+        return WireCode.find(values(), code);
     }
 }

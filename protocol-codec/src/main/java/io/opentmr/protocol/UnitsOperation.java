@@ -1,7 +1,7 @@
 package io.opentmr.protocol;
 
 /** What a PEER_UNITS request does to a TMR copy's unit counter. */
-public enum UnitsOperation {
+public enum UnitsOperation implements WireCode {
     /** Report the counter, change nothing. */
     READ(0),
     /** Subtract the value; refused if the counter would go below zero. */
@@ -15,16 +15,12 @@ public enum UnitsOperation {
         this.code = code;
     }
 
+    @Override
     public int code() {
         return code;
     }
 
     public static UnitsOperation fromCode(int code) {
-        for (UnitsOperation operation : values()) {
-            if (operation.code == code) {
-                return operation;
-            }
-        }
-        return null;
+        return WireCode.find(values(), code);
     }
 }
