@@ -1,0 +1,767 @@
+package io.opentmr.client;
+
+import io.netty.bootstrap.Bootstrap;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoop;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.SimpleChannelInboundHandler;
+import io.netty.channel.nio.NioEventLoopGroup;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.channel.socket.nio.NioSocketChannel;
+import io.netty.handler.codec.EncoderException;
+import io.netty.util.concurrent.DefaultThreadFactory;
+import io.netty.util.concurrent.ScheduledFuture;
+import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.Frame;
+import io.opentmr.protocol.FrameDecoder;
+import io.opentmr.protocol.FrameEncoder;
+import io.opentmr.protocol.Message;
+import io.opentmr.protocol.ServerKind;
+import java.net.InetSocketAddress;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Function;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The asynchronous core under {@link TmrClient}: one TCP connection at a time, the requests in flight
+ * keyed by request id, the open handles, keep-alive, and the reconnect loop.
+ *
+ * <p>All mutable state is confined to the single event-loop thread; caller threads only create a
+ * {@link Pending} (taking an in-flight permit) and hand it over with {@code loop.execute}. That keeps
+ * reconnect, RESUME and retry free of locks: a reply, a timeout and a connection loss for the same
+ * request can never race.
+ *
+ * <p>Connection life: TCP connect, HELLO (a standby's NOT_ACTIVE sends us to the active node), RESUME
+ * of every open handle, then the session is ready: queued requests go out and keep-alives start.
+ * Requests wait in {@link #pending} until their reply, their timeout, or a connection loss; a loss
+ * re-queues the ones that are safe to repeat (they go out again with the same request id) and fails
+ * the others with 100.
+ */
+final class ClientConnection {
+
+    /** Operators look for connection events under the SDK's public class name. */
+    private static final Logger LOG = LoggerFactory.getLogger(TmrClient.class);
+
+    /** NOT_ACTIVE hops followed per round of addresses, so two confused standbys cannot ping-pong us forever. */
+    private static final int MAX_REDIRECTS_PER_ROUND = 3;
+
+    /** How many timed-out ACCESS request ids are remembered, to release a handle whose grant arrives late. */
+    private static final int MAX_ABANDONED_ACCESSES = 1024;
+
+    /** Extra wait of a caller thread beyond the I/O thread's own timer, which normally fires first. */
+    private static final long CALLER_SLACK_NANOS = TimeUnit.SECONDS.toNanos(1);
+
+    private final TmrClientOptions options;
+    private final Message.Hello hello;
+    private final EventLoopGroup group;
+    private final EventLoop loop;
+    private final Bootstrap bootstrap;
+    private final Semaphore permits;
+    private final AtomicInteger nextRequestId = new AtomicInteger(ThreadLocalRandom.current().nextInt());
+    private final AtomicBoolean closing = new AtomicBoolean();
+    private final CompletableFuture<Void> firstSession = new CompletableFuture<>();
+
+    // ------------------------------------------------ confined to the event loop
+    private final Map<Integer, Pending<?>> pending = new LinkedHashMap<>();
+    private final Map<Long, LicenseHandle> handles = new HashMap<>();
+    private final Set<Integer> abandonedAccesses = new LinkedHashSet<>();
+    private Channel channel;
+    private boolean ready;
+    private boolean closed;
+    private int nextAddress;
+    private int failuresInRound;
+    private int redirectsInRound;
+    private int failedRounds;
+    private long backoffMillis;
+    private InetSocketAddress redirect;
+    private InetSocketAddress lastConnected;
+    private CmException lastConnectError;
+    private ScheduledFuture<?> keepAliveTask;
+
+    // ------------------------------------------------ read by any thread
+    private volatile ServerKind serverKind;
+    private volatile long sessionId;
+    private volatile String serverName;
+    private volatile InetSocketAddress connectedAddress;
+
+    ClientConnection(TmrClientOptions options) {
+        this.options = options;
+        this.hello = new Message.Hello(options.clientName(), options.host(), options.user(), options.pid());
+        this.permits = new Semaphore(options.maxInFlight());
+        this.backoffMillis = options.reconnectBackoffMin().toMillis();
+        this.group = new NioEventLoopGroup(1, new DefaultThreadFactory("opentmr-client", true));
+        this.loop = group.next();
+        this.bootstrap = new Bootstrap()
+                .group(group)
+                .channel(NioSocketChannel.class)
+                .option(ChannelOption.TCP_NODELAY, true)
+                .option(ChannelOption.SO_KEEPALIVE, true)
+                .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) Math.min(Integer.MAX_VALUE,
+                        options.connectTimeout().toMillis()))
+                .handler(new ChannelInitializer<SocketChannel>() {
+                    @Override
+                    protected void initChannel(SocketChannel ch) {
+                        ch.pipeline().addLast(FrameEncoder.INSTANCE, new FrameDecoder(options.codecLimits()),
+                                new ReplyHandler());
+                    }
+                });
+    }
+
+    // ================================================================ API for TmrClient and LicenseHandle
+
+    /**
+     * Starts the reconnect loop and waits until the first session is ready.
+     *
+     * @throws CmException 101 when no address answered within {@code connectTimeout}, or the error a
+     *                     server answered HELLO with (e.g. 231)
+     */
+    void start() {
+        Duration timeout = options.connectTimeout();
+        try {
+            loop.execute(this::startReconnect);
+        } catch (RejectedExecutionException e) {
+            throw new CmException(CmError.NETWORK_FAULT.code(), "the client's I/O thread is not running", e);
+        }
+        loop.schedule(() -> {
+            if (!firstSession.isDone()) {
+                firstSession.completeExceptionally(notConnected(timeout));
+            }
+        }, timeout.toNanos(), TimeUnit.NANOSECONDS);
+        await(firstSession, timeout, "the first connection");
+    }
+
+    /**
+     * Sends a request and returns its reply, converted by {@code onReply} on the I/O thread.
+     *
+     * @param retryable whether the request may be sent again, with the same request id, after the
+     *                  connection broke while it was outstanding
+     * @param handle    the handle the request acts on, or {@code null}; its requests fail with 106 once
+     *                  it cannot be resumed
+     */
+    <T> CompletableFuture<T> request(Message request, boolean retryable, LicenseHandle handle,
+                                     Function<Message, T> onReply) {
+        if (closing.get()) {
+            return CompletableFuture.failedFuture(new CmException(CmError.NETWORK_FAULT, "the client is closed"));
+        }
+        if (!permits.tryAcquire()) {
+            return CompletableFuture.failedFuture(new CmException(CmError.REQUEST_OVERLOAD,
+                    "the client already has " + options.maxInFlight() + " requests in flight (maxInFlight)"));
+        }
+        Pending<T> p = new Pending<>(nextRequestId.getAndIncrement(), request, retryable, true, handle, onReply,
+                options.requestTimeout());
+        submit(p);
+        return p.future;
+    }
+
+    /** {@link #request} and wait for the reply in the caller's thread, at most the request timeout. */
+    <T> T call(Message request, boolean retryable, LicenseHandle handle, Function<Message, T> onReply) {
+        return await(request(request, retryable, handle, onReply), options.requestTimeout(), request.type().name());
+    }
+
+    ServerKind serverKind() {
+        return serverKind;
+    }
+
+    long sessionId() {
+        return sessionId;
+    }
+
+    String serverName() {
+        return serverName;
+    }
+
+    InetSocketAddress connectedAddress() {
+        return connectedAddress;
+    }
+
+    /** Called on the I/O thread by an ACCESS reply, before the caller sees the handle. */
+    void register(LicenseHandle handle) {
+        handles.put(handle.handleId(), handle);
+    }
+
+    /** Forgets a handle once its RELEASE is answered (or given up): it is no longer resumed. */
+    void forget(LicenseHandle handle) {
+        execute(() -> handles.remove(handle.handleId(), handle));
+    }
+
+    /** Open handles, as the I/O thread sees them. */
+    int openHandles() {
+        return onLoop(handles::size);
+    }
+
+    /**
+     * Releases the open handles if a session is up (bounded by the request timeout), then fails every
+     * outstanding request with 100 and stops the I/O thread. Idempotent.
+     */
+    void close() {
+        if (!closing.compareAndSet(false, true)) {
+            return;
+        }
+        try {
+            List<CompletableFuture<Message>> releases = onLoop(this::releaseAllOnClose);
+            CompletableFuture.allOf(releases.toArray(new CompletableFuture<?>[0]))
+                    .get(options.requestTimeout().toNanos() + CALLER_SLACK_NANOS, TimeUnit.NANOSECONDS);
+        } catch (ExecutionException | TimeoutException | RuntimeException e) {
+            LOG.debug("Releasing handles while closing the client did not complete: {}", e.toString());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        try {
+            onLoop(() -> {
+                shutDown();
+                return null;
+            });
+        } catch (RuntimeException e) {
+            LOG.debug("Client I/O thread already stopped: {}", e.toString());
+        }
+        group.shutdownGracefully(0, 200, TimeUnit.MILLISECONDS).awaitUninterruptibly(5, TimeUnit.SECONDS);
+    }
+
+    // ================================================================ requests (I/O thread)
+
+    private void submit(Pending<?> p) {
+        try {
+            loop.execute(() -> enqueue(p));
+        } catch (RejectedExecutionException e) {
+            p.release(permits);
+            p.future.completeExceptionally(new CmException(CmError.NETWORK_FAULT, "the client is closed"));
+        }
+    }
+
+    private void enqueue(Pending<?> p) {
+        if (closed) {
+            fail(p, new CmException(CmError.NETWORK_FAULT, "the client is closed"));
+            return;
+        }
+        if (p.handle != null && p.handle.invalidReason() != null) {
+            fail(p, p.handle.invalidReason());
+            return;
+        }
+        pending.put(p.requestId, p);
+        p.timer = loop.schedule(() -> timedOut(p), p.timeout.toNanos(), TimeUnit.NANOSECONDS);
+        if (ready) {
+            send(p, channel);
+        }
+    }
+
+    /** An internal request (HELLO, RESUME, KEEPALIVE) on one particular connection: no permit, never retried. */
+    private Pending<Message> sendInternal(Message request, Channel ch, Duration timeout) {
+        Pending<Message> p = new Pending<>(nextRequestId.getAndIncrement(), request, false, false, null,
+                Function.identity(), timeout);
+        pending.put(p.requestId, p);
+        p.timer = loop.schedule(() -> timedOut(p), timeout.toNanos(), TimeUnit.NANOSECONDS);
+        send(p, ch);
+        return p;
+    }
+
+    private void send(Pending<?> p, Channel ch) {
+        p.sentOn = ch;
+        ch.writeAndFlush(new Frame(p.requestId, p.request)).addListener((ChannelFuture f) -> {
+            if (f.isSuccess()) {
+                return;
+            }
+            if (f.cause() instanceof EncoderException) {
+                // The request itself cannot be sent (larger than any frame); the connection is fine.
+                fail(p, new CmException(CmError.INVALID_PARAMETER.code(), f.cause().getMessage(), f.cause()));
+            } else {
+                LOG.debug("Write to {} failed: {}", ch.remoteAddress(), f.cause().toString());
+                ch.close();
+            }
+        });
+    }
+
+    private void onFrame(Channel ch, Frame frame) {
+        Pending<?> p = pending.get(frame.requestId());
+        if (p == null || p.sentOn != ch) {
+            onUnexpectedFrame(ch, frame);
+            return;
+        }
+        complete(p, frame.message());
+    }
+
+    private <T> void complete(Pending<T> p, Message reply) {
+        remove(p);
+        T value;
+        try {
+            value = p.onReply.apply(reply);
+        } catch (CmException e) {
+            p.future.completeExceptionally(e);
+            return;
+        } catch (RuntimeException e) {
+            p.future.completeExceptionally(new CmException(CmError.INVALID_PARAMETER.code(),
+                    "could not use the answer to " + p.request.type() + ": " + e, e));
+            return;
+        }
+        p.future.complete(value);
+    }
+
+    private void fail(Pending<?> p, CmException error) {
+        remove(p);
+        p.future.completeExceptionally(error);
+    }
+
+    private void remove(Pending<?> p) {
+        pending.remove(p.requestId, p);
+        if (p.timer != null) {
+            p.timer.cancel(false);
+        }
+        p.release(permits);
+    }
+
+    private void timedOut(Pending<?> p) {
+        if (pending.get(p.requestId) != p) {
+            return;
+        }
+        if (p.request instanceof Message.Access && p.sentOn != null) {
+            abandonedAccesses.add(p.requestId);
+            if (abandonedAccesses.size() > MAX_ABANDONED_ACCESSES) {
+                abandonedAccesses.remove(abandonedAccesses.iterator().next());
+            }
+        }
+        if (p.sentOn != null && p.sentOn.isActive()) {
+            fail(p, new CmException(CmError.NETWORK_FAULT, "no answer to " + p.request.type() + " (request id "
+                    + Integer.toUnsignedString(p.requestId) + ") from " + p.sentOn.remoteAddress() + " within "
+                    + p.timeout.toMillis() + " ms"));
+        } else {
+            fail(p, notConnected(p.timeout));
+        }
+    }
+
+    /** The failure of a request that found no session: the last refusal of HELLO, else 101. */
+    private CmException notConnected(Duration timeout) {
+        if (lastConnectError != null) {
+            return new CmException(lastConnectError.code(), lastConnectError.text(), lastConnectError);
+        }
+        return new CmException(CmError.SERVER_NOT_FOUND, "no license server answered at " + options.addresses()
+                + " within " + timeout.toMillis() + " ms");
+    }
+
+    /**
+     * A reply nobody waits for: its request timed out. A handle granted to a timed-out ACCESS would hold
+     * a seat until the server reclaims it, so it is released at once.
+     */
+    private void onUnexpectedFrame(Channel ch, Frame frame) {
+        if (frame.message() instanceof Message.AccessOk ok && abandonedAccesses.remove(frame.requestId())
+                && ch == channel && ready) {
+            LOG.info("Releasing handle {} granted by {} after its ACCESS (request id {}) had timed out",
+                    Long.toUnsignedString(ok.handleId()), ch.remoteAddress(),
+                    Integer.toUnsignedString(frame.requestId()));
+            sendInternal(new Message.Release(ok.handleId()), ch, options.requestTimeout());
+            return;
+        }
+        if (frame.message() instanceof Message.Error error) {
+            LOG.debug("ERROR {} from {} for request id {} that is not outstanding: {}", error.code(),
+                    ch.remoteAddress(), Integer.toUnsignedString(frame.requestId()), error.text());
+        } else {
+            LOG.debug("Ignoring {} from {} for request id {} that is not outstanding", frame.message().type(),
+                    ch.remoteAddress(), Integer.toUnsignedString(frame.requestId()));
+        }
+    }
+
+    private void channelInactive(Channel ch) {
+        for (Pending<?> p : new ArrayList<>(pending.values())) {
+            if (p.sentOn != ch) {
+                continue;
+            }
+            if (p.retryable && !closed) {
+                p.sentOn = null;
+            } else {
+                fail(p, new CmException(CmError.NETWORK_FAULT, "connection to " + ch.remoteAddress()
+                        + " lost before the answer to " + p.request.type() + " (request id "
+                        + Integer.toUnsignedString(p.requestId) + ")"
+                        + (p.counted ? "; not repeated because " + p.request.type() + " is not idempotent" : "")));
+            }
+        }
+        if (ch != channel) {
+            return;
+        }
+        channel = null;
+        boolean wasReady = ready;
+        ready = false;
+        connectedAddress = null;
+        cancelKeepAlive();
+        if (wasReady && !closed) {
+            LOG.warn("Connection to {} lost (session {}, {} handle(s) open); reconnecting via {}",
+                    lastConnected, Long.toUnsignedString(sessionId), handles.size(), options.addresses());
+            startReconnect();
+        }
+    }
+
+    // ================================================================ connecting (I/O thread)
+
+    private void startReconnect() {
+        failuresInRound = 0;
+        redirectsInRound = 0;
+        // First back to where we were: a restarted server or a moved virtual IP answers there again.
+        if (lastConnected != null && !options.addresses().contains(lastConnected)) {
+            redirect = lastConnected;
+        }
+        attemptNext();
+    }
+
+    private void attemptNext() {
+        if (closed) {
+            return;
+        }
+        InetSocketAddress target;
+        boolean redirected;
+        if (redirect != null) {
+            target = redirect;
+            redirect = null;
+            redirected = true;
+        } else {
+            target = options.addresses().get(nextAddress % options.addresses().size());
+            redirected = false;
+        }
+        bootstrap.connect(target).addListener((ChannelFuture connected) -> {
+            if (closed) {
+                connected.channel().close();
+                return;
+            }
+            if (!connected.isSuccess()) {
+                attemptFailed(target, redirected, connected.cause().toString());
+                return;
+            }
+            Channel ch = connected.channel();
+            channel = ch;
+            sendInternal(hello, ch, options.connectTimeout()).future.whenCompleteAsync(
+                    (reply, error) -> onHelloAnswer(ch, target, redirected, reply, error), loop);
+        });
+    }
+
+    private void onHelloAnswer(Channel ch, InetSocketAddress target, boolean redirected, Message reply,
+                               Throwable error) {
+        if (closed) {
+            ch.close();
+            return;
+        }
+        if (error != null) {
+            abandon(ch);
+            attemptFailed(target, redirected, error.getMessage());
+        } else if (reply instanceof Message.HelloOk ok) {
+            resumeHandles(ch, target, redirected, ok);
+        } else if (reply instanceof Message.NotActive notActive) {
+            abandon(ch);
+            followNotActive(target, redirected, notActive.activeAddress());
+        } else if (reply instanceof Message.Error refusal) {
+            abandon(ch);
+            lastConnectError = new CmException(refusal.code(), refusal.text());
+            LOG.warn("{} refused HELLO with error {}: {}", target, refusal.code(), refusal.text());
+            attemptFailed(target, redirected, "HELLO refused with " + refusal.code());
+        } else {
+            abandon(ch);
+            attemptFailed(target, redirected, "unexpected answer to HELLO: " + reply.type());
+        }
+    }
+
+    private void followNotActive(InetSocketAddress standby, boolean redirected, String activeAddress) {
+        if (activeAddress.isEmpty() || redirectsInRound >= MAX_REDIRECTS_PER_ROUND) {
+            attemptFailed(standby, redirected, "standby, active node "
+                    + (activeAddress.isEmpty() ? "unknown" : activeAddress + " (too many redirects)"));
+            return;
+        }
+        InetSocketAddress active;
+        try {
+            active = TmrClientOptions.parseAddress(activeAddress);
+        } catch (IllegalArgumentException e) {
+            attemptFailed(standby, redirected, "NOT_ACTIVE named an unusable address: " + e.getMessage());
+            return;
+        }
+        redirectsInRound++;
+        if (!redirected) {
+            // The standby answered; the next round starts after it, not at it again.
+            nextAddress++;
+        }
+        LOG.info("{} is a standby; following NOT_ACTIVE to the active node {}", standby, active);
+        redirect = active;
+        attemptNext();
+    }
+
+    private void abandon(Channel ch) {
+        if (channel == ch) {
+            channel = null;
+        }
+        ch.close();
+    }
+
+    private void attemptFailed(InetSocketAddress target, boolean redirected, String reason) {
+        LOG.debug("Connection attempt to {} failed: {}", target, reason);
+        if (closed) {
+            return;
+        }
+        if (!redirected) {
+            nextAddress++;
+            failuresInRound++;
+        }
+        if (failuresInRound < options.addresses().size()) {
+            attemptNext();
+            return;
+        }
+        failuresInRound = 0;
+        redirectsInRound = 0;
+        long pause = backoffMillis;
+        backoffMillis = Math.min(backoffMillis * 2, options.reconnectBackoffMax().toMillis());
+        if (failedRounds++ == 0) {
+            LOG.warn("No license server answered at {} (last: {}: {}); retrying every {}..{} ms", options.addresses(),
+                    target, reason, pause, options.reconnectBackoffMax().toMillis());
+        }
+        loop.schedule(this::attemptNext, pause, TimeUnit.MILLISECONDS);
+    }
+
+    private void resumeHandles(Channel ch, InetSocketAddress target, boolean redirected, Message.HelloOk ok) {
+        List<LicenseHandle> toResume = new ArrayList<>(handles.values());
+        List<CompletableFuture<Message>> answers = new ArrayList<>(toResume.size());
+        for (LicenseHandle handle : toResume) {
+            answers.add(sendInternal(new Message.Resume(handle.handleId(), handle.resumeToken()), ch,
+                    options.requestTimeout()).future);
+        }
+        CompletableFuture.allOf(answers.toArray(new CompletableFuture<?>[0])).whenCompleteAsync((done, error) -> {
+            if (closed) {
+                ch.close();
+                return;
+            }
+            if (error != null || channel != ch) {
+                abandon(ch);
+                attemptFailed(target, redirected, "RESUME did not complete: " + (error == null ? "connection lost"
+                        : error.getMessage()));
+                return;
+            }
+            int lost = 0;
+            for (int i = 0; i < toResume.size(); i++) {
+                Message answer = answers.get(i).join();
+                if (!(answer instanceof Message.AccessOk)) {
+                    invalidate(toResume.get(i), target, answer);
+                    lost++;
+                }
+            }
+            sessionReady(ch, target, ok, toResume.size() - lost, lost);
+        }, loop);
+    }
+
+    private void invalidate(LicenseHandle handle, InetSocketAddress target, Message answer) {
+        String why = answer instanceof Message.Error refusal
+                ? "RESUME refused with " + refusal.code() + ": " + refusal.text()
+                : "unexpected answer to RESUME: " + answer.type();
+        LOG.warn("Handle {} ({}/{}) lost on {}: {}", Long.toUnsignedString(handle.handleId()), handle.firmCode(),
+                handle.productCode(), target, why);
+        CmException invalid = new CmException(CmError.INVALID_HANDLE, "handle "
+                + Long.toUnsignedString(handle.handleId()) + " could not be resumed after a reconnect: " + why);
+        handle.invalidate(invalid);
+        handles.remove(handle.handleId(), handle);
+        for (Pending<?> p : new ArrayList<>(pending.values())) {
+            if (p.handle == handle) {
+                fail(p, invalid);
+            }
+        }
+    }
+
+    private void sessionReady(Channel ch, InetSocketAddress target, Message.HelloOk ok, int resumed, int lost) {
+        boolean reconnect = lastConnected != null;
+        ready = true;
+        lastConnected = target;
+        lastConnectError = null;
+        backoffMillis = options.reconnectBackoffMin().toMillis();
+        failuresInRound = 0;
+        redirectsInRound = 0;
+        failedRounds = 0;
+        serverKind = ok.serverKind();
+        sessionId = ok.sessionId();
+        serverName = ok.serverName();
+        connectedAddress = target;
+        LOG.info("{} {} ({} {}, session {}); {} handle(s) resumed, {} lost, {} request(s) to send",
+                reconnect ? "Reconnected to" : "Connected to", target, ok.serverKind(), ok.serverName(),
+                Long.toUnsignedString(ok.sessionId()), resumed, lost, countUnsent());
+        for (Pending<?> p : new ArrayList<>(pending.values())) {
+            if (p.sentOn == null && ch.isActive() && channel == ch) {
+                send(p, ch);
+            }
+        }
+        if (ok.keepAliveMillis() > 0) {
+            keepAliveTask = loop.scheduleAtFixedRate(() -> keepAlive(ch), ok.keepAliveMillis(),
+                    ok.keepAliveMillis(), TimeUnit.MILLISECONDS);
+        }
+        firstSession.complete(null);
+    }
+
+    private int countUnsent() {
+        int unsent = 0;
+        for (Pending<?> p : pending.values()) {
+            if (p.sentOn == null) {
+                unsent++;
+            }
+        }
+        return unsent;
+    }
+
+    private void keepAlive(Channel ch) {
+        if (channel != ch || !ready) {
+            return;
+        }
+        sendInternal(new Message.KeepAlive(), ch, options.requestTimeout()).future.whenCompleteAsync((reply, error) -> {
+            if (error != null && channel == ch && ch.isActive()) {
+                LOG.warn("No answer to KEEPALIVE from {} within {} ms; closing the connection to reconnect",
+                        ch.remoteAddress(), options.requestTimeout().toMillis());
+                ch.close();
+            }
+        }, loop);
+    }
+
+    private void cancelKeepAlive() {
+        if (keepAliveTask != null) {
+            keepAliveTask.cancel(false);
+            keepAliveTask = null;
+        }
+    }
+
+    // ================================================================ closing (I/O thread)
+
+    private List<CompletableFuture<Message>> releaseAllOnClose() {
+        List<CompletableFuture<Message>> releases = new ArrayList<>();
+        if (!ready) {
+            return releases;
+        }
+        for (LicenseHandle handle : new ArrayList<>(handles.values())) {
+            if (handle.markClosed()) {
+                Pending<Message> p = sendInternal(new Message.Release(handle.handleId()), channel,
+                        options.requestTimeout());
+                releases.add(p.future.whenComplete((reply, error) -> handles.remove(handle.handleId(), handle)));
+            }
+        }
+        return releases;
+    }
+
+    private void shutDown() {
+        closed = true;
+        ready = false;
+        cancelKeepAlive();
+        CmException closedError = new CmException(CmError.NETWORK_FAULT, "the client is closed");
+        for (Pending<?> p : new ArrayList<>(pending.values())) {
+            fail(p, closedError);
+        }
+        for (LicenseHandle handle : handles.values()) {
+            handle.markClosed();
+        }
+        handles.clear();
+        if (channel != null) {
+            channel.close();
+            channel = null;
+        }
+        connectedAddress = null;
+        firstSession.completeExceptionally(closedError);
+    }
+
+    // ================================================================ threads
+
+    private void execute(Runnable task) {
+        try {
+            loop.execute(task);
+        } catch (RejectedExecutionException e) {
+            LOG.debug("Client I/O thread stopped; dropped a task: {}", e.toString());
+        }
+    }
+
+    private <T> T onLoop(Callable<T> task) {
+        try {
+            return loop.submit(task).get(options.requestTimeout().toNanos() + CALLER_SLACK_NANOS, TimeUnit.NANOSECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new CmException(CmError.NETWORK_FAULT.code(), "interrupted", e);
+        } catch (ExecutionException | TimeoutException | RejectedExecutionException e) {
+            throw new CmException(CmError.NETWORK_FAULT.code(), "the client's I/O thread did not answer: " + e, e);
+        }
+    }
+
+    /** Waits for a future in the caller's thread; the I/O thread's timer normally ends it first. */
+    static <T> T await(CompletableFuture<T> future, Duration timeout, String what) {
+        try {
+            return future.get(timeout.toNanos() + CALLER_SLACK_NANOS, TimeUnit.NANOSECONDS);
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof CmException cm) {
+                throw cm.inCallerThread();
+            }
+            throw new CmException(CmError.NETWORK_FAULT.code(), what + " failed: " + e.getCause(), e.getCause());
+        } catch (TimeoutException e) {
+            throw new CmException(CmError.NETWORK_FAULT.code(), "no answer to " + what + " within "
+                    + timeout.toMillis() + " ms", e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new CmException(CmError.NETWORK_FAULT.code(), "interrupted while waiting for " + what, e);
+        }
+    }
+
+    /** A request from its submission to its reply, timeout or failure. Fields are touched only on the I/O thread. */
+    private static final class Pending<T> {
+        final int requestId;
+        final Message request;
+        final boolean retryable;
+        final boolean counted;
+        final LicenseHandle handle;
+        final Function<Message, T> onReply;
+        final Duration timeout;
+        final CompletableFuture<T> future = new CompletableFuture<>();
+        ScheduledFuture<?> timer;
+        /** The connection it was last written to; {@code null} while it waits for a session. */
+        Channel sentOn;
+        private boolean released;
+
+        Pending(int requestId, Message request, boolean retryable, boolean counted, LicenseHandle handle,
+                Function<Message, T> onReply, Duration timeout) {
+            this.requestId = requestId;
+            this.request = request;
+            this.retryable = retryable;
+            this.counted = counted;
+            this.handle = handle;
+            this.onReply = onReply;
+            this.timeout = timeout;
+        }
+
+        void release(Semaphore permits) {
+            if (counted && !released) {
+                released = true;
+                permits.release();
+            }
+        }
+    }
+
+    /** Hands every frame and connection loss to the I/O-thread logic above. */
+    private final class ReplyHandler extends SimpleChannelInboundHandler<Frame> {
+
+        @Override
+        protected void channelRead0(ChannelHandlerContext ctx, Frame frame) {
+            onFrame(ctx.channel(), frame);
+        }
+
+        @Override
+        public void channelInactive(ChannelHandlerContext ctx) {
+            ClientConnection.this.channelInactive(ctx.channel());
+        }
+
+        @Override
+        public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+            LOG.debug("Closing connection to {} after an error: {}", ctx.channel().remoteAddress(), cause.toString());
+            ctx.close();
+        }
+    }
+}

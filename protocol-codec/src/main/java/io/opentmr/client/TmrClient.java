@@ -1,0 +1,177 @@
+package io.opentmr.client;
+
+import io.opentmr.protocol.AccessMode;
+import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.ContainerInfo;
+import io.opentmr.protocol.Message;
+import io.opentmr.protocol.ServerKind;
+import java.net.InetSocketAddress;
+import java.util.List;
+
+/**
+ * A client of an OpenTMR license server: a backend, or the twin TMR nodes (give both node addresses,
+ * or their virtual IP).
+ *
+ * <pre>{@code
+ * try (TmrClient client = TmrClient.connect("tmr.example.com:22350");
+ *      LicenseHandle license = client.access(6000010, 42)) {
+ *     byte[] key = license.crypt(CryptDirection.ENCRYPT, 0x1234, challenge);
+ * }
+ * }</pre>
+ *
+ * <p><b>Threads.</b> One client is meant to be shared by all threads of a program: every method is
+ * thread-safe, and requests from many threads travel over one connection, matched to their replies by
+ * request id. The client runs one daemon I/O thread.
+ *
+ * <p><b>Time bounds.</b> Every call returns or throws within {@link TmrClientOptions#requestTimeout()}
+ * (plus a second of slack for a stalled I/O thread); {@link #connect} within
+ * {@link TmrClientOptions#connectTimeout()}.
+ *
+ * <p><b>Requests in flight.</b> At most {@link TmrClientOptions#maxInFlight()} requests are outstanding
+ * at once; the next one fails at once with {@link CmError#REQUEST_OVERLOAD} (309), the number a server
+ * gives for the same reason, instead of blocking. Failing fast keeps a caller's latency bounded by the
+ * request timeout alone and shows an overloaded client instead of hiding it in a queue; a caller that
+ * prefers to wait retries with its own backoff.
+ *
+ * <p><b>Connection loss.</b> The client sends KEEPALIVE at the interval the server's HELLO_OK asks for;
+ * an unanswered keep-alive counts as a lost connection. On a lost connection it tries its addresses
+ * round-robin (a failed round waits {@code reconnectBackoffMin}, doubling up to {@code reconnectBackoffMax}),
+ * follows a standby's NOT_ACTIVE to the active node, sends HELLO, and RESUMEs every open handle with its
+ * token. Then it repeats the requests whose answer was lost, with their original request id: ACCESS,
+ * RELEASE, GET_INFO, LIST_CONTAINERS, CRYPT and DECREMENT_UNITS (which also carries an operation id that
+ * stays the same). BORROW and RETURN are not repeated; they fail with {@link CmError#NETWORK_FAULT}
+ * (100). Requests made while no connection is up wait for one; if none comes within the request
+ * timeout they fail with {@link CmError#SERVER_NOT_FOUND} (101), or with the error a server refused
+ * HELLO with.
+ */
+public final class TmrClient implements AutoCloseable {
+
+    private final ClientConnection connection;
+
+    private TmrClient(ClientConnection connection) {
+        this.connection = connection;
+    }
+
+    /**
+     * Connects to the first of {@code addresses} that answers, with default options.
+     *
+     * @param addresses {@code HOST:PORT}, {@code [IPv6]:PORT} or {@code HOST} (port 22350)
+     * @throws CmException 101 when no address answered within the connect timeout; the server's error
+     *                     when it refused HELLO (231 for a denied host)
+     */
+    public static TmrClient connect(String... addresses) {
+        return connect(TmrClientOptions.builder().addresses(addresses).build());
+    }
+
+    /**
+     * Connects to the first of {@code addresses} that answers, with default options.
+     *
+     * @throws CmException 101 when no address answered within the connect timeout; the server's error
+     *                     when it refused HELLO
+     */
+    public static TmrClient connect(InetSocketAddress... addresses) {
+        return connect(TmrClientOptions.builder().addresses(addresses).build());
+    }
+
+    /**
+     * Connects with {@code options} and returns once a session is up.
+     *
+     * @throws CmException 101 when no address answered within {@link TmrClientOptions#connectTimeout()};
+     *                     the server's error when it refused HELLO
+     */
+    public static TmrClient connect(TmrClientOptions options) {
+        ClientConnection connection = new ClientConnection(options);
+        try {
+            connection.start();
+        } catch (RuntimeException e) {
+            connection.close();
+            throw e;
+        }
+        return new TmrClient(connection);
+    }
+
+    /**
+     * Opens a handle on a product item in USERLIMIT mode (one seat) with no feature bits.
+     *
+     * @throws CmException 200 (no such firm/product), 212 (no free seat), 213 (exclusive conflict),
+     *                     35/37/71/72 (time limits), 130 (TMR quorum lost), 231, 309, 100/101
+     */
+    public LicenseHandle access(long firmCode, long productCode) {
+        return access(firmCode, productCode, 0, AccessMode.USERLIMIT);
+    }
+
+    /**
+     * Opens a handle on a product item whose feature map holds all of {@code featureBits}. Repeated
+     * with the same request id if the connection breaks before the answer, so the server grants it once.
+     *
+     * @throws CmException 200 (no such item, or a feature bit missing), 212, 213, 35/37/71/72, 130, 231,
+     *                     309, 100/101
+     */
+    public LicenseHandle access(long firmCode, long productCode, long featureBits, AccessMode accessMode) {
+        Message.Access request = new Message.Access(firmCode, productCode, featureBits, accessMode);
+        return connection.call(request, true, null, reply -> {
+            Message.AccessOk granted = LicenseHandle.expect(request, reply, Message.AccessOk.class);
+            LicenseHandle handle = new LicenseHandle(connection, granted, request);
+            connection.register(handle);
+            return handle;
+        });
+    }
+
+    /**
+     * The containers the server shows: through a TMR node, the virtual container (mask 131) with the
+     * TMR licenses that have at least two available copies.
+     *
+     * @throws CmException 309, 100/101
+     */
+    public List<ContainerInfo> listContainers() {
+        Message.ListContainers request = new Message.ListContainers();
+        return connection.call(request, true, null,
+                reply -> LicenseHandle.expect(request, reply, Message.ContainerList.class).containers());
+    }
+
+    /**
+     * Returns a borrowed seat early. Not repeated after a connection loss (100).
+     *
+     * @param ticketId {@link io.opentmr.protocol.BorrowTicket#ticketId()}
+     * @throws CmException the server's refusal, 309, 100/101
+     */
+    public void returnBorrow(long ticketId) {
+        Message.Return request = new Message.Return(ticketId);
+        connection.call(request, false, null, reply -> LicenseHandle.expect(request, reply, Message.Ok.class));
+    }
+
+    /** What the current (or last) server said it is in HELLO_OK: BACKEND or TMR_ACTIVE. */
+    public ServerKind serverKind() {
+        return connection.serverKind();
+    }
+
+    /** The session id from the current (or last) HELLO_OK; it changes with every reconnect. */
+    public long sessionId() {
+        return connection.sessionId();
+    }
+
+    /** The server name from the current (or last) HELLO_OK. */
+    public String serverName() {
+        return connection.serverName();
+    }
+
+    /** The address of the server of the current session, or {@code null} while reconnecting. */
+    public InetSocketAddress connectedAddress() {
+        return connection.connectedAddress();
+    }
+
+    /** Handles opened and not yet released (nor lost in a refused RESUME). */
+    public int openHandles() {
+        return connection.openHandles();
+    }
+
+    /**
+     * Releases every open handle if a session is up (within the request timeout), fails every
+     * outstanding request with 100, closes the connection and stops the I/O thread. Idempotent; every
+     * later call throws 100.
+     */
+    @Override
+    public void close() {
+        connection.close();
+    }
+}
