@@ -16,9 +16,11 @@ import java.util.stream.Stream;
  * Reads the segments of a log directory in order and classifies every damaged spot. It never writes: recovery
  * ({@link SegmentedLog#open}) and the journal tools share it, and the tools must be able to read a live journal.
  *
- * <p>Damage is a <em>torn tail</em> when it lies in the last segment and no valid record follows it: that is what a
+ * <p>Damage is a <em>torn tail</em> when it lies in the last segment and no later write follows it: that is what a
  * crash during a write leaves, and those bytes were never acknowledged (acknowledgement waits for the write, and in
- * {@code batch}/{@code always} mode for the fsync). Anything else is damage in the middle. An atomic write whose last
+ * {@code batch}/{@code always} mode for its fsync, which precedes the next write). Anything else is damage in the
+ * middle. With fsync {@code never} several writes may be torn at once and be reported as damage in the middle;
+ * the {@code repair} option then truncates. An atomic write whose last
  * record is missing at the tail is torn as a whole, so replay never sees half of one.
  */
 public final class LogScanner {
@@ -169,7 +171,7 @@ public final class LogScanner {
                 if (problem != null) {
                     int resume = nextValid(offset + 1);
                     int damageAt = groupStart >= 0 ? groupStart : offset;
-                    boolean tail = last && resume < 0 && d.record() == null;
+                    boolean tail = last && d.record() == null && !laterWriteFollows(resume);
                     dropOpenGroup();
                     damages.add(new Damage(file, damageAt, problem, tail));
                     if (stopAtDamage || resume < 0) {
@@ -210,7 +212,23 @@ public final class LogScanner {
             groupStart = -1;
         }
 
-        /** Offset of the next record after {@code from} that decodes with a good CRC, or -1. */
+        /**
+         * Whether a valid record from {@code from} on starts a write of its own. Only the last write can be torn
+         * (each write is fsynced before the next begins), but its pages may reach the disk out of order, leaving
+         * valid records of the same write after the damage. A record that starts a later write proves the damage
+         * lies in a write that was complete, hence acknowledged: damage in the middle.
+         */
+        private boolean laterWriteFollows(int from) {
+            for (int at = from; at >= 0; ) {
+                if (RecordCodec.isWriteStart(bytes, at)) {
+                    return true;
+                }
+                at = nextValid(at + RecordCodec.decode(bytes, at, bytes.length, maxRecordBytes).length());
+            }
+            return false;
+        }
+
+        /** Offset of the first record at or after {@code from} that decodes with a good CRC, or -1. */
         private int nextValid(int from) {
             for (int at = from; at + RecordCodec.HEADER_SIZE <= bytes.length; at++) {
                 if (bytes[at] == 0x4F && bytes[at + 1] == 0x54 && bytes[at + 2] == 0x4D && bytes[at + 3] == 0x52

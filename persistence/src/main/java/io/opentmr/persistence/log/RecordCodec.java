@@ -13,7 +13,8 @@ import java.util.zip.CRC32C;
  *  0 magic      u32  0x4F544D52 ("OTMR")
  *  4 version    u8   1
  *  5 type       u8   1 event, 2 tombstone
- *  6 flags      u8   bit 0: more records of the same atomic write follow
+ *  6 flags      u8   bit 0: more records of the same atomic write follow;
+ *                    bit 1: first record of a write (one group commit, or its part in one segment)
  *  7 reserved   u8   0
  *  8 length     u32  body length in bytes
  * 12 crc32c     u32  over bytes 4..11 and the body
@@ -28,6 +29,7 @@ public final class RecordCodec {
     public static final byte VERSION = 1;
     public static final int HEADER_SIZE = 16;
     static final int FLAG_GROUP_CONTINUES = 1;
+    static final int FLAG_WRITE_START = 2;
     /** Offsets inside the body of the fields the writer fills in at write time. */
     static final int BODY_EPOCH = 0;
     static final int BODY_POSITION = 8;
@@ -83,6 +85,17 @@ public final class RecordCodec {
     /** Marks an encoded record as not the last of its atomic write. The CRC is computed later by {@link #stamp}. */
     static void markGroupContinues(byte[] encoded) {
         encoded[6] = (byte) (encoded[6] | FLAG_GROUP_CONTINUES);
+    }
+
+    /** Marks the encoded record at {@code offset} as the first of a write and recomputes its CRC. */
+    static void markWriteStart(byte[] buf, int offset) {
+        buf[offset + 6] = (byte) (buf[offset + 6] | FLAG_WRITE_START);
+        sealCrc(buf, offset);
+    }
+
+    /** Whether the (valid) record at {@code offset} is the first of a write. */
+    static boolean isWriteStart(byte[] buf, int offset) {
+        return (buf[offset + 6] & FLAG_WRITE_START) != 0;
     }
 
     /** Writes epoch and position into an encoded record at {@code offset} of {@code buf} and recomputes its CRC. */

@@ -424,6 +424,10 @@ public final class SegmentedLog implements AutoCloseable {
     }
 
     private void flush(int length) throws IOException {
+        if (length > 0) {
+            // Recovery tells a torn last write from damage before it by this mark: see LogScanner.
+            RecordCodec.markWriteStart(batchBuffer, 0);
+        }
         ByteBuffer buf = ByteBuffer.wrap(batchBuffer, 0, length);
         long at = active.size;
         while (buf.hasRemaining()) {

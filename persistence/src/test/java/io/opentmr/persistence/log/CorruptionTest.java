@@ -103,6 +103,45 @@ class CorruptionTest {
         assertThrows(JournalCorruptedException.class, () -> SegmentedLog.open(Records.options(dir)));
     }
 
+    private static void zero(Path file, long from, int length) throws IOException {
+        try (RandomAccessFile f = new RandomAccessFile(file.toFile(), "rw")) {
+            f.seek(from);
+            f.write(new byte[length]);
+        }
+    }
+
+    @Test
+    void pagesOfTheLastWriteReachingDiskOutOfOrderAreATornTail() throws IOException {
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
+            log.append(List.of(log.encode(List.of(event("a", 1))))).join();
+            // One request: one write, one fsync. A power loss during it may persist a later page, not an earlier.
+            List<SegmentedLog.Group> groups = new ArrayList<>();
+            for (long s = 2; s <= 6; s++) {
+                groups.add(log.encode(List.of(event("a", s))));
+            }
+            log.append(groups).join();
+        }
+        List<Integer> offsets = offsets();
+        zero(onlySegment(), offsets.get(1), offsets.get(3) - offsets.get(1));
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
+            assertEquals(List.of(1L), replay(log));
+            assertEquals(offsets.get(1).longValue(), Files.size(onlySegment()));
+        }
+    }
+
+    @Test
+    void damageInAWriteFollowedByALaterWriteIsInTheMiddle() throws IOException {
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
+            log.append(List.of(log.encode(List.of(event("a", 1))), log.encode(List.of(event("a", 2))))).join();
+            log.append(List.of(log.encode(List.of(event("a", 3))), log.encode(List.of(event("a", 4))))).join();
+        }
+        List<Integer> offsets = offsets();
+        zero(onlySegment(), offsets.get(1), offsets.get(2) - offsets.get(1));
+        JournalCorruptedException e = assertThrows(JournalCorruptedException.class,
+                () -> SegmentedLog.open(Records.options(dir)));
+        assertEquals(offsets.get(1).longValue(), e.offset());
+    }
+
     @Test
     void fileCutInsideTheLastRecordIsRepairedOnOpen() throws IOException {
         writeTen();
