@@ -1,16 +1,21 @@
 package io.opentmr.persistence.log;
 
+import io.opentmr.persistence.AckingWriter;
+import io.opentmr.persistence.TestConfig;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
 
 /**
  * Runs in a child JVM started by the crash and lock tests, which then kill it with SIGKILL.
  * {@code hold DIR}: open the log, print READY, wait. {@code write DIR}: several threads append events to the log
- * and print {@code ACK pid seq} for each acknowledged one. Either exits by itself after a minute, so a test that
+ * and print {@code ACK pid seq} for each acknowledged one. {@code actors DIR}: the same through persistent actors
+ * and the Pekko journal plugin. Either exits by itself after a minute, so a test that
  * dies cannot leave it running.
  */
 public final class ChildProcessMain {
@@ -22,6 +27,10 @@ public final class ChildProcessMain {
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         Path dir = Path.of(args[1]);
         long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(1);
+        if (args[0].equals("actors")) {
+            runActors(dir, out, deadline);
+            return;
+        }
         try (SegmentedLog log = SegmentedLog.open(LogOptions.defaults(dir))) {
             if (args[0].equals("hold")) {
                 out.println("READY");
@@ -41,6 +50,20 @@ public final class ChildProcessMain {
                 t.join();
             }
         }
+    }
+
+    /** Eight persistent actors writing through the Pekko journal plugin, each printing what is acknowledged. */
+    private static void runActors(Path dir, PrintStream out, long deadline) throws InterruptedException {
+        ActorSystem<Void> system = ActorSystem.create(Behaviors.setup(ctx -> {
+            for (int i = 0; i < 8; i++) {
+                ctx.spawn(AckingWriter.create("actor-" + i, out), "writer-" + i);
+            }
+            return Behaviors.empty();
+        }), "crash-child", TestConfig.forDir(dir));
+        while (System.nanoTime() < deadline) {
+            TimeUnit.MILLISECONDS.sleep(100);
+        }
+        system.terminate();
     }
 
     /** Keeps up to 16 appends in flight per writer, so group commits have several requests to batch. */

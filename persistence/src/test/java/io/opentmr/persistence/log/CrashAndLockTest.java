@@ -67,6 +67,34 @@ class CrashAndLockTest {
                 "the torn tail is truncated on open");
     }
 
+    @Test
+    @Timeout(value = 90, unit = TimeUnit.SECONDS)
+    void everyEventAcknowledgedToAPersistentActorSurvivesSigkill() throws Exception {
+        Map<String, Set<Long>> acked = new HashMap<>();
+        try (ChildProcess child = new ChildProcess("actors", dir)) {
+            int count = 0;
+            while (count < 3000) {
+                String line = child.nextLine(30);
+                assertNotNull(line, "child stopped acknowledging after " + count + " events");
+                if (ack(line, acked)) {
+                    count++;
+                }
+            }
+            child.kill();
+            for (String line; (line = child.nextLine(10)) != null; ) {
+                ack(line, acked);
+            }
+        }
+        assertEquals(8, acked.size());
+        try (SegmentedLog log = SegmentedLog.open(LogOptions.defaults(dir))) {
+            for (Map.Entry<String, Set<Long>> e : acked.entrySet()) {
+                Set<Long> replayed = new HashSet<>();
+                log.replay(e.getKey(), 1, Long.MAX_VALUE, Long.MAX_VALUE, r -> replayed.add(r.sequenceNr()));
+                assertTrue(replayed.containsAll(e.getValue()), "lost acknowledged events of " + e.getKey());
+            }
+        }
+    }
+
     private static boolean ack(String line, Map<String, Set<Long>> acked) {
         if (!line.startsWith("ACK ")) {
             return false;

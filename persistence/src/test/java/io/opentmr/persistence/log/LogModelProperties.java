@@ -39,6 +39,10 @@ class LogModelProperties {
     record Reopen() implements Op {
     }
 
+    /** Close, then leave half a record at the tail, as a crash during a write would. */
+    record TornReopen() implements Op {
+    }
+
     /** What the log must hold for one id. */
     static final class Model {
         long highest;
@@ -60,10 +64,12 @@ class LogModelProperties {
                 Arbitraries.of(true, false)).as(Write::new);
         Arbitrary<Op> delete = Combinators.combine(pid, Arbitraries.integers().between(-3, 15)).as(Delete::new);
         Arbitrary<Op> reopen = Arbitraries.just(new Reopen());
+        Arbitrary<Op> torn = Arbitraries.just(new TornReopen());
         return Arbitraries.frequencyOf(
                 net.jqwik.api.Tuple.of(6, write),
                 net.jqwik.api.Tuple.of(3, delete),
-                net.jqwik.api.Tuple.of(1, reopen)).list().ofMinSize(1).ofMaxSize(40);
+                net.jqwik.api.Tuple.of(1, reopen),
+                net.jqwik.api.Tuple.of(1, torn)).list().ofMinSize(1).ofMaxSize(40);
     }
 
     @Property(tries = 60)
@@ -99,6 +105,12 @@ class LogModelProperties {
                     m.deletedTo = Math.max(m.deletedTo, Math.min(Math.max(to, 0), m.highest));
                 } else {
                     log.close();
+                    if (op instanceof TornReopen) {
+                        List<Path> segments = LogScanner.segmentFiles(dir);
+                        byte[] half = RecordCodec.encode(Records.event("a", 1_000_000), 1 << 20);
+                        Files.write(segments.get(segments.size() - 1), java.util.Arrays.copyOf(half, half.length / 2),
+                                java.nio.file.StandardOpenOption.APPEND);
+                    }
                     log = SegmentedLog.open(options);
                 }
                 check(log, model);
