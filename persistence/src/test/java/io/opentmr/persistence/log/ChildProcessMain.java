@@ -6,6 +6,7 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.typed.ActorSystem;
@@ -34,9 +35,8 @@ public final class ChildProcessMain {
         try (SegmentedLog log = SegmentedLog.open(LogOptions.defaults(dir))) {
             if (args[0].equals("hold")) {
                 out.println("READY");
-                while (System.nanoTime() < deadline) {
-                    TimeUnit.MILLISECONDS.sleep(100);
-                }
+                // Held until the test kills this process; the bound only keeps an orphan from living on.
+                new CountDownLatch(1).await(1, TimeUnit.MINUTES);
                 return;
             }
             int writers = 4;
@@ -60,9 +60,8 @@ public final class ChildProcessMain {
             }
             return Behaviors.empty();
         }), "crash-child", TestConfig.forDir(dir));
-        while (System.nanoTime() < deadline) {
-            TimeUnit.MILLISECONDS.sleep(100);
-        }
+        // Runs until the test kills this process; the bound only keeps an orphan from living on.
+        new CountDownLatch(1).await(deadline - System.nanoTime(), TimeUnit.NANOSECONDS);
         system.terminate();
     }
 

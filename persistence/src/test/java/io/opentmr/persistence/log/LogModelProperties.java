@@ -88,20 +88,20 @@ class LogModelProperties {
                         events.add(Records.event(w.pid(), m.highest + i));
                     }
                     if (w.atomic()) {
-                        log.append(List.of(log.encode(events))).join();
+                        await(log.append(List.of(log.encode(events))));
                     } else {
                         List<SegmentedLog.Group> groups = new ArrayList<>();
                         for (LogRecord e : events) {
                             groups.add(log.encode(List.of(e)));
                         }
-                        log.append(groups).join();
+                        await(log.append(groups));
                     }
                     m.highest += w.count();
                 } else if (op instanceof Delete d) {
                     Model m = model.get(d.pid());
                     // back < 0 asks to delete beyond the highest sequence number, which deletes up to it.
                     long to = m.highest - d.back();
-                    log.delete(d.pid(), to).join();
+                    await(log.delete(d.pid(), to));
                     m.deletedTo = Math.max(m.deletedTo, Math.min(Math.max(to, 0), m.highest));
                 } else {
                     log.close();
@@ -121,6 +121,15 @@ class LogModelProperties {
         } finally {
             log.close();
             deleteRecursively(dir);
+        }
+    }
+
+    /** jqwik has no @Timeout: every wait of the property is bounded here instead. */
+    private static void await(java.util.concurrent.CompletableFuture<?> f) {
+        try {
+            f.get(10, java.util.concurrent.TimeUnit.SECONDS);
+        } catch (Exception e) {
+            throw new AssertionError("log operation failed or timed out", e);
         }
     }
 
