@@ -1,0 +1,50 @@
+package io.opentmr.backend;
+
+import io.opentmr.CborSerializable;
+import io.opentmr.license.LicenseUpdate;
+import io.opentmr.protocol.AccessMode;
+import io.opentmr.protocol.HandleOwner;
+import io.opentmr.protocol.LicenseKey;
+import java.time.Instant;
+
+/** What happened to a container: the journal's events, applied by {@link ContainerState#apply}. */
+public sealed interface ContainerEvent extends CborSerializable {
+
+    /** A verified license update file moved a firm item's counter and added or replaced product items. */
+    record LicenseUpdated(LicenseUpdate update, Instant at) implements ContainerEvent {
+    }
+
+    /** A handle was opened. {@code tokenDigest} is the SHA-256 of its resume token (hex). */
+    record HandleOpened(long handleId, LicenseKey item, AccessMode mode, long featureBits, HandleOwner owner,
+                        String tokenDigest, Instant at) implements ContainerEvent {
+    }
+
+    /** A handle moved to a new session after RESUME. */
+    record HandleResumed(long handleId, long sessionId, Instant at) implements ContainerEvent {
+    }
+
+    record HandleReleased(long handleId, Instant at) implements ContainerEvent {
+    }
+
+    /** No traffic for the cleanup timeout: the server took the handle back. */
+    record HandleReclaimed(long handleId, Instant at) implements ContainerEvent {
+    }
+
+    /** The usage period of an emergency license began, at its first access. */
+    record UsagePeriodStarted(LicenseKey item, Instant at) implements ContainerEvent {
+    }
+
+    /** Units subtracted; {@code operationId} lets a retry find the result instead of subtracting twice. */
+    record UnitsDecremented(long handleId, LicenseKey item, long operationId, long amount, long remaining, Instant at)
+            implements ContainerEvent {
+    }
+
+    /** A handle became a borrow: its seat is held for the client until {@code expiresAt}. */
+    record BorrowStarted(long ticketId, long handleId, LicenseKey item, String clientId, Instant expiresAt,
+                         Instant at) implements ContainerEvent {
+    }
+
+    /** A borrow ended, returned early or expired; its seat is free again. */
+    record BorrowEnded(long ticketId, boolean returned, Instant at) implements ContainerEvent {
+    }
+}

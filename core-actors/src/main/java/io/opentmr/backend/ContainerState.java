@@ -1,0 +1,416 @@
+package io.opentmr.backend;
+
+import io.opentmr.backend.ContainerEvent.BorrowEnded;
+import io.opentmr.backend.ContainerEvent.BorrowStarted;
+import io.opentmr.backend.ContainerEvent.HandleOpened;
+import io.opentmr.backend.ContainerEvent.HandleReclaimed;
+import io.opentmr.backend.ContainerEvent.HandleReleased;
+import io.opentmr.backend.ContainerEvent.HandleResumed;
+import io.opentmr.backend.ContainerEvent.LicenseUpdated;
+import io.opentmr.backend.ContainerEvent.UnitsDecremented;
+import io.opentmr.backend.ContainerEvent.UsagePeriodStarted;
+import io.opentmr.license.LicenseUpdate;
+import io.opentmr.license.ProductItemSpec;
+import io.opentmr.protocol.AccessMode;
+import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.HandleOwner;
+import io.opentmr.protocol.LicenseKey;
+import io.opentmr.protocol.ProductInfo;
+import io.opentmr.protocol.Serial;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The business rules of one container: which access is granted, which refused and with which
+ * CodeMeter number. Commands only decide ({@link Decision}); {@link #apply} changes the state, so
+ * the same events rebuild it on recovery.
+ *
+ * <p>Unlike the immutable state records elsewhere, this state is mutable: a backend holds thousands
+ * of handles and an immutable copy per event would cost O(handles) per access. It is owned by one
+ * actor and never shared.
+ */
+public final class ContainerState {
+
+    /** Decrement results kept for retries: a client retries within seconds, not after thousands of operations. */
+    public static final int RECENT_OPERATIONS = 4096;
+
+    /**
+     * An ACCESS request.
+     *
+     * @param tokenDigest SHA-256 (hex) of the resume token the server generated for the new handle
+     * @param tmrPeer     whether the caller is an authenticated TMR node (only those may use TMR copies)
+     */
+    public record AccessRequest(long firmCode, long productCode, long featureBits, AccessMode mode,
+                                HandleOwner owner, String tokenDigest, boolean tmrPeer) {
+    }
+
+    private final Serial serial;
+    private final long cmActId;
+    private final Map<Long, Long> firmUpdateCounters = new HashMap<>();
+    private final Map<LicenseKey, ItemState> items = new LinkedHashMap<>();
+    private final Map<Long, Handle> handles = new HashMap<>();
+    private final Map<Long, Borrow> borrows = new HashMap<>();
+    private final LinkedHashMap<OperationKey, Long> recentDecrements = new LinkedHashMap<>(64, 0.75f, false) {
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<OperationKey, Long> eldest) {
+            return size() > RECENT_OPERATIONS;
+        }
+    };
+    private long nextHandleId = 1;
+    private long nextTicketId = 1;
+
+    private record OperationKey(long handleId, long operationId) {
+    }
+
+    public ContainerState(Serial serial, long cmActId) {
+        this.serial = serial;
+        this.cmActId = cmActId;
+    }
+
+    public Serial serial() {
+        return serial;
+    }
+
+    public long cmActId() {
+        return cmActId;
+    }
+
+    public Map<Long, Long> firmUpdateCounters() {
+        return Map.copyOf(firmUpdateCounters);
+    }
+
+    public List<ProductInfo> products() {
+        return items.values().stream().map(ItemState::toProductInfo).toList();
+    }
+
+    public Collection<Handle> handles() {
+        return List.copyOf(handles.values());
+    }
+
+    public Collection<Borrow> borrows() {
+        return List.copyOf(borrows.values());
+    }
+
+    // ---------------------------------------------------------------- licenses
+
+    /** Applies a verified update file if it is for this container and carries the next firm update counter. */
+    public Decision<LicenseUpdate> applyUpdate(LicenseUpdate update, Instant now) {
+        if (!update.targetSerial().equals(serial)) {
+            return Decision.refuse(CmError.BOX_NOT_FOUND,
+                    "license update is for container " + update.target() + ", this is " + serial);
+        }
+        if (update.cmActId() != cmActId) {
+            return Decision.refuse(CmError.BOX_NOT_FOUND, "license update is for CmActId " + update.cmActId()
+                    + ", container " + serial + " has " + cmActId);
+        }
+        long expected = firmUpdateCounters.getOrDefault(update.firmCode(), 0L) + 1;
+        if (update.firmUpdateCounter() != expected) {
+            String why = update.firmUpdateCounter() < expected ? "already applied (replay)" : "out of order";
+            return Decision.refuse(CmError.ACCESS_DENIED, "license update for firm " + update.firmCode()
+                    + " carries firm update counter " + update.firmUpdateCounter() + ", container " + serial
+                    + " expects " + expected + ": " + why);
+        }
+        return Decision.accept(update, new LicenseUpdated(update, now));
+    }
+
+    // ---------------------------------------------------------------- access and release
+
+    public Decision<Handle> access(AccessRequest request, Instant now) {
+        List<ItemState> candidates = items.values().stream()
+                .filter(i -> i.firmCode == request.firmCode() && i.spec.productCode() == request.productCode())
+                .toList();
+        if (candidates.isEmpty()) {
+            return Decision.refuse(CmError.ENTRY_NOT_FOUND, "no product item " + request.firmCode() + ":"
+                    + request.productCode() + " in container " + serial);
+        }
+        Decision.Refuse<Handle> reported = null;
+        for (ItemState item : candidates) {
+            Decision.Refuse<Handle> refusal = check(item, request, now);
+            if (refusal == null) {
+                return grant(item, request, now);
+            }
+            // A full or conflicting item says more than another copy that is expired or TMR-only.
+            if (reported == null || isCapacity(refusal.error()) && !isCapacity(reported.error())) {
+                reported = refusal;
+            }
+        }
+        return reported;
+    }
+
+    private Decision.Refuse<Handle> check(ItemState item, AccessRequest request, Instant now) {
+        ProductItemSpec spec = item.spec;
+        String name = item.key().toString();
+        if (spec.tmrId() != 0 && !request.tmrPeer()) {
+            return new Decision.Refuse<>(CmError.ACCESS_DENIED, "product item " + name
+                    + " is a TMR copy, served only to an authenticated TMR node");
+        }
+        if ((spec.featureMap() & request.featureBits()) != request.featureBits()) {
+            return new Decision.Refuse<>(CmError.ENTRY_NOT_FOUND, "product item " + name + " has feature map 0x"
+                    + Long.toHexString(spec.featureMap()) + ", without requested bits 0x"
+                    + Long.toHexString(request.featureBits() & ~spec.featureMap()));
+        }
+        if (spec.activatesAt() != null && now.isBefore(spec.activatesAt())) {
+            return new Decision.Refuse<>(CmError.NOT_YET_ACTIVATED, "product item " + name + " activates at "
+                    + spec.activatesAt());
+        }
+        if (spec.expiresAt() != null && !now.isBefore(spec.expiresAt())) {
+            return new Decision.Refuse<>(CmError.EXPIRED, "product item " + name + " expired at " + spec.expiresAt());
+        }
+        if (spec.usagePeriod() != null && item.usageStartedAt != null) {
+            if (now.isBefore(item.usageStartedAt)) {
+                return new Decision.Refuse<>(CmError.USAGE_PERIOD_START_INVALID, "usage period of " + name
+                        + " started at " + item.usageStartedAt + ", after the server's time " + now);
+            }
+            Instant end = item.usageStartedAt.plus(spec.usagePeriod());
+            if (!now.isBefore(end)) {
+                return new Decision.Refuse<>(CmError.USAGE_PERIOD_ELAPSED, "usage period of " + name
+                        + " ended at " + end);
+            }
+        }
+        if (item.exclusiveHandle() != 0) {
+            return new Decision.Refuse<>(CmError.EXCLUSIVE_CONFLICT, "product item " + name
+                    + " is held EXCLUSIVE by handle " + item.exclusiveHandle());
+        }
+        switch (request.mode()) {
+            case EXCLUSIVE -> {
+                if (item.users() > 0) {
+                    return new Decision.Refuse<>(CmError.EXCLUSIVE_CONFLICT, "EXCLUSIVE access to " + name
+                            + " while " + item.users() + " handle(s) or borrow(s) use it");
+                }
+                if (spec.quantity() == 0) {
+                    return noSeat(item);
+                }
+            }
+            case USERLIMIT -> {
+                if (item.seatsInUse() >= spec.quantity()) {
+                    return noSeat(item);
+                }
+            }
+            case STATIONSHARE -> {
+                if (!item.hostHoldsStationShare(request.owner().host()) && item.seatsInUse() >= spec.quantity()) {
+                    return noSeat(item);
+                }
+            }
+            case NOUSERLIMIT -> {
+                // takes no seat
+            }
+        }
+        return null;
+    }
+
+    private static Decision.Refuse<Handle> noSeat(ItemState item) {
+        return new Decision.Refuse<>(CmError.NO_MORE_LICENSES, "all " + item.spec.quantity() + " seat(s) of "
+                + item.key() + " are in use");
+    }
+
+    private static boolean isCapacity(CmError error) {
+        return error == CmError.NO_MORE_LICENSES || error == CmError.EXCLUSIVE_CONFLICT;
+    }
+
+    private Decision<Handle> grant(ItemState item, AccessRequest request, Instant now) {
+        List<ContainerEvent> events = new ArrayList<>(2);
+        if (item.spec.usagePeriod() != null && item.usageStartedAt == null) {
+            events.add(new UsagePeriodStarted(item.key(), now));
+        }
+        HandleOpened opened = new HandleOpened(nextHandleId, item.key(), request.mode(), request.featureBits(),
+                request.owner(), request.tokenDigest(), now);
+        events.add(opened);
+        return new Decision.Accept<>(events, new Handle(opened.handleId(), opened.item(), opened.mode(),
+                opened.featureBits(), opened.owner(), opened.tokenDigest(), now));
+    }
+
+    /** The handle, if it exists and belongs to {@code sessionId}; otherwise 106. */
+    public Decision<Handle> handle(long handleId, long sessionId) {
+        Handle handle = handles.get(handleId);
+        if (handle == null) {
+            return Decision.refuse(CmError.INVALID_HANDLE, "no open handle " + handleId);
+        }
+        if (handle.owner().sessionId() != sessionId) {
+            return Decision.refuse(CmError.INVALID_HANDLE, "handle " + handleId + " belongs to another session");
+        }
+        return Decision.accept(handle);
+    }
+
+    public Decision<Handle> release(long handleId, long sessionId, Instant now) {
+        Decision<Handle> owned = handle(handleId, sessionId);
+        if (owned instanceof Decision.Accept<Handle> accept) {
+            return Decision.accept(accept.reply(), new HandleReleased(handleId, now));
+        }
+        return owned;
+    }
+
+    /** Re-attaches a handle to a new session: the token's digest must match. */
+    public Decision<Handle> resume(long handleId, String tokenDigest, long newSessionId, Instant now) {
+        Handle handle = handles.get(handleId);
+        if (handle == null || !handle.tokenDigest().equals(tokenDigest)) {
+            // One answer for both, so a wrong token does not reveal that the handle exists.
+            return Decision.refuse(CmError.INVALID_HANDLE, "no open handle " + handleId + " with this resume token");
+        }
+        return Decision.accept(handle, new HandleResumed(handleId, newSessionId, now));
+    }
+
+    /** Takes back a handle whose client went silent for the cleanup timeout. */
+    public Decision<Handle> reclaim(long handleId, Instant now) {
+        Handle handle = handles.get(handleId);
+        if (handle == null) {
+            return Decision.refuse(CmError.INVALID_HANDLE, "no open handle " + handleId);
+        }
+        return Decision.accept(handle, new HandleReclaimed(handleId, now));
+    }
+
+    public Decision<ProductInfo> info(long handleId, long sessionId) {
+        Decision<Handle> owned = handle(handleId, sessionId);
+        if (owned instanceof Decision.Accept<Handle> accept) {
+            return Decision.accept(items.get(accept.reply().item()).toProductInfo());
+        }
+        return Decision.refuse(((Decision.Refuse<Handle>) owned).error(), ((Decision.Refuse<Handle>) owned).text());
+    }
+
+    // ---------------------------------------------------------------- units
+
+    /**
+     * Subtracts units atomically; never below zero. A retry with the same handle and operation id gets
+     * the first result and subtracts nothing.
+     */
+    public Decision<Long> decrementUnits(long handleId, long sessionId, long operationId, long amount, Instant now) {
+        Decision<Handle> owned = handle(handleId, sessionId);
+        if (owned instanceof Decision.Refuse<Handle> refuse) {
+            return Decision.refuse(refuse.error(), refuse.text());
+        }
+        Long earlier = recentDecrements.get(new OperationKey(handleId, operationId));
+        if (earlier != null) {
+            return Decision.accept(earlier);
+        }
+        ItemState item = items.get(((Decision.Accept<Handle>) owned).reply().item());
+        if (!item.hasUnitCounter()) {
+            return Decision.refuse(CmError.NO_UNIT_COUNTER, "product item " + item.key() + " has no unit counter");
+        }
+        if (amount > item.units) {
+            if (item.units == 0) {
+                return Decision.refuse(CmError.UNIT_COUNTER_ZERO, "the unit counter of " + item.key() + " is zero");
+            }
+            return Decision.refuse(CmError.UNIT_COUNTER_TOO_SMALL, "the unit counter of " + item.key() + " is "
+                    + item.units + ", less than " + amount);
+        }
+        long remaining = item.units - amount;
+        return Decision.accept(remaining, new UnitsDecremented(handleId, item.key(), operationId, amount, remaining,
+                now));
+    }
+
+    // ---------------------------------------------------------------- borrowing
+
+    /**
+     * Turns a handle into a borrow: the handle ends and a seat is held for the client until the
+     * borrow expires (never after the license itself) or is returned.
+     */
+    public Decision<Borrow> borrow(long handleId, long sessionId, Duration duration, String clientId, Instant now) {
+        Decision<Handle> owned = handle(handleId, sessionId);
+        if (owned instanceof Decision.Refuse<Handle> refuse) {
+            return Decision.refuse(refuse.error(), refuse.text());
+        }
+        Handle handle = ((Decision.Accept<Handle>) owned).reply();
+        ItemState item = items.get(handle.item());
+        if (item.spec.borrowMax() == null) {
+            return Decision.refuse(CmError.ACCESS_DENIED, "product item " + item.key() + " does not allow borrowing");
+        }
+        if (duration.isZero() || duration.isNegative() || duration.compareTo(item.spec.borrowMax()) > 0) {
+            return Decision.refuse(CmError.INVALID_PARAMETER, "borrow of " + duration + " for " + item.key()
+                    + "; allowed is up to " + item.spec.borrowMax());
+        }
+        if (item.seatsInUseWithout(handle) + 1 > item.spec.quantity()) {
+            return Decision.refuse(CmError.NO_MORE_LICENSES, "no seat of " + item.key() + " is free to borrow");
+        }
+        Instant expiresAt = now.plus(duration);
+        if (item.spec.expiresAt() != null && item.spec.expiresAt().isBefore(expiresAt)) {
+            expiresAt = item.spec.expiresAt();
+        }
+        Borrow borrow = new Borrow(nextTicketId, item.key(), clientId, expiresAt);
+        return Decision.accept(borrow, new BorrowStarted(borrow.ticketId(), handleId, item.key(), clientId,
+                expiresAt, now));
+    }
+
+    public Decision<Borrow> returnBorrow(long ticketId, Instant now) {
+        Borrow borrow = borrows.get(ticketId);
+        if (borrow == null) {
+            return Decision.refuse(CmError.INVALID_HANDLE, "no borrow with ticket " + ticketId);
+        }
+        return Decision.accept(borrow, new BorrowEnded(ticketId, true, now));
+    }
+
+    /** Borrows whose time is up, to end now. */
+    public List<ContainerEvent> expiredBorrows(Instant now) {
+        return borrows.values().stream().filter(b -> !now.isBefore(b.expiresAt()))
+                .map(b -> (ContainerEvent) new BorrowEnded(b.ticketId(), false, now)).toList();
+    }
+
+    // ---------------------------------------------------------------- events
+
+    public ContainerState apply(ContainerEvent event) {
+        if (event instanceof LicenseUpdated e) {
+            applyLicense(e.update());
+        } else if (event instanceof HandleOpened e) {
+            Handle handle = new Handle(e.handleId(), e.item(), e.mode(), e.featureBits(), e.owner(), e.tokenDigest(),
+                    e.at());
+            handles.put(handle.id(), handle);
+            items.get(handle.item()).add(handle);
+            nextHandleId = Math.max(nextHandleId, e.handleId() + 1);
+        } else if (event instanceof HandleResumed e) {
+            handles.computeIfPresent(e.handleId(), (id, h) -> new Handle(h.id(), h.item(), h.mode(), h.featureBits(),
+                    new HandleOwner(h.owner().host(), h.owner().user(), h.owner().pid(), e.sessionId()),
+                    h.tokenDigest(), h.openedAt()));
+        } else if (event instanceof HandleReleased e) {
+            removeHandle(e.handleId());
+        } else if (event instanceof HandleReclaimed e) {
+            removeHandle(e.handleId());
+        } else if (event instanceof UsagePeriodStarted e) {
+            items.get(e.item()).usageStartedAt = e.at();
+        } else if (event instanceof UnitsDecremented e) {
+            items.get(e.item()).units = e.remaining();
+            recentDecrements.put(new OperationKey(e.handleId(), e.operationId()), e.remaining());
+        } else if (event instanceof BorrowStarted e) {
+            removeHandle(e.handleId());
+            borrows.put(e.ticketId(), new Borrow(e.ticketId(), e.item(), e.clientId(), e.expiresAt()));
+            items.get(e.item()).borrowStarted();
+            nextTicketId = Math.max(nextTicketId, e.ticketId() + 1);
+        } else if (event instanceof BorrowEnded e) {
+            Borrow borrow = borrows.remove(e.ticketId());
+            if (borrow != null) {
+                items.get(borrow.item()).borrowEnded();
+            }
+        } else {
+            throw new IllegalArgumentException("unknown container event " + event.getClass().getName());
+        }
+        return this;
+    }
+
+    private void applyLicense(LicenseUpdate update) {
+        firmUpdateCounters.put(update.firmCode(), update.firmUpdateCounter());
+        for (ProductItemSpec spec : update.items()) {
+            LicenseKey key = new LicenseKey(update.firmCode(), spec.productCode(), spec.tmrId());
+            ItemState existing = items.get(key);
+            if (existing == null) {
+                items.put(key, new ItemState(update.firmCode(), spec, update.tmrGroupKeys()));
+            } else {
+                // A new issue of the same item: new terms, same holders; its counter is what the vendor set.
+                existing.spec = spec;
+                existing.tmrGroupKeys = update.tmrGroupKeys();
+                existing.units = spec.unitCounter() == null ? 0 : spec.unitCounter();
+            }
+        }
+    }
+
+    private void removeHandle(long handleId) {
+        Handle handle = handles.remove(handleId);
+        if (handle != null) {
+            items.get(handle.item()).remove(handle);
+        }
+    }
+}

@@ -1,0 +1,115 @@
+package io.opentmr.backend;
+
+import io.opentmr.license.ProductItemSpec;
+import io.opentmr.protocol.LicenseKey;
+import io.opentmr.protocol.ProductInfo;
+import java.time.Instant;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * One product item and how it is used now. The usage counters are kept up to date event by event,
+ * so that a seat decision costs the same with one handle or a hundred thousand.
+ */
+final class ItemState {
+
+    final long firmCode;
+    ProductItemSpec spec;
+    List<String> tmrGroupKeys;
+    long units;
+    Instant usageStartedAt;
+
+    private int userLimitHandles;
+    private int noUserLimitHandles;
+    private final Map<String, Integer> stationShareHandlesByHost = new HashMap<>();
+    private long exclusiveHandle;
+    private int borrowed;
+
+    ItemState(long firmCode, ProductItemSpec spec, List<String> tmrGroupKeys) {
+        this.firmCode = firmCode;
+        this.spec = spec;
+        this.tmrGroupKeys = tmrGroupKeys;
+        this.units = spec.unitCounter() == null ? 0 : spec.unitCounter();
+    }
+
+    LicenseKey key() {
+        return new LicenseKey(firmCode, spec.productCode(), spec.tmrId());
+    }
+
+    boolean hasUnitCounter() {
+        return spec.unitCounter() != null;
+    }
+
+    /** Seats taken: one per USERLIMIT handle, one per STATIONSHARE host, one per borrow; EXCLUSIVE takes all. */
+    long seatsInUse() {
+        if (exclusiveHandle != 0) {
+            return spec.quantity();
+        }
+        return (long) userLimitHandles + stationShareHandlesByHost.size() + borrowed;
+    }
+
+    /** Handles of any mode plus borrows: who else would an EXCLUSIVE access shut out. */
+    long users() {
+        int stationShare = stationShareHandlesByHost.values().stream().mapToInt(Integer::intValue).sum();
+        return (long) userLimitHandles + noUserLimitHandles + stationShare + borrowed + (exclusiveHandle != 0 ? 1 : 0);
+    }
+
+    long exclusiveHandle() {
+        return exclusiveHandle;
+    }
+
+    boolean hostHoldsStationShare(String host) {
+        return stationShareHandlesByHost.containsKey(host);
+    }
+
+    /** Seats in use if {@code handle} were gone: used to decide whether its borrow fits. */
+    long seatsInUseWithout(Handle handle) {
+        return switch (handle.mode()) {
+            case USERLIMIT -> seatsInUse() - 1;
+            case STATIONSHARE -> stationShareHandlesByHost.getOrDefault(handle.owner().host(), 0) == 1
+                    ? seatsInUse() - 1 : seatsInUse();
+            case EXCLUSIVE -> borrowed;
+            case NOUSERLIMIT -> seatsInUse();
+        };
+    }
+
+    void add(Handle handle) {
+        switch (handle.mode()) {
+            case USERLIMIT -> userLimitHandles++;
+            case NOUSERLIMIT -> noUserLimitHandles++;
+            case STATIONSHARE -> stationShareHandlesByHost.merge(handle.owner().host(), 1, Integer::sum);
+            case EXCLUSIVE -> exclusiveHandle = handle.id();
+        }
+    }
+
+    void remove(Handle handle) {
+        switch (handle.mode()) {
+            case USERLIMIT -> userLimitHandles--;
+            case NOUSERLIMIT -> noUserLimitHandles--;
+            case STATIONSHARE -> stationShareHandlesByHost.computeIfPresent(handle.owner().host(),
+                    (host, count) -> count == 1 ? null : count - 1);
+            case EXCLUSIVE -> exclusiveHandle = 0;
+        }
+    }
+
+    void borrowStarted() {
+        borrowed++;
+    }
+
+    void borrowEnded() {
+        borrowed--;
+    }
+
+    ProductInfo toProductInfo() {
+        return new ProductInfo(firmCode, spec.productCode(), spec.featureMap(), spec.text(), spec.quantity(),
+                Math.min(seatsInUse(), spec.quantity()), spec.tmrId(), hasUnitCounter(), units,
+                millis(spec.expiresAt()), millis(spec.activatesAt()),
+                spec.usagePeriod() == null ? 0 : spec.usagePeriod().getSeconds(), millis(usageStartedAt),
+                spec.borrowMax() == null ? 0 : spec.borrowMax().getSeconds());
+    }
+
+    private static long millis(Instant instant) {
+        return instant == null ? 0 : Math.max(0, instant.toEpochMilli());
+    }
+}
