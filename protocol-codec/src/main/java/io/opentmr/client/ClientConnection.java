@@ -30,6 +30,7 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.StringJoiner;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
@@ -354,7 +355,7 @@ final class ClientConnection {
         if (lastConnectError != null) {
             return new CmException(lastConnectError.code(), lastConnectError.text(), lastConnectError);
         }
-        return new CmException(CmError.SERVER_NOT_FOUND, "no license server answered at " + options.addresses()
+        return new CmException(CmError.SERVER_NOT_FOUND, "no license server answered at " + configured()
                 + " within " + timeout.toMillis() + " ms");
     }
 
@@ -404,7 +405,7 @@ final class ClientConnection {
         cancelKeepAlive();
         if (wasReady && !closed) {
             LOG.warn("Connection to {} lost (session {}, {} handle(s) open); reconnecting via {}",
-                    lastConnected, Long.toUnsignedString(sessionId), handles.size(), options.addresses());
+                    show(lastConnected), Long.toUnsignedString(sessionId), handles.size(), configured());
             startReconnect();
         }
     }
@@ -467,8 +468,10 @@ final class ClientConnection {
             followNotActive(target, redirected, notActive.activeAddress());
         } else if (reply instanceof Message.Error refusal) {
             abandon(ch);
+            if (lastConnectError == null || lastConnectError.code() != refusal.code()) {
+                LOG.warn("{} refused HELLO with error {}: {}", show(target), refusal.code(), refusal.text());
+            }
             lastConnectError = new CmException(refusal.code(), refusal.text());
-            LOG.warn("{} refused HELLO with error {}: {}", target, refusal.code(), refusal.text());
             attemptFailed(target, redirected, "HELLO refused with " + refusal.code());
         } else {
             abandon(ch);
@@ -494,7 +497,7 @@ final class ClientConnection {
             // The standby answered; the next round starts after it, not at it again.
             nextAddress++;
         }
-        LOG.info("{} is a standby; following NOT_ACTIVE to the active node {}", standby, active);
+        LOG.info("{} is a standby; following NOT_ACTIVE to the active node {}", show(standby), show(active));
         redirect = active;
         attemptNext();
     }
@@ -507,7 +510,7 @@ final class ClientConnection {
     }
 
     private void attemptFailed(InetSocketAddress target, boolean redirected, String reason) {
-        LOG.debug("Connection attempt to {} failed: {}", target, reason);
+        LOG.debug("Connection attempt to {} failed: {}", show(target), reason);
         if (closed) {
             return;
         }
@@ -524,8 +527,8 @@ final class ClientConnection {
         long pause = backoffMillis;
         backoffMillis = Math.min(backoffMillis * 2, options.reconnectBackoffMax().toMillis());
         if (failedRounds++ == 0) {
-            LOG.warn("No license server answered at {} (last: {}: {}); retrying every {}..{} ms", options.addresses(),
-                    target, reason, pause, options.reconnectBackoffMax().toMillis());
+            LOG.warn("No license server answered at {} (last: {}: {}); retrying every {}..{} ms", configured(),
+                    show(target), reason, pause, options.reconnectBackoffMax().toMillis());
         }
         loop.schedule(this::attemptNext, pause, TimeUnit.MILLISECONDS);
     }
@@ -565,7 +568,7 @@ final class ClientConnection {
                 ? "RESUME refused with " + refusal.code() + ": " + refusal.text()
                 : "unexpected answer to RESUME: " + answer.type();
         LOG.warn("Handle {} ({}/{}) lost on {}: {}", Long.toUnsignedString(handle.handleId()), handle.firmCode(),
-                handle.productCode(), target, why);
+                handle.productCode(), show(target), why);
         CmException invalid = new CmException(CmError.INVALID_HANDLE, "handle "
                 + Long.toUnsignedString(handle.handleId()) + " could not be resumed after a reconnect: " + why);
         handle.invalidate(invalid);
@@ -590,9 +593,14 @@ final class ClientConnection {
         sessionId = ok.sessionId();
         serverName = ok.serverName();
         connectedAddress = target;
-        LOG.info("{} {} ({} {}, session {}); {} handle(s) resumed, {} lost, {} request(s) to send",
-                reconnect ? "Reconnected to" : "Connected to", target, ok.serverKind(), ok.serverName(),
-                Long.toUnsignedString(ok.sessionId()), resumed, lost, countUnsent());
+        if (reconnect) {
+            LOG.info("Reconnected to {} ({} {}, session {}): {} handle(s) resumed, {} lost, {} request(s) to send",
+                    show(target), ok.serverKind(), ok.serverName(), Long.toUnsignedString(ok.sessionId()), resumed,
+                    lost, countUnsent());
+        } else {
+            LOG.info("Connected to {} ({} {}, session {})", show(target), ok.serverKind(), ok.serverName(),
+                    Long.toUnsignedString(ok.sessionId()));
+        }
         for (Pending<?> p : new ArrayList<>(pending.values())) {
             if (p.sentOn == null && ch.isActive() && channel == ch) {
                 send(p, ch);
@@ -691,6 +699,17 @@ final class ClientConnection {
         } catch (ExecutionException | TimeoutException | RejectedExecutionException e) {
             throw new CmException(CmError.NETWORK_FAULT.code(), "the client's I/O thread did not answer: " + e, e);
         }
+    }
+
+    /** {@code host:port} as configured, without the resolver's {@code /<unresolved>} noise. */
+    static String show(InetSocketAddress address) {
+        return address == null ? "none" : address.getHostString() + ":" + address.getPort();
+    }
+
+    private String configured() {
+        StringJoiner joined = new StringJoiner(", ", "[", "]");
+        options.addresses().forEach(address -> joined.add(show(address)));
+        return joined.toString();
     }
 
     /** Waits for a future in the caller's thread; the I/O thread's timer normally ends it first. */

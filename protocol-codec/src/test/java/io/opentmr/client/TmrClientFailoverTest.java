@@ -1,0 +1,189 @@
+package io.opentmr.client;
+
+import static io.opentmr.client.TmrClientTest.assertCode;
+import static io.opentmr.client.TmrClientTest.options;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.CryptDirection;
+import io.opentmr.protocol.Message;
+import io.opentmr.protocol.MessageType;
+import io.opentmr.protocol.ServerKind;
+import io.opentmr.protocol.testing.NoLeaks;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+/** Connection loss: reconnect, RESUME, NOT_ACTIVE, and requests repeated with their request id. */
+@ExtendWith(NoLeaks.class)
+@Timeout(value = 20, unit = TimeUnit.SECONDS)
+class TmrClientFailoverTest {
+
+    private static final long FIRM = FakeLicenseServer.FIRM;
+    private static final long PRODUCT = FakeLicenseServer.PRODUCT;
+
+    private FakeLicenseServer server;
+    private TmrClient client;
+
+    @BeforeEach
+    void start() {
+        server = FakeLicenseServer.start("node-a");
+        client = TmrClient.connect(options(server.address()).build());
+    }
+
+    @AfterEach
+    void stop() {
+        client.close();
+        server.close();
+    }
+
+    @Test
+    void aRestartedServerGetsTheHandleResumedWithItsIdAndToken() throws Exception {
+        LicenseHandle handle = client.access(FIRM, PRODUCT);
+        long firstSession = client.sessionId();
+        server.stop();
+        server.restart();
+        assertEquals(handle.handleId(), handle.info().handleId(), "the handle works in the new session");
+        assertTrue(handle.isOpen());
+        assertNotEquals(firstSession, client.sessionId());
+        assertEquals(1, server.received(MessageType.RESUME));
+        assertEquals(2, server.received(MessageType.HELLO));
+        assertEquals(1, server.inUse(PRODUCT), "resumed, not granted a second time");
+        handle.close();
+        assertEquals(0, server.inUse(PRODUCT));
+    }
+
+    @Test
+    void aRequestMadeWhileTheServerIsDownWaitsForTheReconnect() throws Exception {
+        LicenseHandle handle = client.access(FIRM, PRODUCT);
+        server.stop();
+        // Closing the listener and the connection is done; the client may or may not have noticed yet.
+        // Either way the request waits for the next session and is sent there after the RESUME.
+        java.util.concurrent.CompletableFuture<Long> decrement =
+                java.util.concurrent.CompletableFuture.supplyAsync(() -> handle.decrementUnits(10));
+        server.restart();
+        assertEquals(90, decrement.get(10, TimeUnit.SECONDS));
+        assertEquals(90, server.units(PRODUCT));
+    }
+
+    @Test
+    void aRefusedResumeMakesTheHandleInvalid() {
+        LicenseHandle handle = client.access(FIRM, PRODUCT);
+        server.refuseResume(true);
+        server.stop();
+        server.restart();
+        CmException lost = assertCode(CmError.INVALID_HANDLE, handle::info);
+        assertTrue(lost.text().contains("RESUME refused with 106"), lost.text());
+        assertFalse(handle.isOpen());
+        assertCode(CmError.INVALID_HANDLE, () -> handle.crypt(CryptDirection.ENCRYPT, 1, new byte[] {1}));
+        handle.close();
+        assertEquals(0, server.received(MessageType.RELEASE), "a lost handle is not released");
+        assertEquals(0, client.openHandles());
+        try (LicenseHandle fresh = client.access(FIRM, PRODUCT)) {
+            assertEquals(fresh.handleId(), fresh.info().handleId(), "the client itself still works");
+        }
+    }
+
+    @Test
+    void aStandbyIsFollowedToTheActiveNode() throws Exception {
+        try (FakeLicenseServer active = FakeLicenseServer.start("node-b");
+             FakeLicenseServer standby = FakeLicenseServer.start("node-a")) {
+            active.serverKind(ServerKind.TMR_ACTIVE);
+            standby.answerHelloWith(new Message.NotActive(active.address()));
+            try (TmrClient followed = TmrClient.connect(options(standby.address()).build())) {
+                assertEquals(ServerKind.TMR_ACTIVE, followed.serverKind());
+                assertEquals("node-b", followed.serverName());
+                assertEquals(active.port(), followed.connectedAddress().getPort());
+                try (LicenseHandle handle = followed.access(FIRM, PRODUCT)) {
+                    assertEquals(1, active.inUse(PRODUCT));
+                    assertEquals(handle.handleId(), handle.info().handleId());
+                }
+                assertEquals(1, standby.received(MessageType.HELLO));
+                assertEquals(0, standby.received(MessageType.ACCESS));
+            }
+        }
+    }
+
+    @Test
+    void theNextAddressIsTriedWhenTheFirstIsDown() {
+        try (FakeLicenseServer second = FakeLicenseServer.start("node-b")) {
+            server.stop();
+            try (TmrClient twoAddresses = TmrClient.connect(options(server.address(), second.address()).build())) {
+                assertEquals("node-b", twoAddresses.serverName());
+                assertEquals(2, twoAddresses.listContainers().get(0).products().size());
+            }
+        }
+    }
+
+    @Test
+    void aLostAccessReplyIsRepeatedWithTheSameRequestIdAndGrantedOnce() {
+        server.dropReplyAndCloseOnce(MessageType.ACCESS);
+        try (LicenseHandle handle = client.access(FIRM, PRODUCT)) {
+            List<Integer> ids = server.requestIds(MessageType.ACCESS);
+            assertEquals(2, ids.size());
+            assertEquals(ids.get(0), ids.get(1), "the retry carries the original request id");
+            assertEquals(1, server.inUse(PRODUCT), "one seat, not two");
+            assertEquals(1, server.handleCount());
+            assertEquals(handle.handleId(), handle.info().handleId());
+        }
+        assertEquals(0, server.inUse(PRODUCT));
+    }
+
+    @Test
+    void aLostDecrementReplyIsRepeatedAndAppliedOnce() {
+        try (LicenseHandle handle = client.access(FIRM, PRODUCT)) {
+            server.dropReplyAndCloseOnce(MessageType.DECREMENT_UNITS);
+            assertEquals(95, handle.decrementUnits(5));
+            assertEquals(95, server.units(PRODUCT), "decremented once");
+            List<Integer> ids = server.requestIds(MessageType.DECREMENT_UNITS);
+            assertEquals(2, ids.size());
+            assertEquals(ids.get(0), ids.get(1));
+            assertEquals(1, server.received(MessageType.RESUME), "the handle was resumed before the retry");
+        }
+    }
+
+    @Test
+    void aLostBorrowReplyIsANetworkFaultNotARetry() {
+        try (LicenseHandle handle = client.access(FIRM, PRODUCT)) {
+            server.dropReplyAndCloseOnce(MessageType.BORROW);
+            CmException e = assertCode(CmError.NETWORK_FAULT, () -> handle.borrow(Duration.ofMinutes(5)));
+            assertTrue(e.text().contains("not idempotent"), e.text());
+            assertEquals(1, server.received(MessageType.BORROW));
+            assertEquals(handle.handleId(), handle.info().handleId(), "the handle survives the reconnect");
+        }
+    }
+
+    @Test
+    void anUnansweredKeepAliveTriggersAReconnect() throws Exception {
+        server.keepAliveMillis(30);
+        server.neverAnswer(MessageType.KEEPALIVE);
+        try (TmrClient watchful = TmrClient.connect(options(server.address())
+                .requestTimeout(Duration.ofMillis(200)).build());
+             LicenseHandle handle = watchful.access(FIRM, PRODUCT)) {
+            assertTrue(server.awaitReceived(MessageType.RESUME, 1, Duration.ofSeconds(10)),
+                    "a silent server is left and the handle resumed on a new connection");
+            assertTrue(server.received(MessageType.HELLO) >= 3);
+            assertEquals(FIRM, handle.firmCode());
+        }
+    }
+
+    @Test
+    void requestsWhileNoServerAnswersFailWith101() {
+        try (TmrClient shortWait = TmrClient.connect(options(server.address())
+                .requestTimeout(Duration.ofMillis(400)).build())) {
+            LicenseHandle handle = shortWait.access(FIRM, PRODUCT);
+            server.stop();
+            CmException e = assertCode(CmError.SERVER_NOT_FOUND, handle::info);
+            assertTrue(e.text().contains(server.address()), e.text());
+            assertCode(CmError.SERVER_NOT_FOUND, shortWait::listContainers);
+        }
+    }
+}
