@@ -15,6 +15,8 @@ import org.apache.pekko.persistence.AtomicWrite;
 import org.apache.pekko.persistence.PersistentRepr;
 import org.apache.pekko.persistence.journal.japi.AsyncWriteJournal;
 import org.apache.pekko.serialization.SerializationExtension;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import scala.concurrent.ExecutionContextExecutor;
 import scala.concurrent.Future;
 import scala.jdk.javaapi.CollectionConverters;
@@ -28,18 +30,41 @@ import scala.jdk.javaapi.FutureConverters;
  */
 public final class OpenTmrJournal extends AsyncWriteJournal {
 
+    private static final Logger LOG = LoggerFactory.getLogger(OpenTmrJournal.class);
+
     private final SegmentedLog log;
+    private final IOException openFailure;
     private final EventCodec codec;
     private final ExecutionContextExecutor dispatcher;
 
-    public OpenTmrJournal() throws IOException {
-        this.log = OpenTmrPersistence.get(context().system()).log();
+    public OpenTmrJournal() {
+        OpenTmrPersistence ext = OpenTmrPersistence.get(context().system());
+        SegmentedLog opened = null;
+        IOException failure = null;
+        try {
+            opened = ext.log();
+        } catch (IOException e) {
+            // Failing each request with the cause (locked, damaged) reaches every persistent actor at once; a
+            // journal actor that failed to start would leave them waiting for the recovery timeout instead.
+            LOG.error("journal {} of actor system {} cannot open: {}", ext.settings().directory(),
+                    context().system().name(), e.getMessage());
+            failure = e;
+        }
+        this.log = opened;
+        this.openFailure = failure;
         this.codec = new EventCodec(SerializationExtension.get(context().system()));
         this.dispatcher = context().dispatcher();
     }
 
+    private <T> Future<T> unavailable() {
+        return Futures.failed(openFailure);
+    }
+
     @Override
     public Future<Iterable<Optional<Exception>>> doAsyncWriteMessages(Iterable<AtomicWrite> messages) {
+        if (log == null) {
+            return unavailable();
+        }
         List<Optional<Exception>> results = new ArrayList<>();
         List<SegmentedLog.Group> groups = new ArrayList<>();
         long now = System.currentTimeMillis();
@@ -64,12 +89,18 @@ public final class OpenTmrJournal extends AsyncWriteJournal {
 
     @Override
     public Future<Void> doAsyncDeleteMessagesTo(String persistenceId, long toSequenceNr) {
+        if (log == null) {
+            return unavailable();
+        }
         return FutureConverters.asScala(log.delete(persistenceId, toSequenceNr).thenApply(appended -> null));
     }
 
     @Override
     public Future<Void> doAsyncReplayMessages(String persistenceId, long fromSequenceNr, long toSequenceNr,
             long max, Consumer<PersistentRepr> replayCallback) {
+        if (log == null) {
+            return unavailable();
+        }
         return FutureConverters.asScala(CompletableFuture.runAsync(
                 () -> log.replay(persistenceId, fromSequenceNr, toSequenceNr, max,
                         record -> replayCallback.accept(codec.toRepr(record))),
@@ -78,6 +109,9 @@ public final class OpenTmrJournal extends AsyncWriteJournal {
 
     @Override
     public Future<Long> doAsyncReadHighestSequenceNr(String persistenceId, long fromSequenceNr) {
+        if (log == null) {
+            return unavailable();
+        }
         return Futures.successful(log.highestSequenceNr(persistenceId));
     }
 }

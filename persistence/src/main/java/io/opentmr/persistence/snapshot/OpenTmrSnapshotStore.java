@@ -5,6 +5,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
+import org.apache.pekko.dispatch.Futures;
 import org.apache.pekko.persistence.SelectedSnapshot;
 import org.apache.pekko.persistence.SnapshotMetadata;
 import org.apache.pekko.persistence.SnapshotSelectionCriteria;
@@ -30,13 +31,26 @@ public final class OpenTmrSnapshotStore extends SnapshotStore {
     private static final int MAX_LOAD_ATTEMPTS = 3;
 
     private final SnapshotFiles files;
+    private final IOException openFailure;
     private final Serialization serialization;
     private final ExecutionContextExecutor dispatcher;
 
-    public OpenTmrSnapshotStore() throws IOException {
+    public OpenTmrSnapshotStore() {
         OpenTmrPersistence ext = OpenTmrPersistence.get(context().system());
-        ext.log();
-        this.files = new SnapshotFiles(ext.settings().snapshotDirectory());
+        SnapshotFiles opened = null;
+        IOException failure = null;
+        try {
+            // Opening the log takes the directory lock, which guards the snapshots too.
+            ext.log();
+            opened = new SnapshotFiles(ext.settings().snapshotDirectory());
+        } catch (IOException e) {
+            // As in the journal: fail each request with the cause rather than not start.
+            LOG.error("snapshot store {} of actor system {} cannot open: {}", ext.settings().snapshotDirectory(),
+                    context().system().name(), e.getMessage());
+            failure = e;
+        }
+        this.files = opened;
+        this.openFailure = failure;
         this.serialization = SerializationExtension.get(context().system());
         this.dispatcher = context().dispatcher();
     }
@@ -69,9 +83,14 @@ public final class OpenTmrSnapshotStore extends SnapshotStore {
 
     @Override
     public Future<Void> doSaveAsync(SnapshotMetadata metadata, Object snapshot) {
-        Serializer serializer = serialization.findSerializerFor(snapshot);
-        SnapshotFiles.Stored stored = new SnapshotFiles.Stored(serializer.identifier(),
-                Serializers.manifestFor(serializer, snapshot), serializer.toBinary(snapshot));
+        SnapshotFiles.Stored stored;
+        try {
+            Serializer serializer = serialization.findSerializerFor(snapshot);
+            stored = new SnapshotFiles.Stored(serializer.identifier(), Serializers.manifestFor(serializer, snapshot),
+                    serializer.toBinary(snapshot));
+        } catch (RuntimeException e) {
+            return Futures.failed(e);
+        }
         return async(() -> {
             files.save(metadata.persistenceId(), metadata.sequenceNr(), metadata.timestamp(), stored);
             return null;
@@ -109,6 +128,9 @@ public final class OpenTmrSnapshotStore extends SnapshotStore {
     }
 
     private <T> Future<T> async(Io<T> io) {
+        if (files == null) {
+            return Futures.failed(openFailure);
+        }
         return FutureConverters.asScala(CompletableFuture.supplyAsync(() -> {
             try {
                 return io.run();

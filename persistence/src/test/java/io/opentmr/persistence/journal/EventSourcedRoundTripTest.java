@@ -40,6 +40,24 @@ class EventSourcedRoundTripTest {
     }
 
     @Test
+    void aSecondActorSystemOnALockedDirectoryFailsRecoveryAtOnce() {
+        ActorTestKit owner = ActorTestKit.create("owner", TestConfig.forDir(dir));
+        ActorTestKit intruder = ActorTestKit.create("intruder", TestConfig.forDir(dir));
+        try {
+            ActorRef<Counter.Command> mine = owner.spawn(Counter.create("counter-1"));
+            assertEquals(1, add(owner, mine, 1));
+            ActorRef<Counter.Command> theirs = intruder.spawn(Counter.create("counter-1"));
+            TestProbe<Object> watcher = intruder.createTestProbe();
+            // Stopped by the recovery failure (the lock error), well before the 30 s recovery timeout.
+            watcher.expectTerminated(theirs, WAIT);
+            assertEquals(1, get(owner, mine));
+        } finally {
+            intruder.shutdownTestKit();
+            owner.shutdownTestKit();
+        }
+    }
+
+    @Test
     void stateIsRecoveredInANewActorSystemOnTheSameDirectory() throws Exception {
         ActorTestKit first = ActorTestKit.create("round-trip-1", TestConfig.forDir(dir));
         try {

@@ -141,6 +141,8 @@ class JournalPluginTest {
         assertEquals(List.of(2L, 3L), replay("a", 2, 5, 2, 5));
         assertEquals(List.of(), replay("a", 1, 5, 0, 5));
         assertEquals(List.of(5L), replay("a", 5, 5, 10, 5));
+        assertEquals(List.of(), replay("a", 4, 3, 10, 5));
+        assertEquals(List.of(), replay("a", 6, Long.MAX_VALUE, 10, 5));
         assertEquals(List.of(), replay("unknown", 1, Long.MAX_VALUE, Long.MAX_VALUE, 0));
     }
 
