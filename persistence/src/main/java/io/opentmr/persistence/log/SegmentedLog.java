@@ -17,6 +17,7 @@ import java.util.TreeMap;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.ReadWriteLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.function.Consumer;
@@ -58,6 +59,17 @@ public final class SegmentedLog implements AutoCloseable {
     private volatile IOException failure;
     private Segment active;
     private byte[] batchBuffer = new byte[64 * 1024];
+    private final LongAdder writeCount = new LongAdder();
+    private final LongAdder fsyncCount = new LongAdder();
+    private final LongAdder recordCount = new LongAdder();
+
+    /** Counters since open: group commits, fsyncs and records written. For metrics and the benchmark. */
+    public record Stats(long writes, long fsyncs, long records) {
+    }
+
+    public Stats stats() {
+        return new Stats(writeCount.sum(), fsyncCount.sum(), recordCount.sum());
+    }
 
     /** Encoded records of one atomic write: all of them reach the log, or none does. */
     public static final class Group {
@@ -233,7 +245,9 @@ public final class SegmentedLog implements AutoCloseable {
 
     /**
      * Queues groups for the next group commit. The future completes when they are written and, unless fsync is
-     * {@code never}, durable. Blocks while the write queue is full.
+     * {@code never}, durable. Blocks while the write queue is full. The future completes on the writer thread:
+     * dependent actions must be short and must not append synchronously (that could wait on a full queue that
+     * only the writer thread drains).
      */
     public CompletableFuture<Appended> append(List<Group> groups) {
         return enqueue(new WriteRequest(List.copyOf(groups), new CompletableFuture<>()));
@@ -343,9 +357,7 @@ public final class SegmentedLog implements AutoCloseable {
                 if (active.size + buffered + groupBytes > options.segmentSize() && active.size + buffered > 0) {
                     flush(buffered);
                     buffered = 0;
-                    if (options.fsync() != FsyncPolicy.NEVER) {
-                        options.syncer().sync(active.path, active.channel, active.size);
-                    }
+                    sync();
                     roll();
                 }
                 for (Entry e : entries) {
@@ -370,9 +382,8 @@ public final class SegmentedLog implements AutoCloseable {
             request.result = new Appended(firstPosition, lastPosition, active.path, active.size + buffered);
         }
         flush(buffered);
-        if (options.fsync() != FsyncPolicy.NEVER) {
-            options.syncer().sync(active.path, active.channel, active.size);
-        }
+        sync();
+        recordCount.add(written.size());
         indexLock.writeLock().lock();
         try {
             for (Written w : written) {
@@ -423,8 +434,16 @@ public final class SegmentedLog implements AutoCloseable {
         return used;
     }
 
+    private void sync() throws IOException {
+        if (options.fsync() != FsyncPolicy.NEVER) {
+            options.syncer().sync(active.path, active.channel, active.size);
+            fsyncCount.increment();
+        }
+    }
+
     private void flush(int length) throws IOException {
         if (length > 0) {
+            writeCount.increment();
             // Recovery tells a torn last write from damage before it by this mark: see LogScanner.
             RecordCodec.markWriteStart(batchBuffer, 0);
         }

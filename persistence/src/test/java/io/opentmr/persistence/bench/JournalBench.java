@@ -3,7 +3,9 @@ package io.opentmr.persistence.bench;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import io.opentmr.persistence.CborSerializable;
+import io.opentmr.persistence.OpenTmrPersistence;
 import io.opentmr.persistence.TestConfig;
+import io.opentmr.persistence.log.SegmentedLog;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -16,6 +18,7 @@ import org.HdrHistogram.ConcurrentHistogram;
 import org.HdrHistogram.Histogram;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.Adapter;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.persistence.typed.PersistenceId;
 import org.apache.pekko.persistence.typed.javadsl.CommandHandler;
@@ -97,11 +100,12 @@ public final class JournalBench {
     }
 
     /** Figures of one journal. */
-    record Result(String journal, double eventsPerSecond, double p50Millis, double p99Millis, double p999Millis) {
+    record Result(String journal, double eventsPerSecond, double p50Millis, double p99Millis, double p999Millis,
+            String detail) {
         @Override
         public String toString() {
-            return String.format(Locale.ROOT, "%-8s %10.0f events/s   p50 %7.2f ms   p99 %7.2f ms   p99.9 %7.2f ms",
-                    journal, eventsPerSecond, p50Millis, p99Millis, p999Millis);
+            return String.format(Locale.ROOT, "%-8s %10.0f events/s   p50 %7.2f ms   p99 %7.2f ms   p99.9 %7.2f ms%s",
+                    journal, eventsPerSecond, p50Millis, p99Millis, p999Millis, detail);
         }
     }
 
@@ -116,18 +120,39 @@ public final class JournalBench {
         }), "bench-" + name, config);
         try {
             TimeUnit.SECONDS.sleep(warmupSeconds);
+            SegmentedLog.Stats before = stats(system);
             run.measuring = true;
             long start = System.nanoTime();
             TimeUnit.SECONDS.sleep(seconds);
             run.measuring = false;
             double elapsed = (System.nanoTime() - start) / 1e9;
+            SegmentedLog.Stats after = stats(system);
             run.stopped = true;
+            String detail = "";
+            if (before != null && after != null && after.fsyncs() > before.fsyncs()) {
+                long fsyncs = after.fsyncs() - before.fsyncs();
+                detail = String.format(Locale.ROOT, "   %.0f fsyncs/s, %.1f events per fsync", fsyncs / elapsed,
+                        (double) (after.records() - before.records()) / fsyncs);
+            }
             Histogram h = run.latencyMicros;
             return new Result(name, run.events.sum() / elapsed, h.getValueAtPercentile(50) / 1000.0,
-                    h.getValueAtPercentile(99) / 1000.0, h.getValueAtPercentile(99.9) / 1000.0);
+                    h.getValueAtPercentile(99) / 1000.0, h.getValueAtPercentile(99.9) / 1000.0, detail);
         } finally {
             system.terminate();
             system.getWhenTerminated().toCompletableFuture().join();
+        }
+    }
+
+    /** Counters of our log, or null when the run uses another journal. */
+    private static SegmentedLog.Stats stats(ActorSystem<Void> system) {
+        if (!system.settings().config().getString("pekko.persistence.journal.plugin")
+                .equals("opentmr.persistence.journal")) {
+            return null;
+        }
+        try {
+            return OpenTmrPersistence.get(Adapter.toClassic(system)).log().stats();
+        } catch (IOException e) {
+            return null;
         }
     }
 
@@ -141,7 +166,7 @@ public final class JournalBench {
                     .withFallback(TestConfig.forDir(dir));
             Config inmem = ConfigFactory.parseString("""
                     pekko.persistence.journal.plugin = "pekko.persistence.journal.inmem"
-                    pekko.persistence.snapshot-store.plugin = ""
+                    pekko.persistence.snapshot-store.plugin = "pekko.persistence.no-snapshot-store"
                     """).withFallback(TestConfig.forDir(dir));
             Result a = measure("opentmr", ours, actors, warmup, seconds);
             Result b = measure("inmem", inmem, actors, warmup, seconds);
