@@ -202,11 +202,6 @@ final class ClientConnection {
         handles.put(handle.handleId(), handle);
     }
 
-    /** Forgets a handle once its RELEASE is answered (or given up): it is no longer resumed. */
-    void forget(LicenseHandle handle) {
-        execute(() -> handles.remove(handle.handleId(), handle));
-    }
-
     /** Open handles, as the I/O thread sees them. */
     int openHandles() {
         return onLoop(handles::size);
@@ -269,7 +264,11 @@ final class ClientConnection {
 
     /** An internal request (HELLO, RESUME, KEEPALIVE) on one particular connection: no permit, never retried. */
     private Pending<Message> sendInternal(Message request, Channel ch, Duration timeout) {
-        Pending<Message> p = new Pending<>(nextRequestId.getAndIncrement(), request, false, false, null,
+        return sendInternal(request, null, ch, timeout);
+    }
+
+    private Pending<Message> sendInternal(Message request, LicenseHandle handle, Channel ch, Duration timeout) {
+        Pending<Message> p = new Pending<>(nextRequestId.getAndIncrement(), request, false, false, handle,
                 Function.identity(), timeout);
         pending.put(p.requestId, p);
         p.timer = loop.schedule(() -> timedOut(p), timeout.toNanos(), TimeUnit.NANOSECONDS);
@@ -325,6 +324,10 @@ final class ClientConnection {
 
     private void remove(Pending<?> p) {
         pending.remove(p.requestId, p);
+        if (p.request instanceof Message.Release && p.handle != null) {
+            // Answered or given up: either way the handle must not be resumed on a later connection.
+            handles.remove(p.handle.handleId(), p.handle);
+        }
         if (p.timer != null) {
             p.timer.cancel(false);
         }
@@ -461,6 +464,9 @@ final class ClientConnection {
         if (error != null) {
             abandon(ch);
             attemptFailed(target, redirected, error.getMessage());
+        } else if (channel != ch || !ch.isActive()) {
+            abandon(ch);
+            attemptFailed(target, redirected, "connection lost after HELLO");
         } else if (reply instanceof Message.HelloOk ok) {
             resumeHandles(ch, target, redirected, ok);
         } else if (reply instanceof Message.NotActive notActive) {
@@ -652,9 +658,9 @@ final class ClientConnection {
         }
         for (LicenseHandle handle : new ArrayList<>(handles.values())) {
             if (handle.markClosed()) {
-                Pending<Message> p = sendInternal(new Message.Release(handle.handleId()), channel,
+                Pending<Message> p = sendInternal(new Message.Release(handle.handleId()), handle, channel,
                         options.requestTimeout());
-                releases.add(p.future.whenComplete((reply, error) -> handles.remove(handle.handleId(), handle)));
+                releases.add(p.future);
             }
         }
         return releases;
@@ -681,14 +687,6 @@ final class ClientConnection {
     }
 
     // ================================================================ threads
-
-    private void execute(Runnable task) {
-        try {
-            loop.execute(task);
-        } catch (RejectedExecutionException e) {
-            LOG.debug("Client I/O thread stopped; dropped a task: {}", e.toString());
-        }
-    }
 
     private <T> T onLoop(Callable<T> task) {
         try {

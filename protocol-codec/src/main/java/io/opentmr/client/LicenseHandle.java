@@ -57,10 +57,12 @@ public final class LicenseHandle implements AutoCloseable {
         return container;
     }
 
+    /** The firm code asked for in ACCESS. */
     public long firmCode() {
         return firmCode;
     }
 
+    /** The product code asked for in ACCESS. */
     public long productCode() {
         return productCode;
     }
@@ -70,6 +72,7 @@ public final class LicenseHandle implements AutoCloseable {
         return featureBits;
     }
 
+    /** The access mode asked for in ACCESS. */
     public AccessMode accessMode() {
         return accessMode;
     }
@@ -155,8 +158,6 @@ public final class LicenseHandle implements AutoCloseable {
             if (e.code() != CmError.INVALID_HANDLE.code()) {
                 throw e;
             }
-        } finally {
-            connection.forget(this);
         }
     }
 

@@ -48,6 +48,7 @@ public record TmrClientOptions(
     /** The protocol's registered port, used for an address given without one. */
     public static final int DEFAULT_PORT = 22350;
 
+    /** Checks every field; {@link Builder#build()} is the usual way here. */
     public TmrClientOptions {
         addresses = List.copyOf(addresses);
         if (addresses.isEmpty()) {
@@ -176,36 +177,43 @@ public record TmrClientOptions(
             return addresses(addresses.toArray(new InetSocketAddress[0]));
         }
 
+        /** The program name sent in HELLO. */
         public Builder clientName(String clientName) {
             this.clientName = clientName;
             return this;
         }
 
+        /** The client host name sent in HELLO; STATIONSHARE counts seats per host. */
         public Builder host(String host) {
             this.host = host;
             return this;
         }
 
+        /** The user name sent in HELLO. */
         public Builder user(String user) {
             this.user = user;
             return this;
         }
 
+        /** The process id sent in HELLO (0..2<sup>32</sup>-1). */
         public Builder pid(long pid) {
             this.pid = pid;
             return this;
         }
 
+        /** Bound on one connection attempt and on the first connect; see {@link TmrClientOptions#connectTimeout()}. */
         public Builder connectTimeout(Duration connectTimeout) {
             this.connectTimeout = connectTimeout;
             return this;
         }
 
+        /** Bound on every request, reconnects included; see {@link TmrClientOptions#requestTimeout()}. */
         public Builder requestTimeout(Duration requestTimeout) {
             this.requestTimeout = requestTimeout;
             return this;
         }
 
+        /** Requests outstanding at once before the next fails with 309. */
         public Builder maxInFlight(int maxInFlight) {
             this.maxInFlight = maxInFlight;
             return this;
@@ -218,6 +226,7 @@ public record TmrClientOptions(
             return this;
         }
 
+        /** Limits on the frames the client accepts; the protocol's defaults suit every server. */
         public Builder codecLimits(CodecLimits codecLimits) {
             this.codecLimits = codecLimits;
             return this;

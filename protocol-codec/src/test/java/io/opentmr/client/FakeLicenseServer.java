@@ -59,15 +59,11 @@ final class FakeLicenseServer implements AutoCloseable {
     private final NioEventLoopGroup group = new NioEventLoopGroup(1, new DefaultThreadFactory("fake-server", true));
     private final ChannelGroup connections = new DefaultChannelGroup(GlobalEventExecutor.INSTANCE);
     private final String name;
-    private final ReentrantLock lock = new ReentrantLock();
-    private final Condition received = lock.newCondition();
+    private final Table table;
+    private final ReentrantLock lock;
+    private final Condition received;
 
     // guarded by lock
-    private final Map<Long, Product> products = new LinkedHashMap<>();
-    private final Map<Long, HandleRecord> handles = new HashMap<>();
-    private final Map<Long, Long> tickets = new HashMap<>();
-    private final Map<String, Message> repliesByRequest = new HashMap<>();
-    private final Map<Long, Message> repliesByOperation = new HashMap<>();
     private final Map<MessageType, List<Integer>> requestIds = new EnumMap<>(MessageType.class);
     private final Set<MessageType> dropAndCloseOnce = EnumSet.noneOf(MessageType.class);
     private final Set<MessageType> neverAnswer = EnumSet.noneOf(MessageType.class);
@@ -77,24 +73,32 @@ final class FakeLicenseServer implements AutoCloseable {
     private ServerKind kind = ServerKind.BACKEND;
     private long keepAliveMillis = 10_000;
     private boolean refuseResume;
-    private long nextSession = 1;
-    private long nextHandle = 1001;
-    private long nextTicket = 1;
 
     private Channel serverChannel;
     private int port;
 
-    FakeLicenseServer(String name) {
+    private FakeLicenseServer(String name, Table table) {
         this.name = name;
-        products.put(PRODUCT, new Product(PRODUCT, 3, 0b0111, true, 100));
-        products.put(SINGLE_SEAT, new Product(SINGLE_SEAT, 1, 0, false, 0));
+        this.table = table;
+        this.lock = table.lock;
+        this.received = table.received;
     }
 
     /** Starts a server on an ephemeral port of 127.0.0.1. */
     static FakeLicenseServer start(String name) {
-        FakeLicenseServer server = new FakeLicenseServer(name);
+        FakeLicenseServer server = new FakeLicenseServer(name, new Table());
         server.bind(0);
         return server;
+    }
+
+    /**
+     * Starts a second server that shares this one's seat table, handles and remembered replies, as a
+     * TMR twin shares them through the replicated journal.
+     */
+    FakeLicenseServer startTwin(String twinName) {
+        FakeLicenseServer twin = new FakeLicenseServer(twinName, table);
+        twin.bind(0);
+        return twin;
     }
 
     int port() {
@@ -197,7 +201,7 @@ final class FakeLicenseServer implements AutoCloseable {
     long inUse(long productCode) {
         lock.lock();
         try {
-            return products.get(productCode).inUse;
+            return table.products.get(productCode).inUse;
         } finally {
             lock.unlock();
         }
@@ -206,7 +210,7 @@ final class FakeLicenseServer implements AutoCloseable {
     long units(long productCode) {
         lock.lock();
         try {
-            return products.get(productCode).units;
+            return table.products.get(productCode).units;
         } finally {
             lock.unlock();
         }
@@ -215,7 +219,7 @@ final class FakeLicenseServer implements AutoCloseable {
     int handleCount() {
         lock.lock();
         try {
-            return handles.size();
+            return table.handles.size();
         } finally {
             lock.unlock();
         }
@@ -287,7 +291,7 @@ final class FakeLicenseServer implements AutoCloseable {
         private Message answer(Frame frame) {
             Message request = frame.message();
             if (request instanceof Message.Hello hello) {
-                sessionId = nextSession++;
+                sessionId = table.nextSession++;
                 client = hello.clientName() + "@" + hello.host() + "/" + hello.user() + "/" + hello.pid();
                 return helloAnswer != null ? helloAnswer : new Message.HelloOk(kind, sessionId, keepAliveMillis, name);
             }
@@ -300,17 +304,17 @@ final class FakeLicenseServer implements AutoCloseable {
             }
             // Request ids make a repeated request recognisable: the same answer, carried out once.
             String requestKey = client + "#" + frame.requestId();
-            Message earlier = repliesByRequest.get(requestKey);
+            Message earlier = table.repliesByRequest.get(requestKey);
             if (earlier != null) {
-                if (earlier instanceof Message.AccessOk granted && handles.containsKey(granted.handleId())) {
-                    handles.get(granted.handleId()).session = sessionId;
+                if (earlier instanceof Message.AccessOk granted && table.handles.containsKey(granted.handleId())) {
+                    table.handles.get(granted.handleId()).session = sessionId;
                 }
                 return earlier;
             }
             Message reply = carryOut(request);
             if (request instanceof Message.Access || request instanceof Message.Release
                     || request instanceof Message.DecrementUnits || request instanceof Message.Borrow) {
-                repliesByRequest.put(requestKey, reply);
+                table.repliesByRequest.put(requestKey, reply);
             }
             return reply;
         }
@@ -318,14 +322,14 @@ final class FakeLicenseServer implements AutoCloseable {
         private Message carryOut(Message request) {
             if (request instanceof Message.ListContainers) {
                 List<ProductInfo> infos = new ArrayList<>();
-                products.values().forEach(p -> infos.add(p.info()));
+                table.products.values().forEach(p -> infos.add(p.info()));
                 return new Message.ContainerList(List.of(new ContainerInfo(CONTAINER, 7, Bytes.EMPTY, infos)));
             }
             if (request instanceof Message.KeepAlive) {
                 return new Message.Ok();
             }
             if (request instanceof Message.Access access) {
-                Product product = access.firmCode() == FIRM ? products.get(access.productCode()) : null;
+                Product product = access.firmCode() == FIRM ? table.products.get(access.productCode()) : null;
                 if (product == null || (access.featureBits() & ~product.featureMap) != 0) {
                     return error(CmError.ENTRY_NOT_FOUND, "no product item " + access.firmCode() + "/"
                             + access.productCode() + " with features " + access.featureBits());
@@ -337,13 +341,13 @@ final class FakeLicenseServer implements AutoCloseable {
                 if (seat) {
                     product.inUse++;
                 }
-                long id = nextHandle++;
+                long id = table.nextHandle++;
                 Bytes token = Bytes.fromHex(String.format("%032x", id * 7919));
-                handles.put(id, new HandleRecord(product, access.accessMode(), token, sessionId, seat));
+                table.handles.put(id, new HandleRecord(product, access.accessMode(), token, sessionId, seat));
                 return new Message.AccessOk(id, token, CONTAINER);
             }
             if (request instanceof Message.Resume resume) {
-                HandleRecord handle = handles.get(resume.handleId());
+                HandleRecord handle = table.handles.get(resume.handleId());
                 if (refuseResume || handle == null || !handle.token.equals(resume.token())) {
                     return error(CmError.INVALID_HANDLE, "cannot resume handle " + resume.handleId());
                 }
@@ -351,16 +355,16 @@ final class FakeLicenseServer implements AutoCloseable {
                 return new Message.AccessOk(resume.handleId(), handle.token, CONTAINER);
             }
             if (request instanceof Message.Return giveBack) {
-                return tickets.remove(giveBack.ticketId()) != null ? new Message.Ok()
+                return table.tickets.remove(giveBack.ticketId()) != null ? new Message.Ok()
                         : error(CmError.ENTRY_NOT_FOUND, "no borrow ticket " + giveBack.ticketId());
             }
             long handleId = handleIdOf(request);
-            HandleRecord handle = handles.get(handleId);
+            HandleRecord handle = table.handles.get(handleId);
             if (handle == null || handle.session != sessionId) {
                 return error(CmError.INVALID_HANDLE, "no handle " + handleId + " in session " + sessionId);
             }
             if (request instanceof Message.Release) {
-                handles.remove(handleId);
+                table.handles.remove(handleId);
                 if (handle.holdsSeat) {
                     handle.product.inUse--;
                 }
@@ -378,7 +382,7 @@ final class FakeLicenseServer implements AutoCloseable {
                 return new Message.CryptOk(Bytes.of(data));
             }
             if (request instanceof Message.DecrementUnits decrement) {
-                Message earlier = repliesByOperation.get(decrement.operationId());
+                Message earlier = table.repliesByOperation.get(decrement.operationId());
                 if (earlier != null) {
                     return earlier;
                 }
@@ -394,12 +398,12 @@ final class FakeLicenseServer implements AutoCloseable {
                     product.units -= decrement.amount();
                     reply = new Message.UnitsOk(product.units);
                 }
-                repliesByOperation.put(decrement.operationId(), reply);
+                table.repliesByOperation.put(decrement.operationId(), reply);
                 return reply;
             }
             if (request instanceof Message.Borrow borrow) {
-                long ticket = nextTicket++;
-                tickets.put(ticket, handleId);
+                long ticket = table.nextTicket++;
+                table.tickets.put(ticket, handleId);
                 return new Message.BorrowOk(new BorrowTicket(ticket, FIRM, handle.product.code, client,
                         1_700_000_000_000L + borrow.durationSeconds() * 1000, CONTAINER, Bytes.of(new byte[64])));
             }
@@ -429,6 +433,25 @@ final class FakeLicenseServer implements AutoCloseable {
 
     private static Message.Error error(CmError error, String text) {
         return new Message.Error(error, text);
+    }
+
+    /** The state twins share. */
+    private static final class Table {
+        final ReentrantLock lock = new ReentrantLock();
+        final Condition received = lock.newCondition();
+        final Map<Long, Product> products = new LinkedHashMap<>();
+        final Map<Long, HandleRecord> handles = new HashMap<>();
+        final Map<Long, Long> tickets = new HashMap<>();
+        final Map<String, Message> repliesByRequest = new HashMap<>();
+        final Map<Long, Message> repliesByOperation = new HashMap<>();
+        long nextSession = 1;
+        long nextHandle = 1001;
+        long nextTicket = 1;
+
+        Table() {
+            products.put(PRODUCT, new Product(PRODUCT, 3, 0b0111, true, 100));
+            products.put(SINGLE_SEAT, new Product(SINGLE_SEAT, 1, 0, false, 0));
+        }
     }
 
     private static final class Product {

@@ -20,6 +20,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -76,6 +77,51 @@ class TmrClientConcurrencyTest {
             assertEquals(THREADS * ROUNDS, server.received(MessageType.ACCESS));
             assertEquals(THREADS * ROUNDS, server.received(MessageType.RELEASE));
             assertEquals(0, server.handleCount());
+            assertEquals(0, client.openHandles());
+        }
+    }
+
+    @Test
+    void sixteenThreadsRideThroughAServerRestart() throws Exception {
+        try (FakeLicenseServer server = FakeLicenseServer.start("node-a");
+             TmrClient client = TmrClient.connect(options(server.address()).build())) {
+            int total = THREADS * ROUNDS;
+            AtomicInteger completed = new AtomicInteger();
+            CountDownLatch halfway = new CountDownLatch(1);
+            CountDownLatch go = new CountDownLatch(1);
+            ExecutorService threads = Executors.newFixedThreadPool(THREADS);
+            try {
+                List<Future<?>> results = new ArrayList<>();
+                for (int t = 0; t < THREADS; t++) {
+                    results.add(threads.submit(() -> {
+                        go.await();
+                        for (int round = 0; round < ROUNDS; round++) {
+                            try (LicenseHandle handle = client.access(FakeLicenseServer.FIRM,
+                                    FakeLicenseServer.PRODUCT, 0, AccessMode.NOUSERLIMIT)) {
+                                assertEquals(handle.handleId(), handle.info().handleId());
+                            }
+                            if (completed.incrementAndGet() == total / 2) {
+                                halfway.countDown();
+                            }
+                        }
+                        return null;
+                    }));
+                }
+                go.countDown();
+                assertTrue(halfway.await(20, TimeUnit.SECONDS));
+                server.stop();
+                server.restart();
+                for (Future<?> result : results) {
+                    result.get(25, TimeUnit.SECONDS);
+                }
+            } finally {
+                threads.shutdownNow();
+            }
+            assertEquals(total, completed.get());
+            assertEquals(2, server.received(MessageType.HELLO), "exactly one reconnect");
+            assertEquals(total, Set.copyOf(server.requestIds(MessageType.ACCESS)).size(),
+                    "every ACCESS reached the server; repeats carried their original request id");
+            assertEquals(0, server.handleCount(), "no handle left behind by a lost reply");
             assertEquals(0, client.openHandles());
         }
     }

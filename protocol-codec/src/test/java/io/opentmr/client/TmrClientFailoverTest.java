@@ -15,6 +15,7 @@ import io.opentmr.protocol.ServerKind;
 import io.opentmr.protocol.testing.NoLeaks;
 import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -67,8 +68,7 @@ class TmrClientFailoverTest {
         server.stop();
         // Closing the listener and the connection is done; the client may or may not have noticed yet.
         // Either way the request waits for the next session and is sent there after the RESUME.
-        java.util.concurrent.CompletableFuture<Long> decrement =
-                java.util.concurrent.CompletableFuture.supplyAsync(() -> handle.decrementUnits(10));
+        CompletableFuture<Long> decrement = CompletableFuture.supplyAsync(() -> handle.decrementUnits(10));
         server.restart();
         assertEquals(90, decrement.get(10, TimeUnit.SECONDS));
         assertEquals(90, server.units(PRODUCT));
@@ -108,6 +108,35 @@ class TmrClientFailoverTest {
                 }
                 assertEquals(1, standby.received(MessageType.HELLO));
                 assertEquals(0, standby.received(MessageType.ACCESS));
+            }
+        }
+    }
+
+    @Test
+    void failOverToTheTwinResumesTheHandleThere() throws Exception {
+        server.serverKind(ServerKind.TMR_ACTIVE);
+        try (FakeLicenseServer twin = server.startTwin("node-b")) {
+            twin.serverKind(ServerKind.TMR_STANDBY);
+            twin.answerHelloWith(new Message.NotActive(server.address()));
+            try (TmrClient twinAware = TmrClient.connect(options(twin.address(), server.address()).build())) {
+                assertEquals("node-a", twinAware.serverName(), "the standby sent the client to the active");
+                LicenseHandle handle = twinAware.access(FIRM, PRODUCT);
+                assertEquals(95, handle.decrementUnits(5));
+
+                server.stop();
+                CompletableFuture<Long> duringFailOver = CompletableFuture.supplyAsync(() -> handle.decrementUnits(5));
+                twin.answerHelloWith(null);
+                twin.serverKind(ServerKind.TMR_ACTIVE);
+
+                assertEquals(90, duringFailOver.get(10, TimeUnit.SECONDS));
+                assertEquals("node-b", twinAware.serverName());
+                assertEquals(ServerKind.TMR_ACTIVE, twinAware.serverKind());
+                assertEquals(twin.port(), twinAware.connectedAddress().getPort());
+                assertEquals(1, twin.received(MessageType.RESUME));
+                assertEquals(handle.handleId(), handle.info().handleId());
+                assertEquals(1, twin.inUse(PRODUCT), "the seat moved with the handle, nothing granted twice");
+                handle.close();
+                assertEquals(0, twin.inUse(PRODUCT));
             }
         }
     }
