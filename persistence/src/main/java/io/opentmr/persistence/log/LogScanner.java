@@ -131,6 +131,10 @@ public final class LogScanner {
         }
     }
 
+    /** A valid record held back until its atomic write is complete. */
+    private record Pending(int offset, int length, LogRecord record) {
+    }
+
     /** Decoding state of one segment. */
     private static final class SegmentScan {
         private final Path file;
@@ -141,7 +145,7 @@ public final class LogScanner {
         private final Visitor visitor;
         private final List<Damage> damages;
         private final boolean stopAtDamage;
-        private final List<Object[]> openGroup = new ArrayList<>();
+        private final List<Pending> openGroup = new ArrayList<>();
         private int groupStart = -1;
         long validEnd;
         long records;
@@ -164,16 +168,11 @@ public final class LogScanner {
             long expected = firstPosition;
             while (offset < bytes.length) {
                 RecordCodec.Decoded d = RecordCodec.decode(bytes, offset, bytes.length, maxRecordBytes);
-                String problem = d.problem();
-                if (d.ok() && d.record().position() != expected) {
-                    problem = "position " + d.record().position() + " where " + expected + " was expected";
-                }
-                if (problem != null) {
+                if (!d.ok()) {
                     int resume = nextValid(offset + 1);
-                    int damageAt = groupStart >= 0 ? groupStart : offset;
-                    boolean tail = last && d.record() == null && !laterWriteFollows(resume);
+                    boolean tail = last && !laterWriteFollows(resume);
+                    damages.add(new Damage(file, groupStart >= 0 ? groupStart : offset, d.problem(), tail));
                     dropOpenGroup();
-                    damages.add(new Damage(file, damageAt, problem, tail));
                     if (stopAtDamage || resume < 0) {
                         return;
                     }
@@ -182,16 +181,25 @@ public final class LogScanner {
                     continue;
                 }
                 LogRecord r = d.record();
+                if (r.position() != expected) {
+                    // A valid record in the wrong place: records are missing or were written twice.
+                    damages.add(new Damage(file, groupStart >= 0 ? groupStart : offset,
+                            "position " + r.position() + " where " + expected + " was expected", false));
+                    dropOpenGroup();
+                    if (stopAtDamage) {
+                        return;
+                    }
+                    expected = r.position();
+                }
                 if (groupStart < 0) {
                     groupStart = offset;
                 }
-                openGroup.add(new Object[] {offset, d.length(), r});
+                openGroup.add(new Pending(offset, d.length(), r));
                 if (r.lastOfGroup()) {
-                    for (Object[] e : openGroup) {
-                        LogRecord rec = (LogRecord) e[2];
-                        visitor.record(file, (Integer) e[0], (Integer) e[1], rec);
+                    for (Pending p : openGroup) {
+                        visitor.record(file, p.offset(), p.length(), p.record());
                         records++;
-                        lastPosition = rec.position();
+                        lastPosition = p.record().position();
                     }
                     openGroup.clear();
                     groupStart = -1;
