@@ -26,6 +26,13 @@ public record PersistenceSettings(
     public static final String PATH = "opentmr.persistence";
 
     public PersistenceSettings {
+        if (segmentSize < 4096 || segmentSize > (1L << 30)) {
+            throw new IllegalArgumentException(PATH + ".segment-size must be between 4 KiB and 1 GiB, got "
+                    + segmentSize);
+        }
+        if (maxBatchBytes < 1 || writeQueueCapacity < 1) {
+            throw new IllegalArgumentException(PATH + ".max-batch-bytes and write-queue-size must be positive");
+        }
         if (queryRefreshInterval.isNegative() || queryRefreshInterval.isZero()) {
             throw new IllegalArgumentException(PATH + ".query.refresh-interval must be positive");
         }
