@@ -91,6 +91,12 @@ public final class ContainerState {
         return items.values().stream().map(ItemState::toProductInfo).toList();
     }
 
+    /** The terms of a product item, or {@code null} if the container has none with that key. */
+    public ProductItemSpec spec(LicenseKey key) {
+        ItemState item = items.get(key);
+        return item == null ? null : item.spec;
+    }
+
     public Collection<Handle> handles() {
         return List.copyOf(handles.values());
     }

@@ -1,5 +1,8 @@
 package io.opentmr.protocol;
 
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+
 /**
  * A borrowed seat: lets the named client use the product offline until {@code expiresAtMillis},
  * checked against the issuing server's public key.
@@ -28,5 +31,25 @@ public record BorrowTicket(
         Check.nonNegative(expiresAtMillis, "expiresAtMillis");
         Check.notNull(issuer, "issuer");
         Check.notNull(signature, "signature");
+    }
+
+    /**
+     * The bytes the issuer signs and a holder verifies: {@code "opentmr-borrow/1"}, then ticketId (u64),
+     * firmCode, productCode (u32), clientId (u16 length + UTF-8), expiresAt (i64), issuer mask (u8) and
+     * number (u32). Documented in {@code docs/protocol.md}.
+     */
+    public byte[] signedPayload() {
+        byte[] label = "opentmr-borrow/1".getBytes(StandardCharsets.US_ASCII);
+        byte[] client = clientId.getBytes(StandardCharsets.UTF_8);
+        ByteBuffer out = ByteBuffer.allocate(label.length + 8 + 4 + 4 + 2 + client.length + 8 + 1 + 4);
+        out.put(label).putLong(ticketId).putInt((int) firmCode).putInt((int) productCode)
+                .putShort((short) client.length).put(client).putLong(expiresAtMillis)
+                .put((byte) issuer.mask()).putInt((int) issuer.number());
+        return out.array();
+    }
+
+    /** The same ticket with its signature. */
+    public BorrowTicket withSignature(Bytes newSignature) {
+        return new BorrowTicket(ticketId, firmCode, productCode, clientId, expiresAtMillis, issuer, newSignature);
     }
 }

@@ -1,0 +1,370 @@
+package io.opentmr.backend;
+
+import io.opentmr.backend.ContainerEvent.BorrowEnded;
+import io.opentmr.backend.ContainerEvent.HandleReclaimed;
+import io.opentmr.license.ContainerContext;
+import io.opentmr.license.CryptTransform;
+import io.opentmr.license.Ed25519;
+import io.opentmr.license.LicenseRefusedException;
+import io.opentmr.license.LicenseUpdate;
+import io.opentmr.license.LicenseUpdateFile;
+import io.opentmr.license.ProductItemSpec;
+import io.opentmr.protocol.AccessMode;
+import io.opentmr.protocol.BorrowTicket;
+import io.opentmr.protocol.Bytes;
+import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.ContainerInfo;
+import io.opentmr.protocol.CryptDirection;
+import io.opentmr.protocol.HandleOwner;
+import io.opentmr.protocol.ProductInfo;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.security.PublicKey;
+import java.security.SecureRandom;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+import java.util.function.Function;
+import org.apache.pekko.Done;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.SupervisorStrategy;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.pattern.StatusReply;
+import org.apache.pekko.persistence.typed.PersistenceId;
+import org.apache.pekko.persistence.typed.RecoveryCompleted;
+import org.apache.pekko.persistence.typed.javadsl.CommandHandlerWithReply;
+import org.apache.pekko.persistence.typed.javadsl.EventHandler;
+import org.apache.pekko.persistence.typed.javadsl.EventSourcedBehaviorWithEnforcedReplies;
+import org.apache.pekko.persistence.typed.javadsl.ReplyEffect;
+import org.apache.pekko.persistence.typed.javadsl.SignalHandler;
+
+/**
+ * A backend's container as an event-sourced actor: it owns {@link ContainerState}, persists what the
+ * state decides, replies once the journal has it, signs borrow tickets with the container key, and
+ * reclaims handles whose session went silent for the cleanup timeout.
+ */
+public final class Container
+        extends EventSourcedBehaviorWithEnforcedReplies<Container.Command, ContainerEvent, ContainerState> {
+
+    /** Everything a container is asked. Local only (same JVM as the server), so not serialised. */
+    public sealed interface Command {
+    }
+
+    public record Access(long firmCode, long productCode, long featureBits, AccessMode mode, HandleOwner owner,
+                         boolean tmrPeer, ActorRef<StatusReply<Granted>> replyTo) implements Command {
+    }
+
+    /** A new handle and its resume token (the container keeps only the token's digest). */
+    public record Granted(Handle handle, Bytes token) {
+    }
+
+    public record Release(long handleId, long sessionId, ActorRef<StatusReply<Done>> replyTo) implements Command {
+    }
+
+    public record Resume(long handleId, Bytes token, long sessionId, ActorRef<StatusReply<Handle>> replyTo)
+            implements Command {
+    }
+
+    public record GetInfo(long handleId, long sessionId, ActorRef<StatusReply<HandleInfo>> replyTo)
+            implements Command {
+    }
+
+    public record HandleInfo(Handle handle, ProductInfo product) {
+    }
+
+    public record DecrementUnits(long handleId, long sessionId, long operationId, long amount,
+                                 ActorRef<StatusReply<Long>> replyTo) implements Command {
+    }
+
+    public record Crypt(long handleId, long sessionId, CryptDirection direction, long encryptionCode, Bytes data,
+                        ActorRef<StatusReply<Bytes>> replyTo) implements Command {
+    }
+
+    public record BorrowSeat(long handleId, long sessionId, Duration duration, String clientId,
+                             ActorRef<StatusReply<BorrowTicket>> replyTo) implements Command {
+    }
+
+    public record ReturnBorrow(long ticketId, ActorRef<StatusReply<Done>> replyTo) implements Command {
+    }
+
+    /** A license update file, verified against the trusted vendor keys, then against this container. */
+    public record ImportLicense(Bytes file, ActorRef<StatusReply<LicenseUpdate>> replyTo) implements Command {
+    }
+
+    public record GetContext(ActorRef<StatusReply<ContainerContext>> replyTo) implements Command {
+    }
+
+    public record Describe(ActorRef<StatusReply<ContainerInfo>> replyTo) implements Command {
+    }
+
+    /** A session showed a sign of life (any request, KEEPALIVE): its handles are not idle. */
+    public record SessionActive(long sessionId) implements Command {
+    }
+
+    private record Cleanup() implements Command {
+    }
+
+    private final ActorContext<Command> context;
+    private final ContainerIdentity identity;
+    private final List<PublicKey> vendorKeys;
+    private final Duration cleanupTimeout;
+    private final Clock clock;
+    private final SecureRandom random;
+    private final TrackingLog tracking;
+    private final Instant startedAt;
+    /** Last sign of life per session; not journaled, so after a restart every handle gets a full timeout. */
+    private final Map<Long, Instant> lastSeen = new HashMap<>();
+
+    public static Behavior<Command> create(ContainerIdentity identity, List<PublicKey> vendorKeys,
+                                           Duration cleanupTimeout, Clock clock, SecureRandom random) {
+        Duration interval = cleanupTimeout.dividedBy(4);
+        Duration tick = interval.compareTo(Duration.ofSeconds(10)) > 0 ? Duration.ofSeconds(10)
+                : interval.compareTo(Duration.ofMillis(100)) < 0 ? Duration.ofMillis(100) : interval;
+        return Behaviors.setup(context -> Behaviors.withTimers(timers -> {
+            timers.startTimerWithFixedDelay(new Cleanup(), tick);
+            return new Container(context, identity, vendorKeys, cleanupTimeout, clock, random);
+        }));
+    }
+
+    public static PersistenceId persistenceId(ContainerIdentity identity) {
+        return PersistenceId.of("container", identity.serial().toString());
+    }
+
+    private Container(ActorContext<Command> context, ContainerIdentity identity, List<PublicKey> vendorKeys,
+                      Duration cleanupTimeout, Clock clock, SecureRandom random) {
+        super(persistenceId(identity), SupervisorStrategy.restartWithBackoff(Duration.ofMillis(200),
+                Duration.ofSeconds(5), 0.1));
+        this.context = context;
+        this.identity = identity;
+        this.vendorKeys = List.copyOf(vendorKeys);
+        this.cleanupTimeout = cleanupTimeout;
+        this.clock = clock;
+        this.random = random;
+        this.tracking = new TrackingLog(identity.serial());
+        this.startedAt = clock.instant();
+    }
+
+    @Override
+    public ContainerState emptyState() {
+        return new ContainerState(identity.serial(), identity.cmActId());
+    }
+
+    @Override
+    public EventHandler<ContainerState, ContainerEvent> eventHandler() {
+        return newEventHandlerBuilder().forAnyState().onAnyEvent(ContainerState::apply);
+    }
+
+    @Override
+    public SignalHandler<ContainerState> signalHandler() {
+        return newSignalHandlerBuilder()
+                .onSignal(RecoveryCompleted.instance(), state -> context.getLog().info(
+                        "Container {} (CmActId {}) ready: {} product item(s), {} open handle(s), {} borrow(s)",
+                        identity.serial(), identity.cmActId(), state.products().size(), state.handles().size(),
+                        state.borrows().size()))
+                .build();
+    }
+
+    @Override
+    public CommandHandlerWithReply<Command, ContainerEvent, ContainerState> commandHandler() {
+        return newCommandHandlerWithReplyBuilder().forAnyState()
+                .onCommand(Access.class, this::onAccess)
+                .onCommand(Release.class, this::onRelease)
+                .onCommand(Resume.class, this::onResume)
+                .onCommand(GetInfo.class, this::onGetInfo)
+                .onCommand(DecrementUnits.class, this::onDecrementUnits)
+                .onCommand(Crypt.class, this::onCrypt)
+                .onCommand(BorrowSeat.class, this::onBorrow)
+                .onCommand(ReturnBorrow.class, this::onReturnBorrow)
+                .onCommand(ImportLicense.class, this::onImportLicense)
+                .onCommand(GetContext.class, (state, c) -> Effect().reply(c.replyTo(), StatusReply.success(
+                        ContainerContext.of(identity.serial(), identity.cmActId(), state.firmUpdateCounters(),
+                                identity.rawPublicKey()))))
+                .onCommand(Describe.class, (state, c) -> Effect().reply(c.replyTo(), StatusReply.success(
+                        new ContainerInfo(identity.serial(), identity.cmActId(), Bytes.of(identity.rawPublicKey()),
+                                state.products()))))
+                .onCommand(SessionActive.class, (state, c) -> {
+                    lastSeen.put(c.sessionId(), clock.instant());
+                    return Effect().none().thenNoReply();
+                })
+                .onCommand(Cleanup.class, this::onCleanup)
+                .build();
+    }
+
+    private ReplyEffect<ContainerEvent, ContainerState> onAccess(ContainerState state, Access c) {
+        Instant now = clock.instant();
+        byte[] token = new byte[32];
+        random.nextBytes(token);
+        ContainerState.AccessRequest request = new ContainerState.AccessRequest(c.firmCode(), c.productCode(),
+                c.featureBits(), c.mode(), c.owner(), digest(token), c.tmrPeer());
+        Decision<Handle> decision = state.access(request, now);
+        lastSeen.put(c.owner().sessionId(), now);
+        if (decision instanceof Decision.Refuse<Handle> refuse) {
+            tracking.denial(refuse.error().code(), refuse.text(), "ACCESS " + c.firmCode() + ":" + c.productCode(),
+                    c.owner(), now);
+        }
+        return decide(decision, c.replyTo(), handle -> new Granted(handle, Bytes.of(token)),
+                handle -> tracking.access(handle, now));
+    }
+
+    private ReplyEffect<ContainerEvent, ContainerState> onRelease(ContainerState state, Release c) {
+        Instant now = clock.instant();
+        return decide(state.release(c.handleId(), c.sessionId(), now), c.replyTo(), handle -> Done.getInstance(),
+                handle -> tracking.release(handle.id(), handle.item(), now));
+    }
+
+    private ReplyEffect<ContainerEvent, ContainerState> onResume(ContainerState state, Resume c) {
+        Instant now = clock.instant();
+        lastSeen.put(c.sessionId(), now);
+        return decide(state.resume(c.handleId(), digest(c.token().toArray()), c.sessionId(), now), c.replyTo(),
+                handle -> new Handle(handle.id(), handle.item(), handle.mode(), handle.featureBits(),
+                        new HandleOwner(handle.owner().host(), handle.owner().user(), handle.owner().pid(),
+                                c.sessionId()), handle.tokenDigest(), handle.openedAt()), handle -> { });
+    }
+
+    private ReplyEffect<ContainerEvent, ContainerState> onGetInfo(ContainerState state, GetInfo c) {
+        Decision<Handle> owned = state.handle(c.handleId(), c.sessionId());
+        if (owned instanceof Decision.Accept<Handle> accept) {
+            Handle handle = accept.reply();
+            ProductInfo product = state.products().stream()
+                    .filter(p -> p.firmCode() == handle.item().firmCode()
+                            && p.productCode() == handle.item().productCode() && p.tmrId() == handle.item().tmrId())
+                    .findFirst().orElseThrow();
+            return Effect().reply(c.replyTo(), StatusReply.success(new HandleInfo(handle, product)));
+        }
+        return refuse(c.replyTo(), (Decision.Refuse<Handle>) owned);
+    }
+
+    private ReplyEffect<ContainerEvent, ContainerState> onDecrementUnits(ContainerState state, DecrementUnits c) {
+        return decide(state.decrementUnits(c.handleId(), c.sessionId(), c.operationId(), c.amount(), clock.instant()),
+                c.replyTo(), Function.identity(), remaining -> { });
+    }
+
+    private ReplyEffect<ContainerEvent, ContainerState> onCrypt(ContainerState state, Crypt c) {
+        Decision<Handle> owned = state.handle(c.handleId(), c.sessionId());
+        if (owned instanceof Decision.Refuse<Handle> refuse) {
+            return refuse(c.replyTo(), refuse);
+        }
+        Handle handle = ((Decision.Accept<Handle>) owned).reply();
+        ProductItemSpec spec = state.spec(handle.item());
+        Instant now = clock.instant();
+        if (spec.expiresAt() != null && !now.isBefore(spec.expiresAt())) {
+            return Effect().reply(c.replyTo(), StatusReply.error(new CmRefusal(CmError.EXPIRED,
+                    "product item " + handle.item() + " expired at " + spec.expiresAt())));
+        }
+        byte[] data = c.data().toArray();
+        try {
+            byte[] result = c.direction() == CryptDirection.ENCRYPT
+                    ? CryptTransform.encrypt(spec.secretBytes(), c.encryptionCode(), data)
+                    : CryptTransform.decrypt(spec.secretBytes(), c.encryptionCode(), data);
+            return Effect().reply(c.replyTo(), StatusReply.success(Bytes.of(result)));
+        } catch (IllegalArgumentException e) {
+            return Effect().reply(c.replyTo(), StatusReply.error(new CmRefusal(CmError.INVALID_PARAMETER,
+                    e.getMessage())));
+        }
+    }
+
+    private ReplyEffect<ContainerEvent, ContainerState> onBorrow(ContainerState state, BorrowSeat c) {
+        Instant now = clock.instant();
+        Decision<Borrow> decision = state.borrow(c.handleId(), c.sessionId(), c.duration(), c.clientId(), now);
+        return decide(decision, c.replyTo(), this::ticket,
+                borrow -> tracking.borrow(borrow.ticketId(), borrow.item(), borrow.clientId(), borrow.expiresAt(), now));
+    }
+
+    private BorrowTicket ticket(Borrow borrow) {
+        BorrowTicket unsigned = new BorrowTicket(borrow.ticketId(), borrow.item().firmCode(),
+                borrow.item().productCode(), borrow.clientId(), borrow.expiresAt().toEpochMilli(), identity.serial(),
+                Bytes.EMPTY);
+        return unsigned.withSignature(Bytes.of(Ed25519.sign(identity.keys().getPrivate(), unsigned.signedPayload())));
+    }
+
+    private ReplyEffect<ContainerEvent, ContainerState> onReturnBorrow(ContainerState state, ReturnBorrow c) {
+        Instant now = clock.instant();
+        return decide(state.returnBorrow(c.ticketId(), now), c.replyTo(), borrow -> Done.getInstance(),
+                borrow -> tracking.borrowEnded(borrow.ticketId(), true, now));
+    }
+
+    private ReplyEffect<ContainerEvent, ContainerState> onImportLicense(ContainerState state, ImportLicense c) {
+        Instant now = clock.instant();
+        LicenseUpdate update;
+        try {
+            update = LicenseUpdateFile.verify(c.file().toArray(), vendorKeys);
+        } catch (LicenseRefusedException e) {
+            context.getLog().warn("Container {}: license update refused ({}): {}", identity.serial(),
+                    e.error().code(), e.getMessage());
+            return Effect().reply(c.replyTo(), StatusReply.error(new CmRefusal(e.error(), e.getMessage())));
+        }
+        Decision<LicenseUpdate> decision = state.applyUpdate(update, now);
+        if (decision instanceof Decision.Refuse<LicenseUpdate> refuse) {
+            context.getLog().warn("Container {}: license update refused ({}): {}", identity.serial(),
+                    refuse.error().code(), refuse.text());
+        }
+        return decide(decision, c.replyTo(), Function.identity(), applied -> {
+            context.getLog().info("Container {}: license update for firm {} applied, firm update counter {}, {} item(s)",
+                    identity.serial(), applied.firmCode(), applied.firmUpdateCounter(), applied.items().size());
+            tracking.licenseImport(applied.firmCode(), applied.firmUpdateCounter(), applied.items().size(), now);
+        });
+    }
+
+    private ReplyEffect<ContainerEvent, ContainerState> onCleanup(ContainerState state, Cleanup c) {
+        Instant now = clock.instant();
+        List<ContainerEvent> events = new ArrayList<>(state.expiredBorrows(now));
+        // Captured before persisting: the state is mutable and will no longer hold them afterwards.
+        List<Handle> idle = state.handles().stream()
+                .filter(h -> !lastSeen.getOrDefault(h.owner().sessionId(), startedAt).plus(cleanupTimeout).isAfter(now))
+                .toList();
+        idle.forEach(h -> events.add(new HandleReclaimed(h.id(), now)));
+        if (events.isEmpty()) {
+            return Effect().none().thenNoReply();
+        }
+        return Effect().persist(events).thenRun(after -> {
+            for (Handle h : idle) {
+                context.getLog().info("Container {}: handle {} of {}@{} reclaimed after {} without traffic",
+                        identity.serial(), h.id(), h.owner().user(), h.owner().host(), cleanupTimeout);
+                tracking.reclaim(h.id(), h.item(), now);
+            }
+            for (ContainerEvent event : events) {
+                if (event instanceof BorrowEnded ended) {
+                    tracking.borrowEnded(ended.ticketId(), false, now);
+                }
+            }
+        }).thenNoReply();
+    }
+
+    /** Persists an accepted decision's events, then runs {@code afterPersist} and replies; or replies the refusal. */
+    private <T, R> ReplyEffect<ContainerEvent, ContainerState> decide(Decision<T> decision,
+                                                                     ActorRef<StatusReply<R>> replyTo,
+                                                                     Function<T, R> reply, Consumer<T> afterPersist) {
+        if (decision instanceof Decision.Refuse<T> refuse) {
+            return refuse(replyTo, refuse);
+        }
+        Decision.Accept<T> accept = (Decision.Accept<T>) decision;
+        if (accept.events().isEmpty()) {
+            return Effect().reply(replyTo, StatusReply.success(reply.apply(accept.reply())));
+        }
+        return Effect().persist(accept.events())
+                .thenRun(after -> afterPersist.accept(accept.reply()))
+                .thenReply(replyTo, after -> StatusReply.success(reply.apply(accept.reply())));
+    }
+
+    private <R> ReplyEffect<ContainerEvent, ContainerState> refuse(ActorRef<StatusReply<R>> replyTo,
+                                                                  Decision.Refuse<?> refuse) {
+        return Effect().reply(replyTo, StatusReply.error(new CmRefusal(refuse.error(), refuse.text())));
+    }
+
+    /** SHA-256 of a resume token, hex: what the journal and the backends keep instead of the token. */
+    public static String digest(byte[] token) {
+        try {
+            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(token));
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("no SHA-256", e);
+        }
+    }
+}

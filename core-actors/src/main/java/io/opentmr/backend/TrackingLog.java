@@ -1,0 +1,81 @@
+package io.opentmr.backend;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import io.opentmr.protocol.HandleOwner;
+import io.opentmr.protocol.LicenseKey;
+import io.opentmr.protocol.Serial;
+import java.time.Instant;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The tracking log: one JSON object per line for every access, release, reclaim, denial, borrow,
+ * return and license import, through the dedicated logger {@value #LOGGER} (the launcher's Logback
+ * configuration sends it to its own rotated file).
+ */
+public final class TrackingLog {
+
+    public static final String LOGGER = "opentmr.tracking";
+    private static final Logger LOG = LoggerFactory.getLogger(LOGGER);
+    private static final ObjectMapper JSON = JsonMapper.builder().build();
+
+    private final Serial container;
+
+    public TrackingLog(Serial container) {
+        this.container = container;
+    }
+
+    public void access(Handle handle, Instant at) {
+        write("access", at, Map.of("handle", handle.id(), "item", handle.item().toString(),
+                "mode", handle.mode().name(), "owner", owner(handle.owner())));
+    }
+
+    public void release(long handleId, LicenseKey item, Instant at) {
+        write("release", at, Map.of("handle", handleId, "item", item.toString()));
+    }
+
+    public void reclaim(long handleId, LicenseKey item, Instant at) {
+        write("reclaim", at, Map.of("handle", handleId, "item", item.toString()));
+    }
+
+    public void denial(int error, String text, String request, HandleOwner owner, Instant at) {
+        write("denial", at, Map.of("error", error, "text", text, "request", request, "owner", owner(owner)));
+    }
+
+    public void borrow(long ticketId, LicenseKey item, String clientId, Instant expiresAt, Instant at) {
+        write("borrow", at, Map.of("ticket", ticketId, "item", item.toString(), "client", clientId,
+                "expiresAt", expiresAt.toString()));
+    }
+
+    public void borrowEnded(long ticketId, boolean returned, Instant at) {
+        write(returned ? "return" : "borrow-expired", at, Map.of("ticket", ticketId));
+    }
+
+    public void licenseImport(long firmCode, long counter, int items, Instant at) {
+        write("license-import", at, Map.of("firm", firmCode, "firmUpdateCounter", counter, "items", items));
+    }
+
+    private static Map<String, Object> owner(HandleOwner owner) {
+        return Map.of("host", owner.host(), "user", owner.user(), "pid", owner.pid(), "session", owner.sessionId());
+    }
+
+    private void write(String event, Instant at, Map<String, Object> fields) {
+        if (!LOG.isInfoEnabled()) {
+            return;
+        }
+        Map<String, Object> line = new LinkedHashMap<>();
+        line.put("time", at.toString());
+        line.put("event", event);
+        line.put("container", container.toString());
+        line.putAll(fields);
+        try {
+            LOG.info(JSON.writeValueAsString(line));
+        } catch (JsonProcessingException e) {
+            LOG.warn("tracking line for {} not written: {}", event, e.getMessage());
+        }
+    }
+}

@@ -1,0 +1,210 @@
+package io.opentmr.backend;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.typesafe.config.ConfigFactory;
+import io.opentmr.license.ContainerContext;
+import io.opentmr.license.CryptTransform;
+import io.opentmr.license.Ed25519;
+import io.opentmr.license.LicenseIssuer;
+import io.opentmr.license.LicenseUpdate;
+import io.opentmr.license.VendorState;
+import io.opentmr.protocol.AccessMode;
+import io.opentmr.protocol.BorrowTicket;
+import io.opentmr.protocol.Bytes;
+import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.ContainerInfo;
+import io.opentmr.protocol.CryptDirection;
+import io.opentmr.protocol.HandleOwner;
+import io.opentmr.protocol.Serial;
+import java.nio.file.Path;
+import java.security.KeyPair;
+import java.security.SecureRandom;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import org.apache.pekko.Done;
+import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
+import org.apache.pekko.pattern.StatusReply;
+import org.apache.pekko.persistence.testkit.javadsl.EventSourcedBehaviorTestKit;
+import org.apache.pekko.persistence.testkit.javadsl.EventSourcedBehaviorTestKit.CommandResultWithReply;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+@Timeout(60)
+class ContainerActorTest {
+
+    private static final long FIRM = 6_000_010;
+    private static ActorTestKit testKit;
+
+    @TempDir
+    Path dataDir;
+
+    private final KeyPair vendor = Ed25519.generate();
+    private final MutableClock clock = new MutableClock(Instant.parse("2026-11-23T12:00:00Z"));
+    private ContainerIdentity identity;
+    private EventSourcedBehaviorTestKit<Container.Command, ContainerEvent, ContainerState> kit;
+
+    @BeforeAll
+    static void start() {
+        testKit = ActorTestKit.create(EventSourcedBehaviorTestKit.config().withFallback(ConfigFactory.load()));
+    }
+
+    @AfterAll
+    static void stop() {
+        testKit.shutdownTestKit();
+    }
+
+    @BeforeEach
+    void createContainer() throws Exception {
+        identity = ContainerIdentity.loadOrCreate(dataDir, 7, new SecureRandom());
+        kit = EventSourcedBehaviorTestKit.create(testKit.system(),
+                Container.create(identity, List.of(vendor.getPublic()), Duration.ofSeconds(1), clock,
+                        new SecureRandom()),
+                EventSourcedBehaviorTestKit.enabledSerializationSettings()
+                        .withVerifyCommands(false).withVerifyState(false));
+    }
+
+    private byte[] issue(long product, long quantity, Long units, Duration borrowMax, long counterBefore)
+            throws Exception {
+        ContainerContext context = ContainerContext.of(identity.serial(), identity.cmActId(),
+                counterBefore == 0 ? java.util.Map.of() : java.util.Map.of(FIRM, counterBefore), identity.rawPublicKey());
+        LicenseIssuer issuer = new LicenseIssuer(vendor.getPrivate(), vendor.getPublic(), clock, new SecureRandom());
+        return issuer.issue(VendorState.empty(), List.of(context), new LicenseIssuer.Request(FIRM, product, quantity,
+                false, units, null, null, null, borrowMax, 0, "test item")).files().get(0).file().toJson();
+    }
+
+    private void importLicense(byte[] file) {
+        ok(kit.<StatusReply<LicenseUpdate>>runCommand(r -> new Container.ImportLicense(Bytes.of(file), r)));
+    }
+
+    private <R> R ok(CommandResultWithReply<Container.Command, ContainerEvent, ContainerState, StatusReply<R>> result) {
+        assertTrue(result.reply().isSuccess(), () -> "refused: " + result.reply().getError().getMessage());
+        return result.reply().getValue();
+    }
+
+    private static int refusal(StatusReply<?> reply) {
+        assertTrue(reply.isError(), "expected a refusal, got " + reply);
+        return ((CmRefusal) reply.getError()).error().code();
+    }
+
+    private Container.Granted access(long product, String host, long session) {
+        return ok(kit.<StatusReply<Container.Granted>>runCommand(replyTo -> new Container.Access(FIRM, product, 0,
+                AccessMode.USERLIMIT, new HandleOwner(host, "anna", 42, session), false, replyTo)));
+    }
+
+    @Test
+    void importsALicenseOnceAndRefusesReplaysAndStrangers() throws Exception {
+        byte[] file = issue(42, 2, null, null, 0);
+        var first = kit.<StatusReply<LicenseUpdate>>runCommand(r -> new Container.ImportLicense(Bytes.of(file), r));
+        assertEquals(1, ok(first).firmUpdateCounter());
+        assertInstanceOf(ContainerEvent.LicenseUpdated.class, first.event());
+
+        var replay = kit.<StatusReply<LicenseUpdate>>runCommand(r -> new Container.ImportLicense(Bytes.of(file), r));
+        assertEquals(CmError.ACCESS_DENIED.code(), refusal(replay.reply()));
+        assertTrue(replay.events().isEmpty(), "a refused file changes nothing");
+
+        KeyPair stranger = Ed25519.generate();
+        byte[] strangers = new LicenseIssuer(stranger.getPrivate(), stranger.getPublic(), clock, new SecureRandom())
+                .issue(VendorState.empty(), List.of(ContainerContext.of(identity.serial(), 7,
+                        java.util.Map.of(FIRM, 1L), identity.rawPublicKey())), new LicenseIssuer.Request(FIRM, 43, 1,
+                        false, null, null, null, null, null, 0, "")).files().get(0).file().toJson();
+        var refused = kit.<StatusReply<LicenseUpdate>>runCommand(r ->
+                new Container.ImportLicense(Bytes.of(strangers), r));
+        assertEquals(CmError.ACCESS_DENIED.code(), refusal(refused.reply()));
+
+        ContainerContext context = ok(kit.<StatusReply<ContainerContext>>runCommand(Container.GetContext::new));
+        assertEquals(1L, context.counter(FIRM));
+        assertArrayEquals(identity.rawPublicKey(), context.rawPublicKey());
+    }
+
+    @Test
+    void handlesAndUnitsSurviveARestartAndResumeNeedsTheToken() throws Exception {
+        importLicense(issue(42, 2, 100L, null, 0));
+        Container.Granted granted = access(42, "ws-1", 1);
+        assertEquals(58L, (long) ok(kit.<StatusReply<Long>>runCommand(r ->
+                new Container.DecrementUnits(granted.handle().id(), 1, 9, 42, r))));
+
+        kit.restart();
+
+        ContainerInfo info = ok(kit.<StatusReply<ContainerInfo>>runCommand(Container.Describe::new));
+        assertEquals(1, info.products().get(0).inUse());
+        assertEquals(58, info.products().get(0).units());
+        assertEquals(CmError.INVALID_HANDLE.code(), refusal(kit.<StatusReply<Handle>>runCommand(r ->
+                new Container.Resume(granted.handle().id(), Bytes.of(new byte[32]), 2, r)).reply()));
+        Handle resumed = ok(kit.<StatusReply<Handle>>runCommand(r ->
+                new Container.Resume(granted.handle().id(), granted.token(), 2, r)));
+        assertEquals(2, resumed.owner().sessionId());
+        assertEquals(58L, (long) ok(kit.<StatusReply<Long>>runCommand(r ->
+                new Container.DecrementUnits(granted.handle().id(), 2, 9, 42, r))), "a retried operation counts once");
+        ok(kit.<StatusReply<Done>>runCommand(r -> new Container.Release(granted.handle().id(), 2, r)));
+    }
+
+    @Test
+    void cryptIsTheDocumentedTransformWithTheItemSecret() throws Exception {
+        importLicense(issue(42, 2, null, null, 0));
+        Container.Granted granted = access(42, "ws-1", 1);
+        byte[] secret = kit.getState().spec(granted.handle().item()).secretBytes();
+        Bytes encrypted = ok(kit.<StatusReply<Bytes>>runCommand(r -> new Container.Crypt(granted.handle().id(), 1,
+                CryptDirection.ENCRYPT, 77, Bytes.of("challenge".getBytes()), r)));
+        assertArrayEquals(CryptTransform.encrypt(secret, 77, "challenge".getBytes()), encrypted.toArray());
+        Bytes decrypted = ok(kit.<StatusReply<Bytes>>runCommand(r -> new Container.Crypt(granted.handle().id(), 1,
+                CryptDirection.DECRYPT, 77, encrypted, r)));
+        assertArrayEquals("challenge".getBytes(), decrypted.toArray());
+        assertEquals(CmError.INVALID_PARAMETER.code(), refusal(kit.<StatusReply<Bytes>>runCommand(r ->
+                new Container.Crypt(granted.handle().id(), 1, CryptDirection.DECRYPT, 77, Bytes.of(new byte[5]), r))
+                .reply()));
+    }
+
+    @Test
+    void aBorrowTicketIsSignedByTheContainerKey() throws Exception {
+        importLicense(issue(42, 1, null, Duration.ofDays(7), 0));
+        Container.Granted granted = access(42, "ws-1", 1);
+        BorrowTicket ticket = ok(kit.<StatusReply<BorrowTicket>>runCommand(r -> new Container.BorrowSeat(
+                granted.handle().id(), 1, Duration.ofDays(2), "ws-1/anna", r)));
+        assertEquals(identity.serial(), ticket.issuer());
+        assertTrue(Ed25519.verify(identity.keys().getPublic(), ticket.signedPayload(), ticket.signature().toArray()));
+        assertEquals(clock.instant().plus(Duration.ofDays(2)).toEpochMilli(), ticket.expiresAtMillis());
+        assertEquals(CmError.NO_MORE_LICENSES.code(), refusal(kit.<StatusReply<Container.Granted>>runCommand(r ->
+                new Container.Access(FIRM, 42, 0, AccessMode.USERLIMIT, new HandleOwner("ws-2", "bo", 1, 2), false, r))
+                .reply()));
+        ok(kit.<StatusReply<Done>>runCommand(r -> new Container.ReturnBorrow(ticket.ticketId(), r)));
+        access(42, "ws-2", 2);
+    }
+
+    @Test
+    void aSilentSessionsHandlesAreReclaimedAfterTheCleanupTimeout() throws Exception {
+        importLicense(issue(42, 2, null, null, 0));
+        Container.Granted silent = access(42, "ws-1", 1);
+        Container.Granted busy = access(42, "ws-2", 2);
+
+        clock.advance(Duration.ofMillis(800));
+        kit.runCommand(new Container.SessionActive(2));
+        clock.advance(Duration.ofMillis(400));
+
+        testKit.createTestProbe().awaitAssert(Duration.ofSeconds(10), () -> {
+            assertEquals(List.of(busy.handle().id()),
+                    kit.getState().handles().stream().map(Handle::id).toList());
+            return null;
+        });
+        assertEquals(CmError.INVALID_HANDLE.code(), refusal(kit.<StatusReply<Done>>runCommand(r ->
+                new Container.Release(silent.handle().id(), 1, r)).reply()));
+    }
+
+    @Test
+    void aFreshContainerIsASoftwareContainerWithTheConfiguredCmActIdAndKeepsItsIdentity() throws Exception {
+        assertEquals(Serial.MASK_SOFTWARE, identity.serial().mask());
+        ContainerIdentity again = ContainerIdentity.loadOrCreate(dataDir, 7, new SecureRandom());
+        assertEquals(identity.serial(), again.serial());
+        assertArrayEquals(identity.rawPublicKey(), again.rawPublicKey());
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,
+                () -> ContainerIdentity.loadOrCreate(dataDir, 8, new SecureRandom()));
+    }
+}
