@@ -56,7 +56,6 @@ final class FakeLicenseServer implements AutoCloseable {
     static final long SINGLE_SEAT = 43;
     static final Serial CONTAINER = new Serial(Serial.MASK_VIRTUAL_TMR, 59_885_682);
 
-    private final NioEventLoopGroup group = new NioEventLoopGroup(1, new DefaultThreadFactory("fake-server", true));
     private final ChannelGroup connections = new DefaultChannelGroup(GlobalEventExecutor.INSTANCE);
     private final String name;
     private final Table table;
@@ -74,6 +73,7 @@ final class FakeLicenseServer implements AutoCloseable {
     private long keepAliveMillis = 10_000;
     private boolean refuseResume;
 
+    private NioEventLoopGroup group;
     private Channel serverChannel;
     private int port;
 
@@ -109,10 +109,16 @@ final class FakeLicenseServer implements AutoCloseable {
         return "127.0.0.1:" + port;
     }
 
-    /** Closes the listening socket and every connection; the seat table stays. */
+    /**
+     * Closes the listening socket and every connection; the seat table stays. The event loop goes too:
+     * NIO frees a closed listening socket's port only when its selector lets go of the key, and closing
+     * the selector is the one way to know that has happened before {@link #restart()} binds again.
+     */
     void stop() {
         serverChannel.close().syncUninterruptibly();
         connections.close().awaitUninterruptibly(5, TimeUnit.SECONDS);
+        group.shutdownGracefully(0, 100, TimeUnit.MILLISECONDS).syncUninterruptibly();
+        serverChannel = null;
     }
 
     /** Listens again on the same port. */
@@ -125,7 +131,6 @@ final class FakeLicenseServer implements AutoCloseable {
         if (serverChannel != null) {
             stop();
         }
-        group.shutdownGracefully(0, 100, TimeUnit.MILLISECONDS).awaitUninterruptibly(5, TimeUnit.SECONDS);
     }
 
     // ---------------------------------------------------------------- knobs
@@ -228,6 +233,7 @@ final class FakeLicenseServer implements AutoCloseable {
     // ---------------------------------------------------------------- serving
 
     private void bind(int wanted) {
+        group = new NioEventLoopGroup(1, new DefaultThreadFactory("fake-server-" + name, true));
         serverChannel = new ServerBootstrap()
                 .group(group)
                 .channel(NioServerSocketChannel.class)
