@@ -298,7 +298,29 @@ final class ClientConnection {
             onUnexpectedFrame(ch, frame);
             return;
         }
+        if (frame.message() instanceof Message.NotActive notActive && p.counted) {
+            leaveDemotedNode(ch, p, notActive.activeAddress());
+            return;
+        }
         complete(p, frame.message());
+    }
+
+    /**
+     * A node that lost the active role answers requests with NOT_ACTIVE. The request was not carried
+     * out, so it is sent again, whatever its kind, on the connection to the active node.
+     */
+    private void leaveDemotedNode(Channel ch, Pending<?> p, String activeAddress) {
+        p.sentOn = null;
+        if (!activeAddress.isEmpty()) {
+            try {
+                redirect = TmrClientOptions.parseAddress(activeAddress);
+            } catch (IllegalArgumentException e) {
+                LOG.debug("NOT_ACTIVE named an unusable address: {}", e.getMessage());
+            }
+        }
+        LOG.warn("{} answered {} with NOT_ACTIVE: it is no longer the active node; reconnecting via {}",
+                show(lastConnected), p.request.type(), redirect != null ? show(redirect) : configured());
+        ch.close();
     }
 
     private <T> void complete(Pending<T> p, Message reply) {
@@ -419,7 +441,7 @@ final class ClientConnection {
         failuresInRound = 0;
         redirectsInRound = 0;
         // First back to where we were: a restarted server or a moved virtual IP answers there again.
-        if (lastConnected != null && !options.addresses().contains(lastConnected)) {
+        if (redirect == null && lastConnected != null && !options.addresses().contains(lastConnected)) {
             redirect = lastConnected;
         }
         attemptNext();

@@ -40,7 +40,9 @@ import java.util.List;
  * token. Then it repeats the requests whose answer was lost, with their original request id: ACCESS,
  * RELEASE, GET_INFO, LIST_CONTAINERS, CRYPT and DECREMENT_UNITS (which also carries an operation id that
  * stays the same). BORROW and RETURN are not repeated; they fail with {@link CmError#NETWORK_FAULT}
- * (100). Requests made while no connection is up wait for one; if none comes within the request
+ * (100). A node that answers a request with NOT_ACTIVE (it lost the active role) is left the same way,
+ * and that request, which it did not carry out, is sent again to the active node whatever its kind.
+ * Requests made while no connection is up wait for one; if none comes within the request
  * timeout they fail with {@link CmError#SERVER_NOT_FOUND} (101), or with the error a server refused
  * HELLO with.
  */

@@ -66,7 +66,7 @@ final class FakeLicenseServer implements AutoCloseable {
     private final Map<MessageType, List<Integer>> requestIds = new EnumMap<>(MessageType.class);
     private final Set<MessageType> dropAndCloseOnce = EnumSet.noneOf(MessageType.class);
     private final Set<MessageType> neverAnswer = EnumSet.noneOf(MessageType.class);
-    private final Map<MessageType, Integer> errorOnce = new EnumMap<>(MessageType.class);
+    private final Map<MessageType, Message> answerOnce = new EnumMap<>(MessageType.class);
     private final Map<MessageType, Duration> delays = new EnumMap<>(MessageType.class);
     private Message helloAnswer;
     private ServerKind kind = ServerKind.BACKEND;
@@ -159,7 +159,12 @@ final class FakeLicenseServer implements AutoCloseable {
 
     /** The next request of this type is answered with ERROR {@code code}. */
     void errorOnce(MessageType type, int code) {
-        withLock(() -> errorOnce.put(type, code));
+        answerOnceWith(type, new Message.Error(code, "forced by the test"));
+    }
+
+    /** The next request of this type is not carried out but answered with {@code answer}. */
+    void answerOnceWith(MessageType type, Message answer) {
+        withLock(() -> answerOnce.put(type, answer));
     }
 
     void delay(MessageType type, Duration delay) {
@@ -304,9 +309,9 @@ final class FakeLicenseServer implements AutoCloseable {
             if (client == null) {
                 return error(CmError.INVALID_PARAMETER, "HELLO first");
             }
-            Integer forced = errorOnce.remove(request.type());
+            Message forced = answerOnce.remove(request.type());
             if (forced != null) {
-                return new Message.Error(forced, "forced by the test");
+                return forced;
             }
             // Request ids make a repeated request recognisable: the same answer, carried out once.
             String requestKey = client + "#" + frame.requestId();

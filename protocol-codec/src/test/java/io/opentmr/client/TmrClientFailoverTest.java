@@ -142,6 +142,23 @@ class TmrClientFailoverTest {
     }
 
     @Test
+    void aDemotedNodesNotActiveMovesTheRequestToTheNewActive() {
+        try (FakeLicenseServer twin = server.startTwin("node-b")) {
+            twin.serverKind(ServerKind.TMR_ACTIVE);
+            server.answerOnceWith(MessageType.ACCESS, new Message.NotActive(twin.address()));
+            try (LicenseHandle handle = client.access(FIRM, PRODUCT)) {
+                assertEquals(twin.port(), client.connectedAddress().getPort());
+                assertEquals("node-b", client.serverName());
+                assertEquals(server.requestIds(MessageType.ACCESS), twin.requestIds(MessageType.ACCESS),
+                        "the same request, sent again where it can be carried out");
+                assertEquals(1, twin.inUse(PRODUCT));
+                assertEquals(handle.handleId(), handle.info().handleId());
+            }
+            assertEquals(0, twin.inUse(PRODUCT));
+        }
+    }
+
+    @Test
     void theNextAddressIsTriedWhenTheFirstIsDown() {
         try (FakeLicenseServer second = FakeLicenseServer.start("node-b")) {
             server.stop();
