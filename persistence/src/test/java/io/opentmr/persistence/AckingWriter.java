@@ -1,6 +1,7 @@
 package io.opentmr.persistence;
 
 import java.io.PrintStream;
+import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.persistence.typed.PersistenceId;
@@ -25,9 +26,9 @@ public final class AckingWriter extends EventSourcedBehavior<AckingWriter.Next, 
 
     private final String id;
     private final PrintStream out;
-    private final org.apache.pekko.actor.typed.ActorRef<Next> self;
+    private final ActorRef<Next> self;
 
-    private AckingWriter(String id, PrintStream out, org.apache.pekko.actor.typed.ActorRef<Next> self) {
+    private AckingWriter(String id, PrintStream out, ActorRef<Next> self) {
         super(PersistenceId.ofUniqueId(id));
         this.id = id;
         this.out = out;

@@ -3,6 +3,7 @@ package io.opentmr.persistence;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import java.nio.file.Path;
+import java.util.Map;
 
 /** Actor system configuration for tests: our plugins on {@code dir}, Java serialization off. */
 public final class TestConfig {
@@ -23,7 +24,7 @@ public final class TestConfig {
                 pekko.persistence.snapshot-store.plugin = "opentmr.persistence.snapshot-store"
                 opentmr.persistence.query.refresh-interval = 50ms
                 """)
-                .withFallback(ConfigFactory.parseMap(java.util.Map.of("opentmr.persistence.dir", dir.toString())))
+                .withFallback(ConfigFactory.parseMap(Map.of("opentmr.persistence.dir", dir.toString())))
                 .withFallback(ConfigFactory.load())
                 .resolve();
     }

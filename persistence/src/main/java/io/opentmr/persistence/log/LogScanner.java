@@ -7,6 +7,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -125,7 +126,7 @@ public final class LogScanner {
             }
             if (buf.hasRemaining()) {
                 // The file shrank while we read it (a live journal truncating its tail): scan what we have.
-                return java.util.Arrays.copyOf(buf.array(), buf.position());
+                return Arrays.copyOf(buf.array(), buf.position());
             }
             return buf.array();
         }

@@ -16,6 +16,7 @@ import java.util.concurrent.atomic.LongAdder;
 import java.util.stream.Stream;
 import org.HdrHistogram.ConcurrentHistogram;
 import org.HdrHistogram.Histogram;
+import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.Adapter;
@@ -54,9 +55,9 @@ public final class JournalBench {
 
     static final class Writer extends EventSourcedBehavior<Next, BenchEvent, Long> {
         private final Run run;
-        private final org.apache.pekko.actor.typed.ActorRef<Next> self;
+        private final ActorRef<Next> self;
 
-        Writer(String id, Run run, org.apache.pekko.actor.typed.ActorRef<Next> self) {
+        Writer(String id, Run run, ActorRef<Next> self) {
             super(PersistenceId.ofUniqueId(id));
             this.run = run;
             this.self = self;

@@ -11,6 +11,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.ActorRef;
 import org.apache.pekko.actor.ActorSystem;
@@ -177,7 +178,7 @@ class JournalPluginTest {
 
     @Test
     void taggedEventsAreStoredWithoutTheirWrapper() {
-        write(atomic(repr("t", 1, new Tagged(new TestEvent("t-1"), java.util.Set.of("x")))));
+        write(atomic(repr("t", 1, new Tagged(new TestEvent("t-1"), Set.of("x")))));
         assertEquals(List.of(1L), replay("t", 1, Long.MAX_VALUE, Long.MAX_VALUE, 1));
     }
 

@@ -13,9 +13,10 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
@@ -107,7 +108,7 @@ class FsyncContractTest {
         RecordingSyncer syncer = new RecordingSyncer();
         int writers = 8;
         int each = 250;
-        List<String> violations = new CopyOnWriteList();
+        List<String> violations = new CopyOnWriteArrayList<>();
         try (SegmentedLog log = SegmentedLog.open(Records.options(dir).withSyncer(syncer))) {
             Set<Ack> acked = writeConcurrently(log, syncer, writers, each, violations);
             assertEquals(writers * each, acked.size());
@@ -120,7 +121,7 @@ class FsyncContractTest {
     @Test
     void alwaysModeFsyncsEveryRequest() throws Exception {
         RecordingSyncer syncer = new RecordingSyncer();
-        List<String> violations = new CopyOnWriteList();
+        List<String> violations = new CopyOnWriteArrayList<>();
         try (SegmentedLog log = SegmentedLog.open(Records.options(dir).withSyncer(syncer)
                 .withFsync(FsyncPolicy.ALWAYS))) {
             writeConcurrently(log, syncer, 4, 50, violations);
@@ -135,7 +136,7 @@ class FsyncContractTest {
         LogOptions options = Records.options(dir).withSyncer(syncer).withSegmentSize(32 * 1024);
         Set<Ack> acked;
         SegmentedLog log = SegmentedLog.open(options);
-        acked = writeConcurrently(log, syncer, 8, 200, new CopyOnWriteList());
+        acked = writeConcurrently(log, syncer, 8, 200, new CopyOnWriteArrayList<>());
         Map<Path, Long> durableAtCrash = Map.copyOf(syncer.durable);
         log.close();
         RecordingSyncer atCrash = new RecordingSyncer();
@@ -157,7 +158,7 @@ class FsyncContractTest {
         Set<Ack> acked;
         try (SegmentedLog log = SegmentedLog.open(Records.options(dir).withSyncer(syncer)
                 .withFsync(FsyncPolicy.NEVER))) {
-            acked = writeConcurrently(log, syncer, 2, 50, new CopyOnWriteList());
+            acked = writeConcurrently(log, syncer, 2, 50, new CopyOnWriteArrayList<>());
             assertEquals(0, syncer.count.get());
         }
         powerLoss(dir, syncer);
@@ -166,10 +167,5 @@ class FsyncContractTest {
             assertEquals(100, acked.size());
         }
         assertTrue(Files.exists(dir.resolve("LOCK")));
-    }
-
-    /** A synchronized list, short to write. */
-    private static final class CopyOnWriteList extends java.util.concurrent.CopyOnWriteArrayList<String> {
-        private static final long serialVersionUID = 1L;
     }
 }

@@ -5,11 +5,15 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import net.jqwik.api.Arbitraries;
 import net.jqwik.api.Arbitrary;
@@ -17,6 +21,7 @@ import net.jqwik.api.Combinators;
 import net.jqwik.api.ForAll;
 import net.jqwik.api.Property;
 import net.jqwik.api.Provide;
+import net.jqwik.api.Tuple;
 
 /**
  * Random sequences of writes, deletes and reopens against a trivial model: after every step the log replays
@@ -66,10 +71,10 @@ class LogModelProperties {
         Arbitrary<Op> reopen = Arbitraries.just(new Reopen());
         Arbitrary<Op> torn = Arbitraries.just(new TornReopen());
         return Arbitraries.frequencyOf(
-                net.jqwik.api.Tuple.of(6, write),
-                net.jqwik.api.Tuple.of(3, delete),
-                net.jqwik.api.Tuple.of(1, reopen),
-                net.jqwik.api.Tuple.of(1, torn)).list().ofMinSize(1).ofMaxSize(40);
+                Tuple.of(6, write),
+                Tuple.of(3, delete),
+                Tuple.of(1, reopen),
+                Tuple.of(1, torn)).list().ofMinSize(1).ofMaxSize(40);
     }
 
     @Property(tries = 60)
@@ -108,8 +113,8 @@ class LogModelProperties {
                     if (op instanceof TornReopen) {
                         List<Path> segments = LogScanner.segmentFiles(dir);
                         byte[] half = RecordCodec.encode(Records.event("a", 1_000_000), 1 << 20);
-                        Files.write(segments.get(segments.size() - 1), java.util.Arrays.copyOf(half, half.length / 2),
-                                java.nio.file.StandardOpenOption.APPEND);
+                        Files.write(segments.get(segments.size() - 1), Arrays.copyOf(half, half.length / 2),
+                                StandardOpenOption.APPEND);
                     }
                     log = SegmentedLog.open(options);
                 }
@@ -125,9 +130,9 @@ class LogModelProperties {
     }
 
     /** jqwik has no @Timeout: every wait of the property is bounded here instead. */
-    private static void await(java.util.concurrent.CompletableFuture<?> f) {
+    private static void await(CompletableFuture<?> f) {
         try {
-            f.get(10, java.util.concurrent.TimeUnit.SECONDS);
+            f.get(10, TimeUnit.SECONDS);
         } catch (Exception e) {
             throw new AssertionError("log operation failed or timed out", e);
         }

@@ -1,6 +1,7 @@
 package io.opentmr.persistence.log;
 
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.util.List;
 
 /** Test records: payload is the UTF-8 text "pid:seq", so a test can check it came back. */
@@ -17,7 +18,7 @@ final class Records {
         return new String(r.payload(), StandardCharsets.UTF_8);
     }
 
-    static LogOptions options(java.nio.file.Path dir) {
+    static LogOptions options(Path dir) {
         return LogOptions.defaults(dir);
     }
 }

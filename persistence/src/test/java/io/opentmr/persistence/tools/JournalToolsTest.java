@@ -20,6 +20,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Base64;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
@@ -109,7 +110,7 @@ class JournalToolsTest {
         }
         List<JsonNode> lines = dump(DumpFilter.persistenceId("r"));
         assertEquals(3, lines.size());
-        assertEquals("raw-1", new String(java.util.Base64.getDecoder().decode(
+        assertEquals("raw-1", new String(Base64.getDecoder().decode(
                 lines.get(0).get("payloadBase64").asText()), StandardCharsets.UTF_8));
         assertTrue(lines.get(0).get("deleted").asBoolean());
         assertTrue(!lines.get(1).get("deleted").asBoolean());
