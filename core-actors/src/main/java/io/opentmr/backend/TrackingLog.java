@@ -29,6 +29,10 @@ public final class TrackingLog {
         this.container = container;
     }
 
+    public Serial container() {
+        return container;
+    }
+
     public void access(Handle handle, Instant at) {
         write("access", at, Map.of("handle", handle.id(), "item", handle.item().toString(),
                 "mode", handle.mode().name(), "owner", owner(handle.owner())));

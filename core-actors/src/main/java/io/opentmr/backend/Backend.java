@@ -1,0 +1,104 @@
+package io.opentmr.backend;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
+import io.opentmr.license.VendorKeyFiles;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.PublicKey;
+import java.security.SecureRandom;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A running backend license server: the container actor (its actor system's guardian) and the
+ * listener in front of it. Which journal stores the container's events is configuration
+ * ({@code pekko.persistence.journal.plugin}).
+ */
+public final class Backend implements AutoCloseable {
+
+    private static final Logger LOG = LoggerFactory.getLogger(Backend.class);
+
+    private final ActorSystem<Container.Command> system;
+    private final BackendServer server;
+    private final ContainerIdentity identity;
+
+    private Backend(ActorSystem<Container.Command> system, BackendServer server, ContainerIdentity identity) {
+        this.system = system;
+        this.server = server;
+        this.identity = identity;
+    }
+
+    /**
+     * Starts a backend from a resolved configuration.
+     *
+     * @throws ConfigException naming the key, for a bad or missing setting or an unreadable vendor key
+     */
+    public static Backend start(Config config) throws IOException, InterruptedException {
+        return start(config, Clock.systemUTC());
+    }
+
+    /** As {@link #start(Config)}, with the clock that decides expiry, activation and usage periods. */
+    public static Backend start(Config config, Clock clock) throws IOException, InterruptedException {
+        BackendSettings settings = BackendSettings.from(config);
+        List<PublicKey> vendorKeys = new ArrayList<>();
+        for (Path file : settings.vendorKeys()) {
+            try {
+                vendorKeys.add(VendorKeyFiles.readPublic(file));
+            } catch (IOException | IllegalArgumentException e) {
+                throw new ConfigException.BadValue(BackendSettings.PATH + ".vendor-keys",
+                        "cannot read vendor public key " + file + ": " + e.getMessage());
+            }
+        }
+        if (vendorKeys.isEmpty()) {
+            LOG.warn("No vendor keys configured ({}.vendor-keys): this backend will refuse every license update",
+                    BackendSettings.PATH);
+        }
+        Files.createDirectories(settings.dataDir());
+        SecureRandom random = new SecureRandom();
+        ContainerIdentity identity = ContainerIdentity.loadOrCreate(settings.dataDir(), settings.cmActId(), random);
+        ActorSystem<Container.Command> system = ActorSystem.create(
+                Container.create(identity, vendorKeys, settings.cleanupTimeout(), clock, random),
+                "opentmr-backend", config);
+        try {
+            BackendServer server = BackendServer.start(settings, system, system.scheduler(),
+                    new TrackingLog(identity.serial()));
+            return new Backend(system, server, identity);
+        } catch (RuntimeException | InterruptedException e) {
+            system.terminate();
+            throw e;
+        }
+    }
+
+    public InetSocketAddress address() {
+        return server.localAddress();
+    }
+
+    public ContainerIdentity identity() {
+        return identity;
+    }
+
+    @Override
+    public void close() {
+        server.close();
+        system.terminate();
+        try {
+            system.getWhenTerminated().toCompletableFuture().get(10, TimeUnit.SECONDS);
+        } catch (Exception e) {
+            LOG.warn("Backend {} did not stop within 10 s: {}", identity.serial(), e.toString());
+        }
+    }
+
+    /** Bounded wait for the actor system, for callers that block until the backend stops. */
+    public void awaitTermination(Duration max) throws Exception {
+        system.getWhenTerminated().toCompletableFuture().get(max.toMillis(), TimeUnit.MILLISECONDS);
+    }
+}

@@ -1,0 +1,123 @@
+package io.opentmr.backend;
+
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandler;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.WriteBufferWaterMark;
+import io.netty.channel.nio.NioEventLoopGroup;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.channel.socket.nio.NioServerSocketChannel;
+import io.netty.util.concurrent.DefaultThreadFactory;
+import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.Frame;
+import io.opentmr.protocol.FrameDecoder;
+import io.opentmr.protocol.FrameEncoder;
+import io.opentmr.protocol.Message;
+import java.net.InetSocketAddress;
+import java.security.SecureRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Scheduler;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/** The backend's listener on port 22350: one {@link ClientSession} per connection, bounded in number. */
+public final class BackendServer implements AutoCloseable {
+
+    private static final Logger LOG = LoggerFactory.getLogger(BackendServer.class);
+
+    private final EventLoopGroup boss;
+    private final EventLoopGroup workers;
+    private final Channel listener;
+
+    private BackendServer(EventLoopGroup boss, EventLoopGroup workers, Channel listener) {
+        this.boss = boss;
+        this.workers = workers;
+        this.listener = listener;
+    }
+
+    public static BackendServer start(BackendSettings settings, ActorRef<Container.Command> container,
+                                      Scheduler scheduler, TrackingLog tracking) throws InterruptedException {
+        EventLoopGroup boss = new NioEventLoopGroup(1, new DefaultThreadFactory("opentmr-accept", true));
+        EventLoopGroup workers = new NioEventLoopGroup(0, new DefaultThreadFactory("opentmr-io", true));
+        ConnectionLimit limit = new ConnectionLimit(settings.maxConnections());
+        SecureRandom random = new SecureRandom();
+        try {
+            Channel listener = new ServerBootstrap()
+                    .group(boss, workers)
+                    .channel(NioServerSocketChannel.class)
+                    .option(ChannelOption.SO_BACKLOG, 1024)
+                    .childOption(ChannelOption.TCP_NODELAY, true)
+                    .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK, new WriteBufferWaterMark(64 * 1024, 256 * 1024))
+                    .childHandler(new ChannelInitializer<SocketChannel>() {
+                        @Override
+                        protected void initChannel(SocketChannel channel) {
+                            channel.pipeline().addLast(limit, FrameEncoder.INSTANCE,
+                                    new FrameDecoder(settings.codecLimits()),
+                                    new ClientSession(settings, container, scheduler, random, tracking));
+                        }
+                    })
+                    .bind(settings.address(), settings.port()).sync().channel();
+            LOG.info("Backend {} listening on {} (max {} connections, {} requests in flight each)",
+                    tracking.container(), listener.localAddress(), settings.maxConnections(),
+                    settings.maxInFlightPerConnection());
+            return new BackendServer(boss, workers, listener);
+        } catch (RuntimeException | InterruptedException e) {
+            boss.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+            workers.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+            throw e;
+        }
+    }
+
+    public InetSocketAddress localAddress() {
+        return (InetSocketAddress) listener.localAddress();
+    }
+
+    @Override
+    public void close() {
+        listener.close().syncUninterruptibly();
+        boss.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
+        workers.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
+    }
+
+    /** Closes connections beyond the limit at once, telling the client why. */
+    @ChannelHandler.Sharable
+    private static final class ConnectionLimit extends ChannelInboundHandlerAdapter {
+
+        private final int max;
+        private final AtomicInteger open = new AtomicInteger();
+
+        ConnectionLimit(int max) {
+            this.max = max;
+        }
+
+        @Override
+        public void channelActive(ChannelHandlerContext ctx) {
+            if (open.incrementAndGet() > max) {
+                LOG.warn("Refused connection from {}: {} connections are open, the limit is {}",
+                        ctx.channel().remoteAddress(), open.get() - 1, max);
+                // This handler sits before the encoder in the pipeline: write the encoded frame itself.
+                ByteBuf refusal = ctx.alloc().buffer();
+                FrameEncoder.encode(new Frame(0, new Message.Error(CmError.REQUEST_OVERLOAD,
+                        "the server has its maximum of " + max + " connections")), refusal);
+                ctx.writeAndFlush(refusal).addListener(ChannelFutureListener.CLOSE);
+                return;
+            }
+            ctx.fireChannelActive();
+        }
+
+        @Override
+        public void channelInactive(ChannelHandlerContext ctx) {
+            open.decrementAndGet();
+            ctx.fireChannelInactive();
+        }
+    }
+}

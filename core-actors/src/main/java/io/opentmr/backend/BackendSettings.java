@@ -1,0 +1,80 @@
+package io.opentmr.backend;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
+import io.opentmr.protocol.CodecLimits;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+
+/**
+ * {@code opentmr.backend.*}, read once at start. A bad value fails here with a
+ * {@link ConfigException} that names the key, before anything listens.
+ */
+public record BackendSettings(
+        String address,
+        int port,
+        Path dataDir,
+        List<Path> vendorKeys,
+        long cmActId,
+        Duration cleanupTimeout,
+        Duration keepAliveInterval,
+        String adminToken,
+        AccessList accessList,
+        int maxConnections,
+        int maxInFlightPerConnection,
+        Duration helloTimeout,
+        Duration requestTimeout,
+        CodecLimits codecLimits) {
+
+    public static final String PATH = "opentmr.backend";
+
+    public static BackendSettings from(Config root) {
+        Config c = root.getConfig(PATH);
+        String dataDir = c.getString("data-dir");
+        if (dataDir.isBlank()) {
+            throw new ConfigException.BadValue(PATH + ".data-dir", "must name the backend's data directory");
+        }
+        int port = c.getInt("port");
+        // 0 asks the system for a free port: tests and one-off runs.
+        if (port < 0 || port > 65_535) {
+            throw new ConfigException.BadValue(PATH + ".port", "must be 0..65535, not " + port);
+        }
+        long cmActId = c.getLong("cm-act-id");
+        if (cmActId <= 0 || cmActId > 0xFFFF_FFFFL) {
+            throw new ConfigException.BadValue(PATH + ".cm-act-id", "must be 1..4294967295, not " + cmActId);
+        }
+        List<Path> vendorKeys = c.getStringList("vendor-keys").stream().map(Path::of).toList();
+        AccessList accessList;
+        try {
+            accessList = AccessList.parse(c.getStringList("access-list.allow"), c.getStringList("access-list.deny"));
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException.BadValue(PATH + ".access-list", e.getMessage());
+        }
+        int maxFrame = c.getInt("limits.max-frame-bytes");
+        if (maxFrame < 1024) {
+            throw new ConfigException.BadValue(PATH + ".limits.max-frame-bytes", "must be at least 1024");
+        }
+        return new BackendSettings(c.getString("address"), port, Path.of(dataDir), vendorKeys, cmActId,
+                positive(c, "cleanup-timeout"), positive(c, "keep-alive-interval"), c.getString("admin-token"),
+                accessList, atLeastOne(c, "limits.max-connections"), atLeastOne(c, "limits.max-in-flight-per-connection"),
+                positive(c, "limits.hello-timeout"), positive(c, "limits.request-timeout"),
+                new CodecLimits(maxFrame, CodecLimits.DEFAULT.maxStringBytes(), CodecLimits.DEFAULT.maxListItems()));
+    }
+
+    private static Duration positive(Config c, String key) {
+        Duration value = c.getDuration(key);
+        if (value.isZero() || value.isNegative()) {
+            throw new ConfigException.BadValue(PATH + "." + key, "must be a positive duration, not " + value);
+        }
+        return value;
+    }
+
+    private static int atLeastOne(Config c, String key) {
+        int value = c.getInt(key);
+        if (value < 1) {
+            throw new ConfigException.BadValue(PATH + "." + key, "must be at least 1, not " + value);
+        }
+        return value;
+    }
+}

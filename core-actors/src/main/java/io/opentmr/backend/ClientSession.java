@@ -1,0 +1,256 @@
+package io.opentmr.backend;
+
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.SimpleChannelInboundHandler;
+import io.netty.util.concurrent.ScheduledFuture;
+import io.opentmr.license.LicenseUpdate;
+import io.opentmr.protocol.Bytes;
+import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.ContainerInfo;
+import io.opentmr.protocol.Frame;
+import io.opentmr.protocol.HandleOwner;
+import io.opentmr.protocol.Message;
+import io.opentmr.protocol.Serial;
+import io.opentmr.protocol.ServerKind;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.SecureRandom;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Function;
+import org.apache.pekko.Done;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Scheduler;
+import org.apache.pekko.actor.typed.javadsl.AskPattern;
+import org.apache.pekko.pattern.StatusReply;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One client connection to a backend: HELLO first, then requests turned into container commands.
+ * Replies are written when the container answers, in any order, each with its request id. A
+ * connection never has more than the configured number of requests in flight (ERROR 309 beyond), and
+ * stops reading while its client does not read its replies, so a slow client only slows itself.
+ */
+final class ClientSession extends SimpleChannelInboundHandler<Frame> {
+
+    private static final Logger LOG = LoggerFactory.getLogger(ClientSession.class);
+
+    private final BackendSettings settings;
+    private final ActorRef<Container.Command> container;
+    private final Scheduler scheduler;
+    private final SecureRandom random;
+    private final TrackingLog tracking;
+    private final Serial serial;
+    private final AtomicInteger inFlight = new AtomicInteger();
+    private ScheduledFuture<?> helloDeadline;
+    private HandleOwner owner;
+    private String peer = "?";
+
+    ClientSession(BackendSettings settings, ActorRef<Container.Command> container, Scheduler scheduler,
+                  SecureRandom random, TrackingLog tracking) {
+        this.settings = settings;
+        this.container = container;
+        this.scheduler = scheduler;
+        this.random = random;
+        this.tracking = tracking;
+        this.serial = tracking.container();
+    }
+
+    @Override
+    public void channelActive(ChannelHandlerContext ctx) {
+        peer = String.valueOf(ctx.channel().remoteAddress());
+        helloDeadline = ctx.executor().schedule(() -> {
+            if (owner == null) {
+                LOG.info("Closing connection {}: no HELLO within {}", peer, settings.helloTimeout());
+                ctx.close();
+            }
+        }, settings.helloTimeout().toMillis(), TimeUnit.MILLISECONDS);
+        ctx.fireChannelActive();
+    }
+
+    @Override
+    public void channelInactive(ChannelHandlerContext ctx) {
+        if (helloDeadline != null) {
+            helloDeadline.cancel(false);
+        }
+        if (owner != null) {
+            LOG.debug("Session {} of {}@{} ({}) closed", owner.sessionId(), owner.user(), owner.host(), peer);
+        }
+        ctx.fireChannelInactive();
+    }
+
+    @Override
+    public void channelWritabilityChanged(ChannelHandlerContext ctx) {
+        // Back-pressure: while the client does not take its replies, take no more requests from it.
+        ctx.channel().config().setAutoRead(ctx.channel().isWritable());
+        ctx.fireChannelWritabilityChanged();
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+        LOG.info("Closing connection {} after an I/O error: {}", peer, cause.toString());
+        ctx.close();
+    }
+
+    @Override
+    protected void channelRead0(ChannelHandlerContext ctx, Frame frame) {
+        Message message = frame.message();
+        int id = frame.requestId();
+        if (owner == null) {
+            if (message instanceof Message.Hello hello) {
+                hello(ctx, id, hello);
+            } else {
+                error(ctx, id, CmError.INVALID_PARAMETER, message.type() + " before HELLO: say HELLO first");
+            }
+            return;
+        }
+        switch (message.type()) {
+            case HELLO -> error(ctx, id, CmError.INVALID_PARAMETER, "HELLO was already said on this connection");
+            case KEEPALIVE -> {
+                container.tell(new Container.SessionActive(owner.sessionId()));
+                reply(ctx, id, new Message.Ok());
+            }
+            case LIST_CONTAINERS -> ask(ctx, id, Container.Describe::new,
+                    (ContainerInfo info) -> new Message.ContainerList(List.of(info)));
+            case ACCESS -> {
+                Message.Access m = (Message.Access) message;
+                ask(ctx, id, r -> new Container.Access(m.firmCode(), m.productCode(), m.featureBits(), m.accessMode(),
+                        owner, false, r), (Container.Granted g) -> new Message.AccessOk(g.handle().id(), g.token(),
+                        serial));
+            }
+            case RELEASE -> ask(ctx, id, r -> new Container.Release(((Message.Release) message).handleId(),
+                    owner.sessionId(), r), (Done done) -> new Message.Ok());
+            case RESUME -> {
+                Message.Resume m = (Message.Resume) message;
+                ask(ctx, id, r -> new Container.Resume(m.handleId(), m.token(), owner.sessionId(), r),
+                        (Handle h) -> new Message.AccessOk(h.id(), m.token(), serial));
+            }
+            case GET_INFO -> ask(ctx, id, r -> new Container.GetInfo(((Message.GetInfo) message).handleId(),
+                    owner.sessionId(), r), (Container.HandleInfo info) -> new Message.Info(info.handle().id(),
+                    info.handle().mode(), serial, info.product()));
+            case CRYPT -> {
+                Message.Crypt m = (Message.Crypt) message;
+                ask(ctx, id, r -> new Container.Crypt(m.handleId(), owner.sessionId(), m.direction(),
+                        m.encryptionCode(), m.data(), r), Message.CryptOk::new);
+            }
+            case DECREMENT_UNITS -> {
+                Message.DecrementUnits m = (Message.DecrementUnits) message;
+                ask(ctx, id, r -> new Container.DecrementUnits(m.handleId(), owner.sessionId(), m.operationId(),
+                        m.amount(), r), Message.UnitsOk::new);
+            }
+            case BORROW -> {
+                Message.Borrow m = (Message.Borrow) message;
+                ask(ctx, id, r -> new Container.BorrowSeat(m.handleId(), owner.sessionId(),
+                        Duration.ofSeconds(m.durationSeconds()), owner.host() + "/" + owner.user(), r),
+                        Message.BorrowOk::new);
+            }
+            case RETURN -> ask(ctx, id, r -> new Container.ReturnBorrow(((Message.Return) message).ticketId(), r),
+                    (Done done) -> new Message.Ok());
+            case LICENSE_CONTEXT -> {
+                if (admitted(ctx, id, ((Message.LicenseContext) message).adminToken())) {
+                    ask(ctx, id, Container.GetContext::new,
+                            context -> new Message.LicenseContextOk(Bytes.of(context.toJson())));
+                }
+            }
+            case LICENSE_UPDATE -> {
+                Message.LicenseUpdate m = (Message.LicenseUpdate) message;
+                if (admitted(ctx, id, m.adminToken())) {
+                    ask(ctx, id, r -> new Container.ImportLicense(m.updateFile(), r),
+                            (LicenseUpdate update) -> new Message.LicenseUpdateOk(update.targetSerial(), update.firmCode(),
+                                    update.firmUpdateCounter()));
+                }
+            }
+            case PEER_HELLO, PEER_PROOF, INVENTORY, ALLOCATE, FREE, LIST_ALLOCATIONS, LEASE_ACQUIRE, LEASE_RENEW,
+                    LEASE_RELEASE, PEER_CRYPT, PEER_UNITS ->
+                    error(ctx, id, CmError.ACCESS_DENIED, "this backend's peer side is off: no cluster secret");
+            default -> error(ctx, id, CmError.INVALID_PARAMETER, message.type() + " is a reply, not a request");
+        }
+    }
+
+    private void hello(ChannelHandlerContext ctx, int id, Message.Hello hello) {
+        InetAddress address = ((InetSocketAddress) ctx.channel().remoteAddress()).getAddress();
+        long sessionId = random.nextLong();
+        HandleOwner candidate = new HandleOwner(hello.host(), hello.user(), hello.pid(), sessionId);
+        String denial = settings.accessList().denial(address, hello.host());
+        if (denial != null) {
+            String text = "host " + hello.host() + " (" + address.getHostAddress() + ") may not use this server: "
+                    + denial;
+            LOG.warn("Refused HELLO from {}@{} ({}): {}", hello.user(), hello.host(), peer, denial);
+            tracking.denial(CmError.ACCESS_DENIED.code(), text, "HELLO", candidate, Instant.now());
+            ctx.writeAndFlush(new Frame(id, new Message.Error(CmError.ACCESS_DENIED, text)))
+                    .addListener(ChannelFutureListener.CLOSE);
+            return;
+        }
+        owner = candidate;
+        helloDeadline.cancel(false);
+        LOG.debug("Session {} opened by {}@{} pid {} ({}, {})", sessionId, hello.user(), hello.host(), hello.pid(),
+                hello.clientName(), peer);
+        reply(ctx, id, new Message.HelloOk(ServerKind.BACKEND, sessionId, settings.keepAliveInterval().toMillis(),
+                "opentmr-backend " + serial));
+    }
+
+    /** Admin requests: from loopback, or with the configured token (compared in constant time). */
+    private boolean admitted(ChannelHandlerContext ctx, int id, String token) {
+        InetAddress address = ((InetSocketAddress) ctx.channel().remoteAddress()).getAddress();
+        boolean tokenOk = !settings.adminToken().isEmpty() && MessageDigest.isEqual(
+                settings.adminToken().getBytes(StandardCharsets.UTF_8), token.getBytes(StandardCharsets.UTF_8));
+        if (address.isLoopbackAddress() || tokenOk) {
+            return true;
+        }
+        LOG.warn("Refused admin request from {}@{} ({}): not loopback and no valid admin token", owner.user(),
+                owner.host(), peer);
+        tracking.denial(CmError.ACCESS_DENIED.code(), "admin request without loopback or token", "ADMIN", owner,
+                Instant.now());
+        error(ctx, id, CmError.ACCESS_DENIED, "admin requests need a loopback connection or the admin token");
+        return false;
+    }
+
+    private <T> void ask(ChannelHandlerContext ctx, int id,
+                         org.apache.pekko.japi.function.Function<ActorRef<StatusReply<T>>, Container.Command> command,
+                         Function<T, Message> reply) {
+        if (inFlight.incrementAndGet() > settings.maxInFlightPerConnection()) {
+            inFlight.decrementAndGet();
+            error(ctx, id, CmError.REQUEST_OVERLOAD, "more than " + settings.maxInFlightPerConnection()
+                    + " requests in flight on this connection");
+            return;
+        }
+        CompletionStage<T> answer = AskPattern.askWithStatus(container, command, settings.requestTimeout(), scheduler);
+        answer.whenComplete((value, failure) -> {
+            inFlight.decrementAndGet();
+            if (failure == null) {
+                reply(ctx, id, reply.apply(value));
+                return;
+            }
+            Throwable cause = failure instanceof CompletionException && failure.getCause() != null
+                    ? failure.getCause() : failure;
+            if (cause instanceof CmRefusal refusal) {
+                error(ctx, id, refusal.error(), refusal.getMessage());
+            } else if (cause instanceof TimeoutException) {
+                LOG.warn("Request {} of session {} not answered within {}", Integer.toUnsignedString(id),
+                        owner.sessionId(), settings.requestTimeout());
+                error(ctx, id, CmError.NETWORK_FAULT, "the server did not answer within " + settings.requestTimeout());
+            } else {
+                LOG.error("Request {} of session {} failed", Integer.toUnsignedString(id), owner.sessionId(), cause);
+                error(ctx, id, CmError.NETWORK_FAULT, "the server failed to process the request: " + cause);
+            }
+        });
+    }
+
+    private static void reply(ChannelHandlerContext ctx, int id, Message message) {
+        ctx.channel().writeAndFlush(new Frame(id, message), ctx.channel().voidPromise());
+    }
+
+    private static void error(ChannelHandlerContext ctx, int id, CmError error, String text) {
+        reply(ctx, id, new Message.Error(error, text));
+    }
+}
