@@ -120,7 +120,7 @@ final class ClientConnection {
                 .option(ChannelOption.TCP_NODELAY, true)
                 .option(ChannelOption.SO_KEEPALIVE, true)
                 .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) Math.min(Integer.MAX_VALUE,
-                        options.connectTimeout().toMillis()))
+                        options.attemptTimeout().toMillis()))
                 .handler(new ChannelInitializer<SocketChannel>() {
                     @Override
                     protected void initChannel(SocketChannel ch) {
@@ -472,7 +472,7 @@ final class ClientConnection {
             }
             Channel ch = connected.channel();
             channel = ch;
-            sendInternal(hello, ch, options.connectTimeout()).future.whenCompleteAsync(
+            sendInternal(hello, ch, options.attemptTimeout()).future.whenCompleteAsync(
                     (reply, error) -> onHelloAnswer(ch, target, redirected, reply, error), loop);
         });
     }

@@ -35,7 +35,8 @@ import java.util.List;
  *
  * <p><b>Connection loss.</b> The client sends KEEPALIVE at the interval the server's HELLO_OK asks for;
  * an unanswered keep-alive counts as a lost connection. On a lost connection it tries its addresses
- * round-robin (a failed round waits {@code reconnectBackoffMin}, doubling up to {@code reconnectBackoffMax}),
+ * round-robin, each attempt bounded by {@code attemptTimeout} (a failed round waits
+ * {@code reconnectBackoffMin}, doubling up to {@code reconnectBackoffMax}),
  * follows a standby's NOT_ACTIVE to the active node, sends HELLO, and RESUMEs every open handle with its
  * token. Then it repeats the requests whose answer was lost, with their original request id: ACCESS,
  * RELEASE, GET_INFO, LIST_CONTAINERS, CRYPT and DECREMENT_UNITS (which also carries an operation id that

@@ -21,15 +21,18 @@ import java.util.Objects;
  *                            from the environment, else the local host name)
  * @param user                the user sent in HELLO (default: {@code user.name})
  * @param pid                 the process id sent in HELLO (default: this process's id)
- * @param connectTimeout      bound on one connection attempt (TCP connect plus the HELLO answer), and
- *                            on how long {@link TmrClient#connect(TmrClientOptions)} waits for the
- *                            first session (default 5 s)
+ * @param connectTimeout      how long {@link TmrClient#connect(TmrClientOptions)} waits for the first
+ *                            session, trying the addresses in turn (default 5 s)
+ * @param attemptTimeout      bound on one connection attempt to one address: TCP connect plus the HELLO
+ *                            answer (default 1 s). Short, so that an address that swallows packets (a
+ *                            virtual IP not yet moved, a dead host) costs little of a fail-over
  * @param requestTimeout      bound on one request, including any time it waits for a reconnect
  *                            (default 10 s)
  * @param maxInFlight         requests the caller threads may have outstanding at once; the next one
  *                            fails at once with 309 (default 256)
  * @param reconnectBackoffMin pause after the first round of addresses that all failed (default 100 ms)
- * @param reconnectBackoffMax the pause doubles per failed round up to this (default 2 s)
+ * @param reconnectBackoffMax the pause doubles per failed round up to this (default 1 s, so a client
+ *                            finds a node that took over within a second of it answering)
  * @param codecLimits         limits on what the client accepts from a server
  */
 public record TmrClientOptions(
@@ -39,6 +42,7 @@ public record TmrClientOptions(
         String user,
         long pid,
         Duration connectTimeout,
+        Duration attemptTimeout,
         Duration requestTimeout,
         int maxInFlight,
         Duration reconnectBackoffMin,
@@ -61,6 +65,7 @@ public record TmrClientOptions(
             throw new IllegalArgumentException("pid must fit 32 bits: " + pid);
         }
         positive(connectTimeout, "connectTimeout");
+        positive(attemptTimeout, "attemptTimeout");
         positive(requestTimeout, "requestTimeout");
         positive(reconnectBackoffMin, "reconnectBackoffMin");
         positive(reconnectBackoffMax, "reconnectBackoffMax");
@@ -147,10 +152,11 @@ public record TmrClientOptions(
         private String user = System.getProperty("user.name", "");
         private long pid = ProcessHandle.current().pid() & 0xFFFF_FFFFL;
         private Duration connectTimeout = Duration.ofSeconds(5);
+        private Duration attemptTimeout = Duration.ofSeconds(1);
         private Duration requestTimeout = Duration.ofSeconds(10);
         private int maxInFlight = 256;
         private Duration reconnectBackoffMin = Duration.ofMillis(100);
-        private Duration reconnectBackoffMax = Duration.ofSeconds(2);
+        private Duration reconnectBackoffMax = Duration.ofSeconds(1);
         private CodecLimits codecLimits = CodecLimits.DEFAULT;
 
         private Builder() {
@@ -201,9 +207,15 @@ public record TmrClientOptions(
             return this;
         }
 
-        /** Bound on one connection attempt and on the first connect; see {@link TmrClientOptions#connectTimeout()}. */
+        /** How long the first connect waits; see {@link TmrClientOptions#connectTimeout()}. */
         public Builder connectTimeout(Duration connectTimeout) {
             this.connectTimeout = connectTimeout;
+            return this;
+        }
+
+        /** Bound on one attempt at one address; see {@link TmrClientOptions#attemptTimeout()}. */
+        public Builder attemptTimeout(Duration attemptTimeout) {
+            this.attemptTimeout = attemptTimeout;
             return this;
         }
 
@@ -236,8 +248,8 @@ public record TmrClientOptions(
          * @throws IllegalArgumentException if no address was given or a value is out of range
          */
         public TmrClientOptions build() {
-            return new TmrClientOptions(addresses, clientName, host, user, pid, connectTimeout, requestTimeout,
-                    maxInFlight, reconnectBackoffMin, reconnectBackoffMax, codecLimits);
+            return new TmrClientOptions(addresses, clientName, host, user, pid, connectTimeout, attemptTimeout,
+                    requestTimeout, maxInFlight, reconnectBackoffMin, reconnectBackoffMax, codecLimits);
         }
 
         private static String defaultClientName() {

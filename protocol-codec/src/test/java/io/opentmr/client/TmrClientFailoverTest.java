@@ -170,6 +170,19 @@ class TmrClientFailoverTest {
     }
 
     @Test
+    void anAddressThatNeverAnswersHelloCostsOneAttemptTimeout() {
+        try (FakeLicenseServer second = FakeLicenseServer.start("node-b")) {
+            server.neverAnswer(MessageType.HELLO);
+            try (TmrClient client2 = TmrClient.connect(options(server.address(), second.address())
+                    .attemptTimeout(Duration.ofMillis(200)).connectTimeout(Duration.ofSeconds(5)).build())) {
+                assertEquals("node-b", client2.serverName());
+                assertEquals(2, server.received(MessageType.HELLO),
+                        "the HELLO of this class's client, then one attempt at the silent address");
+            }
+        }
+    }
+
+    @Test
     void aLostAccessReplyIsRepeatedWithTheSameRequestIdAndGrantedOnce() {
         server.dropReplyAndCloseOnce(MessageType.ACCESS);
         try (LicenseHandle handle = client.access(FIRM, PRODUCT)) {

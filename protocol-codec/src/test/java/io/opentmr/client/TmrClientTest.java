@@ -54,6 +54,7 @@ class TmrClientTest {
                 .user("anna")
                 .pid(4242)
                 .connectTimeout(Duration.ofSeconds(2))
+                .attemptTimeout(Duration.ofSeconds(1))
                 .requestTimeout(Duration.ofSeconds(2))
                 .reconnectBackoff(Duration.ofMillis(20), Duration.ofMillis(200));
     }
@@ -233,7 +234,7 @@ class TmrClientTest {
     void theClientsOwnInFlightLimitFailsFastWith309() throws Exception {
         server.neverAnswer(MessageType.GET_INFO);
         try (TmrClient single = TmrClient.connect(options(server.address()).maxInFlight(1)
-                .requestTimeout(Duration.ofSeconds(3)).build())) {
+                .requestTimeout(Duration.ofMillis(1500)).build())) {
             LicenseHandle handle = single.access(FIRM, PRODUCT);
             CompletableFuture<Message.Info> stuck = CompletableFuture.supplyAsync(handle::info);
             assertTrue(server.awaitReceived(MessageType.GET_INFO, 1, Duration.ofSeconds(5)));
