@@ -231,6 +231,28 @@ class TmrClientTest {
     }
 
     @Test
+    void aHandleGrantedAfterItsAccessTimedOutIsReleased() throws Exception {
+        server.delay(MessageType.ACCESS, Duration.ofMillis(600));
+        try (TmrClient impatient = TmrClient.connect(options(server.address())
+                .requestTimeout(Duration.ofMillis(200)).build())) {
+            assertCode(CmError.NETWORK_FAULT, () -> impatient.access(FIRM, PRODUCT));
+            assertTrue(server.awaitReceived(MessageType.RELEASE, 1, Duration.ofSeconds(10)),
+                    "the late grant is given back at once");
+            assertEquals(0, impatient.openHandles());
+            assertEquals(0, server.handleCount());
+        }
+    }
+
+    @Test
+    void closingWhileNoServerAnswersIsQuickAndEndsTheHandles() {
+        LicenseHandle handle = client.access(FIRM, PRODUCT);
+        server.stop();
+        client.close();
+        assertFalse(handle.isOpen());
+        assertDoesNotThrow(handle::close);
+    }
+
+    @Test
     void theClientsOwnInFlightLimitFailsFastWith309() throws Exception {
         server.neverAnswer(MessageType.GET_INFO);
         try (TmrClient single = TmrClient.connect(options(server.address()).maxInFlight(1)
