@@ -10,7 +10,6 @@ import java.nio.file.Path;
 import java.security.PublicKey;
 import java.security.SecureRandom;
 import java.time.Clock;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -97,8 +96,8 @@ public final class Backend implements AutoCloseable {
         }
     }
 
-    /** Bounded wait for the actor system, for callers that block until the backend stops. */
-    public void awaitTermination(Duration max) throws Exception {
-        system.getWhenTerminated().toCompletableFuture().get(max.toMillis(), TimeUnit.MILLISECONDS);
+    /** Completes when the backend has stopped (after {@link #close()} or the JVM's shutdown). */
+    public java.util.concurrent.CompletionStage<org.apache.pekko.Done> whenTerminated() {
+        return system.getWhenTerminated();
     }
 }

@@ -284,7 +284,7 @@ public final class ContainerState {
 
     /**
      * Subtracts units atomically; never below zero. A retry with the same handle and operation id gets
-     * the first result and subtracts nothing.
+     * the first result and subtracts nothing. An amount of 0 reads the counter and records nothing.
      */
     public Decision<Long> decrementUnits(long handleId, long sessionId, long operationId, long amount, Instant now) {
         Decision<Handle> owned = handle(handleId, sessionId);
@@ -298,6 +298,9 @@ public final class ContainerState {
         ItemState item = items.get(((Decision.Accept<Handle>) owned).reply().item());
         if (!item.hasUnitCounter()) {
             return Decision.refuse(CmError.NO_UNIT_COUNTER, "product item " + item.key() + " has no unit counter");
+        }
+        if (amount == 0) {
+            return Decision.accept(item.units);
         }
         if (amount > item.units) {
             if (item.units == 0) {

@@ -153,6 +153,7 @@ class ContainerStateTest {
     static Stream<Arguments> unitRules() {
         return Stream.of(
                 Arguments.of("within the counter", UNITS_10, 4L, 0, 6L),
+                Arguments.of("zero: a read", UNITS_10, 0L, 0, 10L),
                 Arguments.of("exactly the counter", UNITS_10, 10L, 0, 0L),
                 Arguments.of("more than the counter", UNITS_10, 11L, 32, 10L),
                 Arguments.of("an item without a counter", SEATS_2, 1L, 33, 0L));

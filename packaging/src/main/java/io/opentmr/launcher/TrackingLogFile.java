@@ -1,0 +1,47 @@
+package io.opentmr.launcher;
+
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.LoggerContext;
+import ch.qos.logback.classic.encoder.PatternLayoutEncoder;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.rolling.RollingFileAppender;
+import ch.qos.logback.core.rolling.TimeBasedRollingPolicy;
+import io.opentmr.backend.TrackingLog;
+import java.nio.file.Path;
+import org.slf4j.LoggerFactory;
+
+/** Sends the tracking log to {@code DATA_DIR/tracking.log}, rotated daily and kept 90 days. */
+final class TrackingLogFile {
+
+    private TrackingLogFile() {
+    }
+
+    static Path install(Path dataDir) {
+        LoggerContext context = (LoggerContext) LoggerFactory.getILoggerFactory();
+        Path file = dataDir.resolve("tracking.log");
+
+        PatternLayoutEncoder encoder = new PatternLayoutEncoder();
+        encoder.setContext(context);
+        encoder.setPattern("%msg%n");
+        encoder.start();
+
+        RollingFileAppender<ILoggingEvent> appender = new RollingFileAppender<>();
+        appender.setContext(context);
+        appender.setName("tracking");
+        appender.setFile(file.toString());
+        TimeBasedRollingPolicy<ILoggingEvent> policy = new TimeBasedRollingPolicy<>();
+        policy.setContext(context);
+        policy.setParent(appender);
+        policy.setFileNamePattern(dataDir.resolve("tracking.%d{yyyy-MM-dd}.log.gz").toString());
+        policy.setMaxHistory(90);
+        policy.start();
+        appender.setRollingPolicy(policy);
+        appender.setEncoder(encoder);
+        appender.start();
+
+        Logger logger = context.getLogger(TrackingLog.LOGGER);
+        logger.addAppender(appender);
+        logger.setAdditive(false);
+        return file;
+    }
+}
