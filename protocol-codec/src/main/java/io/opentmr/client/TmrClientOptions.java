@@ -147,8 +147,8 @@ public record TmrClientOptions(
     public static final class Builder {
 
         private final List<InetSocketAddress> addresses = new ArrayList<>();
-        private String clientName = defaultClientName();
-        private String host = defaultHost();
+        private String clientName = ProcessDefaults.CLIENT_NAME;
+        private String host = ProcessDefaults.HOST;
         private String user = System.getProperty("user.name", "");
         private long pid = ProcessHandle.current().pid() & 0xFFFF_FFFFL;
         private Duration connectTimeout = Duration.ofSeconds(5);
@@ -250,6 +250,16 @@ public record TmrClientOptions(
         public TmrClientOptions build() {
             return new TmrClientOptions(addresses, clientName, host, user, pid, connectTimeout, attemptTimeout,
                     requestTimeout, maxInFlight, reconnectBackoffMin, reconnectBackoffMax, codecLimits);
+        }
+
+    }
+
+    /** Looked up once per process: the local host name may need a DNS round trip. */
+    private static final class ProcessDefaults {
+        static final String CLIENT_NAME = defaultClientName();
+        static final String HOST = defaultHost();
+
+        private ProcessDefaults() {
         }
 
         private static String defaultClientName() {
