@@ -193,7 +193,12 @@ final class ClientCommand {
                     out.result("Handle " + handle.handleId() + " on " + product.firm + ":" + product.product
                             + (hold.isZero() ? "" : ", held for " + hold), fields);
                     System.out.flush();
+                    // Ctrl-C or SIGTERM while holding: release the seat on the way out instead of leaving
+                    // it to the server's cleanup timeout.
+                    Thread release = new Thread(handle::close, "tmr-release-on-exit");
+                    Runtime.getRuntime().addShutdownHook(release);
                     holdFor(hold);
+                    Runtime.getRuntime().removeShutdownHook(release);
                 }
                 return Output.OK;
             });

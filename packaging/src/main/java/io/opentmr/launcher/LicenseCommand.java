@@ -25,7 +25,8 @@ import picocli.CommandLine.Option;
 
 /** {@code tmr license}: the vendor's tools (keygen, issue) and the operator's (context, import). */
 @Command(name = "license", mixinStandardHelpOptions = true, description = "Vendor keys and signed license files.",
-        subcommands = {LicenseCommand.Keygen.class, LicenseCommand.Issue.class})
+        subcommands = {LicenseCommand.Keygen.class, LicenseCommand.Issue.class, LicenseAdminCommands.Context.class,
+                LicenseAdminCommands.Import.class})
 final class LicenseCommand {
 
     @Command(name = "keygen", mixinStandardHelpOptions = true,

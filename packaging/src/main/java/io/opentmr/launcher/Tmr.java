@@ -19,6 +19,7 @@ import picocli.CommandLine.Spec;
 @Command(name = "tmr", mixinStandardHelpOptions = true, versionProvider = Tmr.Version.class,
         description = "OpenTMR: a Triple Mode Redundancy license server.",
         subcommands = {BackendCommand.class, ClientCommand.class, LicenseCommand.class, JournalCommand.class,
+                BenchCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Tmr implements Runnable {
 

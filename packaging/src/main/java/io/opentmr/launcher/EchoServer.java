@@ -1,0 +1,77 @@
+package io.opentmr.launcher;
+
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.SimpleChannelInboundHandler;
+import io.netty.channel.nio.NioEventLoopGroup;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.channel.socket.nio.NioServerSocketChannel;
+import io.netty.util.concurrent.DefaultThreadFactory;
+import io.opentmr.protocol.Bytes;
+import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.Frame;
+import io.opentmr.protocol.FrameDecoder;
+import io.opentmr.protocol.FrameEncoder;
+import io.opentmr.protocol.Message;
+import io.opentmr.protocol.Serial;
+import io.opentmr.protocol.ServerKind;
+import java.net.InetSocketAddress;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * The benchmark's ceiling: a server that answers every request with a canned reply of the right type
+ * and does nothing else. The same SDK clients drive it, so the gap between it and a real server is
+ * the server's own work.
+ */
+final class EchoServer implements AutoCloseable {
+
+    private static final Bytes TOKEN = Bytes.of(new byte[32]);
+    private static final Serial SERIAL = new Serial(Serial.MASK_SOFTWARE, 1);
+
+    private final EventLoopGroup group;
+    private final Channel listener;
+
+    EchoServer(int threads) throws InterruptedException {
+        group = new NioEventLoopGroup(threads, new DefaultThreadFactory("opentmr-echo", true));
+        AtomicLong handles = new AtomicLong();
+        listener = new ServerBootstrap().group(group).channel(NioServerSocketChannel.class)
+                .childOption(ChannelOption.TCP_NODELAY, true)
+                .childHandler(new ChannelInitializer<SocketChannel>() {
+                    @Override
+                    protected void initChannel(SocketChannel channel) {
+                        channel.pipeline().addLast(FrameEncoder.INSTANCE, new FrameDecoder(),
+                                new SimpleChannelInboundHandler<Frame>() {
+                                    @Override
+                                    protected void channelRead0(ChannelHandlerContext ctx, Frame frame) {
+                                        ctx.writeAndFlush(new Frame(frame.requestId(), answer(frame.message(), handles)));
+                                    }
+                                });
+                    }
+                })
+                .bind("127.0.0.1", 0).sync().channel();
+    }
+
+    private static Message answer(Message request, AtomicLong handles) {
+        return switch (request.type()) {
+            case HELLO -> new Message.HelloOk(ServerKind.BACKEND, 1, 10_000, "echo");
+            case ACCESS -> new Message.AccessOk(handles.incrementAndGet(), TOKEN, SERIAL);
+            case RELEASE, KEEPALIVE -> new Message.Ok();
+            default -> new Message.Error(CmError.INVALID_PARAMETER, "the echo server answers HELLO, ACCESS, RELEASE");
+        };
+    }
+
+    InetSocketAddress address() {
+        return (InetSocketAddress) listener.localAddress();
+    }
+
+    @Override
+    public void close() {
+        listener.close().syncUninterruptibly();
+        group.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
+    }
+}
