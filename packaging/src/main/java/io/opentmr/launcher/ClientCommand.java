@@ -30,7 +30,7 @@ import picocli.CommandLine.ScopeType;
         description = "Use a license server as a client application does.",
         subcommands = {ClientCommand.Status.class, ClientCommand.ListContainers.class, ClientCommand.Access.class,
                 ClientCommand.Info.class, ClientCommand.Crypt.class, ClientCommand.Units.class,
-                ClientCommand.Borrow.class, ClientCommand.Return.class})
+                ClientCommand.Release.class, ClientCommand.Borrow.class, ClientCommand.Return.class})
 final class ClientCommand {
 
     @Option(names = "--server", required = true, split = ",", scope = ScopeType.INHERIT,
@@ -186,12 +186,15 @@ final class ClientCommand {
                 try (LicenseHandle handle = product.access(client)) {
                     Map<String, Object> fields = new LinkedHashMap<>();
                     fields.put("handle", handle.handleId());
+                    fields.put("token", handle.resumeToken().toHex());
                     fields.put("firm", product.firm);
                     fields.put("product", product.product);
                     fields.put("mode", product.accessMode().name());
                     fields.put("heldSeconds", hold.toSeconds());
                     out.result("Handle " + handle.handleId() + " on " + product.firm + ":" + product.product
-                            + (hold.isZero() ? "" : ", held for " + hold), fields);
+                            + (hold.isZero() ? "" : ", held for " + hold + "; release it from elsewhere with: "
+                            + "release --handle " + handle.handleId() + " --token " + handle.resumeToken().toHex()),
+                            fields);
                     System.out.flush();
                     // Ctrl-C or SIGTERM while holding: release the seat on the way out instead of leaving
                     // it to the server's cleanup timeout.
@@ -210,6 +213,29 @@ final class ClientCommand {
         long deadline = System.nanoTime() + hold.toNanos();
         while (System.nanoTime() - deadline < 0 && !Thread.currentThread().isInterrupted()) {
             LockSupport.parkNanos(Math.min(deadline - System.nanoTime(), 1_000_000_000L));
+        }
+    }
+
+    @Command(name = "release", description = "Release a handle held elsewhere, by its id and resume token.")
+    static final class Release implements Callable<Integer> {
+        @ParentCommand
+        ClientCommand parent;
+
+        @Option(names = "--handle", required = true, description = "The handle id that access printed.")
+        long handleId;
+
+        @Option(names = "--token", required = true, description = "The resume token that access printed (hex).")
+        String token;
+
+        @Override
+        public Integer call() {
+            io.opentmr.protocol.Bytes resumeToken = io.opentmr.protocol.Bytes.fromHex(token);
+            return parent.withClient((client, out) -> {
+                LicenseHandle handle = client.resume(handleId, resumeToken);
+                handle.close();
+                out.result("Released handle " + handleId, Map.of("handle", handleId, "released", true));
+                return Output.OK;
+            });
         }
     }
 

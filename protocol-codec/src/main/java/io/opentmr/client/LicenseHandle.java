@@ -52,6 +52,14 @@ public final class LicenseHandle implements AutoCloseable {
         return handleId;
     }
 
+    /**
+     * The token that lets a client re-attach this handle with {@link TmrClient#resume}: from another
+     * connection or process. Whoever has it may use and release the handle; keep it like a password.
+     */
+    public Bytes resumeToken() {
+        return resumeToken;
+    }
+
     /** The container that serves the handle: the virtual container (mask 131) through a TMR node. */
     public Serial container() {
         return container;
@@ -168,10 +176,6 @@ public final class LicenseHandle implements AutoCloseable {
     }
 
     // ---------------------------------------------------------------- for ClientConnection
-
-    Bytes resumeToken() {
-        return resumeToken;
-    }
 
     CmException invalidReason() {
         return invalid;

@@ -1,6 +1,7 @@
 package io.opentmr.client;
 
 import io.opentmr.protocol.AccessMode;
+import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.ContainerInfo;
 import io.opentmr.protocol.Message;
@@ -118,6 +119,26 @@ public final class TmrClient implements AutoCloseable {
             connection.register(handle);
             return handle;
         });
+    }
+
+    /**
+     * Re-attaches a handle opened elsewhere (another connection or process) by its id and resume token,
+     * moving it to this client's session. Its firm, product and access mode are read back with GET_INFO;
+     * the feature bits of the original ACCESS are not known here and read as 0.
+     *
+     * @throws CmException 106 for an unknown handle or a wrong token, 309, 100/101
+     */
+    public LicenseHandle resume(long handleId, Bytes resumeToken) {
+        Message.Resume request = new Message.Resume(handleId, resumeToken);
+        Message.AccessOk granted = connection.call(request, true, null,
+                reply -> LicenseHandle.expect(request, reply, Message.AccessOk.class));
+        Message.GetInfo infoRequest = new Message.GetInfo(handleId);
+        Message.Info info = connection.call(infoRequest, true, null,
+                reply -> LicenseHandle.expect(infoRequest, reply, Message.Info.class));
+        LicenseHandle handle = new LicenseHandle(connection, granted, new Message.Access(info.product().firmCode(),
+                info.product().productCode(), 0, info.accessMode()));
+        connection.register(handle);
+        return handle;
     }
 
     /**
