@@ -16,8 +16,8 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
  * Runs in a child JVM started by the crash and lock tests, which then kill it with SIGKILL.
  * {@code hold DIR}: open the log, print READY, wait. {@code write DIR}: several threads append events to the log
  * and print {@code ACK pid seq} for each acknowledged one. {@code actors DIR}: the same through persistent actors
- * and the Pekko journal plugin. Either exits by itself after a minute, so a test that
- * dies cannot leave it running.
+ * and the Pekko journal plugin. {@code try DIR}: try to open the log once and print {@code OPENED} or
+ * {@code LOCKED message}. Each exits by itself after a minute, so a test that dies cannot leave it running.
  */
 public final class ChildProcessMain {
 
@@ -30,6 +30,15 @@ public final class ChildProcessMain {
         long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(1);
         if (args[0].equals("actors")) {
             runActors(dir, out, deadline);
+            return;
+        }
+        if (args[0].equals("try")) {
+            try {
+                SegmentedLog.open(LogOptions.defaults(dir)).close();
+                out.println("OPENED");
+            } catch (JournalLockedException e) {
+                out.println("LOCKED " + e.getMessage());
+            }
             return;
         }
         try (SegmentedLog log = SegmentedLog.open(LogOptions.defaults(dir))) {

@@ -139,4 +139,27 @@ class CrashAndLockTest {
             assertEquals(0, log.nextPosition());
         }
     }
+
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void aRefusedSecondOpenInTheSameProcessKeepsTheOwnersLock() throws Exception {
+        try (SegmentedLog log = SegmentedLog.open(LogOptions.defaults(dir))) {
+            for (int i = 0; i < 3; i++) {
+                assertThrows(JournalLockedException.class, () -> SegmentedLog.open(LogOptions.defaults(dir)));
+            }
+            // The same directory by another name is the same directory.
+            assertThrows(JournalLockedException.class,
+                    () -> SegmentedLog.open(LogOptions.defaults(dir.resolve("."))));
+            try (ChildProcess child = new ChildProcess("try", dir)) {
+                String line;
+                do {
+                    line = child.nextLine(30);
+                    assertNotNull(line, "child printed neither OPENED nor LOCKED");
+                } while (!line.startsWith("OPENED") && !line.startsWith("LOCKED"));
+                assertTrue(line.startsWith("LOCKED") && line.contains("locked by another process"),
+                        "another process must still be refused after a refused open here: " + line);
+            }
+            log.append(List.of(log.encode(List.of(Records.event("a", 1))))).get(10, TimeUnit.SECONDS);
+        }
+    }
 }
