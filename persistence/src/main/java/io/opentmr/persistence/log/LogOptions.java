@@ -22,7 +22,7 @@ public record LogOptions(Path directory, long segmentSize, FsyncPolicy fsync, in
         Objects.requireNonNull(fsync, "fsync");
         Objects.requireNonNull(epoch, "epoch");
         Objects.requireNonNull(syncer, "syncer");
-        if (segmentSize < 4096 || segmentSize > (1L << 30)) {
+        if (segmentSize < 4096 || segmentSize > RecordCodec.MAX_RECORD_BYTES) {
             throw new IllegalArgumentException("segment size must be between 4 KiB and 1 GiB, got " + segmentSize);
         }
         if (maxBatchBytes < 1 || writeQueueCapacity < 1) {
@@ -36,7 +36,10 @@ public record LogOptions(Path directory, long segmentSize, FsyncPolicy fsync, in
                 Syncer.FORCE);
     }
 
-    /** Largest record the log accepts: one that fits in a segment. */
+    /**
+     * Largest record the log accepts for writing: one that fits in a segment. Reading does not use it (see
+     * {@link RecordCodec#MAX_RECORD_BYTES}).
+     */
     public int maxRecordBytes() {
         return (int) segmentSize;
     }

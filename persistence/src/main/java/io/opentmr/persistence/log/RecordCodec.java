@@ -28,6 +28,12 @@ public final class RecordCodec {
     public static final int MAGIC = 0x4F544D52;
     public static final byte VERSION = 1;
     public static final int HEADER_SIZE = 16;
+    /**
+     * The largest record the format allows: the largest segment-size. Reading (recovery, replay, tools) checks
+     * plausibility against this, never against the configured segment-size, which only limits new writes: a
+     * record written under a larger segment-size stays valid after the setting is lowered.
+     */
+    public static final int MAX_RECORD_BYTES = 1 << 30;
     static final int FLAG_GROUP_CONTINUES = 1;
     static final int FLAG_WRITE_START = 2;
     /** Offsets inside the body of the fields the writer fills in at write time. */

@@ -162,7 +162,7 @@ public final class SegmentedLog implements AutoCloseable {
             byPath.put(file, s);
             segments.put(s.firstPosition, s);
         }
-        LogScanner.Result scan = LogScanner.scan(dir, options.maxRecordBytes(), true,
+        LogScanner.Result scan = LogScanner.scan(dir, RecordCodec.MAX_RECORD_BYTES, true,
                 (file, offset, length, record) -> index(byPath.get(file), offset, record));
         for (LogScanner.Damage damage : scan.damages()) {
             if (!damage.tail() && !options.repair()) {
@@ -716,7 +716,7 @@ public final class SegmentedLog implements AutoCloseable {
             }
             ByteBuffer buf = ByteBuffer.allocate(length);
             readFully(s.channel, buf, offset);
-            RecordCodec.Decoded d = RecordCodec.decode(buf.array(), 0, length, options.maxRecordBytes());
+            RecordCodec.Decoded d = RecordCodec.decode(buf.array(), 0, length, RecordCodec.MAX_RECORD_BYTES);
             if (!d.ok()) {
                 throw new UncheckedIOException(new IOException("journal " + dir + ": record at position " + position
                         + " in " + s.path.getFileName() + " offset " + offset + " unreadable: " + d.problem()));

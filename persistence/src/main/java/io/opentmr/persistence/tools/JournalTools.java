@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.cbor.CBORFactory;
 import io.opentmr.persistence.log.LogRecord;
 import io.opentmr.persistence.log.LogScanner;
+import io.opentmr.persistence.log.RecordCodec;
 import io.opentmr.persistence.log.RecordType;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
@@ -30,8 +31,7 @@ public final class JournalTools {
     /** Serializer ids of pekko-serialization-jackson (its reference.conf): payloads we can show as JSON. */
     static final int JACKSON_JSON = 31;
     static final int JACKSON_CBOR = 33;
-    /** The largest record a segment can hold; the log never writes a bigger one. */
-    private static final int MAX_RECORD_BYTES = 1 << 30;
+    private static final int MAX_RECORD_BYTES = RecordCodec.MAX_RECORD_BYTES;
 
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final ObjectMapper CBOR = new ObjectMapper(new CBORFactory());

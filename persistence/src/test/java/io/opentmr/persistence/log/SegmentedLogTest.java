@@ -1,13 +1,16 @@
 package io.opentmr.persistence.log;
 
 import static io.opentmr.persistence.log.Records.event;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -176,6 +179,37 @@ class SegmentedLogTest {
             assertEquals(1, log.eventsByTag("x", 0, 10).size());
             assertEquals(1, log.eventsByTag("y", -1, 10).size());
             assertTrue(Files.exists(dir.resolve("LOCK")));
+        }
+    }
+
+    @Test
+    void loweringSegmentSizeKeepsRecordsLargerThanTheNewSize() throws Exception {
+        byte[] big = new byte[100 * 1024];
+        Arrays.fill(big, (byte) 'x');
+        LogOptions large = Records.options(dir).withSegmentSize(1 << 20);
+        LogOptions small = Records.options(dir).withSegmentSize(64 * 1024);
+        try (SegmentedLog log = SegmentedLog.open(large)) {
+            write(log, "a", 1, 1);
+            log.append(List.of(log.encode(List.of(LogRecord.event("a", 2, 1L, "writer-1", 4, "m", "", List.of(),
+                    big))))).get(10, TimeUnit.SECONDS);
+        }
+        // The large record is the last one of the log: it must not be taken for a torn tail.
+        try (SegmentedLog log = SegmentedLog.open(small)) {
+            assertEquals(List.of(1L, 2L), seqs(log, "a", 1, Long.MAX_VALUE, Long.MAX_VALUE));
+            assertEquals(2, log.highestSequenceNr("a"));
+            assertEquals(2, log.nextPosition());
+            write(log, "b", 1, 3);
+            log.replay("a", 2, 2, 1, r -> assertArrayEquals(big, r.payload()));
+        }
+        // Now it lies before later records: it must not be taken for damage in the middle.
+        try (SegmentedLog log = SegmentedLog.open(small)) {
+            assertEquals(List.of(1L, 2L), seqs(log, "a", 1, Long.MAX_VALUE, Long.MAX_VALUE));
+            assertEquals(List.of(1L, 2L, 3L), seqs(log, "b", 1, Long.MAX_VALUE, Long.MAX_VALUE));
+            assertEquals(2, log.highestSequenceNr("a"));
+            assertEquals(5, log.nextPosition());
+            // segment-size still limits what is written now.
+            assertThrows(IllegalArgumentException.class, () -> log.encode(List.of(LogRecord.event("a", 3, 1L,
+                    "writer-1", 4, "m", "", List.of(), big))));
         }
     }
 }
