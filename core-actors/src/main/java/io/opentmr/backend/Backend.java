@@ -13,7 +13,10 @@ import java.time.Clock;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -26,11 +29,17 @@ public final class Backend implements AutoCloseable {
 
     private static final Logger LOG = LoggerFactory.getLogger(Backend.class);
 
-    private final ActorSystem<Container.Command> system;
+    /** Requests per batch at most: one journal write stays bounded (a few hundred KiB). */
+    static final int MAX_BATCH = 1000;
+
+    private record Actors(ActorRef<Container.Command> container, ActorRef<ContainerGateway.Message> gateway) {
+    }
+
+    private final ActorSystem<Void> system;
     private final BackendServer server;
     private final ContainerIdentity identity;
 
-    private Backend(ActorSystem<Container.Command> system, BackendServer server, ContainerIdentity identity) {
+    private Backend(ActorSystem<Void> system, BackendServer server, ContainerIdentity identity) {
         this.system = system;
         this.server = server;
         this.identity = identity;
@@ -62,18 +71,30 @@ public final class Backend implements AutoCloseable {
                     BackendSettings.PATH);
         }
         Files.createDirectories(settings.dataDir());
+        java.util.concurrent.CompletableFuture<Actors> started = new java.util.concurrent.CompletableFuture<>();
         SecureRandom random = new SecureRandom();
         ContainerIdentity identity = ContainerIdentity.loadOrCreate(settings.dataDir(), settings.cmActId(), random);
-        ActorSystem<Container.Command> system = ActorSystem.create(
-                Container.create(identity, vendorKeys, settings.cleanupTimeout(), clock, random),
-                "opentmr-backend", config);
+        Behavior<Void> guardian = Behaviors.setup(context -> {
+            ActorRef<Container.Command> container = context.spawn(
+                    Container.create(identity, vendorKeys, settings.cleanupTimeout(), clock, random), "container");
+            context.watch(container);
+            ActorRef<ContainerGateway.Message> gateway = context.spawn(ContainerGateway.create(container,
+                    settings.maxQueuedRequests(), MAX_BATCH), "gateway");
+            started.complete(new Actors(container, gateway));
+            return Behaviors.empty();
+        });
+        ActorSystem<Void> system = ActorSystem.create(guardian, "opentmr-backend", config);
         try {
-            BackendServer server = BackendServer.start(settings, system, system.scheduler(),
-                    new TrackingLog(identity.serial()));
+            Actors actors = started.get(30, TimeUnit.SECONDS);
+            BackendServer server = BackendServer.start(settings, actors.container(), actors.gateway(),
+                    system.scheduler(), new TrackingLog(identity.serial()));
             return new Backend(system, server, identity);
         } catch (RuntimeException | InterruptedException e) {
             system.terminate();
             throw e;
+        } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+            system.terminate();
+            throw new IllegalStateException("the backend's actors did not start within 30 s", e);
         }
     }
 

@@ -45,7 +45,8 @@ public final class BackendServer implements AutoCloseable {
     }
 
     public static BackendServer start(BackendSettings settings, ActorRef<Container.Command> container,
-                                      Scheduler scheduler, TrackingLog tracking) throws InterruptedException {
+                                      ActorRef<ContainerGateway.Message> gateway, Scheduler scheduler,
+                                      TrackingLog tracking) throws InterruptedException {
         EventLoopGroup boss = new NioEventLoopGroup(1, new DefaultThreadFactory("opentmr-accept", true));
         EventLoopGroup workers = new NioEventLoopGroup(0, new DefaultThreadFactory("opentmr-io", true));
         ConnectionLimit limit = new ConnectionLimit(settings.maxConnections());
@@ -62,7 +63,7 @@ public final class BackendServer implements AutoCloseable {
                         protected void initChannel(SocketChannel channel) {
                             channel.pipeline().addLast(limit, FrameEncoder.INSTANCE,
                                     new FrameDecoder(settings.codecLimits()),
-                                    new ClientSession(settings, container, scheduler, random, tracking));
+                                    new ClientSession(settings, container, gateway, scheduler, random, tracking));
                         }
                     })
                     .bind(settings.address(), settings.port()).sync().channel();

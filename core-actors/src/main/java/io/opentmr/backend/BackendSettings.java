@@ -23,6 +23,7 @@ public record BackendSettings(
         AccessList accessList,
         int maxConnections,
         int maxInFlightPerConnection,
+        int maxQueuedRequests,
         Duration helloTimeout,
         Duration requestTimeout,
         CodecLimits codecLimits) {
@@ -58,6 +59,7 @@ public record BackendSettings(
         return new BackendSettings(c.getString("address"), port, Path.of(dataDir), vendorKeys, cmActId,
                 positive(c, "cleanup-timeout"), positive(c, "keep-alive-interval"), c.getString("admin-token"),
                 accessList, atLeastOne(c, "limits.max-connections"), atLeastOne(c, "limits.max-in-flight-per-connection"),
+                atLeastOne(c, "limits.max-queued-requests"),
                 positive(c, "limits.hello-timeout"), positive(c, "limits.request-timeout"),
                 new CodecLimits(maxFrame, CodecLimits.DEFAULT.maxStringBytes(), CodecLimits.DEFAULT.maxListItems()));
     }

@@ -47,6 +47,7 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
 
     private final BackendSettings settings;
     private final ActorRef<Container.Command> container;
+    private final ActorRef<ContainerGateway.Message> gateway;
     private final Scheduler scheduler;
     private final SecureRandom random;
     private final TrackingLog tracking;
@@ -56,10 +57,12 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
     private HandleOwner owner;
     private String peer = "?";
 
-    ClientSession(BackendSettings settings, ActorRef<Container.Command> container, Scheduler scheduler,
-                  SecureRandom random, TrackingLog tracking) {
+    ClientSession(BackendSettings settings, ActorRef<Container.Command> container,
+                  ActorRef<ContainerGateway.Message> gateway, Scheduler scheduler, SecureRandom random,
+                  TrackingLog tracking) {
         this.settings = settings;
         this.container = container;
+        this.gateway = gateway;
         this.scheduler = scheduler;
         this.random = random;
         this.tracking = tracking;
@@ -216,7 +219,7 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
     }
 
     private <T> void ask(ChannelHandlerContext ctx, int id,
-                         org.apache.pekko.japi.function.Function<ActorRef<StatusReply<T>>, Container.Command> command,
+                         org.apache.pekko.japi.function.Function<ActorRef<StatusReply<T>>, Container.Request> command,
                          Function<T, Message> reply) {
         if (inFlight.incrementAndGet() > settings.maxInFlightPerConnection()) {
             inFlight.decrementAndGet();
@@ -224,7 +227,8 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
                     + " requests in flight on this connection");
             return;
         }
-        CompletionStage<T> answer = AskPattern.askWithStatus(container, command, settings.requestTimeout(), scheduler);
+        CompletionStage<T> answer = AskPattern.askWithStatus(gateway,
+                replyTo -> new ContainerGateway.Submit(command.apply(replyTo)), settings.requestTimeout(), scheduler);
         answer.whenComplete((value, failure) -> {
             inFlight.decrementAndGet();
             if (failure == null) {

@@ -40,69 +40,130 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.pattern.StatusReply;
 import org.apache.pekko.persistence.typed.PersistenceId;
 import org.apache.pekko.persistence.typed.RecoveryCompleted;
-import org.apache.pekko.persistence.typed.javadsl.CommandHandlerWithReply;
+import org.apache.pekko.persistence.typed.javadsl.CommandHandler;
+import org.apache.pekko.persistence.typed.javadsl.Effect;
 import org.apache.pekko.persistence.typed.javadsl.EventHandler;
-import org.apache.pekko.persistence.typed.javadsl.EventSourcedBehaviorWithEnforcedReplies;
-import org.apache.pekko.persistence.typed.javadsl.ReplyEffect;
+import org.apache.pekko.persistence.typed.javadsl.EventSourcedBehavior;
 import org.apache.pekko.persistence.typed.javadsl.SignalHandler;
 
 /**
  * A backend's container as an event-sourced actor: it owns {@link ContainerState}, persists what the
  * state decides, replies once the journal has it, signs borrow tickets with the container key, and
  * reclaims handles whose session went silent for the cleanup timeout.
+ *
+ * <p>Group commit at the actor: a {@link Batch} of requests is decided one after the other against the
+ * live state and all their events go to the journal in one write and one fsync; every reply is sent
+ * once that write is durable. An event-sourced actor handles one command per persist, so without
+ * batches the container would be bound to one fsync per access. This is why the command handler
+ * applies events to the (mutable, actor-owned) state itself and the event handler applies them only
+ * during recovery; and why replies are sent explicitly rather than through enforced reply effects.
  */
-public final class Container
-        extends EventSourcedBehaviorWithEnforcedReplies<Container.Command, ContainerEvent, ContainerState> {
+public final class Container extends EventSourcedBehavior<Container.Command, ContainerEvent, ContainerState> {
 
     /** Everything a container is asked. Local only (same JVM as the server), so not serialised. */
     public sealed interface Command {
     }
 
+    /** A command with a reply; the gateway may refuse it (309) without the container seeing it. */
+    public sealed interface Request extends Command {
+        void refuse(CmRefusal refusal);
+    }
+
+    /** Requests decided together and persisted in one write; {@code done} hears when the replies went out. */
+    public record Batch(List<Request> requests, ActorRef<BatchDone> done) implements Command {
+    }
+
+    public enum BatchDone { INSTANCE }
+
     public record Access(long firmCode, long productCode, long featureBits, AccessMode mode, HandleOwner owner,
-                         boolean tmrPeer, ActorRef<StatusReply<Granted>> replyTo) implements Command {
+                         boolean tmrPeer, ActorRef<StatusReply<Granted>> replyTo) implements Request {
+        @Override
+        public void refuse(CmRefusal refusal) {
+            replyTo.tell(StatusReply.error(refusal));
+        }
     }
 
     /** A new handle and its resume token (the container keeps only the token's digest). */
     public record Granted(Handle handle, Bytes token) {
     }
 
-    public record Release(long handleId, long sessionId, ActorRef<StatusReply<Done>> replyTo) implements Command {
+    public record Release(long handleId, long sessionId, ActorRef<StatusReply<Done>> replyTo) implements Request {
+        @Override
+        public void refuse(CmRefusal refusal) {
+            replyTo.tell(StatusReply.error(refusal));
+        }
     }
 
     public record Resume(long handleId, Bytes token, long sessionId, ActorRef<StatusReply<Handle>> replyTo)
-            implements Command {
+            implements Request {
+        @Override
+        public void refuse(CmRefusal refusal) {
+            replyTo.tell(StatusReply.error(refusal));
+        }
     }
 
     public record GetInfo(long handleId, long sessionId, ActorRef<StatusReply<HandleInfo>> replyTo)
-            implements Command {
+            implements Request {
+        @Override
+        public void refuse(CmRefusal refusal) {
+            replyTo.tell(StatusReply.error(refusal));
+        }
     }
 
     public record HandleInfo(Handle handle, ProductInfo product) {
     }
 
     public record DecrementUnits(long handleId, long sessionId, long operationId, long amount,
-                                 ActorRef<StatusReply<Long>> replyTo) implements Command {
+                                 ActorRef<StatusReply<Long>> replyTo) implements Request {
+        @Override
+        public void refuse(CmRefusal refusal) {
+            replyTo.tell(StatusReply.error(refusal));
+        }
     }
 
     public record Crypt(long handleId, long sessionId, CryptDirection direction, long encryptionCode, Bytes data,
-                        ActorRef<StatusReply<Bytes>> replyTo) implements Command {
+                        ActorRef<StatusReply<Bytes>> replyTo) implements Request {
+        @Override
+        public void refuse(CmRefusal refusal) {
+            replyTo.tell(StatusReply.error(refusal));
+        }
     }
 
     public record BorrowSeat(long handleId, long sessionId, Duration duration, String clientId,
-                             ActorRef<StatusReply<BorrowTicket>> replyTo) implements Command {
+                             ActorRef<StatusReply<BorrowTicket>> replyTo) implements Request {
+        @Override
+        public void refuse(CmRefusal refusal) {
+            replyTo.tell(StatusReply.error(refusal));
+        }
     }
 
-    public record ReturnBorrow(long ticketId, ActorRef<StatusReply<Done>> replyTo) implements Command {
+    public record ReturnBorrow(long ticketId, ActorRef<StatusReply<Done>> replyTo) implements Request {
+        @Override
+        public void refuse(CmRefusal refusal) {
+            replyTo.tell(StatusReply.error(refusal));
+        }
     }
 
     /** A license update file, verified against the trusted vendor keys, then against this container. */
-    public record ImportLicense(Bytes file, ActorRef<StatusReply<LicenseUpdate>> replyTo) implements Command {
+    public record ImportLicense(Bytes file, ActorRef<StatusReply<LicenseUpdate>> replyTo) implements Request {
+        @Override
+        public void refuse(CmRefusal refusal) {
+            replyTo.tell(StatusReply.error(refusal));
+        }
     }
 
-    public record GetContext(ActorRef<StatusReply<ContainerContext>> replyTo) implements Command {
+    public record GetContext(ActorRef<StatusReply<ContainerContext>> replyTo) implements Request {
+        @Override
+        public void refuse(CmRefusal refusal) {
+            replyTo.tell(StatusReply.error(refusal));
+        }
     }
 
-    public record Describe(ActorRef<StatusReply<ContainerInfo>> replyTo) implements Command {
+    public record Describe(ActorRef<StatusReply<ContainerInfo>> replyTo) implements Request {
+        @Override
+        public void refuse(CmRefusal refusal) {
+            replyTo.tell(StatusReply.error(refusal));
+        }
     }
 
     /** A session showed a sign of life (any request, KEEPALIVE): its handles are not idle. */
@@ -122,6 +183,7 @@ public final class Container
     private final Instant startedAt;
     /** Last sign of life per session; not journaled, so after a restart every handle gets a full timeout. */
     private final Map<Long, Instant> lastSeen = new HashMap<>();
+    private boolean recovered;
 
     public static Behavior<Command> create(ContainerIdentity identity, List<PublicKey> vendorKeys,
                                            Duration cleanupTimeout, Clock clock, SecureRandom random) {
@@ -159,46 +221,102 @@ public final class Container
 
     @Override
     public EventHandler<ContainerState, ContainerEvent> eventHandler() {
-        return newEventHandlerBuilder().forAnyState().onAnyEvent(ContainerState::apply);
+        // After recovery the command handler has already applied an event when it decided on it.
+        return newEventHandlerBuilder().forAnyState().onAnyEvent((state, event) -> recovered ? state : state.apply(event));
     }
 
     @Override
     public SignalHandler<ContainerState> signalHandler() {
         return newSignalHandlerBuilder()
-                .onSignal(RecoveryCompleted.instance(), state -> context.getLog().info(
-                        "Container {} (CmActId {}) ready: {} product item(s), {} open handle(s), {} borrow(s)",
-                        identity.serial(), identity.cmActId(), state.products().size(), state.handles().size(),
-                        state.borrows().size()))
+                .onSignal(RecoveryCompleted.instance(), state -> {
+                    recovered = true;
+                    context.getLog().info(
+                            "Container {} (CmActId {}) ready: {} product item(s), {} open handle(s), {} borrow(s)",
+                            identity.serial(), identity.cmActId(), state.products().size(), state.handles().size(),
+                            state.borrows().size());
+                })
                 .build();
     }
 
     @Override
-    public CommandHandlerWithReply<Command, ContainerEvent, ContainerState> commandHandler() {
-        return newCommandHandlerWithReplyBuilder().forAnyState()
-                .onCommand(Access.class, this::onAccess)
-                .onCommand(Release.class, this::onRelease)
-                .onCommand(Resume.class, this::onResume)
-                .onCommand(GetInfo.class, this::onGetInfo)
-                .onCommand(DecrementUnits.class, this::onDecrementUnits)
-                .onCommand(Crypt.class, this::onCrypt)
-                .onCommand(BorrowSeat.class, this::onBorrow)
-                .onCommand(ReturnBorrow.class, this::onReturnBorrow)
-                .onCommand(ImportLicense.class, this::onImportLicense)
-                .onCommand(GetContext.class, (state, c) -> Effect().reply(c.replyTo(), StatusReply.success(
-                        ContainerContext.of(identity.serial(), identity.cmActId(), state.firmUpdateCounters(),
-                                identity.rawPublicKey()))))
-                .onCommand(Describe.class, (state, c) -> Effect().reply(c.replyTo(), StatusReply.success(
-                        new ContainerInfo(identity.serial(), identity.cmActId(), Bytes.of(identity.rawPublicKey()),
-                                state.products()))))
+    public CommandHandler<Command, ContainerEvent, ContainerState> commandHandler() {
+        return newCommandHandlerBuilder().forAnyState()
+                .onCommand(Batch.class, (state, batch) -> persist(state, batch.requests(),
+                        () -> batch.done().tell(BatchDone.INSTANCE)))
+                .onCommand(Request.class, (state, request) -> persist(state, List.of(request), () -> { }))
                 .onCommand(SessionActive.class, (state, c) -> {
                     lastSeen.put(c.sessionId(), clock.instant());
-                    return Effect().none().thenNoReply();
+                    return Effect().none();
                 })
                 .onCommand(Cleanup.class, this::onCleanup)
                 .build();
     }
 
-    private ReplyEffect<ContainerEvent, ContainerState> onAccess(ContainerState state, Access c) {
+    /** What one request leads to: events (already applied to the live state) and what to do once they are durable. */
+    private record Outcome(List<ContainerEvent> events, Runnable afterPersist) {
+    }
+
+    private Effect<ContainerEvent, ContainerState> persist(ContainerState state, List<Request> requests,
+                                                           Runnable whenDone) {
+        List<ContainerEvent> events = new ArrayList<>();
+        List<Runnable> after = new ArrayList<>(requests.size());
+        for (Request request : requests) {
+            Outcome outcome = handle(state, request);
+            events.addAll(outcome.events());
+            after.add(outcome.afterPersist());
+        }
+        Runnable finish = () -> {
+            after.forEach(Runnable::run);
+            whenDone.run();
+        };
+        if (events.isEmpty()) {
+            finish.run();
+            return Effect().none();
+        }
+        return Effect().persist(events).thenRun(persisted -> finish.run());
+    }
+
+    private Outcome handle(ContainerState state, Request request) {
+        if (request instanceof Access c) {
+            return onAccess(state, c);
+        } else if (request instanceof Release c) {
+            Instant now = clock.instant();
+            return decide(state, state.release(c.handleId(), c.sessionId(), now), c.replyTo(),
+                    handle -> Done.getInstance(), handle -> tracking.release(handle.id(), handle.item(), now));
+        } else if (request instanceof Resume c) {
+            Instant now = clock.instant();
+            lastSeen.put(c.sessionId(), now);
+            return decide(state, state.resume(c.handleId(), digest(c.token().toArray()), c.sessionId(), now),
+                    c.replyTo(), handle -> withSession(handle, c.sessionId()), handle -> { });
+        } else if (request instanceof GetInfo c) {
+            return onGetInfo(state, c);
+        } else if (request instanceof DecrementUnits c) {
+            return decide(state, state.decrementUnits(c.handleId(), c.sessionId(), c.operationId(), c.amount(),
+                    clock.instant()), c.replyTo(), Function.identity(), remaining -> { });
+        } else if (request instanceof Crypt c) {
+            return onCrypt(state, c);
+        } else if (request instanceof BorrowSeat c) {
+            Instant now = clock.instant();
+            return decide(state, state.borrow(c.handleId(), c.sessionId(), c.duration(), c.clientId(), now),
+                    c.replyTo(), this::ticket, borrow -> tracking.borrow(borrow.ticketId(), borrow.item(),
+                            borrow.clientId(), borrow.expiresAt(), now));
+        } else if (request instanceof ReturnBorrow c) {
+            Instant now = clock.instant();
+            return decide(state, state.returnBorrow(c.ticketId(), now), c.replyTo(), borrow -> Done.getInstance(),
+                    borrow -> tracking.borrowEnded(borrow.ticketId(), true, now));
+        } else if (request instanceof ImportLicense c) {
+            return onImportLicense(state, c);
+        } else if (request instanceof GetContext c) {
+            return reply(c.replyTo(), StatusReply.success(ContainerContext.of(identity.serial(), identity.cmActId(),
+                    state.firmUpdateCounters(), identity.rawPublicKey())));
+        } else if (request instanceof Describe c) {
+            return reply(c.replyTo(), StatusReply.success(new ContainerInfo(identity.serial(), identity.cmActId(),
+                    Bytes.of(identity.rawPublicKey()), state.products())));
+        }
+        throw new IllegalArgumentException("unknown request " + request.getClass().getName());
+    }
+
+    private Outcome onAccess(ContainerState state, Access c) {
         Instant now = clock.instant();
         byte[] token = new byte[32];
         random.nextBytes(token);
@@ -210,26 +328,17 @@ public final class Container
             tracking.denial(refuse.error().code(), refuse.text(), "ACCESS " + c.firmCode() + ":" + c.productCode(),
                     c.owner(), now);
         }
-        return decide(decision, c.replyTo(), handle -> new Granted(handle, Bytes.of(token)),
+        return decide(state, decision, c.replyTo(), handle -> new Granted(handle, Bytes.of(token)),
                 handle -> tracking.access(handle, now));
     }
 
-    private ReplyEffect<ContainerEvent, ContainerState> onRelease(ContainerState state, Release c) {
-        Instant now = clock.instant();
-        return decide(state.release(c.handleId(), c.sessionId(), now), c.replyTo(), handle -> Done.getInstance(),
-                handle -> tracking.release(handle.id(), handle.item(), now));
+    private static Handle withSession(Handle handle, long sessionId) {
+        return new Handle(handle.id(), handle.item(), handle.mode(), handle.featureBits(),
+                new HandleOwner(handle.owner().host(), handle.owner().user(), handle.owner().pid(), sessionId),
+                handle.tokenDigest(), handle.openedAt());
     }
 
-    private ReplyEffect<ContainerEvent, ContainerState> onResume(ContainerState state, Resume c) {
-        Instant now = clock.instant();
-        lastSeen.put(c.sessionId(), now);
-        return decide(state.resume(c.handleId(), digest(c.token().toArray()), c.sessionId(), now), c.replyTo(),
-                handle -> new Handle(handle.id(), handle.item(), handle.mode(), handle.featureBits(),
-                        new HandleOwner(handle.owner().host(), handle.owner().user(), handle.owner().pid(),
-                                c.sessionId()), handle.tokenDigest(), handle.openedAt()), handle -> { });
-    }
-
-    private ReplyEffect<ContainerEvent, ContainerState> onGetInfo(ContainerState state, GetInfo c) {
+    private Outcome onGetInfo(ContainerState state, GetInfo c) {
         Decision<Handle> owned = state.handle(c.handleId(), c.sessionId());
         if (owned instanceof Decision.Accept<Handle> accept) {
             Handle handle = accept.reply();
@@ -237,26 +346,21 @@ public final class Container
                     .filter(p -> p.firmCode() == handle.item().firmCode()
                             && p.productCode() == handle.item().productCode() && p.tmrId() == handle.item().tmrId())
                     .findFirst().orElseThrow();
-            return Effect().reply(c.replyTo(), StatusReply.success(new HandleInfo(handle, product)));
+            return reply(c.replyTo(), StatusReply.success(new HandleInfo(handle, product)));
         }
-        return refuse(c.replyTo(), (Decision.Refuse<Handle>) owned);
+        return refusal(c.replyTo(), (Decision.Refuse<Handle>) owned);
     }
 
-    private ReplyEffect<ContainerEvent, ContainerState> onDecrementUnits(ContainerState state, DecrementUnits c) {
-        return decide(state.decrementUnits(c.handleId(), c.sessionId(), c.operationId(), c.amount(), clock.instant()),
-                c.replyTo(), Function.identity(), remaining -> { });
-    }
-
-    private ReplyEffect<ContainerEvent, ContainerState> onCrypt(ContainerState state, Crypt c) {
+    private Outcome onCrypt(ContainerState state, Crypt c) {
         Decision<Handle> owned = state.handle(c.handleId(), c.sessionId());
         if (owned instanceof Decision.Refuse<Handle> refuse) {
-            return refuse(c.replyTo(), refuse);
+            return refusal(c.replyTo(), refuse);
         }
         Handle handle = ((Decision.Accept<Handle>) owned).reply();
         ProductItemSpec spec = state.spec(handle.item());
         Instant now = clock.instant();
         if (spec.expiresAt() != null && !now.isBefore(spec.expiresAt())) {
-            return Effect().reply(c.replyTo(), StatusReply.error(new CmRefusal(CmError.EXPIRED,
+            return reply(c.replyTo(), StatusReply.error(new CmRefusal(CmError.EXPIRED,
                     "product item " + handle.item() + " expired at " + spec.expiresAt())));
         }
         byte[] data = c.data().toArray();
@@ -264,18 +368,10 @@ public final class Container
             byte[] result = c.direction() == CryptDirection.ENCRYPT
                     ? CryptTransform.encrypt(spec.secretBytes(), c.encryptionCode(), data)
                     : CryptTransform.decrypt(spec.secretBytes(), c.encryptionCode(), data);
-            return Effect().reply(c.replyTo(), StatusReply.success(Bytes.of(result)));
+            return reply(c.replyTo(), StatusReply.success(Bytes.of(result)));
         } catch (IllegalArgumentException e) {
-            return Effect().reply(c.replyTo(), StatusReply.error(new CmRefusal(CmError.INVALID_PARAMETER,
-                    e.getMessage())));
+            return reply(c.replyTo(), StatusReply.error(new CmRefusal(CmError.INVALID_PARAMETER, e.getMessage())));
         }
-    }
-
-    private ReplyEffect<ContainerEvent, ContainerState> onBorrow(ContainerState state, BorrowSeat c) {
-        Instant now = clock.instant();
-        Decision<Borrow> decision = state.borrow(c.handleId(), c.sessionId(), c.duration(), c.clientId(), now);
-        return decide(decision, c.replyTo(), this::ticket,
-                borrow -> tracking.borrow(borrow.ticketId(), borrow.item(), borrow.clientId(), borrow.expiresAt(), now));
     }
 
     private BorrowTicket ticket(Borrow borrow) {
@@ -285,13 +381,7 @@ public final class Container
         return unsigned.withSignature(Bytes.of(Ed25519.sign(identity.keys().getPrivate(), unsigned.signedPayload())));
     }
 
-    private ReplyEffect<ContainerEvent, ContainerState> onReturnBorrow(ContainerState state, ReturnBorrow c) {
-        Instant now = clock.instant();
-        return decide(state.returnBorrow(c.ticketId(), now), c.replyTo(), borrow -> Done.getInstance(),
-                borrow -> tracking.borrowEnded(borrow.ticketId(), true, now));
-    }
-
-    private ReplyEffect<ContainerEvent, ContainerState> onImportLicense(ContainerState state, ImportLicense c) {
+    private Outcome onImportLicense(ContainerState state, ImportLicense c) {
         Instant now = clock.instant();
         LicenseUpdate update;
         try {
@@ -299,31 +389,32 @@ public final class Container
         } catch (LicenseRefusedException e) {
             context.getLog().warn("Container {}: license update refused ({}): {}", identity.serial(),
                     e.error().code(), e.getMessage());
-            return Effect().reply(c.replyTo(), StatusReply.error(new CmRefusal(e.error(), e.getMessage())));
+            return reply(c.replyTo(), StatusReply.error(new CmRefusal(e.error(), e.getMessage())));
         }
         Decision<LicenseUpdate> decision = state.applyUpdate(update, now);
         if (decision instanceof Decision.Refuse<LicenseUpdate> refuse) {
             context.getLog().warn("Container {}: license update refused ({}): {}", identity.serial(),
                     refuse.error().code(), refuse.text());
         }
-        return decide(decision, c.replyTo(), Function.identity(), applied -> {
+        return decide(state, decision, c.replyTo(), Function.identity(), applied -> {
             context.getLog().info("Container {}: license update for firm {} applied, firm update counter {}, {} item(s)",
                     identity.serial(), applied.firmCode(), applied.firmUpdateCounter(), applied.items().size());
             tracking.licenseImport(applied.firmCode(), applied.firmUpdateCounter(), applied.items().size(), now);
         });
     }
 
-    private ReplyEffect<ContainerEvent, ContainerState> onCleanup(ContainerState state, Cleanup c) {
+    private Effect<ContainerEvent, ContainerState> onCleanup(ContainerState state, Cleanup c) {
         Instant now = clock.instant();
         List<ContainerEvent> events = new ArrayList<>(state.expiredBorrows(now));
-        // Captured before persisting: the state is mutable and will no longer hold them afterwards.
+        // Captured before applying: the state is mutable and will no longer hold them afterwards.
         List<Handle> idle = state.handles().stream()
                 .filter(h -> !lastSeen.getOrDefault(h.owner().sessionId(), startedAt).plus(cleanupTimeout).isAfter(now))
                 .toList();
         idle.forEach(h -> events.add(new HandleReclaimed(h.id(), now)));
         if (events.isEmpty()) {
-            return Effect().none().thenNoReply();
+            return Effect().none();
         }
+        events.forEach(state::apply);
         return Effect().persist(events).thenRun(after -> {
             for (Handle h : idle) {
                 context.getLog().info("Container {}: handle {} of {}@{} reclaimed after {} without traffic",
@@ -335,28 +426,32 @@ public final class Container
                     tracking.borrowEnded(ended.ticketId(), false, now);
                 }
             }
-        }).thenNoReply();
+        });
     }
 
-    /** Persists an accepted decision's events, then runs {@code afterPersist} and replies; or replies the refusal. */
-    private <T, R> ReplyEffect<ContainerEvent, ContainerState> decide(Decision<T> decision,
-                                                                     ActorRef<StatusReply<R>> replyTo,
-                                                                     Function<T, R> reply, Consumer<T> afterPersist) {
+    /**
+     * An accepted decision's events are applied to the live state now, so the next request of the batch
+     * sees them; its reply goes out once they are durable. A refusal is replied in the same turn.
+     */
+    private <T, R> Outcome decide(ContainerState state, Decision<T> decision, ActorRef<StatusReply<R>> replyTo,
+                                  Function<T, R> reply, Consumer<T> afterPersist) {
         if (decision instanceof Decision.Refuse<T> refuse) {
-            return refuse(replyTo, refuse);
+            return refusal(replyTo, refuse);
         }
         Decision.Accept<T> accept = (Decision.Accept<T>) decision;
-        if (accept.events().isEmpty()) {
-            return Effect().reply(replyTo, StatusReply.success(reply.apply(accept.reply())));
-        }
-        return Effect().persist(accept.events())
-                .thenRun(after -> afterPersist.accept(accept.reply()))
-                .thenReply(replyTo, after -> StatusReply.success(reply.apply(accept.reply())));
+        accept.events().forEach(state::apply);
+        return new Outcome(accept.events(), () -> {
+            afterPersist.accept(accept.reply());
+            replyTo.tell(StatusReply.success(reply.apply(accept.reply())));
+        });
     }
 
-    private <R> ReplyEffect<ContainerEvent, ContainerState> refuse(ActorRef<StatusReply<R>> replyTo,
-                                                                  Decision.Refuse<?> refuse) {
-        return Effect().reply(replyTo, StatusReply.error(new CmRefusal(refuse.error(), refuse.text())));
+    private static <R> Outcome reply(ActorRef<StatusReply<R>> replyTo, StatusReply<R> reply) {
+        return new Outcome(List.of(), () -> replyTo.tell(reply));
+    }
+
+    private static <R> Outcome refusal(ActorRef<StatusReply<R>> replyTo, Decision.Refuse<?> refuse) {
+        return reply(replyTo, StatusReply.error(new CmRefusal(refuse.error(), refuse.text())));
     }
 
     /** SHA-256 of a resume token, hex: what the journal and the backends keep instead of the token. */

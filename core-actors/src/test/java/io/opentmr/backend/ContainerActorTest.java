@@ -199,6 +199,28 @@ class ContainerActorTest {
     }
 
     @Test
+    void aBatchIsDecidedInOrderPersistedInOneWriteAndAnsweredAfterIt() throws Exception {
+        importLicense(issue(42, 1, null, null, 0));
+        var first = testKit.<StatusReply<Container.Granted>>createTestProbe();
+        var second = testKit.<StatusReply<Container.Granted>>createTestProbe();
+        var done = testKit.<Container.BatchDone>createTestProbe();
+        var result = kit.runCommand(new Container.Batch(List.of(
+                new Container.Access(FIRM, 42, 0, AccessMode.USERLIMIT, new HandleOwner("a", "u", 1, 1), false,
+                        first.ref()),
+                new Container.Access(FIRM, 42, 0, AccessMode.USERLIMIT, new HandleOwner("b", "u", 2, 2), false,
+                        second.ref())), done.ref()));
+        assertEquals(1, result.events().size(), "one grant, one refusal: " + result.events());
+        assertTrue(first.receiveMessage(Duration.ofSeconds(5)).isSuccess());
+        assertEquals(CmError.NO_MORE_LICENSES.code(), refusal(second.receiveMessage(Duration.ofSeconds(5))),
+                "the second request saw the first one's seat although neither was persisted yet");
+        done.expectMessage(Duration.ofSeconds(5), Container.BatchDone.INSTANCE);
+
+        kit.restart();
+        assertEquals(1, ok(kit.<StatusReply<ContainerInfo>>runCommand(Container.Describe::new)).products().get(0)
+                .inUse(), "the batch's event is in the journal");
+    }
+
+    @Test
     void aFreshContainerIsASoftwareContainerWithTheConfiguredCmActIdAndKeepsItsIdentity() throws Exception {
         assertEquals(Serial.MASK_SOFTWARE, identity.serial().mask());
         ContainerIdentity again = ContainerIdentity.loadOrCreate(dataDir, 7, new SecureRandom());
