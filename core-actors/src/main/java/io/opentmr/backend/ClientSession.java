@@ -128,7 +128,7 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
             case ACCESS -> {
                 Message.Access m = (Message.Access) message;
                 ask(ctx, id, r -> new Container.Access(m.firmCode(), m.productCode(), m.featureBits(), m.accessMode(),
-                        owner, false, r), (Container.Granted g) -> new Message.AccessOk(g.handle().id(), g.token(),
+                        owner, id, false, r), (Container.Granted g) -> new Message.AccessOk(g.handle().id(), g.token(),
                         serial));
             }
             case RELEASE -> ask(ctx, id, r -> new Container.Release(((Message.Release) message).handleId(),

@@ -2,6 +2,7 @@ package io.opentmr.backend;
 
 import io.opentmr.backend.ContainerEvent.BorrowEnded;
 import io.opentmr.backend.ContainerEvent.HandleReclaimed;
+import io.opentmr.backend.ContainerEvent.HandleResumed;
 import io.opentmr.license.ContainerContext;
 import io.opentmr.license.CryptTransform;
 import io.opentmr.license.Ed25519;
@@ -75,8 +76,18 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
 
     public enum BatchDone { INSTANCE }
 
+    /** Grants remembered for re-sent ACCESS requests: clients re-send within seconds. */
+    static final int RECENT_GRANTS = 4096;
+
+    private record GrantKey(String host, String user, long pid, int requestId) {
+    }
+
+    /**
+     * @param requestId the client's request id: a client re-sends a lost ACCESS with the same id, and gets
+     *                  the handle the first one opened instead of a second seat
+     */
     public record Access(long firmCode, long productCode, long featureBits, AccessMode mode, HandleOwner owner,
-                         boolean tmrPeer, ActorRef<StatusReply<Granted>> replyTo) implements Request {
+                         int requestId, boolean tmrPeer, ActorRef<StatusReply<Granted>> replyTo) implements Request {
         @Override
         public void refuse(CmRefusal refusal) {
             replyTo.tell(StatusReply.error(refusal));
@@ -183,6 +194,19 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     private final Instant startedAt;
     /** Last sign of life per session; not journaled, so after a restart every handle gets a full timeout. */
     private final Map<Long, Instant> lastSeen = new HashMap<>();
+    /**
+     * Recent grants by client and request id, to answer a re-sent ACCESS with the same handle. In memory
+     * only (the token is never journaled): after a restart a re-sent ACCESS opens a new handle and the old
+     * one is reclaimed after the cleanup timeout.
+     */
+    private final Map<GrantKey, Granted> recentGrants = new java.util.LinkedHashMap<>(256, 0.75f, false) {
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<GrantKey, Granted> eldest) {
+            return size() > RECENT_GRANTS;
+        }
+    };
     private boolean recovered;
 
     public static Behavior<Command> create(ContainerIdentity identity, List<PublicKey> vendorKeys,
@@ -318,6 +342,16 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
 
     private Outcome onAccess(ContainerState state, Access c) {
         Instant now = clock.instant();
+        GrantKey key = new GrantKey(c.owner().host(), c.owner().user(), c.owner().pid(), c.requestId());
+        Granted earlier = recentGrants.get(key);
+        if (earlier != null && state.handles().stream().anyMatch(h -> h.id() == earlier.handle().id())) {
+            // The same request again: its reply was lost. Hand over the same handle on the new session.
+            lastSeen.put(c.owner().sessionId(), now);
+            Granted again = new Granted(withSession(earlier.handle(), c.owner().sessionId()), earlier.token());
+            recentGrants.put(key, again);
+            return decide(state, Decision.accept(again, new HandleResumed(earlier.handle().id(),
+                    c.owner().sessionId(), now)), c.replyTo(), Function.identity(), granted -> { });
+        }
         byte[] token = new byte[32];
         random.nextBytes(token);
         ContainerState.AccessRequest request = new ContainerState.AccessRequest(c.firmCode(), c.productCode(),
@@ -327,6 +361,9 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         if (decision instanceof Decision.Refuse<Handle> refuse) {
             tracking.denial(refuse.error().code(), refuse.text(), "ACCESS " + c.firmCode() + ":" + c.productCode(),
                     c.owner(), now);
+        }
+        if (decision instanceof Decision.Accept<Handle> accept) {
+            recentGrants.put(key, new Granted(accept.reply(), Bytes.of(token)));
         }
         return decide(state, decision, c.replyTo(), handle -> new Granted(handle, Bytes.of(token)),
                 handle -> tracking.access(handle, now));

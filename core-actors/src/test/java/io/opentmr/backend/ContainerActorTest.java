@@ -50,6 +50,7 @@ class ContainerActorTest {
     private final KeyPair vendor = Ed25519.generate();
     private final MutableClock clock = new MutableClock(Instant.parse("2026-11-23T12:00:00Z"));
     private ContainerIdentity identity;
+    private int nextRequestId = 1;
     private EventSourcedBehaviorTestKit<Container.Command, ContainerEvent, ContainerState> kit;
 
     @BeforeAll
@@ -96,8 +97,9 @@ class ContainerActorTest {
     }
 
     private Container.Granted access(long product, String host, long session) {
+        int requestId = nextRequestId++;
         return ok(kit.<StatusReply<Container.Granted>>runCommand(replyTo -> new Container.Access(FIRM, product, 0,
-                AccessMode.USERLIMIT, new HandleOwner(host, "anna", 42, session), false, replyTo)));
+                AccessMode.USERLIMIT, new HandleOwner(host, "anna", 42, session), requestId, false, replyTo)));
     }
 
     @Test
@@ -173,7 +175,8 @@ class ContainerActorTest {
         assertTrue(Ed25519.verify(identity.keys().getPublic(), ticket.signedPayload(), ticket.signature().toArray()));
         assertEquals(clock.instant().plus(Duration.ofDays(2)).toEpochMilli(), ticket.expiresAtMillis());
         assertEquals(CmError.NO_MORE_LICENSES.code(), refusal(kit.<StatusReply<Container.Granted>>runCommand(r ->
-                new Container.Access(FIRM, 42, 0, AccessMode.USERLIMIT, new HandleOwner("ws-2", "bo", 1, 2), false, r))
+                new Container.Access(FIRM, 42, 0, AccessMode.USERLIMIT, new HandleOwner("ws-2", "bo", 1, 2), 900, false,
+                        r))
                 .reply()));
         ok(kit.<StatusReply<Done>>runCommand(r -> new Container.ReturnBorrow(ticket.ticketId(), r)));
         access(42, "ws-2", 2);
@@ -205,9 +208,9 @@ class ContainerActorTest {
         var second = testKit.<StatusReply<Container.Granted>>createTestProbe();
         var done = testKit.<Container.BatchDone>createTestProbe();
         var result = kit.runCommand(new Container.Batch(List.of(
-                new Container.Access(FIRM, 42, 0, AccessMode.USERLIMIT, new HandleOwner("a", "u", 1, 1), false,
+                new Container.Access(FIRM, 42, 0, AccessMode.USERLIMIT, new HandleOwner("a", "u", 1, 1), 1, false,
                         first.ref()),
-                new Container.Access(FIRM, 42, 0, AccessMode.USERLIMIT, new HandleOwner("b", "u", 2, 2), false,
+                new Container.Access(FIRM, 42, 0, AccessMode.USERLIMIT, new HandleOwner("b", "u", 2, 2), 1, false,
                         second.ref())), done.ref()));
         assertEquals(1, result.events().size(), "one grant, one refusal: " + result.events());
         assertTrue(first.receiveMessage(Duration.ofSeconds(5)).isSuccess());
@@ -218,6 +221,23 @@ class ContainerActorTest {
         kit.restart();
         assertEquals(1, ok(kit.<StatusReply<ContainerInfo>>runCommand(Container.Describe::new)).products().get(0)
                 .inUse(), "the batch's event is in the journal");
+    }
+
+    @Test
+    void aReSentAccessGetsTheSameHandleOnTheNewSessionNotASecondSeat() throws Exception {
+        importLicense(issue(42, 2, null, null, 0));
+        Container.Granted first = ok(kit.<StatusReply<Container.Granted>>runCommand(r -> new Container.Access(FIRM, 42,
+                0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 42, 1), 77, false, r)));
+        Container.Granted again = ok(kit.<StatusReply<Container.Granted>>runCommand(r -> new Container.Access(FIRM, 42,
+                0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 42, 2), 77, false, r)));
+        assertEquals(first.handle().id(), again.handle().id());
+        assertEquals(first.token(), again.token());
+        assertEquals(2, again.handle().owner().sessionId(), "moved to the session that re-sent it");
+        assertEquals(1, ok(kit.<StatusReply<ContainerInfo>>runCommand(Container.Describe::new)).products().get(0)
+                .inUse(), "one seat, not two");
+        Container.Granted other = ok(kit.<StatusReply<Container.Granted>>runCommand(r -> new Container.Access(FIRM,
+                42, 0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 43, 3), 77, false, r)));
+        assertTrue(other.handle().id() != first.handle().id(), "another process's request 77 is another request");
     }
 
     @Test
