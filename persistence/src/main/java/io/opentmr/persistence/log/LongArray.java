@@ -1,6 +1,7 @@
 package io.opentmr.persistence.log;
 
 import java.util.Arrays;
+import java.util.function.LongPredicate;
 
 /** A growable array of primitive longs: the index holds millions of positions, boxed they would triple its size. */
 final class LongArray {
@@ -26,6 +27,19 @@ final class LongArray {
     void dropFirst(int n) {
         System.arraycopy(values, n, values, 0, size - n);
         size -= n;
+    }
+
+    /** Keeps only the values {@code keep} accepts, in order; returns how many were removed. */
+    int retainIf(LongPredicate keep) {
+        int kept = 0;
+        for (int i = 0; i < size; i++) {
+            if (keep.test(values[i])) {
+                values[kept++] = values[i];
+            }
+        }
+        int removed = size - kept;
+        size = kept;
+        return removed;
     }
 
     /** Index of the first value not below {@code key}; values must be ascending. */

@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.BitSet;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -49,6 +50,9 @@ public final class SegmentedLog implements AutoCloseable {
     private final Map<String, PidIndex> pids = new HashMap<>();
     private final List<String> pidOrder = new ArrayList<>();
     private final Map<String, LongArray> tags = new HashMap<>();
+    /** Entries in {@link #tags}, and events deleted since the tag index was last pruned of deleted positions. */
+    private long tagEntries;
+    private long deletedSincePrune;
     private final BlockingQueue<WriteRequest> queue;
     private final Thread writer;
     /** Next position the writer assigns; only the writer thread moves it. */
@@ -110,6 +114,8 @@ public final class SegmentedLog implements AutoCloseable {
         final Path path;
         final long firstPosition;
         final IntArray offsets = new IntArray();
+        /** Indexes (position - firstPosition) of records deleted or superseded by a tombstone. */
+        final BitSet dead = new BitSet();
         FileChannel channel;
         volatile long size;
         int live;
@@ -513,17 +519,19 @@ public final class SegmentedLog implements AutoCloseable {
             p.positions.add(position);
             for (String tag : recordTags) {
                 tags.computeIfAbsent(tag, k -> new LongArray()).add(position);
+                tagEntries++;
             }
         } else {
             int deleted = p.sequenceNrs.lowerBound(seq + 1);
             for (int i = 0; i < deleted; i++) {
-                segmentOf(p.positions.get(i)).live--;
+                markDead(p.positions.get(i));
             }
+            deletedSincePrune += deleted;
             p.sequenceNrs.dropFirst(deleted);
             p.positions.dropFirst(deleted);
             if (p.tombstonePosition >= 0) {
                 // The newer tombstone supersedes the older one.
-                segmentOf(p.tombstonePosition).live--;
+                markDead(p.tombstonePosition);
             }
             p.tombstonePosition = position;
             p.deletedTo = Math.max(p.deletedTo, seq);
@@ -532,6 +540,23 @@ public final class SegmentedLog implements AutoCloseable {
 
     private Segment segmentOf(long position) {
         return segments.floorEntry(position).getValue();
+    }
+
+    private void markDead(long position) {
+        Segment s = segmentOf(position);
+        s.live--;
+        s.dead.set((int) (position - s.firstPosition));
+    }
+
+    /** Whether the record at {@code position} is in the log and not deleted. Caller holds a lock of the index. */
+    private boolean isLive(long position) {
+        Map.Entry<Long, Segment> e = segments.floorEntry(position);
+        if (e == null) {
+            return false;
+        }
+        Segment s = e.getValue();
+        long i = position - s.firstPosition;
+        return i < s.offsets.size() && !s.dead.get((int) i);
     }
 
     /** Removes closed segments whose every record is deleted or superseded. Caller holds the write lock. */
@@ -554,12 +579,23 @@ public final class SegmentedLog implements AutoCloseable {
                 LOG.warn("journal {}: could not remove dead segment {}: {}", dir, s.path.getFileName(), e.toString());
             }
         }
-        for (LongArray positions : tags.values()) {
+        if (deletedSincePrune > 0 && deletedSincePrune * 2 >= tagEntries) {
+            // Deleted events stay out of tag queries anyway; pruning bounds the index and the entries a query has
+            // to step over. Amortised: a full pass only after deletions of at least half as many events.
+            for (LongArray positions : tags.values()) {
+                tagEntries -= positions.retainIf(this::isLive);
+            }
+            tags.values().removeIf(positions -> positions.size() == 0);
+            deletedSincePrune = 0;
+        } else if (!dead.isEmpty()) {
             // Tag entries of removed segments are never read again; drop the prefix that lies before the log.
             long lowest = segments.isEmpty() ? Long.MAX_VALUE : segments.firstKey();
-            int gone = positions.lowerBound(lowest);
-            if (gone > 0) {
-                positions.dropFirst(gone);
+            for (LongArray positions : tags.values()) {
+                int gone = positions.lowerBound(lowest);
+                if (gone > 0) {
+                    positions.dropFirst(gone);
+                    tagEntries -= gone;
+                }
             }
         }
     }
@@ -618,17 +654,30 @@ public final class SegmentedLog implements AutoCloseable {
         }
     }
 
+    /**
+     * A page of a tag query: the live events found, and the position up to which the tag index was scanned. The
+     * next page starts after {@code scannedTo}, which may lie beyond the last record returned (deleted events are
+     * skipped, not returned); it equals the requested position when there was nothing (yet) to scan.
+     */
+    public record TagPage(List<LogRecord> records, long scannedTo) {
+    }
+
     /** Live events carrying {@code tag} with a position above {@code afterPosition}, at most {@code max}. */
-    public List<LogRecord> eventsByTag(String tag, long afterPosition, int max) {
+    public TagPage eventsByTag(String tag, long afterPosition, int max) {
         LongArray positions = new LongArray();
+        long scannedTo = afterPosition;
         indexLock.readLock().lock();
         try {
             LongArray all = tags.get(tag);
-            if (all == null) {
-                return List.of();
-            }
-            for (int i = all.lowerBound(afterPosition + 1); i < all.size() && positions.size() < max; i++) {
-                positions.add(all.get(i));
+            // Bounds the time the read lock is held when a run of deleted events is not pruned yet.
+            long budget = Math.max(1024L, 8L * max);
+            for (int i = all == null ? 0 : all.lowerBound(afterPosition + 1);
+                    all != null && i < all.size() && positions.size() < max && budget-- > 0; i++) {
+                long position = all.get(i);
+                scannedTo = position;
+                if (isLive(position)) {
+                    positions.add(position);
+                }
             }
         } finally {
             indexLock.readLock().unlock();
@@ -636,11 +685,22 @@ public final class SegmentedLog implements AutoCloseable {
         List<LogRecord> out = new ArrayList<>(positions.size());
         for (int i = 0; i < positions.size(); i++) {
             LogRecord r = read(positions.get(i));
+            // Deleted since the index was read: skipped, and still scanned past.
             if (r != null && r.sequenceNr() > deletedTo(r.persistenceId())) {
                 out.add(r);
             }
         }
-        return out;
+        return new TagPage(out, scannedTo);
+    }
+
+    /** Entries of the tag index (positions under all tags); for tests of its pruning. */
+    long tagIndexEntries() {
+        indexLock.readLock().lock();
+        try {
+            return tags.values().stream().mapToLong(LongArray::size).sum();
+        } finally {
+            indexLock.readLock().unlock();
+        }
     }
 
     /** Persistence ids in the order they were first written, starting at index {@code from}, at most {@code max}. */

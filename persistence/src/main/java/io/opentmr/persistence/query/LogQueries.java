@@ -70,9 +70,10 @@ final class LogQueries {
         } catch (RuntimeException e) {
             return CompletableFuture.failedFuture(e);
         }
-        // A finished page still delivers its items; the sentinel cursor ends the stream on the next pull.
+        // A finished page still delivers its items; the sentinel cursor ends the stream on the next pull. A page
+        // that only moved the cursor (it skipped deleted records) is followed at once, live or not.
         long next = page.done() ? Long.MIN_VALUE : page.next();
-        if (!page.items().isEmpty() || page.done()) {
+        if (!page.items().isEmpty() || page.done() || page.next() != cursor) {
             return CompletableFuture.completedFuture(Optional.of(Pair.create(next, page.items())));
         }
         if (!live) {
@@ -103,15 +104,17 @@ final class LogQueries {
         long limit = live ? Long.MAX_VALUE : log().nextPosition();
         return paged(after, live, cursor -> {
             List<EventEnvelope> out = new ArrayList<>();
-            long next = cursor;
-            for (LogRecord r : log().eventsByTag(tag, cursor, batchSize)) {
+            SegmentedLog.TagPage page = log().eventsByTag(tag, cursor, batchSize);
+            for (LogRecord r : page.records()) {
                 if (r.position() >= limit) {
-                    return new Page<>(out, next, true);
+                    return new Page<>(out, cursor, true);
                 }
                 out.add(envelope(r));
-                next = r.position();
             }
-            return new Page<>(out, next, !live && out.isEmpty());
+            // The cursor moves to the last position scanned, past deleted records that were not returned.
+            long next = page.scannedTo();
+            boolean exhausted = next == cursor;
+            return new Page<>(out, next, !live && (exhausted || next >= limit - 1));
         });
     }
 

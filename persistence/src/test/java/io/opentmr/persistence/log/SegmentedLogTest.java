@@ -174,10 +174,10 @@ class SegmentedLogTest {
         try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
             log.append(List.of(log.encode(List.of(event("a", 1, "x"))), log.encode(List.of(event("b", 1, "x", "y"))),
                     log.encode(List.of(event("a", 2))))).join();
-            assertEquals(List.of("a", "b"), log.eventsByTag("x", -1, 10).stream().map(LogRecord::persistenceId)
-                    .toList());
-            assertEquals(1, log.eventsByTag("x", 0, 10).size());
-            assertEquals(1, log.eventsByTag("y", -1, 10).size());
+            assertEquals(List.of("a", "b"), log.eventsByTag("x", -1, 10).records().stream()
+                    .map(LogRecord::persistenceId).toList());
+            assertEquals(1, log.eventsByTag("x", 0, 10).records().size());
+            assertEquals(1, log.eventsByTag("y", -1, 10).records().size());
             assertTrue(Files.exists(dir.resolve("LOCK")));
         }
     }
@@ -210,6 +210,39 @@ class SegmentedLogTest {
             // segment-size still limits what is written now.
             assertThrows(IllegalArgumentException.class, () -> log.encode(List.of(LogRecord.event("a", 3, 1L,
                     "writer-1", 4, "m", "", List.of(), big))));
+        }
+    }
+
+    @Test
+    void eventsByTagSkipsDeletedEventsAndReportsHowFarItScanned() throws Exception {
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
+            List<SegmentedLog.Group> groups = new ArrayList<>();
+            for (long s = 1; s <= 300; s++) {
+                groups.add(log.encode(List.of(event("a", s, "t"))));
+            }
+            log.append(groups).get(10, TimeUnit.SECONDS);
+            log.delete("a", 300).get(10, TimeUnit.SECONDS);
+            log.append(List.of(log.encode(List.of(event("b", 1, "t"))))).get(10, TimeUnit.SECONDS);
+            assertEquals(1, log.tagIndexEntries(), "deleted positions are pruned from the tag index");
+            // Page by page with a small page: every step makes progress and b's event (position 301) comes out.
+            List<String> seen = new ArrayList<>();
+            long cursor = -1;
+            for (int step = 0; step < 400; step++) {
+                SegmentedLog.TagPage page = log.eventsByTag("t", cursor, 10);
+                page.records().forEach(r -> seen.add(Records.text(r)));
+                if (page.scannedTo() == cursor) {
+                    break;
+                }
+                assertTrue(page.scannedTo() > cursor, "the cursor moves forward");
+                cursor = page.scannedTo();
+            }
+            assertEquals(List.of("b:1"), seen);
+            assertEquals(301, cursor);
+        }
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
+            assertEquals(1, log.tagIndexEntries(), "recovery prunes deleted positions too");
+            assertEquals(List.of(301L), log.eventsByTag("t", -1, 10).records().stream().map(LogRecord::position)
+                    .toList());
         }
     }
 }

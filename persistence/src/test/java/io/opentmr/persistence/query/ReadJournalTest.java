@@ -1,12 +1,18 @@
 package io.opentmr.persistence.query;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.opentmr.persistence.Counter;
+import io.opentmr.persistence.OpenTmrPersistence;
 import io.opentmr.persistence.TestConfig;
+import io.opentmr.persistence.log.LogRecord;
+import io.opentmr.persistence.log.SegmentedLog;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
@@ -33,6 +39,8 @@ import org.junit.jupiter.api.io.TempDir;
 class ReadJournalTest {
 
     private static final Duration WAIT = Duration.ofSeconds(10);
+    /** Pekko's ByteArraySerializer: raw payload bytes, for records written to the log directly. */
+    private static final int BYTES_SERIALIZER = 4;
 
     @TempDir
     Path dir;
@@ -136,5 +144,35 @@ class ReadJournalTest {
         List<String> ids = run(scaladsl.currentPersistenceIds().asJava());
         assertEquals(List.of("c-9"), ids);
         assertEquals(1, run(scaladsl.currentEventsByPersistenceId("c-9", 0, Long.MAX_VALUE).asJava()).size());
+    }
+
+    private static LogRecord tagged(String pid, long seq) {
+        return LogRecord.event(pid, seq, 1_700_000_000_000L, "writer-1", BYTES_SERIALIZER, "", "",
+                List.of("t"), (pid + ":" + seq).getBytes(StandardCharsets.UTF_8));
+    }
+
+    @Test
+    void eventsByTagGetsPastAPageOfDeletedEvents() throws Exception {
+        SegmentedLog log = OpenTmrPersistence.get(classic).log();
+        List<SegmentedLog.Group> groups = new ArrayList<>();
+        for (long s = 1; s <= 300; s++) {
+            groups.add(log.encode(List.of(tagged("a", s))));
+        }
+        log.append(groups).get(10, TimeUnit.SECONDS);
+        log.delete("a", 300).get(10, TimeUnit.SECONDS);
+        log.append(List.of(log.encode(List.of(tagged("b", 1))))).get(10, TimeUnit.SECONDS);
+
+        // batch-size 256 (the default): the first page of the tag holds only deleted events.
+        List<EventEnvelope> current = run(journal.currentEventsByTag("t", Offset.noOffset()));
+        assertEquals(List.of("b"), current.stream().map(EventEnvelope::persistenceId).toList());
+        assertArrayEquals("b:1".getBytes(StandardCharsets.UTF_8), (byte[]) current.get(0).event());
+
+        TestSubscriber.Probe<EventEnvelope> live = journal.eventsByTag("t", Offset.noOffset())
+                .runWith(TestSink.probe(classic), classic);
+        live.request(10);
+        assertEquals("b", live.expectNext(WAIT).persistenceId());
+        log.append(List.of(log.encode(List.of(tagged("b", 2))))).get(10, TimeUnit.SECONDS);
+        assertEquals(2, live.expectNext(WAIT).sequenceNr());
+        live.cancel();
     }
 }
