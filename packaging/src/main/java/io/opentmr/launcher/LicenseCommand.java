@@ -8,7 +8,6 @@ import io.opentmr.license.VendorKeyFiles;
 import io.opentmr.license.VendorState;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.KeyPair;
 import java.security.PrivateKey;
 import java.security.PublicKey;
 import java.security.SecureRandom;
@@ -35,18 +34,25 @@ final class LicenseCommand {
         @Option(names = "--out", required = true, description = "Directory for the key files.")
         Path out;
 
+        @Option(names = "--if-missing", description = "Keep an existing key pair in DIR instead of failing "
+                + "(for provisioning scripts that run more than once).")
+        boolean ifMissing;
+
         @Option(names = "--json", description = "One JSON object on stdout.")
         boolean json;
 
         @Override
         public Integer call() throws Exception {
-            KeyPair pair = VendorKeyFiles.generate(out);
-            String fingerprint = Ed25519.fingerprint(Ed25519.raw(pair.getPublic()));
+            boolean exists = Files.exists(out.resolve(VendorKeyFiles.PUBLIC_FILE));
+            PublicKey publicKey = ifMissing && exists ? VendorKeyFiles.readPublic(out.resolve(VendorKeyFiles.PUBLIC_FILE))
+                    : VendorKeyFiles.generate(out).getPublic();
+            String fingerprint = Ed25519.fingerprint(Ed25519.raw(publicKey));
             Map<String, Object> fields = new LinkedHashMap<>();
             fields.put("privateKey", out.resolve(VendorKeyFiles.PRIVATE_FILE).toString());
             fields.put("publicKey", out.resolve(VendorKeyFiles.PUBLIC_FILE).toString());
             fields.put("fingerprint", fingerprint);
-            new Output(json, System.out, System.err).result("Vendor key " + fingerprint + " written to "
+            new Output(json, System.out, System.err).result("Vendor key " + fingerprint
+                    + (ifMissing && exists ? " kept in " : " written to ")
                     + fields.get("privateKey") + " (keep it secret) and " + fields.get("publicKey")
                     + " (give it to every backend: --vendor-key)", fields);
             return Output.OK;
