@@ -3,6 +3,7 @@ package io.opentmr.persistence.log;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
+import java.nio.channels.ClosedByInterruptException;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
@@ -35,7 +36,8 @@ import org.slf4j.LoggerFactory;
  * writer, a bounded queue, fsync per batch.
  *
  * <p>Readers (replay, queries, replication) read the index under a read lock and the files with positional reads,
- * concurrently with the writer.
+ * concurrently with the writer, through a channel of their own per segment: an interrupted reader closes that one
+ * (reopened by the next read), never the writer's.
  */
 public final class SegmentedLog implements AutoCloseable {
 
@@ -116,13 +118,47 @@ public final class SegmentedLog implements AutoCloseable {
         final IntArray offsets = new IntArray();
         /** Indexes (position - firstPosition) of records deleted or superseded by a tombstone. */
         final BitSet dead = new BitSet();
+        /** The writer's channel. Readers never touch it: an interrupted read closes the channel it reads. */
         FileChannel channel;
+        /** Readers' channel, opened on demand and reopened after an interrupted reader closed it. */
+        private FileChannel readChannel;
+        /** Set once the segment left the log (all deleted, or the log closed): a read then finds nothing. */
+        private boolean gone;
         volatile long size;
         int live;
 
         Segment(Path path, long firstPosition) {
             this.path = path;
             this.firstPosition = firstPosition;
+        }
+
+        /** The readers' channel; throws {@link ClosedChannelException} once the segment is gone. */
+        synchronized FileChannel readChannel() throws IOException {
+            if (gone) {
+                throw new ClosedChannelException();
+            }
+            if (readChannel == null || !readChannel.isOpen()) {
+                readChannel = FileChannel.open(path, StandardOpenOption.READ);
+            }
+            return readChannel;
+        }
+
+        synchronized boolean gone() {
+            return gone;
+        }
+
+        /** Closes both channels; later reads find nothing. */
+        synchronized void closeChannels() throws IOException {
+            gone = true;
+            try {
+                if (readChannel != null) {
+                    readChannel.close();
+                }
+            } finally {
+                if (channel != null) {
+                    channel.close();
+                }
+            }
         }
     }
 
@@ -570,9 +606,7 @@ public final class SegmentedLog implements AutoCloseable {
         for (Segment s : dead) {
             segments.remove(s.firstPosition);
             try {
-                if (s.channel != null) {
-                    s.channel.close();
-                }
+                s.closeChannels();
                 Files.deleteIfExists(s.path);
                 LOG.info("journal {}: removed segment {}: every record in it is deleted", dir, s.path.getFileName());
             } catch (IOException e) {
@@ -768,25 +802,47 @@ public final class SegmentedLog implements AutoCloseable {
         } finally {
             indexLock.readLock().unlock();
         }
-        try {
-            if (length < 0) {
-                ByteBuffer header = ByteBuffer.allocate(RecordCodec.HEADER_SIZE);
-                readFully(s.channel, header, offset);
-                length = RecordCodec.encodedLength(header.array(), 0);
+        // A reader interrupted while reading closes the readers' channel of the segment (Java's interruptible
+        // channels), under other readers too: they reopen it and try again. Only this reader's own interrupt, a
+        // closed log or a segment that is really gone end the read.
+        for (int attempt = 1; ; attempt++) {
+            try {
+                return readAt(s, offset, length, position);
+            } catch (ClosedChannelException e) {
+                if (s.gone()) {
+                    if (closed) {
+                        throw new UncheckedIOException(new IOException("journal " + dir + " is closed", e));
+                    }
+                    // Deleted meanwhile and its segment removed.
+                    return null;
+                }
+                if (e instanceof ClosedByInterruptException || Thread.currentThread().isInterrupted()
+                        || attempt >= 10) {
+                    throw new UncheckedIOException(new IOException("journal " + dir + ": read of position "
+                            + position + " in " + s.path.getFileName() + " interrupted", e));
+                }
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
             }
-            ByteBuffer buf = ByteBuffer.allocate(length);
-            readFully(s.channel, buf, offset);
-            RecordCodec.Decoded d = RecordCodec.decode(buf.array(), 0, length, RecordCodec.MAX_RECORD_BYTES);
-            if (!d.ok()) {
-                throw new UncheckedIOException(new IOException("journal " + dir + ": record at position " + position
-                        + " in " + s.path.getFileName() + " offset " + offset + " unreadable: " + d.problem()));
-            }
-            return d.record();
-        } catch (ClosedChannelException e) {
-            return null;
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
         }
+    }
+
+    private LogRecord readAt(Segment s, int offset, int length, long position) throws IOException {
+        FileChannel ch = s.readChannel();
+        int n = length;
+        if (n < 0) {
+            ByteBuffer header = ByteBuffer.allocate(RecordCodec.HEADER_SIZE);
+            readFully(ch, header, offset);
+            n = RecordCodec.encodedLength(header.array(), 0);
+        }
+        ByteBuffer buf = ByteBuffer.allocate(n);
+        readFully(ch, buf, offset);
+        RecordCodec.Decoded d = RecordCodec.decode(buf.array(), 0, n, RecordCodec.MAX_RECORD_BYTES);
+        if (!d.ok()) {
+            throw new UncheckedIOException(new IOException("journal " + dir + ": record at position " + position
+                    + " in " + s.path.getFileName() + " offset " + offset + " unreadable: " + d.problem()));
+        }
+        return d.record();
     }
 
     private static void readFully(FileChannel ch, ByteBuffer buf, long at) throws IOException {
@@ -828,7 +884,7 @@ public final class SegmentedLog implements AutoCloseable {
                     if (s == active && failure == null) {
                         s.channel.force(false);
                     }
-                    s.channel.close();
+                    s.closeChannels();
                 } catch (IOException e) {
                     first = first == null ? e : first;
                 }

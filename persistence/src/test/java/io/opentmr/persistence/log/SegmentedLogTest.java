@@ -245,4 +245,33 @@ class SegmentedLogTest {
                     .toList());
         }
     }
+
+    @Test
+    void anInterruptedReaderBreaksNothingForOthers() throws Exception {
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir).withSegmentSize(4096))) {
+            write(log, "a", 1, 60);
+            assertTrue(LogScanner.segmentFiles(dir).size() > 1, "closed segments and the active one are read");
+            List<Long> onInterrupted = new ArrayList<>();
+            RuntimeException failed = null;
+            Thread.currentThread().interrupt();
+            try {
+                log.replay("a", 1, Long.MAX_VALUE, Long.MAX_VALUE, r -> onInterrupted.add(r.sequenceNr()));
+            } catch (RuntimeException e) {
+                failed = e;
+            } finally {
+                // Clears the flag for what follows; the replay may have consumed it or left it set.
+                Thread.interrupted();
+            }
+            if (failed == null) {
+                assertEquals(60, onInterrupted.size(), "an interrupted replay must not silently return less");
+            }
+            assertEquals(60, seqs(log, "a", 1, Long.MAX_VALUE, Long.MAX_VALUE).size());
+            log.append(List.of(log.encode(List.of(event("a", 61))))).get(10, TimeUnit.SECONDS);
+            assertEquals(61, seqs(log, "a", 1, Long.MAX_VALUE, Long.MAX_VALUE).size());
+            assertEquals(61, log.readFrom(0, 100).size());
+        }
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir).withSegmentSize(4096))) {
+            assertEquals(61, seqs(log, "a", 1, Long.MAX_VALUE, Long.MAX_VALUE).size());
+        }
+    }
 }
