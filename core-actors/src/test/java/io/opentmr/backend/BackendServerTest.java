@@ -10,16 +10,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ch.qos.logback.classic.Logger;
 import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.core.read.ListAppender;
-import com.typesafe.config.Config;
-import com.typesafe.config.ConfigFactory;
 import io.opentmr.client.CmException;
 import io.opentmr.client.LicenseHandle;
 import io.opentmr.client.TmrClient;
-import io.opentmr.license.ContainerContext;
 import io.opentmr.license.Ed25519;
 import io.opentmr.license.LicenseIssuer;
-import io.opentmr.license.VendorKeyFiles;
-import io.opentmr.license.VendorState;
 import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.BorrowTicket;
 import io.opentmr.protocol.Bytes;
@@ -28,13 +23,10 @@ import io.opentmr.protocol.ContainerInfo;
 import io.opentmr.protocol.CryptDirection;
 import io.opentmr.protocol.Frame;
 import io.opentmr.protocol.Message;
-import io.opentmr.protocol.Serial;
 import io.opentmr.protocol.ServerKind;
 import io.opentmr.protocol.testing.NoLeaks;
 import java.io.IOException;
 import java.nio.file.Path;
-import java.security.KeyPair;
-import java.security.SecureRandom;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -61,9 +53,7 @@ class BackendServerTest {
 
     private final MutableClock clock = new MutableClock(Instant.parse("2026-11-23T12:00:00Z"));
     private final List<AutoCloseable> open = new ArrayList<>();
-    private KeyPair vendor;
-    private VendorState vendorState = VendorState.empty();
-    private Backend backend;
+    private TestBackend backend;
 
     @AfterEach
     void closeAll() throws Exception {
@@ -72,19 +62,8 @@ class BackendServerTest {
         }
     }
 
-    private Backend start(Map<String, Object> overrides) throws Exception {
-        vendor = VendorKeyFiles.generate(dir.resolve("vendor"));
-        Map<String, Object> settings = new HashMap<>(Map.of(
-                "opentmr.backend.address", "127.0.0.1",
-                "opentmr.backend.port", 0,
-                "opentmr.backend.data-dir", dir.resolve("data").toString(),
-                "opentmr.backend.vendor-keys", List.of(dir.resolve("vendor/vendor.pub").toString()),
-                "opentmr.backend.cm-act-id", 7,
-                "pekko.persistence.journal.plugin", "pekko.persistence.journal.inmem",
-                "pekko.persistence.snapshot-store.plugin", "pekko.persistence.no-snapshot-store"));
-        settings.putAll(overrides);
-        Config config = ConfigFactory.parseMap(settings).withFallback(ConfigFactory.load());
-        backend = Backend.start(config, clock);
+    private TestBackend start(Map<String, Object> overrides) throws Exception {
+        backend = new TestBackend(dir, clock, overrides);
         open.add(backend);
         return backend;
     }
@@ -101,26 +80,10 @@ class BackendServerTest {
         return connection;
     }
 
-    /** Issues a license for the running backend's container and imports it through the admin message. */
     private void issueAndImport(long product, long quantity, boolean tmr, Long units, Instant expires,
                                 Instant activates, Duration usage, Duration borrowMax) throws Exception {
-        try (RawConnection admin = new RawConnection(backend.address())) {
-            admin.hello();
-            Message context = admin.request(new Message.LicenseContext("", Serial.NONE));
-            ContainerContext own = ContainerContext.parse(((Message.LicenseContextOk) context).context().toArray());
-            List<ContainerContext> contexts = tmr ? List.of(own, other(2), other(3)) : List.of(own);
-            LicenseIssuer.Result result = new LicenseIssuer(vendor.getPrivate(), vendor.getPublic(), clock,
-                    new SecureRandom()).issue(vendorState, contexts, new LicenseIssuer.Request(FIRM, product, quantity,
-                    tmr, units, expires, activates, usage, borrowMax, 0b1, "product " + product));
-            vendorState = result.state();
-            Message applied = admin.request(new Message.LicenseUpdate("", Bytes.of(result.files().get(0).file()
-                    .toJson())));
-            assertInstanceOf(Message.LicenseUpdateOk.class, applied, applied.toString());
-        }
-    }
-
-    private static ContainerContext other(long number) {
-        return ContainerContext.of(new Serial(129, number), 7, Map.of(), Ed25519.raw(Ed25519.generate().getPublic()));
+        backend.issueAndImport(new LicenseIssuer.Request(FIRM, product, quantity, tmr, units, expires, activates, usage,
+                borrowMax, 0b1, "product " + product));
     }
 
     private static void assertCode(CmError expected, Executable call) {
@@ -292,14 +255,14 @@ class BackendServerTest {
 
     @Test
     void aBadConfigurationNamesTheKey() {
-        Config bad = ConfigFactory.parseMap(Map.of("opentmr.backend.data-dir", dir.toString(),
-                "opentmr.backend.cm-act-id", 0)).withFallback(ConfigFactory.load());
+        com.typesafe.config.Config bad = com.typesafe.config.ConfigFactory.parseMap(Map.of("opentmr.backend.data-dir", dir.toString(),
+                "opentmr.backend.cm-act-id", 0)).withFallback(com.typesafe.config.ConfigFactory.load());
         com.typesafe.config.ConfigException e = assertThrows(com.typesafe.config.ConfigException.class,
                 () -> BackendSettings.from(bad));
         assertTrue(e.getMessage().contains("opentmr.backend.cm-act-id"), e.getMessage());
-        Config badList = ConfigFactory.parseMap(Map.of("opentmr.backend.data-dir", dir.toString(),
+        com.typesafe.config.Config badList = com.typesafe.config.ConfigFactory.parseMap(Map.of("opentmr.backend.data-dir", dir.toString(),
                 "opentmr.backend.cm-act-id", 7, "opentmr.backend.access-list.allow", List.of("not a/rule")))
-                .withFallback(ConfigFactory.load());
+                .withFallback(com.typesafe.config.ConfigFactory.load());
         e = assertThrows(com.typesafe.config.ConfigException.class, () -> BackendSettings.from(badList));
         assertTrue(e.getMessage().contains("opentmr.backend.access-list"), e.getMessage());
         assertFalse(e.getMessage().isEmpty());
