@@ -97,6 +97,8 @@ public final class LogScanner {
                 // before it lost its records.
                 damages.add(new Damage(file, 0, "segment is empty but later segments exist", false));
                 infos.add(new SegmentInfo(file, first, 0, 0, 0));
+                // Segments before it may have been removed (all deleted): positions go on from its name at least.
+                nextPosition = Math.max(nextPosition, first);
                 if (stopAtDamage) {
                     break;
                 }

@@ -216,7 +216,6 @@ public final class SegmentedLog implements AutoCloseable {
             byPath.get(info.path()).size = info.validEnd();
         }
         nextPosition = scan.nextPosition();
-        published = nextPosition;
         // Segments the scan never reached were dropped by truncateAt; an empty one before the last can only be left
         // by a repair that truncated a segment at offset 0.
         List<Segment> ordered = new ArrayList<>(segments.values());
@@ -236,6 +235,14 @@ public final class SegmentedLog implements AutoCloseable {
             }
             active = segments.lastEntry().getValue();
         }
+        if (nextPosition < active.firstPosition) {
+            // The active segment's name is the position of its first record: never write below it (a repair that
+            // emptied the first segment after a gap leaves the scan nothing else to go on).
+            LOG.info("journal {}: next position {} raised to {}, the first position of segment {}", dir, nextPosition,
+                    active.firstPosition, active.path.getFileName());
+            nextPosition = active.firstPosition;
+        }
+        published = nextPosition;
         removeDeadSegments();
         LOG.info("journal {}: opened, {} segments, {} persistence ids, next position {}, fsync {}", dir,
                 segments.size(), pids.size(), nextPosition, options.fsync());

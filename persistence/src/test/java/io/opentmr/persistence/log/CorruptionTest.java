@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
@@ -217,6 +218,48 @@ class CorruptionTest {
         try (SegmentedLog log = SegmentedLog.open(small.withRepair(true))) {
             List<Long> left = replay(log);
             assertEquals(LogScanner.firstPositionOf(files.get(1)), left.size());
+        }
+    }
+
+    /** Writes a segment file by hand: events of {@code pid} from {@code firstSeq} at consecutive positions. */
+    private void segment(long firstPosition, int records, String pid, long firstSeq) throws IOException {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        for (int i = 0; i < records; i++) {
+            LogRecord e = event(pid, firstSeq + i);
+            byte[] bytes = RecordCodec.encode(new LogRecord(RecordType.EVENT, true, 0, firstPosition + i, pid,
+                    e.sequenceNr(), e.timestamp(), e.writerUuid(), e.serializerId(), e.manifest(),
+                    e.adapterManifest(), e.tags(), e.payload()), 1 << 20);
+            RecordCodec.markWriteStart(bytes, 0);
+            out.write(bytes);
+        }
+        Files.write(dir.resolve(LogScanner.segmentName(firstPosition)), out.toByteArray());
+    }
+
+    @Test
+    void repairingAnEmptyFirstSegmentAfterAGapKeepsPositionsInThatSegment() throws IOException {
+        // Segments 0..99 were removed (all deleted) long ago: the log starts at position 100.
+        segment(100, 49, "a", 1);
+        segment(149, 49, "a", 50);
+        segment(198, 13, "a", 99);
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
+            assertEquals(111, replay(log).size());
+            assertEquals(211, log.nextPosition());
+        }
+        try (RandomAccessFile f = new RandomAccessFile(dir.resolve(LogScanner.segmentName(100)).toFile(), "rw")) {
+            f.setLength(0);
+        }
+        assertThrows(JournalCorruptedException.class, () -> SegmentedLog.open(Records.options(dir)));
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir).withRepair(true))) {
+            assertEquals(List.of(), replay(log));
+            assertEquals(100, log.nextPosition(), "positions continue where the remaining segment starts");
+            log.append(List.of(log.encode(List.of(event("b", 1))))).join();
+            assertEquals(101, log.nextPosition());
+        }
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
+            List<Long> b = new ArrayList<>();
+            log.replay("b", 1, Long.MAX_VALUE, Long.MAX_VALUE, r -> b.add(r.position()));
+            assertEquals(List.of(100L), b);
+            assertEquals(101, log.nextPosition());
         }
     }
 }
