@@ -139,6 +139,7 @@ class BackendServerTest {
         assertCode(CmError.EXPIRED, () -> client.access(FIRM, 50));
         assertCode(CmError.NOT_YET_ACTIVATED, () -> client.access(FIRM, 51));
         LicenseHandle emergency = client.access(FIRM, 52);
+        assertCode(CmError.NO_UNIT_COUNTER, () -> emergency.decrementUnits(1));
         emergency.close();
         clock.advance(Duration.ofHours(1));
         assertCode(CmError.USAGE_PERIOD_ELAPSED, () -> client.access(FIRM, 52));
