@@ -19,6 +19,7 @@ import java.util.TreeMap;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.ReadWriteLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
@@ -43,6 +44,8 @@ public final class SegmentedLog implements AutoCloseable {
 
     private static final Logger LOG = LoggerFactory.getLogger(SegmentedLog.class);
     private static final WriteRequest CLOSE = new WriteRequest(List.of(), null);
+    /** How long close() waits for the writer to finish what is queued, and again after interrupting it. */
+    private static final long CLOSE_WAIT_MILLIS = 5_000;
 
     private final LogOptions options;
     private final Path dir;
@@ -309,30 +312,82 @@ public final class SegmentedLog implements AutoCloseable {
     }
 
     private CompletableFuture<Appended> enqueue(WriteRequest request) {
-        IOException failed = failure;
-        if (failed != null) {
-            return CompletableFuture.failedFuture(new IOException("journal " + dir + " failed earlier", failed));
-        }
-        if (closed) {
-            return CompletableFuture.failedFuture(new IOException("journal " + dir + " is closed"));
+        IOException refused = refusal();
+        if (refused != null) {
+            return CompletableFuture.failedFuture(refused);
         }
         try {
-            queue.put(request);
+            // Not put(): a full queue whose writer has stopped would block the caller for good.
+            while (!queue.offer(request, 100, TimeUnit.MILLISECONDS)) {
+                refused = refusal();
+                if (refused != null) {
+                    return CompletableFuture.failedFuture(refused);
+                }
+            }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             return CompletableFuture.failedFuture(e);
         }
-        if (closed && !writer.isAlive() && queue.remove(request)) {
-            // Raced with close(): nobody will take it any more.
-            request.done.completeExceptionally(new IOException("journal " + dir + " is closed"));
+        // Raced with close() or with the writer stopping: it may never take the request. The writer sets failure
+        // (close() sets closed) before it drains the queue, so either it drains this request or we remove it here.
+        refused = refusal();
+        if (refused != null && queue.remove(request)) {
+            request.done.completeExceptionally(refused);
         }
         return request.done;
     }
 
+    /** Why a write is refused now, or null if the writer takes it. */
+    private IOException refusal() {
+        IOException failed = failure;
+        if (failed != null) {
+            return new IOException("journal " + dir + " failed earlier: " + failed.getMessage(), failed);
+        }
+        if (closed) {
+            return new IOException("journal " + dir + " is closed");
+        }
+        if (!writer.isAlive()) {
+            return new IOException("journal " + dir + ": writer thread is not running");
+        }
+        return null;
+    }
+
     private void runWriter() {
         List<WriteRequest> batch = new ArrayList<>();
+        IOException stopped = null;
+        try {
+            writeUntilClosed(batch);
+        } catch (InterruptedException e) {
+            stopped = new IOException("journal " + dir + ": writer thread interrupted; writes are refused until the "
+                    + "journal is reopened", e);
+        } catch (Throwable t) {
+            // An Error (out of memory, a bug): the writer cannot go on, and a writer that vanishes silently would
+            // leave every caller waiting. Fail everything instead.
+            stopped = new IOException("journal " + dir + ": writer thread died (" + t + "); writes are refused "
+                    + "until the journal is reopened", t);
+        } finally {
+            if (stopped != null) {
+                if (failure == null) {
+                    failure = stopped;
+                }
+                LOG.error("journal {}: writer thread stopped, journal stopped accepting writes: {}", dir,
+                        stopped.getMessage(), stopped);
+            }
+            // failure (or closed) is set before the drain: see enqueue().
+            IOException cause = failure != null ? failure : new IOException("journal " + dir + " is closed");
+            fail(batch, cause);
+            for (WriteRequest r; (r = queue.poll()) != null; ) {
+                if (r != CLOSE) {
+                    r.done.completeExceptionally(cause);
+                }
+            }
+        }
+    }
+
+    private void writeUntilClosed(List<WriteRequest> batch) throws InterruptedException {
         boolean closing = false;
         while (!closing) {
+            batch.clear();
             try {
                 WriteRequest first = queue.take();
                 if (first == CLOSE) {
@@ -358,10 +413,6 @@ public final class SegmentedLog implements AutoCloseable {
                 } else {
                     writeBatch(batch);
                 }
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                closing = true;
-                fail(batch, new IOException("journal writer interrupted"));
             } catch (IOException | RuntimeException e) {
                 IOException io = e instanceof IOException ioe ? ioe : new IOException(e);
                 // After a failed write or fsync the file state is unknown (and Linux may have dropped the dirty
@@ -370,8 +421,8 @@ public final class SegmentedLog implements AutoCloseable {
                 LOG.error("journal {}: write failed, journal stopped accepting writes: {}", dir, io.toString(), io);
                 fail(batch, io);
             }
-            batch.clear();
         }
+        batch.clear();
     }
 
     private static void fail(List<WriteRequest> batch, Throwable cause) {
@@ -865,16 +916,28 @@ public final class SegmentedLog implements AutoCloseable {
         return dir;
     }
 
-    /** Writes what is queued, fsyncs, closes the files and releases the directory lock. */
+    /**
+     * Writes what is queued, fsyncs, closes the files and releases the directory lock. Waits a bounded time for the
+     * writer: one stuck in a write or fsync is interrupted, and its requests fail. Safe for concurrent callers: each
+     * returns once the log is closed.
+     */
     @Override
-    public void close() throws IOException {
+    public synchronized void close() throws IOException {
         if (closed) {
             return;
         }
         closed = true;
         try {
-            queue.put(CLOSE);
-            writer.join();
+            while (writer.isAlive() && !queue.offer(CLOSE, 100, TimeUnit.MILLISECONDS)) {
+                // The queue is full: the writer drains it, or it has stopped and isAlive() ends the wait.
+            }
+            writer.join(CLOSE_WAIT_MILLIS);
+            if (writer.isAlive()) {
+                LOG.error("journal {}: writer thread did not finish within {} ms (stuck in a write or fsync?); "
+                        + "interrupting it, its pending writes fail", dir, CLOSE_WAIT_MILLIS);
+                writer.interrupt();
+                writer.join(CLOSE_WAIT_MILLIS);
+            }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
