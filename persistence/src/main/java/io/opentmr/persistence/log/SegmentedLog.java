@@ -275,12 +275,17 @@ public final class SegmentedLog implements AutoCloseable {
 
     // ---------------------------------------------------------------------------------------------- writing
 
-    /** Encodes the records of one atomic write; throws {@link IllegalArgumentException} if the format cannot hold one. */
+    /**
+     * Encodes the records of one atomic write; throws {@link IllegalArgumentException} if the format cannot hold one
+     * or if together they exceed {@code segment-size} (an atomic write never spans segments, and a segment must stay
+     * within the int offsets of the index).
+     */
     public Group encode(List<LogRecord> records) {
         if (records.isEmpty()) {
             throw new IllegalArgumentException("an atomic write needs at least one record");
         }
         List<Entry> entries = new ArrayList<>(records.size());
+        long total = 0;
         for (int i = 0; i < records.size(); i++) {
             LogRecord r = records.get(i);
             if (r.type() != RecordType.EVENT) {
@@ -291,6 +296,12 @@ public final class SegmentedLog implements AutoCloseable {
                 RecordCodec.markGroupContinues(bytes);
             }
             entries.add(new Entry(RecordType.EVENT, r.persistenceId(), r.sequenceNr(), r.tags(), bytes));
+            total += bytes.length;
+            if (total > options.segmentSize()) {
+                throw new IllegalArgumentException("atomic write of " + records.size() + " events of "
+                        + r.persistenceId() + " exceeds segment-size (" + options.segmentSize() + " bytes, reached "
+                        + total + " at event " + (i + 1) + "); the events of one atomic write must fit in a segment");
+            }
         }
         return new Group(entries);
     }

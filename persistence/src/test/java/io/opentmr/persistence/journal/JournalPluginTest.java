@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import io.opentmr.persistence.TestConfig;
 import io.opentmr.persistence.TestEvent;
@@ -70,7 +71,11 @@ class JournalPluginTest {
     }
 
     private void startSystem() {
-        system = ActorSystem.create("journal-test", TestConfig.forDir(dir));
+        startSystem(TestConfig.forDir(dir));
+    }
+
+    private void startSystem(Config config) {
+        system = ActorSystem.create("journal-test", config);
         journal = Persistence.get(system).journalFor("opentmr.persistence.journal", ConfigFactory.empty());
         snapshots = Persistence.get(system).snapshotStoreFor("opentmr.persistence.snapshot-store",
                 ConfigFactory.empty());
@@ -252,5 +257,26 @@ class JournalPluginTest {
                 probe.getRef());
         probe.expectMsgClass(WAIT, DeleteSnapshotsSuccess.class);
         assertFalse(load("s", SnapshotSelectionCriteria.latest()) != null);
+    }
+
+    @Test
+    void anAtomicWriteLargerThanASegmentIsRejectedAloneWithAClearError() {
+        stop();
+        startSystem(ConfigFactory.parseString("opentmr.persistence.segment-size = 4 KiB")
+                .withFallback(TestConfig.forDir(dir)));
+        String kb = "x".repeat(1500);
+        List<Object> replies = write(
+                atomic(repr("a", 1, new TestEvent("a-1"))),
+                atomic(repr("b", 1, new TestEvent(kb)), repr("b", 2, new TestEvent(kb)),
+                        repr("b", 3, new TestEvent(kb))),
+                atomic(repr("a", 2, new TestEvent("a-2"))));
+        assertTrue(replies.get(0) instanceof JournalProtocol.WriteMessageSuccess, replies.get(0).toString());
+        for (int i = 1; i <= 3; i++) {
+            JournalProtocol.WriteMessageRejected rejected = (JournalProtocol.WriteMessageRejected) replies.get(i);
+            assertTrue(rejected.cause().getMessage().contains("segment-size"), rejected.cause().getMessage());
+        }
+        assertTrue(replies.get(4) instanceof JournalProtocol.WriteMessageSuccess, replies.get(4).toString());
+        assertEquals(List.of(1L, 2L), replay("a", 1, Long.MAX_VALUE, Long.MAX_VALUE, 2));
+        assertEquals(List.of(), replay("b", 1, Long.MAX_VALUE, Long.MAX_VALUE, 0));
     }
 }

@@ -274,4 +274,22 @@ class SegmentedLogTest {
             assertEquals(61, seqs(log, "a", 1, Long.MAX_VALUE, Long.MAX_VALUE).size());
         }
     }
+
+    @Test
+    void anAtomicWriteLargerThanASegmentIsRefused() throws Exception {
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir).withSegmentSize(4096))) {
+            byte[] kb = new byte[1500];
+            List<LogRecord> group = new ArrayList<>();
+            for (long s = 1; s <= 3; s++) {
+                group.add(LogRecord.event("a", s, 1L, "writer-1", 4, "m", "", List.of(), kb));
+            }
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> log.encode(group));
+            assertTrue(e.getMessage().contains("segment-size"), e.getMessage());
+            log.append(List.of(log.encode(group.subList(0, 2)))).get(10, TimeUnit.SECONDS);
+            assertEquals(List.of(1L, 2L), seqs(log, "a", 1, Long.MAX_VALUE, Long.MAX_VALUE));
+            for (Path segment : LogScanner.segmentFiles(dir)) {
+                assertTrue(Files.size(segment) <= 4096, segment + " is larger than a segment");
+            }
+        }
+    }
 }
