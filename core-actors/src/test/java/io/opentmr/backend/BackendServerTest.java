@@ -233,6 +233,39 @@ class BackendServerTest {
     }
 
     @Test
+    void aClientThatNeverReadsItsRepliesDoesNotSlowOthers() throws Exception {
+        start(Map.of());
+        issueAndImport(42, 5, false, null, null, null, null, null);
+        RawConnection flooder = raw();
+        flooder.hello();
+        // Far more than the socket buffers hold: the server must stop reading this client, not queue for it.
+        byte[] keepAlive = RawConnection.encode(new Frame(9, new Message.KeepAlive()));
+        byte[] burst = new byte[keepAlive.length * 2_000];
+        for (int i = 0; i < 2_000; i++) {
+            System.arraycopy(keepAlive, 0, burst, i * keepAlive.length, keepAlive.length);
+        }
+        Thread writer = new Thread(() -> {
+            try {
+                for (int i = 0; i < 100; i++) {
+                    flooder.sendRaw(burst);
+                }
+            } catch (IOException expectedOnceTheTestCloses) {
+                // the socket is closed at the end of the test while this writer is blocked
+            }
+        }, "flooder");
+        writer.setDaemon(true);
+        writer.start();
+
+        TmrClient client = client();
+        for (int i = 0; i < 50; i++) {
+            client.access(FIRM, 42).close();
+        }
+        assertEquals(0, client.listContainers().get(0).products().get(0).inUse());
+        flooder.close();
+        writer.join(5_000);
+    }
+
+    @Test
     void aConnectionWithoutHelloIsClosedAfterTheHelloTimeout() throws Exception {
         start(Map.of("opentmr.backend.limits.hello-timeout", "300ms"));
         RawConnection silent = raw();

@@ -7,7 +7,9 @@
  * over the addresses, following a standby's NOT_ACTIVE to the active node), RESUMEs every open
  * {@link io.opentmr.client.LicenseHandle} and re-sends the requests that are safe to repeat with their
  * original request id. Failures reach the caller as {@link io.opentmr.client.CmException} carrying the
- * CodeMeter error number.
+ * CodeMeter error number. {@link io.opentmr.client.BorrowStore} keeps borrowed licenses, checked against
+ * the issuing container's key, for offline use until they expire; {@link io.opentmr.client.AdminClient}
+ * exports container contexts and imports signed license update files.
  *
  * <p>This package knows the protocol only through {@code io.opentmr.protocol} (messages and the frame
  * codec); it knows nothing about how servers keep their state.
