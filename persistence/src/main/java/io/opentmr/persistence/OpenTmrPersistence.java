@@ -31,6 +31,8 @@ public final class OpenTmrPersistence implements Extension {
     private final PersistenceSettings settings;
     private volatile LongSupplier epoch = () -> 0L;
     private SegmentedLog log;
+    /** Why the open failed; kept so later calls neither repeat a full open (a scan of every segment) nor race it. */
+    private IOException openFailure;
     private boolean terminated;
 
     private OpenTmrPersistence(ExtendedActorSystem system) {
@@ -56,13 +58,30 @@ public final class OpenTmrPersistence implements Extension {
         this.epoch = Objects.requireNonNull(supplier, "supplier");
     }
 
-    /** The log, opened (and the directory locked) on first use. */
+    /**
+     * The log, opened (and the directory locked) on first use. A failed open is final for this actor system: the
+     * first call throws its cause (locked, damaged), later calls an IOException naming it, without trying again;
+     * restart the actor system once the cause is fixed.
+     */
     public synchronized SegmentedLog log() throws IOException {
         if (terminated) {
             throw new IOException("actor system " + system.name() + " terminated; journal closed");
         }
+        if (openFailure != null) {
+            throw new IOException("journal " + settings.directory() + " failed to open for actor system "
+                    + system.name() + " and is not retried; restart the actor system once this is fixed: "
+                    + openFailure.getMessage(), openFailure);
+        }
         if (log == null) {
-            log = SegmentedLog.open(settings.logOptions(() -> epoch.getAsLong()));
+            try {
+                log = SegmentedLog.open(settings.logOptions(() -> epoch.getAsLong()));
+            } catch (IOException e) {
+                openFailure = e;
+                throw e;
+            } catch (RuntimeException e) {
+                openFailure = new IOException(e.toString(), e);
+                throw e;
+            }
             LOG.info("journal {} opened for actor system {}", settings.directory(), system.name());
         }
         return log;

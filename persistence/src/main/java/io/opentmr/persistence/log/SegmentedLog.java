@@ -189,14 +189,29 @@ public final class SegmentedLog implements AutoCloseable {
     public static SegmentedLog open(LogOptions options) throws IOException {
         Files.createDirectories(options.directory());
         DirectoryLock lock = DirectoryLock.acquire(options.directory());
+        SegmentedLog log = null;
         try {
-            SegmentedLog log = new SegmentedLog(options, lock);
+            log = new SegmentedLog(options, lock);
             log.recover();
             log.writer.start();
             return log;
         } catch (IOException | RuntimeException e) {
+            if (log != null) {
+                log.closeSegmentsAfterFailedOpen(e);
+            }
             lock.close();
             throw e;
+        }
+    }
+
+    /** Closes the segment channels recovery opened before it failed; their errors are added to {@code cause}. */
+    private void closeSegmentsAfterFailedOpen(Exception cause) {
+        for (Segment s : segments.values()) {
+            try {
+                s.closeChannels();
+            } catch (IOException e) {
+                cause.addSuppressed(e);
+            }
         }
     }
 
