@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.opentmr.persistence.Await;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.RandomAccessFile;
@@ -39,7 +40,7 @@ class CorruptionTest {
     private void writeTen() throws IOException {
         try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
             for (long s = 1; s <= 10; s++) {
-                log.append(List.of(log.encode(List.of(event("a", s))))).join();
+                Await.done(log.append(List.of(log.encode(List.of(event("a", s))))));
             }
         }
     }
@@ -68,7 +69,7 @@ class CorruptionTest {
         try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
             assertEquals(List.of(1L, 2L, 3L, 4L, 5L, 6L, 7L, 8L, 9L), replay(log));
             assertEquals(last, Files.size(seg));
-            log.append(List.of(log.encode(List.of(event("a", 10))))).join();
+            Await.done(log.append(List.of(log.encode(List.of(event("a", 10))))));
         }
         try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
             assertEquals(10, replay(log).size());
@@ -114,13 +115,13 @@ class CorruptionTest {
     @Test
     void pagesOfTheLastWriteReachingDiskOutOfOrderAreATornTail() throws IOException {
         try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
-            log.append(List.of(log.encode(List.of(event("a", 1))))).join();
+            Await.done(log.append(List.of(log.encode(List.of(event("a", 1))))));
             // One request: one write, one fsync. A power loss during it may persist a later page, not an earlier.
             List<SegmentedLog.Group> groups = new ArrayList<>();
             for (long s = 2; s <= 6; s++) {
                 groups.add(log.encode(List.of(event("a", s))));
             }
-            log.append(groups).join();
+            Await.done(log.append(groups));
         }
         List<Integer> offsets = offsets();
         zero(onlySegment(), offsets.get(1), offsets.get(3) - offsets.get(1));
@@ -133,8 +134,8 @@ class CorruptionTest {
     @Test
     void damageInAWriteFollowedByALaterWriteIsInTheMiddle() throws IOException {
         try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
-            log.append(List.of(log.encode(List.of(event("a", 1))), log.encode(List.of(event("a", 2))))).join();
-            log.append(List.of(log.encode(List.of(event("a", 3))), log.encode(List.of(event("a", 4))))).join();
+            Await.done(log.append(List.of(log.encode(List.of(event("a", 1))), log.encode(List.of(event("a", 2))))));
+            Await.done(log.append(List.of(log.encode(List.of(event("a", 3))), log.encode(List.of(event("a", 4))))));
         }
         List<Integer> offsets = offsets();
         zero(onlySegment(), offsets.get(1), offsets.get(2) - offsets.get(1));
@@ -160,8 +161,8 @@ class CorruptionTest {
     @Test
     void anAtomicWriteCutAtTheTailDisappearsWhole() throws IOException {
         try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
-            log.append(List.of(log.encode(List.of(event("a", 1))))).join();
-            log.append(List.of(log.encode(List.of(event("a", 2), event("a", 3), event("a", 4))))).join();
+            Await.done(log.append(List.of(log.encode(List.of(event("a", 1))))));
+            Await.done(log.append(List.of(log.encode(List.of(event("a", 2), event("a", 3), event("a", 4))))));
         }
         Path seg = onlySegment();
         long size = Files.size(seg);
@@ -178,7 +179,7 @@ class CorruptionTest {
         writeTen();
         Files.createFile(dir.resolve(LogScanner.segmentName(10)));
         try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
-            log.append(List.of(log.encode(List.of(event("a", 11))))).join();
+            Await.done(log.append(List.of(log.encode(List.of(event("a", 11))))));
             assertEquals(11, replay(log).size());
         }
         assertEquals(2, LogScanner.segmentFiles(dir).size());
@@ -192,7 +193,7 @@ class CorruptionTest {
         Files.createFile(dir.resolve(LogScanner.segmentName(0)));
         try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
             assertEquals(0, log.nextPosition());
-            log.append(List.of(log.encode(List.of(event("a", 1))))).join();
+            Await.done(log.append(List.of(log.encode(List.of(event("a", 1))))));
         }
         try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
             assertEquals(List.of(1L), replay(log));
@@ -204,7 +205,7 @@ class CorruptionTest {
         LogOptions small = Records.options(dir).withSegmentSize(4096);
         try (SegmentedLog log = SegmentedLog.open(small)) {
             for (long s = 1; s <= 300; s++) {
-                log.append(List.of(log.encode(List.of(event("a", s))))).join();
+                Await.done(log.append(List.of(log.encode(List.of(event("a", s))))));
             }
         }
         List<Path> files = LogScanner.segmentFiles(dir);
@@ -252,7 +253,7 @@ class CorruptionTest {
         try (SegmentedLog log = SegmentedLog.open(Records.options(dir).withRepair(true))) {
             assertEquals(List.of(), replay(log));
             assertEquals(100, log.nextPosition(), "positions continue where the remaining segment starts");
-            log.append(List.of(log.encode(List.of(event("b", 1))))).join();
+            Await.done(log.append(List.of(log.encode(List.of(event("b", 1))))));
             assertEquals(101, log.nextPosition());
         }
         try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {

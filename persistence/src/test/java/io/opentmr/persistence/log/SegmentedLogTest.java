@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.opentmr.persistence.Await;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -30,7 +31,7 @@ class SegmentedLogTest {
         for (long s = from; s <= to; s++) {
             groups.add(log.encode(List.of(event(pid, s))));
         }
-        log.append(groups).join();
+        Await.done(log.append(groups));
     }
 
     private static List<Long> seqs(SegmentedLog log, String pid, long from, long to, long max) {
@@ -60,9 +61,9 @@ class SegmentedLogTest {
         try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
             write(log, "a", 1, 5);
             assertEquals(5, log.highestSequenceNr("a"));
-            log.delete("a", 3).join();
+            Await.done(log.delete("a", 3));
             assertEquals(List.of(4L, 5L), seqs(log, "a", 1, Long.MAX_VALUE, Long.MAX_VALUE));
-            log.delete("a", Long.MAX_VALUE).join();
+            Await.done(log.delete("a", Long.MAX_VALUE));
             assertEquals(List.of(), seqs(log, "a", 1, Long.MAX_VALUE, Long.MAX_VALUE));
             assertEquals(5, log.highestSequenceNr("a"));
             assertEquals(0, log.highestSequenceNr("b"));
@@ -84,7 +85,7 @@ class SegmentedLogTest {
             write(log, "keep", 1, 10);
             int segmentsBefore = LogScanner.segmentFiles(dir).size();
             assertTrue(segmentsBefore > 3, "expected several segments, got " + segmentsBefore);
-            log.delete("old", 200).join();
+            Await.done(log.delete("old", 200));
             int segmentsAfter = LogScanner.segmentFiles(dir).size();
             assertTrue(segmentsAfter < segmentsBefore, segmentsBefore + " -> " + segmentsAfter);
             assertEquals(List.of(), seqs(log, "old", 1, Long.MAX_VALUE, Long.MAX_VALUE));
@@ -109,7 +110,7 @@ class SegmentedLogTest {
                 String pid = "p" + w;
                 all.add(CompletableFuture.runAsync(() -> {
                     for (long s = 1; s <= perWriter; s++) {
-                        log.append(List.of(log.encode(List.of(event(pid, s, "tag-" + (s % 3)))))).join();
+                        Await.done(log.append(List.of(log.encode(List.of(event(pid, s, "tag-" + (s % 3)))))));
                     }
                 }));
             }
@@ -140,7 +141,7 @@ class SegmentedLogTest {
             write(log, "a", 1, 3);
             epoch.set(8);
             write(log, "b", 1, 2);
-            log.delete("a", 1).join();
+            Await.done(log.delete("a", 1));
             List<LogRecord> all = log.readFrom(0, 100);
             assertEquals(6, all.size());
             for (int i = 0; i < all.size(); i++) {
@@ -158,7 +159,7 @@ class SegmentedLogTest {
     @Test
     void anAtomicWriteIsOneGroupAndReplaysWhole() throws Exception {
         try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
-            log.append(List.of(log.encode(List.of(event("a", 1), event("a", 2), event("a", 3))))).join();
+            Await.done(log.append(List.of(log.encode(List.of(event("a", 1), event("a", 2), event("a", 3))))));
             List<LogRecord> all = log.readFrom(0, 10);
             assertFalse(all.get(0).lastOfGroup());
             assertFalse(all.get(1).lastOfGroup());
@@ -172,8 +173,8 @@ class SegmentedLogTest {
     @Test
     void tagsAreIndexed() throws Exception {
         try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
-            log.append(List.of(log.encode(List.of(event("a", 1, "x"))), log.encode(List.of(event("b", 1, "x", "y"))),
-                    log.encode(List.of(event("a", 2))))).join();
+            Await.done(log.append(List.of(log.encode(List.of(event("a", 1, "x"))),
+                    log.encode(List.of(event("b", 1, "x", "y"))), log.encode(List.of(event("a", 2))))));
             assertEquals(List.of("a", "b"), log.eventsByTag("x", -1, 10).records().stream()
                     .map(LogRecord::persistenceId).toList());
             assertEquals(1, log.eventsByTag("x", 0, 10).records().size());

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.opentmr.persistence.Await;
 import io.opentmr.persistence.Counter;
 import io.opentmr.persistence.OpenTmrPersistence;
 import io.opentmr.persistence.TestConfig;
@@ -48,7 +49,7 @@ class JournalToolsTest {
     private void writeRaw(String pid, int count) throws IOException {
         try (SegmentedLog log = SegmentedLog.open(LogOptions.defaults(dir))) {
             for (int s = 1; s <= count; s++) {
-                log.append(List.of(log.encode(List.of(raw(pid, s))))).join();
+                Await.done(log.append(List.of(log.encode(List.of(raw(pid, s))))));
             }
         }
     }
@@ -105,8 +106,8 @@ class JournalToolsTest {
     @Test
     void dumpShowsOtherPayloadsAsBase64AndMarksDeletedEvents() throws Exception {
         try (SegmentedLog log = SegmentedLog.open(LogOptions.defaults(dir))) {
-            log.append(List.of(log.encode(List.of(raw("r", 1))), log.encode(List.of(raw("r", 2))))).join();
-            log.delete("r", 1).join();
+            Await.done(log.append(List.of(log.encode(List.of(raw("r", 1))), log.encode(List.of(raw("r", 2))))));
+            Await.done(log.delete("r", 1));
         }
         List<JsonNode> lines = dump(DumpFilter.persistenceId("r"));
         assertEquals(3, lines.size());
@@ -168,10 +169,10 @@ class JournalToolsTest {
     @Test
     void toolsReadALiveJournalWithoutTakingItsLock() throws IOException {
         try (SegmentedLog log = SegmentedLog.open(LogOptions.defaults(dir))) {
-            log.append(List.of(log.encode(List.of(raw("live", 1))))).join();
+            Await.done(log.append(List.of(log.encode(List.of(raw("live", 1))))));
             assertEquals(0, JournalTools.verify(dir).exitCode());
             assertEquals(1, dump(DumpFilter.all()).size());
-            log.append(List.of(log.encode(List.of(raw("live", 2))))).join();
+            Await.done(log.append(List.of(log.encode(List.of(raw("live", 2))))));
             assertEquals(2, JournalTools.verify(dir).events());
         }
     }
