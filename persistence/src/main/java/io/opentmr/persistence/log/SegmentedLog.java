@@ -787,14 +787,16 @@ public final class SegmentedLog implements AutoCloseable {
         indexLock.readLock().lock();
         try {
             LongArray all = tags.get(tag);
-            // Bounds the time the read lock is held when a run of deleted events is not pruned yet.
-            long budget = Math.max(1024L, 8L * max);
-            for (int i = all == null ? 0 : all.lowerBound(afterPosition + 1);
-                    all != null && i < all.size() && positions.size() < max && budget-- > 0; i++) {
-                long position = all.get(i);
-                scannedTo = position;
-                if (isLive(position)) {
-                    positions.add(position);
+            if (all != null) {
+                // Bounds the time the read lock is held when a run of deleted events is not pruned yet.
+                long budget = Math.max(1024L, 8L * max);
+                for (int i = all.lowerBound(afterPosition + 1); i < all.size() && positions.size() < max
+                        && budget-- > 0; i++) {
+                    long position = all.get(i);
+                    scannedTo = position;
+                    if (isLive(position)) {
+                        positions.add(position);
+                    }
                 }
             }
         } finally {
