@@ -23,6 +23,7 @@ import io.opentmr.protocol.ContainerInfo;
 import io.opentmr.protocol.CryptDirection;
 import io.opentmr.protocol.Frame;
 import io.opentmr.protocol.Message;
+import io.opentmr.protocol.testing.RawConnection;
 import io.opentmr.protocol.ServerKind;
 import io.opentmr.protocol.testing.NoLeaks;
 import java.io.IOException;
@@ -219,7 +220,7 @@ class BackendServerTest {
         for (int id = 100; id < 100 + requests; id++) {
             frames.add(RawConnection.encode(new Frame(id, new Message.Access(FIRM, 42, 0, AccessMode.USERLIMIT))));
         }
-        connection.sendRaw(concat(frames));
+        connection.sendRaw(RawConnection.concat(frames));
         Map<Integer, Message> answers = new HashMap<>();
         for (int i = 0; i < requests; i++) {
             Frame frame = connection.read();
@@ -302,14 +303,4 @@ class BackendServerTest {
         assertFalse(e.getMessage().isEmpty());
     }
 
-    private static byte[] concat(List<byte[]> parts) {
-        int length = parts.stream().mapToInt(p -> p.length).sum();
-        byte[] all = new byte[length];
-        int at = 0;
-        for (byte[] part : parts) {
-            System.arraycopy(part, 0, all, at, part.length);
-            at += part.length;
-        }
-        return all;
-    }
 }

@@ -11,6 +11,7 @@ import io.opentmr.license.VendorKeyFiles;
 import io.opentmr.license.VendorState;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.Message;
+import io.opentmr.protocol.testing.RawConnection;
 import io.opentmr.protocol.Serial;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;

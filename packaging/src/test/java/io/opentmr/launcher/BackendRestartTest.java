@@ -13,16 +13,10 @@ import io.opentmr.license.LicenseIssuer;
 import io.opentmr.license.VendorKeyFiles;
 import io.opentmr.license.VendorState;
 import io.opentmr.protocol.Bytes;
-import io.opentmr.protocol.CodecLimits;
-import io.opentmr.protocol.Frame;
-import io.opentmr.protocol.FrameDecoder;
-import io.opentmr.protocol.FrameEncoder;
 import io.opentmr.protocol.Message;
 import io.opentmr.protocol.Serial;
-import java.io.DataInputStream;
-import java.io.IOException;
+import io.opentmr.protocol.testing.RawConnection;
 import java.net.InetSocketAddress;
-import java.net.Socket;
 import java.nio.file.Path;
 import java.security.KeyPair;
 import java.security.SecureRandom;
@@ -81,36 +75,16 @@ class BackendRestartTest {
     }
 
     private static void importLicense(InetSocketAddress address, KeyPair vendor) throws Exception {
-        try (Socket socket = new Socket()) {
-            socket.connect(address, 2_000);
-            socket.setSoTimeout(5_000);
-            request(socket, 1, new Message.Hello("test", "localhost", "admin", 1));
-            Message context = request(socket, 2, new Message.LicenseContext("", Serial.NONE));
+        try (RawConnection admin = new RawConnection(address)) {
+            admin.hello();
+            Message context = admin.request(new Message.LicenseContext("", Serial.NONE));
             ContainerContext own = ContainerContext.parse(((Message.LicenseContextOk) context).context().toArray());
             byte[] file = new LicenseIssuer(vendor.getPrivate(), vendor.getPublic(), Clock.systemUTC(),
                     new SecureRandom()).issue(VendorState.empty(), List.of(own), new LicenseIssuer.Request(FIRM, 42, 2,
                     false, 100L, null, null, null, null, 0, "restart test")).files().get(0).file().toJson();
-            assertInstanceOf(Message.LicenseUpdateOk.class, request(socket, 3, new Message.LicenseUpdate("",
+            assertInstanceOf(Message.LicenseUpdateOk.class, admin.request(new Message.LicenseUpdate("",
                     Bytes.of(file))));
         }
     }
 
-    private static Message request(Socket socket, int id, Message message) throws IOException {
-        io.netty.buffer.ByteBuf out = io.netty.buffer.Unpooled.buffer();
-        FrameEncoder.encode(new Frame(id, message), out);
-        byte[] bytes = new byte[out.readableBytes()];
-        out.readBytes(bytes);
-        out.release();
-        socket.getOutputStream().write(bytes);
-        DataInputStream in = new DataInputStream(socket.getInputStream());
-        int length = in.readInt();
-        byte[] body = new byte[length];
-        in.readFully(body);
-        io.netty.buffer.ByteBuf buf = io.netty.buffer.Unpooled.buffer().writeInt(length).writeBytes(body);
-        try {
-            return FrameDecoder.readFrame(buf, CodecLimits.DEFAULT).message();
-        } finally {
-            buf.release();
-        }
-    }
 }

@@ -26,13 +26,7 @@ public final class AdminClient implements AutoCloseable {
      * @throws CmException 101 when no address answered; the server's error when it refused HELLO
      */
     public static AdminClient connect(TmrClientOptions options, String adminToken) {
-        ClientConnection connection = new ClientConnection(options);
-        try {
-            connection.start();
-        } catch (RuntimeException e) {
-            connection.close();
-            throw e;
-        }
+        ClientConnection connection = ClientConnection.open(options);
         return new AdminClient(connection, adminToken);
     }
 

@@ -138,6 +138,18 @@ final class ClientConnection {
      * @throws CmException 101 when no address answered within {@code connectTimeout}, or the error a
      *                     server answered HELLO with (e.g. 231)
      */
+    /** A connection with its session up; closed again if it cannot get one. */
+    static ClientConnection open(TmrClientOptions options) {
+        ClientConnection connection = new ClientConnection(options);
+        try {
+            connection.start();
+        } catch (RuntimeException e) {
+            connection.close();
+            throw e;
+        }
+        return connection;
+    }
+
     void start() {
         Duration timeout = options.connectTimeout();
         try {

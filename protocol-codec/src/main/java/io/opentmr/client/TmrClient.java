@@ -84,13 +84,7 @@ public final class TmrClient implements AutoCloseable {
      *                     the server's error when it refused HELLO
      */
     public static TmrClient connect(TmrClientOptions options) {
-        ClientConnection connection = new ClientConnection(options);
-        try {
-            connection.start();
-        } catch (RuntimeException e) {
-            connection.close();
-            throw e;
-        }
+        ClientConnection connection = ClientConnection.open(options);
         return new TmrClient(connection);
     }
 

@@ -1,9 +1,9 @@
 package io.opentmr.protocol;
 
 import io.netty.buffer.ByteBuf;
-import io.netty.buffer.ByteBufUtil;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.embedded.EmbeddedChannel;
+import io.opentmr.protocol.testing.RawConnection;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -14,27 +14,11 @@ final class Wire {
     }
 
     static byte[] encode(Frame frame) {
-        ByteBuf buf = Unpooled.buffer();
-        try {
-            FrameEncoder.encode(frame, buf);
-            return ByteBufUtil.getBytes(buf);
-        } finally {
-            buf.release();
-        }
+        return RawConnection.encode(frame);
     }
 
     static byte[] concat(byte[]... parts) {
-        int length = 0;
-        for (byte[] part : parts) {
-            length += part.length;
-        }
-        byte[] all = new byte[length];
-        int at = 0;
-        for (byte[] part : parts) {
-            System.arraycopy(part, 0, all, at, part.length);
-            at += part.length;
-        }
-        return all;
+        return RawConnection.concat(List.of(parts));
     }
 
     /** A server-side pipeline as the servers will build it: encoder for replies, decoder for requests. */

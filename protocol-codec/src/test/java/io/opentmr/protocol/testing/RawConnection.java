@@ -1,4 +1,4 @@
-package io.opentmr.backend;
+package io.opentmr.protocol.testing;
 
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufUtil;
@@ -17,21 +17,22 @@ import java.net.Socket;
 import java.net.SocketTimeoutException;
 
 /** A blocking, frame-level connection for tests that need exact control over what goes on the wire. */
-final class RawConnection implements AutoCloseable {
+public final class RawConnection implements AutoCloseable {
 
     private final Socket socket = new Socket();
     private final DataInputStream in;
     private final OutputStream out;
     private int nextId = 1;
 
-    RawConnection(InetSocketAddress address) throws IOException {
+    public RawConnection(InetSocketAddress address) throws IOException {
         socket.connect(address, 2_000);
         socket.setSoTimeout(5_000);
         in = new DataInputStream(socket.getInputStream());
         out = socket.getOutputStream();
     }
 
-    Message request(Message message) throws IOException {
+    /** Sends a request and reads the reply, which must carry the request's id. */
+    public Message request(Message message) throws IOException {
         int id = nextId++;
         send(id, message);
         Frame reply = read();
@@ -41,16 +42,17 @@ final class RawConnection implements AutoCloseable {
         return reply.message();
     }
 
-    Message hello() throws IOException {
+    public Message hello() throws IOException {
         return request(new Message.Hello("raw-test", "ws-raw", "tester", 1));
     }
 
-    void send(int id, Message message) throws IOException {
+    public void send(int id, Message message) throws IOException {
         out.write(encode(new Frame(id, message)));
         out.flush();
     }
 
-    static byte[] encode(Frame frame) {
+    /** One whole frame as bytes. */
+    public static byte[] encode(Frame frame) {
         ByteBuf buf = Unpooled.buffer();
         try {
             FrameEncoder.encode(frame, buf);
@@ -60,12 +62,12 @@ final class RawConnection implements AutoCloseable {
         }
     }
 
-    void sendRaw(byte[] bytes) throws IOException {
+    public void sendRaw(byte[] bytes) throws IOException {
         out.write(bytes);
         out.flush();
     }
 
-    Frame read() throws IOException {
+    public Frame read() throws IOException {
         int length = in.readInt();
         byte[] body = new byte[length];
         in.readFully(body);
@@ -79,7 +81,7 @@ final class RawConnection implements AutoCloseable {
     }
 
     /** Whether the server closed the connection within the socket timeout (5 s). */
-    boolean closedByServer() throws IOException {
+    public boolean closedByServer() throws IOException {
         try {
             return in.read() == -1;
         } catch (EOFException e) {
@@ -89,6 +91,18 @@ final class RawConnection implements AutoCloseable {
         } catch (IOException e) {
             return e.getMessage() != null && e.getMessage().contains("reset");
         }
+    }
+
+    /** The parts one after the other: several frames in one write. */
+    public static byte[] concat(java.util.List<byte[]> parts) {
+        int length = parts.stream().mapToInt(p -> p.length).sum();
+        byte[] all = new byte[length];
+        int at = 0;
+        for (byte[] part : parts) {
+            System.arraycopy(part, 0, all, at, part.length);
+            at += part.length;
+        }
+        return all;
     }
 
     @Override
