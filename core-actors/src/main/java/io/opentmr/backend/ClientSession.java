@@ -229,7 +229,9 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
         }
         CompletionStage<T> answer = AskPattern.askWithStatus(gateway,
                 replyTo -> new ContainerGateway.Submit(command.apply(replyTo)), settings.requestTimeout(), scheduler);
-        answer.whenComplete((value, failure) -> {
+        // On the channel's event loop: the reply is written there anyway, and the stage Pekko returns would
+        // otherwise run this on the JDK's default async executor, a new thread per reply on a 2-core machine.
+        answer.whenCompleteAsync((value, failure) -> {
             inFlight.decrementAndGet();
             if (failure == null) {
                 reply(ctx, id, reply.apply(value));
@@ -247,7 +249,7 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
                 LOG.error("Request {} of session {} failed", Integer.toUnsignedString(id), owner.sessionId(), cause);
                 error(ctx, id, CmError.NETWORK_FAULT, "the server failed to process the request: " + cause);
             }
-        });
+        }, ctx.executor());
     }
 
     private static void reply(ChannelHandlerContext ctx, int id, Message message) {
