@@ -76,7 +76,8 @@ public final class Backend implements AutoCloseable {
         ContainerIdentity identity = ContainerIdentity.loadOrCreate(settings.dataDir(), settings.cmActId(), random);
         Behavior<Void> guardian = Behaviors.setup(context -> {
             ActorRef<Container.Command> container = context.spawn(
-                    Container.create(identity, vendorKeys, settings.cleanupTimeout(), clock, random), "container");
+                    Container.create(identity, vendorKeys, settings.cleanupTimeout(), settings.snapshotEvery(), clock,
+                            random), "container");
             context.watch(container);
             ActorRef<ContainerGateway.Message> gateway = context.spawn(ContainerGateway.create(container,
                     settings.maxQueuedRequests(), MAX_BATCH), "gateway");

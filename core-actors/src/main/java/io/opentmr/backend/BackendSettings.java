@@ -18,6 +18,7 @@ public record BackendSettings(
         List<Path> vendorKeys,
         long cmActId,
         Duration cleanupTimeout,
+        int snapshotEvery,
         Duration keepAliveInterval,
         String adminToken,
         AccessList accessList,
@@ -57,7 +58,7 @@ public record BackendSettings(
             throw new ConfigException.BadValue(PATH + ".limits.max-frame-bytes", "must be at least 1024");
         }
         return new BackendSettings(c.getString("address"), port, Path.of(dataDir), vendorKeys, cmActId,
-                positive(c, "cleanup-timeout"), positive(c, "keep-alive-interval"), c.getString("admin-token"),
+                positive(c, "cleanup-timeout"), atLeastOne(c, "snapshot-every"), positive(c, "keep-alive-interval"), c.getString("admin-token"),
                 accessList, atLeastOne(c, "limits.max-connections"), atLeastOne(c, "limits.max-in-flight-per-connection"),
                 atLeastOne(c, "limits.max-queued-requests"),
                 positive(c, "limits.hello-timeout"), positive(c, "limits.request-timeout"),

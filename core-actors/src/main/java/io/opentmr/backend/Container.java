@@ -41,6 +41,8 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.pattern.StatusReply;
 import org.apache.pekko.persistence.typed.PersistenceId;
 import org.apache.pekko.persistence.typed.RecoveryCompleted;
+import org.apache.pekko.persistence.typed.SnapshotAdapter;
+import org.apache.pekko.persistence.typed.javadsl.RetentionCriteria;
 import org.apache.pekko.persistence.typed.javadsl.CommandHandler;
 import org.apache.pekko.persistence.typed.javadsl.Effect;
 import org.apache.pekko.persistence.typed.javadsl.EventHandler;
@@ -188,6 +190,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     private final ContainerIdentity identity;
     private final List<PublicKey> vendorKeys;
     private final Duration cleanupTimeout;
+    private final int snapshotEvery;
     private final Clock clock;
     private final SecureRandom random;
     private final TrackingLog tracking;
@@ -209,14 +212,23 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     };
     private boolean recovered;
 
+    /** Events between snapshots when none is configured: recovery replays at most this many after one. */
+    public static final int DEFAULT_SNAPSHOT_EVERY = 1000;
+
     public static Behavior<Command> create(ContainerIdentity identity, List<PublicKey> vendorKeys,
                                            Duration cleanupTimeout, Clock clock, SecureRandom random) {
+        return create(identity, vendorKeys, cleanupTimeout, DEFAULT_SNAPSHOT_EVERY, clock, random);
+    }
+
+    public static Behavior<Command> create(ContainerIdentity identity, List<PublicKey> vendorKeys,
+                                           Duration cleanupTimeout, int snapshotEvery, Clock clock,
+                                           SecureRandom random) {
         Duration interval = cleanupTimeout.dividedBy(4);
         Duration tick = interval.compareTo(Duration.ofSeconds(10)) > 0 ? Duration.ofSeconds(10)
                 : interval.compareTo(Duration.ofMillis(100)) < 0 ? Duration.ofMillis(100) : interval;
         return Behaviors.setup(context -> Behaviors.withTimers(timers -> {
             timers.startTimerWithFixedDelay(new Cleanup(), tick);
-            return new Container(context, identity, vendorKeys, cleanupTimeout, clock, random);
+            return new Container(context, identity, vendorKeys, cleanupTimeout, snapshotEvery, clock, random);
         }));
     }
 
@@ -225,13 +237,14 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     }
 
     private Container(ActorContext<Command> context, ContainerIdentity identity, List<PublicKey> vendorKeys,
-                      Duration cleanupTimeout, Clock clock, SecureRandom random) {
+                      Duration cleanupTimeout, int snapshotEvery, Clock clock, SecureRandom random) {
         super(persistenceId(identity), SupervisorStrategy.restartWithBackoff(Duration.ofMillis(200),
                 Duration.ofSeconds(5), 0.1));
         this.context = context;
         this.identity = identity;
         this.vendorKeys = List.copyOf(vendorKeys);
         this.cleanupTimeout = cleanupTimeout;
+        this.snapshotEvery = snapshotEvery;
         this.clock = clock;
         this.random = random;
         this.tracking = new TrackingLog(identity.serial());
@@ -241,6 +254,28 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     @Override
     public ContainerState emptyState() {
         return new ContainerState(identity.serial(), identity.cmActId());
+    }
+
+    /** Snapshots bound recovery; the events a snapshot covers are deleted, which bounds the journal too. */
+    @Override
+    public RetentionCriteria retentionCriteria() {
+        return RetentionCriteria.snapshotEvery(snapshotEvery, 2).withDeleteEventsOnSnapshot();
+    }
+
+    /** The store gets an immutable copy made here, on the container's thread, never the live mutable state. */
+    @Override
+    public SnapshotAdapter<ContainerState> snapshotAdapter() {
+        return new SnapshotAdapter<>() {
+            @Override
+            public Object toJournal(ContainerState state) {
+                return state.toSnapshot();
+            }
+
+            @Override
+            public ContainerState fromJournal(Object from) {
+                return ContainerState.fromSnapshot((ContainerSnapshot) from);
+            }
+        };
     }
 
     @Override

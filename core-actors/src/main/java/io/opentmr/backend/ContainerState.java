@@ -360,6 +360,47 @@ public final class ContainerState {
                 .map(b -> (ContainerEvent) new BorrowEnded(b.ticketId(), false, now)).toList();
     }
 
+    // ---------------------------------------------------------------- snapshots
+
+    /** An immutable copy; call it on the owning actor's thread. */
+    public ContainerSnapshot toSnapshot() {
+        List<ContainerSnapshot.Item> itemCopies = items.values().stream()
+                .map(i -> new ContainerSnapshot.Item(i.firmCode, i.spec, i.tmrGroupKeys, i.units, i.usageStartedAt))
+                .toList();
+        List<ContainerSnapshot.Decrement> decrements = recentDecrements.entrySet().stream()
+                .map(e -> new ContainerSnapshot.Decrement(e.getKey().handleId(), e.getKey().operationId(),
+                        e.getValue()))
+                .toList();
+        return new ContainerSnapshot(serial.toString(), cmActId, Map.copyOf(firmUpdateCounters), itemCopies,
+                List.copyOf(handles.values()), List.copyOf(borrows.values()), decrements, nextHandleId, nextTicketId);
+    }
+
+    /** The state a snapshot describes; seat usage is rebuilt from its handles and borrows. */
+    public static ContainerState fromSnapshot(ContainerSnapshot snapshot) {
+        ContainerState state = new ContainerState(Serial.parse(snapshot.serial()), snapshot.cmActId());
+        state.firmUpdateCounters.putAll(snapshot.firmUpdateCounters());
+        for (ContainerSnapshot.Item item : snapshot.items()) {
+            ItemState restored = new ItemState(item.firmCode(), item.spec(), item.tmrGroupKeys());
+            restored.units = item.units();
+            restored.usageStartedAt = item.usageStartedAt();
+            state.items.put(restored.key(), restored);
+        }
+        for (Handle handle : snapshot.handles()) {
+            state.handles.put(handle.id(), handle);
+            state.items.get(handle.item()).add(handle);
+        }
+        for (Borrow borrow : snapshot.borrows()) {
+            state.borrows.put(borrow.ticketId(), borrow);
+            state.items.get(borrow.item()).borrowStarted();
+        }
+        for (ContainerSnapshot.Decrement d : snapshot.recentDecrements()) {
+            state.recentDecrements.put(new OperationKey(d.handleId(), d.operationId()), d.remaining());
+        }
+        state.nextHandleId = snapshot.nextHandleId();
+        state.nextTicketId = snapshot.nextTicketId();
+        return state;
+    }
+
     // ---------------------------------------------------------------- events
 
     public ContainerState apply(ContainerEvent event) {

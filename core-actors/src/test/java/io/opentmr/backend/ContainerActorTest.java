@@ -241,6 +241,40 @@ class ContainerActorTest {
     }
 
     @Test
+    void recoveryStartsFromSnapshotsAndTheSnapshotSurvivesCbor() throws Exception {
+        var snapshotting = EventSourcedBehaviorTestKit.<Container.Command, ContainerEvent, ContainerState>create(
+                testKit.system(), Container.create(identity, List.of(vendor.getPublic()), Duration.ofMinutes(2), 3,
+                        clock, new SecureRandom()),
+                EventSourcedBehaviorTestKit.enabledSerializationSettings().withVerifyCommands(false)
+                        .withVerifyState(false));
+        kit = snapshotting;
+        importLicense(issue(42, 5, 100L, null, 0));
+        List<Container.Granted> granted = new java.util.ArrayList<>();
+        for (int i = 0; i < 4; i++) {
+            granted.add(access(42, "ws-" + i, i));
+        }
+        ok(kit.<StatusReply<Long>>runCommand(r -> new Container.DecrementUnits(granted.get(0).handle().id(), 0, 1, 30,
+                r)));
+        ok(kit.<StatusReply<Done>>runCommand(r -> new Container.Release(granted.get(3).handle().id(), 3, r)));
+
+        kit.restart();
+        ContainerInfo info = ok(kit.<StatusReply<ContainerInfo>>runCommand(Container.Describe::new));
+        assertEquals(3, info.products().get(0).inUse());
+        assertEquals(70, info.products().get(0).units());
+        ok(kit.<StatusReply<Handle>>runCommand(r -> new Container.Resume(granted.get(1).handle().id(),
+                granted.get(1).token(), 9, r)));
+
+        ContainerSnapshot snapshot = kit.getState().toSnapshot();
+        var serialization = org.apache.pekko.serialization.SerializationExtension.get(testKit.system());
+        byte[] bytes = serialization.serialize(snapshot).get();
+        var serializer = serialization.findSerializerFor(snapshot);
+        Object back = serialization.deserialize(bytes, serializer.identifier(),
+                org.apache.pekko.serialization.Serializers.manifestFor(serializer, snapshot)).get();
+        assertEquals(snapshot, back, "the snapshot round-trips through Jackson CBOR");
+        assertEquals("JacksonCborSerializer", serializer.getClass().getSimpleName(), "bound to Jackson CBOR");
+    }
+
+    @Test
     void aFreshContainerIsASoftwareContainerWithTheConfiguredCmActIdAndKeepsItsIdentity() throws Exception {
         assertEquals(Serial.MASK_SOFTWARE, identity.serial().mask());
         ContainerIdentity again = ContainerIdentity.loadOrCreate(dataDir, 7, new SecureRandom());

@@ -255,6 +255,29 @@ class ContainerStateTest {
         assertEquals(state.firmUpdateCounters(), recovered.firmUpdateCounters());
     }
 
+    @Test
+    void aSnapshotGivesTheSameContainerAndTheSameAnswers() {
+        Handle station = fixture.open(SEATS_2, STATIONSHARE, "a", 1);
+        fixture.open(SEATS_2, STATIONSHARE, "a", 2);
+        Handle units = fixture.open(UNITS_10, USERLIMIT, "b", 3);
+        fixture.persist(state.decrementUnits(units.id(), 3, 7, 4, NOW));
+        fixture.open(EMERGENCY_1_DAY, NOUSERLIMIT, "c", 4);
+        Handle lender = fixture.open(BORROWABLE_1_SEAT, USERLIMIT, "d", 5);
+        fixture.persist(state.borrow(lender.id(), 5, Duration.ofHours(1), "d/user", NOW));
+
+        ContainerState restored = ContainerState.fromSnapshot(state.toSnapshot());
+        assertEquals(state.products(), restored.products());
+        assertEquals(Set.copyOf(state.handles()), Set.copyOf(restored.handles()));
+        assertEquals(Set.copyOf(state.borrows()), Set.copyOf(restored.borrows()));
+        assertEquals(state.firmUpdateCounters(), restored.firmUpdateCounters());
+        assertEquals(6L, ((Decision.Accept<Long>) restored.decrementUnits(units.id(), 3, 7, 4, NOW)).reply(),
+                "a retried decrement finds its result after a snapshot");
+        assertEquals(212, code(restored.access(request(BORROWABLE_1_SEAT, USERLIMIT, "e", 6), NOW)), "borrowed seat");
+        assertEquals(0, code(restored.access(request(SEATS_2, STATIONSHARE, "a", 7), NOW)), "station a shares");
+        Handle next = ((Decision.Accept<Handle>) restored.access(request(SEATS_2, USERLIMIT, "g", 9), NOW)).reply();
+        assertTrue(next.id() > lender.id() && next.id() > station.id(), "handle ids continue after the snapshot");
+    }
+
     private static int code(Decision<?> decision) {
         return decision instanceof Decision.Refuse<?> refuse ? refuse.error().code() : 0;
     }

@@ -48,6 +48,8 @@ class BackendRestartTest {
         flags.put("opentmr.backend.data-dir", dir.resolve("data").toString());
         flags.put("opentmr.backend.vendor-keys", List.of(dir.resolve("vendor/vendor.pub").toString()));
         flags.put("opentmr.backend.cm-act-id", 7);
+        // Snapshots on our snapshot store, and the events they cover deleted from our journal.
+        flags.put("opentmr.backend.snapshot-every", 2);
         return LauncherConfig.resolve(flags, null, "opentmr.backend.data-dir");
     }
 

@@ -1,0 +1,32 @@
+package io.opentmr.backend;
+
+import io.opentmr.CborSerializable;
+import io.opentmr.license.ProductItemSpec;
+import java.time.Instant;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * An immutable copy of a {@link ContainerState} for the snapshot store, taken on the container's own
+ * thread: recovery starts from the newest snapshot and replays only the events after it.
+ */
+public record ContainerSnapshot(
+        String serial,
+        long cmActId,
+        Map<Long, Long> firmUpdateCounters,
+        List<Item> items,
+        List<Handle> handles,
+        List<Borrow> borrows,
+        List<Decrement> recentDecrements,
+        long nextHandleId,
+        long nextTicketId) implements CborSerializable {
+
+    /** A product item's terms and the state that is not derived from handles and borrows. */
+    public record Item(long firmCode, ProductItemSpec spec, List<String> tmrGroupKeys, long units,
+                       Instant usageStartedAt) {
+    }
+
+    /** A remembered decrement result, so a retry after recovery from a snapshot still finds it. */
+    public record Decrement(long handleId, long operationId, long remaining) {
+    }
+}
