@@ -40,7 +40,7 @@ import scala.jdk.javaapi.CollectionConverters;
 
 /**
  * The journal and snapshot store driven through Pekko's plugin protocol, as Pekko's TCK specs drive a plugin
- * (the TCK itself needs ScalaTest): write, replay with bounds, atomic writes, rejection, deletion, reopen.
+ * (the TCK itself needs a Scala test framework): write, replay with bounds, atomic writes, rejection, deletion, reopen.
  */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
 class JournalPluginTest {

@@ -30,22 +30,7 @@ class CrashAndLockTest {
     @Test
     @Timeout(value = 90, unit = TimeUnit.SECONDS)
     void everyEventAcknowledgedBeforeSigkillIsThereAfterReopen() throws Exception {
-        Map<String, Set<Long>> acked = new HashMap<>();
-        try (ChildProcess child = new ChildProcess("write", dir)) {
-            int count = 0;
-            while (count < 5000) {
-                String line = child.nextLine(30);
-                assertNotNull(line, "child stopped acknowledging after " + count + " events");
-                if (ack(line, acked)) {
-                    count++;
-                }
-            }
-            child.kill();
-            // Acknowledgements printed before the kill may still sit in the pipe.
-            for (String line; (line = child.nextLine(10)) != null; ) {
-                ack(line, acked);
-            }
-        }
+        Map<String, Set<Long>> acked = ackedUntilKilled("write", 5000);
         // Make the tail torn for certain (SIGKILL alone rarely tears a write): half a record after the last one.
         Path last = LogScanner.segmentFiles(dir).get(LogScanner.segmentFiles(dir).size() - 1);
         byte[] partial = RecordCodec.encode(Records.event("w0", 999_999_999L), 1 << 20);
@@ -56,11 +41,7 @@ class CrashAndLockTest {
                 .allMatch(LogScanner.Damage::tail));
         long total = acked.values().stream().mapToLong(Set::size).sum();
         try (SegmentedLog log = SegmentedLog.open(LogOptions.defaults(dir))) {
-            for (Map.Entry<String, Set<Long>> e : acked.entrySet()) {
-                Set<Long> replayed = new HashSet<>();
-                log.replay(e.getKey(), 1, Long.MAX_VALUE, Long.MAX_VALUE, r -> replayed.add(r.sequenceNr()));
-                assertTrue(replayed.containsAll(e.getValue()), "lost acknowledged events of " + e.getKey());
-            }
+            assertAllReplayed(log, acked);
             assertTrue(log.nextPosition() >= total);
         }
         assertTrue(LogScanner.scan(dir, 64 << 20, false, (f, o, l, r) -> { }).damages().isEmpty(),
@@ -70,28 +51,39 @@ class CrashAndLockTest {
     @Test
     @Timeout(value = 90, unit = TimeUnit.SECONDS)
     void everyEventAcknowledgedToAPersistentActorSurvivesSigkill() throws Exception {
+        Map<String, Set<Long>> acked = ackedUntilKilled("actors", 3000);
+        assertEquals(8, acked.size());
+        try (SegmentedLog log = SegmentedLog.open(LogOptions.defaults(dir))) {
+            assertAllReplayed(log, acked);
+        }
+    }
+
+    /** Runs the child in {@code mode} until it acknowledged {@code count} events, kills it, drains the pipe. */
+    private Map<String, Set<Long>> ackedUntilKilled(String mode, int count) throws Exception {
         Map<String, Set<Long>> acked = new HashMap<>();
-        try (ChildProcess child = new ChildProcess("actors", dir)) {
-            int count = 0;
-            while (count < 3000) {
+        try (ChildProcess child = new ChildProcess(mode, dir)) {
+            int seen = 0;
+            while (seen < count) {
                 String line = child.nextLine(30);
-                assertNotNull(line, "child stopped acknowledging after " + count + " events");
+                assertNotNull(line, "child stopped acknowledging after " + seen + " events");
                 if (ack(line, acked)) {
-                    count++;
+                    seen++;
                 }
             }
             child.kill();
+            // Acknowledgements printed before the kill may still sit in the pipe.
             for (String line; (line = child.nextLine(10)) != null; ) {
                 ack(line, acked);
             }
         }
-        assertEquals(8, acked.size());
-        try (SegmentedLog log = SegmentedLog.open(LogOptions.defaults(dir))) {
-            for (Map.Entry<String, Set<Long>> e : acked.entrySet()) {
-                Set<Long> replayed = new HashSet<>();
-                log.replay(e.getKey(), 1, Long.MAX_VALUE, Long.MAX_VALUE, r -> replayed.add(r.sequenceNr()));
-                assertTrue(replayed.containsAll(e.getValue()), "lost acknowledged events of " + e.getKey());
-            }
+        return acked;
+    }
+
+    private static void assertAllReplayed(SegmentedLog log, Map<String, Set<Long>> acked) {
+        for (Map.Entry<String, Set<Long>> e : acked.entrySet()) {
+            Set<Long> replayed = new HashSet<>();
+            log.replay(e.getKey(), 1, Long.MAX_VALUE, Long.MAX_VALUE, r -> replayed.add(r.sequenceNr()));
+            assertTrue(replayed.containsAll(e.getValue()), "lost acknowledged events of " + e.getKey());
         }
     }
 
