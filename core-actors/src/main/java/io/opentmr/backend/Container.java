@@ -379,7 +379,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         Instant now = clock.instant();
         GrantKey key = new GrantKey(c.owner().host(), c.owner().user(), c.owner().pid(), c.requestId());
         Granted earlier = recentGrants.get(key);
-        if (earlier != null && state.handles().stream().anyMatch(h -> h.id() == earlier.handle().id())) {
+        if (earlier != null && state.hasHandle(earlier.handle().id())) {
             // The same request again: its reply was lost. Hand over the same handle on the new session.
             lastSeen.put(c.owner().sessionId(), now);
             Granted again = new Granted(withSession(earlier.handle(), c.owner().sessionId()), earlier.token());

@@ -97,6 +97,10 @@ public final class ContainerState {
         return item == null ? null : item.spec;
     }
 
+    public boolean hasHandle(long handleId) {
+        return handles.containsKey(handleId);
+    }
+
     public Collection<Handle> handles() {
         return List.copyOf(handles.values());
     }
