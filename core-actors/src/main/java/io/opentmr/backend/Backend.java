@@ -88,7 +88,7 @@ public final class Backend implements AutoCloseable {
         try {
             Actors actors = started.get(30, TimeUnit.SECONDS);
             BackendServer server = BackendServer.start(settings, actors.container(), actors.gateway(),
-                    system.scheduler(), new TrackingLog(identity.serial()));
+                    system.scheduler(), new TrackingLog(identity.serial()), clock);
             return new Backend(system, server, identity);
         } catch (RuntimeException | InterruptedException e) {
             system.terminate();

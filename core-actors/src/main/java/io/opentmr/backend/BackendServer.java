@@ -22,6 +22,7 @@ import io.opentmr.protocol.FrameEncoder;
 import io.opentmr.protocol.Message;
 import java.net.InetSocketAddress;
 import java.security.SecureRandom;
+import java.time.Clock;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -46,7 +47,7 @@ public final class BackendServer implements AutoCloseable {
 
     public static BackendServer start(BackendSettings settings, ActorRef<Container.Command> container,
                                       ActorRef<ContainerGateway.Message> gateway, Scheduler scheduler,
-                                      TrackingLog tracking) throws InterruptedException {
+                                      TrackingLog tracking, Clock clock) throws InterruptedException {
         EventLoopGroup boss = new NioEventLoopGroup(1, new DefaultThreadFactory("opentmr-accept", true));
         EventLoopGroup workers = new NioEventLoopGroup(0, new DefaultThreadFactory("opentmr-io", true));
         ConnectionLimit limit = new ConnectionLimit(settings.maxConnections());
@@ -63,7 +64,7 @@ public final class BackendServer implements AutoCloseable {
                         protected void initChannel(SocketChannel channel) {
                             channel.pipeline().addLast(limit, FrameEncoder.INSTANCE,
                                     new FrameDecoder(settings.codecLimits()),
-                                    new ClientSession(settings, container, gateway, scheduler, random, tracking));
+                                    new ClientSession(settings, container, gateway, scheduler, random, tracking, clock));
                         }
                     })
                     .bind(settings.address(), settings.port()).sync().channel();

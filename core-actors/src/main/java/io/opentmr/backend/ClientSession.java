@@ -18,6 +18,7 @@ import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.SecureRandom;
+import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
@@ -53,13 +54,15 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
     private final TrackingLog tracking;
     private final Serial serial;
     private final AtomicInteger inFlight = new AtomicInteger();
+    private final Clock clock;
     private ScheduledFuture<?> helloDeadline;
     private HandleOwner owner;
     private String peer = "?";
 
     ClientSession(BackendSettings settings, ActorRef<Container.Command> container,
                   ActorRef<ContainerGateway.Message> gateway, Scheduler scheduler, SecureRandom random,
-                  TrackingLog tracking) {
+                  TrackingLog tracking, Clock clock) {
+        this.clock = clock;
         this.settings = settings;
         this.container = container;
         this.gateway = gateway;
@@ -128,7 +131,7 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
             case ACCESS -> {
                 Message.Access m = (Message.Access) message;
                 ask(ctx, id, r -> new Container.Access(m.firmCode(), m.productCode(), m.featureBits(), m.accessMode(),
-                        owner, id, false, r), (Container.Granted g) -> new Message.AccessOk(g.handle().id(), g.token(),
+                        owner, id, false, deadline(), r), (Container.Granted g) -> new Message.AccessOk(g.handle().id(), g.token(),
                         serial));
             }
             case RELEASE -> ask(ctx, id, r -> new Container.Release(((Message.Release) message).handleId(),
@@ -154,7 +157,7 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
             case BORROW -> {
                 Message.Borrow m = (Message.Borrow) message;
                 ask(ctx, id, r -> new Container.BorrowSeat(m.handleId(), owner.sessionId(),
-                        Duration.ofSeconds(m.durationSeconds()), owner.host() + "/" + owner.user(), r),
+                        Duration.ofSeconds(m.durationSeconds()), owner.host() + "/" + owner.user(), deadline(), r),
                         Message.BorrowOk::new);
             }
             case RETURN -> ask(ctx, id, r -> new Container.ReturnBorrow(((Message.Return) message).ticketId(), r),
@@ -189,7 +192,7 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
             String text = "host " + hello.host() + " (" + address.getHostAddress() + ") may not use this server: "
                     + denial;
             LOG.warn("Refused HELLO from {}@{} ({}): {}", hello.user(), hello.host(), peer, denial);
-            tracking.denial(CmError.ACCESS_DENIED.code(), text, "HELLO", candidate, Instant.now());
+            tracking.denial(CmError.ACCESS_DENIED.code(), text, "HELLO", candidate, clock.instant());
             ctx.writeAndFlush(new Frame(id, new Message.Error(CmError.ACCESS_DENIED, text)))
                     .addListener(ChannelFutureListener.CLOSE);
             return;
@@ -200,6 +203,11 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
                 hello.clientName(), peer);
         reply(ctx, id, new Message.HelloOk(ServerKind.BACKEND, sessionId, settings.keepAliveInterval().toMillis(),
                 "opentmr-backend " + serial));
+    }
+
+    /** When this request's ask gives up; the container does not carry out a request past it. */
+    private Instant deadline() {
+        return clock.instant().plus(settings.requestTimeout());
     }
 
     /** Admin requests: from loopback, or with the configured token (compared in constant time). */
@@ -213,7 +221,7 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
         LOG.warn("Refused admin request from {}@{} ({}): not loopback and no valid admin token", owner.user(),
                 owner.host(), peer);
         tracking.denial(CmError.ACCESS_DENIED.code(), "admin request without loopback or token", "ADMIN", owner,
-                Instant.now());
+                clock.instant());
         error(ctx, id, CmError.ACCESS_DENIED, "admin requests need a loopback connection or the admin token");
         return false;
     }

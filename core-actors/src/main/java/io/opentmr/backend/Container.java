@@ -87,9 +87,20 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     /**
      * @param requestId the client's request id: a client re-sends a lost ACCESS with the same id, and gets
      *                  the handle the first one opened instead of a second seat
+     * @param deadline  when the asker stops waiting (it then answers the client with ERROR 100), or null:
+     *                  a request past it is not carried out, and a grant that becomes durable only after it
+     *                  is released at once, so no seat is held for a client that was told it failed
      */
     public record Access(long firmCode, long productCode, long featureBits, AccessMode mode, HandleOwner owner,
-                         int requestId, boolean tmrPeer, ActorRef<StatusReply<Granted>> replyTo) implements Request {
+                         int requestId, boolean tmrPeer, Instant deadline, ActorRef<StatusReply<Granted>> replyTo)
+            implements Request {
+
+        /** Without a deadline: the asker waits as long as it takes. */
+        public Access(long firmCode, long productCode, long featureBits, AccessMode mode, HandleOwner owner,
+                      int requestId, boolean tmrPeer, ActorRef<StatusReply<Granted>> replyTo) {
+            this(firmCode, productCode, featureBits, mode, owner, requestId, tmrPeer, null, replyTo);
+        }
+
         @Override
         public void refuse(CmRefusal refusal) {
             replyTo.tell(StatusReply.error(refusal));
@@ -142,8 +153,16 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         }
     }
 
-    public record BorrowSeat(long handleId, long sessionId, Duration duration, String clientId,
+    /** @param deadline as for {@link Access}: a borrow that becomes durable after it is ended at once */
+    public record BorrowSeat(long handleId, long sessionId, Duration duration, String clientId, Instant deadline,
                              ActorRef<StatusReply<BorrowTicket>> replyTo) implements Request {
+
+        /** Without a deadline: the asker waits as long as it takes. */
+        public BorrowSeat(long handleId, long sessionId, Duration duration, String clientId,
+                          ActorRef<StatusReply<BorrowTicket>> replyTo) {
+            this(handleId, sessionId, duration, clientId, null, replyTo);
+        }
+
         @Override
         public void refuse(CmRefusal refusal) {
             replyTo.tell(StatusReply.error(refusal));
@@ -184,6 +203,10 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     }
 
     private record Cleanup() implements Command {
+    }
+
+    /** A grant or borrow that became durable after its asker gave up: take it back. */
+    private record Abandoned(long handleId, long ticketId) implements Command {
     }
 
     private final ActorContext<Command> context;
@@ -308,6 +331,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
                     return Effect().none();
                 })
                 .onCommand(Cleanup.class, this::onCleanup)
+                .onCommand(Abandoned.class, this::onAbandoned)
                 .build();
     }
 
@@ -356,9 +380,19 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
             return onCrypt(state, c);
         } else if (request instanceof BorrowSeat c) {
             Instant now = clock.instant();
+            if (late(c.deadline(), now)) {
+                return reply(c.replyTo(), StatusReply.error(new CmRefusal(CmError.NETWORK_FAULT,
+                        "BORROW reached the container after its deadline; not carried out")));
+            }
             return decide(state, state.borrow(c.handleId(), c.sessionId(), c.duration(), c.clientId(), now),
-                    c.replyTo(), this::ticket, borrow -> tracking.borrow(borrow.ticketId(), borrow.item(),
-                            borrow.clientId(), borrow.expiresAt(), now));
+                    c.replyTo(), this::ticket, borrow -> {
+                        tracking.borrow(borrow.ticketId(), borrow.item(), borrow.clientId(), borrow.expiresAt(), now);
+                        if (late(c.deadline(), clock.instant())) {
+                            context.getLog().warn("Container {}: borrow {} became durable after its request's "
+                                    + "deadline; ending it", identity.serial(), borrow.ticketId());
+                            context.getSelf().tell(new Abandoned(0, borrow.ticketId()));
+                        }
+                    });
         } else if (request instanceof ReturnBorrow c) {
             Instant now = clock.instant();
             return decide(state, state.returnBorrow(c.ticketId(), now), c.replyTo(), borrow -> Done.getInstance(),
@@ -377,6 +411,10 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
 
     private Outcome onAccess(ContainerState state, Access c) {
         Instant now = clock.instant();
+        if (late(c.deadline(), now)) {
+            return reply(c.replyTo(), StatusReply.error(new CmRefusal(CmError.NETWORK_FAULT,
+                    "ACCESS reached the container after its deadline; not carried out")));
+        }
         GrantKey key = new GrantKey(c.owner().host(), c.owner().user(), c.owner().pid(), c.requestId());
         Granted earlier = recentGrants.get(key);
         if (earlier != null && state.hasHandle(earlier.handle().id())) {
@@ -400,8 +438,15 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         if (decision instanceof Decision.Accept<Handle> accept) {
             recentGrants.put(key, new Granted(accept.reply(), Bytes.of(token)));
         }
-        return decide(state, decision, c.replyTo(), handle -> new Granted(handle, Bytes.of(token)),
-                handle -> tracking.access(handle, now));
+        return decide(state, decision, c.replyTo(), handle -> new Granted(handle, Bytes.of(token)), handle -> {
+            tracking.access(handle, now);
+            if (late(c.deadline(), clock.instant())) {
+                context.getLog().warn("Container {}: handle {} for {}@{} became durable after its request's deadline;"
+                        + " releasing it, the client was told the request failed", identity.serial(), handle.id(),
+                        handle.owner().user(), handle.owner().host());
+                context.getSelf().tell(new Abandoned(handle.id(), 0));
+            }
+        });
     }
 
     private static Handle withSession(Handle handle, long sessionId) {
@@ -499,6 +544,28 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
                 }
             }
         });
+    }
+
+    private static boolean late(Instant deadline, Instant now) {
+        return deadline != null && now.isAfter(deadline);
+    }
+
+    private Effect<ContainerEvent, ContainerState> onAbandoned(ContainerState state, Abandoned c) {
+        Instant now = clock.instant();
+        List<ContainerEvent> events = new ArrayList<>();
+        if (c.handleId() != 0 && state.reclaim(c.handleId(), now) instanceof Decision.Accept<Handle> accept) {
+            events.addAll(accept.events());
+            tracking.reclaim(c.handleId(), accept.reply().item(), now);
+        }
+        if (c.ticketId() != 0 && state.returnBorrow(c.ticketId(), now) instanceof Decision.Accept<Borrow> accept) {
+            events.addAll(accept.events());
+            tracking.borrowEnded(c.ticketId(), false, now);
+        }
+        if (events.isEmpty()) {
+            return Effect().none();
+        }
+        events.forEach(state::apply);
+        return Effect().persist(events);
     }
 
     /**

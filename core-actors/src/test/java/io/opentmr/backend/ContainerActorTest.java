@@ -275,6 +275,68 @@ class ContainerActorTest {
     }
 
     @Test
+    void aRequestPastItsDeadlineIsNotCarriedOut() throws Exception {
+        importLicense(issue(42, 2, null, null, 0));
+        var late = kit.<StatusReply<Container.Granted>>runCommand(r -> new Container.Access(FIRM, 42, 0,
+                AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 42, 1), 5, false,
+                clock.instant().minusMillis(1), r));
+        assertEquals(CmError.NETWORK_FAULT.code(), refusal(late.reply()));
+        assertTrue(late.events().isEmpty(), "no seat taken for a client that was already told it failed");
+    }
+
+    @Test
+    void aGrantThatBecomesDurableAfterItsDeadlineIsReleased() throws Exception {
+        SteppingClock stepping = new SteppingClock(clock.instant(), Duration.ofSeconds(1));
+        kit = EventSourcedBehaviorTestKit.create(testKit.system(), Container.create(identity,
+                        List.of(vendor.getPublic()), Duration.ofMinutes(2), stepping, new SecureRandom()),
+                EventSourcedBehaviorTestKit.enabledSerializationSettings().withVerifyCommands(false)
+                        .withVerifyState(false));
+        importLicense(issue(42, 2, null, null, 0));
+        // The decision reads the clock once (in time), the check after the write reads it again (too late).
+        Instant deadline = stepping.peek().plusMillis(500);
+        Container.Granted granted = ok(kit.<StatusReply<Container.Granted>>runCommand(r -> new Container.Access(FIRM,
+                42, 0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 42, 1), 6, false, deadline, r)));
+        testKit.createTestProbe().awaitAssert(Duration.ofSeconds(10), () -> {
+            assertTrue(kit.getState().handles().isEmpty(), "the abandoned grant was taken back");
+            return null;
+        });
+        assertEquals(CmError.INVALID_HANDLE.code(), refusal(kit.<StatusReply<Done>>runCommand(r ->
+                new Container.Release(granted.handle().id(), 1, r)).reply()));
+    }
+
+    /** A clock that moves on by {@code step} every time it is read. */
+    private static final class SteppingClock extends java.time.Clock {
+        private Instant next;
+        private final Duration step;
+
+        SteppingClock(Instant start, Duration step) {
+            this.next = start;
+            this.step = step;
+        }
+
+        synchronized Instant peek() {
+            return next;
+        }
+
+        @Override
+        public synchronized Instant instant() {
+            Instant now = next;
+            next = next.plus(step);
+            return now;
+        }
+
+        @Override
+        public java.time.ZoneId getZone() {
+            return java.time.ZoneOffset.UTC;
+        }
+
+        @Override
+        public java.time.Clock withZone(java.time.ZoneId zone) {
+            return this;
+        }
+    }
+
+    @Test
     void aFreshContainerIsASoftwareContainerWithTheConfiguredCmActIdAndKeepsItsIdentity() throws Exception {
         assertEquals(Serial.MASK_SOFTWARE, identity.serial().mask());
         ContainerIdentity again = ContainerIdentity.loadOrCreate(dataDir, 7, new SecureRandom());
