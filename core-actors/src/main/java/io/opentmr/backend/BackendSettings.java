@@ -6,6 +6,7 @@ import io.opentmr.protocol.CodecLimits;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import java.util.Optional;
 
 /**
  * {@code opentmr.backend.*}, read once at start. A bad value fails here with a
@@ -27,7 +28,8 @@ public record BackendSettings(
         int maxQueuedRequests,
         Duration helloTimeout,
         Duration requestTimeout,
-        CodecLimits codecLimits) {
+        CodecLimits codecLimits,
+        Optional<PeerAuth> peerAuth) {
 
     public static final String PATH = "opentmr.backend";
 
@@ -62,7 +64,14 @@ public record BackendSettings(
                 accessList, atLeastOne(c, "limits.max-connections"), atLeastOne(c, "limits.max-in-flight-per-connection"),
                 atLeastOne(c, "limits.max-queued-requests"),
                 positive(c, "limits.hello-timeout"), positive(c, "limits.request-timeout"),
-                new CodecLimits(maxFrame, CodecLimits.DEFAULT.maxStringBytes(), CodecLimits.DEFAULT.maxListItems()));
+                new CodecLimits(maxFrame, CodecLimits.DEFAULT.maxStringBytes(), CodecLimits.DEFAULT.maxListItems()),
+                peerAuth(root));
+    }
+
+    /** The peer side is on only with a cluster secret. */
+    private static Optional<PeerAuth> peerAuth(Config root) {
+        String file = root.hasPath(PeerAuth.SECRET_FILE_KEY) ? root.getString(PeerAuth.SECRET_FILE_KEY) : "";
+        return file.isBlank() ? Optional.empty() : Optional.of(PeerAuth.fromFile(Path.of(file)));
     }
 
     private static Duration positive(Config c, String key) {

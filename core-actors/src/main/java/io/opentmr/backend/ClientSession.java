@@ -11,6 +11,7 @@ import io.opentmr.protocol.ContainerInfo;
 import io.opentmr.protocol.Frame;
 import io.opentmr.protocol.HandleOwner;
 import io.opentmr.protocol.Message;
+import io.opentmr.protocol.MessageType;
 import io.opentmr.protocol.Serial;
 import io.opentmr.protocol.ServerKind;
 import java.net.InetAddress;
@@ -57,7 +58,12 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
     private final Clock clock;
     private ScheduledFuture<?> helloDeadline;
     private HandleOwner owner;
+    /** Set once a TMR node passed the challenge: the connection then carries peer requests only. */
+    private String peerNode;
+    private byte[] pendingNodeNonce;
+    private byte[] pendingBackendNonce;
     private String peer = "?";
+    private String peerCandidate;
 
     ClientSession(BackendSettings settings, ActorRef<Container.Command> container,
                   ActorRef<ContainerGateway.Message> gateway, Scheduler scheduler, SecureRandom random,
@@ -76,7 +82,7 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
     public void channelActive(ChannelHandlerContext ctx) {
         peer = String.valueOf(ctx.channel().remoteAddress());
         helloDeadline = ctx.executor().schedule(() -> {
-            if (owner == null) {
+            if (owner == null && peerNode == null) {
                 LOG.info("Closing connection {}: no HELLO within {}", peer, settings.helloTimeout());
                 ctx.close();
             }
@@ -112,9 +118,19 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
     protected void channelRead0(ChannelHandlerContext ctx, Frame frame) {
         Message message = frame.message();
         int id = frame.requestId();
+        if (peerNode != null) {
+            peerRequest(ctx, id, message);
+            return;
+        }
         if (owner == null) {
             if (message instanceof Message.Hello hello) {
                 hello(ctx, id, hello);
+            } else if (message instanceof Message.PeerHello peerHello) {
+                peerHello(ctx, id, peerHello);
+            } else if (message instanceof Message.PeerProof proof) {
+                peerProof(ctx, id, proof);
+            } else if (message.type().direction() == MessageType.Direction.NODE_TO_BACKEND) {
+                error(ctx, id, CmError.TMR_PEER_NOT_AUTHENTICATED, message.type() + " before the peer challenge");
             } else {
                 error(ctx, id, CmError.INVALID_PARAMETER, message.type() + " before HELLO: say HELLO first");
             }
@@ -178,7 +194,8 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
             }
             case PEER_HELLO, PEER_PROOF, INVENTORY, ALLOCATE, FREE, LIST_ALLOCATIONS, LEASE_ACQUIRE, LEASE_RENEW,
                     LEASE_RELEASE, PEER_CRYPT, PEER_UNITS ->
-                    error(ctx, id, CmError.ACCESS_DENIED, "this backend's peer side is off: no cluster secret");
+                    error(ctx, id, CmError.TMR_PEER_NOT_AUTHENTICATED,
+                            "peer requests need a connection that began with PEER_HELLO, not HELLO");
             default -> error(ctx, id, CmError.INVALID_PARAMETER, message.type() + " is a reply, not a request");
         }
     }
@@ -203,6 +220,64 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
                 hello.clientName(), peer);
         reply(ctx, id, new Message.HelloOk(ServerKind.BACKEND, sessionId, settings.keepAliveInterval().toMillis(),
                 "opentmr-backend " + serial));
+    }
+
+    // ---------------------------------------------------------------- TMR node connections
+
+    private void peerHello(ChannelHandlerContext ctx, int id, Message.PeerHello hello) {
+        if (settings.peerAuth().isEmpty()) {
+            LOG.warn("Refused TMR node {} ({}): this backend has no cluster secret ({})", hello.nodeName(), peer,
+                    PeerAuth.SECRET_FILE_KEY);
+            ctx.writeAndFlush(new Frame(id, new Message.Error(CmError.ACCESS_DENIED,
+                    "this backend serves no TMR nodes: it has no cluster secret")))
+                    .addListener(ChannelFutureListener.CLOSE);
+            return;
+        }
+        if (hello.nodeNonce().length() != PeerAuth.NONCE_BYTES) {
+            error(ctx, id, CmError.INVALID_PARAMETER, "PEER_HELLO nonce must be " + PeerAuth.NONCE_BYTES + " bytes");
+            return;
+        }
+        pendingNodeNonce = hello.nodeNonce().toArray();
+        pendingBackendNonce = new byte[PeerAuth.NONCE_BYTES];
+        random.nextBytes(pendingBackendNonce);
+        byte[] proof = settings.peerAuth().get().backendProof(pendingNodeNonce, pendingBackendNonce);
+        peerCandidate = hello.nodeName();
+        reply(ctx, id, new Message.PeerChallenge("opentmr-backend " + serial, Bytes.of(pendingBackendNonce),
+                Bytes.of(proof)));
+    }
+
+    private void peerProof(ChannelHandlerContext ctx, int id, Message.PeerProof proof) {
+        if (pendingBackendNonce == null || settings.peerAuth().isEmpty()) {
+            error(ctx, id, CmError.TMR_PEER_NOT_AUTHENTICATED, "PEER_PROOF without PEER_HELLO");
+            return;
+        }
+        byte[] expected = settings.peerAuth().get().nodeProof(pendingBackendNonce, pendingNodeNonce);
+        pendingBackendNonce = null;
+        pendingNodeNonce = null;
+        if (!PeerAuth.matches(expected, proof.nodeProof().toArray())) {
+            LOG.warn("Refused TMR node {} ({}): wrong cluster secret", peerCandidate, peer);
+            ctx.writeAndFlush(new Frame(id, new Message.Error(CmError.TMR_PEER_NOT_AUTHENTICATED,
+                    "wrong proof: the cluster secrets differ"))).addListener(ChannelFutureListener.CLOSE);
+            return;
+        }
+        peerNode = peerCandidate;
+        helloDeadline.cancel(false);
+        LOG.info("TMR node {} authenticated ({})", peerNode, peer);
+        reply(ctx, id, new Message.Ok());
+    }
+
+    /** Requests on an authenticated TMR node connection. */
+    private void peerRequest(ChannelHandlerContext ctx, int id, Message message) {
+        switch (message.type()) {
+            case KEEPALIVE -> reply(ctx, id, new Message.Ok());
+            case INVENTORY -> ask(ctx, id, Container.Describe::new,
+                    (ContainerInfo info) -> new Message.InventoryOk(List.of(info)));
+            case ALLOCATE, FREE, LIST_ALLOCATIONS, LEASE_ACQUIRE, LEASE_RENEW, LEASE_RELEASE, PEER_CRYPT, PEER_UNITS ->
+                    error(ctx, id, CmError.ACCESS_DENIED, message.type()
+                            + " is not available on this backend version: it serves inventory to TMR nodes only");
+            default -> error(ctx, id, CmError.INVALID_PARAMETER, message.type()
+                    + " on a TMR node connection: client requests need their own connection");
+        }
     }
 
     /** When this request's ask gives up; the container does not carry out a request past it. */

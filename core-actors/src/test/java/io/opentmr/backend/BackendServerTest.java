@@ -187,8 +187,8 @@ class BackendServerTest {
         assertEquals(CmError.INVALID_PARAMETER.code(), ((Message.Error) connection.hello()).code());
         assertEquals(CmError.INVALID_PARAMETER.code(),
                 ((Message.Error) connection.request(new Message.Ok())).code(), "a reply sent as a request");
-        assertEquals(CmError.ACCESS_DENIED.code(), ((Message.Error) connection.request(
-                new Message.PeerHello("node", Bytes.of(new byte[32])))).code(), "peer side off");
+        assertEquals(CmError.TMR_PEER_NOT_AUTHENTICATED.code(), ((Message.Error) connection.request(
+                new Message.PeerHello("node", Bytes.of(new byte[32])))).code(), "not on a client connection");
         assertInstanceOf(Message.Ok.class, connection.request(new Message.KeepAlive()));
     }
 

@@ -33,6 +33,10 @@ final class BackendCommand implements Callable<Integer> {
             + "(opentmr.backend.cm-act-id).")
     Long cmActId;
 
+    @Option(names = "--secret-file", description = "The cluster secret shared with the TMR nodes "
+            + "(opentmr.cluster.secret-file); without it TMR nodes are refused.")
+    Path secretFile;
+
     @Option(names = "--config", description = "HOCON file with opentmr.backend.* and other settings.")
     Path config;
 
@@ -54,6 +58,9 @@ final class BackendCommand implements Callable<Integer> {
         }
         if (cmActId != null) {
             flags.put(p + "cm-act-id", cmActId);
+        }
+        if (secretFile != null) {
+            flags.put(io.opentmr.backend.PeerAuth.SECRET_FILE_KEY, secretFile.toAbsolutePath().toString());
         }
         var resolved = LauncherConfig.resolve(flags, config, p + "data-dir");
         BackendSettings settings = BackendSettings.from(resolved);

@@ -1,0 +1,73 @@
+package io.opentmr.backend;
+
+import com.typesafe.config.ConfigException;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.GeneralSecurityException;
+import java.security.MessageDigest;
+import javax.crypto.Mac;
+import javax.crypto.spec.SecretKeySpec;
+
+/**
+ * The mutual challenge between a TMR node and a backend on the cluster secret ({@code docs/protocol.md},
+ * peer messages): each side proves it knows the secret with an HMAC-SHA256 over both nonces, under a
+ * label of its own so that one side's proof can never be replayed as the other's.
+ */
+public final class PeerAuth {
+
+    /** The config key of the secret file, shared by backends and TMR nodes. */
+    public static final String SECRET_FILE_KEY = "opentmr.cluster.secret-file";
+    public static final int MIN_SECRET_CHARS = 32;
+    public static final int NONCE_BYTES = 32;
+
+    private final byte[] secret;
+
+    private PeerAuth(byte[] secret) {
+        this.secret = secret;
+    }
+
+    /** The secret is the file's content, trimmed; fewer than {@value #MIN_SECRET_CHARS} characters are refused. */
+    public static PeerAuth fromFile(Path file) {
+        String content;
+        try {
+            content = Files.readString(file, StandardCharsets.UTF_8).strip();
+        } catch (IOException e) {
+            throw new ConfigException.BadValue(SECRET_FILE_KEY, "cannot read " + file + ": " + e.getMessage());
+        }
+        if (content.length() < MIN_SECRET_CHARS) {
+            throw new ConfigException.BadValue(SECRET_FILE_KEY, file + " holds " + content.length()
+                    + " characters; a cluster secret needs at least " + MIN_SECRET_CHARS);
+        }
+        return new PeerAuth(content.getBytes(StandardCharsets.UTF_8));
+    }
+
+    /** What the backend sends in PEER_CHALLENGE. */
+    public byte[] backendProof(byte[] nodeNonce, byte[] backendNonce) {
+        return hmac("opentmr-backend", nodeNonce, backendNonce);
+    }
+
+    /** What the node sends in PEER_PROOF. */
+    public byte[] nodeProof(byte[] backendNonce, byte[] nodeNonce) {
+        return hmac("opentmr-node", backendNonce, nodeNonce);
+    }
+
+    /** Constant-time comparison, so a wrong proof reveals nothing by its timing. */
+    public static boolean matches(byte[] expected, byte[] presented) {
+        return MessageDigest.isEqual(expected, presented);
+    }
+
+    private byte[] hmac(String label, byte[] first, byte[] second) {
+        try {
+            Mac mac = Mac.getInstance("HmacSHA256");
+            mac.init(new SecretKeySpec(secret, "HmacSHA256"));
+            mac.update(label.getBytes(StandardCharsets.US_ASCII));
+            mac.update(first);
+            mac.update(second);
+            return mac.doFinal();
+        } catch (GeneralSecurityException e) {
+            throw new IllegalStateException("HmacSHA256 is part of every JDK", e);
+        }
+    }
+}

@@ -1,0 +1,160 @@
+package io.opentmr.backend;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.typesafe.config.ConfigException;
+import io.opentmr.license.LicenseIssuer;
+import io.opentmr.protocol.Bytes;
+import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.Message;
+import io.opentmr.protocol.ProductInfo;
+import io.opentmr.protocol.testing.NoLeaks;
+import io.opentmr.protocol.testing.RawConnection;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.SecureRandom;
+import java.time.Clock;
+import java.util.Map;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+
+/** A TMR node's connection to a backend: the mutual challenge on the cluster secret, then inventory. */
+@Timeout(60)
+@ExtendWith(NoLeaks.class)
+class PeerSessionTest {
+
+    private static final String SECRET = "a-cluster-secret-of-more-than-32-characters";
+
+    @TempDir
+    Path dir;
+
+    private TestBackend backend;
+
+    @AfterEach
+    void stop() {
+        if (backend != null) {
+            backend.close();
+        }
+    }
+
+    private TestBackend start(String secret) throws Exception {
+        Map<String, Object> overrides = Map.of();
+        if (secret != null) {
+            Path file = dir.resolve("secret");
+            Files.writeString(file, "  " + secret + "\n");
+            overrides = Map.of(PeerAuth.SECRET_FILE_KEY, file.toString());
+        }
+        backend = new TestBackend(dir, Clock.systemUTC(), overrides);
+        return backend;
+    }
+
+    private static PeerAuth auth(String secret) throws Exception {
+        Path file = Files.createTempFile("secret", ".txt");
+        Files.writeString(file, secret);
+        try {
+            return PeerAuth.fromFile(file);
+        } finally {
+            Files.delete(file);
+        }
+    }
+
+    /** What the node saw: whether the backend's proof matched its secret, and the answer to its own proof. */
+    private record Outcome(boolean backendProofValid, Message answer) {
+    }
+
+    /** The node's side of the challenge. */
+    private static Outcome challenge(RawConnection connection, PeerAuth node) throws Exception {
+        byte[] nodeNonce = new byte[PeerAuth.NONCE_BYTES];
+        new SecureRandom().nextBytes(nodeNonce);
+        Message.PeerChallenge challenge = (Message.PeerChallenge) connection.request(
+                new Message.PeerHello("node-a", Bytes.of(nodeNonce)));
+        boolean valid = PeerAuth.matches(node.backendProof(nodeNonce, challenge.backendNonce().toArray()),
+                challenge.backendProof().toArray());
+        Message answer = connection.request(new Message.PeerProof(Bytes.of(node.nodeProof(
+                challenge.backendNonce().toArray(), nodeNonce))));
+        return new Outcome(valid, answer);
+    }
+
+    @Test
+    void aNodeWithTheSecretIsAdmittedProvesTheBackendAndSeesTmrCopies() throws Exception {
+        start(SECRET).issueAndImport(new LicenseIssuer.Request(TestBackend.FIRM, 77, 10, true, null, null, null, null,
+                null, 0, "TMR"));
+        PeerAuth node = auth(SECRET);
+        try (RawConnection connection = new RawConnection(backend.address())) {
+            byte[] nodeNonce = new byte[PeerAuth.NONCE_BYTES];
+            new SecureRandom().nextBytes(nodeNonce);
+            Message.PeerChallenge challenge = (Message.PeerChallenge) connection.request(
+                    new Message.PeerHello("node-a", Bytes.of(nodeNonce)));
+            assertArrayEquals(node.backendProof(nodeNonce, challenge.backendNonce().toArray()),
+                    challenge.backendProof().toArray(), "the backend proves it knows the secret too");
+            assertInstanceOf(Message.Ok.class, connection.request(new Message.PeerProof(Bytes.of(node.nodeProof(
+                    challenge.backendNonce().toArray(), nodeNonce)))));
+
+            Message.InventoryOk inventory = (Message.InventoryOk) connection.request(new Message.Inventory());
+            ProductInfo copy = inventory.containers().get(0).products().get(0);
+            assertEquals(77, copy.productCode());
+            assertEquals(1, copy.tmrId(), "a TMR copy, with its TMR-Id");
+            assertEquals(backend.identity().serial(), inventory.containers().get(0).serial());
+            assertEquals(CmError.INVALID_PARAMETER.code(), ((Message.Error) connection.request(
+                    new Message.ListContainers())).code(), "client requests need their own connection");
+        }
+    }
+
+    @Test
+    void aWrongSecretIsRefusedWith135AndTheConnectionCloses() throws Exception {
+        start(SECRET);
+        try (RawConnection connection = new RawConnection(backend.address())) {
+            Outcome outcome = challenge(connection, auth("another-secret-also-longer-than-32-characters"));
+            assertFalse(outcome.backendProofValid(), "the node sees the backend's proof fail too");
+            assertEquals(CmError.TMR_PEER_NOT_AUTHENTICATED.code(), ((Message.Error) outcome.answer()).code());
+            assertTrue(connection.closedByServer());
+        }
+    }
+
+    @Test
+    void noPeerRequestIsServedBeforeTheChallenge() throws Exception {
+        start(SECRET);
+        try (RawConnection connection = new RawConnection(backend.address())) {
+            assertEquals(CmError.TMR_PEER_NOT_AUTHENTICATED.code(),
+                    ((Message.Error) connection.request(new Message.Inventory())).code());
+            assertEquals(CmError.TMR_PEER_NOT_AUTHENTICATED.code(),
+                    ((Message.Error) connection.request(new Message.PeerProof(Bytes.of(new byte[32])))).code(),
+                    "a proof without a challenge");
+        }
+        try (RawConnection client = new RawConnection(backend.address())) {
+            client.hello();
+            assertEquals(CmError.TMR_PEER_NOT_AUTHENTICATED.code(),
+                    ((Message.Error) client.request(new Message.Inventory())).code(), "not on a client connection");
+        }
+    }
+
+    @Test
+    void aBackendWithoutASecretRefusesTmrNodesAndStillServesClients() throws Exception {
+        start(null);
+        try (RawConnection connection = new RawConnection(backend.address())) {
+            Message answer = connection.request(new Message.PeerHello("node-a", Bytes.of(new byte[32])));
+            assertEquals(CmError.ACCESS_DENIED.code(), ((Message.Error) answer).code());
+            assertTrue(connection.closedByServer());
+        }
+        try (RawConnection client = new RawConnection(backend.address())) {
+            assertInstanceOf(Message.HelloOk.class, client.hello());
+        }
+    }
+
+    @Test
+    void aShortSecretRefusesToStartNamingTheKey() throws Exception {
+        Path file = dir.resolve("short");
+        Files.writeString(file, "too short\n");
+        ConfigException e = assertThrows(ConfigException.class, () -> PeerAuth.fromFile(file));
+        assertTrue(e.getMessage().contains(PeerAuth.SECRET_FILE_KEY), e.getMessage());
+        assertTrue(e.getMessage().contains("at least 32"), e.getMessage());
+    }
+}
