@@ -528,6 +528,9 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
                 .filter(h -> !lastSeen.getOrDefault(h.owner().sessionId(), startedAt).plus(cleanupTimeout).isAfter(now))
                 .toList();
         idle.forEach(h -> events.add(new HandleReclaimed(h.id(), now)));
+        // A session silent this long has no handle left after this pass: forget it, or the map grows with
+        // every session the server ever saw.
+        lastSeen.values().removeIf(seen -> !seen.plus(cleanupTimeout).isAfter(now));
         if (events.isEmpty()) {
             return Effect().none();
         }

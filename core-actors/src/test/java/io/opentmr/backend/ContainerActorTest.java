@@ -199,6 +199,14 @@ class ContainerActorTest {
         });
         assertEquals(CmError.INVALID_HANDLE.code(), refusal(kit.<StatusReply<Done>>runCommand(r ->
                 new Container.Release(silent.handle().id(), 1, r)).reply()));
+
+        // The busy session, silent from now on, is reclaimed in its turn: forgetting the silent session's
+        // last sign of life must not make its other handles look fresh.
+        clock.advance(Duration.ofSeconds(2));
+        testKit.createTestProbe().awaitAssert(Duration.ofSeconds(10), () -> {
+            assertTrue(kit.getState().handles().isEmpty());
+            return null;
+        });
     }
 
     @Test
