@@ -32,9 +32,6 @@ public final class Backend implements AutoCloseable {
     /** Requests per batch at most: one journal write stays bounded (a few hundred KiB). */
     static final int MAX_BATCH = 1000;
 
-    private record Actors(ActorRef<Container.Command> container, ActorRef<ContainerGateway.Message> gateway) {
-    }
-
     private final ActorSystem<Void> system;
     private final BackendServer server;
     private final ContainerIdentity identity;
@@ -71,23 +68,21 @@ public final class Backend implements AutoCloseable {
                     BackendSettings.PATH);
         }
         Files.createDirectories(settings.dataDir());
-        java.util.concurrent.CompletableFuture<Actors> started = new java.util.concurrent.CompletableFuture<>();
+        java.util.concurrent.CompletableFuture<ActorRef<ContainerGateway.Message>> started =
+                new java.util.concurrent.CompletableFuture<>();
         SecureRandom random = new SecureRandom();
         ContainerIdentity identity = ContainerIdentity.loadOrCreate(settings.dataDir(), settings.cmActId(), random);
         Behavior<Void> guardian = Behaviors.setup(context -> {
-            ActorRef<Container.Command> container = context.spawn(
+            ActorRef<ContainerGateway.Message> gateway = context.spawn(ContainerGateway.create(
                     Container.create(identity, vendorKeys, settings.cleanupTimeout(), settings.snapshotEvery(), clock,
-                            random), "container");
-            context.watch(container);
-            ActorRef<ContainerGateway.Message> gateway = context.spawn(ContainerGateway.create(container,
-                    settings.maxQueuedRequests(), MAX_BATCH), "gateway");
-            started.complete(new Actors(container, gateway));
+                            random), settings.maxQueuedRequests(), MAX_BATCH, settings.requestTimeout()), "gateway");
+            started.complete(gateway);
             return Behaviors.empty();
         });
         ActorSystem<Void> system = ActorSystem.create(guardian, "opentmr-backend", config);
         try {
-            Actors actors = started.get(30, TimeUnit.SECONDS);
-            BackendServer server = BackendServer.start(settings, actors.container(), actors.gateway(),
+            ActorRef<ContainerGateway.Message> gateway = started.get(30, TimeUnit.SECONDS);
+            BackendServer server = BackendServer.start(settings, gateway,
                     system.scheduler(), new TrackingLog(identity.serial()), clock);
             return new Backend(system, server, identity);
         } catch (RuntimeException | InterruptedException e) {

@@ -45,8 +45,8 @@ public final class BackendServer implements AutoCloseable {
         this.listener = listener;
     }
 
-    public static BackendServer start(BackendSettings settings, ActorRef<Container.Command> container,
-                                      ActorRef<ContainerGateway.Message> gateway, Scheduler scheduler,
+    public static BackendServer start(BackendSettings settings, ActorRef<ContainerGateway.Message> gateway,
+                                      Scheduler scheduler,
                                       TrackingLog tracking, Clock clock) throws InterruptedException {
         EventLoopGroup boss = new NioEventLoopGroup(1, new DefaultThreadFactory("opentmr-accept", true));
         EventLoopGroup workers = new NioEventLoopGroup(0, new DefaultThreadFactory("opentmr-io", true));
@@ -64,7 +64,7 @@ public final class BackendServer implements AutoCloseable {
                         protected void initChannel(SocketChannel channel) {
                             channel.pipeline().addLast(limit, FrameEncoder.INSTANCE,
                                     new FrameDecoder(settings.codecLimits()),
-                                    new ClientSession(settings, container, gateway, scheduler, random, tracking, clock));
+                                    new ClientSession(settings, gateway, scheduler, random, tracking, clock));
                         }
                     })
                     .bind(settings.address(), settings.port()).sync().channel();

@@ -48,7 +48,6 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
     private static final Logger LOG = LoggerFactory.getLogger(ClientSession.class);
 
     private final BackendSettings settings;
-    private final ActorRef<Container.Command> container;
     private final ActorRef<ContainerGateway.Message> gateway;
     private final Scheduler scheduler;
     private final SecureRandom random;
@@ -65,12 +64,10 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
     private String peer = "?";
     private String peerCandidate;
 
-    ClientSession(BackendSettings settings, ActorRef<Container.Command> container,
-                  ActorRef<ContainerGateway.Message> gateway, Scheduler scheduler, SecureRandom random,
-                  TrackingLog tracking, Clock clock) {
+    ClientSession(BackendSettings settings, ActorRef<ContainerGateway.Message> gateway, Scheduler scheduler,
+                  SecureRandom random, TrackingLog tracking, Clock clock) {
         this.clock = clock;
         this.settings = settings;
-        this.container = container;
         this.gateway = gateway;
         this.scheduler = scheduler;
         this.random = random;
@@ -139,7 +136,7 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
         switch (message.type()) {
             case HELLO -> error(ctx, id, CmError.INVALID_PARAMETER, "HELLO was already said on this connection");
             case KEEPALIVE -> {
-                container.tell(new Container.SessionActive(owner.sessionId()));
+                gateway.tell(new ContainerGateway.Activity(owner.sessionId()));
                 reply(ctx, id, new Message.Ok());
             }
             case LIST_CONTAINERS -> ask(ctx, id, Container.Describe::new,

@@ -35,7 +35,6 @@ import java.util.function.Function;
 import org.apache.pekko.Done;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
-import org.apache.pekko.actor.typed.SupervisorStrategy;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.pattern.StatusReply;
@@ -72,11 +71,15 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         void refuse(CmRefusal refusal);
     }
 
-    /** Requests decided together and persisted in one write; {@code done} hears when the replies went out. */
-    public record Batch(List<Request> requests, ActorRef<BatchDone> done) implements Command {
+    /**
+     * Requests decided together and persisted in one write; {@code done} hears when the replies went out.
+     * A batch whose write fails is never answered: its askers time out, and the gateway moves on.
+     */
+    public record Batch(long number, List<Request> requests, ActorRef<BatchDone> done) implements Command {
     }
 
-    public enum BatchDone { INSTANCE }
+    public record BatchDone(long number) {
+    }
 
     /** Grants remembered for re-sent ACCESS requests: clients re-send within seconds. */
     static final int RECENT_GRANTS = 4096;
@@ -249,6 +252,10 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         Duration interval = cleanupTimeout.dividedBy(4);
         Duration tick = interval.compareTo(Duration.ofSeconds(10)) > 0 ? Duration.ofSeconds(10)
                 : interval.compareTo(Duration.ofMillis(100)) < 0 ? Duration.ofMillis(100) : interval;
+        // A failed journal write stops the container (Pekko's default). Its parent, the ContainerGateway, then
+        // starts a new one: a new instance with a new empty state that recovers from snapshot and journal.
+        // (Pekko's own restart on persist failure would keep this instance, and with it a live state that
+        // already holds the events whose write failed.)
         return Behaviors.setup(context -> Behaviors.withTimers(timers -> {
             timers.startTimerWithFixedDelay(new Cleanup(), tick);
             return new Container(context, identity, vendorKeys, cleanupTimeout, snapshotEvery, clock, random);
@@ -261,8 +268,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
 
     private Container(ActorContext<Command> context, ContainerIdentity identity, List<PublicKey> vendorKeys,
                       Duration cleanupTimeout, int snapshotEvery, Clock clock, SecureRandom random) {
-        super(persistenceId(identity), SupervisorStrategy.restartWithBackoff(Duration.ofMillis(200),
-                Duration.ofSeconds(5), 0.1));
+        super(persistenceId(identity));
         this.context = context;
         this.identity = identity;
         this.vendorKeys = List.copyOf(vendorKeys);
@@ -324,7 +330,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     public CommandHandler<Command, ContainerEvent, ContainerState> commandHandler() {
         return newCommandHandlerBuilder().forAnyState()
                 .onCommand(Batch.class, (state, batch) -> persist(state, batch.requests(),
-                        () -> batch.done().tell(BatchDone.INSTANCE)))
+                        () -> batch.done().tell(new BatchDone(batch.number()))))
                 .onCommand(Request.class, (state, request) -> persist(state, List.of(request), () -> { }))
                 .onCommand(SessionActive.class, (state, c) -> {
                     lastSeen.put(c.sessionId(), clock.instant());

@@ -215,7 +215,7 @@ class ContainerActorTest {
         var first = testKit.<StatusReply<Container.Granted>>createTestProbe();
         var second = testKit.<StatusReply<Container.Granted>>createTestProbe();
         var done = testKit.<Container.BatchDone>createTestProbe();
-        var result = kit.runCommand(new Container.Batch(List.of(
+        var result = kit.runCommand(new Container.Batch(41, List.of(
                 new Container.Access(FIRM, 42, 0, AccessMode.USERLIMIT, new HandleOwner("a", "u", 1, 1), 1, false,
                         first.ref()),
                 new Container.Access(FIRM, 42, 0, AccessMode.USERLIMIT, new HandleOwner("b", "u", 2, 2), 1, false,
@@ -224,7 +224,7 @@ class ContainerActorTest {
         assertTrue(first.receiveMessage(Duration.ofSeconds(5)).isSuccess());
         assertEquals(CmError.NO_MORE_LICENSES.code(), refusal(second.receiveMessage(Duration.ofSeconds(5))),
                 "the second request saw the first one's seat although neither was persisted yet");
-        done.expectMessage(Duration.ofSeconds(5), Container.BatchDone.INSTANCE);
+        done.expectMessage(Duration.ofSeconds(5), new Container.BatchDone(41));
 
         kit.restart();
         assertEquals(1, ok(kit.<StatusReply<ContainerInfo>>runCommand(Container.Describe::new)).products().get(0)
@@ -342,6 +342,47 @@ class ContainerActorTest {
         public java.time.Clock withZone(java.time.ZoneId zone) {
             return this;
         }
+    }
+
+    @Test
+    void aFailedJournalWriteLeavesNoTraceAndANewContainerGoesOnFromItsJournal() throws Exception {
+        var gateway = testKit.spawn(ContainerGateway.create(Container.create(identity, List.of(vendor.getPublic()),
+                Duration.ofMinutes(2), 2, clock, new SecureRandom()), 100, 10, Duration.ofSeconds(2)));
+        var replies = testKit.<StatusReply<Object>>createTestProbe();
+        byte[] license = issue(42, 5, 10L, null, 0);
+        gateway.tell(new ContainerGateway.Submit(new Container.ImportLicense(Bytes.of(license),
+                unchecked(replies.ref()))));
+        assertTrue(replies.receiveMessage(Duration.ofSeconds(5)).isSuccess());
+        for (int i = 1; i <= 3; i++) {
+            gateway.tell(new ContainerGateway.Submit(access(i, replies)));
+            assertTrue(replies.receiveMessage(Duration.ofSeconds(5)).isSuccess(), "grant " + i);
+        }
+
+        kit.persistenceTestKit().failNextPersisted();
+        gateway.tell(new ContainerGateway.Submit(access(4, replies)));
+        replies.expectNoMessage(Duration.ofMillis(500));
+
+        // A new container from snapshot and journal: three holders, not four, and it serves again.
+        testKit.createTestProbe().awaitAssert(Duration.ofSeconds(15), () -> {
+            var described = testKit.<StatusReply<ContainerInfo>>createTestProbe();
+            gateway.tell(new ContainerGateway.Submit(new Container.Describe(described.ref())));
+            assertEquals(3, described.receiveMessage(Duration.ofSeconds(2)).getValue().products().get(0).inUse());
+            return null;
+        });
+        gateway.tell(new ContainerGateway.Submit(access(5, replies)));
+        assertTrue(replies.receiveMessage(Duration.ofSeconds(5)).isSuccess());
+    }
+
+    private static Container.Access access(int i, org.apache.pekko.actor.testkit.typed.javadsl.TestProbe<
+            StatusReply<Object>> replies) {
+        return new Container.Access(FIRM, 42, 0, AccessMode.USERLIMIT, new HandleOwner("ws-" + i, "u", i, i), i, false,
+                unchecked(replies.ref()));
+    }
+
+    @SuppressWarnings({"unchecked", "rawtypes"})
+    private static <T> org.apache.pekko.actor.typed.ActorRef<StatusReply<T>> unchecked(
+            org.apache.pekko.actor.typed.ActorRef<StatusReply<Object>> ref) {
+        return (org.apache.pekko.actor.typed.ActorRef) ref;
     }
 
     @Test
