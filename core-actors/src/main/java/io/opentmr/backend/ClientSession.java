@@ -62,6 +62,8 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
     private byte[] pendingNodeNonce;
     private byte[] pendingBackendNonce;
     private String peer = "?";
+    /** The client's address as this server sees it: the station of STATIONSHARE. */
+    private String station = "?";
     private String peerCandidate;
 
     ClientSession(BackendSettings settings, ActorRef<ContainerGateway.Message> gateway, Scheduler scheduler,
@@ -78,6 +80,9 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
     @Override
     public void channelActive(ChannelHandlerContext ctx) {
         peer = String.valueOf(ctx.channel().remoteAddress());
+        if (ctx.channel().remoteAddress() instanceof InetSocketAddress remote) {
+            station = remote.getAddress().getHostAddress();
+        }
         helloDeadline = ctx.executor().schedule(() -> {
             if (owner == null && peerNode == null) {
                 LOG.info("Closing connection {}: no HELLO within {}", peer, settings.helloTimeout());
@@ -144,7 +149,7 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
             case ACCESS -> {
                 Message.Access m = (Message.Access) message;
                 ask(ctx, id, r -> new Container.Access(m.firmCode(), m.productCode(), m.featureBits(), m.accessMode(),
-                        owner, id, false, deadline(), r), (Container.Granted g) -> new Message.AccessOk(g.handle().id(), g.token(),
+                        owner, station, id, false, deadline(), r), (Container.Granted g) -> new Message.AccessOk(g.handle().id(), g.token(),
                         serial));
             }
             case RELEASE -> ask(ctx, id, r -> new Container.Release(((Message.Release) message).handleId(),

@@ -84,10 +84,13 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     /** Grants remembered for re-sent ACCESS requests: clients re-send within seconds. */
     static final int RECENT_GRANTS = 4096;
 
-    private record GrantKey(String host, String user, long pid, int requestId) {
+    /** A re-sent ACCESS is the same request from the same station and process: every field must match. */
+    private record GrantKey(String station, String host, String user, long pid, int requestId, long firmCode,
+                            long productCode, long featureBits, AccessMode mode) {
     }
 
     /**
+     * @param station   the client's peer address: what STATIONSHARE counts
      * @param requestId the client's request id: a client re-sends a lost ACCESS with the same id, and gets
      *                  the handle the first one opened instead of a second seat
      * @param deadline  when the asker stops waiting (it then answers the client with ERROR 100), or null:
@@ -95,13 +98,13 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
      *                  is released at once, so no seat is held for a client that was told it failed
      */
     public record Access(long firmCode, long productCode, long featureBits, AccessMode mode, HandleOwner owner,
-                         int requestId, boolean tmrPeer, Instant deadline, ActorRef<StatusReply<Granted>> replyTo)
-            implements Request {
+                         String station, int requestId, boolean tmrPeer, Instant deadline,
+                         ActorRef<StatusReply<Granted>> replyTo) implements Request {
 
         /** Without a deadline: the asker waits as long as it takes. */
         public Access(long firmCode, long productCode, long featureBits, AccessMode mode, HandleOwner owner,
-                      int requestId, boolean tmrPeer, ActorRef<StatusReply<Granted>> replyTo) {
-            this(firmCode, productCode, featureBits, mode, owner, requestId, tmrPeer, null, replyTo);
+                      String station, int requestId, boolean tmrPeer, ActorRef<StatusReply<Granted>> replyTo) {
+            this(firmCode, productCode, featureBits, mode, owner, station, requestId, tmrPeer, null, replyTo);
         }
 
         @Override
@@ -376,7 +379,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
             Instant now = clock.instant();
             lastSeen.put(c.sessionId(), now);
             return decide(state, state.resume(c.handleId(), digest(c.token().toArray()), c.sessionId(), now),
-                    c.replyTo(), handle -> withSession(handle, c.sessionId()), handle -> { });
+                    c.replyTo(), handle -> handle.withSession(c.sessionId()), handle -> { });
         } else if (request instanceof GetInfo c) {
             return onGetInfo(state, c);
         } else if (request instanceof DecrementUnits c) {
@@ -421,12 +424,13 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
             return reply(c.replyTo(), StatusReply.error(new CmRefusal(CmError.NETWORK_FAULT,
                     "ACCESS reached the container after its deadline; not carried out")));
         }
-        GrantKey key = new GrantKey(c.owner().host(), c.owner().user(), c.owner().pid(), c.requestId());
+        GrantKey key = new GrantKey(c.station(), c.owner().host(), c.owner().user(), c.owner().pid(), c.requestId(),
+                c.firmCode(), c.productCode(), c.featureBits(), c.mode());
         Granted earlier = recentGrants.get(key);
         if (earlier != null && state.hasHandle(earlier.handle().id())) {
             // The same request again: its reply was lost. Hand over the same handle on the new session.
             lastSeen.put(c.owner().sessionId(), now);
-            Granted again = new Granted(withSession(earlier.handle(), c.owner().sessionId()), earlier.token());
+            Granted again = new Granted(earlier.handle().withSession(c.owner().sessionId()), earlier.token());
             recentGrants.put(key, again);
             return decide(state, Decision.accept(again, new HandleResumed(earlier.handle().id(),
                     c.owner().sessionId(), now)), c.replyTo(), Function.identity(), granted -> { });
@@ -434,7 +438,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         byte[] token = new byte[32];
         random.nextBytes(token);
         ContainerState.AccessRequest request = new ContainerState.AccessRequest(c.firmCode(), c.productCode(),
-                c.featureBits(), c.mode(), c.owner(), digest(token), c.tmrPeer());
+                c.featureBits(), c.mode(), c.owner(), digest(token), c.tmrPeer(), c.station());
         Decision<Handle> decision = state.access(request, now);
         lastSeen.put(c.owner().sessionId(), now);
         if (decision instanceof Decision.Refuse<Handle> refuse) {
@@ -455,11 +459,6 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         });
     }
 
-    private static Handle withSession(Handle handle, long sessionId) {
-        return new Handle(handle.id(), handle.item(), handle.mode(), handle.featureBits(),
-                new HandleOwner(handle.owner().host(), handle.owner().user(), handle.owner().pid(), sessionId),
-                handle.tokenDigest(), handle.openedAt());
-    }
 
     private Outcome onGetInfo(ContainerState state, GetInfo c) {
         Decision<Handle> owned = state.handle(c.handleId(), c.sessionId());

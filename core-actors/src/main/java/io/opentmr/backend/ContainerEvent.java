@@ -14,9 +14,12 @@ public sealed interface ContainerEvent extends CborSerializable {
     record LicenseUpdated(LicenseUpdate update, Instant at) implements ContainerEvent {
     }
 
-    /** A handle was opened. {@code tokenDigest} is the SHA-256 of its resume token (hex). */
+    /**
+     * A handle was opened. {@code tokenDigest} is the SHA-256 of its resume token (hex); {@code station} the
+     * client's peer address.
+     */
     record HandleOpened(long handleId, LicenseKey item, AccessMode mode, long featureBits, HandleOwner owner,
-                        String tokenDigest, Instant at) implements ContainerEvent {
+                        String tokenDigest, Instant at, String station) implements ContainerEvent {
     }
 
     /** A handle moved to a new session after RESUME. */

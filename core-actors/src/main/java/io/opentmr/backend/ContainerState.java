@@ -45,9 +45,10 @@ public final class ContainerState {
      *
      * @param tokenDigest SHA-256 (hex) of the resume token the server generated for the new handle
      * @param tmrPeer     whether the caller is an authenticated TMR node (only those may use TMR copies)
+     * @param station     the client's peer address, what STATIONSHARE counts
      */
     public record AccessRequest(long firmCode, long productCode, long featureBits, AccessMode mode,
-                                HandleOwner owner, String tokenDigest, boolean tmrPeer) {
+                                HandleOwner owner, String tokenDigest, boolean tmrPeer, String station) {
     }
 
     private final Serial serial;
@@ -205,7 +206,7 @@ public final class ContainerState {
                 }
             }
             case STATIONSHARE -> {
-                if (!item.hostHoldsStationShare(request.owner().host()) && item.seatsInUse() >= spec.quantity()) {
+                if (!item.stationHoldsStationShare(request.station()) && item.seatsInUse() >= spec.quantity()) {
                     return noSeat(item);
                 }
             }
@@ -231,10 +232,10 @@ public final class ContainerState {
             events.add(new UsagePeriodStarted(item.key(), now));
         }
         HandleOpened opened = new HandleOpened(nextHandleId, item.key(), request.mode(), request.featureBits(),
-                request.owner(), request.tokenDigest(), now);
+                request.owner(), request.tokenDigest(), now, request.station());
         events.add(opened);
         return new Decision.Accept<>(events, new Handle(opened.handleId(), opened.item(), opened.mode(),
-                opened.featureBits(), opened.owner(), opened.tokenDigest(), now));
+                opened.featureBits(), opened.owner(), opened.tokenDigest(), now, opened.station()));
     }
 
     /** The handle, if it exists and belongs to {@code sessionId}; otherwise 106. */
@@ -412,14 +413,12 @@ public final class ContainerState {
             applyLicense(e.update());
         } else if (event instanceof HandleOpened e) {
             Handle handle = new Handle(e.handleId(), e.item(), e.mode(), e.featureBits(), e.owner(), e.tokenDigest(),
-                    e.at());
+                    e.at(), e.station());
             handles.put(handle.id(), handle);
             items.get(handle.item()).add(handle);
             nextHandleId = Math.max(nextHandleId, e.handleId() + 1);
         } else if (event instanceof HandleResumed e) {
-            handles.computeIfPresent(e.handleId(), (id, h) -> new Handle(h.id(), h.item(), h.mode(), h.featureBits(),
-                    new HandleOwner(h.owner().host(), h.owner().user(), h.owner().pid(), e.sessionId()),
-                    h.tokenDigest(), h.openedAt()));
+            handles.computeIfPresent(e.handleId(), (id, h) -> h.withSession(e.sessionId()));
         } else if (event instanceof HandleReleased e) {
             removeHandle(e.handleId());
         } else if (event instanceof HandleReclaimed e) {

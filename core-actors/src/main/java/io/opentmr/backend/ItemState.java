@@ -22,7 +22,7 @@ final class ItemState {
 
     private int userLimitHandles;
     private int noUserLimitHandles;
-    private final Map<String, Integer> stationShareHandlesByHost = new HashMap<>();
+    private final Map<String, Integer> stationShareHandlesByStation = new HashMap<>();
     private long exclusiveHandle;
     private int borrowed;
 
@@ -41,17 +41,17 @@ final class ItemState {
         return spec.unitCounter() != null;
     }
 
-    /** Seats taken: one per USERLIMIT handle, one per STATIONSHARE host, one per borrow; EXCLUSIVE takes all. */
+    /** Seats taken: one per USERLIMIT handle, one per STATIONSHARE station, one per borrow; EXCLUSIVE takes all. */
     long seatsInUse() {
         if (exclusiveHandle != 0) {
             return spec.quantity();
         }
-        return (long) userLimitHandles + stationShareHandlesByHost.size() + borrowed;
+        return (long) userLimitHandles + stationShareHandlesByStation.size() + borrowed;
     }
 
     /** Handles of any mode plus borrows: who else would an EXCLUSIVE access shut out. */
     long users() {
-        int stationShare = stationShareHandlesByHost.values().stream().mapToInt(Integer::intValue).sum();
+        int stationShare = stationShareHandlesByStation.values().stream().mapToInt(Integer::intValue).sum();
         return (long) userLimitHandles + noUserLimitHandles + stationShare + borrowed + (exclusiveHandle != 0 ? 1 : 0);
     }
 
@@ -59,15 +59,15 @@ final class ItemState {
         return exclusiveHandle;
     }
 
-    boolean hostHoldsStationShare(String host) {
-        return stationShareHandlesByHost.containsKey(host);
+    boolean stationHoldsStationShare(String station) {
+        return stationShareHandlesByStation.containsKey(station);
     }
 
     /** Seats in use if {@code handle} were gone: used to decide whether its borrow fits. */
     long seatsInUseWithout(Handle handle) {
         return switch (handle.mode()) {
             case USERLIMIT -> seatsInUse() - 1;
-            case STATIONSHARE -> stationShareHandlesByHost.getOrDefault(handle.owner().host(), 0) == 1
+            case STATIONSHARE -> stationShareHandlesByStation.getOrDefault(handle.station(), 0) == 1
                     ? seatsInUse() - 1 : seatsInUse();
             case EXCLUSIVE -> borrowed;
             case NOUSERLIMIT -> seatsInUse();
@@ -78,7 +78,7 @@ final class ItemState {
         switch (handle.mode()) {
             case USERLIMIT -> userLimitHandles++;
             case NOUSERLIMIT -> noUserLimitHandles++;
-            case STATIONSHARE -> stationShareHandlesByHost.merge(handle.owner().host(), 1, Integer::sum);
+            case STATIONSHARE -> stationShareHandlesByStation.merge(handle.station(), 1, Integer::sum);
             case EXCLUSIVE -> exclusiveHandle = handle.id();
         }
     }
@@ -87,7 +87,7 @@ final class ItemState {
         switch (handle.mode()) {
             case USERLIMIT -> userLimitHandles--;
             case NOUSERLIMIT -> noUserLimitHandles--;
-            case STATIONSHARE -> stationShareHandlesByHost.computeIfPresent(handle.owner().host(),
+            case STATIONSHARE -> stationShareHandlesByStation.computeIfPresent(handle.station(),
                     (host, count) -> count == 1 ? null : count - 1);
             case EXCLUSIVE -> exclusiveHandle = 0;
         }

@@ -99,7 +99,7 @@ class ContainerActorTest {
     private Container.Granted access(long product, String host, long session) {
         int requestId = nextRequestId++;
         return ok(kit.<StatusReply<Container.Granted>>runCommand(replyTo -> new Container.Access(FIRM, product, 0,
-                AccessMode.USERLIMIT, new HandleOwner(host, "anna", 42, session), requestId, false, replyTo)));
+                AccessMode.USERLIMIT, new HandleOwner(host, "anna", 42, session), "127.0.0.1", requestId, false, replyTo)));
     }
 
     @Test
@@ -175,7 +175,7 @@ class ContainerActorTest {
         assertTrue(Ed25519.verify(identity.keys().getPublic(), ticket.signedPayload(), ticket.signature().toArray()));
         assertEquals(clock.instant().plus(Duration.ofDays(2)).toEpochMilli(), ticket.expiresAtMillis());
         assertEquals(CmError.NO_MORE_LICENSES.code(), refusal(kit.<StatusReply<Container.Granted>>runCommand(r ->
-                new Container.Access(FIRM, 42, 0, AccessMode.USERLIMIT, new HandleOwner("ws-2", "bo", 1, 2), 900, false,
+                new Container.Access(FIRM, 42, 0, AccessMode.USERLIMIT, new HandleOwner("ws-2", "bo", 1, 2), "127.0.0.1", 900, false,
                         r))
                 .reply()));
         ok(kit.<StatusReply<Done>>runCommand(r -> new Container.ReturnBorrow(ticket.ticketId(), r)));
@@ -216,9 +216,9 @@ class ContainerActorTest {
         var second = testKit.<StatusReply<Container.Granted>>createTestProbe();
         var done = testKit.<Container.BatchDone>createTestProbe();
         var result = kit.runCommand(new Container.Batch(41, List.of(
-                new Container.Access(FIRM, 42, 0, AccessMode.USERLIMIT, new HandleOwner("a", "u", 1, 1), 1, false,
+                new Container.Access(FIRM, 42, 0, AccessMode.USERLIMIT, new HandleOwner("a", "u", 1, 1), "127.0.0.1", 1, false,
                         first.ref()),
-                new Container.Access(FIRM, 42, 0, AccessMode.USERLIMIT, new HandleOwner("b", "u", 2, 2), 1, false,
+                new Container.Access(FIRM, 42, 0, AccessMode.USERLIMIT, new HandleOwner("b", "u", 2, 2), "127.0.0.1", 1, false,
                         second.ref())), done.ref()));
         assertEquals(1, result.events().size(), "one grant, one refusal: " + result.events());
         assertTrue(first.receiveMessage(Duration.ofSeconds(5)).isSuccess());
@@ -235,17 +235,22 @@ class ContainerActorTest {
     void aReSentAccessGetsTheSameHandleOnTheNewSessionNotASecondSeat() throws Exception {
         importLicense(issue(42, 2, null, null, 0));
         Container.Granted first = ok(kit.<StatusReply<Container.Granted>>runCommand(r -> new Container.Access(FIRM, 42,
-                0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 42, 1), 77, false, r)));
+                0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 42, 1), "127.0.0.1", 77, false, r)));
         Container.Granted again = ok(kit.<StatusReply<Container.Granted>>runCommand(r -> new Container.Access(FIRM, 42,
-                0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 42, 2), 77, false, r)));
+                0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 42, 2), "127.0.0.1", 77, false, r)));
         assertEquals(first.handle().id(), again.handle().id());
         assertEquals(first.token(), again.token());
         assertEquals(2, again.handle().owner().sessionId(), "moved to the session that re-sent it");
         assertEquals(1, ok(kit.<StatusReply<ContainerInfo>>runCommand(Container.Describe::new)).products().get(0)
                 .inUse(), "one seat, not two");
         Container.Granted other = ok(kit.<StatusReply<Container.Granted>>runCommand(r -> new Container.Access(FIRM,
-                42, 0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 43, 3), 77, false, r)));
+                42, 0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 43, 3), "127.0.0.1", 77, false, r)));
         assertTrue(other.handle().id() != first.handle().id(), "another process's request 77 is another request");
+        importLicense(issue(43, 2, null, null, 1));
+        Container.Granted otherProduct = ok(kit.<StatusReply<Container.Granted>>runCommand(r -> new Container.Access(
+                FIRM, 43, 0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 42, 4), "127.0.0.1", 77, false, r)));
+        assertTrue(otherProduct.handle().id() != first.handle().id(), "the same request id for another product");
+        assertEquals(43, otherProduct.handle().item().productCode());
     }
 
     @Test
@@ -286,7 +291,7 @@ class ContainerActorTest {
     void aRequestPastItsDeadlineIsNotCarriedOut() throws Exception {
         importLicense(issue(42, 2, null, null, 0));
         var late = kit.<StatusReply<Container.Granted>>runCommand(r -> new Container.Access(FIRM, 42, 0,
-                AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 42, 1), 5, false,
+                AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 42, 1), "127.0.0.1", 5, false,
                 clock.instant().minusMillis(1), r));
         assertEquals(CmError.NETWORK_FAULT.code(), refusal(late.reply()));
         assertTrue(late.events().isEmpty(), "no seat taken for a client that was already told it failed");
@@ -303,7 +308,7 @@ class ContainerActorTest {
         // The decision reads the clock once (in time), the check after the write reads it again (too late).
         Instant deadline = stepping.peek().plusMillis(500);
         Container.Granted granted = ok(kit.<StatusReply<Container.Granted>>runCommand(r -> new Container.Access(FIRM,
-                42, 0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 42, 1), 6, false, deadline, r)));
+                42, 0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 42, 1), "127.0.0.1", 6, false, deadline, r)));
         testKit.createTestProbe().awaitAssert(Duration.ofSeconds(10), () -> {
             assertTrue(kit.getState().handles().isEmpty(), "the abandoned grant was taken back");
             return null;
@@ -375,7 +380,7 @@ class ContainerActorTest {
 
     private static Container.Access access(int i, org.apache.pekko.actor.testkit.typed.javadsl.TestProbe<
             StatusReply<Object>> replies) {
-        return new Container.Access(FIRM, 42, 0, AccessMode.USERLIMIT, new HandleOwner("ws-" + i, "u", i, i), i, false,
+        return new Container.Access(FIRM, 42, 0, AccessMode.USERLIMIT, new HandleOwner("ws-" + i, "u", i, i), "127.0.0.1", i, false,
                 unchecked(replies.ref()));
     }
 

@@ -63,8 +63,9 @@ final class ContainerFixture {
     }
 
     static ContainerState.AccessRequest request(long product, AccessMode mode, String host, long session) {
+        // The station is what STATIONSHARE counts; here each host name stands for one station.
         return new ContainerState.AccessRequest(FIRM, product, 0, mode, owner(host, session), "digest-" + host,
-                false);
+                false, host);
     }
 
     /** Persists (here: records and applies) what an accepted decision carries, and returns its reply. */

@@ -94,7 +94,7 @@ class ContainerStateTest {
             fixture.open(holder.product(), holder.mode(), holder.host(), session++);
         }
         ContainerState.AccessRequest request = new ContainerState.AccessRequest(FIRM, product, featureBits, mode,
-                ContainerFixture.owner(host, session), "digest", false);
+                ContainerFixture.owner(host, session), "digest", false, host);
         Decision<Handle> decision = state.access(request, NOW);
         assertEquals(expected, code(decision), name + ": " + decision);
         assertEquals(expected, code(fixture.replayed().access(request, NOW)), name + ", after recovery");
@@ -103,8 +103,23 @@ class ContainerStateTest {
     @Test
     void aTmrPeerMayUseATmrCopy() {
         ContainerState.AccessRequest peer = new ContainerState.AccessRequest(FIRM, TMR_COPY, 0, USERLIMIT,
-                ContainerFixture.owner("node-a", 1), "digest", true);
+                ContainerFixture.owner("node-a", 1), "digest", true, "node-a");
         assertEquals(0, code(state.access(peer, NOW)));
+    }
+
+    @Test
+    void stationShareCountsStationsByAddressNotByTheHostNameAClientClaims() {
+        ContainerState.AccessRequest first = new ContainerState.AccessRequest(FIRM, SEATS_2, 0, STATIONSHARE,
+                ContainerFixture.owner("cad-1", 1), "d1", false, "10.0.0.5");
+        fixture.persist(state.access(first, NOW));
+        fixture.open(SEATS_2, USERLIMIT, "other", 2);
+        ContainerState.AccessRequest sameStationOtherName = new ContainerState.AccessRequest(FIRM, SEATS_2, 0,
+                STATIONSHARE, ContainerFixture.owner("renamed", 3), "d3", false, "10.0.0.5");
+        assertEquals(0, code(state.access(sameStationOtherName, NOW)), "one station, one seat, whatever its name");
+        ContainerState.AccessRequest sameNameOtherStation = new ContainerState.AccessRequest(FIRM, SEATS_2, 0,
+                STATIONSHARE, ContainerFixture.owner("cad-1", 4), "d4", false, "10.0.0.6");
+        assertEquals(212, code(state.access(sameNameOtherStation, NOW)),
+                "claiming another station's host name does not share its seat");
     }
 
     @Test
