@@ -85,12 +85,13 @@ public final class Backend implements AutoCloseable {
             BackendServer server = BackendServer.start(settings, gateway,
                     system.scheduler(), new TrackingLog(identity.serial()), clock);
             return new Backend(system, server, identity);
-        } catch (RuntimeException | InterruptedException e) {
-            system.terminate();
-            throw e;
         } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
             system.terminate();
             throw new IllegalStateException("the backend's actors did not start within 30 s", e);
+        } catch (Exception e) {
+            // Also a BindException, which Netty throws without declaring it: the actor system must not leak.
+            system.terminate();
+            throw e;
         }
     }
 

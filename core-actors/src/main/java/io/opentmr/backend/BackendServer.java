@@ -72,7 +72,8 @@ public final class BackendServer implements AutoCloseable {
                     tracking.container(), listener.localAddress(), settings.maxConnections(),
                     settings.maxInFlightPerConnection());
             return new BackendServer(boss, workers, listener);
-        } catch (RuntimeException | InterruptedException e) {
+        } catch (Exception e) {
+            // bind().sync() also throws checked exceptions it does not declare (BindException).
             boss.shutdownGracefully(0, 1, TimeUnit.SECONDS);
             workers.shutdownGracefully(0, 1, TimeUnit.SECONDS);
             throw e;

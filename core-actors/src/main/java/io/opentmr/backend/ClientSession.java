@@ -53,7 +53,10 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
     private final SecureRandom random;
     private final TrackingLog tracking;
     private final Serial serial;
+    private static final long ACTIVITY_INTERVAL_NANOS = 1_000_000_000L;
+
     private final AtomicInteger inFlight = new AtomicInteger();
+    private long lastActivity = System.nanoTime() - ACTIVITY_INTERVAL_NANOS - 1;
     private final Clock clock;
     private ScheduledFuture<?> helloDeadline;
     private HandleOwner owner;
@@ -138,12 +141,15 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
             }
             return;
         }
+        long now = System.nanoTime();
+        if (now - lastActivity > ACTIVITY_INTERVAL_NANOS) {
+            // Any request is a sign of life for the session's handles; at most one a second reaches the container.
+            lastActivity = now;
+            gateway.tell(new ContainerGateway.Activity(owner.sessionId()));
+        }
         switch (message.type()) {
             case HELLO -> error(ctx, id, CmError.INVALID_PARAMETER, "HELLO was already said on this connection");
-            case KEEPALIVE -> {
-                gateway.tell(new ContainerGateway.Activity(owner.sessionId()));
-                reply(ctx, id, new Message.Ok());
-            }
+            case KEEPALIVE -> reply(ctx, id, new Message.Ok());
             case LIST_CONTAINERS -> ask(ctx, id, Container.Describe::new,
                     (ContainerInfo info) -> new Message.ContainerList(List.of(info)));
             case ACCESS -> {
@@ -175,13 +181,17 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
             case BORROW -> {
                 Message.Borrow m = (Message.Borrow) message;
                 ask(ctx, id, r -> new Container.BorrowSeat(m.handleId(), owner.sessionId(),
-                        Duration.ofSeconds(m.durationSeconds()), owner.host() + "/" + owner.user(), deadline(), r),
+                        Duration.ofSeconds(m.durationSeconds()), clientId(), deadline(), r),
                         Message.BorrowOk::new);
             }
-            case RETURN -> ask(ctx, id, r -> new Container.ReturnBorrow(((Message.Return) message).ticketId(), r),
+            case RETURN -> ask(ctx, id, r -> new Container.ReturnBorrow(((Message.Return) message).ticketId(),
+                    clientId(), r),
                     (Done done) -> new Message.Ok());
             case LICENSE_CONTEXT -> {
-                if (admitted(ctx, id, ((Message.LicenseContext) message).adminToken())) {
+                Serial asked = ((Message.LicenseContext) message).container();
+                if (!asked.equals(Serial.NONE) && !asked.equals(serial)) {
+                    error(ctx, id, CmError.BOX_NOT_FOUND, "this server has container " + serial + ", not " + asked);
+                } else if (admitted(ctx, id, ((Message.LicenseContext) message).adminToken())) {
                     ask(ctx, id, Container.GetContext::new,
                             context -> new Message.LicenseContextOk(Bytes.of(context.toJson())));
                 }
@@ -217,7 +227,9 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
             return;
         }
         owner = candidate;
-        helloDeadline.cancel(false);
+        if (helloDeadline != null) {
+            helloDeadline.cancel(false);
+        }
         LOG.debug("Session {} opened by {}@{} pid {} ({}, {})", sessionId, hello.user(), hello.host(), hello.pid(),
                 hello.clientName(), peer);
         reply(ctx, id, new Message.HelloOk(ServerKind.BACKEND, sessionId, settings.keepAliveInterval().toMillis(),
@@ -263,7 +275,9 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
             return;
         }
         peerNode = peerCandidate;
-        helloDeadline.cancel(false);
+        if (helloDeadline != null) {
+            helloDeadline.cancel(false);
+        }
         LOG.info("TMR node {} authenticated ({})", peerNode, peer);
         reply(ctx, id, new Message.Ok());
     }
@@ -282,9 +296,18 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
         }
     }
 
-    /** When this request's ask gives up; the container does not carry out a request past it. */
+    /** Who a borrow ticket is for: the host and user the client named in HELLO. */
+    private String clientId() {
+        return owner.host() + "/" + owner.user();
+    }
+
+    /**
+     * The container does not carry out a request past this, and takes back a grant durable only after it.
+     * It lies well inside the ask's timeout, so the container's answer, whichever, reaches the client
+     * before the session would give up and say ERROR 100.
+     */
     private Instant deadline() {
-        return clock.instant().plus(settings.requestTimeout());
+        return clock.instant().plus(settings.requestTimeout().multipliedBy(4).dividedBy(5));
     }
 
     /** Admin requests: from loopback, or with the configured token (compared in constant time). */

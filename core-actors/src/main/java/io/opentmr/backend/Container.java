@@ -175,7 +175,9 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         }
     }
 
-    public record ReturnBorrow(long ticketId, ActorRef<StatusReply<Done>> replyTo) implements Request {
+    /** @param clientId who asks: only the client the ticket was issued to may return it */
+    public record ReturnBorrow(long ticketId, String clientId, ActorRef<StatusReply<Done>> replyTo)
+            implements Request {
         @Override
         public void refuse(CmRefusal refusal) {
             replyTo.tell(StatusReply.error(refusal));
@@ -404,7 +406,8 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
                     });
         } else if (request instanceof ReturnBorrow c) {
             Instant now = clock.instant();
-            return decide(state, state.returnBorrow(c.ticketId(), now), c.replyTo(), borrow -> Done.getInstance(),
+            return decide(state, state.returnBorrow(c.ticketId(), c.clientId(), now), c.replyTo(),
+                    borrow -> Done.getInstance(),
                     borrow -> tracking.borrowEnded(borrow.ticketId(), true, now));
         } else if (request instanceof ImportLicense c) {
             return onImportLicense(state, c);
@@ -565,7 +568,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
             events.addAll(accept.events());
             tracking.reclaim(c.handleId(), accept.reply().item(), now);
         }
-        if (c.ticketId() != 0 && state.returnBorrow(c.ticketId(), now) instanceof Decision.Accept<Borrow> accept) {
+        if (c.ticketId() != 0 && state.endBorrow(c.ticketId(), now) instanceof Decision.Accept<Borrow> accept) {
             events.addAll(accept.events());
             tracking.borrowEnded(c.ticketId(), false, now);
         }

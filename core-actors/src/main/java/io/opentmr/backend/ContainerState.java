@@ -351,12 +351,26 @@ public final class ContainerState {
                 expiresAt, now));
     }
 
-    public Decision<Borrow> returnBorrow(long ticketId, Instant now) {
+    /**
+     * Returns a borrow early, for the client it was issued to only: anyone else freeing the seat would leave
+     * the borrower with a valid offline ticket and the seat counted twice.
+     */
+    public Decision<Borrow> returnBorrow(long ticketId, String clientId, Instant now) {
+        Borrow borrow = borrows.get(ticketId);
+        if (borrow == null || !borrow.clientId().equals(clientId)) {
+            // One answer for both, so a guessed ticket id reveals nothing.
+            return Decision.refuse(CmError.INVALID_HANDLE, "no borrow with ticket " + ticketId + " for " + clientId);
+        }
+        return Decision.accept(borrow, new BorrowEnded(ticketId, true, now));
+    }
+
+    /** Ends a borrow whatever its client: the server's own decision (an abandoned borrow). */
+    public Decision<Borrow> endBorrow(long ticketId, Instant now) {
         Borrow borrow = borrows.get(ticketId);
         if (borrow == null) {
             return Decision.refuse(CmError.INVALID_HANDLE, "no borrow with ticket " + ticketId);
         }
-        return Decision.accept(borrow, new BorrowEnded(ticketId, true, now));
+        return Decision.accept(borrow, new BorrowEnded(ticketId, false, now));
     }
 
     /** Borrows whose time is up, to end now. */

@@ -193,6 +193,17 @@ class BackendServerTest {
     }
 
     @Test
+    void aContextForAnotherContainerIs201() throws Exception {
+        start(Map.of());
+        RawConnection admin = raw();
+        admin.hello();
+        Message answer = admin.request(new Message.LicenseContext("", new io.opentmr.protocol.Serial(129, 1)));
+        assertEquals(CmError.BOX_NOT_FOUND.code(), ((Message.Error) answer).code());
+        Message own = admin.request(new Message.LicenseContext("", backend.identity().serial()));
+        assertInstanceOf(Message.LicenseContextOk.class, own);
+    }
+
+    @Test
     void aDeniedHostGets231AndATrackingLineThenTheConnectionCloses() throws Exception {
         ListAppender<ILoggingEvent> tracking = new ListAppender<>();
         tracking.start();

@@ -178,7 +178,7 @@ class ContainerActorTest {
                 new Container.Access(FIRM, 42, 0, AccessMode.USERLIMIT, new HandleOwner("ws-2", "bo", 1, 2), "127.0.0.1", 900, false,
                         r))
                 .reply()));
-        ok(kit.<StatusReply<Done>>runCommand(r -> new Container.ReturnBorrow(ticket.ticketId(), r)));
+        ok(kit.<StatusReply<Done>>runCommand(r -> new Container.ReturnBorrow(ticket.ticketId(), "ws-1/anna", r)));
         access(42, "ws-2", 2);
     }
 

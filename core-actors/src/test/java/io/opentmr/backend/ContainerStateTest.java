@@ -210,14 +210,16 @@ class ContainerStateTest {
         assertTrue(state.expiredBorrows(NOW.plus(Duration.ofDays(2))).isEmpty());
         state.expiredBorrows(NOW.plus(Duration.ofDays(3))).forEach(fixture::persist);
         assertEquals(0, code(state.access(request(BORROWABLE_1_SEAT, USERLIMIT, "b", 2), NOW)), "expired: free");
-        assertEquals(106, code(state.returnBorrow(borrow.ticketId(), NOW)), "already ended");
+        assertEquals(106, code(state.returnBorrow(borrow.ticketId(), "a/user", NOW)), "already ended");
     }
 
     @Test
     void aReturnedBorrowFreesItsSeatAndBorrowingNeedsPermission() {
         Handle handle = fixture.open(BORROWABLE_1_SEAT, USERLIMIT, "a", 1);
         Borrow borrow = fixture.persist(state.borrow(handle.id(), 1, Duration.ofHours(1), "a/user", NOW));
-        fixture.persist(state.returnBorrow(borrow.ticketId(), NOW));
+        assertEquals(106, code(state.returnBorrow(borrow.ticketId(), "b/user", NOW)),
+                "only the client the ticket was issued to returns it");
+        fixture.persist(state.returnBorrow(borrow.ticketId(), "a/user", NOW));
         fixture.open(BORROWABLE_1_SEAT, USERLIMIT, "b", 2);
 
         Handle plain = fixture.open(SEATS_2, USERLIMIT, "a", 1);

@@ -51,7 +51,7 @@ class SeatInvariantPropertyTest {
                 case RELEASE -> open.isEmpty() ? null : release(state, pick(open, step), now);
                 case RECLAIM -> open.isEmpty() ? null : state.reclaim(pick(open, step).id(), now);
                 case BORROW -> open.isEmpty() ? null : borrow(state, pick(open, step), now);
-                case RETURN -> borrowed.isEmpty() ? null : state.returnBorrow(pick(borrowed, step).ticketId(), now);
+                case RETURN -> borrowed.isEmpty() ? null : state.returnBorrow(pick(borrowed, step).ticketId(), "client", now);
                 case EXPIRE -> null;
             };
             if (step.kind() == Kind.EXPIRE) {

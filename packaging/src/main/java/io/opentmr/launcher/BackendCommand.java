@@ -67,10 +67,19 @@ final class BackendCommand implements Callable<Integer> {
         java.nio.file.Files.createDirectories(settings.dataDir());
         TrackingLogFile.install(settings.dataDir());
         Backend backend = Backend.start(resolved);
-        Runtime.getRuntime().addShutdownHook(new Thread(backend::close, "opentmr-backend-shutdown"));
+        java.util.concurrent.atomic.AtomicBoolean asked = new java.util.concurrent.atomic.AtomicBoolean();
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            asked.set(true);
+            backend.close();
+        }, "opentmr-backend-shutdown"));
         System.out.println("Backend " + backend.identity().serial() + " (CmActId " + backend.identity().cmActId()
                 + ") listening on " + backend.address().getAddress().getHostAddress() + ":" + backend.address().getPort());
         backend.whenTerminated().toCompletableFuture().join();
+        if (!asked.get()) {
+            // Not a SIGTERM or Ctrl-C: the backend failed, and a supervisor (systemd) must see it.
+            System.err.println("tmr: the backend stopped without being asked to; see the log above");
+            return Output.CM_ERROR;
+        }
         return Output.OK;
     }
 }
