@@ -27,6 +27,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
@@ -81,8 +82,12 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     public record BatchDone(long number) {
     }
 
-    /** Grants remembered for re-sent ACCESS requests: clients re-send within seconds. */
-    static final int RECENT_GRANTS = 4096;
+    /** How long, and how many, grants are remembered for re-sent ACCESS requests. */
+    static final Duration GRANT_MEMORY = Duration.ofMinutes(1);
+    static final int RECENT_GRANTS = 100_000;
+
+    private record RecentGrant(Granted granted, Instant at) {
+    }
 
     /** A re-sent ACCESS is the same request from the same station and process: every field must match. */
     private record GrantKey(String station, String host, String user, long pid, int requestId, long firmCode,
@@ -229,18 +234,13 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     /** Last sign of life per session; not journaled, so after a restart every handle gets a full timeout. */
     private final Map<Long, Instant> lastSeen = new HashMap<>();
     /**
-     * Recent grants by client and request id, to answer a re-sent ACCESS with the same handle. In memory
-     * only (the token is never journaled): after a restart a re-sent ACCESS opens a new handle and the old
-     * one is reclaimed after the cleanup timeout.
+     * Recent grants by request, to answer a re-sent ACCESS with the same handle, kept for
+     * {@link #GRANT_MEMORY} (a client re-sends right after it reconnects) and at most
+     * {@link #RECENT_GRANTS}. In memory only (the token is never journaled): after a restart a re-sent
+     * ACCESS opens a new handle and the old one is reclaimed after the cleanup timeout.
      */
-    private final Map<GrantKey, Granted> recentGrants = new java.util.LinkedHashMap<>(256, 0.75f, false) {
-        private static final long serialVersionUID = 1L;
+    private final LinkedHashMap<GrantKey, RecentGrant> recentGrants = new LinkedHashMap<>();
 
-        @Override
-        protected boolean removeEldestEntry(Map.Entry<GrantKey, Granted> eldest) {
-            return size() > RECENT_GRANTS;
-        }
-    };
     private boolean recovered;
 
     /** Events between snapshots when none is configured: recovery replays at most this many after one. */
@@ -429,12 +429,13 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         }
         GrantKey key = new GrantKey(c.station(), c.owner().host(), c.owner().user(), c.owner().pid(), c.requestId(),
                 c.firmCode(), c.productCode(), c.featureBits(), c.mode());
-        Granted earlier = recentGrants.get(key);
+        RecentGrant recent = recentGrants.get(key);
+        Granted earlier = recent == null ? null : recent.granted();
         if (earlier != null && state.hasHandle(earlier.handle().id())) {
             // The same request again: its reply was lost. Hand over the same handle on the new session.
             lastSeen.put(c.owner().sessionId(), now);
             Granted again = new Granted(earlier.handle().withSession(c.owner().sessionId()), earlier.token());
-            recentGrants.put(key, again);
+            rememberGrant(key, again, now);
             return decide(state, Decision.accept(again, new HandleResumed(earlier.handle().id(),
                     c.owner().sessionId(), now)), c.replyTo(), Function.identity(), granted -> { });
         }
@@ -449,7 +450,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
                     c.owner(), now);
         }
         if (decision instanceof Decision.Accept<Handle> accept) {
-            recentGrants.put(key, new Granted(accept.reply(), Bytes.of(token)));
+            rememberGrant(key, new Granted(accept.reply(), Bytes.of(token)), now);
         }
         return decide(state, decision, c.replyTo(), handle -> new Granted(handle, Bytes.of(token)), handle -> {
             tracking.access(handle, now);
@@ -555,6 +556,19 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
                 }
             }
         });
+    }
+
+    private void rememberGrant(GrantKey key, Granted granted, Instant now) {
+        recentGrants.remove(key);
+        recentGrants.put(key, new RecentGrant(granted, now));
+        var oldest = recentGrants.values().iterator();
+        while (oldest.hasNext()) {
+            RecentGrant next = oldest.next();
+            if (recentGrants.size() <= RECENT_GRANTS && next.at().plus(GRANT_MEMORY).isAfter(now)) {
+                break;
+            }
+            oldest.remove();
+        }
     }
 
     private static boolean late(Instant deadline, Instant now) {

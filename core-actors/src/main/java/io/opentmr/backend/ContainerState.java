@@ -37,8 +37,8 @@ import java.util.Map;
  */
 public final class ContainerState {
 
-    /** Decrement results kept for retries: a client retries within seconds, not after thousands of operations. */
-    public static final int RECENT_OPERATIONS = 4096;
+    /** Decrement results kept per handle for retries; they go with the handle. */
+    public static final int RECENT_OPERATIONS_PER_HANDLE = 64;
 
     /**
      * An ACCESS request.
@@ -57,19 +57,10 @@ public final class ContainerState {
     private final Map<LicenseKey, ItemState> items = new LinkedHashMap<>();
     private final Map<Long, Handle> handles = new HashMap<>();
     private final Map<Long, Borrow> borrows = new HashMap<>();
-    private final LinkedHashMap<OperationKey, Long> recentDecrements = new LinkedHashMap<>(64, 0.75f, false) {
-        private static final long serialVersionUID = 1L;
-
-        @Override
-        protected boolean removeEldestEntry(Map.Entry<OperationKey, Long> eldest) {
-            return size() > RECENT_OPERATIONS;
-        }
-    };
+    /** handle id → operation id → units left after it: a retried decrement finds its result here. */
+    private final Map<Long, LinkedHashMap<Long, Long>> recentDecrements = new HashMap<>();
     private long nextHandleId = 1;
     private long nextTicketId = 1;
-
-    private record OperationKey(long handleId, long operationId) {
-    }
 
     public ContainerState(Serial serial, long cmActId) {
         this.serial = serial;
@@ -296,7 +287,8 @@ public final class ContainerState {
         if (owned instanceof Decision.Refuse<Handle> refuse) {
             return Decision.refuse(refuse.error(), refuse.text());
         }
-        Long earlier = recentDecrements.get(new OperationKey(handleId, operationId));
+        Map<Long, Long> ofHandle = recentDecrements.get(handleId);
+        Long earlier = ofHandle == null ? null : ofHandle.get(operationId);
         if (earlier != null) {
             return Decision.accept(earlier);
         }
@@ -387,8 +379,8 @@ public final class ContainerState {
                 .map(i -> new ContainerSnapshot.Item(i.firmCode, i.spec, i.tmrGroupKeys, i.units, i.usageStartedAt))
                 .toList();
         List<ContainerSnapshot.Decrement> decrements = recentDecrements.entrySet().stream()
-                .map(e -> new ContainerSnapshot.Decrement(e.getKey().handleId(), e.getKey().operationId(),
-                        e.getValue()))
+                .flatMap(h -> h.getValue().entrySet().stream()
+                        .map(op -> new ContainerSnapshot.Decrement(h.getKey(), op.getKey(), op.getValue())))
                 .toList();
         return new ContainerSnapshot(serial.toString(), cmActId, Map.copyOf(firmUpdateCounters), itemCopies,
                 List.copyOf(handles.values()), List.copyOf(borrows.values()), decrements, nextHandleId, nextTicketId);
@@ -413,7 +405,7 @@ public final class ContainerState {
             state.items.get(borrow.item()).borrowStarted();
         }
         for (ContainerSnapshot.Decrement d : snapshot.recentDecrements()) {
-            state.recentDecrements.put(new OperationKey(d.handleId(), d.operationId()), d.remaining());
+            state.rememberDecrement(d.handleId(), d.operationId(), d.remaining());
         }
         state.nextHandleId = snapshot.nextHandleId();
         state.nextTicketId = snapshot.nextTicketId();
@@ -441,7 +433,7 @@ public final class ContainerState {
             items.get(e.item()).usageStartedAt = e.at();
         } else if (event instanceof UnitsDecremented e) {
             items.get(e.item()).units = e.remaining();
-            recentDecrements.put(new OperationKey(e.handleId(), e.operationId()), e.remaining());
+            rememberDecrement(e.handleId(), e.operationId(), e.remaining());
         } else if (event instanceof BorrowStarted e) {
             removeHandle(e.handleId());
             borrows.put(e.ticketId(), new Borrow(e.ticketId(), e.item(), e.clientId(), e.expiresAt()));
@@ -474,7 +466,16 @@ public final class ContainerState {
         }
     }
 
+    private void rememberDecrement(long handleId, long operationId, long remaining) {
+        LinkedHashMap<Long, Long> ofHandle = recentDecrements.computeIfAbsent(handleId, id -> new LinkedHashMap<>());
+        ofHandle.put(operationId, remaining);
+        if (ofHandle.size() > RECENT_OPERATIONS_PER_HANDLE) {
+            ofHandle.remove(ofHandle.keySet().iterator().next());
+        }
+    }
+
     private void removeHandle(long handleId) {
+        recentDecrements.remove(handleId);
         Handle handle = handles.remove(handleId);
         if (handle != null) {
             items.get(handle.item()).remove(handle);

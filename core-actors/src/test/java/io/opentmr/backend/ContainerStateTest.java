@@ -199,6 +199,22 @@ class ContainerStateTest {
     }
 
     @Test
+    void aRetriedDecrementIsRecognisedHoweverBusyOtherHandlesAre() {
+        fixture.persist(state.applyUpdate(new LicenseUpdate(SERIAL.toString(), CM_ACT_ID, FIRM, 3, NOW,
+                List.of(item(9, 10, 0, 100_000L, null, null, null, null)), List.of()), NOW));
+        Handle quiet = fixture.open(9, USERLIMIT, "a", 1);
+        Handle busy = fixture.open(9, USERLIMIT, "b", 2);
+        assertEquals(99_999L, fixture.persist(state.decrementUnits(quiet.id(), 1, 1, 1, NOW)));
+        for (long op = 1; op <= 5_000; op++) {
+            fixture.persist(state.decrementUnits(busy.id(), 2, op, 1, NOW));
+        }
+        assertEquals(99_999L, fixture.persist(state.decrementUnits(quiet.id(), 1, 1, 1, NOW)),
+                "the retry finds its first result instead of subtracting again");
+        assertEquals(94_999, units(state, 9));
+        assertEquals(94_999, units(fixture.replayed(), 9));
+    }
+
+    @Test
     void borrowingHoldsASeatUntilReturnOrExpiry() {
         Handle handle = fixture.open(BORROWABLE_1_SEAT, USERLIMIT, "a", 1);
         assertEquals(105, code(state.borrow(handle.id(), 1, Duration.ofDays(8), "a/user", NOW)), "beyond borrowMax");
