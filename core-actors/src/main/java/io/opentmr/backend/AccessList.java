@@ -55,6 +55,9 @@ public final class AccessList {
             byte[] address = NetUtil.createByteArrayFromIpAddressString(addressPart);
             if (address != null) {
                 int bits = address.length * 8;
+                // Java reports an IPv4 peer as a 4-byte address even on an IPv6 socket: a rule written as an
+                // IPv4-mapped IPv6 address must become the IPv4 rule it means, or it never matches.
+                boolean mapped = address.length == 16 && isIpv4Mapped(address);
                 if (slash >= 0) {
                     try {
                         bits = Integer.parseInt(rule.substring(slash + 1));
@@ -65,12 +68,28 @@ public final class AccessList {
                         throw new IllegalArgumentException("prefix length out of range in '" + text + "'");
                     }
                 }
+                if (mapped) {
+                    if (bits < 96) {
+                        throw new IllegalArgumentException("'" + text + "' covers more than the IPv4-mapped range; "
+                                + "write the IPv4 rule instead");
+                    }
+                    return new Rule(rule, java.util.Arrays.copyOfRange(address, 12, 16), bits - 96, null);
+                }
                 return new Rule(rule, address, bits, null);
             }
             if (slash >= 0 || rule.isEmpty() || !rule.matches("(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")) {
                 throw new IllegalArgumentException("'" + text + "' is neither an IP address, a CIDR block nor a host name");
             }
             return new Rule(rule, null, 0, rule.toLowerCase(Locale.ROOT));
+        }
+
+        private static boolean isIpv4Mapped(byte[] address) {
+            for (int i = 0; i < 10; i++) {
+                if (address[i] != 0) {
+                    return false;
+                }
+            }
+            return address[10] == (byte) 0xFF && address[11] == (byte) 0xFF;
         }
 
         boolean matches(InetAddress peer, String claimedHost) {

@@ -27,7 +27,6 @@ import java.util.concurrent.CompletionException;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Function;
 import org.apache.pekko.Done;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -55,7 +54,8 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
     private final Serial serial;
     private static final long ACTIVITY_INTERVAL_NANOS = 1_000_000_000L;
 
-    private final AtomicInteger inFlight = new AtomicInteger();
+    /** Requests asked and not yet answered; only the channel's event loop touches it. */
+    private int inFlight;
     private long lastActivity = System.nanoTime() - ACTIVITY_INTERVAL_NANOS - 1;
     private final Clock clock;
     private ScheduledFuture<?> helloDeadline;
@@ -329,8 +329,7 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
     private <T> void ask(ChannelHandlerContext ctx, int id,
                          org.apache.pekko.japi.function.Function<ActorRef<StatusReply<T>>, Container.Request> command,
                          Function<T, Message> reply) {
-        if (inFlight.incrementAndGet() > settings.maxInFlightPerConnection()) {
-            inFlight.decrementAndGet();
+        if (inFlight >= settings.maxInFlightPerConnection()) {
             error(ctx, id, CmError.REQUEST_OVERLOAD, "more than " + settings.maxInFlightPerConnection()
                     + " requests in flight on this connection");
             return;
@@ -339,8 +338,9 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
                 replyTo -> new ContainerGateway.Submit(command.apply(replyTo)), settings.requestTimeout(), scheduler);
         // On the channel's event loop: the reply is written there anyway, and the stage Pekko returns would
         // otherwise run this on the JDK's default async executor, a new thread per reply on a 2-core machine.
+        inFlight++;
         answer.whenCompleteAsync((value, failure) -> {
-            inFlight.decrementAndGet();
+            inFlight--;
             if (failure == null) {
                 reply(ctx, id, reply.apply(value));
                 return;

@@ -595,7 +595,8 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
 
     /**
      * An accepted decision's events are applied to the live state now, so the next request of the batch
-     * sees them; its reply goes out once they are durable. A refusal is replied in the same turn.
+     * sees them; its reply goes out once they are durable. A refusal's reply goes out with the batch's
+     * replies, after its write: it may depend on an accepted request before it.
      */
     private <T, R> Outcome decide(ContainerState state, Decision<T> decision, ActorRef<StatusReply<R>> replyTo,
                                   Function<T, R> reply, Consumer<T> afterPersist) {

@@ -33,16 +33,16 @@ public record ContainerIdentity(Serial serial, long cmActId, KeyPair keys) {
      * Loads the identity from {@code dataDir}, or creates a software container (mask 129, random
      * number) with {@code cmActId} when there is none yet.
      *
-     * @throws IllegalStateException if the stored CmActId differs from the configured one
+     * @throws com.typesafe.config.ConfigException.BadValue if the stored CmActId differs from the configured one
      */
     public static ContainerIdentity loadOrCreate(Path dataDir, long cmActId, SecureRandom random) throws IOException {
         Path file = dataDir.resolve(FILE);
         if (Files.exists(file)) {
             Stored stored = JSON.readValue(file.toFile(), Stored.class);
             if (stored.cmActId() != cmActId) {
-                throw new IllegalStateException("container " + stored.serial() + " in " + file + " has CmActId "
-                        + stored.cmActId() + " but the configuration says " + cmActId
-                        + "; a container's CmActId never changes");
+                throw new com.typesafe.config.ConfigException.BadValue("opentmr.backend.cm-act-id", "container "
+                        + stored.serial() + " in " + file + " has CmActId " + stored.cmActId()
+                        + " but the configuration says " + cmActId + "; a container's CmActId never changes");
             }
             Base64.Decoder base64 = Base64.getDecoder();
             KeyPair keys = new KeyPair(Ed25519.publicKey(base64.decode(stored.publicKey())),

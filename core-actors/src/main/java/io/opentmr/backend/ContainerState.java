@@ -268,13 +268,6 @@ public final class ContainerState {
         return Decision.accept(handle, new HandleReclaimed(handleId, now));
     }
 
-    public Decision<ProductInfo> info(long handleId, long sessionId) {
-        Decision<Handle> owned = handle(handleId, sessionId);
-        if (owned instanceof Decision.Accept<Handle> accept) {
-            return Decision.accept(items.get(accept.reply().item()).toProductInfo());
-        }
-        return Decision.refuse(((Decision.Refuse<Handle>) owned).error(), ((Decision.Refuse<Handle>) owned).text());
-    }
 
     // ---------------------------------------------------------------- units
 

@@ -34,7 +34,10 @@ class AccessListTest {
                 Arguments.of(List.of("*.plant.example"), List.of("cad.plant.example"), "10.1.2.3",
                         "cad.plant.example", false),
                 Arguments.of(List.of("fd00::/8"), List.of(), "fd12::1", "ws-1", true),
-                Arguments.of(List.of("fd00::/8"), List.of(), "10.1.2.3", "ws-1", false));
+                Arguments.of(List.of("fd00::/8"), List.of(), "10.1.2.3", "ws-1", false),
+                Arguments.of(List.of(), List.of("::ffff:10.0.0.0/104"), "10.9.9.9", "ws-1", false),
+                Arguments.of(List.of(), List.of("::ffff:10.0.0.1"), "10.0.0.1", "ws-1", false),
+                Arguments.of(List.of(), List.of("::ffff:10.0.0.1"), "10.0.0.2", "ws-1", true));
     }
 
     @ParameterizedTest(name = "allow {0} deny {1}: {2} ({3}) -> {4}")
@@ -54,7 +57,7 @@ class AccessListTest {
 
     @Test
     void aRuleThatIsNeitherAddressNorNameIsRefused() {
-        for (String bad : List.of("10.0.0.0/33", "10.0.0.0/x", "bad name", "", "host/8", "a_b")) {
+        for (String bad : List.of("10.0.0.0/33", "10.0.0.0/x", "bad name", "", "host/8", "a_b", "::ffff:0.0.0.0/80")) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> AccessList.parse(List.of(bad), List.of()), bad);
             assertTrue(e.getMessage().contains("'"), e.getMessage());

@@ -396,7 +396,8 @@ class ContainerActorTest {
         ContainerIdentity again = ContainerIdentity.loadOrCreate(dataDir, 7, new SecureRandom());
         assertEquals(identity.serial(), again.serial());
         assertArrayEquals(identity.rawPublicKey(), again.rawPublicKey());
-        org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,
+        var mismatch = org.junit.jupiter.api.Assertions.assertThrows(com.typesafe.config.ConfigException.class,
                 () -> ContainerIdentity.loadOrCreate(dataDir, 8, new SecureRandom()));
+        assertTrue(mismatch.getMessage().contains("opentmr.backend.cm-act-id"), mismatch.getMessage());
     }
 }

@@ -162,7 +162,7 @@ class ContainerStateTest {
         fixture.open(SEATS_2, USERLIMIT, "b", 2);
         fixture.persist(state.reclaim(a.id(), NOW));
         assertEquals(0, code(state.access(request(SEATS_2, USERLIMIT, "c", 3), NOW)));
-        assertEquals(106, code(state.info(a.id(), 1)));
+        assertEquals(106, code(state.handle(a.id(), 1)));
     }
 
     static Stream<Arguments> unitRules() {

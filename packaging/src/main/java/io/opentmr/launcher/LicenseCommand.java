@@ -43,7 +43,8 @@ final class LicenseCommand {
 
         @Override
         public Integer call() throws Exception {
-            boolean exists = Files.exists(out.resolve(VendorKeyFiles.PUBLIC_FILE));
+            boolean exists = Files.exists(out.resolve(VendorKeyFiles.PUBLIC_FILE))
+                    && Files.exists(out.resolve(VendorKeyFiles.PRIVATE_FILE));
             PublicKey publicKey = ifMissing && exists ? VendorKeyFiles.readPublic(out.resolve(VendorKeyFiles.PUBLIC_FILE))
                     : VendorKeyFiles.generate(out).getPublic();
             String fingerprint = Ed25519.fingerprint(Ed25519.raw(publicKey));
@@ -119,16 +120,17 @@ final class LicenseCommand {
             PrivateKey privateKey = VendorKeyFiles.readPrivate(vendorKey);
             Path publicFile = vendorKey.resolveSibling(VendorKeyFiles.PUBLIC_FILE);
             PublicKey publicKey = VendorKeyFiles.readPublic(publicFile);
-            List<ContainerContext> parsed = new ArrayList<>();
-            for (Path context : contexts) {
-                parsed.add(ContainerContext.parse(Files.readAllBytes(context)));
-            }
             try {
+                List<ContainerContext> parsed = new ArrayList<>();
+                for (Path context : contexts) {
+                    parsed.add(ContainerContext.parse(Files.readAllBytes(context)));
+                }
                 LicenseIssuer.Result result = new LicenseIssuer(privateKey, publicKey, Clock.systemUTC(),
                         new SecureRandom()).issue(VendorState.load(state), parsed, new LicenseIssuer.Request(firm,
                         product, quantity, tmr, units, expires, activates, usagePeriod, borrowMax, featureMap, text));
-                List<Path> written = result.writeTo(out);
+                // The state first: files written but a TMR-Id not recorded would hand the same id out again.
                 result.state().save(state);
+                List<Path> written = result.writeTo(out);
                 long tmrId = result.files().get(0).update().items().get(0).tmrId();
                 Map<String, Object> fields = new LinkedHashMap<>();
                 fields.put("files", written.stream().map(Path::toString).toList());

@@ -72,6 +72,27 @@ class LauncherTest {
         Run fromFile = run("backend", "--config", file.toString());
         assertEquals(2, fromFile.exit());
         assertTrue(fromFile.err().contains("opentmr.backend.cleanup-timeout"), fromFile.err());
+
+        Path good = dir.resolve("good.conf");
+        Files.writeString(good, "opentmr.backend { data-dir = \"" + dir + "\", cm-act-id = 0 }\n");
+        java.util.Map<String, Object> flags = java.util.Map.of("opentmr.backend.cm-act-id", 9);
+        com.typesafe.config.Config resolved = LauncherConfig.resolve(flags, good, "opentmr.backend.data-dir");
+        assertEquals(9, resolved.getLong("opentmr.backend.cm-act-id"), "the flag wins over the file");
+        assertEquals(dir.toString(), resolved.getString("opentmr.backend.data-dir"), "the file sets what flags do not");
+        assertEquals(dir.resolve("journal").toString(), resolved.getString("opentmr.persistence.dir"),
+                "the journal lives in the data directory");
+        assertEquals(120, resolved.getDuration("opentmr.backend.cleanup-timeout").toSeconds(), "reference.conf below");
+    }
+
+    @Test
+    void aBadContextFileIsAUsageError() throws Exception {
+        assertEquals(0, run("license", "keygen", "--out", dir.resolve("v").toString()).exit());
+        Path context = dir.resolve("bad.json");
+        Files.writeString(context, "{ not a context }");
+        Run run = run("license", "issue", "--vendor-key", dir.resolve("v/vendor.key").toString(), "--state",
+                dir.resolve("state.json").toString(), "--context", context.toString(), "--firm", "1", "--product", "1",
+                "--quantity", "1", "--out", dir.resolve("out").toString());
+        assertEquals(2, run.exit(), run.err());
     }
 
     @Test
