@@ -28,6 +28,11 @@ public final class AccessList {
         return new AccessList(allow.stream().map(Rule::parse).toList(), deny.stream().map(Rule::parse).toList());
     }
 
+    /** Whether a rule matches by name: those match the host name a client claims, which it can choose. */
+    public boolean hasNameRules() {
+        return java.util.stream.Stream.concat(allow.stream(), deny.stream()).anyMatch(r -> r.name != null);
+    }
+
     /** The rule that denies this client, or {@code null} if it may connect. */
     public String denial(InetAddress peer, String claimedHost) {
         for (Rule rule : deny) {

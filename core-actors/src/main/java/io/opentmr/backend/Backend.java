@@ -67,7 +67,16 @@ public final class Backend implements AutoCloseable {
             LOG.warn("No vendor keys configured ({}.vendor-keys): this backend will refuse every license update",
                     BackendSettings.PATH);
         }
-        Files.createDirectories(settings.dataDir());
+        if (settings.accessList().hasNameRules()) {
+            LOG.warn("The access list ({}.access-list) has host-name rules: they match the name a client gives in "
+                    + "HELLO, which the client chooses. Use addresses or CIDR blocks to keep hosts out.",
+                    BackendSettings.PATH);
+        }
+        // Owner only: the journal holds the items' crypt secrets and container.json the container's key.
+        if (!Files.exists(settings.dataDir())) {
+            Files.createDirectories(settings.dataDir(), java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                    java.nio.file.attribute.PosixFilePermissions.fromString("rwx------")));
+        }
         java.util.concurrent.CompletableFuture<ActorRef<ContainerGateway.Message>> started =
                 new java.util.concurrent.CompletableFuture<>();
         SecureRandom random = new SecureRandom();

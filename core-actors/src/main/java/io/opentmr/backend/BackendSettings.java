@@ -59,6 +59,10 @@ public record BackendSettings(
         if (maxFrame < 1024) {
             throw new ConfigException.BadValue(PATH + ".limits.max-frame-bytes", "must be at least 1024");
         }
+        if (c.getDuration("keep-alive-interval").compareTo(c.getDuration("cleanup-timeout")) >= 0) {
+            throw new ConfigException.BadValue(PATH + ".keep-alive-interval", "must be shorter than "
+                    + PATH + ".cleanup-timeout, or clients that do keep their sessions alive lose their handles");
+        }
         return new BackendSettings(c.getString("address"), port, Path.of(dataDir), vendorKeys, cmActId,
                 positive(c, "cleanup-timeout"), atLeastOne(c, "snapshot-every"), positive(c, "keep-alive-interval"), c.getString("admin-token"),
                 accessList, atLeastOne(c, "limits.max-connections"), atLeastOne(c, "limits.max-in-flight-per-connection"),

@@ -578,19 +578,20 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     private Effect<ContainerEvent, ContainerState> onAbandoned(ContainerState state, Abandoned c) {
         Instant now = clock.instant();
         List<ContainerEvent> events = new ArrayList<>();
+        List<Runnable> tracked = new ArrayList<>();
         if (c.handleId() != 0 && state.reclaim(c.handleId(), now) instanceof Decision.Accept<Handle> accept) {
             events.addAll(accept.events());
-            tracking.reclaim(c.handleId(), accept.reply().item(), now);
+            tracked.add(() -> tracking.reclaim(c.handleId(), accept.reply().item(), now));
         }
         if (c.ticketId() != 0 && state.endBorrow(c.ticketId(), now) instanceof Decision.Accept<Borrow> accept) {
             events.addAll(accept.events());
-            tracking.borrowEnded(c.ticketId(), false, now);
+            tracked.add(() -> tracking.borrowEnded(c.ticketId(), false, now));
         }
         if (events.isEmpty()) {
             return Effect().none();
         }
         events.forEach(state::apply);
-        return Effect().persist(events);
+        return Effect().persist(events).thenRun(after -> tracked.forEach(Runnable::run));
     }
 
     /**

@@ -60,7 +60,16 @@ public record ContainerIdentity(Serial serial, long cmActId, KeyPair keys) {
         Files.deleteIfExists(temp);
         Files.createFile(temp, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
         JSON.writerWithDefaultPrettyPrinter().writeValue(temp.toFile(), stored);
+        // Durable before it is named: a crash must leave either no identity or the whole one.
+        try (java.nio.channels.FileChannel channel = java.nio.channels.FileChannel.open(temp,
+                java.nio.file.StandardOpenOption.WRITE)) {
+            channel.force(true);
+        }
         Files.move(temp, file, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        try (java.nio.channels.FileChannel directory = java.nio.channels.FileChannel.open(dataDir,
+                java.nio.file.StandardOpenOption.READ)) {
+            directory.force(true);
+        }
         return new ContainerIdentity(serial, cmActId, keys);
     }
 }

@@ -311,6 +311,11 @@ class BackendServerTest {
                 .withFallback(com.typesafe.config.ConfigFactory.load());
         e = assertThrows(com.typesafe.config.ConfigException.class, () -> BackendSettings.from(badList));
         assertTrue(e.getMessage().contains("opentmr.backend.access-list"), e.getMessage());
+        com.typesafe.config.Config keepAlive = com.typesafe.config.ConfigFactory.parseMap(Map.of(
+                "opentmr.backend.data-dir", dir.toString(), "opentmr.backend.cm-act-id", 7,
+                "opentmr.backend.keep-alive-interval", "2m")).withFallback(com.typesafe.config.ConfigFactory.load());
+        e = assertThrows(com.typesafe.config.ConfigException.class, () -> BackendSettings.from(keepAlive));
+        assertTrue(e.getMessage().contains("opentmr.backend.keep-alive-interval"), e.getMessage());
         assertFalse(e.getMessage().isEmpty());
     }
 
