@@ -1,0 +1,147 @@
+package io.opentmr.launcher;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.opentmr.backend.Backend;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The commands a newcomer types, run in-process against a real backend on our journal: license context,
+ * issue and import, client access / release / list with their JSON and exit codes, journal verify and
+ * dump, and the bench's echo mode.
+ */
+@Timeout(120)
+class CommandLineTest {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @TempDir
+    Path dir;
+
+    private Backend backend;
+    private String server;
+
+    private record Run(int exit, String out, String err) {
+        JsonNode json() throws Exception {
+            return JSON.readTree(out);
+        }
+    }
+
+    /** Runs {@code tmr ARGS} in this JVM, capturing what it prints. */
+    private static synchronized Run tmr(String... args) {
+        PrintStream realOut = System.out;
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        StringWriter err = new StringWriter();
+        try (PrintStream capture = new PrintStream(out, true, StandardCharsets.UTF_8)) {
+            System.setOut(capture);
+            var commandLine = Tmr.commandLine();
+            commandLine.setErr(new PrintWriter(err, true));
+            int exit = commandLine.execute(args);
+            return new Run(exit, out.toString(StandardCharsets.UTF_8).strip(), err.toString());
+        } finally {
+            System.setOut(realOut);
+        }
+    }
+
+    @BeforeEach
+    void startBackend() throws Exception {
+        assertEquals(0, tmr("license", "keygen", "--out", dir.resolve("vendor").toString()).exit());
+        Map<String, Object> flags = new HashMap<>();
+        flags.put("opentmr.backend.address", "127.0.0.1");
+        flags.put("opentmr.backend.port", 0);
+        flags.put("opentmr.backend.data-dir", dir.resolve("backend").toString());
+        flags.put("opentmr.backend.vendor-keys", List.of(dir.resolve("vendor/vendor.pub").toString()));
+        flags.put("opentmr.backend.cm-act-id", 7);
+        backend = Backend.start(LauncherConfig.resolve(flags, null, "opentmr.backend.data-dir"));
+        server = "127.0.0.1:" + backend.address().getPort();
+    }
+
+    @AfterEach
+    void stopBackend() {
+        backend.close();
+    }
+
+    @Test
+    void theNewcomerPathThroughTheCommands() throws Exception {
+        Path context = dir.resolve("backend.ctx");
+        assertEquals(0, tmr("license", "context", "--server", server, "--out", context.toString()).exit());
+        Run issued = tmr("license", "issue", "--vendor-key", dir.resolve("vendor/vendor.key").toString(), "--state",
+                dir.resolve("vendor/state.json").toString(), "--context", context.toString(), "--firm", "6000010",
+                "--product", "42", "--quantity", "2", "--text", "CAD seat", "--out", dir.resolve("lic").toString(),
+                "--json");
+        assertEquals(0, issued.exit(), issued.err());
+        String file = issued.json().get("files").get(0).asText();
+        assertEquals(0, tmr("license", "import", "--server", server, file).exit());
+        Run replay = tmr("license", "import", "--server", server, "--json", file);
+        assertEquals(1, replay.exit());
+        assertEquals(231, replay.json().get("error").asInt());
+
+        Run status = tmr("client", "--server", server, "status", "--json");
+        assertEquals("BACKEND", status.json().get("kind").asText());
+
+        // access without --hold releases at once: the seats are free again afterwards.
+        Run access = tmr("client", "--server", server, "--json", "access", "--firm", "6000010", "--product", "42");
+        assertEquals(0, access.exit(), access.err());
+        assertTrue(access.json().get("token").asText().matches("[0-9a-f]{64}"));
+        Run list = tmr("client", "--server", server, "--json", "list");
+        JsonNode product = list.json().get("containers").get(0).get("products").get(0);
+        assertEquals(42, product.get("product").asInt());
+        assertEquals(0, product.get("inUse").asInt());
+
+        Run missing = tmr("client", "--server", server, "--json", "access", "--firm", "6000010", "--product", "43");
+        assertEquals(1, missing.exit());
+        assertEquals(200, missing.json().get("error").asInt());
+        Run badRelease = tmr("client", "--server", server, "--json", "release", "--handle", "99", "--token",
+                "00".repeat(32));
+        assertEquals(106, badRelease.json().get("error").asInt());
+    }
+
+    @Test
+    void journalVerifyAndDumpReadTheBackendsJournal() throws Exception {
+        Path context = dir.resolve("backend.ctx");
+        tmr("license", "context", "--server", server, "--out", context.toString());
+        Run issued = tmr("license", "issue", "--vendor-key", dir.resolve("vendor/vendor.key").toString(), "--state",
+                dir.resolve("vendor/state.json").toString(), "--context", context.toString(), "--firm", "6000010",
+                "--product", "42", "--quantity", "2", "--out", dir.resolve("lic").toString(), "--json");
+        tmr("license", "import", "--server", server, issued.json().get("files").get(0).asText());
+
+        Path journal = dir.resolve("backend/journal");
+        Run verify = tmr("journal", "verify", "--dir", journal.toString(), "--json");
+        assertEquals(0, verify.exit(), verify.out());
+        assertTrue(verify.json().get("events").asLong() >= 1, verify.out());
+        Run dump = tmr("journal", "dump", "--dir", journal.toString());
+        assertEquals(0, dump.exit(), dump.err());
+        assertTrue(dump.out().contains("LicenseUpdated"), "the license import is in the journal: " + dump.out());
+        assertTrue(Files.isRegularFile(dir.resolve("backend/container.json")));
+    }
+
+    @Test
+    void benchEchoPrintsItsFigures() throws Exception {
+        Run bench = tmr("bench", "--echo", "--clients", "2", "--duration", "1s", "--warmup", "500ms", "--json");
+        assertEquals(0, bench.exit(), bench.err());
+        JsonNode figures = bench.json();
+        for (String key : List.of("pairs", "pairsPerSecond", "p50Ms", "p99Ms", "p999Ms", "errors", "errorsByCode",
+                "maxStallMs", "requestsPerSecond")) {
+            assertTrue(figures.has(key), "bench JSON has " + key + ": " + figures);
+        }
+        assertTrue(figures.get("pairs").asLong() > 0);
+        assertEquals(0, figures.get("errors").asLong());
+    }
+}
