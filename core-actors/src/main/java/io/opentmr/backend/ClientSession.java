@@ -65,7 +65,8 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
     private byte[] pendingNodeNonce;
     private byte[] pendingBackendNonce;
     private String peer = "?";
-    /** The client's address as this server sees it: the station of STATIONSHARE. */
+    /** The client's address as this server sees it: access list, admin check, the station of STATIONSHARE. */
+    private InetAddress peerAddress;
     private String station = "?";
     private String peerCandidate;
 
@@ -84,7 +85,8 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
     public void channelActive(ChannelHandlerContext ctx) {
         peer = String.valueOf(ctx.channel().remoteAddress());
         if (ctx.channel().remoteAddress() instanceof InetSocketAddress remote) {
-            station = remote.getAddress().getHostAddress();
+            peerAddress = remote.getAddress();
+            station = peerAddress.getHostAddress();
         }
         helloDeadline = ctx.executor().schedule(() -> {
             if (owner == null && peerNode == null) {
@@ -213,7 +215,7 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
     }
 
     private void hello(ChannelHandlerContext ctx, int id, Message.Hello hello) {
-        InetAddress address = ((InetSocketAddress) ctx.channel().remoteAddress()).getAddress();
+        InetAddress address = peerAddress;
         long sessionId = random.nextLong();
         HandleOwner candidate = new HandleOwner(hello.host(), hello.user(), hello.pid(), sessionId);
         String denial = settings.accessList().denial(address, hello.host());
@@ -312,7 +314,7 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
 
     /** Admin requests: from loopback, or with the configured token (compared in constant time). */
     private boolean admitted(ChannelHandlerContext ctx, int id, String token) {
-        InetAddress address = ((InetSocketAddress) ctx.channel().remoteAddress()).getAddress();
+        InetAddress address = peerAddress;
         boolean tokenOk = !settings.adminToken().isEmpty() && MessageDigest.isEqual(
                 settings.adminToken().getBytes(StandardCharsets.UTF_8), token.getBytes(StandardCharsets.UTF_8));
         if (address.isLoopbackAddress() || tokenOk) {

@@ -468,11 +468,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         Decision<Handle> owned = state.handle(c.handleId(), c.sessionId());
         if (owned instanceof Decision.Accept<Handle> accept) {
             Handle handle = accept.reply();
-            ProductInfo product = state.products().stream()
-                    .filter(p -> p.firmCode() == handle.item().firmCode()
-                            && p.productCode() == handle.item().productCode() && p.tmrId() == handle.item().tmrId())
-                    .findFirst().orElseThrow();
-            return reply(c.replyTo(), StatusReply.success(new HandleInfo(handle, product)));
+            return reply(c.replyTo(), StatusReply.success(new HandleInfo(handle, state.product(handle.item()))));
         }
         return refusal(c.replyTo(), (Decision.Refuse<Handle>) owned);
     }

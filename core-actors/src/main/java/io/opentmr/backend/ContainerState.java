@@ -79,6 +79,12 @@ public final class ContainerState {
         return Map.copyOf(firmUpdateCounters);
     }
 
+    /** One product item as the protocol shows it, or {@code null} if the container has none with that key. */
+    public ProductInfo product(LicenseKey key) {
+        ItemState item = items.get(key);
+        return item == null ? null : item.toProductInfo();
+    }
+
     public List<ProductInfo> products() {
         return items.values().stream().map(ItemState::toProductInfo).toList();
     }
