@@ -3,6 +3,7 @@ package io.opentmr.backend;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
 import io.opentmr.protocol.CodecLimits;
+import io.opentmr.protocol.PeerAuth;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -72,10 +73,17 @@ public record BackendSettings(
                 peerAuth(root));
     }
 
-    /** The peer side is on only with a cluster secret. */
-    private static Optional<PeerAuth> peerAuth(Config root) {
+    /** The peer side is on only with a cluster secret. Shared with TMR nodes, which require one. */
+    public static Optional<PeerAuth> peerAuth(Config root) {
         String file = root.hasPath(PeerAuth.SECRET_FILE_KEY) ? root.getString(PeerAuth.SECRET_FILE_KEY) : "";
-        return file.isBlank() ? Optional.empty() : Optional.of(PeerAuth.fromFile(Path.of(file)));
+        if (file.isBlank()) {
+            return Optional.empty();
+        }
+        try {
+            return Optional.of(PeerAuth.fromFile(Path.of(file)));
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException.BadValue(PeerAuth.SECRET_FILE_KEY, e.getMessage());
+        }
     }
 
     private static Duration positive(Config c, String key) {

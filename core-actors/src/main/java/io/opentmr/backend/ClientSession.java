@@ -11,6 +11,7 @@ import io.opentmr.protocol.ContainerInfo;
 import io.opentmr.protocol.Frame;
 import io.opentmr.protocol.HandleOwner;
 import io.opentmr.protocol.Message;
+import io.opentmr.protocol.PeerAuth;
 import io.opentmr.protocol.MessageType;
 import io.opentmr.protocol.Serial;
 import io.opentmr.protocol.ServerKind;

@@ -8,10 +8,12 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.typesafe.config.ConfigException;
+import com.typesafe.config.ConfigFactory;
 import io.opentmr.license.LicenseIssuer;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.Message;
+import io.opentmr.protocol.PeerAuth;
 import io.opentmr.protocol.ProductInfo;
 import io.opentmr.protocol.testing.NoLeaks;
 import io.opentmr.protocol.testing.RawConnection;
@@ -153,7 +155,8 @@ class PeerSessionTest {
     void aShortSecretRefusesToStartNamingTheKey() throws Exception {
         Path file = dir.resolve("short");
         Files.writeString(file, "too short\n");
-        ConfigException e = assertThrows(ConfigException.class, () -> PeerAuth.fromFile(file));
+        ConfigException e = assertThrows(ConfigException.class, () -> BackendSettings.peerAuth(
+                ConfigFactory.parseMap(Map.of(PeerAuth.SECRET_FILE_KEY, file.toString()))));
         assertTrue(e.getMessage().contains(PeerAuth.SECRET_FILE_KEY), e.getMessage());
         assertTrue(e.getMessage().contains("at least 32"), e.getMessage());
     }

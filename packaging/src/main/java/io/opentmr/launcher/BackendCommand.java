@@ -60,7 +60,7 @@ final class BackendCommand implements Callable<Integer> {
             flags.put(p + "cm-act-id", cmActId);
         }
         if (secretFile != null) {
-            flags.put(io.opentmr.backend.PeerAuth.SECRET_FILE_KEY, secretFile.toAbsolutePath().toString());
+            flags.put(io.opentmr.protocol.PeerAuth.SECRET_FILE_KEY, secretFile.toAbsolutePath().toString());
         }
         var resolved = LauncherConfig.resolve(flags, config, p + "data-dir");
         BackendSettings settings = BackendSettings.from(resolved);

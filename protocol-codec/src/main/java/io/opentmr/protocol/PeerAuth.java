@@ -1,6 +1,5 @@
-package io.opentmr.backend;
+package io.opentmr.protocol;
 
-import com.typesafe.config.ConfigException;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -28,16 +27,20 @@ public final class PeerAuth {
         this.secret = secret;
     }
 
-    /** The secret is the file's content, trimmed; fewer than {@value #MIN_SECRET_CHARS} characters are refused. */
+    /**
+     * The secret is the file's content, trimmed; fewer than {@value #MIN_SECRET_CHARS} characters are refused.
+     *
+     * @throws IllegalArgumentException naming the file and what is wrong with it
+     */
     public static PeerAuth fromFile(Path file) {
         String content;
         try {
             content = Files.readString(file, StandardCharsets.UTF_8).strip();
         } catch (IOException e) {
-            throw new ConfigException.BadValue(SECRET_FILE_KEY, "cannot read " + file + ": " + e.getMessage());
+            throw new IllegalArgumentException("cannot read " + file + ": " + e.getMessage());
         }
         if (content.length() < MIN_SECRET_CHARS) {
-            throw new ConfigException.BadValue(SECRET_FILE_KEY, file + " holds " + content.length()
+            throw new IllegalArgumentException(file + " holds " + content.length()
                     + " characters; a cluster secret needs at least " + MIN_SECRET_CHARS);
         }
         return new PeerAuth(content.getBytes(StandardCharsets.UTF_8));
