@@ -15,6 +15,7 @@ import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.CodecLimits;
 import io.opentmr.protocol.Message;
 import io.opentmr.protocol.PeerAuth;
+import io.opentmr.protocol.testing.AllAtOnce;
 import io.opentmr.protocol.testing.NoLeaks;
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -24,11 +25,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import org.junit.jupiter.api.AfterEach;
@@ -122,38 +119,39 @@ class PeerConnectionTest {
         assertFalse(first.equals(second), "a nonce is never reused");
     }
 
+    /** The connect fails with a {@link CmException}, and the connection does not stay open. */
+    private CmException refused(FakeBackend.Challenge how, String nodeSecret) throws Exception {
+        backend.challenge(how);
+        Throwable failure = failure(connecting(FakeBackend.auth(nodeSecret), OPTIONS));
+        assertTrue(backend.nextConnection().closeFuture().await(5, TimeUnit.SECONDS), "the connection closed");
+        return assertInstanceOf(CmException.class, failure);
+    }
+
     @Test
     void aBackendWhoseProofIsWrongIsRefusedAndTheConnectionCloses() throws Exception {
-        backend.challenge(FakeBackend.Challenge.WRONG_PROOF);
-        CompletableFuture<PeerConnection> connecting = connecting(FakeBackend.auth(FakeBackend.SECRET), OPTIONS);
-        CmException refused = assertInstanceOf(CmException.class, failure(connecting));
+        CmException refused = refused(FakeBackend.Challenge.WRONG_PROOF, FakeBackend.SECRET);
         assertEquals(CmError.TMR_PEER_NOT_AUTHENTICATED.code(), refused.code());
         assertTrue(refused.text().contains("backend-1") && refused.text().contains("proof does not match"),
                 refused.text());
-        assertTrue(backend.nextConnection().closeFuture().await(5, TimeUnit.SECONDS), "the node closed it");
     }
 
     @Test
     void aNodeWithAnotherSecretFailsTheChallengeToo() throws Exception {
-        CompletableFuture<PeerConnection> connecting = connecting(FakeBackend.auth(FakeBackend.OTHER_SECRET), OPTIONS);
-        assertEquals(CmError.TMR_PEER_NOT_AUTHENTICATED.code(), code(connecting),
+        assertEquals(CmError.TMR_PEER_NOT_AUTHENTICATED.code(),
+                refused(FakeBackend.Challenge.HONEST, FakeBackend.OTHER_SECRET).code(),
                 "the backend's proof does not match the node's secret either");
     }
 
     @Test
     void aRefusedProofFailsWithTheBackendsError135() throws Exception {
-        backend.challenge(FakeBackend.Challenge.REFUSE_PROOF);
-        CompletableFuture<PeerConnection> connecting = connecting(FakeBackend.auth(FakeBackend.SECRET), OPTIONS);
-        CmException refused = assertInstanceOf(CmException.class, failure(connecting));
+        CmException refused = refused(FakeBackend.Challenge.REFUSE_PROOF, FakeBackend.SECRET);
         assertEquals(CmError.TMR_PEER_NOT_AUTHENTICATED.code(), refused.code());
         assertEquals("wrong peer proof", refused.text());
-        assertTrue(backend.nextConnection().closeFuture().await(5, TimeUnit.SECONDS));
     }
 
     @Test
     void aBackendWithoutSecretRefusesWith231() throws Exception {
-        backend.challenge(FakeBackend.Challenge.NO_SECRET);
-        assertEquals(CmError.ACCESS_DENIED.code(), code(connecting(FakeBackend.auth(FakeBackend.SECRET), OPTIONS)));
+        assertEquals(CmError.ACCESS_DENIED.code(), refused(FakeBackend.Challenge.NO_SECRET, FakeBackend.SECRET).code());
     }
 
     @Test
@@ -278,34 +276,17 @@ class PeerConnectionTest {
         PeerOptions options = new PeerOptions(Duration.ofSeconds(5), Duration.ofSeconds(10), threads * perThread,
                 CodecLimits.DEFAULT);
         PeerConnection connection = connect(options);
-        CountDownLatch go = new CountDownLatch(1);
-        ExecutorService pool = Executors.newFixedThreadPool(threads);
-        try {
-            List<Future<Integer>> results = new ArrayList<>();
-            for (int t = 0; t < threads; t++) {
-                int thread = t;
-                results.add(pool.submit(() -> {
-                    go.await();
-                    List<CompletableFuture<Message>> answers = new ArrayList<>();
-                    for (int i = 0; i < perThread; i++) {
-                        answers.add(connection.request(numbered(thread * 1_000L + i)));
-                    }
-                    for (int i = 0; i < perThread; i++) {
-                        assertEquals(thread * 1_000L + i, echoed(answers.get(i).get(10, TimeUnit.SECONDS)));
-                    }
-                    return perThread;
-                }));
+        int answered = AllAtOnce.run(threads, Duration.ofSeconds(20), thread -> {
+            List<CompletableFuture<Message>> answers = new ArrayList<>();
+            for (int i = 0; i < perThread; i++) {
+                answers.add(connection.request(numbered(thread * 1_000L + i)));
             }
-            go.countDown();
-            int answered = 0;
-            for (Future<Integer> result : results) {
-                answered += result.get(20, TimeUnit.SECONDS);
+            for (int i = 0; i < perThread; i++) {
+                assertEquals(thread * 1_000L + i, echoed(answers.get(i).get(10, TimeUnit.SECONDS)));
             }
-            assertEquals(threads * perThread, answered);
-        } finally {
-            pool.shutdownNow();
-            assertTrue(pool.awaitTermination(5, TimeUnit.SECONDS));
-        }
+            return perThread;
+        });
+        assertEquals(threads * perThread, answered);
     }
 
     // ---------------------------------------------------------------- the end of a connection
