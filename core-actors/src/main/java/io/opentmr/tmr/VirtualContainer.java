@@ -86,10 +86,21 @@ public final class VirtualContainer extends AbstractBehavior<VirtualContainer.Co
     private final boolean[] resyncRunning = new boolean[3];
     private long cmActId;
 
+    /**
+     * @param licenses the behavior of the license of a key (spawned as a child when the key is first seen)
+     * @param watchers the backend watchers, by name, reporting to the given reference (spawned as children)
+     */
     public static Behavior<Command> create(Serial serial, PeerGroup peers,
-                                           java.util.function.Function<LicenseKey, Behavior<TmrLicense.Command>> licenses) {
-        return Behaviors.setup(context -> Behaviors.withTimers(timers ->
-                new VirtualContainer(context, timers, serial, peers, licenses)));
+                                           java.util.function.Function<LicenseKey, Behavior<TmrLicense.Command>> licenses,
+                                           java.util.function.Function<ActorRef<BackendWatcher.Report>,
+                                                   Map<String, Behavior<BackendWatcher.Command>>> watchers) {
+        return Behaviors.setup(context -> Behaviors.withTimers(timers -> {
+            VirtualContainer container = new VirtualContainer(context, timers, serial, peers, licenses);
+            ActorRef<BackendWatcher.Report> reports = context.messageAdapter(BackendWatcher.Report.class,
+                    Reported::new);
+            watchers.apply(reports).forEach((name, watcher) -> context.spawn(watcher, name));
+            return container;
+        }));
     }
 
     private VirtualContainer(ActorContext<Command> context, TimerScheduler<Command> timers, Serial serial,

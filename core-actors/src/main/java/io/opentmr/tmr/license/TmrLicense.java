@@ -42,6 +42,7 @@ import org.apache.pekko.persistence.typed.SnapshotAdapter;
 import org.apache.pekko.persistence.typed.javadsl.CommandHandler;
 import org.apache.pekko.persistence.typed.javadsl.Effect;
 import org.apache.pekko.persistence.typed.javadsl.EventHandler;
+import org.apache.pekko.persistence.typed.javadsl.EventHandlerBuilder;
 import org.apache.pekko.persistence.typed.javadsl.EventSourcedBehavior;
 import org.apache.pekko.persistence.typed.javadsl.RetentionCriteria;
 import org.apache.pekko.persistence.typed.javadsl.SignalHandler;
@@ -244,7 +245,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
     @Override
     public EventHandler<SeatTable, TmrLicenseEvent> eventHandler() {
-        return newEventHandlerBuilder().forAnyState()
+        EventHandlerBuilder<SeatTable, TmrLicenseEvent> builder = newEventHandlerBuilder();
+        builder.forAnyState()
                 .onEvent(SeatGranted.class, (state, event) -> {
                     state.add(event.seat());
                     return state;
@@ -253,6 +255,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                     state.remove(event.handleId());
                     return state;
                 });
+        return builder.build();
     }
 
     @Override
@@ -473,7 +476,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                  backend = request.acked.nextSetBit(backend + 1)) {
                 free(backend, answer.handleId());
             }
-            request.replyTo().tell(refusal(request.refusals, request.asked.cardinality()));
+            request.replyTo.tell(refusal(request.refusals, request.asked.cardinality()));
         }
         return Effect().none();
     }
