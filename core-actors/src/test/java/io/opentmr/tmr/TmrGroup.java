@@ -152,6 +152,7 @@ final class TmrGroup implements AutoCloseable {
                 "opentmr.node.backends", backends.stream().map(b -> b.address().getAddress().getHostAddress() + ":"
                         + b.address().getPort()).toList(),
                 "opentmr.node.backend-timeout", "500ms",
+                "opentmr.node.name", "test-node",
                 "opentmr.cluster.secret-file", secretFile.toString(),
                 "pekko.persistence.journal.plugin", "pekko.persistence.journal.inmem",
                 "pekko.persistence.snapshot-store.plugin", "pekko.persistence.no-snapshot-store"));
