@@ -87,6 +87,20 @@ class TmrNodeTest {
         }
     }
 
+    /** A bounded wait until {@code actual} equals {@code expected}; the failure names the last value seen. */
+    static <T> void awaitEquals(String what, T expected, java.util.function.Supplier<T> actual)
+            throws InterruptedException {
+        long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+        T last = actual.get();
+        while (!expected.equals(last)) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("not within 20 s: " + what + ": expected " + expected + ", last seen " + last);
+            }
+            Thread.sleep(50);
+            last = actual.get();
+        }
+    }
+
     private Set<Long> held(int backend, long product) throws Exception {
         return group.allocations(backend).stream().filter(a -> a.key().productCode() == product)
                 .map(Allocation::tmrHandleId).collect(Collectors.toCollection(TreeSet::new));
@@ -111,7 +125,7 @@ class TmrNodeTest {
         Set<Long> expected = new TreeSet<>(List.of(first.handleId(), second.handleId()));
         for (int backend = 0; backend < 3; backend++) {
             int b = backend;
-            await("backend " + b + " holds both seats", () -> expected.equals(unchecked(() -> held(b, SEATS))));
+            awaitEquals("backend " + (b + 1) + " holds both seats", expected, () -> unchecked(() -> held(b, SEATS)));
         }
         first.close();
         LicenseHandle third = client.access(FIRM, SEATS);
@@ -119,7 +133,8 @@ class TmrNodeTest {
         expected.add(third.handleId());
         for (int backend = 0; backend < 3; backend++) {
             int b = backend;
-            await("backend " + b + " freed the released seat", () -> expected.equals(unchecked(() -> held(b, SEATS))));
+            awaitEquals("backend " + (b + 1) + " freed the released seat", expected,
+                    () -> unchecked(() -> held(b, SEATS)));
         }
         second.close();
         third.close();
@@ -165,11 +180,11 @@ class TmrNodeTest {
         group.set(1, TmrGroup.Mode.UP);
         await("licenses back", () -> listed().size() == 2);
         LicenseHandle again = client.access(FIRM, SEATS);
-        Set<Long> expected = Set.of(again.handleId());
+        Set<Long> expected = new TreeSet<>(Set.of(again.handleId()));
         for (int backend = 0; backend < 3; backend++) {
             int b = backend;
-            await("backend " + (b + 1) + " re-synced to the node's handles",
-                    () -> expected.equals(unchecked(() -> held(b, SEATS))));
+            awaitEquals("backend " + (b + 1) + " re-synced to the node's handles", expected,
+                    () -> unchecked(() -> held(b, SEATS)));
         }
         again.close();
     }

@@ -249,7 +249,7 @@ public final class ClientHandle extends EventSourcedBehavior<ClientHandle.Comman
 
     /** The state with the seat put in when this journal lacks the handle, and with in-memory activity. */
     private State opened(State state) {
-        State base = state.seat() == null && seat != null ? state.apply(new Opened(seat, key, clock.millis())) : state;
+        State base = state.seat() == null && seat != null ? state.apply(new Opened(seat, key, seat.grantedAtMillis())) : state;
         if (live != null && live.lastActivity() > base.lastActivity() && base.seat() != null) {
             return base.touched(live.lastActivity());
         }
@@ -258,14 +258,14 @@ public final class ClientHandle extends EventSourcedBehavior<ClientHandle.Comman
 
     private Effect<Event, State> persistOpenedIfMissing(State state, Effect<Event, State> otherwise) {
         if (state.seat() == null && seat != null) {
-            return Effect().persist(new Opened(seat, key, clock.millis()));
+            return Effect().persist(new Opened(seat, key, seat.grantedAtMillis()));
         }
         return otherwise;
     }
 
     private Effect<Event, State> persistAll(State state, Event event, java.util.function.Consumer<State> then) {
         java.util.List<Event> events = state.seat() == null && seat != null
-                ? java.util.List.of(new Opened(seat, key, clock.millis()), event) : java.util.List.of(event);
+                ? java.util.List.of(new Opened(seat, key, seat.grantedAtMillis()), event) : java.util.List.of(event);
         if (event instanceof Closed) {
             return Effect().persist(events).thenRun(then::accept).thenStop();
         }

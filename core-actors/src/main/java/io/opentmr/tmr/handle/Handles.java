@@ -23,8 +23,8 @@ import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 /**
  * The node's handles: which handle holds a seat of which license (told by the licenses, from their seat
  * tables), and a {@link ClientHandle} actor for each one in use. A handle's actor starts on its first
- * message; after a restart the handles of the recovered seat tables are started in the background, a
- * bounded number at a time, so that idle ones are reclaimed without 100 000 recoveries at once.
+ * message or, in the background and a bounded number at a time, soon after its seat was granted or its
+ * seat table recovered: so idle ones are reclaimed, without 100 000 recoveries at once after a restart.
  */
 public final class Handles extends AbstractBehavior<Handles.Command> {
 
@@ -128,12 +128,12 @@ public final class Handles extends AbstractBehavior<Handles.Command> {
     private Behavior<Command> onGranted(Granted granted) {
         long handleId = granted.seat().handleId();
         known.put(handleId, new Known(granted.key(), granted.seat()));
-        if (granted.recovered()) {
-            if (toRecover.isEmpty()) {
-                timers.startSingleTimer(RecoverStep.INSTANCE, Duration.ofMillis(100));
-            }
-            toRecover.add(handleId);
+        // Every handle gets its actor soon, recovered or new, so that one whose client vanished right after
+        // ACCESS is still reclaimed; in the background, a bounded number at a time.
+        if (toRecover.isEmpty()) {
+            timers.startSingleTimer(RecoverStep.INSTANCE, Duration.ofMillis(100));
         }
+        toRecover.add(handleId);
         return this;
     }
 

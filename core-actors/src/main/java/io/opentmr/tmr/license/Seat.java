@@ -7,7 +7,8 @@ import io.opentmr.protocol.AccessMode;
  *
  * @param station     the client's address: what STATIONSHARE counts (and the allocation's owner host)
  * @param tokenDigest SHA-256 of the handle's resume token, base64
+ * @param grantedAtMillis when the node decided on the access: the handle's first sign of life
  */
 public record Seat(long handleId, AccessMode mode, long featureBits, String station, String user, long pid,
-                   long sessionId, String tokenDigest, long epoch) {
+                   long sessionId, String tokenDigest, long epoch, long grantedAtMillis) {
 }

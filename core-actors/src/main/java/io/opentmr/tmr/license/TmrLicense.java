@@ -184,6 +184,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private boolean recovered;
     private BitSet counted = new BitSet();
     private final BitSet synced = new BitSet();
+    /** Re-syncs under way, and those that a failed write during it spoiled. */
+    private final BitSet resyncing = new BitSet();
+    private final BitSet resyncSpoiled = new BitSet();
     private final long[] resyncGeneration = new long[3];
     /** The re-sync generation already asked for, so a stream of copy updates asks once. */
     private final long[] resyncAsked = new long[3];
@@ -306,6 +309,18 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         return usable;
     }
 
+    /**
+     * Backends that get seat writes: the usable ones and those being re-synced, so that a seat granted or
+     * freed while a re-sync is under way is not missing on that backend once it is done.
+     */
+    private BitSet writeTargets() {
+        BitSet targets = usable();
+        BitSet syncing = (BitSet) resyncing.clone();
+        syncing.and(counted);
+        targets.or(syncing);
+        return targets;
+    }
+
     // --- copies and re-sync -------------------------------------------------------------------------
 
     private Effect<TmrLicenseEvent, SeatTable> onCopies(SeatTable state, Copies copies) {
@@ -341,6 +356,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             return Effect().none();
         }
         long generation = ++resyncGeneration[backend];
+        resyncing.set(backend);
+        resyncSpoiled.clear(backend);
         Set<Long> held = new HashSet<>();
         List<CompletionStage<Message>> calls = new ArrayList<>();
         for (Allocation allocation : resync.held()) {
@@ -373,7 +390,17 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     }
 
     private Effect<TmrLicenseEvent, SeatTable> onResyncDone(SeatTable state, ResyncDone done) {
-        if (done.generation() != resyncGeneration[done.backend()] || !counted.get(done.backend())) {
+        if (done.generation() != resyncGeneration[done.backend()]) {
+            return Effect().none();
+        }
+        resyncing.clear(done.backend());
+        if (!counted.get(done.backend())) {
+            return Effect().none();
+        }
+        if (done.failure() == null && resyncSpoiled.get(done.backend())) {
+            LOG.warn("{}: a seat write to backend {} failed during its re-sync; re-syncing it again", name(),
+                    done.backend() + 1);
+            listener.needsResync(done.backend());
             return Effect().none();
         }
         if (done.failure() != null) {
@@ -389,6 +416,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     }
 
     private void outOfSync(int backend, String why) {
+        if (resyncing.get(backend)) {
+            resyncSpoiled.set(backend);
+        }
         if (synced.get(backend)) {
             synced.clear(backend);
             publishSeats();
@@ -426,12 +456,14 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         random.nextBytes(token);
         Client client = access.client();
         Seat seat = new Seat(handleId, access.mode(), access.featureBits(), client.station(), client.user(),
-                client.pid(), client.sessionId(), Base64.getEncoder().encodeToString(sha256(token)), peers.epoch());
+                client.pid(), client.sessionId(), Base64.getEncoder().encodeToString(sha256(token)), peers.epoch(),
+                clock.millis());
         state.add(seat);
-        Pending request = new Pending(seat, token, access.replyTo(), usable);
+        BitSet targets = writeTargets();
+        Pending request = new Pending(seat, token, access.replyTo(), targets);
         pending.put(handleId, request);
         Allocation allocation = allocation(seat);
-        for (int backend = usable.nextSetBit(0); backend >= 0; backend = usable.nextSetBit(backend + 1)) {
+        for (int backend = targets.nextSetBit(0); backend >= 0; backend = targets.nextSetBit(backend + 1)) {
             int asked = backend;
             long id = handleId;
             context.pipeToSelf(peers.call(asked, certificate -> new Message.Allocate(certificate, allocation)),
@@ -550,10 +582,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             }
             return Effect().none();
         }
-        BitSet usable = usable();
+        BitSet targets = writeTargets();
         return Effect().persist(new SeatReleased(release.handleId(), release.reason(), clock.millis()))
                 .thenRun(after -> {
-                    for (int backend = usable.nextSetBit(0); backend >= 0; backend = usable.nextSetBit(backend + 1)) {
+                    for (int backend = targets.nextSetBit(0); backend >= 0; backend = targets.nextSetBit(backend + 1)) {
                         free(backend, release.handleId());
                     }
                     listener.released(key, release.handleId());

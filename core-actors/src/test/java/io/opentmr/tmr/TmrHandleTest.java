@@ -1,0 +1,108 @@
+package io.opentmr.tmr;
+
+import static io.opentmr.tmr.TmrGroup.FIRM;
+import static io.opentmr.tmr.TmrNodeTest.await;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import io.opentmr.client.CmException;
+import io.opentmr.client.LicenseHandle;
+import io.opentmr.client.TmrClient;
+import io.opentmr.protocol.AccessMode;
+import io.opentmr.protocol.Bytes;
+import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.Message;
+import io.opentmr.protocol.testing.NoLeaks;
+import io.opentmr.protocol.testing.RawConnection;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.util.Map;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Handles on the TMR node: owned by their session, resumed by token, reclaimed when their client vanished. */
+@Timeout(120)
+@ExtendWith(NoLeaks.class)
+class TmrHandleTest {
+
+    private static final long PRODUCT = 42;
+
+    @TempDir
+    Path dir;
+
+    private TmrGroup group;
+
+    @BeforeEach
+    void start() throws Exception {
+        group = new TmrGroup(dir, Clock.systemUTC());
+        group.issueTmr(TmrGroup.seats(PRODUCT, 1));
+        group.startNode(Map.of("opentmr.node.cleanup-timeout", "2s", "opentmr.node.keep-alive-interval", "500ms"));
+        try (TmrClient client = TmrClient.connect(group.nodeAddress())) {
+            await("license listed", () -> !client.listContainers().get(0).products().isEmpty());
+        }
+    }
+
+    @AfterEach
+    void stop() {
+        if (group != null) {
+            group.close();
+        }
+    }
+
+    @Test
+    void aHandleWhoseClientVanishedIsReclaimedOnTheNodeAndEveryBackend() throws Exception {
+        try (RawConnection raw = new RawConnection(group.nodeAddress())) {
+            raw.hello();
+            Message granted = raw.request(new Message.Access(FIRM, PRODUCT, 0, AccessMode.USERLIMIT));
+            assertInstanceOf(Message.AccessOk.class, granted, granted.toString());
+        }
+        try (TmrClient client = TmrClient.connect(group.nodeAddress())) {
+            CmException full = assertThrows(CmException.class, () -> client.access(FIRM, PRODUCT));
+            assertEquals(CmError.NO_MORE_LICENSES.code(), full.code());
+            await("the seat reclaimed after the cleanup timeout", () -> {
+                try (LicenseHandle handle = client.access(FIRM, PRODUCT)) {
+                    return handle.isOpen();
+                } catch (CmException e) {
+                    return false;
+                }
+            });
+            for (int backend = 0; backend < 3; backend++) {
+                int b = backend;
+                await("backend " + (b + 1) + " freed the reclaimed seat", () -> {
+                    try {
+                        return group.allocations(b).isEmpty();
+                    } catch (Exception e) {
+                        throw new IllegalStateException(e);
+                    }
+                });
+            }
+        }
+    }
+
+    @Test
+    void aHandleBelongsToItsSessionAndMovesOnlyWithItsToken() throws Exception {
+        try (RawConnection owner = new RawConnection(group.nodeAddress());
+             RawConnection other = new RawConnection(group.nodeAddress())) {
+            owner.hello();
+            other.hello();
+            Message.AccessOk ok = (Message.AccessOk) owner.request(new Message.Access(FIRM, PRODUCT, 0,
+                    AccessMode.USERLIMIT));
+            Message stolen = other.request(new Message.Release(ok.handleId()));
+            assertEquals(CmError.INVALID_HANDLE.code(), ((Message.Error) stolen).code(), stolen.toString());
+            Message wrongToken = other.request(new Message.Resume(ok.handleId(), Bytes.of(new byte[16])));
+            assertEquals(CmError.INVALID_HANDLE.code(), ((Message.Error) wrongToken).code(), wrongToken.toString());
+            Message resumed = other.request(new Message.Resume(ok.handleId(), ok.resumeToken()));
+            assertInstanceOf(Message.AccessOk.class, resumed, resumed.toString());
+            Message formerOwner = owner.request(new Message.GetInfo(ok.handleId()));
+            assertEquals(CmError.INVALID_HANDLE.code(), ((Message.Error) formerOwner).code(), formerOwner.toString());
+            assertInstanceOf(Message.Ok.class, other.request(new Message.Release(ok.handleId())));
+            Message released = other.request(new Message.GetInfo(ok.handleId()));
+            assertEquals(CmError.INVALID_HANDLE.code(), ((Message.Error) released).code(), released.toString());
+        }
+    }
+}
