@@ -110,6 +110,19 @@ class PeerStateTest {
     }
 
     @Test
+    void aPageEndsBeforeItOutgrowsItsByteBudget() {
+        String longHost = "h".repeat(4000);
+        for (long id = 1; id <= 3; id++) {
+            fixture.persist(fixture.state.allocate(allocation(id, TMR, AccessMode.NOUSERLIMIT, longHost + id), NOW));
+        }
+        ContainerState.AllocationPage page = fixture.state.allocations(0, 1000, 9_000);
+        assertEquals(2, page.allocations().size());
+        assertTrue(page.more());
+        assertEquals(1, fixture.state.allocations(0, 1000, 10).allocations().size(), "at least one per page");
+        assertEquals(3, fixture.state.allocations(0, 1000, 1 << 20).allocations().size());
+    }
+
+    @Test
     void aLeaseLivesWhileItsTtlRunsAndItsConnectionIsOpen() {
         LeaseTable table = new LeaseTable();
         AtomicBoolean open = new AtomicBoolean(true);
