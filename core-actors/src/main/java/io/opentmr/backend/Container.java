@@ -286,8 +286,11 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         }
     }
 
-    /** Allocations in one ALLOCATION_LIST at most (~200 bytes each): bounds the frame well below 1 MiB. */
+    /** Allocations in one ALLOCATION_LIST at most (~100 bytes each with short owner names). */
     public static final int MAX_ALLOCATIONS_PER_PAGE = 1000;
+
+    /** Encoded allocations in one ALLOCATION_LIST at most: the page fits the default 1 MiB frame. */
+    static final long MAX_ALLOCATION_PAGE_BYTES = 512 * 1024;
 
     /** A session showed a sign of life (any request, KEEPALIVE): its handles are not idle. */
     public record SessionActive(long sessionId) implements Command {
@@ -537,7 +540,8 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
             return onFree(state, c);
         } else if (request instanceof ListAllocations c) {
             int max = (int) Math.min(c.maxItems(), MAX_ALLOCATIONS_PER_PAGE);
-            return reply(c.replyTo(), StatusReply.success(state.allocations(c.afterHandleId(), max)));
+            return reply(c.replyTo(), StatusReply.success(state.allocations(c.afterHandleId(), max,
+                    MAX_ALLOCATION_PAGE_BYTES)));
         } else if (request instanceof PeerCrypt c) {
             return onPeerCrypt(state, c);
         } else if (request instanceof PeerUnits c) {

@@ -459,12 +459,36 @@ public final class ContainerState {
 
     /** Allocations with handle ids above {@code afterHandleId} (unsigned), ascending, at most {@code maxItems}. */
     public AllocationPage allocations(long afterHandleId, int maxItems) {
+        return allocations(afterHandleId, maxItems, Long.MAX_VALUE);
+    }
+
+    /**
+     * As {@link #allocations(long, int)}, and ending the page before its encoded allocations pass
+     * {@code maxBytes} (owner names may be long), so it fits a frame; a page holds at least one.
+     */
+    public AllocationPage allocations(long afterHandleId, int maxItems, long maxBytes) {
         List<TmrAllocation> page = new ArrayList<>(Math.min(maxItems, 64));
+        long bytes = 0;
         var next = allocations.tailMap(afterHandleId, false).values().iterator();
         while (next.hasNext() && page.size() < maxItems) {
-            page.add(next.next());
+            TmrAllocation allocation = next.next();
+            bytes += encodedSize(allocation);
+            if (bytes > maxBytes && !page.isEmpty()) {
+                return new AllocationPage(page, true);
+            }
+            page.add(allocation);
         }
         return new AllocationPage(page, next.hasNext());
+    }
+
+    /** The allocation's size on the wire (docs/protocol.md: Allocation). */
+    private static long encodedSize(TmrAllocation a) {
+        return 8 + 12 + 2 + 4 + 2 + utf8Length(a.owner().host()) + 2 + utf8Length(a.owner().user()) + 4 + 8
+                + 4 + a.tokenDigest().length() / 2 + 8;
+    }
+
+    private static long utf8Length(String s) {
+        return s.getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
     }
 
     public Collection<TmrAllocation> allocations() {

@@ -1,0 +1,416 @@
+package io.opentmr.backend;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.opentmr.license.CryptTransform;
+import io.opentmr.license.Ed25519;
+import io.opentmr.license.LicenseIssuer;
+import io.opentmr.license.ProductItemSpec;
+import io.opentmr.protocol.AccessMode;
+import io.opentmr.protocol.Allocation;
+import io.opentmr.protocol.Bytes;
+import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.CryptDirection;
+import io.opentmr.protocol.HandleOwner;
+import io.opentmr.protocol.LeaseCertificate;
+import io.opentmr.protocol.LeaseGrant;
+import io.opentmr.protocol.LicenseKey;
+import io.opentmr.protocol.Message;
+import io.opentmr.protocol.ProductInfo;
+import io.opentmr.protocol.Serial;
+import io.opentmr.protocol.UnitsOperation;
+import io.opentmr.protocol.testing.NoLeaks;
+import io.opentmr.protocol.testing.RawConnection;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.security.KeyPair;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The backend's peer side against a real TMR group of three backends: leases and their grants, the lease
+ * certificate's rules, and the writes and reads a TMR node makes on its copies.
+ */
+@Timeout(90)
+@ExtendWith(NoLeaks.class)
+class PeerBackendTest {
+
+    private static final long TTL = 30_000;
+    private static final HandleOwner OWNER = new HandleOwner("ws-1", "anna", 42, 1);
+
+    @TempDir
+    Path dir;
+
+    private final MutableClock clock = new MutableClock(Instant.now());
+    private TmrGroup group;
+
+    @BeforeEach
+    void start() throws Exception {
+        group = new TmrGroup(dir, clock);
+    }
+
+    @AfterEach
+    void stop() {
+        if (group != null) {
+            group.close();
+        }
+    }
+
+    private LicenseKey issue(long product, long quantity, Long units) throws Exception {
+        ProductItemSpec item = group.issueTmr(new LicenseIssuer.Request(TmrGroup.FIRM, product, quantity, true, units,
+                null, null, null, null, 0b11, "TMR " + product));
+        return new LicenseKey(TmrGroup.FIRM, product, item.tmrId());
+    }
+
+    private static Allocation allocation(long handleId, LicenseKey key, AccessMode mode, HandleOwner owner,
+                                         long epoch) {
+        return new Allocation(handleId, key, mode, 0, owner, Bytes.of(new byte[32]), epoch);
+    }
+
+    private static int code(Message answer) {
+        return assertInstanceOf(Message.Error.class, answer, answer.toString()).code();
+    }
+
+    private static String text(Message answer) {
+        return assertInstanceOf(Message.Error.class, answer, answer.toString()).text();
+    }
+
+    private static void ok(Message answer) {
+        assertInstanceOf(Message.Ok.class, answer, answer.toString());
+    }
+
+    /** node-a's certificate: the active lease from backends 0 and 1, on their connections (kept open). */
+    private LeaseCertificate certificate(TmrGroup.Node on0, TmrGroup.Node on1, long proposedEpoch) throws Exception {
+        LeaseGrant first = on0.grant(proposedEpoch, TTL);
+        LeaseGrant second = on1.grant(first.epoch(), TTL);
+        if (second.epoch() != first.epoch()) {
+            first = on0.grant(second.epoch(), TTL);
+        }
+        assertEquals(first.epoch(), second.epoch(), "the grants converge on one epoch");
+        return new LeaseCertificate(List.of(first, second));
+    }
+
+    private ProductInfo inventory(TmrGroup.Node node, long product) throws Exception {
+        Message.InventoryOk inventory = (Message.InventoryOk) node.request(new Message.Inventory());
+        return inventory.containers().get(0).products().stream().filter(p -> p.productCode() == product)
+                .findFirst().orElseThrow();
+    }
+
+    @Test
+    void aGrantIsSignedByTheContainerKeyAndEpochsOnlyRise() throws Exception {
+        try (TmrGroup.Node node = group.node("node-a", 0)) {
+            LeaseGrant grant = node.grant(0, 2_000);
+            assertEquals(1, grant.epoch());
+            assertEquals("node-a", grant.holder());
+            assertEquals(LeaseGrant.ACTIVE_LEASE, grant.leaseName());
+            assertEquals(group.backend(0).identity().serial(), grant.grantor());
+            assertEquals(clock.millis(), grant.issuedAtMillis());
+            assertEquals(2_000, grant.ttlMillis());
+            assertTrue(Ed25519.verify(group.backend(0).identity().keys().getPublic(), grant.signedPayload(),
+                    grant.signature().toArray()), "signed by the container's key over signedPayload()");
+            assertEquals(1, node.grant(0, 2_000).epoch(), "the holder's own lease again: the same epoch");
+
+            clock.advance(Duration.ofMillis(500));
+            Message renewed = node.request(new Message.LeaseRenew(LeaseGrant.ACTIVE_LEASE, "node-a", 1, 2_000));
+            LeaseGrant fresh = assertInstanceOf(Message.LeaseGranted.class, renewed, renewed.toString()).grant();
+            assertEquals(1, fresh.epoch());
+            assertEquals(clock.millis(), fresh.issuedAtMillis(), "a renewal is a fresh grant");
+            assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(node.request(
+                    new Message.LeaseRenew(LeaseGrant.ACTIVE_LEASE, "node-a", 2, 2_000))), "wrong epoch");
+
+            ok(node.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-a", 1)));
+            ok(node.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-a", 1)));
+            assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(node.request(
+                    new Message.LeaseRenew(LeaseGrant.ACTIVE_LEASE, "node-a", 1, 2_000))), "released");
+            assertEquals(2, node.grant(0, 2_000).epoch(), "after a release, a strictly higher epoch");
+            assertEquals(60_000, node.grant(0, 3_600_000).ttlMillis(), "the TTL is capped by lease.max-ttl");
+            assertEquals(10, node.grant(10, 2_000).epoch(), "a proposed epoch above the highest is taken");
+        }
+    }
+
+    @Test
+    void anotherHolderIsRefusedWhileTheLeaseIsLiveAndGrantedOnceItsConnectionCloses() throws Exception {
+        try (TmrGroup.Node b = group.node("node-b", 0)) {
+            TmrGroup.Node a = group.node("node-a", 0);
+            assertEquals(1, a.grant(0, TTL).epoch());
+            Message refused = b.acquire(LeaseGrant.ACTIVE_LEASE, 0, TTL);
+            assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(refused));
+            assertTrue(text(refused).contains("node-a") && text(refused).contains("epoch 1"), text(refused));
+
+            a.close();
+            // The backend learns of the close when its socket reports it: moments, never the 30 s TTL.
+            long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+            Message answer = b.acquire(LeaseGrant.ACTIVE_LEASE, 0, TTL);
+            while (answer instanceof Message.Error && System.nanoTime() < deadline) {
+                answer = b.acquire(LeaseGrant.ACTIVE_LEASE, 0, TTL);
+            }
+            assertEquals(2, assertInstanceOf(Message.LeaseGranted.class, answer, answer.toString()).grant().epoch());
+        }
+    }
+
+    @Test
+    void aLeaseNotRenewedWithinItsTtlGoesToTheNextHolder() throws Exception {
+        try (TmrGroup.Node a = group.node("node-a", 1); TmrGroup.Node b = group.node("node-b", 1)) {
+            assertEquals(1, a.grant(0, 2_000).epoch());
+            clock.advance(Duration.ofMillis(2_000));
+            assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(b.acquire(LeaseGrant.ACTIVE_LEASE, 0, 2_000)),
+                    "live up to issuedAt + ttl");
+            clock.advance(Duration.ofMillis(1));
+            assertEquals(2, b.grant(0, 2_000).epoch());
+            assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(a.request(
+                    new Message.LeaseRenew(LeaseGrant.ACTIVE_LEASE, "node-a", 1, 2_000))), "node-a lost it");
+        }
+    }
+
+    @Test
+    void grantsFromSeveralBackendsConvergeOnTheHighestEpoch() throws Exception {
+        try (TmrGroup.Node a0 = group.node("node-a", 0); TmrGroup.Node a1 = group.node("node-a", 1)) {
+            a0.grant(0, TTL);
+            ok(a0.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-a", 1)));
+            assertEquals(2, a0.grant(0, TTL).epoch());
+            assertEquals(1, a1.grant(0, TTL).epoch(), "backend 1 had granted nothing yet");
+            assertEquals(2, a1.grant(2, TTL).epoch(), "re-acquired with the highest epoch the node saw");
+            assertEquals(2, a0.grant(2, TTL).epoch(), "and the same again where it was already");
+        }
+    }
+
+    @Test
+    void allocateHoldsSeatsByTheRulesOfAccessAndIsIdempotent() throws Exception {
+        LicenseKey key = issue(77, 2, null);
+        try (TmrGroup.Node a0 = group.node("node-a", 0); TmrGroup.Node a1 = group.node("node-a", 1)) {
+            LeaseCertificate cert = certificate(a0, a1, 0);
+            long epoch = cert.grants().get(0).epoch();
+            for (TmrGroup.Node node : List.of(a0, a1)) {
+                ok(node.request(new Message.Allocate(cert, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch))));
+                ok(node.request(new Message.Allocate(cert, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch))));
+                assertEquals(1, inventory(node, 77).inUse(), "the same handle id twice holds one seat");
+                ok(node.request(new Message.Allocate(cert, allocation(2, key, AccessMode.USERLIMIT, OWNER, epoch))));
+                assertEquals(CmError.NO_MORE_LICENSES.code(), code(node.request(new Message.Allocate(cert,
+                        allocation(3, key, AccessMode.USERLIMIT, OWNER, epoch)))));
+                assertEquals(CmError.EXCLUSIVE_CONFLICT.code(), code(node.request(new Message.Allocate(cert,
+                        allocation(4, key, AccessMode.EXCLUSIVE, OWNER, epoch)))));
+                assertEquals(2, inventory(node, 77).inUse());
+
+                ok(node.request(new Message.Free(cert, 2, key)));
+                ok(node.request(new Message.Free(cert, 2, key)));
+                ok(node.request(new Message.Free(cert, 99, key)));
+                assertEquals(1, inventory(node, 77).inUse());
+                ok(node.request(new Message.Allocate(cert, allocation(3, key, AccessMode.USERLIMIT, OWNER, epoch))));
+            }
+            assertEquals(CmError.ENTRY_NOT_FOUND.code(), code(a0.request(new Message.Allocate(cert,
+                    allocation(5, new LicenseKey(TmrGroup.FIRM, 99, key.tmrId()), AccessMode.USERLIMIT, OWNER,
+                            epoch)))));
+            // Allocations belong to the node: losing its lease does not take them back.
+            ok(a0.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-a", epoch)));
+            assertEquals(2, inventory(a0, 77).inUse());
+        }
+    }
+
+    @Test
+    void listAllocationsPagesInUnsignedOrder() throws Exception {
+        LicenseKey key = issue(78, 0, null);
+        try (TmrGroup.Node a0 = group.node("node-a", 0); TmrGroup.Node a1 = group.node("node-a", 1)) {
+            LeaseCertificate cert = certificate(a0, a1, 0);
+            long epoch = cert.grants().get(0).epoch();
+            for (long id : new long[] {-1L, 2, Long.MIN_VALUE, 1, Long.MAX_VALUE}) {
+                ok(a0.request(new Message.Allocate(cert, allocation(id, key, AccessMode.NOUSERLIMIT, OWNER, epoch))));
+            }
+            Message.AllocationList first = (Message.AllocationList) a0.request(new Message.ListAllocations(0, 2));
+            assertEquals(List.of(1L, 2L), first.allocations().stream().map(Allocation::tmrHandleId).toList());
+            assertTrue(first.more());
+            Message.AllocationList second = (Message.AllocationList) a0.request(new Message.ListAllocations(2, 2));
+            assertEquals(List.of(Long.MAX_VALUE, Long.MIN_VALUE),
+                    second.allocations().stream().map(Allocation::tmrHandleId).toList());
+            assertTrue(second.more());
+            Message.AllocationList last = (Message.AllocationList) a0.request(
+                    new Message.ListAllocations(Long.MIN_VALUE, 1000));
+            assertEquals(List.of(-1L), last.allocations().stream().map(Allocation::tmrHandleId).toList());
+            assertTrue(!last.more());
+            Allocation listed = last.allocations().get(0);
+            assertEquals(allocation(-1L, key, AccessMode.NOUSERLIMIT, OWNER, epoch), listed,
+                    "listed as allocated: owner, mode, token digest and epoch");
+            assertTrue(((Message.AllocationList) a1.request(new Message.ListAllocations(0, 10))).allocations()
+                    .isEmpty(), "each backend lists its own");
+        }
+    }
+
+    @Test
+    void aCertificateBreakingARuleIsRefusedWith134NamingTheRule() throws Exception {
+        LicenseKey key = issue(79, 5, null);
+        try (TmrGroup.Node a0 = group.node("node-a", 0); TmrGroup.Node a1 = group.node("node-a", 1);
+             TmrGroup.Node a2 = group.node("node-a", 2); TmrGroup.Node b2 = group.node("node-b", 2)) {
+            LeaseCertificate cert = certificate(a0, a1, 0);
+            LeaseGrant g0 = cert.grants().get(0);
+            LeaseGrant g1 = cert.grants().get(1);
+            long epoch = g0.epoch();
+            Allocation seat = allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch);
+
+            assertRefused(a2, new LeaseCertificate(List.of()), seat, "no grants");
+            assertRefused(a2, new LeaseCertificate(List.of(g0)), seat, "too few signers");
+            byte[] forged = g1.signature().toArray();
+            forged[5] ^= 1;
+            assertRefused(a2, new LeaseCertificate(List.of(g0, g1.withSignature(Bytes.of(forged)))), seat,
+                    "too few signers");
+            KeyPair stranger = Ed25519.generate();
+            LeaseGrant unsigned = new LeaseGrant(LeaseGrant.ACTIVE_LEASE, "node-a", epoch, clock.millis(), TTL,
+                    new Serial(129, 1), Bytes.EMPTY);
+            LeaseGrant outsider = unsigned.withSignature(Bytes.of(Ed25519.sign(stranger.getPrivate(),
+                    unsigned.signedPayload())));
+            assertRefused(a2, new LeaseCertificate(List.of(g0, outsider)), seat, "too few signers");
+            clock.advance(Duration.ofMillis(1));
+            LeaseGrant g0Again = a0.grant(epoch, TTL);
+            assertEquals(epoch, g0Again.epoch());
+            assertRefused(a2, new LeaseCertificate(List.of(g0, g0Again)), seat, "too few signers");
+            assertRefused(b2, cert, seat, "wrong holder");
+            Message other0 = a0.acquire("another-lease", 0, TTL);
+            Message other1 = a1.acquire("another-lease", 0, TTL);
+            assertRefused(a2, new LeaseCertificate(List.of(((Message.LeaseGranted) other0).grant(),
+                    ((Message.LeaseGranted) other1).grant())), seat, "wrong lease");
+            assertRefused(a2, new LeaseCertificate(List.of(g0, a1.grant(epoch + 5, TTL))), seat, "mixed grants");
+
+            ok(a2.request(new Message.Allocate(cert, seat)));
+            clock.advance(Duration.ofMillis(TTL + 1_000));
+            assertRefused(a2, cert, seat, "expired");
+            clock.advance(Duration.ofMillis(1));
+            assertRefused(a2, cert, allocation(2, key, AccessMode.USERLIMIT, OWNER, epoch), "expired");
+        }
+    }
+
+    @Test
+    void staleAndConflictingCertificatesAreFenced() throws Exception {
+        LicenseKey key = issue(80, 5, null);
+        try (TmrGroup.Node a0 = group.node("node-a", 0); TmrGroup.Node a1 = group.node("node-a", 1);
+             TmrGroup.Node a2 = group.node("node-a", 2); TmrGroup.Node b2 = group.node("node-b", 2)) {
+            LeaseCertificate old = certificate(a0, a1, 0);
+            long epoch = old.grants().get(0).epoch();
+            ok(a2.request(new Message.Allocate(old, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch))));
+
+            // node-b holds backend 2's lease at a higher epoch: node-a's certificate is stale there.
+            assertEquals(epoch + 5, b2.grant(epoch + 5, TTL).epoch());
+            TmrGroup.Node b0 = group.node("node-b", 0);
+            try (b0) {
+                assertRefused(a2, old, allocation(2, key, AccessMode.USERLIMIT, OWNER, epoch), "stale epoch");
+                // node-a collects a certificate at node-b's epoch from 0 and 1: backend 2 granted that epoch to
+                // node-b, whose lease is live there.
+                a0.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-a", epoch));
+                a1.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-a", epoch));
+                LeaseCertificate same = certificate(a0, a1, epoch + 5);
+                assertEquals(epoch + 5, same.grants().get(0).epoch());
+                assertRefused(a2, same, allocation(2, key, AccessMode.USERLIMIT, OWNER, epoch + 5), "conflict");
+                // A valid certificate above everything backend 2 knows is accepted and raises its epoch.
+                a0.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-a", epoch + 5));
+                a1.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-a", epoch + 5));
+                LeaseCertificate newer = certificate(a0, a1, epoch + 6);
+                ok(a2.request(new Message.Allocate(newer, allocation(2, key, AccessMode.USERLIMIT, OWNER,
+                        epoch + 6))));
+                assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(b0.acquire(LeaseGrant.ACTIVE_LEASE, 0, TTL)),
+                        "backend 0's lease is node-a's");
+                b2.connection().close();
+                long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+                Message granted = a2.acquire(LeaseGrant.ACTIVE_LEASE, 0, TTL);
+                while (granted instanceof Message.Error && System.nanoTime() < deadline) {
+                    granted = a2.acquire(LeaseGrant.ACTIVE_LEASE, 0, TTL);
+                }
+                assertEquals(epoch + 7, assertInstanceOf(Message.LeaseGranted.class, granted, granted.toString())
+                        .grant().epoch(), "above the epoch the certificate showed");
+            }
+        }
+    }
+
+    private static void assertRefused(TmrGroup.Node node, LeaseCertificate cert, Allocation seat, String rule)
+            throws Exception {
+        Message answer = node.request(new Message.Allocate(cert, seat));
+        assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(answer), answer.toString());
+        assertTrue(text(answer).contains(rule), "'" + rule + "' in: " + text(answer));
+    }
+
+    @Test
+    void peerUnitsAreIdempotentByOperationAndSetResyncs() throws Exception {
+        LicenseKey key = issue(81, 1, 10L);
+        LicenseKey noCounter = issue(82, 1, null);
+        try (TmrGroup.Node a0 = group.node("node-a", 0); TmrGroup.Node a1 = group.node("node-a", 1)) {
+            LeaseCertificate cert = certificate(a0, a1, 0);
+            assertEquals(10, units(a0, cert, key, 1, UnitsOperation.READ, 0));
+            assertEquals(7, units(a0, cert, key, 2, UnitsOperation.DECREMENT, 3));
+            assertEquals(7, units(a0, cert, key, 2, UnitsOperation.DECREMENT, 3), "a repeat gets the first answer");
+            assertEquals(7, units(a0, cert, key, 3, UnitsOperation.READ, 0));
+            assertEquals(CmError.UNIT_COUNTER_TOO_SMALL.code(), code(a0.request(new Message.PeerUnits(cert, key, 4,
+                    UnitsOperation.DECREMENT, 8))));
+            assertEquals(4, units(a0, cert, key, 5, UnitsOperation.SET, 4));
+            assertEquals(7, units(a0, cert, key, 2, UnitsOperation.DECREMENT, 3), "still the first answer, nothing subtracted");
+            assertEquals(4, units(a0, cert, key, 5, UnitsOperation.SET, 9), "a repeated SET changes nothing");
+            assertEquals(0, units(a0, cert, key, 6, UnitsOperation.DECREMENT, 4));
+            assertEquals(CmError.UNIT_COUNTER_ZERO.code(), code(a0.request(new Message.PeerUnits(cert, key, 7,
+                    UnitsOperation.DECREMENT, 1))));
+            assertEquals(CmError.NO_UNIT_COUNTER.code(), code(a0.request(new Message.PeerUnits(cert, noCounter, 8,
+                    UnitsOperation.DECREMENT, 1))));
+            assertEquals(0, inventory(a0, 81).units());
+            assertEquals(10, units(a1, cert, key, 2, UnitsOperation.READ, 0), "each copy has its own counter");
+            assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(a0.request(new Message.PeerUnits(
+                    new LeaseCertificate(List.of(cert.grants().get(0))), key, 9, UnitsOperation.READ, 0))));
+        }
+    }
+
+    private static long units(TmrGroup.Node node, LeaseCertificate cert, LicenseKey key, long operation,
+                              UnitsOperation op, long value) throws Exception {
+        Message answer = node.request(new Message.PeerUnits(cert, key, operation, op, value));
+        return assertInstanceOf(Message.UnitsOk.class, answer, answer.toString()).remaining();
+    }
+
+    @Test
+    void peerCryptIsTheClientsTransformOnTheCopyAndTheCopiesAgree() throws Exception {
+        ProductItemSpec tmr = group.issueTmr(new LicenseIssuer.Request(TmrGroup.FIRM, 83, 1, true, null, null,
+                null, null, null, 0, "TMR"));
+        LicenseKey key = new LicenseKey(TmrGroup.FIRM, 83, tmr.tmrId());
+        ProductItemSpec ordinary = group.issueOrdinary(2, new LicenseIssuer.Request(TmrGroup.FIRM, 84, 1, false,
+                null, null, null, null, null, 0, "ordinary"));
+        Bytes data = Bytes.of("opentmr".getBytes(StandardCharsets.US_ASCII));
+        try (TmrGroup.Node a0 = group.node("node-a", 0); TmrGroup.Node a1 = group.node("node-a", 1);
+             TmrGroup.Node a2 = group.node("node-a", 2)) {
+            LeaseCertificate cert = certificate(a0, a1, 0);
+            Bytes expected = Bytes.of(CryptTransform.encrypt(tmr.secretBytes(), 0xCAFEBABEL, data.toArray()));
+            for (TmrGroup.Node node : List.of(a0, a1, a2)) {
+                Message answer = node.request(new Message.PeerCrypt(cert, key, CryptDirection.ENCRYPT, 0xCAFEBABEL,
+                        data));
+                assertEquals(expected, assertInstanceOf(Message.CryptOk.class, answer, answer.toString()).data());
+                Message back = node.request(new Message.PeerCrypt(cert, key, CryptDirection.DECRYPT, 0xCAFEBABEL,
+                        expected));
+                assertEquals(data, ((Message.CryptOk) back).data());
+            }
+            assertEquals(CmError.INVALID_PARAMETER.code(), code(a0.request(new Message.PeerCrypt(cert, key,
+                    CryptDirection.DECRYPT, 1, data))));
+            // A client's CRYPT on an ordinary item is the same transform of its own secret.
+            try (RawConnection client = new RawConnection(group.backend(2).address())) {
+                client.hello();
+                Message.AccessOk handle = (Message.AccessOk) client.request(new Message.Access(TmrGroup.FIRM, 84, 0,
+                        AccessMode.USERLIMIT));
+                Message crypt = client.request(new Message.Crypt(handle.handleId(), CryptDirection.ENCRYPT,
+                        0xCAFEBABEL, data));
+                assertArrayEquals(CryptTransform.encrypt(ordinary.secretBytes(), 0xCAFEBABEL, data.toArray()),
+                        ((Message.CryptOk) crypt).data().toArray());
+            }
+        }
+    }
+
+    @Test
+    void anOrdinaryClientIsRefusedTheTmrCopy() throws Exception {
+        issue(85, 3, null);
+        try (RawConnection client = new RawConnection(group.backend(0).address())) {
+            client.hello();
+            Message answer = client.request(new Message.Access(TmrGroup.FIRM, 85, 0, AccessMode.USERLIMIT));
+            assertEquals(CmError.ACCESS_DENIED.code(), code(answer));
+            assertEquals(CmError.TMR_PEER_NOT_AUTHENTICATED.code(), code(client.request(
+                    new Message.LeaseAcquire(LeaseGrant.ACTIVE_LEASE, "x", 0, 1000))), "peer requests need a peer");
+        }
+    }
+}

@@ -1,0 +1,180 @@
+package io.opentmr.backend;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.typesafe.config.ConfigFactory;
+import io.opentmr.license.ContainerContext;
+import io.opentmr.license.Ed25519;
+import io.opentmr.license.LicenseIssuer;
+import io.opentmr.license.LicenseUpdate;
+import io.opentmr.license.VendorState;
+import io.opentmr.protocol.AccessMode;
+import io.opentmr.protocol.Allocation;
+import io.opentmr.protocol.Bytes;
+import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.ContainerInfo;
+import io.opentmr.protocol.HandleOwner;
+import io.opentmr.protocol.LeaseCertificate;
+import io.opentmr.protocol.LeaseGrant;
+import io.opentmr.protocol.LicenseKey;
+import io.opentmr.protocol.Serial;
+import io.opentmr.protocol.UnitsOperation;
+import java.nio.file.Path;
+import java.security.KeyPair;
+import java.security.SecureRandom;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.Map;
+import org.apache.pekko.Done;
+import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
+import org.apache.pekko.pattern.StatusReply;
+import org.apache.pekko.persistence.testkit.javadsl.EventSourcedBehaviorTestKit;
+import org.apache.pekko.persistence.testkit.javadsl.EventSourcedBehaviorTestKit.CommandResultWithReply;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * The container's peer side on its journal: epochs, allocations and peer unit operations are events (CBOR
+ * checked by the testkit) and come back after a restart, from the events alone or from a snapshot.
+ */
+@Timeout(60)
+class PeerContainerTest {
+
+    private static final long FIRM = 6_000_010;
+    private static ActorTestKit testKit;
+
+    @TempDir
+    Path dataDir;
+
+    private final KeyPair vendor = Ed25519.generate();
+    /** Another backend of the group: its key is a group key, so its grants count. */
+    private final KeyPair other = Ed25519.generate();
+    private final MutableClock clock = new MutableClock(Instant.parse("2026-11-23T12:00:00Z"));
+    private final PeerConnection connection = new PeerConnection("node-a", "127.0.0.1:5000", () -> true);
+    private ContainerIdentity identity;
+    private EventSourcedBehaviorTestKit<Container.Command, ContainerEvent, ContainerState> kit;
+    private LicenseKey key;
+
+    @BeforeAll
+    static void start() {
+        testKit = ActorTestKit.create(EventSourcedBehaviorTestKit.config().withFallback(ConfigFactory.load()));
+    }
+
+    @AfterAll
+    static void stop() {
+        testKit.shutdownTestKit();
+    }
+
+    @BeforeEach
+    void identity() throws Exception {
+        identity = ContainerIdentity.loadOrCreate(dataDir, 7, new SecureRandom());
+    }
+
+    private void create(int snapshotEvery) throws Exception {
+        kit = EventSourcedBehaviorTestKit.create(testKit.system(),
+                Container.create(identity, List.of(vendor.getPublic()), Duration.ofSeconds(1), snapshotEvery,
+                        clock, new SecureRandom()),
+                EventSourcedBehaviorTestKit.enabledSerializationSettings()
+                        .withVerifyCommands(false).withVerifyState(false));
+        List<ContainerContext> group = List.of(
+                ContainerContext.of(identity.serial(), 7, Map.of(), identity.rawPublicKey()),
+                ContainerContext.of(new Serial(129, 2), 7, Map.of(), Ed25519.raw(other.getPublic())),
+                ContainerContext.of(new Serial(129, 3), 7, Map.of(), Ed25519.raw(Ed25519.generate().getPublic())));
+        LicenseIssuer.Issued issued = new LicenseIssuer(vendor.getPrivate(), vendor.getPublic(), clock,
+                new SecureRandom()).issue(VendorState.empty(), group, new LicenseIssuer.Request(FIRM, 77, 3, true, 50L,
+                null, null, null, null, 0, "TMR")).files().get(0);
+        ok(kit.<StatusReply<LicenseUpdate>>runCommand(r -> new Container.ImportLicense(
+                Bytes.of(issued.file().toJson()), r)));
+        key = new LicenseKey(FIRM, 77, issued.update().items().get(0).tmrId());
+    }
+
+    private <R> R ok(CommandResultWithReply<Container.Command, ContainerEvent, ContainerState, StatusReply<R>> result) {
+        assertTrue(result.reply().isSuccess(), () -> "refused: " + result.reply().getError().getMessage());
+        return result.reply().getValue();
+    }
+
+    private LeaseGrant acquire(long proposed) {
+        return ok(kit.<StatusReply<LeaseGrant>>runCommand(r -> new Container.AcquireLease(connection,
+                LeaseGrant.ACTIVE_LEASE, "node-a", proposed, 2_000, r)));
+    }
+
+    private LeaseCertificate certificate(LeaseGrant own) {
+        LeaseGrant unsigned = new LeaseGrant(LeaseGrant.ACTIVE_LEASE, "node-a", own.epoch(), clock.millis(), 2_000,
+                new Serial(129, 2), Bytes.EMPTY);
+        return new LeaseCertificate(List.of(own, unsigned.withSignature(Bytes.of(Ed25519.sign(other.getPrivate(),
+                unsigned.signedPayload())))));
+    }
+
+    private static Allocation allocation(long handleId, LicenseKey key, long epoch) {
+        return new Allocation(handleId, key, AccessMode.USERLIMIT, 0, new HandleOwner("ws-1", "anna", 1, 1),
+                Bytes.of(new byte[32]), epoch);
+    }
+
+    @ParameterizedTest(name = "snapshot every {0} events")
+    @ValueSource(ints = {1000, 2})
+    void epochsAllocationsAndUnitsSurviveARestart(int snapshotEvery) throws Exception {
+        create(snapshotEvery);
+        LeaseGrant grant = acquire(0);
+        assertEquals(1, grant.epoch());
+        var raised = kit.<StatusReply<LeaseGrant>>runCommand(r -> new Container.AcquireLease(connection,
+                LeaseGrant.ACTIVE_LEASE, "node-a", 0, 2_000, r));
+        assertTrue(raised.events().isEmpty(), "the holder's own epoch again: nothing new to persist");
+        LeaseCertificate cert = certificate(grant);
+        var allocated = kit.<StatusReply<Done>>runCommand(r -> new Container.Allocate(connection, cert,
+                allocation(10, key, 1), r));
+        ok(allocated);
+        assertTrue(allocated.events().stream().anyMatch(e -> e instanceof ContainerEvent.AllocationAdded));
+        ok(kit.<StatusReply<Done>>runCommand(r -> new Container.Allocate(connection, cert, allocation(11, key, 1), r)));
+        ok(kit.<StatusReply<Done>>runCommand(r -> new Container.Free(connection, cert, 11, key, r)));
+        assertEquals(45L, (long) ok(kit.<StatusReply<Long>>runCommand(r -> new Container.PeerUnits(connection, cert,
+                key, 5, UnitsOperation.DECREMENT, 5, r))));
+        // A valid certificate from two other backends at a higher epoch raises this one's epoch.
+        LeaseGrant unsignedOwn = new LeaseGrant(LeaseGrant.ACTIVE_LEASE, "node-a", 7, clock.millis(), 2_000,
+                identity.serial(), Bytes.EMPTY);
+        LeaseCertificate seven = certificate(unsignedOwn.withSignature(Bytes.of(Ed25519.sign(
+                identity.keys().getPrivate(), unsignedOwn.signedPayload()))));
+        var seen = kit.<StatusReply<Long>>runCommand(r -> new Container.PeerUnits(connection, seven, key, 6,
+                UnitsOperation.READ, 0, r));
+        assertEquals(45L, (long) ok(seen));
+        assertEquals(List.of(7L), seen.events().stream().map(e -> ((ContainerEvent.LeaseEpochRaised) e).epoch())
+                .toList(), "persisted with the request that showed it");
+
+        kit.restart();
+
+        assertEquals(7, kit.getState().highestEpoch(LeaseGrant.ACTIVE_LEASE));
+        ContainerInfo info = ok(kit.<StatusReply<ContainerInfo>>runCommand(Container.Describe::new));
+        assertEquals(1, info.products().get(0).inUse(), "allocation 10 holds its seat after the restart");
+        assertEquals(45, info.products().get(0).units());
+        assertEquals(List.of(10L), kit.getState().allocations(0, 10).allocations().stream()
+                .map(TmrAllocation::tmrHandleId).toList());
+        LeaseGrant after = acquire(0);
+        assertEquals(8, after.epoch(), "strictly above every epoch granted or seen before the restart");
+        LeaseCertificate eight = certificate(after);
+        assertEquals(45L, (long) ok(kit.<StatusReply<Long>>runCommand(r -> new Container.PeerUnits(connection, eight,
+                key, 5, UnitsOperation.DECREMENT, 5, r))), "the operation id is remembered across the restart");
+        var stale = kit.<StatusReply<Done>>runCommand(r -> new Container.Allocate(connection, cert,
+                allocation(12, key, 1), r));
+        assertEquals(CmError.TMR_LEASE_REFUSED, ((CmRefusal) stale.reply().getError()).error(), "epoch 1 is stale");
+    }
+
+    @Test
+    void aSteadyCertificateIsVerifiedOnce() throws Exception {
+        create(1000);
+        LeaseCertificate cert = certificate(acquire(0));
+        for (int i = 0; i < 20; i++) {
+            long operation = i;
+            ok(kit.<StatusReply<Long>>runCommand(r -> new Container.PeerUnits(connection, cert, key, operation,
+                    UnitsOperation.READ, 0, r)));
+        }
+        // The own grant verifies under the first group key (1), the other's under the second (after 1 miss).
+        assertEquals(3, connection.verifications(), "each grant's signature verified once, not per request");
+    }
+}
