@@ -173,6 +173,16 @@ class PeerConnectionTest {
         assertInstanceOf(IOException.class, failure(connecting));
     }
 
+    @Test
+    void aCallerThatGivesUpOnConnectingClosesTheSocket() throws Exception {
+        backend.challenge(FakeBackend.Challenge.SILENT);
+        CompletableFuture<PeerConnection> connecting = connecting(FakeBackend.auth(FakeBackend.SECRET), OPTIONS);
+        Channel backendSide = backend.nextConnection();
+        backend.nextHello();
+        connecting.cancel(false);
+        assertTrue(backendSide.closeFuture().await(5, TimeUnit.SECONDS), "no half-open connection is left behind");
+    }
+
     // ---------------------------------------------------------------- requests
 
     @Test
@@ -191,6 +201,16 @@ class PeerConnectionTest {
         for (int i = 0; i < answers.size(); i++) {
             assertEquals(i, echoed(answers.get(i).get(5, TimeUnit.SECONDS)));
         }
+    }
+
+    @Test
+    void aCallerMayChainItsNextRequestOnAReply() throws Exception {
+        backend.respondWith(request -> new Message.UnitsOk(((Message.ListAllocations) request).afterHandleId()));
+        PeerConnection connection = connect(OPTIONS);
+        CompletableFuture<Message> chained = connection.request(numbered(1))
+                .thenCompose(first -> connection.request(numbered(echoed(first) + 1)))
+                .thenCompose(second -> connection.request(numbered(echoed(second) + 1)));
+        assertEquals(3, echoed(chained.get(5, TimeUnit.SECONDS)), "completions hold no lock the next request needs");
     }
 
     @Test
