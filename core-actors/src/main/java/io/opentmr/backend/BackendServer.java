@@ -3,8 +3,8 @@ package io.opentmr.backend;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.Channel;
-import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandler;
+import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
@@ -16,6 +16,7 @@ import io.netty.channel.socket.SocketChannel;
 import io.netty.channel.socket.nio.NioServerSocketChannel;
 import io.netty.util.concurrent.DefaultThreadFactory;
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.CodecLimits;
 import io.opentmr.protocol.Frame;
 import io.opentmr.protocol.FrameDecoder;
 import io.opentmr.protocol.FrameEncoder;
@@ -25,12 +26,13 @@ import java.security.SecureRandom;
 import java.time.Clock;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Supplier;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Scheduler;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-/** The backend's listener on port 22350: one {@link ClientSession} per connection, bounded in number. */
+/** The listener on port 22350 of a backend (one {@link ClientSession} per connection) or a TMR node, bounded in number. */
 public final class BackendServer implements AutoCloseable {
 
     private static final Logger LOG = LoggerFactory.getLogger(BackendServer.class);
@@ -48,10 +50,24 @@ public final class BackendServer implements AutoCloseable {
     public static BackendServer start(BackendSettings settings, ActorRef<ContainerGateway.Message> gateway,
                                       Scheduler scheduler,
                                       TrackingLog tracking, Clock clock) throws InterruptedException {
+        SecureRandom random = new SecureRandom();
+        BackendServer server = start(settings.address(), settings.port(), settings.maxConnections(),
+                settings.codecLimits(), () -> new ClientSession(settings, gateway, scheduler, random, tracking, clock));
+        LOG.info("Backend {} listening on {} (max {} connections, {} requests in flight each)",
+                tracking.container(), server.localAddress(), settings.maxConnections(),
+                settings.maxInFlightPerConnection());
+        return server;
+    }
+
+    /**
+     * A listener of the protocol, for a backend or a TMR node: per connection the frame codec and a fresh
+     * session handler, at most {@code maxConnections} at once (the next one is told 309 and closed).
+     */
+    public static BackendServer start(String address, int port, int maxConnections, CodecLimits limits,
+                                      Supplier<ChannelHandler> sessions) throws InterruptedException {
         EventLoopGroup boss = new NioEventLoopGroup(1, new DefaultThreadFactory("opentmr-accept", true));
         EventLoopGroup workers = new NioEventLoopGroup(0, new DefaultThreadFactory("opentmr-io", true));
-        ConnectionLimit limit = new ConnectionLimit(settings.maxConnections());
-        SecureRandom random = new SecureRandom();
+        ConnectionLimit limit = new ConnectionLimit(maxConnections);
         try {
             Channel listener = new ServerBootstrap()
                     .group(boss, workers)
@@ -62,15 +78,11 @@ public final class BackendServer implements AutoCloseable {
                     .childHandler(new ChannelInitializer<SocketChannel>() {
                         @Override
                         protected void initChannel(SocketChannel channel) {
-                            channel.pipeline().addLast(limit, FrameEncoder.INSTANCE,
-                                    new FrameDecoder(settings.codecLimits()),
-                                    new ClientSession(settings, gateway, scheduler, random, tracking, clock));
+                            channel.pipeline().addLast(limit, FrameEncoder.INSTANCE, new FrameDecoder(limits),
+                                    sessions.get());
                         }
                     })
-                    .bind(settings.address(), settings.port()).sync().channel();
-            LOG.info("Backend {} listening on {} (max {} connections, {} requests in flight each)",
-                    tracking.container(), listener.localAddress(), settings.maxConnections(),
-                    settings.maxInFlightPerConnection());
+                    .bind(address, port).sync().channel();
             return new BackendServer(boss, workers, listener);
         } catch (Exception e) {
             // bind().sync() also throws checked exceptions it does not declare (BindException).

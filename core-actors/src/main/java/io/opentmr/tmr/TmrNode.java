@@ -1,33 +1,250 @@
 package io.opentmr.tmr;
 
 import com.typesafe.config.Config;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.nio.NioEventLoopGroup;
+import io.netty.util.concurrent.DefaultThreadFactory;
+import io.opentmr.backend.BackendServer;
+import io.opentmr.peer.PeerConnection;
+import io.opentmr.peer.PeerOptions;
+import io.opentmr.protocol.LicenseKey;
+import io.opentmr.protocol.Message;
+import io.opentmr.protocol.Serial;
+import io.opentmr.tmr.backend.BackendWatcher;
+import io.opentmr.tmr.backend.PeerGroup;
+import io.opentmr.tmr.backend.PeerLink;
+import io.opentmr.tmr.handle.Handles;
+import io.opentmr.tmr.license.Seat;
+import io.opentmr.tmr.license.TmrLicense;
+import io.opentmr.tmr.server.TmrSession;
+import java.io.IOException;
 import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.SecureRandom;
 import java.time.Clock;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicReference;
 import org.apache.pekko.Done;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
- * PLACEHOLDER on branch node-launcher only, so that the launcher compiles against the TMR node's entry
- * point before it lands on main. Merging main replaces this file with the real node.
+ * A running TMR node (single, always active): the virtual container over the three backends of a TMR
+ * group, its licenses and handles, and the listener clients use. Which journal keeps the node's state is
+ * configuration ({@code pekko.persistence.journal.plugin}).
  */
 public final class TmrNode implements AutoCloseable {
 
-    private TmrNode() {
+    private static final Logger LOG = LoggerFactory.getLogger(TmrNode.class);
+
+    private final ActorSystem<Void> system;
+    private final BackendServer server;
+    private final EventLoopGroup peerLoop;
+    private final Serial serial;
+
+    private TmrNode(ActorSystem<Void> system, BackendServer server, EventLoopGroup peerLoop, Serial serial) {
+        this.system = system;
+        this.server = server;
+        this.peerLoop = peerLoop;
+        this.serial = serial;
     }
 
+    /**
+     * Starts a node from a resolved configuration.
+     *
+     * @throws com.typesafe.config.ConfigException naming the key, for a bad or missing setting
+     * @throws IllegalStateException               when it cannot listen or its actors do not start
+     */
     public static TmrNode start(Config config, Clock clock) {
-        throw new IllegalStateException("the TMR node is not built yet (placeholder on branch node-launcher)");
+        NodeSettings settings = NodeSettings.from(config);
+        EventLoopGroup peerLoop = new NioEventLoopGroup(1, new DefaultThreadFactory("opentmr-peer", true));
+        PeerOptions options = new PeerOptions(settings.backendTimeout(), settings.backendTimeout(), 1024,
+                settings.codecLimits());
+        PeerLink.Connector connector = backend -> {
+            InetSocketAddress resolved = backend.isUnresolved()
+                    ? new InetSocketAddress(backend.getHostString(), backend.getPort()) : backend;
+            return PeerConnection.connect(resolved, settings.nodeName(), settings.peerAuth(), options, peerLoop)
+                    .thenApply(TmrNode::link);
+        };
+        try {
+            return start(settings, config, clock, connector, peerLoop);
+        } catch (RuntimeException e) {
+            peerLoop.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+            throw e;
+        }
+    }
+
+    /** As {@link #start(Config, Clock)} with another way to reach the backends (tests: paused or failing links). */
+    public static TmrNode start(Config config, Clock clock, PeerLink.Connector connector) {
+        return start(NodeSettings.from(config), config, clock, connector, null);
+    }
+
+    private static TmrNode start(NodeSettings settings, Config config, Clock clock, PeerLink.Connector connector,
+                                 EventLoopGroup peerLoop) {
+        SecureRandom random = new SecureRandom();
+        Serial serial;
+        try {
+            Files.createDirectories(settings.dataDir(), PosixFilePermissions.asFileAttribute(
+                    PosixFilePermissions.fromString("rwx------")));
+            serial = virtualSerial(settings, random);
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot use the data directory " + settings.dataDir() + ": " + e, e);
+        }
+        PeerGroup peers = new PeerGroup(settings.backends().size(), clock, settings.backendTimeout());
+        CompletableFuture<ActorRef<VirtualContainer.Command>> containerRef = new CompletableFuture<>();
+        CompletableFuture<ActorRef<Handles.Command>> handlesRef = new CompletableFuture<>();
+        Behavior<Void> guardian = Behaviors.setup(context -> {
+            // Set below, read by the licenses' listener from their own threads.
+            AtomicReference<ActorRef<VirtualContainer.Command>> container = new AtomicReference<>();
+            AtomicReference<ActorRef<Handles.Command>> handles = new AtomicReference<>();
+            TmrLicense.Listener listener = new TmrLicense.Listener() {
+                @Override
+                public void seatsChanged(LicenseKey key, long inUse, int count) {
+                    container.get().tell(new VirtualContainer.SeatsChanged(key, inUse, count));
+                }
+
+                @Override
+                public void granted(LicenseKey key, Seat seat, boolean recovered) {
+                    handles.get().tell(new Handles.Granted(key, seat, recovered));
+                }
+
+                @Override
+                public void released(LicenseKey key, long handleId) {
+                    handles.get().tell(new Handles.Released(handleId));
+                }
+
+                @Override
+                public void needsResync(int backend) {
+                    container.get().tell(new VirtualContainer.NeedsResync(backend));
+                }
+            };
+            container.set(context.spawn(VirtualContainer.create(serial, peers, key -> TmrLicense.create(key, serial,
+                    peers, listener, clock, random, settings.snapshotEvery()), reports -> {
+                        Map<String, Behavior<BackendWatcher.Command>> watchers = new LinkedHashMap<>();
+                        for (int i = 0; i < settings.backends().size(); i++) {
+                            watchers.put("backend-" + (i + 1), BackendWatcher.create(i, settings.backends().get(i),
+                                    settings, peers, connector, reports));
+                        }
+                        return watchers;
+                    }), "virtual-container"));
+            handles.set(context.spawn(Handles.create(container.get(), clock, settings.cleanupTimeout()), "handles"));
+            containerRef.complete(container.get());
+            handlesRef.complete(handles.get());
+            return Behaviors.empty();
+        });
+        ActorSystem<Void> system = ActorSystem.create(guardian, "opentmr-node", config);
+        try {
+            ActorRef<VirtualContainer.Command> container = containerRef.get(30, TimeUnit.SECONDS);
+            ActorRef<Handles.Command> handles = handlesRef.get(30, TimeUnit.SECONDS);
+            BackendServer server = BackendServer.start(settings.address(), settings.port(), settings.maxConnections(),
+                    settings.codecLimits(), () -> new TmrSession(settings, serial, container, handles,
+                            system.scheduler(), random));
+            LOG.info("TMR node {} listening on {} with virtual container {} over backends {}", settings.nodeName(),
+                    server.localAddress(), serial, settings.backends());
+            return new TmrNode(system, server, peerLoop, serial);
+        } catch (ExecutionException | TimeoutException e) {
+            system.terminate();
+            throw new IllegalStateException("the node's actors did not start within 30 s", e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            system.terminate();
+            throw new IllegalStateException("interrupted while starting", e);
+        } catch (Exception e) {
+            // Also a BindException, which Netty throws without declaring it: the actor system must not leak.
+            system.terminate();
+            throw new IllegalStateException("cannot listen on " + settings.address() + ":" + settings.port() + ": "
+                    + e, e);
+        }
+    }
+
+    /** The configured serial, or the one chosen on first start and kept in the data directory. */
+    private static Serial virtualSerial(NodeSettings settings, SecureRandom random) throws IOException {
+        Path file = settings.dataDir().resolve("virtual-serial");
+        if (settings.virtualSerial().isPresent()) {
+            Serial configured = settings.virtualSerial().get();
+            write(file, configured);
+            return configured;
+        }
+        if (Files.exists(file)) {
+            try {
+                return Serial.parse(Files.readString(file, StandardCharsets.UTF_8).strip());
+            } catch (IllegalArgumentException e) {
+                throw new IOException(file + " does not hold a serial: " + e.getMessage(), e);
+            }
+        }
+        Serial chosen = new Serial(Serial.MASK_VIRTUAL_TMR, 10_000_000 + random.nextInt(90_000_000));
+        write(file, chosen);
+        LOG.info("Virtual container serial {} chosen and kept in {}", chosen, file);
+        return chosen;
+    }
+
+    private static void write(Path file, Serial serial) throws IOException {
+        Path temporary = file.resolveSibling(file.getFileName() + ".tmp");
+        Files.writeString(temporary, serial + "\n", StandardCharsets.UTF_8);
+        Files.move(temporary, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    }
+
+    private static PeerLink link(PeerConnection connection) {
+        return new PeerLink() {
+            @Override
+            public CompletionStage<Message> request(Message request) {
+                return connection.request(request);
+            }
+
+            @Override
+            public CompletionStage<Void> closed() {
+                return connection.closeFuture();
+            }
+
+            @Override
+            public String backendName() {
+                return connection.backendName();
+            }
+
+            @Override
+            public void close() {
+                connection.close();
+            }
+        };
     }
 
     public InetSocketAddress address() {
-        throw new UnsupportedOperationException();
+        return server.localAddress();
+    }
+
+    public Serial virtualSerial() {
+        return serial;
     }
 
     public CompletionStage<Done> whenTerminated() {
-        throw new UnsupportedOperationException();
+        return system.getWhenTerminated();
     }
 
     @Override
     public void close() {
+        server.close();
+        system.terminate();
+        try {
+            system.getWhenTerminated().toCompletableFuture().get(10, TimeUnit.SECONDS);
+        } catch (Exception e) {
+            LOG.warn("TMR node did not stop within 10 s: {}", e.toString());
+        }
+        if (peerLoop != null) {
+            peerLoop.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
+        }
     }
 }

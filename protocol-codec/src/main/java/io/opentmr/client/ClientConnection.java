@@ -4,21 +4,16 @@ import io.netty.bootstrap.Bootstrap;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelHandlerContext;
-import io.netty.channel.ChannelInitializer;
-import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoop;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.SimpleChannelInboundHandler;
 import io.netty.channel.nio.NioEventLoopGroup;
-import io.netty.channel.socket.SocketChannel;
-import io.netty.channel.socket.nio.NioSocketChannel;
 import io.netty.handler.codec.EncoderException;
 import io.netty.util.concurrent.DefaultThreadFactory;
 import io.netty.util.concurrent.ScheduledFuture;
 import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.Frame;
-import io.opentmr.protocol.FrameDecoder;
-import io.opentmr.protocol.FrameEncoder;
+import io.opentmr.protocol.FrameClients;
 import io.opentmr.protocol.Message;
 import io.opentmr.protocol.ServerKind;
 import java.net.InetSocketAddress;
@@ -114,20 +109,8 @@ final class ClientConnection {
         this.backoffMillis = options.reconnectBackoffMin().toMillis();
         this.group = new NioEventLoopGroup(1, new DefaultThreadFactory("opentmr-client", true));
         this.loop = group.next();
-        this.bootstrap = new Bootstrap()
-                .group(group)
-                .channel(NioSocketChannel.class)
-                .option(ChannelOption.TCP_NODELAY, true)
-                .option(ChannelOption.SO_KEEPALIVE, true)
-                .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) Math.min(Integer.MAX_VALUE,
-                        options.attemptTimeout().toMillis()))
-                .handler(new ChannelInitializer<SocketChannel>() {
-                    @Override
-                    protected void initChannel(SocketChannel ch) {
-                        ch.pipeline().addLast(FrameEncoder.INSTANCE, new FrameDecoder(options.codecLimits()),
-                                new ReplyHandler());
-                    }
-                });
+        this.bootstrap = FrameClients.bootstrap(group, options.codecLimits(), options.attemptTimeout(),
+                ReplyHandler::new);
     }
 
     // ================================================================ API for TmrClient and LicenseHandle

@@ -42,7 +42,12 @@ public final class CmException extends RuntimeException {
         this(error.code(), text, null);
     }
 
-    CmException(int code, String text, Throwable cause) {
+    /**
+     * @param code  the CodeMeter error number
+     * @param text  what exactly went wrong
+     * @param cause the local failure behind it, or {@code null}
+     */
+    public CmException(int code, String text, Throwable cause) {
         super(describe(code, text), cause);
         this.code = code;
         this.text = text;

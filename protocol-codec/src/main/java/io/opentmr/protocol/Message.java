@@ -382,10 +382,15 @@ public sealed interface Message {
         }
     }
 
-    record LeaseAcquire(String leaseName, String holder, long ttlMillis) implements Message {
+    /**
+     * Asks for a lease. {@code proposedEpoch} is the lowest epoch the holder will take: a node that got
+     * different epochs from several backends re-acquires with the highest it saw, so its grants converge.
+     */
+    record LeaseAcquire(String leaseName, String holder, long proposedEpoch, long ttlMillis) implements Message {
         public LeaseAcquire {
             Check.string(leaseName, "leaseName");
             Check.string(holder, "holder");
+            Check.nonNegative(proposedEpoch, "proposedEpoch");
             Check.u32(ttlMillis, "ttlMillis");
         }
 

@@ -169,6 +169,7 @@ final class PayloadCodec {
                 LeaseAcquire m = (LeaseAcquire) message;
                 w.string(m.leaseName());
                 w.string(m.holder());
+                w.u64(m.proposedEpoch());
                 w.u32(m.ttlMillis());
             }
             case LEASE_RENEW -> {
@@ -249,7 +250,8 @@ final class PayloadCodec {
             case ALLOCATE -> new Allocate(readCertificate(r), readAllocation(r));
             case FREE -> new Free(readCertificate(r), r.u64("tmrHandleId"), readKey(r));
             case LIST_ALLOCATIONS -> new ListAllocations(r.u64("afterHandleId"), r.u32("maxItems"));
-            case LEASE_ACQUIRE -> new LeaseAcquire(r.string("leaseName"), r.string("holder"), r.u32("ttlMillis"));
+            case LEASE_ACQUIRE -> new LeaseAcquire(r.string("leaseName"), r.string("holder"),
+                    r.nonNegative64("proposedEpoch"), r.u32("ttlMillis"));
             case LEASE_RENEW -> new LeaseRenew(r.string("leaseName"), r.string("holder"), r.nonNegative64("epoch"),
                     r.u32("ttlMillis"));
             case LEASE_RELEASE -> new LeaseRelease(r.string("leaseName"), r.string("holder"), r.nonNegative64("epoch"));

@@ -8,8 +8,10 @@ import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.CryptDirection;
 import io.opentmr.protocol.Message;
 import io.opentmr.protocol.MessageType;
+import io.opentmr.protocol.testing.AllAtOnce;
 import io.opentmr.protocol.testing.NoLeaks;
 import java.nio.ByteBuffer;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -38,41 +40,25 @@ class TmrClientConcurrencyTest {
         try (FakeLicenseServer server = FakeLicenseServer.start("node-a");
              TmrClient client = TmrClient.connect(options(server.address()).build())) {
             Set<Long> handleIds = ConcurrentHashMap.newKeySet();
-            CountDownLatch go = new CountDownLatch(1);
-            ExecutorService threads = Executors.newFixedThreadPool(THREADS);
-            try {
-                List<Future<Integer>> results = new ArrayList<>();
-                for (int t = 0; t < THREADS; t++) {
-                    int thread = t;
-                    results.add(threads.submit(() -> {
-                        go.await();
-                        int done = 0;
-                        for (int round = 0; round < ROUNDS; round++) {
-                            // NOUSERLIMIT takes no seat, so 16 threads never run out of the 3 seats.
-                            try (LicenseHandle handle = client.access(FakeLicenseServer.FIRM,
-                                    FakeLicenseServer.PRODUCT, 0, AccessMode.NOUSERLIMIT)) {
-                                assertTrue(handleIds.add(handle.handleId()), "handle ids are never reused");
-                                Message.Info info = handle.info();
-                                assertEquals(handle.handleId(), info.handleId());
-                                byte[] data = ByteBuffer.allocate(8).putInt(thread).putInt(round).array();
-                                byte[] encrypted = handle.crypt(CryptDirection.ENCRYPT, thread, data);
-                                byte[] decrypted = handle.crypt(CryptDirection.DECRYPT, thread, encrypted);
-                                assertTrue(Arrays.equals(data, decrypted), "the reply belongs to this request");
-                                done++;
-                            }
-                        }
-                        return done;
-                    }));
+            int total = AllAtOnce.run(THREADS, Duration.ofSeconds(25), thread -> {
+                int done = 0;
+                for (int round = 0; round < ROUNDS; round++) {
+                    // NOUSERLIMIT takes no seat, so 16 threads never run out of the 3 seats.
+                    try (LicenseHandle handle = client.access(FakeLicenseServer.FIRM,
+                            FakeLicenseServer.PRODUCT, 0, AccessMode.NOUSERLIMIT)) {
+                        assertTrue(handleIds.add(handle.handleId()), "handle ids are never reused");
+                        Message.Info info = handle.info();
+                        assertEquals(handle.handleId(), info.handleId());
+                        byte[] data = ByteBuffer.allocate(8).putInt(thread).putInt(round).array();
+                        byte[] encrypted = handle.crypt(CryptDirection.ENCRYPT, thread, data);
+                        byte[] decrypted = handle.crypt(CryptDirection.DECRYPT, thread, encrypted);
+                        assertTrue(Arrays.equals(data, decrypted), "the reply belongs to this request");
+                        done++;
+                    }
                 }
-                go.countDown();
-                int total = 0;
-                for (Future<Integer> result : results) {
-                    total += result.get(25, TimeUnit.SECONDS);
-                }
-                assertEquals(THREADS * ROUNDS, total);
-            } finally {
-                threads.shutdownNow();
-            }
+                return done;
+            });
+            assertEquals(THREADS * ROUNDS, total);
             assertEquals(THREADS * ROUNDS, handleIds.size());
             assertEquals(THREADS * ROUNDS, server.received(MessageType.ACCESS));
             assertEquals(THREADS * ROUNDS, server.received(MessageType.RELEASE));

@@ -131,7 +131,7 @@ final class Generators {
         m.put(MessageType.ALLOCATE, Combinators.combine(certificates(), allocations()).as(Message.Allocate::new));
         m.put(MessageType.FREE, Combinators.combine(certificates(), u64(), keys()).as(Message.Free::new));
         m.put(MessageType.LIST_ALLOCATIONS, Combinators.combine(u64(), u32()).as(Message.ListAllocations::new));
-        m.put(MessageType.LEASE_ACQUIRE, Combinators.combine(strings(), strings(), u32())
+        m.put(MessageType.LEASE_ACQUIRE, Combinators.combine(strings(), strings(), nonNegative(), u32())
                 .as(Message.LeaseAcquire::new));
         m.put(MessageType.LEASE_RENEW, Combinators.combine(strings(), strings(), nonNegative(), u32())
                 .as(Message.LeaseRenew::new));

@@ -1,0 +1,150 @@
+package io.opentmr.tmr;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
+import io.opentmr.backend.BackendSettings;
+import io.opentmr.protocol.CodecLimits;
+import io.opentmr.protocol.PeerAuth;
+import io.opentmr.protocol.Serial;
+import java.net.InetSocketAddress;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * {@code opentmr.node.*}, read once at start. A bad value fails here with a {@link ConfigException}
+ * that names the key, before anything listens or connects.
+ *
+ * @param backends         the three backends of the group, in a fixed order (their index is their name in logs)
+ * @param virtualSerial    the virtual container's serial; empty: random once, then kept in the data dir
+ * @param heartbeat        how often a backend is asked to renew the lease (its heartbeat)
+ * @param missedHeartbeats unanswered heartbeats after which a backend counts as down
+ * @param backendTimeout   bound on every request to a backend
+ * @param leaseTtl         lifetime of a lease grant without renewal
+ */
+public record NodeSettings(
+        String address,
+        int port,
+        Path dataDir,
+        List<InetSocketAddress> backends,
+        Optional<Serial> virtualSerial,
+        PeerAuth peerAuth,
+        String nodeName,
+        Duration heartbeat,
+        int missedHeartbeats,
+        int inventoryEvery,
+        Duration backendTimeout,
+        Duration leaseTtl,
+        Duration reconnectMin,
+        Duration reconnectMax,
+        Duration cleanupTimeout,
+        Duration keepAliveInterval,
+        int snapshotEvery,
+        int maxConnections,
+        int maxInFlightPerConnection,
+        Duration helloTimeout,
+        Duration requestTimeout,
+        CodecLimits codecLimits) {
+
+    public static final String PATH = "opentmr.node";
+
+    public static NodeSettings from(Config root) {
+        Config c = root.getConfig(PATH);
+        String dataDir = c.getString("data-dir");
+        if (dataDir.isBlank()) {
+            throw new ConfigException.BadValue(PATH + ".data-dir", "must name the node's data directory");
+        }
+        int port = c.getInt("port");
+        if (port < 0 || port > 65_535) {
+            throw new ConfigException.BadValue(PATH + ".port", "must be 0..65535, not " + port);
+        }
+        List<InetSocketAddress> backends = new ArrayList<>();
+        for (String entry : c.getStringList("backends")) {
+            backends.add(hostPort(entry));
+        }
+        if (backends.size() != 3) {
+            throw new ConfigException.BadValue(PATH + ".backends",
+                    "must name the 3 backends of the TMR group as HOST:PORT, not " + backends.size());
+        }
+        if (backends.stream().distinct().count() != 3) {
+            throw new ConfigException.BadValue(PATH + ".backends", "names one backend twice: " + backends);
+        }
+        Optional<Serial> virtualSerial = Optional.empty();
+        String serialText = c.getString("virtual-serial").strip();
+        if (!serialText.isEmpty()) {
+            Serial serial;
+            try {
+                serial = Serial.parse(serialText);
+            } catch (IllegalArgumentException e) {
+                throw new ConfigException.BadValue(PATH + ".virtual-serial", e.getMessage());
+            }
+            if (serial.mask() != Serial.MASK_VIRTUAL_TMR) {
+                throw new ConfigException.BadValue(PATH + ".virtual-serial",
+                        "a virtual TMR container's serial has mask 131 (131-n), not " + serialText);
+            }
+            virtualSerial = Optional.of(serial);
+        }
+        PeerAuth auth = BackendSettings.peerAuth(root).orElseThrow(() -> new ConfigException.BadValue(
+                PeerAuth.SECRET_FILE_KEY, "a TMR node needs the cluster secret of its backends"));
+        String name = c.getString("name").strip();
+        int maxFrame = c.getInt("limits.max-frame-bytes");
+        if (maxFrame < 1024) {
+            throw new ConfigException.BadValue(PATH + ".limits.max-frame-bytes", "must be at least 1024");
+        }
+        Duration heartbeat = positive(c, "heartbeat-interval");
+        Duration leaseTtl = positive(c, "lease-ttl");
+        if (heartbeat.multipliedBy(2).compareTo(leaseTtl) > 0) {
+            throw new ConfigException.BadValue(PATH + ".heartbeat-interval", "must be at most half of "
+                    + PATH + ".lease-ttl, or the lease lapses between two renewals");
+        }
+        if (c.getDuration("keep-alive-interval").compareTo(c.getDuration("cleanup-timeout")) >= 0) {
+            throw new ConfigException.BadValue(PATH + ".keep-alive-interval", "must be shorter than "
+                    + PATH + ".cleanup-timeout");
+        }
+        return new NodeSettings(c.getString("address"), port, Path.of(dataDir), List.copyOf(backends), virtualSerial,
+                auth, name.isEmpty() ? "node@" + c.getString("address") + ":" + port : name,
+                heartbeat, atLeastOne(c, "missed-heartbeats"), atLeastOne(c, "inventory-every"),
+                positive(c, "backend-timeout"), leaseTtl, positive(c, "reconnect.min-backoff"),
+                positive(c, "reconnect.max-backoff"), positive(c, "cleanup-timeout"),
+                positive(c, "keep-alive-interval"), atLeastOne(c, "snapshot-every"),
+                atLeastOne(c, "limits.max-connections"), atLeastOne(c, "limits.max-in-flight-per-connection"),
+                positive(c, "limits.hello-timeout"), positive(c, "limits.request-timeout"),
+                new CodecLimits(maxFrame, CodecLimits.DEFAULT.maxStringBytes(), CodecLimits.DEFAULT.maxListItems()));
+    }
+
+    private static InetSocketAddress hostPort(String entry) {
+        int colon = entry.lastIndexOf(':');
+        try {
+            if (colon <= 0) {
+                throw new IllegalArgumentException("no port");
+            }
+            String host = entry.substring(0, colon).replace("[", "").replace("]", "");
+            int port = Integer.parseInt(entry.substring(colon + 1));
+            if (port <= 0 || port > 65_535) {
+                throw new IllegalArgumentException("port out of range");
+            }
+            return InetSocketAddress.createUnresolved(host, port);
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException.BadValue(PATH + ".backends", "'" + entry + "' is not HOST:PORT (" + e.getMessage()
+                    + ")");
+        }
+    }
+
+    private static Duration positive(Config c, String key) {
+        Duration value = c.getDuration(key);
+        if (value.isNegative() || value.isZero()) {
+            throw new ConfigException.BadValue(PATH + "." + key, "must be positive");
+        }
+        return value;
+    }
+
+    private static int atLeastOne(Config c, String key) {
+        int value = c.getInt(key);
+        if (value < 1) {
+            throw new ConfigException.BadValue(PATH + "." + key, "must be at least 1");
+        }
+        return value;
+    }
+}

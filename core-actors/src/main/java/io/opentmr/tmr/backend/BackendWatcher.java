@@ -1,0 +1,314 @@
+package io.opentmr.tmr.backend;
+
+import io.opentmr.client.CmException;
+import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.ContainerInfo;
+import io.opentmr.protocol.LeaseGrant;
+import io.opentmr.protocol.Message;
+import io.opentmr.tmr.NodeSettings;
+import java.net.InetSocketAddress;
+import java.util.List;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.CompletionStage;
+import org.apache.pekko.NotUsed;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.PostStop;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.apache.pekko.stream.KillSwitches;
+import org.apache.pekko.stream.Materializer;
+import org.apache.pekko.stream.RestartSettings;
+import org.apache.pekko.stream.UniqueKillSwitch;
+import org.apache.pekko.stream.javadsl.Keep;
+import org.apache.pekko.stream.javadsl.RestartSource;
+import org.apache.pekko.stream.javadsl.Sink;
+import org.apache.pekko.stream.javadsl.Source;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Watches one backend: keeps an authenticated connection to it, holds the node's lease grant from it,
+ * and reports its inventory.
+ *
+ * <p>Connecting, reconnecting with backoff and the heartbeat schedule are a Pekko stream
+ * ({@link RestartSource} around connect-then-tick): a connection that closes ends the inner stream and
+ * the restart connects again after the backoff. Each tick renews the lease on that backend (acquires it
+ * when not held), and that request is the heartbeat: {@code missed-heartbeats} ticks without its answer
+ * and the backend counts as down, its connection is closed, and the stream reconnects.
+ */
+public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Command> {
+
+    private static final Logger LOG = LoggerFactory.getLogger(BackendWatcher.class);
+
+    public sealed interface Command {
+    }
+
+    record Connected(PeerLink link) implements Command {
+    }
+
+    record ConnectFailed(Throwable cause) implements Command {
+    }
+
+    record Disconnected(PeerLink link) implements Command {
+    }
+
+    enum Tick implements Command {
+        INSTANCE
+    }
+
+    record LeaseAnswered(PeerLink link, Message reply, Throwable failure) implements Command {
+    }
+
+    record InventoryAnswered(PeerLink link, Message reply, Throwable failure) implements Command {
+    }
+
+    /** What the watcher tells about its backend. */
+    public sealed interface Report {
+        int backend();
+    }
+
+    /** The backend is connected and holds these containers (sent after connecting and whenever they change). */
+    public record Inventory(int backend, String name, List<ContainerInfo> containers) implements Report {
+    }
+
+    /** The backend is gone: connection lost, or heartbeats missed. */
+    public record Down(int backend, String reason) implements Report {
+    }
+
+    private final int index;
+    private final NodeSettings settings;
+    private final PeerGroup group;
+    private final ActorRef<Report> listener;
+    private final UniqueKillSwitch killSwitch;
+
+    private PeerLink link;
+    private boolean leaseOutstanding;
+    private boolean inventoryOutstanding;
+    private int missed;
+    private long ticks;
+    private boolean holding;
+    /** Non-zero: ask the backend for this epoch at the next chance (the other backends granted it). */
+    private long wantedEpoch;
+    private List<ContainerInfo> lastInventory;
+    private boolean reportedUp;
+    private int failedConnects;
+
+    public static Behavior<Command> create(int index, InetSocketAddress address, NodeSettings settings,
+                                           PeerGroup group, PeerLink.Connector connector,
+                                           ActorRef<Report> listener) {
+        return Behaviors.setup(context -> new BackendWatcher(context, index, address, settings, group, connector,
+                listener));
+    }
+
+    private BackendWatcher(ActorContext<Command> context, int index, InetSocketAddress address, NodeSettings settings,
+                           PeerGroup group, PeerLink.Connector connector, ActorRef<Report> listener) {
+        super(context);
+        this.index = index;
+        this.settings = settings;
+        this.group = group;
+        this.listener = listener;
+        RestartSettings backoff = RestartSettings.create(settings.reconnectMin(), settings.reconnectMax(), 0.2);
+        ActorRef<Command> self = context.getSelf();
+        Source<Command, NotUsed> lifecycle = RestartSource.withBackoff(backoff, () -> Source
+                .completionStage(connector.connect(address).handle((connected, failure) -> failure == null
+                        ? (Command) new Connected(connected) : new ConnectFailed(failure)))
+                .flatMapConcat(first -> {
+                    if (!(first instanceof Connected connected)) {
+                        return Source.single(first);
+                    }
+                    CompletionStage<Command> closed = connected.link().closed()
+                            .handle((ok, failure) -> new Disconnected(connected.link()));
+                    return Source.single(first)
+                            .concat(Source.tick(settings.heartbeat(), settings.heartbeat(), (Command) Tick.INSTANCE)
+                                    .mapMaterializedValue(cancellable -> NotUsed.getInstance())
+                                    .merge(Source.completionStage(closed))
+                                    .takeWhile(command -> !(command instanceof Disconnected), true));
+                }));
+        this.killSwitch = lifecycle.viaMat(KillSwitches.single(), Keep.right())
+                .toMat(Sink.foreach(self::tell), Keep.left())
+                .run(Materializer.matFromSystem(context.getSystem()));
+    }
+
+    @Override
+    public Receive<Command> createReceive() {
+        return newReceiveBuilder()
+                .onMessage(Connected.class, this::onConnected)
+                .onMessage(ConnectFailed.class, this::onConnectFailed)
+                .onMessage(Disconnected.class, this::onDisconnected)
+                .onMessage(Tick.class, tick -> onTick())
+                .onMessage(LeaseAnswered.class, this::onLease)
+                .onMessage(InventoryAnswered.class, this::onInventory)
+                .onSignal(PostStop.class, stop -> {
+                    killSwitch.shutdown();
+                    if (link != null) {
+                        link.close();
+                    }
+                    return this;
+                })
+                .build();
+    }
+
+    private String name() {
+        return "backend " + (index + 1) + " (" + settings.backends().get(index) + ")";
+    }
+
+    private Behavior<Command> onConnected(Connected connected) {
+        if (link != null) {
+            link.close();
+        }
+        link = connected.link();
+        failedConnects = 0;
+        missed = 0;
+        leaseOutstanding = false;
+        inventoryOutstanding = false;
+        holding = false;
+        LOG.info("Connected to {}: {}", name(), link.backendName());
+        group.linkUp(index, link);
+        askLease();
+        askInventory();
+        return this;
+    }
+
+    private Behavior<Command> onConnectFailed(ConnectFailed failed) {
+        failedConnects++;
+        // One line when it starts failing and then one a minute or so, not one per backoff step.
+        if (failedConnects == 1 || failedConnects % 20 == 0) {
+            LOG.warn("Cannot connect to {} ({} attempts): {}", name(), failedConnects, describe(failed.cause()));
+        }
+        return this;
+    }
+
+    private Behavior<Command> onDisconnected(Disconnected disconnected) {
+        if (disconnected.link() == link) {
+            down("connection closed");
+        }
+        return this;
+    }
+
+    private Behavior<Command> onTick() {
+        if (link == null) {
+            return this;
+        }
+        ticks++;
+        if (leaseOutstanding) {
+            missed++;
+            if (missed >= settings.missedHeartbeats()) {
+                PeerLink gone = link;
+                down(missed + " heartbeats missed");
+                gone.close();
+                return this;
+            }
+        } else {
+            askLease();
+        }
+        if (ticks % settings.inventoryEvery() == 0) {
+            askInventory();
+        }
+        return this;
+    }
+
+    private void askLease() {
+        long ttl = settings.leaseTtl().toMillis();
+        Message request;
+        if (holding && wantedEpoch == 0) {
+            request = new Message.LeaseRenew(LeaseGrant.ACTIVE_LEASE, settings.nodeName(), group.epoch(), ttl);
+        } else {
+            long proposed = Math.max(wantedEpoch, group.targetEpoch());
+            request = new Message.LeaseAcquire(LeaseGrant.ACTIVE_LEASE, settings.nodeName(), proposed, ttl);
+        }
+        leaseOutstanding = true;
+        PeerLink asked = link;
+        getContext().pipeToSelf(asked.request(request), (reply, failure) -> new LeaseAnswered(asked, reply, failure));
+    }
+
+    private void askInventory() {
+        if (inventoryOutstanding) {
+            return;
+        }
+        inventoryOutstanding = true;
+        PeerLink asked = link;
+        getContext().pipeToSelf(asked.request(new Message.Inventory()),
+                (reply, failure) -> new InventoryAnswered(asked, reply, failure));
+    }
+
+    private Behavior<Command> onLease(LeaseAnswered answer) {
+        if (answer.link() != link) {
+            return this;
+        }
+        leaseOutstanding = false;
+        if (answer.failure() != null) {
+            Throwable cause = unwrap(answer.failure());
+            if (cause instanceof CmException refused) {
+                missed = 0;
+                if (holding || refused.code() != CmError.TMR_LEASE_REFUSED.code() || LOG.isDebugEnabled()) {
+                    LOG.warn("{} refused the node's lease: {}", name(), refused.getMessage());
+                }
+                holding = false;
+                group.grantLost(index);
+            }
+            // A timeout counts as a missed heartbeat, as a missing answer does.
+            return this;
+        }
+        missed = 0;
+        if (answer.reply() instanceof Message.LeaseGranted grantReply) {
+            LeaseGrant grant = grantReply.grant();
+            if (!holding) {
+                LOG.info("{} granted the node the lease for epoch {}", name(), grant.epoch());
+            }
+            holding = true;
+            long better = group.granted(index, grant, settings.leaseTtl());
+            wantedEpoch = better > 0 ? better : 0;
+            if (better > 0) {
+                askLease();
+            }
+        }
+        return this;
+    }
+
+    private Behavior<Command> onInventory(InventoryAnswered answer) {
+        if (answer.link() != link) {
+            return this;
+        }
+        inventoryOutstanding = false;
+        if (answer.failure() != null) {
+            LOG.debug("{} did not answer INVENTORY: {}", name(), describe(answer.failure()));
+            return this;
+        }
+        if (answer.reply() instanceof Message.InventoryOk inventory) {
+            if (!reportedUp || !inventory.containers().equals(lastInventory)) {
+                lastInventory = inventory.containers();
+                reportedUp = true;
+                listener.tell(new Inventory(index, link.backendName(), inventory.containers()));
+            }
+        }
+        return this;
+    }
+
+    private void down(String reason) {
+        PeerLink gone = link;
+        link = null;
+        holding = false;
+        wantedEpoch = 0;
+        leaseOutstanding = false;
+        inventoryOutstanding = false;
+        group.linkDown(index, gone);
+        if (reportedUp) {
+            LOG.warn("{} is down: {}", name(), reason);
+            reportedUp = false;
+            lastInventory = null;
+            listener.tell(new Down(index, reason));
+        }
+    }
+
+    private static Throwable unwrap(Throwable failure) {
+        return failure instanceof CompletionException && failure.getCause() != null ? failure.getCause() : failure;
+    }
+
+    private static String describe(Throwable failure) {
+        Throwable cause = unwrap(failure);
+        return cause.getMessage() == null ? cause.toString() : cause.getMessage();
+    }
+}
