@@ -153,7 +153,11 @@ final class DemoCommand implements Callable<Integer> {
         System.out.flush();
 
         processes.allExited().join();
-        System.err.println("tmr demo: every component has stopped; see the logs above");
+        while (processes.stopping()) {
+            // Ctrl-C or SIGTERM stopped the children: the shutdown hook ends this JVM with 0.
+            Thread.sleep(1000);
+        }
+        System.err.println("tmr demo: every component has stopped; see the messages above");
         return Output.CM_ERROR;
     }
 
