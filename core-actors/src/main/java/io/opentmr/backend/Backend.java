@@ -83,8 +83,8 @@ public final class Backend implements AutoCloseable {
         ContainerIdentity identity = ContainerIdentity.loadOrCreate(settings.dataDir(), settings.cmActId(), random);
         Behavior<Void> guardian = Behaviors.setup(context -> {
             ActorRef<ContainerGateway.Message> gateway = context.spawn(ContainerGateway.create(
-                    Container.create(identity, vendorKeys, settings.cleanupTimeout(), settings.snapshotEvery(), clock,
-                            random), settings.maxQueuedRequests(), MAX_BATCH, settings.requestTimeout()), "gateway");
+                    Container.create(identity, vendorKeys, settings.cleanupTimeout(), settings.snapshotEvery(),
+                            settings.lease(), clock, random), settings.maxQueuedRequests(), MAX_BATCH, settings.requestTimeout()), "gateway");
             started.complete(gateway);
             return Behaviors.empty();
         });

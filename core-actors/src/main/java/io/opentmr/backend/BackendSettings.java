@@ -30,9 +30,21 @@ public record BackendSettings(
         Duration helloTimeout,
         Duration requestTimeout,
         CodecLimits codecLimits,
-        Optional<PeerAuth> peerAuth) {
+        Optional<PeerAuth> peerAuth,
+        Lease lease) {
 
     public static final String PATH = "opentmr.backend";
+
+    /**
+     * {@code opentmr.backend.lease.*}: the leases this backend grants TMR nodes and the certificates it accepts.
+     *
+     * @param maxTtl    the longest TTL a grant gets, whatever the node asks
+     * @param clockSkew how far a grantor's clock may be behind this one when a certificate's expiry is checked
+     */
+    public record Lease(Duration maxTtl, Duration clockSkew) {
+
+        public static final Lease DEFAULT = new Lease(Duration.ofSeconds(60), Duration.ofSeconds(1));
+    }
 
     public static BackendSettings from(Config root) {
         Config c = root.getConfig(PATH);
@@ -70,7 +82,15 @@ public record BackendSettings(
                 atLeastOne(c, "limits.max-queued-requests"),
                 positive(c, "limits.hello-timeout"), positive(c, "limits.request-timeout"),
                 new CodecLimits(maxFrame, CodecLimits.DEFAULT.maxStringBytes(), CodecLimits.DEFAULT.maxListItems()),
-                peerAuth(root));
+                peerAuth(root), new Lease(positive(c, "lease.max-ttl"), notNegative(c, "lease.clock-skew")));
+    }
+
+    private static Duration notNegative(Config c, String key) {
+        Duration value = c.getDuration(key);
+        if (value.isNegative()) {
+            throw new ConfigException.BadValue(PATH + "." + key, "must not be negative, not " + value);
+        }
+        return value;
     }
 
     /** The peer side is on only with a cluster secret. Shared with TMR nodes, which require one. */

@@ -63,6 +63,8 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
     private HandleOwner owner;
     /** Set once a TMR node passed the challenge: the connection then carries peer requests only. */
     private String peerNode;
+    /** The authenticated node's connection as the container sees it: its leases and verified signatures. */
+    private PeerConnection peerConnection;
     private byte[] pendingNodeNonce;
     private byte[] pendingBackendNonce;
     private String peer = "?";
@@ -278,6 +280,7 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
             return;
         }
         peerNode = peerCandidate;
+        peerConnection = new PeerConnection(peerNode, peer, ctx.channel()::isActive);
         if (helloDeadline != null) {
             helloDeadline.cancel(false);
         }
@@ -291,9 +294,47 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
             case KEEPALIVE -> reply(ctx, id, new Message.Ok());
             case INVENTORY -> ask(ctx, id, Container.Describe::new,
                     (ContainerInfo info) -> new Message.InventoryOk(List.of(info)));
-            case ALLOCATE, FREE, LIST_ALLOCATIONS, LEASE_ACQUIRE, LEASE_RENEW, LEASE_RELEASE, PEER_CRYPT, PEER_UNITS ->
-                    error(ctx, id, CmError.ACCESS_DENIED, message.type()
-                            + " is not available on this backend version: it serves inventory to TMR nodes only");
+            case LEASE_ACQUIRE -> {
+                Message.LeaseAcquire m = (Message.LeaseAcquire) message;
+                ask(ctx, id, r -> new Container.AcquireLease(peerConnection, m.leaseName(), m.holder(),
+                        m.proposedEpoch(), m.ttlMillis(), r), Message.LeaseGranted::new);
+            }
+            case LEASE_RENEW -> {
+                Message.LeaseRenew m = (Message.LeaseRenew) message;
+                ask(ctx, id, r -> new Container.RenewLease(peerConnection, m.leaseName(), m.holder(), m.epoch(),
+                        m.ttlMillis(), r), Message.LeaseGranted::new);
+            }
+            case LEASE_RELEASE -> {
+                Message.LeaseRelease m = (Message.LeaseRelease) message;
+                ask(ctx, id, r -> new Container.ReleaseLease(peerConnection, m.leaseName(), m.holder(), m.epoch(), r),
+                        (Done done) -> new Message.Ok());
+            }
+            case ALLOCATE -> {
+                Message.Allocate m = (Message.Allocate) message;
+                ask(ctx, id, r -> new Container.Allocate(peerConnection, m.certificate(), m.allocation(), r),
+                        (Done done) -> new Message.Ok());
+            }
+            case FREE -> {
+                Message.Free m = (Message.Free) message;
+                ask(ctx, id, r -> new Container.Free(peerConnection, m.certificate(), m.tmrHandleId(), m.key(), r),
+                        (Done done) -> new Message.Ok());
+            }
+            case LIST_ALLOCATIONS -> {
+                Message.ListAllocations m = (Message.ListAllocations) message;
+                ask(ctx, id, r -> new Container.ListAllocations(m.afterHandleId(), m.maxItems(), r),
+                        (ContainerState.AllocationPage page) -> new Message.AllocationList(
+                                page.allocations().stream().map(TmrAllocation::toProtocol).toList(), page.more()));
+            }
+            case PEER_CRYPT -> {
+                Message.PeerCrypt m = (Message.PeerCrypt) message;
+                ask(ctx, id, r -> new Container.PeerCrypt(peerConnection, m.certificate(), m.key(), m.direction(),
+                        m.encryptionCode(), m.data(), r), Message.CryptOk::new);
+            }
+            case PEER_UNITS -> {
+                Message.PeerUnits m = (Message.PeerUnits) message;
+                ask(ctx, id, r -> new Container.PeerUnits(peerConnection, m.certificate(), m.key(), m.operationId(),
+                        m.operation(), m.value(), r), Message.UnitsOk::new);
+            }
             default -> error(ctx, id, CmError.INVALID_PARAMETER, message.type()
                     + " on a TMR node connection: client requests need their own connection");
         }
@@ -353,14 +394,19 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
             if (cause instanceof CmRefusal refusal) {
                 error(ctx, id, refusal.error(), refusal.getMessage());
             } else if (cause instanceof TimeoutException) {
-                LOG.warn("Request {} of session {} not answered within {}", Integer.toUnsignedString(id),
-                        owner.sessionId(), settings.requestTimeout());
+                LOG.warn("Request {} of {} not answered within {}", Integer.toUnsignedString(id), who(),
+                        settings.requestTimeout());
                 error(ctx, id, CmError.NETWORK_FAULT, "the server did not answer within " + settings.requestTimeout());
             } else {
-                LOG.error("Request {} of session {} failed", Integer.toUnsignedString(id), owner.sessionId(), cause);
+                LOG.error("Request {} of {} failed", Integer.toUnsignedString(id), who(), cause);
                 error(ctx, id, CmError.NETWORK_FAULT, "the server failed to process the request: " + cause);
             }
         }, ctx.executor());
+    }
+
+    /** Who a log line is about: the session, or the TMR node. */
+    private String who() {
+        return peerNode != null ? "TMR node " + peerNode + " (" + peer + ")" : "session " + owner.sessionId();
     }
 
     private static void reply(ChannelHandlerContext ctx, int id, Message message) {

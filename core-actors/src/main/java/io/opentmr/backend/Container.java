@@ -11,12 +11,17 @@ import io.opentmr.license.LicenseUpdate;
 import io.opentmr.license.LicenseUpdateFile;
 import io.opentmr.license.ProductItemSpec;
 import io.opentmr.protocol.AccessMode;
+import io.opentmr.protocol.Allocation;
 import io.opentmr.protocol.BorrowTicket;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.ContainerInfo;
 import io.opentmr.protocol.CryptDirection;
 import io.opentmr.protocol.HandleOwner;
+import io.opentmr.protocol.LeaseCertificate;
+import io.opentmr.protocol.LeaseGrant;
+import io.opentmr.protocol.LicenseKey;
+import io.opentmr.protocol.UnitsOperation;
 import io.opentmr.protocol.ProductInfo;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
@@ -211,6 +216,79 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         }
     }
 
+    // ---------------------------------------------------------------- TMR node requests
+
+    /** LEASE_ACQUIRE on a TMR node's connection; answered with the signed grant once its epoch is durable. */
+    public record AcquireLease(PeerConnection connection, String leaseName, String holder, long proposedEpoch,
+                               long ttlMillis, ActorRef<StatusReply<LeaseGrant>> replyTo) implements Request {
+        @Override
+        public void refuse(CmRefusal refusal) {
+            replyTo.tell(StatusReply.error(refusal));
+        }
+    }
+
+    public record RenewLease(PeerConnection connection, String leaseName, String holder, long epoch, long ttlMillis,
+                             ActorRef<StatusReply<LeaseGrant>> replyTo) implements Request {
+        @Override
+        public void refuse(CmRefusal refusal) {
+            replyTo.tell(StatusReply.error(refusal));
+        }
+    }
+
+    public record ReleaseLease(PeerConnection connection, String leaseName, String holder, long epoch,
+                               ActorRef<StatusReply<Done>> replyTo) implements Request {
+        @Override
+        public void refuse(CmRefusal refusal) {
+            replyTo.tell(StatusReply.error(refusal));
+        }
+    }
+
+    public record Allocate(PeerConnection connection, LeaseCertificate certificate, Allocation allocation,
+                           ActorRef<StatusReply<Done>> replyTo) implements Request {
+        @Override
+        public void refuse(CmRefusal refusal) {
+            replyTo.tell(StatusReply.error(refusal));
+        }
+    }
+
+    public record Free(PeerConnection connection, LeaseCertificate certificate, long tmrHandleId, LicenseKey key,
+                       ActorRef<StatusReply<Done>> replyTo) implements Request {
+        @Override
+        public void refuse(CmRefusal refusal) {
+            replyTo.tell(StatusReply.error(refusal));
+        }
+    }
+
+    /** LIST_ALLOCATIONS; {@code maxItems} is capped at {@link #MAX_ALLOCATIONS_PER_PAGE}. */
+    public record ListAllocations(long afterHandleId, long maxItems,
+                                  ActorRef<StatusReply<ContainerState.AllocationPage>> replyTo) implements Request {
+        @Override
+        public void refuse(CmRefusal refusal) {
+            replyTo.tell(StatusReply.error(refusal));
+        }
+    }
+
+    public record PeerCrypt(PeerConnection connection, LeaseCertificate certificate, LicenseKey key,
+                            CryptDirection direction, long encryptionCode, Bytes data,
+                            ActorRef<StatusReply<Bytes>> replyTo) implements Request {
+        @Override
+        public void refuse(CmRefusal refusal) {
+            replyTo.tell(StatusReply.error(refusal));
+        }
+    }
+
+    public record PeerUnits(PeerConnection connection, LeaseCertificate certificate, LicenseKey key,
+                            long operationId, UnitsOperation operation, long value,
+                            ActorRef<StatusReply<Long>> replyTo) implements Request {
+        @Override
+        public void refuse(CmRefusal refusal) {
+            replyTo.tell(StatusReply.error(refusal));
+        }
+    }
+
+    /** Allocations in one ALLOCATION_LIST at most (~200 bytes each): bounds the frame well below 1 MiB. */
+    public static final int MAX_ALLOCATIONS_PER_PAGE = 1000;
+
     /** A session showed a sign of life (any request, KEEPALIVE): its handles are not idle. */
     public record SessionActive(long sessionId) implements Command {
     }
@@ -231,6 +309,10 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     private final SecureRandom random;
     private final TrackingLog tracking;
     private final Instant startedAt;
+    private final BackendSettings.Lease leaseSettings;
+    private final CertificateCheck certificates;
+    /** Leases granted to TMR nodes; not journaled (bound to connections), only their epochs are. */
+    private final LeaseTable leases = new LeaseTable();
     /** Last sign of life per session; not journaled, so after a restart every handle gets a full timeout. */
     private final Map<Long, Instant> lastSeen = new HashMap<>();
     /**
@@ -254,6 +336,13 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     public static Behavior<Command> create(ContainerIdentity identity, List<PublicKey> vendorKeys,
                                            Duration cleanupTimeout, int snapshotEvery, Clock clock,
                                            SecureRandom random) {
+        return create(identity, vendorKeys, cleanupTimeout, snapshotEvery, BackendSettings.Lease.DEFAULT, clock,
+                random);
+    }
+
+    public static Behavior<Command> create(ContainerIdentity identity, List<PublicKey> vendorKeys,
+                                           Duration cleanupTimeout, int snapshotEvery,
+                                           BackendSettings.Lease leaseSettings, Clock clock, SecureRandom random) {
         Duration interval = cleanupTimeout.dividedBy(4);
         Duration tick = interval.compareTo(Duration.ofSeconds(10)) > 0 ? Duration.ofSeconds(10)
                 : interval.compareTo(Duration.ofMillis(100)) < 0 ? Duration.ofMillis(100) : interval;
@@ -263,7 +352,8 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         // already holds the events whose write failed.)
         return Behaviors.setup(context -> Behaviors.withTimers(timers -> {
             timers.startTimerWithFixedDelay(new Cleanup(), tick);
-            return new Container(context, identity, vendorKeys, cleanupTimeout, snapshotEvery, clock, random);
+            return new Container(context, identity, vendorKeys, cleanupTimeout, snapshotEvery, leaseSettings, clock,
+                    random);
         }));
     }
 
@@ -272,8 +362,11 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     }
 
     private Container(ActorContext<Command> context, ContainerIdentity identity, List<PublicKey> vendorKeys,
-                      Duration cleanupTimeout, int snapshotEvery, Clock clock, SecureRandom random) {
+                      Duration cleanupTimeout, int snapshotEvery, BackendSettings.Lease leaseSettings, Clock clock,
+                      SecureRandom random) {
         super(persistenceId(identity));
+        this.leaseSettings = leaseSettings;
+        this.certificates = new CertificateCheck(leaseSettings.clockSkew());
         this.context = context;
         this.identity = identity;
         this.vendorKeys = List.copyOf(vendorKeys);
@@ -324,9 +417,11 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
                 .onSignal(RecoveryCompleted.instance(), state -> {
                     recovered = true;
                     context.getLog().info(
-                            "Container {} (CmActId {}) ready: {} product item(s), {} open handle(s), {} borrow(s)",
+                            "Container {} (CmActId {}) ready: {} product item(s), {} open handle(s), {} borrow(s), "
+                                    + "{} TMR allocation(s), active lease epoch {}",
                             identity.serial(), identity.cmActId(), state.products().size(), state.handles().size(),
-                            state.borrows().size());
+                            state.borrows().size(), state.allocations().size(),
+                            state.highestEpoch(LeaseGrant.ACTIVE_LEASE));
                 })
                 .build();
     }
@@ -417,6 +512,36 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         } else if (request instanceof Describe c) {
             return reply(c.replyTo(), StatusReply.success(new ContainerInfo(identity.serial(), identity.cmActId(),
                     Bytes.of(identity.rawPublicKey()), state.products())));
+        } else if (request instanceof AcquireLease c) {
+            Instant now = clock.instant();
+            long before = state.highestEpoch(c.leaseName());
+            return decide(state, leases.acquire(c.leaseName(), c.holder(), c.proposedEpoch(), ttl(c.ttlMillis()),
+                    c.connection(), before, now), c.replyTo(), this::grant, lease -> {
+                        if (lease.epoch() > before) {
+                            context.getLog().info("Container {}: lease {} granted to {} at epoch {} ({})",
+                                    identity.serial(), lease.name(), lease.holder(), lease.epoch(), c.connection());
+                        }
+                    });
+        } else if (request instanceof RenewLease c) {
+            return decide(state, leases.renew(c.leaseName(), c.holder(), c.epoch(), ttl(c.ttlMillis()), c.connection(),
+                    clock.instant()), c.replyTo(), this::grant, lease -> { });
+        } else if (request instanceof ReleaseLease c) {
+            if (leases.release(c.leaseName(), c.holder(), c.epoch(), c.connection())) {
+                context.getLog().info("Container {}: lease {} of {} at epoch {} released ({})", identity.serial(),
+                        c.leaseName(), c.holder(), c.epoch(), c.connection());
+            }
+            return reply(c.replyTo(), StatusReply.success(Done.getInstance()));
+        } else if (request instanceof Allocate c) {
+            return onAllocate(state, c);
+        } else if (request instanceof Free c) {
+            return onFree(state, c);
+        } else if (request instanceof ListAllocations c) {
+            int max = (int) Math.min(c.maxItems(), MAX_ALLOCATIONS_PER_PAGE);
+            return reply(c.replyTo(), StatusReply.success(state.allocations(c.afterHandleId(), max)));
+        } else if (request instanceof PeerCrypt c) {
+            return onPeerCrypt(state, c);
+        } else if (request instanceof PeerUnits c) {
+            return onPeerUnits(state, c);
         }
         throw new IllegalArgumentException("unknown request " + request.getClass().getName());
     }
@@ -479,21 +604,158 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
             return refusal(c.replyTo(), refuse);
         }
         Handle handle = ((Decision.Accept<Handle>) owned).reply();
-        ProductItemSpec spec = state.spec(handle.item());
+        return reply(c.replyTo(), crypt(handle.item(), state.spec(handle.item()), c.direction(), c.encryptionCode(),
+                c.data()));
+    }
+
+    /** CRYPT and PEER_CRYPT: the same transform, so the three TMR copies and a node's vote agree. */
+    private StatusReply<Bytes> crypt(LicenseKey item, ProductItemSpec spec, CryptDirection direction,
+                                     long encryptionCode, Bytes data) {
         Instant now = clock.instant();
         if (spec.expiresAt() != null && !now.isBefore(spec.expiresAt())) {
-            return reply(c.replyTo(), StatusReply.error(new CmRefusal(CmError.EXPIRED,
-                    "product item " + handle.item() + " expired at " + spec.expiresAt())));
+            return StatusReply.error(new CmRefusal(CmError.EXPIRED,
+                    "product item " + item + " expired at " + spec.expiresAt()));
         }
-        byte[] data = c.data().toArray();
+        byte[] bytes = data.toArray();
         try {
-            byte[] result = c.direction() == CryptDirection.ENCRYPT
-                    ? CryptTransform.encrypt(spec.secretBytes(), c.encryptionCode(), data)
-                    : CryptTransform.decrypt(spec.secretBytes(), c.encryptionCode(), data);
-            return reply(c.replyTo(), StatusReply.success(Bytes.of(result)));
+            byte[] result = direction == CryptDirection.ENCRYPT
+                    ? CryptTransform.encrypt(spec.secretBytes(), encryptionCode, bytes)
+                    : CryptTransform.decrypt(spec.secretBytes(), encryptionCode, bytes);
+            return StatusReply.success(Bytes.of(result));
         } catch (IllegalArgumentException e) {
-            return reply(c.replyTo(), StatusReply.error(new CmRefusal(CmError.INVALID_PARAMETER, e.getMessage())));
+            return StatusReply.error(new CmRefusal(CmError.INVALID_PARAMETER, e.getMessage()));
         }
+    }
+
+    // ---------------------------------------------------------------- TMR node requests
+
+    private Duration ttl(long requestedMillis) {
+        Duration requested = Duration.ofMillis(requestedMillis);
+        return requested.compareTo(leaseSettings.maxTtl()) > 0 ? leaseSettings.maxTtl() : requested;
+    }
+
+    /** The lease as a grant signed by this container's key, as borrow tickets are. */
+    private LeaseGrant grant(LeaseTable.Lease lease) {
+        LeaseGrant unsigned = new LeaseGrant(lease.name(), lease.holder(), lease.epoch(),
+                lease.issuedAt().toEpochMilli(), lease.ttl().toMillis(), identity.serial(), Bytes.EMPTY);
+        return unsigned.withSignature(Bytes.of(Ed25519.sign(identity.keys().getPrivate(), unsigned.signedPayload())));
+    }
+
+    /**
+     * Checks a peer request's certificate against the TMR copy's group keys. Accepted: the events that raise
+     * the highest seen epoch, if the certificate's is higher (empty list otherwise); refused: null, and
+     * {@code refused} has been given the 134.
+     */
+    private List<ContainerEvent> certified(ContainerState state, String request, PeerConnection connection,
+                                           LeaseCertificate certificate, List<String> groupKeys, Instant now,
+                                           Consumer<Decision.Refuse<Long>> refused) {
+        Decision<Long> verdict = certificates.check(certificate, connection, groupKeys,
+                state.highestEpoch(LeaseGrant.ACTIVE_LEASE), leases.live(LeaseGrant.ACTIVE_LEASE, now), now);
+        if (verdict instanceof Decision.Refuse<Long> refuse) {
+            context.getLog().warn("Container {}: refused {} of TMR node {} ({}): {}", identity.serial(), request,
+                    connection.node(), connection.address(), refuse.text());
+            refused.accept(refuse);
+            return null;
+        }
+        return state.epochSeen(LeaseGrant.ACTIVE_LEASE, ((Decision.Accept<Long>) verdict).reply(), now);
+    }
+
+    /**
+     * As {@link #decide}, with the epoch raise of a valid certificate persisted first; a refused write still
+     * persists the raise, since the certificate showed the epoch.
+     */
+    private <T, R> Outcome decideCertified(ContainerState state, List<ContainerEvent> seen, Decision<T> decision,
+                                           ActorRef<StatusReply<R>> replyTo, Function<T, R> reply,
+                                           Consumer<T> afterPersist) {
+        seen.forEach(state::apply);
+        Outcome outcome = decide(state, decision, replyTo, reply, afterPersist);
+        if (seen.isEmpty()) {
+            return outcome;
+        }
+        List<ContainerEvent> events = new ArrayList<>(seen);
+        events.addAll(outcome.events());
+        return new Outcome(events, outcome.afterPersist());
+    }
+
+    private Outcome onAllocate(ContainerState state, Allocate c) {
+        Instant now = clock.instant();
+        LicenseKey key = c.allocation().key();
+        List<String> groupKeys = state.tmrGroupKeys(key);
+        if (groupKeys == null) {
+            return reply(c.replyTo(), StatusReply.error(new CmRefusal(CmError.ENTRY_NOT_FOUND,
+                    "no TMR copy " + key + " in container " + identity.serial())));
+        }
+        List<Outcome> refusal = new ArrayList<>(1);
+        List<ContainerEvent> seen = certified(state, "ALLOCATE", c.connection(), c.certificate(), groupKeys, now,
+                refuse -> refusal.add(refusal(c.replyTo(), refuse)));
+        if (seen == null) {
+            return refusal.get(0);
+        }
+        boolean known = state.allocation(c.allocation().tmrHandleId()) != null;
+        return decideCertified(state, seen, state.allocate(c.allocation(), now), c.replyTo(),
+                allocation -> Done.getInstance(), allocation -> {
+                    if (!known) {
+                        tracking.allocation(allocation, c.connection().node(), now);
+                    }
+                });
+    }
+
+    private Outcome onFree(ContainerState state, Free c) {
+        Instant now = clock.instant();
+        TmrAllocation held = state.allocation(c.tmrHandleId());
+        LicenseKey key = held != null ? held.item() : c.key();
+        List<String> groupKeys = state.tmrGroupKeys(key);
+        if (groupKeys == null) {
+            // No such TMR copy, so no allocation of it either: nothing to free.
+            return reply(c.replyTo(), StatusReply.success(Done.getInstance()));
+        }
+        List<Outcome> refusal = new ArrayList<>(1);
+        List<ContainerEvent> seen = certified(state, "FREE", c.connection(), c.certificate(), groupKeys, now,
+                refuse -> refusal.add(refusal(c.replyTo(), refuse)));
+        if (seen == null) {
+            return refusal.get(0);
+        }
+        return decideCertified(state, seen, state.free(c.tmrHandleId(), now), c.replyTo(),
+                freed -> Done.getInstance(), freed -> {
+                    if (freed != null) {
+                        tracking.allocationFreed(freed, c.connection().node(), now);
+                    }
+                });
+    }
+
+    private Outcome onPeerCrypt(ContainerState state, PeerCrypt c) {
+        Instant now = clock.instant();
+        List<String> groupKeys = state.tmrGroupKeys(c.key());
+        if (groupKeys == null) {
+            return reply(c.replyTo(), StatusReply.error(new CmRefusal(CmError.ENTRY_NOT_FOUND,
+                    "no TMR copy " + c.key() + " in container " + identity.serial())));
+        }
+        List<Outcome> refusal = new ArrayList<>(1);
+        List<ContainerEvent> seen = certified(state, "PEER_CRYPT", c.connection(), c.certificate(), groupKeys, now,
+                refuse -> refusal.add(refusal(c.replyTo(), refuse)));
+        if (seen == null) {
+            return refusal.get(0);
+        }
+        StatusReply<Bytes> result = crypt(c.key(), state.spec(c.key()), c.direction(), c.encryptionCode(), c.data());
+        seen.forEach(state::apply);
+        return new Outcome(seen, () -> c.replyTo().tell(result));
+    }
+
+    private Outcome onPeerUnits(ContainerState state, PeerUnits c) {
+        Instant now = clock.instant();
+        List<String> groupKeys = state.tmrGroupKeys(c.key());
+        if (groupKeys == null) {
+            return reply(c.replyTo(), StatusReply.error(new CmRefusal(CmError.ENTRY_NOT_FOUND,
+                    "no TMR copy " + c.key() + " in container " + identity.serial())));
+        }
+        List<Outcome> refusal = new ArrayList<>(1);
+        List<ContainerEvent> seen = certified(state, "PEER_UNITS", c.connection(), c.certificate(), groupKeys, now,
+                refuse -> refusal.add(refusal(c.replyTo(), refuse)));
+        if (seen == null) {
+            return refusal.get(0);
+        }
+        return decideCertified(state, seen, state.peerUnits(c.key(), c.operationId(), c.operation(), c.value(), now),
+                c.replyTo(), Function.identity(), remaining -> { });
     }
 
     private BorrowTicket ticket(Borrow borrow) {
@@ -527,6 +789,11 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
 
     private Effect<ContainerEvent, ContainerState> onCleanup(ContainerState state, Cleanup c) {
         Instant now = clock.instant();
+        for (LeaseTable.Lease ended : leases.purge(now)) {
+            context.getLog().info("Container {}: lease {} of {} at epoch {} ended: {}", identity.serial(),
+                    ended.name(), ended.holder(), ended.epoch(),
+                    ended.connection().isOpen() ? "not renewed within " + ended.ttl() : "its connection closed");
+        }
         List<ContainerEvent> events = new ArrayList<>(state.expiredBorrows(now));
         // Captured before applying: the state is mutable and will no longer hold them afterwards.
         List<Handle> idle = state.handles().stream()

@@ -50,4 +50,26 @@ public sealed interface ContainerEvent extends CborSerializable {
     /** A borrow ended, returned early or expired; its seat is free again. */
     record BorrowEnded(long ticketId, boolean returned, Instant at) implements ContainerEvent {
     }
+
+    /**
+     * The highest epoch this container granted or saw on a lease name rose: persisted before a grant with
+     * it is sent, and with the write whose certificate showed it, so no later grant can go below it.
+     */
+    record LeaseEpochRaised(String leaseName, long epoch, Instant at) implements ContainerEvent {
+    }
+
+    /** A TMR node's allocation took a seat on a TMR copy. */
+    record AllocationAdded(TmrAllocation allocation) implements ContainerEvent {
+    }
+
+    /** A TMR node freed its allocation. */
+    record AllocationFreed(long tmrHandleId, Instant at) implements ContainerEvent {
+    }
+
+    /**
+     * A TMR copy's unit counter changed by a node's PEER_UNITS (a decrement, or a SET to the majority's
+     * value); {@code operationId} lets a retry find the result.
+     */
+    record PeerUnitsChanged(LicenseKey item, long operationId, long remaining, Instant at) implements ContainerEvent {
+    }
 }

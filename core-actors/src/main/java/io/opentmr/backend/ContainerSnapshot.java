@@ -19,11 +19,18 @@ public record ContainerSnapshot(
         List<Borrow> borrows,
         List<Decrement> recentDecrements,
         long nextHandleId,
-        long nextTicketId) implements CborSerializable {
+        long nextTicketId,
+        Map<String, Long> leaseEpochs,
+        List<TmrAllocation> allocations,
+        List<PeerOperation> peerOperations) implements CborSerializable {
 
     /** A product item's terms and the state that is not derived from handles and borrows. */
     public record Item(long firmCode, ProductItemSpec spec, List<String> tmrGroupKeys, long units,
                        Instant usageStartedAt) {
+    }
+
+    /** A remembered PEER_UNITS result of a TMR copy, as {@link Decrement} for handles. */
+    public record PeerOperation(io.opentmr.protocol.LicenseKey item, long operationId, long remaining) {
     }
 
     /** A remembered decrement result, so a retry after recovery from a snapshot still finds it. */

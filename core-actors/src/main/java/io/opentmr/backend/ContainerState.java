@@ -1,22 +1,28 @@
 package io.opentmr.backend;
 
+import io.opentmr.backend.ContainerEvent.AllocationAdded;
+import io.opentmr.backend.ContainerEvent.AllocationFreed;
 import io.opentmr.backend.ContainerEvent.BorrowEnded;
 import io.opentmr.backend.ContainerEvent.BorrowStarted;
 import io.opentmr.backend.ContainerEvent.HandleOpened;
 import io.opentmr.backend.ContainerEvent.HandleReclaimed;
 import io.opentmr.backend.ContainerEvent.HandleReleased;
 import io.opentmr.backend.ContainerEvent.HandleResumed;
+import io.opentmr.backend.ContainerEvent.LeaseEpochRaised;
 import io.opentmr.backend.ContainerEvent.LicenseUpdated;
+import io.opentmr.backend.ContainerEvent.PeerUnitsChanged;
 import io.opentmr.backend.ContainerEvent.UnitsDecremented;
 import io.opentmr.backend.ContainerEvent.UsagePeriodStarted;
 import io.opentmr.license.LicenseUpdate;
 import io.opentmr.license.ProductItemSpec;
 import io.opentmr.protocol.AccessMode;
+import io.opentmr.protocol.Allocation;
 import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.HandleOwner;
 import io.opentmr.protocol.LicenseKey;
 import io.opentmr.protocol.ProductInfo;
 import io.opentmr.protocol.Serial;
+import io.opentmr.protocol.UnitsOperation;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -25,6 +31,7 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
 
 /**
  * The business rules of one container: which access is granted, which refused and with which
@@ -39,6 +46,9 @@ public final class ContainerState {
 
     /** Decrement results kept per handle for retries; they go with the handle. */
     public static final int RECENT_OPERATIONS_PER_HANDLE = 64;
+
+    /** PEER_UNITS results kept per TMR copy for retries. */
+    public static final int RECENT_PEER_OPERATIONS_PER_ITEM = 64;
 
     /**
      * An ACCESS request.
@@ -57,6 +67,12 @@ public final class ContainerState {
     private final Map<LicenseKey, ItemState> items = new LinkedHashMap<>();
     private final Map<Long, Handle> handles = new HashMap<>();
     private final Map<Long, Borrow> borrows = new HashMap<>();
+    /** Highest epoch granted or seen per lease name: grants only go above it. */
+    private final Map<String, Long> leaseEpochs = new HashMap<>();
+    /** TMR nodes' allocations by TMR handle id, ordered unsigned as LIST_ALLOCATIONS pages them. */
+    private final TreeMap<Long, TmrAllocation> allocations = new TreeMap<>(Long::compareUnsigned);
+    /** TMR copy → operation id → counter after it: a retried PEER_UNITS finds its result here. */
+    private final Map<LicenseKey, LinkedHashMap<Long, Long>> recentPeerOperations = new HashMap<>();
     /** handle id → operation id → units left after it: a retried decrement finds its result here. */
     private final Map<Long, LinkedHashMap<Long, Long>> recentDecrements = new HashMap<>();
     private long nextHandleId = 1;
@@ -183,9 +199,9 @@ public final class ContainerState {
                         + " ended at " + end);
             }
         }
-        if (item.exclusiveHandle() != 0) {
+        if (item.exclusive()) {
             return new Decision.Refuse<>(CmError.EXCLUSIVE_CONFLICT, "product item " + name
-                    + " is held EXCLUSIVE by handle " + item.exclusiveHandle());
+                    + " is held EXCLUSIVE by " + item.exclusiveHolder());
         }
         switch (request.mode()) {
             case EXCLUSIVE -> {
@@ -370,6 +386,129 @@ public final class ContainerState {
                 .map(b -> (ContainerEvent) new BorrowEnded(b.ticketId(), false, now)).toList();
     }
 
+    // ---------------------------------------------------------------- TMR peers
+
+    /** The highest epoch granted or seen on {@code leaseName}; 0 when none. */
+    public long highestEpoch(String leaseName) {
+        return leaseEpochs.getOrDefault(leaseName, 0L);
+    }
+
+    /** The event that records {@code epoch} on {@code leaseName}, or none when it is not above the highest. */
+    public List<ContainerEvent> epochSeen(String leaseName, long epoch, Instant now) {
+        return epoch > highestEpoch(leaseName) ? List.of(new LeaseEpochRaised(leaseName, epoch, now)) : List.of();
+    }
+
+    /**
+     * The group keys (base64 raw Ed25519) of the TMR copy with this key, vendor-attested by its update file;
+     * {@code null} when the container holds no TMR copy with this key.
+     */
+    public List<String> tmrGroupKeys(LicenseKey key) {
+        ItemState item = items.get(key);
+        return item == null || item.spec.tmrId() == 0 ? null : item.tmrGroupKeys;
+    }
+
+    private static Decision.Refuse<TmrAllocation> noTmrCopy(LicenseKey key, Serial serial) {
+        return new Decision.Refuse<>(CmError.ENTRY_NOT_FOUND, "no TMR copy " + key + " in container " + serial);
+    }
+
+    /**
+     * Holds a seat for a TMR node's handle, by the rules of {@link #access}; the same handle id again is
+     * accepted without a second seat (the reply is the allocation already held).
+     */
+    public Decision<TmrAllocation> allocate(Allocation allocation, Instant now) {
+        TmrAllocation held = allocations.get(allocation.tmrHandleId());
+        if (held != null) {
+            return Decision.accept(held);
+        }
+        LicenseKey key = allocation.key();
+        ItemState item = items.get(key);
+        if (item == null || item.spec.tmrId() == 0) {
+            return noTmrCopy(key, serial);
+        }
+        AccessRequest request = new AccessRequest(key.firmCode(), key.productCode(), allocation.featureBits(),
+                allocation.accessMode(), allocation.owner(), allocation.tokenDigest().toHex(), true,
+                allocation.owner().host());
+        Decision.Refuse<Handle> refusal = check(item, request, now);
+        if (refusal != null) {
+            return Decision.refuse(refusal.error(), refusal.text());
+        }
+        List<ContainerEvent> events = new ArrayList<>(2);
+        if (item.spec.usagePeriod() != null && item.usageStartedAt == null) {
+            events.add(new UsagePeriodStarted(key, now));
+        }
+        TmrAllocation added = TmrAllocation.of(allocation, now);
+        events.add(new AllocationAdded(added));
+        return new Decision.Accept<>(events, added);
+    }
+
+    /** The allocation of a TMR handle, or {@code null}. */
+    public TmrAllocation allocation(long tmrHandleId) {
+        return allocations.get(tmrHandleId);
+    }
+
+    /** Frees a TMR handle's allocation; an unknown handle is accepted with a {@code null} reply and no event. */
+    public Decision<TmrAllocation> free(long tmrHandleId, Instant now) {
+        TmrAllocation held = allocations.get(tmrHandleId);
+        return held == null ? new Decision.Accept<>(List.of(), null)
+                : Decision.accept(held, new AllocationFreed(tmrHandleId, now));
+    }
+
+    /** One page of allocations. */
+    public record AllocationPage(List<TmrAllocation> allocations, boolean more) {
+    }
+
+    /** Allocations with handle ids above {@code afterHandleId} (unsigned), ascending, at most {@code maxItems}. */
+    public AllocationPage allocations(long afterHandleId, int maxItems) {
+        List<TmrAllocation> page = new ArrayList<>(Math.min(maxItems, 64));
+        var next = allocations.tailMap(afterHandleId, false).values().iterator();
+        while (next.hasNext() && page.size() < maxItems) {
+            page.add(next.next());
+        }
+        return new AllocationPage(page, next.hasNext());
+    }
+
+    public Collection<TmrAllocation> allocations() {
+        return List.copyOf(allocations.values());
+    }
+
+    /**
+     * PEER_UNITS on a TMR copy: READ, DECREMENT by {@code value} (refused as DECREMENT_UNITS is) or SET to
+     * {@code value}. A DECREMENT or SET repeated with the same operation id gets the first result and
+     * changes nothing.
+     */
+    public Decision<Long> peerUnits(LicenseKey key, long operationId, UnitsOperation operation, long value,
+                                    Instant now) {
+        ItemState item = items.get(key);
+        if (item == null || item.spec.tmrId() == 0) {
+            return Decision.refuse(CmError.ENTRY_NOT_FOUND, "no TMR copy " + key + " in container " + serial);
+        }
+        if (!item.hasUnitCounter()) {
+            return Decision.refuse(CmError.NO_UNIT_COUNTER, "product item " + key + " has no unit counter");
+        }
+        if (operation == UnitsOperation.READ) {
+            return Decision.accept(item.units);
+        }
+        Map<Long, Long> ofItem = recentPeerOperations.get(key);
+        Long earlier = ofItem == null ? null : ofItem.get(operationId);
+        if (earlier != null) {
+            return Decision.accept(earlier);
+        }
+        long remaining;
+        if (operation == UnitsOperation.SET) {
+            remaining = value;
+        } else {
+            if (value > item.units) {
+                if (item.units == 0) {
+                    return Decision.refuse(CmError.UNIT_COUNTER_ZERO, "the unit counter of " + key + " is zero");
+                }
+                return Decision.refuse(CmError.UNIT_COUNTER_TOO_SMALL, "the unit counter of " + key + " is "
+                        + item.units + ", less than " + value);
+            }
+            remaining = item.units - value;
+        }
+        return Decision.accept(remaining, new PeerUnitsChanged(key, operationId, remaining, now));
+    }
+
     // ---------------------------------------------------------------- snapshots
 
     /** An immutable copy; call it on the owning actor's thread. */
@@ -381,8 +520,13 @@ public final class ContainerState {
                 .flatMap(h -> h.getValue().entrySet().stream()
                         .map(op -> new ContainerSnapshot.Decrement(h.getKey(), op.getKey(), op.getValue())))
                 .toList();
+        List<ContainerSnapshot.PeerOperation> peerOperations = recentPeerOperations.entrySet().stream()
+                .flatMap(i -> i.getValue().entrySet().stream()
+                        .map(op -> new ContainerSnapshot.PeerOperation(i.getKey(), op.getKey(), op.getValue())))
+                .toList();
         return new ContainerSnapshot(serial.toString(), cmActId, Map.copyOf(firmUpdateCounters), itemCopies,
-                List.copyOf(handles.values()), List.copyOf(borrows.values()), decrements, nextHandleId, nextTicketId);
+                List.copyOf(handles.values()), List.copyOf(borrows.values()), decrements, nextHandleId, nextTicketId,
+                Map.copyOf(leaseEpochs), List.copyOf(allocations.values()), peerOperations);
     }
 
     /** The state a snapshot describes; seat usage is rebuilt from its handles and borrows. */
@@ -408,6 +552,18 @@ public final class ContainerState {
         }
         state.nextHandleId = snapshot.nextHandleId();
         state.nextTicketId = snapshot.nextTicketId();
+        // Snapshots taken before the peer side existed lack these.
+        if (snapshot.leaseEpochs() != null) {
+            state.leaseEpochs.putAll(snapshot.leaseEpochs());
+        }
+        if (snapshot.allocations() != null) {
+            snapshot.allocations().forEach(state::addAllocation);
+        }
+        if (snapshot.peerOperations() != null) {
+            for (ContainerSnapshot.PeerOperation op : snapshot.peerOperations()) {
+                state.rememberPeerOperation(op.item(), op.operationId(), op.remaining());
+            }
+        }
         return state;
     }
 
@@ -443,6 +599,18 @@ public final class ContainerState {
             if (borrow != null) {
                 items.get(borrow.item()).borrowEnded();
             }
+        } else if (event instanceof LeaseEpochRaised e) {
+            leaseEpochs.merge(e.leaseName(), e.epoch(), Math::max);
+        } else if (event instanceof AllocationAdded e) {
+            addAllocation(e.allocation());
+        } else if (event instanceof AllocationFreed e) {
+            TmrAllocation freed = allocations.remove(e.tmrHandleId());
+            if (freed != null) {
+                items.get(freed.item()).remove(freed);
+            }
+        } else if (event instanceof PeerUnitsChanged e) {
+            items.get(e.item()).units = e.remaining();
+            rememberPeerOperation(e.item(), e.operationId(), e.remaining());
         } else {
             throw new IllegalArgumentException("unknown container event " + event.getClass().getName());
         }
@@ -462,6 +630,19 @@ public final class ContainerState {
                 existing.tmrGroupKeys = update.tmrGroupKeys();
                 existing.units = spec.unitCounter() == null ? 0 : spec.unitCounter();
             }
+        }
+    }
+
+    private void addAllocation(TmrAllocation allocation) {
+        allocations.put(allocation.tmrHandleId(), allocation);
+        items.get(allocation.item()).add(allocation);
+    }
+
+    private void rememberPeerOperation(LicenseKey item, long operationId, long remaining) {
+        LinkedHashMap<Long, Long> ofItem = recentPeerOperations.computeIfAbsent(item, k -> new LinkedHashMap<>());
+        ofItem.put(operationId, remaining);
+        if (ofItem.size() > RECENT_PEER_OPERATIONS_PER_ITEM) {
+            ofItem.remove(ofItem.keySet().iterator().next());
         }
     }
 

@@ -24,6 +24,8 @@ final class ItemState {
     private int noUserLimitHandles;
     private final Map<String, Integer> stationShareHandlesByStation = new HashMap<>();
     private long exclusiveHandle;
+    /** The TMR handle id of an EXCLUSIVE allocation, or null: a u64 id may be 0, so not a sentinel. */
+    private Long exclusiveAllocation;
     private int borrowed;
 
     ItemState(long firmCode, ProductItemSpec spec, List<String> tmrGroupKeys) {
@@ -43,7 +45,7 @@ final class ItemState {
 
     /** Seats taken: one per USERLIMIT handle, one per STATIONSHARE station, one per borrow; EXCLUSIVE takes all. */
     long seatsInUse() {
-        if (exclusiveHandle != 0) {
+        if (exclusive()) {
             return spec.quantity();
         }
         return (long) userLimitHandles + stationShareHandlesByStation.size() + borrowed;
@@ -52,11 +54,17 @@ final class ItemState {
     /** Handles of any mode plus borrows: who else would an EXCLUSIVE access shut out. */
     long users() {
         int stationShare = stationShareHandlesByStation.values().stream().mapToInt(Integer::intValue).sum();
-        return (long) userLimitHandles + noUserLimitHandles + stationShare + borrowed + (exclusiveHandle != 0 ? 1 : 0);
+        return (long) userLimitHandles + noUserLimitHandles + stationShare + borrowed + (exclusive() ? 1 : 0);
     }
 
-    long exclusiveHandle() {
-        return exclusiveHandle;
+    boolean exclusive() {
+        return exclusiveHandle != 0 || exclusiveAllocation != null;
+    }
+
+    /** Who holds the item EXCLUSIVE, for an error text; call only when {@link #exclusive()}. */
+    String exclusiveHolder() {
+        return exclusiveHandle != 0 ? "handle " + exclusiveHandle
+                : "TMR handle " + Long.toUnsignedString(exclusiveAllocation);
     }
 
     boolean stationHoldsStationShare(String station) {
@@ -87,10 +95,32 @@ final class ItemState {
         switch (handle.mode()) {
             case USERLIMIT -> userLimitHandles--;
             case NOUSERLIMIT -> noUserLimitHandles--;
-            case STATIONSHARE -> stationShareHandlesByStation.computeIfPresent(handle.station(),
-                    (host, count) -> count == 1 ? null : count - 1);
+            case STATIONSHARE -> removeStation(handle.station());
             case EXCLUSIVE -> exclusiveHandle = 0;
         }
+    }
+
+    /** An allocation counts as a handle of its mode; its station is the client host the node names. */
+    void add(TmrAllocation allocation) {
+        switch (allocation.mode()) {
+            case USERLIMIT -> userLimitHandles++;
+            case NOUSERLIMIT -> noUserLimitHandles++;
+            case STATIONSHARE -> stationShareHandlesByStation.merge(allocation.station(), 1, Integer::sum);
+            case EXCLUSIVE -> exclusiveAllocation = allocation.tmrHandleId();
+        }
+    }
+
+    void remove(TmrAllocation allocation) {
+        switch (allocation.mode()) {
+            case USERLIMIT -> userLimitHandles--;
+            case NOUSERLIMIT -> noUserLimitHandles--;
+            case STATIONSHARE -> removeStation(allocation.station());
+            case EXCLUSIVE -> exclusiveAllocation = null;
+        }
+    }
+
+    private void removeStation(String station) {
+        stationShareHandlesByStation.computeIfPresent(station, (host, count) -> count == 1 ? null : count - 1);
     }
 
     void borrowStarted() {

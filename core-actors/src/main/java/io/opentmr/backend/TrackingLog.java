@@ -14,7 +14,7 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The tracking log: one JSON object per line for every access, release, reclaim, denial, borrow,
- * return and license import, through the dedicated logger {@value #LOGGER} (the launcher's Logback
+ * return, license import, and a TMR node's allocate and free, through the dedicated logger {@value #LOGGER} (the launcher's Logback
  * configuration sends it to its own rotated file).
  */
 public final class TrackingLog {
@@ -61,6 +61,18 @@ public final class TrackingLog {
 
     public void licenseImport(long firmCode, long counter, int items, Instant at) {
         write("license-import", at, Map.of("firm", firmCode, "firmUpdateCounter", counter, "items", items));
+    }
+
+    /** A TMR node's allocation on a TMR copy (ALLOCATE). */
+    public void allocation(TmrAllocation allocation, String node, Instant at) {
+        write("allocate", at, Map.of("tmrHandle", Long.toUnsignedString(allocation.tmrHandleId()),
+                "item", allocation.item().toString(), "mode", allocation.mode().name(), "node", node,
+                "epoch", allocation.epoch(), "owner", owner(allocation.owner())));
+    }
+
+    public void allocationFreed(TmrAllocation allocation, String node, Instant at) {
+        write("free", at, Map.of("tmrHandle", Long.toUnsignedString(allocation.tmrHandleId()),
+                "item", allocation.item().toString(), "node", node));
     }
 
     private static Map<String, Object> owner(HandleOwner owner) {

@@ -113,8 +113,8 @@ public final class TmrNode implements AutoCloseable {
             AtomicReference<ActorRef<Handles.Command>> handles = new AtomicReference<>();
             TmrLicense.Listener listener = new TmrLicense.Listener() {
                 @Override
-                public void seatsChanged(LicenseKey key, long inUse, int count) {
-                    container.get().tell(new VirtualContainer.SeatsChanged(key, inUse, count));
+                public void seatsChanged(LicenseKey key, long inUse, int count, int usable) {
+                    container.get().tell(new VirtualContainer.SeatsChanged(key, inUse, count, usable));
                 }
 
                 @Override

@@ -59,7 +59,7 @@ public final class VirtualContainer extends AbstractBehavior<VirtualContainer.Co
     public record ToLicense(LicenseKey key, TmrLicense.Command command) implements Command {
     }
 
-    public record SeatsChanged(LicenseKey key, long inUse, int handles) implements Command {
+    public record SeatsChanged(LicenseKey key, long inUse, int handles, int usable) implements Command {
     }
 
     public record NeedsResync(int backend) implements Command {
@@ -80,6 +80,8 @@ public final class VirtualContainer extends AbstractBehavior<VirtualContainer.Co
     private final Map<LicenseKey, Quorum> quorums = new TreeMap<>(VirtualContainer::compare);
     private final Map<LicenseKey, ActorRef<TmrLicense.Command>> licenses = new HashMap<>();
     private final Map<LicenseKey, Long> inUse = new HashMap<>();
+    /** Backends each license can use now (counted and re-synced): it is listed and served with 2 or more. */
+    private final Map<LicenseKey, Integer> usable = new HashMap<>();
     private final long[] resyncGeneration = new long[3];
     private final List<List<Allocation>> resyncPages = new ArrayList<>(List.of(new ArrayList<>(), new ArrayList<>(),
             new ArrayList<>()));
@@ -131,6 +133,7 @@ public final class VirtualContainer extends AbstractBehavior<VirtualContainer.Co
                 .onMessage(ToLicense.class, this::onToLicense)
                 .onMessage(SeatsChanged.class, changed -> {
                     inUse.put(changed.key(), changed.inUse());
+                    usable.put(changed.key(), changed.usable());
                     return this;
                 })
                 .onMessage(NeedsResync.class, needs -> {
@@ -216,7 +219,7 @@ public final class VirtualContainer extends AbstractBehavior<VirtualContainer.Co
     private Behavior<Command> onList(ListContainers list) {
         List<ProductInfo> products = new ArrayList<>();
         for (Quorum quorum : quorums.values()) {
-            if (quorum.valid()) {
+            if (quorum.valid() && usable.getOrDefault(quorum.key(), 0) >= 2) {
                 ProductInfo agreed = quorum.agreed().orElseThrow();
                 long units = Math.max(0, quorum.majorityUnits());
                 products.add(new ProductInfo(agreed.firmCode(), agreed.productCode(), agreed.featureMap(),

@@ -196,7 +196,7 @@ class PeerConnectionTest {
     @Test
     void anErrorReplyFailsOnlyItsRequest() throws Exception {
         PeerConnection connection = connect(OPTIONS);
-        CompletableFuture<Message> refused = connection.request(new Message.LeaseAcquire("tmr", "node-a", 1000));
+        CompletableFuture<Message> refused = connection.request(new Message.LeaseAcquire("tmr", "node-a", 1, 1000));
         backend.nextRequest().reply(new Message.Error(CmError.TMR_LEASE_REFUSED, "held by node-b"));
         CmException error = assertInstanceOf(CmException.class, failure(refused));
         assertEquals(CmError.TMR_LEASE_REFUSED.code(), error.code());

@@ -110,7 +110,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
     /** Where the seats and handles of this license are told. */
     public interface Listener {
-        void seatsChanged(LicenseKey key, long inUse, int handles);
+        /** Seats in use, handles, and how many backends the license can use now (2 or more: it serves). */
+        void seatsChanged(LicenseKey key, long inUse, int handles, int usable);
 
         /** A seat was granted (also for every seat of a recovered table, with {@code recovered} set). */
         void granted(LicenseKey key, Seat seat, boolean recovered);
@@ -184,6 +185,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private BitSet counted = new BitSet();
     private final BitSet synced = new BitSet();
     private final long[] resyncGeneration = new long[3];
+    /** The re-sync generation already asked for, so a stream of copy updates asks once. */
+    private final long[] resyncAsked = new long[3];
     private ProductInfo agreed;
     private long units = -1;
     private final Map<Long, Pending> pending = new HashMap<>();
@@ -318,6 +321,17 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             LOG.info("{}: copies on backend(s) {} no longer count; {} usable", name(), indices(lost),
                     indices(usable()));
         }
+        // A copy that starts to count is used only after a re-sync (its backend may have come back, or the
+        // copies of the others arrived after it was listed).
+        BitSet gained = (BitSet) counted.clone();
+        gained.andNot(synced);
+        for (int backend = gained.nextSetBit(0); backend >= 0; backend = gained.nextSetBit(backend + 1)) {
+            if (resyncAsked[backend] < resyncGeneration[backend] + 1) {
+                resyncAsked[backend] = resyncGeneration[backend] + 1;
+                listener.needsResync(backend);
+            }
+        }
+        publishSeats();
         return Effect().none();
     }
 
@@ -369,6 +383,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             return Effect().none();
         }
         synced.set(done.backend());
+        publishSeats();
         LOG.info("{}: backend {} re-synced; usable backends {}", name(), done.backend() + 1, indices(usable()));
         return Effect().none();
     }
@@ -376,6 +391,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private void outOfSync(int backend, String why) {
         if (synced.get(backend)) {
             synced.clear(backend);
+            publishSeats();
             LOG.warn("{}: backend {} missed a write ({}); it is re-synced before it counts again", name(),
                     backend + 1, why);
             listener.needsResync(backend);
@@ -695,7 +711,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
     private void publishSeats() {
         long inUse = agreed == null ? 0 : table.seatsInUse(agreed.quantity());
-        listener.seatsChanged(key, inUse, table.handles());
+        listener.seatsChanged(key, inUse, table.handles(), usable().cardinality());
     }
 
     private static Message.Error error(CmError error, String text) {
