@@ -80,6 +80,19 @@ final class TmrProcess implements AutoCloseable {
         }
     }
 
+    long pid() {
+        return process.pid();
+    }
+
+    /** SIGTERM and a bounded wait for the exit code; fails if the process outlives {@code max}. */
+    int terminate(Duration max) throws InterruptedException {
+        process.destroy();
+        if (!process.waitFor(max.toMillis(), TimeUnit.MILLISECONDS)) {
+            throw new AssertionError("process survived SIGTERM for " + max);
+        }
+        return process.exitValue();
+    }
+
     /** SIGTERM, then SIGKILL if it has not stopped within 15 s. */
     @Override
     public void close() {

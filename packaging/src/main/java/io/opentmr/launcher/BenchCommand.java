@@ -1,10 +1,14 @@
 package io.opentmr.launcher;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import io.opentmr.client.CmException;
 import io.opentmr.client.LicenseHandle;
 import io.opentmr.client.TmrClient;
 import io.opentmr.client.TmrClientOptions;
 import io.opentmr.protocol.AccessMode;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -27,10 +31,18 @@ import picocli.CommandLine.Option;
  * time. Prints pairs per second, latency percentiles, errors by number and the longest stall (a pair
  * still unanswered at the end counts with its age). {@code --echo} drives an in-process server that
  * answers with canned replies: the ceiling for the same clients on the same machine.
+ *
+ * <p>{@code --compare} (or {@code --demo DIR}) measures a second server right after the first, with the same
+ * clients and times: a TMR node and then one of its backends with an equivalent non-TMR license, and the
+ * ratio of the two (DESIGN §8: TMR ≥ 40 % of direct).
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
-        description = "Measure ACCESS+RELEASE pairs per second against a server, or the --echo ceiling.")
+        description = {"Measure ACCESS+RELEASE pairs per second against a server, or the --echo ceiling.",
+                "--compare / --demo: a TMR node and one backend directly in the same run, and their ratio."})
 final class BenchCommand implements Callable<Integer> {
+
+    /** Bound on --duration and --warmup: a bench is a measurement, not a soak. */
+    static final Duration MAX_DURATION = Duration.ofMinutes(10);
 
     static final class Target {
         @Option(names = "--server", split = ",", description = "HOST:PORT of the server (several: fail-over list).")
@@ -38,6 +50,10 @@ final class BenchCommand implements Callable<Integer> {
 
         @Option(names = "--echo", description = "Measure the in-process echo server instead.")
         boolean echo;
+
+        @Option(names = "--demo", paramLabel = "DIR", description = "Measure the TMR node of a running tmr demo "
+                + "(DIR/demo.json) and then backend-1 directly with the equivalent non-TMR license.")
+        Path demo;
     }
 
     @ArgGroup(exclusive = true, multiplicity = "1")
@@ -48,6 +64,16 @@ final class BenchCommand implements Callable<Integer> {
 
     @Option(names = "--product", defaultValue = "0", description = "Product code (not needed with --echo).")
     long product;
+
+    @Option(names = "--compare", paramLabel = "HOST:PORT", description = "After --server, measure this server "
+            + "too (a backend with an equivalent non-TMR license) and print the ratio of the two.")
+    String compare;
+
+    @Option(names = "--compare-firm", description = "Firm code on the --compare server (default: --firm).")
+    Long compareFirm;
+
+    @Option(names = "--compare-product", description = "Product code on the --compare server (default: --product).")
+    Long compareProduct;
 
     @Option(names = "--mode", defaultValue = "nouserlimit",
             description = "Access mode (default ${DEFAULT-VALUE}: measures the path, not the quantity).")
@@ -70,10 +96,26 @@ final class BenchCommand implements Callable<Integer> {
         if (clients < 1 || clients > 4096) {
             throw new IllegalArgumentException("--clients must be 1..4096");
         }
+        if (duration.isNegative() || duration.isZero() || duration.compareTo(MAX_DURATION) > 0
+                || warmup.isNegative() || warmup.compareTo(MAX_DURATION) > 0) {
+            throw new IllegalArgumentException("--duration must be above 0 and --warmup at least 0, both at most "
+                    + MAX_DURATION.toMinutes() + " min");
+        }
+        AccessMode accessMode = AccessMode.valueOf(mode.toUpperCase(java.util.Locale.ROOT));
+        if (target.demo != null) {
+            return compare(Side.fromDemo(target.demo, "tmr"), Side.fromDemo(target.demo, "direct"), accessMode);
+        }
         if (!target.echo && (firm == 0 || product == 0)) {
             throw new IllegalArgumentException("--firm and --product name the product item to measure");
         }
-        AccessMode accessMode = AccessMode.valueOf(mode.toUpperCase(java.util.Locale.ROOT));
+        if (compare != null) {
+            if (target.echo) {
+                throw new IllegalArgumentException("--compare goes with --server, not --echo");
+            }
+            return compare(new Side(target.servers, firm, product), new Side(List.of(compare),
+                    compareFirm == null ? firm : compareFirm, compareProduct == null ? product : compareProduct),
+                    accessMode);
+        }
         EchoServer echo = target.echo ? new EchoServer(1) : null;
         try {
             List<String> addresses = echo == null ? target.servers
@@ -83,13 +125,61 @@ final class BenchCommand implements Callable<Integer> {
             if (echo != null) {
                 fields.put("requestsPerSecond", Math.round(result.pairsPerSecond() * 2));
             }
-            new Output(json, System.out, System.err).result(result.text(echo != null), fields);
+            new Output(json, System.out, System.err).result(result.text(echo != null ? "echo ceiling" : "server",
+                    echo != null), fields);
             return Output.OK;
         } finally {
             if (echo != null) {
                 echo.close();
             }
         }
+    }
+
+    /** Where one side of a comparison measures. */
+    record Side(List<String> servers, long firm, long product) {
+
+        /** The {@code tmr} or {@code direct} side that {@code tmr demo} wrote into its demo.json. */
+        static Side fromDemo(Path dir, String side) throws java.io.IOException {
+            Path manifest = dir.resolve(DemoFiles.MANIFEST_FILE);
+            if (!Files.isRegularFile(manifest)) {
+                throw new java.nio.file.NoSuchFileException(manifest.toString(), null, "is tmr demo running there?");
+            }
+            JsonNode bench = new ObjectMapper().readTree(manifest.toFile()).path("bench").path(side);
+            if (!bench.hasNonNull("server") || !bench.hasNonNull("product")) {
+                throw new IllegalArgumentException(manifest + " names no '" + side + "' server to measure");
+            }
+            return new Side(List.of(bench.get("server").asText()), bench.path("firm").asLong(),
+                    bench.get("product").asLong());
+        }
+
+        Map<String, Object> describe() {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("server", String.join(",", servers));
+            m.put("firm", firm);
+            m.put("product", product);
+            return m;
+        }
+    }
+
+    /** The TMR node, then the backend directly, with the same clients and times; both and their ratio. */
+    private int compare(Side tmr, Side direct, AccessMode accessMode) throws InterruptedException {
+        System.err.println("tmr bench: TMR " + tmr.describe() + ", then direct " + direct.describe());
+        Result viaTmr = run(tmr.servers(), tmr.firm(), tmr.product(), accessMode);
+        Result viaDirect = run(direct.servers(), direct.firm(), direct.product(), accessMode);
+        double ratio = viaDirect.pairsPerSecond() == 0 ? 0 : viaTmr.pairsPerSecond() / viaDirect.pairsPerSecond();
+        Map<String, Object> fields = new LinkedHashMap<>();
+        Map<String, Object> tmrFields = new LinkedHashMap<>(tmr.describe());
+        tmrFields.putAll(viaTmr.toMap());
+        Map<String, Object> directFields = new LinkedHashMap<>(direct.describe());
+        directFields.putAll(viaDirect.toMap());
+        fields.put("tmr", tmrFields);
+        fields.put("direct", directFields);
+        fields.put("ratio", Result.round(ratio));
+        new Output(json, System.out, System.err).result(viaTmr.text("TMR node " + String.join(",", tmr.servers()),
+                false) + "\n" + viaDirect.text("direct " + String.join(",", direct.servers()), false)
+                + String.format("%nratio TMR/direct: %.2f (pairs/s; the design's target is at least 0.40)", ratio),
+                fields);
+        return Output.OK;
     }
 
     private Result run(List<String> addresses, long firmCode, long productCode, AccessMode accessMode)
@@ -190,15 +280,15 @@ final class BenchCommand implements Callable<Integer> {
             return m;
         }
 
-        String text(boolean echo) {
+        String text(String label, boolean echo) {
             return String.format("%s: %,d ACCESS+RELEASE pairs in %s with %d clients = %,.0f pairs/s%s%n"
                             + "latency per pair: p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms; longest stall %.1f ms%n"
-                            + "errors: %s", echo ? "echo ceiling" : "server", pairs, duration, clients, pairsPerSecond(),
+                            + "errors: %s", label, pairs, duration, clients, pairsPerSecond(),
                     echo ? String.format(" (%,.0f requests/s)", pairsPerSecond() * 2) : "", ms(50), ms(99), ms(99.9),
                     maxStallNanos / 1e6, errorsByCode.isEmpty() ? "none" : errorsByCode);
         }
 
-        private static double round(double value) {
+        static double round(double value) {
             return Math.round(value * 1000) / 1000.0;
         }
     }

@@ -18,7 +18,7 @@ import picocli.CommandLine.Spec;
  */
 @Command(name = "tmr", mixinStandardHelpOptions = true, versionProvider = Tmr.Version.class,
         description = "OpenTMR: a Triple Mode Redundancy license server.",
-        subcommands = {BackendCommand.class, ClientCommand.class, LicenseCommand.class, JournalCommand.class,
+        subcommands = {BackendCommand.class, NodeCommand.class, DemoCommand.class, ClientCommand.class, LicenseCommand.class, JournalCommand.class,
                 BenchCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Tmr implements Runnable {
@@ -44,7 +44,7 @@ public final class Tmr implements Runnable {
 
     @Override
     public void run() {
-        throw new CommandLine.ParameterException(spec.commandLine(), "name a command: backend, client, license, journal");
+        throw new CommandLine.ParameterException(spec.commandLine(), "name a command: backend, node, demo, client, license, journal, bench");
     }
 
     private static int handle(Exception e, CommandLine commandLine, CommandLine.ParseResult parseResult) {

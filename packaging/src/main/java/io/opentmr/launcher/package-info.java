@@ -4,6 +4,5 @@
  * package with its systemd units and keepalived templates (DESIGN §7).
  *
  * <p>It wires the other modules together and holds no business rules of its own.
- * Its issue has not come yet: this file marks the package it will fill.
  */
 package io.opentmr.launcher;

@@ -1,0 +1,152 @@
+package io.opentmr.it;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.opentmr.client.CmException;
+import io.opentmr.client.LicenseHandle;
+import io.opentmr.client.TmrClient;
+import io.opentmr.client.TmrClientOptions;
+import io.opentmr.protocol.ContainerInfo;
+import io.opentmr.protocol.ProductInfo;
+import io.opentmr.protocol.Serial;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code tmr demo} as an operator runs it: three backends and a TMR node as processes; a client of the SDK
+ * uses the seat-limited TMR license through the node, one backend is killed with SIGKILL and the client
+ * does not notice, and SIGTERM to the demo stops every child and exits 0.
+ */
+@Timeout(300)
+class DemoIT {
+
+    private static final long FIRM = 6_000_010;
+    private static final long SEATS = 101;
+    private static final List<String> HOSTS = List.of("127.0.1.1", "127.0.1.2", "127.0.1.3", "127.0.2.1");
+
+    @TempDir
+    Path dir;
+
+    @Test
+    void aBackendKilledUnderTheNodeCostsTheClientNothingAndSigtermStopsEverything() throws Exception {
+        int port = portFreeOnEveryHost();
+        Path demoDir = dir.resolve("demo");
+        Map<String, JsonNode> components = new LinkedHashMap<>();
+        TmrProcess demo = TmrProcess.start(dir.resolve("demo.out"), "Ctrl-C stops the demo", "demo",
+                "--dir", demoDir.toString(), "--port", String.valueOf(port), "--ready-timeout", "120s");
+        try {
+            demo.awaitReady(Duration.ofSeconds(240));
+            JsonNode manifest = new ObjectMapper().readTree(demoDir.resolve("demo.json").toFile());
+            manifest.get("components").forEach(c -> components.put(c.get("name").asText(), c));
+            assertEquals(List.of("backend-1", "backend-2", "backend-3", "node-a"), List.copyOf(components.keySet()));
+            String node = components.get("node-a").get("address").asText();
+            assertEquals("127.0.2.1:" + port, node);
+
+            try (TmrClient client = TmrClient.connect(TmrClientOptions.builder().addresses(node)
+                    .clientName("demo-it").requestTimeout(Duration.ofSeconds(30)).build())) {
+                LicenseHandle first = accessWithin(client, Duration.ofSeconds(60));
+                assertEquals(1, seatsInUse(client));
+
+                ProcessHandle backend2 = ProcessHandle.of(components.get("backend-2").get("pid").asLong())
+                        .orElseThrow(() -> new AssertionError("backend-2 is not running; see " + demoDir));
+                backend2.destroyForcibly();
+                backend2.onExit().get(10, TimeUnit.SECONDS);
+
+                // Two copies left: the license stays, access and release work as before.
+                LicenseHandle second = client.access(FIRM, SEATS);
+                assertEquals(2, seatsInUse(client));
+                second.close();
+                first.close();
+                assertEquals(0, seatsInUse(client));
+            }
+            awaitOutput(demo, "backend-2 (pid " + components.get("backend-2").get("pid").asLong() + ") exited");
+
+            assertEquals(0, demo.terminate(Duration.ofSeconds(60)), demo.output());
+            for (JsonNode component : components.values()) {
+                long pid = component.get("pid").asLong();
+                assertFalse(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false),
+                        component.get("name").asText() + " (pid " + pid + ") outlived the demo");
+            }
+        } finally {
+            demo.close();
+            for (JsonNode component : components.values()) {
+                ProcessHandle.of(component.get("pid").asLong()).ifPresent(ProcessHandle::destroyForcibly);
+            }
+        }
+    }
+
+    /** The demo waits for the node to show its licenses, but bounded; a client still may have to wait. */
+    private static LicenseHandle accessWithin(TmrClient client, Duration max) throws InterruptedException {
+        long deadline = System.nanoTime() + max.toNanos();
+        while (true) {
+            try {
+                return client.access(FIRM, SEATS);
+            } catch (CmException e) {
+                if (System.nanoTime() - deadline > 0) {
+                    throw new AssertionError("no access to " + FIRM + ":" + SEATS + " through the node in " + max, e);
+                }
+            }
+            Thread.sleep(500);
+        }
+    }
+
+    private static long seatsInUse(TmrClient client) {
+        for (ContainerInfo container : client.listContainers()) {
+            if (container.serial().mask() == Serial.MASK_VIRTUAL_TMR) {
+                for (ProductInfo product : container.products()) {
+                    if (product.firmCode() == FIRM && product.productCode() == SEATS) {
+                        return product.inUse();
+                    }
+                }
+            }
+        }
+        throw new AssertionError("the node lists no virtual container with " + FIRM + ":" + SEATS + ": "
+                + client.listContainers());
+    }
+
+    private static void awaitOutput(TmrProcess process, String text) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (!process.output().contains(text)) {
+            if (System.nanoTime() - deadline > 0) {
+                throw new AssertionError("no '" + text + "' in:\n" + process.output());
+            }
+            Thread.sleep(100);
+        }
+    }
+
+    /** A port free on all four demo addresses, so the test does not collide with a demo on 22350. */
+    private static int portFreeOnEveryHost() throws IOException {
+        for (int attempt = 0; attempt < 50; attempt++) {
+            int port;
+            try (ServerSocket probe = new ServerSocket(0, 1, java.net.InetAddress.getByName(HOSTS.get(0)))) {
+                port = probe.getLocalPort();
+            }
+            if (HOSTS.stream().allMatch(host -> bindable(host, port))) {
+                return port;
+            }
+        }
+        throw new IllegalStateException("no port free on all of " + HOSTS);
+    }
+
+    private static boolean bindable(String host, int port) {
+        try (ServerSocket socket = new ServerSocket()) {
+            socket.bind(new InetSocketAddress(host, port));
+            return true;
+        } catch (IOException e) {
+            return false;
+        }
+    }
+}

@@ -1,0 +1,239 @@
+package io.opentmr.launcher;
+
+import io.opentmr.client.TmrClient;
+import io.opentmr.client.TmrClientOptions;
+import io.opentmr.license.VendorKeyFiles;
+import io.opentmr.protocol.ContainerInfo;
+import io.opentmr.protocol.ProductInfo;
+import io.opentmr.protocol.Serial;
+import java.io.IOException;
+import java.net.BindException;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.SecureRandom;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.Callable;
+import java.util.stream.Collectors;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code tmr demo}: three backends and a TMR node on this machine, each its own process of this launcher,
+ * on loopback addresses and the real port (DESIGN §7), with a vendor key, a cluster secret and sample TMR
+ * licenses. Runs until SIGTERM or Ctrl-C, which stop every child.
+ */
+@Command(name = "demo", mixinStandardHelpOptions = true,
+        description = {"Run 3 backends (127.0.1.1-3) and a TMR node (127.0.2.1) as processes, with sample TMR "
+                + "licenses, until Ctrl-C.", "Everything is kept in --dir: a second run reuses it."})
+final class DemoCommand implements Callable<Integer> {
+
+    static final long CM_ACT_ID = 7;
+    static final List<String> BACKEND_HOSTS = List.of("127.0.1.1", "127.0.1.2", "127.0.1.3");
+    static final String NODE_HOST = "127.0.2.1";
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--dir", defaultValue = "demo", description = "Directory of the demo's keys, licenses, data "
+            + "and logs (default ${DEFAULT-VALUE}).")
+    Path dir;
+
+    @Option(names = "--port", defaultValue = "22350", description = "Port of every component (default "
+            + "${DEFAULT-VALUE}); they differ by address.")
+    int port;
+
+    @Option(names = "--ready-timeout", defaultValue = "90s", description = "Bound on each component's start and "
+            + "on the node showing the licenses (default ${DEFAULT-VALUE}).")
+    Duration readyTimeout;
+
+    @Option(names = "--child-heap", defaultValue = "256m", description = "Heap of each child JVM (default "
+            + "${DEFAULT-VALUE}).")
+    String childHeap;
+
+    @Override
+    public Integer call() throws Exception {
+        if (port < 1 || port > 0xFFFF) {
+            throw new ParameterException(spec.commandLine(), "--port must be 1..65535");
+        }
+        Path home = dir.toAbsolutePath().normalize();
+        Files.createDirectories(home);
+        List<String> backends = BACKEND_HOSTS.stream().map(h -> h + ":" + port).toList();
+        String node = NODE_HOST + ":" + port;
+        List<String> all = new ArrayList<>(backends);
+        all.add(node);
+        checkBindable(all);
+
+        Path vendor = home.resolve("vendor");
+        if (!Files.exists(vendor.resolve(VendorKeyFiles.PRIVATE_FILE))) {
+            VendorKeyFiles.generate(vendor);
+            System.out.println("Vendor key written to " + vendor);
+        }
+        Path secret = DemoFiles.clusterSecret(home.resolve(DemoFiles.SECRET_FILE), new SecureRandom());
+
+        DemoProcesses processes = new DemoProcesses(System.err, List.of("-Xmx" + childHeap));
+        Thread stopOnSignal = new Thread(() -> {
+            System.out.println("tmr demo: stopping every component");
+            processes.stopAll(Duration.ofSeconds(20));
+            System.out.println("tmr demo: stopped");
+            System.out.flush();
+            System.err.flush();
+            // Ctrl-C and SIGTERM are how this command is meant to end: exit 0, not the JVM's 130 / 143.
+            // Nothing else in this JVM has a shutdown hook that halt() would cut short.
+            Runtime.getRuntime().halt(Output.OK);
+        }, "opentmr-demo-shutdown");
+        Runtime.getRuntime().addShutdownHook(stopOnSignal);
+        try {
+            return run(home, backends, node, secret, vendor, processes);
+        } finally {
+            // Only here when the demo ends on its own (failure, or every child gone): stop what is left and
+            // let the exit code through.
+            try {
+                Runtime.getRuntime().removeShutdownHook(stopOnSignal);
+                processes.stopAll(Duration.ofSeconds(20));
+            } catch (IllegalStateException shutdownInProgress) {
+                // A signal came meanwhile: the hook stops the children.
+            }
+        }
+    }
+
+    private int run(Path home, List<String> backends, String node, Path secret, Path vendor, DemoProcesses processes)
+            throws Exception {
+        Duration each = readyTimeout;
+        List<DemoProcesses.Child> started = new ArrayList<>();
+        for (int i = 0; i < backends.size(); i++) {
+            String name = "backend-" + (i + 1);
+            Path data = home.resolve(name);
+            started.add(processes.start(name, "backend", backends.get(i), data.resolve(name + ".log"), List.of(
+                    "backend", "--address", BACKEND_HOSTS.get(i), "--port", String.valueOf(port),
+                    "--data-dir", data.toString(), "--vendor-key", vendor.resolve(VendorKeyFiles.PUBLIC_FILE).toString(),
+                    "--cm-act-id", String.valueOf(CM_ACT_ID), "--secret-file", secret.toString())));
+        }
+        for (DemoProcesses.Child child : started) {
+            DemoProcesses.awaitListening(child, socket(child.address()), each);
+        }
+        System.out.println("Backends listening on " + String.join(", ", backends));
+        new DemoLicenses(home, vendor.resolve(VendorKeyFiles.PRIVATE_FILE), System.out).ensure(backends);
+
+        Path nodeData = home.resolve("node-a");
+        DemoProcesses.Child nodeA = processes.start("node-a", "active", node, nodeData.resolve("node-a.log"), List.of(
+                "node", "--address", NODE_HOST, "--port", String.valueOf(port), "--data-dir", nodeData.toString(),
+                "--backends", String.join(",", backends), "--secret-file", secret.toString()));
+        DemoProcesses.awaitListening(nodeA, socket(node), each);
+        Optional<Serial> virtual = awaitVirtualContainer(nodeA, node, each);
+
+        List<DemoFiles.Component> components = processes.children().stream().map(DemoProcesses.Child::component)
+                .toList();
+        Map<String, Object> extra = new LinkedHashMap<>();
+        extra.put("virtualContainer", virtual.map(Serial::toString).orElse(null));
+        extra.put("licenses", DemoLicenses.SAMPLES.stream().map(DemoLicenses.Sample::toMap).toList());
+        Map<String, Object> bench = new LinkedHashMap<>();
+        bench.put("tmr", Map.of("server", node, "firm", DemoLicenses.FIRM, "product", DemoLicenses.SEATS.product()));
+        bench.put("direct", Map.of("server", backends.get(0), "firm", DemoLicenses.FIRM, "product",
+                DemoLicenses.DIRECT.product()));
+        extra.put("bench", bench);
+        Path manifest = DemoFiles.writeManifest(home, components, extra);
+
+        System.out.println();
+        System.out.print(DemoFiles.table(components));
+        System.out.println("Written to " + manifest);
+        System.out.println();
+        System.out.print(nextSteps(node, components));
+        System.out.println("Ctrl-C stops the demo.");
+        System.out.flush();
+
+        processes.allExited().join();
+        while (processes.stopping()) {
+            // Ctrl-C or SIGTERM stopped the children: the shutdown hook ends this JVM with 0.
+            Thread.sleep(1000);
+        }
+        System.err.println("tmr demo: every component has stopped; see the messages above");
+        return Output.CM_ERROR;
+    }
+
+    /** The node lists its virtual container 131-… with the sample TMR licenses: bounded wait. */
+    private Optional<Serial> awaitVirtualContainer(DemoProcesses.Child nodeA, String node, Duration max)
+            throws InterruptedException {
+        Set<Long> wanted = DemoLicenses.TMR_SAMPLES.stream().map(DemoLicenses.Sample::product)
+                .collect(Collectors.toSet());
+        long deadline = System.nanoTime() + max.toNanos();
+        String last = "no answer yet";
+        while (System.nanoTime() - deadline < 0 && nodeA.process().isAlive()) {
+            try (TmrClient client = TmrClient.connect(TmrClientOptions.builder().addresses(node)
+                    .clientName("tmr-demo").connectTimeout(Duration.ofSeconds(2)).requestTimeout(Duration.ofSeconds(2))
+                    .build())) {
+                List<ContainerInfo> containers = client.listContainers();
+                for (ContainerInfo container : containers) {
+                    Set<Long> products = container.products().stream().filter(p -> p.firmCode() == DemoLicenses.FIRM)
+                            .map(ProductInfo::productCode).collect(Collectors.toSet());
+                    if (container.serial().mask() == Serial.MASK_VIRTUAL_TMR && products.containsAll(wanted)) {
+                        System.out.println("The node shows virtual container " + container.serial() + " with "
+                                + wanted.size() + " TMR licenses");
+                        return Optional.of(container.serial());
+                    }
+                }
+                last = "it lists " + containers.stream().map(c -> c.serial() + " " + c.products().size() + " item(s)")
+                        .toList();
+            } catch (RuntimeException e) {
+                last = e.getMessage();
+            }
+            Thread.sleep(500);
+        }
+        System.err.println("tmr demo: node-a does not show a virtual container with the sample licenses after "
+                + max.toSeconds() + " s (" + last + "); the demo keeps running, see " + nodeA.log());
+        return Optional.empty();
+    }
+
+    private String nextSteps(String node, List<DemoFiles.Component> components) {
+        String server = port == TmrClientOptions.DEFAULT_PORT ? NODE_HOST : node;
+        long backend2 = components.stream().filter(c -> c.name().equals("backend-2")).findFirst().orElseThrow().pid();
+        long backend3 = components.stream().filter(c -> c.name().equals("backend-3")).findFirst().orElseThrow().pid();
+        return String.join("\n",
+                "Next, in another terminal:",
+                "  ./tmr client --server " + server + " list",
+                "  ./tmr client --server " + server + " access --firm " + DemoLicenses.FIRM + " --product "
+                        + DemoLicenses.SEATS.product() + " --hold 60 &",
+                "  ./tmr client --server " + server + " units --firm " + DemoLicenses.FIRM + " --product "
+                        + DemoLicenses.UNITS.product() + " --decrement 5",
+                "  kill -9 " + backend2 + "     # backend-2 down: the licenses stay, 2 of 3 copies are left",
+                "  kill -9 " + backend3 + "     # backend-3 down too: access is refused with error 130",
+                "  ./tmr bench --demo " + dir + " --duration 10s     # TMR node against one backend directly",
+                "");
+    }
+
+    private static InetSocketAddress socket(String hostPort) {
+        int colon = hostPort.lastIndexOf(':');
+        return new InetSocketAddress(hostPort.substring(0, colon), Integer.parseInt(hostPort.substring(colon + 1)));
+    }
+
+    /** Every address must be free to bind here; says why not (no such address, or a server already on it). */
+    static void checkBindable(List<String> addresses) {
+        for (String address : addresses) {
+            InetSocketAddress socket = socket(address);
+            try (ServerSocket probe = new ServerSocket()) {
+                probe.bind(socket);
+            } catch (BindException e) {
+                String why = e.getMessage() == null ? "" : e.getMessage();
+                if (why.contains("in use")) {
+                    throw new IllegalStateException("cannot bind " + address + ": something already listens there "
+                            + "(a demo still running? see its demo.json, or: ss -ltnp | grep " + socket.getPort() + ")");
+                }
+                throw new IllegalStateException("cannot bind " + address + " (" + why + "): the demo needs the "
+                        + "loopback addresses 127.0.1.1-3 and 127.0.2.1. Linux has all of 127.0.0.0/8; elsewhere add "
+                        + "them, e.g. on macOS: sudo ifconfig lo0 alias " + socket.getHostString() + " up");
+            } catch (IOException e) {
+                throw new IllegalStateException("cannot bind " + address + ": " + e.getMessage(), e);
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+package io.opentmr.launcher;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.lang.ProcessBuilder.Redirect;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.net.URISyntaxException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The child processes of {@code tmr demo}: each a {@code tmr} command of this same launcher in its own JVM
+ * (the same java binary), its output appended to its log file. A child that dies unasked is reported
+ * with its exit code and log; {@link #stopAll} sends SIGTERM, waits bounded, then kills.
+ */
+final class DemoProcesses {
+
+    /** A started child. */
+    record Child(String name, String role, String address, Process process, Path log, List<String> args) {
+
+        DemoFiles.Component component() {
+            return new DemoFiles.Component(name, role, address, process.pid(), log);
+        }
+    }
+
+    private final PrintStream err;
+    private final List<String> jvmOptions;
+    private final List<Child> children = new ArrayList<>();
+    private volatile boolean stopping;
+
+    DemoProcesses(PrintStream err, List<String> jvmOptions) {
+        this.err = err;
+        this.jvmOptions = List.copyOf(jvmOptions);
+    }
+
+    /** {@code java [options] -jar opentmr.jar ARGS}, or the class path when not run from the jar (tests). */
+    List<String> command(List<String> args) {
+        List<String> command = new ArrayList<>();
+        command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        command.addAll(jvmOptions);
+        Path jar = launcherJar();
+        if (jar != null) {
+            command.add("-jar");
+            command.add(jar.toString());
+        } else {
+            command.add("-cp");
+            command.add(System.getProperty("java.class.path"));
+            command.add(Tmr.class.getName());
+        }
+        command.addAll(args);
+        return command;
+    }
+
+    private static Path launcherJar() {
+        try {
+            var source = Tmr.class.getProtectionDomain().getCodeSource();
+            if (source == null) {
+                return null;
+            }
+            Path path = Path.of(source.getLocation().toURI());
+            return Files.isRegularFile(path) && path.toString().endsWith(".jar") ? path : null;
+        } catch (URISyntaxException | IllegalArgumentException e) {
+            return null;
+        }
+    }
+
+    synchronized Child start(String name, String role, String address, Path log, List<String> args)
+            throws IOException {
+        if (stopping) {
+            throw new IllegalStateException("the demo is stopping");
+        }
+        Files.createDirectories(log.toAbsolutePath().getParent());
+        List<String> command = command(args);
+        Files.writeString(log, "==== " + Instant.now() + " tmr demo starts: " + String.join(" ", command) + "\n",
+                StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+        Process process = new ProcessBuilder(command).redirectErrorStream(true)
+                .redirectOutput(Redirect.appendTo(log.toFile())).redirectInput(Redirect.from(nullDevice())).start();
+        Child child = new Child(name, role, address, process, log, List.copyOf(args));
+        children.add(child);
+        process.onExit().thenAccept(p -> {
+            if (!stopping) {
+                err.printf("tmr demo: %s (pid %d) exited with code %d; log: %s%n", name, p.pid(), p.exitValue(), log);
+            }
+        });
+        return child;
+    }
+
+    private static java.io.File nullDevice() {
+        return new java.io.File(System.getProperty("os.name").startsWith("Windows") ? "NUL" : "/dev/null");
+    }
+
+    synchronized List<Child> children() {
+        return List.copyOf(children);
+    }
+
+    /**
+     * Waits, bounded, until {@code child} accepts TCP connections on {@code address}.
+     *
+     * @throws IllegalStateException naming the child's log when it dies or does not listen in time
+     */
+    static void awaitListening(Child child, InetSocketAddress address, Duration max) throws InterruptedException {
+        long deadline = System.nanoTime() + max.toNanos();
+        while (true) {
+            if (!child.process().isAlive()) {
+                throw new IllegalStateException(child.name() + " exited with code " + child.process().exitValue()
+                        + " before it listened on " + child.address() + "; see " + child.log());
+            }
+            try (Socket socket = new Socket()) {
+                socket.connect(address, 500);
+                return;
+            } catch (IOException notYet) {
+                if (System.nanoTime() - deadline > 0) {
+                    throw new IllegalStateException(child.name() + " does not listen on " + child.address()
+                            + " after " + max.toSeconds() + " s; see " + child.log(), notYet);
+                }
+            }
+            Thread.sleep(200);
+        }
+    }
+
+    /** Completes when every child started so far has exited. */
+    CompletableFuture<Void> allExited() {
+        return CompletableFuture.allOf(children().stream().map(c -> c.process().onExit())
+                .toArray(CompletableFuture[]::new));
+    }
+
+    boolean stopping() {
+        return stopping;
+    }
+
+    /** SIGTERM to every child (the node first), a bounded wait, then SIGKILL to any still running. */
+    void stopAll(Duration grace) {
+        stopping = true;
+        List<Child> running = new ArrayList<>(children());
+        java.util.Collections.reverse(running);
+        running.forEach(c -> c.process().destroy());
+        long deadline = System.nanoTime() + grace.toNanos();
+        for (Child child : running) {
+            try {
+                long left = Math.max(0, deadline - System.nanoTime());
+                if (!child.process().waitFor(left, TimeUnit.NANOSECONDS)) {
+                    err.printf("tmr demo: %s (pid %d) did not stop within %d s; killing it%n", child.name(),
+                            child.process().pid(), grace.toSeconds());
+                    child.process().destroyForcibly();
+                    child.process().waitFor(5, TimeUnit.SECONDS);
+                }
+            } catch (InterruptedException e) {
+                child.process().destroyForcibly();
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+}

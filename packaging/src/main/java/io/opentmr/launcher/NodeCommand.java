@@ -1,0 +1,130 @@
+package io.opentmr.launcher;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
+import io.opentmr.client.TmrClientOptions;
+import io.opentmr.protocol.PeerAuth;
+import io.opentmr.tmr.TmrNode;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.concurrent.atomic.AtomicBoolean;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code tmr node}: a TMR node in the foreground until SIGTERM or Ctrl-C (DESIGN §5). */
+@Command(name = "node", mixinStandardHelpOptions = true,
+        description = {"Run a TMR node on port 22350: it joins the copies on 3 backends into one virtual container.",
+                "Every flag is also a HOCON key under opentmr.node (see --config)."})
+final class NodeCommand implements Callable<Integer> {
+
+    static final String PATH = "opentmr.node";
+    static final String ADDRESS = PATH + ".address";
+    static final String PORT = PATH + ".port";
+    static final String DATA_DIR = PATH + ".data-dir";
+    static final String BACKENDS = PATH + ".backends";
+    static final String VIRTUAL_SERIAL = PATH + ".virtual-serial";
+
+    @Option(names = "--address", description = "IP address clients connect to (" + ADDRESS + ").")
+    String address;
+
+    @Option(names = "--port", description = "Port (" + PORT + "), default 22350.")
+    Integer port;
+
+    @Option(names = "--data-dir", description = "Journal and the virtual container's serial (" + DATA_DIR + ").")
+    Path dataDir;
+
+    @Option(names = "--backends", split = ",", paramLabel = "HOST:PORT",
+            description = "The 3 backends of the TMR group, comma-separated (" + BACKENDS + ").")
+    List<String> backends;
+
+    @Option(names = "--secret-file", description = "The cluster secret shared with the backends ("
+            + PeerAuth.SECRET_FILE_KEY + ").")
+    Path secretFile;
+
+    @Option(names = "--virtual-serial", description = "Serial of the virtual container, e.g. 131-59885682 ("
+            + VIRTUAL_SERIAL + "); default: random on first start, then kept in the data directory.")
+    String virtualSerial;
+
+    @Option(names = "--config", description = "HOCON file with opentmr.node.* and other settings.")
+    Path config;
+
+    @Override
+    public Integer call() throws Exception {
+        Config resolved = resolve();
+        Files.createDirectories(Path.of(resolved.getString(DATA_DIR)));
+        TmrNode node = TmrNode.start(resolved, Clock.systemUTC());
+        AtomicBoolean asked = new AtomicBoolean();
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            asked.set(true);
+            node.close();
+        }, "opentmr-node-shutdown"));
+        System.out.println("TMR node listening on " + node.address().getAddress().getHostAddress() + ":"
+                + node.address().getPort() + ", backends " + String.join(", ", resolved.getStringList(BACKENDS)));
+        node.whenTerminated().toCompletableFuture().join();
+        if (!asked.get()) {
+            // Not a SIGTERM or Ctrl-C: the node failed, and a supervisor (systemd) must see it.
+            System.err.println("tmr: the TMR node stopped without being asked to; see the log above");
+            return Output.CM_ERROR;
+        }
+        return Output.OK;
+    }
+
+    /**
+     * Flags over {@code --config} over wiring over reference.conf, and the keys a node cannot start
+     * without checked here, so that the message names the flag as well as the key. The node checks the
+     * rest of its settings itself.
+     */
+    Config resolve() {
+        Map<String, Object> flags = new HashMap<>();
+        if (address != null) {
+            flags.put(ADDRESS, address);
+        }
+        if (port != null) {
+            flags.put(PORT, port);
+        }
+        if (dataDir != null) {
+            flags.put(DATA_DIR, dataDir.toAbsolutePath().toString());
+        }
+        if (backends != null) {
+            flags.put(BACKENDS, backends);
+        }
+        if (secretFile != null) {
+            flags.put(PeerAuth.SECRET_FILE_KEY, secretFile.toAbsolutePath().toString());
+        }
+        if (virtualSerial != null) {
+            flags.put(VIRTUAL_SERIAL, virtualSerial);
+        }
+        Config resolved = LauncherConfig.resolve(flags, config, DATA_DIR);
+        if (!resolved.hasPath(DATA_DIR) || resolved.getString(DATA_DIR).isBlank()) {
+            throw new ConfigException.BadValue(DATA_DIR, "--data-dir is required: the node's journal lives there");
+        }
+        List<String> group = resolved.hasPath(BACKENDS) ? resolved.getStringList(BACKENDS) : List.of();
+        if (group.size() != 3) {
+            throw new ConfigException.BadValue(BACKENDS, "--backends names exactly 3 backends HOST:PORT,HOST:PORT,"
+                    + "HOST:PORT, not " + group.size());
+        }
+        for (String backend : group) {
+            try {
+                TmrClientOptions.parseAddress(backend);
+            } catch (IllegalArgumentException e) {
+                throw new ConfigException.BadValue(BACKENDS, "--backends: " + e.getMessage());
+            }
+        }
+        String secret = resolved.hasPath(PeerAuth.SECRET_FILE_KEY) ? resolved.getString(PeerAuth.SECRET_FILE_KEY) : "";
+        if (secret.isBlank()) {
+            throw new ConfigException.BadValue(PeerAuth.SECRET_FILE_KEY,
+                    "--secret-file is required: a node authenticates to its backends with the cluster secret");
+        }
+        try {
+            PeerAuth.fromFile(Path.of(secret));
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException.BadValue(PeerAuth.SECRET_FILE_KEY, "--secret-file: " + e.getMessage());
+        }
+        return resolved;
+    }
+}

@@ -1,0 +1,170 @@
+package io.opentmr.launcher;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.SecureRandom;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code tmr node}'s usage errors, and the parts of {@code tmr demo} that need no node: its files and checks. */
+@Timeout(60)
+class NodeAndDemoCommandTest {
+
+    @TempDir
+    Path dir;
+
+    private record Run(int exit, String err) {
+    }
+
+    private static Run run(String... args) {
+        StringWriter err = new StringWriter();
+        var commandLine = Tmr.commandLine();
+        commandLine.setErr(new PrintWriter(err, true));
+        return new Run(commandLine.execute(args), err.toString());
+    }
+
+    private Path secret() throws Exception {
+        Path file = dir.resolve("cluster.secret");
+        Files.writeString(file, "s".repeat(40));
+        return file;
+    }
+
+    private static void assertUsageError(Run run, String... named) {
+        assertEquals(2, run.exit(), run.err());
+        for (String name : named) {
+            assertTrue(run.err().contains(name), "names " + name + ": " + run.err());
+        }
+    }
+
+    @Test
+    void aNodeWithoutItsBackendsIsAUsageErrorNamingFlagAndKey() throws Exception {
+        assertUsageError(run("node", "--data-dir", dir.toString(), "--secret-file", secret().toString()),
+                "--backends", "opentmr.node.backends");
+        assertUsageError(run("node", "--data-dir", dir.toString(), "--secret-file", secret().toString(),
+                "--backends", "127.0.1.1:22350,127.0.1.2:22350"), "--backends", "exactly 3");
+        assertUsageError(run("node", "--data-dir", dir.toString(), "--secret-file", secret().toString(),
+                "--backends", "127.0.1.1:22350,127.0.1.2:x,127.0.1.3"), "--backends", "bad port");
+    }
+
+    @Test
+    void aNodeWithoutTheClusterSecretIsAUsageErrorNamingFlagAndKey() throws Exception {
+        String backends = "127.0.1.1:22350,127.0.1.2:22350,127.0.1.3:22350";
+        assertUsageError(run("node", "--data-dir", dir.toString(), "--backends", backends),
+                "--secret-file", "opentmr.cluster.secret-file");
+        Path shortSecret = dir.resolve("short.secret");
+        Files.writeString(shortSecret, "too short");
+        assertUsageError(run("node", "--data-dir", dir.toString(), "--backends", backends, "--secret-file",
+                shortSecret.toString()), "--secret-file", "at least 32");
+        assertUsageError(run("node", "--data-dir", dir.toString(), "--backends", backends, "--secret-file",
+                dir.resolve("missing.secret").toString()), "--secret-file", "cannot read");
+    }
+
+    @Test
+    void aNodeWithoutItsDataDirectoryIsAUsageError() throws Exception {
+        assertUsageError(run("node", "--backends", "a:1,b:2,c:3", "--secret-file", secret().toString()),
+                "--data-dir", "opentmr.node.data-dir");
+        assertUsageError(run("node", "--no-such-flag"));
+    }
+
+    @Test
+    void aConfigFileCanNameTheBackendsAndTheFlagsWin() throws Exception {
+        Path conf = dir.resolve("node.conf");
+        Files.writeString(conf, "opentmr.node { data-dir = \"" + dir + "\", backends = [\"a:1\", \"b:2\", \"c:3\"], "
+                + "port = 1 }\nopentmr.cluster.secret-file = \"" + secret() + "\"\n");
+        NodeCommand command = new NodeCommand();
+        command.config = conf;
+        command.port = 23000;
+        var resolved = command.resolve();
+        assertEquals(List.of("a:1", "b:2", "c:3"), resolved.getStringList(NodeCommand.BACKENDS));
+        assertEquals(23000, resolved.getInt(NodeCommand.PORT), "the flag wins over the file");
+        assertEquals(dir.resolve("journal").toString(), resolved.getString("opentmr.persistence.dir"),
+                "the journal lives in the node's data directory");
+    }
+
+    @Test
+    void theDemoSecretIsOwnerOnlyLongEnoughAndKept() throws Exception {
+        Path file = DemoFiles.clusterSecret(dir.resolve("demo/cluster.secret"), new SecureRandom());
+        assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(file)));
+        String secret = Files.readString(file).strip();
+        assertTrue(secret.length() >= 32, secret);
+        io.opentmr.protocol.PeerAuth.fromFile(file);
+
+        DemoFiles.clusterSecret(file, new SecureRandom());
+        assertEquals(secret, Files.readString(file).strip(), "a second run keeps the secret the backends know");
+
+        Path tooShort = dir.resolve("short.secret");
+        Files.writeString(tooShort, "short");
+        assertThrows(IllegalArgumentException.class, () -> DemoFiles.clusterSecret(tooShort, new SecureRandom()));
+    }
+
+    @Test
+    void demoJsonListsTheComponentsAndIsReplacedWhole() throws Exception {
+        List<DemoFiles.Component> components = List.of(
+                new DemoFiles.Component("backend-1", "backend", "127.0.1.1:22350", 101, dir.resolve("b1.log")),
+                new DemoFiles.Component("node-a", "active", "127.0.2.1:22350", 104, dir.resolve("n.log")));
+        DemoFiles.writeManifest(dir, components, Map.of("virtualContainer", "131-59885682"));
+        Path file = DemoFiles.writeManifest(dir, components, Map.of("virtualContainer", "131-59885682"));
+
+        JsonNode json = new ObjectMapper().readTree(file.toFile());
+        assertEquals(2, json.get("components").size());
+        JsonNode node = json.get("components").get(1);
+        assertEquals("node-a", node.get("name").asText());
+        assertEquals("active", node.get("role").asText());
+        assertEquals("127.0.2.1:22350", node.get("address").asText());
+        assertEquals(104, node.get("pid").asLong());
+        assertEquals(dir.resolve("n.log").toString(), node.get("log").asText());
+        assertEquals("131-59885682", json.get("virtualContainer").asText());
+        try (Stream<Path> files = Files.list(dir)) {
+            assertEquals(List.of(file), files.toList(), "no temporary file left beside demo.json");
+        }
+        assertTrue(DemoFiles.table(components).contains("node-a     active   127.0.2.1:22350    104"));
+    }
+
+    @Test
+    void theDemoSaysWhyItCannotBind() throws Exception {
+        try (ServerSocket taken = new ServerSocket(0, 1, InetAddress.getByName("127.0.0.1"))) {
+            IllegalStateException inUse = assertThrows(IllegalStateException.class,
+                    () -> DemoCommand.checkBindable(List.of("127.0.0.1:" + taken.getLocalPort())));
+            assertTrue(inUse.getMessage().contains("already listens"), inUse.getMessage());
+        }
+        // TEST-NET-1: no interface of this machine has it.
+        IllegalStateException foreign = assertThrows(IllegalStateException.class,
+                () -> DemoCommand.checkBindable(List.of("192.0.2.1:22350")));
+        assertTrue(foreign.getMessage().contains("loopback addresses"), foreign.getMessage());
+    }
+
+    @Test
+    void childrenRunThisLauncherWithTheSameJava() {
+        List<String> command = new DemoProcesses(System.err, List.of("-Xmx64m")).command(List.of("backend", "--help"));
+        assertEquals(Path.of(System.getProperty("java.home"), "bin", "java").toString(), command.get(0));
+        assertEquals("-Xmx64m", command.get(1));
+        assertEquals(List.of("backend", "--help"), command.subList(command.size() - 2, command.size()));
+        assertTrue(command.contains("-jar") || command.contains(Tmr.class.getName()), command.toString());
+        assertFalse(command.contains("demo"));
+    }
+
+    @Test
+    void benchDemoNeedsTheDemosManifest() {
+        Run run = run("bench", "--demo", dir.toString(), "--duration", "1s");
+        assertEquals(1, run.exit());
+        assertTrue(run.err().contains("demo.json"), run.err());
+        assertEquals(1, run("bench", "--echo", "--compare", "127.0.0.1:1", "--duration", "1s").exit());
+        assertEquals(1, run("bench", "--echo", "--duration", "11m").exit());
+    }
+}
