@@ -194,6 +194,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private long units = -1;
     private final Map<Long, Pending> pending = new HashMap<>();
     private final List<Pending> ready = new ArrayList<>();
+    private final Map<Long, Release> releasing = new java.util.LinkedHashMap<>();
     private final Map<Long, Vote> votes = new HashMap<>();
     private long nextVote;
     private boolean flushQueued;
@@ -355,6 +356,11 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         if (!counted.get(backend)) {
             return Effect().none();
         }
+        if (!peers.holdsLease()) {
+            // Every write of a re-sync needs the lease certificate: try again once the node holds the lease.
+            listener.needsResync(backend);
+            return Effect().none();
+        }
         long generation = ++resyncGeneration[backend];
         resyncing.set(backend);
         resyncSpoiled.clear(backend);
@@ -512,10 +518,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         if (request.acked.cardinality() >= 2) {
             request.decided = true;
             ready.add(request);
-            if (!flushQueued) {
-                flushQueued = true;
-                context.getSelf().tell(Flush.INSTANCE);
-            }
+            queueFlush();
         } else if (request.acked.cardinality() + outstanding < 2) {
             request.decided = true;
             pending.remove(answer.handleId());
@@ -544,21 +547,47 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 + " backends acknowledged the seat" + (refusals.isEmpty() ? "" : " (" + refusals.get(0).getMessage() + ")"));
     }
 
+    private void queueFlush() {
+        if (!flushQueued) {
+            flushQueued = true;
+            context.getSelf().tell(Flush.INSTANCE);
+        }
+    }
+
+    /**
+     * Journals the grants decided and the releases asked for since the last write, in one write: while it
+     * is under way the actor stashes what comes, so the next flush takes all of that together.
+     */
     private Effect<TmrLicenseEvent, SeatTable> onFlush() {
         flushQueued = false;
-        if (ready.isEmpty()) {
+        if (ready.isEmpty() && releasing.isEmpty()) {
             return Effect().none();
         }
         List<Pending> granted = new ArrayList<>(ready);
         ready.clear();
+        List<Release> released = new ArrayList<>(releasing.values());
+        releasing.clear();
         long now = clock.millis();
-        List<TmrLicenseEvent> events = new ArrayList<>(granted.size());
+        List<TmrLicenseEvent> events = new ArrayList<>(granted.size() + released.size());
         for (Pending request : granted) {
             // The seat is in the table already (it was held as pending); the event makes it durable.
             table.remove(request.seat.handleId());
             events.add(new SeatGranted(request.seat, now));
         }
+        for (Release release : released) {
+            events.add(new SeatReleased(release.handleId(), release.reason(), now));
+        }
+        BitSet targets = writeTargets();
         return Effect().persist(events).thenRun(state -> {
+            for (Release release : released) {
+                listener.released(key, release.handleId());
+                for (int backend = targets.nextSetBit(0); backend >= 0; backend = targets.nextSetBit(backend + 1)) {
+                    free(backend, release.handleId());
+                }
+                if (release.replyTo() != null) {
+                    release.replyTo().tell(new Message.Ok());
+                }
+            }
             for (Pending request : granted) {
                 if (request.answered == request.asked.cardinality()) {
                     pending.remove(request.seat.handleId());
@@ -574,26 +603,19 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     // --- release -----------------------------------------------------------------------------------------
 
     private Effect<TmrLicenseEvent, SeatTable> onRelease(SeatTable state, Release release) {
-        if (state.get(release.handleId()).isEmpty() || pending.containsKey(release.handleId())
-                && !pending.get(release.handleId()).decided) {
+        long handleId = release.handleId();
+        boolean undecided = pending.containsKey(handleId) && !pending.get(handleId).decided;
+        if (state.get(handleId).isEmpty() || undecided || releasing.containsKey(handleId)) {
             if (release.replyTo() != null) {
-                release.replyTo().tell(error(CmError.INVALID_HANDLE, "handle "
-                        + Long.toUnsignedString(release.handleId()) + " holds no seat of " + name()));
+                release.replyTo().tell(error(CmError.INVALID_HANDLE, "handle " + Long.toUnsignedString(handleId)
+                        + " holds no seat of " + name()));
             }
             return Effect().none();
         }
-        BitSet targets = writeTargets();
-        return Effect().persist(new SeatReleased(release.handleId(), release.reason(), clock.millis()))
-                .thenRun(after -> {
-                    for (int backend = targets.nextSetBit(0); backend >= 0; backend = targets.nextSetBit(backend + 1)) {
-                        free(backend, release.handleId());
-                    }
-                    listener.released(key, release.handleId());
-                    if (release.replyTo() != null) {
-                        release.replyTo().tell(new Message.Ok());
-                    }
-                    publishSeats();
-                });
+        // Journaled with the other grants and releases that arrive meanwhile: one write for all of them.
+        releasing.put(handleId, release);
+        queueFlush();
+        return Effect().none();
     }
 
     private void free(int backend, long handleId) {
