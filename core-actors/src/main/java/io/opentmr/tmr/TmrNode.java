@@ -8,7 +8,6 @@ import io.opentmr.backend.BackendServer;
 import io.opentmr.peer.PeerConnection;
 import io.opentmr.peer.PeerOptions;
 import io.opentmr.protocol.LicenseKey;
-import io.opentmr.protocol.Message;
 import io.opentmr.protocol.Serial;
 import io.opentmr.tmr.backend.BackendWatcher;
 import io.opentmr.tmr.backend.PeerGroup;
@@ -78,7 +77,7 @@ public final class TmrNode implements AutoCloseable {
             InetSocketAddress resolved = backend.isUnresolved()
                     ? new InetSocketAddress(backend.getHostString(), backend.getPort()) : backend;
             return PeerConnection.connect(resolved, settings.nodeName(), settings.peerAuth(), options, peerLoop)
-                    .thenApply(TmrNode::link);
+                    .thenApply(PeerLink::of);
         };
         try {
             return start(settings, config, clock, connector, peerLoop);
@@ -196,30 +195,6 @@ public final class TmrNode implements AutoCloseable {
         Path temporary = file.resolveSibling(file.getFileName() + ".tmp");
         Files.writeString(temporary, serial + "\n", StandardCharsets.UTF_8);
         Files.move(temporary, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-    }
-
-    private static PeerLink link(PeerConnection connection) {
-        return new PeerLink() {
-            @Override
-            public CompletionStage<Message> request(Message request) {
-                return connection.request(request);
-            }
-
-            @Override
-            public CompletionStage<Void> closed() {
-                return connection.closeFuture();
-            }
-
-            @Override
-            public String backendName() {
-                return connection.backendName();
-            }
-
-            @Override
-            public void close() {
-                connection.close();
-            }
-        };
     }
 
     public InetSocketAddress address() {

@@ -195,6 +195,7 @@ final class TmrGroup implements AutoCloseable {
                     new PeerOptions(Duration.ofSeconds(2), Duration.ofSeconds(2), 1024,
                             io.opentmr.protocol.CodecLimits.DEFAULT), peerLoop)
                     .thenApply(connection -> {
+                        PeerLink real = PeerLink.of(connection);
                         PeerLink link = new PeerLink() {
                             @Override
                             public CompletionStage<Message> request(Message request) {
@@ -204,22 +205,22 @@ final class TmrGroup implements AutoCloseable {
                                         return new CompletableFuture<>();
                                     }
                                 }
-                                return connection.request(request);
+                                return real.request(request);
                             }
 
                             @Override
                             public CompletionStage<Void> closed() {
-                                return connection.closeFuture();
+                                return real.closed();
                             }
 
                             @Override
                             public String backendName() {
-                                return connection.backendName();
+                                return real.backendName();
                             }
 
                             @Override
                             public void close() {
-                                connection.close();
+                                real.close();
                             }
                         };
                         synchronized (TmrGroup.this) {

@@ -1,5 +1,6 @@
 package io.opentmr.tmr.backend;
 
+import io.opentmr.peer.PeerConnection;
 import io.opentmr.protocol.Message;
 import java.net.InetSocketAddress;
 import java.util.concurrent.CompletionStage;
@@ -22,6 +23,31 @@ public interface PeerLink {
     String backendName();
 
     void close();
+
+    /** The peer client's connection as a link. */
+    static PeerLink of(PeerConnection connection) {
+        return new PeerLink() {
+            @Override
+            public CompletionStage<Message> request(Message request) {
+                return connection.request(request);
+            }
+
+            @Override
+            public CompletionStage<Void> closed() {
+                return connection.closeFuture();
+            }
+
+            @Override
+            public String backendName() {
+                return connection.backendName();
+            }
+
+            @Override
+            public void close() {
+                connection.close();
+            }
+        };
+    }
 
     /** Opens and authenticates links. */
     @FunctionalInterface
