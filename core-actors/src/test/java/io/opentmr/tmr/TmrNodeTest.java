@@ -57,6 +57,16 @@ class TmrNodeTest {
         group.startNode(Map.of());
         client = TmrClient.connect(group.nodeAddress());
         await("both TMR licenses listed", () -> listed().size() == 2);
+        // Listed means two backends serve; the tests of a backend's loss start with all three serving.
+        for (long product : new long[] {SEATS, UNITS}) {
+            try (LicenseHandle probe = client.access(FIRM, product)) {
+                for (int backend = 0; backend < 3; backend++) {
+                    int b = backend;
+                    await("backend " + (b + 1) + " serves " + product,
+                            () -> unchecked(() -> held(b, product)).contains(probe.handleId()));
+                }
+            }
+        }
     }
 
     @AfterEach
