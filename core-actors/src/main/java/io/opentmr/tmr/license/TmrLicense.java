@@ -692,7 +692,12 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
     private Effect<TmrLicenseEvent, SeatTable> onInfo(SeatTable state, GetInfo request) {
         Optional<Seat> seat = state.get(request.handleId());
-        if (seat.isEmpty() || agreed == null) {
+        if (seat.isPresent() && agreed == null) {
+            request.replyTo().tell(error(CmError.REDUNDANCY_SERVER_MISSING, name() + " has fewer than 2 counted "
+                    + "copies; handle " + Long.toUnsignedString(request.handleId()) + " keeps its seat"));
+            return Effect().none();
+        }
+        if (seat.isEmpty()) {
             request.replyTo().tell(error(CmError.INVALID_HANDLE, "handle " + Long.toUnsignedString(request.handleId())
                     + " holds no seat of " + name()));
             return Effect().none();
