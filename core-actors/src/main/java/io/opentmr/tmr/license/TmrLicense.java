@@ -185,6 +185,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private BitSet counted = new BitSet();
     private final BitSet synced = new BitSet();
     private final long[] resyncGeneration = new long[3];
+    /** Backends whose re-sync is under way: a seat or unit write they do not get makes it stale. */
+    private final BitSet resyncing = new BitSet();
     /** The re-sync generation already asked for, so a stream of copy updates asks once. */
     private final long[] resyncAsked = new long[3];
     private ProductInfo agreed;
@@ -313,6 +315,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         lost.andNot(copies.counted());
         counted = (BitSet) copies.counted().clone();
         synced.and(counted);
+        resyncing.and(counted);
         agreed = copies.agreed();
         if (units < 0 || !synced.isEmpty() && synced.cardinality() < 2) {
             units = copies.majorityUnits();
@@ -341,6 +344,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             return Effect().none();
         }
         long generation = ++resyncGeneration[backend];
+        resyncing.set(backend);
         Set<Long> held = new HashSet<>();
         List<CompletionStage<Message>> calls = new ArrayList<>();
         for (Allocation allocation : resync.held()) {
@@ -376,6 +380,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         if (done.generation() != resyncGeneration[done.backend()] || !counted.get(done.backend())) {
             return Effect().none();
         }
+        resyncing.clear(done.backend());
         if (done.failure() != null) {
             LOG.warn("{}: re-sync of backend {} failed, it does not count until a later one succeeds: {}", name(),
                     done.backend() + 1, describe(done.failure()));
@@ -386,6 +391,22 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         publishSeats();
         LOG.info("{}: backend {} re-synced; usable backends {}", name(), done.backend() + 1, indices(usable()));
         return Effect().none();
+    }
+
+    /**
+     * A write (seats or units) went to the usable backends only: a re-sync under way on another one started
+     * from the state before it and would leave that backend behind, so it is dropped and asked again.
+     */
+    private void writtenTo(BitSet written) {
+        for (int backend = resyncing.nextSetBit(0); backend >= 0; backend = resyncing.nextSetBit(backend + 1)) {
+            if (!written.get(backend)) {
+                resyncing.clear(backend);
+                resyncGeneration[backend]++;
+                LOG.info("{}: backend {} missed a write during its re-sync; it is re-synced again", name(),
+                        backend + 1);
+                listener.needsResync(backend);
+            }
+        }
     }
 
     private void outOfSync(int backend, String why) {
@@ -430,6 +451,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         state.add(seat);
         Pending request = new Pending(seat, token, access.replyTo(), usable);
         pending.put(handleId, request);
+        writtenTo(usable);
         Allocation allocation = allocation(seat);
         for (int backend = usable.nextSetBit(0); backend >= 0; backend = usable.nextSetBit(backend + 1)) {
             int asked = backend;
@@ -551,6 +573,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             return Effect().none();
         }
         BitSet usable = usable();
+        writtenTo(usable);
         return Effect().persist(new SeatReleased(release.handleId(), release.reason(), clock.millis()))
                 .thenRun(after -> {
                     for (int backend = usable.nextSetBit(0); backend >= 0; backend = usable.nextSetBit(backend + 1)) {
@@ -600,6 +623,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             replyTo.tell(error(CmError.REDUNDANCY_SERVER_MISSING, name() + " has " + usable.cardinality()
                     + " usable copies; 2 are needed"));
             return Effect().none();
+        }
+        if (isUnits) {
+            writtenTo(usable);
         }
         long voteId = nextVote++;
         votes.put(voteId, new Vote(replyTo, what, isUnits, usable.cardinality()));
