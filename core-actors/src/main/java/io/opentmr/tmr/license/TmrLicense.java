@@ -646,7 +646,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             return Effect().none();
         }
         Message answer = voted.failure() == null ? voted.reply() : asError(voted.failure());
-        if (voted.failure() != null && !(unwrap(voted.failure()) instanceof CmException)) {
+        Throwable cause = voted.failure() == null ? null : unwrap(voted.failure());
+        // A lost connection (100) is no copy's answer: it is a failure, as in onAllocated.
+        if (cause != null && (!(cause instanceof CmException refused)
+                || refused.code() == CmError.NETWORK_FAULT.code())) {
             vote.failures.put(voted.backend(), voted.failure());
         } else {
             vote.answers.put(voted.backend(), answer);
@@ -683,11 +686,14 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                         outOfSync(failed.getKey(), vote.what + " " + describe(failed.getValue()));
                     }
                 }
-                if (vote.units && majority.isPresent()) {
+                if (vote.units) {
+                    // Without a majority the node's units stay as they were: a copy that changed anyway differs.
+                    Message agreedUnits = majority.orElse(new Message.UnitsOk(Math.max(0, units)));
                     for (Map.Entry<Integer, Message> given : vote.answers.entrySet()) {
-                        if (!sameAnswer(given.getValue(), majority.get())) {
+                        if (given.getValue() instanceof Message.UnitsOk
+                                && !sameAnswer(given.getValue(), agreedUnits)) {
                             INTEGRITY.warn("{}: backend {} answered {} with {} where two copies said {}", name(),
-                                    given.getKey() + 1, vote.what, given.getValue(), majority.get());
+                                    given.getKey() + 1, vote.what, given.getValue(), agreedUnits);
                             outOfSync(given.getKey(), "its counter differs from the majority");
                         }
                     }
