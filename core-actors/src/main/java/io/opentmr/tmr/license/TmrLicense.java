@@ -329,6 +329,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         lost.andNot(copies.counted());
         counted = (BitSet) copies.counted().clone();
         synced.and(counted);
+        resyncing.and(counted);
         agreed = copies.agreed();
         if (units < 0 || !synced.isEmpty() && synced.cardinality() < 2) {
             units = copies.majorityUnits();
@@ -419,6 +420,23 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         publishSeats();
         LOG.info("{}: backend {} re-synced; usable backends {}", name(), done.backend() + 1, indices(usable()));
         return Effect().none();
+    }
+
+    /**
+     * A unit decrement went to the usable backends only (seat writes also go to backends being re-synced):
+     * a re-sync under way on another one set its counter from the value before it and would leave that
+     * backend behind, so it is dropped and asked again.
+     */
+    private void writtenTo(BitSet written) {
+        for (int backend = resyncing.nextSetBit(0); backend >= 0; backend = resyncing.nextSetBit(backend + 1)) {
+            if (!written.get(backend)) {
+                resyncing.clear(backend);
+                resyncGeneration[backend]++;
+                LOG.info("{}: backend {} missed a write during its re-sync; it is re-synced again", name(),
+                        backend + 1);
+                listener.needsResync(backend);
+            }
+        }
     }
 
     private void outOfSync(int backend, String why) {
@@ -655,6 +673,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                     + " usable copies; 2 are needed"));
             return Effect().none();
         }
+        if (isUnits) {
+            writtenTo(usable);
+        }
         long voteId = nextVote++;
         votes.put(voteId, new Vote(replyTo, what, isUnits, usable.cardinality()));
         for (int backend = usable.nextSetBit(0); backend >= 0; backend = usable.nextSetBit(backend + 1)) {
@@ -674,7 +695,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             return Effect().none();
         }
         Message answer = voted.failure() == null ? voted.reply() : asError(voted.failure());
-        if (voted.failure() != null && !(unwrap(voted.failure()) instanceof CmException)) {
+        Throwable cause = voted.failure() == null ? null : unwrap(voted.failure());
+        // A lost connection (100) is no copy's answer: it is a failure, as in onAllocated.
+        if (cause != null && (!(cause instanceof CmException refused)
+                || refused.code() == CmError.NETWORK_FAULT.code())) {
             vote.failures.put(voted.backend(), voted.failure());
         } else {
             vote.answers.put(voted.backend(), answer);
@@ -711,11 +735,14 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                         outOfSync(failed.getKey(), vote.what + " " + describe(failed.getValue()));
                     }
                 }
-                if (vote.units && majority.isPresent()) {
+                if (vote.units) {
+                    // Without a majority the node's units stay as they were: a copy that changed anyway differs.
+                    Message agreedUnits = majority.orElse(new Message.UnitsOk(Math.max(0, units)));
                     for (Map.Entry<Integer, Message> given : vote.answers.entrySet()) {
-                        if (!sameAnswer(given.getValue(), majority.get())) {
+                        if (given.getValue() instanceof Message.UnitsOk
+                                && !sameAnswer(given.getValue(), agreedUnits)) {
                             INTEGRITY.warn("{}: backend {} answered {} with {} where two copies said {}", name(),
-                                    given.getKey() + 1, vote.what, given.getValue(), majority.get());
+                                    given.getKey() + 1, vote.what, given.getValue(), agreedUnits);
                             outOfSync(given.getKey(), "its counter differs from the majority");
                         }
                     }
@@ -746,7 +773,12 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
     private Effect<TmrLicenseEvent, SeatTable> onInfo(SeatTable state, GetInfo request) {
         Optional<Seat> seat = state.get(request.handleId());
-        if (seat.isEmpty() || agreed == null) {
+        if (seat.isPresent() && agreed == null) {
+            request.replyTo().tell(error(CmError.REDUNDANCY_SERVER_MISSING, name() + " has fewer than 2 counted "
+                    + "copies; handle " + Long.toUnsignedString(request.handleId()) + " keeps its seat"));
+            return Effect().none();
+        }
+        if (seat.isEmpty()) {
             request.replyTo().tell(error(CmError.INVALID_HANDLE, "handle " + Long.toUnsignedString(request.handleId())
                     + " holds no seat of " + name()));
             return Effect().none();
