@@ -117,8 +117,8 @@ public final class TmrNode implements AutoCloseable {
                 }
 
                 @Override
-                public void granted(LicenseKey key, Seat seat, boolean recovered) {
-                    handles.get().tell(new Handles.Granted(key, seat, recovered));
+                public void granted(LicenseKey key, Seat seat) {
+                    handles.get().tell(new Handles.Granted(key, seat));
                 }
 
                 @Override

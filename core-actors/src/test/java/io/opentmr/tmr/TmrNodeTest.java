@@ -88,13 +88,7 @@ class TmrNodeTest {
 
     /** A bounded wait for a condition that other threads make true. */
     static void await(String what, BooleanSupplier condition) throws InterruptedException {
-        long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("not within 20 s: " + what);
-            }
-            Thread.sleep(50);
-        }
+        awaitEquals(what, true, condition::getAsBoolean);
     }
 
     /** A bounded wait until {@code actual} equals {@code expected}; the failure names the last value seen. */

@@ -8,11 +8,8 @@ import io.opentmr.protocol.Message;
 import io.opentmr.tmr.VirtualContainer;
 import io.opentmr.tmr.license.Seat;
 import io.opentmr.tmr.license.TmrLicense;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.time.Clock;
 import java.time.Duration;
-import java.util.Base64;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
@@ -201,8 +198,7 @@ public final class ClientHandle extends EventSourcedBehavior<ClientHandle.Comman
                     + Long.toUnsignedString(handleId) + " is unknown, released or reclaimed"));
             return persistOpenedIfMissing(state, Effect().stop());
         }
-        byte[] digest = sha256(resume.token().toArray());
-        if (!MessageDigest.isEqual(digest, Base64.getDecoder().decode(current.seat().tokenDigest()))) {
+        if (!current.seat().tokenMatches(resume.token().toArray())) {
             LOG.warn("RESUME of handle {} with a wrong token refused (session {})", Long.toUnsignedString(handleId),
                     resume.sessionId());
             resume.replyTo().tell(new Message.Error(CmError.INVALID_HANDLE, "wrong resume token for handle "
@@ -270,13 +266,5 @@ public final class ClientHandle extends EventSourcedBehavior<ClientHandle.Comman
             return Effect().persist(events).thenRun(then::accept).thenStop();
         }
         return Effect().persist(events).thenRun(then::accept);
-    }
-
-    static byte[] sha256(byte[] data) {
-        try {
-            return MessageDigest.getInstance("SHA-256").digest(data);
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException("SHA-256 is part of every JDK", e);
-        }
     }
 }

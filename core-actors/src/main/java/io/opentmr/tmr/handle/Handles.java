@@ -34,7 +34,7 @@ public final class Handles extends AbstractBehavior<Handles.Command> {
     public sealed interface Command {
     }
 
-    public record Granted(LicenseKey key, Seat seat, boolean recovered) implements Command {
+    public record Granted(LicenseKey key, Seat seat) implements Command {
     }
 
     public record Released(long handleId) implements Command {

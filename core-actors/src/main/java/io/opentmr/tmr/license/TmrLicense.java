@@ -15,8 +15,6 @@ import io.opentmr.protocol.UnitsOperation;
 import io.opentmr.tmr.backend.PeerGroup;
 import io.opentmr.tmr.license.TmrLicenseEvent.SeatGranted;
 import io.opentmr.tmr.license.TmrLicenseEvent.SeatReleased;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.security.SecureRandom;
 import java.time.Clock;
 import java.util.ArrayList;
@@ -113,8 +111,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         /** Seats in use, handles, and how many backends the license can use now (2 or more: it serves). */
         void seatsChanged(LicenseKey key, long inUse, int handles, int usable);
 
-        /** A seat was granted (also for every seat of a recovered table, with {@code recovered} set). */
-        void granted(LicenseKey key, Seat seat, boolean recovered);
+        /** A seat was granted (also told for every seat of a recovered table). */
+        void granted(LicenseKey key, Seat seat);
 
         void released(LicenseKey key, long handleId);
 
@@ -181,7 +179,6 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private final int snapshotEvery;
 
     private SeatTable table;
-    private boolean recovered;
     private BitSet counted = new BitSet();
     private final BitSet synced = new BitSet();
     /** Re-syncs under way, and those that a failed write during it spoiled. */
@@ -270,9 +267,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         return newSignalHandlerBuilder()
                 .onSignal(RecoveryCompleted.instance(), state -> {
                     table = state;
-                    recovered = true;
                     LOG.info("TMR license {} ready: {} handle(s)", key, state.handles());
-                    state.all().forEach(seat -> listener.granted(key, seat, true));
+                    state.all().forEach(seat -> listener.granted(key, seat));
                     publishSeats();
                 })
                 .build();
@@ -480,7 +476,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         random.nextBytes(token);
         Client client = access.client();
         Seat seat = new Seat(handleId, access.mode(), access.featureBits(), client.station(), client.user(),
-                client.pid(), client.sessionId(), Base64.getEncoder().encodeToString(sha256(token)), peers.epoch(),
+                client.pid(), client.sessionId(), Seat.digestOf(token), peers.epoch(),
                 clock.millis());
         state.add(seat);
         BitSet targets = writeTargets();
@@ -610,7 +606,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 if (request.answered == request.asked.cardinality()) {
                     pending.remove(request.seat.handleId());
                 }
-                listener.granted(key, request.seat, false);
+                listener.granted(key, request.seat);
                 request.replyTo.tell(new Message.AccessOk(request.seat.handleId(), Bytes.of(request.token),
                         virtualSerial));
             }
@@ -827,14 +823,6 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             text.append(text.length() > 1 ? "," : "").append(i + 1);
         }
         return text.append(']').toString();
-    }
-
-    static byte[] sha256(byte[] data) {
-        try {
-            return MessageDigest.getInstance("SHA-256").digest(data);
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException("SHA-256 is part of every JDK", e);
-        }
     }
 
 }

@@ -522,10 +522,9 @@ class TmrLicensePropertyTest {
         }
 
         @Override
-        public void granted(LicenseKey key, Seat seat, boolean recovered) {
-            if (!recovered) {
-                grantedAt.putIfAbsent(seat.handleId(), sequence.get());
-            }
+        public void granted(LicenseKey key, Seat seat) {
+            // A recovered table tells its seats again: the first telling, the live grant, is the one kept.
+            grantedAt.putIfAbsent(seat.handleId(), sequence.get());
         }
 
         @Override
