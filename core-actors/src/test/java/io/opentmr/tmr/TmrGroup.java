@@ -152,6 +152,10 @@ final class TmrGroup implements AutoCloseable {
         return node;
     }
 
+    TmrNode node() {
+        return node;
+    }
+
     InetSocketAddress nodeAddress() {
         return node.address();
     }
