@@ -123,7 +123,7 @@ public final class TmrNode implements AutoCloseable {
                         Map<String, Behavior<BackendWatcher.Command>> watchers = new LinkedHashMap<>();
                         for (int i = 0; i < settings.backends().size(); i++) {
                             watchers.put("backend-" + (i + 1), BackendWatcher.create(i, settings.backends().get(i),
-                                    settings, peers, connector, reports));
+                                    settings, peers, connector, reports, clock, random));
                         }
                         return watchers;
                     }), "virtual-container");
