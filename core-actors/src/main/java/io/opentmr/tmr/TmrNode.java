@@ -56,9 +56,11 @@ public final class TmrNode implements AutoCloseable {
     private final Serial serial;
 
     private final NodeStatus status;
+    private final PeerGroup peers;
 
     private TmrNode(ActorSystem<Void> system, BackendServer server, EventLoopGroup peerLoop, Serial serial,
-                    NodeStatus status) {
+                    NodeStatus status, PeerGroup peers) {
+        this.peers = peers;
         this.system = system;
         this.server = server;
         this.peerLoop = peerLoop;
@@ -138,7 +140,7 @@ public final class TmrNode implements AutoCloseable {
                             system.scheduler(), random));
             LOG.info("TMR node {} listening on {} with virtual container {} over backends {}", settings.nodeName(),
                     server.localAddress(), serial, settings.backends());
-            return new TmrNode(system, server, peerLoop, serial, status);
+            return new TmrNode(system, server, peerLoop, serial, status, peers);
         } catch (ExecutionException | TimeoutException e) {
             system.terminate();
             throw new IllegalStateException("the node's actors did not start within 30 s", e);
@@ -188,6 +190,11 @@ public final class TmrNode implements AutoCloseable {
     /** Whether the node serves clients now (it holds the lease and has reconciled its licenses). */
     public boolean serving() {
         return status.serving();
+    }
+
+    /** Lease grants the node holds now (a certificate needs two of one epoch). */
+    public int grantsHeld() {
+        return peers.grantsHeld();
     }
 
     public Serial virtualSerial() {

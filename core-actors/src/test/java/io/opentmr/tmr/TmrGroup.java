@@ -152,6 +152,10 @@ final class TmrGroup implements AutoCloseable {
         return node;
     }
 
+    Path secretFile() {
+        return secretFile;
+    }
+
     TmrNode node() {
         return node;
     }

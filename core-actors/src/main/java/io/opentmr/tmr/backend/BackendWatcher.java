@@ -230,7 +230,8 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
      */
     private void giveBackMinorityGrant() {
         long now = clock.millis();
-        if (!holding || group.holdsLease()) {
+        if (!holding || group.grantsHeld() >= 2) {
+            // Two grants (of one epoch, or converging on one) are no minority.
             minoritySince = 0;
             return;
         }
@@ -239,7 +240,7 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
             return;
         }
         long ttl = settings.leaseTtl().toMillis();
-        if (now - minoritySince < 2 * ttl + (long) (random.nextDouble() * ttl)) {
+        if (now - minoritySince < 2 * ttl + (long) (random.nextDouble() * 2 * ttl)) {
             return;
         }
         LOG.warn("{}: the node held this backend's grant for {} ms without a certificate (no second backend granted "

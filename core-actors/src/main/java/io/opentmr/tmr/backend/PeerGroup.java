@@ -98,6 +98,16 @@ public final class PeerGroup {
         return certificate.grants().size() >= 2;
     }
 
+    /** Unexpired grants the node holds now, of any epoch (two of one epoch make the certificate). */
+    public synchronized int grantsHeld() {
+        long now = clock.millis();
+        int held = 0;
+        for (int i = 0; i < grants.length; i++) {
+            held += grants[i] != null && grantExpiry[i] > now ? 1 : 0;
+        }
+        return held;
+    }
+
     public synchronized long epoch() {
         return targetEpoch;
     }
