@@ -143,6 +143,21 @@ public final class CopySync {
         return needs;
     }
 
+    /**
+     * Forgets everything (the license restarted): nothing counts until the quorum tells again, and answers of
+     * re-syncs begun before are stale.
+     */
+    public void forget() {
+        for (int b = 0; b < generation.length; b++) {
+            generation[b]++;
+        }
+        counted = new BitSet();
+        synced.clear();
+        resyncing.clear();
+        spoiled.clear();
+        asked.clear();
+    }
+
     /** The container could not run an asked re-sync (no listing): it may be asked again. */
     public void notBegun(int backend) {
         asked.clear(backend);

@@ -23,6 +23,9 @@ public final class SeatTable {
     /** Released handles remembered, so that a RELEASE repeated after a lost answer is still OK. */
     static final int RELEASED_MEMORY = 4096;
 
+    /** The table of no seats that recoveries start from; never changed (see TmrLicense#emptyState). */
+    static final SeatTable EMPTY = new SeatTable();
+
     /** Why an access is refused, before any backend is asked. */
     public record Refusal(CmError error, String text) {
     }
@@ -136,6 +139,17 @@ public final class SeatTable {
         if (released.size() > RELEASED_MEMORY) {
             released.remove(released.keySet().iterator().next());
         }
+    }
+
+    /** Empties the table, counts and memories included. */
+    public void clear() {
+        seats.clear();
+        byRequest.clear();
+        stationShareByStation.clear();
+        released.clear();
+        userLimit = 0;
+        noUserLimit = 0;
+        exclusive = 0;
     }
 
     public Optional<Seat> get(long handleId) {

@@ -278,7 +278,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
     private TmrLicense(ActorContext<Command> context, TimerScheduler<Command> timers, LicenseKey key, PeerGroup peers,
                        Parent parent, Clock clock, Random random, LongFunction<byte[]> tokens, Settings settings) {
-        super(persistenceId(key));
+        // A failed journal write restarts the license from its journal, with backoff; see onRecovered.
+        super(persistenceId(key), SupervisorStrategy.restartWithBackoff(Duration.ofMillis(200), Duration.ofSeconds(5),
+                0.2));
         this.context = context;
         this.timers = timers;
         this.key = key;
@@ -292,9 +294,17 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         this.resyncSetsUnits = new long[peers.size()];
     }
 
+    /**
+     * Pekko keeps the empty state it got here and starts every recovery from it, also the one after a restart;
+     * the seat table is mutable, so the empty one is never changed: the first event makes a table of its own.
+     */
     @Override
     public SeatTable emptyState() {
-        return new SeatTable();
+        return SeatTable.EMPTY;
+    }
+
+    private static SeatTable writable(SeatTable state) {
+        return state == SeatTable.EMPTY ? new SeatTable() : state;
     }
 
     @Override
@@ -328,12 +338,14 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     public EventHandler<SeatTable, TmrLicenseEvent> eventHandler() {
         return newEventHandlerBuilder().forAnyState()
                 .onEvent(SeatGranted.class, (state, event) -> {
-                    state.add(event.seat());
-                    return state;
+                    SeatTable table = writable(state);
+                    table.add(event.seat());
+                    return table;
                 })
                 .onEvent(SeatReleased.class, (state, event) -> {
-                    state.remove(event.handleId(), event.atMillis());
-                    return state;
+                    SeatTable table = writable(state);
+                    table.remove(event.handleId(), event.atMillis());
+                    return table;
                 })
                 .build();
     }
@@ -342,7 +354,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     public SignalHandler<SeatTable> signalHandler() {
         return newSignalHandlerBuilder()
                 .onSignal(RecoveryCompleted.instance(), state -> {
-                    table = state;
+                    forgetInFlight();
+                    table = writable(state);
                     long now = clock.millis();
                     for (Seat seat : state.all()) {
                         lives.put(seat.handleId(), new Life(seat.sessionId(), now));
@@ -350,10 +363,35 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                     }
                     LOG.info("TMR license {} ready: {} handle(s)", key, state.handles());
                     timers.startTimerWithFixedDelay(Sweep.INSTANCE, sweepEvery());
-                    parent.recovered(key, context.getSelf());
                     publishSeats();
+                    parent.recovered(key, context.getSelf());
                 })
                 .build();
+    }
+
+    /**
+     * After a restart (a failed journal write) nothing in flight is known any more: accesses under way are
+     * forgotten (their clients time out and retry by request id, and their allocations are freed by the
+     * re-syncs that follow), votes are dropped, and every backend is re-synced before it counts again.
+     * Answers of calls made before the restart find no request and change nothing.
+     */
+    private void forgetInFlight() {
+        pendingSeats.clear();
+        pending.clear();
+        pendingByRequest.clear();
+        ready.clear();
+        releasing.clear();
+        lives.clear();
+        votes.clear();
+        deferredUnits.clear();
+        waitingResyncs.clear();
+        java.util.Arrays.fill(resyncSetsUnits, 0);
+        unitVotesOpen = 0;
+        unitResyncsOpen = 0;
+        readingUnits = false;
+        units = -1;
+        flushQueued = false;
+        sync.forget();
     }
 
     private Duration sweepEvery() {
@@ -708,6 +746,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             events.add(new SeatReleased(release.handleId(), release.reason(), now));
         }
         return Effect().persist(events).thenRun(state -> {
+            table = state;
             BitSet targets = sync.writeTargets();
             for (Releasing release : released) {
                 lives.remove(release.handleId());
