@@ -249,9 +249,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private final Map<Long, OpenVote> votes = new HashMap<>();
     private final Deque<Command> deferredUnits = new ArrayDeque<>();
     private final Map<Integer, Resync> waitingResyncs = new LinkedHashMap<>();
-    private final long[] resyncSetsUnits;
+    /** Re-syncs under way that set the unit counter, by backend and generation: decrements wait for them. */
+    private final java.util.Set<List<Long>> unitSets = new java.util.HashSet<>();
     private int unitVotesOpen;
-    private int unitResyncsOpen;
     private boolean readingUnits;
     private ProductInfo agreed;
     /** The node's unit count: from the last decided vote or fresh read; -1 while unknown. */
@@ -291,7 +291,6 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         this.tokens = tokens;
         this.settings = settings;
         this.sync = new CopySync(peers.size());
-        this.resyncSetsUnits = new long[peers.size()];
     }
 
     /**
@@ -385,9 +384,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         votes.clear();
         deferredUnits.clear();
         waitingResyncs.clear();
-        java.util.Arrays.fill(resyncSetsUnits, 0);
+        unitSets.clear();
         unitVotesOpen = 0;
-        unitResyncsOpen = 0;
         readingUnits = false;
         units = -1;
         flushQueued = false;
@@ -511,12 +509,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         if (setsUnits) {
             long value = units;
             long operationId = random.nextLong();
-            unitResyncsOpen++;
-            resyncSetsUnits[backend] = generation;
+            unitSets.add(List.of((long) backend, generation));
             calls.add(peers.call(backend, certificate -> new Message.PeerUnits(certificate, key, operationId,
                     UnitsOperation.SET, value)));
-        } else {
-            resyncSetsUnits[backend] = 0;
         }
         LOG.info("{}: re-syncing backend {}: {} stale allocation(s) to free, {} missing to add{}", name(),
                 backend + 1, freed, added, setsUnits ? ", units set to " + units : "");
@@ -527,9 +522,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     }
 
     private Effect<TmrLicenseEvent, SeatTable> onResyncDone(ResyncDone done) {
-        if (resyncSetsUnits[done.backend()] == done.generation() && done.generation() != 0) {
-            resyncSetsUnits[done.backend()] = 0;
-            unitResyncsOpen--;
+        if (unitSets.remove(List.of((long) done.backend(), done.generation()))) {
             if (done.failure() != null) {
                 // The SET may or may not have been applied: the node's value stays right, that backend is re-synced.
                 LOG.debug("{}: units SET on backend {} not confirmed", name(), done.backend() + 1);
@@ -893,7 +886,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         if (owned(request.handleId(), request.sessionId(), request.replyTo()).isEmpty()) {
             return Effect().none();
         }
-        if (unitResyncsOpen > 0 || readingUnits) {
+        if (!unitSets.isEmpty() || readingUnits) {
             // A counter is being set or read: the decrement follows it, so nothing is counted from a stale value.
             deferredUnits.add(request);
             return Effect().none();
@@ -912,7 +905,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     }
 
     private void runDeferredUnits() {
-        while (unitResyncsOpen == 0 && !readingUnits && !deferredUnits.isEmpty()) {
+        while (unitSets.isEmpty() && !readingUnits && !deferredUnits.isEmpty()) {
             context.getSelf().tell(deferredUnits.poll());
         }
         if (unitVotesOpen == 0 && units >= 0 && !waitingResyncs.isEmpty()) {
