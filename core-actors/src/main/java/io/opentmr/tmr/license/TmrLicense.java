@@ -196,6 +196,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         final SeatRequest request;
         final byte[] token;
         final List<ActorRef<Reply>> waiting = new ArrayList<>(1);
+        /** The seat is in the journal (written beside the allocations, not after them). */
+        boolean journaled;
 
         Pending(SeatRequest request, byte[] token, ActorRef<Reply> replyTo) {
             this.request = request;
@@ -220,8 +222,15 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         }
     }
 
-    /** A release to journal, and who waits for it (null for a reclaim). */
-    private record Releasing(long handleId, String reason, ActorRef<Reply> replyTo) {
+    /**
+     * A release to journal, and who waits for it (null for a reclaim). {@code refused}: the seat was journaled
+     * with its allocations and the backends refused it; its waiters hear the refusal once the release is
+     * journaled (the backends that acknowledged were told to free it already).
+     */
+    private record Releasing(long handleId, String reason, ActorRef<Reply> replyTo, Pending refused, Reply refusal) {
+        Releasing(long handleId, String reason, ActorRef<Reply> replyTo) {
+            this(handleId, reason, replyTo, null, null);
+        }
     }
 
     private final ActorContext<Command> context;
@@ -242,7 +251,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private final SeatTable pendingSeats = new SeatTable();
     private final Map<Long, Pending> pending = new HashMap<>();
     private final Map<Seat.RequestKey, Pending> pendingByRequest = new HashMap<>();
-    private final List<Pending> ready = new ArrayList<>();
+    /** Accesses under way whose seats are not journaled yet: the next flush writes them. */
+    private final List<Pending> intents = new ArrayList<>();
     private final Map<Long, Releasing> releasing = new LinkedHashMap<>();
     private final Map<Long, Life> lives = new HashMap<>();
     private final CopySync sync;
@@ -378,7 +388,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         pendingSeats.clear();
         pending.clear();
         pendingByRequest.clear();
-        ready.clear();
+        intents.clear();
         releasing.clear();
         lives.clear();
         votes.clear();
@@ -566,8 +576,13 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         Client client = access.client();
         Seat.RequestKey request = new Seat.RequestKey(client.station(), client.host(), client.user(), client.pid(),
                 access.requestId());
+        Pending inFlight = pendingByRequest.get(request);
+        if (inFlight != null) {
+            inFlight.waiting.add(access.replyTo());
+            return Effect().none();
+        }
         Optional<Seat> opened = table.byRequest(request);
-        if (opened.isPresent()) {
+        if (opened.isPresent() && lives.containsKey(opened.get().handleId())) {
             // A re-sent ACCESS (reconnect, timeout): the handle it opened, not a second seat.
             Seat seat = opened.get();
             Life life = lives.get(seat.handleId());
@@ -577,11 +592,6 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             }
             access.replyTo().tell(new Granted(seat.handleId(), Bytes.of(tokens.apply(seat.handleId())),
                     context.getSelf()));
-            return Effect().none();
-        }
-        Pending inFlight = pendingByRequest.get(request);
-        if (inFlight != null) {
-            inFlight.waiting.add(access.replyTo());
             return Effect().none();
         }
         if (!peers.holdsLease()) {
@@ -626,6 +636,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             context.pipeToSelf(peers.call(asked, certificate -> new Message.Allocate(certificate, allocation)),
                     (reply, failure) -> new Allocated(id, asked, answer(reply, failure)));
         }
+        // Journaled while the backends allocate, not after: a node restarted between the two finds the seat in
+        // its journal and reconciles the backends with it (the client's re-sent ACCESS gets this handle).
+        intents.add(started);
+        queueFlush();
         return Effect().none();
     }
 
@@ -646,11 +660,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         }
         SeatRequest rule = request.request;
         SeatRequest.Outcome decided = rule.answer(allocated.backend(), allocated.answer());
-        if (decided == SeatRequest.Outcome.GRANTED) {
-            ready.add(request);
-            queueFlush();
+        if (decided == SeatRequest.Outcome.GRANTED && request.journaled) {
+            grant(request, clock.millis());
+            publishSeats();
         } else if (decided == SeatRequest.Outcome.REFUSED) {
-            forget(request);
             if (rule.refusalsDisagree()) {
                 INTEGRITY.warn("{}: the copies refused ALLOCATE differently: {}", name(), rule.answers());
             }
@@ -659,7 +672,16 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             Reply reply = fenced && refused.code() == CmError.REDUNDANCY_SERVER_MISSING.code()
                     ? new NotServing("the backends refused the node's lease certificate")
                     : new Refused(refused.code(), refused.text());
-            request.waiting.forEach(waiter -> waiter.tell(reply));
+            if (request.journaled) {
+                // Its seat is in the journal: the refusal is told once the release is too.
+                releasing.put(allocated.handleId(), new Releasing(allocated.handleId(), "not allocated: "
+                        + refused.text(), null, request, reply));
+                queueFlush();
+            } else {
+                intents.remove(request);
+                forget(request);
+                request.waiting.forEach(waiter -> waiter.tell(reply));
+            }
         }
         if (rule.outcome() == SeatRequest.Outcome.REFUSED) {
             // Whoever acknowledged a refused seat holds an allocation nobody was granted.
@@ -684,7 +706,17 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         return Effect().none();
     }
 
-    /** The request leaves the pending seats: refused, or (at its flush) journaled. */
+    /** A request both journaled and acknowledged by two backends: the client has its handle. */
+    private void grant(Pending request, long now) {
+        Seat seat = request.request.seat();
+        forget(request);
+        lives.put(seat.handleId(), new Life(seat.sessionId(), now));
+        parent.opened(key, seat.handleId());
+        Granted reply = new Granted(seat.handleId(), Bytes.of(request.token), context.getSelf());
+        request.waiting.forEach(waiter -> waiter.tell(reply));
+    }
+
+    /** The request is done with: granted or refused (late answers still find it until all are in). */
     private void forget(Pending request) {
         long handleId = request.request.seat().handleId();
         pendingSeats.remove(handleId, -1);
@@ -723,11 +755,11 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
      */
     private Effect<TmrLicenseEvent, SeatTable> onFlush() {
         flushQueued = false;
-        if (ready.isEmpty() && releasing.isEmpty()) {
+        if (intents.isEmpty() && releasing.isEmpty()) {
             return Effect().none();
         }
-        List<Pending> granted = new ArrayList<>(ready);
-        ready.clear();
+        List<Pending> granted = new ArrayList<>(intents);
+        intents.clear();
         List<Releasing> released = new ArrayList<>(releasing.values());
         releasing.clear();
         long now = clock.millis();
@@ -742,6 +774,11 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             table = state;
             BitSet targets = sync.writeTargets();
             for (Releasing release : released) {
+                if (release.refused() != null) {
+                    forget(release.refused());
+                    release.refused().waiting.forEach(waiter -> waiter.tell(release.refusal()));
+                    continue;
+                }
                 lives.remove(release.handleId());
                 parent.closed(key, release.handleId());
                 for (int b = targets.nextSetBit(0); b >= 0; b = targets.nextSetBit(b + 1)) {
@@ -752,12 +789,12 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 }
             }
             for (Pending request : granted) {
-                Seat seat = request.request.seat();
-                forget(request);
-                lives.put(seat.handleId(), new Life(seat.sessionId(), now));
-                parent.opened(key, seat.handleId());
-                Granted reply = new Granted(seat.handleId(), Bytes.of(request.token), context.getSelf());
-                request.waiting.forEach(waiter -> waiter.tell(reply));
+                request.journaled = true;
+                // In the journaled table now: no longer a pending seat.
+                pendingSeats.remove(request.request.seat().handleId(), -1);
+                if (request.request.outcome() == SeatRequest.Outcome.GRANTED) {
+                    grant(request, now);
+                }
             }
             publishSeats();
         });

@@ -143,6 +143,73 @@ class TmrLicenseRestartTest {
         kit.stop(license, REPLY);
     }
 
+    @Test
+    void aSeatJournaledBeforeItsAllocationsWereDecidedIsReconciledAfterACrash() {
+        LicenseKey key = new LicenseKey(6_000_010, 42, 902);
+        ProductInfo product = new ProductInfo(key.firmCode(), key.productCode(), 0xFF, "crash", 5, 0, key.tmrId(),
+                false, 0, 0, 0, 0, 0, 0);
+        PeerGroup peers = new PeerGroup(3, Clock.systemUTC(), Duration.ofSeconds(30));
+        FakeBackend[] fakes = fakes(key, peers);
+        BitSet all = new BitSet();
+        all.set(0, 3);
+        Parent parent = new Parent();
+        ActorRef<TmrLicense.Command> license = spawn(key, peers, parent);
+        awaitRecoveries(parent, 1);
+        syncAll(license, fakes, parent, all, product, key);
+
+        // Two backends carry out ALLOCATE but their answers are held back; the third is unreachable.
+        for (int i = 0; i < 2; i++) {
+            fakes[i].down();
+            fakes[i].up(true);
+        }
+        fakes[2].down();
+        TestProbe<TmrLicense.Reply> replies = kit.createTestProbe();
+        TmrLicense.Client client = new TmrLicense.Client("10.0.0.1", "host", "user", 1, SESSION);
+        license.tell(new TmrLicense.Access(0, AccessMode.USERLIMIT, client, 5, replies.getRef()));
+        // The seat is journaled while the backends allocate; then the node crashes, before any answer came.
+        TmrLicenseEvent.SeatGranted written = journal.expectNextPersistedClass(TmrLicense.persistenceId(key).id(),
+                TmrLicenseEvent.SeatGranted.class);
+        kit.stop(license, REPLY);
+        replies.expectNoMessage(Duration.ofMillis(100));
+        for (int i = 0; i < 2; i++) {
+            fakes[i].open();
+        }
+        fakes[2].up(false);
+
+        // The restarted license finds the seat in its journal and reconciles every backend with it.
+        Parent after = new Parent();
+        ActorRef<TmrLicense.Command> restarted = spawn(key, peers, after);
+        awaitRecoveries(after, 1);
+        syncAll(restarted, fakes, after, all, product, key);
+        long handle = written.seat().handleId();
+        for (FakeBackend fake : fakes) {
+            assertEquals(Set.of(handle), fake.held(), fake.backendName() + " after the reconciliation");
+        }
+        // The client, which never heard, sends its ACCESS again and gets that handle, not a second seat.
+        restarted.tell(new TmrLicense.Access(0, AccessMode.USERLIMIT, client, 5, replies.getRef()));
+        assertEquals(handle, assertInstanceOf(TmrLicense.Granted.class, replies.receiveMessage(REPLY)).handleId());
+        kit.stop(restarted, REPLY);
+    }
+
+    private static FakeBackend[] fakes(LicenseKey key, PeerGroup peers) {
+        AtomicLong sequence = new AtomicLong();
+        FakeBackend[] fakes = new FakeBackend[3];
+        for (int i = 0; i < 3; i++) {
+            fakes[i] = new FakeBackend(i, key, 5, 0, sequence);
+            peers.linkUp(i, fakes[i]);
+            Message granted = fakes[i].now(new Message.LeaseAcquire(LeaseGrant.ACTIVE_LEASE, "restart-node",
+                    peers.targetEpoch(), 600_000));
+            peers.granted(i, ((Message.LeaseGranted) granted).grant(), Duration.ofMinutes(10));
+        }
+        return fakes;
+    }
+
+    private static ActorRef<TmrLicense.Command> spawn(LicenseKey key, PeerGroup peers, Parent parent) {
+        return kit.spawn(TmrLicense.create(key, peers, parent, Clock.systemUTC(), new Random(11),
+                id -> ByteBuffer.allocate(16).putLong(id).array(),
+                new TmrLicense.Settings(Duration.ofSeconds(30), Duration.ofHours(1), 100)));
+    }
+
     private static void awaitRecoveries(Parent parent, int count) {
         long deadline = System.nanoTime() + REPLY.toNanos();
         while (parent.recoveries.get() < count) {
