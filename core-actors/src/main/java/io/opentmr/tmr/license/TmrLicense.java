@@ -503,14 +503,16 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         for (Allocation allocation : resync.held()) {
             long handleId = allocation.tmrHandleId();
             held.add(handleId);
-            if (table.get(handleId).isEmpty() && !pending.containsKey(handleId)) {
+            boolean kept = table.get(handleId).isPresent() && !releasing.containsKey(handleId);
+            if (!kept && !pending.containsKey(handleId)) {
                 calls.add(peers.call(backend, certificate -> free(certificate, handleId)));
             }
         }
         int freed = calls.size();
         java.util.Set<Long> heldIds = new java.util.HashSet<>(held);
         for (Seat seat : table.all()) {
-            if (!heldIds.contains(seat.handleId())) {
+            // A seat being released was freed already; allocating it again would leave it behind.
+            if (!heldIds.contains(seat.handleId()) && !releasing.containsKey(seat.handleId())) {
                 calls.add(peers.call(backend, certificate -> new Message.Allocate(certificate, allocation(seat))));
             }
         }
@@ -726,6 +728,18 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         }
     }
 
+    /**
+     * FREE goes out while the release is being journaled, not after: the backends' next ALLOCATE does not
+     * queue behind it. A crash before the journal write leaves the seat in the journal, and the re-syncs
+     * allocate it again until the client's repeated RELEASE frees it.
+     */
+    private void freeEverywhere(long handleId) {
+        BitSet targets = sync.writeTargets();
+        for (int b = targets.nextSetBit(0); b >= 0; b = targets.nextSetBit(b + 1)) {
+            freeOn(b, handleId);
+        }
+    }
+
     private void freeOn(int backend, long handleId) {
         context.pipeToSelf(peers.call(backend, certificate -> free(certificate, handleId)),
                 (reply, failure) -> new Freed(handleId, backend, answer(reply, failure)));
@@ -772,7 +786,6 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         }
         return Effect().persist(events).thenRun(state -> {
             table = state;
-            BitSet targets = sync.writeTargets();
             for (Releasing release : released) {
                 if (release.refused() != null) {
                     forget(release.refused());
@@ -781,9 +794,6 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 }
                 lives.remove(release.handleId());
                 parent.closed(key, release.handleId());
-                for (int b = targets.nextSetBit(0); b >= 0; b = targets.nextSetBit(b + 1)) {
-                    freeOn(b, release.handleId());
-                }
                 if (release.replyTo() != null) {
                     release.replyTo().tell(Released.INSTANCE);
                 }
@@ -835,6 +845,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             return Effect().none();
         }
         releasing.put(handleId, new Releasing(handleId, "released by its client", release.replyTo()));
+        freeEverywhere(handleId);
         queueFlush();
         return Effect().none();
     }
@@ -882,6 +893,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 LOG.info("Handle {} of {}@{} on {} reclaimed: no traffic for {} s", Long.toUnsignedString(handleId),
                         seat.user(), seat.station(), key, idle / 1000);
                 releasing.put(handleId, new Releasing(handleId, "reclaimed after " + settings.cleanupTimeout(), null));
+                freeEverywhere(handleId);
                 any = true;
             }
         }
