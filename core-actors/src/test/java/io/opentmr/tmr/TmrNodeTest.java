@@ -22,6 +22,7 @@ import io.opentmr.testing.Await;
 import io.opentmr.testing.TmrTestGroup;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -188,6 +189,29 @@ class TmrNodeTest {
         // Bounded by the configured backend timeout (500 ms) and far inside the client's request timeout:
         // without the bound, the first access would wait for the frozen backend for ever.
         assertTrue(worst < 3_000_000, "slowest access+release " + worst + " µs: " + micros);
+    }
+
+    @Test
+    void delayedAndReorderedAnswersChangeNothingForClients() throws Exception {
+        // Answers of backends 1 and 2 overtake each other and those of 3, inside the backend timeout.
+        group.link(0).delay(Duration.ZERO, Duration.ofMillis(40));
+        group.link(1).delay(Duration.ofMillis(10), Duration.ofMillis(60));
+        List<LicenseHandle> held = new ArrayList<>();
+        for (int round = 0; round < 10; round++) {
+            held.add(client.access(FIRM, SEATS));
+            if (held.size() == 2) {
+                held.remove(0).close();
+            }
+        }
+        long delivered = group.link(0).answersDelivered();
+        assertTrue(delivered > 0, "the delayed link carried the answers");
+        Set<Long> expected = new TreeSet<>(Set.of(held.get(0).handleId()));
+        for (int backend = 0; backend < 3; backend++) {
+            int b = backend;
+            Await.equal("backend " + (b + 1) + " holds the one open handle", expected,
+                    () -> unchecked(() -> held(b, SEATS)));
+        }
+        held.get(0).close();
     }
 
     @Test
