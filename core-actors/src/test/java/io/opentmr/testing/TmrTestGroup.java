@@ -274,6 +274,11 @@ public final class TmrTestGroup implements AutoCloseable {
         }
     }
 
+    /** The cluster secret's file, for a second node or a peer client of a test's own. */
+    public Path secretFile() {
+        return secretFile;
+    }
+
     /** The network between the node and backend {@code i}. */
     public LinkControl link(int i) {
         return links[i];
