@@ -160,7 +160,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         void seatsChanged(LicenseKey key, long inUse, int handles, int usable);
 
         /** A handle of this license exists (granted, or recovered with the seat table). */
-        void opened(LicenseKey key, long handleId);
+        void opened(LicenseKey key, Seat seat);
 
         void closed(LicenseKey key, long handleId);
 
@@ -198,6 +198,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         final List<ActorRef<Reply>> waiting = new ArrayList<>(1);
         /** The seat is in the journal (written beside the allocations, not after them). */
         boolean journaled;
+        /** The client has its answer; the request stays only to hear the backends that have not answered. */
+        boolean finished;
 
         Pending(SeatRequest request, byte[] token, ActorRef<Reply> replyTo) {
             this.request = request;
@@ -368,7 +370,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                     long now = clock.millis();
                     for (Seat seat : state.all()) {
                         lives.put(seat.handleId(), new Life(seat.sessionId(), now));
-                        parent.opened(key, seat.handleId());
+                        parent.opened(key, seat);
                     }
                     LOG.info("TMR license {} ready: {} handle(s)", key, state.handles());
                     timers.startTimerWithFixedDelay(Sweep.INSTANCE, sweepEvery());
@@ -504,7 +506,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             long handleId = allocation.tmrHandleId();
             held.add(handleId);
             boolean kept = table.get(handleId).isPresent() && !releasing.containsKey(handleId);
-            if (!kept && !pending.containsKey(handleId)) {
+            Pending undecided = pending.get(handleId);
+            // An access still under way keeps its allocations; one whose client has its answer does not.
+            if (!kept && (undecided == null || undecided.finished)) {
                 calls.add(peers.call(backend, certificate -> free(certificate, handleId)));
             }
         }
@@ -658,6 +662,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private Effect<TmrLicenseEvent, SeatTable> onAllocated(Allocated allocated) {
         Pending request = pending.get(allocated.handleId());
         if (request == null) {
+            // An answer from before a restart: an allocation the table does not know is freed again.
+            if (allocated.answer() instanceof BackendAnswer.Replied && table.get(allocated.handleId()).isEmpty()) {
+                freeOn(allocated.backend(), allocated.handleId());
+            }
             return Effect().none();
         }
         SeatRequest rule = request.request;
@@ -705,6 +713,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 missed(allocated.backend(), "ALLOCATE " + allocated.answer().describe());
             }
         }
+        if (request.finished && rule.allAnswered()) {
+            // Every backend answered: a re-sync may now free what this request left behind.
+            pending.remove(allocated.handleId());
+        }
         return Effect().none();
     }
 
@@ -713,17 +725,18 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         Seat seat = request.request.seat();
         forget(request);
         lives.put(seat.handleId(), new Life(seat.sessionId(), now));
-        parent.opened(key, seat.handleId());
+        parent.opened(key, seat);
         Granted reply = new Granted(seat.handleId(), Bytes.of(request.token), context.getSelf());
         request.waiting.forEach(waiter -> waiter.tell(reply));
     }
 
     /** The request is done with: granted or refused (late answers still find it until all are in). */
     private void forget(Pending request) {
+        request.finished = true;
         long handleId = request.request.seat().handleId();
         pendingSeats.remove(handleId, -1);
         pendingByRequest.remove(request.request.seat().requestKey());
-        if (request.request.outcome() == SeatRequest.Outcome.REFUSED || request.request.allAnswered()) {
+        if (request.request.allAnswered()) {
             pending.remove(handleId);
         }
     }

@@ -64,7 +64,8 @@ class NodeDataCompatibilityTest {
         }
 
         @Override
-        public void opened(LicenseKey key, long handleId) {
+        public void opened(LicenseKey key, Seat seat) {
+            long handleId = seat.handleId();
             handles.computeIfAbsent(key, k -> ConcurrentHashMap.newKeySet()).add(handleId);
         }
 
