@@ -31,7 +31,6 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -52,7 +51,6 @@ import org.junit.jupiter.api.io.TempDir;
  */
 @Timeout(180)
 @ExtendWith(NoLeaks.class)
-@Tag("node-rework")
 class BackendRestartUnderLoadTest {
 
     private static final long PRODUCT = 42;

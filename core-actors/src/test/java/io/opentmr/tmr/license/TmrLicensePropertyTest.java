@@ -195,7 +195,6 @@ class TmrLicensePropertyTest {
 
     /** Found by {@link #seatsStayConsistentUnderFaults} on the node before its rework. */
     @Example
-    @Tag("node-rework")
     void aResyncKeepsAReleasedSeatWhoseAllocateIsStillUnanswered() {
         run(1, scenario("""
                 ACCESS(USERLIMIT, station 0), ANSWER(2, #0), ACCESS(USERLIMIT, station 0),
@@ -205,7 +204,6 @@ class TmrLicensePropertyTest {
 
     /** Found by the property above on the node before its rework ("no SET while a vote is in flight"). */
     @Example
-    @Tag("node-rework")
     void aResyncDuringADecrementLeavesTheBackendBehind() {
         run(2, scenario("""
                 SETTLE, ACCESS(USERLIMIT, station 0), ACCESS(USERLIMIT, station 1), ANSWER(2, #1),
@@ -220,7 +218,6 @@ class TmrLicensePropertyTest {
      * 0 still counts as re-synced without the seat.
      */
     @Example
-    @Tag("node-rework")
     void aCopyThatTimedOutBeforeTheGrantIsNeverResynced() {
         run(1, scenario("ACCESS(USERLIMIT, station 0), TIMEOUT(0, #0, lost), FLOW(1), FLOW(2)"), Timeouts.ANY);
     }
