@@ -1,12 +1,12 @@
 package io.opentmr.tmr.server;
 
 import io.netty.channel.ChannelHandlerContext;
-import io.netty.channel.SimpleChannelInboundHandler;
 import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.Frame;
 import io.opentmr.protocol.Message;
 import io.opentmr.protocol.MessageType;
 import io.opentmr.protocol.ServerKind;
+import io.opentmr.server.FrameSession;
 import io.opentmr.tmr.NodeSettings;
 import io.opentmr.tmr.VirtualContainer;
 import io.opentmr.tmr.handle.Handles;
@@ -15,26 +15,19 @@ import java.net.InetSocketAddress;
 import java.security.SecureRandom;
 import java.util.HashSet;
 import java.util.Set;
-import java.util.concurrent.CompletionException;
-import java.util.concurrent.CompletionStage;
-import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.function.Function;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Scheduler;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * One client connection to the TMR node: HELLO, then requests routed to the virtual container (LIST,
  * ACCESS) or to the handle they name (RELEASE, RESUME, GET_INFO, CRYPT, DECREMENT_UNITS). Replies are the
  * actors' own protocol messages, written on the channel's event loop.
  */
-public final class TmrSession extends SimpleChannelInboundHandler<Frame> {
+public final class TmrSession extends FrameSession {
 
-    private static final Logger LOG = LoggerFactory.getLogger(TmrSession.class);
     private static final long ACTIVITY_INTERVAL_NANOS = TimeUnit.SECONDS.toNanos(1);
 
     private final NodeSettings settings;
@@ -51,12 +44,12 @@ public final class TmrSession extends SimpleChannelInboundHandler<Frame> {
     private String user;
     private String host;
     private long pid;
-    private int inFlight;
     private long lastActivity;
-    private ScheduledFuture<?> helloDeadline;
 
     public TmrSession(NodeSettings settings, io.opentmr.protocol.Serial virtualSerial, ActorRef<VirtualContainer.Command> container,
                       ActorRef<Handles.Command> handles, Scheduler scheduler, SecureRandom random) {
+        super(new FrameSession.Limits(settings.helloTimeout(), settings.requestTimeout(),
+                settings.maxInFlightPerConnection()));
         this.settings = settings;
         this.virtualSerial = virtualSerial;
         this.serverName = "opentmr-node " + virtualSerial;
@@ -67,38 +60,11 @@ public final class TmrSession extends SimpleChannelInboundHandler<Frame> {
     }
 
     @Override
-    public void channelActive(ChannelHandlerContext ctx) {
+    public void channelActive(ChannelHandlerContext ctx) throws Exception {
         if (ctx.channel().remoteAddress() instanceof InetSocketAddress remote) {
             station = remote.getAddress().getHostAddress();
         }
-        helloDeadline = ctx.executor().schedule(() -> {
-            if (!helloDone) {
-                LOG.info("Closing connection {}: no HELLO within {}", ctx.channel().remoteAddress(),
-                        settings.helloTimeout());
-                ctx.close();
-            }
-        }, settings.helloTimeout().toMillis(), TimeUnit.MILLISECONDS);
-        ctx.fireChannelActive();
-    }
-
-    @Override
-    public void channelInactive(ChannelHandlerContext ctx) {
-        if (helloDeadline != null) {
-            helloDeadline.cancel(false);
-        }
-        ctx.fireChannelInactive();
-    }
-
-    @Override
-    public void channelWritabilityChanged(ChannelHandlerContext ctx) {
-        ctx.channel().config().setAutoRead(ctx.channel().isWritable());
-        ctx.fireChannelWritabilityChanged();
-    }
-
-    @Override
-    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-        LOG.info("Closing connection {} after an I/O error: {}", ctx.channel().remoteAddress(), cause.toString());
-        ctx.close();
+        super.channelActive(ctx);
     }
 
     @Override
@@ -108,7 +74,7 @@ public final class TmrSession extends SimpleChannelInboundHandler<Frame> {
         if (!helloDone) {
             if (message instanceof Message.Hello hello) {
                 helloDone = true;
-                helloDeadline.cancel(false);
+                helloDone();
                 sessionId = random.nextLong();
                 host = hello.host();
                 user = hello.user();
@@ -179,38 +145,11 @@ public final class TmrSession extends SimpleChannelInboundHandler<Frame> {
     private <C> void ask(ChannelHandlerContext ctx, int id,
                          org.apache.pekko.japi.function.Function<ActorRef<Message>, C> command, ActorRef<C> target,
                          Function<Message, Message> onAnswer) {
-        if (inFlight >= settings.maxInFlightPerConnection()) {
-            error(ctx, id, CmError.REQUEST_OVERLOAD, "more than " + settings.maxInFlightPerConnection()
-                    + " requests in flight on this connection");
-            return;
-        }
-        inFlight++;
-        CompletionStage<Message> answer = AskPattern.ask(target, command::apply, settings.requestTimeout(), scheduler);
-        // On the channel's event loop: the reply is written there anyway (see the backend's session).
-        answer.whenCompleteAsync((value, failure) -> {
-            inFlight--;
-            if (failure == null) {
-                reply(ctx, id, onAnswer.apply(value));
-                return;
-            }
-            Throwable cause = failure instanceof CompletionException && failure.getCause() != null
-                    ? failure.getCause() : failure;
-            if (cause instanceof TimeoutException) {
-                LOG.warn("Request {} of session {} not answered within {}", Integer.toUnsignedString(id), sessionId,
-                        settings.requestTimeout());
-                error(ctx, id, CmError.NETWORK_FAULT, "the TMR node did not answer within " + settings.requestTimeout());
-            } else {
-                LOG.error("Request {} of session {} failed", Integer.toUnsignedString(id), sessionId, cause);
-                error(ctx, id, CmError.NETWORK_FAULT, "the TMR node failed to process the request: " + cause);
-            }
-        }, ctx.executor());
+        answer(ctx, id, () -> AskPattern.ask(target, command::apply, settings.requestTimeout(), scheduler), onAnswer);
     }
 
-    private static void reply(ChannelHandlerContext ctx, int id, Message message) {
-        ctx.channel().writeAndFlush(new Frame(id, message), ctx.channel().voidPromise());
-    }
-
-    private static void error(ChannelHandlerContext ctx, int id, CmError error, String text) {
-        reply(ctx, id, new Message.Error(error, text));
+    @Override
+    protected String who() {
+        return "session " + sessionId;
     }
 }
