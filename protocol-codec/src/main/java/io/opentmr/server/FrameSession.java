@@ -127,8 +127,8 @@ public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
             reply(ctx, id, failure(id, e));
             return;
         }
-        // On the channel's event loop: the reply is written there anyway, and a stage completed by another
-        // thread (an actor's) would otherwise run this on the JDK's common pool.
+        // On the channel's event loop: the reply is written there anyway, and the JDK's default async
+        // executor would otherwise run this on a new thread per reply on a 2-core machine.
         answer.whenCompleteAsync((value, failed) -> {
             inFlight--;
             Message message;
