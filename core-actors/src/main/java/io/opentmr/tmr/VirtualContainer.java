@@ -432,7 +432,10 @@ public final class VirtualContainer extends AbstractBehavior<VirtualContainer.Co
             key = closed.get(request.handleId());
         }
         ActorRef<TmrLicense.Command> license = key == null ? null : licenses.get(key);
-        if (license == null) {
+        if (license == null && !recovered.containsAll(licenses.keySet())) {
+            // A license still recovering may hold it: the client asks again, the handle is not given up.
+            request.replyTo().tell(new TmrLicense.NotServing("the node's licenses are still recovering"));
+        } else if (license == null) {
             request.replyTo().tell(new TmrLicense.Refused(CmError.INVALID_HANDLE, "handle "
                     + Long.toUnsignedString(request.handleId()) + " is unknown, released or reclaimed"));
         } else {

@@ -36,6 +36,22 @@ public final class SeatRequest {
         return seat;
     }
 
+    /** The backends asked to allocate the seat. */
+    public BitSet asked() {
+        return (BitSet) asked.clone();
+    }
+
+    /** Backends that answered without a copy's answer (lost, timed out, certificate refused): they may hold it. */
+    public BitSet unknown() {
+        BitSet unknown = new BitSet();
+        answers.forEach((backend, answer) -> {
+            if (!(answer instanceof BackendAnswer.Replied) && !(answer instanceof BackendAnswer.Refused)) {
+                unknown.set(backend);
+            }
+        });
+        return unknown;
+    }
+
     public Outcome outcome() {
         return outcome;
     }

@@ -213,6 +213,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private record OpenVote(MajorityVote vote, VoteKind kind, String what, ActorRef<Reply> replyTo) {
     }
 
+    /** A handle recovered from the journal that no session of this node has used since. */
+    private static final long UNBOUND = 0;
+
     /** A handle's life beside its seat: which session uses it and when it was last heard of. */
     private static final class Life {
         long sessionId;
@@ -229,9 +232,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
      * with its allocations and the backends refused it; its waiters hear the refusal once the release is
      * journaled (the backends that acknowledged were told to free it already).
      */
-    private record Releasing(long handleId, String reason, ActorRef<Reply> replyTo, Pending refused, Reply refusal) {
+    private record Releasing(long handleId, String reason, List<ActorRef<Reply>> waiters, Pending refused,
+                             Reply refusal) {
         Releasing(long handleId, String reason, ActorRef<Reply> replyTo) {
-            this(handleId, reason, replyTo, null, null);
+            this(handleId, reason, replyTo == null ? new ArrayList<>() : new ArrayList<>(List.of(replyTo)), null, null);
         }
     }
 
@@ -369,7 +373,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                     table = writable(state);
                     long now = clock.millis();
                     for (Seat seat : state.all()) {
-                        lives.put(seat.handleId(), new Life(seat.sessionId(), now));
+                        // Sessions that held it before a restart of this license still do: the first one
+                        // that uses it binds it again (a restarted node has new sessions, which RESUME).
+                        lives.put(seat.handleId(), new Life(UNBOUND, now));
                         parent.opened(key, seat);
                     }
                     LOG.info("TMR license {} ready: {} handle(s)", key, state.handles());
@@ -457,6 +463,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
     private Effect<TmrLicenseEvent, SeatTable> onResyncAll() {
         LOG.info("{}: every backend is re-synced before it counts again", name());
+        // The node served nobody while it had no lease: clients could not show they are alive meanwhile.
+        long now = clock.millis();
+        lives.values().forEach(life -> life.lastActivity = now);
         askResyncs(sync.reset());
         units = -1;
         publishSeats();
@@ -587,6 +596,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             inFlight.waiting.add(access.replyTo());
             return Effect().none();
         }
+        if (!peers.holdsLease()) {
+            access.replyTo().tell(new NotServing("the node holds no lease certificate"));
+            return Effect().none();
+        }
         Optional<Seat> opened = table.byRequest(request);
         if (opened.isPresent() && lives.containsKey(opened.get().handleId())) {
             // A re-sent ACCESS (reconnect, timeout): the handle it opened, not a second seat.
@@ -702,6 +715,13 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 for (int b = held.nextSetBit(0); b >= 0; b = held.nextSetBit(b + 1)) {
                     freeOn(b, allocated.handleId());
                 }
+                // A backend that gave no answer may have carried the ALLOCATE out (or will): re-sync it.
+                BitSet unknown = rule.unknown();
+                for (int b = unknown.nextSetBit(0); b >= 0; b = unknown.nextSetBit(b + 1)) {
+                    missed(b, "ALLOCATE of a refused seat " + rule.answers().get(b).describe());
+                }
+            } else if (!(allocated.answer() instanceof BackendAnswer.Refused)) {
+                missed(allocated.backend(), "ALLOCATE of a refused seat " + allocated.answer().describe());
             }
         } else if (rule.outcome() == SeatRequest.Outcome.GRANTED) {
             if (decided == SeatRequest.Outcome.GRANTED) {
@@ -723,6 +743,12 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     /** A request both journaled and acknowledged by two backends: the client has its handle. */
     private void grant(Pending request, long now) {
         Seat seat = request.request.seat();
+        // A backend whose re-sync began after this access was sent was not asked: it lacks the seat.
+        BitSet notAsked = sync.writeTargets();
+        notAsked.andNot(request.request.asked());
+        for (int b = notAsked.nextSetBit(0); b >= 0; b = notAsked.nextSetBit(b + 1)) {
+            missed(b, "a seat granted while it was re-synced was not sent to it");
+        }
         forget(request);
         lives.put(seat.handleId(), new Life(seat.sessionId(), now));
         parent.opened(key, seat);
@@ -807,9 +833,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 }
                 lives.remove(release.handleId());
                 parent.closed(key, release.handleId());
-                if (release.replyTo() != null) {
-                    release.replyTo().tell(Released.INSTANCE);
-                }
+                release.waiters().forEach(waiter -> waiter.tell(Released.INSTANCE));
             }
             for (Pending request : granted) {
                 request.journaled = true;
@@ -838,6 +862,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             release.replyTo().tell(unknownHandle(handleId));
             return Effect().none();
         }
+        if (life.sessionId == UNBOUND) {
+            life.sessionId = release.sessionId();
+        }
         if (life.sessionId != release.sessionId()) {
             release.replyTo().tell(otherSession(handleId));
             return Effect().none();
@@ -849,12 +876,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         Releasing already = releasing.get(handleId);
         if (already != null) {
             // A repeat while the first is being journaled: both are answered once it is.
-            ActorRef<Reply> first = already.replyTo();
-            ActorRef<Reply> second = release.replyTo();
-            releasing.put(handleId, new Releasing(handleId, already.reason(), first == null ? second : first));
-            if (first != null) {
-                second.tell(Released.INSTANCE);
-            }
+            already.waiters().add(release.replyTo());
             return Effect().none();
         }
         releasing.put(handleId, new Releasing(handleId, "released by its client", release.replyTo()));
@@ -887,7 +909,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         long now = clock.millis();
         for (long handleId : touch.handleIds()) {
             Life life = lives.get(handleId);
-            if (life != null && life.sessionId == touch.sessionId()) {
+            if (life != null && (life.sessionId == touch.sessionId() || life.sessionId == UNBOUND)) {
+                life.sessionId = touch.sessionId();
                 life.lastActivity = now;
             }
         }
@@ -923,6 +946,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         if (seat.isEmpty() || life == null || releasing.containsKey(handleId)) {
             replyTo.tell(unknownHandle(handleId));
             return Optional.empty();
+        }
+        if (life.sessionId == UNBOUND) {
+            life.sessionId = sessionId;
         }
         if (life.sessionId != sessionId) {
             replyTo.tell(otherSession(handleId));

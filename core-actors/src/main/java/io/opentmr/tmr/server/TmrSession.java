@@ -86,7 +86,9 @@ public final class TmrSession extends FrameSession {
                 }
                 helloDone = true;
                 helloDone();
-                sessionId = random.nextLong();
+                do {
+                    sessionId = random.nextLong();
+                } while (sessionId == 0);
                 host = hello.host();
                 user = hello.user();
                 pid = hello.pid();

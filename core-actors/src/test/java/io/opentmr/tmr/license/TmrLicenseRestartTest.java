@@ -131,9 +131,6 @@ class TmrLicenseRestartTest {
             pump(fakes);
         }
         replies.expectNoMessage(Duration.ofMillis(200));
-        for (FakeBackend fake : fakes) {
-            assertEquals(2, fake.held().size(), "the unjournaled seat was allocated before the write failed");
-        }
 
         // Told the copies again (as the virtual container does on recovery), it re-syncs every backend.
         syncAll(license, fakes, parent, all, product, key);
