@@ -159,4 +159,24 @@ class TmrHandleTest {
             }
         }
     }
+
+    @Test
+    void aHandleOutlivesALeaseOutageLongerThanTheCleanupTimeout() throws Exception {
+        try (TmrClient client = TmrClient.connect(group.nodeAddress())) {
+            LicenseHandle held = client.access(FIRM, PRODUCT);
+            group.link(0).cut();
+            group.link(1).cut();
+            Await.until("the node stops serving", () -> !group.node().serving());
+            // The outage lasts longer than the cleanup timeout (2 s): nobody could show they are alive meanwhile.
+            Thread.sleep(3_000);
+            group.link(0).restore();
+            group.link(1).restore();
+            Await.until("the node serves again", () -> group.node().serving());
+            // The client resumed its handle; it was not reclaimed as idle.
+            assertEquals(PRODUCT, held.info().product().productCode());
+            Thread.sleep(2_500);
+            assertEquals(PRODUCT, held.info().product().productCode(), "still held a cleanup timeout later");
+            held.close();
+        }
+    }
 }
