@@ -120,15 +120,17 @@ public final class TmrNode implements AutoCloseable {
         Behavior<Void> guardian = Behaviors.setup(context -> {
             ActorRef<VirtualContainer.Command> container = context.spawn(VirtualContainer.create(serial, peers, status,
                     clock, settings.heartbeat(), settings.reconcileTimeout(),
-                    (key, parent) -> TmrLicense.create(key, peers, parent, clock, random, tokens, licenseSettings),
-                    reports -> {
-                        Map<String, Behavior<BackendWatcher.Command>> watchers = new LinkedHashMap<>();
-                        for (int i = 0; i < settings.backends().size(); i++) {
-                            watchers.put("backend-" + (i + 1), BackendWatcher.create(i, settings.backends().get(i),
-                                    settings, peers, connector, reports, clock, random));
-                        }
-                        return watchers;
-                    }), "virtual-container");
+                    (key, parent) -> TmrLicense.create(key, peers, parent, clock, random, tokens, licenseSettings)),
+                    "virtual-container");
+            // Beside the container, not under it: a container restarted from its journal keeps its backends.
+            context.spawn(Quorums.create(serial, settings.backends().size(), container, reports -> {
+                Map<String, Behavior<BackendWatcher.Command>> watchers = new LinkedHashMap<>();
+                for (int i = 0; i < settings.backends().size(); i++) {
+                    watchers.put("backend-" + (i + 1), BackendWatcher.create(i, settings.backends().get(i),
+                            settings, peers, connector, reports, clock, random));
+                }
+                return watchers;
+            }), "quorums");
             containerRef.complete(container);
             return Behaviors.empty();
         });

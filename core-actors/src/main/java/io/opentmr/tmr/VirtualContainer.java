@@ -1,7 +1,9 @@
 package io.opentmr.tmr;
 
-import io.opentmr.protocol.AccessMode;
+import com.fasterxml.jackson.databind.JsonNode;
+import io.opentmr.CborSerializable;
 import io.opentmr.protocol.Allocation;
+import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.ContainerInfo;
@@ -9,46 +11,57 @@ import io.opentmr.protocol.LicenseKey;
 import io.opentmr.protocol.Message;
 import io.opentmr.protocol.ProductInfo;
 import io.opentmr.protocol.Serial;
-import io.opentmr.tmr.backend.BackendWatcher;
 import io.opentmr.tmr.backend.PeerGroup;
 import io.opentmr.tmr.license.TmrLicense;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.BitSet;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.TreeMap;
-import java.util.function.Function;
+import java.util.TreeSet;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
-import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.SupervisorStrategy;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
-import org.apache.pekko.actor.typed.javadsl.Receive;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
+import org.apache.pekko.persistence.typed.PersistenceId;
+import org.apache.pekko.persistence.typed.RecoveryCompleted;
+import org.apache.pekko.persistence.typed.javadsl.CommandHandler;
+import org.apache.pekko.persistence.typed.javadsl.Effect;
+import org.apache.pekko.persistence.typed.javadsl.EventHandler;
+import org.apache.pekko.persistence.typed.javadsl.EventSourcedBehavior;
+import org.apache.pekko.persistence.typed.javadsl.SignalHandler;
+import org.apache.pekko.serialization.jackson.JacksonMigration;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * The virtual container {@code 131-n} of one TMR group (the containers of the three backends that share a
- * CmActId): it counts the copies of every TMR license ({@link Quorum}) and tells each {@link TmrLicense}
- * which copies count, lists the licenses with two or more usable copies, routes accesses to their license
- * and handle requests of other sessions (RESUME, a repeated RELEASE) to the license that holds the handle,
- * and lists a backend's allocations for the re-syncs its licenses ask for.
+ * CmActId), event-sourced ({@code tmr-container|131-n}): it journals the group's CmActId once learned and every
+ * TMR license key the first time its {@link Quorums} report it, and on recovery spawns the license of every
+ * key it knows, at once, so that a license whose copies have vanished from the backends still recovers its
+ * seats (its handles can be resumed and released) and the node does not serve before it has.
+ *
+ * <p>From the quorums' {@link Quorums.View} it tells each {@link TmrLicense} which copies count, lists the
+ * licenses with two or more usable copies, routes accesses to their license and handle requests of other
+ * sessions (RESUME, a repeated RELEASE) to the license that holds the handle, and lists a backend's
+ * allocations for the re-syncs its licenses ask for.
  *
  * <p>It also decides when the node serves ({@link NodeStatus}): only while it holds the lease certificate,
  * and only once, since it (re)gained it, every license recovered its journal and re-synced two or more
  * backends. Until then clients are told NOT_ACTIVE and come back.
  */
-public final class VirtualContainer extends AbstractBehavior<VirtualContainer.Command> {
+public final class VirtualContainer
+        extends EventSourcedBehavior<VirtualContainer.Command, VirtualContainer.Event, VirtualContainer.State> {
 
     private static final Logger LOG = LoggerFactory.getLogger(VirtualContainer.class);
-    private static final Logger INTEGRITY = LoggerFactory.getLogger("opentmr.integrity");
     /** Allocations asked for per LIST_ALLOCATIONS page: well inside a frame. */
     static final int PAGE = 1000;
     /** Closed handles remembered, so that a RELEASE repeated on another connection still finds its license. */
@@ -57,7 +70,8 @@ public final class VirtualContainer extends AbstractBehavior<VirtualContainer.Co
     public sealed interface Command {
     }
 
-    public record Reported(BackendWatcher.Report report) implements Command {
+    /** What the quorums decide now, after a backend's report. */
+    public record Counted(Quorums.View view) implements Command {
     }
 
     /** The virtual container as LIST_CONTAINERS shows it. */
@@ -74,6 +88,13 @@ public final class VirtualContainer extends AbstractBehavior<VirtualContainer.Co
     /** A request for a handle the asking session does not know the license of (RESUME, RELEASE). */
     public record ToHandle(long handleId, TmrLicense.Command command, ActorRef<TmrLicense.Reply> replyTo)
             implements Command {
+    }
+
+    /** The licenses the container knows (journaled) and those recovered so far (tests, tools). */
+    public record Licenses(Set<LicenseKey> known, Set<LicenseKey> recovered) {
+    }
+
+    public record GetLicenses(ActorRef<Licenses> replyTo) implements Command {
     }
 
     record SeatsChanged(LicenseKey key, long inUse, int handles, int usable) implements Command {
@@ -101,12 +122,69 @@ public final class VirtualContainer extends AbstractBehavior<VirtualContainer.Co
         INSTANCE
     }
 
+    /** Journaled: what the container learned about its group. Versions: {@link EventVersions}. */
+    public sealed interface Event extends CborSerializable {
+    }
+
+    /** The group's CmActId, from the first inventory that showed it. */
+    public record CmActIdLearned(long cmActId, long atMillis) implements Event {
+    }
+
+    /** A TMR license key a backend holds a copy of, the first time it was seen. */
+    public record LicenseSeen(LicenseKey key, long atMillis) implements Event {
+    }
+
+    /** The journaled state: the group's CmActId (0: not learned yet) and every license key seen. */
+    public record State(long cmActId, Set<LicenseKey> licenses) {
+        public State {
+            Set<LicenseKey> sorted = new TreeSet<>(Quorums.ORDER);
+            sorted.addAll(licenses);
+            licenses = Collections.unmodifiableSet(sorted);
+        }
+
+        static State empty() {
+            return new State(0, Set.of());
+        }
+
+        State apply(CmActIdLearned learned) {
+            return new State(learned.cmActId(), licenses);
+        }
+
+        State apply(LicenseSeen seen) {
+            Set<LicenseKey> more = new HashSet<>(licenses);
+            more.add(seen.key());
+            return new State(cmActId, more);
+        }
+    }
+
+    /**
+     * The version of the container's journaled events, written into their manifests by Pekko's Jackson
+     * serializer ({@code pekko.serialization.jackson.migrations} in reference.conf). Version 1: the first
+     * container events; a data directory written before them has none, and the container starts empty and
+     * learns its group from the inventories.
+     */
+    public static final class EventVersions extends JacksonMigration {
+
+        public static final int CURRENT = 1;
+
+        @Override
+        public int currentVersion() {
+            return CURRENT;
+        }
+
+        @Override
+        public JsonNode transform(int fromVersion, JsonNode json) {
+            return json;
+        }
+    }
+
     /** How a license is made: its key, and the parent it reports to. */
     @FunctionalInterface
     public interface LicenseFactory {
         Behavior<TmrLicense.Command> create(LicenseKey key, TmrLicense.Parent parent);
     }
 
+    private final ActorContext<Command> context;
     private final Serial serial;
     private final PeerGroup peers;
     private final LicenseFactory licenseFactory;
@@ -115,11 +193,13 @@ public final class VirtualContainer extends AbstractBehavior<VirtualContainer.Co
     private final Clock clock;
     private final Duration reconcileTimeout;
     private final TmrLicense.Parent parent;
-    private final ContainerInfo[] containers;
-    private final String[] names;
-    private final Map<LicenseKey, Quorum> quorums = new TreeMap<>(VirtualContainer::compare);
+    // What follows is not journaled: the licenses' own reports and the quorums' latest view rebuild it.
     private final Map<LicenseKey, ActorRef<TmrLicense.Command>> licenses = new HashMap<>();
     private final Set<LicenseKey> recovered = new HashSet<>();
+    /** The quorums' latest verdicts, in LIST order. */
+    private Map<LicenseKey, Quorums.Verdict> verdicts = Map.of();
+    private BitSet inventoried = new BitSet();
+    private long reportedCmActId;
     private final Map<LicenseKey, Long> inUse = new HashMap<>();
     /** Backends each license can use now (counted and re-synced): it is listed and served with 2 or more. */
     private final Map<LicenseKey, Integer> usable = new HashMap<>();
@@ -130,33 +210,35 @@ public final class VirtualContainer extends AbstractBehavior<VirtualContainer.Co
     private final boolean[] resyncRunning;
     /** Licenses waiting for a re-sync of each backend. */
     private final List<Set<LicenseKey>> wanting = new ArrayList<>();
-    private long cmActId;
     private boolean leaseHeld;
     private long leaseSince;
 
     /**
-     * @param licenses the behavior of the license of a key (spawned as a child when the key is first seen)
-     * @param watchers the backend watchers, by name, reporting to the given reference (spawned as children)
+     * A virtual container; its {@link Quorums} (with the backend watchers) are spawned beside it and send it
+     * {@link Counted}. A failed journal write restarts it from its journal, with backoff; its licenses restart
+     * with it.
+     *
+     * @param licenses the behavior of the license of a key (spawned as a child when the key is first seen, and
+     *                 for every known key on recovery)
      */
     public static Behavior<Command> create(Serial serial, PeerGroup peers, NodeStatus status, Clock clock,
-                                           Duration heartbeat, Duration reconcileTimeout, LicenseFactory licenses,
-                                           Function<ActorRef<BackendWatcher.Report>,
-                                                   Map<String, Behavior<BackendWatcher.Command>>> watchers) {
+                                           Duration heartbeat, Duration reconcileTimeout, LicenseFactory licenses) {
         return Behaviors.setup(context -> Behaviors.withTimers(timers -> {
-            VirtualContainer container = new VirtualContainer(context, timers, serial, peers, status, clock,
-                    reconcileTimeout, licenses);
-            ActorRef<BackendWatcher.Report> reports = context.messageAdapter(BackendWatcher.Report.class,
-                    Reported::new);
-            watchers.apply(reports).forEach((name, watcher) -> context.spawn(watcher, name));
             timers.startTimerWithFixedDelay(CheckLease.INSTANCE, heartbeat);
-            return container;
+            return new VirtualContainer(context, timers, serial, peers, status, clock, reconcileTimeout, licenses);
         }));
+    }
+
+    public static PersistenceId persistenceId(Serial serial) {
+        return PersistenceId.of("tmr-container", serial.toString(), "|");
     }
 
     private VirtualContainer(ActorContext<Command> context, TimerScheduler<Command> timers, Serial serial,
                              PeerGroup peers, NodeStatus status, Clock clock, Duration reconcileTimeout,
                              LicenseFactory licenseFactory) {
-        super(context);
+        super(persistenceId(serial), SupervisorStrategy.restartWithBackoff(Duration.ofMillis(200),
+                Duration.ofSeconds(5), 0.2));
+        this.context = context;
         this.timers = timers;
         this.serial = serial;
         this.peers = peers;
@@ -165,8 +247,6 @@ public final class VirtualContainer extends AbstractBehavior<VirtualContainer.Co
         this.reconcileTimeout = reconcileTimeout;
         this.licenseFactory = licenseFactory;
         int backends = peers.size();
-        this.containers = new ContainerInfo[backends];
-        this.names = new String[backends];
         this.resyncGeneration = new long[backends];
         this.resyncRunning = new boolean[backends];
         for (int i = 0; i < backends; i++) {
@@ -202,56 +282,96 @@ public final class VirtualContainer extends AbstractBehavior<VirtualContainer.Co
         };
     }
 
-    private static int compare(LicenseKey a, LicenseKey b) {
-        int byFirm = Long.compare(a.firmCode(), b.firmCode());
-        if (byFirm != 0) {
-            return byFirm;
-        }
-        int byProduct = Long.compare(a.productCode(), b.productCode());
-        return byProduct != 0 ? byProduct : Long.compare(a.tmrId(), b.tmrId());
+    @Override
+    public State emptyState() {
+        return State.empty();
     }
 
     @Override
-    public Receive<Command> createReceive() {
-        return newReceiveBuilder()
-                .onMessage(Reported.class, reported -> onReport(reported.report()))
-                .onMessage(ListContainers.class, this::onList)
-                .onMessage(Access.class, this::onAccess)
-                .onMessage(ToHandle.class, this::onToHandle)
-                .onMessage(SeatsChanged.class, changed -> {
+    public EventHandler<State, Event> eventHandler() {
+        return newEventHandlerBuilder().forAnyState()
+                .onEvent(CmActIdLearned.class, State::apply)
+                .onEvent(LicenseSeen.class, State::apply)
+                .build();
+    }
+
+    @Override
+    public SignalHandler<State> signalHandler() {
+        return newSignalHandlerBuilder()
+                .onSignal(RecoveryCompleted.instance(), state -> {
+                    forget();
+                    state.licenses().forEach(this::license);
+                    LOG.info("Virtual container {} recovered: CmActId {}, {} license(s) known", serial,
+                            state.cmActId(), state.licenses().size());
+                })
+                .build();
+    }
+
+    /** After a restart the licenses are new children and the quorums' view comes again: start from nothing. */
+    private void forget() {
+        licenses.clear();
+        recovered.clear();
+        verdicts = Map.of();
+        inventoried = new BitSet();
+        inUse.clear();
+        usable.clear();
+        handles.clear();
+        closed.clear();
+        for (int i = 0; i < resyncGeneration.length; i++) {
+            resyncGeneration[i]++;
+            resyncRunning[i] = false;
+            resyncPages.set(i, new ArrayList<>());
+            wanting.set(i, new HashSet<>());
+        }
+        leaseHeld = false;
+        status.reconciled(false);
+    }
+
+    @Override
+    public CommandHandler<Command, Event, State> commandHandler() {
+        return newCommandHandlerBuilder().forAnyState()
+                .onCommand(Counted.class, this::onCounted)
+                .onCommand(ListContainers.class, this::onList)
+                .onCommand(Access.class, this::onAccess)
+                .onCommand(ToHandle.class, this::onToHandle)
+                .onCommand(GetLicenses.class, (state, get) -> {
+                    get.replyTo().tell(new Licenses(state.licenses(), Set.copyOf(recovered)));
+                    return Effect().none();
+                })
+                .onCommand(SeatsChanged.class, changed -> {
                     inUse.put(changed.key(), changed.inUse());
                     usable.put(changed.key(), changed.usable());
                     checkServing();
-                    return this;
+                    return Effect().none();
                 })
-                .onMessage(HandleOpened.class, opened -> {
+                .onCommand(HandleOpened.class, opened -> {
                     handles.put(opened.handleId(), opened.key());
                     closed.remove(opened.handleId());
-                    return this;
+                    return Effect().none();
                 })
-                .onMessage(HandleClosed.class, gone -> {
+                .onCommand(HandleClosed.class, gone -> {
                     handles.remove(gone.handleId());
                     closed.put(gone.handleId(), gone.key());
                     if (closed.size() > CLOSED_MEMORY) {
                         closed.remove(closed.keySet().iterator().next());
                     }
-                    return this;
+                    return Effect().none();
                 })
-                .onMessage(NeedsResync.class, needs -> {
+                .onCommand(NeedsResync.class, needs -> {
                     wanting.get(needs.backend()).add(needs.key());
                     timers.startSingleTimer("resync-" + needs.backend(), new StartResync(needs.backend()),
                             Duration.ofMillis(200));
-                    return this;
+                    return Effect().none();
                 })
-                .onMessage(LicenseRecovered.class, this::onRecovered)
-                .onMessage(StartResync.class, start -> {
+                .onCommand(LicenseRecovered.class, this::onRecovered)
+                .onCommand(StartResync.class, start -> {
                     startResync(start.backend());
-                    return this;
+                    return Effect().none();
                 })
-                .onMessage(Page.class, this::onPage)
-                .onMessage(CheckLease.class, check -> {
+                .onCommand(Page.class, this::onPage)
+                .onCommand(CheckLease.class, check -> {
                     checkServing();
-                    return this;
+                    return Effect().none();
                 })
                 .build();
     }
@@ -282,151 +402,132 @@ public final class VirtualContainer extends AbstractBehavior<VirtualContainer.Co
         if (!held || status.reconciled()) {
             return;
         }
-        int inventoried = 0;
-        for (ContainerInfo container : containers) {
-            inventoried += container != null ? 1 : 0;
-        }
         List<LicenseKey> behind = new ArrayList<>();
-        for (Quorum quorum : quorums.values()) {
-            LicenseKey key = quorum.key();
-            if (!recovered.contains(key) || quorum.valid() && usable.getOrDefault(key, 0) < 2) {
+        for (LicenseKey key : licenses.keySet()) {
+            Quorums.Verdict verdict = verdicts.get(key);
+            if (!recovered.contains(key) || verdict != null && verdict.valid() && usable.getOrDefault(key, 0) < 2) {
                 behind.add(key);
             }
         }
         long waited = clock.millis() - leaseSince;
-        if (inventoried >= 2 && behind.isEmpty()) {
+        if (inventoried.cardinality() >= 2 && behind.isEmpty()) {
             status.reconciled(true);
             LOG.info("Virtual container {} serves clients: {} license(s) reconciled with the backends in {} ms",
-                    serial, quorums.size(), waited);
+                    serial, licenses.size(), waited);
         } else if (waited >= reconcileTimeout.toMillis()) {
             status.reconciled(true);
             LOG.warn("Virtual container {} serves clients after {} ms although license(s) {} are not reconciled yet "
-                    + "({} backend(s) inventoried); they answer 130 until they are", serial, waited, behind, inventoried);
+                    + "({} backend(s) inventoried); they answer 130 until they are", serial, waited, behind,
+                    inventoried.cardinality());
         }
     }
 
-    private Behavior<Command> onRecovered(LicenseRecovered recovered) {
+    private Effect<Event, State> onRecovered(LicenseRecovered recovered) {
         this.recovered.add(recovered.key());
-        Quorum quorum = quorums.get(recovered.key());
-        if (quorum != null) {
+        Quorums.Verdict verdict = verdicts.get(recovered.key());
+        if (verdict != null) {
             // Also after a restart of the license: it forgot what counts, and re-syncs every backend.
-            recovered.license().tell(new TmrLicense.Copies(quorum.counted(), quorum.agreed().orElse(null)));
+            recovered.license().tell(new TmrLicense.Copies(verdict.counted(), verdict.agreed()));
             recovered.license().tell(TmrLicense.ResyncAll.INSTANCE);
         }
         checkServing();
-        return this;
+        return Effect().none();
     }
 
     // --- backends and copies ------------------------------------------------------------------------------
 
-    private Behavior<Command> onReport(BackendWatcher.Report report) {
-        int backend = report.backend();
-        if (report instanceof BackendWatcher.Inventory inventory) {
-            names[backend] = inventory.name();
-            containers[backend] = groupContainer(backend, inventory.containers());
-        } else {
-            containers[backend] = null;
-            resyncGeneration[backend]++;
-            resyncRunning[backend] = false;
+    /** Journals the CmActId and the keys not seen before, then spawns their licenses and tells what counts. */
+    private Effect<Event, State> onCounted(State state, Counted counted) {
+        Quorums.View view = counted.view();
+        List<Event> learned = new ArrayList<>();
+        long now = clock.millis();
+        if (view.cmActId() != 0 && state.cmActId() == 0) {
+            learned.add(new CmActIdLearned(view.cmActId(), now));
+        } else if (view.cmActId() != 0 && view.cmActId() != state.cmActId() && view.cmActId() != reportedCmActId) {
+            LOG.warn("Virtual container {} belongs to CmActId {}, but the backends now hold CmActId {}", serial,
+                    state.cmActId(), view.cmActId());
         }
-        Map<LicenseKey, ProductInfo> held = new HashMap<>();
-        if (containers[backend] != null) {
-            for (ProductInfo product : containers[backend].products()) {
-                if (product.tmrId() != 0) {
-                    held.put(new LicenseKey(product.firmCode(), product.productCode(), product.tmrId()), product);
-                }
+        reportedCmActId = view.cmActId();
+        for (LicenseKey key : view.licenses().keySet()) {
+            if (!state.licenses().contains(key)) {
+                learned.add(new LicenseSeen(key, now));
             }
         }
-        for (LicenseKey key : held.keySet()) {
-            quorums.computeIfAbsent(key, k -> new Quorum(k, peers.size()));
+        if (learned.isEmpty()) {
+            take(view);
+            return Effect().none();
         }
-        for (Quorum quorum : quorums.values()) {
-            BitSet differingBefore = quorum.differing();
-            boolean validBefore = quorum.valid();
-            BitSet countedBefore = quorum.counted();
-            quorum.update(backend, held.get(quorum.key()));
-            BitSet differing = quorum.differing();
-            if (!differing.equals(differingBefore) && !differing.isEmpty()) {
-                INTEGRITY.warn("TMR license {}: the copy on backend(s) {} differs from the others and is not counted "
-                        + "({})", quorum.key(), TmrLicense.indices(differing), quorum.agreed().isEmpty()
-                        ? "no two copies agree" : "agreed: quantity " + quorum.agreed().get().quantity());
+        return Effect().persist(learned).thenRun(after -> take(view));
+    }
+
+    private void take(Quorums.View view) {
+        BitSet now = view.inventoried();
+        for (int backend = inventoried.nextSetBit(0); backend >= 0; backend = inventoried.nextSetBit(backend + 1)) {
+            if (!now.get(backend)) {
+                // A re-sync under way reads a backend that is gone: its pages are dropped.
+                resyncGeneration[backend]++;
+                resyncRunning[backend] = false;
             }
-            if (validBefore != quorum.valid()) {
-                LOG.info("TMR license {} {} in virtual container {} ({} counted copies)", quorum.key(),
-                        quorum.valid() ? "is available" : "is withdrawn", serial, quorum.counted().cardinality());
-            }
-            boolean known = licenses.containsKey(quorum.key());
-            if (!known || !countedBefore.equals(quorum.counted()) || validBefore != quorum.valid()) {
-                license(quorum.key()).tell(new TmrLicense.Copies(quorum.counted(), quorum.agreed().orElse(null)));
+        }
+        inventoried = now;
+        Map<LicenseKey, Quorums.Verdict> before = verdicts;
+        verdicts = view.licenses();
+        for (Quorums.Verdict verdict : verdicts.values()) {
+            if (verdict.changesCopies(before.get(verdict.key()))) {
+                license(verdict.key()).tell(new TmrLicense.Copies(verdict.counted(), verdict.agreed()));
             }
         }
         checkServing();
-        return this;
-    }
-
-    /** A backend's container of this group: the CmActId two or more backends share. */
-    private ContainerInfo groupContainer(int backend, List<ContainerInfo> offered) {
-        if (offered.isEmpty()) {
-            return null;
-        }
-        ContainerInfo container = offered.get(0);
-        if (cmActId == 0) {
-            cmActId = container.cmActId();
-        } else if (container.cmActId() != cmActId) {
-            LOG.warn("Backend {} ({}) holds CmActId {}, not the group's {}: its copies are not counted", backend + 1,
-                    names[backend], container.cmActId(), cmActId);
-            return null;
-        }
-        return container;
     }
 
     private ActorRef<TmrLicense.Command> license(LicenseKey key) {
-        return licenses.computeIfAbsent(key, k -> getContext().spawn(licenseFactory.create(k, parent),
+        return licenses.computeIfAbsent(key, k -> context.spawn(licenseFactory.create(k, parent),
                 "license-" + k.firmCode() + "-" + k.productCode() + "-" + k.tmrId()));
     }
 
     // --- clients ----------------------------------------------------------------------------------------
 
-    private Behavior<Command> onList(ListContainers list) {
+    private Effect<Event, State> onList(State state, ListContainers list) {
         List<ProductInfo> products = new ArrayList<>();
-        for (Quorum quorum : quorums.values()) {
-            if (quorum.valid() && usable.getOrDefault(quorum.key(), 0) >= 2) {
-                ProductInfo agreed = quorum.agreed().orElseThrow();
-                long units = Math.max(0, quorum.majorityUnits());
+        for (Quorums.Verdict verdict : verdicts.values()) {
+            if (verdict.valid() && usable.getOrDefault(verdict.key(), 0) >= 2) {
+                ProductInfo agreed = verdict.agreed();
+                long units = Math.max(0, verdict.units());
                 products.add(new ProductInfo(agreed.firmCode(), agreed.productCode(), agreed.featureMap(),
-                        agreed.text(), agreed.quantity(), inUse.getOrDefault(quorum.key(), 0L), agreed.tmrId(),
+                        agreed.text(), agreed.quantity(), inUse.getOrDefault(verdict.key(), 0L), agreed.tmrId(),
                         agreed.hasUnitCounter(), units, agreed.expiresAtMillis(), agreed.activatesAtMillis(),
                         agreed.usagePeriodSeconds(), agreed.usageStartedAtMillis(), agreed.borrowMaxSeconds()));
             }
         }
-        list.replyTo().tell(new Listed(new ContainerInfo(serial, cmActId, Bytes.of(new byte[0]), products)));
-        return this;
+        list.replyTo().tell(new Listed(new ContainerInfo(serial, state.cmActId(), Bytes.of(new byte[0]), products)));
+        return Effect().none();
     }
 
-    private Behavior<Command> onAccess(Access access) {
+    private Effect<Event, State> onAccess(Access access) {
         boolean known = false;
-        for (Quorum quorum : quorums.values()) {
-            LicenseKey key = quorum.key();
-            if (key.firmCode() != access.firmCode() || key.productCode() != access.productCode() || !quorum.known()) {
+        for (Quorums.Verdict verdict : verdicts.values()) {
+            LicenseKey key = verdict.key();
+            if (key.firmCode() != access.firmCode() || key.productCode() != access.productCode() || !verdict.known()) {
                 continue;
             }
             known = true;
-            if (!quorum.valid()) {
+            ActorRef<TmrLicense.Command> license = licenses.get(key);
+            if (!verdict.valid() || license == null) {
                 continue;
             }
-            license(key).tell(new TmrLicense.Access(access.featureBits(), access.mode(), access.client(),
+            license.tell(new TmrLicense.Access(access.featureBits(), access.mode(), access.client(),
                     access.requestId(), access.replyTo()));
-            return this;
+            return Effect().none();
         }
         access.replyTo().tell(known
                 ? new TmrLicense.Refused(CmError.REDUNDANCY_SERVER_MISSING, "TMR license " + access.firmCode() + ":"
                         + access.productCode() + " has fewer than 2 available copies")
                 : new TmrLicense.Refused(CmError.ENTRY_NOT_FOUND, "virtual container " + serial + " holds no license "
                         + access.firmCode() + ":" + access.productCode()));
-        return this;
+        return Effect().none();
     }
 
-    private Behavior<Command> onToHandle(ToHandle request) {
+    private Effect<Event, State> onToHandle(ToHandle request) {
         LicenseKey key = handles.get(request.handleId());
         if (key == null) {
             key = closed.get(request.handleId());
@@ -441,13 +542,13 @@ public final class VirtualContainer extends AbstractBehavior<VirtualContainer.Co
         } else {
             license.tell(request.command());
         }
-        return this;
+        return Effect().none();
     }
 
     // --- re-syncs ------------------------------------------------------------------------------------------
 
     private void startResync(int backend) {
-        if (containers[backend] == null || resyncRunning[backend] || wanting.get(backend).isEmpty()) {
+        if (!inventoried.get(backend) || resyncRunning[backend] || wanting.get(backend).isEmpty()) {
             return;
         }
         resyncRunning[backend] = true;
@@ -457,27 +558,27 @@ public final class VirtualContainer extends AbstractBehavior<VirtualContainer.Co
     }
 
     private void askPage(int backend, long generation, long after) {
-        getContext().pipeToSelf(peers.call(backend, certificate -> new Message.ListAllocations(after, PAGE)),
+        context.pipeToSelf(peers.call(backend, certificate -> new Message.ListAllocations(after, PAGE)),
                 (reply, failure) -> new Page(backend, generation, reply, failure));
     }
 
-    private Behavior<Command> onPage(Page page) {
+    private Effect<Event, State> onPage(Page page) {
         int backend = page.backend();
         if (page.generation() != resyncGeneration[backend]) {
-            return this;
+            return Effect().none();
         }
         if (page.failure() != null || !(page.reply() instanceof Message.AllocationList list)) {
             resyncRunning[backend] = false;
             LOG.warn("Cannot list the allocations of backend {} for its re-sync; trying again: {}", backend + 1,
                     page.failure() == null ? page.reply() : page.failure().toString());
             timers.startSingleTimer("resync-" + backend, new StartResync(backend), Duration.ofSeconds(1));
-            return this;
+            return Effect().none();
         }
         List<Allocation> collected = resyncPages.get(backend);
         collected.addAll(list.allocations());
         if (list.more() && !list.allocations().isEmpty()) {
             askPage(backend, page.generation(), list.allocations().get(list.allocations().size() - 1).tmrHandleId());
-            return this;
+            return Effect().none();
         }
         resyncRunning[backend] = false;
         Map<LicenseKey, List<Allocation>> byKey = new HashMap<>();
@@ -493,6 +594,6 @@ public final class VirtualContainer extends AbstractBehavior<VirtualContainer.Co
             }
         }
         resyncPages.set(backend, new ArrayList<>());
-        return this;
+        return Effect().none();
     }
 }

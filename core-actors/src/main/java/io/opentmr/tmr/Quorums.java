@@ -1,0 +1,200 @@
+package io.opentmr.tmr;
+
+import io.opentmr.protocol.ContainerInfo;
+import io.opentmr.protocol.LicenseKey;
+import io.opentmr.protocol.ProductInfo;
+import io.opentmr.protocol.Serial;
+import io.opentmr.tmr.backend.BackendWatcher;
+import io.opentmr.tmr.license.TmrLicense;
+import java.util.BitSet;
+import java.util.Collections;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.function.Function;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The quorums of one virtual container: from the backend watchers' reports (it spawns them as its children)
+ * it keeps, per TMR license key, which copies count ({@link Quorum}, the rule), and after every report tells
+ * its {@link VirtualContainer} the whole {@link View}: the group's CmActId, the backends inventoried, and for
+ * every license the copies that count and the product item they agree on. The container journals new keys,
+ * spawns their licenses and hands each license its {@link TmrLicense.Copies}; it is the licenses' parent and
+ * holds their references, so the view goes to it and nothing flows back here.
+ *
+ * <p>The whole view (tens of licenses) is sent every time rather than changes only: a container restarted
+ * from its journal has the complete picture again with the next inventory.
+ */
+public final class Quorums extends AbstractBehavior<Quorums.Command> {
+
+    private static final Logger LOG = LoggerFactory.getLogger(Quorums.class);
+    private static final Logger INTEGRITY = LoggerFactory.getLogger("opentmr.integrity");
+
+    /** Orders license keys as LIST shows them: by firm, product, TMR-Id. */
+    static final Comparator<LicenseKey> ORDER = Comparator.comparingLong(LicenseKey::firmCode)
+            .thenComparingLong(LicenseKey::productCode).thenComparingLong(LicenseKey::tmrId);
+
+    public sealed interface Command {
+    }
+
+    public record Reported(BackendWatcher.Report report) implements Command {
+    }
+
+    /**
+     * What the copies of one license decide now.
+     *
+     * @param counted the backends whose copy counts
+     * @param agreed  the product item two or more copies agree on (what changes with use taken out); null: none
+     * @param known   whether any backend holds a copy (a missing quorum answers 130, an unknown license 200)
+     * @param units   the majority of the counted copies' units left, -1 when no two agree
+     */
+    public record Verdict(LicenseKey key, BitSet counted, ProductInfo agreed, boolean known, long units) {
+        public Verdict {
+            counted = (BitSet) counted.clone();
+        }
+
+        @Override
+        public BitSet counted() {
+            return (BitSet) counted.clone();
+        }
+
+        public boolean valid() {
+            return counted.cardinality() >= 2;
+        }
+
+        /** Whether the license must hear of this verdict: what counts differs from what it was told before. */
+        boolean changesCopies(Verdict before) {
+            return before == null || !before.counted.equals(counted) || !java.util.Objects.equals(before.agreed, agreed);
+        }
+    }
+
+    /**
+     * The group as the backends show it.
+     *
+     * @param cmActId     the CmActId of the group (0 until a backend was inventoried)
+     * @param inventoried the backends whose container of the group was read and is up
+     * @param licenses    every license key ever seen, in LIST order
+     */
+    public record View(long cmActId, BitSet inventoried, Map<LicenseKey, Verdict> licenses) {
+        public View {
+            inventoried = (BitSet) inventoried.clone();
+            licenses = Collections.unmodifiableMap(new LinkedHashMap<>(licenses));
+        }
+
+        @Override
+        public BitSet inventoried() {
+            return (BitSet) inventoried.clone();
+        }
+    }
+
+    private final Serial serial;
+    private final ActorRef<VirtualContainer.Command> container;
+    private final ContainerInfo[] containers;
+    private final String[] names;
+    private final Map<LicenseKey, Quorum> quorums = new TreeMap<>(ORDER);
+    private long cmActId;
+
+    /**
+     * @param watchers the backend watchers, by name, reporting to the given reference (spawned as children)
+     */
+    public static Behavior<Command> create(Serial serial, int backends, ActorRef<VirtualContainer.Command> container,
+                                           Function<ActorRef<BackendWatcher.Report>,
+                                                   Map<String, Behavior<BackendWatcher.Command>>> watchers) {
+        return Behaviors.setup(context -> {
+            Quorums quorums = new Quorums(context, serial, backends, container);
+            ActorRef<BackendWatcher.Report> reports = context.messageAdapter(BackendWatcher.Report.class,
+                    Reported::new);
+            watchers.apply(reports).forEach((name, watcher) -> context.spawn(watcher, name));
+            return quorums;
+        });
+    }
+
+    private Quorums(ActorContext<Command> context, Serial serial, int backends,
+                    ActorRef<VirtualContainer.Command> container) {
+        super(context);
+        this.serial = serial;
+        this.container = container;
+        this.containers = new ContainerInfo[backends];
+        this.names = new String[backends];
+    }
+
+    @Override
+    public Receive<Command> createReceive() {
+        return newReceiveBuilder()
+                .onMessage(Reported.class, reported -> onReport(reported.report()))
+                .build();
+    }
+
+    private Behavior<Command> onReport(BackendWatcher.Report report) {
+        int backend = report.backend();
+        if (report instanceof BackendWatcher.Inventory inventory) {
+            names[backend] = inventory.name();
+            containers[backend] = groupContainer(backend, inventory.containers());
+        } else {
+            containers[backend] = null;
+        }
+        Map<LicenseKey, ProductInfo> held = new HashMap<>();
+        if (containers[backend] != null) {
+            for (ProductInfo product : containers[backend].products()) {
+                if (product.tmrId() != 0) {
+                    held.put(new LicenseKey(product.firmCode(), product.productCode(), product.tmrId()), product);
+                }
+            }
+        }
+        for (LicenseKey key : held.keySet()) {
+            quorums.computeIfAbsent(key, k -> new Quorum(k, containers.length));
+        }
+        Map<LicenseKey, Verdict> verdicts = new LinkedHashMap<>();
+        for (Quorum quorum : quorums.values()) {
+            BitSet differingBefore = quorum.differing();
+            boolean validBefore = quorum.valid();
+            quorum.update(backend, held.get(quorum.key()));
+            BitSet differing = quorum.differing();
+            if (!differing.equals(differingBefore) && !differing.isEmpty()) {
+                INTEGRITY.warn("TMR license {}: the copy on backend(s) {} differs from the others and is not counted "
+                        + "({})", quorum.key(), TmrLicense.indices(differing), quorum.agreed().isEmpty()
+                        ? "no two copies agree" : "agreed: quantity " + quorum.agreed().get().quantity());
+            }
+            if (validBefore != quorum.valid()) {
+                LOG.info("TMR license {} {} in virtual container {} ({} counted copies)", quorum.key(),
+                        quorum.valid() ? "is available" : "is withdrawn", serial, quorum.counted().cardinality());
+            }
+            verdicts.put(quorum.key(), new Verdict(quorum.key(), quorum.counted(), quorum.agreed().orElse(null),
+                    quorum.known(), quorum.majorityUnits()));
+        }
+        BitSet inventoried = new BitSet(containers.length);
+        for (int i = 0; i < containers.length; i++) {
+            if (containers[i] != null) {
+                inventoried.set(i);
+            }
+        }
+        container.tell(new VirtualContainer.Counted(new View(cmActId, inventoried, verdicts)));
+        return this;
+    }
+
+    /** A backend's container of this group: the CmActId two or more backends share. */
+    private ContainerInfo groupContainer(int backend, List<ContainerInfo> offered) {
+        if (offered.isEmpty()) {
+            return null;
+        }
+        ContainerInfo offeredFirst = offered.get(0);
+        if (cmActId == 0) {
+            cmActId = offeredFirst.cmActId();
+        } else if (offeredFirst.cmActId() != cmActId) {
+            LOG.warn("Backend {} ({}) holds CmActId {}, not the group's {}: its copies are not counted", backend + 1,
+                    names[backend], offeredFirst.cmActId(), cmActId);
+            return null;
+        }
+        return offeredFirst;
+    }
+}

@@ -1,0 +1,180 @@
+package io.opentmr.tmr;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import io.opentmr.protocol.AccessMode;
+import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.LicenseKey;
+import io.opentmr.protocol.Serial;
+import io.opentmr.tmr.backend.PeerGroup;
+import io.opentmr.tmr.license.TmrLicense;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.ZoneOffset;
+import java.util.BitSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
+import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.persistence.testkit.PersistenceTestKitPlugin;
+import org.apache.pekko.persistence.testkit.PersistenceTestKitSnapshotPlugin;
+import org.apache.pekko.persistence.testkit.javadsl.PersistenceTestKit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * The virtual container journals its group's CmActId and the license keys it has seen (through the CBOR
+ * serializer: the persistence testkit serializes every event), spawns every known license on recovery, and
+ * routes by the quorums' view. The licenses here are stand-ins that report what they are told.
+ */
+@Timeout(30)
+class VirtualContainerTest {
+
+    private static final LicenseKey SEATS = new LicenseKey(6_000_010, 101, 1);
+    private static final LicenseKey UNITS = new LicenseKey(6_000_010, 102, 2);
+    private static final Clock CLOCK = Clock.fixed(Instant.ofEpochMilli(1_000_000), ZoneOffset.UTC);
+    private static ActorTestKit kit;
+    private static PersistenceTestKit journal;
+    private static int serials;
+
+    /** What a stand-in license reports: it was started, or it was told something. */
+    record Spawned(LicenseKey key) {
+    }
+
+    record Told(LicenseKey key, TmrLicense.Command command) {
+    }
+
+    @BeforeAll
+    static void start() {
+        Config config = PersistenceTestKitPlugin.getInstance().config()
+                .withFallback(PersistenceTestKitSnapshotPlugin.getInstance().config())
+                .withFallback(ConfigFactory.load());
+        kit = ActorTestKit.create("virtual-container", config);
+        journal = PersistenceTestKit.create(kit.system());
+    }
+
+    @AfterAll
+    static void stop() {
+        kit.shutdownTestKit();
+    }
+
+    @BeforeEach
+    void clear() {
+        journal.clearAll();
+    }
+
+    /** A license that says it started and recovered at once, and reports every command. */
+    static VirtualContainer.LicenseFactory standIns(ActorRef<Object> reports) {
+        return (key, parent) -> Behaviors.setup(context -> {
+            reports.tell(new Spawned(key));
+            parent.recovered(key, context.getSelf());
+            return Behaviors.<TmrLicense.Command>receiveMessage(command -> {
+                reports.tell(new Told(key, command));
+                return Behaviors.same();
+            });
+        });
+    }
+
+    private static Behavior<VirtualContainer.Command> container(Serial serial, VirtualContainer.LicenseFactory licenses) {
+        PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(1));
+        return VirtualContainer.create(serial, peers, new NodeStatus(peers), CLOCK, Duration.ofMillis(100),
+                Duration.ofSeconds(10), licenses);
+    }
+
+    private static Serial nextSerial() {
+        return new Serial(Serial.MASK_VIRTUAL_TMR, 20_000_000 + ++serials);
+    }
+
+    private static BitSet bits(int... backends) {
+        BitSet set = new BitSet();
+        for (int backend : backends) {
+            set.set(backend);
+        }
+        return set;
+    }
+
+    static Quorums.View view(long cmActId, BitSet inventoried, Quorums.Verdict... verdicts) {
+        Map<LicenseKey, Quorums.Verdict> byKey = new LinkedHashMap<>();
+        for (Quorums.Verdict verdict : verdicts) {
+            byKey.put(verdict.key(), verdict);
+        }
+        return new Quorums.View(cmActId, inventoried, byKey);
+    }
+
+    static Quorums.Verdict counted(LicenseKey key, int... backends) {
+        return new Quorums.Verdict(key, bits(backends), backends.length >= 2
+                ? QuorumsTest.product(key, 10, -1) : null, true, -1);
+    }
+
+    @Test
+    void recoverySpawnsEveryKnownLicenseBeforeAnyBackendIsHeardOf() {
+        Serial serial = nextSerial();
+        String id = VirtualContainer.persistenceId(serial).id();
+        journal.persistForRecovery(id, List.of(new VirtualContainer.CmActIdLearned(7, 1),
+                new VirtualContainer.LicenseSeen(SEATS, 1), new VirtualContainer.LicenseSeen(UNITS, 2)));
+        TestProbe<Object> licenses = kit.createTestProbe();
+        ActorRef<VirtualContainer.Command> container = kit.spawn(container(serial, standIns(licenses.getRef())));
+
+        Set<Object> spawned = Set.of(licenses.receiveMessage(), licenses.receiveMessage());
+        assertEquals(Set.of(new Spawned(SEATS), new Spawned(UNITS)), spawned);
+        TestProbe<VirtualContainer.Licenses> known = kit.createTestProbe();
+        container.tell(new VirtualContainer.GetLicenses(known.getRef()));
+        assertEquals(new VirtualContainer.Licenses(Set.of(SEATS, UNITS), Set.of(SEATS, UNITS)), known.receiveMessage());
+        TestProbe<VirtualContainer.Listed> listed = kit.createTestProbe();
+        container.tell(new VirtualContainer.ListContainers(listed.getRef()));
+        VirtualContainer.Listed list = listed.receiveMessage();
+        assertEquals(7, list.container().cmActId(), "the journaled CmActId");
+        assertEquals(List.of(), list.container().products(), "nothing is listed before the quorums count copies");
+    }
+
+    @Test
+    void aNewKeyIsJournaledOnceThenItsLicenseIsSpawnedAndToldWhatCounts() {
+        Serial serial = nextSerial();
+        String id = VirtualContainer.persistenceId(serial).id();
+        TestProbe<Object> licenses = kit.createTestProbe();
+        ActorRef<VirtualContainer.Command> container = kit.spawn(container(serial, standIns(licenses.getRef())));
+
+        container.tell(new VirtualContainer.Counted(view(7, bits(0), counted(SEATS, 0))));
+        journal.expectNextPersisted(id, new VirtualContainer.CmActIdLearned(7, CLOCK.millis()));
+        journal.expectNextPersisted(id, new VirtualContainer.LicenseSeen(SEATS, CLOCK.millis()));
+        licenses.expectMessage(new Spawned(SEATS));
+        assertEquals(new TmrLicense.Copies(bits(0), null), licenses.expectMessageClass(Told.class).command());
+        // The license says it recovered: it is told again, and re-syncs.
+        assertEquals(new TmrLicense.Copies(bits(0), null), licenses.expectMessageClass(Told.class).command());
+        assertEquals(TmrLicense.ResyncAll.INSTANCE, licenses.expectMessageClass(Told.class).command());
+
+        // The same view again changes nothing; a second counted copy is told, and nothing is journaled.
+        container.tell(new VirtualContainer.Counted(view(7, bits(0), counted(SEATS, 0))));
+        container.tell(new VirtualContainer.Counted(view(7, bits(0, 1), counted(SEATS, 0, 1))));
+        Told valid = licenses.expectMessageClass(Told.class);
+        assertEquals(new TmrLicense.Copies(bits(0, 1), QuorumsTest.product(SEATS, 10, -1)), valid.command());
+        journal.expectNothingPersisted(id);
+
+        // Routed by the view: an access to the valid license reaches it, an unknown product is refused.
+        TestProbe<TmrLicense.Reply> client = kit.createTestProbe();
+        TmrLicense.Client who = new TmrLicense.Client("127.0.0.1", "host", "user", 1, 1);
+        container.tell(new VirtualContainer.Access(SEATS.firmCode(), SEATS.productCode(), 0, AccessMode.USERLIMIT, who,
+                1, client.getRef()));
+        assertEquals(TmrLicense.Access.class, licenses.expectMessageClass(Told.class).command().getClass());
+        container.tell(new VirtualContainer.Access(SEATS.firmCode(), 999, 0, AccessMode.USERLIMIT, who, 2,
+                client.getRef()));
+        assertEquals(CmError.ENTRY_NOT_FOUND.code(), ((TmrLicense.Refused) client.receiveMessage()).code());
+
+        // After a restart the key is known from the journal: its license starts without any backend.
+        kit.stop(container);
+        TestProbe<Object> again = kit.createTestProbe();
+        kit.spawn(container(serial, standIns(again.getRef())));
+        again.expectMessage(new Spawned(SEATS));
+    }
+}
