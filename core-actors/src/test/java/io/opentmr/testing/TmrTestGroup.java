@@ -248,7 +248,8 @@ public final class TmrTestGroup implements AutoCloseable {
                 "opentmr.node.port", 0,
                 "opentmr.node.data-dir", dir.resolve("node").toString(),
                 "opentmr.node.backends", addresses,
-                "opentmr.node.backend-timeout", "500ms",
+                // Well above a cold backend's first journal writes on a loaded machine.
+                "opentmr.node.backend-timeout", "2s",
                 "opentmr.node.name", NODE_NAME,
                 PeerAuth.SECRET_FILE_KEY, secretFile.toString(),
                 "pekko.persistence.journal.plugin", "pekko.persistence.journal.inmem",
