@@ -7,6 +7,7 @@ import io.netty.util.concurrent.ScheduledFuture;
 import io.opentmr.license.LicenseUpdate;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.ContainerInfo;
 import io.opentmr.protocol.Frame;
 import io.opentmr.protocol.HandleOwner;
@@ -391,8 +392,8 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
             }
             Throwable cause = failure instanceof CompletionException && failure.getCause() != null
                     ? failure.getCause() : failure;
-            if (cause instanceof CmRefusal refusal) {
-                error(ctx, id, refusal.error(), refusal.getMessage());
+            if (cause instanceof CmFailure refusal) {
+                reply(ctx, id, refusal.toMessage());
             } else if (cause instanceof TimeoutException) {
                 LOG.warn("Request {} of {} not answered within {}", Integer.toUnsignedString(id), who(),
                         settings.requestTimeout());

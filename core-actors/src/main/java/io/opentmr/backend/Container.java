@@ -15,6 +15,7 @@ import io.opentmr.protocol.Allocation;
 import io.opentmr.protocol.BorrowTicket;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.ContainerInfo;
 import io.opentmr.protocol.CryptDirection;
 import io.opentmr.protocol.HandleOwner;
@@ -74,7 +75,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
 
     /** A command with a reply; the gateway may refuse it (309) without the container seeing it. */
     public sealed interface Request extends Command {
-        void refuse(CmRefusal refusal);
+        void refuse(CmFailure refusal);
     }
 
     /**
@@ -118,7 +119,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         }
 
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -129,7 +130,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
 
     public record Release(long handleId, long sessionId, ActorRef<StatusReply<Done>> replyTo) implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -137,7 +138,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     public record Resume(long handleId, Bytes token, long sessionId, ActorRef<StatusReply<Handle>> replyTo)
             implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -145,7 +146,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     public record GetInfo(long handleId, long sessionId, ActorRef<StatusReply<HandleInfo>> replyTo)
             implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -156,7 +157,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     public record DecrementUnits(long handleId, long sessionId, long operationId, long amount,
                                  ActorRef<StatusReply<Long>> replyTo) implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -164,7 +165,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     public record Crypt(long handleId, long sessionId, CryptDirection direction, long encryptionCode, Bytes data,
                         ActorRef<StatusReply<Bytes>> replyTo) implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -180,7 +181,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         }
 
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -189,7 +190,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     public record ReturnBorrow(long ticketId, String clientId, ActorRef<StatusReply<Done>> replyTo)
             implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -197,21 +198,21 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     /** A license update file, verified against the trusted vendor keys, then against this container. */
     public record ImportLicense(Bytes file, ActorRef<StatusReply<LicenseUpdate>> replyTo) implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
 
     public record GetContext(ActorRef<StatusReply<ContainerContext>> replyTo) implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
 
     public record Describe(ActorRef<StatusReply<ContainerInfo>> replyTo) implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -222,7 +223,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     public record AcquireLease(PeerConnection connection, String leaseName, String holder, long proposedEpoch,
                                long ttlMillis, ActorRef<StatusReply<LeaseGrant>> replyTo) implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -230,7 +231,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     public record RenewLease(PeerConnection connection, String leaseName, String holder, long epoch, long ttlMillis,
                              ActorRef<StatusReply<LeaseGrant>> replyTo) implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -238,7 +239,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     public record ReleaseLease(PeerConnection connection, String leaseName, String holder, long epoch,
                                ActorRef<StatusReply<Done>> replyTo) implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -246,7 +247,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     public record Allocate(PeerConnection connection, LeaseCertificate certificate, Allocation allocation,
                            ActorRef<StatusReply<Done>> replyTo) implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -254,7 +255,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     public record Free(PeerConnection connection, LeaseCertificate certificate, long tmrHandleId, LicenseKey key,
                        ActorRef<StatusReply<Done>> replyTo) implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -263,7 +264,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     public record ListAllocations(long afterHandleId, long maxItems,
                                   ActorRef<StatusReply<ContainerState.AllocationPage>> replyTo) implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -272,7 +273,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
                             CryptDirection direction, long encryptionCode, Bytes data,
                             ActorRef<StatusReply<Bytes>> replyTo) implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -281,7 +282,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
                             long operationId, UnitsOperation operation, long value,
                             ActorRef<StatusReply<Long>> replyTo) implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -490,7 +491,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         } else if (request instanceof BorrowSeat c) {
             Instant now = clock.instant();
             if (late(c.deadline(), now)) {
-                return reply(c.replyTo(), StatusReply.error(new CmRefusal(CmError.NETWORK_FAULT,
+                return reply(c.replyTo(), StatusReply.error(new CmFailure(CmError.NETWORK_FAULT,
                         "BORROW reached the container after its deadline; not carried out")));
             }
             return decide(state, state.borrow(c.handleId(), c.sessionId(), c.duration(), c.clientId(), now),
@@ -553,7 +554,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     private Outcome onAccess(ContainerState state, Access c) {
         Instant now = clock.instant();
         if (late(c.deadline(), now)) {
-            return reply(c.replyTo(), StatusReply.error(new CmRefusal(CmError.NETWORK_FAULT,
+            return reply(c.replyTo(), StatusReply.error(new CmFailure(CmError.NETWORK_FAULT,
                     "ACCESS reached the container after its deadline; not carried out")));
         }
         GrantKey key = new GrantKey(c.station(), c.owner().host(), c.owner().user(), c.owner().pid(), c.requestId(),
@@ -617,7 +618,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
                                      long encryptionCode, Bytes data) {
         Instant now = clock.instant();
         if (spec.expiresAt() != null && !now.isBefore(spec.expiresAt())) {
-            return StatusReply.error(new CmRefusal(CmError.EXPIRED,
+            return StatusReply.error(new CmFailure(CmError.EXPIRED,
                     "product item " + item + " expired at " + spec.expiresAt()));
         }
         byte[] bytes = data.toArray();
@@ -627,7 +628,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
                     : CryptTransform.decrypt(spec.secretBytes(), encryptionCode, bytes);
             return StatusReply.success(Bytes.of(result));
         } catch (IllegalArgumentException e) {
-            return StatusReply.error(new CmRefusal(CmError.INVALID_PARAMETER, e.getMessage()));
+            return StatusReply.error(new CmFailure(CmError.INVALID_PARAMETER, e.getMessage()));
         }
     }
 
@@ -686,7 +687,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         LicenseKey key = c.allocation().key();
         List<String> groupKeys = state.tmrGroupKeys(key);
         if (groupKeys == null) {
-            return reply(c.replyTo(), StatusReply.error(new CmRefusal(CmError.ENTRY_NOT_FOUND,
+            return reply(c.replyTo(), StatusReply.error(new CmFailure(CmError.ENTRY_NOT_FOUND,
                     "no TMR copy " + key + " in container " + identity.serial())));
         }
         List<Outcome> refusal = new ArrayList<>(1);
@@ -731,7 +732,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         Instant now = clock.instant();
         List<String> groupKeys = state.tmrGroupKeys(c.key());
         if (groupKeys == null) {
-            return reply(c.replyTo(), StatusReply.error(new CmRefusal(CmError.ENTRY_NOT_FOUND,
+            return reply(c.replyTo(), StatusReply.error(new CmFailure(CmError.ENTRY_NOT_FOUND,
                     "no TMR copy " + c.key() + " in container " + identity.serial())));
         }
         List<Outcome> refusal = new ArrayList<>(1);
@@ -749,7 +750,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         Instant now = clock.instant();
         List<String> groupKeys = state.tmrGroupKeys(c.key());
         if (groupKeys == null) {
-            return reply(c.replyTo(), StatusReply.error(new CmRefusal(CmError.ENTRY_NOT_FOUND,
+            return reply(c.replyTo(), StatusReply.error(new CmFailure(CmError.ENTRY_NOT_FOUND,
                     "no TMR copy " + c.key() + " in container " + identity.serial())));
         }
         List<Outcome> refusal = new ArrayList<>(1);
@@ -777,7 +778,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         } catch (LicenseRefusedException e) {
             context.getLog().warn("Container {}: license update refused ({}): {}", identity.serial(),
                     e.error().code(), e.getMessage());
-            return reply(c.replyTo(), StatusReply.error(new CmRefusal(e.error(), e.getMessage())));
+            return reply(c.replyTo(), StatusReply.error(new CmFailure(e.error(), e.getMessage())));
         }
         Decision<LicenseUpdate> decision = state.applyUpdate(update, now);
         if (decision instanceof Decision.Refuse<LicenseUpdate> refuse) {
@@ -884,7 +885,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     }
 
     private static <R> Outcome refusal(ActorRef<StatusReply<R>> replyTo, Decision.Refuse<?> refuse) {
-        return reply(replyTo, StatusReply.error(new CmRefusal(refuse.error(), refuse.text())));
+        return reply(replyTo, StatusReply.error(new CmFailure(refuse.error(), refuse.text())));
     }
 
     /** SHA-256 of a resume token, hex: what the journal and the backends keep instead of the token. */

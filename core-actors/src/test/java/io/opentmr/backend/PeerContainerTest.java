@@ -13,6 +13,7 @@ import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.Allocation;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.ContainerInfo;
 import io.opentmr.protocol.HandleOwner;
 import io.opentmr.protocol.LeaseCertificate;
@@ -162,7 +163,7 @@ class PeerContainerTest {
                 key, 5, UnitsOperation.DECREMENT, 5, r))), "the operation id is remembered across the restart");
         var stale = kit.<StatusReply<Done>>runCommand(r -> new Container.Allocate(connection, cert,
                 allocation(12, key, 1), r));
-        assertEquals(CmError.TMR_LEASE_REFUSED, ((CmRefusal) stale.reply().getError()).error(), "epoch 1 is stale");
+        assertEquals(CmError.TMR_LEASE_REFUSED, ((CmFailure) stale.reply().getError()).error(), "epoch 1 is stale");
     }
 
     @Test

@@ -7,7 +7,6 @@ import com.typesafe.config.ConfigFactory;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.nio.NioEventLoopGroup;
 import io.opentmr.backend.Backend;
-import io.opentmr.client.CmException;
 import io.opentmr.license.ContainerContext;
 import io.opentmr.license.LicenseIssuer;
 import io.opentmr.license.VendorKeyFiles;
@@ -16,6 +15,7 @@ import io.opentmr.peer.PeerConnection;
 import io.opentmr.peer.PeerOptions;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.Message;
 import io.opentmr.protocol.PeerAuth;
 import io.opentmr.protocol.Serial;
@@ -244,10 +244,10 @@ final class TmrGroup implements AutoCloseable {
 
     static int code(Throwable failure) {
         Throwable cause = failure;
-        while (cause != null && !(cause instanceof CmException)) {
+        while (cause != null && !(cause instanceof CmFailure)) {
             cause = cause.getCause();
         }
-        return cause == null ? -1 : ((CmException) cause).code();
+        return cause == null ? -1 : ((CmFailure) cause).code();
     }
 
     static final int QUORUM_LOST = CmError.REDUNDANCY_SERVER_MISSING.code();

@@ -1,7 +1,7 @@
 package io.opentmr.tmr.backend;
 
-import io.opentmr.client.CmException;
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.LeaseCertificate;
 import io.opentmr.protocol.LeaseGrant;
 import io.opentmr.protocol.Message;
@@ -123,7 +123,7 @@ public final class PeerGroup {
             link = links[backend];
         }
         if (link == null) {
-            return CompletableFuture.failedFuture(new CmException(CmError.NETWORK_FAULT,
+            return CompletableFuture.failedFuture(new CmFailure(CmError.NETWORK_FAULT,
                     "backend " + (backend + 1) + " is not connected"));
         }
         return link.request(request.apply(certificate())).toCompletableFuture()

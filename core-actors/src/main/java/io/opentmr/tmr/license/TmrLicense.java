@@ -1,10 +1,10 @@
 package io.opentmr.tmr.license;
 
-import io.opentmr.client.CmException;
 import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.Allocation;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.CryptDirection;
 import io.opentmr.protocol.HandleOwner;
 import io.opentmr.protocol.LicenseKey;
@@ -139,7 +139,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         final ActorRef<Message> replyTo;
         final BitSet asked;
         final BitSet acked = new BitSet();
-        final List<CmException> refusals = new ArrayList<>();
+        final List<CmFailure> refusals = new ArrayList<>();
         int answered;
         boolean decided;
 
@@ -515,7 +515,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             request.acked.set(answer.backend());
         } else {
             Throwable cause = unwrap(answer.failure());
-            if (cause instanceof CmException refused && refused.code() != CmError.NETWORK_FAULT.code()) {
+            if (cause instanceof CmFailure refused && refused.code() != CmError.NETWORK_FAULT.code()) {
                 request.refusals.add(refused);
             }
             if (request.decided) {
@@ -547,9 +547,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     }
 
     /** Two copies that refuse alike decide the answer; otherwise the quorum was not reached. */
-    private Message refusal(List<CmException> refusals, int asked) {
+    private Message refusal(List<CmFailure> refusals, int asked) {
         Map<Integer, Integer> byCode = new HashMap<>();
-        for (CmException refused : refusals) {
+        for (CmFailure refused : refusals) {
             if (byCode.merge(refused.code(), 1, Integer::sum) >= 2) {
                 return new Message.Error(refused.code(), refused.text());
             }
@@ -693,7 +693,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         Message answer = voted.failure() == null ? voted.reply() : asError(voted.failure());
         Throwable cause = voted.failure() == null ? null : unwrap(voted.failure());
         // A lost connection (100) is no copy's answer: it is a failure, as in onAllocated.
-        if (cause != null && (!(cause instanceof CmException refused)
+        if (cause != null && (!(cause instanceof CmFailure refused)
                 || refused.code() == CmError.NETWORK_FAULT.code())) {
             vote.failures.put(voted.backend(), voted.failure());
         } else {
@@ -802,7 +802,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
     private static Message asError(Throwable failure) {
         Throwable cause = unwrap(failure);
-        if (cause instanceof CmException refused) {
+        if (cause instanceof CmFailure refused) {
             return new Message.Error(refused.code(), refused.text());
         }
         return new Message.Error(CmError.NETWORK_FAULT, describe(cause));

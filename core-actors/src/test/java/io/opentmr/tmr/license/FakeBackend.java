@@ -1,10 +1,10 @@
 package io.opentmr.tmr.license;
 
-import io.opentmr.client.CmException;
 import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.Allocation;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.LeaseCertificate;
 import io.opentmr.protocol.LeaseGrant;
 import io.opentmr.protocol.LicenseKey;
@@ -94,7 +94,7 @@ final class FakeBackend implements PeerLink {
         for (int i = 0; i < delivered.size(); i++) {
             Message answer = answers.get(i);
             if (answer instanceof Message.Error error) {
-                delivered.get(i).completeExceptionally(new CmException(error.code(), error.text()));
+                delivered.get(i).completeExceptionally(new CmFailure(error.code(), error.text()));
             } else {
                 delivered.get(i).complete(answer);
             }
@@ -109,8 +109,8 @@ final class FakeBackend implements PeerLink {
         return answer(request);
     }
 
-    private CmException closedError(String what) {
-        return new CmException(CmError.NETWORK_FAULT, "the connection to " + backendName() + " " + what);
+    private CmFailure closedError(String what) {
+        return new CmFailure(CmError.NETWORK_FAULT, "the connection to " + backendName() + " " + what);
     }
 
     synchronized boolean isUp() {
@@ -146,7 +146,7 @@ final class FakeBackend implements PeerLink {
         Message answer;
         try {
             answer = answer(request);
-        } catch (CmException refused) {
+        } catch (CmFailure refused) {
             answer = new Message.Error(refused.code(), refused.text());
         }
         if (slow) {
@@ -156,7 +156,7 @@ final class FakeBackend implements PeerLink {
             return later;
         }
         return answer instanceof Message.Error error
-                ? CompletableFuture.failedFuture(new CmException(error.code(), error.text()))
+                ? CompletableFuture.failedFuture(new CmFailure(error.code(), error.text()))
                 : CompletableFuture.completedFuture(answer);
     }
 
@@ -185,19 +185,19 @@ final class FakeBackend implements PeerLink {
         } else if (request instanceof Message.LeaseRenew renew) {
             return grant(renew.leaseName(), renew.holder(), renew.epoch(), renew.ttlMillis());
         }
-        throw new CmException(CmError.INVALID_PARAMETER, "the fake backend does not answer " + request.type());
+        throw new CmFailure(CmError.INVALID_PARAMETER, "the fake backend does not answer " + request.type());
     }
 
     /** Like a backend, a write without grants of two backends is refused (the grants are not verified). */
     private static void certified(LeaseCertificate certificate) {
         if (certificate.grants().size() < 2) {
-            throw new CmException(CmError.TMR_LEASE_REFUSED, "write without a lease certificate");
+            throw new CmFailure(CmError.TMR_LEASE_REFUSED, "write without a lease certificate");
         }
     }
 
     private Message allocate(Allocation allocation) {
         if (!allocation.key().equals(key)) {
-            throw new CmException(CmError.ENTRY_NOT_FOUND, "no TMR copy " + allocation.key());
+            throw new CmFailure(CmError.ENTRY_NOT_FOUND, "no TMR copy " + allocation.key());
         }
         if (!allocations.containsKey(allocation.tmrHandleId())) {
             refusal(allocation.accessMode(), allocation.owner().host());
@@ -210,7 +210,7 @@ final class FakeBackend implements PeerLink {
     private void refusal(AccessMode mode, String station) {
         boolean exclusive = allocations.values().stream().anyMatch(a -> a.accessMode() == AccessMode.EXCLUSIVE);
         if (exclusive || mode == AccessMode.EXCLUSIVE && !allocations.isEmpty()) {
-            throw new CmException(CmError.EXCLUSIVE_CONFLICT, backendName() + ": exclusive conflict");
+            throw new CmFailure(CmError.EXCLUSIVE_CONFLICT, backendName() + ": exclusive conflict");
         }
         long userLimit = allocations.values().stream().filter(a -> a.accessMode() == AccessMode.USERLIMIT).count();
         Set<String> stations = new HashSet<>();
@@ -224,7 +224,7 @@ final class FakeBackend implements PeerLink {
             case NOUSERLIMIT -> false;
         };
         if (full) {
-            throw new CmException(CmError.NO_MORE_LICENSES, backendName() + ": all " + quantity + " seats in use");
+            throw new CmFailure(CmError.NO_MORE_LICENSES, backendName() + ": all " + quantity + " seats in use");
         }
     }
 
@@ -245,8 +245,8 @@ final class FakeBackend implements PeerLink {
             case DECREMENT -> {
                 if (request.value() > units) {
                     throw units == 0
-                            ? new CmException(CmError.UNIT_COUNTER_ZERO, backendName() + ": units zero")
-                            : new CmException(CmError.UNIT_COUNTER_TOO_SMALL, backendName() + ": " + units + " units");
+                            ? new CmFailure(CmError.UNIT_COUNTER_ZERO, backendName() + ": units zero")
+                            : new CmFailure(CmError.UNIT_COUNTER_TOO_SMALL, backendName() + ": " + units + " units");
                 }
                 units -= request.value();
             }
