@@ -12,6 +12,7 @@ import io.opentmr.protocol.ContainerInfo;
 import io.opentmr.protocol.Frame;
 import io.opentmr.protocol.HandleOwner;
 import io.opentmr.protocol.Message;
+import io.opentmr.protocol.NodeName;
 import io.opentmr.protocol.PeerAuth;
 import io.opentmr.protocol.MessageType;
 import io.opentmr.protocol.Serial;
@@ -255,6 +256,11 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
         }
         if (hello.nodeNonce().length() != PeerAuth.NONCE_BYTES) {
             error(ctx, id, CmError.INVALID_PARAMETER, "PEER_HELLO nonce must be " + PeerAuth.NONCE_BYTES + " bytes");
+            return;
+        }
+        String badName = NodeName.problem(hello.nodeName());
+        if (badName != null) {
+            error(ctx, id, CmError.INVALID_PARAMETER, "PEER_HELLO: " + badName);
             return;
         }
         pendingNodeNonce = hello.nodeNonce().toArray();

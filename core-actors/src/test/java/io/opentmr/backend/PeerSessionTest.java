@@ -139,6 +139,19 @@ class PeerSessionTest {
     }
 
     @Test
+    void aNodeNameThatIsNoSensibleTokenIsRefusedWith105() throws Exception {
+        start(SECRET);
+        try (RawConnection connection = new RawConnection(backend.address())) {
+            for (String bad : new String[] {"node a", "-a", "n\u0000", "x".repeat(65)}) {
+                Message answer = connection.request(new Message.PeerHello(bad, Bytes.of(new byte[32])));
+                assertEquals(CmError.INVALID_PARAMETER.code(), ((Message.Error) answer).code(), bad);
+            }
+            assertInstanceOf(Message.PeerChallenge.class,
+                    connection.request(new Message.PeerHello("node-a", Bytes.of(new byte[32]))));
+        }
+    }
+
+    @Test
     void aBackendWithoutASecretRefusesTmrNodesAndStillServesClients() throws Exception {
         start(null);
         try (RawConnection connection = new RawConnection(backend.address())) {
