@@ -277,7 +277,8 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
             error(ctx, id, CmError.TMR_PEER_NOT_AUTHENTICATED, "PEER_PROOF without PEER_HELLO");
             return;
         }
-        byte[] expected = settings.peerAuth().get().nodeProof(pendingBackendNonce, pendingNodeNonce);
+        // The proof covers the name of PEER_HELLO: the name leases are held under is the name the node proved.
+        byte[] expected = settings.peerAuth().get().nodeProof(pendingBackendNonce, pendingNodeNonce, peerCandidate);
         pendingBackendNonce = null;
         pendingNodeNonce = null;
         if (!PeerAuth.matches(expected, proof.nodeProof().toArray())) {

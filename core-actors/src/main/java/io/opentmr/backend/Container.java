@@ -519,8 +519,9 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         } else if (request instanceof AcquireLease c) {
             Instant now = clock.instant();
             long before = state.highestEpoch(c.leaseName());
-            return decide(state, leases.acquire(c.leaseName(), c.holder(), c.proposedEpoch(), ttl(c.ttlMillis()),
-                    c.connection(), before, now), c.replyTo(), this::grant, lease -> {
+            Decision<LeaseTable.Lease> decision = leases.acquire(c.leaseName(), c.holder(), c.proposedEpoch(),
+                    ttl(c.ttlMillis()), c.connection(), before, state.highestHolder(c.leaseName()), now);
+            return decide(state, decision, c.replyTo(), this::grant, lease -> {
                         if (lease.epoch() > before) {
                             context.getLog().info("Container {}: lease {} granted to {} at epoch {} ({})",
                                     identity.serial(), lease.name(), lease.holder(), lease.epoch(), c.connection());
@@ -530,11 +531,13 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
             return decide(state, leases.renew(c.leaseName(), c.holder(), c.epoch(), ttl(c.ttlMillis()), c.connection(),
                     clock.instant()), c.replyTo(), this::grant, lease -> { });
         } else if (request instanceof ReleaseLease c) {
-            if (leases.release(c.leaseName(), c.holder(), c.epoch(), c.connection())) {
-                context.getLog().info("Container {}: lease {} of {} at epoch {} released ({})", identity.serial(),
-                        c.leaseName(), c.holder(), c.epoch(), c.connection());
-            }
-            return reply(c.replyTo(), StatusReply.success(Done.getInstance()));
+            return decide(state, leases.release(c.leaseName(), c.holder(), c.epoch(), c.connection()), c.replyTo(),
+                    released -> Done.getInstance(), released -> {
+                        if (released) {
+                            context.getLog().info("Container {}: lease {} of {} at epoch {} released ({})",
+                                    identity.serial(), c.leaseName(), c.holder(), c.epoch(), c.connection());
+                        }
+                    });
         } else if (request instanceof Allocate c) {
             return onAllocate(state, c);
         } else if (request instanceof Free c) {
@@ -662,7 +665,9 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
             refused.accept(refuse);
             return null;
         }
-        return state.epochSeen(LeaseGrant.ACTIVE_LEASE, ((Decision.Accept<Long>) verdict).reply(), now);
+        // The certificate's holder is the connection's node: the check refused any other.
+        return state.epochSeen(LeaseGrant.ACTIVE_LEASE, ((Decision.Accept<Long>) verdict).reply(), connection.node(),
+                now);
     }
 
     /**

@@ -54,8 +54,11 @@ public sealed interface ContainerEvent extends CborSerializable {
     /**
      * The highest epoch this container granted or saw on a lease name rose: persisted before a grant with
      * it is sent, and with the write whose certificate showed it, so no later grant can go below it.
+     * {@code holder} is who the epoch was granted to or seen with: the same holder coming back on a new
+     * connection keeps the epoch, any other gets a higher one. Null in events written before holders were
+     * kept, which counts as "another holder".
      */
-    record LeaseEpochRaised(String leaseName, long epoch, Instant at) implements ContainerEvent {
+    record LeaseEpochRaised(String leaseName, long epoch, String holder, Instant at) implements ContainerEvent {
     }
 
     /** A TMR node's allocation took a seat on a TMR copy. */

@@ -9,6 +9,10 @@ import java.util.Map;
 /**
  * An immutable copy of a {@link ContainerState} for the snapshot store, taken on the container's own
  * thread: recovery starts from the newest snapshot and replays only the events after it.
+ *
+ * <p>Components added later are null in snapshots written before them ({@code leaseEpochs},
+ * {@code allocations}, {@code peerOperations}, {@code leaseHolders}); {@link ContainerState#fromSnapshot}
+ * reads those as empty.
  */
 public record ContainerSnapshot(
         String serial,
@@ -22,7 +26,8 @@ public record ContainerSnapshot(
         long nextTicketId,
         Map<String, Long> leaseEpochs,
         List<TmrAllocation> allocations,
-        List<PeerOperation> peerOperations) implements CborSerializable {
+        List<PeerOperation> peerOperations,
+        Map<String, String> leaseHolders) implements CborSerializable {
 
     /** A product item's terms and the state that is not derived from handles and borrows. */
     public record Item(long firmCode, ProductItemSpec spec, List<String> tmrGroupKeys, long units,

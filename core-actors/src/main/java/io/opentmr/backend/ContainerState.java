@@ -69,6 +69,8 @@ public final class ContainerState {
     private final Map<Long, Borrow> borrows = new HashMap<>();
     /** Highest epoch granted or seen per lease name: grants only go above it. */
     private final Map<String, Long> leaseEpochs = new HashMap<>();
+    /** Who holds (or held) the highest epoch per lease name; absent when unknown (older journals). */
+    private final Map<String, String> leaseHolders = new HashMap<>();
     /** TMR nodes' allocations by TMR handle id, ordered unsigned as LIST_ALLOCATIONS pages them. */
     private final TreeMap<Long, TmrAllocation> allocations = new TreeMap<>(Long::compareUnsigned);
     /** TMR copy → operation id → counter after it: a retried PEER_UNITS finds its result here. */
@@ -393,9 +395,18 @@ public final class ContainerState {
         return leaseEpochs.getOrDefault(leaseName, 0L);
     }
 
-    /** The event that records {@code epoch} on {@code leaseName}, or none when it is not above the highest. */
-    public List<ContainerEvent> epochSeen(String leaseName, long epoch, Instant now) {
-        return epoch > highestEpoch(leaseName) ? List.of(new LeaseEpochRaised(leaseName, epoch, now)) : List.of();
+    /** Who the highest epoch on {@code leaseName} was granted to or seen with; null when none or unknown. */
+    public String highestHolder(String leaseName) {
+        return leaseHolders.get(leaseName);
+    }
+
+    /**
+     * The event that records {@code epoch} of {@code holder} (from a valid certificate) on {@code leaseName},
+     * or none when it is not above the highest.
+     */
+    public List<ContainerEvent> epochSeen(String leaseName, long epoch, String holder, Instant now) {
+        return epoch > highestEpoch(leaseName) ? List.of(new LeaseEpochRaised(leaseName, epoch, holder, now))
+                : List.of();
     }
 
     /**
@@ -550,7 +561,7 @@ public final class ContainerState {
                 .toList();
         return new ContainerSnapshot(serial.toString(), cmActId, Map.copyOf(firmUpdateCounters), itemCopies,
                 List.copyOf(handles.values()), List.copyOf(borrows.values()), decrements, nextHandleId, nextTicketId,
-                Map.copyOf(leaseEpochs), List.copyOf(allocations.values()), peerOperations);
+                Map.copyOf(leaseEpochs), List.copyOf(allocations.values()), peerOperations, Map.copyOf(leaseHolders));
     }
 
     /** The state a snapshot describes; seat usage is rebuilt from its handles and borrows. */
@@ -579,6 +590,10 @@ public final class ContainerState {
         // Snapshots taken before the peer side existed lack these.
         if (snapshot.leaseEpochs() != null) {
             state.leaseEpochs.putAll(snapshot.leaseEpochs());
+        }
+        // Snapshots taken before holders were kept lack them: every holder counts as another one.
+        if (snapshot.leaseHolders() != null) {
+            state.leaseHolders.putAll(snapshot.leaseHolders());
         }
         if (snapshot.allocations() != null) {
             snapshot.allocations().forEach(state::addAllocation);
@@ -624,7 +639,14 @@ public final class ContainerState {
                 items.get(borrow.item()).borrowEnded();
             }
         } else if (event instanceof LeaseEpochRaised e) {
-            leaseEpochs.merge(e.leaseName(), e.epoch(), Math::max);
+            if (e.epoch() >= highestEpoch(e.leaseName())) {
+                leaseEpochs.put(e.leaseName(), e.epoch());
+                if (e.holder() == null) {
+                    leaseHolders.remove(e.leaseName());
+                } else {
+                    leaseHolders.put(e.leaseName(), e.holder());
+                }
+            }
         } else if (event instanceof AllocationAdded e) {
             addAllocation(e.allocation());
         } else if (event instanceof AllocationFreed e) {

@@ -132,7 +132,7 @@ class PeerBackendTest {
             ok(node.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-a", 1)));
             assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(node.request(
                     new Message.LeaseRenew(LeaseGrant.ACTIVE_LEASE, "node-a", 1, 2_000))), "released");
-            assertEquals(2, node.grant(0, 2_000).epoch(), "after a release, a strictly higher epoch");
+            assertEquals(1, node.grant(0, 2_000).epoch(), "after a release, the same holder keeps its epoch");
             assertEquals(60_000, node.grant(0, 3_600_000).ttlMillis(), "the TTL is capped by lease.max-ttl");
             assertEquals(10, node.grant(10, 2_000).epoch(), "a proposed epoch above the highest is taken");
         }
@@ -159,6 +159,77 @@ class PeerBackendTest {
     }
 
     @Test
+    void aNodeHoldsLeasesUnderItsAuthenticatedNameOnly() throws Exception {
+        try (TmrGroup.Node a = group.node("node-a", 0)) {
+            Message asOther = a.request(new Message.LeaseAcquire(LeaseGrant.ACTIVE_LEASE, "node-b", 0, TTL));
+            assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(asOther));
+            assertTrue(text(asOther).contains("authenticated as node-a"), text(asOther));
+            long epoch = a.grant(0, TTL).epoch();
+            assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(a.request(new Message.LeaseRenew(
+                    LeaseGrant.ACTIVE_LEASE, "node-b", epoch, TTL))));
+            assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(a.request(new Message.LeaseRelease(
+                    LeaseGrant.ACTIVE_LEASE, "node-b", epoch))));
+            assertInstanceOf(Message.LeaseGranted.class, a.request(new Message.LeaseRenew(LeaseGrant.ACTIVE_LEASE,
+                    "node-a", epoch, TTL)), "node-a's lease is untouched");
+        }
+    }
+
+    @Test
+    void aSecondConnectionUnderTheNameOfALiveLeaseIsRefusedAndTheHolderKeepsServing() throws Exception {
+        LicenseKey key = issue(86, 5, null);
+        try (TmrGroup.Node a0 = group.node("node-a", 0); TmrGroup.Node a1 = group.node("node-a", 1);
+             TmrGroup.Node twin = group.node("node-a", 0)) {
+            LeaseCertificate cert = certificate(a0, a1, 0);
+            long epoch = cert.grants().get(0).epoch();
+            Message refused = twin.acquire(LeaseGrant.ACTIVE_LEASE, 0, TTL);
+            assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(refused));
+            assertTrue(text(refused).contains("another connection"), text(refused));
+            assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(twin.acquire(LeaseGrant.ACTIVE_LEASE, epoch + 3,
+                    TTL)), "not with a higher epoch either");
+            assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(twin.request(new Message.LeaseRenew(
+                    LeaseGrant.ACTIVE_LEASE, "node-a", epoch, TTL))));
+            ok(twin.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-a", epoch)));
+
+            Message renewed = a0.request(new Message.LeaseRenew(LeaseGrant.ACTIVE_LEASE, "node-a", epoch, TTL));
+            assertEquals(epoch, assertInstanceOf(Message.LeaseGranted.class, renewed, renewed.toString()).grant()
+                    .epoch(), "the live holder is not displaced");
+            ok(a0.request(new Message.Allocate(cert, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch))));
+        }
+    }
+
+    @Test
+    void theSameNodeOnANewConnectionKeepsItsEpochSoItsCertificateStaysValid() throws Exception {
+        LicenseKey key = issue(87, 5, null);
+        try (TmrGroup.Node a1 = group.node("node-a", 1); TmrGroup.Node a2 = group.node("node-a", 2)) {
+            TmrGroup.Node a0 = group.node("node-a", 0);
+            LeaseCertificate cert = certificate(a0, a1, 0);
+            long epoch = cert.grants().get(0).epoch();
+            ok(a2.request(new Message.Allocate(cert, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch))));
+
+            a0.close();
+            try (TmrGroup.Node back = group.node("node-a", 0)) {
+                long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+                Message answer = back.acquire(LeaseGrant.ACTIVE_LEASE, 0, TTL);
+                while (answer instanceof Message.Error && System.nanoTime() < deadline) {
+                    answer = back.acquire(LeaseGrant.ACTIVE_LEASE, 0, TTL);
+                }
+                LeaseGrant again = assertInstanceOf(Message.LeaseGranted.class, answer, answer.toString()).grant();
+                assertEquals(epoch, again.epoch(), "a reconnect of the same holder keeps its epoch");
+                ok(a2.request(new Message.Allocate(cert, allocation(2, key, AccessMode.USERLIMIT, OWNER, epoch))));
+                ok(a2.request(new Message.Allocate(new LeaseCertificate(List.of(again, cert.grants().get(1))),
+                        allocation(3, key, AccessMode.USERLIMIT, OWNER, epoch))));
+                ok(back.request(new Message.Allocate(cert, allocation(4, key, AccessMode.USERLIMIT, OWNER, epoch))));
+            }
+
+            // Once the lease on backend 1 expired, node-b takes it: always above.
+            try (TmrGroup.Node b1 = group.node("node-b", 1)) {
+                clock.advance(Duration.ofMillis(TTL + 1));
+                assertEquals(epoch + 1, b1.grant(0, TTL).epoch());
+            }
+        }
+    }
+
+    @Test
     void aLeaseNotRenewedWithinItsTtlGoesToTheNextHolder() throws Exception {
         try (TmrGroup.Node a = group.node("node-a", 1); TmrGroup.Node b = group.node("node-b", 1)) {
             assertEquals(1, a.grant(0, 2_000).epoch());
@@ -174,10 +245,11 @@ class PeerBackendTest {
 
     @Test
     void grantsFromSeveralBackendsConvergeOnTheHighestEpoch() throws Exception {
-        try (TmrGroup.Node a0 = group.node("node-a", 0); TmrGroup.Node a1 = group.node("node-a", 1)) {
-            a0.grant(0, TTL);
-            ok(a0.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-a", 1)));
-            assertEquals(2, a0.grant(0, TTL).epoch());
+        try (TmrGroup.Node a0 = group.node("node-a", 0); TmrGroup.Node a1 = group.node("node-a", 1);
+             TmrGroup.Node b0 = group.node("node-b", 0)) {
+            b0.grant(0, TTL);
+            ok(b0.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-b", 1)));
+            assertEquals(2, a0.grant(0, TTL).epoch(), "node-b held epoch 1 on backend 0");
             assertEquals(1, a1.grant(0, TTL).epoch(), "backend 1 had granted nothing yet");
             assertEquals(2, a1.grant(2, TTL).epoch(), "re-acquired with the highest epoch the node saw");
             assertEquals(2, a0.grant(2, TTL).epoch(), "and the same again where it was already");
@@ -321,8 +393,19 @@ class PeerBackendTest {
                 while (granted instanceof Message.Error && System.nanoTime() < deadline) {
                     granted = a2.acquire(LeaseGrant.ACTIVE_LEASE, 0, TTL);
                 }
-                assertEquals(epoch + 7, assertInstanceOf(Message.LeaseGranted.class, granted, granted.toString())
-                        .grant().epoch(), "above the epoch the certificate showed");
+                assertEquals(epoch + 6, assertInstanceOf(Message.LeaseGranted.class, granted, granted.toString())
+                        .grant().epoch(), "the epoch node-a's certificate showed: node-a keeps it");
+                TmrGroup.Node c2 = group.node("node-c", 2);
+                try (c2) {
+                    a2.connection().close();
+                    Message other = c2.acquire(LeaseGrant.ACTIVE_LEASE, 0, TTL);
+                    deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+                    while (other instanceof Message.Error && System.nanoTime() < deadline) {
+                        other = c2.acquire(LeaseGrant.ACTIVE_LEASE, 0, TTL);
+                    }
+                    assertEquals(epoch + 7, assertInstanceOf(Message.LeaseGranted.class, other, other.toString())
+                            .grant().epoch(), "another holder: above the epoch the certificate showed");
+                }
             }
         }
     }

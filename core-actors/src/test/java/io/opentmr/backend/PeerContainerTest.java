@@ -156,14 +156,56 @@ class PeerContainerTest {
         assertEquals(45, info.products().get(0).units());
         assertEquals(List.of(10L), kit.getState().allocations(0, 10).allocations().stream()
                 .map(TmrAllocation::tmrHandleId).toList());
+        assertEquals("node-a", kit.getState().highestHolder(LeaseGrant.ACTIVE_LEASE), "the holder is journaled");
         LeaseGrant after = acquire(0);
-        assertEquals(8, after.epoch(), "strictly above every epoch granted or seen before the restart");
-        LeaseCertificate eight = certificate(after);
-        assertEquals(45L, (long) ok(kit.<StatusReply<Long>>runCommand(r -> new Container.PeerUnits(connection, eight,
+        assertEquals(7, after.epoch(), "the holder of the highest epoch before the restart keeps it");
+        LeaseCertificate again = certificate(after);
+        assertEquals(45L, (long) ok(kit.<StatusReply<Long>>runCommand(r -> new Container.PeerUnits(connection, again,
                 key, 5, UnitsOperation.DECREMENT, 5, r))), "the operation id is remembered across the restart");
         var stale = kit.<StatusReply<Done>>runCommand(r -> new Container.Allocate(connection, cert,
                 allocation(12, key, 1), r));
         assertEquals(CmError.TMR_LEASE_REFUSED, ((CmFailure) stale.reply().getError()).error(), "epoch 1 is stale");
+
+        clock.advance(Duration.ofSeconds(3));
+        PeerConnection nodeB = new PeerConnection("node-b", "127.0.0.1:5001", () -> true);
+        LeaseGrant other = ok(kit.<StatusReply<LeaseGrant>>runCommand(r -> new Container.AcquireLease(nodeB,
+                LeaseGrant.ACTIVE_LEASE, "node-b", 0, 2_000, r)));
+        assertEquals(8, other.epoch(), "another holder: strictly above every epoch granted or seen");
+    }
+
+    @Test
+    void eventsAndSnapshotsWrittenBeforeHoldersWereKeptStillOpen() throws Exception {
+        var serialization = org.apache.pekko.serialization.SerializationExtension.get(testKit.system());
+        com.fasterxml.jackson.databind.ObjectMapper cbor = new com.fasterxml.jackson.databind.ObjectMapper(
+                new com.fasterxml.jackson.dataformat.cbor.CBORFactory());
+
+        ContainerEvent.LeaseEpochRaised current = new ContainerEvent.LeaseEpochRaised(LeaseGrant.ACTIVE_LEASE, 4,
+                "node-a", clock.instant());
+        var older = (com.fasterxml.jackson.databind.node.ObjectNode) cbor.readTree(serialization.serialize(current)
+                .get());
+        assertEquals("node-a", older.remove("holder").asText(), "the field as written today");
+        ContainerEvent.LeaseEpochRaised read = (ContainerEvent.LeaseEpochRaised) deserialize(serialization,
+                cbor.writeValueAsBytes(older), current);
+        assertEquals(new ContainerEvent.LeaseEpochRaised(LeaseGrant.ACTIVE_LEASE, 4, null, clock.instant()), read);
+
+        create(1000);
+        ContainerSnapshot snapshot = kit.getState().toSnapshot();
+        var oldSnapshot = (com.fasterxml.jackson.databind.node.ObjectNode) cbor.readTree(serialization
+                .serialize(snapshot).get());
+        oldSnapshot.remove("leaseHolders");
+        ContainerSnapshot back = (ContainerSnapshot) deserialize(serialization, cbor.writeValueAsBytes(oldSnapshot),
+                snapshot);
+        assertEquals(null, back.leaseHolders());
+        ContainerState state = ContainerState.fromSnapshot(back).apply(read);
+        assertEquals(4, state.highestEpoch(LeaseGrant.ACTIVE_LEASE));
+        assertEquals(null, state.highestHolder(LeaseGrant.ACTIVE_LEASE), "unknown: the next holder counts as another");
+    }
+
+    private static Object deserialize(org.apache.pekko.serialization.Serialization serialization, byte[] bytes,
+                                      Object like) {
+        var serializer = serialization.findSerializerFor(like);
+        return serialization.deserialize(bytes, serializer.identifier(),
+                org.apache.pekko.serialization.Serializers.manifestFor(serializer, like)).get();
     }
 
     @Test

@@ -114,7 +114,7 @@ final class TmrGroup implements AutoCloseable {
             Message.PeerChallenge challenge = (Message.PeerChallenge) connection.request(
                     new Message.PeerHello(name, Bytes.of(nodeNonce)));
             Message answer = connection.request(new Message.PeerProof(Bytes.of(auth.nodeProof(
-                    challenge.backendNonce().toArray(), nodeNonce))));
+                    challenge.backendNonce().toArray(), nodeNonce, name))));
             assertInstanceOf(Message.Ok.class, answer, answer.toString());
             return new Node(name, connection);
         } catch (IOException | RuntimeException | Error e) {

@@ -248,7 +248,8 @@ public final class PeerConnection implements AutoCloseable {
             return;
         }
         backendName = challenge.backendName();
-        Pending proof = new Pending(new Message.PeerProof(Bytes.of(auth.nodeProof(backendNonce, nodeNonce))), false);
+        Pending proof = new Pending(new Message.PeerProof(Bytes.of(auth.nodeProof(backendNonce, nodeNonce, nodeName))),
+                false);
         send(proof);
         proof.future.whenComplete((answer, error) -> {
             if (error != null) {
