@@ -39,7 +39,8 @@ public record BackendSettings(
      * {@code opentmr.backend.lease.*}: the leases this backend grants TMR nodes and the certificates it accepts.
      *
      * @param maxTtl    the longest TTL a grant gets, whatever the node asks
-     * @param clockSkew how far a grantor's clock may be behind this one when a certificate's expiry is checked
+     * @param clockSkew how far a grantor's clock may be behind or ahead of this one when a certificate's grants
+     *                  are checked (expiry; issue times in the future)
      */
     public record Lease(Duration maxTtl, Duration clockSkew) {
 

@@ -349,6 +349,13 @@ class PeerBackendTest {
             assertRefused(a2, new LeaseCertificate(List.of(((Message.LeaseGranted) other0).grant(),
                     ((Message.LeaseGranted) other1).grant())), seat, "wrong lease");
             assertRefused(a2, new LeaseCertificate(List.of(g0, a1.grant(epoch + 5, TTL))), seat, "mixed grants");
+            a1.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-a", epoch + 5));
+            // Grants from clocks 10 s ahead: they would stay valid 10 s longer than granted.
+            clock.advance(Duration.ofSeconds(10));
+            LeaseCertificate ahead = certificate(a0, a1, epoch + 5);
+            clock.advance(Duration.ofSeconds(-10));
+            assertRefused(a2, ahead, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch + 5),
+                    "issued in the future");
 
             ok(a2.request(new Message.Allocate(cert, seat)));
             clock.advance(Duration.ofMillis(TTL + 1_000));

@@ -259,7 +259,7 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
                 LOG.info("{} granted the node the lease for epoch {}", name(), grant.epoch());
             }
             holding = true;
-            long better = group.granted(index, grant, settings.leaseTtl());
+            long better = group.granted(index, grant);
             wantedEpoch = better > 0 ? better : 0;
             if (better > 0) {
                 askLease();

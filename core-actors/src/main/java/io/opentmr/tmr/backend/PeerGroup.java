@@ -29,7 +29,10 @@ public final class PeerGroup {
     private final Clock clock;
     private final PeerLink[] links;
     private final LeaseGrant[] grants;
-    /** When each grant runs out by the node's own clock: received + ttl, never trusting the backend's clock. */
+    /**
+     * When each grant runs out by the node's own clock: received + the TTL the backend granted (it may cap
+     * the TTL asked for), never trusting the backend's clock.
+     */
     private final long[] grantExpiry;
     private long targetEpoch;
     private volatile LeaseCertificate certificate = LeaseCertificate.NONE;
@@ -65,10 +68,13 @@ public final class PeerGroup {
         return links[backend] != null;
     }
 
-    /** Records a backend's grant; returns the epoch the backend should be asked to grant instead, or -1. */
-    public synchronized long granted(int backend, LeaseGrant grant, Duration ttl) {
+    /**
+     * Records a backend's grant, valid for the TTL it grants ({@link LeaseGrant#ttlMillis()}); returns the epoch
+     * the backend should be asked to grant instead, or -1.
+     */
+    public synchronized long granted(int backend, LeaseGrant grant) {
         grants[backend] = grant;
-        grantExpiry[backend] = clock.millis() + ttl.toMillis();
+        grantExpiry[backend] = clock.millis() + grant.ttlMillis();
         targetEpoch = Math.max(targetEpoch, grant.epoch());
         rebuildCertificate();
         return grant.epoch() < targetEpoch ? targetEpoch : -1;
