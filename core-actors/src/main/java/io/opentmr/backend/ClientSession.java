@@ -319,13 +319,13 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
             }
             case ALLOCATE -> {
                 Message.Allocate m = (Message.Allocate) message;
-                ask(ctx, id, r -> new Container.Allocate(peerConnection, m.certificate(), m.allocation(), r),
-                        (Done done) -> new Message.Ok());
+                ask(ctx, id, r -> new Container.Allocate(peerConnection, m.certificate(), m.allocation(),
+                        m.deadlineMillis(), r), (Done done) -> new Message.Ok());
             }
             case FREE -> {
                 Message.Free m = (Message.Free) message;
-                ask(ctx, id, r -> new Container.Free(peerConnection, m.certificate(), m.tmrHandleId(), m.key(), r),
-                        (Done done) -> new Message.Ok());
+                ask(ctx, id, r -> new Container.Free(peerConnection, m.certificate(), m.tmrHandleId(), m.key(),
+                        m.deadlineMillis(), r), (Done done) -> new Message.Ok());
             }
             case LIST_ALLOCATIONS -> {
                 Message.ListAllocations m = (Message.ListAllocations) message;

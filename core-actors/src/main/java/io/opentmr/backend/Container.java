@@ -244,16 +244,21 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         }
     }
 
+    /**
+     * @param deadlineMillis the node's deadline, epoch milliseconds on its clock: past it (and the clock skew)
+     *                       the request is not carried out
+     */
     public record Allocate(PeerConnection connection, LeaseCertificate certificate, Allocation allocation,
-                           ActorRef<StatusReply<Done>> replyTo) implements Request {
+                           long deadlineMillis, ActorRef<StatusReply<Done>> replyTo) implements Request {
         @Override
         public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
 
+    /** @param deadlineMillis as for {@link Allocate} */
     public record Free(PeerConnection connection, LeaseCertificate certificate, long tmrHandleId, LicenseKey key,
-                       ActorRef<StatusReply<Done>> replyTo) implements Request {
+                       long deadlineMillis, ActorRef<StatusReply<Done>> replyTo) implements Request {
         @Override
         public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
@@ -687,8 +692,29 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         return new Outcome(events, outcome.afterPersist());
     }
 
+    /**
+     * Whether a node's request comes too late: past its deadline by more than the clock skew, the node has
+     * stopped waiting for it and counts this backend as not answering.
+     */
+    private boolean pastDeadline(long deadlineMillis, Instant now) {
+        return now.toEpochMilli() - leaseSettings.clockSkew().toMillis() > deadlineMillis;
+    }
+
+    private Outcome latePeerRequest(String request, PeerConnection connection, long deadlineMillis, Instant now,
+                                    ActorRef<StatusReply<Done>> replyTo) {
+        context.getLog().warn("Container {}: {} of TMR node {} ({}) came after its deadline {} (now {}); not carried "
+                + "out", identity.serial(), request, connection.node(), connection.address(),
+                Instant.ofEpochMilli(deadlineMillis), now);
+        return reply(replyTo, StatusReply.error(new CmFailure(CmError.NETWORK_FAULT, request
+                + " reached the container after its deadline " + Instant.ofEpochMilli(deadlineMillis)
+                + "; not carried out")));
+    }
+
     private Outcome onAllocate(ContainerState state, Allocate c) {
         Instant now = clock.instant();
+        if (pastDeadline(c.deadlineMillis(), now)) {
+            return latePeerRequest("ALLOCATE", c.connection(), c.deadlineMillis(), now, c.replyTo());
+        }
         LicenseKey key = c.allocation().key();
         List<String> groupKeys = state.tmrGroupKeys(key);
         if (groupKeys == null) {
@@ -712,6 +738,9 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
 
     private Outcome onFree(ContainerState state, Free c) {
         Instant now = clock.instant();
+        if (pastDeadline(c.deadlineMillis(), now)) {
+            return latePeerRequest("FREE", c.connection(), c.deadlineMillis(), now, c.replyTo());
+        }
         TmrAllocation held = state.allocation(c.tmrHandleId());
         LicenseKey key = held != null ? held.item() : c.key();
         List<String> groupKeys = state.tmrGroupKeys(key);

@@ -77,6 +77,15 @@ class PeerBackendTest {
         return new Allocation(handleId, key, mode, 0, owner, Bytes.of(new byte[32]), epoch);
     }
 
+    /** ALLOCATE whose deadline is not what the test is about. */
+    private static Message.Allocate allocate(LeaseCertificate certificate, Allocation allocation) {
+        return new Message.Allocate(certificate, allocation, Long.MAX_VALUE);
+    }
+
+    private static Message.Free free(LeaseCertificate certificate, long tmrHandleId, LicenseKey key) {
+        return new Message.Free(certificate, tmrHandleId, key, Long.MAX_VALUE);
+    }
+
     private static int code(Message answer) {
         return assertInstanceOf(Message.Error.class, answer, answer.toString()).code();
     }
@@ -193,7 +202,7 @@ class PeerBackendTest {
             Message renewed = a0.request(new Message.LeaseRenew(LeaseGrant.ACTIVE_LEASE, "node-a", epoch, TTL));
             assertEquals(epoch, assertInstanceOf(Message.LeaseGranted.class, renewed, renewed.toString()).grant()
                     .epoch(), "the live holder is not displaced");
-            ok(a0.request(new Message.Allocate(cert, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch))));
+            ok(a0.request(allocate(cert, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch))));
         }
     }
 
@@ -204,7 +213,7 @@ class PeerBackendTest {
             TmrGroup.Node a0 = group.node("node-a", 0);
             LeaseCertificate cert = certificate(a0, a1, 0);
             long epoch = cert.grants().get(0).epoch();
-            ok(a2.request(new Message.Allocate(cert, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch))));
+            ok(a2.request(allocate(cert, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch))));
 
             a0.close();
             try (TmrGroup.Node back = group.node("node-a", 0)) {
@@ -215,10 +224,10 @@ class PeerBackendTest {
                 }
                 LeaseGrant again = assertInstanceOf(Message.LeaseGranted.class, answer, answer.toString()).grant();
                 assertEquals(epoch, again.epoch(), "a reconnect of the same holder keeps its epoch");
-                ok(a2.request(new Message.Allocate(cert, allocation(2, key, AccessMode.USERLIMIT, OWNER, epoch))));
-                ok(a2.request(new Message.Allocate(new LeaseCertificate(List.of(again, cert.grants().get(1))),
+                ok(a2.request(allocate(cert, allocation(2, key, AccessMode.USERLIMIT, OWNER, epoch))));
+                ok(a2.request(allocate(new LeaseCertificate(List.of(again, cert.grants().get(1))),
                         allocation(3, key, AccessMode.USERLIMIT, OWNER, epoch))));
-                ok(back.request(new Message.Allocate(cert, allocation(4, key, AccessMode.USERLIMIT, OWNER, epoch))));
+                ok(back.request(allocate(cert, allocation(4, key, AccessMode.USERLIMIT, OWNER, epoch))));
             }
 
             // Once the lease on backend 1 expired, node-b takes it: always above.
@@ -263,28 +272,61 @@ class PeerBackendTest {
             LeaseCertificate cert = certificate(a0, a1, 0);
             long epoch = cert.grants().get(0).epoch();
             for (TmrGroup.Node node : List.of(a0, a1)) {
-                ok(node.request(new Message.Allocate(cert, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch))));
-                ok(node.request(new Message.Allocate(cert, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch))));
+                ok(node.request(allocate(cert, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch))));
+                ok(node.request(allocate(cert, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch))));
                 assertEquals(1, inventory(node, 77).inUse(), "the same handle id twice holds one seat");
-                ok(node.request(new Message.Allocate(cert, allocation(2, key, AccessMode.USERLIMIT, OWNER, epoch))));
-                assertEquals(CmError.NO_MORE_LICENSES.code(), code(node.request(new Message.Allocate(cert,
+                ok(node.request(allocate(cert, allocation(2, key, AccessMode.USERLIMIT, OWNER, epoch))));
+                assertEquals(CmError.NO_MORE_LICENSES.code(), code(node.request(allocate(cert,
                         allocation(3, key, AccessMode.USERLIMIT, OWNER, epoch)))));
-                assertEquals(CmError.EXCLUSIVE_CONFLICT.code(), code(node.request(new Message.Allocate(cert,
+                assertEquals(CmError.EXCLUSIVE_CONFLICT.code(), code(node.request(allocate(cert,
                         allocation(4, key, AccessMode.EXCLUSIVE, OWNER, epoch)))));
                 assertEquals(2, inventory(node, 77).inUse());
 
-                ok(node.request(new Message.Free(cert, 2, key)));
-                ok(node.request(new Message.Free(cert, 2, key)));
-                ok(node.request(new Message.Free(cert, 99, key)));
+                ok(node.request(free(cert, 2, key)));
+                ok(node.request(free(cert, 2, key)));
+                ok(node.request(free(cert, 99, key)));
                 assertEquals(1, inventory(node, 77).inUse());
-                ok(node.request(new Message.Allocate(cert, allocation(3, key, AccessMode.USERLIMIT, OWNER, epoch))));
+                ok(node.request(allocate(cert, allocation(3, key, AccessMode.USERLIMIT, OWNER, epoch))));
             }
-            assertEquals(CmError.ENTRY_NOT_FOUND.code(), code(a0.request(new Message.Allocate(cert,
+            assertEquals(CmError.ENTRY_NOT_FOUND.code(), code(a0.request(allocate(cert,
                     allocation(5, new LicenseKey(TmrGroup.FIRM, 99, key.tmrId()), AccessMode.USERLIMIT, OWNER,
                             epoch)))));
             // Allocations belong to the node: losing its lease does not take them back.
             ok(a0.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-a", epoch)));
             assertEquals(2, inventory(a0, 77).inUse());
+        }
+    }
+
+    @Test
+    void allocateAndFreeThatComePastTheirDeadlineAreNotCarriedOut() throws Exception {
+        LicenseKey key = issue(88, 2, null);
+        try (TmrGroup.Node a0 = group.node("node-a", 0); TmrGroup.Node a1 = group.node("node-a", 1)) {
+            LeaseCertificate cert = certificate(a0, a1, 0);
+            long epoch = cert.grants().get(0).epoch();
+            long skew = BackendSettings.Lease.DEFAULT.clockSkew().toMillis();
+            long deadline = clock.millis() + 500;
+            Message.Allocate first = new Message.Allocate(cert, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch),
+                    deadline);
+            Message.Allocate second = new Message.Allocate(cert, allocation(2, key, AccessMode.USERLIMIT, OWNER,
+                    epoch), deadline);
+
+            clock.advance(Duration.ofMillis(500 + skew));
+            ok(a0.request(first));
+            assertEquals(1, inventory(a0, 88).inUse(), "at its deadline plus the clock skew: still carried out");
+
+            clock.advance(Duration.ofMillis(1));
+            Message late = a0.request(second);
+            assertEquals(CmError.NETWORK_FAULT.code(), code(late));
+            assertTrue(text(late).contains("deadline"), text(late));
+            assertEquals(1, inventory(a0, 88).inUse(), "the late ALLOCATE holds no seat");
+            assertEquals(List.of(1L), ((Message.AllocationList) a0.request(new Message.ListAllocations(0, 10)))
+                    .allocations().stream().map(Allocation::tmrHandleId).toList());
+
+            Message lateFree = a0.request(new Message.Free(cert, 1, key, deadline));
+            assertEquals(CmError.NETWORK_FAULT.code(), code(lateFree));
+            assertEquals(1, inventory(a0, 88).inUse(), "the late FREE freed nothing");
+            ok(a0.request(new Message.Free(cert, 1, key, clock.millis() + 1_000)));
+            assertEquals(0, inventory(a0, 88).inUse());
         }
     }
 
@@ -295,7 +337,7 @@ class PeerBackendTest {
             LeaseCertificate cert = certificate(a0, a1, 0);
             long epoch = cert.grants().get(0).epoch();
             for (long id : new long[] {-1L, 2, Long.MIN_VALUE, 1, Long.MAX_VALUE}) {
-                ok(a0.request(new Message.Allocate(cert, allocation(id, key, AccessMode.NOUSERLIMIT, OWNER, epoch))));
+                ok(a0.request(allocate(cert, allocation(id, key, AccessMode.NOUSERLIMIT, OWNER, epoch))));
             }
             Message.AllocationList first = (Message.AllocationList) a0.request(new Message.ListAllocations(0, 2));
             assertEquals(List.of(1L, 2L), first.allocations().stream().map(Allocation::tmrHandleId).toList());
@@ -357,7 +399,7 @@ class PeerBackendTest {
             assertRefused(a2, ahead, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch + 5),
                     "issued in the future");
 
-            ok(a2.request(new Message.Allocate(cert, seat)));
+            ok(a2.request(allocate(cert, seat)));
             clock.advance(Duration.ofMillis(TTL + 1_000));
             assertRefused(a2, cert, seat, "expired");
             clock.advance(Duration.ofMillis(1));
@@ -372,7 +414,7 @@ class PeerBackendTest {
              TmrGroup.Node a2 = group.node("node-a", 2); TmrGroup.Node b2 = group.node("node-b", 2)) {
             LeaseCertificate old = certificate(a0, a1, 0);
             long epoch = old.grants().get(0).epoch();
-            ok(a2.request(new Message.Allocate(old, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch))));
+            ok(a2.request(allocate(old, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch))));
 
             // node-b holds backend 2's lease at a higher epoch: node-a's certificate is stale there.
             assertEquals(epoch + 5, b2.grant(epoch + 5, TTL).epoch());
@@ -390,7 +432,7 @@ class PeerBackendTest {
                 a0.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-a", epoch + 5));
                 a1.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-a", epoch + 5));
                 LeaseCertificate newer = certificate(a0, a1, epoch + 6);
-                ok(a2.request(new Message.Allocate(newer, allocation(2, key, AccessMode.USERLIMIT, OWNER,
+                ok(a2.request(allocate(newer, allocation(2, key, AccessMode.USERLIMIT, OWNER,
                         epoch + 6))));
                 assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(b0.acquire(LeaseGrant.ACTIVE_LEASE, 0, TTL)),
                         "backend 0's lease is node-a's");
@@ -419,7 +461,7 @@ class PeerBackendTest {
 
     private static void assertRefused(TmrGroup.Node node, LeaseCertificate cert, Allocation seat, String rule)
             throws Exception {
-        Message answer = node.request(new Message.Allocate(cert, seat));
+        Message answer = node.request(allocate(cert, seat));
         assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(answer), answer.toString());
         assertTrue(text(answer).contains(rule), "'" + rule + "' in: " + text(answer));
     }

@@ -50,6 +50,8 @@ import org.junit.jupiter.params.provider.ValueSource;
 class PeerContainerTest {
 
     private static final long FIRM = 6_000_010;
+    /** Requests whose deadline is not what a test is about. */
+    private static final long NO_DEADLINE = Long.MAX_VALUE;
     private static ActorTestKit testKit;
 
     @TempDir
@@ -130,11 +132,13 @@ class PeerContainerTest {
         assertTrue(raised.events().isEmpty(), "the holder's own epoch again: nothing new to persist");
         LeaseCertificate cert = certificate(grant);
         var allocated = kit.<StatusReply<Done>>runCommand(r -> new Container.Allocate(connection, cert,
-                allocation(10, key, 1), r));
+                allocation(10, key, 1), NO_DEADLINE, r));
         ok(allocated);
         assertTrue(allocated.events().stream().anyMatch(e -> e instanceof ContainerEvent.AllocationAdded));
-        ok(kit.<StatusReply<Done>>runCommand(r -> new Container.Allocate(connection, cert, allocation(11, key, 1), r)));
-        ok(kit.<StatusReply<Done>>runCommand(r -> new Container.Free(connection, cert, 11, key, r)));
+        ok(kit.<StatusReply<Done>>runCommand(r -> new Container.Allocate(connection, cert, allocation(11, key, 1),
+                NO_DEADLINE, r)));
+        ok(kit.<StatusReply<Done>>runCommand(r -> new Container.Free(connection, cert, 11, key, NO_DEADLINE,
+                r)));
         assertEquals(45L, (long) ok(kit.<StatusReply<Long>>runCommand(r -> new Container.PeerUnits(connection, cert,
                 key, 5, UnitsOperation.DECREMENT, 5, r))));
         // A valid certificate from two other backends at a higher epoch raises this one's epoch.
@@ -163,7 +167,7 @@ class PeerContainerTest {
         assertEquals(45L, (long) ok(kit.<StatusReply<Long>>runCommand(r -> new Container.PeerUnits(connection, again,
                 key, 5, UnitsOperation.DECREMENT, 5, r))), "the operation id is remembered across the restart");
         var stale = kit.<StatusReply<Done>>runCommand(r -> new Container.Allocate(connection, cert,
-                allocation(12, key, 1), r));
+                allocation(12, key, 1), NO_DEADLINE, r));
         assertEquals(CmError.TMR_LEASE_REFUSED, ((CmFailure) stale.reply().getError()).error(), "epoch 1 is stale");
 
         clock.advance(Duration.ofSeconds(3));

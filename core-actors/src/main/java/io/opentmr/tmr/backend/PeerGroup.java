@@ -120,6 +120,14 @@ public final class PeerGroup {
     }
 
     /**
+     * The deadline of an ALLOCATE or FREE sent now (epoch milliseconds): when {@link #call} stops waiting for
+     * its answer. A backend that gets to it later does not carry it out.
+     */
+    public long deadline() {
+        return clock.millis() + timeout.toMillis();
+    }
+
+    /**
      * Sends a request to one backend; the certificate is put in at the moment of sending. Fails at once
      * (ERROR 100) when the backend is not connected.
      */

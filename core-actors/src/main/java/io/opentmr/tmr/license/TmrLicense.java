@@ -367,13 +367,15 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             held.add(allocation.tmrHandleId());
             if (state.get(allocation.tmrHandleId()).isEmpty() && !pending.containsKey(allocation.tmrHandleId())) {
                 long handleId = allocation.tmrHandleId();
-                calls.add(peers.call(backend, certificate -> new Message.Free(certificate, handleId, key)));
+                calls.add(peers.call(backend, certificate -> new Message.Free(certificate, handleId, key,
+                        peers.deadline())));
             }
         }
         int freed = calls.size();
         for (Seat seat : state.all()) {
             if (!held.contains(seat.handleId())) {
-                calls.add(peers.call(backend, certificate -> new Message.Allocate(certificate, allocation(seat))));
+                calls.add(peers.call(backend, certificate -> new Message.Allocate(certificate, allocation(seat),
+                        peers.deadline())));
             }
         }
         int added = calls.size() - freed;
@@ -486,7 +488,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         for (int backend = targets.nextSetBit(0); backend >= 0; backend = targets.nextSetBit(backend + 1)) {
             int asked = backend;
             long id = handleId;
-            context.pipeToSelf(peers.call(asked, certificate -> new Message.Allocate(certificate, allocation)),
+            context.pipeToSelf(peers.call(asked,
+                            certificate -> new Message.Allocate(certificate, allocation, peers.deadline())),
                     (reply, failure) -> new Allocated(id, asked, failure));
         }
         return Effect().none();
@@ -633,7 +636,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     }
 
     private void free(int backend, long handleId) {
-        peers.call(backend, certificate -> new Message.Free(certificate, handleId, key))
+        peers.call(backend, certificate -> new Message.Free(certificate, handleId, key, peers.deadline()))
                 .whenComplete((ok, failure) -> {
                     if (failure != null) {
                         context.getSelf().tell(new Voted(-1, backend, null, failure));

@@ -69,4 +69,12 @@ class PeerGroupTest {
         clock.advance(Duration.ofMillis(1_500));
         assertFalse(group.holdsLease(), "backend 1's 2 s from its grant are over");
     }
+
+    @Test
+    void aWriteIsSentWithTheDeadlineWhenTheNodeStopsWaiting() {
+        PeerGroup group = new PeerGroup(3, clock, Duration.ofMillis(800));
+        assertEquals(clock.millis() + 800, group.deadline());
+        clock.advance(Duration.ofSeconds(3));
+        assertEquals(clock.millis() + 800, group.deadline(), "taken when the request is made, not before");
+    }
 }
