@@ -319,6 +319,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     private final TrackingLog tracking;
     private final Instant startedAt;
     private final BackendSettings.Lease leaseSettings;
+    private final BackendSettings.Units unitSettings;
     private final CertificateCheck certificates;
     /** Leases granted to TMR nodes; not journaled (bound to connections), only their epochs are. */
     private final LeaseTable leases = new LeaseTable();
@@ -352,6 +353,14 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     public static Behavior<Command> create(ContainerIdentity identity, List<PublicKey> vendorKeys,
                                            Duration cleanupTimeout, int snapshotEvery,
                                            BackendSettings.Lease leaseSettings, Clock clock, SecureRandom random) {
+        return create(identity, vendorKeys, cleanupTimeout, snapshotEvery, leaseSettings, BackendSettings.Units.DEFAULT,
+                clock, random);
+    }
+
+    public static Behavior<Command> create(ContainerIdentity identity, List<PublicKey> vendorKeys,
+                                           Duration cleanupTimeout, int snapshotEvery,
+                                           BackendSettings.Lease leaseSettings, BackendSettings.Units unitSettings,
+                                           Clock clock, SecureRandom random) {
         Duration interval = cleanupTimeout.dividedBy(4);
         Duration tick = interval.compareTo(Duration.ofSeconds(10)) > 0 ? Duration.ofSeconds(10)
                 : interval.compareTo(Duration.ofMillis(100)) < 0 ? Duration.ofMillis(100) : interval;
@@ -361,8 +370,8 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         // already holds the events whose write failed.)
         return Behaviors.setup(context -> Behaviors.withTimers(timers -> {
             timers.startTimerWithFixedDelay(new Cleanup(), tick);
-            return new Container(context, identity, vendorKeys, cleanupTimeout, snapshotEvery, leaseSettings, clock,
-                    random);
+            return new Container(context, identity, vendorKeys, cleanupTimeout, snapshotEvery, leaseSettings,
+                    unitSettings, clock, random);
         }));
     }
 
@@ -371,10 +380,11 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     }
 
     private Container(ActorContext<Command> context, ContainerIdentity identity, List<PublicKey> vendorKeys,
-                      Duration cleanupTimeout, int snapshotEvery, BackendSettings.Lease leaseSettings, Clock clock,
-                      SecureRandom random) {
+                      Duration cleanupTimeout, int snapshotEvery, BackendSettings.Lease leaseSettings,
+                      BackendSettings.Units unitSettings, Clock clock, SecureRandom random) {
         super(persistenceId(identity));
         this.leaseSettings = leaseSettings;
+        this.unitSettings = unitSettings;
         this.certificates = new CertificateCheck(leaseSettings.clockSkew());
         this.context = context;
         this.identity = identity;
@@ -389,7 +399,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
 
     @Override
     public ContainerState emptyState() {
-        return new ContainerState(identity.serial(), identity.cmActId());
+        return new ContainerState(identity.serial(), identity.cmActId(), unitSettings);
     }
 
     /** Snapshots bound recovery; the events a snapshot covers are deleted, which bounds the journal too. */
@@ -409,7 +419,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
 
             @Override
             public ContainerState fromJournal(Object from) {
-                return ContainerState.fromSnapshot((ContainerSnapshot) from);
+                return ContainerState.fromSnapshot((ContainerSnapshot) from, unitSettings);
             }
         };
     }

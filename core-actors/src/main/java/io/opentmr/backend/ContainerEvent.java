@@ -5,6 +5,7 @@ import io.opentmr.license.LicenseUpdate;
 import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.HandleOwner;
 import io.opentmr.protocol.LicenseKey;
+import io.opentmr.protocol.UnitsOperation;
 import java.time.Instant;
 
 /** What happened to a container: the journal's events, applied by {@link ContainerState#apply}. */
@@ -70,9 +71,11 @@ public sealed interface ContainerEvent extends CborSerializable {
     }
 
     /**
-     * A TMR copy's unit counter changed by a node's PEER_UNITS (a decrement, or a SET to the majority's
-     * value); {@code operationId} lets a retry find the result.
+     * A TMR copy's unit counter changed by a node's PEER_UNITS (a DECREMENT, or a SET to the majority's
+     * value); {@code operationId} lets a retry find the result, and a SET forgets the item's earlier ids.
+     * {@code operation} is null in events written before it was recorded: those count as a DECREMENT.
      */
-    record PeerUnitsChanged(LicenseKey item, long operationId, long remaining, Instant at) implements ContainerEvent {
+    record PeerUnitsChanged(LicenseKey item, long operationId, UnitsOperation operation, long remaining, Instant at)
+            implements ContainerEvent {
     }
 }

@@ -34,8 +34,11 @@ public record ContainerSnapshot(
                        Instant usageStartedAt) {
     }
 
-    /** A remembered PEER_UNITS result of a TMR copy, as {@link Decrement} for handles. */
-    public record PeerOperation(io.opentmr.protocol.LicenseKey item, long operationId, long remaining) {
+    /**
+     * A remembered PEER_UNITS result of a TMR copy, as {@link Decrement} for handles, and when it was
+     * remembered ({@code at}: null in snapshots written before it was kept).
+     */
+    public record PeerOperation(io.opentmr.protocol.LicenseKey item, long operationId, long remaining, Instant at) {
     }
 
     /** A remembered decrement result, so a retry after recovery from a snapshot still finds it. */

@@ -479,9 +479,10 @@ class PeerBackendTest {
             assertEquals(CmError.UNIT_COUNTER_TOO_SMALL.code(), code(a0.request(new Message.PeerUnits(cert, key, 4,
                     UnitsOperation.DECREMENT, 8))));
             assertEquals(4, units(a0, cert, key, 5, UnitsOperation.SET, 4));
-            assertEquals(7, units(a0, cert, key, 2, UnitsOperation.DECREMENT, 3), "still the first answer, nothing subtracted");
+            assertEquals(1, units(a0, cert, key, 2, UnitsOperation.DECREMENT, 3),
+                    "the SET forgot the earlier ids: a decrement retried after it is charged");
             assertEquals(4, units(a0, cert, key, 5, UnitsOperation.SET, 9), "a repeated SET changes nothing");
-            assertEquals(0, units(a0, cert, key, 6, UnitsOperation.DECREMENT, 4));
+            assertEquals(0, units(a0, cert, key, 6, UnitsOperation.DECREMENT, 1));
             assertEquals(CmError.UNIT_COUNTER_ZERO.code(), code(a0.request(new Message.PeerUnits(cert, key, 7,
                     UnitsOperation.DECREMENT, 1))));
             assertEquals(CmError.NO_UNIT_COUNTER.code(), code(a0.request(new Message.PeerUnits(cert, noCounter, 8,
@@ -490,6 +491,24 @@ class PeerBackendTest {
             assertEquals(10, units(a1, cert, key, 2, UnitsOperation.READ, 0), "each copy has its own counter");
             assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(a0.request(new Message.PeerUnits(
                     new LeaseCertificate(List.of(cert.grants().get(0))), key, 9, UnitsOperation.READ, 0))));
+        }
+    }
+
+    @Test
+    void aPeerUnitsOperationIsRememberedForTheRetryWindow() throws Exception {
+        LicenseKey key = issue(89, 1, 100L);
+        try (TmrGroup.Node a0 = group.node("node-a", 0); TmrGroup.Node a1 = group.node("node-a", 1)) {
+            LeaseCertificate cert = certificate(a0, a1, 0);
+            assertEquals(90, units(a0, cert, key, 1, UnitsOperation.DECREMENT, 10));
+            for (long other = 2; other < 200; other++) {
+                units(a0, cert, key, other, UnitsOperation.DECREMENT, 0);
+            }
+            Duration window = BackendSettings.Units.DEFAULT.retryMemory();
+            clock.advance(window);
+            assertEquals(90, units(a0, cert, key, 1, UnitsOperation.DECREMENT, 10),
+                    "a retry at the end of the window, after 198 other operations: the first answer");
+            clock.advance(Duration.ofMillis(1));
+            assertEquals(80, units(a0, cert, key, 1, UnitsOperation.DECREMENT, 10), "after it: a new operation");
         }
     }
 

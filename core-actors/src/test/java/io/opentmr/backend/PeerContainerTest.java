@@ -178,7 +178,7 @@ class PeerContainerTest {
     }
 
     @Test
-    void eventsAndSnapshotsWrittenBeforeHoldersWereKeptStillOpen() throws Exception {
+    void eventsAndSnapshotsOfTheOlderFormatStillOpen() throws Exception {
         var serialization = org.apache.pekko.serialization.SerializationExtension.get(testKit.system());
         com.fasterxml.jackson.databind.ObjectMapper cbor = new com.fasterxml.jackson.databind.ObjectMapper(
                 new com.fasterxml.jackson.dataformat.cbor.CBORFactory());
@@ -193,13 +193,28 @@ class PeerContainerTest {
         assertEquals(new ContainerEvent.LeaseEpochRaised(LeaseGrant.ACTIVE_LEASE, 4, null, clock.instant()), read);
 
         create(1000);
+        ContainerEvent.PeerUnitsChanged units = new ContainerEvent.PeerUnitsChanged(key, 9, UnitsOperation.SET, 40,
+                clock.instant());
+        var olderUnits = (com.fasterxml.jackson.databind.node.ObjectNode) cbor.readTree(serialization
+                .serialize(units).get());
+        olderUnits.remove("operation");
+        assertEquals(new ContainerEvent.PeerUnitsChanged(key, 9, null, 40, clock.instant()),
+                deserialize(serialization, cbor.writeValueAsBytes(olderUnits), units), "read as a DECREMENT");
+
+        LeaseCertificate cert = certificate(acquire(0));
+        ok(kit.<StatusReply<Long>>runCommand(r -> new Container.PeerUnits(connection, cert, key, 3,
+                UnitsOperation.DECREMENT, 5, r)));
         ContainerSnapshot snapshot = kit.getState().toSnapshot();
         var oldSnapshot = (com.fasterxml.jackson.databind.node.ObjectNode) cbor.readTree(serialization
                 .serialize(snapshot).get());
         oldSnapshot.remove("leaseHolders");
+        for (var operation : oldSnapshot.withArray("peerOperations")) {
+            ((com.fasterxml.jackson.databind.node.ObjectNode) operation).remove("at");
+        }
         ContainerSnapshot back = (ContainerSnapshot) deserialize(serialization, cbor.writeValueAsBytes(oldSnapshot),
                 snapshot);
         assertEquals(null, back.leaseHolders());
+        assertEquals(List.of(new ContainerSnapshot.PeerOperation(key, 3, 45, null)), back.peerOperations());
         ContainerState state = ContainerState.fromSnapshot(back).apply(read);
         assertEquals(4, state.highestEpoch(LeaseGrant.ACTIVE_LEASE));
         assertEquals(null, state.highestHolder(LeaseGrant.ACTIVE_LEASE), "unknown: the next holder counts as another");
