@@ -25,6 +25,8 @@ import java.util.Optional;
  * @param missedHeartbeats unanswered heartbeats after which a backend counts as down
  * @param backendTimeout   bound on every request to a backend
  * @param leaseTtl         lifetime of a lease grant without renewal
+ * @param reconcileTimeout how long the node waits, once it holds the lease, for every license to be re-synced
+ *                         before it serves anyway (those not re-synced answer 130 until they are)
  */
 public record NodeSettings(
         String address,
@@ -48,7 +50,8 @@ public record NodeSettings(
         int maxInFlightPerConnection,
         Duration helloTimeout,
         Duration requestTimeout,
-        CodecLimits codecLimits) {
+        CodecLimits codecLimits,
+        Duration reconcileTimeout) {
 
     public static final String PATH = "opentmr.node";
 
@@ -121,7 +124,8 @@ public record NodeSettings(
                 positive(c, "keep-alive-interval"), atLeastOne(c, "snapshot-every"),
                 atLeastOne(c, "limits.max-connections"), atLeastOne(c, "limits.max-in-flight-per-connection"),
                 positive(c, "limits.hello-timeout"), positive(c, "limits.request-timeout"),
-                new CodecLimits(maxFrame, CodecLimits.DEFAULT.maxStringBytes(), CodecLimits.DEFAULT.maxListItems()));
+                new CodecLimits(maxFrame, CodecLimits.DEFAULT.maxStringBytes(), CodecLimits.DEFAULT.maxListItems()),
+                positive(c, "reconcile-timeout"));
     }
 
     private static InetSocketAddress hostPort(String entry) {

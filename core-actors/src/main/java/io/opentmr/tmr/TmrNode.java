@@ -7,16 +7,17 @@ import io.netty.util.concurrent.DefaultThreadFactory;
 import io.opentmr.backend.BackendServer;
 import io.opentmr.peer.PeerConnection;
 import io.opentmr.peer.PeerOptions;
-import io.opentmr.protocol.LicenseKey;
+import io.opentmr.protocol.PeerAuth;
 import io.opentmr.protocol.Serial;
 import io.opentmr.tmr.backend.BackendWatcher;
 import io.opentmr.tmr.backend.PeerGroup;
 import io.opentmr.tmr.backend.PeerLink;
-import io.opentmr.tmr.handle.Handles;
-import io.opentmr.tmr.license.Seat;
 import io.opentmr.tmr.license.TmrLicense;
 import io.opentmr.tmr.server.TmrSession;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.Arrays;
+import java.util.function.LongFunction;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -32,7 +33,6 @@ import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
-import java.util.concurrent.atomic.AtomicReference;
 import org.apache.pekko.Done;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
@@ -55,11 +55,17 @@ public final class TmrNode implements AutoCloseable {
     private final EventLoopGroup peerLoop;
     private final Serial serial;
 
-    private TmrNode(ActorSystem<Void> system, BackendServer server, EventLoopGroup peerLoop, Serial serial) {
+    private final NodeStatus status;
+    private final PeerGroup peers;
+
+    private TmrNode(ActorSystem<Void> system, BackendServer server, EventLoopGroup peerLoop, Serial serial,
+                    NodeStatus status, PeerGroup peers) {
+        this.peers = peers;
         this.system = system;
         this.server = server;
         this.peerLoop = peerLoop;
         this.serial = serial;
+        this.status = status;
     }
 
     /**
@@ -104,57 +110,37 @@ public final class TmrNode implements AutoCloseable {
             throw new IllegalStateException("cannot use the data directory " + settings.dataDir() + ": " + e, e);
         }
         PeerGroup peers = new PeerGroup(settings.backends().size(), clock, settings.backendTimeout());
+        NodeStatus status = new NodeStatus(peers);
+        PeerAuth auth = settings.peerAuth();
+        LongFunction<byte[]> tokens = handleId -> Arrays.copyOf(auth.derive("opentmr-handle-token",
+                ByteBuffer.allocate(Long.BYTES).putLong(handleId).array()), 16);
+        TmrLicense.Settings licenseSettings = new TmrLicense.Settings(settings.backendTimeout(),
+                settings.cleanupTimeout(), settings.snapshotEvery());
         CompletableFuture<ActorRef<VirtualContainer.Command>> containerRef = new CompletableFuture<>();
-        CompletableFuture<ActorRef<Handles.Command>> handlesRef = new CompletableFuture<>();
         Behavior<Void> guardian = Behaviors.setup(context -> {
-            // Set below, read by the licenses' listener from their own threads.
-            AtomicReference<ActorRef<VirtualContainer.Command>> container = new AtomicReference<>();
-            AtomicReference<ActorRef<Handles.Command>> handles = new AtomicReference<>();
-            TmrLicense.Listener listener = new TmrLicense.Listener() {
-                @Override
-                public void seatsChanged(LicenseKey key, long inUse, int count, int usable) {
-                    container.get().tell(new VirtualContainer.SeatsChanged(key, inUse, count, usable));
-                }
-
-                @Override
-                public void granted(LicenseKey key, Seat seat) {
-                    handles.get().tell(new Handles.Granted(key, seat));
-                }
-
-                @Override
-                public void released(LicenseKey key, long handleId) {
-                    handles.get().tell(new Handles.Released(handleId));
-                }
-
-                @Override
-                public void needsResync(int backend) {
-                    container.get().tell(new VirtualContainer.NeedsResync(backend));
-                }
-            };
-            container.set(context.spawn(VirtualContainer.create(serial, peers, key -> TmrLicense.create(key, serial,
-                    peers, listener, clock, random, settings.snapshotEvery()), reports -> {
+            ActorRef<VirtualContainer.Command> container = context.spawn(VirtualContainer.create(serial, peers, status,
+                    clock, settings.heartbeat(), settings.reconcileTimeout(),
+                    (key, parent) -> TmrLicense.create(key, peers, parent, clock, random, tokens, licenseSettings),
+                    reports -> {
                         Map<String, Behavior<BackendWatcher.Command>> watchers = new LinkedHashMap<>();
                         for (int i = 0; i < settings.backends().size(); i++) {
                             watchers.put("backend-" + (i + 1), BackendWatcher.create(i, settings.backends().get(i),
-                                    settings, peers, connector, reports));
+                                    settings, peers, connector, reports, clock, random));
                         }
                         return watchers;
-                    }), "virtual-container"));
-            handles.set(context.spawn(Handles.create(container.get(), clock, settings.cleanupTimeout()), "handles"));
-            containerRef.complete(container.get());
-            handlesRef.complete(handles.get());
+                    }), "virtual-container");
+            containerRef.complete(container);
             return Behaviors.empty();
         });
         ActorSystem<Void> system = ActorSystem.create(guardian, "opentmr-node", config);
         try {
             ActorRef<VirtualContainer.Command> container = containerRef.get(30, TimeUnit.SECONDS);
-            ActorRef<Handles.Command> handles = handlesRef.get(30, TimeUnit.SECONDS);
             BackendServer server = BackendServer.start(settings.address(), settings.port(), settings.maxConnections(),
-                    settings.codecLimits(), () -> new TmrSession(settings, serial, container, handles,
+                    settings.codecLimits(), () -> new TmrSession(settings, status, serial, container,
                             system.scheduler(), random));
             LOG.info("TMR node {} listening on {} with virtual container {} over backends {}", settings.nodeName(),
                     server.localAddress(), serial, settings.backends());
-            return new TmrNode(system, server, peerLoop, serial);
+            return new TmrNode(system, server, peerLoop, serial, status, peers);
         } catch (ExecutionException | TimeoutException e) {
             system.terminate();
             throw new IllegalStateException("the node's actors did not start within 30 s", e);
@@ -199,6 +185,16 @@ public final class TmrNode implements AutoCloseable {
 
     public InetSocketAddress address() {
         return server.localAddress();
+    }
+
+    /** Whether the node serves clients now (it holds the lease and has reconciled its licenses). */
+    public boolean serving() {
+        return status.serving();
+    }
+
+    /** Lease grants the node holds now (a certificate needs two of one epoch). */
+    public int grantsHeld() {
+        return peers.grantsHeld();
     }
 
     public Serial virtualSerial() {

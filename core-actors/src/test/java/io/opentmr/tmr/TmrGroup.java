@@ -152,6 +152,14 @@ final class TmrGroup implements AutoCloseable {
         return node;
     }
 
+    Path secretFile() {
+        return secretFile;
+    }
+
+    TmrNode node() {
+        return node;
+    }
+
     InetSocketAddress nodeAddress() {
         return node.address();
     }

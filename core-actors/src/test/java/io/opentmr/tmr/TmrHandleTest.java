@@ -105,4 +105,58 @@ class TmrHandleTest {
             assertEquals(CmError.INVALID_HANDLE.code(), ((Message.Error) released).code(), released.toString());
         }
     }
+
+    @Test
+    void aReSentAccessGetsTheSameHandleNotASecondSeat() throws Exception {
+        Message.AccessOk first;
+        try (RawConnection before = new RawConnection(group.nodeAddress())) {
+            before.hello();
+            before.send(77, new Message.Access(FIRM, PRODUCT, 0, AccessMode.USERLIMIT));
+            first = (Message.AccessOk) before.read().message();
+        }
+        // The same client process after a reconnect (a new session) sends the same request again.
+        try (RawConnection after = new RawConnection(group.nodeAddress())) {
+            after.hello();
+            after.send(77, new Message.Access(FIRM, PRODUCT, 0, AccessMode.USERLIMIT));
+            assertEquals(first, after.read().message(), "the re-sent ACCESS is answered with the same handle");
+            after.send(78, new Message.Access(FIRM, PRODUCT, 0, AccessMode.USERLIMIT));
+            Message another = after.read().message();
+            assertEquals(CmError.NO_MORE_LICENSES.code(), ((Message.Error) another).code(),
+                    "a new request still finds the one seat taken: " + another);
+            // The answer made the new session the handle's owner.
+            assertInstanceOf(Message.Ok.class, after.request(new Message.Release(first.handleId())));
+        }
+        for (int backend = 0; backend < 3; backend++) {
+            int b = backend;
+            await("backend " + (b + 1) + " holds no seat", () -> {
+                try {
+                    return group.allocations(b).isEmpty();
+                } catch (Exception e) {
+                    throw new IllegalStateException(e);
+                }
+            });
+        }
+    }
+
+    @Test
+    void aRepeatedReleaseIsOkAndChangesNothing() throws Exception {
+        try (RawConnection owner = new RawConnection(group.nodeAddress())) {
+            owner.hello();
+            Message.AccessOk ok = (Message.AccessOk) owner.request(new Message.Access(FIRM, PRODUCT, 0,
+                    AccessMode.USERLIMIT));
+            assertInstanceOf(Message.Ok.class, owner.request(new Message.Release(ok.handleId())));
+            assertInstanceOf(Message.Ok.class, owner.request(new Message.Release(ok.handleId())),
+                    "a RELEASE repeated on the same connection");
+            try (RawConnection later = new RawConnection(group.nodeAddress())) {
+                later.hello();
+                assertInstanceOf(Message.Ok.class, later.request(new Message.Release(ok.handleId())),
+                        "a RELEASE repeated after a reconnect");
+                Message resumed = later.request(new Message.Resume(ok.handleId(), ok.resumeToken()));
+                assertEquals(CmError.INVALID_HANDLE.code(), ((Message.Error) resumed).code(),
+                        "a released handle is not resumed: " + resumed);
+                Message again = later.request(new Message.Access(FIRM, PRODUCT, 0, AccessMode.USERLIMIT));
+                assertInstanceOf(Message.AccessOk.class, again, "the one seat is free again: " + again);
+            }
+        }
+    }
 }

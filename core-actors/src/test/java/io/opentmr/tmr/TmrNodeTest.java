@@ -13,10 +13,12 @@ import io.opentmr.client.TmrClient;
 import io.opentmr.protocol.Allocation;
 import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.ContainerInfo;
+import io.opentmr.protocol.Message;
 import io.opentmr.protocol.CryptDirection;
 import io.opentmr.protocol.ProductInfo;
 import io.opentmr.protocol.Serial;
 import io.opentmr.protocol.testing.NoLeaks;
+import io.opentmr.protocol.testing.RawConnection;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Clock;
@@ -170,27 +172,35 @@ class TmrNodeTest {
     }
 
     @Test
-    void twoBackendsDownWithdrawTheLicensesAndTheyReturnResynced() throws Exception {
+    void twoBackendsDownStopTheNodeAndItsHandlesComeBackResynced() throws Exception {
         LicenseHandle held = client.access(FIRM, SEATS);
         group.set(0, TmrGroup.Mode.CUT);
         group.set(1, TmrGroup.Mode.CUT);
-        await("licenses withdrawn", () -> listed().isEmpty());
-        CmException lost = assertThrows(CmException.class, () -> client.access(FIRM, SEATS));
-        assertEquals(TmrGroup.QUORUM_LOST, lost.code(), lost.getMessage());
-        assertTrue(held.isOpen());
-        // The handle stays valid on the node; releasing it while the backends are gone frees it there later.
-        held.close();
+        // Without two grants there is no lease certificate: the node serves nothing, not even from its own state.
+        await("the node stops serving", () -> !group.node().serving());
+        try (RawConnection raw = new RawConnection(group.nodeAddress())) {
+            Message answer = raw.request(new Message.Hello("test", "host", "user", 1));
+            assertEquals(new Message.NotActive(""), answer, "HELLO to a node without the lease");
+        }
+        assertTrue(held.isOpen(), "the client keeps its handle while the node does not serve");
         group.set(0, TmrGroup.Mode.UP);
         group.set(1, TmrGroup.Mode.UP);
+        await("the node serves again", () -> group.node().serving());
         await("licenses back", () -> listed().size() == 2);
-        LicenseHandle again = client.access(FIRM, SEATS);
-        Set<Long> expected = new TreeSet<>(Set.of(again.handleId()));
+        // The SDK resumed the handle on the node that serves again: it holds its seat, on every backend.
+        assertEquals(SEATS, held.info().product().productCode());
+        Set<Long> expected = new TreeSet<>(Set.of(held.handleId()));
         for (int backend = 0; backend < 3; backend++) {
             int b = backend;
             awaitEquals("backend " + (b + 1) + " re-synced to the node's handles", expected,
                     () -> unchecked(() -> held(b, SEATS)));
         }
-        again.close();
+        held.close();
+        for (int backend = 0; backend < 3; backend++) {
+            int b = backend;
+            awaitEquals("backend " + (b + 1) + " freed the released seat", Set.of(),
+                    () -> unchecked(() -> held(b, SEATS)));
+        }
     }
 
     @Test

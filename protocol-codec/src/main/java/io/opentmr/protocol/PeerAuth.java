@@ -61,6 +61,14 @@ public final class PeerAuth {
         return hmac("opentmr-node", backendNonce, nodeNonce, nodeName.getBytes(StandardCharsets.UTF_8));
     }
 
+    /**
+     * A value only holders of the secret can compute: HMAC-SHA256 over {@code data} under a label of the
+     * caller's own (so that it can never equal a proof). The TMR node derives its handles' resume tokens so.
+     */
+    public byte[] derive(String label, byte[] data) {
+        return hmac(label, data, new byte[0]);
+    }
+
     /** Constant-time comparison, so a wrong proof reveals nothing by its timing. */
     public static boolean matches(byte[] expected, byte[] presented) {
         return MessageDigest.isEqual(expected, presented);

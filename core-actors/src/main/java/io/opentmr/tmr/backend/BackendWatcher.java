@@ -95,17 +95,28 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
     private List<ContainerInfo> lastInventory;
     private boolean reportedUp;
     private int failedConnects;
+    private final java.time.Clock clock;
+    private final java.util.Random random;
+    /** Since when this backend's grant is held without a certificate (0: not so). */
+    private long minoritySince;
+    /** After giving a minority grant back: no LEASE_ACQUIRE before then, so that a rival node can take it. */
+    private long quietUntil;
+    /** The epoch of the grant this backend gave last. */
+    private long heldEpoch;
 
     public static Behavior<Command> create(int index, InetSocketAddress address, NodeSettings settings,
                                            PeerGroup group, PeerLink.Connector connector,
-                                           ActorRef<Report> listener) {
+                                           ActorRef<Report> listener, java.time.Clock clock, java.util.Random random) {
         return Behaviors.setup(context -> new BackendWatcher(context, index, address, settings, group, connector,
-                listener));
+                listener, clock, random));
     }
 
     private BackendWatcher(ActorContext<Command> context, int index, InetSocketAddress address, NodeSettings settings,
-                           PeerGroup group, PeerLink.Connector connector, ActorRef<Report> listener) {
+                           PeerGroup group, PeerLink.Connector connector, ActorRef<Report> listener,
+                           java.time.Clock clock, java.util.Random random) {
         super(context);
+        this.clock = clock;
+        this.random = random;
         this.index = index;
         this.settings = settings;
         this.group = group;
@@ -193,6 +204,7 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
             return this;
         }
         ticks++;
+        giveBackMinorityGrant();
         if (leaseOutstanding) {
             missed++;
             if (missed >= settings.missedHeartbeats()) {
@@ -210,10 +222,43 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
         return this;
     }
 
+    /**
+     * A grant that forms no certificate (the other backends granted a rival node, or are gone) is given back
+     * after a bounded, jittered time, and not asked for again for a while: two nodes holding one grant each
+     * (the third backend down) would otherwise wait for each other forever. The jitter makes one of them
+     * give up first; the other then takes the freed grant and holds two.
+     */
+    private void giveBackMinorityGrant() {
+        long now = clock.millis();
+        if (!holding || group.grantsHeld() >= 2) {
+            // Two grants (of one epoch, or converging on one) are no minority.
+            minoritySince = 0;
+            return;
+        }
+        if (minoritySince == 0) {
+            minoritySince = now;
+            return;
+        }
+        long ttl = settings.leaseTtl().toMillis();
+        if (now - minoritySince < 2 * ttl + (long) (random.nextDouble() * 2 * ttl)) {
+            return;
+        }
+        LOG.warn("{}: the node held this backend's grant for {} ms without a certificate (no second backend granted "
+                + "it); giving it back so that another node can hold two", name(), now - minoritySince);
+        link.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, settings.nodeName(), heldEpoch));
+        holding = false;
+        minoritySince = 0;
+        group.grantLost(index);
+        quietUntil = now + ttl + (long) (random.nextDouble() * ttl);
+    }
+
     private void askLease() {
         long ttl = settings.leaseTtl().toMillis();
         Message request;
-        if (holding && wantedEpoch == 0) {
+        if (!holding && clock.millis() < quietUntil) {
+            // Still the heartbeat, but no LEASE_ACQUIRE: the grant just given back is left to a rival node.
+            request = new Message.Inventory();
+        } else if (holding && wantedEpoch == 0) {
             request = new Message.LeaseRenew(LeaseGrant.ACTIVE_LEASE, settings.nodeName(), group.epoch(), ttl);
         } else {
             long proposed = Math.max(wantedEpoch, group.targetEpoch());
@@ -259,6 +304,7 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
                 LOG.info("{} granted the node the lease for epoch {}", name(), grant.epoch());
             }
             holding = true;
+            heldEpoch = grant.epoch();
             long better = group.granted(index, grant);
             wantedEpoch = better > 0 ? better : 0;
             if (better > 0) {

@@ -34,8 +34,13 @@ public final class PeerGroup {
      * the TTL asked for), never trusting the backend's clock.
      */
     private final long[] grantExpiry;
+    /** The grants the certificate shows (see {@link #granted}) and when each runs out by the node's clock. */
+    private final LeaseGrant[] shownGrants;
+    private final long[] shownExpiry;
     private long targetEpoch;
     private volatile LeaseCertificate certificate = LeaseCertificate.NONE;
+    /** When the certificate stops being one: fewer than two of its grants are unexpired then. */
+    private volatile long certificateValidUntil = Long.MAX_VALUE;
 
     private final Duration timeout;
 
@@ -46,6 +51,8 @@ public final class PeerGroup {
         this.links = new PeerLink[backends];
         this.grants = new LeaseGrant[backends];
         this.grantExpiry = new long[backends];
+        this.shownGrants = new LeaseGrant[backends];
+        this.shownExpiry = new long[backends];
     }
 
     public int size() {
@@ -60,6 +67,7 @@ public final class PeerGroup {
         if (links[backend] == link) {
             links[backend] = null;
             grants[backend] = null;
+            shownGrants[backend] = null;
             rebuildCertificate();
         }
     }
@@ -69,19 +77,33 @@ public final class PeerGroup {
     }
 
     /**
-     * Records a backend's grant, valid for the TTL it grants ({@link LeaseGrant#ttlMillis()}); returns the epoch
-     * the backend should be asked to grant instead, or -1.
+     * Records a backend's grant, valid for the TTL the backend granted ({@link LeaseGrant#ttlMillis()}: it may
+     * have capped the TTL asked for); returns the epoch the backend should be asked to grant instead, or -1.
+     *
+     * <p>The certificate keeps a backend's grant while more than half of its lifetime is left, even when a
+     * renewal brought a newer one: every new grant in the certificate costs each backend an Ed25519
+     * verification, so the certificate changes about once per half lifetime and not at every heartbeat.
      */
     public synchronized long granted(int backend, LeaseGrant grant) {
+        long now = clock.millis();
+        long ttl = grant.ttlMillis();
         grants[backend] = grant;
-        grantExpiry[backend] = clock.millis() + grant.ttlMillis();
+        grantExpiry[backend] = now + ttl;
         targetEpoch = Math.max(targetEpoch, grant.epoch());
-        rebuildCertificate();
+        LeaseGrant shown = shownGrants[backend];
+        boolean keep = shown != null && shown.epoch() == grant.epoch() && shown.holder().equals(grant.holder())
+                && shownExpiry[backend] - now > ttl / 2;
+        if (!keep) {
+            shownGrants[backend] = grant;
+            shownExpiry[backend] = grantExpiry[backend];
+            rebuildCertificate();
+        }
         return grant.epoch() < targetEpoch ? targetEpoch : -1;
     }
 
     public synchronized void grantLost(int backend) {
         grants[backend] = null;
+        shownGrants[backend] = null;
         rebuildCertificate();
     }
 
@@ -90,18 +112,29 @@ public final class PeerGroup {
         return Math.max(1, targetEpoch);
     }
 
-    /**
-     * The current certificate (empty when fewer than two backends granted the current epoch). Rebuilt on
-     * every grant, that is every heartbeat; a grant that ran out since is refused by the backends themselves.
-     */
+    /** The current certificate (empty when fewer than two backends granted the current epoch). */
     public LeaseCertificate certificate() {
+        if (clock.millis() >= certificateValidUntil) {
+            synchronized (this) {
+                rebuildCertificate();
+            }
+        }
         return certificate;
     }
 
     /** Whether the node holds the active lease now: grants of two backends for the target epoch, unexpired. */
-    public synchronized boolean holdsLease() {
-        rebuildCertificate();
-        return certificate.grants().size() >= 2;
+    public boolean holdsLease() {
+        return certificate().grants().size() >= 2;
+    }
+
+    /** Unexpired grants the node holds now, of any epoch (two of one epoch make the certificate). */
+    public synchronized int grantsHeld() {
+        long now = clock.millis();
+        int held = 0;
+        for (int i = 0; i < grants.length; i++) {
+            held += grants[i] != null && grantExpiry[i] > now ? 1 : 0;
+        }
+        return held;
     }
 
     public synchronized long epoch() {
@@ -110,13 +143,23 @@ public final class PeerGroup {
 
     private void rebuildCertificate() {
         long now = clock.millis();
-        List<LeaseGrant> current = new ArrayList<>(grants.length);
-        for (int i = 0; i < grants.length; i++) {
-            if (grants[i] != null && grants[i].epoch() == targetEpoch && grantExpiry[i] > now) {
-                current.add(grants[i]);
+        List<LeaseGrant> current = new ArrayList<>(shownGrants.length);
+        List<Long> expiries = new ArrayList<>(shownGrants.length);
+        for (int i = 0; i < shownGrants.length; i++) {
+            if (shownGrants[i] != null && shownGrants[i].epoch() == targetEpoch && shownExpiry[i] > now) {
+                current.add(shownGrants[i]);
+                expiries.add(shownExpiry[i]);
             }
         }
-        certificate = current.size() >= 2 ? new LeaseCertificate(current) : LeaseCertificate.NONE;
+        if (current.size() >= 2) {
+            // Valid while two of its grants are: until the second-latest expiry.
+            expiries.sort(null);
+            certificateValidUntil = expiries.get(expiries.size() - 2);
+            certificate = new LeaseCertificate(current);
+        } else {
+            certificateValidUntil = Long.MAX_VALUE;
+            certificate = LeaseCertificate.NONE;
+        }
     }
 
     /**

@@ -4,50 +4,69 @@ import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.CmError;
 import java.util.Collection;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 
 /**
  * The seats of one TMR license: who holds which, by the same rules a backend applies to a product item
  * (one seat per USERLIMIT handle, one per STATIONSHARE station, none for NOUSERLIMIT, all for EXCLUSIVE,
- * which shuts everyone else out). Seats still being allocated on the backends count as taken, so two
- * accesses in flight can never both get the last seat. Mutable, owned by its actor; a plain class so
- * that tests and the property test call it without one.
+ * which shuts everyone else out). The license keeps two: the journaled table of decided seats, and one of
+ * seats still being allocated, which {@link #admit} counts as taken so that two accesses in flight can
+ * never both get the last seat. The decided table also remembers the requests that opened its seats (a
+ * re-sent ACCESS gets its handle again) and the handles released lately (a repeated RELEASE is answered
+ * OK). Mutable, owned by its actor; a plain class that tests call without one.
  */
 public final class SeatTable {
+
+    /** Released handles remembered, so that a RELEASE repeated after a lost answer is still OK. */
+    static final int RELEASED_MEMORY = 4096;
+
+    /** The table of no seats that recoveries start from; never changed (see TmrLicense#emptyState). */
+    static final SeatTable EMPTY = new SeatTable();
 
     /** Why an access is refused, before any backend is asked. */
     public record Refusal(CmError error, String text) {
     }
 
     private final Map<Long, Seat> seats = new HashMap<>();
+    private final Map<Seat.RequestKey, Long> byRequest = new HashMap<>();
     private final Map<String, Integer> stationShareByStation = new HashMap<>();
+    private final LinkedHashMap<Long, Long> released = new LinkedHashMap<>();
     private int userLimit;
     private int noUserLimit;
     private long exclusive;
 
-    public Optional<Refusal> admit(AccessMode mode, String station, long quantity, String name) {
-        if (exclusive != 0) {
+    /** Whether an access in {@code mode} from {@code station} may be tried, given this table and {@code pending}. */
+    public Optional<Refusal> admit(AccessMode mode, String station, long quantity, String name, SeatTable pending) {
+        long exclusiveHolder = exclusive != 0 ? exclusive : pending.exclusive;
+        if (exclusiveHolder != 0) {
             return Optional.of(new Refusal(CmError.EXCLUSIVE_CONFLICT, name + " is held EXCLUSIVE by handle "
-                    + Long.toUnsignedString(exclusive)));
+                    + Long.toUnsignedString(exclusiveHolder)));
         }
+        long inUse = seatsInUse(quantity) + pending.seatsInUse(quantity)
+                - sharedStations(pending);
         switch (mode) {
             case EXCLUSIVE -> {
-                if (!seats.isEmpty()) {
+                int handles = seats.size() + pending.seats.size();
+                if (handles > 0) {
                     return Optional.of(new Refusal(CmError.EXCLUSIVE_CONFLICT, "EXCLUSIVE access to " + name
-                            + " while " + seats.size() + " handle(s) use it"));
+                            + " while " + handles + " handle(s) use it"));
                 }
                 if (quantity == 0) {
                     return noSeat(quantity, name);
                 }
             }
             case USERLIMIT -> {
-                if (seatsInUse(quantity) >= quantity) {
+                if (inUse >= quantity) {
                     return noSeat(quantity, name);
                 }
             }
             case STATIONSHARE -> {
-                if (!stationShareByStation.containsKey(station) && seatsInUse(quantity) >= quantity) {
+                boolean stationHolds = stationShareByStation.containsKey(station)
+                        || pending.stationShareByStation.containsKey(station);
+                if (!stationHolds && inUse >= quantity) {
                     return noSeat(quantity, name);
                 }
             }
@@ -56,6 +75,11 @@ public final class SeatTable {
             }
         }
         return Optional.empty();
+    }
+
+    /** Stations holding STATIONSHARE seats in both tables: one seat, not two. */
+    private long sharedStations(SeatTable pending) {
+        return pending.stationShareByStation.keySet().stream().filter(stationShareByStation::containsKey).count();
     }
 
     private static Optional<Refusal> noSeat(long quantity, String name) {
@@ -74,6 +98,11 @@ public final class SeatTable {
         if (seats.putIfAbsent(seat.handleId(), seat) != null) {
             return;
         }
+        Seat.RequestKey request = seat.requestKey();
+        if (request != null) {
+            byRequest.put(request, seat.handleId());
+        }
+        released.remove(seat.handleId());
         switch (seat.mode()) {
             case USERLIMIT -> userLimit++;
             case NOUSERLIMIT -> noUserLimit++;
@@ -82,10 +111,18 @@ public final class SeatTable {
         }
     }
 
-    public Optional<Seat> remove(long handleId) {
+    /** Removes a seat; when {@code atMillis} is not negative the handle is remembered as released then. */
+    public Optional<Seat> remove(long handleId, long atMillis) {
         Seat seat = seats.remove(handleId);
         if (seat == null) {
             return Optional.empty();
+        }
+        Seat.RequestKey request = seat.requestKey();
+        if (request != null) {
+            byRequest.remove(request, handleId);
+        }
+        if (atMillis >= 0) {
+            remember(handleId, atMillis);
         }
         switch (seat.mode()) {
             case USERLIMIT -> userLimit--;
@@ -97,8 +134,37 @@ public final class SeatTable {
         return Optional.of(seat);
     }
 
+    private void remember(long handleId, long atMillis) {
+        released.put(handleId, atMillis);
+        if (released.size() > RELEASED_MEMORY) {
+            released.remove(released.keySet().iterator().next());
+        }
+    }
+
+    /** Empties the table, counts and memories included. */
+    public void clear() {
+        seats.clear();
+        byRequest.clear();
+        stationShareByStation.clear();
+        released.clear();
+        userLimit = 0;
+        noUserLimit = 0;
+        exclusive = 0;
+    }
+
     public Optional<Seat> get(long handleId) {
         return Optional.ofNullable(seats.get(handleId));
+    }
+
+    /** The seat opened by this request, if it still holds. */
+    public Optional<Seat> byRequest(Seat.RequestKey request) {
+        Long handleId = byRequest.get(request);
+        return handleId == null ? Optional.empty() : get(handleId);
+    }
+
+    /** Whether this handle was released lately (remembered for the last {@value #RELEASED_MEMORY} releases). */
+    public boolean releasedLately(long handleId) {
+        return released.containsKey(handleId);
     }
 
     public Collection<Seat> all() {
@@ -107,6 +173,21 @@ public final class SeatTable {
 
     public int handles() {
         return seats.size();
+    }
+
+    /** Released handles remembered, oldest first, with when they were released (for snapshots). */
+    public Map<Long, Long> released() {
+        return java.util.Collections.unmodifiableMap(released);
+    }
+
+    /** A table from a snapshot: its seats and the releases it remembered. */
+    public static SeatTable of(List<Seat> seats, Map<Long, Long> releasedLately) {
+        SeatTable table = new SeatTable();
+        seats.forEach(table::add);
+        if (releasedLately != null) {
+            releasedLately.forEach(table::remember);
+        }
+        return table;
     }
 
     /** Handles that take no seat; kept for the invariant checks of the property test. */

@@ -4,43 +4,45 @@ import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.Allocation;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
-import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.CryptDirection;
 import io.opentmr.protocol.HandleOwner;
+import io.opentmr.protocol.LeaseCertificate;
 import io.opentmr.protocol.LicenseKey;
 import io.opentmr.protocol.Message;
 import io.opentmr.protocol.ProductInfo;
-import io.opentmr.protocol.Serial;
 import io.opentmr.protocol.UnitsOperation;
 import io.opentmr.tmr.backend.PeerGroup;
 import io.opentmr.tmr.license.TmrLicenseEvent.SeatGranted;
 import io.opentmr.tmr.license.TmrLicenseEvent.SeatReleased;
-import java.security.SecureRandom;
 import java.time.Clock;
+import java.time.Duration;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.BitSet;
+import java.util.Deque;
 import java.util.HashMap;
-import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Objects;
 import java.util.Optional;
-import java.util.Set;
-import java.util.concurrent.CompletionException;
+import java.util.Random;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.function.Function;
+import java.util.function.LongFunction;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.SupervisorStrategy;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 import org.apache.pekko.persistence.typed.PersistenceId;
 import org.apache.pekko.persistence.typed.RecoveryCompleted;
 import org.apache.pekko.persistence.typed.SnapshotAdapter;
 import org.apache.pekko.persistence.typed.javadsl.CommandHandler;
 import org.apache.pekko.persistence.typed.javadsl.Effect;
 import org.apache.pekko.persistence.typed.javadsl.EventHandler;
-import org.apache.pekko.persistence.typed.javadsl.EventHandlerBuilder;
 import org.apache.pekko.persistence.typed.javadsl.EventSourcedBehavior;
 import org.apache.pekko.persistence.typed.javadsl.RetentionCriteria;
 import org.apache.pekko.persistence.typed.javadsl.SignalHandler;
@@ -48,19 +50,21 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * One TMR license {@code (firm, product, TMR-Id)} on the node: its seat table, and every decision that
- * needs two of the three copies.
+ * One TMR license {@code (firm, product, TMR-Id)} on the node: it sequences the rules that need two of the
+ * three copies. The rules themselves are plain classes: {@link SeatTable} (who holds which seat),
+ * {@link SeatRequest} (an access under way and what its answers decide), {@link MajorityVote} (units and
+ * crypt) and {@link CopySync} (which backends the license may use).
  *
- * <p>A seat is granted only when two or more backends acknowledged its ALLOCATE; otherwise the
- * allocations made are freed again and the access refused (130 when too few backends answered, else
- * the error two copies agree on, e.g. 212). The grant is journaled before the client hears of it, so a
- * restarted node knows every handle it gave out. Units are decremented on every copy and the value two
- * copies report is the answer; CRYPT answers once two copies agree. A backend is used for this license
- * only once it was re-synced: allocations the table lacks freed, missing ones allocated, its counter set
- * to the majority's; a backend that missed a write is re-synced again before it counts.
+ * <p>A seat is granted once two backends acknowledged its ALLOCATE, journaled before the client hears of
+ * it; grants and releases that complete while the journal writes are written together next. A backend that
+ * refused, timed out or answered after the decision with anything else is re-synced before it counts again.
+ * The handles of the license (owner session, last activity) live beside the seats: a handle is rebuilt from
+ * its seat, and one without traffic for the cleanup timeout is reclaimed. ACCESS is idempotent by the
+ * request that opened the seat, RELEASE by the handle (a repeated one is OK).
  *
- * <p>While backends are asked the actor goes on with other requests: an access in flight holds its seat
- * as pending. Grants that complete while the journal writes are persisted together in the next write.
+ * <p>Nothing is served without the lease certificate: the license answers {@link NotServing} and the
+ * session tells the client to come back (NOT_ACTIVE). A failed journal write restarts the license from its
+ * journal ({@link #create} supervises it); what was in flight is then re-synced away.
  */
 public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, TmrLicenseEvent, SeatTable> {
 
@@ -70,164 +74,241 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     public sealed interface Command {
     }
 
-    /** Who asks for a seat: the client's address (what STATIONSHARE counts), user, process and session. */
+    /** Who asks for a seat: the client's address (what STATIONSHARE counts), host, user, process and session. */
     public record Client(String station, String host, String user, long pid, long sessionId) {
     }
 
-    /** The copies that count now and what they agree on (from the virtual container). */
-    public record Copies(BitSet counted, ProductInfo agreed, long majorityUnits) implements Command {
+    /** The copies that count now and the product item they agree on (null: none). From the quorum. */
+    public record Copies(BitSet counted, ProductInfo agreed) implements Command {
     }
 
-    /** What one backend holds for this license, listed after it came (back): re-sync it. */
+    /** What one backend holds for this license, listed for its re-sync. */
     public record Resync(int backend, List<Allocation> held) implements Command {
     }
 
-    /** Replies with AccESS_OK or ERROR. */
-    public record Access(long featureBits, AccessMode mode, Client client, ActorRef<Message> replyTo)
-            implements Command {
+    /** Every backend is to be re-synced: the node (re)gained the lease, so others may have written meanwhile. */
+    public enum ResyncAll implements Command {
+        INSTANCE
     }
 
-    /** Frees a handle's seat (client release, or reclaim); replies OK when journaled (replyTo may be null). */
-    public record Release(long handleId, String reason, ActorRef<Message> replyTo) implements Command {
+    public record Access(long featureBits, AccessMode mode, Client client, long requestId,
+                         ActorRef<Reply> replyTo) implements Command {
     }
 
-    public record DecrementUnits(long handleId, long operationId, long amount, ActorRef<Message> replyTo)
-            implements Command {
+    /** A client's RELEASE. */
+    public record Release(long handleId, long sessionId, ActorRef<Reply> replyTo) implements Command {
     }
 
-    public record Crypt(long handleId, CryptDirection direction, long encryptionCode, Bytes data,
-                        ActorRef<Message> replyTo) implements Command {
+    public record Resume(long handleId, Bytes token, long sessionId, ActorRef<Reply> replyTo) implements Command {
     }
 
-    public record GetInfo(long handleId, ActorRef<Message> replyTo) implements Command {
+    public record DecrementUnits(long handleId, long sessionId, long operationId, long amount,
+                                 ActorRef<Reply> replyTo) implements Command {
     }
 
-    /** The seat a handle holds, if any: rebuilding a handle whose own journal lacks it. */
+    public record Crypt(long handleId, long sessionId, CryptDirection direction, long encryptionCode, Bytes data,
+                        ActorRef<Reply> replyTo) implements Command {
+    }
+
+    public record GetInfo(long handleId, long sessionId, ActorRef<Reply> replyTo) implements Command {
+    }
+
+    /** The session is alive and uses these handles. */
+    public record Touch(long sessionId, long[] handleIds) implements Command {
+    }
+
+    /** The seat a handle holds, if any (tests, tools). */
     public record SeatOf(long handleId, ActorRef<Optional<Seat>> replyTo) implements Command {
     }
 
-    /** Where the seats and handles of this license are told. */
-    public interface Listener {
+    /** What a license answers the session; the session turns it into the wire message. */
+    public sealed interface Reply {
+    }
+
+    public record Granted(long handleId, Bytes token, ActorRef<Command> license) implements Reply {
+    }
+
+    public record Resumed(ActorRef<Command> license) implements Reply {
+    }
+
+    public enum Released implements Reply {
+        INSTANCE
+    }
+
+    public record UnitsLeft(long remaining) implements Reply {
+    }
+
+    public record Crypted(Bytes data) implements Reply {
+    }
+
+    public record Described(long handleId, AccessMode mode, ProductInfo product) implements Reply {
+    }
+
+    public record Refused(int code, String text) implements Reply {
+        public Refused(CmError error, String text) {
+            this(error.code(), text);
+        }
+    }
+
+    /** The node does not hold the lease: the client is told to come back (NOT_ACTIVE), nothing was done. */
+    public record NotServing(String why) implements Reply {
+    }
+
+    /** What the license tells its virtual container. */
+    public interface Parent {
         /** Seats in use, handles, and how many backends the license can use now (2 or more: it serves). */
         void seatsChanged(LicenseKey key, long inUse, int handles, int usable);
 
-        /** A seat was granted (also told for every seat of a recovered table). */
-        void granted(LicenseKey key, Seat seat);
+        /** A handle of this license exists (granted, or recovered with the seat table). */
+        void opened(LicenseKey key, long handleId);
 
-        void released(LicenseKey key, long handleId);
+        void closed(LicenseKey key, long handleId);
 
-        void needsResync(int backend);
+        /** Run a re-sync of this backend (list its allocations and send {@link Resync}). */
+        void needsResync(LicenseKey key, int backend);
+
+        /** The license recovered its journal (also after a restart): send {@link Copies} again. */
+        void recovered(LicenseKey key, ActorRef<Command> license);
     }
 
-    private record Allocated(long handleId, int backend, Throwable failure) implements Command {
+    private record Allocated(long handleId, int backend, BackendAnswer answer) implements Command {
     }
 
-    private record Voted(long voteId, int backend, Message reply, Throwable failure) implements Command {
+    private record Voted(long voteId, int backend, BackendAnswer answer) implements Command {
     }
 
-    private record ResyncDone(int backend, long generation, Throwable failure) implements Command {
+    private record Freed(long handleId, int backend, BackendAnswer answer) implements Command {
+    }
+
+    private record ResyncDone(int backend, long generation, String failure) implements Command {
     }
 
     private enum Flush implements Command {
         INSTANCE
     }
 
-    /** An access whose allocations are under way. */
-    private static final class Pending {
-        final Seat seat;
-        final byte[] token;
-        final ActorRef<Message> replyTo;
-        final BitSet asked;
-        final BitSet acked = new BitSet();
-        final List<CmFailure> refusals = new ArrayList<>();
-        int answered;
-        boolean decided;
+    private enum Sweep implements Command {
+        INSTANCE
+    }
 
-        Pending(Seat seat, byte[] token, ActorRef<Message> replyTo, BitSet asked) {
-            this.seat = seat;
+    /** An access under way: its rule, its token, and everyone waiting for it (a re-sent ACCESS waits too). */
+    private static final class Pending {
+        final SeatRequest request;
+        final byte[] token;
+        final List<ActorRef<Reply>> waiting = new ArrayList<>(1);
+
+        Pending(SeatRequest request, byte[] token, ActorRef<Reply> replyTo) {
+            this.request = request;
             this.token = token;
-            this.replyTo = replyTo;
-            this.asked = asked;
+            this.waiting.add(replyTo);
         }
     }
 
-    /** A majority vote (units, crypt) under way. */
-    private static final class Vote {
-        final ActorRef<Message> replyTo;
-        final String what;
-        final boolean units;
-        final int asked;
-        final Map<Integer, Message> answers = new HashMap<>();
-        final Map<Integer, Throwable> failures = new HashMap<>();
-        boolean decided;
+    private enum VoteKind { DECREMENT, READ, CRYPT }
 
-        Vote(ActorRef<Message> replyTo, String what, boolean units, int asked) {
-            this.replyTo = replyTo;
-            this.what = what;
-            this.units = units;
-            this.asked = asked;
+    private record OpenVote(MajorityVote vote, VoteKind kind, String what, ActorRef<Reply> replyTo) {
+    }
+
+    /** A handle's life beside its seat: which session uses it and when it was last heard of. */
+    private static final class Life {
+        long sessionId;
+        long lastActivity;
+
+        Life(long sessionId, long lastActivity) {
+            this.sessionId = sessionId;
+            this.lastActivity = lastActivity;
         }
+    }
+
+    /** A release to journal, and who waits for it (null for a reclaim). */
+    private record Releasing(long handleId, String reason, ActorRef<Reply> replyTo) {
     }
 
     private final ActorContext<Command> context;
+    private final TimerScheduler<Command> timers;
     private final LicenseKey key;
-    private final Serial virtualSerial;
     private final PeerGroup peers;
-    private final Listener listener;
+    private final Parent parent;
     private final Clock clock;
-    private final SecureRandom random;
-    private final int snapshotEvery;
+    private final Random random;
+    private final LongFunction<byte[]> tokens;
+    private final Settings settings;
 
-    private SeatTable table;
-    private BitSet counted = new BitSet();
-    private final BitSet synced = new BitSet();
-    /** Re-syncs under way, and those that a failed write during it spoiled. */
-    private final BitSet resyncing = new BitSet();
-    private final BitSet resyncSpoiled = new BitSet();
-    private final long[] resyncGeneration = new long[3];
-    /** The re-sync generation already asked for, so a stream of copy updates asks once. */
-    private final long[] resyncAsked = new long[3];
-    private ProductInfo agreed;
-    private long units = -1;
+    /** Timing and sizes of a license, from the node's settings. */
+    public record Settings(Duration backendTimeout, Duration cleanupTimeout, int snapshotEvery) {
+    }
+
+    private SeatTable table = new SeatTable();
+    private final SeatTable pendingSeats = new SeatTable();
     private final Map<Long, Pending> pending = new HashMap<>();
+    private final Map<Seat.RequestKey, Pending> pendingByRequest = new HashMap<>();
     private final List<Pending> ready = new ArrayList<>();
-    private final Map<Long, Release> releasing = new java.util.LinkedHashMap<>();
-    private final Map<Long, Vote> votes = new HashMap<>();
+    private final Map<Long, Releasing> releasing = new LinkedHashMap<>();
+    private final Map<Long, Life> lives = new HashMap<>();
+    private final CopySync sync;
+    private final Map<Long, OpenVote> votes = new HashMap<>();
+    private final Deque<Command> deferredUnits = new ArrayDeque<>();
+    private final Map<Integer, Resync> waitingResyncs = new LinkedHashMap<>();
+    /** Re-syncs under way that set the unit counter, by backend and generation: decrements wait for them. */
+    private final java.util.Set<List<Long>> unitSets = new java.util.HashSet<>();
+    private int unitVotesOpen;
+    private boolean readingUnits;
+    private ProductInfo agreed;
+    /** The node's unit count: from the last decided vote or fresh read; -1 while unknown. */
+    private long units = -1;
     private long nextVote;
     private boolean flushQueued;
 
-    public static Behavior<Command> create(LicenseKey key, Serial virtualSerial, PeerGroup peers, Listener listener,
-                                           Clock clock, SecureRandom random, int snapshotEvery) {
-        return Behaviors.setup(context -> new TmrLicense(context, key, virtualSerial, peers, listener, clock, random,
-                snapshotEvery));
+    /**
+     * A supervised license: a failed journal write restarts it from its journal (with backoff), after which
+     * it tells its parent it recovered and re-syncs every backend.
+     *
+     * @param tokens the resume token of a handle id (derived, so that a re-sent ACCESS gets the same one)
+     */
+    public static Behavior<Command> create(LicenseKey key, PeerGroup peers, Parent parent, Clock clock,
+                                           Random random, LongFunction<byte[]> tokens, Settings settings) {
+        return Behaviors.supervise(Behaviors.<Command>setup(context -> Behaviors.withTimers(timers ->
+                        new TmrLicense(context, timers, key, peers, parent, clock, random, tokens, settings))))
+                .onFailure(SupervisorStrategy.restartWithBackoff(Duration.ofMillis(200), Duration.ofSeconds(5), 0.2));
     }
 
     public static PersistenceId persistenceId(LicenseKey key) {
         return PersistenceId.of("tmr-license", key.firmCode() + "-" + key.productCode() + "-" + key.tmrId(), "|");
     }
 
-    private TmrLicense(ActorContext<Command> context, LicenseKey key, Serial virtualSerial, PeerGroup peers,
-                       Listener listener, Clock clock, SecureRandom random, int snapshotEvery) {
-        super(persistenceId(key));
+    private TmrLicense(ActorContext<Command> context, TimerScheduler<Command> timers, LicenseKey key, PeerGroup peers,
+                       Parent parent, Clock clock, Random random, LongFunction<byte[]> tokens, Settings settings) {
+        // A failed journal write restarts the license from its journal, with backoff; see onRecovered.
+        super(persistenceId(key), SupervisorStrategy.restartWithBackoff(Duration.ofMillis(200), Duration.ofSeconds(5),
+                0.2));
         this.context = context;
+        this.timers = timers;
         this.key = key;
-        this.virtualSerial = virtualSerial;
         this.peers = peers;
-        this.listener = listener;
+        this.parent = parent;
         this.clock = clock;
         this.random = random;
-        this.snapshotEvery = snapshotEvery;
+        this.tokens = tokens;
+        this.settings = settings;
+        this.sync = new CopySync(peers.size());
     }
 
+    /**
+     * Pekko keeps the empty state it got here and starts every recovery from it, also the one after a restart;
+     * the seat table is mutable, so the empty one is never changed: the first event makes a table of its own.
+     */
     @Override
     public SeatTable emptyState() {
-        table = new SeatTable();
-        return table;
+        return SeatTable.EMPTY;
+    }
+
+    private static SeatTable writable(SeatTable state) {
+        return state == SeatTable.EMPTY ? new SeatTable() : state;
     }
 
     @Override
     public RetentionCriteria retentionCriteria() {
-        return RetentionCriteria.snapshotEvery(snapshotEvery, 2).withDeleteEventsOnSnapshot();
+        return RetentionCriteria.snapshotEvery(settings.snapshotEvery(), 2).withDeleteEventsOnSnapshot();
     }
 
     @Override
@@ -235,43 +316,85 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         return new SnapshotAdapter<>() {
             @Override
             public Object toJournal(SeatTable state) {
-                return new TmrLicenseEvent.Snapshot(List.copyOf(state.all()));
+                List<TmrLicenseEvent.Released> released = new ArrayList<>(state.released().size());
+                state.released().forEach((id, at) -> released.add(new TmrLicenseEvent.Released(id, at)));
+                return new TmrLicenseEvent.Snapshot(List.copyOf(state.all()), released);
             }
 
             @Override
             public SeatTable fromJournal(Object from) {
-                SeatTable restored = new SeatTable();
-                ((TmrLicenseEvent.Snapshot) from).seats().forEach(restored::add);
-                return restored;
+                TmrLicenseEvent.Snapshot snapshot = (TmrLicenseEvent.Snapshot) from;
+                Map<Long, Long> released = new LinkedHashMap<>();
+                if (snapshot.released() != null) {
+                    snapshot.released().forEach(r -> released.put(r.handleId(), r.atMillis()));
+                }
+                return SeatTable.of(snapshot.seats(), released);
             }
         };
     }
 
     @Override
     public EventHandler<SeatTable, TmrLicenseEvent> eventHandler() {
-        EventHandlerBuilder<SeatTable, TmrLicenseEvent> builder = newEventHandlerBuilder();
-        builder.forAnyState()
+        return newEventHandlerBuilder().forAnyState()
                 .onEvent(SeatGranted.class, (state, event) -> {
-                    state.add(event.seat());
-                    return state;
+                    SeatTable table = writable(state);
+                    table.add(event.seat());
+                    return table;
                 })
                 .onEvent(SeatReleased.class, (state, event) -> {
-                    state.remove(event.handleId());
-                    return state;
-                });
-        return builder.build();
+                    SeatTable table = writable(state);
+                    table.remove(event.handleId(), event.atMillis());
+                    return table;
+                })
+                .build();
     }
 
     @Override
     public SignalHandler<SeatTable> signalHandler() {
         return newSignalHandlerBuilder()
                 .onSignal(RecoveryCompleted.instance(), state -> {
-                    table = state;
+                    forgetInFlight();
+                    table = writable(state);
+                    long now = clock.millis();
+                    for (Seat seat : state.all()) {
+                        lives.put(seat.handleId(), new Life(seat.sessionId(), now));
+                        parent.opened(key, seat.handleId());
+                    }
                     LOG.info("TMR license {} ready: {} handle(s)", key, state.handles());
-                    state.all().forEach(seat -> listener.granted(key, seat));
+                    timers.startTimerWithFixedDelay(Sweep.INSTANCE, sweepEvery());
                     publishSeats();
+                    parent.recovered(key, context.getSelf());
                 })
                 .build();
+    }
+
+    /**
+     * After a restart (a failed journal write) nothing in flight is known any more: accesses under way are
+     * forgotten (their clients time out and retry by request id, and their allocations are freed by the
+     * re-syncs that follow), votes are dropped, and every backend is re-synced before it counts again.
+     * Answers of calls made before the restart find no request and change nothing.
+     */
+    private void forgetInFlight() {
+        pendingSeats.clear();
+        pending.clear();
+        pendingByRequest.clear();
+        ready.clear();
+        releasing.clear();
+        lives.clear();
+        votes.clear();
+        deferredUnits.clear();
+        waitingResyncs.clear();
+        unitSets.clear();
+        unitVotesOpen = 0;
+        readingUnits = false;
+        units = -1;
+        flushQueued = false;
+        sync.forget();
+    }
+
+    private Duration sweepEvery() {
+        Duration quarter = settings.cleanupTimeout().dividedBy(4);
+        return quarter.compareTo(Duration.ofSeconds(1)) < 0 ? Duration.ofSeconds(1) : quarter;
     }
 
     @Override
@@ -279,17 +402,22 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         return newCommandHandlerBuilder().forAnyState()
                 .onCommand(Copies.class, this::onCopies)
                 .onCommand(Resync.class, this::onResync)
+                .onCommand(ResyncAll.class, all -> onResyncAll())
                 .onCommand(ResyncDone.class, this::onResyncDone)
                 .onCommand(Access.class, this::onAccess)
                 .onCommand(Allocated.class, this::onAllocated)
                 .onCommand(Flush.class, flush -> onFlush())
                 .onCommand(Release.class, this::onRelease)
+                .onCommand(Freed.class, this::onFreed)
+                .onCommand(Resume.class, this::onResume)
+                .onCommand(Touch.class, this::onTouch)
+                .onCommand(Sweep.class, sweep -> onSweep())
                 .onCommand(DecrementUnits.class, this::onUnits)
                 .onCommand(Crypt.class, this::onCrypt)
                 .onCommand(Voted.class, this::onVoted)
                 .onCommand(GetInfo.class, this::onInfo)
-                .onCommand(SeatOf.class, (state, seatOf) -> {
-                    seatOf.replyTo().tell(state.get(seatOf.handleId()));
+                .onCommand(SeatOf.class, seatOf -> {
+                    seatOf.replyTo().tell(table.get(seatOf.handleId()));
                     return Effect().none();
                 })
                 .build();
@@ -299,198 +427,206 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         return "TMR license " + key;
     }
 
-    /** Backends this license uses now: their copy counts and they were re-synced. */
-    private BitSet usable() {
-        BitSet usable = (BitSet) counted.clone();
-        usable.and(synced);
-        return usable;
-    }
-
-    /**
-     * Backends that get seat writes: the usable ones and those being re-synced, so that a seat granted or
-     * freed while a re-sync is under way is not missing on that backend once it is done.
-     */
-    private BitSet writeTargets() {
-        BitSet targets = usable();
-        BitSet syncing = (BitSet) resyncing.clone();
-        syncing.and(counted);
-        targets.or(syncing);
-        return targets;
-    }
-
     // --- copies and re-sync -------------------------------------------------------------------------
 
-    private Effect<TmrLicenseEvent, SeatTable> onCopies(SeatTable state, Copies copies) {
-        BitSet lost = (BitSet) counted.clone();
+    private Effect<TmrLicenseEvent, SeatTable> onCopies(Copies copies) {
+        BitSet lost = sync.counted();
         lost.andNot(copies.counted());
-        counted = (BitSet) copies.counted().clone();
-        synced.and(counted);
-        resyncing.and(counted);
         agreed = copies.agreed();
-        if (units < 0 || !synced.isEmpty() && synced.cardinality() < 2) {
-            units = copies.majorityUnits();
-        }
+        BitSet needs = sync.counted(copies.counted());
         if (!lost.isEmpty()) {
             LOG.info("{}: copies on backend(s) {} no longer count; {} usable", name(), indices(lost),
-                    indices(usable()));
+                    indices(sync.usable()));
         }
-        // A copy that starts to count is used only after a re-sync (its backend may have come back, or the
-        // copies of the others arrived after it was listed).
-        BitSet gained = (BitSet) counted.clone();
-        gained.andNot(synced);
-        for (int backend = gained.nextSetBit(0); backend >= 0; backend = gained.nextSetBit(backend + 1)) {
-            if (resyncAsked[backend] < resyncGeneration[backend] + 1) {
-                resyncAsked[backend] = resyncGeneration[backend] + 1;
-                listener.needsResync(backend);
-            }
-        }
+        askResyncs(needs);
         publishSeats();
         return Effect().none();
     }
 
-    private Effect<TmrLicenseEvent, SeatTable> onResync(SeatTable state, Resync resync) {
+    private Effect<TmrLicenseEvent, SeatTable> onResyncAll() {
+        LOG.info("{}: every backend is re-synced before it counts again", name());
+        askResyncs(sync.reset());
+        units = -1;
+        publishSeats();
+        return Effect().none();
+    }
+
+    private void askResyncs(BitSet backends) {
+        for (int b = backends.nextSetBit(0); b >= 0; b = backends.nextSetBit(b + 1)) {
+            parent.needsResync(key, b);
+        }
+    }
+
+    private boolean hasUnits() {
+        return agreed != null && agreed.hasUnitCounter();
+    }
+
+    private Effect<TmrLicenseEvent, SeatTable> onResync(Resync resync) {
         int backend = resync.backend();
-        if (!counted.get(backend)) {
+        if (!sync.mayBegin(backend)) {
+            sync.notBegun(backend);
             return Effect().none();
         }
         if (!peers.holdsLease()) {
-            // Every write of a re-sync needs the lease certificate: try again once the node holds the lease.
-            listener.needsResync(backend);
+            // Every write of a re-sync needs the lease certificate: the container asks again later.
+            sync.notBegun(backend);
+            parent.needsResync(key, backend);
             return Effect().none();
         }
-        long generation = ++resyncGeneration[backend];
-        resyncing.set(backend);
-        resyncSpoiled.clear(backend);
-        Set<Long> held = new HashSet<>();
+        if (hasUnits() && (units < 0 || unitVotesOpen > 0)) {
+            // The counter is set only from a value the node knows now, and never while a vote may still move it.
+            waitingResyncs.put(backend, resync);
+            if (units < 0 && !readingUnits) {
+                readUnits();
+            }
+            return Effect().none();
+        }
+        runResync(resync);
+        return Effect().none();
+    }
+
+    private void runResync(Resync resync) {
+        int backend = resync.backend();
+        long generation = sync.begin(backend);
+        List<Long> held = new ArrayList<>(resync.held().size());
         List<CompletionStage<Message>> calls = new ArrayList<>();
         for (Allocation allocation : resync.held()) {
-            held.add(allocation.tmrHandleId());
-            if (state.get(allocation.tmrHandleId()).isEmpty() && !pending.containsKey(allocation.tmrHandleId())) {
-                long handleId = allocation.tmrHandleId();
-                calls.add(peers.call(backend, certificate -> new Message.Free(certificate, handleId, key,
-                        peers.deadline())));
+            long handleId = allocation.tmrHandleId();
+            held.add(handleId);
+            if (table.get(handleId).isEmpty() && !pending.containsKey(handleId)) {
+                calls.add(peers.call(backend, certificate -> free(certificate, handleId)));
             }
         }
         int freed = calls.size();
-        for (Seat seat : state.all()) {
-            if (!held.contains(seat.handleId())) {
+        java.util.Set<Long> heldIds = new java.util.HashSet<>(held);
+        for (Seat seat : table.all()) {
+            if (!heldIds.contains(seat.handleId())) {
                 calls.add(peers.call(backend, certificate -> new Message.Allocate(certificate, allocation(seat),
                         peers.deadline())));
             }
         }
         int added = calls.size() - freed;
-        if (agreed != null && agreed.hasUnitCounter() && units >= 0) {
+        boolean setsUnits = hasUnits() && units >= 0;
+        if (setsUnits) {
             long value = units;
             long operationId = random.nextLong();
+            unitSets.add(List.of((long) backend, generation));
             calls.add(peers.call(backend, certificate -> new Message.PeerUnits(certificate, key, operationId,
                     UnitsOperation.SET, value)));
         }
         LOG.info("{}: re-syncing backend {}: {} stale allocation(s) to free, {} missing to add{}", name(),
-                backend + 1, freed, added, units >= 0 && agreed != null && agreed.hasUnitCounter()
-                        ? ", units set to " + units : "");
-        CompletionStage<Void> all = java.util.concurrent.CompletableFuture.allOf(calls.stream()
-                .map(CompletionStage::toCompletableFuture).toArray(java.util.concurrent.CompletableFuture[]::new));
-        context.pipeToSelf(all, (ok, failure) -> new ResyncDone(backend, generation, failure));
-        return Effect().none();
+                backend + 1, freed, added, setsUnits ? ", units set to " + units : "");
+        CompletableFuture<?>[] all = calls.stream().map(CompletionStage::toCompletableFuture)
+                .toArray(CompletableFuture[]::new);
+        context.pipeToSelf(CompletableFuture.allOf(all), (ok, failure) -> new ResyncDone(backend, generation,
+                failure == null ? null : describe(failure)));
     }
 
-    private Effect<TmrLicenseEvent, SeatTable> onResyncDone(SeatTable state, ResyncDone done) {
-        if (done.generation() != resyncGeneration[done.backend()]) {
-            return Effect().none();
+    private Effect<TmrLicenseEvent, SeatTable> onResyncDone(ResyncDone done) {
+        if (unitSets.remove(List.of((long) done.backend(), done.generation()))) {
+            if (done.failure() != null) {
+                // The SET may or may not have been applied: the node's value stays right, that backend is re-synced.
+                LOG.debug("{}: units SET on backend {} not confirmed", name(), done.backend() + 1);
+            }
+            runDeferredUnits();
         }
-        resyncing.clear(done.backend());
-        if (!counted.get(done.backend())) {
-            return Effect().none();
-        }
-        if (done.failure() == null && resyncSpoiled.get(done.backend())) {
-            LOG.warn("{}: a seat write to backend {} failed during its re-sync; re-syncing it again", name(),
-                    done.backend() + 1);
-            listener.needsResync(done.backend());
-            return Effect().none();
-        }
-        if (done.failure() != null) {
-            LOG.warn("{}: re-sync of backend {} failed, it does not count until a later one succeeds: {}", name(),
-                    done.backend() + 1, describe(done.failure()));
-            listener.needsResync(done.backend());
-            return Effect().none();
-        }
-        synced.set(done.backend());
-        publishSeats();
-        LOG.info("{}: backend {} re-synced; usable backends {}", name(), done.backend() + 1, indices(usable()));
-        return Effect().none();
-    }
-
-    /**
-     * A unit decrement went to the usable backends only (seat writes also go to backends being re-synced):
-     * a re-sync under way on another one set its counter from the value before it and would leave that
-     * backend behind, so it is dropped and asked again.
-     */
-    private void writtenTo(BitSet written) {
-        for (int backend = resyncing.nextSetBit(0); backend >= 0; backend = resyncing.nextSetBit(backend + 1)) {
-            if (!written.get(backend)) {
-                resyncing.clear(backend);
-                resyncGeneration[backend]++;
-                LOG.info("{}: backend {} missed a write during its re-sync; it is re-synced again", name(),
-                        backend + 1);
-                listener.needsResync(backend);
+        switch (sync.finish(done.backend(), done.generation(), done.failure() == null)) {
+            case SYNCED -> {
+                publishSeats();
+                LOG.info("{}: backend {} re-synced; usable backends {}", name(), done.backend() + 1,
+                        indices(sync.usable()));
+            }
+            case AGAIN -> {
+                LOG.warn("{}: re-sync of backend {} {}; it does not count until a later one succeeds", name(),
+                        done.backend() + 1, done.failure() != null ? "failed: " + done.failure()
+                                : "was spoiled by a write that failed meanwhile");
+                parent.needsResync(key, done.backend());
+            }
+            case STALE -> {
             }
         }
+        return Effect().none();
     }
 
-    private void outOfSync(int backend, String why) {
-        if (resyncing.get(backend)) {
-            resyncSpoiled.set(backend);
+    /** A write to this backend was missed: it is re-synced before it counts again. */
+    private void missed(int backend, String why) {
+        boolean wasUsable = sync.usable().get(backend);
+        if (sync.missed(backend)) {
+            parent.needsResync(key, backend);
         }
-        if (synced.get(backend)) {
-            synced.clear(backend);
-            publishSeats();
+        if (wasUsable) {
             LOG.warn("{}: backend {} missed a write ({}); it is re-synced before it counts again", name(),
                     backend + 1, why);
-            listener.needsResync(backend);
+            publishSeats();
         }
     }
 
     // --- access ----------------------------------------------------------------------------------------
 
     private Effect<TmrLicenseEvent, SeatTable> onAccess(SeatTable state, Access access) {
-        BitSet usable = usable();
+        Client client = access.client();
+        Seat.RequestKey request = new Seat.RequestKey(client.station(), client.host(), client.user(), client.pid(),
+                access.requestId());
+        Optional<Seat> opened = table.byRequest(request);
+        if (opened.isPresent()) {
+            // A re-sent ACCESS (reconnect, timeout): the handle it opened, not a second seat.
+            Seat seat = opened.get();
+            Life life = lives.get(seat.handleId());
+            if (life != null) {
+                life.sessionId = client.sessionId();
+                life.lastActivity = clock.millis();
+            }
+            access.replyTo().tell(new Granted(seat.handleId(), Bytes.of(tokens.apply(seat.handleId())),
+                    context.getSelf()));
+            return Effect().none();
+        }
+        Pending inFlight = pendingByRequest.get(request);
+        if (inFlight != null) {
+            inFlight.waiting.add(access.replyTo());
+            return Effect().none();
+        }
+        if (!peers.holdsLease()) {
+            access.replyTo().tell(new NotServing("the node holds no lease certificate"));
+            return Effect().none();
+        }
+        BitSet usable = sync.usable();
         if (agreed == null || usable.cardinality() < 2) {
-            access.replyTo().tell(error(CmError.REDUNDANCY_SERVER_MISSING, name() + " has "
+            access.replyTo().tell(new Refused(CmError.REDUNDANCY_SERVER_MISSING, name() + " has "
                     + usable.cardinality() + " usable cop" + (usable.cardinality() == 1 ? "y" : "ies") + "; 2 are needed"));
             return Effect().none();
         }
         if ((agreed.featureMap() & access.featureBits()) != access.featureBits()) {
-            access.replyTo().tell(error(CmError.ENTRY_NOT_FOUND, name() + " lacks feature bits "
+            access.replyTo().tell(new Refused(CmError.ENTRY_NOT_FOUND, name() + " lacks feature bits "
                     + Long.toHexString(access.featureBits() & ~agreed.featureMap())));
             return Effect().none();
         }
-        Optional<SeatTable.Refusal> refusal = state.admit(access.mode(), access.client().station(), agreed.quantity(),
-                name());
+        Optional<SeatTable.Refusal> refusal = table.admit(access.mode(), client.station(), agreed.quantity(), name(),
+                pendingSeats);
         if (refusal.isPresent()) {
-            access.replyTo().tell(error(refusal.get().error(), refusal.get().text()));
+            access.replyTo().tell(new Refused(refusal.get().error(), refusal.get().text()));
             return Effect().none();
         }
         long handleId;
         do {
             handleId = random.nextLong() & Long.MAX_VALUE;
-        } while (handleId == 0 || state.get(handleId).isPresent() || pending.containsKey(handleId));
-        byte[] token = new byte[16];
-        random.nextBytes(token);
-        Client client = access.client();
+        } while (handleId == 0 || table.get(handleId).isPresent() || pending.containsKey(handleId)
+                || table.releasedLately(handleId));
+        byte[] token = tokens.apply(handleId);
         Seat seat = new Seat(handleId, access.mode(), access.featureBits(), client.station(), client.user(),
-                client.pid(), client.sessionId(), Seat.digestOf(token), peers.epoch(),
-                clock.millis());
-        state.add(seat);
-        BitSet targets = writeTargets();
-        Pending request = new Pending(seat, token, access.replyTo(), targets);
-        pending.put(handleId, request);
+                client.pid(), client.sessionId(), Seat.digestOf(token), peers.epoch(), clock.millis(), client.host(),
+                access.requestId());
+        BitSet targets = sync.writeTargets();
+        Pending started = new Pending(new SeatRequest(seat, targets), token, access.replyTo());
+        pending.put(handleId, started);
+        pendingByRequest.put(seat.requestKey(), started);
+        pendingSeats.add(seat);
         Allocation allocation = allocation(seat);
         for (int backend = targets.nextSetBit(0); backend >= 0; backend = targets.nextSetBit(backend + 1)) {
             int asked = backend;
             long id = handleId;
             context.pipeToSelf(peers.call(asked,
                             certificate -> new Message.Allocate(certificate, allocation, peers.deadline())),
-                    (reply, failure) -> new Allocated(id, asked, failure));
+                    (reply, failure) -> new Allocated(id, asked, answer(reply, failure)));
         }
         return Effect().none();
     }
@@ -501,67 +637,79 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 Bytes.of(Base64.getDecoder().decode(seat.tokenDigest())), seat.epoch());
     }
 
-    private Effect<TmrLicenseEvent, SeatTable> onAllocated(SeatTable state, Allocated answer) {
-        Pending request = pending.get(answer.handleId());
+    private Message free(LeaseCertificate certificate, long handleId) {
+        return new Message.Free(certificate, handleId, key, peers.deadline());
+    }
+
+    private Effect<TmrLicenseEvent, SeatTable> onAllocated(Allocated allocated) {
+        Pending request = pending.get(allocated.handleId());
         if (request == null) {
-            // Decided, journaled or refused already: a late acknowledgement of a refused access is freed again;
-            // a late failure of a granted one leaves that backend behind.
-            if (answer.failure() == null && state.get(answer.handleId()).isEmpty()) {
-                free(answer.backend(), answer.handleId());
-            } else if (answer.failure() != null && state.get(answer.handleId()).isPresent()) {
-                outOfSync(answer.backend(), "ALLOCATE " + describe(answer.failure()));
-            }
             return Effect().none();
         }
-        request.answered++;
-        if (answer.failure() == null) {
-            request.acked.set(answer.backend());
-        } else {
-            Throwable cause = unwrap(answer.failure());
-            if (cause instanceof CmFailure refused && refused.code() != CmError.NETWORK_FAULT.code()) {
-                request.refusals.add(refused);
-            }
-            if (request.decided) {
-                outOfSync(answer.backend(), "ALLOCATE " + describe(cause));
-            }
-        }
-        if (request.decided) {
-            if (request.answered == request.asked.cardinality()) {
-                pending.remove(answer.handleId());
-            }
-            return Effect().none();
-        }
-        int outstanding = request.asked.cardinality() - request.answered;
-        if (request.acked.cardinality() >= 2) {
-            request.decided = true;
+        SeatRequest rule = request.request;
+        SeatRequest.Outcome decided = rule.answer(allocated.backend(), allocated.answer());
+        if (decided == SeatRequest.Outcome.GRANTED) {
             ready.add(request);
             queueFlush();
-        } else if (request.acked.cardinality() + outstanding < 2) {
-            request.decided = true;
-            pending.remove(answer.handleId());
-            state.remove(answer.handleId());
-            for (int backend = request.acked.nextSetBit(0); backend >= 0;
-                 backend = request.acked.nextSetBit(backend + 1)) {
-                free(backend, answer.handleId());
+        } else if (decided == SeatRequest.Outcome.REFUSED) {
+            forget(request);
+            if (rule.refusalsDisagree()) {
+                INTEGRITY.warn("{}: the copies refused ALLOCATE differently: {}", name(), rule.answers());
             }
-            request.replyTo.tell(refusal(request.refusals, request.asked.cardinality()));
+            BackendAnswer.Refused refused = rule.refusal(name());
+            boolean fenced = rule.answers().values().stream().anyMatch(a -> a instanceof BackendAnswer.Fenced);
+            Reply reply = fenced && refused.code() == CmError.REDUNDANCY_SERVER_MISSING.code()
+                    ? new NotServing("the backends refused the node's lease certificate")
+                    : new Refused(refused.code(), refused.text());
+            request.waiting.forEach(waiter -> waiter.tell(reply));
+        }
+        if (rule.outcome() == SeatRequest.Outcome.REFUSED) {
+            // Whoever acknowledged a refused seat holds an allocation nobody was granted.
+            if (allocated.answer() instanceof BackendAnswer.Replied) {
+                freeOn(allocated.backend(), allocated.handleId());
+            } else if (decided == SeatRequest.Outcome.REFUSED) {
+                BitSet held = rule.heldAfterRefusal();
+                for (int b = held.nextSetBit(0); b >= 0; b = held.nextSetBit(b + 1)) {
+                    freeOn(b, allocated.handleId());
+                }
+            }
+        } else if (rule.outcome() == SeatRequest.Outcome.GRANTED) {
+            if (decided == SeatRequest.Outcome.GRANTED) {
+                BitSet missing = rule.missingAfterGrant();
+                for (int b = missing.nextSetBit(0); b >= 0; b = missing.nextSetBit(b + 1)) {
+                    missed(b, "ALLOCATE " + rule.answers().get(b).describe());
+                }
+            } else if (!(allocated.answer() instanceof BackendAnswer.Replied)) {
+                missed(allocated.backend(), "ALLOCATE " + allocated.answer().describe());
+            }
         }
         return Effect().none();
     }
 
-    /** Two copies that refuse alike decide the answer; otherwise the quorum was not reached. */
-    private Message refusal(List<CmFailure> refusals, int asked) {
-        Map<Integer, Integer> byCode = new HashMap<>();
-        for (CmFailure refused : refusals) {
-            if (byCode.merge(refused.code(), 1, Integer::sum) >= 2) {
-                return new Message.Error(refused.code(), refused.text());
-            }
+    /** The request leaves the pending seats: refused, or (at its flush) journaled. */
+    private void forget(Pending request) {
+        long handleId = request.request.seat().handleId();
+        pendingSeats.remove(handleId, -1);
+        pendingByRequest.remove(request.request.seat().requestKey());
+        if (request.request.outcome() == SeatRequest.Outcome.REFUSED || request.request.allAnswered()) {
+            pending.remove(handleId);
         }
-        if (refusals.size() >= 2) {
-            INTEGRITY.warn("{}: the copies refused ALLOCATE differently: {}", name(), refusals);
+    }
+
+    private void freeOn(int backend, long handleId) {
+        context.pipeToSelf(peers.call(backend, certificate -> free(certificate, handleId)),
+                (reply, failure) -> new Freed(handleId, backend, answer(reply, failure)));
+    }
+
+    private Effect<TmrLicenseEvent, SeatTable> onFreed(Freed freed) {
+        if (!(freed.answer() instanceof BackendAnswer.Replied)) {
+            missed(freed.backend(), "FREE " + freed.answer().describe());
         }
-        return error(CmError.REDUNDANCY_SERVER_MISSING, name() + ": fewer than 2 of " + asked
-                + " backends acknowledged the seat" + (refusals.isEmpty() ? "" : " (" + refusals.get(0).getMessage() + ")"));
+        Pending request = pending.get(freed.handleId());
+        if (request != null && request.request.allAnswered()) {
+            pending.remove(freed.handleId());
+        }
+        return Effect().none();
     }
 
     private void queueFlush() {
@@ -582,250 +730,414 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         }
         List<Pending> granted = new ArrayList<>(ready);
         ready.clear();
-        List<Release> released = new ArrayList<>(releasing.values());
+        List<Releasing> released = new ArrayList<>(releasing.values());
         releasing.clear();
         long now = clock.millis();
         List<TmrLicenseEvent> events = new ArrayList<>(granted.size() + released.size());
         for (Pending request : granted) {
-            // The seat is in the table already (it was held as pending); the event makes it durable.
-            table.remove(request.seat.handleId());
-            events.add(new SeatGranted(request.seat, now));
+            events.add(new SeatGranted(request.request.seat(), now));
         }
-        for (Release release : released) {
+        for (Releasing release : released) {
             events.add(new SeatReleased(release.handleId(), release.reason(), now));
         }
-        BitSet targets = writeTargets();
         return Effect().persist(events).thenRun(state -> {
-            for (Release release : released) {
-                listener.released(key, release.handleId());
-                for (int backend = targets.nextSetBit(0); backend >= 0; backend = targets.nextSetBit(backend + 1)) {
-                    free(backend, release.handleId());
+            table = state;
+            BitSet targets = sync.writeTargets();
+            for (Releasing release : released) {
+                lives.remove(release.handleId());
+                parent.closed(key, release.handleId());
+                for (int b = targets.nextSetBit(0); b >= 0; b = targets.nextSetBit(b + 1)) {
+                    freeOn(b, release.handleId());
                 }
                 if (release.replyTo() != null) {
-                    release.replyTo().tell(new Message.Ok());
+                    release.replyTo().tell(Released.INSTANCE);
                 }
             }
             for (Pending request : granted) {
-                if (request.answered == request.asked.cardinality()) {
-                    pending.remove(request.seat.handleId());
-                }
-                listener.granted(key, request.seat);
-                request.replyTo.tell(new Message.AccessOk(request.seat.handleId(), Bytes.of(request.token),
-                        virtualSerial));
+                Seat seat = request.request.seat();
+                forget(request);
+                lives.put(seat.handleId(), new Life(seat.sessionId(), now));
+                parent.opened(key, seat.handleId());
+                Granted reply = new Granted(seat.handleId(), Bytes.of(request.token), context.getSelf());
+                request.waiting.forEach(waiter -> waiter.tell(reply));
             }
             publishSeats();
         });
     }
 
-    // --- release -----------------------------------------------------------------------------------------
+    // --- handles: release, resume, activity, reclaim ------------------------------------------------------
 
-    private Effect<TmrLicenseEvent, SeatTable> onRelease(SeatTable state, Release release) {
+    private Effect<TmrLicenseEvent, SeatTable> onRelease(Release release) {
         long handleId = release.handleId();
-        boolean undecided = pending.containsKey(handleId) && !pending.get(handleId).decided;
-        if (state.get(handleId).isEmpty() || undecided || releasing.containsKey(handleId)) {
-            if (release.replyTo() != null) {
-                release.replyTo().tell(error(CmError.INVALID_HANDLE, "handle " + Long.toUnsignedString(handleId)
-                        + " holds no seat of " + name()));
+        if (table.releasedLately(handleId)) {
+            // Released already (its answer may have been lost): releasing again changes nothing.
+            release.replyTo().tell(Released.INSTANCE);
+            return Effect().none();
+        }
+        Optional<Seat> seat = table.get(handleId);
+        Life life = lives.get(handleId);
+        if (seat.isEmpty() || life == null) {
+            release.replyTo().tell(unknownHandle(handleId));
+            return Effect().none();
+        }
+        if (life.sessionId != release.sessionId()) {
+            release.replyTo().tell(otherSession(handleId));
+            return Effect().none();
+        }
+        if (!peers.holdsLease()) {
+            release.replyTo().tell(new NotServing("the node holds no lease certificate"));
+            return Effect().none();
+        }
+        Releasing already = releasing.get(handleId);
+        if (already != null) {
+            // A repeat while the first is being journaled: both are answered once it is.
+            ActorRef<Reply> first = already.replyTo();
+            ActorRef<Reply> second = release.replyTo();
+            releasing.put(handleId, new Releasing(handleId, already.reason(), first == null ? second : first));
+            if (first != null) {
+                second.tell(Released.INSTANCE);
             }
             return Effect().none();
         }
-        // Journaled with the other grants and releases that arrive meanwhile: one write for all of them.
-        releasing.put(handleId, release);
+        releasing.put(handleId, new Releasing(handleId, "released by its client", release.replyTo()));
         queueFlush();
         return Effect().none();
     }
 
-    private void free(int backend, long handleId) {
-        peers.call(backend, certificate -> new Message.Free(certificate, handleId, key, peers.deadline()))
-                .whenComplete((ok, failure) -> {
-                    if (failure != null) {
-                        context.getSelf().tell(new Voted(-1, backend, null, failure));
-                    }
-                });
+    private Effect<TmrLicenseEvent, SeatTable> onResume(Resume resume) {
+        Optional<Seat> seat = table.get(resume.handleId());
+        Life life = lives.get(resume.handleId());
+        if (seat.isEmpty() || life == null || releasing.containsKey(resume.handleId())) {
+            resume.replyTo().tell(unknownHandle(resume.handleId()));
+            return Effect().none();
+        }
+        if (!seat.get().tokenMatches(resume.token().toArray())) {
+            LOG.warn("RESUME of handle {} of {} with a wrong token refused (session {})",
+                    Long.toUnsignedString(resume.handleId()), name(), Long.toUnsignedString(resume.sessionId()));
+            resume.replyTo().tell(new Refused(CmError.INVALID_HANDLE, "wrong resume token for handle "
+                    + Long.toUnsignedString(resume.handleId())));
+            return Effect().none();
+        }
+        life.sessionId = resume.sessionId();
+        life.lastActivity = clock.millis();
+        resume.replyTo().tell(new Resumed(context.getSelf()));
+        return Effect().none();
+    }
+
+    private Effect<TmrLicenseEvent, SeatTable> onTouch(Touch touch) {
+        long now = clock.millis();
+        for (long handleId : touch.handleIds()) {
+            Life life = lives.get(handleId);
+            if (life != null && life.sessionId == touch.sessionId()) {
+                life.lastActivity = now;
+            }
+        }
+        return Effect().none();
+    }
+
+    private Effect<TmrLicenseEvent, SeatTable> onSweep() {
+        long now = clock.millis();
+        long timeout = settings.cleanupTimeout().toMillis();
+        boolean any = false;
+        for (Map.Entry<Long, Life> entry : lives.entrySet()) {
+            long idle = now - entry.getValue().lastActivity;
+            long handleId = entry.getKey();
+            if (idle >= timeout && !releasing.containsKey(handleId) && peers.holdsLease()) {
+                Seat seat = table.get(handleId).orElseThrow();
+                LOG.info("Handle {} of {}@{} on {} reclaimed: no traffic for {} s", Long.toUnsignedString(handleId),
+                        seat.user(), seat.station(), key, idle / 1000);
+                releasing.put(handleId, new Releasing(handleId, "reclaimed after " + settings.cleanupTimeout(), null));
+                any = true;
+            }
+        }
+        if (any) {
+            queueFlush();
+        }
+        return Effect().none();
+    }
+
+    /** The handle's seat, if the asking session owns it; otherwise the refusal has been sent. */
+    private Optional<Seat> owned(long handleId, long sessionId, ActorRef<Reply> replyTo) {
+        Optional<Seat> seat = table.get(handleId);
+        Life life = lives.get(handleId);
+        if (seat.isEmpty() || life == null || releasing.containsKey(handleId)) {
+            replyTo.tell(unknownHandle(handleId));
+            return Optional.empty();
+        }
+        if (life.sessionId != sessionId) {
+            replyTo.tell(otherSession(handleId));
+            return Optional.empty();
+        }
+        life.lastActivity = clock.millis();
+        return seat;
+    }
+
+    private Refused unknownHandle(long handleId) {
+        return new Refused(CmError.INVALID_HANDLE, "handle " + Long.toUnsignedString(handleId)
+                + " is unknown, released or reclaimed");
+    }
+
+    private Refused otherSession(long handleId) {
+        return new Refused(CmError.INVALID_HANDLE, "handle " + Long.toUnsignedString(handleId)
+                + " belongs to another session; RESUME it with its token");
     }
 
     // --- units and crypt: majority votes ---------------------------------------------------------------
 
-    private Effect<TmrLicenseEvent, SeatTable> onUnits(SeatTable state, DecrementUnits request) {
+    private Effect<TmrLicenseEvent, SeatTable> onUnits(DecrementUnits request) {
+        if (owned(request.handleId(), request.sessionId(), request.replyTo()).isEmpty()) {
+            return Effect().none();
+        }
+        if (!unitSets.isEmpty() || readingUnits) {
+            // A counter is being set or read: the decrement follows it, so nothing is counted from a stale value.
+            deferredUnits.add(request);
+            return Effect().none();
+        }
         // The same client operation maps to the same backend operation id, so a retry is never spent twice.
-        long operationId = request.handleId() * 31 + request.operationId();
-        return vote(state, request.handleId(), request.replyTo(), "units", true, certificate ->
-                new Message.PeerUnits(certificate, key, operationId, UnitsOperation.DECREMENT, request.amount()));
+        long operationId = operationId(request.handleId(), request.operationId());
+        vote(request.replyTo(), VoteKind.DECREMENT, "units", certificate -> new Message.PeerUnits(certificate, key,
+                operationId, UnitsOperation.DECREMENT, request.amount()));
+        return Effect().none();
     }
 
-    private Effect<TmrLicenseEvent, SeatTable> onCrypt(SeatTable state, Crypt request) {
-        return vote(state, request.handleId(), request.replyTo(), "crypt", false, certificate ->
-                new Message.PeerCrypt(certificate, key, request.direction(), request.encryptionCode(), request.data()));
+    static long operationId(long handleId, long clientOperation) {
+        long mixed = handleId * 0x9E3779B97F4A7C15L + clientOperation;
+        mixed ^= mixed >>> 31;
+        return mixed * 0xBF58476D1CE4E5B9L;
     }
 
-    private Effect<TmrLicenseEvent, SeatTable> vote(SeatTable state, long handleId, ActorRef<Message> replyTo,
-                                                    String what, boolean isUnits,
-                                                    Function<io.opentmr.protocol.LeaseCertificate, Message> request) {
-        if (state.get(handleId).isEmpty()) {
-            replyTo.tell(error(CmError.INVALID_HANDLE, "handle " + Long.toUnsignedString(handleId)
-                    + " holds no seat of " + name()));
+    private void runDeferredUnits() {
+        while (unitSets.isEmpty() && !readingUnits && !deferredUnits.isEmpty()) {
+            context.getSelf().tell(deferredUnits.poll());
+        }
+        if (unitVotesOpen == 0 && units >= 0 && !waitingResyncs.isEmpty()) {
+            List<Resync> waiting = new ArrayList<>(waitingResyncs.values());
+            waitingResyncs.clear();
+            for (Resync resync : waiting) {
+                if (sync.mayBegin(resync.backend())) {
+                    runResync(resync);
+                }
+            }
+        }
+    }
+
+    private Effect<TmrLicenseEvent, SeatTable> onCrypt(Crypt request) {
+        if (owned(request.handleId(), request.sessionId(), request.replyTo()).isEmpty()) {
             return Effect().none();
         }
-        BitSet usable = usable();
+        vote(request.replyTo(), VoteKind.CRYPT, "crypt", certificate -> new Message.PeerCrypt(certificate, key,
+                request.direction(), request.encryptionCode(), request.data()));
+        return Effect().none();
+    }
+
+    /** Reads the counter of every counted copy: the value the node re-syncs from, never an old inventory. */
+    private void readUnits() {
+        BitSet counted = sync.counted();
+        if (counted.cardinality() < 2 || !peers.holdsLease()) {
+            return;
+        }
+        readingUnits = true;
+        long operationId = random.nextLong();
+        startVote(counted, null, VoteKind.READ, "units read", certificate -> new Message.PeerUnits(certificate, key,
+                operationId, UnitsOperation.READ, 0));
+    }
+
+    private void vote(ActorRef<Reply> replyTo, VoteKind kind, String what, Function<LeaseCertificate, Message> request) {
+        if (!peers.holdsLease()) {
+            replyTo.tell(new NotServing("the node holds no lease certificate"));
+            return;
+        }
+        BitSet usable = sync.usable();
         if (usable.cardinality() < 2) {
-            replyTo.tell(error(CmError.REDUNDANCY_SERVER_MISSING, name() + " has " + usable.cardinality()
+            replyTo.tell(new Refused(CmError.REDUNDANCY_SERVER_MISSING, name() + " has " + usable.cardinality()
                     + " usable copies; 2 are needed"));
-            return Effect().none();
+            return;
         }
-        if (isUnits) {
-            writtenTo(usable);
-        }
+        startVote(usable, replyTo, kind, what, request);
+    }
+
+    private void startVote(BitSet asked, ActorRef<Reply> replyTo, VoteKind kind, String what,
+                           Function<LeaseCertificate, Message> request) {
         long voteId = nextVote++;
-        votes.put(voteId, new Vote(replyTo, what, isUnits, usable.cardinality()));
-        for (int backend = usable.nextSetBit(0); backend >= 0; backend = usable.nextSetBit(backend + 1)) {
-            int asked = backend;
-            context.pipeToSelf(peers.call(asked, request), (reply, failure) -> new Voted(voteId, asked, reply, failure));
+        votes.put(voteId, new OpenVote(new MajorityVote(asked), kind, what, replyTo));
+        if (kind == VoteKind.DECREMENT) {
+            unitVotesOpen++;
         }
-        return Effect().none();
+        for (int backend = asked.nextSetBit(0); backend >= 0; backend = asked.nextSetBit(backend + 1)) {
+            int b = backend;
+            context.pipeToSelf(peers.call(b, request), (reply, failure) -> new Voted(voteId, b, answer(reply, failure)));
+        }
     }
 
-    private Effect<TmrLicenseEvent, SeatTable> onVoted(SeatTable state, Voted voted) {
-        if (voted.voteId() < 0) {
-            outOfSync(voted.backend(), "FREE " + describe(voted.failure()));
+    private Effect<TmrLicenseEvent, SeatTable> onVoted(Voted voted) {
+        OpenVote open = votes.get(voted.voteId());
+        if (open == null) {
             return Effect().none();
         }
-        Vote vote = votes.get(voted.voteId());
-        if (vote == null) {
+        MajorityVote vote = open.vote();
+        MajorityVote.State ended = vote.answer(voted.backend(), voted.answer());
+        if (ended != MajorityVote.State.OPEN && open.kind() != VoteKind.READ) {
+            open.replyTo().tell(result(open, vote));
+        }
+        if (ended == MajorityVote.State.DECIDED && open.kind() == VoteKind.DECREMENT
+                && vote.decided() instanceof Message.UnitsOk ok) {
+            units = ok.remaining();
+            publishSeats();
+        }
+        if (!vote.allAnswered()) {
             return Effect().none();
         }
-        Message answer = voted.failure() == null ? voted.reply() : asError(voted.failure());
-        Throwable cause = voted.failure() == null ? null : unwrap(voted.failure());
-        // A lost connection (100) is no copy's answer: it is a failure, as in onAllocated.
-        if (cause != null && (!(cause instanceof CmFailure refused)
-                || refused.code() == CmError.NETWORK_FAULT.code())) {
-            vote.failures.put(voted.backend(), voted.failure());
-        } else {
-            vote.answers.put(voted.backend(), answer);
-        }
-        int answered = vote.answers.size() + vote.failures.size();
-        if (!vote.decided) {
-            Optional<Message> majority = majority(vote.answers);
-            if (majority.isPresent()) {
-                vote.decided = true;
-                Message decided = majority.get();
-                if (vote.units && decided instanceof Message.UnitsOk ok) {
-                    units = ok.remaining();
-                    publishSeats();
+        votes.remove(voted.voteId());
+        switch (open.kind()) {
+            case DECREMENT -> {
+                unitVotesOpen--;
+                if (vote.state() != MajorityVote.State.DECIDED) {
+                    units = -1;
                 }
-                vote.replyTo.tell(decided);
-            } else if (answered == vote.asked) {
-                vote.decided = true;
-                if (vote.answers.size() >= 2) {
-                    INTEGRITY.warn("{}: the copies disagree on {}: {}", name(), vote.what, vote.answers);
-                    vote.replyTo.tell(error(CmError.TMR_COPIES_DISAGREE, name() + ": no two copies agree on "
-                            + vote.what));
+                BitSet behind = vote.lost();
+                behind.or(vote.dissenters());
+                if (vote.state() != MajorityVote.State.DECIDED) {
+                    behind = vote.asked();
+                    INTEGRITY.warn("{}: no two copies agree on units: {}", name(), vote.answers());
+                }
+                for (int b = behind.nextSetBit(0); b >= 0; b = behind.nextSetBit(b + 1)) {
+                    missed(b, "units " + (vote.lost().get(b) ? "unanswered" : "differ from the majority"));
+                }
+            }
+            case READ -> {
+                readingUnits = false;
+                units = readValue(vote);
+                if (units < 0) {
+                    LOG.warn("{}: no copy answered the units read; the re-syncs waiting for it are asked again", name());
+                    waitingResyncs.keySet().forEach(b -> {
+                        sync.notBegun(b);
+                        parent.needsResync(key, b);
+                    });
+                    waitingResyncs.clear();
                 } else {
-                    vote.replyTo.tell(error(CmError.REDUNDANCY_SERVER_MISSING, name() + ": fewer than 2 copies answered "
-                            + vote.what));
+                    LOG.info("{}: units read from the copies: {}", name(), units);
+                }
+            }
+            case CRYPT -> {
+                if (vote.state() == MajorityVote.State.DISAGREE) {
+                    INTEGRITY.warn("{}: the copies disagree on crypt: {}", name(), vote.answers());
                 }
             }
         }
-        if (answered == vote.asked) {
-            votes.remove(voted.voteId());
-            if (vote.decided) {
-                Optional<Message> majority = majority(vote.answers);
-                for (Map.Entry<Integer, Throwable> failed : vote.failures.entrySet()) {
-                    if (vote.units) {
-                        outOfSync(failed.getKey(), vote.what + " " + describe(failed.getValue()));
-                    }
-                }
-                if (vote.units) {
-                    // Without a majority the node's units stay as they were: a copy that changed anyway differs.
-                    Message agreedUnits = majority.orElse(new Message.UnitsOk(Math.max(0, units)));
-                    for (Map.Entry<Integer, Message> given : vote.answers.entrySet()) {
-                        if (given.getValue() instanceof Message.UnitsOk
-                                && !sameAnswer(given.getValue(), agreedUnits)) {
-                            INTEGRITY.warn("{}: backend {} answered {} with {} where two copies said {}", name(),
-                                    given.getKey() + 1, vote.what, given.getValue(), agreedUnits);
-                            outOfSync(given.getKey(), "its counter differs from the majority");
-                        }
-                    }
-                }
-            }
-        }
+        runDeferredUnits();
         return Effect().none();
     }
 
-    private static Optional<Message> majority(Map<Integer, Message> answers) {
-        List<Message> given = new ArrayList<>(answers.values());
-        for (int i = 0; i < given.size(); i++) {
-            for (int j = i + 1; j < given.size(); j++) {
-                if (sameAnswer(given.get(i), given.get(j))) {
-                    return Optional.of(given.get(i));
-                }
+    /** A read's value: two copies that agree, else the lowest any copy reports (spent units never come back). */
+    private long readValue(MajorityVote vote) {
+        if (vote.state() == MajorityVote.State.DECIDED && vote.decided() instanceof Message.UnitsOk ok) {
+            return ok.remaining();
+        }
+        long lowest = Long.MAX_VALUE;
+        for (Message answer : vote.answers().values()) {
+            if (answer instanceof Message.UnitsOk ok) {
+                lowest = Math.min(lowest, ok.remaining());
             }
         }
-        return Optional.empty();
-    }
-
-    private static boolean sameAnswer(Message a, Message b) {
-        if (a instanceof Message.Error ea && b instanceof Message.Error eb) {
-            return ea.code() == eb.code();
+        if (lowest != Long.MAX_VALUE) {
+            INTEGRITY.warn("{}: no two copies agree on the units left ({}); the lowest, {}, is taken", name(),
+                    vote.answers(), lowest);
+            return lowest;
         }
-        return Objects.equals(a, b);
+        return -1;
     }
 
-    private Effect<TmrLicenseEvent, SeatTable> onInfo(SeatTable state, GetInfo request) {
-        Optional<Seat> seat = state.get(request.handleId());
-        if (seat.isPresent() && agreed == null) {
-            request.replyTo().tell(error(CmError.REDUNDANCY_SERVER_MISSING, name() + " has fewer than 2 counted "
+    private Reply result(OpenVote open, MajorityVote vote) {
+        return switch (vote.state()) {
+            case DECIDED -> {
+                Message decided = vote.decided();
+                if (decided instanceof Message.UnitsOk ok) {
+                    yield new UnitsLeft(ok.remaining());
+                } else if (decided instanceof Message.CryptOk ok) {
+                    yield new Crypted(ok.data());
+                } else if (decided instanceof Message.Error error) {
+                    yield new Refused(error.code(), error.text());
+                }
+                yield new Refused(CmError.TMR_COPIES_DISAGREE, name() + ": unexpected answer to " + open.what() + ": "
+                        + decided.type());
+            }
+            case DISAGREE -> {
+                INTEGRITY.warn("{}: the copies disagree on {}: {}", name(), open.what(), vote.answers());
+                yield new Refused(CmError.TMR_COPIES_DISAGREE, name() + ": no two copies agree on " + open.what());
+            }
+            default -> !vote.fenced().isEmpty()
+                    ? new NotServing("the backends refused the node's lease certificate")
+                    : new Refused(CmError.REDUNDANCY_SERVER_MISSING, name() + ": fewer than 2 copies answered "
+                    + open.what());
+        };
+    }
+
+    private Effect<TmrLicenseEvent, SeatTable> onInfo(GetInfo request) {
+        Optional<Seat> seat = owned(request.handleId(), request.sessionId(), request.replyTo());
+        if (seat.isEmpty()) {
+            return Effect().none();
+        }
+        if (!peers.holdsLease()) {
+            request.replyTo().tell(new NotServing("the node holds no lease certificate"));
+            return Effect().none();
+        }
+        if (agreed == null) {
+            request.replyTo().tell(new Refused(CmError.REDUNDANCY_SERVER_MISSING, name() + " has fewer than 2 counted "
                     + "copies; handle " + Long.toUnsignedString(request.handleId()) + " keeps its seat"));
             return Effect().none();
         }
-        if (seat.isEmpty()) {
-            request.replyTo().tell(error(CmError.INVALID_HANDLE, "handle " + Long.toUnsignedString(request.handleId())
-                    + " holds no seat of " + name()));
-            return Effect().none();
-        }
-        request.replyTo().tell(new Message.Info(request.handleId(), seat.get().mode(), virtualSerial, product(state)));
+        request.replyTo().tell(new Described(request.handleId(), seat.get().mode(), product()));
         return Effect().none();
     }
 
-    /** The license as the virtual container shows it: the agreed item, seats from the table, majority units. */
-    private ProductInfo product(SeatTable state) {
+    /** The license as the virtual container shows it: the agreed item, seats from the table, the node's units. */
+    private ProductInfo product() {
         return new ProductInfo(agreed.firmCode(), agreed.productCode(), agreed.featureMap(), agreed.text(),
-                agreed.quantity(), state.seatsInUse(agreed.quantity()), agreed.tmrId(), agreed.hasUnitCounter(),
+                agreed.quantity(), table.seatsInUse(agreed.quantity()), agreed.tmrId(), agreed.hasUnitCounter(),
                 Math.max(0, units), agreed.expiresAtMillis(), agreed.activatesAtMillis(), agreed.usagePeriodSeconds(),
                 agreed.usageStartedAtMillis(), agreed.borrowMaxSeconds());
     }
 
     private void publishSeats() {
         long inUse = agreed == null ? 0 : table.seatsInUse(agreed.quantity());
-        listener.seatsChanged(key, inUse, table.handles(), usable().cardinality());
+        parent.seatsChanged(key, inUse, table.handles(), sync.usable().cardinality());
     }
 
-    private static Message.Error error(CmError error, String text) {
-        return new Message.Error(error, text);
-    }
+    // --- answers -----------------------------------------------------------------------------------------
 
-    private static Message asError(Throwable failure) {
-        Throwable cause = unwrap(failure);
-        if (cause instanceof CmFailure refused) {
-            return new Message.Error(refused.code(), refused.text());
+    /** A backend call's outcome as the rules see it. */
+    static BackendAnswer answer(Message reply, Throwable failure) {
+        if (failure == null) {
+            if (reply instanceof Message.Error error) {
+                return error.code() == CmError.TMR_LEASE_REFUSED.code() ? new BackendAnswer.Fenced(error.text())
+                        : new BackendAnswer.Refused(error.code(), error.text());
+            }
+            return new BackendAnswer.Replied(reply);
         }
-        return new Message.Error(CmError.NETWORK_FAULT, describe(cause));
-    }
-
-    private static Throwable unwrap(Throwable failure) {
-        return failure instanceof CompletionException && failure.getCause() != null ? failure.getCause() : failure;
+        Throwable cause = failure instanceof java.util.concurrent.CompletionException && failure.getCause() != null
+                ? failure.getCause() : failure;
+        if (cause instanceof io.opentmr.protocol.CmFailure refused
+                && refused.code() == CmError.TMR_LEASE_REFUSED.code()) {
+            return new BackendAnswer.Fenced(refused.text());
+        }
+        if (cause instanceof io.opentmr.protocol.CmFailure refused
+                && refused.code() != CmError.NETWORK_FAULT.code()) {
+            return new BackendAnswer.Refused(refused.code(), refused.text());
+        }
+        return new BackendAnswer.Lost(describe(cause));
     }
 
     private static String describe(Throwable failure) {
-        Throwable cause = unwrap(failure);
+        Throwable cause = failure instanceof java.util.concurrent.CompletionException && failure.getCause() != null
+                ? failure.getCause() : failure;
         return cause.getMessage() == null ? cause.toString() : cause.getMessage();
     }
 
-    private static String indices(BitSet backends) {
+    public static String indices(BitSet backends) {
         StringBuilder text = new StringBuilder("[");
         for (int i = backends.nextSetBit(0); i >= 0; i = backends.nextSetBit(i + 1)) {
             text.append(text.length() > 1 ? "," : "").append(i + 1);
         }
         return text.append(']').toString();
     }
-
 }

@@ -3,7 +3,10 @@ package io.opentmr.tmr.license;
 import io.opentmr.CborSerializable;
 import java.util.List;
 
-/** What happened to a TMR license's seat table: its journal's events. */
+/**
+ * What happened to a TMR license's seat table: its journal's events. Versioned through
+ * {@link NodeEventVersions} (the version is part of each record's manifest).
+ */
 public sealed interface TmrLicenseEvent extends CborSerializable {
 
     /** Two or more backends acknowledged the allocation; the handle holds the seat. */
@@ -13,7 +16,14 @@ public sealed interface TmrLicenseEvent extends CborSerializable {
     record SeatReleased(long handleId, String reason, long atMillis) implements TmrLicenseEvent {
     }
 
-    /** The seat table as a snapshot stores it. */
-    record Snapshot(List<Seat> seats) implements CborSerializable {
+    /** A handle released lately, as a snapshot remembers it. */
+    record Released(long handleId, long atMillis) {
+    }
+
+    /**
+     * The seat table as a snapshot stores it: decided seats only (seats still being allocated are not in
+     * it), and the releases it remembers (null in snapshots of version 1).
+     */
+    record Snapshot(List<Seat> seats, List<Released> released) implements CborSerializable {
     }
 }

@@ -1,20 +1,24 @@
 package io.opentmr.tmr.server;
 
+import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.SimpleChannelInboundHandler;
 import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.Frame;
 import io.opentmr.protocol.Message;
 import io.opentmr.protocol.MessageType;
+import io.opentmr.protocol.Serial;
 import io.opentmr.protocol.ServerKind;
 import io.opentmr.tmr.NodeSettings;
+import io.opentmr.tmr.NodeStatus;
 import io.opentmr.tmr.VirtualContainer;
-import io.opentmr.tmr.handle.Handles;
 import io.opentmr.tmr.license.TmrLicense;
 import java.net.InetSocketAddress;
 import java.security.SecureRandom;
-import java.util.HashSet;
-import java.util.Set;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ScheduledFuture;
@@ -28,9 +32,11 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * One client connection to the TMR node: HELLO, then requests routed to the virtual container (LIST,
- * ACCESS) or to the handle they name (RELEASE, RESUME, GET_INFO, CRYPT, DECREMENT_UNITS). Replies are the
- * actors' own protocol messages, written on the channel's event loop.
+ * One client connection to the TMR node. HELLO is answered TMR_ACTIVE only while the node serves
+ * ({@link NodeStatus}); otherwise, and for every request while it does not, the client hears NOT_ACTIVE
+ * and comes back later or goes to the active node. ACCESS goes to the virtual container, which routes it to
+ * the license; every request on a handle this session holds goes to that handle's license directly (the
+ * license is named in the grant), and the typed answer is turned into the wire message here.
  */
 public final class TmrSession extends SimpleChannelInboundHandler<Frame> {
 
@@ -38,13 +44,14 @@ public final class TmrSession extends SimpleChannelInboundHandler<Frame> {
     private static final long ACTIVITY_INTERVAL_NANOS = TimeUnit.SECONDS.toNanos(1);
 
     private final NodeSettings settings;
+    private final NodeStatus status;
     private final String serverName;
-    private final io.opentmr.protocol.Serial virtualSerial;
+    private final Serial virtualSerial;
     private final ActorRef<VirtualContainer.Command> container;
-    private final ActorRef<Handles.Command> handles;
     private final Scheduler scheduler;
     private final SecureRandom random;
-    private final Set<Long> sessionHandles = new HashSet<>();
+    /** The handles this session holds, and the license of each. Only the channel's event loop touches it. */
+    private final Map<Long, ActorRef<TmrLicense.Command>> sessionHandles = new HashMap<>();
     private long sessionId;
     private boolean helloDone;
     private String station = "?";
@@ -55,13 +62,13 @@ public final class TmrSession extends SimpleChannelInboundHandler<Frame> {
     private long lastActivity;
     private ScheduledFuture<?> helloDeadline;
 
-    public TmrSession(NodeSettings settings, io.opentmr.protocol.Serial virtualSerial, ActorRef<VirtualContainer.Command> container,
-                      ActorRef<Handles.Command> handles, Scheduler scheduler, SecureRandom random) {
+    public TmrSession(NodeSettings settings, NodeStatus status, Serial virtualSerial,
+                      ActorRef<VirtualContainer.Command> container, Scheduler scheduler, SecureRandom random) {
         this.settings = settings;
+        this.status = status;
         this.virtualSerial = virtualSerial;
         this.serverName = "opentmr-node " + virtualSerial;
         this.container = container;
-        this.handles = handles;
         this.scheduler = scheduler;
         this.random = random;
     }
@@ -107,6 +114,12 @@ public final class TmrSession extends SimpleChannelInboundHandler<Frame> {
         Message message = frame.message();
         if (!helloDone) {
             if (message instanceof Message.Hello hello) {
+                if (!status.serving()) {
+                    // Not serving (restarting, reconciling, or without the lease): the client comes back later.
+                    ctx.channel().writeAndFlush(new Frame(id, new Message.NotActive(status.activeAddress())))
+                            .addListener(ChannelFutureListener.CLOSE);
+                    return;
+                }
                 helloDone = true;
                 helloDeadline.cancel(false);
                 sessionId = random.nextLong();
@@ -122,48 +135,57 @@ public final class TmrSession extends SimpleChannelInboundHandler<Frame> {
             }
             return;
         }
+        if (!status.serving()) {
+            reply(ctx, id, new Message.NotActive(status.activeAddress()));
+            return;
+        }
         long now = System.nanoTime();
         if (now - lastActivity > ACTIVITY_INTERVAL_NANOS && !sessionHandles.isEmpty()) {
             lastActivity = now;
-            handles.tell(new Handles.Touch(sessionId, sessionHandles.stream().mapToLong(Long::longValue).toArray()));
+            touchHandles();
         }
         switch (message.type()) {
             case HELLO -> error(ctx, id, CmError.INVALID_PARAMETER, "HELLO was already said on this connection");
             case KEEPALIVE -> reply(ctx, id, new Message.Ok());
-            case LIST_CONTAINERS -> ask(ctx, id, VirtualContainer.ListContainers::new, container, Function.identity());
+            case LIST_CONTAINERS -> ask(ctx, id, container, VirtualContainer.ListContainers::new,
+                    listed -> new Message.ContainerList(List.of(listed.container())));
             case ACCESS -> {
                 Message.Access m = (Message.Access) message;
                 TmrLicense.Client client = new TmrLicense.Client(station, host, user, pid, sessionId);
-                ask(ctx, id, r -> new VirtualContainer.Access(m.firmCode(), m.productCode(), m.featureBits(),
-                        m.accessMode(), client, r), container, answer -> {
-                            if (answer instanceof Message.AccessOk ok) {
-                                sessionHandles.add(ok.handleId());
-                            }
-                            return answer;
-                        });
+                long requestId = Integer.toUnsignedLong(id);
+                askLicense(ctx, id, container, r -> new VirtualContainer.Access(m.firmCode(), m.productCode(),
+                        m.featureBits(), m.accessMode(), client, requestId, r), 0);
             }
             case RELEASE -> {
                 long handleId = ((Message.Release) message).handleId();
-                ask(ctx, id, r -> new Handles.Use(handleId, sessionId, message, r), handles, answer -> {
-                    if (answer instanceof Message.Ok) {
-                        sessionHandles.remove(handleId);
-                    }
-                    return answer;
-                });
+                ActorRef<TmrLicense.Command> license = sessionHandles.get(handleId);
+                if (license != null) {
+                    askLicense(ctx, id, license, r -> new TmrLicense.Release(handleId, sessionId, r), handleId);
+                } else {
+                    // Not this session's (a repeat after a reconnect, or a stranger): the license decides.
+                    askLicense(ctx, id, container, r -> new VirtualContainer.ToHandle(handleId,
+                            new TmrLicense.Release(handleId, sessionId, r), r), handleId);
+                }
             }
             case RESUME -> {
                 Message.Resume m = (Message.Resume) message;
-                ask(ctx, id, r -> new Handles.Resume(m.handleId(), m.token(), sessionId, r), handles, answer -> {
-                    if (answer instanceof Message.Ok) {
-                        sessionHandles.add(m.handleId());
-                        return new Message.AccessOk(m.handleId(), m.token(), virtualSerial);
-                    }
-                    return answer;
-                });
+                askLicense(ctx, id, container, r -> new VirtualContainer.ToHandle(m.handleId(),
+                        new TmrLicense.Resume(m.handleId(), m.token(), sessionId, r), r), m.handleId(), m);
             }
-            case GET_INFO -> use(ctx, id, ((Message.GetInfo) message).handleId(), message);
-            case CRYPT -> use(ctx, id, ((Message.Crypt) message).handleId(), message);
-            case DECREMENT_UNITS -> use(ctx, id, ((Message.DecrementUnits) message).handleId(), message);
+            case GET_INFO -> {
+                long handleId = ((Message.GetInfo) message).handleId();
+                onHandle(ctx, id, handleId, r -> new TmrLicense.GetInfo(handleId, sessionId, r));
+            }
+            case CRYPT -> {
+                Message.Crypt m = (Message.Crypt) message;
+                onHandle(ctx, id, m.handleId(), r -> new TmrLicense.Crypt(m.handleId(), sessionId, m.direction(),
+                        m.encryptionCode(), m.data(), r));
+            }
+            case DECREMENT_UNITS -> {
+                Message.DecrementUnits m = (Message.DecrementUnits) message;
+                onHandle(ctx, id, m.handleId(), r -> new TmrLicense.DecrementUnits(m.handleId(), sessionId,
+                        m.operationId(), m.amount(), r));
+            }
             case BORROW, RETURN -> error(ctx, id, CmError.ACCESS_DENIED,
                     "borrowing through the TMR node is not available on this version");
             case LICENSE_CONTEXT, LICENSE_UPDATE -> error(ctx, id, CmError.ACCESS_DENIED,
@@ -172,21 +194,76 @@ public final class TmrSession extends SimpleChannelInboundHandler<Frame> {
         }
     }
 
-    private void use(ChannelHandlerContext ctx, int id, long handleId, Message request) {
-        ask(ctx, id, r -> new Handles.Use(handleId, sessionId, request, r), handles, Function.identity());
+    /** Tells each license this session is alive, for the handles of it the session holds. */
+    private void touchHandles() {
+        Map<ActorRef<TmrLicense.Command>, List<Long>> byLicense = new HashMap<>();
+        sessionHandles.forEach((handleId, license) -> byLicense.computeIfAbsent(license, l -> new ArrayList<>())
+                .add(handleId));
+        byLicense.forEach((license, ids) -> license.tell(new TmrLicense.Touch(sessionId,
+                ids.stream().mapToLong(Long::longValue).toArray())));
     }
 
-    private <C> void ask(ChannelHandlerContext ctx, int id,
-                         org.apache.pekko.japi.function.Function<ActorRef<Message>, C> command, ActorRef<C> target,
-                         Function<Message, Message> onAnswer) {
+    private void onHandle(ChannelHandlerContext ctx, int id, long handleId,
+                          org.apache.pekko.japi.function.Function<ActorRef<TmrLicense.Reply>, TmrLicense.Command> command) {
+        ActorRef<TmrLicense.Command> license = sessionHandles.get(handleId);
+        if (license == null) {
+            error(ctx, id, CmError.INVALID_HANDLE, "handle " + Long.toUnsignedString(handleId)
+                    + " is not held on this connection; RESUME it with its token");
+            return;
+        }
+        askLicense(ctx, id, license, command, handleId);
+    }
+
+    private <C> void askLicense(ChannelHandlerContext ctx, int id, ActorRef<C> target,
+                                org.apache.pekko.japi.function.Function<ActorRef<TmrLicense.Reply>, C> command,
+                                long handleId) {
+        askLicense(ctx, id, target, command, handleId, null);
+    }
+
+    private <C> void askLicense(ChannelHandlerContext ctx, int id, ActorRef<C> target,
+                                org.apache.pekko.japi.function.Function<ActorRef<TmrLicense.Reply>, C> command,
+                                long handleId, Message.Resume resume) {
+        ask(ctx, id, target, command, reply -> toWire(reply, handleId, resume));
+    }
+
+    /** The wire message for a license's answer; keeps the session's handles up to date on the way. */
+    private Message toWire(TmrLicense.Reply reply, long handleId, Message.Resume resume) {
+        if (reply instanceof TmrLicense.Granted granted) {
+            sessionHandles.put(granted.handleId(), granted.license());
+            return new Message.AccessOk(granted.handleId(), granted.token(), virtualSerial);
+        } else if (reply instanceof TmrLicense.Resumed resumed) {
+            sessionHandles.put(resume.handleId(), resumed.license());
+            return new Message.AccessOk(resume.handleId(), resume.token(), virtualSerial);
+        } else if (reply instanceof TmrLicense.Released) {
+            sessionHandles.remove(handleId);
+            return new Message.Ok();
+        } else if (reply instanceof TmrLicense.UnitsLeft left) {
+            return new Message.UnitsOk(left.remaining());
+        } else if (reply instanceof TmrLicense.Crypted crypted) {
+            return new Message.CryptOk(crypted.data());
+        } else if (reply instanceof TmrLicense.Described described) {
+            return new Message.Info(described.handleId(), described.mode(), virtualSerial, described.product());
+        } else if (reply instanceof TmrLicense.NotServing) {
+            return new Message.NotActive(status.activeAddress());
+        }
+        TmrLicense.Refused refused = (TmrLicense.Refused) reply;
+        if (refused.code() == CmError.INVALID_HANDLE.code() && handleId != 0 && resume == null) {
+            sessionHandles.remove(handleId);
+        }
+        return new Message.Error(refused.code(), refused.text());
+    }
+
+    private <C, R> void ask(ChannelHandlerContext ctx, int id, ActorRef<C> target,
+                            org.apache.pekko.japi.function.Function<ActorRef<R>, C> command,
+                            Function<R, Message> onAnswer) {
         if (inFlight >= settings.maxInFlightPerConnection()) {
             error(ctx, id, CmError.REQUEST_OVERLOAD, "more than " + settings.maxInFlightPerConnection()
                     + " requests in flight on this connection");
             return;
         }
         inFlight++;
-        CompletionStage<Message> answer = AskPattern.ask(target, command::apply, settings.requestTimeout(), scheduler);
-        // On the channel's event loop: the reply is written there anyway (see the backend's session).
+        CompletionStage<R> answer = AskPattern.ask(target, command::apply, settings.requestTimeout(), scheduler);
+        // On the channel's event loop: the session's state is touched there only, and the reply is written there.
         answer.whenCompleteAsync((value, failure) -> {
             inFlight--;
             if (failure == null) {
@@ -196,11 +273,12 @@ public final class TmrSession extends SimpleChannelInboundHandler<Frame> {
             Throwable cause = failure instanceof CompletionException && failure.getCause() != null
                     ? failure.getCause() : failure;
             if (cause instanceof TimeoutException) {
-                LOG.warn("Request {} of session {} not answered within {}", Integer.toUnsignedString(id), sessionId,
-                        settings.requestTimeout());
+                LOG.warn("Request {} of session {} not answered within {}", Integer.toUnsignedString(id),
+                        Long.toUnsignedString(sessionId), settings.requestTimeout());
                 error(ctx, id, CmError.NETWORK_FAULT, "the TMR node did not answer within " + settings.requestTimeout());
             } else {
-                LOG.error("Request {} of session {} failed", Integer.toUnsignedString(id), sessionId, cause);
+                LOG.error("Request {} of session {} failed", Integer.toUnsignedString(id),
+                        Long.toUnsignedString(sessionId), cause);
                 error(ctx, id, CmError.NETWORK_FAULT, "the TMR node failed to process the request: " + cause);
             }
         }, ctx.executor());

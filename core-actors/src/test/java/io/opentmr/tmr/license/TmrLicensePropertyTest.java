@@ -74,6 +74,8 @@ class TmrLicensePropertyTest {
     private static final long FIRM = 6_000_010;
     private static final long PRODUCT = 42;
     private static final AtomicLong TMR_IDS = new AtomicLong();
+    /** Every handle of the test is opened and used by one session. */
+    private static final long SESSION = 1;
 
     private static ActorTestKit kit;
 
@@ -161,7 +163,7 @@ class TmrLicensePropertyTest {
         private final FakeBackend[] fakes = new FakeBackend[3];
         private final PeerGroup peers = new PeerGroup(3, Clock.systemUTC(), BACKEND_TIMEOUT);
         private final Recorder recorder = new Recorder(sequence);
-        private final TestProbe<Message> replies = kit.createTestProbe();
+        private final TestProbe<TmrLicense.Reply> replies = kit.createTestProbe();
         private final TestProbe<Optional<Seat>> barrier = kit.createTestProbe();
         private final long seed = 42;
         private ActorRef<TmrLicense.Command> license;
@@ -173,6 +175,7 @@ class TmrLicensePropertyTest {
         private final Map<Long, Step> open = new HashMap<>();
         private long units = UNITS;
         private long nextOperation = 1;
+        private long nextRequest = 1;
 
         Rig(long quantity) {
             this.quantity = quantity;
@@ -210,8 +213,9 @@ class TmrLicensePropertyTest {
                 throw new IllegalStateException(e);
             }
             random.setSeed(seed + incarnation++);
-            license = kit.spawn(TmrLicense.create(key, new Serial(Serial.MASK_VIRTUAL_TMR, 59885682), peers, recorder,
-                    Clock.systemUTC(), random, 5));
+            license = kit.spawn(TmrLicense.create(key, peers, recorder, Clock.systemUTC(), random,
+                    handleId -> java.nio.ByteBuffer.allocate(16).putLong(handleId).putLong(~handleId).array(),
+                    new TmrLicense.Settings(BACKEND_TIMEOUT, Duration.ofHours(1), 5)));
         }
 
         // --- the virtual container's part ------------------------------------------------------------------
@@ -233,19 +237,10 @@ class TmrLicensePropertyTest {
                 }
             }
             if (counted.cardinality() < 2) {
-                license.tell(new TmrLicense.Copies(new BitSet(), null, -1));
+                license.tell(new TmrLicense.Copies(new BitSet(), null));
                 return;
             }
-            long majority = -1;
-            for (int i = counted.nextSetBit(0); i >= 0 && majority < 0; i = counted.nextSetBit(i + 1)) {
-                for (int j = counted.nextSetBit(i + 1); j >= 0; j = counted.nextSetBit(j + 1)) {
-                    if (fakes[i].units() == fakes[j].units()) {
-                        majority = fakes[i].units();
-                        break;
-                    }
-                }
-            }
-            license.tell(new TmrLicense.Copies(counted, product, majority));
+            license.tell(new TmrLicense.Copies(counted, product));
         }
 
         /** LIST_ALLOCATIONS of one backend, then Resync, as VirtualContainer.startResync does. */
@@ -351,9 +346,9 @@ class TmrLicensePropertyTest {
         private void access(Step step) {
             TmrLicense.Client client = new TmrLicense.Client("10.0.0." + step.station(), "host-" + step.station(),
                     "user", 1000 + step.station(), 1);
-            license.tell(new TmrLicense.Access(0x1, step.mode(), client, replies.getRef()));
-            Message reply = replies.receiveMessage(REPLY);
-            if (reply instanceof Message.AccessOk ok) {
+            license.tell(new TmrLicense.Access(0x1, step.mode(), client, nextRequest++, replies.getRef()));
+            TmrLicense.Reply reply = replies.receiveMessage(REPLY);
+            if (reply instanceof TmrLicense.Granted ok) {
                 long handle = ok.handleId();
                 assertTrue(admits(step), () -> "granted " + step + " while the model holds " + open.values()
                         + " of quantity " + quantity);
@@ -366,7 +361,9 @@ class TmrLicensePropertyTest {
                 }
                 assertTrue(acked.size() >= 2, () -> "handle " + handle + " granted with acknowledgements of "
                         + acked + " only");
-            } else if (reply instanceof Message.Error error) {
+            } else if (reply instanceof TmrLicense.NotServing) {
+                assertTrue(!peers.holdsLease(), () -> step + " answered NOT_ACTIVE while the node holds the lease");
+            } else if (reply instanceof TmrLicense.Refused error) {
                 if (error.code() == CmError.NO_MORE_LICENSES.code() || error.code() == CmError.EXCLUSIVE_CONFLICT.code()) {
                     assertTrue(!admits(step), () -> step + " refused (" + error + ") while the model holds "
                             + open.values() + " of quantity " + quantity);
@@ -402,23 +399,32 @@ class TmrLicensePropertyTest {
         }
 
         private void release(long handle) {
-            license.tell(new TmrLicense.Release(handle, "client", replies.getRef()));
-            Message reply = replies.receiveMessage(REPLY);
-            assertEquals(new Message.Ok(), reply, "release of an open handle");
+            license.tell(new TmrLicense.Release(handle, SESSION, replies.getRef()));
+            TmrLicense.Reply reply = replies.receiveMessage(REPLY);
+            if (reply instanceof TmrLicense.NotServing) {
+                assertTrue(!peers.holdsLease(), "RELEASE answered NOT_ACTIVE while the node holds the lease");
+                return;
+            }
+            assertEquals(TmrLicense.Released.INSTANCE, reply, "release of an open handle");
             open.remove(handle);
+            // Repeated (its answer lost): still OK, and nothing changes.
+            license.tell(new TmrLicense.Release(handle, SESSION, replies.getRef()));
+            assertEquals(TmrLicense.Released.INSTANCE, replies.receiveMessage(REPLY), "repeated release");
         }
 
         private void decrement(long handle, long amount) {
-            license.tell(new TmrLicense.DecrementUnits(handle, nextOperation++, amount, replies.getRef()));
-            Message reply = replies.receiveMessage(REPLY);
-            if (reply instanceof Message.UnitsOk ok) {
+            license.tell(new TmrLicense.DecrementUnits(handle, SESSION, nextOperation++, amount, replies.getRef()));
+            TmrLicense.Reply reply = replies.receiveMessage(REPLY);
+            if (reply instanceof TmrLicense.NotServing) {
+                assertTrue(!peers.holdsLease(), "DECREMENT answered NOT_ACTIVE while the node holds the lease");
+            } else if (reply instanceof TmrLicense.UnitsLeft ok) {
                 assertEquals(units - amount, ok.remaining(), "units after decrementing " + amount);
                 units = ok.remaining();
-            } else if (reply instanceof Message.Error error && (error.code() == CmError.UNIT_COUNTER_ZERO.code()
+            } else if (reply instanceof TmrLicense.Refused error && (error.code() == CmError.UNIT_COUNTER_ZERO.code()
                     || error.code() == CmError.UNIT_COUNTER_TOO_SMALL.code())) {
                 assertTrue(amount > units, () -> "decrement of " + amount + " refused (" + error + ") with "
                         + units + " units");
-            } else if (reply instanceof Message.Error error) {
+            } else if (reply instanceof TmrLicense.Refused error) {
                 assertEquals(CmError.REDUNDANCY_SERVER_MISSING.code(), error.code(), error.toString());
             } else {
                 fail("unexpected answer to DECREMENT_UNITS: " + reply);
@@ -427,12 +433,14 @@ class TmrLicensePropertyTest {
 
         private void crypt(long handle) {
             Bytes data = Bytes.of(new byte[] {1, 2, 3, 4, 5, 6, 7, 8});
-            license.tell(new TmrLicense.Crypt(handle, CryptDirection.ENCRYPT, 7, data, replies.getRef()));
-            Message reply = replies.receiveMessage(REPLY);
-            if (reply instanceof Message.Error error) {
+            license.tell(new TmrLicense.Crypt(handle, SESSION, CryptDirection.ENCRYPT, 7, data, replies.getRef()));
+            TmrLicense.Reply reply = replies.receiveMessage(REPLY);
+            if (reply instanceof TmrLicense.NotServing) {
+                assertTrue(!peers.holdsLease(), "CRYPT answered NOT_ACTIVE while the node holds the lease");
+            } else if (reply instanceof TmrLicense.Refused error) {
                 assertEquals(CmError.REDUNDANCY_SERVER_MISSING.code(), error.code(), error.toString());
             } else {
-                assertEquals(new Message.CryptOk(FakeBackend.transform(7, data)), reply);
+                assertEquals(new TmrLicense.Crypted(FakeBackend.transform(7, data)), reply);
             }
         }
 
@@ -452,14 +460,16 @@ class TmrLicensePropertyTest {
                     + " units the node confirmed: " + unitsOfFakes());
             if (!open.isEmpty()) {
                 long handle = open.keySet().iterator().next();
-                license.tell(new TmrLicense.GetInfo(handle, replies.getRef()));
-                Message info = replies.receiveMessage(REPLY);
-                if (info instanceof Message.Error error) {
+                license.tell(new TmrLicense.GetInfo(handle, SESSION, replies.getRef()));
+                TmrLicense.Reply info = replies.receiveMessage(REPLY);
+                if (info instanceof TmrLicense.NotServing) {
+                    assertTrue(!peers.holdsLease(), "INFO answered NOT_ACTIVE while the node holds the lease");
+                } else if (info instanceof TmrLicense.Refused error) {
                     // Withdrawn (fewer than two copies): the handle stays valid and waits for the quorum.
                     assertEquals(CmError.REDUNDANCY_SERVER_MISSING.code(), error.code(), () -> "info of open handle "
                             + handle + " after " + step + ": " + error);
                 } else {
-                    assertEquals(units, ((Message.Info) info).product().units(), () -> "after " + step
+                    assertEquals(units, ((TmrLicense.Described) info).product().units(), () -> "after " + step
                             + ": units the node reports; fakes " + unitsOfFakes());
                 }
             }
@@ -504,7 +514,7 @@ class TmrLicensePropertyTest {
     }
 
     /** The license's listener: what it was told, from the actor's thread. */
-    static final class Recorder implements TmrLicense.Listener {
+    static final class Recorder implements TmrLicense.Parent {
 
         final ConcurrentLinkedQueue<Integer> resyncs = new ConcurrentLinkedQueue<>();
         /** Per handle, the last acknowledgement sequence when the node told of the grant (just before the reply). */
@@ -522,18 +532,23 @@ class TmrLicensePropertyTest {
         }
 
         @Override
-        public void granted(LicenseKey key, Seat seat) {
+        public void opened(LicenseKey key, long handleId) {
             // A recovered table tells its seats again: the first telling, the live grant, is the one kept.
-            grantedAt.putIfAbsent(seat.handleId(), sequence.get());
+            grantedAt.putIfAbsent(handleId, sequence.get());
         }
 
         @Override
-        public void released(LicenseKey key, long handleId) {
+        public void closed(LicenseKey key, long handleId) {
         }
 
         @Override
-        public void needsResync(int backend) {
+        public void needsResync(LicenseKey key, int backend) {
             resyncs.add(backend);
+        }
+
+        @Override
+        public void recovered(LicenseKey key, ActorRef<TmrLicense.Command> license) {
+            // The rig plays the virtual container: it sends the copies and re-syncs after every (re)start itself.
         }
     }
 }

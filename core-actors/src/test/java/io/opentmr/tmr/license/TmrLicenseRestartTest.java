@@ -1,0 +1,174 @@
+package io.opentmr.tmr.license;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import io.opentmr.protocol.AccessMode;
+import io.opentmr.protocol.Allocation;
+import io.opentmr.protocol.LeaseGrant;
+import io.opentmr.protocol.LicenseKey;
+import io.opentmr.protocol.Message;
+import io.opentmr.protocol.ProductInfo;
+import io.opentmr.tmr.backend.PeerGroup;
+import java.nio.ByteBuffer;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.List;
+import java.util.Random;
+import java.util.Set;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
+import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.persistence.testkit.PersistenceTestKitPlugin;
+import org.apache.pekko.persistence.testkit.PersistenceTestKitSnapshotPlugin;
+import org.apache.pekko.persistence.testkit.javadsl.PersistenceTestKit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * A license whose journal write fails restarts from its journal (supervised) instead of stopping: its
+ * clients are served again, and the allocations of the access whose grant was not journaled are freed on
+ * the backends by the re-sync that follows.
+ */
+@Timeout(60)
+class TmrLicenseRestartTest {
+
+    private static final Duration REPLY = Duration.ofSeconds(20);
+    private static final long SESSION = 1;
+    private static ActorTestKit kit;
+    private static PersistenceTestKit journal;
+
+    @BeforeAll
+    static void startKit() {
+        Config config = PersistenceTestKitPlugin.getInstance().config()
+                .withFallback(PersistenceTestKitSnapshotPlugin.getInstance().config())
+                .withFallback(ConfigFactory.load());
+        kit = ActorTestKit.create("tmr-license-restart", config);
+        journal = PersistenceTestKit.create(kit.system());
+    }
+
+    @AfterAll
+    static void stopKit() {
+        kit.shutdownTestKit();
+    }
+
+    /** The parent's part: what the license asked for. */
+    static final class Parent implements TmrLicense.Parent {
+        final AtomicInteger recoveries = new AtomicInteger();
+        final ConcurrentLinkedQueue<Integer> resyncs = new ConcurrentLinkedQueue<>();
+        volatile int usable;
+
+        @Override
+        public void seatsChanged(LicenseKey key, long inUse, int handles, int usableNow) {
+            usable = usableNow;
+        }
+
+        @Override
+        public void opened(LicenseKey key, long handleId) {
+        }
+
+        @Override
+        public void closed(LicenseKey key, long handleId) {
+        }
+
+        @Override
+        public void needsResync(LicenseKey key, int backend) {
+            resyncs.add(backend);
+        }
+
+        @Override
+        public void recovered(LicenseKey key, ActorRef<TmrLicense.Command> license) {
+            recoveries.incrementAndGet();
+        }
+    }
+
+    @Test
+    void aFailedJournalWriteRestartsTheLicenseAndItsUnjournaledSeatIsFreed() {
+        LicenseKey key = new LicenseKey(6_000_010, 42, 901);
+        ProductInfo product = new ProductInfo(key.firmCode(), key.productCode(), 0xFF, "restart", 5, 0, key.tmrId(),
+                false, 0, 0, 0, 0, 0, 0);
+        AtomicLong sequence = new AtomicLong();
+        PeerGroup peers = new PeerGroup(3, Clock.systemUTC(), Duration.ofMillis(500));
+        FakeBackend[] fakes = new FakeBackend[3];
+        for (int i = 0; i < 3; i++) {
+            fakes[i] = new FakeBackend(i, key, 5, 0, sequence);
+            peers.linkUp(i, fakes[i]);
+            Message granted = fakes[i].now(new Message.LeaseAcquire(LeaseGrant.ACTIVE_LEASE, "restart-node",
+                    peers.targetEpoch(), Duration.ofMinutes(10).toMillis()));
+            peers.granted(i, ((Message.LeaseGranted) granted).grant());
+        }
+        Parent parent = new Parent();
+        ActorRef<TmrLicense.Command> license = kit.spawn(TmrLicense.create(key, peers, parent, Clock.systemUTC(),
+                new Random(7), id -> ByteBuffer.allocate(16).putLong(id).array(),
+                new TmrLicense.Settings(Duration.ofMillis(500), Duration.ofHours(1), 100)));
+        TestProbe<TmrLicense.Reply> replies = kit.createTestProbe();
+        BitSet all = new BitSet();
+        all.set(0, 3);
+
+        awaitRecoveries(parent, 1);
+        syncAll(license, fakes, parent, all, product, key);
+        TmrLicense.Client client = new TmrLicense.Client("10.0.0.1", "host", "user", 1, SESSION);
+        license.tell(new TmrLicense.Access(0, AccessMode.USERLIMIT, client, 1, replies.getRef()));
+        long kept = assertInstanceOf(TmrLicense.Granted.class, replies.receiveMessage(REPLY)).handleId();
+
+        // The next grant's journal write fails: the license restarts from its journal instead of stopping.
+        journal.failNextPersisted(TmrLicense.persistenceId(key).id());
+        license.tell(new TmrLicense.Access(0, AccessMode.USERLIMIT, client, 2, replies.getRef()));
+        awaitRecoveries(parent, 2);
+        replies.expectNoMessage(Duration.ofMillis(200));
+        for (FakeBackend fake : fakes) {
+            assertEquals(2, fake.held().size(), "the unjournaled seat was allocated before the write failed");
+        }
+
+        // Told the copies again (as the virtual container does on recovery), it re-syncs every backend.
+        syncAll(license, fakes, parent, all, product, key);
+        for (FakeBackend fake : fakes) {
+            assertEquals(Set.of(kept), fake.held(), fake.backendName() + " after the re-sync");
+        }
+        // Served again: the journaled handle is there, and the client's retry of the lost request is granted.
+        license.tell(new TmrLicense.Release(kept, SESSION, replies.getRef()));
+        assertEquals(TmrLicense.Released.INSTANCE, replies.receiveMessage(REPLY));
+        license.tell(new TmrLicense.Access(0, AccessMode.USERLIMIT, client, 2, replies.getRef()));
+        assertInstanceOf(TmrLicense.Granted.class, replies.receiveMessage(REPLY));
+        kit.stop(license, REPLY);
+    }
+
+    private static void awaitRecoveries(Parent parent, int count) {
+        long deadline = System.nanoTime() + REPLY.toNanos();
+        while (parent.recoveries.get() < count) {
+            assertTrue(System.nanoTime() < deadline, "the license recovered " + parent.recoveries.get()
+                    + " time(s), expected " + count);
+            Thread.onSpinWait();
+        }
+    }
+
+    /** What the virtual container does: the copies, then a re-sync of every backend the license asks for. */
+    private static void syncAll(ActorRef<TmrLicense.Command> license, FakeBackend[] fakes, Parent parent, BitSet all,
+                                ProductInfo product, LicenseKey key) {
+        license.tell(new TmrLicense.Copies(all, product));
+        long deadline = System.nanoTime() + REPLY.toNanos();
+        while (parent.usable < 3) {
+            assertTrue(System.nanoTime() < deadline, "usable backends: " + parent.usable);
+            Integer backend = parent.resyncs.poll();
+            if (backend == null) {
+                Thread.onSpinWait();
+                continue;
+            }
+            List<Allocation> held = new ArrayList<>();
+            Message.AllocationList page = (Message.AllocationList) fakes[backend].now(new Message.ListAllocations(0,
+                    1000));
+            held.addAll(page.allocations());
+            license.tell(new TmrLicense.Resync(backend, held.stream().filter(a -> a.key().equals(key)).toList()));
+        }
+    }
+}
