@@ -191,6 +191,10 @@ class PeerContainerTest {
         ContainerEvent.LeaseEpochRaised read = (ContainerEvent.LeaseEpochRaised) deserialize(serialization,
                 cbor.writeValueAsBytes(older), current);
         assertEquals(new ContainerEvent.LeaseEpochRaised(LeaseGrant.ACTIVE_LEASE, 4, null, clock.instant()), read);
+        int serializerId = serialization.findSerializerFor(current).identifier();
+        byte[] bytes = serialization.serialize(current).get();
+        assertTrue(serialization.deserialize(bytes, serializerId, current.getClass().getName() + "#3").isFailure(),
+                "a record written by a newer backend is refused");
 
         create(1000);
         ContainerEvent.PeerUnitsChanged units = new ContainerEvent.PeerUnitsChanged(key, 9, UnitsOperation.SET, 40,
@@ -220,11 +224,13 @@ class PeerContainerTest {
         assertEquals(null, state.highestHolder(LeaseGrant.ACTIVE_LEASE), "unknown: the next holder counts as another");
     }
 
+    /** Reads {@code bytes} as a record of version 1 (a manifest without version), of {@code like}'s class. */
     private static Object deserialize(org.apache.pekko.serialization.Serialization serialization, byte[] bytes,
                                       Object like) {
         var serializer = serialization.findSerializerFor(like);
-        return serialization.deserialize(bytes, serializer.identifier(),
-                org.apache.pekko.serialization.Serializers.manifestFor(serializer, like)).get();
+        assertEquals(like.getClass().getName() + "#" + ContainerEventVersions.CURRENT,
+                org.apache.pekko.serialization.Serializers.manifestFor(serializer, like), "written as version 2");
+        return serialization.deserialize(bytes, serializer.identifier(), like.getClass().getName()).get();
     }
 
     @Test
