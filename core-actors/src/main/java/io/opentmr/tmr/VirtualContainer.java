@@ -181,8 +181,8 @@ public final class VirtualContainer extends AbstractBehavior<VirtualContainer.Co
             }
 
             @Override
-            public void opened(LicenseKey key, long handleId) {
-                self.tell(new HandleOpened(key, handleId));
+            public void opened(LicenseKey key, io.opentmr.tmr.license.Seat seat) {
+                self.tell(new HandleOpened(key, seat.handleId()));
             }
 
             @Override

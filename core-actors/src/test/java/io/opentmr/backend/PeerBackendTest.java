@@ -24,12 +24,14 @@ import io.opentmr.protocol.Serial;
 import io.opentmr.protocol.UnitsOperation;
 import io.opentmr.protocol.testing.NoLeaks;
 import io.opentmr.protocol.testing.RawConnection;
+import io.opentmr.testing.TmrTestGroup;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.security.KeyPair;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -52,11 +54,11 @@ class PeerBackendTest {
     Path dir;
 
     private final MutableClock clock = new MutableClock(Instant.now());
-    private TmrGroup group;
+    private TmrTestGroup group;
 
     @BeforeEach
     void start() throws Exception {
-        group = new TmrGroup(dir, clock);
+        group = new TmrTestGroup(dir, clock, Map.of());
     }
 
     @AfterEach
@@ -67,9 +69,9 @@ class PeerBackendTest {
     }
 
     private LicenseKey issue(long product, long quantity, Long units) throws Exception {
-        ProductItemSpec item = group.issueTmr(new LicenseIssuer.Request(TmrGroup.FIRM, product, quantity, true, units,
+        ProductItemSpec item = group.issueTmr(new LicenseIssuer.Request(TmrTestGroup.FIRM, product, quantity, true, units,
                 null, null, null, null, 0b11, "TMR " + product));
-        return new LicenseKey(TmrGroup.FIRM, product, item.tmrId());
+        return new LicenseKey(TmrTestGroup.FIRM, product, item.tmrId());
     }
 
     private static Allocation allocation(long handleId, LicenseKey key, AccessMode mode, HandleOwner owner,
@@ -99,7 +101,7 @@ class PeerBackendTest {
     }
 
     /** node-a's certificate: the active lease from backends 0 and 1, on their connections (kept open). */
-    private LeaseCertificate certificate(TmrGroup.Node on0, TmrGroup.Node on1, long proposedEpoch) throws Exception {
+    private LeaseCertificate certificate(TmrTestGroup.Peer on0, TmrTestGroup.Peer on1, long proposedEpoch) throws Exception {
         LeaseGrant first = on0.grant(proposedEpoch, TTL);
         LeaseGrant second = on1.grant(first.epoch(), TTL);
         if (second.epoch() != first.epoch()) {
@@ -109,7 +111,7 @@ class PeerBackendTest {
         return new LeaseCertificate(List.of(first, second));
     }
 
-    private ProductInfo inventory(TmrGroup.Node node, long product) throws Exception {
+    private ProductInfo inventory(TmrTestGroup.Peer node, long product) throws Exception {
         Message.InventoryOk inventory = (Message.InventoryOk) node.request(new Message.Inventory());
         return inventory.containers().get(0).products().stream().filter(p -> p.productCode() == product)
                 .findFirst().orElseThrow();
@@ -117,7 +119,7 @@ class PeerBackendTest {
 
     @Test
     void aGrantIsSignedByTheContainerKeyAndEpochsOnlyRise() throws Exception {
-        try (TmrGroup.Node node = group.node("node-a", 0)) {
+        try (TmrTestGroup.Peer node = group.peer("node-a", 0)) {
             LeaseGrant grant = node.grant(0, 2_000);
             assertEquals(1, grant.epoch());
             assertEquals("node-a", grant.holder());
@@ -149,8 +151,8 @@ class PeerBackendTest {
 
     @Test
     void anotherHolderIsRefusedWhileTheLeaseIsLiveAndGrantedOnceItsConnectionCloses() throws Exception {
-        try (TmrGroup.Node b = group.node("node-b", 0)) {
-            TmrGroup.Node a = group.node("node-a", 0);
+        try (TmrTestGroup.Peer b = group.peer("node-b", 0)) {
+            TmrTestGroup.Peer a = group.peer("node-a", 0);
             assertEquals(1, a.grant(0, TTL).epoch());
             Message refused = b.acquire(LeaseGrant.ACTIVE_LEASE, 0, TTL);
             assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(refused));
@@ -169,7 +171,7 @@ class PeerBackendTest {
 
     @Test
     void aNodeHoldsLeasesUnderItsAuthenticatedNameOnly() throws Exception {
-        try (TmrGroup.Node a = group.node("node-a", 0)) {
+        try (TmrTestGroup.Peer a = group.peer("node-a", 0)) {
             Message asOther = a.request(new Message.LeaseAcquire(LeaseGrant.ACTIVE_LEASE, "node-b", 0, TTL));
             assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(asOther));
             assertTrue(text(asOther).contains("authenticated as node-a"), text(asOther));
@@ -186,8 +188,8 @@ class PeerBackendTest {
     @Test
     void aSecondConnectionUnderTheNameOfALiveLeaseIsRefusedAndTheHolderKeepsServing() throws Exception {
         LicenseKey key = issue(86, 5, null);
-        try (TmrGroup.Node a0 = group.node("node-a", 0); TmrGroup.Node a1 = group.node("node-a", 1);
-             TmrGroup.Node twin = group.node("node-a", 0)) {
+        try (TmrTestGroup.Peer a0 = group.peer("node-a", 0); TmrTestGroup.Peer a1 = group.peer("node-a", 1);
+             TmrTestGroup.Peer twin = group.peer("node-a", 0)) {
             LeaseCertificate cert = certificate(a0, a1, 0);
             long epoch = cert.grants().get(0).epoch();
             Message refused = twin.acquire(LeaseGrant.ACTIVE_LEASE, 0, TTL);
@@ -209,14 +211,14 @@ class PeerBackendTest {
     @Test
     void theSameNodeOnANewConnectionKeepsItsEpochSoItsCertificateStaysValid() throws Exception {
         LicenseKey key = issue(87, 5, null);
-        try (TmrGroup.Node a1 = group.node("node-a", 1); TmrGroup.Node a2 = group.node("node-a", 2)) {
-            TmrGroup.Node a0 = group.node("node-a", 0);
+        try (TmrTestGroup.Peer a1 = group.peer("node-a", 1); TmrTestGroup.Peer a2 = group.peer("node-a", 2)) {
+            TmrTestGroup.Peer a0 = group.peer("node-a", 0);
             LeaseCertificate cert = certificate(a0, a1, 0);
             long epoch = cert.grants().get(0).epoch();
             ok(a2.request(allocate(cert, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch))));
 
             a0.close();
-            try (TmrGroup.Node back = group.node("node-a", 0)) {
+            try (TmrTestGroup.Peer back = group.peer("node-a", 0)) {
                 long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
                 Message answer = back.acquire(LeaseGrant.ACTIVE_LEASE, 0, TTL);
                 while (answer instanceof Message.Error && System.nanoTime() < deadline) {
@@ -231,7 +233,7 @@ class PeerBackendTest {
             }
 
             // Once the lease on backend 1 expired, node-b takes it: always above.
-            try (TmrGroup.Node b1 = group.node("node-b", 1)) {
+            try (TmrTestGroup.Peer b1 = group.peer("node-b", 1)) {
                 clock.advance(Duration.ofMillis(TTL + 1));
                 assertEquals(epoch + 1, b1.grant(0, TTL).epoch());
             }
@@ -240,7 +242,7 @@ class PeerBackendTest {
 
     @Test
     void aLeaseNotRenewedWithinItsTtlGoesToTheNextHolder() throws Exception {
-        try (TmrGroup.Node a = group.node("node-a", 1); TmrGroup.Node b = group.node("node-b", 1)) {
+        try (TmrTestGroup.Peer a = group.peer("node-a", 1); TmrTestGroup.Peer b = group.peer("node-b", 1)) {
             assertEquals(1, a.grant(0, 2_000).epoch());
             clock.advance(Duration.ofMillis(2_000));
             assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(b.acquire(LeaseGrant.ACTIVE_LEASE, 0, 2_000)),
@@ -254,8 +256,8 @@ class PeerBackendTest {
 
     @Test
     void grantsFromSeveralBackendsConvergeOnTheHighestEpoch() throws Exception {
-        try (TmrGroup.Node a0 = group.node("node-a", 0); TmrGroup.Node a1 = group.node("node-a", 1);
-             TmrGroup.Node b0 = group.node("node-b", 0)) {
+        try (TmrTestGroup.Peer a0 = group.peer("node-a", 0); TmrTestGroup.Peer a1 = group.peer("node-a", 1);
+             TmrTestGroup.Peer b0 = group.peer("node-b", 0)) {
             b0.grant(0, TTL);
             ok(b0.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-b", 1)));
             assertEquals(2, a0.grant(0, TTL).epoch(), "node-b held epoch 1 on backend 0");
@@ -268,10 +270,10 @@ class PeerBackendTest {
     @Test
     void allocateHoldsSeatsByTheRulesOfAccessAndIsIdempotent() throws Exception {
         LicenseKey key = issue(77, 2, null);
-        try (TmrGroup.Node a0 = group.node("node-a", 0); TmrGroup.Node a1 = group.node("node-a", 1)) {
+        try (TmrTestGroup.Peer a0 = group.peer("node-a", 0); TmrTestGroup.Peer a1 = group.peer("node-a", 1)) {
             LeaseCertificate cert = certificate(a0, a1, 0);
             long epoch = cert.grants().get(0).epoch();
-            for (TmrGroup.Node node : List.of(a0, a1)) {
+            for (TmrTestGroup.Peer node : List.of(a0, a1)) {
                 ok(node.request(allocate(cert, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch))));
                 ok(node.request(allocate(cert, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch))));
                 assertEquals(1, inventory(node, 77).inUse(), "the same handle id twice holds one seat");
@@ -289,7 +291,7 @@ class PeerBackendTest {
                 ok(node.request(allocate(cert, allocation(3, key, AccessMode.USERLIMIT, OWNER, epoch))));
             }
             assertEquals(CmError.ENTRY_NOT_FOUND.code(), code(a0.request(allocate(cert,
-                    allocation(5, new LicenseKey(TmrGroup.FIRM, 99, key.tmrId()), AccessMode.USERLIMIT, OWNER,
+                    allocation(5, new LicenseKey(TmrTestGroup.FIRM, 99, key.tmrId()), AccessMode.USERLIMIT, OWNER,
                             epoch)))));
             // Allocations belong to the node: losing its lease does not take them back.
             ok(a0.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-a", epoch)));
@@ -300,7 +302,7 @@ class PeerBackendTest {
     @Test
     void allocateAndFreeThatComePastTheirDeadlineAreNotCarriedOut() throws Exception {
         LicenseKey key = issue(88, 2, null);
-        try (TmrGroup.Node a0 = group.node("node-a", 0); TmrGroup.Node a1 = group.node("node-a", 1)) {
+        try (TmrTestGroup.Peer a0 = group.peer("node-a", 0); TmrTestGroup.Peer a1 = group.peer("node-a", 1)) {
             LeaseCertificate cert = certificate(a0, a1, 0);
             long epoch = cert.grants().get(0).epoch();
             long skew = BackendSettings.Lease.DEFAULT.clockSkew().toMillis();
@@ -333,7 +335,7 @@ class PeerBackendTest {
     @Test
     void listAllocationsPagesInUnsignedOrder() throws Exception {
         LicenseKey key = issue(78, 0, null);
-        try (TmrGroup.Node a0 = group.node("node-a", 0); TmrGroup.Node a1 = group.node("node-a", 1)) {
+        try (TmrTestGroup.Peer a0 = group.peer("node-a", 0); TmrTestGroup.Peer a1 = group.peer("node-a", 1)) {
             LeaseCertificate cert = certificate(a0, a1, 0);
             long epoch = cert.grants().get(0).epoch();
             for (long id : new long[] {-1L, 2, Long.MIN_VALUE, 1, Long.MAX_VALUE}) {
@@ -361,8 +363,8 @@ class PeerBackendTest {
     @Test
     void aCertificateBreakingARuleIsRefusedWith134NamingTheRule() throws Exception {
         LicenseKey key = issue(79, 5, null);
-        try (TmrGroup.Node a0 = group.node("node-a", 0); TmrGroup.Node a1 = group.node("node-a", 1);
-             TmrGroup.Node a2 = group.node("node-a", 2); TmrGroup.Node b2 = group.node("node-b", 2)) {
+        try (TmrTestGroup.Peer a0 = group.peer("node-a", 0); TmrTestGroup.Peer a1 = group.peer("node-a", 1);
+             TmrTestGroup.Peer a2 = group.peer("node-a", 2); TmrTestGroup.Peer b2 = group.peer("node-b", 2)) {
             LeaseCertificate cert = certificate(a0, a1, 0);
             LeaseGrant g0 = cert.grants().get(0);
             LeaseGrant g1 = cert.grants().get(1);
@@ -410,15 +412,15 @@ class PeerBackendTest {
     @Test
     void staleAndConflictingCertificatesAreFenced() throws Exception {
         LicenseKey key = issue(80, 5, null);
-        try (TmrGroup.Node a0 = group.node("node-a", 0); TmrGroup.Node a1 = group.node("node-a", 1);
-             TmrGroup.Node a2 = group.node("node-a", 2); TmrGroup.Node b2 = group.node("node-b", 2)) {
+        try (TmrTestGroup.Peer a0 = group.peer("node-a", 0); TmrTestGroup.Peer a1 = group.peer("node-a", 1);
+             TmrTestGroup.Peer a2 = group.peer("node-a", 2); TmrTestGroup.Peer b2 = group.peer("node-b", 2)) {
             LeaseCertificate old = certificate(a0, a1, 0);
             long epoch = old.grants().get(0).epoch();
             ok(a2.request(allocate(old, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch))));
 
             // node-b holds backend 2's lease at a higher epoch: node-a's certificate is stale there.
             assertEquals(epoch + 5, b2.grant(epoch + 5, TTL).epoch());
-            TmrGroup.Node b0 = group.node("node-b", 0);
+            TmrTestGroup.Peer b0 = group.peer("node-b", 0);
             try (b0) {
                 assertRefused(a2, old, allocation(2, key, AccessMode.USERLIMIT, OWNER, epoch), "stale epoch");
                 // node-a collects a certificate at node-b's epoch from 0 and 1: backend 2 granted that epoch to
@@ -444,7 +446,7 @@ class PeerBackendTest {
                 }
                 assertEquals(epoch + 6, assertInstanceOf(Message.LeaseGranted.class, granted, granted.toString())
                         .grant().epoch(), "the epoch node-a's certificate showed: node-a keeps it");
-                TmrGroup.Node c2 = group.node("node-c", 2);
+                TmrTestGroup.Peer c2 = group.peer("node-c", 2);
                 try (c2) {
                     a2.connection().close();
                     Message other = c2.acquire(LeaseGrant.ACTIVE_LEASE, 0, TTL);
@@ -459,7 +461,7 @@ class PeerBackendTest {
         }
     }
 
-    private static void assertRefused(TmrGroup.Node node, LeaseCertificate cert, Allocation seat, String rule)
+    private static void assertRefused(TmrTestGroup.Peer node, LeaseCertificate cert, Allocation seat, String rule)
             throws Exception {
         Message answer = node.request(allocate(cert, seat));
         assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(answer), answer.toString());
@@ -470,7 +472,7 @@ class PeerBackendTest {
     void peerUnitsAreIdempotentByOperationAndSetResyncs() throws Exception {
         LicenseKey key = issue(81, 1, 10L);
         LicenseKey noCounter = issue(82, 1, null);
-        try (TmrGroup.Node a0 = group.node("node-a", 0); TmrGroup.Node a1 = group.node("node-a", 1)) {
+        try (TmrTestGroup.Peer a0 = group.peer("node-a", 0); TmrTestGroup.Peer a1 = group.peer("node-a", 1)) {
             LeaseCertificate cert = certificate(a0, a1, 0);
             assertEquals(10, units(a0, cert, key, 1, UnitsOperation.READ, 0));
             assertEquals(7, units(a0, cert, key, 2, UnitsOperation.DECREMENT, 3));
@@ -497,7 +499,7 @@ class PeerBackendTest {
     @Test
     void aPeerUnitsOperationIsRememberedForTheRetryWindow() throws Exception {
         LicenseKey key = issue(89, 1, 100L);
-        try (TmrGroup.Node a0 = group.node("node-a", 0); TmrGroup.Node a1 = group.node("node-a", 1)) {
+        try (TmrTestGroup.Peer a0 = group.peer("node-a", 0); TmrTestGroup.Peer a1 = group.peer("node-a", 1)) {
             LeaseCertificate cert = certificate(a0, a1, 0);
             assertEquals(90, units(a0, cert, key, 1, UnitsOperation.DECREMENT, 10));
             for (long other = 2; other < 200; other++) {
@@ -512,7 +514,7 @@ class PeerBackendTest {
         }
     }
 
-    private static long units(TmrGroup.Node node, LeaseCertificate cert, LicenseKey key, long operation,
+    private static long units(TmrTestGroup.Peer node, LeaseCertificate cert, LicenseKey key, long operation,
                               UnitsOperation op, long value) throws Exception {
         Message answer = node.request(new Message.PeerUnits(cert, key, operation, op, value));
         return assertInstanceOf(Message.UnitsOk.class, answer, answer.toString()).remaining();
@@ -520,17 +522,17 @@ class PeerBackendTest {
 
     @Test
     void peerCryptIsTheClientsTransformOnTheCopyAndTheCopiesAgree() throws Exception {
-        ProductItemSpec tmr = group.issueTmr(new LicenseIssuer.Request(TmrGroup.FIRM, 83, 1, true, null, null,
+        ProductItemSpec tmr = group.issueTmr(new LicenseIssuer.Request(TmrTestGroup.FIRM, 83, 1, true, null, null,
                 null, null, null, 0, "TMR"));
-        LicenseKey key = new LicenseKey(TmrGroup.FIRM, 83, tmr.tmrId());
-        ProductItemSpec ordinary = group.issueOrdinary(2, new LicenseIssuer.Request(TmrGroup.FIRM, 84, 1, false,
+        LicenseKey key = new LicenseKey(TmrTestGroup.FIRM, 83, tmr.tmrId());
+        ProductItemSpec ordinary = group.issueOrdinary(2, new LicenseIssuer.Request(TmrTestGroup.FIRM, 84, 1, false,
                 null, null, null, null, null, 0, "ordinary"));
         Bytes data = Bytes.of("opentmr".getBytes(StandardCharsets.US_ASCII));
-        try (TmrGroup.Node a0 = group.node("node-a", 0); TmrGroup.Node a1 = group.node("node-a", 1);
-             TmrGroup.Node a2 = group.node("node-a", 2)) {
+        try (TmrTestGroup.Peer a0 = group.peer("node-a", 0); TmrTestGroup.Peer a1 = group.peer("node-a", 1);
+             TmrTestGroup.Peer a2 = group.peer("node-a", 2)) {
             LeaseCertificate cert = certificate(a0, a1, 0);
             Bytes expected = Bytes.of(CryptTransform.encrypt(tmr.secretBytes(), 0xCAFEBABEL, data.toArray()));
-            for (TmrGroup.Node node : List.of(a0, a1, a2)) {
+            for (TmrTestGroup.Peer node : List.of(a0, a1, a2)) {
                 Message answer = node.request(new Message.PeerCrypt(cert, key, CryptDirection.ENCRYPT, 0xCAFEBABEL,
                         data));
                 assertEquals(expected, assertInstanceOf(Message.CryptOk.class, answer, answer.toString()).data());
@@ -543,7 +545,7 @@ class PeerBackendTest {
             // A client's CRYPT on an ordinary item is the same transform of its own secret.
             try (RawConnection client = new RawConnection(group.backend(2).address())) {
                 client.hello();
-                Message.AccessOk handle = (Message.AccessOk) client.request(new Message.Access(TmrGroup.FIRM, 84, 0,
+                Message.AccessOk handle = (Message.AccessOk) client.request(new Message.Access(TmrTestGroup.FIRM, 84, 0,
                         AccessMode.USERLIMIT));
                 Message crypt = client.request(new Message.Crypt(handle.handleId(), CryptDirection.ENCRYPT,
                         0xCAFEBABEL, data));
@@ -558,7 +560,7 @@ class PeerBackendTest {
         issue(85, 3, null);
         try (RawConnection client = new RawConnection(group.backend(0).address())) {
             client.hello();
-            Message answer = client.request(new Message.Access(TmrGroup.FIRM, 85, 0, AccessMode.USERLIMIT));
+            Message answer = client.request(new Message.Access(TmrTestGroup.FIRM, 85, 0, AccessMode.USERLIMIT));
             assertEquals(CmError.ACCESS_DENIED.code(), code(answer));
             assertEquals(CmError.TMR_PEER_NOT_AUTHENTICATED.code(), code(client.request(
                     new Message.LeaseAcquire(LeaseGrant.ACTIVE_LEASE, "x", 0, 1000))), "peer requests need a peer");

@@ -1,6 +1,5 @@
 package io.opentmr.tmr;
 
-import static io.opentmr.tmr.TmrNodeTest.await;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -13,6 +12,8 @@ import io.opentmr.peer.PeerOptions;
 import io.opentmr.protocol.CodecLimits;
 import io.opentmr.protocol.PeerAuth;
 import io.opentmr.protocol.testing.NoLeaks;
+import io.opentmr.testing.Await;
+import io.opentmr.testing.TmrTestGroup;
 import io.opentmr.tmr.backend.PeerLink;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
@@ -46,7 +47,7 @@ class RivalNodesTest {
     @TempDir
     Path dir;
 
-    private TmrGroup group;
+    private TmrTestGroup group;
     private EventLoopGroup peerLoop;
     private TmrNode a;
     private TmrNode b;
@@ -55,8 +56,8 @@ class RivalNodesTest {
 
     @BeforeEach
     void start() throws Exception {
-        group = new TmrGroup(dir, Clock.systemUTC());
-        group.issueTmr(TmrGroup.seats(42, 2));
+        group = new TmrTestGroup(dir);
+        group.issueTmr(TmrTestGroup.seats(42, 2));
         peerLoop = new NioEventLoopGroup(1);
     }
 
@@ -82,7 +83,7 @@ class RivalNodesTest {
                 "opentmr.node.address", address,
                 "opentmr.node.port", 0,
                 "opentmr.node.data-dir", dir.resolve(dataDir).toString(),
-                "opentmr.node.backends", List.of(0, 1, 2).stream().map(i -> group.backend(i).address())
+                "opentmr.node.backends", List.of(0, 1, 2).stream().map(i -> group.backendAddress(i))
                         .map(s -> s.getAddress().getHostAddress() + ":" + s.getPort()).toList(),
                 "opentmr.node.backend-timeout", "500ms",
                 "opentmr.node.name", name,
@@ -96,7 +97,7 @@ class RivalNodesTest {
     private CompletionStage<PeerLink> connect(String name, Set<Integer> reachable, InetSocketAddress backend) {
         int index = -1;
         for (int i = 0; i < 3; i++) {
-            if (group.backend(i).address().getPort() == backend.getPort()) {
+            if (group.backendAddress(i).getPort() == backend.getPort()) {
                 index = i;
             }
         }
@@ -116,7 +117,7 @@ class RivalNodesTest {
         reachableByA.addAll(List.of(0, 1, 2));
         reachableByB.addAll(List.of(0, 1, 2));
         a = node("node-a", "a", "127.0.2.1", reachableByA);
-        await("the first node serves", () -> a.serving());
+        Await.until("the first node serves", () -> a.serving());
         // The misconfiguration the issue measured: a second node given the same name.
         b = node("node-a", "b", "127.0.2.2", reachableByB);
         long until = System.nanoTime() + Duration.ofSeconds(5).toNanos();
@@ -127,7 +128,7 @@ class RivalNodesTest {
         }
         a.close();
         a = null;
-        await("once the first is gone, the second takes over", () -> b.serving());
+        Await.until("once the first is gone, the second takes over", () -> b.serving());
     }
 
     @Test
@@ -137,7 +138,7 @@ class RivalNodesTest {
         reachableByB.add(1);
         a = node("node-a", "127.0.2.1", reachableByA);
         b = node("node-b", "127.0.2.2", reachableByB);
-        await("each node holds one grant", () -> a.grantsHeld() == 1 && b.grantsHeld() == 1);
+        Await.until("each node holds one grant", () -> a.grantsHeld() == 1 && b.grantsHeld() == 1);
         // Now both reach both: each backend's grant is held by the other node, so neither can make two.
         synchronized (reachableByA) {
             reachableByA.add(1);
@@ -145,7 +146,7 @@ class RivalNodesTest {
         synchronized (reachableByB) {
             reachableByB.add(0);
         }
-        await("one node serves", () -> a.serving() || b.serving());
+        Await.until("one node serves", () -> a.serving() || b.serving());
         TmrNode winner = a.serving() ? a : b;
         TmrNode loser = winner == a ? b : a;
         long until = System.nanoTime() + Duration.ofSeconds(3).toNanos();

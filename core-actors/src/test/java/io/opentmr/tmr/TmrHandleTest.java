@@ -1,7 +1,6 @@
 package io.opentmr.tmr;
 
-import static io.opentmr.tmr.TmrGroup.FIRM;
-import static io.opentmr.tmr.TmrNodeTest.await;
+import static io.opentmr.testing.TmrTestGroup.FIRM;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -15,8 +14,9 @@ import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.Message;
 import io.opentmr.protocol.testing.NoLeaks;
 import io.opentmr.protocol.testing.RawConnection;
+import io.opentmr.testing.Await;
+import io.opentmr.testing.TmrTestGroup;
 import java.nio.file.Path;
-import java.time.Clock;
 import java.util.Map;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -35,15 +35,15 @@ class TmrHandleTest {
     @TempDir
     Path dir;
 
-    private TmrGroup group;
+    private TmrTestGroup group;
 
     @BeforeEach
     void start() throws Exception {
-        group = new TmrGroup(dir, Clock.systemUTC());
-        group.issueTmr(TmrGroup.seats(PRODUCT, 1));
+        group = new TmrTestGroup(dir);
+        group.issueTmr(TmrTestGroup.seats(PRODUCT, 1));
         group.startNode(Map.of("opentmr.node.cleanup-timeout", "2s", "opentmr.node.keep-alive-interval", "500ms"));
         try (TmrClient client = TmrClient.connect(group.nodeAddress())) {
-            await("license listed", () -> !client.listContainers().get(0).products().isEmpty());
+            Await.until("license listed", () -> !client.listContainers().get(0).products().isEmpty());
         }
     }
 
@@ -64,7 +64,7 @@ class TmrHandleTest {
         try (TmrClient client = TmrClient.connect(group.nodeAddress())) {
             CmException full = assertThrows(CmException.class, () -> client.access(FIRM, PRODUCT));
             assertEquals(CmError.NO_MORE_LICENSES.code(), full.code());
-            await("the seat reclaimed after the cleanup timeout", () -> {
+            Await.until("the seat reclaimed after the cleanup timeout", () -> {
                 try (LicenseHandle handle = client.access(FIRM, PRODUCT)) {
                     return handle.isOpen();
                 } catch (CmException e) {
@@ -73,7 +73,7 @@ class TmrHandleTest {
             });
             for (int backend = 0; backend < 3; backend++) {
                 int b = backend;
-                await("backend " + (b + 1) + " freed the reclaimed seat", () -> {
+                Await.until("backend " + (b + 1) + " freed the reclaimed seat", () -> {
                     try {
                         return group.allocations(b).isEmpty();
                     } catch (Exception e) {
@@ -128,7 +128,7 @@ class TmrHandleTest {
         }
         for (int backend = 0; backend < 3; backend++) {
             int b = backend;
-            await("backend " + (b + 1) + " holds no seat", () -> {
+            Await.until("backend " + (b + 1) + " holds no seat", () -> {
                 try {
                     return group.allocations(b).isEmpty();
                 } catch (Exception e) {

@@ -1,6 +1,7 @@
 package io.opentmr.tmr;
 
-import static io.opentmr.tmr.TmrGroup.FIRM;
+import static io.opentmr.testing.Await.unchecked;
+import static io.opentmr.testing.TmrTestGroup.FIRM;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -19,16 +20,16 @@ import io.opentmr.protocol.ProductInfo;
 import io.opentmr.protocol.Serial;
 import io.opentmr.protocol.testing.NoLeaks;
 import io.opentmr.protocol.testing.RawConnection;
+import io.opentmr.testing.Await;
+import io.opentmr.testing.TmrTestGroup;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
-import java.util.function.BooleanSupplier;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -48,23 +49,23 @@ class TmrNodeTest {
     @TempDir
     Path dir;
 
-    private TmrGroup group;
+    private TmrTestGroup group;
     private TmrClient client;
 
     @BeforeEach
     void start() throws Exception {
-        group = new TmrGroup(dir, Clock.systemUTC());
-        group.issueTmr(TmrGroup.seats(SEATS, 2));
-        group.issueTmr(TmrGroup.units(UNITS, 100));
+        group = new TmrTestGroup(dir);
+        group.issueTmr(TmrTestGroup.seats(SEATS, 2));
+        group.issueTmr(TmrTestGroup.units(UNITS, 100));
         group.startNode(Map.of());
         client = TmrClient.connect(group.nodeAddress());
-        await("both TMR licenses listed", () -> listed().size() == 2);
+        Await.until("both TMR licenses listed", () -> listed().size() == 2);
         // Listed means two backends serve; the tests of a backend's loss start with all three serving.
         for (long product : new long[] {SEATS, UNITS}) {
             try (LicenseHandle probe = client.access(FIRM, product)) {
                 for (int backend = 0; backend < 3; backend++) {
                     int b = backend;
-                    await("backend " + (b + 1) + " serves " + product,
+                    Await.until("backend " + (b + 1) + " serves " + product,
                             () -> unchecked(() -> held(b, product)).contains(probe.handleId()));
                 }
             }
@@ -86,25 +87,6 @@ class TmrNodeTest {
         assertEquals(1, containers.size(), "the node shows one container: " + containers);
         assertEquals(Serial.MASK_VIRTUAL_TMR, containers.get(0).serial().mask(), containers.toString());
         return containers.get(0).products();
-    }
-
-    /** A bounded wait for a condition that other threads make true. */
-    static void await(String what, BooleanSupplier condition) throws InterruptedException {
-        awaitEquals(what, true, condition::getAsBoolean);
-    }
-
-    /** A bounded wait until {@code actual} equals {@code expected}; the failure names the last value seen. */
-    static <T> void awaitEquals(String what, T expected, java.util.function.Supplier<T> actual)
-            throws InterruptedException {
-        long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
-        T last = actual.get();
-        while (!expected.equals(last)) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("not within 20 s: " + what + ": expected " + expected + ", last seen " + last);
-            }
-            Thread.sleep(50);
-            last = actual.get();
-        }
     }
 
     private Set<Long> held(int backend, long product) throws Exception {
@@ -131,7 +113,7 @@ class TmrNodeTest {
         Set<Long> expected = new TreeSet<>(List.of(first.handleId(), second.handleId()));
         for (int backend = 0; backend < 3; backend++) {
             int b = backend;
-            awaitEquals("backend " + (b + 1) + " holds both seats", expected, () -> unchecked(() -> held(b, SEATS)));
+            Await.equal("backend " + (b + 1) + " holds both seats", expected, () -> unchecked(() -> held(b, SEATS)));
         }
         first.close();
         LicenseHandle third = client.access(FIRM, SEATS);
@@ -139,7 +121,7 @@ class TmrNodeTest {
         expected.add(third.handleId());
         for (int backend = 0; backend < 3; backend++) {
             int b = backend;
-            awaitEquals("backend " + (b + 1) + " freed the released seat", expected,
+            Await.equal("backend " + (b + 1) + " freed the released seat", expected,
                     () -> unchecked(() -> held(b, SEATS)));
         }
         second.close();
@@ -153,7 +135,7 @@ class TmrNodeTest {
     @Test
     void oneBackendDownChangesNothingForClients() throws Exception {
         LicenseHandle held = client.access(FIRM, SEATS);
-        group.set(0, TmrGroup.Mode.CUT);
+        group.link(0).cut();
         // Every operation keeps working, before and after the node noticed.
         for (int round = 0; round < 20; round++) {
             LicenseHandle handle = client.access(FIRM, SEATS);
@@ -174,38 +156,38 @@ class TmrNodeTest {
     @Test
     void twoBackendsDownStopTheNodeAndItsHandlesComeBackResynced() throws Exception {
         LicenseHandle held = client.access(FIRM, SEATS);
-        group.set(0, TmrGroup.Mode.CUT);
-        group.set(1, TmrGroup.Mode.CUT);
+        group.link(0).cut();
+        group.link(1).cut();
         // Without two grants there is no lease certificate: the node serves nothing, not even from its own state.
-        await("the node stops serving", () -> !group.node().serving());
+        Await.until("the node stops serving", () -> !group.node().serving());
         try (RawConnection raw = new RawConnection(group.nodeAddress())) {
             Message answer = raw.request(new Message.Hello("test", "host", "user", 1));
             assertEquals(new Message.NotActive(""), answer, "HELLO to a node without the lease");
         }
         assertTrue(held.isOpen(), "the client keeps its handle while the node does not serve");
-        group.set(0, TmrGroup.Mode.UP);
-        group.set(1, TmrGroup.Mode.UP);
-        await("the node serves again", () -> group.node().serving());
-        await("licenses back", () -> listed().size() == 2);
+        group.link(0).restore();
+        group.link(1).restore();
+        Await.until("the node serves again", () -> group.node().serving());
+        Await.until("licenses back", () -> listed().size() == 2);
         // The SDK resumed the handle on the node that serves again: it holds its seat, on every backend.
         assertEquals(SEATS, held.info().product().productCode());
         Set<Long> expected = new TreeSet<>(Set.of(held.handleId()));
         for (int backend = 0; backend < 3; backend++) {
             int b = backend;
-            awaitEquals("backend " + (b + 1) + " re-synced to the node's handles", expected,
+            Await.equal("backend " + (b + 1) + " re-synced to the node's handles", expected,
                     () -> unchecked(() -> held(b, SEATS)));
         }
         held.close();
         for (int backend = 0; backend < 3; backend++) {
             int b = backend;
-            awaitEquals("backend " + (b + 1) + " freed the released seat", Set.of(),
+            Await.equal("backend " + (b + 1) + " freed the released seat", Set.of(),
                     () -> unchecked(() -> held(b, SEATS)));
         }
     }
 
     @Test
     void aFrozenBackendNeverHoldsAClientLongerThanTheBackendTimeout() throws Exception {
-        group.set(2, TmrGroup.Mode.PAUSED);
+        group.link(2).freeze();
         List<Long> micros = new ArrayList<>();
         for (int round = 0; round < 30; round++) {
             long start = System.nanoTime();
@@ -220,31 +202,42 @@ class TmrNodeTest {
     }
 
     @Test
+    void delayedAndReorderedAnswersChangeNothingForClients() throws Exception {
+        // Answers of backends 1 and 2 overtake each other and those of 3, inside the backend timeout.
+        group.link(0).delay(Duration.ZERO, Duration.ofMillis(40));
+        group.link(1).delay(Duration.ofMillis(10), Duration.ofMillis(60));
+        List<LicenseHandle> held = new ArrayList<>();
+        for (int round = 0; round < 10; round++) {
+            held.add(client.access(FIRM, SEATS));
+            if (held.size() == 2) {
+                held.remove(0).close();
+            }
+        }
+        long delivered = group.link(0).answersDelivered();
+        assertTrue(delivered > 0, "the delayed link carried the answers");
+        Set<Long> expected = new TreeSet<>(Set.of(held.get(0).handleId()));
+        for (int backend = 0; backend < 3; backend++) {
+            int b = backend;
+            Await.equal("backend " + (b + 1) + " holds the one open handle", expected,
+                    () -> unchecked(() -> held(b, SEATS)));
+        }
+        held.get(0).close();
+    }
+
+    @Test
     void aTamperedCopyIsNotCountedAndTheOtherTwoServe() throws Exception {
         io.opentmr.license.VendorState before = group.vendorState();
-        var genuine = group.issueOnly(TmrGroup.seats(77, 5));
+        var genuine = group.issueOnly(TmrTestGroup.seats(77, 5));
         group.resetVendorState(before);
-        var tampered = group.issueOnly(TmrGroup.seats(77, 6));
+        var tampered = group.issueOnly(TmrTestGroup.seats(77, 6));
         group.importFile(0, tampered.files().get(0));
         group.importFile(1, genuine.files().get(1));
         group.importFile(2, genuine.files().get(2));
-        await("license 77 listed", () -> listed().stream().anyMatch(p -> p.productCode() == 77));
+        Await.until("license 77 listed", () -> listed().stream().anyMatch(p -> p.productCode() == 77));
         ProductInfo listedCopy = listed().stream().filter(p -> p.productCode() == 77).findFirst().orElseThrow();
         assertEquals(5, listedCopy.quantity(), "the two identical copies decide");
         LicenseHandle handle = client.access(FIRM, 77);
         handle.close();
         assertFalse(held(0, 77).contains(handle.handleId()), "the tampered copy holds no seat");
-    }
-
-    private interface Call<T> {
-        T get() throws Exception;
-    }
-
-    private static <T> T unchecked(Call<T> call) {
-        try {
-            return call.get();
-        } catch (Exception e) {
-            throw new IllegalStateException(e);
-        }
     }
 }

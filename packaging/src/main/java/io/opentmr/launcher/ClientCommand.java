@@ -9,6 +9,7 @@ import io.opentmr.protocol.BorrowTicket;
 import io.opentmr.protocol.ContainerInfo;
 import io.opentmr.protocol.CryptDirection;
 import io.opentmr.protocol.Message;
+import io.opentmr.protocol.ServerKind;
 import io.opentmr.protocol.ProductInfo;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -103,6 +104,10 @@ final class ClientCommand {
 
         @Override
         public Integer call() {
+            Integer standby = standbyOf(parent);
+            if (standby != null) {
+                return standby;
+            }
             return parent.withClient((client, out) -> {
                 Map<String, Object> fields = new LinkedHashMap<>();
                 fields.put("kind", client.serverKind().name());
@@ -112,6 +117,31 @@ final class ClientCommand {
                 return Output.OK;
             });
         }
+    }
+
+    /**
+     * When the first server answers HELLO with NOT_ACTIVE (a TMR node that does not serve: a standby, or one
+     * without the lease), that is its status; null otherwise (the SDK then connects as usual).
+     */
+    private static Integer standbyOf(ClientCommand parent) {
+        Message answer;
+        try {
+            java.net.InetSocketAddress server = io.opentmr.client.TmrClientOptions.parseAddress(parent.servers.get(0));
+            answer = HelloProbe.hello(new java.net.InetSocketAddress(server.getHostString(), server.getPort()),
+                    parent.timeout);
+        } catch (java.io.IOException | IllegalArgumentException e) {
+            return null;
+        }
+        if (!(answer instanceof Message.NotActive notActive)) {
+            return null;
+        }
+        Map<String, Object> fields = new LinkedHashMap<>();
+        fields.put("kind", ServerKind.TMR_STANDBY.name());
+        fields.put("server", parent.servers.get(0));
+        fields.put("active", notActive.activeAddress().isEmpty() ? null : notActive.activeAddress());
+        parent.output().result(ServerKind.TMR_STANDBY + " " + parent.servers.get(0) + " (active node: "
+                + (notActive.activeAddress().isEmpty() ? "unknown" : notActive.activeAddress()) + ")", fields);
+        return Output.OK;
     }
 
     @Command(name = "list", description = "The containers and product items the server shows.")

@@ -144,4 +144,31 @@ class CommandLineTest {
         assertTrue(figures.get("pairs").asLong() > 0);
         assertEquals(0, figures.get("errors").asLong());
     }
+
+    @Test
+    void statusOfANodeThatDoesNotServeIsStandby() throws Exception {
+        try (java.net.ServerSocket server = new java.net.ServerSocket(0, 1,
+                java.net.InetAddress.getByName("127.0.0.1"))) {
+            Thread answering = new Thread(() -> {
+                try (java.net.Socket client = server.accept()) {
+                    java.io.DataInputStream in = new java.io.DataInputStream(client.getInputStream());
+                    in.readFully(new byte[in.readInt()]);
+                    io.netty.buffer.ByteBuf reply = io.netty.buffer.Unpooled.buffer();
+                    io.opentmr.protocol.FrameEncoder.encode(new io.opentmr.protocol.Frame(1,
+                            new io.opentmr.protocol.Message.NotActive("")), reply);
+                    client.getOutputStream().write(io.netty.buffer.ByteBufUtil.getBytes(reply));
+                    reply.release();
+                    client.getOutputStream().flush();
+                } catch (java.io.IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+            }, "not-active-server");
+            answering.start();
+            Run status = tmr("client", "--server", "127.0.0.1:" + server.getLocalPort(), "--timeout", "5s", "--json",
+                    "status");
+            answering.join(10_000);
+            assertEquals(0, status.exit(), status.err());
+            assertEquals("TMR_STANDBY", status.json().get("kind").asText(), status.out());
+        }
+    }
 }

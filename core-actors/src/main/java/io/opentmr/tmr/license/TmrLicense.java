@@ -160,7 +160,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         void seatsChanged(LicenseKey key, long inUse, int handles, int usable);
 
         /** A handle of this license exists (granted, or recovered with the seat table). */
-        void opened(LicenseKey key, long handleId);
+        void opened(LicenseKey key, Seat seat);
 
         void closed(LicenseKey key, long handleId);
 
@@ -196,6 +196,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         final SeatRequest request;
         final byte[] token;
         final List<ActorRef<Reply>> waiting = new ArrayList<>(1);
+        /** The seat is in the journal (written beside the allocations, not after them). */
+        boolean journaled;
+        /** The client has its answer; the request stays only to hear the backends that have not answered. */
+        boolean finished;
 
         Pending(SeatRequest request, byte[] token, ActorRef<Reply> replyTo) {
             this.request = request;
@@ -220,8 +224,15 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         }
     }
 
-    /** A release to journal, and who waits for it (null for a reclaim). */
-    private record Releasing(long handleId, String reason, ActorRef<Reply> replyTo) {
+    /**
+     * A release to journal, and who waits for it (null for a reclaim). {@code refused}: the seat was journaled
+     * with its allocations and the backends refused it; its waiters hear the refusal once the release is
+     * journaled (the backends that acknowledged were told to free it already).
+     */
+    private record Releasing(long handleId, String reason, ActorRef<Reply> replyTo, Pending refused, Reply refusal) {
+        Releasing(long handleId, String reason, ActorRef<Reply> replyTo) {
+            this(handleId, reason, replyTo, null, null);
+        }
     }
 
     private final ActorContext<Command> context;
@@ -242,7 +253,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private final SeatTable pendingSeats = new SeatTable();
     private final Map<Long, Pending> pending = new HashMap<>();
     private final Map<Seat.RequestKey, Pending> pendingByRequest = new HashMap<>();
-    private final List<Pending> ready = new ArrayList<>();
+    /** Accesses under way whose seats are not journaled yet: the next flush writes them. */
+    private final List<Pending> intents = new ArrayList<>();
     private final Map<Long, Releasing> releasing = new LinkedHashMap<>();
     private final Map<Long, Life> lives = new HashMap<>();
     private final CopySync sync;
@@ -358,7 +370,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                     long now = clock.millis();
                     for (Seat seat : state.all()) {
                         lives.put(seat.handleId(), new Life(seat.sessionId(), now));
-                        parent.opened(key, seat.handleId());
+                        parent.opened(key, seat);
                     }
                     LOG.info("TMR license {} ready: {} handle(s)", key, state.handles());
                     timers.startTimerWithFixedDelay(Sweep.INSTANCE, sweepEvery());
@@ -378,7 +390,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         pendingSeats.clear();
         pending.clear();
         pendingByRequest.clear();
-        ready.clear();
+        intents.clear();
         releasing.clear();
         lives.clear();
         votes.clear();
@@ -493,14 +505,18 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         for (Allocation allocation : resync.held()) {
             long handleId = allocation.tmrHandleId();
             held.add(handleId);
-            if (table.get(handleId).isEmpty() && !pending.containsKey(handleId)) {
+            boolean kept = table.get(handleId).isPresent() && !releasing.containsKey(handleId);
+            Pending undecided = pending.get(handleId);
+            // An access still under way keeps its allocations; one whose client has its answer does not.
+            if (!kept && (undecided == null || undecided.finished)) {
                 calls.add(peers.call(backend, certificate -> free(certificate, handleId)));
             }
         }
         int freed = calls.size();
         java.util.Set<Long> heldIds = new java.util.HashSet<>(held);
         for (Seat seat : table.all()) {
-            if (!heldIds.contains(seat.handleId())) {
+            // A seat being released was freed already; allocating it again would leave it behind.
+            if (!heldIds.contains(seat.handleId()) && !releasing.containsKey(seat.handleId())) {
                 calls.add(peers.call(backend, certificate -> new Message.Allocate(certificate, allocation(seat),
                         peers.deadline())));
             }
@@ -567,8 +583,13 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         Client client = access.client();
         Seat.RequestKey request = new Seat.RequestKey(client.station(), client.host(), client.user(), client.pid(),
                 access.requestId());
+        Pending inFlight = pendingByRequest.get(request);
+        if (inFlight != null) {
+            inFlight.waiting.add(access.replyTo());
+            return Effect().none();
+        }
         Optional<Seat> opened = table.byRequest(request);
-        if (opened.isPresent()) {
+        if (opened.isPresent() && lives.containsKey(opened.get().handleId())) {
             // A re-sent ACCESS (reconnect, timeout): the handle it opened, not a second seat.
             Seat seat = opened.get();
             Life life = lives.get(seat.handleId());
@@ -578,11 +599,6 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             }
             access.replyTo().tell(new Granted(seat.handleId(), Bytes.of(tokens.apply(seat.handleId())),
                     context.getSelf()));
-            return Effect().none();
-        }
-        Pending inFlight = pendingByRequest.get(request);
-        if (inFlight != null) {
-            inFlight.waiting.add(access.replyTo());
             return Effect().none();
         }
         if (!peers.holdsLease()) {
@@ -628,6 +644,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                             certificate -> new Message.Allocate(certificate, allocation, peers.deadline())),
                     (reply, failure) -> new Allocated(id, asked, answer(reply, failure)));
         }
+        // Journaled while the backends allocate, not after: a node restarted between the two finds the seat in
+        // its journal and reconciles the backends with it (the client's re-sent ACCESS gets this handle).
+        intents.add(started);
+        queueFlush();
         return Effect().none();
     }
 
@@ -644,15 +664,18 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private Effect<TmrLicenseEvent, SeatTable> onAllocated(Allocated allocated) {
         Pending request = pending.get(allocated.handleId());
         if (request == null) {
+            // An answer from before a restart: an allocation the table does not know is freed again.
+            if (allocated.answer() instanceof BackendAnswer.Replied && table.get(allocated.handleId()).isEmpty()) {
+                freeOn(allocated.backend(), allocated.handleId());
+            }
             return Effect().none();
         }
         SeatRequest rule = request.request;
         SeatRequest.Outcome decided = rule.answer(allocated.backend(), allocated.answer());
-        if (decided == SeatRequest.Outcome.GRANTED) {
-            ready.add(request);
-            queueFlush();
+        if (decided == SeatRequest.Outcome.GRANTED && request.journaled) {
+            grant(request, clock.millis());
+            publishSeats();
         } else if (decided == SeatRequest.Outcome.REFUSED) {
-            forget(request);
             if (rule.refusalsDisagree()) {
                 INTEGRITY.warn("{}: the copies refused ALLOCATE differently: {}", name(), rule.answers());
             }
@@ -661,7 +684,16 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             Reply reply = fenced && refused.code() == CmError.REDUNDANCY_SERVER_MISSING.code()
                     ? new NotServing("the backends refused the node's lease certificate")
                     : new Refused(refused.code(), refused.text());
-            request.waiting.forEach(waiter -> waiter.tell(reply));
+            if (request.journaled) {
+                // Its seat is in the journal: the refusal is told once the release is too.
+                releasing.put(allocated.handleId(), new Releasing(allocated.handleId(), "not allocated: "
+                        + refused.text(), null, request, reply));
+                queueFlush();
+            } else {
+                intents.remove(request);
+                forget(request);
+                request.waiting.forEach(waiter -> waiter.tell(reply));
+            }
         }
         if (rule.outcome() == SeatRequest.Outcome.REFUSED) {
             // Whoever acknowledged a refused seat holds an allocation nobody was granted.
@@ -683,16 +715,43 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 missed(allocated.backend(), "ALLOCATE " + allocated.answer().describe());
             }
         }
+        if (request.finished && rule.allAnswered()) {
+            // Every backend answered: a re-sync may now free what this request left behind.
+            pending.remove(allocated.handleId());
+        }
         return Effect().none();
     }
 
-    /** The request leaves the pending seats: refused, or (at its flush) journaled. */
+    /** A request both journaled and acknowledged by two backends: the client has its handle. */
+    private void grant(Pending request, long now) {
+        Seat seat = request.request.seat();
+        forget(request);
+        lives.put(seat.handleId(), new Life(seat.sessionId(), now));
+        parent.opened(key, seat);
+        Granted reply = new Granted(seat.handleId(), Bytes.of(request.token), context.getSelf());
+        request.waiting.forEach(waiter -> waiter.tell(reply));
+    }
+
+    /** The request is done with: granted or refused (late answers still find it until all are in). */
     private void forget(Pending request) {
+        request.finished = true;
         long handleId = request.request.seat().handleId();
         pendingSeats.remove(handleId, -1);
         pendingByRequest.remove(request.request.seat().requestKey());
-        if (request.request.outcome() == SeatRequest.Outcome.REFUSED || request.request.allAnswered()) {
+        if (request.request.allAnswered()) {
             pending.remove(handleId);
+        }
+    }
+
+    /**
+     * FREE goes out while the release is being journaled, not after: the backends' next ALLOCATE does not
+     * queue behind it. A crash before the journal write leaves the seat in the journal, and the re-syncs
+     * allocate it again until the client's repeated RELEASE frees it.
+     */
+    private void freeEverywhere(long handleId) {
+        BitSet targets = sync.writeTargets();
+        for (int b = targets.nextSetBit(0); b >= 0; b = targets.nextSetBit(b + 1)) {
+            freeOn(b, handleId);
         }
     }
 
@@ -725,11 +784,11 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
      */
     private Effect<TmrLicenseEvent, SeatTable> onFlush() {
         flushQueued = false;
-        if (ready.isEmpty() && releasing.isEmpty()) {
+        if (intents.isEmpty() && releasing.isEmpty()) {
             return Effect().none();
         }
-        List<Pending> granted = new ArrayList<>(ready);
-        ready.clear();
+        List<Pending> granted = new ArrayList<>(intents);
+        intents.clear();
         List<Releasing> released = new ArrayList<>(releasing.values());
         releasing.clear();
         long now = clock.millis();
@@ -742,24 +801,25 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         }
         return Effect().persist(events).thenRun(state -> {
             table = state;
-            BitSet targets = sync.writeTargets();
             for (Releasing release : released) {
+                if (release.refused() != null) {
+                    forget(release.refused());
+                    release.refused().waiting.forEach(waiter -> waiter.tell(release.refusal()));
+                    continue;
+                }
                 lives.remove(release.handleId());
                 parent.closed(key, release.handleId());
-                for (int b = targets.nextSetBit(0); b >= 0; b = targets.nextSetBit(b + 1)) {
-                    freeOn(b, release.handleId());
-                }
                 if (release.replyTo() != null) {
                     release.replyTo().tell(Released.INSTANCE);
                 }
             }
             for (Pending request : granted) {
-                Seat seat = request.request.seat();
-                forget(request);
-                lives.put(seat.handleId(), new Life(seat.sessionId(), now));
-                parent.opened(key, seat.handleId());
-                Granted reply = new Granted(seat.handleId(), Bytes.of(request.token), context.getSelf());
-                request.waiting.forEach(waiter -> waiter.tell(reply));
+                request.journaled = true;
+                // In the journaled table now: no longer a pending seat.
+                pendingSeats.remove(request.request.seat().handleId(), -1);
+                if (request.request.outcome() == SeatRequest.Outcome.GRANTED) {
+                    grant(request, now);
+                }
             }
             publishSeats();
         });
@@ -800,6 +860,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             return Effect().none();
         }
         releasing.put(handleId, new Releasing(handleId, "released by its client", release.replyTo()));
+        freeEverywhere(handleId);
         queueFlush();
         return Effect().none();
     }
@@ -847,6 +908,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 LOG.info("Handle {} of {}@{} on {} reclaimed: no traffic for {} s", Long.toUnsignedString(handleId),
                         seat.user(), seat.station(), key, idle / 1000);
                 releasing.put(handleId, new Releasing(handleId, "reclaimed after " + settings.cleanupTimeout(), null));
+                freeEverywhere(handleId);
                 any = true;
             }
         }

@@ -11,6 +11,7 @@ import io.opentmr.protocol.LicenseKey;
 import io.opentmr.protocol.Message;
 import io.opentmr.protocol.Serial;
 import io.opentmr.tmr.backend.PeerLink;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -20,20 +21,40 @@ import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Predicate;
 
 /**
  * One backend's copy of a TMR license, in memory, behind the {@link PeerLink} the node's actors call. It
  * applies the seat rules of a backend to ALLOCATE (its own small implementation, so that it shares no bug
- * with {@link SeatTable}), is idempotent by handle id and by units operation id, and writes down every
- * acknowledged ALLOCATE with a sequence number shared by the three fakes, so a test can tell what was
- * acknowledged before the node decided. Answers at once, on the caller's thread; "down", it fails every
- * request at once the way a closed peer connection does (ERROR 100).
+ * with {@link SeatTable}), and is idempotent by handle id and by units operation id.
+ *
+ * <p>Nothing happens on its own: like a network the test drives by hand, a request waits in the link's
+ * inbox until {@link #deliverRequest()} carries it out (in the order sent, as over one TCP connection),
+ * and its answer waits in the outbox until {@link #deliverAnswer(int)} hands it to the node, in whatever
+ * order the test picks, so answers of one backend overtake each other and those of the others. An
+ * acknowledged ALLOCATE is written down with a sequence number shared by the three fakes at the moment
+ * the node gets the answer, so a test can tell which acknowledgements the node had when it decided.
+ * {@link #timeOut} fails a request the way the node's bound on a call does, with the request still on its
+ * way (carried out later) or lost. "Down", it fails every request at once and every one in flight, the
+ * way a closed peer connection does (ERROR 100).
  */
 final class FakeBackend implements PeerLink {
 
-    /** An acknowledged ALLOCATE. */
+    /** An acknowledged ALLOCATE, as the node received it. */
     record Ack(long sequence, int backend, long handleId) {
+    }
+
+    /** A request on its way: in the inbox (not carried out yet), or carried out with its answer in the outbox. */
+    private static final class Call {
+        final Message request;
+        final CompletableFuture<Message> future = new CompletableFuture<>();
+        Message answer;
+
+        Call(Message request) {
+            this.request = request;
+        }
     }
 
     private final int index;
@@ -43,11 +64,10 @@ final class FakeBackend implements PeerLink {
     private final TreeMap<Long, Allocation> allocations = new TreeMap<>();
     private final Map<Long, Long> unitOperations = new HashMap<>();
     private final List<Ack> acks = new ArrayList<>();
+    private final ArrayDeque<Call> inbox = new ArrayDeque<>();
+    private final List<Call> outbox = new ArrayList<>();
     private long units;
     private boolean up = true;
-    private boolean slow;
-    private final List<CompletableFuture<Message>> held = new ArrayList<>();
-    private final List<Message> heldAnswers = new ArrayList<>();
     private CompletableFuture<Void> closed = new CompletableFuture<>();
 
     FakeBackend(int index, LicenseKey key, long quantity, long units, AtomicLong sequence) {
@@ -58,52 +78,111 @@ final class FakeBackend implements PeerLink {
         this.sequence = sequence;
     }
 
-    /** Connection lost: every request fails at once, and so do the answers still on their way. */
+    /** Connection lost: requests in flight are lost (not carried out) and their answers fail, as do later ones. */
     void down() {
-        List<CompletableFuture<Message>> lost;
+        List<Call> lost;
         CompletableFuture<Void> gone;
         synchronized (this) {
             up = false;
-            slow = false;
-            lost = new ArrayList<>(held);
-            held.clear();
+            lost = new ArrayList<>(inbox);
+            lost.addAll(outbox);
+            inbox.clear();
+            outbox.clear();
             gone = closed;
         }
-        lost.forEach(answer -> answer.completeExceptionally(closedError("closed before the answer")));
+        lost.forEach(call -> call.future.completeExceptionally(closedError("closed before the answer")));
         gone.complete(null);
     }
 
-    /** Connected again; {@code slow}: requests are carried out but answered only at {@link #open()}. */
-    synchronized void up(boolean slowly) {
+    synchronized void up() {
         up = true;
-        slow = slowly;
         closed = new CompletableFuture<>();
     }
 
-    /** Delivers the answers held back, in order, and answers at once from now on. */
-    void open() {
-        List<CompletableFuture<Message>> delivered;
-        List<Message> answers;
-        synchronized (this) {
-            slow = false;
-            delivered = new ArrayList<>(held);
-            answers = new ArrayList<>(heldAnswers);
-            held.clear();
-            heldAnswers.clear();
+    /** Carries out the oldest request in flight; false when there is none. */
+    synchronized boolean deliverRequest() {
+        Call call = inbox.poll();
+        if (call == null) {
+            return false;
         }
-        for (int i = 0; i < delivered.size(); i++) {
-            Message answer = answers.get(i);
-            if (answer instanceof Message.Error error) {
-                delivered.get(i).completeExceptionally(new CmFailure(error.code(), error.text()));
-            } else {
-                delivered.get(i).complete(answer);
-            }
+        try {
+            call.answer = answer(call.request);
+        } catch (CmFailure refused) {
+            call.answer = new Message.Error(refused.code(), refused.text());
         }
+        if (!call.future.isDone()) {
+            outbox.add(call);
+        }
+        return true;
     }
 
     /**
-     * A request answered at once even while slow: the test's own LIST_ALLOCATIONS and LEASE_ACQUIRE, which
-     * stand for what the virtual container and the watcher ask outside the license under test.
+     * Hands the node the answer number {@code pick} (modulo those waiting); with none waiting, carries out
+     * the oldest request first. False when nothing is in flight.
+     */
+    boolean deliverAnswer(int pick) {
+        Call call;
+        synchronized (this) {
+            while (outbox.isEmpty() && !inbox.isEmpty()) {
+                deliverRequest();
+            }
+            if (outbox.isEmpty()) {
+                return false;
+            }
+            call = outbox.remove(pick % outbox.size());
+            if (call.request instanceof Message.Allocate allocate && call.answer instanceof Message.Ok) {
+                acks.add(new Ack(sequence.incrementAndGet(), index, allocate.allocation().tmrHandleId()));
+            }
+        }
+        if (call.answer instanceof Message.Error error) {
+            call.future.completeExceptionally(new CmFailure(error.code(), error.text()));
+        } else {
+            call.future.complete(call.answer);
+        }
+        return true;
+    }
+
+    /**
+     * The node's bound on call number {@code pick} of those in flight that {@code which} accepts (inbox
+     * first, then outbox) runs out: the node gets a timeout. A request not carried out yet is {@code lost},
+     * or carried out later all the same.
+     */
+    boolean timeOut(int pick, boolean lost, Predicate<Message> which) {
+        Call call;
+        synchronized (this) {
+            List<Call> candidates = new ArrayList<>();
+            inbox.stream().filter(c -> !c.future.isDone() && which.test(c.request)).forEach(candidates::add);
+            outbox.stream().filter(c -> which.test(c.request)).forEach(candidates::add);
+            if (candidates.isEmpty()) {
+                return false;
+            }
+            call = candidates.get(pick % candidates.size());
+            if (!inbox.contains(call) || lost) {
+                inbox.remove(call);
+                outbox.remove(call);
+            }
+        }
+        call.future.completeExceptionally(new TimeoutException("the test timed out a call to " + backendName()));
+        return true;
+    }
+
+    synchronized int requestsInFlight() {
+        return inbox.size();
+    }
+
+    synchronized int answersInFlight() {
+        return outbox.size();
+    }
+
+    /** Whether a unit counter request is on its way or its answer is. */
+    synchronized boolean unitsInFlight() {
+        return inbox.stream().anyMatch(call -> call.request instanceof Message.PeerUnits)
+                || outbox.stream().anyMatch(call -> call.request instanceof Message.PeerUnits);
+    }
+
+    /**
+     * A request answered at once, past the requests in flight: the test's own LIST_ALLOCATIONS and
+     * LEASE_ACQUIRE, which stand for what the virtual container and the watcher ask outside the license.
      */
     synchronized Message now(Message request) {
         return answer(request);
@@ -143,21 +222,9 @@ final class FakeBackend implements PeerLink {
         if (!up) {
             return CompletableFuture.failedFuture(closedError("is closed"));
         }
-        Message answer;
-        try {
-            answer = answer(request);
-        } catch (CmFailure refused) {
-            answer = new Message.Error(refused.code(), refused.text());
-        }
-        if (slow) {
-            CompletableFuture<Message> later = new CompletableFuture<>();
-            held.add(later);
-            heldAnswers.add(answer);
-            return later;
-        }
-        return answer instanceof Message.Error error
-                ? CompletableFuture.failedFuture(new CmFailure(error.code(), error.text()))
-                : CompletableFuture.completedFuture(answer);
+        Call call = new Call(request);
+        inbox.add(call);
+        return call.future;
     }
 
     private Message answer(Message request) {
@@ -203,7 +270,6 @@ final class FakeBackend implements PeerLink {
             refusal(allocation.accessMode(), allocation.owner().host());
             allocations.put(allocation.tmrHandleId(), allocation);
         }
-        acks.add(new Ack(sequence.incrementAndGet(), index, allocation.tmrHandleId()));
         return new Message.Ok();
     }
 

@@ -74,7 +74,8 @@ class TmrLicenseRestartTest {
         }
 
         @Override
-        public void opened(LicenseKey key, long handleId) {
+        public void opened(LicenseKey key, Seat seat) {
+            long handleId = seat.handleId();
         }
 
         @Override
@@ -119,12 +120,16 @@ class TmrLicenseRestartTest {
         syncAll(license, fakes, parent, all, product, key);
         TmrLicense.Client client = new TmrLicense.Client("10.0.0.1", "host", "user", 1, SESSION);
         license.tell(new TmrLicense.Access(0, AccessMode.USERLIMIT, client, 1, replies.getRef()));
-        long kept = assertInstanceOf(TmrLicense.Granted.class, replies.receiveMessage(REPLY)).handleId();
+        long kept = assertInstanceOf(TmrLicense.Granted.class, pumpUntilAnswer(fakes, replies)).handleId();
 
         // The next grant's journal write fails: the license restarts from its journal instead of stopping.
         journal.failNextPersisted(TmrLicense.persistenceId(key).id());
         license.tell(new TmrLicense.Access(0, AccessMode.USERLIMIT, client, 2, replies.getRef()));
-        awaitRecoveries(parent, 2);
+        long deadline = System.nanoTime() + REPLY.toNanos();
+        while (parent.recoveries.get() < 2) {
+            assertTrue(System.nanoTime() < deadline, "the license did not restart");
+            pump(fakes);
+        }
         replies.expectNoMessage(Duration.ofMillis(200));
         for (FakeBackend fake : fakes) {
             assertEquals(2, fake.held().size(), "the unjournaled seat was allocated before the write failed");
@@ -137,10 +142,102 @@ class TmrLicenseRestartTest {
         }
         // Served again: the journaled handle is there, and the client's retry of the lost request is granted.
         license.tell(new TmrLicense.Release(kept, SESSION, replies.getRef()));
-        assertEquals(TmrLicense.Released.INSTANCE, replies.receiveMessage(REPLY));
+        assertEquals(TmrLicense.Released.INSTANCE, pumpUntilAnswer(fakes, replies));
         license.tell(new TmrLicense.Access(0, AccessMode.USERLIMIT, client, 2, replies.getRef()));
-        assertInstanceOf(TmrLicense.Granted.class, replies.receiveMessage(REPLY));
+        assertInstanceOf(TmrLicense.Granted.class, pumpUntilAnswer(fakes, replies));
         kit.stop(license, REPLY);
+    }
+
+    @Test
+    void aSeatJournaledBeforeItsAllocationsWereDecidedIsReconciledAfterACrash() {
+        LicenseKey key = new LicenseKey(6_000_010, 42, 902);
+        ProductInfo product = new ProductInfo(key.firmCode(), key.productCode(), 0xFF, "crash", 5, 0, key.tmrId(),
+                false, 0, 0, 0, 0, 0, 0);
+        PeerGroup peers = new PeerGroup(3, Clock.systemUTC(), Duration.ofSeconds(30));
+        FakeBackend[] fakes = fakes(key, peers);
+        BitSet all = new BitSet();
+        all.set(0, 3);
+        Parent parent = new Parent();
+        ActorRef<TmrLicense.Command> license = spawn(key, peers, parent);
+        awaitRecoveries(parent, 1);
+        syncAll(license, fakes, parent, all, product, key);
+
+        // Two backends carry out ALLOCATE but their answers are held back; the third is unreachable.
+        fakes[2].down();
+        TestProbe<TmrLicense.Reply> replies = kit.createTestProbe();
+        TmrLicense.Client client = new TmrLicense.Client("10.0.0.1", "host", "user", 1, SESSION);
+        license.tell(new TmrLicense.Access(0, AccessMode.USERLIMIT, client, 5, replies.getRef()));
+        // The seat is journaled while the backends allocate; then the node crashes, before any answer came.
+        TmrLicenseEvent.SeatGranted written = journal.expectNextPersistedClass(TmrLicense.persistenceId(key).id(),
+                TmrLicenseEvent.SeatGranted.class);
+        long until = System.nanoTime() + REPLY.toNanos();
+        while (fakes[0].held().isEmpty() || fakes[1].held().isEmpty()) {
+            assertTrue(System.nanoTime() < until, "the ALLOCATEs did not arrive");
+            fakes[0].deliverRequest();
+            fakes[1].deliverRequest();
+        }
+        kit.stop(license, REPLY);
+        replies.expectNoMessage(Duration.ofMillis(100));
+        fakes[2].up();
+
+        // The restarted license finds the seat in its journal and reconciles every backend with it.
+        Parent after = new Parent();
+        ActorRef<TmrLicense.Command> restarted = spawn(key, peers, after);
+        awaitRecoveries(after, 1);
+        syncAll(restarted, fakes, after, all, product, key);
+        long handle = written.seat().handleId();
+        for (FakeBackend fake : fakes) {
+            assertEquals(Set.of(handle), fake.held(), fake.backendName() + " after the reconciliation");
+        }
+        // The client, which never heard, sends its ACCESS again and gets that handle, not a second seat.
+        restarted.tell(new TmrLicense.Access(0, AccessMode.USERLIMIT, client, 5, replies.getRef()));
+        assertEquals(handle, assertInstanceOf(TmrLicense.Granted.class, pumpUntilAnswer(fakes, replies)).handleId());
+        kit.stop(restarted, REPLY);
+    }
+
+    private static FakeBackend[] fakes(LicenseKey key, PeerGroup peers) {
+        AtomicLong sequence = new AtomicLong();
+        FakeBackend[] fakes = new FakeBackend[3];
+        for (int i = 0; i < 3; i++) {
+            fakes[i] = new FakeBackend(i, key, 5, 0, sequence);
+            peers.linkUp(i, fakes[i]);
+            Message granted = fakes[i].now(new Message.LeaseAcquire(LeaseGrant.ACTIVE_LEASE, "restart-node",
+                    peers.targetEpoch(), 600_000));
+            peers.granted(i, ((Message.LeaseGranted) granted).grant());
+        }
+        return fakes;
+    }
+
+    private static ActorRef<TmrLicense.Command> spawn(LicenseKey key, PeerGroup peers, Parent parent) {
+        return kit.spawn(TmrLicense.create(key, peers, parent, Clock.systemUTC(), new Random(11),
+                id -> ByteBuffer.allocate(16).putLong(id).array(),
+                new TmrLicense.Settings(Duration.ofSeconds(30), Duration.ofHours(1), 100)));
+    }
+
+    /** Carries out every request the fakes hold and hands back every answer, in order. */
+    private static void pump(FakeBackend[] fakes) {
+        for (FakeBackend fake : fakes) {
+            while (fake.deliverRequest()) {
+                // carried out
+            }
+            while (fake.deliverAnswer(0)) {
+                // handed to the node
+            }
+        }
+        Thread.onSpinWait();
+    }
+
+    /** Pumps the fakes until the probe has an answer (bounded). */
+    private static TmrLicense.Reply pumpUntilAnswer(FakeBackend[] fakes, TestProbe<TmrLicense.Reply> replies) {
+        long deadline = System.nanoTime() + REPLY.toNanos();
+        while (true) {
+            pump(fakes);
+            try {
+                return replies.receiveMessage(Duration.ofMillis(5));
+            } catch (AssertionError nothingYet) {
+                assertTrue(System.nanoTime() < deadline, "no answer within " + REPLY);
+            }
+        }
     }
 
     private static void awaitRecoveries(Parent parent, int count) {
@@ -159,9 +256,9 @@ class TmrLicenseRestartTest {
         long deadline = System.nanoTime() + REPLY.toNanos();
         while (parent.usable < 3) {
             assertTrue(System.nanoTime() < deadline, "usable backends: " + parent.usable);
+            pump(fakes);
             Integer backend = parent.resyncs.poll();
             if (backend == null) {
-                Thread.onSpinWait();
                 continue;
             }
             List<Allocation> held = new ArrayList<>();

@@ -1,0 +1,146 @@
+package io.opentmr.launcher;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code tmr bench --demo}: the targets it checks, and the demo processes' CPU per pair in text and JSON. */
+@Timeout(60)
+class BenchCommandTest {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @TempDir
+    Path dir;
+
+    private record Run(int exit, String out, String err) {
+    }
+
+    private static synchronized Run tmr(String... args) {
+        PrintStream realOut = System.out;
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        StringWriter err = new StringWriter();
+        try (PrintStream capture = new PrintStream(out, true, StandardCharsets.UTF_8)) {
+            System.setOut(capture);
+            var commandLine = Tmr.commandLine();
+            commandLine.setErr(new PrintWriter(err, true));
+            int exit = commandLine.execute(args);
+            return new Run(exit, out.toString(StandardCharsets.UTF_8).strip(), err.toString());
+        } finally {
+            System.setOut(realOut);
+        }
+    }
+
+    @Test
+    void theLatencyTargetHoldsForOneClientAndTheThroughputTargetForSixteen() {
+        BenchCommand.Targets one = new BenchCommand.Targets(1, 2.4, 0.1);
+        assertEquals(Optional.of(true), one.latencyMet());
+        assertEquals(Optional.empty(), one.throughputMet());
+        assertEquals(Optional.of(false), new BenchCommand.Targets(1, 2.51, 0.5).latencyMet());
+        assertEquals(Optional.of(false), new BenchCommand.Targets(1, 0, 0).latencyMet(), "no direct figure: not met");
+
+        BenchCommand.Targets sixteen = new BenchCommand.Targets(16, 9, 0.25);
+        assertEquals(Optional.empty(), sixteen.latencyMet());
+        assertEquals(Optional.of(true), sixteen.throughputMet());
+        assertEquals(Optional.of(false), new BenchCommand.Targets(16, 1, 0.249).throughputMet());
+
+        String text = one.text();
+        assertTrue(text.contains("TMR/direct p50 latency: 2.40× (target with 1 client: at most 2.5×: met)"), text);
+        assertTrue(text.contains("TMR/direct pairs/s: 0.10 (target with 16 clients: at least 0.25; measure with "
+                + "--clients 16 to check it)"), text);
+        assertTrue(new BenchCommand.Targets(16, 9, 0.08).text().contains("at least 0.25: NOT met"));
+        assertFalse(text.contains("0.40"), "the old 40 % target is gone: " + text);
+
+        Map<String, Object> json = sixteen.toMap();
+        assertEquals(0.25, json.get("ratio"));
+        assertEquals(9.0, json.get("p50Ratio"));
+    }
+
+    @Test
+    void benchDemoReportsEachDemoProcesssCpuPerPairForEachPhase() throws Exception {
+        try (EchoServer echo = new EchoServer(1)) {
+            String server = "127.0.0.1:" + echo.address().getPort();
+            Map<String, Object> side = Map.of("server", server, "firm", 1, "product", 1);
+            // This JVM stands in for a demo process; the other pid is beyond any pid_max: a process that is gone.
+            DemoFiles.writeManifest(dir, List.of(
+                    new DemoFiles.Component("backend-1", "backend", server, ProcessHandle.current().pid(),
+                            dir.resolve("b.log")),
+                    new DemoFiles.Component("node-a", "active", server, 999_999_999L, dir.resolve("n.log"))),
+                    Map.of("bench", Map.of("tmr", side, "direct", side)));
+
+            Run json = tmr("bench", "--demo", dir.toString(), "--clients", "1", "--duration", "2s", "--warmup",
+                    "500ms", "--json");
+            assertEquals(0, json.exit(), json.err());
+            JsonNode figures = JSON.readTree(json.out());
+            boolean linux = System.getProperty("os.name").toLowerCase(Locale.ROOT).startsWith("linux");
+            for (String phase : List.of("tmr", "direct")) {
+                JsonNode result = figures.get(phase);
+                assertTrue(result.get("pairs").asLong() > 0, result.toString());
+                if (linux) {
+                    assertTrue(result.get("cpuMsPerPair").get("backend-1").isNumber(), result.toString());
+                    assertTrue(result.get("cpuMsPerPair").get("backend-1").asDouble() >= 0, result.toString());
+                    assertEquals("n/a", result.get("cpuMsPerPair").get("node-a").asText(), result.toString());
+                    assertEquals("n/a", result.get("cpuMsPerPairAll").asText(), result.toString());
+                    assertTrue(result.get("cpuMs").get("backend-1").isNumber(), result.toString());
+                    assertTrue(result.get("clockTicksPerSecond").asLong() > 0, result.toString());
+                } else {
+                    assertEquals("n/a", result.get("cpuMsPerPair").asText(), result.toString());
+                }
+            }
+            assertTrue(figures.get("ratio").isNumber());
+            assertTrue(figures.get("p50Ratio").isNumber());
+            assertEquals(2.5, figures.at("/targets/latency/p50RatioAtMost").asDouble());
+            assertTrue(figures.at("/targets/latency/met").isBoolean(), "one client: the latency target applies");
+            assertEquals(0.25, figures.at("/targets/throughput/pairsRatioAtLeast").asDouble());
+            assertTrue(figures.at("/targets/throughput/met").isNull(), "one client: not the throughput target's count");
+
+            Run text = tmr("bench", "--demo", dir.toString(), "--clients", "1", "--duration", "1s", "--warmup",
+                    "200ms");
+            assertEquals(0, text.exit(), text.err());
+            assertEquals(2, text.out().split("CPU per pair \\(utime\\+stime from /proc over the measured time\\): ",
+                    -1).length - 1, "one CPU line per phase: " + text.out());
+            assertTrue(text.out().contains(linux ? "node-a n/a" : "n/a (needs Linux /proc)"), text.out());
+            assertTrue(text.out().contains("target with 1 client: at most 2.5×"), text.out());
+            assertTrue(text.out().contains("target with 16 clients: at least 0.25"), text.out());
+        }
+    }
+
+    @Test
+    void outsideTheDemoNoCpuIsReported() throws Exception {
+        try (EchoServer echo = new EchoServer(1)) {
+            String server = "127.0.0.1:" + echo.address().getPort();
+            Run run = tmr("bench", "--server", server, "--firm", "1", "--product", "1", "--compare", server,
+                    "--clients", "1", "--duration", "300ms", "--warmup", "0s", "--json");
+            assertEquals(0, run.exit(), run.err());
+            JsonNode figures = JSON.readTree(run.out());
+            assertFalse(figures.get("tmr").has("cpuMsPerPair"), run.out());
+            assertFalse(figures.get("direct").has("cpuMsPerPair"), run.out());
+            assertTrue(figures.has("targets"), run.out());
+        }
+    }
+
+    @Test
+    void demoProcessesAreTheManifestsComponents() throws Exception {
+        Files.writeString(dir.resolve(DemoFiles.MANIFEST_FILE), "{\"components\":[{\"name\":\"backend-1\",\"pid\":41},"
+                + "{\"name\":\"broken\"},{\"name\":\"node-a\",\"pid\":42}]}");
+        assertEquals(List.of(Map.entry("backend-1", 41L), Map.entry("node-a", 42L)),
+                List.copyOf(BenchCommand.CpuMeter.demoProcesses(dir).entrySet()));
+    }
+}
