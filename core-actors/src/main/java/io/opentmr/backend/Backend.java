@@ -3,6 +3,7 @@ package io.opentmr.backend;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
 import io.opentmr.license.VendorKeyFiles;
+import io.opentmr.server.FrameServer;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
@@ -33,10 +34,10 @@ public final class Backend implements AutoCloseable {
     static final int MAX_BATCH = 1000;
 
     private final ActorSystem<Void> system;
-    private final BackendServer server;
+    private final FrameServer server;
     private final ContainerIdentity identity;
 
-    private Backend(ActorSystem<Void> system, BackendServer server, ContainerIdentity identity) {
+    private Backend(ActorSystem<Void> system, FrameServer server, ContainerIdentity identity) {
         this.system = system;
         this.server = server;
         this.identity = identity;
@@ -92,8 +93,13 @@ public final class Backend implements AutoCloseable {
         ActorSystem<Void> system = ActorSystem.create(guardian, "opentmr-backend", config);
         try {
             ActorRef<ContainerGateway.Message> gateway = started.get(30, TimeUnit.SECONDS);
-            BackendServer server = BackendServer.start(settings, gateway,
-                    system.scheduler(), new TrackingLog(identity.serial()), clock);
+            TrackingLog tracking = new TrackingLog(identity.serial());
+            FrameServer server = FrameServer.start(settings.address(), settings.port(), settings.maxConnections(),
+                    settings.codecLimits(), () -> new ClientSession(settings, gateway, system.scheduler(), random,
+                            tracking, clock));
+            LOG.info("Backend {} listening on {} (max {} connections, {} requests in flight each)",
+                    identity.serial(), server.localAddress(), settings.maxConnections(),
+                    settings.maxInFlightPerConnection());
             return new Backend(system, server, identity);
         } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
             system.terminate();

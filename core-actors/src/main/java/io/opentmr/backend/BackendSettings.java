@@ -119,14 +119,11 @@ public record BackendSettings(
         return value;
     }
 
-    /** The peer side is on only with a cluster secret. Shared with TMR nodes, which require one. */
+    /** The peer side is on only with a cluster secret. */
     public static Optional<PeerAuth> peerAuth(Config root) {
-        String file = root.hasPath(PeerAuth.SECRET_FILE_KEY) ? root.getString(PeerAuth.SECRET_FILE_KEY) : "";
-        if (file.isBlank()) {
-            return Optional.empty();
-        }
         try {
-            return Optional.of(PeerAuth.fromFile(Path.of(file)));
+            return PeerAuth.fromSetting(root.hasPath(PeerAuth.SECRET_FILE_KEY)
+                    ? root.getString(PeerAuth.SECRET_FILE_KEY) : "");
         } catch (IllegalArgumentException e) {
             throw new ConfigException.BadValue(PeerAuth.SECRET_FILE_KEY, e.getMessage());
         }

@@ -1,9 +1,6 @@
 package io.opentmr.backend;
 
-import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
-import io.netty.channel.SimpleChannelInboundHandler;
-import io.netty.util.concurrent.ScheduledFuture;
 import io.opentmr.license.LicenseUpdate;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
@@ -17,6 +14,7 @@ import io.opentmr.protocol.PeerAuth;
 import io.opentmr.protocol.MessageType;
 import io.opentmr.protocol.Serial;
 import io.opentmr.protocol.ServerKind;
+import io.opentmr.server.FrameSession;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
@@ -26,10 +24,6 @@ import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
-import java.util.concurrent.CompletionException;
-import java.util.concurrent.CompletionStage;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.function.Function;
 import org.apache.pekko.Done;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -41,11 +35,10 @@ import org.slf4j.LoggerFactory;
 
 /**
  * One client connection to a backend: HELLO first, then requests turned into container commands.
- * Replies are written when the container answers, in any order, each with its request id. A
- * connection never has more than the configured number of requests in flight (ERROR 309 beyond), and
- * stops reading while its client does not read its replies, so a slow client only slows itself.
+ * Replies are written when the container answers, in any order, each with its request id; the bound
+ * on requests in flight, the hello deadline and back-pressure are {@link FrameSession}'s.
  */
-final class ClientSession extends SimpleChannelInboundHandler<Frame> {
+final class ClientSession extends FrameSession {
 
     private static final Logger LOG = LoggerFactory.getLogger(ClientSession.class);
 
@@ -57,11 +50,8 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
     private final Serial serial;
     private static final long ACTIVITY_INTERVAL_NANOS = 1_000_000_000L;
 
-    /** Requests asked and not yet answered; only the channel's event loop touches it. */
-    private int inFlight;
     private long lastActivity = System.nanoTime() - ACTIVITY_INTERVAL_NANOS - 1;
     private final Clock clock;
-    private ScheduledFuture<?> helloDeadline;
     private HandleOwner owner;
     /** Set once a TMR node passed the challenge: the connection then carries peer requests only. */
     private String peerNode;
@@ -77,6 +67,8 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
 
     ClientSession(BackendSettings settings, ActorRef<ContainerGateway.Message> gateway, Scheduler scheduler,
                   SecureRandom random, TrackingLog tracking, Clock clock) {
+        super(new FrameSession.Limits(settings.helloTimeout(), settings.requestTimeout(),
+                settings.maxInFlightPerConnection()));
         this.clock = clock;
         this.settings = settings;
         this.gateway = gateway;
@@ -87,43 +79,21 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
     }
 
     @Override
-    public void channelActive(ChannelHandlerContext ctx) {
+    public void channelActive(ChannelHandlerContext ctx) throws Exception {
         peer = String.valueOf(ctx.channel().remoteAddress());
         if (ctx.channel().remoteAddress() instanceof InetSocketAddress remote) {
             peerAddress = remote.getAddress();
             station = peerAddress.getHostAddress();
         }
-        helloDeadline = ctx.executor().schedule(() -> {
-            if (owner == null && peerNode == null) {
-                LOG.info("Closing connection {}: no HELLO within {}", peer, settings.helloTimeout());
-                ctx.close();
-            }
-        }, settings.helloTimeout().toMillis(), TimeUnit.MILLISECONDS);
-        ctx.fireChannelActive();
+        super.channelActive(ctx);
     }
 
     @Override
-    public void channelInactive(ChannelHandlerContext ctx) {
-        if (helloDeadline != null) {
-            helloDeadline.cancel(false);
-        }
+    public void channelInactive(ChannelHandlerContext ctx) throws Exception {
         if (owner != null) {
             LOG.debug("Session {} of {}@{} ({}) closed", owner.sessionId(), owner.user(), owner.host(), peer);
         }
-        ctx.fireChannelInactive();
-    }
-
-    @Override
-    public void channelWritabilityChanged(ChannelHandlerContext ctx) {
-        // Back-pressure: while the client does not take its replies, take no more requests from it.
-        ctx.channel().config().setAutoRead(ctx.channel().isWritable());
-        ctx.fireChannelWritabilityChanged();
-    }
-
-    @Override
-    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-        LOG.info("Closing connection {} after an I/O error: {}", peer, cause.toString());
-        ctx.close();
+        super.channelInactive(ctx);
     }
 
     @Override
@@ -229,14 +199,11 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
                     + denial;
             LOG.warn("Refused HELLO from {}@{} ({}): {}", hello.user(), hello.host(), peer, denial);
             tracking.denial(CmError.ACCESS_DENIED.code(), text, "HELLO", candidate, clock.instant());
-            ctx.writeAndFlush(new Frame(id, new Message.Error(CmError.ACCESS_DENIED, text)))
-                    .addListener(ChannelFutureListener.CLOSE);
+            replyAndClose(ctx, id, new Message.Error(CmError.ACCESS_DENIED, text));
             return;
         }
         owner = candidate;
-        if (helloDeadline != null) {
-            helloDeadline.cancel(false);
-        }
+        helloDone();
         LOG.debug("Session {} opened by {}@{} pid {} ({}, {})", sessionId, hello.user(), hello.host(), hello.pid(),
                 hello.clientName(), peer);
         reply(ctx, id, new Message.HelloOk(ServerKind.BACKEND, sessionId, settings.keepAliveInterval().toMillis(),
@@ -249,9 +216,8 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
         if (settings.peerAuth().isEmpty()) {
             LOG.warn("Refused TMR node {} ({}): this backend has no cluster secret ({})", hello.nodeName(), peer,
                     PeerAuth.SECRET_FILE_KEY);
-            ctx.writeAndFlush(new Frame(id, new Message.Error(CmError.ACCESS_DENIED,
-                    "this backend serves no TMR nodes: it has no cluster secret")))
-                    .addListener(ChannelFutureListener.CLOSE);
+            replyAndClose(ctx, id, new Message.Error(CmError.ACCESS_DENIED,
+                    "this backend serves no TMR nodes: it has no cluster secret"));
             return;
         }
         if (hello.nodeNonce().length() != PeerAuth.NONCE_BYTES) {
@@ -283,15 +249,13 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
         pendingNodeNonce = null;
         if (!PeerAuth.matches(expected, proof.nodeProof().toArray())) {
             LOG.warn("Refused TMR node {} ({}): wrong cluster secret", peerCandidate, peer);
-            ctx.writeAndFlush(new Frame(id, new Message.Error(CmError.TMR_PEER_NOT_AUTHENTICATED,
-                    "wrong proof: the cluster secrets differ"))).addListener(ChannelFutureListener.CLOSE);
+            replyAndClose(ctx, id, new Message.Error(CmError.TMR_PEER_NOT_AUTHENTICATED,
+                    "wrong proof: the cluster secrets differ"));
             return;
         }
         peerNode = peerCandidate;
         peerConnection = new PeerConnection(peerNode, peer, ctx.channel()::isActive);
-        if (helloDeadline != null) {
-            helloDeadline.cancel(false);
-        }
+        helloDone();
         LOG.info("TMR node {} authenticated ({})", peerNode, peer);
         reply(ctx, id, new Message.Ok());
     }
@@ -381,47 +345,23 @@ final class ClientSession extends SimpleChannelInboundHandler<Frame> {
     private <T> void ask(ChannelHandlerContext ctx, int id,
                          org.apache.pekko.japi.function.Function<ActorRef<StatusReply<T>>, Container.Request> command,
                          Function<T, Message> reply) {
-        if (inFlight >= settings.maxInFlightPerConnection()) {
-            error(ctx, id, CmError.REQUEST_OVERLOAD, "more than " + settings.maxInFlightPerConnection()
-                    + " requests in flight on this connection");
-            return;
+        answer(ctx, id, () -> AskPattern.askWithStatus(gateway,
+                replyTo -> new ContainerGateway.Submit(command.apply(replyTo)), settings.requestTimeout(), scheduler),
+                reply);
+    }
+
+    /** A container's refusal is its CodeMeter number; anything else is the plumbing's 100. */
+    @Override
+    protected Message.Error failure(int id, Throwable cause) {
+        if (cause instanceof CmFailure refusal) {
+            return refusal.toMessage();
         }
-        CompletionStage<T> answer = AskPattern.askWithStatus(gateway,
-                replyTo -> new ContainerGateway.Submit(command.apply(replyTo)), settings.requestTimeout(), scheduler);
-        // On the channel's event loop: the reply is written there anyway, and the stage Pekko returns would
-        // otherwise run this on the JDK's default async executor, a new thread per reply on a 2-core machine.
-        inFlight++;
-        answer.whenCompleteAsync((value, failure) -> {
-            inFlight--;
-            if (failure == null) {
-                reply(ctx, id, reply.apply(value));
-                return;
-            }
-            Throwable cause = failure instanceof CompletionException && failure.getCause() != null
-                    ? failure.getCause() : failure;
-            if (cause instanceof CmFailure refusal) {
-                reply(ctx, id, refusal.toMessage());
-            } else if (cause instanceof TimeoutException) {
-                LOG.warn("Request {} of {} not answered within {}", Integer.toUnsignedString(id), who(),
-                        settings.requestTimeout());
-                error(ctx, id, CmError.NETWORK_FAULT, "the server did not answer within " + settings.requestTimeout());
-            } else {
-                LOG.error("Request {} of {} failed", Integer.toUnsignedString(id), who(), cause);
-                error(ctx, id, CmError.NETWORK_FAULT, "the server failed to process the request: " + cause);
-            }
-        }, ctx.executor());
+        return super.failure(id, cause);
     }
 
     /** Who a log line is about: the session, or the TMR node. */
-    private String who() {
+    @Override
+    protected String who() {
         return peerNode != null ? "TMR node " + peerNode + " (" + peer + ")" : "session " + owner.sessionId();
-    }
-
-    private static void reply(ChannelHandlerContext ctx, int id, Message message) {
-        ctx.channel().writeAndFlush(new Frame(id, message), ctx.channel().voidPromise());
-    }
-
-    private static void error(ChannelHandlerContext ctx, int id, CmError error, String text) {
-        reply(ctx, id, new Message.Error(error, text));
     }
 }

@@ -5,5 +5,7 @@
  * actor; every refusal carries its CodeMeter number.
  *
  * <p>It knows the protocol's value types but not their bytes, and nothing of how events are stored.
+ * Its listener and the plumbing its sessions share with the TMR node's are {@code protocol-codec}'s
+ * {@code io.opentmr.server}; it knows nothing of the TMR node ({@code io.opentmr.tmr}).
  */
 package io.opentmr.backend;

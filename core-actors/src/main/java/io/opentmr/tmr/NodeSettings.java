@@ -2,7 +2,6 @@ package io.opentmr.tmr;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
-import io.opentmr.backend.BackendSettings;
 import io.opentmr.protocol.CodecLimits;
 import io.opentmr.protocol.NodeName;
 import io.opentmr.protocol.PeerAuth;
@@ -91,8 +90,14 @@ public record NodeSettings(
             }
             virtualSerial = Optional.of(serial);
         }
-        PeerAuth auth = BackendSettings.peerAuth(root).orElseThrow(() -> new ConfigException.BadValue(
-                PeerAuth.SECRET_FILE_KEY, "a TMR node needs the cluster secret of its backends"));
+        PeerAuth auth;
+        try {
+            auth = PeerAuth.fromSetting(root.getString(PeerAuth.SECRET_FILE_KEY)).orElseThrow(() ->
+                    new ConfigException.BadValue(PeerAuth.SECRET_FILE_KEY,
+                            "a TMR node needs the cluster secret of its backends"));
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException.BadValue(PeerAuth.SECRET_FILE_KEY, e.getMessage());
+        }
         String name = c.getString("name").strip();
         if (name.isEmpty()) {
             throw new ConfigException.BadValue(PATH + ".name", "must name this node (e.g. node-a): the backends "

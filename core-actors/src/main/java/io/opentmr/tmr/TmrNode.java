@@ -4,11 +4,11 @@ import com.typesafe.config.Config;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.nio.NioEventLoopGroup;
 import io.netty.util.concurrent.DefaultThreadFactory;
-import io.opentmr.backend.BackendServer;
 import io.opentmr.peer.PeerConnection;
 import io.opentmr.peer.PeerOptions;
 import io.opentmr.protocol.PeerAuth;
 import io.opentmr.protocol.Serial;
+import io.opentmr.server.FrameServer;
 import io.opentmr.tmr.backend.BackendWatcher;
 import io.opentmr.tmr.backend.PeerGroup;
 import io.opentmr.tmr.backend.PeerLink;
@@ -51,14 +51,14 @@ public final class TmrNode implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(TmrNode.class);
 
     private final ActorSystem<Void> system;
-    private final BackendServer server;
+    private final FrameServer server;
     private final EventLoopGroup peerLoop;
     private final Serial serial;
 
     private final NodeStatus status;
     private final PeerGroup peers;
 
-    private TmrNode(ActorSystem<Void> system, BackendServer server, EventLoopGroup peerLoop, Serial serial,
+    private TmrNode(ActorSystem<Void> system, FrameServer server, EventLoopGroup peerLoop, Serial serial,
                     NodeStatus status, PeerGroup peers) {
         this.peers = peers;
         this.system = system;
@@ -135,7 +135,7 @@ public final class TmrNode implements AutoCloseable {
         ActorSystem<Void> system = ActorSystem.create(guardian, "opentmr-node", config);
         try {
             ActorRef<VirtualContainer.Command> container = containerRef.get(30, TimeUnit.SECONDS);
-            BackendServer server = BackendServer.start(settings.address(), settings.port(), settings.maxConnections(),
+            FrameServer server = FrameServer.start(settings.address(), settings.port(), settings.maxConnections(),
                     settings.codecLimits(), () -> new TmrSession(settings, status, serial, container,
                             system.scheduler(), random));
             LOG.info("TMR node {} listening on {} with virtual container {} over backends {}", settings.nodeName(),

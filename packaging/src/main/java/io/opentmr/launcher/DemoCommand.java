@@ -214,7 +214,7 @@ final class DemoCommand implements Callable<Integer> {
                 "  ./tmr client --server " + server + " units --firm " + DemoLicenses.FIRM + " --product "
                         + DemoLicenses.UNITS.product() + " --decrement 5",
                 "  kill -9 " + backend2 + "     # backend-2 down: the licenses stay, 2 of 3 copies are left",
-                "  kill -9 " + backend3 + "     # backend-3 down too: access is refused with error 130",
+                "  kill -9 " + backend3 + "     # backend-3 down too: no lease, the node answers NOT_ACTIVE (TMR_STANDBY)",
                 "  ./tmr bench --demo " + dir + " --duration 10s     # TMR node against one backend directly",
                 "");
     }

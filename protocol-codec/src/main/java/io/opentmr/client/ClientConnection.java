@@ -17,7 +17,9 @@ import io.opentmr.protocol.FrameClients;
 import io.opentmr.protocol.Message;
 import io.opentmr.protocol.ServerKind;
 import java.net.InetSocketAddress;
+import java.security.SecureRandom;
 import java.time.Duration;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -31,7 +33,6 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.Semaphore;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -69,13 +70,26 @@ final class ClientConnection {
     /** Extra wait of a caller thread beyond the I/O thread's own timer, which normally fires first. */
     private static final long CALLER_SLACK_NANOS = TimeUnit.SECONDS.toNanos(1);
 
+    /**
+     * RESUMEs sent at once on a new connection: below the servers' default bound on requests in flight
+     * per connection (64), and halved on each 309 for a server configured tighter.
+     */
+    private static final int RESUME_WINDOW = 32;
+
+    /**
+     * Request ids of every connection of this process. A node recognises a repeated ACCESS by the
+     * client's address, host, user and pid plus the request id; all clients of one process share the
+     * first four, so they must not share an id while a request may still be repeated. The random start
+     * keeps a restarted process (which may get the same pid) clear of its predecessor's ids.
+     */
+    private static final AtomicInteger NEXT_REQUEST_ID = new AtomicInteger(new SecureRandom().nextInt());
+
     private final TmrClientOptions options;
     private final Message.Hello hello;
     private final EventLoopGroup group;
     private final EventLoop loop;
     private final Bootstrap bootstrap;
     private final Semaphore permits;
-    private final AtomicInteger nextRequestId = new AtomicInteger(ThreadLocalRandom.current().nextInt());
     private final AtomicBoolean closing = new AtomicBoolean();
     private final CompletableFuture<Void> firstSession = new CompletableFuture<>();
 
@@ -94,6 +108,8 @@ final class ClientConnection {
     private InetSocketAddress redirect;
     private InetSocketAddress lastConnected;
     private CmException lastConnectError;
+    /** Why the last connection attempt failed, for the error of requests that found no session. */
+    private String lastAttemptFailure;
     private ScheduledFuture<?> keepAliveTask;
 
     // ------------------------------------------------ read by any thread
@@ -165,7 +181,7 @@ final class ClientConnection {
             return CompletableFuture.failedFuture(new CmException(CmError.REQUEST_OVERLOAD,
                     "the client already has " + options.maxInFlight() + " requests in flight (maxInFlight)"));
         }
-        Pending<T> p = new Pending<>(nextRequestId.getAndIncrement(), request, retryable, true, handle, onReply,
+        Pending<T> p = new Pending<>(NEXT_REQUEST_ID.getAndIncrement(), request, retryable, true, handle, onReply,
                 options.requestTimeout());
         submit(p);
         return p.future;
@@ -263,7 +279,7 @@ final class ClientConnection {
     }
 
     private Pending<Message> sendInternal(Message request, LicenseHandle handle, Channel ch, Duration timeout) {
-        Pending<Message> p = new Pending<>(nextRequestId.getAndIncrement(), request, false, false, handle,
+        Pending<Message> p = new Pending<>(NEXT_REQUEST_ID.getAndIncrement(), request, false, false, handle,
                 Function.identity(), timeout);
         pending.put(p.requestId, p);
         p.timer = loop.schedule(() -> timedOut(p), timeout.toNanos(), TimeUnit.NANOSECONDS);
@@ -293,19 +309,26 @@ final class ClientConnection {
             onUnexpectedFrame(ch, frame);
             return;
         }
-        if (frame.message() instanceof Message.NotActive notActive && p.counted) {
-            leaveDemotedNode(ch, p, notActive.activeAddress());
+        if (frame.message() instanceof Message.NotActive notActive && (p.counted || ready)) {
+            if (p.counted) {
+                // Not carried out: sent again, whatever its kind, once a node serves.
+                p.sentOn = null;
+            } else {
+                complete(p, notActive);
+            }
+            leaveNotActiveNode(ch, p, notActive.activeAddress());
             return;
         }
         complete(p, frame.message());
     }
 
     /**
-     * A node that lost the active role answers requests with NOT_ACTIVE. The request was not carried
-     * out, so it is sent again, whatever its kind, on the connection to the active node.
+     * A node that lost the active role, or is not ready to serve (restarting, recovering, reconciling,
+     * without a lease certificate), answers requests with NOT_ACTIVE. Whatever the request, also a
+     * KEEPALIVE, the client leaves it: staying would keep its handles' keep-alives away from the node
+     * that serves them, which would reclaim them.
      */
-    private void leaveDemotedNode(Channel ch, Pending<?> p, String activeAddress) {
-        p.sentOn = null;
+    private void leaveNotActiveNode(Channel ch, Pending<?> p, String activeAddress) {
         if (!activeAddress.isEmpty()) {
             try {
                 redirect = TmrClientOptions.parseAddress(activeAddress);
@@ -313,7 +336,7 @@ final class ClientConnection {
                 LOG.debug("NOT_ACTIVE named an unusable address: {}", e.getMessage());
             }
         }
-        LOG.warn("{} answered {} with NOT_ACTIVE: it is no longer the active node; reconnecting via {}",
+        LOG.warn("{} answered {} with NOT_ACTIVE: it is not the active node or not ready; reconnecting via {}",
                 show(lastConnected), p.request.type(), redirect != null ? show(redirect) : configured());
         ch.close();
     }
@@ -376,7 +399,8 @@ final class ClientConnection {
             return new CmException(lastConnectError.code(), lastConnectError.text(), lastConnectError);
         }
         return new CmException(CmError.SERVER_NOT_FOUND, "no license server answered at " + configured()
-                + " within " + timeout.toMillis() + " ms");
+                + " within " + timeout.toMillis() + " ms" + (lastAttemptFailure == null ? ""
+                : " (last attempt: " + lastAttemptFailure + ")"));
     }
 
     /**
@@ -504,7 +528,7 @@ final class ClientConnection {
 
     private void followNotActive(InetSocketAddress standby, boolean redirected, String activeAddress) {
         if (activeAddress.isEmpty() || redirectsInRound >= MAX_REDIRECTS_PER_ROUND) {
-            attemptFailed(standby, redirected, "standby, active node "
+            attemptFailed(standby, redirected, "NOT_ACTIVE: a standby, or a node not ready to serve yet; active node "
                     + (activeAddress.isEmpty() ? "unknown" : activeAddress + " (too many redirects)"));
             return;
         }
@@ -534,6 +558,7 @@ final class ClientConnection {
 
     private void attemptFailed(InetSocketAddress target, boolean redirected, String reason) {
         LOG.debug("Connection attempt to {} failed: {}", show(target), reason);
+        lastAttemptFailure = show(target) + ": " + reason;
         if (closed) {
             return;
         }
@@ -557,33 +582,117 @@ final class ClientConnection {
     }
 
     private void resumeHandles(Channel ch, InetSocketAddress target, boolean redirected, Message.HelloOk ok) {
-        List<LicenseHandle> toResume = new ArrayList<>(handles.values());
-        List<CompletableFuture<Message>> answers = new ArrayList<>(toResume.size());
-        for (LicenseHandle handle : toResume) {
-            answers.add(sendInternal(new Message.Resume(handle.handleId(), handle.resumeToken()), ch,
-                    options.requestTimeout()).future);
+        new Resumption(ch, target, redirected, ok).sendMore();
+    }
+
+    /**
+     * The RESUME of every open handle on a new connection, before the session counts as ready. Only
+     * ERROR 106 (unknown handle, wrong token) loses a handle. Any other outcome leaves every handle
+     * open: 309 is paced (fewer RESUMEs at once, then again on this connection); NOT_ACTIVE (a node not
+     * ready to serve, or not the active one), any other ERROR, a timeout or a lost connection fail this
+     * connection attempt, and the reconnect loop RESUMEs them all again on the next one.
+     */
+    private final class Resumption {
+        private final Channel ch;
+        private final InetSocketAddress target;
+        private final boolean redirected;
+        private final Message.HelloOk ok;
+        private final ArrayDeque<LicenseHandle> waiting;
+        private int window = RESUME_WINDOW;
+        private int inFlight;
+        private int resumed;
+        private int lost;
+        private boolean over;
+
+        Resumption(Channel ch, InetSocketAddress target, boolean redirected, Message.HelloOk ok) {
+            this.ch = ch;
+            this.target = target;
+            this.redirected = redirected;
+            this.ok = ok;
+            this.waiting = new ArrayDeque<>(handles.values());
         }
-        CompletableFuture.allOf(answers.toArray(new CompletableFuture<?>[0])).whenCompleteAsync((done, error) -> {
+
+        void sendMore() {
+            if (over) {
+                return;
+            }
             if (closed) {
+                over = true;
                 ch.close();
                 return;
             }
-            if (error != null || channel != ch) {
-                abandon(ch);
-                attemptFailed(target, redirected, "RESUME did not complete: " + (error == null ? "connection lost"
-                        : error.getMessage()));
+            if (channel != ch || !ch.isActive()) {
+                failed("connection lost during RESUME");
                 return;
             }
-            int lost = 0;
-            for (int i = 0; i < toResume.size(); i++) {
-                Message answer = answers.get(i).join();
-                if (!(answer instanceof Message.AccessOk)) {
-                    invalidate(toResume.get(i), target, answer);
-                    lost++;
+            while (inFlight < window && !waiting.isEmpty()) {
+                LicenseHandle handle = waiting.poll();
+                if (handles.get(handle.handleId()) != handle) {
+                    continue;
                 }
+                inFlight++;
+                sendInternal(new Message.Resume(handle.handleId(), handle.resumeToken()), ch, options.requestTimeout())
+                        .future.whenCompleteAsync((answer, error) -> answered(handle, answer, error), loop);
             }
-            sessionReady(ch, target, ok, toResume.size() - lost, lost);
-        }, loop);
+            if (inFlight == 0 && waiting.isEmpty()) {
+                over = true;
+                sessionReady(ch, target, ok, resumed, lost);
+            }
+        }
+
+        private void answered(LicenseHandle handle, Message answer, Throwable error) {
+            if (over) {
+                return;
+            }
+            inFlight--;
+            if (error != null) {
+                failed("RESUME did not complete: " + error.getMessage());
+            } else if (answer instanceof Message.AccessOk) {
+                resumed++;
+                sendMore();
+            } else if (answer instanceof Message.Error refusal && refusal.code() == CmError.INVALID_HANDLE.code()) {
+                invalidate(handle, target, answer);
+                lost++;
+                sendMore();
+            } else if (answer instanceof Message.Error refusal && refusal.code() == CmError.REQUEST_OVERLOAD.code()) {
+                overloaded(handle);
+            } else if (answer instanceof Message.NotActive notActive) {
+                over = true;
+                LOG.info("{} answered RESUME of handle {} with NOT_ACTIVE: not ready to serve yet; handles kept, "
+                        + "trying again", show(target), Long.toUnsignedString(handle.handleId()));
+                abandon(ch);
+                followNotActive(target, redirected, notActive.activeAddress());
+            } else {
+                String why = answer instanceof Message.Error refusal
+                        ? "RESUME refused with " + refusal.code() + ": " + refusal.text()
+                        : "unexpected answer to RESUME: " + answer.type();
+                LOG.info("{} could not resume handle {} now ({}); handles kept, trying again", show(target),
+                        Long.toUnsignedString(handle.handleId()), why);
+                failed(why);
+            }
+        }
+
+        /** 309: the server takes fewer requests at once than we sent. Fewer, and this one again. */
+        private void overloaded(LicenseHandle handle) {
+            waiting.addFirst(handle);
+            if (inFlight > 0) {
+                // The answers still to come make room; the next is sent then.
+                window = Math.max(1, window / 2);
+                return;
+            }
+            if (window == 1) {
+                failed("RESUME refused with 309 even one at a time");
+                return;
+            }
+            window = Math.max(1, window / 2);
+            loop.schedule(this::sendMore, options.reconnectBackoffMin().toNanos(), TimeUnit.NANOSECONDS);
+        }
+
+        private void failed(String reason) {
+            over = true;
+            abandon(ch);
+            attemptFailed(target, redirected, reason);
+        }
     }
 
     private void invalidate(LicenseHandle handle, InetSocketAddress target, Message answer) {
@@ -608,6 +717,7 @@ final class ClientConnection {
         ready = true;
         lastConnected = target;
         lastConnectError = null;
+        lastAttemptFailure = null;
         backoffMillis = options.reconnectBackoffMin().toMillis();
         failuresInRound = 0;
         redirectsInRound = 0;

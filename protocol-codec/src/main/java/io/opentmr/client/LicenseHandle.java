@@ -18,8 +18,9 @@ import java.util.function.Function;
  * {@code try}-with-resources.
  *
  * <p>The handle survives reconnects and fail-overs: the client RESUMEs it on the new connection with
- * its id and resume token, both unchanged. If the server refuses that RESUME (the handle was reclaimed
- * or the token is wrong), the handle becomes invalid and every later call throws 106.
+ * its id and resume token, both unchanged. Only a RESUME answered 106 (the handle was reclaimed or the
+ * token is wrong) makes the handle invalid, and every later call throws 106; any other failed RESUME
+ * (a node not ready yet, an overloaded server, a timeout) is tried again on a later connection.
  *
  * <p>Thread-safe: several threads may use one handle.
  */

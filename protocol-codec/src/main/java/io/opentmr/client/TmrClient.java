@@ -42,11 +42,21 @@ import java.util.List;
  * token. Then it repeats the requests whose answer was lost, with their original request id: ACCESS,
  * RELEASE, GET_INFO, LIST_CONTAINERS, CRYPT and DECREMENT_UNITS (which also carries an operation id that
  * stays the same). BORROW and RETURN are not repeated; they fail with {@link CmError#NETWORK_FAULT}
- * (100). A node that answers a request with NOT_ACTIVE (it lost the active role) is left the same way,
- * and that request, which it did not carry out, is sent again to the active node whatever its kind.
- * Requests made while no connection is up wait for one; if none comes within the request
- * timeout they fail with {@link CmError#SERVER_NOT_FOUND} (101), or with the error a server refused
- * HELLO with.
+ * (100). Request ids come from one counter for the whole process, so two clients of one program never
+ * send the same id while either may still repeat it.
+ *
+ * <p><b>A node that is not ready.</b> A TMR node that is not the active one, or is not ready to serve
+ * (restarting, recovering its journal, reconciling with its backends, without a lease certificate),
+ * answers HELLO and every request with NOT_ACTIVE, naming the active node's address when it knows it.
+ * The client treats that answer as "not now": it leaves the node (also when a KEEPALIVE is answered
+ * so), follows the address if there is one, and otherwise keeps trying its addresses with backoff; the
+ * request, which was not carried out, is sent again whatever its kind. A RESUME is never the end of a
+ * handle unless the server answers it with 106 (unknown handle, wrong token): answered NOT_ACTIVE, 309,
+ * 100 or any other error, timed out or cut off, the handle stays open and is resumed on a later
+ * connection. Requests made while no session is up wait for one; if none comes within the request
+ * timeout they fail with {@link CmError#SERVER_NOT_FOUND} (101), whose text says why the last attempt
+ * failed, or with the error a server refused HELLO with. Every other answer is the caller's: a 130
+ * (TMR quorum lost) or a server's own 309 or 100 is not repeated.
  */
 public final class TmrClient implements AutoCloseable {
 

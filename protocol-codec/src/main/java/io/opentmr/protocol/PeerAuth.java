@@ -6,6 +6,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.GeneralSecurityException;
 import java.security.MessageDigest;
+import java.util.Optional;
 import javax.crypto.Mac;
 import javax.crypto.spec.SecretKeySpec;
 
@@ -26,6 +27,19 @@ public final class PeerAuth {
 
     private PeerAuth(byte[] secret) {
         this.secret = secret;
+    }
+
+    /**
+     * The cluster secret as configured: {@code secretFile} is the value of {@value #SECRET_FILE_KEY}
+     * (a backend and a node read the same key); blank means no secret, so no peers.
+     *
+     * @throws IllegalArgumentException naming the file and what is wrong with it
+     */
+    public static Optional<PeerAuth> fromSetting(String secretFile) {
+        if (secretFile == null || secretFile.isBlank()) {
+            return Optional.empty();
+        }
+        return Optional.of(fromFile(Path.of(secretFile)));
     }
 
     /**

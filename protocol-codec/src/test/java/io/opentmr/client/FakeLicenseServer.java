@@ -72,6 +72,7 @@ final class FakeLicenseServer implements AutoCloseable {
     private ServerKind kind = ServerKind.BACKEND;
     private long keepAliveMillis = 10_000;
     private boolean refuseResume;
+    private int maxInFlight;
 
     private NioEventLoopGroup group;
     private Channel serverChannel;
@@ -175,6 +176,14 @@ final class FakeLicenseServer implements AutoCloseable {
         withLock(() -> refuseResume = refuse);
     }
 
+    /**
+     * Like a real server's bound on requests in flight per connection: a request that arrives while
+     * {@code max} delayed replies of its connection are outstanding is answered 309 at once. 0: no bound.
+     */
+    void maxInFlight(int max) {
+        withLock(() -> maxInFlight = max);
+    }
+
     // ---------------------------------------------------------------- what happened
 
     List<Integer> requestIds(MessageType type) {
@@ -268,6 +277,8 @@ final class FakeLicenseServer implements AutoCloseable {
 
         private long sessionId;
         private String client;
+        /** Delayed replies not written yet; only the connection's event loop touches it. */
+        private int outstanding;
 
         @Override
         protected void channelRead0(ChannelHandlerContext ctx, Frame frame) {
@@ -280,6 +291,11 @@ final class FakeLicenseServer implements AutoCloseable {
             try {
                 requestIds.computeIfAbsent(type, t -> new ArrayList<>()).add(frame.requestId());
                 received.signalAll();
+                if (maxInFlight > 0 && outstanding >= maxInFlight) {
+                    ctx.writeAndFlush(new Frame(frame.requestId(), error(CmError.REQUEST_OVERLOAD,
+                            "more than " + maxInFlight + " requests in flight on this connection")));
+                    return;
+                }
                 reply = answer(frame);
                 dropAndClose = dropAndCloseOnce.remove(type);
                 silent = neverAnswer.contains(type);
@@ -292,8 +308,11 @@ final class FakeLicenseServer implements AutoCloseable {
             } else if (silent) {
                 return;
             } else if (delay != null) {
-                ctx.executor().schedule(() -> ctx.writeAndFlush(new Frame(frame.requestId(), reply)),
-                        delay.toNanos(), TimeUnit.NANOSECONDS);
+                outstanding++;
+                ctx.executor().schedule(() -> {
+                    outstanding--;
+                    ctx.writeAndFlush(new Frame(frame.requestId(), reply));
+                }, delay.toNanos(), TimeUnit.NANOSECONDS);
             } else {
                 ctx.writeAndFlush(new Frame(frame.requestId(), reply));
             }

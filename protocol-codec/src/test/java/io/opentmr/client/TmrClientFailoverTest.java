@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.CryptDirection;
 import io.opentmr.protocol.Message;
@@ -14,6 +15,7 @@ import io.opentmr.protocol.MessageType;
 import io.opentmr.protocol.ServerKind;
 import io.opentmr.protocol.testing.NoLeaks;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -22,6 +24,8 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** Connection loss: reconnect, RESUME, NOT_ACTIVE, and requests repeated with their request id. */
 @ExtendWith(NoLeaks.class)
@@ -89,6 +93,113 @@ class TmrClientFailoverTest {
         assertEquals(0, client.openHandles());
         try (LicenseHandle fresh = client.access(FIRM, PRODUCT)) {
             assertEquals(fresh.handleId(), fresh.info().handleId(), "the client itself still works");
+        }
+    }
+
+    @ParameterizedTest(name = "RESUME answered {0}")
+    @ValueSource(ints = {309, 100, 130})
+    void aResumeRefusedForAnyReasonBut106KeepsTheHandleAndIsTriedAgain(int code) {
+        LicenseHandle handle = client.access(FIRM, PRODUCT);
+        server.errorOnce(MessageType.RESUME, code);
+        server.stop();
+        server.restart();
+        assertEquals(handle.handleId(), handle.info().handleId(), "the handle works after the second RESUME");
+        assertTrue(handle.isOpen());
+        assertEquals(2, server.received(MessageType.RESUME));
+        assertEquals(1, client.openHandles());
+        assertEquals(1, server.inUse(PRODUCT), "resumed, not granted a second time");
+    }
+
+    @Test
+    void aResumeAnsweredNotActiveByANodeThatIsNotReadyKeepsTheHandle() {
+        LicenseHandle handle = client.access(FIRM, PRODUCT);
+        // Restarting: the node said HELLO_OK, then found it is not ready to serve yet (journal, reconciling).
+        server.answerOnceWith(MessageType.RESUME, new Message.NotActive(""));
+        server.stop();
+        server.restart();
+        assertEquals(handle.handleId(), handle.info().handleId());
+        assertTrue(handle.isOpen());
+        assertEquals(2, server.received(MessageType.RESUME));
+        assertTrue(server.received(MessageType.HELLO) >= 3, "the not-ready node was left and asked again");
+    }
+
+    @Test
+    void aResumeWhoseConnectionBreaksKeepsTheHandle() {
+        LicenseHandle handle = client.access(FIRM, PRODUCT);
+        server.dropReplyAndCloseOnce(MessageType.RESUME);
+        server.stop();
+        server.restart();
+        assertEquals(handle.handleId(), handle.info().handleId());
+        assertEquals(2, server.received(MessageType.RESUME));
+    }
+
+    @Test
+    void moreHandlesThanTheServerTakesRequestsInFlightAreAllResumed() {
+        List<LicenseHandle> handles = new ArrayList<>();
+        for (int i = 0; i < 40; i++) {
+            handles.add(client.access(FIRM, PRODUCT, 0, AccessMode.NOUSERLIMIT));
+        }
+        server.maxInFlight(3);
+        server.delay(MessageType.RESUME, Duration.ofMillis(5));
+        server.stop();
+        server.restart();
+        for (LicenseHandle handle : handles) {
+            assertEquals(handle.handleId(), handle.info().handleId());
+            assertTrue(handle.isOpen());
+        }
+        assertEquals(40, client.openHandles());
+    }
+
+    @Test
+    void aNodeThatIsNotReadyIsAskedAgainUntilItServes() throws Exception {
+        LicenseHandle handle = client.access(FIRM, PRODUCT);
+        server.stop();
+        server.answerHelloWith(new Message.NotActive(""));
+        server.restart();
+        CompletableFuture<Long> decrement = CompletableFuture.supplyAsync(() -> handle.decrementUnits(10));
+        assertTrue(server.awaitReceived(MessageType.HELLO, 4, Duration.ofSeconds(5)), "asked again and again");
+        assertFalse(decrement.isDone(), "the request waits for the node instead of failing");
+        server.answerHelloWith(null);
+        assertEquals(90, decrement.get(10, TimeUnit.SECONDS));
+        assertTrue(handle.isOpen());
+        assertEquals(1, server.received(MessageType.RESUME));
+    }
+
+    @Test
+    void connectingToANodeThatIsNotReadyFailsWith101SayingSo() {
+        server.answerHelloWith(new Message.NotActive(""));
+        CmException e = assertCode(CmError.SERVER_NOT_FOUND, () -> TmrClient.connect(options(server.address())
+                .connectTimeout(Duration.ofMillis(500)).build()));
+        assertTrue(e.text().contains("NOT_ACTIVE"), e.text());
+        assertTrue(server.received(MessageType.HELLO) >= 3, "asked more than once within the connect timeout");
+    }
+
+    @Test
+    void aRequestAnsweredNotActiveByTheOnlyNodeIsSentAgainOnceItServes() {
+        server.answerOnceWith(MessageType.ACCESS, new Message.NotActive(""));
+        try (LicenseHandle handle = client.access(FIRM, PRODUCT)) {
+            List<Integer> ids = server.requestIds(MessageType.ACCESS);
+            assertEquals(2, ids.size());
+            assertEquals(ids.get(0), ids.get(1), "the same request id");
+            assertEquals(1, server.inUse(PRODUCT));
+            assertEquals(handle.handleId(), handle.info().handleId());
+        }
+    }
+
+    @Test
+    void aKeepAliveAnsweredNotActiveMovesTheSessionAndItsHandlesToTheActive() throws Exception {
+        server.serverKind(ServerKind.TMR_ACTIVE);
+        server.keepAliveMillis(30);
+        try (FakeLicenseServer twin = server.startTwin("node-b");
+             TmrClient watchful = TmrClient.connect(options(server.address()).build())) {
+            twin.serverKind(ServerKind.TMR_ACTIVE);
+            LicenseHandle handle = watchful.access(FIRM, PRODUCT);
+            // Keep-alives that go on reaching a demoted node would let the active one reclaim the handles.
+            server.answerOnceWith(MessageType.KEEPALIVE, new Message.NotActive(twin.address()));
+            assertTrue(twin.awaitReceived(MessageType.RESUME, 1, Duration.ofSeconds(5)),
+                    "the client left the node that answered KEEPALIVE with NOT_ACTIVE");
+            assertEquals(handle.handleId(), handle.info().handleId());
+            assertEquals(twin.port(), watchful.connectedAddress().getPort());
         }
     }
 

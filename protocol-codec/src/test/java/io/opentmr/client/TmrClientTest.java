@@ -80,6 +80,23 @@ class TmrClientTest {
     }
 
     @Test
+    void requestIdsComeFromOneCounterForTheWholeProcess() {
+        // A node recognises a repeated ACCESS by the client's address, host, user and pid plus its request id.
+        // Two clients of one process share all but the id, so no two of their requests may share one either.
+        try (TmrClient second = TmrClient.connect(options(server.address()).build())) {
+            client.listContainers();
+            second.listContainers();
+            client.listContainers();
+            List<Integer> ids = server.requestIds(MessageType.LIST_CONTAINERS);
+            assertEquals(3, ids.size());
+            for (int i = 1; i < ids.size(); i++) {
+                int step = ids.get(i) - ids.get(i - 1);
+                assertTrue(step > 0 && step < 10, "ids follow each other across clients: " + ids);
+            }
+        }
+    }
+
+    @Test
     void listsContainers() {
         List<ContainerInfo> containers = client.listContainers();
         assertEquals(1, containers.size());

@@ -1,14 +1,13 @@
 package io.opentmr.tmr.server;
 
-import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
-import io.netty.channel.SimpleChannelInboundHandler;
 import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.Frame;
 import io.opentmr.protocol.Message;
 import io.opentmr.protocol.MessageType;
 import io.opentmr.protocol.Serial;
 import io.opentmr.protocol.ServerKind;
+import io.opentmr.server.FrameSession;
 import io.opentmr.tmr.NodeSettings;
 import io.opentmr.tmr.NodeStatus;
 import io.opentmr.tmr.VirtualContainer;
@@ -19,17 +18,11 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.CompletionException;
-import java.util.concurrent.CompletionStage;
-import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.function.Function;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Scheduler;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * One client connection to the TMR node. HELLO is answered TMR_ACTIVE only while the node serves
@@ -38,9 +31,8 @@ import org.slf4j.LoggerFactory;
  * the license; every request on a handle this session holds goes to that handle's license directly (the
  * license is named in the grant), and the typed answer is turned into the wire message here.
  */
-public final class TmrSession extends SimpleChannelInboundHandler<Frame> {
+public final class TmrSession extends FrameSession {
 
-    private static final Logger LOG = LoggerFactory.getLogger(TmrSession.class);
     private static final long ACTIVITY_INTERVAL_NANOS = TimeUnit.SECONDS.toNanos(1);
 
     private final NodeSettings settings;
@@ -58,12 +50,12 @@ public final class TmrSession extends SimpleChannelInboundHandler<Frame> {
     private String user;
     private String host;
     private long pid;
-    private int inFlight;
     private long lastActivity;
-    private ScheduledFuture<?> helloDeadline;
 
     public TmrSession(NodeSettings settings, NodeStatus status, Serial virtualSerial,
                       ActorRef<VirtualContainer.Command> container, Scheduler scheduler, SecureRandom random) {
+        super(new FrameSession.Limits(settings.helloTimeout(), settings.requestTimeout(),
+                settings.maxInFlightPerConnection()));
         this.settings = settings;
         this.status = status;
         this.virtualSerial = virtualSerial;
@@ -74,38 +66,11 @@ public final class TmrSession extends SimpleChannelInboundHandler<Frame> {
     }
 
     @Override
-    public void channelActive(ChannelHandlerContext ctx) {
+    public void channelActive(ChannelHandlerContext ctx) throws Exception {
         if (ctx.channel().remoteAddress() instanceof InetSocketAddress remote) {
             station = remote.getAddress().getHostAddress();
         }
-        helloDeadline = ctx.executor().schedule(() -> {
-            if (!helloDone) {
-                LOG.info("Closing connection {}: no HELLO within {}", ctx.channel().remoteAddress(),
-                        settings.helloTimeout());
-                ctx.close();
-            }
-        }, settings.helloTimeout().toMillis(), TimeUnit.MILLISECONDS);
-        ctx.fireChannelActive();
-    }
-
-    @Override
-    public void channelInactive(ChannelHandlerContext ctx) {
-        if (helloDeadline != null) {
-            helloDeadline.cancel(false);
-        }
-        ctx.fireChannelInactive();
-    }
-
-    @Override
-    public void channelWritabilityChanged(ChannelHandlerContext ctx) {
-        ctx.channel().config().setAutoRead(ctx.channel().isWritable());
-        ctx.fireChannelWritabilityChanged();
-    }
-
-    @Override
-    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-        LOG.info("Closing connection {} after an I/O error: {}", ctx.channel().remoteAddress(), cause.toString());
-        ctx.close();
+        super.channelActive(ctx);
     }
 
     @Override
@@ -116,12 +81,11 @@ public final class TmrSession extends SimpleChannelInboundHandler<Frame> {
             if (message instanceof Message.Hello hello) {
                 if (!status.serving()) {
                     // Not serving (restarting, reconciling, or without the lease): the client comes back later.
-                    ctx.channel().writeAndFlush(new Frame(id, new Message.NotActive(status.activeAddress())))
-                            .addListener(ChannelFutureListener.CLOSE);
+                    replyAndClose(ctx, id, new Message.NotActive(status.activeAddress()));
                     return;
                 }
                 helloDone = true;
-                helloDeadline.cancel(false);
+                helloDone();
                 sessionId = random.nextLong();
                 host = hello.host();
                 user = hello.user();
@@ -256,39 +220,11 @@ public final class TmrSession extends SimpleChannelInboundHandler<Frame> {
     private <C, R> void ask(ChannelHandlerContext ctx, int id, ActorRef<C> target,
                             org.apache.pekko.japi.function.Function<ActorRef<R>, C> command,
                             Function<R, Message> onAnswer) {
-        if (inFlight >= settings.maxInFlightPerConnection()) {
-            error(ctx, id, CmError.REQUEST_OVERLOAD, "more than " + settings.maxInFlightPerConnection()
-                    + " requests in flight on this connection");
-            return;
-        }
-        inFlight++;
-        CompletionStage<R> answer = AskPattern.ask(target, command::apply, settings.requestTimeout(), scheduler);
-        // On the channel's event loop: the session's state is touched there only, and the reply is written there.
-        answer.whenCompleteAsync((value, failure) -> {
-            inFlight--;
-            if (failure == null) {
-                reply(ctx, id, onAnswer.apply(value));
-                return;
-            }
-            Throwable cause = failure instanceof CompletionException && failure.getCause() != null
-                    ? failure.getCause() : failure;
-            if (cause instanceof TimeoutException) {
-                LOG.warn("Request {} of session {} not answered within {}", Integer.toUnsignedString(id),
-                        Long.toUnsignedString(sessionId), settings.requestTimeout());
-                error(ctx, id, CmError.NETWORK_FAULT, "the TMR node did not answer within " + settings.requestTimeout());
-            } else {
-                LOG.error("Request {} of session {} failed", Integer.toUnsignedString(id),
-                        Long.toUnsignedString(sessionId), cause);
-                error(ctx, id, CmError.NETWORK_FAULT, "the TMR node failed to process the request: " + cause);
-            }
-        }, ctx.executor());
+        answer(ctx, id, () -> AskPattern.ask(target, command::apply, settings.requestTimeout(), scheduler), onAnswer);
     }
 
-    private static void reply(ChannelHandlerContext ctx, int id, Message message) {
-        ctx.channel().writeAndFlush(new Frame(id, message), ctx.channel().voidPromise());
-    }
-
-    private static void error(ChannelHandlerContext ctx, int id, CmError error, String text) {
-        reply(ctx, id, new Message.Error(error, text));
+    @Override
+    protected String who() {
+        return "session " + Long.toUnsignedString(sessionId);
     }
 }

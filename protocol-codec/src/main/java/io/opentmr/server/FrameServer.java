@@ -1,10 +1,10 @@
-package io.opentmr.backend;
+package io.opentmr.server;
 
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.Channel;
-import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
@@ -22,49 +22,40 @@ import io.opentmr.protocol.FrameDecoder;
 import io.opentmr.protocol.FrameEncoder;
 import io.opentmr.protocol.Message;
 import java.net.InetSocketAddress;
-import java.security.SecureRandom;
-import java.time.Clock;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
-import org.apache.pekko.actor.typed.ActorRef;
-import org.apache.pekko.actor.typed.Scheduler;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-/** The listener on port 22350 of a backend (one {@link ClientSession} per connection) or a TMR node, bounded in number. */
-public final class BackendServer implements AutoCloseable {
+/**
+ * A listener of the protocol, for a backend or a TMR node: per connection the frame codec and a fresh
+ * session handler (usually a {@link FrameSession}), at most {@code maxConnections} at once; the next
+ * one is told 309 and closed. The server counterpart of {@link io.opentmr.protocol.FrameClients}.
+ */
+public final class FrameServer implements AutoCloseable {
 
-    private static final Logger LOG = LoggerFactory.getLogger(BackendServer.class);
+    private static final Logger LOG = LoggerFactory.getLogger(FrameServer.class);
 
     private final EventLoopGroup boss;
     private final EventLoopGroup workers;
     private final Channel listener;
 
-    private BackendServer(EventLoopGroup boss, EventLoopGroup workers, Channel listener) {
+    private FrameServer(EventLoopGroup boss, EventLoopGroup workers, Channel listener) {
         this.boss = boss;
         this.workers = workers;
         this.listener = listener;
     }
 
-    public static BackendServer start(BackendSettings settings, ActorRef<ContainerGateway.Message> gateway,
-                                      Scheduler scheduler,
-                                      TrackingLog tracking, Clock clock) throws InterruptedException {
-        SecureRandom random = new SecureRandom();
-        BackendServer server = start(settings.address(), settings.port(), settings.maxConnections(),
-                settings.codecLimits(), () -> new ClientSession(settings, gateway, scheduler, random, tracking, clock));
-        LOG.info("Backend {} listening on {} (max {} connections, {} requests in flight each)",
-                tracking.container(), server.localAddress(), settings.maxConnections(),
-                settings.maxInFlightPerConnection());
-        return server;
-    }
-
     /**
-     * A listener of the protocol, for a backend or a TMR node: per connection the frame codec and a fresh
-     * session handler, at most {@code maxConnections} at once (the next one is told 309 and closed).
+     * Listens on {@code address:port} (port 0: any free port, see {@link #localAddress()}).
+     *
+     * @param sessions makes the handler of one connection's decoded {@link Frame}s
+     * @throws InterruptedException while binding; a bind failure ({@code BindException}) is thrown
+     *                              undeclared, as Netty throws it
      */
-    public static BackendServer start(String address, int port, int maxConnections, CodecLimits limits,
-                                      Supplier<ChannelHandler> sessions) throws InterruptedException {
+    public static FrameServer start(String address, int port, int maxConnections, CodecLimits limits,
+                                    Supplier<? extends ChannelHandler> sessions) throws InterruptedException {
         EventLoopGroup boss = new NioEventLoopGroup(1, new DefaultThreadFactory("opentmr-accept", true));
         EventLoopGroup workers = new NioEventLoopGroup(0, new DefaultThreadFactory("opentmr-io", true));
         ConnectionLimit limit = new ConnectionLimit(maxConnections);
@@ -74,6 +65,8 @@ public final class BackendServer implements AutoCloseable {
                     .channel(NioServerSocketChannel.class)
                     .option(ChannelOption.SO_BACKLOG, 1024)
                     .childOption(ChannelOption.TCP_NODELAY, true)
+                    // Above the high mark a session stops reading its client (FrameSession): a client that
+                    // does not read its replies slows only itself.
                     .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK, new WriteBufferWaterMark(64 * 1024, 256 * 1024))
                     .childHandler(new ChannelInitializer<SocketChannel>() {
                         @Override
@@ -83,7 +76,7 @@ public final class BackendServer implements AutoCloseable {
                         }
                     })
                     .bind(address, port).sync().channel();
-            return new BackendServer(boss, workers, listener);
+            return new FrameServer(boss, workers, listener);
         } catch (Exception e) {
             // bind().sync() also throws checked exceptions it does not declare (BindException).
             boss.shutdownGracefully(0, 1, TimeUnit.SECONDS);
@@ -96,6 +89,7 @@ public final class BackendServer implements AutoCloseable {
         return (InetSocketAddress) listener.localAddress();
     }
 
+    /** Stops listening and closes every connection. */
     @Override
     public void close() {
         listener.close().syncUninterruptibly();
@@ -105,7 +99,7 @@ public final class BackendServer implements AutoCloseable {
 
     /** Closes connections beyond the limit at once, telling the client why. */
     @ChannelHandler.Sharable
-    private static final class ConnectionLimit extends ChannelInboundHandlerAdapter {
+    static final class ConnectionLimit extends ChannelInboundHandlerAdapter {
 
         private final int max;
         private final AtomicInteger open = new AtomicInteger();

@@ -1,0 +1,181 @@
+package io.opentmr.server;
+
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.SimpleChannelInboundHandler;
+import io.netty.util.concurrent.ScheduledFuture;
+import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.Frame;
+import io.opentmr.protocol.Message;
+import java.time.Duration;
+import java.util.Objects;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.function.Function;
+import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * What every session on a {@link FrameServer} does besides its own requests, so that a backend's and
+ * a TMR node's sessions behave alike on the wire:
+ *
+ * <ul>
+ *   <li>a connection that has not said HELLO (or passed the peer challenge, see {@link #helloDone})
+ *       within the hello timeout is closed;</li>
+ *   <li>while the client does not take its replies (the channel is not writable), no more requests are
+ *       read from it, so a slow client only slows itself;</li>
+ *   <li>an I/O error closes the connection, never the server;</li>
+ *   <li>{@link #answer} bounds the requests in flight (ERROR 309 beyond) and writes each reply, in any
+ *       order, with its request id, on the channel's event loop; a failed answer becomes an ERROR.</li>
+ * </ul>
+ *
+ * <p>A subclass handles {@link #channelRead0} and calls {@code super} when it overrides a channel
+ * event. Everything runs on the channel's event loop, so no state here needs a lock.
+ */
+public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
+
+    /**
+     * @param helloTimeout   how long a connection may stay without HELLO
+     * @param requestTimeout the bound the session's answers are asked with (named in the ERROR 100 text)
+     * @param maxInFlight    requests answered at once; the next is refused with 309
+     */
+    public record Limits(Duration helloTimeout, Duration requestTimeout, int maxInFlight) {
+
+        public Limits {
+            Objects.requireNonNull(helloTimeout, "helloTimeout");
+            Objects.requireNonNull(requestTimeout, "requestTimeout");
+            if (maxInFlight < 1) {
+                throw new IllegalArgumentException("maxInFlight must be at least 1: " + maxInFlight);
+            }
+        }
+    }
+
+    /** Logs under the concrete session's name, where operators look for its connection events. */
+    private final Logger log = LoggerFactory.getLogger(getClass());
+    private final Limits limits;
+    private ScheduledFuture<?> helloDeadline;
+    private boolean helloDone;
+    private int inFlight;
+    private String remote = "?";
+
+    protected FrameSession(Limits limits) {
+        this.limits = Objects.requireNonNull(limits, "limits");
+    }
+
+    @Override
+    public void channelActive(ChannelHandlerContext ctx) throws Exception {
+        remote = String.valueOf(ctx.channel().remoteAddress());
+        helloDeadline = ctx.executor().schedule(() -> {
+            if (!helloDone) {
+                log.info("Closing connection {}: no HELLO within {} ms", remote, limits.helloTimeout().toMillis());
+                ctx.close();
+            }
+        }, limits.helloTimeout().toNanos(), TimeUnit.NANOSECONDS);
+        super.channelActive(ctx);
+    }
+
+    @Override
+    public void channelInactive(ChannelHandlerContext ctx) throws Exception {
+        if (helloDeadline != null) {
+            helloDeadline.cancel(false);
+        }
+        super.channelInactive(ctx);
+    }
+
+    @Override
+    public void channelWritabilityChanged(ChannelHandlerContext ctx) throws Exception {
+        // Back-pressure: while the client does not take its replies, take no more requests from it.
+        ctx.channel().config().setAutoRead(ctx.channel().isWritable());
+        super.channelWritabilityChanged(ctx);
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+        log.info("Closing connection {} after an I/O error: {}", remote, cause.toString());
+        ctx.close();
+    }
+
+    /** The connection said HELLO (or passed the peer challenge): the hello deadline no longer applies. */
+    protected final void helloDone() {
+        helloDone = true;
+        if (helloDeadline != null) {
+            helloDeadline.cancel(false);
+        }
+    }
+
+    /**
+     * Asks for the answer to request {@code id} and writes it when it comes, as {@code reply} makes it,
+     * or as {@link #failure} makes it from a failure. Beyond {@link Limits#maxInFlight()} unanswered
+     * requests, {@code request} is not called and the answer is ERROR 309 at once.
+     */
+    protected final <T> void answer(ChannelHandlerContext ctx, int id, Supplier<? extends CompletionStage<T>> request,
+                                    Function<? super T, ? extends Message> reply) {
+        if (inFlight >= limits.maxInFlight()) {
+            error(ctx, id, CmError.REQUEST_OVERLOAD, "more than " + limits.maxInFlight()
+                    + " requests in flight on this connection");
+            return;
+        }
+        inFlight++;
+        CompletionStage<T> answer;
+        try {
+            answer = request.get();
+        } catch (RuntimeException e) {
+            inFlight--;
+            reply(ctx, id, failure(id, e));
+            return;
+        }
+        // On the channel's event loop: the reply is written there anyway, and the JDK's default async
+        // executor would otherwise run this on a new thread per reply on a 2-core machine.
+        answer.whenCompleteAsync((value, failed) -> {
+            inFlight--;
+            Message message;
+            if (failed == null) {
+                try {
+                    message = reply.apply(value);
+                } catch (RuntimeException e) {
+                    message = failure(id, e);
+                }
+            } else {
+                message = failure(id, failed instanceof CompletionException && failed.getCause() != null
+                        ? failed.getCause() : failed);
+            }
+            reply(ctx, id, message);
+        }, ctx.executor());
+    }
+
+    /**
+     * The ERROR for an answer that failed with {@code cause}: 100, the request was not answered in time
+     * or not carried out. A session whose answers fail with refusals of their own maps those first.
+     */
+    protected Message.Error failure(int id, Throwable cause) {
+        if (cause instanceof TimeoutException) {
+            log.warn("Request {} of {} not answered within {} ms", Integer.toUnsignedString(id), who(),
+                    limits.requestTimeout().toMillis());
+            return new Message.Error(CmError.NETWORK_FAULT, "the server did not answer within "
+                    + limits.requestTimeout().toMillis() + " ms");
+        }
+        log.error("Request {} of {} failed", Integer.toUnsignedString(id), who(), cause);
+        return new Message.Error(CmError.NETWORK_FAULT, "the server failed to process the request: " + cause);
+    }
+
+    /** Who this connection is, for log lines: the session id once known, by default the remote address. */
+    protected String who() {
+        return "connection " + remote;
+    }
+
+    protected static void reply(ChannelHandlerContext ctx, int id, Message message) {
+        ctx.channel().writeAndFlush(new Frame(id, message), ctx.channel().voidPromise());
+    }
+
+    protected static void error(ChannelHandlerContext ctx, int id, CmError error, String text) {
+        reply(ctx, id, new Message.Error(error, text));
+    }
+
+    /** The last frame of a connection: a refusal, after which the server closes it. */
+    protected static void replyAndClose(ChannelHandlerContext ctx, int id, Message message) {
+        ctx.writeAndFlush(new Frame(id, message)).addListener(ChannelFutureListener.CLOSE);
+    }
+}

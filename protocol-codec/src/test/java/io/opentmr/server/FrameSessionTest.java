@@ -1,0 +1,197 @@
+package io.opentmr.server;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.netty.buffer.Unpooled;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.WriteBufferWaterMark;
+import io.netty.channel.embedded.EmbeddedChannel;
+import io.opentmr.protocol.AccessMode;
+import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.Frame;
+import io.opentmr.protocol.Message;
+import io.opentmr.protocol.ServerKind;
+import io.opentmr.protocol.testing.NoLeaks;
+import java.io.IOException;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.Queue;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+/** The plumbing every session shares, on an {@link EmbeddedChannel} whose clock the test moves. */
+@ExtendWith(NoLeaks.class)
+@Timeout(10)
+class FrameSessionTest {
+
+    private static final FrameSession.Limits LIMITS = new FrameSession.Limits(Duration.ofSeconds(10),
+            Duration.ofSeconds(3), 2);
+
+    private final TestSession session = new TestSession();
+    private final EmbeddedChannel channel = new EmbeddedChannel(session);
+
+    @AfterEach
+    void release() {
+        channel.finishAndReleaseAll();
+    }
+
+    @Test
+    void aConnectionWithoutHelloIsClosedAtTheHelloTimeout() {
+        channel.advanceTimeBy(9, TimeUnit.SECONDS);
+        channel.runScheduledPendingTasks();
+        assertTrue(channel.isOpen(), "not before the timeout");
+        channel.advanceTimeBy(2, TimeUnit.SECONDS);
+        channel.runScheduledPendingTasks();
+        assertFalse(channel.isOpen());
+    }
+
+    @Test
+    void aConnectionThatSaidHelloIsKept() {
+        channel.writeInbound(new Frame(1, new Message.Hello("t", "h", "u", 1)));
+        assertInstanceOf(Message.HelloOk.class, next(1));
+        channel.advanceTimeBy(11, TimeUnit.SECONDS);
+        channel.runScheduledPendingTasks();
+        assertTrue(channel.isOpen());
+    }
+
+    @Test
+    void noRequestIsReadWhileTheClientDoesNotTakeItsReplies() {
+        channel.config().setWriteBufferWaterMark(new WriteBufferWaterMark(8, 16));
+        channel.write(Unpooled.buffer(64).writeZero(64));
+        channel.runPendingTasks();
+        assertFalse(channel.isWritable());
+        assertFalse(channel.config().isAutoRead(), "reading stops above the high water mark");
+        channel.flush();
+        channel.runPendingTasks();
+        assertTrue(channel.isWritable());
+        assertTrue(channel.config().isAutoRead(), "and starts again once the replies are taken");
+    }
+
+    @Test
+    void anIoErrorClosesTheConnection() {
+        channel.pipeline().fireExceptionCaught(new IOException("Connection reset by peer"));
+        assertFalse(channel.isOpen());
+    }
+
+    @Test
+    void requestsBeyondTheBoundAre309AndEachGetsOneAnswerWithItsId() {
+        CompletableFuture<Message> first = session.nextAnswer();
+        CompletableFuture<Message> second = session.nextAnswer();
+        channel.writeInbound(access(10), access(11), access(12));
+        assertEquals(CmError.REQUEST_OVERLOAD.code(), ((Message.Error) next(12)).code(), "the third is refused");
+        assertEquals(2, session.asked, "and never asked for");
+        assertNull(channel.readOutbound(), "the others wait for their answers");
+
+        second.complete(new Message.Ok());
+        channel.runPendingTasks();
+        assertInstanceOf(Message.Ok.class, next(11), "answers go out in the order they come");
+        CompletableFuture<Message> third = session.nextAnswer();
+        channel.writeInbound(access(13));
+        assertEquals(3, session.asked, "room again for one more");
+        first.complete(new Message.Ok());
+        third.complete(new Message.Ok());
+        channel.runPendingTasks();
+        assertInstanceOf(Message.Ok.class, next(10));
+        assertInstanceOf(Message.Ok.class, next(13));
+    }
+
+    @Test
+    void aTimedOutAnswerIs100AndARefusalIsWhatTheSessionMakesOfIt() {
+        CompletableFuture<Message> timedOut = session.nextAnswer();
+        CompletableFuture<Message> refused = session.nextAnswer();
+        channel.writeInbound(access(20), access(21));
+        timedOut.completeExceptionally(new TimeoutException("ask timed out"));
+        refused.completeExceptionally(new CompletionException(new Refusal(CmError.NO_MORE_LICENSES)));
+        channel.runPendingTasks();
+        Message.Error error = (Message.Error) next(20);
+        assertEquals(CmError.NETWORK_FAULT.code(), error.code());
+        assertTrue(error.text().contains("did not answer within 3000 ms"), error.text());
+        assertEquals(CmError.NO_MORE_LICENSES.code(), ((Message.Error) next(21)).code());
+    }
+
+    @Test
+    void anAnswerThatCannotBeTurnedIntoAReplyIs100NotSilence() {
+        session.nextAnswer().complete(null);
+        channel.writeInbound(access(30));
+        channel.runPendingTasks();
+        assertEquals(CmError.NETWORK_FAULT.code(), ((Message.Error) next(30)).code());
+        CompletableFuture<Message> after = session.nextAnswer();
+        channel.writeInbound(access(31));
+        after.complete(new Message.Ok());
+        channel.runPendingTasks();
+        assertInstanceOf(Message.Ok.class, next(31), "its slot was given back");
+    }
+
+    private static Frame access(int id) {
+        return new Frame(id, new Message.Access(6_000_010, 42, 0, AccessMode.USERLIMIT));
+    }
+
+    private Message next(int expectedId) {
+        Frame frame = channel.readOutbound();
+        assertEquals(expectedId, frame.requestId(), "reply to request " + expectedId + ": " + frame);
+        return frame.message();
+    }
+
+    /** A refusal of the session's own kind, like the backend's container refusals. */
+    private static final class Refusal extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+        final CmError error;
+
+        Refusal(CmError error) {
+            super(error.text());
+            this.error = error;
+        }
+    }
+
+    /** HELLO, and ACCESS answered by whatever future the test lines up. */
+    private static final class TestSession extends FrameSession {
+        private final Queue<CompletableFuture<Message>> answers = new ArrayDeque<>();
+        int asked;
+
+        TestSession() {
+            super(LIMITS);
+        }
+
+        CompletableFuture<Message> nextAnswer() {
+            CompletableFuture<Message> answer = new CompletableFuture<>();
+            answers.add(answer);
+            return answer;
+        }
+
+        @Override
+        protected void channelRead0(ChannelHandlerContext ctx, Frame frame) {
+            if (frame.message() instanceof Message.Hello) {
+                helloDone();
+                reply(ctx, frame.requestId(), new Message.HelloOk(ServerKind.BACKEND, 1, 10_000, "test"));
+                return;
+            }
+            answer(ctx, frame.requestId(), () -> {
+                asked++;
+                return answers.remove();
+            }, answer -> {
+                if (answer == null) {
+                    throw new IllegalStateException("no reply for a missing answer");
+                }
+                return answer;
+            });
+        }
+
+        @Override
+        protected Message.Error failure(int id, Throwable cause) {
+            if (cause instanceof Refusal refusal) {
+                return new Message.Error(refusal.error, refusal.getMessage());
+            }
+            return super.failure(id, cause);
+        }
+    }
+}
