@@ -85,7 +85,8 @@ public final class Backend implements AutoCloseable {
         Behavior<Void> guardian = Behaviors.setup(context -> {
             ActorRef<ContainerGateway.Message> gateway = context.spawn(ContainerGateway.create(
                     Container.create(identity, vendorKeys, settings.cleanupTimeout(), settings.snapshotEvery(),
-                            settings.lease(), clock, random), settings.maxQueuedRequests(), MAX_BATCH, settings.requestTimeout()), "gateway");
+                            settings.lease(), settings.units(), clock, random), settings.maxQueuedRequests(),
+                    MAX_BATCH, settings.requestTimeout()), "gateway");
             started.complete(gateway);
             return Behaviors.empty();
         });

@@ -31,7 +31,8 @@ public record BackendSettings(
         Duration requestTimeout,
         CodecLimits codecLimits,
         Optional<PeerAuth> peerAuth,
-        Lease lease) {
+        Lease lease,
+        Units units) {
 
     public static final String PATH = "opentmr.backend";
 
@@ -39,11 +40,26 @@ public record BackendSettings(
      * {@code opentmr.backend.lease.*}: the leases this backend grants TMR nodes and the certificates it accepts.
      *
      * @param maxTtl    the longest TTL a grant gets, whatever the node asks
-     * @param clockSkew how far a grantor's clock may be behind this one when a certificate's expiry is checked
+     * @param clockSkew how far a grantor's clock may be behind or ahead of this one when a certificate's grants
+     *                  are checked (expiry; issue times in the future)
      */
     public record Lease(Duration maxTtl, Duration clockSkew) {
 
         public static final Lease DEFAULT = new Lease(Duration.ofSeconds(60), Duration.ofSeconds(1));
+    }
+
+    /**
+     * {@code opentmr.backend.units.*}: how PEER_UNITS operation ids are remembered for retries.
+     *
+     * @param retryMemory   how long an operation's result is remembered: at least the SDK's retry window
+     * @param maxRemembered operations of that window remembered at most; beyond, new ones are refused (309)
+     */
+    public record Units(Duration retryMemory, int maxRemembered) {
+
+        /** The SDK retries within this window (the twin's fail-over timeout); a shorter memory is refused. */
+        public static final Duration SDK_RETRY_WINDOW = Duration.ofSeconds(10);
+
+        public static final Units DEFAULT = new Units(Duration.ofSeconds(30), 100_000);
     }
 
     public static BackendSettings from(Config root) {
@@ -82,7 +98,17 @@ public record BackendSettings(
                 atLeastOne(c, "limits.max-queued-requests"),
                 positive(c, "limits.hello-timeout"), positive(c, "limits.request-timeout"),
                 new CodecLimits(maxFrame, CodecLimits.DEFAULT.maxStringBytes(), CodecLimits.DEFAULT.maxListItems()),
-                peerAuth(root), new Lease(positive(c, "lease.max-ttl"), notNegative(c, "lease.clock-skew")));
+                peerAuth(root), new Lease(positive(c, "lease.max-ttl"), notNegative(c, "lease.clock-skew")),
+                units(c));
+    }
+
+    private static Units units(Config c) {
+        Duration memory = c.getDuration("units.retry-memory");
+        if (memory.compareTo(Units.SDK_RETRY_WINDOW) < 0) {
+            throw new ConfigException.BadValue(PATH + ".units.retry-memory", "must be at least "
+                    + Units.SDK_RETRY_WINDOW.toSeconds() + "s, the window in which a retry may come, not " + memory);
+        }
+        return new Units(memory, atLeastOne(c, "units.max-remembered"));
     }
 
     private static Duration notNegative(Config c, String key) {

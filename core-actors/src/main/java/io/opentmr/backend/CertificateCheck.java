@@ -12,14 +12,15 @@ import java.util.Set;
 /**
  * Whether a lease certificate entitles a TMR node to act on a TMR copy (docs/protocol.md, section 3):
  * grants of the active lease, one epoch and one holder (the node itself), signed by at least two
- * distinct keys of the copy's group, not expired, and not older than what this backend knows.
- * A refusal is ERROR 134 whose text names the rule that failed.
+ * distinct keys of the copy's group, current (issued neither beyond the clock skew in the future nor
+ * expired by their own granted TTL), and not older than what this backend knows. A refusal is ERROR 134
+ * whose text names the rule that failed.
  */
 final class CertificateCheck {
 
     private final Duration clockSkew;
 
-    /** @param clockSkew how far the grantors' clocks may be behind this backend's */
+    /** @param clockSkew how far the grantors' clocks may be behind or ahead of this backend's */
     CertificateCheck(Duration clockSkew) {
         this.clockSkew = clockSkew;
     }
@@ -55,12 +56,16 @@ final class CertificateCheck {
         }
         Set<String> signers = new HashSet<>();
         Set<String> current = new HashSet<>();
+        LeaseGrant future = null;
         long nowMillis = now.toEpochMilli();
         for (LeaseGrant grant : grants) {
             String signer = connection.signer(grant, groupKeys);
             if (signer != null) {
                 signers.add(signer);
-                if (nowMillis <= endOf(grant)) {
+                // A grant from a clock running ahead would outlive its TTL here: it does not count.
+                if (grant.issuedAtMillis() > latestIssue(nowMillis)) {
+                    future = grant;
+                } else if (nowMillis <= endOf(grant)) {
                     current.add(signer);
                 }
             }
@@ -68,6 +73,12 @@ final class CertificateCheck {
         if (signers.size() < 2) {
             return refuse("too few signers: " + grants.size() + " grant(s) carry valid signatures of "
                     + signers.size() + " distinct key(s) of the TMR group; two backends of the group must sign");
+        }
+        if (current.size() < 2 && future != null) {
+            return refuse("issued in the future: the grant of " + future.grantor() + " was issued at "
+                    + Instant.ofEpochMilli(future.issuedAtMillis()) + ", beyond this backend's clock " + now + " + "
+                    + clockSkew.toMillis() + " ms clock skew, and fewer than two other grants of distinct group keys "
+                    + "are valid; the grantor's clock runs ahead");
         }
         if (current.size() < 2) {
             return refuse("expired: fewer than two grants of distinct group keys are still valid at " + now
@@ -84,6 +95,13 @@ final class CertificateCheck {
         return Decision.accept(first.epoch());
     }
 
+    /** The latest issue time a grant may show: a grantor's clock may be ahead of this one by the skew. */
+    private long latestIssue(long nowMillis) {
+        long skew = clockSkew.toMillis();
+        return nowMillis > Long.MAX_VALUE - skew ? Long.MAX_VALUE : nowMillis + skew;
+    }
+
+    /** Until when a grant counts: its own granted TTL, plus the skew of a grantor's clock behind this one. */
     private long endOf(LeaseGrant grant) {
         long allowance = grant.ttlMillis() + clockSkew.toMillis();
         return grant.issuedAtMillis() > Long.MAX_VALUE - allowance ? Long.MAX_VALUE

@@ -4,10 +4,12 @@ import io.netty.channel.ChannelHandlerContext;
 import io.opentmr.license.LicenseUpdate;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.ContainerInfo;
 import io.opentmr.protocol.Frame;
 import io.opentmr.protocol.HandleOwner;
 import io.opentmr.protocol.Message;
+import io.opentmr.protocol.NodeName;
 import io.opentmr.protocol.PeerAuth;
 import io.opentmr.protocol.MessageType;
 import io.opentmr.protocol.Serial;
@@ -222,6 +224,11 @@ final class ClientSession extends FrameSession {
             error(ctx, id, CmError.INVALID_PARAMETER, "PEER_HELLO nonce must be " + PeerAuth.NONCE_BYTES + " bytes");
             return;
         }
+        String badName = NodeName.problem(hello.nodeName());
+        if (badName != null) {
+            error(ctx, id, CmError.INVALID_PARAMETER, "PEER_HELLO: " + badName);
+            return;
+        }
         pendingNodeNonce = hello.nodeNonce().toArray();
         pendingBackendNonce = new byte[PeerAuth.NONCE_BYTES];
         random.nextBytes(pendingBackendNonce);
@@ -236,7 +243,8 @@ final class ClientSession extends FrameSession {
             error(ctx, id, CmError.TMR_PEER_NOT_AUTHENTICATED, "PEER_PROOF without PEER_HELLO");
             return;
         }
-        byte[] expected = settings.peerAuth().get().nodeProof(pendingBackendNonce, pendingNodeNonce);
+        // The proof covers the name of PEER_HELLO: the name leases are held under is the name the node proved.
+        byte[] expected = settings.peerAuth().get().nodeProof(pendingBackendNonce, pendingNodeNonce, peerCandidate);
         pendingBackendNonce = null;
         pendingNodeNonce = null;
         if (!PeerAuth.matches(expected, proof.nodeProof().toArray())) {
@@ -275,13 +283,13 @@ final class ClientSession extends FrameSession {
             }
             case ALLOCATE -> {
                 Message.Allocate m = (Message.Allocate) message;
-                ask(ctx, id, r -> new Container.Allocate(peerConnection, m.certificate(), m.allocation(), r),
-                        (Done done) -> new Message.Ok());
+                ask(ctx, id, r -> new Container.Allocate(peerConnection, m.certificate(), m.allocation(),
+                        m.deadlineMillis(), r), (Done done) -> new Message.Ok());
             }
             case FREE -> {
                 Message.Free m = (Message.Free) message;
-                ask(ctx, id, r -> new Container.Free(peerConnection, m.certificate(), m.tmrHandleId(), m.key(), r),
-                        (Done done) -> new Message.Ok());
+                ask(ctx, id, r -> new Container.Free(peerConnection, m.certificate(), m.tmrHandleId(), m.key(),
+                        m.deadlineMillis(), r), (Done done) -> new Message.Ok());
             }
             case LIST_ALLOCATIONS -> {
                 Message.ListAllocations m = (Message.ListAllocations) message;
@@ -345,8 +353,8 @@ final class ClientSession extends FrameSession {
     /** A container's refusal is its CodeMeter number; anything else is the plumbing's 100. */
     @Override
     protected Message.Error failure(int id, Throwable cause) {
-        if (cause instanceof CmRefusal refusal) {
-            return new Message.Error(refusal.error(), refusal.getMessage());
+        if (cause instanceof CmFailure refusal) {
+            return refusal.toMessage();
         }
         return super.failure(id, cause);
     }

@@ -15,6 +15,7 @@ import io.opentmr.protocol.Allocation;
 import io.opentmr.protocol.BorrowTicket;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.ContainerInfo;
 import io.opentmr.protocol.CryptDirection;
 import io.opentmr.protocol.HandleOwner;
@@ -74,7 +75,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
 
     /** A command with a reply; the gateway may refuse it (309) without the container seeing it. */
     public sealed interface Request extends Command {
-        void refuse(CmRefusal refusal);
+        void refuse(CmFailure refusal);
     }
 
     /**
@@ -118,7 +119,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         }
 
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -129,7 +130,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
 
     public record Release(long handleId, long sessionId, ActorRef<StatusReply<Done>> replyTo) implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -137,7 +138,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     public record Resume(long handleId, Bytes token, long sessionId, ActorRef<StatusReply<Handle>> replyTo)
             implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -145,7 +146,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     public record GetInfo(long handleId, long sessionId, ActorRef<StatusReply<HandleInfo>> replyTo)
             implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -156,7 +157,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     public record DecrementUnits(long handleId, long sessionId, long operationId, long amount,
                                  ActorRef<StatusReply<Long>> replyTo) implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -164,7 +165,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     public record Crypt(long handleId, long sessionId, CryptDirection direction, long encryptionCode, Bytes data,
                         ActorRef<StatusReply<Bytes>> replyTo) implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -180,7 +181,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         }
 
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -189,7 +190,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     public record ReturnBorrow(long ticketId, String clientId, ActorRef<StatusReply<Done>> replyTo)
             implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -197,21 +198,21 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     /** A license update file, verified against the trusted vendor keys, then against this container. */
     public record ImportLicense(Bytes file, ActorRef<StatusReply<LicenseUpdate>> replyTo) implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
 
     public record GetContext(ActorRef<StatusReply<ContainerContext>> replyTo) implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
 
     public record Describe(ActorRef<StatusReply<ContainerInfo>> replyTo) implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -222,7 +223,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     public record AcquireLease(PeerConnection connection, String leaseName, String holder, long proposedEpoch,
                                long ttlMillis, ActorRef<StatusReply<LeaseGrant>> replyTo) implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -230,7 +231,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     public record RenewLease(PeerConnection connection, String leaseName, String holder, long epoch, long ttlMillis,
                              ActorRef<StatusReply<LeaseGrant>> replyTo) implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -238,23 +239,28 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     public record ReleaseLease(PeerConnection connection, String leaseName, String holder, long epoch,
                                ActorRef<StatusReply<Done>> replyTo) implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
 
+    /**
+     * @param deadlineMillis the node's deadline, epoch milliseconds on its clock: past it (and the clock skew)
+     *                       the request is not carried out
+     */
     public record Allocate(PeerConnection connection, LeaseCertificate certificate, Allocation allocation,
-                           ActorRef<StatusReply<Done>> replyTo) implements Request {
+                           long deadlineMillis, ActorRef<StatusReply<Done>> replyTo) implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
 
+    /** @param deadlineMillis as for {@link Allocate} */
     public record Free(PeerConnection connection, LeaseCertificate certificate, long tmrHandleId, LicenseKey key,
-                       ActorRef<StatusReply<Done>> replyTo) implements Request {
+                       long deadlineMillis, ActorRef<StatusReply<Done>> replyTo) implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -263,7 +269,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     public record ListAllocations(long afterHandleId, long maxItems,
                                   ActorRef<StatusReply<ContainerState.AllocationPage>> replyTo) implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -272,7 +278,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
                             CryptDirection direction, long encryptionCode, Bytes data,
                             ActorRef<StatusReply<Bytes>> replyTo) implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -281,7 +287,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
                             long operationId, UnitsOperation operation, long value,
                             ActorRef<StatusReply<Long>> replyTo) implements Request {
         @Override
-        public void refuse(CmRefusal refusal) {
+        public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
@@ -313,6 +319,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     private final TrackingLog tracking;
     private final Instant startedAt;
     private final BackendSettings.Lease leaseSettings;
+    private final BackendSettings.Units unitSettings;
     private final CertificateCheck certificates;
     /** Leases granted to TMR nodes; not journaled (bound to connections), only their epochs are. */
     private final LeaseTable leases = new LeaseTable();
@@ -346,6 +353,14 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     public static Behavior<Command> create(ContainerIdentity identity, List<PublicKey> vendorKeys,
                                            Duration cleanupTimeout, int snapshotEvery,
                                            BackendSettings.Lease leaseSettings, Clock clock, SecureRandom random) {
+        return create(identity, vendorKeys, cleanupTimeout, snapshotEvery, leaseSettings, BackendSettings.Units.DEFAULT,
+                clock, random);
+    }
+
+    public static Behavior<Command> create(ContainerIdentity identity, List<PublicKey> vendorKeys,
+                                           Duration cleanupTimeout, int snapshotEvery,
+                                           BackendSettings.Lease leaseSettings, BackendSettings.Units unitSettings,
+                                           Clock clock, SecureRandom random) {
         Duration interval = cleanupTimeout.dividedBy(4);
         Duration tick = interval.compareTo(Duration.ofSeconds(10)) > 0 ? Duration.ofSeconds(10)
                 : interval.compareTo(Duration.ofMillis(100)) < 0 ? Duration.ofMillis(100) : interval;
@@ -355,8 +370,8 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         // already holds the events whose write failed.)
         return Behaviors.setup(context -> Behaviors.withTimers(timers -> {
             timers.startTimerWithFixedDelay(new Cleanup(), tick);
-            return new Container(context, identity, vendorKeys, cleanupTimeout, snapshotEvery, leaseSettings, clock,
-                    random);
+            return new Container(context, identity, vendorKeys, cleanupTimeout, snapshotEvery, leaseSettings,
+                    unitSettings, clock, random);
         }));
     }
 
@@ -365,10 +380,11 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     }
 
     private Container(ActorContext<Command> context, ContainerIdentity identity, List<PublicKey> vendorKeys,
-                      Duration cleanupTimeout, int snapshotEvery, BackendSettings.Lease leaseSettings, Clock clock,
-                      SecureRandom random) {
+                      Duration cleanupTimeout, int snapshotEvery, BackendSettings.Lease leaseSettings,
+                      BackendSettings.Units unitSettings, Clock clock, SecureRandom random) {
         super(persistenceId(identity));
         this.leaseSettings = leaseSettings;
+        this.unitSettings = unitSettings;
         this.certificates = new CertificateCheck(leaseSettings.clockSkew());
         this.context = context;
         this.identity = identity;
@@ -383,7 +399,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
 
     @Override
     public ContainerState emptyState() {
-        return new ContainerState(identity.serial(), identity.cmActId());
+        return new ContainerState(identity.serial(), identity.cmActId(), unitSettings);
     }
 
     /** Snapshots bound recovery; the events a snapshot covers are deleted, which bounds the journal too. */
@@ -403,7 +419,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
 
             @Override
             public ContainerState fromJournal(Object from) {
-                return ContainerState.fromSnapshot((ContainerSnapshot) from);
+                return ContainerState.fromSnapshot((ContainerSnapshot) from, unitSettings);
             }
         };
     }
@@ -490,7 +506,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         } else if (request instanceof BorrowSeat c) {
             Instant now = clock.instant();
             if (late(c.deadline(), now)) {
-                return reply(c.replyTo(), StatusReply.error(new CmRefusal(CmError.NETWORK_FAULT,
+                return reply(c.replyTo(), StatusReply.error(new CmFailure(CmError.NETWORK_FAULT,
                         "BORROW reached the container after its deadline; not carried out")));
             }
             return decide(state, state.borrow(c.handleId(), c.sessionId(), c.duration(), c.clientId(), now),
@@ -518,8 +534,9 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         } else if (request instanceof AcquireLease c) {
             Instant now = clock.instant();
             long before = state.highestEpoch(c.leaseName());
-            return decide(state, leases.acquire(c.leaseName(), c.holder(), c.proposedEpoch(), ttl(c.ttlMillis()),
-                    c.connection(), before, now), c.replyTo(), this::grant, lease -> {
+            Decision<LeaseTable.Lease> decision = leases.acquire(c.leaseName(), c.holder(), c.proposedEpoch(),
+                    ttl(c.ttlMillis()), c.connection(), before, state.highestHolder(c.leaseName()), now);
+            return decide(state, decision, c.replyTo(), this::grant, lease -> {
                         if (lease.epoch() > before) {
                             context.getLog().info("Container {}: lease {} granted to {} at epoch {} ({})",
                                     identity.serial(), lease.name(), lease.holder(), lease.epoch(), c.connection());
@@ -529,11 +546,13 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
             return decide(state, leases.renew(c.leaseName(), c.holder(), c.epoch(), ttl(c.ttlMillis()), c.connection(),
                     clock.instant()), c.replyTo(), this::grant, lease -> { });
         } else if (request instanceof ReleaseLease c) {
-            if (leases.release(c.leaseName(), c.holder(), c.epoch(), c.connection())) {
-                context.getLog().info("Container {}: lease {} of {} at epoch {} released ({})", identity.serial(),
-                        c.leaseName(), c.holder(), c.epoch(), c.connection());
-            }
-            return reply(c.replyTo(), StatusReply.success(Done.getInstance()));
+            return decide(state, leases.release(c.leaseName(), c.holder(), c.epoch(), c.connection()), c.replyTo(),
+                    released -> Done.getInstance(), released -> {
+                        if (released) {
+                            context.getLog().info("Container {}: lease {} of {} at epoch {} released ({})",
+                                    identity.serial(), c.leaseName(), c.holder(), c.epoch(), c.connection());
+                        }
+                    });
         } else if (request instanceof Allocate c) {
             return onAllocate(state, c);
         } else if (request instanceof Free c) {
@@ -553,7 +572,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     private Outcome onAccess(ContainerState state, Access c) {
         Instant now = clock.instant();
         if (late(c.deadline(), now)) {
-            return reply(c.replyTo(), StatusReply.error(new CmRefusal(CmError.NETWORK_FAULT,
+            return reply(c.replyTo(), StatusReply.error(new CmFailure(CmError.NETWORK_FAULT,
                     "ACCESS reached the container after its deadline; not carried out")));
         }
         GrantKey key = new GrantKey(c.station(), c.owner().host(), c.owner().user(), c.owner().pid(), c.requestId(),
@@ -617,7 +636,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
                                      long encryptionCode, Bytes data) {
         Instant now = clock.instant();
         if (spec.expiresAt() != null && !now.isBefore(spec.expiresAt())) {
-            return StatusReply.error(new CmRefusal(CmError.EXPIRED,
+            return StatusReply.error(new CmFailure(CmError.EXPIRED,
                     "product item " + item + " expired at " + spec.expiresAt()));
         }
         byte[] bytes = data.toArray();
@@ -627,7 +646,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
                     : CryptTransform.decrypt(spec.secretBytes(), encryptionCode, bytes);
             return StatusReply.success(Bytes.of(result));
         } catch (IllegalArgumentException e) {
-            return StatusReply.error(new CmRefusal(CmError.INVALID_PARAMETER, e.getMessage()));
+            return StatusReply.error(new CmFailure(CmError.INVALID_PARAMETER, e.getMessage()));
         }
     }
 
@@ -661,7 +680,9 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
             refused.accept(refuse);
             return null;
         }
-        return state.epochSeen(LeaseGrant.ACTIVE_LEASE, ((Decision.Accept<Long>) verdict).reply(), now);
+        // The certificate's holder is the connection's node: the check refused any other.
+        return state.epochSeen(LeaseGrant.ACTIVE_LEASE, ((Decision.Accept<Long>) verdict).reply(), connection.node(),
+                now);
     }
 
     /**
@@ -681,12 +702,33 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         return new Outcome(events, outcome.afterPersist());
     }
 
+    /**
+     * Whether a node's request comes too late: past its deadline by more than the clock skew, the node has
+     * stopped waiting for it and counts this backend as not answering.
+     */
+    private boolean pastDeadline(long deadlineMillis, Instant now) {
+        return now.toEpochMilli() - leaseSettings.clockSkew().toMillis() > deadlineMillis;
+    }
+
+    private Outcome latePeerRequest(String request, PeerConnection connection, long deadlineMillis, Instant now,
+                                    ActorRef<StatusReply<Done>> replyTo) {
+        context.getLog().warn("Container {}: {} of TMR node {} ({}) came after its deadline {} (now {}); not carried "
+                + "out", identity.serial(), request, connection.node(), connection.address(),
+                Instant.ofEpochMilli(deadlineMillis), now);
+        return reply(replyTo, StatusReply.error(new CmFailure(CmError.NETWORK_FAULT, request
+                + " reached the container after its deadline " + Instant.ofEpochMilli(deadlineMillis)
+                + "; not carried out")));
+    }
+
     private Outcome onAllocate(ContainerState state, Allocate c) {
         Instant now = clock.instant();
+        if (pastDeadline(c.deadlineMillis(), now)) {
+            return latePeerRequest("ALLOCATE", c.connection(), c.deadlineMillis(), now, c.replyTo());
+        }
         LicenseKey key = c.allocation().key();
         List<String> groupKeys = state.tmrGroupKeys(key);
         if (groupKeys == null) {
-            return reply(c.replyTo(), StatusReply.error(new CmRefusal(CmError.ENTRY_NOT_FOUND,
+            return reply(c.replyTo(), StatusReply.error(new CmFailure(CmError.ENTRY_NOT_FOUND,
                     "no TMR copy " + key + " in container " + identity.serial())));
         }
         List<Outcome> refusal = new ArrayList<>(1);
@@ -706,6 +748,9 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
 
     private Outcome onFree(ContainerState state, Free c) {
         Instant now = clock.instant();
+        if (pastDeadline(c.deadlineMillis(), now)) {
+            return latePeerRequest("FREE", c.connection(), c.deadlineMillis(), now, c.replyTo());
+        }
         TmrAllocation held = state.allocation(c.tmrHandleId());
         LicenseKey key = held != null ? held.item() : c.key();
         List<String> groupKeys = state.tmrGroupKeys(key);
@@ -731,7 +776,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         Instant now = clock.instant();
         List<String> groupKeys = state.tmrGroupKeys(c.key());
         if (groupKeys == null) {
-            return reply(c.replyTo(), StatusReply.error(new CmRefusal(CmError.ENTRY_NOT_FOUND,
+            return reply(c.replyTo(), StatusReply.error(new CmFailure(CmError.ENTRY_NOT_FOUND,
                     "no TMR copy " + c.key() + " in container " + identity.serial())));
         }
         List<Outcome> refusal = new ArrayList<>(1);
@@ -749,7 +794,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         Instant now = clock.instant();
         List<String> groupKeys = state.tmrGroupKeys(c.key());
         if (groupKeys == null) {
-            return reply(c.replyTo(), StatusReply.error(new CmRefusal(CmError.ENTRY_NOT_FOUND,
+            return reply(c.replyTo(), StatusReply.error(new CmFailure(CmError.ENTRY_NOT_FOUND,
                     "no TMR copy " + c.key() + " in container " + identity.serial())));
         }
         List<Outcome> refusal = new ArrayList<>(1);
@@ -777,7 +822,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         } catch (LicenseRefusedException e) {
             context.getLog().warn("Container {}: license update refused ({}): {}", identity.serial(),
                     e.error().code(), e.getMessage());
-            return reply(c.replyTo(), StatusReply.error(new CmRefusal(e.error(), e.getMessage())));
+            return reply(c.replyTo(), StatusReply.error(new CmFailure(e.error(), e.getMessage())));
         }
         Decision<LicenseUpdate> decision = state.applyUpdate(update, now);
         if (decision instanceof Decision.Refuse<LicenseUpdate> refuse) {
@@ -884,7 +929,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     }
 
     private static <R> Outcome refusal(ActorRef<StatusReply<R>> replyTo, Decision.Refuse<?> refuse) {
-        return reply(replyTo, StatusReply.error(new CmRefusal(refuse.error(), refuse.text())));
+        return reply(replyTo, StatusReply.error(new CmFailure(refuse.error(), refuse.text())));
     }
 
     /** SHA-256 of a resume token, hex: what the journal and the backends keep instead of the token. */

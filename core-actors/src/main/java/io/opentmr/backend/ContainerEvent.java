@@ -5,6 +5,7 @@ import io.opentmr.license.LicenseUpdate;
 import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.HandleOwner;
 import io.opentmr.protocol.LicenseKey;
+import io.opentmr.protocol.UnitsOperation;
 import java.time.Instant;
 
 /** What happened to a container: the journal's events, applied by {@link ContainerState#apply}. */
@@ -54,8 +55,11 @@ public sealed interface ContainerEvent extends CborSerializable {
     /**
      * The highest epoch this container granted or saw on a lease name rose: persisted before a grant with
      * it is sent, and with the write whose certificate showed it, so no later grant can go below it.
+     * {@code holder} is who the epoch was granted to or seen with: the same holder coming back on a new
+     * connection keeps the epoch, any other gets a higher one. Null in events written before holders were
+     * kept, which counts as "another holder".
      */
-    record LeaseEpochRaised(String leaseName, long epoch, Instant at) implements ContainerEvent {
+    record LeaseEpochRaised(String leaseName, long epoch, String holder, Instant at) implements ContainerEvent {
     }
 
     /** A TMR node's allocation took a seat on a TMR copy. */
@@ -67,9 +71,11 @@ public sealed interface ContainerEvent extends CborSerializable {
     }
 
     /**
-     * A TMR copy's unit counter changed by a node's PEER_UNITS (a decrement, or a SET to the majority's
-     * value); {@code operationId} lets a retry find the result.
+     * A TMR copy's unit counter changed by a node's PEER_UNITS (a DECREMENT, or a SET to the majority's
+     * value); {@code operationId} lets a retry find the result, and a SET forgets the item's earlier ids.
+     * {@code operation} is null in events written before it was recorded: those count as a DECREMENT.
      */
-    record PeerUnitsChanged(LicenseKey item, long operationId, long remaining, Instant at) implements ContainerEvent {
+    record PeerUnitsChanged(LicenseKey item, long operationId, UnitsOperation operation, long remaining, Instant at)
+            implements ContainerEvent {
     }
 }

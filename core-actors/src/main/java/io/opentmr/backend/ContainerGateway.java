@@ -1,6 +1,7 @@
 package io.opentmr.backend;
 
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.CmFailure;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -134,7 +135,7 @@ public final class ContainerGateway extends AbstractBehavior<ContainerGateway.Me
         if (!busy) {
             send(List.of(submit.request()));
         } else if (queue.size() >= maxQueued) {
-            submit.request().refuse(new CmRefusal(CmError.REQUEST_OVERLOAD,
+            submit.request().refuse(new CmFailure(CmError.REQUEST_OVERLOAD,
                     "the container has " + maxQueued + " requests waiting; try again"));
         } else {
             queue.add(submit.request());

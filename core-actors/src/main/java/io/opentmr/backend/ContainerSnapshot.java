@@ -9,6 +9,10 @@ import java.util.Map;
 /**
  * An immutable copy of a {@link ContainerState} for the snapshot store, taken on the container's own
  * thread: recovery starts from the newest snapshot and replays only the events after it.
+ *
+ * <p>Components added later are null in snapshots written before them ({@code leaseEpochs},
+ * {@code allocations}, {@code peerOperations}, {@code leaseHolders}); {@link ContainerState#fromSnapshot}
+ * reads those as empty.
  */
 public record ContainerSnapshot(
         String serial,
@@ -22,15 +26,19 @@ public record ContainerSnapshot(
         long nextTicketId,
         Map<String, Long> leaseEpochs,
         List<TmrAllocation> allocations,
-        List<PeerOperation> peerOperations) implements CborSerializable {
+        List<PeerOperation> peerOperations,
+        Map<String, String> leaseHolders) implements CborSerializable {
 
     /** A product item's terms and the state that is not derived from handles and borrows. */
     public record Item(long firmCode, ProductItemSpec spec, List<String> tmrGroupKeys, long units,
                        Instant usageStartedAt) {
     }
 
-    /** A remembered PEER_UNITS result of a TMR copy, as {@link Decrement} for handles. */
-    public record PeerOperation(io.opentmr.protocol.LicenseKey item, long operationId, long remaining) {
+    /**
+     * A remembered PEER_UNITS result of a TMR copy, as {@link Decrement} for handles, and when it was
+     * remembered ({@code at}: null in snapshots written before it was kept).
+     */
+    public record PeerOperation(io.opentmr.protocol.LicenseKey item, long operationId, long remaining, Instant at) {
     }
 
     /** A remembered decrement result, so a retry after recovery from a snapshot still finds it. */

@@ -47,9 +47,6 @@ public final class ContainerState {
     /** Decrement results kept per handle for retries; they go with the handle. */
     public static final int RECENT_OPERATIONS_PER_HANDLE = 64;
 
-    /** PEER_UNITS results kept per TMR copy for retries. */
-    public static final int RECENT_PEER_OPERATIONS_PER_ITEM = 64;
-
     /**
      * An ACCESS request.
      *
@@ -69,18 +66,25 @@ public final class ContainerState {
     private final Map<Long, Borrow> borrows = new HashMap<>();
     /** Highest epoch granted or seen per lease name: grants only go above it. */
     private final Map<String, Long> leaseEpochs = new HashMap<>();
+    /** Who holds (or held) the highest epoch per lease name; absent when unknown (older journals). */
+    private final Map<String, String> leaseHolders = new HashMap<>();
     /** TMR nodes' allocations by TMR handle id, ordered unsigned as LIST_ALLOCATIONS pages them. */
     private final TreeMap<Long, TmrAllocation> allocations = new TreeMap<>(Long::compareUnsigned);
-    /** TMR copy → operation id → counter after it: a retried PEER_UNITS finds its result here. */
-    private final Map<LicenseKey, LinkedHashMap<Long, Long>> recentPeerOperations = new HashMap<>();
+    /** PEER_UNITS results by TMR copy and operation id: a retried DECREMENT or SET finds its result here. */
+    private final PeerUnitMemory peerUnitMemory;
     /** handle id → operation id → units left after it: a retried decrement finds its result here. */
     private final Map<Long, LinkedHashMap<Long, Long>> recentDecrements = new HashMap<>();
     private long nextHandleId = 1;
     private long nextTicketId = 1;
 
     public ContainerState(Serial serial, long cmActId) {
+        this(serial, cmActId, BackendSettings.Units.DEFAULT);
+    }
+
+    public ContainerState(Serial serial, long cmActId, BackendSettings.Units units) {
         this.serial = serial;
         this.cmActId = cmActId;
+        this.peerUnitMemory = new PeerUnitMemory(units);
     }
 
     public Serial serial() {
@@ -393,9 +397,18 @@ public final class ContainerState {
         return leaseEpochs.getOrDefault(leaseName, 0L);
     }
 
-    /** The event that records {@code epoch} on {@code leaseName}, or none when it is not above the highest. */
-    public List<ContainerEvent> epochSeen(String leaseName, long epoch, Instant now) {
-        return epoch > highestEpoch(leaseName) ? List.of(new LeaseEpochRaised(leaseName, epoch, now)) : List.of();
+    /** Who the highest epoch on {@code leaseName} was granted to or seen with; null when none or unknown. */
+    public String highestHolder(String leaseName) {
+        return leaseHolders.get(leaseName);
+    }
+
+    /**
+     * The event that records {@code epoch} of {@code holder} (from a valid certificate) on {@code leaseName},
+     * or none when it is not above the highest.
+     */
+    public List<ContainerEvent> epochSeen(String leaseName, long epoch, String holder, Instant now) {
+        return epoch > highestEpoch(leaseName) ? List.of(new LeaseEpochRaised(leaseName, epoch, holder, now))
+                : List.of();
     }
 
     /**
@@ -497,8 +510,10 @@ public final class ContainerState {
 
     /**
      * PEER_UNITS on a TMR copy: READ, DECREMENT by {@code value} (refused as DECREMENT_UNITS is) or SET to
-     * {@code value}. A DECREMENT or SET repeated with the same operation id gets the first result and
-     * changes nothing.
+     * {@code value}. A DECREMENT or SET repeated with the same operation id while it is remembered (the
+     * retry memory, {@link PeerUnitMemory}) gets the first result and changes nothing; a SET forgets the
+     * item's earlier operations, so a decrement retried after it is charged. When the memory is full, a new
+     * DECREMENT or SET is refused with 309.
      */
     public Decision<Long> peerUnits(LicenseKey key, long operationId, UnitsOperation operation, long value,
                                     Instant now) {
@@ -512,10 +527,14 @@ public final class ContainerState {
         if (operation == UnitsOperation.READ) {
             return Decision.accept(item.units);
         }
-        Map<Long, Long> ofItem = recentPeerOperations.get(key);
-        Long earlier = ofItem == null ? null : ofItem.get(operationId);
+        Long earlier = peerUnitMemory.recall(key, operationId, now);
         if (earlier != null) {
             return Decision.accept(earlier);
+        }
+        if (peerUnitMemory.full(key, operation == UnitsOperation.SET, now)) {
+            return Decision.refuse(CmError.REQUEST_OVERLOAD, "this backend remembers " + peerUnitMemory.max()
+                    + " unit operations of the last " + peerUnitMemory.window().toSeconds()
+                    + " s for retries (opentmr.backend.units.max-remembered); try again later");
         }
         long remaining;
         if (operation == UnitsOperation.SET) {
@@ -530,7 +549,7 @@ public final class ContainerState {
             }
             remaining = item.units - value;
         }
-        return Decision.accept(remaining, new PeerUnitsChanged(key, operationId, remaining, now));
+        return Decision.accept(remaining, new PeerUnitsChanged(key, operationId, operation, remaining, now));
     }
 
     // ---------------------------------------------------------------- snapshots
@@ -544,18 +563,20 @@ public final class ContainerState {
                 .flatMap(h -> h.getValue().entrySet().stream()
                         .map(op -> new ContainerSnapshot.Decrement(h.getKey(), op.getKey(), op.getValue())))
                 .toList();
-        List<ContainerSnapshot.PeerOperation> peerOperations = recentPeerOperations.entrySet().stream()
-                .flatMap(i -> i.getValue().entrySet().stream()
-                        .map(op -> new ContainerSnapshot.PeerOperation(i.getKey(), op.getKey(), op.getValue())))
-                .toList();
+        List<ContainerSnapshot.PeerOperation> peerOperations = peerUnitMemory.toSnapshot();
         return new ContainerSnapshot(serial.toString(), cmActId, Map.copyOf(firmUpdateCounters), itemCopies,
                 List.copyOf(handles.values()), List.copyOf(borrows.values()), decrements, nextHandleId, nextTicketId,
-                Map.copyOf(leaseEpochs), List.copyOf(allocations.values()), peerOperations);
+                Map.copyOf(leaseEpochs), List.copyOf(allocations.values()), peerOperations, Map.copyOf(leaseHolders));
+    }
+
+    /** The state a snapshot describes, with the default retry memory. */
+    public static ContainerState fromSnapshot(ContainerSnapshot snapshot) {
+        return fromSnapshot(snapshot, BackendSettings.Units.DEFAULT);
     }
 
     /** The state a snapshot describes; seat usage is rebuilt from its handles and borrows. */
-    public static ContainerState fromSnapshot(ContainerSnapshot snapshot) {
-        ContainerState state = new ContainerState(Serial.parse(snapshot.serial()), snapshot.cmActId());
+    public static ContainerState fromSnapshot(ContainerSnapshot snapshot, BackendSettings.Units units) {
+        ContainerState state = new ContainerState(Serial.parse(snapshot.serial()), snapshot.cmActId(), units);
         state.firmUpdateCounters.putAll(snapshot.firmUpdateCounters());
         for (ContainerSnapshot.Item item : snapshot.items()) {
             ItemState restored = new ItemState(item.firmCode(), item.spec(), item.tmrGroupKeys());
@@ -580,18 +601,25 @@ public final class ContainerState {
         if (snapshot.leaseEpochs() != null) {
             state.leaseEpochs.putAll(snapshot.leaseEpochs());
         }
+        // Snapshots taken before holders were kept lack them: every holder counts as another one.
+        if (snapshot.leaseHolders() != null) {
+            state.leaseHolders.putAll(snapshot.leaseHolders());
+        }
         if (snapshot.allocations() != null) {
             snapshot.allocations().forEach(state::addAllocation);
         }
         if (snapshot.peerOperations() != null) {
-            for (ContainerSnapshot.PeerOperation op : snapshot.peerOperations()) {
-                state.rememberPeerOperation(op.item(), op.operationId(), op.remaining());
-            }
+            state.peerUnitMemory.restore(snapshot.peerOperations());
         }
         return state;
     }
 
     // ---------------------------------------------------------------- events
+
+    /** The retry memory of PEER_UNITS, for tests. */
+    PeerUnitMemory peerUnitMemory() {
+        return peerUnitMemory;
+    }
 
     public ContainerState apply(ContainerEvent event) {
         if (event instanceof LicenseUpdated e) {
@@ -624,7 +652,14 @@ public final class ContainerState {
                 items.get(borrow.item()).borrowEnded();
             }
         } else if (event instanceof LeaseEpochRaised e) {
-            leaseEpochs.merge(e.leaseName(), e.epoch(), Math::max);
+            if (e.epoch() >= highestEpoch(e.leaseName())) {
+                leaseEpochs.put(e.leaseName(), e.epoch());
+                if (e.holder() == null) {
+                    leaseHolders.remove(e.leaseName());
+                } else {
+                    leaseHolders.put(e.leaseName(), e.holder());
+                }
+            }
         } else if (event instanceof AllocationAdded e) {
             addAllocation(e.allocation());
         } else if (event instanceof AllocationFreed e) {
@@ -634,7 +669,8 @@ public final class ContainerState {
             }
         } else if (event instanceof PeerUnitsChanged e) {
             items.get(e.item()).units = e.remaining();
-            rememberPeerOperation(e.item(), e.operationId(), e.remaining());
+            peerUnitMemory.remember(e.item(), e.operationId(), e.remaining(), e.operation() == UnitsOperation.SET,
+                    e.at());
         } else {
             throw new IllegalArgumentException("unknown container event " + event.getClass().getName());
         }
@@ -660,14 +696,6 @@ public final class ContainerState {
     private void addAllocation(TmrAllocation allocation) {
         allocations.put(allocation.tmrHandleId(), allocation);
         items.get(allocation.item()).add(allocation);
-    }
-
-    private void rememberPeerOperation(LicenseKey item, long operationId, long remaining) {
-        LinkedHashMap<Long, Long> ofItem = recentPeerOperations.computeIfAbsent(item, k -> new LinkedHashMap<>());
-        ofItem.put(operationId, remaining);
-        if (ofItem.size() > RECENT_PEER_OPERATIONS_PER_ITEM) {
-            ofItem.remove(ofItem.keySet().iterator().next());
-        }
     }
 
     private void rememberDecrement(long handleId, long operationId, long remaining) {

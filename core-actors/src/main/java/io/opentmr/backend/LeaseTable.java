@@ -9,12 +9,17 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The leases this backend granted and that may still be live, one per lease name. Only the epochs are
- * journaled (through {@link ContainerState}); who holds a lease is not: a lease is bound to its holder's
- * connection, and after a restart there is none.
+ * The leases this backend granted and that may still be live, one per lease name. Who holds a lease is
+ * bound to a connection and is not journaled (after a restart there is none); what is journaled (through
+ * {@link ContainerState}) is the highest epoch per name and the holder it was granted to or seen with.
  *
  * <p>A lease is live while its TTL runs and its connection is open: a node killed with -9 loses its
  * lease when the kernel closes its sockets, and another node may take it at once.
+ *
+ * <p>The holder is the name the connection authenticated as (PEER_HELLO, bound into PEER_PROOF): a node
+ * asks only under its own name, and a live lease is never taken over, not even by a second connection
+ * under the same name. The epoch rises only when the holder changes, so a node that comes back on a new
+ * connection keeps its epoch and the grants of the other backends stay valid beside the new one.
  */
 final class LeaseTable {
 
@@ -34,25 +39,43 @@ final class LeaseTable {
     private final Map<String, Lease> leases = new HashMap<>();
 
     /**
-     * LEASE_ACQUIRE. Refused (134) while another holder's lease is live. Otherwise the epoch is
-     * {@code max(proposedEpoch, highest + 1)}; but the same holder on the same connection asking for no more
-     * than its epoch gets that epoch again, so a node can converge its grants from several backends on the
-     * highest one. A raised epoch comes with its event, to persist before the grant goes out.
+     * LEASE_ACQUIRE. Refused (134) when {@code holder} is not the connection's authenticated name, and while
+     * a lease on {@code name} is live on another connection, whoever holds it. Otherwise:
+     * <ul>
+     *   <li>the holder of the live lease on this connection asking for no more than its epoch gets it again
+     *       (a node converges its grants from several backends on the highest one);</li>
+     *   <li>the holder of {@code highest} (a new connection of the same node) gets
+     *       {@code max(proposedEpoch, highest)}: its epoch does not change;</li>
+     *   <li>any other holder, or an unknown one ({@code highestHolder} null: written before holders were
+     *       kept), gets {@code max(proposedEpoch, highest + 1)}, strictly above every epoch before.</li>
+     * </ul>
+     * A raised epoch comes with its event, to persist before the grant goes out.
      *
-     * @param highest the highest epoch granted or seen on this name
+     * @param highest       the highest epoch granted or seen on this name
+     * @param highestHolder the holder {@code highest} was granted to or seen with, or null when unknown
      */
     Decision<Lease> acquire(String name, String holder, long proposedEpoch, Duration ttl, PeerConnection connection,
-                            long highest, Instant now) {
-        Lease current = leases.get(name);
-        long epoch;
-        if (current != null && current.live(now) && !current.holder().equals(holder)) {
+                            long highest, String highestHolder, Instant now) {
+        if (!holder.equals(connection.node())) {
+            return notOwnName(name, holder, connection);
+        }
+        Lease current = live(name, now);
+        if (current != null && !current.holder().equals(holder)) {
             return Decision.refuse(CmError.TMR_LEASE_REFUSED, "lease " + name + " is held by " + current.holder()
                     + " at epoch " + current.epoch() + " until " + current.expiresAt()
                     + " or until its connection closes");
         }
-        if (current != null && current.live(now) && current.connection() == connection
-                && proposedEpoch <= current.epoch()) {
+        if (current != null && current.connection() != connection) {
+            return Decision.refuse(CmError.TMR_LEASE_REFUSED, "lease " + name + " is held under the name " + holder
+                    + " on another connection (" + current.connection().address() + ") at epoch " + current.epoch()
+                    + " until " + current.expiresAt() + " or until that connection closes; a live lease is not "
+                    + "taken over");
+        }
+        long epoch;
+        if (current != null && proposedEpoch <= current.epoch()) {
             epoch = current.epoch();
+        } else if (holder.equals(highestHolder)) {
+            epoch = Math.max(proposedEpoch, highest);
         } else if (highest == Long.MAX_VALUE) {
             return Decision.refuse(CmError.TMR_LEASE_REFUSED, "lease " + name + " has used up its epochs");
         } else {
@@ -61,13 +84,16 @@ final class LeaseTable {
         Lease granted = new Lease(name, holder, epoch, connection, now, ttl);
         leases.put(name, granted);
         return epoch > highest
-                ? Decision.accept(granted, new LeaseEpochRaised(name, epoch, now))
+                ? Decision.accept(granted, new LeaseEpochRaised(name, epoch, holder, now))
                 : Decision.accept(granted);
     }
 
     /** LEASE_RENEW: a fresh grant for the live lease of this holder, epoch and connection; else 134. */
     Decision<Lease> renew(String name, String holder, long epoch, Duration ttl, PeerConnection connection,
                           Instant now) {
+        if (!holder.equals(connection.node())) {
+            return notOwnName(name, holder, connection);
+        }
         Lease current = leases.get(name);
         if (current == null || !current.live(now)) {
             return Decision.refuse(CmError.TMR_LEASE_REFUSED, "lease " + name + " is not held: acquire it again");
@@ -82,15 +108,27 @@ final class LeaseTable {
         return Decision.accept(renewed);
     }
 
-    /** LEASE_RELEASE: frees the lease if holder, epoch and connection match; whether it did. */
-    boolean release(String name, String holder, long epoch, PeerConnection connection) {
+    /**
+     * LEASE_RELEASE: frees the lease if holder, epoch and connection match; whether it did. Refused (134) for
+     * a holder other than the connection's authenticated name.
+     */
+    Decision<Boolean> release(String name, String holder, long epoch, PeerConnection connection) {
+        if (!holder.equals(connection.node())) {
+            return notOwnName(name, holder, connection);
+        }
         Lease current = leases.get(name);
         if (current != null && current.holder().equals(holder) && current.epoch() == epoch
                 && current.connection() == connection) {
             leases.remove(name);
-            return true;
+            return Decision.accept(true);
         }
-        return false;
+        return Decision.accept(false);
+    }
+
+    private static <T> Decision<T> notOwnName(String name, String holder, PeerConnection connection) {
+        return Decision.refuse(CmError.TMR_LEASE_REFUSED, "lease " + name + " asked for holder " + holder
+                + ", but this connection authenticated as " + connection.node()
+                + ": a node holds leases under its own name only");
     }
 
     /** The live lease on {@code name}, or null. */

@@ -3,6 +3,7 @@ package io.opentmr.tmr;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
 import io.opentmr.protocol.CodecLimits;
+import io.opentmr.protocol.NodeName;
 import io.opentmr.protocol.PeerAuth;
 import io.opentmr.protocol.Serial;
 import java.net.InetSocketAddress;
@@ -16,6 +17,7 @@ import java.util.Optional;
  * {@code opentmr.node.*}, read once at start. A bad value fails here with a {@link ConfigException}
  * that names the key, before anything listens or connects.
  *
+ * @param nodeName         who this node is to the backends: bound into the peer challenge, the lease holder
  * @param backends         the three backends of the group, in a fixed order (their index is their name in logs)
  * @param virtualSerial    the virtual container's serial; empty: random once, then kept in the data dir
  * @param heartbeat        how often a backend is asked to renew the lease (its heartbeat)
@@ -97,6 +99,14 @@ public record NodeSettings(
             throw new ConfigException.BadValue(PeerAuth.SECRET_FILE_KEY, e.getMessage());
         }
         String name = c.getString("name").strip();
+        if (name.isEmpty()) {
+            throw new ConfigException.BadValue(PATH + ".name", "must name this node (e.g. node-a): the backends "
+                    + "hold the active lease under this name, so each node of a group needs its own");
+        }
+        String badName = NodeName.problem(name);
+        if (badName != null) {
+            throw new ConfigException.BadValue(PATH + ".name", badName);
+        }
         int maxFrame = c.getInt("limits.max-frame-bytes");
         if (maxFrame < 1024) {
             throw new ConfigException.BadValue(PATH + ".limits.max-frame-bytes", "must be at least 1024");
@@ -112,7 +122,7 @@ public record NodeSettings(
                     + PATH + ".cleanup-timeout");
         }
         return new NodeSettings(c.getString("address"), port, Path.of(dataDir), List.copyOf(backends), virtualSerial,
-                auth, name.isEmpty() ? "node@" + c.getString("address") + ":" + port : name,
+                auth, name,
                 heartbeat, atLeastOne(c, "missed-heartbeats"), atLeastOne(c, "inventory-every"),
                 positive(c, "backend-timeout"), leaseTtl, positive(c, "reconnect.min-backoff"),
                 positive(c, "reconnect.max-backoff"), positive(c, "cleanup-timeout"),

@@ -16,6 +16,7 @@ import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.BorrowTicket;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.ContainerInfo;
 import io.opentmr.protocol.CryptDirection;
 import io.opentmr.protocol.HandleOwner;
@@ -93,7 +94,7 @@ class ContainerActorTest {
 
     private static int refusal(StatusReply<?> reply) {
         assertTrue(reply.isError(), "expected a refusal, got " + reply);
-        return ((CmRefusal) reply.getError()).error().code();
+        return ((CmFailure) reply.getError()).error().code();
     }
 
     private Container.Granted access(long product, String host, long session) {

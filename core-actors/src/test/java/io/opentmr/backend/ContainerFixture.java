@@ -31,10 +31,17 @@ final class ContainerFixture {
     static final long BORROWABLE_1_SEAT = 7;
     static final long NO_SEATS = 8;
 
-    final ContainerState state = new ContainerState(SERIAL, CM_ACT_ID);
+    final BackendSettings.Units units;
+    final ContainerState state;
     final List<ContainerEvent> journal = new ArrayList<>();
 
     ContainerFixture() {
+        this(BackendSettings.Units.DEFAULT);
+    }
+
+    ContainerFixture(BackendSettings.Units units) {
+        this.units = units;
+        this.state = new ContainerState(SERIAL, CM_ACT_ID, units);
         List<String> groupKeys = List.of(key(), key(), key());
         persist(new LicenseUpdated(new LicenseUpdate(SERIAL.toString(), CM_ACT_ID, FIRM, 1, NOW, List.of(
                 item(SEATS_2, 2, 0, null, null, null, null, null),
@@ -89,7 +96,7 @@ final class ContainerFixture {
 
     /** A fresh state rebuilt from the journal: recovery must give the same answers. */
     ContainerState replayed() {
-        ContainerState fresh = new ContainerState(SERIAL, CM_ACT_ID);
+        ContainerState fresh = new ContainerState(SERIAL, CM_ACT_ID, units);
         journal.forEach(fresh::apply);
         return fresh;
     }

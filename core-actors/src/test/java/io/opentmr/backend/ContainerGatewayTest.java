@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.CmFailure;
 import java.time.Duration;
 import java.util.List;
 import org.apache.pekko.Done;
@@ -96,6 +97,6 @@ class ContainerGatewayTest {
         container.expectMessageClass(Container.Batch.class, WAIT);
         StatusReply<Done> refused = replies.receiveMessage(WAIT);
         assertTrue(refused.isError());
-        assertEquals(CmError.REQUEST_OVERLOAD, ((CmRefusal) refused.getError()).error());
+        assertEquals(CmError.REQUEST_OVERLOAD, ((CmFailure) refused.getError()).error());
     }
 }

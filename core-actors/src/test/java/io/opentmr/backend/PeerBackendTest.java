@@ -79,6 +79,15 @@ class PeerBackendTest {
         return new Allocation(handleId, key, mode, 0, owner, Bytes.of(new byte[32]), epoch);
     }
 
+    /** ALLOCATE whose deadline is not what the test is about. */
+    private static Message.Allocate allocate(LeaseCertificate certificate, Allocation allocation) {
+        return new Message.Allocate(certificate, allocation, Long.MAX_VALUE);
+    }
+
+    private static Message.Free free(LeaseCertificate certificate, long tmrHandleId, LicenseKey key) {
+        return new Message.Free(certificate, tmrHandleId, key, Long.MAX_VALUE);
+    }
+
     private static int code(Message answer) {
         return assertInstanceOf(Message.Error.class, answer, answer.toString()).code();
     }
@@ -134,7 +143,7 @@ class PeerBackendTest {
             ok(node.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-a", 1)));
             assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(node.request(
                     new Message.LeaseRenew(LeaseGrant.ACTIVE_LEASE, "node-a", 1, 2_000))), "released");
-            assertEquals(2, node.grant(0, 2_000).epoch(), "after a release, a strictly higher epoch");
+            assertEquals(1, node.grant(0, 2_000).epoch(), "after a release, the same holder keeps its epoch");
             assertEquals(60_000, node.grant(0, 3_600_000).ttlMillis(), "the TTL is capped by lease.max-ttl");
             assertEquals(10, node.grant(10, 2_000).epoch(), "a proposed epoch above the highest is taken");
         }
@@ -161,6 +170,77 @@ class PeerBackendTest {
     }
 
     @Test
+    void aNodeHoldsLeasesUnderItsAuthenticatedNameOnly() throws Exception {
+        try (TmrTestGroup.Peer a = group.peer("node-a", 0)) {
+            Message asOther = a.request(new Message.LeaseAcquire(LeaseGrant.ACTIVE_LEASE, "node-b", 0, TTL));
+            assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(asOther));
+            assertTrue(text(asOther).contains("authenticated as node-a"), text(asOther));
+            long epoch = a.grant(0, TTL).epoch();
+            assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(a.request(new Message.LeaseRenew(
+                    LeaseGrant.ACTIVE_LEASE, "node-b", epoch, TTL))));
+            assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(a.request(new Message.LeaseRelease(
+                    LeaseGrant.ACTIVE_LEASE, "node-b", epoch))));
+            assertInstanceOf(Message.LeaseGranted.class, a.request(new Message.LeaseRenew(LeaseGrant.ACTIVE_LEASE,
+                    "node-a", epoch, TTL)), "node-a's lease is untouched");
+        }
+    }
+
+    @Test
+    void aSecondConnectionUnderTheNameOfALiveLeaseIsRefusedAndTheHolderKeepsServing() throws Exception {
+        LicenseKey key = issue(86, 5, null);
+        try (TmrTestGroup.Peer a0 = group.peer("node-a", 0); TmrTestGroup.Peer a1 = group.peer("node-a", 1);
+             TmrTestGroup.Peer twin = group.peer("node-a", 0)) {
+            LeaseCertificate cert = certificate(a0, a1, 0);
+            long epoch = cert.grants().get(0).epoch();
+            Message refused = twin.acquire(LeaseGrant.ACTIVE_LEASE, 0, TTL);
+            assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(refused));
+            assertTrue(text(refused).contains("another connection"), text(refused));
+            assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(twin.acquire(LeaseGrant.ACTIVE_LEASE, epoch + 3,
+                    TTL)), "not with a higher epoch either");
+            assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(twin.request(new Message.LeaseRenew(
+                    LeaseGrant.ACTIVE_LEASE, "node-a", epoch, TTL))));
+            ok(twin.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-a", epoch)));
+
+            Message renewed = a0.request(new Message.LeaseRenew(LeaseGrant.ACTIVE_LEASE, "node-a", epoch, TTL));
+            assertEquals(epoch, assertInstanceOf(Message.LeaseGranted.class, renewed, renewed.toString()).grant()
+                    .epoch(), "the live holder is not displaced");
+            ok(a0.request(allocate(cert, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch))));
+        }
+    }
+
+    @Test
+    void theSameNodeOnANewConnectionKeepsItsEpochSoItsCertificateStaysValid() throws Exception {
+        LicenseKey key = issue(87, 5, null);
+        try (TmrTestGroup.Peer a1 = group.peer("node-a", 1); TmrTestGroup.Peer a2 = group.peer("node-a", 2)) {
+            TmrTestGroup.Peer a0 = group.peer("node-a", 0);
+            LeaseCertificate cert = certificate(a0, a1, 0);
+            long epoch = cert.grants().get(0).epoch();
+            ok(a2.request(allocate(cert, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch))));
+
+            a0.close();
+            try (TmrTestGroup.Peer back = group.peer("node-a", 0)) {
+                long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+                Message answer = back.acquire(LeaseGrant.ACTIVE_LEASE, 0, TTL);
+                while (answer instanceof Message.Error && System.nanoTime() < deadline) {
+                    answer = back.acquire(LeaseGrant.ACTIVE_LEASE, 0, TTL);
+                }
+                LeaseGrant again = assertInstanceOf(Message.LeaseGranted.class, answer, answer.toString()).grant();
+                assertEquals(epoch, again.epoch(), "a reconnect of the same holder keeps its epoch");
+                ok(a2.request(allocate(cert, allocation(2, key, AccessMode.USERLIMIT, OWNER, epoch))));
+                ok(a2.request(allocate(new LeaseCertificate(List.of(again, cert.grants().get(1))),
+                        allocation(3, key, AccessMode.USERLIMIT, OWNER, epoch))));
+                ok(back.request(allocate(cert, allocation(4, key, AccessMode.USERLIMIT, OWNER, epoch))));
+            }
+
+            // Once the lease on backend 1 expired, node-b takes it: always above.
+            try (TmrTestGroup.Peer b1 = group.peer("node-b", 1)) {
+                clock.advance(Duration.ofMillis(TTL + 1));
+                assertEquals(epoch + 1, b1.grant(0, TTL).epoch());
+            }
+        }
+    }
+
+    @Test
     void aLeaseNotRenewedWithinItsTtlGoesToTheNextHolder() throws Exception {
         try (TmrTestGroup.Peer a = group.peer("node-a", 1); TmrTestGroup.Peer b = group.peer("node-b", 1)) {
             assertEquals(1, a.grant(0, 2_000).epoch());
@@ -176,10 +256,11 @@ class PeerBackendTest {
 
     @Test
     void grantsFromSeveralBackendsConvergeOnTheHighestEpoch() throws Exception {
-        try (TmrTestGroup.Peer a0 = group.peer("node-a", 0); TmrTestGroup.Peer a1 = group.peer("node-a", 1)) {
-            a0.grant(0, TTL);
-            ok(a0.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-a", 1)));
-            assertEquals(2, a0.grant(0, TTL).epoch());
+        try (TmrTestGroup.Peer a0 = group.peer("node-a", 0); TmrTestGroup.Peer a1 = group.peer("node-a", 1);
+             TmrTestGroup.Peer b0 = group.peer("node-b", 0)) {
+            b0.grant(0, TTL);
+            ok(b0.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-b", 1)));
+            assertEquals(2, a0.grant(0, TTL).epoch(), "node-b held epoch 1 on backend 0");
             assertEquals(1, a1.grant(0, TTL).epoch(), "backend 1 had granted nothing yet");
             assertEquals(2, a1.grant(2, TTL).epoch(), "re-acquired with the highest epoch the node saw");
             assertEquals(2, a0.grant(2, TTL).epoch(), "and the same again where it was already");
@@ -193,28 +274,61 @@ class PeerBackendTest {
             LeaseCertificate cert = certificate(a0, a1, 0);
             long epoch = cert.grants().get(0).epoch();
             for (TmrTestGroup.Peer node : List.of(a0, a1)) {
-                ok(node.request(new Message.Allocate(cert, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch))));
-                ok(node.request(new Message.Allocate(cert, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch))));
+                ok(node.request(allocate(cert, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch))));
+                ok(node.request(allocate(cert, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch))));
                 assertEquals(1, inventory(node, 77).inUse(), "the same handle id twice holds one seat");
-                ok(node.request(new Message.Allocate(cert, allocation(2, key, AccessMode.USERLIMIT, OWNER, epoch))));
-                assertEquals(CmError.NO_MORE_LICENSES.code(), code(node.request(new Message.Allocate(cert,
+                ok(node.request(allocate(cert, allocation(2, key, AccessMode.USERLIMIT, OWNER, epoch))));
+                assertEquals(CmError.NO_MORE_LICENSES.code(), code(node.request(allocate(cert,
                         allocation(3, key, AccessMode.USERLIMIT, OWNER, epoch)))));
-                assertEquals(CmError.EXCLUSIVE_CONFLICT.code(), code(node.request(new Message.Allocate(cert,
+                assertEquals(CmError.EXCLUSIVE_CONFLICT.code(), code(node.request(allocate(cert,
                         allocation(4, key, AccessMode.EXCLUSIVE, OWNER, epoch)))));
                 assertEquals(2, inventory(node, 77).inUse());
 
-                ok(node.request(new Message.Free(cert, 2, key)));
-                ok(node.request(new Message.Free(cert, 2, key)));
-                ok(node.request(new Message.Free(cert, 99, key)));
+                ok(node.request(free(cert, 2, key)));
+                ok(node.request(free(cert, 2, key)));
+                ok(node.request(free(cert, 99, key)));
                 assertEquals(1, inventory(node, 77).inUse());
-                ok(node.request(new Message.Allocate(cert, allocation(3, key, AccessMode.USERLIMIT, OWNER, epoch))));
+                ok(node.request(allocate(cert, allocation(3, key, AccessMode.USERLIMIT, OWNER, epoch))));
             }
-            assertEquals(CmError.ENTRY_NOT_FOUND.code(), code(a0.request(new Message.Allocate(cert,
+            assertEquals(CmError.ENTRY_NOT_FOUND.code(), code(a0.request(allocate(cert,
                     allocation(5, new LicenseKey(TmrTestGroup.FIRM, 99, key.tmrId()), AccessMode.USERLIMIT, OWNER,
                             epoch)))));
             // Allocations belong to the node: losing its lease does not take them back.
             ok(a0.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-a", epoch)));
             assertEquals(2, inventory(a0, 77).inUse());
+        }
+    }
+
+    @Test
+    void allocateAndFreeThatComePastTheirDeadlineAreNotCarriedOut() throws Exception {
+        LicenseKey key = issue(88, 2, null);
+        try (TmrTestGroup.Peer a0 = group.peer("node-a", 0); TmrTestGroup.Peer a1 = group.peer("node-a", 1)) {
+            LeaseCertificate cert = certificate(a0, a1, 0);
+            long epoch = cert.grants().get(0).epoch();
+            long skew = BackendSettings.Lease.DEFAULT.clockSkew().toMillis();
+            long deadline = clock.millis() + 500;
+            Message.Allocate first = new Message.Allocate(cert, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch),
+                    deadline);
+            Message.Allocate second = new Message.Allocate(cert, allocation(2, key, AccessMode.USERLIMIT, OWNER,
+                    epoch), deadline);
+
+            clock.advance(Duration.ofMillis(500 + skew));
+            ok(a0.request(first));
+            assertEquals(1, inventory(a0, 88).inUse(), "at its deadline plus the clock skew: still carried out");
+
+            clock.advance(Duration.ofMillis(1));
+            Message late = a0.request(second);
+            assertEquals(CmError.NETWORK_FAULT.code(), code(late));
+            assertTrue(text(late).contains("deadline"), text(late));
+            assertEquals(1, inventory(a0, 88).inUse(), "the late ALLOCATE holds no seat");
+            assertEquals(List.of(1L), ((Message.AllocationList) a0.request(new Message.ListAllocations(0, 10)))
+                    .allocations().stream().map(Allocation::tmrHandleId).toList());
+
+            Message lateFree = a0.request(new Message.Free(cert, 1, key, deadline));
+            assertEquals(CmError.NETWORK_FAULT.code(), code(lateFree));
+            assertEquals(1, inventory(a0, 88).inUse(), "the late FREE freed nothing");
+            ok(a0.request(new Message.Free(cert, 1, key, clock.millis() + 1_000)));
+            assertEquals(0, inventory(a0, 88).inUse());
         }
     }
 
@@ -225,7 +339,7 @@ class PeerBackendTest {
             LeaseCertificate cert = certificate(a0, a1, 0);
             long epoch = cert.grants().get(0).epoch();
             for (long id : new long[] {-1L, 2, Long.MIN_VALUE, 1, Long.MAX_VALUE}) {
-                ok(a0.request(new Message.Allocate(cert, allocation(id, key, AccessMode.NOUSERLIMIT, OWNER, epoch))));
+                ok(a0.request(allocate(cert, allocation(id, key, AccessMode.NOUSERLIMIT, OWNER, epoch))));
             }
             Message.AllocationList first = (Message.AllocationList) a0.request(new Message.ListAllocations(0, 2));
             assertEquals(List.of(1L, 2L), first.allocations().stream().map(Allocation::tmrHandleId).toList());
@@ -279,8 +393,15 @@ class PeerBackendTest {
             assertRefused(a2, new LeaseCertificate(List.of(((Message.LeaseGranted) other0).grant(),
                     ((Message.LeaseGranted) other1).grant())), seat, "wrong lease");
             assertRefused(a2, new LeaseCertificate(List.of(g0, a1.grant(epoch + 5, TTL))), seat, "mixed grants");
+            a1.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-a", epoch + 5));
+            // Grants from clocks 10 s ahead: they would stay valid 10 s longer than granted.
+            clock.advance(Duration.ofSeconds(10));
+            LeaseCertificate ahead = certificate(a0, a1, epoch + 5);
+            clock.advance(Duration.ofSeconds(-10));
+            assertRefused(a2, ahead, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch + 5),
+                    "issued in the future");
 
-            ok(a2.request(new Message.Allocate(cert, seat)));
+            ok(a2.request(allocate(cert, seat)));
             clock.advance(Duration.ofMillis(TTL + 1_000));
             assertRefused(a2, cert, seat, "expired");
             clock.advance(Duration.ofMillis(1));
@@ -295,7 +416,7 @@ class PeerBackendTest {
              TmrTestGroup.Peer a2 = group.peer("node-a", 2); TmrTestGroup.Peer b2 = group.peer("node-b", 2)) {
             LeaseCertificate old = certificate(a0, a1, 0);
             long epoch = old.grants().get(0).epoch();
-            ok(a2.request(new Message.Allocate(old, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch))));
+            ok(a2.request(allocate(old, allocation(1, key, AccessMode.USERLIMIT, OWNER, epoch))));
 
             // node-b holds backend 2's lease at a higher epoch: node-a's certificate is stale there.
             assertEquals(epoch + 5, b2.grant(epoch + 5, TTL).epoch());
@@ -313,7 +434,7 @@ class PeerBackendTest {
                 a0.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-a", epoch + 5));
                 a1.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-a", epoch + 5));
                 LeaseCertificate newer = certificate(a0, a1, epoch + 6);
-                ok(a2.request(new Message.Allocate(newer, allocation(2, key, AccessMode.USERLIMIT, OWNER,
+                ok(a2.request(allocate(newer, allocation(2, key, AccessMode.USERLIMIT, OWNER,
                         epoch + 6))));
                 assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(b0.acquire(LeaseGrant.ACTIVE_LEASE, 0, TTL)),
                         "backend 0's lease is node-a's");
@@ -323,15 +444,26 @@ class PeerBackendTest {
                 while (granted instanceof Message.Error && System.nanoTime() < deadline) {
                     granted = a2.acquire(LeaseGrant.ACTIVE_LEASE, 0, TTL);
                 }
-                assertEquals(epoch + 7, assertInstanceOf(Message.LeaseGranted.class, granted, granted.toString())
-                        .grant().epoch(), "above the epoch the certificate showed");
+                assertEquals(epoch + 6, assertInstanceOf(Message.LeaseGranted.class, granted, granted.toString())
+                        .grant().epoch(), "the epoch node-a's certificate showed: node-a keeps it");
+                TmrTestGroup.Peer c2 = group.peer("node-c", 2);
+                try (c2) {
+                    a2.connection().close();
+                    Message other = c2.acquire(LeaseGrant.ACTIVE_LEASE, 0, TTL);
+                    deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+                    while (other instanceof Message.Error && System.nanoTime() < deadline) {
+                        other = c2.acquire(LeaseGrant.ACTIVE_LEASE, 0, TTL);
+                    }
+                    assertEquals(epoch + 7, assertInstanceOf(Message.LeaseGranted.class, other, other.toString())
+                            .grant().epoch(), "another holder: above the epoch the certificate showed");
+                }
             }
         }
     }
 
     private static void assertRefused(TmrTestGroup.Peer node, LeaseCertificate cert, Allocation seat, String rule)
             throws Exception {
-        Message answer = node.request(new Message.Allocate(cert, seat));
+        Message answer = node.request(allocate(cert, seat));
         assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(answer), answer.toString());
         assertTrue(text(answer).contains(rule), "'" + rule + "' in: " + text(answer));
     }
@@ -349,9 +481,10 @@ class PeerBackendTest {
             assertEquals(CmError.UNIT_COUNTER_TOO_SMALL.code(), code(a0.request(new Message.PeerUnits(cert, key, 4,
                     UnitsOperation.DECREMENT, 8))));
             assertEquals(4, units(a0, cert, key, 5, UnitsOperation.SET, 4));
-            assertEquals(7, units(a0, cert, key, 2, UnitsOperation.DECREMENT, 3), "still the first answer, nothing subtracted");
+            assertEquals(1, units(a0, cert, key, 2, UnitsOperation.DECREMENT, 3),
+                    "the SET forgot the earlier ids: a decrement retried after it is charged");
             assertEquals(4, units(a0, cert, key, 5, UnitsOperation.SET, 9), "a repeated SET changes nothing");
-            assertEquals(0, units(a0, cert, key, 6, UnitsOperation.DECREMENT, 4));
+            assertEquals(0, units(a0, cert, key, 6, UnitsOperation.DECREMENT, 1));
             assertEquals(CmError.UNIT_COUNTER_ZERO.code(), code(a0.request(new Message.PeerUnits(cert, key, 7,
                     UnitsOperation.DECREMENT, 1))));
             assertEquals(CmError.NO_UNIT_COUNTER.code(), code(a0.request(new Message.PeerUnits(cert, noCounter, 8,
@@ -360,6 +493,24 @@ class PeerBackendTest {
             assertEquals(10, units(a1, cert, key, 2, UnitsOperation.READ, 0), "each copy has its own counter");
             assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(a0.request(new Message.PeerUnits(
                     new LeaseCertificate(List.of(cert.grants().get(0))), key, 9, UnitsOperation.READ, 0))));
+        }
+    }
+
+    @Test
+    void aPeerUnitsOperationIsRememberedForTheRetryWindow() throws Exception {
+        LicenseKey key = issue(89, 1, 100L);
+        try (TmrTestGroup.Peer a0 = group.peer("node-a", 0); TmrTestGroup.Peer a1 = group.peer("node-a", 1)) {
+            LeaseCertificate cert = certificate(a0, a1, 0);
+            assertEquals(90, units(a0, cert, key, 1, UnitsOperation.DECREMENT, 10));
+            for (long other = 2; other < 200; other++) {
+                units(a0, cert, key, other, UnitsOperation.DECREMENT, 0);
+            }
+            Duration window = BackendSettings.Units.DEFAULT.retryMemory();
+            clock.advance(window);
+            assertEquals(90, units(a0, cert, key, 1, UnitsOperation.DECREMENT, 10),
+                    "a retry at the end of the window, after 198 other operations: the first answer");
+            clock.advance(Duration.ofMillis(1));
+            assertEquals(80, units(a0, cert, key, 1, UnitsOperation.DECREMENT, 10), "after it: a new operation");
         }
     }
 

@@ -8,11 +8,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.netty.channel.nio.NioEventLoopGroup;
 import io.netty.util.concurrent.DefaultThreadFactory;
-import io.opentmr.client.CmException;
 import io.opentmr.license.LicenseIssuer;
 import io.opentmr.peer.PeerConnection;
 import io.opentmr.peer.PeerOptions;
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.ContainerInfo;
 import io.opentmr.protocol.Message;
 import io.opentmr.protocol.PeerAuth;
@@ -83,7 +83,7 @@ class PeerConnectionBackendTest {
 
             ExecutionException refused = assertThrows(ExecutionException.class,
                     () -> connection.request(new Message.ListContainers()).get(10, TimeUnit.SECONDS));
-            assertEquals(CmError.INVALID_PARAMETER.code(), assertInstanceOf(CmException.class, refused.getCause())
+            assertEquals(CmError.INVALID_PARAMETER.code(), assertInstanceOf(CmFailure.class, refused.getCause())
                     .code(), "client requests need their own connection; the peer connection stays up");
             assertTrue(connection.isOpen());
         } finally {
@@ -97,7 +97,7 @@ class PeerConnectionBackendTest {
         ExecutionException refused = assertThrows(ExecutionException.class, () -> PeerConnection.connect(
                 backend.address(), "node-a", auth("another-secret-also-longer-than-32-characters"),
                 PeerOptions.defaults(), group).get(10, TimeUnit.SECONDS));
-        CmException error = assertInstanceOf(CmException.class, refused.getCause());
+        CmFailure error = assertInstanceOf(CmFailure.class, refused.getCause());
         // The backend's proof fails first on the node's side, so the node never shows its own.
         assertEquals(CmError.TMR_PEER_NOT_AUTHENTICATED.code(), error.code());
     }

@@ -13,6 +13,7 @@ import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.Allocation;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.ContainerInfo;
 import io.opentmr.protocol.HandleOwner;
 import io.opentmr.protocol.LeaseCertificate;
@@ -49,6 +50,8 @@ import org.junit.jupiter.params.provider.ValueSource;
 class PeerContainerTest {
 
     private static final long FIRM = 6_000_010;
+    /** Requests whose deadline is not what a test is about. */
+    private static final long NO_DEADLINE = Long.MAX_VALUE;
     private static ActorTestKit testKit;
 
     @TempDir
@@ -129,11 +132,13 @@ class PeerContainerTest {
         assertTrue(raised.events().isEmpty(), "the holder's own epoch again: nothing new to persist");
         LeaseCertificate cert = certificate(grant);
         var allocated = kit.<StatusReply<Done>>runCommand(r -> new Container.Allocate(connection, cert,
-                allocation(10, key, 1), r));
+                allocation(10, key, 1), NO_DEADLINE, r));
         ok(allocated);
         assertTrue(allocated.events().stream().anyMatch(e -> e instanceof ContainerEvent.AllocationAdded));
-        ok(kit.<StatusReply<Done>>runCommand(r -> new Container.Allocate(connection, cert, allocation(11, key, 1), r)));
-        ok(kit.<StatusReply<Done>>runCommand(r -> new Container.Free(connection, cert, 11, key, r)));
+        ok(kit.<StatusReply<Done>>runCommand(r -> new Container.Allocate(connection, cert, allocation(11, key, 1),
+                NO_DEADLINE, r)));
+        ok(kit.<StatusReply<Done>>runCommand(r -> new Container.Free(connection, cert, 11, key, NO_DEADLINE,
+                r)));
         assertEquals(45L, (long) ok(kit.<StatusReply<Long>>runCommand(r -> new Container.PeerUnits(connection, cert,
                 key, 5, UnitsOperation.DECREMENT, 5, r))));
         // A valid certificate from two other backends at a higher epoch raises this one's epoch.
@@ -155,14 +160,77 @@ class PeerContainerTest {
         assertEquals(45, info.products().get(0).units());
         assertEquals(List.of(10L), kit.getState().allocations(0, 10).allocations().stream()
                 .map(TmrAllocation::tmrHandleId).toList());
+        assertEquals("node-a", kit.getState().highestHolder(LeaseGrant.ACTIVE_LEASE), "the holder is journaled");
         LeaseGrant after = acquire(0);
-        assertEquals(8, after.epoch(), "strictly above every epoch granted or seen before the restart");
-        LeaseCertificate eight = certificate(after);
-        assertEquals(45L, (long) ok(kit.<StatusReply<Long>>runCommand(r -> new Container.PeerUnits(connection, eight,
+        assertEquals(7, after.epoch(), "the holder of the highest epoch before the restart keeps it");
+        LeaseCertificate again = certificate(after);
+        assertEquals(45L, (long) ok(kit.<StatusReply<Long>>runCommand(r -> new Container.PeerUnits(connection, again,
                 key, 5, UnitsOperation.DECREMENT, 5, r))), "the operation id is remembered across the restart");
         var stale = kit.<StatusReply<Done>>runCommand(r -> new Container.Allocate(connection, cert,
-                allocation(12, key, 1), r));
-        assertEquals(CmError.TMR_LEASE_REFUSED, ((CmRefusal) stale.reply().getError()).error(), "epoch 1 is stale");
+                allocation(12, key, 1), NO_DEADLINE, r));
+        assertEquals(CmError.TMR_LEASE_REFUSED, ((CmFailure) stale.reply().getError()).error(), "epoch 1 is stale");
+
+        clock.advance(Duration.ofSeconds(3));
+        PeerConnection nodeB = new PeerConnection("node-b", "127.0.0.1:5001", () -> true);
+        LeaseGrant other = ok(kit.<StatusReply<LeaseGrant>>runCommand(r -> new Container.AcquireLease(nodeB,
+                LeaseGrant.ACTIVE_LEASE, "node-b", 0, 2_000, r)));
+        assertEquals(8, other.epoch(), "another holder: strictly above every epoch granted or seen");
+    }
+
+    @Test
+    void eventsAndSnapshotsOfTheOlderFormatStillOpen() throws Exception {
+        var serialization = org.apache.pekko.serialization.SerializationExtension.get(testKit.system());
+        com.fasterxml.jackson.databind.ObjectMapper cbor = new com.fasterxml.jackson.databind.ObjectMapper(
+                new com.fasterxml.jackson.dataformat.cbor.CBORFactory());
+
+        ContainerEvent.LeaseEpochRaised current = new ContainerEvent.LeaseEpochRaised(LeaseGrant.ACTIVE_LEASE, 4,
+                "node-a", clock.instant());
+        var older = (com.fasterxml.jackson.databind.node.ObjectNode) cbor.readTree(serialization.serialize(current)
+                .get());
+        assertEquals("node-a", older.remove("holder").asText(), "the field as written today");
+        ContainerEvent.LeaseEpochRaised read = (ContainerEvent.LeaseEpochRaised) deserialize(serialization,
+                cbor.writeValueAsBytes(older), current);
+        assertEquals(new ContainerEvent.LeaseEpochRaised(LeaseGrant.ACTIVE_LEASE, 4, null, clock.instant()), read);
+        int serializerId = serialization.findSerializerFor(current).identifier();
+        byte[] bytes = serialization.serialize(current).get();
+        assertTrue(serialization.deserialize(bytes, serializerId, current.getClass().getName() + "#3").isFailure(),
+                "a record written by a newer backend is refused");
+
+        create(1000);
+        ContainerEvent.PeerUnitsChanged units = new ContainerEvent.PeerUnitsChanged(key, 9, UnitsOperation.SET, 40,
+                clock.instant());
+        var olderUnits = (com.fasterxml.jackson.databind.node.ObjectNode) cbor.readTree(serialization
+                .serialize(units).get());
+        olderUnits.remove("operation");
+        assertEquals(new ContainerEvent.PeerUnitsChanged(key, 9, null, 40, clock.instant()),
+                deserialize(serialization, cbor.writeValueAsBytes(olderUnits), units), "read as a DECREMENT");
+
+        LeaseCertificate cert = certificate(acquire(0));
+        ok(kit.<StatusReply<Long>>runCommand(r -> new Container.PeerUnits(connection, cert, key, 3,
+                UnitsOperation.DECREMENT, 5, r)));
+        ContainerSnapshot snapshot = kit.getState().toSnapshot();
+        var oldSnapshot = (com.fasterxml.jackson.databind.node.ObjectNode) cbor.readTree(serialization
+                .serialize(snapshot).get());
+        oldSnapshot.remove("leaseHolders");
+        for (var operation : oldSnapshot.withArray("peerOperations")) {
+            ((com.fasterxml.jackson.databind.node.ObjectNode) operation).remove("at");
+        }
+        ContainerSnapshot back = (ContainerSnapshot) deserialize(serialization, cbor.writeValueAsBytes(oldSnapshot),
+                snapshot);
+        assertEquals(null, back.leaseHolders());
+        assertEquals(List.of(new ContainerSnapshot.PeerOperation(key, 3, 45, null)), back.peerOperations());
+        ContainerState state = ContainerState.fromSnapshot(back).apply(read);
+        assertEquals(4, state.highestEpoch(LeaseGrant.ACTIVE_LEASE));
+        assertEquals(null, state.highestHolder(LeaseGrant.ACTIVE_LEASE), "unknown: the next holder counts as another");
+    }
+
+    /** Reads {@code bytes} as a record of version 1 (a manifest without version), of {@code like}'s class. */
+    private static Object deserialize(org.apache.pekko.serialization.Serialization serialization, byte[] bytes,
+                                      Object like) {
+        var serializer = serialization.findSerializerFor(like);
+        assertEquals(like.getClass().getName() + "#" + ContainerEventVersions.CURRENT,
+                org.apache.pekko.serialization.Serializers.manifestFor(serializer, like), "written as version 2");
+        return serialization.deserialize(bytes, serializer.identifier(), like.getClass().getName()).get();
     }
 
     @Test

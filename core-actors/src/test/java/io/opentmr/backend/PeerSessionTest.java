@@ -12,6 +12,7 @@ import com.typesafe.config.ConfigFactory;
 import io.opentmr.license.LicenseIssuer;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.LeaseGrant;
 import io.opentmr.protocol.Message;
 import io.opentmr.protocol.PeerAuth;
 import io.opentmr.protocol.ProductInfo;
@@ -74,14 +75,20 @@ class PeerSessionTest {
 
     /** The node's side of the challenge. */
     private static Outcome challenge(RawConnection connection, PeerAuth node) throws Exception {
+        return challenge(connection, node, "node-a", "node-a");
+    }
+
+    /** The challenge saying one name in PEER_HELLO and proving another in PEER_PROOF. */
+    private static Outcome challenge(RawConnection connection, PeerAuth node, String said, String proved)
+            throws Exception {
         byte[] nodeNonce = new byte[PeerAuth.NONCE_BYTES];
         new SecureRandom().nextBytes(nodeNonce);
         Message.PeerChallenge challenge = (Message.PeerChallenge) connection.request(
-                new Message.PeerHello("node-a", Bytes.of(nodeNonce)));
+                new Message.PeerHello(said, Bytes.of(nodeNonce)));
         boolean valid = PeerAuth.matches(node.backendProof(nodeNonce, challenge.backendNonce().toArray()),
                 challenge.backendProof().toArray());
         Message answer = connection.request(new Message.PeerProof(Bytes.of(node.nodeProof(
-                challenge.backendNonce().toArray(), nodeNonce))));
+                challenge.backendNonce().toArray(), nodeNonce, proved))));
         return new Outcome(valid, answer);
     }
 
@@ -98,7 +105,7 @@ class PeerSessionTest {
             assertArrayEquals(node.backendProof(nodeNonce, challenge.backendNonce().toArray()),
                     challenge.backendProof().toArray(), "the backend proves it knows the secret too");
             assertInstanceOf(Message.Ok.class, connection.request(new Message.PeerProof(Bytes.of(node.nodeProof(
-                    challenge.backendNonce().toArray(), nodeNonce)))));
+                    challenge.backendNonce().toArray(), nodeNonce, "node-a")))));
 
             Message.InventoryOk inventory = (Message.InventoryOk) connection.request(new Message.Inventory());
             ProductInfo copy = inventory.containers().get(0).products().get(0);
@@ -122,6 +129,51 @@ class PeerSessionTest {
     }
 
     @Test
+    void theProofCoversTheNodeNameSoAProofForAnotherNameIsRefused() throws Exception {
+        start(SECRET);
+        try (RawConnection connection = new RawConnection(backend.address())) {
+            Outcome outcome = challenge(connection, auth(SECRET), "node-b", "node-a");
+            assertTrue(outcome.backendProofValid());
+            assertEquals(CmError.TMR_PEER_NOT_AUTHENTICATED.code(), ((Message.Error) outcome.answer()).code(),
+                    "node-a's proof does not admit a connection that said node-b");
+            assertTrue(connection.closedByServer());
+        }
+        try (RawConnection connection = new RawConnection(backend.address())) {
+            assertInstanceOf(Message.Ok.class, challenge(connection, auth(SECRET), "node-b", "node-b").answer());
+        }
+    }
+
+    @Test
+    void aConnectionThatIsNotAuthenticatedLearnsNothingOfTheLease() throws Exception {
+        start(SECRET);
+        try (RawConnection holder = new RawConnection(backend.address())) {
+            assertInstanceOf(Message.Ok.class, challenge(holder, auth(SECRET)).answer());
+            assertInstanceOf(Message.LeaseGranted.class, holder.request(new Message.LeaseAcquire(
+                    LeaseGrant.ACTIVE_LEASE, "node-a", 0, 30_000)));
+            try (RawConnection stranger = new RawConnection(backend.address())) {
+                Message.Error early = (Message.Error) stranger.request(new Message.LeaseAcquire(
+                        LeaseGrant.ACTIVE_LEASE, "node-b", 0, 30_000));
+                assertEquals(CmError.TMR_PEER_NOT_AUTHENTICATED.code(), early.code());
+                assertNoLeaseIn(early.text());
+                Message challenge = stranger.request(new Message.PeerHello("node-a", Bytes.of(new byte[32])));
+                assertNoLeaseIn(assertInstanceOf(Message.PeerChallenge.class, challenge).backendName());
+                Message.Error wrong = (Message.Error) stranger.request(new Message.PeerProof(Bytes.of(new byte[32])));
+                assertEquals(CmError.TMR_PEER_NOT_AUTHENTICATED.code(), wrong.code());
+                assertNoLeaseIn(wrong.text());
+            }
+            try (RawConnection wrongSecret = new RawConnection(backend.address())) {
+                Outcome outcome = challenge(wrongSecret, auth("another-secret-also-longer-than-32-characters"));
+                assertNoLeaseIn(((Message.Error) outcome.answer()).text());
+            }
+        }
+    }
+
+    private static void assertNoLeaseIn(String text) {
+        assertFalse(text.contains("node-a") || text.contains("epoch") || text.contains(LeaseGrant.ACTIVE_LEASE),
+                "a connection that is not authenticated learns nothing of the lease: " + text);
+    }
+
+    @Test
     void noPeerRequestIsServedBeforeTheChallenge() throws Exception {
         start(SECRET);
         try (RawConnection connection = new RawConnection(backend.address())) {
@@ -135,6 +187,19 @@ class PeerSessionTest {
             client.hello();
             assertEquals(CmError.TMR_PEER_NOT_AUTHENTICATED.code(),
                     ((Message.Error) client.request(new Message.Inventory())).code(), "not on a client connection");
+        }
+    }
+
+    @Test
+    void aNodeNameThatIsNoSensibleTokenIsRefusedWith105() throws Exception {
+        start(SECRET);
+        try (RawConnection connection = new RawConnection(backend.address())) {
+            for (String bad : new String[] {"node a", "-a", "n\u0000", "x".repeat(65)}) {
+                Message answer = connection.request(new Message.PeerHello(bad, Bytes.of(new byte[32])));
+                assertEquals(CmError.INVALID_PARAMETER.code(), ((Message.Error) answer).code(), bad);
+            }
+            assertInstanceOf(Message.PeerChallenge.class,
+                    connection.request(new Message.PeerHello("node-a", Bytes.of(new byte[32]))));
         }
     }
 

@@ -23,8 +23,10 @@ import io.opentmr.protocol.HandleOwner;
 import io.opentmr.protocol.LicenseKey;
 import io.opentmr.protocol.ProductInfo;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.Base64;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.Test;
 
@@ -129,21 +131,121 @@ class PeerStateTest {
         PeerConnection a = new PeerConnection("node-a", "a", open::get);
         PeerConnection b = new PeerConnection("node-b", "b", () -> true);
         Duration ttl = Duration.ofSeconds(2);
-        Decision.Accept<LeaseTable.Lease> granted = accepted(table.acquire("l", "node-a", 0, ttl, a, 4, NOW));
+        Decision.Accept<LeaseTable.Lease> granted = accepted(table.acquire("l", "node-a", 0, ttl, a, 4, "old", NOW));
         assertEquals(5, granted.reply().epoch());
-        assertEquals(1, granted.events().size(), "the new epoch is persisted before the grant");
-        assertEquals(CmError.TMR_LEASE_REFUSED, refused(table.acquire("l", "node-b", 0, ttl, b, 5, NOW)));
-        Decision.Accept<LeaseTable.Lease> again = accepted(table.acquire("l", "node-a", 3, ttl, a, 5, NOW));
+        assertEquals(List.of(new ContainerEvent.LeaseEpochRaised("l", 5, "node-a", NOW)), granted.events(),
+                "the new epoch and its holder are persisted before the grant");
+        assertEquals(CmError.TMR_LEASE_REFUSED, refused(table.acquire("l", "node-b", 0, ttl, b, 5, "node-a", NOW)));
+        Decision.Accept<LeaseTable.Lease> again = accepted(table.acquire("l", "node-a", 3, ttl, a, 5, "node-a", NOW));
         assertEquals(5, again.reply().epoch());
         assertTrue(again.events().isEmpty());
         open.set(false);
         assertNull(table.live("l", NOW), "dead with its connection");
-        assertEquals(6, ((Decision.Accept<LeaseTable.Lease>) table.acquire("l", "node-b", 0, ttl, b, 5, NOW))
-                .reply().epoch());
+        assertEquals(6, accepted(table.acquire("l", "node-b", 0, ttl, b, 5, "node-a", NOW)).reply().epoch());
         assertEquals(CmError.TMR_LEASE_REFUSED, refused(table.renew("l", "node-a", 5, ttl, a, NOW)));
         assertTrue(table.live("l", NOW.plus(ttl)) != null);
         assertNull(table.live("l", NOW.plus(ttl).plusMillis(1)), "dead after its TTL");
         assertEquals(1, table.purge(NOW.plus(ttl).plusMillis(1)).size());
+    }
+
+    @Test
+    void aNodeAsksForLeasesUnderItsAuthenticatedNameOnly() {
+        LeaseTable table = new LeaseTable();
+        PeerConnection a = new PeerConnection("node-a", "a", () -> true);
+        Duration ttl = Duration.ofSeconds(2);
+        Decision<LeaseTable.Lease> asOther = table.acquire("l", "node-b", 0, ttl, a, 0, null, NOW);
+        assertEquals(CmError.TMR_LEASE_REFUSED, refused(asOther));
+        assertTrue(((Decision.Refuse<?>) asOther).text().contains("authenticated as node-a"), asOther.toString());
+        assertNull(table.live("l", NOW));
+        long epoch = accepted(table.acquire("l", "node-a", 0, ttl, a, 0, null, NOW)).reply().epoch();
+        assertEquals(CmError.TMR_LEASE_REFUSED, refused(table.renew("l", "node-b", epoch, ttl, a, NOW)));
+        assertEquals(CmError.TMR_LEASE_REFUSED, refused(table.release("l", "node-b", epoch, a)));
+        assertEquals("node-a", table.live("l", NOW).holder(), "still held by the authenticated name");
+        assertEquals(true, accepted(table.release("l", "node-a", epoch, a)).reply());
+    }
+
+    @Test
+    void aSecondConnectionUnderALiveLeasesNameDoesNotDisplaceIt() {
+        LeaseTable table = new LeaseTable();
+        AtomicBoolean firstOpen = new AtomicBoolean(true);
+        PeerConnection first = new PeerConnection("node-a", "first", firstOpen::get);
+        PeerConnection second = new PeerConnection("node-a", "second", () -> true);
+        Duration ttl = Duration.ofSeconds(2);
+        LeaseTable.Lease held = accepted(table.acquire("l", "node-a", 0, ttl, first, 3, "node-a", NOW)).reply();
+        assertEquals(3, held.epoch(), "the same holder keeps its epoch");
+        for (long proposed : new long[] {0, 3, 9}) {
+            assertEquals(CmError.TMR_LEASE_REFUSED, refused(table.acquire("l", "node-a", proposed, ttl, second, 3,
+                    "node-a", NOW.plusMillis(10))));
+        }
+        assertEquals(CmError.TMR_LEASE_REFUSED, refused(table.renew("l", "node-a", 3, ttl, second, NOW)));
+        assertEquals(false, accepted(table.release("l", "node-a", 3, second)).reply());
+        assertEquals(first, table.live("l", NOW).connection(), "the live holder is not displaced");
+        accepted(table.renew("l", "node-a", 3, ttl, first, NOW.plusMillis(20)));
+
+        firstOpen.set(false);
+        Decision.Accept<LeaseTable.Lease> back = accepted(table.acquire("l", "node-a", 0, ttl, second, 3, "node-a",
+                NOW.plusMillis(30)));
+        assertEquals(3, back.reply().epoch(), "its connection closed: the same node on a new one keeps its epoch");
+        assertTrue(back.events().isEmpty(), "no epoch raised, nothing persisted");
+    }
+
+    @Test
+    void theEpochRisesOnlyWhenTheHolderChanges() {
+        LeaseTable table = new LeaseTable();
+        Duration ttl = Duration.ofSeconds(2);
+        PeerConnection a1 = new PeerConnection("node-a", "a1", () -> true);
+        assertEquals(7, accepted(table.acquire("l", "node-a", 0, ttl, a1, 7, "node-a", NOW)).reply().epoch());
+        Instant expired = NOW.plus(ttl).plusMillis(1);
+        PeerConnection a2 = new PeerConnection("node-a", "a2", () -> true);
+        assertEquals(7, accepted(table.acquire("l", "node-a", 1, ttl, a2, 7, "node-a", expired)).reply().epoch(),
+                "after its lease expired the same holder keeps its epoch, whatever it proposes below it");
+        PeerConnection a3 = new PeerConnection("node-a", "a3", () -> true);
+        Decision.Accept<LeaseTable.Lease> higher = accepted(table.acquire("l", "node-a", 9, ttl, a3, 7, "node-a",
+                expired.plus(ttl).plusMillis(1)));
+        assertEquals(9, higher.reply().epoch(), "a higher proposal is granted");
+        assertEquals(1, higher.events().size());
+
+        Instant later = NOW.plusSeconds(60);
+        PeerConnection b = new PeerConnection("node-b", "b", () -> true);
+        assertEquals(10, accepted(table.acquire("l", "node-b", 9, ttl, b, 9, "node-a", later)).reply().epoch(),
+                "another holder always gets a higher epoch, even when it proposes the highest");
+        PeerConnection c = new PeerConnection("node-c", "c", () -> true);
+        Decision.Accept<LeaseTable.Lease> unknown = accepted(table.acquire("l", "node-c", 0, ttl, c, 10, null,
+                later.plusSeconds(60)));
+        assertEquals(11, unknown.reply().epoch(), "an unknown last holder (an older journal) is another holder");
+        assertEquals(List.of(new ContainerEvent.LeaseEpochRaised("l", 11, "node-c", later.plusSeconds(60))),
+                unknown.events());
+    }
+
+    @Test
+    void theHolderOfTheHighestEpochIsJournaledAndSnapshottedAndOlderDataOpens() {
+        ContainerState state = fixture.state;
+        assertNull(state.highestHolder("l"));
+        state.apply(new ContainerEvent.LeaseEpochRaised("l", 4, "node-a", NOW));
+        assertEquals("node-a", state.highestHolder("l"));
+        assertEquals(List.of(), state.epochSeen("l", 4, "node-b", NOW), "not above the highest: nothing to record");
+        state.apply(state.epochSeen("l", 6, "node-b", NOW).get(0));
+        assertEquals(6, state.highestEpoch("l"));
+        assertEquals("node-b", state.highestHolder("l"), "a certificate's epoch is recorded with its holder");
+        state.apply(new ContainerEvent.LeaseEpochRaised("l", 5, "node-c", NOW));
+        assertEquals("node-b", state.highestHolder("l"), "a lower epoch changes neither epoch nor holder");
+
+        ContainerState restored = ContainerState.fromSnapshot(state.toSnapshot());
+        assertEquals(6, restored.highestEpoch("l"));
+        assertEquals("node-b", restored.highestHolder("l"));
+
+        state.apply(new ContainerEvent.LeaseEpochRaised("l", 7, null, NOW));
+        assertEquals(7, state.highestEpoch("l"));
+        assertNull(state.highestHolder("l"), "an event of an older journal leaves the holder unknown");
+
+        ContainerSnapshot current = state.toSnapshot();
+        ContainerSnapshot older = new ContainerSnapshot(current.serial(), current.cmActId(),
+                current.firmUpdateCounters(), current.items(), current.handles(), current.borrows(),
+                current.recentDecrements(), current.nextHandleId(), current.nextTicketId(), Map.of("l", 3L),
+                current.allocations(), current.peerOperations(), null);
+        ContainerState fromOlder = ContainerState.fromSnapshot(older);
+        assertEquals(3, fromOlder.highestEpoch("l"));
+        assertNull(fromOlder.highestHolder("l"), "a snapshot written before holders were kept opens without them");
     }
 
     private static <T> Decision.Accept<T> accepted(Decision<T> decision) {

@@ -1,7 +1,7 @@
 package io.opentmr.testing;
 
-import io.opentmr.client.CmException;
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.Message;
 import io.opentmr.tmr.backend.PeerLink;
 import java.time.Duration;
@@ -147,7 +147,7 @@ public final class LinkControl {
         public CompletionStage<Message> request(Message request) {
             synchronized (LinkControl.this) {
                 if (cut) {
-                    return CompletableFuture.failedFuture(new CmException(CmError.NETWORK_FAULT,
+                    return CompletableFuture.failedFuture(new CmFailure(CmError.NETWORK_FAULT,
                             "backend " + (backend + 1) + " is cut off by the test"));
                 }
             }

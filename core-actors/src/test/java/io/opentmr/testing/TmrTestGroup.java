@@ -18,6 +18,7 @@ import io.opentmr.peer.PeerOptions;
 import io.opentmr.protocol.Allocation;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.CodecLimits;
 import io.opentmr.protocol.LeaseGrant;
 import io.opentmr.protocol.Message;
@@ -328,7 +329,7 @@ public final class TmrTestGroup implements AutoCloseable {
             Message.PeerChallenge challenge = (Message.PeerChallenge) connection.request(
                     new Message.PeerHello(name, Bytes.of(nodeNonce)));
             Message answer = connection.request(new Message.PeerProof(Bytes.of(auth.nodeProof(
-                    challenge.backendNonce().toArray(), nodeNonce))));
+                    challenge.backendNonce().toArray(), nodeNonce, name))));
             assertInstanceOf(Message.Ok.class, answer, answer.toString());
             return new Peer(name, connection);
         } catch (IOException | RuntimeException | Error e) {
@@ -355,13 +356,17 @@ public final class TmrTestGroup implements AutoCloseable {
         }
     }
 
-    /** The CodeMeter error number of a failure from the SDK, or -1 when it is none. */
+    /** The CodeMeter error number of a failure from the SDK or a peer call, or -1 when it is none. */
     public static int code(Throwable failure) {
-        Throwable cause = failure;
-        while (cause != null && !(cause instanceof CmException)) {
-            cause = cause.getCause();
+        for (Throwable cause = failure; cause != null; cause = cause.getCause()) {
+            if (cause instanceof CmException sdk) {
+                return sdk.code();
+            }
+            if (cause instanceof CmFailure peer) {
+                return peer.code();
+            }
         }
-        return cause == null ? -1 : ((CmException) cause).code();
+        return -1;
     }
 
     @Override

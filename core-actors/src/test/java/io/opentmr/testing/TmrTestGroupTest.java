@@ -7,11 +7,11 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.opentmr.client.CmException;
 import io.opentmr.client.TmrClient;
 import io.opentmr.license.LicenseIssuer;
 import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.Message;
 import io.opentmr.protocol.testing.NoLeaks;
 import io.opentmr.protocol.testing.RawConnection;
@@ -135,7 +135,7 @@ class TmrTestGroupTest {
         assertTrue(real.closed.isDone(), "the open link is closed");
         ExecutionException refused = org.junit.jupiter.api.Assertions.assertThrows(ExecutionException.class,
                 () -> link.request(new Message.Inventory()).toCompletableFuture().get(1, TimeUnit.SECONDS));
-        assertEquals(CmError.NETWORK_FAULT.code(), ((CmException) refused.getCause()).code());
+        assertEquals(CmError.NETWORK_FAULT.code(), ((CmFailure) refused.getCause()).code());
         assertNull(control.wrap(new ManualLink()), "no new link while cut");
         control.restore();
         assertTrue(control.wrap(new ManualLink()) != null);

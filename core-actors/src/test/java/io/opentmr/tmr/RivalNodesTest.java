@@ -1,6 +1,7 @@
 package io.opentmr.tmr;
 
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
@@ -74,10 +75,14 @@ class RivalNodesTest {
     }
 
     private TmrNode node(String name, String address, Set<Integer> reachable) {
+        return node(name, name, address, reachable);
+    }
+
+    private TmrNode node(String name, String dataDir, String address, Set<Integer> reachable) {
         Map<String, Object> settings = new HashMap<>(Map.of(
                 "opentmr.node.address", address,
                 "opentmr.node.port", 0,
-                "opentmr.node.data-dir", dir.resolve(name).toString(),
+                "opentmr.node.data-dir", dir.resolve(dataDir).toString(),
                 "opentmr.node.backends", List.of(0, 1, 2).stream().map(i -> group.backendAddress(i))
                         .map(s -> s.getAddress().getHostAddress() + ":" + s.getPort()).toList(),
                 "opentmr.node.backend-timeout", "500ms",
@@ -105,6 +110,25 @@ class RivalNodesTest {
                         PeerAuth.fromFile(group.secretFile()), new PeerOptions(Duration.ofSeconds(2),
                                 Duration.ofSeconds(2), 1024, CodecLimits.DEFAULT), peerLoop)
                 .thenApply(PeerLink::of);
+    }
+
+    @Test
+    void aSecondNodeUnderTheNameOfTheServingOneNeverDisplacesIt() throws Exception {
+        reachableByA.addAll(List.of(0, 1, 2));
+        reachableByB.addAll(List.of(0, 1, 2));
+        a = node("node-a", "a", "127.0.2.1", reachableByA);
+        Await.until("the first node serves", () -> a.serving());
+        // The misconfiguration the issue measured: a second node given the same name.
+        b = node("node-a", "b", "127.0.2.2", reachableByB);
+        long until = System.nanoTime() + Duration.ofSeconds(5).toNanos();
+        while (System.nanoTime() < until) {
+            assertFalse(b.serving(), "the second node under a live lease's name serves");
+            assertTrue(a.serving(), "the serving node lost its lease to a second node of its name");
+            Thread.sleep(50);
+        }
+        a.close();
+        a = null;
+        Await.until("once the first is gone, the second takes over", () -> b.serving());
     }
 
     @Test

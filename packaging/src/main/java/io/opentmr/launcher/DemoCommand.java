@@ -125,10 +125,11 @@ final class DemoCommand implements Callable<Integer> {
         System.out.println("Backends listening on " + String.join(", ", backends));
         new DemoLicenses(home, vendor.resolve(VendorKeyFiles.PRIVATE_FILE), System.out).ensure(backends);
 
-        Path nodeData = home.resolve("node-a");
-        DemoProcesses.Child nodeA = processes.start("node-a", "active", node, nodeData.resolve("node-a.log"), List.of(
-                "node", "--address", NODE_HOST, "--port", String.valueOf(port), "--data-dir", nodeData.toString(),
-                "--backends", String.join(",", backends), "--secret-file", secret.toString()));
+        // A node's name is its component's name: the backends hold the lease under it.
+        String nodeName = "node-a";
+        Path nodeData = home.resolve(nodeName);
+        DemoProcesses.Child nodeA = processes.start(nodeName, "active", node, nodeData.resolve(nodeName + ".log"),
+                nodeArgs(nodeName, NODE_HOST, port, nodeData, backends, secret));
         DemoProcesses.awaitListening(nodeA, socket(node), each);
         Optional<Serial> virtual = awaitVirtualContainer(nodeA, node, each);
 
@@ -159,6 +160,13 @@ final class DemoCommand implements Callable<Integer> {
         }
         System.err.println("tmr demo: every component has stopped; see the messages above");
         return Output.CM_ERROR;
+    }
+
+    /** The launcher arguments of a demo node: its name is its component's name (node-a). */
+    static List<String> nodeArgs(String name, String host, int port, Path data, List<String> backends, Path secret) {
+        return List.of("node", "--name", name, "--address", host, "--port", String.valueOf(port),
+                "--data-dir", data.toString(), "--backends", String.join(",", backends),
+                "--secret-file", secret.toString());
     }
 
     /** The node lists its virtual container 131-… with the sample TMR licenses: bounded wait. */

@@ -3,6 +3,7 @@ package io.opentmr.launcher;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
 import io.opentmr.client.TmrClientOptions;
+import io.opentmr.protocol.NodeName;
 import io.opentmr.protocol.PeerAuth;
 import io.opentmr.tmr.TmrNode;
 import java.nio.file.Files;
@@ -28,6 +29,11 @@ final class NodeCommand implements Callable<Integer> {
     static final String DATA_DIR = PATH + ".data-dir";
     static final String BACKENDS = PATH + ".backends";
     static final String VIRTUAL_SERIAL = PATH + ".virtual-serial";
+    static final String NAME = PATH + ".name";
+
+    @Option(names = "--name", description = "This node's name, e.g. node-a (" + NAME + "); required, its own for "
+            + "every node of the group: the backends hold the active lease under it.")
+    String name;
 
     @Option(names = "--address", description = "IP address clients connect to (" + ADDRESS + ").")
     String address;
@@ -63,7 +69,7 @@ final class NodeCommand implements Callable<Integer> {
             asked.set(true);
             node.close();
         }, "opentmr-node-shutdown"));
-        System.out.println("TMR node listening on " + node.address().getAddress().getHostAddress() + ":"
+        System.out.println("TMR node " + resolved.getString(NAME) + " listening on " + node.address().getAddress().getHostAddress() + ":"
                 + node.address().getPort() + ", backends " + String.join(", ", resolved.getStringList(BACKENDS)));
         node.whenTerminated().toCompletableFuture().join();
         if (!asked.get()) {
@@ -99,6 +105,9 @@ final class NodeCommand implements Callable<Integer> {
         if (virtualSerial != null) {
             flags.put(VIRTUAL_SERIAL, virtualSerial);
         }
+        if (name != null) {
+            flags.put(NAME, name);
+        }
         Config resolved = LauncherConfig.resolve(flags, config, DATA_DIR);
         if (!resolved.hasPath(DATA_DIR) || resolved.getString(DATA_DIR).isBlank()) {
             throw new ConfigException.BadValue(DATA_DIR, "--data-dir is required: the node's journal lives there");
@@ -124,6 +133,15 @@ final class NodeCommand implements Callable<Integer> {
             PeerAuth.fromFile(Path.of(secret));
         } catch (IllegalArgumentException e) {
             throw new ConfigException.BadValue(PeerAuth.SECRET_FILE_KEY, "--secret-file: " + e.getMessage());
+        }
+        String nodeName = resolved.hasPath(NAME) ? resolved.getString(NAME).strip() : "";
+        if (nodeName.isEmpty()) {
+            throw new ConfigException.BadValue(NAME, "--name is required (e.g. --name node-a): the backends hold "
+                    + "the active lease under this name, so each node of a group needs its own");
+        }
+        String badName = NodeName.problem(nodeName);
+        if (badName != null) {
+            throw new ConfigException.BadValue(NAME, "--name: " + badName);
         }
         return resolved;
     }

@@ -83,15 +83,43 @@ class NodeAndDemoCommandTest {
     }
 
     @Test
+    void aNodeWithoutAValidNameIsAUsageErrorNamingFlagAndKey() throws Exception {
+        String backends = "127.0.1.1:22350,127.0.1.2:22350,127.0.1.3:22350";
+        String[] rest = {"node", "--data-dir", dir.toString(), "--backends", backends, "--secret-file",
+                secret().toString()};
+        assertUsageError(run(rest), "--name", "opentmr.node.name", "required");
+        for (String bad : List.of("", "  ", "-node", "node a", "node/a", "nöde", "n".repeat(65))) {
+            String[] args = Stream.concat(Stream.of(rest), Stream.of("--name", bad)).toArray(String[]::new);
+            assertUsageError(run(args), "--name", "opentmr.node.name");
+        }
+        Path conf = dir.resolve("bad-name.conf");
+        Files.writeString(conf, "opentmr.node.name = \"node\\na\"\n");
+        String[] fromFile = Stream.concat(Stream.of(rest), Stream.of("--config", conf.toString()))
+                .toArray(String[]::new);
+        assertUsageError(run(fromFile), "opentmr.node.name", "\\u000a");
+    }
+
+    @Test
+    void theDemoRunsEachNodeUnderItsComponentName() throws Exception {
+        List<String> args = DemoCommand.nodeArgs("node-a", "127.0.2.1", 22350, dir.resolve("node-a"),
+                List.of("127.0.1.1:22350", "127.0.1.2:22350", "127.0.1.3:22350"), secret());
+        assertEquals("node", args.get(0));
+        NodeCommand command = new NodeCommand();
+        new picocli.CommandLine(command).parseArgs(args.subList(1, args.size()).toArray(String[]::new));
+        assertEquals("node-a", command.resolve().getString(NodeCommand.NAME));
+    }
+
+    @Test
     void aConfigFileCanNameTheBackendsAndTheFlagsWin() throws Exception {
         Path conf = dir.resolve("node.conf");
         Files.writeString(conf, "opentmr.node { data-dir = \"" + dir + "\", backends = [\"a:1\", \"b:2\", \"c:3\"], "
-                + "port = 1 }\nopentmr.cluster.secret-file = \"" + secret() + "\"\n");
+                + "port = 1, name = node-b }\nopentmr.cluster.secret-file = \"" + secret() + "\"\n");
         NodeCommand command = new NodeCommand();
         command.config = conf;
         command.port = 23000;
         var resolved = command.resolve();
         assertEquals(List.of("a:1", "b:2", "c:3"), resolved.getStringList(NodeCommand.BACKENDS));
+        assertEquals("node-b", resolved.getString(NodeCommand.NAME));
         assertEquals(23000, resolved.getInt(NodeCommand.PORT), "the flag wins over the file");
         assertEquals(dir.resolve("journal").toString(), resolved.getString("opentmr.persistence.dir"),
                 "the journal lives in the node's data directory");

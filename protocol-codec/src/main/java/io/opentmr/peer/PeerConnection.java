@@ -9,9 +9,9 @@ import io.netty.channel.EventLoopGroup;
 import io.netty.channel.SimpleChannelInboundHandler;
 import io.netty.handler.codec.EncoderException;
 import io.netty.util.concurrent.ScheduledFuture;
-import io.opentmr.client.CmException;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.Frame;
 import io.opentmr.protocol.FrameClients;
 import io.opentmr.protocol.Message;
@@ -95,7 +95,7 @@ public final class PeerConnection implements AutoCloseable {
      *              the connection uses one of its loops and never shuts it down
      * @return completes with the authenticated connection, or exceptionally: with the transport's
      *         {@link java.io.IOException} when the TCP connect fails; a {@link TimeoutException} when the
-     *         connection is not authenticated within the connect timeout; {@link CmException} 231 when the
+     *         connection is not authenticated within the connect timeout; {@link CmFailure} 231 when the
      *         backend has no cluster secret, 135 when it refuses our proof (another secret) and also 135
      *         when the backend's own proof is wrong (then it is not one of ours, and we close), 105 for an
      *         answer that does not belong in the challenge, 100 when the backend closes during it
@@ -126,8 +126,8 @@ public final class PeerConnection implements AutoCloseable {
         try {
             connection.loop.execute(connection::start);
         } catch (RejectedExecutionException e) {
-            connection.authenticated.completeExceptionally(new CmException(CmError.NETWORK_FAULT.code(),
-                    "cannot connect to " + show(backend) + ": the event loop group is shut down", e));
+            connection.authenticated.completeExceptionally(new CmFailure(CmError.NETWORK_FAULT,
+                    "cannot connect to " + show(backend) + ": the event loop group is shut down"));
         }
         return connection.authenticated;
     }
@@ -135,11 +135,11 @@ public final class PeerConnection implements AutoCloseable {
     /**
      * Sends one request.
      *
-     * @return completes with the backend's reply, or exceptionally: {@link CmException} with the code and
+     * @return completes with the backend's reply, or exceptionally: {@link CmFailure} with the code and
      *         text of an ERROR reply; a {@link TimeoutException} after {@code options.requestTimeout()}
-     *         (the request id is then forgotten, and a late reply is dropped); {@link CmException} 309 at
-     *         once when {@code options.maxInFlight()} requests are already outstanding; {@link CmException}
-     *         100 when the connection is closed or closes before the reply; {@link CmException} 105 when
+     *         (the request id is then forgotten, and a late reply is dropped); {@link CmFailure} 309 at
+     *         once when {@code options.maxInFlight()} requests are already outstanding; {@link CmFailure}
+     *         100 when the connection is closed or closes before the reply; {@link CmFailure} 105 when
      *         the request cannot be encoded (larger than any frame)
      */
     public CompletableFuture<Message> request(Message request) {
@@ -148,7 +148,7 @@ public final class PeerConnection implements AutoCloseable {
             return CompletableFuture.failedFuture(closedError("is closed"));
         }
         if (!permits.tryAcquire()) {
-            return CompletableFuture.failedFuture(new CmException(CmError.REQUEST_OVERLOAD, "the connection to "
+            return CompletableFuture.failedFuture(new CmFailure(CmError.REQUEST_OVERLOAD, "the connection to "
                     + describe() + " already has " + options.maxInFlight() + " requests in flight (maxInFlight)"));
         }
         Pending p = new Pending(request, true);
@@ -242,13 +242,14 @@ public final class PeerConnection implements AutoCloseable {
         if (!PeerAuth.matches(auth.backendProof(nodeNonce, backendNonce), challenge.backendProof().toArray())) {
             LOG.warn("Backend {} at {} failed the peer challenge: its proof does not match our cluster secret "
                     + "(another secret, or not one of our backends); closing", challenge.backendName(), show(address));
-            failHandshake(new CmException(CmError.TMR_PEER_NOT_AUTHENTICATED, "backend '" + challenge.backendName()
+            failHandshake(new CmFailure(CmError.TMR_PEER_NOT_AUTHENTICATED, "backend '" + challenge.backendName()
                     + "' at " + show(address) + " failed the peer challenge: its proof does not match our cluster "
                     + "secret"));
             return;
         }
         backendName = challenge.backendName();
-        Pending proof = new Pending(new Message.PeerProof(Bytes.of(auth.nodeProof(backendNonce, nodeNonce))), false);
+        Pending proof = new Pending(new Message.PeerProof(Bytes.of(auth.nodeProof(backendNonce, nodeNonce, nodeName))),
+                false);
         send(proof);
         proof.future.whenComplete((answer, error) -> {
             if (error != null) {
@@ -300,8 +301,8 @@ public final class PeerConnection implements AutoCloseable {
         return cause;
     }
 
-    private CmException unexpected(Message reply, String request) {
-        return new CmException(CmError.INVALID_PARAMETER, show(address) + " answered " + request + " with "
+    private CmFailure unexpected(Message reply, String request) {
+        return new CmFailure(CmError.INVALID_PARAMETER, show(address) + " answered " + request + " with "
                 + reply.type() + ", which has no place in the peer challenge");
     }
 
@@ -325,8 +326,7 @@ public final class PeerConnection implements AutoCloseable {
             }
             if (written.cause() instanceof EncoderException) {
                 // The request itself cannot be sent; the connection is fine.
-                fail(p, new CmException(CmError.INVALID_PARAMETER.code(), written.cause().getMessage(),
-                        written.cause()));
+                fail(p, new CmFailure(CmError.INVALID_PARAMETER, String.valueOf(written.cause().getMessage())));
             } else {
                 LOG.debug("Write to {} failed: {}", show(address), written.cause().toString());
                 ch.close();
@@ -352,7 +352,7 @@ public final class PeerConnection implements AutoCloseable {
         }
         remove(p);
         if (frame.message() instanceof Message.Error error) {
-            p.future.completeExceptionally(new CmException(error.code(), error.text()));
+            p.future.completeExceptionally(new CmFailure(error.code(), error.text()));
         } else {
             p.future.complete(frame.message());
         }
@@ -406,7 +406,7 @@ public final class PeerConnection implements AutoCloseable {
             handshakeDeadline.cancel(false);
         }
         List<Pending> outstanding = new ArrayList<>(pending.values());
-        CmException lost = closedError("closed before the answer");
+        CmFailure lost = closedError("closed before the answer");
         for (Pending p : outstanding) {
             fail(p, lost);
         }
@@ -420,8 +420,8 @@ public final class PeerConnection implements AutoCloseable {
         closed.complete(null);
     }
 
-    private CmException closedError(String what) {
-        return new CmException(CmError.NETWORK_FAULT, "the connection to " + describe() + " " + what);
+    private CmFailure closedError(String what) {
+        return new CmFailure(CmError.NETWORK_FAULT, "the connection to " + describe() + " " + what);
     }
 
     private String describe() {

@@ -346,10 +346,15 @@ public sealed interface Message {
         }
     }
 
-    record Allocate(LeaseCertificate certificate, Allocation allocation) implements Message {
+    /**
+     * Holds a seat for a TMR handle. {@code deadlineMillis} (epoch milliseconds, the node's clock): when the
+     * node stops waiting for the answer; a backend that gets to it later does not carry it out.
+     */
+    record Allocate(LeaseCertificate certificate, Allocation allocation, long deadlineMillis) implements Message {
         public Allocate {
             Check.notNull(certificate, "certificate");
             Check.notNull(allocation, "allocation");
+            Check.nonNegative(deadlineMillis, "deadlineMillis");
         }
 
         @Override
@@ -358,10 +363,13 @@ public sealed interface Message {
         }
     }
 
-    record Free(LeaseCertificate certificate, long tmrHandleId, LicenseKey key) implements Message {
+    /** Frees a TMR handle's seat; {@code deadlineMillis} as for {@link Allocate}. */
+    record Free(LeaseCertificate certificate, long tmrHandleId, LicenseKey key, long deadlineMillis)
+            implements Message {
         public Free {
             Check.notNull(certificate, "certificate");
             Check.notNull(key, "key");
+            Check.nonNegative(deadlineMillis, "deadlineMillis");
         }
 
         @Override

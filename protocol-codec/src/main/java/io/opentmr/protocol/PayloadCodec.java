@@ -153,12 +153,14 @@ final class PayloadCodec {
                 Allocate m = (Allocate) message;
                 writeCertificate(w, m.certificate());
                 writeAllocation(w, m.allocation());
+                w.u64(m.deadlineMillis());
             }
             case FREE -> {
                 Free m = (Free) message;
                 writeCertificate(w, m.certificate());
                 w.u64(m.tmrHandleId());
                 writeKey(w, m.key());
+                w.u64(m.deadlineMillis());
             }
             case LIST_ALLOCATIONS -> {
                 ListAllocations m = (ListAllocations) message;
@@ -247,8 +249,8 @@ final class PayloadCodec {
                     r.bytes("backendProof"));
             case PEER_PROOF -> new PeerProof(r.bytes("nodeProof"));
             case INVENTORY -> new Message.Inventory();
-            case ALLOCATE -> new Allocate(readCertificate(r), readAllocation(r));
-            case FREE -> new Free(readCertificate(r), r.u64("tmrHandleId"), readKey(r));
+            case ALLOCATE -> new Allocate(readCertificate(r), readAllocation(r), r.nonNegative64("deadline"));
+            case FREE -> new Free(readCertificate(r), r.u64("tmrHandleId"), readKey(r), r.nonNegative64("deadline"));
             case LIST_ALLOCATIONS -> new ListAllocations(r.u64("afterHandleId"), r.u32("maxItems"));
             case LEASE_ACQUIRE -> new LeaseAcquire(r.string("leaseName"), r.string("holder"),
                     r.nonNegative64("proposedEpoch"), r.u32("ttlMillis"));

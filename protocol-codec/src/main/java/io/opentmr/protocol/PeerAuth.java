@@ -13,7 +13,8 @@ import javax.crypto.spec.SecretKeySpec;
 /**
  * The mutual challenge between a TMR node and a backend on the cluster secret ({@code docs/protocol.md},
  * peer messages): each side proves it knows the secret with an HMAC-SHA256 over both nonces, under a
- * label of its own so that one side's proof can never be replayed as the other's.
+ * label of its own so that one side's proof can never be replayed as the other's; the node's proof also
+ * covers the name it gave in PEER_HELLO.
  */
 public final class PeerAuth {
 
@@ -65,9 +66,13 @@ public final class PeerAuth {
         return hmac("opentmr-backend", nodeNonce, backendNonce);
     }
 
-    /** What the node sends in PEER_PROOF. */
-    public byte[] nodeProof(byte[] backendNonce, byte[] nodeNonce) {
-        return hmac("opentmr-node", backendNonce, nodeNonce);
+    /**
+     * What the node sends in PEER_PROOF. It covers the node name of PEER_HELLO (UTF-8, after the two fixed-size
+     * nonces), so the name a backend holds the node's leases under is the name the node proved: nobody can
+     * relay a node's proof under another name.
+     */
+    public byte[] nodeProof(byte[] backendNonce, byte[] nodeNonce, String nodeName) {
+        return hmac("opentmr-node", backendNonce, nodeNonce, nodeName.getBytes(StandardCharsets.UTF_8));
     }
 
     /**
@@ -83,13 +88,14 @@ public final class PeerAuth {
         return MessageDigest.isEqual(expected, presented);
     }
 
-    private byte[] hmac(String label, byte[] first, byte[] second) {
+    private byte[] hmac(String label, byte[]... parts) {
         try {
             Mac mac = Mac.getInstance("HmacSHA256");
             mac.init(new SecretKeySpec(secret, "HmacSHA256"));
             mac.update(label.getBytes(StandardCharsets.US_ASCII));
-            mac.update(first);
-            mac.update(second);
+            for (byte[] part : parts) {
+                mac.update(part);
+            }
             return mac.doFinal();
         } catch (GeneralSecurityException e) {
             throw new IllegalStateException("HmacSHA256 is part of every JDK", e);

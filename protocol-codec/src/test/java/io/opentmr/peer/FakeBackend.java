@@ -163,15 +163,17 @@ final class FakeBackend implements AutoCloseable {
     private final class PeerSide extends SimpleChannelInboundHandler<Frame> {
         private byte[] nodeNonce;
         private byte[] backendNonce;
+        private String nodeName;
 
         @Override
         protected void channelRead0(ChannelHandlerContext ctx, Frame frame) {
             Message message = frame.message();
             if (message instanceof Message.PeerHello hello) {
                 hellos.add(hello);
+                nodeName = hello.nodeName();
                 onHello(ctx, frame, hello);
             } else if (message instanceof Message.PeerProof proof) {
-                boolean valid = challenge != Challenge.REFUSE_PROOF && backendNonce != null && PeerAuth.matches(auth.nodeProof(backendNonce, nodeNonce),
+                boolean valid = challenge != Challenge.REFUSE_PROOF && backendNonce != null && PeerAuth.matches(auth.nodeProof(backendNonce, nodeNonce, nodeName),
                         proof.nodeProof().toArray());
                 if (valid) {
                     ctx.writeAndFlush(new Frame(frame.requestId(), new Message.Ok()));

@@ -9,9 +9,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.netty.channel.Channel;
 import io.netty.channel.nio.NioEventLoopGroup;
 import io.netty.util.concurrent.DefaultThreadFactory;
-import io.opentmr.client.CmException;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.CodecLimits;
 import io.opentmr.protocol.Message;
 import io.opentmr.protocol.PeerAuth;
@@ -79,7 +79,7 @@ class PeerConnectionTest {
     }
 
     private static int code(CompletableFuture<?> future) {
-        return assertInstanceOf(CmException.class, failure(future)).code();
+        return assertInstanceOf(CmFailure.class, failure(future)).code();
     }
 
     /** A request that carries a number the fake backend can echo. */
@@ -119,17 +119,17 @@ class PeerConnectionTest {
         assertFalse(first.equals(second), "a nonce is never reused");
     }
 
-    /** The connect fails with a {@link CmException}, and the connection does not stay open. */
-    private CmException refused(FakeBackend.Challenge how, String nodeSecret) throws Exception {
+    /** The connect fails with a {@link CmFailure}, and the connection does not stay open. */
+    private CmFailure refused(FakeBackend.Challenge how, String nodeSecret) throws Exception {
         backend.challenge(how);
         Throwable failure = failure(connecting(FakeBackend.auth(nodeSecret), OPTIONS));
         assertTrue(backend.nextConnection().closeFuture().await(5, TimeUnit.SECONDS), "the connection closed");
-        return assertInstanceOf(CmException.class, failure);
+        return assertInstanceOf(CmFailure.class, failure);
     }
 
     @Test
     void aBackendWhoseProofIsWrongIsRefusedAndTheConnectionCloses() throws Exception {
-        CmException refused = refused(FakeBackend.Challenge.WRONG_PROOF, FakeBackend.SECRET);
+        CmFailure refused = refused(FakeBackend.Challenge.WRONG_PROOF, FakeBackend.SECRET);
         assertEquals(CmError.TMR_PEER_NOT_AUTHENTICATED.code(), refused.code());
         assertTrue(refused.text().contains("backend-1") && refused.text().contains("proof does not match"),
                 refused.text());
@@ -144,7 +144,7 @@ class PeerConnectionTest {
 
     @Test
     void aRefusedProofFailsWithTheBackendsError135() throws Exception {
-        CmException refused = refused(FakeBackend.Challenge.REFUSE_PROOF, FakeBackend.SECRET);
+        CmFailure refused = refused(FakeBackend.Challenge.REFUSE_PROOF, FakeBackend.SECRET);
         assertEquals(CmError.TMR_PEER_NOT_AUTHENTICATED.code(), refused.code());
         assertEquals("wrong peer proof", refused.text());
     }
@@ -218,7 +218,7 @@ class PeerConnectionTest {
         PeerConnection connection = connect(OPTIONS);
         CompletableFuture<Message> refused = connection.request(new Message.LeaseAcquire("tmr", "node-a", 1, 1000));
         backend.nextRequest().reply(new Message.Error(CmError.TMR_LEASE_REFUSED, "held by node-b"));
-        CmException error = assertInstanceOf(CmException.class, failure(refused));
+        CmFailure error = assertInstanceOf(CmFailure.class, failure(refused));
         assertEquals(CmError.TMR_LEASE_REFUSED.code(), error.code());
         assertEquals("held by node-b", error.text());
 

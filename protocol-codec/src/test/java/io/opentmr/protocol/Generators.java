@@ -128,8 +128,10 @@ final class Generators {
                 .as(Message.PeerChallenge::new));
         m.put(MessageType.PEER_PROOF, bytes().map(Message.PeerProof::new));
         m.put(MessageType.INVENTORY, Arbitraries.just(new Message.Inventory()));
-        m.put(MessageType.ALLOCATE, Combinators.combine(certificates(), allocations()).as(Message.Allocate::new));
-        m.put(MessageType.FREE, Combinators.combine(certificates(), u64(), keys()).as(Message.Free::new));
+        m.put(MessageType.ALLOCATE, Combinators.combine(certificates(), allocations(), nonNegative())
+                .as(Message.Allocate::new));
+        m.put(MessageType.FREE, Combinators.combine(certificates(), u64(), keys(), nonNegative())
+                .as(Message.Free::new));
         m.put(MessageType.LIST_ALLOCATIONS, Combinators.combine(u64(), u32()).as(Message.ListAllocations::new));
         m.put(MessageType.LEASE_ACQUIRE, Combinators.combine(strings(), strings(), nonNegative(), u32())
                 .as(Message.LeaseAcquire::new));

@@ -1,7 +1,7 @@
 package io.opentmr.tmr.backend;
 
-import io.opentmr.client.CmException;
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.ContainerInfo;
 import io.opentmr.protocol.LeaseGrant;
 import io.opentmr.protocol.Message;
@@ -286,7 +286,7 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
         leaseOutstanding = false;
         if (answer.failure() != null) {
             Throwable cause = unwrap(answer.failure());
-            if (cause instanceof CmException refused) {
+            if (cause instanceof CmFailure refused) {
                 missed = 0;
                 if (holding || refused.code() != CmError.TMR_LEASE_REFUSED.code() || LOG.isDebugEnabled()) {
                     LOG.warn("{} refused the node's lease: {}", name(), refused.getMessage());
@@ -305,7 +305,7 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
             }
             holding = true;
             heldEpoch = grant.epoch();
-            long better = group.granted(index, grant, settings.leaseTtl());
+            long better = group.granted(index, grant);
             wantedEpoch = better > 0 ? better : 0;
             if (better > 0) {
                 askLease();

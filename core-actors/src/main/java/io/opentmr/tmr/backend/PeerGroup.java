@@ -1,7 +1,7 @@
 package io.opentmr.tmr.backend;
 
-import io.opentmr.client.CmException;
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.LeaseCertificate;
 import io.opentmr.protocol.LeaseGrant;
 import io.opentmr.protocol.Message;
@@ -29,7 +29,10 @@ public final class PeerGroup {
     private final Clock clock;
     private final PeerLink[] links;
     private final LeaseGrant[] grants;
-    /** When each grant runs out by the node's own clock: received + ttl, never trusting the backend's clock. */
+    /**
+     * When each grant runs out by the node's own clock: received + the TTL the backend granted (it may cap
+     * the TTL asked for), never trusting the backend's clock.
+     */
     private final long[] grantExpiry;
     /** The grants the certificate shows (see {@link #granted}) and when each runs out by the node's clock. */
     private final LeaseGrant[] shownGrants;
@@ -74,20 +77,22 @@ public final class PeerGroup {
     }
 
     /**
-     * Records a backend's grant; returns the epoch the backend should be asked to grant instead, or -1.
+     * Records a backend's grant, valid for the TTL the backend granted ({@link LeaseGrant#ttlMillis()}: it may
+     * have capped the TTL asked for); returns the epoch the backend should be asked to grant instead, or -1.
      *
      * <p>The certificate keeps a backend's grant while more than half of its lifetime is left, even when a
      * renewal brought a newer one: every new grant in the certificate costs each backend an Ed25519
      * verification, so the certificate changes about once per half lifetime and not at every heartbeat.
      */
-    public synchronized long granted(int backend, LeaseGrant grant, Duration ttl) {
+    public synchronized long granted(int backend, LeaseGrant grant) {
         long now = clock.millis();
+        long ttl = grant.ttlMillis();
         grants[backend] = grant;
-        grantExpiry[backend] = now + ttl.toMillis();
+        grantExpiry[backend] = now + ttl;
         targetEpoch = Math.max(targetEpoch, grant.epoch());
         LeaseGrant shown = shownGrants[backend];
         boolean keep = shown != null && shown.epoch() == grant.epoch() && shown.holder().equals(grant.holder())
-                && shownExpiry[backend] - now > ttl.toMillis() / 2;
+                && shownExpiry[backend] - now > ttl / 2;
         if (!keep) {
             shownGrants[backend] = grant;
             shownExpiry[backend] = grantExpiry[backend];
@@ -158,6 +163,14 @@ public final class PeerGroup {
     }
 
     /**
+     * The deadline of an ALLOCATE or FREE sent now (epoch milliseconds): when {@link #call} stops waiting for
+     * its answer. A backend that gets to it later does not carry it out.
+     */
+    public long deadline() {
+        return clock.millis() + timeout.toMillis();
+    }
+
+    /**
      * Sends a request to one backend; the certificate is put in at the moment of sending. Fails at once
      * (ERROR 100) when the backend is not connected.
      */
@@ -167,7 +180,7 @@ public final class PeerGroup {
             link = links[backend];
         }
         if (link == null) {
-            return CompletableFuture.failedFuture(new CmException(CmError.NETWORK_FAULT,
+            return CompletableFuture.failedFuture(new CmFailure(CmError.NETWORK_FAULT,
                     "backend " + (backend + 1) + " is not connected"));
         }
         return link.request(request.apply(certificate())).toCompletableFuture()

@@ -1,6 +1,7 @@
 package io.opentmr.tmr.backend;
 
 import io.opentmr.peer.PeerConnection;
+import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.Message;
 import java.net.InetSocketAddress;
 import java.util.concurrent.CompletionStage;
@@ -12,7 +13,7 @@ import java.util.concurrent.CompletionStage;
 public interface PeerLink {
 
     /**
-     * One request. Completes with the reply, or exceptionally: a {@code CmException} for an ERROR reply, a
+     * One request. Completes with the reply, or exceptionally: a {@code CmFailure} for an ERROR reply, a
      * timeout after the link's bound, an overload, or the connection's loss. Never blocks the caller.
      */
     CompletionStage<Message> request(Message request);

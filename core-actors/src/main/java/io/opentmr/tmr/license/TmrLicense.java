@@ -526,7 +526,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         for (Seat seat : table.all()) {
             // A seat being released was freed already; allocating it again would leave it behind.
             if (!heldIds.contains(seat.handleId()) && !releasing.containsKey(seat.handleId())) {
-                calls.add(peers.call(backend, certificate -> new Message.Allocate(certificate, allocation(seat))));
+                calls.add(peers.call(backend, certificate -> new Message.Allocate(certificate, allocation(seat),
+                        peers.deadline())));
             }
         }
         int added = calls.size() - freed;
@@ -652,7 +653,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         for (int backend = targets.nextSetBit(0); backend >= 0; backend = targets.nextSetBit(backend + 1)) {
             int asked = backend;
             long id = handleId;
-            context.pipeToSelf(peers.call(asked, certificate -> new Message.Allocate(certificate, allocation)),
+            context.pipeToSelf(peers.call(asked,
+                            certificate -> new Message.Allocate(certificate, allocation, peers.deadline())),
                     (reply, failure) -> new Allocated(id, asked, answer(reply, failure)));
         }
         // Journaled while the backends allocate, not after: a node restarted between the two finds the seat in
@@ -669,7 +671,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     }
 
     private Message free(LeaseCertificate certificate, long handleId) {
-        return new Message.Free(certificate, handleId, key);
+        return new Message.Free(certificate, handleId, key, peers.deadline());
     }
 
     private Effect<TmrLicenseEvent, SeatTable> onAllocated(Allocated allocated) {
@@ -1202,11 +1204,11 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         }
         Throwable cause = failure instanceof java.util.concurrent.CompletionException && failure.getCause() != null
                 ? failure.getCause() : failure;
-        if (cause instanceof io.opentmr.client.CmException refused
+        if (cause instanceof io.opentmr.protocol.CmFailure refused
                 && refused.code() == CmError.TMR_LEASE_REFUSED.code()) {
             return new BackendAnswer.Fenced(refused.text());
         }
-        if (cause instanceof io.opentmr.client.CmException refused
+        if (cause instanceof io.opentmr.protocol.CmFailure refused
                 && refused.code() != CmError.NETWORK_FAULT.code()) {
             return new BackendAnswer.Refused(refused.code(), refused.text());
         }

@@ -1,10 +1,10 @@
 package io.opentmr.tmr.license;
 
-import io.opentmr.client.CmException;
 import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.Allocation;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.LeaseCertificate;
 import io.opentmr.protocol.LeaseGrant;
 import io.opentmr.protocol.LicenseKey;
@@ -107,7 +107,7 @@ final class FakeBackend implements PeerLink {
         }
         try {
             call.answer = answer(call.request);
-        } catch (CmException refused) {
+        } catch (CmFailure refused) {
             call.answer = new Message.Error(refused.code(), refused.text());
         }
         if (!call.future.isDone()) {
@@ -135,7 +135,7 @@ final class FakeBackend implements PeerLink {
             }
         }
         if (call.answer instanceof Message.Error error) {
-            call.future.completeExceptionally(new CmException(error.code(), error.text()));
+            call.future.completeExceptionally(new CmFailure(error.code(), error.text()));
         } else {
             call.future.complete(call.answer);
         }
@@ -188,8 +188,8 @@ final class FakeBackend implements PeerLink {
         return answer(request);
     }
 
-    private CmException closedError(String what) {
-        return new CmException(CmError.NETWORK_FAULT, "the connection to " + backendName() + " " + what);
+    private CmFailure closedError(String what) {
+        return new CmFailure(CmError.NETWORK_FAULT, "the connection to " + backendName() + " " + what);
     }
 
     synchronized boolean isUp() {
@@ -252,19 +252,19 @@ final class FakeBackend implements PeerLink {
         } else if (request instanceof Message.LeaseRenew renew) {
             return grant(renew.leaseName(), renew.holder(), renew.epoch(), renew.ttlMillis());
         }
-        throw new CmException(CmError.INVALID_PARAMETER, "the fake backend does not answer " + request.type());
+        throw new CmFailure(CmError.INVALID_PARAMETER, "the fake backend does not answer " + request.type());
     }
 
     /** Like a backend, a write without grants of two backends is refused (the grants are not verified). */
     private static void certified(LeaseCertificate certificate) {
         if (certificate.grants().size() < 2) {
-            throw new CmException(CmError.TMR_LEASE_REFUSED, "write without a lease certificate");
+            throw new CmFailure(CmError.TMR_LEASE_REFUSED, "write without a lease certificate");
         }
     }
 
     private Message allocate(Allocation allocation) {
         if (!allocation.key().equals(key)) {
-            throw new CmException(CmError.ENTRY_NOT_FOUND, "no TMR copy " + allocation.key());
+            throw new CmFailure(CmError.ENTRY_NOT_FOUND, "no TMR copy " + allocation.key());
         }
         if (!allocations.containsKey(allocation.tmrHandleId())) {
             refusal(allocation.accessMode(), allocation.owner().host());
@@ -276,7 +276,7 @@ final class FakeBackend implements PeerLink {
     private void refusal(AccessMode mode, String station) {
         boolean exclusive = allocations.values().stream().anyMatch(a -> a.accessMode() == AccessMode.EXCLUSIVE);
         if (exclusive || mode == AccessMode.EXCLUSIVE && !allocations.isEmpty()) {
-            throw new CmException(CmError.EXCLUSIVE_CONFLICT, backendName() + ": exclusive conflict");
+            throw new CmFailure(CmError.EXCLUSIVE_CONFLICT, backendName() + ": exclusive conflict");
         }
         long userLimit = allocations.values().stream().filter(a -> a.accessMode() == AccessMode.USERLIMIT).count();
         Set<String> stations = new HashSet<>();
@@ -290,7 +290,7 @@ final class FakeBackend implements PeerLink {
             case NOUSERLIMIT -> false;
         };
         if (full) {
-            throw new CmException(CmError.NO_MORE_LICENSES, backendName() + ": all " + quantity + " seats in use");
+            throw new CmFailure(CmError.NO_MORE_LICENSES, backendName() + ": all " + quantity + " seats in use");
         }
     }
 
@@ -311,8 +311,8 @@ final class FakeBackend implements PeerLink {
             case DECREMENT -> {
                 if (request.value() > units) {
                     throw units == 0
-                            ? new CmException(CmError.UNIT_COUNTER_ZERO, backendName() + ": units zero")
-                            : new CmException(CmError.UNIT_COUNTER_TOO_SMALL, backendName() + ": " + units + " units");
+                            ? new CmFailure(CmError.UNIT_COUNTER_ZERO, backendName() + ": units zero")
+                            : new CmFailure(CmError.UNIT_COUNTER_TOO_SMALL, backendName() + ": " + units + " units");
                 }
                 units -= request.value();
             }

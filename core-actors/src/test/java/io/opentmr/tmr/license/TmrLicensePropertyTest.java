@@ -497,8 +497,8 @@ class TmrLicensePropertyTest {
             FakeBackend fake = fakes[backend];
             peers.linkUp(backend, fake);
             Message granted = fake.now(new Message.LeaseAcquire(LeaseGrant.ACTIVE_LEASE, "property-node",
-                    peers.targetEpoch(), 60_000));
-            peers.granted(backend, ((Message.LeaseGranted) granted).grant(), Duration.ofMinutes(10));
+                    peers.targetEpoch(), Duration.ofMinutes(10).toMillis()));
+            peers.granted(backend, ((Message.LeaseGranted) granted).grant());
         }
 
         /** What the quorum of the fakes that are up says, as the virtual container sends it on every report. */

@@ -105,8 +105,8 @@ class TmrLicenseRestartTest {
             fakes[i] = new FakeBackend(i, key, 5, 0, sequence);
             peers.linkUp(i, fakes[i]);
             Message granted = fakes[i].now(new Message.LeaseAcquire(LeaseGrant.ACTIVE_LEASE, "restart-node",
-                    peers.targetEpoch(), 60_000));
-            peers.granted(i, ((Message.LeaseGranted) granted).grant(), Duration.ofMinutes(10));
+                    peers.targetEpoch(), Duration.ofMinutes(10).toMillis()));
+            peers.granted(i, ((Message.LeaseGranted) granted).grant());
         }
         Parent parent = new Parent();
         ActorRef<TmrLicense.Command> license = kit.spawn(TmrLicense.create(key, peers, parent, Clock.systemUTC(),
@@ -200,7 +200,7 @@ class TmrLicenseRestartTest {
             peers.linkUp(i, fakes[i]);
             Message granted = fakes[i].now(new Message.LeaseAcquire(LeaseGrant.ACTIVE_LEASE, "restart-node",
                     peers.targetEpoch(), 600_000));
-            peers.granted(i, ((Message.LeaseGranted) granted).grant(), Duration.ofMinutes(10));
+            peers.granted(i, ((Message.LeaseGranted) granted).grant());
         }
         return fakes;
     }

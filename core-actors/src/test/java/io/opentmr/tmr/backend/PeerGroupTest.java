@@ -1,0 +1,80 @@
+package io.opentmr.tmr.backend;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.opentmr.protocol.Bytes;
+import io.opentmr.protocol.LeaseGrant;
+import io.opentmr.protocol.Serial;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.ZoneId;
+import java.time.ZoneOffset;
+import org.junit.jupiter.api.Test;
+
+/** The node's side of the lease: which grants make up its certificate, and for how long. */
+class PeerGroupTest {
+
+    /** A clock the test moves by hand. */
+    private static final class ManualClock extends Clock {
+        private volatile Instant now = Instant.parse("2026-11-23T12:00:00Z");
+
+        void advance(Duration by) {
+            now = now.plus(by);
+        }
+
+        @Override
+        public ZoneId getZone() {
+            return ZoneOffset.UTC;
+        }
+
+        @Override
+        public Clock withZone(ZoneId zone) {
+            return this;
+        }
+
+        @Override
+        public Instant instant() {
+            return now;
+        }
+    }
+
+    private final ManualClock clock = new ManualClock();
+
+    private LeaseGrant grant(int backend, long epoch, long ttlMillis) {
+        // The backend's issue time is deliberately far off: the node times grants by its own clock only.
+        return new LeaseGrant(LeaseGrant.ACTIVE_LEASE, "node-a", epoch, 1, ttlMillis, new Serial(129, backend + 1),
+                Bytes.of(new byte[64]));
+    }
+
+    @Test
+    void aGrantCountsForTheTtlTheBackendGrantedNotTheTtlTheNodeAskedFor() {
+        PeerGroup group = new PeerGroup(3, clock, Duration.ofSeconds(1));
+        // The node asks for its configured 2 s; backend 0 capped its grant at 500 ms, backend 1 granted 2 s.
+        assertEquals(-1, group.granted(0, grant(0, 4, 500)));
+        assertEquals(-1, group.granted(1, grant(1, 4, 2_000)));
+        assertTrue(group.holdsLease());
+        assertEquals(2, group.certificate().grants().size());
+
+        clock.advance(Duration.ofMillis(499));
+        assertTrue(group.holdsLease(), "both grants run");
+        clock.advance(Duration.ofMillis(1));
+        assertFalse(group.holdsLease(), "backend 0's grant ran out after the 500 ms it granted");
+        assertTrue(group.certificate().grants().isEmpty());
+
+        group.granted(2, grant(2, 4, 2_000));
+        assertEquals(2, group.certificate().grants().size(), "backends 1 and 2 still carry it");
+        clock.advance(Duration.ofMillis(1_500));
+        assertFalse(group.holdsLease(), "backend 1's 2 s from its grant are over");
+    }
+
+    @Test
+    void aWriteIsSentWithTheDeadlineWhenTheNodeStopsWaiting() {
+        PeerGroup group = new PeerGroup(3, clock, Duration.ofMillis(800));
+        assertEquals(clock.millis() + 800, group.deadline());
+        clock.advance(Duration.ofSeconds(3));
+        assertEquals(clock.millis() + 800, group.deadline(), "taken when the request is made, not before");
+    }
+}
