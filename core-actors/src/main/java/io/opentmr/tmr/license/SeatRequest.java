@@ -41,17 +41,6 @@ public final class SeatRequest {
         return (BitSet) asked.clone();
     }
 
-    /** Backends that answered without a copy's answer (lost, timed out, certificate refused): they may hold it. */
-    public BitSet unknown() {
-        BitSet unknown = new BitSet();
-        answers.forEach((backend, answer) -> {
-            if (!(answer instanceof BackendAnswer.Replied) && !(answer instanceof BackendAnswer.Refused)) {
-                unknown.set(backend);
-            }
-        });
-        return unknown;
-    }
-
     public Outcome outcome() {
         return outcome;
     }

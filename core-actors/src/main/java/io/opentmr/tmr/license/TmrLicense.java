@@ -183,6 +183,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private record ResyncDone(int backend, long generation, String failure) implements Command {
     }
 
+    /** A deferred decrement, admitted when it arrived: it is carried out without asking for the handle again. */
+    private record AdmittedDecrement(DecrementUnits request) implements Command {
+    }
+
     private enum Flush implements Command {
         INSTANCE
     }
@@ -263,7 +267,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private final Map<Long, Life> lives = new HashMap<>();
     private final CopySync sync;
     private final Map<Long, OpenVote> votes = new HashMap<>();
-    private final Deque<Command> deferredUnits = new ArrayDeque<>();
+    private final Deque<DecrementUnits> deferredUnits = new ArrayDeque<>();
     private final Map<Integer, Resync> waitingResyncs = new LinkedHashMap<>();
     /** Re-syncs under way that set the unit counter, by backend and generation: decrements wait for them. */
     private final java.util.Set<List<Long>> unitSets = new java.util.HashSet<>();
@@ -431,6 +435,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 .onCommand(Touch.class, this::onTouch)
                 .onCommand(Sweep.class, sweep -> onSweep())
                 .onCommand(DecrementUnits.class, this::onUnits)
+                .onCommand(AdmittedDecrement.class, admitted -> decrement(admitted.request()))
                 .onCommand(Crypt.class, this::onCrypt)
                 .onCommand(Voted.class, this::onVoted)
                 .onCommand(GetInfo.class, this::onInfo)
@@ -709,21 +714,15 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             }
         }
         if (rule.outcome() == SeatRequest.Outcome.REFUSED) {
-            // Whoever acknowledged a refused seat holds an allocation nobody was granted.
-            if (allocated.answer() instanceof BackendAnswer.Replied) {
+            if (decided == SeatRequest.Outcome.REFUSED) {
+                // Not only the backends that acknowledged may hold the refused seat: an ALLOCATE that timed out
+                // may still be carried out, and a re-sync adds a journaled seat whose access is under way. It is
+                // freed everywhere, behind those writes on each link, like a released seat.
+                freeEverywhere(allocated.handleId());
+            } else if (allocated.answer() instanceof BackendAnswer.Replied
+                    || allocated.answer() instanceof BackendAnswer.Lost) {
+                // An answer after the refusal: that backend holds (or may still get) an allocation nobody has.
                 freeOn(allocated.backend(), allocated.handleId());
-            } else if (decided == SeatRequest.Outcome.REFUSED) {
-                BitSet held = rule.heldAfterRefusal();
-                for (int b = held.nextSetBit(0); b >= 0; b = held.nextSetBit(b + 1)) {
-                    freeOn(b, allocated.handleId());
-                }
-                // A backend that gave no answer may have carried the ALLOCATE out (or will): re-sync it.
-                BitSet unknown = rule.unknown();
-                for (int b = unknown.nextSetBit(0); b >= 0; b = unknown.nextSetBit(b + 1)) {
-                    missed(b, "ALLOCATE of a refused seat " + rule.answers().get(b).describe());
-                }
-            } else if (!(allocated.answer() instanceof BackendAnswer.Refused)) {
-                missed(allocated.backend(), "ALLOCATE of a refused seat " + allocated.answer().describe());
             }
         } else if (rule.outcome() == SeatRequest.Outcome.GRANTED) {
             if (decided == SeatRequest.Outcome.GRANTED) {
@@ -976,6 +975,15 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         if (owned(request.handleId(), request.sessionId(), request.replyTo()).isEmpty()) {
             return Effect().none();
         }
+        return decrement(request);
+    }
+
+    /**
+     * A decrement of a handle its session owned when it arrived. One deferred behind a counter being set or read
+     * comes back here, not through the ownership check again: a RELEASE of the handle that arrived after it does
+     * not overtake it.
+     */
+    private Effect<TmrLicenseEvent, SeatTable> decrement(DecrementUnits request) {
         if (!unitSets.isEmpty() || readingUnits) {
             // A counter is being set or read: the decrement follows it, so nothing is counted from a stale value.
             deferredUnits.add(request);
@@ -996,7 +1004,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
     private void runDeferredUnits() {
         while (unitSets.isEmpty() && !readingUnits && !deferredUnits.isEmpty()) {
-            context.getSelf().tell(deferredUnits.poll());
+            context.getSelf().tell(new AdmittedDecrement(deferredUnits.poll()));
         }
         if (unitVotesOpen == 0 && units >= 0 && !waitingResyncs.isEmpty()) {
             List<Resync> waiting = new ArrayList<>(waitingResyncs.values());

@@ -117,6 +117,16 @@ final class FakeBackend implements PeerLink {
     }
 
     /**
+     * Carries out every request sent so far, in the order sent: what the backend does before it reads a request
+     * sent after them on the same connection (a re-sync's listing). Their answers stay on their way.
+     */
+    synchronized void carryOutAll() {
+        while (deliverRequest()) {
+            // in the order sent
+        }
+    }
+
+    /**
      * Hands the node the answer number {@code pick} (modulo those waiting); with none waiting, carries out
      * the oldest request first. False when nothing is in flight.
      */
@@ -182,7 +192,8 @@ final class FakeBackend implements PeerLink {
 
     /**
      * A request answered at once, past the requests in flight: the test's own LIST_ALLOCATIONS and
-     * LEASE_ACQUIRE, which stand for what the virtual container and the watcher ask outside the license.
+     * LEASE_ACQUIRE, which stand for what the virtual container and the watcher ask outside the license (the
+     * test carries out the requests sent before a listing first, see {@link #carryOutAll}).
      */
     synchronized Message now(Message request) {
         return answer(request);
