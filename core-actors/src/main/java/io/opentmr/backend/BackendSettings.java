@@ -32,7 +32,8 @@ public record BackendSettings(
         CodecLimits codecLimits,
         Optional<PeerAuth> peerAuth,
         Lease lease,
-        Units units) {
+        Units units,
+        int maxInFlightPerPeer) {
 
     public static final String PATH = "opentmr.backend";
 
@@ -99,7 +100,7 @@ public record BackendSettings(
                 positive(c, "limits.hello-timeout"), positive(c, "limits.request-timeout"),
                 new CodecLimits(maxFrame, CodecLimits.DEFAULT.maxStringBytes(), CodecLimits.DEFAULT.maxListItems()),
                 peerAuth(root), new Lease(positive(c, "lease.max-ttl"), notNegative(c, "lease.clock-skew")),
-                units(c));
+                units(c), atLeastOne(c, "limits.max-in-flight-per-peer"));
     }
 
     private static Units units(Config c) {

@@ -255,6 +255,7 @@ final class ClientSession extends FrameSession {
         }
         peerNode = peerCandidate;
         peerConnection = new PeerConnection(peerNode, peer, ctx.channel()::isActive);
+        maxInFlight(settings.maxInFlightPerPeer());
         helloDone();
         LOG.info("TMR node {} authenticated ({})", peerNode, peer);
         reply(ctx, id, new Message.Ok());

@@ -56,6 +56,8 @@ public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
     /** Logs under the concrete session's name, where operators look for its connection events. */
     private final Logger log = LoggerFactory.getLogger(getClass());
     private final Limits limits;
+    /** The in-flight bound now: the limits' own, or a higher one a session granted later (an authenticated peer). */
+    private int maxInFlight;
     private ScheduledFuture<?> helloDeadline;
     private boolean helloDone;
     private int inFlight;
@@ -63,6 +65,7 @@ public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
 
     protected FrameSession(Limits limits) {
         this.limits = Objects.requireNonNull(limits, "limits");
+        this.maxInFlight = limits.maxInFlight();
     }
 
     @Override
@@ -99,6 +102,17 @@ public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
     }
 
     /** The connection said HELLO (or passed the peer challenge): the hello deadline no longer applies. */
+    /**
+     * Allows this connection more requests in flight from now on: a TMR node carries the requests of all its
+     * clients on one connection per backend.
+     */
+    protected final void maxInFlight(int bound) {
+        if (bound < 1) {
+            throw new IllegalArgumentException("maxInFlight must be at least 1: " + bound);
+        }
+        maxInFlight = bound;
+    }
+
     protected final void helloDone() {
         helloDone = true;
         if (helloDeadline != null) {
@@ -113,8 +127,8 @@ public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
      */
     protected final <T> void answer(ChannelHandlerContext ctx, int id, Supplier<? extends CompletionStage<T>> request,
                                     Function<? super T, ? extends Message> reply) {
-        if (inFlight >= limits.maxInFlight()) {
-            error(ctx, id, CmError.REQUEST_OVERLOAD, "more than " + limits.maxInFlight()
+        if (inFlight >= maxInFlight) {
+            error(ctx, id, CmError.REQUEST_OVERLOAD, "more than " + maxInFlight
                     + " requests in flight on this connection");
             return;
         }

@@ -535,6 +535,17 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                         peers.deadline())));
             }
         }
+        // Accesses under way that were sent before this backend got seat writes: their seats are added here, so
+        // the backend does not end the re-sync without a seat granted meanwhile (a refused one is freed on every
+        // write target, this backend included).
+        for (Pending under : pending.values()) {
+            Seat seat = under.request.seat();
+            if (!under.finished && !under.request.asked().get(backend) && !heldIds.contains(seat.handleId())
+                    && table.get(seat.handleId()).isEmpty()) {
+                calls.add(peers.call(backend, certificate -> new Message.Allocate(certificate, allocation(seat),
+                        peers.deadline())));
+            }
+        }
         int added = calls.size() - freed;
         boolean setsUnits = hasUnits() && units >= 0;
         if (setsUnits) {
@@ -744,12 +755,6 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     /** A request both journaled and acknowledged by two backends: the client has its handle. */
     private void grant(Pending request, long now) {
         Seat seat = request.request.seat();
-        // A backend whose re-sync began after this access was sent was not asked: it lacks the seat.
-        BitSet notAsked = sync.writeTargets();
-        notAsked.andNot(request.request.asked());
-        for (int b = notAsked.nextSetBit(0); b >= 0; b = notAsked.nextSetBit(b + 1)) {
-            missed(b, "a seat granted while it was re-synced was not sent to it");
-        }
         forget(request);
         lives.put(seat.handleId(), new Life(seat.sessionId(), now));
         parent.opened(key, seat);
