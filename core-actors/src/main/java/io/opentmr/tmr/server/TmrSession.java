@@ -44,6 +44,8 @@ public final class TmrSession extends FrameSession {
     private final SecureRandom random;
     /** The handles this session holds, and the license of each. Only the channel's event loop touches it. */
     private final Map<Long, ActorRef<TmrLicense.Command>> sessionHandles = new HashMap<>();
+    /** The license that granted each product (firm, product) on this connection: where its next ACCESS goes. */
+    private final Map<Long, ActorRef<TmrLicense.Command>> licenseOf = new HashMap<>();
     private long sessionId;
     private boolean helloDone;
     private String station = "?";
@@ -119,8 +121,27 @@ public final class TmrSession extends FrameSession {
                 Message.Access m = (Message.Access) message;
                 TmrLicense.Client client = new TmrLicense.Client(station, host, user, pid, sessionId);
                 long requestId = Integer.toUnsignedLong(id);
-                askLicense(ctx, id, container, r -> new VirtualContainer.Access(m.firmCode(), m.productCode(),
-                        m.featureBits(), m.accessMode(), client, requestId, r), 0);
+                long product = (m.firmCode() << 32) | m.productCode();
+                ActorRef<TmrLicense.Command> known = licenseOf.get(product);
+                Function<TmrLicense.Reply, Message> remember = reply -> {
+                    if (reply instanceof TmrLicense.Granted granted) {
+                        licenseOf.put(product, granted.license());
+                    } else if (reply instanceof TmrLicense.Refused refused
+                            && refused.code() != CmError.NO_MORE_LICENSES.code()
+                            && refused.code() != CmError.EXCLUSIVE_CONFLICT.code()) {
+                        // Withdrawn or gone: the next ACCESS asks the virtual container which license serves.
+                        licenseOf.remove(product);
+                    }
+                    return toWire(reply, 0, null);
+                };
+                if (known != null) {
+                    // The license that granted this product on this connection before: one mailbox less.
+                    ask(ctx, id, known, r -> new TmrLicense.Access(m.featureBits(), m.accessMode(), client, requestId,
+                            r), remember);
+                } else {
+                    ask(ctx, id, container, r -> new VirtualContainer.Access(m.firmCode(), m.productCode(),
+                            m.featureBits(), m.accessMode(), client, requestId, r), remember);
+                }
             }
             case RELEASE -> {
                 long handleId = ((Message.Release) message).handleId();
