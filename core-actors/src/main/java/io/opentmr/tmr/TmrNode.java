@@ -76,7 +76,9 @@ public final class TmrNode implements AutoCloseable {
      */
     public static TmrNode start(Config config, Clock clock) {
         NodeSettings settings = NodeSettings.from(config);
-        EventLoopGroup peerLoop = new NioEventLoopGroup(1, new DefaultThreadFactory("opentmr-peer", true));
+        // One event loop per backend: a license's three ALLOCATEs are written, and their answers read, side by side.
+        EventLoopGroup peerLoop = new NioEventLoopGroup(settings.backends().size(),
+                new DefaultThreadFactory("opentmr-peer", true));
         PeerOptions options = new PeerOptions(settings.backendTimeout(), settings.backendTimeout(), 1024,
                 settings.codecLimits());
         PeerLink.Connector connector = backend -> {
