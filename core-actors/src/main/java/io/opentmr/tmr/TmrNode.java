@@ -116,8 +116,8 @@ public final class TmrNode implements AutoCloseable {
         PeerAuth auth = settings.peerAuth();
         LongFunction<byte[]> tokens = handleId -> Arrays.copyOf(auth.derive("opentmr-handle-token",
                 ByteBuffer.allocate(Long.BYTES).putLong(handleId).array()), 16);
-        TmrLicense.Settings licenseSettings = new TmrLicense.Settings(settings.backendTimeout(),
-                settings.cleanupTimeout(), settings.snapshotEvery());
+        TmrLicense.Settings licenseSettings = new TmrLicense.Settings(settings.cleanupTimeout(),
+                settings.snapshotEvery());
         CompletableFuture<ActorRef<VirtualContainer.Command>> containerRef = new CompletableFuture<>();
         Behavior<Void> guardian = Behaviors.setup(context -> {
             ActorRef<VirtualContainer.Command> container = context.spawn(VirtualContainer.create(serial, peers, status,

@@ -68,14 +68,6 @@ public final class CopySync {
         return targets;
     }
 
-    public boolean resyncing(int backend) {
-        return resyncing.get(backend);
-    }
-
-    public boolean anyResyncing() {
-        return !resyncing.isEmpty();
-    }
-
     /** Whether a re-sync of this backend may begin now (its copy counts). */
     public boolean mayBegin(int backend) {
         return counted.get(backend);

@@ -254,7 +254,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private final Settings settings;
 
     /** Timing and sizes of a license, from the node's settings. */
-    public record Settings(Duration backendTimeout, Duration cleanupTimeout, int snapshotEvery) {
+    public record Settings(Duration cleanupTimeout, int snapshotEvery) {
     }
 
     private SeatTable table = new SeatTable();

@@ -107,8 +107,7 @@ class NodeDataCompatibilityTest {
             LicenseKey seats = new LicenseKey(6_000_010, 101, 1);
             Opened parent = new Opened();
             ActorRef<TmrLicense.Command> license = kit.spawn(TmrLicense.create(seats, peers, parent, Clock.systemUTC(),
-                    new Random(1), id -> new byte[16], new TmrLicense.Settings(Duration.ofSeconds(1),
-                            Duration.ofMinutes(2), 1000)));
+                    new Random(1), id -> new byte[16], new TmrLicense.Settings(Duration.ofMinutes(2), 1000)));
             TestProbe<Optional<Seat>> seatOf = kit.createTestProbe();
             for (long held : List.of(1378970895111354285L, 2058560906133485271L)) {
                 license.tell(new TmrLicense.SeatOf(held, seatOf.getRef()));
@@ -125,8 +124,8 @@ class NodeDataCompatibilityTest {
             LicenseKey units = new LicenseKey(6_000_010, 102, 2);
             Opened unitsParent = new Opened();
             ActorRef<TmrLicense.Command> unitsLicense = kit.spawn(TmrLicense.create(units, peers, unitsParent,
-                    Clock.systemUTC(), new Random(1), id -> new byte[16], new TmrLicense.Settings(Duration.ofSeconds(1),
-                            Duration.ofMinutes(2), 1000)));
+                    Clock.systemUTC(), new Random(1), id -> new byte[16],
+                    new TmrLicense.Settings(Duration.ofMinutes(2), 1000)));
             unitsLicense.tell(new TmrLicense.SeatOf(8841581681675497678L, seatOf.getRef()));
             assertTrue(seatOf.receiveMessage(REPLY).isEmpty(), "the units license held no seat at the crash");
         } finally {
@@ -142,8 +141,8 @@ class NodeDataCompatibilityTest {
             PeerGroup peers = new PeerGroup(3, Clock.systemUTC(), Duration.ofSeconds(1));
             LicenseKey seats = new LicenseKey(6_000_010, 101, 1);
             VirtualContainer.LicenseFactory licenses = (key, parent) -> TmrLicense.create(key, peers, parent,
-                    Clock.systemUTC(), new Random(1), id -> new byte[16], new TmrLicense.Settings(Duration.ofSeconds(1),
-                            Duration.ofMinutes(2), 1000));
+                    Clock.systemUTC(), new Random(1), id -> new byte[16],
+                    new TmrLicense.Settings(Duration.ofMinutes(2), 1000));
             ActorRef<VirtualContainer.Command> container = kit.spawn(VirtualContainer.create(serial, peers,
                     new NodeStatus(peers), Clock.systemUTC(), Duration.ofMillis(250), Duration.ofSeconds(10), licenses));
             TestProbe<VirtualContainer.Licenses> known = kit.createTestProbe();

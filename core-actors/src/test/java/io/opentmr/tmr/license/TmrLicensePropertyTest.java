@@ -594,7 +594,7 @@ class TmrLicensePropertyTest {
             random.setSeed(seed + incarnation++);
             license = kit.spawn(TmrLicense.create(key, peers, recorder, Clock.systemUTC(), random,
                     handleId -> java.nio.ByteBuffer.allocate(16).putLong(handleId).putLong(~handleId).array(),
-                    new TmrLicense.Settings(BACKEND_TIMEOUT, Duration.ofHours(1), 5)));
+                    new TmrLicense.Settings(Duration.ofHours(1), 5)));
         }
 
         // --- the virtual container's part ------------------------------------------------------------------

@@ -111,7 +111,7 @@ class TmrLicenseRestartTest {
         Parent parent = new Parent();
         ActorRef<TmrLicense.Command> license = kit.spawn(TmrLicense.create(key, peers, parent, Clock.systemUTC(),
                 new Random(7), id -> ByteBuffer.allocate(16).putLong(id).array(),
-                new TmrLicense.Settings(Duration.ofMillis(500), Duration.ofHours(1), 100)));
+                new TmrLicense.Settings(Duration.ofHours(1), 100)));
         TestProbe<TmrLicense.Reply> replies = kit.createTestProbe();
         BitSet all = new BitSet();
         all.set(0, 3);
@@ -208,7 +208,7 @@ class TmrLicenseRestartTest {
     private static ActorRef<TmrLicense.Command> spawn(LicenseKey key, PeerGroup peers, Parent parent) {
         return kit.spawn(TmrLicense.create(key, peers, parent, Clock.systemUTC(), new Random(11),
                 id -> ByteBuffer.allocate(16).putLong(id).array(),
-                new TmrLicense.Settings(Duration.ofSeconds(30), Duration.ofHours(1), 100)));
+                new TmrLicense.Settings(Duration.ofHours(1), 100)));
     }
 
     /** Carries out every request the fakes hold and hands back every answer, in order. */
