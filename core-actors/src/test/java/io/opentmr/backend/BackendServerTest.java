@@ -26,6 +26,7 @@ import io.opentmr.protocol.Message;
 import io.opentmr.protocol.testing.RawConnection;
 import io.opentmr.protocol.ServerKind;
 import io.opentmr.protocol.testing.NoLeaks;
+import io.opentmr.testing.MutableClock;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;

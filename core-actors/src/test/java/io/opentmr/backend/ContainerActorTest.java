@@ -21,6 +21,7 @@ import io.opentmr.protocol.ContainerInfo;
 import io.opentmr.protocol.CryptDirection;
 import io.opentmr.protocol.HandleOwner;
 import io.opentmr.protocol.Serial;
+import io.opentmr.testing.MutableClock;
 import java.nio.file.Path;
 import java.security.KeyPair;
 import java.security.SecureRandom;

@@ -25,6 +25,7 @@ import io.opentmr.protocol.UnitsOperation;
 import io.opentmr.protocol.testing.NoLeaks;
 import io.opentmr.protocol.testing.RawConnection;
 import io.opentmr.testing.TmrTestGroup;
+import io.opentmr.testing.MutableClock;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.security.KeyPair;

@@ -21,6 +21,7 @@ import io.opentmr.protocol.LeaseGrant;
 import io.opentmr.protocol.LicenseKey;
 import io.opentmr.protocol.Serial;
 import io.opentmr.protocol.UnitsOperation;
+import io.opentmr.testing.MutableClock;
 import java.nio.file.Path;
 import java.security.KeyPair;
 import java.security.SecureRandom;

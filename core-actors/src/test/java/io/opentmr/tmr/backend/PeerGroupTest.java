@@ -7,41 +7,15 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.LeaseGrant;
 import io.opentmr.protocol.Serial;
-import java.time.Clock;
+import io.opentmr.testing.MutableClock;
 import java.time.Duration;
 import java.time.Instant;
-import java.time.ZoneId;
-import java.time.ZoneOffset;
 import org.junit.jupiter.api.Test;
 
 /** The node's side of the lease: which grants make up its certificate, and for how long. */
 class PeerGroupTest {
 
-    /** A clock the test moves by hand. */
-    private static final class ManualClock extends Clock {
-        private volatile Instant now = Instant.parse("2026-11-23T12:00:00Z");
-
-        void advance(Duration by) {
-            now = now.plus(by);
-        }
-
-        @Override
-        public ZoneId getZone() {
-            return ZoneOffset.UTC;
-        }
-
-        @Override
-        public Clock withZone(ZoneId zone) {
-            return this;
-        }
-
-        @Override
-        public Instant instant() {
-            return now;
-        }
-    }
-
-    private final ManualClock clock = new ManualClock();
+    private final MutableClock clock = new MutableClock(Instant.parse("2026-11-23T12:00:00Z"));
 
     private LeaseGrant grant(int backend, long epoch, long ttlMillis) {
         // The backend's issue time is deliberately far off: the node times grants by its own clock only.
