@@ -82,21 +82,20 @@ public final class Backend implements AutoCloseable {
                 new java.util.concurrent.CompletableFuture<>();
         SecureRandom random = new SecureRandom();
         ContainerIdentity identity = ContainerIdentity.loadOrCreate(settings.dataDir(), settings.cmActId(), random);
+        RequestInbox inbox = new RequestInbox(settings.maxQueuedRequests(), MAX_BATCH);
         Behavior<Void> guardian = Behaviors.setup(context -> {
             ActorRef<ContainerGateway.Message> gateway = context.spawn(ContainerGateway.create(
                     Container.create(identity, vendorKeys, settings.cleanupTimeout(), settings.snapshotEvery(),
-                            settings.lease(), settings.units(), clock, random), settings.maxQueuedRequests(),
-                    MAX_BATCH, settings.requestTimeout()), "gateway");
+                            settings.lease(), settings.units(), clock, random), inbox), "gateway");
             started.complete(gateway);
             return Behaviors.empty();
         });
         ActorSystem<Void> system = ActorSystem.create(guardian, "opentmr-backend", config);
         try {
-            ActorRef<ContainerGateway.Message> gateway = started.get(30, TimeUnit.SECONDS);
+            started.get(30, TimeUnit.SECONDS);
             TrackingLog tracking = new TrackingLog(identity.serial());
             FrameServer server = FrameServer.start(settings.address(), settings.port(), settings.maxConnections(),
-                    settings.codecLimits(), () -> new ClientSession(settings, gateway, system.scheduler(), random,
-                            tracking, clock));
+                    settings.codecLimits(), () -> new ClientSession(settings, inbox, random, tracking, clock));
             LOG.info("Backend {} listening on {} (max {} connections, {} requests in flight each)",
                     identity.serial(), server.localAddress(), settings.maxConnections(),
                     settings.maxInFlightPerConnection());

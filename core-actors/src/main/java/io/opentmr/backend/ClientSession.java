@@ -26,10 +26,6 @@ import java.time.Instant;
 import java.util.List;
 import java.util.function.Function;
 import org.apache.pekko.Done;
-import org.apache.pekko.actor.typed.ActorRef;
-import org.apache.pekko.actor.typed.Scheduler;
-import org.apache.pekko.actor.typed.javadsl.AskPattern;
-import org.apache.pekko.pattern.StatusReply;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -43,8 +39,7 @@ final class ClientSession extends FrameSession {
     private static final Logger LOG = LoggerFactory.getLogger(ClientSession.class);
 
     private final BackendSettings settings;
-    private final ActorRef<ContainerGateway.Message> gateway;
-    private final Scheduler scheduler;
+    private final RequestInbox inbox;
     private final SecureRandom random;
     private final TrackingLog tracking;
     private final Serial serial;
@@ -65,14 +60,13 @@ final class ClientSession extends FrameSession {
     private String station = "?";
     private String peerCandidate;
 
-    ClientSession(BackendSettings settings, ActorRef<ContainerGateway.Message> gateway, Scheduler scheduler,
-                  SecureRandom random, TrackingLog tracking, Clock clock) {
+    ClientSession(BackendSettings settings, RequestInbox inbox, SecureRandom random, TrackingLog tracking,
+                  Clock clock) {
         super(new FrameSession.Limits(settings.helloTimeout(), settings.requestTimeout(),
                 settings.maxInFlightPerConnection()));
         this.clock = clock;
         this.settings = settings;
-        this.gateway = gateway;
-        this.scheduler = scheduler;
+        this.inbox = inbox;
         this.random = random;
         this.tracking = tracking;
         this.serial = tracking.container();
@@ -122,7 +116,7 @@ final class ClientSession extends FrameSession {
         if (now - lastActivity > ACTIVITY_INTERVAL_NANOS) {
             // Any request is a sign of life for the session's handles; at most one a second reaches the container.
             lastActivity = now;
-            gateway.tell(new ContainerGateway.Activity(owner.sessionId()));
+            inbox.tell(new Container.SessionActive(owner.sessionId()));
         }
         switch (message.type()) {
             case HELLO -> error(ctx, id, CmError.INVALID_PARAMETER, "HELLO was already said on this connection");
@@ -343,12 +337,19 @@ final class ClientSession extends FrameSession {
         return false;
     }
 
-    private <T> void ask(ChannelHandlerContext ctx, int id,
-                         org.apache.pekko.japi.function.Function<ActorRef<StatusReply<T>>, Container.Request> command,
+    /**
+     * Hands a request to the container; the container answers on the connection directly, with no ask per
+     * request ({@link FrameSession#answerLater}).
+     */
+    private <T> void ask(ChannelHandlerContext ctx, int id, Function<Container.ReplyTo<T>, Container.Request> command,
                          Function<T, Message> reply) {
-        answer(ctx, id, () -> AskPattern.askWithStatus(gateway,
-                replyTo -> new ContainerGateway.Submit(command.apply(replyTo)), settings.requestTimeout(), scheduler),
-                reply);
+        this.<T>answerLater(ctx, id, pending -> inbox.submit(command.apply(answer -> {
+            if (answer.isSuccess()) {
+                pending.succeed(answer.getValue());
+            } else {
+                pending.fail(answer.getError());
+            }
+        })), reply);
     }
 
     /** A container's refusal is its CodeMeter number; anything else is the plumbing's 100. */

@@ -60,9 +60,9 @@ import org.apache.pekko.persistence.typed.javadsl.SignalHandler;
  * state decides, replies once the journal has it, signs borrow tickets with the container key, and
  * reclaims handles whose session went silent for the cleanup timeout.
  *
- * <p>Group commit at the actor: a {@link Batch} of requests is decided one after the other against the
- * live state and all their events go to the journal in one write and one fsync; every reply is sent
- * once that write is durable. An event-sourced actor handles one command per persist, so without
+ * <p>Group commit at the actor: the requests a {@link Drain} takes from the {@link RequestInbox} are decided
+ * one after the other against the live state and all their events go to the journal in one write and one
+ * fsync; every reply is sent once that write is durable. An event-sourced actor handles one command per persist, so without
  * batches the container would be bound to one fsync per access. This is why the command handler
  * applies events to the (mutable, actor-owned) state itself and the event handler applies them only
  * during recovery; and why replies are sent explicitly rather than through enforced reply effects.
@@ -78,14 +78,23 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         void refuse(CmFailure refusal);
     }
 
-    /**
-     * Requests decided together and persisted in one write; {@code done} hears when the replies went out.
-     * A batch whose write fails is never answered: its askers time out, and the gateway moves on.
-     */
-    public record Batch(long number, List<Request> requests, ActorRef<BatchDone> done) implements Command {
+    /** Where a request's answer goes: an actor ({@code ref::tell}), or a connection's reply path. */
+    @FunctionalInterface
+    public interface ReplyTo<T> {
+        void tell(StatusReply<T> reply);
+
+        /** Answers told to an actor, as an ask's or a test probe's. */
+        static <T> ReplyTo<T> of(ActorRef<StatusReply<T>> actor) {
+            return actor::tell;
+        }
     }
 
-    public record BatchDone(long number) {
+    /**
+     * Take the requests waiting in {@code inbox} and decide them together, persisted in one write; then take
+     * again, until none wait (the inbox then wakes the container with the next one). A batch whose write fails
+     * is never answered: the container stops, and its askers time out.
+     */
+    public record Drain(RequestInbox inbox) implements Command {
     }
 
     /** How long, and how many, grants are remembered for re-sent ACCESS requests. */
@@ -110,11 +119,11 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
      */
     public record Access(long firmCode, long productCode, long featureBits, AccessMode mode, HandleOwner owner,
                          String station, int requestId, boolean tmrPeer, Instant deadline,
-                         ActorRef<StatusReply<Granted>> replyTo) implements Request {
+                         ReplyTo<Granted> replyTo) implements Request {
 
         /** Without a deadline: the asker waits as long as it takes. */
         public Access(long firmCode, long productCode, long featureBits, AccessMode mode, HandleOwner owner,
-                      String station, int requestId, boolean tmrPeer, ActorRef<StatusReply<Granted>> replyTo) {
+                      String station, int requestId, boolean tmrPeer, ReplyTo<Granted> replyTo) {
             this(firmCode, productCode, featureBits, mode, owner, station, requestId, tmrPeer, null, replyTo);
         }
 
@@ -128,14 +137,14 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     public record Granted(Handle handle, Bytes token) {
     }
 
-    public record Release(long handleId, long sessionId, ActorRef<StatusReply<Done>> replyTo) implements Request {
+    public record Release(long handleId, long sessionId, ReplyTo<Done> replyTo) implements Request {
         @Override
         public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
 
-    public record Resume(long handleId, Bytes token, long sessionId, ActorRef<StatusReply<Handle>> replyTo)
+    public record Resume(long handleId, Bytes token, long sessionId, ReplyTo<Handle> replyTo)
             implements Request {
         @Override
         public void refuse(CmFailure refusal) {
@@ -143,7 +152,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         }
     }
 
-    public record GetInfo(long handleId, long sessionId, ActorRef<StatusReply<HandleInfo>> replyTo)
+    public record GetInfo(long handleId, long sessionId, ReplyTo<HandleInfo> replyTo)
             implements Request {
         @Override
         public void refuse(CmFailure refusal) {
@@ -155,7 +164,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     }
 
     public record DecrementUnits(long handleId, long sessionId, long operationId, long amount,
-                                 ActorRef<StatusReply<Long>> replyTo) implements Request {
+                                 ReplyTo<Long> replyTo) implements Request {
         @Override
         public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
@@ -163,7 +172,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     }
 
     public record Crypt(long handleId, long sessionId, CryptDirection direction, long encryptionCode, Bytes data,
-                        ActorRef<StatusReply<Bytes>> replyTo) implements Request {
+                        ReplyTo<Bytes> replyTo) implements Request {
         @Override
         public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
@@ -172,11 +181,11 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
 
     /** @param deadline as for {@link Access}: a borrow that becomes durable after it is ended at once */
     public record BorrowSeat(long handleId, long sessionId, Duration duration, String clientId, Instant deadline,
-                             ActorRef<StatusReply<BorrowTicket>> replyTo) implements Request {
+                             ReplyTo<BorrowTicket> replyTo) implements Request {
 
         /** Without a deadline: the asker waits as long as it takes. */
         public BorrowSeat(long handleId, long sessionId, Duration duration, String clientId,
-                          ActorRef<StatusReply<BorrowTicket>> replyTo) {
+                          ReplyTo<BorrowTicket> replyTo) {
             this(handleId, sessionId, duration, clientId, null, replyTo);
         }
 
@@ -187,7 +196,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     }
 
     /** @param clientId who asks: only the client the ticket was issued to may return it */
-    public record ReturnBorrow(long ticketId, String clientId, ActorRef<StatusReply<Done>> replyTo)
+    public record ReturnBorrow(long ticketId, String clientId, ReplyTo<Done> replyTo)
             implements Request {
         @Override
         public void refuse(CmFailure refusal) {
@@ -196,21 +205,21 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     }
 
     /** A license update file, verified against the trusted vendor keys, then against this container. */
-    public record ImportLicense(Bytes file, ActorRef<StatusReply<LicenseUpdate>> replyTo) implements Request {
+    public record ImportLicense(Bytes file, ReplyTo<LicenseUpdate> replyTo) implements Request {
         @Override
         public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
 
-    public record GetContext(ActorRef<StatusReply<ContainerContext>> replyTo) implements Request {
+    public record GetContext(ReplyTo<ContainerContext> replyTo) implements Request {
         @Override
         public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
         }
     }
 
-    public record Describe(ActorRef<StatusReply<ContainerInfo>> replyTo) implements Request {
+    public record Describe(ReplyTo<ContainerInfo> replyTo) implements Request {
         @Override
         public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
@@ -221,7 +230,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
 
     /** LEASE_ACQUIRE on a TMR node's connection; answered with the signed grant once its epoch is durable. */
     public record AcquireLease(PeerConnection connection, String leaseName, String holder, long proposedEpoch,
-                               long ttlMillis, ActorRef<StatusReply<LeaseGrant>> replyTo) implements Request {
+                               long ttlMillis, ReplyTo<LeaseGrant> replyTo) implements Request {
         @Override
         public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
@@ -229,7 +238,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     }
 
     public record RenewLease(PeerConnection connection, String leaseName, String holder, long epoch, long ttlMillis,
-                             ActorRef<StatusReply<LeaseGrant>> replyTo) implements Request {
+                             ReplyTo<LeaseGrant> replyTo) implements Request {
         @Override
         public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
@@ -237,7 +246,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     }
 
     public record ReleaseLease(PeerConnection connection, String leaseName, String holder, long epoch,
-                               ActorRef<StatusReply<Done>> replyTo) implements Request {
+                               ReplyTo<Done> replyTo) implements Request {
         @Override
         public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
@@ -249,7 +258,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
      *                       the request is not carried out
      */
     public record Allocate(PeerConnection connection, LeaseCertificate certificate, Allocation allocation,
-                           long deadlineMillis, ActorRef<StatusReply<Done>> replyTo) implements Request {
+                           long deadlineMillis, ReplyTo<Done> replyTo) implements Request {
         @Override
         public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
@@ -258,7 +267,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
 
     /** @param deadlineMillis as for {@link Allocate} */
     public record Free(PeerConnection connection, LeaseCertificate certificate, long tmrHandleId, LicenseKey key,
-                       long deadlineMillis, ActorRef<StatusReply<Done>> replyTo) implements Request {
+                       long deadlineMillis, ReplyTo<Done> replyTo) implements Request {
         @Override
         public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
@@ -267,7 +276,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
 
     /** LIST_ALLOCATIONS; {@code maxItems} is capped at {@link #MAX_ALLOCATIONS_PER_PAGE}. */
     public record ListAllocations(long afterHandleId, long maxItems,
-                                  ActorRef<StatusReply<ContainerState.AllocationPage>> replyTo) implements Request {
+                                  ReplyTo<ContainerState.AllocationPage> replyTo) implements Request {
         @Override
         public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
@@ -276,7 +285,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
 
     public record PeerCrypt(PeerConnection connection, LeaseCertificate certificate, LicenseKey key,
                             CryptDirection direction, long encryptionCode, Bytes data,
-                            ActorRef<StatusReply<Bytes>> replyTo) implements Request {
+                            ReplyTo<Bytes> replyTo) implements Request {
         @Override
         public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
@@ -285,7 +294,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
 
     public record PeerUnits(PeerConnection connection, LeaseCertificate certificate, LicenseKey key,
                             long operationId, UnitsOperation operation, long value,
-                            ActorRef<StatusReply<Long>> replyTo) implements Request {
+                            ReplyTo<Long> replyTo) implements Request {
         @Override
         public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
@@ -448,8 +457,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     @Override
     public CommandHandler<Command, ContainerEvent, ContainerState> commandHandler() {
         return newCommandHandlerBuilder().forAnyState()
-                .onCommand(Batch.class, (state, batch) -> persist(state, batch.requests(),
-                        () -> batch.done().tell(new BatchDone(batch.number()))))
+                .onCommand(Drain.class, this::onDrain)
                 .onCommand(Request.class, (state, request) -> persist(state, List.of(request), () -> { }))
                 .onCommand(SessionActive.class, (state, c) -> {
                     lastSeen.put(c.sessionId(), clock.instant());
@@ -462,6 +470,18 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
 
     /** What one request leads to: events (already applied to the live state) and what to do once they are durable. */
     private record Outcome(List<ContainerEvent> events, Runnable afterPersist) {
+    }
+
+    private Effect<ContainerEvent, ContainerState> onDrain(ContainerState state, Drain drain) {
+        List<Request> batch = drain.inbox().take();
+        if (batch.isEmpty()) {
+            if (drain.inbox().sleep()) {
+                context.getSelf().tell(drain);
+            }
+            return Effect().none();
+        }
+        // Told to self, the next Drain comes after this write: whatever waits by then is the next batch.
+        return persist(state, batch, () -> context.getSelf().tell(drain));
     }
 
     private Effect<ContainerEvent, ContainerState> persist(ContainerState state, List<Request> requests,
@@ -690,7 +710,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
      * persists the raise, since the certificate showed the epoch.
      */
     private <T, R> Outcome decideCertified(ContainerState state, List<ContainerEvent> seen, Decision<T> decision,
-                                           ActorRef<StatusReply<R>> replyTo, Function<T, R> reply,
+                                           ReplyTo<R> replyTo, Function<T, R> reply,
                                            Consumer<T> afterPersist) {
         seen.forEach(state::apply);
         Outcome outcome = decide(state, decision, replyTo, reply, afterPersist);
@@ -711,7 +731,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     }
 
     private Outcome latePeerRequest(String request, PeerConnection connection, long deadlineMillis, Instant now,
-                                    ActorRef<StatusReply<Done>> replyTo) {
+                                    ReplyTo<Done> replyTo) {
         context.getLog().warn("Container {}: {} of TMR node {} ({}) came after its deadline {} (now {}); not carried "
                 + "out", identity.serial(), request, connection.node(), connection.address(),
                 Instant.ofEpochMilli(deadlineMillis), now);
@@ -911,7 +931,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
      * sees them; its reply goes out once they are durable. A refusal's reply goes out with the batch's
      * replies, after its write: it may depend on an accepted request before it.
      */
-    private <T, R> Outcome decide(ContainerState state, Decision<T> decision, ActorRef<StatusReply<R>> replyTo,
+    private <T, R> Outcome decide(ContainerState state, Decision<T> decision, ReplyTo<R> replyTo,
                                   Function<T, R> reply, Consumer<T> afterPersist) {
         if (decision instanceof Decision.Refuse<T> refuse) {
             return refusal(replyTo, refuse);
@@ -924,11 +944,11 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         });
     }
 
-    private static <R> Outcome reply(ActorRef<StatusReply<R>> replyTo, StatusReply<R> reply) {
+    private static <R> Outcome reply(ReplyTo<R> replyTo, StatusReply<R> reply) {
         return new Outcome(List.of(), () -> replyTo.tell(reply));
     }
 
-    private static <R> Outcome refusal(ActorRef<StatusReply<R>> replyTo, Decision.Refuse<?> refuse) {
+    private static <R> Outcome refusal(ReplyTo<R> replyTo, Decision.Refuse<?> refuse) {
         return reply(replyTo, StatusReply.error(new CmFailure(refuse.error(), refuse.text())));
     }
 

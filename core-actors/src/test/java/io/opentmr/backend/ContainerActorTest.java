@@ -85,7 +85,7 @@ class ContainerActorTest {
     }
 
     private void importLicense(byte[] file) {
-        ok(kit.<StatusReply<LicenseUpdate>>runCommand(r -> new Container.ImportLicense(Bytes.of(file), r)));
+        ok(kit.<StatusReply<LicenseUpdate>>runCommand(r -> new Container.ImportLicense(Bytes.of(file), Container.ReplyTo.of(r)::tell)));
     }
 
     private <R> R ok(CommandResultWithReply<Container.Command, ContainerEvent, ContainerState, StatusReply<R>> result) {
@@ -101,17 +101,17 @@ class ContainerActorTest {
     private Container.Granted access(long product, String host, long session) {
         int requestId = nextRequestId++;
         return ok(kit.<StatusReply<Container.Granted>>runCommand(replyTo -> new Container.Access(FIRM, product, 0,
-                AccessMode.USERLIMIT, new HandleOwner(host, "anna", 42, session), "127.0.0.1", requestId, false, replyTo)));
+                AccessMode.USERLIMIT, new HandleOwner(host, "anna", 42, session), "127.0.0.1", requestId, false, Container.ReplyTo.of(replyTo)::tell)));
     }
 
     @Test
     void importsALicenseOnceAndRefusesReplaysAndStrangers() throws Exception {
         byte[] file = issue(42, 2, null, null, 0);
-        var first = kit.<StatusReply<LicenseUpdate>>runCommand(r -> new Container.ImportLicense(Bytes.of(file), r));
+        var first = kit.<StatusReply<LicenseUpdate>>runCommand(r -> new Container.ImportLicense(Bytes.of(file), Container.ReplyTo.of(r)::tell));
         assertEquals(1, ok(first).firmUpdateCounter());
         assertInstanceOf(ContainerEvent.LicenseUpdated.class, first.event());
 
-        var replay = kit.<StatusReply<LicenseUpdate>>runCommand(r -> new Container.ImportLicense(Bytes.of(file), r));
+        var replay = kit.<StatusReply<LicenseUpdate>>runCommand(r -> new Container.ImportLicense(Bytes.of(file), Container.ReplyTo.of(r)::tell));
         assertEquals(CmError.ACCESS_DENIED.code(), refusal(replay.reply()));
         assertTrue(replay.events().isEmpty(), "a refused file changes nothing");
 
@@ -121,10 +121,10 @@ class ContainerActorTest {
                         java.util.Map.of(FIRM, 1L), identity.rawPublicKey())), new LicenseIssuer.Request(FIRM, 43, 1,
                         false, null, null, null, null, null, 0, "")).files().get(0).file().toJson();
         var refused = kit.<StatusReply<LicenseUpdate>>runCommand(r ->
-                new Container.ImportLicense(Bytes.of(strangers), r));
+                new Container.ImportLicense(Bytes.of(strangers), Container.ReplyTo.of(r)::tell));
         assertEquals(CmError.ACCESS_DENIED.code(), refusal(refused.reply()));
 
-        ContainerContext context = ok(kit.<StatusReply<ContainerContext>>runCommand(Container.GetContext::new));
+        ContainerContext context = ok(kit.<StatusReply<ContainerContext>>runCommand(r -> new Container.GetContext(Container.ReplyTo.of(r))));
         assertEquals(1L, context.counter(FIRM));
         assertArrayEquals(identity.rawPublicKey(), context.rawPublicKey());
     }
@@ -134,21 +134,21 @@ class ContainerActorTest {
         importLicense(issue(42, 2, 100L, null, 0));
         Container.Granted granted = access(42, "ws-1", 1);
         assertEquals(58L, (long) ok(kit.<StatusReply<Long>>runCommand(r ->
-                new Container.DecrementUnits(granted.handle().id(), 1, 9, 42, r))));
+                new Container.DecrementUnits(granted.handle().id(), 1, 9, 42, Container.ReplyTo.of(r)::tell))));
 
         kit.restart();
 
-        ContainerInfo info = ok(kit.<StatusReply<ContainerInfo>>runCommand(Container.Describe::new));
+        ContainerInfo info = ok(kit.<StatusReply<ContainerInfo>>runCommand(r -> new Container.Describe(Container.ReplyTo.of(r))));
         assertEquals(1, info.products().get(0).inUse());
         assertEquals(58, info.products().get(0).units());
         assertEquals(CmError.INVALID_HANDLE.code(), refusal(kit.<StatusReply<Handle>>runCommand(r ->
-                new Container.Resume(granted.handle().id(), Bytes.of(new byte[32]), 2, r)).reply()));
+                new Container.Resume(granted.handle().id(), Bytes.of(new byte[32]), 2, Container.ReplyTo.of(r)::tell)).reply()));
         Handle resumed = ok(kit.<StatusReply<Handle>>runCommand(r ->
-                new Container.Resume(granted.handle().id(), granted.token(), 2, r)));
+                new Container.Resume(granted.handle().id(), granted.token(), 2, Container.ReplyTo.of(r)::tell)));
         assertEquals(2, resumed.owner().sessionId());
         assertEquals(58L, (long) ok(kit.<StatusReply<Long>>runCommand(r ->
-                new Container.DecrementUnits(granted.handle().id(), 2, 9, 42, r))), "a retried operation counts once");
-        ok(kit.<StatusReply<Done>>runCommand(r -> new Container.Release(granted.handle().id(), 2, r)));
+                new Container.DecrementUnits(granted.handle().id(), 2, 9, 42, Container.ReplyTo.of(r)::tell))), "a retried operation counts once");
+        ok(kit.<StatusReply<Done>>runCommand(r -> new Container.Release(granted.handle().id(), 2, Container.ReplyTo.of(r)::tell)));
     }
 
     @Test
@@ -157,13 +157,13 @@ class ContainerActorTest {
         Container.Granted granted = access(42, "ws-1", 1);
         byte[] secret = kit.getState().spec(granted.handle().item()).secretBytes();
         Bytes encrypted = ok(kit.<StatusReply<Bytes>>runCommand(r -> new Container.Crypt(granted.handle().id(), 1,
-                CryptDirection.ENCRYPT, 77, Bytes.of("challenge".getBytes()), r)));
+                CryptDirection.ENCRYPT, 77, Bytes.of("challenge".getBytes()), Container.ReplyTo.of(r)::tell)));
         assertArrayEquals(CryptTransform.encrypt(secret, 77, "challenge".getBytes()), encrypted.toArray());
         Bytes decrypted = ok(kit.<StatusReply<Bytes>>runCommand(r -> new Container.Crypt(granted.handle().id(), 1,
-                CryptDirection.DECRYPT, 77, encrypted, r)));
+                CryptDirection.DECRYPT, 77, encrypted, Container.ReplyTo.of(r)::tell)));
         assertArrayEquals("challenge".getBytes(), decrypted.toArray());
         assertEquals(CmError.INVALID_PARAMETER.code(), refusal(kit.<StatusReply<Bytes>>runCommand(r ->
-                new Container.Crypt(granted.handle().id(), 1, CryptDirection.DECRYPT, 77, Bytes.of(new byte[5]), r))
+                new Container.Crypt(granted.handle().id(), 1, CryptDirection.DECRYPT, 77, Bytes.of(new byte[5]), Container.ReplyTo.of(r)::tell))
                 .reply()));
     }
 
@@ -172,15 +172,15 @@ class ContainerActorTest {
         importLicense(issue(42, 1, null, Duration.ofDays(7), 0));
         Container.Granted granted = access(42, "ws-1", 1);
         BorrowTicket ticket = ok(kit.<StatusReply<BorrowTicket>>runCommand(r -> new Container.BorrowSeat(
-                granted.handle().id(), 1, Duration.ofDays(2), "ws-1/anna", r)));
+                granted.handle().id(), 1, Duration.ofDays(2), "ws-1/anna", Container.ReplyTo.of(r)::tell)));
         assertEquals(identity.serial(), ticket.issuer());
         assertTrue(Ed25519.verify(identity.keys().getPublic(), ticket.signedPayload(), ticket.signature().toArray()));
         assertEquals(clock.instant().plus(Duration.ofDays(2)).toEpochMilli(), ticket.expiresAtMillis());
         assertEquals(CmError.NO_MORE_LICENSES.code(), refusal(kit.<StatusReply<Container.Granted>>runCommand(r ->
                 new Container.Access(FIRM, 42, 0, AccessMode.USERLIMIT, new HandleOwner("ws-2", "bo", 1, 2), "127.0.0.1", 900, false,
-                        r))
+                        Container.ReplyTo.of(r)::tell))
                 .reply()));
-        ok(kit.<StatusReply<Done>>runCommand(r -> new Container.ReturnBorrow(ticket.ticketId(), "ws-1/anna", r)));
+        ok(kit.<StatusReply<Done>>runCommand(r -> new Container.ReturnBorrow(ticket.ticketId(), "ws-1/anna", Container.ReplyTo.of(r)::tell)));
         access(42, "ws-2", 2);
     }
 
@@ -200,7 +200,7 @@ class ContainerActorTest {
             return null;
         });
         assertEquals(CmError.INVALID_HANDLE.code(), refusal(kit.<StatusReply<Done>>runCommand(r ->
-                new Container.Release(silent.handle().id(), 1, r)).reply()));
+                new Container.Release(silent.handle().id(), 1, Container.ReplyTo.of(r)::tell)).reply()));
 
         // The busy session, silent from now on, is reclaimed in its turn: forgetting the silent session's
         // last sign of life must not make its other handles look fresh.
@@ -216,20 +216,20 @@ class ContainerActorTest {
         importLicense(issue(42, 1, null, null, 0));
         var first = testKit.<StatusReply<Container.Granted>>createTestProbe();
         var second = testKit.<StatusReply<Container.Granted>>createTestProbe();
-        var done = testKit.<Container.BatchDone>createTestProbe();
-        var result = kit.runCommand(new Container.Batch(41, List.of(
-                new Container.Access(FIRM, 42, 0, AccessMode.USERLIMIT, new HandleOwner("a", "u", 1, 1), "127.0.0.1", 1, false,
-                        first.ref()),
-                new Container.Access(FIRM, 42, 0, AccessMode.USERLIMIT, new HandleOwner("b", "u", 2, 2), "127.0.0.1", 1, false,
-                        second.ref())), done.ref()));
+        RequestInbox inbox = new RequestInbox(10, 10);
+        inbox.submit(new Container.Access(FIRM, 42, 0, AccessMode.USERLIMIT, new HandleOwner("a", "u", 1, 1),
+                "127.0.0.1", 1, false, Container.ReplyTo.of(first.ref())));
+        inbox.submit(new Container.Access(FIRM, 42, 0, AccessMode.USERLIMIT, new HandleOwner("b", "u", 2, 2),
+                "127.0.0.1", 1, false, Container.ReplyTo.of(second.ref())));
+        var result = kit.runCommand(new Container.Drain(inbox));
         assertEquals(1, result.events().size(), "one grant, one refusal: " + result.events());
         assertTrue(first.receiveMessage(Duration.ofSeconds(5)).isSuccess());
         assertEquals(CmError.NO_MORE_LICENSES.code(), refusal(second.receiveMessage(Duration.ofSeconds(5))),
                 "the second request saw the first one's seat although neither was persisted yet");
-        done.expectMessage(Duration.ofSeconds(5), new Container.BatchDone(41));
+        assertEquals(0, inbox.waiting(), "both taken in one batch");
 
         kit.restart();
-        assertEquals(1, ok(kit.<StatusReply<ContainerInfo>>runCommand(Container.Describe::new)).products().get(0)
+        assertEquals(1, ok(kit.<StatusReply<ContainerInfo>>runCommand(r -> new Container.Describe(Container.ReplyTo.of(r)))).products().get(0)
                 .inUse(), "the batch's event is in the journal");
     }
 
@@ -237,20 +237,20 @@ class ContainerActorTest {
     void aReSentAccessGetsTheSameHandleOnTheNewSessionNotASecondSeat() throws Exception {
         importLicense(issue(42, 2, null, null, 0));
         Container.Granted first = ok(kit.<StatusReply<Container.Granted>>runCommand(r -> new Container.Access(FIRM, 42,
-                0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 42, 1), "127.0.0.1", 77, false, r)));
+                0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 42, 1), "127.0.0.1", 77, false, Container.ReplyTo.of(r)::tell)));
         Container.Granted again = ok(kit.<StatusReply<Container.Granted>>runCommand(r -> new Container.Access(FIRM, 42,
-                0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 42, 2), "127.0.0.1", 77, false, r)));
+                0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 42, 2), "127.0.0.1", 77, false, Container.ReplyTo.of(r)::tell)));
         assertEquals(first.handle().id(), again.handle().id());
         assertEquals(first.token(), again.token());
         assertEquals(2, again.handle().owner().sessionId(), "moved to the session that re-sent it");
-        assertEquals(1, ok(kit.<StatusReply<ContainerInfo>>runCommand(Container.Describe::new)).products().get(0)
+        assertEquals(1, ok(kit.<StatusReply<ContainerInfo>>runCommand(r -> new Container.Describe(Container.ReplyTo.of(r)))).products().get(0)
                 .inUse(), "one seat, not two");
         Container.Granted other = ok(kit.<StatusReply<Container.Granted>>runCommand(r -> new Container.Access(FIRM,
-                42, 0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 43, 3), "127.0.0.1", 77, false, r)));
+                42, 0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 43, 3), "127.0.0.1", 77, false, Container.ReplyTo.of(r)::tell)));
         assertTrue(other.handle().id() != first.handle().id(), "another process's request 77 is another request");
         importLicense(issue(43, 2, null, null, 1));
         Container.Granted otherProduct = ok(kit.<StatusReply<Container.Granted>>runCommand(r -> new Container.Access(
-                FIRM, 43, 0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 42, 4), "127.0.0.1", 77, false, r)));
+                FIRM, 43, 0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 42, 4), "127.0.0.1", 77, false, Container.ReplyTo.of(r)::tell)));
         assertTrue(otherProduct.handle().id() != first.handle().id(), "the same request id for another product");
         assertEquals(43, otherProduct.handle().item().productCode());
     }
@@ -269,15 +269,15 @@ class ContainerActorTest {
             granted.add(access(42, "ws-" + i, i));
         }
         ok(kit.<StatusReply<Long>>runCommand(r -> new Container.DecrementUnits(granted.get(0).handle().id(), 0, 1, 30,
-                r)));
-        ok(kit.<StatusReply<Done>>runCommand(r -> new Container.Release(granted.get(3).handle().id(), 3, r)));
+                Container.ReplyTo.of(r)::tell)));
+        ok(kit.<StatusReply<Done>>runCommand(r -> new Container.Release(granted.get(3).handle().id(), 3, Container.ReplyTo.of(r)::tell)));
 
         kit.restart();
-        ContainerInfo info = ok(kit.<StatusReply<ContainerInfo>>runCommand(Container.Describe::new));
+        ContainerInfo info = ok(kit.<StatusReply<ContainerInfo>>runCommand(r -> new Container.Describe(Container.ReplyTo.of(r))));
         assertEquals(3, info.products().get(0).inUse());
         assertEquals(70, info.products().get(0).units());
         ok(kit.<StatusReply<Handle>>runCommand(r -> new Container.Resume(granted.get(1).handle().id(),
-                granted.get(1).token(), 9, r)));
+                granted.get(1).token(), 9, Container.ReplyTo.of(r)::tell)));
 
         ContainerSnapshot snapshot = kit.getState().toSnapshot();
         var serialization = org.apache.pekko.serialization.SerializationExtension.get(testKit.system());
@@ -294,7 +294,7 @@ class ContainerActorTest {
         importLicense(issue(42, 2, null, null, 0));
         var late = kit.<StatusReply<Container.Granted>>runCommand(r -> new Container.Access(FIRM, 42, 0,
                 AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 42, 1), "127.0.0.1", 5, false,
-                clock.instant().minusMillis(1), r));
+                clock.instant().minusMillis(1), Container.ReplyTo.of(r)::tell));
         assertEquals(CmError.NETWORK_FAULT.code(), refusal(late.reply()));
         assertTrue(late.events().isEmpty(), "no seat taken for a client that was already told it failed");
     }
@@ -310,13 +310,13 @@ class ContainerActorTest {
         // The decision reads the clock once (in time), the check after the write reads it again (too late).
         Instant deadline = stepping.peek().plusMillis(500);
         Container.Granted granted = ok(kit.<StatusReply<Container.Granted>>runCommand(r -> new Container.Access(FIRM,
-                42, 0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 42, 1), "127.0.0.1", 6, false, deadline, r)));
+                42, 0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 42, 1), "127.0.0.1", 6, false, deadline, Container.ReplyTo.of(r)::tell)));
         testKit.createTestProbe().awaitAssert(Duration.ofSeconds(10), () -> {
             assertTrue(kit.getState().handles().isEmpty(), "the abandoned grant was taken back");
             return null;
         });
         assertEquals(CmError.INVALID_HANDLE.code(), refusal(kit.<StatusReply<Done>>runCommand(r ->
-                new Container.Release(granted.handle().id(), 1, r)).reply()));
+                new Container.Release(granted.handle().id(), 1, Container.ReplyTo.of(r)::tell)).reply()));
     }
 
     /** A clock that moves on by {@code step} every time it is read. */
@@ -353,37 +353,38 @@ class ContainerActorTest {
 
     @Test
     void aFailedJournalWriteLeavesNoTraceAndANewContainerGoesOnFromItsJournal() throws Exception {
-        var gateway = testKit.spawn(ContainerGateway.create(Container.create(identity, List.of(vendor.getPublic()),
-                Duration.ofMinutes(2), 2, clock, new SecureRandom()), 100, 10, Duration.ofSeconds(2)));
+        RequestInbox inbox = new RequestInbox(100, 10);
+        testKit.spawn(ContainerGateway.create(Container.create(identity, List.of(vendor.getPublic()),
+                Duration.ofMinutes(2), 2, clock, new SecureRandom()), inbox));
         var replies = testKit.<StatusReply<Object>>createTestProbe();
         byte[] license = issue(42, 5, 10L, null, 0);
-        gateway.tell(new ContainerGateway.Submit(new Container.ImportLicense(Bytes.of(license),
-                unchecked(replies.ref()))));
+        inbox.submit(new Container.ImportLicense(Bytes.of(license),
+                Container.ReplyTo.of(unchecked(replies.ref()))));
         assertTrue(replies.receiveMessage(Duration.ofSeconds(5)).isSuccess());
         for (int i = 1; i <= 3; i++) {
-            gateway.tell(new ContainerGateway.Submit(access(i, replies)));
+            inbox.submit(access(i, replies));
             assertTrue(replies.receiveMessage(Duration.ofSeconds(5)).isSuccess(), "grant " + i);
         }
 
         kit.persistenceTestKit().failNextPersisted();
-        gateway.tell(new ContainerGateway.Submit(access(4, replies)));
+        inbox.submit(access(4, replies));
         replies.expectNoMessage(Duration.ofMillis(500));
 
         // A new container from snapshot and journal: three holders, not four, and it serves again.
         testKit.createTestProbe().awaitAssert(Duration.ofSeconds(15), () -> {
             var described = testKit.<StatusReply<ContainerInfo>>createTestProbe();
-            gateway.tell(new ContainerGateway.Submit(new Container.Describe(described.ref())));
+            inbox.submit(new Container.Describe(Container.ReplyTo.of(described.ref())));
             assertEquals(3, described.receiveMessage(Duration.ofSeconds(2)).getValue().products().get(0).inUse());
             return null;
         });
-        gateway.tell(new ContainerGateway.Submit(access(5, replies)));
+        inbox.submit(access(5, replies));
         assertTrue(replies.receiveMessage(Duration.ofSeconds(5)).isSuccess());
     }
 
     private static Container.Access access(int i, org.apache.pekko.actor.testkit.typed.javadsl.TestProbe<
             StatusReply<Object>> replies) {
         return new Container.Access(FIRM, 42, 0, AccessMode.USERLIMIT, new HandleOwner("ws-" + i, "u", i, i), "127.0.0.1", i, false,
-                unchecked(replies.ref()));
+                Container.ReplyTo.of(unchecked(replies.ref())));
     }
 
     @SuppressWarnings({"unchecked", "rawtypes"})

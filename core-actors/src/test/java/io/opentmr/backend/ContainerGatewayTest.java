@@ -1,6 +1,7 @@
 package io.opentmr.backend;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.opentmr.protocol.CmError;
@@ -11,11 +12,14 @@ import org.apache.pekko.Done;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
 import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
 import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.pattern.StatusReply;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
+/** The inbox between the sessions and the container, and the gateway that attaches each new container to it. */
 @Timeout(30)
 class ContainerGatewayTest {
 
@@ -28,75 +32,101 @@ class ContainerGatewayTest {
     }
 
     /** A container that hands everything to the probe. */
-    private static org.apache.pekko.actor.typed.Behavior<Container.Command> forwardTo(TestProbe<Container.Command> probe) {
-        return org.apache.pekko.actor.typed.javadsl.Behaviors.receiveMessage(message -> {
+    private static Behavior<Container.Command> forwardTo(TestProbe<Container.Command> probe) {
+        return Behaviors.receiveMessage(message -> {
             probe.ref().tell(message);
-            return org.apache.pekko.actor.typed.javadsl.Behaviors.same();
+            return Behaviors.same();
         });
     }
 
     private static Container.Release release(long id, ActorRef<StatusReply<Done>> replyTo) {
-        return new Container.Release(id, 1, replyTo);
+        return new Container.Release(id, 1, Container.ReplyTo.of(replyTo));
+    }
+
+    private static List<Long> ids(List<Container.Request> batch) {
+        return batch.stream().map(r -> ((Container.Release) r).handleId()).toList();
     }
 
     @Test
-    void anIdleContainerGetsARequestAtOnceAndABusyOneGetsTheNextBatchWhenDone() {
+    void aSleepingContainerIsWokenOnceAndABusyOneIsNotWokenAtAll() {
         TestProbe<Container.Command> container = TEST_KIT.createTestProbe();
         TestProbe<StatusReply<Done>> replies = TEST_KIT.createTestProbe();
-        ActorRef<ContainerGateway.Message> gateway = TEST_KIT.spawn(ContainerGateway.create(forwardTo(container), 10, 3, Duration.ofSeconds(30)));
+        RequestInbox inbox = new RequestInbox(10, 3);
+        TEST_KIT.spawn(ContainerGateway.create(forwardTo(container), inbox));
+        Container.Drain attached = container.expectMessageClass(Container.Drain.class, WAIT);
+        assertTrue(attached.inbox().take().isEmpty());
+        assertFalse(inbox.sleep(), "nothing came meanwhile");
 
-        gateway.tell(new ContainerGateway.Submit(release(1, replies.ref())));
-        Container.Batch first = container.expectMessageClass(Container.Batch.class, WAIT);
-        assertEquals(1, first.requests().size());
+        inbox.submit(release(1, replies.ref()));
+        container.expectMessageClass(Container.Drain.class, WAIT);
+        inbox.submit(release(2, replies.ref()));
+        container.expectNoMessage(Duration.ofMillis(200));
+        assertEquals(List.of(1L, 2L), ids(inbox.take()), "awake: the second request woke nobody");
 
-        for (long id = 2; id <= 6; id++) {
-            gateway.tell(new ContainerGateway.Submit(release(id, replies.ref())));
+        for (long id = 3; id <= 7; id++) {
+            inbox.submit(release(id, replies.ref()));
         }
         container.expectNoMessage(Duration.ofMillis(200));
-        first.done().tell(new Container.BatchDone(first.number()));
-        Container.Batch second = container.expectMessageClass(Container.Batch.class, WAIT);
-        assertEquals(List.of(2L, 3L, 4L), second.requests().stream().map(r -> ((Container.Release) r).handleId())
-                .toList(), "in order, at most the batch size");
-        second.done().tell(new Container.BatchDone(second.number()));
-        Container.Batch third = container.expectMessageClass(Container.Batch.class, WAIT);
-        assertEquals(2, third.requests().size());
-        third.done().tell(new Container.BatchDone(third.number()));
-        container.expectNoMessage(Duration.ofMillis(200));
-        gateway.tell(new ContainerGateway.Submit(release(7, replies.ref())));
-        assertEquals(1, container.expectMessageClass(Container.Batch.class, WAIT).requests().size(),
-                "idle again: sent at once");
+        assertEquals(List.of(3L, 4L, 5L), ids(inbox.take()), "in order, at most the batch size");
+        assertEquals(List.of(6L, 7L), ids(inbox.take()));
+        assertTrue(inbox.take().isEmpty());
+        assertFalse(inbox.sleep());
+        inbox.submit(release(8, replies.ref()));
+        assertEquals(List.of(8L), ids(container.expectMessageClass(Container.Drain.class, WAIT).inbox().take()),
+                "asleep again: woken by the next request");
     }
 
     @Test
-    void aBatchNeverAnsweredIsGivenUpAndTheNextGoesOutAndALateAnswerIsIgnored() {
-        TestProbe<Container.Command> container = TEST_KIT.createTestProbe();
+    void aRequestThatCameWhileTheContainerWentToSleepIsTakenAtOnce() {
         TestProbe<StatusReply<Done>> replies = TEST_KIT.createTestProbe();
-        ActorRef<ContainerGateway.Message> gateway = TEST_KIT.spawn(ContainerGateway.create(forwardTo(container), 10, 10,
-                Duration.ofMillis(300)));
-        gateway.tell(new ContainerGateway.Submit(release(1, replies.ref())));
-        Container.Batch lost = container.expectMessageClass(Container.Batch.class, WAIT);
-        gateway.tell(new ContainerGateway.Submit(release(2, replies.ref())));
-        Container.Batch next = container.expectMessageClass(Container.Batch.class, WAIT);
-        assertEquals(List.of(2L), next.requests().stream().map(r -> ((Container.Release) r).handleId()).toList(),
-                "after the batch timeout the waiting request goes out");
-        lost.done().tell(new Container.BatchDone(lost.number()));
-        gateway.tell(new ContainerGateway.Submit(release(3, replies.ref())));
-        container.expectNoMessage(Duration.ofMillis(200));
-        next.done().tell(new Container.BatchDone(next.number()));
-        assertEquals(1, container.expectMessageClass(Container.Batch.class, WAIT).requests().size());
+        RequestInbox inbox = new RequestInbox(10, 10);
+        // Not attached: nothing to wake. A request in the queue when the container goes to sleep keeps it awake.
+        inbox.submit(release(1, replies.ref()));
+        assertTrue(inbox.sleep(), "the container must take again");
+        assertEquals(List.of(1L), ids(inbox.take()));
+        assertFalse(inbox.sleep());
     }
 
     @Test
     void requestsBeyondTheQueueAreRefusedWith309() {
-        TestProbe<Container.Command> container = TEST_KIT.createTestProbe();
         TestProbe<StatusReply<Done>> replies = TEST_KIT.createTestProbe();
-        ActorRef<ContainerGateway.Message> gateway = TEST_KIT.spawn(ContainerGateway.create(forwardTo(container), 2, 10, Duration.ofSeconds(30)));
-        for (long id = 1; id <= 4; id++) {
-            gateway.tell(new ContainerGateway.Submit(release(id, replies.ref())));
+        RequestInbox inbox = new RequestInbox(2, 10);
+        for (long id = 1; id <= 3; id++) {
+            inbox.submit(release(id, replies.ref()));
         }
-        container.expectMessageClass(Container.Batch.class, WAIT);
         StatusReply<Done> refused = replies.receiveMessage(WAIT);
         assertTrue(refused.isError());
         assertEquals(CmError.REQUEST_OVERLOAD, ((CmFailure) refused.getError()).error());
+        assertEquals(List.of(1L, 2L), ids(inbox.take()));
+        inbox.submit(release(4, replies.ref()));
+        assertEquals(List.of(4L), ids(inbox.take()), "room again once taken");
+    }
+
+    @Test
+    void aStoppedContainerIsReplacedAndTheNewOneTakesWhatWaits() {
+        TestProbe<List<Long>> taken = TEST_KIT.createTestProbe();
+        TestProbe<StatusReply<Done>> replies = TEST_KIT.createTestProbe();
+        RequestInbox inbox = new RequestInbox(10, 1);
+        // Takes one request per Drain and stops after it, as a failed write stops the container.
+        Behavior<Container.Command> stopsAfterOne = Behaviors.receiveMessage(message -> {
+            if (message instanceof Container.Drain drain) {
+                List<Long> batch = ids(drain.inbox().take());
+                taken.ref().tell(batch);
+                if (!batch.isEmpty()) {
+                    return Behaviors.stopped();
+                }
+                if (drain.inbox().sleep()) {
+                    taken.ref().tell(ids(drain.inbox().take()));
+                    return Behaviors.stopped();
+                }
+            }
+            return Behaviors.same();
+        });
+        inbox.submit(release(1, replies.ref()));
+        inbox.submit(release(2, replies.ref()));
+        TEST_KIT.spawn(ContainerGateway.create(stopsAfterOne, inbox));
+        assertEquals(List.of(1L), taken.receiveMessage(WAIT));
+        assertEquals(List.of(2L), taken.receiveMessage(Duration.ofSeconds(10)),
+                "the next container, started after a backoff, takes what waited");
     }
 }

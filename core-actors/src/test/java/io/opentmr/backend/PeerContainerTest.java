@@ -96,7 +96,7 @@ class PeerContainerTest {
                 new SecureRandom()).issue(VendorState.empty(), group, new LicenseIssuer.Request(FIRM, 77, 3, true, 50L,
                 null, null, null, null, 0, "TMR")).files().get(0);
         ok(kit.<StatusReply<LicenseUpdate>>runCommand(r -> new Container.ImportLicense(
-                Bytes.of(issued.file().toJson()), r)));
+                Bytes.of(issued.file().toJson()), Container.ReplyTo.of(r)::tell)));
         key = new LicenseKey(FIRM, 77, issued.update().items().get(0).tmrId());
     }
 
@@ -107,7 +107,7 @@ class PeerContainerTest {
 
     private LeaseGrant acquire(long proposed) {
         return ok(kit.<StatusReply<LeaseGrant>>runCommand(r -> new Container.AcquireLease(connection,
-                LeaseGrant.ACTIVE_LEASE, "node-a", proposed, 2_000, r)));
+                LeaseGrant.ACTIVE_LEASE, "node-a", proposed, 2_000, Container.ReplyTo.of(r)::tell)));
     }
 
     private LeaseCertificate certificate(LeaseGrant own) {
@@ -129,26 +129,26 @@ class PeerContainerTest {
         LeaseGrant grant = acquire(0);
         assertEquals(1, grant.epoch());
         var raised = kit.<StatusReply<LeaseGrant>>runCommand(r -> new Container.AcquireLease(connection,
-                LeaseGrant.ACTIVE_LEASE, "node-a", 0, 2_000, r));
+                LeaseGrant.ACTIVE_LEASE, "node-a", 0, 2_000, Container.ReplyTo.of(r)::tell));
         assertTrue(raised.events().isEmpty(), "the holder's own epoch again: nothing new to persist");
         LeaseCertificate cert = certificate(grant);
         var allocated = kit.<StatusReply<Done>>runCommand(r -> new Container.Allocate(connection, cert,
-                allocation(10, key, 1), NO_DEADLINE, r));
+                allocation(10, key, 1), NO_DEADLINE, Container.ReplyTo.of(r)::tell));
         ok(allocated);
         assertTrue(allocated.events().stream().anyMatch(e -> e instanceof ContainerEvent.AllocationAdded));
         ok(kit.<StatusReply<Done>>runCommand(r -> new Container.Allocate(connection, cert, allocation(11, key, 1),
-                NO_DEADLINE, r)));
+                NO_DEADLINE, Container.ReplyTo.of(r)::tell)));
         ok(kit.<StatusReply<Done>>runCommand(r -> new Container.Free(connection, cert, 11, key, NO_DEADLINE,
-                r)));
+                Container.ReplyTo.of(r)::tell)));
         assertEquals(45L, (long) ok(kit.<StatusReply<Long>>runCommand(r -> new Container.PeerUnits(connection, cert,
-                key, 5, UnitsOperation.DECREMENT, 5, r))));
+                key, 5, UnitsOperation.DECREMENT, 5, Container.ReplyTo.of(r)::tell))));
         // A valid certificate from two other backends at a higher epoch raises this one's epoch.
         LeaseGrant unsignedOwn = new LeaseGrant(LeaseGrant.ACTIVE_LEASE, "node-a", 7, clock.millis(), 2_000,
                 identity.serial(), Bytes.EMPTY);
         LeaseCertificate seven = certificate(unsignedOwn.withSignature(Bytes.of(Ed25519.sign(
                 identity.keys().getPrivate(), unsignedOwn.signedPayload()))));
         var seen = kit.<StatusReply<Long>>runCommand(r -> new Container.PeerUnits(connection, seven, key, 6,
-                UnitsOperation.READ, 0, r));
+                UnitsOperation.READ, 0, Container.ReplyTo.of(r)::tell));
         assertEquals(45L, (long) ok(seen));
         assertEquals(List.of(7L), seen.events().stream().map(e -> ((ContainerEvent.LeaseEpochRaised) e).epoch())
                 .toList(), "persisted with the request that showed it");
@@ -156,7 +156,7 @@ class PeerContainerTest {
         kit.restart();
 
         assertEquals(7, kit.getState().highestEpoch(LeaseGrant.ACTIVE_LEASE));
-        ContainerInfo info = ok(kit.<StatusReply<ContainerInfo>>runCommand(Container.Describe::new));
+        ContainerInfo info = ok(kit.<StatusReply<ContainerInfo>>runCommand(r -> new Container.Describe(Container.ReplyTo.of(r))));
         assertEquals(1, info.products().get(0).inUse(), "allocation 10 holds its seat after the restart");
         assertEquals(45, info.products().get(0).units());
         assertEquals(List.of(10L), kit.getState().allocations(0, 10).allocations().stream()
@@ -166,15 +166,15 @@ class PeerContainerTest {
         assertEquals(7, after.epoch(), "the holder of the highest epoch before the restart keeps it");
         LeaseCertificate again = certificate(after);
         assertEquals(45L, (long) ok(kit.<StatusReply<Long>>runCommand(r -> new Container.PeerUnits(connection, again,
-                key, 5, UnitsOperation.DECREMENT, 5, r))), "the operation id is remembered across the restart");
+                key, 5, UnitsOperation.DECREMENT, 5, Container.ReplyTo.of(r)::tell))), "the operation id is remembered across the restart");
         var stale = kit.<StatusReply<Done>>runCommand(r -> new Container.Allocate(connection, cert,
-                allocation(12, key, 1), NO_DEADLINE, r));
+                allocation(12, key, 1), NO_DEADLINE, Container.ReplyTo.of(r)::tell));
         assertEquals(CmError.TMR_LEASE_REFUSED, ((CmFailure) stale.reply().getError()).error(), "epoch 1 is stale");
 
         clock.advance(Duration.ofSeconds(3));
         PeerConnection nodeB = new PeerConnection("node-b", "127.0.0.1:5001", () -> true);
         LeaseGrant other = ok(kit.<StatusReply<LeaseGrant>>runCommand(r -> new Container.AcquireLease(nodeB,
-                LeaseGrant.ACTIVE_LEASE, "node-b", 0, 2_000, r)));
+                LeaseGrant.ACTIVE_LEASE, "node-b", 0, 2_000, Container.ReplyTo.of(r)::tell)));
         assertEquals(8, other.epoch(), "another holder: strictly above every epoch granted or seen");
     }
 
@@ -208,7 +208,7 @@ class PeerContainerTest {
 
         LeaseCertificate cert = certificate(acquire(0));
         ok(kit.<StatusReply<Long>>runCommand(r -> new Container.PeerUnits(connection, cert, key, 3,
-                UnitsOperation.DECREMENT, 5, r)));
+                UnitsOperation.DECREMENT, 5, Container.ReplyTo.of(r)::tell)));
         ContainerSnapshot snapshot = kit.getState().toSnapshot();
         var oldSnapshot = (com.fasterxml.jackson.databind.node.ObjectNode) cbor.readTree(serialization
                 .serialize(snapshot).get());
@@ -241,7 +241,7 @@ class PeerContainerTest {
         for (int i = 0; i < 20; i++) {
             long operation = i;
             ok(kit.<StatusReply<Long>>runCommand(r -> new Container.PeerUnits(connection, cert, key, operation,
-                    UnitsOperation.READ, 0, r)));
+                    UnitsOperation.READ, 0, Container.ReplyTo.of(r)::tell)));
         }
         // The own grant verifies under the first group key (1), the other's under the second (after 1 miss).
         assertEquals(3, connection.verifications(), "each grant's signature verified once, not per request");

@@ -8,11 +8,14 @@ import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.Frame;
 import io.opentmr.protocol.Message;
 import java.time.Duration;
+import java.util.Iterator;
+import java.util.LinkedHashSet;
 import java.util.Objects;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.function.Consumer;
 import java.util.function.Function;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
@@ -28,8 +31,9 @@ import org.slf4j.LoggerFactory;
  *   <li>while the client does not take its replies (the channel is not writable), no more requests are
  *       read from it, so a slow client only slows itself;</li>
  *   <li>an I/O error closes the connection, never the server;</li>
- *   <li>{@link #answer} bounds the requests in flight (ERROR 309 beyond) and writes each reply, in any
- *       order, with its request id, on the channel's event loop; a failed answer becomes an ERROR.</li>
+ *   <li>{@link #answer} and {@link #answerLater} bound the requests in flight (ERROR 309 beyond) and write
+ *       each reply, in any order, with its request id, on the channel's event loop; a failed answer becomes
+ *       an ERROR.</li>
  * </ul>
  *
  * <p>A subclass handles {@link #channelRead0} and calls {@code super} when it overrides a channel
@@ -62,6 +66,14 @@ public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
     private boolean helloDone;
     private int inFlight;
     private String remote = "?";
+    /** Requests of {@link #answerLater} not answered yet, oldest first: the oldest has the nearest deadline. */
+    private final LinkedHashSet<Pending<?>> pending = new LinkedHashSet<>();
+    /** Whether a sweep of {@link #pending} for answers past the request timeout is scheduled. */
+    private boolean sweepScheduled;
+    /** Sweeps so far; a request waits {@value #SWEEPS_PER_TIMEOUT} whole sweep periods at least. */
+    private long sweeps;
+    /** A sweep every request timeout / this: a request is answered ERROR 100 within 1.25 times the timeout. */
+    private static final int SWEEPS_PER_TIMEOUT = 4;
 
     protected FrameSession(Limits limits) {
         this.limits = Objects.requireNonNull(limits, "limits");
@@ -85,6 +97,9 @@ public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
         if (helloDeadline != null) {
             helloDeadline.cancel(false);
         }
+        // Nobody reads the answers any more: late ones are dropped, and no sweep needs to time them out.
+        pending.forEach(p -> p.answered = true);
+        pending.clear();
         super.channelInactive(ctx);
     }
 
@@ -158,6 +173,113 @@ public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
             }
             reply(ctx, id, message);
         }, ctx.executor());
+    }
+
+    /**
+     * The answer to one request of {@link #answerLater}: completed once, from any thread (an actor's), with
+     * {@link #succeed} or {@link #fail}; the reply is written on the channel's event loop. Past the request
+     * timeout the client has been told ERROR 100 and a completion is dropped.
+     */
+    public static final class Pending<T> {
+
+        private final FrameSession session;
+        private final ChannelHandlerContext ctx;
+        private final int id;
+        private final Function<? super T, ? extends Message> reply;
+        /** The session's sweep count when the request came. */
+        private final long since;
+        /** Set on the event loop only: answered, timed out, or the connection closed. */
+        private boolean answered;
+
+        private Pending(FrameSession session, ChannelHandlerContext ctx, int id,
+                        Function<? super T, ? extends Message> reply, long since) {
+            this.session = session;
+            this.ctx = ctx;
+            this.id = id;
+            this.reply = reply;
+            this.since = since;
+        }
+
+        public void succeed(T value) {
+            ctx.executor().execute(() -> session.finish(this, value, null));
+        }
+
+        public void fail(Throwable cause) {
+            ctx.executor().execute(() -> session.finish(this, null, cause));
+        }
+    }
+
+    /**
+     * As {@link #answer}, for a request that an actor answers directly instead of through an ask: {@code request}
+     * is handed the {@link Pending} to complete. No ask, no future and no timer per request: a sweep per
+     * connection, while it has requests waiting, answers those left past the request timeout with ERROR 100.
+     * It counts its own runs rather than reading a clock, so it keeps the event loop's time (a test's too).
+     */
+    protected final <T> void answerLater(ChannelHandlerContext ctx, int id, Consumer<Pending<T>> request,
+                                         Function<? super T, ? extends Message> reply) {
+        if (inFlight >= maxInFlight) {
+            error(ctx, id, CmError.REQUEST_OVERLOAD, "more than " + maxInFlight
+                    + " requests in flight on this connection");
+            return;
+        }
+        Pending<T> answer = new Pending<>(this, ctx, id, reply, sweeps);
+        inFlight++;
+        pending.add(answer);
+        if (!sweepScheduled) {
+            sweepScheduled = true;
+            scheduleSweep(ctx);
+        }
+        try {
+            request.accept(answer);
+        } catch (RuntimeException e) {
+            finish(answer, null, e);
+        }
+    }
+
+    private <T> void finish(Pending<T> answer, T value, Throwable failed) {
+        if (answer.answered) {
+            return;
+        }
+        answer.answered = true;
+        pending.remove(answer);
+        inFlight--;
+        Message message;
+        if (failed == null) {
+            try {
+                message = answer.reply.apply(value);
+            } catch (RuntimeException e) {
+                message = failure(answer.id, e);
+            }
+        } else {
+            message = failure(answer.id, failed);
+        }
+        reply(answer.ctx, answer.id, message);
+    }
+
+    private void scheduleSweep(ChannelHandlerContext ctx) {
+        ctx.executor().schedule(() -> sweep(ctx), limits.requestTimeout().toNanos() / SWEEPS_PER_TIMEOUT,
+                TimeUnit.NANOSECONDS);
+    }
+
+    /** Answers the requests that waited the request timeout with ERROR 100; goes on while any wait. */
+    private void sweep(ChannelHandlerContext ctx) {
+        sweeps++;
+        for (Iterator<Pending<?>> oldest = pending.iterator(); oldest.hasNext(); ) {
+            Pending<?> next = oldest.next();
+            if (sweeps - next.since <= SWEEPS_PER_TIMEOUT) {
+                break;
+            }
+            oldest.remove();
+            next.answered = true;
+            inFlight--;
+            reply(ctx, next.id, failure(next.id, new TimeoutException("not answered within "
+                    + limits.requestTimeout().toMillis() + " ms")));
+        }
+        if (pending.isEmpty()) {
+            sweepScheduled = false;
+        } else {
+            scheduleSweep(ctx);
+        }
     }
 
     /**

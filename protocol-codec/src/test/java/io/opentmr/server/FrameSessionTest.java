@@ -132,6 +132,45 @@ class FrameSessionTest {
         assertInstanceOf(Message.Ok.class, next(31), "its slot was given back");
     }
 
+    @Test
+    void anAnswerGivenLaterIsWrittenAndOneNotGivenInTimeIs100AndItsLateAnswerIsDropped() {
+        channel.writeInbound(release(40), release(41), release(42));
+        assertEquals(CmError.REQUEST_OVERLOAD.code(), ((Message.Error) next(42)).code(), "the same bound");
+        FrameSession.Pending<Message> answered = session.later.remove();
+        FrameSession.Pending<Message> never = session.later.remove();
+        answered.succeed(new Message.Ok());
+        channel.runPendingTasks();
+        assertInstanceOf(Message.Ok.class, next(40));
+
+        pass(2_900);
+        assertNull(channel.readOutbound(), "not before the request timeout");
+        pass(1_000);
+        Message.Error error = (Message.Error) next(41);
+        assertEquals(CmError.NETWORK_FAULT.code(), error.code());
+        assertTrue(error.text().contains("did not answer within 3000 ms"), error.text());
+
+        never.succeed(new Message.Ok());
+        channel.runPendingTasks();
+        assertNull(channel.readOutbound(), "answered once: the late answer is dropped");
+        channel.writeInbound(release(43), release(44));
+        session.later.remove().fail(new Refusal(CmError.INVALID_HANDLE));
+        channel.runPendingTasks();
+        assertEquals(CmError.INVALID_HANDLE.code(), ((Message.Error) next(43)).code(), "both slots were given back");
+        assertEquals(1, session.later.size());
+    }
+
+    /** Moves the channel's clock on in small steps, running what falls due, as an event loop would. */
+    private void pass(long millis) {
+        for (long step = 0; step < millis; step += 50) {
+            channel.advanceTimeBy(50, TimeUnit.MILLISECONDS);
+            channel.runScheduledPendingTasks();
+        }
+    }
+
+    private static Frame release(int id) {
+        return new Frame(id, new Message.Release(7));
+    }
+
     private static Frame access(int id) {
         return new Frame(id, new Message.Access(6_000_010, 42, 0, AccessMode.USERLIMIT));
     }
@@ -156,6 +195,8 @@ class FrameSessionTest {
     /** HELLO, and ACCESS answered by whatever future the test lines up. */
     private static final class TestSession extends FrameSession {
         private final Queue<CompletableFuture<Message>> answers = new ArrayDeque<>();
+        /** RELEASE is answered later, by the test. */
+        final Queue<FrameSession.Pending<Message>> later = new ArrayDeque<>();
         int asked;
 
         TestSession() {
@@ -173,6 +214,10 @@ class FrameSessionTest {
             if (frame.message() instanceof Message.Hello) {
                 helloDone();
                 reply(ctx, frame.requestId(), new Message.HelloOk(ServerKind.BACKEND, 1, 10_000, "test"));
+                return;
+            }
+            if (frame.message() instanceof Message.Release) {
+                this.<Message>answerLater(ctx, frame.requestId(), later::add, answer -> answer);
                 return;
             }
             answer(ctx, frame.requestId(), () -> {
