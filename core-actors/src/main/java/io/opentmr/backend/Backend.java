@@ -2,6 +2,7 @@ package io.opentmr.backend;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
+import com.typesafe.config.ConfigFactory;
 import io.opentmr.license.VendorKeyFiles;
 import io.opentmr.server.FrameServer;
 import java.io.IOException;
@@ -90,12 +91,12 @@ public final class Backend implements AutoCloseable {
             started.complete(gateway);
             return Behaviors.empty();
         });
-        ActorSystem<Void> system = ActorSystem.create(guardian, "opentmr-backend", config);
+        ActorSystem<Void> system = ActorSystem.create(guardian, "opentmr-backend", threads(config, settings));
         try {
             started.get(30, TimeUnit.SECONDS);
             TrackingLog tracking = new TrackingLog(identity.serial());
             FrameServer server = FrameServer.start(settings.address(), settings.port(), settings.maxConnections(),
-                    settings.codecLimits(), () -> new ClientSession(settings, inbox, random, tracking, clock));
+                    settings.codecLimits(), settings.ioThreads(), () -> new ClientSession(settings, inbox, random, tracking, clock));
             LOG.info("Backend {} listening on {} (max {} connections, {} requests in flight each)",
                     identity.serial(), server.localAddress(), settings.maxConnections(),
                     settings.maxInFlightPerConnection());
@@ -108,6 +109,20 @@ public final class Backend implements AutoCloseable {
             system.terminate();
             throw e;
         }
+    }
+
+    /**
+     * The default dispatcher as {@code threads.actors} sizes it: a fixed pool, so that the container, the journal
+     * plugin's actor and its helpers hand messages to each other on the same thread instead of waking others.
+     */
+    private static Config threads(Config config, BackendSettings settings) {
+        if (settings.actorThreads() == 0) {
+            return config;
+        }
+        return ConfigFactory.parseMap(java.util.Map.of(
+                "pekko.actor.default-dispatcher.executor", "thread-pool-executor",
+                "pekko.actor.default-dispatcher.thread-pool-executor.fixed-pool-size", settings.actorThreads()),
+                BackendSettings.PATH + ".threads.actors").withFallback(config);
     }
 
     public InetSocketAddress address() {

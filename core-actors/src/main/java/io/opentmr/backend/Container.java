@@ -469,8 +469,10 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     }
 
     /** What one request leads to: events (already applied to the live state) and what to do once they are durable. */
-    private record Outcome(List<ContainerEvent> events, Runnable afterPersist) {
+    private record Outcome(List<ContainerEvent> events, Runnable afterPersist, Runnable reply) {
     }
+
+    private static final Runnable NOTHING = () -> { };
 
     private Effect<ContainerEvent, ContainerState> onDrain(ContainerState state, Drain drain) {
         List<Request> batch = drain.inbox().take();
@@ -484,17 +486,26 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         return persist(state, batch, () -> context.getSelf().tell(drain));
     }
 
+    /**
+     * Decides {@code requests} and persists their events in one write. Once it is durable: what each request
+     * does after its write (tracking lines among it), then the batch's tracking lines in one write to the log,
+     * then the replies. So a tracking line reaches the log (the operating system, not the disk) before the reply
+     * to the request it records, as one write per batch rather than one per line.
+     */
     private Effect<ContainerEvent, ContainerState> persist(ContainerState state, List<Request> requests,
                                                            Runnable whenDone) {
         List<ContainerEvent> events = new ArrayList<>();
-        List<Runnable> after = new ArrayList<>(requests.size());
+        List<Outcome> outcomes = new ArrayList<>(requests.size());
+        tracking.hold();
         for (Request request : requests) {
             Outcome outcome = handle(state, request);
             events.addAll(outcome.events());
-            after.add(outcome.afterPersist());
+            outcomes.add(outcome);
         }
         Runnable finish = () -> {
-            after.forEach(Runnable::run);
+            outcomes.forEach(o -> o.afterPersist().run());
+            tracking.flush();
+            outcomes.forEach(o -> o.reply().run());
             whenDone.run();
         };
         if (events.isEmpty()) {
@@ -719,7 +730,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         }
         List<ContainerEvent> events = new ArrayList<>(seen);
         events.addAll(outcome.events());
-        return new Outcome(events, outcome.afterPersist());
+        return new Outcome(events, outcome.afterPersist(), outcome.reply());
     }
 
     /**
@@ -807,7 +818,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         }
         StatusReply<Bytes> result = crypt(c.key(), state.spec(c.key()), c.direction(), c.encryptionCode(), c.data());
         seen.forEach(state::apply);
-        return new Outcome(seen, () -> c.replyTo().tell(result));
+        return new Outcome(seen, NOTHING, () -> c.replyTo().tell(result));
     }
 
     private Outcome onPeerUnits(ContainerState state, PeerUnits c) {
@@ -938,14 +949,12 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         }
         Decision.Accept<T> accept = (Decision.Accept<T>) decision;
         accept.events().forEach(state::apply);
-        return new Outcome(accept.events(), () -> {
-            afterPersist.accept(accept.reply());
-            replyTo.tell(StatusReply.success(reply.apply(accept.reply())));
-        });
+        return new Outcome(accept.events(), () -> afterPersist.accept(accept.reply()),
+                () -> replyTo.tell(StatusReply.success(reply.apply(accept.reply()))));
     }
 
     private static <R> Outcome reply(ReplyTo<R> replyTo, StatusReply<R> reply) {
-        return new Outcome(List.of(), () -> replyTo.tell(reply));
+        return new Outcome(List.of(), NOTHING, () -> replyTo.tell(reply));
     }
 
     private static <R> Outcome refusal(ReplyTo<R> replyTo, Decision.Refuse<?> refuse) {

@@ -16,6 +16,10 @@ import org.slf4j.LoggerFactory;
  * The tracking log: one JSON object per line for every access, release, reclaim, denial, borrow,
  * return, license import, and a TMR node's allocate and free, through the dedicated logger {@value #LOGGER} (the launcher's Logback
  * configuration sends it to its own rotated file).
+ *
+ * <p>Between {@link #hold()} and {@link #flush()} lines wait and then go out as one logging event, one line each
+ * (so one write to the file): the container holds the lines of a batch and writes them before the batch's
+ * replies. An appender of this logger must therefore write the message as it is ({@code %msg%n}).
  */
 public final class TrackingLog {
 
@@ -24,6 +28,8 @@ public final class TrackingLog {
     private static final ObjectMapper JSON = JsonMapper.builder().build();
 
     private final Serial container;
+    /** Lines held for one write, or null: not held. Used by one thread at a time (the container's). */
+    private StringBuilder held;
 
     public TrackingLog(Serial container) {
         this.container = container;
@@ -31,6 +37,22 @@ public final class TrackingLog {
 
     public Serial container() {
         return container;
+    }
+
+    /** Lines from now on wait for {@link #flush()}. */
+    public void hold() {
+        if (held == null) {
+            held = new StringBuilder();
+        }
+    }
+
+    /** Writes the lines held since {@link #hold()}, as one logging event, and stops holding. */
+    public void flush() {
+        StringBuilder lines = held;
+        held = null;
+        if (lines != null && !lines.isEmpty()) {
+            LOG.info(lines.toString());
+        }
     }
 
     public void access(Handle handle, Instant at) {
@@ -89,7 +111,12 @@ public final class TrackingLog {
         line.put("container", container.toString());
         line.putAll(fields);
         try {
-            LOG.info(JSON.writeValueAsString(line));
+            String text = JSON.writeValueAsString(line);
+            if (held == null) {
+                LOG.info(text);
+            } else {
+                held.append(held.isEmpty() ? "" : "\n").append(text);
+            }
         } catch (JsonProcessingException e) {
             LOG.warn("tracking line for {} not written: {}", event, e.getMessage());
         }

@@ -113,8 +113,11 @@ class ManyClientsTest {
             ObjectMapper json = new ObjectMapper();
             Set<Long> open = new HashSet<>();
             int granted = 0;
-            for (ILoggingEvent line : List.copyOf(tracking.list)) {
-                JsonNode event = json.readTree(line.getFormattedMessage());
+            // A batch's lines come as one logging event, one line each.
+            List<String> lines = List.copyOf(tracking.list).stream()
+                    .flatMap(e -> e.getFormattedMessage().lines()).toList();
+            for (String line : lines) {
+                JsonNode event = json.readTree(line);
                 switch (event.get("event").asText()) {
                     case "access" -> {
                         assertTrue(open.add(event.get("handle").asLong()));

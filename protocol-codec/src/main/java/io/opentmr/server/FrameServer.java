@@ -56,8 +56,20 @@ public final class FrameServer implements AutoCloseable {
      */
     public static FrameServer start(String address, int port, int maxConnections, CodecLimits limits,
                                     Supplier<? extends ChannelHandler> sessions) throws InterruptedException {
+        return start(address, port, maxConnections, limits, 0, sessions);
+    }
+
+    /**
+     * As {@link #start(String, int, int, CodecLimits, Supplier)}, with {@code ioThreads} event loops for the
+     * connections (0: Netty's default, two per processor).
+     */
+    public static FrameServer start(String address, int port, int maxConnections, CodecLimits limits, int ioThreads,
+                                    Supplier<? extends ChannelHandler> sessions) throws InterruptedException {
+        if (ioThreads < 0) {
+            throw new IllegalArgumentException("ioThreads must be 0 or more: " + ioThreads);
+        }
         EventLoopGroup boss = new NioEventLoopGroup(1, new DefaultThreadFactory("opentmr-accept", true));
-        EventLoopGroup workers = new NioEventLoopGroup(0, new DefaultThreadFactory("opentmr-io", true));
+        EventLoopGroup workers = new NioEventLoopGroup(ioThreads, new DefaultThreadFactory("opentmr-io", true));
         ConnectionLimit limit = new ConnectionLimit(maxConnections);
         try {
             Channel listener = new ServerBootstrap()
