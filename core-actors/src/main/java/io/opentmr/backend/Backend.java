@@ -87,7 +87,7 @@ public final class Backend implements AutoCloseable {
         Behavior<Void> guardian = Behaviors.setup(context -> {
             ActorRef<ContainerGateway.Message> gateway = context.spawn(ContainerGateway.create(
                     Container.create(identity, vendorKeys, settings.cleanupTimeout(), settings.snapshotEvery(),
-                            settings.lease(), settings.units(), clock, random), inbox), "gateway");
+                            settings.lease(), settings.units(), clock), inbox), "gateway");
             started.complete(gateway);
             return Behaviors.empty();
         });

@@ -27,13 +27,11 @@ import io.opentmr.protocol.ProductInfo;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.security.PublicKey;
-import java.security.SecureRandom;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.LinkedHashMap;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
@@ -95,18 +93,6 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
      * is never answered: the container stops, and its askers time out.
      */
     public record Drain(RequestInbox inbox) implements Command {
-    }
-
-    /** How long, and how many, grants are remembered for re-sent ACCESS requests. */
-    static final Duration GRANT_MEMORY = Duration.ofMinutes(1);
-    static final int RECENT_GRANTS = 100_000;
-
-    private record RecentGrant(Granted granted, Instant at) {
-    }
-
-    /** A re-sent ACCESS is the same request from the same station and process: every field must match. */
-    private record GrantKey(String station, String host, String user, long pid, int requestId, long firmCode,
-                            long productCode, long featureBits, AccessMode mode) {
     }
 
     /**
@@ -324,7 +310,6 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     private final Duration cleanupTimeout;
     private final int snapshotEvery;
     private final Clock clock;
-    private final SecureRandom random;
     private final TrackingLog tracking;
     private final Instant startedAt;
     private final BackendSettings.Lease leaseSettings;
@@ -334,13 +319,8 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     private final LeaseTable leases = new LeaseTable();
     /** Last sign of life per session; not journaled, so after a restart every handle gets a full timeout. */
     private final Map<Long, Instant> lastSeen = new HashMap<>();
-    /**
-     * Recent grants by request, to answer a re-sent ACCESS with the same handle, kept for
-     * {@link #GRANT_MEMORY} (a client re-sends right after it reconnects) and at most
-     * {@link #RECENT_GRANTS}. In memory only (the token is never journaled): after a restart a re-sent
-     * ACCESS opens a new handle and the old one is reclaimed after the cleanup timeout.
-     */
-    private final LinkedHashMap<GrantKey, RecentGrant> recentGrants = new LinkedHashMap<>();
+    /** Makes the resume tokens; its key is derived from the container's private key, so the same after a restart. */
+    private final javax.crypto.Mac tokens;
 
     private boolean recovered;
 
@@ -348,28 +328,26 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     public static final int DEFAULT_SNAPSHOT_EVERY = 1000;
 
     public static Behavior<Command> create(ContainerIdentity identity, List<PublicKey> vendorKeys,
-                                           Duration cleanupTimeout, Clock clock, SecureRandom random) {
-        return create(identity, vendorKeys, cleanupTimeout, DEFAULT_SNAPSHOT_EVERY, clock, random);
+                                           Duration cleanupTimeout, Clock clock) {
+        return create(identity, vendorKeys, cleanupTimeout, DEFAULT_SNAPSHOT_EVERY, clock);
     }
 
     public static Behavior<Command> create(ContainerIdentity identity, List<PublicKey> vendorKeys,
-                                           Duration cleanupTimeout, int snapshotEvery, Clock clock,
-                                           SecureRandom random) {
-        return create(identity, vendorKeys, cleanupTimeout, snapshotEvery, BackendSettings.Lease.DEFAULT, clock,
-                random);
+                                           Duration cleanupTimeout, int snapshotEvery, Clock clock) {
+        return create(identity, vendorKeys, cleanupTimeout, snapshotEvery, BackendSettings.Lease.DEFAULT, clock);
     }
 
     public static Behavior<Command> create(ContainerIdentity identity, List<PublicKey> vendorKeys,
                                            Duration cleanupTimeout, int snapshotEvery,
-                                           BackendSettings.Lease leaseSettings, Clock clock, SecureRandom random) {
+                                           BackendSettings.Lease leaseSettings, Clock clock) {
         return create(identity, vendorKeys, cleanupTimeout, snapshotEvery, leaseSettings, BackendSettings.Units.DEFAULT,
-                clock, random);
+                clock);
     }
 
     public static Behavior<Command> create(ContainerIdentity identity, List<PublicKey> vendorKeys,
                                            Duration cleanupTimeout, int snapshotEvery,
                                            BackendSettings.Lease leaseSettings, BackendSettings.Units unitSettings,
-                                           Clock clock, SecureRandom random) {
+                                           Clock clock) {
         Duration interval = cleanupTimeout.dividedBy(4);
         Duration tick = interval.compareTo(Duration.ofSeconds(10)) > 0 ? Duration.ofSeconds(10)
                 : interval.compareTo(Duration.ofMillis(100)) < 0 ? Duration.ofMillis(100) : interval;
@@ -380,7 +358,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         return Behaviors.setup(context -> Behaviors.withTimers(timers -> {
             timers.startTimerWithFixedDelay(new Cleanup(), tick);
             return new Container(context, identity, vendorKeys, cleanupTimeout, snapshotEvery, leaseSettings,
-                    unitSettings, clock, random);
+                    unitSettings, clock);
         }));
     }
 
@@ -390,7 +368,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
 
     private Container(ActorContext<Command> context, ContainerIdentity identity, List<PublicKey> vendorKeys,
                       Duration cleanupTimeout, int snapshotEvery, BackendSettings.Lease leaseSettings,
-                      BackendSettings.Units unitSettings, Clock clock, SecureRandom random) {
+                      BackendSettings.Units unitSettings, Clock clock) {
         super(persistenceId(identity));
         this.leaseSettings = leaseSettings;
         this.unitSettings = unitSettings;
@@ -401,9 +379,9 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         this.cleanupTimeout = cleanupTimeout;
         this.snapshotEvery = snapshotEvery;
         this.clock = clock;
-        this.random = random;
         this.tracking = new TrackingLog(identity.serial());
         this.startedAt = clock.instant();
+        this.tokens = tokenMac(identity);
     }
 
     @Override
@@ -606,30 +584,22 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
             return reply(c.replyTo(), StatusReply.error(new CmFailure(CmError.NETWORK_FAULT,
                     "ACCESS reached the container after its deadline; not carried out")));
         }
-        GrantKey key = new GrantKey(c.station(), c.owner().host(), c.owner().user(), c.owner().pid(), c.requestId(),
-                c.firmCode(), c.productCode(), c.featureBits(), c.mode());
-        RecentGrant recent = recentGrants.get(key);
-        Granted earlier = recent == null ? null : recent.granted();
-        if (earlier != null && state.hasHandle(earlier.handle().id())) {
-            // The same request again: its reply was lost. Hand over the same handle on the new session.
-            lastSeen.put(c.owner().sessionId(), now);
-            Granted again = new Granted(earlier.handle().withSession(c.owner().sessionId()), earlier.token());
-            rememberGrant(key, again, now);
-            return decide(state, Decision.accept(again, new HandleResumed(earlier.handle().id(),
-                    c.owner().sessionId(), now)), c.replyTo(), Function.identity(), granted -> { });
-        }
-        byte[] token = new byte[32];
-        random.nextBytes(token);
+        long handleId = state.nextHandleId();
+        byte[] token = resumeToken(handleId);
         ContainerState.AccessRequest request = new ContainerState.AccessRequest(c.firmCode(), c.productCode(),
-                c.featureBits(), c.mode(), c.owner(), digest(token), c.tmrPeer(), c.station());
-        Decision<Handle> decision = state.access(request, now);
+                c.featureBits(), c.mode(), c.owner(), digest(token), c.tmrPeer(), c.station(), c.requestId());
         lastSeen.put(c.owner().sessionId(), now);
+        Handle earlier = state.retried(request, now);
+        if (earlier != null) {
+            // The same request again: its reply was lost. Hand over the same handle on the new session.
+            Granted again = new Granted(earlier.withSession(c.owner().sessionId()), Bytes.of(resumeToken(earlier.id())));
+            return decide(state, Decision.accept(again, new HandleResumed(earlier.id(), c.owner().sessionId(), now)),
+                    c.replyTo(), Function.identity(), granted -> { });
+        }
+        Decision<Handle> decision = state.access(request, now);
         if (decision instanceof Decision.Refuse<Handle> refuse) {
             tracking.denial(refuse.error().code(), refuse.text(), "ACCESS " + c.firmCode() + ":" + c.productCode(),
                     c.owner(), now);
-        }
-        if (decision instanceof Decision.Accept<Handle> accept) {
-            rememberGrant(key, new Granted(accept.reply(), Bytes.of(token)), now);
         }
         return decide(state, decision, c.replyTo(), handle -> new Granted(handle, Bytes.of(token)), handle -> {
             tracking.access(handle, now);
@@ -901,19 +871,6 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         });
     }
 
-    private void rememberGrant(GrantKey key, Granted granted, Instant now) {
-        recentGrants.remove(key);
-        recentGrants.put(key, new RecentGrant(granted, now));
-        var oldest = recentGrants.values().iterator();
-        while (oldest.hasNext()) {
-            RecentGrant next = oldest.next();
-            if (recentGrants.size() <= RECENT_GRANTS && next.at().plus(GRANT_MEMORY).isAfter(now)) {
-                break;
-            }
-            oldest.remove();
-        }
-    }
-
     private static boolean late(Instant deadline, Instant now) {
         return deadline != null && now.isAfter(deadline);
     }
@@ -959,6 +916,28 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
 
     private static <R> Outcome refusal(ReplyTo<R> replyTo, Decision.Refuse<?> refuse) {
         return reply(replyTo, StatusReply.error(new CmFailure(refuse.error(), refuse.text())));
+    }
+
+    /**
+     * The resume token of a handle: an HMAC of its id under a key only this container has. A re-sent ACCESS
+     * gets the token of the handle it opened, also after a restart, while the journal keeps only its digest.
+     * (Handles opened before tokens were derived have random ones; a re-sent ACCESS never finds those.)
+     */
+    private byte[] resumeToken(long handleId) {
+        return tokens.doFinal(java.nio.ByteBuffer.allocate(Long.BYTES).putLong(handleId).array());
+    }
+
+    private static javax.crypto.Mac tokenMac(ContainerIdentity identity) {
+        try {
+            MessageDigest sha = MessageDigest.getInstance("SHA-256");
+            sha.update("opentmr backend resume tokens\n".getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            sha.update(identity.keys().getPrivate().getEncoded());
+            javax.crypto.Mac mac = javax.crypto.Mac.getInstance("HmacSHA256");
+            mac.init(new javax.crypto.spec.SecretKeySpec(sha.digest(), "HmacSHA256"));
+            return mac;
+        } catch (java.security.GeneralSecurityException e) {
+            throw new IllegalStateException("no SHA-256 or HmacSHA256", e);
+        }
     }
 
     /** SHA-256 of a resume token, hex: what the journal and the backends keep instead of the token. */

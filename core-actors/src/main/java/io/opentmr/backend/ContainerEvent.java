@@ -17,10 +17,12 @@ public sealed interface ContainerEvent extends CborSerializable {
 
     /**
      * A handle was opened. {@code tokenDigest} is the SHA-256 of its resume token (hex); {@code station} the
-     * client's peer address.
+     * client's peer address; {@code requestId} the id of the ACCESS that opened it, so that the same ACCESS
+     * re-sent (its reply lost) finds this handle again, also after a restart. Null in events written before it
+     * was kept (version 2 and older): such a handle is found by no re-sent ACCESS.
      */
     record HandleOpened(long handleId, LicenseKey item, AccessMode mode, long featureBits, HandleOwner owner,
-                        String tokenDigest, Instant at, String station) implements ContainerEvent {
+                        String tokenDigest, Instant at, String station, Integer requestId) implements ContainerEvent {
     }
 
     /** A handle moved to a new session after RESUME. */

@@ -15,16 +15,19 @@ import org.apache.pekko.serialization.jackson.JacksonMigration;
  *   <li>2: the holder of the highest epoch is kept (the same holder keeps its epoch, any other gets a higher
  *       one); a peer unit operation says whether it was a SET (which forgets the item's earlier ids) and
  *       when it was remembered (the retry window).</li>
+ *   <li>3: {@code HandleOpened} and the snapshot's handles carry the {@code requestId} of the ACCESS that opened
+ *       the handle, so a re-sent ACCESS finds its handle also after a restart (earlier handles: null, found by
+ *       no re-sent ACCESS).</li>
  * </ul>
  *
  * Reading version 1 needs no change: the new fields read as null, which the code takes as "not known" (an
  * unknown holder is another holder; an unknown operation a DECREMENT; an unknown time outside the retry
- * window). A record of a version above {@link #currentVersion()} (written by a newer backend) is refused,
+ * window; an unknown request id no request). Reading version 2 needs none either. A record of a version above {@link #currentVersion()} (written by a newer backend) is refused,
  * and the container does not start: open the data directory with that newer version.
  */
 public final class ContainerEventVersions extends JacksonMigration {
 
-    public static final int CURRENT = 2;
+    public static final int CURRENT = 3;
 
     @Override
     public int currentVersion() {

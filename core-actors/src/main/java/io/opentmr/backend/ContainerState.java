@@ -55,7 +55,34 @@ public final class ContainerState {
      * @param station     the client's peer address, what STATIONSHARE counts
      */
     public record AccessRequest(long firmCode, long productCode, long featureBits, AccessMode mode,
-                                HandleOwner owner, String tokenDigest, boolean tmrPeer, String station) {
+                                HandleOwner owner, String tokenDigest, boolean tmrPeer, String station,
+                                Integer requestId) {
+
+        /** A request without the client's request id: no re-sent copy of it will be recognised. */
+        public AccessRequest(long firmCode, long productCode, long featureBits, AccessMode mode, HandleOwner owner,
+                             String tokenDigest, boolean tmrPeer, String station) {
+            this(firmCode, productCode, featureBits, mode, owner, tokenDigest, tmrPeer, station, null);
+        }
+
+        private RequestKey key() {
+            return requestId == null ? null : new RequestKey(station, owner.host(), owner.user(), owner.pid(),
+                    requestId, firmCode, productCode, featureBits, mode);
+        }
+    }
+
+    /** How long, and for how many handles, a re-sent ACCESS finds the handle the first one opened. */
+    static final Duration GRANT_MEMORY = Duration.ofMinutes(1);
+    static final int RECENT_GRANTS = 100_000;
+
+    /** A re-sent ACCESS is the same request from the same station and process: every field must match. */
+    private record RequestKey(String station, String host, String user, long pid, int requestId, long firmCode,
+                              long productCode, long featureBits, AccessMode mode) {
+
+        static RequestKey of(Handle handle) {
+            return handle.requestId() == null ? null : new RequestKey(handle.station(), handle.owner().host(),
+                    handle.owner().user(), handle.owner().pid(), handle.requestId(), handle.item().firmCode(),
+                    handle.item().productCode(), handle.featureBits(), handle.mode());
+        }
     }
 
     private final Serial serial;
@@ -63,6 +90,12 @@ public final class ContainerState {
     private final Map<Long, Long> firmUpdateCounters = new HashMap<>();
     private final Map<LicenseKey, ItemState> items = new LinkedHashMap<>();
     private final Map<Long, Handle> handles = new HashMap<>();
+    /**
+     * Handles opened lately, by the ACCESS that opened them, oldest first: at most {@link #RECENT_GRANTS}, none
+     * older than {@link #GRANT_MEMORY} before the newest. Derived from the handles, so journaled with them and
+     * the same after a restart.
+     */
+    private final LinkedHashMap<RequestKey, Long> recentRequests = new LinkedHashMap<>();
     private final Map<Long, Borrow> borrows = new HashMap<>();
     /** Highest epoch granted or seen per lease name: grants only go above it. */
     private final Map<String, Long> leaseEpochs = new HashMap<>();
@@ -117,6 +150,22 @@ public final class ContainerState {
 
     public boolean hasHandle(long handleId) {
         return handles.containsKey(handleId);
+    }
+
+    /** The id the next handle opened gets. */
+    public long nextHandleId() {
+        return nextHandleId;
+    }
+
+    /**
+     * The open handle that this same ACCESS (station, owner's host, user and pid, request id, product, features,
+     * mode) opened within {@link #GRANT_MEMORY}: a re-sent request whose reply was lost; or null.
+     */
+    public Handle retried(AccessRequest request, Instant now) {
+        RequestKey key = request.key();
+        Long id = key == null ? null : recentRequests.get(key);
+        Handle handle = id == null ? null : handles.get(id);
+        return handle != null && handle.openedAt().plus(GRANT_MEMORY).isAfter(now) ? handle : null;
     }
 
     public Collection<Handle> handles() {
@@ -249,10 +298,11 @@ public final class ContainerState {
             events.add(new UsagePeriodStarted(item.key(), now));
         }
         HandleOpened opened = new HandleOpened(nextHandleId, item.key(), request.mode(), request.featureBits(),
-                request.owner(), request.tokenDigest(), now, request.station());
+                request.owner(), request.tokenDigest(), now, request.station(), request.requestId());
         events.add(opened);
         return new Decision.Accept<>(events, new Handle(opened.handleId(), opened.item(), opened.mode(),
-                opened.featureBits(), opened.owner(), opened.tokenDigest(), now, opened.station()));
+                opened.featureBits(), opened.owner(), opened.tokenDigest(), now, opened.station(),
+                opened.requestId()));
     }
 
     /** The handle, if it exists and belongs to {@code sessionId}; otherwise 106. */
@@ -588,6 +638,9 @@ public final class ContainerState {
             state.handles.put(handle.id(), handle);
             state.items.get(handle.item()).add(handle);
         }
+        snapshot.handles().stream().filter(h -> h.requestId() != null)
+                .sorted(java.util.Comparator.comparing(Handle::openedAt).thenComparingLong(Handle::id))
+                .forEach(state::rememberRequest);
         for (Borrow borrow : snapshot.borrows()) {
             state.borrows.put(borrow.ticketId(), borrow);
             state.items.get(borrow.item()).borrowStarted();
@@ -626,9 +679,10 @@ public final class ContainerState {
             applyLicense(e.update());
         } else if (event instanceof HandleOpened e) {
             Handle handle = new Handle(e.handleId(), e.item(), e.mode(), e.featureBits(), e.owner(), e.tokenDigest(),
-                    e.at(), e.station());
+                    e.at(), e.station(), e.requestId());
             handles.put(handle.id(), handle);
             items.get(handle.item()).add(handle);
+            rememberRequest(handle);
             nextHandleId = Math.max(nextHandleId, e.handleId() + 1);
         } else if (event instanceof HandleResumed e) {
             handles.computeIfPresent(e.handleId(), (id, h) -> h.withSession(e.sessionId()));
@@ -711,6 +765,37 @@ public final class ContainerState {
         Handle handle = handles.remove(handleId);
         if (handle != null) {
             items.get(handle.item()).remove(handle);
+            RequestKey key = RequestKey.of(handle);
+            if (key != null) {
+                recentRequests.remove(key, handleId);
+            }
         }
+    }
+
+    /**
+     * Remembers the ACCESS that opened {@code handle} and forgets those that fell out of the memory. Times are
+     * the handles' own, never a clock: replaying the journal rebuilds the same memory.
+     */
+    private void rememberRequest(Handle handle) {
+        RequestKey key = RequestKey.of(handle);
+        if (key == null) {
+            return;
+        }
+        recentRequests.remove(key);
+        recentRequests.put(key, handle.id());
+        Instant forgetBefore = handle.openedAt().minus(GRANT_MEMORY);
+        var oldest = recentRequests.entrySet().iterator();
+        while (oldest.hasNext()) {
+            Handle next = handles.get(oldest.next().getValue());
+            if (recentRequests.size() <= RECENT_GRANTS && next != null && next.openedAt().isAfter(forgetBefore)) {
+                break;
+            }
+            oldest.remove();
+        }
+    }
+
+    /** Re-sent ACCESS requests remembered now; for tests. */
+    int rememberedRequests() {
+        return recentRequests.size();
     }
 }

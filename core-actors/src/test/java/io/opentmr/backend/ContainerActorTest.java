@@ -69,8 +69,7 @@ class ContainerActorTest {
     void createContainer() throws Exception {
         identity = ContainerIdentity.loadOrCreate(dataDir, 7, new SecureRandom());
         kit = EventSourcedBehaviorTestKit.create(testKit.system(),
-                Container.create(identity, List.of(vendor.getPublic()), Duration.ofSeconds(1), clock,
-                        new SecureRandom()),
+                Container.create(identity, List.of(vendor.getPublic()), Duration.ofSeconds(1), clock),
                 EventSourcedBehaviorTestKit.enabledSerializationSettings()
                         .withVerifyCommands(false).withVerifyState(false));
     }
@@ -85,7 +84,7 @@ class ContainerActorTest {
     }
 
     private void importLicense(byte[] file) {
-        ok(kit.<StatusReply<LicenseUpdate>>runCommand(r -> new Container.ImportLicense(Bytes.of(file), Container.ReplyTo.of(r)::tell)));
+        ok(kit.<StatusReply<LicenseUpdate>>runCommand(r -> new Container.ImportLicense(Bytes.of(file), Container.ReplyTo.of(r))));
     }
 
     private <R> R ok(CommandResultWithReply<Container.Command, ContainerEvent, ContainerState, StatusReply<R>> result) {
@@ -101,17 +100,17 @@ class ContainerActorTest {
     private Container.Granted access(long product, String host, long session) {
         int requestId = nextRequestId++;
         return ok(kit.<StatusReply<Container.Granted>>runCommand(replyTo -> new Container.Access(FIRM, product, 0,
-                AccessMode.USERLIMIT, new HandleOwner(host, "anna", 42, session), "127.0.0.1", requestId, false, Container.ReplyTo.of(replyTo)::tell)));
+                AccessMode.USERLIMIT, new HandleOwner(host, "anna", 42, session), "127.0.0.1", requestId, false, Container.ReplyTo.of(replyTo))));
     }
 
     @Test
     void importsALicenseOnceAndRefusesReplaysAndStrangers() throws Exception {
         byte[] file = issue(42, 2, null, null, 0);
-        var first = kit.<StatusReply<LicenseUpdate>>runCommand(r -> new Container.ImportLicense(Bytes.of(file), Container.ReplyTo.of(r)::tell));
+        var first = kit.<StatusReply<LicenseUpdate>>runCommand(r -> new Container.ImportLicense(Bytes.of(file), Container.ReplyTo.of(r)));
         assertEquals(1, ok(first).firmUpdateCounter());
         assertInstanceOf(ContainerEvent.LicenseUpdated.class, first.event());
 
-        var replay = kit.<StatusReply<LicenseUpdate>>runCommand(r -> new Container.ImportLicense(Bytes.of(file), Container.ReplyTo.of(r)::tell));
+        var replay = kit.<StatusReply<LicenseUpdate>>runCommand(r -> new Container.ImportLicense(Bytes.of(file), Container.ReplyTo.of(r)));
         assertEquals(CmError.ACCESS_DENIED.code(), refusal(replay.reply()));
         assertTrue(replay.events().isEmpty(), "a refused file changes nothing");
 
@@ -121,7 +120,7 @@ class ContainerActorTest {
                         java.util.Map.of(FIRM, 1L), identity.rawPublicKey())), new LicenseIssuer.Request(FIRM, 43, 1,
                         false, null, null, null, null, null, 0, "")).files().get(0).file().toJson();
         var refused = kit.<StatusReply<LicenseUpdate>>runCommand(r ->
-                new Container.ImportLicense(Bytes.of(strangers), Container.ReplyTo.of(r)::tell));
+                new Container.ImportLicense(Bytes.of(strangers), Container.ReplyTo.of(r)));
         assertEquals(CmError.ACCESS_DENIED.code(), refusal(refused.reply()));
 
         ContainerContext context = ok(kit.<StatusReply<ContainerContext>>runCommand(r -> new Container.GetContext(Container.ReplyTo.of(r))));
@@ -134,7 +133,7 @@ class ContainerActorTest {
         importLicense(issue(42, 2, 100L, null, 0));
         Container.Granted granted = access(42, "ws-1", 1);
         assertEquals(58L, (long) ok(kit.<StatusReply<Long>>runCommand(r ->
-                new Container.DecrementUnits(granted.handle().id(), 1, 9, 42, Container.ReplyTo.of(r)::tell))));
+                new Container.DecrementUnits(granted.handle().id(), 1, 9, 42, Container.ReplyTo.of(r)))));
 
         kit.restart();
 
@@ -142,13 +141,13 @@ class ContainerActorTest {
         assertEquals(1, info.products().get(0).inUse());
         assertEquals(58, info.products().get(0).units());
         assertEquals(CmError.INVALID_HANDLE.code(), refusal(kit.<StatusReply<Handle>>runCommand(r ->
-                new Container.Resume(granted.handle().id(), Bytes.of(new byte[32]), 2, Container.ReplyTo.of(r)::tell)).reply()));
+                new Container.Resume(granted.handle().id(), Bytes.of(new byte[32]), 2, Container.ReplyTo.of(r))).reply()));
         Handle resumed = ok(kit.<StatusReply<Handle>>runCommand(r ->
-                new Container.Resume(granted.handle().id(), granted.token(), 2, Container.ReplyTo.of(r)::tell)));
+                new Container.Resume(granted.handle().id(), granted.token(), 2, Container.ReplyTo.of(r))));
         assertEquals(2, resumed.owner().sessionId());
         assertEquals(58L, (long) ok(kit.<StatusReply<Long>>runCommand(r ->
-                new Container.DecrementUnits(granted.handle().id(), 2, 9, 42, Container.ReplyTo.of(r)::tell))), "a retried operation counts once");
-        ok(kit.<StatusReply<Done>>runCommand(r -> new Container.Release(granted.handle().id(), 2, Container.ReplyTo.of(r)::tell)));
+                new Container.DecrementUnits(granted.handle().id(), 2, 9, 42, Container.ReplyTo.of(r)))), "a retried operation counts once");
+        ok(kit.<StatusReply<Done>>runCommand(r -> new Container.Release(granted.handle().id(), 2, Container.ReplyTo.of(r))));
     }
 
     @Test
@@ -157,13 +156,13 @@ class ContainerActorTest {
         Container.Granted granted = access(42, "ws-1", 1);
         byte[] secret = kit.getState().spec(granted.handle().item()).secretBytes();
         Bytes encrypted = ok(kit.<StatusReply<Bytes>>runCommand(r -> new Container.Crypt(granted.handle().id(), 1,
-                CryptDirection.ENCRYPT, 77, Bytes.of("challenge".getBytes()), Container.ReplyTo.of(r)::tell)));
+                CryptDirection.ENCRYPT, 77, Bytes.of("challenge".getBytes()), Container.ReplyTo.of(r))));
         assertArrayEquals(CryptTransform.encrypt(secret, 77, "challenge".getBytes()), encrypted.toArray());
         Bytes decrypted = ok(kit.<StatusReply<Bytes>>runCommand(r -> new Container.Crypt(granted.handle().id(), 1,
-                CryptDirection.DECRYPT, 77, encrypted, Container.ReplyTo.of(r)::tell)));
+                CryptDirection.DECRYPT, 77, encrypted, Container.ReplyTo.of(r))));
         assertArrayEquals("challenge".getBytes(), decrypted.toArray());
         assertEquals(CmError.INVALID_PARAMETER.code(), refusal(kit.<StatusReply<Bytes>>runCommand(r ->
-                new Container.Crypt(granted.handle().id(), 1, CryptDirection.DECRYPT, 77, Bytes.of(new byte[5]), Container.ReplyTo.of(r)::tell))
+                new Container.Crypt(granted.handle().id(), 1, CryptDirection.DECRYPT, 77, Bytes.of(new byte[5]), Container.ReplyTo.of(r)))
                 .reply()));
     }
 
@@ -172,15 +171,15 @@ class ContainerActorTest {
         importLicense(issue(42, 1, null, Duration.ofDays(7), 0));
         Container.Granted granted = access(42, "ws-1", 1);
         BorrowTicket ticket = ok(kit.<StatusReply<BorrowTicket>>runCommand(r -> new Container.BorrowSeat(
-                granted.handle().id(), 1, Duration.ofDays(2), "ws-1/anna", Container.ReplyTo.of(r)::tell)));
+                granted.handle().id(), 1, Duration.ofDays(2), "ws-1/anna", Container.ReplyTo.of(r))));
         assertEquals(identity.serial(), ticket.issuer());
         assertTrue(Ed25519.verify(identity.keys().getPublic(), ticket.signedPayload(), ticket.signature().toArray()));
         assertEquals(clock.instant().plus(Duration.ofDays(2)).toEpochMilli(), ticket.expiresAtMillis());
         assertEquals(CmError.NO_MORE_LICENSES.code(), refusal(kit.<StatusReply<Container.Granted>>runCommand(r ->
                 new Container.Access(FIRM, 42, 0, AccessMode.USERLIMIT, new HandleOwner("ws-2", "bo", 1, 2), "127.0.0.1", 900, false,
-                        Container.ReplyTo.of(r)::tell))
+                        Container.ReplyTo.of(r)))
                 .reply()));
-        ok(kit.<StatusReply<Done>>runCommand(r -> new Container.ReturnBorrow(ticket.ticketId(), "ws-1/anna", Container.ReplyTo.of(r)::tell)));
+        ok(kit.<StatusReply<Done>>runCommand(r -> new Container.ReturnBorrow(ticket.ticketId(), "ws-1/anna", Container.ReplyTo.of(r))));
         access(42, "ws-2", 2);
     }
 
@@ -200,7 +199,7 @@ class ContainerActorTest {
             return null;
         });
         assertEquals(CmError.INVALID_HANDLE.code(), refusal(kit.<StatusReply<Done>>runCommand(r ->
-                new Container.Release(silent.handle().id(), 1, Container.ReplyTo.of(r)::tell)).reply()));
+                new Container.Release(silent.handle().id(), 1, Container.ReplyTo.of(r))).reply()));
 
         // The busy session, silent from now on, is reclaimed in its turn: forgetting the silent session's
         // last sign of life must not make its other handles look fresh.
@@ -237,20 +236,20 @@ class ContainerActorTest {
     void aReSentAccessGetsTheSameHandleOnTheNewSessionNotASecondSeat() throws Exception {
         importLicense(issue(42, 2, null, null, 0));
         Container.Granted first = ok(kit.<StatusReply<Container.Granted>>runCommand(r -> new Container.Access(FIRM, 42,
-                0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 42, 1), "127.0.0.1", 77, false, Container.ReplyTo.of(r)::tell)));
+                0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 42, 1), "127.0.0.1", 77, false, Container.ReplyTo.of(r))));
         Container.Granted again = ok(kit.<StatusReply<Container.Granted>>runCommand(r -> new Container.Access(FIRM, 42,
-                0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 42, 2), "127.0.0.1", 77, false, Container.ReplyTo.of(r)::tell)));
+                0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 42, 2), "127.0.0.1", 77, false, Container.ReplyTo.of(r))));
         assertEquals(first.handle().id(), again.handle().id());
         assertEquals(first.token(), again.token());
         assertEquals(2, again.handle().owner().sessionId(), "moved to the session that re-sent it");
         assertEquals(1, ok(kit.<StatusReply<ContainerInfo>>runCommand(r -> new Container.Describe(Container.ReplyTo.of(r)))).products().get(0)
                 .inUse(), "one seat, not two");
         Container.Granted other = ok(kit.<StatusReply<Container.Granted>>runCommand(r -> new Container.Access(FIRM,
-                42, 0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 43, 3), "127.0.0.1", 77, false, Container.ReplyTo.of(r)::tell)));
+                42, 0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 43, 3), "127.0.0.1", 77, false, Container.ReplyTo.of(r))));
         assertTrue(other.handle().id() != first.handle().id(), "another process's request 77 is another request");
         importLicense(issue(43, 2, null, null, 1));
         Container.Granted otherProduct = ok(kit.<StatusReply<Container.Granted>>runCommand(r -> new Container.Access(
-                FIRM, 43, 0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 42, 4), "127.0.0.1", 77, false, Container.ReplyTo.of(r)::tell)));
+                FIRM, 43, 0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 42, 4), "127.0.0.1", 77, false, Container.ReplyTo.of(r))));
         assertTrue(otherProduct.handle().id() != first.handle().id(), "the same request id for another product");
         assertEquals(43, otherProduct.handle().item().productCode());
     }
@@ -259,7 +258,7 @@ class ContainerActorTest {
     void recoveryStartsFromSnapshotsAndTheSnapshotSurvivesCbor() throws Exception {
         var snapshotting = EventSourcedBehaviorTestKit.<Container.Command, ContainerEvent, ContainerState>create(
                 testKit.system(), Container.create(identity, List.of(vendor.getPublic()), Duration.ofMinutes(2), 3,
-                        clock, new SecureRandom()),
+                        clock),
                 EventSourcedBehaviorTestKit.enabledSerializationSettings().withVerifyCommands(false)
                         .withVerifyState(false));
         kit = snapshotting;
@@ -269,15 +268,15 @@ class ContainerActorTest {
             granted.add(access(42, "ws-" + i, i));
         }
         ok(kit.<StatusReply<Long>>runCommand(r -> new Container.DecrementUnits(granted.get(0).handle().id(), 0, 1, 30,
-                Container.ReplyTo.of(r)::tell)));
-        ok(kit.<StatusReply<Done>>runCommand(r -> new Container.Release(granted.get(3).handle().id(), 3, Container.ReplyTo.of(r)::tell)));
+                Container.ReplyTo.of(r))));
+        ok(kit.<StatusReply<Done>>runCommand(r -> new Container.Release(granted.get(3).handle().id(), 3, Container.ReplyTo.of(r))));
 
         kit.restart();
         ContainerInfo info = ok(kit.<StatusReply<ContainerInfo>>runCommand(r -> new Container.Describe(Container.ReplyTo.of(r))));
         assertEquals(3, info.products().get(0).inUse());
         assertEquals(70, info.products().get(0).units());
         ok(kit.<StatusReply<Handle>>runCommand(r -> new Container.Resume(granted.get(1).handle().id(),
-                granted.get(1).token(), 9, Container.ReplyTo.of(r)::tell)));
+                granted.get(1).token(), 9, Container.ReplyTo.of(r))));
 
         ContainerSnapshot snapshot = kit.getState().toSnapshot();
         var serialization = org.apache.pekko.serialization.SerializationExtension.get(testKit.system());
@@ -294,7 +293,7 @@ class ContainerActorTest {
         importLicense(issue(42, 2, null, null, 0));
         var late = kit.<StatusReply<Container.Granted>>runCommand(r -> new Container.Access(FIRM, 42, 0,
                 AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 42, 1), "127.0.0.1", 5, false,
-                clock.instant().minusMillis(1), Container.ReplyTo.of(r)::tell));
+                clock.instant().minusMillis(1), Container.ReplyTo.of(r)));
         assertEquals(CmError.NETWORK_FAULT.code(), refusal(late.reply()));
         assertTrue(late.events().isEmpty(), "no seat taken for a client that was already told it failed");
     }
@@ -303,20 +302,20 @@ class ContainerActorTest {
     void aGrantThatBecomesDurableAfterItsDeadlineIsReleased() throws Exception {
         SteppingClock stepping = new SteppingClock(clock.instant(), Duration.ofSeconds(1));
         kit = EventSourcedBehaviorTestKit.create(testKit.system(), Container.create(identity,
-                        List.of(vendor.getPublic()), Duration.ofMinutes(2), stepping, new SecureRandom()),
+                        List.of(vendor.getPublic()), Duration.ofMinutes(2), stepping),
                 EventSourcedBehaviorTestKit.enabledSerializationSettings().withVerifyCommands(false)
                         .withVerifyState(false));
         importLicense(issue(42, 2, null, null, 0));
         // The decision reads the clock once (in time), the check after the write reads it again (too late).
         Instant deadline = stepping.peek().plusMillis(500);
         Container.Granted granted = ok(kit.<StatusReply<Container.Granted>>runCommand(r -> new Container.Access(FIRM,
-                42, 0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 42, 1), "127.0.0.1", 6, false, deadline, Container.ReplyTo.of(r)::tell)));
+                42, 0, AccessMode.USERLIMIT, new HandleOwner("ws-1", "anna", 42, 1), "127.0.0.1", 6, false, deadline, Container.ReplyTo.of(r))));
         testKit.createTestProbe().awaitAssert(Duration.ofSeconds(10), () -> {
             assertTrue(kit.getState().handles().isEmpty(), "the abandoned grant was taken back");
             return null;
         });
         assertEquals(CmError.INVALID_HANDLE.code(), refusal(kit.<StatusReply<Done>>runCommand(r ->
-                new Container.Release(granted.handle().id(), 1, Container.ReplyTo.of(r)::tell)).reply()));
+                new Container.Release(granted.handle().id(), 1, Container.ReplyTo.of(r))).reply()));
     }
 
     /** A clock that moves on by {@code step} every time it is read. */
@@ -355,7 +354,7 @@ class ContainerActorTest {
     void aFailedJournalWriteLeavesNoTraceAndANewContainerGoesOnFromItsJournal() throws Exception {
         RequestInbox inbox = new RequestInbox(100, 10);
         testKit.spawn(ContainerGateway.create(Container.create(identity, List.of(vendor.getPublic()),
-                Duration.ofMinutes(2), 2, clock, new SecureRandom()), inbox));
+                Duration.ofMinutes(2), 2, clock), inbox));
         var replies = testKit.<StatusReply<Object>>createTestProbe();
         byte[] license = issue(42, 5, 10L, null, 0);
         inbox.submit(new Container.ImportLicense(Bytes.of(license),

@@ -101,6 +101,44 @@ class ContainerStateTest {
     }
 
     @Test
+    void aReSentAccessFindsItsOpenHandleWithinTheMemoryAlsoAfterRecoveryAndSnapshot() {
+        ContainerState.AccessRequest first = new ContainerState.AccessRequest(FIRM, SEATS_2, 0, USERLIMIT,
+                ContainerFixture.owner("ws", 1), "digest", false, "10.0.0.1", 77);
+        Handle opened = fixture.persist(state.access(first, NOW));
+        ContainerState.AccessRequest again = new ContainerState.AccessRequest(FIRM, SEATS_2, 0, USERLIMIT,
+                ContainerFixture.owner("ws", 2), "other digest", false, "10.0.0.1", 77);
+        assertEquals(opened.id(), state.retried(again, NOW.plusSeconds(5)).id(), "another session, same request");
+        assertEquals(opened.id(), fixture.replayed().retried(again, NOW.plusSeconds(5)).id(), "after recovery");
+        assertEquals(opened.id(), ContainerState.fromSnapshot(state.toSnapshot()).retried(again, NOW.plusSeconds(5))
+                .id(), "after a snapshot");
+        assertEquals(null, state.retried(again, NOW.plus(ContainerState.GRANT_MEMORY)), "not after the memory");
+        for (ContainerState.AccessRequest other : List.of(
+                new ContainerState.AccessRequest(FIRM, SEATS_2, 0, USERLIMIT, ContainerFixture.owner("ws", 2), "d",
+                        false, "10.0.0.1", 78),
+                new ContainerState.AccessRequest(FIRM, SEATS_2, 0, USERLIMIT, ContainerFixture.owner("ws", 2), "d",
+                        false, "10.0.0.2", 77),
+                new ContainerState.AccessRequest(FIRM, SEATS_2, 0, STATIONSHARE, ContainerFixture.owner("ws", 2), "d",
+                        false, "10.0.0.1", 77),
+                new ContainerState.AccessRequest(FIRM, SEATS_2, 0, USERLIMIT, ContainerFixture.owner("ws", 2), "d",
+                        false, "10.0.0.1", null))) {
+            assertEquals(null, state.retried(other, NOW), "another request: " + other);
+        }
+        fixture.persist(state.release(opened.id(), 1, NOW));
+        assertEquals(null, state.retried(again, NOW), "released: a new ACCESS");
+        assertEquals(0, state.rememberedRequests());
+    }
+
+    @Test
+    void theMemoryKeepsOnlyTheLastMinuteOfGrants() {
+        for (int i = 0; i < 5; i++) {
+            fixture.persist(state.access(new ContainerState.AccessRequest(FIRM, UNITS_10, 0, NOUSERLIMIT,
+                    ContainerFixture.owner("ws", 1), "d", false, "10.0.0.1", i), NOW.plusSeconds(i * 20L)));
+        }
+        assertEquals(3, state.rememberedRequests(), "the grants of 40, 60 and 80 s: the others are a minute older");
+        assertEquals(3, fixture.replayed().rememberedRequests());
+    }
+
+    @Test
     void aTmrPeerMayUseATmrCopy() {
         ContainerState.AccessRequest peer = new ContainerState.AccessRequest(FIRM, TMR_COPY, 0, USERLIMIT,
                 ContainerFixture.owner("node-a", 1), "digest", true, "node-a");

@@ -85,7 +85,7 @@ class PeerContainerTest {
     private void create(int snapshotEvery) throws Exception {
         kit = EventSourcedBehaviorTestKit.create(testKit.system(),
                 Container.create(identity, List.of(vendor.getPublic()), Duration.ofSeconds(1), snapshotEvery,
-                        clock, new SecureRandom()),
+                        clock),
                 EventSourcedBehaviorTestKit.enabledSerializationSettings()
                         .withVerifyCommands(false).withVerifyState(false));
         List<ContainerContext> group = List.of(
@@ -96,7 +96,7 @@ class PeerContainerTest {
                 new SecureRandom()).issue(VendorState.empty(), group, new LicenseIssuer.Request(FIRM, 77, 3, true, 50L,
                 null, null, null, null, 0, "TMR")).files().get(0);
         ok(kit.<StatusReply<LicenseUpdate>>runCommand(r -> new Container.ImportLicense(
-                Bytes.of(issued.file().toJson()), Container.ReplyTo.of(r)::tell)));
+                Bytes.of(issued.file().toJson()), Container.ReplyTo.of(r))));
         key = new LicenseKey(FIRM, 77, issued.update().items().get(0).tmrId());
     }
 
@@ -107,7 +107,7 @@ class PeerContainerTest {
 
     private LeaseGrant acquire(long proposed) {
         return ok(kit.<StatusReply<LeaseGrant>>runCommand(r -> new Container.AcquireLease(connection,
-                LeaseGrant.ACTIVE_LEASE, "node-a", proposed, 2_000, Container.ReplyTo.of(r)::tell)));
+                LeaseGrant.ACTIVE_LEASE, "node-a", proposed, 2_000, Container.ReplyTo.of(r))));
     }
 
     private LeaseCertificate certificate(LeaseGrant own) {
@@ -129,26 +129,26 @@ class PeerContainerTest {
         LeaseGrant grant = acquire(0);
         assertEquals(1, grant.epoch());
         var raised = kit.<StatusReply<LeaseGrant>>runCommand(r -> new Container.AcquireLease(connection,
-                LeaseGrant.ACTIVE_LEASE, "node-a", 0, 2_000, Container.ReplyTo.of(r)::tell));
+                LeaseGrant.ACTIVE_LEASE, "node-a", 0, 2_000, Container.ReplyTo.of(r)));
         assertTrue(raised.events().isEmpty(), "the holder's own epoch again: nothing new to persist");
         LeaseCertificate cert = certificate(grant);
         var allocated = kit.<StatusReply<Done>>runCommand(r -> new Container.Allocate(connection, cert,
-                allocation(10, key, 1), NO_DEADLINE, Container.ReplyTo.of(r)::tell));
+                allocation(10, key, 1), NO_DEADLINE, Container.ReplyTo.of(r)));
         ok(allocated);
         assertTrue(allocated.events().stream().anyMatch(e -> e instanceof ContainerEvent.AllocationAdded));
         ok(kit.<StatusReply<Done>>runCommand(r -> new Container.Allocate(connection, cert, allocation(11, key, 1),
-                NO_DEADLINE, Container.ReplyTo.of(r)::tell)));
+                NO_DEADLINE, Container.ReplyTo.of(r))));
         ok(kit.<StatusReply<Done>>runCommand(r -> new Container.Free(connection, cert, 11, key, NO_DEADLINE,
-                Container.ReplyTo.of(r)::tell)));
+                Container.ReplyTo.of(r))));
         assertEquals(45L, (long) ok(kit.<StatusReply<Long>>runCommand(r -> new Container.PeerUnits(connection, cert,
-                key, 5, UnitsOperation.DECREMENT, 5, Container.ReplyTo.of(r)::tell))));
+                key, 5, UnitsOperation.DECREMENT, 5, Container.ReplyTo.of(r)))));
         // A valid certificate from two other backends at a higher epoch raises this one's epoch.
         LeaseGrant unsignedOwn = new LeaseGrant(LeaseGrant.ACTIVE_LEASE, "node-a", 7, clock.millis(), 2_000,
                 identity.serial(), Bytes.EMPTY);
         LeaseCertificate seven = certificate(unsignedOwn.withSignature(Bytes.of(Ed25519.sign(
                 identity.keys().getPrivate(), unsignedOwn.signedPayload()))));
         var seen = kit.<StatusReply<Long>>runCommand(r -> new Container.PeerUnits(connection, seven, key, 6,
-                UnitsOperation.READ, 0, Container.ReplyTo.of(r)::tell));
+                UnitsOperation.READ, 0, Container.ReplyTo.of(r)));
         assertEquals(45L, (long) ok(seen));
         assertEquals(List.of(7L), seen.events().stream().map(e -> ((ContainerEvent.LeaseEpochRaised) e).epoch())
                 .toList(), "persisted with the request that showed it");
@@ -166,15 +166,15 @@ class PeerContainerTest {
         assertEquals(7, after.epoch(), "the holder of the highest epoch before the restart keeps it");
         LeaseCertificate again = certificate(after);
         assertEquals(45L, (long) ok(kit.<StatusReply<Long>>runCommand(r -> new Container.PeerUnits(connection, again,
-                key, 5, UnitsOperation.DECREMENT, 5, Container.ReplyTo.of(r)::tell))), "the operation id is remembered across the restart");
+                key, 5, UnitsOperation.DECREMENT, 5, Container.ReplyTo.of(r)))), "the operation id is remembered across the restart");
         var stale = kit.<StatusReply<Done>>runCommand(r -> new Container.Allocate(connection, cert,
-                allocation(12, key, 1), NO_DEADLINE, Container.ReplyTo.of(r)::tell));
+                allocation(12, key, 1), NO_DEADLINE, Container.ReplyTo.of(r)));
         assertEquals(CmError.TMR_LEASE_REFUSED, ((CmFailure) stale.reply().getError()).error(), "epoch 1 is stale");
 
         clock.advance(Duration.ofSeconds(3));
         PeerConnection nodeB = new PeerConnection("node-b", "127.0.0.1:5001", () -> true);
         LeaseGrant other = ok(kit.<StatusReply<LeaseGrant>>runCommand(r -> new Container.AcquireLease(nodeB,
-                LeaseGrant.ACTIVE_LEASE, "node-b", 0, 2_000, Container.ReplyTo.of(r)::tell)));
+                LeaseGrant.ACTIVE_LEASE, "node-b", 0, 2_000, Container.ReplyTo.of(r))));
         assertEquals(8, other.epoch(), "another holder: strictly above every epoch granted or seen");
     }
 
@@ -194,8 +194,18 @@ class PeerContainerTest {
         assertEquals(new ContainerEvent.LeaseEpochRaised(LeaseGrant.ACTIVE_LEASE, 4, null, clock.instant()), read);
         int serializerId = serialization.findSerializerFor(current).identifier();
         byte[] bytes = serialization.serialize(current).get();
-        assertTrue(serialization.deserialize(bytes, serializerId, current.getClass().getName() + "#3").isFailure(),
-                "a record written by a newer backend is refused");
+        assertTrue(serialization.deserialize(bytes, serializerId, current.getClass().getName() + "#"
+                + (ContainerEventVersions.CURRENT + 1)).isFailure(), "a record written by a newer backend is refused");
+
+        // Version 2 and older: a handle without the request id that opened it.
+        ContainerEvent.HandleOpened opened = new ContainerEvent.HandleOpened(5, key, AccessMode.USERLIMIT, 0,
+                new HandleOwner("ws", "u", 1, 1), "digest", clock.instant(), "10.0.0.1", 77);
+        var olderOpened = (com.fasterxml.jackson.databind.node.ObjectNode) cbor.readTree(serialization
+                .serialize(opened).get());
+        assertEquals(77, olderOpened.remove("requestId").asInt());
+        assertEquals(new ContainerEvent.HandleOpened(5, key, AccessMode.USERLIMIT, 0, new HandleOwner("ws", "u", 1, 1),
+                "digest", clock.instant(), "10.0.0.1", null), deserialize(serialization,
+                cbor.writeValueAsBytes(olderOpened), opened), "found by no re-sent ACCESS");
 
         create(1000);
         ContainerEvent.PeerUnitsChanged units = new ContainerEvent.PeerUnitsChanged(key, 9, UnitsOperation.SET, 40,
@@ -208,7 +218,7 @@ class PeerContainerTest {
 
         LeaseCertificate cert = certificate(acquire(0));
         ok(kit.<StatusReply<Long>>runCommand(r -> new Container.PeerUnits(connection, cert, key, 3,
-                UnitsOperation.DECREMENT, 5, Container.ReplyTo.of(r)::tell)));
+                UnitsOperation.DECREMENT, 5, Container.ReplyTo.of(r))));
         ContainerSnapshot snapshot = kit.getState().toSnapshot();
         var oldSnapshot = (com.fasterxml.jackson.databind.node.ObjectNode) cbor.readTree(serialization
                 .serialize(snapshot).get());
@@ -230,7 +240,7 @@ class PeerContainerTest {
                                       Object like) {
         var serializer = serialization.findSerializerFor(like);
         assertEquals(like.getClass().getName() + "#" + ContainerEventVersions.CURRENT,
-                org.apache.pekko.serialization.Serializers.manifestFor(serializer, like), "written as version 2");
+                org.apache.pekko.serialization.Serializers.manifestFor(serializer, like), "written as the current version");
         return serialization.deserialize(bytes, serializer.identifier(), like.getClass().getName()).get();
     }
 
@@ -241,7 +251,7 @@ class PeerContainerTest {
         for (int i = 0; i < 20; i++) {
             long operation = i;
             ok(kit.<StatusReply<Long>>runCommand(r -> new Container.PeerUnits(connection, cert, key, operation,
-                    UnitsOperation.READ, 0, Container.ReplyTo.of(r)::tell)));
+                    UnitsOperation.READ, 0, Container.ReplyTo.of(r))));
         }
         // The own grant verifies under the first group key (1), the other's under the second (after 1 miss).
         assertEquals(3, connection.verifications(), "each grant's signature verified once, not per request");

@@ -32,9 +32,14 @@ final class TestBackend implements AutoCloseable {
     private final Backend backend;
     private VendorState vendorState = VendorState.empty();
 
+    /** A backend on {@code dir}: a second one on the same directory (after close) goes on from its data. */
     TestBackend(Path dir, Clock clock, Map<String, Object> overrides) throws Exception {
         this.clock = clock;
-        this.vendor = VendorKeyFiles.generate(dir.resolve("vendor"));
+        Path keys = dir.resolve("vendor");
+        this.vendor = java.nio.file.Files.exists(keys.resolve(VendorKeyFiles.PRIVATE_FILE))
+                ? new KeyPair(VendorKeyFiles.readPublic(keys.resolve(VendorKeyFiles.PUBLIC_FILE)),
+                        VendorKeyFiles.readPrivate(keys.resolve(VendorKeyFiles.PRIVATE_FILE)))
+                : VendorKeyFiles.generate(keys);
         Map<String, Object> settings = new HashMap<>(Map.of(
                 "opentmr.backend.address", "127.0.0.1",
                 "opentmr.backend.port", 0,
@@ -46,6 +51,14 @@ final class TestBackend implements AutoCloseable {
         settings.putAll(overrides);
         Config config = ConfigFactory.parseMap(settings).withFallback(ConfigFactory.load());
         this.backend = Backend.start(config, clock);
+    }
+
+    /** Overrides for the durable journal and snapshot store in {@code dir}, as a real backend keeps them. */
+    static Map<String, Object> durable(Path dir) {
+        return Map.of("pekko.persistence.journal.plugin", "opentmr.persistence.journal",
+                "pekko.persistence.snapshot-store.plugin", "opentmr.persistence.snapshot-store",
+                "opentmr.persistence.dir", dir.resolve("data/journal").toString(),
+                "opentmr.persistence.fsync", "never");
     }
 
     InetSocketAddress address() {
