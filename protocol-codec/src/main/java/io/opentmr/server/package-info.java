@@ -5,6 +5,7 @@
  * flight, replies written with their request id).
  *
  * <p>It knows the wire only through {@code io.opentmr.protocol} and nothing of what a session serves: no
- * actors, no Pekko, no containers, seats or leases. A session's answers arrive as {@code CompletionStage}s.
+ * actors, no Pekko, no containers, seats or leases. A session's answers arrive as {@code CompletionStage}s, or
+ * are handed in from any thread through a {@link io.opentmr.server.FrameSession.Pending} (no future per request).
  */
 package io.opentmr.server;
