@@ -102,6 +102,12 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--warmup", defaultValue = "2s", description = "Unmeasured warm-up (default ${DEFAULT-VALUE}).")
     Duration warmup;
 
+    @Option(names = "--rate", defaultValue = "0", description = "Open loop: start this many pairs per second in "
+            + "all, spread over the clients, whether or not the earlier ones were answered; latency counts from "
+            + "when a pair was due, so a stalled server shows in it. 0 (default): closed loop, each client starts its "
+            + "next pair when the last one ends.")
+    double rate;
+
     @Option(names = "--json", description = "One JSON object on stdout.")
     boolean json;
 
@@ -114,6 +120,9 @@ final class BenchCommand implements Callable<Integer> {
                 || warmup.isNegative() || warmup.compareTo(MAX_DURATION) > 0) {
             throw new IllegalArgumentException("--duration must be above 0 and --warmup at least 0, both at most "
                     + MAX_DURATION.toMinutes() + " min");
+        }
+        if (rate < 0 || Double.isNaN(rate)) {
+            throw new IllegalArgumentException("--rate must be 0 (closed loop) or a number of pairs per second");
         }
         AccessMode accessMode = AccessMode.valueOf(mode.toUpperCase(java.util.Locale.ROOT));
         if (target.demo != null) {
@@ -320,12 +329,24 @@ final class BenchCommand implements Callable<Integer> {
         long end = measureFrom + duration.toNanos();
 
         List<Thread> threads = new ArrayList<>();
+        // Open loop: each client's pairs are due every `every` ns, the clients' schedules staggered.
+        long every = rate > 0 ? Math.max(1, Math.round(clients * 1e9 / rate)) : 0;
         for (int i = 0; i < clients; i++) {
             TmrClient client = connections.get(i);
             int slot = i;
             Thread thread = new Thread(() -> {
+                long due = start + (every * slot) / clients;
                 while (true) {
-                    long t0 = System.nanoTime();
+                    long t0;
+                    if (every > 0) {
+                        for (long wait; (wait = due - System.nanoTime()) > 0; ) {
+                            java.util.concurrent.locks.LockSupport.parkNanos(wait);
+                        }
+                        t0 = due;
+                        due += every;
+                    } else {
+                        t0 = System.nanoTime();
+                    }
                     if (t0 - end >= 0) {
                         break;
                     }
@@ -393,17 +414,19 @@ final class BenchCommand implements Callable<Integer> {
         Histogram total = latencies.getIntervalHistogram();
         Map<Integer, Long> byCode = new TreeMap<>();
         errors.forEach((code, count) -> byCode.put(code, count.get()));
-        return new Result(pairs.get(), duration, total, byCode, maxStallNanos.get(), clients, cpu.wanted(), cpuUsage);
+        return new Result(pairs.get(), duration, total, byCode, maxStallNanos.get(), clients, rate, cpu.wanted(),
+                cpuUsage);
     }
 
     /**
      * One phase's figures.
      *
+     * @param rate      pairs per second started open-loop ({@code --rate}), 0 for a closed loop
      * @param cpuWanted whether CPU per pair is reported ({@code --demo})
      * @param cpu       the demo processes' CPU over the measured time; null when not wanted or not available
      */
     record Result(long pairs, Duration duration, Histogram latency, Map<Integer, Long> errorsByCode,
-                  long maxStallNanos, int clients, boolean cpuWanted, ProcessCpu.Usage cpu) {
+                  long maxStallNanos, int clients, double rate, boolean cpuWanted, ProcessCpu.Usage cpu) {
 
         double pairsPerSecond() {
             return pairs / (duration.toNanos() / 1e9);
@@ -416,6 +439,9 @@ final class BenchCommand implements Callable<Integer> {
         Map<String, Object> toMap() {
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("clients", clients);
+            if (rate > 0) {
+                m.put("ratePerSecond", rate);
+            }
             m.put("pairs", pairs);
             m.put("pairsPerSecond", Math.round(pairsPerSecond()));
             m.put("p50Ms", round(ms(50)));
@@ -441,9 +467,10 @@ final class BenchCommand implements Callable<Integer> {
         }
 
         String text(String label, boolean echo) {
-            return String.format("%s: %,d ACCESS+RELEASE pairs in %s with %d clients = %,.0f pairs/s%s%n"
+            return String.format("%s: %,d ACCESS+RELEASE pairs in %s with %d clients%s = %,.0f pairs/s%s%n"
                             + "latency per pair: p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms; longest stall %.1f ms%n"
-                            + "errors: %s", label, pairs, duration, clients, pairsPerSecond(),
+                            + "errors: %s", label, pairs, duration, clients,
+                    rate > 0 ? String.format(" (open loop, %,.0f due per second)", rate) : "", pairsPerSecond(),
                     echo ? String.format(" (%,.0f requests/s)", pairsPerSecond() * 2) : "", ms(50), ms(99), ms(99.9),
                     maxStallNanos / 1e6, errorsByCode.isEmpty() ? "none" : errorsByCode)
                     + (cpuWanted ? String.format("%nCPU per pair (utime+stime from /proc over the measured time): %s",

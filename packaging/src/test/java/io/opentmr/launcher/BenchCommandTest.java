@@ -74,6 +74,19 @@ class BenchCommandTest {
     }
 
     @Test
+    void anOpenLoopStartsPairsAtTheRateNotFasterAndSaysSo() throws Exception {
+        Run json = tmr("bench", "--echo", "--clients", "2", "--rate", "100", "--duration", "2s", "--warmup", "0s",
+                "--json");
+        assertEquals(0, json.exit(), json.err());
+        JsonNode figures = JSON.readTree(json.out());
+        assertEquals(100.0, figures.get("ratePerSecond").asDouble());
+        // Due every 20 ms per client: at most the pairs due in the measured time, however fast the echo answers.
+        assertTrue(figures.get("pairs").asLong() <= 201, figures.toString());
+        assertTrue(figures.get("pairs").asLong() > 0, figures.toString());
+        assertTrue(tmr("bench", "--echo", "--rate", "-1").exit() != 0, "a negative rate is refused");
+    }
+
+    @Test
     void benchDemoReportsEachDemoProcesssCpuPerPairForEachPhase() throws Exception {
         try (EchoServer echo = new EchoServer(1)) {
             String server = "127.0.0.1:" + echo.address().getPort();
