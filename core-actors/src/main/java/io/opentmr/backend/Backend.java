@@ -96,7 +96,8 @@ public final class Backend implements AutoCloseable {
             started.get(30, TimeUnit.SECONDS);
             TrackingLog tracking = new TrackingLog(identity.serial());
             FrameServer server = FrameServer.start(settings.address(), settings.port(), settings.maxConnections(),
-                    settings.codecLimits(), settings.ioThreads(), () -> new ClientSession(settings, inbox, random, tracking, clock));
+                    settings.codecLimits(), settings.ioThreads(),
+                    () -> new ClientSession(settings, inbox, random, tracking, clock));
             LOG.info("Backend {} listening on {} (max {} connections, {} requests in flight each)",
                     identity.serial(), server.localAddress(), settings.maxConnections(),
                     settings.maxInFlightPerConnection());
@@ -112,17 +113,23 @@ public final class Backend implements AutoCloseable {
     }
 
     /**
-     * The default dispatcher as {@code threads.actors} sizes it: a fixed pool, so that the container, the journal
-     * plugin's actor and its helpers hand messages to each other on the same thread instead of waking others.
+     * The default dispatcher as {@code threads.actors} sizes it: a fixed pool, on which the journal plugin's actor
+     * runs too (its {@code plugin-dispatcher}), so that the container, the journal actor and its resequencer hand
+     * a write and its acknowledgement to each other on the same thread instead of waking others. The snapshot
+     * store keeps its own dispatcher: it writes files while the container goes on.
      */
     private static Config threads(Config config, BackendSettings settings) {
         if (settings.actorThreads() == 0) {
             return config;
         }
-        return ConfigFactory.parseMap(java.util.Map.of(
+        java.util.Map<String, Object> tuned = new java.util.HashMap<>(java.util.Map.of(
                 "pekko.actor.default-dispatcher.executor", "thread-pool-executor",
-                "pekko.actor.default-dispatcher.thread-pool-executor.fixed-pool-size", settings.actorThreads()),
-                BackendSettings.PATH + ".threads.actors").withFallback(config);
+                "pekko.actor.default-dispatcher.thread-pool-executor.fixed-pool-size", settings.actorThreads()));
+        String journal = config.getString("pekko.persistence.journal.plugin");
+        if (!journal.isEmpty()) {
+            tuned.put(journal + ".plugin-dispatcher", "pekko.actor.default-dispatcher");
+        }
+        return ConfigFactory.parseMap(tuned, BackendSettings.PATH + ".threads.actors").withFallback(config);
     }
 
     public InetSocketAddress address() {

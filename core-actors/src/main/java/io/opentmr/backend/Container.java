@@ -592,7 +592,8 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         Handle earlier = state.retried(request, now);
         if (earlier != null) {
             // The same request again: its reply was lost. Hand over the same handle on the new session.
-            Granted again = new Granted(earlier.withSession(c.owner().sessionId()), Bytes.of(resumeToken(earlier.id())));
+            Granted again = new Granted(earlier.withSession(c.owner().sessionId()),
+                    Bytes.of(resumeToken(earlier.id())));
             return decide(state, Decision.accept(again, new HandleResumed(earlier.id(), c.owner().sessionId(), now)),
                     c.replyTo(), Function.identity(), granted -> { });
         }
