@@ -59,7 +59,7 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
         INSTANCE
     }
 
-    record LeaseAnswered(PeerLink link, Message reply, Throwable failure) implements Command {
+    record LeaseAnswered(PeerLink link, long sentAt, Message reply, Throwable failure) implements Command {
     }
 
     record InventoryAnswered(PeerLink link, Message reply, Throwable failure) implements Command {
@@ -266,7 +266,9 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
         }
         leaseOutstanding = true;
         PeerLink asked = link;
-        getContext().pipeToSelf(asked.request(request), (reply, failure) -> new LeaseAnswered(asked, reply, failure));
+        long sentAt = clock.millis();
+        getContext().pipeToSelf(asked.request(request),
+                (reply, failure) -> new LeaseAnswered(asked, sentAt, reply, failure));
     }
 
     private void askInventory() {
@@ -305,7 +307,7 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
             }
             holding = true;
             heldEpoch = grant.epoch();
-            long better = group.granted(index, grant);
+            long better = group.granted(index, grant, answer.sentAt());
             wantedEpoch = better > 0 ? better : 0;
             if (better > 0) {
                 askLease();

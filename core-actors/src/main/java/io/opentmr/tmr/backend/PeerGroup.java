@@ -30,8 +30,9 @@ public final class PeerGroup {
     private final PeerLink[] links;
     private final LeaseGrant[] grants;
     /**
-     * When each grant runs out by the node's own clock: received + the TTL the backend granted (it may cap
-     * the TTL asked for), never trusting the backend's clock.
+     * When each grant runs out by the node's own clock: the moment its request was sent + the TTL the backend
+     * granted (it may cap the TTL asked for), never trusting the backend's clock. The backend starts the TTL
+     * when it gets the request, after it was sent, so the node's view never outlives the backend's.
      */
     private final long[] grantExpiry;
     /** The grants the certificate shows (see {@link #granted}) and when each runs out by the node's clock. */
@@ -78,17 +79,19 @@ public final class PeerGroup {
 
     /**
      * Records a backend's grant, valid for the TTL the backend granted ({@link LeaseGrant#ttlMillis()}: it may
-     * have capped the TTL asked for); returns the epoch the backend should be asked to grant instead, or -1.
+     * have capped the TTL asked for) from {@code sentAt}, when the request that brought it was sent (a slow
+     * answer shortens the grant, it never lengthens it); returns the epoch the backend should be asked to
+     * grant instead, or -1.
      *
      * <p>The certificate keeps a backend's grant while more than half of its lifetime is left, even when a
      * renewal brought a newer one: every new grant in the certificate costs each backend an Ed25519
      * verification, so the certificate changes about once per half lifetime and not at every heartbeat.
      */
-    public synchronized long granted(int backend, LeaseGrant grant) {
+    public synchronized long granted(int backend, LeaseGrant grant, long sentAt) {
         long now = clock.millis();
         long ttl = grant.ttlMillis();
         grants[backend] = grant;
-        grantExpiry[backend] = now + ttl;
+        grantExpiry[backend] = Math.min(now, sentAt) + ttl;
         targetEpoch = Math.max(targetEpoch, grant.epoch());
         LeaseGrant shown = shownGrants[backend];
         boolean keep = shown != null && shown.epoch() == grant.epoch() && shown.holder().equals(grant.holder())

@@ -27,8 +27,8 @@ class PeerGroupTest {
     void aGrantCountsForTheTtlTheBackendGrantedNotTheTtlTheNodeAskedFor() {
         PeerGroup group = new PeerGroup(3, clock, Duration.ofSeconds(1));
         // The node asks for its configured 2 s; backend 0 capped its grant at 500 ms, backend 1 granted 2 s.
-        assertEquals(-1, group.granted(0, grant(0, 4, 500)));
-        assertEquals(-1, group.granted(1, grant(1, 4, 2_000)));
+        assertEquals(-1, group.granted(0, grant(0, 4, 500), clock.millis()));
+        assertEquals(-1, group.granted(1, grant(1, 4, 2_000), clock.millis()));
         assertTrue(group.holdsLease());
         assertEquals(2, group.certificate().grants().size());
 
@@ -38,10 +38,25 @@ class PeerGroupTest {
         assertFalse(group.holdsLease(), "backend 0's grant ran out after the 500 ms it granted");
         assertTrue(group.certificate().grants().isEmpty());
 
-        group.granted(2, grant(2, 4, 2_000));
+        group.granted(2, grant(2, 4, 2_000), clock.millis());
         assertEquals(2, group.certificate().grants().size(), "backends 1 and 2 still carry it");
         clock.advance(Duration.ofMillis(1_500));
         assertFalse(group.holdsLease(), "backend 1's 2 s from its grant are over");
+    }
+
+    @Test
+    void aGrantRunsFromWhenItsRequestWasSentNotFromWhenTheAnswerArrived() {
+        PeerGroup group = new PeerGroup(3, clock, Duration.ofSeconds(1));
+        long sent = clock.millis();
+        // The answers take 300 ms: the backends started their 1 s when they got the requests, in between.
+        clock.advance(Duration.ofMillis(300));
+        group.granted(0, grant(0, 4, 1_000), sent);
+        group.granted(1, grant(1, 4, 1_000), sent);
+        assertTrue(group.holdsLease());
+        clock.advance(Duration.ofMillis(699));
+        assertTrue(group.holdsLease(), "1 s after sending, less a millisecond");
+        clock.advance(Duration.ofMillis(1));
+        assertFalse(group.holdsLease(), "the backends may have let the grants go 1 s after the requests were sent");
     }
 
     @Test

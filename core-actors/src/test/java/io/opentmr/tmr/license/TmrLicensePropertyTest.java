@@ -604,7 +604,7 @@ class TmrLicensePropertyTest {
             peers.linkUp(backend, fake);
             Message granted = fake.now(new Message.LeaseAcquire(LeaseGrant.ACTIVE_LEASE, "property-node",
                     peers.targetEpoch(), Duration.ofMinutes(10).toMillis()));
-            peers.granted(backend, ((Message.LeaseGranted) granted).grant());
+            peers.granted(backend, ((Message.LeaseGranted) granted).grant(), System.currentTimeMillis());
         }
 
         /** What the quorum of the fakes that are up says, as the virtual container sends it on every report. */
