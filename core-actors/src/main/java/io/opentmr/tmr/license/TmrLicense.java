@@ -183,6 +183,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private record ResyncDone(int backend, long generation, String failure) implements Command {
     }
 
+    /** The wait after a failed re-sync of this backend is over: ask for the next one. */
+    private record RetryResync(int backend) implements Command {
+    }
+
     /** A deferred decrement, admitted when it arrived: it is carried out without asking for the handle again. */
     private record AdmittedDecrement(DecrementUnits request) implements Command {
     }
@@ -426,6 +430,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 .onCommand(Resync.class, this::onResync)
                 .onCommand(ResyncAll.class, all -> onResyncAll())
                 .onCommand(ResyncDone.class, this::onResyncDone)
+                .onCommand(RetryResync.class, retry -> {
+                    parent.needsResync(key, retry.backend());
+                    return Effect().none();
+                })
                 .onCommand(Access.class, this::onAccess)
                 .onCommand(Allocated.class, this::onAllocated)
                 .onCommand(Flush.class, flush -> onFlush())
@@ -578,10 +586,19 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                         indices(sync.usable()));
             }
             case AGAIN -> {
-                LOG.warn("{}: re-sync of backend {} {}; it does not count until a later one succeeds", name(),
-                        done.backend() + 1, done.failure() != null ? "failed: " + done.failure()
-                                : "was spoiled by a write that failed meanwhile");
-                parent.needsResync(key, done.backend());
+                int failures = sync.failures(done.backend());
+                long retryIn = sync.retryDelayMillis(done.backend());
+                String what = done.failure() != null ? "failed: " + done.failure()
+                        : "was spoiled by a write that failed meanwhile";
+                if (failures == 1 || failures % 10 == 0) {
+                    LOG.warn("{}: re-sync of backend {} {} ({} in a row); it does not count until a later one "
+                            + "succeeds; next try in {} ms", name(), done.backend() + 1, what, failures, retryIn);
+                } else {
+                    LOG.debug("{}: re-sync of backend {} {} ({} in a row); next try in {} ms", name(),
+                            done.backend() + 1, what, failures, retryIn);
+                }
+                context.scheduleOnce(Duration.ofMillis(retryIn), context.getSelf(),
+                        new RetryResync(done.backend()));
             }
             case STALE -> {
             }
