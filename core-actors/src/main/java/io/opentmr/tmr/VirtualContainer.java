@@ -97,7 +97,8 @@ public final class VirtualContainer
     public record GetLicenses(ActorRef<Licenses> replyTo) implements Command {
     }
 
-    record SeatsChanged(LicenseKey key, long inUse, int handles, int usable) implements Command {
+    /** {@code round}: of the last {@link TmrLicense.ResyncAll} the license got. */
+    record SeatsChanged(LicenseKey key, long inUse, int handles, int usable, long round) implements Command {
     }
 
     record HandleOpened(LicenseKey key, long handleId) implements Command {
@@ -211,6 +212,8 @@ public final class VirtualContainer
     /** Licenses waiting for a re-sync of each backend. */
     private final List<Set<LicenseKey>> wanting = new ArrayList<>();
     private boolean leaseHeld;
+    /** Lease gains so far: each sends every license a {@link TmrLicense.ResyncAll} of this round. */
+    private long round;
     private long leaseSince;
 
     /**
@@ -256,8 +259,8 @@ public final class VirtualContainer
         ActorRef<Command> self = context.getSelf();
         this.parent = new TmrLicense.Parent() {
             @Override
-            public void seatsChanged(LicenseKey key, long seats, int count, int usableNow) {
-                self.tell(new SeatsChanged(key, seats, count, usableNow));
+            public void seatsChanged(LicenseKey key, long seats, int count, int usableNow, long round) {
+                self.tell(new SeatsChanged(key, seats, count, usableNow, round));
             }
 
             @Override
@@ -340,7 +343,10 @@ public final class VirtualContainer
                 })
                 .onCommand(SeatsChanged.class, changed -> {
                     inUse.put(changed.key(), changed.inUse());
-                    usable.put(changed.key(), changed.usable());
+                    if (changed.round() == round) {
+                        // A report sent before the license got the last ResyncAll counts copies not re-synced since.
+                        usable.put(changed.key(), changed.usable());
+                    }
                     checkServing();
                     return Effect().none();
                 })
@@ -387,10 +393,11 @@ public final class VirtualContainer
         if (held && !leaseHeld) {
             leaseHeld = true;
             leaseSince = clock.millis();
+            round++;
             LOG.info("The node holds the lease (epoch {}); reconciling {} license(s) with the backends before it "
                     + "serves", peers.epoch(), licenses.size());
             usable.replaceAll((key, count) -> 0);
-            licenses.values().forEach(license -> license.tell(TmrLicense.ResyncAll.INSTANCE));
+            licenses.values().forEach(license -> license.tell(new TmrLicense.ResyncAll(round)));
         } else if (!held && leaseHeld) {
             leaseHeld = false;
             if (status.reconciled()) {
@@ -428,7 +435,7 @@ public final class VirtualContainer
         if (verdict != null) {
             // Also after a restart of the license: it forgot what counts, and re-syncs every backend.
             recovered.license().tell(new TmrLicense.Copies(verdict.counted(), verdict.agreed()));
-            recovered.license().tell(TmrLicense.ResyncAll.INSTANCE);
+            recovered.license().tell(new TmrLicense.ResyncAll(round));
         }
         checkServing();
         return Effect().none();

@@ -1,10 +1,14 @@
 package io.opentmr.tmr;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import io.opentmr.protocol.AccessMode;
+import io.opentmr.protocol.Bytes;
+import io.opentmr.protocol.LeaseGrant;
 import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.LicenseKey;
 import io.opentmr.protocol.Serial;
@@ -20,6 +24,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
+import org.apache.pekko.actor.testkit.typed.javadsl.FishingOutcomes;
 import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
@@ -88,8 +93,13 @@ class VirtualContainerTest {
 
     private static Behavior<VirtualContainer.Command> container(Serial serial, VirtualContainer.LicenseFactory licenses) {
         PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(1));
-        return VirtualContainer.create(serial, peers, new NodeStatus(peers), CLOCK, Duration.ofMillis(100),
-                Duration.ofSeconds(10), licenses);
+        return container(serial, peers, new NodeStatus(peers), licenses);
+    }
+
+    private static Behavior<VirtualContainer.Command> container(Serial serial, PeerGroup peers, NodeStatus status,
+                                                               VirtualContainer.LicenseFactory licenses) {
+        return VirtualContainer.create(serial, peers, status, CLOCK, Duration.ofMillis(100), Duration.ofSeconds(10),
+                licenses);
     }
 
     private static Serial nextSerial() {
@@ -159,7 +169,8 @@ class VirtualContainerTest {
         assertEquals(new TmrLicense.Copies(bits(0), null), licenses.expectMessageClass(Told.class).command());
         // The license says it recovered: it is told again, and re-syncs.
         assertEquals(new TmrLicense.Copies(bits(0), null), licenses.expectMessageClass(Told.class).command());
-        assertEquals(TmrLicense.ResyncAll.INSTANCE, licenses.expectMessageClass(Told.class).command());
+        assertEquals(new TmrLicense.ResyncAll(0), licenses.expectMessageClass(Told.class).command(),
+                "no lease gained yet");
 
         // The same view again changes nothing; a second counted copy is told, and nothing is journaled.
         container.tell(new VirtualContainer.Counted(view(7, bits(0), counted(SEATS, 0))));
@@ -183,5 +194,41 @@ class VirtualContainerTest {
         TestProbe<Object> again = kit.createTestProbe();
         kit.spawn(container(serial, standIns(again.getRef())));
         again.expectMessage(new Spawned(SEATS));
+    }
+
+    @Test
+    void aReportOfUsableCopiesSentBeforeTheLeaseCameBackDoesNotLetTheNodeServe() {
+        Serial serial = nextSerial();
+        PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(1));
+        NodeStatus status = new NodeStatus(peers);
+        TestProbe<Object> licenses = kit.createTestProbe();
+        ActorRef<VirtualContainer.Command> container = kit.spawn(container(serial, peers, status,
+                standIns(licenses.getRef())));
+        container.tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), counted(SEATS, 0, 1, 2))));
+        licenses.expectMessage(new Spawned(SEATS));
+        licenses.fishForMessage(Duration.ofSeconds(10), told -> new Told(SEATS, new TmrLicense.ResyncAll(0))
+                .equals(told) ? FishingOutcomes.complete() : FishingOutcomes.continueAndIgnore());
+
+        // The lease comes: every license is told to re-sync every backend, in round 1.
+        for (int b = 0; b < 2; b++) {
+            peers.granted(b, new LeaseGrant(LeaseGrant.ACTIVE_LEASE, "node-a", 3, CLOCK.millis(), 60_000,
+                    new Serial(129, b + 1), Bytes.of(new byte[64])), CLOCK.millis());
+        }
+        licenses.fishForMessage(Duration.ofSeconds(10), told -> new Told(SEATS, new TmrLicense.ResyncAll(1))
+                .equals(told) ? FishingOutcomes.complete() : FishingOutcomes.continueAndIgnore());
+
+        // A report the license sent before it got that: three usable copies, from before the lease came back.
+        container.tell(new VirtualContainer.SeatsChanged(SEATS, 0, 0, 3, 0));
+        // Asked, the container answers after it handled the report: the node does not serve on it.
+        TestProbe<VirtualContainer.Licenses> known = kit.createTestProbe();
+        container.tell(new VirtualContainer.GetLicenses(known.getRef()));
+        known.receiveMessage();
+        assertFalse(status.reconciled(), "a report from before the lease came back counts for nothing");
+
+        // The license's report after its re-syncs does.
+        container.tell(new VirtualContainer.SeatsChanged(SEATS, 0, 0, 3, 1));
+        container.tell(new VirtualContainer.GetLicenses(known.getRef()));
+        known.receiveMessage();
+        assertTrue(status.reconciled(), "re-synced in this round: the node serves");
     }
 }

@@ -86,9 +86,12 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     public record Resync(int backend, List<Allocation> held) implements Command {
     }
 
-    /** Every backend is to be re-synced: the node (re)gained the lease, so others may have written meanwhile. */
-    public enum ResyncAll implements Command {
-        INSTANCE
+    /**
+     * Every backend is to be re-synced: the node (re)gained the lease, so others may have written meanwhile.
+     * {@code round} counts the container's lease gains; the license reports its usable copies with the round of
+     * the last of these it got, so a report sent before it is not taken for one after it.
+     */
+    public record ResyncAll(long round) implements Command {
     }
 
     public record Access(long featureBits, AccessMode mode, Client client, long requestId,
@@ -157,7 +160,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     /** What the license tells its virtual container. */
     public interface Parent {
         /** Seats in use, handles, and how many backends the license can use now (2 or more: it serves). */
-        void seatsChanged(LicenseKey key, long inUse, int handles, int usable);
+        /** {@code round}: of the last {@link ResyncAll} the license got (0 before any). */
+        void seatsChanged(LicenseKey key, long inUse, int handles, int usable, long round);
 
         /** A handle of this license exists (granted, or recovered with the seat table). */
         void opened(LicenseKey key, Seat seat);
@@ -273,6 +277,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private final Map<Long, OpenVote> votes = new HashMap<>();
     private final Deque<DecrementUnits> deferredUnits = new ArrayDeque<>();
     private final Map<Integer, Resync> waitingResyncs = new LinkedHashMap<>();
+    /** Of the last {@link ResyncAll}: sent with every report of the usable copies. */
+    private long round;
     /** Re-syncs under way that set the unit counter, by backend and generation: decrements wait for them. */
     private final java.util.Set<List<Long>> unitSets = new java.util.HashSet<>();
     private int unitVotesOpen;
@@ -428,7 +434,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         return newCommandHandlerBuilder().forAnyState()
                 .onCommand(Copies.class, this::onCopies)
                 .onCommand(Resync.class, this::onResync)
-                .onCommand(ResyncAll.class, all -> onResyncAll())
+                .onCommand(ResyncAll.class, this::onResyncAll)
                 .onCommand(ResyncDone.class, this::onResyncDone)
                 .onCommand(RetryResync.class, retry -> {
                     parent.needsResync(key, retry.backend());
@@ -474,7 +480,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         return Effect().none();
     }
 
-    private Effect<TmrLicenseEvent, SeatTable> onResyncAll() {
+    private Effect<TmrLicenseEvent, SeatTable> onResyncAll(ResyncAll all) {
+        round = all.round();
         LOG.info("{}: every backend is re-synced before it counts again", name());
         // The node served nobody while it had no lease: clients could not show they are alive meanwhile.
         long now = clock.millis();
@@ -1218,7 +1225,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
     private void publishSeats() {
         long inUse = agreed == null ? 0 : table.seatsInUse(agreed.quantity());
-        parent.seatsChanged(key, inUse, table.handles(), sync.usable().cardinality());
+        parent.seatsChanged(key, inUse, table.handles(), sync.usable().cardinality(), round);
     }
 
     // --- answers -----------------------------------------------------------------------------------------

@@ -1174,7 +1174,7 @@ class TmrLicensePropertyTest {
         }
 
         @Override
-        public void seatsChanged(LicenseKey key, long inUse, int handles, int usable) {
+        public void seatsChanged(LicenseKey key, long inUse, int handles, int usable, long round) {
             this.usable = usable;
         }
 

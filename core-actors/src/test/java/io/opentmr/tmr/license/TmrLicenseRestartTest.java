@@ -69,7 +69,7 @@ class TmrLicenseRestartTest {
         volatile int usable;
 
         @Override
-        public void seatsChanged(LicenseKey key, long inUse, int handles, int usableNow) {
+        public void seatsChanged(LicenseKey key, long inUse, int handles, int usableNow, long round) {
             usable = usableNow;
         }
 
