@@ -212,6 +212,8 @@ public final class VirtualContainer
     /** Licenses waiting for a re-sync of each backend. */
     private final List<Set<LicenseKey>> wanting = new ArrayList<>();
     private boolean leaseHeld;
+    /** The epoch of the lease when it was gained (a new epoch is a new gain). */
+    private long leaseEpoch;
     /** Lease gains so far: each sends every license a {@link TmrLicense.ResyncAll} of this round. */
     private long round;
     private long leaseSince;
@@ -390,12 +392,29 @@ public final class VirtualContainer
      */
     private void checkServing() {
         boolean held = peers.holdsLease();
-        if (held && !leaseHeld) {
+        long epoch = peers.epoch();
+        if (held && (!leaseHeld || epoch != leaseEpoch)) {
+            if (leaseHeld) {
+                // Lost and regained between two checks, under a new epoch: another node may have held it.
+                LOG.warn("The lease moved from epoch {} to {} since the last check; the node serves no client until "
+                        + "it has re-synced every license again", leaseEpoch, epoch);
+                status.reconciled(false);
+            }
             leaseHeld = true;
+            leaseEpoch = epoch;
             leaseSince = clock.millis();
             round++;
             LOG.info("The node holds the lease (epoch {}); reconciling {} license(s) with the backends before it "
-                    + "serves", peers.epoch(), licenses.size());
+                    + "serves", epoch, licenses.size());
+            // A listing taken before now may miss what another node wrote meanwhile: it is taken again.
+            for (int b = 0; b < resyncGeneration.length; b++) {
+                resyncGeneration[b]++;
+                resyncRunning[b] = false;
+                resyncPages.set(b, new ArrayList<>());
+                if (!wanting.get(b).isEmpty()) {
+                    timers.startSingleTimer("resync-" + b, new StartResync(b), Duration.ofMillis(200));
+                }
+            }
             usable.replaceAll((key, count) -> 0);
             licenses.values().forEach(license -> license.tell(new TmrLicense.ResyncAll(round)));
         } else if (!held && leaseHeld) {
@@ -435,8 +454,9 @@ public final class VirtualContainer
         if (verdict != null) {
             // Also after a restart of the license: it forgot what counts, and re-syncs every backend.
             recovered.license().tell(new TmrLicense.Copies(verdict.counted(), verdict.agreed()));
-            recovered.license().tell(new TmrLicense.ResyncAll(round));
         }
+        // Even before its copies are known: its reports count only with this round.
+        recovered.license().tell(new TmrLicense.ResyncAll(round));
         checkServing();
         return Effect().none();
     }

@@ -2,6 +2,7 @@ package io.opentmr.tmr;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.typesafe.config.Config;
@@ -11,8 +12,10 @@ import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.LeaseGrant;
 import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.LicenseKey;
+import io.opentmr.protocol.Message;
 import io.opentmr.protocol.Serial;
 import io.opentmr.tmr.backend.PeerGroup;
+import io.opentmr.tmr.backend.PeerLink;
 import io.opentmr.tmr.license.TmrLicense;
 import java.time.Clock;
 import java.time.Duration;
@@ -23,6 +26,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
 import org.apache.pekko.actor.testkit.typed.javadsl.FishingOutcomes;
 import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
@@ -136,7 +141,16 @@ class VirtualContainerTest {
         TestProbe<Object> licenses = kit.createTestProbe();
         ActorRef<VirtualContainer.Command> container = kit.spawn(container(serial, standIns(licenses.getRef())));
 
-        Set<Object> spawned = Set.of(licenses.receiveMessage(), licenses.receiveMessage());
+        Set<Object> spawned = new java.util.HashSet<>();
+        while (spawned.size() < 2) {
+            Object report = licenses.receiveMessage();
+            if (report instanceof Spawned) {
+                spawned.add(report);
+            } else {
+                assertEquals(new TmrLicense.ResyncAll(0), ((Told) report).command(),
+                        "told its round on recovery, before any copy is known");
+            }
+        }
         assertEquals(Set.of(new Spawned(SEATS), new Spawned(UNITS)), spawned);
         TestProbe<VirtualContainer.Licenses> known = kit.createTestProbe();
         VirtualContainer.Licenses expected = new VirtualContainer.Licenses(Set.of(SEATS, UNITS), Set.of(SEATS, UNITS));
@@ -230,5 +244,111 @@ class VirtualContainerTest {
         container.tell(new VirtualContainer.GetLicenses(known.getRef()));
         known.receiveMessage();
         assertTrue(status.reconciled(), "re-synced in this round: the node serves");
+    }
+
+    /** A backend link whose requests the test answers by hand. */
+    static final class HeldLink implements PeerLink {
+        final java.util.concurrent.LinkedBlockingQueue<java.util.Map.Entry<Message, CompletableFuture<Message>>> asked =
+                new java.util.concurrent.LinkedBlockingQueue<>();
+
+        @Override
+        public CompletionStage<Message> request(Message request) {
+            CompletableFuture<Message> answer = new CompletableFuture<>();
+            asked.add(java.util.Map.entry(request, answer));
+            return answer;
+        }
+
+        @Override
+        public CompletionStage<Void> closed() {
+            return new CompletableFuture<>();
+        }
+
+        @Override
+        public String backendName() {
+            return "held";
+        }
+
+        @Override
+        public void close() {
+        }
+
+        /** The next request, within a bound. */
+        java.util.Map.Entry<Message, CompletableFuture<Message>> next() throws InterruptedException {
+            var request = asked.poll(10, java.util.concurrent.TimeUnit.SECONDS);
+            if (request == null) {
+                throw new AssertionError("no request reached the backend");
+            }
+            return request;
+        }
+    }
+
+    private static void grantLease(PeerGroup peers, long epoch, String holder) {
+        for (int b = 0; b < 2; b++) {
+            peers.granted(b, new LeaseGrant(LeaseGrant.ACTIVE_LEASE, holder, epoch, CLOCK.millis(), 60_000,
+                    new Serial(129, b + 1), Bytes.of(new byte[64])), CLOCK.millis());
+        }
+    }
+
+    private static void expectTold(TestProbe<Object> licenses, LicenseKey key, TmrLicense.Command command) {
+        licenses.fishForMessage(Duration.ofSeconds(10), told -> new Told(key, command).equals(told)
+                ? FishingOutcomes.complete() : FishingOutcomes.continueAndIgnore());
+    }
+
+    @Test
+    void aListingTakenBeforeTheLeaseCameIsTakenAgainAfter() throws Exception {
+        Serial serial = nextSerial();
+        PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(30));
+        HeldLink link = new HeldLink();
+        peers.linkUp(2, link);
+        TestProbe<Object> licenses = kit.createTestProbe();
+        ActorRef<VirtualContainer.Command> container = kit.spawn(container(serial, peers, new NodeStatus(peers),
+                standIns(licenses.getRef())));
+        container.tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), counted(SEATS, 0, 1, 2))));
+        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(0));
+
+        // Without the lease the license keeps asking; backend 3's listing is under way when the lease comes.
+        container.tell(new VirtualContainer.NeedsResync(SEATS, 2));
+        var before = link.next();
+        assertInstanceOf(Message.ListAllocations.class, before.getKey());
+        grantLease(peers, 3, "node-a");
+        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(1));
+        container.tell(new VirtualContainer.NeedsResync(SEATS, 2));
+        // Another node wrote to backend 3 before the lease came: the old listing does not show it.
+        before.getValue().complete(new Message.AllocationList(List.of(), false));
+
+        var after = link.next();
+        assertInstanceOf(Message.ListAllocations.class, after.getKey(), "listed again once the lease is held");
+        after.getValue().complete(new Message.AllocationList(List.of(), false));
+        Object told = licenses.fishForMessage(Duration.ofSeconds(10), report -> report instanceof Told t
+                && t.command() instanceof TmrLicense.Resync ? FishingOutcomes.complete()
+                : FishingOutcomes.continueAndIgnore()).get(0);
+        assertEquals(new TmrLicense.Resync(2, List.of()), ((Told) told).command());
+        licenses.expectNoMessage(Duration.ofMillis(300));
+        assertEquals(0, link.asked.size(), "one listing after the lease, not more");
+    }
+
+    @Test
+    void aLeaseLostAndRegainedUnderANewEpochBetweenTwoChecksIsANewGain() {
+        Serial serial = nextSerial();
+        PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(30));
+        NodeStatus status = new NodeStatus(peers);
+        TestProbe<Object> licenses = kit.createTestProbe();
+        ActorRef<VirtualContainer.Command> container = kit.spawn(container(serial, peers, status,
+                standIns(licenses.getRef())));
+        container.tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), counted(SEATS, 0, 1, 2))));
+        grantLease(peers, 3, "node-a");
+        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(1));
+        container.tell(new VirtualContainer.SeatsChanged(SEATS, 0, 0, 3, 1));
+        TestProbe<VirtualContainer.Licenses> known = kit.createTestProbe();
+        container.tell(new VirtualContainer.GetLicenses(known.getRef()));
+        known.receiveMessage();
+        assertTrue(status.reconciled());
+
+        // Between two checks the grants ran out, another node held them, and this node took them back: epoch 5.
+        grantLease(peers, 5, "node-a");
+        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(2));
+        container.tell(new VirtualContainer.GetLicenses(known.getRef()));
+        known.receiveMessage();
+        assertFalse(status.reconciled(), "not serving until the licenses re-synced in the new epoch");
     }
 }

@@ -41,14 +41,16 @@ public final class CopySync {
      * synced nor being re-synced nor already asked for are returned: ask for their re-sync.
      */
     public BitSet counted(BitSet now) {
+        BitSet dropped = (BitSet) counted.clone();
+        dropped.andNot(now);
+        for (int b = dropped.nextSetBit(0); b >= 0; b = dropped.nextSetBit(b + 1)) {
+            // A re-sync under way, or a retry waiting, is for a copy that no longer counts.
+            generation[b]++;
+            failures[b] = 0;
+        }
         counted = (BitSet) now.clone();
         synced.and(counted);
-        for (int b = resyncing.nextSetBit(0); b >= 0; b = resyncing.nextSetBit(b + 1)) {
-            if (!counted.get(b)) {
-                resyncing.clear(b);
-                generation[b]++;
-            }
-        }
+        resyncing.and(counted);
         asked.and(counted);
         BitSet needs = (BitSet) counted.clone();
         needs.andNot(synced);
@@ -111,6 +113,20 @@ public final class CopySync {
         return Done.SYNCED;
     }
 
+    /** The generation of this backend's latest re-sync (a failed one's retry carries it, see {@link #retryDue}). */
+    public long generation(int backend) {
+        return generation[backend];
+    }
+
+    /**
+     * Whether the retry scheduled after the failed re-sync of this generation is still wanted: nothing began,
+     * reset or dropped this backend since, and it is still asked for and not synced.
+     */
+    public boolean retryDue(int backend, long generationOf) {
+        return generationOf == generation[backend] && asked.get(backend) && !resyncing.get(backend)
+                && !synced.get(backend) && counted.get(backend);
+    }
+
     /** Re-syncs of this backend that failed in a row (0 once one succeeds, or after a reset). */
     public int failures(int backend) {
         return failures[backend];
@@ -151,7 +167,8 @@ public final class CopySync {
      */
     public BitSet reset() {
         synced.clear();
-        for (int b = resyncing.nextSetBit(0); b >= 0; b = resyncing.nextSetBit(b + 1)) {
+        for (int b = 0; b < generation.length; b++) {
+            // Also voids the retries waiting after failed re-syncs: every backend is asked for again now.
             generation[b]++;
         }
         resyncing.clear();

@@ -187,8 +187,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private record ResyncDone(int backend, long generation, String failure) implements Command {
     }
 
-    /** The wait after a failed re-sync of this backend is over: ask for the next one. */
-    private record RetryResync(int backend) implements Command {
+    /** The wait after the failed re-sync of this backend and generation is over: ask for the next one. */
+    private record RetryResync(int backend, long generation) implements Command {
     }
 
     /** A deferred decrement, admitted when it arrived: it is carried out without asking for the handle again. */
@@ -437,7 +437,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 .onCommand(ResyncAll.class, this::onResyncAll)
                 .onCommand(ResyncDone.class, this::onResyncDone)
                 .onCommand(RetryResync.class, retry -> {
-                    parent.needsResync(key, retry.backend());
+                    if (sync.retryDue(retry.backend(), retry.generation())) {
+                        parent.needsResync(key, retry.backend());
+                    }
                     return Effect().none();
                 })
                 .onCommand(Access.class, this::onAccess)
@@ -528,7 +530,12 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
     private void runResync(Resync resync) {
         int backend = resync.backend();
+        boolean wasUsable = sync.usable().get(backend);
         long generation = sync.begin(backend);
+        if (wasUsable) {
+            // Not counted while it is re-synced: the container's view of the usable copies follows.
+            publishSeats();
+        }
         List<Long> held = new ArrayList<>(resync.held().size());
         List<CompletionStage<Message>> calls = new ArrayList<>();
         for (Allocation allocation : resync.held()) {
@@ -605,7 +612,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                             done.backend() + 1, what, failures, retryIn);
                 }
                 context.scheduleOnce(Duration.ofMillis(retryIn), context.getSelf(),
-                        new RetryResync(done.backend()));
+                        new RetryResync(done.backend(), done.generation()));
             }
             case STALE -> {
             }

@@ -107,4 +107,34 @@ class CopySyncTest {
         }
         assertEquals(10_000, sync.retryDelayMillis(1), "no overflow after many failures");
     }
+
+    @Test
+    void aRetryWaitingAfterAFailedReSyncIsVoidOnceAnythingElseReSyncedOrDroppedTheBackend() {
+        CopySync sync = new CopySync(3);
+        sync.counted(set(0, 1, 2));
+        assertEquals(CopySync.Done.AGAIN, sync.finish(1, sync.begin(1), false));
+        long failed = sync.generation(1);
+        assertTrue(sync.retryDue(1, failed), "nothing happened since: the retry is wanted");
+
+        // Every backend re-synced anew (the lease came back): the old retry is not.
+        sync.reset();
+        assertFalse(sync.retryDue(1, failed));
+        assertEquals(CopySync.Done.SYNCED, sync.finish(1, sync.begin(1), true));
+        assertFalse(sync.retryDue(1, sync.generation(1)), "synced");
+
+        // Dropped from the quorum and back: asked for at once, the old retry is void and the streak starts over.
+        assertEquals(CopySync.Done.AGAIN, sync.finish(2, sync.begin(2), false));
+        assertEquals(CopySync.Done.AGAIN, sync.finish(2, sync.begin(2), false));
+        long again = sync.generation(2);
+        sync.counted(set(0, 1));
+        assertEquals(set(2), sync.counted(set(0, 1, 2)));
+        assertFalse(sync.retryDue(2, again));
+        assertEquals(0, sync.failures(2));
+
+        // A re-sync begun meanwhile (asked for by a missed write) voids it too.
+        assertEquals(CopySync.Done.AGAIN, sync.finish(0, sync.begin(0), false));
+        long third = sync.generation(0);
+        sync.begin(0);
+        assertFalse(sync.retryDue(0, third));
+    }
 }
