@@ -19,7 +19,10 @@ import java.util.concurrent.TimeUnit;
 import org.HdrHistogram.Histogram;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Spec;
 
 /**
  * {@code tmr bench}: N clients, each its own SDK connection, in ACCESS+RELEASE loops for a bounded
@@ -79,6 +82,9 @@ final class BenchCommand implements Callable<Integer> {
         Path demo;
     }
 
+    @Spec
+    CommandSpec spec;
+
     @ArgGroup(exclusive = true, multiplicity = "1")
     Target target;
 
@@ -130,22 +136,26 @@ final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         if (clients < 1 || clients > 4096) {
-            throw new IllegalArgumentException("--clients must be 1..4096");
+            throw new ParameterException(spec.commandLine(), "--clients must be 1..4096");
         }
         if (duration.isNegative() || duration.isZero() || duration.compareTo(MAX_DURATION) > 0
                 || warmup.isNegative() || warmup.compareTo(MAX_DURATION) > 0) {
-            throw new IllegalArgumentException("--duration must be above 0 and --warmup at least 0, both at most "
+            throw new ParameterException(spec.commandLine(), "--duration must be above 0 and --warmup at least 0, both at most "
                     + MAX_DURATION.toMinutes() + " min");
         }
         AccessMode accessMode = AccessMode.valueOf(mode.toUpperCase(java.util.Locale.ROOT));
-        pace = rate == null ? null : Rate.parse(rate);
+        try {
+            pace = rate == null ? null : Rate.parse(rate);
+        } catch (IllegalArgumentException e) {
+            throw new ParameterException(spec.commandLine(), e.getMessage());
+        }
         if (outstanding != null && (pace == null || outstanding < 1 || outstanding > MAX_OUTSTANDING
                 || (long) outstanding * clients > MAX_WORKERS)) {
-            throw new IllegalArgumentException("--outstanding goes with --rate, 1.." + MAX_OUTSTANDING
+            throw new ParameterException(spec.commandLine(), "--outstanding goes with --rate, 1.." + MAX_OUTSTANDING
                     + " and --clients × --outstanding at most " + MAX_WORKERS);
         }
         if (pace != null && pace.ofMaximum() && (target.demo != null || compare != null)) {
-            throw new IllegalArgumentException("--rate P% goes with one --server or --echo: --compare and --demo "
+            throw new ParameterException(spec.commandLine(), "--rate P% goes with one --server or --echo: --compare and --demo "
                     + "measure both sides at one rate, so give it in pairs/s");
         }
         if (target.demo != null) {
@@ -153,11 +163,11 @@ final class BenchCommand implements Callable<Integer> {
                     CpuMeter.forDemo(target.demo));
         }
         if (!target.echo && (firm == 0 || product == 0)) {
-            throw new IllegalArgumentException("--firm and --product name the product item to measure");
+            throw new ParameterException(spec.commandLine(), "--firm and --product name the product item to measure");
         }
         if (compare != null) {
             if (target.echo) {
-                throw new IllegalArgumentException("--compare goes with --server, not --echo");
+                throw new ParameterException(spec.commandLine(), "--compare goes with --server, not --echo");
             }
             return compare(new Side(target.servers, firm, product), new Side(List.of(compare),
                     compareFirm == null ? firm : compareFirm, compareProduct == null ? product : compareProduct),
