@@ -36,12 +36,20 @@ import picocli.CommandLine.Spec;
  * {@value #P50_RATIO_TARGET} × the direct one; with 16 clients TMR pairs/s at least {@value #PAIRS_RATIO_TARGET}
  * × direct. With {@code --demo} it also reports the CPU milliseconds per pair of every demo process, from
  * {@code /proc} (Linux), over each measured phase.
+ *
+ * <p>{@code --rate R} makes the load open-loop ({@link OpenLoop}): R pairs per second over all clients, each
+ * sent at its scheduled time and timed from it, so a stall of the server shows in every pair due during it;
+ * with {@code --compare} / {@code --demo} both sides get the same rate. {@code --rate P%} first measures the
+ * closed-loop maximum, then runs at P % of it: with 50 % it checks DESIGN §8's backend target, p99 below
+ * {@value #P99_AT_HALF_MAXIMUM_MS} ms at half the maximum rate.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = {"Measure ACCESS+RELEASE pairs per second against a server, or the --echo ceiling.",
                 "--compare / --demo: a TMR node and one backend directly in the same run, their ratios and the "
                         + "targets (1 client: TMR p50 at most 2.5x direct; 16 clients: TMR pairs/s at least 0.25x "
-                        + "direct); --demo adds each demo process's CPU ms per pair (Linux /proc)."})
+                        + "direct); --demo adds each demo process's CPU ms per pair (Linux /proc).",
+                "--rate: open loop at a fixed rate, latency from each pair's scheduled time; --rate 50%% measures "
+                        + "the closed-loop maximum first and checks p99 below 5 ms at half of it."})
 final class BenchCommand implements Callable<Integer> {
 
     /** Bound on --duration and --warmup: a bench is a measurement, not a soak. */
@@ -119,8 +127,8 @@ final class BenchCommand implements Callable<Integer> {
 
     @Option(names = "--rate", paramLabel = "R|P%", description = {"Open loop: R ACCESS+RELEASE pairs per second over "
             + "all clients, each pair sent at its scheduled time whatever the answers do, its latency measured from "
-            + "that time. P% first measures the closed-loop maximum (same clients and times), then runs at P% of "
-            + "it (50% checks the backend target: p99 below 5 ms at half the maximum rate)."})
+            + "that time. P%% first measures the closed-loop maximum (same clients and times), then runs at P%% of "
+            + "it (50%% checks the backend target: p99 below 5 ms at half the maximum rate)."})
     String rate;
 
     @Option(names = "--outstanding", paramLabel = "N", description = "With --rate: pairs in flight per client at "
@@ -140,8 +148,8 @@ final class BenchCommand implements Callable<Integer> {
         }
         if (duration.isNegative() || duration.isZero() || duration.compareTo(MAX_DURATION) > 0
                 || warmup.isNegative() || warmup.compareTo(MAX_DURATION) > 0) {
-            throw new ParameterException(spec.commandLine(), "--duration must be above 0 and --warmup at least 0, both at most "
-                    + MAX_DURATION.toMinutes() + " min");
+            throw new ParameterException(spec.commandLine(), "--duration must be above 0 and --warmup at least 0, "
+                    + "both at most " + MAX_DURATION.toMinutes() + " min");
         }
         AccessMode accessMode = AccessMode.valueOf(mode.toUpperCase(java.util.Locale.ROOT));
         try {
@@ -155,8 +163,8 @@ final class BenchCommand implements Callable<Integer> {
                     + " and --clients × --outstanding at most " + MAX_WORKERS);
         }
         if (pace != null && pace.ofMaximum() && (target.demo != null || compare != null)) {
-            throw new ParameterException(spec.commandLine(), "--rate P% goes with one --server or --echo: --compare and --demo "
-                    + "measure both sides at one rate, so give it in pairs/s");
+            throw new ParameterException(spec.commandLine(), "--rate P% goes with one --server or --echo: --compare "
+                    + "and --demo measure both sides at one rate, so give it in pairs/s");
         }
         if (target.demo != null) {
             return compare(Side.fromDemo(target.demo, "tmr"), Side.fromDemo(target.demo, "direct"), accessMode,

@@ -46,7 +46,8 @@ sealed interface Load permits ClosedLoop, OpenLoop {
     /**
      * A measured phase's figures.
      *
-     * @param pairs        pairs answered (granted and released, or refused with an error)
+     * @param pairs        pairs answered (granted and released, or refused with an error): closed loop, those
+     *                     started in the measured time; open loop, those answered in it
      * @param latency      per pair; open loop: from its due time
      * @param maxNanos     the longest a pair took, or had been waiting at the end when unanswered (or unsent)
      * @param pacing       the open loop's schedule figures; null for a closed loop
@@ -75,7 +76,7 @@ sealed interface Load permits ClosedLoop, OpenLoop {
     /** Worker {@code worker} of connection {@code client}: sends pairs until the run's end. */
     void work(int client, int worker, Pair pair) throws InterruptedException;
 
-    /** Measured pairs answered so far. */
+    /** Pairs counted so far. */
     long pairsSoFar();
 
     /** Errors among them. */

@@ -124,13 +124,28 @@ class OpenLoopTest {
         assertEquals(495, backlogMidway[0], "501 pairs due by 500 ms, 6 of them taken");
         Load.Figures figures = loop.figures(clock.now);
         assertEquals(1000, figures.pacing().scheduled());
-        assertEquals(6, figures.pairs());
-        assertEquals(Map.of(101, 1L), figures.errorsByCode());
+        assertEquals(5, figures.pairs(), "answered in the measured time; pair 5's answer came after it");
+        assertEquals(Map.of(101, 1L), figures.errorsByCode(), "pair 5 was due in the measured time");
         assertEquals(994, figures.pacing().unsent());
         assertEquals(1000, figures.latency().getTotalCount(), "the unsent pairs count in the latency");
         // Pair 6, due at 6 ms and not sent by 1000 ms, is 994 ms old at the end; the median unsent one ≈ 500 ms.
         assertTrue(ms(figures, 50) > 490 && ms(figures, 50) < 510, "p50 " + ms(figures, 50));
         assertEquals(5000 * MS, figures.maxNanos(), "pair 5's answer");
+    }
+
+    @Test
+    void aBacklogLeftByTheWarmUpIsAnsweredInTheMeasuredTimeWhileItsOwnPairsWait() throws InterruptedException {
+        // 100 pairs/s; each pair takes 20 ms, twice the interval: the clients fall ever further behind.
+        HandClock clock = new HandClock();
+        OpenLoop loop = new OpenLoop(clock, 100, 1, 1, START, START + 1000 * MS, START + 2000 * MS);
+        loop.work(0, 0, server(clock, n -> 20 * MS));
+        Load.Figures figures = loop.figures(clock.now);
+        // Pair k is sent at 20k ms: warm-up pairs 49 .. 98 are answered in the measured time (1000 .. 1980 ms);
+        // none of the measured time's own 100 pairs is sent before the end.
+        assertEquals(50, figures.pairs(), "what the server did in the measured time");
+        assertEquals(100, figures.pacing().scheduled());
+        assertEquals(100, figures.pacing().unsent());
+        assertEquals(1000 * MS, figures.maxNanos(), "pair 100, due at 1000 ms, still unsent at 2000 ms");
     }
 
     @Test
