@@ -75,7 +75,7 @@ final class BenchCommand implements Callable<Integer> {
     static final int MAX_OUTSTANDING = 64;
     static final int MAX_WORKERS = 4096;
 
-    /** Each pair's requests; a pair in flight at the end is answered or given up on within it. */
+    /** The bound on each of a pair's two requests (the SDK adds a second of slack). */
     static final Duration REQUEST_TIMEOUT = Duration.ofSeconds(5);
 
     static final class Target {
@@ -520,8 +520,9 @@ final class BenchCommand implements Callable<Integer> {
             }
         }
         ProcessCpu.Usage cpuUsage = cpu.wanted() ? cpu.between(cpuBefore, cpu.sample()) : null;
-        // Pairs in flight at the end are answered or time out within the request timeout; one bound for all.
-        long joinBy = System.nanoTime() + REQUEST_TIMEOUT.toNanos() + TimeUnit.SECONDS.toNanos(5);
+        // A pair in flight at the end is two requests, each answered or failed within the request timeout and
+        // the SDK's second of slack: one bound for all the workers; one given up on counts with its age.
+        long joinBy = System.nanoTime() + 2 * (REQUEST_TIMEOUT.toNanos() + TimeUnit.SECONDS.toNanos(1));
         for (Thread thread : threads) {
             TimeUnit.NANOSECONDS.timedJoin(thread, Math.max(1, joinBy - System.nanoTime()));
         }

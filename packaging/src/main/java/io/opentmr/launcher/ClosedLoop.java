@@ -1,13 +1,8 @@
 package io.opentmr.launcher;
 
 import io.opentmr.client.CmException;
-import java.util.Map;
-import java.util.TreeMap;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
-import org.HdrHistogram.Histogram;
-import org.HdrHistogram.Recorder;
 
 /**
  * One worker per connection sends a pair as soon as the one before it is answered: the most pairs per second
@@ -19,9 +14,7 @@ final class ClosedLoop implements Load {
     private final Clock clock;
     private final long measureFrom;
     private final long end;
-    private final Recorder latencies = new Recorder(MAX_RECORDED_NANOS, 3);
-    private final Map<Integer, AtomicLong> errors = new ConcurrentHashMap<>();
-    private final AtomicLong pairs = new AtomicLong();
+    private final Tally tally = new Tally();
     private final AtomicLong maxStall = new AtomicLong();
     /** When each connection's pair in flight started; 0 when none. */
     private final AtomicLongArray pairStarted;
@@ -52,27 +45,22 @@ final class ClosedLoop implements Load {
                 pair.run();
             } catch (CmException e) {
                 if (measured) {
-                    errors.computeIfAbsent(e.code(), code -> new AtomicLong()).incrementAndGet();
+                    tally.error(e.code());
                 }
             }
             long t1 = clock.nanoTime();
             pairStarted.set(client, 0);
             if (measured) {
-                latencies.recordValue(Math.min(t1 - t0, MAX_RECORDED_NANOS));
-                pairs.incrementAndGet();
+                tally.latency(t1 - t0);
+                tally.pair();
                 maxStall.accumulateAndGet(t1 - t0, Math::max);
             }
         }
     }
 
     @Override
-    public long pairsSoFar() {
-        return pairs.get();
-    }
-
-    @Override
-    public long errorsSoFar() {
-        return errors.values().stream().mapToLong(AtomicLong::get).sum();
+    public Tally tally() {
+        return tally;
     }
 
     @Override
@@ -88,9 +76,6 @@ final class ClosedLoop implements Load {
                 maxStall.accumulateAndGet(stopped - pending, Math::max);
             }
         }
-        Histogram histogram = latencies.getIntervalHistogram();
-        Map<Integer, Long> byCode = new TreeMap<>();
-        errors.forEach((code, count) -> byCode.put(code, count.get()));
-        return new Figures(pairs.get(), histogram, byCode, maxStall.get(), null);
+        return new Figures(tally.pairs(), tally.histogram(), tally.errorsByCode(), maxStall.get(), null);
     }
 }

@@ -2,8 +2,12 @@ package io.opentmr.launcher;
 
 import io.opentmr.client.CmException;
 import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
 import org.HdrHistogram.Histogram;
+import org.HdrHistogram.Recorder;
 
 /**
  * How {@code tmr bench} drives its connections: each connection's workers call {@link #work} until the run
@@ -76,11 +80,18 @@ sealed interface Load permits ClosedLoop, OpenLoop {
     /** Worker {@code worker} of connection {@code client}: sends pairs until the run's end. */
     void work(int client, int worker, Pair pair) throws InterruptedException;
 
-    /** Pairs counted so far. */
-    long pairsSoFar();
+    /** The counts of what was measured. */
+    Tally tally();
 
-    /** Errors among them. */
-    long errorsSoFar();
+    /** Pairs counted so far. */
+    default long pairsSoFar() {
+        return tally().pairs();
+    }
+
+    /** Errors counted so far. */
+    default long errorsSoFar() {
+        return tally().errors();
+    }
 
     /** A progress note for the once-a-second line, or "". */
     String progress(long now);
@@ -90,4 +101,42 @@ sealed interface Load permits ClosedLoop, OpenLoop {
      * unanswered then counts with its age. Call once.
      */
     Figures figures(long stopped);
+
+    /** What both loops count, from any worker thread: latencies, pairs, errors by number. */
+    final class Tally {
+        private final Recorder latencies = new Recorder(MAX_RECORDED_NANOS, 3);
+        private final Map<Integer, AtomicLong> errors = new ConcurrentHashMap<>();
+        private final AtomicLong pairs = new AtomicLong();
+
+        void latency(long nanos) {
+            latencies.recordValue(Math.min(nanos, MAX_RECORDED_NANOS));
+        }
+
+        void pair() {
+            pairs.incrementAndGet();
+        }
+
+        void error(int code) {
+            errors.computeIfAbsent(code, c -> new AtomicLong()).incrementAndGet();
+        }
+
+        long pairs() {
+            return pairs.get();
+        }
+
+        long errors() {
+            return errors.values().stream().mapToLong(AtomicLong::get).sum();
+        }
+
+        /** The latencies recorded since the last call. */
+        Histogram histogram() {
+            return latencies.getIntervalHistogram();
+        }
+
+        Map<Integer, Long> errorsByCode() {
+            Map<Integer, Long> byCode = new TreeMap<>();
+            errors.forEach((code, count) -> byCode.put(code, count.get()));
+            return byCode;
+        }
+    }
 }

@@ -1,13 +1,9 @@
 package io.opentmr.launcher;
 
 import io.opentmr.client.CmException;
-import java.util.Map;
-import java.util.TreeMap;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
 import org.HdrHistogram.Histogram;
-import org.HdrHistogram.Recorder;
 
 /**
  * Open-loop load for {@code tmr bench --rate}: its schedule and latency accounting.
@@ -47,10 +43,8 @@ final class OpenLoop implements Load {
     private final AtomicLongArray sentInWindow;
     /** The due time of each worker's measured pair in flight; 0 when none. */
     private final AtomicLongArray inFlightDue;
-    private final Recorder latencies = new Recorder(MAX_RECORDED_NANOS, 3);
-    private final Map<Integer, AtomicLong> errors = new ConcurrentHashMap<>();
-    /** Pairs answered in the measured time. */
-    private final AtomicLong pairs = new AtomicLong();
+    /** Pairs answered in the measured time; latencies and errors of the pairs due in it. */
+    private final Tally tally = new Tally();
     private final AtomicLong maxLag = new AtomicLong();
     private final AtomicLong maxLatency = new AtomicLong();
 
@@ -142,27 +136,22 @@ final class OpenLoop implements Load {
             }
             long answered = clock.nanoTime();
             if (answered - measureFrom >= 0 && answered - end < 0) {
-                pairs.incrementAndGet();
+                tally.pair();
             }
             if (measured) {
                 inFlightDue.set(slot, 0);
-                latencies.recordValue(Math.min(answered - due, MAX_RECORDED_NANOS));
+                tally.latency(answered - due);
                 maxLatency.accumulateAndGet(answered - due, Math::max);
                 if (error != null) {
-                    errors.computeIfAbsent(error, code -> new AtomicLong()).incrementAndGet();
+                    tally.error(error);
                 }
             }
         }
     }
 
     @Override
-    public long pairsSoFar() {
-        return pairs.get();
-    }
-
-    @Override
-    public long errorsSoFar() {
-        return errors.values().stream().mapToLong(AtomicLong::get).sum();
+    public Tally tally() {
+        return tally;
     }
 
     /** Pairs due by {@code now} that no worker has taken yet: how far the clients are behind. */
@@ -187,7 +176,7 @@ final class OpenLoop implements Load {
      */
     @Override
     public Figures figures(long stopped) {
-        Histogram histogram = latencies.getIntervalHistogram();
+        Histogram histogram = tally.histogram();
         long maxNanos = maxLatency.get();
         for (int i = 0; i < inFlightDue.length(); i++) {
             long due = inFlightDue.get(i);
@@ -215,9 +204,7 @@ final class OpenLoop implements Load {
                         Math.min(step, missing - j));
             }
         }
-        Map<Integer, Long> byCode = new TreeMap<>();
-        errors.forEach((code, count) -> byCode.put(code, count.get()));
-        return new Figures(pairs.get(), histogram, byCode, maxNanos,
+        return new Figures(tally.pairs(), histogram, tally.errorsByCode(), maxNanos,
                 new Pacing(rate, outstanding, to - from, unsent, maxLag.get()));
     }
 }
