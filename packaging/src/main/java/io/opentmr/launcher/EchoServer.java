@@ -17,6 +17,7 @@ import io.opentmr.protocol.Frame;
 import io.opentmr.protocol.FrameDecoder;
 import io.opentmr.protocol.FrameEncoder;
 import io.opentmr.protocol.Message;
+import io.opentmr.protocol.MessageType;
 import io.opentmr.protocol.Serial;
 import io.opentmr.protocol.ServerKind;
 import java.net.InetSocketAddress;
@@ -26,7 +27,8 @@ import java.util.concurrent.atomic.AtomicLong;
 /**
  * The benchmark's ceiling: a server that answers every request with a canned reply of the right type
  * and does nothing else. The same SDK clients drive it, so the gap between it and a real server is
- * the server's own work.
+ * the server's own work. A test can make it {@linkplain #stallAfter stall} once, the way a server pausing
+ * (a GC, a disk, a lock) does.
  */
 final class EchoServer implements AutoCloseable {
 
@@ -35,6 +37,11 @@ final class EchoServer implements AutoCloseable {
 
     private final EventLoopGroup group;
     private final Channel listener;
+    private final AtomicLong accesses = new AtomicLong();
+    private volatile long stallAtAccess;
+    private volatile long stallNanos;
+    /** Answers are held until this time (System.nanoTime()). */
+    private volatile long holdUntil = System.nanoTime();
 
     EchoServer(int threads) throws InterruptedException {
         group = new NioEventLoopGroup(threads, new DefaultThreadFactory("opentmr-echo", true));
@@ -48,7 +55,14 @@ final class EchoServer implements AutoCloseable {
                                 new SimpleChannelInboundHandler<Frame>() {
                                     @Override
                                     protected void channelRead0(ChannelHandlerContext ctx, Frame frame) {
-                                        ctx.writeAndFlush(new Frame(frame.requestId(), answer(frame.message(), handles)));
+                                        Frame reply = new Frame(frame.requestId(), answer(frame.message(), handles));
+                                        long hold = hold(frame.message());
+                                        if (hold > 0) {
+                                            ctx.executor().schedule(() -> ctx.writeAndFlush(reply), hold,
+                                                    TimeUnit.NANOSECONDS);
+                                        } else {
+                                            ctx.writeAndFlush(reply);
+                                        }
                                     }
                                 });
                     }
@@ -63,6 +77,24 @@ final class EchoServer implements AutoCloseable {
             case RELEASE, KEEPALIVE -> new Message.Ok();
             default -> new Message.Error(CmError.INVALID_PARAMETER, "the echo server answers HELLO, ACCESS, RELEASE");
         };
+    }
+
+    /**
+     * When the {@code access}-th ACCESS arrives, every answer (to that ACCESS and to any request that arrives
+     * meanwhile, on any connection) is held for {@code pause} and then sent. Once.
+     */
+    void stallAfter(long access, java.time.Duration pause) {
+        stallNanos = pause.toNanos();
+        stallAtAccess = access;
+    }
+
+    /** How long to hold the answer to {@code request}. */
+    private long hold(Message request) {
+        long now = System.nanoTime();
+        if (request.type() == MessageType.ACCESS && accesses.incrementAndGet() == stallAtAccess) {
+            holdUntil = now + stallNanos;
+        }
+        return holdUntil - now;
     }
 
     InetSocketAddress address() {
