@@ -97,8 +97,9 @@ public final class VirtualContainer
     public record GetLicenses(ActorRef<Licenses> replyTo) implements Command {
     }
 
-    /** {@code round}: of the last {@link TmrLicense.ResyncAll} the license got. */
-    record SeatsChanged(LicenseKey key, long inUse, int handles, int usable, long round) implements Command {
+    /** What a license reports, see {@link TmrLicense.Parent#seatsChanged}. */
+    record SeatsChanged(LicenseKey key, long inUse, int handles, long units, int usable, long round)
+            implements Command {
     }
 
     record HandleOpened(LicenseKey key, long handleId) implements Command {
@@ -202,6 +203,8 @@ public final class VirtualContainer
     private BitSet inventoried = new BitSet();
     private long reportedCmActId;
     private final Map<LicenseKey, Long> inUse = new HashMap<>();
+    /** Per license, its unit counter as it decided it last (-1: not known). */
+    private final Map<LicenseKey, Long> unitsDecided = new HashMap<>();
     /** Backends each license can use now (counted and re-synced): it is listed and served with 2 or more. */
     private final Map<LicenseKey, Integer> usable = new HashMap<>();
     private final Map<Long, LicenseKey> handles = new HashMap<>();
@@ -261,8 +264,8 @@ public final class VirtualContainer
         ActorRef<Command> self = context.getSelf();
         this.parent = new TmrLicense.Parent() {
             @Override
-            public void seatsChanged(LicenseKey key, long seats, int count, int usableNow, long round) {
-                self.tell(new SeatsChanged(key, seats, count, usableNow, round));
+            public void seatsChanged(LicenseKey key, long seats, int count, long units, int usableNow, long round) {
+                self.tell(new SeatsChanged(key, seats, count, units, usableNow, round));
             }
 
             @Override
@@ -319,6 +322,7 @@ public final class VirtualContainer
         verdicts = Map.of();
         inventoried = new BitSet();
         inUse.clear();
+        unitsDecided.clear();
         usable.clear();
         handles.clear();
         closed.clear();
@@ -345,6 +349,7 @@ public final class VirtualContainer
                 })
                 .onCommand(SeatsChanged.class, changed -> {
                     inUse.put(changed.key(), changed.inUse());
+                    unitsDecided.put(changed.key(), changed.units());
                     if (changed.round() == round) {
                         // A report sent before the license got the last ResyncAll counts copies not re-synced since.
                         usable.put(changed.key(), changed.usable());
@@ -519,7 +524,9 @@ public final class VirtualContainer
         for (Quorums.Verdict verdict : verdicts.values()) {
             if (verdict.valid() && usable.getOrDefault(verdict.key(), 0) >= 2) {
                 ProductInfo agreed = verdict.agreed();
-                long units = Math.max(0, verdict.units());
+                // The license's own value when it knows one: the inventories lag behind its decrements.
+                long decided = unitsDecided.getOrDefault(verdict.key(), -1L);
+                long units = Math.max(0, decided >= 0 ? decided : verdict.units());
                 products.add(new ProductInfo(agreed.firmCode(), agreed.productCode(), agreed.featureMap(),
                         agreed.text(), agreed.quantity(), inUse.getOrDefault(verdict.key(), 0L), agreed.tmrId(),
                         agreed.hasUnitCounter(), units, agreed.expiresAtMillis(), agreed.activatesAtMillis(),

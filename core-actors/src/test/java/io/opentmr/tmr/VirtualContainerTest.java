@@ -232,7 +232,7 @@ class VirtualContainerTest {
                 .equals(told) ? FishingOutcomes.complete() : FishingOutcomes.continueAndIgnore());
 
         // A report the license sent before it got that: three usable copies, from before the lease came back.
-        container.tell(new VirtualContainer.SeatsChanged(SEATS, 0, 0, 3, 0));
+        container.tell(new VirtualContainer.SeatsChanged(SEATS, 0, 0, -1, 3, 0));
         // Asked, the container answers after it handled the report: the node does not serve on it.
         TestProbe<VirtualContainer.Licenses> known = kit.createTestProbe();
         container.tell(new VirtualContainer.GetLicenses(known.getRef()));
@@ -240,7 +240,7 @@ class VirtualContainerTest {
         assertFalse(status.reconciled(), "a report from before the lease came back counts for nothing");
 
         // The license's report after its re-syncs does.
-        container.tell(new VirtualContainer.SeatsChanged(SEATS, 0, 0, 3, 1));
+        container.tell(new VirtualContainer.SeatsChanged(SEATS, 0, 0, -1, 3, 1));
         container.tell(new VirtualContainer.GetLicenses(known.getRef()));
         known.receiveMessage();
         assertTrue(status.reconciled(), "re-synced in this round: the node serves");
@@ -338,7 +338,7 @@ class VirtualContainerTest {
         container.tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), counted(SEATS, 0, 1, 2))));
         grantLease(peers, 3, "node-a");
         expectTold(licenses, SEATS, new TmrLicense.ResyncAll(1));
-        container.tell(new VirtualContainer.SeatsChanged(SEATS, 0, 0, 3, 1));
+        container.tell(new VirtualContainer.SeatsChanged(SEATS, 0, 0, -1, 3, 1));
         TestProbe<VirtualContainer.Licenses> known = kit.createTestProbe();
         container.tell(new VirtualContainer.GetLicenses(known.getRef()));
         known.receiveMessage();
@@ -350,5 +350,29 @@ class VirtualContainerTest {
         container.tell(new VirtualContainer.GetLicenses(known.getRef()));
         known.receiveMessage();
         assertFalse(status.reconciled(), "not serving until the licenses re-synced in the new epoch");
+    }
+
+    @Test
+    void listShowsTheUnitsTheLicenseDecidedNotTheLastInventorys() {
+        Serial serial = nextSerial();
+        PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(30));
+        TestProbe<Object> licenses = kit.createTestProbe();
+        ActorRef<VirtualContainer.Command> container = kit.spawn(container(serial, peers, new NodeStatus(peers),
+                standIns(licenses.getRef())));
+        Quorums.Verdict inventoried = new Quorums.Verdict(UNITS, bits(0, 1, 2), QuorumsTest.product(UNITS, 10, 50),
+                true, 50);
+        container.tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), inventoried)));
+        expectTold(licenses, UNITS, new TmrLicense.ResyncAll(0));
+        TestProbe<VirtualContainer.Listed> listed = kit.createTestProbe();
+
+        container.tell(new VirtualContainer.SeatsChanged(UNITS, 0, 0, -1, 3, 0));
+        container.tell(new VirtualContainer.ListContainers(listed.getRef()));
+        assertEquals(50, listed.receiveMessage().container().products().get(0).units(),
+                "the license knows no value yet: the inventories'");
+
+        // Five units spent: the license decided 45 before the next inventory.
+        container.tell(new VirtualContainer.SeatsChanged(UNITS, 0, 1, 45, 3, 0));
+        container.tell(new VirtualContainer.ListContainers(listed.getRef()));
+        assertEquals(45, listed.receiveMessage().container().products().get(0).units());
     }
 }

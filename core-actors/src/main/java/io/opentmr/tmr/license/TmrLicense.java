@@ -160,8 +160,11 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     /** What the license tells its virtual container. */
     public interface Parent {
         /** Seats in use, handles, and how many backends the license can use now (2 or more: it serves). */
-        /** {@code round}: of the last {@link ResyncAll} the license got (0 before any). */
-        void seatsChanged(LicenseKey key, long inUse, int handles, int usable, long round);
+        /**
+         * {@code units}: the counter as the license decided it last (-1: not known now); {@code round}: of the last
+         * {@link ResyncAll} the license got (0 before any).
+         */
+        void seatsChanged(LicenseKey key, long inUse, int handles, long units, int usable, long round);
 
         /** A handle of this license exists (granted, or recovered with the seat table). */
         void opened(LicenseKey key, Seat seat);
@@ -1140,7 +1143,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 readingUnits = false;
                 units = readValue(vote);
                 if (units < 0) {
-                    LOG.warn("{}: no copy answered the units read; the re-syncs waiting for it are asked again", name());
+                    LOG.warn("{}: fewer than two copies answered the units read ({}); the re-syncs waiting for it are "
+                            + "asked again", name(), vote.answers());
                     waitingResyncs.keySet().forEach(b -> {
                         sync.notBegun(b);
                         parent.needsResync(key, b);
@@ -1166,12 +1170,16 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             return ok.remaining();
         }
         long lowest = Long.MAX_VALUE;
+        int answered = 0;
         for (Message answer : vote.answers().values()) {
             if (answer instanceof Message.UnitsOk ok) {
                 lowest = Math.min(lowest, ok.remaining());
+                answered++;
             }
         }
-        if (lowest != Long.MAX_VALUE) {
+        // A confirmed decrement is on two copies of three, so any two copies show it (the lower of the two
+        // does); a single copy may be the one it missed, and setting its value everywhere would undo it.
+        if (answered >= 2) {
             INTEGRITY.warn("{}: no two copies agree on the units left ({}); the lowest, {}, is taken", name(),
                     vote.answers(), lowest);
             return lowest;
@@ -1232,7 +1240,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
     private void publishSeats() {
         long inUse = agreed == null ? 0 : table.seatsInUse(agreed.quantity());
-        parent.seatsChanged(key, inUse, table.handles(), sync.usable().cardinality(), round);
+        parent.seatsChanged(key, inUse, table.handles(), hasUnits() ? units : -1, sync.usable().cardinality(),
+                round);
     }
 
     // --- answers -----------------------------------------------------------------------------------------

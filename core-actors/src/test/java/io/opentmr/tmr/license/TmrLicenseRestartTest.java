@@ -69,7 +69,7 @@ class TmrLicenseRestartTest {
         volatile int usable;
 
         @Override
-        public void seatsChanged(LicenseKey key, long inUse, int handles, int usableNow, long round) {
+        public void seatsChanged(LicenseKey key, long inUse, int handles, long units, int usableNow, long round) {
             usable = usableNow;
         }
 
