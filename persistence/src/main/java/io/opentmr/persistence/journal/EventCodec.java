@@ -5,9 +5,12 @@ import java.io.NotSerializableException;
 import java.util.ArrayList;
 import java.util.List;
 import org.apache.pekko.actor.ActorRef;
+import org.apache.pekko.actor.ExtendedActorSystem;
 import org.apache.pekko.persistence.PersistentRepr;
 import org.apache.pekko.persistence.journal.Tagged;
 import org.apache.pekko.serialization.Serialization;
+import org.apache.pekko.serialization.Serialization$;
+import org.apache.pekko.serialization.SerializationExtension;
 import org.apache.pekko.serialization.Serializer;
 import org.apache.pekko.serialization.Serializers;
 import scala.jdk.javaapi.CollectionConverters;
@@ -16,13 +19,45 @@ import scala.jdk.javaapi.CollectionConverters;
  * Turns Pekko's persistent representations into log records and back, through the configured Pekko serializers
  * (Jackson CBOR for our events). Knows no domain type: the serializer id and manifest stored with each record say
  * how to read it.
+ *
+ * <p>Serializing runs with the actor system's transport information set, as Pekko's own plugins do, so payloads
+ * holding actor refs serialize (the ref serializers need the system's address); deserializing through
+ * {@link Serialization#deserialize(byte[], int, String)} sets it by itself.
  */
 public final class EventCodec {
 
+    private final ExtendedActorSystem system;
     private final Serialization serialization;
 
-    public EventCodec(Serialization serialization) {
-        this.serialization = serialization;
+    public EventCodec(ExtendedActorSystem system) {
+        this.system = system;
+        this.serialization = SerializationExtension.get(system);
+    }
+
+    /** A value's serialized form: serializer id, manifest, bytes. */
+    public record Serialized(int serializerId, String manifest, byte[] bytes) {
+    }
+
+    /**
+     * Serializes {@code value} with the serializer bound to its class and the transport information set. Throws
+     * {@link NotSerializableException} (naming {@code what}) if no serializer accepts it.
+     */
+    public static Serialized serialize(ExtendedActorSystem system, Object value, String what)
+            throws NotSerializableException {
+        Serialization serialization = SerializationExtension.get(system);
+        try {
+            return Serialization$.MODULE$.withTransportInformation(system, () -> {
+                Serializer serializer = serialization.findSerializerFor(value);
+                return new Serialized(serializer.identifier(), Serializers.manifestFor(serializer, value),
+                        serializer.toBinary(value));
+            });
+        } catch (Exception e) {
+            // Pekko throws NotSerializableException undeclared (Scala) when no serializer is bound.
+            NotSerializableException n = new NotSerializableException(
+                    what + " " + value.getClass().getName() + " cannot be serialized: " + e.getMessage());
+            n.initCause(e);
+            throw n;
+        }
     }
 
     /** The record for {@code repr}; throws {@link NotSerializableException} if no serializer accepts the payload. */
@@ -33,23 +68,16 @@ public final class EventCodec {
             payload = tagged.payload();
             tags = new ArrayList<>(CollectionConverters.asJava(tagged.tags()));
         }
-        byte[] bytes;
-        Serializer serializer;
-        String manifest;
-        try {
-            serializer = serialization.findSerializerFor(payload);
-            manifest = Serializers.manifestFor(serializer, payload);
-            bytes = serializer.toBinary(payload);
-        } catch (RuntimeException e) {
-            NotSerializableException n = new NotSerializableException(
-                    "event " + payload.getClass().getName() + " of " + repr.persistenceId() + " seqNr "
-                            + repr.sequenceNr() + " cannot be serialized: " + e.getMessage());
-            n.initCause(e);
-            throw n;
+        String of = " of " + repr.persistenceId() + " seqNr " + repr.sequenceNr();
+        Serialized event = serialize(system, payload, "event" + of + ":");
+        LogRecord.Metadata metadata = null;
+        if (repr.metadata().isDefined()) {
+            Serialized m = serialize(system, repr.metadata().get(), "event metadata" + of + ":");
+            metadata = new LogRecord.Metadata(m.serializerId(), m.manifest(), m.bytes());
         }
         long timestamp = repr.timestamp() > 0 ? repr.timestamp() : nowMillis;
         return LogRecord.event(repr.persistenceId(), repr.sequenceNr(), timestamp, repr.writerUuid(),
-                serializer.identifier(), manifest, repr.manifest(), tags, bytes);
+                event.serializerId(), event.manifest(), repr.manifest(), tags, event.bytes()).withMetadata(metadata);
     }
 
     /** The event payload of a record; throws if its serializer is not configured or cannot read it. */
@@ -57,10 +85,18 @@ public final class EventCodec {
         return serialization.deserialize(record.payload(), record.serializerId(), record.manifest()).get();
     }
 
+    /** The event metadata of a record, or null if it has none. */
+    public Object metadata(LogRecord record) {
+        LogRecord.Metadata m = record.metadata();
+        return m == null ? null : serialization.deserialize(m.bytes(), m.serializerId(), m.manifest()).get();
+    }
+
     /** The persistent representation of an event record, as replay hands it to a persistent actor. */
     public PersistentRepr toRepr(LogRecord record) {
-        return PersistentRepr.apply(payload(record), record.sequenceNr(), record.persistenceId(),
+        PersistentRepr repr = PersistentRepr.apply(payload(record), record.sequenceNr(), record.persistenceId(),
                 record.adapterManifest(), false, ActorRef.noSender(), record.writerUuid())
                 .withTimestamp(record.timestamp());
+        Object metadata = metadata(record);
+        return metadata == null ? repr : repr.withMetadata(metadata);
     }
 }

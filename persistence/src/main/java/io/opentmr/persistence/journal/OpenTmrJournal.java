@@ -10,11 +10,11 @@ import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.Consumer;
+import org.apache.pekko.actor.ExtendedActorSystem;
 import org.apache.pekko.dispatch.Futures;
 import org.apache.pekko.persistence.AtomicWrite;
 import org.apache.pekko.persistence.PersistentRepr;
 import org.apache.pekko.persistence.journal.japi.AsyncWriteJournal;
-import org.apache.pekko.serialization.SerializationExtension;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import scala.concurrent.ExecutionContextExecutor;
@@ -52,7 +52,7 @@ public final class OpenTmrJournal extends AsyncWriteJournal {
         }
         this.log = opened;
         this.openFailure = failure;
-        this.codec = new EventCodec(SerializationExtension.get(context().system()));
+        this.codec = new EventCodec((ExtendedActorSystem) context().system());
         this.dispatcher = context().dispatcher();
     }
 

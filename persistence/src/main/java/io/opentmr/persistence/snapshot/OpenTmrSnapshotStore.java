@@ -1,10 +1,13 @@
 package io.opentmr.persistence.snapshot;
 
 import io.opentmr.persistence.OpenTmrPersistence;
+import io.opentmr.persistence.journal.EventCodec;
 import java.io.IOException;
+import java.io.NotSerializableException;
 import java.io.UncheckedIOException;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
+import org.apache.pekko.actor.ExtendedActorSystem;
 import org.apache.pekko.dispatch.Futures;
 import org.apache.pekko.persistence.SelectedSnapshot;
 import org.apache.pekko.persistence.SnapshotMetadata;
@@ -12,8 +15,6 @@ import org.apache.pekko.persistence.SnapshotSelectionCriteria;
 import org.apache.pekko.persistence.snapshot.japi.SnapshotStore;
 import org.apache.pekko.serialization.Serialization;
 import org.apache.pekko.serialization.SerializationExtension;
-import org.apache.pekko.serialization.Serializer;
-import org.apache.pekko.serialization.Serializers;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import scala.concurrent.ExecutionContextExecutor;
@@ -32,6 +33,7 @@ public final class OpenTmrSnapshotStore extends SnapshotStore {
 
     private final SnapshotFiles files;
     private final IOException openFailure;
+    private final ExtendedActorSystem system;
     private final Serialization serialization;
     private final ExecutionContextExecutor dispatcher;
 
@@ -51,7 +53,8 @@ public final class OpenTmrSnapshotStore extends SnapshotStore {
         }
         this.files = opened;
         this.openFailure = failure;
-        this.serialization = SerializationExtension.get(context().system());
+        this.system = (ExtendedActorSystem) context().system();
+        this.serialization = SerializationExtension.get(system);
         this.dispatcher = context().dispatcher();
     }
 
@@ -85,10 +88,10 @@ public final class OpenTmrSnapshotStore extends SnapshotStore {
     public Future<Void> doSaveAsync(SnapshotMetadata metadata, Object snapshot) {
         SnapshotFiles.Stored stored;
         try {
-            Serializer serializer = serialization.findSerializerFor(snapshot);
-            stored = new SnapshotFiles.Stored(serializer.identifier(), Serializers.manifestFor(serializer, snapshot),
-                    serializer.toBinary(snapshot));
-        } catch (RuntimeException e) {
+            EventCodec.Serialized s = EventCodec.serialize(system, snapshot, "snapshot of "
+                    + metadata.persistenceId() + " at seqNr " + metadata.sequenceNr() + ":");
+            stored = new SnapshotFiles.Stored(s.serializerId(), s.manifest(), s.bytes());
+        } catch (NotSerializableException e) {
             return Futures.failed(e);
         }
         return async(() -> {

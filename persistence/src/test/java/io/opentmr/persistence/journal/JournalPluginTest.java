@@ -182,6 +182,44 @@ class JournalPluginTest {
     }
 
     @Test
+    void eventMetadataIsStoredAndReplayedAlsoAfterReopen() {
+        write(atomic(repr("m", 1, new TestEvent("m-1")).withMetadata(new TestEvent("meta-1")),
+                        repr("m", 2, new TestEvent("m-2"))),
+                atomic(repr("m", 3, new Tagged(new TestEvent("m-3"), Set.of("x"))).withMetadata(
+                        new TestEvent("meta-3"))));
+        List<Object> expected = List.of(new TestEvent("meta-1"), "none", new TestEvent("meta-3"));
+        assertEquals(expected, replayedMetadata("m"));
+        restartSystem();
+        assertEquals(expected, replayedMetadata("m"));
+    }
+
+    @Test
+    void metadataThatCannotBeSerializedRejectsItsAtomicWriteAlone() {
+        List<Object> replies = write(
+                atomic(repr("a", 1, new TestEvent("a-1")).withMetadata(new NotSerializable("nope"))),
+                atomic(repr("c", 1, new TestEvent("c-1"))));
+        JournalProtocol.WriteMessageRejected rejected = (JournalProtocol.WriteMessageRejected) replies.get(0);
+        assertTrue(rejected.cause().getMessage().contains("metadata"), rejected.cause().getMessage());
+        assertTrue(replies.get(1) instanceof JournalProtocol.WriteMessageSuccess, replies.get(1).toString());
+    }
+
+    /** The metadata of each replayed event of {@code pid}, "none" where it has none. */
+    private List<Object> replayedMetadata(String pid) {
+        journal.tell(new JournalProtocol.ReplayMessages(1, Long.MAX_VALUE, Long.MAX_VALUE, pid, probe.getRef()),
+                probe.getRef());
+        List<Object> out = new ArrayList<>();
+        while (true) {
+            Object msg = probe.expectMsgAnyClassOf(WAIT, JournalProtocol.ReplayedMessage.class,
+                    JournalProtocol.RecoverySuccess.class);
+            if (!(msg instanceof JournalProtocol.ReplayedMessage r)) {
+                return out;
+            }
+            assertEquals(new TestEvent(pid + "-" + r.persistent().sequenceNr()), r.persistent().payload());
+            out.add(r.persistent().metadata().isDefined() ? r.persistent().metadata().get() : "none");
+        }
+    }
+
+    @Test
     void taggedEventsAreStoredWithoutTheirWrapper() {
         write(atomic(repr("t", 1, new Tagged(new TestEvent("t-1"), Set.of("x")))));
         assertEquals(List.of(1L), replay("t", 1, Long.MAX_VALUE, Long.MAX_VALUE, 1));
