@@ -1,5 +1,6 @@
 package io.opentmr.persistence.journal;
 
+import io.opentmr.persistence.Serialized;
 import io.opentmr.persistence.log.LogRecord;
 import java.io.NotSerializableException;
 import java.util.ArrayList;
@@ -9,10 +10,7 @@ import org.apache.pekko.actor.ExtendedActorSystem;
 import org.apache.pekko.persistence.PersistentRepr;
 import org.apache.pekko.persistence.journal.Tagged;
 import org.apache.pekko.serialization.Serialization;
-import org.apache.pekko.serialization.Serialization$;
 import org.apache.pekko.serialization.SerializationExtension;
-import org.apache.pekko.serialization.Serializer;
-import org.apache.pekko.serialization.Serializers;
 import scala.jdk.javaapi.CollectionConverters;
 
 /**
@@ -20,8 +18,8 @@ import scala.jdk.javaapi.CollectionConverters;
  * (Jackson CBOR for our events). Knows no domain type: the serializer id and manifest stored with each record say
  * how to read it.
  *
- * <p>Serializing runs with the actor system's transport information set, as Pekko's own plugins do, so payloads
- * holding actor refs serialize (the ref serializers need the system's address); deserializing through
+ * <p>Serializing runs with the actor system's transport information set ({@link Serialized#of}), as Pekko's own
+ * plugins do, so payloads holding actor refs serialize; deserializing through
  * {@link Serialization#deserialize(byte[], int, String)} sets it by itself.
  */
 public final class EventCodec {
@@ -34,32 +32,6 @@ public final class EventCodec {
         this.serialization = SerializationExtension.get(system);
     }
 
-    /** A value's serialized form: serializer id, manifest, bytes. */
-    public record Serialized(int serializerId, String manifest, byte[] bytes) {
-    }
-
-    /**
-     * Serializes {@code value} with the serializer bound to its class and the transport information set. Throws
-     * {@link NotSerializableException} (naming {@code what}) if no serializer accepts it.
-     */
-    public static Serialized serialize(ExtendedActorSystem system, Object value, String what)
-            throws NotSerializableException {
-        Serialization serialization = SerializationExtension.get(system);
-        try {
-            return Serialization$.MODULE$.withTransportInformation(system, () -> {
-                Serializer serializer = serialization.findSerializerFor(value);
-                return new Serialized(serializer.identifier(), Serializers.manifestFor(serializer, value),
-                        serializer.toBinary(value));
-            });
-        } catch (Exception e) {
-            // Pekko throws NotSerializableException undeclared (Scala) when no serializer is bound.
-            NotSerializableException n = new NotSerializableException(
-                    what + " " + value.getClass().getName() + " cannot be serialized: " + e.getMessage());
-            n.initCause(e);
-            throw n;
-        }
-    }
-
     /** The record for {@code repr}; throws {@link NotSerializableException} if no serializer accepts the payload. */
     public LogRecord toRecord(PersistentRepr repr, long nowMillis) throws NotSerializableException {
         Object payload = repr.payload();
@@ -69,10 +41,10 @@ public final class EventCodec {
             tags = new ArrayList<>(CollectionConverters.asJava(tagged.tags()));
         }
         String of = " of " + repr.persistenceId() + " seqNr " + repr.sequenceNr();
-        Serialized event = serialize(system, payload, "event" + of + ":");
+        Serialized event = Serialized.of(system, payload, "event" + of + ":");
         LogRecord.Metadata metadata = null;
         if (repr.metadata().isDefined()) {
-            Serialized m = serialize(system, repr.metadata().get(), "event metadata" + of + ":");
+            Serialized m = Serialized.of(system, repr.metadata().get(), "event metadata" + of + ":");
             metadata = new LogRecord.Metadata(m.serializerId(), m.manifest(), m.bytes());
         }
         long timestamp = repr.timestamp() > 0 ? repr.timestamp() : nowMillis;

@@ -108,6 +108,9 @@ public final class SegmentedLog implements AutoCloseable {
         final int bytes;
         Appended result;
 
+        /** Why the writer refused this request alone (the others of its batch are written), or null. */
+        RuntimeException refused;
+
         WriteRequest(List<Group> groups, CompletableFuture<Appended> done) {
             this.groups = groups;
             this.done = done;
@@ -188,7 +191,7 @@ public final class SegmentedLog implements AutoCloseable {
      */
     public static SegmentedLog open(LogOptions options) throws IOException {
         Files.createDirectories(options.directory());
-        DirectoryLock lock = DirectoryLock.acquire(options.directory());
+        DirectoryLock lock = DirectoryLock.acquire(options.directory(), "journal");
         SegmentedLog log = null;
         try {
             log = new SegmentedLog(options, lock);
@@ -333,6 +336,12 @@ public final class SegmentedLog implements AutoCloseable {
 
     /** Deletes every event of {@code persistenceId} up to {@code toSequenceNr} by appending a durable tombstone. */
     public CompletableFuture<Appended> delete(String persistenceId, long toSequenceNr) {
+        try {
+            // Refused here, for this request only: the writer encodes the tombstone, and must never fail on it.
+            RecordCodec.encode(LogRecord.tombstone(persistenceId, toSequenceNr, 0L), options.maxRecordBytes());
+        } catch (IllegalArgumentException e) {
+            return CompletableFuture.failedFuture(e);
+        }
         Entry tombstone = new Entry(RecordType.TOMBSTONE, persistenceId, toSequenceNr, List.of(), null);
         return enqueue(new WriteRequest(List.of(new Group(List.of(tombstone))), new CompletableFuture<>()));
     }
@@ -472,7 +481,14 @@ public final class SegmentedLog implements AutoCloseable {
             for (Group group : request.groups) {
                 List<Entry> entries = group.entries;
                 if (entries.get(0).type == RecordType.TOMBSTONE) {
-                    Entry t = tombstoneFor(entries.get(0), pending);
+                    Entry t;
+                    try {
+                        t = tombstoneFor(entries.get(0), pending);
+                    } catch (IllegalArgumentException e) {
+                        // A tombstone is a request of its own: refuse it, write the rest of the batch.
+                        request.refused = e;
+                        continue;
+                    }
                     if (t == null) {
                         continue;
                     }
@@ -521,7 +537,11 @@ public final class SegmentedLog implements AutoCloseable {
             indexLock.writeLock().unlock();
         }
         for (WriteRequest request : batch) {
-            request.done.complete(request.result);
+            if (request.refused != null) {
+                request.done.completeExceptionally(request.refused);
+            } else {
+                request.done.complete(request.result);
+            }
         }
     }
 

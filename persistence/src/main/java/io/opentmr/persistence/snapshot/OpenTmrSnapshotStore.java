@@ -1,7 +1,7 @@
 package io.opentmr.persistence.snapshot;
 
 import io.opentmr.persistence.OpenTmrPersistence;
-import io.opentmr.persistence.journal.EventCodec;
+import io.opentmr.persistence.Serialized;
 import java.io.IOException;
 import java.io.NotSerializableException;
 import java.io.UncheckedIOException;
@@ -13,17 +13,16 @@ import org.apache.pekko.persistence.SelectedSnapshot;
 import org.apache.pekko.persistence.SnapshotMetadata;
 import org.apache.pekko.persistence.SnapshotSelectionCriteria;
 import org.apache.pekko.persistence.snapshot.japi.SnapshotStore;
-import org.apache.pekko.serialization.Serialization;
-import org.apache.pekko.serialization.SerializationExtension;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import scala.Option;
 import scala.concurrent.ExecutionContextExecutor;
 import scala.concurrent.Future;
 import scala.jdk.javaapi.FutureConverters;
 
 /**
  * The Pekko snapshot store plugin ({@code opentmr.persistence.snapshot-store}): one file per snapshot in
- * {@code opentmr.persistence.snapshot-dir}. Opening it opens the journal too, so the directory lock covers both.
+ * {@code opentmr.persistence.snapshot-dir}. Opening it opens the journal too, which locks both directories.
  */
 public final class OpenTmrSnapshotStore extends SnapshotStore {
 
@@ -34,7 +33,6 @@ public final class OpenTmrSnapshotStore extends SnapshotStore {
     private final SnapshotFiles files;
     private final IOException openFailure;
     private final ExtendedActorSystem system;
-    private final Serialization serialization;
     private final ExecutionContextExecutor dispatcher;
 
     public OpenTmrSnapshotStore() {
@@ -42,7 +40,7 @@ public final class OpenTmrSnapshotStore extends SnapshotStore {
         SnapshotFiles opened = null;
         IOException failure = null;
         try {
-            // Opening the log takes the directory lock, which guards the snapshots too.
+            // Opening the log locks the journal directory and the snapshot directory.
             ext.log();
             opened = new SnapshotFiles(ext.settings().snapshotDirectory());
         } catch (IOException e) {
@@ -54,7 +52,6 @@ public final class OpenTmrSnapshotStore extends SnapshotStore {
         this.files = opened;
         this.openFailure = failure;
         this.system = (ExtendedActorSystem) context().system();
-        this.serialization = SerializationExtension.get(system);
         this.dispatcher = context().dispatcher();
     }
 
@@ -71,10 +68,12 @@ public final class OpenTmrSnapshotStore extends SnapshotStore {
                 }
                 try {
                     SnapshotFiles.Stored stored = files.read(key);
-                    Object snapshot = serialization.deserialize(stored.payload(), stored.serializerId(),
-                            stored.manifest()).get();
+                    Object snapshot = stored.snapshot().deserialize(system);
+                    Option<Object> metadata = stored.metadata() == null ? Option.empty()
+                            : Option.apply(stored.metadata().deserialize(system));
                     return Optional.of(SelectedSnapshot.create(
-                            SnapshotMetadata.apply(persistenceId, key.sequenceNr(), key.timestamp()), snapshot));
+                            SnapshotMetadata.apply(persistenceId, key.sequenceNr(), key.timestamp(), metadata),
+                            snapshot));
                 } catch (IOException | RuntimeException e) {
                     LOG.warn("snapshot of {} at seqNr {} unreadable, trying an older one: {}", persistenceId,
                             key.sequenceNr(), e.toString());
@@ -88,9 +87,10 @@ public final class OpenTmrSnapshotStore extends SnapshotStore {
     public Future<Void> doSaveAsync(SnapshotMetadata metadata, Object snapshot) {
         SnapshotFiles.Stored stored;
         try {
-            EventCodec.Serialized s = EventCodec.serialize(system, snapshot, "snapshot of "
-                    + metadata.persistenceId() + " at seqNr " + metadata.sequenceNr() + ":");
-            stored = new SnapshotFiles.Stored(s.serializerId(), s.manifest(), s.bytes());
+            String of = " of " + metadata.persistenceId() + " at seqNr " + metadata.sequenceNr() + ":";
+            stored = new SnapshotFiles.Stored(Serialized.of(system, snapshot, "snapshot" + of),
+                    metadata.metadata().isDefined()
+                            ? Serialized.of(system, metadata.metadata().get(), "snapshot metadata" + of) : null);
         } catch (NotSerializableException e) {
             return Futures.failed(e);
         }
