@@ -1,6 +1,7 @@
 package io.opentmr.persistence;
 
 import io.opentmr.persistence.log.DirectoryLock;
+import io.opentmr.persistence.log.LogOptions;
 import io.opentmr.persistence.log.SegmentedLog;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -33,6 +34,7 @@ public final class OpenTmrPersistence implements Extension {
     private final ExtendedActorSystem system;
     private final PersistenceSettings settings;
     private volatile LongSupplier epoch = () -> 0L;
+    private volatile LongSupplier replicatedTo = LogOptions.NO_TWIN;
     private SegmentedLog log;
     /** The snapshot directory's lock, taken with the log's: one owner for both, wherever the snapshots live. */
     private DirectoryLock snapshotLock;
@@ -58,6 +60,14 @@ public final class OpenTmrPersistence implements Extension {
         return settings;
     }
 
+    /**
+     * Sets where compaction reads the position up to which the twin has the log (exclusive): nothing at or above it
+     * is compacted or removed. Until replication sets it, every durable record counts as replicated.
+     */
+    public void setReplicatedPositionSupplier(LongSupplier supplier) {
+        this.replicatedTo = Objects.requireNonNull(supplier, "supplier");
+    }
+
     /** Sets where each group commit reads the writer's epoch from. */
     public void setEpochSupplier(LongSupplier supplier) {
         this.epoch = Objects.requireNonNull(supplier, "supplier");
@@ -79,7 +89,8 @@ public final class OpenTmrPersistence implements Extension {
         }
         if (log == null) {
             try {
-                SegmentedLog opened = SegmentedLog.open(settings.logOptions(() -> epoch.getAsLong()));
+                SegmentedLog opened = SegmentedLog.open(settings.logOptions(() -> epoch.getAsLong(),
+                        () -> replicatedTo.getAsLong()));
                 try {
                     snapshotLock = lockSnapshots(opened);
                 } catch (IOException | RuntimeException e) {

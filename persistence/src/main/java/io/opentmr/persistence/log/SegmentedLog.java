@@ -16,9 +16,9 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
-import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.ReadWriteLock;
@@ -180,7 +180,7 @@ public final class SegmentedLog implements AutoCloseable {
         this.options = options;
         this.dir = options.directory();
         this.lock = lock;
-        this.queue = new ArrayBlockingQueue<>(options.writeQueueCapacity());
+        this.queue = new LinkedBlockingQueue<>();
         this.writer = new Thread(this::runWriter, "opentmr-journal-writer-" + dir.getFileName());
         this.writer.setDaemon(true);
     }
@@ -326,9 +326,10 @@ public final class SegmentedLog implements AutoCloseable {
 
     /**
      * Queues groups for the next group commit. The future completes when they are written and, unless fsync is
-     * {@code never}, durable. Blocks while the write queue is full. The future completes on the writer thread:
-     * dependent actions must be short and must not append synchronously (that could wait on a full queue that
-     * only the writer thread drains).
+     * {@code never}, durable. Never blocks: the queue has no count bound, so the caller (the journal actor) never
+     * parks a dispatcher thread. Its callers bound it: Pekko sends a persistent actor's next write only once the
+     * previous one is acknowledged, so the queue holds at most one batch per persistent actor. The future completes
+     * on the writer thread: dependent actions must be short.
      */
     public CompletableFuture<Appended> append(List<Group> groups) {
         return enqueue(new WriteRequest(List.copyOf(groups), new CompletableFuture<>()));
@@ -351,18 +352,7 @@ public final class SegmentedLog implements AutoCloseable {
         if (refused != null) {
             return CompletableFuture.failedFuture(refused);
         }
-        try {
-            // Not put(): a full queue whose writer has stopped would block the caller for good.
-            while (!queue.offer(request, 100, TimeUnit.MILLISECONDS)) {
-                refused = refusal();
-                if (refused != null) {
-                    return CompletableFuture.failedFuture(refused);
-                }
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            return CompletableFuture.failedFuture(e);
-        }
+        queue.add(request);
         // Raced with close() or with the writer stopping: it may never take the request. The writer sets failure
         // (close() sets closed) before it drains the queue, so either it drains this request or we remove it here.
         refused = refusal();
@@ -976,9 +966,7 @@ public final class SegmentedLog implements AutoCloseable {
         }
         closed = true;
         try {
-            while (writer.isAlive() && !queue.offer(CLOSE, 100, TimeUnit.MILLISECONDS)) {
-                // The queue is full: the writer drains it, or it has stopped and isAlive() ends the wait.
-            }
+            queue.add(CLOSE);
             writer.join(CLOSE_WAIT_MILLIS);
             if (writer.isAlive()) {
                 LOG.error("journal {}: writer thread did not finish within {} ms (stuck in a write or fsync?); "
