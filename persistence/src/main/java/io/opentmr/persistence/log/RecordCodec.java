@@ -14,7 +14,8 @@ import java.util.zip.CRC32C;
  *  4 version    u8   2 (1 is read: no metadata block)
  *  5 type       u8   1 event, 2 tombstone
  *  6 flags      u8   bit 0: more records of the same atomic write follow;
- *                    bit 1: first record of a write (one group commit, or its part in one segment)
+ *                    bit 1: first record of a write (one group commit, or its part in one segment);
+ *                    bit 2: copied by compaction (positions before it in its segment may be missing)
  *  7 reserved   u8   0
  *  8 length     u32  body length in bytes
  * 12 crc32c     u32  over bytes 4..11 and the body
@@ -41,6 +42,8 @@ public final class RecordCodec {
     public static final int MAX_RECORD_BYTES = 1 << 30;
     static final int FLAG_GROUP_CONTINUES = 1;
     static final int FLAG_WRITE_START = 2;
+    /** Set on every record compaction copied: positions before it in its segment may be missing. */
+    static final int FLAG_COMPACTED = 4;
     /** Offsets inside the body of the fields the writer fills in at write time. */
     static final int BODY_EPOCH = 0;
     static final int BODY_POSITION = 8;

@@ -752,33 +752,52 @@ public final class SegmentedLog implements AutoCloseable {
         }
     }
 
-    /** Live (not deleted) events of the id with {@code from <= sequenceNr <= to}, at most {@code max}, in order. */
+    /** Positions replay looks up in the index at a time: its memory does not grow with the id's events. */
+    private static final int REPLAY_PAGE = 4096;
+
+    /**
+     * Live (not deleted) events of the id with {@code from <= sequenceNr <= to}, at most {@code max}, in order. Reads
+     * one record at a time, and the index a page of positions at a time.
+     */
     public void replay(String persistenceId, long from, long to, long max, Consumer<LogRecord> consumer) {
-        if (max <= 0 || from > to) {
-            return;
-        }
-        LongArray positions = new LongArray();
-        indexLock.readLock().lock();
-        try {
-            PidIndex p = pids.get(persistenceId);
-            if (p == null) {
+        long remaining = max;
+        long next = from;
+        while (remaining > 0 && next <= to) {
+            LongArray positions = new LongArray();
+            long lastSeq;
+            indexLock.readLock().lock();
+            try {
+                PidIndex p = pids.get(persistenceId);
+                if (p == null) {
+                    return;
+                }
+                lastSeq = -1;
+                for (int i = p.sequenceNrs.lowerBound(next); i < p.sequenceNrs.size() && positions.size() < remaining
+                        && positions.size() < REPLAY_PAGE; i++) {
+                    if (p.sequenceNrs.get(i) > to) {
+                        break;
+                    }
+                    positions.add(p.positions.get(i));
+                    lastSeq = p.sequenceNrs.get(i);
+                }
+            } finally {
+                indexLock.readLock().unlock();
+            }
+            if (positions.size() == 0) {
                 return;
             }
-            for (int i = p.sequenceNrs.lowerBound(from); i < p.sequenceNrs.size() && positions.size() < max; i++) {
-                if (p.sequenceNrs.get(i) > to) {
-                    break;
+            for (int i = 0; i < positions.size(); i++) {
+                LogRecord r = read(positions.get(i));
+                // null: deleted meanwhile and its segment removed; a replay may miss events deleted while it runs.
+                if (r != null) {
+                    consumer.accept(r);
                 }
-                positions.add(p.positions.get(i));
             }
-        } finally {
-            indexLock.readLock().unlock();
-        }
-        for (int i = 0; i < positions.size(); i++) {
-            LogRecord r = read(positions.get(i));
-            // null: deleted meanwhile and its segment removed; a replay may miss events deleted while it runs.
-            if (r != null) {
-                consumer.accept(r);
+            remaining -= positions.size();
+            if (lastSeq == Long.MAX_VALUE) {
+                return;
             }
+            next = lastSeq + 1;
         }
     }
 
