@@ -24,6 +24,7 @@ import java.util.stream.Stream;
 public final class LogScanner {
 
     private static final Pattern SEGMENT_NAME = Pattern.compile("(\\d{20})\\.seg");
+    private static final String COMPACTING = ".compacting";
 
     /** Receives every valid record, in log order; records of an atomic write only once the write is complete. */
     public interface Visitor {
@@ -55,6 +56,18 @@ public final class LogScanner {
     /** File name of the segment whose first record has {@code firstPosition}. */
     static String segmentName(long firstPosition) {
         return String.format("%020d.seg", firstPosition);
+    }
+
+    /** The temporary file compaction writes a segment's copy to before renaming it over the segment. */
+    static Path compactionFile(Path segment) {
+        return segment.resolveSibling(segment.getFileName() + COMPACTING);
+    }
+
+    /** Copies left behind by a compaction interrupted before its rename. */
+    static List<Path> compactionLeftovers(Path dir) throws IOException {
+        try (Stream<Path> files = Files.list(dir)) {
+            return files.filter(p -> p.getFileName().toString().endsWith(".seg" + COMPACTING)).sorted().toList();
+        }
     }
 
     /** The segment files of {@code dir}, ordered by first position. */

@@ -121,6 +121,19 @@ public final class RecordCodec {
         sealCrc(buf, offset);
     }
 
+    /**
+     * Marks the encoded record at {@code offset} as copied by compaction (and, if {@code first}, as the first of a
+     * write: the compacted file is written and synced as one) and recomputes its CRC.
+     */
+    static void markCompacted(byte[] buf, int offset, boolean first) {
+        int flags = buf[offset + 6] | FLAG_COMPACTED;
+        if (first) {
+            flags |= FLAG_WRITE_START;
+        }
+        buf[offset + 6] = (byte) flags;
+        sealCrc(buf, offset);
+    }
+
     /** Whether the (valid) record at {@code offset} is the first of a write. */
     static boolean isWriteStart(byte[] buf, int offset) {
         return (buf[offset + 6] & FLAG_WRITE_START) != 0;

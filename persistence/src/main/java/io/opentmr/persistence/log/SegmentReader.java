@@ -68,6 +68,16 @@ final class SegmentReader implements AutoCloseable {
         return window[ensure(at, RecordCodec.HEADER_SIZE) + 6];
     }
 
+    /** Copies the {@code length} bytes at {@code at} into {@code dst}; throws if the file ends before them. */
+    void copy(int at, int length, byte[] dst, int dstOffset) {
+        int off = ensure(at, length);
+        if (windowLength - off < length) {
+            throw new UncheckedIOException(new IOException("segment " + file + " ends before offset " + at + " + "
+                    + length));
+        }
+        System.arraycopy(window, off, dst, dstOffset, length);
+    }
+
     private boolean hasMagic(int off) {
         return window[off] == 0x4F && window[off + 1] == 0x54 && window[off + 2] == 0x4D && window[off + 3] == 0x52;
     }

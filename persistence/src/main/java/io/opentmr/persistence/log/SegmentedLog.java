@@ -7,7 +7,9 @@ import java.nio.channels.ClosedByInterruptException;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -19,6 +21,7 @@ import java.util.TreeMap;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.ReadWriteLock;
@@ -60,13 +63,24 @@ public final class SegmentedLog implements AutoCloseable {
     private long deletedSincePrune;
     private final BlockingQueue<WriteRequest> queue;
     private final Thread writer;
+    /** Compacts segments in the background (see {@link #compactNow}); woken when records die or a segment rolls. */
+    private final Thread compactor;
+    private final Semaphore compactionWanted = new Semaphore(0);
+    /** One compaction pass at a time: the background thread's or a caller's of {@link #compactNow}. */
+    private final Object compactionLock = new Object();
+    /** Set by the writer when a batch deleted records or rolled a segment; the compactor is woken after it. */
+    private boolean recordsDied;
+    private final LongAdder compactions = new LongAdder();
     /** Next position the writer assigns; only the writer thread moves it. */
     private volatile long nextPosition;
     /** Next position after the last record in the index: readers see everything below it. */
     private volatile long published;
     private volatile boolean closed;
     private volatile IOException failure;
-    private Segment active;
+    /** Written by the writer thread only; read by the compactor too. */
+    private volatile Segment active;
+    /** Segments the current batch rolled: sealed once its records are indexed. Writer thread only. */
+    private final List<Segment> rolled = new ArrayList<>();
     private byte[] batchBuffer = new byte[64 * 1024];
     private final LongAdder writeCount = new LongAdder();
     private final LongAdder fsyncCount = new LongAdder();
@@ -122,20 +136,89 @@ public final class SegmentedLog implements AutoCloseable {
         final Path path;
         final long firstPosition;
         final IntArray offsets = new IntArray();
-        /** Indexes (position - firstPosition) of records deleted or superseded by a tombstone. */
+        /**
+         * Positions of the records, once they are not consecutive (compaction left gaps); null while record i has
+         * position {@code firstPosition + i}, which keeps the index of an ordinary segment at 4 bytes a record.
+         */
+        private LongArray positions;
+        /** Indexes of records deleted or superseded by a tombstone. */
         final BitSet dead = new BitSet();
-        /** The writer's channel. Readers never touch it: an interrupted read closes the channel it reads. */
+        /** The writer's channel; null for a compacted segment. Readers never touch it. */
         FileChannel channel;
         /** Readers' channel, opened on demand and reopened after an interrupted reader closed it. */
         private FileChannel readChannel;
-        /** Set once the segment left the log (all deleted, or the log closed): a read then finds nothing. */
+        /** Set once the segment left the log (deleted, replaced by its compacted copy, or the log closed). */
         private boolean gone;
         volatile long size;
         int live;
+        /** Bytes of the records not deleted; what compaction would keep. */
+        long liveBytes;
+        private int lastLength;
+        /** Compaction of this segment failed once; not tried again until the log is reopened. */
+        boolean compactionFailed;
+        /**
+         * Closed and every record of it indexed (set under the write lock): only then may compaction copy it. A
+         * segment rolled in the middle of a batch gets the batch's records indexed only after the batch.
+         */
+        boolean sealed;
 
         Segment(Path path, long firstPosition) {
             this.path = path;
             this.firstPosition = firstPosition;
+        }
+
+        int count() {
+            return offsets.size();
+        }
+
+        long positionAt(int i) {
+            return positions == null ? firstPosition + i : positions.get(i);
+        }
+
+        /** Index of the record at {@code position}, or -1 if the segment has none there. */
+        int indexOf(long position) {
+            if (positions == null) {
+                long i = position - firstPosition;
+                return i >= 0 && i < count() ? (int) i : -1;
+            }
+            int i = positions.lowerBound(position);
+            return i < positions.size() && positions.get(i) == position ? i : -1;
+        }
+
+        /** Index of the first record at or after {@code position}. */
+        int lowerBound(long position) {
+            if (positions == null) {
+                return (int) Math.max(0, Math.min(count(), position - firstPosition));
+            }
+            return positions.lowerBound(position);
+        }
+
+        int lengthAt(int i) {
+            return i + 1 < count() ? offsets.get(i + 1) - offsets.get(i) : lastLength;
+        }
+
+        void add(int offset, long position, int length) {
+            if (positions == null && position != firstPosition + count()) {
+                positions = new LongArray();
+                for (int i = 0; i < count(); i++) {
+                    positions.add(firstPosition + i);
+                }
+            }
+            if (positions != null) {
+                positions.add(position);
+            }
+            offsets.add(offset);
+            lastLength = length;
+            live++;
+            liveBytes += length;
+        }
+
+        void markDead(int i) {
+            if (!dead.get(i)) {
+                dead.set(i);
+                live--;
+                liveBytes -= lengthAt(i);
+            }
         }
 
         /** The readers' channel; throws {@link ClosedChannelException} once the segment is gone. */
@@ -183,6 +266,8 @@ public final class SegmentedLog implements AutoCloseable {
         this.queue = new LinkedBlockingQueue<>();
         this.writer = new Thread(this::runWriter, "opentmr-journal-writer-" + dir.getFileName());
         this.writer.setDaemon(true);
+        this.compactor = new Thread(this::runCompactor, "opentmr-journal-compactor-" + dir.getFileName());
+        this.compactor.setDaemon(true);
     }
 
     /**
@@ -197,6 +282,8 @@ public final class SegmentedLog implements AutoCloseable {
             log = new SegmentedLog(options, lock);
             log.recover();
             log.writer.start();
+            log.compactor.start();
+            log.compactionWanted.release();
             return log;
         } catch (IOException | RuntimeException e) {
             if (log != null) {
@@ -219,6 +306,11 @@ public final class SegmentedLog implements AutoCloseable {
     }
 
     private void recover() throws IOException {
+        for (Path leftover : LogScanner.compactionLeftovers(dir)) {
+            // A compaction interrupted before its rename: the segment it copied is still in place.
+            LOG.info("journal {}: removing {} of an interrupted compaction", dir, leftover.getFileName());
+            Files.deleteIfExists(leftover);
+        }
         Map<Path, Segment> byPath = new HashMap<>();
         for (Path file : LogScanner.segmentFiles(dir)) {
             Segment s = new Segment(file, LogScanner.firstPositionOf(file));
@@ -226,7 +318,7 @@ public final class SegmentedLog implements AutoCloseable {
             segments.put(s.firstPosition, s);
         }
         LogScanner.Result scan = LogScanner.scan(dir, RecordCodec.MAX_RECORD_BYTES, true,
-                (file, offset, length, record) -> index(byPath.get(file), offset, record));
+                (file, offset, length, record) -> index(byPath.get(file), offset, length, record));
         for (LogScanner.Damage damage : scan.damages()) {
             if (!damage.tail() && !options.repair()) {
                 throw new JournalCorruptedException(damage.file(), damage.offset(), damage.reason());
@@ -242,7 +334,7 @@ public final class SegmentedLog implements AutoCloseable {
         List<Segment> ordered = new ArrayList<>(segments.values());
         for (int i = 0; i < ordered.size() - 1; i++) {
             Segment s = ordered.get(i);
-            if (s.offsets.size() == 0) {
+            if (s.count() == 0) {
                 LOG.info("journal {}: removing empty segment {}", dir, s.path.getFileName());
                 segments.remove(s.firstPosition);
                 Files.deleteIfExists(s.path);
@@ -255,6 +347,9 @@ public final class SegmentedLog implements AutoCloseable {
                 s.channel = FileChannel.open(s.path, StandardOpenOption.READ, StandardOpenOption.WRITE);
             }
             active = segments.lastEntry().getValue();
+        }
+        for (Segment s : segments.values()) {
+            s.sealed = s != active;
         }
         if (nextPosition < active.firstPosition) {
             // The active segment's name is the position of its first record: never write below it (a repair that
@@ -519,12 +614,23 @@ public final class SegmentedLog implements AutoCloseable {
         indexLock.writeLock().lock();
         try {
             for (Written w : written) {
-                index(w.segment, w.offset, w.entry.type, w.entry.pid, w.entry.sequenceNr, w.entry.tags, w.position);
+                index(w.segment, w.offset, w.entry.bytes.length, w.entry.type, w.entry.pid, w.entry.sequenceNr,
+                        w.entry.tags, w.position);
             }
+            for (Segment r : rolled) {
+                r.sealed = true;
+            }
+            rolled.clear();
             removeDeadSegments();
             published = nextPosition;
         } finally {
             indexLock.writeLock().unlock();
+        }
+        if (recordsDied) {
+            recordsDied = false;
+            if (compactionWanted.availablePermits() == 0) {
+                compactionWanted.release();
+            }
         }
         for (WriteRequest request : batch) {
             if (request.refused != null) {
@@ -596,7 +702,10 @@ public final class SegmentedLog implements AutoCloseable {
         LOG.info("journal {}: segment {} closed at {} bytes, writing {}", dir, active.path.getFileName(),
                 active.size, next.path.getFileName());
         // No dead-segment sweep here: the closed segment's records of this batch are not indexed yet.
+        rolled.add(active);
         active = next;
+        // The closed segment may be worth compacting now.
+        recordsDied = true;
     }
 
     private Segment createSegment(long firstPosition) throws IOException {
@@ -628,15 +737,14 @@ public final class SegmentedLog implements AutoCloseable {
 
     // ---------------------------------------------------------------------------------------------- index
 
-    private void index(Segment segment, int offset, LogRecord r) {
-        index(segment, offset, r.type(), r.persistenceId(), r.sequenceNr(), r.tags(), r.position());
+    private void index(Segment segment, int offset, int length, LogRecord r) {
+        index(segment, offset, length, r.type(), r.persistenceId(), r.sequenceNr(), r.tags(), r.position());
     }
 
     /** Adds a durable record to the index. Caller holds the write lock (or is recovering, single-threaded). */
-    private void index(Segment segment, int offset, RecordType type, String pid, long seq, List<String> recordTags,
-            long position) {
-        segment.offsets.add(offset);
-        segment.live++;
+    private void index(Segment segment, int offset, int length, RecordType type, String pid, long seq,
+            List<String> recordTags, long position) {
+        segment.add(offset, position, length);
         PidIndex p = pids.get(pid);
         if (p == null) {
             p = new PidIndex();
@@ -674,8 +782,11 @@ public final class SegmentedLog implements AutoCloseable {
 
     private void markDead(long position) {
         Segment s = segmentOf(position);
-        s.live--;
-        s.dead.set((int) (position - s.firstPosition));
+        int i = s.indexOf(position);
+        if (i >= 0) {
+            s.markDead(i);
+            recordsDied = true;
+        }
     }
 
     /** Whether the record at {@code position} is in the log and not deleted. Caller holds a lock of the index. */
@@ -685,15 +796,18 @@ public final class SegmentedLog implements AutoCloseable {
             return false;
         }
         Segment s = e.getValue();
-        long i = position - s.firstPosition;
-        return i < s.offsets.size() && !s.dead.get((int) i);
+        int i = s.indexOf(position);
+        return i >= 0 && !s.dead.get(i);
     }
 
-    /** Removes closed segments whose every record is deleted or superseded. Caller holds the write lock. */
+    /**
+     * Removes closed segments whose every record is deleted or superseded, unless they are kept (the newest
+     * {@code keep-segments}, or not replicated yet). Caller holds the write lock.
+     */
     private void removeDeadSegments() {
         List<Segment> dead = new ArrayList<>();
-        for (Segment s : segments.values()) {
-            if (s != active && s.live == 0) {
+        for (Segment s : unprotectedSegments()) {
+            if (s.live == 0) {
                 dead.add(s);
             }
         }
@@ -725,6 +839,207 @@ public final class SegmentedLog implements AutoCloseable {
                     tagEntries -= gone;
                 }
             }
+        }
+    }
+
+
+    // ---------------------------------------------------------------------------------------------- compaction
+
+    /**
+     * Closed segments compaction and removal may touch, oldest first: not among the newest {@code keep-segments}, not
+     * the active one, and wholly below the replicated position (the twin's catch-up reads the rest). Caller holds a
+     * lock of the index.
+     */
+    private List<Segment> unprotectedSegments() {
+        List<Segment> all = new ArrayList<>(segments.values());
+        long replicated = options.replicatedTo().getAsLong();
+        List<Segment> out = new ArrayList<>();
+        for (int i = 0; i < all.size() - options.keepSegments(); i++) {
+            Segment s = all.get(i);
+            if (s == active) {
+                break;
+            }
+            if (s.count() > 0 && s.positionAt(s.count() - 1) >= replicated) {
+                // Later segments hold later positions: none of them is replicated either.
+                break;
+            }
+            out.add(s);
+        }
+        return out;
+    }
+
+    /** What compaction would rewrite next: an unprotected segment whose live records take less than half of it. */
+    private Segment compactionCandidate() {
+        indexLock.readLock().lock();
+        try {
+            for (Segment s : unprotectedSegments()) {
+                if (s.sealed && s.live > 0 && s.liveBytes * 2 < s.size && !s.compactionFailed) {
+                    return s;
+                }
+            }
+            return null;
+        } finally {
+            indexLock.readLock().unlock();
+        }
+    }
+
+    private void runCompactor() {
+        try {
+            while (!closed) {
+                compactionWanted.acquire();
+                compactionWanted.drainPermits();
+                compactNow();
+            }
+        } catch (InterruptedException e) {
+            // close() gave up waiting for a compaction: what it wrote is a leftover the next open removes.
+        } catch (Throwable t) {
+            LOG.error("journal {}: compactor stopped; deleted records keep their disk space until the journal is "
+                    + "reopened: {}", dir, t.toString(), t);
+        }
+    }
+
+    /**
+     * Compacts every segment that qualifies, on the calling thread (the background compactor calls it too, and waits
+     * while a caller's pass runs). Returns the number of segments rewritten. Compaction failures are logged and leave
+     * the segment as it was.
+     */
+    public int compactNow() {
+        synchronized (compactionLock) {
+            int done = 0;
+            for (Segment s; !closed && (s = compactionCandidate()) != null; ) {
+                try {
+                    if (compact(s)) {
+                        done++;
+                    }
+                } catch (IOException | RuntimeException e) {
+                    s.compactionFailed = true;
+                    LOG.warn("journal {}: compaction of {} failed, the segment stays as it is: {}", dir,
+                            s.path.getFileName(), e.toString());
+                }
+            }
+            return done;
+        }
+    }
+
+    /** A live record to copy: where it is in the old segment and its position. */
+    private record Live(int index, long position, int offset, int length) {
+    }
+
+    /**
+     * Rewrites {@code s} with only its live records, each unchanged but for the compacted flag (so position, epoch
+     * and everything else stay), into a temporary file that replaces the segment by an atomic rename. A crash before
+     * the rename leaves the old segment and a leftover the next open removes; after it, the new one.
+     */
+    private boolean compact(Segment s) throws IOException {
+        List<Live> live = new ArrayList<>();
+        indexLock.readLock().lock();
+        try {
+            if (s.gone() || segments.get(s.firstPosition) != s) {
+                return false;
+            }
+            for (int i = 0; i < s.count(); i++) {
+                if (!s.dead.get(i)) {
+                    live.add(new Live(i, s.positionAt(i), s.offsets.get(i), s.lengthAt(i)));
+                }
+            }
+        } finally {
+            indexLock.readLock().unlock();
+        }
+        long before = s.size;
+        Path tmp = LogScanner.compactionFile(s.path);
+        Segment copy = new Segment(s.path, s.firstPosition);
+        try (SegmentReader in = new SegmentReader(s.path);
+                FileChannel out = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+                        StandardOpenOption.TRUNCATE_EXISTING)) {
+            byte[] buffer = new byte[SegmentReader.WINDOW];
+            int buffered = 0;
+            long written = 0;
+            for (Live r : live) {
+                if (closed) {
+                    return false;
+                }
+                if (buffered + r.length() > buffer.length) {
+                    written += writeFully(out, buffer, buffered, written);
+                    buffered = 0;
+                    if (r.length() > buffer.length) {
+                        buffer = new byte[r.length()];
+                    }
+                }
+                in.copy(r.offset(), r.length(), buffer, buffered);
+                RecordCodec.markCompacted(buffer, buffered, copy.count() == 0);
+                copy.add((int) (written + buffered), r.position(), r.length());
+                buffered += r.length();
+            }
+            written += writeFully(out, buffer, buffered, written);
+            if (options.fsync() != FsyncPolicy.NEVER) {
+                out.force(false);
+            }
+            copy.size = written;
+        } catch (NoSuchFileException e) {
+            // Removed meanwhile (every record deleted): nothing to compact.
+            Files.deleteIfExists(tmp);
+            return false;
+        } catch (IOException | RuntimeException e) {
+            Files.deleteIfExists(tmp);
+            throw e;
+        }
+        indexLock.writeLock().lock();
+        try {
+            if (closed || segments.get(s.firstPosition) != s) {
+                // Removed while we copied (or the log is closing): the copy must not bring it back.
+                Files.deleteIfExists(tmp);
+                return false;
+            }
+            // Records deleted while we copied are copied but dead.
+            for (int j = 0; j < live.size(); j++) {
+                if (s.dead.get(live.get(j).index())) {
+                    copy.markDead(j);
+                }
+            }
+            Files.move(tmp, s.path, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            copy.sealed = true;
+            segments.put(copy.firstPosition, copy);
+            try {
+                s.closeChannels();
+            } catch (IOException e) {
+                LOG.debug("journal {}: closing the replaced {}: {}", dir, s.path.getFileName(), e.toString());
+            }
+        } finally {
+            indexLock.writeLock().unlock();
+        }
+        if (options.fsync() != FsyncPolicy.NEVER) {
+            syncDirectory();
+        }
+        compactions.increment();
+        LOG.info("journal {}: compacted segment {}: {} -> {} bytes, {} live records kept", dir,
+                s.path.getFileName(), before, copy.size, live.size());
+        return true;
+    }
+
+    private static int writeFully(FileChannel out, byte[] bytes, int length, long at) throws IOException {
+        ByteBuffer buf = ByteBuffer.wrap(bytes, 0, length);
+        while (buf.hasRemaining()) {
+            out.write(buf, at + buf.position());
+        }
+        return length;
+    }
+
+    /** Bytes of the segment files, and of the live records in them; for metrics and the tests of the bound. */
+    public record DiskUsage(long segmentBytes, long liveBytes, int segments, long compactions) {
+    }
+
+    public DiskUsage diskUsage() {
+        indexLock.readLock().lock();
+        try {
+            long size = 0;
+            long live = 0;
+            for (Segment s : segments.values()) {
+                size += s.size;
+                live += s.liveBytes;
+            }
+            return new DiskUsage(size, live, segments.size(), compactions.sum());
+        } finally {
+            indexLock.readLock().unlock();
         }
     }
 
@@ -873,9 +1188,8 @@ public final class SegmentedLog implements AutoCloseable {
         try {
             Long start = segments.floorKey(position);
             for (Segment s : segments.tailMap(start == null ? position : start, true).values()) {
-                int first = (int) Math.max(0, position - s.firstPosition);
-                for (int i = first; i < s.offsets.size() && locations.size() < max; i++) {
-                    locations.add(s.firstPosition + i);
+                for (int i = s.lowerBound(position); i < s.count() && locations.size() < max; i++) {
+                    locations.add(s.positionAt(i));
                 }
             }
         } finally {
@@ -898,38 +1212,35 @@ public final class SegmentedLog implements AutoCloseable {
 
     /** The record at {@code position}, or null if it is no longer in the log. */
     public LogRecord read(long position) {
-        Segment s;
-        int offset;
-        int length;
-        indexLock.readLock().lock();
-        try {
-            Map.Entry<Long, Segment> e = segments.floorEntry(position);
-            if (e == null) {
-                return null;
-            }
-            s = e.getValue();
-            int i = (int) (position - s.firstPosition);
-            if (i >= s.offsets.size()) {
-                return null;
-            }
-            offset = s.offsets.get(i);
-            length = i + 1 < s.offsets.size() ? s.offsets.get(i + 1) - offset : -1;
-        } finally {
-            indexLock.readLock().unlock();
-        }
         // A reader interrupted while reading closes the readers' channel of the segment (Java's interruptible
-        // channels), under other readers too: they reopen it and try again. Only this reader's own interrupt, a
-        // closed log or a segment that is really gone end the read.
+        // channels), under other readers too: they reopen it and try again. A segment gone meanwhile was removed
+        // (the record is deleted) or replaced by its compacted copy (the record is there): look it up again. Only
+        // this reader's own interrupt or a closed log end the read.
         for (int attempt = 1; ; attempt++) {
+            Segment s;
+            int offset;
+            int length;
+            indexLock.readLock().lock();
+            try {
+                Map.Entry<Long, Segment> e = segments.floorEntry(position);
+                if (e == null) {
+                    return null;
+                }
+                s = e.getValue();
+                int i = s.indexOf(position);
+                if (i < 0) {
+                    return null;
+                }
+                offset = s.offsets.get(i);
+                length = s.lengthAt(i);
+            } finally {
+                indexLock.readLock().unlock();
+            }
             try {
                 return readAt(s, offset, length, position);
             } catch (ClosedChannelException e) {
-                if (s.gone()) {
-                    if (closed) {
-                        throw new UncheckedIOException(new IOException("journal " + dir + " is closed", e));
-                    }
-                    // Deleted meanwhile and its segment removed.
-                    return null;
+                if (s.gone() && closed) {
+                    throw new UncheckedIOException(new IOException("journal " + dir + " is closed", e));
                 }
                 if (e instanceof ClosedByInterruptException || Thread.currentThread().isInterrupted()
                         || attempt >= 10) {
@@ -985,6 +1296,14 @@ public final class SegmentedLog implements AutoCloseable {
         }
         closed = true;
         try {
+            compactionWanted.release();
+            // Waits for a compaction under way: it ends at its next record, or at its swap, once it sees closed.
+            compactor.join(CLOSE_WAIT_MILLIS);
+            if (compactor.isAlive()) {
+                LOG.warn("journal {}: compactor did not stop within {} ms; interrupting it", dir, CLOSE_WAIT_MILLIS);
+                compactor.interrupt();
+                compactor.join(CLOSE_WAIT_MILLIS);
+            }
             queue.add(CLOSE);
             writer.join(CLOSE_WAIT_MILLIS);
             if (writer.isAlive()) {
