@@ -24,6 +24,8 @@ public record PersistenceSettings(
         int queryBatchSize) {
 
     public static final String PATH = "opentmr.persistence";
+    /** The dispatcher of replay and snapshot file I/O (blocking), apart from the plugin actors' own threads. */
+    public static final String IO_DISPATCHER = PATH + ".io-dispatcher";
 
     public PersistenceSettings {
         if (segmentSize < 4096 || segmentSize > (1L << 30)) {

@@ -53,7 +53,8 @@ class PersistenceSettingsTest {
         assertEquals("opentmr.persistence.dispatcher", c.getString("opentmr.persistence.journal.plugin-dispatcher"));
         assertEquals("opentmr.persistence.dispatcher",
                 c.getString("opentmr.persistence.snapshot-store.plugin-dispatcher"));
-        assertEquals("Dispatcher", c.getString("opentmr.persistence.dispatcher.type"));
-        assertEquals("thread-pool-executor", c.getString("opentmr.persistence.dispatcher.executor"));
+        assertEquals("PinnedDispatcher", c.getString("opentmr.persistence.dispatcher.type"));
+        assertEquals("Dispatcher", c.getString(PersistenceSettings.IO_DISPATCHER + ".type"));
+        assertEquals("thread-pool-executor", c.getString(PersistenceSettings.IO_DISPATCHER + ".executor"));
     }
 }

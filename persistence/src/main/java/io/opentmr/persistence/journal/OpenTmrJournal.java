@@ -1,6 +1,7 @@
 package io.opentmr.persistence.journal;
 
 import io.opentmr.persistence.OpenTmrPersistence;
+import io.opentmr.persistence.PersistenceSettings;
 import io.opentmr.persistence.log.LogRecord;
 import io.opentmr.persistence.log.SegmentedLog;
 import java.io.IOException;
@@ -53,7 +54,8 @@ public final class OpenTmrJournal extends AsyncWriteJournal {
         this.log = opened;
         this.openFailure = failure;
         this.codec = new EventCodec((ExtendedActorSystem) context().system());
-        this.dispatcher = context().dispatcher();
+        // File I/O blocks: never on the actor's own thread, which must stay free for the next request.
+        this.dispatcher = context().system().dispatchers().lookup(PersistenceSettings.IO_DISPATCHER);
     }
 
     private <T> Future<T> unavailable() {

@@ -1,6 +1,7 @@
 package io.opentmr.persistence.snapshot;
 
 import io.opentmr.persistence.OpenTmrPersistence;
+import io.opentmr.persistence.PersistenceSettings;
 import io.opentmr.persistence.Serialized;
 import java.io.IOException;
 import java.io.NotSerializableException;
@@ -52,7 +53,8 @@ public final class OpenTmrSnapshotStore extends SnapshotStore {
         this.files = opened;
         this.openFailure = failure;
         this.system = (ExtendedActorSystem) context().system();
-        this.dispatcher = context().dispatcher();
+        // File I/O blocks: never on the actor's own thread, which must stay free for the next request.
+        this.dispatcher = context().system().dispatchers().lookup(PersistenceSettings.IO_DISPATCHER);
     }
 
     @Override

@@ -10,10 +10,13 @@ import io.opentmr.persistence.Await;
 import io.opentmr.persistence.Fixtures;
 import io.opentmr.persistence.tools.JournalTools;
 import io.opentmr.persistence.tools.VerifyReport;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -250,7 +253,7 @@ class CompactionTest {
     }
 
     private Map<Path, byte[]> contents() throws Exception {
-        Map<Path, byte[]> out = new java.util.LinkedHashMap<>();
+        Map<Path, byte[]> out = new LinkedHashMap<>();
         for (Path file : LogScanner.segmentFiles(dir)) {
             out.put(file, Files.readAllBytes(file));
         }
@@ -260,8 +263,8 @@ class CompactionTest {
     private static byte[] read(Path file) {
         try {
             return Files.readAllBytes(file);
-        } catch (java.io.IOException e) {
-            throw new java.io.UncheckedIOException(e);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
         }
     }
 
