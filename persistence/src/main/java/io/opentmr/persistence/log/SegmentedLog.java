@@ -995,7 +995,13 @@ public final class SegmentedLog implements AutoCloseable {
                     copy.markDead(j);
                 }
             }
-            Files.move(tmp, s.path, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            try {
+                Files.move(tmp, s.path, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } catch (IOException e) {
+                // No atomic rename here: the segment stays as it was, never half replaced.
+                Files.deleteIfExists(tmp);
+                throw e;
+            }
             copy.sealed = true;
             segments.put(copy.firstPosition, copy);
             try {
