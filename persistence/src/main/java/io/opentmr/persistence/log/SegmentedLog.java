@@ -7,7 +7,9 @@ import java.nio.channels.ClosedByInterruptException;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -16,10 +18,10 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
-import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.TimeUnit;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.ReadWriteLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
@@ -60,13 +62,24 @@ public final class SegmentedLog implements AutoCloseable {
     private long deletedSincePrune;
     private final BlockingQueue<WriteRequest> queue;
     private final Thread writer;
+    /** Compacts segments in the background (see {@link #compactNow}); woken when records die or a segment rolls. */
+    private final Thread compactor;
+    private final Semaphore compactionWanted = new Semaphore(0);
+    /** One compaction pass at a time: the background thread's or a caller's of {@link #compactNow}. */
+    private final Object compactionLock = new Object();
+    /** Set by the writer when a batch deleted records or rolled a segment; the compactor is woken after it. */
+    private boolean recordsDied;
+    private final LongAdder compactions = new LongAdder();
     /** Next position the writer assigns; only the writer thread moves it. */
     private volatile long nextPosition;
     /** Next position after the last record in the index: readers see everything below it. */
     private volatile long published;
     private volatile boolean closed;
     private volatile IOException failure;
-    private Segment active;
+    /** Written by the writer thread only; read by the compactor too. */
+    private volatile Segment active;
+    /** Segments the current batch rolled: sealed once its records are indexed. Writer thread only. */
+    private final List<Segment> rolled = new ArrayList<>();
     private byte[] batchBuffer = new byte[64 * 1024];
     private final LongAdder writeCount = new LongAdder();
     private final LongAdder fsyncCount = new LongAdder();
@@ -108,6 +121,9 @@ public final class SegmentedLog implements AutoCloseable {
         final int bytes;
         Appended result;
 
+        /** Why the writer refused this request alone (the others of its batch are written), or null. */
+        RuntimeException refused;
+
         WriteRequest(List<Group> groups, CompletableFuture<Appended> done) {
             this.groups = groups;
             this.done = done;
@@ -119,20 +135,89 @@ public final class SegmentedLog implements AutoCloseable {
         final Path path;
         final long firstPosition;
         final IntArray offsets = new IntArray();
-        /** Indexes (position - firstPosition) of records deleted or superseded by a tombstone. */
+        /**
+         * Positions of the records, once they are not consecutive (compaction left gaps); null while record i has
+         * position {@code firstPosition + i}, which keeps the index of an ordinary segment at 4 bytes a record.
+         */
+        private LongArray positions;
+        /** Indexes of records deleted or superseded by a tombstone. */
         final BitSet dead = new BitSet();
-        /** The writer's channel. Readers never touch it: an interrupted read closes the channel it reads. */
+        /** The writer's channel; null for a compacted segment. Readers never touch it. */
         FileChannel channel;
         /** Readers' channel, opened on demand and reopened after an interrupted reader closed it. */
         private FileChannel readChannel;
-        /** Set once the segment left the log (all deleted, or the log closed): a read then finds nothing. */
+        /** Set once the segment left the log (deleted, replaced by its compacted copy, or the log closed). */
         private boolean gone;
         volatile long size;
         int live;
+        /** Bytes of the records not deleted; what compaction would keep. */
+        long liveBytes;
+        private int lastLength;
+        /** Compaction of this segment failed once; not tried again until the log is reopened. */
+        boolean compactionFailed;
+        /**
+         * Closed and every record of it indexed (set under the write lock): only then may compaction copy it. A
+         * segment rolled in the middle of a batch gets the batch's records indexed only after the batch.
+         */
+        boolean sealed;
 
         Segment(Path path, long firstPosition) {
             this.path = path;
             this.firstPosition = firstPosition;
+        }
+
+        int count() {
+            return offsets.size();
+        }
+
+        long positionAt(int i) {
+            return positions == null ? firstPosition + i : positions.get(i);
+        }
+
+        /** Index of the record at {@code position}, or -1 if the segment has none there. */
+        int indexOf(long position) {
+            if (positions == null) {
+                long i = position - firstPosition;
+                return i >= 0 && i < count() ? (int) i : -1;
+            }
+            int i = positions.lowerBound(position);
+            return i < positions.size() && positions.get(i) == position ? i : -1;
+        }
+
+        /** Index of the first record at or after {@code position}. */
+        int lowerBound(long position) {
+            if (positions == null) {
+                return (int) Math.max(0, Math.min(count(), position - firstPosition));
+            }
+            return positions.lowerBound(position);
+        }
+
+        int lengthAt(int i) {
+            return i + 1 < count() ? offsets.get(i + 1) - offsets.get(i) : lastLength;
+        }
+
+        void add(int offset, long position, int length) {
+            if (positions == null && position != firstPosition + count()) {
+                positions = new LongArray();
+                for (int i = 0; i < count(); i++) {
+                    positions.add(firstPosition + i);
+                }
+            }
+            if (positions != null) {
+                positions.add(position);
+            }
+            offsets.add(offset);
+            lastLength = length;
+            live++;
+            liveBytes += length;
+        }
+
+        void markDead(int i) {
+            if (!dead.get(i)) {
+                dead.set(i);
+                live--;
+                liveBytes -= lengthAt(i);
+            }
         }
 
         /** The readers' channel; throws {@link ClosedChannelException} once the segment is gone. */
@@ -177,9 +262,11 @@ public final class SegmentedLog implements AutoCloseable {
         this.options = options;
         this.dir = options.directory();
         this.lock = lock;
-        this.queue = new ArrayBlockingQueue<>(options.writeQueueCapacity());
+        this.queue = new LinkedBlockingQueue<>();
         this.writer = new Thread(this::runWriter, "opentmr-journal-writer-" + dir.getFileName());
         this.writer.setDaemon(true);
+        this.compactor = new Thread(this::runCompactor, "opentmr-journal-compactor-" + dir.getFileName());
+        this.compactor.setDaemon(true);
     }
 
     /**
@@ -188,12 +275,14 @@ public final class SegmentedLog implements AutoCloseable {
      */
     public static SegmentedLog open(LogOptions options) throws IOException {
         Files.createDirectories(options.directory());
-        DirectoryLock lock = DirectoryLock.acquire(options.directory());
+        DirectoryLock lock = DirectoryLock.acquire(options.directory(), "journal");
         SegmentedLog log = null;
         try {
             log = new SegmentedLog(options, lock);
             log.recover();
             log.writer.start();
+            log.compactor.start();
+            log.compactionWanted.release();
             return log;
         } catch (IOException | RuntimeException e) {
             if (log != null) {
@@ -216,6 +305,11 @@ public final class SegmentedLog implements AutoCloseable {
     }
 
     private void recover() throws IOException {
+        for (Path leftover : LogScanner.compactionLeftovers(dir)) {
+            // A compaction interrupted before its rename: the segment it copied is still in place.
+            LOG.info("journal {}: removing {} of an interrupted compaction", dir, leftover.getFileName());
+            Files.deleteIfExists(leftover);
+        }
         Map<Path, Segment> byPath = new HashMap<>();
         for (Path file : LogScanner.segmentFiles(dir)) {
             Segment s = new Segment(file, LogScanner.firstPositionOf(file));
@@ -223,7 +317,7 @@ public final class SegmentedLog implements AutoCloseable {
             segments.put(s.firstPosition, s);
         }
         LogScanner.Result scan = LogScanner.scan(dir, RecordCodec.MAX_RECORD_BYTES, true,
-                (file, offset, length, record) -> index(byPath.get(file), offset, record));
+                (file, offset, length, record) -> index(byPath.get(file), offset, length, record));
         for (LogScanner.Damage damage : scan.damages()) {
             if (!damage.tail() && !options.repair()) {
                 throw new JournalCorruptedException(damage.file(), damage.offset(), damage.reason());
@@ -239,7 +333,7 @@ public final class SegmentedLog implements AutoCloseable {
         List<Segment> ordered = new ArrayList<>(segments.values());
         for (int i = 0; i < ordered.size() - 1; i++) {
             Segment s = ordered.get(i);
-            if (s.offsets.size() == 0) {
+            if (s.count() == 0) {
                 LOG.info("journal {}: removing empty segment {}", dir, s.path.getFileName());
                 segments.remove(s.firstPosition);
                 Files.deleteIfExists(s.path);
@@ -252,6 +346,9 @@ public final class SegmentedLog implements AutoCloseable {
                 s.channel = FileChannel.open(s.path, StandardOpenOption.READ, StandardOpenOption.WRITE);
             }
             active = segments.lastEntry().getValue();
+        }
+        for (Segment s : segments.values()) {
+            s.sealed = s != active;
         }
         if (nextPosition < active.firstPosition) {
             // The active segment's name is the position of its first record: never write below it (a repair that
@@ -323,9 +420,10 @@ public final class SegmentedLog implements AutoCloseable {
 
     /**
      * Queues groups for the next group commit. The future completes when they are written and, unless fsync is
-     * {@code never}, durable. Blocks while the write queue is full. The future completes on the writer thread:
-     * dependent actions must be short and must not append synchronously (that could wait on a full queue that
-     * only the writer thread drains).
+     * {@code never}, durable. Never blocks: the queue has no count bound, so the caller (the journal actor) never
+     * parks a dispatcher thread. Its callers bound it: Pekko sends a persistent actor's next write only once the
+     * previous one is acknowledged, so the queue holds at most one batch per persistent actor. The future completes
+     * on the writer thread: dependent actions must be short.
      */
     public CompletableFuture<Appended> append(List<Group> groups) {
         return enqueue(new WriteRequest(List.copyOf(groups), new CompletableFuture<>()));
@@ -333,6 +431,12 @@ public final class SegmentedLog implements AutoCloseable {
 
     /** Deletes every event of {@code persistenceId} up to {@code toSequenceNr} by appending a durable tombstone. */
     public CompletableFuture<Appended> delete(String persistenceId, long toSequenceNr) {
+        try {
+            // Refused here, for this request only: the writer encodes the tombstone, and must never fail on it.
+            RecordCodec.encode(LogRecord.tombstone(persistenceId, toSequenceNr, 0L), options.maxRecordBytes());
+        } catch (IllegalArgumentException e) {
+            return CompletableFuture.failedFuture(e);
+        }
         Entry tombstone = new Entry(RecordType.TOMBSTONE, persistenceId, toSequenceNr, List.of(), null);
         return enqueue(new WriteRequest(List.of(new Group(List.of(tombstone))), new CompletableFuture<>()));
     }
@@ -342,18 +446,7 @@ public final class SegmentedLog implements AutoCloseable {
         if (refused != null) {
             return CompletableFuture.failedFuture(refused);
         }
-        try {
-            // Not put(): a full queue whose writer has stopped would block the caller for good.
-            while (!queue.offer(request, 100, TimeUnit.MILLISECONDS)) {
-                refused = refusal();
-                if (refused != null) {
-                    return CompletableFuture.failedFuture(refused);
-                }
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            return CompletableFuture.failedFuture(e);
-        }
+        queue.add(request);
         // Raced with close() or with the writer stopping: it may never take the request. The writer sets failure
         // (close() sets closed) before it drains the queue, so either it drains this request or we remove it here.
         refused = refusal();
@@ -472,7 +565,14 @@ public final class SegmentedLog implements AutoCloseable {
             for (Group group : request.groups) {
                 List<Entry> entries = group.entries;
                 if (entries.get(0).type == RecordType.TOMBSTONE) {
-                    Entry t = tombstoneFor(entries.get(0), pending);
+                    Entry t;
+                    try {
+                        t = tombstoneFor(entries.get(0), pending);
+                    } catch (IllegalArgumentException e) {
+                        // A tombstone is a request of its own: refuse it, write the rest of the batch.
+                        request.refused = e;
+                        continue;
+                    }
                     if (t == null) {
                         continue;
                     }
@@ -513,15 +613,30 @@ public final class SegmentedLog implements AutoCloseable {
         indexLock.writeLock().lock();
         try {
             for (Written w : written) {
-                index(w.segment, w.offset, w.entry.type, w.entry.pid, w.entry.sequenceNr, w.entry.tags, w.position);
+                index(w.segment, w.offset, w.entry.bytes.length, w.entry.type, w.entry.pid, w.entry.sequenceNr,
+                        w.entry.tags, w.position);
             }
+            for (Segment r : rolled) {
+                r.sealed = true;
+            }
+            rolled.clear();
             removeDeadSegments();
             published = nextPosition;
         } finally {
             indexLock.writeLock().unlock();
         }
+        if (recordsDied) {
+            recordsDied = false;
+            if (compactionWanted.availablePermits() == 0) {
+                compactionWanted.release();
+            }
+        }
         for (WriteRequest request : batch) {
-            request.done.complete(request.result);
+            if (request.refused != null) {
+                request.done.completeExceptionally(request.refused);
+            } else {
+                request.done.complete(request.result);
+            }
         }
     }
 
@@ -586,7 +701,10 @@ public final class SegmentedLog implements AutoCloseable {
         LOG.info("journal {}: segment {} closed at {} bytes, writing {}", dir, active.path.getFileName(),
                 active.size, next.path.getFileName());
         // No dead-segment sweep here: the closed segment's records of this batch are not indexed yet.
+        rolled.add(active);
         active = next;
+        // The closed segment may be worth compacting now.
+        recordsDied = true;
     }
 
     private Segment createSegment(long firstPosition) throws IOException {
@@ -618,15 +736,14 @@ public final class SegmentedLog implements AutoCloseable {
 
     // ---------------------------------------------------------------------------------------------- index
 
-    private void index(Segment segment, int offset, LogRecord r) {
-        index(segment, offset, r.type(), r.persistenceId(), r.sequenceNr(), r.tags(), r.position());
+    private void index(Segment segment, int offset, int length, LogRecord r) {
+        index(segment, offset, length, r.type(), r.persistenceId(), r.sequenceNr(), r.tags(), r.position());
     }
 
     /** Adds a durable record to the index. Caller holds the write lock (or is recovering, single-threaded). */
-    private void index(Segment segment, int offset, RecordType type, String pid, long seq, List<String> recordTags,
-            long position) {
-        segment.offsets.add(offset);
-        segment.live++;
+    private void index(Segment segment, int offset, int length, RecordType type, String pid, long seq,
+            List<String> recordTags, long position) {
+        segment.add(offset, position, length);
         PidIndex p = pids.get(pid);
         if (p == null) {
             p = new PidIndex();
@@ -664,8 +781,11 @@ public final class SegmentedLog implements AutoCloseable {
 
     private void markDead(long position) {
         Segment s = segmentOf(position);
-        s.live--;
-        s.dead.set((int) (position - s.firstPosition));
+        int i = s.indexOf(position);
+        if (i >= 0) {
+            s.markDead(i);
+            recordsDied = true;
+        }
     }
 
     /** Whether the record at {@code position} is in the log and not deleted. Caller holds a lock of the index. */
@@ -675,15 +795,18 @@ public final class SegmentedLog implements AutoCloseable {
             return false;
         }
         Segment s = e.getValue();
-        long i = position - s.firstPosition;
-        return i < s.offsets.size() && !s.dead.get((int) i);
+        int i = s.indexOf(position);
+        return i >= 0 && !s.dead.get(i);
     }
 
-    /** Removes closed segments whose every record is deleted or superseded. Caller holds the write lock. */
+    /**
+     * Removes closed segments whose every record is deleted or superseded, unless they are kept (the newest
+     * {@code keep-segments}, or not replicated yet). Caller holds the write lock.
+     */
     private void removeDeadSegments() {
         List<Segment> dead = new ArrayList<>();
-        for (Segment s : segments.values()) {
-            if (s != active && s.live == 0) {
+        for (Segment s : unprotectedSegments()) {
+            if (s.live == 0) {
                 dead.add(s);
             }
         }
@@ -718,6 +841,213 @@ public final class SegmentedLog implements AutoCloseable {
         }
     }
 
+
+    // ---------------------------------------------------------------------------------------------- compaction
+
+    /**
+     * Closed segments compaction and removal may touch, oldest first: not among the newest {@code keep-segments}, not
+     * the active one, and wholly below the replicated position (the twin's catch-up reads the rest). Caller holds a
+     * lock of the index.
+     */
+    private List<Segment> unprotectedSegments() {
+        List<Segment> all = new ArrayList<>(segments.values());
+        long replicated = options.replicatedTo().getAsLong();
+        List<Segment> out = new ArrayList<>();
+        for (int i = 0; i < all.size() - options.keepSegments(); i++) {
+            Segment s = all.get(i);
+            if (s == active) {
+                break;
+            }
+            if (s.count() > 0 && s.positionAt(s.count() - 1) >= replicated) {
+                // Later segments hold later positions: none of them is replicated either.
+                break;
+            }
+            out.add(s);
+        }
+        return out;
+    }
+
+    /** What compaction would rewrite next: an unprotected segment whose live records take less than half of it. */
+    private Segment compactionCandidate() {
+        indexLock.readLock().lock();
+        try {
+            for (Segment s : unprotectedSegments()) {
+                if (s.sealed && s.live > 0 && s.liveBytes * 2 < s.size && !s.compactionFailed) {
+                    return s;
+                }
+            }
+            return null;
+        } finally {
+            indexLock.readLock().unlock();
+        }
+    }
+
+    private void runCompactor() {
+        try {
+            while (!closed) {
+                compactionWanted.acquire();
+                compactionWanted.drainPermits();
+                compactNow();
+            }
+        } catch (InterruptedException e) {
+            // close() gave up waiting for a compaction: what it wrote is a leftover the next open removes.
+        } catch (Throwable t) {
+            LOG.error("journal {}: compactor stopped; deleted records keep their disk space until the journal is "
+                    + "reopened: {}", dir, t.toString(), t);
+        }
+    }
+
+    /**
+     * Compacts every segment that qualifies, on the calling thread (the background compactor calls it too, and waits
+     * while a caller's pass runs). Returns the number of segments rewritten. Compaction failures are logged and leave
+     * the segment as it was.
+     */
+    public int compactNow() {
+        synchronized (compactionLock) {
+            int done = 0;
+            for (Segment s; !closed && (s = compactionCandidate()) != null; ) {
+                try {
+                    if (compact(s)) {
+                        done++;
+                    }
+                } catch (IOException | RuntimeException e) {
+                    s.compactionFailed = true;
+                    LOG.warn("journal {}: compaction of {} failed, the segment stays as it is: {}", dir,
+                            s.path.getFileName(), e.toString());
+                }
+            }
+            return done;
+        }
+    }
+
+    /** A live record to copy: where it is in the old segment and its position. */
+    private record Live(int index, long position, int offset, int length) {
+    }
+
+    /**
+     * Rewrites {@code s} with only its live records, each unchanged but for the compacted flag (so position, epoch
+     * and everything else stay), into a temporary file that replaces the segment by an atomic rename. A crash before
+     * the rename leaves the old segment and a leftover the next open removes; after it, the new one.
+     */
+    private boolean compact(Segment s) throws IOException {
+        List<Live> live = new ArrayList<>();
+        indexLock.readLock().lock();
+        try {
+            if (s.gone() || segments.get(s.firstPosition) != s) {
+                return false;
+            }
+            for (int i = 0; i < s.count(); i++) {
+                if (!s.dead.get(i)) {
+                    live.add(new Live(i, s.positionAt(i), s.offsets.get(i), s.lengthAt(i)));
+                }
+            }
+        } finally {
+            indexLock.readLock().unlock();
+        }
+        long before = s.size;
+        Path tmp = LogScanner.compactionFile(s.path);
+        Segment copy = new Segment(s.path, s.firstPosition);
+        try (SegmentReader in = new SegmentReader(s.path);
+                FileChannel out = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+                        StandardOpenOption.TRUNCATE_EXISTING)) {
+            byte[] buffer = new byte[SegmentReader.WINDOW];
+            int buffered = 0;
+            long written = 0;
+            for (Live r : live) {
+                if (closed) {
+                    return false;
+                }
+                if (buffered + r.length() > buffer.length) {
+                    written += writeFully(out, buffer, buffered, written);
+                    buffered = 0;
+                    if (r.length() > buffer.length) {
+                        buffer = new byte[r.length()];
+                    }
+                }
+                in.copy(r.offset(), r.length(), buffer, buffered);
+                RecordCodec.markCompacted(buffer, buffered, copy.count() == 0);
+                copy.add((int) (written + buffered), r.position(), r.length());
+                buffered += r.length();
+            }
+            written += writeFully(out, buffer, buffered, written);
+            if (options.fsync() != FsyncPolicy.NEVER) {
+                out.force(false);
+            }
+            copy.size = written;
+        } catch (NoSuchFileException e) {
+            // Removed meanwhile (every record deleted): nothing to compact.
+            Files.deleteIfExists(tmp);
+            return false;
+        } catch (IOException | RuntimeException e) {
+            Files.deleteIfExists(tmp);
+            throw e;
+        }
+        indexLock.writeLock().lock();
+        try {
+            if (closed || segments.get(s.firstPosition) != s) {
+                // Removed while we copied (or the log is closing): the copy must not bring it back.
+                Files.deleteIfExists(tmp);
+                return false;
+            }
+            // Records deleted while we copied are copied but dead.
+            for (int j = 0; j < live.size(); j++) {
+                if (s.dead.get(live.get(j).index())) {
+                    copy.markDead(j);
+                }
+            }
+            try {
+                Files.move(tmp, s.path, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } catch (IOException e) {
+                // No atomic rename here: the segment stays as it was, never half replaced.
+                Files.deleteIfExists(tmp);
+                throw e;
+            }
+            copy.sealed = true;
+            segments.put(copy.firstPosition, copy);
+            try {
+                s.closeChannels();
+            } catch (IOException e) {
+                LOG.debug("journal {}: closing the replaced {}: {}", dir, s.path.getFileName(), e.toString());
+            }
+        } finally {
+            indexLock.writeLock().unlock();
+        }
+        if (options.fsync() != FsyncPolicy.NEVER) {
+            syncDirectory();
+        }
+        compactions.increment();
+        LOG.info("journal {}: compacted segment {}: {} -> {} bytes, {} live records kept", dir,
+                s.path.getFileName(), before, copy.size, live.size());
+        return true;
+    }
+
+    private static int writeFully(FileChannel out, byte[] bytes, int length, long at) throws IOException {
+        ByteBuffer buf = ByteBuffer.wrap(bytes, 0, length);
+        while (buf.hasRemaining()) {
+            out.write(buf, at + buf.position());
+        }
+        return length;
+    }
+
+    /** Bytes of the segment files, and of the live records in them; for metrics and the tests of the bound. */
+    public record DiskUsage(long segmentBytes, long liveBytes, int segments, long compactions) {
+    }
+
+    public DiskUsage diskUsage() {
+        indexLock.readLock().lock();
+        try {
+            long size = 0;
+            long live = 0;
+            for (Segment s : segments.values()) {
+                size += s.size;
+                live += s.liveBytes;
+            }
+            return new DiskUsage(size, live, segments.size(), compactions.sum());
+        } finally {
+            indexLock.readLock().unlock();
+        }
+    }
+
     // ---------------------------------------------------------------------------------------------- reading
 
     /** Highest sequence number ever written for the id (kept after deletion), 0 if none. */
@@ -742,33 +1072,52 @@ public final class SegmentedLog implements AutoCloseable {
         }
     }
 
-    /** Live (not deleted) events of the id with {@code from <= sequenceNr <= to}, at most {@code max}, in order. */
+    /** Positions replay looks up in the index at a time: its memory does not grow with the id's events. */
+    private static final int REPLAY_PAGE = 4096;
+
+    /**
+     * Live (not deleted) events of the id with {@code from <= sequenceNr <= to}, at most {@code max}, in order. Reads
+     * one record at a time, and the index a page of positions at a time.
+     */
     public void replay(String persistenceId, long from, long to, long max, Consumer<LogRecord> consumer) {
-        if (max <= 0 || from > to) {
-            return;
-        }
-        LongArray positions = new LongArray();
-        indexLock.readLock().lock();
-        try {
-            PidIndex p = pids.get(persistenceId);
-            if (p == null) {
+        long remaining = max;
+        long next = from;
+        while (remaining > 0 && next <= to) {
+            LongArray positions = new LongArray();
+            long lastSeq;
+            indexLock.readLock().lock();
+            try {
+                PidIndex p = pids.get(persistenceId);
+                if (p == null) {
+                    return;
+                }
+                lastSeq = -1;
+                for (int i = p.sequenceNrs.lowerBound(next); i < p.sequenceNrs.size() && positions.size() < remaining
+                        && positions.size() < REPLAY_PAGE; i++) {
+                    if (p.sequenceNrs.get(i) > to) {
+                        break;
+                    }
+                    positions.add(p.positions.get(i));
+                    lastSeq = p.sequenceNrs.get(i);
+                }
+            } finally {
+                indexLock.readLock().unlock();
+            }
+            if (positions.size() == 0) {
                 return;
             }
-            for (int i = p.sequenceNrs.lowerBound(from); i < p.sequenceNrs.size() && positions.size() < max; i++) {
-                if (p.sequenceNrs.get(i) > to) {
-                    break;
+            for (int i = 0; i < positions.size(); i++) {
+                LogRecord r = read(positions.get(i));
+                // null: deleted meanwhile and its segment removed; a replay may miss events deleted while it runs.
+                if (r != null) {
+                    consumer.accept(r);
                 }
-                positions.add(p.positions.get(i));
             }
-        } finally {
-            indexLock.readLock().unlock();
-        }
-        for (int i = 0; i < positions.size(); i++) {
-            LogRecord r = read(positions.get(i));
-            // null: deleted meanwhile and its segment removed; a replay may miss events deleted while it runs.
-            if (r != null) {
-                consumer.accept(r);
+            remaining -= positions.size();
+            if (lastSeq == Long.MAX_VALUE) {
+                return;
             }
+            next = lastSeq + 1;
         }
     }
 
@@ -844,9 +1193,8 @@ public final class SegmentedLog implements AutoCloseable {
         try {
             Long start = segments.floorKey(position);
             for (Segment s : segments.tailMap(start == null ? position : start, true).values()) {
-                int first = (int) Math.max(0, position - s.firstPosition);
-                for (int i = first; i < s.offsets.size() && locations.size() < max; i++) {
-                    locations.add(s.firstPosition + i);
+                for (int i = s.lowerBound(position); i < s.count() && locations.size() < max; i++) {
+                    locations.add(s.positionAt(i));
                 }
             }
         } finally {
@@ -869,38 +1217,35 @@ public final class SegmentedLog implements AutoCloseable {
 
     /** The record at {@code position}, or null if it is no longer in the log. */
     public LogRecord read(long position) {
-        Segment s;
-        int offset;
-        int length;
-        indexLock.readLock().lock();
-        try {
-            Map.Entry<Long, Segment> e = segments.floorEntry(position);
-            if (e == null) {
-                return null;
-            }
-            s = e.getValue();
-            int i = (int) (position - s.firstPosition);
-            if (i >= s.offsets.size()) {
-                return null;
-            }
-            offset = s.offsets.get(i);
-            length = i + 1 < s.offsets.size() ? s.offsets.get(i + 1) - offset : -1;
-        } finally {
-            indexLock.readLock().unlock();
-        }
         // A reader interrupted while reading closes the readers' channel of the segment (Java's interruptible
-        // channels), under other readers too: they reopen it and try again. Only this reader's own interrupt, a
-        // closed log or a segment that is really gone end the read.
+        // channels), under other readers too: they reopen it and try again. A segment gone meanwhile was removed
+        // (the record is deleted) or replaced by its compacted copy (the record is there): look it up again. Only
+        // this reader's own interrupt or a closed log end the read.
         for (int attempt = 1; ; attempt++) {
+            Segment s;
+            int offset;
+            int length;
+            indexLock.readLock().lock();
+            try {
+                Map.Entry<Long, Segment> e = segments.floorEntry(position);
+                if (e == null) {
+                    return null;
+                }
+                s = e.getValue();
+                int i = s.indexOf(position);
+                if (i < 0) {
+                    return null;
+                }
+                offset = s.offsets.get(i);
+                length = s.lengthAt(i);
+            } finally {
+                indexLock.readLock().unlock();
+            }
             try {
                 return readAt(s, offset, length, position);
             } catch (ClosedChannelException e) {
-                if (s.gone()) {
-                    if (closed) {
-                        throw new UncheckedIOException(new IOException("journal " + dir + " is closed", e));
-                    }
-                    // Deleted meanwhile and its segment removed.
-                    return null;
+                if (s.gone() && closed) {
+                    throw new UncheckedIOException(new IOException("journal " + dir + " is closed", e));
                 }
                 if (e instanceof ClosedByInterruptException || Thread.currentThread().isInterrupted()
                         || attempt >= 10) {
@@ -956,9 +1301,15 @@ public final class SegmentedLog implements AutoCloseable {
         }
         closed = true;
         try {
-            while (writer.isAlive() && !queue.offer(CLOSE, 100, TimeUnit.MILLISECONDS)) {
-                // The queue is full: the writer drains it, or it has stopped and isAlive() ends the wait.
+            compactionWanted.release();
+            // Waits for a compaction under way: it ends at its next record, or at its swap, once it sees closed.
+            compactor.join(CLOSE_WAIT_MILLIS);
+            if (compactor.isAlive()) {
+                LOG.warn("journal {}: compactor did not stop within {} ms; interrupting it", dir, CLOSE_WAIT_MILLIS);
+                compactor.interrupt();
+                compactor.join(CLOSE_WAIT_MILLIS);
             }
+            queue.add(CLOSE);
             writer.join(CLOSE_WAIT_MILLIS);
             if (writer.isAlive()) {
                 LOG.error("journal {}: writer thread did not finish within {} ms (stuck in a write or fsync?); "
