@@ -55,6 +55,10 @@ import java.util.Map;
  *                                   Pekko; after this long without membership it asks again with itself first
  *                                   ({@link TwinJoin}), so it starts when its twin is down for good. Long enough
  *                                   that a first seed which is alive has long formed or joined by then
+ * @param reconnectBackoff           100 ms, not 1 s (Artery's outbound-restart-backoff): a node whose twin is down
+ *                                   keeps failing to connect to it and backs off; with 1 s a twin that came back
+ *                                   reached it only ~5 s later, too late for its first-seed wait, and formed a second
+ *                                   cluster. A refused connect on a LAN costs nothing
  * @param stableAfter                100 ms, not 20 s: the split-brain resolver decides once the unreachable set was
  *                                   stable this long. With two members there is no partial view to wait out: each
  *                                   side sees the other unreachable, and keep-oldest gives both the same answer
@@ -73,6 +77,7 @@ public record TwinSettings(
         Duration seedNodeTimeout,
         Duration retryUnsuccessfulJoinAfter,
         Duration aloneAfter,
+        Duration reconnectBackoff,
         Duration stableAfter) {
 
     public static final String PATH = "opentmr.node";
@@ -147,7 +152,7 @@ public record TwinSettings(
                 positive(c, "cluster.unreachable-nodes-reaper-interval"),
                 positive(c, "cluster.leader-actions-interval"), positive(c, "cluster.gossip-interval"),
                 seedNodeTimeout, positive(c, "cluster.retry-unsuccessful-join-after"), aloneAfter,
-                positive(c, "cluster.stable-after"));
+                positive(c, "cluster.reconnect-backoff"), positive(c, "cluster.stable-after"));
     }
 
     /**
@@ -196,6 +201,7 @@ public record TwinSettings(
         p.put("pekko.remote.artery.ssl.rotating-keys-engine.key-file", keysDir.resolve(KEY_FILE).toString());
         p.put("pekko.remote.artery.ssl.rotating-keys-engine.cert-file", keysDir.resolve(CERT_FILE).toString());
         p.put("pekko.remote.artery.ssl.rotating-keys-engine.ca-cert-file", keysDir.resolve(CA_CERT_FILE).toString());
+        p.put("pekko.remote.artery.advanced.outbound-restart-backoff", millis(reconnectBackoff));
 
         p.put("pekko.cluster.seed-nodes", seeds.stream().map(s -> address(systemName, s)).toList());
         p.put("pekko.cluster.roles", List.of(nameRole()));
