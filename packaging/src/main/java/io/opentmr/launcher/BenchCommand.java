@@ -74,6 +74,8 @@ final class BenchCommand implements Callable<Integer> {
     static final int DEFAULT_OUTSTANDING = 8;
     static final int MAX_OUTSTANDING = 64;
     static final int MAX_WORKERS = 4096;
+    /** {@code --hold-handles}: at most this many (a node holds 100 000 in its heap of 1 GiB, DESIGN §8). */
+    static final int MAX_HELD = 1_000_000;
 
     /** The bound on each of a pair's two requests (the SDK adds a second of slack). */
     static final Duration REQUEST_TIMEOUT = Duration.ofSeconds(5);
@@ -136,6 +138,12 @@ final class BenchCommand implements Callable<Integer> {
             + DEFAULT_OUTSTANDING + " exceeds " + MAX_WORKERS + ").")
     Integer outstanding;
 
+    @Option(names = "--hold-handles", paramLabel = "H", defaultValue = "0", description = {"Open H handles before "
+            + "the load (spread over the clients), keep them open while it runs, and ask each for its INFO at the "
+            + "end: heldHandles and heldLost in the output. With --server only; for a fail-over, give both nodes:",
+            "--server 127.0.2.1,127.0.2.2 --hold-handles 1000 --duration 60s, and kill the active node meanwhile."})
+    int holdHandles;
+
     @Option(names = "--json", description = "One JSON object on stdout.")
     boolean json;
 
@@ -165,6 +173,14 @@ final class BenchCommand implements Callable<Integer> {
         if (pace != null && pace.ofMaximum() && (target.demo != null || compare != null)) {
             throw new ParameterException(spec.commandLine(), "--rate P% goes with one --server or --echo: --compare "
                     + "and --demo measure both sides at one rate, so give it in pairs/s");
+        }
+        if (holdHandles < 0 || holdHandles > MAX_HELD) {
+            throw new ParameterException(spec.commandLine(), String.format("--hold-handles must be 0..%,d", MAX_HELD));
+        }
+        if (holdHandles > 0 && (target.demo != null || target.echo || compare != null
+                || pace != null && pace.ofMaximum())) {
+            throw new ParameterException(spec.commandLine(), "--hold-handles goes with --server, without --compare, "
+                    + "--demo or --rate P%");
         }
         if (target.demo != null) {
             return compare(Side.fromDemo(target.demo, "tmr"), Side.fromDemo(target.demo, "direct"), accessMode,
@@ -461,6 +477,15 @@ final class BenchCommand implements Callable<Integer> {
             connections.forEach(TmrClient::close);
             throw e;
         }
+        HeldHandles held = null;
+        if (holdHandles > 0) {
+            try {
+                held = HeldHandles.open(connections, firmCode, productCode, accessMode, holdHandles);
+            } catch (InterruptedException | RuntimeException e) {
+                connections.forEach(TmrClient::close);
+                throw e;
+            }
+        }
         // Times start once every client is connected: connecting is neither warm-up nor measured.
         long start = System.nanoTime();
         long measureFrom = start + warmup.toNanos();
@@ -527,8 +552,9 @@ final class BenchCommand implements Callable<Integer> {
             TimeUnit.NANOSECONDS.timedJoin(thread, Math.max(1, joinBy - System.nanoTime()));
         }
         long stopped = System.nanoTime();
+        HeldHandles.Outcome kept = held == null ? null : held.checkAndRelease();
         connections.forEach(TmrClient::close);
-        return new Result(load.figures(stopped), duration, clients, cpu.wanted(), cpuUsage);
+        return new Result(load.figures(stopped), duration, clients, cpu.wanted(), cpuUsage, kept);
     }
 
     /**
@@ -537,7 +563,8 @@ final class BenchCommand implements Callable<Integer> {
      * @param cpuWanted whether CPU per pair is reported ({@code --demo})
      * @param cpu       the demo processes' CPU over the measured time; null when not wanted or not available
      */
-    record Result(Load.Figures figures, Duration duration, int clients, boolean cpuWanted, ProcessCpu.Usage cpu) {
+    record Result(Load.Figures figures, Duration duration, int clients, boolean cpuWanted, ProcessCpu.Usage cpu,
+                  HeldHandles.Outcome held) {
 
         long pairs() {
             return figures.pairs();
@@ -573,6 +600,19 @@ final class BenchCommand implements Callable<Integer> {
             figures.errorsByCode().forEach((code, count) -> codes.put(String.valueOf(code), count));
             m.put("errorsByCode", codes);
             m.put("maxStallMs", round(figures.maxNanos() / 1e6));
+            if (held != null) {
+                m.put("heldHandles", held.opened());
+                m.put("heldLost", held.lost());
+                Map<String, Long> lostCodes = new LinkedHashMap<>();
+                held.lostByCode().forEach((code, count) -> lostCodes.put(String.valueOf(code), count));
+                m.put("heldLostByCode", lostCodes);
+                if (held.notOpened() > 0) {
+                    m.put("heldNotOpened", held.notOpened());
+                    Map<String, Long> openCodes = new LinkedHashMap<>();
+                    held.openErrors().forEach((code, count) -> openCodes.put(String.valueOf(code), count));
+                    m.put("heldOpenErrorsByCode", openCodes);
+                }
+            }
             if (cpuWanted) {
                 if (cpu == null) {
                     m.put("cpuMsPerPair", ProcessCpu.NOT_AVAILABLE);
@@ -610,7 +650,11 @@ final class BenchCommand implements Callable<Integer> {
             return lines + String.format("%nerrors: %s", figures.errorsByCode().isEmpty() ? "none"
                     : figures.errorsByCode())
                     + (cpuWanted ? String.format("%nCPU per pair (utime+stime from /proc over the measured time): %s",
-                    cpu == null ? ProcessCpu.NOT_AVAILABLE + " (needs Linux /proc)" : cpu.text(pairs())) : "");
+                    cpu == null ? ProcessCpu.NOT_AVAILABLE + " (needs Linux /proc)" : cpu.text(pairs())) : "")
+                    + (held == null ? "" : String.format("%nheld handles: %,d opened before the load, %,d lost%s%s",
+                    held.opened(), held.lost(), held.lost() == 0 ? "" : " " + held.lostByCode(),
+                    held.notOpened() == 0 ? "" : String.format("; %,d could not be opened %s", held.notOpened(),
+                            held.openErrors())));
         }
 
         static double round(double value) {

@@ -149,6 +149,31 @@ class BenchCommandTest {
     }
 
     @Test
+    void heldHandlesAreOpenedBeforeTheLoadAndEachIsCheckedAtTheEnd() throws Exception {
+        try (EchoServer echo = new EchoServer(1)) {
+            String server = "127.0.0.1:" + echo.address().getPort();
+            Run run = tmr("bench", "--server", server, "--firm", "1", "--product", "1", "--hold-handles", "25",
+                    "--clients", "2", "--duration", "300ms", "--warmup", "0s", "--json");
+            assertEquals(0, run.exit(), run.err());
+            JsonNode figures = JSON.readTree(run.out());
+            assertEquals(25, figures.get("heldHandles").asInt(), run.out());
+            assertEquals(0, figures.get("heldLost").asInt(), run.out());
+            assertTrue(figures.get("pairs").asLong() > 0, run.out());
+        }
+        try (EchoServer forgetful = new EchoServer(1)) {
+            // The 40th ACCESS (the 15th of the load, after the 25 held) finds a server that lost every handle.
+            forgetful.forgetHandlesAt(40);
+            String server = "127.0.0.1:" + forgetful.address().getPort();
+            Run run = tmr("bench", "--server", server, "--firm", "1", "--product", "1", "--hold-handles", "25",
+                    "--clients", "2", "--duration", "500ms", "--warmup", "0s");
+            assertEquals(0, run.exit(), run.err());
+            assertTrue(run.out().contains("held handles: 25 opened before the load, 25 lost {106=25}"), run.out());
+        }
+        Run refused = tmr("bench", "--echo", "--hold-handles", "10", "--duration", "1s");
+        assertEquals(2, refused.exit(), "with --server only: " + refused.err());
+    }
+
+    @Test
     void rateSendsTheScheduledPairsAndReportsThemBesideTheTarget() throws Exception {
         try (EchoServer echo = new EchoServer(1)) {
             String server = "127.0.0.1:" + echo.address().getPort();
