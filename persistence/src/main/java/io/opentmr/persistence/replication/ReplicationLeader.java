@@ -103,6 +103,7 @@ public final class ReplicationLeader extends AbstractBehavior<ToLeader> {
     private ActorRef<ToFollower> follower;
     private String followerName;
     private long session;
+    private long sessionStart;
     /** Next position to read from the log for the follower. */
     private long shippedTo;
     private long nextSeq;
@@ -173,8 +174,15 @@ public final class ReplicationLeader extends AbstractBehavior<ToLeader> {
             hello.follower().tell(new Diverged(epoch, answer.epoch(), answer.end()));
             return this;
         }
+        if (hello.follower().equals(follower) && hello.next() == sessionStart && nextSeq == 0) {
+            // A Hello repeated while the first was on its way (the follower asks every hello-interval until it hears
+            // back): same answer, same session, so the follower does not start over.
+            follower.tell(new Welcome(getContext().getSelf(), session, epoch, sessionStart));
+            return this;
+        }
         follower = hello.follower();
         followerName = hello.name();
+        sessionStart = hello.next();
         session = ThreadLocalRandom.current().nextLong(1, Long.MAX_VALUE);
         shippedTo = hello.next();
         nextSeq = 0;
