@@ -2,6 +2,7 @@ package io.opentmr.persistence.replication;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
+import io.opentmr.persistence.LogLines;
 import io.opentmr.persistence.log.FsyncPolicy;
 import io.opentmr.persistence.log.LogOptions;
 import io.opentmr.persistence.log.LogRecord;
@@ -10,8 +11,6 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -105,17 +104,11 @@ final class TwinNode {
     }
 
     static List<String> records(SegmentedLog log) {
-        List<String> out = new ArrayList<>();
-        for (LogRecord r : log.readFrom(0, Integer.MAX_VALUE)) {
-            out.add(line(r));
-        }
-        return out;
+        return LogLines.records(log);
     }
 
     static String line(LogRecord r) {
-        return r.position() + " e" + r.epoch() + " " + r.type() + " " + r.persistenceId() + ":" + r.sequenceNr()
-                + " last=" + r.lastOfGroup() + " t=" + r.timestamp() + " w=" + r.writerUuid() + " tags=" + r.tags()
-                + " " + HexFormat.of().formatHex(r.payload());
+        return LogLines.line(r);
     }
 
     static final Duration WAIT = Duration.ofSeconds(15);
