@@ -3,6 +3,7 @@ package io.opentmr.persistence.log;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.zip.CRC32C;
 
@@ -132,6 +133,42 @@ public final class RecordCodec {
         }
         buf[offset + 6] = (byte) flags;
         sealCrc(buf, offset);
+    }
+
+    /** Clears the first-of-a-write mark of the encoded record at {@code offset}, if set, and recomputes its CRC. */
+    static void clearWriteStart(byte[] buf, int offset) {
+        if ((buf[offset + 6] & FLAG_WRITE_START) != 0) {
+            buf[offset + 6] = (byte) (buf[offset + 6] & ~FLAG_WRITE_START);
+            sealCrc(buf, offset);
+        }
+    }
+
+    /** Whether the (valid) record at {@code offset} was copied by compaction. */
+    static boolean isCompacted(byte[] buf, int offset) {
+        return (buf[offset + 6] & FLAG_COMPACTED) != 0;
+    }
+
+    /**
+     * The longest prefix of {@code records} (valid encoded records, the first at position {@code from} or later) that
+     * ends with the last record of an atomic write and takes at most {@code maxBytes}; if the first atomic write alone
+     * is larger, just that one. Empty if {@code records} hold no complete atomic write.
+     */
+    static SegmentedLog.Chunk wholeGroups(byte[] records, long from, int maxBytes) {
+        ByteBuffer view = ByteBuffer.wrap(records);
+        int end = 0;
+        long next = from;
+        for (int off = 0; off + HEADER_SIZE <= records.length; ) {
+            int length = HEADER_SIZE + view.getInt(off + 8);
+            if ((records[off + 6] & FLAG_GROUP_CONTINUES) == 0) {
+                if (end > 0 && off + length > maxBytes) {
+                    break;
+                }
+                end = off + length;
+                next = view.getLong(off + HEADER_SIZE + BODY_POSITION) + 1;
+            }
+            off += length;
+        }
+        return new SegmentedLog.Chunk(from, next, end == records.length ? records : Arrays.copyOf(records, end));
     }
 
     /** Whether the (valid) record at {@code offset} is the first of a write. */

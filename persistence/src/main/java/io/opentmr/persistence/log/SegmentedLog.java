@@ -20,6 +20,7 @@ import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.LongAdder;
@@ -46,6 +47,8 @@ public final class SegmentedLog implements AutoCloseable {
 
     private static final Logger LOG = LoggerFactory.getLogger(SegmentedLog.class);
     private static final WriteRequest CLOSE = new WriteRequest(List.of(), null);
+    /** Retries of a raw read whose segment was replaced (compacted) or removed while it read. */
+    private static final int READ_ATTEMPTS = 10;
     /** How long close() waits for the writer to finish what is queued, and again after interrupting it. */
     private static final long CLOSE_WAIT_MILLIS = 5_000;
 
@@ -57,6 +60,13 @@ public final class SegmentedLog implements AutoCloseable {
     private final Map<String, PidIndex> pids = new HashMap<>();
     private final List<String> pidOrder = new ArrayList<>();
     private final Map<String, LongArray> tags = new HashMap<>();
+    /**
+     * Runs of epochs: the position where each run of records with one epoch starts, and that epoch. A few entries
+     * (one per change of writer); what replication's handshake asks about. Under the index lock.
+     */
+    private final TreeMap<Long, Long> epochRuns = new TreeMap<>();
+    /** Called with each durable batch; its stage holds the writers' acknowledgement (replication). */
+    private volatile CommitGate commitGate;
     /** Entries in {@link #tags}, and events deleted since the tag index was last pruned of deleted positions. */
     private long tagEntries;
     private long deletedSincePrune;
@@ -81,6 +91,8 @@ public final class SegmentedLog implements AutoCloseable {
     /** Segments the current batch rolled: sealed once its records are indexed. Writer thread only. */
     private final List<Segment> rolled = new ArrayList<>();
     private byte[] batchBuffer = new byte[64 * 1024];
+    /** A request of another kind than its batch's, taken from the queue: it starts the next batch. Writer only. */
+    private WriteRequest held;
     private final LongAdder writeCount = new LongAdder();
     private final LongAdder fsyncCount = new LongAdder();
     private final LongAdder recordCount = new LongAdder();
@@ -91,6 +103,27 @@ public final class SegmentedLog implements AutoCloseable {
 
     public Stats stats() {
         return new Stats(writeCount.sum(), fsyncCount.sum(), recordCount.sum());
+    }
+
+    /**
+     * Holds back the acknowledgement of a durable batch: the twin's leader ships it and completes the stage once the
+     * follower has it too (or it gave up waiting). Called on the writer thread after the batch is durable here and in
+     * the index, in position order; it must not block. A stage that fails, or a gate that throws, acknowledges the
+     * batch anyway (the records are durable here) and is logged.
+     */
+    @FunctionalInterface
+    public interface CommitGate {
+        CompletionStage<?> committed(long firstPosition, long nextPosition);
+    }
+
+    /** Sets (or, with null, removes) the gate of every later batch. */
+    public void setCommitGate(CommitGate gate) {
+        this.commitGate = gate;
+    }
+
+    /** The epoch the next group commit stamps on its records. */
+    public long currentEpoch() {
+        return options.epoch().getAsLong();
     }
 
     /** Encoded records of one atomic write: all of them reach the log, or none does. */
@@ -115,19 +148,38 @@ public final class SegmentedLog implements AutoCloseable {
     private record Entry(RecordType type, String pid, long sequenceNr, List<String> tags, byte[] bytes) {
     }
 
+    /** What a request asks the writer to do; requests of one kind are batched together. */
+    private enum Kind { APPEND, REPLICATED, TRUNCATE }
+
     private static final class WriteRequest {
+        final Kind kind;
         final List<Group> groups;
         final CompletableFuture<Appended> done;
         final int bytes;
+        /** REPLICATED: the leader's records, and the position its chunk starts at; TRUNCATE: the position. */
+        final byte[] replicated;
+        final long from;
         Appended result;
 
         /** Why the writer refused this request alone (the others of its batch are written), or null. */
         RuntimeException refused;
 
         WriteRequest(List<Group> groups, CompletableFuture<Appended> done) {
+            this.kind = Kind.APPEND;
             this.groups = groups;
             this.done = done;
             this.bytes = groups.stream().mapToInt(g -> g.bytes).sum();
+            this.replicated = null;
+            this.from = -1;
+        }
+
+        WriteRequest(Kind kind, long from, byte[] replicated, CompletableFuture<Appended> done) {
+            this.kind = kind;
+            this.groups = List.of();
+            this.done = done;
+            this.bytes = replicated == null ? 0 : replicated.length;
+            this.replicated = replicated;
+            this.from = from;
         }
     }
 
@@ -441,6 +493,36 @@ public final class SegmentedLog implements AutoCloseable {
         return enqueue(new WriteRequest(List.of(new Group(List.of(tombstone))), new CompletableFuture<>()));
     }
 
+    /**
+     * Appends records the twin's leader wrote (replication, follower side): {@code records} are encoded records as
+     * the leader's log holds them, with its positions and epochs, in position order and ending with a complete atomic
+     * write; {@code from} is the leader's position where they start (records it compacted away leave gaps, which the
+     * log keeps). They are written with the same bytes (only flag bit 1, the first record of a write, is this log's
+     * own), fsynced once with whatever else is queued, and indexed. Completes with the next position, or fails if
+     * {@code from} is not this log's next position or the bytes are not such records (then every later chunk of the
+     * same group commit is refused too, so a refused chunk never leaves a hole).
+     */
+    public CompletableFuture<Long> appendReplicated(long from, byte[] records) {
+        return enqueue(new WriteRequest(Kind.REPLICATED, from, records.clone(), new CompletableFuture<>()))
+                .thenApply(a -> a.lastPosition() + 1);
+    }
+
+    /**
+     * Removes every record at or above {@code position} (truncate-after {@code position - 1}): what a returning
+     * follower does with a suffix the leader does not have. Runs on the writer thread, after what is queued before it.
+     * Segments wholly above the position go first, newest first, each removal made durable before the next; then the
+     * segment holding the position is cut and fsynced; then the index is rebuilt from disk as an open would. A crash
+     * at any point leaves a longer prefix of the old log, which opens as a valid log. Completes with the next position
+     * (at most {@code position}; less if the cut fell inside an atomic write, which goes whole).
+     */
+    public CompletableFuture<Long> truncateFrom(long position) {
+        if (position < 0) {
+            return CompletableFuture.failedFuture(new IllegalArgumentException("negative position " + position));
+        }
+        return enqueue(new WriteRequest(Kind.TRUNCATE, position, null, new CompletableFuture<>()))
+                .thenApply(a -> a.lastPosition() + 1);
+    }
+
     private CompletableFuture<Appended> enqueue(WriteRequest request) {
         IOException refused = refusal();
         if (refused != null) {
@@ -495,6 +577,9 @@ public final class SegmentedLog implements AutoCloseable {
             // failure (or closed) is set before the drain: see enqueue().
             IOException cause = failure != null ? failure : new IOException("journal " + dir + " is closed");
             fail(batch, cause);
+            if (held != null && held != CLOSE) {
+                held.done.completeExceptionally(cause);
+            }
             for (WriteRequest r; (r = queue.poll()) != null; ) {
                 if (r != CLOSE) {
                     r.done.completeExceptionally(cause);
@@ -508,14 +593,16 @@ public final class SegmentedLog implements AutoCloseable {
         while (!closing) {
             batch.clear();
             try {
-                WriteRequest first = queue.take();
+                WriteRequest first = held != null ? held : queue.take();
+                held = null;
                 if (first == CLOSE) {
                     break;
                 }
                 batch.add(first);
                 int bytes = first.bytes;
-                // always: one request per fsync, by definition of the policy.
-                while (options.fsync() != FsyncPolicy.ALWAYS && bytes < options.maxBatchBytes()) {
+                // always: one request per fsync, by definition of the policy; a truncation is a batch of its own.
+                while (options.fsync() != FsyncPolicy.ALWAYS && first.kind != Kind.TRUNCATE
+                        && bytes < options.maxBatchBytes()) {
                     WriteRequest next = queue.poll();
                     if (next == null) {
                         break;
@@ -524,13 +611,21 @@ public final class SegmentedLog implements AutoCloseable {
                         closing = true;
                         break;
                     }
+                    if (next.kind != first.kind) {
+                        held = next;
+                        break;
+                    }
                     batch.add(next);
                     bytes += next.bytes;
                 }
                 if (failure != null) {
                     fail(batch, failure);
-                } else {
+                } else if (first.kind == Kind.APPEND) {
                     writeBatch(batch);
+                } else if (first.kind == Kind.REPLICATED) {
+                    writeReplicated(batch);
+                } else {
+                    truncate(first);
                 }
             } catch (IOException | RuntimeException e) {
                 IOException io = e instanceof IOException ioe ? ioe : new IOException(e);
@@ -551,7 +646,7 @@ public final class SegmentedLog implements AutoCloseable {
     }
 
     /** A record written in this batch, waiting to enter the index once the batch is durable. */
-    private record Written(Segment segment, int offset, Entry entry, long position) {
+    private record Written(Segment segment, int offset, int length, Entry entry, long position, long epoch) {
     }
 
     private void writeBatch(List<WriteRequest> batch) throws IOException {
@@ -591,7 +686,7 @@ public final class SegmentedLog implements AutoCloseable {
                     buffered = ensureBuffer(buffered, e.bytes.length);
                     System.arraycopy(e.bytes, 0, batchBuffer, buffered, e.bytes.length);
                     RecordCodec.stamp(batchBuffer, buffered, epoch, position);
-                    written.add(new Written(active, (int) (active.size + buffered), e, position));
+                    written.add(new Written(active, (int) (active.size + buffered), e.bytes.length, e, position, epoch));
                     buffered += e.bytes.length;
                     if (firstPosition < 0) {
                         firstPosition = position;
@@ -609,12 +704,18 @@ public final class SegmentedLog implements AutoCloseable {
         }
         flush(buffered);
         sync();
+        publish(written);
+        acknowledge(List.copyOf(batch), written.isEmpty() ? -1 : written.get(0).position);
+    }
+
+    /** Puts a durable batch into the index and makes it visible to readers. */
+    private void publish(List<Written> written) {
         recordCount.add(written.size());
         indexLock.writeLock().lock();
         try {
             for (Written w : written) {
-                index(w.segment, w.offset, w.entry.bytes.length, w.entry.type, w.entry.pid, w.entry.sequenceNr,
-                        w.entry.tags, w.position);
+                index(w.segment, w.offset, w.length, w.entry.type, w.entry.pid, w.entry.sequenceNr,
+                        w.entry.tags, w.position, w.epoch);
             }
             for (Segment r : rolled) {
                 r.sealed = true;
@@ -631,6 +732,38 @@ public final class SegmentedLog implements AutoCloseable {
                 compactionWanted.release();
             }
         }
+    }
+
+    /**
+     * Completes the requests of a durable batch, at once or, with a commit gate, when its stage completes. {@code
+     * firstPosition} is -1 if the batch wrote nothing (nothing to wait for).
+     */
+    private void acknowledge(List<WriteRequest> batch, long firstPosition) {
+        CommitGate gate = commitGate;
+        if (gate == null || firstPosition < 0) {
+            complete(batch);
+            return;
+        }
+        long next = nextPosition;
+        CompletionStage<?> held;
+        try {
+            held = gate.committed(firstPosition, next);
+        } catch (RuntimeException e) {
+            LOG.error("journal {}: commit gate failed for positions {}..{}; acknowledged as durable here: {}", dir,
+                    firstPosition, next - 1, e.toString(), e);
+            complete(batch);
+            return;
+        }
+        held.whenComplete((ok, e) -> {
+            if (e != null) {
+                LOG.error("journal {}: commit gate failed for positions {}..{}; acknowledged as durable here: {}",
+                        dir, firstPosition, next - 1, e.toString());
+            }
+            complete(batch);
+        });
+    }
+
+    private static void complete(List<WriteRequest> batch) {
         for (WriteRequest request : batch) {
             if (request.refused != null) {
                 request.done.completeExceptionally(request.refused);
@@ -638,6 +771,160 @@ public final class SegmentedLog implements AutoCloseable {
                 request.done.complete(request.result);
             }
         }
+    }
+
+    /** A record of a replicated chunk, checked; {@code groupBytes} is set on the first record of each atomic write. */
+    private record Incoming(int offset, int length, LogRecord record, boolean compacted, int groupBytes) {
+    }
+
+    private void writeReplicated(List<WriteRequest> batch) throws IOException {
+        List<Written> written = new ArrayList<>();
+        int buffered = 0;
+        long expected = nextPosition;
+        boolean refusing = false;
+        for (WriteRequest request : batch) {
+            List<Incoming> records;
+            try {
+                if (refusing) {
+                    throw new IllegalArgumentException("an earlier chunk of the same group commit was refused");
+                }
+                records = checkChunk(request, expected);
+            } catch (IllegalArgumentException e) {
+                request.refused = e;
+                refusing = true;
+                continue;
+            }
+            byte[] bytes = request.replicated;
+            for (Incoming in : records) {
+                long position = in.record().position();
+                if (in.groupBytes() > 0) {
+                    // A gap the leader's compaction left inside a segment is allowed there (its records carry the
+                    // compacted flag); any other gap is where the leader removed whole segments: start a segment
+                    // named for the record, as the leader's was.
+                    boolean gap = position > nextPosition && !in.compacted();
+                    boolean full = active.size + buffered + in.groupBytes() > options.segmentSize()
+                            && active.size + buffered > 0;
+                    if (gap || full) {
+                        flush(buffered);
+                        buffered = 0;
+                        sync();
+                        nextPosition = position;
+                        if (active.size == 0) {
+                            replaceEmptyActive();
+                        } else {
+                            roll();
+                        }
+                    }
+                }
+                buffered = ensureBuffer(buffered, in.length());
+                System.arraycopy(bytes, in.offset(), batchBuffer, buffered, in.length());
+                RecordCodec.clearWriteStart(batchBuffer, buffered);
+                LogRecord r = in.record();
+                Entry entry = new Entry(r.type(), r.persistenceId(), r.sequenceNr(), r.tags(), null);
+                written.add(new Written(active, (int) (active.size + buffered), in.length(), entry, position,
+                        r.epoch()));
+                buffered += in.length();
+                nextPosition = position + 1;
+            }
+            expected = nextPosition;
+            request.result = new Appended(records.get(0).record().position(), nextPosition - 1, active.path,
+                    active.size + buffered);
+        }
+        flush(buffered);
+        sync();
+        publish(written);
+        // A follower's writes are acknowledged to the leader, never gated.
+        complete(List.copyOf(batch));
+    }
+
+    /** Decodes and checks a replicated chunk that should start at {@code expected}; throws what is wrong with it. */
+    private static List<Incoming> checkChunk(WriteRequest request, long expected) {
+        if (request.from != expected) {
+            throw new IllegalArgumentException("chunk starts at position " + request.from + " but the log is at "
+                    + expected);
+        }
+        byte[] b = request.replicated;
+        List<Incoming> out = new ArrayList<>();
+        long previous = request.from - 1;
+        int groupStart = -1;
+        int groupBytes = 0;
+        for (int off = 0; off < b.length; ) {
+            RecordCodec.Decoded d = RecordCodec.decode(b, off, b.length, RecordCodec.MAX_RECORD_BYTES);
+            if (!d.ok()) {
+                throw new IllegalArgumentException("record at byte " + off + " of the chunk from position "
+                        + request.from + ": " + d.problem());
+            }
+            LogRecord r = d.record();
+            if (r.position() <= previous || (groupStart >= 0 && r.position() != previous + 1)) {
+                throw new IllegalArgumentException("position " + r.position() + " after " + previous
+                        + " in the chunk from position " + request.from);
+            }
+            if (groupStart < 0) {
+                groupStart = out.size();
+                groupBytes = 0;
+            }
+            groupBytes += d.length();
+            out.add(new Incoming(off, d.length(), r, RecordCodec.isCompacted(b, off), 0));
+            if (r.lastOfGroup()) {
+                Incoming first = out.get(groupStart);
+                out.set(groupStart, new Incoming(first.offset(), first.length(), first.record(), first.compacted(),
+                        groupBytes));
+                groupStart = -1;
+            }
+            previous = r.position();
+            off += d.length();
+        }
+        if (out.isEmpty()) {
+            throw new IllegalArgumentException("empty chunk at position " + request.from);
+        }
+        if (groupStart >= 0) {
+            throw new IllegalArgumentException("chunk from position " + request.from + " ends inside an atomic write");
+        }
+        return out;
+    }
+
+    /** The active segment is empty and named below the next record: replaces it by one named for the record. */
+    private void replaceEmptyActive() throws IOException {
+        Segment empty = active;
+        indexLock.writeLock().lock();
+        try {
+            segments.remove(empty.firstPosition);
+            rolled.remove(empty);
+        } finally {
+            indexLock.writeLock().unlock();
+        }
+        empty.closeChannels();
+        Files.deleteIfExists(empty.path);
+        active = createSegment(nextPosition);
+    }
+
+    private void truncate(WriteRequest request) throws IOException {
+        long position = request.from;
+        long before = nextPosition;
+        synchronized (compactionLock) {
+            indexLock.writeLock().lock();
+            try {
+                for (Segment s : segments.values()) {
+                    s.closeChannels();
+                }
+                Truncation.truncateFrom(dir, position, options.fsync() != FsyncPolicy.NEVER, Truncation.NO_CRASH);
+                segments.clear();
+                pids.clear();
+                pidOrder.clear();
+                tags.clear();
+                epochRuns.clear();
+                tagEntries = 0;
+                deletedSincePrune = 0;
+                rolled.clear();
+                recover();
+            } finally {
+                indexLock.writeLock().unlock();
+            }
+        }
+        LOG.warn("journal {}: truncated from position {}: next position {} (was {})", dir, position, nextPosition,
+                before);
+        request.result = new Appended(-1, nextPosition - 1, active.path, active.size);
+        request.done.complete(request.result);
     }
 
     /** The tombstone to write, with its sequence number capped at the highest written one; null if a no-op. */
@@ -737,13 +1024,18 @@ public final class SegmentedLog implements AutoCloseable {
     // ---------------------------------------------------------------------------------------------- index
 
     private void index(Segment segment, int offset, int length, LogRecord r) {
-        index(segment, offset, length, r.type(), r.persistenceId(), r.sequenceNr(), r.tags(), r.position());
+        index(segment, offset, length, r.type(), r.persistenceId(), r.sequenceNr(), r.tags(), r.position(),
+                r.epoch());
     }
 
     /** Adds a durable record to the index. Caller holds the write lock (or is recovering, single-threaded). */
     private void index(Segment segment, int offset, int length, RecordType type, String pid, long seq,
-            List<String> recordTags, long position) {
+            List<String> recordTags, long position, long epoch) {
         segment.add(offset, position, length);
+        Map.Entry<Long, Long> run = epochRuns.lastEntry();
+        if (run == null || run.getValue() != epoch) {
+            epochRuns.put(position, epoch);
+        }
         PidIndex p = pids.get(pid);
         if (p == null) {
             p = new PidIndex();
@@ -1208,6 +1500,173 @@ public final class SegmentedLog implements AutoCloseable {
             }
         }
         return out;
+    }
+
+    /**
+     * Records as stored, for shipping to the twin: {@code bytes} holds every record still in the log from
+     * {@code from} on, below {@code next}, whole and in order, ending with a complete atomic write.
+     */
+    public record Chunk(long from, long next, byte[] bytes) {
+        public boolean isEmpty() {
+            return bytes.length == 0;
+        }
+    }
+
+    /**
+     * The records from {@code from} on as stored, about {@code maxBytes} of them: fewer to end at an atomic write's
+     * end, more if the first atomic write alone is larger. Empty (next = from) when there is none yet.
+     */
+    public Chunk readChunk(long from, int maxBytes) {
+        for (long limit = Math.max(1, maxBytes); ; limit = limit * 2) {
+            Chunk raw = readRaw(from, limit);
+            if (raw.isEmpty()) {
+                return raw;
+            }
+            Chunk whole = RecordCodec.wholeGroups(raw.bytes(), from, maxBytes);
+            // The index holds whole atomic writes only: a chunk without one was cut by the limit.
+            if (!whole.isEmpty() || raw.next() >= published) {
+                return whole;
+            }
+        }
+    }
+
+    /** One span of consecutive records in a segment. */
+    private record Span(Segment segment, int start, int end) {
+    }
+
+    /** Whole records from {@code from} on, at least one and no more than {@code limit} bytes beyond the first. */
+    private Chunk readRaw(long from, long limit) {
+        for (int attempt = 1; ; attempt++) {
+            List<Span> spans = new ArrayList<>();
+            long total = 0;
+            long last = -1;
+            indexLock.readLock().lock();
+            try {
+                Long start = segments.floorKey(from);
+                outer:
+                for (Segment s : segments.tailMap(start == null ? from : start, true).values()) {
+                    int i = s.lowerBound(from);
+                    int spanStart = -1;
+                    int spanEnd = -1;
+                    for (; i < s.count(); i++) {
+                        int length = s.lengthAt(i);
+                        if (total > 0 && total + length > limit) {
+                            if (spanStart >= 0) {
+                                spans.add(new Span(s, spanStart, spanEnd));
+                            }
+                            break outer;
+                        }
+                        if (spanStart < 0) {
+                            spanStart = s.offsets.get(i);
+                        }
+                        spanEnd = s.offsets.get(i) + length;
+                        total += length;
+                        last = s.positionAt(i);
+                    }
+                    if (spanStart >= 0) {
+                        spans.add(new Span(s, spanStart, spanEnd));
+                    }
+                }
+            } finally {
+                indexLock.readLock().unlock();
+            }
+            if (total > Integer.MAX_VALUE - 16) {
+                throw new IllegalStateException("chunk of " + total + " bytes");
+            }
+            byte[] bytes = new byte[(int) total];
+            try {
+                int at = 0;
+                for (Span span : spans) {
+                    ByteBuffer buf = ByteBuffer.wrap(bytes, at, span.end() - span.start());
+                    FileChannel ch = span.segment().readChannel();
+                    while (buf.hasRemaining()) {
+                        int n = ch.read(buf, span.start() + (buf.position() - at));
+                        if (n < 0) {
+                            throw new IOException("unexpected end of segment " + span.segment().path.getFileName());
+                        }
+                    }
+                    at += span.end() - span.start();
+                }
+                return new Chunk(from, last < 0 ? from : last + 1, bytes);
+            } catch (ClosedChannelException e) {
+                // Compacted or removed meanwhile (or a reader's interrupt closed the channel): look it up again.
+                if (closed || e instanceof ClosedByInterruptException || Thread.currentThread().isInterrupted()
+                        || attempt >= READ_ATTEMPTS) {
+                    throw new UncheckedIOException(new IOException("journal " + dir + ": read from position " + from
+                            + " failed", e));
+                }
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+    }
+
+    /** Epoch of the newest record, -1 if the log has none. */
+    public long lastEpoch() {
+        indexLock.readLock().lock();
+        try {
+            Map.Entry<Long, Long> run = epochRuns.lastEntry();
+            return run == null ? -1 : run.getValue();
+        } finally {
+            indexLock.readLock().unlock();
+        }
+    }
+
+    /** Epoch of the record at {@code position}, -1 if the log has no record there. */
+    public long epochAt(long position) {
+        indexLock.readLock().lock();
+        try {
+            Map.Entry<Long, Segment> e = segments.floorEntry(position);
+            if (e == null || e.getValue().indexOf(position) < 0) {
+                return -1;
+            }
+            Map.Entry<Long, Long> run = epochRuns.floorEntry(position);
+            return run == null ? -1 : run.getValue();
+        } finally {
+            indexLock.readLock().unlock();
+        }
+    }
+
+    /** The newest epoch of the log not above {@code epoch}, -1 if none. */
+    public long newestEpochUpTo(long epoch) {
+        indexLock.readLock().lock();
+        try {
+            long newest = -1;
+            for (long e : epochRuns.values()) {
+                if (e <= epoch) {
+                    newest = Math.max(newest, e);
+                }
+            }
+            return newest;
+        } finally {
+            indexLock.readLock().unlock();
+        }
+    }
+
+    /** Position of the first record with an epoch above {@code epoch}; the next position if there is none. */
+    public long firstPositionAbove(long epoch) {
+        indexLock.readLock().lock();
+        try {
+            for (Map.Entry<Long, Long> run : epochRuns.entrySet()) {
+                if (run.getValue() > epoch) {
+                    return run.getKey();
+                }
+            }
+            return published;
+        } finally {
+            indexLock.readLock().unlock();
+        }
+    }
+
+    /** Position where the newest run of one epoch starts; the next position if the log is empty. */
+    public long startOfLastEpoch() {
+        indexLock.readLock().lock();
+        try {
+            Map.Entry<Long, Long> run = epochRuns.lastEntry();
+            return run == null ? published : run.getKey();
+        } finally {
+            indexLock.readLock().unlock();
+        }
     }
 
     /** Position the next record will get; every record below it that is still in the log is readable. */
