@@ -7,6 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.typesafe.config.ConfigFactory;
+import io.opentmr.protocol.LeaseGrant;
+import io.opentmr.protocol.Message;
 import io.opentmr.protocol.testing.NoLeaks;
 import io.opentmr.testing.Await;
 import io.opentmr.testing.TmrTestGroup;
@@ -91,17 +93,22 @@ class BackendQuorumLeaseTest {
     }
 
     @Test
-    void aRivalHoldingTheLeaseIsNeverDisplacedAndTheLoserStopsAsking() throws Exception {
+    void aRivalHoldingTheLeaseIsNeverDisplacedAndTheLoserGivesBackWhatItGot() throws Exception {
         TmrNode a = group.startNode(ON_REQUEST);
         Lease held = lease(a);
         assertTrue(within(held.acquire(), OPERATION_TIMEOUT.plusSeconds(1)));
         long epochA = epoch(a);
+        // The holder loses backend 3 (its connection closes, so backend 3 frees its grant) and keeps two.
+        group.link(2).cut();
+        Await.equal("the holder's grants without backend 3", 2, a::grantsHeld);
         TmrNode b = group.startOtherNode("node-b", "127.0.2.2", ON_REQUEST);
         Lease rival = lease(b);
 
         long started = System.nanoTime();
         CompletableFuture<Boolean> acquired = rival.acquire().toCompletableFuture();
+        boolean rivalHeldOne = false;
         while (!acquired.isDone()) {
+            rivalHeldOne |= b.grantsHeld() == 1;
             assertTrue(held.checkLease(), "the holder lost the lease while a rival asked for it");
             assertEquals(epochA, epoch(a), "the holder's epoch changed");
             assertFalse(rival.checkLease(), "the rival holds the lease beside the holder");
@@ -112,8 +119,14 @@ class BackendQuorumLeaseTest {
         long tookMillis = (System.nanoTime() - started) / 1_000_000;
         assertFalse(acquired.get(), "the rival acquired a lease another node holds");
         assertTrue(tookMillis >= OPERATION_TIMEOUT.toMillis() - 50, "false only after the bound: " + tookMillis);
-        // Not wanted any more: whatever single grant it may have picked up goes back.
+        assertTrue(rivalHeldOne, "the rival never held backend 3's grant, the case this test is about");
+        // Not wanted any more: the grant goes back to backend 3 at once, long before its 2 s TTL would free it.
         Await.equal("grants the rival holds after giving up", 0, b::grantsHeld, Duration.ofSeconds(5));
+        try (TmrTestGroup.Peer probe = group.peer("probe", 2)) {
+            Await.equal("backend 3's lease is free for another holder", true, () -> Await.unchecked(() ->
+                    probe.acquire(LeaseGrant.ACTIVE_LEASE, 0, 1_000) instanceof Message.LeaseGranted),
+                    Duration.ofSeconds(1));
+        }
         assertTrue(held.checkLease());
         assertEquals(epochA, epoch(a));
     }
