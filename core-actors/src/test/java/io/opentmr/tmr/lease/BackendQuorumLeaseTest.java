@@ -20,8 +20,14 @@ import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.cluster.MemberStatus;
+import org.apache.pekko.cluster.typed.Cluster;
+import org.apache.pekko.cluster.typed.ClusterSingleton;
+import org.apache.pekko.cluster.typed.Join;
+import org.apache.pekko.cluster.typed.SingletonActor;
 import org.apache.pekko.coordination.lease.LeaseException;
 import org.apache.pekko.coordination.lease.javadsl.Lease;
 import org.apache.pekko.coordination.lease.javadsl.LeaseProvider;
@@ -219,5 +225,44 @@ class BackendQuorumLeaseTest {
             bare.terminate();
             bare.getWhenTerminated().toCompletableFuture().get(10, TimeUnit.SECONDS);
         }
+    }
+
+    /**
+     * Pekko's own cluster singleton with {@code use-lease} on this lease, on a node that is a cluster of one: what
+     * the twin builds on (the product does not run its actors as a singleton yet).
+     */
+    @Test
+    void pekkosSingletonStartsOnlyOnceTheBackendsGrantTheNodeTheLeaseAndSeesItsEpoch() throws Exception {
+        TmrNode rival = group.startOtherNode("node-b", "127.0.2.2", Map.of("opentmr.node.lease-on-request", true));
+        Lease rivalLease = lease(rival);
+        assertTrue(within(rivalLease.acquire(), Duration.ofSeconds(5)));
+        long rivalEpoch = epoch(rival);
+
+        TmrNode node = group.startNode(Map.of(
+                "opentmr.node.lease-on-request", true,
+                "pekko.actor.provider", "cluster",
+                "pekko.remote.artery.canonical.hostname", "127.0.2.1",
+                "pekko.remote.artery.canonical.port", 0,
+                "pekko.cluster.jmx.enabled", false,
+                "pekko.cluster.singleton.use-lease", CONFIG_PATH,
+                "pekko.cluster.singleton.lease-retry-interval", "200ms",
+                CONFIG_PATH + ".lease-operation-timeout", "1s"));
+        ActorSystem<Void> system = node.actorSystem();
+        Cluster cluster = Cluster.get(system);
+        cluster.manager().tell(Join.create(cluster.selfMember().address()));
+        Await.until("the node is Up in its cluster of one", () -> cluster.selfMember().status() == MemberStatus.up());
+        CompletableFuture<Long> started = new CompletableFuture<>();
+        ClusterSingleton.get(system).init(SingletonActor.of(Behaviors.setup(context -> {
+            started.complete(NodeLeases.get(context.getSystem()).activeEpoch());
+            return Behaviors.empty();
+        }), "lease-probe"));
+
+        // Two acquire rounds (1 s each, 200 ms apart) while the rival holds the lease: no singleton.
+        assertThrows(TimeoutException.class, () -> started.get(2_500, TimeUnit.MILLISECONDS));
+        assertFalse(node.grantsHeld() >= 2, "the node holds the lease the rival holds");
+
+        assertTrue(within(rivalLease.release(), Duration.ofSeconds(5)));
+        long epoch = started.get(10, TimeUnit.SECONDS);
+        assertTrue(epoch > rivalEpoch, "the singleton started at epoch " + epoch + ", the rival held " + rivalEpoch);
     }
 }
