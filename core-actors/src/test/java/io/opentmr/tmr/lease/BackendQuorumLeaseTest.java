@@ -29,6 +29,7 @@ import org.apache.pekko.cluster.typed.ClusterSingleton;
 import org.apache.pekko.cluster.typed.Join;
 import org.apache.pekko.cluster.typed.SingletonActor;
 import org.apache.pekko.coordination.lease.LeaseException;
+import org.apache.pekko.coordination.lease.LeaseTimeoutException;
 import org.apache.pekko.coordination.lease.javadsl.Lease;
 import org.apache.pekko.coordination.lease.javadsl.LeaseProvider;
 import org.junit.jupiter.api.AfterEach;
@@ -179,6 +180,28 @@ class BackendQuorumLeaseTest {
         Thread.sleep(600);
         assertTrue(second.checkLease());
         assertEquals(0, a.grantsHeld());
+    }
+
+    @Test
+    void aReleaseABackendNeverAnswersEndsInALeaseTimeoutAndCompletesOnceItAnswers() throws Exception {
+        // The frozen backend's connection is kept (no heartbeats counted missed), so nothing frees its grant.
+        TmrNode a = group.startNode(Map.of("opentmr.node.lease-on-request", true,
+                "opentmr.node.missed-heartbeats", 1_000,
+                CONFIG_PATH + ".lease-operation-timeout", OPERATION_TIMEOUT.toMillis() + "ms"));
+        Lease lease = lease(a);
+        assertTrue(within(lease.acquire(), OPERATION_TIMEOUT.plusSeconds(1)));
+        group.link(0).freeze();
+
+        long started = System.nanoTime();
+        ExecutionException failed = assertThrows(ExecutionException.class,
+                () -> within(lease.release(), OPERATION_TIMEOUT.plusSeconds(1)));
+        long tookMillis = (System.nanoTime() - started) / 1_000_000;
+        assertInstanceOf(LeaseTimeoutException.class, failed.getCause());
+        assertTrue(tookMillis >= OPERATION_TIMEOUT.toMillis() - 50, "failed before the bound: " + tookMillis);
+        assertFalse(lease.checkLease(), "a lease being released is not held");
+
+        group.link(0).thaw();
+        within(NodeLeases.get(a.actorSystem()).lease(LeaseGrant.ACTIVE_LEASE).whenReleased(), Duration.ofSeconds(3));
     }
 
     @Test
