@@ -207,6 +207,15 @@ public final class TmrNode implements AutoCloseable {
         return peers.grantsHeld();
     }
 
+    /** Backends the node has an authenticated connection to now. */
+    public int backendsLinked() {
+        int linked = 0;
+        for (int i = 0; i < peers.size(); i++) {
+            linked += peers.isLinked(i) ? 1 : 0;
+        }
+        return linked;
+    }
+
     /** The node's actor system: its {@link NodeLeases}, and where a Pekko lease of the node is obtained. */
     public ActorSystem<Void> actorSystem() {
         return system;

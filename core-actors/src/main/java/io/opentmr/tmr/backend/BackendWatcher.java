@@ -390,8 +390,10 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
 
     /** A LEASE_RELEASE was answered: released, or refused because the backend held no such grant. */
     private Behavior<Command> onReleased(LeaseAnswered answer) {
-        if (answer.failure() != null && !(unwrap(answer.failure()) instanceof CmFailure)) {
-            // No answer: a missed heartbeat; the next tick sends the release again.
+        if (answer.failure() != null && !(unwrap(answer.failure()) instanceof CmFailure refused
+                && refused.code() == CmError.TMR_LEASE_REFUSED.code())) {
+            // No answer, or refused here before it was sent (309: the link is full): the next tick sends it again.
+            // Only the backend's answer, a release or a refusal (it held no such grant), confirms it.
             return this;
         }
         missed = 0;

@@ -53,6 +53,8 @@ public final class PeerGroup {
 
     /** Whether the watchers ask for the active lease (LEASE_ACQUIRE / RENEW) or give it back (LEASE_RELEASE). */
     private boolean leaseWanted;
+    /** Not wanted from the start: a Pekko lease switches it (see {@link QuorumLease#onRequest()}). */
+    private final boolean leaseOnRequest;
     /**
      * Per backend: it may hold a grant for this node that was not given back (a LEASE_ACQUIRE or RENEW was sent,
      * and no release, refusal or closed connection has ended it since).
@@ -77,6 +79,7 @@ public final class PeerGroup {
         this.clock = clock;
         this.timeout = timeout;
         this.leaseWanted = leaseWanted;
+        this.leaseOnRequest = !leaseWanted;
         this.links = new PeerLink[backends];
         this.grants = new LeaseGrant[backends];
         this.grantExpiry = new long[backends];
@@ -231,6 +234,11 @@ public final class PeerGroup {
         @Override
         public boolean wanted() {
             return leaseWanted();
+        }
+
+        @Override
+        public boolean onRequest() {
+            return leaseOnRequest;
         }
 
         @Override

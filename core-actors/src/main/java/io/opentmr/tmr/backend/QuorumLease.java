@@ -21,6 +21,12 @@ public interface QuorumLease {
 
     boolean wanted();
 
+    /**
+     * Whether a Pekko lease decides when the node wants it ({@code opentmr.node.lease-on-request}); false: the
+     * node always wants it (a single node), and a Pekko lease must not switch it off.
+     */
+    boolean onRequest();
+
     /** Whether two or more unexpired grants of one epoch are held now. */
     boolean held();
 

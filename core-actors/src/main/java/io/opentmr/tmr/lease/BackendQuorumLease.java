@@ -33,7 +33,8 @@ import org.slf4j.LoggerFactory;
  *   <li>{@link #acquire()}: true once the certificate is held; false when it is not within
  *       {@code lease-operation-timeout}, and then the node stops asking (a rival keeps what it holds).</li>
  *   <li>{@link #acquire(Consumer)}: also calls back, checking every {@code heartbeat-interval}, when the
- *       certificate is lost while held (grants ran out or backends are gone); the node keeps asking for it.</li>
+ *       certificate is lost while held (grants ran out or backends are gone) or held again under another epoch
+ *       (another node held it in between); the node keeps asking for it until Pekko releases it.</li>
  *   <li>{@link #checkLease()}: whether the certificate is held now.</li>
  *   <li>{@link #release()}: stops asking and gives every grant back; true once each backend confirmed (or
  *       dropped its connection, which frees it), a {@link LeaseTimeoutException} after the timeout.</li>
@@ -78,7 +79,7 @@ public final class BackendQuorumLease extends Lease {
     public CompletionStage<Boolean> acquire(Consumer<Optional<Throwable>> leaseLostCallback) {
         QuorumLease lease;
         try {
-            lease = NodeLeases.get(system).lease(backendLease);
+            lease = nodeLease();
         } catch (IllegalStateException e) {
             return CompletableFuture.failedFuture(new LeaseException(e.getMessage()));
         }
@@ -86,15 +87,17 @@ public final class BackendQuorumLease extends Lease {
         synchronized (this) {
             asked = ++generation;
             cancelLossCheck();
+            // Under the lock: acquires and releases of this lease take effect in the order they were made.
+            lease.want(true);
         }
-        lease.want(true);
         return lease.whenHeld().toCompletableFuture()
                 .orTimeout(operationTimeout.toMillis(), TimeUnit.MILLISECONDS)
                 .handle((ok, timedOut) -> {
                     synchronized (this) {
-                        if (lease.held()) {
+                        long epoch = lease.epoch();
+                        if (lease.held() && epoch > 0) {
                             if (asked == generation) {
-                                lossCheck = scheduleLossCheck(lease, asked, leaseLostCallback);
+                                lossCheck = scheduleLossCheck(lease, asked, epoch, leaseLostCallback);
                             }
                             return true;
                         }
@@ -109,10 +112,16 @@ public final class BackendQuorumLease extends Lease {
                 });
     }
 
-    private Cancellable scheduleLossCheck(QuorumLease lease, long asked, Consumer<Optional<Throwable>> callback) {
+    /**
+     * Lost: not held now, or held under another epoch than the one acquired — the backends raise the epoch only
+     * for a new holder, so another node held it in between, however short the gap was.
+     */
+    private Cancellable scheduleLossCheck(QuorumLease lease, long asked, long acquiredEpoch,
+                                          Consumer<Optional<Throwable>> callback) {
         Cancellable[] self = new Cancellable[1];
         Cancellable scheduled = system.scheduler().scheduleAtFixedRate(checkInterval, checkInterval, () -> {
-            if (lease.held()) {
+            long epoch = lease.epoch();
+            if (lease.held() && epoch == acquiredEpoch) {
                 return;
             }
             synchronized (this) {
@@ -124,11 +133,13 @@ public final class BackendQuorumLease extends Lease {
                     return;
                 }
                 lossCheck = null;
+                String why = epoch == 0 ? "fewer than two backends grant it now"
+                        : "the backends granted it under epoch " + epoch + " after " + acquiredEpoch
+                        + ": another node held it in between";
+                LOG.warn("Lease {} ({} on the backends) lost: {}", settings.leaseName(), backendLease, why);
+                // Under the lock, so that no release() comes between this check and the call back.
+                callback.accept(Optional.of(new LeaseException("lease " + backendLease + " lost: " + why)));
             }
-            LOG.warn("Lease {} ({} on the backends) lost: fewer than two backends grant it now",
-                    settings.leaseName(), backendLease);
-            callback.accept(Optional.of(new LeaseException("lease " + backendLease + " lost: fewer than two "
-                    + "backends of the group grant it to this node now")));
         }, system.executionContext());
         self[0] = scheduled;
         return scheduled;
@@ -138,15 +149,15 @@ public final class BackendQuorumLease extends Lease {
     public CompletionStage<Boolean> release() {
         QuorumLease lease;
         try {
-            lease = NodeLeases.get(system).lease(backendLease);
+            lease = nodeLease();
         } catch (IllegalStateException e) {
             return CompletableFuture.failedFuture(new LeaseException(e.getMessage()));
         }
         synchronized (this) {
             generation++;
             cancelLossCheck();
+            lease.want(false);
         }
-        lease.want(false);
         CompletableFuture<Boolean> released = new CompletableFuture<>();
         lease.whenReleased().toCompletableFuture()
                 .orTimeout(operationTimeout.toMillis(), TimeUnit.MILLISECONDS)
@@ -165,6 +176,16 @@ public final class BackendQuorumLease extends Lease {
     @Override
     public boolean checkLease() {
         return NodeLeases.get(system).find(backendLease).map(QuorumLease::held).orElse(false);
+    }
+
+    /** The node's lease of that name, if a Pekko lease may switch it (the node runs with lease-on-request). */
+    private QuorumLease nodeLease() {
+        QuorumLease lease = NodeLeases.get(system).lease(backendLease);
+        if (!lease.onRequest()) {
+            throw new IllegalStateException("lease " + backendLease + " is always wanted by this node (a single "
+                    + "node): set opentmr.node.lease-on-request = on for a Pekko lease to acquire and release it");
+        }
+        return lease;
     }
 
     private void cancelLossCheck() {
