@@ -26,6 +26,8 @@ import java.util.Optional;
  * @param leaseTtl         lifetime of a lease grant without renewal
  * @param reconcileTimeout how long the node waits, once it holds the lease, for every license to be re-synced
  *                         before it serves anyway (those not re-synced answer 130 until they are)
+ * @param leaseOnRequest   false: the node always asks the backends for the active lease (a single node); true:
+ *                         only while a {@code BackendQuorumLease} acquires it (a twin, the singleton's lease)
  */
 public record NodeSettings(
         String address,
@@ -50,7 +52,8 @@ public record NodeSettings(
         Duration helloTimeout,
         Duration requestTimeout,
         CodecLimits codecLimits,
-        Duration reconcileTimeout) {
+        Duration reconcileTimeout,
+        boolean leaseOnRequest) {
 
     public static final String PATH = "opentmr.node";
 
@@ -130,7 +133,7 @@ public record NodeSettings(
                 atLeastOne(c, "limits.max-connections"), atLeastOne(c, "limits.max-in-flight-per-connection"),
                 positive(c, "limits.hello-timeout"), positive(c, "limits.request-timeout"),
                 new CodecLimits(maxFrame, CodecLimits.DEFAULT.maxStringBytes(), CodecLimits.DEFAULT.maxListItems()),
-                positive(c, "reconcile-timeout"));
+                positive(c, "reconcile-timeout"), c.getBoolean("lease-on-request"));
     }
 
     private static InetSocketAddress hostPort(String entry) {

@@ -12,6 +12,7 @@ import io.opentmr.server.FrameServer;
 import io.opentmr.tmr.backend.BackendWatcher;
 import io.opentmr.tmr.backend.PeerGroup;
 import io.opentmr.tmr.backend.PeerLink;
+import io.opentmr.tmr.lease.NodeLeases;
 import io.opentmr.tmr.license.TmrLicense;
 import io.opentmr.tmr.server.TmrSession;
 import java.io.IOException;
@@ -42,8 +43,10 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * A running TMR node (single, always active): the virtual container over the three backends of a TMR
- * group, its licenses and handles, and the listener clients use. Which journal keeps the node's state is
+ * A running TMR node: the virtual container over the three backends of a TMR group, its licenses and handles,
+ * and the listener clients use. A single node always asks for the active lease; with
+ * {@code opentmr.node.lease-on-request} it asks only while a {@code BackendQuorumLease} acquires it
+ * ({@link NodeLeases}, registered here). Which journal keeps the node's state is
  * configuration ({@code pekko.persistence.journal.plugin}).
  */
 public final class TmrNode implements AutoCloseable {
@@ -111,7 +114,8 @@ public final class TmrNode implements AutoCloseable {
         } catch (IOException e) {
             throw new IllegalStateException("cannot use the data directory " + settings.dataDir() + ": " + e, e);
         }
-        PeerGroup peers = new PeerGroup(settings.backends().size(), clock, settings.backendTimeout());
+        PeerGroup peers = new PeerGroup(settings.backends().size(), clock, settings.backendTimeout(),
+                !settings.leaseOnRequest());
         NodeStatus status = new NodeStatus(peers);
         PeerAuth auth = settings.peerAuth();
         LongFunction<byte[]> tokens = handleId -> Arrays.copyOf(auth.derive("opentmr-handle-token",
@@ -120,6 +124,8 @@ public final class TmrNode implements AutoCloseable {
                 settings.snapshotEvery());
         CompletableFuture<ActorRef<VirtualContainer.Command>> containerRef = new CompletableFuture<>();
         Behavior<Void> guardian = Behaviors.setup(context -> {
+            // Before any actor that could acquire it: a BackendQuorumLease finds the node's leases here.
+            NodeLeases.get(context.getSystem()).register(peers.activeLease());
             ActorRef<VirtualContainer.Command> container = context.spawn(VirtualContainer.create(serial, peers, status,
                     clock, settings.heartbeat(), settings.reconcileTimeout(),
                     (key, parent) -> TmrLicense.create(key, peers, parent, clock, random, tokens, licenseSettings)),
@@ -199,6 +205,20 @@ public final class TmrNode implements AutoCloseable {
     /** Lease grants the node holds now (a certificate needs two of one epoch). */
     public int grantsHeld() {
         return peers.grantsHeld();
+    }
+
+    /** Backends the node has an authenticated connection to now. */
+    public int backendsLinked() {
+        int linked = 0;
+        for (int i = 0; i < peers.size(); i++) {
+            linked += peers.isLinked(i) ? 1 : 0;
+        }
+        return linked;
+    }
+
+    /** The node's actor system: its {@link NodeLeases}, and where a Pekko lease of the node is obtained. */
+    public ActorSystem<Void> actorSystem() {
+        return system;
     }
 
     public Serial virtualSerial() {

@@ -97,7 +97,9 @@ public final class VirtualContainer
     public record GetLicenses(ActorRef<Licenses> replyTo) implements Command {
     }
 
-    record SeatsChanged(LicenseKey key, long inUse, int handles, int usable) implements Command {
+    /** What a license reports, see {@link TmrLicense.Parent#seatsChanged}. */
+    record SeatsChanged(LicenseKey key, long inUse, int handles, long units, int usable, long round)
+            implements Command {
     }
 
     record HandleOpened(LicenseKey key, long handleId) implements Command {
@@ -201,6 +203,8 @@ public final class VirtualContainer
     private BitSet inventoried = new BitSet();
     private long reportedCmActId;
     private final Map<LicenseKey, Long> inUse = new HashMap<>();
+    /** Per license, its unit counter as it decided it last (-1: not known). */
+    private final Map<LicenseKey, Long> unitsDecided = new HashMap<>();
     /** Backends each license can use now (counted and re-synced): it is listed and served with 2 or more. */
     private final Map<LicenseKey, Integer> usable = new HashMap<>();
     private final Map<Long, LicenseKey> handles = new HashMap<>();
@@ -211,6 +215,10 @@ public final class VirtualContainer
     /** Licenses waiting for a re-sync of each backend. */
     private final List<Set<LicenseKey>> wanting = new ArrayList<>();
     private boolean leaseHeld;
+    /** The epoch of the lease when it was gained (a new epoch is a new gain). */
+    private long leaseEpoch;
+    /** Lease gains so far: each sends every license a {@link TmrLicense.ResyncAll} of this round. */
+    private long round;
     private long leaseSince;
 
     /**
@@ -256,8 +264,8 @@ public final class VirtualContainer
         ActorRef<Command> self = context.getSelf();
         this.parent = new TmrLicense.Parent() {
             @Override
-            public void seatsChanged(LicenseKey key, long seats, int count, int usableNow) {
-                self.tell(new SeatsChanged(key, seats, count, usableNow));
+            public void seatsChanged(LicenseKey key, long seats, int count, long units, int usableNow, long round) {
+                self.tell(new SeatsChanged(key, seats, count, units, usableNow, round));
             }
 
             @Override
@@ -314,6 +322,7 @@ public final class VirtualContainer
         verdicts = Map.of();
         inventoried = new BitSet();
         inUse.clear();
+        unitsDecided.clear();
         usable.clear();
         handles.clear();
         closed.clear();
@@ -340,7 +349,11 @@ public final class VirtualContainer
                 })
                 .onCommand(SeatsChanged.class, changed -> {
                     inUse.put(changed.key(), changed.inUse());
-                    usable.put(changed.key(), changed.usable());
+                    unitsDecided.put(changed.key(), changed.units());
+                    if (changed.round() == round) {
+                        // A report sent before the license got the last ResyncAll counts copies not re-synced since.
+                        usable.put(changed.key(), changed.usable());
+                    }
                     checkServing();
                     return Effect().none();
                 })
@@ -384,13 +397,31 @@ public final class VirtualContainer
      */
     private void checkServing() {
         boolean held = peers.holdsLease();
-        if (held && !leaseHeld) {
+        long epoch = peers.epoch();
+        if (held && (!leaseHeld || epoch != leaseEpoch)) {
+            if (leaseHeld) {
+                // Lost and regained between two checks, under a new epoch: another node may have held it.
+                LOG.warn("The lease moved from epoch {} to {} since the last check; the node serves no client until "
+                        + "it has re-synced every license again", leaseEpoch, epoch);
+                status.reconciled(false);
+            }
             leaseHeld = true;
+            leaseEpoch = epoch;
             leaseSince = clock.millis();
+            round++;
             LOG.info("The node holds the lease (epoch {}); reconciling {} license(s) with the backends before it "
-                    + "serves", peers.epoch(), licenses.size());
+                    + "serves", epoch, licenses.size());
+            // A listing taken before now may miss what another node wrote meanwhile: it is taken again.
+            for (int b = 0; b < resyncGeneration.length; b++) {
+                resyncGeneration[b]++;
+                resyncRunning[b] = false;
+                resyncPages.set(b, new ArrayList<>());
+                if (!wanting.get(b).isEmpty()) {
+                    timers.startSingleTimer("resync-" + b, new StartResync(b), Duration.ofMillis(200));
+                }
+            }
             usable.replaceAll((key, count) -> 0);
-            licenses.values().forEach(license -> license.tell(TmrLicense.ResyncAll.INSTANCE));
+            licenses.values().forEach(license -> license.tell(new TmrLicense.ResyncAll(round)));
         } else if (!held && leaseHeld) {
             leaseHeld = false;
             if (status.reconciled()) {
@@ -428,8 +459,9 @@ public final class VirtualContainer
         if (verdict != null) {
             // Also after a restart of the license: it forgot what counts, and re-syncs every backend.
             recovered.license().tell(new TmrLicense.Copies(verdict.counted(), verdict.agreed()));
-            recovered.license().tell(TmrLicense.ResyncAll.INSTANCE);
         }
+        // Even before its copies are known: its reports count only with this round.
+        recovered.license().tell(new TmrLicense.ResyncAll(round));
         checkServing();
         return Effect().none();
     }
@@ -492,7 +524,9 @@ public final class VirtualContainer
         for (Quorums.Verdict verdict : verdicts.values()) {
             if (verdict.valid() && usable.getOrDefault(verdict.key(), 0) >= 2) {
                 ProductInfo agreed = verdict.agreed();
-                long units = Math.max(0, verdict.units());
+                // The license's own value when it knows one: the inventories lag behind its decrements.
+                long decided = unitsDecided.getOrDefault(verdict.key(), -1L);
+                long units = Math.max(0, decided >= 0 ? decided : verdict.units());
                 products.add(new ProductInfo(agreed.firmCode(), agreed.productCode(), agreed.featureMap(),
                         agreed.text(), agreed.quantity(), inUse.getOrDefault(verdict.key(), 0L), agreed.tmrId(),
                         agreed.hasUnitCounter(), units, agreed.expiresAtMillis(), agreed.activatesAtMillis(),

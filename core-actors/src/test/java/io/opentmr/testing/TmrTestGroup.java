@@ -82,6 +82,7 @@ public final class TmrTestGroup implements AutoCloseable {
     });
     private VendorState vendorState = VendorState.empty();
     private TmrNode node;
+    private final List<TmrNode> otherNodes = new ArrayList<>();
 
     /** Three backends on the system clock. */
     public TmrTestGroup(Path dir) throws Exception {
@@ -240,25 +241,41 @@ public final class TmrTestGroup implements AutoCloseable {
         if (node != null) {
             throw new IllegalStateException("the node is running");
         }
+        node = TmrNode.start(nodeConfig(NODE_NAME, "127.0.2.1", "node", overrides), clock,
+                address -> connect(NODE_NAME, address, true));
+        return node;
+    }
+
+    /**
+     * Starts another TMR node over the same backends: its own name, address (127.0.2.x), data directory
+     * ({@code node-NAME}) and in-memory journal. It reaches the backends directly, past the {@link #link
+     * LinkControl}s; {@link #close} stops it.
+     */
+    public TmrNode startOtherNode(String name, String address, Map<String, Object> overrides) {
+        TmrNode other = TmrNode.start(nodeConfig(name, address, "node-" + name, overrides), clock,
+                backend -> connect(name, backend, false));
+        otherNodes.add(other);
+        return other;
+    }
+
+    private Config nodeConfig(String name, String address, String dataDir, Map<String, Object> overrides) {
         List<String> addresses = new ArrayList<>();
         for (int i = 0; i < 3; i++) {
             addresses.add("127.0.1." + (i + 1) + ":" + ports[i]);
         }
         Map<String, Object> settings = new HashMap<>(Map.of(
-                "opentmr.node.address", "127.0.2.1",
+                "opentmr.node.address", address,
                 "opentmr.node.port", 0,
-                "opentmr.node.data-dir", dir.resolve("node").toString(),
+                "opentmr.node.data-dir", dir.resolve(dataDir).toString(),
                 "opentmr.node.backends", addresses,
                 // Well above a cold backend's first journal writes on a loaded machine.
                 "opentmr.node.backend-timeout", "2s",
-                "opentmr.node.name", NODE_NAME,
+                "opentmr.node.name", name,
                 PeerAuth.SECRET_FILE_KEY, secretFile.toString(),
                 "pekko.persistence.journal.plugin", "pekko.persistence.journal.inmem",
                 "pekko.persistence.snapshot-store.plugin", "pekko.persistence.no-snapshot-store"));
         settings.putAll(overrides);
-        Config config = ConfigFactory.parseMap(settings).withFallback(ConfigFactory.load()).resolve();
-        node = TmrNode.start(config, clock, this::connect);
-        return node;
+        return ConfigFactory.parseMap(settings).withFallback(ConfigFactory.load()).resolve();
     }
 
     public TmrNode node() {
@@ -286,19 +303,23 @@ public final class TmrTestGroup implements AutoCloseable {
         return links[i];
     }
 
-    private CompletionStage<PeerLink> connect(InetSocketAddress address) {
+    /** @param controlled whether the link goes through the backend's {@link LinkControl} (the group's own node) */
+    private CompletionStage<PeerLink> connect(String name, InetSocketAddress address, boolean controlled) {
         int backend = indexOf(address);
         if (backend < 0) {
             return CompletableFuture.failedFuture(new ConnectException("not a backend of the group: " + address));
         }
-        if (links[backend].isCut()) {
+        if (controlled && links[backend].isCut()) {
             return CompletableFuture.failedFuture(new ConnectException("backend " + (backend + 1)
                     + " cut off by the test"));
         }
         InetSocketAddress resolved = new InetSocketAddress(address.getHostString(), address.getPort());
-        return PeerConnection.connect(resolved, NODE_NAME, auth, new PeerOptions(Duration.ofSeconds(2),
+        return PeerConnection.connect(resolved, name, auth, new PeerOptions(Duration.ofSeconds(2),
                         Duration.ofSeconds(2), 1024, CodecLimits.DEFAULT), peerLoop)
                 .thenCompose(connection -> {
+                    if (!controlled) {
+                        return CompletableFuture.completedFuture(PeerLink.of(connection));
+                    }
                     PeerLink link = links[backend].wrap(PeerLink.of(connection));
                     if (link == null) {
                         connection.close();
@@ -372,6 +393,8 @@ public final class TmrTestGroup implements AutoCloseable {
     @Override
     public void close() {
         stopNode();
+        otherNodes.forEach(TmrNode::close);
+        otherNodes.clear();
         for (int i = 0; i < 3; i++) {
             kill(i);
         }

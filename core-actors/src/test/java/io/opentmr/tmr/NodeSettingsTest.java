@@ -1,6 +1,7 @@
 package io.opentmr.tmr;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -13,10 +14,14 @@ import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import org.apache.pekko.coordination.lease.LeaseSettings;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** The node's name is its identity towards the backends: required, and one sensible token. */
+/**
+ * The node's name is its identity towards the backends: required, and one sensible token. Whether it asks for the
+ * active lease always or on request, and the Pekko lease's times beside its own.
+ */
 class NodeSettingsTest {
 
     @TempDir
@@ -58,5 +63,27 @@ class NodeSettingsTest {
         for (String good : List.of("node-a", "n", "node_b.site-1", "node@10.0.0.1:22350", "x".repeat(64))) {
             assertEquals(good, NodeSettings.from(config(good)).nodeName());
         }
+    }
+
+    @Test
+    void aSingleNodeAlwaysAsksForTheActiveLeaseATwinOnlyOnRequest() throws Exception {
+        assertFalse(NodeSettings.from(config("node-a")).leaseOnRequest(), "the single node of before");
+        Config twin = ConfigFactory.parseMap(Map.of("opentmr.node.lease-on-request", true))
+                .withFallback(config("node-a"));
+        assertTrue(NodeSettings.from(twin).leaseOnRequest());
+    }
+
+    @Test
+    void thePekkoLeaseTimesMatchTheNodesLeaseTtlAndHeartbeat() throws Exception {
+        Config config = ConfigFactory.load();
+        NodeSettings node = NodeSettings.from(config("node-a"));
+        LeaseSettings settings = LeaseSettings.apply(config.getConfig("opentmr.backend-quorum-lease")
+                .withFallback(config.getConfig("pekko.coordination.lease")), "lease", "owner");
+        assertEquals(node.leaseTtl(), settings.timeoutSettings().getHeartbeatTimeout());
+        assertEquals(node.heartbeat(), settings.timeoutSettings().getHeartbeatInterval());
+        // An acquire outlasts a frozen holder's grants: their TTL, the next heartbeat, and some margin.
+        assertTrue(settings.timeoutSettings().getOperationTimeout()
+                .compareTo(node.leaseTtl().plus(node.heartbeat())) > 0);
+        assertEquals("io.opentmr.tmr.lease.BackendQuorumLease", settings.leaseConfig().getString("lease-class"));
     }
 }

@@ -1,14 +1,21 @@
 package io.opentmr.tmr;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import io.opentmr.protocol.AccessMode;
+import io.opentmr.protocol.Bytes;
+import io.opentmr.protocol.LeaseGrant;
 import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.LicenseKey;
+import io.opentmr.protocol.Message;
 import io.opentmr.protocol.Serial;
 import io.opentmr.tmr.backend.PeerGroup;
+import io.opentmr.tmr.backend.PeerLink;
 import io.opentmr.tmr.license.TmrLicense;
 import java.time.Clock;
 import java.time.Duration;
@@ -19,7 +26,10 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
+import org.apache.pekko.actor.testkit.typed.javadsl.FishingOutcomes;
 import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
@@ -88,8 +98,13 @@ class VirtualContainerTest {
 
     private static Behavior<VirtualContainer.Command> container(Serial serial, VirtualContainer.LicenseFactory licenses) {
         PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(1));
-        return VirtualContainer.create(serial, peers, new NodeStatus(peers), CLOCK, Duration.ofMillis(100),
-                Duration.ofSeconds(10), licenses);
+        return container(serial, peers, new NodeStatus(peers), licenses);
+    }
+
+    private static Behavior<VirtualContainer.Command> container(Serial serial, PeerGroup peers, NodeStatus status,
+                                                               VirtualContainer.LicenseFactory licenses) {
+        return VirtualContainer.create(serial, peers, status, CLOCK, Duration.ofMillis(100), Duration.ofSeconds(10),
+                licenses);
     }
 
     private static Serial nextSerial() {
@@ -126,7 +141,16 @@ class VirtualContainerTest {
         TestProbe<Object> licenses = kit.createTestProbe();
         ActorRef<VirtualContainer.Command> container = kit.spawn(container(serial, standIns(licenses.getRef())));
 
-        Set<Object> spawned = Set.of(licenses.receiveMessage(), licenses.receiveMessage());
+        Set<Object> spawned = new java.util.HashSet<>();
+        while (spawned.size() < 2) {
+            Object report = licenses.receiveMessage();
+            if (report instanceof Spawned) {
+                spawned.add(report);
+            } else {
+                assertEquals(new TmrLicense.ResyncAll(0), ((Told) report).command(),
+                        "told its round on recovery, before any copy is known");
+            }
+        }
         assertEquals(Set.of(new Spawned(SEATS), new Spawned(UNITS)), spawned);
         TestProbe<VirtualContainer.Licenses> known = kit.createTestProbe();
         VirtualContainer.Licenses expected = new VirtualContainer.Licenses(Set.of(SEATS, UNITS), Set.of(SEATS, UNITS));
@@ -159,7 +183,8 @@ class VirtualContainerTest {
         assertEquals(new TmrLicense.Copies(bits(0), null), licenses.expectMessageClass(Told.class).command());
         // The license says it recovered: it is told again, and re-syncs.
         assertEquals(new TmrLicense.Copies(bits(0), null), licenses.expectMessageClass(Told.class).command());
-        assertEquals(TmrLicense.ResyncAll.INSTANCE, licenses.expectMessageClass(Told.class).command());
+        assertEquals(new TmrLicense.ResyncAll(0), licenses.expectMessageClass(Told.class).command(),
+                "no lease gained yet");
 
         // The same view again changes nothing; a second counted copy is told, and nothing is journaled.
         container.tell(new VirtualContainer.Counted(view(7, bits(0), counted(SEATS, 0))));
@@ -183,5 +208,171 @@ class VirtualContainerTest {
         TestProbe<Object> again = kit.createTestProbe();
         kit.spawn(container(serial, standIns(again.getRef())));
         again.expectMessage(new Spawned(SEATS));
+    }
+
+    @Test
+    void aReportOfUsableCopiesSentBeforeTheLeaseCameBackDoesNotLetTheNodeServe() {
+        Serial serial = nextSerial();
+        PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(1));
+        NodeStatus status = new NodeStatus(peers);
+        TestProbe<Object> licenses = kit.createTestProbe();
+        ActorRef<VirtualContainer.Command> container = kit.spawn(container(serial, peers, status,
+                standIns(licenses.getRef())));
+        container.tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), counted(SEATS, 0, 1, 2))));
+        licenses.expectMessage(new Spawned(SEATS));
+        licenses.fishForMessage(Duration.ofSeconds(10), told -> new Told(SEATS, new TmrLicense.ResyncAll(0))
+                .equals(told) ? FishingOutcomes.complete() : FishingOutcomes.continueAndIgnore());
+
+        // The lease comes: every license is told to re-sync every backend, in round 1.
+        for (int b = 0; b < 2; b++) {
+            peers.granted(b, new LeaseGrant(LeaseGrant.ACTIVE_LEASE, "node-a", 3, CLOCK.millis(), 60_000,
+                    new Serial(129, b + 1), Bytes.of(new byte[64])), CLOCK.millis());
+        }
+        licenses.fishForMessage(Duration.ofSeconds(10), told -> new Told(SEATS, new TmrLicense.ResyncAll(1))
+                .equals(told) ? FishingOutcomes.complete() : FishingOutcomes.continueAndIgnore());
+
+        // A report the license sent before it got that: three usable copies, from before the lease came back.
+        container.tell(new VirtualContainer.SeatsChanged(SEATS, 0, 0, -1, 3, 0));
+        // Asked, the container answers after it handled the report: the node does not serve on it.
+        TestProbe<VirtualContainer.Licenses> known = kit.createTestProbe();
+        container.tell(new VirtualContainer.GetLicenses(known.getRef()));
+        known.receiveMessage();
+        assertFalse(status.reconciled(), "a report from before the lease came back counts for nothing");
+
+        // The license's report after its re-syncs does.
+        container.tell(new VirtualContainer.SeatsChanged(SEATS, 0, 0, -1, 3, 1));
+        container.tell(new VirtualContainer.GetLicenses(known.getRef()));
+        known.receiveMessage();
+        assertTrue(status.reconciled(), "re-synced in this round: the node serves");
+    }
+
+    /** A backend link whose requests the test answers by hand. */
+    static final class HeldLink implements PeerLink {
+        final java.util.concurrent.LinkedBlockingQueue<java.util.Map.Entry<Message, CompletableFuture<Message>>> asked =
+                new java.util.concurrent.LinkedBlockingQueue<>();
+
+        @Override
+        public CompletionStage<Message> request(Message request) {
+            CompletableFuture<Message> answer = new CompletableFuture<>();
+            asked.add(java.util.Map.entry(request, answer));
+            return answer;
+        }
+
+        @Override
+        public CompletionStage<Void> closed() {
+            return new CompletableFuture<>();
+        }
+
+        @Override
+        public String backendName() {
+            return "held";
+        }
+
+        @Override
+        public void close() {
+        }
+
+        /** The next request, within a bound. */
+        java.util.Map.Entry<Message, CompletableFuture<Message>> next() throws InterruptedException {
+            var request = asked.poll(10, java.util.concurrent.TimeUnit.SECONDS);
+            if (request == null) {
+                throw new AssertionError("no request reached the backend");
+            }
+            return request;
+        }
+    }
+
+    private static void grantLease(PeerGroup peers, long epoch, String holder) {
+        for (int b = 0; b < 2; b++) {
+            peers.granted(b, new LeaseGrant(LeaseGrant.ACTIVE_LEASE, holder, epoch, CLOCK.millis(), 60_000,
+                    new Serial(129, b + 1), Bytes.of(new byte[64])), CLOCK.millis());
+        }
+    }
+
+    private static void expectTold(TestProbe<Object> licenses, LicenseKey key, TmrLicense.Command command) {
+        licenses.fishForMessage(Duration.ofSeconds(10), told -> new Told(key, command).equals(told)
+                ? FishingOutcomes.complete() : FishingOutcomes.continueAndIgnore());
+    }
+
+    @Test
+    void aListingTakenBeforeTheLeaseCameIsTakenAgainAfter() throws Exception {
+        Serial serial = nextSerial();
+        PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(30));
+        HeldLink link = new HeldLink();
+        peers.linkUp(2, link);
+        TestProbe<Object> licenses = kit.createTestProbe();
+        ActorRef<VirtualContainer.Command> container = kit.spawn(container(serial, peers, new NodeStatus(peers),
+                standIns(licenses.getRef())));
+        container.tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), counted(SEATS, 0, 1, 2))));
+        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(0));
+
+        // Without the lease the license keeps asking; backend 3's listing is under way when the lease comes.
+        container.tell(new VirtualContainer.NeedsResync(SEATS, 2));
+        var before = link.next();
+        assertInstanceOf(Message.ListAllocations.class, before.getKey());
+        grantLease(peers, 3, "node-a");
+        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(1));
+        container.tell(new VirtualContainer.NeedsResync(SEATS, 2));
+        // Another node wrote to backend 3 before the lease came: the old listing does not show it.
+        before.getValue().complete(new Message.AllocationList(List.of(), false));
+
+        var after = link.next();
+        assertInstanceOf(Message.ListAllocations.class, after.getKey(), "listed again once the lease is held");
+        after.getValue().complete(new Message.AllocationList(List.of(), false));
+        Object told = licenses.fishForMessage(Duration.ofSeconds(10), report -> report instanceof Told t
+                && t.command() instanceof TmrLicense.Resync ? FishingOutcomes.complete()
+                : FishingOutcomes.continueAndIgnore()).get(0);
+        assertEquals(new TmrLicense.Resync(2, List.of()), ((Told) told).command());
+        licenses.expectNoMessage(Duration.ofMillis(300));
+        assertEquals(0, link.asked.size(), "one listing after the lease, not more");
+    }
+
+    @Test
+    void aLeaseLostAndRegainedUnderANewEpochBetweenTwoChecksIsANewGain() {
+        Serial serial = nextSerial();
+        PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(30));
+        NodeStatus status = new NodeStatus(peers);
+        TestProbe<Object> licenses = kit.createTestProbe();
+        ActorRef<VirtualContainer.Command> container = kit.spawn(container(serial, peers, status,
+                standIns(licenses.getRef())));
+        container.tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), counted(SEATS, 0, 1, 2))));
+        grantLease(peers, 3, "node-a");
+        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(1));
+        container.tell(new VirtualContainer.SeatsChanged(SEATS, 0, 0, -1, 3, 1));
+        TestProbe<VirtualContainer.Licenses> known = kit.createTestProbe();
+        container.tell(new VirtualContainer.GetLicenses(known.getRef()));
+        known.receiveMessage();
+        assertTrue(status.reconciled());
+
+        // Between two checks the grants ran out, another node held them, and this node took them back: epoch 5.
+        grantLease(peers, 5, "node-a");
+        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(2));
+        container.tell(new VirtualContainer.GetLicenses(known.getRef()));
+        known.receiveMessage();
+        assertFalse(status.reconciled(), "not serving until the licenses re-synced in the new epoch");
+    }
+
+    @Test
+    void listShowsTheUnitsTheLicenseDecidedNotTheLastInventorys() {
+        Serial serial = nextSerial();
+        PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(30));
+        TestProbe<Object> licenses = kit.createTestProbe();
+        ActorRef<VirtualContainer.Command> container = kit.spawn(container(serial, peers, new NodeStatus(peers),
+                standIns(licenses.getRef())));
+        Quorums.Verdict inventoried = new Quorums.Verdict(UNITS, bits(0, 1, 2), QuorumsTest.product(UNITS, 10, 50),
+                true, 50);
+        container.tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), inventoried)));
+        expectTold(licenses, UNITS, new TmrLicense.ResyncAll(0));
+        TestProbe<VirtualContainer.Listed> listed = kit.createTestProbe();
+
+        container.tell(new VirtualContainer.SeatsChanged(UNITS, 0, 0, -1, 3, 0));
+        container.tell(new VirtualContainer.ListContainers(listed.getRef()));
+        assertEquals(50, listed.receiveMessage().container().products().get(0).units(),
+                "the license knows no value yet: the inventories'");
+
+        // Five units spent: the license decided 45 before the next inventory.
+        container.tell(new VirtualContainer.SeatsChanged(UNITS, 0, 1, 45, 3, 0));
+        container.tell(new VirtualContainer.ListContainers(listed.getRef()));
+        assertEquals(45, listed.receiveMessage().container().products().get(0).units());
     }
 }

@@ -2,7 +2,6 @@ package io.opentmr.launcher;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.opentmr.client.CmException;
 import io.opentmr.client.LicenseHandle;
 import io.opentmr.client.TmrClient;
 import io.opentmr.client.TmrClientOptions;
@@ -15,17 +14,15 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.TreeMap;
 import java.util.concurrent.Callable;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.atomic.AtomicLongArray;
 import org.HdrHistogram.Histogram;
-import org.HdrHistogram.Recorder;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Spec;
 
 /**
  * {@code tmr bench}: N clients, each its own SDK connection, in ACCESS+RELEASE loops for a bounded
@@ -39,12 +36,20 @@ import picocli.CommandLine.Option;
  * {@value #P50_RATIO_TARGET} × the direct one; with 16 clients TMR pairs/s at least {@value #PAIRS_RATIO_TARGET}
  * × direct. With {@code --demo} it also reports the CPU milliseconds per pair of every demo process, from
  * {@code /proc} (Linux), over each measured phase.
+ *
+ * <p>{@code --rate R} makes the load open-loop ({@link OpenLoop}): R pairs per second over all clients, each
+ * sent at its scheduled time and timed from it, so a stall of the server shows in every pair due during it;
+ * with {@code --compare} / {@code --demo} both sides get the same rate. {@code --rate P%} first measures the
+ * closed-loop maximum, then runs at P % of it: with 50 % it checks DESIGN §8's backend target, p99 below
+ * {@value #P99_AT_HALF_MAXIMUM_MS} ms at half the maximum rate.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = {"Measure ACCESS+RELEASE pairs per second against a server, or the --echo ceiling.",
                 "--compare / --demo: a TMR node and one backend directly in the same run, their ratios and the "
                         + "targets (1 client: TMR p50 at most 2.5x direct; 16 clients: TMR pairs/s at least 0.25x "
-                        + "direct); --demo adds each demo process's CPU ms per pair (Linux /proc)."})
+                        + "direct); --demo adds each demo process's CPU ms per pair (Linux /proc).",
+                "--rate: open loop at a fixed rate, latency from each pair's scheduled time; --rate 50%% measures "
+                        + "the closed-loop maximum first and checks p99 below 5 ms at half of it."})
 final class BenchCommand implements Callable<Integer> {
 
     /** Bound on --duration and --warmup: a bench is a measurement, not a soak. */
@@ -58,6 +63,23 @@ final class BenchCommand implements Callable<Integer> {
     static final double PAIRS_RATIO_TARGET = 0.25;
     static final int THROUGHPUT_TARGET_CLIENTS = 16;
 
+    /** DESIGN §8: a backend's p99 below this at {@link #HALF_MAXIMUM_PERCENT} % of its maximum rate (open loop). */
+    static final double P99_AT_HALF_MAXIMUM_MS = 5;
+    static final double HALF_MAXIMUM_PERCENT = 50;
+
+    /** Bounds on --rate: a bench, not a flood. */
+    static final double MAX_RATE = 1_000_000;
+
+    /** With --rate: in-flight pairs per client (the servers allow 64 per connection), and threads in all. */
+    static final int DEFAULT_OUTSTANDING = 8;
+    static final int MAX_OUTSTANDING = 64;
+    static final int MAX_WORKERS = 4096;
+    /** {@code --hold-handles}: at most this many (a node holds 100 000 in its heap of 1 GiB, DESIGN §8). */
+    static final int MAX_HELD = 1_000_000;
+
+    /** The bound on each of a pair's two requests (the SDK adds a second of slack). */
+    static final Duration REQUEST_TIMEOUT = Duration.ofSeconds(5);
+
     static final class Target {
         @Option(names = "--server", split = ",", description = "HOST:PORT of the server (several: fail-over list).")
         List<String> servers;
@@ -69,6 +91,9 @@ final class BenchCommand implements Callable<Integer> {
                 + "(DIR/demo.json) and then backend-1 directly with the equivalent non-TMR license.")
         Path demo;
     }
+
+    @Spec
+    CommandSpec spec;
 
     @ArgGroup(exclusive = true, multiplicity = "1")
     Target target;
@@ -102,39 +127,71 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--warmup", defaultValue = "2s", description = "Unmeasured warm-up (default ${DEFAULT-VALUE}).")
     Duration warmup;
 
-    @Option(names = "--rate", defaultValue = "0", description = "Open loop: start this many pairs per second in "
-            + "all, spread over the clients, whether or not the earlier ones were answered; latency counts from "
-            + "when a pair was due, so a stalled server shows in it. 0 (default): closed loop, each client starts its "
-            + "next pair when the last one ends.")
-    double rate;
+    @Option(names = "--rate", paramLabel = "R|P%", description = {"Open loop: R ACCESS+RELEASE pairs per second over "
+            + "all clients, each pair sent at its scheduled time whatever the answers do, its latency measured from "
+            + "that time. P%% first measures the closed-loop maximum (same clients and times), then runs at P%% of "
+            + "it (50%% checks the backend target: p99 below 5 ms at half the maximum rate)."})
+    String rate;
+
+    @Option(names = "--outstanding", paramLabel = "N", description = "With --rate: pairs in flight per client at "
+            + "most (1.." + MAX_OUTSTANDING + "; default " + DEFAULT_OUTSTANDING + ", fewer when --clients × "
+            + DEFAULT_OUTSTANDING + " exceeds " + MAX_WORKERS + ").")
+    Integer outstanding;
+
+    @Option(names = "--hold-handles", paramLabel = "H", defaultValue = "0", description = {"Open H handles before "
+            + "the load (spread over the clients), keep them open while it runs, and ask each for its INFO at the "
+            + "end: heldHandles and heldLost in the output. With --server only; for a fail-over, give both nodes:",
+            "--server 127.0.2.1,127.0.2.2 --hold-handles 1000 --duration 60s, and kill the active node meanwhile."})
+    int holdHandles;
 
     @Option(names = "--json", description = "One JSON object on stdout.")
     boolean json;
 
+    private Rate pace;
+
     @Override
     public Integer call() throws Exception {
         if (clients < 1 || clients > 4096) {
-            throw new IllegalArgumentException("--clients must be 1..4096");
+            throw new ParameterException(spec.commandLine(), "--clients must be 1..4096");
         }
         if (duration.isNegative() || duration.isZero() || duration.compareTo(MAX_DURATION) > 0
                 || warmup.isNegative() || warmup.compareTo(MAX_DURATION) > 0) {
-            throw new IllegalArgumentException("--duration must be above 0 and --warmup at least 0, both at most "
-                    + MAX_DURATION.toMinutes() + " min");
-        }
-        if (rate < 0 || Double.isNaN(rate)) {
-            throw new IllegalArgumentException("--rate must be 0 (closed loop) or a number of pairs per second");
+            throw new ParameterException(spec.commandLine(), "--duration must be above 0 and --warmup at least 0, "
+                    + "both at most " + MAX_DURATION.toMinutes() + " min");
         }
         AccessMode accessMode = AccessMode.valueOf(mode.toUpperCase(java.util.Locale.ROOT));
+        try {
+            pace = rate == null ? null : Rate.parse(rate);
+        } catch (IllegalArgumentException e) {
+            throw new ParameterException(spec.commandLine(), e.getMessage());
+        }
+        if (outstanding != null && (pace == null || outstanding < 1 || outstanding > MAX_OUTSTANDING
+                || (long) outstanding * clients > MAX_WORKERS)) {
+            throw new ParameterException(spec.commandLine(), "--outstanding goes with --rate, 1.." + MAX_OUTSTANDING
+                    + " and --clients × --outstanding at most " + MAX_WORKERS);
+        }
+        if (pace != null && pace.ofMaximum() && (target.demo != null || compare != null)) {
+            throw new ParameterException(spec.commandLine(), "--rate P% goes with one --server or --echo: --compare "
+                    + "and --demo measure both sides at one rate, so give it in pairs/s");
+        }
+        if (holdHandles < 0 || holdHandles > MAX_HELD) {
+            throw new ParameterException(spec.commandLine(), String.format("--hold-handles must be 0..%,d", MAX_HELD));
+        }
+        if (holdHandles > 0 && (target.demo != null || target.echo || compare != null
+                || pace != null && pace.ofMaximum())) {
+            throw new ParameterException(spec.commandLine(), "--hold-handles goes with --server, without --compare, "
+                    + "--demo or --rate P%");
+        }
         if (target.demo != null) {
             return compare(Side.fromDemo(target.demo, "tmr"), Side.fromDemo(target.demo, "direct"), accessMode,
                     CpuMeter.forDemo(target.demo));
         }
         if (!target.echo && (firm == 0 || product == 0)) {
-            throw new IllegalArgumentException("--firm and --product name the product item to measure");
+            throw new ParameterException(spec.commandLine(), "--firm and --product name the product item to measure");
         }
         if (compare != null) {
             if (target.echo) {
-                throw new IllegalArgumentException("--compare goes with --server, not --echo");
+                throw new ParameterException(spec.commandLine(), "--compare goes with --server, not --echo");
             }
             return compare(new Side(target.servers, firm, product), new Side(List.of(compare),
                     compareFirm == null ? firm : compareFirm, compareProduct == null ? product : compareProduct),
@@ -144,19 +201,114 @@ final class BenchCommand implements Callable<Integer> {
         try {
             List<String> addresses = echo == null ? target.servers
                     : List.of("127.0.0.1:" + echo.address().getPort());
-            Result result = run(addresses, echo == null ? firm : 1, echo == null ? product : 1, accessMode,
-                    CpuMeter.NONE);
+            long firmCode = echo == null ? firm : 1;
+            long productCode = echo == null ? product : 1;
+            String label = echo != null ? "echo ceiling" : "server";
+            Result maximum = null;
+            Double pairsPerSecond = pace == null ? null : pace.pairsPerSecond();
+            if (pace != null && pace.ofMaximum()) {
+                System.err.println("tmr bench: the closed-loop maximum first, then " + pace);
+                maximum = run(addresses, firmCode, productCode, accessMode, CpuMeter.NONE, null);
+                pairsPerSecond = maximum.pairsPerSecond() * pace.percentOfMaximum() / 100;
+                if (!(pairsPerSecond > 0)) {
+                    throw new IllegalStateException("the closed-loop run answered no pair: no maximum to take "
+                            + pace + " of");
+                }
+                pairsPerSecond = Math.min(pairsPerSecond, MAX_RATE);
+            }
+            Result result = run(addresses, firmCode, productCode, accessMode, CpuMeter.NONE, pairsPerSecond);
             Map<String, Object> fields = result.toMap();
             if (echo != null) {
                 fields.put("requestsPerSecond", Math.round(result.pairsPerSecond() * 2));
             }
-            new Output(json, System.out, System.err).result(result.text(echo != null ? "echo ceiling" : "server",
-                    echo != null), fields);
+            String text = result.text(label, echo != null);
+            if (maximum != null) {
+                HalfMaximum verdict = new HalfMaximum(pace.percentOfMaximum(), result.ms(99));
+                Map<String, Object> max = maximum.toMap();
+                if (echo != null) {
+                    max.put("requestsPerSecond", Math.round(maximum.pairsPerSecond() * 2));
+                }
+                fields.put("percentOfMaximum", pace.percentOfMaximum());
+                fields.put("maximum", max);
+                fields.put("targets", verdict.toMap());
+                text = maximum.text(label + " maximum (closed loop)", echo != null) + "\n"
+                        + result.text(label + " at " + pace, echo != null) + "\n" + verdict.text();
+            }
+            new Output(json, System.out, System.err).result(text, fields);
             return Output.OK;
         } finally {
             if (echo != null) {
                 echo.close();
             }
+        }
+    }
+
+    /** With --rate: pairs in flight per client, so workers per client. */
+    int outstandingPerClient() {
+        return outstanding != null ? outstanding : Math.max(1, Math.min(DEFAULT_OUTSTANDING, MAX_WORKERS / clients));
+    }
+
+    /**
+     * {@code --rate}: pairs per second, or a percentage of the maximum that a closed-loop run measures first.
+     *
+     * @param pairsPerSecond   the rate; 0 when it is a percentage
+     * @param percentOfMaximum the percentage; 0 when the rate is given
+     */
+    record Rate(double pairsPerSecond, double percentOfMaximum) {
+
+        static Rate parse(String text) {
+            String t = text.strip();
+            boolean percent = t.endsWith("%");
+            double value;
+            try {
+                value = Double.parseDouble(percent ? t.substring(0, t.length() - 1).strip() : t);
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("--rate takes pairs per second (5000) or a percentage of the "
+                        + "closed-loop maximum (50%), not '" + text + "'");
+            }
+            if (percent ? !(value > 0 && value <= 100) : !(value > 0 && value <= MAX_RATE)) {
+                throw new IllegalArgumentException("--rate must be above 0 and at most "
+                        + (percent ? "100%" : String.format("%,.0f pairs/s", MAX_RATE)) + ": " + text);
+            }
+            return percent ? new Rate(0, value) : new Rate(value, 0);
+        }
+
+        boolean ofMaximum() {
+            return percentOfMaximum > 0;
+        }
+
+        @Override
+        public String toString() {
+            return ofMaximum() ? String.format(java.util.Locale.ROOT, "%s%% of the maximum",
+                    Result.round(percentOfMaximum)) : String.format("%,.0f pairs/s", pairsPerSecond);
+        }
+    }
+
+    /**
+     * DESIGN §8's backend latency target: p99 (open loop, from the scheduled time) below
+     * {@value #P99_AT_HALF_MAXIMUM_MS} ms at {@value #HALF_MAXIMUM_PERCENT} % of the closed-loop maximum. It
+     * is checked when the rate is that share; the bench does not know whether it measures a backend.
+     */
+    record HalfMaximum(double percentOfMaximum, double p99Ms) {
+
+        Optional<Boolean> met() {
+            return percentOfMaximum == HALF_MAXIMUM_PERCENT ? Optional.of(p99Ms < P99_AT_HALF_MAXIMUM_MS)
+                    : Optional.empty();
+        }
+
+        Map<String, Object> toMap() {
+            Map<String, Object> target = new LinkedHashMap<>();
+            target.put("percentOfMaximum", HALF_MAXIMUM_PERCENT);
+            target.put("p99MsBelow", P99_AT_HALF_MAXIMUM_MS);
+            target.put("met", met().orElse(null));
+            return Map.of("p99AtHalfMaximum", target);
+        }
+
+        String text() {
+            return String.format(java.util.Locale.ROOT, "p99 from the scheduled time at %s%% of the maximum: %.2f ms "
+                            + "(backend target at %s%%: below %s ms%s)", Result.round(percentOfMaximum), p99Ms,
+                    Result.round(HALF_MAXIMUM_PERCENT), Result.round(P99_AT_HALF_MAXIMUM_MS),
+                    met().map(ok -> ok ? ": met" : ": NOT met").orElse("; measure with --rate 50% to check it"));
         }
     }
 
@@ -227,8 +379,9 @@ final class BenchCommand implements Callable<Integer> {
     /** The TMR node, then the backend directly, with the same clients and times; both, their ratios and targets. */
     private int compare(Side tmr, Side direct, AccessMode accessMode, CpuMeter cpu) throws InterruptedException {
         System.err.println("tmr bench: TMR " + tmr.describe() + ", then direct " + direct.describe());
-        Result viaTmr = run(tmr.servers(), tmr.firm(), tmr.product(), accessMode, cpu);
-        Result viaDirect = run(direct.servers(), direct.firm(), direct.product(), accessMode, cpu);
+        Double pairsPerSecond = pace == null ? null : pace.pairsPerSecond();
+        Result viaTmr = run(tmr.servers(), tmr.firm(), tmr.product(), accessMode, cpu, pairsPerSecond);
+        Result viaDirect = run(direct.servers(), direct.firm(), direct.product(), accessMode, cpu, pairsPerSecond);
         Map<String, Object> fields = new LinkedHashMap<>();
         Map<String, Object> tmrFields = new LinkedHashMap<>(tmr.describe());
         tmrFields.putAll(viaTmr.toMap());
@@ -246,29 +399,34 @@ final class BenchCommand implements Callable<Integer> {
 
     /**
      * The two ratios of a comparison, in one run, against DESIGN §8's targets: each target holds for one
-     * client count, so a run with another count reports its ratio without a verdict.
+     * client count, so a run with another count reports its ratio without a verdict; both are closed-loop
+     * targets, so an open-loop run ({@code --rate}, where both sides get the same pairs/s) has no verdict either.
      *
      * @param p50Ratio   TMR pair p50 / direct pair p50 (0 when direct has none)
      * @param pairsRatio TMR pairs/s / direct pairs/s (0 when direct has none)
      */
-    record Targets(int clients, double p50Ratio, double pairsRatio) {
+    record Targets(int clients, double p50Ratio, double pairsRatio, boolean closedLoop) {
+
+        Targets(int clients, double p50Ratio, double pairsRatio) {
+            this(clients, p50Ratio, pairsRatio, true);
+        }
 
         static Targets of(Result tmr, Result direct) {
             double p50 = direct.ms(50) == 0 ? 0 : tmr.ms(50) / direct.ms(50);
             double pairs = direct.pairsPerSecond() == 0 ? 0 : tmr.pairsPerSecond() / direct.pairsPerSecond();
-            return new Targets(tmr.clients(), p50, pairs);
+            return new Targets(tmr.clients(), p50, pairs, tmr.figures().pacing() == null);
         }
 
         /** Whether the latency target is met; empty when this run's client count is not the target's. */
         Optional<Boolean> latencyMet() {
-            return clients == LATENCY_TARGET_CLIENTS ? Optional.of(p50Ratio > 0 && p50Ratio <= P50_RATIO_TARGET)
-                    : Optional.empty();
+            return closedLoop && clients == LATENCY_TARGET_CLIENTS
+                    ? Optional.of(p50Ratio > 0 && p50Ratio <= P50_RATIO_TARGET) : Optional.empty();
         }
 
         /** Whether the throughput target is met; empty when this run's client count is not the target's. */
         Optional<Boolean> throughputMet() {
-            return clients == THROUGHPUT_TARGET_CLIENTS ? Optional.of(pairsRatio >= PAIRS_RATIO_TARGET)
-                    : Optional.empty();
+            return closedLoop && clients == THROUGHPUT_TARGET_CLIENTS
+                    ? Optional.of(pairsRatio >= PAIRS_RATIO_TARGET) : Optional.empty();
         }
 
         Map<String, Object> toMap() {
@@ -299,76 +457,63 @@ final class BenchCommand implements Callable<Integer> {
                     verdict(throughputMet(), THROUGHPUT_TARGET_CLIENTS));
         }
 
-        private static String verdict(Optional<Boolean> met, int forClients) {
-            return met.map(ok -> ok ? ": met" : ": NOT met")
-                    .orElse("; measure with --clients " + forClients + " to check it");
+        private String verdict(Optional<Boolean> met, int forClients) {
+            return met.map(ok -> ok ? ": met" : ": NOT met").orElse(closedLoop
+                    ? "; measure with --clients " + forClients + " to check it"
+                    : "; a closed-loop target: measure without --rate to check it");
         }
     }
 
-    private Result run(List<String> addresses, long firmCode, long productCode, AccessMode accessMode, CpuMeter cpu)
-            throws InterruptedException {
-        Recorder latencies = new Recorder(TimeUnit.SECONDS.toNanos(60), 3);
-        Map<Integer, AtomicLong> errors = new ConcurrentHashMap<>();
-        AtomicLong pairs = new AtomicLong();
-        AtomicLong maxStallNanos = new AtomicLong();
-        AtomicLongArray pairStarted = new AtomicLongArray(clients);
+    private Result run(List<String> addresses, long firmCode, long productCode, AccessMode accessMode, CpuMeter cpu,
+                       Double rate) throws InterruptedException {
         List<TmrClient> connections = new ArrayList<>();
         try {
             for (int i = 0; i < clients; i++) {
                 connections.add(TmrClient.connect(TmrClientOptions.builder()
                         .addresses(addresses.toArray(String[]::new)).clientName("tmr-bench-" + i)
-                        .requestTimeout(Duration.ofSeconds(5)).build()));
+                        .requestTimeout(REQUEST_TIMEOUT).build()));
             }
         } catch (RuntimeException e) {
             connections.forEach(TmrClient::close);
             throw e;
         }
+        HeldHandles held = null;
+        if (holdHandles > 0) {
+            try {
+                held = HeldHandles.open(connections, firmCode, productCode, accessMode, holdHandles);
+            } catch (InterruptedException | RuntimeException e) {
+                connections.forEach(TmrClient::close);
+                throw e;
+            }
+        }
         // Times start once every client is connected: connecting is neither warm-up nor measured.
         long start = System.nanoTime();
         long measureFrom = start + warmup.toNanos();
         long end = measureFrom + duration.toNanos();
+        Load load = rate == null ? new ClosedLoop(Load.Clock.SYSTEM, clients, measureFrom, end)
+                : new OpenLoop(Load.Clock.SYSTEM, rate, clients, outstandingPerClient(), start, measureFrom, end);
 
         List<Thread> threads = new ArrayList<>();
-        // Open loop: each client's pairs are due every `every` ns, the clients' schedules staggered.
-        long every = rate > 0 ? Math.max(1, Math.round(clients * 1e9 / rate)) : 0;
         for (int i = 0; i < clients; i++) {
             TmrClient client = connections.get(i);
-            int slot = i;
-            Thread thread = new Thread(() -> {
-                long due = start + (every * slot) / clients;
-                while (true) {
-                    long t0;
-                    if (every > 0) {
-                        for (long wait; (wait = due - System.nanoTime()) > 0; ) {
-                            java.util.concurrent.locks.LockSupport.parkNanos(wait);
-                        }
-                        t0 = due;
-                        due += every;
-                    } else {
-                        t0 = System.nanoTime();
-                    }
-                    if (t0 - end >= 0) {
-                        break;
-                    }
-                    pairStarted.set(slot, t0);
-                    try (LicenseHandle handle = client.access(firmCode, productCode, 0, accessMode)) {
-                        handle.handleId();
-                    } catch (CmException e) {
-                        if (t0 - measureFrom >= 0) {
-                            errors.computeIfAbsent(e.code(), code -> new AtomicLong()).incrementAndGet();
-                        }
-                    }
-                    long t1 = System.nanoTime();
-                    pairStarted.set(slot, 0);
-                    if (t0 - measureFrom >= 0) {
-                        latencies.recordValue(Math.min(t1 - t0, TimeUnit.SECONDS.toNanos(60)));
-                        pairs.incrementAndGet();
-                        maxStallNanos.accumulateAndGet(t1 - t0, Math::max);
-                    }
+            Load.Pair pair = () -> {
+                try (LicenseHandle handle = client.access(firmCode, productCode, 0, accessMode)) {
+                    handle.handleId();
                 }
-            }, "tmr-bench-" + i);
-            thread.setDaemon(true);
-            threads.add(thread);
+            };
+            for (int w = 0; w < load.workersPerClient(); w++) {
+                int slot = i;
+                int worker = w;
+                Thread thread = new Thread(() -> {
+                    try {
+                        load.work(slot, worker, pair);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                }, "tmr-bench-" + i + (rate == null ? "" : "-" + w));
+                thread.setDaemon(true);
+                threads.add(thread);
+            }
         }
         threads.forEach(Thread::start);
 
@@ -392,72 +537,88 @@ final class BenchCommand implements Callable<Integer> {
             }
             Thread.sleep(Math.max(1, TimeUnit.NANOSECONDS.toMillis(wake - now)));
             if (System.nanoTime() - nextReport >= 0) {
-                long count = pairs.get();
-                System.err.printf("tmr bench: %,d pairs, %,d in the last second, %d error(s)%n", count,
-                        count - lastPairs, errors.values().stream().mapToLong(AtomicLong::get).sum());
+                long count = load.pairsSoFar();
+                System.err.printf("tmr bench: %,d pairs, %,d in the last second, %d error(s)%s%n", count,
+                        count - lastPairs, load.errorsSoFar(), load.progress(System.nanoTime()));
                 lastPairs = count;
                 nextReport += TimeUnit.SECONDS.toNanos(1);
             }
         }
         ProcessCpu.Usage cpuUsage = cpu.wanted() ? cpu.between(cpuBefore, cpu.sample()) : null;
+        // A pair in flight at the end is two requests, each answered or failed within the request timeout and
+        // the SDK's second of slack: one bound for all the workers; one given up on counts with its age.
+        long joinBy = System.nanoTime() + 2 * (REQUEST_TIMEOUT.toNanos() + TimeUnit.SECONDS.toNanos(1));
         for (Thread thread : threads) {
-            thread.join(TimeUnit.SECONDS.toMillis(10));
+            TimeUnit.NANOSECONDS.timedJoin(thread, Math.max(1, joinBy - System.nanoTime()));
         }
         long stopped = System.nanoTime();
-        for (int i = 0; i < clients; i++) {
-            long pending = pairStarted.get(i);
-            if (pending != 0) {
-                maxStallNanos.accumulateAndGet(stopped - pending, Math::max);
-            }
-        }
+        HeldHandles.Outcome kept = held == null ? null : held.checkAndRelease();
         connections.forEach(TmrClient::close);
-        Histogram total = latencies.getIntervalHistogram();
-        Map<Integer, Long> byCode = new TreeMap<>();
-        errors.forEach((code, count) -> byCode.put(code, count.get()));
-        return new Result(pairs.get(), duration, total, byCode, maxStallNanos.get(), clients, rate, cpu.wanted(),
-                cpuUsage);
+        return new Result(load.figures(stopped), duration, clients, cpu.wanted(), cpuUsage, kept);
     }
 
     /**
      * One phase's figures.
      *
-     * @param rate      pairs per second started open-loop ({@code --rate}), 0 for a closed loop
      * @param cpuWanted whether CPU per pair is reported ({@code --demo})
      * @param cpu       the demo processes' CPU over the measured time; null when not wanted or not available
      */
-    record Result(long pairs, Duration duration, Histogram latency, Map<Integer, Long> errorsByCode,
-                  long maxStallNanos, int clients, double rate, boolean cpuWanted, ProcessCpu.Usage cpu) {
+    record Result(Load.Figures figures, Duration duration, int clients, boolean cpuWanted, ProcessCpu.Usage cpu,
+                  HeldHandles.Outcome held) {
+
+        long pairs() {
+            return figures.pairs();
+        }
 
         double pairsPerSecond() {
-            return pairs / (duration.toNanos() / 1e9);
+            return pairs() / (duration.toNanos() / 1e9);
         }
 
         double ms(double percentile) {
+            Histogram latency = figures.latency();
             return latency.getTotalCount() == 0 ? 0 : latency.getValueAtPercentile(percentile) / 1e6;
         }
 
         Map<String, Object> toMap() {
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("clients", clients);
-            if (rate > 0) {
-                m.put("ratePerSecond", rate);
+            Load.Pacing pacing = figures.pacing();
+            if (pacing != null) {
+                m.put("targetRate", round(pacing.targetRate()));
+                m.put("outstandingPerClient", pacing.outstanding());
+                m.put("scheduled", pacing.scheduled());
+                m.put("unsent", pacing.unsent());
+                m.put("maxSendLagMs", round(pacing.maxLagNanos() / 1e6));
             }
-            m.put("pairs", pairs);
+            m.put("pairs", pairs());
             m.put("pairsPerSecond", Math.round(pairsPerSecond()));
             m.put("p50Ms", round(ms(50)));
             m.put("p99Ms", round(ms(99)));
             m.put("p999Ms", round(ms(99.9)));
-            m.put("errors", errorsByCode.values().stream().mapToLong(Long::longValue).sum());
+            m.put("errors", figures.errorsByCode().values().stream().mapToLong(Long::longValue).sum());
             Map<String, Long> codes = new LinkedHashMap<>();
-            errorsByCode.forEach((code, count) -> codes.put(String.valueOf(code), count));
+            figures.errorsByCode().forEach((code, count) -> codes.put(String.valueOf(code), count));
             m.put("errorsByCode", codes);
-            m.put("maxStallMs", round(maxStallNanos / 1e6));
+            m.put("maxStallMs", round(figures.maxNanos() / 1e6));
+            if (held != null) {
+                m.put("heldHandles", held.opened());
+                m.put("heldLost", held.lost());
+                Map<String, Long> lostCodes = new LinkedHashMap<>();
+                held.lostByCode().forEach((code, count) -> lostCodes.put(String.valueOf(code), count));
+                m.put("heldLostByCode", lostCodes);
+                if (held.notOpened() > 0) {
+                    m.put("heldNotOpened", held.notOpened());
+                    Map<String, Long> openCodes = new LinkedHashMap<>();
+                    held.openErrors().forEach((code, count) -> openCodes.put(String.valueOf(code), count));
+                    m.put("heldOpenErrorsByCode", openCodes);
+                }
+            }
             if (cpuWanted) {
                 if (cpu == null) {
                     m.put("cpuMsPerPair", ProcessCpu.NOT_AVAILABLE);
                 } else {
-                    m.put("cpuMsPerPair", cpu.perPair(pairs));
-                    m.put("cpuMsPerPairAll", cpu.allPerPair(pairs).map(v -> (Object) round(v))
+                    m.put("cpuMsPerPair", cpu.perPair(pairs()));
+                    m.put("cpuMsPerPairAll", cpu.allPerPair(pairs()).map(v -> (Object) round(v))
                             .orElse(ProcessCpu.NOT_AVAILABLE));
                     m.put("cpuMs", cpu.total());
                     m.put("clockTicksPerSecond", cpu.clockTicksPerSecond());
@@ -467,14 +628,33 @@ final class BenchCommand implements Callable<Integer> {
         }
 
         String text(String label, boolean echo) {
-            return String.format("%s: %,d ACCESS+RELEASE pairs in %s with %d clients%s = %,.0f pairs/s%s%n"
-                            + "latency per pair: p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms; longest stall %.1f ms%n"
-                            + "errors: %s", label, pairs, duration, clients,
-                    rate > 0 ? String.format(" (open loop, %,.0f due per second)", rate) : "", pairsPerSecond(),
-                    echo ? String.format(" (%,.0f requests/s)", pairsPerSecond() * 2) : "", ms(50), ms(99), ms(99.9),
-                    maxStallNanos / 1e6, errorsByCode.isEmpty() ? "none" : errorsByCode)
+            Load.Pacing pacing = figures.pacing();
+            String requests = echo ? String.format(" (%,.0f requests/s)", pairsPerSecond() * 2) : "";
+            String lines;
+            if (pacing == null) {
+                lines = String.format("%s: %,d ACCESS+RELEASE pairs in %s with %d clients = %,.0f pairs/s%s%n"
+                                + "latency per pair: p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms; longest stall %.1f ms",
+                        label, pairs(), duration, clients, pairsPerSecond(), requests, ms(50), ms(99), ms(99.9),
+                        figures.maxNanos() / 1e6);
+            } else {
+                lines = String.format("%s: %,d ACCESS+RELEASE pairs in %s with %d clients = %,.0f pairs/s%s of "
+                                + "%,.0f/s asked (open loop, at most %d in flight per client)%n"
+                                + "latency per pair from its scheduled time: p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms; "
+                                + "longest %.1f ms%n"
+                                + "schedule: %,d of %,d pairs not sent in the time (counted in the latency with their "
+                                + "age at the end); a pair sent at most %.1f ms late",
+                        label, pairs(), duration, clients, pairsPerSecond(), requests, pacing.targetRate(),
+                        pacing.outstanding(), ms(50), ms(99), ms(99.9), figures.maxNanos() / 1e6, pacing.unsent(),
+                        pacing.scheduled(), pacing.maxLagNanos() / 1e6);
+            }
+            return lines + String.format("%nerrors: %s", figures.errorsByCode().isEmpty() ? "none"
+                    : figures.errorsByCode())
                     + (cpuWanted ? String.format("%nCPU per pair (utime+stime from /proc over the measured time): %s",
-                    cpu == null ? ProcessCpu.NOT_AVAILABLE + " (needs Linux /proc)" : cpu.text(pairs)) : "");
+                    cpu == null ? ProcessCpu.NOT_AVAILABLE + " (needs Linux /proc)" : cpu.text(pairs())) : "")
+                    + (held == null ? "" : String.format("%nheld handles: %,d opened before the load, %,d lost%s%s",
+                    held.opened(), held.lost(), held.lost() == 0 ? "" : " " + held.lostByCode(),
+                    held.notOpened() == 0 ? "" : String.format("; %,d could not be opened %s", held.notOpened(),
+                            held.openErrors())));
         }
 
         static double round(double value) {

@@ -4,6 +4,7 @@ import io.opentmr.client.TmrClient;
 import io.opentmr.client.TmrClientOptions;
 import io.opentmr.license.VendorKeyFiles;
 import io.opentmr.protocol.ContainerInfo;
+import io.opentmr.protocol.Message;
 import io.opentmr.protocol.ProductInfo;
 import io.opentmr.protocol.Serial;
 import java.io.IOException;
@@ -169,6 +170,20 @@ final class DemoCommand implements Callable<Integer> {
                 "--secret-file", secret.toString());
     }
 
+    /** Why the node does not serve yet (it is starting, or reconciling with the backends), or empty once it does. */
+    private static Optional<String> notServingYet(String node) {
+        int colon = node.lastIndexOf(':');
+        InetSocketAddress address = new InetSocketAddress(node.substring(0, colon),
+                Integer.parseInt(node.substring(colon + 1)));
+        try {
+            Message answer = HelloProbe.hello(address, Duration.ofSeconds(2));
+            return answer instanceof Message.HelloOk ? Optional.empty()
+                    : Optional.of("it answers " + answer.type() + " (still reconciling with the backends)");
+        } catch (IOException e) {
+            return Optional.of("it does not answer yet: " + e.getMessage());
+        }
+    }
+
     /** The node lists its virtual container 131-… with the sample TMR licenses: bounded wait. */
     private Optional<Serial> awaitVirtualContainer(DemoProcesses.Child nodeA, String node, Duration max)
             throws InterruptedException {
@@ -177,6 +192,13 @@ final class DemoCommand implements Callable<Integer> {
         long deadline = System.nanoTime() + max.toNanos();
         String last = "no answer yet";
         while (System.nanoTime() - deadline < 0 && nodeA.process().isAlive()) {
+            // Until the node serves it answers NOT_ACTIVE, which the SDK would retry with a warning: probe first.
+            Optional<String> notYet = notServingYet(node);
+            if (notYet.isPresent()) {
+                last = notYet.get();
+                Thread.sleep(200);
+                continue;
+            }
             try (TmrClient client = TmrClient.connect(TmrClientOptions.builder().addresses(node)
                     .clientName("tmr-demo").connectTimeout(Duration.ofSeconds(2)).requestTimeout(Duration.ofSeconds(2))
                     .build())) {

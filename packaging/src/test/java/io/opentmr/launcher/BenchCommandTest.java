@@ -13,6 +13,7 @@ import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -21,7 +22,10 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
-/** {@code tmr bench --demo}: the targets it checks, and the demo processes' CPU per pair in text and JSON. */
+/**
+ * {@code tmr bench}: the targets {@code --demo} checks, the demo processes' CPU per pair in text and JSON, and
+ * {@code --rate} (open loop) against servers on loopback.
+ */
 @Timeout(60)
 class BenchCommandTest {
 
@@ -71,19 +75,6 @@ class BenchCommandTest {
         Map<String, Object> json = sixteen.toMap();
         assertEquals(0.25, json.get("ratio"));
         assertEquals(9.0, json.get("p50Ratio"));
-    }
-
-    @Test
-    void anOpenLoopStartsPairsAtTheRateNotFasterAndSaysSo() throws Exception {
-        Run json = tmr("bench", "--echo", "--clients", "2", "--rate", "100", "--duration", "2s", "--warmup", "0s",
-                "--json");
-        assertEquals(0, json.exit(), json.err());
-        JsonNode figures = JSON.readTree(json.out());
-        assertEquals(100.0, figures.get("ratePerSecond").asDouble());
-        // Due every 20 ms per client: at most the pairs due in the measured time, however fast the echo answers.
-        assertTrue(figures.get("pairs").asLong() <= 201, figures.toString());
-        assertTrue(figures.get("pairs").asLong() > 0, figures.toString());
-        assertTrue(tmr("bench", "--echo", "--rate", "-1").exit() != 0, "a negative rate is refused");
     }
 
     @Test
@@ -155,5 +146,115 @@ class BenchCommandTest {
                 + "{\"name\":\"broken\"},{\"name\":\"node-a\",\"pid\":42}]}");
         assertEquals(List.of(Map.entry("backend-1", 41L), Map.entry("node-a", 42L)),
                 List.copyOf(BenchCommand.CpuMeter.demoProcesses(dir).entrySet()));
+    }
+
+    @Test
+    void heldHandlesAreOpenedBeforeTheLoadAndEachIsCheckedAtTheEnd() throws Exception {
+        try (EchoServer echo = new EchoServer(1)) {
+            String server = "127.0.0.1:" + echo.address().getPort();
+            Run run = tmr("bench", "--server", server, "--firm", "1", "--product", "1", "--hold-handles", "25",
+                    "--clients", "2", "--duration", "300ms", "--warmup", "0s", "--json");
+            assertEquals(0, run.exit(), run.err());
+            JsonNode figures = JSON.readTree(run.out());
+            assertEquals(25, figures.get("heldHandles").asInt(), run.out());
+            assertEquals(0, figures.get("heldLost").asInt(), run.out());
+            assertTrue(figures.get("pairs").asLong() > 0, run.out());
+        }
+        try (EchoServer forgetful = new EchoServer(1)) {
+            // The 40th ACCESS (the 15th of the load, after the 25 held) finds a server that lost every handle.
+            forgetful.forgetHandlesAt(40);
+            String server = "127.0.0.1:" + forgetful.address().getPort();
+            Run run = tmr("bench", "--server", server, "--firm", "1", "--product", "1", "--hold-handles", "25",
+                    "--clients", "2", "--duration", "500ms", "--warmup", "0s");
+            assertEquals(0, run.exit(), run.err());
+            assertTrue(run.out().contains("held handles: 25 opened before the load, 25 lost {106=25}"), run.out());
+        }
+        Run refused = tmr("bench", "--echo", "--hold-handles", "10", "--duration", "1s");
+        assertEquals(2, refused.exit(), "with --server only: " + refused.err());
+    }
+
+    @Test
+    void rateSendsTheScheduledPairsAndReportsThemBesideTheTarget() throws Exception {
+        try (EchoServer echo = new EchoServer(1)) {
+            String server = "127.0.0.1:" + echo.address().getPort();
+            Run run = tmr("bench", "--server", server, "--firm", "1", "--product", "1", "--rate", "200",
+                    "--clients", "2", "--duration", "1s", "--warmup", "200ms", "--json");
+            assertEquals(0, run.exit(), run.err());
+            JsonNode figures = JSON.readTree(run.out());
+            assertEquals(200.0, figures.get("targetRate").asDouble(), run.out());
+            assertEquals(200, figures.get("scheduled").asLong(), "1 s at 200 pairs/s, the warm-up's not counted");
+            assertEquals(8, figures.get("outstandingPerClient").asInt());
+            // Pairs answered in the measured time, and pairs due in it and not sent: apart from those in flight
+            // at its start or end (2 clients × 8 at most at each), the pairs due in it.
+            assertEquals(figures.get("scheduled").asDouble(), figures.get("pairs").asLong()
+                    + figures.get("unsent").asLong(), 2 * 2 * 8, run.out());
+            assertEquals(0, figures.get("errors").asLong(), run.out());
+            for (String field : List.of("pairsPerSecond", "p50Ms", "p99Ms", "p999Ms", "maxStallMs", "maxSendLagMs")) {
+                assertTrue(figures.get(field).isNumber(), field + " in " + run.out());
+            }
+
+            Run text = tmr("bench", "--server", server, "--firm", "1", "--product", "1", "--compare", server,
+                    "--rate", "100", "--clients", "1", "--duration", "500ms", "--warmup", "0s");
+            assertEquals(0, text.exit(), text.err());
+            assertEquals(2, text.out().split("pairs/s of 100/s asked \\(open loop, at most 8 in flight per client\\)",
+                    -1).length - 1, "both sides at the same rate: " + text.out());
+            assertTrue(text.out().contains("latency per pair from its scheduled time: p50 "), text.out());
+            assertTrue(text.out().contains("a closed-loop target: measure without --rate to check it"), text.out());
+        }
+    }
+
+    @Test
+    void aStalledServerShowsInTheOpenLoopsP99AndHidesInTheClosedLoops() throws Exception {
+        Duration pause = Duration.ofMillis(400);
+        try (EchoServer stallingOpen = new EchoServer(1); EchoServer stallingClosed = new EchoServer(1)) {
+            // 100 pairs/s for 2 s; the 50th ACCESS (about 0.5 s in) holds every answer for 400 ms, so the 40
+            // or so pairs due meanwhile (a fifth of the run) wait for up to 400 ms from their scheduled time.
+            stallingOpen.stallAfter(50, pause);
+            Run open = tmr("bench", "--server", "127.0.0.1:" + stallingOpen.address().getPort(), "--firm", "1",
+                    "--product", "1", "--rate", "100", "--clients", "1", "--duration", "2s", "--warmup", "0s",
+                    "--json");
+            assertEquals(0, open.exit(), open.err());
+            JsonNode openFigures = JSON.readTree(open.out());
+            assertTrue(openFigures.get("p99Ms").asDouble() >= pause.toMillis() * 0.75, open.out());
+            assertTrue(openFigures.get("maxStallMs").asDouble() >= pause.toMillis(), open.out());
+
+            stallingClosed.stallAfter(50, pause);
+            Run closed = tmr("bench", "--server", "127.0.0.1:" + stallingClosed.address().getPort(), "--firm", "1",
+                    "--product", "1", "--clients", "1", "--duration", "2s", "--warmup", "0s", "--json");
+            assertEquals(0, closed.exit(), closed.err());
+            JsonNode closedFigures = JSON.readTree(closed.out());
+            assertTrue(closedFigures.get("maxStallMs").asDouble() >= pause.toMillis(), "it saw the stall: "
+                    + closed.out());
+            assertTrue(closedFigures.get("p99Ms").asDouble() < openFigures.get("p99Ms").asDouble() / 2,
+                    "one slow pair among thousands: " + closed.out());
+        }
+    }
+
+    @Test
+    void rateAsAPercentageMeasuresTheMaximumFirstAndChecksTheHalfMaximumTarget() throws Exception {
+        Run run = tmr("bench", "--echo", "--rate", "50%", "--clients", "1", "--duration", "300ms", "--warmup",
+                "0s", "--json");
+        assertEquals(0, run.exit(), run.err());
+        JsonNode figures = JSON.readTree(run.out());
+        JsonNode maximum = figures.get("maximum");
+        assertTrue(maximum.get("pairs").asLong() > 0, run.out());
+        assertFalse(maximum.has("targetRate"), "the maximum is closed-loop: " + run.out());
+        assertEquals(maximum.get("pairs").asLong() / 0.3 / 2, figures.get("targetRate").asDouble(), 0.01, run.out());
+        assertEquals(50.0, figures.get("percentOfMaximum").asDouble());
+        assertEquals(5.0, figures.at("/targets/p99AtHalfMaximum/p99MsBelow").asDouble());
+        assertTrue(figures.at("/targets/p99AtHalfMaximum/met").isBoolean(), run.out());
+        assertTrue(figures.get("requestsPerSecond").isNumber(), run.out());
+    }
+
+    @Test
+    void usageErrorsExitWithTwo() {
+        assertEquals(Output.USAGE, tmr("bench", "--echo", "--clients", "0").exit());
+        assertEquals(Output.USAGE, tmr("bench", "--echo", "--rate", "0").exit());
+        assertEquals(Output.USAGE, tmr("bench", "--echo", "--rate", "fast").exit());
+        assertEquals(Output.USAGE, tmr("bench", "--echo", "--rate", "101%").exit());
+        assertEquals(Output.USAGE, tmr("bench", "--echo", "--outstanding", "4").exit(), "only with --rate");
+        assertEquals(Output.USAGE, tmr("bench", "--echo", "--rate", "100", "--outstanding", "65").exit());
+        assertEquals(Output.USAGE, tmr("bench", "--server", "127.0.0.1:1", "--firm", "1", "--product", "1",
+                "--compare", "127.0.0.1:1", "--rate", "50%").exit());
     }
 }

@@ -189,10 +189,12 @@ class NodeAndDemoCommandTest {
 
     @Test
     void benchDemoNeedsTheDemosManifest() {
+        // No demo running there: a failure (1), not bad usage.
         Run run = run("bench", "--demo", dir.toString(), "--duration", "1s");
         assertEquals(1, run.exit());
         assertTrue(run.err().contains("demo.json"), run.err());
-        assertEquals(1, run("bench", "--echo", "--compare", "127.0.0.1:1", "--duration", "1s").exit());
-        assertEquals(1, run("bench", "--echo", "--duration", "11m").exit());
+        // Bad usage: exit code 2, as the README says.
+        assertEquals(2, run("bench", "--echo", "--compare", "127.0.0.1:1", "--duration", "1s").exit());
+        assertEquals(2, run("bench", "--echo", "--duration", "11m").exit());
     }
 }

@@ -1,7 +1,11 @@
 package io.opentmr.persistence;
 
+import io.opentmr.persistence.log.DirectoryLock;
+import io.opentmr.persistence.log.LogOptions;
 import io.opentmr.persistence.log.SegmentedLog;
 import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Objects;
 import java.util.function.LongSupplier;
 import org.apache.pekko.actor.AbstractExtensionId;
@@ -30,7 +34,10 @@ public final class OpenTmrPersistence implements Extension {
     private final ExtendedActorSystem system;
     private final PersistenceSettings settings;
     private volatile LongSupplier epoch = () -> 0L;
+    private volatile LongSupplier replicatedTo = LogOptions.NO_TWIN;
     private SegmentedLog log;
+    /** The snapshot directory's lock, taken with the log's: one owner for both, wherever the snapshots live. */
+    private DirectoryLock snapshotLock;
     /** Why the open failed; kept so later calls neither repeat a full open (a scan of every segment) nor race it. */
     private IOException openFailure;
     private boolean terminated;
@@ -51,6 +58,14 @@ public final class OpenTmrPersistence implements Extension {
 
     public PersistenceSettings settings() {
         return settings;
+    }
+
+    /**
+     * Sets where compaction reads the position up to which the twin has the log (exclusive): nothing at or above it
+     * is compacted or removed. Until replication sets it, every durable record counts as replicated.
+     */
+    public void setReplicatedPositionSupplier(LongSupplier supplier) {
+        this.replicatedTo = Objects.requireNonNull(supplier, "supplier");
     }
 
     /** Sets where each group commit reads the writer's epoch from. */
@@ -74,7 +89,15 @@ public final class OpenTmrPersistence implements Extension {
         }
         if (log == null) {
             try {
-                log = SegmentedLog.open(settings.logOptions(() -> epoch.getAsLong()));
+                SegmentedLog opened = SegmentedLog.open(settings.logOptions(() -> epoch.getAsLong(),
+                        () -> replicatedTo.getAsLong()));
+                try {
+                    snapshotLock = lockSnapshots(opened);
+                } catch (IOException | RuntimeException e) {
+                    closeAfterFailedOpen(opened, e);
+                    throw e;
+                }
+                log = opened;
             } catch (IOException e) {
                 openFailure = e;
                 throw e;
@@ -87,6 +110,24 @@ public final class OpenTmrPersistence implements Extension {
         return log;
     }
 
+    /** Locks the snapshot directory unless it is the journal directory itself (locked with the log). */
+    private DirectoryLock lockSnapshots(SegmentedLog opened) throws IOException {
+        Path snapshots = settings.snapshotDirectory();
+        Files.createDirectories(snapshots);
+        if (snapshots.toRealPath().equals(opened.directory().toRealPath())) {
+            return null;
+        }
+        return DirectoryLock.acquire(snapshots, "snapshot");
+    }
+
+    private static void closeAfterFailedOpen(SegmentedLog opened, Exception cause) {
+        try {
+            opened.close();
+        } catch (IOException e) {
+            cause.addSuppressed(e);
+        }
+    }
+
     private synchronized void closeLog() {
         terminated = true;
         if (log != null) {
@@ -97,6 +138,15 @@ public final class OpenTmrPersistence implements Extension {
                         e.toString(), e);
             }
             log = null;
+        }
+        if (snapshotLock != null) {
+            try {
+                snapshotLock.close();
+            } catch (IOException e) {
+                LOG.error("snapshot directory {} of actor system {}: unlock failed: {}", settings.snapshotDirectory(),
+                        system.name(), e.toString(), e);
+            }
+            snapshotLock = null;
         }
     }
 

@@ -17,21 +17,27 @@ public record PersistenceSettings(
         long segmentSize,
         FsyncPolicy fsync,
         int maxBatchBytes,
-        int writeQueueCapacity,
         boolean repair,
+        int keepSegments,
         Path snapshotDirectory,
         Duration queryRefreshInterval,
         int queryBatchSize) {
 
     public static final String PATH = "opentmr.persistence";
+    /** The dispatcher of replay and snapshot file I/O (blocking), apart from the plugin actors' own threads. */
+    public static final String IO_DISPATCHER = PATH + ".io-dispatcher";
 
     public PersistenceSettings {
         if (segmentSize < 4096 || segmentSize > (1L << 30)) {
             throw new IllegalArgumentException(PATH + ".segment-size must be between 4 KiB and 1 GiB, got "
                     + segmentSize);
         }
-        if (maxBatchBytes < 1 || writeQueueCapacity < 1) {
-            throw new IllegalArgumentException(PATH + ".max-batch-bytes and write-queue-size must be positive");
+        if (maxBatchBytes < 1) {
+            throw new IllegalArgumentException(PATH + ".max-batch-bytes must be positive");
+        }
+        if (keepSegments < 1) {
+            throw new IllegalArgumentException(PATH + ".compaction.keep-segments must be at least 1, got "
+                    + keepSegments);
         }
         if (queryRefreshInterval.isNegative() || queryRefreshInterval.isZero()) {
             throw new IllegalArgumentException(PATH + ".query.refresh-interval must be positive");
@@ -51,16 +57,19 @@ public record PersistenceSettings(
                 c.getBytes("segment-size"),
                 FsyncPolicy.parse(c.getString("fsync")),
                 Math.toIntExact(c.getBytes("max-batch-bytes")),
-                c.getInt("write-queue-size"),
                 c.getBoolean("repair"),
+                c.getInt("compaction.keep-segments"),
                 snapshots.isEmpty() ? dir.resolve("snapshots") : Path.of(snapshots),
                 c.getDuration("query.refresh-interval"),
                 c.getInt("query.batch-size"));
     }
 
-    /** Options for the log in {@link #directory()}, with the epoch read from {@code epoch} at each group commit. */
-    public LogOptions logOptions(LongSupplier epoch) {
-        return new LogOptions(directory, segmentSize, fsync, maxBatchBytes, writeQueueCapacity, repair, epoch,
-                Syncer.FORCE);
+    /**
+     * Options for the log in {@link #directory()}, with the epoch read from {@code epoch} at each group commit and the
+     * replicated position from {@code replicatedTo} before each compaction.
+     */
+    public LogOptions logOptions(LongSupplier epoch, LongSupplier replicatedTo) {
+        return new LogOptions(directory, segmentSize, fsync, maxBatchBytes, repair, epoch, Syncer.FORCE, keepSegments,
+                replicatedTo);
     }
 }

@@ -4,11 +4,14 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
 import io.opentmr.persistence.log.JournalLockedException;
 import io.opentmr.persistence.log.LogOptions;
 import io.opentmr.persistence.log.SegmentedLog;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.ActorSystem;
 import org.apache.pekko.testkit.javadsl.TestKit;
@@ -44,5 +47,44 @@ class OpenTmrPersistenceTest {
             TestKit.shutdownActorSystem(system, scala.concurrent.duration.Duration.create(20, TimeUnit.SECONDS),
                     true);
         }
+    }
+
+    @Test
+    void aSnapshotDirectoryIsLockedWhereverItLives() throws Exception {
+        Path snapshots = dir.resolve("shared-snapshots");
+        ActorSystem first = ActorSystem.create("first", withSnapshots(dir.resolve("journal-a"), snapshots));
+        ActorSystem second = ActorSystem.create("second", withSnapshots(dir.resolve("journal-b"), snapshots));
+        try {
+            OpenTmrPersistence.get(first).log();
+            JournalLockedException refused = assertThrows(JournalLockedException.class,
+                    () -> OpenTmrPersistence.get(second).log());
+            assertTrue(refused.getMessage().contains("shared-snapshots"), refused.getMessage());
+        } finally {
+            for (ActorSystem s : new ActorSystem[] {second, first}) {
+                TestKit.shutdownActorSystem(s, scala.concurrent.duration.Duration.create(20, TimeUnit.SECONDS), true);
+            }
+        }
+        // The refused open left nothing locked: the second journal directory opens once the first system is gone.
+        ActorSystem third = ActorSystem.create("third", withSnapshots(dir.resolve("journal-b"), snapshots));
+        try {
+            OpenTmrPersistence.get(third).log();
+        } finally {
+            TestKit.shutdownActorSystem(third, scala.concurrent.duration.Duration.create(20, TimeUnit.SECONDS), true);
+        }
+    }
+
+    @Test
+    void aSnapshotDirectoryThatIsTheJournalDirectoryIsLockedOnce() throws Exception {
+        ActorSystem system = ActorSystem.create("same", withSnapshots(dir, dir));
+        try {
+            OpenTmrPersistence.get(system).log();
+        } finally {
+            TestKit.shutdownActorSystem(system, scala.concurrent.duration.Duration.create(20, TimeUnit.SECONDS), true);
+        }
+    }
+
+    private static Config withSnapshots(Path journal, Path snapshots) {
+        return ConfigFactory.parseMap(Map.of("opentmr.persistence.snapshot-dir", snapshots.toString()))
+                .withFallback(TestConfig.forDir(journal));
     }
 }

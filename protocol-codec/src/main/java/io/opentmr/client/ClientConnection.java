@@ -104,6 +104,10 @@ final class ClientConnection {
     private int failuresInRound;
     private int redirectsInRound;
     private int failedRounds;
+    /** When the last session was lost (System.nanoTime()); 0 before the first. */
+    private long lostAtNanos;
+    /** The longest pause between rounds of addresses during a fail-over, see {@link #maxPauseMillis}. */
+    static final long FAILOVER_PAUSE_MILLIS = 200;
     private long backoffMillis;
     private InetSocketAddress redirect;
     private InetSocketAddress lastConnected;
@@ -456,7 +460,18 @@ final class ClientConnection {
 
     // ================================================================ connecting (I/O thread)
 
+    /**
+     * The longest pause between two rounds of addresses: {@link #FAILOVER_PAUSE_MILLIS} while the session was lost
+     * less than a request timeout ago (a fail-over: the standby takes over within seconds, and a waiting request
+     * should see it at once), the configured maximum otherwise (no server at all: no need to knock often).
+     */
+    static long maxPauseMillis(TmrClientOptions options, long sinceLostNanos) {
+        long max = options.reconnectBackoffMax().toMillis();
+        return sinceLostNanos < options.requestTimeout().toNanos() ? Math.min(FAILOVER_PAUSE_MILLIS, max) : max;
+    }
+
     private void startReconnect() {
+        lostAtNanos = System.nanoTime();
         failuresInRound = 0;
         redirectsInRound = 0;
         // First back to where we were: a restarted server or a moved virtual IP answers there again.
@@ -572,11 +587,12 @@ final class ClientConnection {
         }
         failuresInRound = 0;
         redirectsInRound = 0;
-        long pause = backoffMillis;
+        long max = maxPauseMillis(options, lostAtNanos == 0 ? Long.MAX_VALUE : System.nanoTime() - lostAtNanos);
+        long pause = Math.min(backoffMillis, max);
         backoffMillis = Math.min(backoffMillis * 2, options.reconnectBackoffMax().toMillis());
         if (failedRounds++ == 0) {
             LOG.warn("No license server answered at {} (last: {}: {}); retrying every {}..{} ms", configured(),
-                    show(target), reason, pause, options.reconnectBackoffMax().toMillis());
+                    show(target), reason, pause, max);
         }
         loop.schedule(this::attemptNext, pause, TimeUnit.MILLISECONDS);
     }

@@ -31,8 +31,9 @@ import java.util.Objects;
  * @param maxInFlight         requests the caller threads may have outstanding at once; the next one
  *                            fails at once with 309 (default 256)
  * @param reconnectBackoffMin pause after the first round of addresses that all failed (default 100 ms)
- * @param reconnectBackoffMax the pause doubles per failed round up to this (default 1 s, so a client
- *                            finds a node that took over within a second of it answering)
+ * @param reconnectBackoffMax the pause doubles per failed round up to this (default 1 s); for a request
+ *                            timeout after a session was lost (a fail-over) at most 200 ms, so a client finds
+ *                            a node that took over within 200 ms of it answering
  * @param codecLimits         limits on what the client accepts from a server
  */
 public record TmrClientOptions(

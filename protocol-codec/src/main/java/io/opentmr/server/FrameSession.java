@@ -116,7 +116,6 @@ public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
         ctx.close();
     }
 
-    /** The connection said HELLO (or passed the peer challenge): the hello deadline no longer applies. */
     /**
      * Allows this connection more requests in flight from now on: a TMR node carries the requests of all its
      * clients on one connection per backend.
@@ -128,11 +127,17 @@ public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
         maxInFlight = bound;
     }
 
+    /** The connection said HELLO (or passed the peer challenge): the hello deadline no longer applies. */
     protected final void helloDone() {
         helloDone = true;
         if (helloDeadline != null) {
             helloDeadline.cancel(false);
         }
+    }
+
+    /** Whether {@link #helloDone()} was called on this connection. */
+    protected final boolean isHelloDone() {
+        return helloDone;
     }
 
     /**

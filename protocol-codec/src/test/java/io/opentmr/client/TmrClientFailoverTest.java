@@ -356,4 +356,19 @@ class TmrClientFailoverTest {
             assertCode(CmError.SERVER_NOT_FOUND, shortWait::listContainers);
         }
     }
+
+    @Test
+    void roundsOfAddressesAreAtMost200MsApartForARequestTimeoutAfterASessionWasLost() {
+        TmrClientOptions options = TmrClientOptions.builder().addresses("127.0.0.1:1")
+                .reconnectBackoff(java.time.Duration.ofMillis(100), java.time.Duration.ofSeconds(1))
+                .requestTimeout(java.time.Duration.ofSeconds(10)).build();
+        long second = java.time.Duration.ofSeconds(1).toNanos();
+        assertEquals(200, ClientConnection.maxPauseMillis(options, 0), "just lost: a fail-over");
+        assertEquals(200, ClientConnection.maxPauseMillis(options, 10 * second - 1));
+        assertEquals(1_000, ClientConnection.maxPauseMillis(options, 10 * second), "past the request timeout");
+        assertEquals(1_000, ClientConnection.maxPauseMillis(options, Long.MAX_VALUE), "never connected");
+        TmrClientOptions tight = TmrClientOptions.builder().addresses("127.0.0.1:1")
+                .reconnectBackoff(java.time.Duration.ofMillis(50), java.time.Duration.ofMillis(150)).build();
+        assertEquals(150, ClientConnection.maxPauseMillis(tight, 0), "never above the configured maximum");
+    }
 }

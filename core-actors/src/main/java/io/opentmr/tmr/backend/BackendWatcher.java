@@ -38,6 +38,11 @@ import org.slf4j.LoggerFactory;
  * the restart connects again after the backoff. Each tick renews the lease on that backend (acquires it
  * when not held), and that request is the heartbeat: {@code missed-heartbeats} ticks without its answer
  * and the backend counts as down, its connection is closed, and the stream reconnects.
+ *
+ * <p>Asking for the lease is a switch ({@link PeerGroup#leaseWanted()}): while the node does not want it, the
+ * heartbeat is an INVENTORY, and a grant the backend may still hold is given back with LEASE_RELEASE. The
+ * watcher hears of a change at once ({@link PeerGroup#addWishListener}) and acts on it without waiting for
+ * the next tick, unless a lease request is under way: its answer decides what follows.
  */
 public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Command> {
 
@@ -59,7 +64,24 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
         INSTANCE
     }
 
-    record LeaseAnswered(PeerLink link, Message reply, Throwable failure) implements Command {
+    /** The node started or stopped wanting the lease. */
+    enum WishChanged implements Command {
+        INSTANCE
+    }
+
+    /** What the heartbeat request asked. */
+    enum Ask {
+        /** INVENTORY only: the lease is not wanted, or left to a rival for a while. */
+        HEARTBEAT,
+        /** LEASE_ACQUIRE or LEASE_RENEW. */
+        LEASE,
+        /** LEASE_RELEASE: the node no longer wants the lease. */
+        RELEASE
+    }
+
+    /** @param seq the request's number: an answer to a request sent before the latest one is not waited for */
+    record LeaseAnswered(PeerLink link, long seq, Ask ask, long sentAt, Message reply, Throwable failure)
+            implements Command {
     }
 
     record InventoryAnswered(PeerLink link, Message reply, Throwable failure) implements Command {
@@ -85,7 +107,11 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
     private final UniqueKillSwitch killSwitch;
 
     private PeerLink link;
+    private final Runnable wishListener;
     private boolean leaseOutstanding;
+    /** What the outstanding heartbeat request asks, and its number. */
+    private Ask outstanding;
+    private long leaseSeq;
     private boolean inventoryOutstanding;
     private int missed;
     private long ticks;
@@ -123,6 +149,8 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
         this.listener = listener;
         RestartSettings backoff = RestartSettings.create(settings.reconnectMin(), settings.reconnectMax(), 0.2);
         ActorRef<Command> self = context.getSelf();
+        this.wishListener = () -> self.tell(WishChanged.INSTANCE);
+        group.addWishListener(wishListener);
         Source<Command, NotUsed> lifecycle = RestartSource.withBackoff(backoff, () -> Source
                 .completionStage(connector.connect(address).handle((connected, failure) -> failure == null
                         ? (Command) new Connected(connected) : new ConnectFailed(failure)))
@@ -150,9 +178,11 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
                 .onMessage(ConnectFailed.class, this::onConnectFailed)
                 .onMessage(Disconnected.class, this::onDisconnected)
                 .onMessage(Tick.class, tick -> onTick())
+                .onMessage(WishChanged.class, changed -> onWishChanged())
                 .onMessage(LeaseAnswered.class, this::onLease)
                 .onMessage(InventoryAnswered.class, this::onInventory)
                 .onSignal(PostStop.class, stop -> {
+                    group.removeWishListener(wishListener);
                     killSwitch.shutdown();
                     if (link != null) {
                         link.close();
@@ -222,6 +252,14 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
         return this;
     }
 
+    private Behavior<Command> onWishChanged() {
+        // A lease request under way is answered first; its answer asks again if the wish needs it.
+        if (link != null && (!leaseOutstanding || outstanding == Ask.HEARTBEAT)) {
+            askLease();
+        }
+        return this;
+    }
+
     /**
      * A grant that forms no certificate (the other backends granted a rival node, or are gone) is given back
      * after a bounded, jittered time, and not asked for again for a while: two nodes holding one grant each
@@ -230,7 +268,7 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
      */
     private void giveBackMinorityGrant() {
         long now = clock.millis();
-        if (!holding || group.grantsHeld() >= 2) {
+        if (!holding || !group.leaseWanted() || group.grantsHeld() >= 2) {
             // Two grants (of one epoch, or converging on one) are no minority.
             minoritySince = 0;
             return;
@@ -249,24 +287,49 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
         holding = false;
         minoritySince = 0;
         group.grantLost(index);
+        group.givenBack(index);
         quietUntil = now + ttl + (long) (random.nextDouble() * ttl);
     }
 
     private void askLease() {
         long ttl = settings.leaseTtl().toMillis();
         Message request;
-        if (!holding && clock.millis() < quietUntil) {
+        Ask ask;
+        if (!group.leaseWanted()) {
+            if (group.mayHold(index)) {
+                // The epoch of the last grant: if an answer was lost and the backend granted another one, this
+                // release frees nothing and that grant runs out after its TTL (or with the connection).
+                request = new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, settings.nodeName(), heldEpoch);
+                ask = Ask.RELEASE;
+                holding = false;
+                wantedEpoch = 0;
+                group.grantLost(index);
+            } else {
+                request = new Message.Inventory();
+                ask = Ask.HEARTBEAT;
+            }
+        } else if (!holding && clock.millis() < quietUntil) {
             // Still the heartbeat, but no LEASE_ACQUIRE: the grant just given back is left to a rival node.
             request = new Message.Inventory();
+            ask = Ask.HEARTBEAT;
         } else if (holding && wantedEpoch == 0) {
             request = new Message.LeaseRenew(LeaseGrant.ACTIVE_LEASE, settings.nodeName(), group.epoch(), ttl);
+            ask = Ask.LEASE;
         } else {
             long proposed = Math.max(wantedEpoch, group.targetEpoch());
             request = new Message.LeaseAcquire(LeaseGrant.ACTIVE_LEASE, settings.nodeName(), proposed, ttl);
+            ask = Ask.LEASE;
+        }
+        if (ask == Ask.LEASE) {
+            group.asking(index);
         }
         leaseOutstanding = true;
+        outstanding = ask;
+        long seq = ++leaseSeq;
         PeerLink asked = link;
-        getContext().pipeToSelf(asked.request(request), (reply, failure) -> new LeaseAnswered(asked, reply, failure));
+        long sentAt = clock.millis();
+        getContext().pipeToSelf(asked.request(request),
+                (reply, failure) -> new LeaseAnswered(asked, seq, ask, sentAt, reply, failure));
     }
 
     private void askInventory() {
@@ -280,10 +343,13 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
     }
 
     private Behavior<Command> onLease(LeaseAnswered answer) {
-        if (answer.link() != link) {
+        if (answer.link() != link || answer.seq() != leaseSeq) {
             return this;
         }
         leaseOutstanding = false;
+        if (answer.ask() == Ask.RELEASE) {
+            return onReleased(answer);
+        }
         if (answer.failure() != null) {
             Throwable cause = unwrap(answer.failure());
             if (cause instanceof CmFailure refused) {
@@ -293,6 +359,9 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
                 }
                 holding = false;
                 group.grantLost(index);
+                if (answer.ask() == Ask.LEASE) {
+                    group.givenBack(index);
+                }
             }
             // A timeout counts as a missed heartbeat, as a missing answer does.
             return this;
@@ -300,16 +369,38 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
         missed = 0;
         if (answer.reply() instanceof Message.LeaseGranted grantReply) {
             LeaseGrant grant = grantReply.grant();
+            heldEpoch = grant.epoch();
+            if (!group.leaseWanted()) {
+                // Asked for before the node stopped wanting it: given back at once.
+                askLease();
+                return this;
+            }
             if (!holding) {
                 LOG.info("{} granted the node the lease for epoch {}", name(), grant.epoch());
             }
             holding = true;
-            heldEpoch = grant.epoch();
-            long better = group.granted(index, grant);
+            long better = group.granted(index, grant, answer.sentAt());
             wantedEpoch = better > 0 ? better : 0;
             if (better > 0) {
                 askLease();
             }
+        }
+        return this;
+    }
+
+    /** A LEASE_RELEASE was answered: released, or refused because the backend held no such grant. */
+    private Behavior<Command> onReleased(LeaseAnswered answer) {
+        if (answer.failure() != null && !(unwrap(answer.failure()) instanceof CmFailure refused
+                && refused.code() == CmError.TMR_LEASE_REFUSED.code())) {
+            // No answer, or refused here before it was sent (309: the link is full): the next tick sends it again.
+            // Only the backend's answer, a release or a refusal (it held no such grant), confirms it.
+            return this;
+        }
+        missed = 0;
+        LOG.info("{}: the node gave back the lease (epoch {})", name(), heldEpoch);
+        group.givenBack(index);
+        if (group.leaseWanted()) {
+            askLease();
         }
         return this;
     }

@@ -8,8 +8,10 @@ import io.opentmr.protocol.Message;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
@@ -23,6 +25,10 @@ import java.util.function.Function;
  * certificate every peer write carries, valid with two or more. A backend that granted a lower epoch is
  * asked (by its watcher, which reads {@link #targetEpoch()}) to grant the higher one, so the grants of
  * all backends converge on one epoch.
+ *
+ * <p>Whether the node asks for the active lease at all is a switch ({@link #activeLease()}): a single node
+ * always wants it; a twin's standby wants it only while its Pekko lease is acquired, and gives back whatever
+ * grants it holds when it stops wanting it, so it never competes with the active node.
  */
 public final class PeerGroup {
 
@@ -30,8 +36,9 @@ public final class PeerGroup {
     private final PeerLink[] links;
     private final LeaseGrant[] grants;
     /**
-     * When each grant runs out by the node's own clock: received + the TTL the backend granted (it may cap
-     * the TTL asked for), never trusting the backend's clock.
+     * When each grant runs out by the node's own clock: the moment its request was sent + the TTL the backend
+     * granted (it may cap the TTL asked for), never trusting the backend's clock. The backend starts the TTL
+     * when it gets the request, after it was sent, so the node's view never outlives the backend's.
      */
     private final long[] grantExpiry;
     /** The grants the certificate shows (see {@link #granted}) and when each runs out by the node's clock. */
@@ -44,15 +51,41 @@ public final class PeerGroup {
 
     private final Duration timeout;
 
-    /** @param timeout bound on every call, whatever the link's own bound */
+    /** Whether the watchers ask for the active lease (LEASE_ACQUIRE / RENEW) or give it back (LEASE_RELEASE). */
+    private boolean leaseWanted;
+    /** Not wanted from the start: a Pekko lease switches it (see {@link QuorumLease#onRequest()}). */
+    private final boolean leaseOnRequest;
+    /**
+     * Per backend: it may hold a grant for this node that was not given back (a LEASE_ACQUIRE or RENEW was sent,
+     * and no release, refusal or closed connection has ended it since).
+     */
+    private final boolean[] mayHold;
+    private final List<CompletableFuture<Void>> heldWaiters = new ArrayList<>();
+    private final List<CompletableFuture<Void>> releasedWaiters = new ArrayList<>();
+    /** Told (on the changing thread) whenever the wish changes; the watchers turn it into a message to themselves. */
+    private final List<Runnable> wishListeners = new CopyOnWriteArrayList<>();
+    private final QuorumLease activeLease = new ActiveLease();
+
+    /** A group that always wants the active lease (the single node). */
     public PeerGroup(int backends, Clock clock, Duration timeout) {
+        this(backends, clock, timeout, true);
+    }
+
+    /**
+     * @param timeout     bound on every call, whatever the link's own bound
+     * @param leaseWanted whether the watchers ask for the active lease from the start
+     */
+    public PeerGroup(int backends, Clock clock, Duration timeout, boolean leaseWanted) {
         this.clock = clock;
         this.timeout = timeout;
+        this.leaseWanted = leaseWanted;
+        this.leaseOnRequest = !leaseWanted;
         this.links = new PeerLink[backends];
         this.grants = new LeaseGrant[backends];
         this.grantExpiry = new long[backends];
         this.shownGrants = new LeaseGrant[backends];
         this.shownExpiry = new long[backends];
+        this.mayHold = new boolean[backends];
     }
 
     public int size() {
@@ -68,7 +101,10 @@ public final class PeerGroup {
             links[backend] = null;
             grants[backend] = null;
             shownGrants[backend] = null;
+            // The backend frees a lease whose connection closed (or lets it run out, if it missed the close).
+            mayHold[backend] = false;
             rebuildCertificate();
+            checkReleased();
         }
     }
 
@@ -78,17 +114,23 @@ public final class PeerGroup {
 
     /**
      * Records a backend's grant, valid for the TTL the backend granted ({@link LeaseGrant#ttlMillis()}: it may
-     * have capped the TTL asked for); returns the epoch the backend should be asked to grant instead, or -1.
+     * have capped the TTL asked for) from {@code sentAt}, when the request that brought it was sent (a slow
+     * answer shortens the grant, it never lengthens it); returns the epoch the backend should be asked to
+     * grant instead, or -1.
      *
      * <p>The certificate keeps a backend's grant while more than half of its lifetime is left, even when a
      * renewal brought a newer one: every new grant in the certificate costs each backend an Ed25519
      * verification, so the certificate changes about once per half lifetime and not at every heartbeat.
      */
-    public synchronized long granted(int backend, LeaseGrant grant) {
+    public synchronized long granted(int backend, LeaseGrant grant, long sentAt) {
+        if (!leaseWanted) {
+            // Arrived after the node stopped wanting the lease: the watcher gives it back, it counts for nothing.
+            return -1;
+        }
         long now = clock.millis();
         long ttl = grant.ttlMillis();
         grants[backend] = grant;
-        grantExpiry[backend] = now + ttl;
+        grantExpiry[backend] = Math.min(now, sentAt) + ttl;
         targetEpoch = Math.max(targetEpoch, grant.epoch());
         LeaseGrant shown = shownGrants[backend];
         boolean keep = shown != null && shown.epoch() == grant.epoch() && shown.holder().equals(grant.holder())
@@ -105,6 +147,135 @@ public final class PeerGroup {
         grants[backend] = null;
         shownGrants[backend] = null;
         rebuildCertificate();
+    }
+
+    // --- the switch: whether the watchers ask for the active lease -------------------------------------------
+
+    /** The active lease as a Pekko lease drives it. */
+    public QuorumLease activeLease() {
+        return activeLease;
+    }
+
+    public synchronized boolean leaseWanted() {
+        return leaseWanted;
+    }
+
+    /**
+     * Starts or stops wanting the active lease. Stopping drops the certificate at once (the node writes with it
+     * no more) and the watchers give back the grants their backends hold.
+     */
+    public void wantLease(boolean wanted) {
+        synchronized (this) {
+            if (leaseWanted == wanted) {
+                return;
+            }
+            leaseWanted = wanted;
+            if (!wanted) {
+                Arrays.fill(grants, null);
+                Arrays.fill(shownGrants, null);
+                rebuildCertificate();
+                checkReleased();
+            }
+        }
+        wishListeners.forEach(Runnable::run);
+    }
+
+    /** {@code listener} runs whenever {@link #wantLease} changes the wish, on the thread that changed it. */
+    public void addWishListener(Runnable listener) {
+        wishListeners.add(listener);
+    }
+
+    public void removeWishListener(Runnable listener) {
+        wishListeners.remove(listener);
+    }
+
+    /** The watcher of {@code backend} sent a LEASE_ACQUIRE or RENEW: the backend may hold a grant from now on. */
+    public synchronized void asking(int backend) {
+        mayHold[backend] = true;
+    }
+
+    /** Whether {@code backend} may hold a grant of the node's that was not given back. */
+    public synchronized boolean mayHold(int backend) {
+        return mayHold[backend];
+    }
+
+    /** {@code backend} holds no grant of the node's: it answered a LEASE_RELEASE or refused the lease. */
+    public synchronized void givenBack(int backend) {
+        mayHold[backend] = false;
+        checkReleased();
+    }
+
+    private void checkReleased() {
+        if (leaseWanted) {
+            return;
+        }
+        for (boolean holds : mayHold) {
+            if (holds) {
+                return;
+            }
+        }
+        // Completed on another thread: whatever follows must not run under this lock.
+        releasedWaiters.forEach(waiter -> waiter.completeAsync(() -> null));
+        releasedWaiters.clear();
+    }
+
+    private final class ActiveLease implements QuorumLease {
+
+        @Override
+        public String name() {
+            return LeaseGrant.ACTIVE_LEASE;
+        }
+
+        @Override
+        public void want(boolean wanted) {
+            wantLease(wanted);
+        }
+
+        @Override
+        public boolean wanted() {
+            return leaseWanted();
+        }
+
+        @Override
+        public boolean onRequest() {
+            return leaseOnRequest;
+        }
+
+        @Override
+        public boolean held() {
+            return holdsLease();
+        }
+
+        @Override
+        public long epoch() {
+            List<LeaseGrant> held = certificate().grants();
+            return held.size() >= 2 ? held.get(0).epoch() : 0;
+        }
+
+        @Override
+        public CompletionStage<Void> whenHeld() {
+            CompletableFuture<Void> waiter = new CompletableFuture<>();
+            synchronized (PeerGroup.this) {
+                if (holdsLease()) {
+                    waiter.complete(null);
+                } else {
+                    heldWaiters.removeIf(CompletableFuture::isDone);
+                    heldWaiters.add(waiter);
+                }
+            }
+            return waiter;
+        }
+
+        @Override
+        public CompletionStage<Void> whenReleased() {
+            CompletableFuture<Void> waiter = new CompletableFuture<>();
+            synchronized (PeerGroup.this) {
+                releasedWaiters.removeIf(CompletableFuture::isDone);
+                releasedWaiters.add(waiter);
+                checkReleased();
+            }
+            return waiter;
+        }
     }
 
     /** The epoch a fresh LEASE_ACQUIRE proposes: the highest seen, or 1 before any grant. */
@@ -156,6 +327,8 @@ public final class PeerGroup {
             expiries.sort(null);
             certificateValidUntil = expiries.get(expiries.size() - 2);
             certificate = new LeaseCertificate(current);
+            heldWaiters.forEach(waiter -> waiter.completeAsync(() -> null));
+            heldWaiters.clear();
         } else {
             certificateValidUntil = Long.MAX_VALUE;
             certificate = LeaseCertificate.NONE;

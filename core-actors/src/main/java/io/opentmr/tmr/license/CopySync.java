@@ -1,5 +1,6 @@
 package io.opentmr.tmr.license;
 
+import java.util.Arrays;
 import java.util.BitSet;
 
 /**
@@ -22,9 +23,17 @@ public final class CopySync {
     private final BitSet spoiled = new BitSet();
     /** A re-sync was asked for and has not begun: asking again would only repeat the listing. */
     private final BitSet asked = new BitSet();
+    /** Re-syncs of each backend that failed in a row since it was last synced. */
+    private final int[] failures;
+
+    /** The wait before the first retry of a failed re-sync; it doubles with each failure after. */
+    public static final long FIRST_RETRY_MILLIS = 200;
+    /** The longest wait between retries of a re-sync that keeps failing. */
+    public static final long MAX_RETRY_MILLIS = 10_000;
 
     public CopySync(int backends) {
         this.generation = new long[backends];
+        this.failures = new int[backends];
     }
 
     /**
@@ -32,14 +41,16 @@ public final class CopySync {
      * synced nor being re-synced nor already asked for are returned: ask for their re-sync.
      */
     public BitSet counted(BitSet now) {
+        BitSet dropped = (BitSet) counted.clone();
+        dropped.andNot(now);
+        for (int b = dropped.nextSetBit(0); b >= 0; b = dropped.nextSetBit(b + 1)) {
+            // A re-sync under way, or a retry waiting, is for a copy that no longer counts.
+            generation[b]++;
+            failures[b] = 0;
+        }
         counted = (BitSet) now.clone();
         synced.and(counted);
-        for (int b = resyncing.nextSetBit(0); b >= 0; b = resyncing.nextSetBit(b + 1)) {
-            if (!counted.get(b)) {
-                resyncing.clear(b);
-                generation[b]++;
-            }
-        }
+        resyncing.and(counted);
         asked.and(counted);
         BitSet needs = (BitSet) counted.clone();
         needs.andNot(synced);
@@ -94,10 +105,42 @@ public final class CopySync {
         if (!succeeded || spoiled.get(backend)) {
             spoiled.clear(backend);
             asked.set(backend);
+            failures[backend]++;
             return Done.AGAIN;
         }
         synced.set(backend);
+        failures[backend] = 0;
         return Done.SYNCED;
+    }
+
+    /** The generation of this backend's latest re-sync (a failed one's retry carries it, see {@link #retryDue}). */
+    public long generation(int backend) {
+        return generation[backend];
+    }
+
+    /**
+     * Whether the retry scheduled after the failed re-sync of this generation is still wanted: nothing began,
+     * reset or dropped this backend since, and it is still asked for and not synced.
+     */
+    public boolean retryDue(int backend, long generationOf) {
+        return generationOf == generation[backend] && asked.get(backend) && !resyncing.get(backend)
+                && !synced.get(backend) && counted.get(backend);
+    }
+
+    /** Re-syncs of this backend that failed in a row (0 once one succeeds, or after a reset). */
+    public int failures(int backend) {
+        return failures[backend];
+    }
+
+    /**
+     * How long to wait before re-syncing this backend again after {@link Done#AGAIN}: 200 ms after the first
+     * failure, doubling up to 10 s. A backend that keeps refusing a seat of the table (its copy disagrees, or a
+     * seat journaled by a node that crashed before allocating it does not fit there) is not asked again and
+     * again at the pace of the listing while a client's reclaim or an operator resolves it.
+     */
+    public long retryDelayMillis(int backend) {
+        int n = Math.max(1, failures[backend]);
+        return n > 16 ? MAX_RETRY_MILLIS : Math.min(MAX_RETRY_MILLIS, FIRST_RETRY_MILLIS << (n - 1));
     }
 
     /**
@@ -124,12 +167,14 @@ public final class CopySync {
      */
     public BitSet reset() {
         synced.clear();
-        for (int b = resyncing.nextSetBit(0); b >= 0; b = resyncing.nextSetBit(b + 1)) {
+        for (int b = 0; b < generation.length; b++) {
+            // Also voids the retries waiting after failed re-syncs: every backend is asked for again now.
             generation[b]++;
         }
         resyncing.clear();
         spoiled.clear();
         asked.clear();
+        Arrays.fill(failures, 0);
         BitSet needs = (BitSet) counted.clone();
         asked.or(needs);
         return needs;
@@ -148,6 +193,7 @@ public final class CopySync {
         resyncing.clear();
         spoiled.clear();
         asked.clear();
+        Arrays.fill(failures, 0);
     }
 
     /** The container could not run an asked re-sync (no listing): it may be asked again. */

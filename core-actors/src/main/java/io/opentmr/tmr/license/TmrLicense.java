@@ -86,9 +86,12 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     public record Resync(int backend, List<Allocation> held) implements Command {
     }
 
-    /** Every backend is to be re-synced: the node (re)gained the lease, so others may have written meanwhile. */
-    public enum ResyncAll implements Command {
-        INSTANCE
+    /**
+     * Every backend is to be re-synced: the node (re)gained the lease, so others may have written meanwhile.
+     * {@code round} counts the container's lease gains; the license reports its usable copies with the round of
+     * the last of these it got, so a report sent before it is not taken for one after it.
+     */
+    public record ResyncAll(long round) implements Command {
     }
 
     public record Access(long featureBits, AccessMode mode, Client client, long requestId,
@@ -157,7 +160,11 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     /** What the license tells its virtual container. */
     public interface Parent {
         /** Seats in use, handles, and how many backends the license can use now (2 or more: it serves). */
-        void seatsChanged(LicenseKey key, long inUse, int handles, int usable);
+        /**
+         * {@code units}: the counter as the license decided it last (-1: not known now); {@code round}: of the last
+         * {@link ResyncAll} the license got (0 before any).
+         */
+        void seatsChanged(LicenseKey key, long inUse, int handles, long units, int usable, long round);
 
         /** A handle of this license exists (granted, or recovered with the seat table). */
         void opened(LicenseKey key, Seat seat);
@@ -181,6 +188,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     }
 
     private record ResyncDone(int backend, long generation, String failure) implements Command {
+    }
+
+    /** The wait after the failed re-sync of this backend and generation is over: ask for the next one. */
+    private record RetryResync(int backend, long generation) implements Command {
     }
 
     /** A deferred decrement, admitted when it arrived: it is carried out without asking for the handle again. */
@@ -269,6 +280,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private final Map<Long, OpenVote> votes = new HashMap<>();
     private final Deque<DecrementUnits> deferredUnits = new ArrayDeque<>();
     private final Map<Integer, Resync> waitingResyncs = new LinkedHashMap<>();
+    /** Of the last {@link ResyncAll}: sent with every report of the usable copies. */
+    private long round;
     /** Re-syncs under way that set the unit counter, by backend and generation: decrements wait for them. */
     private final java.util.Set<List<Long>> unitSets = new java.util.HashSet<>();
     private int unitVotesOpen;
@@ -424,8 +437,14 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         return newCommandHandlerBuilder().forAnyState()
                 .onCommand(Copies.class, this::onCopies)
                 .onCommand(Resync.class, this::onResync)
-                .onCommand(ResyncAll.class, all -> onResyncAll())
+                .onCommand(ResyncAll.class, this::onResyncAll)
                 .onCommand(ResyncDone.class, this::onResyncDone)
+                .onCommand(RetryResync.class, retry -> {
+                    if (sync.retryDue(retry.backend(), retry.generation())) {
+                        parent.needsResync(key, retry.backend());
+                    }
+                    return Effect().none();
+                })
                 .onCommand(Access.class, this::onAccess)
                 .onCommand(Allocated.class, this::onAllocated)
                 .onCommand(Flush.class, flush -> onFlush())
@@ -466,7 +485,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         return Effect().none();
     }
 
-    private Effect<TmrLicenseEvent, SeatTable> onResyncAll() {
+    private Effect<TmrLicenseEvent, SeatTable> onResyncAll(ResyncAll all) {
+        round = all.round();
         LOG.info("{}: every backend is re-synced before it counts again", name());
         // The node served nobody while it had no lease: clients could not show they are alive meanwhile.
         long now = clock.millis();
@@ -513,7 +533,12 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
     private void runResync(Resync resync) {
         int backend = resync.backend();
+        boolean wasUsable = sync.usable().get(backend);
         long generation = sync.begin(backend);
+        if (wasUsable) {
+            // Not counted while it is re-synced: the container's view of the usable copies follows.
+            publishSeats();
+        }
         List<Long> held = new ArrayList<>(resync.held().size());
         List<CompletionStage<Message>> calls = new ArrayList<>();
         for (Allocation allocation : resync.held()) {
@@ -578,10 +603,19 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                         indices(sync.usable()));
             }
             case AGAIN -> {
-                LOG.warn("{}: re-sync of backend {} {}; it does not count until a later one succeeds", name(),
-                        done.backend() + 1, done.failure() != null ? "failed: " + done.failure()
-                                : "was spoiled by a write that failed meanwhile");
-                parent.needsResync(key, done.backend());
+                int failures = sync.failures(done.backend());
+                long retryIn = sync.retryDelayMillis(done.backend());
+                String what = done.failure() != null ? "failed: " + done.failure()
+                        : "was spoiled by a write that failed meanwhile";
+                if (failures == 1 || failures % 10 == 0) {
+                    LOG.warn("{}: re-sync of backend {} {} ({} in a row); it does not count until a later one "
+                            + "succeeds; next try in {} ms", name(), done.backend() + 1, what, failures, retryIn);
+                } else {
+                    LOG.debug("{}: re-sync of backend {} {} ({} in a row); next try in {} ms", name(),
+                            done.backend() + 1, what, failures, retryIn);
+                }
+                context.scheduleOnce(Duration.ofMillis(retryIn), context.getSelf(),
+                        new RetryResync(done.backend(), done.generation()));
             }
             case STALE -> {
             }
@@ -1109,7 +1143,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 readingUnits = false;
                 units = readValue(vote);
                 if (units < 0) {
-                    LOG.warn("{}: no copy answered the units read; the re-syncs waiting for it are asked again", name());
+                    LOG.warn("{}: fewer than two copies answered the units read ({}); the re-syncs waiting for it are "
+                            + "asked again", name(), vote.answers());
                     waitingResyncs.keySet().forEach(b -> {
                         sync.notBegun(b);
                         parent.needsResync(key, b);
@@ -1135,12 +1170,16 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             return ok.remaining();
         }
         long lowest = Long.MAX_VALUE;
+        int answered = 0;
         for (Message answer : vote.answers().values()) {
             if (answer instanceof Message.UnitsOk ok) {
                 lowest = Math.min(lowest, ok.remaining());
+                answered++;
             }
         }
-        if (lowest != Long.MAX_VALUE) {
+        // A confirmed decrement is on two copies of three, so any two copies show it (the lower of the two
+        // does); a single copy may be the one it missed, and setting its value everywhere would undo it.
+        if (answered >= 2) {
             INTEGRITY.warn("{}: no two copies agree on the units left ({}); the lowest, {}, is taken", name(),
                     vote.answers(), lowest);
             return lowest;
@@ -1201,7 +1240,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
     private void publishSeats() {
         long inUse = agreed == null ? 0 : table.seatsInUse(agreed.quantity());
-        parent.seatsChanged(key, inUse, table.handles(), sync.usable().cardinality());
+        parent.seatsChanged(key, inUse, table.handles(), hasUnits() ? units : -1, sync.usable().cardinality(),
+                round);
     }
 
     // --- answers -----------------------------------------------------------------------------------------

@@ -47,7 +47,6 @@ public final class TmrSession extends FrameSession {
     /** The license that granted each product (firm, product) on this connection: where its next ACCESS goes. */
     private final Map<Long, ActorRef<TmrLicense.Command>> licenseOf = new HashMap<>();
     private long sessionId;
-    private boolean helloDone;
     private String station = "?";
     private String user;
     private String host;
@@ -79,14 +78,13 @@ public final class TmrSession extends FrameSession {
     protected void channelRead0(ChannelHandlerContext ctx, Frame frame) {
         int id = frame.requestId();
         Message message = frame.message();
-        if (!helloDone) {
+        if (!isHelloDone()) {
             if (message instanceof Message.Hello hello) {
                 if (!status.serving()) {
                     // Not serving (restarting, reconciling, or without the lease): the client comes back later.
                     replyAndClose(ctx, id, new Message.NotActive(status.activeAddress()));
                     return;
                 }
-                helloDone = true;
                 helloDone();
                 do {
                     sessionId = random.nextLong();

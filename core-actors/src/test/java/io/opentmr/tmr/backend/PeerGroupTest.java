@@ -6,10 +6,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.LeaseGrant;
+import io.opentmr.protocol.Message;
 import io.opentmr.protocol.Serial;
 import io.opentmr.testing.MutableClock;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 
 /** The node's side of the lease: which grants make up its certificate, and for how long. */
@@ -27,8 +31,8 @@ class PeerGroupTest {
     void aGrantCountsForTheTtlTheBackendGrantedNotTheTtlTheNodeAskedFor() {
         PeerGroup group = new PeerGroup(3, clock, Duration.ofSeconds(1));
         // The node asks for its configured 2 s; backend 0 capped its grant at 500 ms, backend 1 granted 2 s.
-        assertEquals(-1, group.granted(0, grant(0, 4, 500)));
-        assertEquals(-1, group.granted(1, grant(1, 4, 2_000)));
+        assertEquals(-1, group.granted(0, grant(0, 4, 500), clock.millis()));
+        assertEquals(-1, group.granted(1, grant(1, 4, 2_000), clock.millis()));
         assertTrue(group.holdsLease());
         assertEquals(2, group.certificate().grants().size());
 
@@ -38,10 +42,25 @@ class PeerGroupTest {
         assertFalse(group.holdsLease(), "backend 0's grant ran out after the 500 ms it granted");
         assertTrue(group.certificate().grants().isEmpty());
 
-        group.granted(2, grant(2, 4, 2_000));
+        group.granted(2, grant(2, 4, 2_000), clock.millis());
         assertEquals(2, group.certificate().grants().size(), "backends 1 and 2 still carry it");
         clock.advance(Duration.ofMillis(1_500));
         assertFalse(group.holdsLease(), "backend 1's 2 s from its grant are over");
+    }
+
+    @Test
+    void aGrantRunsFromWhenItsRequestWasSentNotFromWhenTheAnswerArrived() {
+        PeerGroup group = new PeerGroup(3, clock, Duration.ofSeconds(1));
+        long sent = clock.millis();
+        // The answers take 300 ms: the backends started their 1 s when they got the requests, in between.
+        clock.advance(Duration.ofMillis(300));
+        group.granted(0, grant(0, 4, 1_000), sent);
+        group.granted(1, grant(1, 4, 1_000), sent);
+        assertTrue(group.holdsLease());
+        clock.advance(Duration.ofMillis(699));
+        assertTrue(group.holdsLease(), "1 s after sending, less a millisecond");
+        clock.advance(Duration.ofMillis(1));
+        assertFalse(group.holdsLease(), "the backends may have let the grants go 1 s after the requests were sent");
     }
 
     @Test
@@ -50,5 +69,73 @@ class PeerGroupTest {
         assertEquals(clock.millis() + 800, group.deadline());
         clock.advance(Duration.ofSeconds(3));
         assertEquals(clock.millis() + 800, group.deadline(), "taken when the request is made, not before");
+    }
+
+    @Test
+    void notWantingTheLeaseDropsTheCertificateAndIgnoresLateGrants() throws Exception {
+        PeerGroup group = new PeerGroup(3, clock, Duration.ofSeconds(1));
+        int[] told = new int[1];
+        group.addWishListener(() -> told[0]++);
+        group.granted(0, grant(0, 4, 2_000), clock.millis());
+        group.granted(1, grant(1, 4, 2_000), clock.millis());
+        assertTrue(group.activeLease().held());
+        assertEquals(4, group.activeLease().epoch());
+
+        group.activeLease().want(false);
+        assertEquals(1, told[0], "the watchers are told");
+        assertFalse(group.activeLease().held(), "no writes with the certificate once it is not wanted");
+        assertEquals(0, group.activeLease().epoch());
+        group.granted(2, grant(2, 4, 2_000), clock.millis());
+        assertEquals(0, group.grantsHeld(), "a grant answered after the wish changed counts for nothing");
+        group.activeLease().want(false);
+        assertEquals(1, told[0], "no change, nobody told");
+
+        CompletableFuture<Void> held = group.activeLease().whenHeld().toCompletableFuture();
+        group.activeLease().want(true);
+        assertEquals(2, told[0]);
+        assertFalse(held.isDone());
+        group.granted(0, grant(0, 4, 2_000), clock.millis());
+        group.granted(2, grant(2, 4, 2_000), clock.millis());
+        held.get(5, TimeUnit.SECONDS);
+    }
+
+    @Test
+    void releasedOnceEveryBackendGaveItsGrantBackOrLostItsConnection() throws Exception {
+        PeerGroup group = new PeerGroup(3, clock, Duration.ofSeconds(1), false);
+        PeerLink link = new PeerLink() {
+            @Override
+            public CompletionStage<Message> request(Message request) {
+                return new CompletableFuture<>();
+            }
+
+            @Override
+            public CompletionStage<Void> closed() {
+                return new CompletableFuture<>();
+            }
+
+            @Override
+            public String backendName() {
+                return "backend";
+            }
+
+            @Override
+            public void close() {
+            }
+        };
+        group.linkUp(2, link);
+        // Nothing asked for yet: released (completed on another thread, hence the bounded wait).
+        group.activeLease().whenReleased().toCompletableFuture().get(5, TimeUnit.SECONDS);
+        group.activeLease().want(true);
+        group.asking(0);
+        group.asking(1);
+        group.asking(2);
+        group.granted(0, grant(0, 4, 2_000), clock.millis());
+        CompletableFuture<Void> released = group.activeLease().whenReleased().toCompletableFuture();
+        group.activeLease().want(false);
+        group.givenBack(0);
+        group.givenBack(1);
+        assertFalse(released.isDone(), "backend 2 may still hold a grant");
+        group.linkDown(2, link);
+        released.get(5, TimeUnit.SECONDS);
     }
 }

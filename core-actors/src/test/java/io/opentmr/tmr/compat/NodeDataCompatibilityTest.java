@@ -67,7 +67,7 @@ class NodeDataCompatibilityTest {
         volatile boolean recovered;
 
         @Override
-        public void seatsChanged(LicenseKey key, long inUse, int count, int usable) {
+        public void seatsChanged(LicenseKey key, long inUse, int count, long units, int usable, long round) {
         }
 
         @Override

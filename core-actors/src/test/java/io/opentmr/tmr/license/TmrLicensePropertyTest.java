@@ -193,6 +193,18 @@ class TmrLicensePropertyTest {
         run(quantity, steps, Timeouts.ANY);
     }
 
+    /** Found by {@link #seatsAndUnitsStayConsistentWhenAnyCallTimesOut} (seed 4873125548921988808). */
+    @Example
+    void aConfirmedDecrementSurvivesALicenseRestartWithABackendDownLate() {
+        run(2, scenario("""
+                ACCESS(USERLIMIT, station 0), ANSWER(0, #0), ACCESS(USERLIMIT, station 0),
+                ACCESS(USERLIMIT, station 0), ACCESS(USERLIMIT, station 0), ACCESS(USERLIMIT, station 0),
+                ANSWER(1, #0), DECREMENT(#7, 7), FLOW(1), DOWN(1, noticed late), FLOW(0), RESTART,
+                ACCESS(USERLIMIT, station 0), DELIVER(0, 3), ANSWER(2, #4), RELEASE(#2),
+                ACCESS(USERLIMIT, station 1), TIMEOUT(0, #1, lost)
+                """), Timeouts.ANY);
+    }
+
     /** Found by {@link #seatsStayConsistentUnderFaults} on the node before its rework. */
     @Example
     void aResyncKeepsAReleasedSeatWhoseAllocateIsStillUnanswered() {
@@ -604,7 +616,7 @@ class TmrLicensePropertyTest {
             peers.linkUp(backend, fake);
             Message granted = fake.now(new Message.LeaseAcquire(LeaseGrant.ACTIVE_LEASE, "property-node",
                     peers.targetEpoch(), Duration.ofMinutes(10).toMillis()));
-            peers.granted(backend, ((Message.LeaseGranted) granted).grant());
+            peers.granted(backend, ((Message.LeaseGranted) granted).grant(), System.currentTimeMillis());
         }
 
         /** What the quorum of the fakes that are up says, as the virtual container sends it on every report. */
@@ -1174,7 +1186,7 @@ class TmrLicensePropertyTest {
         }
 
         @Override
-        public void seatsChanged(LicenseKey key, long inUse, int handles, int usable) {
+        public void seatsChanged(LicenseKey key, long inUse, int handles, long units, int usable, long round) {
             this.usable = usable;
         }
 

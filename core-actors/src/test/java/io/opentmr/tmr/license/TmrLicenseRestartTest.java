@@ -69,7 +69,7 @@ class TmrLicenseRestartTest {
         volatile int usable;
 
         @Override
-        public void seatsChanged(LicenseKey key, long inUse, int handles, int usableNow) {
+        public void seatsChanged(LicenseKey key, long inUse, int handles, long units, int usableNow, long round) {
             usable = usableNow;
         }
 
@@ -106,7 +106,7 @@ class TmrLicenseRestartTest {
             peers.linkUp(i, fakes[i]);
             Message granted = fakes[i].now(new Message.LeaseAcquire(LeaseGrant.ACTIVE_LEASE, "restart-node",
                     peers.targetEpoch(), Duration.ofMinutes(10).toMillis()));
-            peers.granted(i, ((Message.LeaseGranted) granted).grant());
+            peers.granted(i, ((Message.LeaseGranted) granted).grant(), System.currentTimeMillis());
         }
         Parent parent = new Parent();
         ActorRef<TmrLicense.Command> license = kit.spawn(TmrLicense.create(key, peers, parent, Clock.systemUTC(),
@@ -192,6 +192,61 @@ class TmrLicenseRestartTest {
         kit.stop(restarted, REPLY);
     }
 
+    @Test
+    void aReSyncThatABackendKeepsRefusingIsRetriedWithGrowingWaitsNotAtTheListingsPace() {
+        LicenseKey key = new LicenseKey(6_000_010, 42, 903);
+        ProductInfo product = new ProductInfo(key.firmCode(), key.productCode(), 0xFF, "refusing", 5, 0, key.tmrId(),
+                false, 0, 0, 0, 0, 0, 0);
+        PeerGroup peers = new PeerGroup(3, Clock.systemUTC(), Duration.ofSeconds(30));
+        AtomicLong sequence = new AtomicLong();
+        FakeBackend[] fakes = new FakeBackend[3];
+        for (int i = 0; i < 3; i++) {
+            // Backend 3's copy has room for no seat: it refuses every ALLOCATE (its copy disagrees, say).
+            fakes[i] = new FakeBackend(i, key, i == 2 ? 0 : 5, 0, sequence);
+            peers.linkUp(i, fakes[i]);
+            Message granted = fakes[i].now(new Message.LeaseAcquire(LeaseGrant.ACTIVE_LEASE, "restart-node",
+                    peers.targetEpoch(), 600_000));
+            peers.granted(i, ((Message.LeaseGranted) granted).grant(), System.currentTimeMillis());
+        }
+        BitSet all = new BitSet();
+        all.set(0, 3);
+        Parent parent = new Parent();
+        ActorRef<TmrLicense.Command> license = spawn(key, peers, parent);
+        awaitRecoveries(parent, 1);
+        syncAll(license, fakes, parent, all, product, key);
+
+        TestProbe<TmrLicense.Reply> replies = kit.createTestProbe();
+        TmrLicense.Client client = new TmrLicense.Client("10.0.0.1", "host", "user", 1, SESSION);
+        license.tell(new TmrLicense.Access(0, AccessMode.USERLIMIT, client, 1, replies.getRef()));
+        assertInstanceOf(TmrLicense.Granted.class, pumpUntilAnswer(fakes, replies), "granted by backends 1 and 2");
+
+        // Backend 3 missed the seat: it is re-synced, refuses the seat again, and again. Each re-sync the license
+        // asks for is run at once (as the container does); the times of the requests are what counts.
+        List<Long> asked = new ArrayList<>();
+        long deadline = System.nanoTime() + REPLY.toNanos();
+        while (asked.size() < 4) {
+            assertTrue(System.nanoTime() < deadline, "re-syncs asked for: " + asked.size());
+            pump(fakes);
+            Integer backend = parent.resyncs.poll();
+            if (backend == null) {
+                continue;
+            }
+            assertEquals(2, backend, "only backend 3 is re-synced");
+            asked.add(System.nanoTime());
+            Message.AllocationList page = (Message.AllocationList) fakes[2].now(new Message.ListAllocations(0, 1000));
+            license.tell(new TmrLicense.Resync(2, page.allocations()));
+        }
+        // Timers never fire early: 200 ms after the first failure, 400 ms after the second, 800 ms after the third.
+        long first = asked.get(1) - asked.get(0);
+        long second = asked.get(2) - asked.get(1);
+        long third = asked.get(3) - asked.get(2);
+        assertTrue(first >= Duration.ofMillis(CopySync.FIRST_RETRY_MILLIS).toNanos(), "first wait " + first + " ns");
+        assertTrue(second >= Duration.ofMillis(2 * CopySync.FIRST_RETRY_MILLIS).toNanos(), "second wait " + second);
+        assertTrue(third >= Duration.ofMillis(4 * CopySync.FIRST_RETRY_MILLIS).toNanos(), "third wait " + third);
+        assertEquals(2, parent.usable, "backends 1 and 2 still serve");
+        kit.stop(license, REPLY);
+    }
+
     private static FakeBackend[] fakes(LicenseKey key, PeerGroup peers) {
         AtomicLong sequence = new AtomicLong();
         FakeBackend[] fakes = new FakeBackend[3];
@@ -200,7 +255,7 @@ class TmrLicenseRestartTest {
             peers.linkUp(i, fakes[i]);
             Message granted = fakes[i].now(new Message.LeaseAcquire(LeaseGrant.ACTIVE_LEASE, "restart-node",
                     peers.targetEpoch(), 600_000));
-            peers.granted(i, ((Message.LeaseGranted) granted).grant());
+            peers.granted(i, ((Message.LeaseGranted) granted).grant(), System.currentTimeMillis());
         }
         return fakes;
     }

@@ -1,28 +1,35 @@
 package io.opentmr.persistence.journal;
 
+import io.opentmr.persistence.Serialized;
 import io.opentmr.persistence.log.LogRecord;
 import java.io.NotSerializableException;
 import java.util.ArrayList;
 import java.util.List;
 import org.apache.pekko.actor.ActorRef;
+import org.apache.pekko.actor.ExtendedActorSystem;
 import org.apache.pekko.persistence.PersistentRepr;
 import org.apache.pekko.persistence.journal.Tagged;
 import org.apache.pekko.serialization.Serialization;
-import org.apache.pekko.serialization.Serializer;
-import org.apache.pekko.serialization.Serializers;
+import org.apache.pekko.serialization.SerializationExtension;
 import scala.jdk.javaapi.CollectionConverters;
 
 /**
  * Turns Pekko's persistent representations into log records and back, through the configured Pekko serializers
  * (Jackson CBOR for our events). Knows no domain type: the serializer id and manifest stored with each record say
  * how to read it.
+ *
+ * <p>Serializing runs with the actor system's transport information set ({@link Serialized#of}), as Pekko's own
+ * plugins do, so payloads holding actor refs serialize; deserializing through
+ * {@link Serialization#deserialize(byte[], int, String)} sets it by itself.
  */
 public final class EventCodec {
 
+    private final ExtendedActorSystem system;
     private final Serialization serialization;
 
-    public EventCodec(Serialization serialization) {
-        this.serialization = serialization;
+    public EventCodec(ExtendedActorSystem system) {
+        this.system = system;
+        this.serialization = SerializationExtension.get(system);
     }
 
     /** The record for {@code repr}; throws {@link NotSerializableException} if no serializer accepts the payload. */
@@ -33,23 +40,16 @@ public final class EventCodec {
             payload = tagged.payload();
             tags = new ArrayList<>(CollectionConverters.asJava(tagged.tags()));
         }
-        byte[] bytes;
-        Serializer serializer;
-        String manifest;
-        try {
-            serializer = serialization.findSerializerFor(payload);
-            manifest = Serializers.manifestFor(serializer, payload);
-            bytes = serializer.toBinary(payload);
-        } catch (RuntimeException e) {
-            NotSerializableException n = new NotSerializableException(
-                    "event " + payload.getClass().getName() + " of " + repr.persistenceId() + " seqNr "
-                            + repr.sequenceNr() + " cannot be serialized: " + e.getMessage());
-            n.initCause(e);
-            throw n;
+        String of = " of " + repr.persistenceId() + " seqNr " + repr.sequenceNr();
+        Serialized event = Serialized.of(system, payload, "event" + of + ":");
+        LogRecord.Metadata metadata = null;
+        if (repr.metadata().isDefined()) {
+            Serialized m = Serialized.of(system, repr.metadata().get(), "event metadata" + of + ":");
+            metadata = new LogRecord.Metadata(m.serializerId(), m.manifest(), m.bytes());
         }
         long timestamp = repr.timestamp() > 0 ? repr.timestamp() : nowMillis;
         return LogRecord.event(repr.persistenceId(), repr.sequenceNr(), timestamp, repr.writerUuid(),
-                serializer.identifier(), manifest, repr.manifest(), tags, bytes);
+                event.serializerId(), event.manifest(), repr.manifest(), tags, event.bytes()).withMetadata(metadata);
     }
 
     /** The event payload of a record; throws if its serializer is not configured or cannot read it. */
@@ -57,10 +57,18 @@ public final class EventCodec {
         return serialization.deserialize(record.payload(), record.serializerId(), record.manifest()).get();
     }
 
+    /** The event metadata of a record, or null if it has none. */
+    public Object metadata(LogRecord record) {
+        LogRecord.Metadata m = record.metadata();
+        return m == null ? null : serialization.deserialize(m.bytes(), m.serializerId(), m.manifest()).get();
+    }
+
     /** The persistent representation of an event record, as replay hands it to a persistent actor. */
     public PersistentRepr toRepr(LogRecord record) {
-        return PersistentRepr.apply(payload(record), record.sequenceNr(), record.persistenceId(),
+        PersistentRepr repr = PersistentRepr.apply(payload(record), record.sequenceNr(), record.persistenceId(),
                 record.adapterManifest(), false, ActorRef.noSender(), record.writerUuid())
                 .withTimestamp(record.timestamp());
+        Object metadata = metadata(record);
+        return metadata == null ? repr : repr.withMetadata(metadata);
     }
 }

@@ -1,6 +1,7 @@
 package io.opentmr.persistence.journal;
 
 import io.opentmr.persistence.OpenTmrPersistence;
+import io.opentmr.persistence.PersistenceSettings;
 import io.opentmr.persistence.log.LogRecord;
 import io.opentmr.persistence.log.SegmentedLog;
 import java.io.IOException;
@@ -10,11 +11,11 @@ import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.Consumer;
+import org.apache.pekko.actor.ExtendedActorSystem;
 import org.apache.pekko.dispatch.Futures;
 import org.apache.pekko.persistence.AtomicWrite;
 import org.apache.pekko.persistence.PersistentRepr;
 import org.apache.pekko.persistence.journal.japi.AsyncWriteJournal;
-import org.apache.pekko.serialization.SerializationExtension;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import scala.concurrent.ExecutionContextExecutor;
@@ -52,8 +53,9 @@ public final class OpenTmrJournal extends AsyncWriteJournal {
         }
         this.log = opened;
         this.openFailure = failure;
-        this.codec = new EventCodec(SerializationExtension.get(context().system()));
-        this.dispatcher = context().dispatcher();
+        this.codec = new EventCodec((ExtendedActorSystem) context().system());
+        // File I/O blocks: never on the actor's own thread, which must stay free for the next request.
+        this.dispatcher = context().system().dispatchers().lookup(PersistenceSettings.IO_DISPATCHER);
     }
 
     private <T> Future<T> unavailable() {

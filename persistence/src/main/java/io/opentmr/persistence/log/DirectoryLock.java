@@ -20,7 +20,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * drops every POSIX lock this process holds on it. So a second open in the same JVM is refused by a JVM-wide set of
  * locked directories (by real path) before it opens a channel, and never touches the owner's lock.
  */
-final class DirectoryLock implements AutoCloseable {
+public final class DirectoryLock implements AutoCloseable {
 
     static final String FILE_NAME = "LOCK";
 
@@ -38,14 +38,18 @@ final class DirectoryLock implements AutoCloseable {
         this.lock = lock;
     }
 
-    static DirectoryLock acquire(Path dir) throws IOException {
+    /**
+     * Locks {@code dir} (which must exist) for this process; throws {@link JournalLockedException} if another process
+     * or another owner in this JVM holds it. {@code what} names the directory in errors ("journal", "snapshot").
+     */
+    public static DirectoryLock acquire(Path dir, String what) throws IOException {
         Path realDir = dir.toRealPath();
         if (!LOCKED_HERE.add(realDir)) {
-            throw alreadyOpenHere(dir);
+            throw alreadyOpenHere(dir, what);
         }
         boolean acquired = false;
         try {
-            DirectoryLock lock = lockFile(dir, realDir);
+            DirectoryLock lock = lockFile(dir, realDir, what);
             acquired = true;
             return lock;
         } finally {
@@ -56,7 +60,7 @@ final class DirectoryLock implements AutoCloseable {
     }
 
     /** Called only while this JVM holds no lock on the directory, so closing the channel on failure is harmless. */
-    private static DirectoryLock lockFile(Path dir, Path realDir) throws IOException {
+    private static DirectoryLock lockFile(Path dir, Path realDir, String what) throws IOException {
         Path file = realDir.resolve(FILE_NAME);
         FileChannel channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ,
                 StandardOpenOption.WRITE);
@@ -66,7 +70,7 @@ final class DirectoryLock implements AutoCloseable {
         } catch (OverlappingFileLockException e) {
             // Cannot happen while LOCKED_HERE guards the directory, unless code outside this class locks LOCK.
             channel.close();
-            throw alreadyOpenHere(dir);
+            throw alreadyOpenHere(dir, what);
         } catch (IOException e) {
             channel.close();
             throw e;
@@ -74,7 +78,7 @@ final class DirectoryLock implements AutoCloseable {
         if (lock == null) {
             String owner = readOwner(channel);
             channel.close();
-            throw new JournalLockedException("journal directory " + dir + " is locked by another process"
+            throw new JournalLockedException(what + " directory " + dir + " is locked by another process"
                     + (owner.isEmpty() ? "" : " (pid " + owner + ")") + "; a directory has one owner");
         }
         try {
@@ -88,8 +92,8 @@ final class DirectoryLock implements AutoCloseable {
         return new DirectoryLock(realDir, channel, lock);
     }
 
-    private static JournalLockedException alreadyOpenHere(Path dir) {
-        return new JournalLockedException("journal directory " + dir
+    private static JournalLockedException alreadyOpenHere(Path dir, String what) {
+        return new JournalLockedException(what + " directory " + dir
                 + " is already open in this process; a directory has one owner");
     }
 
@@ -101,6 +105,11 @@ final class DirectoryLock implements AutoCloseable {
         } catch (IOException e) {
             return "";
         }
+    }
+
+    /** The locked directory's real path. */
+    public Path directory() {
+        return realDir;
     }
 
     @Override

@@ -7,33 +7,45 @@ import java.util.function.LongSupplier;
 /**
  * What {@link SegmentedLog#open} needs; built from the typed settings, or directly by tests and tools.
  *
- * @param segmentSize         a segment is closed and a new one started before a write would grow it beyond this
- * @param maxBatchBytes       a group commit stops collecting requests at this many bytes
- * @param writeQueueCapacity  requests waiting for the writer; a full queue blocks the caller (back-pressure)
- * @param repair              truncate at damage in the middle instead of refusing to open
- * @param epoch               read once per group commit; stamped on every record of it
- * @param syncer              the fsync seam
+ * @param segmentSize     a segment is closed and a new one started before a write would grow it beyond this
+ * @param maxBatchBytes   a group commit stops collecting requests at this many bytes
+ * @param repair          truncate at damage in the middle instead of refusing to open
+ * @param epoch           read once per group commit; stamped on every record of it
+ * @param syncer          the fsync seam
+ * @param keepSegments    the newest this many segments (the active one included, so at least 1) are never compacted
+ *                        or removed
+ * @param replicatedTo    the position below which the log is replicated to the twin (exclusive), read before each
+ *                        compaction: a segment with a record at or above it is never compacted or removed, since the
+ *                        twin's catch-up reads it. {@code Long.MAX_VALUE} while there is no twin.
  */
-public record LogOptions(Path directory, long segmentSize, FsyncPolicy fsync, int maxBatchBytes,
-        int writeQueueCapacity, boolean repair, LongSupplier epoch, Syncer syncer) {
+public record LogOptions(Path directory, long segmentSize, FsyncPolicy fsync, int maxBatchBytes, boolean repair,
+        LongSupplier epoch, Syncer syncer, int keepSegments, LongSupplier replicatedTo) {
+
+    /** No twin: every durable record counts as replicated. */
+    public static final LongSupplier NO_TWIN = () -> Long.MAX_VALUE;
 
     public LogOptions {
         Objects.requireNonNull(directory, "directory");
         Objects.requireNonNull(fsync, "fsync");
         Objects.requireNonNull(epoch, "epoch");
         Objects.requireNonNull(syncer, "syncer");
+        Objects.requireNonNull(replicatedTo, "replicatedTo");
         if (segmentSize < 4096 || segmentSize > RecordCodec.MAX_RECORD_BYTES) {
             throw new IllegalArgumentException("segment size must be between 4 KiB and 1 GiB, got " + segmentSize);
         }
-        if (maxBatchBytes < 1 || writeQueueCapacity < 1) {
-            throw new IllegalArgumentException("max batch bytes and write queue capacity must be positive");
+        if (maxBatchBytes < 1) {
+            throw new IllegalArgumentException("max batch bytes must be positive");
+        }
+        if (keepSegments < 1) {
+            throw new IllegalArgumentException("keep-segments must be at least 1 (the active segment), got "
+                    + keepSegments);
         }
     }
 
-    /** Defaults for a directory: 64 MiB segments, {@code batch} fsync, epoch 0. */
+    /** Defaults for a directory: 64 MiB segments, {@code batch} fsync, epoch 0, only the active segment kept. */
     public static LogOptions defaults(Path directory) {
-        return new LogOptions(directory, 64L << 20, FsyncPolicy.BATCH, 4 << 20, 4096, false, () -> 0L,
-                Syncer.FORCE);
+        return new LogOptions(directory, 64L << 20, FsyncPolicy.BATCH, 4 << 20, false, () -> 0L, Syncer.FORCE, 1,
+                NO_TWIN);
     }
 
     /**
@@ -45,24 +57,36 @@ public record LogOptions(Path directory, long segmentSize, FsyncPolicy fsync, in
     }
 
     public LogOptions withSegmentSize(long bytes) {
-        return new LogOptions(directory, bytes, fsync, maxBatchBytes, writeQueueCapacity, repair, epoch, syncer);
+        return new LogOptions(directory, bytes, fsync, maxBatchBytes, repair, epoch, syncer, keepSegments,
+                replicatedTo);
     }
 
     public LogOptions withFsync(FsyncPolicy policy) {
-        return new LogOptions(directory, segmentSize, policy, maxBatchBytes, writeQueueCapacity, repair, epoch,
-                syncer);
+        return new LogOptions(directory, segmentSize, policy, maxBatchBytes, repair, epoch, syncer, keepSegments,
+                replicatedTo);
     }
 
     public LogOptions withRepair(boolean on) {
-        return new LogOptions(directory, segmentSize, fsync, maxBatchBytes, writeQueueCapacity, on, epoch, syncer);
+        return new LogOptions(directory, segmentSize, fsync, maxBatchBytes, on, epoch, syncer, keepSegments,
+                replicatedTo);
     }
 
     public LogOptions withEpoch(LongSupplier supplier) {
-        return new LogOptions(directory, segmentSize, fsync, maxBatchBytes, writeQueueCapacity, repair, supplier,
-                syncer);
+        return new LogOptions(directory, segmentSize, fsync, maxBatchBytes, repair, supplier, syncer, keepSegments,
+                replicatedTo);
     }
 
     public LogOptions withSyncer(Syncer s) {
-        return new LogOptions(directory, segmentSize, fsync, maxBatchBytes, writeQueueCapacity, repair, epoch, s);
+        return new LogOptions(directory, segmentSize, fsync, maxBatchBytes, repair, epoch, s, keepSegments,
+                replicatedTo);
+    }
+
+    public LogOptions withKeepSegments(int n) {
+        return new LogOptions(directory, segmentSize, fsync, maxBatchBytes, repair, epoch, syncer, n, replicatedTo);
+    }
+
+    public LogOptions withReplicatedTo(LongSupplier position) {
+        return new LogOptions(directory, segmentSize, fsync, maxBatchBytes, repair, epoch, syncer, keepSegments,
+                position);
     }
 }

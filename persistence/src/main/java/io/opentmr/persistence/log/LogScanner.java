@@ -1,13 +1,10 @@
 package io.opentmr.persistence.log;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -27,6 +24,7 @@ import java.util.stream.Stream;
 public final class LogScanner {
 
     private static final Pattern SEGMENT_NAME = Pattern.compile("(\\d{20})\\.seg");
+    private static final String COMPACTING = ".compacting";
 
     /** Receives every valid record, in log order; records of an atomic write only once the write is complete. */
     public interface Visitor {
@@ -60,6 +58,18 @@ public final class LogScanner {
         return String.format("%020d.seg", firstPosition);
     }
 
+    /** The temporary file compaction writes a segment's copy to before renaming it over the segment. */
+    static Path compactionFile(Path segment) {
+        return segment.resolveSibling(segment.getFileName() + COMPACTING);
+    }
+
+    /** Copies left behind by a compaction interrupted before its rename. */
+    static List<Path> compactionLeftovers(Path dir) throws IOException {
+        try (Stream<Path> files = Files.list(dir)) {
+            return files.filter(p -> p.getFileName().toString().endsWith(".seg" + COMPACTING)).sorted().toList();
+        }
+    }
+
     /** The segment files of {@code dir}, ordered by first position. */
     public static List<Path> segmentFiles(Path dir) throws IOException {
         try (Stream<Path> files = Files.list(dir)) {
@@ -91,47 +101,33 @@ public final class LogScanner {
             Path file = files.get(i);
             boolean last = i == files.size() - 1;
             long first = firstPositionOf(file);
-            byte[] bytes = readAll(file);
-            if (bytes.length == 0 && !last) {
-                // Only the newest segment can legitimately be empty (a crash right after a roll): an empty one
-                // before it lost its records.
-                damages.add(new Damage(file, 0, "segment is empty but later segments exist", false));
-                infos.add(new SegmentInfo(file, first, 0, 0, 0));
-                // Segments before it may have been removed (all deleted): positions go on from its name at least.
-                nextPosition = Math.max(nextPosition, first);
-                if (stopAtDamage) {
-                    break;
+            SegmentInfo info;
+            try (SegmentReader bytes = new SegmentReader(file)) {
+                if (bytes.size() == 0 && !last) {
+                    // Only the newest segment can legitimately be empty (a crash right after a roll): an empty one
+                    // before it lost its records.
+                    damages.add(new Damage(file, 0, "segment is empty but later segments exist", false));
+                    info = new SegmentInfo(file, first, 0, 0, 0);
+                    // Segments before it may have been removed (all deleted): positions go on from its name at least.
+                    nextPosition = Math.max(nextPosition, first);
+                } else {
+                    SegmentScan seg = new SegmentScan(file, bytes, first, last, maxRecordBytes, visitor, damages,
+                            stopAtDamage);
+                    seg.run();
+                    info = new SegmentInfo(file, first, bytes.size(), seg.validEnd, seg.records);
+                    nextPosition = Math.max(nextPosition, seg.records > 0 ? seg.lastPosition + 1 : first);
                 }
+            } catch (NoSuchFileException e) {
+                // Removed since the listing (the tools read a live journal; a segment whose records are all deleted
+                // goes): nothing of it is in the log any more.
                 continue;
             }
-            SegmentScan seg = new SegmentScan(file, bytes, first, last, maxRecordBytes, visitor, damages,
-                    stopAtDamage);
-            seg.run();
-            infos.add(new SegmentInfo(file, first, bytes.length, seg.validEnd, seg.records));
-            nextPosition = Math.max(nextPosition, seg.records > 0 ? seg.lastPosition + 1 : first);
+            infos.add(info);
             if (stopAtDamage && !damages.isEmpty()) {
                 break;
             }
         }
         return new Result(List.copyOf(infos), List.copyOf(damages), nextPosition);
-    }
-
-    private static byte[] readAll(Path file) throws IOException {
-        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
-            long size = ch.size();
-            if (size > Integer.MAX_VALUE - 16) {
-                throw new IOException("segment " + file + " is larger than 2 GiB");
-            }
-            ByteBuffer buf = ByteBuffer.allocate((int) size);
-            while (buf.hasRemaining() && ch.read(buf, buf.position()) >= 0) {
-                // keep reading: a positional read may return fewer bytes than asked
-            }
-            if (buf.hasRemaining()) {
-                // The file shrank while we read it (a live journal truncating its tail): scan what we have.
-                return Arrays.copyOf(buf.array(), buf.position());
-            }
-            return buf.array();
-        }
     }
 
     /** A valid record held back until its atomic write is complete. */
@@ -141,7 +137,7 @@ public final class LogScanner {
     /** Decoding state of one segment. */
     private static final class SegmentScan {
         private final Path file;
-        private final byte[] bytes;
+        private final SegmentReader bytes;
         private final long firstPosition;
         private final boolean last;
         private final int maxRecordBytes;
@@ -154,8 +150,8 @@ public final class LogScanner {
         long records;
         long lastPosition = -1;
 
-        SegmentScan(Path file, byte[] bytes, long firstPosition, boolean last, int maxRecordBytes, Visitor visitor,
-                List<Damage> damages, boolean stopAtDamage) {
+        SegmentScan(Path file, SegmentReader bytes, long firstPosition, boolean last, int maxRecordBytes,
+                Visitor visitor, List<Damage> damages, boolean stopAtDamage) {
             this.file = file;
             this.bytes = bytes;
             this.firstPosition = firstPosition;
@@ -169,8 +165,8 @@ public final class LogScanner {
         void run() {
             int offset = 0;
             long expected = firstPosition;
-            while (offset < bytes.length) {
-                RecordCodec.Decoded d = RecordCodec.decode(bytes, offset, bytes.length, maxRecordBytes);
+            while (offset < bytes.size()) {
+                RecordCodec.Decoded d = bytes.decode(offset, maxRecordBytes);
                 if (!d.ok()) {
                     int resume = nextValid(offset + 1);
                     boolean tail = last && !laterWriteFollows(resume);
@@ -180,11 +176,14 @@ public final class LogScanner {
                         return;
                     }
                     offset = resume;
-                    expected = RecordCodec.decode(bytes, resume, bytes.length, maxRecordBytes).record().position();
+                    expected = bytes.decode(resume, maxRecordBytes).record().position();
                     continue;
                 }
                 LogRecord r = d.record();
-                if (r.position() != expected) {
+                // Compaction leaves gaps, and marks every record it copied.
+                boolean gapAllowed = r.position() > expected
+                        && (bytes.flagsAt(offset) & RecordCodec.FLAG_COMPACTED) != 0;
+                if (r.position() != expected && !gapAllowed) {
                     // A valid record in the wrong place: records are missing or were written twice.
                     damages.add(new Damage(file, groupStart >= 0 ? groupStart : offset,
                             "position " + r.position() + " where " + expected + " was expected", false));
@@ -192,8 +191,8 @@ public final class LogScanner {
                     if (stopAtDamage) {
                         return;
                     }
-                    expected = r.position();
                 }
+                expected = r.position();
                 if (groupStart < 0) {
                     groupStart = offset;
                 }
@@ -231,19 +230,18 @@ public final class LogScanner {
          */
         private boolean laterWriteFollows(int from) {
             for (int at = from; at >= 0; ) {
-                if (RecordCodec.isWriteStart(bytes, at)) {
+                if ((bytes.flagsAt(at) & RecordCodec.FLAG_WRITE_START) != 0) {
                     return true;
                 }
-                at = nextValid(at + RecordCodec.decode(bytes, at, bytes.length, maxRecordBytes).length());
+                at = nextValid(at + bytes.decode(at, maxRecordBytes).length());
             }
             return false;
         }
 
         /** Offset of the first record at or after {@code from} that decodes with a good CRC, or -1. */
         private int nextValid(int from) {
-            for (int at = from; at + RecordCodec.HEADER_SIZE <= bytes.length; at++) {
-                if (bytes[at] == 0x4F && bytes[at + 1] == 0x54 && bytes[at + 2] == 0x4D && bytes[at + 3] == 0x52
-                        && RecordCodec.decode(bytes, at, bytes.length, maxRecordBytes).ok()) {
+            for (int at = from; at + RecordCodec.HEADER_SIZE <= bytes.size(); at++) {
+                if (bytes.hasMagicAt(at) && bytes.decode(at, maxRecordBytes).ok()) {
                     return at;
                 }
             }

@@ -3,6 +3,7 @@ package io.opentmr.persistence.log;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.zip.CRC32C;
 
@@ -11,22 +12,28 @@ import java.util.zip.CRC32C;
  *
  * <pre>
  *  0 magic      u32  0x4F544D52 ("OTMR")
- *  4 version    u8   1
+ *  4 version    u8   2 (1 is read: no metadata block)
  *  5 type       u8   1 event, 2 tombstone
  *  6 flags      u8   bit 0: more records of the same atomic write follow;
- *                    bit 1: first record of a write (one group commit, or its part in one segment)
+ *                    bit 1: first record of a write (one group commit, or its part in one segment);
+ *                    bit 2: copied by compaction (positions before it in its segment may be missing)
  *  7 reserved   u8   0
  *  8 length     u32  body length in bytes
  * 12 crc32c     u32  over bytes 4..11 and the body
  * 16 body       epoch i64, position i64, sequenceNr i64, timestamp i64, serializerId i32,
  *               persistenceId, writerUuid, manifest, adapterManifest (each u16 length + UTF-8),
- *               tag count u16 + tags (u16 length + UTF-8), payload length u32 + payload
+ *               tag count u16 + tags (u16 length + UTF-8), payload length u32 + payload,
+ *               version 2: metadata length i32 (-1: none), and if not -1: metadata serializerId i32,
+ *               metadata manifest (u16 length + UTF-8), metadata bytes
  * </pre>
  */
 public final class RecordCodec {
 
     public static final int MAGIC = 0x4F544D52;
-    public static final byte VERSION = 1;
+    /** The version written. */
+    public static final byte VERSION = 2;
+    /** The first version, still read: it has no metadata block. */
+    static final byte VERSION_1 = 1;
     public static final int HEADER_SIZE = 16;
     /**
      * The largest record the format allows: the largest segment-size. Reading (recovery, replay, tools) checks
@@ -36,10 +43,13 @@ public final class RecordCodec {
     public static final int MAX_RECORD_BYTES = 1 << 30;
     static final int FLAG_GROUP_CONTINUES = 1;
     static final int FLAG_WRITE_START = 2;
+    /** Set on every record compaction copied: positions before it in its segment may be missing. */
+    static final int FLAG_COMPACTED = 4;
     /** Offsets inside the body of the fields the writer fills in at write time. */
     static final int BODY_EPOCH = 0;
     static final int BODY_POSITION = 8;
-    private static final int FIXED_BODY = 8 + 8 + 8 + 8 + 4 + 2 * 4 + 2 + 4;
+    private static final int FIXED_BODY_V1 = 8 + 8 + 8 + 8 + 4 + 2 * 4 + 2 + 4;
+    private static final int FIXED_BODY = FIXED_BODY_V1 + 4;
 
     private RecordCodec() {
     }
@@ -59,6 +69,12 @@ public final class RecordCodec {
         List<byte[]> tags = new ArrayList<>(record.tags().size());
         long bodyLength = FIXED_BODY + pid.length + writer.length + manifest.length + adapter.length
                 + record.payload().length;
+        LogRecord.Metadata metadata = record.metadata();
+        byte[] metadataManifest = null;
+        if (metadata != null) {
+            metadataManifest = utf8(metadata.manifest(), "metadata manifest");
+            bodyLength += 4 + 2 + metadataManifest.length + metadata.bytes().length;
+        }
         for (String tag : record.tags()) {
             byte[] bytes = utf8(tag, "tag");
             tags.add(bytes);
@@ -83,6 +99,13 @@ public final class RecordCodec {
             putString(buf, tag);
         }
         buf.putInt(record.payload().length).put(record.payload());
+        if (metadata == null) {
+            buf.putInt(-1);
+        } else {
+            buf.putInt(metadata.bytes().length).putInt(metadata.serializerId());
+            putString(buf, metadataManifest);
+            buf.put(metadata.bytes());
+        }
         byte[] bytes = buf.array();
         sealCrc(bytes, 0);
         return bytes;
@@ -97,6 +120,55 @@ public final class RecordCodec {
     static void markWriteStart(byte[] buf, int offset) {
         buf[offset + 6] = (byte) (buf[offset + 6] | FLAG_WRITE_START);
         sealCrc(buf, offset);
+    }
+
+    /**
+     * Marks the encoded record at {@code offset} as copied by compaction (and, if {@code first}, as the first of a
+     * write: the compacted file is written and synced as one) and recomputes its CRC.
+     */
+    static void markCompacted(byte[] buf, int offset, boolean first) {
+        int flags = buf[offset + 6] | FLAG_COMPACTED;
+        if (first) {
+            flags |= FLAG_WRITE_START;
+        }
+        buf[offset + 6] = (byte) flags;
+        sealCrc(buf, offset);
+    }
+
+    /** Clears the first-of-a-write mark of the encoded record at {@code offset}, if set, and recomputes its CRC. */
+    static void clearWriteStart(byte[] buf, int offset) {
+        if ((buf[offset + 6] & FLAG_WRITE_START) != 0) {
+            buf[offset + 6] = (byte) (buf[offset + 6] & ~FLAG_WRITE_START);
+            sealCrc(buf, offset);
+        }
+    }
+
+    /** Whether the (valid) record at {@code offset} was copied by compaction. */
+    static boolean isCompacted(byte[] buf, int offset) {
+        return (buf[offset + 6] & FLAG_COMPACTED) != 0;
+    }
+
+    /**
+     * The longest prefix of {@code records} (valid encoded records, the first at position {@code from} or later) that
+     * ends with the last record of an atomic write and takes at most {@code maxBytes}; if the first atomic write alone
+     * is larger, just that one. Empty if {@code records} hold no complete atomic write.
+     */
+    static SegmentedLog.Chunk wholeGroups(byte[] records, long from, int maxBytes) {
+        ByteBuffer view = ByteBuffer.wrap(records);
+        int end = 0;
+        long next = from;
+        for (int off = 0; off + HEADER_SIZE <= records.length; ) {
+            int length = HEADER_SIZE + view.getInt(off + 8);
+            if ((records[off + 6] & FLAG_GROUP_CONTINUES) == 0) {
+                if (end > 0 && off + length > maxBytes) {
+                    break;
+                }
+                end = off + length;
+                next = view.getLong(off + HEADER_SIZE + BODY_POSITION) + 1;
+            }
+            off += length;
+        }
+        return new SegmentedLog.Chunk(from, next, end == records.length ? records : Arrays.copyOf(records, end));
     }
 
     /** Whether the (valid) record at {@code offset} is the first of a write. */
@@ -150,15 +222,17 @@ public final class RecordCodec {
         if (view.getInt(offset) != MAGIC) {
             return new Decoded(null, 0, "bad magic", false);
         }
-        if (buf[offset + 4] != VERSION) {
-            return new Decoded(null, 0, "unknown format version " + buf[offset + 4], false);
+        byte version = buf[offset + 4];
+        if (version != VERSION && version != VERSION_1) {
+            return new Decoded(null, 0, "unknown format version " + version, false);
         }
         RecordType type = RecordType.fromCode(buf[offset + 5]);
         if (type == null) {
             return new Decoded(null, 0, "unknown record type " + buf[offset + 5], false);
         }
         long bodyLength = view.getInt(offset + 8) & 0xFFFFFFFFL;
-        if (bodyLength < FIXED_BODY || HEADER_SIZE + bodyLength > maxRecordBytes) {
+        int fixedBody = version == VERSION_1 ? FIXED_BODY_V1 : FIXED_BODY;
+        if (bodyLength < fixedBody || HEADER_SIZE + bodyLength > maxRecordBytes) {
             return new Decoded(null, 0, "implausible length " + bodyLength, false);
         }
         if (HEADER_SIZE + bodyLength > available) {
@@ -188,12 +262,26 @@ public final class RecordCodec {
             int payloadLength = view.getInt();
             byte[] payload = new byte[payloadLength];
             view.get(payload);
+            LogRecord.Metadata metadata = null;
+            if (version != VERSION_1) {
+                int metadataLength = view.getInt();
+                if (metadataLength < -1) {
+                    return new Decoded(null, 0, "negative metadata length " + metadataLength, false);
+                }
+                if (metadataLength >= 0) {
+                    int metadataSerializer = view.getInt();
+                    String metadataManifest = getString(view);
+                    byte[] bytes = new byte[metadataLength];
+                    view.get(bytes);
+                    metadata = new LogRecord.Metadata(metadataSerializer, metadataManifest, bytes);
+                }
+            }
             if (view.position() != offset + HEADER_SIZE + bodyLength) {
                 return new Decoded(null, 0, "fields do not fill the record length", false);
             }
             boolean last = (buf[offset + 6] & FLAG_GROUP_CONTINUES) == 0;
             LogRecord record = new LogRecord(type, last, epoch, position, pid, sequenceNr, timestamp, writer,
-                    serializerId, manifest, adapter, tags, payload);
+                    serializerId, manifest, adapter, tags, payload, metadata);
             return new Decoded(record, HEADER_SIZE + (int) bodyLength, null, false);
         } catch (RuntimeException e) {
             // A valid CRC over inconsistent fields means a writer bug, not a torn write; report it like damage.

@@ -7,7 +7,9 @@ import java.nio.channels.ClosedByInterruptException;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -16,10 +18,11 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
-import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.TimeUnit;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.ReadWriteLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
@@ -44,6 +47,8 @@ public final class SegmentedLog implements AutoCloseable {
 
     private static final Logger LOG = LoggerFactory.getLogger(SegmentedLog.class);
     private static final WriteRequest CLOSE = new WriteRequest(List.of(), null);
+    /** Retries of a raw read whose segment was replaced (compacted) or removed while it read. */
+    private static final int READ_ATTEMPTS = 10;
     /** How long close() waits for the writer to finish what is queued, and again after interrupting it. */
     private static final long CLOSE_WAIT_MILLIS = 5_000;
 
@@ -55,19 +60,39 @@ public final class SegmentedLog implements AutoCloseable {
     private final Map<String, PidIndex> pids = new HashMap<>();
     private final List<String> pidOrder = new ArrayList<>();
     private final Map<String, LongArray> tags = new HashMap<>();
+    /**
+     * Runs of epochs: the position where each run of records with one epoch starts, and that epoch. A few entries
+     * (one per change of writer); what replication's handshake asks about. Under the index lock.
+     */
+    private final TreeMap<Long, Long> epochRuns = new TreeMap<>();
+    /** Called with each durable batch; its stage holds the writers' acknowledgement (replication). */
+    private volatile CommitGate commitGate;
     /** Entries in {@link #tags}, and events deleted since the tag index was last pruned of deleted positions. */
     private long tagEntries;
     private long deletedSincePrune;
     private final BlockingQueue<WriteRequest> queue;
     private final Thread writer;
+    /** Compacts segments in the background (see {@link #compactNow}); woken when records die or a segment rolls. */
+    private final Thread compactor;
+    private final Semaphore compactionWanted = new Semaphore(0);
+    /** One compaction pass at a time: the background thread's or a caller's of {@link #compactNow}. */
+    private final Object compactionLock = new Object();
+    /** Set by the writer when a batch deleted records or rolled a segment; the compactor is woken after it. */
+    private boolean recordsDied;
+    private final LongAdder compactions = new LongAdder();
     /** Next position the writer assigns; only the writer thread moves it. */
     private volatile long nextPosition;
     /** Next position after the last record in the index: readers see everything below it. */
     private volatile long published;
     private volatile boolean closed;
     private volatile IOException failure;
-    private Segment active;
+    /** Written by the writer thread only; read by the compactor too. */
+    private volatile Segment active;
+    /** Segments the current batch rolled: sealed once its records are indexed. Writer thread only. */
+    private final List<Segment> rolled = new ArrayList<>();
     private byte[] batchBuffer = new byte[64 * 1024];
+    /** A request of another kind than its batch's, taken from the queue: it starts the next batch. Writer only. */
+    private WriteRequest held;
     private final LongAdder writeCount = new LongAdder();
     private final LongAdder fsyncCount = new LongAdder();
     private final LongAdder recordCount = new LongAdder();
@@ -78,6 +103,27 @@ public final class SegmentedLog implements AutoCloseable {
 
     public Stats stats() {
         return new Stats(writeCount.sum(), fsyncCount.sum(), recordCount.sum());
+    }
+
+    /**
+     * Holds back the acknowledgement of a durable batch: the twin's leader ships it and completes the stage once the
+     * follower has it too (or it gave up waiting). Called on the writer thread after the batch is durable here and in
+     * the index, in position order; it must not block. A stage that fails, or a gate that throws, acknowledges the
+     * batch anyway (the records are durable here) and is logged.
+     */
+    @FunctionalInterface
+    public interface CommitGate {
+        CompletionStage<?> committed(long firstPosition, long nextPosition);
+    }
+
+    /** Sets (or, with null, removes) the gate of every later batch. */
+    public void setCommitGate(CommitGate gate) {
+        this.commitGate = gate;
+    }
+
+    /** The epoch the next group commit stamps on its records. */
+    public long currentEpoch() {
+        return options.epoch().getAsLong();
     }
 
     /** Encoded records of one atomic write: all of them reach the log, or none does. */
@@ -102,16 +148,38 @@ public final class SegmentedLog implements AutoCloseable {
     private record Entry(RecordType type, String pid, long sequenceNr, List<String> tags, byte[] bytes) {
     }
 
+    /** What a request asks the writer to do; requests of one kind are batched together. */
+    private enum Kind { APPEND, REPLICATED, TRUNCATE }
+
     private static final class WriteRequest {
+        final Kind kind;
         final List<Group> groups;
         final CompletableFuture<Appended> done;
         final int bytes;
+        /** REPLICATED: the leader's records, and the position its chunk starts at; TRUNCATE: the position. */
+        final byte[] replicated;
+        final long from;
         Appended result;
 
+        /** Why the writer refused this request alone (the others of its batch are written), or null. */
+        RuntimeException refused;
+
         WriteRequest(List<Group> groups, CompletableFuture<Appended> done) {
+            this.kind = Kind.APPEND;
             this.groups = groups;
             this.done = done;
             this.bytes = groups.stream().mapToInt(g -> g.bytes).sum();
+            this.replicated = null;
+            this.from = -1;
+        }
+
+        WriteRequest(Kind kind, long from, byte[] replicated, CompletableFuture<Appended> done) {
+            this.kind = kind;
+            this.groups = List.of();
+            this.done = done;
+            this.bytes = replicated == null ? 0 : replicated.length;
+            this.replicated = replicated;
+            this.from = from;
         }
     }
 
@@ -119,20 +187,89 @@ public final class SegmentedLog implements AutoCloseable {
         final Path path;
         final long firstPosition;
         final IntArray offsets = new IntArray();
-        /** Indexes (position - firstPosition) of records deleted or superseded by a tombstone. */
+        /**
+         * Positions of the records, once they are not consecutive (compaction left gaps); null while record i has
+         * position {@code firstPosition + i}, which keeps the index of an ordinary segment at 4 bytes a record.
+         */
+        private LongArray positions;
+        /** Indexes of records deleted or superseded by a tombstone. */
         final BitSet dead = new BitSet();
-        /** The writer's channel. Readers never touch it: an interrupted read closes the channel it reads. */
+        /** The writer's channel; null for a compacted segment. Readers never touch it. */
         FileChannel channel;
         /** Readers' channel, opened on demand and reopened after an interrupted reader closed it. */
         private FileChannel readChannel;
-        /** Set once the segment left the log (all deleted, or the log closed): a read then finds nothing. */
+        /** Set once the segment left the log (deleted, replaced by its compacted copy, or the log closed). */
         private boolean gone;
         volatile long size;
         int live;
+        /** Bytes of the records not deleted; what compaction would keep. */
+        long liveBytes;
+        private int lastLength;
+        /** Compaction of this segment failed once; not tried again until the log is reopened. */
+        boolean compactionFailed;
+        /**
+         * Closed and every record of it indexed (set under the write lock): only then may compaction copy it. A
+         * segment rolled in the middle of a batch gets the batch's records indexed only after the batch.
+         */
+        boolean sealed;
 
         Segment(Path path, long firstPosition) {
             this.path = path;
             this.firstPosition = firstPosition;
+        }
+
+        int count() {
+            return offsets.size();
+        }
+
+        long positionAt(int i) {
+            return positions == null ? firstPosition + i : positions.get(i);
+        }
+
+        /** Index of the record at {@code position}, or -1 if the segment has none there. */
+        int indexOf(long position) {
+            if (positions == null) {
+                long i = position - firstPosition;
+                return i >= 0 && i < count() ? (int) i : -1;
+            }
+            int i = positions.lowerBound(position);
+            return i < positions.size() && positions.get(i) == position ? i : -1;
+        }
+
+        /** Index of the first record at or after {@code position}. */
+        int lowerBound(long position) {
+            if (positions == null) {
+                return (int) Math.max(0, Math.min(count(), position - firstPosition));
+            }
+            return positions.lowerBound(position);
+        }
+
+        int lengthAt(int i) {
+            return i + 1 < count() ? offsets.get(i + 1) - offsets.get(i) : lastLength;
+        }
+
+        void add(int offset, long position, int length) {
+            if (positions == null && position != firstPosition + count()) {
+                positions = new LongArray();
+                for (int i = 0; i < count(); i++) {
+                    positions.add(firstPosition + i);
+                }
+            }
+            if (positions != null) {
+                positions.add(position);
+            }
+            offsets.add(offset);
+            lastLength = length;
+            live++;
+            liveBytes += length;
+        }
+
+        void markDead(int i) {
+            if (!dead.get(i)) {
+                dead.set(i);
+                live--;
+                liveBytes -= lengthAt(i);
+            }
         }
 
         /** The readers' channel; throws {@link ClosedChannelException} once the segment is gone. */
@@ -177,9 +314,11 @@ public final class SegmentedLog implements AutoCloseable {
         this.options = options;
         this.dir = options.directory();
         this.lock = lock;
-        this.queue = new ArrayBlockingQueue<>(options.writeQueueCapacity());
+        this.queue = new LinkedBlockingQueue<>();
         this.writer = new Thread(this::runWriter, "opentmr-journal-writer-" + dir.getFileName());
         this.writer.setDaemon(true);
+        this.compactor = new Thread(this::runCompactor, "opentmr-journal-compactor-" + dir.getFileName());
+        this.compactor.setDaemon(true);
     }
 
     /**
@@ -188,12 +327,14 @@ public final class SegmentedLog implements AutoCloseable {
      */
     public static SegmentedLog open(LogOptions options) throws IOException {
         Files.createDirectories(options.directory());
-        DirectoryLock lock = DirectoryLock.acquire(options.directory());
+        DirectoryLock lock = DirectoryLock.acquire(options.directory(), "journal");
         SegmentedLog log = null;
         try {
             log = new SegmentedLog(options, lock);
             log.recover();
             log.writer.start();
+            log.compactor.start();
+            log.compactionWanted.release();
             return log;
         } catch (IOException | RuntimeException e) {
             if (log != null) {
@@ -216,6 +357,11 @@ public final class SegmentedLog implements AutoCloseable {
     }
 
     private void recover() throws IOException {
+        for (Path leftover : LogScanner.compactionLeftovers(dir)) {
+            // A compaction interrupted before its rename: the segment it copied is still in place.
+            LOG.info("journal {}: removing {} of an interrupted compaction", dir, leftover.getFileName());
+            Files.deleteIfExists(leftover);
+        }
         Map<Path, Segment> byPath = new HashMap<>();
         for (Path file : LogScanner.segmentFiles(dir)) {
             Segment s = new Segment(file, LogScanner.firstPositionOf(file));
@@ -223,7 +369,7 @@ public final class SegmentedLog implements AutoCloseable {
             segments.put(s.firstPosition, s);
         }
         LogScanner.Result scan = LogScanner.scan(dir, RecordCodec.MAX_RECORD_BYTES, true,
-                (file, offset, length, record) -> index(byPath.get(file), offset, record));
+                (file, offset, length, record) -> index(byPath.get(file), offset, length, record));
         for (LogScanner.Damage damage : scan.damages()) {
             if (!damage.tail() && !options.repair()) {
                 throw new JournalCorruptedException(damage.file(), damage.offset(), damage.reason());
@@ -239,7 +385,7 @@ public final class SegmentedLog implements AutoCloseable {
         List<Segment> ordered = new ArrayList<>(segments.values());
         for (int i = 0; i < ordered.size() - 1; i++) {
             Segment s = ordered.get(i);
-            if (s.offsets.size() == 0) {
+            if (s.count() == 0) {
                 LOG.info("journal {}: removing empty segment {}", dir, s.path.getFileName());
                 segments.remove(s.firstPosition);
                 Files.deleteIfExists(s.path);
@@ -252,6 +398,9 @@ public final class SegmentedLog implements AutoCloseable {
                 s.channel = FileChannel.open(s.path, StandardOpenOption.READ, StandardOpenOption.WRITE);
             }
             active = segments.lastEntry().getValue();
+        }
+        for (Segment s : segments.values()) {
+            s.sealed = s != active;
         }
         if (nextPosition < active.firstPosition) {
             // The active segment's name is the position of its first record: never write below it (a repair that
@@ -323,9 +472,10 @@ public final class SegmentedLog implements AutoCloseable {
 
     /**
      * Queues groups for the next group commit. The future completes when they are written and, unless fsync is
-     * {@code never}, durable. Blocks while the write queue is full. The future completes on the writer thread:
-     * dependent actions must be short and must not append synchronously (that could wait on a full queue that
-     * only the writer thread drains).
+     * {@code never}, durable. Never blocks: the queue has no count bound, so the caller (the journal actor) never
+     * parks a dispatcher thread. Its callers bound it: Pekko sends a persistent actor's next write only once the
+     * previous one is acknowledged, so the queue holds at most one batch per persistent actor. The future completes
+     * on the writer thread: dependent actions must be short.
      */
     public CompletableFuture<Appended> append(List<Group> groups) {
         return enqueue(new WriteRequest(List.copyOf(groups), new CompletableFuture<>()));
@@ -333,8 +483,44 @@ public final class SegmentedLog implements AutoCloseable {
 
     /** Deletes every event of {@code persistenceId} up to {@code toSequenceNr} by appending a durable tombstone. */
     public CompletableFuture<Appended> delete(String persistenceId, long toSequenceNr) {
+        try {
+            // Refused here, for this request only: the writer encodes the tombstone, and must never fail on it.
+            RecordCodec.encode(LogRecord.tombstone(persistenceId, toSequenceNr, 0L), options.maxRecordBytes());
+        } catch (IllegalArgumentException e) {
+            return CompletableFuture.failedFuture(e);
+        }
         Entry tombstone = new Entry(RecordType.TOMBSTONE, persistenceId, toSequenceNr, List.of(), null);
         return enqueue(new WriteRequest(List.of(new Group(List.of(tombstone))), new CompletableFuture<>()));
+    }
+
+    /**
+     * Appends records the twin's leader wrote (replication, follower side): {@code records} are encoded records as
+     * the leader's log holds them, with its positions and epochs, in position order and ending with a complete atomic
+     * write; {@code from} is the leader's position where they start (records it compacted away leave gaps, which the
+     * log keeps). They are written with the same bytes (only flag bit 1, the first record of a write, is this log's
+     * own), fsynced once with whatever else is queued, and indexed. Completes with the next position, or fails if
+     * {@code from} is not this log's next position or the bytes are not such records (then every later chunk of the
+     * same group commit is refused too, so a refused chunk never leaves a hole).
+     */
+    public CompletableFuture<Long> appendReplicated(long from, byte[] records) {
+        return enqueue(new WriteRequest(Kind.REPLICATED, from, records.clone(), new CompletableFuture<>()))
+                .thenApply(a -> a.lastPosition() + 1);
+    }
+
+    /**
+     * Removes every record at or above {@code position} (truncate-after {@code position - 1}): what a returning
+     * follower does with a suffix the leader does not have. Runs on the writer thread, after what is queued before it.
+     * Segments wholly above the position go first, newest first, each removal made durable before the next; then the
+     * segment holding the position is cut and fsynced; then the index is rebuilt from disk as an open would. A crash
+     * at any point leaves a longer prefix of the old log, which opens as a valid log. Completes with the next position
+     * (at most {@code position}; less if the cut fell inside an atomic write, which goes whole).
+     */
+    public CompletableFuture<Long> truncateFrom(long position) {
+        if (position < 0) {
+            return CompletableFuture.failedFuture(new IllegalArgumentException("negative position " + position));
+        }
+        return enqueue(new WriteRequest(Kind.TRUNCATE, position, null, new CompletableFuture<>()))
+                .thenApply(a -> a.lastPosition() + 1);
     }
 
     private CompletableFuture<Appended> enqueue(WriteRequest request) {
@@ -342,18 +528,7 @@ public final class SegmentedLog implements AutoCloseable {
         if (refused != null) {
             return CompletableFuture.failedFuture(refused);
         }
-        try {
-            // Not put(): a full queue whose writer has stopped would block the caller for good.
-            while (!queue.offer(request, 100, TimeUnit.MILLISECONDS)) {
-                refused = refusal();
-                if (refused != null) {
-                    return CompletableFuture.failedFuture(refused);
-                }
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            return CompletableFuture.failedFuture(e);
-        }
+        queue.add(request);
         // Raced with close() or with the writer stopping: it may never take the request. The writer sets failure
         // (close() sets closed) before it drains the queue, so either it drains this request or we remove it here.
         refused = refusal();
@@ -402,6 +577,9 @@ public final class SegmentedLog implements AutoCloseable {
             // failure (or closed) is set before the drain: see enqueue().
             IOException cause = failure != null ? failure : new IOException("journal " + dir + " is closed");
             fail(batch, cause);
+            if (held != null && held != CLOSE) {
+                held.done.completeExceptionally(cause);
+            }
             for (WriteRequest r; (r = queue.poll()) != null; ) {
                 if (r != CLOSE) {
                     r.done.completeExceptionally(cause);
@@ -415,14 +593,16 @@ public final class SegmentedLog implements AutoCloseable {
         while (!closing) {
             batch.clear();
             try {
-                WriteRequest first = queue.take();
+                WriteRequest first = held != null ? held : queue.take();
+                held = null;
                 if (first == CLOSE) {
                     break;
                 }
                 batch.add(first);
                 int bytes = first.bytes;
-                // always: one request per fsync, by definition of the policy.
-                while (options.fsync() != FsyncPolicy.ALWAYS && bytes < options.maxBatchBytes()) {
+                // always: one request per fsync, by definition of the policy; a truncation is a batch of its own.
+                while (options.fsync() != FsyncPolicy.ALWAYS && first.kind != Kind.TRUNCATE
+                        && bytes < options.maxBatchBytes()) {
                     WriteRequest next = queue.poll();
                     if (next == null) {
                         break;
@@ -431,13 +611,21 @@ public final class SegmentedLog implements AutoCloseable {
                         closing = true;
                         break;
                     }
+                    if (next.kind != first.kind) {
+                        held = next;
+                        break;
+                    }
                     batch.add(next);
                     bytes += next.bytes;
                 }
                 if (failure != null) {
                     fail(batch, failure);
-                } else {
+                } else if (first.kind == Kind.APPEND) {
                     writeBatch(batch);
+                } else if (first.kind == Kind.REPLICATED) {
+                    writeReplicated(batch);
+                } else {
+                    truncate(first);
                 }
             } catch (IOException | RuntimeException e) {
                 IOException io = e instanceof IOException ioe ? ioe : new IOException(e);
@@ -458,7 +646,7 @@ public final class SegmentedLog implements AutoCloseable {
     }
 
     /** A record written in this batch, waiting to enter the index once the batch is durable. */
-    private record Written(Segment segment, int offset, Entry entry, long position) {
+    private record Written(Segment segment, int offset, int length, Entry entry, long position, long epoch) {
     }
 
     private void writeBatch(List<WriteRequest> batch) throws IOException {
@@ -472,7 +660,14 @@ public final class SegmentedLog implements AutoCloseable {
             for (Group group : request.groups) {
                 List<Entry> entries = group.entries;
                 if (entries.get(0).type == RecordType.TOMBSTONE) {
-                    Entry t = tombstoneFor(entries.get(0), pending);
+                    Entry t;
+                    try {
+                        t = tombstoneFor(entries.get(0), pending);
+                    } catch (IllegalArgumentException e) {
+                        // A tombstone is a request of its own: refuse it, write the rest of the batch.
+                        request.refused = e;
+                        continue;
+                    }
                     if (t == null) {
                         continue;
                     }
@@ -491,7 +686,7 @@ public final class SegmentedLog implements AutoCloseable {
                     buffered = ensureBuffer(buffered, e.bytes.length);
                     System.arraycopy(e.bytes, 0, batchBuffer, buffered, e.bytes.length);
                     RecordCodec.stamp(batchBuffer, buffered, epoch, position);
-                    written.add(new Written(active, (int) (active.size + buffered), e, position));
+                    written.add(new Written(active, (int) (active.size + buffered), e.bytes.length, e, position, epoch));
                     buffered += e.bytes.length;
                     if (firstPosition < 0) {
                         firstPosition = position;
@@ -509,20 +704,227 @@ public final class SegmentedLog implements AutoCloseable {
         }
         flush(buffered);
         sync();
+        publish(written);
+        acknowledge(List.copyOf(batch), written.isEmpty() ? -1 : written.get(0).position);
+    }
+
+    /** Puts a durable batch into the index and makes it visible to readers. */
+    private void publish(List<Written> written) {
         recordCount.add(written.size());
         indexLock.writeLock().lock();
         try {
             for (Written w : written) {
-                index(w.segment, w.offset, w.entry.type, w.entry.pid, w.entry.sequenceNr, w.entry.tags, w.position);
+                index(w.segment, w.offset, w.length, w.entry.type, w.entry.pid, w.entry.sequenceNr,
+                        w.entry.tags, w.position, w.epoch);
             }
+            for (Segment r : rolled) {
+                r.sealed = true;
+            }
+            rolled.clear();
             removeDeadSegments();
             published = nextPosition;
         } finally {
             indexLock.writeLock().unlock();
         }
-        for (WriteRequest request : batch) {
-            request.done.complete(request.result);
+        if (recordsDied) {
+            recordsDied = false;
+            if (compactionWanted.availablePermits() == 0) {
+                compactionWanted.release();
+            }
         }
+    }
+
+    /**
+     * Completes the requests of a durable batch, at once or, with a commit gate, when its stage completes. {@code
+     * firstPosition} is -1 if the batch wrote nothing (nothing to wait for).
+     */
+    private void acknowledge(List<WriteRequest> batch, long firstPosition) {
+        CommitGate gate = commitGate;
+        if (gate == null || firstPosition < 0) {
+            complete(batch);
+            return;
+        }
+        long next = nextPosition;
+        CompletionStage<?> held;
+        try {
+            held = gate.committed(firstPosition, next);
+        } catch (RuntimeException e) {
+            LOG.error("journal {}: commit gate failed for positions {}..{}; acknowledged as durable here: {}", dir,
+                    firstPosition, next - 1, e.toString(), e);
+            complete(batch);
+            return;
+        }
+        held.whenComplete((ok, e) -> {
+            if (e != null) {
+                LOG.error("journal {}: commit gate failed for positions {}..{}; acknowledged as durable here: {}",
+                        dir, firstPosition, next - 1, e.toString());
+            }
+            complete(batch);
+        });
+    }
+
+    private static void complete(List<WriteRequest> batch) {
+        for (WriteRequest request : batch) {
+            if (request.refused != null) {
+                request.done.completeExceptionally(request.refused);
+            } else {
+                request.done.complete(request.result);
+            }
+        }
+    }
+
+    /** A record of a replicated chunk, checked; {@code groupBytes} is set on the first record of each atomic write. */
+    private record Incoming(int offset, int length, LogRecord record, boolean compacted, int groupBytes) {
+    }
+
+    private void writeReplicated(List<WriteRequest> batch) throws IOException {
+        List<Written> written = new ArrayList<>();
+        int buffered = 0;
+        long expected = nextPosition;
+        boolean refusing = false;
+        for (WriteRequest request : batch) {
+            List<Incoming> records;
+            try {
+                if (refusing) {
+                    throw new IllegalArgumentException("an earlier chunk of the same group commit was refused");
+                }
+                records = checkChunk(request, expected);
+            } catch (IllegalArgumentException e) {
+                request.refused = e;
+                refusing = true;
+                continue;
+            }
+            byte[] bytes = request.replicated;
+            for (Incoming in : records) {
+                long position = in.record().position();
+                if (in.groupBytes() > 0) {
+                    // A gap the leader's compaction left inside a segment is allowed there (its records carry the
+                    // compacted flag); any other gap is where the leader removed whole segments: start a segment
+                    // named for the record, as the leader's was.
+                    boolean gap = position > nextPosition && !in.compacted();
+                    boolean full = active.size + buffered + in.groupBytes() > options.segmentSize()
+                            && active.size + buffered > 0;
+                    if (gap || full) {
+                        flush(buffered);
+                        buffered = 0;
+                        sync();
+                        nextPosition = position;
+                        if (active.size == 0) {
+                            replaceEmptyActive();
+                        } else {
+                            roll();
+                        }
+                    }
+                }
+                buffered = ensureBuffer(buffered, in.length());
+                System.arraycopy(bytes, in.offset(), batchBuffer, buffered, in.length());
+                RecordCodec.clearWriteStart(batchBuffer, buffered);
+                LogRecord r = in.record();
+                Entry entry = new Entry(r.type(), r.persistenceId(), r.sequenceNr(), r.tags(), null);
+                written.add(new Written(active, (int) (active.size + buffered), in.length(), entry, position,
+                        r.epoch()));
+                buffered += in.length();
+                nextPosition = position + 1;
+            }
+            expected = nextPosition;
+            request.result = new Appended(records.get(0).record().position(), nextPosition - 1, active.path,
+                    active.size + buffered);
+        }
+        flush(buffered);
+        sync();
+        publish(written);
+        // A follower's writes are acknowledged to the leader, never gated.
+        complete(List.copyOf(batch));
+    }
+
+    /** Decodes and checks a replicated chunk that should start at {@code expected}; throws what is wrong with it. */
+    private static List<Incoming> checkChunk(WriteRequest request, long expected) {
+        if (request.from != expected) {
+            throw new IllegalArgumentException("chunk starts at position " + request.from + " but the log is at "
+                    + expected);
+        }
+        byte[] b = request.replicated;
+        List<Incoming> out = new ArrayList<>();
+        long previous = request.from - 1;
+        int groupStart = -1;
+        int groupBytes = 0;
+        for (int off = 0; off < b.length; ) {
+            RecordCodec.Decoded d = RecordCodec.decode(b, off, b.length, RecordCodec.MAX_RECORD_BYTES);
+            if (!d.ok()) {
+                throw new IllegalArgumentException("record at byte " + off + " of the chunk from position "
+                        + request.from + ": " + d.problem());
+            }
+            LogRecord r = d.record();
+            if (r.position() <= previous || (groupStart >= 0 && r.position() != previous + 1)) {
+                throw new IllegalArgumentException("position " + r.position() + " after " + previous
+                        + " in the chunk from position " + request.from);
+            }
+            if (groupStart < 0) {
+                groupStart = out.size();
+                groupBytes = 0;
+            }
+            groupBytes += d.length();
+            out.add(new Incoming(off, d.length(), r, RecordCodec.isCompacted(b, off), 0));
+            if (r.lastOfGroup()) {
+                Incoming first = out.get(groupStart);
+                out.set(groupStart, new Incoming(first.offset(), first.length(), first.record(), first.compacted(),
+                        groupBytes));
+                groupStart = -1;
+            }
+            previous = r.position();
+            off += d.length();
+        }
+        if (out.isEmpty()) {
+            throw new IllegalArgumentException("empty chunk at position " + request.from);
+        }
+        if (groupStart >= 0) {
+            throw new IllegalArgumentException("chunk from position " + request.from + " ends inside an atomic write");
+        }
+        return out;
+    }
+
+    /** The active segment is empty and named below the next record: replaces it by one named for the record. */
+    private void replaceEmptyActive() throws IOException {
+        Segment empty = active;
+        indexLock.writeLock().lock();
+        try {
+            segments.remove(empty.firstPosition);
+            rolled.remove(empty);
+        } finally {
+            indexLock.writeLock().unlock();
+        }
+        empty.closeChannels();
+        Files.deleteIfExists(empty.path);
+        active = createSegment(nextPosition);
+    }
+
+    private void truncate(WriteRequest request) throws IOException {
+        long position = request.from;
+        long before = nextPosition;
+        synchronized (compactionLock) {
+            indexLock.writeLock().lock();
+            try {
+                for (Segment s : segments.values()) {
+                    s.closeChannels();
+                }
+                Truncation.truncateFrom(dir, position, options.fsync() != FsyncPolicy.NEVER, Truncation.NO_CRASH);
+                segments.clear();
+                pids.clear();
+                pidOrder.clear();
+                tags.clear();
+                epochRuns.clear();
+                tagEntries = 0;
+                deletedSincePrune = 0;
+                rolled.clear();
+                recover();
+            } finally {
+                indexLock.writeLock().unlock();
+            }
+        }
+        LOG.warn("journal {}: truncated from position {}: next position {} (was {})", dir, position, nextPosition,
+                before);
+        request.result = new Appended(-1, nextPosition - 1, active.path, active.size);
+        request.done.complete(request.result);
     }
 
     /** The tombstone to write, with its sequence number capped at the highest written one; null if a no-op. */
@@ -586,7 +988,10 @@ public final class SegmentedLog implements AutoCloseable {
         LOG.info("journal {}: segment {} closed at {} bytes, writing {}", dir, active.path.getFileName(),
                 active.size, next.path.getFileName());
         // No dead-segment sweep here: the closed segment's records of this batch are not indexed yet.
+        rolled.add(active);
         active = next;
+        // The closed segment may be worth compacting now.
+        recordsDied = true;
     }
 
     private Segment createSegment(long firstPosition) throws IOException {
@@ -618,15 +1023,19 @@ public final class SegmentedLog implements AutoCloseable {
 
     // ---------------------------------------------------------------------------------------------- index
 
-    private void index(Segment segment, int offset, LogRecord r) {
-        index(segment, offset, r.type(), r.persistenceId(), r.sequenceNr(), r.tags(), r.position());
+    private void index(Segment segment, int offset, int length, LogRecord r) {
+        index(segment, offset, length, r.type(), r.persistenceId(), r.sequenceNr(), r.tags(), r.position(),
+                r.epoch());
     }
 
     /** Adds a durable record to the index. Caller holds the write lock (or is recovering, single-threaded). */
-    private void index(Segment segment, int offset, RecordType type, String pid, long seq, List<String> recordTags,
-            long position) {
-        segment.offsets.add(offset);
-        segment.live++;
+    private void index(Segment segment, int offset, int length, RecordType type, String pid, long seq,
+            List<String> recordTags, long position, long epoch) {
+        segment.add(offset, position, length);
+        Map.Entry<Long, Long> run = epochRuns.lastEntry();
+        if (run == null || run.getValue() != epoch) {
+            epochRuns.put(position, epoch);
+        }
         PidIndex p = pids.get(pid);
         if (p == null) {
             p = new PidIndex();
@@ -664,8 +1073,11 @@ public final class SegmentedLog implements AutoCloseable {
 
     private void markDead(long position) {
         Segment s = segmentOf(position);
-        s.live--;
-        s.dead.set((int) (position - s.firstPosition));
+        int i = s.indexOf(position);
+        if (i >= 0) {
+            s.markDead(i);
+            recordsDied = true;
+        }
     }
 
     /** Whether the record at {@code position} is in the log and not deleted. Caller holds a lock of the index. */
@@ -675,15 +1087,18 @@ public final class SegmentedLog implements AutoCloseable {
             return false;
         }
         Segment s = e.getValue();
-        long i = position - s.firstPosition;
-        return i < s.offsets.size() && !s.dead.get((int) i);
+        int i = s.indexOf(position);
+        return i >= 0 && !s.dead.get(i);
     }
 
-    /** Removes closed segments whose every record is deleted or superseded. Caller holds the write lock. */
+    /**
+     * Removes closed segments whose every record is deleted or superseded, unless they are kept (the newest
+     * {@code keep-segments}, or not replicated yet). Caller holds the write lock.
+     */
     private void removeDeadSegments() {
         List<Segment> dead = new ArrayList<>();
-        for (Segment s : segments.values()) {
-            if (s != active && s.live == 0) {
+        for (Segment s : unprotectedSegments()) {
+            if (s.live == 0) {
                 dead.add(s);
             }
         }
@@ -718,6 +1133,213 @@ public final class SegmentedLog implements AutoCloseable {
         }
     }
 
+
+    // ---------------------------------------------------------------------------------------------- compaction
+
+    /**
+     * Closed segments compaction and removal may touch, oldest first: not among the newest {@code keep-segments}, not
+     * the active one, and wholly below the replicated position (the twin's catch-up reads the rest). Caller holds a
+     * lock of the index.
+     */
+    private List<Segment> unprotectedSegments() {
+        List<Segment> all = new ArrayList<>(segments.values());
+        long replicated = options.replicatedTo().getAsLong();
+        List<Segment> out = new ArrayList<>();
+        for (int i = 0; i < all.size() - options.keepSegments(); i++) {
+            Segment s = all.get(i);
+            if (s == active) {
+                break;
+            }
+            if (s.count() > 0 && s.positionAt(s.count() - 1) >= replicated) {
+                // Later segments hold later positions: none of them is replicated either.
+                break;
+            }
+            out.add(s);
+        }
+        return out;
+    }
+
+    /** What compaction would rewrite next: an unprotected segment whose live records take less than half of it. */
+    private Segment compactionCandidate() {
+        indexLock.readLock().lock();
+        try {
+            for (Segment s : unprotectedSegments()) {
+                if (s.sealed && s.live > 0 && s.liveBytes * 2 < s.size && !s.compactionFailed) {
+                    return s;
+                }
+            }
+            return null;
+        } finally {
+            indexLock.readLock().unlock();
+        }
+    }
+
+    private void runCompactor() {
+        try {
+            while (!closed) {
+                compactionWanted.acquire();
+                compactionWanted.drainPermits();
+                compactNow();
+            }
+        } catch (InterruptedException e) {
+            // close() gave up waiting for a compaction: what it wrote is a leftover the next open removes.
+        } catch (Throwable t) {
+            LOG.error("journal {}: compactor stopped; deleted records keep their disk space until the journal is "
+                    + "reopened: {}", dir, t.toString(), t);
+        }
+    }
+
+    /**
+     * Compacts every segment that qualifies, on the calling thread (the background compactor calls it too, and waits
+     * while a caller's pass runs). Returns the number of segments rewritten. Compaction failures are logged and leave
+     * the segment as it was.
+     */
+    public int compactNow() {
+        synchronized (compactionLock) {
+            int done = 0;
+            for (Segment s; !closed && (s = compactionCandidate()) != null; ) {
+                try {
+                    if (compact(s)) {
+                        done++;
+                    }
+                } catch (IOException | RuntimeException e) {
+                    s.compactionFailed = true;
+                    LOG.warn("journal {}: compaction of {} failed, the segment stays as it is: {}", dir,
+                            s.path.getFileName(), e.toString());
+                }
+            }
+            return done;
+        }
+    }
+
+    /** A live record to copy: where it is in the old segment and its position. */
+    private record Live(int index, long position, int offset, int length) {
+    }
+
+    /**
+     * Rewrites {@code s} with only its live records, each unchanged but for the compacted flag (so position, epoch
+     * and everything else stay), into a temporary file that replaces the segment by an atomic rename. A crash before
+     * the rename leaves the old segment and a leftover the next open removes; after it, the new one.
+     */
+    private boolean compact(Segment s) throws IOException {
+        List<Live> live = new ArrayList<>();
+        indexLock.readLock().lock();
+        try {
+            if (s.gone() || segments.get(s.firstPosition) != s) {
+                return false;
+            }
+            for (int i = 0; i < s.count(); i++) {
+                if (!s.dead.get(i)) {
+                    live.add(new Live(i, s.positionAt(i), s.offsets.get(i), s.lengthAt(i)));
+                }
+            }
+        } finally {
+            indexLock.readLock().unlock();
+        }
+        long before = s.size;
+        Path tmp = LogScanner.compactionFile(s.path);
+        Segment copy = new Segment(s.path, s.firstPosition);
+        try (SegmentReader in = new SegmentReader(s.path);
+                FileChannel out = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+                        StandardOpenOption.TRUNCATE_EXISTING)) {
+            byte[] buffer = new byte[SegmentReader.WINDOW];
+            int buffered = 0;
+            long written = 0;
+            for (Live r : live) {
+                if (closed) {
+                    return false;
+                }
+                if (buffered + r.length() > buffer.length) {
+                    written += writeFully(out, buffer, buffered, written);
+                    buffered = 0;
+                    if (r.length() > buffer.length) {
+                        buffer = new byte[r.length()];
+                    }
+                }
+                in.copy(r.offset(), r.length(), buffer, buffered);
+                RecordCodec.markCompacted(buffer, buffered, copy.count() == 0);
+                copy.add((int) (written + buffered), r.position(), r.length());
+                buffered += r.length();
+            }
+            written += writeFully(out, buffer, buffered, written);
+            if (options.fsync() != FsyncPolicy.NEVER) {
+                out.force(false);
+            }
+            copy.size = written;
+        } catch (NoSuchFileException e) {
+            // Removed meanwhile (every record deleted): nothing to compact.
+            Files.deleteIfExists(tmp);
+            return false;
+        } catch (IOException | RuntimeException e) {
+            Files.deleteIfExists(tmp);
+            throw e;
+        }
+        indexLock.writeLock().lock();
+        try {
+            if (closed || segments.get(s.firstPosition) != s) {
+                // Removed while we copied (or the log is closing): the copy must not bring it back.
+                Files.deleteIfExists(tmp);
+                return false;
+            }
+            // Records deleted while we copied are copied but dead.
+            for (int j = 0; j < live.size(); j++) {
+                if (s.dead.get(live.get(j).index())) {
+                    copy.markDead(j);
+                }
+            }
+            try {
+                Files.move(tmp, s.path, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } catch (IOException e) {
+                // No atomic rename here: the segment stays as it was, never half replaced.
+                Files.deleteIfExists(tmp);
+                throw e;
+            }
+            copy.sealed = true;
+            segments.put(copy.firstPosition, copy);
+            try {
+                s.closeChannels();
+            } catch (IOException e) {
+                LOG.debug("journal {}: closing the replaced {}: {}", dir, s.path.getFileName(), e.toString());
+            }
+        } finally {
+            indexLock.writeLock().unlock();
+        }
+        if (options.fsync() != FsyncPolicy.NEVER) {
+            syncDirectory();
+        }
+        compactions.increment();
+        LOG.info("journal {}: compacted segment {}: {} -> {} bytes, {} live records kept", dir,
+                s.path.getFileName(), before, copy.size, live.size());
+        return true;
+    }
+
+    private static int writeFully(FileChannel out, byte[] bytes, int length, long at) throws IOException {
+        ByteBuffer buf = ByteBuffer.wrap(bytes, 0, length);
+        while (buf.hasRemaining()) {
+            out.write(buf, at + buf.position());
+        }
+        return length;
+    }
+
+    /** Bytes of the segment files, and of the live records in them; for metrics and the tests of the bound. */
+    public record DiskUsage(long segmentBytes, long liveBytes, int segments, long compactions) {
+    }
+
+    public DiskUsage diskUsage() {
+        indexLock.readLock().lock();
+        try {
+            long size = 0;
+            long live = 0;
+            for (Segment s : segments.values()) {
+                size += s.size;
+                live += s.liveBytes;
+            }
+            return new DiskUsage(size, live, segments.size(), compactions.sum());
+        } finally {
+            indexLock.readLock().unlock();
+        }
+    }
+
     // ---------------------------------------------------------------------------------------------- reading
 
     /** Highest sequence number ever written for the id (kept after deletion), 0 if none. */
@@ -742,33 +1364,52 @@ public final class SegmentedLog implements AutoCloseable {
         }
     }
 
-    /** Live (not deleted) events of the id with {@code from <= sequenceNr <= to}, at most {@code max}, in order. */
+    /** Positions replay looks up in the index at a time: its memory does not grow with the id's events. */
+    private static final int REPLAY_PAGE = 4096;
+
+    /**
+     * Live (not deleted) events of the id with {@code from <= sequenceNr <= to}, at most {@code max}, in order. Reads
+     * one record at a time, and the index a page of positions at a time.
+     */
     public void replay(String persistenceId, long from, long to, long max, Consumer<LogRecord> consumer) {
-        if (max <= 0 || from > to) {
-            return;
-        }
-        LongArray positions = new LongArray();
-        indexLock.readLock().lock();
-        try {
-            PidIndex p = pids.get(persistenceId);
-            if (p == null) {
+        long remaining = max;
+        long next = from;
+        while (remaining > 0 && next <= to) {
+            LongArray positions = new LongArray();
+            long lastSeq;
+            indexLock.readLock().lock();
+            try {
+                PidIndex p = pids.get(persistenceId);
+                if (p == null) {
+                    return;
+                }
+                lastSeq = -1;
+                for (int i = p.sequenceNrs.lowerBound(next); i < p.sequenceNrs.size() && positions.size() < remaining
+                        && positions.size() < REPLAY_PAGE; i++) {
+                    if (p.sequenceNrs.get(i) > to) {
+                        break;
+                    }
+                    positions.add(p.positions.get(i));
+                    lastSeq = p.sequenceNrs.get(i);
+                }
+            } finally {
+                indexLock.readLock().unlock();
+            }
+            if (positions.size() == 0) {
                 return;
             }
-            for (int i = p.sequenceNrs.lowerBound(from); i < p.sequenceNrs.size() && positions.size() < max; i++) {
-                if (p.sequenceNrs.get(i) > to) {
-                    break;
+            for (int i = 0; i < positions.size(); i++) {
+                LogRecord r = read(positions.get(i));
+                // null: deleted meanwhile and its segment removed; a replay may miss events deleted while it runs.
+                if (r != null) {
+                    consumer.accept(r);
                 }
-                positions.add(p.positions.get(i));
             }
-        } finally {
-            indexLock.readLock().unlock();
-        }
-        for (int i = 0; i < positions.size(); i++) {
-            LogRecord r = read(positions.get(i));
-            // null: deleted meanwhile and its segment removed; a replay may miss events deleted while it runs.
-            if (r != null) {
-                consumer.accept(r);
+            remaining -= positions.size();
+            if (lastSeq == Long.MAX_VALUE) {
+                return;
             }
+            next = lastSeq + 1;
         }
     }
 
@@ -844,9 +1485,8 @@ public final class SegmentedLog implements AutoCloseable {
         try {
             Long start = segments.floorKey(position);
             for (Segment s : segments.tailMap(start == null ? position : start, true).values()) {
-                int first = (int) Math.max(0, position - s.firstPosition);
-                for (int i = first; i < s.offsets.size() && locations.size() < max; i++) {
-                    locations.add(s.firstPosition + i);
+                for (int i = s.lowerBound(position); i < s.count() && locations.size() < max; i++) {
+                    locations.add(s.positionAt(i));
                 }
             }
         } finally {
@@ -862,6 +1502,173 @@ public final class SegmentedLog implements AutoCloseable {
         return out;
     }
 
+    /**
+     * Records as stored, for shipping to the twin: {@code bytes} holds every record still in the log from
+     * {@code from} on, below {@code next}, whole and in order, ending with a complete atomic write.
+     */
+    public record Chunk(long from, long next, byte[] bytes) {
+        public boolean isEmpty() {
+            return bytes.length == 0;
+        }
+    }
+
+    /**
+     * The records from {@code from} on as stored, about {@code maxBytes} of them: fewer to end at an atomic write's
+     * end, more if the first atomic write alone is larger. Empty (next = from) when there is none yet.
+     */
+    public Chunk readChunk(long from, int maxBytes) {
+        for (long limit = Math.max(1, maxBytes); ; limit = limit * 2) {
+            Chunk raw = readRaw(from, limit);
+            if (raw.isEmpty()) {
+                return raw;
+            }
+            Chunk whole = RecordCodec.wholeGroups(raw.bytes(), from, maxBytes);
+            // The index holds whole atomic writes only: a chunk without one was cut by the limit.
+            if (!whole.isEmpty() || raw.next() >= published) {
+                return whole;
+            }
+        }
+    }
+
+    /** One span of consecutive records in a segment. */
+    private record Span(Segment segment, int start, int end) {
+    }
+
+    /** Whole records from {@code from} on, at least one and no more than {@code limit} bytes beyond the first. */
+    private Chunk readRaw(long from, long limit) {
+        for (int attempt = 1; ; attempt++) {
+            List<Span> spans = new ArrayList<>();
+            long total = 0;
+            long last = -1;
+            indexLock.readLock().lock();
+            try {
+                Long start = segments.floorKey(from);
+                outer:
+                for (Segment s : segments.tailMap(start == null ? from : start, true).values()) {
+                    int i = s.lowerBound(from);
+                    int spanStart = -1;
+                    int spanEnd = -1;
+                    for (; i < s.count(); i++) {
+                        int length = s.lengthAt(i);
+                        if (total > 0 && total + length > limit) {
+                            if (spanStart >= 0) {
+                                spans.add(new Span(s, spanStart, spanEnd));
+                            }
+                            break outer;
+                        }
+                        if (spanStart < 0) {
+                            spanStart = s.offsets.get(i);
+                        }
+                        spanEnd = s.offsets.get(i) + length;
+                        total += length;
+                        last = s.positionAt(i);
+                    }
+                    if (spanStart >= 0) {
+                        spans.add(new Span(s, spanStart, spanEnd));
+                    }
+                }
+            } finally {
+                indexLock.readLock().unlock();
+            }
+            if (total > Integer.MAX_VALUE - 16) {
+                throw new IllegalStateException("chunk of " + total + " bytes");
+            }
+            byte[] bytes = new byte[(int) total];
+            try {
+                int at = 0;
+                for (Span span : spans) {
+                    ByteBuffer buf = ByteBuffer.wrap(bytes, at, span.end() - span.start());
+                    FileChannel ch = span.segment().readChannel();
+                    while (buf.hasRemaining()) {
+                        int n = ch.read(buf, span.start() + (buf.position() - at));
+                        if (n < 0) {
+                            throw new IOException("unexpected end of segment " + span.segment().path.getFileName());
+                        }
+                    }
+                    at += span.end() - span.start();
+                }
+                return new Chunk(from, last < 0 ? from : last + 1, bytes);
+            } catch (ClosedChannelException e) {
+                // Compacted or removed meanwhile (or a reader's interrupt closed the channel): look it up again.
+                if (closed || e instanceof ClosedByInterruptException || Thread.currentThread().isInterrupted()
+                        || attempt >= READ_ATTEMPTS) {
+                    throw new UncheckedIOException(new IOException("journal " + dir + ": read from position " + from
+                            + " failed", e));
+                }
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+    }
+
+    /** Epoch of the newest record, -1 if the log has none. */
+    public long lastEpoch() {
+        indexLock.readLock().lock();
+        try {
+            Map.Entry<Long, Long> run = epochRuns.lastEntry();
+            return run == null ? -1 : run.getValue();
+        } finally {
+            indexLock.readLock().unlock();
+        }
+    }
+
+    /** Epoch of the record at {@code position}, -1 if the log has no record there. */
+    public long epochAt(long position) {
+        indexLock.readLock().lock();
+        try {
+            Map.Entry<Long, Segment> e = segments.floorEntry(position);
+            if (e == null || e.getValue().indexOf(position) < 0) {
+                return -1;
+            }
+            Map.Entry<Long, Long> run = epochRuns.floorEntry(position);
+            return run == null ? -1 : run.getValue();
+        } finally {
+            indexLock.readLock().unlock();
+        }
+    }
+
+    /** The newest epoch of the log not above {@code epoch}, -1 if none. */
+    public long newestEpochUpTo(long epoch) {
+        indexLock.readLock().lock();
+        try {
+            long newest = -1;
+            for (long e : epochRuns.values()) {
+                if (e <= epoch) {
+                    newest = Math.max(newest, e);
+                }
+            }
+            return newest;
+        } finally {
+            indexLock.readLock().unlock();
+        }
+    }
+
+    /** Position of the first record with an epoch above {@code epoch}; the next position if there is none. */
+    public long firstPositionAbove(long epoch) {
+        indexLock.readLock().lock();
+        try {
+            for (Map.Entry<Long, Long> run : epochRuns.entrySet()) {
+                if (run.getValue() > epoch) {
+                    return run.getKey();
+                }
+            }
+            return published;
+        } finally {
+            indexLock.readLock().unlock();
+        }
+    }
+
+    /** Position where the newest run of one epoch starts; the next position if the log is empty. */
+    public long startOfLastEpoch() {
+        indexLock.readLock().lock();
+        try {
+            Map.Entry<Long, Long> run = epochRuns.lastEntry();
+            return run == null ? published : run.getKey();
+        } finally {
+            indexLock.readLock().unlock();
+        }
+    }
+
     /** Position the next record will get; every record below it that is still in the log is readable. */
     public long nextPosition() {
         return published;
@@ -869,38 +1676,35 @@ public final class SegmentedLog implements AutoCloseable {
 
     /** The record at {@code position}, or null if it is no longer in the log. */
     public LogRecord read(long position) {
-        Segment s;
-        int offset;
-        int length;
-        indexLock.readLock().lock();
-        try {
-            Map.Entry<Long, Segment> e = segments.floorEntry(position);
-            if (e == null) {
-                return null;
-            }
-            s = e.getValue();
-            int i = (int) (position - s.firstPosition);
-            if (i >= s.offsets.size()) {
-                return null;
-            }
-            offset = s.offsets.get(i);
-            length = i + 1 < s.offsets.size() ? s.offsets.get(i + 1) - offset : -1;
-        } finally {
-            indexLock.readLock().unlock();
-        }
         // A reader interrupted while reading closes the readers' channel of the segment (Java's interruptible
-        // channels), under other readers too: they reopen it and try again. Only this reader's own interrupt, a
-        // closed log or a segment that is really gone end the read.
+        // channels), under other readers too: they reopen it and try again. A segment gone meanwhile was removed
+        // (the record is deleted) or replaced by its compacted copy (the record is there): look it up again. Only
+        // this reader's own interrupt or a closed log end the read.
         for (int attempt = 1; ; attempt++) {
+            Segment s;
+            int offset;
+            int length;
+            indexLock.readLock().lock();
+            try {
+                Map.Entry<Long, Segment> e = segments.floorEntry(position);
+                if (e == null) {
+                    return null;
+                }
+                s = e.getValue();
+                int i = s.indexOf(position);
+                if (i < 0) {
+                    return null;
+                }
+                offset = s.offsets.get(i);
+                length = s.lengthAt(i);
+            } finally {
+                indexLock.readLock().unlock();
+            }
             try {
                 return readAt(s, offset, length, position);
             } catch (ClosedChannelException e) {
-                if (s.gone()) {
-                    if (closed) {
-                        throw new UncheckedIOException(new IOException("journal " + dir + " is closed", e));
-                    }
-                    // Deleted meanwhile and its segment removed.
-                    return null;
+                if (s.gone() && closed) {
+                    throw new UncheckedIOException(new IOException("journal " + dir + " is closed", e));
                 }
                 if (e instanceof ClosedByInterruptException || Thread.currentThread().isInterrupted()
                         || attempt >= 10) {
@@ -956,9 +1760,15 @@ public final class SegmentedLog implements AutoCloseable {
         }
         closed = true;
         try {
-            while (writer.isAlive() && !queue.offer(CLOSE, 100, TimeUnit.MILLISECONDS)) {
-                // The queue is full: the writer drains it, or it has stopped and isAlive() ends the wait.
+            compactionWanted.release();
+            // Waits for a compaction under way: it ends at its next record, or at its swap, once it sees closed.
+            compactor.join(CLOSE_WAIT_MILLIS);
+            if (compactor.isAlive()) {
+                LOG.warn("journal {}: compactor did not stop within {} ms; interrupting it", dir, CLOSE_WAIT_MILLIS);
+                compactor.interrupt();
+                compactor.join(CLOSE_WAIT_MILLIS);
             }
+            queue.add(CLOSE);
             writer.join(CLOSE_WAIT_MILLIS);
             if (writer.isAlive()) {
                 LOG.error("journal {}: writer thread did not finish within {} ms (stuck in a write or fsync?); "

@@ -20,8 +20,8 @@ import org.apache.pekko.pattern.Patterns;
 import org.apache.pekko.persistence.query.EventEnvelope;
 import org.apache.pekko.persistence.query.Offset;
 import org.apache.pekko.persistence.query.Sequence;
-import org.apache.pekko.serialization.SerializationExtension;
 import org.apache.pekko.stream.javadsl.Source;
+import scala.Option;
 
 /**
  * The query streams, shared by the javadsl and scaladsl read journals. Every stream pages through the log on
@@ -37,7 +37,7 @@ final class LogQueries {
 
     LogQueries(ExtendedActorSystem system) {
         this.system = system;
-        this.codec = new EventCodec(SerializationExtension.get(system));
+        this.codec = new EventCodec(system);
         this.refreshInterval = OpenTmrPersistence.get(system).settings().queryRefreshInterval();
         this.batchSize = OpenTmrPersistence.get(system).settings().queryBatchSize();
     }
@@ -129,7 +129,7 @@ final class LogQueries {
 
     private EventEnvelope envelope(LogRecord r) {
         return new EventEnvelope(Offset.sequence(r.position()), r.persistenceId(), r.sequenceNr(), codec.payload(r),
-                r.timestamp());
+                r.timestamp(), Option.apply(codec.metadata(r)));
     }
 
     /** Offsets are global positions and exclusive: the stream starts after the given one. */

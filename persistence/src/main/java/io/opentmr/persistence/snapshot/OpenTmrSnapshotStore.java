@@ -1,28 +1,29 @@
 package io.opentmr.persistence.snapshot;
 
 import io.opentmr.persistence.OpenTmrPersistence;
+import io.opentmr.persistence.PersistenceSettings;
+import io.opentmr.persistence.Serialized;
 import java.io.IOException;
+import java.io.NotSerializableException;
 import java.io.UncheckedIOException;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
+import org.apache.pekko.actor.ExtendedActorSystem;
 import org.apache.pekko.dispatch.Futures;
 import org.apache.pekko.persistence.SelectedSnapshot;
 import org.apache.pekko.persistence.SnapshotMetadata;
 import org.apache.pekko.persistence.SnapshotSelectionCriteria;
 import org.apache.pekko.persistence.snapshot.japi.SnapshotStore;
-import org.apache.pekko.serialization.Serialization;
-import org.apache.pekko.serialization.SerializationExtension;
-import org.apache.pekko.serialization.Serializer;
-import org.apache.pekko.serialization.Serializers;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import scala.Option;
 import scala.concurrent.ExecutionContextExecutor;
 import scala.concurrent.Future;
 import scala.jdk.javaapi.FutureConverters;
 
 /**
  * The Pekko snapshot store plugin ({@code opentmr.persistence.snapshot-store}): one file per snapshot in
- * {@code opentmr.persistence.snapshot-dir}. Opening it opens the journal too, so the directory lock covers both.
+ * {@code opentmr.persistence.snapshot-dir}. Opening it opens the journal too, which locks both directories.
  */
 public final class OpenTmrSnapshotStore extends SnapshotStore {
 
@@ -32,7 +33,7 @@ public final class OpenTmrSnapshotStore extends SnapshotStore {
 
     private final SnapshotFiles files;
     private final IOException openFailure;
-    private final Serialization serialization;
+    private final ExtendedActorSystem system;
     private final ExecutionContextExecutor dispatcher;
 
     public OpenTmrSnapshotStore() {
@@ -40,7 +41,7 @@ public final class OpenTmrSnapshotStore extends SnapshotStore {
         SnapshotFiles opened = null;
         IOException failure = null;
         try {
-            // Opening the log takes the directory lock, which guards the snapshots too.
+            // Opening the log locks the journal directory and the snapshot directory.
             ext.log();
             opened = new SnapshotFiles(ext.settings().snapshotDirectory());
         } catch (IOException e) {
@@ -51,8 +52,9 @@ public final class OpenTmrSnapshotStore extends SnapshotStore {
         }
         this.files = opened;
         this.openFailure = failure;
-        this.serialization = SerializationExtension.get(context().system());
-        this.dispatcher = context().dispatcher();
+        this.system = (ExtendedActorSystem) context().system();
+        // File I/O blocks: never on the actor's own thread, which must stay free for the next request.
+        this.dispatcher = context().system().dispatchers().lookup(PersistenceSettings.IO_DISPATCHER);
     }
 
     @Override
@@ -68,10 +70,12 @@ public final class OpenTmrSnapshotStore extends SnapshotStore {
                 }
                 try {
                     SnapshotFiles.Stored stored = files.read(key);
-                    Object snapshot = serialization.deserialize(stored.payload(), stored.serializerId(),
-                            stored.manifest()).get();
+                    Object snapshot = stored.snapshot().deserialize(system);
+                    Option<Object> metadata = stored.metadata() == null ? Option.empty()
+                            : Option.apply(stored.metadata().deserialize(system));
                     return Optional.of(SelectedSnapshot.create(
-                            SnapshotMetadata.apply(persistenceId, key.sequenceNr(), key.timestamp()), snapshot));
+                            SnapshotMetadata.apply(persistenceId, key.sequenceNr(), key.timestamp(), metadata),
+                            snapshot));
                 } catch (IOException | RuntimeException e) {
                     LOG.warn("snapshot of {} at seqNr {} unreadable, trying an older one: {}", persistenceId,
                             key.sequenceNr(), e.toString());
@@ -85,10 +89,11 @@ public final class OpenTmrSnapshotStore extends SnapshotStore {
     public Future<Void> doSaveAsync(SnapshotMetadata metadata, Object snapshot) {
         SnapshotFiles.Stored stored;
         try {
-            Serializer serializer = serialization.findSerializerFor(snapshot);
-            stored = new SnapshotFiles.Stored(serializer.identifier(), Serializers.manifestFor(serializer, snapshot),
-                    serializer.toBinary(snapshot));
-        } catch (RuntimeException e) {
+            String of = " of " + metadata.persistenceId() + " at seqNr " + metadata.sequenceNr() + ":";
+            stored = new SnapshotFiles.Stored(Serialized.of(system, snapshot, "snapshot" + of),
+                    metadata.metadata().isDefined()
+                            ? Serialized.of(system, metadata.metadata().get(), "snapshot metadata" + of) : null);
+        } catch (NotSerializableException e) {
             return Futures.failed(e);
         }
         return async(() -> {

@@ -1,7 +1,7 @@
 package io.opentmr.persistence.snapshot;
 
+import io.opentmr.persistence.Serialized;
 import java.io.IOException;
-import java.net.URLDecoder;
 import java.net.URLEncoder;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -11,21 +11,32 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.HexFormat;
 import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import java.util.zip.CRC32C;
 
 /**
  * Snapshots as one file each, {@code snapshot-<url-encoded persistence id>-<sequenceNr>-<timestamp>.snap}, written to
- * a temporary file, fsynced and renamed into place, so a crash leaves either the old set or the new one. The file is
- * magic, version, serializer id, manifest, payload and a CRC32C over all of it (docs/journal-format.md).
+ * a temporary file, fsynced and renamed into place, so a crash leaves either the old set or the new one. A persistence
+ * id whose encoded form would make the name too long for a file system ({@value #MAX_ENCODED_ID} bytes) is named by
+ * {@code ~} and the hex SHA-256 of its UTF-8 bytes instead. The file is magic, version, serializer id, manifest,
+ * payload, (version 2) the snapshot's metadata, and a CRC32C over all of it (docs/journal-format.md).
  */
 public final class SnapshotFiles {
 
     private static final int MAGIC = 0x4F544D53; // "OTMS"
-    private static final byte VERSION = 1;
+    private static final byte VERSION = 2;
+    private static final byte VERSION_1 = 1;
+    /** Longest URL-encoded persistence id kept in a file name: the name then stays well below 255 bytes. */
+    static final int MAX_ENCODED_ID = 160;
+    private static final Pattern SEQ_AND_TIME = Pattern.compile("(\\d+)-(\\d+)");
     private static final String PREFIX = "snapshot-";
     private static final String SUFFIX = ".snap";
 
@@ -33,8 +44,8 @@ public final class SnapshotFiles {
     public record Key(String persistenceId, long sequenceNr, long timestamp, Path file) {
     }
 
-    /** A snapshot's serialized form. */
-    public record Stored(int serializerId, String manifest, byte[] payload) {
+    /** A snapshot's serialized form, and its serialized metadata (Pekko's {@code SnapshotMetadata.metadata}) or null. */
+    public record Stored(Serialized snapshot, Serialized metadata) {
     }
 
     private final Path dir;
@@ -44,11 +55,22 @@ public final class SnapshotFiles {
         Files.createDirectories(dir);
     }
 
-    public void save(String persistenceId, long sequenceNr, long timestamp, Stored snapshot) throws IOException {
+    public void save(String persistenceId, long sequenceNr, long timestamp, Stored stored) throws IOException {
+        Serialized snapshot = stored.snapshot();
+        Serialized metadata = stored.metadata();
         byte[] manifest = snapshot.manifest().getBytes(StandardCharsets.UTF_8);
-        ByteBuffer buf = ByteBuffer.allocate(4 + 1 + 4 + 4 + manifest.length + 4 + snapshot.payload().length + 4);
+        byte[] metadataManifest = metadata == null ? new byte[0] : metadata.manifest().getBytes(StandardCharsets.UTF_8);
+        int metadataBytes = metadata == null ? 4 : 4 + 4 + 4 + metadataManifest.length + metadata.bytes().length;
+        ByteBuffer buf = ByteBuffer.allocate(4 + 1 + 4 + 4 + manifest.length + 4 + snapshot.bytes().length
+                + metadataBytes + 4);
         buf.putInt(MAGIC).put(VERSION).putInt(snapshot.serializerId()).putInt(manifest.length).put(manifest)
-                .putInt(snapshot.payload().length).put(snapshot.payload());
+                .putInt(snapshot.bytes().length).put(snapshot.bytes());
+        if (metadata == null) {
+            buf.putInt(-1);
+        } else {
+            buf.putInt(metadata.bytes().length).putInt(metadata.serializerId()).putInt(metadataManifest.length)
+                    .put(metadataManifest).put(metadata.bytes());
+        }
         CRC32C crc = new CRC32C();
         crc.update(buf.array(), 0, buf.position());
         buf.putInt((int) crc.getValue());
@@ -74,9 +96,11 @@ public final class SnapshotFiles {
     public Stored read(Key key) throws IOException {
         byte[] bytes = Files.readAllBytes(key.file());
         ByteBuffer buf = ByteBuffer.wrap(bytes);
-        if (bytes.length < 21 || buf.getInt() != MAGIC || buf.get() != VERSION) {
+        byte version = bytes.length < 21 ? 0 : bytes[4];
+        if (buf.getInt() != MAGIC || (version != VERSION && version != VERSION_1)) {
             throw new IOException("snapshot " + key.file() + " has no valid header");
         }
+        buf.get();
         CRC32C crc = new CRC32C();
         crc.update(bytes, 0, bytes.length - 4);
         if ((int) crc.getValue() != ByteBuffer.wrap(bytes, bytes.length - 4, 4).getInt()) {
@@ -87,20 +111,39 @@ public final class SnapshotFiles {
         buf.get(manifest);
         byte[] payload = new byte[buf.getInt()];
         buf.get(payload);
-        return new Stored(serializerId, new String(manifest, StandardCharsets.UTF_8), payload);
+        Serialized metadata = null;
+        if (version != VERSION_1) {
+            int metadataLength = buf.getInt();
+            if (metadataLength >= 0) {
+                int metadataSerializer = buf.getInt();
+                byte[] metadataManifest = new byte[buf.getInt()];
+                buf.get(metadataManifest);
+                byte[] metadataBytes = new byte[metadataLength];
+                buf.get(metadataBytes);
+                metadata = new Serialized(metadataSerializer, new String(metadataManifest, StandardCharsets.UTF_8),
+                        metadataBytes);
+            }
+        }
+        return new Stored(new Serialized(serializerId, new String(manifest, StandardCharsets.UTF_8), payload),
+                metadata);
     }
 
     /** The id's snapshots, newest (highest sequence number, then timestamp) first. */
     public List<Key> list(String persistenceId) throws IOException {
-        String prefix = PREFIX + encode(persistenceId) + "-";
+        String prefix = PREFIX + nameOf(persistenceId) + "-";
         List<Key> keys = new ArrayList<>();
         try (Stream<Path> files = Files.list(dir)) {
             for (Path p : (Iterable<Path>) files::iterator) {
                 String name = p.getFileName().toString();
                 if (name.startsWith(prefix) && name.endsWith(SUFFIX)) {
-                    Key key = parse(p);
-                    if (key != null && key.persistenceId().equals(persistenceId)) {
-                        keys.add(key);
+                    // Exactly "<seq>-<time>" after the prefix: the files of id "a-1" also start with "snapshot-a-".
+                    Matcher m = SEQ_AND_TIME.matcher(name.substring(prefix.length(), name.length() - SUFFIX.length()));
+                    if (m.matches()) {
+                        try {
+                            keys.add(new Key(persistenceId, Long.parseLong(m.group(1)), Long.parseLong(m.group(2)), p));
+                        } catch (NumberFormatException e) {
+                            // Digits beyond a long: not a file we wrote.
+                        }
                     }
                 }
             }
@@ -113,28 +156,23 @@ public final class SnapshotFiles {
         Files.deleteIfExists(key.file());
     }
 
-    private static Key parse(Path file) {
-        String name = file.getFileName().toString();
-        String core = name.substring(PREFIX.length(), name.length() - SUFFIX.length());
-        int t = core.lastIndexOf('-');
-        int s = t > 0 ? core.lastIndexOf('-', t - 1) : -1;
-        if (s <= 0) {
-            return null;
+    private static String fileName(String persistenceId, long sequenceNr, long timestamp) {
+        return PREFIX + nameOf(persistenceId) + "-" + sequenceNr + "-" + timestamp + SUFFIX;
+    }
+
+    /** The persistence id as it appears in file names: URL-encoded, or {@code ~} and its SHA-256 if that is long. */
+    private static String nameOf(String persistenceId) {
+        String encoded = URLEncoder.encode(persistenceId, StandardCharsets.UTF_8);
+        if (encoded.length() <= MAX_ENCODED_ID) {
+            return encoded;
         }
         try {
-            return new Key(URLDecoder.decode(core.substring(0, s), StandardCharsets.UTF_8),
-                    Long.parseLong(core.substring(s + 1, t)), Long.parseLong(core.substring(t + 1)), file);
-        } catch (IllegalArgumentException e) {
-            return null;
+            // URLEncoder never emits '~', so a hashed name cannot equal an encoded one.
+            return "~" + HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256")
+                    .digest(persistenceId.getBytes(StandardCharsets.UTF_8)));
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("SHA-256 is a required JDK algorithm", e);
         }
-    }
-
-    private static String fileName(String persistenceId, long sequenceNr, long timestamp) {
-        return PREFIX + encode(persistenceId) + "-" + sequenceNr + "-" + timestamp + SUFFIX;
-    }
-
-    private static String encode(String persistenceId) {
-        return URLEncoder.encode(persistenceId, StandardCharsets.UTF_8);
     }
 
 

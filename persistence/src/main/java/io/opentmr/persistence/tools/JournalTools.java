@@ -91,11 +91,11 @@ public final class JournalTools {
             }
             ArrayNode tags = n.putArray("tags");
             r.tags().forEach(tags::add);
-            JsonNode payload = decode(r);
-            if (payload != null) {
-                n.set("payload", payload);
-            } else {
-                n.put("payloadBase64", Base64.getEncoder().encodeToString(r.payload()));
+            putPayload(n, "payload", r.serializerId(), r.payload());
+            if (r.metadata() != null) {
+                n.put("metadataSerializerId", r.metadata().serializerId());
+                n.put("metadataManifest", r.metadata().manifest());
+                putPayload(n, "metadata", r.metadata().serializerId(), r.metadata().bytes());
             }
         }
         n.put("segment", file.getFileName().toString());
@@ -103,14 +103,24 @@ public final class JournalTools {
         return n;
     }
 
-    /** The payload as a JSON tree when a Jackson serializer wrote it, else null. */
-    private static JsonNode decode(LogRecord r) {
+    /** Puts {@code bytes} as JSON under {@code field} when a Jackson serializer wrote them, else as base64. */
+    private static void putPayload(ObjectNode n, String field, int serializerId, byte[] bytes) {
+        JsonNode json = decode(serializerId, bytes);
+        if (json != null) {
+            n.set(field, json);
+        } else {
+            n.put(field + "Base64", Base64.getEncoder().encodeToString(bytes));
+        }
+    }
+
+    /** The bytes as a JSON tree when a Jackson serializer wrote them, else null. */
+    private static JsonNode decode(int serializerId, byte[] bytes) {
         try {
-            if (r.serializerId() == JACKSON_CBOR) {
-                return CBOR.readTree(uncompressed(r.payload()));
+            if (serializerId == JACKSON_CBOR) {
+                return CBOR.readTree(uncompressed(bytes));
             }
-            if (r.serializerId() == JACKSON_JSON) {
-                return JSON.readTree(uncompressed(r.payload()));
+            if (serializerId == JACKSON_JSON) {
+                return JSON.readTree(uncompressed(bytes));
             }
         } catch (IOException e) {
             // Not what the serializer id promised (or a compression we do not know): fall back to base64.

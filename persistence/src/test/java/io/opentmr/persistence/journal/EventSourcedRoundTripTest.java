@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.opentmr.persistence.Counter;
+import io.opentmr.persistence.Fixtures;
 import io.opentmr.persistence.TestConfig;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -81,6 +82,29 @@ class EventSourcedRoundTripTest {
             assertEquals(178, add(second, counter, 100));
             ActorRef<Counter.Command> fresh = second.spawn(Counter.create("counter-2"));
             assertEquals(0, get(second, fresh));
+        } finally {
+            second.shutdownTestKit();
+        }
+    }
+
+    /**
+     * A journal written by the plugin in format version 1 ({@code journal-v1/plugin}: counter-1 added 1..12,
+     * snapshots at 5 and 10, snapshot files of version 1) recovers, takes new (version 2) records and recovers again.
+     */
+    @Test
+    void aVersion1JournalRecoversAndTakesNewRecords() throws Exception {
+        Path journal = Fixtures.copy("journal-v1/plugin", dir.resolve("journal"));
+        ActorTestKit first = ActorTestKit.create("old-format-1", TestConfig.forDir(journal));
+        try {
+            ActorRef<Counter.Command> counter = first.spawn(Counter.create("counter-1"));
+            assertEquals(78, get(first, counter));
+            assertEquals(178, add(first, counter, 100));
+        } finally {
+            first.shutdownTestKit();
+        }
+        ActorTestKit second = ActorTestKit.create("old-format-2", TestConfig.forDir(journal));
+        try {
+            assertEquals(178, get(second, second.spawn(Counter.create("counter-1"))));
         } finally {
             second.shutdownTestKit();
         }

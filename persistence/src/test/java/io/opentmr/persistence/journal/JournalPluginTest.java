@@ -17,6 +17,7 @@ import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.ActorRef;
 import org.apache.pekko.actor.ActorSystem;
 import org.apache.pekko.persistence.AtomicWrite;
+import org.apache.pekko.persistence.DeleteMessagesFailure;
 import org.apache.pekko.persistence.DeleteMessagesSuccess;
 import org.apache.pekko.persistence.DeleteSnapshotSuccess;
 import org.apache.pekko.persistence.DeleteSnapshotsSuccess;
@@ -179,6 +180,96 @@ class JournalPluginTest {
         assertEquals(List.of(1L, 2L), replay("a", 1, Long.MAX_VALUE, Long.MAX_VALUE, 2));
         assertEquals(List.of(), replay("b", 1, Long.MAX_VALUE, Long.MAX_VALUE, 0));
         assertEquals(List.of(1L), replay("c", 1, Long.MAX_VALUE, Long.MAX_VALUE, 1));
+    }
+
+    @Test
+    void eventMetadataIsStoredAndReplayedAlsoAfterReopen() {
+        write(atomic(repr("m", 1, new TestEvent("m-1")).withMetadata(new TestEvent("meta-1")),
+                        repr("m", 2, new TestEvent("m-2"))),
+                atomic(repr("m", 3, new Tagged(new TestEvent("m-3"), Set.of("x"))).withMetadata(
+                        new TestEvent("meta-3"))));
+        List<Object> expected = List.of(new TestEvent("meta-1"), "none", new TestEvent("meta-3"));
+        assertEquals(expected, replayedMetadata("m"));
+        restartSystem();
+        assertEquals(expected, replayedMetadata("m"));
+    }
+
+    @Test
+    void metadataThatCannotBeSerializedRejectsItsAtomicWriteAlone() {
+        List<Object> replies = write(
+                atomic(repr("a", 1, new TestEvent("a-1")).withMetadata(new NotSerializable("nope"))),
+                atomic(repr("c", 1, new TestEvent("c-1"))));
+        JournalProtocol.WriteMessageRejected rejected = (JournalProtocol.WriteMessageRejected) replies.get(0);
+        assertTrue(rejected.cause().getMessage().contains("metadata"), rejected.cause().getMessage());
+        assertTrue(replies.get(1) instanceof JournalProtocol.WriteMessageSuccess, replies.get(1).toString());
+    }
+
+    /** The metadata of each replayed event of {@code pid}, "none" where it has none. */
+    private List<Object> replayedMetadata(String pid) {
+        journal.tell(new JournalProtocol.ReplayMessages(1, Long.MAX_VALUE, Long.MAX_VALUE, pid, probe.getRef()),
+                probe.getRef());
+        List<Object> out = new ArrayList<>();
+        while (true) {
+            Object msg = probe.expectMsgAnyClassOf(WAIT, JournalProtocol.ReplayedMessage.class,
+                    JournalProtocol.RecoverySuccess.class);
+            if (!(msg instanceof JournalProtocol.ReplayedMessage r)) {
+                return out;
+            }
+            assertEquals(new TestEvent(pid + "-" + r.persistent().sequenceNr()), r.persistent().payload());
+            out.add(r.persistent().metadata().isDefined() ? r.persistent().metadata().get() : "none");
+        }
+    }
+
+    @Test
+    void aPersistenceIdTooLongForTheFormatFailsThatWriteOnlyAndTheWriterGoesOn() {
+        String tooLong = "p".repeat(70_000);
+        writeEvents("a", 1, 1);
+        List<Object> replies = write(atomic(repr(tooLong, 1, new TestEvent("x"))),
+                atomic(repr("a", 2, new TestEvent("a-2"))));
+        JournalProtocol.WriteMessageRejected rejected = (JournalProtocol.WriteMessageRejected) replies.get(0);
+        assertTrue(rejected.cause().getMessage().contains("persistence id longer than 65535"),
+                rejected.cause().getMessage());
+        assertTrue(replies.get(1) instanceof JournalProtocol.WriteMessageSuccess, replies.get(1).toString());
+
+        journal.tell(new JournalProtocol.DeleteMessagesTo(tooLong, 1, probe.getRef()), probe.getRef());
+        DeleteMessagesFailure failed = probe.expectMsgClass(WAIT, DeleteMessagesFailure.class);
+        assertTrue(failed.cause().getMessage().contains("persistence id longer than 65535"),
+                failed.cause().getMessage());
+
+        writeEvents("a", 3, 4);
+        assertEquals(List.of(1L, 2L, 3L, 4L), replay("a", 1, Long.MAX_VALUE, Long.MAX_VALUE, 4));
+        assertEquals(List.of(), replay(tooLong, 1, Long.MAX_VALUE, Long.MAX_VALUE, 0));
+    }
+
+    @Test
+    void snapshotsOfPersistenceIdsTooLongForAFileNameAndTheirNeighboursAreKeptApart() {
+        String longId = "q".repeat(1_000);
+        String longer = longId + "q";
+        snapshots.tell(new SnapshotProtocol.SaveSnapshot(SnapshotMetadata.apply(longId, 7, 0),
+                new TestEvent("long")), probe.getRef());
+        probe.expectMsgClass(WAIT, SaveSnapshotSuccess.class);
+        snapshots.tell(new SnapshotProtocol.SaveSnapshot(SnapshotMetadata.apply(longer, 8, 0),
+                new TestEvent("longer")), probe.getRef());
+        probe.expectMsgClass(WAIT, SaveSnapshotSuccess.class);
+        // "a" and "a-1": one name is a prefix of the other's files.
+        save("a", 5, 0);
+        save("a-1", 6, 0);
+        restartSystem();
+        assertEquals(new TestEvent("long"), load(longId, SnapshotSelectionCriteria.latest()).snapshot());
+        assertEquals(new TestEvent("longer"), load(longer, SnapshotSelectionCriteria.latest()).snapshot());
+        assertEquals(5, load("a", SnapshotSelectionCriteria.latest()).metadata().sequenceNr());
+        assertEquals(6, load("a-1", SnapshotSelectionCriteria.latest()).metadata().sequenceNr());
+    }
+
+    @Test
+    void snapshotMetadataIsStoredAndLoaded() {
+        SnapshotMetadata md = SnapshotMetadata.apply("s", 3, 0).withMetadata(new TestEvent("snap-meta"));
+        snapshots.tell(new SnapshotProtocol.SaveSnapshot(md, new TestEvent("snap-3")), probe.getRef());
+        probe.expectMsgClass(WAIT, SaveSnapshotSuccess.class);
+        restartSystem();
+        SelectedSnapshot loaded = load("s", SnapshotSelectionCriteria.latest());
+        assertEquals(new TestEvent("snap-3"), loaded.snapshot());
+        assertEquals(new TestEvent("snap-meta"), loaded.metadata().metadata().get());
     }
 
     @Test

@@ -20,8 +20,13 @@ final class ChildProcess implements AutoCloseable {
     private final Thread reader;
 
     ChildProcess(String mode, Path dir) throws IOException {
+        this(mode, dir, "256m");
+    }
+
+    /** A child with a heap of at most {@code maxHeap} (a -Xmx value). */
+    ChildProcess(String mode, Path dir, String maxHeap) throws IOException {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        process = new ProcessBuilder(List.of(java, "-Xmx256m", "-cp", System.getProperty("java.class.path"),
+        process = new ProcessBuilder(List.of(java, "-Xmx" + maxHeap, "-cp", System.getProperty("java.class.path"),
                 ChildProcessMain.class.getName(), mode, dir.toString()))
                 .redirectError(ProcessBuilder.Redirect.DISCARD)
                 .start();

@@ -17,7 +17,8 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
  * {@code hold DIR}: open the log, print READY, wait. {@code write DIR}: several threads append events to the log
  * and print {@code ACK pid seq} for each acknowledged one. {@code actors DIR}: the same through persistent actors
  * and the Pekko journal plugin. {@code try DIR}: try to open the log once and print {@code OPENED} or
- * {@code LOCKED message}. Each exits by itself after a minute, so a test that dies cannot leave it running.
+ * {@code LOCKED message}. {@code replay DIR}: open the log, replay every persistence id and print
+ * {@code REPLAYED records bytes}, or {@code FAILED cause} (the memory test runs it under a small heap). Each exits by itself after a minute, so a test that dies cannot leave it running.
  */
 public final class ChildProcessMain {
 
@@ -30,6 +31,21 @@ public final class ChildProcessMain {
         long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(1);
         if (args[0].equals("actors")) {
             runActors(dir, out, deadline);
+            return;
+        }
+        if (args[0].equals("replay")) {
+            try (SegmentedLog log = SegmentedLog.open(LogOptions.defaults(dir))) {
+                long[] counts = new long[2];
+                for (String pid : log.persistenceIds(0, Integer.MAX_VALUE)) {
+                    log.replay(pid, 1, Long.MAX_VALUE, Long.MAX_VALUE, r -> {
+                        counts[0]++;
+                        counts[1] += r.payload().length;
+                    });
+                }
+                out.println("REPLAYED " + counts[0] + " " + counts[1]);
+            } catch (Throwable t) {
+                out.println("FAILED " + t);
+            }
             return;
         }
         if (args[0].equals("try")) {

@@ -57,6 +57,21 @@ class SegmentedLogTest {
     }
 
     @Test
+    void replayPagesThroughTheIndexAndStillHonoursFromToAndMax() throws Exception {
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir).withFsync(FsyncPolicy.NEVER))) {
+            write(log, "a", 1, 10_000);
+            List<Long> some = seqs(log, "a", 3, 9_000, 5_000);
+            assertEquals(5_000, some.size());
+            assertEquals(3L, some.get(0));
+            assertEquals(5_002L, some.get(some.size() - 1));
+            List<Long> all = seqs(log, "a", 1, Long.MAX_VALUE, Long.MAX_VALUE);
+            assertEquals(10_000, all.size());
+            assertEquals(10_000L, all.get(all.size() - 1));
+            assertEquals(List.of(8_999L, 9_000L), seqs(log, "a", 8_999, 9_000, Long.MAX_VALUE));
+        }
+    }
+
+    @Test
     void highestSequenceNrSurvivesDeletionAndReopen() throws Exception {
         try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
             write(log, "a", 1, 5);

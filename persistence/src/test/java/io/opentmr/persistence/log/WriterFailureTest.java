@@ -118,4 +118,32 @@ class WriterFailureTest {
         // The lock is released: the directory opens again.
         assertEquals(1, replay("a").get(0));
     }
+
+    @Test
+    void appendNeverBlocksTheCallerWhileTheWriterIsStuck() throws Exception {
+        CountDownLatch stuck = new CountDownLatch(1);
+        Syncer syncer = (file, channel, size) -> {
+            try {
+                stuck.await(20, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new InterruptedIOException("interrupted");
+            }
+        };
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir).withSyncer(syncer))) {
+            // The journal actor calls append; it must return at once however many requests wait for the writer
+            // (more than any queue bound), or it parks a dispatcher thread.
+            int requests = 20_000;
+            List<CompletableFuture<SegmentedLog.Appended>> done = new ArrayList<>(requests);
+            long started = System.nanoTime();
+            for (int i = 1; i <= requests; i++) {
+                done.add(append(log, "a", i));
+            }
+            assertTrue(System.nanoTime() - started < TimeUnit.SECONDS.toNanos(5), "append waited for the writer");
+            assertFalse(done.get(requests - 1).isDone());
+            stuck.countDown();
+            CompletableFuture.allOf(done.toArray(CompletableFuture[]::new)).get(20, TimeUnit.SECONDS);
+            assertEquals(requests, log.highestSequenceNr("a"));
+        }
+    }
 }

@@ -1,0 +1,246 @@
+package io.opentmr.persistence.replication;
+
+import io.opentmr.persistence.log.SegmentedLog;
+import io.opentmr.persistence.replication.ReplicationProtocol.Append;
+import io.opentmr.persistence.replication.ReplicationProtocol.Appended;
+import io.opentmr.persistence.replication.ReplicationProtocol.Diverged;
+import io.opentmr.persistence.replication.ReplicationProtocol.Heartbeat;
+import io.opentmr.persistence.replication.ReplicationProtocol.Hello;
+import io.opentmr.persistence.replication.ReplicationProtocol.Refused;
+import io.opentmr.persistence.replication.ReplicationProtocol.ToFollower;
+import io.opentmr.persistence.replication.ReplicationProtocol.ToLeader;
+import io.opentmr.persistence.replication.ReplicationProtocol.Welcome;
+import java.io.ByteArrayOutputStream;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Adapter;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The standby's side of replication (README "Replication"): says Hello to the leader until it has a session,
+ * truncates a suffix the leader does not have, appends what the leader sends at the leader's positions (the log's
+ * writer fsyncs what is queued at once) and acknowledges each message with its durable position. Any doubt (a lost
+ * message, a refused chunk, silence for {@code session-timeout}) ends the session and starts a new handshake; the log
+ * is consistent at every step, so a new handshake is always safe.
+ */
+public final class ReplicationFollower extends AbstractBehavior<ToFollower> {
+
+    private static final Logger LOG = LoggerFactory.getLogger(ReplicationFollower.class);
+
+    private enum Tick implements ToFollower {
+        INSTANCE
+    }
+
+    /** A chunk of a session is durable (or was refused). */
+    private record Written(long session, long seq, long durableNext, Throwable failure) implements ToFollower {
+    }
+
+    /** A truncation asked for by the handshake is done (or failed). */
+    private record Truncated(long next, Throwable failure) implements ToFollower {
+    }
+
+    private final SegmentedLog log;
+    private final ReplicationSettings settings;
+    private final String leaderPath;
+    private final String name;
+
+    /** Null while there is no session. */
+    private ActorRef<ToLeader> leader;
+    private long session;
+    private long expectedSeq;
+    private long lastHeard;
+    private long lastHello;
+    private boolean truncating;
+    /** Pieces of the chunk being received, and where it starts. */
+    private final ByteArrayOutputStream assembly = new ByteArrayOutputStream();
+    private long assemblyFrom = -1;
+
+    /**
+     * @param leaderPath the leader actor's path, e.g. {@code pekko://opentmr@10.0.0.1:25520/user/replication-leader}
+     * @param name       this node's name, for the leader's log lines
+     */
+    public static Behavior<ToFollower> create(SegmentedLog log, ReplicationSettings settings, String leaderPath,
+            String name) {
+        return Behaviors.setup(context -> Behaviors.withTimers(timers -> {
+            timers.startTimerWithFixedDelay(Tick.INSTANCE, settings.tick());
+            ReplicationFollower follower = new ReplicationFollower(context, log, settings, leaderPath, name);
+            follower.hello();
+            return follower;
+        }));
+    }
+
+    private ReplicationFollower(ActorContext<ToFollower> context, SegmentedLog log, ReplicationSettings settings,
+            String leaderPath, String name) {
+        super(context);
+        this.log = log;
+        this.settings = settings;
+        this.leaderPath = leaderPath;
+        this.name = name;
+    }
+
+    @Override
+    public Receive<ToFollower> createReceive() {
+        return newReceiveBuilder()
+                .onMessage(Welcome.class, this::onWelcome)
+                .onMessage(Diverged.class, this::onDiverged)
+                .onMessage(Refused.class, this::onRefused)
+                .onMessage(Append.class, this::onAppend)
+                .onMessage(Heartbeat.class, this::onHeartbeat)
+                .onMessage(Written.class, this::onWritten)
+                .onMessage(Truncated.class, this::onTruncated)
+                .onMessageEquals(Tick.INSTANCE, this::onTick)
+                .build();
+    }
+
+    private void hello() {
+        lastHello = now();
+        Hello hello = new Hello(getContext().getSelf(), name, log.nextPosition(), log.lastEpoch());
+        Adapter.toClassic(getContext().getSystem()).actorSelection(leaderPath)
+                .tell(hello, org.apache.pekko.actor.ActorRef.noSender());
+    }
+
+    /** Ends the session (if any) and asks again. */
+    private void restart(String why) {
+        if (leader != null) {
+            LOG.info("replication follower {}: session {} ended: {}; new handshake from position {}", name, session,
+                    why, log.nextPosition());
+        }
+        leader = null;
+        session = 0;
+        assembly.reset();
+        assemblyFrom = -1;
+        if (!truncating) {
+            hello();
+        }
+    }
+
+    private Behavior<ToFollower> onWelcome(Welcome w) {
+        if (truncating) {
+            return this;
+        }
+        long mine = log.lastEpoch();
+        if (w.leaderEpoch() < mine) {
+            LOG.error("replication follower {}: refusing leader {} of epoch {}: this log has records of epoch {}", name,
+                    w.leader().path(), w.leaderEpoch(), mine);
+            return this;
+        }
+        if (w.start() != log.nextPosition()) {
+            // An answer to an older Hello: the log moved since.
+            restart("welcome at position " + w.start() + " but the log is at " + log.nextPosition());
+            return this;
+        }
+        leader = w.leader();
+        session = w.session();
+        expectedSeq = 0;
+        lastHeard = now();
+        assembly.reset();
+        assemblyFrom = -1;
+        LOG.info("replication follower {}: following {} (epoch {}) from position {}, session {}", name,
+                w.leader().path(), w.leaderEpoch(), w.start(), session);
+        return this;
+    }
+
+    private Behavior<ToFollower> onDiverged(Diverged d) {
+        if (leader != null || truncating) {
+            return this;
+        }
+        long at = Handshake.truncationPoint(log, d.epoch(), d.end());
+        LOG.warn("replication follower {}: this log has records the leader (epoch {}) does not: truncating from "
+                + "position {} (log at {}, last epoch {})", name, d.leaderEpoch(), at, log.nextPosition(),
+                log.lastEpoch());
+        truncating = true;
+        getContext().pipeToSelf(log.truncateFrom(at), (next, failure) -> new Truncated(next == null ? -1 : next,
+                failure));
+        return this;
+    }
+
+    private Behavior<ToFollower> onTruncated(Truncated t) {
+        truncating = false;
+        if (t.failure() != null) {
+            // The log refuses writes now; the node must restart it (it reopens consistent).
+            LOG.error("replication follower {}: truncation failed; replication stops until the log is reopened: {}",
+                    name, t.failure().toString());
+            return Behaviors.stopped();
+        }
+        hello();
+        return this;
+    }
+
+    private Behavior<ToFollower> onRefused(Refused r) {
+        LOG.warn("replication follower {}: leader of epoch {} refused: {}", name, r.leaderEpoch(), r.reason());
+        return this;
+    }
+
+    private Behavior<ToFollower> onAppend(Append a) {
+        if (leader == null || a.session() != session) {
+            return this;
+        }
+        lastHeard = now();
+        if (a.seq() != expectedSeq) {
+            restart("message " + a.seq() + " where " + expectedSeq + " was expected");
+            return this;
+        }
+        expectedSeq++;
+        if (assemblyFrom < 0) {
+            assemblyFrom = a.from();
+        }
+        assembly.writeBytes(a.bytes());
+        if (!a.last()) {
+            leader.tell(new Appended(session, a.seq(), log.nextPosition()));
+            return this;
+        }
+        byte[] records = assembly.toByteArray();
+        long from = assemblyFrom;
+        assembly.reset();
+        assemblyFrom = -1;
+        long s = session;
+        long seq = a.seq();
+        getContext().pipeToSelf(log.appendReplicated(from, records),
+                (next, failure) -> new Written(s, seq, next == null ? -1 : next, failure));
+        return this;
+    }
+
+    private Behavior<ToFollower> onWritten(Written w) {
+        if (leader == null || w.session() != session) {
+            return this;
+        }
+        if (w.failure() != null) {
+            restart("append refused: " + w.failure().getMessage());
+            return this;
+        }
+        leader.tell(new Appended(session, w.seq(), w.durableNext()));
+        return this;
+    }
+
+    private Behavior<ToFollower> onHeartbeat(Heartbeat h) {
+        if (leader == null || h.session() != session) {
+            return this;
+        }
+        lastHeard = now();
+        if (h.nextSeq() > expectedSeq) {
+            restart("messages " + expectedSeq + ".." + (h.nextSeq() - 1) + " were lost");
+        }
+        return this;
+    }
+
+    private Behavior<ToFollower> onTick() {
+        long now = now();
+        if (leader != null) {
+            if (now - lastHeard > settings.sessionTimeout().toNanos()) {
+                restart("nothing heard from the leader for " + settings.sessionTimeout().toMillis() + " ms");
+            }
+        } else if (!truncating && now - lastHello >= settings.helloInterval().toNanos()) {
+            hello();
+        }
+        return this;
+    }
+
+    private static long now() {
+        return System.nanoTime();
+    }
+}

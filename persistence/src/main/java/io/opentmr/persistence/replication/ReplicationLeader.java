@@ -1,0 +1,325 @@
+package io.opentmr.persistence.replication;
+
+import io.opentmr.persistence.log.SegmentedLog;
+import io.opentmr.persistence.replication.ReplicationProtocol.Append;
+import io.opentmr.persistence.replication.ReplicationProtocol.Appended;
+import io.opentmr.persistence.replication.ReplicationProtocol.Diverged;
+import io.opentmr.persistence.replication.ReplicationProtocol.Heartbeat;
+import io.opentmr.persistence.replication.ReplicationProtocol.Hello;
+import io.opentmr.persistence.replication.ReplicationProtocol.Refused;
+import io.opentmr.persistence.replication.ReplicationProtocol.ToFollower;
+import io.opentmr.persistence.replication.ReplicationProtocol.ToLeader;
+import io.opentmr.persistence.replication.ReplicationProtocol.Welcome;
+import java.util.ArrayDeque;
+import java.util.Arrays;
+import java.util.Deque;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.ThreadLocalRandom;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.PostStop;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The active node's side of replication (README "Replication"): answers the follower's handshake, ships every group
+ * commit and the catch-up from the log within a window of {@code max-in-flight} messages, and holds the writers'
+ * acknowledgements (through the log's {@link SegmentedLog.CommitGate}) until the follower has the batch, or until
+ * {@code ack-timeout} passes: then it runs alone ({@link Status#DEGRADED}) until the follower has caught up again.
+ */
+public final class ReplicationLeader extends AbstractBehavior<ToLeader> {
+
+    private static final Logger LOG = LoggerFactory.getLogger(ReplicationLeader.class);
+
+    /** Whether writes wait for the follower. */
+    public enum Status {
+        /** The follower has everything acknowledged; each batch is acknowledged once both logs have it. */
+        IN_SYNC,
+        /** Running alone: a batch is acknowledged once this log has it. */
+        DEGRADED
+    }
+
+    /**
+     * What the leader shows the rest of the node: its status (for the management issue), and the follower's durable
+     * position, which compaction must respect ({@code OpenTmrPersistence.setReplicatedPositionSupplier(
+     * monitor::replicatedPosition)}). Thread-safe; create it before the log when the log's options need it.
+     */
+    public static final class Monitor {
+        private volatile Status status = Status.DEGRADED;
+        private volatile String reason = "no follower yet";
+        /** 0 until a follower has reported: nothing is compacted that it may still need. */
+        private volatile long replicated;
+        private volatile long statusChanges;
+
+        public Status status() {
+            return status;
+        }
+
+        /** Why the status is what it is, for an operator. */
+        public String reason() {
+            return reason;
+        }
+
+        /** The follower's log is durable below this position (as far as the leader knows). */
+        public long replicatedPosition() {
+            return replicated;
+        }
+
+        /** How many times the status changed; lets a test see a flip it could not watch. */
+        public long statusChanges() {
+            return statusChanges;
+        }
+    }
+
+    /** A durable batch whose writers wait for the follower. */
+    private record Committed(long first, long next, CompletableFuture<Void> done) implements ToLeader {
+    }
+
+    private enum Tick implements ToLeader {
+        INSTANCE
+    }
+
+    private record Waiting(long next, CompletableFuture<Void> done, long since) {
+    }
+
+    /** A piece of a chunk, numbered when it is sent. */
+    private record Piece(long from, boolean last, byte[] bytes) {
+    }
+
+    private final SegmentedLog log;
+    private final ReplicationSettings settings;
+    private final Monitor monitor;
+    private final String name;
+    /** Batches whose writers wait, oldest first. */
+    private final Deque<Waiting> waiting = new ArrayDeque<>();
+    /** Pieces of a chunk larger than a message, not sent yet because the window was full. */
+    private final Deque<Piece> unsent = new ArrayDeque<>();
+
+    private ActorRef<ToFollower> follower;
+    private String followerName;
+    private long session;
+    private long sessionStart;
+    /** Next position to read from the log for the follower. */
+    private long shippedTo;
+    private long nextSeq;
+    private long ackedSeq = -1;
+    /** The follower's log is durable below this. */
+    private long durableTo;
+    private long lastSent;
+
+    /**
+     * @param name a name for the log lines (the node's)
+     */
+    public static Behavior<ToLeader> create(SegmentedLog log, ReplicationSettings settings, Monitor monitor,
+            String name) {
+        return Behaviors.setup(context -> Behaviors.withTimers(timers -> {
+            timers.startTimerWithFixedDelay(Tick.INSTANCE, settings.tick());
+            return new ReplicationLeader(context, log, settings, monitor, name);
+        }));
+    }
+
+    private ReplicationLeader(ActorContext<ToLeader> context, SegmentedLog log, ReplicationSettings settings,
+            Monitor monitor, String name) {
+        super(context);
+        this.log = log;
+        this.settings = settings;
+        this.monitor = monitor;
+        this.name = name;
+        ActorRef<ToLeader> self = context.getSelf();
+        log.setCommitGate((first, next) -> gate(self, first, next));
+        LOG.warn("replication leader {}: replication degraded: no follower yet; writes are acknowledged by this log "
+                + "alone", name);
+    }
+
+    /** On the log's writer thread: hold the batch only while in sync; never block. */
+    private CompletionStage<?> gate(ActorRef<ToLeader> self, long first, long next) {
+        if (monitor.status != Status.IN_SYNC) {
+            return CompletableFuture.completedFuture(null);
+        }
+        CompletableFuture<Void> done = new CompletableFuture<>();
+        self.tell(new Committed(first, next, done));
+        return done;
+    }
+
+    @Override
+    public Receive<ToLeader> createReceive() {
+        return newReceiveBuilder()
+                .onMessage(Hello.class, this::onHello)
+                .onMessage(Appended.class, this::onAppended)
+                .onMessage(Committed.class, this::onCommitted)
+                .onMessageEquals(Tick.INSTANCE, this::onTick)
+                .onSignal(PostStop.class, signal -> onStop())
+                .build();
+    }
+
+    private Behavior<ToLeader> onHello(Hello hello) {
+        long epoch = log.currentEpoch();
+        if (hello.lastEpoch() > epoch) {
+            String reason = "follower " + hello.name() + " has records of epoch " + hello.lastEpoch()
+                    + ", newer than this leader's epoch " + epoch + ": this node must not lead";
+            LOG.error("replication leader {}: {}", name, reason);
+            hello.follower().tell(new Refused(epoch, reason));
+            return this;
+        }
+        Handshake.Answer answer = Handshake.answer(log, hello.next(), hello.lastEpoch());
+        if (!answer.match()) {
+            LOG.info("replication leader {}: follower {} at position {} (epoch {}) diverged; it truncates below {} "
+                    + "(epoch {} ends there here)", name, hello.name(), hello.next(), hello.lastEpoch(), answer.end(),
+                    answer.epoch());
+            hello.follower().tell(new Diverged(epoch, answer.epoch(), answer.end()));
+            return this;
+        }
+        if (hello.follower().equals(follower) && hello.next() == sessionStart && nextSeq == 0) {
+            // A Hello repeated while the first was on its way (the follower asks every hello-interval until it hears
+            // back): same answer, same session, so the follower does not start over.
+            follower.tell(new Welcome(getContext().getSelf(), session, epoch, sessionStart));
+            return this;
+        }
+        follower = hello.follower();
+        followerName = hello.name();
+        sessionStart = hello.next();
+        session = ThreadLocalRandom.current().nextLong(1, Long.MAX_VALUE);
+        shippedTo = hello.next();
+        nextSeq = 0;
+        ackedSeq = -1;
+        unsent.clear();
+        durableTo = hello.next();
+        monitor.replicated = durableTo;
+        LOG.info("replication leader {}: follower {} connected at position {} (this log is at {}), session {}", name,
+                followerName, hello.next(), log.nextPosition(), session);
+        follower.tell(new Welcome(getContext().getSelf(), session, epoch, hello.next()));
+        lastSent = now();
+        releaseDurable();
+        pump();
+        inSyncIfCaughtUp();
+        return this;
+    }
+
+    private void inSyncIfCaughtUp() {
+        if (monitor.status == Status.DEGRADED && waiting.isEmpty() && durableTo >= log.nextPosition()) {
+            setStatus(Status.IN_SYNC, "follower " + followerName + " has every record, below position " + durableTo);
+        }
+    }
+
+    private Behavior<ToLeader> onAppended(Appended ack) {
+        if (follower == null || ack.session() != session) {
+            return this;
+        }
+        ackedSeq = Math.max(ackedSeq, ack.seq());
+        if (ack.durableNext() > durableTo) {
+            durableTo = ack.durableNext();
+            monitor.replicated = durableTo;
+        }
+        releaseDurable();
+        pump();
+        inSyncIfCaughtUp();
+        return this;
+    }
+
+    private Behavior<ToLeader> onCommitted(Committed c) {
+        if (monitor.status != Status.IN_SYNC || durableTo >= c.next()) {
+            // Degraded since the gate saw it in sync, or the follower already has it (catch-up read it).
+            c.done().complete(null);
+            return this;
+        }
+        waiting.addLast(new Waiting(c.next(), c.done(), now()));
+        pump();
+        return this;
+    }
+
+    private Behavior<ToLeader> onTick() {
+        long now = now();
+        Waiting oldest = waiting.peekFirst();
+        if (oldest != null && now - oldest.since() > settings.ackTimeout().toNanos()) {
+            setStatus(Status.DEGRADED, "follower " + followerName + " did not acknowledge position " + (oldest.next()
+                    - 1) + " within " + settings.ackTimeout().toMillis() + " ms (it has " + durableTo + ")");
+            waiting.forEach(w -> w.done().complete(null));
+            waiting.clear();
+        }
+        if (follower != null) {
+            pump();
+            if (now - lastSent >= settings.heartbeatInterval().toNanos()) {
+                follower.tell(new Heartbeat(session, nextSeq));
+                lastSent = now;
+            }
+        }
+        return this;
+    }
+
+    private Behavior<ToLeader> onStop() {
+        log.setCommitGate(null);
+        // Durable here; nobody is left to wait for the follower.
+        waiting.forEach(w -> w.done().complete(null));
+        waiting.clear();
+        monitor.status = Status.DEGRADED;
+        monitor.reason = "replication leader stopped";
+        return this;
+    }
+
+    /** Completes the batches the follower has now. */
+    private void releaseDurable() {
+        while (!waiting.isEmpty() && waiting.peekFirst().next() <= durableTo) {
+            waiting.removeFirst().done().complete(null);
+        }
+    }
+
+    /** Sends what the window allows: pieces left over, then more of the log. */
+    private void pump() {
+        if (follower == null) {
+            return;
+        }
+        while (inFlight() < settings.maxInFlight()) {
+            Piece piece = unsent.pollFirst();
+            if (piece == null) {
+                if (shippedTo >= log.nextPosition()) {
+                    return;
+                }
+                SegmentedLog.Chunk chunk = log.readChunk(shippedTo, settings.maxMessageBytes());
+                if (chunk.isEmpty()) {
+                    return;
+                }
+                split(chunk);
+                shippedTo = chunk.next();
+                continue;
+            }
+            follower.tell(new Append(session, nextSeq++, piece.from(), piece.last(), piece.bytes()));
+            lastSent = now();
+        }
+    }
+
+    private long inFlight() {
+        return nextSeq - 1 - ackedSeq;
+    }
+
+    /** Cuts a chunk into pieces of at most a message. */
+    private void split(SegmentedLog.Chunk chunk) {
+        byte[] bytes = chunk.bytes();
+        int size = settings.maxMessageBytes();
+        for (int at = 0; at < bytes.length; at += size) {
+            int end = Math.min(bytes.length, at + size);
+            byte[] piece = at == 0 && end == bytes.length ? bytes : Arrays.copyOfRange(bytes, at, end);
+            unsent.addLast(new Piece(chunk.from(), end == bytes.length, piece));
+        }
+    }
+
+    private void setStatus(Status status, String reason) {
+        monitor.reason = reason;
+        monitor.status = status;
+        monitor.statusChanges++;
+        if (status == Status.DEGRADED) {
+            LOG.warn("replication leader {}: replication degraded: {}; writes are acknowledged by this log alone "
+                    + "until the follower catches up", name, reason);
+        } else {
+            LOG.info("replication leader {}: replication in sync: {}; writes wait for both logs again", name, reason);
+        }
+    }
+
+    private static long now() {
+        return System.nanoTime();
+    }
+}

@@ -1,0 +1,203 @@
+package io.opentmr.persistence.replication;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.opentmr.persistence.Await;
+import io.opentmr.persistence.log.LogRecord;
+import io.opentmr.persistence.log.SegmentedLog;
+import io.opentmr.persistence.replication.ReplicationLeader.Status;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Two actor systems on loopback, each with its own log: the follower's log ends up identical to the leader's; a lost
+ * follower degrades the leader, which goes on and later brings the follower up to date; a former leader's suffix of a
+ * dead epoch is truncated when it comes back as follower; and nothing acknowledged in sync is lost when the leader
+ * dies.
+ */
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
+class ReplicationTest {
+
+    @TempDir
+    Path dirA;
+    @TempDir
+    Path dirB;
+
+    private final List<TwinNode> running = new ArrayList<>();
+
+    @AfterEach
+    void stopAll() throws Exception {
+        for (TwinNode n : running) {
+            if (!n.system.whenTerminated().isCompleted()) {
+                n.kill();
+            }
+        }
+    }
+
+    private TwinNode start(String name, Path dir, long epoch) throws Exception {
+        return start(name, dir, epoch, "");
+    }
+
+    private TwinNode start(String name, Path dir, long epoch, String overrides) throws Exception {
+        TwinNode n = TwinNode.start(name, dir, epoch, overrides);
+        running.add(n);
+        return n;
+    }
+
+    private static void awaitAssert(TwinNode on, Runnable check) {
+        TestProbe<Object> probe = TestProbe.create(on.system);
+        probe.awaitAssert(TwinNode.WAIT, Duration.ofMillis(20), () -> {
+            check.run();
+            return null;
+        });
+    }
+
+    private static void awaitIdentical(TwinNode leader, TwinNode follower) {
+        awaitAssert(leader, () -> {
+            assertEquals(Status.IN_SYNC, leader.monitor.status());
+            assertEquals(leader.log.nextPosition(), follower.log.nextPosition());
+        });
+        assertEquals(TwinNode.records(leader.log), TwinNode.records(follower.log));
+    }
+
+    /** Writes {@code count} events of each pid, the next of a pid only once the previous is acknowledged (Pekko's way). */
+    private static void writeConcurrently(TwinNode leader, List<String> pids, long from, long count) {
+        List<CompletableFuture<Void>> chains = new ArrayList<>();
+        for (String pid : pids) {
+            CompletableFuture<Void> chain = CompletableFuture.completedFuture(null);
+            for (long s = from; s < from + count; s++) {
+                long seq = s;
+                chain = chain.thenCompose(x -> leader.write(pid, seq)).thenApply(a -> null);
+            }
+            chains.add(chain);
+        }
+        Await.done(CompletableFuture.allOf(chains.toArray(CompletableFuture[]::new)));
+    }
+
+    @Test
+    void theFollowersLogIsTheLeadersRecordForRecordWithOneFsyncPerBatch() throws Exception {
+        TwinNode a = start("node-a", dirA, 1).lead();
+        TwinNode b = start("node-b", dirB, 0).follow(a);
+        awaitAssert(a, () -> assertEquals(Status.IN_SYNC, a.monitor.status()));
+        List<String> pids = List.of("p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8");
+        writeConcurrently(a, pids, 1, 150);
+        // Every write was held for the follower: its log has them all the moment the last one is acknowledged.
+        assertEquals(a.log.nextPosition(), b.log.nextPosition());
+        assertEquals(0, a.monitor.statusChanges() - 1, "never degraded");
+        assertEquals(TwinNode.records(a.log), TwinNode.records(b.log));
+        assertEquals(1200, b.log.nextPosition());
+        assertEquals(150, b.log.highestSequenceNr("p3"));
+        // Group commit on both sides: the follower fsyncs no more often than the leader.
+        assertTrue(b.log.stats().fsyncs() <= a.log.stats().fsyncs(),
+                b.log.stats() + " on the follower, " + a.log.stats() + " on the leader");
+        assertTrue(a.log.stats().fsyncs() < 1200, "batched: " + a.log.stats());
+    }
+
+    @Test
+    void aLostFollowerDegradesTheLeaderWhichGoesOnAndLaterBringsItUpToDate() throws Exception {
+        TwinNode a = start("node-a", dirA, 1).lead();
+        TwinNode b = start("node-b", dirB, 0).follow(a);
+        awaitAssert(a, () -> assertEquals(Status.IN_SYNC, a.monitor.status()));
+        writeConcurrently(a, List.of("p1", "p2"), 1, 100);
+
+        b.kill();
+        // The writes go on: the first waits at most ack-timeout, then the leader runs alone.
+        writeConcurrently(a, List.of("p1", "p2", "p3"), 101, 300);
+        assertEquals(Status.DEGRADED, a.monitor.status());
+        assertTrue(a.monitor.reason().contains("did not acknowledge"), a.monitor.reason());
+        assertTrue(a.log.nextPosition() > b.log.nextPosition());
+
+        TwinNode b2 = start("node-b", dirB, 0).follow(a);
+        writeConcurrently(a, List.of("p4"), 1, 50);
+        awaitIdentical(a, b2);
+        writeConcurrently(a, List.of("p4"), 51, 20);
+        assertEquals(TwinNode.records(a.log), TwinNode.records(b2.log));
+    }
+
+    @Test
+    void aFormerLeadersSuffixOfADeadEpochIsTruncatedWhenItFollows() throws Exception {
+        TwinNode a = start("node-a", dirA, 1).lead();
+        TwinNode b = start("node-b", dirB, 0).follow(a);
+        awaitAssert(a, () -> assertEquals(Status.IN_SYNC, a.monitor.status()));
+        writeConcurrently(a, List.of("p1", "p2"), 1, 50);
+        long replicated = b.log.nextPosition();
+        b.kill();
+        writeConcurrently(a, List.of("p1", "p2"), 51, 40);     // epoch 1, never reaches b
+        long aEnd = a.log.nextPosition();
+        a.kill();
+
+        // b takes over in epoch 2 and writes other records at the same positions.
+        TwinNode b2 = start("node-b", dirB, 2).lead();
+        writeConcurrently(b2, List.of("q"), 1, 30);
+        assertTrue(aEnd > replicated);
+
+        TwinNode a2 = start("node-a", dirA, 0).follow(b2);
+        awaitIdentical(b2, a2);
+        for (LogRecord r : a2.log.readFrom(replicated, Integer.MAX_VALUE)) {
+            assertEquals(2, r.epoch(), "nothing of epoch 1 above " + replicated + ": " + TwinNode.line(r));
+        }
+        assertEquals(50, a2.log.highestSequenceNr("p1"), "the dead suffix's events are gone from the index too");
+    }
+
+    @Test
+    void nothingAcknowledgedInSyncIsLostWhenTheLeaderDiesAndBothLogsConvergeAfterRestarts() throws Exception {
+        TwinNode a = start("node-a", dirA, 1, "opentmr.persistence.replication.ack-timeout = 5s").lead();
+        TwinNode b = start("node-b", dirB, 0).follow(a);
+        awaitAssert(a, () -> assertEquals(Status.IN_SYNC, a.monitor.status()));
+
+        AtomicBoolean killed = new AtomicBoolean();
+        Map<Long, Boolean> acknowledged = new ConcurrentHashMap<>();
+        List<CompletableFuture<?>> all = new ArrayList<>();
+        for (int p = 0; p < 4; p++) {
+            String pid = "p" + p;
+            CompletableFuture<Void> chain = CompletableFuture.completedFuture(null);
+            for (long s = 1; s <= 400; s++) {
+                long seq = s;
+                chain = chain.thenCompose(x -> killed.get() ? CompletableFuture.failedFuture(
+                        new IllegalStateException("killed")) : a.write(pid, seq))
+                        .thenAccept(appended -> {
+                            if (!killed.get()) {
+                                acknowledged.put(appended.firstPosition(), a.monitor.status() == Status.IN_SYNC);
+                            }
+                        });
+            }
+            all.add(chain);
+        }
+        awaitAssert(a, () -> assertTrue(acknowledged.size() >= 300));
+        killed.set(true);
+        a.kill();
+        assertEquals(1, a.monitor.statusChanges(), "in sync all along, until the kill");
+        for (CompletableFuture<?> f : all) {
+            f.handle((x, e) -> null).get(10, TimeUnit.SECONDS);
+        }
+
+        long followerEnd = b.log.nextPosition();
+        for (Map.Entry<Long, Boolean> e : acknowledged.entrySet()) {
+            assertTrue(e.getValue(), "acknowledged in sync");
+            assertTrue(e.getKey() < followerEnd, "acknowledged position " + e.getKey() + " reached the follower ("
+                    + followerEnd + ")");
+        }
+        List<String> onB = TwinNode.records(b.log);
+        b.kill();
+
+        // Both restart: b leads in a new epoch, a follows; the logs converge, b's records unchanged.
+        TwinNode b2 = start("node-b", dirB, 2).lead();
+        TwinNode a2 = start("node-a", dirA, 0).follow(b2);
+        Await.done(b2.write("after", 1));
+        awaitIdentical(b2, a2);
+        assertEquals(onB, TwinNode.records(b2.log).subList(0, onB.size()));
+    }
+}
