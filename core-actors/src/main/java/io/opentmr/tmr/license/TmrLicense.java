@@ -1234,8 +1234,17 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private ProductInfo product() {
         return new ProductInfo(agreed.firmCode(), agreed.productCode(), agreed.featureMap(), agreed.text(),
                 agreed.quantity(), table.seatsInUse(agreed.quantity()), agreed.tmrId(), agreed.hasUnitCounter(),
-                Math.max(0, units), agreed.expiresAtMillis(), agreed.activatesAtMillis(), agreed.usagePeriodSeconds(),
+                unitsShown(), agreed.expiresAtMillis(), agreed.activatesAtMillis(), agreed.usagePeriodSeconds(),
                 agreed.usageStartedAtMillis(), agreed.borrowMaxSeconds());
+    }
+
+    /**
+     * The units a client is told: the node's own value, or while it knows none (a vote ended without two copies
+     * agreeing, and the read that follows has not found two yet) the value two copies agreed on in the last
+     * inventory, not 0.
+     */
+    private long unitsShown() {
+        return Math.max(0, units >= 0 ? units : agreed.units());
     }
 
     private void publishSeats() {

@@ -193,6 +193,19 @@ class TmrLicensePropertyTest {
         run(quantity, steps, Timeouts.ANY);
     }
 
+    /** Found by {@link #seatsAndUnitsStayConsistentUnderFaults} (seed 7769591699089358397). */
+    @Example
+    void whileTheNodeKnowsNoUnitsItShowsTheCopiesAgreedValueNotZero() {
+        run(1, scenario("""
+                ACCESS(USERLIMIT, station 0), ANSWER(0, #0), ACCESS(USERLIMIT, station 0),
+                ACCESS(USERLIMIT, station 0), ACCESS(USERLIMIT, station 0), ANSWER(1, #0),
+                DOWN(0, noticed late), DECREMENT(#0, 1), DOWN(2, noticed late), ACCESS(USERLIMIT, station 0),
+                ANSWER(2, #1), ANSWER(0, #5), UP(2), UP(2), ACCESS(USERLIMIT, station 2),
+                ACCESS(NOUSERLIMIT, station 0), ACCESS(STATIONSHARE, station 2), DECREMENT(#5, 30),
+                DECREMENT(#6, 24), ANSWER(1, #0)
+                """), Timeouts.NONE);
+    }
+
     /** Found by {@link #seatsAndUnitsStayConsistentWhenAnyCallTimesOut} (seed 4873125548921988808). */
     @Example
     void aConfirmedDecrementSurvivesALicenseRestartWithABackendDownLate() {
