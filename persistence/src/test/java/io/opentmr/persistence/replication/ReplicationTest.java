@@ -160,7 +160,6 @@ class ReplicationTest {
 
         AtomicBoolean killed = new AtomicBoolean();
         Map<Long, Boolean> acknowledged = new ConcurrentHashMap<>();
-        List<CompletableFuture<?>> all = new ArrayList<>();
         for (int p = 0; p < 4; p++) {
             String pid = "p" + p;
             CompletableFuture<Void> chain = CompletableFuture.completedFuture(null);
@@ -174,15 +173,13 @@ class ReplicationTest {
                             }
                         });
             }
-            all.add(chain);
         }
         awaitAssert(a, () -> assertTrue(acknowledged.size() >= 300));
         killed.set(true);
         a.kill();
         assertEquals(1, a.monitor.statusChanges(), "in sync all along, until the kill");
-        for (CompletableFuture<?> f : all) {
-            f.handle((x, e) -> null).get(10, TimeUnit.SECONDS);
-        }
+        // Writes in flight at the kill may never be answered (the leader is gone, as after kill -9): not waited for.
+        // Only what was acknowledged before the kill counts, and `killed` was set before it.
 
         long followerEnd = b.log.nextPosition();
         for (Map.Entry<Long, Boolean> e : acknowledged.entrySet()) {
