@@ -198,16 +198,8 @@ class TmrLicenseRestartTest {
         ProductInfo product = new ProductInfo(key.firmCode(), key.productCode(), 0xFF, "refusing", 5, 0, key.tmrId(),
                 false, 0, 0, 0, 0, 0, 0);
         PeerGroup peers = new PeerGroup(3, Clock.systemUTC(), Duration.ofSeconds(30));
-        AtomicLong sequence = new AtomicLong();
-        FakeBackend[] fakes = new FakeBackend[3];
-        for (int i = 0; i < 3; i++) {
-            // Backend 3's copy has room for no seat: it refuses every ALLOCATE (its copy disagrees, say).
-            fakes[i] = new FakeBackend(i, key, i == 2 ? 0 : 5, 0, sequence);
-            peers.linkUp(i, fakes[i]);
-            Message granted = fakes[i].now(new Message.LeaseAcquire(LeaseGrant.ACTIVE_LEASE, "restart-node",
-                    peers.targetEpoch(), 600_000));
-            peers.granted(i, ((Message.LeaseGranted) granted).grant(), System.currentTimeMillis());
-        }
+        // Backend 3's copy has room for no seat: it refuses every ALLOCATE (its copy disagrees, say).
+        FakeBackend[] fakes = fakes(key, peers, 5, 5, 0);
         BitSet all = new BitSet();
         all.set(0, 3);
         Parent parent = new Parent();
@@ -248,10 +240,15 @@ class TmrLicenseRestartTest {
     }
 
     private static FakeBackend[] fakes(LicenseKey key, PeerGroup peers) {
+        return fakes(key, peers, 5, 5, 5);
+    }
+
+    /** Three fakes linked into {@code peers}, each granting the lease; {@code quantities}: the seats of each copy. */
+    private static FakeBackend[] fakes(LicenseKey key, PeerGroup peers, long... quantities) {
         AtomicLong sequence = new AtomicLong();
         FakeBackend[] fakes = new FakeBackend[3];
         for (int i = 0; i < 3; i++) {
-            fakes[i] = new FakeBackend(i, key, 5, 0, sequence);
+            fakes[i] = new FakeBackend(i, key, quantities[i], 0, sequence);
             peers.linkUp(i, fakes[i]);
             Message granted = fakes[i].now(new Message.LeaseAcquire(LeaseGrant.ACTIVE_LEASE, "restart-node",
                     peers.targetEpoch(), 600_000));
