@@ -3,6 +3,7 @@ package io.opentmr.backend;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
 import com.typesafe.config.ConfigFactory;
+import io.opentmr.access.AccessList;
 import io.opentmr.license.VendorKeyFiles;
 import io.opentmr.server.FrameServer;
 import java.io.IOException;
@@ -70,9 +71,7 @@ public final class Backend implements AutoCloseable {
                     BackendSettings.PATH);
         }
         if (settings.accessList().hasNameRules()) {
-            LOG.warn("The access list ({}.access-list) has host-name rules: they match the name a client gives in "
-                    + "HELLO, which the client chooses. Use addresses or CIDR blocks to keep hosts out.",
-                    BackendSettings.PATH);
+            LOG.warn(AccessList.nameRulesWarning(BackendSettings.PATH + ".access-list"));
         }
         // Owner only: the journal holds the items' crypt secrets and container.json the container's key.
         if (!Files.exists(settings.dataDir())) {

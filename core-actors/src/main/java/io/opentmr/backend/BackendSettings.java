@@ -2,6 +2,7 @@ package io.opentmr.backend;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
+import io.opentmr.access.AccessList;
 import io.opentmr.protocol.CodecLimits;
 import io.opentmr.protocol.PeerAuth;
 import java.nio.file.Path;
@@ -81,12 +82,7 @@ public record BackendSettings(
             throw new ConfigException.BadValue(PATH + ".cm-act-id", "must be 1..4294967295, not " + cmActId);
         }
         List<Path> vendorKeys = c.getStringList("vendor-keys").stream().map(Path::of).toList();
-        AccessList accessList;
-        try {
-            accessList = AccessList.parse(c.getStringList("access-list.allow"), c.getStringList("access-list.deny"));
-        } catch (IllegalArgumentException e) {
-            throw new ConfigException.BadValue(PATH + ".access-list", e.getMessage());
-        }
+        AccessList accessList = AccessList.fromConfig(root, PATH + ".access-list");
         int maxFrame = c.getInt("limits.max-frame-bytes");
         if (maxFrame < 1024) {
             throw new ConfigException.BadValue(PATH + ".limits.max-frame-bytes", "must be at least 1024");

@@ -1,13 +1,10 @@
 package io.opentmr.backend;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.json.JsonMapper;
 import io.opentmr.protocol.HandleOwner;
 import io.opentmr.protocol.LicenseKey;
 import io.opentmr.protocol.Serial;
+import io.opentmr.tracking.TrackingLine;
 import java.time.Instant;
-import java.util.LinkedHashMap;
 import java.util.Map;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -19,13 +16,13 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Between {@link #hold()} and {@link #flush()} lines wait and then go out as one logging event, one line each
  * (so one write to the file): the container holds the lines of a batch and writes them before the batch's
- * replies. An appender of this logger must therefore write the message as it is ({@code %msg%n}).
+ * replies. An appender of this logger must therefore write the message as it is ({@code %msg%n}). The lines have
+ * the shape of {@link TrackingLine}, shared with the TMR node's log.
  */
 public final class TrackingLog {
 
     public static final String LOGGER = "opentmr.tracking";
     private static final Logger LOG = LoggerFactory.getLogger(LOGGER);
-    private static final ObjectMapper JSON = JsonMapper.builder().build();
 
     private final Serial container;
     /** Lines held for one write, or null: not held. Used by one thread at a time (the container's). */
@@ -98,27 +95,22 @@ public final class TrackingLog {
     }
 
     private static Map<String, Object> owner(HandleOwner owner) {
-        return Map.of("host", owner.host(), "user", owner.user(), "pid", owner.pid(), "session", owner.sessionId());
+        return TrackingLine.owner(owner.host(), owner.user(), owner.pid(), owner.sessionId());
     }
 
     private void write(String event, Instant at, Map<String, Object> fields) {
         if (!LOG.isInfoEnabled()) {
             return;
         }
-        Map<String, Object> line = new LinkedHashMap<>();
-        line.put("time", at.toString());
-        line.put("event", event);
-        line.put("container", container.toString());
-        line.putAll(fields);
         try {
-            String text = JSON.writeValueAsString(line);
+            String text = TrackingLine.of(at, event, container.toString(), fields);
             if (held == null) {
                 LOG.info(text);
             } else {
                 held.append(held.isEmpty() ? "" : "\n").append(text);
             }
-        } catch (JsonProcessingException e) {
-            LOG.warn("tracking line for {} not written: {}", event, e.getMessage());
+        } catch (IllegalArgumentException e) {
+            LOG.warn(e.getMessage());
         }
     }
 }

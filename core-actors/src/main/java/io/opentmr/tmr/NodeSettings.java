@@ -2,13 +2,16 @@ package io.opentmr.tmr;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
+import io.opentmr.access.AccessList;
 import io.opentmr.protocol.CodecLimits;
 import io.opentmr.protocol.NodeName;
 import io.opentmr.protocol.PeerAuth;
 import io.opentmr.protocol.Serial;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
+import java.time.DateTimeException;
 import java.time.Duration;
+import java.time.ZoneId;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
@@ -28,6 +31,8 @@ import java.util.Optional;
  *                         before it serves anyway (those not re-synced answer 130 until they are)
  * @param leaseOnRequest   false: the node always asks the backends for the active lease (a single node); true:
  *                         only while a {@code BackendQuorumLease} acquires it (a twin, the singleton's lease)
+ * @param accessList       which clients may connect, as configured at start ({@link #accessList(Config)} reloads it)
+ * @param trackingZone     the time zone whose midnight rotates the tracking log
  */
 public record NodeSettings(
         String address,
@@ -53,7 +58,9 @@ public record NodeSettings(
         Duration requestTimeout,
         CodecLimits codecLimits,
         Duration reconcileTimeout,
-        boolean leaseOnRequest) {
+        boolean leaseOnRequest,
+        AccessList accessList,
+        ZoneId trackingZone) {
 
     public static final String PATH = "opentmr.node";
 
@@ -133,7 +140,29 @@ public record NodeSettings(
                 atLeastOne(c, "limits.max-connections"), atLeastOne(c, "limits.max-in-flight-per-connection"),
                 positive(c, "limits.hello-timeout"), positive(c, "limits.request-timeout"),
                 new CodecLimits(maxFrame, CodecLimits.DEFAULT.maxStringBytes(), CodecLimits.DEFAULT.maxListItems()),
-                positive(c, "reconcile-timeout"), c.getBoolean("lease-on-request"));
+                positive(c, "reconcile-timeout"), c.getBoolean("lease-on-request"), accessList(root),
+                trackingZone(c));
+    }
+
+    /**
+     * {@code opentmr.node.access-list} of a configuration: at start, and again on a reload.
+     *
+     * @throws ConfigException naming the key and the first rule that is neither address, CIDR block nor name
+     */
+    public static AccessList accessList(Config root) {
+        return AccessList.fromConfig(root, PATH + ".access-list");
+    }
+
+    private static ZoneId trackingZone(Config c) {
+        String zone = c.getString("tracking.zone").strip();
+        if (zone.isEmpty()) {
+            return ZoneId.systemDefault();
+        }
+        try {
+            return ZoneId.of(zone);
+        } catch (DateTimeException e) {
+            throw new ConfigException.BadValue(PATH + ".tracking.zone", "not a time zone: " + e.getMessage());
+        }
     }
 
     private static InetSocketAddress hostPort(String entry) {

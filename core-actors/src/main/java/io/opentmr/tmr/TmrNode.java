@@ -4,6 +4,7 @@ import com.typesafe.config.Config;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.nio.NioEventLoopGroup;
 import io.netty.util.concurrent.DefaultThreadFactory;
+import io.opentmr.access.AccessList;
 import io.opentmr.peer.PeerConnection;
 import io.opentmr.peer.PeerOptions;
 import io.opentmr.protocol.PeerAuth;
@@ -14,7 +15,9 @@ import io.opentmr.tmr.backend.PeerGroup;
 import io.opentmr.tmr.backend.PeerLink;
 import io.opentmr.tmr.lease.NodeLeases;
 import io.opentmr.tmr.license.TmrLicense;
+import io.opentmr.tmr.server.ClientAccess;
 import io.opentmr.tmr.server.TmrSession;
+import io.opentmr.tmr.tracking.NodeTrackingLog;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.Arrays;
@@ -48,6 +51,9 @@ import org.slf4j.LoggerFactory;
  * {@code opentmr.node.lease-on-request} it asks only while a {@code BackendQuorumLease} acquires it
  * ({@link NodeLeases}, registered here). Which journal keeps the node's state is
  * configuration ({@code pekko.persistence.journal.plugin}).
+ *
+ * <p>Clients pass the access list ({@code opentmr.node.access-list}, {@link #reloadAccessList}) at HELLO, and
+ * what the node decides for them goes to its tracking log ({@link NodeTrackingLog}, {@code DATA_DIR/tracking.log}).
  */
 public final class TmrNode implements AutoCloseable {
 
@@ -60,10 +66,14 @@ public final class TmrNode implements AutoCloseable {
 
     private final NodeStatus status;
     private final PeerGroup peers;
+    private final ClientAccess access;
+    private final NodeTrackingLog tracking;
 
     private TmrNode(ActorSystem<Void> system, FrameServer server, EventLoopGroup peerLoop, Serial serial,
-                    NodeStatus status, PeerGroup peers) {
+                    NodeStatus status, PeerGroup peers, ClientAccess access, NodeTrackingLog tracking) {
         this.peers = peers;
+        this.access = access;
+        this.tracking = tracking;
         this.system = system;
         this.server = server;
         this.peerLoop = peerLoop;
@@ -107,13 +117,21 @@ public final class TmrNode implements AutoCloseable {
                                  EventLoopGroup peerLoop) {
         SecureRandom random = new SecureRandom();
         Serial serial;
+        NodeTrackingLog tracking;
         try {
             Files.createDirectories(settings.dataDir(), PosixFilePermissions.asFileAttribute(
                     PosixFilePermissions.fromString("rwx------")));
             serial = virtualSerial(settings, random);
+            tracking = NodeTrackingLog.open(settings.dataDir(), serial, settings.backends().stream()
+                    .map(b -> b.getHostString() + ":" + b.getPort()).toList(), settings.nodeName(), clock,
+                    settings.trackingZone());
         } catch (IOException e) {
             throw new IllegalStateException("cannot use the data directory " + settings.dataDir() + ": " + e, e);
         }
+        if (settings.accessList().hasNameRules()) {
+            LOG.warn(AccessList.nameRulesWarning(NodeSettings.PATH + ".access-list"));
+        }
+        ClientAccess access = new ClientAccess(settings.accessList());
         PeerGroup peers = new PeerGroup(settings.backends().size(), clock, settings.backendTimeout(),
                 !settings.leaseOnRequest());
         NodeStatus status = new NodeStatus(peers);
@@ -128,7 +146,8 @@ public final class TmrNode implements AutoCloseable {
             NodeLeases.get(context.getSystem()).register(peers.activeLease());
             ActorRef<VirtualContainer.Command> container = context.spawn(VirtualContainer.create(serial, peers, status,
                     clock, settings.heartbeat(), settings.reconcileTimeout(),
-                    (key, parent) -> TmrLicense.create(key, peers, parent, clock, random, tokens, licenseSettings)),
+                    (key, parent) -> TmrLicense.create(key, peers, parent, clock, random, tokens, licenseSettings,
+                            tracking), tracking),
                     "virtual-container");
             // Beside the container, not under it: a container restarted from its journal keeps its backends.
             context.spawn(Quorums.create(serial, settings.backends().size(), container, reports -> {
@@ -142,15 +161,22 @@ public final class TmrNode implements AutoCloseable {
             containerRef.complete(container);
             return Behaviors.empty();
         });
-        ActorSystem<Void> system = ActorSystem.create(guardian, "opentmr-node", config);
+        ActorSystem<Void> system;
+        try {
+            system = ActorSystem.create(guardian, "opentmr-node", config);
+        } catch (RuntimeException e) {
+            tracking.close();
+            throw e;
+        }
+        system.getWhenTerminated().whenComplete((done, failure) -> tracking.close());
         try {
             ActorRef<VirtualContainer.Command> container = containerRef.get(30, TimeUnit.SECONDS);
             FrameServer server = FrameServer.start(settings.address(), settings.port(), settings.maxConnections(),
                     settings.codecLimits(), () -> new TmrSession(settings, status, serial, container,
-                            system.scheduler(), random));
+                            system.scheduler(), random, access, tracking, clock));
             LOG.info("TMR node {} listening on {} with virtual container {} over backends {}", settings.nodeName(),
                     server.localAddress(), serial, settings.backends());
-            return new TmrNode(system, server, peerLoop, serial, status, peers);
+            return new TmrNode(system, server, peerLoop, serial, status, peers, access, tracking);
         } catch (ExecutionException | TimeoutException e) {
             system.terminate();
             throw new IllegalStateException("the node's actors did not start within 30 s", e);
@@ -197,6 +223,28 @@ public final class TmrNode implements AutoCloseable {
         return server.localAddress();
     }
 
+    /**
+     * Reads {@code opentmr.node.access-list} from {@code config} and puts it in force: clients it still allows keep
+     * their connections and handles; sessions of clients it no longer allows have their handles released and are
+     * closed. A bad list changes nothing.
+     *
+     * @return the list now in force
+     * @throws com.typesafe.config.ConfigException naming the key and the first bad rule; the old list stays
+     */
+    public AccessList reloadAccessList(Config config) {
+        AccessList next = NodeSettings.accessList(config);
+        if (next.hasNameRules()) {
+            LOG.warn(AccessList.nameRulesWarning(NodeSettings.PATH + ".access-list"));
+        }
+        access.replace(next);
+        return next;
+    }
+
+    /** The node's tracking log. */
+    public NodeTrackingLog trackingLog() {
+        return tracking;
+    }
+
     /** Whether the node serves clients now (it holds the lease and has reconciled its licenses). */
     public boolean serving() {
         return status.serving();
@@ -241,5 +289,6 @@ public final class TmrNode implements AutoCloseable {
         if (peerLoop != null) {
             peerLoop.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
         }
+        tracking.close();
     }
 }

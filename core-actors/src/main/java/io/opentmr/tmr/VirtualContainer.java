@@ -13,6 +13,7 @@ import io.opentmr.protocol.ProductInfo;
 import io.opentmr.protocol.Serial;
 import io.opentmr.tmr.backend.PeerGroup;
 import io.opentmr.tmr.license.TmrLicense;
+import io.opentmr.tmr.tracking.NodeTrackingLog;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -195,6 +196,7 @@ public final class VirtualContainer
     private final Clock clock;
     private final Duration reconcileTimeout;
     private final TmrLicense.Parent parent;
+    private final NodeTrackingLog tracking;
     // What follows is not journaled: the licenses' own reports and the quorums' latest view rebuild it.
     private final Map<LicenseKey, ActorRef<TmrLicense.Command>> licenses = new HashMap<>();
     private final Set<LicenseKey> recovered = new HashSet<>();
@@ -231,9 +233,20 @@ public final class VirtualContainer
      */
     public static Behavior<Command> create(Serial serial, PeerGroup peers, NodeStatus status, Clock clock,
                                            Duration heartbeat, Duration reconcileTimeout, LicenseFactory licenses) {
+        return create(serial, peers, status, clock, heartbeat, reconcileTimeout, licenses, NodeTrackingLog.none());
+    }
+
+    /**
+     * As {@link #create(Serial, PeerGroup, NodeStatus, Clock, Duration, Duration, LicenseFactory)}, with the
+     * tracking log its lease gains and losses, and the accesses no license could take, are written to.
+     */
+    public static Behavior<Command> create(Serial serial, PeerGroup peers, NodeStatus status, Clock clock,
+                                           Duration heartbeat, Duration reconcileTimeout, LicenseFactory licenses,
+                                           NodeTrackingLog tracking) {
         return Behaviors.setup(context -> Behaviors.withTimers(timers -> {
             timers.startTimerWithFixedDelay(CheckLease.INSTANCE, heartbeat);
-            return new VirtualContainer(context, timers, serial, peers, status, clock, reconcileTimeout, licenses);
+            return new VirtualContainer(context, timers, serial, peers, status, clock, reconcileTimeout, licenses,
+                    tracking);
         }));
     }
 
@@ -243,7 +256,7 @@ public final class VirtualContainer
 
     private VirtualContainer(ActorContext<Command> context, TimerScheduler<Command> timers, Serial serial,
                              PeerGroup peers, NodeStatus status, Clock clock, Duration reconcileTimeout,
-                             LicenseFactory licenseFactory) {
+                             LicenseFactory licenseFactory, NodeTrackingLog tracking) {
         super(persistenceId(serial), SupervisorStrategy.restartWithBackoff(Duration.ofMillis(200),
                 Duration.ofSeconds(5), 0.2));
         this.context = context;
@@ -254,6 +267,7 @@ public final class VirtualContainer
         this.clock = clock;
         this.reconcileTimeout = reconcileTimeout;
         this.licenseFactory = licenseFactory;
+        this.tracking = tracking;
         int backends = peers.size();
         this.resyncGeneration = new long[backends];
         this.resyncRunning = new boolean[backends];
@@ -405,9 +419,13 @@ public final class VirtualContainer
                         + "it has re-synced every license again", leaseEpoch, epoch);
                 status.reconciled(false);
             }
+            if (leaseHeld) {
+                tracking.lease(false, leaseEpoch, clock.millis());
+            }
             leaseHeld = true;
             leaseEpoch = epoch;
             leaseSince = clock.millis();
+            tracking.lease(true, epoch, leaseSince);
             round++;
             LOG.info("The node holds the lease (epoch {}); reconciling {} license(s) with the backends before it "
                     + "serves", epoch, licenses.size());
@@ -424,6 +442,7 @@ public final class VirtualContainer
             licenses.values().forEach(license -> license.tell(new TmrLicense.ResyncAll(round)));
         } else if (!held && leaseHeld) {
             leaseHeld = false;
+            tracking.lease(false, leaseEpoch, clock.millis());
             if (status.reconciled()) {
                 LOG.warn("The node lost its lease certificate: it serves no client until it holds the lease again "
                         + "and has re-synced every license");
@@ -553,11 +572,16 @@ public final class VirtualContainer
                     access.requestId(), access.replyTo()));
             return Effect().none();
         }
-        access.replyTo().tell(known
+        TmrLicense.Refused refused = known
                 ? new TmrLicense.Refused(CmError.REDUNDANCY_SERVER_MISSING, "TMR license " + access.firmCode() + ":"
                         + access.productCode() + " has fewer than 2 available copies")
                 : new TmrLicense.Refused(CmError.ENTRY_NOT_FOUND, "virtual container " + serial + " holds no license "
-                        + access.firmCode() + ":" + access.productCode()));
+                        + access.firmCode() + ":" + access.productCode());
+        TmrLicense.Client client = access.client();
+        tracking.denial(null, access.firmCode(), access.productCode(), refused.code(), refused.text(), "ACCESS "
+                + access.firmCode() + ":" + access.productCode(), new NodeTrackingLog.Owner(client.station(),
+                client.host(), client.user(), client.pid(), client.sessionId()), clock.millis());
+        access.replyTo().tell(refused);
         return Effect().none();
     }
 

@@ -12,6 +12,7 @@ import io.opentmr.protocol.Message;
 import io.opentmr.protocol.ProductInfo;
 import io.opentmr.protocol.UnitsOperation;
 import io.opentmr.tmr.backend.PeerGroup;
+import io.opentmr.tmr.tracking.NodeTrackingLog;
 import io.opentmr.tmr.license.TmrLicenseEvent.SeatGranted;
 import io.opentmr.tmr.license.TmrLicenseEvent.SeatReleased;
 import java.time.Clock;
@@ -21,12 +22,15 @@ import java.util.ArrayList;
 import java.util.Base64;
 import java.util.BitSet;
 import java.util.Deque;
+import java.util.Collections;
 import java.util.HashMap;
+import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Random;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.function.Function;
@@ -61,6 +65,10 @@ import org.slf4j.LoggerFactory;
  * The handles of the license (owner session, last activity) live beside the seats: a handle is rebuilt from
  * its seat, and one without traffic for the cleanup timeout is reclaimed. ACCESS is idempotent by the
  * request that opened the seat, RELEASE by the handle (a repeated one is OK).
+ *
+ * <p>Every grant, release, reclaim and refused ACCESS goes to the node's {@link NodeTrackingLog}, once the
+ * grant or release is journaled; after a restart the license hands the tracking log its journaled events, so a
+ * line the process had no time to write is written then.
  *
  * <p>Nothing is served without the lease certificate: the license answers {@link NotServing} and the
  * session tells the client to come back (NOT_ACTIVE). A failed journal write restarts the license from its
@@ -98,8 +106,12 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                          ActorRef<Reply> replyTo) implements Command {
     }
 
-    /** A client's RELEASE. */
-    public record Release(long handleId, long sessionId, ActorRef<Reply> replyTo) implements Command {
+    /** A client's RELEASE, or the node's on its behalf ({@code reason}: why, as journaled and tracked). */
+    public record Release(long handleId, long sessionId, String reason, ActorRef<Reply> replyTo) implements Command {
+        /** The client's own RELEASE. */
+        public Release(long handleId, long sessionId, ActorRef<Reply> replyTo) {
+            this(handleId, sessionId, RELEASED, replyTo);
+        }
     }
 
     public record Resume(long handleId, Bytes token, long sessionId, ActorRef<Reply> replyTo) implements Command {
@@ -248,10 +260,30 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
      * journaled (the backends that acknowledged were told to free it already).
      */
     private record Releasing(long handleId, String reason, List<ActorRef<Reply>> waiters, Pending refused,
-                             Reply refusal) {
-        Releasing(long handleId, String reason, ActorRef<Reply> replyTo) {
-            this(handleId, reason, replyTo == null ? new ArrayList<>() : new ArrayList<>(List.of(replyTo)), null, null);
+                             Reply refusal, BitSet freedOn) {
+        Releasing(long handleId, String reason, ActorRef<Reply> replyTo, BitSet freedOn) {
+            this(handleId, reason, replyTo == null ? new ArrayList<>() : new ArrayList<>(List.of(replyTo)), null, null,
+                    freedOn);
         }
+    }
+
+    /** Why a seat was released, as journaled; the tracking log's event follows from it ({@link #trackedEvent}). */
+    static final String RELEASED = "released by its client";
+    static final String RECLAIMED = "reclaimed after ";
+    static final String NOT_ALLOCATED = "not allocated: ";
+
+    /**
+     * The tracking event of a journaled release: {@code reclaim} for a reclaim, none for a seat the backends
+     * refused (that access was a denial, told when it happened), {@code release} otherwise.
+     */
+    static String trackedEvent(String reason) {
+        if (reason == null) {
+            return "release";
+        }
+        if (reason.startsWith(NOT_ALLOCATED)) {
+            return null;
+        }
+        return reason.startsWith(RECLAIMED) ? "reclaim" : "release";
     }
 
     private final ActorContext<Command> context;
@@ -263,6 +295,11 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private final Random random;
     private final LongFunction<byte[]> tokens;
     private final Settings settings;
+    private final NodeTrackingLog tracking;
+    /** The events this license is persisting now: any other its event handler sees is replayed from the journal. */
+    private final Set<TmrLicenseEvent> persisting = Collections.newSetFromMap(new IdentityHashMap<>());
+    /** The events replayed since the recovery began, for the tracking log; emptied when it completes. */
+    private final List<TmrLicenseEvent> replayed = new ArrayList<>();
 
     /** Timing and sizes of a license, from the node's settings. */
     public record Settings(Duration cleanupTimeout, int snapshotEvery) {
@@ -300,8 +337,16 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
      */
     public static Behavior<Command> create(LicenseKey key, PeerGroup peers, Parent parent, Clock clock,
                                            Random random, LongFunction<byte[]> tokens, Settings settings) {
+        return create(key, peers, parent, clock, random, tokens, settings, NodeTrackingLog.none());
+    }
+
+    /** As {@link #create(LicenseKey, PeerGroup, Parent, Clock, Random, LongFunction, Settings)}, tracked. */
+    public static Behavior<Command> create(LicenseKey key, PeerGroup peers, Parent parent, Clock clock,
+                                           Random random, LongFunction<byte[]> tokens, Settings settings,
+                                           NodeTrackingLog tracking) {
         return Behaviors.supervise(Behaviors.<Command>setup(context -> Behaviors.withTimers(timers ->
-                        new TmrLicense(context, timers, key, peers, parent, clock, random, tokens, settings))))
+                        new TmrLicense(context, timers, key, peers, parent, clock, random, tokens, settings,
+                                tracking))))
                 .onFailure(SupervisorStrategy.restartWithBackoff(Duration.ofMillis(200), Duration.ofSeconds(5), 0.2));
     }
 
@@ -310,7 +355,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     }
 
     private TmrLicense(ActorContext<Command> context, TimerScheduler<Command> timers, LicenseKey key, PeerGroup peers,
-                       Parent parent, Clock clock, Random random, LongFunction<byte[]> tokens, Settings settings) {
+                       Parent parent, Clock clock, Random random, LongFunction<byte[]> tokens, Settings settings,
+                       NodeTrackingLog tracking) {
         // A failed journal write restarts the license from its journal, with backoff; see onRecovered.
         super(persistenceId(key), SupervisorStrategy.restartWithBackoff(Duration.ofMillis(200), Duration.ofSeconds(5),
                 0.2));
@@ -323,6 +369,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         this.random = random;
         this.tokens = tokens;
         this.settings = settings;
+        this.tracking = tracking;
         this.sync = new CopySync(peers.size());
     }
 
@@ -370,16 +417,71 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     public EventHandler<SeatTable, TmrLicenseEvent> eventHandler() {
         return newEventHandlerBuilder().forAnyState()
                 .onEvent(SeatGranted.class, (state, event) -> {
+                    replayedOrLive(event);
                     SeatTable table = writable(state);
                     table.add(event.seat());
                     return table;
                 })
                 .onEvent(SeatReleased.class, (state, event) -> {
+                    replayedOrLive(event);
                     SeatTable table = writable(state);
                     table.remove(event.handleId(), event.atMillis());
                     return table;
                 })
                 .build();
+    }
+
+    private void replayedOrLive(TmrLicenseEvent event) {
+        if (!persisting.remove(event)) {
+            replayed.add(event);
+        }
+    }
+
+    /**
+     * Hands the tracking log what the journal holds: every seat held (its access) and the releases replayed since
+     * the last snapshot. The log writes those its files lack.
+     */
+    private void trackRecovered(SeatTable state) {
+        NodeTrackingLog.Recovery recovery = tracking.recovery(key);
+        Map<Long, Seat> granted = new HashMap<>();
+        Set<Long> refused = new java.util.HashSet<>();
+        for (TmrLicenseEvent event : replayed) {
+            if (event instanceof SeatGranted g) {
+                granted.put(g.seat().handleId(), g.seat());
+            } else if (event instanceof SeatReleased r) {
+                String tracked = trackedEvent(r.reason());
+                Seat seat = granted.get(r.handleId());
+                if (tracked == null) {
+                    refused.add(r.handleId());
+                } else {
+                    if (seat != null) {
+                        recovery.access(seat.handleId(), seat.mode(), owner(seat), seat.grantedAtMillis());
+                    }
+                    recovery.ended(r.handleId(), tracked, r.reason(), seat == null ? null : owner(seat), r.atMillis());
+                }
+            }
+        }
+        replayed.clear();
+        for (Seat seat : state.all()) {
+            if (!refused.contains(seat.handleId())) {
+                recovery.access(seat.handleId(), seat.mode(), owner(seat), seat.grantedAtMillis());
+            }
+        }
+        recovery.submit();
+    }
+
+    static NodeTrackingLog.Owner owner(Seat seat) {
+        return new NodeTrackingLog.Owner(seat.station(), seat.host(), seat.user(), seat.pid(), seat.sessionId());
+    }
+
+    private static NodeTrackingLog.Owner owner(Client client) {
+        return new NodeTrackingLog.Owner(client.station(), client.host(), client.user(), client.pid(),
+                client.sessionId());
+    }
+
+    private void trackDenial(Client client, int code, String text) {
+        tracking.denial(key, key.firmCode(), key.productCode(), code, text, "ACCESS " + key.firmCode() + ":"
+                + key.productCode(), owner(client), clock.millis());
     }
 
     @Override
@@ -388,6 +490,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 .onSignal(RecoveryCompleted.instance(), state -> {
                     forgetInFlight();
                     table = writable(state);
+                    trackRecovered(state);
                     long now = clock.millis();
                     for (Seat seat : state.all()) {
                         // Sessions that held it before a restart of this license still do: the first one
@@ -410,6 +513,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
      * Answers of calls made before the restart find no request and change nothing.
      */
     private void forgetInFlight() {
+        persisting.clear();
         pendingSeats.clear();
         pending.clear();
         pendingByRequest.clear();
@@ -670,20 +774,17 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         }
         BitSet usable = sync.usable();
         if (agreed == null || usable.cardinality() < 2) {
-            access.replyTo().tell(new Refused(CmError.REDUNDANCY_SERVER_MISSING, name() + " has "
+            return refuse(access, new Refused(CmError.REDUNDANCY_SERVER_MISSING, name() + " has "
                     + usable.cardinality() + " usable cop" + (usable.cardinality() == 1 ? "y" : "ies") + "; 2 are needed"));
-            return Effect().none();
         }
         if ((agreed.featureMap() & access.featureBits()) != access.featureBits()) {
-            access.replyTo().tell(new Refused(CmError.ENTRY_NOT_FOUND, name() + " lacks feature bits "
+            return refuse(access, new Refused(CmError.ENTRY_NOT_FOUND, name() + " lacks feature bits "
                     + Long.toHexString(access.featureBits() & ~agreed.featureMap())));
-            return Effect().none();
         }
         Optional<SeatTable.Refusal> refusal = table.admit(access.mode(), client.station(), agreed.quantity(), name(),
                 pendingSeats);
         if (refusal.isPresent()) {
-            access.replyTo().tell(new Refused(refusal.get().error(), refusal.get().text()));
-            return Effect().none();
+            return refuse(access, new Refused(refusal.get().error(), refusal.get().text()));
         }
         long handleId;
         do {
@@ -711,6 +812,12 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         // its journal and reconciles the backends with it (the client's re-sent ACCESS gets this handle).
         intents.add(started);
         queueFlush();
+        return Effect().none();
+    }
+
+    private Effect<TmrLicenseEvent, SeatTable> refuse(Access access, Refused refused) {
+        trackDenial(access.client(), refused.code(), refused.text());
+        access.replyTo().tell(refused);
         return Effect().none();
     }
 
@@ -749,12 +856,13 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                     : new Refused(refused.code(), refused.text());
             if (request.journaled) {
                 // Its seat is in the journal: the refusal is told once the release is too.
-                releasing.put(allocated.handleId(), new Releasing(allocated.handleId(), "not allocated: "
-                        + refused.text(), null, request, reply));
+                releasing.put(allocated.handleId(), new Releasing(allocated.handleId(), NOT_ALLOCATED
+                        + refused.text(), null, request, reply, rule.asked()));
                 queueFlush();
             } else {
                 intents.remove(request);
                 forget(request);
+                trackRefusal(rule.seat(), reply);
                 request.waiting.forEach(waiter -> waiter.tell(reply));
             }
         }
@@ -786,10 +894,24 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         return Effect().none();
     }
 
+    private void trackRefusal(Seat seat, Reply reply) {
+        if (reply instanceof Refused refused) {
+            tracking.denial(key, key.firmCode(), key.productCode(), refused.code(), refused.text(), "ACCESS "
+                    + key.firmCode() + ":" + key.productCode(), owner(seat), clock.millis());
+        }
+    }
+
     /** A request both journaled and acknowledged by two backends: the client has its handle. */
     private void grant(Pending request, long now) {
         Seat seat = request.request.seat();
         forget(request);
+        BitSet acknowledged = new BitSet();
+        request.request.answers().forEach((backend, answer) -> {
+            if (answer instanceof BackendAnswer.Replied) {
+                acknowledged.set(backend);
+            }
+        });
+        tracking.access(key, seat.handleId(), seat.mode(), owner(seat), acknowledged, now);
         lives.put(seat.handleId(), new Life(seat.sessionId(), now));
         parent.opened(key, seat);
         Granted reply = new Granted(seat.handleId(), Bytes.of(request.token), context.getSelf());
@@ -812,11 +934,12 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
      * queue behind it. A crash before the journal write leaves the seat in the journal, and the re-syncs
      * allocate it again until the client's repeated RELEASE frees it.
      */
-    private void freeEverywhere(long handleId) {
+    private BitSet freeEverywhere(long handleId) {
         BitSet targets = sync.writeTargets();
         for (int b = targets.nextSetBit(0); b >= 0; b = targets.nextSetBit(b + 1)) {
             freeOn(b, handleId);
         }
+        return targets;
     }
 
     private void freeOn(int backend, long handleId) {
@@ -860,16 +983,26 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         for (Pending request : granted) {
             events.add(new SeatGranted(request.request.seat(), now));
         }
+        // The seats as they are before the releases: the table drops them when the events apply.
+        Map<Long, Seat> ending = new HashMap<>();
         for (Releasing release : released) {
             events.add(new SeatReleased(release.handleId(), release.reason(), now));
+            table.get(release.handleId()).ifPresent(seat -> ending.put(seat.handleId(), seat));
         }
+        persisting.addAll(events);
         return Effect().persist(events).thenRun(state -> {
             table = state;
             for (Releasing release : released) {
                 if (release.refused() != null) {
                     forget(release.refused());
+                    trackRefusal(release.refused().request.seat(), release.refusal());
                     release.refused().waiting.forEach(waiter -> waiter.tell(release.refusal()));
                     continue;
+                }
+                Seat seat = ending.get(release.handleId());
+                if (seat != null && trackedEvent(release.reason()) != null) {
+                    tracking.ended(key, release.handleId(), trackedEvent(release.reason()), release.reason(),
+                            owner(seat), release.freedOn(), now);
                 }
                 lives.remove(release.handleId());
                 parent.closed(key, release.handleId());
@@ -919,8 +1052,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             already.waiters().add(release.replyTo());
             return Effect().none();
         }
-        releasing.put(handleId, new Releasing(handleId, "released by its client", release.replyTo()));
-        freeEverywhere(handleId);
+        releasing.put(handleId, new Releasing(handleId, release.reason(), release.replyTo(), freeEverywhere(handleId)));
         queueFlush();
         return Effect().none();
     }
@@ -968,8 +1100,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 Seat seat = table.get(handleId).orElseThrow();
                 LOG.info("Handle {} of {}@{} on {} reclaimed: no traffic for {} s", Long.toUnsignedString(handleId),
                         seat.user(), seat.station(), key, idle / 1000);
-                releasing.put(handleId, new Releasing(handleId, "reclaimed after " + settings.cleanupTimeout(), null));
-                freeEverywhere(handleId);
+                releasing.put(handleId, new Releasing(handleId, RECLAIMED + settings.cleanupTimeout(), null,
+                        freeEverywhere(handleId)));
                 any = true;
             }
         }

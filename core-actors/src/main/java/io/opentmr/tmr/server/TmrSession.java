@@ -1,6 +1,7 @@
 package io.opentmr.tmr.server;
 
 import io.netty.channel.ChannelHandlerContext;
+import io.opentmr.access.AccessList;
 import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.Frame;
 import io.opentmr.protocol.Message;
@@ -12,8 +13,11 @@ import io.opentmr.tmr.NodeSettings;
 import io.opentmr.tmr.NodeStatus;
 import io.opentmr.tmr.VirtualContainer;
 import io.opentmr.tmr.license.TmrLicense;
+import io.opentmr.tmr.tracking.NodeTrackingLog;
+import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.security.SecureRandom;
+import java.time.Clock;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -23,6 +27,8 @@ import java.util.function.Function;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Scheduler;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * One client connection to the TMR node. HELLO is answered TMR_ACTIVE only while the node serves
@@ -30,10 +36,15 @@ import org.apache.pekko.actor.typed.javadsl.AskPattern;
  * and comes back later or goes to the active node. ACCESS goes to the virtual container, which routes it to
  * the license; every request on a handle this session holds goes to that handle's license directly (the
  * license is named in the grant), and the typed answer is turned into the wire message here.
+ *
+ * <p>HELLO is checked against the node's access list first ({@link ClientAccess}): a client it refuses hears
+ * ERROR 231 with the rule and is tracked as a denial; a reloaded list that no longer allows a client releases
+ * that session's handles and closes it.
  */
 public final class TmrSession extends FrameSession {
 
     private static final long ACTIVITY_INTERVAL_NANOS = TimeUnit.SECONDS.toNanos(1);
+    private static final Logger LOG = LoggerFactory.getLogger(TmrSession.class);
 
     private final NodeSettings settings;
     private final NodeStatus status;
@@ -42,6 +53,9 @@ public final class TmrSession extends FrameSession {
     private final ActorRef<VirtualContainer.Command> container;
     private final Scheduler scheduler;
     private final SecureRandom random;
+    private final ClientAccess access;
+    private final NodeTrackingLog tracking;
+    private final Clock clock;
     /** The handles this session holds, and the license of each. Only the channel's event loop touches it. */
     private final Map<Long, ActorRef<TmrLicense.Command>> sessionHandles = new HashMap<>();
     /** The license that granted each product (firm, product) on this connection: where its next ACCESS goes. */
@@ -52,9 +66,16 @@ public final class TmrSession extends FrameSession {
     private String host;
     private long pid;
     private long lastActivity;
+    private InetAddress peer;
+    private ChannelHandlerContext context;
 
+    /**
+     * @param access   the access list HELLO is checked against, and where this session registers once admitted
+     * @param tracking where a refused HELLO is tracked
+     */
     public TmrSession(NodeSettings settings, NodeStatus status, Serial virtualSerial,
-                      ActorRef<VirtualContainer.Command> container, Scheduler scheduler, SecureRandom random) {
+                      ActorRef<VirtualContainer.Command> container, Scheduler scheduler, SecureRandom random,
+                      ClientAccess access, NodeTrackingLog tracking, Clock clock) {
         super(new FrameSession.Limits(settings.helloTimeout(), settings.requestTimeout(),
                 settings.maxInFlightPerConnection()));
         this.settings = settings;
@@ -64,14 +85,70 @@ public final class TmrSession extends FrameSession {
         this.container = container;
         this.scheduler = scheduler;
         this.random = random;
+        this.access = access;
+        this.tracking = tracking;
+        this.clock = clock;
     }
 
     @Override
     public void channelActive(ChannelHandlerContext ctx) throws Exception {
+        context = ctx;
         if (ctx.channel().remoteAddress() instanceof InetSocketAddress remote) {
-            station = remote.getAddress().getHostAddress();
+            peer = remote.getAddress();
+            station = peer.getHostAddress();
         }
         super.channelActive(ctx);
+    }
+
+    @Override
+    public void channelInactive(ChannelHandlerContext ctx) throws Exception {
+        access.gone(this);
+        super.channelInactive(ctx);
+    }
+
+    /** The access list was reloaded: if it no longer allows this client, its handles go and the session ends. */
+    void recheck(AccessList list) {
+        ChannelHandlerContext ctx = context;
+        if (ctx == null) {
+            return;
+        }
+        ctx.executor().execute(() -> {
+            String denial = peer == null ? null : list.denial(peer, host);
+            if (denial == null || !ctx.channel().isActive()) {
+                return;
+            }
+            LOG.warn("Session {} of {}@{} ({}) closed: the reloaded access list no longer allows it ({}); its {} "
+                    + "handle(s) are released", Long.toUnsignedString(sessionId), user, host, station, denial,
+                    sessionHandles.size());
+            String reason = "access list: " + denial;
+            sessionHandles.forEach((handleId, license) -> AskPattern.<TmrLicense.Command, TmrLicense.Reply>ask(
+                            license, r -> new TmrLicense.Release(handleId, sessionId, reason, r),
+                            settings.requestTimeout(), scheduler)
+                    .whenComplete((reply, failure) -> {
+                        if (failure != null || !(reply instanceof TmrLicense.Released)) {
+                            LOG.warn("Handle {} of session {} not released after the access list change ({}); it is "
+                                    + "reclaimed after the cleanup timeout", Long.toUnsignedString(handleId),
+                                    Long.toUnsignedString(sessionId), failure != null ? failure : reply);
+                        }
+                    }));
+            sessionHandles.clear();
+            access.gone(this);
+            ctx.close();
+        });
+    }
+
+    /** Whether the access list lets this client in; if not, it has been told 231 and the connection closes. */
+    private boolean admitted(ChannelHandlerContext ctx, int id, Message.Hello hello, AccessList list) {
+        String denial = peer == null ? null : list.denial(peer, hello.host());
+        if (denial == null) {
+            return true;
+        }
+        String text = "host " + hello.host() + " (" + station + ") may not use this TMR node: " + denial;
+        LOG.warn("Refused HELLO from {}@{} ({}): {}", hello.user(), hello.host(), station, denial);
+        tracking.denial(null, 0, 0, CmError.ACCESS_DENIED.code(), text, "HELLO",
+                new NodeTrackingLog.Owner(station, hello.host(), hello.user(), hello.pid(), 0), clock.millis());
+        replyAndClose(ctx, id, new Message.Error(CmError.ACCESS_DENIED, text));
+        return false;
     }
 
     @Override
@@ -80,6 +157,10 @@ public final class TmrSession extends FrameSession {
         Message message = frame.message();
         if (!isHelloDone()) {
             if (message instanceof Message.Hello hello) {
+                AccessList checked = access.list();
+                if (!admitted(ctx, id, hello, checked)) {
+                    return;
+                }
                 if (!status.serving()) {
                     // Not serving (restarting, reconciling, or without the lease): the client comes back later.
                     replyAndClose(ctx, id, new Message.NotActive(status.activeAddress()));
@@ -92,6 +173,11 @@ public final class TmrSession extends FrameSession {
                 host = hello.host();
                 user = hello.user();
                 pid = hello.pid();
+                access.admitted(this);
+                if (access.list() != checked) {
+                    // Reloaded between the check and the registration, which that reload did not see.
+                    recheck(access.list());
+                }
                 reply(ctx, id, new Message.HelloOk(ServerKind.TMR_ACTIVE, sessionId,
                         settings.keepAliveInterval().toMillis(), serverName));
             } else if (message.type().direction() == MessageType.Direction.NODE_TO_BACKEND) {

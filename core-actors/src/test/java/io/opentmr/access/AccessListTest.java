@@ -1,4 +1,4 @@
-package io.opentmr.backend;
+package io.opentmr.access;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;

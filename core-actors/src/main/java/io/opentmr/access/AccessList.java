@@ -1,5 +1,7 @@
-package io.opentmr.backend;
+package io.opentmr.access;
 
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
 import io.netty.util.NetUtil;
 import java.net.InetAddress;
 import java.util.List;
@@ -9,7 +11,8 @@ import java.util.Locale;
  * Which clients may talk to a backend: rules are an IP address, a CIDR block, a host name or
  * {@code *.domain}. Deny wins over allow; with an empty allow list everyone not denied is allowed.
  * Addresses are matched against the connection's peer address, names against the host the client
- * names in HELLO: no DNS look-up ever runs on the request path.
+ * names in HELLO: no DNS look-up ever runs on the request path. Shared by the backend
+ * ({@code opentmr.backend.access-list}) and the TMR node ({@code opentmr.node.access-list}).
  */
 public final class AccessList {
 
@@ -31,6 +34,34 @@ public final class AccessList {
     /** Whether a rule matches by name: those match the host name a client claims, which it can choose. */
     public boolean hasNameRules() {
         return java.util.stream.Stream.concat(allow.stream(), deny.stream()).anyMatch(r -> r.name != null);
+    }
+
+    /**
+     * The rules under {@code path}: {@code path.allow} and {@code path.deny}, lists of strings.
+     *
+     * @throws ConfigException.BadValue naming the key and the first bad rule
+     */
+    public static AccessList fromConfig(Config config, String path) {
+        try {
+            return parse(config.getStringList(path + ".allow"), config.getStringList(path + ".deny"));
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException.BadValue(path, e.getMessage());
+        }
+    }
+
+    /**
+     * What an operator is told when the list has host-name rules ({@code path}: where the list is configured):
+     * those match the name a client claims, which the client chooses.
+     */
+    public static String nameRulesWarning(String path) {
+        return "The access list (" + path + ") has host-name rules: they match the name a client gives in HELLO, "
+                + "which the client chooses. Use addresses or CIDR blocks to keep hosts out.";
+    }
+
+    /** For log lines: how many rules of each kind. */
+    @Override
+    public String toString() {
+        return allow.size() + " allow rule(s), " + deny.size() + " deny rule(s)";
     }
 
     /** The rule that denies this client, or {@code null} if it may connect. */
