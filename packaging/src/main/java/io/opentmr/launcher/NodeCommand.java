@@ -14,10 +14,14 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.atomic.AtomicBoolean;
+import org.slf4j.LoggerFactory;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-/** {@code tmr node}: a TMR node in the foreground until SIGTERM or Ctrl-C (DESIGN §5). */
+/**
+ * {@code tmr node}: a TMR node in the foreground until SIGTERM or Ctrl-C (DESIGN §5); SIGHUP reloads its access
+ * list. Its tracking log is {@code DATA_DIR/tracking.log}, written by the node itself.
+ */
 @Command(name = "node", mixinStandardHelpOptions = true,
         description = {"Run a TMR node on port 22350: it joins the copies on 3 backends into one virtual container.",
                 "Every flag is also a HOCON key under opentmr.node (see --config)."})
@@ -69,6 +73,9 @@ final class NodeCommand implements Callable<Integer> {
             asked.set(true);
             node.close();
         }, "opentmr-node-shutdown"));
+        if (!Hangup.onHangup(() -> reloadAccessList(node))) {
+            System.err.println("tmr: this JVM cannot handle SIGHUP; the access list is read at start only");
+        }
         System.out.println("TMR node " + resolved.getString(NAME) + " listening on " + node.address().getAddress().getHostAddress() + ":"
                 + node.address().getPort() + ", backends " + String.join(", ", resolved.getStringList(BACKENDS)));
         node.whenTerminated().toCompletableFuture().join();
@@ -78,6 +85,21 @@ final class NodeCommand implements Callable<Integer> {
             return Output.CM_ERROR;
         }
         return Output.OK;
+    }
+
+    /**
+     * On SIGHUP: the configuration is read again (flags, {@code --config} file) and its
+     * {@code opentmr.node.access-list} put in force; a file that does not parse, or a bad rule, keeps the old list.
+     */
+    private void reloadAccessList(TmrNode node) {
+        try {
+            node.reloadAccessList(resolve());
+        } catch (ConfigException e) {
+            LoggerFactory.getLogger(NodeCommand.class).error("Access list not reloaded, the old one stays: {}",
+                    e.getMessage());
+        } catch (RuntimeException e) {
+            LoggerFactory.getLogger(NodeCommand.class).error("Access list not reloaded, the old one stays", e);
+        }
     }
 
     /**

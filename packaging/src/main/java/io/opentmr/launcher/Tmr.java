@@ -18,7 +18,7 @@ import picocli.CommandLine.Spec;
  */
 @Command(name = "tmr", mixinStandardHelpOptions = true, versionProvider = Tmr.Version.class,
         description = "OpenTMR: a Triple Mode Redundancy license server.",
-        subcommands = {BackendCommand.class, NodeCommand.class, DemoCommand.class, ClientCommand.class, LicenseCommand.class, JournalCommand.class,
+        subcommands = {BackendCommand.class, NodeCommand.class, DemoCommand.class, ClientCommand.class, LicenseCommand.class, JournalCommand.class, TrackingCommand.class,
                 BenchCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Tmr implements Runnable {

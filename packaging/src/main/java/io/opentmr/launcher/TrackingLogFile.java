@@ -7,10 +7,14 @@ import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.core.rolling.RollingFileAppender;
 import ch.qos.logback.core.rolling.TimeBasedRollingPolicy;
 import io.opentmr.backend.TrackingLog;
+import io.opentmr.tracking.TrackingFiles;
 import java.nio.file.Path;
 import org.slf4j.LoggerFactory;
 
-/** Sends the tracking log to {@code DATA_DIR/tracking.log}, rotated daily and kept 90 days. */
+/**
+ * Sends the backend's tracking log to {@code DATA_DIR/tracking.log}, rotated daily and kept 90 days, under the
+ * file names {@code tmr tracking report} and the TMR node's own log use ({@link TrackingFiles}).
+ */
 final class TrackingLogFile {
 
     private TrackingLogFile() {
@@ -18,7 +22,7 @@ final class TrackingLogFile {
 
     static Path install(Path dataDir) {
         LoggerContext context = (LoggerContext) LoggerFactory.getILoggerFactory();
-        Path file = dataDir.resolve("tracking.log");
+        Path file = dataDir.resolve(TrackingFiles.CURRENT);
 
         PatternLayoutEncoder encoder = new PatternLayoutEncoder();
         encoder.setContext(context);
@@ -32,7 +36,7 @@ final class TrackingLogFile {
         TimeBasedRollingPolicy<ILoggingEvent> policy = new TimeBasedRollingPolicy<>();
         policy.setContext(context);
         policy.setParent(appender);
-        policy.setFileNamePattern(dataDir.resolve("tracking.%d{yyyy-MM-dd}.log.gz").toString());
+        policy.setFileNamePattern(dataDir.resolve(TrackingFiles.ROTATED_PATTERN).toString());
         policy.setMaxHistory(90);
         policy.start();
         appender.setRollingPolicy(policy);

@@ -25,6 +25,14 @@ public final class RawConnection implements AutoCloseable {
     private int nextId = 1;
 
     public RawConnection(InetSocketAddress address) throws IOException {
+        this(address, null);
+    }
+
+    /** From {@code local} (e.g. another loopback address, 127.0.3.7), or the system's choice for null. */
+    public RawConnection(InetSocketAddress address, java.net.InetAddress local) throws IOException {
+        if (local != null) {
+            socket.bind(new InetSocketAddress(local, 0));
+        }
         socket.connect(address, 2_000);
         socket.setSoTimeout(5_000);
         in = new DataInputStream(socket.getInputStream());
