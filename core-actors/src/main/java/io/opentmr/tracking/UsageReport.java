@@ -216,6 +216,11 @@ public final class UsageReport {
 
     private static final class Day {
         long peak;
+
+        Day(long openAtStart) {
+            peak = openAtStart;
+        }
+
         long accesses;
         final Map<Integer, Long> denials = new TreeMap<>();
         final Map<String, Long> users = new HashMap<>();
@@ -237,6 +242,7 @@ public final class UsageReport {
             String license = entry.container() + "|" + entry.license();
             String handle = entry.container() + "|" + entry.handle();
             Seats held = seats.computeIfAbsent(license, l -> new Seats());
+            long before = held.inUse();
             switch (entry.event()) {
                 case "access" -> held.open(entry.mode(), entry.station());
                 case "release", "reclaim" -> {
@@ -255,7 +261,8 @@ public final class UsageReport {
             if (from != null && day.isBefore(from) || to != null && day.isAfter(to)) {
                 continue;
             }
-            Day usage = days.computeIfAbsent(day, d -> new TreeMap<>()).computeIfAbsent(license, l -> new Day());
+            // A license's first line of a day: the handles open since earlier days count from midnight on.
+            Day usage = days.computeIfAbsent(day, d -> new TreeMap<>()).computeIfAbsent(license, l -> new Day(before));
             usage.peak = Math.max(usage.peak, held.inUse());
             switch (entry.event()) {
                 case "access" -> {
