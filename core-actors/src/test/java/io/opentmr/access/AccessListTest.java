@@ -37,7 +37,14 @@ class AccessListTest {
                 Arguments.of(List.of("fd00::/8"), List.of(), "10.1.2.3", "ws-1", false),
                 Arguments.of(List.of(), List.of("::ffff:10.0.0.0/104"), "10.9.9.9", "ws-1", false),
                 Arguments.of(List.of(), List.of("::ffff:10.0.0.1"), "10.0.0.1", "ws-1", false),
-                Arguments.of(List.of(), List.of("::ffff:10.0.0.1"), "10.0.0.2", "ws-1", true));
+                Arguments.of(List.of(), List.of("::ffff:10.0.0.1"), "10.0.0.2", "ws-1", true),
+                // IPv6 blocks, deny winning over a wider allow.
+                Arguments.of(List.of("fd00::/8"), List.of("fd00:1::/32"), "fd00:1::5", "ws-1", false),
+                Arguments.of(List.of("fd00::/8"), List.of("fd00:1::/32"), "fd00:2::5", "ws-1", true),
+                Arguments.of(List.of("2001:db8::/126"), List.of(), "2001:db8::3", "ws-1", true),
+                Arguments.of(List.of("2001:db8::/126"), List.of(), "2001:db8::4", "ws-1", false),
+                Arguments.of(List.of("::1"), List.of(), "::1", "ws-1", true),
+                Arguments.of(List.of("10.0.0.0/8"), List.of("10.1.0.0/16"), "10.1.0.9", "ws-1", false));
     }
 
     @ParameterizedTest(name = "allow {0} deny {1}: {2} ({3}) -> {4}")
