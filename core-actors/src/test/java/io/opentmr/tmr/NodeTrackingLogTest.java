@@ -7,7 +7,11 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.read.ListAppender;
 import com.fasterxml.jackson.databind.JsonNode;
+import io.opentmr.backend.TrackingLog;
 import io.opentmr.client.CmException;
 import io.opentmr.client.LicenseHandle;
 import io.opentmr.client.TmrClient;
@@ -38,6 +42,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
+import org.slf4j.LoggerFactory;
 
 /**
  * The node's tracking log over three in-JVM backends: what each decision writes, the usage report over the file
@@ -227,6 +232,51 @@ class NodeTrackingLogTest {
                     counts(lines(), kept, released).get("release|" + kept)) != null);
             assertEquals(1, counts(lines(), kept, released).get("release|" + kept));
         }
+    }
+
+    @Test
+    void theReportReadsABackendsLogAndTheNodesTogetherGzipIncluded() throws Exception {
+        ListAppender<ILoggingEvent> backendLines = new ListAppender<>();
+        backendLines.start();
+        Logger trackingLogger = (Logger) LoggerFactory.getLogger(TrackingLog.LOGGER);
+        trackingLogger.addAppender(backendLines);
+        try {
+            group.issueOrdinary(0, new io.opentmr.license.LicenseIssuer.Request(FIRM, 77, 1, false, null, null, null,
+                    null, null, 0xFF, "plain"));
+            try (TmrClient direct = TmrClient.connect(group.backendAddress(0));
+                 TmrClient node = TmrClient.connect(group.nodeAddress())) {
+                try (LicenseHandle held = direct.access(FIRM, 77)) {
+                    assertTrue(held.isOpen());
+                    assertEquals(CmError.NO_MORE_LICENSES.code(),
+                            assertThrows(CmException.class, () -> direct.access(FIRM, 77)).code());
+                }
+                node.access(FIRM, THREE_SEATS).close();
+            }
+        } finally {
+            trackingLogger.detachAppender(backendLines);
+        }
+        // The backend's lines as its appender writes them, gzipped as its rotation leaves them.
+        Path backendLog = dir.resolve("backend-tracking.2027-01-01.log.gz");
+        try (java.io.Writer out = new java.io.OutputStreamWriter(new java.util.zip.GZIPOutputStream(
+                Files.newOutputStream(backendLog)), java.nio.charset.StandardCharsets.UTF_8)) {
+            for (ILoggingEvent event : List.copyOf(backendLines.list)) {
+                out.write(event.getFormattedMessage() + "\n");
+            }
+        }
+        group.node().trackingLog().written().get(10, TimeUnit.SECONDS);
+        UsageReport report = UsageReport.read(List.of(backendLog, logFile()), null, null, ZoneOffset.UTC, 3);
+        assertEquals(0, report.malformed(), report.problems().toString());
+        UsageReport.Row direct = report.rows().stream().filter(r -> r.license().equals(FIRM + ":77")).findFirst()
+                .orElseThrow(() -> new AssertionError(report.toTable()));
+        assertTrue(direct.container().startsWith("129-"), direct.toString());
+        assertEquals(1, direct.accesses());
+        assertEquals(1, direct.peakSeats());
+        assertEquals(Map.of(CmError.NO_MORE_LICENSES.code(), 1L), direct.denials());
+        assertEquals(System.getProperty("user.name"), direct.topUsers().get(0).user().split("@")[0]);
+        UsageReport.Row tmr = report.rows().stream().filter(r -> r.license().startsWith(FIRM + ":" + THREE_SEATS + "#"))
+                .findFirst().orElseThrow(() -> new AssertionError(report.toTable()));
+        assertEquals(group.node().virtualSerial().toString(), tmr.container());
+        assertEquals(1, tmr.accesses());
     }
 
     private static Map<String, Long> counts(List<JsonNode> lines, long... handles) throws IOException {
