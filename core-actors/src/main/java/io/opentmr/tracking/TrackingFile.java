@@ -178,11 +178,7 @@ public final class TrackingFile implements AutoCloseable {
             out.write(line);
             out.write('\n');
         } catch (IOException e) {
-            lost++;
-            if (lost == 1 || lost % 1000 == 0) {
-                LOG.error("Tracking log {} cannot be written ({} line(s) lost so far): {}", current, lost, e.toString());
-            }
-            closeQuietly();
+            failed(e);
         }
     }
 
@@ -192,13 +188,16 @@ public final class TrackingFile implements AutoCloseable {
                 out.flush();
             }
         } catch (IOException e) {
-            lost++;
-            LOG.error("Tracking log {} cannot be written ({} line(s) lost so far): {}", current, lost, e.toString());
-            closeQuietly();
+            failed(e);
         }
     }
 
-    private void closeQuietly() {
+    /** A line (or a buffer of them) lost: counted, logged now and then; the next line opens the file again. */
+    private void failed(IOException e) {
+        lost++;
+        if (lost == 1 || lost % 1000 == 0) {
+            LOG.error("Tracking log {} cannot be written ({} line(s) lost so far): {}", current, lost, e.toString());
+        }
         try {
             if (out != null) {
                 out.close();
