@@ -59,6 +59,9 @@ public final class TmrNode implements AutoCloseable {
 
     private static final Logger LOG = LoggerFactory.getLogger(TmrNode.class);
 
+    /** The node's ActorSystem name, the same on both nodes of a twin (it is part of every cluster address). */
+    public static final String SYSTEM_NAME = "opentmr-node";
+
     private final ActorSystem<Void> system;
     private final FrameServer server;
     private final EventLoopGroup peerLoop;
@@ -68,6 +71,7 @@ public final class TmrNode implements AutoCloseable {
     private final PeerGroup peers;
     private final ClientAccess access;
     private final NodeTrackingLog tracking;
+    private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
 
     private TmrNode(ActorSystem<Void> system, FrameServer server, EventLoopGroup peerLoop, Serial serial,
                     NodeStatus status, PeerGroup peers, ClientAccess access, NodeTrackingLog tracking) {
@@ -88,6 +92,15 @@ public final class TmrNode implements AutoCloseable {
      * @throws IllegalStateException               when it cannot listen or its actors do not start
      */
     public static TmrNode start(Config config, Clock clock) {
+        return start(config, clock, (Activation) null);
+    }
+
+    /**
+     * Starts a node of a twin: it runs no persistent actor until it holds the backends' lease, then
+     * {@code activation} prepares the journal and the virtual container starts ({@link TwinRole}). With
+     * {@code null}, a single node: the virtual container runs from the start.
+     */
+    public static TmrNode start(Config config, Clock clock, Activation activation) {
         NodeSettings settings = NodeSettings.from(config);
         // One event loop per backend: a license's three ALLOCATEs are written, and their answers read, side by side.
         EventLoopGroup peerLoop = new NioEventLoopGroup(settings.backends().size(),
@@ -101,7 +114,7 @@ public final class TmrNode implements AutoCloseable {
                     .thenApply(PeerLink::of);
         };
         try {
-            return start(settings, config, clock, connector, peerLoop);
+            return start(settings, config, clock, connector, peerLoop, activation);
         } catch (RuntimeException e) {
             peerLoop.shutdownGracefully(0, 1, TimeUnit.SECONDS);
             throw e;
@@ -110,18 +123,23 @@ public final class TmrNode implements AutoCloseable {
 
     /** As {@link #start(Config, Clock)} with another way to reach the backends (tests: paused or failing links). */
     public static TmrNode start(Config config, Clock clock, PeerLink.Connector connector) {
-        return start(NodeSettings.from(config), config, clock, connector, null);
+        return start(NodeSettings.from(config), config, clock, connector, null, null);
+    }
+
+    /** As {@link #start(Config, Clock, Activation)} with another way to reach the backends. */
+    public static TmrNode start(Config config, Clock clock, PeerLink.Connector connector, Activation activation) {
+        return start(NodeSettings.from(config), config, clock, connector, null, activation);
     }
 
     private static TmrNode start(NodeSettings settings, Config config, Clock clock, PeerLink.Connector connector,
-                                 EventLoopGroup peerLoop) {
+                                 EventLoopGroup peerLoop, Activation activation) {
         SecureRandom random = new SecureRandom();
         Serial serial;
         NodeTrackingLog tracking;
         try {
             Files.createDirectories(settings.dataDir(), PosixFilePermissions.asFileAttribute(
                     PosixFilePermissions.fromString("rwx------")));
-            serial = virtualSerial(settings, random);
+            serial = activation == null ? virtualSerial(settings, random) : twinSerial(settings);
             tracking = NodeTrackingLog.open(settings.dataDir(), serial, settings.backends().stream()
                     .map(b -> b.getHostString() + ":" + b.getPort()).toList(), settings.nodeName(), clock,
                     settings.trackingZone());
@@ -138,41 +156,52 @@ public final class TmrNode implements AutoCloseable {
         PeerAuth auth = settings.peerAuth();
         LongFunction<byte[]> tokens = handleId -> Arrays.copyOf(auth.derive("opentmr-handle-token",
                 ByteBuffer.allocate(Long.BYTES).putLong(handleId).array()), 16);
+        // A twin's journal is copied to the standby without its snapshots, and the standby recovers from events
+        // alone: a twin keeps every event and takes no snapshot (snapshotEvery 0).
         TmrLicense.Settings licenseSettings = new TmrLicense.Settings(settings.cleanupTimeout(),
-                settings.snapshotEvery());
-        CompletableFuture<ActorRef<VirtualContainer.Command>> containerRef = new CompletableFuture<>();
+                activation == null ? settings.snapshotEvery() : 0);
+        ContainerHolder holder = new ContainerHolder();
+        CompletableFuture<Void> started = new CompletableFuture<>();
         Behavior<Void> guardian = Behaviors.setup(context -> {
             // Before any actor that could acquire it: a BackendQuorumLease finds the node's leases here.
             NodeLeases.get(context.getSystem()).register(peers.activeLease());
-            ActorRef<VirtualContainer.Command> container = context.spawn(VirtualContainer.create(serial, peers, status,
+            Behavior<VirtualContainer.Command> containerBehavior = VirtualContainer.create(serial, peers, status,
                     clock, settings.heartbeat(), settings.reconcileTimeout(),
                     (key, parent) -> TmrLicense.create(key, peers, parent, clock, random, tokens, licenseSettings,
-                            tracking), tracking),
-                    "virtual-container");
-            // Beside the container, not under it: a container restarted from its journal keeps its backends.
-            context.spawn(Quorums.create(serial, settings.backends().size(), container, reports -> {
-                Map<String, Behavior<BackendWatcher.Command>> watchers = new LinkedHashMap<>();
-                for (int i = 0; i < settings.backends().size(); i++) {
-                    watchers.put("backend-" + (i + 1), BackendWatcher.create(i, settings.backends().get(i),
-                            settings, peers, connector, reports, clock, random));
-                }
-                return watchers;
-            }), "quorums");
-            containerRef.complete(container);
+                            tracking), tracking);
+            java.util.function.Function<ActorRef<VirtualContainer.Counted>, Behavior<Quorums.Command>> quorums =
+                    views -> Quorums.create(serial, settings.backends().size(), views, reports -> {
+                        Map<String, Behavior<BackendWatcher.Command>> watchers = new LinkedHashMap<>();
+                        for (int i = 0; i < settings.backends().size(); i++) {
+                            watchers.put("backend-" + (i + 1), BackendWatcher.create(i, settings.backends().get(i),
+                                    settings, peers, connector, reports, clock, random));
+                        }
+                        return watchers;
+                    });
+            if (activation == null) {
+                ActorRef<VirtualContainer.Command> container = context.spawn(containerBehavior, "virtual-container");
+                holder.set(container);
+                // Beside the container, not under it: a container restarted from its journal keeps its backends.
+                context.spawn(quorums.apply(container.narrow()), "quorums");
+            } else {
+                context.spawn(TwinRole.create(peers, status, activation, containerBehavior, holder, quorums,
+                        TWIN_LEASE_CHECK), "twin-role");
+            }
+            started.complete(null);
             return Behaviors.empty();
         });
         ActorSystem<Void> system;
         try {
-            system = ActorSystem.create(guardian, "opentmr-node", config);
+            system = ActorSystem.create(guardian, SYSTEM_NAME, config);
         } catch (RuntimeException e) {
             tracking.close();
             throw e;
         }
         system.getWhenTerminated().whenComplete((done, failure) -> tracking.close());
         try {
-            ActorRef<VirtualContainer.Command> container = containerRef.get(30, TimeUnit.SECONDS);
+            started.get(30, TimeUnit.SECONDS);
             FrameServer server = FrameServer.start(settings.address(), settings.port(), settings.maxConnections(),
-                    settings.codecLimits(), () -> new TmrSession(settings, status, serial, container,
+                    settings.codecLimits(), () -> new TmrSession(settings, status, serial, holder,
                             system.scheduler(), random, access, tracking, clock));
             LOG.info("TMR node {} listening on {} with virtual container {} over backends {}", settings.nodeName(),
                     server.localAddress(), serial, settings.backends());
@@ -189,6 +218,45 @@ public final class TmrNode implements AutoCloseable {
             system.terminate();
             throw new IllegalStateException("cannot listen on " + settings.address() + ":" + settings.port() + ": "
                     + e, e);
+        }
+    }
+
+    /** How often a twin node looks whether it holds the lease: the take-over waits up to this after the grants. */
+    private static final java.time.Duration TWIN_LEASE_CHECK = java.time.Duration.ofMillis(50);
+
+    /**
+     * How a node of a twin becomes the active one ({@link TwinRole}), and what happens when it stops being it.
+     * Both are called on an actor's thread and must not block it.
+     */
+    public interface Activation {
+
+        /**
+         * The node holds the backends' lease under {@code epoch} and is about to start its persistent actors: make
+         * the journal ready for them (stop copying the twin's, write under this epoch, replicate to the twin). The
+         * virtual container starts once the stage completes; a failed stage ends the role as
+         * {@link #deactivated} does.
+         */
+        CompletionStage<Void> activate(ActorSystem<Void> system, long epoch);
+
+        /**
+         * The node is no longer the active one (lost the lease, or holds it under another epoch): it serves no
+         * client from now on, and its state must not serve again, since another node may have written meanwhile.
+         * Called once; the caller restarts the node as a standby.
+         */
+        void deactivated(String reason);
+    }
+
+    /** The running virtual container, for the sessions: none on a standby. */
+    public static final class ContainerHolder {
+        private volatile ActorRef<VirtualContainer.Command> container;
+
+        /** The container, or {@code null} while none runs (then the node does not serve). */
+        public ActorRef<VirtualContainer.Command> get() {
+            return container;
+        }
+
+        void set(ActorRef<VirtualContainer.Command> container) {
+            this.container = container;
         }
     }
 
@@ -211,6 +279,30 @@ public final class TmrNode implements AutoCloseable {
         write(file, chosen);
         LOG.info("Virtual container serial {} chosen and kept in {}", chosen, file);
         return chosen;
+    }
+
+    /**
+     * A twin's serial, the same on both nodes without a word between them: the configured one, or else one derived
+     * from the cluster secret the two share. A data directory that kept another serial (a single node's, before it
+     * became one of a twin) is refused, naming the setting that keeps it.
+     */
+    private static Serial twinSerial(NodeSettings settings) throws IOException {
+        Path file = settings.dataDir().resolve("virtual-serial");
+        Serial serial = settings.virtualSerial().orElseGet(() -> {
+            byte[] derived = settings.peerAuth().derive("opentmr-virtual-serial", new byte[0]);
+            int value = ByteBuffer.wrap(derived).getInt() & Integer.MAX_VALUE;
+            return new Serial(Serial.MASK_VIRTUAL_TMR, 10_000_000 + value % 90_000_000);
+        });
+        if (settings.virtualSerial().isEmpty() && Files.exists(file)) {
+            String kept = Files.readString(file, StandardCharsets.UTF_8).strip();
+            if (!kept.equals(serial.toString())) {
+                throw new IOException(file + " keeps the virtual serial " + kept + ", not the twin's " + serial
+                        + ": set opentmr.node.virtual-serial (--virtual-serial) to the serial to keep, the same on "
+                        + "both nodes");
+            }
+        }
+        write(file, serial);
+        return serial;
     }
 
     private static void write(Path file, Serial serial) throws IOException {
@@ -250,6 +342,11 @@ public final class TmrNode implements AutoCloseable {
         return status.serving();
     }
 
+    /** Whether the node holds the backends' active lease now (two or more unexpired grants of one epoch). */
+    public boolean holdsLease() {
+        return peers.holdsLease();
+    }
+
     /** Lease grants the node holds now (a certificate needs two of one epoch). */
     public int grantsHeld() {
         return peers.grantsHeld();
@@ -279,6 +376,9 @@ public final class TmrNode implements AutoCloseable {
 
     @Override
     public void close() {
+        if (closed.getAndSet(true)) {
+            return;
+        }
         server.close();
         system.terminate();
         try {

@@ -26,38 +26,61 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * {@code tmr demo} as an operator runs it: three backends and a TMR node as processes; a client of the SDK
- * uses the seat-limited TMR license through the node, one backend is killed with SIGKILL and the client
- * does not notice, and SIGTERM to the demo stops every child and exits 0.
+ * {@code tmr demo} as an operator runs it: three backends and the twin TMR nodes as processes; a client of the SDK
+ * (given both nodes) uses the seat-limited TMR license through the active node; the active node is killed with
+ * SIGKILL and the standby takes over with the client's handle; then one backend is killed with SIGKILL and the
+ * client does not notice; SIGTERM to the demo stops every child and exits 0.
  */
 @Timeout(300)
 class DemoIT {
 
     private static final long FIRM = 6_000_010;
     private static final long SEATS = 101;
-    private static final List<String> HOSTS = List.of("127.0.1.1", "127.0.1.2", "127.0.1.3", "127.0.2.1");
+    private static final List<String> HOSTS = List.of("127.0.1.1", "127.0.1.2", "127.0.1.3", "127.0.2.1",
+            "127.0.2.2");
 
     @TempDir
     Path dir;
 
     @Test
-    void aBackendKilledUnderTheNodeCostsTheClientNothingAndSigtermStopsEverything() throws Exception {
-        int port = portFreeOnEveryHost();
+    void theActiveNodeAndABackendKilledCostTheClientNothingAndSigtermStopsEverything() throws Exception {
+        int port = portFreeOnEveryHost(-1);
+        int clusterPort = portFreeOnEveryHost(port);
         Path demoDir = dir.resolve("demo");
         Map<String, JsonNode> components = new LinkedHashMap<>();
         TmrProcess demo = TmrProcess.start(dir.resolve("demo.out"), "Ctrl-C stops the demo", "demo",
-                "--dir", demoDir.toString(), "--port", String.valueOf(port), "--ready-timeout", "120s");
+                "--dir", demoDir.toString(), "--port", String.valueOf(port), "--cluster-port",
+                String.valueOf(clusterPort), "--ready-timeout", "120s");
         try {
             demo.awaitReady(Duration.ofSeconds(240));
             JsonNode manifest = new ObjectMapper().readTree(demoDir.resolve("demo.json").toFile());
             manifest.get("components").forEach(c -> components.put(c.get("name").asText(), c));
-            assertEquals(List.of("backend-1", "backend-2", "backend-3", "node-a"), List.copyOf(components.keySet()));
+            assertEquals(List.of("backend-1", "backend-2", "backend-3", "node-a", "node-b"),
+                    List.copyOf(components.keySet()));
             String node = components.get("node-a").get("address").asText();
             assertEquals("127.0.2.1:" + port, node);
+            String standby = components.get("node-b").get("address").asText();
+            assertEquals("127.0.2.2:" + port, standby);
 
-            try (TmrClient client = TmrClient.connect(TmrClientOptions.builder().addresses(node)
+            try (TmrClient client = TmrClient.connect(TmrClientOptions.builder().addresses(node, standby)
                     .clientName("demo-it").requestTimeout(Duration.ofSeconds(30)).build())) {
                 LicenseHandle first = accessWithin(client, Duration.ofSeconds(60));
+                assertEquals(1, seatsInUse(client));
+                assertEquals(node, hostPort(client));
+
+                // The active node dies: the standby holds the backends' lease at its next heartbeat and serves
+                // from its copy of the journal; the client's handle goes on there.
+                ProcessHandle nodeA = ProcessHandle.of(components.get("node-a").get("pid").asLong())
+                        .orElseThrow(() -> new AssertionError("node-a is not running; see " + demoDir));
+                long killed = System.nanoTime();
+                nodeA.destroyForcibly();
+                LicenseHandle afterKill = accessWithin(client, Duration.ofSeconds(60));
+                long tookMillis = (System.nanoTime() - killed) / 1_000_000;
+                System.out.printf("kill -9 of the active node: next ACCESS succeeded after %d ms%n", tookMillis);
+                assertEquals(standby, hostPort(client));
+                assertEquals(2, seatsInUse(client), "the handle from node-a counts on node-b");
+                assertEquals(SEATS, first.info().product().productCode());
+                afterKill.close();
                 assertEquals(1, seatsInUse(client));
 
                 ProcessHandle backend2 = ProcessHandle.of(components.get("backend-2").get("pid").asLong())
@@ -127,14 +150,18 @@ class DemoIT {
         }
     }
 
-    /** A port free on all four demo addresses, so the test does not collide with a demo on 22350. */
-    private static int portFreeOnEveryHost() throws IOException {
+    private static String hostPort(TmrClient client) {
+        return client.connectedAddress().getAddress().getHostAddress() + ":" + client.connectedAddress().getPort();
+    }
+
+    /** A port free on all the demo's addresses (but {@code not}), so the test does not collide with a demo. */
+    private static int portFreeOnEveryHost(int not) throws IOException {
         for (int attempt = 0; attempt < 50; attempt++) {
             int port;
             try (ServerSocket probe = new ServerSocket(0, 1, java.net.InetAddress.getByName(HOSTS.get(0)))) {
                 port = probe.getLocalPort();
             }
-            if (HOSTS.stream().allMatch(host -> bindable(host, port))) {
+            if (port != not && HOSTS.stream().allMatch(host -> bindable(host, port))) {
                 return port;
             }
         }

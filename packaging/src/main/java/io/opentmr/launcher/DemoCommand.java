@@ -2,6 +2,7 @@ package io.opentmr.launcher;
 
 import io.opentmr.client.TmrClient;
 import io.opentmr.client.TmrClientOptions;
+import io.opentmr.cluster.ClusterKeys;
 import io.opentmr.license.VendorKeyFiles;
 import io.opentmr.protocol.ContainerInfo;
 import io.opentmr.protocol.Message;
@@ -30,18 +31,21 @@ import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Spec;
 
 /**
- * {@code tmr demo}: three backends and a TMR node on this machine, each its own process of this launcher,
- * on loopback addresses and the real port (DESIGN §7), with a vendor key, a cluster secret and sample TMR
- * licenses. Runs until SIGTERM or Ctrl-C, which stop every child.
+ * {@code tmr demo}: three backends and the twin TMR nodes on this machine, each its own process of this launcher,
+ * on loopback addresses and the real port (DESIGN §7), with a vendor key, a cluster secret, the twin's cluster keys
+ * and sample TMR licenses. node-a starts first and becomes the active node; node-b is its standby. Runs until
+ * SIGTERM or Ctrl-C, which stop every child.
  */
 @Command(name = "demo", mixinStandardHelpOptions = true,
-        description = {"Run 3 backends (127.0.1.1-3) and a TMR node (127.0.2.1) as processes, with sample TMR "
-                + "licenses, until Ctrl-C.", "Everything is kept in --dir: a second run reuses it."})
+        description = {"Run 3 backends (127.0.1.1-3) and the twin TMR nodes (127.0.2.1 active, 127.0.2.2 standby) as "
+                + "processes, with sample TMR licenses, until Ctrl-C.",
+                "Everything is kept in --dir: a second run reuses it."})
 final class DemoCommand implements Callable<Integer> {
 
     static final long CM_ACT_ID = 7;
     static final List<String> BACKEND_HOSTS = List.of("127.0.1.1", "127.0.1.2", "127.0.1.3");
     static final String NODE_HOST = "127.0.2.1";
+    static final String STANDBY_HOST = "127.0.2.2";
 
     @Spec
     CommandSpec spec;
@@ -58,6 +62,14 @@ final class DemoCommand implements Callable<Integer> {
             + "on the node showing the licenses (default ${DEFAULT-VALUE}).")
     Duration readyTimeout;
 
+    @Option(names = "--nodes", defaultValue = "2", description = "TMR nodes: 2, the twin (default), or 1, a single "
+            + "node without a standby.")
+    int nodes;
+
+    @Option(names = "--cluster-port", defaultValue = "25520", description = "The twin's cluster port on each node's "
+            + "address (default ${DEFAULT-VALUE}).")
+    int clusterPort;
+
     @Option(names = "--child-heap", defaultValue = "256m", description = "Heap of each child JVM (default "
             + "${DEFAULT-VALUE}).")
     String childHeap;
@@ -70,9 +82,20 @@ final class DemoCommand implements Callable<Integer> {
         Path home = dir.toAbsolutePath().normalize();
         Files.createDirectories(home);
         List<String> backends = BACKEND_HOSTS.stream().map(h -> h + ":" + port).toList();
+        if (clusterPort < 1 || clusterPort > 0xFFFF) {
+            throw new ParameterException(spec.commandLine(), "--cluster-port must be 1..65535");
+        }
+        if (nodes != 1 && nodes != 2) {
+            throw new ParameterException(spec.commandLine(), "--nodes must be 1 or 2");
+        }
         String node = NODE_HOST + ":" + port;
         List<String> all = new ArrayList<>(backends);
         all.add(node);
+        if (nodes == 2) {
+            all.add(STANDBY_HOST + ":" + port);
+            all.add(NODE_HOST + ":" + clusterPort);
+            all.add(STANDBY_HOST + ":" + clusterPort);
+        }
         checkBindable(all);
 
         Path vendor = home.resolve("vendor");
@@ -81,6 +104,9 @@ final class DemoCommand implements Callable<Integer> {
             System.out.println("Vendor key written to " + vendor);
         }
         Path secret = DemoFiles.clusterSecret(home.resolve(DemoFiles.SECRET_FILE), new SecureRandom());
+        if (nodes == 2) {
+            clusterKeys(home.resolve("cluster-keys"));
+        }
 
         DemoProcesses processes = new DemoProcesses(System.err, List.of("-Xmx" + childHeap));
         Thread stopOnSignal = new Thread(() -> {
@@ -130,9 +156,17 @@ final class DemoCommand implements Callable<Integer> {
         String nodeName = "node-a";
         Path nodeData = home.resolve(nodeName);
         DemoProcesses.Child nodeA = processes.start(nodeName, "active", node, nodeData.resolve(nodeName + ".log"),
-                nodeArgs(nodeName, NODE_HOST, port, nodeData, backends, secret));
+                nodeArgs(nodeName, NODE_HOST, port, nodeData, backends, secret, home));
         DemoProcesses.awaitListening(nodeA, socket(node), each);
         Optional<Serial> virtual = awaitVirtualContainer(nodeA, node, each);
+        if (nodes == 2) {
+            // Started once node-a serves, so that node-a is the active node and node-b its standby.
+            Path standbyData = home.resolve("node-b");
+            DemoProcesses.Child nodeB = processes.start("node-b", "standby", STANDBY_HOST + ":" + port,
+                    standbyData.resolve("node-b.log"),
+                    nodeArgs("node-b", STANDBY_HOST, port, standbyData, backends, secret, home));
+            DemoProcesses.awaitListening(nodeB, socket(STANDBY_HOST + ":" + port), each);
+        }
 
         List<DemoFiles.Component> components = processes.children().stream().map(DemoProcesses.Child::component)
                 .toList();
@@ -163,11 +197,36 @@ final class DemoCommand implements Callable<Integer> {
         return Output.CM_ERROR;
     }
 
-    /** The launcher arguments of a demo node: its name is its component's name (node-a). */
-    static List<String> nodeArgs(String name, String host, int port, Path data, List<String> backends, Path secret) {
-        return List.of("node", "--name", name, "--address", host, "--port", String.valueOf(port),
-                "--data-dir", data.toString(), "--backends", String.join(",", backends),
-                "--secret-file", secret.toString());
+    /**
+     * The launcher arguments of a demo node: its name is its component's name (node-a); with the twin, its cluster
+     * address is its own loopback address and its keys are {@code cluster-keys/NAME} in the demo's directory.
+     */
+    List<String> nodeArgs(String name, String host, int port, Path data, List<String> backends, Path secret,
+                          Path home) {
+        List<String> args = new ArrayList<>(List.of("node", "--name", name, "--address", host, "--port",
+                String.valueOf(port), "--data-dir", data.toString(), "--backends", String.join(",", backends),
+                "--secret-file", secret.toString()));
+        if (nodes == 2) {
+            args.addAll(List.of("--seed-nodes", NODE_HOST + ":" + clusterPort + "," + STANDBY_HOST + ":" + clusterPort,
+                    "--cluster-port", String.valueOf(clusterPort),
+                    "--cluster-keys-dir", home.resolve("cluster-keys").resolve(name).toString()));
+        }
+        return args;
+    }
+
+    /** The twin's cluster CA and both nodes' keys, created on the first run and kept. */
+    private static void clusterKeys(Path dir) throws IOException {
+        ClusterKeys keys = new ClusterKeys();
+        Path ca = dir.resolve("ca");
+        if (!Files.exists(ca.resolve(ClusterKeys.CA_CERT_FILE))) {
+            keys.createAuthority(ca);
+        }
+        for (String name : List.of("node-a", "node-b")) {
+            if (!Files.exists(dir.resolve(name).resolve("tls.crt"))) {
+                keys.issue(ca, name, dir.resolve(name));
+                System.out.println("Cluster keys of " + name + " written to " + dir.resolve(name));
+            }
+        }
     }
 
     /** Why the node does not serve yet (it is starting, or reconciling with the backends), or empty once it does. */
@@ -226,6 +285,11 @@ final class DemoCommand implements Callable<Integer> {
 
     private String nextSteps(String node, List<DemoFiles.Component> components) {
         String server = port == TmrClientOptions.DEFAULT_PORT ? NODE_HOST : node;
+        if (nodes == 2) {
+            // Both nodes: the SDK tries the next address when one is down or answers NOT_ACTIVE.
+            server = port == TmrClientOptions.DEFAULT_PORT ? NODE_HOST + "," + STANDBY_HOST
+                    : node + "," + STANDBY_HOST + ":" + port;
+        }
         long backend2 = components.stream().filter(c -> c.name().equals("backend-2")).findFirst().orElseThrow().pid();
         long backend3 = components.stream().filter(c -> c.name().equals("backend-3")).findFirst().orElseThrow().pid();
         return String.join("\n",
@@ -237,6 +301,9 @@ final class DemoCommand implements Callable<Integer> {
                         + DemoLicenses.UNITS.product() + " --decrement 5",
                 "  kill -9 " + backend2 + "     # backend-2 down: the licenses stay, 2 of 3 copies are left",
                 "  kill -9 " + backend3 + "     # backend-3 down too: no lease, the node answers NOT_ACTIVE (TMR_STANDBY)",
+                nodes == 2 ? "  kill -9 " + components.stream().filter(c -> c.name().equals("node-a")).findFirst()
+                        .orElseThrow().pid() + "     # (with 3 backends up) node-a down: node-b takes over, the "
+                        + "held handle stays" : "",
                 "  ./tmr bench --demo " + dir + " --duration 10s     # TMR node against one backend directly",
                 "");
     }

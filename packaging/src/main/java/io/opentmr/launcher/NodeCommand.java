@@ -3,6 +3,7 @@ package io.opentmr.launcher;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
 import io.opentmr.client.TmrClientOptions;
+import io.opentmr.cluster.TwinNode;
 import io.opentmr.protocol.NodeName;
 import io.opentmr.protocol.PeerAuth;
 import io.opentmr.tmr.TmrNode;
@@ -22,8 +23,10 @@ import picocli.CommandLine.Option;
  * {@code tmr node}: a TMR node in the foreground until SIGTERM or Ctrl-C (DESIGN §5); SIGHUP reloads its access
  * list. Its tracking log is {@code DATA_DIR/tracking.log}, written by the node itself.
  */
-@Command(name = "node", mixinStandardHelpOptions = true,
+@Command(name = "node", mixinStandardHelpOptions = true, subcommands = NodeKeysCommand.class,
         description = {"Run a TMR node on port 22350: it joins the copies on 3 backends into one virtual container.",
+                "With --seed-nodes it is one node of a twin: the node holding the backends' lease serves, the other "
+                        + "is its standby and takes over when it fails.",
                 "Every flag is also a HOCON key under opentmr.node (see --config)."})
 final class NodeCommand implements Callable<Integer> {
 
@@ -34,6 +37,10 @@ final class NodeCommand implements Callable<Integer> {
     static final String BACKENDS = PATH + ".backends";
     static final String VIRTUAL_SERIAL = PATH + ".virtual-serial";
     static final String NAME = PATH + ".name";
+    static final String SEED_NODES = PATH + ".seed-nodes";
+    static final String CLUSTER_ADDRESS = PATH + ".cluster-address";
+    static final String CLUSTER_PORT = PATH + ".cluster-port";
+    static final String CLUSTER_KEYS_DIR = PATH + ".cluster-keys-dir";
 
     @Option(names = "--name", description = "This node's name, e.g. node-a (" + NAME + "); required, its own for "
             + "every node of the group: the backends hold the active lease under it.")
@@ -60,6 +67,22 @@ final class NodeCommand implements Callable<Integer> {
             + VIRTUAL_SERIAL + "); default: random on first start, then kept in the data directory.")
     String virtualSerial;
 
+    @Option(names = "--seed-nodes", split = ",", paramLabel = "HOST:PORT",
+            description = "Both nodes of the twin as cluster HOST:PORT, this one's own among them, the same list on "
+                    + "both (" + SEED_NODES + "); without it the node runs alone.")
+    List<String> seedNodes;
+
+    @Option(names = "--cluster-address", description = "This host's own address for the twin's cluster ("
+            + CLUSTER_ADDRESS + "); default: --address. Never a virtual IP.")
+    String clusterAddress;
+
+    @Option(names = "--cluster-port", description = "The twin cluster's port (" + CLUSTER_PORT + "), default 25520.")
+    Integer clusterPort;
+
+    @Option(names = "--cluster-keys-dir", description = "This node's cluster keys, from `tmr node keys` ("
+            + CLUSTER_KEYS_DIR + "); default: cluster-keys beside the secret file.")
+    Path clusterKeysDir;
+
     @Option(names = "--config", description = "HOCON file with opentmr.node.* and other settings.")
     Path config;
 
@@ -67,6 +90,9 @@ final class NodeCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         Config resolved = resolve();
         Files.createDirectories(Path.of(resolved.getString(DATA_DIR)));
+        if (!resolved.getStringList(SEED_NODES).isEmpty()) {
+            return twin(resolved);
+        }
         TmrNode node = TmrNode.start(resolved, Clock.systemUTC());
         AtomicBoolean asked = new AtomicBoolean();
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
@@ -81,6 +107,35 @@ final class NodeCommand implements Callable<Integer> {
         node.whenTerminated().toCompletableFuture().join();
         if (!asked.get()) {
             // Not a SIGTERM or Ctrl-C: the node failed, and a supervisor (systemd) must see it.
+            System.err.println("tmr: the TMR node stopped without being asked to; see the log above");
+            return Output.CM_ERROR;
+        }
+        return Output.OK;
+    }
+
+    /** One node of a twin: runs (restarting in-process as standby when it loses the active role) until stopped. */
+    private Integer twin(Config resolved) {
+        TwinNode node = TwinNode.start(resolved, Clock.systemUTC());
+        AtomicBoolean asked = new AtomicBoolean();
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            asked.set(true);
+            node.close();
+        }, "opentmr-node-shutdown"));
+        // The node running now; a node restarted in-process as standby reads the list of its start again.
+        if (!Hangup.onHangup(() -> reloadAccessList(node.node()))) {
+            System.err.println("tmr: this JVM cannot handle SIGHUP; the access list is read at start only");
+        }
+        System.out.println("TMR node " + resolved.getString(NAME) + " of a twin listening on "
+                + node.node().address().getAddress().getHostAddress() + ":" + node.node().address().getPort()
+                + ", cluster " + node.settings().self() + " with " + node.settings().seeds() + ", backends "
+                + String.join(", ", resolved.getStringList(BACKENDS)));
+        try {
+            node.whenStopped().toCompletableFuture().join();
+        } catch (java.util.concurrent.CompletionException e) {
+            System.err.println("tmr: " + e.getCause().getMessage());
+            return Output.CM_ERROR;
+        }
+        if (!asked.get()) {
             System.err.println("tmr: the TMR node stopped without being asked to; see the log above");
             return Output.CM_ERROR;
         }
@@ -129,6 +184,18 @@ final class NodeCommand implements Callable<Integer> {
         }
         if (name != null) {
             flags.put(NAME, name);
+        }
+        if (seedNodes != null) {
+            flags.put(SEED_NODES, seedNodes);
+        }
+        if (clusterAddress != null) {
+            flags.put(CLUSTER_ADDRESS, clusterAddress);
+        }
+        if (clusterPort != null) {
+            flags.put(CLUSTER_PORT, clusterPort);
+        }
+        if (clusterKeysDir != null) {
+            flags.put(CLUSTER_KEYS_DIR, clusterKeysDir.toAbsolutePath().toString());
         }
         Config resolved = LauncherConfig.resolve(flags, config, DATA_DIR);
         if (!resolved.hasPath(DATA_DIR) || resolved.getString(DATA_DIR).isBlank()) {

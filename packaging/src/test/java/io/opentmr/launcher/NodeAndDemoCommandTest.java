@@ -100,13 +100,29 @@ class NodeAndDemoCommandTest {
     }
 
     @Test
-    void theDemoRunsEachNodeUnderItsComponentName() throws Exception {
-        List<String> args = DemoCommand.nodeArgs("node-a", "127.0.2.1", 22350, dir.resolve("node-a"),
-                List.of("127.0.1.1:22350", "127.0.1.2:22350", "127.0.1.3:22350"), secret());
+    void theDemoRunsEachNodeUnderItsComponentNameAsOneNodeOfTheTwin() throws Exception {
+        DemoCommand demo = new DemoCommand();
+        demo.nodes = 2;
+        demo.clusterPort = 25520;
+        List<String> args = demo.nodeArgs("node-b", "127.0.2.2", 22350, dir.resolve("node-b"),
+                List.of("127.0.1.1:22350", "127.0.1.2:22350", "127.0.1.3:22350"), secret(), dir);
         assertEquals("node", args.get(0));
         NodeCommand command = new NodeCommand();
         new picocli.CommandLine(command).parseArgs(args.subList(1, args.size()).toArray(String[]::new));
-        assertEquals("node-a", command.resolve().getString(NodeCommand.NAME));
+        var resolved = command.resolve();
+        assertEquals("node-b", resolved.getString(NodeCommand.NAME));
+        assertEquals(List.of("127.0.2.1:25520", "127.0.2.2:25520"), resolved.getStringList(NodeCommand.SEED_NODES));
+        assertEquals(dir.resolve("cluster-keys").resolve("node-b").toString(),
+                resolved.getString(NodeCommand.CLUSTER_KEYS_DIR));
+        var twin = io.opentmr.cluster.TwinSettings.from(resolved);
+        assertEquals("127.0.2.2:25520", twin.self().toString(), "the cluster binds the node's own address");
+
+        demo.nodes = 1;
+        NodeCommand single = new NodeCommand();
+        List<String> alone = demo.nodeArgs("node-a", "127.0.2.1", 22350, dir.resolve("node-a"),
+                List.of("127.0.1.1:22350", "127.0.1.2:22350", "127.0.1.3:22350"), secret(), dir);
+        new picocli.CommandLine(single).parseArgs(alone.subList(1, alone.size()).toArray(String[]::new));
+        assertTrue(single.resolve().getStringList(NodeCommand.SEED_NODES).isEmpty(), "one node: no twin");
     }
 
     @Test

@@ -11,6 +11,7 @@ import io.opentmr.protocol.ServerKind;
 import io.opentmr.server.FrameSession;
 import io.opentmr.tmr.NodeSettings;
 import io.opentmr.tmr.NodeStatus;
+import io.opentmr.tmr.TmrNode;
 import io.opentmr.tmr.VirtualContainer;
 import io.opentmr.tmr.license.TmrLicense;
 import io.opentmr.tmr.tracking.NodeTrackingLog;
@@ -50,7 +51,7 @@ public final class TmrSession extends FrameSession {
     private final NodeStatus status;
     private final String serverName;
     private final Serial virtualSerial;
-    private final ActorRef<VirtualContainer.Command> container;
+    private final TmrNode.ContainerHolder containers;
     private final Scheduler scheduler;
     private final SecureRandom random;
     private final ClientAccess access;
@@ -74,7 +75,7 @@ public final class TmrSession extends FrameSession {
      * @param tracking where a refused HELLO is tracked
      */
     public TmrSession(NodeSettings settings, NodeStatus status, Serial virtualSerial,
-                      ActorRef<VirtualContainer.Command> container, Scheduler scheduler, SecureRandom random,
+                      TmrNode.ContainerHolder containers, Scheduler scheduler, SecureRandom random,
                       ClientAccess access, NodeTrackingLog tracking, Clock clock) {
         super(new FrameSession.Limits(settings.helloTimeout(), settings.requestTimeout(),
                 settings.maxInFlightPerConnection()));
@@ -82,7 +83,7 @@ public final class TmrSession extends FrameSession {
         this.status = status;
         this.virtualSerial = virtualSerial;
         this.serverName = "opentmr-node " + virtualSerial;
-        this.container = container;
+        this.containers = containers;
         this.scheduler = scheduler;
         this.random = random;
         this.access = access;
@@ -187,7 +188,8 @@ public final class TmrSession extends FrameSession {
             }
             return;
         }
-        if (!status.serving()) {
+        ActorRef<VirtualContainer.Command> container = containers.get();
+        if (!status.serving() || container == null) {
             reply(ctx, id, new Message.NotActive(status.activeAddress()));
             return;
         }
