@@ -34,8 +34,11 @@ final class ReplicationRole extends AbstractBehavior<ReplicationRole.Command> {
     sealed interface Command {
     }
 
-    /** Follow the twin's leader at {@code leaderPath}; ignored once leading. */
-    record Follow(String leaderPath) implements Command {
+    /**
+     * Follow the twin's leader at {@code leaderPath}; ignored once leading. {@code following} hears whether a session
+     * with it runs (the twin leads), and {@code false} once this node leads.
+     */
+    record Follow(String leaderPath, java.util.function.Consumer<Boolean> following) implements Command {
     }
 
     /** Lead under {@code epoch}; {@code done} completes once the journal may be written. */
@@ -49,6 +52,7 @@ final class ReplicationRole extends AbstractBehavior<ReplicationRole.Command> {
     private final String name;
     private final ReplicationLeader.Monitor monitor;
     private ActorRef<?> follower;
+    private java.util.function.Consumer<Boolean> following = ignored -> { };
     private boolean leading;
 
     static Behavior<Command> create(ReplicationSettings settings, String name, ReplicationLeader.Monitor monitor) {
@@ -78,8 +82,9 @@ final class ReplicationRole extends AbstractBehavior<ReplicationRole.Command> {
         }
         try {
             SegmentedLog log = OpenTmrPersistence.get(getContext().getSystem()).log();
-            follower = getContext().spawn(ReplicationFollower.create(log, settings, follow.leaderPath(), name),
-                    "follower");
+            following = follow.following();
+            follower = getContext().spawn(ReplicationFollower.create(log, settings, follow.leaderPath(), name,
+                    following), "follower");
             LOG.info("Standby: the journal follows the twin's at {}", follow.leaderPath());
         } catch (IOException e) {
             LOG.error("Standby: cannot open the journal to follow the twin's: {}; this node will not have the "
@@ -94,6 +99,7 @@ final class ReplicationRole extends AbstractBehavior<ReplicationRole.Command> {
             return this;
         }
         leading = true;
+        following.accept(false);
         if (follower != null) {
             // Appends the follower queued are on the log's writer; they complete before it is told to stop.
             getContext().watchWith(follower, new FollowerStopped(lead));

@@ -123,9 +123,11 @@ public final class TwinNode implements AutoCloseable {
         TmrNode node = starter.start(full, activation);
         Incarnation incarnation = new Incarnation(node, monitor, ended);
         ActorSystem<Void> system = node.actorSystem();
+        // While the twin leads the journal it is the active node: NOT_ACTIVE names it (its host, this node's port).
         twin().ifPresent(twin -> role(role, system, monitor).tell(new ReplicationRole.Follow(
                 TwinSettings.address(TmrNode.SYSTEM_NAME, twin) + "/system/" + ReplicationRole.NAME + "/"
-                        + ReplicationRole.LEADER)));
+                        + ReplicationRole.LEADER,
+                following -> node.activeAddress(following ? twin.host() + ":" + node.address().getPort() : ""))));
         system.systemActorOf(LeaseDowning.create(node::holdsLease, settings.downUnreachableAfter(), DOWNING_CHECK),
                 "lease-downing", Props.empty());
         TwinJoin.start(system, settings).whenComplete((joined, failure) -> {

@@ -117,6 +117,8 @@ class TwinNodeTest {
         await("node-b follows node-a's journal in sync", Duration.ofSeconds(30),
                 () -> a.replication().status() == ReplicationLeader.Status.IN_SYNC);
         assertFalse(b.serving(), "a standby serves no client");
+        await("node-b names node-a as the active node", Duration.ofSeconds(10),
+                () -> b.node().activeAddress().equals(host("node-a") + ":22350"));
 
         try (TmrClient client = client()) {
             LicenseHandle held = client.access(TmrTestGroup.FIRM, PRODUCT);

@@ -64,8 +64,8 @@ class TwinSettingsTest {
         assertEquals(List.of("pekko://opentmr-node@127.0.2.1:25520", "pekko://opentmr-node@127.0.2.2:25520"),
                 pekko.getStringList("pekko.cluster.seed-nodes"));
         assertEquals(List.of("opentmr-name:node-a"), pekko.getStringList("pekko.cluster.roles"));
-        assertEquals(50, pekko.getDuration("pekko.cluster.failure-detector.heartbeat-interval").toMillis());
-        assertEquals(200, pekko.getDuration("pekko.cluster.failure-detector.acceptable-heartbeat-pause").toMillis());
+        assertEquals(200, pekko.getDuration("pekko.cluster.failure-detector.heartbeat-interval").toMillis());
+        assertEquals(1000, pekko.getDuration("pekko.cluster.failure-detector.acceptable-heartbeat-pause").toMillis());
         assertEquals("", pekko.getString("pekko.cluster.downing-provider-class"));
         assertEquals(1000, TwinSettings.from(config(Map.of())).downUnreachableAfter().toMillis());
         assertTrue(pekko.getString("pekko.remote.artery.ssl.rotating-keys-engine.key-file").endsWith("node-a/tls.key"));

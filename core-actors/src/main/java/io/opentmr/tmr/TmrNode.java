@@ -342,6 +342,16 @@ public final class TmrNode implements AutoCloseable {
         return status.serving();
     }
 
+    /** The active node's address for NOT_ACTIVE while this one does not serve ({@code ""}: unknown). */
+    public void activeAddress(String address) {
+        status.activeAddress(address);
+    }
+
+    /** What NOT_ACTIVE names as the active node now ({@code ""}: unknown). */
+    public String activeAddress() {
+        return status.activeAddress();
+    }
+
     /** Whether the node holds the backends' active lease now (two or more unexpired grants of one epoch). */
     public boolean holdsLease() {
         return peers.holdsLease();

@@ -144,6 +144,13 @@ final class BenchCommand implements Callable<Integer> {
             "--server 127.0.2.1,127.0.2.2 --hold-handles 1000 --duration 60s, and kill the active node meanwhile."})
     int holdHandles;
 
+    @Option(names = "--failover", paramLabel = "N", defaultValue = "0", description = {"With --demo (the twin): N "
+            + "rounds of kill -9 of the active node under the load of --clients, --hold-handles H held meanwhile, "
+            + "the killed node restarted between rounds (it comes back as the standby; the restarted processes are "
+            + "not the demo's children: stop them yourself). Prints the time from each kill to the first "
+            + "successful ACCESS (p50, p95, max), the load's errors and longest stall, and the held handles lost."})
+    int failover;
+
     @Option(names = "--json", description = "One JSON object on stdout.")
     boolean json;
 
@@ -176,6 +183,16 @@ final class BenchCommand implements Callable<Integer> {
         }
         if (holdHandles < 0 || holdHandles > MAX_HELD) {
             throw new ParameterException(spec.commandLine(), String.format("--hold-handles must be 0..%,d", MAX_HELD));
+        }
+        if (failover < 0 || failover > 1000) {
+            throw new ParameterException(spec.commandLine(), "--failover must be 0..1000");
+        }
+        if (failover > 0) {
+            if (target.demo == null || compare != null || pace != null) {
+                throw new ParameterException(spec.commandLine(), "--failover goes with --demo DIR (the twin), without "
+                        + "--compare or --rate");
+            }
+            return failover(accessMode);
         }
         if (holdHandles > 0 && (target.demo != null || target.echo || compare != null
                 || pace != null && pace.ofMaximum())) {
@@ -313,6 +330,44 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     /** Where one side of a comparison measures. */
+    private int failover(AccessMode accessMode) throws Exception {
+        Side tmr = Side.fromDemo(target.demo, "tmr");
+        FailoverBench.Result r = FailoverBench.run(FailoverBench.nodes(target.demo), failover, clients, holdHandles,
+                tmr.firm(), tmr.product(), accessMode, System.err);
+        long p50 = FailoverBench.percentile(r.takeoverMillis(), 50);
+        long p95 = FailoverBench.percentile(r.takeoverMillis(), 95);
+        long max = FailoverBench.percentile(r.takeoverMillis(), 100);
+        long failed = r.takeoverMillis().stream().filter(m -> m < 0).count();
+        long errors = r.errorsByCode().values().stream().mapToLong(Long::longValue).sum();
+        int lost = r.held() == null ? 0 : r.held().lost() + r.held().notOpened();
+        Map<String, Object> fields = new LinkedHashMap<>();
+        fields.put("rounds", failover);
+        fields.put("clients", clients);
+        fields.put("takeoverMillis", r.takeoverMillis());
+        fields.put("takeoverP50Ms", p50);
+        fields.put("takeoverP95Ms", p95);
+        fields.put("takeoverMaxMs", max);
+        fields.put("roundsNotRecovered", failed);
+        fields.put("pairs", r.pairs());
+        fields.put("errors", errors);
+        fields.put("errorsByCode", r.errorsByCode());
+        fields.put("maxStallMs", r.maxStallMillis());
+        fields.put("heldHandles", r.held() == null ? 0 : r.held().opened());
+        fields.put("heldLost", lost);
+        fields.put("restarted", r.restarted());
+        String text = String.format("fail-over: %d round(s) of kill -9 of the active node, %d client(s) under load%n"
+                        + "kill to first successful ACCESS: p50 %d ms, p95 %d ms, max %d ms (target p95 at most 2000 ms)"
+                        + "%s%n"
+                        + "load: %,d pairs, %,d error(s) %s, longest stall %d ms%n"
+                        + "held handles: %,d held, %,d lost%n"
+                        + "restarted (not the demo's children, stop them yourself): %s",
+                failover, clients, p50, p95, max, failed > 0 ? "; " + failed + " round(s) did not recover" : "",
+                r.pairs(), errors, r.errorsByCode(), r.maxStallMillis(),
+                r.held() == null ? 0 : r.held().opened(), lost, String.join(", ", r.restarted()));
+        new Output(json, System.out, System.err).result(text, fields);
+        return failed == 0 && errors == 0 && lost == 0 ? Output.OK : Output.CM_ERROR;
+    }
+
     record Side(List<String> servers, long firm, long product) {
 
         /** The {@code tmr} or {@code direct} side that {@code tmr demo} wrote into its demo.json. */

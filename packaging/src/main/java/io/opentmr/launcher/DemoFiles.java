@@ -23,8 +23,21 @@ final class DemoFiles {
     static final String SECRET_FILE = "cluster.secret";
     static final String MANIFEST_FILE = "demo.json";
 
-    /** One process of the demo as {@code demo.json} lists it. */
-    record Component(String name, String role, String address, long pid, Path log) {
+    /**
+     * One process of the demo as {@code demo.json} lists it.
+     *
+     * @param command how it was started ({@code java … -jar opentmr.jar ARGS}): how {@code tmr bench --failover}
+     *                starts a killed node again; empty when not known
+     */
+    record Component(String name, String role, String address, long pid, Path log, List<String> command) {
+
+        Component {
+            command = List.copyOf(command);
+        }
+
+        Component(String name, String role, String address, long pid, Path log) {
+            this(name, role, address, pid, log, List.of());
+        }
 
         Map<String, Object> toMap() {
             Map<String, Object> m = new LinkedHashMap<>();
@@ -33,6 +46,9 @@ final class DemoFiles {
             m.put("address", address);
             m.put("pid", pid);
             m.put("log", log.toString());
+            if (!command.isEmpty()) {
+                m.put("command", command);
+            }
             return m;
         }
     }

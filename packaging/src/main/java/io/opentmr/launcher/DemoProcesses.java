@@ -25,10 +25,10 @@ import java.util.concurrent.TimeUnit;
 final class DemoProcesses {
 
     /** A started child. */
-    record Child(String name, String role, String address, Process process, Path log, List<String> args) {
+    record Child(String name, String role, String address, Process process, Path log, List<String> command) {
 
         DemoFiles.Component component() {
-            return new DemoFiles.Component(name, role, address, process.pid(), log);
+            return new DemoFiles.Component(name, role, address, process.pid(), log, command);
         }
     }
 
@@ -84,7 +84,7 @@ final class DemoProcesses {
                 StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
         Process process = new ProcessBuilder(command).redirectErrorStream(true)
                 .redirectOutput(Redirect.appendTo(log.toFile())).redirectInput(Redirect.from(nullDevice())).start();
-        Child child = new Child(name, role, address, process, log, List.copyOf(args));
+        Child child = new Child(name, role, address, process, log, List.copyOf(command));
         children.add(child);
         process.onExit().thenAccept(p -> {
             if (!stopping) {

@@ -114,6 +114,9 @@ class NodeAndDemoCommandTest {
         assertEquals(List.of("127.0.2.1:25520", "127.0.2.2:25520"), resolved.getStringList(NodeCommand.SEED_NODES));
         assertEquals(dir.resolve("cluster-keys").resolve("node-b").toString(),
                 resolved.getString(NodeCommand.CLUSTER_KEYS_DIR));
+        var keys = new io.opentmr.cluster.ClusterKeys(new java.security.SecureRandom(), java.time.Clock.systemUTC(), 2048);
+        keys.createAuthority(dir.resolve("cluster-keys").resolve("ca"));
+        keys.issue(dir.resolve("cluster-keys").resolve("ca"), "node-b", dir.resolve("cluster-keys").resolve("node-b"));
         var twin = io.opentmr.cluster.TwinSettings.from(resolved);
         assertEquals("127.0.2.2:25520", twin.self().toString(), "the cluster binds the node's own address");
 

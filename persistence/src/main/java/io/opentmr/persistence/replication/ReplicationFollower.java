@@ -48,6 +48,7 @@ public final class ReplicationFollower extends AbstractBehavior<ToFollower> {
     private final ReplicationSettings settings;
     private final String leaderPath;
     private final String name;
+    private final java.util.function.Consumer<Boolean> following;
 
     /** Null while there is no session. */
     private ActorRef<ToLeader> leader;
@@ -66,17 +67,29 @@ public final class ReplicationFollower extends AbstractBehavior<ToFollower> {
      */
     public static Behavior<ToFollower> create(SegmentedLog log, ReplicationSettings settings, String leaderPath,
             String name) {
+        return create(log, settings, leaderPath, name, following -> { });
+    }
+
+    /**
+     * As {@link #create(SegmentedLog, ReplicationSettings, String, String)}, telling {@code following} when a session
+     * with the leader starts ({@code true}) and ends ({@code false}): whether the twin leads now, as far as this
+     * follower knows. Called on the follower's thread; must not block.
+     */
+    public static Behavior<ToFollower> create(SegmentedLog log, ReplicationSettings settings, String leaderPath,
+            String name, java.util.function.Consumer<Boolean> following) {
         return Behaviors.setup(context -> Behaviors.withTimers(timers -> {
             timers.startTimerWithFixedDelay(Tick.INSTANCE, settings.tick());
-            ReplicationFollower follower = new ReplicationFollower(context, log, settings, leaderPath, name);
+            ReplicationFollower follower = new ReplicationFollower(context, log, settings, leaderPath, name,
+                    following);
             follower.hello();
             return follower;
         }));
     }
 
     private ReplicationFollower(ActorContext<ToFollower> context, SegmentedLog log, ReplicationSettings settings,
-            String leaderPath, String name) {
+            String leaderPath, String name, java.util.function.Consumer<Boolean> following) {
         super(context);
+        this.following = following;
         this.log = log;
         this.settings = settings;
         this.leaderPath = leaderPath;
@@ -109,6 +122,7 @@ public final class ReplicationFollower extends AbstractBehavior<ToFollower> {
         if (leader != null) {
             LOG.info("replication follower {}: session {} ended: {}; new handshake from position {}", name, session,
                     why, log.nextPosition());
+            following.accept(false);
         }
         leader = null;
         session = 0;
@@ -142,6 +156,7 @@ public final class ReplicationFollower extends AbstractBehavior<ToFollower> {
         assemblyFrom = -1;
         LOG.info("replication follower {}: following {} (epoch {}) from position {}, session {}", name,
                 w.leader().path(), w.leaderEpoch(), w.start(), session);
+        following.accept(true);
         return this;
     }
 

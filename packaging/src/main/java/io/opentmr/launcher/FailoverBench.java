@@ -1,0 +1,230 @@
+package io.opentmr.launcher;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.opentmr.client.CmException;
+import io.opentmr.client.TmrClient;
+import io.opentmr.client.TmrClientOptions;
+import io.opentmr.protocol.AccessMode;
+import io.opentmr.protocol.Message;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.lang.ProcessBuilder.Redirect;
+import java.net.InetSocketAddress;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * {@code tmr bench --demo DIR --failover N}: N rounds of kill -9 of the active node of a running twin demo, under a
+ * closed-loop ACCESS+RELEASE load and with long-lived handles held, each round restarting the killed node (it comes
+ * back as the standby) before the next. Measures, per round, the time from the kill to the first successful ACCESS
+ * of a client that was connected to the killed node, and at the end whether every held handle is still there.
+ */
+final class FailoverBench {
+
+    /** How long a take-over may take before the round counts as failed. */
+    static final Duration TAKEOVER_BOUND = Duration.ofSeconds(60);
+    /** How long a restarted node may take to listen again and answer as the standby. */
+    static final Duration RESTART_BOUND = Duration.ofSeconds(90);
+    /** After a restart: time for the new standby to catch up with the active's journal before the next kill. */
+    static final Duration SETTLE = Duration.ofSeconds(5);
+
+    /** A node of the demo: where it listens, its process now, and how to start it again. */
+    static final class Node {
+        final String name;
+        final InetSocketAddress address;
+        final List<String> command;
+        final Path log;
+        long pid;
+
+        Node(String name, InetSocketAddress address, long pid, List<String> command, Path log) {
+            this.name = name;
+            this.address = address;
+            this.pid = pid;
+            this.command = command;
+            this.log = log;
+        }
+    }
+
+    /**
+     * @param takeoverMillis per round, kill to first successful ACCESS; -1 for a round that did not recover
+     * @param errorsByCode   errors the load clients saw, by CodeMeter error number (-1: not a CodeMeter error)
+     * @param maxStallMillis the longest a load client's ACCESS+RELEASE took
+     */
+    record Result(List<Long> takeoverMillis, long pairs, Map<Integer, Long> errorsByCode, long maxStallMillis,
+                  HeldHandles.Outcome held, List<String> restarted) {
+    }
+
+    private FailoverBench() {
+    }
+
+    /** The twin's nodes from DIR/demo.json (they must have been started by a demo of this version). */
+    static List<Node> nodes(Path demoDir) throws IOException {
+        JsonNode manifest = new ObjectMapper().readTree(demoDir.resolve(DemoFiles.MANIFEST_FILE).toFile());
+        List<Node> nodes = new ArrayList<>();
+        for (JsonNode component : manifest.path("components")) {
+            String role = component.path("role").asText();
+            if (!role.equals("active") && !role.equals("standby")) {
+                continue;
+            }
+            List<String> command = new ArrayList<>();
+            component.path("command").forEach(part -> command.add(part.asText()));
+            if (command.isEmpty()) {
+                throw new IllegalArgumentException(demoDir.resolve(DemoFiles.MANIFEST_FILE) + " has no command for "
+                        + component.path("name").asText() + ": restart the demo with this version of tmr");
+            }
+            InetSocketAddress address = TmrClientOptions.parseAddress(component.path("address").asText());
+            nodes.add(new Node(component.path("name").asText(),
+                    new InetSocketAddress(address.getHostString(), address.getPort()),
+                    component.path("pid").asLong(), command, Path.of(component.path("log").asText())));
+        }
+        if (nodes.size() != 2) {
+            throw new IllegalArgumentException("--failover needs the twin: " + demoDir + " lists " + nodes.size()
+                    + " node(s) (run tmr demo without --nodes 1)");
+        }
+        return nodes;
+    }
+
+    static Result run(List<Node> nodes, int rounds, int clients, int hold, long firm, long product, AccessMode mode,
+                      PrintStream progress) throws Exception {
+        InetSocketAddress[] both = nodes.stream().map(n -> n.address).toArray(InetSocketAddress[]::new);
+        TmrClientOptions options = TmrClientOptions.builder().addresses(both).clientName("tmr-bench-failover")
+                .requestTimeout(Duration.ofSeconds(30)).build();
+        List<TmrClient> connections = new ArrayList<>();
+        AtomicBoolean stop = new AtomicBoolean();
+        AtomicLong pairs = new AtomicLong();
+        AtomicLong maxStall = new AtomicLong();
+        Map<Integer, AtomicLong> errors = new ConcurrentHashMap<>();
+        List<Thread> load = new ArrayList<>();
+        List<Long> takeovers = new ArrayList<>();
+        List<String> restarted = new ArrayList<>();
+        HeldHandles held = null;
+        try {
+            for (int c = 0; c < Math.max(1, clients); c++) {
+                connections.add(TmrClient.connect(options));
+            }
+            if (hold > 0) {
+                held = HeldHandles.open(connections, firm, product, mode, hold);
+            }
+            for (int c = 0; c < clients; c++) {
+                TmrClient client = connections.get(c);
+                Thread thread = new Thread(() -> {
+                    while (!stop.get()) {
+                        long start = System.nanoTime();
+                        try {
+                            client.access(firm, product, 0, mode).close();
+                            pairs.incrementAndGet();
+                        } catch (CmException e) {
+                            errors.computeIfAbsent(e.code(), k -> new AtomicLong()).incrementAndGet();
+                        } catch (RuntimeException e) {
+                            errors.computeIfAbsent(-1, k -> new AtomicLong()).incrementAndGet();
+                        }
+                        maxStall.accumulateAndGet((System.nanoTime() - start) / 1_000_000, Math::max);
+                    }
+                }, "tmr-bench-failover-" + c);
+                thread.setDaemon(true);
+                thread.start();
+                load.add(thread);
+            }
+            for (int round = 1; round <= rounds; round++) {
+                Node active = serving(nodes);
+                try (TmrClient prober = TmrClient.connect(options)) {
+                    prober.access(firm, product, 0, mode).close();
+                    ProcessHandle victim = ProcessHandle.of(active.pid).orElseThrow(() ->
+                            new IllegalStateException(active.name + " (pid " + active.pid + ") is not running"));
+                    long killed = System.nanoTime();
+                    victim.destroyForcibly();
+                    long tookMillis = firstAccess(prober, firm, product, mode, killed);
+                    takeovers.add(tookMillis);
+                    progress.printf("tmr bench: round %d: kill -9 of %s (pid %d), next ACCESS after %s%n", round,
+                            active.name, active.pid, tookMillis < 0 ? "(none within " + TAKEOVER_BOUND.toSeconds()
+                                    + " s)" : tookMillis + " ms");
+                    victim.onExit().get(10, TimeUnit.SECONDS);
+                }
+                restart(active);
+                restarted.add(active.name + " pid " + active.pid);
+                progress.printf("tmr bench: %s restarted (pid %d), standby again%n", active.name, active.pid);
+                Thread.sleep(SETTLE.toMillis());
+            }
+        } finally {
+            stop.set(true);
+            for (Thread thread : load) {
+                thread.join(TimeUnit.SECONDS.toMillis(40));
+            }
+        }
+        HeldHandles.Outcome outcome = held == null ? null : held.checkAndRelease();
+        connections.forEach(TmrClient::close);
+        Map<Integer, Long> errorCounts = new TreeMap<>();
+        errors.forEach((code, count) -> errorCounts.put(code, count.get()));
+        return new Result(takeovers, pairs.get(), errorCounts, maxStall.get(), outcome, restarted);
+    }
+
+    /** The node that serves now (HELLO_OK), waiting a bounded time for one. */
+    private static Node serving(List<Node> nodes) throws InterruptedException {
+        long deadline = System.nanoTime() + TAKEOVER_BOUND.toNanos();
+        while (System.nanoTime() - deadline < 0) {
+            for (Node node : nodes) {
+                try {
+                    if (HelloProbe.hello(node.address, Duration.ofSeconds(2)) instanceof Message.HelloOk) {
+                        return node;
+                    }
+                } catch (IOException e) {
+                    // Not listening (yet): the other one, or again later.
+                }
+            }
+            Thread.sleep(100);
+        }
+        throw new IllegalStateException("no node of the twin serves after " + TAKEOVER_BOUND.toSeconds() + " s");
+    }
+
+    /** Milliseconds from {@code killed} to the first ACCESS that succeeded, or -1 after {@link #TAKEOVER_BOUND}. */
+    private static long firstAccess(TmrClient prober, long firm, long product, AccessMode mode, long killed) {
+        while (System.nanoTime() - killed < TAKEOVER_BOUND.toNanos()) {
+            try {
+                prober.access(firm, product, 0, mode).close();
+                return (System.nanoTime() - killed) / 1_000_000;
+            } catch (CmException e) {
+                // The SDK gave up one fail-over round (its timeout): ask again, the clock keeps running.
+            }
+        }
+        return -1;
+    }
+
+    /** Starts the node again as the demo did, appending to its log; waits until it answers (as the standby). */
+    private static void restart(Node node) throws IOException, InterruptedException {
+        Process process = new ProcessBuilder(node.command).redirectErrorStream(true)
+                .redirectOutput(Redirect.appendTo(node.log.toFile())).start();
+        node.pid = process.pid();
+        long deadline = System.nanoTime() + RESTART_BOUND.toNanos();
+        while (System.nanoTime() - deadline < 0 && process.isAlive()) {
+            try {
+                HelloProbe.hello(node.address, Duration.ofSeconds(2));
+                return;
+            } catch (IOException e) {
+                Thread.sleep(200);
+            }
+        }
+        throw new IllegalStateException(node.name + " did not listen again within " + RESTART_BOUND.toSeconds()
+                + " s; see " + node.log);
+    }
+
+    /** p-th percentile (nearest rank) of the rounds that recovered. */
+    static long percentile(List<Long> millis, double p) {
+        List<Long> sorted = new ArrayList<>(millis.stream().filter(m -> m >= 0).toList());
+        if (sorted.isEmpty()) {
+            return -1;
+        }
+        Collections.sort(sorted);
+        int rank = (int) Math.ceil(p / 100.0 * sorted.size());
+        return sorted.get(Math.max(0, rank - 1));
+    }
+}
