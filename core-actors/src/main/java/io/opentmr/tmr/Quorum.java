@@ -81,6 +81,11 @@ public final class Quorum {
         return differing;
     }
 
+    /** Whether {@code backend} holds a copy now. */
+    public boolean holds(int backend) {
+        return copies[backend] != null;
+    }
+
     public boolean valid() {
         return counted().cardinality() >= 2;
     }

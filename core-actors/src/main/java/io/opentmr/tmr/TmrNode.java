@@ -4,6 +4,7 @@ import com.typesafe.config.Config;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.nio.NioEventLoopGroup;
 import io.netty.util.concurrent.DefaultThreadFactory;
+import io.opentmr.metrics.ServerMetrics;
 import io.opentmr.peer.PeerConnection;
 import io.opentmr.peer.PeerOptions;
 import io.opentmr.protocol.PeerAuth;
@@ -34,6 +35,8 @@ import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import io.prometheus.metrics.core.metrics.CounterWithCallback;
+import io.prometheus.metrics.core.metrics.GaugeWithCallback;
 import org.apache.pekko.Done;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
@@ -60,9 +63,21 @@ public final class TmrNode implements AutoCloseable {
 
     private final NodeStatus status;
     private final PeerGroup peers;
+    private final NodeSettings settings;
+    private final ServerMetrics metrics;
+    private final ActorRef<VirtualContainer.Command> container;
+    private final ActorRef<Quorums.Command> quorums;
+    private final java.time.Instant startedAt;
 
     private TmrNode(ActorSystem<Void> system, FrameServer server, EventLoopGroup peerLoop, Serial serial,
-                    NodeStatus status, PeerGroup peers) {
+                    NodeStatus status, PeerGroup peers, NodeSettings settings, ServerMetrics metrics,
+                    ActorRef<VirtualContainer.Command> container, ActorRef<Quorums.Command> quorums,
+                    java.time.Instant startedAt) {
+        this.settings = settings;
+        this.metrics = metrics;
+        this.container = container;
+        this.quorums = quorums;
+        this.startedAt = startedAt;
         this.peers = peers;
         this.system = system;
         this.server = server;
@@ -117,12 +132,17 @@ public final class TmrNode implements AutoCloseable {
         PeerGroup peers = new PeerGroup(settings.backends().size(), clock, settings.backendTimeout(),
                 !settings.leaseOnRequest());
         NodeStatus status = new NodeStatus(peers);
+        status.keepEpochIn(settings.dataDir().resolve("lease-epoch"));
+        ServerMetrics metrics = new ServerMetrics("node");
+        status.metrics(metrics);
+        gauges(metrics, settings, status, peers);
         PeerAuth auth = settings.peerAuth();
         LongFunction<byte[]> tokens = handleId -> Arrays.copyOf(auth.derive("opentmr-handle-token",
                 ByteBuffer.allocate(Long.BYTES).putLong(handleId).array()), 16);
         TmrLicense.Settings licenseSettings = new TmrLicense.Settings(settings.cleanupTimeout(),
                 settings.snapshotEvery());
         CompletableFuture<ActorRef<VirtualContainer.Command>> containerRef = new CompletableFuture<>();
+        CompletableFuture<ActorRef<Quorums.Command>> quorumsRef = new CompletableFuture<>();
         Behavior<Void> guardian = Behaviors.setup(context -> {
             // Before any actor that could acquire it: a BackendQuorumLease finds the node's leases here.
             NodeLeases.get(context.getSystem()).register(peers.activeLease());
@@ -131,14 +151,16 @@ public final class TmrNode implements AutoCloseable {
                     (key, parent) -> TmrLicense.create(key, peers, parent, clock, random, tokens, licenseSettings)),
                     "virtual-container");
             // Beside the container, not under it: a container restarted from its journal keeps its backends.
-            context.spawn(Quorums.create(serial, settings.backends().size(), container, reports -> {
+            ActorRef<Quorums.Command> quorums = context.spawn(Quorums.create(serial, settings.backends().size(),
+                    container, reports -> {
                 Map<String, Behavior<BackendWatcher.Command>> watchers = new LinkedHashMap<>();
                 for (int i = 0; i < settings.backends().size(); i++) {
                     watchers.put("backend-" + (i + 1), BackendWatcher.create(i, settings.backends().get(i),
                             settings, peers, connector, reports, clock, random));
                 }
                 return watchers;
-            }), "quorums");
+            }, status::integrityWarning), "quorums");
+            quorumsRef.complete(quorums);
             containerRef.complete(container);
             return Behaviors.empty();
         });
@@ -147,10 +169,11 @@ public final class TmrNode implements AutoCloseable {
             ActorRef<VirtualContainer.Command> container = containerRef.get(30, TimeUnit.SECONDS);
             FrameServer server = FrameServer.start(settings.address(), settings.port(), settings.maxConnections(),
                     settings.codecLimits(), () -> new TmrSession(settings, status, serial, container,
-                            system.scheduler(), random));
+                            system.scheduler(), random, metrics));
             LOG.info("TMR node {} listening on {} with virtual container {} over backends {}", settings.nodeName(),
                     server.localAddress(), serial, settings.backends());
-            return new TmrNode(system, server, peerLoop, serial, status, peers);
+            return new TmrNode(system, server, peerLoop, serial, status, peers, settings, metrics, container,
+                    quorumsRef.get(30, TimeUnit.SECONDS), clock.instant());
         } catch (ExecutionException | TimeoutException e) {
             system.terminate();
             throw new IllegalStateException("the node's actors did not start within 30 s", e);
@@ -164,6 +187,50 @@ public final class TmrNode implements AutoCloseable {
             throw new IllegalStateException("cannot listen on " + settings.address() + ":" + settings.port() + ": "
                     + e, e);
         }
+    }
+
+    /** The node's own gauges: read at each scrape from what the actors publish, never by asking them. */
+    private static void gauges(ServerMetrics metrics, NodeSettings settings, NodeStatus status, PeerGroup peers) {
+        metrics.gauge("opentmr_open_handles", "Open handles of the virtual container", status::openHandles);
+        metrics.gauge("opentmr_serving", "1 while the node serves clients (it holds the lease and has reconciled "
+                + "its licenses): the readiness check", () -> status.serving() ? 1 : 0);
+        metrics.gauge("opentmr_lease_held", "1 while the node holds the active lease certificate (grants of two "
+                + "backends for one epoch)", () -> peers.holdsLease() ? 1 : 0);
+        metrics.gauge("opentmr_lease_epoch", "The epoch of the active lease the node holds; 0 without it",
+                () -> peers.holdsLease() ? peers.epoch() : 0);
+        CounterWithCallback.builder().name("opentmr_failovers")
+                .help("Times the active role came to this node from another node: it gained the lease at an epoch "
+                        + "above the one it last served under (kept in the data directory)")
+                .callback(callback -> callback.call(status.takeovers())).register(metrics.registry());
+        CounterWithCallback.builder().name("opentmr_integrity_warnings")
+                .help("Warnings on the opentmr.integrity log: copies of a TMR license that differ, or that answered "
+                        + "an ALLOCATE, a units or crypt vote differently")
+                .callback(callback -> callback.call(status.integrityWarnings())).register(metrics.registry());
+        GaugeWithCallback.builder().name("opentmr_backend_up")
+                .help("1 while the node has an authenticated connection to the backend, by its place in --backends")
+                .labelNames("backend", "address")
+                .callback(callback -> {
+                    for (int i = 0; i < peers.size(); i++) {
+                        InetSocketAddress address = settings.backends().get(i);
+                        callback.call(peers.isLinked(i) ? 1 : 0, Integer.toString(i + 1),
+                                address.getHostString() + ":" + address.getPort());
+                    }
+                }).register(metrics.registry());
+        GaugeWithCallback.builder().name("opentmr_license_copies")
+                .help("Copies of each TMR license that count now (identical and available; 2 are needed, 3 is full "
+                        + "redundancy)")
+                .labelNames("license")
+                .callback(callback -> status.licenses().forEach((key, reading) ->
+                        callback.call(reading.copies(), key.toString()))).register(metrics.registry());
+        GaugeWithCallback.builder().name("opentmr_license_seats_in_use")
+                .help("Seats in use of each TMR license").labelNames("license")
+                .callback(callback -> status.licenses().forEach((key, reading) ->
+                        callback.call(reading.inUse(), key.toString()))).register(metrics.registry());
+        GaugeWithCallback.builder().name("opentmr_license_seats")
+                .help("Seats of each TMR license as two copies agree on them (0 while none agree)")
+                .labelNames("license")
+                .callback(callback -> status.licenses().forEach((key, reading) ->
+                        callback.call(reading.quantity(), key.toString()))).register(metrics.registry());
     }
 
     /** The configured serial, or the one chosen on first start and kept in the data directory. */
@@ -223,6 +290,38 @@ public final class TmrNode implements AutoCloseable {
 
     public Serial virtualSerial() {
         return serial;
+    }
+
+    /** What {@code /metrics} shows for this node. */
+    public ServerMetrics metrics() {
+        return metrics;
+    }
+
+    public NodeSettings settings() {
+        return settings;
+    }
+
+    public NodeStatus status() {
+        return status;
+    }
+
+    /** The node's backend connections and its lease over them. */
+    public PeerGroup peerGroup() {
+        return peers;
+    }
+
+    /** The virtual container: its licenses, handles, and where a handle's request goes. */
+    public ActorRef<VirtualContainer.Command> container() {
+        return container;
+    }
+
+    /** The quorums over the backends' copies: how each backend looks from its watcher. */
+    public ActorRef<Quorums.Command> quorums() {
+        return quorums;
+    }
+
+    public java.time.Instant startedAt() {
+        return startedAt;
     }
 
     public CompletionStage<Done> whenTerminated() {

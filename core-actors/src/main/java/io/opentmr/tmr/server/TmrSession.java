@@ -55,8 +55,15 @@ public final class TmrSession extends FrameSession {
 
     public TmrSession(NodeSettings settings, NodeStatus status, Serial virtualSerial,
                       ActorRef<VirtualContainer.Command> container, Scheduler scheduler, SecureRandom random) {
+        this(settings, status, virtualSerial, container, scheduler, random, io.opentmr.server.RequestObserver.NONE);
+    }
+
+    /** @param observer told of every request answered (the node's metrics) */
+    public TmrSession(NodeSettings settings, NodeStatus status, Serial virtualSerial,
+                      ActorRef<VirtualContainer.Command> container, Scheduler scheduler, SecureRandom random,
+                      io.opentmr.server.RequestObserver observer) {
         super(new FrameSession.Limits(settings.helloTimeout(), settings.requestTimeout(),
-                settings.maxInFlightPerConnection()));
+                settings.maxInFlightPerConnection()), observer);
         this.settings = settings;
         this.status = status;
         this.virtualSerial = virtualSerial;
