@@ -3,6 +3,9 @@ package io.opentmr.launcher;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
 import io.opentmr.client.TmrClientOptions;
+import io.opentmr.management.Management;
+import io.opentmr.management.ManagementSettings;
+import io.opentmr.protocol.AdminToken;
 import io.opentmr.protocol.NodeName;
 import io.opentmr.protocol.PeerAuth;
 import io.opentmr.tmr.TmrNode;
@@ -56,21 +59,45 @@ final class NodeCommand implements Callable<Integer> {
             + VIRTUAL_SERIAL + "); default: random on first start, then kept in the data directory.")
     String virtualSerial;
 
+    @Option(names = "--admin-token-file", description = "File (mode 0600) with the installation's admin token: "
+            + "management HTTP writes need it, and the node presents it to its backends when it imports license "
+            + "files (" + AdminToken.TOKEN_FILE_KEY + ").")
+    Path adminTokenFile;
+
+    @Option(names = "--management-port", description = "Port of management HTTP on the node's address "
+            + "(opentmr.management.port), default 7626; 0: a free port.")
+    Integer managementPort;
+
     @Option(names = "--config", description = "HOCON file with opentmr.node.* and other settings.")
     Path config;
 
     @Override
     public Integer call() throws Exception {
         Config resolved = resolve();
+        ManagementSettings management = ManagementSettings.from(resolved, resolved.getString(ADDRESS));
         Files.createDirectories(Path.of(resolved.getString(DATA_DIR)));
-        TmrNode node = TmrNode.start(resolved, Clock.systemUTC());
+        TmrNode node = TmrNode.start(management.enabled() ? management.pekkoConfig(
+                ManagementSettings.clusterMember(resolved)).withFallback(resolved) : resolved, Clock.systemUTC());
+        Management http;
+        try {
+            http = management.enabled() ? Management.forNode(node, resolved, management) : null;
+        } catch (RuntimeException e) {
+            node.close();
+            throw e;
+        }
         AtomicBoolean asked = new AtomicBoolean();
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             asked.set(true);
+            if (http != null) {
+                http.close();
+            }
             node.close();
         }, "opentmr-node-shutdown"));
         System.out.println("TMR node " + resolved.getString(NAME) + " listening on " + node.address().getAddress().getHostAddress() + ":"
                 + node.address().getPort() + ", backends " + String.join(", ", resolved.getStringList(BACKENDS)));
+        if (http != null) {
+            System.out.println("Management HTTP on " + http.url());
+        }
         node.whenTerminated().toCompletableFuture().join();
         if (!asked.get()) {
             // Not a SIGTERM or Ctrl-C: the node failed, and a supervisor (systemd) must see it.
@@ -108,6 +135,12 @@ final class NodeCommand implements Callable<Integer> {
         if (name != null) {
             flags.put(NAME, name);
         }
+        if (adminTokenFile != null) {
+            flags.put(AdminToken.TOKEN_FILE_KEY, adminTokenFile.toAbsolutePath().toString());
+        }
+        if (managementPort != null) {
+            flags.put(ManagementSettings.PATH + ".port", managementPort);
+        }
         Config resolved = LauncherConfig.resolve(flags, config, DATA_DIR);
         if (!resolved.hasPath(DATA_DIR) || resolved.getString(DATA_DIR).isBlank()) {
             throw new ConfigException.BadValue(DATA_DIR, "--data-dir is required: the node's journal lives there");
@@ -138,6 +171,12 @@ final class NodeCommand implements Callable<Integer> {
         if (nodeName.isEmpty()) {
             throw new ConfigException.BadValue(NAME, "--name is required (e.g. --name node-a): the backends hold "
                     + "the active lease under this name, so each node of a group needs its own");
+        }
+        try {
+            AdminToken.fromSetting(resolved.hasPath(AdminToken.TOKEN_FILE_KEY)
+                    ? resolved.getString(AdminToken.TOKEN_FILE_KEY) : "");
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException.BadValue(AdminToken.TOKEN_FILE_KEY, "--admin-token-file: " + e.getMessage());
         }
         String badName = NodeName.problem(nodeName);
         if (badName != null) {
