@@ -173,7 +173,7 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
                         List<LicenseKey> differing = new java.util.ArrayList<>();
                         for (Quorum quorum : quorums.values()) {
                             copies += quorum.holds(b) ? 1 : 0;
-                            if (quorum.differing().get(b)) {
+                            if (quorum.conflicting().get(b)) {
                                 differing.add(quorum.key());
                             }
                         }
@@ -208,10 +208,10 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
         }
         Map<LicenseKey, Verdict> verdicts = new LinkedHashMap<>();
         for (Quorum quorum : quorums.values()) {
-            BitSet differingBefore = quorum.differing();
+            BitSet differingBefore = quorum.conflicting();
             boolean validBefore = quorum.valid();
             quorum.update(backend, held.get(quorum.key()));
-            BitSet differing = quorum.differing();
+            BitSet differing = quorum.conflicting();
             if (!differing.equals(differingBefore) && !differing.isEmpty()) {
                 integrityWarnings.accept(quorum.key());
                 INTEGRITY.warn("TMR license {}: the copy on backend(s) {} differs from the others and is not counted "
