@@ -5,7 +5,9 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.security.GeneralSecurityException;
+import java.security.KeyFactory;
 import java.security.KeyStore;
+import java.security.spec.PKCS8EncodedKeySpec;
 import java.security.PrivateKey;
 import java.security.cert.Certificate;
 import java.security.cert.CertificateFactory;
@@ -20,6 +22,22 @@ import org.apache.pekko.pki.pem.PEMLoadingException;
 final class Https {
 
     private Https() {
+    }
+
+    /** PKCS#8 ("PRIVATE KEY") of RSA, EC or Ed25519; PKCS#1 ("RSA PRIVATE KEY") through Pekko's loader. */
+    private static PrivateKey privateKey(PEMDecoder.DERData der) throws GeneralSecurityException, PEMLoadingException {
+        if (!"PRIVATE KEY".equals(der.label())) {
+            return DERPrivateKeyLoader.load(der);
+        }
+        GeneralSecurityException last = null;
+        for (String algorithm : new String[] {"RSA", "EC", "Ed25519"}) {
+            try {
+                return KeyFactory.getInstance(algorithm).generatePrivate(new PKCS8EncodedKeySpec(der.bytes()));
+            } catch (GeneralSecurityException e) {
+                last = e;
+            }
+        }
+        throw last;
     }
 
     /**
@@ -38,8 +56,8 @@ final class Https {
         }
         PrivateKey key;
         try {
-            key = DERPrivateKeyLoader.load(PEMDecoder.decode(Files.readString(pem.privateKey(), StandardCharsets.US_ASCII)));
-        } catch (IOException | PEMLoadingException e) {
+            key = privateKey(PEMDecoder.decode(Files.readString(pem.privateKey(), StandardCharsets.US_ASCII)));
+        } catch (IOException | PEMLoadingException | GeneralSecurityException e) {
             throw new IllegalArgumentException("cannot read the private key " + pem.privateKey() + ": " + e.getMessage(), e);
         }
         try {
