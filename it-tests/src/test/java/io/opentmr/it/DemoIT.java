@@ -2,6 +2,7 @@ package io.opentmr.it;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -43,10 +44,15 @@ class DemoIT {
     @Test
     void aBackendKilledUnderTheNodeCostsTheClientNothingAndSigtermStopsEverything() throws Exception {
         int port = portFreeOnEveryHost();
+        int managementPort;
+        do {
+            managementPort = portFreeOnEveryHost();
+        } while (managementPort == port);
         Path demoDir = dir.resolve("demo");
         Map<String, JsonNode> components = new LinkedHashMap<>();
         TmrProcess demo = TmrProcess.start(dir.resolve("demo.out"), "Ctrl-C stops the demo", "demo",
-                "--dir", demoDir.toString(), "--port", String.valueOf(port), "--ready-timeout", "120s");
+                "--dir", demoDir.toString(), "--port", String.valueOf(port), "--management-port",
+                String.valueOf(managementPort), "--ready-timeout", "120s");
         try {
             demo.awaitReady(Duration.ofSeconds(240));
             JsonNode manifest = new ObjectMapper().readTree(demoDir.resolve("demo.json").toFile());
@@ -54,6 +60,14 @@ class DemoIT {
             assertEquals(List.of("backend-1", "backend-2", "backend-3", "node-a"), List.copyOf(components.keySet()));
             String node = components.get("node-a").get("address").asText();
             assertEquals("127.0.2.1:" + port, node);
+            for (int i = 0; i < HOSTS.size(); i++) {
+                String name = i < 3 ? "backend-" + (i + 1) : "node-a";
+                assertEquals("http://" + HOSTS.get(i) + ":" + managementPort,
+                        components.get(name).get("admin").asText());
+            }
+            // The node's readiness (keepalived's track script) once it serves, and the admin token the demo wrote.
+            awaitHttp(components.get("node-a").get("admin").asText() + "/health/ready", 200);
+            assertTrue(java.nio.file.Files.exists(demoDir.resolve("admin.token")));
 
             try (TmrClient client = TmrClient.connect(TmrClientOptions.builder().addresses(node)
                     .clientName("demo-it").requestTimeout(Duration.ofSeconds(30)).build())) {
@@ -115,6 +129,27 @@ class DemoIT {
         }
         throw new AssertionError("the node lists no virtual container with " + FIRM + ":" + SEATS + ": "
                 + client.listContainers());
+    }
+
+    private static void awaitHttp(String url, int status) throws Exception {
+        java.net.http.HttpClient http = java.net.http.HttpClient.newBuilder()
+                .version(java.net.http.HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(2)).build();
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        int last = -1;
+        while (System.nanoTime() - deadline < 0) {
+            try {
+                last = http.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(url))
+                        .timeout(Duration.ofSeconds(5)).build(), java.net.http.HttpResponse.BodyHandlers.discarding())
+                        .statusCode();
+                if (last == status) {
+                    return;
+                }
+            } catch (java.io.IOException notYet) {
+                last = -1;
+            }
+            Thread.sleep(250);
+        }
+        throw new AssertionError(url + " answered " + last + ", not " + status + ", within 60 s");
     }
 
     private static void awaitOutput(TmrProcess process, String text) throws Exception {
