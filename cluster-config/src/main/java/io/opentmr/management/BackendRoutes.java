@@ -38,7 +38,7 @@ final class BackendRoutes extends ManagementRoutes {
     private final Backend backend;
 
     BackendRoutes(Backend backend, ManagementSettings settings, Optional<AdminToken> token, Executor executor) {
-        super(settings, token, backend.metrics().registry(), executor);
+        super(settings, token, backend.metrics(), executor);
         this.backend = backend;
     }
 

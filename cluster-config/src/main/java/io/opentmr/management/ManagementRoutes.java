@@ -11,7 +11,7 @@ import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.ProductInfo;
 import io.opentmr.protocol.Serial;
 import io.prometheus.metrics.expositionformats.PrometheusTextFormatWriter;
-import io.prometheus.metrics.model.registry.PrometheusRegistry;
+import io.opentmr.metrics.ServerMetrics;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.net.InetAddress;
@@ -58,15 +58,15 @@ abstract class ManagementRoutes extends AllDirectives {
 
     final ManagementSettings settings;
     final Optional<AdminToken> token;
-    final PrometheusRegistry registry;
+    final ServerMetrics metrics;
     final Executor executor;
     private final PrometheusTextFormatWriter metricsWriter = PrometheusTextFormatWriter.create();
 
-    ManagementRoutes(ManagementSettings settings, Optional<AdminToken> token, PrometheusRegistry registry,
+    ManagementRoutes(ManagementSettings settings, Optional<AdminToken> token, ServerMetrics metrics,
                      Executor executor) {
         this.settings = settings;
         this.token = token;
-        this.registry = registry;
+        this.metrics = metrics;
         this.executor = executor;
     }
 
@@ -198,7 +198,7 @@ abstract class ManagementRoutes extends AllDirectives {
     private HttpResponse metrics() {
         ByteArrayOutputStream out = new ByteArrayOutputStream(16 * 1024);
         try {
-            metricsWriter.write(out, registry.scrape());
+            metricsWriter.write(out, metrics.scrape());
         } catch (IOException e) {
             throw new IllegalStateException("writing to memory does not fail", e);
         }

@@ -43,7 +43,7 @@ final class NodeRoutes extends ManagementRoutes {
     private final TmrNode node;
 
     NodeRoutes(TmrNode node, ManagementSettings settings, Optional<AdminToken> token, Executor executor) {
-        super(settings, token, node.metrics().registry(), executor);
+        super(settings, token, node.metrics(), executor);
         this.node = node;
     }
 

@@ -11,6 +11,7 @@ import io.prometheus.metrics.core.metrics.GaugeWithCallback;
 import io.prometheus.metrics.core.metrics.Histogram;
 import io.prometheus.metrics.instrumentation.jvm.JvmMetrics;
 import io.prometheus.metrics.model.registry.PrometheusRegistry;
+import io.prometheus.metrics.model.snapshots.MetricSnapshots;
 import java.util.EnumSet;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicReferenceArray;
@@ -38,6 +39,12 @@ public final class ServerMetrics implements RequestObserver {
     /** The peer writes that carry a lease certificate: a 134 answer to one of them is a refused certificate. */
     private static final Set<MessageType> CERTIFIED = EnumSet.of(MessageType.ALLOCATE, MessageType.FREE,
             MessageType.PEER_CRYPT, MessageType.PEER_UNITS);
+
+    /**
+     * The JVM's metrics, registered once per JVM and shown by every server in it: registering them per server would
+     * keep every server's registry (the client remembers them) and add GC listeners at each start.
+     */
+    private static final PrometheusRegistry JVM = jvm();
 
     private final PrometheusRegistry registry = new PrometheusRegistry();
     private final Counter accesses;
@@ -76,12 +83,25 @@ public final class ServerMetrics implements RequestObserver {
                 .help("From handing events to the journal to their write being acknowledged (fsync included), "
                         + "as the " + component + "'s actors wait for it")
                 .classicOnly().classicUpperBounds(JOURNAL_BUCKETS).withoutExemplars().register(registry);
-        JvmMetrics.builder().register(registry);
     }
 
-    /** Everything this server shows under {@code /metrics}. */
+    private static PrometheusRegistry jvm() {
+        PrometheusRegistry jvm = new PrometheusRegistry();
+        JvmMetrics.builder().register(jvm);
+        return jvm;
+    }
+
+    /** The server's own metrics (the JVM's are in {@link #scrape}). */
     public PrometheusRegistry registry() {
         return registry;
+    }
+
+    /** Everything this server shows under {@code /metrics}: its own metrics and the JVM's. */
+    public MetricSnapshots scrape() {
+        MetricSnapshots.Builder all = MetricSnapshots.builder();
+        registry.scrape().forEach(all::metricSnapshot);
+        JVM.scrape().forEach(all::metricSnapshot);
+        return all.build();
     }
 
     @Override
