@@ -162,8 +162,8 @@ final class BackendRoutes extends ManagementRoutes {
                         null));
             }
             return backend.<Handle>ask(reply -> new Container.AdminRelease(handleId, by, reply), settings.askTimeout())
-                    .thenApply(released -> json(200, obj("released", id(released.id()),
-                            "license", released.item().toString())));
+                    .thenApplyAsync(released -> json(200, obj("released", id(released.id()),
+                            "license", released.item().toString())), executor);
         }, executor);
     }
 

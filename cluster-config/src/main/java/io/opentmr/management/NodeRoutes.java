@@ -123,7 +123,7 @@ final class NodeRoutes extends ManagementRoutes {
 
     @Override
     CompletionStage<HttpResponse> containers() {
-        return overview().thenCombine(backendViews(), (overview, views) -> {
+        return overview().thenCombineAsync(backendViews(), (overview, views) -> {
             List<Map<String, Object>> backing = new ArrayList<>();
             for (Quorums.BackendView view : views.backends()) {
                 backing.add(obj("backend", view.backend() + 1,
@@ -138,7 +138,7 @@ final class NodeRoutes extends ManagementRoutes {
                     "reconciled", overview.reconciled(),
                     "inventoried", overview.inventoried().stream().map(b -> b + 1).toList(),
                     "backing", backing))));
-        });
+        }, executor);
     }
 
     @Override
