@@ -35,10 +35,10 @@ import java.util.Map;
  *                                   ({@link ClusterKeys}); a process without them cannot join or read the traffic
  * @param heartbeatInterval          50 ms, not 1 s: detection time is a few heartbeats plus the acceptable pause,
  *                                   and two members exchange 40 small messages a second, nothing on a LAN
- * @param acceptableHeartbeatPause   200 ms, not 3 s: the measured setting that meets the target. A longer stop of
- *                                   the JVM (GC, starved CPU) marks the twin unreachable; under the interim
- *                                   keep-oldest downing only the younger node ever goes down for that, so a false
- *                                   alarm restarts the standby, never the active (oldest) node
+ * @param acceptableHeartbeatPause   200 ms, not 3 s: a longer stop of the JVM (GC, starved CPU) marks the twin
+ *                                   unreachable, which alone changes nothing: only the lease holder downs, and only
+ *                                   after {@code downUnreachableAfter}, so a false alarm never touches the active
+ *                                   node and restarts a standby only if it lasts
  * @param reaperInterval             250 ms, not 1 s: the failure detector is only read at this tick, so the default
  *                                   adds up to a second to every detection
  * @param leaderActionsInterval      250 ms, not 1 s: Joining→Up and Down→Removed each wait for a leader tick
@@ -59,9 +59,11 @@ import java.util.Map;
  *                                   keeps failing to connect to it and backs off; with 1 s a twin that came back
  *                                   reached it only ~5 s later, too late for its first-seed wait, and formed a second
  *                                   cluster. A refused connect on a LAN costs nothing
- * @param stableAfter                100 ms, not 20 s: the split-brain resolver decides once the unreachable set was
- *                                   stable this long. With two members there is no partial view to wait out: each
- *                                   side sees the other unreachable, and keep-oldest gives both the same answer
+ * @param downUnreachableAfter       1 s: the node that holds the backends' lease downs a twin it has found
+ *                                   unreachable this long ({@link LeaseDowning}); a node without the lease downs no
+ *                                   one. The lease decides which node is active, so no take-over waits for this: it
+ *                                   only tidies the membership, and long enough that a standby's GC pause does not
+ *                                   restart it
  */
 public record TwinSettings(
         String name,
@@ -78,7 +80,7 @@ public record TwinSettings(
         Duration retryUnsuccessfulJoinAfter,
         Duration aloneAfter,
         Duration reconnectBackoff,
-        Duration stableAfter) {
+        Duration downUnreachableAfter) {
 
     public static final String PATH = "opentmr.node";
     /** The prefix of the member role that carries a node's name. */
@@ -152,7 +154,7 @@ public record TwinSettings(
                 positive(c, "cluster.unreachable-nodes-reaper-interval"),
                 positive(c, "cluster.leader-actions-interval"), positive(c, "cluster.gossip-interval"),
                 seedNodeTimeout, positive(c, "cluster.retry-unsuccessful-join-after"), aloneAfter,
-                positive(c, "cluster.reconnect-backoff"), positive(c, "cluster.stable-after"));
+                positive(c, "cluster.reconnect-backoff"), positive(c, "cluster.down-unreachable-after"));
     }
 
     /**
@@ -213,13 +215,8 @@ public record TwinSettings(
         p.put("pekko.cluster.leader-actions-interval", millis(leaderActionsInterval));
         p.put("pekko.cluster.gossip-interval", millis(gossipInterval));
 
-        // Interim downing until the backends' lease drives it (lease-majority, a later slice): keep-oldest. With two
-        // members Pekko keeps the oldest side whatever down-if-alone says, so there is never more than one cluster
-        // left after a partition or a crash. The price: a crash of the oldest node downs the younger as well (it
-        // cannot tell a crash from a partition); it restarts and forms the cluster anew (alone-after).
-        p.put("pekko.cluster.downing-provider-class", "org.apache.pekko.cluster.sbr.SplitBrainResolverProvider");
-        p.put("pekko.cluster.split-brain-resolver.active-strategy", "keep-oldest");
-        p.put("pekko.cluster.split-brain-resolver.stable-after", millis(stableAfter));
+        // Downing is the backends' lease's (LeaseDowning), not the failure detector's: no downing provider here.
+        p.put("pekko.cluster.downing-provider-class", "");
         // A downed node's ActorSystem stops (Pekko's default, said here because the process must then exit).
         p.put("pekko.cluster.run-coordinated-shutdown-when-down", "on");
         return ConfigFactory.parseMap(p, "opentmr twin cluster (TwinSettings)");

@@ -207,6 +207,15 @@ abstract class ManagementRoutes extends AllDirectives {
 
     // --- JSON ----------------------------------------------------------------------------------------------
 
+    /** What the route needs does not run now (a twin's standby has no virtual container): answered 503. */
+    static final class Unavailable extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        Unavailable(String message) {
+            super(message);
+        }
+    }
+
     /** A request the route cannot take: answered 400 with its message. */
     static final class BadRequest extends Exception {
         private static final long serialVersionUID = 1L;
@@ -259,6 +268,9 @@ abstract class ManagementRoutes extends AllDirectives {
         }
         if (cause instanceof CmFailure refused) {
             return error(statusOf(refused.code()), refused.text(), refused.code());
+        }
+        if (cause instanceof Unavailable unavailable) {
+            return error(503, unavailable.getMessage(), null);
         }
         if (cause instanceof TimeoutException || cause instanceof AskTimeoutException) {
             return error(503, "the server did not answer in time: " + cause.getMessage(), null);

@@ -57,11 +57,28 @@ final class NodeRoutes extends ManagementRoutes {
     }
 
     private CompletionStage<Quorums.Backends> backendViews() {
-        return AskPattern.ask(node.quorums(), Quorums.GetBackends::new, timeout(), node.actorSystem().scheduler());
+        ActorRef<Quorums.Command> quorums = node.quorums();
+        if (quorums == null) {
+            return CompletableFuture.failedFuture(new Unavailable("the node's backend watchers do not run yet"));
+        }
+        return AskPattern.ask(quorums, Quorums.GetBackends::new, timeout(), node.actorSystem().scheduler());
+    }
+
+    /** The virtual container running now; none on a twin's standby. */
+    private ActorRef<VirtualContainer.Command> container() {
+        ActorRef<VirtualContainer.Command> container = node.container();
+        if (container == null) {
+            throw new Unavailable("no virtual container runs on this node now (a standby): ask the active node");
+        }
+        return container;
     }
 
     private CompletionStage<VirtualContainer.Overview> overview() {
-        return ask(node.container(), VirtualContainer.GetOverview::new);
+        try {
+            return ask(container(), VirtualContainer.GetOverview::new);
+        } catch (Unavailable e) {
+            return CompletableFuture.failedFuture(e);
+        }
     }
 
     static String address(InetSocketAddress address) {
@@ -226,7 +243,7 @@ final class NodeRoutes extends ManagementRoutes {
 
     @Override
     CompletionStage<HttpResponse> release(long handleId, String by) {
-        ActorRef<VirtualContainer.Command> container = node.container();
+        ActorRef<VirtualContainer.Command> container = container();
         return AskPattern.<VirtualContainer.Command, TmrLicense.Reply>ask(container,
                         replyTo -> new VirtualContainer.ToHandle(handleId,
                                 new TmrLicense.ForceRelease(handleId, by, replyTo), replyTo),

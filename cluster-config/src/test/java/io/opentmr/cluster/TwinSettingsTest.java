@@ -66,8 +66,8 @@ class TwinSettingsTest {
         assertEquals(List.of("opentmr-name:node-a"), pekko.getStringList("pekko.cluster.roles"));
         assertEquals(50, pekko.getDuration("pekko.cluster.failure-detector.heartbeat-interval").toMillis());
         assertEquals(200, pekko.getDuration("pekko.cluster.failure-detector.acceptable-heartbeat-pause").toMillis());
-        assertEquals("keep-oldest", pekko.getString("pekko.cluster.split-brain-resolver.active-strategy"));
-        assertEquals(100, pekko.getDuration("pekko.cluster.split-brain-resolver.stable-after").toMillis());
+        assertEquals("", pekko.getString("pekko.cluster.downing-provider-class"));
+        assertEquals(1000, TwinSettings.from(config(Map.of())).downUnreachableAfter().toMillis());
         assertTrue(pekko.getString("pekko.remote.artery.ssl.rotating-keys-engine.key-file").endsWith("node-a/tls.key"));
     }
 

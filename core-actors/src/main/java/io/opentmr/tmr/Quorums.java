@@ -119,7 +119,7 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
     }
 
     private final Serial serial;
-    private final ActorRef<VirtualContainer.Command> container;
+    private final ActorRef<VirtualContainer.Counted> container;
     private final ContainerInfo[] containers;
     private final String[] names;
     private final Map<LicenseKey, Quorum> quorums = new TreeMap<>(ORDER);
@@ -130,14 +130,14 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
     /**
      * @param watchers the backend watchers, by name, reporting to the given reference (spawned as children)
      */
-    public static Behavior<Command> create(Serial serial, int backends, ActorRef<VirtualContainer.Command> container,
+    public static Behavior<Command> create(Serial serial, int backends, ActorRef<VirtualContainer.Counted> container,
                                            Function<ActorRef<BackendWatcher.Report>,
                                                    Map<String, Behavior<BackendWatcher.Command>>> watchers) {
         return create(serial, backends, container, watchers, key -> { });
     }
 
     /** @param integrityWarnings told of each license whose copies newly differ (logged on opentmr.integrity) */
-    public static Behavior<Command> create(Serial serial, int backends, ActorRef<VirtualContainer.Command> container,
+    public static Behavior<Command> create(Serial serial, int backends, ActorRef<VirtualContainer.Counted> container,
                                            Function<ActorRef<BackendWatcher.Report>,
                                                    Map<String, Behavior<BackendWatcher.Command>>> watchers,
                                            java.util.function.Consumer<LicenseKey> integrityWarnings) {
@@ -151,7 +151,7 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
     }
 
     private Quorums(ActorContext<Command> context, Serial serial, int backends,
-                    ActorRef<VirtualContainer.Command> container,
+                    ActorRef<VirtualContainer.Counted> container,
                     java.util.function.Consumer<LicenseKey> integrityWarnings) {
         super(context);
         this.integrityWarnings = integrityWarnings;

@@ -56,6 +56,9 @@ public final class TmrNode implements AutoCloseable {
 
     private static final Logger LOG = LoggerFactory.getLogger(TmrNode.class);
 
+    /** The node's ActorSystem name, the same on both nodes of a twin (it is part of every cluster address). */
+    public static final String SYSTEM_NAME = "opentmr-node";
+
     private final ActorSystem<Void> system;
     private final FrameServer server;
     private final EventLoopGroup peerLoop;
@@ -65,13 +68,15 @@ public final class TmrNode implements AutoCloseable {
     private final PeerGroup peers;
     private final NodeSettings settings;
     private final ServerMetrics metrics;
-    private final ActorRef<VirtualContainer.Command> container;
-    private final ActorRef<Quorums.Command> quorums;
+    private final ContainerHolder container;
+    private final java.util.concurrent.atomic.AtomicReference<ActorRef<Quorums.Command>> quorums;
     private final java.time.Instant startedAt;
+    private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
 
     private TmrNode(ActorSystem<Void> system, FrameServer server, EventLoopGroup peerLoop, Serial serial,
                     NodeStatus status, PeerGroup peers, NodeSettings settings, ServerMetrics metrics,
-                    ActorRef<VirtualContainer.Command> container, ActorRef<Quorums.Command> quorums,
+                    ContainerHolder container,
+                    java.util.concurrent.atomic.AtomicReference<ActorRef<Quorums.Command>> quorums,
                     java.time.Instant startedAt) {
         this.settings = settings;
         this.metrics = metrics;
@@ -93,6 +98,15 @@ public final class TmrNode implements AutoCloseable {
      * @throws IllegalStateException               when it cannot listen or its actors do not start
      */
     public static TmrNode start(Config config, Clock clock) {
+        return start(config, clock, (Activation) null);
+    }
+
+    /**
+     * Starts a node of a twin: it runs no persistent actor until it holds the backends' lease, then
+     * {@code activation} prepares the journal and the virtual container starts ({@link TwinRole}). With
+     * {@code null}, a single node: the virtual container runs from the start.
+     */
+    public static TmrNode start(Config config, Clock clock, Activation activation) {
         NodeSettings settings = NodeSettings.from(config);
         // One event loop per backend: a license's three ALLOCATEs are written, and their answers read, side by side.
         EventLoopGroup peerLoop = new NioEventLoopGroup(settings.backends().size(),
@@ -106,7 +120,7 @@ public final class TmrNode implements AutoCloseable {
                     .thenApply(PeerLink::of);
         };
         try {
-            return start(settings, config, clock, connector, peerLoop);
+            return start(settings, config, clock, connector, peerLoop, activation);
         } catch (RuntimeException e) {
             peerLoop.shutdownGracefully(0, 1, TimeUnit.SECONDS);
             throw e;
@@ -115,17 +129,22 @@ public final class TmrNode implements AutoCloseable {
 
     /** As {@link #start(Config, Clock)} with another way to reach the backends (tests: paused or failing links). */
     public static TmrNode start(Config config, Clock clock, PeerLink.Connector connector) {
-        return start(NodeSettings.from(config), config, clock, connector, null);
+        return start(NodeSettings.from(config), config, clock, connector, null, null);
+    }
+
+    /** As {@link #start(Config, Clock, Activation)} with another way to reach the backends. */
+    public static TmrNode start(Config config, Clock clock, PeerLink.Connector connector, Activation activation) {
+        return start(NodeSettings.from(config), config, clock, connector, null, activation);
     }
 
     private static TmrNode start(NodeSettings settings, Config config, Clock clock, PeerLink.Connector connector,
-                                 EventLoopGroup peerLoop) {
+                                 EventLoopGroup peerLoop, Activation activation) {
         SecureRandom random = new SecureRandom();
         Serial serial;
         try {
             Files.createDirectories(settings.dataDir(), PosixFilePermissions.asFileAttribute(
                     PosixFilePermissions.fromString("rwx------")));
-            serial = virtualSerial(settings, random);
+            serial = activation == null ? virtualSerial(settings, random) : twinSerial(settings);
         } catch (IOException e) {
             throw new IllegalStateException("cannot use the data directory " + settings.dataDir() + ": " + e, e);
         }
@@ -139,41 +158,55 @@ public final class TmrNode implements AutoCloseable {
         PeerAuth auth = settings.peerAuth();
         LongFunction<byte[]> tokens = handleId -> Arrays.copyOf(auth.derive("opentmr-handle-token",
                 ByteBuffer.allocate(Long.BYTES).putLong(handleId).array()), 16);
+        // A twin's journal is copied to the standby without its snapshots, and the standby recovers from events
+        // alone: a twin keeps every event and takes no snapshot (snapshotEvery 0).
         TmrLicense.Settings licenseSettings = new TmrLicense.Settings(settings.cleanupTimeout(),
-                settings.snapshotEvery());
-        CompletableFuture<ActorRef<VirtualContainer.Command>> containerRef = new CompletableFuture<>();
-        CompletableFuture<ActorRef<Quorums.Command>> quorumsRef = new CompletableFuture<>();
+                activation == null ? settings.snapshotEvery() : 0);
+        ContainerHolder holder = new ContainerHolder();
+        java.util.concurrent.atomic.AtomicReference<ActorRef<Quorums.Command>> quorumsRef =
+                new java.util.concurrent.atomic.AtomicReference<>();
+        CompletableFuture<Void> started = new CompletableFuture<>();
         Behavior<Void> guardian = Behaviors.setup(context -> {
             // Before any actor that could acquire it: a BackendQuorumLease finds the node's leases here.
             NodeLeases.get(context.getSystem()).register(peers.activeLease());
-            ActorRef<VirtualContainer.Command> container = context.spawn(VirtualContainer.create(serial, peers, status,
+            Behavior<VirtualContainer.Command> containerBehavior = VirtualContainer.create(serial, peers, status,
                     clock, settings.heartbeat(), settings.reconcileTimeout(),
-                    (key, parent) -> TmrLicense.create(key, peers, parent, clock, random, tokens, licenseSettings)),
-                    "virtual-container");
-            // Beside the container, not under it: a container restarted from its journal keeps its backends.
-            ActorRef<Quorums.Command> quorums = context.spawn(Quorums.create(serial, settings.backends().size(),
-                    container, reports -> {
-                Map<String, Behavior<BackendWatcher.Command>> watchers = new LinkedHashMap<>();
-                for (int i = 0; i < settings.backends().size(); i++) {
-                    watchers.put("backend-" + (i + 1), BackendWatcher.create(i, settings.backends().get(i),
-                            settings, peers, connector, reports, clock, random));
-                }
-                return watchers;
-            }, status::integrityWarning), "quorums");
-            quorumsRef.complete(quorums);
-            containerRef.complete(container);
+                    (key, parent) -> TmrLicense.create(key, peers, parent, clock, random, tokens, licenseSettings));
+            java.util.function.Function<ActorRef<VirtualContainer.Counted>, Behavior<Quorums.Command>> quorums =
+                    views -> Behaviors.setup(quorumsContext -> {
+                        // Where management HTTP asks how the backends look (a twin spawns them in its role).
+                        quorumsRef.set(quorumsContext.getSelf());
+                        return Quorums.create(serial, settings.backends().size(), views, reports -> {
+                            Map<String, Behavior<BackendWatcher.Command>> watchers = new LinkedHashMap<>();
+                            for (int i = 0; i < settings.backends().size(); i++) {
+                                watchers.put("backend-" + (i + 1), BackendWatcher.create(i, settings.backends().get(i),
+                                        settings, peers, connector, reports, clock, random));
+                            }
+                            return watchers;
+                        }, status::integrityWarning);
+                    });
+            if (activation == null) {
+                ActorRef<VirtualContainer.Command> container = context.spawn(containerBehavior, "virtual-container");
+                holder.set(container);
+                // Beside the container, not under it: a container restarted from its journal keeps its backends.
+                context.spawn(quorums.apply(container.narrow()), "quorums");
+            } else {
+                context.spawn(TwinRole.create(peers, status, activation, containerBehavior, holder, quorums,
+                        TWIN_LEASE_CHECK), "twin-role");
+            }
+            started.complete(null);
             return Behaviors.empty();
         });
-        ActorSystem<Void> system = ActorSystem.create(guardian, "opentmr-node", config);
+        ActorSystem<Void> system = ActorSystem.create(guardian, SYSTEM_NAME, config);
         try {
-            ActorRef<VirtualContainer.Command> container = containerRef.get(30, TimeUnit.SECONDS);
+            started.get(30, TimeUnit.SECONDS);
             FrameServer server = FrameServer.start(settings.address(), settings.port(), settings.maxConnections(),
-                    settings.codecLimits(), () -> new TmrSession(settings, status, serial, container,
+                    settings.codecLimits(), () -> new TmrSession(settings, status, serial, holder,
                             system.scheduler(), random, metrics));
             LOG.info("TMR node {} listening on {} with virtual container {} over backends {}", settings.nodeName(),
                     server.localAddress(), serial, settings.backends());
-            return new TmrNode(system, server, peerLoop, serial, status, peers, settings, metrics, container,
-                    quorumsRef.get(30, TimeUnit.SECONDS), clock.instant());
+            return new TmrNode(system, server, peerLoop, serial, status, peers, settings, metrics, holder, quorumsRef,
+                    clock.instant());
         } catch (ExecutionException | TimeoutException e) {
             system.terminate();
             throw new IllegalStateException("the node's actors did not start within 30 s", e);
@@ -233,6 +266,45 @@ public final class TmrNode implements AutoCloseable {
                         callback.call(reading.quantity(), key.toString()))).register(metrics.registry());
     }
 
+    /** How often a twin node looks whether it holds the lease: the take-over waits up to this after the grants. */
+    private static final java.time.Duration TWIN_LEASE_CHECK = java.time.Duration.ofMillis(50);
+
+    /**
+     * How a node of a twin becomes the active one ({@link TwinRole}), and what happens when it stops being it.
+     * Both are called on an actor's thread and must not block it.
+     */
+    public interface Activation {
+
+        /**
+         * The node holds the backends' lease under {@code epoch} and is about to start its persistent actors: make
+         * the journal ready for them (stop copying the twin's, write under this epoch, replicate to the twin). The
+         * virtual container starts once the stage completes; a failed stage ends the role as
+         * {@link #deactivated} does.
+         */
+        CompletionStage<Void> activate(ActorSystem<Void> system, long epoch);
+
+        /**
+         * The node is no longer the active one (lost the lease, or holds it under another epoch): it serves no
+         * client from now on, and its state must not serve again, since another node may have written meanwhile.
+         * Called once; the caller restarts the node as a standby.
+         */
+        void deactivated(String reason);
+    }
+
+    /** The running virtual container, for the sessions: none on a standby. */
+    public static final class ContainerHolder {
+        private volatile ActorRef<VirtualContainer.Command> container;
+
+        /** The container, or {@code null} while none runs (then the node does not serve). */
+        public ActorRef<VirtualContainer.Command> get() {
+            return container;
+        }
+
+        void set(ActorRef<VirtualContainer.Command> container) {
+            this.container = container;
+        }
+    }
+
     /** The configured serial, or the one chosen on first start and kept in the data directory. */
     private static Serial virtualSerial(NodeSettings settings, SecureRandom random) throws IOException {
         Path file = settings.dataDir().resolve("virtual-serial");
@@ -254,6 +326,30 @@ public final class TmrNode implements AutoCloseable {
         return chosen;
     }
 
+    /**
+     * A twin's serial, the same on both nodes without a word between them: the configured one, or else one derived
+     * from the cluster secret the two share. A data directory that kept another serial (a single node's, before it
+     * became one of a twin) is refused, naming the setting that keeps it.
+     */
+    private static Serial twinSerial(NodeSettings settings) throws IOException {
+        Path file = settings.dataDir().resolve("virtual-serial");
+        Serial serial = settings.virtualSerial().orElseGet(() -> {
+            byte[] derived = settings.peerAuth().derive("opentmr-virtual-serial", new byte[0]);
+            int value = ByteBuffer.wrap(derived).getInt() & Integer.MAX_VALUE;
+            return new Serial(Serial.MASK_VIRTUAL_TMR, 10_000_000 + value % 90_000_000);
+        });
+        if (settings.virtualSerial().isEmpty() && Files.exists(file)) {
+            String kept = Files.readString(file, StandardCharsets.UTF_8).strip();
+            if (!kept.equals(serial.toString())) {
+                throw new IOException(file + " keeps the virtual serial " + kept + ", not the twin's " + serial
+                        + ": set opentmr.node.virtual-serial (--virtual-serial) to the serial to keep, the same on "
+                        + "both nodes");
+            }
+        }
+        write(file, serial);
+        return serial;
+    }
+
     private static void write(Path file, Serial serial) throws IOException {
         Path temporary = file.resolveSibling(file.getFileName() + ".tmp");
         Files.writeString(temporary, serial + "\n", StandardCharsets.UTF_8);
@@ -267,6 +363,11 @@ public final class TmrNode implements AutoCloseable {
     /** Whether the node serves clients now (it holds the lease and has reconciled its licenses). */
     public boolean serving() {
         return status.serving();
+    }
+
+    /** Whether the node holds the backends' active lease now (two or more unexpired grants of one epoch). */
+    public boolean holdsLease() {
+        return peers.holdsLease();
     }
 
     /** Lease grants the node holds now (a certificate needs two of one epoch). */
@@ -310,14 +411,17 @@ public final class TmrNode implements AutoCloseable {
         return peers;
     }
 
-    /** The virtual container: its licenses, handles, and where a handle's request goes. */
+    /**
+     * The virtual container: its licenses, handles, and where a handle's request goes; {@code null} while none runs
+     * (a twin's standby).
+     */
     public ActorRef<VirtualContainer.Command> container() {
-        return container;
+        return container.get();
     }
 
-    /** The quorums over the backends' copies: how each backend looks from its watcher. */
+    /** The quorums over the backends' copies (how each backend looks from its watcher); {@code null} until spawned. */
     public ActorRef<Quorums.Command> quorums() {
-        return quorums;
+        return quorums.get();
     }
 
     public java.time.Instant startedAt() {
@@ -330,6 +434,9 @@ public final class TmrNode implements AutoCloseable {
 
     @Override
     public void close() {
+        if (closed.getAndSet(true)) {
+            return;
+        }
         server.close();
         system.terminate();
         try {

@@ -270,7 +270,16 @@ public final class TmrTestGroup implements AutoCloseable {
         return other;
     }
 
-    private Config nodeConfig(String name, String address, String dataDir, Map<String, Object> overrides) {
+    /** How a node named {@code name} reaches the backends, past the {@link #link LinkControl}s. */
+    public PeerLink.Connector connector(String name) {
+        return backend -> connect(name, backend, false);
+    }
+
+    /**
+     * A node's configuration over this group's backends: {@code name}, client address, data directory {@code
+     * dataDir} under the group's, in-memory journal unless {@code overrides} say otherwise.
+     */
+    public Config nodeConfig(String name, String address, String dataDir, Map<String, Object> overrides) {
         List<String> addresses = new ArrayList<>();
         for (int i = 0; i < 3; i++) {
             addresses.add("127.0.1." + (i + 1) + ":" + ports[i]);

@@ -66,7 +66,7 @@ class QuorumsTest {
     @Test
     void twoIdenticalCopiesMakeALicenseValidAndADifferingCopyDoesNotCount() {
         TestProbe<VirtualContainer.Command> container = kit.createTestProbe();
-        ActorRef<Quorums.Command> quorums = kit.spawn(Quorums.create(SERIAL, 3, container.getRef(),
+        ActorRef<Quorums.Command> quorums = kit.spawn(Quorums.create(SERIAL, 3, container.getRef().narrow(),
                 reports -> Map.of()));
         ProductInfo plain = new ProductInfo(6_000_010, 999, 0, "not TMR", 5, 0, 0, false, 0, 0, 0, 0, 0, 0);
 
@@ -105,7 +105,7 @@ class QuorumsTest {
     @Test
     void aBackendOfAnotherCmActIdIsNotInventoriedNorCounted() {
         TestProbe<VirtualContainer.Command> container = kit.createTestProbe();
-        ActorRef<Quorums.Command> quorums = kit.spawn(Quorums.create(SERIAL, 3, container.getRef(),
+        ActorRef<Quorums.Command> quorums = kit.spawn(Quorums.create(SERIAL, 3, container.getRef().narrow(),
                 reports -> Map.of()));
         quorums.tell(new Quorums.Reported(inventory(0, 7, product(SEATS, 10, -1))));
         next(container);

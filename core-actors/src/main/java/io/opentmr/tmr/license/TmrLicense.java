@@ -39,6 +39,8 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 import org.apache.pekko.persistence.typed.PersistenceId;
 import org.apache.pekko.persistence.typed.RecoveryCompleted;
+import org.apache.pekko.persistence.typed.SnapshotSelectionCriteria;
+import org.apache.pekko.persistence.typed.javadsl.Recovery;
 import org.apache.pekko.persistence.typed.SnapshotAdapter;
 import org.apache.pekko.persistence.typed.javadsl.CommandHandler;
 import org.apache.pekko.persistence.typed.javadsl.Effect;
@@ -299,7 +301,13 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private final LongFunction<byte[]> tokens;
     private final Settings settings;
 
-    /** Timing and sizes of a license, from the node's settings. */
+    /**
+     * Timing and sizes of a license, from the node's settings.
+     *
+     * @param snapshotEvery a snapshot every this many events, older events deleted; 0: no snapshot, every event kept
+     *                      and recovery from events alone (a twin: its snapshots are not copied to the standby,
+     *                      whose journal must hold the whole history)
+     */
     public record Settings(Duration cleanupTimeout, int snapshotEvery) {
     }
 
@@ -376,7 +384,18 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
     @Override
     public RetentionCriteria retentionCriteria() {
+        if (settings.snapshotEvery() <= 0) {
+            return RetentionCriteria.disabled();
+        }
         return RetentionCriteria.snapshotEvery(settings.snapshotEvery(), 2).withDeleteEventsOnSnapshot();
+    }
+
+    @Override
+    public Recovery recovery() {
+        // Without snapshots of its own, a snapshot in the store is one from another time of this node (a single
+        // node's, or taken before its log was cut back to the twin's): never trusted.
+        return settings.snapshotEvery() <= 0 ? Recovery.withSnapshotSelectionCriteria(SnapshotSelectionCriteria.none())
+                : super.recovery();
     }
 
     @Override

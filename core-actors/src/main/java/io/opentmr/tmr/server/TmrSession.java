@@ -10,6 +10,7 @@ import io.opentmr.protocol.ServerKind;
 import io.opentmr.server.FrameSession;
 import io.opentmr.tmr.NodeSettings;
 import io.opentmr.tmr.NodeStatus;
+import io.opentmr.tmr.TmrNode;
 import io.opentmr.tmr.VirtualContainer;
 import io.opentmr.tmr.license.TmrLicense;
 import java.net.InetSocketAddress;
@@ -39,7 +40,7 @@ public final class TmrSession extends FrameSession {
     private final NodeStatus status;
     private final String serverName;
     private final Serial virtualSerial;
-    private final ActorRef<VirtualContainer.Command> container;
+    private final TmrNode.ContainerHolder containers;
     private final Scheduler scheduler;
     private final SecureRandom random;
     /** The handles this session holds, and the license of each. Only the channel's event loop touches it. */
@@ -54,13 +55,13 @@ public final class TmrSession extends FrameSession {
     private long lastActivity;
 
     public TmrSession(NodeSettings settings, NodeStatus status, Serial virtualSerial,
-                      ActorRef<VirtualContainer.Command> container, Scheduler scheduler, SecureRandom random) {
-        this(settings, status, virtualSerial, container, scheduler, random, io.opentmr.server.RequestObserver.NONE);
+                      TmrNode.ContainerHolder containers, Scheduler scheduler, SecureRandom random) {
+        this(settings, status, virtualSerial, containers, scheduler, random, io.opentmr.server.RequestObserver.NONE);
     }
 
     /** @param observer told of every request answered (the node's metrics) */
     public TmrSession(NodeSettings settings, NodeStatus status, Serial virtualSerial,
-                      ActorRef<VirtualContainer.Command> container, Scheduler scheduler, SecureRandom random,
+                      TmrNode.ContainerHolder containers, Scheduler scheduler, SecureRandom random,
                       io.opentmr.server.RequestObserver observer) {
         super(new FrameSession.Limits(settings.helloTimeout(), settings.requestTimeout(),
                 settings.maxInFlightPerConnection()), observer);
@@ -68,7 +69,7 @@ public final class TmrSession extends FrameSession {
         this.status = status;
         this.virtualSerial = virtualSerial;
         this.serverName = "opentmr-node " + virtualSerial;
-        this.container = container;
+        this.containers = containers;
         this.scheduler = scheduler;
         this.random = random;
     }
@@ -108,7 +109,8 @@ public final class TmrSession extends FrameSession {
             }
             return;
         }
-        if (!status.serving()) {
+        ActorRef<VirtualContainer.Command> container = containers.get();
+        if (!status.serving() || container == null) {
             reply(ctx, id, new Message.NotActive(status.activeAddress()));
             return;
         }

@@ -1,0 +1,122 @@
+package io.opentmr.cluster;
+
+import io.opentmr.persistence.OpenTmrPersistence;
+import io.opentmr.persistence.log.SegmentedLog;
+import io.opentmr.persistence.replication.ReplicationFollower;
+import io.opentmr.persistence.replication.ReplicationLeader;
+import io.opentmr.persistence.replication.ReplicationSettings;
+import java.io.IOException;
+import java.util.concurrent.CompletableFuture;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The journal's side of a twin node's role (persistence README "Replication"): a standby {@link Follow follows}
+ * the twin's log; the active {@link Lead leads}: it stops following (the follower's appends finish first), stamps
+ * every record with the lease's epoch and replicates its log to the twin. A node leads at most once per actor
+ * system: losing the lease restarts the node ({@link TwinNode}), so there is no way back to following here.
+ */
+final class ReplicationRole extends AbstractBehavior<ReplicationRole.Command> {
+
+    private static final Logger LOG = LoggerFactory.getLogger(ReplicationRole.class);
+
+    /** The leader's actor name under this one: {@code /system/replication/leader}. */
+    static final String LEADER = "leader";
+    /** This actor's name as a system actor. */
+    static final String NAME = "replication";
+
+    sealed interface Command {
+    }
+
+    /** Follow the twin's leader at {@code leaderPath}; ignored once leading. */
+    record Follow(String leaderPath) implements Command {
+    }
+
+    /** Lead under {@code epoch}; {@code done} completes once the journal may be written. */
+    record Lead(long epoch, CompletableFuture<Void> done) implements Command {
+    }
+
+    private record FollowerStopped(Lead lead) implements Command {
+    }
+
+    private final ReplicationSettings settings;
+    private final String name;
+    private final ReplicationLeader.Monitor monitor;
+    private ActorRef<?> follower;
+    private boolean leading;
+
+    static Behavior<Command> create(ReplicationSettings settings, String name, ReplicationLeader.Monitor monitor) {
+        return Behaviors.setup(context -> new ReplicationRole(context, settings, name, monitor));
+    }
+
+    private ReplicationRole(ActorContext<Command> context, ReplicationSettings settings, String name,
+                            ReplicationLeader.Monitor monitor) {
+        super(context);
+        this.settings = settings;
+        this.name = name;
+        this.monitor = monitor;
+    }
+
+    @Override
+    public Receive<Command> createReceive() {
+        return newReceiveBuilder()
+                .onMessage(Follow.class, this::onFollow)
+                .onMessage(Lead.class, this::onLead)
+                .onMessage(FollowerStopped.class, stopped -> startLeader(stopped.lead()))
+                .build();
+    }
+
+    private Behavior<Command> onFollow(Follow follow) {
+        if (leading || follower != null) {
+            return this;
+        }
+        try {
+            SegmentedLog log = OpenTmrPersistence.get(getContext().getSystem()).log();
+            follower = getContext().spawn(ReplicationFollower.create(log, settings, follow.leaderPath(), name),
+                    "follower");
+            LOG.info("Standby: the journal follows the twin's at {}", follow.leaderPath());
+        } catch (IOException e) {
+            LOG.error("Standby: cannot open the journal to follow the twin's: {}; this node will not have the "
+                    + "active's state if it takes over", e.toString());
+        }
+        return this;
+    }
+
+    private Behavior<Command> onLead(Lead lead) {
+        if (leading) {
+            lead.done().completeExceptionally(new IllegalStateException("already leading"));
+            return this;
+        }
+        leading = true;
+        if (follower != null) {
+            // Appends the follower queued are on the log's writer; they complete before it is told to stop.
+            getContext().watchWith(follower, new FollowerStopped(lead));
+            getContext().stop(follower);
+            follower = null;
+            return this;
+        }
+        return startLeader(lead);
+    }
+
+    private Behavior<Command> startLeader(Lead lead) {
+        OpenTmrPersistence persistence = OpenTmrPersistence.get(getContext().getSystem());
+        try {
+            long epoch = lead.epoch();
+            persistence.setEpochSupplier(() -> epoch);
+            persistence.setReplicatedPositionSupplier(monitor::replicatedPosition);
+            SegmentedLog log = persistence.log();
+            getContext().spawn(ReplicationLeader.create(log, settings, monitor, name), LEADER);
+            LOG.info("Active: the journal is written under epoch {} and replicated to the twin", epoch);
+            lead.done().complete(null);
+        } catch (IOException | RuntimeException e) {
+            lead.done().completeExceptionally(e);
+        }
+        return this;
+    }
+}

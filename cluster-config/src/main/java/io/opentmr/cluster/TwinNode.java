@@ -1,0 +1,262 @@
+package io.opentmr.cluster;
+
+import com.typesafe.config.Config;
+import io.opentmr.persistence.replication.ReplicationLeader;
+import io.opentmr.persistence.replication.ReplicationSettings;
+import io.opentmr.tmr.TmrNode;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Props;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One node of a twin (DESIGN §6): a {@link TmrNode} in the twin's Pekko Cluster whose role follows the backends'
+ * active lease. Both nodes ask the backends for the lease at every heartbeat; the one holding it is the active node:
+ * it leads the replicated journal (stamped with the lease's epoch), runs the virtual container and serves clients.
+ * The other is the standby: its journal follows the active's, record for record, it runs no persistent actor and
+ * answers clients NOT_ACTIVE. When the active's process dies, its connections to the backends close and they free
+ * its lease at once; the standby's next heartbeat acquires it and the standby takes over from its copy of the
+ * journal. A frozen or cut-off active loses the lease after its TTL and is fenced by epoch on every backend.
+ *
+ * <p>A node that stops being the active one (it lost the lease), or whose actor system stops (the twin downed it,
+ * {@link LeaseDowning}), restarts in this process as a standby: a new actor system on the same ports, whose
+ * journal the handshake with the new active cuts back to what that one has. There is no pre-emption: a node that
+ * comes back stays standby while its twin holds the lease. Two nodes under one name: the second refuses to run
+ * ({@link TwinJoin.NameClashException}) and this node stops for good ({@link #whenStopped()} fails).
+ */
+public final class TwinNode implements AutoCloseable {
+
+    private static final Logger LOG = LoggerFactory.getLogger(TwinNode.class);
+
+    /** How often a node looks at the cluster's unreachable members, for {@link LeaseDowning}. */
+    private static final Duration DOWNING_CHECK = Duration.ofMillis(100);
+    /** The first restart's pause; it doubles while starts fail, up to {@link #MAX_RESTART_PAUSE}. */
+    private static final Duration FIRST_RESTART_PAUSE = Duration.ofMillis(200);
+    private static final Duration MAX_RESTART_PAUSE = Duration.ofSeconds(10);
+
+    /** How a node is started: {@link TmrNode#start(Config, Clock, TmrNode.Activation)}, or a test's own way. */
+    @FunctionalInterface
+    public interface Starter {
+        TmrNode start(Config config, TmrNode.Activation activation);
+    }
+
+    /** One actor system of the node, from its start to its end. */
+    private static final class Incarnation {
+        final TmrNode node;
+        final ReplicationLeader.Monitor monitor;
+        final CompletableFuture<String> ended;
+        volatile Throwable fatal;
+
+        Incarnation(TmrNode node, ReplicationLeader.Monitor monitor, CompletableFuture<String> ended) {
+            this.node = node;
+            this.monitor = monitor;
+            this.ended = ended;
+        }
+    }
+
+    private final Config config;
+    private final TwinSettings settings;
+    private final ReplicationSettings replication;
+    private final Starter starter;
+    private final CompletableFuture<Void> stopped = new CompletableFuture<>();
+    private final AtomicLong restarts = new AtomicLong();
+    private final Thread loop;
+    private volatile Incarnation current;
+    private volatile boolean closing;
+
+    private TwinNode(Config config, TwinSettings settings, ReplicationSettings replication, Starter starter) {
+        this.config = config;
+        this.settings = settings;
+        this.replication = replication;
+        this.starter = starter;
+        this.loop = new Thread(this::run, "opentmr-twin-" + settings.name());
+        loop.setDaemon(true);
+    }
+
+    /**
+     * Starts a node of a twin from a resolved configuration ({@code opentmr.node.*} with its cluster keys, and the
+     * journal plugin {@code opentmr.persistence}).
+     *
+     * @throws com.typesafe.config.ConfigException naming the key, for a bad or missing setting
+     * @throws IllegalStateException               when its first start fails (it cannot listen, say)
+     */
+    public static TwinNode start(Config config, Clock clock) {
+        return start(config, (full, activation) -> TmrNode.start(full, clock, activation));
+    }
+
+    /** As {@link #start(Config, Clock)}, each incarnation started by {@code starter}. */
+    public static TwinNode start(Config config, Starter starter) {
+        TwinSettings settings = TwinSettings.from(config);
+        ReplicationSettings replication = ReplicationSettings.fromConfig(config);
+        TwinNode node = new TwinNode(config, settings, replication, starter);
+        node.current = node.incarnation();
+        node.loop.start();
+        return node;
+    }
+
+    private Incarnation incarnation() {
+        Config full = settings.pekkoConfig(TmrNode.SYSTEM_NAME).withFallback(config);
+        ReplicationLeader.Monitor monitor = new ReplicationLeader.Monitor();
+        CompletableFuture<String> ended = new CompletableFuture<>();
+        CompletableFuture<ActorRef<ReplicationRole.Command>> role = new CompletableFuture<>();
+        TmrNode.Activation activation = new TmrNode.Activation() {
+            @Override
+            public CompletionStage<Void> activate(ActorSystem<Void> system, long epoch) {
+                CompletableFuture<Void> done = new CompletableFuture<>();
+                role(role, system, monitor).tell(new ReplicationRole.Lead(epoch, done));
+                return done;
+            }
+
+            @Override
+            public void deactivated(String reason) {
+                ended.complete(reason);
+            }
+        };
+        TmrNode node = starter.start(full, activation);
+        Incarnation incarnation = new Incarnation(node, monitor, ended);
+        ActorSystem<Void> system = node.actorSystem();
+        twin().ifPresent(twin -> role(role, system, monitor).tell(new ReplicationRole.Follow(
+                TwinSettings.address(TmrNode.SYSTEM_NAME, twin) + "/system/" + ReplicationRole.NAME + "/"
+                        + ReplicationRole.LEADER)));
+        system.systemActorOf(LeaseDowning.create(node::holdsLease, settings.downUnreachableAfter(), DOWNING_CHECK),
+                "lease-downing", Props.empty());
+        TwinJoin.start(system, settings).whenComplete((joined, failure) -> {
+            if (failure instanceof TwinJoin.NameClashException clash) {
+                incarnation.fatal = clash;
+                ended.complete(clash.getMessage());
+            } else if (failure == null) {
+                LOG.info("Node {} is a member of the twin cluster: {}", settings.name(), joined.members());
+            }
+        });
+        system.getWhenTerminated().thenRun(() -> ended.complete("its actor system stopped (downed by the twin, "
+                + "or shut down)"));
+        return incarnation;
+    }
+
+    /** The one replication role of an actor system, created by whichever asks first. */
+    private ActorRef<ReplicationRole.Command> role(CompletableFuture<ActorRef<ReplicationRole.Command>> role,
+                                                   ActorSystem<Void> system, ReplicationLeader.Monitor monitor) {
+        synchronized (role) {
+            if (!role.isDone()) {
+                role.complete(system.systemActorOf(ReplicationRole.create(replication, settings.name(), monitor),
+                        ReplicationRole.NAME, Props.empty()));
+            }
+            return role.join();
+        }
+    }
+
+    /** The other node's cluster address, if the twin has two. */
+    private Optional<TwinSettings.HostPort> twin() {
+        return settings.seeds().stream().filter(seed -> !seed.equals(settings.self())).findFirst();
+    }
+
+    private void run() {
+        Incarnation incarnation = current;
+        Duration pause = FIRST_RESTART_PAUSE;
+        while (true) {
+            String reason = incarnation.ended.join();
+            incarnation.node.close();
+            if (closing) {
+                stopped.complete(null);
+                return;
+            }
+            if (incarnation.fatal != null) {
+                LOG.error("TMR node {} stops: {}", settings.name(), reason);
+                stopped.completeExceptionally(incarnation.fatal);
+                return;
+            }
+            LOG.warn("TMR node {} restarts as the standby: {}", settings.name(), reason);
+            incarnation = null;
+            while (incarnation == null) {
+                try {
+                    Thread.sleep(pause.toMillis());
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    stopped.complete(null);
+                    return;
+                }
+                if (closing) {
+                    stopped.complete(null);
+                    return;
+                }
+                try {
+                    incarnation = incarnation();
+                    restarts.incrementAndGet();
+                    pause = FIRST_RESTART_PAUSE;
+                } catch (RuntimeException e) {
+                    pause = pause.multipliedBy(2).compareTo(MAX_RESTART_PAUSE) > 0 ? MAX_RESTART_PAUSE
+                            : pause.multipliedBy(2);
+                    LOG.error("TMR node {} could not restart ({}); trying again in {} ms", settings.name(),
+                            e.toString(), pause.toMillis());
+                }
+            }
+            current = incarnation;
+            if (closing) {
+                // Closed while this one started: its end is the loop's last.
+                incarnation.node.close();
+            }
+        }
+    }
+
+    /** The node's current incarnation: a new one after each restart. */
+    public TmrNode node() {
+        return current.node;
+    }
+
+    /** Whether this node is the active one and serves clients now. */
+    public boolean serving() {
+        return current.node.serving();
+    }
+
+    /** The replicated journal's status while this node is the active one (DEGRADED on a standby). */
+    public ReplicationLeader.Monitor replication() {
+        return current.monitor;
+    }
+
+    /** The members this node sees Up in the twin cluster now (itself included, once it has joined). */
+    public int membersUp() {
+        int up = 0;
+        for (org.apache.pekko.cluster.Member member : org.apache.pekko.cluster.typed.Cluster.get(current.node
+                .actorSystem()).state().getMembers()) {
+            up += member.status() == org.apache.pekko.cluster.MemberStatus.up() ? 1 : 0;
+        }
+        return up;
+    }
+
+    /** How many times the node restarted in this process (each loss of the active role, each downing). */
+    public long restarts() {
+        return restarts.get();
+    }
+
+    public TwinSettings settings() {
+        return settings;
+    }
+
+    /** Completes when the node stopped for good: {@link #close}, or fails with the name clash that stopped it. */
+    public CompletionStage<Void> whenStopped() {
+        return stopped;
+    }
+
+    /** Stops the node and waits (at most a minute) until its actor system has terminated and its ports are free. */
+    @Override
+    public void close() {
+        closing = true;
+        current.node.close();
+        try {
+            loop.join(TimeUnit.SECONDS.toMillis(60));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        if (loop.isAlive()) {
+            LOG.warn("TMR node {} did not stop within 60 s", settings.name());
+        }
+    }
+}

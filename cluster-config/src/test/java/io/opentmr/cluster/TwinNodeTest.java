@@ -1,0 +1,178 @@
+package io.opentmr.cluster;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.typesafe.config.Config;
+import io.opentmr.client.CmException;
+import io.opentmr.client.LicenseHandle;
+import io.opentmr.client.TmrClient;
+import io.opentmr.client.TmrClientOptions;
+import io.opentmr.persistence.replication.ReplicationLeader;
+import io.opentmr.protocol.CmError;
+import io.opentmr.testing.TmrTestGroup;
+import io.opentmr.tmr.TmrNode;
+import java.net.InetSocketAddress;
+import java.nio.file.Path;
+import java.security.SecureRandom;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.function.BooleanSupplier;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Two twin nodes in this JVM over three real backends: their own journals (replicated), their own cluster keys,
+ * mutual TLS on loopback addresses of this test's own. A node is stopped the way a crash looks to the backends
+ * (its connections close) and the other must take over with every handle.
+ */
+class TwinNodeTest {
+
+    private static final long PRODUCT = 77;
+
+    @TempDir
+    static Path keys;
+    @TempDir
+    Path dir;
+
+    private TmrTestGroup group;
+    private String prefix;
+    private final List<TwinNode> nodes = new ArrayList<>();
+
+    @BeforeAll
+    static void keys() throws Exception {
+        ClusterKeys generator = new ClusterKeys(new SecureRandom(), Clock.systemUTC(), 2048);
+        generator.createAuthority(keys.resolve("ca"));
+        generator.issue(keys.resolve("ca"), "node-a", keys.resolve("node-a"));
+        generator.issue(keys.resolve("ca"), "node-b", keys.resolve("node-b"));
+    }
+
+    @BeforeEach
+    void group() throws Exception {
+        group = new TmrTestGroup(dir);
+        group.issueTmr(TmrTestGroup.seats(PRODUCT, 2));
+        ThreadLocalRandom random = ThreadLocalRandom.current();
+        prefix = "127." + random.nextInt(100, 250) + "." + random.nextInt(1, 250) + ".";
+    }
+
+    @AfterEach
+    void close() {
+        nodes.forEach(TwinNode::close);
+        group.close();
+    }
+
+    private String host(String name) {
+        return prefix + (name.equals("node-a") ? 1 : 2);
+    }
+
+    private TwinNode start(String name) {
+        Map<String, Object> overrides = new HashMap<>();
+        overrides.put("opentmr.node.port", 22350);
+        overrides.put("pekko.persistence.journal.plugin", "opentmr.persistence.journal");
+        overrides.put("pekko.persistence.snapshot-store.plugin", "opentmr.persistence.snapshot-store");
+        overrides.put("opentmr.persistence.dir", dir.resolve(name).resolve("journal").toString());
+        overrides.put("opentmr.node.cluster-address", host(name));
+        overrides.put("opentmr.node.cluster-port", 25520);
+        overrides.put("opentmr.node.seed-nodes", List.of(host("node-a") + ":25520", host("node-b") + ":25520"));
+        overrides.put("opentmr.node.cluster-keys-dir", keys.resolve(name).toString());
+        Config config = group.nodeConfig(name, host(name), name, overrides);
+        TwinNode node = TwinNode.start(config, (full, activation) -> TmrNode.start(full, Clock.systemUTC(),
+                group.connector(name), activation));
+        nodes.add(node);
+        return node;
+    }
+
+    private TmrClient client() {
+        return TmrClient.connect(TmrClientOptions.builder()
+                .addresses(new InetSocketAddress(host("node-a"), 22350), new InetSocketAddress(host("node-b"), 22350))
+                .requestTimeout(Duration.ofSeconds(20))
+                .build());
+    }
+
+    private static void await(String what, Duration bound, BooleanSupplier condition) throws InterruptedException {
+        long deadline = System.nanoTime() + bound.toNanos();
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError(what + " not within " + bound.toSeconds() + " s");
+            }
+            Thread.sleep(20);
+        }
+    }
+
+    @Test
+    void theStandbyTakesOverWhenTheActiveIsGoneAndEveryHandleStaysHeld() throws Exception {
+        TwinNode a = start("node-a");
+        await("node-a serves", Duration.ofSeconds(30), a::serving);
+        TwinNode b = start("node-b");
+        await("node-b follows node-a's journal in sync", Duration.ofSeconds(30),
+                () -> a.replication().status() == ReplicationLeader.Status.IN_SYNC);
+        assertFalse(b.serving(), "a standby serves no client");
+
+        try (TmrClient client = client()) {
+            LicenseHandle held = client.access(TmrTestGroup.FIRM, PRODUCT);
+            assertEquals(new InetSocketAddress(host("node-a"), 22350), client.connectedAddress());
+            assertEquals(a.node().virtualSerial(), b.node().virtualSerial(), "one virtual container");
+            assertEquals(a.node().virtualSerial(), held.container());
+
+            // node-a goes away as a crash looks to the backends: its connections close.
+            nodes.remove(a);
+            long gone = System.nanoTime();
+            a.close();
+            await("node-b serves", Duration.ofSeconds(20), b::serving);
+            long tookMillis = (System.nanoTime() - gone) / 1_000_000;
+
+            // The handle from node-a is held on node-b: it answers for it and it still takes one of the two seats.
+            assertEquals(PRODUCT, held.info().product().productCode());
+            assertEquals(b.node().virtualSerial(), held.info().container());
+            assertEquals(new InetSocketAddress(host("node-b"), 22350), client.connectedAddress());
+            try (LicenseHandle second = client.access(TmrTestGroup.FIRM, PRODUCT)) {
+                CmException full = assertThrows(CmException.class, () -> client.access(TmrTestGroup.FIRM, PRODUCT));
+                assertEquals(CmError.NO_MORE_LICENSES.code(), full.code(), full.getMessage());
+                assertTrue(second.isOpen());
+            }
+            held.close();
+            System.out.printf("take-over: node-b served %d ms after node-a stopped%n", tookMillis);
+        }
+    }
+
+    @Test
+    void aNodeThatComesBackStaysStandbyAndCatchesUpWithTheActive() throws Exception {
+        TwinNode a = start("node-a");
+        await("node-a serves", Duration.ofSeconds(30), a::serving);
+        TwinNode b = start("node-b");
+        await("in sync", Duration.ofSeconds(30), () -> a.replication().status() == ReplicationLeader.Status.IN_SYNC);
+        try (TmrClient client = client()) {
+            LicenseHandle first = client.access(TmrTestGroup.FIRM, PRODUCT);
+            nodes.remove(a);
+            a.close();
+            await("node-b serves", Duration.ofSeconds(20), b::serving);
+            LicenseHandle second = client.access(TmrTestGroup.FIRM, PRODUCT);
+
+            TwinNode again = start("node-a");
+            await("node-a follows node-b's journal in sync", Duration.ofSeconds(30),
+                    () -> b.replication().status() == ReplicationLeader.Status.IN_SYNC);
+            assertFalse(again.serving(), "no pre-emption: the node that came back is the standby");
+
+            // Now node-b goes: node-a takes over with both handles, one written by each node.
+            nodes.remove(b);
+            b.close();
+            await("node-a serves again", Duration.ofSeconds(20), again::serving);
+            assertEquals(PRODUCT, first.info().product().productCode());
+            assertEquals(PRODUCT, second.info().product().productCode());
+            CmException full = assertThrows(CmException.class, () -> client.access(TmrTestGroup.FIRM, PRODUCT));
+            assertEquals(CmError.NO_MORE_LICENSES.code(), full.code(), full.getMessage());
+            first.close();
+            second.close();
+        }
+    }
+}

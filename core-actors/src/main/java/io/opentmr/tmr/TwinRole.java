@@ -1,0 +1,174 @@
+package io.opentmr.tmr;
+
+import io.opentmr.tmr.backend.PeerGroup;
+import java.time.Duration;
+import java.util.concurrent.CompletionStage;
+import java.util.function.Function;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A twin node's role, decided by the backends' active lease alone: while another node holds it this node is the
+ * standby and runs no persistent actor (its journal is the active's copy); once it holds the lease it
+ * {@linkplain TmrNode.Activation#activate activates} (the journal now written under the lease's epoch) and only then
+ * starts the virtual container, which recovers from that journal, reconciles with the backends and serves. Losing
+ * the lease, or holding it under another epoch than the one it activated with, ends the role for good
+ * ({@link TmrNode.Activation#deactivated}): another node may have written since, so this state must never serve
+ * again; the node is restarted as a standby.
+ *
+ * <p>The backend watchers run under this actor from the start, on the standby too: they keep the connections, ask
+ * for the lease at every heartbeat (a lease whose holder's connections closed is granted at once) and read the
+ * inventories. Their latest view is kept and handed to the container when it starts.
+ */
+final class TwinRole extends AbstractBehavior<TwinRole.Command> {
+
+    private static final Logger LOG = LoggerFactory.getLogger(TwinRole.class);
+
+    sealed interface Command {
+    }
+
+    private enum Tick implements Command {
+        INSTANCE
+    }
+
+    private record ViewCounted(VirtualContainer.Counted counted) implements Command {
+    }
+
+    private record Activated(long epoch, Throwable failure) implements Command {
+    }
+
+    private enum State {
+        STANDBY, ACTIVATING, ACTIVE, ENDED
+    }
+
+    private final PeerGroup peers;
+    private final NodeStatus status;
+    private final TmrNode.Activation activation;
+    private final Behavior<VirtualContainer.Command> containerBehavior;
+    private final TmrNode.ContainerHolder holder;
+    private State state = State.STANDBY;
+    private long epoch;
+    private VirtualContainer.Counted lastView;
+    private ActorRef<VirtualContainer.Command> container;
+
+    /**
+     * @param quorums the backend watchers' quorums, given where to send their views
+     * @param check   how often the lease is looked at: the take-over waits up to this after the grants came
+     */
+    static Behavior<Command> create(PeerGroup peers, NodeStatus status, TmrNode.Activation activation,
+                                    Behavior<VirtualContainer.Command> container, TmrNode.ContainerHolder holder,
+                                    Function<ActorRef<VirtualContainer.Counted>, Behavior<Quorums.Command>> quorums,
+                                    Duration check) {
+        return Behaviors.setup(context -> Behaviors.withTimers(timers -> {
+            timers.startTimerWithFixedDelay(Tick.INSTANCE, check);
+            context.spawn(quorums.apply(context.messageAdapter(VirtualContainer.Counted.class, ViewCounted::new)),
+                    "quorums");
+            return new TwinRole(context, peers, status, activation, container, holder);
+        }));
+    }
+
+    private TwinRole(ActorContext<Command> context, PeerGroup peers, NodeStatus status, TmrNode.Activation activation,
+                     Behavior<VirtualContainer.Command> containerBehavior, TmrNode.ContainerHolder holder) {
+        super(context);
+        this.peers = peers;
+        this.status = status;
+        this.activation = activation;
+        this.containerBehavior = containerBehavior;
+        this.holder = holder;
+        LOG.info("Standby: the node serves no client until it holds the backends' lease");
+    }
+
+    @Override
+    public Receive<Command> createReceive() {
+        return newReceiveBuilder()
+                .onMessage(ViewCounted.class, this::onView)
+                .onMessageEquals(Tick.INSTANCE, this::onTick)
+                .onMessage(Activated.class, this::onActivated)
+                .build();
+    }
+
+    private Behavior<Command> onView(ViewCounted view) {
+        lastView = view.counted();
+        if (container != null) {
+            container.tell(lastView);
+        }
+        return this;
+    }
+
+    private Behavior<Command> onTick() {
+        boolean held = peers.holdsLease();
+        long now = peers.epoch();
+        switch (state) {
+            case STANDBY -> {
+                if (held) {
+                    state = State.ACTIVATING;
+                    epoch = now;
+                    LOG.info("The node holds the backends' lease (epoch {}): taking over as the active node", epoch);
+                    ActorSystem<Void> system = getContext().getSystem();
+                    CompletionStage<Void> done;
+                    try {
+                        done = activation.activate(system, epoch);
+                    } catch (RuntimeException e) {
+                        return end("activation failed: " + e);
+                    }
+                    long activating = epoch;
+                    getContext().pipeToSelf(done, (ok, failure) -> new Activated(activating, failure));
+                }
+            }
+            case ACTIVATING, ACTIVE -> {
+                if (!held) {
+                    return end("the node lost the backends' lease (epoch " + epoch + ")");
+                }
+                if (now != epoch) {
+                    return end("the backends' lease moved from epoch " + epoch + " to " + now
+                            + ": another node may have held it meanwhile");
+                }
+            }
+            case ENDED -> {
+            }
+        }
+        return this;
+    }
+
+    private Behavior<Command> onActivated(Activated activated) {
+        if (state != State.ACTIVATING || activated.epoch() != epoch) {
+            return this;
+        }
+        if (activated.failure() != null) {
+            return end("activation failed: " + activated.failure());
+        }
+        container = getContext().spawn(containerBehavior, "virtual-container");
+        holder.set(container);
+        if (lastView != null) {
+            container.tell(lastView);
+        }
+        state = State.ACTIVE;
+        LOG.info("Active (epoch {}): the virtual container recovers from the journal and reconciles with the "
+                + "backends before it serves", epoch);
+        return this;
+    }
+
+    private Behavior<Command> end(String reason) {
+        if (state == State.ENDED) {
+            return this;
+        }
+        state = State.ENDED;
+        // At once, before the container stops: no session may hand it another request.
+        status.reconciled(false);
+        holder.set(null);
+        LOG.warn("The node stops being the active one: {}; it serves no client from this state again", reason);
+        if (container != null) {
+            getContext().stop(container);
+            container = null;
+        }
+        activation.deactivated(reason);
+        return this;
+    }
+}
