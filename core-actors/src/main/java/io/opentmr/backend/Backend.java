@@ -5,6 +5,7 @@ import com.typesafe.config.ConfigException;
 import com.typesafe.config.ConfigFactory;
 import io.opentmr.access.AccessList;
 import io.opentmr.license.VendorKeyFiles;
+import io.opentmr.metrics.ServerMetrics;
 import io.opentmr.server.FrameServer;
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -38,11 +39,20 @@ public final class Backend implements AutoCloseable {
     private final ActorSystem<Void> system;
     private final FrameServer server;
     private final ContainerIdentity identity;
+    private final BackendSettings settings;
+    private final RequestInbox inbox;
+    private final ServerMetrics metrics;
+    private final java.time.Instant startedAt;
 
-    private Backend(ActorSystem<Void> system, FrameServer server, ContainerIdentity identity) {
+    private Backend(ActorSystem<Void> system, FrameServer server, ContainerIdentity identity, BackendSettings settings,
+                    RequestInbox inbox, ServerMetrics metrics, java.time.Instant startedAt) {
         this.system = system;
         this.server = server;
         this.identity = identity;
+        this.settings = settings;
+        this.inbox = inbox;
+        this.metrics = metrics;
+        this.startedAt = startedAt;
     }
 
     /**
@@ -83,10 +93,13 @@ public final class Backend implements AutoCloseable {
         SecureRandom random = new SecureRandom();
         ContainerIdentity identity = ContainerIdentity.loadOrCreate(settings.dataDir(), settings.cmActId(), random);
         RequestInbox inbox = new RequestInbox(settings.maxQueuedRequests(), MAX_BATCH);
+        ServerMetrics metrics = new ServerMetrics("backend");
+        ContainerCounts counts = new ContainerCounts();
+        gauges(metrics, counts);
         Behavior<Void> guardian = Behaviors.setup(context -> {
             ActorRef<ContainerGateway.Message> gateway = context.spawn(ContainerGateway.create(
                     Container.create(identity, vendorKeys, settings.cleanupTimeout(), settings.snapshotEvery(),
-                            settings.lease(), settings.units(), clock), inbox), "gateway");
+                            settings.lease(), settings.units(), clock, counts, metrics), inbox), "gateway");
             started.complete(gateway);
             return Behaviors.empty();
         });
@@ -96,11 +109,11 @@ public final class Backend implements AutoCloseable {
             TrackingLog tracking = new TrackingLog(identity.serial());
             FrameServer server = FrameServer.start(settings.address(), settings.port(), settings.maxConnections(),
                     settings.codecLimits(), settings.ioThreads(),
-                    () -> new ClientSession(settings, inbox, random, tracking, clock));
+                    () -> new ClientSession(settings, inbox, random, tracking, clock, metrics));
             LOG.info("Backend {} listening on {} (max {} connections, {} requests in flight each)",
                     identity.serial(), server.localAddress(), settings.maxConnections(),
                     settings.maxInFlightPerConnection());
-            return new Backend(system, server, identity);
+            return new Backend(system, server, identity, settings, inbox, metrics, clock.instant());
         } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
             system.terminate();
             throw new IllegalStateException("the backend's actors did not start within 30 s", e);
@@ -131,8 +144,54 @@ public final class Backend implements AutoCloseable {
         return ConfigFactory.parseMap(tuned, BackendSettings.PATH + ".threads.actors").withFallback(config);
     }
 
+    private static void gauges(ServerMetrics metrics, ContainerCounts counts) {
+        metrics.gauge("opentmr_open_handles", "Open client handles of the backend's container", counts::handles);
+        metrics.gauge("opentmr_tmr_allocations", "Seats the backend's TMR copies hold for TMR nodes (ALLOCATE)",
+                counts::allocations);
+        metrics.gauge("opentmr_borrows", "Seats borrowed out of the backend's container", counts::borrows);
+        metrics.gauge("opentmr_product_items", "Product items in the backend's container", counts::products);
+        metrics.gauge("opentmr_lease_epoch", "The highest epoch of the active lease (opentmr-active) the backend "
+                + "granted or saw in a certificate; it rises only when the holder changes", counts::activeEpoch);
+    }
+
     public InetSocketAddress address() {
         return server.localAddress();
+    }
+
+    /** What {@code /metrics} shows for this backend. */
+    public ServerMetrics metrics() {
+        return metrics;
+    }
+
+    public BackendSettings settings() {
+        return settings;
+    }
+
+    public java.time.Instant startedAt() {
+        return startedAt;
+    }
+
+    /** The backend's actor system: management HTTP runs in it. */
+    public ActorSystem<Void> actorSystem() {
+        return system;
+    }
+
+    /**
+     * Asks the container through the same inbox the sessions use (so an operator's request waits its turn and is
+     * refused with 309 under overload like any other); fails with the container's {@link io.opentmr.protocol.CmFailure},
+     * or with a {@link java.util.concurrent.TimeoutException} after {@code timeout}.
+     */
+    public <T> java.util.concurrent.CompletableFuture<T> ask(
+            java.util.function.Function<Container.ReplyTo<T>, Container.Request> request, java.time.Duration timeout) {
+        java.util.concurrent.CompletableFuture<T> answer = new java.util.concurrent.CompletableFuture<>();
+        inbox.submit(request.apply(reply -> {
+            if (reply.isSuccess()) {
+                answer.complete(reply.getValue());
+            } else {
+                answer.completeExceptionally(reply.getError());
+            }
+        }));
+        return answer.orTimeout(timeout.toMillis(), TimeUnit.MILLISECONDS);
     }
 
     public ContainerIdentity identity() {

@@ -3,6 +3,7 @@ package io.opentmr.backend;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
 import io.opentmr.access.AccessList;
+import io.opentmr.protocol.AdminToken;
 import io.opentmr.protocol.CodecLimits;
 import io.opentmr.protocol.PeerAuth;
 import java.nio.file.Path;
@@ -92,7 +93,7 @@ public record BackendSettings(
                     + PATH + ".cleanup-timeout, or clients that do keep their sessions alive lose their handles");
         }
         return new BackendSettings(c.getString("address"), port, Path.of(dataDir), vendorKeys, cmActId,
-                positive(c, "cleanup-timeout"), atLeastOne(c, "snapshot-every"), positive(c, "keep-alive-interval"), c.getString("admin-token"),
+                positive(c, "cleanup-timeout"), atLeastOne(c, "snapshot-every"), positive(c, "keep-alive-interval"), adminToken(root, c),
                 accessList, atLeastOne(c, "limits.max-connections"), atLeastOne(c, "limits.max-in-flight-per-connection"),
                 atLeastOne(c, "limits.max-queued-requests"),
                 positive(c, "limits.hello-timeout"), positive(c, "limits.request-timeout"),
@@ -135,6 +136,23 @@ public record BackendSettings(
             throw new ConfigException.BadValue(PATH + "." + key, "must not be negative, not " + value);
         }
         return value;
+    }
+
+    /**
+     * {@code admin-token} as given, or else the content of the installation's admin token file
+     * ({@value AdminToken#TOKEN_FILE_KEY}); empty: admin requests from loopback only.
+     */
+    private static String adminToken(Config root, Config c) {
+        String given = c.getString("admin-token");
+        if (!given.isEmpty()) {
+            return given;
+        }
+        try {
+            return AdminToken.fromSetting(root.hasPath(AdminToken.TOKEN_FILE_KEY)
+                    ? root.getString(AdminToken.TOKEN_FILE_KEY) : "").map(AdminToken::value).orElse("");
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException.BadValue(AdminToken.TOKEN_FILE_KEY, e.getMessage());
+        }
     }
 
     /** The peer side is on only with a cluster secret. */

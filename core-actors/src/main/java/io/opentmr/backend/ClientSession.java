@@ -62,8 +62,13 @@ final class ClientSession extends FrameSession {
 
     ClientSession(BackendSettings settings, RequestInbox inbox, SecureRandom random, TrackingLog tracking,
                   Clock clock) {
+        this(settings, inbox, random, tracking, clock, io.opentmr.server.RequestObserver.NONE);
+    }
+
+    ClientSession(BackendSettings settings, RequestInbox inbox, SecureRandom random, TrackingLog tracking,
+                  Clock clock, io.opentmr.server.RequestObserver observer) {
         super(new FrameSession.Limits(settings.helloTimeout(), settings.requestTimeout(),
-                settings.maxInFlightPerConnection()));
+                settings.maxInFlightPerConnection()), observer);
         this.clock = clock;
         this.settings = settings;
         this.inbox = inbox;

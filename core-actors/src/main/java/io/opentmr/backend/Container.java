@@ -24,6 +24,7 @@ import io.opentmr.protocol.LeaseGrant;
 import io.opentmr.protocol.LicenseKey;
 import io.opentmr.protocol.UnitsOperation;
 import io.opentmr.protocol.ProductInfo;
+import io.opentmr.protocol.Serial;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.security.PublicKey;
@@ -212,6 +213,39 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         }
     }
 
+    // ---------------------------------------------------------------- operators (management HTTP)
+
+    /** What the container holds now, for an operator: copies, never the live state. */
+    public record Overview(Serial serial, long cmActId, Instant startedAt, List<ProductInfo> products,
+                           List<Handle> handles, Map<Long, Instant> sessionsLastSeen, List<TmrAllocation> allocations,
+                           List<Borrow> borrows, List<LeaseView> leases, Map<String, Long> highestEpochs) {
+    }
+
+    /** A live lease granted to a TMR node. */
+    public record LeaseView(String name, String holder, long epoch, Instant issuedAt, Instant expiresAt,
+                            String connection) {
+    }
+
+    public record GetOverview(ReplyTo<Overview> replyTo) implements Request {
+        @Override
+        public void refuse(CmFailure refusal) {
+            replyTo.tell(StatusReply.error(refusal));
+        }
+    }
+
+    /**
+     * An operator takes back a client's handle, whoever holds it (the seat is free at once); refused with 106 for
+     * an unknown id. A TMR node's allocation is not a handle: the node frees it.
+     *
+     * @param by who asked, for the tracking log and the log line (the operator's address)
+     */
+    public record AdminRelease(long handleId, String by, ReplyTo<Handle> replyTo) implements Request {
+        @Override
+        public void refuse(CmFailure refusal) {
+            replyTo.tell(StatusReply.error(refusal));
+        }
+    }
+
     // ---------------------------------------------------------------- TMR node requests
 
     /** LEASE_ACQUIRE on a TMR node's connection; answered with the signed grant once its epoch is durable. */
@@ -321,6 +355,8 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     private final Map<Long, Instant> lastSeen = new HashMap<>();
     /** Makes the resume tokens; its key is derived from the container's private key, so the same after a restart. */
     private final javax.crypto.Mac tokens;
+    private final ContainerCounts counts;
+    private final io.opentmr.metrics.ServerMetrics metrics;
 
     private boolean recovered;
 
@@ -348,6 +384,19 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
                                            Duration cleanupTimeout, int snapshotEvery,
                                            BackendSettings.Lease leaseSettings, BackendSettings.Units unitSettings,
                                            Clock clock) {
+        return create(identity, vendorKeys, cleanupTimeout, snapshotEvery, leaseSettings, unitSettings, clock,
+                new ContainerCounts(), null);
+    }
+
+    /**
+     * @param counts  where the container writes its numbers after each batch (the backend's gauges read them)
+     * @param metrics where its journal writes are timed; null: nowhere
+     */
+    public static Behavior<Command> create(ContainerIdentity identity, List<PublicKey> vendorKeys,
+                                           Duration cleanupTimeout, int snapshotEvery,
+                                           BackendSettings.Lease leaseSettings, BackendSettings.Units unitSettings,
+                                           Clock clock, ContainerCounts counts,
+                                           io.opentmr.metrics.ServerMetrics metrics) {
         Duration interval = cleanupTimeout.dividedBy(4);
         Duration tick = interval.compareTo(Duration.ofSeconds(10)) > 0 ? Duration.ofSeconds(10)
                 : interval.compareTo(Duration.ofMillis(100)) < 0 ? Duration.ofMillis(100) : interval;
@@ -358,7 +407,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         return Behaviors.setup(context -> Behaviors.withTimers(timers -> {
             timers.startTimerWithFixedDelay(new Cleanup(), tick);
             return new Container(context, identity, vendorKeys, cleanupTimeout, snapshotEvery, leaseSettings,
-                    unitSettings, clock);
+                    unitSettings, clock, counts, metrics);
         }));
     }
 
@@ -368,8 +417,11 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
 
     private Container(ActorContext<Command> context, ContainerIdentity identity, List<PublicKey> vendorKeys,
                       Duration cleanupTimeout, int snapshotEvery, BackendSettings.Lease leaseSettings,
-                      BackendSettings.Units unitSettings, Clock clock) {
+                      BackendSettings.Units unitSettings, Clock clock, ContainerCounts counts,
+                      io.opentmr.metrics.ServerMetrics metrics) {
         super(persistenceId(identity));
+        this.counts = counts;
+        this.metrics = metrics;
         this.leaseSettings = leaseSettings;
         this.unitSettings = unitSettings;
         this.certificates = new CertificateCheck(leaseSettings.clockSkew());
@@ -422,6 +474,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         return newSignalHandlerBuilder()
                 .onSignal(RecoveryCompleted.instance(), state -> {
                     recovered = true;
+                    counts.update(state);
                     context.getLog().info(
                             "Container {} (CmActId {}) ready: {} product item(s), {} open handle(s), {} borrow(s), "
                                     + "{} TMR allocation(s), active lease epoch {}",
@@ -483,6 +536,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         Runnable finish = () -> {
             outcomes.forEach(o -> o.afterPersist().run());
             tracking.flush();
+            counts.update(state);
             outcomes.forEach(o -> o.reply().run());
             whenDone.run();
         };
@@ -490,7 +544,13 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
             finish.run();
             return Effect().none();
         }
-        return Effect().persist(events).thenRun(persisted -> finish.run());
+        long writing = System.nanoTime();
+        return Effect().persist(events).thenRun(persisted -> {
+            if (metrics != null) {
+                metrics.journalWrite(System.nanoTime() - writing);
+            }
+            finish.run();
+        });
     }
 
     private Outcome handle(ContainerState state, Request request) {
@@ -537,6 +597,16 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         } else if (request instanceof GetContext c) {
             return reply(c.replyTo(), StatusReply.success(ContainerContext.of(identity.serial(), identity.cmActId(),
                     state.firmUpdateCounters(), identity.rawPublicKey())));
+        } else if (request instanceof GetOverview c) {
+            return reply(c.replyTo(), StatusReply.success(overview(state)));
+        } else if (request instanceof AdminRelease c) {
+            Instant now = clock.instant();
+            return decide(state, state.reclaim(c.handleId(), now), c.replyTo(), Function.identity(), handle -> {
+                context.getLog().warn("Container {}: handle {} of {}@{} on {} released by an operator ({})",
+                        identity.serial(), handle.id(), handle.owner().user(), handle.owner().host(), handle.item(),
+                        c.by());
+                tracking.adminRelease(handle.id(), handle.item(), c.by(), now);
+            });
         } else if (request instanceof Describe c) {
             return reply(c.replyTo(), StatusReply.success(new ContainerInfo(identity.serial(), identity.cmActId(),
                     Bytes.of(identity.rawPublicKey()), state.products())));
@@ -576,6 +646,18 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
             return onPeerUnits(state, c);
         }
         throw new IllegalArgumentException("unknown request " + request.getClass().getName());
+    }
+
+    private Overview overview(ContainerState state) {
+        Instant now = clock.instant();
+        List<LeaseView> live = leases.allLive(now).stream().map(l -> new LeaseView(l.name(), l.holder(), l.epoch(),
+                l.issuedAt(), l.expiresAt(), l.connection().address())).toList();
+        Map<String, Long> epochs = new java.util.TreeMap<>();
+        epochs.put(LeaseGrant.ACTIVE_LEASE, state.highestEpoch(LeaseGrant.ACTIVE_LEASE));
+        live.forEach(l -> epochs.put(l.name(), state.highestEpoch(l.name())));
+        return new Overview(identity.serial(), identity.cmActId(), startedAt, state.products(),
+                List.copyOf(state.handles()), Map.copyOf(lastSeen), List.copyOf(state.allocations()),
+                List.copyOf(state.borrows()), live, epochs);
     }
 
     private Outcome onAccess(ContainerState state, Access c) {

@@ -172,6 +172,22 @@ public final class ContainerState {
         return List.copyOf(handles.values());
     }
 
+    public int handleCount() {
+        return handles.size();
+    }
+
+    public int borrowCount() {
+        return borrows.size();
+    }
+
+    public int productCount() {
+        return items.size();
+    }
+
+    public int allocationCount() {
+        return allocations.size();
+    }
+
     public Collection<Borrow> borrows() {
         return List.copyOf(borrows.values());
     }

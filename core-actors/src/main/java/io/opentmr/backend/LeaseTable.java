@@ -131,6 +131,12 @@ final class LeaseTable {
                 + ": a node holds leases under its own name only");
     }
 
+    /** Every live lease, by name. */
+    List<Lease> allLive(Instant now) {
+        return leases.values().stream().filter(l -> l.live(now))
+                .sorted(java.util.Comparator.comparing(Lease::name)).toList();
+    }
+
     /** The live lease on {@code name}, or null. */
     Lease live(String name, Instant now) {
         Lease current = leases.get(name);

@@ -61,6 +61,11 @@ public final class TrackingLog {
         write("release", at, Map.of("handle", handleId, "item", item.toString()));
     }
 
+    /** An operator released the handle (management HTTP). */
+    public void adminRelease(long handleId, LicenseKey item, String by, Instant at) {
+        write("admin-release", at, Map.of("handle", handleId, "item", item.toString(), "by", by));
+    }
+
     public void reclaim(long handleId, LicenseKey item, Instant at) {
         write("reclaim", at, Map.of("handle", handleId, "item", item.toString()));
     }

@@ -43,6 +43,23 @@ public record LicenseUpdateFile(String format, String vendorKey, String body, St
     }
 
     /**
+     * The container a file is for, read from its body without checking the signature: where a TMR node sends it.
+     * The container that gets it verifies it.
+     *
+     * @throws LicenseRefusedException 105 for a file that is not a license update file
+     */
+    public static io.opentmr.protocol.Serial target(byte[] file) throws LicenseRefusedException {
+        try {
+            LicenseUpdateFile envelope = LicenseJson.MAPPER.readValue(file, LicenseUpdateFile.class);
+            LicenseUpdate update = LicenseJson.MAPPER.readValue(Base64.getDecoder().decode(envelope.body()),
+                    LicenseUpdate.class);
+            return io.opentmr.protocol.Serial.parse(update.target());
+        } catch (IOException | RuntimeException e) {
+            throw new LicenseRefusedException(CmError.INVALID_PARAMETER, "not a license update file: " + e.getMessage());
+        }
+    }
+
+    /**
      * Checks the file's form and signature against the vendor keys this server trusts and returns its
      * content. Whether it fits the target container (serial, next counter) is the container's check.
      *

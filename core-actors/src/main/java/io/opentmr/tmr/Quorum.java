@@ -81,6 +81,24 @@ public final class Quorum {
         return differing;
     }
 
+    /** Backends that hold a copy now. */
+    public int copiesHeld() {
+        return (int) Arrays.stream(copies).filter(Objects::nonNull).count();
+    }
+
+    /**
+     * Backends whose copy differs from another one held now: an integrity problem. A copy alone is not one: the
+     * other backends may not have been read yet.
+     */
+    public BitSet conflicting() {
+        return copiesHeld() >= 2 ? differing() : new BitSet(copies.length);
+    }
+
+    /** Whether {@code backend} holds a copy now. */
+    public boolean holds(int backend) {
+        return copies[backend] != null;
+    }
+
     public boolean valid() {
         return counted().cardinality() >= 2;
     }

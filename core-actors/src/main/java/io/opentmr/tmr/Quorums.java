@@ -50,6 +50,27 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
     public record Reported(BackendWatcher.Report report) implements Command {
     }
 
+    /** How each backend looks from its last report (management HTTP). */
+    public record GetBackends(ActorRef<Backends> replyTo) implements Command {
+    }
+
+    /**
+     * One backend as its watcher last reported it.
+     *
+     * @param name      the server name from its last inventory; null before any
+     * @param container its container of this group (serial and CmActId) from the last inventory; null while it is
+     *                  down, not inventoried yet, or of another CmActId
+     * @param down      why it was last reported down; null while up
+     * @param copies    TMR licenses it holds a copy of now
+     * @param differing TMR licenses whose copy on it differs from the agreed one (not counted)
+     */
+    public record BackendView(int backend, String name, ContainerInfo container, String down, int copies,
+                              List<LicenseKey> differing) {
+    }
+
+    public record Backends(List<BackendView> backends) {
+    }
+
     /**
      * What the copies of one license decide now.
      *
@@ -102,6 +123,8 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
     private final ContainerInfo[] containers;
     private final String[] names;
     private final Map<LicenseKey, Quorum> quorums = new TreeMap<>(ORDER);
+    private final String[] downReasons;
+    private final java.util.function.Consumer<LicenseKey> integrityWarnings;
     private long cmActId;
 
     /**
@@ -110,8 +133,16 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
     public static Behavior<Command> create(Serial serial, int backends, ActorRef<VirtualContainer.Counted> container,
                                            Function<ActorRef<BackendWatcher.Report>,
                                                    Map<String, Behavior<BackendWatcher.Command>>> watchers) {
+        return create(serial, backends, container, watchers, key -> { });
+    }
+
+    /** @param integrityWarnings told of each license whose copies newly differ (logged on opentmr.integrity) */
+    public static Behavior<Command> create(Serial serial, int backends, ActorRef<VirtualContainer.Counted> container,
+                                           Function<ActorRef<BackendWatcher.Report>,
+                                                   Map<String, Behavior<BackendWatcher.Command>>> watchers,
+                                           java.util.function.Consumer<LicenseKey> integrityWarnings) {
         return Behaviors.setup(context -> {
-            Quorums quorums = new Quorums(context, serial, backends, container);
+            Quorums quorums = new Quorums(context, serial, backends, container, integrityWarnings);
             ActorRef<BackendWatcher.Report> reports = context.messageAdapter(BackendWatcher.Report.class,
                     Reported::new);
             watchers.apply(reports).forEach((name, watcher) -> context.spawn(watcher, name));
@@ -120,8 +151,11 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
     }
 
     private Quorums(ActorContext<Command> context, Serial serial, int backends,
-                    ActorRef<VirtualContainer.Counted> container) {
+                    ActorRef<VirtualContainer.Counted> container,
+                    java.util.function.Consumer<LicenseKey> integrityWarnings) {
         super(context);
+        this.integrityWarnings = integrityWarnings;
+        this.downReasons = new String[backends];
         this.serial = serial;
         this.container = container;
         this.containers = new ContainerInfo[backends];
@@ -132,6 +166,22 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
     public Receive<Command> createReceive() {
         return newReceiveBuilder()
                 .onMessage(Reported.class, reported -> onReport(reported.report()))
+                .onMessage(GetBackends.class, get -> {
+                    List<BackendView> views = new java.util.ArrayList<>(containers.length);
+                    for (int b = 0; b < containers.length; b++) {
+                        int copies = 0;
+                        List<LicenseKey> differing = new java.util.ArrayList<>();
+                        for (Quorum quorum : quorums.values()) {
+                            copies += quorum.holds(b) ? 1 : 0;
+                            if (quorum.conflicting().get(b)) {
+                                differing.add(quorum.key());
+                            }
+                        }
+                        views.add(new BackendView(b, names[b], containers[b], downReasons[b], copies, differing));
+                    }
+                    get.replyTo().tell(new Backends(views));
+                    return this;
+                })
                 .build();
     }
 
@@ -140,8 +190,10 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
         if (report instanceof BackendWatcher.Inventory inventory) {
             names[backend] = inventory.name();
             containers[backend] = groupContainer(backend, inventory.containers());
+            downReasons[backend] = null;
         } else {
             containers[backend] = null;
+            downReasons[backend] = report instanceof BackendWatcher.Down down ? down.reason() : "down";
         }
         Map<LicenseKey, ProductInfo> held = new HashMap<>();
         if (containers[backend] != null) {
@@ -156,11 +208,12 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
         }
         Map<LicenseKey, Verdict> verdicts = new LinkedHashMap<>();
         for (Quorum quorum : quorums.values()) {
-            BitSet differingBefore = quorum.differing();
+            BitSet differingBefore = quorum.conflicting();
             boolean validBefore = quorum.valid();
             quorum.update(backend, held.get(quorum.key()));
-            BitSet differing = quorum.differing();
+            BitSet differing = quorum.conflicting();
             if (!differing.equals(differingBefore) && !differing.isEmpty()) {
+                integrityWarnings.accept(quorum.key());
                 INTEGRITY.warn("TMR license {}: the copy on backend(s) {} differs from the others and is not counted "
                         + "({})", quorum.key(), TmrLicense.indices(differing), quorum.agreed().isEmpty()
                         ? "no two copies agree" : "agreed: quantity " + quorum.agreed().get().quantity());

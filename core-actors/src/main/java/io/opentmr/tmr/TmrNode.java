@@ -5,6 +5,7 @@ import io.netty.channel.EventLoopGroup;
 import io.netty.channel.nio.NioEventLoopGroup;
 import io.netty.util.concurrent.DefaultThreadFactory;
 import io.opentmr.access.AccessList;
+import io.opentmr.metrics.ServerMetrics;
 import io.opentmr.peer.PeerConnection;
 import io.opentmr.peer.PeerOptions;
 import io.opentmr.protocol.PeerAuth;
@@ -37,6 +38,8 @@ import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import io.prometheus.metrics.core.metrics.CounterWithCallback;
+import io.prometheus.metrics.core.metrics.GaugeWithCallback;
 import org.apache.pekko.Done;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
@@ -71,10 +74,23 @@ public final class TmrNode implements AutoCloseable {
     private final PeerGroup peers;
     private final ClientAccess access;
     private final NodeTrackingLog tracking;
+    private final NodeSettings settings;
+    private final ServerMetrics metrics;
+    private final ContainerHolder container;
+    private final java.util.concurrent.atomic.AtomicReference<ActorRef<Quorums.Command>> quorums;
+    private final java.time.Instant startedAt;
     private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
 
     private TmrNode(ActorSystem<Void> system, FrameServer server, EventLoopGroup peerLoop, Serial serial,
-                    NodeStatus status, PeerGroup peers, ClientAccess access, NodeTrackingLog tracking) {
+                    NodeStatus status, PeerGroup peers, ClientAccess access, NodeTrackingLog tracking,
+                    NodeSettings settings, ServerMetrics metrics, ContainerHolder container,
+                    java.util.concurrent.atomic.AtomicReference<ActorRef<Quorums.Command>> quorums,
+                    java.time.Instant startedAt) {
+        this.settings = settings;
+        this.metrics = metrics;
+        this.container = container;
+        this.quorums = quorums;
+        this.startedAt = startedAt;
         this.peers = peers;
         this.access = access;
         this.tracking = tracking;
@@ -153,6 +169,10 @@ public final class TmrNode implements AutoCloseable {
         PeerGroup peers = new PeerGroup(settings.backends().size(), clock, settings.backendTimeout(),
                 !settings.leaseOnRequest());
         NodeStatus status = new NodeStatus(peers);
+        status.keepEpochIn(settings.dataDir().resolve("lease-epoch"));
+        ServerMetrics metrics = new ServerMetrics("node");
+        status.metrics(metrics);
+        gauges(metrics, settings, status, peers);
         PeerAuth auth = settings.peerAuth();
         LongFunction<byte[]> tokens = handleId -> Arrays.copyOf(auth.derive("opentmr-handle-token",
                 ByteBuffer.allocate(Long.BYTES).putLong(handleId).array()), 16);
@@ -161,6 +181,8 @@ public final class TmrNode implements AutoCloseable {
         TmrLicense.Settings licenseSettings = new TmrLicense.Settings(settings.cleanupTimeout(),
                 activation == null ? settings.snapshotEvery() : 0);
         ContainerHolder holder = new ContainerHolder();
+        java.util.concurrent.atomic.AtomicReference<ActorRef<Quorums.Command>> quorumsRef =
+                new java.util.concurrent.atomic.AtomicReference<>();
         CompletableFuture<Void> started = new CompletableFuture<>();
         Behavior<Void> guardian = Behaviors.setup(context -> {
             // Before any actor that could acquire it: a BackendQuorumLease finds the node's leases here.
@@ -170,13 +192,17 @@ public final class TmrNode implements AutoCloseable {
                     (key, parent) -> TmrLicense.create(key, peers, parent, clock, random, tokens, licenseSettings,
                             tracking), tracking);
             java.util.function.Function<ActorRef<VirtualContainer.Counted>, Behavior<Quorums.Command>> quorums =
-                    views -> Quorums.create(serial, settings.backends().size(), views, reports -> {
-                        Map<String, Behavior<BackendWatcher.Command>> watchers = new LinkedHashMap<>();
-                        for (int i = 0; i < settings.backends().size(); i++) {
-                            watchers.put("backend-" + (i + 1), BackendWatcher.create(i, settings.backends().get(i),
-                                    settings, peers, connector, reports, clock, random));
-                        }
-                        return watchers;
+                    views -> Behaviors.setup(quorumsContext -> {
+                        // Where management HTTP asks how the backends look (a twin spawns them in its role).
+                        quorumsRef.set(quorumsContext.getSelf());
+                        return Quorums.create(serial, settings.backends().size(), views, reports -> {
+                            Map<String, Behavior<BackendWatcher.Command>> watchers = new LinkedHashMap<>();
+                            for (int i = 0; i < settings.backends().size(); i++) {
+                                watchers.put("backend-" + (i + 1), BackendWatcher.create(i, settings.backends().get(i),
+                                        settings, peers, connector, reports, clock, random));
+                            }
+                            return watchers;
+                        }, status::integrityWarning);
                     });
             if (activation == null) {
                 ActorRef<VirtualContainer.Command> container = context.spawn(containerBehavior, "virtual-container");
@@ -202,10 +228,11 @@ public final class TmrNode implements AutoCloseable {
             started.get(30, TimeUnit.SECONDS);
             FrameServer server = FrameServer.start(settings.address(), settings.port(), settings.maxConnections(),
                     settings.codecLimits(), () -> new TmrSession(settings, status, serial, holder,
-                            system.scheduler(), random, access, tracking, clock));
+                            system.scheduler(), random, access, tracking, clock, metrics));
             LOG.info("TMR node {} listening on {} with virtual container {} over backends {}", settings.nodeName(),
                     server.localAddress(), serial, settings.backends());
-            return new TmrNode(system, server, peerLoop, serial, status, peers, access, tracking);
+            return new TmrNode(system, server, peerLoop, serial, status, peers, access, tracking, settings, metrics,
+                    holder, quorumsRef, clock.instant());
         } catch (ExecutionException | TimeoutException e) {
             system.terminate();
             throw new IllegalStateException("the node's actors did not start within 30 s", e);
@@ -219,6 +246,50 @@ public final class TmrNode implements AutoCloseable {
             throw new IllegalStateException("cannot listen on " + settings.address() + ":" + settings.port() + ": "
                     + e, e);
         }
+    }
+
+    /** The node's own gauges: read at each scrape from what the actors publish, never by asking them. */
+    private static void gauges(ServerMetrics metrics, NodeSettings settings, NodeStatus status, PeerGroup peers) {
+        metrics.gauge("opentmr_open_handles", "Open handles of the virtual container", status::openHandles);
+        metrics.gauge("opentmr_serving", "1 while the node serves clients (it holds the lease and has reconciled "
+                + "its licenses): the readiness check", () -> status.serving() ? 1 : 0);
+        metrics.gauge("opentmr_lease_held", "1 while the node holds the active lease certificate (grants of two "
+                + "backends for one epoch)", () -> peers.holdsLease() ? 1 : 0);
+        metrics.gauge("opentmr_lease_epoch", "The epoch of the active lease the node holds; 0 without it",
+                () -> peers.holdsLease() ? peers.epoch() : 0);
+        CounterWithCallback.builder().name("opentmr_failovers")
+                .help("Times the active role came to this node from another node: it gained the lease at an epoch "
+                        + "above the one it last served under (kept in the data directory)")
+                .callback(callback -> callback.call(status.takeovers())).register(metrics.registry());
+        CounterWithCallback.builder().name("opentmr_integrity_warnings")
+                .help("Warnings on the opentmr.integrity log: copies of a TMR license that differ, or that answered "
+                        + "an ALLOCATE, a units or crypt vote differently")
+                .callback(callback -> callback.call(status.integrityWarnings())).register(metrics.registry());
+        GaugeWithCallback.builder().name("opentmr_backend_up")
+                .help("1 while the node has an authenticated connection to the backend, by its place in --backends")
+                .labelNames("backend", "address")
+                .callback(callback -> {
+                    for (int i = 0; i < peers.size(); i++) {
+                        InetSocketAddress address = settings.backends().get(i);
+                        callback.call(peers.isLinked(i) ? 1 : 0, Integer.toString(i + 1),
+                                address.getHostString() + ":" + address.getPort());
+                    }
+                }).register(metrics.registry());
+        GaugeWithCallback.builder().name("opentmr_license_copies")
+                .help("Copies of each TMR license that count now (identical and available; 2 are needed, 3 is full "
+                        + "redundancy)")
+                .labelNames("license")
+                .callback(callback -> status.licenses().forEach((key, reading) ->
+                        callback.call(reading.copies(), key.toString()))).register(metrics.registry());
+        GaugeWithCallback.builder().name("opentmr_license_seats_in_use")
+                .help("Seats in use of each TMR license").labelNames("license")
+                .callback(callback -> status.licenses().forEach((key, reading) ->
+                        callback.call(reading.inUse(), key.toString()))).register(metrics.registry());
+        GaugeWithCallback.builder().name("opentmr_license_seats")
+                .help("Seats of each TMR license as two copies agree on them (0 while none agree)")
+                .labelNames("license")
+                .callback(callback -> status.licenses().forEach((key, reading) ->
+                        callback.call(reading.quantity(), key.toString()))).register(metrics.registry());
     }
 
     /** How often a twin node looks whether it holds the lease: the take-over waits up to this after the grants. */
@@ -378,6 +449,41 @@ public final class TmrNode implements AutoCloseable {
 
     public Serial virtualSerial() {
         return serial;
+    }
+
+    /** What {@code /metrics} shows for this node. */
+    public ServerMetrics metrics() {
+        return metrics;
+    }
+
+    public NodeSettings settings() {
+        return settings;
+    }
+
+    public NodeStatus status() {
+        return status;
+    }
+
+    /** The node's backend connections and its lease over them. */
+    public PeerGroup peerGroup() {
+        return peers;
+    }
+
+    /**
+     * The virtual container: its licenses, handles, and where a handle's request goes; {@code null} while none runs
+     * (a twin's standby).
+     */
+    public ActorRef<VirtualContainer.Command> container() {
+        return container.get();
+    }
+
+    /** The quorums over the backends' copies (how each backend looks from its watcher); {@code null} until spawned. */
+    public ActorRef<Quorums.Command> quorums() {
+        return quorums.get();
+    }
+
+    public java.time.Instant startedAt() {
+        return startedAt;
     }
 
     public CompletionStage<Done> whenTerminated() {

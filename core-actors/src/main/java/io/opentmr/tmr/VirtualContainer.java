@@ -98,6 +98,36 @@ public final class VirtualContainer
     public record GetLicenses(ActorRef<Licenses> replyTo) implements Command {
     }
 
+    /** Everything an operator sees of the container now (management HTTP). */
+    public record GetOverview(ActorRef<Overview> replyTo) implements Command {
+    }
+
+    /**
+     * @param inventoried the backends (0-based) whose container of the group was read and is up
+     * @param reconciled  whether every license re-synced since the lease was gained (the node serves with it)
+     * @param licenses    every license known, in LIST order
+     */
+    public record Overview(Serial serial, long cmActId, List<Integer> inventoried, boolean reconciled,
+                           List<LicenseView> licenses) {
+    }
+
+    /**
+     * One TMR license as the container knows it.
+     *
+     * @param counted  backends (0-based) whose copy counts now
+     * @param agreed   the product item two counted copies agree on; null while none do
+     * @param inUse    seats in use
+     * @param handles  open handles
+     * @param units    the unit counter as the license decided it last, else the copies' majority; -1 when unknown
+     * @param usable   backends the license can use now (counted and re-synced)
+     * @param listed   whether LIST shows it and ACCESS reaches it (2 or more usable copies)
+     * @param license  the license's actor (its handles are asked there); null while it is not spawned
+     */
+    public record LicenseView(LicenseKey key, boolean known, List<Integer> counted, ProductInfo agreed, long inUse,
+                              int handles, long units, int usable, boolean listed, boolean recovered,
+                              ActorRef<TmrLicense.Command> license) {
+    }
+
     /** What a license reports, see {@link TmrLicense.Parent#seatsChanged}. */
     record SeatsChanged(LicenseKey key, long inUse, int handles, long units, int usable, long round)
             implements Command {
@@ -205,6 +235,7 @@ public final class VirtualContainer
     private BitSet inventoried = new BitSet();
     private long reportedCmActId;
     private final Map<LicenseKey, Long> inUse = new HashMap<>();
+    private final Map<LicenseKey, Integer> handleCounts = new HashMap<>();
     /** Per license, its unit counter as it decided it last (-1: not known). */
     private final Map<LicenseKey, Long> unitsDecided = new HashMap<>();
     /** Backends each license can use now (counted and re-synced): it is listed and served with 2 or more. */
@@ -301,6 +332,16 @@ public final class VirtualContainer
             public void recovered(LicenseKey key, ActorRef<TmrLicense.Command> license) {
                 self.tell(new LicenseRecovered(key, license));
             }
+
+            @Override
+            public void integrityWarning(LicenseKey key) {
+                status.integrityWarning(key);
+            }
+
+            @Override
+            public void journalWritten(long nanos) {
+                status.journalWritten(nanos);
+            }
         };
     }
 
@@ -336,6 +377,7 @@ public final class VirtualContainer
         verdicts = Map.of();
         inventoried = new BitSet();
         inUse.clear();
+        handleCounts.clear();
         unitsDecided.clear();
         usable.clear();
         handles.clear();
@@ -348,6 +390,7 @@ public final class VirtualContainer
         }
         leaseHeld = false;
         status.reconciled(false);
+        status.openHandles(0);
     }
 
     @Override
@@ -361,8 +404,14 @@ public final class VirtualContainer
                     get.replyTo().tell(new Licenses(state.licenses(), Set.copyOf(recovered)));
                     return Effect().none();
                 })
+                .onCommand(GetOverview.class, (state, get) -> {
+                    get.replyTo().tell(overview(state));
+                    return Effect().none();
+                })
                 .onCommand(SeatsChanged.class, changed -> {
                     inUse.put(changed.key(), changed.inUse());
+                    handleCounts.put(changed.key(), changed.handles());
+                    status.inUse(changed.key(), changed.inUse());
                     unitsDecided.put(changed.key(), changed.units());
                     if (changed.round() == round) {
                         // A report sent before the license got the last ResyncAll counts copies not re-synced since.
@@ -374,11 +423,13 @@ public final class VirtualContainer
                 .onCommand(HandleOpened.class, opened -> {
                     handles.put(opened.handleId(), opened.key());
                     closed.remove(opened.handleId());
+                    status.openHandles(handles.size());
                     return Effect().none();
                 })
                 .onCommand(HandleClosed.class, gone -> {
                     handles.remove(gone.handleId());
                     closed.put(gone.handleId(), gone.key());
+                    status.openHandles(handles.size());
                     if (closed.size() > CLOSED_MEMORY) {
                         closed.remove(closed.keySet().iterator().next());
                     }
@@ -424,6 +475,7 @@ public final class VirtualContainer
             }
             leaseHeld = true;
             leaseEpoch = epoch;
+            status.leaseGained(epoch);
             leaseSince = clock.millis();
             tracking.lease(true, epoch, leaseSince);
             round++;
@@ -508,7 +560,11 @@ public final class VirtualContainer
             take(view);
             return Effect().none();
         }
-        return Effect().persist(learned).thenRun(after -> take(view));
+        long writing = System.nanoTime();
+        return Effect().persist(learned).thenRun(after -> {
+            status.journalWritten(System.nanoTime() - writing);
+            take(view);
+        });
     }
 
     private void take(Quorums.View view) {
@@ -524,6 +580,8 @@ public final class VirtualContainer
         Map<LicenseKey, Quorums.Verdict> before = verdicts;
         verdicts = view.licenses();
         for (Quorums.Verdict verdict : verdicts.values()) {
+            status.copies(verdict.key(), verdict.counted().cardinality(),
+                    verdict.agreed() == null ? 0 : verdict.agreed().quantity());
             if (verdict.changesCopies(before.get(verdict.key()))) {
                 license(verdict.key()).tell(new TmrLicense.Copies(verdict.counted(), verdict.agreed()));
             }
@@ -537,6 +595,30 @@ public final class VirtualContainer
     }
 
     // --- clients ----------------------------------------------------------------------------------------
+
+    private Overview overview(State state) {
+        List<Integer> backends = new ArrayList<>();
+        inventoried.stream().forEach(backends::add);
+        List<LicenseView> views = new ArrayList<>();
+        Set<LicenseKey> keys = new TreeSet<>(Quorums.ORDER);
+        keys.addAll(state.licenses());
+        keys.addAll(verdicts.keySet());
+        for (LicenseKey key : keys) {
+            Quorums.Verdict verdict = verdicts.get(key);
+            List<Integer> counted = new ArrayList<>();
+            if (verdict != null) {
+                verdict.counted().stream().forEach(counted::add);
+            }
+            long decided = unitsDecided.getOrDefault(key, -1L);
+            long units = decided >= 0 ? decided : verdict == null ? -1 : verdict.units();
+            int usableNow = usable.getOrDefault(key, 0);
+            views.add(new LicenseView(key, verdict != null && verdict.known(), counted,
+                    verdict == null ? null : verdict.agreed(), inUse.getOrDefault(key, 0L),
+                    handleCounts.getOrDefault(key, 0), units, usableNow,
+                    verdict != null && verdict.valid() && usableNow >= 2, recovered.contains(key), licenses.get(key)));
+        }
+        return new Overview(serial, state.cmActId(), backends, status.reconciled(), views);
+    }
 
     private Effect<Event, State> onList(State state, ListContainers list) {
         List<ProductInfo> products = new ArrayList<>();

@@ -71,6 +71,7 @@ public final class TmrTestGroup implements AutoCloseable {
     private final Path secretFile;
     private final PeerAuth auth;
     private final Map<String, Object> backendOverrides;
+    private final java.util.function.IntFunction<Map<String, Object>> perBackend;
     private final Backend[] backends = new Backend[3];
     private final int[] ports = new int[3];
     private final LinkControl[] links = new LinkControl[3];
@@ -94,6 +95,16 @@ public final class TmrTestGroup implements AutoCloseable {
      * @param backendOverrides settings given to every backend on top of the group's
      */
     public TmrTestGroup(Path dir, Clock clock, Map<String, Object> backendOverrides) throws Exception {
+        this(dir, clock, backendOverrides, i -> Map.of());
+    }
+
+    /**
+     * @param perBackend settings of backend {@code i} (0..2) on top of {@code backendOverrides}, e.g. what differs
+     *                   by its address
+     */
+    public TmrTestGroup(Path dir, Clock clock, Map<String, Object> backendOverrides,
+                        java.util.function.IntFunction<Map<String, Object>> perBackend) throws Exception {
+        this.perBackend = perBackend;
         this.dir = dir;
         this.clock = clock;
         this.backendOverrides = Map.copyOf(backendOverrides);
@@ -130,7 +141,8 @@ public final class TmrTestGroup implements AutoCloseable {
                 "opentmr.persistence.dir", data.resolve("journal").toString(),
                 "opentmr.persistence.fsync", "never"));
         settings.putAll(backendOverrides);
-        return ConfigFactory.parseMap(settings).withFallback(ConfigFactory.load()).resolve();
+        return ConfigFactory.parseMap(settings).withFallback(ConfigFactory.parseMap(perBackend.apply(i)))
+                .withFallback(ConfigFactory.load()).resolve();
     }
 
     // --- backends ------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ class BackendKillIT {
         }
         String[] backend = {"backend", "--address", "127.0.0.1", "--port", String.valueOf(port),
                 "--data-dir", dir.resolve("data").toString(), "--vendor-key", dir.resolve("vendor/vendor.pub").toString(),
-                "--cm-act-id", "7"};
+                "--cm-act-id", "7", "--management-port", "0"};
         String address = "127.0.0.1:" + port;
 
         TmrProcess first = TmrProcess.start(dir.resolve("first.log"), "listening on", backend);

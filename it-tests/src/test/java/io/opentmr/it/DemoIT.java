@@ -2,6 +2,7 @@ package io.opentmr.it;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -46,11 +47,16 @@ class DemoIT {
     void theActiveNodeAndABackendKilledCostTheClientNothingAndSigtermStopsEverything() throws Exception {
         int port = portFreeOnEveryHost(-1);
         int clusterPort = portFreeOnEveryHost(port);
+        int managementPort;
+        do {
+            managementPort = portFreeOnEveryHost(port);
+        } while (managementPort == clusterPort);
         Path demoDir = dir.resolve("demo");
         Map<String, JsonNode> components = new LinkedHashMap<>();
         TmrProcess demo = TmrProcess.start(dir.resolve("demo.out"), "Ctrl-C stops the demo", "demo",
                 "--dir", demoDir.toString(), "--port", String.valueOf(port), "--cluster-port",
-                String.valueOf(clusterPort), "--ready-timeout", "120s");
+                String.valueOf(clusterPort), "--management-port", String.valueOf(managementPort),
+                "--ready-timeout", "120s");
         try {
             demo.awaitReady(Duration.ofSeconds(240));
             JsonNode manifest = new ObjectMapper().readTree(demoDir.resolve("demo.json").toFile());
@@ -61,6 +67,14 @@ class DemoIT {
             assertEquals("127.0.2.1:" + port, node);
             String standby = components.get("node-b").get("address").asText();
             assertEquals("127.0.2.2:" + port, standby);
+            for (int i = 0; i < HOSTS.size(); i++) {
+                String name = i < 3 ? "backend-" + (i + 1) : i == 3 ? "node-a" : "node-b";
+                assertEquals("http://" + HOSTS.get(i) + ":" + managementPort,
+                        components.get(name).get("admin").asText());
+            }
+            // The node's readiness (keepalived's track script) once it serves, and the admin token the demo wrote.
+            awaitHttp(components.get("node-a").get("admin").asText() + "/health/ready", 200);
+            assertTrue(java.nio.file.Files.exists(demoDir.resolve("admin.token")));
 
             try (TmrClient client = TmrClient.connect(TmrClientOptions.builder().addresses(node, standby)
                     .clientName("demo-it").requestTimeout(Duration.ofSeconds(30)).build())) {
@@ -81,6 +95,8 @@ class DemoIT {
                 assertEquals(2, seatsInUse(client), "the handle from node-a counts on node-b");
                 assertEquals(SEATS, first.info().product().productCode());
                 afterKill.close();
+                // keepalived's track script now sees node-b ready.
+                awaitHttp(components.get("node-b").get("admin").asText() + "/health/ready", 200);
                 assertEquals(1, seatsInUse(client));
 
                 ProcessHandle backend2 = ProcessHandle.of(components.get("backend-2").get("pid").asLong())
@@ -138,6 +154,27 @@ class DemoIT {
         }
         throw new AssertionError("the node lists no virtual container with " + FIRM + ":" + SEATS + ": "
                 + client.listContainers());
+    }
+
+    private static void awaitHttp(String url, int status) throws Exception {
+        java.net.http.HttpClient http = java.net.http.HttpClient.newBuilder()
+                .version(java.net.http.HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(2)).build();
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        int last = -1;
+        while (System.nanoTime() - deadline < 0) {
+            try {
+                last = http.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(url))
+                        .timeout(Duration.ofSeconds(5)).build(), java.net.http.HttpResponse.BodyHandlers.discarding())
+                        .statusCode();
+                if (last == status) {
+                    return;
+                }
+            } catch (java.io.IOException notYet) {
+                last = -1;
+            }
+            Thread.sleep(250);
+        }
+        throw new AssertionError(url + " answered " + last + ", not " + status + ", within 60 s");
     }
 
     private static void awaitOutput(TmrProcess process, String text) throws Exception {

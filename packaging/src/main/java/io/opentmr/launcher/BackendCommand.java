@@ -2,6 +2,9 @@ package io.opentmr.launcher;
 
 import io.opentmr.backend.Backend;
 import io.opentmr.backend.BackendSettings;
+import io.opentmr.management.Management;
+import io.opentmr.management.ManagementSettings;
+import io.opentmr.protocol.AdminToken;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.List;
@@ -37,6 +40,14 @@ final class BackendCommand implements Callable<Integer> {
             + "(opentmr.cluster.secret-file); without it TMR nodes are refused.")
     Path secretFile;
 
+    @Option(names = "--admin-token-file", description = "File (mode 0600) with the installation's admin token: "
+            + "admin messages from other hosts and management HTTP writes need it (" + AdminToken.TOKEN_FILE_KEY + ").")
+    Path adminTokenFile;
+
+    @Option(names = "--management-port", description = "Port of management HTTP on the backend's address "
+            + "(opentmr.management.port), default 7626; 0: a free port.")
+    Integer managementPort;
+
     @Option(names = "--config", description = "HOCON file with opentmr.backend.* and other settings.")
     Path config;
 
@@ -62,18 +73,39 @@ final class BackendCommand implements Callable<Integer> {
         if (secretFile != null) {
             flags.put(io.opentmr.protocol.PeerAuth.SECRET_FILE_KEY, secretFile.toAbsolutePath().toString());
         }
+        if (adminTokenFile != null) {
+            flags.put(AdminToken.TOKEN_FILE_KEY, adminTokenFile.toAbsolutePath().toString());
+        }
+        if (managementPort != null) {
+            flags.put(ManagementSettings.PATH + ".port", managementPort);
+        }
         var resolved = LauncherConfig.resolve(flags, config, p + "data-dir");
         BackendSettings settings = BackendSettings.from(resolved);
+        ManagementSettings management = ManagementSettings.from(resolved, settings.address());
         java.nio.file.Files.createDirectories(settings.dataDir());
         TrackingLogFile.install(settings.dataDir());
-        Backend backend = Backend.start(resolved);
+        Backend backend = Backend.start(management.enabled() ? management.pekkoConfig(false).withFallback(resolved)
+                : resolved);
+        Management http;
+        try {
+            http = management.enabled() ? Management.forBackend(backend, management) : null;
+        } catch (RuntimeException e) {
+            backend.close();
+            throw e;
+        }
         java.util.concurrent.atomic.AtomicBoolean asked = new java.util.concurrent.atomic.AtomicBoolean();
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             asked.set(true);
+            if (http != null) {
+                http.close();
+            }
             backend.close();
         }, "opentmr-backend-shutdown"));
         System.out.println("Backend " + backend.identity().serial() + " (CmActId " + backend.identity().cmActId()
                 + ") listening on " + backend.address().getAddress().getHostAddress() + ":" + backend.address().getPort());
+        if (http != null) {
+            System.out.println("Management HTTP on " + http.url());
+        }
         backend.whenTerminated().toCompletableFuture().join();
         if (!asked.get()) {
             // Not a SIGTERM or Ctrl-C: the backend failed, and a supervisor (systemd) must see it.

@@ -4,6 +4,7 @@ import io.opentmr.client.TmrClient;
 import io.opentmr.client.TmrClientOptions;
 import io.opentmr.cluster.ClusterKeys;
 import io.opentmr.license.VendorKeyFiles;
+import io.opentmr.protocol.AdminToken;
 import io.opentmr.protocol.ContainerInfo;
 import io.opentmr.protocol.Message;
 import io.opentmr.protocol.ProductInfo;
@@ -58,6 +59,10 @@ final class DemoCommand implements Callable<Integer> {
             + "${DEFAULT-VALUE}); they differ by address.")
     int port;
 
+    @Option(names = "--management-port", defaultValue = "7626", description = "Port of every component's "
+            + "management HTTP (default ${DEFAULT-VALUE}), on its own address.")
+    int managementPort;
+
     @Option(names = "--ready-timeout", defaultValue = "90s", description = "Bound on each component's start and "
             + "on the node showing the licenses (default ${DEFAULT-VALUE}).")
     Duration readyTimeout;
@@ -89,10 +94,16 @@ final class DemoCommand implements Callable<Integer> {
             throw new ParameterException(spec.commandLine(), "--nodes must be 1 or 2");
         }
         String node = NODE_HOST + ":" + port;
+        if (managementPort < 1 || managementPort > 0xFFFF || managementPort == port) {
+            throw new ParameterException(spec.commandLine(), "--management-port must be 1..65535 and not --port");
+        }
         List<String> all = new ArrayList<>(backends);
         all.add(node);
+        BACKEND_HOSTS.forEach(host -> all.add(host + ":" + managementPort));
+        all.add(NODE_HOST + ":" + managementPort);
         if (nodes == 2) {
             all.add(STANDBY_HOST + ":" + port);
+            all.add(STANDBY_HOST + ":" + managementPort);
             all.add(NODE_HOST + ":" + clusterPort);
             all.add(STANDBY_HOST + ":" + clusterPort);
         }
@@ -107,6 +118,9 @@ final class DemoCommand implements Callable<Integer> {
         if (nodes == 2) {
             clusterKeys(home.resolve("cluster-keys"));
         }
+        Path adminToken = home.resolve(DemoFiles.ADMIN_TOKEN_FILE);
+        AdminToken.createIfMissing(adminToken);
+        System.out.println("Admin token (management HTTP writes: Authorization: Bearer TOKEN) in " + adminToken);
 
         DemoProcesses processes = new DemoProcesses(System.err, List.of("-Xmx" + childHeap));
         Thread stopOnSignal = new Thread(() -> {
@@ -121,7 +135,7 @@ final class DemoCommand implements Callable<Integer> {
         }, "opentmr-demo-shutdown");
         Runtime.getRuntime().addShutdownHook(stopOnSignal);
         try {
-            return run(home, backends, node, secret, vendor, processes);
+            return run(home, backends, node, secret, adminToken, vendor, processes);
         } finally {
             // Only here when the demo ends on its own (failure, or every child gone): stop what is left and
             // let the exit code through.
@@ -134,17 +148,22 @@ final class DemoCommand implements Callable<Integer> {
         }
     }
 
-    private int run(Path home, List<String> backends, String node, Path secret, Path vendor, DemoProcesses processes)
-            throws Exception {
+    private int run(Path home, List<String> backends, String node, Path secret, Path adminToken, Path vendor,
+                    DemoProcesses processes) throws Exception {
+        List<String> admin = List.of("--admin-token-file", adminToken.toString(), "--management-port",
+                String.valueOf(managementPort));
         Duration each = readyTimeout;
         List<DemoProcesses.Child> started = new ArrayList<>();
         for (int i = 0; i < backends.size(); i++) {
             String name = "backend-" + (i + 1);
             Path data = home.resolve(name);
-            started.add(processes.start(name, "backend", backends.get(i), data.resolve(name + ".log"), List.of(
+            List<String> args = new ArrayList<>(List.of(
                     "backend", "--address", BACKEND_HOSTS.get(i), "--port", String.valueOf(port),
                     "--data-dir", data.toString(), "--vendor-key", vendor.resolve(VendorKeyFiles.PUBLIC_FILE).toString(),
-                    "--cm-act-id", String.valueOf(CM_ACT_ID), "--secret-file", secret.toString())));
+                    "--cm-act-id", String.valueOf(CM_ACT_ID), "--secret-file", secret.toString()));
+            args.addAll(admin);
+            started.add(processes.start(name, "backend", backends.get(i), adminUrl(BACKEND_HOSTS.get(i)),
+                    data.resolve(name + ".log"), args));
         }
         for (DemoProcesses.Child child : started) {
             DemoProcesses.awaitListening(child, socket(child.address()), each);
@@ -155,16 +174,20 @@ final class DemoCommand implements Callable<Integer> {
         // A node's name is its component's name: the backends hold the lease under it.
         String nodeName = "node-a";
         Path nodeData = home.resolve(nodeName);
-        DemoProcesses.Child nodeA = processes.start(nodeName, "active", node, nodeData.resolve(nodeName + ".log"),
-                nodeArgs(nodeName, NODE_HOST, port, nodeData, backends, secret, home));
+        List<String> args = new ArrayList<>(nodeArgs(nodeName, NODE_HOST, port, nodeData, backends, secret, home));
+        args.addAll(admin);
+        DemoProcesses.Child nodeA = processes.start(nodeName, "active", node, adminUrl(NODE_HOST),
+                nodeData.resolve(nodeName + ".log"), args);
         DemoProcesses.awaitListening(nodeA, socket(node), each);
         Optional<Serial> virtual = awaitVirtualContainer(nodeA, node, each);
         if (nodes == 2) {
             // Started once node-a serves, so that node-a is the active node and node-b its standby.
             Path standbyData = home.resolve("node-b");
+            List<String> standbyArgs = new ArrayList<>(nodeArgs("node-b", STANDBY_HOST, port, standbyData, backends,
+                    secret, home));
+            standbyArgs.addAll(admin);
             DemoProcesses.Child nodeB = processes.start("node-b", "standby", STANDBY_HOST + ":" + port,
-                    standbyData.resolve("node-b.log"),
-                    nodeArgs("node-b", STANDBY_HOST, port, standbyData, backends, secret, home));
+                    adminUrl(STANDBY_HOST), standbyData.resolve("node-b.log"), standbyArgs);
             DemoProcesses.awaitListening(nodeB, socket(STANDBY_HOST + ":" + port), each);
         }
 
@@ -184,7 +207,7 @@ final class DemoCommand implements Callable<Integer> {
         System.out.print(DemoFiles.table(components));
         System.out.println("Written to " + manifest);
         System.out.println();
-        System.out.print(nextSteps(node, components));
+        System.out.print(nextSteps(node, components, adminToken));
         System.out.println("Ctrl-C stops the demo.");
         System.out.flush();
 
@@ -283,7 +306,11 @@ final class DemoCommand implements Callable<Integer> {
         return Optional.empty();
     }
 
-    private String nextSteps(String node, List<DemoFiles.Component> components) {
+    private String adminUrl(String host) {
+        return "http://" + host + ":" + managementPort;
+    }
+
+    private String nextSteps(String node, List<DemoFiles.Component> components, Path adminToken) {
         String server = port == TmrClientOptions.DEFAULT_PORT ? NODE_HOST : node;
         if (nodes == 2) {
             // Both nodes: the SDK tries the next address when one is down or answers NOT_ACTIVE.
@@ -305,6 +332,12 @@ final class DemoCommand implements Callable<Integer> {
                         .orElseThrow().pid() + "     # (with 3 backends up) node-a down: node-b takes over, the "
                         + "held handle stays" : "",
                 "  ./tmr bench --demo " + dir + " --duration 10s     # TMR node against one backend directly",
+                "Management HTTP (docs/management-http.md):",
+                "  curl -s " + adminUrl(NODE_HOST) + "/tmr/status",
+                "  curl -s " + adminUrl(NODE_HOST) + "/tmr/handles",
+                "  curl -s " + adminUrl(NODE_HOST) + "/metrics | grep ^opentmr_",
+                "  curl -s -X DELETE -H \"Authorization: Bearer $(cat " + adminToken + ")\" " + adminUrl(NODE_HOST)
+                        + "/tmr/handles/ID     # force-release a handle",
                 "");
     }
 

@@ -23,20 +23,28 @@ final class DemoFiles {
     static final String SECRET_FILE = "cluster.secret";
     static final String MANIFEST_FILE = "demo.json";
 
+    static final String ADMIN_TOKEN_FILE = "admin.token";
+
     /**
      * One process of the demo as {@code demo.json} lists it.
      *
+     * @param admin   the URL of its management HTTP ({@code http://127.0.2.1:7626}), or null
      * @param command how it was started ({@code java … -jar opentmr.jar ARGS}): how {@code tmr bench --failover}
      *                starts a killed node again; empty when not known
      */
-    record Component(String name, String role, String address, long pid, Path log, List<String> command) {
+    record Component(String name, String role, String address, String admin, long pid, Path log,
+                     List<String> command) {
 
         Component {
             command = List.copyOf(command);
         }
 
+        Component(String name, String role, String address, String admin, long pid, Path log) {
+            this(name, role, address, admin, pid, log, List.of());
+        }
+
         Component(String name, String role, String address, long pid, Path log) {
-            this(name, role, address, pid, log, List.of());
+            this(name, role, address, null, pid, log, List.of());
         }
 
         Map<String, Object> toMap() {
@@ -44,6 +52,7 @@ final class DemoFiles {
             m.put("name", name);
             m.put("role", role);
             m.put("address", address);
+            m.put("admin", admin);
             m.put("pid", pid);
             m.put("log", log.toString());
             if (!command.isEmpty()) {
@@ -107,10 +116,11 @@ final class DemoFiles {
 
     /** The components' table for people. */
     static String table(List<Component> components) {
-        StringBuilder text = new StringBuilder(String.format("%-10s %-8s %-18s %-8s %s%n", "NAME", "ROLE", "ADDRESS",
-                "PID", "LOG"));
+        StringBuilder text = new StringBuilder(String.format("%-10s %-8s %-18s %-22s %-8s %s%n", "NAME", "ROLE",
+                "ADDRESS", "ADMIN", "PID", "LOG"));
         for (Component c : components) {
-            text.append(String.format("%-10s %-8s %-18s %-8d %s%n", c.name(), c.role(), c.address(), c.pid(), c.log()));
+            text.append(String.format("%-10s %-8s %-18s %-22s %-8d %s%n", c.name(), c.role(), c.address(),
+                    c.admin() == null ? "-" : c.admin(), c.pid(), c.log()));
         }
         return text.toString();
     }

@@ -25,10 +25,12 @@ import java.util.concurrent.TimeUnit;
 final class DemoProcesses {
 
     /** A started child. */
-    record Child(String name, String role, String address, Process process, Path log, List<String> command) {
+    /** @param admin the URL of its management HTTP, or null */
+    record Child(String name, String role, String address, String admin, Process process, Path log,
+                 List<String> command) {
 
         DemoFiles.Component component() {
-            return new DemoFiles.Component(name, role, address, process.pid(), log, command);
+            return new DemoFiles.Component(name, role, address, admin, process.pid(), log, command);
         }
     }
 
@@ -75,6 +77,11 @@ final class DemoProcesses {
 
     synchronized Child start(String name, String role, String address, Path log, List<String> args)
             throws IOException {
+        return start(name, role, address, null, log, args);
+    }
+
+    synchronized Child start(String name, String role, String address, String admin, Path log, List<String> args)
+            throws IOException {
         if (stopping) {
             throw new IllegalStateException("the demo is stopping");
         }
@@ -84,7 +91,7 @@ final class DemoProcesses {
                 StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
         Process process = new ProcessBuilder(command).redirectErrorStream(true)
                 .redirectOutput(Redirect.appendTo(log.toFile())).redirectInput(Redirect.from(nullDevice())).start();
-        Child child = new Child(name, role, address, process, log, List.copyOf(command));
+        Child child = new Child(name, role, address, admin, process, log, List.copyOf(command));
         children.add(child);
         process.onExit().thenAccept(p -> {
             if (!stopping) {

@@ -4,6 +4,9 @@ import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
 import io.opentmr.client.TmrClientOptions;
 import io.opentmr.cluster.TwinNode;
+import io.opentmr.management.Management;
+import io.opentmr.management.ManagementSettings;
+import io.opentmr.protocol.AdminToken;
 import io.opentmr.protocol.NodeName;
 import io.opentmr.protocol.PeerAuth;
 import io.opentmr.tmr.TmrNode;
@@ -83,20 +86,41 @@ final class NodeCommand implements Callable<Integer> {
             + CLUSTER_KEYS_DIR + "); default: cluster-keys beside the secret file.")
     Path clusterKeysDir;
 
+    @Option(names = "--admin-token-file", description = "File (mode 0600) with the installation's admin token: "
+            + "management HTTP writes need it, and the node presents it to its backends when it imports license "
+            + "files (" + AdminToken.TOKEN_FILE_KEY + ").")
+    Path adminTokenFile;
+
+    @Option(names = "--management-port", description = "Port of management HTTP on the node's address "
+            + "(opentmr.management.port), default 7626; 0: a free port.")
+    Integer managementPort;
+
     @Option(names = "--config", description = "HOCON file with opentmr.node.* and other settings.")
     Path config;
 
     @Override
     public Integer call() throws Exception {
         Config resolved = resolve();
+        ManagementSettings management = ManagementSettings.from(resolved, resolved.getString(ADDRESS));
         Files.createDirectories(Path.of(resolved.getString(DATA_DIR)));
         if (!resolved.getStringList(SEED_NODES).isEmpty()) {
-            return twin(resolved);
+            return twin(resolved, management);
         }
-        TmrNode node = TmrNode.start(resolved, Clock.systemUTC());
+        TmrNode node = TmrNode.start(management.enabled() ? management.pekkoConfig(
+                ManagementSettings.clusterMember(resolved)).withFallback(resolved) : resolved, Clock.systemUTC());
+        Management http;
+        try {
+            http = management.enabled() ? Management.forNode(node, resolved, management) : null;
+        } catch (RuntimeException e) {
+            node.close();
+            throw e;
+        }
         AtomicBoolean asked = new AtomicBoolean();
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             asked.set(true);
+            if (http != null) {
+                http.close();
+            }
             node.close();
         }, "opentmr-node-shutdown"));
         if (!Hangup.onHangup(() -> reloadAccessList(node))) {
@@ -104,6 +128,9 @@ final class NodeCommand implements Callable<Integer> {
         }
         System.out.println("TMR node " + resolved.getString(NAME) + " listening on " + node.address().getAddress().getHostAddress() + ":"
                 + node.address().getPort() + ", backends " + String.join(", ", resolved.getStringList(BACKENDS)));
+        if (http != null) {
+            System.out.println("Management HTTP on " + http.url());
+        }
         node.whenTerminated().toCompletableFuture().join();
         if (!asked.get()) {
             // Not a SIGTERM or Ctrl-C: the node failed, and a supervisor (systemd) must see it.
@@ -114,8 +141,23 @@ final class NodeCommand implements Callable<Integer> {
     }
 
     /** One node of a twin: runs (restarting in-process as standby when it loses the active role) until stopped. */
-    private Integer twin(Config resolved) {
-        TwinNode node = TwinNode.start(resolved, Clock.systemUTC());
+    private Integer twin(Config resolved, ManagementSettings management) {
+        // Each incarnation (a restart as standby is a new actor system) gets its own management HTTP, on the same
+        // port: it stops with that actor system.
+        TwinNode node = TwinNode.start(resolved, (full, activation) -> {
+            TmrNode started = TmrNode.start(management.enabled() ? management.pekkoConfig(
+                    ManagementSettings.clusterMember(full)).withFallback(full) : full, Clock.systemUTC(), activation);
+            if (management.enabled()) {
+                try {
+                    Management http = Management.forNode(started, resolved, management);
+                    System.out.println("Management HTTP on " + http.url());
+                } catch (RuntimeException e) {
+                    started.close();
+                    throw e;
+                }
+            }
+            return started;
+        });
         AtomicBoolean asked = new AtomicBoolean();
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             asked.set(true);
@@ -197,6 +239,12 @@ final class NodeCommand implements Callable<Integer> {
         if (clusterKeysDir != null) {
             flags.put(CLUSTER_KEYS_DIR, clusterKeysDir.toAbsolutePath().toString());
         }
+        if (adminTokenFile != null) {
+            flags.put(AdminToken.TOKEN_FILE_KEY, adminTokenFile.toAbsolutePath().toString());
+        }
+        if (managementPort != null) {
+            flags.put(ManagementSettings.PATH + ".port", managementPort);
+        }
         Config resolved = LauncherConfig.resolve(flags, config, DATA_DIR);
         if (!resolved.hasPath(DATA_DIR) || resolved.getString(DATA_DIR).isBlank()) {
             throw new ConfigException.BadValue(DATA_DIR, "--data-dir is required: the node's journal lives there");
@@ -227,6 +275,12 @@ final class NodeCommand implements Callable<Integer> {
         if (nodeName.isEmpty()) {
             throw new ConfigException.BadValue(NAME, "--name is required (e.g. --name node-a): the backends hold "
                     + "the active lease under this name, so each node of a group needs its own");
+        }
+        try {
+            AdminToken.fromSetting(resolved.hasPath(AdminToken.TOKEN_FILE_KEY)
+                    ? resolved.getString(AdminToken.TOKEN_FILE_KEY) : "");
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException.BadValue(AdminToken.TOKEN_FILE_KEY, "--admin-token-file: " + e.getMessage());
         }
         String badName = NodeName.problem(nodeName);
         if (badName != null) {

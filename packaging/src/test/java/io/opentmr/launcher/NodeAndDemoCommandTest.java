@@ -76,6 +76,19 @@ class NodeAndDemoCommandTest {
     }
 
     @Test
+    void anAdminTokenFileOthersCanReadIsAUsageErrorNamingFlagAndKey() throws Exception {
+        String backends = "127.0.1.1:22350,127.0.1.2:22350,127.0.1.3:22350";
+        Path token = dir.resolve("admin.token");
+        Files.writeString(token, "0123456789abcdef0123456789abcdef\n");
+        Files.setPosixFilePermissions(token, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+        assertUsageError(run("node", "--name", "node-a", "--data-dir", dir.toString(), "--backends", backends,
+                "--secret-file", secret().toString(), "--admin-token-file", token.toString()),
+                "--admin-token-file", "opentmr.admin.token-file", "chmod 600");
+        assertUsageError(run("backend", "--data-dir", dir.resolve("b").toString(), "--cm-act-id", "7",
+                "--admin-token-file", token.toString()), "opentmr.admin.token-file", "chmod 600");
+    }
+
+    @Test
     void aNodeWithoutItsDataDirectoryIsAUsageError() throws Exception {
         assertUsageError(run("node", "--backends", "a:1,b:2,c:3", "--secret-file", secret().toString()),
                 "--data-dir", "opentmr.node.data-dir");
@@ -164,7 +177,8 @@ class NodeAndDemoCommandTest {
     void demoJsonListsTheComponentsAndIsReplacedWhole() throws Exception {
         List<DemoFiles.Component> components = List.of(
                 new DemoFiles.Component("backend-1", "backend", "127.0.1.1:22350", 101, dir.resolve("b1.log")),
-                new DemoFiles.Component("node-a", "active", "127.0.2.1:22350", 104, dir.resolve("n.log")));
+                new DemoFiles.Component("node-a", "active", "127.0.2.1:22350", "http://127.0.2.1:7626", 104,
+                        dir.resolve("n.log")));
         DemoFiles.writeManifest(dir, components, Map.of("virtualContainer", "131-59885682"));
         Path file = DemoFiles.writeManifest(dir, components, Map.of("virtualContainer", "131-59885682"));
 
@@ -175,12 +189,15 @@ class NodeAndDemoCommandTest {
         assertEquals("active", node.get("role").asText());
         assertEquals("127.0.2.1:22350", node.get("address").asText());
         assertEquals(104, node.get("pid").asLong());
+        assertEquals("http://127.0.2.1:7626", node.get("admin").asText());
+        assertTrue(json.get("components").get(0).get("admin").isNull());
         assertEquals(dir.resolve("n.log").toString(), node.get("log").asText());
         assertEquals("131-59885682", json.get("virtualContainer").asText());
         try (Stream<Path> files = Files.list(dir)) {
             assertEquals(List.of(file), files.toList(), "no temporary file left beside demo.json");
         }
-        assertTrue(DemoFiles.table(components).contains("node-a     active   127.0.2.1:22350    104"));
+        assertTrue(DemoFiles.table(components).contains(
+                "node-a     active   127.0.2.1:22350    http://127.0.2.1:7626  104"), DemoFiles.table(components));
     }
 
     @Test

@@ -7,6 +7,7 @@ import io.netty.util.concurrent.ScheduledFuture;
 import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.Frame;
 import io.opentmr.protocol.Message;
+import io.opentmr.protocol.MessageType;
 import java.time.Duration;
 import java.util.Iterator;
 import java.util.LinkedHashSet;
@@ -60,6 +61,10 @@ public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
     /** Logs under the concrete session's name, where operators look for its connection events. */
     private final Logger log = LoggerFactory.getLogger(getClass());
     private final Limits limits;
+    private final RequestObserver observer;
+    /** The request being read now (set around {@link #channelRead0}), for the answers written while it is. */
+    private MessageType readType;
+    private long readAt;
     /** The in-flight bound now: the limits' own, or a higher one a session granted later (an authenticated peer). */
     private int maxInFlight;
     private ScheduledFuture<?> helloDeadline;
@@ -76,8 +81,30 @@ public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
     private static final int SWEEPS_PER_TIMEOUT = 4;
 
     protected FrameSession(Limits limits) {
+        this(limits, RequestObserver.NONE);
+    }
+
+    /** @param observer told of every request answered (metrics), on the event loop */
+    protected FrameSession(Limits limits, RequestObserver observer) {
         this.limits = Objects.requireNonNull(limits, "limits");
+        this.observer = Objects.requireNonNull(observer, "observer");
         this.maxInFlight = limits.maxInFlight();
+    }
+
+    /** Notes which request is read and when, so that its answer, now or later, is observed with it. */
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) throws Exception {
+        if (msg instanceof Frame frame) {
+            readType = frame.message().type();
+            readAt = System.nanoTime();
+            try {
+                super.channelRead(ctx, msg);
+            } finally {
+                readType = null;
+            }
+        } else {
+            super.channelRead(ctx, msg);
+        }
     }
 
     @Override
@@ -153,6 +180,8 @@ public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
             return;
         }
         inFlight++;
+        MessageType type = readType;
+        long since = readAt;
         CompletionStage<T> answer;
         try {
             answer = request.get();
@@ -176,7 +205,7 @@ public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
                 message = failure(id, failed instanceof CompletionException && failed.getCause() != null
                         ? failed.getCause() : failed);
             }
-            reply(ctx, id, message);
+            send(ctx, id, message, type, since);
         }, ctx.executor());
     }
 
@@ -193,11 +222,16 @@ public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
         private final Function<? super T, ? extends Message> reply;
         /** The session's sweep count when the request came. */
         private final long since;
+        private final MessageType type;
+        private final long readAt;
         /** Set on the event loop only: answered, timed out, or the connection closed. */
         private boolean answered;
 
         private Pending(FrameSession session, ChannelHandlerContext ctx, int id,
-                        Function<? super T, ? extends Message> reply, long since) {
+                        Function<? super T, ? extends Message> reply, long since,
+                        MessageType type, long readAt) {
+            this.type = type;
+            this.readAt = readAt;
             this.session = session;
             this.ctx = ctx;
             this.id = id;
@@ -227,7 +261,7 @@ public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
                     + " requests in flight on this connection");
             return;
         }
-        Pending<T> answer = new Pending<>(this, ctx, id, reply, sweeps);
+        Pending<T> answer = new Pending<>(this, ctx, id, reply, sweeps, readType, readAt);
         inFlight++;
         pending.add(answer);
         if (!sweepScheduled) {
@@ -258,7 +292,7 @@ public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
         } else {
             message = failure(answer.id, failed);
         }
-        reply(answer.ctx, answer.id, message);
+        send(answer.ctx, answer.id, message, answer.type, answer.readAt);
     }
 
     private void scheduleSweep(ChannelHandlerContext ctx) {
@@ -277,8 +311,8 @@ public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
             oldest.remove();
             next.answered = true;
             inFlight--;
-            reply(ctx, next.id, failure(next.id, new TimeoutException("not answered within "
-                    + limits.requestTimeout().toMillis() + " ms")));
+            send(ctx, next.id, failure(next.id, new TimeoutException("not answered within "
+                    + limits.requestTimeout().toMillis() + " ms")), next.type, next.readAt);
         }
         if (pending.isEmpty()) {
             sweepScheduled = false;
@@ -307,16 +341,30 @@ public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
         return "connection " + remote;
     }
 
-    protected static void reply(ChannelHandlerContext ctx, int id, Message message) {
-        ctx.channel().writeAndFlush(new Frame(id, message), ctx.channel().voidPromise());
+    /** Writes the answer to the request being read now. */
+    protected final void reply(ChannelHandlerContext ctx, int id, Message message) {
+        send(ctx, id, message, readType, readAt);
     }
 
-    protected static void error(ChannelHandlerContext ctx, int id, CmError error, String text) {
+    private void send(ChannelHandlerContext ctx, int id, Message message, MessageType type,
+                      long since) {
+        ctx.channel().writeAndFlush(new Frame(id, message), ctx.channel().voidPromise());
+        observe(type, message, since);
+    }
+
+    private void observe(MessageType type, Message message, long since) {
+        if (type != null) {
+            observer.answered(type, message, System.nanoTime() - since);
+        }
+    }
+
+    protected final void error(ChannelHandlerContext ctx, int id, CmError error, String text) {
         reply(ctx, id, new Message.Error(error, text));
     }
 
     /** The last frame of a connection: a refusal, after which the server closes it. */
-    protected static void replyAndClose(ChannelHandlerContext ctx, int id, Message message) {
+    protected final void replyAndClose(ChannelHandlerContext ctx, int id, Message message) {
         ctx.writeAndFlush(new Frame(id, message)).addListener(ChannelFutureListener.CLOSE);
+        observe(readType, message, readAt);
     }
 }

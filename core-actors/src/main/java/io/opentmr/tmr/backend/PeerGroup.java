@@ -312,6 +312,12 @@ public final class PeerGroup {
         return targetEpoch;
     }
 
+    /** The epoch of the unexpired grant {@code backend} gave this node, or -1 when it holds none. */
+    public synchronized long grantEpoch(int backend) {
+        LeaseGrant grant = grants[backend];
+        return grant != null && grantExpiry[backend] > clock.millis() ? grant.epoch() : -1;
+    }
+
     private void rebuildCertificate() {
         long now = clock.millis();
         List<LeaseGrant> current = new ArrayList<>(shownGrants.length);

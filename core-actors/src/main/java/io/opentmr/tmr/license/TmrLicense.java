@@ -138,6 +138,33 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     public record SeatOf(long handleId, ActorRef<Optional<Seat>> replyTo) implements Command {
     }
 
+    /** Every handle of the license now (management HTTP). */
+    public record ListHandles(ActorRef<Handles> replyTo) implements Command {
+    }
+
+    /**
+     * A handle as an operator sees it: its seat, and its life beside it.
+     *
+     * @param sessionId      the session using it now; 0 while no session of this node has used it since a restart
+     * @param lastActivityMillis when its session was last heard of (the cleanup timeout counts from there)
+     * @param releasing      a release of it is being journaled
+     */
+    public record HandleView(Seat seat, long sessionId, long lastActivityMillis, boolean releasing) {
+    }
+
+    public record Handles(LicenseKey key, List<HandleView> handles) {
+    }
+
+    /**
+     * An operator releases a handle, whichever session holds it: its seat is freed on the backends and the release
+     * journaled, as for the client's own RELEASE. Answered {@link Released}, {@link Refused} 106 for an unknown
+     * handle, {@link NotServing} without the lease.
+     *
+     * @param by who asked (for the log line)
+     */
+    public record ForceRelease(long handleId, String by, ActorRef<Reply> replyTo) implements Command {
+    }
+
     /** What a license answers the session; the session turns it into the wire message. */
     public sealed interface Reply {
     }
@@ -190,6 +217,14 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
         /** The license recovered its journal (also after a restart): send {@link Copies} again. */
         void recovered(LicenseKey key, ActorRef<Command> license);
+
+        /** The copies disagreed (logged on {@code opentmr.integrity}): counted for the operators. */
+        default void integrityWarning(LicenseKey key) {
+        }
+
+        /** A journal write of the license took this long (handed over to acknowledged). */
+        default void journalWritten(long nanos) {
+        }
     }
 
     private record Allocated(long handleId, int backend, BackendAnswer answer) implements Command {
@@ -585,11 +620,29 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                     seatOf.replyTo().tell(table.get(seatOf.handleId()));
                     return Effect().none();
                 })
+                .onCommand(ListHandles.class, list -> {
+                    List<HandleView> views = new ArrayList<>(table.handles());
+                    for (Seat seat : table.all()) {
+                        Life life = lives.get(seat.handleId());
+                        views.add(new HandleView(seat, life == null ? UNBOUND : life.sessionId,
+                                life == null ? seat.grantedAtMillis() : life.lastActivity,
+                                releasing.containsKey(seat.handleId())));
+                    }
+                    list.replyTo().tell(new Handles(key, views));
+                    return Effect().none();
+                })
+                .onCommand(ForceRelease.class, this::onForceRelease)
                 .build();
     }
 
     private String name() {
         return "TMR license " + key;
+    }
+
+    /** The integrity log, each warning on it also counted for the operators. */
+    private Logger integrity() {
+        parent.integrityWarning(key);
+        return INTEGRITY;
     }
 
     // --- copies and re-sync -------------------------------------------------------------------------
@@ -866,7 +919,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             publishSeats();
         } else if (decided == SeatRequest.Outcome.REFUSED) {
             if (rule.refusalsDisagree()) {
-                INTEGRITY.warn("{}: the copies refused ALLOCATE differently: {}", name(), rule.answers());
+                integrity().warn("{}: the copies refused ALLOCATE differently: {}", name(), rule.answers());
             }
             BackendAnswer.Refused refused = rule.refusal(name());
             boolean fenced = rule.answers().values().stream().anyMatch(a -> a instanceof BackendAnswer.Fenced);
@@ -1009,7 +1062,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             table.get(release.handleId()).ifPresent(seat -> ending.put(seat.handleId(), seat));
         }
         persisting.addAll(events);
+        long writing = System.nanoTime();
         return Effect().persist(events).thenRun(state -> {
+            parent.journalWritten(System.nanoTime() - writing);
             table = state;
             for (Releasing release : released) {
                 if (release.refused() != null) {
@@ -1072,6 +1127,30 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             return Effect().none();
         }
         releasing.put(handleId, new Releasing(handleId, release.reason(), release.replyTo(), freeEverywhere(handleId)));
+        queueFlush();
+        return Effect().none();
+    }
+
+    private Effect<TmrLicenseEvent, SeatTable> onForceRelease(ForceRelease release) {
+        long handleId = release.handleId();
+        Optional<Seat> seat = table.get(handleId);
+        if (seat.isEmpty() || !lives.containsKey(handleId)) {
+            release.replyTo().tell(unknownHandle(handleId));
+            return Effect().none();
+        }
+        if (!peers.holdsLease()) {
+            release.replyTo().tell(new NotServing("the node holds no lease certificate"));
+            return Effect().none();
+        }
+        Releasing already = releasing.get(handleId);
+        if (already != null) {
+            already.waiters().add(release.replyTo());
+            return Effect().none();
+        }
+        LOG.warn("Handle {} of {}@{} on {} released by an operator ({})", Long.toUnsignedString(handleId),
+                seat.get().user(), seat.get().station(), key, release.by());
+        releasing.put(handleId, new Releasing(handleId, "released by an operator (" + release.by() + ")",
+                release.replyTo(), freeEverywhere(handleId)));
         queueFlush();
         return Effect().none();
     }
@@ -1284,7 +1363,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 behind.or(vote.dissenters());
                 if (vote.state() != MajorityVote.State.DECIDED) {
                     behind = vote.asked();
-                    INTEGRITY.warn("{}: no two copies agree on units: {}", name(), vote.answers());
+                    integrity().warn("{}: no two copies agree on units: {}", name(), vote.answers());
                 }
                 for (int b = behind.nextSetBit(0); b >= 0; b = behind.nextSetBit(b + 1)) {
                     missed(b, "units " + (vote.lost().get(b) ? "unanswered" : "differ from the majority"));
@@ -1307,7 +1386,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             }
             case CRYPT -> {
                 if (vote.state() == MajorityVote.State.DISAGREE) {
-                    INTEGRITY.warn("{}: the copies disagree on crypt: {}", name(), vote.answers());
+                    integrity().warn("{}: the copies disagree on crypt: {}", name(), vote.answers());
                 }
             }
         }
@@ -1331,7 +1410,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         // A confirmed decrement is on two copies of three, so any two copies show it (the lower of the two
         // does); a single copy may be the one it missed, and setting its value everywhere would undo it.
         if (answered >= 2) {
-            INTEGRITY.warn("{}: no two copies agree on the units left ({}); the lowest, {}, is taken", name(),
+            integrity().warn("{}: no two copies agree on the units left ({}); the lowest, {}, is taken", name(),
                     vote.answers(), lowest);
             return lowest;
         }
@@ -1353,7 +1432,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                         + decided.type());
             }
             case DISAGREE -> {
-                INTEGRITY.warn("{}: the copies disagree on {}: {}", name(), open.what(), vote.answers());
+                integrity().warn("{}: the copies disagree on {}: {}", name(), open.what(), vote.answers());
                 yield new Refused(CmError.TMR_COPIES_DISAGREE, name() + ": no two copies agree on " + open.what());
             }
             default -> !vote.fenced().isEmpty()

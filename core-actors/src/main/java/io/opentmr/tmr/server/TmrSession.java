@@ -76,9 +76,10 @@ public final class TmrSession extends FrameSession {
      */
     public TmrSession(NodeSettings settings, NodeStatus status, Serial virtualSerial,
                       TmrNode.ContainerHolder containers, Scheduler scheduler, SecureRandom random,
-                      ClientAccess access, NodeTrackingLog tracking, Clock clock) {
+                      ClientAccess access, NodeTrackingLog tracking, Clock clock,
+                      io.opentmr.server.RequestObserver observer) {
         super(new FrameSession.Limits(settings.helloTimeout(), settings.requestTimeout(),
-                settings.maxInFlightPerConnection()));
+                settings.maxInFlightPerConnection()), observer);
         this.settings = settings;
         this.status = status;
         this.virtualSerial = virtualSerial;

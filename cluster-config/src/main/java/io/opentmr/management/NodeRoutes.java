@@ -1,0 +1,316 @@
+package io.opentmr.management;
+
+import io.opentmr.client.AdminClient;
+import io.opentmr.client.TmrClientOptions;
+import io.opentmr.protocol.AdminToken;
+import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.CmFailure;
+import io.opentmr.protocol.ContainerInfo;
+import io.opentmr.protocol.LicenseKey;
+import io.opentmr.protocol.Message;
+import io.opentmr.protocol.ProductInfo;
+import io.opentmr.protocol.Serial;
+import io.opentmr.tmr.NodeStatus;
+import io.opentmr.tmr.Quorums;
+import io.opentmr.tmr.TmrNode;
+import io.opentmr.tmr.VirtualContainer;
+import io.opentmr.tmr.backend.PeerGroup;
+import io.opentmr.tmr.license.Seat;
+import io.opentmr.tmr.license.TmrLicense;
+import java.net.InetSocketAddress;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.Executor;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.javadsl.AskPattern;
+import org.apache.pekko.http.javadsl.model.HttpResponse;
+
+/**
+ * The routes of a TMR node: its status, its backends as their watchers see them, the virtual container, its
+ * licenses and handles (asked of the actors that hold them), force-release, and the import of a TMR issue's three
+ * files, each sent to the backend whose container it names.
+ */
+final class NodeRoutes extends ManagementRoutes {
+
+    private final TmrNode node;
+
+    NodeRoutes(TmrNode node, ManagementSettings settings, Optional<AdminToken> token, Executor executor) {
+        super(settings, token, node.metrics(), executor);
+        this.node = node;
+    }
+
+    private Duration timeout() {
+        return settings.askTimeout();
+    }
+
+    private <R> CompletionStage<R> ask(ActorRef<VirtualContainer.Command> target,
+                                       org.apache.pekko.japi.function.Function<ActorRef<R>, VirtualContainer.Command> m) {
+        return AskPattern.ask(target, m, timeout(), node.actorSystem().scheduler());
+    }
+
+    private CompletionStage<Quorums.Backends> backendViews() {
+        ActorRef<Quorums.Command> quorums = node.quorums();
+        if (quorums == null) {
+            return CompletableFuture.failedFuture(new Unavailable("the node's backend watchers do not run yet"));
+        }
+        return AskPattern.ask(quorums, Quorums.GetBackends::new, timeout(), node.actorSystem().scheduler());
+    }
+
+    /** The virtual container running now; none on a twin's standby. */
+    private ActorRef<VirtualContainer.Command> container() {
+        ActorRef<VirtualContainer.Command> container = node.container();
+        if (container == null) {
+            throw new Unavailable("no virtual container runs on this node now (a standby): ask the active node");
+        }
+        return container;
+    }
+
+    private CompletionStage<VirtualContainer.Overview> overview() {
+        try {
+            return ask(container(), VirtualContainer.GetOverview::new);
+        } catch (Unavailable e) {
+            return CompletableFuture.failedFuture(e);
+        }
+    }
+
+    static String address(InetSocketAddress address) {
+        return address.getHostString() + ":" + address.getPort();
+    }
+
+    @Override
+    CompletionStage<HttpResponse> status() {
+        NodeStatus status = node.status();
+        PeerGroup peers = node.peerGroup();
+        int up = 0;
+        for (int i = 0; i < peers.size(); i++) {
+            up += peers.isLinked(i) ? 1 : 0;
+        }
+        boolean held = peers.holdsLease();
+        String role = status.serving() ? "active" : held ? "reconciling" : "standby";
+        Instant now = Instant.now();
+        return ok(obj("component", "node",
+                "name", node.settings().nodeName(),
+                "role", role,
+                "serving", status.serving(),
+                "address", address(node.address()),
+                "virtualContainer", node.virtualSerial().toString(),
+                "lease", obj("held", held, "epoch", held ? peers.epoch() : null, "grants", peers.grantsHeld()),
+                // No twin yet: the journal is this node's alone. The twin fills these in.
+                "replication", obj("state", "none", "standby", null, "lagSeconds", null),
+                "backends", obj("total", peers.size(), "up", up, "down", peers.size() - up),
+                "openHandles", status.openHandles(),
+                "failovers", status.takeovers(),
+                "integrityWarnings", status.integrityWarnings(),
+                "startedAt", instant(node.startedAt()),
+                "uptimeSeconds", Duration.between(node.startedAt(), now).toSeconds()));
+    }
+
+    @Override
+    CompletionStage<HttpResponse> backends() {
+        PeerGroup peers = node.peerGroup();
+        return backendViews().thenApplyAsync(views -> {
+            List<Map<String, Object>> backends = new ArrayList<>();
+            for (Quorums.BackendView view : views.backends()) {
+                int i = view.backend();
+                long grant = peers.grantEpoch(i);
+                ContainerInfo container = view.container();
+                backends.add(obj("backend", i + 1,
+                        "address", address(node.settings().backends().get(i)),
+                        "up", peers.isLinked(i),
+                        "inventoried", container != null,
+                        "name", view.name(),
+                        "container", container == null ? null : container.serial().toString(),
+                        "cmActId", container == null ? null : container.cmActId(),
+                        "grantEpoch", grant < 0 ? null : grant,
+                        "copies", view.copies(),
+                        "differing", view.differing().stream().map(LicenseKey::toString).toList(),
+                        "down", view.down()));
+            }
+            return json(200, obj("backends", backends));
+        }, executor);
+    }
+
+    @Override
+    CompletionStage<HttpResponse> containers() {
+        return overview().thenCombineAsync(backendViews(), (overview, views) -> {
+            List<Map<String, Object>> backing = new ArrayList<>();
+            for (Quorums.BackendView view : views.backends()) {
+                backing.add(obj("backend", view.backend() + 1,
+                        "container", view.container() == null ? null : view.container().serial().toString()));
+            }
+            long listed = overview.licenses().stream().filter(VirtualContainer.LicenseView::listed).count();
+            return json(200, obj("containers", List.of(obj("serial", overview.serial().toString(),
+                    "kind", "virtual",
+                    "cmActId", overview.cmActId() == 0 ? null : overview.cmActId(),
+                    "licenses", overview.licenses().size(),
+                    "listed", listed,
+                    "reconciled", overview.reconciled(),
+                    "inventoried", overview.inventoried().stream().map(b -> b + 1).toList(),
+                    "backing", backing))));
+        }, executor);
+    }
+
+    @Override
+    CompletionStage<HttpResponse> licenses() {
+        Map<LicenseKey, NodeStatus.LicenseReading> readings = node.status().licenses();
+        return overview().thenApplyAsync(overview -> {
+            List<Map<String, Object>> licenses = new ArrayList<>();
+            for (VirtualContainer.LicenseView view : overview.licenses()) {
+                LicenseKey key = view.key();
+                ProductInfo agreed = view.agreed();
+                NodeStatus.LicenseReading reading = readings.get(key);
+                Map<String, Object> license = obj("license", key.toString(),
+                        "firmCode", key.firmCode(), "productCode", key.productCode(), "tmrId", key.tmrId(),
+                        "listed", view.listed(),
+                        "seats", obj("used", view.inUse(), "total", agreed == null ? null : agreed.quantity()),
+                        "handles", view.handles(),
+                        "copies", obj("counted", view.counted().size(),
+                                "backends", view.counted().stream().map(b -> b + 1).toList(),
+                                "usable", view.usable()),
+                        "recovered", view.recovered(),
+                        "integrityWarnings", reading == null ? 0 : reading.integrityWarnings());
+                if (agreed != null) {
+                    license.putAll(terms(agreed));
+                    if (agreed.hasUnitCounter()) {
+                        license.put("units", obj("counter", true, "left", view.units() < 0 ? null : view.units()));
+                    }
+                } else {
+                    license.put("text", null);
+                    license.put("units", null);
+                }
+                licenses.add(license);
+            }
+            return json(200, obj("virtualContainer", overview.serial().toString(), "licenses", licenses));
+        }, executor);
+    }
+
+    @Override
+    CompletionStage<HttpResponse> handles(HandleQuery query) {
+        return overview().thenComposeAsync(overview -> {
+            List<CompletableFuture<TmrLicense.Handles>> asked = new ArrayList<>();
+            for (VirtualContainer.LicenseView view : overview.licenses()) {
+                if (view.license() != null && query.matchesLicense(view.key().toString())) {
+                    asked.add(AskPattern.<TmrLicense.Command, TmrLicense.Handles>ask(view.license(),
+                            TmrLicense.ListHandles::new, timeout(), node.actorSystem().scheduler())
+                            .toCompletableFuture());
+                }
+            }
+            return CompletableFuture.allOf(asked.toArray(CompletableFuture[]::new)).thenApplyAsync(done -> {
+                List<Map<String, Object>> rows = new ArrayList<>();
+                List<TmrLicense.HandleView> all = new ArrayList<>();
+                Map<TmrLicense.HandleView, LicenseKey> keys = new HashMap<>();
+                for (CompletableFuture<TmrLicense.Handles> answer : asked) {
+                    TmrLicense.Handles handles = answer.join();
+                    for (TmrLicense.HandleView view : handles.handles()) {
+                        Seat seat = view.seat();
+                        String host = seat.host() == null ? seat.station() : seat.host();
+                        if (query.matches(handles.key().toString(), seat.user(), host, seat.station())) {
+                            all.add(view);
+                            keys.put(view, handles.key());
+                        }
+                    }
+                }
+                all.sort(Comparator.comparing((TmrLicense.HandleView v) -> v.seat().handleId(),
+                        Long::compareUnsigned));
+                for (TmrLicense.HandleView view : page(all, query)) {
+                    Seat seat = view.seat();
+                    rows.add(obj("id", id(seat.handleId()),
+                            "kind", "handle",
+                            "license", keys.get(view).toString(),
+                            "mode", seat.mode().name(),
+                            "user", seat.user(),
+                            "host", seat.host() == null ? seat.station() : seat.host(),
+                            "station", seat.station(),
+                            "pid", seat.pid(),
+                            "session", view.sessionId() == 0 ? null : Long.toUnsignedString(view.sessionId()),
+                            "openedAt", instant(seat.grantedAtMillis()),
+                            "lastActivityAt", instant(view.lastActivityMillis()),
+                            "epoch", seat.epoch(),
+                            "releasing", view.releasing()));
+                }
+                return json(200, pageBody(all.size(), query, rows));
+            }, executor);
+        }, executor);
+    }
+
+    @Override
+    CompletionStage<HttpResponse> release(long handleId, String by) {
+        ActorRef<VirtualContainer.Command> container = container();
+        return AskPattern.<VirtualContainer.Command, TmrLicense.Reply>ask(container,
+                        replyTo -> new VirtualContainer.ToHandle(handleId,
+                                new TmrLicense.ForceRelease(handleId, by, replyTo), replyTo),
+                        timeout(), node.actorSystem().scheduler())
+                .thenApplyAsync(reply -> {
+                    if (reply instanceof TmrLicense.Released) {
+                        return json(200, obj("released", id(handleId)));
+                    } else if (reply instanceof TmrLicense.NotServing notServing) {
+                        return error(503, "the node does not serve now: " + notServing.why(), null);
+                    } else if (reply instanceof TmrLicense.Refused refused) {
+                        return error(statusOf(refused.code()), refused.text(), refused.code());
+                    }
+                    return error(500, "unexpected answer " + reply, null);
+                }, executor);
+    }
+
+    @Override
+    CompletionStage<HttpResponse> licenseImport(List<byte[]> files, String by) {
+        return backendViews().thenComposeAsync(views -> {
+            Map<Serial, Integer> byContainer = new HashMap<>();
+            for (Quorums.BackendView view : views.backends()) {
+                if (view.container() != null) {
+                    byContainer.put(view.container().serial(), view.backend());
+                }
+            }
+            List<CompletableFuture<Map<String, Object>>> results = new ArrayList<>();
+            for (int i = 0; i < files.size(); i++) {
+                int file = i;
+                byte[] content = files.get(i);
+                Serial target;
+                try {
+                    target = target(content);
+                } catch (CmFailure malformed) {
+                    results.add(CompletableFuture.completedFuture(imported(file, null, null, malformed, null)));
+                    continue;
+                }
+                Integer backend = byContainer.get(target);
+                if (backend == null) {
+                    results.add(CompletableFuture.completedFuture(imported(file, target, null,
+                            new CmFailure(CmError.BOX_NOT_FOUND, "no backend of this node holds container " + target
+                                    + " now (the backends hold " + byContainer.keySet() + ")"), null)));
+                    continue;
+                }
+                InetSocketAddress address = node.settings().backends().get(backend);
+                results.add(CompletableFuture.supplyAsync(() -> importOn(address, content), executor)
+                        .handle((ok, failed) -> {
+                            if (failed == null) {
+                                LOG.info("License file {} imported into container {} on backend {} for {}", file,
+                                        target, backend + 1, by);
+                            } else {
+                                LOG.warn("License file {} for container {} refused by backend {}: {}", file, target,
+                                        backend + 1, failed.getMessage());
+                            }
+                            return imported(file, target, backend + 1, failed, ok);
+                        }));
+            }
+            return CompletableFuture.allOf(results.toArray(CompletableFuture[]::new))
+                    .thenApply(done -> importAnswer(results.stream().map(CompletableFuture::join).toList()));
+        }, executor);
+    }
+
+    /** One file to one backend over the admin protocol, with the installation's admin token. */
+    private Message.LicenseUpdateOk importOn(InetSocketAddress backend, byte[] file) {
+        TmrClientOptions options = TmrClientOptions.builder().addresses(address(backend))
+                .clientName("opentmr-node-import").connectTimeout(timeout()).requestTimeout(timeout()).build();
+        try (AdminClient admin = AdminClient.connect(options, token.map(AdminToken::value).orElse(""))) {
+            return admin.importLicense(file);
+        }
+    }
+}
