@@ -110,6 +110,15 @@ class TwinNodeTest {
     }
 
     @Test
+    void aSingleNodesDataWithSnapshotsIsRefusedNotReplicatedWithHoles() throws Exception {
+        java.nio.file.Path snapshots = dir.resolve("node-a").resolve("journal").resolve("snapshots");
+        java.nio.file.Files.createDirectories(snapshots);
+        java.nio.file.Files.write(snapshots.resolve("snapshot-tmr-license-1-200-1700000000000.snap"), new byte[8]);
+        IllegalStateException refused = assertThrows(IllegalStateException.class, () -> start("node-a"));
+        assertTrue(refused.getMessage().contains("snapshots of a single node"), refused.getMessage());
+    }
+
+    @Test
     void theStandbyTakesOverWhenTheActiveIsGoneAndEveryHandleStaysHeld() throws Exception {
         TwinNode a = start("node-a");
         await("node-a serves", Duration.ofSeconds(30), a::serving);
