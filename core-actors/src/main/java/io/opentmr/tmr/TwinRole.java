@@ -70,8 +70,33 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
             timers.startTimerWithFixedDelay(Tick.INSTANCE, check);
             context.spawn(quorums.apply(context.messageAdapter(VirtualContainer.Counted.class, ViewCounted::new)),
                     "quorums");
+            ActorSystem<Void> system = context.getSystem();
+            java.util.concurrent.CompletableFuture.runAsync(() -> warmUp(system),
+                    system.dispatchers().lookup(org.apache.pekko.actor.typed.DispatcherSelector.blocking()));
             return new TwinRole(context, peers, status, activation, container, holder);
         }));
+    }
+
+    /**
+     * Readies what a take-over needs first, while the standby has time: the journal plugin, and the serializer of
+     * the node's events (its first use builds the Jackson mapper; measured on the take-over's path before).
+     */
+    private static void warmUp(ActorSystem<Void> system) {
+        try {
+            org.apache.pekko.persistence.Persistence.get(org.apache.pekko.actor.typed.javadsl.Adapter.toClassic(system))
+                    .journalFor("", com.typesafe.config.ConfigFactory.empty());
+            org.apache.pekko.serialization.Serialization serialization =
+                    org.apache.pekko.serialization.SerializationExtension.get(system);
+            for (Object event : new Object[] {new io.opentmr.tmr.license.TmrLicenseEvent.SeatReleased(0, "", 0),
+                    new VirtualContainer.CmActIdLearned(0, 0)}) {
+                org.apache.pekko.serialization.Serializer serializer = serialization.findSerializerFor(event);
+                byte[] bytes = serializer.toBinary(event);
+                String manifest = org.apache.pekko.serialization.Serializers.manifestFor(serializer, event);
+                serialization.deserialize(bytes, serializer.identifier(), manifest).get();
+            }
+        } catch (Exception | LinkageError e) {
+            LOG.debug("Standby: warming the journal and serializers up failed ({}); a take-over does it then", e.toString());
+        }
     }
 
     private TwinRole(ActorContext<Command> context, PeerGroup peers, NodeStatus status, TmrNode.Activation activation,
