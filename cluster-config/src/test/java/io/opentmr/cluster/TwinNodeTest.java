@@ -256,6 +256,42 @@ class TwinNodeTest {
         }
     }
 
+    @Test
+    void aHandleAcknowledgedWhileReplicationWasDegradedIsLostOnTakeOverAndItsSeatIsFreedOnEveryBackend()
+            throws Exception {
+        // node-a alone: replication degraded, its writes are acknowledged by its own log (persistence README).
+        TwinNode a = start("node-a");
+        await("node-a serves", Duration.ofSeconds(30), a::serving);
+        assertEquals(ReplicationLeader.Status.DEGRADED, a.replication().status());
+        try (TmrClient client = client()) {
+            LicenseHandle lost = client.access(TmrTestGroup.FIRM, PRODUCT);
+            long handle = lost.handleId();
+            for (int backend = 0; backend < 3; backend++) {
+                int index = backend;
+                await("backend " + (backend + 1) + " holds the handle", Duration.ofSeconds(20),
+                        () -> handlesOn(index).equals(Set.of(handle)));
+            }
+            // node-a dies before any standby copied its log; node-b takes over with a journal that lacks the handle.
+            nodes.remove(a);
+            a.close();
+            TwinNode b = start("node-b");
+            await("node-b serves", Duration.ofSeconds(30), b::serving);
+
+            // Not guaranteed, so lost: the client is told so (106), and no backend keeps its seat.
+            CmException gone = assertThrows(CmException.class, lost::info);
+            assertEquals(CmError.INVALID_HANDLE.code(), gone.code(), gone.getMessage());
+            for (int backend = 0; backend < 3; backend++) {
+                int index = backend;
+                await("backend " + (backend + 1) + " freed the lost handle's seat", Duration.ofSeconds(20),
+                        () -> handlesOn(index).isEmpty());
+            }
+            try (LicenseHandle one = client.access(TmrTestGroup.FIRM, PRODUCT);
+                 LicenseHandle two = client.access(TmrTestGroup.FIRM, PRODUCT)) {
+                assertTrue(one.isOpen() && two.isOpen(), "both seats are free again");
+            }
+        }
+    }
+
     private Set<Long> handlesOn(int backend) {
         try {
             Set<Long> handles = new HashSet<>();
