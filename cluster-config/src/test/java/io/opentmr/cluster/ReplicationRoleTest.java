@@ -132,7 +132,7 @@ class ReplicationRoleTest {
         ActorRef<ReplicationProtocol.ToLeader> leader = system.systemActorOf(leader(record, queued), "twin-leader",
                 Props.empty());
         ActorRef<ReplicationRole.Command> role = role(config);
-        role.tell(new ReplicationRole.Follow(leader.path().toString()));
+        role.tell(new ReplicationRole.Follow(leader.path().toString(), following -> { }));
         queued.get(10, TimeUnit.SECONDS);
 
         CompletableFuture<Void> done = new CompletableFuture<>();
