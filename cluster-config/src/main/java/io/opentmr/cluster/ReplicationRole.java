@@ -6,6 +6,7 @@ import io.opentmr.persistence.replication.ReplicationFollower;
 import io.opentmr.persistence.replication.ReplicationLeader;
 import io.opentmr.persistence.replication.ReplicationSettings;
 import java.io.IOException;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
@@ -18,9 +19,13 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The journal's side of a twin node's role (persistence README "Replication"): a standby {@link Follow follows}
- * the twin's log; the active {@link Lead leads}: it stops following (the follower's appends finish first), stamps
- * every record with the lease's epoch and replicates its log to the twin. A node leads at most once per actor
- * system: losing the lease restarts the node ({@link TwinNode}), so there is no way back to following here.
+ * the twin's log; the active {@link Lead leads}: it stops following, waits until the log's writer has carried out
+ * everything the follower queued on it (appends, a truncation), stamps every record with the lease's epoch and
+ * replicates its log to the twin. Only then is the lead granted, so the persistent actors recover from a log that
+ * no longer changes under them. A lease whose epoch is older than the log's newest record is refused: its records
+ * would break the rule that a leader's epoch is the newest (backends that lost their data grant old epochs again).
+ * A node leads at most once per actor system: losing the lease restarts the node ({@link TwinNode}), so there is no
+ * way back to following here.
  */
 final class ReplicationRole extends AbstractBehavior<ReplicationRole.Command> {
 
@@ -48,6 +53,10 @@ final class ReplicationRole extends AbstractBehavior<ReplicationRole.Command> {
     private record FollowerStopped(Lead lead) implements Command {
     }
 
+    /** The log's writer has carried out everything queued before the lead (or failed). */
+    private record Drained(Lead lead, SegmentedLog log, Throwable failure) implements Command {
+    }
+
     private final ReplicationSettings settings;
     private final String name;
     private final ReplicationLeader.Monitor monitor;
@@ -72,7 +81,8 @@ final class ReplicationRole extends AbstractBehavior<ReplicationRole.Command> {
         return newReceiveBuilder()
                 .onMessage(Follow.class, this::onFollow)
                 .onMessage(Lead.class, this::onLead)
-                .onMessage(FollowerStopped.class, stopped -> startLeader(stopped.lead()))
+                .onMessage(FollowerStopped.class, stopped -> drain(stopped.lead()))
+                .onMessage(Drained.class, this::onDrained)
                 .build();
     }
 
@@ -101,26 +111,58 @@ final class ReplicationRole extends AbstractBehavior<ReplicationRole.Command> {
         leading = true;
         following.accept(false);
         if (follower != null) {
-            // Appends the follower queued are on the log's writer; they complete before it is told to stop.
             getContext().watchWith(follower, new FollowerStopped(lead));
             getContext().stop(follower);
             follower = null;
             return this;
         }
-        return startLeader(lead);
+        return drain(lead);
     }
 
-    private Behavior<Command> startLeader(Lead lead) {
+    /**
+     * The stopped follower's appends and truncation may still be queued on the log's writer: an empty write queued
+     * behind them completes once they are done (the writer takes requests in order).
+     */
+    private Behavior<Command> drain(Lead lead) {
+        SegmentedLog log;
+        try {
+            log = OpenTmrPersistence.get(getContext().getSystem()).log();
+        } catch (IOException | RuntimeException e) {
+            lead.done().completeExceptionally(e);
+            return this;
+        }
+        getContext().pipeToSelf(log.append(List.of()), (ok, failure) -> new Drained(lead, log, failure));
+        return this;
+    }
+
+    private Behavior<Command> onDrained(Drained drained) {
+        Lead lead = drained.lead();
+        if (drained.failure() != null) {
+            lead.done().completeExceptionally(drained.failure());
+            return this;
+        }
+        long newest = drained.log().lastEpoch();
+        if (newest > lead.epoch()) {
+            String why = "the lease's epoch " + lead.epoch() + " is older than the journal's newest record (epoch "
+                    + newest + "): the backends granted an epoch that was used before (did two of them lose their "
+                    + "data?); this node does not lead under it";
+            LOG.error("Active role refused: {}", why);
+            lead.done().completeExceptionally(new IllegalStateException(why));
+            return this;
+        }
+        return startLeader(lead, drained.log());
+    }
+
+    private Behavior<Command> startLeader(Lead lead, SegmentedLog log) {
         OpenTmrPersistence persistence = OpenTmrPersistence.get(getContext().getSystem());
         try {
             long epoch = lead.epoch();
             persistence.setEpochSupplier(() -> epoch);
             persistence.setReplicatedPositionSupplier(monitor::replicatedPosition);
-            SegmentedLog log = persistence.log();
             getContext().spawn(ReplicationLeader.create(log, settings, monitor, name), LEADER);
             LOG.info("Active: the journal is written under epoch {} and replicated to the twin", epoch);
             lead.done().complete(null);
-        } catch (IOException | RuntimeException e) {
+        } catch (RuntimeException e) {
             lead.done().completeExceptionally(e);
         }
         return this;

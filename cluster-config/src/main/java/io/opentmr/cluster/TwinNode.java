@@ -96,10 +96,41 @@ public final class TwinNode implements AutoCloseable {
     public static TwinNode start(Config config, Starter starter) {
         TwinSettings settings = TwinSettings.from(config);
         ReplicationSettings replication = ReplicationSettings.fromConfig(config);
+        refuseSingleNodeSnapshots(config);
         TwinNode node = new TwinNode(config, settings, replication, starter);
         node.current = node.incarnation();
         node.loop.start();
         return node;
+    }
+
+    /**
+     * A twin replicates its journal's events, not its snapshots, and takes none: a node's journal must hold its
+     * whole history. A single node's data directory with snapshots has history deleted behind them (each snapshot
+     * stands for the events before it), which a standby would never see; such a directory is refused rather than
+     * replicated with holes.
+     */
+    static void refuseSingleNodeSnapshots(Config config) {
+        if (!config.hasPath("opentmr.persistence.dir")) {
+            return;
+        }
+        java.nio.file.Path snapshots = io.opentmr.persistence.PersistenceSettings.fromConfig(config)
+                .snapshotDirectory();
+        if (!java.nio.file.Files.isDirectory(snapshots)) {
+            return;
+        }
+        try (java.util.stream.Stream<java.nio.file.Path> files = java.nio.file.Files.list(snapshots)) {
+            java.util.Optional<java.nio.file.Path> found = files.filter(f -> f.getFileName().toString()
+                    .endsWith(".snap")).findFirst();
+            if (found.isPresent()) {
+                throw new IllegalStateException(snapshots + " holds snapshots of a single node (" + found.get()
+                        .getFileName() + "): their events were deleted from the journal, and a twin replicates "
+                        + "events only, so its standby would lack that history. A twin cannot start on this data yet: "
+                        + "start it on an empty data directory (licenses and seats come back from the backends; "
+                        + "handles open now are freed), or run this node alone (without --seed-nodes)");
+            }
+        } catch (java.io.IOException e) {
+            throw new IllegalStateException("cannot read " + snapshots + ": " + e, e);
+        }
     }
 
     private Incarnation incarnation() {

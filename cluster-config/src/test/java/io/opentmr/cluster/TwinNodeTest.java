@@ -21,10 +21,16 @@ import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.function.BooleanSupplier;
+import org.apache.pekko.actor.typed.ActorSystem;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
@@ -110,6 +116,15 @@ class TwinNodeTest {
     }
 
     @Test
+    void aSingleNodesDataWithSnapshotsIsRefusedNotReplicatedWithHoles() throws Exception {
+        java.nio.file.Path snapshots = dir.resolve("node-a").resolve("journal").resolve("snapshots");
+        java.nio.file.Files.createDirectories(snapshots);
+        java.nio.file.Files.write(snapshots.resolve("snapshot-tmr-license-1-200-1700000000000.snap"), new byte[8]);
+        IllegalStateException refused = assertThrows(IllegalStateException.class, () -> start("node-a"));
+        assertTrue(refused.getMessage().contains("snapshots of a single node"), refused.getMessage());
+    }
+
+    @Test
     void theStandbyTakesOverWhenTheActiveIsGoneAndEveryHandleStaysHeld() throws Exception {
         TwinNode a = start("node-a");
         await("node-a serves", Duration.ofSeconds(30), a::serving);
@@ -175,6 +190,126 @@ class TwinNodeTest {
             assertEquals(CmError.NO_MORE_LICENSES.code(), full.code(), full.getMessage());
             first.close();
             second.close();
+        }
+    }
+
+    /**
+     * Freezes every thread of {@code node}'s default dispatcher, where all of its actors run (watchers, role, virtual
+     * container, licenses): the node does nothing, as in a long GC pause or a stopped process, while its sockets stay
+     * open and its listener still answers HELLO. Returns the latch that resumes it.
+     */
+    private static CountDownLatch freeze(TwinNode node) throws InterruptedException {
+        ActorSystem<Void> system = node.node().actorSystem();
+        Config pool = system.settings().config().getConfig("pekko.actor.default-dispatcher.fork-join-executor");
+        int threads = Math.min(pool.getInt("parallelism-max"), Math.max(pool.getInt("parallelism-min"),
+                (int) Math.ceil(Runtime.getRuntime().availableProcessors() * pool.getDouble("parallelism-factor"))));
+        CountDownLatch resume = new CountDownLatch(1);
+        CountDownLatch frozen = new CountDownLatch(threads);
+        for (int i = 0; i < threads; i++) {
+            system.executionContext().execute(() -> {
+                frozen.countDown();
+                try {
+                    resume.await(60, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            });
+        }
+        assertTrue(frozen.await(10, TimeUnit.SECONDS), "every thread of the node's dispatcher is held");
+        return resume;
+    }
+
+    @Test
+    void anActiveFrozenBeyondTheLeaseLetsTheStandbyTakeOverAndOnResumingServesNothingAndFollowsIt() throws Exception {
+        TwinNode a = start("node-a");
+        await("node-a serves", Duration.ofSeconds(30), a::serving);
+        TwinNode b = start("node-b");
+        await("in sync", Duration.ofSeconds(30), () -> a.replication().status() == ReplicationLeader.Status.IN_SYNC);
+        try (TmrClient client = client()) {
+            LicenseHandle first = client.access(TmrTestGroup.FIRM, PRODUCT);
+            TmrNode frozenNode = a.node();
+            CountDownLatch resume = freeze(a);
+            CompletableFuture<Boolean> actorsRan = new CompletableFuture<>();
+            frozenNode.actorSystem().executionContext().execute(() -> actorsRan.complete(true));
+            try {
+                // The backends see no renewal: the lease runs out and node-b takes it under a new epoch.
+                await("node-b serves", Duration.ofSeconds(30), b::serving);
+                assertFalse(frozenNode.serving(), "a node whose grants ran out by its own clock does not serve");
+                LicenseHandle second = client.access(TmrTestGroup.FIRM, PRODUCT);
+                assertEquals(new InetSocketAddress(host("node-b"), 22350), client.connectedAddress());
+                assertFalse(actorsRan.isDone(), "node-a's actors were frozen the whole time");
+
+                // node-a resumes with a backlog of ticks, heartbeats and requests from before: whatever it does
+                // now, it must not serve, and it comes back as node-b's standby.
+                resume.countDown();
+                await("node-a restarts as the standby", Duration.ofSeconds(30), () -> a.restarts() >= 1);
+                await("node-a follows node-b in sync", Duration.ofSeconds(30),
+                        () -> b.replication().status() == ReplicationLeader.Status.IN_SYNC);
+                assertFalse(a.serving(), "no pre-emption");
+                assertTrue(b.serving());
+
+                // Two seats, both held, one written by each node; the backends hold exactly those two.
+                assertEquals(PRODUCT, first.info().product().productCode());
+                assertEquals(PRODUCT, second.info().product().productCode());
+                CmException full = assertThrows(CmException.class, () -> client.access(TmrTestGroup.FIRM, PRODUCT));
+                assertEquals(CmError.NO_MORE_LICENSES.code(), full.code(), full.getMessage());
+                Set<Long> held = Set.of(first.handleId(), second.handleId());
+                for (int backend = 0; backend < 3; backend++) {
+                    int index = backend;
+                    await("backend " + (backend + 1) + " holds exactly the two handles", Duration.ofSeconds(20),
+                            () -> handlesOn(index).equals(held));
+                }
+                first.close();
+                second.close();
+            } finally {
+                resume.countDown();
+            }
+        }
+    }
+
+    @Test
+    void aHandleAcknowledgedWhileReplicationWasDegradedIsLostOnTakeOverAndItsSeatIsFreedOnEveryBackend()
+            throws Exception {
+        // node-a alone: replication degraded, its writes are acknowledged by its own log (persistence README).
+        TwinNode a = start("node-a");
+        await("node-a serves", Duration.ofSeconds(30), a::serving);
+        assertEquals(ReplicationLeader.Status.DEGRADED, a.replication().status());
+        try (TmrClient client = client()) {
+            LicenseHandle lost = client.access(TmrTestGroup.FIRM, PRODUCT);
+            long handle = lost.handleId();
+            for (int backend = 0; backend < 3; backend++) {
+                int index = backend;
+                await("backend " + (backend + 1) + " holds the handle", Duration.ofSeconds(20),
+                        () -> handlesOn(index).equals(Set.of(handle)));
+            }
+            // node-a dies before any standby copied its log; node-b takes over with a journal that lacks the handle.
+            nodes.remove(a);
+            a.close();
+            TwinNode b = start("node-b");
+            await("node-b serves", Duration.ofSeconds(30), b::serving);
+
+            // Not guaranteed, so lost: the client is told so (106), and no backend keeps its seat.
+            CmException gone = assertThrows(CmException.class, lost::info);
+            assertEquals(CmError.INVALID_HANDLE.code(), gone.code(), gone.getMessage());
+            for (int backend = 0; backend < 3; backend++) {
+                int index = backend;
+                await("backend " + (backend + 1) + " freed the lost handle's seat", Duration.ofSeconds(20),
+                        () -> handlesOn(index).isEmpty());
+            }
+            try (LicenseHandle one = client.access(TmrTestGroup.FIRM, PRODUCT);
+                 LicenseHandle two = client.access(TmrTestGroup.FIRM, PRODUCT)) {
+                assertTrue(one.isOpen() && two.isOpen(), "both seats are free again");
+            }
+        }
+    }
+
+    private Set<Long> handlesOn(int backend) {
+        try {
+            Set<Long> handles = new HashSet<>();
+            group.allocations(backend).forEach(allocation -> handles.add(allocation.tmrHandleId()));
+            return handles;
+        } catch (Exception e) {
+            return Set.of(-1L);
         }
     }
 }

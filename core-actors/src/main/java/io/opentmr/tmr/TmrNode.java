@@ -211,7 +211,7 @@ public final class TmrNode implements AutoCloseable {
                 context.spawn(quorums.apply(container.narrow()), "quorums");
             } else {
                 context.spawn(TwinRole.create(peers, status, activation, containerBehavior, holder, quorums,
-                        TWIN_LEASE_CHECK), "twin-role");
+                        TWIN_LEASE_CHECK, TWIN_ACTIVATION_TIMEOUT), "twin-role");
             }
             started.complete(null);
             return Behaviors.empty();
@@ -294,6 +294,12 @@ public final class TmrNode implements AutoCloseable {
 
     /** How often a twin node looks whether it holds the lease: the take-over waits up to this after the grants. */
     private static final java.time.Duration TWIN_LEASE_CHECK = java.time.Duration.ofMillis(50);
+    /**
+     * How long a twin node that holds the lease may take to make its journal ready (stop following, let the log's
+     * writer finish what the follower queued, start leading): milliseconds normally; a node still not ready after this
+     * gives up the role (it restarts as the standby), so it does not hold the lease from its twin without serving.
+     */
+    private static final java.time.Duration TWIN_ACTIVATION_TIMEOUT = java.time.Duration.ofSeconds(10);
 
     /**
      * How a node of a twin becomes the active one ({@link TwinRole}), and what happens when it stops being it.

@@ -11,6 +11,7 @@ import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -21,7 +22,8 @@ import org.slf4j.LoggerFactory;
  * starts the virtual container, which recovers from that journal, reconciles with the backends and serves. Losing
  * the lease, or holding it under another epoch than the one it activated with, ends the role for good
  * ({@link TmrNode.Activation#deactivated}): another node may have written since, so this state must never serve
- * again; the node is restarted as a standby.
+ * again; the node is restarted as a standby. So does an activation that has not completed within its bound: a node
+ * that cannot make its journal ready must not hold the lease, and keep its twin from taking over, without serving.
  *
  * <p>The backend watchers run under this actor from the start, on the standby too: they keep the connections, ask
  * for the lease at every heartbeat (a lease whose holder's connections closed is granted at once) and read the
@@ -44,6 +46,9 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
     private record Activated(long epoch, Throwable failure) implements Command {
     }
 
+    private record ActivationDue(long epoch) implements Command {
+    }
+
     private enum State {
         STANDBY, ACTIVATING, ACTIVE, ENDED
     }
@@ -53,6 +58,8 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
     private final TmrNode.Activation activation;
     private final Behavior<VirtualContainer.Command> containerBehavior;
     private final TmrNode.ContainerHolder holder;
+    private final Duration activationTimeout;
+    private final TimerScheduler<Command> timers;
     private State state = State.STANDBY;
     private long epoch;
     private VirtualContainer.Counted lastView;
@@ -60,23 +67,53 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
 
     /**
      * @param quorums the backend watchers' quorums, given where to send their views
-     * @param check   how often the lease is looked at: the take-over waits up to this after the grants came
+     * @param check             how often the lease is looked at: the take-over waits up to this after the grants came
+     * @param activationTimeout how long the activation's stage may take: a node that holds the lease but cannot
+     *                          make its journal ready must not keep the lease from its twin, so its role ends
      */
     static Behavior<Command> create(PeerGroup peers, NodeStatus status, TmrNode.Activation activation,
                                     Behavior<VirtualContainer.Command> container, TmrNode.ContainerHolder holder,
                                     Function<ActorRef<VirtualContainer.Counted>, Behavior<Quorums.Command>> quorums,
-                                    Duration check) {
+                                    Duration check, Duration activationTimeout) {
         return Behaviors.setup(context -> Behaviors.withTimers(timers -> {
             timers.startTimerWithFixedDelay(Tick.INSTANCE, check);
             context.spawn(quorums.apply(context.messageAdapter(VirtualContainer.Counted.class, ViewCounted::new)),
                     "quorums");
-            return new TwinRole(context, peers, status, activation, container, holder);
+            ActorSystem<Void> system = context.getSystem();
+            java.util.concurrent.CompletableFuture.runAsync(() -> warmUp(system),
+                    system.dispatchers().lookup(org.apache.pekko.actor.typed.DispatcherSelector.blocking()));
+            return new TwinRole(context, peers, status, activation, container, holder, activationTimeout, timers);
         }));
     }
 
+    /**
+     * Readies what a take-over needs first, while the standby has time: the journal plugin, and the serializer of
+     * the node's events (its first use builds the Jackson mapper; measured on the take-over's path before).
+     */
+    private static void warmUp(ActorSystem<Void> system) {
+        try {
+            org.apache.pekko.persistence.Persistence.get(org.apache.pekko.actor.typed.javadsl.Adapter.toClassic(system))
+                    .journalFor("", com.typesafe.config.ConfigFactory.empty());
+            org.apache.pekko.serialization.Serialization serialization =
+                    org.apache.pekko.serialization.SerializationExtension.get(system);
+            for (Object event : new Object[] {new io.opentmr.tmr.license.TmrLicenseEvent.SeatReleased(0, "", 0),
+                    new VirtualContainer.CmActIdLearned(0, 0)}) {
+                org.apache.pekko.serialization.Serializer serializer = serialization.findSerializerFor(event);
+                byte[] bytes = serializer.toBinary(event);
+                String manifest = org.apache.pekko.serialization.Serializers.manifestFor(serializer, event);
+                serialization.deserialize(bytes, serializer.identifier(), manifest).get();
+            }
+        } catch (Exception | LinkageError e) {
+            LOG.debug("Standby: warming the journal and serializers up failed ({}); a take-over does it then", e.toString());
+        }
+    }
+
     private TwinRole(ActorContext<Command> context, PeerGroup peers, NodeStatus status, TmrNode.Activation activation,
-                     Behavior<VirtualContainer.Command> containerBehavior, TmrNode.ContainerHolder holder) {
+                     Behavior<VirtualContainer.Command> containerBehavior, TmrNode.ContainerHolder holder,
+                     Duration activationTimeout, TimerScheduler<Command> timers) {
         super(context);
+        this.activationTimeout = activationTimeout;
+        this.timers = timers;
         this.peers = peers;
         this.status = status;
         this.activation = activation;
@@ -91,6 +128,10 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
                 .onMessage(ViewCounted.class, this::onView)
                 .onMessageEquals(Tick.INSTANCE, this::onTick)
                 .onMessage(Activated.class, this::onActivated)
+                .onMessage(ActivationDue.class, due -> state == State.ACTIVATING && due.epoch() == epoch
+                        ? end("the activation (epoch " + epoch + ") did not complete within "
+                        + activationTimeout.toMillis() + " ms: the journal did not become ready")
+                        : this)
                 .build();
     }
 
@@ -120,6 +161,7 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
                     }
                     long activating = epoch;
                     getContext().pipeToSelf(done, (ok, failure) -> new Activated(activating, failure));
+                    timers.startSingleTimer(new ActivationDue(activating), activationTimeout);
                 }
             }
             case ACTIVATING, ACTIVE -> {

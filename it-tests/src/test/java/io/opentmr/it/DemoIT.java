@@ -188,7 +188,7 @@ class DemoIT {
     }
 
     private static String hostPort(TmrClient client) {
-        return client.connectedAddress().getAddress().getHostAddress() + ":" + client.connectedAddress().getPort();
+        return client.connectedAddress().getHostString() + ":" + client.connectedAddress().getPort();
     }
 
     /** A port free on all the demo's addresses (but {@code not}), so the test does not collide with a demo. */

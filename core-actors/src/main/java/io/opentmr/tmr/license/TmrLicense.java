@@ -1346,7 +1346,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         }
         if (ended == MajorityVote.State.DECIDED && open.kind() == VoteKind.DECREMENT
                 && vote.decided() instanceof Message.UnitsOk ok) {
-            units = ok.remaining();
+            // Decrements run side by side and may be decided out of order: the counter only goes down, so a vote
+            // decided after a later one carries the older, higher value and must not put the counter back up.
+            units = units < 0 ? ok.remaining() : Math.min(units, ok.remaining());
             publishSeats();
         }
         if (!vote.allAnswered()) {

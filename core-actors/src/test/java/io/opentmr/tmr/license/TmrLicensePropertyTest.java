@@ -193,6 +193,15 @@ class TmrLicensePropertyTest {
         run(quantity, steps, Timeouts.ANY);
     }
 
+    /** Found by {@link #seatsAndUnitsStayConsistentWhenAnyCallTimesOut} (seed -5946386105026763314). */
+    @Example
+    void twoDecrementsThenATimedOutCopyLeaveTheNodesUnitsWithTheCopies() {
+        run(1, scenario("""
+                ACCESS(USERLIMIT, station 0), ANSWER(0, #0), ANSWER(1, #0), DECREMENT(#0, 1), DECREMENT(#0, 1),
+                TIMEOUT(0, #0)
+                """), Timeouts.ANY);
+    }
+
     /** Found by {@link #seatsAndUnitsStayConsistentUnderFaults} (seed 7769591699089358397). */
     @Example
     void whileTheNodeKnowsNoUnitsItShowsTheCopiesAgreedValueNotZero() {
