@@ -133,6 +133,59 @@ class CommandLineTest {
     }
 
     @Test
+    void journalReplayNamesWhatItCannotReplay() throws Exception {
+        Path context = dir.resolve("backend.ctx");
+        tmr("license", "context", "--server", server, "--out", context.toString());
+        Run issued = tmr("license", "issue", "--vendor-key", dir.resolve("vendor/vendor.key").toString(), "--state",
+                dir.resolve("vendor/state.json").toString(), "--context", context.toString(), "--firm", "6000010",
+                "--product", "42", "--quantity", "2", "--out", dir.resolve("lic").toString(), "--json");
+        tmr("license", "import", "--server", server, issued.json().get("files").get(0).asText());
+
+        Run backendJournal = tmr("journal", "replay", "--dir", dir.resolve("backend/journal").toString());
+        assertEquals(1, backendJournal.exit());
+        assertTrue(backendJournal.err().contains("is a backend's journal"), backendJournal.err());
+        Run dataDir = tmr("journal", "replay", "--dir", dir.resolve("backend").toString());
+        assertEquals(1, dataDir.exit());
+        assertTrue(dataDir.err().contains("not a journal") && dataDir.err().contains("did you mean "
+                + dir.resolve("backend/journal")), dataDir.err());
+        Run missing = tmr("journal", "replay", "--dir", dir.resolve("nowhere").toString());
+        assertEquals(1, missing.exit());
+        assertTrue(missing.err().contains("does not exist"), missing.err());
+        Run badTime = tmr("journal", "replay", "--dir", dir.resolve("backend/journal").toString(), "--at", "noon");
+        assertEquals(2, badTime.exit(), "bad usage");
+        assertTrue(badTime.err().contains("ISO-8601"), badTime.err());
+
+        // A node's journal with no record yet (a node that never learned its group): nothing to show, said so.
+        Path fresh = dir.resolve("fresh");
+        io.opentmr.persistence.log.SegmentedLog.open(io.opentmr.persistence.log.LogOptions.defaults(fresh)).close();
+        Run empty = tmr("journal", "replay", "--dir", fresh.toString(), "--json");
+        assertEquals(0, empty.exit(), empty.err());
+        assertEquals(0, empty.json().get("licenses").size());
+        assertTrue(empty.json().get("notices").toString().contains("no records yet"), empty.out());
+
+        // A record damaged before the tail (its CRC fails, later writes follow): the place, and exit code 1.
+        Path damaged = dir.resolve("damaged");
+        try (var log = io.opentmr.persistence.log.SegmentedLog.open(
+                io.opentmr.persistence.log.LogOptions.defaults(damaged))) {
+            for (long seq = 1; seq <= 3; seq++) {
+                log.append(List.of(log.encode(List.of(io.opentmr.persistence.log.LogRecord.event(
+                        "tmr-license|6000010-42-1", seq, 1000 + seq, "w", 33, "m", "", List.of(), new byte[] {1})))))
+                        .get(10, java.util.concurrent.TimeUnit.SECONDS);
+            }
+        }
+        Path segment = damaged.resolve("00000000000000000000.seg");
+        byte[] bytes = Files.readAllBytes(segment);
+        bytes[40] ^= (byte) 0xFF;
+        Files.write(segment, bytes);
+        Run corrupt = tmr("journal", "replay", "--dir", damaged.toString());
+        assertEquals(1, corrupt.exit());
+        assertTrue(corrupt.err().contains("journal damaged") && corrupt.err().contains(segment + " at offset 0")
+                && corrupt.err().contains("CRC32C"), corrupt.err());
+        assertEquals("", corrupt.out(), "no state is printed from a damaged journal");
+        assertEquals(1, tmr("journal", "verify", "--dir", damaged.toString()).exit(), "verify agrees");
+    }
+
+    @Test
     void benchEchoPrintsItsFigures() throws Exception {
         Run bench = tmr("bench", "--echo", "--clients", "2", "--duration", "1s", "--warmup", "500ms", "--json");
         assertEquals(0, bench.exit(), bench.err());
