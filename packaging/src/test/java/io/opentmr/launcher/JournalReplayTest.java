@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import io.opentmr.client.LicenseHandle;
 import io.opentmr.client.TmrClient;
 import io.opentmr.protocol.AccessMode;
@@ -16,20 +15,19 @@ import io.opentmr.protocol.LicenseKey;
 import io.opentmr.protocol.ProductInfo;
 import io.opentmr.testing.Await;
 import io.opentmr.testing.TmrTestGroup;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.io.PrintWriter;
-import java.io.StringWriter;
-import java.nio.charset.StandardCharsets;
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.stream.Collectors;
@@ -50,7 +48,6 @@ import org.junit.jupiter.api.io.TempDir;
 @Timeout(180)
 class JournalReplayTest {
 
-    private static final ObjectMapper JSON = new ObjectMapper();
     private static final long SEATS = 101;
     private static final long UNITS = 102;
     private static final long SPARE = 103;
@@ -62,32 +59,14 @@ class JournalReplayTest {
     private TmrClient client;
     private Path journal;
 
-    private record Run(int exit, String out, String err) {
-        JsonNode json() throws Exception {
-            return JSON.readTree(out);
-        }
-    }
-
-    /** Runs {@code tmr ARGS} in this JVM, capturing what it prints. */
-    private static synchronized Run tmr(String... args) {
-        PrintStream realOut = System.out;
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        StringWriter err = new StringWriter();
-        try (PrintStream capture = new PrintStream(out, true, StandardCharsets.UTF_8)) {
-            System.setOut(capture);
-            var commandLine = Tmr.commandLine();
-            commandLine.setErr(new PrintWriter(err, true));
-            int exit = commandLine.execute(args);
-            return new Run(exit, out.toString(StandardCharsets.UTF_8).strip(), err.toString());
-        } finally {
-            System.setOut(realOut);
-        }
+    private static TmrRun tmr(String... args) {
+        return TmrRun.of(args);
     }
 
     private JsonNode replay(String... more) throws Exception {
         List<String> args = new ArrayList<>(List.of("journal", "replay", "--dir", journal.toString(), "--json"));
         args.addAll(List.of(more));
-        Run run = tmr(args.toArray(String[]::new));
+        TmrRun run = tmr(args.toArray(String[]::new));
         assertEquals(0, run.exit(), run.err());
         return run.json();
     }
@@ -131,8 +110,8 @@ class JournalReplayTest {
         return container().products();
     }
 
-    private Set<String> segments() throws java.io.IOException {
-        try (var files = java.nio.file.Files.list(journal)) {
+    private Set<String> segments() throws IOException {
+        try (var files = Files.list(journal)) {
             return files.map(f -> f.getFileName().toString()).filter(f -> f.endsWith(".seg"))
                     .collect(Collectors.toCollection(TreeSet::new));
         }
@@ -228,7 +207,7 @@ class JournalReplayTest {
             assertTrue(handle.get("requestId").isNumber(), handle.toString());
         }
 
-        Run table = tmr("journal", "replay", "--dir", journal.toString());
+        TmrRun table = tmr("journal", "replay", "--dir", journal.toString());
         assertEquals(0, table.exit(), table.err());
         for (long id : open) {
             assertTrue(table.out().contains(Long.toUnsignedString(id)), table.out());
@@ -274,11 +253,11 @@ class JournalReplayTest {
         assertTrue(list(oldest.get("notices")).stream().anyMatch(n -> n.asText().contains("before the oldest state")
                 && n.asText().contains("tmr-license|" + FIRM + "-" + SEATS)), oldest.get("notices").toString());
 
-        Run beforeAny = tmr("journal", "replay", "--dir", journal.toString(), "--at", "2001-01-01");
+        TmrRun beforeAny = tmr("journal", "replay", "--dir", journal.toString(), "--at", "2001-01-01");
         assertEquals(1, beforeAny.exit());
         assertTrue(beforeAny.err().contains("before the first event"), beforeAny.err());
 
-        Run one = tmr("journal", "replay", "--dir", journal.toString(), "--json", "--persistence-id",
+        TmrRun one = tmr("journal", "replay", "--dir", journal.toString(), "--json", "--persistence-id",
                 "tmr-license|" + FIRM + "-" + SEATS + "-" + license(now, SEATS).get("tmrId").asLong());
         assertEquals(0, one.exit(), one.err());
         assertEquals(1, one.json().get("licenses").size());
@@ -298,11 +277,11 @@ class JournalReplayTest {
     void replaysBesideANodeThatKeepsWritingSucceedAndEndOnItsState() throws Exception {
         AtomicBoolean stop = new AtomicBoolean();
         AtomicReference<Throwable> failure = new AtomicReference<>();
-        Set<Long> granted = java.util.concurrent.ConcurrentHashMap.newKeySet();
+        Set<Long> granted = ConcurrentHashMap.newKeySet();
         List<Thread> workers = new ArrayList<>();
         List<List<LicenseHandle>> kept = new ArrayList<>();
         for (int w = 0; w < 3; w++) {
-            List<LicenseHandle> mine = java.util.Collections.synchronizedList(new ArrayList<>());
+            List<LicenseHandle> mine = Collections.synchronizedList(new ArrayList<>());
             kept.add(mine);
             Thread worker = new Thread(() -> {
                 try {

@@ -11,6 +11,7 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -244,7 +245,7 @@ public final class JournalHistory {
                 start = Recovery.Start.SNAPSHOT;
             } else if (at != null && id.deletedTo > 0) {
                 List<SnapshotFiles.Key> oldestFirst = new ArrayList<>(newestFirst);
-                java.util.Collections.reverse(oldestFirst);
+                Collections.reverse(oldestFirst);
                 snapshot = snapshots.loadNewest(oldestFirst, key -> true, reader, failed)
                         .map(SnapshotFiles.Loaded::value).orElse(null);
                 if (snapshot != null) {
