@@ -87,14 +87,19 @@ class CommandLineTest {
         assertEquals(106, badRelease.json().get("error").asInt());
     }
 
-    @Test
-    void journalVerifyAndDumpReadTheBackendsJournal() throws Exception {
+    /** Issues 6000010:42 (2 seats) for the backend's container and imports it: a journal with a record. */
+    private void importLicense() throws Exception {
         Path context = dir.resolve("backend.ctx");
         tmr("license", "context", "--server", server, "--out", context.toString());
         TmrRun issued = tmr("license", "issue", "--vendor-key", dir.resolve("vendor/vendor.key").toString(), "--state",
                 dir.resolve("vendor/state.json").toString(), "--context", context.toString(), "--firm", "6000010",
                 "--product", "42", "--quantity", "2", "--out", dir.resolve("lic").toString(), "--json");
         tmr("license", "import", "--server", server, issued.json().get("files").get(0).asText());
+    }
+
+    @Test
+    void journalVerifyAndDumpReadTheBackendsJournal() throws Exception {
+        importLicense();
 
         Path journal = dir.resolve("backend/journal");
         TmrRun verify = tmr("journal", "verify", "--dir", journal.toString(), "--json");
@@ -108,12 +113,7 @@ class CommandLineTest {
 
     @Test
     void journalReplayNamesWhatItCannotReplay() throws Exception {
-        Path context = dir.resolve("backend.ctx");
-        tmr("license", "context", "--server", server, "--out", context.toString());
-        TmrRun issued = tmr("license", "issue", "--vendor-key", dir.resolve("vendor/vendor.key").toString(), "--state",
-                dir.resolve("vendor/state.json").toString(), "--context", context.toString(), "--firm", "6000010",
-                "--product", "42", "--quantity", "2", "--out", dir.resolve("lic").toString(), "--json");
-        tmr("license", "import", "--server", server, issued.json().get("files").get(0).asText());
+        importLicense();
 
         TmrRun backendJournal = tmr("journal", "replay", "--dir", dir.resolve("backend/journal").toString());
         assertEquals(1, backendJournal.exit());
