@@ -41,7 +41,7 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
     private static final Logger INTEGRITY = LoggerFactory.getLogger("opentmr.integrity");
 
     /** Orders license keys as LIST shows them: by firm, product, TMR-Id. */
-    static final Comparator<LicenseKey> ORDER = Comparator.comparingLong(LicenseKey::firmCode)
+    public static final Comparator<LicenseKey> ORDER = Comparator.comparingLong(LicenseKey::firmCode)
             .thenComparingLong(LicenseKey::productCode).thenComparingLong(LicenseKey::tmrId);
 
     public sealed interface Command {

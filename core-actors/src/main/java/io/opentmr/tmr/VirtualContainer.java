@@ -24,6 +24,7 @@ import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.TreeSet;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -167,7 +168,10 @@ public final class VirtualContainer
     public record LicenseSeen(LicenseKey key, long atMillis) implements Event {
     }
 
-    /** The journaled state: the group's CmActId (0: not learned yet) and every license key seen. */
+    /**
+     * The journaled state: the group's CmActId (0: not learned yet) and every license key seen. {@link #apply} is the
+     * container's event handler, also used by {@code tmr journal replay} to rebuild it from a journal.
+     */
     public record State(long cmActId, Set<LicenseKey> licenses) {
         public State {
             Set<LicenseKey> sorted = new TreeSet<>(Quorums.ORDER);
@@ -175,18 +179,22 @@ public final class VirtualContainer
             licenses = Collections.unmodifiableSet(sorted);
         }
 
-        static State empty() {
+        /** The state a container without events starts from. */
+        public static State empty() {
             return new State(0, Set.of());
         }
 
-        State apply(CmActIdLearned learned) {
-            return new State(learned.cmActId(), licenses);
-        }
-
-        State apply(LicenseSeen seen) {
-            Set<LicenseKey> more = new HashSet<>(licenses);
-            more.add(seen.key());
-            return new State(cmActId, more);
+        /** The state after {@code event}. */
+        public State apply(Event event) {
+            if (event instanceof CmActIdLearned learned) {
+                return new State(learned.cmActId(), licenses);
+            }
+            if (event instanceof LicenseSeen seen) {
+                Set<LicenseKey> more = new HashSet<>(licenses);
+                more.add(seen.key());
+                return new State(cmActId, more);
+            }
+            throw new IllegalArgumentException("not an event of the virtual container: " + event);
         }
     }
 
@@ -281,8 +289,24 @@ public final class VirtualContainer
         }));
     }
 
+    /** Persistence ids of virtual containers start with this: {@code tmr-container|131-n}. */
+    public static final String PERSISTENCE_ID_PREFIX = "tmr-container|";
+
     public static PersistenceId persistenceId(Serial serial) {
         return PersistenceId.of("tmr-container", serial.toString(), "|");
+    }
+
+    /** The serial of the container whose persistence id this is ({@link #persistenceId}), if it is one. */
+    public static Optional<Serial> serialOf(String persistenceId) {
+        if (!persistenceId.startsWith(PERSISTENCE_ID_PREFIX)) {
+            return Optional.empty();
+        }
+        try {
+            Serial serial = Serial.parse(persistenceId.substring(PERSISTENCE_ID_PREFIX.length()));
+            return persistenceId(serial).id().equals(persistenceId) ? Optional.of(serial) : Optional.empty();
+        } catch (IllegalArgumentException e) {
+            return Optional.empty();
+        }
     }
 
     private VirtualContainer(ActorContext<Command> context, TimerScheduler<Command> timers, Serial serial,
@@ -352,10 +376,7 @@ public final class VirtualContainer
 
     @Override
     public EventHandler<State, Event> eventHandler() {
-        return newEventHandlerBuilder().forAnyState()
-                .onEvent(CmActIdLearned.class, State::apply)
-                .onEvent(LicenseSeen.class, State::apply)
-                .build();
+        return newEventHandlerBuilder().forAnyState().onAnyEvent(State::apply);
     }
 
     @Override

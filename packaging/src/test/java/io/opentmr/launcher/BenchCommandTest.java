@@ -6,11 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.io.PrintWriter;
-import java.io.StringWriter;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -34,22 +29,8 @@ class BenchCommandTest {
     @TempDir
     Path dir;
 
-    private record Run(int exit, String out, String err) {
-    }
-
-    private static synchronized Run tmr(String... args) {
-        PrintStream realOut = System.out;
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        StringWriter err = new StringWriter();
-        try (PrintStream capture = new PrintStream(out, true, StandardCharsets.UTF_8)) {
-            System.setOut(capture);
-            var commandLine = Tmr.commandLine();
-            commandLine.setErr(new PrintWriter(err, true));
-            int exit = commandLine.execute(args);
-            return new Run(exit, out.toString(StandardCharsets.UTF_8).strip(), err.toString());
-        } finally {
-            System.setOut(realOut);
-        }
+    private static TmrRun tmr(String... args) {
+        return TmrRun.of(args);
     }
 
     @Test
@@ -89,7 +70,7 @@ class BenchCommandTest {
                     new DemoFiles.Component("node-a", "active", server, 999_999_999L, dir.resolve("n.log"))),
                     Map.of("bench", Map.of("tmr", side, "direct", side)));
 
-            Run json = tmr("bench", "--demo", dir.toString(), "--clients", "1", "--duration", "2s", "--warmup",
+            TmrRun json = tmr("bench", "--demo", dir.toString(), "--clients", "1", "--duration", "2s", "--warmup",
                     "500ms", "--json");
             assertEquals(0, json.exit(), json.err());
             JsonNode figures = JSON.readTree(json.out());
@@ -115,7 +96,7 @@ class BenchCommandTest {
             assertEquals(0.25, figures.at("/targets/throughput/pairsRatioAtLeast").asDouble());
             assertTrue(figures.at("/targets/throughput/met").isNull(), "one client: not the throughput target's count");
 
-            Run text = tmr("bench", "--demo", dir.toString(), "--clients", "1", "--duration", "1s", "--warmup",
+            TmrRun text = tmr("bench", "--demo", dir.toString(), "--clients", "1", "--duration", "1s", "--warmup",
                     "200ms");
             assertEquals(0, text.exit(), text.err());
             assertEquals(2, text.out().split("CPU per pair \\(utime\\+stime from /proc over the measured time\\): ",
@@ -130,7 +111,7 @@ class BenchCommandTest {
     void outsideTheDemoNoCpuIsReported() throws Exception {
         try (EchoServer echo = new EchoServer(1)) {
             String server = "127.0.0.1:" + echo.address().getPort();
-            Run run = tmr("bench", "--server", server, "--firm", "1", "--product", "1", "--compare", server,
+            TmrRun run = tmr("bench", "--server", server, "--firm", "1", "--product", "1", "--compare", server,
                     "--clients", "1", "--duration", "300ms", "--warmup", "0s", "--json");
             assertEquals(0, run.exit(), run.err());
             JsonNode figures = JSON.readTree(run.out());
@@ -152,7 +133,7 @@ class BenchCommandTest {
     void heldHandlesAreOpenedBeforeTheLoadAndEachIsCheckedAtTheEnd() throws Exception {
         try (EchoServer echo = new EchoServer(1)) {
             String server = "127.0.0.1:" + echo.address().getPort();
-            Run run = tmr("bench", "--server", server, "--firm", "1", "--product", "1", "--hold-handles", "25",
+            TmrRun run = tmr("bench", "--server", server, "--firm", "1", "--product", "1", "--hold-handles", "25",
                     "--clients", "2", "--duration", "300ms", "--warmup", "0s", "--json");
             assertEquals(0, run.exit(), run.err());
             JsonNode figures = JSON.readTree(run.out());
@@ -164,12 +145,12 @@ class BenchCommandTest {
             // The 40th ACCESS (the 15th of the load, after the 25 held) finds a server that lost every handle.
             forgetful.forgetHandlesAt(40);
             String server = "127.0.0.1:" + forgetful.address().getPort();
-            Run run = tmr("bench", "--server", server, "--firm", "1", "--product", "1", "--hold-handles", "25",
+            TmrRun run = tmr("bench", "--server", server, "--firm", "1", "--product", "1", "--hold-handles", "25",
                     "--clients", "2", "--duration", "500ms", "--warmup", "0s");
             assertEquals(0, run.exit(), run.err());
             assertTrue(run.out().contains("held handles: 25 opened before the load, 25 lost {106=25}"), run.out());
         }
-        Run refused = tmr("bench", "--echo", "--hold-handles", "10", "--duration", "1s");
+        TmrRun refused = tmr("bench", "--echo", "--hold-handles", "10", "--duration", "1s");
         assertEquals(2, refused.exit(), "with --server only: " + refused.err());
     }
 
@@ -177,7 +158,7 @@ class BenchCommandTest {
     void rateSendsTheScheduledPairsAndReportsThemBesideTheTarget() throws Exception {
         try (EchoServer echo = new EchoServer(1)) {
             String server = "127.0.0.1:" + echo.address().getPort();
-            Run run = tmr("bench", "--server", server, "--firm", "1", "--product", "1", "--rate", "200",
+            TmrRun run = tmr("bench", "--server", server, "--firm", "1", "--product", "1", "--rate", "200",
                     "--clients", "2", "--duration", "1s", "--warmup", "200ms", "--json");
             assertEquals(0, run.exit(), run.err());
             JsonNode figures = JSON.readTree(run.out());
@@ -193,7 +174,7 @@ class BenchCommandTest {
                 assertTrue(figures.get(field).isNumber(), field + " in " + run.out());
             }
 
-            Run text = tmr("bench", "--server", server, "--firm", "1", "--product", "1", "--compare", server,
+            TmrRun text = tmr("bench", "--server", server, "--firm", "1", "--product", "1", "--compare", server,
                     "--rate", "100", "--clients", "1", "--duration", "500ms", "--warmup", "0s");
             assertEquals(0, text.exit(), text.err());
             assertEquals(2, text.out().split("pairs/s of 100/s asked \\(open loop, at most 8 in flight per client\\)",
@@ -210,7 +191,7 @@ class BenchCommandTest {
             // 100 pairs/s for 2 s; the 50th ACCESS (about 0.5 s in) holds every answer for 400 ms, so the 40
             // or so pairs due meanwhile (a fifth of the run) wait for up to 400 ms from their scheduled time.
             stallingOpen.stallAfter(50, pause);
-            Run open = tmr("bench", "--server", "127.0.0.1:" + stallingOpen.address().getPort(), "--firm", "1",
+            TmrRun open = tmr("bench", "--server", "127.0.0.1:" + stallingOpen.address().getPort(), "--firm", "1",
                     "--product", "1", "--rate", "100", "--clients", "1", "--duration", "2s", "--warmup", "0s",
                     "--json");
             assertEquals(0, open.exit(), open.err());
@@ -219,7 +200,7 @@ class BenchCommandTest {
             assertTrue(openFigures.get("maxStallMs").asDouble() >= pause.toMillis(), open.out());
 
             stallingClosed.stallAfter(50, pause);
-            Run closed = tmr("bench", "--server", "127.0.0.1:" + stallingClosed.address().getPort(), "--firm", "1",
+            TmrRun closed = tmr("bench", "--server", "127.0.0.1:" + stallingClosed.address().getPort(), "--firm", "1",
                     "--product", "1", "--clients", "1", "--duration", "2s", "--warmup", "0s", "--json");
             assertEquals(0, closed.exit(), closed.err());
             JsonNode closedFigures = JSON.readTree(closed.out());
@@ -232,7 +213,7 @@ class BenchCommandTest {
 
     @Test
     void rateAsAPercentageMeasuresTheMaximumFirstAndChecksTheHalfMaximumTarget() throws Exception {
-        Run run = tmr("bench", "--echo", "--rate", "50%", "--clients", "1", "--duration", "300ms", "--warmup",
+        TmrRun run = tmr("bench", "--echo", "--rate", "50%", "--clients", "1", "--duration", "300ms", "--warmup",
                 "0s", "--json");
         assertEquals(0, run.exit(), run.err());
         JsonNode figures = JSON.readTree(run.out());

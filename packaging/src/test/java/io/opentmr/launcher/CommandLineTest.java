@@ -4,13 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import io.opentmr.backend.Backend;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.io.PrintWriter;
-import java.io.StringWriter;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
@@ -30,34 +24,14 @@ import org.junit.jupiter.api.io.TempDir;
 @Timeout(120)
 class CommandLineTest {
 
-    private static final ObjectMapper JSON = new ObjectMapper();
-
     @TempDir
     Path dir;
 
     private Backend backend;
     private String server;
 
-    private record Run(int exit, String out, String err) {
-        JsonNode json() throws Exception {
-            return JSON.readTree(out);
-        }
-    }
-
-    /** Runs {@code tmr ARGS} in this JVM, capturing what it prints. */
-    private static synchronized Run tmr(String... args) {
-        PrintStream realOut = System.out;
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        StringWriter err = new StringWriter();
-        try (PrintStream capture = new PrintStream(out, true, StandardCharsets.UTF_8)) {
-            System.setOut(capture);
-            var commandLine = Tmr.commandLine();
-            commandLine.setErr(new PrintWriter(err, true));
-            int exit = commandLine.execute(args);
-            return new Run(exit, out.toString(StandardCharsets.UTF_8).strip(), err.toString());
-        } finally {
-            System.setOut(realOut);
-        }
+    private static TmrRun tmr(String... args) {
+        return TmrRun.of(args);
     }
 
     @BeforeEach
@@ -82,59 +56,112 @@ class CommandLineTest {
     void theNewcomerPathThroughTheCommands() throws Exception {
         Path context = dir.resolve("backend.ctx");
         assertEquals(0, tmr("license", "context", "--server", server, "--out", context.toString()).exit());
-        Run issued = tmr("license", "issue", "--vendor-key", dir.resolve("vendor/vendor.key").toString(), "--state",
+        TmrRun issued = tmr("license", "issue", "--vendor-key", dir.resolve("vendor/vendor.key").toString(), "--state",
                 dir.resolve("vendor/state.json").toString(), "--context", context.toString(), "--firm", "6000010",
                 "--product", "42", "--quantity", "2", "--text", "CAD seat", "--out", dir.resolve("lic").toString(),
                 "--json");
         assertEquals(0, issued.exit(), issued.err());
         String file = issued.json().get("files").get(0).asText();
         assertEquals(0, tmr("license", "import", "--server", server, file).exit());
-        Run replay = tmr("license", "import", "--server", server, "--json", file);
+        TmrRun replay = tmr("license", "import", "--server", server, "--json", file);
         assertEquals(1, replay.exit());
         assertEquals(231, replay.json().get("error").asInt());
 
-        Run status = tmr("client", "--server", server, "status", "--json");
+        TmrRun status = tmr("client", "--server", server, "status", "--json");
         assertEquals("BACKEND", status.json().get("kind").asText());
 
         // access without --hold releases at once: the seats are free again afterwards.
-        Run access = tmr("client", "--server", server, "--json", "access", "--firm", "6000010", "--product", "42");
+        TmrRun access = tmr("client", "--server", server, "--json", "access", "--firm", "6000010", "--product", "42");
         assertEquals(0, access.exit(), access.err());
         assertTrue(access.json().get("token").asText().matches("[0-9a-f]{64}"));
-        Run list = tmr("client", "--server", server, "--json", "list");
+        TmrRun list = tmr("client", "--server", server, "--json", "list");
         JsonNode product = list.json().get("containers").get(0).get("products").get(0);
         assertEquals(42, product.get("product").asInt());
         assertEquals(0, product.get("inUse").asInt());
 
-        Run missing = tmr("client", "--server", server, "--json", "access", "--firm", "6000010", "--product", "43");
+        TmrRun missing = tmr("client", "--server", server, "--json", "access", "--firm", "6000010", "--product", "43");
         assertEquals(1, missing.exit());
         assertEquals(200, missing.json().get("error").asInt());
-        Run badRelease = tmr("client", "--server", server, "--json", "release", "--handle", "99", "--token",
+        TmrRun badRelease = tmr("client", "--server", server, "--json", "release", "--handle", "99", "--token",
                 "00".repeat(32));
         assertEquals(106, badRelease.json().get("error").asInt());
     }
 
-    @Test
-    void journalVerifyAndDumpReadTheBackendsJournal() throws Exception {
+    /** Issues 6000010:42 (2 seats) for the backend's container and imports it: a journal with a record. */
+    private void importLicense() throws Exception {
         Path context = dir.resolve("backend.ctx");
         tmr("license", "context", "--server", server, "--out", context.toString());
-        Run issued = tmr("license", "issue", "--vendor-key", dir.resolve("vendor/vendor.key").toString(), "--state",
+        TmrRun issued = tmr("license", "issue", "--vendor-key", dir.resolve("vendor/vendor.key").toString(), "--state",
                 dir.resolve("vendor/state.json").toString(), "--context", context.toString(), "--firm", "6000010",
                 "--product", "42", "--quantity", "2", "--out", dir.resolve("lic").toString(), "--json");
         tmr("license", "import", "--server", server, issued.json().get("files").get(0).asText());
+    }
+
+    @Test
+    void journalVerifyAndDumpReadTheBackendsJournal() throws Exception {
+        importLicense();
 
         Path journal = dir.resolve("backend/journal");
-        Run verify = tmr("journal", "verify", "--dir", journal.toString(), "--json");
+        TmrRun verify = tmr("journal", "verify", "--dir", journal.toString(), "--json");
         assertEquals(0, verify.exit(), verify.out());
         assertTrue(verify.json().get("events").asLong() >= 1, verify.out());
-        Run dump = tmr("journal", "dump", "--dir", journal.toString());
+        TmrRun dump = tmr("journal", "dump", "--dir", journal.toString());
         assertEquals(0, dump.exit(), dump.err());
         assertTrue(dump.out().contains("LicenseUpdated"), "the license import is in the journal: " + dump.out());
         assertTrue(Files.isRegularFile(dir.resolve("backend/container.json")));
     }
 
     @Test
+    void journalReplayNamesWhatItCannotReplay() throws Exception {
+        importLicense();
+
+        TmrRun backendJournal = tmr("journal", "replay", "--dir", dir.resolve("backend/journal").toString());
+        assertEquals(1, backendJournal.exit());
+        assertTrue(backendJournal.err().contains("is a backend's journal"), backendJournal.err());
+        TmrRun dataDir = tmr("journal", "replay", "--dir", dir.resolve("backend").toString());
+        assertEquals(1, dataDir.exit());
+        assertTrue(dataDir.err().contains("not a journal") && dataDir.err().contains("did you mean "
+                + dir.resolve("backend/journal")), dataDir.err());
+        TmrRun missing = tmr("journal", "replay", "--dir", dir.resolve("nowhere").toString());
+        assertEquals(1, missing.exit());
+        assertTrue(missing.err().contains("does not exist"), missing.err());
+        TmrRun badTime = tmr("journal", "replay", "--dir", dir.resolve("backend/journal").toString(), "--at", "noon");
+        assertEquals(2, badTime.exit(), "bad usage");
+        assertTrue(badTime.err().contains("ISO-8601"), badTime.err());
+
+        // A node's journal with no record yet (a node that never learned its group): nothing to show, said so.
+        Path fresh = dir.resolve("fresh");
+        io.opentmr.persistence.log.SegmentedLog.open(io.opentmr.persistence.log.LogOptions.defaults(fresh)).close();
+        TmrRun empty = tmr("journal", "replay", "--dir", fresh.toString(), "--json");
+        assertEquals(0, empty.exit(), empty.err());
+        assertEquals(0, empty.json().get("licenses").size());
+        assertTrue(empty.json().get("notices").toString().contains("no records yet"), empty.out());
+
+        // A record damaged before the tail (its CRC fails, later writes follow): the place, and exit code 1.
+        Path damaged = dir.resolve("damaged");
+        try (var log = io.opentmr.persistence.log.SegmentedLog.open(
+                io.opentmr.persistence.log.LogOptions.defaults(damaged))) {
+            for (long seq = 1; seq <= 3; seq++) {
+                log.append(List.of(log.encode(List.of(io.opentmr.persistence.log.LogRecord.event(
+                        "tmr-license|6000010-42-1", seq, 1000 + seq, "w", 33, "m", "", List.of(), new byte[] {1})))))
+                        .get(10, java.util.concurrent.TimeUnit.SECONDS);
+            }
+        }
+        Path segment = damaged.resolve("00000000000000000000.seg");
+        byte[] bytes = Files.readAllBytes(segment);
+        bytes[40] ^= (byte) 0xFF;
+        Files.write(segment, bytes);
+        TmrRun corrupt = tmr("journal", "replay", "--dir", damaged.toString());
+        assertEquals(1, corrupt.exit());
+        assertTrue(corrupt.err().contains("journal damaged") && corrupt.err().contains(segment + " at offset 0")
+                && corrupt.err().contains("CRC32C"), corrupt.err());
+        assertEquals("", corrupt.out(), "no state is printed from a damaged journal");
+        assertEquals(1, tmr("journal", "verify", "--dir", damaged.toString()).exit(), "verify agrees");
+    }
+
+    @Test
     void benchEchoPrintsItsFigures() throws Exception {
-        Run bench = tmr("bench", "--echo", "--clients", "2", "--duration", "1s", "--warmup", "500ms", "--json");
+        TmrRun bench = tmr("bench", "--echo", "--clients", "2", "--duration", "1s", "--warmup", "500ms", "--json");
         assertEquals(0, bench.exit(), bench.err());
         JsonNode figures = bench.json();
         for (String key : List.of("pairs", "pairsPerSecond", "p50Ms", "p99Ms", "p999Ms", "errors", "errorsByCode",
@@ -164,7 +191,7 @@ class CommandLineTest {
                 }
             }, "not-active-server");
             answering.start();
-            Run status = tmr("client", "--server", "127.0.0.1:" + server.getLocalPort(), "--timeout", "5s", "--json",
+            TmrRun status = tmr("client", "--server", "127.0.0.1:" + server.getLocalPort(), "--timeout", "5s", "--json",
                     "status");
             answering.join(10_000);
             assertEquals(0, status.exit(), status.err());

@@ -2,6 +2,7 @@ package io.opentmr.tmr.license;
 
 import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.CmError;
+import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -25,6 +26,49 @@ public final class SeatTable {
 
     /** The table of no seats that recoveries start from; never changed (see TmrLicense#emptyState). */
     static final SeatTable EMPTY = new SeatTable();
+
+    /**
+     * The license's event handler: the table after {@code event}. Pekko keeps the empty state and starts every
+     * recovery from it, also the one after a restart; the table is mutable, so the empty one is never changed: the
+     * first event makes a table of its own. {@code tmr journal replay} rebuilds a license's seats with it too.
+     */
+    public static SeatTable apply(SeatTable state, TmrLicenseEvent event) {
+        SeatTable table = writable(state);
+        if (event instanceof TmrLicenseEvent.SeatGranted granted) {
+            table.add(granted.seat());
+        } else if (event instanceof TmrLicenseEvent.SeatReleased released) {
+            table.remove(released.handleId(), released.atMillis());
+        } else {
+            throw new IllegalArgumentException("not an event of a TMR license: " + event);
+        }
+        return table;
+    }
+
+    /** The table recoveries start from, before any event or snapshot. */
+    public static SeatTable empty() {
+        return EMPTY;
+    }
+
+    /** {@code state}, or a new table of its own if it is the shared empty one. */
+    static SeatTable writable(SeatTable state) {
+        return state == EMPTY ? new SeatTable() : state;
+    }
+
+    /** The table as a snapshot stores it (the license's snapshot adapter). */
+    public TmrLicenseEvent.Snapshot toSnapshot() {
+        List<TmrLicenseEvent.Released> lately = new ArrayList<>(released.size());
+        released.forEach((id, at) -> lately.add(new TmrLicenseEvent.Released(id, at)));
+        return new TmrLicenseEvent.Snapshot(List.copyOf(seats.values()), lately);
+    }
+
+    /** The table a snapshot stored (of any version: one of version 1 remembers no releases). */
+    public static SeatTable fromSnapshot(TmrLicenseEvent.Snapshot snapshot) {
+        Map<Long, Long> lately = new LinkedHashMap<>();
+        if (snapshot.released() != null) {
+            snapshot.released().forEach(r -> lately.put(r.handleId(), r.atMillis()));
+        }
+        return of(snapshot.seats(), lately);
+    }
 
     /** Why an access is refused, before any backend is asked. */
     public record Refusal(CmError error, String text) {
@@ -173,6 +217,11 @@ public final class SeatTable {
 
     public int handles() {
         return seats.size();
+    }
+
+    /** The handle holding the license EXCLUSIVE (then every seat is in use), or 0. */
+    public long exclusiveHandle() {
+        return exclusive;
     }
 
     /** Released handles remembered, oldest first, with when they were released (for snapshots). */

@@ -393,8 +393,29 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 .onFailure(SupervisorStrategy.restartWithBackoff(Duration.ofMillis(200), Duration.ofSeconds(5), 0.2));
     }
 
+    /** Persistence ids of TMR licenses start with this: {@code tmr-license|FIRM-PRODUCT-TMRID}. */
+    public static final String PERSISTENCE_ID_PREFIX = "tmr-license|";
+
     public static PersistenceId persistenceId(LicenseKey key) {
         return PersistenceId.of("tmr-license", key.firmCode() + "-" + key.productCode() + "-" + key.tmrId(), "|");
+    }
+
+    /** The key of the license whose persistence id this is ({@link #persistenceId}), if it is one. */
+    public static Optional<LicenseKey> keyOf(String persistenceId) {
+        if (!persistenceId.startsWith(PERSISTENCE_ID_PREFIX)) {
+            return Optional.empty();
+        }
+        String[] parts = persistenceId.substring(PERSISTENCE_ID_PREFIX.length()).split("-", -1);
+        if (parts.length != 3) {
+            return Optional.empty();
+        }
+        try {
+            LicenseKey key = new LicenseKey(Long.parseLong(parts[0]), Long.parseLong(parts[1]),
+                    Long.parseLong(parts[2]));
+            return persistenceId(key).id().equals(persistenceId) ? Optional.of(key) : Optional.empty();
+        } catch (IllegalArgumentException e) {
+            return Optional.empty();
+        }
     }
 
     private TmrLicense(ActorContext<Command> context, TimerScheduler<Command> timers, LicenseKey key, PeerGroup peers,
@@ -425,10 +446,6 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         return SeatTable.EMPTY;
     }
 
-    private static SeatTable writable(SeatTable state) {
-        return state == SeatTable.EMPTY ? new SeatTable() : state;
-    }
-
     @Override
     public RetentionCriteria retentionCriteria() {
         if (settings.snapshotEvery() <= 0) {
@@ -450,39 +467,23 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         return new SnapshotAdapter<>() {
             @Override
             public Object toJournal(SeatTable state) {
-                List<TmrLicenseEvent.Released> released = new ArrayList<>(state.released().size());
-                state.released().forEach((id, at) -> released.add(new TmrLicenseEvent.Released(id, at)));
-                return new TmrLicenseEvent.Snapshot(List.copyOf(state.all()), released);
+                return state.toSnapshot();
             }
 
             @Override
             public SeatTable fromJournal(Object from) {
-                TmrLicenseEvent.Snapshot snapshot = (TmrLicenseEvent.Snapshot) from;
-                Map<Long, Long> released = new LinkedHashMap<>();
-                if (snapshot.released() != null) {
-                    snapshot.released().forEach(r -> released.put(r.handleId(), r.atMillis()));
-                }
-                return SeatTable.of(snapshot.seats(), released);
+                return SeatTable.fromSnapshot((TmrLicenseEvent.Snapshot) from);
             }
         };
     }
 
+    /** {@link SeatTable#apply}, which {@code tmr journal replay} applies too. */
     @Override
     public EventHandler<SeatTable, TmrLicenseEvent> eventHandler() {
-        return newEventHandlerBuilder().forAnyState()
-                .onEvent(SeatGranted.class, (state, event) -> {
-                    replayedOrLive(event);
-                    SeatTable table = writable(state);
-                    table.add(event.seat());
-                    return table;
-                })
-                .onEvent(SeatReleased.class, (state, event) -> {
-                    replayedOrLive(event);
-                    SeatTable table = writable(state);
-                    table.remove(event.handleId(), event.atMillis());
-                    return table;
-                })
-                .build();
+        return newEventHandlerBuilder().forAnyState().onAnyEvent((state, event) -> {
+            replayedOrLive(event);
+            return SeatTable.apply(state, event);
+        });
     }
 
     private void replayedOrLive(TmrLicenseEvent event) {
@@ -543,7 +544,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         return newSignalHandlerBuilder()
                 .onSignal(RecoveryCompleted.instance(), state -> {
                     forgetInFlight();
-                    table = writable(state);
+                    table = SeatTable.writable(state);
                     trackRecovered(state);
                     long now = clock.millis();
                     for (Seat seat : state.all()) {

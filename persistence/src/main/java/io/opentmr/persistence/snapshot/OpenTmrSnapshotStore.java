@@ -28,8 +28,6 @@ import scala.jdk.javaapi.FutureConverters;
 public final class OpenTmrSnapshotStore extends SnapshotStore {
 
     private static final Logger LOG = LoggerFactory.getLogger(OpenTmrSnapshotStore.class);
-    /** A damaged newest snapshot falls back to older ones, but not endlessly. */
-    private static final int MAX_LOAD_ATTEMPTS = 3;
 
     private final SnapshotFiles files;
     private final IOException openFailure;
@@ -59,30 +57,19 @@ public final class OpenTmrSnapshotStore extends SnapshotStore {
 
     @Override
     public Future<Optional<SelectedSnapshot>> doLoadAsync(String persistenceId, SnapshotSelectionCriteria criteria) {
-        return async(() -> {
-            int attempts = 0;
-            for (SnapshotFiles.Key key : files.list(persistenceId)) {
-                if (!criteria.matches(SnapshotMetadata.apply(persistenceId, key.sequenceNr(), key.timestamp()))) {
-                    continue;
-                }
-                if (attempts++ == MAX_LOAD_ATTEMPTS) {
-                    break;
-                }
-                try {
-                    SnapshotFiles.Stored stored = files.read(key);
+        return async(() -> files.loadNewest(files.list(persistenceId),
+                key -> criteria.matches(SnapshotMetadata.apply(persistenceId, key.sequenceNr(), key.timestamp())),
+                (key, stored) -> {
                     Object snapshot = stored.snapshot().deserialize(system);
                     Option<Object> metadata = stored.metadata() == null ? Option.empty()
                             : Option.apply(stored.metadata().deserialize(system));
-                    return Optional.of(SelectedSnapshot.create(
+                    return SelectedSnapshot.create(
                             SnapshotMetadata.apply(persistenceId, key.sequenceNr(), key.timestamp(), metadata),
-                            snapshot));
-                } catch (IOException | RuntimeException e) {
-                    LOG.warn("snapshot of {} at seqNr {} unreadable, trying an older one: {}", persistenceId,
-                            key.sequenceNr(), e.toString());
-                }
-            }
-            return Optional.empty();
-        });
+                            snapshot);
+                },
+                (key, e) -> LOG.warn("snapshot of {} at seqNr {} unreadable, trying an older one: {}", persistenceId,
+                        key.sequenceNr(), e.toString()))
+                .map(SnapshotFiles.Loaded::value));
     }
 
     @Override

@@ -17,6 +17,9 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.Optional;
+import java.util.function.BiConsumer;
+import java.util.function.Predicate;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
@@ -48,14 +51,74 @@ public final class SnapshotFiles {
     public record Stored(Serialized snapshot, Serialized metadata) {
     }
 
-    private final Path dir;
+    /** A damaged newest snapshot falls back to older ones, but not endlessly: this many are tried at most. */
+    public static final int MAX_LOAD_ATTEMPTS = 3;
 
+    /** A snapshot file and what {@link #loadNewest} made of it. */
+    public record Loaded<T>(Key key, T value) {
+    }
+
+    /** What {@link #loadNewest} makes of a stored snapshot (deserializes it); throws if it cannot. */
+    @FunctionalInterface
+    public interface Reader<T> {
+        T read(Key key, Stored stored) throws Exception;
+    }
+
+    private final Path dir;
+    private final boolean readOnly;
+
+    /** The snapshot files of {@code dir}, which is created if missing (the snapshot store's). */
     public SnapshotFiles(Path dir) throws IOException {
-        this.dir = dir;
+        this(dir, false);
         Files.createDirectories(dir);
     }
 
+    private SnapshotFiles(Path dir, boolean readOnly) {
+        this.dir = dir;
+        this.readOnly = readOnly;
+    }
+
+    /**
+     * The snapshot files of {@code dir} for reading only (the journal tools, beside a live node): nothing is created,
+     * a missing directory holds no snapshot, and saving or deleting is refused.
+     */
+    public static SnapshotFiles readOnly(Path dir) {
+        return new SnapshotFiles(dir, true);
+    }
+
+    private void checkWritable() {
+        if (readOnly) {
+            throw new IllegalStateException("the snapshot files of " + dir + " were opened for reading only");
+        }
+    }
+
+    /**
+     * The snapshot recovery starts from: of {@code newestFirst} (as {@link #list} orders them), the newest that
+     * {@code matches} and that {@code reader} can read. A damaged or unreadable one is passed to {@code failed} and
+     * an older one tried, up to {@value #MAX_LOAD_ATTEMPTS} in all. The snapshot store and the journal tools both
+     * choose with it, so a replay starts where the node's recovery does.
+     */
+    public <T> Optional<Loaded<T>> loadNewest(List<Key> newestFirst, Predicate<Key> matches, Reader<T> reader,
+            BiConsumer<Key, Exception> failed) {
+        int attempts = 0;
+        for (Key key : newestFirst) {
+            if (!matches.test(key)) {
+                continue;
+            }
+            if (attempts++ == MAX_LOAD_ATTEMPTS) {
+                break;
+            }
+            try {
+                return Optional.of(new Loaded<>(key, reader.read(key, read(key))));
+            } catch (Exception e) {
+                failed.accept(key, e);
+            }
+        }
+        return Optional.empty();
+    }
+
     public void save(String persistenceId, long sequenceNr, long timestamp, Stored stored) throws IOException {
+        checkWritable();
         Serialized snapshot = stored.snapshot();
         Serialized metadata = stored.metadata();
         byte[] manifest = snapshot.manifest().getBytes(StandardCharsets.UTF_8);
@@ -132,6 +195,10 @@ public final class SnapshotFiles {
     public List<Key> list(String persistenceId) throws IOException {
         String prefix = PREFIX + nameOf(persistenceId) + "-";
         List<Key> keys = new ArrayList<>();
+        if (!Files.isDirectory(dir)) {
+            // Only a read-only instance gets here (the store's creates its directory): a journal without snapshots.
+            return keys;
+        }
         try (Stream<Path> files = Files.list(dir)) {
             for (Path p : (Iterable<Path>) files::iterator) {
                 String name = p.getFileName().toString();
@@ -153,6 +220,7 @@ public final class SnapshotFiles {
     }
 
     public void delete(Key key) throws IOException {
+        checkWritable();
         Files.deleteIfExists(key.file());
     }
 
