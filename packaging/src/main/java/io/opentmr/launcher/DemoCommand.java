@@ -189,6 +189,7 @@ final class DemoCommand implements Callable<Integer> {
             DemoProcesses.Child nodeB = processes.start("node-b", "standby", STANDBY_HOST + ":" + port,
                     adminUrl(STANDBY_HOST), standbyData.resolve("node-b.log"), standbyArgs);
             DemoProcesses.awaitListening(nodeB, socket(STANDBY_HOST + ":" + port), each);
+            awaitFollowing(socket(STANDBY_HOST + ":" + port), node, each);
         }
 
         List<DemoFiles.Component> components = processes.children().stream().map(DemoProcesses.Child::component)
@@ -235,6 +236,31 @@ final class DemoCommand implements Callable<Integer> {
                     "--cluster-keys-dir", home.resolve("cluster-keys").resolve(name).toString()));
         }
         return args;
+    }
+
+    /**
+     * node-b names node-a as the active node once its journal follows node-a's: from then on what node-a
+     * acknowledges is in both journals, and killing node-a loses no handle. Bounded; a warning if it does not.
+     */
+    private static void awaitFollowing(InetSocketAddress standby, String active, Duration max)
+            throws InterruptedException {
+        long deadline = System.nanoTime() + max.toNanos();
+        String last = "no answer";
+        while (System.nanoTime() - deadline < 0) {
+            try {
+                Message answer = HelloProbe.hello(standby, Duration.ofSeconds(2));
+                if (answer instanceof Message.NotActive notActive && notActive.activeAddress().equals(active)) {
+                    System.out.println("node-b follows node-a's journal (standby)");
+                    return;
+                }
+                last = String.valueOf(answer);
+            } catch (IOException e) {
+                last = e.toString();
+            }
+            Thread.sleep(200);
+        }
+        System.err.println("tmr demo: node-b does not follow node-a's journal after " + max.toSeconds() + " s ("
+                + last + "); until it does, node-a acknowledges writes alone");
     }
 
     /** The twin's cluster CA and both nodes' keys, created on the first run and kept. */
