@@ -17,12 +17,13 @@ import org.junit.jupiter.api.Assumptions;
  * skips the test and says what to install; in CI ({@code CI=true}, where {@code .ci/run} installs it) a missing
  * promtool fails the test.
  */
-final class Promtool {
+public final class Promtool {
 
     private Promtool() {
     }
 
-    static Path require() {
+    /** promtool on the PATH; missing: skipped outside CI (saying what to install), failed in CI. */
+    public static Path require() {
         for (String dir : System.getenv().getOrDefault("PATH", "/usr/bin:/bin").split(":")) {
             Path candidate = Path.of(dir.isEmpty() ? "." : dir, "promtool");
             if (Files.isExecutable(candidate)) {
@@ -38,25 +39,28 @@ final class Promtool {
     }
 
     /** {@code promtool check metrics} on a scrape: its output (lint problems), asserting it exits 0. */
-    static String checkMetrics(String scrape) throws IOException, InterruptedException {
-        Process process = new ProcessBuilder(require().toString(), "check", "metrics").redirectErrorStream(true).start();
-        process.getOutputStream().write(scrape.getBytes(StandardCharsets.UTF_8));
-        process.getOutputStream().close();
-        String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        if (!process.waitFor(60, TimeUnit.SECONDS)) {
-            process.destroyForcibly();
-            fail("promtool check metrics did not finish within 60 s");
-        }
-        assertEquals(0, process.exitValue(), "promtool check metrics:\n" + output);
-        return output;
+    public static String checkMetrics(String scrape) throws IOException, InterruptedException {
+        return exec(null, scrape, "check", "metrics");
     }
 
     /** Runs promtool with {@code args} in {@code dir}, asserting exit 0; its output. */
-    static String run(Path dir, String... args) throws IOException, InterruptedException {
+    public static String run(Path dir, String... args) throws IOException, InterruptedException {
+        return exec(dir, null, args);
+    }
+
+    private static String exec(Path dir, String input, String... args) throws IOException, InterruptedException {
         List<String> command = new ArrayList<>();
         command.add(require().toString());
         command.addAll(List.of(args));
-        Process process = new ProcessBuilder(command).directory(dir.toFile()).redirectErrorStream(true).start();
+        ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true);
+        if (dir != null) {
+            builder.directory(dir.toFile());
+        }
+        Process process = builder.start();
+        if (input != null) {
+            process.getOutputStream().write(input.getBytes(StandardCharsets.UTF_8));
+        }
+        process.getOutputStream().close();
         String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         if (!process.waitFor(60, TimeUnit.SECONDS)) {
             process.destroyForcibly();

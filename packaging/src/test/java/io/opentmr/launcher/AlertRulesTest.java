@@ -4,19 +4,16 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
+import io.opentmr.management.Promtool;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Set;
 import java.util.TreeSet;
-import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -58,9 +55,9 @@ class AlertRulesTest {
             assertTrue(Pattern.compile("alertname: " + alert + "\\s+exp_alerts:\\s+- exp_labels").matcher(tests).find(),
                     alert + " is never expected to fire in alerts-test.yml");
         }
-        String checked = promtool("check", "rules", "alerts.yml");
+        String checked = Promtool.run(dir, "check", "rules", "alerts.yml");
         assertTrue(checked.contains("SUCCESS: " + alerts.size() + " rules found"), checked);
-        String fired = promtool("test", "rules", "alerts-test.yml");
+        String fired = Promtool.run(dir, "test", "rules", "alerts-test.yml");
         assertTrue(fired.contains("SUCCESS"), fired);
     }
 
@@ -80,35 +77,5 @@ class AlertRulesTest {
             names.add(matcher.group(1));
         }
         return names;
-    }
-
-    private String promtool(String... args) throws IOException, InterruptedException {
-        List<String> command = new ArrayList<>();
-        command.add(promtool().toString());
-        command.addAll(List.of(args));
-        Process process = new ProcessBuilder(command).directory(dir.toFile()).redirectErrorStream(true).start();
-        String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        if (!process.waitFor(60, TimeUnit.SECONDS)) {
-            process.destroyForcibly();
-            fail("promtool " + String.join(" ", args) + " did not finish within 60 s");
-        }
-        assertEquals(0, process.exitValue(), "promtool " + String.join(" ", args) + ":\n" + output);
-        return output;
-    }
-
-    /** promtool on the PATH; missing: skipped outside CI (saying what to install), failed in CI. */
-    static Path promtool() {
-        for (String entry : System.getenv().getOrDefault("PATH", "/usr/bin:/bin").split(":")) {
-            Path candidate = Path.of(entry.isEmpty() ? "." : entry, "promtool");
-            if (Files.isExecutable(candidate)) {
-                return candidate;
-            }
-        }
-        String message = "promtool is not installed: apt-get install prometheus (Debian's package brings promtool)";
-        if ("true".equalsIgnoreCase(System.getenv("CI"))) {
-            fail(message + "; .ci/run installs it, so CI must have it");
-        }
-        Assumptions.abort(message);
-        throw new AssertionError("unreachable");
     }
 }
