@@ -169,25 +169,14 @@ final class BackendRoutes extends ManagementRoutes {
 
     @Override
     CompletionStage<HttpResponse> licenseImport(List<byte[]> files, String by) {
-        List<CompletableFuture<Map<String, Object>>> results = new ArrayList<>();
-        for (int i = 0; i < files.size(); i++) {
-            int file = i;
-            byte[] content = files.get(i);
-            Serial target;
-            try {
-                target = target(content);
-            } catch (CmFailure malformed) {
-                results.add(CompletableFuture.completedFuture(imported(file, null, null, malformed, null)));
-                continue;
-            }
+        return importEach(files, (file, content, target) -> {
             if (!target.equals(backend.identity().serial())) {
-                results.add(CompletableFuture.completedFuture(imported(file, target, null, new CmFailure(
+                return CompletableFuture.completedFuture(imported(file, target, null, new CmFailure(
                         CmError.BOX_NOT_FOUND, "this backend holds container " + backend.identity().serial()
                         + ", not " + target + ": import the file on its backend, or the three files of a TMR "
-                        + "issue on the node"), null)));
-                continue;
+                        + "issue on the node"), null));
             }
-            results.add(backend.<LicenseUpdate>ask(reply -> new Container.ImportLicense(Bytes.of(content), reply),
+            return backend.<LicenseUpdate>ask(reply -> new Container.ImportLicense(Bytes.of(content), reply),
                             settings.askTimeout())
                     .handleAsync((update, failed) -> {
                         if (failed == null) {
@@ -195,9 +184,7 @@ final class BackendRoutes extends ManagementRoutes {
                         }
                         return imported(file, target, null, failed, failed == null ? new Message.LicenseUpdateOk(
                                 target, update.firmCode(), update.firmUpdateCounter()) : null);
-                    }, executor));
-        }
-        return CompletableFuture.allOf(results.toArray(CompletableFuture[]::new))
-                .thenApply(done -> importAnswer(results.stream().map(CompletableFuture::join).toList()));
+                    }, executor);
+        });
     }
 }

@@ -401,6 +401,33 @@ abstract class ManagementRoutes extends AllDirectives {
         return result;
     }
 
+    /** Where one file of an import goes, once the container it names is read from it. */
+    @FunctionalInterface
+    interface FileImport {
+        CompletionStage<Map<String, Object>> apply(int file, byte[] content, Serial target);
+    }
+
+    /**
+     * Imports {@code files} each through {@code each} (a file whose target cannot be read gets its error without
+     * it), all side by side; the answer lists every file's outcome ({@link #importAnswer}).
+     */
+    static CompletionStage<HttpResponse> importEach(List<byte[]> files, FileImport each) {
+        List<CompletableFuture<Map<String, Object>>> results = new java.util.ArrayList<>();
+        for (int i = 0; i < files.size(); i++) {
+            byte[] content = files.get(i);
+            Serial target;
+            try {
+                target = target(content);
+            } catch (CmFailure malformed) {
+                results.add(CompletableFuture.completedFuture(imported(i, null, null, malformed, null)));
+                continue;
+            }
+            results.add(each.apply(i, content, target).toCompletableFuture());
+        }
+        return CompletableFuture.allOf(results.toArray(CompletableFuture[]::new))
+                .thenApply(done -> importAnswer(results.stream().map(CompletableFuture::join).toList()));
+    }
+
     /** An import's answer: 200 when every file was imported, 422 when one or more were refused. */
     static HttpResponse importAnswer(List<Map<String, Object>> results) {
         long imported = results.stream().filter(r -> Boolean.TRUE.equals(r.get("ok"))).count();

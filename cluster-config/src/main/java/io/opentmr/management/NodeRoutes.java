@@ -269,26 +269,15 @@ final class NodeRoutes extends ManagementRoutes {
                     byContainer.put(view.container().serial(), view.backend());
                 }
             }
-            List<CompletableFuture<Map<String, Object>>> results = new ArrayList<>();
-            for (int i = 0; i < files.size(); i++) {
-                int file = i;
-                byte[] content = files.get(i);
-                Serial target;
-                try {
-                    target = target(content);
-                } catch (CmFailure malformed) {
-                    results.add(CompletableFuture.completedFuture(imported(file, null, null, malformed, null)));
-                    continue;
-                }
+            return importEach(files, (file, content, target) -> {
                 Integer backend = byContainer.get(target);
                 if (backend == null) {
-                    results.add(CompletableFuture.completedFuture(imported(file, target, null,
+                    return CompletableFuture.completedFuture(imported(file, target, null,
                             new CmFailure(CmError.BOX_NOT_FOUND, "no backend of this node holds container " + target
-                                    + " now (the backends hold " + byContainer.keySet() + ")"), null)));
-                    continue;
+                                    + " now (the backends hold " + byContainer.keySet() + ")"), null));
                 }
                 InetSocketAddress address = node.settings().backends().get(backend);
-                results.add(CompletableFuture.supplyAsync(() -> importOn(address, content), executor)
+                return CompletableFuture.supplyAsync(() -> importOn(address, content), executor)
                         .handle((ok, failed) -> {
                             if (failed == null) {
                                 LOG.info("License file {} imported into container {} on backend {} for {}", file,
@@ -298,10 +287,8 @@ final class NodeRoutes extends ManagementRoutes {
                                         backend + 1, failed.getMessage());
                             }
                             return imported(file, target, backend + 1, failed, ok);
-                        }));
-            }
-            return CompletableFuture.allOf(results.toArray(CompletableFuture[]::new))
-                    .thenApply(done -> importAnswer(results.stream().map(CompletableFuture::join).toList()));
+                        });
+            });
         }, executor);
     }
 
