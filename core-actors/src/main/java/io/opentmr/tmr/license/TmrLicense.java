@@ -1117,17 +1117,28 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             release.replyTo().tell(otherSession(handleId));
             return Effect().none();
         }
+        return startRelease(handleId, release.reason(), release.replyTo(), () -> { });
+    }
+
+    /**
+     * Frees a held seat on every backend and journals its release (with the next flush); a repeat while the first
+     * is under way is answered with it. Needs the lease: without it the caller is told so and nothing changes.
+     * {@code started} runs when this call starts the release (not for a repeat, not without the lease).
+     */
+    private Effect<TmrLicenseEvent, SeatTable> startRelease(long handleId, String reason, ActorRef<Reply> replyTo,
+                                                            Runnable started) {
         if (!peers.holdsLease()) {
-            release.replyTo().tell(new NotServing("the node holds no lease certificate"));
+            replyTo.tell(new NotServing("the node holds no lease certificate"));
             return Effect().none();
         }
         Releasing already = releasing.get(handleId);
         if (already != null) {
             // A repeat while the first is being journaled: both are answered once it is.
-            already.waiters().add(release.replyTo());
+            already.waiters().add(replyTo);
             return Effect().none();
         }
-        releasing.put(handleId, new Releasing(handleId, release.reason(), release.replyTo(), freeEverywhere(handleId)));
+        started.run();
+        releasing.put(handleId, new Releasing(handleId, reason, replyTo, freeEverywhere(handleId)));
         queueFlush();
         return Effect().none();
     }
@@ -1139,21 +1150,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             release.replyTo().tell(unknownHandle(handleId));
             return Effect().none();
         }
-        if (!peers.holdsLease()) {
-            release.replyTo().tell(new NotServing("the node holds no lease certificate"));
-            return Effect().none();
-        }
-        Releasing already = releasing.get(handleId);
-        if (already != null) {
-            already.waiters().add(release.replyTo());
-            return Effect().none();
-        }
-        LOG.warn("Handle {} of {}@{} on {} released by an operator ({})", Long.toUnsignedString(handleId),
-                seat.get().user(), seat.get().station(), key, release.by());
-        releasing.put(handleId, new Releasing(handleId, "released by an operator (" + release.by() + ")",
-                release.replyTo(), freeEverywhere(handleId)));
-        queueFlush();
-        return Effect().none();
+        return startRelease(handleId, "released by an operator (" + release.by() + ")", release.replyTo(),
+                () -> LOG.warn("Handle {} of {}@{} on {} released by an operator ({})", Long.toUnsignedString(handleId),
+                        seat.get().user(), seat.get().station(), key, release.by()));
     }
 
     private Effect<TmrLicenseEvent, SeatTable> onResume(Resume resume) {
