@@ -1,9 +1,13 @@
 package io.opentmr.cluster;
 
 import com.typesafe.config.Config;
+import io.opentmr.persistence.PersistenceSettings;
 import io.opentmr.persistence.replication.ReplicationLeader;
 import io.opentmr.persistence.replication.ReplicationSettings;
 import io.opentmr.tmr.TmrNode;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.Optional;
@@ -11,9 +15,13 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.stream.Stream;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Props;
+import org.apache.pekko.cluster.Member;
+import org.apache.pekko.cluster.MemberStatus;
+import org.apache.pekko.cluster.typed.Cluster;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -118,13 +126,13 @@ public final class TwinNode implements AutoCloseable {
         if (!config.hasPath("opentmr.persistence.dir")) {
             return;
         }
-        java.nio.file.Path snapshots = io.opentmr.persistence.PersistenceSettings.fromConfig(config)
+        Path snapshots = PersistenceSettings.fromConfig(config)
                 .snapshotDirectory();
-        if (!java.nio.file.Files.isDirectory(snapshots)) {
+        if (!Files.isDirectory(snapshots)) {
             return;
         }
-        try (java.util.stream.Stream<java.nio.file.Path> files = java.nio.file.Files.list(snapshots)) {
-            java.util.Optional<java.nio.file.Path> found = files.filter(f -> f.getFileName().toString()
+        try (Stream<Path> files = Files.list(snapshots)) {
+            Optional<Path> found = files.filter(f -> f.getFileName().toString()
                     .endsWith(".snap")).findFirst();
             if (found.isPresent()) {
                 throw new IllegalStateException(snapshots + " holds snapshots of a single node (" + found.get()
@@ -133,7 +141,7 @@ public final class TwinNode implements AutoCloseable {
                         + "start it on an empty data directory (licenses and seats come back from the backends; "
                         + "handles open now are freed), or run this node alone (without --seed-nodes)");
             }
-        } catch (java.io.IOException e) {
+        } catch (IOException e) {
             throw new IllegalStateException("cannot read " + snapshots + ": " + e, e);
         }
     }
@@ -262,9 +270,9 @@ public final class TwinNode implements AutoCloseable {
     /** The members this node sees Up in the twin cluster now (itself included, once it has joined). */
     public int membersUp() {
         int up = 0;
-        for (org.apache.pekko.cluster.Member member : org.apache.pekko.cluster.typed.Cluster.get(current.node
+        for (Member member : Cluster.get(current.node
                 .actorSystem()).state().getMembers()) {
-            up += member.status() == org.apache.pekko.cluster.MemberStatus.up() ? 1 : 0;
+            up += member.status() == MemberStatus.up() ? 1 : 0;
         }
         return up;
     }

@@ -1,17 +1,27 @@
 package io.opentmr.tmr;
 
+import com.typesafe.config.ConfigFactory;
 import io.opentmr.tmr.backend.PeerGroup;
+import io.opentmr.tmr.license.TmrLicenseEvent;
 import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.function.Function;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.DispatcherSelector;
 import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Adapter;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.Receive;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
+import org.apache.pekko.persistence.Persistence;
+import org.apache.pekko.serialization.Serialization;
+import org.apache.pekko.serialization.SerializationExtension;
+import org.apache.pekko.serialization.Serializer;
+import org.apache.pekko.serialization.Serializers;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -80,8 +90,8 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
             context.spawn(quorums.apply(context.messageAdapter(VirtualContainer.Counted.class, ViewCounted::new)),
                     "quorums");
             ActorSystem<Void> system = context.getSystem();
-            java.util.concurrent.CompletableFuture.runAsync(() -> warmUp(system),
-                    system.dispatchers().lookup(org.apache.pekko.actor.typed.DispatcherSelector.blocking()));
+            CompletableFuture.runAsync(() -> warmUp(system),
+                    system.dispatchers().lookup(DispatcherSelector.blocking()));
             return new TwinRole(context, peers, status, activation, container, holder, activationTimeout, timers);
         }));
     }
@@ -92,15 +102,14 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
      */
     private static void warmUp(ActorSystem<Void> system) {
         try {
-            org.apache.pekko.persistence.Persistence.get(org.apache.pekko.actor.typed.javadsl.Adapter.toClassic(system))
-                    .journalFor("", com.typesafe.config.ConfigFactory.empty());
-            org.apache.pekko.serialization.Serialization serialization =
-                    org.apache.pekko.serialization.SerializationExtension.get(system);
-            for (Object event : new Object[] {new io.opentmr.tmr.license.TmrLicenseEvent.SeatReleased(0, "", 0),
+            Persistence.get(Adapter.toClassic(system))
+                    .journalFor("", ConfigFactory.empty());
+            Serialization serialization = SerializationExtension.get(system);
+            for (Object event : new Object[] {new TmrLicenseEvent.SeatReleased(0, "", 0),
                     new VirtualContainer.CmActIdLearned(0, 0)}) {
-                org.apache.pekko.serialization.Serializer serializer = serialization.findSerializerFor(event);
+                Serializer serializer = serialization.findSerializerFor(event);
                 byte[] bytes = serializer.toBinary(event);
-                String manifest = org.apache.pekko.serialization.Serializers.manifestFor(serializer, event);
+                String manifest = Serializers.manifestFor(serializer, event);
                 serialization.deserialize(bytes, serializer.identifier(), manifest).get();
             }
         } catch (Exception | LinkageError e) {
