@@ -1,0 +1,63 @@
+package io.opentmr.launcher;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** What {@code tmr bench --failover} reads from a demo's demo.json, and how it sums its rounds up. */
+class FailoverBenchTest {
+
+    @TempDir
+    Path dir;
+
+    private static final List<String> COMMAND = List.of("java", "-jar", "opentmr.jar", "node", "--name", "node-a");
+
+    @Test
+    void theTwinsNodesComeWithTheCommandThatStartsThemAgain() throws Exception {
+        DemoFiles.writeManifest(dir, List.of(
+                new DemoFiles.Component("backend-1", "backend", "127.0.1.1:22350", null, 11, dir.resolve("b.log"),
+                        List.of("java", "backend")),
+                new DemoFiles.Component("node-a", "active", "127.0.2.1:22350", null, 12, dir.resolve("a.log"), COMMAND),
+                new DemoFiles.Component("node-b", "standby", "127.0.2.2:22350", null, 13, dir.resolve("b2.log"),
+                        List.of("java", "-jar", "opentmr.jar", "node", "--name", "node-b"))), Map.of());
+        List<FailoverBench.Node> nodes = FailoverBench.nodes(dir);
+        assertEquals(List.of("node-a", "node-b"), nodes.stream().map(n -> n.name).toList(), "the backends are not nodes");
+        FailoverBench.Node a = nodes.get(0);
+        assertEquals(COMMAND, a.command);
+        assertEquals(12, a.pid);
+        assertEquals(dir.resolve("a.log"), a.log);
+        assertFalse(a.address.isUnresolved(), "resolved, so that a HELLO probe can connect to it");
+        assertEquals(22350, a.address.getPort());
+    }
+
+    @Test
+    void aSingleNodeOrADemoWithoutCommandsIsRefusedSayingWhy() throws Exception {
+        DemoFiles.writeManifest(dir, List.of(
+                new DemoFiles.Component("node-a", "active", "127.0.2.1:22350", null, 12, dir.resolve("a.log"),
+                        COMMAND)), Map.of());
+        IllegalArgumentException single = assertThrows(IllegalArgumentException.class, () -> FailoverBench.nodes(dir));
+        assertTrue(single.getMessage().contains("needs the twin"), single.getMessage());
+
+        DemoFiles.writeManifest(dir, List.of(
+                new DemoFiles.Component("node-a", "active", "127.0.2.1:22350", 12, dir.resolve("a.log")),
+                new DemoFiles.Component("node-b", "standby", "127.0.2.2:22350", 13, dir.resolve("b.log"))), Map.of());
+        IllegalArgumentException old = assertThrows(IllegalArgumentException.class, () -> FailoverBench.nodes(dir));
+        assertTrue(old.getMessage().contains("no command for node-a"), old.getMessage());
+    }
+
+    @Test
+    void percentilesAreNearestRankOverTheRoundsThatRecovered() {
+        List<Long> rounds = List.of(900L, -1L, 1_200L, 2_500L, 1_000L);
+        assertEquals(1_000, FailoverBench.percentile(rounds, 50));
+        assertEquals(2_500, FailoverBench.percentile(rounds, 95));
+        assertEquals(2_500, FailoverBench.percentile(rounds, 100));
+        assertEquals(-1, FailoverBench.percentile(List.of(-1L), 50), "no round recovered: no figure");
+    }
+}
