@@ -55,6 +55,8 @@ public final class NodeStatus {
 
     private final PeerGroup peers;
     private volatile boolean reconciled;
+    /** Set once a twin node stops being the active one: this state never serves again, whatever sets reconciled. */
+    private volatile boolean retired;
     private volatile String activeAddress = "";
     private volatile int openHandles;
     private final Map<LicenseKey, LicenseReading> licenses = new ConcurrentHashMap<>();
@@ -71,11 +73,16 @@ public final class NodeStatus {
 
     /** Serves: answers HELLO with TMR_ACTIVE and carries out requests. Otherwise clients are told NOT_ACTIVE. */
     public boolean serving() {
-        return reconciled && peers.holdsLease();
+        return !retired && reconciled && peers.holdsLease();
     }
 
     public boolean reconciled() {
         return reconciled;
+    }
+
+    /** For good: a container still stopping may mark itself reconciled once more, the node must not serve. */
+    void retire() {
+        retired = true;
     }
 
     void reconciled(boolean now) {

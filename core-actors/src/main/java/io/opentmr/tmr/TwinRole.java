@@ -211,8 +211,9 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
             return this;
         }
         state = State.ENDED;
-        // At once, before the container stops: no session may hand it another request.
-        status.reconciled(false);
+        // At once, before the container stops: no session may hand it another request, and no HELLO is told
+        // TMR_ACTIVE by this state again (the stopping container may still mark itself reconciled).
+        status.retire();
         holder.set(null);
         LOG.warn("The node stops being the active one: {}; it serves no client from this state again", reason);
         if (container != null) {
