@@ -54,6 +54,12 @@ public final class TwinNode implements AutoCloseable {
      * soon after the port is free.
      */
     private static final Duration MAX_RESTART_PAUSE = Duration.ofSeconds(2);
+    /**
+     * How long a stopped incarnation's actor system may take to terminate (beyond the node's own 10 s) before it
+     * counts as stuck. Seen here: Pekko 1.2's Artery over TLS keeps a terminating system alive until the twin closes
+     * its TLS connections ({@code IgnoreComplete}, no idle timeout; bounded only in Pekko 2.0), for minutes.
+     */
+    public static final Duration STOP_BOUND = Duration.ofSeconds(15);
 
     /** How a node is started: {@link TmrNode#start(Config, Clock, TmrNode.Activation)}, or a test's own way. */
     @FunctionalInterface
@@ -81,11 +87,15 @@ public final class TwinNode implements AutoCloseable {
     private final Starter starter;
     private final CompletableFuture<Void> stopped = new CompletableFuture<>();
     private final AtomicLong restarts = new AtomicLong();
+    private final AtomicLong stuckStops = new AtomicLong();
+    private final Runnable onStuck;
     private final Thread loop;
     private volatile Incarnation current;
     private volatile boolean closing;
 
-    private TwinNode(Config config, TwinSettings settings, ReplicationSettings replication, Starter starter) {
+    private TwinNode(Config config, TwinSettings settings, ReplicationSettings replication, Starter starter,
+                     Runnable onStuck) {
+        this.onStuck = onStuck;
         this.config = config;
         this.settings = settings;
         this.replication = replication;
@@ -105,12 +115,21 @@ public final class TwinNode implements AutoCloseable {
         return start(config, (full, activation) -> TmrNode.start(full, clock, activation));
     }
 
-    /** As {@link #start(Config, Clock)}, each incarnation started by {@code starter}. */
+    /** As {@link #start(Config, Clock)}, each incarnation started by {@code starter}; a stuck stop is only logged. */
     public static TwinNode start(Config config, Starter starter) {
+        return start(config, starter, () -> { });
+    }
+
+    /**
+     * As {@link #start(Config, Starter)}; {@code onStuck} runs (on the node's own thread) when a stopped incarnation
+     * has not terminated within {@link #STOP_BOUND}: {@code tmr node} exits then, for its supervisor (systemd) to
+     * start it afresh, since a restart in the process would wait for ports and a journal lock that stay taken.
+     */
+    public static TwinNode start(Config config, Starter starter, Runnable onStuck) {
         TwinSettings settings = TwinSettings.from(config);
         ReplicationSettings replication = ReplicationSettings.fromConfig(config);
         refuseSingleNodeSnapshots(config);
-        TwinNode node = new TwinNode(config, settings, replication, starter);
+        TwinNode node = new TwinNode(config, settings, replication, starter, onStuck);
         node.current = node.incarnation();
         node.loop.start();
         return node;
@@ -220,6 +239,14 @@ public final class TwinNode implements AutoCloseable {
                 return;
             }
             LOG.warn("TMR node {} restarts as the standby: {}", settings.name(), reason);
+            if (!terminated(incarnation.node, STOP_BOUND)) {
+                stuckStops.incrementAndGet();
+                LOG.error("TMR node {}: its actor system has not terminated {} s after it was stopped, so its cluster "
+                        + "port and journal stay taken (Pekko 1.2's Artery over TLS waits for the twin to close its "
+                        + "connections); a restart in this process waits for them", settings.name(),
+                        STOP_BOUND.toSeconds());
+                onStuck.run();
+            }
             incarnation = null;
             while (incarnation == null) {
                 try {
@@ -252,6 +279,18 @@ public final class TwinNode implements AutoCloseable {
         }
     }
 
+    private static boolean terminated(TmrNode node, Duration bound) {
+        try {
+            node.whenTerminated().toCompletableFuture().get(bound.toMillis(), TimeUnit.MILLISECONDS);
+            return true;
+        } catch (java.util.concurrent.TimeoutException | java.util.concurrent.ExecutionException e) {
+            return false;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
+    }
+
     /** The node's current incarnation: a new one after each restart. */
     public TmrNode node() {
         return current.node;
@@ -275,6 +314,14 @@ public final class TwinNode implements AutoCloseable {
             up += member.status() == MemberStatus.up() ? 1 : 0;
         }
         return up;
+    }
+
+    /**
+     * How many stopped incarnations did not terminate within {@link #STOP_BOUND} (each reported to the stuck
+     * action, which exits the process under {@code tmr node}).
+     */
+    public long stuckStops() {
+        return stuckStops.get();
     }
 
     /** How many times the node restarted in this process (each loss of the active role, each downing). */
