@@ -15,6 +15,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.stream.Stream;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
@@ -60,6 +61,12 @@ public final class TwinNode implements AutoCloseable {
      * its TLS connections ({@code IgnoreComplete}, no idle timeout; bounded only in Pekko 2.0), for minutes.
      */
     public static final Duration STOP_BOUND = Duration.ofSeconds(15);
+    /**
+     * After a step-down the node's next incarnation asks for the backends' lease only after this, so its twin takes
+     * it (the twin asks at every heartbeat, 250 ms); should the twin not, this node asks again after it, so the site
+     * is not left without an active node for longer.
+     */
+    public static final Duration STEP_DOWN_HOLD_OFF = Duration.ofSeconds(10);
 
     /** How a node is started: {@link TmrNode#start(Config, Clock, TmrNode.Activation)}, or a test's own way. */
     @FunctionalInterface
@@ -92,6 +99,8 @@ public final class TwinNode implements AutoCloseable {
     private final Thread loop;
     private volatile Incarnation current;
     private volatile boolean closing;
+    /** The incarnation that ends now handed the active role over: the next one holds off from the lease. */
+    private volatile boolean steppedDown;
 
     private TwinNode(Config config, TwinSettings settings, ReplicationSettings replication, Starter starter,
                      Runnable onStuck) {
@@ -170,9 +179,13 @@ public final class TwinNode implements AutoCloseable {
         ReplicationLeader.Monitor monitor = new ReplicationLeader.Monitor();
         CompletableFuture<String> ended = new CompletableFuture<>();
         CompletableFuture<ActorRef<ReplicationRole.Command>> role = new CompletableFuture<>();
+        Duration holdOff = steppedDown ? STEP_DOWN_HOLD_OFF : Duration.ZERO;
+        steppedDown = false;
+        AtomicReference<ActorSystem<Void>> leading = new AtomicReference<>();
         TmrNode.Activation activation = new TmrNode.Activation() {
             @Override
             public CompletionStage<Void> activate(ActorSystem<Void> system, long epoch) {
+                leading.set(system);
                 CompletableFuture<Void> done = new CompletableFuture<>();
                 role(role, system, monitor).tell(new ReplicationRole.Lead(epoch, done));
                 return done;
@@ -181,6 +194,39 @@ public final class TwinNode implements AutoCloseable {
             @Override
             public void deactivated(String reason) {
                 ended.complete(reason);
+            }
+
+            @Override
+            public Optional<String> handOverRefusal() {
+                if (twin().isEmpty()) {
+                    return Optional.of("no twin is configured (--seed-nodes names this node alone)");
+                }
+                if (monitor.status() != ReplicationLeader.Status.IN_SYNC) {
+                    return Optional.of("the journal's replication to the twin is degraded (" + monitor.reason()
+                            + "); stepping down now would leave the site without an active node, or lose writes");
+                }
+                return Optional.empty();
+            }
+
+            @Override
+            public CompletionStage<Void> handOver(Duration bound) {
+                return HandOver.await(leading.get(), monitor, bound);
+            }
+
+            @Override
+            public String twinAddress() {
+                return twin().map(twin -> twin.host() + ":" + current.node.address().getPort()).orElse("");
+            }
+
+            @Override
+            public void steppedDown(String reason) {
+                steppedDown = true;
+                ended.complete(reason);
+            }
+
+            @Override
+            public Duration leaseHoldOff() {
+                return holdOff;
             }
         };
         TmrNode node = starter.start(full, activation);

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.typesafe.config.Config;
+import io.opentmr.client.AdminClient;
 import io.opentmr.client.CmException;
 import io.opentmr.client.LicenseHandle;
 import io.opentmr.client.TmrClient;
@@ -315,6 +316,99 @@ class TwinNodeTest {
                  LicenseHandle two = client.access(TmrTestGroup.FIRM, PRODUCT)) {
                 assertTrue(one.isOpen() && two.isOpen(), "both seats are free again");
             }
+        }
+    }
+
+    private static void stepDown(TwinNode node) {
+        try (AdminClient admin = AdminClient.connect(TmrClientOptions.builder().addresses(node.node().address())
+                .requestTimeout(Duration.ofSeconds(20)).build(), "")) {
+            admin.stepDown();
+        }
+    }
+
+    @Test
+    void aStepDownHandsTheActiveRoleToTheStandbyWithoutAClientErrorAndEveryHandleStaysUsable() throws Exception {
+        TwinNode a = start("node-a");
+        await("node-a serves", Duration.ofSeconds(30), a::serving);
+        TwinNode b = start("node-b");
+        await("in sync", Duration.ofSeconds(30), () -> a.replication().status() == ReplicationLeader.Status.IN_SYNC);
+        await("node-b names node-a as the active node", Duration.ofSeconds(10),
+                () -> b.node().activeAddress().equals(host("node-a") + ":22350"));
+        List<Throwable> errors = java.util.Collections.synchronizedList(new ArrayList<>());
+        java.util.concurrent.atomic.AtomicLong loops = new java.util.concurrent.atomic.AtomicLong();
+        java.util.concurrent.atomic.AtomicBoolean running = new java.util.concurrent.atomic.AtomicBoolean(true);
+        try (TmrClient holder = client(); TmrClient looping = client()) {
+            LicenseHandle held = holder.access(TmrTestGroup.FIRM, PRODUCT);
+            // A second client takes and gives back the other seat all the while.
+            Thread loop = new Thread(() -> {
+                while (running.get()) {
+                    try (LicenseHandle seat = looping.access(TmrTestGroup.FIRM, PRODUCT)) {
+                        seat.info();
+                        loops.incrementAndGet();
+                    } catch (RuntimeException e) {
+                        errors.add(e);
+                    }
+                }
+            }, "access-release-loop");
+            loop.start();
+            try {
+                await("the loop runs", Duration.ofSeconds(20), () -> loops.get() >= 5);
+                stepDown(a);
+                assertFalse(a.serving(), "the node that stepped down serves no more");
+                await("node-b serves", Duration.ofSeconds(20), b::serving);
+                long atTakeOver = loops.get();
+                await("the loop goes on through node-b", Duration.ofSeconds(30), () -> loops.get() >= atTakeOver + 5);
+            } finally {
+                running.set(false);
+                loop.join(TimeUnit.SECONDS.toMillis(30));
+            }
+            assertEquals(List.of(), errors, "no client sees an error during a step-down");
+            assertFalse(loop.isAlive());
+
+            // The handle from node-a answers through node-b, takes its seat there, and is released there.
+            assertEquals(PRODUCT, held.info().product().productCode());
+            assertEquals(new InetSocketAddress(host("node-b"), 22350), holder.connectedAddress());
+            try (LicenseHandle second = holder.access(TmrTestGroup.FIRM, PRODUCT)) {
+                CmException full = assertThrows(CmException.class, () -> holder.access(TmrTestGroup.FIRM, PRODUCT));
+                assertEquals(CmError.NO_MORE_LICENSES.code(), full.code(), full.getMessage());
+                Set<Long> both = Set.of(held.handleId(), second.handleId());
+                for (int backend = 0; backend < 3; backend++) {
+                    int index = backend;
+                    await("backend " + (backend + 1) + " holds exactly the two handles", Duration.ofSeconds(20),
+                            () -> handlesOn(index).equals(both));
+                }
+            }
+            held.close();
+            for (int backend = 0; backend < 3; backend++) {
+                int index = backend;
+                await("backend " + (backend + 1) + " holds no handle", Duration.ofSeconds(20),
+                        () -> handlesOn(index).isEmpty());
+            }
+
+            // node-a restarts as node-b's standby and does not take the role back (or reports its old actor system
+            // stuck: Pekko 1.2's Artery over TLS, see TwinNode.STOP_BOUND).
+            await("node-a restarts as the standby or reports its old actor system stuck", Duration.ofSeconds(60),
+                    () -> a.restarts() >= 1 || a.stuckStops() >= 1);
+            await("node-a follows node-b in sync, or its stop was reported stuck", Duration.ofSeconds(30),
+                    () -> a.stuckStops() >= 1 || b.replication().status() == ReplicationLeader.Status.IN_SYNC);
+            assertFalse(a.serving(), "the node that stepped down stays the standby");
+            assertTrue(b.serving());
+        }
+    }
+
+    @Test
+    void aStepDownWithoutAStandbyInSyncIsRefusedAndTheNodeKeepsServing() throws Exception {
+        TwinNode a = start("node-a");
+        await("node-a serves", Duration.ofSeconds(30), a::serving);
+        try (TmrClient client = client()) {
+            LicenseHandle held = client.access(TmrTestGroup.FIRM, PRODUCT);
+            CmException refused = assertThrows(CmException.class, () -> stepDown(a));
+            assertEquals(CmError.REDUNDANCY_SERVER_MISSING.code(), refused.code(), refused.getMessage());
+            assertTrue(refused.getMessage().contains("no standby in sync"), refused.getMessage());
+            assertTrue(a.serving(), "the node keeps serving");
+            assertEquals(0, a.restarts());
+            assertEquals(PRODUCT, held.info().product().productCode());
+            held.close();
         }
     }
 

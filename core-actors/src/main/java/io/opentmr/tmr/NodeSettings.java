@@ -3,6 +3,7 @@ package io.opentmr.tmr;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
 import io.opentmr.access.AccessList;
+import io.opentmr.protocol.AdminToken;
 import io.opentmr.protocol.CodecLimits;
 import io.opentmr.protocol.NodeName;
 import io.opentmr.protocol.PeerAuth;
@@ -33,6 +34,8 @@ import java.util.Optional;
  *                         only while a {@code BackendQuorumLease} acquires it (a twin, the singleton's lease)
  * @param accessList       which clients may connect, as configured at start ({@link #accessList(Config)} reloads it)
  * @param trackingZone     the time zone whose midnight rotates the tracking log
+ * @param adminToken       the installation's admin token ({@value AdminToken#TOKEN_FILE_KEY}): admin messages
+ *                         from another host than loopback need it; empty: loopback only
  */
 public record NodeSettings(
         String address,
@@ -60,7 +63,8 @@ public record NodeSettings(
         Duration reconcileTimeout,
         boolean leaseOnRequest,
         AccessList accessList,
-        ZoneId trackingZone) {
+        ZoneId trackingZone,
+        Optional<AdminToken> adminToken) {
 
     public static final String PATH = "opentmr.node";
 
@@ -141,7 +145,16 @@ public record NodeSettings(
                 positive(c, "limits.hello-timeout"), positive(c, "limits.request-timeout"),
                 new CodecLimits(maxFrame, CodecLimits.DEFAULT.maxStringBytes(), CodecLimits.DEFAULT.maxListItems()),
                 positive(c, "reconcile-timeout"), c.getBoolean("lease-on-request"), accessList(root),
-                trackingZone(c));
+                trackingZone(c), adminToken(root));
+    }
+
+    private static Optional<AdminToken> adminToken(Config root) {
+        try {
+            return AdminToken.fromSetting(root.hasPath(AdminToken.TOKEN_FILE_KEY)
+                    ? root.getString(AdminToken.TOKEN_FILE_KEY) : "");
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException.BadValue(AdminToken.TOKEN_FILE_KEY, e.getMessage());
+        }
     }
 
     /**

@@ -31,8 +31,10 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.security.SecureRandom;
 import java.time.Clock;
+import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ExecutionException;
@@ -77,18 +79,20 @@ public final class TmrNode implements AutoCloseable {
     private final NodeSettings settings;
     private final ServerMetrics metrics;
     private final ContainerHolder container;
+    private final RoleHolder role;
     private final java.util.concurrent.atomic.AtomicReference<ActorRef<Quorums.Command>> quorums;
     private final java.time.Instant startedAt;
     private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
 
     private TmrNode(ActorSystem<Void> system, FrameServer server, EventLoopGroup peerLoop, Serial serial,
                     NodeStatus status, PeerGroup peers, ClientAccess access, NodeTrackingLog tracking,
-                    NodeSettings settings, ServerMetrics metrics, ContainerHolder container,
+                    NodeSettings settings, ServerMetrics metrics, ContainerHolder container, RoleHolder role,
                     java.util.concurrent.atomic.AtomicReference<ActorRef<Quorums.Command>> quorums,
                     java.time.Instant startedAt) {
         this.settings = settings;
         this.metrics = metrics;
         this.container = container;
+        this.role = role;
         this.quorums = quorums;
         this.startedAt = startedAt;
         this.peers = peers;
@@ -168,6 +172,14 @@ public final class TmrNode implements AutoCloseable {
         ClientAccess access = new ClientAccess(settings.accessList());
         PeerGroup peers = new PeerGroup(settings.backends().size(), clock, settings.backendTimeout(),
                 !settings.leaseOnRequest());
+        Duration holdOff = activation == null ? Duration.ZERO : activation.leaseHoldOff();
+        if (!holdOff.isZero() && !holdOff.isNegative()) {
+            // Just stepped down: the twin takes the lease this node gave back; this one asks again only after the
+            // hold-off, in case the twin did not.
+            peers.wantLease(false);
+            LOG.info("Standby after a step-down: the node does not ask for the backends' lease for {} ms, so its "
+                    + "twin takes it", holdOff.toMillis());
+        }
         NodeStatus status = new NodeStatus(peers);
         status.keepEpochIn(settings.dataDir().resolve("lease-epoch"));
         ServerMetrics metrics = new ServerMetrics("node");
@@ -181,6 +193,7 @@ public final class TmrNode implements AutoCloseable {
         TmrLicense.Settings licenseSettings = new TmrLicense.Settings(settings.cleanupTimeout(),
                 activation == null ? settings.snapshotEvery() : 0);
         ContainerHolder holder = new ContainerHolder();
+        RoleHolder role = new RoleHolder();
         java.util.concurrent.atomic.AtomicReference<ActorRef<Quorums.Command>> quorumsRef =
                 new java.util.concurrent.atomic.AtomicReference<>();
         CompletableFuture<Void> started = new CompletableFuture<>();
@@ -210,8 +223,16 @@ public final class TmrNode implements AutoCloseable {
                 // Beside the container, not under it: a container restarted from its journal keeps its backends.
                 context.spawn(quorums.apply(container.narrow()), "quorums");
             } else {
-                context.spawn(TwinRole.create(peers, status, activation, containerBehavior, holder, quorums,
+                context.spawn(TwinRole.create(peers, status, activation, containerBehavior, holder, role, quorums,
                         TWIN_LEASE_CHECK, TWIN_ACTIVATION_TIMEOUT), "twin-role");
+                if (!holdOff.isZero() && !holdOff.isNegative()) {
+                    context.getSystem().scheduler().scheduleOnce(holdOff, () -> {
+                        if (!peers.leaseWanted()) {
+                            LOG.info("Step-down hold-off over: the node asks for the backends' lease again");
+                            peers.wantLease(true);
+                        }
+                    }, context.getSystem().executionContext());
+                }
             }
             started.complete(null);
             return Behaviors.empty();
@@ -227,12 +248,12 @@ public final class TmrNode implements AutoCloseable {
         try {
             started.get(30, TimeUnit.SECONDS);
             FrameServer server = FrameServer.start(settings.address(), settings.port(), settings.maxConnections(),
-                    settings.codecLimits(), () -> new TmrSession(settings, status, serial, holder,
+                    settings.codecLimits(), () -> new TmrSession(settings, status, serial, holder, role,
                             system.scheduler(), random, access, tracking, clock, metrics));
             LOG.info("TMR node {} listening on {} with virtual container {} over backends {}", settings.nodeName(),
                     server.localAddress(), serial, settings.backends());
             return new TmrNode(system, server, peerLoop, serial, status, peers, access, tracking, settings, metrics,
-                    holder, quorumsRef, clock.instant());
+                    holder, role, quorumsRef, clock.instant());
         } catch (ExecutionException | TimeoutException e) {
             system.terminate();
             throw new IllegalStateException("the node's actors did not start within 30 s", e);
@@ -293,13 +314,13 @@ public final class TmrNode implements AutoCloseable {
     }
 
     /** How often a twin node looks whether it holds the lease: the take-over waits up to this after the grants. */
-    private static final java.time.Duration TWIN_LEASE_CHECK = java.time.Duration.ofMillis(50);
+    private static final Duration TWIN_LEASE_CHECK = Duration.ofMillis(50);
     /**
      * How long a twin node that holds the lease may take to make its journal ready (stop following, let the log's
      * writer finish what the follower queued, start leading): milliseconds normally; a node still not ready after this
      * gives up the role (it restarts as the standby), so it does not hold the lease from its twin without serving.
      */
-    private static final java.time.Duration TWIN_ACTIVATION_TIMEOUT = java.time.Duration.ofSeconds(10);
+    private static final Duration TWIN_ACTIVATION_TIMEOUT = Duration.ofSeconds(10);
 
     /**
      * How a node of a twin becomes the active one ({@link TwinRole}), and what happens when it stops being it.
@@ -321,6 +342,65 @@ public final class TmrNode implements AutoCloseable {
          * Called once; the caller restarts the node as a standby.
          */
         void deactivated(String reason);
+
+        /**
+         * Why the active role cannot be handed over now ({@link TmrNode#stepDown}): no standby has every record
+         * this node acknowledged. Empty when a standby does. Called on an actor's thread; must not block.
+         */
+        default Optional<String> handOverRefusal() {
+            return Optional.of("this node has no twin to hand the active role over to");
+        }
+
+        /**
+         * Completes once the standby has every record this node wrote, within {@code bound}; fails with the reason
+         * otherwise. The node serves nothing meanwhile, so the journal no longer grows.
+         */
+        default CompletionStage<Void> handOver(Duration bound) {
+            return CompletableFuture.failedFuture(new IllegalStateException(handOverRefusal().orElse("no twin")));
+        }
+
+        /** The twin's address for clients (NOT_ACTIVE names it during a hand-over); {@code ""}: unknown. */
+        default String twinAddress() {
+            return "";
+        }
+
+        /**
+         * The node handed the active role over and gave the lease back: as {@link #deactivated}, and the node's next
+         * start waits {@link #leaseHoldOff()} before it asks for the lease, so its twin takes it.
+         */
+        default void steppedDown(String reason) {
+            deactivated(reason);
+        }
+
+        /** How long a node started now lets the lease be before it asks for it (after a step-down); zero: at once. */
+        default Duration leaseHoldOff() {
+            return Duration.ZERO;
+        }
+    }
+
+    /**
+     * The way to the node's {@link TwinRole}, for a step-down ({@link TmrNode#stepDown}); a single node has none.
+     */
+    public static final class RoleHolder {
+        private volatile java.util.function.Supplier<CompletionStage<Void>> stepDown;
+
+        /**
+         * Hands the active role over to the standby; completes once done (the node then restarts as the standby),
+         * fails with a {@link io.opentmr.protocol.CmFailure} 130 when there is no standby in sync to take over.
+         */
+        public CompletionStage<Void> stepDown() {
+            java.util.function.Supplier<CompletionStage<Void>> role = stepDown;
+            if (role == null) {
+                return CompletableFuture.failedFuture(new io.opentmr.protocol.CmFailure(
+                        io.opentmr.protocol.CmError.REDUNDANCY_SERVER_MISSING, "a single TMR node has no standby to "
+                        + "hand the active role over to: start it as one of a twin (--seed-nodes)"));
+            }
+            return role.get();
+        }
+
+        void set(java.util.function.Supplier<CompletionStage<Void>> stepDown) {
+            this.stepDown = stepDown;
+        }
     }
 
     /** The running virtual container, for the sessions: none on a standby. */
@@ -427,6 +507,16 @@ public final class TmrNode implements AutoCloseable {
     /** What NOT_ACTIVE names as the active node now ({@code ""}: unknown). */
     public String activeAddress() {
         return status.activeAddress();
+    }
+
+    /**
+     * Planned switch-over (a twin's active node only): the node stops serving, waits until its standby has every
+     * record it wrote, gives the backends' lease back and then restarts as the standby, holding off from the lease
+     * so the twin takes it. Fails with {@link io.opentmr.protocol.CmFailure} 130, the node still serving, when no
+     * standby is in sync (or on a single node); with 105 when this node is not the serving active one.
+     */
+    public CompletionStage<Void> stepDown() {
+        return role.stepDown();
     }
 
     /** Whether the node holds the backends' active lease now (two or more unexpired grants of one epoch). */

@@ -3,7 +3,11 @@ package io.opentmr.tmr;
 import com.typesafe.config.ConfigFactory;
 import io.opentmr.tmr.backend.PeerGroup;
 import io.opentmr.tmr.license.TmrLicenseEvent;
+import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.CmFailure;
 import java.time.Duration;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.function.Function;
@@ -59,9 +63,32 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
     private record ActivationDue(long epoch) implements Command {
     }
 
-    private enum State {
-        STANDBY, ACTIVATING, ACTIVE, ENDED
+    /** Hand the active role over to the standby ({@link TmrNode#stepDown}); {@code done} completes once handed. */
+    record StepDown(CompletableFuture<Void> done) implements Command {
     }
+
+    /** The standby has every record, or not ({@code failure}). */
+    private record HandedOver(Throwable failure) implements Command {
+    }
+
+    /** The backends have the lease back (or the bound passed: it runs out on its own within its TTL). */
+    private record LeaseGivenBack(boolean released) implements Command {
+    }
+
+    private enum Restart implements Command {
+        INSTANCE
+    }
+
+    private enum State {
+        STANDBY, ACTIVATING, ACTIVE, STEPPING_DOWN, ENDED
+    }
+
+    /** How long the standby may take to have every record once the node stopped serving. */
+    static final Duration HAND_OVER_BOUND = Duration.ofSeconds(5);
+    /** How long the backends may take to confirm the lease is given back; past it the lease runs out on its own. */
+    private static final Duration RELEASE_BOUND = Duration.ofSeconds(2);
+    /** The step-down's answer is written before the restart closes the operator's connection. */
+    private static final Duration RESTART_AFTER_ANSWER = Duration.ofMillis(200);
 
     private final PeerGroup peers;
     private final NodeStatus status;
@@ -74,6 +101,7 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
     private long epoch;
     private VirtualContainer.Counted lastView;
     private ActorRef<VirtualContainer.Command> container;
+    private CompletableFuture<Void> steppingDown;
 
     /**
      * @param quorums the backend watchers' quorums, given where to send their views
@@ -83,12 +111,18 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
      */
     static Behavior<Command> create(PeerGroup peers, NodeStatus status, TmrNode.Activation activation,
                                     Behavior<VirtualContainer.Command> container, TmrNode.ContainerHolder holder,
-                                    Function<ActorRef<VirtualContainer.Counted>, Behavior<Quorums.Command>> quorums,
+                                    TmrNode.RoleHolder role, Function<ActorRef<VirtualContainer.Counted>, Behavior<Quorums.Command>> quorums,
                                     Duration check, Duration activationTimeout) {
         return Behaviors.setup(context -> Behaviors.withTimers(timers -> {
             timers.startTimerWithFixedDelay(Tick.INSTANCE, check);
             context.spawn(quorums.apply(context.messageAdapter(VirtualContainer.Counted.class, ViewCounted::new)),
                     "quorums");
+            ActorRef<Command> self = context.getSelf();
+            role.set(() -> {
+                CompletableFuture<Void> done = new CompletableFuture<>();
+                self.tell(new StepDown(done));
+                return done;
+            });
             ActorSystem<Void> system = context.getSystem();
             CompletableFuture.runAsync(() -> warmUp(system),
                     system.dispatchers().lookup(DispatcherSelector.blocking()));
@@ -137,6 +171,13 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
                 .onMessage(ViewCounted.class, this::onView)
                 .onMessageEquals(Tick.INSTANCE, this::onTick)
                 .onMessage(Activated.class, this::onActivated)
+                .onMessage(StepDown.class, this::onStepDown)
+                .onMessage(HandedOver.class, this::onHandedOver)
+                .onMessage(LeaseGivenBack.class, this::onLeaseGivenBack)
+                .onMessageEquals(Restart.INSTANCE, () -> {
+                    activation.steppedDown("stepped down: the active role was handed over to the twin");
+                    return this;
+                })
                 .onMessage(ActivationDue.class, due -> state == State.ACTIVATING && due.epoch() == epoch
                         ? end("the activation (epoch " + epoch + ") did not complete within "
                         + activationTimeout.toMillis() + " ms: the journal did not become ready")
@@ -182,7 +223,7 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
                             + ": another node may have held it meanwhile");
                 }
             }
-            case ENDED -> {
+            case STEPPING_DOWN, ENDED -> {
             }
         }
         return this;
@@ -203,6 +244,71 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
         state = State.ACTIVE;
         LOG.info("Active (epoch {}): the virtual container recovers from the journal and reconciles with the "
                 + "backends before it serves", epoch);
+        return this;
+    }
+
+    /**
+     * A planned switch-over: refused, the node serving on, without a standby in sync; otherwise the node stops
+     * serving at once (requests hear NOT_ACTIVE naming the twin, which clients follow with their handles), waits
+     * until the standby has every record, stops the container, gives the lease back and restarts as the standby.
+     */
+    private Behavior<Command> onStepDown(StepDown stepDown) {
+        if (state != State.ACTIVE || !status.serving()) {
+            stepDown.done().completeExceptionally(new CmFailure(CmError.INVALID_PARAMETER, "this node is not the "
+                    + "serving active node (" + state.name().toLowerCase(java.util.Locale.ROOT) + "): step down the "
+                    + "node that serves"));
+            return this;
+        }
+        Optional<String> refusal = activation.handOverRefusal();
+        if (refusal.isPresent()) {
+            LOG.warn("Step-down refused, the node keeps serving (epoch {}): {}", epoch, refusal.get());
+            stepDown.done().completeExceptionally(new CmFailure(CmError.REDUNDANCY_SERVER_MISSING,
+                    "no standby in sync to take over, so this node keeps serving: " + refusal.get()));
+            return this;
+        }
+        state = State.STEPPING_DOWN;
+        steppingDown = stepDown.done();
+        status.retire();
+        holder.set(null);
+        status.activeAddress(activation.twinAddress());
+        LOG.warn("Stepping down (epoch {}): the node serves no more requests; it waits until the standby has every "
+                + "record, then gives the backends' lease back", epoch);
+        CompletionStage<Void> handed;
+        try {
+            handed = activation.handOver(HAND_OVER_BOUND);
+        } catch (RuntimeException e) {
+            handed = CompletableFuture.failedFuture(e);
+        }
+        getContext().pipeToSelf(handed, (ok, failure) -> new HandedOver(failure));
+        return this;
+    }
+
+    private Behavior<Command> onHandedOver(HandedOver handed) {
+        if (handed.failure() != null) {
+            String why = "the standby did not get every record: " + handed.failure().getMessage();
+            steppingDown.completeExceptionally(new CmFailure(CmError.REDUNDANCY_SERVER_MISSING, "step-down "
+                    + "failed, " + why + "; the node restarts and asks for the lease again"));
+            return end("step-down failed: " + why);
+        }
+        if (container != null) {
+            getContext().stop(container);
+            container = null;
+        }
+        peers.wantLease(false);
+        CompletableFuture<Void> released = peers.activeLease().whenReleased().toCompletableFuture();
+        getContext().pipeToSelf(released.orTimeout(RELEASE_BOUND.toMillis(), TimeUnit.MILLISECONDS),
+                (ok, failure) -> new LeaseGivenBack(failure == null));
+        return this;
+    }
+
+    private Behavior<Command> onLeaseGivenBack(LeaseGivenBack given) {
+        LOG.warn("Stepped down (epoch {}): the standby has every record and {}; this node restarts as the standby",
+                epoch, given.released() ? "the backends have the lease back"
+                        : "the lease runs out on its own (not every backend confirmed it back within "
+                        + RELEASE_BOUND.toMillis() + " ms)");
+        state = State.ENDED;
+        steppingDown.complete(null);
+        timers.startSingleTimer(Restart.INSTANCE, RESTART_AFTER_ANSWER);
         return this;
     }
 

@@ -6,7 +6,8 @@ import io.opentmr.protocol.Serial;
 
 /**
  * The operator's connection for admin requests: export a container's context and import signed
- * license update files. A server accepts them from loopback, or with its admin token.
+ * license update files (backends); step a twin's active TMR node down. A server accepts them from
+ * loopback, or with its admin token.
  * Thread-safe; close it when done.
  */
 public final class AdminClient implements AutoCloseable {
@@ -54,6 +55,19 @@ public final class AdminClient implements AutoCloseable {
         Message.LicenseUpdate request = new Message.LicenseUpdate(adminToken, Bytes.of(updateFile));
         return connection.call(request, false, null,
                 reply -> LicenseHandle.expect(request, reply, Message.LicenseUpdateOk.class));
+    }
+
+    /**
+     * Asks a twin's active TMR node to hand the active role over to its standby (planned switch-over): answered
+     * once the standby has every record and the lease is given back; the node then restarts as the standby. Not
+     * repeated after a connection loss. Address the active node alone: on a standby the SDK follows NOT_ACTIVE.
+     *
+     * @throws CmException 130 when the node has no standby in sync (it keeps serving), 105 when it is not the
+     *                     serving active node, 231 without loopback or token
+     */
+    public void stepDown() {
+        Message.NodeStepDown request = new Message.NodeStepDown(adminToken);
+        connection.call(request, false, null, reply -> LicenseHandle.expect(request, reply, Message.Ok.class));
     }
 
     @Override

@@ -154,9 +154,24 @@ public sealed interface Message {
         }
     }
 
+    /**
+     * Asks the active node of a twin to hand the active role over to its standby (planned switch-over): answered
+     * OK once it has stopped serving, the standby has every record it wrote, and it gave the lease back.
+     */
+    record NodeStepDown(String adminToken) implements Message {
+        public NodeStepDown {
+            Check.string(adminToken, "adminToken");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.NODE_STEP_DOWN;
+        }
+    }
+
     // ---------------------------------------------------------------- replies
 
-    /** Success without data: RELEASE, KEEPALIVE, RETURN, PEER_PROOF, FREE, ALLOCATE, LEASE_RELEASE. */
+    /** Success without data: RELEASE, KEEPALIVE, RETURN, PEER_PROOF, FREE, ALLOCATE, LEASE_RELEASE, NODE_STEP_DOWN. */
     record Ok() implements Message {
         @Override
         public MessageType type() {

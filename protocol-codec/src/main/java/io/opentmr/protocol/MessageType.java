@@ -21,6 +21,7 @@ public enum MessageType {
     // Admin requests
     LICENSE_CONTEXT(0x20, Direction.CLIENT_TO_SERVER),
     LICENSE_UPDATE(0x21, Direction.CLIENT_TO_SERVER),
+    NODE_STEP_DOWN(0x22, Direction.CLIENT_TO_SERVER),
 
     // Replies to clients and peers
     OK(0x40, Direction.SERVER_TO_CLIENT),

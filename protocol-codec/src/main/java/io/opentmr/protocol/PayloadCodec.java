@@ -100,6 +100,7 @@ final class PayloadCodec {
                 w.string(m.adminToken());
                 w.bytes(m.updateFile());
             }
+            case NODE_STEP_DOWN -> w.string(((Message.NodeStepDown) message).adminToken());
             case HELLO_OK -> {
                 HelloOk m = (HelloOk) message;
                 w.u8(m.serverKind().code());
@@ -230,6 +231,7 @@ final class PayloadCodec {
             case RETURN -> new Return(r.u64("ticketId"));
             case LICENSE_CONTEXT -> new LicenseContext(r.string("adminToken"), readSerial(r));
             case LICENSE_UPDATE -> new LicenseUpdate(r.string("adminToken"), r.bytes("updateFile"));
+            case NODE_STEP_DOWN -> new Message.NodeStepDown(r.string("adminToken"));
             case OK -> new Message.Ok();
             case HELLO_OK -> new HelloOk(
                     r.enumValue("serverKind", r.u8("serverKind"), ServerKind::fromCode),

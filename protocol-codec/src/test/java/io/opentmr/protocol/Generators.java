@@ -107,6 +107,7 @@ final class Generators {
         m.put(MessageType.RETURN, u64().map(Message.Return::new));
         m.put(MessageType.LICENSE_CONTEXT, Combinators.combine(strings(), serials()).as(Message.LicenseContext::new));
         m.put(MessageType.LICENSE_UPDATE, Combinators.combine(strings(), bytes()).as(Message.LicenseUpdate::new));
+        m.put(MessageType.NODE_STEP_DOWN, strings().map(Message.NodeStepDown::new));
         m.put(MessageType.OK, Arbitraries.just(new Message.Ok()));
         m.put(MessageType.HELLO_OK, Combinators.combine(Arbitraries.of(ServerKind.class), u64(), u32(), strings())
                 .as(Message.HelloOk::new));

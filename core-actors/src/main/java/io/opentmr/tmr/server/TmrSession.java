@@ -3,6 +3,7 @@ package io.opentmr.tmr.server;
 import io.netty.channel.ChannelHandlerContext;
 import io.opentmr.access.AccessList;
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.Frame;
 import io.opentmr.protocol.Message;
 import io.opentmr.protocol.MessageType;
@@ -52,6 +53,7 @@ public final class TmrSession extends FrameSession {
     private final String serverName;
     private final Serial virtualSerial;
     private final TmrNode.ContainerHolder containers;
+    private final TmrNode.RoleHolder role;
     private final Scheduler scheduler;
     private final SecureRandom random;
     private final ClientAccess access;
@@ -75,7 +77,7 @@ public final class TmrSession extends FrameSession {
      * @param tracking where a refused HELLO is tracked
      */
     public TmrSession(NodeSettings settings, NodeStatus status, Serial virtualSerial,
-                      TmrNode.ContainerHolder containers, Scheduler scheduler, SecureRandom random,
+                      TmrNode.ContainerHolder containers, TmrNode.RoleHolder role, Scheduler scheduler, SecureRandom random,
                       ClientAccess access, NodeTrackingLog tracking, Clock clock,
                       io.opentmr.server.RequestObserver observer) {
         super(new FrameSession.Limits(settings.helloTimeout(), settings.requestTimeout(),
@@ -85,6 +87,7 @@ public final class TmrSession extends FrameSession {
         this.virtualSerial = virtualSerial;
         this.serverName = "opentmr-node " + virtualSerial;
         this.containers = containers;
+        this.role = role;
         this.scheduler = scheduler;
         this.random = random;
         this.access = access;
@@ -264,8 +267,38 @@ public final class TmrSession extends FrameSession {
                     "borrowing through the TMR node is not available on this version");
             case LICENSE_CONTEXT, LICENSE_UPDATE -> error(ctx, id, CmError.ACCESS_DENIED,
                     "a TMR node holds no license files: import them on each of the three backends");
+            case NODE_STEP_DOWN -> {
+                if (adminAllowed(((Message.NodeStepDown) message).adminToken())) {
+                    LOG.warn("Step-down asked by {}@{} ({})", user, host, station);
+                    answer(ctx, id, role::stepDown, done -> new Message.Ok());
+                } else {
+                    error(ctx, id, CmError.ACCESS_DENIED, "admin requests need a loopback connection or the admin "
+                            + "token");
+                }
+            }
             default -> error(ctx, id, CmError.INVALID_PARAMETER, message.type() + " is not a request to a TMR node");
         }
+    }
+
+    /** Admin requests: from loopback, or with the installation's admin token (compared in constant time). */
+    private boolean adminAllowed(String token) {
+        boolean tokenOk = settings.adminToken().map(admin -> admin.matches(token)).orElse(false);
+        if ((peer != null && peer.isLoopbackAddress()) || tokenOk) {
+            return true;
+        }
+        LOG.warn("Refused admin request from {}@{} ({}): not loopback and no valid admin token", user, host, station);
+        tracking.denial(null, 0, 0, CmError.ACCESS_DENIED.code(), "admin request without loopback or token",
+                "ADMIN", new NodeTrackingLog.Owner(station, host, user, pid, sessionId), clock.millis());
+        return false;
+    }
+
+    /** A refusal with its CodeMeter number (a step-down without a standby in sync); anything else is 100. */
+    @Override
+    protected Message.Error failure(int id, Throwable cause) {
+        if (cause instanceof CmFailure refusal) {
+            return refusal.toMessage();
+        }
+        return super.failure(id, cause);
     }
 
     /** Tells each license this session is alive, for the handles of it the session holds. */
