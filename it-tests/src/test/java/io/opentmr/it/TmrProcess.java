@@ -84,6 +84,14 @@ final class TmrProcess implements AutoCloseable {
         return process.pid();
     }
 
+    /** The exit code of a command that ends by itself; fails if it runs longer than {@code max}. */
+    int awaitExit(Duration max) throws InterruptedException {
+        if (!process.waitFor(max.toMillis(), TimeUnit.MILLISECONDS)) {
+            throw new AssertionError("process still running after " + max);
+        }
+        return process.exitValue();
+    }
+
     /** SIGTERM and a bounded wait for the exit code; fails if the process outlives {@code max}. */
     int terminate(Duration max) throws InterruptedException {
         process.destroy();

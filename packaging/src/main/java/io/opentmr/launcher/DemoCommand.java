@@ -1,6 +1,7 @@
 package io.opentmr.launcher;
 
 import io.opentmr.client.TmrClient;
+import io.opentmr.client.HelloProbe;
 import io.opentmr.client.TmrClientOptions;
 import io.opentmr.cluster.ClusterKeys;
 import io.opentmr.license.VendorKeyFiles;

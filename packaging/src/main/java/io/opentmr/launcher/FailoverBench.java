@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.opentmr.client.CmException;
 import io.opentmr.client.TmrClient;
+import io.opentmr.client.HelloProbe;
 import io.opentmr.client.TmrClientOptions;
 import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.Message;

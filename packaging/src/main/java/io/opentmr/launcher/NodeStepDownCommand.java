@@ -1,6 +1,7 @@
 package io.opentmr.launcher;
 
 import io.opentmr.client.AdminClient;
+import io.opentmr.client.HelloProbe;
 import io.opentmr.client.TmrClientOptions;
 import io.opentmr.protocol.AdminToken;
 import io.opentmr.protocol.Message;

@@ -1,4 +1,4 @@
-package io.opentmr.launcher;
+package io.opentmr.client;
 
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufUtil;
@@ -16,15 +16,16 @@ import java.time.Duration;
 
 /**
  * One HELLO to one server and its answer, as it is: a node that does not serve answers NOT_ACTIVE, which
- * the SDK would follow or retry, but {@code tmr client status} shows (TMR_STANDBY).
+ * the SDK would follow or retry, but {@code tmr client status} shows (TMR_STANDBY), and operators' tools
+ * ({@code tmr node step-down}, the demo, fail-over tests) use to tell which node of a twin serves.
  */
-final class HelloProbe {
+public final class HelloProbe {
 
     private HelloProbe() {
     }
 
     /** HELLO_OK, NOT_ACTIVE or ERROR; IOException when the server cannot be reached or sends no frame. */
-    static Message hello(InetSocketAddress server, Duration timeout) throws IOException {
+    public static Message hello(InetSocketAddress server, Duration timeout) throws IOException {
         try (Socket socket = new Socket()) {
             int millis = (int) Math.min(Integer.MAX_VALUE, Math.max(1, timeout.toMillis()));
             socket.connect(server, millis);
