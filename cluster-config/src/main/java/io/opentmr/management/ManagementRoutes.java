@@ -92,6 +92,8 @@ abstract class ManagementRoutes extends AllDirectives {
                 path(PathMatchers.segment("handles").slash(PathMatchers.segment()), id -> delete(() ->
                         writable(request, "force release of handle " + id,
                                 () -> answer(() -> release(handleId(id), who(request)))))),
+                path(PathMatchers.segment("node").slash("step-down"), () -> post(() ->
+                        writable(request, "step-down", () -> answer(this::stepDown)))),
                 // Anything else under /tmr: a JSON 404, as the dashboard expects.
                 extractUnmatchedPath(rest -> complete(error(404, "no route " + request.getUri().path()
                         + " (" + request.method().value() + ")", null))));
@@ -110,6 +112,12 @@ abstract class ManagementRoutes extends AllDirectives {
     abstract CompletionStage<HttpResponse> handles(HandleQuery query);
 
     abstract CompletionStage<HttpResponse> release(long handleId, String by);
+
+    /** A planned switch-over of a twin's active node ({@code tmr node step-down}); a backend has none. */
+    CompletionStage<HttpResponse> stepDown() {
+        return CompletableFuture.completedFuture(error(404, "a backend has no active role to hand over: ask the "
+                + "active TMR node", null));
+    }
 
     /** @param files the update files of the request, each as its bytes */
     abstract CompletionStage<HttpResponse> licenseImport(List<byte[]> files, String by);

@@ -260,6 +260,13 @@ final class NodeRoutes extends ManagementRoutes {
                 }, executor);
     }
 
+    /** 200 once handed over (the node then restarts as the standby); 503 with 130 without a standby in sync. */
+    @Override
+    CompletionStage<HttpResponse> stepDown() {
+        return node.stepDown().thenApplyAsync(done -> json(200, obj("steppedDown", node.settings().nodeName(),
+                "active", node.activeAddress())), executor);
+    }
+
     @Override
     CompletionStage<HttpResponse> licenseImport(List<byte[]> files, String by) {
         return backendViews().thenComposeAsync(views -> {

@@ -269,12 +269,7 @@ class TwinNodeTest {
                 assertEquals(PRODUCT, second.info().product().productCode());
                 CmException full = assertThrows(CmException.class, () -> client.access(TmrTestGroup.FIRM, PRODUCT));
                 assertEquals(CmError.NO_MORE_LICENSES.code(), full.code(), full.getMessage());
-                Set<Long> held = Set.of(first.handleId(), second.handleId());
-                for (int backend = 0; backend < 3; backend++) {
-                    int index = backend;
-                    await("backend " + (backend + 1) + " holds exactly the two handles", Duration.ofSeconds(20),
-                            () -> handlesOn(index).equals(held));
-                }
+                backendsHoldExactly(Set.of(first.handleId(), second.handleId()));
                 first.close();
                 second.close();
             } finally {
@@ -371,19 +366,10 @@ class TwinNodeTest {
             try (LicenseHandle second = holder.access(TmrTestGroup.FIRM, PRODUCT)) {
                 CmException full = assertThrows(CmException.class, () -> holder.access(TmrTestGroup.FIRM, PRODUCT));
                 assertEquals(CmError.NO_MORE_LICENSES.code(), full.code(), full.getMessage());
-                Set<Long> both = Set.of(held.handleId(), second.handleId());
-                for (int backend = 0; backend < 3; backend++) {
-                    int index = backend;
-                    await("backend " + (backend + 1) + " holds exactly the two handles", Duration.ofSeconds(20),
-                            () -> handlesOn(index).equals(both));
-                }
+                backendsHoldExactly(Set.of(held.handleId(), second.handleId()));
             }
             held.close();
-            for (int backend = 0; backend < 3; backend++) {
-                int index = backend;
-                await("backend " + (backend + 1) + " holds no handle", Duration.ofSeconds(20),
-                        () -> handlesOn(index).isEmpty());
-            }
+            backendsHoldExactly(Set.of());
 
             // node-a restarts as node-b's standby and does not take the role back (or reports its old actor system
             // stuck: Pekko 1.2's Artery over TLS, see TwinNode.STOP_BOUND).
@@ -409,6 +395,15 @@ class TwinNodeTest {
             assertEquals(0, a.restarts());
             assertEquals(PRODUCT, held.info().product().productCode());
             held.close();
+        }
+    }
+
+    /** Each backend allocates exactly {@code handles} (waiting, bounded, for frees and re-allocations). */
+    private void backendsHoldExactly(Set<Long> handles) throws InterruptedException {
+        for (int backend = 0; backend < 3; backend++) {
+            int index = backend;
+            await("backend " + (backend + 1) + " holds exactly " + handles, Duration.ofSeconds(20),
+                    () -> handlesOn(index).equals(handles));
         }
     }
 

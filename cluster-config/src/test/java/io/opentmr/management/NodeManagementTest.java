@@ -237,6 +237,17 @@ class NodeManagementTest {
         }
     }
 
+    @Test
+    @Order(4)
+    void aStepDownNeedsTheTokenAndASingleNodeRefusesItServingOn() throws Exception {
+        assertEquals(401, http.send("POST", "/tmr/node/step-down", null, null).status());
+        HttpProbe.Answer refused = http.send("POST", "/tmr/node/step-down", token, null);
+        assertEquals(503, refused.status(), refused.body());
+        assertEquals(130, refused.json().path("error").path("code").asInt(), refused.body());
+        assertTrue(refused.json().path("error").path("message").asText().contains("no standby"), refused.body());
+        assertEquals(200, http.get("/health/ready").status(), "the node serves on");
+    }
+
     private static boolean holds(int backend, long handleId) throws Exception {
         for (Allocation allocation : group.allocations(backend)) {
             if (allocation.tmrHandleId() == handleId) {

@@ -13,9 +13,6 @@ import io.opentmr.client.TmrClientOptions;
 import io.opentmr.protocol.ContainerInfo;
 import io.opentmr.protocol.ProductInfo;
 import io.opentmr.protocol.Serial;
-import java.io.IOException;
-import java.net.InetSocketAddress;
-import java.net.ServerSocket;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.LinkedHashMap;
@@ -37,19 +34,18 @@ class DemoIT {
 
     private static final long FIRM = 6_000_010;
     private static final long SEATS = 101;
-    private static final List<String> HOSTS = List.of("127.0.1.1", "127.0.1.2", "127.0.1.3", "127.0.2.1",
-            "127.0.2.2");
+    private static final List<String> HOSTS = TwinDemo.HOSTS;
 
     @TempDir
     Path dir;
 
     @Test
     void theActiveNodeAndABackendKilledCostTheClientNothingAndSigtermStopsEverything() throws Exception {
-        int port = portFreeOnEveryHost(-1);
-        int clusterPort = portFreeOnEveryHost(port);
+        int port = TwinDemo.portFreeOnEveryHost(-1);
+        int clusterPort = TwinDemo.portFreeOnEveryHost(port);
         int managementPort;
         do {
-            managementPort = portFreeOnEveryHost(port);
+            managementPort = TwinDemo.portFreeOnEveryHost(port);
         } while (managementPort == clusterPort);
         Path demoDir = dir.resolve("demo");
         Map<String, JsonNode> components = new LinkedHashMap<>();
@@ -189,28 +185,5 @@ class DemoIT {
 
     private static String hostPort(TmrClient client) {
         return client.connectedAddress().getHostString() + ":" + client.connectedAddress().getPort();
-    }
-
-    /** A port free on all the demo's addresses (but {@code not}), so the test does not collide with a demo. */
-    private static int portFreeOnEveryHost(int not) throws IOException {
-        for (int attempt = 0; attempt < 50; attempt++) {
-            int port;
-            try (ServerSocket probe = new ServerSocket(0, 1, java.net.InetAddress.getByName(HOSTS.get(0)))) {
-                port = probe.getLocalPort();
-            }
-            if (port != not && HOSTS.stream().allMatch(host -> bindable(host, port))) {
-                return port;
-            }
-        }
-        throw new IllegalStateException("no port free on all of " + HOSTS);
-    }
-
-    private static boolean bindable(String host, int port) {
-        try (ServerSocket socket = new ServerSocket()) {
-            socket.bind(new InetSocketAddress(host, port));
-            return true;
-        } catch (IOException e) {
-            return false;
-        }
     }
 }

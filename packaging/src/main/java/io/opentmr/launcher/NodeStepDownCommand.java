@@ -87,6 +87,11 @@ final class NodeStepDownCommand implements Callable<Integer> {
                     + server + " asks for the lease again " + "after its hold-off)", fields);
             return Output.CM_ERROR;
         }
+        if (active.equals(address.getHostString() + ":" + address.getPort())) {
+            out.result(server + " is the active node again " + took + " ms after the step-down: its twin did not take "
+                    + "over within the hold-off; see the twin's log", fields);
+            return Output.CM_ERROR;
+        }
         out.result(active + " is the active node (serving " + took + " ms after the step-down was asked); "
                 + server + " is its standby", fields);
         return Output.OK;
