@@ -67,6 +67,8 @@ public final class TwinNode implements AutoCloseable {
      * is not left without an active node for longer.
      */
     public static final Duration STEP_DOWN_HOLD_OFF = Duration.ofSeconds(10);
+    /** How long {@link #stop} lets an active node hand its role over before it stops anyway. */
+    static final Duration STOP_HAND_OVER_BOUND = Duration.ofSeconds(10);
 
     /** How a node is started: {@link TmrNode#start(Config, Clock, TmrNode.Activation)}, or a test's own way. */
     @FunctionalInterface
@@ -384,7 +386,35 @@ public final class TwinNode implements AutoCloseable {
         return stopped;
     }
 
-    /** Stops the node and waits (at most a minute) until its actor system has terminated and its ports are free. */
+    /**
+     * A planned stop (SIGTERM): an active node with a standby in sync hands the active role over first
+     * ({@link TmrNode#stepDown}, at most {@link #STOP_HAND_OVER_BOUND}), so clients see a delay and nothing is lost;
+     * without one it just stops, and the standby takes the lease its closed connections free. Then as {@link #close}.
+     */
+    public void stop() {
+        closing = true;
+        TmrNode node = current.node;
+        if (node.serving()) {
+            try {
+                node.stepDown().toCompletableFuture().get(STOP_HAND_OVER_BOUND.toMillis(), TimeUnit.MILLISECONDS);
+                LOG.info("TMR node {} handed the active role over before stopping", settings.name());
+            } catch (java.util.concurrent.ExecutionException e) {
+                LOG.warn("TMR node {} stops without handing the active role over: {}", settings.name(),
+                        e.getCause().getMessage());
+            } catch (java.util.concurrent.TimeoutException e) {
+                LOG.warn("TMR node {} stops: the hand-over did not complete within {} ms", settings.name(),
+                        STOP_HAND_OVER_BOUND.toMillis());
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        close();
+    }
+
+    /**
+     * Stops the node at once (to the backends and the twin it looks like a crash: its connections close) and waits
+     * (at most a minute) until its actor system has terminated and its ports are free.
+     */
     @Override
     public void close() {
         closing = true;

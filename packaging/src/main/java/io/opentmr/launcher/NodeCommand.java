@@ -167,7 +167,8 @@ final class NodeCommand implements Callable<Integer> {
         AtomicBoolean asked = new AtomicBoolean();
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             asked.set(true);
-            node.close();
+            // The active node hands its role over to a standby in sync first: a planned stop loses nothing.
+            node.stop();
         }, "opentmr-node-shutdown"));
         // The node running now; a node restarted in-process as standby reads the list of its start again.
         if (!Hangup.onHangup(() -> reloadAccessList(node.node()))) {

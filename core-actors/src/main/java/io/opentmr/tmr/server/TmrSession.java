@@ -24,6 +24,8 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -360,10 +362,27 @@ public final class TmrSession extends FrameSession {
         return new Message.Error(refused.code(), refused.text());
     }
 
+    /**
+     * Asks {@code target} and answers with {@code onAnswer}. An ask that failed (not answered in time, its actor
+     * stopped) while the node no longer serves is answered NOT_ACTIVE, not 100: the node lost the active role meanwhile
+     * (it stepped down, or was frozen past its lease and resumed) and what it did for the request counts for nothing,
+     * so the client sends it again to the active node.
+     */
     private <C, R> void ask(ChannelHandlerContext ctx, int id, ActorRef<C> target,
                             org.apache.pekko.japi.function.Function<ActorRef<R>, C> command,
                             Function<R, Message> onAnswer) {
-        answer(ctx, id, () -> AskPattern.ask(target, command::apply, settings.requestTimeout(), scheduler), onAnswer);
+        answer(ctx, id, () -> AskPattern.ask(target, command::apply, settings.requestTimeout(), scheduler)
+                .<Optional<R>>handle((reply, failed) -> {
+                    if (failed == null) {
+                        return Optional.of(reply);
+                    }
+                    if (!status.serving()) {
+                        return Optional.empty();
+                    }
+                    throw failed instanceof CompletionException completion ? completion
+                            : new CompletionException(failed);
+                }), reply -> reply.isPresent() ? onAnswer.apply(reply.get())
+                : new Message.NotActive(status.activeAddress()));
     }
 
     @Override
