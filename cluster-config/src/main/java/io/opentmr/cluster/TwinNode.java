@@ -390,13 +390,17 @@ public final class TwinNode implements AutoCloseable {
      * A planned stop (SIGTERM): an active node with a standby in sync hands the active role over first
      * ({@link TmrNode#stepDown}, at most {@link #STOP_HAND_OVER_BOUND}), so clients see a delay and nothing is lost;
      * without one it just stops, and the standby takes the lease its closed connections free. Then as {@link #close}.
+     *
+     * @return whether the node handed the active role over
      */
-    public void stop() {
+    public boolean stop() {
         closing = true;
         TmrNode node = current.node;
+        boolean handedOver = false;
         if (node.serving()) {
             try {
                 node.stepDown().toCompletableFuture().get(STOP_HAND_OVER_BOUND.toMillis(), TimeUnit.MILLISECONDS);
+                handedOver = true;
                 LOG.info("TMR node {} handed the active role over before stopping", settings.name());
             } catch (java.util.concurrent.ExecutionException e) {
                 LOG.warn("TMR node {} stops without handing the active role over: {}", settings.name(),
@@ -409,6 +413,7 @@ public final class TwinNode implements AutoCloseable {
             }
         }
         close();
+        return handedOver;
     }
 
     /**

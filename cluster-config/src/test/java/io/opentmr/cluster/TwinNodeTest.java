@@ -383,6 +383,26 @@ class TwinNodeTest {
     }
 
     @Test
+    void aPlannedStopOfTheActiveHandsItsRoleOverFirst() throws Exception {
+        TwinNode a = start("node-a");
+        await("node-a serves", Duration.ofSeconds(30), a::serving);
+        TwinNode b = start("node-b");
+        await("in sync", Duration.ofSeconds(30), () -> a.replication().status() == ReplicationLeader.Status.IN_SYNC);
+        try (TmrClient client = client()) {
+            LicenseHandle held = client.access(TmrTestGroup.FIRM, PRODUCT);
+            nodes.remove(a);
+            assertTrue(a.stop(), "node-a handed its role over before it stopped");
+            // The lease was given back before node-a's connections closed: node-b took it at its next heartbeat.
+            await("node-b serves", Duration.ofSeconds(20), b::serving);
+            assertEquals(PRODUCT, held.info().product().productCode());
+            assertEquals(new InetSocketAddress(host("node-b"), 22350), client.connectedAddress());
+            backendsHoldExactly(Set.of(held.handleId()));
+            held.close();
+            backendsHoldExactly(Set.of());
+        }
+    }
+
+    @Test
     void aStepDownWithoutAStandbyInSyncIsRefusedAndTheNodeKeepsServing() throws Exception {
         TwinNode a = start("node-a");
         await("node-a serves", Duration.ofSeconds(30), a::serving);
