@@ -136,22 +136,30 @@ final class TwinDemo implements AutoCloseable {
         process.onExit().get(10, TimeUnit.SECONDS);
     }
 
-    /** SIGTERM; the exit code, waiting at most {@code max}. */
-    int terminate(String name, Duration max) throws Exception {
+    /** SIGTERM, not waiting: the process stops in its own time ({@link #awaitExit}). */
+    void sigterm(String name) {
+        handle(name).destroy();
+    }
+
+    /** The exit code of the component's process, waiting at most {@code max} for it to end. */
+    int awaitExit(String name, Duration max) throws Exception {
         long pid = component(name).pid;
-        ProcessHandle process = handle(name);
-        process.destroy();
-        process.onExit().get(max.toMillis(), TimeUnit.MILLISECONDS);
+        ProcessHandle.of(pid).ifPresent(process -> {
+            try {
+                process.onExit().get(max.toMillis(), TimeUnit.MILLISECONDS);
+            } catch (Exception e) {
+                throw new AssertionError(name + " (pid " + pid + ") still runs " + max.toSeconds() + " s later");
+            }
+        });
         for (Process own : restarted) {
             if (own.pid() == pid) {
                 return own.exitValue();
             }
         }
         // A child of the demo: the demo logs its exit code.
-        await(name + "'s exit in the demo's output", Duration.ofSeconds(10),
-                () -> output().contains(name + " (pid " + pid + ") exited"));
-        String line = output().lines().filter(l -> l.contains(name + " (pid " + pid + ") exited")).findFirst()
-                .orElseThrow();
+        String exited = name + " (pid " + pid + ") exited";
+        await(name + "'s exit in the demo's output", Duration.ofSeconds(10), () -> output().contains(exited));
+        String line = output().lines().filter(l -> l.contains(exited)).findFirst().orElseThrow();
         java.util.regex.Matcher code = java.util.regex.Pattern.compile("code (-?\\d+)").matcher(line);
         return code.find() ? Integer.parseInt(code.group(1)) : Integer.MIN_VALUE;
     }

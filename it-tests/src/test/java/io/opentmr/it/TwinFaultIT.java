@@ -201,11 +201,18 @@ class TwinFaultIT {
 
     @Test
     void aGracefulStopOfTheActiveHandsOverWithoutAClientError() throws Exception {
-        int code = demo.terminate("node-a", Duration.ofSeconds(60));
-        // 143: the JVM's own exit after SIGTERM once its shutdown hooks (the node's close) have run.
-        assertTrue(code == 0 || code == 143, "node-a's exit code after SIGTERM: " + code);
+        long stopped = System.nanoTime();
+        demo.sigterm("node-a");
+        // node-a hands its role over before it stops (TwinNode.stop): node-b serves before node-a has exited.
         demo.await("node-b serves", Duration.ofSeconds(30), () -> demo.role("node-b").equals("active"));
+        long servedMillis = (System.nanoTime() - stopped) / 1_000_000;
         loopsGoOn("through node-b");
+        int code = demo.awaitExit("node-a", Duration.ofSeconds(120));
+        System.out.printf("SIGTERM of node-a: node-b served after %d ms, node-a exited (code %d) after %d ms%n",
+                servedMillis, code, (System.nanoTime() - stopped) / 1_000_000);
+        // 143: the JVM's own exit after SIGTERM once its shutdown hooks (the node's stop) have run.
+        assertTrue(code == 0 || code == 143, "node-a's exit code after SIGTERM: " + code);
+        assertTrue(log("node-a").contains("handed the active role over before stopping"), "node-a's log");
         demo.restart("node-a");
         demo.await("node-a comes back as the standby", Duration.ofSeconds(60),
                 () -> demo.role("node-a").equals("standby"));
