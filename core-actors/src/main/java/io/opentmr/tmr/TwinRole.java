@@ -1,15 +1,15 @@
 package io.opentmr.tmr;
 
 import com.typesafe.config.ConfigFactory;
-import io.opentmr.tmr.backend.PeerGroup;
-import io.opentmr.tmr.license.TmrLicenseEvent;
 import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.CmFailure;
+import io.opentmr.tmr.backend.PeerGroup;
+import io.opentmr.tmr.license.TmrLicenseEvent;
 import java.time.Duration;
 import java.util.Optional;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
+import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
@@ -38,6 +38,10 @@ import org.slf4j.LoggerFactory;
  * ({@link TmrNode.Activation#deactivated}): another node may have written since, so this state must never serve
  * again; the node is restarted as a standby. So does an activation that has not completed within its bound: a node
  * that cannot make its journal ready must not hold the lease, and keep its twin from taking over, without serving.
+ *
+ * <p>A planned switch-over ({@link TmrNode#stepDown}) ends the role the other way round: the node stops serving,
+ * waits until its standby has every record, gives the lease back and restarts as the standby, holding off from the
+ * lease for a while so the standby takes it. Refused, the node serving on, while no standby is in sync.
  *
  * <p>The backend watchers run under this actor from the start, on the standby too: they keep the connections, ask
  * for the lease at every heartbeat (a lease whose holder's connections closed is granted at once) and read the
@@ -84,7 +88,7 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
     }
 
     /** How long the standby may take to have every record once the node stopped serving. */
-    static final Duration HAND_OVER_BOUND = Duration.ofSeconds(5);
+    private static final Duration HAND_OVER_BOUND = Duration.ofSeconds(5);
     /** How long the backends may take to confirm the lease is given back; past it the lease runs out on its own. */
     private static final Duration RELEASE_BOUND = Duration.ofSeconds(2);
     /** The step-down's answer is written before the restart closes the operator's connection. */
@@ -111,7 +115,8 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
      */
     static Behavior<Command> create(PeerGroup peers, NodeStatus status, TmrNode.Activation activation,
                                     Behavior<VirtualContainer.Command> container, TmrNode.ContainerHolder holder,
-                                    TmrNode.RoleHolder role, Function<ActorRef<VirtualContainer.Counted>, Behavior<Quorums.Command>> quorums,
+                                    TmrNode.RoleHolder role,
+                                    Function<ActorRef<VirtualContainer.Counted>, Behavior<Quorums.Command>> quorums,
                                     Duration check, Duration activationTimeout) {
         return Behaviors.setup(context -> Behaviors.withTimers(timers -> {
             timers.startTimerWithFixedDelay(Tick.INSTANCE, check);

@@ -26,7 +26,8 @@ import picocli.CommandLine.Option;
  * {@code tmr node}: a TMR node in the foreground until SIGTERM or Ctrl-C (DESIGN §5); SIGHUP reloads its access
  * list. Its tracking log is {@code DATA_DIR/tracking.log}, written by the node itself.
  */
-@Command(name = "node", mixinStandardHelpOptions = true, subcommands = {NodeKeysCommand.class, NodeStepDownCommand.class},
+@Command(name = "node", mixinStandardHelpOptions = true,
+        subcommands = {NodeKeysCommand.class, NodeStepDownCommand.class},
         description = {"Run a TMR node on port 22350: it joins the copies on 3 backends into one virtual container.",
                 "With --seed-nodes it is one node of a twin: the node holding the backends' lease serves, the other "
                         + "is its standby and takes over when it fails.",

@@ -79,8 +79,8 @@ public final class TmrSession extends FrameSession {
      * @param tracking where a refused HELLO is tracked
      */
     public TmrSession(NodeSettings settings, NodeStatus status, Serial virtualSerial,
-                      TmrNode.ContainerHolder containers, TmrNode.RoleHolder role, Scheduler scheduler, SecureRandom random,
-                      ClientAccess access, NodeTrackingLog tracking, Clock clock,
+                      TmrNode.ContainerHolder containers, TmrNode.RoleHolder role, Scheduler scheduler,
+                      SecureRandom random, ClientAccess access, NodeTrackingLog tracking, Clock clock,
                       io.opentmr.server.RequestObserver observer) {
         super(new FrameSession.Limits(settings.helloTimeout(), settings.requestTimeout(),
                 settings.maxInFlightPerConnection()), observer);
