@@ -212,7 +212,11 @@ class TwinFaultIT {
                 servedMillis, code, (System.nanoTime() - stopped) / 1_000_000);
         // 143: the JVM's own exit after SIGTERM once its shutdown hooks (the node's stop) have run.
         assertTrue(code == 0 || code == 143, "node-a's exit code after SIGTERM: " + code);
-        assertTrue(log("node-a").contains("handed the active role over before stopping"), "node-a's log");
+        String stopping = log("node-a").lines().filter(line -> line.contains("TwinNode") || line.contains("TwinRole")
+                || line.contains("Step") || line.contains("step")).reduce("", (a, b) -> a + b + "\n");
+        System.out.print(stopping);
+        assertTrue(log("node-a").contains("handed the active role over before stopping"), "node-a's log:\n"
+                + stopping);
         demo.restart("node-a");
         demo.await("node-a comes back as the standby", Duration.ofSeconds(60),
                 () -> demo.role("node-a").equals("standby"));
