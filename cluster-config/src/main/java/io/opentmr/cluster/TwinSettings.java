@@ -230,8 +230,10 @@ public record TwinSettings(
         // A downed node's ActorSystem stops (Pekko's default, said here because the process must then exit).
         p.put("pekko.cluster.run-coordinated-shutdown-when-down", "on");
         // SIGTERM stops the node through the process's own hook (TwinNode.stop: an active node hands its role over
-        // first); Pekko's hook would stop the actor system under that hand-over (seen: the hand-over cut off, the
-        // standby taking over only when the connections closed, the stop 10 s longer).
+        // first). Pekko's hooks would pull the ground from under that hand-over: coordinated shutdown stops the actor
+        // system, and Artery's own hook shuts remoting down at once, so the standby's journal stops following (seen in
+        // TwinFaultIT: replication DEGRADED two records short, the hand-over refused, the stop seconds longer).
+        p.put("pekko.jvm-shutdown-hooks", "off");
         p.put("pekko.coordinated-shutdown.run-by-jvm-shutdown-hook", "off");
         return ConfigFactory.parseMap(p, "opentmr twin cluster (TwinSettings)");
     }
