@@ -314,6 +314,14 @@ class TwinNodeTest {
         }
     }
 
+    /** Starts node-b once {@code a} serves and waits until it follows a's journal in sync. */
+    private TwinNode standbyInSync(TwinNode a) throws InterruptedException {
+        await("node-a serves", Duration.ofSeconds(30), a::serving);
+        TwinNode b = start("node-b");
+        await("in sync", Duration.ofSeconds(30), () -> a.replication().status() == ReplicationLeader.Status.IN_SYNC);
+        return b;
+    }
+
     private static void stepDown(TwinNode node) {
         try (AdminClient admin = AdminClient.connect(TmrClientOptions.builder().addresses(node.node().address())
                 .requestTimeout(Duration.ofSeconds(20)).build(), "")) {
@@ -324,9 +332,7 @@ class TwinNodeTest {
     @Test
     void aStepDownHandsTheActiveRoleToTheStandbyWithoutAClientErrorAndEveryHandleStaysUsable() throws Exception {
         TwinNode a = start("node-a");
-        await("node-a serves", Duration.ofSeconds(30), a::serving);
-        TwinNode b = start("node-b");
-        await("in sync", Duration.ofSeconds(30), () -> a.replication().status() == ReplicationLeader.Status.IN_SYNC);
+        TwinNode b = standbyInSync(a);
         await("node-b names node-a as the active node", Duration.ofSeconds(10),
                 () -> b.node().activeAddress().equals(host("node-a") + ":22350"));
         List<Throwable> errors = java.util.Collections.synchronizedList(new ArrayList<>());
@@ -385,9 +391,7 @@ class TwinNodeTest {
     @Test
     void aPlannedStopOfTheActiveHandsItsRoleOverFirst() throws Exception {
         TwinNode a = start("node-a");
-        await("node-a serves", Duration.ofSeconds(30), a::serving);
-        TwinNode b = start("node-b");
-        await("in sync", Duration.ofSeconds(30), () -> a.replication().status() == ReplicationLeader.Status.IN_SYNC);
+        TwinNode b = standbyInSync(a);
         try (TmrClient client = client()) {
             LicenseHandle held = client.access(TmrTestGroup.FIRM, PRODUCT);
             nodes.remove(a);
