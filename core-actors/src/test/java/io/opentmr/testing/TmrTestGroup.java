@@ -72,6 +72,7 @@ public final class TmrTestGroup implements AutoCloseable {
     private final PeerAuth auth;
     private final Map<String, Object> backendOverrides;
     private final java.util.function.IntFunction<Map<String, Object>> perBackend;
+    private final java.util.function.IntFunction<Clock> backendClocks;
     private final Backend[] backends = new Backend[3];
     private final int[] ports = new int[3];
     private final LinkControl[] links = new LinkControl[3];
@@ -104,7 +105,18 @@ public final class TmrTestGroup implements AutoCloseable {
      */
     public TmrTestGroup(Path dir, Clock clock, Map<String, Object> backendOverrides,
                         java.util.function.IntFunction<Map<String, Object>> perBackend) throws Exception {
+        this(dir, clock, backendOverrides, perBackend, i -> clock);
+    }
+
+    /**
+     * @param backendClocks the clock of backend {@code i} (0..2), e.g. {@link Clock#offset} of {@code clock}: copies
+     *                      whose clocks differ; the node and the issuer keep {@code clock}
+     */
+    public TmrTestGroup(Path dir, Clock clock, Map<String, Object> backendOverrides,
+                        java.util.function.IntFunction<Map<String, Object>> perBackend,
+                        java.util.function.IntFunction<Clock> backendClocks) throws Exception {
         this.perBackend = perBackend;
+        this.backendClocks = backendClocks;
         this.dir = dir;
         this.clock = clock;
         this.backendOverrides = Map.copyOf(backendOverrides);
@@ -117,7 +129,7 @@ public final class TmrTestGroup implements AutoCloseable {
         }
         try {
             for (int i = 0; i < 3; i++) {
-                backends[i] = Backend.start(backendConfig(i), clock);
+                backends[i] = Backend.start(backendConfig(i), backendClocks.apply(i));
                 ports[i] = backends[i].address().getPort();
             }
         } catch (Exception | Error e) {
@@ -179,7 +191,7 @@ public final class TmrTestGroup implements AutoCloseable {
         if (backends[i] != null) {
             throw new IllegalStateException("backend " + (i + 1) + " is running");
         }
-        backends[i] = Backend.start(backendConfig(i), clock);
+        backends[i] = Backend.start(backendConfig(i), backendClocks.apply(i));
         return backends[i];
     }
 

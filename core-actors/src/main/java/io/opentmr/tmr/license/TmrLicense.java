@@ -16,6 +16,7 @@ import io.opentmr.tmr.tracking.NodeTrackingLog;
 import io.opentmr.tmr.license.TmrLicenseEvent.SeatGranted;
 import io.opentmr.tmr.license.TmrLicenseEvent.SeatReleased;
 import java.time.Clock;
+import java.time.Instant;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -854,6 +855,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             return refuse(access, new Refused(CmError.ENTRY_NOT_FOUND, name() + " lacks feature bits "
                     + Long.toHexString(access.featureBits() & ~agreed.featureMap())));
         }
+        Refused outOfTime = outOfTime(clock.millis());
+        if (outOfTime != null) {
+            return refuse(access, outOfTime);
+        }
         Optional<SeatTable.Refusal> refusal = table.admit(access.mode(), client.station(), agreed.quantity(), name(),
                 pendingSeats);
         if (refusal.isPresent()) {
@@ -886,6 +891,23 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         intents.add(started);
         queueFlush();
         return Effect().none();
+    }
+
+    /**
+     * The agreed activation time and expiry, judged on the node's clock before any backend is asked. The copies'
+     * clocks differ within the lease's clock skew, so near either instant they would answer differently and a
+     * client would hear a quorum fault (130) where the license's own answer (37 or 35) is due; the node's clock
+     * decides instead, and the copies' checks remain the bound a node with a wrong clock cannot pass.
+     */
+    private Refused outOfTime(long now) {
+        if (agreed.activatesAtMillis() != 0 && now < agreed.activatesAtMillis()) {
+            return new Refused(CmError.NOT_YET_ACTIVATED, name() + " activates at "
+                    + Instant.ofEpochMilli(agreed.activatesAtMillis()));
+        }
+        if (agreed.expiresAtMillis() != 0 && now >= agreed.expiresAtMillis()) {
+            return new Refused(CmError.EXPIRED, name() + " expired at " + Instant.ofEpochMilli(agreed.expiresAtMillis()));
+        }
+        return null;
     }
 
     private Effect<TmrLicenseEvent, SeatTable> refuse(Access access, Refused refused) {
