@@ -312,6 +312,15 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         }
     }
 
+    /** USAGE_START; @param deadlineMillis as for {@link Allocate} */
+    public record UsageStart(PeerConnection connection, LeaseCertificate certificate, LicenseKey key,
+                             long startedAtMillis, long deadlineMillis, ReplyTo<Done> replyTo) implements Request {
+        @Override
+        public void refuse(CmFailure refusal) {
+            replyTo.tell(StatusReply.error(refusal));
+        }
+    }
+
     public record PeerUnits(PeerConnection connection, LeaseCertificate certificate, LicenseKey key,
                             long operationId, UnitsOperation operation, long value,
                             ReplyTo<Long> replyTo) implements Request {
@@ -636,6 +645,8 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
             return onAllocate(state, c);
         } else if (request instanceof Free c) {
             return onFree(state, c);
+        } else if (request instanceof UsageStart c) {
+            return onUsageStart(state, c);
         } else if (request instanceof ListAllocations c) {
             int max = (int) Math.min(c.maxItems(), MAX_ALLOCATIONS_PER_PAGE);
             return reply(c.replyTo(), StatusReply.success(state.allocations(c.afterHandleId(), max,
@@ -852,6 +863,32 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
                 freed -> Done.getInstance(), freed -> {
                     if (freed != null) {
                         tracking.allocationFreed(freed, c.connection().node(), now);
+                    }
+                });
+    }
+
+    private Outcome onUsageStart(ContainerState state, UsageStart c) {
+        Instant now = clock.instant();
+        if (pastDeadline(c.deadlineMillis(), now)) {
+            return latePeerRequest("USAGE_START", c.connection(), c.deadlineMillis(), now, c.replyTo());
+        }
+        List<String> groupKeys = state.tmrGroupKeys(c.key());
+        if (groupKeys == null) {
+            return reply(c.replyTo(), StatusReply.error(new CmFailure(CmError.ENTRY_NOT_FOUND,
+                    "no TMR copy " + c.key() + " in container " + identity.serial())));
+        }
+        List<Outcome> refusal = new ArrayList<>(1);
+        List<ContainerEvent> seen = certified(state, "USAGE_START", c.connection(), c.certificate(), groupKeys, now,
+                refuse -> refusal.add(refusal(c.replyTo(), refuse)));
+        if (seen == null) {
+            return refusal.get(0);
+        }
+        Instant startedAt = Instant.ofEpochMilli(c.startedAtMillis());
+        return decideCertified(state, seen, state.usageStart(c.key(), startedAt, now.plus(leaseSettings.clockSkew())),
+                c.replyTo(), moved -> Done.getInstance(), moved -> {
+                    if (moved) {
+                        context.getLog().info("Container {}: usage period of {} now counts from {}, the start "
+                                + "the TMR copies agree on ({})", identity.serial(), c.key(), startedAt, c.connection());
                     }
                 });
     }

@@ -486,7 +486,7 @@ public final class ContainerState {
         return item == null || item.spec.tmrId() == 0 ? null : item.tmrGroupKeys;
     }
 
-    private static Decision.Refuse<TmrAllocation> noTmrCopy(LicenseKey key, Serial serial) {
+    private static <T> Decision.Refuse<T> noTmrCopy(LicenseKey key, Serial serial) {
         return new Decision.Refuse<>(CmError.ENTRY_NOT_FOUND, "no TMR copy " + key + " in container " + serial);
     }
 
@@ -518,6 +518,30 @@ public final class ContainerState {
         TmrAllocation added = TmrAllocation.of(allocation, now);
         events.add(new AllocationAdded(added));
         return new Decision.Accept<>(events, added);
+    }
+
+    /**
+     * Moves the start of a TMR copy's usage period to {@code startedAt}, the start the copies agree on; only
+     * ever earlier (or from none), so that no node can lengthen a period. The reply says whether it moved.
+     *
+     * @param latest the latest start taken: this server's clock plus the clock skew
+     */
+    public Decision<Boolean> usageStart(LicenseKey key, Instant startedAt, Instant latest) {
+        ItemState item = items.get(key);
+        if (item == null || item.spec.tmrId() == 0) {
+            return noTmrCopy(key, serial);
+        }
+        if (item.spec.usagePeriod() == null) {
+            return Decision.refuse(CmError.INVALID_PARAMETER, "product item " + key + " has no usage period");
+        }
+        if (startedAt.isAfter(latest)) {
+            return Decision.refuse(CmError.INVALID_PARAMETER, "usage period start " + startedAt + " of " + key
+                    + " is beyond this server's clock and the clock skew (" + latest + ")");
+        }
+        if (item.usageStartedAt != null && !startedAt.isBefore(item.usageStartedAt)) {
+            return new Decision.Accept<>(List.of(), false);
+        }
+        return Decision.accept(true, new UsagePeriodStarted(key, startedAt));
     }
 
     /** The allocation of a TMR handle, or {@code null}. */

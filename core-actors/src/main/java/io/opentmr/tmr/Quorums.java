@@ -78,10 +78,29 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
      * @param agreed  the product item two or more copies agree on (what changes with use taken out); null: none
      * @param known   whether any backend holds a copy (a missing quorum answers 130, an unknown license 200)
      * @param units   the majority of the counted copies' units left, -1 when no two agree
+     * @param usageStart  when two counted copies started the usage period (epoch ms; 0: not yet, or none)
+     * @param usageBehind the counted copies whose usage period started later than that, or not at all
      */
-    public record Verdict(LicenseKey key, BitSet counted, ProductInfo agreed, boolean known, long units) {
+    public record Verdict(LicenseKey key, BitSet counted, ProductInfo agreed, boolean known, long units,
+                          long usageStart, BitSet usageBehind) {
         public Verdict {
             counted = (BitSet) counted.clone();
+            usageBehind = (BitSet) usageBehind.clone();
+        }
+
+        public Verdict(LicenseKey key, BitSet counted, ProductInfo agreed, boolean known, long units) {
+            this(key, counted, agreed, known, units, 0, new BitSet());
+        }
+
+        @Override
+        public BitSet usageBehind() {
+            return (BitSet) usageBehind.clone();
+        }
+
+        /** Whether the license must hear of the usage period's start: it or the copies behind it changed. */
+        boolean changesUsage(Verdict before) {
+            return usageStart != 0 && (before == null || before.usageStart != usageStart
+                    || !before.usageBehind.equals(usageBehind));
         }
 
         @Override
@@ -223,7 +242,7 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
                         quorum.valid() ? "is available" : "is withdrawn", serial, quorum.counted().cardinality());
             }
             verdicts.put(quorum.key(), new Verdict(quorum.key(), quorum.counted(), quorum.agreed().orElse(null),
-                    quorum.known(), quorum.majorityUnits()));
+                    quorum.known(), quorum.majorityUnits(), quorum.agreedUsageStart(), quorum.usageBehind()));
         }
         BitSet inventoried = new BitSet(containers.length);
         for (int i = 0; i < containers.length; i++) {

@@ -551,6 +551,9 @@ public final class VirtualContainer
         if (verdict != null) {
             // Also after a restart of the license: it forgot what counts, and re-syncs every backend.
             recovered.license().tell(new TmrLicense.Copies(verdict.counted(), verdict.agreed()));
+            if (verdict.changesUsage(null)) {
+                recovered.license().tell(new TmrLicense.UsageStarted(verdict.usageStart(), verdict.usageBehind()));
+            }
         }
         // Even before its copies are known: its reports count only with this round.
         recovered.license().tell(new TmrLicense.ResyncAll(round));
@@ -605,6 +608,9 @@ public final class VirtualContainer
                     verdict.agreed() == null ? 0 : verdict.agreed().quantity());
             if (verdict.changesCopies(before.get(verdict.key()))) {
                 license(verdict.key()).tell(new TmrLicense.Copies(verdict.counted(), verdict.agreed()));
+            }
+            if (verdict.changesUsage(before.get(verdict.key()))) {
+                license(verdict.key()).tell(new TmrLicense.UsageStarted(verdict.usageStart(), verdict.usageBehind()));
             }
         }
         checkServing();

@@ -103,6 +103,30 @@ class PeerStateTest {
     }
 
     @Test
+    void anAgreedUsageStartOnlyEverMovesTheStartEarlier() {
+        List<String> keys = List.of(key(), key(), key());
+        fixture.persist(new LicenseUpdated(new LicenseUpdate(SERIAL.toString(), CM_ACT_ID, FIRM, 3, NOW, List.of(
+                item(20, 5, 12, null, null, null, Duration.ofDays(1), null)), keys), NOW));
+        LicenseKey emergency = new LicenseKey(FIRM, 20, 12);
+        Instant latest = NOW.plusSeconds(1);
+        // Not started yet: the agreed start is taken.
+        fixture.persist(fixture.state.usageStart(emergency, NOW.minusSeconds(600), latest));
+        assertEquals(NOW.minusSeconds(600).toEpochMilli(), fixture.state.product(emergency).usageStartedAtMillis());
+        // A later start changes nothing: no node lengthens the period.
+        Decision<Boolean> later = fixture.state.usageStart(emergency, NOW.minusSeconds(60), latest);
+        assertEquals(false, ((Decision.Accept<Boolean>) later).reply());
+        assertTrue(((Decision.Accept<Boolean>) later).events().isEmpty());
+        fixture.persist(fixture.state.usageStart(emergency, NOW.minusSeconds(900), latest));
+        assertEquals(NOW.minusSeconds(900).toEpochMilli(), fixture.state.product(emergency).usageStartedAtMillis());
+        assertEquals(CmError.INVALID_PARAMETER, refused(fixture.state.usageStart(emergency, latest.plusMillis(1),
+                latest)), "a start beyond the clock and its skew");
+        assertEquals(CmError.INVALID_PARAMETER, refused(fixture.state.usageStart(TMR, NOW, latest)),
+                "an item without a usage period");
+        assertEquals(CmError.ENTRY_NOT_FOUND, refused(fixture.state.usageStart(new LicenseKey(FIRM, 99, 12), NOW,
+                latest)));
+    }
+
+    @Test
     void allocationsAreNotReclaimedWithSessionsAndSurviveASnapshot() {
         fixture.persist(fixture.state.allocate(allocation(-5, TMR, AccessMode.USERLIMIT, "ws-1"), NOW));
         assertTrue(fixture.state.handles().isEmpty(), "an allocation is no handle: the cleanup never sees it");

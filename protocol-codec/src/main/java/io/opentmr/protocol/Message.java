@@ -156,7 +156,7 @@ public sealed interface Message {
 
     // ---------------------------------------------------------------- replies
 
-    /** Success without data: RELEASE, KEEPALIVE, RETURN, PEER_PROOF, FREE, ALLOCATE, LEASE_RELEASE. */
+    /** Success without data: RELEASE, KEEPALIVE, RETURN, PEER_PROOF, FREE, ALLOCATE, LEASE_RELEASE, USAGE_START. */
     record Ok() implements Message {
         @Override
         public MessageType type() {
@@ -375,6 +375,25 @@ public sealed interface Message {
         @Override
         public MessageType type() {
             return MessageType.FREE;
+        }
+    }
+
+    /**
+     * Sets when the usage period of a TMR copy started: the start two copies agree on, told to a copy that
+     * started later or not at all. {@code deadlineMillis} as for {@link Allocate}.
+     */
+    record UsageStart(LeaseCertificate certificate, LicenseKey key, long startedAtMillis, long deadlineMillis)
+            implements Message {
+        public UsageStart {
+            Check.notNull(certificate, "certificate");
+            Check.notNull(key, "key");
+            Check.nonNegative(startedAtMillis, "startedAtMillis");
+            Check.nonNegative(deadlineMillis, "deadlineMillis");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.USAGE_START;
         }
     }
 

@@ -93,6 +93,13 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     public record Copies(BitSet counted, ProductInfo agreed) implements Command {
     }
 
+    /**
+     * When two counted copies started the usage period (epoch ms), and the copies that started later or not
+     * at all: they are told the agreed start (USAGE_START). From the quorum.
+     */
+    public record UsageStarted(long startedAtMillis, BitSet behind) implements Command {
+    }
+
     /** What one backend holds for this license, listed for its re-sync. */
     public record Resync(int backend, List<Allocation> held) implements Command {
     }
@@ -368,6 +375,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private int unitVotesOpen;
     private boolean readingUnits;
     private ProductInfo agreed;
+    /** When two copies started the usage period (epoch ms), 0 while they have not; see {@link UsageStarted}. */
+    private long usageStartedAt;
     /** The node's unit count: from the last decided vote or fresh read; -1 while unknown. */
     private long units = -1;
     private long nextVote;
@@ -596,6 +605,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     public CommandHandler<Command, TmrLicenseEvent, SeatTable> commandHandler() {
         return newCommandHandlerBuilder().forAnyState()
                 .onCommand(Copies.class, this::onCopies)
+                .onCommand(UsageStarted.class, this::onUsageStarted)
                 .onCommand(Resync.class, this::onResync)
                 .onCommand(ResyncAll.class, this::onResyncAll)
                 .onCommand(ResyncDone.class, this::onResyncDone)
@@ -660,6 +670,28 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         }
         askResyncs(needs);
         publishSeats();
+        return Effect().none();
+    }
+
+    private Effect<TmrLicenseEvent, SeatTable> onUsageStarted(UsageStarted started) {
+        usageStartedAt = started.startedAtMillis();
+        BitSet behind = started.behind();
+        if (!peers.holdsLease()) {
+            // Told again by the quorum once the copies change; a node without the lease cannot write.
+            return Effect().none();
+        }
+        for (int b = behind.nextSetBit(0); b >= 0; b = behind.nextSetBit(b + 1)) {
+            int backend = b;
+            LOG.info("{}: backend {} is told the usage period started at {}, as two copies agree", name(), backend + 1,
+                    Instant.ofEpochMilli(started.startedAtMillis()));
+            peers.call(backend, certificate -> new Message.UsageStart(certificate, key, started.startedAtMillis(),
+                    peers.deadline())).whenComplete((reply, failure) -> {
+                        if (failure != null || reply instanceof Message.Error) {
+                            LOG.warn("{}: backend {} did not take the agreed usage period start: {}", name(), backend + 1,
+                                    failure != null ? failure.toString() : reply);
+                        }
+                    });
+        }
         return Effect().none();
     }
 
@@ -906,6 +938,12 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         }
         if (agreed.expiresAtMillis() != 0 && now >= agreed.expiresAtMillis()) {
             return new Refused(CmError.EXPIRED, name() + " expired at " + Instant.ofEpochMilli(agreed.expiresAtMillis()));
+        }
+        // Only the end: a start ahead of the node's clock within the skew is no sign of a clock set back.
+        long usageEnd = usageStartedAt + agreed.usagePeriodSeconds() * 1000;
+        if (agreed.usagePeriodSeconds() != 0 && usageStartedAt != 0 && now >= usageEnd) {
+            return new Refused(CmError.USAGE_PERIOD_ELAPSED, "usage period of " + name() + " ended at "
+                    + Instant.ofEpochMilli(usageEnd));
         }
         return null;
     }
