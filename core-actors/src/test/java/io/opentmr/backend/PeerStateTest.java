@@ -127,6 +127,43 @@ class PeerStateTest {
     }
 
     @Test
+    void aBorrowedAllocationKeepsItsSeatUntilItExpiresAndSurvivesASnapshot() {
+        List<String> keys = List.of(key(), key(), key());
+        fixture.persist(new LicenseUpdated(new LicenseUpdate(SERIAL.toString(), CM_ACT_ID, FIRM, 3, NOW, List.of(
+                item(21, 1, 13, null, NOW.plus(Duration.ofDays(30)), null, null, Duration.ofDays(7))), keys), NOW));
+        LicenseKey borrowable = new LicenseKey(FIRM, 21, 13);
+        Duration skew = Duration.ofSeconds(1);
+        assertEquals(CmError.INVALID_HANDLE, refused(fixture.state.borrowAllocation(1, 9, "ws/anna",
+                NOW.plus(Duration.ofDays(1)), NOW, skew)), "no allocation to borrow");
+        fixture.persist(fixture.state.allocate(allocation(1, borrowable, AccessMode.USERLIMIT, "ws"), NOW));
+        fixture.persist(fixture.state.allocate(allocation(2, TMR, AccessMode.USERLIMIT, "ws"), NOW));
+        assertEquals(CmError.ACCESS_DENIED, refused(fixture.state.borrowAllocation(2, 9, "ws/anna",
+                NOW.plus(Duration.ofDays(1)), NOW, skew)), "an item without borrowing");
+        assertEquals(CmError.INVALID_PARAMETER, refused(fixture.state.borrowAllocation(1, 9, "ws/anna",
+                NOW.plus(Duration.ofDays(7)).plus(skew).plusMillis(1), NOW, skew)), "beyond the longest borrow");
+        assertEquals(CmError.INVALID_PARAMETER, refused(fixture.state.borrowAllocation(1, 9, "ws/anna", NOW, NOW,
+                skew)), "a borrow that has ended already");
+        Instant until = NOW.plus(Duration.ofDays(7));
+        fixture.persist(fixture.state.borrowAllocation(1, 9, "ws/anna", until, NOW, skew));
+        Decision<TmrBorrow> again = fixture.state.borrowAllocation(1, 9, "ws/anna", until, NOW, skew);
+        assertTrue(((Decision.Accept<TmrBorrow>) again).events().isEmpty(), "the same ticket again: no second borrow");
+        assertEquals(CmError.INVALID_PARAMETER, refused(fixture.state.borrowAllocation(1, 10, "ws/anna", until, NOW,
+                skew)), "another ticket for a borrowed handle");
+        assertEquals(1, inUse(borrowable));
+        assertEquals(CmError.NO_MORE_LICENSES, refused(fixture.state.allocate(allocation(3, borrowable,
+                AccessMode.USERLIMIT, "ws-2"), NOW)), "the borrowed seat counts against the quantity");
+
+        ContainerState restored = ContainerState.fromSnapshot(fixture.state.toSnapshot());
+        assertEquals(List.of(new TmrBorrow(1, 9, "ws/anna", until)), List.copyOf(restored.tmrBorrows()));
+        assertTrue(fixture.state.expiredTmrBorrows(until.minusMillis(1)).isEmpty());
+        List<ContainerEvent> expired = fixture.state.expiredTmrBorrows(until);
+        assertEquals(List.of(new ContainerEvent.AllocationFreed(1, until)), expired);
+        expired.forEach(fixture.state::apply);
+        assertEquals(0, inUse(borrowable));
+        assertTrue(fixture.state.tmrBorrows().isEmpty());
+    }
+
+    @Test
     void allocationsAreNotReclaimedWithSessionsAndSurviveASnapshot() {
         fixture.persist(fixture.state.allocate(allocation(-5, TMR, AccessMode.USERLIMIT, "ws-1"), NOW));
         assertTrue(fixture.state.handles().isEmpty(), "an allocation is no handle: the cleanup never sees it");

@@ -397,6 +397,26 @@ public sealed interface Message {
         }
     }
 
+    /**
+     * Turns the allocation of a TMR handle into a borrow and asks the backend's signature over {@code ticket}
+     * (its {@code signature} empty: the node's ticket, issued by the virtual container); answered BORROW_OK with
+     * the ticket signed by the backend's container key. {@code deadlineMillis} as for {@link Allocate}.
+     */
+    record PeerBorrow(LeaseCertificate certificate, LicenseKey key, long tmrHandleId, BorrowTicket ticket,
+                      long deadlineMillis) implements Message {
+        public PeerBorrow {
+            Check.notNull(certificate, "certificate");
+            Check.notNull(key, "key");
+            Check.notNull(ticket, "ticket");
+            Check.nonNegative(deadlineMillis, "deadlineMillis");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.PEER_BORROW;
+        }
+    }
+
     /** One page of allocations with handle ids greater than {@code afterHandleId}, ascending. */
     record ListAllocations(long afterHandleId, long maxItems) implements Message {
         public ListAllocations {
