@@ -1,5 +1,6 @@
 package io.opentmr.tmr;
 
+import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.ContainerInfo;
 import io.opentmr.protocol.LicenseKey;
 import io.opentmr.protocol.ProductInfo;
@@ -124,11 +125,18 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
      * @param cmActId     the CmActId of the group (0 until a backend was inventoried)
      * @param inventoried the backends whose container of the group was read and is up
      * @param licenses    every license key ever seen, in LIST order
+     * @param groupKeys   the container key of each backend's container of the group, 32 bytes each by backend,
+     *                    the last one read (zeros for a backend never read): what a borrow ticket's signatures
+     *                    are checked against
      */
-    public record View(long cmActId, BitSet inventoried, Map<LicenseKey, Verdict> licenses) {
+    public record View(long cmActId, BitSet inventoried, Map<LicenseKey, Verdict> licenses, Bytes groupKeys) {
         public View {
             inventoried = (BitSet) inventoried.clone();
             licenses = Collections.unmodifiableMap(new LinkedHashMap<>(licenses));
+        }
+
+        public View(long cmActId, BitSet inventoried, Map<LicenseKey, Verdict> licenses) {
+            this(cmActId, inventoried, licenses, Bytes.EMPTY);
         }
 
         @Override
@@ -141,6 +149,7 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
     private final ActorRef<VirtualContainer.Counted> container;
     private final ContainerInfo[] containers;
     private final String[] names;
+    private final byte[] groupKeys;
     private final Map<LicenseKey, Quorum> quorums = new TreeMap<>(ORDER);
     private final String[] downReasons;
     private final java.util.function.Consumer<LicenseKey> integrityWarnings;
@@ -179,6 +188,7 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
         this.container = container;
         this.containers = new ContainerInfo[backends];
         this.names = new String[backends];
+        this.groupKeys = new byte[32 * backends];
     }
 
     @Override
@@ -210,6 +220,9 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
             names[backend] = inventory.name();
             containers[backend] = groupContainer(backend, inventory.containers());
             downReasons[backend] = null;
+            if (containers[backend] != null && containers[backend].publicKey().length() == 32) {
+                System.arraycopy(containers[backend].publicKey().toArray(), 0, groupKeys, 32 * backend, 32);
+            }
         } else {
             containers[backend] = null;
             downReasons[backend] = report instanceof BackendWatcher.Down down ? down.reason() : "down";
@@ -250,7 +263,7 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
                 inventoried.set(i);
             }
         }
-        container.tell(new VirtualContainer.Counted(new View(cmActId, inventoried, verdicts)));
+        container.tell(new VirtualContainer.Counted(new View(cmActId, inventoried, verdicts, Bytes.of(groupKeys.clone()))));
         return this;
     }
 

@@ -240,6 +240,8 @@ public final class VirtualContainer
     private final Set<LicenseKey> recovered = new HashSet<>();
     /** The quorums' latest verdicts, in LIST order. */
     private Map<LicenseKey, Quorums.Verdict> verdicts = Map.of();
+    /** The group's container keys as the backends showed them, listed as the virtual container's key. */
+    private Bytes groupKeys = Bytes.EMPTY;
     private BitSet inventoried = new BitSet();
     private long reportedCmActId;
     private final Map<LicenseKey, Long> inUse = new HashMap<>();
@@ -601,6 +603,7 @@ public final class VirtualContainer
             }
         }
         inventoried = now;
+        groupKeys = view.groupKeys();
         Map<LicenseKey, Quorums.Verdict> before = verdicts;
         verdicts = view.licenses();
         for (Quorums.Verdict verdict : verdicts.values()) {
@@ -658,10 +661,10 @@ public final class VirtualContainer
                 products.add(new ProductInfo(agreed.firmCode(), agreed.productCode(), agreed.featureMap(),
                         agreed.text(), agreed.quantity(), inUse.getOrDefault(verdict.key(), 0L), agreed.tmrId(),
                         agreed.hasUnitCounter(), units, agreed.expiresAtMillis(), agreed.activatesAtMillis(),
-                        agreed.usagePeriodSeconds(), agreed.usageStartedAtMillis(), agreed.borrowMaxSeconds()));
+                        agreed.usagePeriodSeconds(), verdict.usageStart(), agreed.borrowMaxSeconds()));
             }
         }
-        list.replyTo().tell(new Listed(new ContainerInfo(serial, state.cmActId(), Bytes.of(new byte[0]), products)));
+        list.replyTo().tell(new Listed(new ContainerInfo(serial, state.cmActId(), groupKeys, products)));
         return Effect().none();
     }
 

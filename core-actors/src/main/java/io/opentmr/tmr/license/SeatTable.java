@@ -38,6 +38,10 @@ public final class SeatTable {
             table.add(granted.seat());
         } else if (event instanceof TmrLicenseEvent.SeatReleased released) {
             table.remove(released.handleId(), released.atMillis());
+        } else if (event instanceof TmrLicenseEvent.SeatBorrowed borrowed) {
+            if (table.seats.containsKey(borrowed.borrow().handleId())) {
+                table.borrowed.put(borrowed.borrow().handleId(), borrowed.borrow());
+            }
         } else {
             throw new IllegalArgumentException("not an event of a TMR license: " + event);
         }
@@ -58,7 +62,7 @@ public final class SeatTable {
     public TmrLicenseEvent.Snapshot toSnapshot() {
         List<TmrLicenseEvent.Released> lately = new ArrayList<>(released.size());
         released.forEach((id, at) -> lately.add(new TmrLicenseEvent.Released(id, at)));
-        return new TmrLicenseEvent.Snapshot(List.copyOf(seats.values()), lately);
+        return new TmrLicenseEvent.Snapshot(List.copyOf(seats.values()), lately, List.copyOf(borrowed.values()));
     }
 
     /** The table a snapshot stored (of any version: one of version 1 remembers no releases). */
@@ -67,7 +71,21 @@ public final class SeatTable {
         if (snapshot.released() != null) {
             snapshot.released().forEach(r -> lately.put(r.handleId(), r.atMillis()));
         }
-        return of(snapshot.seats(), lately);
+        SeatTable table = of(snapshot.seats(), lately);
+        if (snapshot.borrowed() != null) {
+            snapshot.borrowed().forEach(b -> table.borrowed.put(b.handleId(), b));
+        }
+        return table;
+    }
+
+    /** The borrow of a seat, or null when the seat is a handle's (or there is none). */
+    public TmrLicenseEvent.Borrowed borrowed(long handleId) {
+        return borrowed.get(handleId);
+    }
+
+    /** The borrowed seats. */
+    public Collection<TmrLicenseEvent.Borrowed> borrows() {
+        return java.util.Collections.unmodifiableCollection(borrowed.values());
     }
 
     /** Why an access is refused, before any backend is asked. */
@@ -75,6 +93,8 @@ public final class SeatTable {
     }
 
     private final Map<Long, Seat> seats = new HashMap<>();
+    /** The seats among {@link #seats} that are borrowed: no handle uses them, their ticket does. */
+    private final Map<Long, TmrLicenseEvent.Borrowed> borrowed = new LinkedHashMap<>();
     private final Map<Seat.RequestKey, Long> byRequest = new HashMap<>();
     private final Map<String, Integer> stationShareByStation = new HashMap<>();
     private final LinkedHashMap<Long, Long> released = new LinkedHashMap<>();
@@ -161,6 +181,7 @@ public final class SeatTable {
         if (seat == null) {
             return Optional.empty();
         }
+        borrowed.remove(handleId);
         Seat.RequestKey request = seat.requestKey();
         if (request != null) {
             byRequest.remove(request, handleId);
@@ -188,6 +209,7 @@ public final class SeatTable {
     /** Empties the table, counts and memories included. */
     public void clear() {
         seats.clear();
+        borrowed.clear();
         byRequest.clear();
         stationShareByStation.clear();
         released.clear();

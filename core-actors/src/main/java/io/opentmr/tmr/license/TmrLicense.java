@@ -138,6 +138,20 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     public record GetInfo(long handleId, long sessionId, ActorRef<Reply> replyTo) implements Command {
     }
 
+    /**
+     * BORROW: the handle's seat becomes a borrow for {@code clientId} ({@code host/user}) and the handle ends.
+     * Answered {@link BorrowGranted} once two backends or more signed the ticket and the borrow is journaled.
+     *
+     * @param issuer the virtual container's serial, named in the ticket
+     */
+    public record Borrow(long handleId, long sessionId, long durationSeconds, String clientId,
+                         io.opentmr.protocol.Serial issuer, ActorRef<Reply> replyTo) implements Command {
+    }
+
+    /** RETURN of a borrow ticket (its id is the borrowed handle's) by {@code clientId}: the seat is freed early. */
+    public record ReturnBorrow(long ticketId, String clientId, ActorRef<Reply> replyTo) implements Command {
+    }
+
     /** The session is alive and uses these handles. */
     public record Touch(long sessionId, long[] handleIds) implements Command {
     }
@@ -181,6 +195,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     }
 
     public record Resumed(ActorRef<Command> license) implements Reply {
+    }
+
+    /** The signed ticket of a borrow. */
+    public record BorrowGranted(io.opentmr.protocol.BorrowTicket ticket) implements Reply {
     }
 
     public enum Released implements Reply {
@@ -243,6 +261,33 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
     private record Freed(long handleId, int backend, BackendAnswer answer) implements Command {
     }
+
+    private record BorrowAnswered(long handleId, int backend, Message reply, Throwable failure) implements Command {
+    }
+
+    /** A borrow whose backends are signing: their signatures by backend, refusals, and who waits. */
+    private static final class PendingBorrow {
+        final io.opentmr.protocol.BorrowTicket ticket;
+        final BitSet asked;
+        final java.util.TreeMap<Integer, Bytes> signatures = new java.util.TreeMap<>();
+        final List<BackendAnswer> refusals = new ArrayList<>();
+        final List<ActorRef<Reply>> waiters = new ArrayList<>();
+        boolean decided;
+
+        PendingBorrow(io.opentmr.protocol.BorrowTicket ticket, BitSet asked, ActorRef<Reply> replyTo) {
+            this.ticket = ticket;
+            this.asked = asked;
+            waiters.add(replyTo);
+        }
+
+        int answered() {
+            return signatures.size() + refusals.size();
+        }
+    }
+
+    /** Why a borrowed seat was released, as journaled. */
+    static final String BORROW_RETURNED = "borrow returned";
+    static final String BORROW_EXPIRED = "borrow expired";
 
     private record ResyncDone(int backend, long generation, String failure) implements Command {
     }
@@ -381,6 +426,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private long units = -1;
     private long nextVote;
     private boolean flushQueued;
+    /** Borrows whose tickets the backends are signing, by handle. */
+    private final Map<Long, PendingBorrow> borrowing = new HashMap<>();
 
     /**
      * A supervised license: a failed journal write restarts it from its journal (with backoff), after which
@@ -560,7 +607,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                     for (Seat seat : state.all()) {
                         // Sessions that held it before a restart of this license still do: the first one
                         // that uses it binds it again (a restarted node has new sessions, which RESUME).
-                        lives.put(seat.handleId(), new Life(UNBOUND, now));
+                        // A borrowed seat has no handle: its ticket holds it, and no cleanup reclaims it.
+                        if (state.borrowed(seat.handleId()) == null) {
+                            lives.put(seat.handleId(), new Life(UNBOUND, now));
+                        }
                         parent.opened(key, seat);
                     }
                     LOG.info("TMR license {} ready: {} handle(s)", key, state.handles());
@@ -590,6 +640,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         waitingResyncs.clear();
         unitSets.clear();
         unitVotesOpen = 0;
+        borrowing.values().forEach(b -> b.waiters.forEach(w -> w.tell(new NotServing(
+                "the license restarted while the borrow was being signed; send BORROW again"))));
+        borrowing.clear();
         readingUnits = false;
         units = -1;
         flushQueued = false;
@@ -622,6 +675,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 .onCommand(Freed.class, this::onFreed)
                 .onCommand(Resume.class, this::onResume)
                 .onCommand(Touch.class, this::onTouch)
+                .onCommand(Borrow.class, this::onBorrow)
+                .onCommand(BorrowAnswered.class, this::onBorrowAnswered)
+                .onCommand(ReturnBorrow.class, this::onReturnBorrow)
                 .onCommand(Sweep.class, sweep -> onSweep())
                 .onCommand(DecrementUnits.class, this::onUnits)
                 .onCommand(AdmittedDecrement.class, admitted -> decrement(admitted.request()))
@@ -1263,10 +1319,157 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 any = true;
             }
         }
+        for (TmrLicenseEvent.Borrowed borrow : table.borrows()) {
+            long handleId = borrow.handleId();
+            if (now >= borrow.expiresAtMillis() && !releasing.containsKey(handleId) && peers.holdsLease()) {
+                LOG.info("Borrow {} of {} on {} expired at {}: its seat is freed", Long.toUnsignedString(handleId),
+                        borrow.clientId(), key, Instant.ofEpochMilli(borrow.expiresAtMillis()));
+                releasing.put(handleId, new Releasing(handleId, BORROW_EXPIRED, null, freeEverywhere(handleId)));
+                any = true;
+            }
+        }
         if (any) {
             queueFlush();
         }
         return Effect().none();
+    }
+
+    // --- borrowing -------------------------------------------------------------------------------------
+
+    private Effect<TmrLicenseEvent, SeatTable> onBorrow(Borrow borrow) {
+        long handleId = borrow.handleId();
+        TmrLicenseEvent.Borrowed done = table.borrowed(handleId);
+        if (done != null) {
+            // A BORROW repeated after its answer was lost: the same ticket, to the same client only.
+            borrow.replyTo().tell(done.clientId().equals(borrow.clientId()) ? new BorrowGranted(ticketOf(done))
+                    : unknownHandle(handleId));
+            return Effect().none();
+        }
+        PendingBorrow under = borrowing.get(handleId);
+        if (under != null) {
+            under.waiters.add(borrow.replyTo());
+            return Effect().none();
+        }
+        if (!peers.holdsLease()) {
+            borrow.replyTo().tell(new NotServing("the node holds no lease certificate"));
+            return Effect().none();
+        }
+        if (owned(handleId, borrow.sessionId(), borrow.replyTo()).isEmpty()) {
+            return Effect().none();
+        }
+        if (agreed == null || agreed.borrowMaxSeconds() == 0) {
+            borrow.replyTo().tell(new Refused(CmError.ACCESS_DENIED, name() + " does not allow borrowing"));
+            return Effect().none();
+        }
+        if (borrow.durationSeconds() <= 0 || borrow.durationSeconds() > agreed.borrowMaxSeconds()) {
+            borrow.replyTo().tell(new Refused(CmError.INVALID_PARAMETER, "borrow of " + borrow.durationSeconds()
+                    + " s for " + name() + "; allowed is up to " + agreed.borrowMaxSeconds() + " s"));
+            return Effect().none();
+        }
+        BitSet usable = sync.usable();
+        if (usable.cardinality() < 2) {
+            borrow.replyTo().tell(new Refused(CmError.REDUNDANCY_SERVER_MISSING, name() + " has "
+                    + usable.cardinality() + " usable copies; 2 must sign a borrow"));
+            return Effect().none();
+        }
+        long expiresAt = clock.millis() + borrow.durationSeconds() * 1000;
+        if (agreed.expiresAtMillis() != 0) {
+            // Never after the license itself, as on a backend.
+            expiresAt = Math.min(expiresAt, agreed.expiresAtMillis());
+        }
+        io.opentmr.protocol.BorrowTicket ticket = new io.opentmr.protocol.BorrowTicket(handleId, key.firmCode(),
+                key.productCode(), borrow.clientId(), expiresAt, borrow.issuer(), Bytes.EMPTY);
+        borrowing.put(handleId, new PendingBorrow(ticket, usable, borrow.replyTo()));
+        for (int b = usable.nextSetBit(0); b >= 0; b = usable.nextSetBit(b + 1)) {
+            int backend = b;
+            context.pipeToSelf(peers.call(backend, certificate -> new Message.PeerBorrow(certificate, key, handleId,
+                    ticket, peers.deadline())), (reply, failure) -> new BorrowAnswered(handleId, backend, reply, failure));
+        }
+        return Effect().none();
+    }
+
+    private Effect<TmrLicenseEvent, SeatTable> onBorrowAnswered(BorrowAnswered answered) {
+        PendingBorrow pending = borrowing.get(answered.handleId());
+        if (pending == null || pending.decided) {
+            return Effect().none();
+        }
+        if (answered.reply() instanceof Message.BorrowOk ok
+                && ok.ticket().withSignature(Bytes.EMPTY).equals(pending.ticket)) {
+            pending.signatures.put(answered.backend(), ok.ticket().signature());
+        } else {
+            pending.refusals.add(answer(answered.reply(), answered.failure()));
+            missed(answered.backend(), "PEER_BORROW " + answer(answered.reply(), answered.failure()).describe());
+        }
+        if (pending.signatures.size() >= 2) {
+            pending.decided = true;
+            TmrLicenseEvent.Borrowed borrowed = new TmrLicenseEvent.Borrowed(answered.handleId(),
+                    pending.ticket.clientId(), pending.ticket.expiresAtMillis(), pending.ticket.issuer().toString(),
+                    io.opentmr.protocol.BorrowTicket.groupSignature(pending.signatures).toArray());
+            long now = clock.millis();
+            return Effect().persist(new TmrLicenseEvent.SeatBorrowed(borrowed, now)).thenRun(state -> {
+                table = state;
+                borrowing.remove(answered.handleId());
+                // The handle ends: no session uses it, no cleanup reclaims it; its ticket holds the seat.
+                lives.remove(answered.handleId());
+                LOG.info("Handle {} of {} borrowed by {} until {}, signed by backend(s) {}",
+                        Long.toUnsignedString(answered.handleId()), key, borrowed.clientId(),
+                        Instant.ofEpochMilli(borrowed.expiresAtMillis()), indices(toBits(pending.signatures.keySet())));
+                BorrowGranted granted = new BorrowGranted(ticketOf(borrowed));
+                pending.waiters.forEach(waiter -> waiter.tell(granted));
+            });
+        }
+        if (pending.answered() == pending.asked.cardinality()) {
+            pending.decided = true;
+            borrowing.remove(answered.handleId());
+            Refused refused = borrowRefusal(pending);
+            LOG.warn("Borrow of handle {} of {} refused: {}", Long.toUnsignedString(answered.handleId()), key,
+                    refused.text());
+            pending.waiters.forEach(waiter -> waiter.tell(refused));
+        }
+        return Effect().none();
+    }
+
+    /** Two backends that refused alike decide the answer; otherwise the quorum is missing. */
+    private Refused borrowRefusal(PendingBorrow pending) {
+        Map<Integer, Integer> byCode = new HashMap<>();
+        for (BackendAnswer answer : pending.refusals) {
+            if (answer instanceof BackendAnswer.Refused refused && byCode.merge(refused.code(), 1, Integer::sum) >= 2) {
+                return new Refused(refused.code(), refused.text());
+            }
+        }
+        return new Refused(CmError.REDUNDANCY_SERVER_MISSING, name() + ": fewer than 2 backends signed the borrow ("
+                + pending.refusals.stream().map(BackendAnswer::describe).toList() + ")");
+    }
+
+    private static BitSet toBits(Set<Integer> backends) {
+        BitSet bits = new BitSet();
+        backends.forEach(bits::set);
+        return bits;
+    }
+
+    private io.opentmr.protocol.BorrowTicket ticketOf(TmrLicenseEvent.Borrowed borrowed) {
+        return new io.opentmr.protocol.BorrowTicket(borrowed.handleId(), key.firmCode(), key.productCode(),
+                borrowed.clientId(),
+                borrowed.expiresAtMillis(), io.opentmr.protocol.Serial.parse(borrowed.issuer()),
+                Bytes.of(borrowed.signature()));
+    }
+
+    private Effect<TmrLicenseEvent, SeatTable> onReturnBorrow(ReturnBorrow ret) {
+        long ticketId = ret.ticketId();
+        TmrLicenseEvent.Borrowed borrowed = table.borrowed(ticketId);
+        if (borrowed == null || !borrowed.clientId().equals(ret.clientId())) {
+            // As a backend answers: only the client the ticket was issued to may return it.
+            ret.replyTo().tell(new Refused(CmError.INVALID_HANDLE, "no borrow with ticket "
+                    + Long.toUnsignedString(ticketId) + " for " + ret.clientId()));
+            return Effect().none();
+        }
+        if (clock.millis() >= borrowed.expiresAtMillis()) {
+            ret.replyTo().tell(new Refused(CmError.INVALID_HANDLE, "borrow ticket " + Long.toUnsignedString(ticketId)
+                    + " expired at " + Instant.ofEpochMilli(borrowed.expiresAtMillis()) + "; its seat is free"));
+            return Effect().none();
+        }
+        return startRelease(ticketId, BORROW_RETURNED, ret.replyTo(), () -> LOG.info("Borrow {} of {} on {} returned",
+                Long.toUnsignedString(ticketId), ret.clientId(), key));
     }
 
     /** The handle's seat, if the asking session owns it; otherwise the refusal has been sent. */

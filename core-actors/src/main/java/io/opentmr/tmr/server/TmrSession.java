@@ -260,8 +260,16 @@ public final class TmrSession extends FrameSession {
                 onHandle(ctx, id, m.handleId(), r -> new TmrLicense.DecrementUnits(m.handleId(), sessionId,
                         m.operationId(), m.amount(), r));
             }
-            case BORROW, RETURN -> error(ctx, id, CmError.ACCESS_DENIED,
-                    "borrowing through the TMR node is not available on this version");
+            case BORROW -> {
+                Message.Borrow m = (Message.Borrow) message;
+                onHandle(ctx, id, m.handleId(), r -> new TmrLicense.Borrow(m.handleId(), sessionId,
+                        m.durationSeconds(), clientId(), virtualSerial, r));
+            }
+            case RETURN -> {
+                long ticketId = ((Message.Return) message).ticketId();
+                askLicense(ctx, id, container, r -> new VirtualContainer.ToHandle(ticketId,
+                        new TmrLicense.ReturnBorrow(ticketId, clientId(), r), r), 0);
+            }
             case LICENSE_CONTEXT, LICENSE_UPDATE -> error(ctx, id, CmError.ACCESS_DENIED,
                     "a TMR node holds no license files: import them on each of the three backends");
             default -> error(ctx, id, CmError.INVALID_PARAMETER, message.type() + " is not a request to a TMR node");
@@ -301,6 +309,11 @@ public final class TmrSession extends FrameSession {
     }
 
     /** The wire message for a license's answer; keeps the session's handles up to date on the way. */
+    /** Who a borrow ticket is for, as a backend names it: the host and user the client named in HELLO. */
+    private String clientId() {
+        return host + "/" + user;
+    }
+
     private Message toWire(TmrLicense.Reply reply, long handleId, Message.Resume resume) {
         if (reply instanceof TmrLicense.Granted granted) {
             sessionHandles.put(granted.handleId(), granted.license());
@@ -319,6 +332,10 @@ public final class TmrSession extends FrameSession {
             return new Message.Info(described.handleId(), described.mode(), virtualSerial, described.product());
         } else if (reply instanceof TmrLicense.NotServing) {
             return new Message.NotActive(status.activeAddress());
+        } else if (reply instanceof TmrLicense.BorrowGranted borrowed) {
+            // The handle ended: it became the borrow.
+            sessionHandles.remove(borrowed.ticket().ticketId());
+            return new Message.BorrowOk(borrowed.ticket());
         }
         TmrLicense.Refused refused = (TmrLicense.Refused) reply;
         if (refused.code() == CmError.INVALID_HANDLE.code() && handleId != 0 && resume == null) {
