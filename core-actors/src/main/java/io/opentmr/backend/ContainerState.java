@@ -551,7 +551,7 @@ public final class ContainerState {
      * Turns a TMR node's allocation into a borrow for {@code clientId} until {@code expiresAt}, by the borrowing
      * rules of {@link #borrow}: the item allows borrowing, the borrow ends in the future, within the item's
      * longest borrow (plus {@code skew}, the node's clock may differ) and not after the item expires. Asked again
-     * for the same ticket, the borrow already held is the answer.
+     * for the same ticket and client, the borrow already held is the answer, or takes the new expiry.
      */
     public Decision<TmrBorrow> borrowAllocation(long tmrHandleId, long ticketId, String clientId, Instant expiresAt,
                                                 Instant now, Duration skew) {
@@ -561,12 +561,15 @@ public final class ContainerState {
                     + Long.toUnsignedString(tmrHandleId) + " in container " + serial);
         }
         TmrBorrow borrowed = tmrBorrows.get(tmrHandleId);
-        if (borrowed != null) {
-            return borrowed.ticketId() == ticketId && borrowed.clientId().equals(clientId)
-                    && borrowed.expiresAt().equals(expiresAt) ? Decision.accept(borrowed)
-                    : Decision.refuse(CmError.INVALID_PARAMETER, "TMR handle " + Long.toUnsignedString(tmrHandleId)
+        if (borrowed != null && (borrowed.ticketId() != ticketId || !borrowed.clientId().equals(clientId))) {
+            return Decision.refuse(CmError.INVALID_PARAMETER, "TMR handle " + Long.toUnsignedString(tmrHandleId)
                     + " is borrowed already under ticket " + Long.toUnsignedString(borrowed.ticketId()));
         }
+        if (borrowed != null && borrowed.expiresAt().equals(expiresAt)) {
+            return Decision.accept(borrowed);
+        }
+        // Otherwise new, or the same ticket asked again with another expiry: a node that crashed before it
+        // journaled the borrow asks again when its client does, and this copy must end with the others.
         ProductItemSpec spec = items.get(held.item()).spec;
         if (spec.borrowMax() == null) {
             return Decision.refuse(CmError.ACCESS_DENIED, "product item " + held.item() + " does not allow borrowing");

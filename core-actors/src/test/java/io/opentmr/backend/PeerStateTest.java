@@ -149,6 +149,12 @@ class PeerStateTest {
         assertTrue(((Decision.Accept<TmrBorrow>) again).events().isEmpty(), "the same ticket again: no second borrow");
         assertEquals(CmError.INVALID_PARAMETER, refused(fixture.state.borrowAllocation(1, 10, "ws/anna", until, NOW,
                 skew)), "another ticket for a borrowed handle");
+        assertEquals(CmError.INVALID_PARAMETER, refused(fixture.state.borrowAllocation(1, 9, "ws/bert", until, NOW,
+                skew)), "the ticket for another client");
+        // The same ticket asked again by a node that restarted before it journaled the borrow: the new expiry.
+        fixture.persist(fixture.state.borrowAllocation(1, 9, "ws/anna", until.minusSeconds(60), NOW.minusSeconds(60),
+                skew));
+        fixture.persist(fixture.state.borrowAllocation(1, 9, "ws/anna", until, NOW, skew));
         assertEquals(1, inUse(borrowable));
         assertEquals(CmError.NO_MORE_LICENSES, refused(fixture.state.allocate(allocation(3, borrowable,
                 AccessMode.USERLIMIT, "ws-2"), NOW)), "the borrowed seat counts against the quantity");

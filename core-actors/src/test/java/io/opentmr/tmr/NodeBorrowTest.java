@@ -188,6 +188,29 @@ class NodeBorrowTest {
     }
 
     @Test
+    void aBorrowRepeatedAfterItsAnswerWasLostGetsTheSameTicketAlsoAfterARestart() throws Exception {
+        Message.BorrowOk first;
+        try (RawConnection raw = new RawConnection(group.nodeAddress())) {
+            raw.request(new Message.Hello("raw", "ws-1", "anna", 1));
+            Message.AccessOk ok = (Message.AccessOk) raw.request(new Message.Access(FIRM, PRODUCT, 0,
+                    io.opentmr.protocol.AccessMode.USERLIMIT));
+            first = assertInstanceOf(Message.BorrowOk.class, raw.request(new Message.Borrow(ok.handleId(), 3600)));
+        }
+        group.stopNode();
+        startNode();
+        try (RawConnection again = new RawConnection(group.nodeAddress());
+             RawConnection stranger = new RawConnection(group.nodeAddress())) {
+            again.request(new Message.Hello("raw", "ws-1", "anna", 1));
+            assertEquals(first, again.request(new Message.Borrow(first.ticket().ticketId(), 3600)));
+            stranger.request(new Message.Hello("raw", "ws-1", "bert", 1));
+            Message refused = stranger.request(new Message.Borrow(first.ticket().ticketId(), 3600));
+            assertEquals(CmError.INVALID_HANDLE.code(), assertInstanceOf(Message.Error.class, refused).code());
+            assertInstanceOf(Message.Ok.class, again.request(new Message.Return(first.ticket().ticketId())));
+        }
+        awaitNoAllocations();
+    }
+
+    @Test
     void aBorrowIsRefusedWithTheBackendsErrorNumbers() throws Exception {
         try (RawConnection raw = new RawConnection(group.nodeAddress())) {
             raw.hello();

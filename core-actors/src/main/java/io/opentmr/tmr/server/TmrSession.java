@@ -262,8 +262,18 @@ public final class TmrSession extends FrameSession {
             }
             case BORROW -> {
                 Message.Borrow m = (Message.Borrow) message;
-                onHandle(ctx, id, m.handleId(), r -> new TmrLicense.Borrow(m.handleId(), sessionId,
-                        m.durationSeconds(), clientId(), virtualSerial, r));
+                ActorRef<TmrLicense.Command> license = sessionHandles.get(m.handleId());
+                org.apache.pekko.japi.function.Function<ActorRef<TmrLicense.Reply>, TmrLicense.Command> borrow =
+                        r -> new TmrLicense.Borrow(m.handleId(), sessionId, m.durationSeconds(), clientId(),
+                                virtualSerial, r);
+                if (license != null) {
+                    askLicense(ctx, id, license, borrow, m.handleId());
+                } else {
+                    // A BORROW repeated after its answer was lost (a reconnect, a fail-over): the handle ended when
+                    // it became the borrow, so the license answers its client with the ticket it journaled.
+                    askLicense(ctx, id, container, r -> new VirtualContainer.ToHandle(m.handleId(), borrow.apply(r), r),
+                            m.handleId());
+                }
             }
             case RETURN -> {
                 long ticketId = ((Message.Return) message).ticketId();
