@@ -130,6 +130,14 @@ class NodeBorrowTest {
             }
         }
         awaitNoAllocations();
+        // The node's tracking log has the borrow and its return, under the ticket's (the handle's) id.
+        String ticket = "\"handle\":" + Long.toUnsignedString(license.ticketId());
+        Await.until("the borrow and the return tracked", () -> Await.unchecked(() -> {
+            Path log = dir.resolve("node/tracking.log");
+            List<String> lines = java.nio.file.Files.exists(log) ? java.nio.file.Files.readAllLines(log) : List.of();
+            return lines.stream().anyMatch(l -> l.contains("\"event\":\"borrow\"") && l.contains(ticket))
+                    && lines.stream().anyMatch(l -> l.contains("\"event\":\"return\"") && l.contains(ticket));
+        }));
     }
 
     @Test

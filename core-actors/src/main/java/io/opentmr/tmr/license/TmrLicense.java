@@ -364,7 +364,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
     /**
      * The tracking event of a journaled release: {@code reclaim} for a reclaim, none for a seat the backends
-     * refused (that access was a denial, told when it happened), {@code release} otherwise.
+     * refused (that access was a denial, told when it happened), {@code return} and {@code borrow-expired} (the
+     * backend's names) for the end of a borrowed seat, {@code release} otherwise.
      */
     static String trackedEvent(String reason) {
         if (reason == null) {
@@ -372,6 +373,12 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         }
         if (reason.startsWith(NOT_ALLOCATED)) {
             return null;
+        }
+        if (reason.equals(BORROW_RETURNED)) {
+            return "return";
+        }
+        if (reason.equals(BORROW_EXPIRED)) {
+            return "borrow-expired";
         }
         return reason.startsWith(RECLAIMED) ? "reclaim" : "release";
     }
@@ -1406,8 +1413,12 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                     pending.ticket.clientId(), pending.ticket.expiresAtMillis(), pending.ticket.issuer().toString(),
                     io.opentmr.protocol.BorrowTicket.groupSignature(pending.signatures).toArray());
             long now = clock.millis();
+            Optional<Seat> seat = table.get(answered.handleId());
             return Effect().persist(new TmrLicenseEvent.SeatBorrowed(borrowed, now)).thenRun(state -> {
                 table = state;
+                seat.ifPresent(s -> tracking.ended(key, answered.handleId(), "borrow", "borrowed by "
+                        + borrowed.clientId() + " until " + Instant.ofEpochMilli(borrowed.expiresAtMillis()), owner(s),
+                        toBits(pending.signatures.keySet()), now));
                 borrowing.remove(answered.handleId());
                 // The handle ends: no session uses it, no cleanup reclaims it; its ticket holds the seat.
                 lives.remove(answered.handleId());
