@@ -17,6 +17,32 @@ class SeatTableTest {
     }
 
     @Test
+    void aBorrowedSeatStaysCountedSurvivesASnapshotAndEndsWithItsRelease() {
+        SeatTable table = SeatTable.apply(SeatTable.empty(), new TmrLicenseEvent.SeatGranted(
+                seat(1, AccessMode.USERLIMIT, "a", 1), 0));
+        TmrLicenseEvent.Borrowed borrow = new TmrLicenseEvent.Borrowed(1, "ws/anna", 5_000, "131-7", new byte[65]);
+        table = SeatTable.apply(table, new TmrLicenseEvent.SeatBorrowed(borrow, 10));
+        // A borrow of a seat the table does not hold (released meanwhile) is not taken up.
+        table = SeatTable.apply(table, new TmrLicenseEvent.SeatBorrowed(
+                new TmrLicenseEvent.Borrowed(2, "ws/bert", 5_000, "131-7", new byte[65]), 10));
+        assertEquals(borrow, table.borrowed(1));
+        assertEquals(1, table.borrows().size());
+        assertEquals(1, table.seatsInUse(2));
+
+        SeatTable restored = SeatTable.fromSnapshot(table.toSnapshot());
+        assertEquals(borrow, restored.borrowed(1));
+        assertEquals(1, restored.seatsInUse(2));
+        // A snapshot of version 2 has no borrows.
+        TmrLicenseEvent.Snapshot older = new TmrLicenseEvent.Snapshot(table.toSnapshot().seats(),
+                table.toSnapshot().released());
+        assertEquals(null, SeatTable.fromSnapshot(older).borrowed(1));
+
+        table = SeatTable.apply(table, new TmrLicenseEvent.SeatReleased(1, "borrow returned", 20));
+        assertEquals(null, table.borrowed(1));
+        assertEquals(0, table.seatsInUse(2));
+    }
+
+    @Test
     void pendingSeatsCountAsTakenButStayOutOfTheDecidedTable() {
         SeatTable decided = new SeatTable();
         SeatTable pending = new SeatTable();
