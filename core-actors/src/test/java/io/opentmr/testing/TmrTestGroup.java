@@ -315,6 +315,24 @@ public final class TmrTestGroup implements AutoCloseable {
         return node;
     }
 
+    /**
+     * Node settings for a node that can be restarted on its state: its own journal in {@code journalDir} and a
+     * fixed free port on 127.0.2.1, so that its clients come back to it.
+     */
+    public static Map<String, Object> restartableNode(Path journalDir) throws IOException {
+        int port;
+        try (java.net.ServerSocket socket = new java.net.ServerSocket(0, 1,
+                java.net.InetAddress.getByName("127.0.2.1"))) {
+            port = socket.getLocalPort();
+        }
+        return Map.of(
+                "pekko.persistence.journal.plugin", "opentmr.persistence.journal",
+                "pekko.persistence.snapshot-store.plugin", "opentmr.persistence.snapshot-store",
+                "opentmr.persistence.dir", journalDir.toString(),
+                "opentmr.persistence.fsync", "never",
+                "opentmr.node.port", port);
+    }
+
     public InetSocketAddress nodeAddress() {
         return node.address();
     }

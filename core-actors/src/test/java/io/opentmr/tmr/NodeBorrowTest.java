@@ -20,9 +20,6 @@ import io.opentmr.protocol.testing.NoLeaks;
 import io.opentmr.protocol.testing.RawConnection;
 import io.opentmr.testing.Await;
 import io.opentmr.testing.TmrTestGroup;
-import java.io.IOException;
-import java.net.InetAddress;
-import java.net.ServerSocket;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
@@ -58,15 +55,8 @@ class NodeBorrowTest {
         group = new TmrTestGroup(dir);
         group.issueTmr(new LicenseIssuer.Request(FIRM, PRODUCT, 2, true, null, null, null, null, Duration.ofDays(7),
                 0xFF, "borrowable"));
-        nodeSettings = new HashMap<>(Map.of(
-                "opentmr.node.cleanup-timeout", "4s",
-                "opentmr.node.keep-alive-interval", "1s",
-                // The node's own journal in its data directory, so that a restarted node comes back on it.
-                "pekko.persistence.journal.plugin", "opentmr.persistence.journal",
-                "pekko.persistence.snapshot-store.plugin", "opentmr.persistence.snapshot-store",
-                "opentmr.persistence.dir", dir.resolve("node/journal").toString(),
-                "opentmr.persistence.fsync", "never",
-                "opentmr.node.port", freePort()));
+        nodeSettings = new HashMap<>(TmrTestGroup.restartableNode(dir.resolve("node/journal")));
+        nodeSettings.putAll(Map.of("opentmr.node.cleanup-timeout", "4s", "opentmr.node.keep-alive-interval", "1s"));
         startNode();
     }
 
@@ -74,12 +64,6 @@ class NodeBorrowTest {
     void stop() {
         if (group != null) {
             group.close();
-        }
-    }
-
-    private static int freePort() throws IOException {
-        try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getByName("127.0.2.1"))) {
-            return socket.getLocalPort();
         }
     }
 

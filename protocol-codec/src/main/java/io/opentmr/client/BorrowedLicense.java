@@ -179,10 +179,11 @@ public final class BorrowedLicense {
     }
 
     private static List<PublicKey> keys(BorrowTicket ticket, Bytes raw) {
-        if (ticket.issuer().mask() != VIRTUAL_MASK) {
+        if (ticket.issuer().mask() != VIRTUAL_MASK || raw.isEmpty()) {
+            // (An empty key is refused as "no public key" for any container.)
             return List.of(publicKey(ticket, raw));
         }
-        if (raw.isEmpty() || raw.length() % PUBLIC_KEY_BYTES != 0) {
+        if (raw.length() % PUBLIC_KEY_BYTES != 0) {
             throw new CmException(CmError.ACCESS_DENIED, "virtual container " + ticket.issuer() + " lists "
                     + raw.length() + " bytes of group keys, not a multiple of " + PUBLIC_KEY_BYTES
                     + ": borrow ticket " + Long.toUnsignedString(ticket.ticketId()) + " cannot be verified");
