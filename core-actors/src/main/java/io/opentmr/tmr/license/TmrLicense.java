@@ -104,8 +104,31 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     public record ResyncAll(long round) implements Command {
     }
 
+    /**
+     * A client's ACCESS. A product may have several TMR licenses (several TMR-Ids): the virtual container sends the
+     * request to the first of them and names the others in {@code next}, by TMR-Id. A license that cannot serve it
+     * (no seat free, feature bits it lacks, fewer than two usable copies) passes it on to the next one instead of
+     * refusing, with its refusal in {@code passed}; the last one refuses with the weightiest refusal of all
+     * ({@link #weightier}), so a client hears 212 when every license is full.
+     *
+     * @param next   the licenses of the same product to try after this one, in TMR-Id order (empty: none)
+     * @param passed what the licenses before this one refused, merged; null when this is the first
+     */
     public record Access(long featureBits, AccessMode mode, Client client, long requestId,
-                         ActorRef<Reply> replyTo) implements Command {
+                         ActorRef<Reply> replyTo, List<ActorRef<Command>> next, Refused passed) implements Command {
+        public Access {
+            next = List.copyOf(next);
+        }
+
+        /** An ACCESS for this license alone. */
+        public Access(long featureBits, AccessMode mode, Client client, long requestId, ActorRef<Reply> replyTo) {
+            this(featureBits, mode, client, requestId, replyTo, List.of(), null);
+        }
+
+        /** Whether no other license of the product is tried for it, or was. */
+        boolean alone() {
+            return next.isEmpty() && passed == null;
+        }
     }
 
     /** A client's RELEASE, or the node's on its behalf ({@code reason}: why, as journaled and tracked). */
@@ -169,7 +192,14 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     public sealed interface Reply {
     }
 
-    public record Granted(long handleId, Bytes token, ActorRef<Command> license) implements Reply {
+    /**
+     * @param alone whether the ACCESS was for this license alone (its product has no other license it could go
+     *              to): only then may the session send the product's next ACCESS straight to this license
+     */
+    public record Granted(long handleId, Bytes token, ActorRef<Command> license, boolean alone) implements Reply {
+        public Granted(long handleId, Bytes token, ActorRef<Command> license) {
+            this(handleId, token, license, true);
+        }
     }
 
     public record Resumed(ActorRef<Command> license) implements Reply {
@@ -260,15 +290,18 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         final SeatRequest request;
         final byte[] token;
         final List<ActorRef<Reply>> waiting = new ArrayList<>(1);
+        /** The ACCESS was for this license alone ({@link Access#alone}). */
+        final boolean alone;
         /** The seat is in the journal (written beside the allocations, not after them). */
         boolean journaled;
         /** The client has its answer; the request stays only to hear the backends that have not answered. */
         boolean finished;
 
-        Pending(SeatRequest request, byte[] token, ActorRef<Reply> replyTo) {
+        Pending(SeatRequest request, byte[] token, ActorRef<Reply> replyTo, boolean alone) {
             this.request = request;
             this.token = token;
             this.waiting.add(replyTo);
+            this.alone = alone;
         }
     }
 
@@ -838,7 +871,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 life.lastActivity = clock.millis();
             }
             access.replyTo().tell(new Granted(seat.handleId(), Bytes.of(tokens.apply(seat.handleId())),
-                    context.getSelf()));
+                    context.getSelf(), access.alone()));
             return Effect().none();
         }
         if (!peers.holdsLease()) {
@@ -869,7 +902,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 client.pid(), client.sessionId(), Seat.digestOf(token), peers.epoch(), clock.millis(), client.host(),
                 access.requestId());
         BitSet targets = sync.writeTargets();
-        Pending started = new Pending(new SeatRequest(seat, targets), token, access.replyTo());
+        Pending started = new Pending(new SeatRequest(seat, targets), token, access.replyTo(), access.alone());
         pending.put(handleId, started);
         pendingByRequest.put(seat.requestKey(), started);
         pendingSeats.add(seat);
@@ -888,10 +921,37 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         return Effect().none();
     }
 
+    /**
+     * Refuses an ACCESS this license cannot serve, or passes it on to the next license of the product: the denial
+     * is tracked and told only by the last one, with the weightiest refusal of all.
+     */
     private Effect<TmrLicenseEvent, SeatTable> refuse(Access access, Refused refused) {
-        trackDenial(access.client(), refused.code(), refused.text());
-        access.replyTo().tell(refused);
+        Refused merged = access.passed() == null ? refused : weightier(access.passed(), refused);
+        if (!access.next().isEmpty()) {
+            access.next().get(0).tell(new Access(access.featureBits(), access.mode(), access.client(),
+                    access.requestId(), access.replyTo(), access.next().subList(1, access.next().size()), merged));
+            return Effect().none();
+        }
+        trackDenial(access.client(), merged.code(), merged.text());
+        access.replyTo().tell(merged);
         return Effect().none();
+    }
+
+    /**
+     * What a client is told when several licenses of its product refused: the number of the refusal that says most
+     * about the product (a license full or in exclusive use, 212/213, before one without two usable copies, 130,
+     * before one lacking the feature bits, 200; the earlier license on a tie) and every license's reason.
+     */
+    static Refused weightier(Refused earlier, Refused later) {
+        int code = weight(later.code()) > weight(earlier.code()) ? later.code() : earlier.code();
+        return new Refused(code, earlier.text() + "; " + later.text());
+    }
+
+    private static int weight(int code) {
+        if (code == CmError.NO_MORE_LICENSES.code() || code == CmError.EXCLUSIVE_CONFLICT.code()) {
+            return 3;
+        }
+        return code == CmError.REDUNDANCY_SERVER_MISSING.code() ? 2 : 1;
     }
 
     private Allocation allocation(Seat seat) {
@@ -987,7 +1047,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         tracking.access(key, seat.handleId(), seat.mode(), owner(seat), acknowledged, now);
         lives.put(seat.handleId(), new Life(seat.sessionId(), now));
         parent.opened(key, seat);
-        Granted reply = new Granted(seat.handleId(), Bytes.of(request.token), context.getSelf());
+        Granted reply = new Granted(seat.handleId(), Bytes.of(request.token), context.getSelf(), request.alone);
         request.waiting.forEach(waiter -> waiter.tell(reply));
     }
 
