@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import io.opentmr.license.LicenseIssuer;
 import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.CmError;
@@ -15,10 +16,14 @@ import io.opentmr.protocol.testing.NoLeaks;
 import io.opentmr.protocol.testing.RawConnection;
 import io.opentmr.testing.Await;
 import io.opentmr.testing.TmrTestGroup;
+import io.opentmr.tracking.TrackingLine;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -122,6 +127,18 @@ class NodeSeveralLicensesTest {
             Message.AccessOk again = access(other, 0);
             assertEquals(tmrIds[0], licenseOf(other, again.handleId()));
             assertEquals(CmError.NO_MORE_LICENSES.code(), refused(client, 0).code());
+            // Each refused ACCESS is one denial in the tracking log, with the seats-exhausted number; an ACCESS that
+            // fell through to another license is none.
+            group.node().trackingLog().written().get(10, TimeUnit.SECONDS);
+            List<JsonNode> denials = new ArrayList<>();
+            for (String line : Files.readAllLines(dir.resolve("node/tracking.log"))) {
+                JsonNode json = TrackingLine.json().readTree(line);
+                if (json.path("event").asText().equals("denial")) {
+                    denials.add(json);
+                }
+            }
+            assertEquals(List.of(212, 212), denials.stream().map(d -> d.path("error").asInt()).toList(),
+                    denials.toString());
             // The seats are on the backends where the licenses say: one allocation of each TMR-Id on each.
             for (int backend = 0; backend < 3; backend++) {
                 int b = backend;
