@@ -416,6 +416,16 @@ public final class TmrTestGroup implements AutoCloseable {
         }
     }
 
+    /** The first container a client's LIST_CONTAINERS shows (a node's virtual container), for waits and asserts. */
+    public static io.opentmr.protocol.ContainerInfo listed(RawConnection client) {
+        try {
+            Message list = client.request(new Message.ListContainers());
+            return ((Message.ContainerList) list).containers().get(0);
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
     /** The CodeMeter error number of a failure from the SDK or a peer call, or -1 when it is none. */
     public static int code(Throwable failure) {
         for (Throwable cause = failure; cause != null; cause = cause.getCause()) {

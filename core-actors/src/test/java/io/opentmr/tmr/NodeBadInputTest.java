@@ -69,14 +69,7 @@ class NodeBadInputTest {
         Await.until("the node serves", group.node()::serving);
         Target node = node();
         try (RawConnection client = node.connect()) {
-            Await.until("both licenses listed", () -> {
-                try {
-                    Message list = client.request(new Message.ListContainers());
-                    return ((Message.ContainerList) list).containers().get(0).products().size() == 2;
-                } catch (IOException e) {
-                    throw new IllegalStateException(e);
-                }
-            });
+            Await.until("both licenses listed", () -> TmrTestGroup.listed(client).products().size() == 2);
         }
     }
 

@@ -6,13 +6,11 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNull;
 
 import io.opentmr.protocol.AccessMode;
-import io.opentmr.protocol.ContainerInfo;
 import io.opentmr.protocol.Message;
 import io.opentmr.protocol.testing.NoLeaks;
 import io.opentmr.protocol.testing.RawConnection;
 import io.opentmr.testing.Await;
 import io.opentmr.testing.TmrTestGroup;
-import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -75,17 +73,9 @@ class NodeGroupCmActIdTest {
         Await.until("the node serves", group.node()::serving);
         try (RawConnection client = new RawConnection(group.nodeAddress())) {
             assertInstanceOf(Message.HelloOk.class, client.hello());
-            Await.until("the license listed with the copies of backends 2 and 3", () -> {
-                try {
-                    Message list = client.request(new Message.ListContainers());
-                    return ((Message.ContainerList) list).containers().get(0).products().size() == 1;
-                } catch (IOException e) {
-                    throw new IllegalStateException(e);
-                }
-            });
-            ContainerInfo listed = ((Message.ContainerList) client.request(new Message.ListContainers()))
-                    .containers().get(0);
-            assertEquals(TmrTestGroup.CM_ACT_ID, listed.cmActId());
+            Await.until("the license listed with the copies of backends 2 and 3",
+                    () -> TmrTestGroup.listed(client).products().size() == 1);
+            assertEquals(TmrTestGroup.CM_ACT_ID, TmrTestGroup.listed(client).cmActId());
             Message granted = client.request(new Message.Access(FIRM, PRODUCT, 0, AccessMode.USERLIMIT));
             assertInstanceOf(Message.AccessOk.class, granted, granted.toString());
         }

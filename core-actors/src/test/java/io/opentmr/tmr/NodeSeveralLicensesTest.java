@@ -9,7 +9,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import io.opentmr.license.LicenseIssuer;
 import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.CmError;
-import io.opentmr.protocol.ContainerInfo;
 import io.opentmr.protocol.Message;
 import io.opentmr.protocol.ProductInfo;
 import io.opentmr.protocol.testing.NoLeaks;
@@ -80,13 +79,7 @@ class NodeSeveralLicensesTest {
     }
 
     private static List<ProductInfo> listed(RawConnection client) {
-        try {
-            Message list = client.request(new Message.ListContainers());
-            List<ContainerInfo> containers = ((Message.ContainerList) list).containers();
-            return containers.get(0).products().stream().filter(p -> p.productCode() == PRODUCT).toList();
-        } catch (IOException e) {
-            throw new IllegalStateException(e);
-        }
+        return TmrTestGroup.listed(client).products().stream().filter(p -> p.productCode() == PRODUCT).toList();
     }
 
     private static Message.AccessOk access(RawConnection client, long featureBits) throws IOException {
