@@ -53,16 +53,25 @@ class NodeSeveralLicensesTest {
 
     /** Two licenses of PRODUCT, issued in this order (so with rising TMR-Ids); returns their TMR-Ids. */
     private long[] start(LicenseIssuer.Request first, LicenseIssuer.Request second) throws Exception {
+        return start(first, second, Map.of());
+    }
+
+    private long[] start(LicenseIssuer.Request first, LicenseIssuer.Request second, Map<String, Object> node)
+            throws Exception {
         group = new TmrTestGroup(dir);
         long lower = group.issueTmr(first).tmrId();
         long higher = group.issueTmr(second).tmrId();
         assertTrue(lower < higher, lower + " < " + higher);
-        group.startNode(Map.of());
+        startNode(node);
+        return new long[] {lower, higher};
+    }
+
+    private void startNode(Map<String, Object> settings) throws Exception {
+        group.startNode(settings);
         Await.until("the node serves", group.node()::serving);
         try (RawConnection client = connect(99)) {
             Await.until("both licenses listed", () -> listed(client).size() == 2);
         }
-        return new long[] {lower, higher};
     }
 
     private static LicenseIssuer.Request seats(long quantity, long featureMap) {
@@ -159,6 +168,45 @@ class NodeSeveralLicensesTest {
             // No license serves 0x4: the same number as a backend gives for feature bits it lacks.
             Message.Error none = refused(client, 0x4);
             assertEquals(CmError.ENTRY_NOT_FOUND.code(), none.code(), none.text());
+        }
+    }
+
+    @Test
+    void aRestartedNodeKeepsEachLicensesSeatsAndAReSentAccessStillFindsItsLicense() throws Exception {
+        Map<String, Object> node = Map.of(
+                // The node's own journal in its data directory, so that a restarted node comes back on it.
+                "pekko.persistence.journal.plugin", "opentmr.persistence.journal",
+                "pekko.persistence.snapshot-store.plugin", "opentmr.persistence.snapshot-store",
+                "opentmr.persistence.dir", dir.resolve("node/journal").toString(),
+                "opentmr.persistence.fsync", "never");
+        long[] tmrIds = start(seats(1, 0xFF), seats(1, 0xFF), node);
+        Message.AccessOk first;
+        Message.AccessOk second;
+        try (RawConnection client = connect(1)) {
+            first = access(client, 0);
+            assertEquals(tmrIds[0], licenseOf(client, first.handleId()));
+            client.send(40, new Message.Access(FIRM, PRODUCT, 0, AccessMode.USERLIMIT));
+            second = assertInstanceOf(Message.AccessOk.class, client.read().message());
+            assertEquals(tmrIds[1], licenseOf(client, second.handleId()));
+        }
+        group.stopNode();
+        startNode(node);
+
+        try (RawConnection other = connect(2)) {
+            assertEquals(List.of(1L, 1L), listed(other).stream().map(ProductInfo::inUse).toList());
+            assertEquals(CmError.NO_MORE_LICENSES.code(), refused(other, 0).code(), "both still full");
+            // The first seat's handle, resumed and released: its license has a seat free again.
+            Message resumed = other.request(new Message.Resume(first.handleId(), first.resumeToken()));
+            assertInstanceOf(Message.AccessOk.class, resumed, resumed.toString());
+            assertInstanceOf(Message.Ok.class, other.request(new Message.Release(first.handleId())));
+        }
+        // The client that opened the second seat sends that ACCESS again: its handle, not the free seat.
+        try (RawConnection again = connect(1)) {
+            again.send(40, new Message.Access(FIRM, PRODUCT, 0, AccessMode.USERLIMIT));
+            Message answer = again.read().message();
+            assertEquals(second.handleId(), assertInstanceOf(Message.AccessOk.class, answer, answer.toString())
+                    .handleId());
+            assertEquals(tmrIds[0], licenseOf(again, access(again, 0).handleId()));
         }
     }
 
