@@ -129,8 +129,8 @@ class NodeSeveralLicensesTest {
             Message.AccessOk again = access(other, 0);
             assertEquals(tmrIds[0], licenseOf(other, again.handleId()));
             assertEquals(CmError.NO_MORE_LICENSES.code(), refused(client, 0).code());
-            // Each refused ACCESS is one denial in the tracking log, with the seats-exhausted number; an ACCESS that
-            // fell through to another license is none.
+            // Each refused ACCESS is one denial of the product (every license refused it) in the tracking log, with
+            // the seats-exhausted number; an ACCESS that fell through to another license is none.
             group.node().trackingLog().written().get(10, TimeUnit.SECONDS);
             List<JsonNode> denials = new ArrayList<>();
             for (String line : Files.readAllLines(dir.resolve("node/tracking.log"))) {
@@ -141,6 +141,8 @@ class NodeSeveralLicensesTest {
             }
             assertEquals(List.of(212, 212), denials.stream().map(d -> d.path("error").asInt()).toList(),
                     denials.toString());
+            assertEquals(List.of(FIRM + ":" + PRODUCT, FIRM + ":" + PRODUCT), denials.stream()
+                    .map(d -> d.path("item").asText()).toList(), denials.toString());
             // The seats are on the backends where the licenses say: one allocation of each TMR-Id on each.
             for (int backend = 0; backend < 3; backend++) {
                 int b = backend;

@@ -932,7 +932,13 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                     access.requestId(), access.replyTo(), access.next().subList(1, access.next().size()), merged));
             return Effect().none();
         }
-        trackDenial(access.client(), merged.code(), merged.text());
+        if (access.passed() == null) {
+            trackDenial(access.client(), merged.code(), merged.text());
+        } else {
+            // Every license of the product refused: a denial of the product, not of the license asked last.
+            tracking.denial(null, key.firmCode(), key.productCode(), merged.code(), merged.text(), "ACCESS "
+                    + key.firmCode() + ":" + key.productCode(), owner(access.client()), clock.millis());
+        }
         access.replyTo().tell(merged);
         return Effect().none();
     }
