@@ -45,6 +45,8 @@ import org.junit.jupiter.api.io.TempDir;
 class TwinNodeTest {
 
     private static final long PRODUCT = 77;
+    /** Four seats, for the test that needs more than two. */
+    private static final long SEATS_PRODUCT = 78;
 
     @TempDir
     static Path keys;
@@ -67,6 +69,7 @@ class TwinNodeTest {
     void group() throws Exception {
         group = new TmrTestGroup(dir);
         group.issueTmr(TmrTestGroup.seats(PRODUCT, 2));
+        group.issueTmr(TmrTestGroup.seats(SEATS_PRODUCT, 4));
         ThreadLocalRandom random = ThreadLocalRandom.current();
         prefix = "127." + random.nextInt(100, 250) + "." + random.nextInt(1, 250) + ".";
     }
@@ -91,11 +94,13 @@ class TwinNodeTest {
      * cluster port, its journal's lock) alive while its twin runs ({@link TwinNode#STOP_BOUND}).
      */
     private TwinNode start(String name, String clusterHost, String dataDir) {
-        Map<String, Object> overrides = new HashMap<>();
+        return start(name, clusterHost, dataDir, Map.of());
+    }
+
+    private TwinNode start(String name, String clusterHost, String dataDir, Map<String, Object> extra) {
+        Map<String, Object> overrides = persistence(dataDir);
         overrides.put("opentmr.node.port", 22350);
-        overrides.put("pekko.persistence.journal.plugin", "opentmr.persistence.journal");
-        overrides.put("pekko.persistence.snapshot-store.plugin", "opentmr.persistence.snapshot-store");
-        overrides.put("opentmr.persistence.dir", dir.resolve(dataDir).resolve("journal").toString());
+        overrides.putAll(extra);
         overrides.put("opentmr.node.cluster-address", clusterHost);
         overrides.put("opentmr.node.cluster-port", 25520);
         overrides.put("opentmr.node.seed-nodes", List.of(clusterHost + ":25520",
@@ -106,6 +111,15 @@ class TwinNodeTest {
                 group.connector(name), activation));
         nodes.add(node);
         return node;
+    }
+
+    /** This test's own journal and snapshot store in {@code dataDir}. */
+    private Map<String, Object> persistence(String dataDir) {
+        Map<String, Object> overrides = new HashMap<>();
+        overrides.put("pekko.persistence.journal.plugin", "opentmr.persistence.journal");
+        overrides.put("pekko.persistence.snapshot-store.plugin", "opentmr.persistence.snapshot-store");
+        overrides.put("opentmr.persistence.dir", dir.resolve(dataDir).resolve("journal").toString());
+        return overrides;
     }
 
     private TmrClient client() {
@@ -125,13 +139,74 @@ class TwinNodeTest {
         }
     }
 
+    /**
+     * A single node's data directory, with snapshots and the events before them deleted, becomes the twin's first
+     * member: it recovers from its snapshots and journals each license's table as one event, which its standby
+     * replicates; the standby then takes over with every handle the single node had granted.
+     */
     @Test
-    void aSingleNodesDataWithSnapshotsIsRefusedNotReplicatedWithHoles() throws Exception {
-        java.nio.file.Path snapshots = dir.resolve("node-a").resolve("journal").resolve("snapshots");
-        java.nio.file.Files.createDirectories(snapshots);
-        java.nio.file.Files.write(snapshots.resolve("snapshot-tmr-license-1-200-1700000000000.snap"), new byte[8]);
-        IllegalStateException refused = assertThrows(IllegalStateException.class, () -> start("node-a"));
-        assertTrue(refused.getMessage().contains("snapshots of a single node"), refused.getMessage());
+    void aSingleNodesDataWithSnapshotsBecomesTheTwinsFirstMemberWithEveryHandle() throws Exception {
+        Map<String, Object> single = persistence("node-a");
+        single.put("opentmr.node.port", 22350);
+        single.put("opentmr.node.snapshot-every", 2);
+        TmrNode alone = TmrNode.start(group.nodeConfig("node-a", host("node-a"), "node-a", single), Clock.systemUTC(),
+                group.connector("node-a"));
+        List<LicenseHandle> held = new ArrayList<>();
+        Path snapshots = dir.resolve("node-a").resolve("journal").resolve("snapshots");
+        String serial;
+        try (TmrClient client = client()) {
+            for (int i = 0; i < 3; i++) {
+                held.add(client.access(TmrTestGroup.FIRM, SEATS_PRODUCT));
+            }
+            for (int i = 0; i < 4; i++) {
+                client.access(TmrTestGroup.FIRM, SEATS_PRODUCT).close();
+            }
+            await("the single node took snapshots", Duration.ofSeconds(10), () -> snapshotFiles(snapshots) >= 1);
+            serial = alone.virtualSerial().toString();
+            alone.close();
+
+            Map<String, Object> twin = new HashMap<>();
+            twin.put("opentmr.node.virtual-serial", serial);
+            TwinNode a = start("node-a", host("node-a"), "node-a", twin);
+            await("node-a serves on the single node's data", Duration.ofSeconds(30), a::serving);
+            TwinNode b = start("node-b", host("node-b"), "node-b", twin);
+            await("node-b follows node-a's journal in sync", Duration.ofSeconds(30),
+                    () -> a.replication().status() == ReplicationLeader.Status.IN_SYNC);
+            for (LicenseHandle handle : held) {
+                assertEquals(SEATS_PRODUCT, handle.info().product().productCode(), "held on node-a");
+            }
+            assertTrue(snapshotFiles(snapshots) >= 1, "the leader keeps the single node's snapshots");
+
+            nodes.remove(a);
+            a.close();
+            await("node-b serves", Duration.ofSeconds(20), b::serving);
+            // node-b has no snapshot: it has the three handles from node-a's journal alone, and they take three of
+            // the four seats.
+            assertEquals(0, snapshotFiles(dir.resolve("node-b").resolve("journal").resolve("snapshots")));
+            for (LicenseHandle handle : held) {
+                assertEquals(SEATS_PRODUCT, handle.info().product().productCode(), "held on node-b");
+            }
+            try (LicenseHandle fourth = client.access(TmrTestGroup.FIRM, SEATS_PRODUCT)) {
+                CmException full = assertThrows(CmException.class,
+                        () -> client.access(TmrTestGroup.FIRM, SEATS_PRODUCT));
+                assertEquals(CmError.NO_MORE_LICENSES.code(), full.code(), full.getMessage());
+                assertTrue(fourth.isOpen());
+            }
+            for (LicenseHandle handle : held) {
+                handle.close();
+            }
+        }
+    }
+
+    private static long snapshotFiles(Path snapshots) {
+        if (!java.nio.file.Files.isDirectory(snapshots)) {
+            return 0;
+        }
+        try (java.util.stream.Stream<Path> files = java.nio.file.Files.list(snapshots)) {
+            return files.filter(f -> f.getFileName().toString().endsWith(".snap")).count();
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
     }
 
     @Test

@@ -43,8 +43,6 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 import org.apache.pekko.persistence.typed.PersistenceId;
 import org.apache.pekko.persistence.typed.RecoveryCompleted;
-import org.apache.pekko.persistence.typed.SnapshotSelectionCriteria;
-import org.apache.pekko.persistence.typed.javadsl.Recovery;
 import org.apache.pekko.persistence.typed.SnapshotAdapter;
 import org.apache.pekko.persistence.typed.javadsl.CommandHandler;
 import org.apache.pekko.persistence.typed.javadsl.Effect;
@@ -255,6 +253,11 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         INSTANCE
     }
 
+    /** A twin recovered from a single node's snapshot: the table is journaled as {@link TmrLicenseEvent.Adopted}. */
+    private enum Adopt implements Command {
+        INSTANCE
+    }
+
     /** An access under way: its rule, its token, and everyone waiting for it (a re-sent ACCESS waits too). */
     private static final class Pending {
         final SeatRequest request;
@@ -337,13 +340,20 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private final Set<TmrLicenseEvent> persisting = Collections.newSetFromMap(new IdentityHashMap<>());
     /** The events replayed since the recovery began, for the tracking log; emptied when it completes. */
     private final List<TmrLicenseEvent> replayed = new ArrayList<>();
+    /**
+     * This recovery started from a snapshot, and no {@link TmrLicenseEvent.Adopted} was replayed after it. A twin
+     * recovers from snapshots too: those it finds are a single node's (a twin takes none), whose events before them
+     * were deleted; a twin's log that was ever cut back to its twin's had them set aside first
+     * ({@code ReplicationFollower}), so a snapshot found stands for this log's own history.
+     */
+    private boolean fromUnadoptedSnapshot;
 
     /**
      * Timing and sizes of a license, from the node's settings.
      *
      * @param snapshotEvery a snapshot every this many events, older events deleted; 0: no snapshot, every event kept
-     *                      and recovery from events alone (a twin: its snapshots are not copied to the standby,
-     *                      whose journal must hold the whole history)
+     *                      (a twin: snapshots are not copied to the standby, whose journal must hold the whole
+     *                      history; a single node's snapshot it recovers from is journaled as one event, Adopted)
      */
     public record Settings(Duration cleanupTimeout, int snapshotEvery) {
     }
@@ -455,14 +465,6 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     }
 
     @Override
-    public Recovery recovery() {
-        // Without snapshots of its own, a snapshot in the store is one from another time of this node (a single
-        // node's, or taken before its log was cut back to the twin's): never trusted.
-        return settings.snapshotEvery() <= 0 ? Recovery.withSnapshotSelectionCriteria(SnapshotSelectionCriteria.none())
-                : super.recovery();
-    }
-
-    @Override
     public SnapshotAdapter<SeatTable> snapshotAdapter() {
         return new SnapshotAdapter<>() {
             @Override
@@ -472,6 +474,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
             @Override
             public SeatTable fromJournal(Object from) {
+                // Only recovery loads a snapshot.
+                fromUnadoptedSnapshot = true;
                 return SeatTable.fromSnapshot((TmrLicenseEvent.Snapshot) from);
             }
         };
@@ -482,6 +486,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     public EventHandler<SeatTable, TmrLicenseEvent> eventHandler() {
         return newEventHandlerBuilder().forAnyState().onAnyEvent((state, event) -> {
             replayedOrLive(event);
+            if (event instanceof TmrLicenseEvent.Adopted) {
+                fromUnadoptedSnapshot = false;
+            }
             return SeatTable.apply(state, event);
         });
     }
@@ -557,6 +564,11 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                     timers.startTimerWithFixedDelay(Sweep.INSTANCE, sweepEvery());
                     publishSeats();
                     parent.recovered(key, context.getSelf());
+                    if (settings.snapshotEvery() <= 0 && fromUnadoptedSnapshot) {
+                        // A twin on a single node's data: its standby gets the journal's events only, and those
+                        // before the snapshot are deleted. The table goes into the journal as one event.
+                        context.getSelf().tell(Adopt.INSTANCE);
+                    }
                 })
                 .build();
     }
@@ -612,6 +624,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 .onCommand(Resume.class, this::onResume)
                 .onCommand(Touch.class, this::onTouch)
                 .onCommand(Sweep.class, sweep -> onSweep())
+                .onCommand(Adopt.class, adopt -> onAdopt())
                 .onCommand(DecrementUnits.class, this::onUnits)
                 .onCommand(AdmittedDecrement.class, admitted -> decrement(admitted.request()))
                 .onCommand(Crypt.class, this::onCrypt)
@@ -1036,6 +1049,23 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             flushQueued = true;
             context.getSelf().tell(Flush.INSTANCE);
         }
+    }
+
+    /**
+     * Journals the decided table as {@link TmrLicenseEvent.Adopted} (once: a recovery that replays it has nothing
+     * to adopt). Seats being allocated now are not in it; their grants are journaled after it.
+     */
+    private Effect<TmrLicenseEvent, SeatTable> onAdopt() {
+        if (!fromUnadoptedSnapshot) {
+            return Effect().none();
+        }
+        TmrLicenseEvent.Adopted adopted = new TmrLicenseEvent.Adopted(table.toSnapshot(), clock.millis());
+        persisting.add(adopted);
+        return Effect().persist(adopted).thenRun(state -> {
+            table = state;
+            LOG.info("TMR license {}: the single node's snapshot, {} handle(s), is journaled for the twin's "
+                    + "standby", key, state.handles());
+        });
     }
 
     /**

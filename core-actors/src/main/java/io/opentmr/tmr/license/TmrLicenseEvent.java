@@ -16,6 +16,14 @@ public sealed interface TmrLicenseEvent extends CborSerializable {
     record SeatReleased(long handleId, String reason, long atMillis) implements TmrLicenseEvent {
     }
 
+    /**
+     * The seat table as a single node's snapshot and the events after it made it, written once when that node's
+     * data became a twin's (version 3): a twin keeps no snapshots, and its standby, which never had them, replays
+     * from this event on. Whatever the events before it made, the table is this one after it.
+     */
+    record Adopted(Snapshot table, long atMillis) implements TmrLicenseEvent {
+    }
+
     /** A handle released lately, as a snapshot remembers it. */
     record Released(long handleId, long atMillis) {
     }

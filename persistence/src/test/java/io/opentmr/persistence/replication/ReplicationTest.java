@@ -146,6 +146,9 @@ class ReplicationTest {
 
         TwinNode a2 = start("node-a", dirA, 0).follow(b2);
         awaitIdentical(b2, a2);
+        assertEquals(List.of(aEnd), a2.cutsAnnounced, "the cut is announced once, before it is made (the node sets "
+                + "its snapshots aside then)");
+        assertEquals(List.of(), b.cutsAnnounced, "a follower whose log is a prefix of the leader's cuts nothing");
         for (LogRecord r : a2.log.readFrom(replicated, Integer.MAX_VALUE)) {
             assertEquals(2, r.epoch(), "nothing of epoch 1 above " + replicated + ": " + TwinNode.line(r));
         }
