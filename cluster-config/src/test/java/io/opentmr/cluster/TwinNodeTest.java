@@ -198,6 +198,50 @@ class TwinNodeTest {
         }
     }
 
+    /**
+     * The active node takes snapshots and deletes the events they stand for on both nodes; the standby, which has no
+     * snapshot, takes over from the checkpoints in the journal with every handle, and no seat is counted twice.
+     */
+    @Test
+    void theStandbyTakesOverFromCheckpointsWhenTheActiveDeletedEventsBehindItsSnapshots() throws Exception {
+        Map<String, Object> often = Map.of("opentmr.node.snapshot-every", 4);
+        TwinNode a = start("node-a", host("node-a"), "node-a", often);
+        await("node-a serves", Duration.ofSeconds(30), a::serving);
+        TwinNode b = start("node-b", host("node-b"), "node-b", often);
+        await("in sync", Duration.ofSeconds(30), () -> a.replication().status() == ReplicationLeader.Status.IN_SYNC);
+        try (TmrClient client = client()) {
+            List<LicenseHandle> held = new ArrayList<>();
+            held.add(client.access(TmrTestGroup.FIRM, SEATS_PRODUCT));
+            for (int i = 0; i < 15; i++) {
+                client.access(TmrTestGroup.FIRM, SEATS_PRODUCT).close();
+                if (i == 5 || i == 10) {
+                    held.add(client.access(TmrTestGroup.FIRM, SEATS_PRODUCT));
+                }
+            }
+            // Saved after the events they follow, on the snapshot store's own thread.
+            await("the active node took snapshots (and deleted events behind them)", Duration.ofSeconds(10),
+                    () -> snapshotFiles(dir.resolve("node-a").resolve("journal").resolve("snapshots")) >= 1);
+            assertEquals(0, snapshotFiles(dir.resolve("node-b").resolve("journal").resolve("snapshots")),
+                    "the standby has none");
+
+            nodes.remove(a);
+            a.close();
+            await("node-b serves", Duration.ofSeconds(20), b::serving);
+            for (LicenseHandle handle : held) {
+                assertEquals(SEATS_PRODUCT, handle.info().product().productCode(), "held on node-b");
+            }
+            try (LicenseHandle fourth = client.access(TmrTestGroup.FIRM, SEATS_PRODUCT)) {
+                CmException full = assertThrows(CmException.class,
+                        () -> client.access(TmrTestGroup.FIRM, SEATS_PRODUCT));
+                assertEquals(CmError.NO_MORE_LICENSES.code(), full.code(), full.getMessage());
+                assertTrue(fourth.isOpen());
+            }
+            for (LicenseHandle handle : held) {
+                handle.close();
+            }
+        }
+    }
+
     private static long snapshotFiles(Path snapshots) {
         if (!java.nio.file.Files.isDirectory(snapshots)) {
             return 0;

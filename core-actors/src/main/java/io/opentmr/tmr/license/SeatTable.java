@@ -38,10 +38,10 @@ public final class SeatTable {
             table.add(granted.seat());
         } else if (event instanceof TmrLicenseEvent.SeatReleased released) {
             table.remove(released.handleId(), released.atMillis());
-        } else if (event instanceof TmrLicenseEvent.Adopted adopted) {
-            // Whatever the events before it made: the table is what the adopted snapshot held.
+        } else if (event instanceof TmrLicenseEvent.Checkpoint checkpoint) {
+            // Whatever the events before it made: the table is what the checkpoint holds.
             table.clear();
-            table.load(adopted.table());
+            table.load(checkpoint.table());
         } else {
             throw new IllegalArgumentException("not an event of a TMR license: " + event);
         }

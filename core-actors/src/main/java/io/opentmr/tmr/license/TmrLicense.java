@@ -253,8 +253,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         INSTANCE
     }
 
-    /** A twin recovered from a single node's snapshot: the table is journaled as {@link TmrLicenseEvent.Adopted}. */
-    private enum Adopt implements Command {
+    /** A twin's license journals its table as a {@link TmrLicenseEvent.Checkpoint} if one is due. */
+    private enum WriteCheckpoint implements Command {
         INSTANCE
     }
 
@@ -341,21 +341,36 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     /** The events replayed since the recovery began, for the tracking log; emptied when it completes. */
     private final List<TmrLicenseEvent> replayed = new ArrayList<>();
     /**
-     * This recovery started from a snapshot, and no {@link TmrLicenseEvent.Adopted} was replayed after it. A twin
-     * recovers from snapshots too: those it finds are a single node's (a twin takes none), whose events before them
-     * were deleted; a twin's log that was ever cut back to its twin's had them set aside first
-     * ({@code ReplicationFollower}), so a snapshot found stands for this log's own history.
+     * This recovery started from a snapshot, and no {@link TmrLicenseEvent.Checkpoint} was replayed after it. A
+     * twin's snapshots are its own (a single node's, or its own as the active node); a twin's log that was ever cut
+     * back to its twin's had them set aside first ({@code ReplicationFollower}), so a snapshot found stands for this
+     * log's own history.
      */
-    private boolean fromUnadoptedSnapshot;
+    private boolean fromSnapshotWithoutCheckpoint;
+    /** Events since the last {@link TmrLicenseEvent.Checkpoint} (replayed ones too). */
+    private long sinceCheckpoint;
+    private boolean checkpointAsked;
 
     /**
      * Timing and sizes of a license, from the node's settings.
      *
      * @param snapshotEvery a snapshot every this many events, older events deleted; 0: no snapshot, every event kept
-     *                      (a twin: snapshots are not copied to the standby, whose journal must hold the whole
-     *                      history; a single node's snapshot it recovers from is journaled as one event, Adopted)
+     * @param checkpoints   a twin's: snapshots are not copied to the standby, so the table is journaled as a
+     *                      {@link TmrLicenseEvent.Checkpoint} at least every half {@code snapshotEvery} events and
+     *                      after a recovery from a snapshot with none after it, and events are deleted only below
+     *                      the third-newest snapshot (the standby replays from the newest checkpoint above that)
      */
-    public record Settings(Duration cleanupTimeout, int snapshotEvery) {
+    public record Settings(Duration cleanupTimeout, int snapshotEvery, boolean checkpoints) {
+
+        /** A single node's: snapshots, no checkpoints. */
+        public Settings(Duration cleanupTimeout, int snapshotEvery) {
+            this(cleanupTimeout, snapshotEvery, false);
+        }
+
+        /** A checkpoint is due after this many events. */
+        long checkpointEvery() {
+            return Math.max(1, snapshotEvery / 2);
+        }
     }
 
     private SeatTable table = new SeatTable();
@@ -461,7 +476,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         if (settings.snapshotEvery() <= 0) {
             return RetentionCriteria.disabled();
         }
-        return RetentionCriteria.snapshotEvery(settings.snapshotEvery(), 2).withDeleteEventsOnSnapshot();
+        // A twin deletes below its third-newest snapshot: 3 × snapshotEvery events back, where checkpoints at most
+        // half of that plus one write apart leave one above the deleted events for the standby.
+        return RetentionCriteria.snapshotEvery(settings.snapshotEvery(), settings.checkpoints() ? 3 : 2)
+                .withDeleteEventsOnSnapshot();
     }
 
     @Override
@@ -475,7 +493,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             @Override
             public SeatTable fromJournal(Object from) {
                 // Only recovery loads a snapshot.
-                fromUnadoptedSnapshot = true;
+                fromSnapshotWithoutCheckpoint = true;
                 return SeatTable.fromSnapshot((TmrLicenseEvent.Snapshot) from);
             }
         };
@@ -486,8 +504,11 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     public EventHandler<SeatTable, TmrLicenseEvent> eventHandler() {
         return newEventHandlerBuilder().forAnyState().onAnyEvent((state, event) -> {
             replayedOrLive(event);
-            if (event instanceof TmrLicenseEvent.Adopted) {
-                fromUnadoptedSnapshot = false;
+            if (event instanceof TmrLicenseEvent.Checkpoint) {
+                fromSnapshotWithoutCheckpoint = false;
+                sinceCheckpoint = 0;
+            } else {
+                sinceCheckpoint++;
             }
             return SeatTable.apply(state, event);
         });
@@ -564,11 +585,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                     timers.startTimerWithFixedDelay(Sweep.INSTANCE, sweepEvery());
                     publishSeats();
                     parent.recovered(key, context.getSelf());
-                    if (settings.snapshotEvery() <= 0 && fromUnadoptedSnapshot) {
-                        // A twin on a single node's data: its standby gets the journal's events only, and those
-                        // before the snapshot are deleted. The table goes into the journal as one event.
-                        context.getSelf().tell(Adopt.INSTANCE);
-                    }
+                    // A twin on a single node's data, or on its own snapshot without a checkpoint after it: its standby
+                    // gets the journal's events only, and those before the snapshot are deleted.
+                    askCheckpointIfDue();
                 })
                 .build();
     }
@@ -624,7 +643,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 .onCommand(Resume.class, this::onResume)
                 .onCommand(Touch.class, this::onTouch)
                 .onCommand(Sweep.class, sweep -> onSweep())
-                .onCommand(Adopt.class, adopt -> onAdopt())
+                .onCommand(WriteCheckpoint.class, write -> onWriteCheckpoint())
                 .onCommand(DecrementUnits.class, this::onUnits)
                 .onCommand(AdmittedDecrement.class, admitted -> decrement(admitted.request()))
                 .onCommand(Crypt.class, this::onCrypt)
@@ -1051,20 +1070,36 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         }
     }
 
+    private boolean checkpointDue() {
+        return settings.checkpoints() && (fromSnapshotWithoutCheckpoint
+                || sinceCheckpoint >= settings.checkpointEvery());
+    }
+
+    private void askCheckpointIfDue() {
+        if (!checkpointAsked && checkpointDue()) {
+            checkpointAsked = true;
+            context.getSelf().tell(WriteCheckpoint.INSTANCE);
+        }
+    }
+
     /**
-     * Journals the decided table as {@link TmrLicenseEvent.Adopted} (once: a recovery that replays it has nothing
-     * to adopt). Seats being allocated now are not in it; their grants are journaled after it.
+     * Journals the decided table as a {@link TmrLicenseEvent.Checkpoint}. Seats being allocated now are not in it;
+     * their grants are journaled after it.
      */
-    private Effect<TmrLicenseEvent, SeatTable> onAdopt() {
-        if (!fromUnadoptedSnapshot) {
+    private Effect<TmrLicenseEvent, SeatTable> onWriteCheckpoint() {
+        checkpointAsked = false;
+        if (!checkpointDue()) {
             return Effect().none();
         }
-        TmrLicenseEvent.Adopted adopted = new TmrLicenseEvent.Adopted(table.toSnapshot(), clock.millis());
-        persisting.add(adopted);
-        return Effect().persist(adopted).thenRun(state -> {
+        boolean adopting = fromSnapshotWithoutCheckpoint;
+        TmrLicenseEvent.Checkpoint checkpoint = new TmrLicenseEvent.Checkpoint(table.toSnapshot(), clock.millis());
+        persisting.add(checkpoint);
+        return Effect().persist(checkpoint).thenRun(state -> {
             table = state;
-            LOG.info("TMR license {}: the single node's snapshot, {} handle(s), is journaled for the twin's "
-                    + "standby", key, state.handles());
+            if (adopting) {
+                LOG.info("TMR license {}: the table recovered from a snapshot, {} handle(s), is journaled for the "
+                        + "twin's standby", key, state.handles());
+            }
         });
     }
 
@@ -1122,6 +1157,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 }
             }
             publishSeats();
+            askCheckpointIfDue();
         });
     }
 

@@ -17,11 +17,13 @@ public sealed interface TmrLicenseEvent extends CborSerializable {
     }
 
     /**
-     * The seat table as a single node's snapshot and the events after it made it, written once when that node's
-     * data became a twin's (version 3): a twin keeps no snapshots, and its standby, which never had them, replays
-     * from this event on. Whatever the events before it made, the table is this one after it.
+     * The whole seat table, journaled by a twin's active node (version 3): its snapshots are its own, and the events
+     * they stand for are deleted on both nodes, so the standby, which has no snapshot, replays from the newest
+     * checkpoint on. Whatever the events before it made, the table is this one after it. Written when a twin
+     * recovered from a snapshot with no checkpoint after it (a single node's data), and at least every half
+     * {@code snapshot-every} events.
      */
-    record Adopted(Snapshot table, long atMillis) implements TmrLicenseEvent {
+    record Checkpoint(Snapshot table, long atMillis) implements TmrLicenseEvent {
     }
 
     /** A handle released lately, as a snapshot remembers it. */
