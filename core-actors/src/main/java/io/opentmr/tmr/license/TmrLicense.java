@@ -476,8 +476,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         if (settings.snapshotEvery() <= 0) {
             return RetentionCriteria.disabled();
         }
-        // A twin deletes below its third-newest snapshot: 3 × snapshotEvery events back, where checkpoints at most
-        // half of that plus one write apart leave one above the deleted events for the standby.
+        // A twin deletes below its third-newest snapshot: 3 × snapshotEvery events back. A write that brings the
+        // events since the last checkpoint to half snapshotEvery ends with one (onFlush), so after every write, and
+        // at every snapshot, the newest checkpoint is less than that behind: above the deleted events, and written
+        // before the deletion the snapshot starts.
         return RetentionCriteria.snapshotEvery(settings.snapshotEvery(), settings.checkpoints() ? 3 : 2)
                 .withDeleteEventsOnSnapshot();
     }
@@ -614,6 +616,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         readingUnits = false;
         units = -1;
         flushQueued = false;
+        // A WriteCheckpoint asked for before the restart may have been dropped with the stash: ask again if due.
+        checkpointAsked = false;
         sync.forget();
     }
 
@@ -1071,8 +1075,13 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     }
 
     private boolean checkpointDue() {
+        return checkpointDueAfter(0);
+    }
+
+    /** A checkpoint is due once {@code writing} more events are journaled. */
+    private boolean checkpointDueAfter(int writing) {
         return settings.checkpoints() && (fromSnapshotWithoutCheckpoint
-                || sinceCheckpoint >= settings.checkpointEvery());
+                || sinceCheckpoint + writing >= settings.checkpointEvery());
     }
 
     private void askCheckpointIfDue() {
@@ -1096,11 +1105,15 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         persisting.add(checkpoint);
         return Effect().persist(checkpoint).thenRun(state -> {
             table = state;
-            if (adopting) {
-                LOG.info("TMR license {}: the table recovered from a snapshot, {} handle(s), is journaled for the "
-                        + "twin's standby", key, state.handles());
-            }
+            logAdopted(adopting, state);
         });
+    }
+
+    private void logAdopted(boolean adopted, SeatTable state) {
+        if (adopted) {
+            LOG.info("TMR license {}: the table recovered from a snapshot, {} handle(s), is journaled for the "
+                    + "twin's standby", key, state.handles());
+        }
     }
 
     /**
@@ -1126,6 +1139,17 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         for (Releasing release : released) {
             events.add(new SeatReleased(release.handleId(), release.reason(), now));
             table.get(release.handleId()).ifPresent(seat -> ending.put(seat.handleId(), seat));
+        }
+        boolean adopting = fromSnapshotWithoutCheckpoint;
+        if (checkpointDueAfter(events.size())) {
+            // In the same write, never after it: the snapshot this write may trigger deletes events behind it
+            // before a checkpoint asked for afterwards is written, and a write of many events may reach past the
+            // newest checkpoint there is.
+            SeatTable after = SeatTable.fromSnapshot(table.toSnapshot());
+            for (TmrLicenseEvent event : events) {
+                after = SeatTable.apply(after, event);
+            }
+            events.add(new TmrLicenseEvent.Checkpoint(after.toSnapshot(), now));
         }
         persisting.addAll(events);
         long writing = System.nanoTime();
@@ -1157,7 +1181,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 }
             }
             publishSeats();
-            askCheckpointIfDue();
+            logAdopted(adopting && !fromSnapshotWithoutCheckpoint, state);
         });
     }
 

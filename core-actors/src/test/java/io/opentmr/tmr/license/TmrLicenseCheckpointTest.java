@@ -1,0 +1,195 @@
+package io.opentmr.tmr.license;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import io.opentmr.protocol.AccessMode;
+import io.opentmr.protocol.LicenseKey;
+import io.opentmr.protocol.ProductInfo;
+import io.opentmr.tmr.backend.PeerGroup;
+import java.nio.ByteBuffer;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.List;
+import java.util.Random;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
+import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.persistence.PersistentRepr;
+import org.apache.pekko.persistence.testkit.DeleteEvents;
+import org.apache.pekko.persistence.testkit.JournalOperation;
+import org.apache.pekko.persistence.testkit.PersistenceTestKitPlugin;
+import org.apache.pekko.persistence.testkit.PersistenceTestKitSnapshotPlugin;
+import org.apache.pekko.persistence.testkit.ProcessingPolicy;
+import org.apache.pekko.persistence.testkit.ProcessingResult;
+import org.apache.pekko.persistence.testkit.ProcessingSuccess$;
+import org.apache.pekko.persistence.testkit.WriteEvents;
+import org.apache.pekko.persistence.testkit.javadsl.PersistenceTestKit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * A twin's license deletes events only where the journal still holds a {@link TmrLicenseEvent.Checkpoint} above
+ * them: the standby has no snapshot and replays the journal as it is when the deletion reaches it. Checked at each
+ * deletion the journal receives, in the journal's own order (a deletion reaches the standby with the records
+ * written before it, never with those written after it).
+ */
+@Timeout(60)
+class TmrLicenseCheckpointTest {
+
+    private static final Duration REPLY = Duration.ofSeconds(20);
+    private static final long SESSION = 1;
+    private static ActorTestKit kit;
+    private static PersistenceTestKit journal;
+
+    @BeforeAll
+    static void startKit() {
+        Config config = PersistenceTestKitPlugin.getInstance().config()
+                .withFallback(PersistenceTestKitSnapshotPlugin.getInstance().config())
+                .withFallback(ConfigFactory.load());
+        kit = ActorTestKit.create("tmr-license-checkpoint", config);
+        journal = PersistenceTestKit.create(kit.system());
+    }
+
+    @AfterAll
+    static void stopKit() {
+        kit.shutdownTestKit();
+    }
+
+    /**
+     * Sees every write and deletion of one license in the journal's order; at each deletion, compares the table a
+     * standby would replay from what is left (no snapshot) with the one all events written so far make. Holds the
+     * first write until {@link #hold} is counted down, so that what comes meanwhile is journaled in one flush.
+     */
+    static final class Standby implements ProcessingPolicy<JournalOperation> {
+        private final String persistenceId;
+        private final List<TmrLicenseEvent> written = new ArrayList<>();
+        private final List<String> lost = new ArrayList<>();
+        final CountDownLatch hold = new CountDownLatch(1);
+        final CountDownLatch held = new CountDownLatch(1);
+        private int deletions;
+
+        Standby(String persistenceId) {
+            this.persistenceId = persistenceId;
+        }
+
+        @Override
+        public synchronized ProcessingResult tryProcess(String id, JournalOperation operation) {
+            if (id.equals(persistenceId) && operation instanceof WriteEvents write) {
+                if (written.isEmpty()) {
+                    held.countDown();
+                    try {
+                        assertTrue(hold.await(REPLY.toSeconds(), TimeUnit.SECONDS), "the first write was held on");
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                }
+                for (Object payload : write.getBatch()) {
+                    written.add((TmrLicenseEvent) (payload instanceof PersistentRepr repr ? repr.payload() : payload));
+                }
+            } else if (id.equals(persistenceId) && operation instanceof DeleteEvents delete) {
+                deletions++;
+                Set<Long> all = replay(0);
+                Set<Long> standby = replay(delete.getToSeqNumber());
+                if (!all.equals(standby)) {
+                    lost.add("events up to " + delete.getToSeqNumber() + " deleted with " + written.size()
+                            + " written (checkpoints at " + checkpointsAt() + "): a standby replays " + standby
+                            + " instead of " + all);
+                }
+            }
+            return ProcessingSuccess$.MODULE$;
+        }
+
+        synchronized int deletions() {
+            return deletions;
+        }
+
+        synchronized List<String> lost() {
+            return List.copyOf(lost);
+        }
+
+        /** The handles the events above {@code deletedTo} make from an empty table. */
+        private Set<Long> replay(long deletedTo) {
+            SeatTable table = SeatTable.EMPTY;
+            for (int i = (int) deletedTo; i < written.size(); i++) {
+                table = SeatTable.apply(table, written.get(i));
+            }
+            Set<Long> handles = new TreeSet<>();
+            table.all().forEach(seat -> handles.add(seat.handleId()));
+            return handles;
+        }
+
+        private List<Integer> checkpointsAt() {
+            List<Integer> at = new ArrayList<>();
+            for (int i = 0; i < written.size(); i++) {
+                if (written.get(i) instanceof TmrLicenseEvent.Checkpoint) {
+                    at.add(i + 1);
+                }
+            }
+            return at;
+        }
+    }
+
+    @Test
+    void aFlushLargerThanThreeSnapshotsKeepsACheckpointAboveEveryDeletion() throws Exception {
+        LicenseKey key = new LicenseKey(6_000_010, 42, 951);
+        long quantity = 40;
+        ProductInfo product = new ProductInfo(key.firmCode(), key.productCode(), 0xFF, "checkpoint", quantity, 0,
+                key.tmrId(), false, 0, 0, 0, 0, 0, 0);
+        PeerGroup peers = new PeerGroup(3, Clock.systemUTC(), Duration.ofSeconds(30));
+        FakeBackend[] fakes = TmrLicenseRestartTest.fakes(key, peers, quantity, quantity, quantity);
+        Standby standby = new Standby(TmrLicense.persistenceId(key).id());
+        journal.withPolicy(standby);
+        try {
+            TmrLicenseRestartTest.Parent parent = new TmrLicenseRestartTest.Parent();
+            // A snapshot every 4 events (a checkpoint due every 2, deletions 12 events behind a snapshot).
+            ActorRef<TmrLicense.Command> license = kit.spawn(TmrLicense.create(key, peers, parent,
+                    Clock.systemUTC(), new Random(5), id -> ByteBuffer.allocate(16).putLong(id).array(),
+                    new TmrLicense.Settings(Duration.ofHours(1), 4, true)));
+            BitSet all = new BitSet();
+            all.set(0, 3);
+            TmrLicenseRestartTest.awaitRecoveries(parent, 1);
+            TmrLicenseRestartTest.syncAll(license, fakes, parent, all, product, key);
+
+            // The first grant's write is held; fifteen accesses wait meanwhile and are journaled in the next flush.
+            TestProbe<TmrLicense.Reply> replies = kit.createTestProbe();
+            license.tell(access(0, replies));
+            assertTrue(standby.held.await(REPLY.toSeconds(), TimeUnit.SECONDS), "the first grant was not written");
+            int accesses = 16;
+            for (int i = 1; i < accesses; i++) {
+                license.tell(access(i, replies));
+            }
+            standby.hold.countDown();
+            List<Long> granted = new ArrayList<>();
+            for (int i = 0; i < accesses; i++) {
+                granted.add(assertInstanceOf(TmrLicense.Granted.class,
+                        TmrLicenseRestartTest.pumpUntilAnswer(fakes, replies)).handleId());
+            }
+            // A deletion follows the snapshot; the next write goes behind it in the journal.
+            license.tell(access(accesses, replies));
+            assertInstanceOf(TmrLicense.Granted.class, TmrLicenseRestartTest.pumpUntilAnswer(fakes, replies));
+
+            assertTrue(standby.deletions() > 0, "the flush took a snapshot and deleted events behind it");
+            assertEquals(List.of(), standby.lost(), "every deletion left a checkpoint above it");
+            kit.stop(license, REPLY);
+        } finally {
+            journal.resetPolicy();
+        }
+    }
+
+    private static TmrLicense.Access access(int i, TestProbe<TmrLicense.Reply> replies) {
+        return new TmrLicense.Access(0, AccessMode.USERLIMIT, new TmrLicense.Client("station-" + i, "host", "user",
+                i, SESSION), i + 1, replies.getRef());
+    }
+}
