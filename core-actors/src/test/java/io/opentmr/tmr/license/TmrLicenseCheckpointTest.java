@@ -17,22 +17,12 @@ import java.util.ArrayList;
 import java.util.BitSet;
 import java.util.List;
 import java.util.Random;
-import java.util.Set;
-import java.util.TreeSet;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
 import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
 import org.apache.pekko.actor.typed.ActorRef;
-import org.apache.pekko.persistence.PersistentRepr;
-import org.apache.pekko.persistence.testkit.DeleteEvents;
-import org.apache.pekko.persistence.testkit.JournalOperation;
 import org.apache.pekko.persistence.testkit.PersistenceTestKitPlugin;
 import org.apache.pekko.persistence.testkit.PersistenceTestKitSnapshotPlugin;
-import org.apache.pekko.persistence.testkit.ProcessingPolicy;
-import org.apache.pekko.persistence.testkit.ProcessingResult;
-import org.apache.pekko.persistence.testkit.ProcessingSuccess$;
-import org.apache.pekko.persistence.testkit.WriteEvents;
 import org.apache.pekko.persistence.testkit.javadsl.PersistenceTestKit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -67,80 +57,6 @@ class TmrLicenseCheckpointTest {
         kit.shutdownTestKit();
     }
 
-    /**
-     * Sees every write and deletion of one license in the journal's order; at each deletion, compares the table a
-     * standby would replay from what is left (no snapshot) with the one all events written so far make. Holds the
-     * first write until {@link #hold} is counted down, so that what comes meanwhile is journaled in one flush.
-     */
-    static final class Standby implements ProcessingPolicy<JournalOperation> {
-        private final String persistenceId;
-        private final List<TmrLicenseEvent> written = new ArrayList<>();
-        private final List<String> lost = new ArrayList<>();
-        final CountDownLatch hold = new CountDownLatch(1);
-        final CountDownLatch held = new CountDownLatch(1);
-        private int deletions;
-
-        Standby(String persistenceId) {
-            this.persistenceId = persistenceId;
-        }
-
-        @Override
-        public synchronized ProcessingResult tryProcess(String id, JournalOperation operation) {
-            if (id.equals(persistenceId) && operation instanceof WriteEvents write) {
-                if (written.isEmpty()) {
-                    held.countDown();
-                    try {
-                        assertTrue(hold.await(REPLY.toSeconds(), TimeUnit.SECONDS), "the first write was held on");
-                    } catch (InterruptedException e) {
-                        Thread.currentThread().interrupt();
-                    }
-                }
-                for (Object payload : write.getBatch()) {
-                    written.add((TmrLicenseEvent) (payload instanceof PersistentRepr repr ? repr.payload() : payload));
-                }
-            } else if (id.equals(persistenceId) && operation instanceof DeleteEvents delete) {
-                deletions++;
-                Set<Long> all = replay(0);
-                Set<Long> standby = replay(delete.getToSeqNumber());
-                if (!all.equals(standby)) {
-                    lost.add("events up to " + delete.getToSeqNumber() + " deleted with " + written.size()
-                            + " written (checkpoints at " + checkpointsAt() + "): a standby replays " + standby
-                            + " instead of " + all);
-                }
-            }
-            return ProcessingSuccess$.MODULE$;
-        }
-
-        synchronized int deletions() {
-            return deletions;
-        }
-
-        synchronized List<String> lost() {
-            return List.copyOf(lost);
-        }
-
-        /** The handles the events above {@code deletedTo} make from an empty table. */
-        private Set<Long> replay(long deletedTo) {
-            SeatTable table = SeatTable.EMPTY;
-            for (int i = (int) deletedTo; i < written.size(); i++) {
-                table = SeatTable.apply(table, written.get(i));
-            }
-            Set<Long> handles = new TreeSet<>();
-            table.all().forEach(seat -> handles.add(seat.handleId()));
-            return handles;
-        }
-
-        private List<Integer> checkpointsAt() {
-            List<Integer> at = new ArrayList<>();
-            for (int i = 0; i < written.size(); i++) {
-                if (written.get(i) instanceof TmrLicenseEvent.Checkpoint) {
-                    at.add(i + 1);
-                }
-            }
-            return at;
-        }
-    }
-
     @Test
     void aFlushLargerThanThreeSnapshotsKeepsACheckpointAboveEveryDeletion() throws Exception {
         LicenseKey key = new LicenseKey(6_000_010, 42, 951);
@@ -149,7 +65,9 @@ class TmrLicenseCheckpointTest {
                 key.tmrId(), false, 0, 0, 0, 0, 0, 0);
         PeerGroup peers = new PeerGroup(3, Clock.systemUTC(), Duration.ofSeconds(30));
         FakeBackend[] fakes = TmrLicenseRestartTest.fakes(key, peers, quantity, quantity, quantity);
-        Standby standby = new Standby(TmrLicense.persistenceId(key).id());
+        String persistenceId = TmrLicense.persistenceId(key).id();
+        StandbyReplay standby = new StandbyReplay();
+        StandbyReplay.Held held = standby.watchHoldingFirstWrite(persistenceId);
         journal.withPolicy(standby);
         try {
             TmrLicenseRestartTest.Parent parent = new TmrLicenseRestartTest.Parent();
@@ -165,12 +83,12 @@ class TmrLicenseCheckpointTest {
             // The first grant's write is held; fifteen accesses wait meanwhile and are journaled in the next flush.
             TestProbe<TmrLicense.Reply> replies = kit.createTestProbe();
             license.tell(access(0, replies));
-            assertTrue(standby.held.await(REPLY.toSeconds(), TimeUnit.SECONDS), "the first grant was not written");
+            assertTrue(held.written().await(REPLY.toSeconds(), TimeUnit.SECONDS), "the first grant was not written");
             int accesses = 16;
             for (int i = 1; i < accesses; i++) {
                 license.tell(access(i, replies));
             }
-            standby.hold.countDown();
+            held.release().countDown();
             List<Long> granted = new ArrayList<>();
             for (int i = 0; i < accesses; i++) {
                 granted.add(assertInstanceOf(TmrLicense.Granted.class,
@@ -180,8 +98,8 @@ class TmrLicenseCheckpointTest {
             license.tell(access(accesses, replies));
             assertInstanceOf(TmrLicense.Granted.class, TmrLicenseRestartTest.pumpUntilAnswer(fakes, replies));
 
-            assertTrue(standby.deletions() > 0, "the flush took a snapshot and deleted events behind it");
-            assertEquals(List.of(), standby.lost(), "every deletion left a checkpoint above it");
+            assertTrue(standby.deletions(persistenceId) > 0, "the flush took a snapshot and deleted events behind it");
+            assertEquals(List.of(), standby.lost(persistenceId), "every deletion left a checkpoint above it");
             kit.stop(license, REPLY);
         } finally {
             journal.resetPolicy();
