@@ -242,6 +242,68 @@ class TwinNodeTest {
         }
     }
 
+    /**
+     * A node that was active keeps its own snapshots when it comes back as the standby without its log being cut (it
+     * was in sync): when it takes over again, it recovers from its old snapshot, but the events after it that its
+     * twin deleted meanwhile are gone from its journal too. The checkpoint above them gives it the table: a handle
+     * its snapshot held and its twin released is no seat any more, a handle its twin granted is held.
+     */
+    @Test
+    void aFormerActiveThatComesBackUncutTakesOverAgainFromItsOldSnapshotAndTheCheckpointsAfterIt() throws Exception {
+        Map<String, Object> often = Map.of("opentmr.node.snapshot-every", 4);
+        TwinNode a = start("node-a", host("node-a"), "node-a", often);
+        await("node-a serves", Duration.ofSeconds(30), a::serving);
+        TwinNode b = start("node-b", host("node-b"), "node-b", often);
+        await("in sync", Duration.ofSeconds(30), () -> a.replication().status() == ReplicationLeader.Status.IN_SYNC);
+        Path snapshotsA = dir.resolve("node-a").resolve("journal").resolve("snapshots");
+        try (TmrClient client = client()) {
+            LicenseHandle releasedOnB = client.access(TmrTestGroup.FIRM, SEATS_PRODUCT);
+            for (int i = 0; i < 8; i++) {
+                client.access(TmrTestGroup.FIRM, SEATS_PRODUCT).close();
+            }
+            await("node-a took snapshots holding the first handle", Duration.ofSeconds(10),
+                    () -> snapshotFiles(snapshotsA) >= 1);
+            nodes.remove(a);
+            a.close();
+            await("node-b serves", Duration.ofSeconds(20), b::serving);
+            releasedOnB.close();
+            // Enough events on node-b for its deletions (12 events behind its snapshots) to pass node-a's snapshots.
+            for (int i = 0; i < 16; i++) {
+                client.access(TmrTestGroup.FIRM, SEATS_PRODUCT).close();
+            }
+            LicenseHandle grantedOnB = client.access(TmrTestGroup.FIRM, SEATS_PRODUCT);
+            await("node-b took snapshots", Duration.ofSeconds(10), () -> snapshotFiles(dir.resolve("node-b")
+                    .resolve("journal").resolve("snapshots")) >= 1);
+
+            // node-a comes back on its own data: its log is a prefix of node-b's, so nothing is cut or set aside.
+            TwinNode again = start("node-a", prefix + 3, "node-a", often);
+            await("node-a follows node-b's journal in sync", Duration.ofSeconds(30),
+                    () -> b.replication().status() == ReplicationLeader.Status.IN_SYNC);
+            assertTrue(snapshotFiles(snapshotsA) >= 1, "node-a's own snapshots are still in use");
+            try (java.util.stream.Stream<Path> files = java.nio.file.Files.list(snapshotsA)) {
+                assertEquals(List.of(), files.filter(f -> f.getFileName().toString().startsWith("set-aside-"))
+                        .toList(), "nothing set aside: the log was not cut");
+            }
+
+            nodes.remove(b);
+            b.close();
+            await("node-a serves again", Duration.ofSeconds(20), again::serving);
+            assertEquals(SEATS_PRODUCT, grantedOnB.info().product().productCode(), "held on node-a");
+            // Four seats: the one node-b granted and three more; the handle node-b released takes none.
+            List<LicenseHandle> more = new ArrayList<>();
+            for (int i = 0; i < 3; i++) {
+                more.add(client.access(TmrTestGroup.FIRM, SEATS_PRODUCT));
+            }
+            CmException full = assertThrows(CmException.class, () -> client.access(TmrTestGroup.FIRM,
+                    SEATS_PRODUCT));
+            assertEquals(CmError.NO_MORE_LICENSES.code(), full.code(), full.getMessage());
+            for (LicenseHandle handle : more) {
+                handle.close();
+            }
+            grantedOnB.close();
+        }
+    }
+
     private static long snapshotFiles(Path snapshots) {
         if (!java.nio.file.Files.isDirectory(snapshots)) {
             return 0;
