@@ -113,6 +113,21 @@ class TwinNodeTest {
         return node;
     }
 
+    /** node-a, serving, with {@code extra} settings. */
+    private TwinNode startActive(Map<String, Object> extra) throws InterruptedException {
+        TwinNode a = start("node-a", host("node-a"), "node-a", extra);
+        await("node-a serves", Duration.ofSeconds(30), a::serving);
+        return a;
+    }
+
+    /** node-b, once it follows {@code active}'s journal in sync. */
+    private TwinNode startStandbyInSync(TwinNode active, Map<String, Object> extra) throws InterruptedException {
+        TwinNode b = start("node-b", host("node-b"), "node-b", extra);
+        await("in sync", Duration.ofSeconds(30),
+                () -> active.replication().status() == ReplicationLeader.Status.IN_SYNC);
+        return b;
+    }
+
     /** This test's own journal and snapshot store in {@code dataDir}. */
     private Map<String, Object> persistence(String dataDir) {
         Map<String, Object> overrides = new HashMap<>();
@@ -205,10 +220,8 @@ class TwinNodeTest {
     @Test
     void theStandbyTakesOverFromCheckpointsWhenTheActiveDeletedEventsBehindItsSnapshots() throws Exception {
         Map<String, Object> often = Map.of("opentmr.node.snapshot-every", 4);
-        TwinNode a = start("node-a", host("node-a"), "node-a", often);
-        await("node-a serves", Duration.ofSeconds(30), a::serving);
-        TwinNode b = start("node-b", host("node-b"), "node-b", often);
-        await("in sync", Duration.ofSeconds(30), () -> a.replication().status() == ReplicationLeader.Status.IN_SYNC);
+        TwinNode a = startActive(often);
+        TwinNode b = startStandbyInSync(a, often);
         try (TmrClient client = client()) {
             List<LicenseHandle> held = new ArrayList<>();
             held.add(client.access(TmrTestGroup.FIRM, SEATS_PRODUCT));
@@ -251,10 +264,8 @@ class TwinNodeTest {
     @Test
     void aFormerActiveThatComesBackUncutTakesOverAgainFromItsOldSnapshotAndTheCheckpointsAfterIt() throws Exception {
         Map<String, Object> often = Map.of("opentmr.node.snapshot-every", 4);
-        TwinNode a = start("node-a", host("node-a"), "node-a", often);
-        await("node-a serves", Duration.ofSeconds(30), a::serving);
-        TwinNode b = start("node-b", host("node-b"), "node-b", often);
-        await("in sync", Duration.ofSeconds(30), () -> a.replication().status() == ReplicationLeader.Status.IN_SYNC);
+        TwinNode a = startActive(often);
+        TwinNode b = startStandbyInSync(a, often);
         Path snapshotsA = dir.resolve("node-a").resolve("journal").resolve("snapshots");
         try (TmrClient client = client()) {
             LicenseHandle releasedOnB = client.access(TmrTestGroup.FIRM, SEATS_PRODUCT);

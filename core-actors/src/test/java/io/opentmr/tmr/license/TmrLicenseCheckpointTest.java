@@ -4,8 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import com.typesafe.config.Config;
-import com.typesafe.config.ConfigFactory;
 import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.LicenseKey;
 import io.opentmr.protocol.ProductInfo;
@@ -21,8 +19,6 @@ import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
 import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
 import org.apache.pekko.actor.typed.ActorRef;
-import org.apache.pekko.persistence.testkit.PersistenceTestKitPlugin;
-import org.apache.pekko.persistence.testkit.PersistenceTestKitSnapshotPlugin;
 import org.apache.pekko.persistence.testkit.javadsl.PersistenceTestKit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -45,10 +41,7 @@ class TmrLicenseCheckpointTest {
 
     @BeforeAll
     static void startKit() {
-        Config config = PersistenceTestKitPlugin.getInstance().config()
-                .withFallback(PersistenceTestKitSnapshotPlugin.getInstance().config())
-                .withFallback(ConfigFactory.load());
-        kit = ActorTestKit.create("tmr-license-checkpoint", config);
+        kit = TmrLicenseRestartTest.persistenceTestKit("tmr-license-checkpoint");
         journal = PersistenceTestKit.create(kit.system());
     }
 

@@ -50,11 +50,16 @@ class TmrLicenseRestartTest {
 
     @BeforeAll
     static void startKit() {
+        kit = persistenceTestKit("tmr-license-restart");
+        journal = PersistenceTestKit.create(kit.system());
+    }
+
+    /** An actor test kit whose journal and snapshot store are the persistence testkit's. */
+    static ActorTestKit persistenceTestKit(String name) {
         Config config = PersistenceTestKitPlugin.getInstance().config()
                 .withFallback(PersistenceTestKitSnapshotPlugin.getInstance().config())
                 .withFallback(ConfigFactory.load());
-        kit = ActorTestKit.create("tmr-license-restart", config);
-        journal = PersistenceTestKit.create(kit.system());
+        return ActorTestKit.create(name, config);
     }
 
     @AfterAll
