@@ -116,6 +116,24 @@ class NodeManagementTest {
     }
 
     @Test
+    @Order(1)
+    void theDashboardIsServedAtTheRoot() throws Exception {
+        HttpProbe.Answer page = http.get("/");
+        assertEquals(200, page.status());
+        assertEquals("text/html; charset=UTF-8", page.contentType());
+        assertTrue(page.body().contains("<script src=\"/dashboard/dashboard.js\""), page.body());
+        HttpProbe.Answer script = http.get("/dashboard/dashboard.js");
+        assertEquals(200, script.status());
+        assertEquals("text/javascript; charset=UTF-8", script.contentType());
+        assertEquals("text/css; charset=UTF-8", http.get("/dashboard/dashboard.css").contentType());
+        HttpProbe.Answer missing = http.get("/dashboard/missing.js");
+        assertEquals(404, missing.status());
+        assertTrue(missing.json().path("error").path("message").asText().contains("dashboard.js"));
+        assertEquals(404, http.get("/dashboard/..%2Fmanagement.conf").status());
+        assertEquals(405, http.send("POST", "/", null, "{}").status());
+    }
+
+    @Test
     @Order(2)
     void statusBackendsAndContainersShowWhatTheNodeHolds() throws Exception {
         JsonNode status = http.get("/tmr/status").json();
