@@ -11,7 +11,6 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.net.http.WebSocket;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -326,15 +325,6 @@ final class Chromium implements AutoCloseable {
             pending.values().forEach(answer -> answer.completeExceptionally(
                     new IOException("DevTools closed the connection: " + statusCode + " " + reason)));
             return null;
-        }
-    }
-
-    /** The text of a file, for error messages. */
-    static String read(Path file) {
-        try {
-            return Files.readString(file, StandardCharsets.UTF_8);
-        } catch (IOException e) {
-            return "(unreadable: " + e + ")";
         }
     }
 }

@@ -74,6 +74,9 @@ class DemoIT {
             }
             // The node's readiness (keepalived's track script) once it serves, and the admin token the demo wrote.
             awaitHttp(components.get("node-a").get("admin").asText() + "/health/ready", 200);
+            // The launcher's jar carries the dashboard.
+            awaitHttp(components.get("node-a").get("admin").asText() + "/", 200);
+            awaitHttp(components.get("backend-1").get("admin").asText() + "/dashboard/dashboard.js", 200);
             assertTrue(java.nio.file.Files.exists(demoDir.resolve("admin.token")));
 
             try (TmrClient client = TmrClient.connect(TmrClientOptions.builder().addresses(node, standby)
