@@ -18,6 +18,7 @@ import java.util.ArrayList;
 import java.util.Base64;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ConcurrentHashMap;
@@ -54,15 +55,27 @@ final class Chromium implements AutoCloseable {
                 .buildAsync(URI.create(webSocketUrl), new Listener()).get(20, TimeUnit.SECONDS);
     }
 
-    /** chromium on the PATH; missing: skipped outside CI (saying what to install), failed in CI. */
-    static Path require() {
+    /** chromium on the PATH, if there is one. */
+    static Optional<Path> find() {
         for (String name : List.of("chromium", "chromium-browser")) {
             for (String dir : System.getenv().getOrDefault("PATH", "/usr/bin:/bin").split(":")) {
                 Path candidate = Path.of(dir.isEmpty() ? "." : dir, name);
                 if (Files.isExecutable(candidate)) {
-                    return candidate;
+                    return Optional.of(candidate);
                 }
             }
+        }
+        return Optional.empty();
+    }
+
+    /**
+     * chromium on the PATH; missing: skipped outside CI (saying what to install), failed in CI. Call it from each test
+     * (or a {@code @BeforeEach}): a class skipped in {@code @BeforeAll} shows in Surefire's report as no test at all.
+     */
+    static Path require() {
+        Optional<Path> found = find();
+        if (found.isPresent()) {
+            return found.get();
         }
         String message = "chromium is not installed: apt-get install chromium (Debian's package; the dashboard's "
                 + "browser test drives it headless)";

@@ -5,25 +5,19 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.typesafe.config.ConfigFactory;
 import io.opentmr.client.LicenseHandle;
 import io.opentmr.client.TmrClient;
-import io.opentmr.client.TmrClientOptions;
-import io.opentmr.protocol.AdminToken;
 import io.opentmr.testing.TmrTestGroup;
-import io.opentmr.tmr.TmrNode;
 import java.nio.file.Path;
-import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.MethodOrderer;
 import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
@@ -50,10 +44,10 @@ class DashboardBrowserTest {
     @TempDir
     static Path dir;
 
+    private static ManagedGroup managed;
     private static TmrTestGroup group;
-    private static TmrNode node;
     private static Management nodeHttp;
-    private static final Management[] backendHttp = new Management[3];
+    private static Management[] backendHttp;
     private static String token;
     private static HttpProbe http;
     private static Chromium browser;
@@ -66,27 +60,18 @@ class DashboardBrowserTest {
     @BeforeAll
     static void start() throws Exception {
         started = System.nanoTime();
-        Chromium.require();
-        Path tokenFile = dir.resolve("admin.token");
-        token = AdminToken.createIfMissing(tokenFile).value();
-        Map<String, Object> common = Map.of(AdminToken.TOKEN_FILE_KEY, tokenFile.toString());
-        group = new TmrTestGroup(dir.resolve("group"), Clock.systemUTC(), common, i -> ManagementFixture.flatten(
-                ManagementFixture.settings(address(i), Map.of()).pekkoConfig(false)));
-        for (int i = 0; i < 3; i++) {
-            backendHttp[i] = Management.forBackend(group.backend(i), ManagementFixture.settings(address(i), Map.of()));
+        if (Chromium.find().isEmpty()) {
+            return; // each test says what is missing (needsChromium)
         }
-        group.issueTmr(TmrTestGroup.seats(101, 4));
-        group.issueTmr(TmrTestGroup.units(102, 100));
-        ManagementSettings settings = ManagementFixture.settings("127.0.2.1", Map.of());
-        Map<String, Object> overrides = new HashMap<>(ManagementFixture.flatten(settings.pekkoConfig(false)));
-        overrides.putAll(common);
-        node = group.startNode(overrides);
-        nodeHttp = Management.forNode(node, ConfigFactory.parseMap(common), settings);
-        http = new HttpProbe(nodeHttp.url());
-        NodeManagementTest.await("the node is ready", () -> http.get("/health/ready").status() == 200);
+        managed = ManagedGroup.start(dir, List.of(TmrTestGroup.seats(101, 4), TmrTestGroup.units(102, 100)));
+        group = managed.group();
+        nodeHttp = managed.nodeHttp();
+        backendHttp = managed.backendHttp();
+        token = managed.token();
+        http = managed.http();
 
-        alice = client("alice", "ws-1");
-        bob = client("bob", "ws-2");
+        alice = managed.client("alice", "ws-1", "dashboard-test");
+        bob = managed.client("bob", "ws-2", "dashboard-test");
         aliceHandles.add(alice.access(FIRM, 101));
         aliceHandles.add(alice.access(FIRM, 101));
         LicenseHandle units = alice.access(FIRM, 102);
@@ -95,16 +80,12 @@ class DashboardBrowserTest {
         bobsHandle = bob.access(FIRM, 101);
 
         browser = Chromium.start(dir.resolve("chromium-profile"), SHOTS.resolve("chromium.log"), 1400, 1000);
-        System.out.println("DashboardBrowserTest: " + browser.version() + " (" + Chromium.require() + ")");
+        System.out.println("DashboardBrowserTest: " + browser.version() + " (" + Chromium.find().orElseThrow() + ")");
     }
 
-    private static String address(int backend) {
-        return "127.0.1." + (backend + 1);
-    }
-
-    private static TmrClient client(String user, String host) {
-        return TmrClient.connect(TmrClientOptions.builder().addresses(group.nodeAddress()).user(user).host(host)
-                .clientName("dashboard-test").requestTimeout(Duration.ofSeconds(10)).build());
+    @BeforeEach
+    void needsChromium() {
+        Chromium.require();
     }
 
     @AfterEach
@@ -125,16 +106,8 @@ class DashboardBrowserTest {
                     client.close();
                 }
             }
-            if (nodeHttp != null) {
-                nodeHttp.close();
-            }
-            for (Management backend : backendHttp) {
-                if (backend != null) {
-                    backend.close();
-                }
-            }
-            if (group != null) {
-                group.close();
+            if (managed != null) {
+                managed.close();
             }
         } finally {
             System.out.printf("DashboardBrowserTest: %.1f s in all%n", (System.nanoTime() - started) / 1e9);
@@ -340,7 +313,7 @@ class DashboardBrowserTest {
         browser.await("two backends up", "document.querySelector('#status dd[data-fact=\"backendsUp\"]')"
                 + ".textContent === '2 of 3'", PAGE_WAIT);
         browser.await("the feed tells", "document.getElementById('events').textContent.includes('Backend 2 ("
-                + address(1) + ":')", PAGE_WAIT);
+                + ManagedGroup.backendAddress(1) + ":')", PAGE_WAIT);
         NodeManagementTest.await("two copies counted", () -> http.get("/tmr/licenses").json().path("licenses")
                 .get(0).path("copies").path("counted").asInt() == 2);
         awaitNextPoll();
