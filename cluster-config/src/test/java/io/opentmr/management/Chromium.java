@@ -34,8 +34,9 @@ import org.junit.jupiter.api.Assumptions;
  * Jackson): navigate, evaluate, click with real mouse events, type, take screenshots. Outside CI a machine without
  * chromium skips the test and says what to install; in CI ({@code CI=true}, where {@code .ci/run} installs it) a
  * missing chromium fails the test. Every wait is bounded; {@link #close} ends the browser and its child processes.
+ * Public for the multi-process tests (it-tests), which load the demo's pages.
  */
-final class Chromium implements AutoCloseable {
+public final class Chromium implements AutoCloseable {
 
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final Duration COMMAND_TIMEOUT = Duration.ofSeconds(30);
@@ -56,7 +57,7 @@ final class Chromium implements AutoCloseable {
     }
 
     /** chromium on the PATH, if there is one. */
-    static Optional<Path> find() {
+    public static Optional<Path> find() {
         for (String name : List.of("chromium", "chromium-browser")) {
             for (String dir : System.getenv().getOrDefault("PATH", "/usr/bin:/bin").split(":")) {
                 Path candidate = Path.of(dir.isEmpty() ? "." : dir, name);
@@ -72,7 +73,7 @@ final class Chromium implements AutoCloseable {
      * chromium on the PATH; missing: skipped outside CI (saying what to install), failed in CI. Call it from each test
      * (or a {@code @BeforeEach}): a class skipped in {@code @BeforeAll} shows in Surefire's report as no test at all.
      */
-    static Path require() {
+    public static Path require() {
         Optional<Path> found = find();
         if (found.isPresent()) {
             return found.get();
@@ -90,7 +91,7 @@ final class Chromium implements AutoCloseable {
      * Starts headless Chromium with a fresh profile in {@code profile}, its output in {@code log}, a window of
      * {@code width} x {@code height}, and connects to its first page.
      */
-    static Chromium start(Path profile, Path log, int width, int height) throws Exception {
+    public static Chromium start(Path profile, Path log, int width, int height) throws Exception {
         Path binary = require();
         Files.createDirectories(profile);
         Files.createDirectories(log.getParent());
@@ -156,17 +157,22 @@ final class Chromium implements AutoCloseable {
     }
 
     /** What the browser says it is, e.g. {@code Chrome/156.0.8078.114}. */
-    String version() {
+    public String version() {
         return version;
     }
 
     /** JavaScript exceptions and console or security (CSP) errors the pages reported so far. */
-    List<String> errors() {
+    public List<String> errors() {
         return List.copyOf(errors);
     }
 
+    /** Forgets the errors reported so far (after a test provoked them on purpose). */
+    public void clearErrors() {
+        errors.clear();
+    }
+
     /** One DevTools command; its result. */
-    JsonNode send(String method, Map<String, ?> params) throws Exception {
+    public JsonNode send(String method, Map<String, ?> params) throws Exception {
         int id = ids.incrementAndGet();
         CompletableFuture<JsonNode> answer = new CompletableFuture<>();
         pending.put(id, answer);
@@ -189,7 +195,7 @@ final class Chromium implements AutoCloseable {
     }
 
     /** Loads {@code url} and waits (bounded) until its document has loaded. */
-    void navigate(String url) throws Exception {
+    public void navigate(String url) throws Exception {
         JsonNode result = send("Page.navigate", Map.of("url", url));
         if (result.hasNonNull("errorText")) {
             throw new IllegalStateException("cannot load " + url + ": " + result.path("errorText").asText());
@@ -199,7 +205,7 @@ final class Chromium implements AutoCloseable {
     }
 
     /** The value of a JavaScript expression (a promise is awaited); a thrown exception fails the test. */
-    JsonNode evaluate(String expression) throws Exception {
+    public JsonNode evaluate(String expression) throws Exception {
         JsonNode result = send("Runtime.evaluate", Map.of("expression", expression, "returnByValue", true,
                 "awaitPromise", true));
         if (result.has("exceptionDetails")) {
@@ -209,7 +215,7 @@ final class Chromium implements AutoCloseable {
     }
 
     /** Waits until {@code condition} (JavaScript) is true, at most {@code bound}. */
-    void await(String what, String condition, Duration bound) throws Exception {
+    public void await(String what, String condition, Duration bound) throws Exception {
         long deadline = System.nanoTime() + bound.toNanos();
         while (!evaluate("Boolean(" + condition + ")").asBoolean()) {
             if (System.nanoTime() - deadline > 0) {
@@ -220,7 +226,7 @@ final class Chromium implements AutoCloseable {
     }
 
     /** A real click (mouse moved, pressed, released) at the middle of the element {@code selector} finds. */
-    void click(String selector) throws Exception {
+    public void click(String selector) throws Exception {
         String json = JSON.writeValueAsString(selector);
         JsonNode box = evaluate("(() => { const e = document.querySelector(" + json + "); if (!e) return null;"
                 + " e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect();"
@@ -241,12 +247,12 @@ final class Chromium implements AutoCloseable {
     }
 
     /** Types {@code text} into the focused element. */
-    void type(String text) throws Exception {
+    public void type(String text) throws Exception {
         send("Input.insertText", Map.of("text", text));
     }
 
     /** The whole page as a PNG in {@code file}. */
-    void screenshot(Path file) throws Exception {
+    public void screenshot(Path file) throws Exception {
         JsonNode size = send("Page.getLayoutMetrics", Map.of()).path("cssContentSize");
         JsonNode shot = send("Page.captureScreenshot", Map.of("format", "png", "captureBeyondViewport", true,
                 "clip", Map.of("x", 0, "y", 0, "width", size.path("width").asDouble(),

@@ -364,4 +364,23 @@ class DashboardBrowserTest {
         browser.screenshot(SHOTS.resolve("node-release-refused.png"));
         browser.click("#release-cancel");
     }
+
+    @Test
+    @Order(7)
+    void thePagesPolicyRefusesInlineScriptAndTheTestSeesIt() throws Exception {
+        open(nodeHttp.url(), 1);
+        // What an injected <script> would do: the Content-Security-Policy stops it, and the browser reports it, which
+        // is what thePagesReportedNoErrors relies on after every test.
+        browser.evaluate("(() => { const s = document.createElement('script');"
+                + " s.textContent = 'window.inlineRan = true'; document.head.append(s); return true; })()");
+        assertFalse(browser.evaluate("window.inlineRan === true").asBoolean(), "an inline script ran");
+        long deadline = System.nanoTime() + PAGE_WAIT.toNanos();
+        while (browser.errors().stream().noneMatch(e -> e.contains("Content Security Policy"))) {
+            if (System.nanoTime() - deadline > 0) {
+                throw new AssertionError("the browser reported no CSP violation: " + browser.errors());
+            }
+            Thread.sleep(100);
+        }
+        browser.clearErrors();
+    }
 }

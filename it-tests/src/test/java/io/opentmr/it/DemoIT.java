@@ -37,7 +37,7 @@ class DemoIT {
 
     private static final long FIRM = 6_000_010;
     private static final long SEATS = 101;
-    private static final List<String> HOSTS = List.of("127.0.1.1", "127.0.1.2", "127.0.1.3", "127.0.2.1",
+    static final List<String> HOSTS = List.of("127.0.1.1", "127.0.1.2", "127.0.1.3", "127.0.2.1",
             "127.0.2.2");
 
     @TempDir
@@ -131,7 +131,7 @@ class DemoIT {
     }
 
     /** The demo waits for the node to show its licenses, but bounded; a client still may have to wait. */
-    private static LicenseHandle accessWithin(TmrClient client, Duration max) throws InterruptedException {
+    static LicenseHandle accessWithin(TmrClient client, Duration max) throws InterruptedException {
         long deadline = System.nanoTime() + max.toNanos();
         while (true) {
             try {
@@ -159,7 +159,7 @@ class DemoIT {
                 + client.listContainers());
     }
 
-    private static void awaitHttp(String url, int status) throws Exception {
+    static void awaitHttp(String url, int status) throws Exception {
         java.net.http.HttpClient http = java.net.http.HttpClient.newBuilder()
                 .version(java.net.http.HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(2)).build();
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
@@ -195,7 +195,7 @@ class DemoIT {
     }
 
     /** A port free on all the demo's addresses (but {@code not}), so the test does not collide with a demo. */
-    private static int portFreeOnEveryHost(int not) throws IOException {
+    static int portFreeOnEveryHost(int not) throws IOException {
         for (int attempt = 0; attempt < 50; attempt++) {
             int port;
             try (ServerSocket probe = new ServerSocket(0, 1, java.net.InetAddress.getByName(HOSTS.get(0)))) {

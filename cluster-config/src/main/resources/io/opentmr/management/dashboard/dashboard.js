@@ -15,6 +15,7 @@
     component: null,   // 'node' or 'backend', from /tmr/status
     previous: null,    // the last poll's answers, for the events feed
     failing: {},       // route -> message while it fails
+    answered: {},      // route -> true once it has answered (then the page shows its last answer)
     offset: 0,         // handles page
     total: 0,
     timer: null,
@@ -140,7 +141,7 @@
       if (route === base || route.startsWith(base + '?')) {
         box.hidden = !error;
         box.textContent = error ? 'GET ' + route + ' failed — ' + error.describe()
-          + '. Shown below: the last answer it gave.' : '';
+          + (state.answered[base] ? '. Shown below: the last answer it gave.' : '.') : '';
       }
     }
   }
@@ -313,9 +314,6 @@
 
   function changes(before, now) {
     if (!before) {
-      if (now.status) {
-        addEvent('Watching ' + $('title').textContent + (now.status.role ? ', role ' + now.status.role : ''));
-      }
       return;
     }
     const s0 = before.status;
@@ -327,7 +325,7 @@
       const e0 = s0.lease ? s0.lease.epoch : null;
       const e1 = s1.lease ? s1.lease.epoch : null;
       if (e0 !== e1 && e1 !== null) {
-        addEvent('Lease epoch ' + text(e0) + ' → ' + e1);
+        addEvent('Lease epoch ' + e1 + (e0 === null ? ' (held no lease before)' : ' (was ' + e0 + ')'));
       }
       if (s1.failovers > s0.failovers) {
         addEvent('Fail-over: the active role came to this node', 'ok');
@@ -402,6 +400,9 @@
       if (status.ok) {
         now.status = status.value;
         renderStatus(status.value);
+        if (!state.previous) {
+          addEvent('Watching ' + $('title').textContent + (status.value.role ? ', role ' + status.value.role : ''));
+        }
       }
       const routes = {
         containers: '/tmr/containers',
@@ -436,6 +437,7 @@
             addEvent('GET ' + base + ' answers again', 'ok');
           }
           delete state.failing[base];
+          state.answered[base] = true;
           routeError(route, null);
         } else {
           failures.push(answer.error);
