@@ -59,18 +59,9 @@ class DashboardIT {
     @Test
     void theStandbysPageSaysWhyItServesNothingAndTurnsActiveWhenTheActiveNodeIsKilled() throws Exception {
         Chromium.require();
-        int port = DemoIT.portFreeOnEveryHost(-1);
-        int clusterPort = DemoIT.portFreeOnEveryHost(port);
-        int managementPort;
-        do {
-            managementPort = DemoIT.portFreeOnEveryHost(port);
-        } while (managementPort == clusterPort);
         Path demoDir = dir.resolve("demo");
         Map<String, JsonNode> components = new LinkedHashMap<>();
-        TmrProcess demo = TmrProcess.start(dir.resolve("demo.out"), "Ctrl-C stops the demo", "demo",
-                "--dir", demoDir.toString(), "--port", String.valueOf(port), "--cluster-port",
-                String.valueOf(clusterPort), "--management-port", String.valueOf(managementPort),
-                "--ready-timeout", "120s");
+        TmrProcess demo = DemoIT.startDemo(dir, demoDir, DemoIT.Ports.free());
         try (Chromium browser = Chromium.start(dir.resolve("chromium-profile"), SHOTS.resolve("chromium-it.log"),
                 1400, 1000)) {
             demo.awaitReady(Duration.ofSeconds(240));

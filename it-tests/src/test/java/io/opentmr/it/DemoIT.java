@@ -37,7 +37,7 @@ class DemoIT {
 
     private static final long FIRM = 6_000_010;
     private static final long SEATS = 101;
-    static final List<String> HOSTS = List.of("127.0.1.1", "127.0.1.2", "127.0.1.3", "127.0.2.1",
+    private static final List<String> HOSTS = List.of("127.0.1.1", "127.0.1.2", "127.0.1.3", "127.0.2.1",
             "127.0.2.2");
 
     @TempDir
@@ -45,18 +45,12 @@ class DemoIT {
 
     @Test
     void theActiveNodeAndABackendKilledCostTheClientNothingAndSigtermStopsEverything() throws Exception {
-        int port = portFreeOnEveryHost(-1);
-        int clusterPort = portFreeOnEveryHost(port);
-        int managementPort;
-        do {
-            managementPort = portFreeOnEveryHost(port);
-        } while (managementPort == clusterPort);
+        Ports ports = Ports.free();
+        int port = ports.port();
+        int managementPort = ports.management();
         Path demoDir = dir.resolve("demo");
         Map<String, JsonNode> components = new LinkedHashMap<>();
-        TmrProcess demo = TmrProcess.start(dir.resolve("demo.out"), "Ctrl-C stops the demo", "demo",
-                "--dir", demoDir.toString(), "--port", String.valueOf(port), "--cluster-port",
-                String.valueOf(clusterPort), "--management-port", String.valueOf(managementPort),
-                "--ready-timeout", "120s");
+        TmrProcess demo = startDemo(dir, demoDir, ports);
         try {
             demo.awaitReady(Duration.ofSeconds(240));
             JsonNode manifest = new ObjectMapper().readTree(demoDir.resolve("demo.json").toFile());
@@ -194,8 +188,29 @@ class DemoIT {
         return client.connectedAddress().getHostString() + ":" + client.connectedAddress().getPort();
     }
 
+    /** The demo's client, cluster and management ports: each free on every one of its addresses, all different. */
+    record Ports(int port, int cluster, int management) {
+        static Ports free() throws IOException {
+            int port = portFreeOnEveryHost(-1);
+            int cluster = portFreeOnEveryHost(port);
+            int management;
+            do {
+                management = portFreeOnEveryHost(port);
+            } while (management == cluster);
+            return new Ports(port, cluster, management);
+        }
+    }
+
+    /** {@code tmr demo} in {@code demoDir} on {@code ports}, its output in {@code dir/demo.out}; not yet ready. */
+    static TmrProcess startDemo(Path dir, Path demoDir, Ports ports) throws IOException {
+        return TmrProcess.start(dir.resolve("demo.out"), "Ctrl-C stops the demo", "demo",
+                "--dir", demoDir.toString(), "--port", String.valueOf(ports.port()), "--cluster-port",
+                String.valueOf(ports.cluster()), "--management-port", String.valueOf(ports.management()),
+                "--ready-timeout", "120s");
+    }
+
     /** A port free on all the demo's addresses (but {@code not}), so the test does not collide with a demo. */
-    static int portFreeOnEveryHost(int not) throws IOException {
+    private static int portFreeOnEveryHost(int not) throws IOException {
         for (int attempt = 0; attempt < 50; attempt++) {
             int port;
             try (ServerSocket probe = new ServerSocket(0, 1, java.net.InetAddress.getByName(HOSTS.get(0)))) {
