@@ -49,6 +49,7 @@ final class TwinNode {
     final ActorSystem<Void> system;
     final SegmentedLog log;
     final ReplicationLeader.Monitor monitor = new ReplicationLeader.Monitor();
+    final ReplicationFollower.Monitor followerMonitor = new ReplicationFollower.Monitor();
     final ReplicationSettings settings;
 
     private TwinNode(String name, Path dir, long epoch, Config overrides) throws IOException {
@@ -79,7 +80,8 @@ final class TwinNode {
     }
 
     TwinNode follow(TwinNode leader) {
-        Adapter.spawn(Adapter.toClassic(system), ReplicationFollower.create(log, settings, leader.leaderPath(), name),
+        Adapter.spawn(Adapter.toClassic(system), ReplicationFollower.create(log, settings, leader.leaderPath(), name,
+                following -> { }, followerMonitor),
                 "replication-follower", DispatcherSelector.fromConfig(ReplicationSettings.DISPATCHER));
         return this;
     }
