@@ -16,11 +16,9 @@ import io.opentmr.testing.TmrTestGroup;
 import io.opentmr.tmr.TmrNode;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
-import java.security.SecureRandom;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.HashSet;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
@@ -28,7 +26,6 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.function.BooleanSupplier;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.junit.jupiter.api.AfterEach;
@@ -52,23 +49,19 @@ class TwinNodeTest {
     Path dir;
 
     private TmrTestGroup group;
-    private String prefix;
+    private TwinFixture twin;
     private final List<TwinNode> nodes = new ArrayList<>();
 
     @BeforeAll
     static void keys() throws Exception {
-        ClusterKeys generator = new ClusterKeys(new SecureRandom(), Clock.systemUTC(), 2048);
-        generator.createAuthority(keys.resolve("ca"));
-        generator.issue(keys.resolve("ca"), "node-a", keys.resolve("node-a"));
-        generator.issue(keys.resolve("ca"), "node-b", keys.resolve("node-b"));
+        TwinFixture.keys(keys);
     }
 
     @BeforeEach
     void group() throws Exception {
         group = new TmrTestGroup(dir);
         group.issueTmr(TmrTestGroup.seats(PRODUCT, 2));
-        ThreadLocalRandom random = ThreadLocalRandom.current();
-        prefix = "127." + random.nextInt(100, 250) + "." + random.nextInt(1, 250) + ".";
+        twin = new TwinFixture(keys, group, dir);
     }
 
     @AfterEach
@@ -78,7 +71,7 @@ class TwinNodeTest {
     }
 
     private String host(String name) {
-        return prefix + (name.equals("node-a") ? 1 : 2);
+        return twin.host(name);
     }
 
     private TwinNode start(String name) {
@@ -91,17 +84,7 @@ class TwinNodeTest {
      * cluster port, its journal's lock) alive while its twin runs ({@link TwinNode#STOP_BOUND}).
      */
     private TwinNode start(String name, String clusterHost, String dataDir) {
-        Map<String, Object> overrides = new HashMap<>();
-        overrides.put("opentmr.node.port", 22350);
-        overrides.put("pekko.persistence.journal.plugin", "opentmr.persistence.journal");
-        overrides.put("pekko.persistence.snapshot-store.plugin", "opentmr.persistence.snapshot-store");
-        overrides.put("opentmr.persistence.dir", dir.resolve(dataDir).resolve("journal").toString());
-        overrides.put("opentmr.node.cluster-address", clusterHost);
-        overrides.put("opentmr.node.cluster-port", 25520);
-        overrides.put("opentmr.node.seed-nodes", List.of(clusterHost + ":25520",
-                host(name.equals("node-a") ? "node-b" : "node-a") + ":25520"));
-        overrides.put("opentmr.node.cluster-keys-dir", keys.resolve(name).toString());
-        Config config = group.nodeConfig(name, host(name), dataDir, overrides);
+        Config config = twin.config(name, clusterHost, dataDir, Map.of());
         TwinNode node = TwinNode.start(config, (full, activation) -> TmrNode.start(full, Clock.systemUTC(),
                 group.connector(name), activation));
         nodes.add(node);
@@ -185,7 +168,7 @@ class TwinNodeTest {
             await("node-b serves", Duration.ofSeconds(20), b::serving);
             LicenseHandle second = client.access(TmrTestGroup.FIRM, PRODUCT);
 
-            TwinNode again = start("node-a", prefix + 3, "node-a-again");
+            TwinNode again = start("node-a", twin.host(3), "node-a-again");
             await("node-a follows node-b's journal in sync", Duration.ofSeconds(30),
                     () -> b.replication().status() == ReplicationLeader.Status.IN_SYNC);
             assertFalse(again.serving(), "no pre-emption: the node that came back is the standby");

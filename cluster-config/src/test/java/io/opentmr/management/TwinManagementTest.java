@@ -12,7 +12,7 @@ import com.typesafe.config.Config;
 import io.opentmr.client.LicenseHandle;
 import io.opentmr.client.TmrClient;
 import io.opentmr.client.TmrClientOptions;
-import io.opentmr.cluster.ClusterKeys;
+import io.opentmr.cluster.TwinFixture;
 import io.opentmr.cluster.TwinNode;
 import io.opentmr.persistence.replication.ReplicationLeader;
 import io.opentmr.testing.TmrTestGroup;
@@ -22,7 +22,6 @@ import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.nio.file.Path;
-import java.security.SecureRandom;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -31,7 +30,6 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.ThreadLocalRandom;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
@@ -57,24 +55,20 @@ class TwinManagementTest {
     Path dir;
 
     private TmrTestGroup group;
-    private String prefix;
+    private TwinFixture twin;
     private final Map<String, Integer> ports = new HashMap<>();
     private final List<TwinNode> nodes = new ArrayList<>();
 
     @BeforeAll
     static void keys() throws Exception {
-        ClusterKeys generator = new ClusterKeys(new SecureRandom(), Clock.systemUTC(), 2048);
-        generator.createAuthority(keys.resolve("ca"));
-        generator.issue(keys.resolve("ca"), "node-a", keys.resolve("node-a"));
-        generator.issue(keys.resolve("ca"), "node-b", keys.resolve("node-b"));
+        TwinFixture.keys(keys);
     }
 
     @BeforeEach
     void group() throws Exception {
         group = new TmrTestGroup(dir);
         group.issueTmr(TmrTestGroup.seats(PRODUCT, 5));
-        ThreadLocalRandom random = ThreadLocalRandom.current();
-        prefix = "127." + random.nextInt(100, 250) + "." + random.nextInt(1, 250) + ".";
+        twin = new TwinFixture(keys, group, dir);
     }
 
     @AfterEach
@@ -84,7 +78,7 @@ class TwinManagementTest {
     }
 
     private String host(String name) {
-        return prefix + (name.equals("node-a") ? 1 : 2);
+        return twin.host(name);
     }
 
     /** A free port on the node's address, kept for all its incarnations (as {@code --management-port} is). */
@@ -105,17 +99,7 @@ class TwinManagementTest {
 
     /** As {@code tmr node} runs a twin node: each incarnation gets management HTTP on the same address and port. */
     private TwinNode start(String name) throws IOException {
-        String other = name.equals("node-a") ? "node-b" : "node-a";
-        Map<String, Object> overrides = new HashMap<>();
-        overrides.put("opentmr.node.port", 22350);
-        overrides.put("pekko.persistence.journal.plugin", "opentmr.persistence.journal");
-        overrides.put("pekko.persistence.snapshot-store.plugin", "opentmr.persistence.snapshot-store");
-        overrides.put("opentmr.persistence.dir", dir.resolve(name).resolve("journal").toString());
-        overrides.put("opentmr.node.cluster-address", host(name));
-        overrides.put("opentmr.node.cluster-port", 25520);
-        overrides.put("opentmr.node.seed-nodes", List.of(host(name) + ":25520", host(other) + ":25520"));
-        overrides.put("opentmr.node.cluster-keys-dir", keys.resolve(name).toString());
-        Config config = group.nodeConfig(name, host(name), name, overrides);
+        Config config = twin.config(name, host(name), name, Map.of());
         ManagementSettings settings = ManagementFixture.settings(host(name),
                 Map.of(ManagementSettings.PATH + ".port", managementPort(name)));
         TwinNode node = TwinNode.start(config, (full, activation) -> {
