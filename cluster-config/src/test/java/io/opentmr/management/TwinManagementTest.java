@@ -30,6 +30,10 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.apache.pekko.Done;
+import org.apache.pekko.actor.CoordinatedShutdown;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
@@ -267,7 +271,25 @@ class TwinManagementTest {
 
         // Its actor system stops, as when its twin downs it: the node restarts in its process, and the new
         // incarnation serves management HTTP on the same port, and becomes active again (nobody else holds the lease).
+        // The old one gives the port up before the end of its shutdown, here held at its last phase (as Pekko 1.2's
+        // Artery over TLS can hold one for minutes).
+        CompletableFuture<Done> held = new CompletableFuture<>();
+        CompletableFuture<Void> holding = new CompletableFuture<>();
+        CoordinatedShutdown.get(a.node().actorSystem()).addTask(CoordinatedShutdown.PhaseBeforeActorSystemTerminate(),
+                "test-hold", () -> {
+                    holding.complete(null);
+                    return held;
+                });
         a.node().actorSystem().terminate();
+        holding.get(30, TimeUnit.SECONDS);
+        try {
+            // A new connection, as a track script makes each time (one kept alive is served until the old system
+            // has terminated).
+            assertThrows(IOException.class, () -> http("node-a").get("/health/alive"),
+                    "the stopping incarnation no longer takes connections for the node");
+        } finally {
+            held.complete(Done.getInstance());
+        }
         await("node-a restarted in its process", () -> a.restarts() >= 1);
         assertEquals(0, a.stuckStops(), "with no twin connected its old actor system terminates");
         await("node-a's management answers again, from its second incarnation", () -> {
