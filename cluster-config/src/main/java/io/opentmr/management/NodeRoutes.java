@@ -99,8 +99,9 @@ final class NodeRoutes extends ManagementRoutes {
         boolean held = peers.holdsLease();
         String role = status.serving() ? "active" : held ? "reconciling" : "standby";
         Optional<TwinReplication> twin = TwinReplication.of(node.actorSystem());
-        Long epoch = held ? Long.valueOf(peers.epoch()) : twin.map(t -> t.follower().leaderEpoch())
-                .filter(e -> e >= 0).orElse(null);
+        // A standby's epoch is that of the active whose journal it follows now.
+        Long epoch = held ? Long.valueOf(peers.epoch()) : twin.filter(t -> t.follower().following())
+                .map(t -> t.follower().leaderEpoch()).filter(e -> e >= 0).orElse(null);
         String active = status.serving() ? address(node.address()) : node.activeAddress();
         Instant now = Instant.now();
         Map<String, Object> body = obj("component", "node",
