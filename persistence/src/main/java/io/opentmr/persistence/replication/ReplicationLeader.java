@@ -150,7 +150,10 @@ public final class ReplicationLeader extends AbstractBehavior<ToLeader> {
 
         /** On the log's writer: a durable batch the follower does not have yet. */
         void behind() {
-            behindSince.compareAndSet(CAUGHT_UP, System.nanoTime());
+            // Read first: while the follower lags, each batch costs a read, not a locked compare-and-set.
+            if (behindSince.get() == CAUGHT_UP) {
+                behindSince.compareAndSet(CAUGHT_UP, System.nanoTime());
+            }
         }
 
         /** On the leader: the follower is durable below {@code durableTo}; clears the lag once it has everything. */
