@@ -14,13 +14,18 @@ import io.opentmr.client.TmrClient;
 import io.opentmr.client.TmrClientOptions;
 import io.opentmr.cluster.TwinFixture;
 import io.opentmr.cluster.TwinNode;
+import io.opentmr.metrics.ServerMetrics;
 import io.opentmr.persistence.replication.ReplicationLeader;
 import io.opentmr.testing.TmrTestGroup;
 import io.opentmr.tmr.TmrNode;
+import io.prometheus.metrics.expositionformats.PrometheusTextFormatWriter;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
@@ -30,8 +35,11 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeSet;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.apache.pekko.Done;
 import org.apache.pekko.actor.CoordinatedShutdown;
 import org.junit.jupiter.api.AfterEach;
@@ -45,8 +53,9 @@ import org.junit.jupiter.api.io.TempDir;
  * Management HTTP of a running twin: two {@link TwinNode}s in this JVM over three real backends, each incarnation
  * serving management HTTP on its node's own address and port as {@code tmr node} does. Readiness only on the active,
  * both members on the cluster routes, roles and replication in {@code /tmr/status}, the {@code opentmr_replication_*}
- * metrics (lag back to 0 after writes, promtool-clean); then the active goes and the standby's readiness, status and
- * metrics follow the take-over. A node restarted in its process serves management again on the same port.
+ * metrics (lag back to 0 after writes, promtool-clean, every metric the alert rules read among what a node or backend
+ * shows); then the active goes and the standby's readiness, status and metrics follow the take-over. A node
+ * restarted in its process serves management again on the same port, its stopping actor system having given it up.
  */
 @Timeout(300)
 class TwinManagementTest {
@@ -222,6 +231,15 @@ class TwinManagementTest {
             assertEquals(0.0, state(scrapeA, "degraded"), scrapeA);
             assertEquals(0.0, value(scrapeA, "opentmr_replication_degradations_total"), scrapeA);
             Promtool.checkMetrics(scrapeA);
+            // Every metric the shipped alert rules read is one that a twin's active node or a backend really shows.
+            String backendScrape = text(group.backend(0).metrics());
+            Set<String> used = alertMetrics();
+            assertTrue(used.containsAll(Set.of("opentmr_replication_standby_up", "opentmr_replication_lag_seconds")),
+                    "the replication alerts: " + used);
+            for (String metric : used) {
+                assertTrue(hasSample(scrapeA, metric) || hasSample(backendScrape, metric),
+                        "alerts.yml reads " + metric + ", which no node or backend shows");
+            }
             String scrapeB = scrape(httpB);
             assertEquals(1.0, state(scrapeB, "following"), scrapeB);
             assertEquals(position, value(scrapeB, "opentmr_replication_log_position"), scrapeB);
@@ -307,6 +325,31 @@ class TwinManagementTest {
         assertEquals(1.0, value(after, "opentmr_serving"), after);
         assertEquals(1.0, state(after, "degraded"), after);
         Promtool.checkMetrics(after);
+    }
+
+    /** The metric names in the expressions of the shipped alert rules (packaging's prometheus/alerts.yml). */
+    private static Set<String> alertMetrics() throws IOException {
+        Path rules = Path.of("..", "packaging", "src", "main", "resources", "prometheus", "alerts.yml");
+        Set<String> names = new TreeSet<>();
+        Matcher expr = Pattern.compile("(?m)^\\s*expr:\\s*(.+)$").matcher(Files.readString(rules));
+        while (expr.find()) {
+            Matcher name = Pattern.compile("\\bopentmr_\\w+").matcher(expr.group(1));
+            while (name.find()) {
+                names.add(name.group());
+            }
+        }
+        assertTrue(names.size() >= 8, "metrics in " + rules.toAbsolutePath() + ": " + names);
+        return names;
+    }
+
+    private static boolean hasSample(String scrape, String metric) {
+        return Pattern.compile("(?m)^" + metric + "[{ ]").matcher(scrape).find();
+    }
+
+    private static String text(ServerMetrics metrics) throws IOException {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        PrometheusTextFormatWriter.create().write(out, metrics.scrape());
+        return out.toString(StandardCharsets.UTF_8);
     }
 
     private static String address(TwinNode node) {
