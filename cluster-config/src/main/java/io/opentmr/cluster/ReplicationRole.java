@@ -94,10 +94,17 @@ final class ReplicationRole extends AbstractBehavior<ReplicationRole.Command> {
             return this;
         }
         try {
-            SegmentedLog log = OpenTmrPersistence.get(getContext().getSystem()).log();
+            OpenTmrPersistence persistence = OpenTmrPersistence.get(getContext().getSystem());
+            SegmentedLog log = persistence.log();
             following = follow.following();
             follower = getContext().spawn(ReplicationFollower.create(log, settings, follow.leaderPath(), name,
-                    following, followerMonitor), "follower");
+                    following, followerMonitor, () -> {
+                        try {
+                            persistence.setAsideSnapshots("this journal is cut back to the active node's");
+                        } catch (IOException e) {
+                            throw new java.io.UncheckedIOException(e);
+                        }
+                    }), "follower");
             LOG.info("Standby: the journal follows the twin's at {}", follow.leaderPath());
         } catch (IOException e) {
             LOG.error("Standby: cannot open the journal to follow the twin's: {}; this node will not have the "

@@ -1,13 +1,9 @@
 package io.opentmr.cluster;
 
 import com.typesafe.config.Config;
-import io.opentmr.persistence.PersistenceSettings;
 import io.opentmr.persistence.replication.ReplicationLeader;
 import io.opentmr.persistence.replication.ReplicationSettings;
 import io.opentmr.tmr.TmrNode;
-import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.Optional;
@@ -15,7 +11,6 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.stream.Stream;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Props;
@@ -128,41 +123,10 @@ public final class TwinNode implements AutoCloseable {
     public static TwinNode start(Config config, Starter starter, Runnable onStuck) {
         TwinSettings settings = TwinSettings.from(config);
         ReplicationSettings replication = ReplicationSettings.fromConfig(config);
-        refuseSingleNodeSnapshots(config);
         TwinNode node = new TwinNode(config, settings, replication, starter, onStuck);
         node.current = node.incarnation();
         node.loop.start();
         return node;
-    }
-
-    /**
-     * A twin replicates its journal's events, not its snapshots, and takes none: a node's journal must hold its
-     * whole history. A single node's data directory with snapshots has history deleted behind them (each snapshot
-     * stands for the events before it), which a standby would never see; such a directory is refused rather than
-     * replicated with holes.
-     */
-    static void refuseSingleNodeSnapshots(Config config) {
-        if (!config.hasPath("opentmr.persistence.dir")) {
-            return;
-        }
-        Path snapshots = PersistenceSettings.fromConfig(config)
-                .snapshotDirectory();
-        if (!Files.isDirectory(snapshots)) {
-            return;
-        }
-        try (Stream<Path> files = Files.list(snapshots)) {
-            Optional<Path> found = files.filter(f -> f.getFileName().toString()
-                    .endsWith(".snap")).findFirst();
-            if (found.isPresent()) {
-                throw new IllegalStateException(snapshots + " holds snapshots of a single node (" + found.get()
-                        .getFileName() + "): their events were deleted from the journal, and a twin replicates "
-                        + "events only, so its standby would lack that history. A twin cannot start on this data yet: "
-                        + "start it on an empty data directory (licenses and seats come back from the backends; "
-                        + "handles open now are freed), or run this node alone (without --seed-nodes)");
-            }
-        } catch (IOException e) {
-            throw new IllegalStateException("cannot read " + snapshots + ": " + e, e);
-        }
     }
 
     private Incarnation incarnation() {

@@ -63,16 +63,22 @@ public final class TwinFixture {
         return name.equals("node-a") ? "node-b" : "node-a";
     }
 
+    /** The journal and snapshot store of a node (twin or single) in {@code dataDir}. */
+    public Map<String, Object> persistence(String dataDir) {
+        Map<String, Object> overrides = new HashMap<>();
+        overrides.put("pekko.persistence.journal.plugin", "opentmr.persistence.journal");
+        overrides.put("pekko.persistence.snapshot-store.plugin", "opentmr.persistence.snapshot-store");
+        overrides.put("opentmr.persistence.dir", dir.resolve(dataDir).resolve("journal").toString());
+        return overrides;
+    }
+
     /**
      * {@code name}'s configuration: its clients on its own address, its cluster on {@code clusterHost}, its data in
      * {@code dataDir} (a node that comes back in the same JVM may need both of its own), its twin the other name.
      */
     public Config config(String name, String clusterHost, String dataDir, Map<String, Object> extra) {
-        Map<String, Object> overrides = new HashMap<>();
+        Map<String, Object> overrides = persistence(dataDir);
         overrides.put("opentmr.node.port", PORT);
-        overrides.put("pekko.persistence.journal.plugin", "opentmr.persistence.journal");
-        overrides.put("pekko.persistence.snapshot-store.plugin", "opentmr.persistence.snapshot-store");
-        overrides.put("opentmr.persistence.dir", dir.resolve(dataDir).resolve("journal").toString());
         overrides.put("opentmr.node.cluster-address", clusterHost);
         overrides.put("opentmr.node.cluster-port", CLUSTER_PORT);
         overrides.put("opentmr.node.seed-nodes", List.of(clusterHost + ":" + CLUSTER_PORT,

@@ -19,6 +19,7 @@ import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
@@ -42,6 +43,8 @@ import org.junit.jupiter.api.io.TempDir;
 class TwinNodeTest {
 
     private static final long PRODUCT = 77;
+    /** Four seats, for the test that needs more than two. */
+    private static final long SEATS_PRODUCT = 78;
 
     @TempDir
     static Path keys;
@@ -61,6 +64,7 @@ class TwinNodeTest {
     void group() throws Exception {
         group = new TmrTestGroup(dir);
         group.issueTmr(TmrTestGroup.seats(PRODUCT, 2));
+        group.issueTmr(TmrTestGroup.seats(SEATS_PRODUCT, 4));
         twin = new TwinFixture(keys, group, dir);
     }
 
@@ -84,7 +88,11 @@ class TwinNodeTest {
      * cluster port, its journal's lock) alive while its twin runs ({@link TwinNode#STOP_BOUND}).
      */
     private TwinNode start(String name, String clusterHost, String dataDir) {
-        Config config = twin.config(name, clusterHost, dataDir, Map.of());
+        return start(name, clusterHost, dataDir, Map.of());
+    }
+
+    private TwinNode start(String name, String clusterHost, String dataDir, Map<String, Object> extra) {
+        Config config = twin.config(name, clusterHost, dataDir, extra);
         TwinNode node = TwinNode.start(config, (full, activation) -> TmrNode.start(full, Clock.systemUTC(),
                 group.connector(name), activation));
         nodes.add(node);
@@ -108,13 +116,118 @@ class TwinNodeTest {
         }
     }
 
+    /**
+     * A single node's data directory, with snapshots and the events before them deleted, becomes the twin's first
+     * member: it recovers from its snapshots and journals each license's table as one event, which its standby
+     * replicates; the standby then takes over with every handle the single node had granted.
+     */
     @Test
-    void aSingleNodesDataWithSnapshotsIsRefusedNotReplicatedWithHoles() throws Exception {
-        java.nio.file.Path snapshots = dir.resolve("node-a").resolve("journal").resolve("snapshots");
-        java.nio.file.Files.createDirectories(snapshots);
-        java.nio.file.Files.write(snapshots.resolve("snapshot-tmr-license-1-200-1700000000000.snap"), new byte[8]);
-        IllegalStateException refused = assertThrows(IllegalStateException.class, () -> start("node-a"));
-        assertTrue(refused.getMessage().contains("snapshots of a single node"), refused.getMessage());
+    void aSingleNodesDataWithSnapshotsBecomesTheTwinsFirstMemberWithEveryHandle() throws Exception {
+        Map<String, Object> single = twin.persistence("node-a");
+        single.put("opentmr.node.port", 22350);
+        single.put("opentmr.node.snapshot-every", 2);
+        TmrNode alone = TmrNode.start(group.nodeConfig("node-a", host("node-a"), "node-a", single), Clock.systemUTC(),
+                group.connector("node-a"));
+        List<LicenseHandle> held = new ArrayList<>();
+        Path snapshots = dir.resolve("node-a").resolve("journal").resolve("snapshots");
+        String serial;
+        try (TmrClient client = client()) {
+            for (int i = 0; i < 3; i++) {
+                held.add(client.access(TmrTestGroup.FIRM, SEATS_PRODUCT));
+            }
+            for (int i = 0; i < 4; i++) {
+                client.access(TmrTestGroup.FIRM, SEATS_PRODUCT).close();
+            }
+            await("the single node took snapshots", Duration.ofSeconds(10), () -> snapshotFiles(snapshots) >= 1);
+            serial = alone.virtualSerial().toString();
+            alone.close();
+
+            Map<String, Object> twin = new HashMap<>();
+            twin.put("opentmr.node.virtual-serial", serial);
+            TwinNode a = start("node-a", host("node-a"), "node-a", twin);
+            await("node-a serves on the single node's data", Duration.ofSeconds(30), a::serving);
+            TwinNode b = start("node-b", host("node-b"), "node-b", twin);
+            await("node-b follows node-a's journal in sync", Duration.ofSeconds(30),
+                    () -> a.replication().status() == ReplicationLeader.Status.IN_SYNC);
+            for (LicenseHandle handle : held) {
+                assertEquals(SEATS_PRODUCT, handle.info().product().productCode(), "held on node-a");
+            }
+            assertTrue(snapshotFiles(snapshots) >= 1, "the leader keeps the single node's snapshots");
+
+            nodes.remove(a);
+            a.close();
+            await("node-b serves", Duration.ofSeconds(20), b::serving);
+            // node-b has no snapshot: it has the three handles from node-a's journal alone, and they take three of
+            // the four seats.
+            assertEquals(0, snapshotFiles(dir.resolve("node-b").resolve("journal").resolve("snapshots")));
+            for (LicenseHandle handle : held) {
+                assertEquals(SEATS_PRODUCT, handle.info().product().productCode(), "held on node-b");
+            }
+            try (LicenseHandle fourth = client.access(TmrTestGroup.FIRM, SEATS_PRODUCT)) {
+                CmException full = assertThrows(CmException.class,
+                        () -> client.access(TmrTestGroup.FIRM, SEATS_PRODUCT));
+                assertEquals(CmError.NO_MORE_LICENSES.code(), full.code(), full.getMessage());
+                assertTrue(fourth.isOpen());
+            }
+            for (LicenseHandle handle : held) {
+                handle.close();
+            }
+        }
+    }
+
+    /**
+     * The active node takes snapshots and deletes the events they stand for on both nodes; the standby, which has no
+     * snapshot, takes over from the checkpoints in the journal with every handle, and no seat is counted twice.
+     */
+    @Test
+    void theStandbyTakesOverFromCheckpointsWhenTheActiveDeletedEventsBehindItsSnapshots() throws Exception {
+        Map<String, Object> often = Map.of("opentmr.node.snapshot-every", 4);
+        TwinNode a = start("node-a", host("node-a"), "node-a", often);
+        await("node-a serves", Duration.ofSeconds(30), a::serving);
+        TwinNode b = start("node-b", host("node-b"), "node-b", often);
+        await("in sync", Duration.ofSeconds(30), () -> a.replication().status() == ReplicationLeader.Status.IN_SYNC);
+        try (TmrClient client = client()) {
+            List<LicenseHandle> held = new ArrayList<>();
+            held.add(client.access(TmrTestGroup.FIRM, SEATS_PRODUCT));
+            for (int i = 0; i < 15; i++) {
+                client.access(TmrTestGroup.FIRM, SEATS_PRODUCT).close();
+                if (i == 5 || i == 10) {
+                    held.add(client.access(TmrTestGroup.FIRM, SEATS_PRODUCT));
+                }
+            }
+            // Saved after the events they follow, on the snapshot store's own thread.
+            await("the active node took snapshots (and deleted events behind them)", Duration.ofSeconds(10),
+                    () -> snapshotFiles(dir.resolve("node-a").resolve("journal").resolve("snapshots")) >= 1);
+            assertEquals(0, snapshotFiles(dir.resolve("node-b").resolve("journal").resolve("snapshots")),
+                    "the standby has none");
+
+            nodes.remove(a);
+            a.close();
+            await("node-b serves", Duration.ofSeconds(20), b::serving);
+            for (LicenseHandle handle : held) {
+                assertEquals(SEATS_PRODUCT, handle.info().product().productCode(), "held on node-b");
+            }
+            try (LicenseHandle fourth = client.access(TmrTestGroup.FIRM, SEATS_PRODUCT)) {
+                CmException full = assertThrows(CmException.class,
+                        () -> client.access(TmrTestGroup.FIRM, SEATS_PRODUCT));
+                assertEquals(CmError.NO_MORE_LICENSES.code(), full.code(), full.getMessage());
+                assertTrue(fourth.isOpen());
+            }
+            for (LicenseHandle handle : held) {
+                handle.close();
+            }
+        }
+    }
+
+    private static long snapshotFiles(Path snapshots) {
+        if (!java.nio.file.Files.isDirectory(snapshots)) {
+            return 0;
+        }
+        try (java.util.stream.Stream<Path> files = java.nio.file.Files.list(snapshots)) {
+            return files.filter(f -> f.getFileName().toString().endsWith(".snap")).count();
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
     }
 
     @Test

@@ -100,6 +100,7 @@ public final class ReplicationFollower extends AbstractBehavior<ToFollower> {
     private final String name;
     private final java.util.function.Consumer<Boolean> following;
     private final Monitor monitor;
+    private final Runnable beforeTruncation;
 
     /** Null while there is no session. */
     private ActorRef<ToLeader> leader;
@@ -140,20 +141,32 @@ public final class ReplicationFollower extends AbstractBehavior<ToFollower> {
      */
     public static Behavior<ToFollower> create(SegmentedLog log, ReplicationSettings settings, String leaderPath,
             String name, java.util.function.Consumer<Boolean> following, Monitor monitor) {
+        return create(log, settings, leaderPath, name, following, monitor, () -> { });
+    }
+
+    /**
+     * As {@link #create(SegmentedLog, ReplicationSettings, String, String, java.util.function.Consumer, Monitor)},
+     * running {@code beforeTruncation} on the follower's thread before this log is cut back to the leader's (the node
+     * sets its snapshots aside there); if it throws, the log is not cut and the follower stops.
+     */
+    public static Behavior<ToFollower> create(SegmentedLog log, ReplicationSettings settings, String leaderPath,
+            String name, java.util.function.Consumer<Boolean> following, Monitor monitor, Runnable beforeTruncation) {
         return Behaviors.setup(context -> Behaviors.withTimers(timers -> {
             timers.startTimerWithFixedDelay(Tick.INSTANCE, settings.tick());
             ReplicationFollower follower = new ReplicationFollower(context, log, settings, leaderPath, name,
-                    following, monitor);
+                    following, monitor, beforeTruncation);
             follower.hello();
             return follower;
         }));
     }
 
     private ReplicationFollower(ActorContext<ToFollower> context, SegmentedLog log, ReplicationSettings settings,
-            String leaderPath, String name, java.util.function.Consumer<Boolean> following, Monitor monitor) {
+            String leaderPath, String name, java.util.function.Consumer<Boolean> following, Monitor monitor,
+            Runnable beforeTruncation) {
         super(context);
         this.following = following;
         this.monitor = monitor;
+        this.beforeTruncation = beforeTruncation;
         monitor.log = log;
         this.log = log;
         this.settings = settings;
@@ -237,6 +250,14 @@ public final class ReplicationFollower extends AbstractBehavior<ToFollower> {
             return this;
         }
         long at = Handshake.truncationPoint(log, d.epoch(), d.end());
+        try {
+            // Snapshots stand for the events before them, and those the cut removes may be among them.
+            beforeTruncation.run();
+        } catch (RuntimeException e) {
+            LOG.error("replication follower {}: cannot set the snapshots aside before the log is cut back, so the "
+                    + "log stays as it is and replication stops until this node restarts: {}", name, e.toString());
+            return Behaviors.stopped();
+        }
         LOG.warn("replication follower {}: this log has records the leader (epoch {}) does not: truncating from "
                 + "position {} (log at {}, last epoch {})", name, d.leaderEpoch(), at, log.nextPosition(),
                 log.lastEpoch());

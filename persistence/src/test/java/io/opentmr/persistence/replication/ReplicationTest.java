@@ -173,6 +173,9 @@ class ReplicationTest {
         assertEquals(aEnd - replicated, a2.followerMonitor.truncatedRecords());
         assertEquals(1, b2.monitor.divergences());
         assertEquals(2, a2.followerMonitor.leaderEpoch());
+        assertEquals(List.of(aEnd), a2.cutsAnnounced, "the cut is announced once, before it is made (the node sets "
+                + "its snapshots aside then)");
+        assertEquals(List.of(), b.cutsAnnounced, "a follower whose log is a prefix of the leader's cuts nothing");
         for (LogRecord r : a2.log.readFrom(replicated, Integer.MAX_VALUE)) {
             assertEquals(2, r.epoch(), "nothing of epoch 1 above " + replicated + ": " + TwinNode.line(r));
         }

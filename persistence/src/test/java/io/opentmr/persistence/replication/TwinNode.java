@@ -79,9 +79,12 @@ final class TwinNode {
         return this;
     }
 
+    /** Where the log ended each time the follower announced a cut back to the leader's log, before making it. */
+    final List<Long> cutsAnnounced = new java.util.concurrent.CopyOnWriteArrayList<>();
+
     TwinNode follow(TwinNode leader) {
         Adapter.spawn(Adapter.toClassic(system), ReplicationFollower.create(log, settings, leader.leaderPath(), name,
-                following -> { }, followerMonitor),
+                following -> { }, followerMonitor, () -> cutsAnnounced.add(log.nextPosition())),
                 "replication-follower", DispatcherSelector.fromConfig(ReplicationSettings.DISPATCHER));
         return this;
     }
