@@ -482,6 +482,9 @@ class TmrLicensePropertyTest {
 
     private static void run(long quantity, List<Step> steps, Timeouts timeouts) {
         Rig rig = new Rig(quantity, timeouts);
+        // Half the scenarios as a twin's license: checkpoints in the journal, deletions three snapshots back.
+        rig.checkpoints = steps.size() % 2 == 0;
+        Statistics.label("twin's checkpoints").collect(rig.checkpoints);
         try {
             rig.start();
             for (Step step : steps) {
@@ -555,6 +558,7 @@ class TmrLicensePropertyTest {
         private final TestProbe<Done> pings = kit.createTestProbe();
         private final TestProbe<TmrLicense.Reply> info = kit.createTestProbe();
         private final long seed = 42;
+        private boolean checkpoints;
         private ActorRef<TmrLicense.Command> license;
         private int incarnation;
         /** A DOWN the license hears of after the next step. */
@@ -628,7 +632,7 @@ class TmrLicensePropertyTest {
             random.setSeed(seed + incarnation++);
             license = kit.spawn(TmrLicense.create(key, peers, recorder, Clock.systemUTC(), random,
                     handleId -> java.nio.ByteBuffer.allocate(16).putLong(handleId).putLong(~handleId).array(),
-                    new TmrLicense.Settings(Duration.ofHours(1), 5)));
+                    new TmrLicense.Settings(Duration.ofHours(1), 5, checkpoints)));
         }
 
         // --- the virtual container's part ------------------------------------------------------------------
