@@ -65,13 +65,13 @@ public final class TwinNode implements AutoCloseable {
     /** One actor system of the node, from its start to its end. */
     private static final class Incarnation {
         final TmrNode node;
-        final ReplicationLeader.Monitor monitor;
+        final TwinReplication replication;
         final CompletableFuture<String> ended;
         volatile Throwable fatal;
 
-        Incarnation(TmrNode node, ReplicationLeader.Monitor monitor, CompletableFuture<String> ended) {
+        Incarnation(TmrNode node, TwinReplication replication, CompletableFuture<String> ended) {
             this.node = node;
-            this.monitor = monitor;
+            this.replication = replication;
             this.ended = ended;
         }
     }
@@ -131,14 +131,13 @@ public final class TwinNode implements AutoCloseable {
 
     private Incarnation incarnation() {
         Config full = settings.pekkoConfig(TmrNode.SYSTEM_NAME).withFallback(config);
-        ReplicationLeader.Monitor monitor = new ReplicationLeader.Monitor();
         CompletableFuture<String> ended = new CompletableFuture<>();
         CompletableFuture<ActorRef<ReplicationRole.Command>> role = new CompletableFuture<>();
         TmrNode.Activation activation = new TmrNode.Activation() {
             @Override
             public CompletionStage<Void> activate(ActorSystem<Void> system, long epoch) {
                 CompletableFuture<Void> done = new CompletableFuture<>();
-                role(role, system, monitor).tell(new ReplicationRole.Lead(epoch, done));
+                role(role, system).tell(new ReplicationRole.Lead(epoch, done));
                 return done;
             }
 
@@ -148,10 +147,15 @@ public final class TwinNode implements AutoCloseable {
             }
         };
         TmrNode node = starter.start(full, activation);
-        Incarnation incarnation = new Incarnation(node, monitor, ended);
         ActorSystem<Void> system = node.actorSystem();
+        TwinReplication journal = TwinReplication.get(system);
+        // The first start has no current incarnation; a restart runs while the stopped one is still current.
+        journal.describe(twin().map(TwinSettings.HostPort::toString).orElse(""),
+                current == null ? 1 : restarts.get() + 2);
+        journal.register(node.metrics().registry());
+        Incarnation incarnation = new Incarnation(node, journal, ended);
         // While the twin leads the journal it is the active node: NOT_ACTIVE names it (its host, this node's port).
-        twin().ifPresent(twin -> role(role, system, monitor).tell(new ReplicationRole.Follow(
+        twin().ifPresent(twin -> role(role, system).tell(new ReplicationRole.Follow(
                 TwinSettings.address(TmrNode.SYSTEM_NAME, twin) + "/system/" + ReplicationRole.NAME + "/"
                         + ReplicationRole.LEADER,
                 following -> node.activeAddress(following ? twin.host() + ":" + node.address().getPort() : ""))));
@@ -172,10 +176,11 @@ public final class TwinNode implements AutoCloseable {
 
     /** The one replication role of an actor system, created by whichever asks first. */
     private ActorRef<ReplicationRole.Command> role(CompletableFuture<ActorRef<ReplicationRole.Command>> role,
-                                                   ActorSystem<Void> system, ReplicationLeader.Monitor monitor) {
+                                                   ActorSystem<Void> system) {
         synchronized (role) {
             if (!role.isDone()) {
-                role.complete(system.systemActorOf(ReplicationRole.create(replication, settings.name(), monitor),
+                role.complete(system.systemActorOf(ReplicationRole.create(replication, settings.name(),
+                                TwinReplication.get(system)),
                         ReplicationRole.NAME, Props.empty()));
             }
             return role.join();
@@ -267,7 +272,7 @@ public final class TwinNode implements AutoCloseable {
 
     /** The replicated journal's status while this node is the active one (DEGRADED on a standby). */
     public ReplicationLeader.Monitor replication() {
-        return current.monitor;
+        return current.replication.leader();
     }
 
     /** The members this node sees Up in the twin cluster now (itself included, once it has joined). */

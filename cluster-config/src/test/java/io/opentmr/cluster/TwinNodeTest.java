@@ -16,7 +16,6 @@ import io.opentmr.testing.TmrTestGroup;
 import io.opentmr.tmr.TmrNode;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
-import java.security.SecureRandom;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -28,7 +27,6 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.function.BooleanSupplier;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.junit.jupiter.api.AfterEach;
@@ -54,15 +52,12 @@ class TwinNodeTest {
     Path dir;
 
     private TmrTestGroup group;
-    private String prefix;
+    private TwinFixture twin;
     private final List<TwinNode> nodes = new ArrayList<>();
 
     @BeforeAll
     static void keys() throws Exception {
-        ClusterKeys generator = new ClusterKeys(new SecureRandom(), Clock.systemUTC(), 2048);
-        generator.createAuthority(keys.resolve("ca"));
-        generator.issue(keys.resolve("ca"), "node-a", keys.resolve("node-a"));
-        generator.issue(keys.resolve("ca"), "node-b", keys.resolve("node-b"));
+        TwinFixture.keys(keys);
     }
 
     @BeforeEach
@@ -70,8 +65,7 @@ class TwinNodeTest {
         group = new TmrTestGroup(dir);
         group.issueTmr(TmrTestGroup.seats(PRODUCT, 2));
         group.issueTmr(TmrTestGroup.seats(SEATS_PRODUCT, 4));
-        ThreadLocalRandom random = ThreadLocalRandom.current();
-        prefix = "127." + random.nextInt(100, 250) + "." + random.nextInt(1, 250) + ".";
+        twin = new TwinFixture(keys, group, dir);
     }
 
     @AfterEach
@@ -81,7 +75,7 @@ class TwinNodeTest {
     }
 
     private String host(String name) {
-        return prefix + (name.equals("node-a") ? 1 : 2);
+        return twin.host(name);
     }
 
     private TwinNode start(String name) {
@@ -98,15 +92,7 @@ class TwinNodeTest {
     }
 
     private TwinNode start(String name, String clusterHost, String dataDir, Map<String, Object> extra) {
-        Map<String, Object> overrides = persistence(dataDir);
-        overrides.put("opentmr.node.port", 22350);
-        overrides.putAll(extra);
-        overrides.put("opentmr.node.cluster-address", clusterHost);
-        overrides.put("opentmr.node.cluster-port", 25520);
-        overrides.put("opentmr.node.seed-nodes", List.of(clusterHost + ":25520",
-                host(name.equals("node-a") ? "node-b" : "node-a") + ":25520"));
-        overrides.put("opentmr.node.cluster-keys-dir", keys.resolve(name).toString());
-        Config config = group.nodeConfig(name, host(name), dataDir, overrides);
+        Config config = twin.config(name, clusterHost, dataDir, extra);
         TwinNode node = TwinNode.start(config, (full, activation) -> TmrNode.start(full, Clock.systemUTC(),
                 group.connector(name), activation));
         nodes.add(node);
@@ -126,15 +112,6 @@ class TwinNodeTest {
         await("in sync", Duration.ofSeconds(30),
                 () -> active.replication().status() == ReplicationLeader.Status.IN_SYNC);
         return b;
-    }
-
-    /** This test's own journal and snapshot store in {@code dataDir}. */
-    private Map<String, Object> persistence(String dataDir) {
-        Map<String, Object> overrides = new HashMap<>();
-        overrides.put("pekko.persistence.journal.plugin", "opentmr.persistence.journal");
-        overrides.put("pekko.persistence.snapshot-store.plugin", "opentmr.persistence.snapshot-store");
-        overrides.put("opentmr.persistence.dir", dir.resolve(dataDir).resolve("journal").toString());
-        return overrides;
     }
 
     private TmrClient client() {
@@ -161,7 +138,7 @@ class TwinNodeTest {
      */
     @Test
     void aSingleNodesDataWithSnapshotsBecomesTheTwinsFirstMemberWithEveryHandle() throws Exception {
-        Map<String, Object> single = persistence("node-a");
+        Map<String, Object> single = twin.persistence("node-a");
         single.put("opentmr.node.port", 22350);
         single.put("opentmr.node.snapshot-every", 2);
         TmrNode alone = TmrNode.start(group.nodeConfig("node-a", host("node-a"), "node-a", single), Clock.systemUTC(),
@@ -287,7 +264,7 @@ class TwinNodeTest {
                     .resolve("journal").resolve("snapshots")) >= 1);
 
             // node-a comes back on its own data: its log is a prefix of node-b's, so nothing is cut or set aside.
-            TwinNode again = start("node-a", prefix + 3, "node-a", often);
+            TwinNode again = start("node-a", twin.host(3), "node-a", often);
             await("node-a follows node-b's journal in sync", Duration.ofSeconds(30),
                     () -> b.replication().status() == ReplicationLeader.Status.IN_SYNC);
             assertTrue(snapshotFiles(snapshotsA) >= 1, "node-a's own snapshots are still in use");
@@ -377,7 +354,7 @@ class TwinNodeTest {
             await("node-b serves", Duration.ofSeconds(20), b::serving);
             LicenseHandle second = client.access(TmrTestGroup.FIRM, PRODUCT);
 
-            TwinNode again = start("node-a", prefix + 3, "node-a-again");
+            TwinNode again = start("node-a", twin.host(3), "node-a-again");
             await("node-a follows node-b's journal in sync", Duration.ofSeconds(30),
                     () -> b.replication().status() == ReplicationLeader.Status.IN_SYNC);
             assertFalse(again.serving(), "no pre-emption: the node that came back is the standby");

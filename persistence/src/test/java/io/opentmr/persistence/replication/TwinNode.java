@@ -49,6 +49,7 @@ final class TwinNode {
     final ActorSystem<Void> system;
     final SegmentedLog log;
     final ReplicationLeader.Monitor monitor = new ReplicationLeader.Monitor();
+    final ReplicationFollower.Monitor followerMonitor = new ReplicationFollower.Monitor();
     final ReplicationSettings settings;
 
     private TwinNode(String name, Path dir, long epoch, Config overrides) throws IOException {
@@ -83,7 +84,7 @@ final class TwinNode {
 
     TwinNode follow(TwinNode leader) {
         Adapter.spawn(Adapter.toClassic(system), ReplicationFollower.create(log, settings, leader.leaderPath(), name,
-                        following -> { }, () -> cutsAnnounced.add(log.nextPosition())),
+                following -> { }, followerMonitor, () -> cutsAnnounced.add(log.nextPosition())),
                 "replication-follower", DispatcherSelector.fromConfig(ReplicationSettings.DISPATCHER));
         return this;
     }
