@@ -38,6 +38,10 @@ public final class SeatTable {
             table.add(granted.seat());
         } else if (event instanceof TmrLicenseEvent.SeatReleased released) {
             table.remove(released.handleId(), released.atMillis());
+        } else if (event instanceof TmrLicenseEvent.Checkpoint checkpoint) {
+            // Whatever the events before it made: the table is what the checkpoint holds.
+            table.clear();
+            table.load(checkpoint.table());
         } else {
             throw new IllegalArgumentException("not an event of a TMR license: " + event);
         }
@@ -63,11 +67,9 @@ public final class SeatTable {
 
     /** The table a snapshot stored (of any version: one of version 1 remembers no releases). */
     public static SeatTable fromSnapshot(TmrLicenseEvent.Snapshot snapshot) {
-        Map<Long, Long> lately = new LinkedHashMap<>();
-        if (snapshot.released() != null) {
-            snapshot.released().forEach(r -> lately.put(r.handleId(), r.atMillis()));
-        }
-        return of(snapshot.seats(), lately);
+        SeatTable table = new SeatTable();
+        table.load(snapshot);
+        return table;
     }
 
     /** Why an access is refused, before any backend is asked. */
@@ -237,6 +239,14 @@ public final class SeatTable {
             releasedLately.forEach(table::remember);
         }
         return table;
+    }
+
+    /** Adds a snapshot's seats and the releases it remembered (of any version). */
+    private void load(TmrLicenseEvent.Snapshot snapshot) {
+        snapshot.seats().forEach(this::add);
+        if (snapshot.released() != null) {
+            snapshot.released().forEach(r -> remember(r.handleId(), r.atMillis()));
+        }
     }
 
     /** Handles that take no seat; kept for the invariant checks of the property test. */

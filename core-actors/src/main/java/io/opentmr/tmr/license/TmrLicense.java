@@ -43,8 +43,6 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 import org.apache.pekko.persistence.typed.PersistenceId;
 import org.apache.pekko.persistence.typed.RecoveryCompleted;
-import org.apache.pekko.persistence.typed.SnapshotSelectionCriteria;
-import org.apache.pekko.persistence.typed.javadsl.Recovery;
 import org.apache.pekko.persistence.typed.SnapshotAdapter;
 import org.apache.pekko.persistence.typed.javadsl.CommandHandler;
 import org.apache.pekko.persistence.typed.javadsl.Effect;
@@ -285,6 +283,11 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         INSTANCE
     }
 
+    /** A twin's license journals its table as a {@link TmrLicenseEvent.Checkpoint} if one is due. */
+    private enum WriteCheckpoint implements Command {
+        INSTANCE
+    }
+
     /** An access under way: its rule, its token, and everyone waiting for it (a re-sent ACCESS waits too). */
     private static final class Pending {
         final SeatRequest request;
@@ -370,15 +373,37 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private final Set<TmrLicenseEvent> persisting = Collections.newSetFromMap(new IdentityHashMap<>());
     /** The events replayed since the recovery began, for the tracking log; emptied when it completes. */
     private final List<TmrLicenseEvent> replayed = new ArrayList<>();
+    /**
+     * This recovery started from a snapshot, and no {@link TmrLicenseEvent.Checkpoint} was replayed after it. A
+     * twin's snapshots are its own (a single node's, or its own as the active node); a twin's log that was ever cut
+     * back to its twin's had them set aside first ({@code ReplicationFollower}), so a snapshot found stands for this
+     * log's own history.
+     */
+    private boolean fromSnapshotWithoutCheckpoint;
+    /** Events since the last {@link TmrLicenseEvent.Checkpoint} (replayed ones too). */
+    private long sinceCheckpoint;
+    private boolean checkpointAsked;
 
     /**
      * Timing and sizes of a license, from the node's settings.
      *
      * @param snapshotEvery a snapshot every this many events, older events deleted; 0: no snapshot, every event kept
-     *                      and recovery from events alone (a twin: its snapshots are not copied to the standby,
-     *                      whose journal must hold the whole history)
+     * @param checkpoints   a twin's: snapshots are not copied to the standby, so the table is journaled as a
+     *                      {@link TmrLicenseEvent.Checkpoint} at least every half {@code snapshotEvery} events and
+     *                      after a recovery from a snapshot with none after it, and events are deleted only below
+     *                      the third-newest snapshot (the standby replays from the newest checkpoint above that)
      */
-    public record Settings(Duration cleanupTimeout, int snapshotEvery) {
+    public record Settings(Duration cleanupTimeout, int snapshotEvery, boolean checkpoints) {
+
+        /** A single node's: snapshots, no checkpoints. */
+        public Settings(Duration cleanupTimeout, int snapshotEvery) {
+            this(cleanupTimeout, snapshotEvery, false);
+        }
+
+        /** A checkpoint is due after this many events. */
+        long checkpointEvery() {
+            return Math.max(1, snapshotEvery / 2);
+        }
     }
 
     private SeatTable table = new SeatTable();
@@ -484,15 +509,12 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         if (settings.snapshotEvery() <= 0) {
             return RetentionCriteria.disabled();
         }
-        return RetentionCriteria.snapshotEvery(settings.snapshotEvery(), 2).withDeleteEventsOnSnapshot();
-    }
-
-    @Override
-    public Recovery recovery() {
-        // Without snapshots of its own, a snapshot in the store is one from another time of this node (a single
-        // node's, or taken before its log was cut back to the twin's): never trusted.
-        return settings.snapshotEvery() <= 0 ? Recovery.withSnapshotSelectionCriteria(SnapshotSelectionCriteria.none())
-                : super.recovery();
+        // A twin deletes below its third-newest snapshot: 3 × snapshotEvery events back. A write that brings the
+        // events since the last checkpoint to half snapshotEvery ends with one (onFlush), so after every write, and
+        // at every snapshot, the newest checkpoint is less than that behind: above the deleted events, and written
+        // before the deletion the snapshot starts.
+        return RetentionCriteria.snapshotEvery(settings.snapshotEvery(), settings.checkpoints() ? 3 : 2)
+                .withDeleteEventsOnSnapshot();
     }
 
     @Override
@@ -505,6 +527,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
             @Override
             public SeatTable fromJournal(Object from) {
+                // Only recovery loads a snapshot.
+                fromSnapshotWithoutCheckpoint = true;
                 return SeatTable.fromSnapshot((TmrLicenseEvent.Snapshot) from);
             }
         };
@@ -515,6 +539,12 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     public EventHandler<SeatTable, TmrLicenseEvent> eventHandler() {
         return newEventHandlerBuilder().forAnyState().onAnyEvent((state, event) -> {
             replayedOrLive(event);
+            if (event instanceof TmrLicenseEvent.Checkpoint) {
+                fromSnapshotWithoutCheckpoint = false;
+                sinceCheckpoint = 0;
+            } else {
+                sinceCheckpoint++;
+            }
             return SeatTable.apply(state, event);
         });
     }
@@ -590,6 +620,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                     timers.startTimerWithFixedDelay(Sweep.INSTANCE, sweepEvery());
                     publishSeats();
                     parent.recovered(key, context.getSelf());
+                    // A twin on a single node's data, or on its own snapshot without a checkpoint after it: its standby
+                    // gets the journal's events only, and those before the snapshot are deleted.
+                    askCheckpointIfDue();
                 })
                 .build();
     }
@@ -616,6 +649,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         readingUnits = false;
         units = -1;
         flushQueued = false;
+        // A WriteCheckpoint asked for before the restart may have been dropped with the stash: ask again if due.
+        checkpointAsked = false;
         sync.forget();
     }
 
@@ -645,6 +680,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 .onCommand(Resume.class, this::onResume)
                 .onCommand(Touch.class, this::onTouch)
                 .onCommand(Sweep.class, sweep -> onSweep())
+                .onCommand(WriteCheckpoint.class, write -> onWriteCheckpoint())
                 .onCommand(DecrementUnits.class, this::onUnits)
                 .onCommand(AdmittedDecrement.class, admitted -> decrement(admitted.request()))
                 .onCommand(Crypt.class, this::onCrypt)
@@ -1104,6 +1140,48 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         }
     }
 
+    private boolean checkpointDue() {
+        return checkpointDueAfter(0);
+    }
+
+    /** A checkpoint is due once {@code writing} more events are journaled. */
+    private boolean checkpointDueAfter(int writing) {
+        return settings.checkpoints() && (fromSnapshotWithoutCheckpoint
+                || sinceCheckpoint + writing >= settings.checkpointEvery());
+    }
+
+    private void askCheckpointIfDue() {
+        if (!checkpointAsked && checkpointDue()) {
+            checkpointAsked = true;
+            context.getSelf().tell(WriteCheckpoint.INSTANCE);
+        }
+    }
+
+    /**
+     * Journals the decided table as a {@link TmrLicenseEvent.Checkpoint}. Seats being allocated now are not in it;
+     * their grants are journaled after it.
+     */
+    private Effect<TmrLicenseEvent, SeatTable> onWriteCheckpoint() {
+        checkpointAsked = false;
+        if (!checkpointDue()) {
+            return Effect().none();
+        }
+        boolean adopting = fromSnapshotWithoutCheckpoint;
+        TmrLicenseEvent.Checkpoint checkpoint = new TmrLicenseEvent.Checkpoint(table.toSnapshot(), clock.millis());
+        persisting.add(checkpoint);
+        return Effect().persist(checkpoint).thenRun(state -> {
+            table = state;
+            logAdopted(adopting, state);
+        });
+    }
+
+    private void logAdopted(boolean adopted, SeatTable state) {
+        if (adopted) {
+            LOG.info("TMR license {}: the table recovered from a snapshot, {} handle(s), is journaled for the "
+                    + "twin's standby", key, state.handles());
+        }
+    }
+
     /**
      * Journals the grants decided and the releases asked for since the last write, in one write: while it
      * is under way the actor stashes what comes, so the next flush takes all of that together.
@@ -1127,6 +1205,17 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         for (Releasing release : released) {
             events.add(new SeatReleased(release.handleId(), release.reason(), now));
             table.get(release.handleId()).ifPresent(seat -> ending.put(seat.handleId(), seat));
+        }
+        boolean adopting = fromSnapshotWithoutCheckpoint;
+        if (checkpointDueAfter(events.size())) {
+            // In the same write, never after it: the snapshot this write may trigger deletes events behind it
+            // before a checkpoint asked for afterwards is written, and a write of many events may reach past the
+            // newest checkpoint there is.
+            SeatTable after = SeatTable.fromSnapshot(table.toSnapshot());
+            for (TmrLicenseEvent event : events) {
+                after = SeatTable.apply(after, event);
+            }
+            events.add(new TmrLicenseEvent.Checkpoint(after.toSnapshot(), now));
         }
         persisting.addAll(events);
         long writing = System.nanoTime();
@@ -1158,6 +1247,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 }
             }
             publishSeats();
+            logAdopted(adopting && !fromSnapshotWithoutCheckpoint, state);
         });
     }
 
