@@ -139,6 +139,11 @@ public final class TmrTestGroup implements AutoCloseable {
     }
 
     private Config backendConfig(int i) {
+        return backendConfig(i, Map.of());
+    }
+
+    /** Backend {@code i}'s configuration with {@code overrides} on top of everything else. */
+    private Config backendConfig(int i, Map<String, Object> overrides) {
         Path data = dir.resolve("backend-" + (i + 1));
         Map<String, Object> settings = new HashMap<>(Map.of(
                 "opentmr.backend.address", "127.0.1." + (i + 1),
@@ -153,6 +158,7 @@ public final class TmrTestGroup implements AutoCloseable {
                 "opentmr.persistence.dir", data.resolve("journal").toString(),
                 "opentmr.persistence.fsync", "never"));
         settings.putAll(backendOverrides);
+        settings.putAll(overrides);
         return ConfigFactory.parseMap(settings).withFallback(ConfigFactory.parseMap(perBackend.apply(i)))
                 .withFallback(ConfigFactory.load()).resolve();
     }
@@ -192,6 +198,18 @@ public final class TmrTestGroup implements AutoCloseable {
             throw new IllegalStateException("backend " + (i + 1) + " is running");
         }
         backends[i] = Backend.start(backendConfig(i), backendClocks.apply(i));
+        return backends[i];
+    }
+
+    /**
+     * Starts backend {@code i} again on its port with {@code overrides} on top of its settings: e.g. another data
+     * directory and CmActId, so that it comes back as another container (a stray one for the group).
+     */
+    public Backend restart(int i, Map<String, Object> overrides) throws IOException, InterruptedException {
+        if (backends[i] != null) {
+            throw new IllegalStateException("backend " + (i + 1) + " is running");
+        }
+        backends[i] = Backend.start(backendConfig(i, overrides), clock);
         return backends[i];
     }
 
@@ -425,6 +443,16 @@ public final class TmrTestGroup implements AutoCloseable {
                 }
                 after = page.allocations().get(page.allocations().size() - 1).tmrHandleId();
             }
+        }
+    }
+
+    /** The first container a client's LIST_CONTAINERS shows (a node's virtual container), for waits and asserts. */
+    public static io.opentmr.protocol.ContainerInfo listed(RawConnection client) {
+        try {
+            Message list = client.request(new Message.ListContainers());
+            return ((Message.ContainerList) list).containers().get(0);
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
         }
     }
 

@@ -42,6 +42,10 @@ public final class SeatTable {
             if (table.seats.containsKey(borrowed.borrow().handleId())) {
                 table.borrowed.put(borrowed.borrow().handleId(), borrowed.borrow());
             }
+        } else if (event instanceof TmrLicenseEvent.Checkpoint checkpoint) {
+            // Whatever the events before it made: the table is what the checkpoint holds.
+            table.clear();
+            table.load(checkpoint.table());
         } else {
             throw new IllegalArgumentException("not an event of a TMR license: " + event);
         }
@@ -67,14 +71,8 @@ public final class SeatTable {
 
     /** The table a snapshot stored (of any version: one of version 1 remembers no releases). */
     public static SeatTable fromSnapshot(TmrLicenseEvent.Snapshot snapshot) {
-        Map<Long, Long> lately = new LinkedHashMap<>();
-        if (snapshot.released() != null) {
-            snapshot.released().forEach(r -> lately.put(r.handleId(), r.atMillis()));
-        }
-        SeatTable table = of(snapshot.seats(), lately);
-        if (snapshot.borrowed() != null) {
-            snapshot.borrowed().forEach(b -> table.borrowed.put(b.handleId(), b));
-        }
+        SeatTable table = new SeatTable();
+        table.load(snapshot);
         return table;
     }
 
@@ -259,6 +257,17 @@ public final class SeatTable {
             releasedLately.forEach(table::remember);
         }
         return table;
+    }
+
+    /** Adds a snapshot's seats and the releases it remembered (of any version). */
+    private void load(TmrLicenseEvent.Snapshot snapshot) {
+        snapshot.seats().forEach(this::add);
+        if (snapshot.released() != null) {
+            snapshot.released().forEach(r -> remember(r.handleId(), r.atMillis()));
+        }
+        if (snapshot.borrowed() != null) {
+            snapshot.borrowed().forEach(b -> borrowed.put(b.handleId(), b));
+        }
     }
 
     /** Handles that take no seat; kept for the invariant checks of the property test. */

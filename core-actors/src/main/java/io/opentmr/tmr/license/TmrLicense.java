@@ -44,8 +44,6 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 import org.apache.pekko.persistence.typed.PersistenceId;
 import org.apache.pekko.persistence.typed.RecoveryCompleted;
-import org.apache.pekko.persistence.typed.SnapshotSelectionCriteria;
-import org.apache.pekko.persistence.typed.javadsl.Recovery;
 import org.apache.pekko.persistence.typed.SnapshotAdapter;
 import org.apache.pekko.persistence.typed.javadsl.CommandHandler;
 import org.apache.pekko.persistence.typed.javadsl.Effect;
@@ -112,8 +110,31 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     public record ResyncAll(long round) implements Command {
     }
 
+    /**
+     * A client's ACCESS. A product may have several TMR licenses (several TMR-Ids): the virtual container sends the
+     * request to the first of them and names the others in {@code next}, by TMR-Id. A license that cannot serve it
+     * (no seat free, feature bits it lacks, fewer than two usable copies) passes it on to the next one instead of
+     * refusing, with its refusal in {@code passed}; the last one refuses with the weightiest refusal of all
+     * ({@link #weightier}), so a client hears 212 when every license is full.
+     *
+     * @param next   the licenses of the same product to try after this one, in TMR-Id order (empty: none)
+     * @param passed what the licenses before this one refused, merged; null when this is the first
+     */
     public record Access(long featureBits, AccessMode mode, Client client, long requestId,
-                         ActorRef<Reply> replyTo) implements Command {
+                         ActorRef<Reply> replyTo, List<ActorRef<Command>> next, Refused passed) implements Command {
+        public Access {
+            next = List.copyOf(next);
+        }
+
+        /** An ACCESS for this license alone. */
+        public Access(long featureBits, AccessMode mode, Client client, long requestId, ActorRef<Reply> replyTo) {
+            this(featureBits, mode, client, requestId, replyTo, List.of(), null);
+        }
+
+        /** Whether no other license of the product is tried for it, or was. */
+        boolean alone() {
+            return next.isEmpty() && passed == null;
+        }
     }
 
     /** A client's RELEASE, or the node's on its behalf ({@code reason}: why, as journaled and tracked). */
@@ -191,7 +212,14 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     public sealed interface Reply {
     }
 
-    public record Granted(long handleId, Bytes token, ActorRef<Command> license) implements Reply {
+    /**
+     * @param alone whether the ACCESS was for this license alone (its product has no other license it could go
+     *              to): only then may the session send the product's next ACCESS straight to this license
+     */
+    public record Granted(long handleId, Bytes token, ActorRef<Command> license, boolean alone) implements Reply {
+        public Granted(long handleId, Bytes token, ActorRef<Command> license) {
+            this(handleId, token, license, true);
+        }
     }
 
     public record Resumed(ActorRef<Command> license) implements Reply {
@@ -308,20 +336,28 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         INSTANCE
     }
 
+    /** A twin's license journals its table as a {@link TmrLicenseEvent.Checkpoint} if one is due. */
+    private enum WriteCheckpoint implements Command {
+        INSTANCE
+    }
+
     /** An access under way: its rule, its token, and everyone waiting for it (a re-sent ACCESS waits too). */
     private static final class Pending {
         final SeatRequest request;
         final byte[] token;
         final List<ActorRef<Reply>> waiting = new ArrayList<>(1);
+        /** The ACCESS was for this license alone ({@link Access#alone}). */
+        final boolean alone;
         /** The seat is in the journal (written beside the allocations, not after them). */
         boolean journaled;
         /** The client has its answer; the request stays only to hear the backends that have not answered. */
         boolean finished;
 
-        Pending(SeatRequest request, byte[] token, ActorRef<Reply> replyTo) {
+        Pending(SeatRequest request, byte[] token, ActorRef<Reply> replyTo, boolean alone) {
             this.request = request;
             this.token = token;
             this.waiting.add(replyTo);
+            this.alone = alone;
         }
     }
 
@@ -397,15 +433,37 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private final Set<TmrLicenseEvent> persisting = Collections.newSetFromMap(new IdentityHashMap<>());
     /** The events replayed since the recovery began, for the tracking log; emptied when it completes. */
     private final List<TmrLicenseEvent> replayed = new ArrayList<>();
+    /**
+     * This recovery started from a snapshot, and no {@link TmrLicenseEvent.Checkpoint} was replayed after it. A
+     * twin's snapshots are its own (a single node's, or its own as the active node); a twin's log that was ever cut
+     * back to its twin's had them set aside first ({@code ReplicationFollower}), so a snapshot found stands for this
+     * log's own history.
+     */
+    private boolean fromSnapshotWithoutCheckpoint;
+    /** Events since the last {@link TmrLicenseEvent.Checkpoint} (replayed ones too). */
+    private long sinceCheckpoint;
+    private boolean checkpointAsked;
 
     /**
      * Timing and sizes of a license, from the node's settings.
      *
      * @param snapshotEvery a snapshot every this many events, older events deleted; 0: no snapshot, every event kept
-     *                      and recovery from events alone (a twin: its snapshots are not copied to the standby,
-     *                      whose journal must hold the whole history)
+     * @param checkpoints   a twin's: snapshots are not copied to the standby, so the table is journaled as a
+     *                      {@link TmrLicenseEvent.Checkpoint} at least every half {@code snapshotEvery} events and
+     *                      after a recovery from a snapshot with none after it, and events are deleted only below
+     *                      the third-newest snapshot (the standby replays from the newest checkpoint above that)
      */
-    public record Settings(Duration cleanupTimeout, int snapshotEvery) {
+    public record Settings(Duration cleanupTimeout, int snapshotEvery, boolean checkpoints) {
+
+        /** A single node's: snapshots, no checkpoints. */
+        public Settings(Duration cleanupTimeout, int snapshotEvery) {
+            this(cleanupTimeout, snapshotEvery, false);
+        }
+
+        /** A checkpoint is due after this many events. */
+        long checkpointEvery() {
+            return Math.max(1, snapshotEvery / 2);
+        }
     }
 
     private SeatTable table = new SeatTable();
@@ -515,15 +573,12 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         if (settings.snapshotEvery() <= 0) {
             return RetentionCriteria.disabled();
         }
-        return RetentionCriteria.snapshotEvery(settings.snapshotEvery(), 2).withDeleteEventsOnSnapshot();
-    }
-
-    @Override
-    public Recovery recovery() {
-        // Without snapshots of its own, a snapshot in the store is one from another time of this node (a single
-        // node's, or taken before its log was cut back to the twin's): never trusted.
-        return settings.snapshotEvery() <= 0 ? Recovery.withSnapshotSelectionCriteria(SnapshotSelectionCriteria.none())
-                : super.recovery();
+        // A twin deletes below its third-newest snapshot: 3 × snapshotEvery events back. A write that brings the
+        // events since the last checkpoint to half snapshotEvery ends with one (onFlush), so after every write, and
+        // at every snapshot, the newest checkpoint is less than that behind: above the deleted events, and written
+        // before the deletion the snapshot starts.
+        return RetentionCriteria.snapshotEvery(settings.snapshotEvery(), settings.checkpoints() ? 3 : 2)
+                .withDeleteEventsOnSnapshot();
     }
 
     @Override
@@ -536,6 +591,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
             @Override
             public SeatTable fromJournal(Object from) {
+                // Only recovery loads a snapshot.
+                fromSnapshotWithoutCheckpoint = true;
                 return SeatTable.fromSnapshot((TmrLicenseEvent.Snapshot) from);
             }
         };
@@ -546,6 +603,12 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     public EventHandler<SeatTable, TmrLicenseEvent> eventHandler() {
         return newEventHandlerBuilder().forAnyState().onAnyEvent((state, event) -> {
             replayedOrLive(event);
+            if (event instanceof TmrLicenseEvent.Checkpoint) {
+                fromSnapshotWithoutCheckpoint = false;
+                sinceCheckpoint = 0;
+            } else {
+                sinceCheckpoint++;
+            }
             return SeatTable.apply(state, event);
         });
     }
@@ -624,6 +687,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                     timers.startTimerWithFixedDelay(Sweep.INSTANCE, sweepEvery());
                     publishSeats();
                     parent.recovered(key, context.getSelf());
+                    // A twin on a single node's data, or on its own snapshot without a checkpoint after it: its standby
+                    // gets the journal's events only, and those before the snapshot are deleted.
+                    askCheckpointIfDue();
                 })
                 .build();
     }
@@ -653,6 +719,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         readingUnits = false;
         units = -1;
         flushQueued = false;
+        // A WriteCheckpoint asked for before the restart may have been dropped with the stash: ask again if due.
+        checkpointAsked = false;
         sync.forget();
     }
 
@@ -686,6 +754,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 .onCommand(BorrowAnswered.class, this::onBorrowAnswered)
                 .onCommand(ReturnBorrow.class, this::onReturnBorrow)
                 .onCommand(Sweep.class, sweep -> onSweep())
+                .onCommand(WriteCheckpoint.class, write -> onWriteCheckpoint())
                 .onCommand(DecrementUnits.class, this::onUnits)
                 .onCommand(AdmittedDecrement.class, admitted -> decrement(admitted.request()))
                 .onCommand(Crypt.class, this::onCrypt)
@@ -934,7 +1003,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 life.lastActivity = clock.millis();
             }
             access.replyTo().tell(new Granted(seat.handleId(), Bytes.of(tokens.apply(seat.handleId())),
-                    context.getSelf()));
+                    context.getSelf(), access.alone()));
             return Effect().none();
         }
         if (!peers.holdsLease()) {
@@ -969,7 +1038,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 client.pid(), client.sessionId(), Seat.digestOf(token), peers.epoch(), clock.millis(), client.host(),
                 access.requestId());
         BitSet targets = sync.writeTargets();
-        Pending started = new Pending(new SeatRequest(seat, targets), token, access.replyTo());
+        Pending started = new Pending(new SeatRequest(seat, targets), token, access.replyTo(), access.alone());
         pending.put(handleId, started);
         pendingByRequest.put(seat.requestKey(), started);
         pendingSeats.add(seat);
@@ -1011,10 +1080,43 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         return null;
     }
 
+    /**
+     * Refuses an ACCESS this license cannot serve, or passes it on to the next license of the product: the denial
+     * is tracked and told only by the last one, with the weightiest refusal of all.
+     */
     private Effect<TmrLicenseEvent, SeatTable> refuse(Access access, Refused refused) {
-        trackDenial(access.client(), refused.code(), refused.text());
-        access.replyTo().tell(refused);
+        Refused merged = access.passed() == null ? refused : weightier(access.passed(), refused);
+        if (!access.next().isEmpty()) {
+            access.next().get(0).tell(new Access(access.featureBits(), access.mode(), access.client(),
+                    access.requestId(), access.replyTo(), access.next().subList(1, access.next().size()), merged));
+            return Effect().none();
+        }
+        if (access.passed() == null) {
+            trackDenial(access.client(), merged.code(), merged.text());
+        } else {
+            // Every license of the product refused: a denial of the product, not of the license asked last.
+            tracking.denial(null, key.firmCode(), key.productCode(), merged.code(), merged.text(), "ACCESS "
+                    + key.firmCode() + ":" + key.productCode(), owner(access.client()), clock.millis());
+        }
+        access.replyTo().tell(merged);
         return Effect().none();
+    }
+
+    /**
+     * What a client is told when several licenses of its product refused: the number of the refusal that says most
+     * about the product (a license full or in exclusive use, 212/213, before one without two usable copies, 130,
+     * before one lacking the feature bits, 200; the earlier license on a tie) and every license's reason.
+     */
+    static Refused weightier(Refused earlier, Refused later) {
+        int code = weight(later.code()) > weight(earlier.code()) ? later.code() : earlier.code();
+        return new Refused(code, earlier.text() + "; " + later.text());
+    }
+
+    private static int weight(int code) {
+        if (code == CmError.NO_MORE_LICENSES.code() || code == CmError.EXCLUSIVE_CONFLICT.code()) {
+            return 3;
+        }
+        return code == CmError.REDUNDANCY_SERVER_MISSING.code() ? 2 : 1;
     }
 
     private Allocation allocation(Seat seat) {
@@ -1110,7 +1212,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         tracking.access(key, seat.handleId(), seat.mode(), owner(seat), acknowledged, now);
         lives.put(seat.handleId(), new Life(seat.sessionId(), now));
         parent.opened(key, seat);
-        Granted reply = new Granted(seat.handleId(), Bytes.of(request.token), context.getSelf());
+        Granted reply = new Granted(seat.handleId(), Bytes.of(request.token), context.getSelf(), request.alone);
         request.waiting.forEach(waiter -> waiter.tell(reply));
     }
 
@@ -1161,6 +1263,48 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         }
     }
 
+    private boolean checkpointDue() {
+        return checkpointDueAfter(0);
+    }
+
+    /** A checkpoint is due once {@code writing} more events are journaled. */
+    private boolean checkpointDueAfter(int writing) {
+        return settings.checkpoints() && (fromSnapshotWithoutCheckpoint
+                || sinceCheckpoint + writing >= settings.checkpointEvery());
+    }
+
+    private void askCheckpointIfDue() {
+        if (!checkpointAsked && checkpointDue()) {
+            checkpointAsked = true;
+            context.getSelf().tell(WriteCheckpoint.INSTANCE);
+        }
+    }
+
+    /**
+     * Journals the decided table as a {@link TmrLicenseEvent.Checkpoint}. Seats being allocated now are not in it;
+     * their grants are journaled after it.
+     */
+    private Effect<TmrLicenseEvent, SeatTable> onWriteCheckpoint() {
+        checkpointAsked = false;
+        if (!checkpointDue()) {
+            return Effect().none();
+        }
+        boolean adopting = fromSnapshotWithoutCheckpoint;
+        TmrLicenseEvent.Checkpoint checkpoint = new TmrLicenseEvent.Checkpoint(table.toSnapshot(), clock.millis());
+        persisting.add(checkpoint);
+        return Effect().persist(checkpoint).thenRun(state -> {
+            table = state;
+            logAdopted(adopting, state);
+        });
+    }
+
+    private void logAdopted(boolean adopted, SeatTable state) {
+        if (adopted) {
+            LOG.info("TMR license {}: the table recovered from a snapshot, {} handle(s), is journaled for the "
+                    + "twin's standby", key, state.handles());
+        }
+    }
+
     /**
      * Journals the grants decided and the releases asked for since the last write, in one write: while it
      * is under way the actor stashes what comes, so the next flush takes all of that together.
@@ -1184,6 +1328,17 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         for (Releasing release : released) {
             events.add(new SeatReleased(release.handleId(), release.reason(), now));
             table.get(release.handleId()).ifPresent(seat -> ending.put(seat.handleId(), seat));
+        }
+        boolean adopting = fromSnapshotWithoutCheckpoint;
+        if (checkpointDueAfter(events.size())) {
+            // In the same write, never after it: the snapshot this write may trigger deletes events behind it
+            // before a checkpoint asked for afterwards is written, and a write of many events may reach past the
+            // newest checkpoint there is.
+            SeatTable after = SeatTable.fromSnapshot(table.toSnapshot());
+            for (TmrLicenseEvent event : events) {
+                after = SeatTable.apply(after, event);
+            }
+            events.add(new TmrLicenseEvent.Checkpoint(after.toSnapshot(), now));
         }
         persisting.addAll(events);
         long writing = System.nanoTime();
@@ -1215,6 +1370,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 }
             }
             publishSeats();
+            logAdopted(adopting && !fromSnapshotWithoutCheckpoint, state);
         });
     }
 

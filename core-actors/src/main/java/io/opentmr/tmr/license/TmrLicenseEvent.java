@@ -32,6 +32,16 @@ public sealed interface TmrLicenseEvent extends CborSerializable {
     record Borrowed(long handleId, String clientId, long expiresAtMillis, String issuer, byte[] signature) {
     }
 
+    /**
+     * The whole seat table, journaled by a twin's active node (version 3): its snapshots are its own, and the events
+     * they stand for are deleted on both nodes, so the standby, which has no snapshot, replays from the newest
+     * checkpoint on. Whatever the events before it made, the table is this one after it. Written when a twin
+     * recovered from a snapshot with no checkpoint after it (a single node's data), and at least every half
+     * {@code snapshot-every} events.
+     */
+    record Checkpoint(Snapshot table, long atMillis) implements TmrLicenseEvent {
+    }
+
     /** A handle released lately, as a snapshot remembers it. */
     record Released(long handleId, long atMillis) {
     }

@@ -211,12 +211,12 @@ public final class TmrSession extends FrameSession {
                 long product = (m.firmCode() << 32) | m.productCode();
                 ActorRef<TmrLicense.Command> known = licenseOf.get(product);
                 Function<TmrLicense.Reply, Message> remember = reply -> {
-                    if (reply instanceof TmrLicense.Granted granted) {
+                    if (reply instanceof TmrLicense.Granted granted && granted.alone()) {
                         licenseOf.put(product, granted.license());
-                    } else if (reply instanceof TmrLicense.Refused refused
-                            && refused.code() != CmError.NO_MORE_LICENSES.code()
-                            && refused.code() != CmError.EXCLUSIVE_CONFLICT.code()) {
-                        // Withdrawn or gone: the next ACCESS asks the virtual container which license serves.
+                    } else if (reply instanceof TmrLicense.Granted || reply instanceof TmrLicense.Refused) {
+                        // A product of several licenses (each ACCESS starts at the first by TMR-Id), or one withdrawn,
+                        // gone or full, where another license may have come meanwhile: the next ACCESS asks the
+                        // virtual container which license serves.
                         licenseOf.remove(product);
                     }
                     return toWire(reply, 0, null);

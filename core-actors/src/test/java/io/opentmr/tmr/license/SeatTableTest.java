@@ -108,4 +108,27 @@ class SeatTableTest {
         assertEquals(1, table.handles());
         assertTrue(table.byRequest(new Seat.RequestKey("a", null, "user", 1, 0)).isEmpty());
     }
+
+    @Test
+    void aCheckpointIsTheTableAfterItWhateverTheEventsBeforeItMade() {
+        // What a standby replays: events after the deleted ones, applied without the snapshot they follow, then a checkpoint.
+        SeatTable replayed = SeatTable.apply(SeatTable.empty(), new TmrLicenseEvent.SeatReleased(1, "release", 10));
+        replayed = SeatTable.apply(replayed, new TmrLicenseEvent.SeatGranted(seat(4, AccessMode.EXCLUSIVE, "x", 4), 11));
+        SeatTable adopted = new SeatTable();
+        adopted.add(seat(2, AccessMode.USERLIMIT, "a", 2));
+        adopted.add(seat(3, AccessMode.STATIONSHARE, "b", 3));
+        adopted.add(seat(1, AccessMode.USERLIMIT, "c", 1));
+        adopted.remove(1, 10);
+        replayed = SeatTable.apply(replayed, new TmrLicenseEvent.Checkpoint(adopted.toSnapshot(), 12));
+
+        assertEquals(java.util.Set.copyOf(adopted.all()), java.util.Set.copyOf(replayed.all()));
+        assertEquals(adopted.released(), replayed.released());
+        assertEquals(0, replayed.exclusiveHandle(), "the exclusive seat granted before the checkpoint is gone");
+        assertEquals(2, replayed.seatsInUse(10));
+        assertTrue(replayed.releasedLately(1));
+        assertTrue(replayed.byRequest(seat(2, AccessMode.USERLIMIT, "a", 2).requestKey()).isPresent());
+        // And it goes on from there.
+        replayed = SeatTable.apply(replayed, new TmrLicenseEvent.SeatReleased(2, "release", 13));
+        assertEquals(1, replayed.seatsInUse(10));
+    }
 }
