@@ -226,9 +226,6 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
             names[backend] = inventory.name();
             offered.set(backend, List.copyOf(inventory.containers()));
             downReasons[backend] = null;
-            if (containers[backend] != null && containers[backend].publicKey().length() == 32) {
-                System.arraycopy(containers[backend].publicKey().toArray(), 0, groupKeys, 32 * backend, 32);
-            }
         } else {
             offered.set(backend, null);
             downReasons[backend] = report instanceof BackendWatcher.Down down ? down.reason() : "down";
@@ -238,6 +235,10 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
         }
         for (int b = 0; b < containers.length; b++) {
             containers[b] = groupContainer(b);
+            // Kept while the backend is down: a borrow ticket it signed still names its key.
+            if (containers[b] != null && containers[b].publicKey().length() == 32) {
+                System.arraycopy(containers[b].publicKey().toArray(), 0, groupKeys, 32 * b, 32);
+            }
             List<ContainerInfo> listed = offered.get(b);
             boolean stray = cmActId != 0 && listed != null && !listed.isEmpty() && containers[b] == null;
             if (stray && !strayWarned[b]) {
