@@ -60,20 +60,23 @@ final class ReplicationRole extends AbstractBehavior<ReplicationRole.Command> {
     private final ReplicationSettings settings;
     private final String name;
     private final ReplicationLeader.Monitor monitor;
+    private final ReplicationFollower.Monitor followerMonitor;
     private ActorRef<?> follower;
     private java.util.function.Consumer<Boolean> following = ignored -> { };
     private boolean leading;
 
-    static Behavior<Command> create(ReplicationSettings settings, String name, ReplicationLeader.Monitor monitor) {
-        return Behaviors.setup(context -> new ReplicationRole(context, settings, name, monitor));
+    static Behavior<Command> create(ReplicationSettings settings, String name, TwinReplication monitors) {
+        return Behaviors.setup(context -> new ReplicationRole(context, settings, name, monitors.leader(),
+                monitors.follower()));
     }
 
     private ReplicationRole(ActorContext<Command> context, ReplicationSettings settings, String name,
-                            ReplicationLeader.Monitor monitor) {
+                            ReplicationLeader.Monitor monitor, ReplicationFollower.Monitor followerMonitor) {
         super(context);
         this.settings = settings;
         this.name = name;
         this.monitor = monitor;
+        this.followerMonitor = followerMonitor;
     }
 
     @Override
@@ -91,10 +94,17 @@ final class ReplicationRole extends AbstractBehavior<ReplicationRole.Command> {
             return this;
         }
         try {
-            SegmentedLog log = OpenTmrPersistence.get(getContext().getSystem()).log();
+            OpenTmrPersistence persistence = OpenTmrPersistence.get(getContext().getSystem());
+            SegmentedLog log = persistence.log();
             following = follow.following();
             follower = getContext().spawn(ReplicationFollower.create(log, settings, follow.leaderPath(), name,
-                    following), "follower");
+                    following, followerMonitor, () -> {
+                        try {
+                            persistence.setAsideSnapshots("this journal is cut back to the active node's");
+                        } catch (IOException e) {
+                            throw new java.io.UncheckedIOException(e);
+                        }
+                    }), "follower");
             LOG.info("Standby: the journal follows the twin's at {}", follow.leaderPath());
         } catch (IOException e) {
             LOG.error("Standby: cannot open the journal to follow the twin's: {}; this node will not have the "

@@ -1,13 +1,9 @@
 package io.opentmr.cluster;
 
 import com.typesafe.config.Config;
-import io.opentmr.persistence.PersistenceSettings;
 import io.opentmr.persistence.replication.ReplicationLeader;
 import io.opentmr.persistence.replication.ReplicationSettings;
 import io.opentmr.tmr.TmrNode;
-import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.Optional;
@@ -16,7 +12,6 @@ import java.util.concurrent.CompletionStage;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
-import java.util.stream.Stream;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Props;
@@ -79,13 +74,13 @@ public final class TwinNode implements AutoCloseable {
     /** One actor system of the node, from its start to its end. */
     private static final class Incarnation {
         final TmrNode node;
-        final ReplicationLeader.Monitor monitor;
+        final TwinReplication replication;
         final CompletableFuture<String> ended;
         volatile Throwable fatal;
 
-        Incarnation(TmrNode node, ReplicationLeader.Monitor monitor, CompletableFuture<String> ended) {
+        Incarnation(TmrNode node, TwinReplication replication, CompletableFuture<String> ended) {
             this.node = node;
-            this.monitor = monitor;
+            this.replication = replication;
             this.ended = ended;
         }
     }
@@ -139,46 +134,14 @@ public final class TwinNode implements AutoCloseable {
     public static TwinNode start(Config config, Starter starter, Runnable onStuck) {
         TwinSettings settings = TwinSettings.from(config);
         ReplicationSettings replication = ReplicationSettings.fromConfig(config);
-        refuseSingleNodeSnapshots(config);
         TwinNode node = new TwinNode(config, settings, replication, starter, onStuck);
         node.current = node.incarnation();
         node.loop.start();
         return node;
     }
 
-    /**
-     * A twin replicates its journal's events, not its snapshots, and takes none: a node's journal must hold its
-     * whole history. A single node's data directory with snapshots has history deleted behind them (each snapshot
-     * stands for the events before it), which a standby would never see; such a directory is refused rather than
-     * replicated with holes.
-     */
-    static void refuseSingleNodeSnapshots(Config config) {
-        if (!config.hasPath("opentmr.persistence.dir")) {
-            return;
-        }
-        Path snapshots = PersistenceSettings.fromConfig(config)
-                .snapshotDirectory();
-        if (!Files.isDirectory(snapshots)) {
-            return;
-        }
-        try (Stream<Path> files = Files.list(snapshots)) {
-            Optional<Path> found = files.filter(f -> f.getFileName().toString()
-                    .endsWith(".snap")).findFirst();
-            if (found.isPresent()) {
-                throw new IllegalStateException(snapshots + " holds snapshots of a single node (" + found.get()
-                        .getFileName() + "): their events were deleted from the journal, and a twin replicates "
-                        + "events only, so its standby would lack that history. A twin cannot start on this data yet: "
-                        + "start it on an empty data directory (licenses and seats come back from the backends; "
-                        + "handles open now are freed), or run this node alone (without --seed-nodes)");
-            }
-        } catch (IOException e) {
-            throw new IllegalStateException("cannot read " + snapshots + ": " + e, e);
-        }
-    }
-
     private Incarnation incarnation() {
         Config full = settings.pekkoConfig(TmrNode.SYSTEM_NAME).withFallback(config);
-        ReplicationLeader.Monitor monitor = new ReplicationLeader.Monitor();
         CompletableFuture<String> ended = new CompletableFuture<>();
         CompletableFuture<ActorRef<ReplicationRole.Command>> role = new CompletableFuture<>();
         Duration holdOff = steppedDown ? STEP_DOWN_HOLD_OFF : Duration.ZERO;
@@ -189,7 +152,7 @@ public final class TwinNode implements AutoCloseable {
             public CompletionStage<Void> activate(ActorSystem<Void> system, long epoch) {
                 leading.set(system);
                 CompletableFuture<Void> done = new CompletableFuture<>();
-                role(role, system, monitor).tell(new ReplicationRole.Lead(epoch, done));
+                role(role, system).tell(new ReplicationRole.Lead(epoch, done));
                 return done;
             }
 
@@ -203,6 +166,11 @@ public final class TwinNode implements AutoCloseable {
                 if (twin().isEmpty()) {
                     return Optional.of("no twin is configured (--seed-nodes names this node alone)");
                 }
+                ActorSystem<Void> system = leading.get();
+                if (system == null) {
+                    return Optional.of("this node is not the active one");
+                }
+                ReplicationLeader.Monitor monitor = TwinReplication.get(system).leader();
                 if (monitor.status() != ReplicationLeader.Status.IN_SYNC) {
                     return Optional.of("the journal's replication to the twin is degraded (" + monitor.reason()
                             + "); stepping down now would leave the site without an active node, or lose writes");
@@ -212,7 +180,8 @@ public final class TwinNode implements AutoCloseable {
 
             @Override
             public CompletionStage<Void> handOver(Duration bound) {
-                return HandOver.await(leading.get(), monitor, bound);
+                ActorSystem<Void> system = leading.get();
+                return HandOver.await(system, TwinReplication.get(system).leader(), bound);
             }
 
             @Override
@@ -232,10 +201,15 @@ public final class TwinNode implements AutoCloseable {
             }
         };
         TmrNode node = starter.start(full, activation);
-        Incarnation incarnation = new Incarnation(node, monitor, ended);
         ActorSystem<Void> system = node.actorSystem();
+        TwinReplication journal = TwinReplication.get(system);
+        // The first start has no current incarnation; a restart runs while the stopped one is still current.
+        journal.describe(twin().map(TwinSettings.HostPort::toString).orElse(""),
+                current == null ? 1 : restarts.get() + 2);
+        journal.register(node.metrics().registry());
+        Incarnation incarnation = new Incarnation(node, journal, ended);
         // While the twin leads the journal it is the active node: NOT_ACTIVE names it (its host, this node's port).
-        twin().ifPresent(twin -> role(role, system, monitor).tell(new ReplicationRole.Follow(
+        twin().ifPresent(twin -> role(role, system).tell(new ReplicationRole.Follow(
                 TwinSettings.address(TmrNode.SYSTEM_NAME, twin) + "/system/" + ReplicationRole.NAME + "/"
                         + ReplicationRole.LEADER,
                 following -> node.activeAddress(following ? twin.host() + ":" + node.address().getPort() : ""))));
@@ -256,10 +230,11 @@ public final class TwinNode implements AutoCloseable {
 
     /** The one replication role of an actor system, created by whichever asks first. */
     private ActorRef<ReplicationRole.Command> role(CompletableFuture<ActorRef<ReplicationRole.Command>> role,
-                                                   ActorSystem<Void> system, ReplicationLeader.Monitor monitor) {
+                                                   ActorSystem<Void> system) {
         synchronized (role) {
             if (!role.isDone()) {
-                role.complete(system.systemActorOf(ReplicationRole.create(replication, settings.name(), monitor),
+                role.complete(system.systemActorOf(ReplicationRole.create(replication, settings.name(),
+                                TwinReplication.get(system)),
                         ReplicationRole.NAME, Props.empty()));
             }
             return role.join();
@@ -351,7 +326,7 @@ public final class TwinNode implements AutoCloseable {
 
     /** The replicated journal's status while this node is the active one (DEGRADED on a standby). */
     public ReplicationLeader.Monitor replication() {
-        return current.monitor;
+        return current.replication.leader();
     }
 
     /** The members this node sees Up in the twin cluster now (itself included, once it has joined). */

@@ -13,6 +13,7 @@ import java.util.concurrent.Executor;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 import javax.net.ssl.SSLContext;
+import org.apache.pekko.actor.CoordinatedShutdown;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.DispatcherSelector;
 import org.apache.pekko.http.javadsl.ConnectionContext;
@@ -96,6 +97,12 @@ public final class Management implements AutoCloseable {
         }
         try {
             Uri uri = started.toCompletableFuture().get(30, TimeUnit.SECONDS);
+            // The port is given up first when the component's actor system stops (service-unbind, before the cluster
+            // and remoting phases): a twin node restarting in its process binds it again at once, even while its old
+            // actor system still terminates (Pekko 1.2's Artery over TLS can keep one alive for minutes), and a
+            // stopped incarnation never answers for the node meanwhile.
+            CoordinatedShutdown.get(system).addTask(CoordinatedShutdown.PhaseServiceUnbind(),
+                    "opentmr-management-unbind", management::stop);
             ManagementRoutes.LOG.info("Management HTTP on {} (reads from {}; writes with the admin token)", uri,
                     settings.readAllow());
             return new Management(system, uri);

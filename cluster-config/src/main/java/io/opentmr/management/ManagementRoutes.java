@@ -70,9 +70,14 @@ abstract class ManagementRoutes extends AllDirectives {
         this.executor = executor;
     }
 
-    /** {@code /metrics} and every {@code /tmr} route. */
+    /** The dashboard ({@code /}, {@code /dashboard/FILE}), {@code /metrics} and every {@code /tmr} route. */
     final Route route() {
         return extractRequest(request -> concat(
+                // The page and its assets are reads like any other: read-allow applies to them.
+                pathSingleSlash(() -> get(() -> readable(request,
+                        () -> complete(Dashboard.get().answer(Dashboard.INDEX, request))))),
+                path(PathMatchers.segment("dashboard").slash(PathMatchers.segment()), file -> get(() ->
+                        readable(request, () -> complete(Dashboard.get().answer(file, request))))),
                 path("metrics", () -> get(() -> readable(request, () -> completeWithFuture(
                         CompletableFuture.supplyAsync(this::metrics, executor))))),
                 pathPrefix("tmr", () -> tmr(request))));

@@ -14,7 +14,7 @@ import java.util.Optional;
  * part the component's actor system must be created with (pekko-management reads it from there).
  *
  * @param address       where it listens: the setting, or the component's own address
- * @param readAllow     who may use the JSON routes and {@code /metrics}
+ * @param readAllow     who may use the JSON routes, {@code /metrics} and the dashboard
  * @param https         PEM certificate chain and private key; empty: plain HTTP
  */
 public record ManagementSettings(boolean enabled, String address, int port, AddressList readAllow,

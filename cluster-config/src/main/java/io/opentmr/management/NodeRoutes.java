@@ -1,6 +1,9 @@
 package io.opentmr.management;
 
 import io.opentmr.client.AdminClient;
+import io.opentmr.cluster.TwinReplication;
+import io.opentmr.persistence.replication.ReplicationFollower;
+import io.opentmr.persistence.replication.ReplicationLeader;
 import io.opentmr.client.TmrClientOptions;
 import io.opentmr.protocol.AdminToken;
 import io.opentmr.protocol.CmError;
@@ -95,22 +98,54 @@ final class NodeRoutes extends ManagementRoutes {
         }
         boolean held = peers.holdsLease();
         String role = status.serving() ? "active" : held ? "reconciling" : "standby";
+        Optional<TwinReplication> twin = TwinReplication.of(node.actorSystem());
+        // A standby's epoch is that of the active whose journal it follows now.
+        Long epoch = held ? Long.valueOf(peers.epoch()) : twin.filter(t -> t.follower().following())
+                .map(t -> t.follower().leaderEpoch()).filter(e -> e >= 0).orElse(null);
+        String active = status.serving() ? address(node.address()) : node.activeAddress();
         Instant now = Instant.now();
-        return ok(obj("component", "node",
+        Map<String, Object> body = obj("component", "node",
                 "name", node.settings().nodeName(),
                 "role", role,
                 "serving", status.serving(),
                 "address", address(node.address()),
                 "virtualContainer", node.virtualSerial().toString(),
+                "epoch", epoch,
+                "activeAddress", active.isEmpty() ? null : active,
                 "lease", obj("held", held, "epoch", held ? peers.epoch() : null, "grants", peers.grantsHeld()),
-                // No twin yet: the journal is this node's alone. The twin fills these in.
-                "replication", obj("state", "none", "standby", null, "lagSeconds", null),
+                // A single node's journal is its own: nothing to replicate.
+                "replication", twin.map(NodeRoutes::replication)
+                        .orElseGet(() -> obj("state", "none", "standby", null, "lagSeconds", null)),
                 "backends", obj("total", peers.size(), "up", up, "down", peers.size() - up),
                 "openHandles", status.openHandles(),
                 "failovers", status.takeovers(),
                 "integrityWarnings", status.integrityWarnings(),
                 "startedAt", instant(node.startedAt()),
-                "uptimeSeconds", Duration.between(node.startedAt(), now).toSeconds()));
+                "uptimeSeconds", Duration.between(node.startedAt(), now).toSeconds());
+        twin.ifPresent(t -> body.put("twin", obj("peer", t.twin(), "incarnation", t.incarnation())));
+        return ok(body);
+    }
+
+    /** A twin node's journal: on the active, its standby and how far behind it is; on a standby, what it follows. */
+    private static Map<String, Object> replication(TwinReplication twin) {
+        ReplicationLeader.Monitor leader = twin.leader();
+        ReplicationFollower.Monitor follower = twin.follower();
+        boolean leading = leader.leading();
+        return obj("state", twin.state().label(),
+                "standby", leading && !leader.follower().isEmpty()
+                        ? obj("name", leader.follower(), "connected", leader.followerConnected()) : null,
+                "lagSeconds", leading ? leader.lagSeconds() : null,
+                "lagRecords", leading ? leader.lagRecords() : null,
+                "logPosition", twin.logPosition(),
+                "acknowledgedPosition", leading ? leader.replicatedPosition() : null,
+                "reason", leading ? leader.reason() : null,
+                "catchUps", leader.catchUps(),
+                "degradations", leader.degradations(),
+                "following", leading ? null : obj("active", follower.leader().isEmpty() ? null : follower.leader(),
+                        "epoch", follower.leaderEpoch() < 0 ? null : follower.leaderEpoch(),
+                        "sessions", follower.sessions()),
+                "truncations", follower.truncations(),
+                "truncatedRecords", follower.truncatedRecords());
     }
 
     @Override

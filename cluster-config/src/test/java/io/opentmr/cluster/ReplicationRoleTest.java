@@ -10,7 +10,6 @@ import io.opentmr.persistence.OpenTmrPersistence;
 import io.opentmr.persistence.log.LogOptions;
 import io.opentmr.persistence.log.LogRecord;
 import io.opentmr.persistence.log.SegmentedLog;
-import io.opentmr.persistence.replication.ReplicationLeader;
 import io.opentmr.persistence.replication.ReplicationProtocol;
 import io.opentmr.persistence.replication.ReplicationSettings;
 import java.nio.charset.StandardCharsets;
@@ -72,7 +71,7 @@ class ReplicationRoleTest {
 
     private ActorRef<ReplicationRole.Command> role(Config config) {
         return system.systemActorOf(ReplicationRole.create(ReplicationSettings.fromConfig(config), "node-b",
-                new ReplicationLeader.Monitor()), ReplicationRole.NAME, Props.empty());
+                TwinReplication.get(system)), ReplicationRole.NAME, Props.empty());
     }
 
     /**

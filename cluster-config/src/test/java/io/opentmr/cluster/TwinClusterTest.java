@@ -8,8 +8,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import java.nio.file.Path;
-import java.security.SecureRandom;
-import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -47,10 +45,7 @@ class TwinClusterTest {
     /** Keys of this installation for node-a and node-b, and of another installation for an intruder. */
     @BeforeAll
     static void keys() throws Exception {
-        ClusterKeys generator = new ClusterKeys(new SecureRandom(), Clock.systemUTC(), 2048);
-        generator.createAuthority(keys.resolve("ca"));
-        generator.issue(keys.resolve("ca"), "node-a", keys.resolve("node-a"));
-        generator.issue(keys.resolve("ca"), "node-b", keys.resolve("node-b"));
+        ClusterKeys generator = TwinFixture.keys(keys);
         generator.createAuthority(keys.resolve("other-ca"));
         generator.issue(keys.resolve("other-ca"), "node-c", keys.resolve("intruder"));
     }

@@ -17,7 +17,6 @@ import io.opentmr.testing.TmrTestGroup;
 import io.opentmr.tmr.TmrNode;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
-import java.security.SecureRandom;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -29,7 +28,6 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.function.BooleanSupplier;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.junit.jupiter.api.AfterEach;
@@ -46,6 +44,8 @@ import org.junit.jupiter.api.io.TempDir;
 class TwinNodeTest {
 
     private static final long PRODUCT = 77;
+    /** Four seats, for the test that needs more than two. */
+    private static final long SEATS_PRODUCT = 78;
 
     @TempDir
     static Path keys;
@@ -53,23 +53,20 @@ class TwinNodeTest {
     Path dir;
 
     private TmrTestGroup group;
-    private String prefix;
+    private TwinFixture twin;
     private final List<TwinNode> nodes = new ArrayList<>();
 
     @BeforeAll
     static void keys() throws Exception {
-        ClusterKeys generator = new ClusterKeys(new SecureRandom(), Clock.systemUTC(), 2048);
-        generator.createAuthority(keys.resolve("ca"));
-        generator.issue(keys.resolve("ca"), "node-a", keys.resolve("node-a"));
-        generator.issue(keys.resolve("ca"), "node-b", keys.resolve("node-b"));
+        TwinFixture.keys(keys);
     }
 
     @BeforeEach
     void group() throws Exception {
         group = new TmrTestGroup(dir);
         group.issueTmr(TmrTestGroup.seats(PRODUCT, 2));
-        ThreadLocalRandom random = ThreadLocalRandom.current();
-        prefix = "127." + random.nextInt(100, 250) + "." + random.nextInt(1, 250) + ".";
+        group.issueTmr(TmrTestGroup.seats(SEATS_PRODUCT, 4));
+        twin = new TwinFixture(keys, group, dir);
     }
 
     @AfterEach
@@ -79,7 +76,7 @@ class TwinNodeTest {
     }
 
     private String host(String name) {
-        return prefix + (name.equals("node-a") ? 1 : 2);
+        return twin.host(name);
     }
 
     private TwinNode start(String name) {
@@ -92,21 +89,30 @@ class TwinNodeTest {
      * cluster port, its journal's lock) alive while its twin runs ({@link TwinNode#STOP_BOUND}).
      */
     private TwinNode start(String name, String clusterHost, String dataDir) {
-        Map<String, Object> overrides = new HashMap<>();
-        overrides.put("opentmr.node.port", 22350);
-        overrides.put("pekko.persistence.journal.plugin", "opentmr.persistence.journal");
-        overrides.put("pekko.persistence.snapshot-store.plugin", "opentmr.persistence.snapshot-store");
-        overrides.put("opentmr.persistence.dir", dir.resolve(dataDir).resolve("journal").toString());
-        overrides.put("opentmr.node.cluster-address", clusterHost);
-        overrides.put("opentmr.node.cluster-port", 25520);
-        overrides.put("opentmr.node.seed-nodes", List.of(clusterHost + ":25520",
-                host(name.equals("node-a") ? "node-b" : "node-a") + ":25520"));
-        overrides.put("opentmr.node.cluster-keys-dir", keys.resolve(name).toString());
-        Config config = group.nodeConfig(name, host(name), dataDir, overrides);
+        return start(name, clusterHost, dataDir, Map.of());
+    }
+
+    private TwinNode start(String name, String clusterHost, String dataDir, Map<String, Object> extra) {
+        Config config = twin.config(name, clusterHost, dataDir, extra);
         TwinNode node = TwinNode.start(config, (full, activation) -> TmrNode.start(full, Clock.systemUTC(),
                 group.connector(name), activation));
         nodes.add(node);
         return node;
+    }
+
+    /** node-a, serving, with {@code extra} settings. */
+    private TwinNode startActive(Map<String, Object> extra) throws InterruptedException {
+        TwinNode a = start("node-a", host("node-a"), "node-a", extra);
+        await("node-a serves", Duration.ofSeconds(30), a::serving);
+        return a;
+    }
+
+    /** node-b, once it follows {@code active}'s journal in sync. */
+    private TwinNode startStandbyInSync(TwinNode active, Map<String, Object> extra) throws InterruptedException {
+        TwinNode b = start("node-b", host("node-b"), "node-b", extra);
+        await("in sync", Duration.ofSeconds(30),
+                () -> active.replication().status() == ReplicationLeader.Status.IN_SYNC);
+        return b;
     }
 
     private TmrClient client() {
@@ -126,13 +132,176 @@ class TwinNodeTest {
         }
     }
 
+    /**
+     * A single node's data directory, with snapshots and the events before them deleted, becomes the twin's first
+     * member: it recovers from its snapshots and journals each license's table as one event, which its standby
+     * replicates; the standby then takes over with every handle the single node had granted.
+     */
     @Test
-    void aSingleNodesDataWithSnapshotsIsRefusedNotReplicatedWithHoles() throws Exception {
-        java.nio.file.Path snapshots = dir.resolve("node-a").resolve("journal").resolve("snapshots");
-        java.nio.file.Files.createDirectories(snapshots);
-        java.nio.file.Files.write(snapshots.resolve("snapshot-tmr-license-1-200-1700000000000.snap"), new byte[8]);
-        IllegalStateException refused = assertThrows(IllegalStateException.class, () -> start("node-a"));
-        assertTrue(refused.getMessage().contains("snapshots of a single node"), refused.getMessage());
+    void aSingleNodesDataWithSnapshotsBecomesTheTwinsFirstMemberWithEveryHandle() throws Exception {
+        Map<String, Object> single = twin.persistence("node-a");
+        single.put("opentmr.node.port", 22350);
+        single.put("opentmr.node.snapshot-every", 2);
+        TmrNode alone = TmrNode.start(group.nodeConfig("node-a", host("node-a"), "node-a", single), Clock.systemUTC(),
+                group.connector("node-a"));
+        List<LicenseHandle> held = new ArrayList<>();
+        Path snapshots = dir.resolve("node-a").resolve("journal").resolve("snapshots");
+        String serial;
+        try (TmrClient client = client()) {
+            for (int i = 0; i < 3; i++) {
+                held.add(client.access(TmrTestGroup.FIRM, SEATS_PRODUCT));
+            }
+            for (int i = 0; i < 4; i++) {
+                client.access(TmrTestGroup.FIRM, SEATS_PRODUCT).close();
+            }
+            await("the single node took snapshots", Duration.ofSeconds(10), () -> snapshotFiles(snapshots) >= 1);
+            serial = alone.virtualSerial().toString();
+            alone.close();
+
+            Map<String, Object> twin = new HashMap<>();
+            twin.put("opentmr.node.virtual-serial", serial);
+            TwinNode a = start("node-a", host("node-a"), "node-a", twin);
+            await("node-a serves on the single node's data", Duration.ofSeconds(30), a::serving);
+            TwinNode b = start("node-b", host("node-b"), "node-b", twin);
+            await("node-b follows node-a's journal in sync", Duration.ofSeconds(30),
+                    () -> a.replication().status() == ReplicationLeader.Status.IN_SYNC);
+            for (LicenseHandle handle : held) {
+                assertEquals(SEATS_PRODUCT, handle.info().product().productCode(), "held on node-a");
+            }
+            assertTrue(snapshotFiles(snapshots) >= 1, "the leader keeps the single node's snapshots");
+
+            nodes.remove(a);
+            a.close();
+            await("node-b serves", Duration.ofSeconds(20), b::serving);
+            // node-b has no snapshot: it has the three handles from node-a's journal alone, and they take three of
+            // the four seats.
+            assertEquals(0, snapshotFiles(dir.resolve("node-b").resolve("journal").resolve("snapshots")));
+            for (LicenseHandle handle : held) {
+                assertEquals(SEATS_PRODUCT, handle.info().product().productCode(), "held on node-b");
+            }
+            try (LicenseHandle fourth = client.access(TmrTestGroup.FIRM, SEATS_PRODUCT)) {
+                CmException full = assertThrows(CmException.class,
+                        () -> client.access(TmrTestGroup.FIRM, SEATS_PRODUCT));
+                assertEquals(CmError.NO_MORE_LICENSES.code(), full.code(), full.getMessage());
+                assertTrue(fourth.isOpen());
+            }
+            for (LicenseHandle handle : held) {
+                handle.close();
+            }
+        }
+    }
+
+    /**
+     * The active node takes snapshots and deletes the events they stand for on both nodes; the standby, which has no
+     * snapshot, takes over from the checkpoints in the journal with every handle, and no seat is counted twice.
+     */
+    @Test
+    void theStandbyTakesOverFromCheckpointsWhenTheActiveDeletedEventsBehindItsSnapshots() throws Exception {
+        Map<String, Object> often = Map.of("opentmr.node.snapshot-every", 4);
+        TwinNode a = startActive(often);
+        TwinNode b = startStandbyInSync(a, often);
+        try (TmrClient client = client()) {
+            List<LicenseHandle> held = new ArrayList<>();
+            held.add(client.access(TmrTestGroup.FIRM, SEATS_PRODUCT));
+            for (int i = 0; i < 15; i++) {
+                client.access(TmrTestGroup.FIRM, SEATS_PRODUCT).close();
+                if (i == 5 || i == 10) {
+                    held.add(client.access(TmrTestGroup.FIRM, SEATS_PRODUCT));
+                }
+            }
+            // Saved after the events they follow, on the snapshot store's own thread.
+            await("the active node took snapshots (and deleted events behind them)", Duration.ofSeconds(10),
+                    () -> snapshotFiles(dir.resolve("node-a").resolve("journal").resolve("snapshots")) >= 1);
+            assertEquals(0, snapshotFiles(dir.resolve("node-b").resolve("journal").resolve("snapshots")),
+                    "the standby has none");
+
+            nodes.remove(a);
+            a.close();
+            await("node-b serves", Duration.ofSeconds(20), b::serving);
+            for (LicenseHandle handle : held) {
+                assertEquals(SEATS_PRODUCT, handle.info().product().productCode(), "held on node-b");
+            }
+            try (LicenseHandle fourth = client.access(TmrTestGroup.FIRM, SEATS_PRODUCT)) {
+                CmException full = assertThrows(CmException.class,
+                        () -> client.access(TmrTestGroup.FIRM, SEATS_PRODUCT));
+                assertEquals(CmError.NO_MORE_LICENSES.code(), full.code(), full.getMessage());
+                assertTrue(fourth.isOpen());
+            }
+            for (LicenseHandle handle : held) {
+                handle.close();
+            }
+        }
+    }
+
+    /**
+     * A node that was active keeps its own snapshots when it comes back as the standby without its log being cut (it
+     * was in sync): when it takes over again, it recovers from its old snapshot, but the events after it that its
+     * twin deleted meanwhile are gone from its journal too. The checkpoint above them gives it the table: a handle
+     * its snapshot held and its twin released is no seat any more, a handle its twin granted is held.
+     */
+    @Test
+    void aFormerActiveThatComesBackUncutTakesOverAgainFromItsOldSnapshotAndTheCheckpointsAfterIt() throws Exception {
+        Map<String, Object> often = Map.of("opentmr.node.snapshot-every", 4);
+        TwinNode a = startActive(often);
+        TwinNode b = startStandbyInSync(a, often);
+        Path snapshotsA = dir.resolve("node-a").resolve("journal").resolve("snapshots");
+        try (TmrClient client = client()) {
+            LicenseHandle releasedOnB = client.access(TmrTestGroup.FIRM, SEATS_PRODUCT);
+            for (int i = 0; i < 8; i++) {
+                client.access(TmrTestGroup.FIRM, SEATS_PRODUCT).close();
+            }
+            await("node-a took snapshots holding the first handle", Duration.ofSeconds(10),
+                    () -> snapshotFiles(snapshotsA) >= 1);
+            nodes.remove(a);
+            a.close();
+            await("node-b serves", Duration.ofSeconds(20), b::serving);
+            releasedOnB.close();
+            // Enough events on node-b for its deletions (12 events behind its snapshots) to pass node-a's snapshots.
+            for (int i = 0; i < 16; i++) {
+                client.access(TmrTestGroup.FIRM, SEATS_PRODUCT).close();
+            }
+            LicenseHandle grantedOnB = client.access(TmrTestGroup.FIRM, SEATS_PRODUCT);
+            await("node-b took snapshots", Duration.ofSeconds(10), () -> snapshotFiles(dir.resolve("node-b")
+                    .resolve("journal").resolve("snapshots")) >= 1);
+
+            // node-a comes back on its own data: its log is a prefix of node-b's, so nothing is cut or set aside.
+            TwinNode again = start("node-a", twin.host(3), "node-a", often);
+            await("node-a follows node-b's journal in sync", Duration.ofSeconds(30),
+                    () -> b.replication().status() == ReplicationLeader.Status.IN_SYNC);
+            assertTrue(snapshotFiles(snapshotsA) >= 1, "node-a's own snapshots are still in use");
+            try (java.util.stream.Stream<Path> files = java.nio.file.Files.list(snapshotsA)) {
+                assertEquals(List.of(), files.filter(f -> f.getFileName().toString().startsWith("set-aside-"))
+                        .toList(), "nothing set aside: the log was not cut");
+            }
+
+            nodes.remove(b);
+            b.close();
+            await("node-a serves again", Duration.ofSeconds(20), again::serving);
+            assertEquals(SEATS_PRODUCT, grantedOnB.info().product().productCode(), "held on node-a");
+            // Four seats: the one node-b granted and three more; the handle node-b released takes none.
+            List<LicenseHandle> more = new ArrayList<>();
+            for (int i = 0; i < 3; i++) {
+                more.add(client.access(TmrTestGroup.FIRM, SEATS_PRODUCT));
+            }
+            CmException full = assertThrows(CmException.class, () -> client.access(TmrTestGroup.FIRM,
+                    SEATS_PRODUCT));
+            assertEquals(CmError.NO_MORE_LICENSES.code(), full.code(), full.getMessage());
+            for (LicenseHandle handle : more) {
+                handle.close();
+            }
+            grantedOnB.close();
+        }
+    }
+
+    private static long snapshotFiles(Path snapshots) {
+        if (!java.nio.file.Files.isDirectory(snapshots)) {
+            return 0;
+        }
+        try (java.util.stream.Stream<Path> files = java.nio.file.Files.list(snapshots)) {
+            return files.filter(f -> f.getFileName().toString().endsWith(".snap")).count();
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
     }
 
     @Test
@@ -186,7 +355,7 @@ class TwinNodeTest {
             await("node-b serves", Duration.ofSeconds(20), b::serving);
             LicenseHandle second = client.access(TmrTestGroup.FIRM, PRODUCT);
 
-            TwinNode again = start("node-a", prefix + 3, "node-a-again");
+            TwinNode again = start("node-a", twin.host(3), "node-a-again");
             await("node-a follows node-b's journal in sync", Duration.ofSeconds(30),
                     () -> b.replication().status() == ReplicationLeader.Status.IN_SYNC);
             assertFalse(again.serving(), "no pre-emption: the node that came back is the standby");

@@ -180,6 +180,9 @@ class BackendManagementTest {
             assertEquals(403, refused.status());
             assertTrue(refused.json().path("error").path("message").asText().contains("read-allow"));
             assertEquals(403, https.get("/metrics").status());
+            // The dashboard is a read like the others.
+            assertEquals(403, https.get("/").status());
+            assertEquals(403, https.get("/dashboard/dashboard.js").status());
             assertEquals(403, https.send("DELETE", "/tmr/handles/1", token, null).status());
             // Plain HTTP gets no answer from an HTTPS port.
             assertThrows(java.io.IOException.class, () -> new HttpProbe(management.url().replace("https", "http"))

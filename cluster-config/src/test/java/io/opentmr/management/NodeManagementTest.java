@@ -6,21 +6,16 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.typesafe.config.ConfigFactory;
 import io.opentmr.client.CmException;
 import io.opentmr.client.LicenseHandle;
 import io.opentmr.client.TmrClient;
-import io.opentmr.client.TmrClientOptions;
 import io.opentmr.license.LicenseIssuer;
-import io.opentmr.protocol.AdminToken;
 import io.opentmr.protocol.Allocation;
 import io.opentmr.testing.TmrTestGroup;
 import io.opentmr.tmr.TmrNode;
 import java.nio.file.Path;
-import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -50,56 +45,38 @@ class NodeManagementTest {
     @TempDir
     static Path dir;
 
+    private static ManagedGroup managed;
     private static TmrTestGroup group;
     private static TmrNode node;
     private static Management nodeHttp;
-    private static final Management[] backendHttp = new Management[3];
+    private static Management[] backendHttp;
     private static String token;
     private static HttpProbe http;
 
     @BeforeAll
     static void start() throws Exception {
-        Path tokenFile = dir.resolve("admin.token");
-        token = AdminToken.createIfMissing(tokenFile).value();
-        Map<String, Object> common = Map.of(AdminToken.TOKEN_FILE_KEY, tokenFile.toString());
-        group = new TmrTestGroup(dir.resolve("group"), Clock.systemUTC(), common, i -> ManagementFixture.flatten(
-                ManagementFixture.settings(address(i), Map.of()).pekkoConfig(false)));
-        for (int i = 0; i < 3; i++) {
-            backendHttp[i] = Management.forBackend(group.backend(i), ManagementFixture.settings(address(i), Map.of()));
-        }
-        group.issueTmr(TmrTestGroup.seats(101, 10));
-        group.issueTmr(TmrTestGroup.units(102, 100));
-        ManagementSettings settings = ManagementFixture.settings("127.0.2.1", Map.of());
-        Map<String, Object> overrides = new HashMap<>(ManagementFixture.flatten(settings.pekkoConfig(false)));
-        overrides.putAll(common);
-        node = group.startNode(overrides);
-        nodeHttp = Management.forNode(node, ConfigFactory.parseMap(common), settings);
-        http = new HttpProbe(nodeHttp.url());
-        await("the node is ready", () -> http.get("/health/ready").status() == 200);
+        managed = ManagedGroup.start(dir, List.of(TmrTestGroup.seats(101, 10), TmrTestGroup.units(102, 100)));
+        group = managed.group();
+        node = managed.node();
+        nodeHttp = managed.nodeHttp();
+        backendHttp = managed.backendHttp();
+        token = managed.token();
+        http = managed.http();
     }
 
     private static String address(int backend) {
-        return "127.0.1." + (backend + 1);
+        return ManagedGroup.backendAddress(backend);
     }
 
     @AfterAll
     static void stop() {
-        if (nodeHttp != null) {
-            nodeHttp.close();
-        }
-        for (Management backend : backendHttp) {
-            if (backend != null) {
-                backend.close();
-            }
-        }
-        if (group != null) {
-            group.close();
+        if (managed != null) {
+            managed.close();
         }
     }
 
     private static TmrClient client(String user, String host) {
-        return TmrClient.connect(TmrClientOptions.builder().addresses(group.nodeAddress()).user(user).host(host)
-                .clientName("management-test").requestTimeout(Duration.ofSeconds(10)).build());
+        return managed.client(user, host, "management-test");
     }
 
     @Test
@@ -113,6 +90,24 @@ class NodeManagementTest {
         assertTrue(nodeHttp.url().startsWith("http://127.0.2.1:"), nodeHttp.url());
         // A node that is no cluster member has no cluster routes.
         assertEquals(404, http.get("/cluster/members").status());
+    }
+
+    @Test
+    @Order(1)
+    void theDashboardIsServedAtTheRoot() throws Exception {
+        HttpProbe.Answer page = http.get("/");
+        assertEquals(200, page.status());
+        assertEquals("text/html; charset=UTF-8", page.contentType());
+        assertTrue(page.body().contains("<script src=\"/dashboard/dashboard.js\""), page.body());
+        HttpProbe.Answer script = http.get("/dashboard/dashboard.js");
+        assertEquals(200, script.status());
+        assertEquals("text/javascript; charset=UTF-8", script.contentType());
+        assertEquals("text/css; charset=UTF-8", http.get("/dashboard/dashboard.css").contentType());
+        HttpProbe.Answer missing = http.get("/dashboard/missing.js");
+        assertEquals(404, missing.status());
+        assertTrue(missing.json().path("error").path("message").asText().contains("dashboard.js"));
+        assertEquals(404, http.get("/dashboard/..%2Fmanagement.conf").status());
+        assertEquals(405, http.send("POST", "/", null, "{}").status());
     }
 
     @Test

@@ -181,7 +181,7 @@ final class ClientSession extends FrameSession {
                 }
             }
             case PEER_HELLO, PEER_PROOF, INVENTORY, ALLOCATE, FREE, LIST_ALLOCATIONS, LEASE_ACQUIRE, LEASE_RENEW,
-                    LEASE_RELEASE, PEER_CRYPT, PEER_UNITS ->
+                    LEASE_RELEASE, PEER_CRYPT, PEER_UNITS, USAGE_START, PEER_BORROW ->
                     error(ctx, id, CmError.TMR_PEER_NOT_AUTHENTICATED,
                             "peer requests need a connection that began with PEER_HELLO, not HELLO");
             default -> error(ctx, id, CmError.INVALID_PARAMETER, message.type() + " is a reply, not a request");
@@ -301,6 +301,16 @@ final class ClientSession extends FrameSession {
                 Message.PeerCrypt m = (Message.PeerCrypt) message;
                 ask(ctx, id, r -> new Container.PeerCrypt(peerConnection, m.certificate(), m.key(), m.direction(),
                         m.encryptionCode(), m.data(), r), Message.CryptOk::new);
+            }
+            case PEER_BORROW -> {
+                Message.PeerBorrow m = (Message.PeerBorrow) message;
+                ask(ctx, id, r -> new Container.PeerBorrow(peerConnection, m.certificate(), m.key(), m.tmrHandleId(),
+                        m.ticket(), m.deadlineMillis(), r), Message.BorrowOk::new);
+            }
+            case USAGE_START -> {
+                Message.UsageStart m = (Message.UsageStart) message;
+                ask(ctx, id, r -> new Container.UsageStart(peerConnection, m.certificate(), m.key(),
+                        m.startedAtMillis(), m.deadlineMillis(), r), (Done done) -> new Message.Ok());
             }
             case PEER_UNITS -> {
                 Message.PeerUnits m = (Message.PeerUnits) message;

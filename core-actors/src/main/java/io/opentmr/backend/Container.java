@@ -312,6 +312,25 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         }
     }
 
+    /** PEER_BORROW; @param deadlineMillis as for {@link Allocate} */
+    public record PeerBorrow(PeerConnection connection, LeaseCertificate certificate, LicenseKey key, long tmrHandleId,
+                             BorrowTicket ticket, long deadlineMillis, ReplyTo<BorrowTicket> replyTo)
+            implements Request {
+        @Override
+        public void refuse(CmFailure refusal) {
+            replyTo.tell(StatusReply.error(refusal));
+        }
+    }
+
+    /** USAGE_START; @param deadlineMillis as for {@link Allocate} */
+    public record UsageStart(PeerConnection connection, LeaseCertificate certificate, LicenseKey key,
+                             long startedAtMillis, long deadlineMillis, ReplyTo<Done> replyTo) implements Request {
+        @Override
+        public void refuse(CmFailure refusal) {
+            replyTo.tell(StatusReply.error(refusal));
+        }
+    }
+
     public record PeerUnits(PeerConnection connection, LeaseCertificate certificate, LicenseKey key,
                             long operationId, UnitsOperation operation, long value,
                             ReplyTo<Long> replyTo) implements Request {
@@ -636,6 +655,10 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
             return onAllocate(state, c);
         } else if (request instanceof Free c) {
             return onFree(state, c);
+        } else if (request instanceof PeerBorrow c) {
+            return onPeerBorrow(state, c);
+        } else if (request instanceof UsageStart c) {
+            return onUsageStart(state, c);
         } else if (request instanceof ListAllocations c) {
             int max = (int) Math.min(c.maxItems(), MAX_ALLOCATIONS_PER_PAGE);
             return reply(c.replyTo(), StatusReply.success(state.allocations(c.afterHandleId(), max,
@@ -794,8 +817,8 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         return now.toEpochMilli() - leaseSettings.clockSkew().toMillis() > deadlineMillis;
     }
 
-    private Outcome latePeerRequest(String request, PeerConnection connection, long deadlineMillis, Instant now,
-                                    ReplyTo<Done> replyTo) {
+    private <T> Outcome latePeerRequest(String request, PeerConnection connection, long deadlineMillis, Instant now,
+                                        ReplyTo<T> replyTo) {
         context.getLog().warn("Container {}: {} of TMR node {} ({}) came after its deadline {} (now {}); not carried "
                 + "out", identity.serial(), request, connection.node(), connection.address(),
                 Instant.ofEpochMilli(deadlineMillis), now);
@@ -852,6 +875,65 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
                 freed -> Done.getInstance(), freed -> {
                     if (freed != null) {
                         tracking.allocationFreed(freed, c.connection().node(), now);
+                    }
+                });
+    }
+
+    private Outcome onPeerBorrow(ContainerState state, PeerBorrow c) {
+        Instant now = clock.instant();
+        if (pastDeadline(c.deadlineMillis(), now)) {
+            return latePeerRequest("PEER_BORROW", c.connection(), c.deadlineMillis(), now, c.replyTo());
+        }
+        BorrowTicket asked = c.ticket();
+        TmrAllocation held = state.allocation(c.tmrHandleId());
+        List<String> groupKeys = state.tmrGroupKeys(c.key());
+        if (groupKeys == null || held != null && !held.item().equals(c.key()) || asked.firmCode() != c.key().firmCode()
+                || asked.productCode() != c.key().productCode()) {
+            return reply(c.replyTo(), StatusReply.error(new CmFailure(CmError.ENTRY_NOT_FOUND, "no TMR copy "
+                    + c.key() + " for this ticket and handle in container " + identity.serial())));
+        }
+        List<Outcome> refusal = new ArrayList<>(1);
+        List<ContainerEvent> seen = certified(state, "PEER_BORROW", c.connection(), c.certificate(), groupKeys, now,
+                refuse -> refusal.add(refusal(c.replyTo(), refuse)));
+        if (seen == null) {
+            return refusal.get(0);
+        }
+        Instant expiresAt = Instant.ofEpochMilli(asked.expiresAtMillis());
+        return decideCertified(state, seen, state.borrowAllocation(c.tmrHandleId(), asked.ticketId(), asked.clientId(),
+                        expiresAt, now, leaseSettings.clockSkew()), c.replyTo(),
+                borrow -> asked.withSignature(Bytes.of(Ed25519.sign(identity.keys().getPrivate(),
+                        asked.withSignature(Bytes.EMPTY).signedPayload()))),
+                borrow -> {
+                    tracking.borrow(borrow.ticketId(), c.key(), borrow.clientId(), borrow.expiresAt(), now);
+                    context.getLog().info("Container {}: TMR handle {} borrowed under ticket {} of {} for {} until {} ({})",
+                            identity.serial(), Long.toUnsignedString(borrow.tmrHandleId()),
+                            Long.toUnsignedString(borrow.ticketId()), asked.issuer(), borrow.clientId(),
+                            borrow.expiresAt(), c.connection());
+                });
+    }
+
+    private Outcome onUsageStart(ContainerState state, UsageStart c) {
+        Instant now = clock.instant();
+        if (pastDeadline(c.deadlineMillis(), now)) {
+            return latePeerRequest("USAGE_START", c.connection(), c.deadlineMillis(), now, c.replyTo());
+        }
+        List<String> groupKeys = state.tmrGroupKeys(c.key());
+        if (groupKeys == null) {
+            return reply(c.replyTo(), StatusReply.error(new CmFailure(CmError.ENTRY_NOT_FOUND,
+                    "no TMR copy " + c.key() + " in container " + identity.serial())));
+        }
+        List<Outcome> refusal = new ArrayList<>(1);
+        List<ContainerEvent> seen = certified(state, "USAGE_START", c.connection(), c.certificate(), groupKeys, now,
+                refuse -> refusal.add(refusal(c.replyTo(), refuse)));
+        if (seen == null) {
+            return refusal.get(0);
+        }
+        Instant startedAt = Instant.ofEpochMilli(c.startedAtMillis());
+        return decideCertified(state, seen, state.usageStart(c.key(), startedAt, now.plus(leaseSettings.clockSkew())),
+                c.replyTo(), moved -> Done.getInstance(), moved -> {
+                    if (moved) {
+                        context.getLog().info("Container {}: usage period of {} now counts from {}, the start "
+                                + "the TMR copies agree on ({})", identity.serial(), c.key(), startedAt, c.connection());
                     }
                 });
     }
@@ -928,6 +1010,8 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
                     ended.connection().isOpen() ? "not renewed within " + ended.ttl() : "its connection closed");
         }
         List<ContainerEvent> events = new ArrayList<>(state.expiredBorrows(now));
+        List<TmrBorrow> tmrEnded = state.tmrBorrows().stream().filter(b -> !now.isBefore(b.expiresAt())).toList();
+        events.addAll(state.expiredTmrBorrows(now));
         // Captured before applying: the state is mutable and will no longer hold them afterwards.
         List<Handle> idle = state.handles().stream()
                 .filter(h -> !lastSeen.getOrDefault(h.owner().sessionId(), startedAt).plus(cleanupTimeout).isAfter(now))
@@ -950,6 +1034,12 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
                 if (event instanceof BorrowEnded ended) {
                     tracking.borrowEnded(ended.ticketId(), false, now);
                 }
+            }
+            for (TmrBorrow ended : tmrEnded) {
+                context.getLog().info("Container {}: TMR borrow {} of handle {} expired at {}; its seat is free",
+                        identity.serial(), Long.toUnsignedString(ended.ticketId()),
+                        Long.toUnsignedString(ended.tmrHandleId()), ended.expiresAt());
+                tracking.borrowEnded(ended.ticketId(), false, now);
             }
         });
     }

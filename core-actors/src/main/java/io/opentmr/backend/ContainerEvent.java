@@ -68,6 +68,10 @@ public sealed interface ContainerEvent extends CborSerializable {
     record AllocationAdded(TmrAllocation allocation) implements ContainerEvent {
     }
 
+    /** A TMR node's allocation became a borrow (PEER_BORROW); FREE or its expiry ends it with the allocation. */
+    record AllocationBorrowed(TmrBorrow borrow, Instant at) implements ContainerEvent {
+    }
+
     /** A TMR node freed its allocation. */
     record AllocationFreed(long tmrHandleId, Instant at) implements ContainerEvent {
     }

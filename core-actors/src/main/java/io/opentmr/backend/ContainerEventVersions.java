@@ -18,6 +18,8 @@ import org.apache.pekko.serialization.jackson.JacksonMigration;
  *   <li>3: {@code HandleOpened} and the snapshot's handles carry the {@code requestId} of the ACCESS that opened
  *       the handle, so a re-sent ACCESS finds its handle also after a restart (earlier handles: null, found by
  *       no re-sent ACCESS).</li>
+ *   <li>4: {@code AllocationBorrowed} and the snapshot's {@code tmrBorrows}: TMR allocations borrowed through a
+ *       node (earlier snapshots: null, no TMR borrow).</li>
  * </ul>
  *
  * Reading version 1 needs no change: the new fields read as null, which the code takes as "not known" (an
@@ -27,7 +29,7 @@ import org.apache.pekko.serialization.jackson.JacksonMigration;
  */
 public final class ContainerEventVersions extends JacksonMigration {
 
-    public static final int CURRENT = 3;
+    public static final int CURRENT = 4;
 
     @Override
     public int currentVersion() {

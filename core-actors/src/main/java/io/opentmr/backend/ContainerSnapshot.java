@@ -11,7 +11,7 @@ import java.util.Map;
  * thread: recovery starts from the newest snapshot and replays only the events after it.
  *
  * <p>Components added later are null in snapshots written before them ({@code leaseEpochs},
- * {@code allocations}, {@code peerOperations}, {@code leaseHolders}); {@link ContainerState#fromSnapshot}
+ * {@code allocations}, {@code peerOperations}, {@code leaseHolders}, {@code tmrBorrows}); {@link ContainerState#fromSnapshot}
  * reads those as empty.
  */
 public record ContainerSnapshot(
@@ -27,7 +27,18 @@ public record ContainerSnapshot(
         Map<String, Long> leaseEpochs,
         List<TmrAllocation> allocations,
         List<PeerOperation> peerOperations,
-        Map<String, String> leaseHolders) implements CborSerializable {
+        Map<String, String> leaseHolders,
+        List<TmrBorrow> tmrBorrows) implements CborSerializable {
+
+    /** A snapshot without TMR borrows (as written before they existed). */
+    public ContainerSnapshot(String serial, long cmActId, Map<Long, Long> firmUpdateCounters, List<Item> items,
+                             List<Handle> handles, List<Borrow> borrows, List<Decrement> recentDecrements,
+                             long nextHandleId, long nextTicketId, Map<String, Long> leaseEpochs,
+                             List<TmrAllocation> allocations, List<PeerOperation> peerOperations,
+                             Map<String, String> leaseHolders) {
+        this(serial, cmActId, firmUpdateCounters, items, handles, borrows, recentDecrements, nextHandleId, nextTicketId,
+                leaseEpochs, allocations, peerOperations, leaseHolders, null);
+    }
 
     /** A product item's terms and the state that is not derived from handles and borrows. */
     public record Item(long firmCode, ProductItemSpec spec, List<String> tmrGroupKeys, long units,

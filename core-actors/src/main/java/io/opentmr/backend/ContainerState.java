@@ -1,6 +1,7 @@
 package io.opentmr.backend;
 
 import io.opentmr.backend.ContainerEvent.AllocationAdded;
+import io.opentmr.backend.ContainerEvent.AllocationBorrowed;
 import io.opentmr.backend.ContainerEvent.AllocationFreed;
 import io.opentmr.backend.ContainerEvent.BorrowEnded;
 import io.opentmr.backend.ContainerEvent.BorrowStarted;
@@ -97,6 +98,8 @@ public final class ContainerState {
      */
     private final LinkedHashMap<RequestKey, Long> recentRequests = new LinkedHashMap<>();
     private final Map<Long, Borrow> borrows = new HashMap<>();
+    /** TMR allocations borrowed through a node, by the node's handle id. */
+    private final Map<Long, TmrBorrow> tmrBorrows = new HashMap<>();
     /** Highest epoch granted or seen per lease name: grants only go above it. */
     private final Map<String, Long> leaseEpochs = new HashMap<>();
     /** Who holds (or held) the highest epoch per lease name; absent when unknown (older journals). */
@@ -486,7 +489,7 @@ public final class ContainerState {
         return item == null || item.spec.tmrId() == 0 ? null : item.tmrGroupKeys;
     }
 
-    private static Decision.Refuse<TmrAllocation> noTmrCopy(LicenseKey key, Serial serial) {
+    private static <T> Decision.Refuse<T> noTmrCopy(LicenseKey key, Serial serial) {
         return new Decision.Refuse<>(CmError.ENTRY_NOT_FOUND, "no TMR copy " + key + " in container " + serial);
     }
 
@@ -518,6 +521,80 @@ public final class ContainerState {
         TmrAllocation added = TmrAllocation.of(allocation, now);
         events.add(new AllocationAdded(added));
         return new Decision.Accept<>(events, added);
+    }
+
+    /**
+     * Moves the start of a TMR copy's usage period to {@code startedAt}, the start the copies agree on; only
+     * ever earlier (or from none), so that no node can lengthen a period. The reply says whether it moved.
+     *
+     * @param latest the latest start taken: this server's clock plus the clock skew
+     */
+    public Decision<Boolean> usageStart(LicenseKey key, Instant startedAt, Instant latest) {
+        ItemState item = items.get(key);
+        if (item == null || item.spec.tmrId() == 0) {
+            return noTmrCopy(key, serial);
+        }
+        if (item.spec.usagePeriod() == null) {
+            return Decision.refuse(CmError.INVALID_PARAMETER, "product item " + key + " has no usage period");
+        }
+        if (startedAt.isAfter(latest)) {
+            return Decision.refuse(CmError.INVALID_PARAMETER, "usage period start " + startedAt + " of " + key
+                    + " is beyond this server's clock and the clock skew (" + latest + ")");
+        }
+        if (item.usageStartedAt != null && !startedAt.isBefore(item.usageStartedAt)) {
+            return new Decision.Accept<>(List.of(), false);
+        }
+        return Decision.accept(true, new UsagePeriodStarted(key, startedAt));
+    }
+
+    /**
+     * Turns a TMR node's allocation into a borrow for {@code clientId} until {@code expiresAt}, by the borrowing
+     * rules of {@link #borrow}: the item allows borrowing, the borrow ends in the future, within the item's
+     * longest borrow (plus {@code skew}, the node's clock may differ) and not after the item expires. Asked again
+     * for the same ticket and client, the borrow already held is the answer, or takes the new expiry.
+     */
+    public Decision<TmrBorrow> borrowAllocation(long tmrHandleId, long ticketId, String clientId, Instant expiresAt,
+                                                Instant now, Duration skew) {
+        TmrAllocation held = allocations.get(tmrHandleId);
+        if (held == null) {
+            return Decision.refuse(CmError.INVALID_HANDLE, "no allocation of TMR handle "
+                    + Long.toUnsignedString(tmrHandleId) + " in container " + serial);
+        }
+        TmrBorrow borrowed = tmrBorrows.get(tmrHandleId);
+        if (borrowed != null && (borrowed.ticketId() != ticketId || !borrowed.clientId().equals(clientId))) {
+            return Decision.refuse(CmError.INVALID_PARAMETER, "TMR handle " + Long.toUnsignedString(tmrHandleId)
+                    + " is borrowed already under ticket " + Long.toUnsignedString(borrowed.ticketId()));
+        }
+        if (borrowed != null && borrowed.expiresAt().equals(expiresAt)) {
+            return Decision.accept(borrowed);
+        }
+        // Otherwise new, or the same ticket asked again with another expiry: a node that crashed before it
+        // journaled the borrow asks again when its client does, and this copy must end with the others.
+        ProductItemSpec spec = items.get(held.item()).spec;
+        if (spec.borrowMax() == null) {
+            return Decision.refuse(CmError.ACCESS_DENIED, "product item " + held.item() + " does not allow borrowing");
+        }
+        if (!expiresAt.isAfter(now) || expiresAt.isAfter(now.plus(spec.borrowMax()).plus(skew))) {
+            return Decision.refuse(CmError.INVALID_PARAMETER, "borrow of " + held.item() + " until " + expiresAt
+                    + "; allowed is up to " + spec.borrowMax() + " from " + now);
+        }
+        if (spec.expiresAt() != null && expiresAt.isAfter(spec.expiresAt())) {
+            return Decision.refuse(CmError.INVALID_PARAMETER, "borrow of " + held.item() + " until " + expiresAt
+                    + " outlasts the item, which expires at " + spec.expiresAt());
+        }
+        TmrBorrow borrow = new TmrBorrow(tmrHandleId, ticketId, clientId, expiresAt);
+        return Decision.accept(borrow, new AllocationBorrowed(borrow, now));
+    }
+
+    /** The TMR borrows held now. */
+    public Collection<TmrBorrow> tmrBorrows() {
+        return List.copyOf(tmrBorrows.values());
+    }
+
+    /** TMR borrows whose time is up: their allocations are freed now, also with no node connected. */
+    public List<ContainerEvent> expiredTmrBorrows(Instant now) {
+        return tmrBorrows.values().stream().filter(b -> !now.isBefore(b.expiresAt()))
+                .map(b -> (ContainerEvent) new AllocationFreed(b.tmrHandleId(), now)).toList();
     }
 
     /** The allocation of a TMR handle, or {@code null}. */
@@ -632,7 +709,8 @@ public final class ContainerState {
         List<ContainerSnapshot.PeerOperation> peerOperations = peerUnitMemory.toSnapshot();
         return new ContainerSnapshot(serial.toString(), cmActId, Map.copyOf(firmUpdateCounters), itemCopies,
                 List.copyOf(handles.values()), List.copyOf(borrows.values()), decrements, nextHandleId, nextTicketId,
-                Map.copyOf(leaseEpochs), List.copyOf(allocations.values()), peerOperations, Map.copyOf(leaseHolders));
+                Map.copyOf(leaseEpochs), List.copyOf(allocations.values()), peerOperations, Map.copyOf(leaseHolders),
+                List.copyOf(tmrBorrows.values()));
     }
 
     /** The state a snapshot describes, with the default retry memory. */
@@ -669,6 +747,10 @@ public final class ContainerState {
         // Snapshots taken before the peer side existed lack these.
         if (snapshot.leaseEpochs() != null) {
             state.leaseEpochs.putAll(snapshot.leaseEpochs());
+        }
+        // Snapshots taken before TMR borrows existed lack them.
+        if (snapshot.tmrBorrows() != null) {
+            snapshot.tmrBorrows().forEach(b -> state.tmrBorrows.put(b.tmrHandleId(), b));
         }
         // Snapshots taken before holders were kept lack them: every holder counts as another one.
         if (snapshot.leaseHolders() != null) {
@@ -732,7 +814,10 @@ public final class ContainerState {
             }
         } else if (event instanceof AllocationAdded e) {
             addAllocation(e.allocation());
+        } else if (event instanceof AllocationBorrowed e) {
+            tmrBorrows.put(e.borrow().tmrHandleId(), e.borrow());
         } else if (event instanceof AllocationFreed e) {
+            tmrBorrows.remove(e.tmrHandleId());
             TmrAllocation freed = allocations.remove(e.tmrHandleId());
             if (freed != null) {
                 items.get(freed.item()).remove(freed);

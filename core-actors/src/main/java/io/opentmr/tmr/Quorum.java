@@ -108,6 +108,27 @@ public final class Quorum {
         return Arrays.stream(copies).anyMatch(Objects::nonNull);
     }
 
+    /**
+     * When the usage period started by two counted copies: the second earliest start among them (epoch
+     * milliseconds; 0 while fewer than two started or the item has no usage period).
+     */
+    public long agreedUsageStart() {
+        long[] starts = counted().stream().mapToLong(i -> raw[i].usagePeriodSeconds() == 0 ? 0
+                : raw[i].usageStartedAtMillis()).filter(start -> start != 0).sorted().toArray();
+        return starts.length >= 2 ? starts[1] : 0;
+    }
+
+    /** Counted copies whose usage period started after the agreed start, or not at all. */
+    public BitSet usageBehind() {
+        BitSet behind = new BitSet(copies.length);
+        long agreed = agreedUsageStart();
+        if (agreed != 0) {
+            counted().stream().filter(i -> raw[i].usageStartedAtMillis() == 0 || raw[i].usageStartedAtMillis() > agreed)
+                    .forEach(behind::set);
+        }
+        return behind;
+    }
+
     /** The majority of the counted copies' units left, or -1 when no two agree. */
     public long majorityUnits() {
         BitSet counted = counted();

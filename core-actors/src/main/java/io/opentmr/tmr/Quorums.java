@@ -1,5 +1,6 @@
 package io.opentmr.tmr;
 
+import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.ContainerInfo;
 import io.opentmr.protocol.LicenseKey;
 import io.opentmr.protocol.ProductInfo;
@@ -78,10 +79,29 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
      * @param agreed  the product item two or more copies agree on (what changes with use taken out); null: none
      * @param known   whether any backend holds a copy (a missing quorum answers 130, an unknown license 200)
      * @param units   the majority of the counted copies' units left, -1 when no two agree
+     * @param usageStart  when two counted copies started the usage period (epoch ms; 0: not yet, or none)
+     * @param usageBehind the counted copies whose usage period started later than that, or not at all
      */
-    public record Verdict(LicenseKey key, BitSet counted, ProductInfo agreed, boolean known, long units) {
+    public record Verdict(LicenseKey key, BitSet counted, ProductInfo agreed, boolean known, long units,
+                          long usageStart, BitSet usageBehind) {
         public Verdict {
             counted = (BitSet) counted.clone();
+            usageBehind = (BitSet) usageBehind.clone();
+        }
+
+        public Verdict(LicenseKey key, BitSet counted, ProductInfo agreed, boolean known, long units) {
+            this(key, counted, agreed, known, units, 0, new BitSet());
+        }
+
+        @Override
+        public BitSet usageBehind() {
+            return (BitSet) usageBehind.clone();
+        }
+
+        /** Whether the license must hear of the usage period's start: it or the copies behind it changed. */
+        boolean changesUsage(Verdict before) {
+            return usageStart != 0 && (before == null || before.usageStart != usageStart
+                    || !before.usageBehind.equals(usageBehind));
         }
 
         @Override
@@ -102,14 +122,21 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
     /**
      * The group as the backends show it.
      *
-     * @param cmActId     the CmActId of the group (0 until a backend was inventoried)
+     * @param cmActId     the CmActId of the group (0 until containers on two backends share one)
      * @param inventoried the backends whose container of the group was read and is up
      * @param licenses    every license key ever seen, in LIST order
+     * @param groupKeys   the container key of each backend's container of the group, 32 bytes each by backend,
+     *                    the last one read (zeros for a backend never read): what a borrow ticket's signatures
+     *                    are checked against
      */
-    public record View(long cmActId, BitSet inventoried, Map<LicenseKey, Verdict> licenses) {
+    public record View(long cmActId, BitSet inventoried, Map<LicenseKey, Verdict> licenses, Bytes groupKeys) {
         public View {
             inventoried = (BitSet) inventoried.clone();
             licenses = Collections.unmodifiableMap(new LinkedHashMap<>(licenses));
+        }
+
+        public View(long cmActId, BitSet inventoried, Map<LicenseKey, Verdict> licenses) {
+            this(cmActId, inventoried, licenses, Bytes.EMPTY);
         }
 
         @Override
@@ -121,7 +148,12 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
     private final Serial serial;
     private final ActorRef<VirtualContainer.Counted> container;
     private final ContainerInfo[] containers;
+    /** Each backend's containers as its last inventory listed them; null while it is down or not read yet. */
+    private final List<List<ContainerInfo>> offered;
+    /** Backends told about as holding no container of the group (logged once until that changes). */
+    private final boolean[] strayWarned;
     private final String[] names;
+    private final byte[] groupKeys;
     private final Map<LicenseKey, Quorum> quorums = new TreeMap<>(ORDER);
     private final String[] downReasons;
     private final java.util.function.Consumer<LicenseKey> integrityWarnings;
@@ -159,7 +191,10 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
         this.serial = serial;
         this.container = container;
         this.containers = new ContainerInfo[backends];
+        this.offered = new java.util.ArrayList<>(Collections.nCopies(backends, null));
+        this.strayWarned = new boolean[backends];
         this.names = new String[backends];
+        this.groupKeys = new byte[32 * backends];
     }
 
     @Override
@@ -189,28 +224,52 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
         int backend = report.backend();
         if (report instanceof BackendWatcher.Inventory inventory) {
             names[backend] = inventory.name();
-            containers[backend] = groupContainer(backend, inventory.containers());
+            offered.set(backend, List.copyOf(inventory.containers()));
             downReasons[backend] = null;
         } else {
-            containers[backend] = null;
+            offered.set(backend, null);
             downReasons[backend] = report instanceof BackendWatcher.Down down ? down.reason() : "down";
         }
-        Map<LicenseKey, ProductInfo> held = new HashMap<>();
-        if (containers[backend] != null) {
-            for (ProductInfo product : containers[backend].products()) {
-                if (product.tmrId() != 0) {
-                    held.put(new LicenseKey(product.firmCode(), product.productCode(), product.tmrId()), product);
+        if (cmActId == 0) {
+            decideGroup();
+        }
+        for (int b = 0; b < containers.length; b++) {
+            containers[b] = groupContainer(b);
+            // Kept while the backend is down: a borrow ticket it signed still names its key.
+            if (containers[b] != null && containers[b].publicKey().length() == 32) {
+                System.arraycopy(containers[b].publicKey().toArray(), 0, groupKeys, 32 * b, 32);
+            }
+            List<ContainerInfo> listed = offered.get(b);
+            boolean stray = cmActId != 0 && listed != null && !listed.isEmpty() && containers[b] == null;
+            if (stray && !strayWarned[b]) {
+                LOG.warn("Backend {} ({}) holds no container of CmActId {}, the group's (it holds CmActId(s) {}): "
+                        + "its copies are not counted", b + 1, names[b], cmActId, listed.stream()
+                        .map(ContainerInfo::cmActId).distinct().toList());
+            }
+            strayWarned[b] = stray;
+        }
+        // Every backend's copies, not only the reporting one's: the group decided now makes earlier ones count.
+        List<Map<LicenseKey, ProductInfo>> held = new java.util.ArrayList<>(containers.length);
+        for (ContainerInfo container : containers) {
+            Map<LicenseKey, ProductInfo> copies = new HashMap<>();
+            if (container != null) {
+                for (ProductInfo product : container.products()) {
+                    if (product.tmrId() != 0) {
+                        copies.put(new LicenseKey(product.firmCode(), product.productCode(), product.tmrId()),
+                                product);
+                    }
                 }
             }
-        }
-        for (LicenseKey key : held.keySet()) {
-            quorums.computeIfAbsent(key, k -> new Quorum(k, containers.length));
+            copies.keySet().forEach(key -> quorums.computeIfAbsent(key, k -> new Quorum(k, containers.length)));
+            held.add(copies);
         }
         Map<LicenseKey, Verdict> verdicts = new LinkedHashMap<>();
         for (Quorum quorum : quorums.values()) {
             BitSet differingBefore = quorum.conflicting();
             boolean validBefore = quorum.valid();
-            quorum.update(backend, held.get(quorum.key()));
+            for (int b = 0; b < containers.length; b++) {
+                quorum.update(b, held.get(b).get(quorum.key()));
+            }
             BitSet differing = quorum.conflicting();
             if (!differing.equals(differingBefore) && !differing.isEmpty()) {
                 integrityWarnings.accept(quorum.key());
@@ -223,7 +282,7 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
                         quorum.valid() ? "is available" : "is withdrawn", serial, quorum.counted().cardinality());
             }
             verdicts.put(quorum.key(), new Verdict(quorum.key(), quorum.counted(), quorum.agreed().orElse(null),
-                    quorum.known(), quorum.majorityUnits()));
+                    quorum.known(), quorum.majorityUnits(), quorum.agreedUsageStart(), quorum.usageBehind()));
         }
         BitSet inventoried = new BitSet(containers.length);
         for (int i = 0; i < containers.length; i++) {
@@ -231,23 +290,47 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
                 inventoried.set(i);
             }
         }
-        container.tell(new VirtualContainer.Counted(new View(cmActId, inventoried, verdicts)));
+        container.tell(new VirtualContainer.Counted(new View(cmActId, inventoried, verdicts, Bytes.of(groupKeys.clone()))));
         return this;
     }
 
-    /** A backend's container of this group: the CmActId two or more backends share. */
-    private ContainerInfo groupContainer(int backend, List<ContainerInfo> offered) {
-        if (offered.isEmpty()) {
+    /**
+     * Decides the group's CmActId: one that containers on two or more backends share (several: the lowest, logged).
+     * Until two do, no backend's container is the group's, so a backend that answers first with a container of
+     * another CmActId does not make its own the group. Once decided it stays for the life of these quorums.
+     */
+    private void decideGroup() {
+        Map<Long, Integer> backendsOf = new TreeMap<>();
+        for (List<ContainerInfo> list : offered) {
+            if (list != null) {
+                list.stream().map(ContainerInfo::cmActId).distinct().forEach(id -> backendsOf.merge(id, 1,
+                        Integer::sum));
+            }
+        }
+        List<Long> shared = backendsOf.entrySet().stream().filter(e -> e.getValue() >= 2).map(Map.Entry::getKey)
+                .toList();
+        if (shared.isEmpty()) {
+            return;
+        }
+        cmActId = shared.get(0);
+        if (shared.size() > 1) {
+            LOG.warn("The backends hold containers of CmActIds {}; virtual container {} joins those of CmActId {} "
+                    + "only", shared, serial, cmActId);
+        } else {
+            LOG.info("Virtual container {} joins the backends' containers of CmActId {}", serial, cmActId);
+        }
+    }
+
+    /** A backend's container of this group (the group's CmActId), or null: down, not read, none of that CmActId. */
+    private ContainerInfo groupContainer(int backend) {
+        if (cmActId == 0 || offered.get(backend) == null) {
             return null;
         }
-        ContainerInfo offeredFirst = offered.get(0);
-        if (cmActId == 0) {
-            cmActId = offeredFirst.cmActId();
-        } else if (offeredFirst.cmActId() != cmActId) {
-            LOG.warn("Backend {} ({}) holds CmActId {}, not the group's {}: its copies are not counted", backend + 1,
-                    names[backend], offeredFirst.cmActId(), cmActId);
-            return null;
+        for (ContainerInfo container : offered.get(backend)) {
+            if (container.cmActId() == cmActId) {
+                return container;
+            }
         }
-        return offeredFirst;
+        return null;
     }
 }

@@ -189,9 +189,9 @@ public final class TmrNode implements AutoCloseable {
         LongFunction<byte[]> tokens = handleId -> Arrays.copyOf(auth.derive("opentmr-handle-token",
                 ByteBuffer.allocate(Long.BYTES).putLong(handleId).array()), 16);
         // A twin's journal is copied to the standby without its snapshots, and the standby recovers from events
-        // alone: a twin keeps every event and takes no snapshot (snapshotEvery 0).
+        // alone: a twin's licenses journal checkpoints of their tables, from which the standby replays.
         TmrLicense.Settings licenseSettings = new TmrLicense.Settings(settings.cleanupTimeout(),
-                activation == null ? settings.snapshotEvery() : 0);
+                settings.snapshotEvery(), activation != null);
         ContainerHolder holder = new ContainerHolder();
         RoleHolder role = new RoleHolder();
         java.util.concurrent.atomic.AtomicReference<ActorRef<Quorums.Command>> quorumsRef =

@@ -12,6 +12,7 @@ import io.opentmr.protocol.Message;
 import io.opentmr.protocol.ProductInfo;
 import io.opentmr.protocol.Serial;
 import io.opentmr.tmr.backend.PeerGroup;
+import io.opentmr.tmr.license.Seat;
 import io.opentmr.tmr.license.TmrLicense;
 import io.opentmr.tmr.tracking.NodeTrackingLog;
 import java.time.Clock;
@@ -134,7 +135,8 @@ public final class VirtualContainer
             implements Command {
     }
 
-    record HandleOpened(LicenseKey key, long handleId) implements Command {
+    /** @param request the ACCESS that opened it; null when not known (a seat journaled before requests were) */
+    record HandleOpened(LicenseKey key, long handleId, Seat.RequestKey request) implements Command {
     }
 
     record HandleClosed(LicenseKey key, long handleId) implements Command {
@@ -240,6 +242,8 @@ public final class VirtualContainer
     private final Set<LicenseKey> recovered = new HashSet<>();
     /** The quorums' latest verdicts, in LIST order. */
     private Map<LicenseKey, Quorums.Verdict> verdicts = Map.of();
+    /** The group's container keys as the backends showed them, listed as the virtual container's key. */
+    private Bytes groupKeys = Bytes.EMPTY;
     private BitSet inventoried = new BitSet();
     private long reportedCmActId;
     private final Map<LicenseKey, Long> inUse = new HashMap<>();
@@ -249,6 +253,12 @@ public final class VirtualContainer
     /** Backends each license can use now (counted and re-synced): it is listed and served with 2 or more. */
     private final Map<LicenseKey, Integer> usable = new HashMap<>();
     private final Map<Long, LicenseKey> handles = new HashMap<>();
+    /**
+     * The ACCESS that opened each open handle, and its license: a re-sent ACCESS goes to that license first, so that
+     * with several licenses of a product it gets its handle again, not a second seat from a license freed meanwhile.
+     */
+    private final Map<Seat.RequestKey, LicenseKey> openedBy = new HashMap<>();
+    private final Map<Long, Seat.RequestKey> requestOf = new HashMap<>();
     private final LinkedHashMap<Long, LicenseKey> closed = new LinkedHashMap<>();
     private final long[] resyncGeneration;
     private final List<List<Allocation>> resyncPages = new ArrayList<>();
@@ -338,8 +348,8 @@ public final class VirtualContainer
             }
 
             @Override
-            public void opened(LicenseKey key, io.opentmr.tmr.license.Seat seat) {
-                self.tell(new HandleOpened(key, seat.handleId()));
+            public void opened(LicenseKey key, Seat seat) {
+                self.tell(new HandleOpened(key, seat.handleId(), seat.requestKey()));
             }
 
             @Override
@@ -402,6 +412,8 @@ public final class VirtualContainer
         unitsDecided.clear();
         usable.clear();
         handles.clear();
+        openedBy.clear();
+        requestOf.clear();
         closed.clear();
         for (int i = 0; i < resyncGeneration.length; i++) {
             resyncGeneration[i]++;
@@ -443,12 +455,20 @@ public final class VirtualContainer
                 })
                 .onCommand(HandleOpened.class, opened -> {
                     handles.put(opened.handleId(), opened.key());
+                    if (opened.request() != null && opened.request().requestId() != 0) {
+                        openedBy.put(opened.request(), opened.key());
+                        requestOf.put(opened.handleId(), opened.request());
+                    }
                     closed.remove(opened.handleId());
                     status.openHandles(handles.size());
                     return Effect().none();
                 })
                 .onCommand(HandleClosed.class, gone -> {
                     handles.remove(gone.handleId());
+                    Seat.RequestKey request = requestOf.remove(gone.handleId());
+                    if (request != null) {
+                        openedBy.remove(request, gone.key());
+                    }
                     closed.put(gone.handleId(), gone.key());
                     status.openHandles(handles.size());
                     if (closed.size() > CLOSED_MEMORY) {
@@ -551,6 +571,9 @@ public final class VirtualContainer
         if (verdict != null) {
             // Also after a restart of the license: it forgot what counts, and re-syncs every backend.
             recovered.license().tell(new TmrLicense.Copies(verdict.counted(), verdict.agreed()));
+            if (verdict.changesUsage(null)) {
+                recovered.license().tell(new TmrLicense.UsageStarted(verdict.usageStart(), verdict.usageBehind()));
+            }
         }
         // Even before its copies are known: its reports count only with this round.
         recovered.license().tell(new TmrLicense.ResyncAll(round));
@@ -598,6 +621,7 @@ public final class VirtualContainer
             }
         }
         inventoried = now;
+        groupKeys = view.groupKeys();
         Map<LicenseKey, Quorums.Verdict> before = verdicts;
         verdicts = view.licenses();
         for (Quorums.Verdict verdict : verdicts.values()) {
@@ -605,6 +629,9 @@ public final class VirtualContainer
                     verdict.agreed() == null ? 0 : verdict.agreed().quantity());
             if (verdict.changesCopies(before.get(verdict.key()))) {
                 license(verdict.key()).tell(new TmrLicense.Copies(verdict.counted(), verdict.agreed()));
+            }
+            if (verdict.changesUsage(before.get(verdict.key()))) {
+                license(verdict.key()).tell(new TmrLicense.UsageStarted(verdict.usageStart(), verdict.usageBehind()));
             }
         }
         checkServing();
@@ -652,15 +679,24 @@ public final class VirtualContainer
                 products.add(new ProductInfo(agreed.firmCode(), agreed.productCode(), agreed.featureMap(),
                         agreed.text(), agreed.quantity(), inUse.getOrDefault(verdict.key(), 0L), agreed.tmrId(),
                         agreed.hasUnitCounter(), units, agreed.expiresAtMillis(), agreed.activatesAtMillis(),
-                        agreed.usagePeriodSeconds(), agreed.usageStartedAtMillis(), agreed.borrowMaxSeconds()));
+                        agreed.usagePeriodSeconds(), verdict.usageStart(), agreed.borrowMaxSeconds()));
             }
         }
-        list.replyTo().tell(new Listed(new ContainerInfo(serial, state.cmActId(), Bytes.of(new byte[0]), products)));
+        list.replyTo().tell(new Listed(new ContainerInfo(serial, state.cmActId(), groupKeys, products)));
         return Effect().none();
     }
 
+    /**
+     * Routes an ACCESS to the licenses of its product that two or more copies make valid, in TMR-Id order: the first
+     * serves it if it can, else passes it on ({@link TmrLicense.Access}). A re-sent ACCESS starts at the license
+     * that opened its handle.
+     */
     private Effect<Event, State> onAccess(Access access) {
         boolean known = false;
+        List<ActorRef<TmrLicense.Command>> route = new ArrayList<>(2);
+        TmrLicense.Client client = access.client();
+        LicenseKey opened = openedBy.get(new Seat.RequestKey(client.station(), client.host(), client.user(),
+                client.pid(), access.requestId()));
         for (Quorums.Verdict verdict : verdicts.values()) {
             LicenseKey key = verdict.key();
             if (key.firmCode() != access.firmCode() || key.productCode() != access.productCode() || !verdict.known()) {
@@ -671,8 +707,15 @@ public final class VirtualContainer
             if (!verdict.valid() || license == null) {
                 continue;
             }
-            license.tell(new TmrLicense.Access(access.featureBits(), access.mode(), access.client(),
-                    access.requestId(), access.replyTo()));
+            if (key.equals(opened)) {
+                route.add(0, license);
+            } else {
+                route.add(license);
+            }
+        }
+        if (!route.isEmpty()) {
+            route.get(0).tell(new TmrLicense.Access(access.featureBits(), access.mode(), client, access.requestId(),
+                    access.replyTo(), route.subList(1, route.size()), null));
             return Effect().none();
         }
         TmrLicense.Refused refused = known
@@ -680,7 +723,6 @@ public final class VirtualContainer
                         + access.productCode() + " has fewer than 2 available copies")
                 : new TmrLicense.Refused(CmError.ENTRY_NOT_FOUND, "virtual container " + serial + " holds no license "
                         + access.firmCode() + ":" + access.productCode());
-        TmrLicense.Client client = access.client();
         tracking.denial(null, access.firmCode(), access.productCode(), refused.code(), refused.text(), "ACCESS "
                 + access.firmCode() + ":" + access.productCode(), new NodeTrackingLog.Owner(client.station(),
                 client.host(), client.user(), client.pid(), client.sessionId()), clock.millis());

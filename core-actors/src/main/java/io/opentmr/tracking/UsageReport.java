@@ -150,7 +150,10 @@ public final class UsageReport {
         }
         Instant time = Instant.parse(line.get("time").asText());
         String event = line.get("event").asText();
-        if (!event.equals("access") && !event.equals("release") && !event.equals("reclaim")
+        if (line.hasNonNull("handle") && (event.equals("return") || event.equals("borrow-expired"))) {
+            // A node's borrowed seat ending (its handle is the ticket): the seat its access took is free again.
+            event = "release";
+        } else if (!event.equals("access") && !event.equals("release") && !event.equals("reclaim")
                 && !event.equals("denial")) {
             return null;
         }

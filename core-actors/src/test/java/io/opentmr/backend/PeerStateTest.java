@@ -103,6 +103,73 @@ class PeerStateTest {
     }
 
     @Test
+    void anAgreedUsageStartOnlyEverMovesTheStartEarlier() {
+        List<String> keys = List.of(key(), key(), key());
+        fixture.persist(new LicenseUpdated(new LicenseUpdate(SERIAL.toString(), CM_ACT_ID, FIRM, 3, NOW, List.of(
+                item(20, 5, 12, null, null, null, Duration.ofDays(1), null)), keys), NOW));
+        LicenseKey emergency = new LicenseKey(FIRM, 20, 12);
+        Instant latest = NOW.plusSeconds(1);
+        // Not started yet: the agreed start is taken.
+        fixture.persist(fixture.state.usageStart(emergency, NOW.minusSeconds(600), latest));
+        assertEquals(NOW.minusSeconds(600).toEpochMilli(), fixture.state.product(emergency).usageStartedAtMillis());
+        // A later start changes nothing: no node lengthens the period.
+        Decision<Boolean> later = fixture.state.usageStart(emergency, NOW.minusSeconds(60), latest);
+        assertEquals(false, ((Decision.Accept<Boolean>) later).reply());
+        assertTrue(((Decision.Accept<Boolean>) later).events().isEmpty());
+        fixture.persist(fixture.state.usageStart(emergency, NOW.minusSeconds(900), latest));
+        assertEquals(NOW.minusSeconds(900).toEpochMilli(), fixture.state.product(emergency).usageStartedAtMillis());
+        assertEquals(CmError.INVALID_PARAMETER, refused(fixture.state.usageStart(emergency, latest.plusMillis(1),
+                latest)), "a start beyond the clock and its skew");
+        assertEquals(CmError.INVALID_PARAMETER, refused(fixture.state.usageStart(TMR, NOW, latest)),
+                "an item without a usage period");
+        assertEquals(CmError.ENTRY_NOT_FOUND, refused(fixture.state.usageStart(new LicenseKey(FIRM, 99, 12), NOW,
+                latest)));
+    }
+
+    @Test
+    void aBorrowedAllocationKeepsItsSeatUntilItExpiresAndSurvivesASnapshot() {
+        List<String> keys = List.of(key(), key(), key());
+        fixture.persist(new LicenseUpdated(new LicenseUpdate(SERIAL.toString(), CM_ACT_ID, FIRM, 3, NOW, List.of(
+                item(21, 1, 13, null, NOW.plus(Duration.ofDays(30)), null, null, Duration.ofDays(7))), keys), NOW));
+        LicenseKey borrowable = new LicenseKey(FIRM, 21, 13);
+        Duration skew = Duration.ofSeconds(1);
+        assertEquals(CmError.INVALID_HANDLE, refused(fixture.state.borrowAllocation(1, 9, "ws/anna",
+                NOW.plus(Duration.ofDays(1)), NOW, skew)), "no allocation to borrow");
+        fixture.persist(fixture.state.allocate(allocation(1, borrowable, AccessMode.USERLIMIT, "ws"), NOW));
+        fixture.persist(fixture.state.allocate(allocation(2, TMR, AccessMode.USERLIMIT, "ws"), NOW));
+        assertEquals(CmError.ACCESS_DENIED, refused(fixture.state.borrowAllocation(2, 9, "ws/anna",
+                NOW.plus(Duration.ofDays(1)), NOW, skew)), "an item without borrowing");
+        assertEquals(CmError.INVALID_PARAMETER, refused(fixture.state.borrowAllocation(1, 9, "ws/anna",
+                NOW.plus(Duration.ofDays(7)).plus(skew).plusMillis(1), NOW, skew)), "beyond the longest borrow");
+        assertEquals(CmError.INVALID_PARAMETER, refused(fixture.state.borrowAllocation(1, 9, "ws/anna", NOW, NOW,
+                skew)), "a borrow that has ended already");
+        Instant until = NOW.plus(Duration.ofDays(7));
+        fixture.persist(fixture.state.borrowAllocation(1, 9, "ws/anna", until, NOW, skew));
+        Decision<TmrBorrow> again = fixture.state.borrowAllocation(1, 9, "ws/anna", until, NOW, skew);
+        assertTrue(((Decision.Accept<TmrBorrow>) again).events().isEmpty(), "the same ticket again: no second borrow");
+        assertEquals(CmError.INVALID_PARAMETER, refused(fixture.state.borrowAllocation(1, 10, "ws/anna", until, NOW,
+                skew)), "another ticket for a borrowed handle");
+        assertEquals(CmError.INVALID_PARAMETER, refused(fixture.state.borrowAllocation(1, 9, "ws/bert", until, NOW,
+                skew)), "the ticket for another client");
+        // The same ticket asked again by a node that restarted before it journaled the borrow: the new expiry.
+        fixture.persist(fixture.state.borrowAllocation(1, 9, "ws/anna", until.minusSeconds(60), NOW.minusSeconds(60),
+                skew));
+        fixture.persist(fixture.state.borrowAllocation(1, 9, "ws/anna", until, NOW, skew));
+        assertEquals(1, inUse(borrowable));
+        assertEquals(CmError.NO_MORE_LICENSES, refused(fixture.state.allocate(allocation(3, borrowable,
+                AccessMode.USERLIMIT, "ws-2"), NOW)), "the borrowed seat counts against the quantity");
+
+        ContainerState restored = ContainerState.fromSnapshot(fixture.state.toSnapshot());
+        assertEquals(List.of(new TmrBorrow(1, 9, "ws/anna", until)), List.copyOf(restored.tmrBorrows()));
+        assertTrue(fixture.state.expiredTmrBorrows(until.minusMillis(1)).isEmpty());
+        List<ContainerEvent> expired = fixture.state.expiredTmrBorrows(until);
+        assertEquals(List.of(new ContainerEvent.AllocationFreed(1, until)), expired);
+        expired.forEach(fixture.state::apply);
+        assertEquals(0, inUse(borrowable));
+        assertTrue(fixture.state.tmrBorrows().isEmpty());
+    }
+
+    @Test
     void allocationsAreNotReclaimedWithSessionsAndSurviveASnapshot() {
         fixture.persist(fixture.state.allocate(allocation(-5, TMR, AccessMode.USERLIMIT, "ws-1"), NOW));
         assertTrue(fixture.state.handles().isEmpty(), "an allocation is no handle: the cleanup never sees it");

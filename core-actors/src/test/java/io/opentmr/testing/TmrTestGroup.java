@@ -72,6 +72,7 @@ public final class TmrTestGroup implements AutoCloseable {
     private final PeerAuth auth;
     private final Map<String, Object> backendOverrides;
     private final java.util.function.IntFunction<Map<String, Object>> perBackend;
+    private final java.util.function.IntFunction<Clock> backendClocks;
     private final Backend[] backends = new Backend[3];
     private final int[] ports = new int[3];
     private final LinkControl[] links = new LinkControl[3];
@@ -104,7 +105,18 @@ public final class TmrTestGroup implements AutoCloseable {
      */
     public TmrTestGroup(Path dir, Clock clock, Map<String, Object> backendOverrides,
                         java.util.function.IntFunction<Map<String, Object>> perBackend) throws Exception {
+        this(dir, clock, backendOverrides, perBackend, i -> clock);
+    }
+
+    /**
+     * @param backendClocks the clock of backend {@code i} (0..2), e.g. {@link Clock#offset} of {@code clock}: copies
+     *                      whose clocks differ; the node and the issuer keep {@code clock}
+     */
+    public TmrTestGroup(Path dir, Clock clock, Map<String, Object> backendOverrides,
+                        java.util.function.IntFunction<Map<String, Object>> perBackend,
+                        java.util.function.IntFunction<Clock> backendClocks) throws Exception {
         this.perBackend = perBackend;
+        this.backendClocks = backendClocks;
         this.dir = dir;
         this.clock = clock;
         this.backendOverrides = Map.copyOf(backendOverrides);
@@ -117,7 +129,7 @@ public final class TmrTestGroup implements AutoCloseable {
         }
         try {
             for (int i = 0; i < 3; i++) {
-                backends[i] = Backend.start(backendConfig(i), clock);
+                backends[i] = Backend.start(backendConfig(i), backendClocks.apply(i));
                 ports[i] = backends[i].address().getPort();
             }
         } catch (Exception | Error e) {
@@ -127,6 +139,11 @@ public final class TmrTestGroup implements AutoCloseable {
     }
 
     private Config backendConfig(int i) {
+        return backendConfig(i, Map.of());
+    }
+
+    /** Backend {@code i}'s configuration with {@code overrides} on top of everything else. */
+    private Config backendConfig(int i, Map<String, Object> overrides) {
         Path data = dir.resolve("backend-" + (i + 1));
         Map<String, Object> settings = new HashMap<>(Map.of(
                 "opentmr.backend.address", "127.0.1." + (i + 1),
@@ -141,6 +158,7 @@ public final class TmrTestGroup implements AutoCloseable {
                 "opentmr.persistence.dir", data.resolve("journal").toString(),
                 "opentmr.persistence.fsync", "never"));
         settings.putAll(backendOverrides);
+        settings.putAll(overrides);
         return ConfigFactory.parseMap(settings).withFallback(ConfigFactory.parseMap(perBackend.apply(i)))
                 .withFallback(ConfigFactory.load()).resolve();
     }
@@ -179,7 +197,19 @@ public final class TmrTestGroup implements AutoCloseable {
         if (backends[i] != null) {
             throw new IllegalStateException("backend " + (i + 1) + " is running");
         }
-        backends[i] = Backend.start(backendConfig(i), clock);
+        backends[i] = Backend.start(backendConfig(i), backendClocks.apply(i));
+        return backends[i];
+    }
+
+    /**
+     * Starts backend {@code i} again on its port with {@code overrides} on top of its settings: e.g. another data
+     * directory and CmActId, so that it comes back as another container (a stray one for the group).
+     */
+    public Backend restart(int i, Map<String, Object> overrides) throws IOException, InterruptedException {
+        if (backends[i] != null) {
+            throw new IllegalStateException("backend " + (i + 1) + " is running");
+        }
+        backends[i] = Backend.start(backendConfig(i, overrides), clock);
         return backends[i];
     }
 
@@ -303,6 +333,24 @@ public final class TmrTestGroup implements AutoCloseable {
         return node;
     }
 
+    /**
+     * Node settings for a node that can be restarted on its state: its own journal in {@code journalDir} and a
+     * fixed free port on 127.0.2.1, so that its clients come back to it.
+     */
+    public static Map<String, Object> restartableNode(Path journalDir) throws IOException {
+        int port;
+        try (java.net.ServerSocket socket = new java.net.ServerSocket(0, 1,
+                java.net.InetAddress.getByName("127.0.2.1"))) {
+            port = socket.getLocalPort();
+        }
+        return Map.of(
+                "pekko.persistence.journal.plugin", "opentmr.persistence.journal",
+                "pekko.persistence.snapshot-store.plugin", "opentmr.persistence.snapshot-store",
+                "opentmr.persistence.dir", journalDir.toString(),
+                "opentmr.persistence.fsync", "never",
+                "opentmr.node.port", port);
+    }
+
     public InetSocketAddress nodeAddress() {
         return node.address();
     }
@@ -395,6 +443,16 @@ public final class TmrTestGroup implements AutoCloseable {
                 }
                 after = page.allocations().get(page.allocations().size() - 1).tmrHandleId();
             }
+        }
+    }
+
+    /** The first container a client's LIST_CONTAINERS shows (a node's virtual container), for waits and asserts. */
+    public static io.opentmr.protocol.ContainerInfo listed(RawConnection client) {
+        try {
+            Message list = client.request(new Message.ListContainers());
+            return ((Message.ContainerList) list).containers().get(0);
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
         }
     }
 

@@ -25,8 +25,6 @@ import io.opentmr.testing.TmrTestGroup;
 import io.opentmr.tracking.TrackingLine;
 import io.opentmr.tracking.UsageReport;
 import java.io.IOException;
-import java.net.InetAddress;
-import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.ZoneOffset;
@@ -66,24 +64,11 @@ class NodeTrackingLogTest {
         group = new TmrTestGroup(dir);
         group.issueTmr(TmrTestGroup.seats(ONE_SEAT, 1));
         group.issueTmr(TmrTestGroup.seats(THREE_SEATS, 3));
-        nodeSettings = new HashMap<>(Map.of(
-                "opentmr.node.cleanup-timeout", "2s",
-                "opentmr.node.keep-alive-interval", "500ms",
-                "opentmr.node.tracking.zone", "UTC",
-                // The node's own journal in its data directory, so that a restarted node comes back on it.
-                "pekko.persistence.journal.plugin", "opentmr.persistence.journal",
-                "pekko.persistence.snapshot-store.plugin", "opentmr.persistence.snapshot-store",
-                "opentmr.persistence.dir", dir.resolve("node/journal").toString(),
-                "opentmr.persistence.fsync", "never",
-                // The same port after a restart: the clients come back to it.
-                "opentmr.node.port", freePort()));
+        // The node's own journal and a fixed port, so that a restarted node comes back on both.
+        nodeSettings = new HashMap<>(TmrTestGroup.restartableNode(dir.resolve("node/journal")));
+        nodeSettings.putAll(Map.of("opentmr.node.cleanup-timeout", "2s", "opentmr.node.keep-alive-interval", "500ms",
+                "opentmr.node.tracking.zone", "UTC"));
         startNode();
-    }
-
-    private static int freePort() throws IOException {
-        try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getByName("127.0.2.1"))) {
-            return socket.getLocalPort();
-        }
     }
 
     private void startNode() throws InterruptedException {

@@ -2,7 +2,6 @@ package io.opentmr.tmr;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.opentmr.protocol.Bytes;
@@ -72,16 +71,16 @@ class QuorumsTest {
 
         quorums.tell(new Quorums.Reported(inventory(0, 7, product(SEATS, 10, -1), product(UNITS, 1, 1000), plain)));
         Quorums.View first = next(container);
-        assertEquals(7, first.cmActId());
-        assertEquals(bits(0), first.inventoried());
-        assertEquals(List.of(SEATS, UNITS), List.copyOf(first.licenses().keySet()), "TMR licenses only, in order");
-        assertTrue(first.licenses().get(SEATS).known());
-        assertFalse(first.licenses().get(SEATS).valid());
-        assertNull(first.licenses().get(SEATS).agreed());
+        assertEquals(0, first.cmActId(), "one backend alone does not make its CmActId the group's");
+        assertEquals(bits(), first.inventoried());
+        assertTrue(first.licenses().isEmpty());
 
         // Units left change with use: they are not compared, the majority is listed.
         quorums.tell(new Quorums.Reported(inventory(1, 7, product(SEATS, 10, -1), product(UNITS, 1, 995))));
         Quorums.View second = next(container);
+        assertEquals(7, second.cmActId());
+        assertEquals(bits(0, 1), second.inventoried());
+        assertEquals(List.of(SEATS, UNITS), List.copyOf(second.licenses().keySet()), "TMR licenses only, in order");
         assertEquals(bits(0, 1), second.licenses().get(SEATS).counted());
         assertEquals(10, second.licenses().get(SEATS).agreed().quantity());
         assertTrue(second.licenses().get(UNITS).valid());
@@ -110,9 +109,55 @@ class QuorumsTest {
         quorums.tell(new Quorums.Reported(inventory(0, 7, product(SEATS, 10, -1))));
         next(container);
         quorums.tell(new Quorums.Reported(inventory(1, 8, product(SEATS, 10, -1))));
+        assertEquals(0, next(container).cmActId(), "no two backends share a CmActId yet");
+        quorums.tell(new Quorums.Reported(inventory(2, 7, product(SEATS, 10, -1))));
         Quorums.View view = next(container);
         assertEquals(7, view.cmActId());
-        assertEquals(bits(0), view.inventoried());
-        assertEquals(bits(), view.licenses().get(SEATS).counted());
+        assertEquals(bits(0, 2), view.inventoried());
+        assertEquals(bits(0, 2), view.licenses().get(SEATS).counted());
+        // A later inventory of the stray backend changes nothing: the group stays.
+        quorums.tell(new Quorums.Reported(inventory(1, 8, product(SEATS, 10, -1), product(UNITS, 1, 5))));
+        Quorums.View after = next(container);
+        assertEquals(7, after.cmActId());
+        assertEquals(bits(0, 2), after.inventoried());
+        assertFalse(after.licenses().containsKey(UNITS), "the stray backend's copies are not even seen");
+    }
+
+    @Test
+    void aStrayCmActIdOnTheBackendThatAnswersFirstDoesNotBecomeTheGroup() {
+        TestProbe<VirtualContainer.Command> container = kit.createTestProbe();
+        ActorRef<Quorums.Command> quorums = kit.spawn(Quorums.create(SERIAL, 3, container.getRef().narrow(),
+                reports -> Map.of()));
+        quorums.tell(new Quorums.Reported(inventory(0, 9, product(UNITS, 1, 5))));
+        assertEquals(0, next(container).cmActId());
+        quorums.tell(new Quorums.Reported(inventory(1, 7, product(SEATS, 10, -1))));
+        assertEquals(0, next(container).cmActId());
+        quorums.tell(new Quorums.Reported(inventory(2, 7, product(SEATS, 10, -1))));
+        Quorums.View view = next(container);
+        assertEquals(7, view.cmActId());
+        assertEquals(bits(1, 2), view.inventoried());
+        assertTrue(view.licenses().get(SEATS).valid());
+        assertEquals(List.of(SEATS), List.copyOf(view.licenses().keySet()));
+    }
+
+    @Test
+    void aBackendWithSeveralContainersIsCountedByTheOneOfTheGroup() {
+        TestProbe<VirtualContainer.Command> container = kit.createTestProbe();
+        ActorRef<Quorums.Command> quorums = kit.spawn(Quorums.create(SERIAL, 3, container.getRef().narrow(),
+                reports -> Map.of()));
+        ContainerInfo other = new ContainerInfo(new Serial(130, 900), 9, Bytes.of(new byte[0]),
+                List.of(product(UNITS, 1, 5)));
+        for (int backend = 0; backend < 2; backend++) {
+            ContainerInfo group = new ContainerInfo(new Serial(130, 100 + backend), 7, Bytes.of(new byte[0]),
+                    List.of(product(SEATS, 10, -1)));
+            // The other CmActId's container listed first on one backend, last on the other.
+            quorums.tell(new Quorums.Reported(new BackendWatcher.Inventory(backend, "backend-" + (backend + 1),
+                    backend == 0 ? List.of(other, group) : List.of(group, other))));
+        }
+        next(container);
+        Quorums.View view = next(container);
+        assertEquals(7, view.cmActId(), "7 and 9 are both shared: the lowest");
+        assertEquals(bits(0, 1), view.licenses().get(SEATS).counted());
+        assertFalse(view.licenses().containsKey(UNITS));
     }
 }

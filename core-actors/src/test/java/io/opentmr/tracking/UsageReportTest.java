@@ -47,6 +47,30 @@ class UsageReportTest {
         return file;
     }
 
+    private static String event(String time, String event, long handle) {
+        return TrackingLine.of(java.time.Instant.parse(time), event, "131-1", Map.of("item", "6000010:42#1",
+                "handle", handle));
+    }
+
+    @Test
+    void aNodesBorrowedSeatIsHeldUntilItsReturnOrExpiry() throws Exception {
+        Path log = write("tracking.log", List.of(
+                access("2027-03-01T10:00:00Z", 1, "USERLIMIT", "alice", "10.0.0.1"),
+                event("2027-03-01T10:00:01Z", "borrow", 1),
+                access("2027-03-01T10:01:00Z", 2, "USERLIMIT", "bob", "10.0.0.2"),
+                event("2027-03-01T10:02:00Z", "return", 1),
+                access("2027-03-01T10:04:00Z", 3, "USERLIMIT", "carol", "10.0.0.3"),
+                event("2027-03-01T10:04:01Z", "borrow", 3),
+                release("2027-03-01T10:05:00Z", 2),
+                event("2027-03-01T11:00:00Z", "borrow-expired", 3),
+                access("2027-03-02T10:00:00Z", 4, "USERLIMIT", "dave", "10.0.0.4")));
+        UsageReport report = UsageReport.read(List.of(log), null, null, ZoneOffset.UTC, 2);
+        assertEquals(2, report.rows().size(), report.toTable());
+        assertEquals(2, report.rows().get(0).peakSeats(), "bob's seat and one borrowed: alice's was returned before carol's");
+        assertEquals(1, report.rows().get(1).peakSeats(), "the expired borrow no longer held at midnight");
+        assertEquals(0, report.malformed());
+    }
+
     @Test
     void peakSeatsFollowTheModesAndCarryOverMidnight() throws Exception {
         Path log = write("tracking.log", List.of(

@@ -359,6 +359,7 @@ final class DemoCommand implements Callable<Integer> {
                         .orElseThrow().pid() + "     # (with 3 backends up) node-a down: node-b takes over, the "
                         + "held handle stays" : "",
                 "  ./tmr bench --demo " + dir + " --duration 10s     # TMR node against one backend directly",
+                "Dashboard: " + adminUrl(NODE_HOST) + "/ in a browser (each ADMIN address above has its own)",
                 "Management HTTP (docs/management-http.md):",
                 "  curl -s " + adminUrl(NODE_HOST) + "/tmr/status",
                 "  curl -s " + adminUrl(NODE_HOST) + "/tmr/handles",

@@ -56,7 +56,7 @@ final class DemoLicenses {
     }
 
     static final Sample SEATS = new Sample("seats", true, new LicenseIssuer.Request(FIRM, 101, 10, true, null, null,
-            null, null, null, 0, "Seat-limited, 10 seats"));
+            null, null, Duration.ofDays(7), 0, "Seat-limited, 10 seats"));
     static final Sample UNITS = new Sample("units", true, new LicenseIssuer.Request(FIRM, 102, 10, true, 1000L, null,
             null, null, null, 0, "Unit counter, 1000 units"));
     static final Sample EMERGENCY = new Sample("emergency", true, new LicenseIssuer.Request(FIRM, 103, 10, true, null,

@@ -3,6 +3,7 @@ package io.opentmr.persistence;
 import io.opentmr.persistence.log.DirectoryLock;
 import io.opentmr.persistence.log.LogOptions;
 import io.opentmr.persistence.log.SegmentedLog;
+import io.opentmr.persistence.snapshot.SnapshotFiles;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -108,6 +109,22 @@ public final class OpenTmrPersistence implements Extension {
             LOG.info("journal {} opened for actor system {}", settings.directory(), system.name());
         }
         return log;
+    }
+
+    /**
+     * Sets every snapshot aside ({@link SnapshotFiles#setAside}): before the log is cut back to a replication
+     * leader's, whose history the snapshots may not stand for. Logged with {@code why}.
+     */
+    public void setAsideSnapshots(String why) throws IOException {
+        Path dir = settings.snapshotDirectory();
+        if (!Files.isDirectory(dir)) {
+            return;
+        }
+        int moved = new SnapshotFiles(dir).setAside(System.currentTimeMillis());
+        if (moved > 0) {
+            LOG.warn("snapshot directory {}: {} snapshot(s) set aside into a set-aside-* subdirectory, no longer "
+                    + "used for recovery: {}", dir, moved, why);
+        }
     }
 
     /** Locks the snapshot directory unless it is the journal directory itself (locked with the log). */

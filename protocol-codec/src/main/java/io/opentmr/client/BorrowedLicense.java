@@ -10,8 +10,10 @@ import java.security.PublicKey;
 import java.security.Signature;
 import java.security.spec.X509EncodedKeySpec;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HexFormat;
+import java.util.List;
 import java.util.Objects;
 
 /**
@@ -29,6 +31,12 @@ import java.util.Objects;
  * CONTAINER_LIST at borrow time, and a {@link BorrowStore} opened with trusted issuer keys also
  * compares it against those.
  *
+ * <p><b>Tickets of a TMR node.</b> A ticket issued by a virtual container (mask 131) is signed by the
+ * backends, not by the node: the container's public key as CONTAINER_LIST shows it is the group's three
+ * container keys (3 × 32 bytes, by backend) and the ticket's signature is {@code u8 n}, then {@code n} times
+ * {@code u8 index, 64-byte Ed25519 signature} (index into those keys). It holds when the signatures of at
+ * least two distinct keys hold, so no single backend (nor the node) can issue one.
+ *
  * <p>Immutable and thread-safe.
  */
 public final class BorrowedLicense {
@@ -39,14 +47,20 @@ public final class BorrowedLicense {
     /** DER prefix of an X.509 SubjectPublicKeyInfo for Ed25519; the raw key follows it. */
     private static final byte[] X509_PREFIX = HexFormat.of().parseHex("302a300506032b6570032100");
 
+    /** Mask of a virtual TMR container, whose tickets carry the signatures of two backends or more. */
+    public static final int VIRTUAL_MASK = 131;
+    /** Length of one backend signature of a virtual container's ticket: index byte and Ed25519 signature. */
+    private static final int GROUP_SIGNATURE_BYTES = 1 + 64;
+
     private final BorrowTicket ticket;
     private final Bytes issuerPublicKey;
-    private final PublicKey key;
+    /** The issuer's key, or for a virtual container the group's (null where a group key is unknown). */
+    private final List<PublicKey> keys;
 
-    private BorrowedLicense(BorrowTicket ticket, Bytes issuerPublicKey, PublicKey key) {
+    private BorrowedLicense(BorrowTicket ticket, Bytes issuerPublicKey, List<PublicKey> keys) {
         this.ticket = ticket;
         this.issuerPublicKey = issuerPublicKey;
-        this.key = key;
+        this.keys = keys;
     }
 
     /**
@@ -61,7 +75,7 @@ public final class BorrowedLicense {
     public static BorrowedLicense of(BorrowTicket ticket, Bytes issuerPublicKey) {
         Objects.requireNonNull(ticket, "ticket");
         Objects.requireNonNull(issuerPublicKey, "issuerPublicKey");
-        PublicKey key = publicKey(ticket, issuerPublicKey);
+        List<PublicKey> key = keys(ticket, issuerPublicKey);
         if (!signatureHolds(ticket, key)) {
             throw new CmException(CmError.ACCESS_DENIED, "borrow ticket " + Long.toUnsignedString(ticket.ticketId())
                     + " does not carry a valid signature of container " + ticket.issuer()
@@ -128,7 +142,7 @@ public final class BorrowedLicense {
     public void verify(String clientId, Instant now) {
         Objects.requireNonNull(clientId, "clientId");
         Objects.requireNonNull(now, "now");
-        if (!signatureHolds(ticket, key)) {
+        if (!signatureHolds(ticket, keys)) {
             throw new CmException(CmError.ACCESS_DENIED, "borrow ticket " + idText()
                     + " does not carry a valid signature of container " + ticket.issuer());
         }
@@ -164,6 +178,26 @@ public final class BorrowedLicense {
         return Long.toUnsignedString(ticket.ticketId());
     }
 
+    private static List<PublicKey> keys(BorrowTicket ticket, Bytes raw) {
+        if (ticket.issuer().mask() != VIRTUAL_MASK || raw.isEmpty()) {
+            // (An empty key is refused as "no public key" for any container.)
+            return List.of(publicKey(ticket, raw));
+        }
+        if (raw.length() % PUBLIC_KEY_BYTES != 0) {
+            throw new CmException(CmError.ACCESS_DENIED, "virtual container " + ticket.issuer() + " lists "
+                    + raw.length() + " bytes of group keys, not a multiple of " + PUBLIC_KEY_BYTES
+                    + ": borrow ticket " + Long.toUnsignedString(ticket.ticketId()) + " cannot be verified");
+        }
+        byte[] all = raw.toArray();
+        List<PublicKey> group = new ArrayList<>();
+        for (int at = 0; at < all.length; at += PUBLIC_KEY_BYTES) {
+            byte[] one = Arrays.copyOfRange(all, at, at + PUBLIC_KEY_BYTES);
+            // A backend whose key the node did not know when it listed: all zeros, matching no signature.
+            group.add(Arrays.equals(one, new byte[PUBLIC_KEY_BYTES]) ? null : publicKey(ticket, Bytes.of(one)));
+        }
+        return java.util.Collections.unmodifiableList(group);
+    }
+
     private static PublicKey publicKey(BorrowTicket ticket, Bytes raw) {
         if (raw.length() != PUBLIC_KEY_BYTES) {
             throw new CmException(CmError.ACCESS_DENIED, "container " + ticket.issuer() + " has "
@@ -182,13 +216,36 @@ public final class BorrowedLicense {
         }
     }
 
+    /**
+     * The issuer's signature holds; for a virtual container, the signatures of two distinct group keys or more
+     * hold (a malformed list holds nothing).
+     */
+    private static boolean signatureHolds(BorrowTicket ticket, List<PublicKey> keys) {
+        if (ticket.issuer().mask() != VIRTUAL_MASK) {
+            return signatureHolds(ticket, keys.get(0), ticket.signature().toArray());
+        }
+        byte[] blob = ticket.signature().toArray();
+        if (blob.length == 0 || blob.length != 1 + (blob[0] & 0xFF) * GROUP_SIGNATURE_BYTES) {
+            return false;
+        }
+        java.util.BitSet valid = new java.util.BitSet();
+        for (int at = 1; at < blob.length; at += GROUP_SIGNATURE_BYTES) {
+            int index = blob[at] & 0xFF;
+            if (index < keys.size() && keys.get(index) != null && !valid.get(index) && signatureHolds(ticket,
+                    keys.get(index), Arrays.copyOfRange(blob, at + 1, at + GROUP_SIGNATURE_BYTES))) {
+                valid.set(index);
+            }
+        }
+        return valid.cardinality() >= 2;
+    }
+
     /** Malformed keys and signatures make the JDK throw instead of answering false; either way it does not hold. */
-    private static boolean signatureHolds(BorrowTicket ticket, PublicKey key) {
+    private static boolean signatureHolds(BorrowTicket ticket, PublicKey key, byte[] signature) {
         try {
             Signature verifier = Signature.getInstance("Ed25519");
             verifier.initVerify(key);
             verifier.update(ticket.signedPayload());
-            return verifier.verify(ticket.signature().toArray());
+            return verifier.verify(signature);
         } catch (GeneralSecurityException | RuntimeException e) {
             return false;
         }

@@ -48,6 +48,24 @@ public record BorrowTicket(
         return out.array();
     }
 
+    /**
+     * The signature of a ticket issued by a virtual container (mask 131): {@code u8 n}, then per signature
+     * {@code u8 index} (the backend's place among the group keys the container lists) and its 64-byte Ed25519
+     * signature over {@link #signedPayload()}, by ascending index. Documented in {@code docs/protocol.md}.
+     */
+    public static Bytes groupSignature(java.util.SortedMap<Integer, Bytes> byIndex) {
+        ByteBuffer out = ByteBuffer.allocate(1 + byIndex.size() * (1 + 64));
+        out.put((byte) byIndex.size());
+        byIndex.forEach((index, signature) -> {
+            if (signature.length() != 64 || index < 0 || index > 255) {
+                throw new IllegalArgumentException("signature " + index + ": an Ed25519 signature of 64 bytes by a "
+                        + "group key index 0..255, not " + signature.length() + " bytes");
+            }
+            out.put(index.byteValue()).put(signature.toArray());
+        });
+        return Bytes.of(out.array());
+    }
+
     /** The same ticket with its signature. */
     public BorrowTicket withSignature(Bytes newSignature) {
         return new BorrowTicket(ticketId, firmCode, productCode, clientId, expiresAtMillis, issuer, newSignature);

@@ -171,7 +171,10 @@ public sealed interface Message {
 
     // ---------------------------------------------------------------- replies
 
-    /** Success without data: RELEASE, KEEPALIVE, RETURN, PEER_PROOF, FREE, ALLOCATE, LEASE_RELEASE, NODE_STEP_DOWN. */
+    /**
+     * Success without data: RELEASE, KEEPALIVE, RETURN, PEER_PROOF, FREE, ALLOCATE, LEASE_RELEASE, USAGE_START,
+     * NODE_STEP_DOWN.
+     */
     record Ok() implements Message {
         @Override
         public MessageType type() {
@@ -390,6 +393,45 @@ public sealed interface Message {
         @Override
         public MessageType type() {
             return MessageType.FREE;
+        }
+    }
+
+    /**
+     * Sets when the usage period of a TMR copy started: the start two copies agree on, told to a copy that
+     * started later or not at all. {@code deadlineMillis} as for {@link Allocate}.
+     */
+    record UsageStart(LeaseCertificate certificate, LicenseKey key, long startedAtMillis, long deadlineMillis)
+            implements Message {
+        public UsageStart {
+            Check.notNull(certificate, "certificate");
+            Check.notNull(key, "key");
+            Check.nonNegative(startedAtMillis, "startedAtMillis");
+            Check.nonNegative(deadlineMillis, "deadlineMillis");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.USAGE_START;
+        }
+    }
+
+    /**
+     * Turns the allocation of a TMR handle into a borrow and asks the backend's signature over {@code ticket}
+     * (its {@code signature} empty: the node's ticket, issued by the virtual container); answered BORROW_OK with
+     * the ticket signed by the backend's container key. {@code deadlineMillis} as for {@link Allocate}.
+     */
+    record PeerBorrow(LeaseCertificate certificate, LicenseKey key, long tmrHandleId, BorrowTicket ticket,
+                      long deadlineMillis) implements Message {
+        public PeerBorrow {
+            Check.notNull(certificate, "certificate");
+            Check.notNull(key, "key");
+            Check.notNull(ticket, "ticket");
+            Check.nonNegative(deadlineMillis, "deadlineMillis");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.PEER_BORROW;
         }
     }
 

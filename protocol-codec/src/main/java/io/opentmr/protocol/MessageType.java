@@ -50,6 +50,8 @@ public enum MessageType {
     LEASE_RELEASE(0x89, Direction.NODE_TO_BACKEND),
     PEER_CRYPT(0x8A, Direction.NODE_TO_BACKEND),
     PEER_UNITS(0x8B, Direction.NODE_TO_BACKEND),
+    USAGE_START(0x8C, Direction.NODE_TO_BACKEND),
+    PEER_BORROW(0x8D, Direction.NODE_TO_BACKEND),
 
     // Peer replies, backend to TMR node
     INVENTORY_OK(0xA0, Direction.BACKEND_TO_NODE),

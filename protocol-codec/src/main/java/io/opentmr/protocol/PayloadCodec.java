@@ -204,6 +204,21 @@ final class PayloadCodec {
                 w.u8(m.operation().code());
                 w.u32(m.value());
             }
+            case USAGE_START -> {
+                Message.UsageStart m = (Message.UsageStart) message;
+                writeCertificate(w, m.certificate());
+                writeKey(w, m.key());
+                w.u64(m.startedAtMillis());
+                w.u64(m.deadlineMillis());
+            }
+            case PEER_BORROW -> {
+                Message.PeerBorrow m = (Message.PeerBorrow) message;
+                writeCertificate(w, m.certificate());
+                writeKey(w, m.key());
+                w.u64(m.tmrHandleId());
+                writeTicket(w, m.ticket());
+                w.u64(m.deadlineMillis());
+            }
             case INVENTORY_OK -> w.list(((InventoryOk) message).containers(), PayloadCodec::writeContainer);
             case ALLOCATION_LIST -> {
                 AllocationList m = (AllocationList) message;
@@ -261,6 +276,10 @@ final class PayloadCodec {
             case LEASE_RELEASE -> new LeaseRelease(r.string("leaseName"), r.string("holder"), r.nonNegative64("epoch"));
             case PEER_CRYPT -> new PeerCrypt(readCertificate(r), readKey(r), cryptDirection(r),
                     r.u32("encryptionCode"), r.bytes("data"));
+            case PEER_BORROW -> new Message.PeerBorrow(readCertificate(r), readKey(r), r.u64("tmrHandleId"),
+                    readTicket(r), r.nonNegative64("deadline"));
+            case USAGE_START -> new Message.UsageStart(readCertificate(r), readKey(r), r.nonNegative64("startedAt"),
+                    r.nonNegative64("deadline"));
             case PEER_UNITS -> new PeerUnits(readCertificate(r), readKey(r), r.u64("operationId"),
                     r.enumValue("unitsOperation", r.u8("unitsOperation"), UnitsOperation::fromCode), r.u32("value"));
             case INVENTORY_OK -> new InventoryOk(r.list("containers", PayloadCodec::readContainer));

@@ -48,6 +48,42 @@ class BorrowedLicenseTest {
     }
 
     @Test
+    void aVirtualContainersTicketHoldsWithTheSignaturesOfTwoDistinctGroupKeys() {
+        Serial virtual = new Serial(BorrowedLicense.VIRTUAL_MASK, 59_885_682);
+        BorrowTestIssuer[] backends = {new BorrowTestIssuer(virtual), new BorrowTestIssuer(virtual),
+                new BorrowTestIssuer(virtual)};
+        byte[] group = new byte[96];
+        for (int i = 0; i < 3; i++) {
+            System.arraycopy(backends[i].publicKey().toArray(), 0, group, 32 * i, 32);
+        }
+        BorrowTicket unsigned = new BorrowTicket(5, FIRM, PRODUCT, CLIENT, EXPIRY.toEpochMilli(), virtual, Bytes.EMPTY);
+        java.util.function.IntFunction<Bytes> signatureOf = i -> backends[i].sign(unsigned).signature();
+        java.util.TreeMap<Integer, Bytes> two = new java.util.TreeMap<>(java.util.Map.of(0, signatureOf.apply(0),
+                2, signatureOf.apply(2)));
+        BorrowTicket signed = unsigned.withSignature(BorrowTicket.groupSignature(two));
+
+        BorrowedLicense license = BorrowedLicense.of(signed, Bytes.of(group));
+        assertDoesNotThrow(() -> license.verify(CLIENT, NOW));
+
+        java.util.TreeMap<Integer, Bytes> one = new java.util.TreeMap<>(java.util.Map.of(0, signatureOf.apply(0)));
+        assertCode(CmError.ACCESS_DENIED, () -> BorrowedLicense.of(unsigned.withSignature(
+                BorrowTicket.groupSignature(one)), Bytes.of(group)));
+        // One backend's signature given under two indexes counts once.
+        java.util.TreeMap<Integer, Bytes> twice = new java.util.TreeMap<>(java.util.Map.of(0, signatureOf.apply(0),
+                1, signatureOf.apply(0)));
+        assertCode(CmError.ACCESS_DENIED, () -> BorrowedLicense.of(unsigned.withSignature(
+                BorrowTicket.groupSignature(twice)), Bytes.of(group)));
+        BorrowTicket longer = new BorrowTicket(5, FIRM, PRODUCT, CLIENT, EXPIRY.toEpochMilli() + 1, virtual,
+                signed.signature());
+        assertCode(CmError.ACCESS_DENIED, () -> BorrowedLicense.of(longer, Bytes.of(group)));
+        // A key the node did not know (zeros) matches no signature: the two others must hold.
+        byte[] oneUnknown = group.clone();
+        Arrays.fill(oneUnknown, 0, 32, (byte) 0);
+        assertCode(CmError.ACCESS_DENIED, () -> BorrowedLicense.of(signed, Bytes.of(oneUnknown)));
+        assertCode(CmError.ACCESS_DENIED, () -> BorrowedLicense.of(signed, backends[0].publicKey()));
+    }
+
+    @Test
     void anExpiredTicketIsRefusedWith35() {
         BorrowedLicense license = BorrowedLicense.of(ticket, issuer.publicKey());
 

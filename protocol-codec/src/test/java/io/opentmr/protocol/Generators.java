@@ -144,6 +144,10 @@ final class Generators {
                 u32(), bytes()).as(Message.PeerCrypt::new));
         m.put(MessageType.PEER_UNITS, Combinators.combine(certificates(), keys(), u64(),
                 Arbitraries.of(UnitsOperation.class), u32()).as(Message.PeerUnits::new));
+        m.put(MessageType.USAGE_START, Combinators.combine(certificates(), keys(), nonNegative(), nonNegative())
+                .as(Message.UsageStart::new));
+        m.put(MessageType.PEER_BORROW, Combinators.combine(certificates(), keys(), u64(), tickets(), nonNegative())
+                .as(Message.PeerBorrow::new));
         m.put(MessageType.INVENTORY_OK, containers().list().ofMaxSize(3).map(Message.InventoryOk::new));
         m.put(MessageType.ALLOCATION_LIST, Combinators.combine(allocations().list().ofMaxSize(4),
                 Arbitraries.of(true, false)).as(Message.AllocationList::new));

@@ -14,11 +14,14 @@ import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.Frame;
 import io.opentmr.protocol.Message;
+import io.opentmr.protocol.MessageType;
 import io.opentmr.protocol.ServerKind;
 import io.opentmr.protocol.testing.NoLeaks;
 import java.io.IOException;
 import java.time.Duration;
 import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Queue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
@@ -159,6 +162,50 @@ class FrameSessionTest {
         assertEquals(1, session.later.size());
     }
 
+    @Test
+    void everyAnsweredRequestIsObservedOnceWithItsTypeAndItsReplyAndADroppedLateAnswerIsNot() {
+        channel.writeInbound(new Frame(1, new Message.Hello("t", "h", "u", 1)));
+        session.nextAnswer().complete(new Message.Ok());
+        session.nextAnswer().completeExceptionally(new CompletionException(new Refusal(CmError.NO_MORE_LICENSES)));
+        channel.writeInbound(access(2), access(3));
+        channel.runPendingTasks();
+        // Both slots taken by two RELEASEs answered later: the third request of the batch is refused at once.
+        channel.writeInbound(release(4), release(5), access(6));
+        assertEquals(List.of(
+                new Observed(MessageType.HELLO, "HelloOk"),
+                new Observed(MessageType.ACCESS, "Ok"),
+                new Observed(MessageType.ACCESS, "Error " + CmError.NO_MORE_LICENSES.code()),
+                new Observed(MessageType.ACCESS, "Error " + CmError.REQUEST_OVERLOAD.code())), session.observed(),
+                "a reply written now, an answer, a refusal and an overload: each once, with its request's type");
+        assertEquals(4, outbound(), "and each one written");
+
+        // A RELEASE answered later is observed as a RELEASE (the type read with it, not the last one read: ACCESS),
+        // when its answer is written.
+        session.later.remove().succeed(new Message.Ok());
+        channel.runPendingTasks();
+        assertEquals(new Observed(MessageType.RELEASE, "Ok"), session.observed().get(4));
+        // One never answered is observed once as the ERROR 100 it gets at the request timeout; its late answer,
+        // dropped, is not observed again.
+        FrameSession.Pending<Message> late = session.later.remove();
+        pass(4_000);
+        assertEquals(new Observed(MessageType.RELEASE, "Error " + CmError.NETWORK_FAULT.code()),
+                session.observed().get(5));
+        late.succeed(new Message.Ok());
+        channel.runPendingTasks();
+        assertEquals(6, session.observed().size(), "the late answer is dropped, not counted: " + session.observed());
+        assertEquals(2, outbound());
+        assertTrue(session.nanos.stream().allMatch(nanos -> nanos >= 0), "durations: " + session.nanos);
+    }
+
+    /** Reads (and drops) every frame written so far: how many. */
+    private int outbound() {
+        int frames = 0;
+        while (channel.readOutbound() != null) {
+            frames++;
+        }
+        return frames;
+    }
+
     /** Moves the channel's clock on in small steps, running what falls due, as an event loop would. */
     private void pass(long millis) {
         for (long step = 0; step < millis; step += 50) {
@@ -192,15 +239,41 @@ class FrameSessionTest {
         }
     }
 
-    /** HELLO, and ACCESS answered by whatever future the test lines up. */
+    /** What the session's observer was told of one request: its type, and its reply's class (and error code). */
+    private record Observed(MessageType request, String reply) {
+        static Observed of(MessageType request, Message reply) {
+            return new Observed(request, reply instanceof Message.Error error ? "Error " + error.code()
+                    : reply.getClass().getSimpleName());
+        }
+    }
+
+    /**
+     * HELLO, and ACCESS answered by whatever future the test lines up; every answer observed, as metrics
+     * observe them.
+     */
     private static final class TestSession extends FrameSession {
         private final Queue<CompletableFuture<Message>> answers = new ArrayDeque<>();
         /** RELEASE is answered later, by the test. */
         final Queue<FrameSession.Pending<Message>> later = new ArrayDeque<>();
+        private final List<Observed> observed;
+        final List<Long> nanos;
         int asked;
 
         TestSession() {
-            super(LIMITS);
+            this(new ArrayList<>(), new ArrayList<>());
+        }
+
+        private TestSession(List<Observed> observed, List<Long> nanos) {
+            super(LIMITS, (request, reply, took) -> {
+                observed.add(Observed.of(request, reply));
+                nanos.add(took);
+            });
+            this.observed = observed;
+            this.nanos = nanos;
+        }
+
+        List<Observed> observed() {
+            return observed;
         }
 
         CompletableFuture<Message> nextAnswer() {

@@ -13,6 +13,8 @@ import org.apache.pekko.serialization.jackson.JacksonMigration;
  *       {@code released}.</li>
  *   <li>2: seats name the ACCESS request that opened them ({@code host}, {@code requestId}); snapshots keep
  *       the handles released lately.</li>
+ *   <li>3: {@code SeatBorrowed}: a seat borrowed through the node; snapshots keep the borrowed seats.
+ *       {@code Checkpoint}: the whole seat table, journaled by a twin's active node.</li>
  * </ul>
  *
  * Reading version 1 needs no change: the new fields read as null or 0, which the code takes as "not known".
@@ -21,7 +23,7 @@ import org.apache.pekko.serialization.jackson.JacksonMigration;
  */
 public final class NodeEventVersions extends JacksonMigration {
 
-    public static final int CURRENT = 2;
+    public static final int CURRENT = 3;
 
     @Override
     public int currentVersion() {

@@ -38,6 +38,14 @@ public final class SeatTable {
             table.add(granted.seat());
         } else if (event instanceof TmrLicenseEvent.SeatReleased released) {
             table.remove(released.handleId(), released.atMillis());
+        } else if (event instanceof TmrLicenseEvent.SeatBorrowed borrowed) {
+            if (table.seats.containsKey(borrowed.borrow().handleId())) {
+                table.borrowed.put(borrowed.borrow().handleId(), borrowed.borrow());
+            }
+        } else if (event instanceof TmrLicenseEvent.Checkpoint checkpoint) {
+            // Whatever the events before it made: the table is what the checkpoint holds.
+            table.clear();
+            table.load(checkpoint.table());
         } else {
             throw new IllegalArgumentException("not an event of a TMR license: " + event);
         }
@@ -58,16 +66,24 @@ public final class SeatTable {
     public TmrLicenseEvent.Snapshot toSnapshot() {
         List<TmrLicenseEvent.Released> lately = new ArrayList<>(released.size());
         released.forEach((id, at) -> lately.add(new TmrLicenseEvent.Released(id, at)));
-        return new TmrLicenseEvent.Snapshot(List.copyOf(seats.values()), lately);
+        return new TmrLicenseEvent.Snapshot(List.copyOf(seats.values()), lately, List.copyOf(borrowed.values()));
     }
 
     /** The table a snapshot stored (of any version: one of version 1 remembers no releases). */
     public static SeatTable fromSnapshot(TmrLicenseEvent.Snapshot snapshot) {
-        Map<Long, Long> lately = new LinkedHashMap<>();
-        if (snapshot.released() != null) {
-            snapshot.released().forEach(r -> lately.put(r.handleId(), r.atMillis()));
-        }
-        return of(snapshot.seats(), lately);
+        SeatTable table = new SeatTable();
+        table.load(snapshot);
+        return table;
+    }
+
+    /** The borrow of a seat, or null when the seat is a handle's (or there is none). */
+    public TmrLicenseEvent.Borrowed borrowed(long handleId) {
+        return borrowed.get(handleId);
+    }
+
+    /** The borrowed seats. */
+    public Collection<TmrLicenseEvent.Borrowed> borrows() {
+        return java.util.Collections.unmodifiableCollection(borrowed.values());
     }
 
     /** Why an access is refused, before any backend is asked. */
@@ -75,6 +91,8 @@ public final class SeatTable {
     }
 
     private final Map<Long, Seat> seats = new HashMap<>();
+    /** The seats among {@link #seats} that are borrowed: no handle uses them, their ticket does. */
+    private final Map<Long, TmrLicenseEvent.Borrowed> borrowed = new LinkedHashMap<>();
     private final Map<Seat.RequestKey, Long> byRequest = new HashMap<>();
     private final Map<String, Integer> stationShareByStation = new HashMap<>();
     private final LinkedHashMap<Long, Long> released = new LinkedHashMap<>();
@@ -161,6 +179,7 @@ public final class SeatTable {
         if (seat == null) {
             return Optional.empty();
         }
+        borrowed.remove(handleId);
         Seat.RequestKey request = seat.requestKey();
         if (request != null) {
             byRequest.remove(request, handleId);
@@ -188,6 +207,7 @@ public final class SeatTable {
     /** Empties the table, counts and memories included. */
     public void clear() {
         seats.clear();
+        borrowed.clear();
         byRequest.clear();
         stationShareByStation.clear();
         released.clear();
@@ -237,6 +257,17 @@ public final class SeatTable {
             releasedLately.forEach(table::remember);
         }
         return table;
+    }
+
+    /** Adds a snapshot's seats and the releases it remembered (of any version). */
+    private void load(TmrLicenseEvent.Snapshot snapshot) {
+        snapshot.seats().forEach(this::add);
+        if (snapshot.released() != null) {
+            snapshot.released().forEach(r -> remember(r.handleId(), r.atMillis()));
+        }
+        if (snapshot.borrowed() != null) {
+            snapshot.borrowed().forEach(b -> borrowed.put(b.handleId(), b));
+        }
     }
 
     /** Handles that take no seat; kept for the invariant checks of the property test. */

@@ -16,6 +16,7 @@ import io.opentmr.tmr.tracking.NodeTrackingLog;
 import io.opentmr.tmr.license.TmrLicenseEvent.SeatGranted;
 import io.opentmr.tmr.license.TmrLicenseEvent.SeatReleased;
 import java.time.Clock;
+import java.time.Instant;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -43,8 +44,6 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 import org.apache.pekko.persistence.typed.PersistenceId;
 import org.apache.pekko.persistence.typed.RecoveryCompleted;
-import org.apache.pekko.persistence.typed.SnapshotSelectionCriteria;
-import org.apache.pekko.persistence.typed.javadsl.Recovery;
 import org.apache.pekko.persistence.typed.SnapshotAdapter;
 import org.apache.pekko.persistence.typed.javadsl.CommandHandler;
 import org.apache.pekko.persistence.typed.javadsl.Effect;
@@ -92,6 +91,13 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     public record Copies(BitSet counted, ProductInfo agreed) implements Command {
     }
 
+    /**
+     * When two counted copies started the usage period (epoch ms), and the copies that started later or not
+     * at all: they are told the agreed start (USAGE_START). From the quorum.
+     */
+    public record UsageStarted(long startedAtMillis, BitSet behind) implements Command {
+    }
+
     /** What one backend holds for this license, listed for its re-sync. */
     public record Resync(int backend, List<Allocation> held) implements Command {
     }
@@ -104,8 +110,31 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     public record ResyncAll(long round) implements Command {
     }
 
+    /**
+     * A client's ACCESS. A product may have several TMR licenses (several TMR-Ids): the virtual container sends the
+     * request to the first of them and names the others in {@code next}, by TMR-Id. A license that cannot serve it
+     * (no seat free, feature bits it lacks, fewer than two usable copies) passes it on to the next one instead of
+     * refusing, with its refusal in {@code passed}; the last one refuses with the weightiest refusal of all
+     * ({@link #weightier}), so a client hears 212 when every license is full.
+     *
+     * @param next   the licenses of the same product to try after this one, in TMR-Id order (empty: none)
+     * @param passed what the licenses before this one refused, merged; null when this is the first
+     */
     public record Access(long featureBits, AccessMode mode, Client client, long requestId,
-                         ActorRef<Reply> replyTo) implements Command {
+                         ActorRef<Reply> replyTo, List<ActorRef<Command>> next, Refused passed) implements Command {
+        public Access {
+            next = List.copyOf(next);
+        }
+
+        /** An ACCESS for this license alone. */
+        public Access(long featureBits, AccessMode mode, Client client, long requestId, ActorRef<Reply> replyTo) {
+            this(featureBits, mode, client, requestId, replyTo, List.of(), null);
+        }
+
+        /** Whether no other license of the product is tried for it, or was. */
+        boolean alone() {
+            return next.isEmpty() && passed == null;
+        }
     }
 
     /** A client's RELEASE, or the node's on its behalf ({@code reason}: why, as journaled and tracked). */
@@ -128,6 +157,20 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     }
 
     public record GetInfo(long handleId, long sessionId, ActorRef<Reply> replyTo) implements Command {
+    }
+
+    /**
+     * BORROW: the handle's seat becomes a borrow for {@code clientId} ({@code host/user}) and the handle ends.
+     * Answered {@link BorrowGranted} once two backends or more signed the ticket and the borrow is journaled.
+     *
+     * @param issuer the virtual container's serial, named in the ticket
+     */
+    public record Borrow(long handleId, long sessionId, long durationSeconds, String clientId,
+                         io.opentmr.protocol.Serial issuer, ActorRef<Reply> replyTo) implements Command {
+    }
+
+    /** RETURN of a borrow ticket (its id is the borrowed handle's) by {@code clientId}: the seat is freed early. */
+    public record ReturnBorrow(long ticketId, String clientId, ActorRef<Reply> replyTo) implements Command {
     }
 
     /** The session is alive and uses these handles. */
@@ -169,10 +212,21 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     public sealed interface Reply {
     }
 
-    public record Granted(long handleId, Bytes token, ActorRef<Command> license) implements Reply {
+    /**
+     * @param alone whether the ACCESS was for this license alone (its product has no other license it could go
+     *              to): only then may the session send the product's next ACCESS straight to this license
+     */
+    public record Granted(long handleId, Bytes token, ActorRef<Command> license, boolean alone) implements Reply {
+        public Granted(long handleId, Bytes token, ActorRef<Command> license) {
+            this(handleId, token, license, true);
+        }
     }
 
     public record Resumed(ActorRef<Command> license) implements Reply {
+    }
+
+    /** The signed ticket of a borrow. */
+    public record BorrowGranted(io.opentmr.protocol.BorrowTicket ticket) implements Reply {
     }
 
     public enum Released implements Reply {
@@ -236,6 +290,33 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private record Freed(long handleId, int backend, BackendAnswer answer) implements Command {
     }
 
+    private record BorrowAnswered(long handleId, int backend, Message reply, Throwable failure) implements Command {
+    }
+
+    /** A borrow whose backends are signing: their signatures by backend, refusals, and who waits. */
+    private static final class PendingBorrow {
+        final io.opentmr.protocol.BorrowTicket ticket;
+        final BitSet asked;
+        final java.util.TreeMap<Integer, Bytes> signatures = new java.util.TreeMap<>();
+        final List<BackendAnswer> refusals = new ArrayList<>();
+        final List<ActorRef<Reply>> waiters = new ArrayList<>();
+        boolean decided;
+
+        PendingBorrow(io.opentmr.protocol.BorrowTicket ticket, BitSet asked, ActorRef<Reply> replyTo) {
+            this.ticket = ticket;
+            this.asked = asked;
+            waiters.add(replyTo);
+        }
+
+        int answered() {
+            return signatures.size() + refusals.size();
+        }
+    }
+
+    /** Why a borrowed seat was released, as journaled. */
+    static final String BORROW_RETURNED = "borrow returned";
+    static final String BORROW_EXPIRED = "borrow expired";
+
     private record ResyncDone(int backend, long generation, String failure) implements Command {
     }
 
@@ -255,20 +336,28 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         INSTANCE
     }
 
+    /** A twin's license journals its table as a {@link TmrLicenseEvent.Checkpoint} if one is due. */
+    private enum WriteCheckpoint implements Command {
+        INSTANCE
+    }
+
     /** An access under way: its rule, its token, and everyone waiting for it (a re-sent ACCESS waits too). */
     private static final class Pending {
         final SeatRequest request;
         final byte[] token;
         final List<ActorRef<Reply>> waiting = new ArrayList<>(1);
+        /** The ACCESS was for this license alone ({@link Access#alone}). */
+        final boolean alone;
         /** The seat is in the journal (written beside the allocations, not after them). */
         boolean journaled;
         /** The client has its answer; the request stays only to hear the backends that have not answered. */
         boolean finished;
 
-        Pending(SeatRequest request, byte[] token, ActorRef<Reply> replyTo) {
+        Pending(SeatRequest request, byte[] token, ActorRef<Reply> replyTo, boolean alone) {
             this.request = request;
             this.token = token;
             this.waiting.add(replyTo);
+            this.alone = alone;
         }
     }
 
@@ -311,7 +400,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
     /**
      * The tracking event of a journaled release: {@code reclaim} for a reclaim, none for a seat the backends
-     * refused (that access was a denial, told when it happened), {@code release} otherwise.
+     * refused (that access was a denial, told when it happened), {@code return} and {@code borrow-expired} (the
+     * backend's names) for the end of a borrowed seat, {@code release} otherwise.
      */
     static String trackedEvent(String reason) {
         if (reason == null) {
@@ -319,6 +409,12 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         }
         if (reason.startsWith(NOT_ALLOCATED)) {
             return null;
+        }
+        if (reason.equals(BORROW_RETURNED)) {
+            return "return";
+        }
+        if (reason.equals(BORROW_EXPIRED)) {
+            return "borrow-expired";
         }
         return reason.startsWith(RECLAIMED) ? "reclaim" : "release";
     }
@@ -337,15 +433,37 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private final Set<TmrLicenseEvent> persisting = Collections.newSetFromMap(new IdentityHashMap<>());
     /** The events replayed since the recovery began, for the tracking log; emptied when it completes. */
     private final List<TmrLicenseEvent> replayed = new ArrayList<>();
+    /**
+     * This recovery started from a snapshot, and no {@link TmrLicenseEvent.Checkpoint} was replayed after it. A
+     * twin's snapshots are its own (a single node's, or its own as the active node); a twin's log that was ever cut
+     * back to its twin's had them set aside first ({@code ReplicationFollower}), so a snapshot found stands for this
+     * log's own history.
+     */
+    private boolean fromSnapshotWithoutCheckpoint;
+    /** Events since the last {@link TmrLicenseEvent.Checkpoint} (replayed ones too). */
+    private long sinceCheckpoint;
+    private boolean checkpointAsked;
 
     /**
      * Timing and sizes of a license, from the node's settings.
      *
      * @param snapshotEvery a snapshot every this many events, older events deleted; 0: no snapshot, every event kept
-     *                      and recovery from events alone (a twin: its snapshots are not copied to the standby,
-     *                      whose journal must hold the whole history)
+     * @param checkpoints   a twin's: snapshots are not copied to the standby, so the table is journaled as a
+     *                      {@link TmrLicenseEvent.Checkpoint} at least every half {@code snapshotEvery} events and
+     *                      after a recovery from a snapshot with none after it, and events are deleted only below
+     *                      the third-newest snapshot (the standby replays from the newest checkpoint above that)
      */
-    public record Settings(Duration cleanupTimeout, int snapshotEvery) {
+    public record Settings(Duration cleanupTimeout, int snapshotEvery, boolean checkpoints) {
+
+        /** A single node's: snapshots, no checkpoints. */
+        public Settings(Duration cleanupTimeout, int snapshotEvery) {
+            this(cleanupTimeout, snapshotEvery, false);
+        }
+
+        /** A checkpoint is due after this many events. */
+        long checkpointEvery() {
+            return Math.max(1, snapshotEvery / 2);
+        }
     }
 
     private SeatTable table = new SeatTable();
@@ -367,10 +485,14 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private int unitVotesOpen;
     private boolean readingUnits;
     private ProductInfo agreed;
+    /** When two copies started the usage period (epoch ms), 0 while they have not; see {@link UsageStarted}. */
+    private long usageStartedAt;
     /** The node's unit count: from the last decided vote or fresh read; -1 while unknown. */
     private long units = -1;
     private long nextVote;
     private boolean flushQueued;
+    /** Borrows whose tickets the backends are signing, by handle. */
+    private final Map<Long, PendingBorrow> borrowing = new HashMap<>();
 
     /**
      * A supervised license: a failed journal write restarts it from its journal (with backoff), after which
@@ -451,15 +573,12 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         if (settings.snapshotEvery() <= 0) {
             return RetentionCriteria.disabled();
         }
-        return RetentionCriteria.snapshotEvery(settings.snapshotEvery(), 2).withDeleteEventsOnSnapshot();
-    }
-
-    @Override
-    public Recovery recovery() {
-        // Without snapshots of its own, a snapshot in the store is one from another time of this node (a single
-        // node's, or taken before its log was cut back to the twin's): never trusted.
-        return settings.snapshotEvery() <= 0 ? Recovery.withSnapshotSelectionCriteria(SnapshotSelectionCriteria.none())
-                : super.recovery();
+        // A twin deletes below its third-newest snapshot: 3 × snapshotEvery events back. A write that brings the
+        // events since the last checkpoint to half snapshotEvery ends with one (onFlush), so after every write, and
+        // at every snapshot, the newest checkpoint is less than that behind: above the deleted events, and written
+        // before the deletion the snapshot starts.
+        return RetentionCriteria.snapshotEvery(settings.snapshotEvery(), settings.checkpoints() ? 3 : 2)
+                .withDeleteEventsOnSnapshot();
     }
 
     @Override
@@ -472,6 +591,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
             @Override
             public SeatTable fromJournal(Object from) {
+                // Only recovery loads a snapshot.
+                fromSnapshotWithoutCheckpoint = true;
                 return SeatTable.fromSnapshot((TmrLicenseEvent.Snapshot) from);
             }
         };
@@ -482,6 +603,12 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     public EventHandler<SeatTable, TmrLicenseEvent> eventHandler() {
         return newEventHandlerBuilder().forAnyState().onAnyEvent((state, event) -> {
             replayedOrLive(event);
+            if (event instanceof TmrLicenseEvent.Checkpoint) {
+                fromSnapshotWithoutCheckpoint = false;
+                sinceCheckpoint = 0;
+            } else {
+                sinceCheckpoint++;
+            }
             return SeatTable.apply(state, event);
         });
     }
@@ -550,13 +677,19 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                     for (Seat seat : state.all()) {
                         // Sessions that held it before a restart of this license still do: the first one
                         // that uses it binds it again (a restarted node has new sessions, which RESUME).
-                        lives.put(seat.handleId(), new Life(UNBOUND, now));
+                        // A borrowed seat has no handle: its ticket holds it, and no cleanup reclaims it.
+                        if (state.borrowed(seat.handleId()) == null) {
+                            lives.put(seat.handleId(), new Life(UNBOUND, now));
+                        }
                         parent.opened(key, seat);
                     }
                     LOG.info("TMR license {} ready: {} handle(s)", key, state.handles());
                     timers.startTimerWithFixedDelay(Sweep.INSTANCE, sweepEvery());
                     publishSeats();
                     parent.recovered(key, context.getSelf());
+                    // A twin on a single node's data, or on its own snapshot without a checkpoint after it: its standby
+                    // gets the journal's events only, and those before the snapshot are deleted.
+                    askCheckpointIfDue();
                 })
                 .build();
     }
@@ -580,9 +713,14 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         waitingResyncs.clear();
         unitSets.clear();
         unitVotesOpen = 0;
+        borrowing.values().forEach(b -> b.waiters.forEach(w -> w.tell(new NotServing(
+                "the license restarted while the borrow was being signed; send BORROW again"))));
+        borrowing.clear();
         readingUnits = false;
         units = -1;
         flushQueued = false;
+        // A WriteCheckpoint asked for before the restart may have been dropped with the stash: ask again if due.
+        checkpointAsked = false;
         sync.forget();
     }
 
@@ -595,6 +733,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     public CommandHandler<Command, TmrLicenseEvent, SeatTable> commandHandler() {
         return newCommandHandlerBuilder().forAnyState()
                 .onCommand(Copies.class, this::onCopies)
+                .onCommand(UsageStarted.class, this::onUsageStarted)
                 .onCommand(Resync.class, this::onResync)
                 .onCommand(ResyncAll.class, this::onResyncAll)
                 .onCommand(ResyncDone.class, this::onResyncDone)
@@ -611,7 +750,11 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 .onCommand(Freed.class, this::onFreed)
                 .onCommand(Resume.class, this::onResume)
                 .onCommand(Touch.class, this::onTouch)
+                .onCommand(Borrow.class, this::onBorrow)
+                .onCommand(BorrowAnswered.class, this::onBorrowAnswered)
+                .onCommand(ReturnBorrow.class, this::onReturnBorrow)
                 .onCommand(Sweep.class, sweep -> onSweep())
+                .onCommand(WriteCheckpoint.class, write -> onWriteCheckpoint())
                 .onCommand(DecrementUnits.class, this::onUnits)
                 .onCommand(AdmittedDecrement.class, admitted -> decrement(admitted.request()))
                 .onCommand(Crypt.class, this::onCrypt)
@@ -659,6 +802,28 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         }
         askResyncs(needs);
         publishSeats();
+        return Effect().none();
+    }
+
+    private Effect<TmrLicenseEvent, SeatTable> onUsageStarted(UsageStarted started) {
+        usageStartedAt = started.startedAtMillis();
+        BitSet behind = started.behind();
+        if (!peers.holdsLease()) {
+            // Told again by the quorum once the copies change; a node without the lease cannot write.
+            return Effect().none();
+        }
+        for (int b = behind.nextSetBit(0); b >= 0; b = behind.nextSetBit(b + 1)) {
+            int backend = b;
+            LOG.info("{}: backend {} is told the usage period started at {}, as two copies agree", name(), backend + 1,
+                    Instant.ofEpochMilli(started.startedAtMillis()));
+            peers.call(backend, certificate -> new Message.UsageStart(certificate, key, started.startedAtMillis(),
+                    peers.deadline())).whenComplete((reply, failure) -> {
+                        if (failure != null || reply instanceof Message.Error) {
+                            LOG.warn("{}: backend {} did not take the agreed usage period start: {}", name(), backend + 1,
+                                    failure != null ? failure.toString() : reply);
+                        }
+                    });
+        }
         return Effect().none();
     }
 
@@ -838,7 +1003,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 life.lastActivity = clock.millis();
             }
             access.replyTo().tell(new Granted(seat.handleId(), Bytes.of(tokens.apply(seat.handleId())),
-                    context.getSelf()));
+                    context.getSelf(), access.alone()));
             return Effect().none();
         }
         if (!peers.holdsLease()) {
@@ -853,6 +1018,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         if ((agreed.featureMap() & access.featureBits()) != access.featureBits()) {
             return refuse(access, new Refused(CmError.ENTRY_NOT_FOUND, name() + " lacks feature bits "
                     + Long.toHexString(access.featureBits() & ~agreed.featureMap())));
+        }
+        Refused outOfTime = outOfTime(clock.millis());
+        if (outOfTime != null) {
+            return refuse(access, outOfTime);
         }
         Optional<SeatTable.Refusal> refusal = table.admit(access.mode(), client.station(), agreed.quantity(), name(),
                 pendingSeats);
@@ -869,7 +1038,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 client.pid(), client.sessionId(), Seat.digestOf(token), peers.epoch(), clock.millis(), client.host(),
                 access.requestId());
         BitSet targets = sync.writeTargets();
-        Pending started = new Pending(new SeatRequest(seat, targets), token, access.replyTo());
+        Pending started = new Pending(new SeatRequest(seat, targets), token, access.replyTo(), access.alone());
         pending.put(handleId, started);
         pendingByRequest.put(seat.requestKey(), started);
         pendingSeats.add(seat);
@@ -888,10 +1057,66 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         return Effect().none();
     }
 
+    /**
+     * The agreed activation time and expiry, judged on the node's clock before any backend is asked. The copies'
+     * clocks differ within the lease's clock skew, so near either instant they would answer differently and a
+     * client would hear a quorum fault (130) where the license's own answer (37 or 35) is due; the node's clock
+     * decides instead, and the copies' checks remain the bound a node with a wrong clock cannot pass.
+     */
+    private Refused outOfTime(long now) {
+        if (agreed.activatesAtMillis() != 0 && now < agreed.activatesAtMillis()) {
+            return new Refused(CmError.NOT_YET_ACTIVATED, name() + " activates at "
+                    + Instant.ofEpochMilli(agreed.activatesAtMillis()));
+        }
+        if (agreed.expiresAtMillis() != 0 && now >= agreed.expiresAtMillis()) {
+            return new Refused(CmError.EXPIRED, name() + " expired at " + Instant.ofEpochMilli(agreed.expiresAtMillis()));
+        }
+        // Only the end: a start ahead of the node's clock within the skew is no sign of a clock set back.
+        long usageEnd = usageStartedAt + agreed.usagePeriodSeconds() * 1000;
+        if (agreed.usagePeriodSeconds() != 0 && usageStartedAt != 0 && now >= usageEnd) {
+            return new Refused(CmError.USAGE_PERIOD_ELAPSED, "usage period of " + name() + " ended at "
+                    + Instant.ofEpochMilli(usageEnd));
+        }
+        return null;
+    }
+
+    /**
+     * Refuses an ACCESS this license cannot serve, or passes it on to the next license of the product: the denial
+     * is tracked and told only by the last one, with the weightiest refusal of all.
+     */
     private Effect<TmrLicenseEvent, SeatTable> refuse(Access access, Refused refused) {
-        trackDenial(access.client(), refused.code(), refused.text());
-        access.replyTo().tell(refused);
+        Refused merged = access.passed() == null ? refused : weightier(access.passed(), refused);
+        if (!access.next().isEmpty()) {
+            access.next().get(0).tell(new Access(access.featureBits(), access.mode(), access.client(),
+                    access.requestId(), access.replyTo(), access.next().subList(1, access.next().size()), merged));
+            return Effect().none();
+        }
+        if (access.passed() == null) {
+            trackDenial(access.client(), merged.code(), merged.text());
+        } else {
+            // Every license of the product refused: a denial of the product, not of the license asked last.
+            tracking.denial(null, key.firmCode(), key.productCode(), merged.code(), merged.text(), "ACCESS "
+                    + key.firmCode() + ":" + key.productCode(), owner(access.client()), clock.millis());
+        }
+        access.replyTo().tell(merged);
         return Effect().none();
+    }
+
+    /**
+     * What a client is told when several licenses of its product refused: the number of the refusal that says most
+     * about the product (a license full or in exclusive use, 212/213, before one without two usable copies, 130,
+     * before one lacking the feature bits, 200; the earlier license on a tie) and every license's reason.
+     */
+    static Refused weightier(Refused earlier, Refused later) {
+        int code = weight(later.code()) > weight(earlier.code()) ? later.code() : earlier.code();
+        return new Refused(code, earlier.text() + "; " + later.text());
+    }
+
+    private static int weight(int code) {
+        if (code == CmError.NO_MORE_LICENSES.code() || code == CmError.EXCLUSIVE_CONFLICT.code()) {
+            return 3;
+        }
+        return code == CmError.REDUNDANCY_SERVER_MISSING.code() ? 2 : 1;
     }
 
     private Allocation allocation(Seat seat) {
@@ -987,7 +1212,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         tracking.access(key, seat.handleId(), seat.mode(), owner(seat), acknowledged, now);
         lives.put(seat.handleId(), new Life(seat.sessionId(), now));
         parent.opened(key, seat);
-        Granted reply = new Granted(seat.handleId(), Bytes.of(request.token), context.getSelf());
+        Granted reply = new Granted(seat.handleId(), Bytes.of(request.token), context.getSelf(), request.alone);
         request.waiting.forEach(waiter -> waiter.tell(reply));
     }
 
@@ -1038,6 +1263,48 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         }
     }
 
+    private boolean checkpointDue() {
+        return checkpointDueAfter(0);
+    }
+
+    /** A checkpoint is due once {@code writing} more events are journaled. */
+    private boolean checkpointDueAfter(int writing) {
+        return settings.checkpoints() && (fromSnapshotWithoutCheckpoint
+                || sinceCheckpoint + writing >= settings.checkpointEvery());
+    }
+
+    private void askCheckpointIfDue() {
+        if (!checkpointAsked && checkpointDue()) {
+            checkpointAsked = true;
+            context.getSelf().tell(WriteCheckpoint.INSTANCE);
+        }
+    }
+
+    /**
+     * Journals the decided table as a {@link TmrLicenseEvent.Checkpoint}. Seats being allocated now are not in it;
+     * their grants are journaled after it.
+     */
+    private Effect<TmrLicenseEvent, SeatTable> onWriteCheckpoint() {
+        checkpointAsked = false;
+        if (!checkpointDue()) {
+            return Effect().none();
+        }
+        boolean adopting = fromSnapshotWithoutCheckpoint;
+        TmrLicenseEvent.Checkpoint checkpoint = new TmrLicenseEvent.Checkpoint(table.toSnapshot(), clock.millis());
+        persisting.add(checkpoint);
+        return Effect().persist(checkpoint).thenRun(state -> {
+            table = state;
+            logAdopted(adopting, state);
+        });
+    }
+
+    private void logAdopted(boolean adopted, SeatTable state) {
+        if (adopted) {
+            LOG.info("TMR license {}: the table recovered from a snapshot, {} handle(s), is journaled for the "
+                    + "twin's standby", key, state.handles());
+        }
+    }
+
     /**
      * Journals the grants decided and the releases asked for since the last write, in one write: while it
      * is under way the actor stashes what comes, so the next flush takes all of that together.
@@ -1061,6 +1328,17 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         for (Releasing release : released) {
             events.add(new SeatReleased(release.handleId(), release.reason(), now));
             table.get(release.handleId()).ifPresent(seat -> ending.put(seat.handleId(), seat));
+        }
+        boolean adopting = fromSnapshotWithoutCheckpoint;
+        if (checkpointDueAfter(events.size())) {
+            // In the same write, never after it: the snapshot this write may trigger deletes events behind it
+            // before a checkpoint asked for afterwards is written, and a write of many events may reach past the
+            // newest checkpoint there is.
+            SeatTable after = SeatTable.fromSnapshot(table.toSnapshot());
+            for (TmrLicenseEvent event : events) {
+                after = SeatTable.apply(after, event);
+            }
+            events.add(new TmrLicenseEvent.Checkpoint(after.toSnapshot(), now));
         }
         persisting.addAll(events);
         long writing = System.nanoTime();
@@ -1092,6 +1370,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 }
             }
             publishSeats();
+            logAdopted(adopting && !fromSnapshotWithoutCheckpoint, state);
         });
     }
 
@@ -1203,10 +1482,161 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 any = true;
             }
         }
+        for (TmrLicenseEvent.Borrowed borrow : table.borrows()) {
+            long handleId = borrow.handleId();
+            if (now >= borrow.expiresAtMillis() && !releasing.containsKey(handleId) && peers.holdsLease()) {
+                LOG.info("Borrow {} of {} on {} expired at {}: its seat is freed", Long.toUnsignedString(handleId),
+                        borrow.clientId(), key, Instant.ofEpochMilli(borrow.expiresAtMillis()));
+                releasing.put(handleId, new Releasing(handleId, BORROW_EXPIRED, null, freeEverywhere(handleId)));
+                any = true;
+            }
+        }
         if (any) {
             queueFlush();
         }
         return Effect().none();
+    }
+
+    // --- borrowing -------------------------------------------------------------------------------------
+
+    private Effect<TmrLicenseEvent, SeatTable> onBorrow(Borrow borrow) {
+        long handleId = borrow.handleId();
+        TmrLicenseEvent.Borrowed done = table.borrowed(handleId);
+        if (done != null) {
+            // A BORROW repeated after its answer was lost: the same ticket, to the same client only.
+            borrow.replyTo().tell(done.clientId().equals(borrow.clientId()) ? new BorrowGranted(ticketOf(done))
+                    : unknownHandle(handleId));
+            return Effect().none();
+        }
+        PendingBorrow under = borrowing.get(handleId);
+        if (under != null) {
+            under.waiters.add(borrow.replyTo());
+            return Effect().none();
+        }
+        if (!peers.holdsLease()) {
+            borrow.replyTo().tell(new NotServing("the node holds no lease certificate"));
+            return Effect().none();
+        }
+        if (owned(handleId, borrow.sessionId(), borrow.replyTo()).isEmpty()) {
+            return Effect().none();
+        }
+        if (agreed == null || agreed.borrowMaxSeconds() == 0) {
+            borrow.replyTo().tell(new Refused(CmError.ACCESS_DENIED, name() + " does not allow borrowing"));
+            return Effect().none();
+        }
+        if (borrow.durationSeconds() <= 0 || borrow.durationSeconds() > agreed.borrowMaxSeconds()) {
+            borrow.replyTo().tell(new Refused(CmError.INVALID_PARAMETER, "borrow of " + borrow.durationSeconds()
+                    + " s for " + name() + "; allowed is up to " + agreed.borrowMaxSeconds() + " s"));
+            return Effect().none();
+        }
+        BitSet usable = sync.usable();
+        if (usable.cardinality() < 2) {
+            borrow.replyTo().tell(new Refused(CmError.REDUNDANCY_SERVER_MISSING, name() + " has "
+                    + usable.cardinality() + " usable copies; 2 must sign a borrow"));
+            return Effect().none();
+        }
+        long expiresAt = clock.millis() + borrow.durationSeconds() * 1000;
+        if (agreed.expiresAtMillis() != 0) {
+            // Never after the license itself, as on a backend.
+            expiresAt = Math.min(expiresAt, agreed.expiresAtMillis());
+        }
+        io.opentmr.protocol.BorrowTicket ticket = new io.opentmr.protocol.BorrowTicket(handleId, key.firmCode(),
+                key.productCode(), borrow.clientId(), expiresAt, borrow.issuer(), Bytes.EMPTY);
+        borrowing.put(handleId, new PendingBorrow(ticket, usable, borrow.replyTo()));
+        for (int b = usable.nextSetBit(0); b >= 0; b = usable.nextSetBit(b + 1)) {
+            int backend = b;
+            context.pipeToSelf(peers.call(backend, certificate -> new Message.PeerBorrow(certificate, key, handleId,
+                    ticket, peers.deadline())), (reply, failure) -> new BorrowAnswered(handleId, backend, reply, failure));
+        }
+        return Effect().none();
+    }
+
+    private Effect<TmrLicenseEvent, SeatTable> onBorrowAnswered(BorrowAnswered answered) {
+        PendingBorrow pending = borrowing.get(answered.handleId());
+        if (pending == null || pending.decided) {
+            return Effect().none();
+        }
+        if (answered.reply() instanceof Message.BorrowOk ok
+                && ok.ticket().withSignature(Bytes.EMPTY).equals(pending.ticket)) {
+            pending.signatures.put(answered.backend(), ok.ticket().signature());
+        } else {
+            pending.refusals.add(answer(answered.reply(), answered.failure()));
+            missed(answered.backend(), "PEER_BORROW " + answer(answered.reply(), answered.failure()).describe());
+        }
+        if (pending.signatures.size() >= 2) {
+            pending.decided = true;
+            TmrLicenseEvent.Borrowed borrowed = new TmrLicenseEvent.Borrowed(answered.handleId(),
+                    pending.ticket.clientId(), pending.ticket.expiresAtMillis(), pending.ticket.issuer().toString(),
+                    io.opentmr.protocol.BorrowTicket.groupSignature(pending.signatures).toArray());
+            long now = clock.millis();
+            Optional<Seat> seat = table.get(answered.handleId());
+            return Effect().persist(new TmrLicenseEvent.SeatBorrowed(borrowed, now)).thenRun(state -> {
+                table = state;
+                seat.ifPresent(s -> tracking.ended(key, answered.handleId(), "borrow", "borrowed by "
+                        + borrowed.clientId() + " until " + Instant.ofEpochMilli(borrowed.expiresAtMillis()), owner(s),
+                        toBits(pending.signatures.keySet()), now));
+                borrowing.remove(answered.handleId());
+                // The handle ends: no session uses it, no cleanup reclaims it; its ticket holds the seat.
+                lives.remove(answered.handleId());
+                LOG.info("Handle {} of {} borrowed by {} until {}, signed by backend(s) {}",
+                        Long.toUnsignedString(answered.handleId()), key, borrowed.clientId(),
+                        Instant.ofEpochMilli(borrowed.expiresAtMillis()), indices(toBits(pending.signatures.keySet())));
+                BorrowGranted granted = new BorrowGranted(ticketOf(borrowed));
+                pending.waiters.forEach(waiter -> waiter.tell(granted));
+            });
+        }
+        if (pending.answered() == pending.asked.cardinality()) {
+            pending.decided = true;
+            borrowing.remove(answered.handleId());
+            Refused refused = borrowRefusal(pending);
+            LOG.warn("Borrow of handle {} of {} refused: {}", Long.toUnsignedString(answered.handleId()), key,
+                    refused.text());
+            pending.waiters.forEach(waiter -> waiter.tell(refused));
+        }
+        return Effect().none();
+    }
+
+    /** Two backends that refused alike decide the answer; otherwise the quorum is missing. */
+    private Refused borrowRefusal(PendingBorrow pending) {
+        Map<Integer, Integer> byCode = new HashMap<>();
+        for (BackendAnswer answer : pending.refusals) {
+            if (answer instanceof BackendAnswer.Refused refused && byCode.merge(refused.code(), 1, Integer::sum) >= 2) {
+                return new Refused(refused.code(), refused.text());
+            }
+        }
+        return new Refused(CmError.REDUNDANCY_SERVER_MISSING, name() + ": fewer than 2 backends signed the borrow ("
+                + pending.refusals.stream().map(BackendAnswer::describe).toList() + ")");
+    }
+
+    private static BitSet toBits(Set<Integer> backends) {
+        BitSet bits = new BitSet();
+        backends.forEach(bits::set);
+        return bits;
+    }
+
+    private io.opentmr.protocol.BorrowTicket ticketOf(TmrLicenseEvent.Borrowed borrowed) {
+        return new io.opentmr.protocol.BorrowTicket(borrowed.handleId(), key.firmCode(), key.productCode(),
+                borrowed.clientId(),
+                borrowed.expiresAtMillis(), io.opentmr.protocol.Serial.parse(borrowed.issuer()),
+                Bytes.of(borrowed.signature()));
+    }
+
+    private Effect<TmrLicenseEvent, SeatTable> onReturnBorrow(ReturnBorrow ret) {
+        long ticketId = ret.ticketId();
+        TmrLicenseEvent.Borrowed borrowed = table.borrowed(ticketId);
+        if (borrowed == null || !borrowed.clientId().equals(ret.clientId())) {
+            // As a backend answers: only the client the ticket was issued to may return it.
+            ret.replyTo().tell(new Refused(CmError.INVALID_HANDLE, "no borrow with ticket "
+                    + Long.toUnsignedString(ticketId) + " for " + ret.clientId()));
+            return Effect().none();
+        }
+        if (clock.millis() >= borrowed.expiresAtMillis()) {
+            ret.replyTo().tell(new Refused(CmError.INVALID_HANDLE, "borrow ticket " + Long.toUnsignedString(ticketId)
+                    + " expired at " + Instant.ofEpochMilli(borrowed.expiresAtMillis()) + "; its seat is free"));
+            return Effect().none();
+        }
+        return startRelease(ticketId, BORROW_RETURNED, ret.replyTo(), () -> LOG.info("Borrow {} of {} on {} returned",
+                Long.toUnsignedString(ticketId), ret.clientId(), key));
     }
 
     /** The handle's seat, if the asking session owns it; otherwise the refusal has been sent. */

@@ -216,12 +216,12 @@ public final class TmrSession extends FrameSession {
                 long product = (m.firmCode() << 32) | m.productCode();
                 ActorRef<TmrLicense.Command> known = licenseOf.get(product);
                 Function<TmrLicense.Reply, Message> remember = reply -> {
-                    if (reply instanceof TmrLicense.Granted granted) {
+                    if (reply instanceof TmrLicense.Granted granted && granted.alone()) {
                         licenseOf.put(product, granted.license());
-                    } else if (reply instanceof TmrLicense.Refused refused
-                            && refused.code() != CmError.NO_MORE_LICENSES.code()
-                            && refused.code() != CmError.EXCLUSIVE_CONFLICT.code()) {
-                        // Withdrawn or gone: the next ACCESS asks the virtual container which license serves.
+                    } else if (reply instanceof TmrLicense.Granted || reply instanceof TmrLicense.Refused) {
+                        // A product of several licenses (each ACCESS starts at the first by TMR-Id), or one withdrawn,
+                        // gone or full, where another license may have come meanwhile: the next ACCESS asks the
+                        // virtual container which license serves.
                         licenseOf.remove(product);
                     }
                     return toWire(reply, 0, null);
@@ -265,8 +265,26 @@ public final class TmrSession extends FrameSession {
                 onHandle(ctx, id, m.handleId(), r -> new TmrLicense.DecrementUnits(m.handleId(), sessionId,
                         m.operationId(), m.amount(), r));
             }
-            case BORROW, RETURN -> error(ctx, id, CmError.ACCESS_DENIED,
-                    "borrowing through the TMR node is not available on this version");
+            case BORROW -> {
+                Message.Borrow m = (Message.Borrow) message;
+                ActorRef<TmrLicense.Command> license = sessionHandles.get(m.handleId());
+                org.apache.pekko.japi.function.Function<ActorRef<TmrLicense.Reply>, TmrLicense.Command> borrow =
+                        r -> new TmrLicense.Borrow(m.handleId(), sessionId, m.durationSeconds(), clientId(),
+                                virtualSerial, r);
+                if (license != null) {
+                    askLicense(ctx, id, license, borrow, m.handleId());
+                } else {
+                    // A BORROW repeated after its answer was lost (a reconnect, a fail-over): the handle ended when
+                    // it became the borrow, so the license answers its client with the ticket it journaled.
+                    askLicense(ctx, id, container, r -> new VirtualContainer.ToHandle(m.handleId(), borrow.apply(r), r),
+                            m.handleId());
+                }
+            }
+            case RETURN -> {
+                long ticketId = ((Message.Return) message).ticketId();
+                askLicense(ctx, id, container, r -> new VirtualContainer.ToHandle(ticketId,
+                        new TmrLicense.ReturnBorrow(ticketId, clientId(), r), r), 0);
+            }
             case LICENSE_CONTEXT, LICENSE_UPDATE -> error(ctx, id, CmError.ACCESS_DENIED,
                     "a TMR node holds no license files: import them on each of the three backends");
             case NODE_STEP_DOWN -> {
@@ -336,6 +354,11 @@ public final class TmrSession extends FrameSession {
     }
 
     /** The wire message for a license's answer; keeps the session's handles up to date on the way. */
+    /** Who a borrow ticket is for, as a backend names it: the host and user the client named in HELLO. */
+    private String clientId() {
+        return host + "/" + user;
+    }
+
     private Message toWire(TmrLicense.Reply reply, long handleId, Message.Resume resume) {
         if (reply instanceof TmrLicense.Granted granted) {
             sessionHandles.put(granted.handleId(), granted.license());
@@ -354,6 +377,10 @@ public final class TmrSession extends FrameSession {
             return new Message.Info(described.handleId(), described.mode(), virtualSerial, described.product());
         } else if (reply instanceof TmrLicense.NotServing) {
             return new Message.NotActive(status.activeAddress());
+        } else if (reply instanceof TmrLicense.BorrowGranted borrowed) {
+            // The handle ended: it became the borrow.
+            sessionHandles.remove(borrowed.ticket().ticketId());
+            return new Message.BorrowOk(borrowed.ticket());
         }
         TmrLicense.Refused refused = (TmrLicense.Refused) reply;
         if (refused.code() == CmError.INVALID_HANDLE.code() && handleId != 0 && resume == null) {

@@ -17,6 +17,32 @@ class SeatTableTest {
     }
 
     @Test
+    void aBorrowedSeatStaysCountedSurvivesASnapshotAndEndsWithItsRelease() {
+        SeatTable table = SeatTable.apply(SeatTable.empty(), new TmrLicenseEvent.SeatGranted(
+                seat(1, AccessMode.USERLIMIT, "a", 1), 0));
+        TmrLicenseEvent.Borrowed borrow = new TmrLicenseEvent.Borrowed(1, "ws/anna", 5_000, "131-7", new byte[65]);
+        table = SeatTable.apply(table, new TmrLicenseEvent.SeatBorrowed(borrow, 10));
+        // A borrow of a seat the table does not hold (released meanwhile) is not taken up.
+        table = SeatTable.apply(table, new TmrLicenseEvent.SeatBorrowed(
+                new TmrLicenseEvent.Borrowed(2, "ws/bert", 5_000, "131-7", new byte[65]), 10));
+        assertEquals(borrow, table.borrowed(1));
+        assertEquals(1, table.borrows().size());
+        assertEquals(1, table.seatsInUse(2));
+
+        SeatTable restored = SeatTable.fromSnapshot(table.toSnapshot());
+        assertEquals(borrow, restored.borrowed(1));
+        assertEquals(1, restored.seatsInUse(2));
+        // A snapshot of version 2 has no borrows.
+        TmrLicenseEvent.Snapshot older = new TmrLicenseEvent.Snapshot(table.toSnapshot().seats(),
+                table.toSnapshot().released());
+        assertEquals(null, SeatTable.fromSnapshot(older).borrowed(1));
+
+        table = SeatTable.apply(table, new TmrLicenseEvent.SeatReleased(1, "borrow returned", 20));
+        assertEquals(null, table.borrowed(1));
+        assertEquals(0, table.seatsInUse(2));
+    }
+
+    @Test
     void pendingSeatsCountAsTakenButStayOutOfTheDecidedTable() {
         SeatTable decided = new SeatTable();
         SeatTable pending = new SeatTable();
@@ -81,5 +107,28 @@ class SeatTableTest {
         table.add(old);
         assertEquals(1, table.handles());
         assertTrue(table.byRequest(new Seat.RequestKey("a", null, "user", 1, 0)).isEmpty());
+    }
+
+    @Test
+    void aCheckpointIsTheTableAfterItWhateverTheEventsBeforeItMade() {
+        // What a standby replays: events after the deleted ones, applied without the snapshot they follow, then a checkpoint.
+        SeatTable replayed = SeatTable.apply(SeatTable.empty(), new TmrLicenseEvent.SeatReleased(1, "release", 10));
+        replayed = SeatTable.apply(replayed, new TmrLicenseEvent.SeatGranted(seat(4, AccessMode.EXCLUSIVE, "x", 4), 11));
+        SeatTable adopted = new SeatTable();
+        adopted.add(seat(2, AccessMode.USERLIMIT, "a", 2));
+        adopted.add(seat(3, AccessMode.STATIONSHARE, "b", 3));
+        adopted.add(seat(1, AccessMode.USERLIMIT, "c", 1));
+        adopted.remove(1, 10);
+        replayed = SeatTable.apply(replayed, new TmrLicenseEvent.Checkpoint(adopted.toSnapshot(), 12));
+
+        assertEquals(java.util.Set.copyOf(adopted.all()), java.util.Set.copyOf(replayed.all()));
+        assertEquals(adopted.released(), replayed.released());
+        assertEquals(0, replayed.exclusiveHandle(), "the exclusive seat granted before the checkpoint is gone");
+        assertEquals(2, replayed.seatsInUse(10));
+        assertTrue(replayed.releasedLately(1));
+        assertTrue(replayed.byRequest(seat(2, AccessMode.USERLIMIT, "a", 2).requestKey()).isPresent());
+        // And it goes on from there.
+        replayed = SeatTable.apply(replayed, new TmrLicenseEvent.SeatReleased(2, "release", 13));
+        assertEquals(1, replayed.seatsInUse(10));
     }
 }

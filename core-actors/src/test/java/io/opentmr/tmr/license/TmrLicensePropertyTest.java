@@ -54,6 +54,7 @@ import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.persistence.testkit.PersistenceTestKitPlugin;
 import org.apache.pekko.persistence.testkit.PersistenceTestKitSnapshotPlugin;
+import org.apache.pekko.persistence.testkit.javadsl.PersistenceTestKit;
 
 /**
  * The real {@link TmrLicense} (journal and snapshots in the persistence testkit) over a real
@@ -99,6 +100,8 @@ class TmrLicensePropertyTest {
     private static final AtomicLong TMR_IDS = new AtomicLong();
 
     private static ActorTestKit kit;
+    /** What a twin's standby replaying the journal at each deletion would have, for the scenarios with checkpoints. */
+    private static final StandbyReplay standby = new StandbyReplay();
 
     @BeforeContainer
     static void startKit() {
@@ -108,6 +111,7 @@ class TmrLicensePropertyTest {
                 .withFallback(ConfigFactory.parseString("pekko.log-dead-letters = off"))
                 .withFallback(ConfigFactory.load());
         kit = ActorTestKit.create("tmr-license-property", config);
+        PersistenceTestKit.create(kit.system()).withPolicy(standby);
     }
 
     @AfterContainer
@@ -482,6 +486,11 @@ class TmrLicensePropertyTest {
 
     private static void run(long quantity, List<Step> steps, Timeouts timeouts) {
         Rig rig = new Rig(quantity, timeouts);
+        // Half the scenarios as a twin's license: checkpoints in the journal, deletions three snapshots back.
+        rig.checkpoints = steps.size() % 2 == 0;
+        Statistics.label("twin's checkpoints").collect(rig.checkpoints);
+        String persistenceId = TmrLicense.persistenceId(rig.key).id();
+        standby.watch(persistenceId);
         try {
             rig.start();
             for (Step step : steps) {
@@ -489,6 +498,11 @@ class TmrLicensePropertyTest {
                 rig.checkEveryStep(step);
             }
             rig.settle();
+            if (rig.checkpoints) {
+                // A take-over at any deletion: the standby's journal then replays to every seat the node holds.
+                assertEquals(List.of(), standby.lost(persistenceId), "a standby replaying the journal at a deletion");
+                Statistics.label("events deleted").collect(standby.deletions(persistenceId) > 0);
+            }
             Statistics.label("grants").collect(rig.grants == 0 ? "none" : rig.grants < 5 ? "1-4" : "5+");
             Statistics.label("grants decided before all three acknowledgements").collect(rig.earlyGrants > 0);
             if (timeouts != Timeouts.NONE) {
@@ -555,6 +569,7 @@ class TmrLicensePropertyTest {
         private final TestProbe<Done> pings = kit.createTestProbe();
         private final TestProbe<TmrLicense.Reply> info = kit.createTestProbe();
         private final long seed = 42;
+        private boolean checkpoints;
         private ActorRef<TmrLicense.Command> license;
         private int incarnation;
         /** A DOWN the license hears of after the next step. */
@@ -628,7 +643,7 @@ class TmrLicensePropertyTest {
             random.setSeed(seed + incarnation++);
             license = kit.spawn(TmrLicense.create(key, peers, recorder, Clock.systemUTC(), random,
                     handleId -> java.nio.ByteBuffer.allocate(16).putLong(handleId).putLong(~handleId).array(),
-                    new TmrLicense.Settings(Duration.ofHours(1), 5)));
+                    new TmrLicense.Settings(Duration.ofHours(1), 5, checkpoints)));
         }
 
         // --- the virtual container's part ------------------------------------------------------------------

@@ -50,11 +50,16 @@ class TmrLicenseRestartTest {
 
     @BeforeAll
     static void startKit() {
+        kit = persistenceTestKit("tmr-license-restart");
+        journal = PersistenceTestKit.create(kit.system());
+    }
+
+    /** An actor test kit whose journal and snapshot store are the persistence testkit's. */
+    static ActorTestKit persistenceTestKit(String name) {
         Config config = PersistenceTestKitPlugin.getInstance().config()
                 .withFallback(PersistenceTestKitSnapshotPlugin.getInstance().config())
                 .withFallback(ConfigFactory.load());
-        kit = ActorTestKit.create("tmr-license-restart", config);
-        journal = PersistenceTestKit.create(kit.system());
+        return ActorTestKit.create(name, config);
     }
 
     @AfterAll
@@ -244,7 +249,7 @@ class TmrLicenseRestartTest {
     }
 
     /** Three fakes linked into {@code peers}, each granting the lease; {@code quantities}: the seats of each copy. */
-    private static FakeBackend[] fakes(LicenseKey key, PeerGroup peers, long... quantities) {
+    static FakeBackend[] fakes(LicenseKey key, PeerGroup peers, long... quantities) {
         AtomicLong sequence = new AtomicLong();
         FakeBackend[] fakes = new FakeBackend[3];
         for (int i = 0; i < 3; i++) {
@@ -264,7 +269,7 @@ class TmrLicenseRestartTest {
     }
 
     /** Carries out every request the fakes hold and hands back every answer, in order. */
-    private static void pump(FakeBackend[] fakes) {
+    static void pump(FakeBackend[] fakes) {
         for (FakeBackend fake : fakes) {
             while (fake.deliverRequest()) {
                 // carried out
@@ -277,7 +282,7 @@ class TmrLicenseRestartTest {
     }
 
     /** Pumps the fakes until the probe has an answer (bounded). */
-    private static TmrLicense.Reply pumpUntilAnswer(FakeBackend[] fakes, TestProbe<TmrLicense.Reply> replies) {
+    static TmrLicense.Reply pumpUntilAnswer(FakeBackend[] fakes, TestProbe<TmrLicense.Reply> replies) {
         long deadline = System.nanoTime() + REPLY.toNanos();
         while (true) {
             pump(fakes);
@@ -289,7 +294,7 @@ class TmrLicenseRestartTest {
         }
     }
 
-    private static void awaitRecoveries(Parent parent, int count) {
+    static void awaitRecoveries(Parent parent, int count) {
         long deadline = System.nanoTime() + REPLY.toNanos();
         while (parent.recoveries.get() < count) {
             assertTrue(System.nanoTime() < deadline, "the license recovered " + parent.recoveries.get()
@@ -299,7 +304,7 @@ class TmrLicenseRestartTest {
     }
 
     /** What the virtual container does: the copies, then a re-sync of every backend the license asks for. */
-    private static void syncAll(ActorRef<TmrLicense.Command> license, FakeBackend[] fakes, Parent parent, BitSet all,
+    static void syncAll(ActorRef<TmrLicense.Command> license, FakeBackend[] fakes, Parent parent, BitSet all,
                                 ProductInfo product, LicenseKey key) {
         license.tell(new TmrLicense.Copies(all, product));
         long deadline = System.nanoTime() + REPLY.toNanos();

@@ -32,6 +32,56 @@ public final class ReplicationFollower extends AbstractBehavior<ToFollower> {
 
     private static final Logger LOG = LoggerFactory.getLogger(ReplicationFollower.class);
 
+    /**
+     * What the follower shows the rest of the node (management HTTP, {@code opentmr_replication_*} metrics).
+     * Thread-safe; written by the follower only.
+     */
+    public static final class Monitor {
+        private volatile boolean following;
+        private volatile String leader = "";
+        private volatile long leaderEpoch = -1;
+        private volatile long sessions;
+        private volatile long truncations;
+        private volatile long truncatedRecords;
+        private volatile SegmentedLog log;
+
+        /** Whether a session with the leader runs now. */
+        public boolean following() {
+            return following;
+        }
+
+        /** The leader's actor path of the current (or last) session, {@code ""} before the first. */
+        public String leader() {
+            return leader;
+        }
+
+        /** The epoch of the current (or last) session's leader; -1 before the first. */
+        public long leaderEpoch() {
+            return leaderEpoch;
+        }
+
+        /** Sessions with a leader begun (a handshake answered Welcome). */
+        public long sessions() {
+            return sessions;
+        }
+
+        /** Suffixes of this log cut because the leader did not have them (records of a dead epoch). */
+        public long truncations() {
+            return truncations;
+        }
+
+        /** Records those truncations removed. */
+        public long truncatedRecords() {
+            return truncatedRecords;
+        }
+
+        /** Next position of this log (it holds every record below it); 0 before the follower started. */
+        public long logPosition() {
+            SegmentedLog current = log;
+            return current == null ? 0 : current.nextPosition();
+        }
+    }
+
     private enum Tick implements ToFollower {
         INSTANCE
     }
@@ -49,6 +99,8 @@ public final class ReplicationFollower extends AbstractBehavior<ToFollower> {
     private final String leaderPath;
     private final String name;
     private final java.util.function.Consumer<Boolean> following;
+    private final Monitor monitor;
+    private final Runnable beforeTruncation;
 
     /** Null while there is no session. */
     private ActorRef<ToLeader> leader;
@@ -60,6 +112,9 @@ public final class ReplicationFollower extends AbstractBehavior<ToFollower> {
     /** Pieces of the chunk being received, and where it starts. */
     private final ByteArrayOutputStream assembly = new ByteArrayOutputStream();
     private long assemblyFrom = -1;
+    /** The last acknowledgement of this session, repeated as the answer to a heartbeat. */
+    private long ackedSeq = -1;
+    private long ackedDurable;
 
     /**
      * @param leaderPath the leader actor's path, e.g. {@code pekko://opentmr@10.0.0.1:25520/user/replication-leader}
@@ -77,19 +132,42 @@ public final class ReplicationFollower extends AbstractBehavior<ToFollower> {
      */
     public static Behavior<ToFollower> create(SegmentedLog log, ReplicationSettings settings, String leaderPath,
             String name, java.util.function.Consumer<Boolean> following) {
+        return create(log, settings, leaderPath, name, following, new Monitor());
+    }
+
+    /**
+     * As {@link #create(SegmentedLog, ReplicationSettings, String, String, java.util.function.Consumer)}, showing its
+     * sessions in {@code monitor}.
+     */
+    public static Behavior<ToFollower> create(SegmentedLog log, ReplicationSettings settings, String leaderPath,
+            String name, java.util.function.Consumer<Boolean> following, Monitor monitor) {
+        return create(log, settings, leaderPath, name, following, monitor, () -> { });
+    }
+
+    /**
+     * As {@link #create(SegmentedLog, ReplicationSettings, String, String, java.util.function.Consumer, Monitor)},
+     * running {@code beforeTruncation} on the follower's thread before this log is cut back to the leader's (the node
+     * sets its snapshots aside there); if it throws, the log is not cut and the follower stops.
+     */
+    public static Behavior<ToFollower> create(SegmentedLog log, ReplicationSettings settings, String leaderPath,
+            String name, java.util.function.Consumer<Boolean> following, Monitor monitor, Runnable beforeTruncation) {
         return Behaviors.setup(context -> Behaviors.withTimers(timers -> {
             timers.startTimerWithFixedDelay(Tick.INSTANCE, settings.tick());
             ReplicationFollower follower = new ReplicationFollower(context, log, settings, leaderPath, name,
-                    following);
+                    following, monitor, beforeTruncation);
             follower.hello();
             return follower;
         }));
     }
 
     private ReplicationFollower(ActorContext<ToFollower> context, SegmentedLog log, ReplicationSettings settings,
-            String leaderPath, String name, java.util.function.Consumer<Boolean> following) {
+            String leaderPath, String name, java.util.function.Consumer<Boolean> following, Monitor monitor,
+            Runnable beforeTruncation) {
         super(context);
         this.following = following;
+        this.monitor = monitor;
+        this.beforeTruncation = beforeTruncation;
+        monitor.log = log;
         this.log = log;
         this.settings = settings;
         this.leaderPath = leaderPath;
@@ -123,6 +201,7 @@ public final class ReplicationFollower extends AbstractBehavior<ToFollower> {
             LOG.info("replication follower {}: session {} ended: {}; new handshake from position {}", name, session,
                     why, log.nextPosition());
             following.accept(false);
+            monitor.following = false;
         }
         leader = null;
         session = 0;
@@ -154,6 +233,12 @@ public final class ReplicationFollower extends AbstractBehavior<ToFollower> {
         lastHeard = now();
         assembly.reset();
         assemblyFrom = -1;
+        ackedSeq = -1;
+        ackedDurable = w.start();
+        monitor.leader = w.leader().path().toString();
+        monitor.leaderEpoch = w.leaderEpoch();
+        monitor.sessions++;
+        monitor.following = true;
         LOG.info("replication follower {}: following {} (epoch {}) from position {}, session {}", name,
                 w.leader().path(), w.leaderEpoch(), w.start(), session);
         following.accept(true);
@@ -165,10 +250,20 @@ public final class ReplicationFollower extends AbstractBehavior<ToFollower> {
             return this;
         }
         long at = Handshake.truncationPoint(log, d.epoch(), d.end());
+        try {
+            // Snapshots stand for the events before them, and those the cut removes may be among them.
+            beforeTruncation.run();
+        } catch (RuntimeException e) {
+            LOG.error("replication follower {}: cannot set the snapshots aside before the log is cut back, so the "
+                    + "log stays as it is and replication stops until this node restarts: {}", name, e.toString());
+            return Behaviors.stopped();
+        }
         LOG.warn("replication follower {}: this log has records the leader (epoch {}) does not: truncating from "
                 + "position {} (log at {}, last epoch {})", name, d.leaderEpoch(), at, log.nextPosition(),
                 log.lastEpoch());
         truncating = true;
+        monitor.truncations++;
+        monitor.truncatedRecords += Math.max(0, log.nextPosition() - at);
         getContext().pipeToSelf(log.truncateFrom(at), (next, failure) -> new Truncated(next == null ? -1 : next,
                 failure));
         return this;
@@ -206,7 +301,7 @@ public final class ReplicationFollower extends AbstractBehavior<ToFollower> {
         }
         assembly.writeBytes(a.bytes());
         if (!a.last()) {
-            leader.tell(new Appended(session, a.seq(), log.nextPosition()));
+            acknowledge(a.seq(), log.nextPosition());
             return this;
         }
         byte[] records = assembly.toByteArray();
@@ -228,8 +323,14 @@ public final class ReplicationFollower extends AbstractBehavior<ToFollower> {
             restart("append refused: " + w.failure().getMessage());
             return this;
         }
-        leader.tell(new Appended(session, w.seq(), w.durableNext()));
+        acknowledge(w.seq(), w.durableNext());
         return this;
+    }
+
+    private void acknowledge(long seq, long durableNext) {
+        ackedSeq = seq;
+        ackedDurable = durableNext;
+        leader.tell(new Appended(session, seq, durableNext));
     }
 
     private Behavior<ToFollower> onHeartbeat(Heartbeat h) {
@@ -239,7 +340,10 @@ public final class ReplicationFollower extends AbstractBehavior<ToFollower> {
         lastHeard = now();
         if (h.nextSeq() > expectedSeq) {
             restart("messages " + expectedSeq + ".." + (h.nextSeq() - 1) + " were lost");
+            return this;
         }
+        // The last acknowledgement again: the leader learns that this standby is there while nothing is written.
+        leader.tell(new Appended(session, ackedSeq, ackedDurable));
         return this;
     }
 

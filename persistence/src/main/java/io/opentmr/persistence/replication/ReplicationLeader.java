@@ -16,6 +16,7 @@ import java.util.Deque;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.atomic.AtomicLong;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.PostStop;
@@ -45,16 +46,33 @@ public final class ReplicationLeader extends AbstractBehavior<ToLeader> {
     }
 
     /**
-     * What the leader shows the rest of the node: its status (for the management issue), and the follower's durable
-     * position, which compaction must respect ({@code OpenTmrPersistence.setReplicatedPositionSupplier(
-     * monitor::replicatedPosition)}). Thread-safe; create it before the log when the log's options need it.
+     * What the leader shows the rest of the node: its status and how far the follower is behind (management HTTP and
+     * {@code opentmr_replication_*} metrics), and the follower's durable position, which compaction must respect
+     * ({@code OpenTmrPersistence.setReplicatedPositionSupplier(monitor::replicatedPosition)}). Thread-safe, and cheap
+     * to read (volatile fields); create it before the log when the log's options need it.
      */
     public static final class Monitor {
+        /** {@link #behindSince}: the follower has every record of this log. */
+        private static final long CAUGHT_UP = Long.MIN_VALUE;
+
         private volatile Status status = Status.DEGRADED;
         private volatile String reason = "no follower yet";
         /** 0 until a follower has reported: nothing is compacted that it may still need. */
         private volatile long replicated;
         private volatile long statusChanges;
+        private volatile long degradations;
+        private volatile SegmentedLog log;
+        private volatile boolean leading;
+        private volatile long epoch = -1;
+        private volatile String follower = "";
+        private volatile boolean followerConnected;
+        private volatile long catchUps;
+        private volatile long divergences;
+        /**
+         * When this log first had a record the follower lacks ({@link System#nanoTime}), or {@link #CAUGHT_UP}. Set by
+         * the log's writer at each durable batch (through the commit gate) and by the leader, cleared by the leader.
+         */
+        private final AtomicLong behindSince = new AtomicLong(CAUGHT_UP);
 
         public Status status() {
             return status;
@@ -73,6 +91,81 @@ public final class ReplicationLeader extends AbstractBehavior<ToLeader> {
         /** How many times the status changed; lets a test see a flip it could not watch. */
         public long statusChanges() {
             return statusChanges;
+        }
+
+        /** How many times the leader began to run alone ({@link Status#DEGRADED}) after being in sync. */
+        public long degradations() {
+            return degradations;
+        }
+
+        /** Whether a leader runs with this monitor now (from its start to its stop). */
+        public boolean leading() {
+            return leading;
+        }
+
+        /** The epoch the leader writes under; -1 before it started. */
+        public long epoch() {
+            return epoch;
+        }
+
+        /** The name the current follower gave (the standby node's), {@code ""} before one connected. */
+        public String follower() {
+            return follower;
+        }
+
+        /**
+         * Whether the follower's session runs and it acknowledged something (an append or a heartbeat) within the
+         * session timeout: the active node has a standby.
+         */
+        public boolean followerConnected() {
+            return followerConnected;
+        }
+
+        /** Next position of this log: it holds every record below it. 0 before the leader started. */
+        public long logPosition() {
+            SegmentedLog current = log;
+            return current == null ? 0 : current.nextPosition();
+        }
+
+        /** Records of this log the follower has not acknowledged as durable. */
+        public long lagRecords() {
+            return Math.max(0, logPosition() - replicated);
+        }
+
+        /** How long the oldest record the follower lacks has been durable here; 0 when it has them all. */
+        public double lagSeconds() {
+            long since = behindSince.get();
+            return since == CAUGHT_UP ? 0 : Math.max(0, System.nanoTime() - since) / 1e9;
+        }
+
+        /** Follower sessions that began behind this log: it caught up from its position. */
+        public long catchUps() {
+            return catchUps;
+        }
+
+        /** Handshakes that found the follower with records this log does not have: it was told to truncate them. */
+        public long divergences() {
+            return divergences;
+        }
+
+        /** On the log's writer: a durable batch the follower does not have yet. */
+        void behind() {
+            // Read first: while the follower lags, each batch costs a read, not a locked compare-and-set.
+            if (behindSince.get() == CAUGHT_UP) {
+                behindSince.compareAndSet(CAUGHT_UP, System.nanoTime());
+            }
+        }
+
+        /** On the leader: the follower is durable below {@code durableTo}; clears the lag once it has everything. */
+        void progress(long durableTo, SegmentedLog log) {
+            long seen = behindSince.get();
+            if (durableTo >= log.nextPosition()) {
+                // A batch published after the read above keeps its mark unless it raced this clear; the next tick
+                // marks it again.
+                behindSince.compareAndSet(seen, CAUGHT_UP);
+            } else if (seen == CAUGHT_UP) {
+                behindSince.compareAndSet(CAUGHT_UP, System.nanoTime());
+            }
         }
     }
 
@@ -111,6 +204,8 @@ public final class ReplicationLeader extends AbstractBehavior<ToLeader> {
     /** The follower's log is durable below this. */
     private long durableTo;
     private long lastSent;
+    /** When the follower last acknowledged something (an append or a heartbeat). */
+    private long lastHeard;
 
     /**
      * @param name a name for the log lines (the node's)
@@ -131,6 +226,10 @@ public final class ReplicationLeader extends AbstractBehavior<ToLeader> {
         this.monitor = monitor;
         this.name = name;
         ActorRef<ToLeader> self = context.getSelf();
+        monitor.log = log;
+        monitor.epoch = log.currentEpoch();
+        monitor.leading = true;
+        monitor.progress(durableTo, log);
         log.setCommitGate((first, next) -> gate(self, first, next));
         LOG.warn("replication leader {}: replication degraded: no follower yet; writes are acknowledged by this log "
                 + "alone", name);
@@ -138,6 +237,7 @@ public final class ReplicationLeader extends AbstractBehavior<ToLeader> {
 
     /** On the log's writer thread: hold the batch only while in sync; never block. */
     private CompletionStage<?> gate(ActorRef<ToLeader> self, long first, long next) {
+        monitor.behind();
         if (monitor.status != Status.IN_SYNC) {
             return CompletableFuture.completedFuture(null);
         }
@@ -172,6 +272,7 @@ public final class ReplicationLeader extends AbstractBehavior<ToLeader> {
                     + "(epoch {} ends there here)", name, hello.name(), hello.next(), hello.lastEpoch(), answer.end(),
                     answer.epoch());
             hello.follower().tell(new Diverged(epoch, answer.epoch(), answer.end()));
+            monitor.divergences++;
             return this;
         }
         if (hello.follower().equals(follower) && hello.next() == sessionStart && nextSeq == 0) {
@@ -190,6 +291,12 @@ public final class ReplicationLeader extends AbstractBehavior<ToLeader> {
         unsent.clear();
         durableTo = hello.next();
         monitor.replicated = durableTo;
+        monitor.follower = followerName;
+        monitor.followerConnected = true;
+        lastHeard = now();
+        if (hello.next() < log.nextPosition()) {
+            monitor.catchUps++;
+        }
         LOG.info("replication leader {}: follower {} connected at position {} (this log is at {}), session {}", name,
                 followerName, hello.next(), log.nextPosition(), session);
         follower.tell(new Welcome(getContext().getSelf(), session, epoch, hello.next()));
@@ -197,6 +304,7 @@ public final class ReplicationLeader extends AbstractBehavior<ToLeader> {
         releaseDurable();
         pump();
         inSyncIfCaughtUp();
+        monitor.progress(durableTo, log);
         return this;
     }
 
@@ -210,6 +318,8 @@ public final class ReplicationLeader extends AbstractBehavior<ToLeader> {
         if (follower == null || ack.session() != session) {
             return this;
         }
+        lastHeard = now();
+        monitor.followerConnected = true;
         ackedSeq = Math.max(ackedSeq, ack.seq());
         if (ack.durableNext() > durableTo) {
             durableTo = ack.durableNext();
@@ -218,6 +328,7 @@ public final class ReplicationLeader extends AbstractBehavior<ToLeader> {
         releaseDurable();
         pump();
         inSyncIfCaughtUp();
+        monitor.progress(durableTo, log);
         return this;
     }
 
@@ -242,12 +353,14 @@ public final class ReplicationLeader extends AbstractBehavior<ToLeader> {
             waiting.clear();
         }
         if (follower != null) {
+            monitor.followerConnected = now - lastHeard <= settings.sessionTimeout().toNanos();
             pump();
             if (now - lastSent >= settings.heartbeatInterval().toNanos()) {
                 follower.tell(new Heartbeat(session, nextSeq));
                 lastSent = now;
             }
         }
+        monitor.progress(durableTo, log);
         return this;
     }
 
@@ -258,6 +371,8 @@ public final class ReplicationLeader extends AbstractBehavior<ToLeader> {
         waiting.clear();
         monitor.status = Status.DEGRADED;
         monitor.reason = "replication leader stopped";
+        monitor.leading = false;
+        monitor.followerConnected = false;
         return this;
     }
 
@@ -312,6 +427,7 @@ public final class ReplicationLeader extends AbstractBehavior<ToLeader> {
         monitor.status = status;
         monitor.statusChanges++;
         if (status == Status.DEGRADED) {
+            monitor.degradations++;
             LOG.warn("replication leader {}: replication degraded: {}; writes are acknowledged by this log alone "
                     + "until the follower catches up", name, reason);
         } else {

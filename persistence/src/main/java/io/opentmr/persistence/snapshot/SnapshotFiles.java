@@ -219,6 +219,31 @@ public final class SnapshotFiles {
         return keys;
     }
 
+    /**
+     * Moves every snapshot file into a new subdirectory {@code set-aside-<millis>} of this one, where no recovery
+     * looks (it lists this directory only) and an operator still finds them: for snapshots that may stand for events
+     * no longer in the journal (a log about to be cut back to a replication leader's). Returns how many were moved.
+     */
+    public int setAside(long nowMillis) throws IOException {
+        checkWritable();
+        List<Path> snapshots = new ArrayList<>();
+        try (Stream<Path> files = Files.list(dir)) {
+            files.filter(p -> p.getFileName().toString().endsWith(SUFFIX) && Files.isRegularFile(p))
+                    .forEach(snapshots::add);
+        }
+        if (snapshots.isEmpty()) {
+            return 0;
+        }
+        Path aside = dir.resolve("set-aside-" + nowMillis);
+        Files.createDirectories(aside);
+        for (Path file : snapshots) {
+            Files.move(file, aside.resolve(file.getFileName()), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        }
+        syncDirectory(aside);
+        syncDirectory(dir);
+        return snapshots.size();
+    }
+
     public void delete(Key key) throws IOException {
         checkWritable();
         Files.deleteIfExists(key.file());
@@ -245,6 +270,10 @@ public final class SnapshotFiles {
 
 
     private void syncDirectory() {
+        syncDirectory(dir);
+    }
+
+    private static void syncDirectory(Path dir) {
         try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
             d.force(true);
         } catch (IOException e) {

@@ -112,19 +112,42 @@ class ReplicationTest {
         TwinNode b = start("node-b", dirB, 0).follow(a);
         awaitAssert(a, () -> assertEquals(Status.IN_SYNC, a.monitor.status()));
         writeConcurrently(a, List.of("p1", "p2"), 1, 100);
+        awaitAssert(a, () -> {
+            assertEquals(0, a.monitor.lagRecords());
+            assertEquals(0.0, a.monitor.lagSeconds());
+        });
+        assertEquals(a.log.nextPosition(), a.monitor.replicatedPosition());
+        assertEquals("node-b", a.monitor.follower());
+        assertTrue(b.followerMonitor.following());
+        assertEquals(1, b.followerMonitor.leaderEpoch());
+        // Nothing written for several session timeouts: the follower's answers to heartbeats keep it connected.
+        TestProbe.create(a.system).expectNoMessage(a.settings.sessionTimeout().multipliedBy(3));
+        assertTrue(a.monitor.followerConnected(), "a quiet standby is still there");
 
         b.kill();
+        awaitAssert(a, () -> assertTrue(!a.monitor.followerConnected(), "the leader sees its standby gone"));
         // The writes go on: the first waits at most ack-timeout, then the leader runs alone.
         writeConcurrently(a, List.of("p1", "p2", "p3"), 101, 300);
         assertEquals(Status.DEGRADED, a.monitor.status());
         assertTrue(a.monitor.reason().contains("did not acknowledge"), a.monitor.reason());
         assertTrue(a.log.nextPosition() > b.log.nextPosition());
+        assertEquals(1, a.monitor.degradations());
+        assertEquals(a.log.nextPosition() - a.monitor.replicatedPosition(), a.monitor.lagRecords());
+        assertTrue(a.monitor.lagRecords() >= 600, "lag " + a.monitor.lagRecords());
+        assertTrue(a.monitor.lagSeconds() > 0, "the records the standby lacks have an age");
+        long catchUps = a.monitor.catchUps();
 
         TwinNode b2 = start("node-b", dirB, 0).follow(a);
         writeConcurrently(a, List.of("p4"), 1, 50);
         awaitIdentical(a, b2);
         writeConcurrently(a, List.of("p4"), 51, 20);
         assertEquals(TwinNode.records(a.log), TwinNode.records(b2.log));
+        assertTrue(a.monitor.catchUps() > catchUps, "the returning standby caught up from its position");
+        awaitAssert(a, () -> {
+            assertEquals(0, a.monitor.lagRecords());
+            assertEquals(0.0, a.monitor.lagSeconds());
+            assertTrue(a.monitor.followerConnected());
+        });
     }
 
     @Test
@@ -146,6 +169,13 @@ class ReplicationTest {
 
         TwinNode a2 = start("node-a", dirA, 0).follow(b2);
         awaitIdentical(b2, a2);
+        assertEquals(1, a2.followerMonitor.truncations(), "the dead suffix was cut once");
+        assertEquals(aEnd - replicated, a2.followerMonitor.truncatedRecords());
+        assertEquals(1, b2.monitor.divergences());
+        assertEquals(2, a2.followerMonitor.leaderEpoch());
+        assertEquals(List.of(aEnd), a2.cutsAnnounced, "the cut is announced once, before it is made (the node sets "
+                + "its snapshots aside then)");
+        assertEquals(List.of(), b.cutsAnnounced, "a follower whose log is a prefix of the leader's cuts nothing");
         for (LogRecord r : a2.log.readFrom(replicated, Integer.MAX_VALUE)) {
             assertEquals(2, r.epoch(), "nothing of epoch 1 above " + replicated + ": " + TwinNode.line(r));
         }

@@ -49,6 +49,7 @@ final class TwinNode {
     final ActorSystem<Void> system;
     final SegmentedLog log;
     final ReplicationLeader.Monitor monitor = new ReplicationLeader.Monitor();
+    final ReplicationFollower.Monitor followerMonitor = new ReplicationFollower.Monitor();
     final ReplicationSettings settings;
 
     private TwinNode(String name, Path dir, long epoch, Config overrides) throws IOException {
@@ -78,8 +79,12 @@ final class TwinNode {
         return this;
     }
 
+    /** Where the log ended each time the follower announced a cut back to the leader's log, before making it. */
+    final List<Long> cutsAnnounced = new java.util.concurrent.CopyOnWriteArrayList<>();
+
     TwinNode follow(TwinNode leader) {
-        Adapter.spawn(Adapter.toClassic(system), ReplicationFollower.create(log, settings, leader.leaderPath(), name),
+        Adapter.spawn(Adapter.toClassic(system), ReplicationFollower.create(log, settings, leader.leaderPath(), name,
+                following -> { }, followerMonitor, () -> cutsAnnounced.add(log.nextPosition())),
                 "replication-follower", DispatcherSelector.fromConfig(ReplicationSettings.DISPATCHER));
         return this;
     }

@@ -1,0 +1,227 @@
+package io.opentmr.tmr;
+
+import static io.opentmr.testing.TmrTestGroup.FIRM;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.opentmr.client.BorrowStore;
+import io.opentmr.client.BorrowedLicense;
+import io.opentmr.client.CmException;
+import io.opentmr.client.LicenseHandle;
+import io.opentmr.client.TmrClient;
+import io.opentmr.client.TmrClientOptions;
+import io.opentmr.license.LicenseIssuer;
+import io.opentmr.protocol.Allocation;
+import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.Message;
+import io.opentmr.protocol.testing.NoLeaks;
+import io.opentmr.protocol.testing.RawConnection;
+import io.opentmr.testing.Await;
+import io.opentmr.testing.TmrTestGroup;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Borrowing through the TMR node: the seat is borrowed on the backends, the ticket carries two backend
+ * signatures or more and verifies offline against the group's keys, a borrowed seat counts everywhere until it
+ * is returned or expires, also across a backend's loss and a node restart.
+ */
+@Timeout(180)
+@ExtendWith(NoLeaks.class)
+class NodeBorrowTest {
+
+    private static final long PRODUCT = 61;
+
+    @TempDir
+    Path dir;
+
+    private TmrTestGroup group;
+    private Map<String, Object> nodeSettings;
+
+    @BeforeEach
+    void start() throws Exception {
+        group = new TmrTestGroup(dir);
+        group.issueTmr(new LicenseIssuer.Request(FIRM, PRODUCT, 2, true, null, null, null, null, Duration.ofDays(7),
+                0xFF, "borrowable"));
+        nodeSettings = new HashMap<>(TmrTestGroup.restartableNode(dir.resolve("node/journal")));
+        nodeSettings.putAll(Map.of("opentmr.node.cleanup-timeout", "4s", "opentmr.node.keep-alive-interval", "1s"));
+        startNode();
+    }
+
+    @AfterEach
+    void stop() {
+        if (group != null) {
+            group.close();
+        }
+    }
+
+    private void startNode() throws InterruptedException {
+        group.startNode(nodeSettings);
+        try (TmrClient client = TmrClient.connect(group.nodeAddress())) {
+            Await.until("the license listed", () -> !client.listContainers().get(0).products().isEmpty());
+        }
+    }
+
+    private TmrClientOptions options(String user) {
+        return TmrClientOptions.builder().addresses(group.nodeAddress()).host("ws-1").user(user).build();
+    }
+
+    @Test
+    void aBorrowThroughTheNodeIsSignedByTheBackendsCountsEverywhereAndIsReturnedEarly() throws Exception {
+        BorrowStore store = BorrowStore.open(dir.resolve("borrows"));
+        TmrClientOptions anna = options("anna");
+        BorrowedLicense license;
+        try (TmrClient client = TmrClient.connect(anna)) {
+            LicenseHandle handle = client.access(FIRM, PRODUCT);
+            license = store.borrow(client, handle, Duration.ofDays(1), BorrowStore.clientId(anna));
+            // The handle became the borrow.
+            assertEquals(CmError.INVALID_HANDLE.code(), assertThrows(CmException.class, handle::info).code());
+        }
+        assertEquals(BorrowedLicense.VIRTUAL_MASK, license.issuer().mask());
+        assertEquals(license, store.offlineAccess(FIRM, PRODUCT, "ws-1/anna", Clock.systemUTC()));
+        for (int b = 0; b < 3; b++) {
+            assertEquals(List.of(license.ticketId()), group.allocations(b).stream().map(Allocation::tmrHandleId)
+                    .toList(), "backend " + (b + 1) + " holds the borrowed seat");
+        }
+        try (TmrClient other = TmrClient.connect(options("bert"))) {
+            LicenseHandle second = other.access(FIRM, PRODUCT);
+            assertEquals(CmError.NO_MORE_LICENSES.code(), assertThrows(CmException.class,
+                    () -> other.access(FIRM, PRODUCT)).code(), "the borrowed seat counts against the quantity");
+            // Bert cannot return Anna's ticket: the same error as a backend's.
+            assertEquals(CmError.INVALID_HANDLE.code(), assertThrows(CmException.class,
+                    () -> other.returnBorrow(license.ticketId())).code());
+            second.close();
+        }
+        try (TmrClient client = TmrClient.connect(anna)) {
+            store.returnBorrow(client, license.ticketId());
+            // A returned ticket replayed: the node no longer knows it.
+            assertEquals(CmError.INVALID_HANDLE.code(), assertThrows(CmException.class,
+                    () -> client.returnBorrow(license.ticketId())).code());
+            try (LicenseHandle a = client.access(FIRM, PRODUCT); LicenseHandle b = client.access(FIRM, PRODUCT)) {
+                assertTrue(a.isOpen() && b.isOpen(), "both seats are free again");
+            }
+        }
+        awaitNoAllocations();
+        // The node's tracking log has the borrow and its return, under the ticket's (the handle's) id.
+        String ticket = "\"handle\":" + Long.toUnsignedString(license.ticketId());
+        Await.until("the borrow and the return tracked", () -> Await.unchecked(() -> {
+            Path log = dir.resolve("node/tracking.log");
+            List<String> lines = java.nio.file.Files.exists(log) ? java.nio.file.Files.readAllLines(log) : List.of();
+            return lines.stream().anyMatch(l -> l.contains("\"event\":\"borrow\"") && l.contains(ticket))
+                    && lines.stream().anyMatch(l -> l.contains("\"event\":\"return\"") && l.contains(ticket));
+        }));
+    }
+
+    @Test
+    void aBorrowOutlivesABackendLossAndANodeRestart() throws Exception {
+        BorrowStore store = BorrowStore.open(dir.resolve("borrows"));
+        TmrClientOptions anna = options("anna");
+        BorrowedLicense license;
+        try (TmrClient client = TmrClient.connect(anna)) {
+            license = store.borrow(client, client.access(FIRM, PRODUCT), Duration.ofDays(1), BorrowStore.clientId(anna));
+        }
+        group.kill(0);
+        group.stopNode();
+        startNode();
+        try (TmrClient other = TmrClient.connect(options("bert"))) {
+            LicenseHandle second = other.access(FIRM, PRODUCT);
+            assertEquals(CmError.NO_MORE_LICENSES.code(), assertThrows(CmException.class,
+                    () -> other.access(FIRM, PRODUCT)).code(), "after the restart the borrow still holds its seat");
+            second.close();
+        }
+        group.restart(0);
+        // The returning backend is re-synced with the node's seats, the borrowed one among them.
+        Await.until("backend 1 holds the borrowed seat again", () -> Await.unchecked(() -> group.allocations(0))
+                .stream().anyMatch(a -> a.tmrHandleId() == license.ticketId()));
+        try (TmrClient client = TmrClient.connect(anna)) {
+            store.returnBorrow(client, license.ticketId());
+        }
+        awaitNoAllocations();
+    }
+
+    @Test
+    void anExpiredBorrowIsFreedOnTheNodeAndByTheBackendsThemselves() throws Exception {
+        TmrClientOptions anna = options("anna");
+        long ticketId;
+        try (TmrClient client = TmrClient.connect(anna)) {
+            ticketId = client.access(FIRM, PRODUCT).borrow(Duration.ofSeconds(3)).ticketId();
+        }
+        // No node to free it: each backend frees the seat itself at the expiry.
+        group.stopNode();
+        awaitNoAllocations();
+        startNode();
+        try (TmrClient client = TmrClient.connect(anna)) {
+            Await.until("the node freed the expired seat too", () -> {
+                try (LicenseHandle a = client.access(FIRM, PRODUCT); LicenseHandle b = client.access(FIRM, PRODUCT)) {
+                    return a.isOpen() && b.isOpen();
+                } catch (CmException e) {
+                    if (e.code() != CmError.NO_MORE_LICENSES.code()) {
+                        throw e;
+                    }
+                    return false;
+                }
+            });
+            // Returning an expired ticket: no borrow with it any more, as on a backend.
+            assertEquals(CmError.INVALID_HANDLE.code(), assertThrows(CmException.class,
+                    () -> client.returnBorrow(ticketId)).code());
+        }
+    }
+
+    @Test
+    void aBorrowRepeatedAfterItsAnswerWasLostGetsTheSameTicketAlsoAfterARestart() throws Exception {
+        Message.BorrowOk first;
+        try (RawConnection raw = new RawConnection(group.nodeAddress())) {
+            raw.request(new Message.Hello("raw", "ws-1", "anna", 1));
+            Message.AccessOk ok = (Message.AccessOk) raw.request(new Message.Access(FIRM, PRODUCT, 0,
+                    io.opentmr.protocol.AccessMode.USERLIMIT));
+            first = assertInstanceOf(Message.BorrowOk.class, raw.request(new Message.Borrow(ok.handleId(), 3600)));
+        }
+        group.stopNode();
+        startNode();
+        try (RawConnection again = new RawConnection(group.nodeAddress());
+             RawConnection stranger = new RawConnection(group.nodeAddress())) {
+            again.request(new Message.Hello("raw", "ws-1", "anna", 1));
+            assertEquals(first, again.request(new Message.Borrow(first.ticket().ticketId(), 3600)));
+            stranger.request(new Message.Hello("raw", "ws-1", "bert", 1));
+            Message refused = stranger.request(new Message.Borrow(first.ticket().ticketId(), 3600));
+            assertEquals(CmError.INVALID_HANDLE.code(), assertInstanceOf(Message.Error.class, refused).code());
+            assertInstanceOf(Message.Ok.class, again.request(new Message.Return(first.ticket().ticketId())));
+        }
+        awaitNoAllocations();
+    }
+
+    @Test
+    void aBorrowIsRefusedWithTheBackendsErrorNumbers() throws Exception {
+        try (RawConnection raw = new RawConnection(group.nodeAddress())) {
+            raw.hello();
+            Message.AccessOk ok = (Message.AccessOk) raw.request(new Message.Access(FIRM, PRODUCT, 0,
+                    io.opentmr.protocol.AccessMode.USERLIMIT));
+            Message tooLong = raw.request(new Message.Borrow(ok.handleId(), Duration.ofDays(8).toSeconds()));
+            assertEquals(CmError.INVALID_PARAMETER.code(), assertInstanceOf(Message.Error.class, tooLong).code());
+            Message stranger = raw.request(new Message.Borrow(12345, 60));
+            assertEquals(CmError.INVALID_HANDLE.code(), assertInstanceOf(Message.Error.class, stranger).code());
+            Message unknownTicket = raw.request(new Message.Return(12345));
+            assertEquals(CmError.INVALID_HANDLE.code(), assertInstanceOf(Message.Error.class, unknownTicket).code());
+        }
+    }
+
+    private void awaitNoAllocations() throws InterruptedException {
+        for (int b = 0; b < 3; b++) {
+            int backend = b;
+            Await.until("backend " + (b + 1) + " holds no seat", () -> Await.unchecked(() -> group.allocations(backend))
+                    .isEmpty());
+        }
+    }
+}
