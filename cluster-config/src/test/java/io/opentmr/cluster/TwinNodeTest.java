@@ -176,18 +176,7 @@ class TwinNodeTest {
             // node-b has no snapshot: it has the three handles from node-a's journal alone, and they take three of
             // the four seats.
             assertEquals(0, snapshotFiles(dir.resolve("node-b").resolve("journal").resolve("snapshots")));
-            for (LicenseHandle handle : held) {
-                assertEquals(SEATS_PRODUCT, handle.info().product().productCode(), "held on node-b");
-            }
-            try (LicenseHandle fourth = client.access(TmrTestGroup.FIRM, SEATS_PRODUCT)) {
-                CmException full = assertThrows(CmException.class,
-                        () -> client.access(TmrTestGroup.FIRM, SEATS_PRODUCT));
-                assertEquals(CmError.NO_MORE_LICENSES.code(), full.code(), full.getMessage());
-                assertTrue(fourth.isOpen());
-            }
-            for (LicenseHandle handle : held) {
-                handle.close();
-            }
+            assertHeldOnNodeBWithOneSeatLeft(client, held);
         }
     }
 
@@ -218,18 +207,7 @@ class TwinNodeTest {
             nodes.remove(a);
             a.close();
             await("node-b serves", Duration.ofSeconds(20), b::serving);
-            for (LicenseHandle handle : held) {
-                assertEquals(SEATS_PRODUCT, handle.info().product().productCode(), "held on node-b");
-            }
-            try (LicenseHandle fourth = client.access(TmrTestGroup.FIRM, SEATS_PRODUCT)) {
-                CmException full = assertThrows(CmException.class,
-                        () -> client.access(TmrTestGroup.FIRM, SEATS_PRODUCT));
-                assertEquals(CmError.NO_MORE_LICENSES.code(), full.code(), full.getMessage());
-                assertTrue(fourth.isOpen());
-            }
-            for (LicenseHandle handle : held) {
-                handle.close();
-            }
+            assertHeldOnNodeBWithOneSeatLeft(client, held);
         }
     }
 
@@ -290,6 +268,24 @@ class TwinNodeTest {
                 handle.close();
             }
             grantedOnB.close();
+        }
+    }
+
+    /**
+     * Node-b answers for each of the three {@code held} handles, which take three of the four seats: one more access
+     * is granted, the next refused. Then all are released.
+     */
+    private static void assertHeldOnNodeBWithOneSeatLeft(TmrClient client, List<LicenseHandle> held) {
+        for (LicenseHandle handle : held) {
+            assertEquals(SEATS_PRODUCT, handle.info().product().productCode(), "held on node-b");
+        }
+        try (LicenseHandle fourth = client.access(TmrTestGroup.FIRM, SEATS_PRODUCT)) {
+            CmException full = assertThrows(CmException.class, () -> client.access(TmrTestGroup.FIRM, SEATS_PRODUCT));
+            assertEquals(CmError.NO_MORE_LICENSES.code(), full.code(), full.getMessage());
+            assertTrue(fourth.isOpen());
+        }
+        for (LicenseHandle handle : held) {
+            handle.close();
         }
     }
 
