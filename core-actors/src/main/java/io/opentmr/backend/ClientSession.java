@@ -369,7 +369,7 @@ final class ClientSession extends FrameSession {
 
     /** A container's refusal is its CodeMeter number; anything else is the plumbing's 100. */
     @Override
-    protected Message.Error failure(int id, Throwable cause) {
+    protected Message failure(int id, Throwable cause) {
         if (cause instanceof CmFailure refusal) {
             return refusal.toMessage();
         }

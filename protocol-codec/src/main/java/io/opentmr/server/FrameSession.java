@@ -322,10 +322,11 @@ public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
     }
 
     /**
-     * The ERROR for an answer that failed with {@code cause}: 100, the request was not answered in time
-     * or not carried out. A session whose answers fail with refusals of their own maps those first.
+     * The answer for a request that failed with {@code cause}: ERROR 100, the request was not answered in time
+     * or not carried out. A session whose answers fail with refusals of their own maps those first (a TMR node that
+     * no longer serves answers NOT_ACTIVE).
      */
-    protected Message.Error failure(int id, Throwable cause) {
+    protected Message failure(int id, Throwable cause) {
         if (cause instanceof TimeoutException) {
             log.warn("Request {} of {} not answered within {} ms", Integer.toUnsignedString(id), who(),
                     limits.requestTimeout().toMillis());

@@ -305,7 +305,7 @@ class FrameSessionTest {
         }
 
         @Override
-        protected Message.Error failure(int id, Throwable cause) {
+        protected Message failure(int id, Throwable cause) {
             if (cause instanceof Refusal refusal) {
                 return new Message.Error(refusal.error, refusal.getMessage());
             }

@@ -24,8 +24,6 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
-import java.util.concurrent.CompletionException;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -312,9 +310,16 @@ public final class TmrSession extends FrameSession {
         return false;
     }
 
-    /** A refusal with its CodeMeter number (a step-down without a standby in sync); anything else is 100. */
+    /**
+     * A request that failed while this node no longer serves (it stepped down, or was frozen past its lease and
+     * resumed) counts for nothing: NOT_ACTIVE, and the client sends it again to the active node. Otherwise a
+     * refusal with its CodeMeter number (a step-down without a standby in sync); anything else is 100.
+     */
     @Override
-    protected Message.Error failure(int id, Throwable cause) {
+    protected Message failure(int id, Throwable cause) {
+        if (!status.serving()) {
+            return new Message.NotActive(status.activeAddress());
+        }
         if (cause instanceof CmFailure refusal) {
             return refusal.toMessage();
         }
@@ -391,25 +396,15 @@ public final class TmrSession extends FrameSession {
 
     /**
      * Asks {@code target} and answers with {@code onAnswer}. An ask that failed (not answered in time, its actor
-     * stopped) while the node no longer serves is answered NOT_ACTIVE, not 100: the node lost the active role meanwhile
-     * (it stepped down, or was frozen past its lease and resumed) and what it did for the request counts for nothing,
-     * so the client sends it again to the active node.
+     * stopped) while the node no longer serves is answered NOT_ACTIVE, not 100 ({@link #failure}).
      */
     private <C, R> void ask(ChannelHandlerContext ctx, int id, ActorRef<C> target,
                             org.apache.pekko.japi.function.Function<ActorRef<R>, C> command,
                             Function<R, Message> onAnswer) {
-        answer(ctx, id, () -> AskPattern.ask(target, command::apply, settings.requestTimeout(), scheduler)
-                .<Optional<R>>handle((reply, failed) -> {
-                    if (failed == null) {
-                        return Optional.of(reply);
-                    }
-                    if (!status.serving()) {
-                        return Optional.empty();
-                    }
-                    throw failed instanceof CompletionException completion ? completion
-                            : new CompletionException(failed);
-                }), reply -> reply.isPresent() ? onAnswer.apply(reply.get())
-                : new Message.NotActive(status.activeAddress()));
+        // No stage chained on the ask's own: Scala's CompletionStage runs every one on the JDK's default async
+        // executor, a new thread per request on a 2-core machine. A failure is mapped in failure().
+        answer(ctx, id, () -> AskPattern.ask(target, command::apply, settings.requestTimeout(), scheduler),
+                onAnswer);
     }
 
     @Override
