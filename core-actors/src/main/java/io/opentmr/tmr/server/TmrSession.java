@@ -311,17 +311,17 @@ public final class TmrSession extends FrameSession {
     }
 
     /**
-     * A request that failed while this node no longer serves (it stepped down, or was frozen past its lease and
-     * resumed) counts for nothing: NOT_ACTIVE, and the client sends it again to the active node. Otherwise a
-     * refusal with its CodeMeter number (a step-down without a standby in sync); anything else is 100.
+     * A refusal with its CodeMeter number (a step-down without a standby in sync). Anything else that failed while
+     * this node no longer serves (it stepped down, or was frozen past its lease and resumed; an ask not answered in
+     * time) counts for nothing: NOT_ACTIVE, and the client sends it again to the active node. Otherwise 100.
      */
     @Override
     protected Message failure(int id, Throwable cause) {
-        if (!status.serving()) {
-            return new Message.NotActive(status.activeAddress());
-        }
         if (cause instanceof CmFailure refusal) {
             return refusal.toMessage();
+        }
+        if (!status.serving()) {
+            return new Message.NotActive(status.activeAddress());
         }
         return super.failure(id, cause);
     }
