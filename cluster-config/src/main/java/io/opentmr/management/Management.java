@@ -1,6 +1,5 @@
 package io.opentmr.management;
 
-import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
 import io.opentmr.backend.Backend;
 import io.opentmr.backend.Container;
@@ -39,12 +38,12 @@ public final class Management implements AutoCloseable {
     /**
      * Serves a TMR node's management HTTP; ready while the node serves (it holds the lease and has reconciled).
      *
-     * @param config the node's resolved config (the admin token file is read from it)
      * @throws IllegalStateException when it cannot listen
-     * @throws ConfigException       for a bad admin token file or HTTPS files
+     * @throws ConfigException       for bad HTTPS files
      */
-    public static Management forNode(TmrNode node, Config config, ManagementSettings settings) {
-        Optional<AdminToken> token = adminToken(config);
+    public static Management forNode(TmrNode node, ManagementSettings settings) {
+        // The admin token the node read from its settings: one file read, one token for the wire and HTTP.
+        Optional<AdminToken> token = node.settings().adminToken();
         Executor executor = executor(node.actorSystem());
         NodeRoutes routes = new NodeRoutes(node, settings, token, executor);
         return start(node.actorSystem(), settings, routes::route,
@@ -63,15 +62,6 @@ public final class Management implements AutoCloseable {
         BackendRoutes routes = new BackendRoutes(backend, settings, token, executor);
         return start(backend.actorSystem(), settings, routes::route,
                 () -> backend.ask(Container.Describe::new, settings.askTimeout()).thenApply(described -> true));
-    }
-
-    private static Optional<AdminToken> adminToken(Config config) {
-        try {
-            return AdminToken.fromSetting(config.hasPath(AdminToken.TOKEN_FILE_KEY)
-                    ? config.getString(AdminToken.TOKEN_FILE_KEY) : "");
-        } catch (IllegalArgumentException e) {
-            throw new ConfigException.BadValue(AdminToken.TOKEN_FILE_KEY, e.getMessage());
-        }
     }
 
     private static Executor executor(ActorSystem<?> system) {

@@ -1,6 +1,5 @@
 package io.opentmr.management;
 
-import com.typesafe.config.ConfigFactory;
 import io.opentmr.client.TmrClient;
 import io.opentmr.client.TmrClientOptions;
 import io.opentmr.license.LicenseIssuer;
@@ -43,7 +42,7 @@ record ManagedGroup(TmrTestGroup group, TmrNode node, Management nodeHttp, Manag
             Map<String, Object> overrides = new HashMap<>(ManagementFixture.flatten(settings.pekkoConfig(false)));
             overrides.putAll(common);
             TmrNode node = group.startNode(overrides);
-            nodeHttp = Management.forNode(node, ConfigFactory.parseMap(common), settings);
+            nodeHttp = Management.forNode(node, settings);
             HttpProbe http = new HttpProbe(nodeHttp.url());
             NodeManagementTest.await("the node is ready", () -> http.get("/health/ready").status() == 200);
             return new ManagedGroup(group, node, nodeHttp, backendHttp, token, http);

@@ -119,7 +119,7 @@ class TwinManagementTest {
             TmrNode started = TmrNode.start(settings.pekkoConfig(ManagementSettings.clusterMember(full))
                     .withFallback(full), Clock.systemUTC(), group.connector(name), activation);
             try {
-                Management.forNode(started, full, settings);
+                Management.forNode(started, settings);
             } catch (RuntimeException e) {
                 started.close();
                 throw e;

@@ -111,7 +111,7 @@ final class NodeCommand implements Callable<Integer> {
                 ManagementSettings.clusterMember(resolved)).withFallback(resolved) : resolved, Clock.systemUTC());
         Management http;
         try {
-            http = management.enabled() ? Management.forNode(node, resolved, management) : null;
+            http = management.enabled() ? Management.forNode(node, management) : null;
         } catch (RuntimeException e) {
             node.close();
             throw e;
@@ -150,7 +150,7 @@ final class NodeCommand implements Callable<Integer> {
                     ManagementSettings.clusterMember(full)).withFallback(full) : full, Clock.systemUTC(), activation);
             if (management.enabled()) {
                 try {
-                    Management http = Management.forNode(started, resolved, management);
+                    Management http = Management.forNode(started, management);
                     System.out.println("Management HTTP on " + http.url());
                 } catch (RuntimeException e) {
                     started.close();
