@@ -103,12 +103,13 @@ public final class Backend implements AutoCloseable {
             started.complete(gateway);
             return Behaviors.empty();
         });
-        ActorSystem<Void> system = ActorSystem.create(guardian, "opentmr-backend", threads(config, settings));
+        ActorSystem<Void> system = ActorSystem.create(guardian, "opentmr-backend",
+                settings.threads().applyTo(config, BackendSettings.PATH + ".threads"));
         try {
             started.get(30, TimeUnit.SECONDS);
             TrackingLog tracking = new TrackingLog(identity.serial());
             FrameServer server = FrameServer.start(settings.address(), settings.port(), settings.maxConnections(),
-                    settings.codecLimits(), settings.ioThreads(),
+                    settings.codecLimits(), settings.threads().io(),
                     () -> new ClientSession(settings, inbox, random, tracking, clock, metrics));
             LOG.info("Backend {} listening on {} (max {} connections, {} requests in flight each)",
                     identity.serial(), server.localAddress(), settings.maxConnections(),
@@ -124,25 +125,6 @@ public final class Backend implements AutoCloseable {
         }
     }
 
-    /**
-     * The default dispatcher as {@code threads.actors} sizes it: a fixed pool, on which the journal plugin's actor
-     * runs too (its {@code plugin-dispatcher}), so that the container, the journal actor and its resequencer hand
-     * a write and its acknowledgement to each other on the same thread instead of waking others. The snapshot
-     * store keeps its own dispatcher: it writes files while the container goes on.
-     */
-    private static Config threads(Config config, BackendSettings settings) {
-        if (settings.actorThreads() == 0) {
-            return config;
-        }
-        java.util.Map<String, Object> tuned = new java.util.HashMap<>(java.util.Map.of(
-                "pekko.actor.default-dispatcher.executor", "thread-pool-executor",
-                "pekko.actor.default-dispatcher.thread-pool-executor.fixed-pool-size", settings.actorThreads()));
-        String journal = config.getString("pekko.persistence.journal.plugin");
-        if (!journal.isEmpty()) {
-            tuned.put(journal + ".plugin-dispatcher", "pekko.actor.default-dispatcher");
-        }
-        return ConfigFactory.parseMap(tuned, BackendSettings.PATH + ".threads.actors").withFallback(config);
-    }
 
     private static void gauges(ServerMetrics metrics, ContainerCounts counts) {
         metrics.gauge("opentmr_open_handles", "Open client handles of the backend's container", counts::handles);

@@ -6,6 +6,7 @@ import io.opentmr.access.AccessList;
 import io.opentmr.protocol.AdminToken;
 import io.opentmr.protocol.CodecLimits;
 import io.opentmr.protocol.PeerAuth;
+import io.opentmr.runtime.ProcessThreads;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -36,8 +37,7 @@ public record BackendSettings(
         Lease lease,
         Units units,
         int maxInFlightPerPeer,
-        int ioThreads,
-        int actorThreads) {
+        ProcessThreads threads) {
 
     public static final String PATH = "opentmr.backend";
 
@@ -99,26 +99,7 @@ public record BackendSettings(
                 positive(c, "limits.hello-timeout"), positive(c, "limits.request-timeout"),
                 new CodecLimits(maxFrame, CodecLimits.DEFAULT.maxStringBytes(), CodecLimits.DEFAULT.maxListItems()),
                 peerAuth(root), new Lease(positive(c, "lease.max-ttl"), notNegative(c, "lease.clock-skew")),
-                units(c), atLeastOne(c, "limits.max-in-flight-per-peer"), ioThreads(c),
-                notNegativeInt(c, "threads.actors"));
-    }
-
-    private static int notNegativeInt(Config c, String key) {
-        int value = c.getInt(key);
-        if (value < 0) {
-            throw new ConfigException.BadValue(PATH + "." + key, "must not be negative, not " + value);
-        }
-        return value;
-    }
-
-    /** {@code threads.io}; 0 is one thread per available processor. */
-    private static int ioThreads(Config c) {
-        int value = c.getInt("threads.io");
-        if (value < 0) {
-            throw new ConfigException.BadValue(PATH + ".threads.io", "must be 0 (one per processor) or more, not "
-                    + value);
-        }
-        return value == 0 ? Runtime.getRuntime().availableProcessors() : value;
+                units(c), atLeastOne(c, "limits.max-in-flight-per-peer"), ProcessThreads.from(c, PATH));
     }
 
     private static Units units(Config c) {

@@ -8,6 +8,7 @@ import io.opentmr.protocol.CodecLimits;
 import io.opentmr.protocol.NodeName;
 import io.opentmr.protocol.PeerAuth;
 import io.opentmr.protocol.Serial;
+import io.opentmr.runtime.ProcessThreads;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.time.DateTimeException;
@@ -36,6 +37,7 @@ import java.util.Optional;
  * @param trackingZone     the time zone whose midnight rotates the tracking log
  * @param adminToken       the installation's admin token ({@value AdminToken#TOKEN_FILE_KEY}): admin messages
  *                         from another host than loopback need it; empty: loopback only
+ * @param threads          the process's threads ({@link ProcessThreads}): client I/O, the actors' dispatcher
  */
 public record NodeSettings(
         String address,
@@ -64,7 +66,8 @@ public record NodeSettings(
         boolean leaseOnRequest,
         AccessList accessList,
         ZoneId trackingZone,
-        Optional<AdminToken> adminToken) {
+        Optional<AdminToken> adminToken,
+        ProcessThreads threads) {
 
     public static final String PATH = "opentmr.node";
 
@@ -145,7 +148,7 @@ public record NodeSettings(
                 positive(c, "limits.hello-timeout"), positive(c, "limits.request-timeout"),
                 new CodecLimits(maxFrame, CodecLimits.DEFAULT.maxStringBytes(), CodecLimits.DEFAULT.maxListItems()),
                 positive(c, "reconcile-timeout"), c.getBoolean("lease-on-request"), accessList(root),
-                trackingZone(c), adminToken(root));
+                trackingZone(c), adminToken(root), ProcessThreads.from(c, PATH));
     }
 
     private static Optional<AdminToken> adminToken(Config root) {

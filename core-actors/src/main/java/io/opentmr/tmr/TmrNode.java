@@ -122,8 +122,9 @@ public final class TmrNode implements AutoCloseable {
      */
     public static TmrNode start(Config config, Clock clock, Activation activation) {
         NodeSettings settings = NodeSettings.from(config);
-        // One event loop per backend: a license's three ALLOCATEs are written, and their answers read, side by side.
-        EventLoopGroup peerLoop = new NioEventLoopGroup(settings.backends().size(),
+        // An event loop per backend, up to one per I/O thread: a license's three ALLOCATEs are written, and their
+        // answers read, side by side, without more threads than the cores can run.
+        EventLoopGroup peerLoop = new NioEventLoopGroup(Math.min(settings.backends().size(), settings.threads().io()),
                 new DefaultThreadFactory("opentmr-peer", true));
         PeerOptions options = new PeerOptions(settings.backendTimeout(), settings.backendTimeout(), 1024,
                 settings.codecLimits());
@@ -239,7 +240,8 @@ public final class TmrNode implements AutoCloseable {
         });
         ActorSystem<Void> system;
         try {
-            system = ActorSystem.create(guardian, SYSTEM_NAME, config);
+            system = ActorSystem.create(guardian, SYSTEM_NAME,
+                    settings.threads().applyTo(config, NodeSettings.PATH + ".threads"));
         } catch (RuntimeException e) {
             tracking.close();
             throw e;
@@ -248,7 +250,7 @@ public final class TmrNode implements AutoCloseable {
         try {
             started.get(30, TimeUnit.SECONDS);
             FrameServer server = FrameServer.start(settings.address(), settings.port(), settings.maxConnections(),
-                    settings.codecLimits(), () -> new TmrSession(settings, status, serial, holder, role,
+                    settings.codecLimits(), settings.threads().io(), () -> new TmrSession(settings, status, serial, holder, role,
                             system.scheduler(), random, access, tracking, clock, metrics));
             LOG.info("TMR node {} listening on {} with virtual container {} over backends {}", settings.nodeName(),
                     server.localAddress(), serial, settings.backends());
