@@ -15,6 +15,7 @@ import io.opentmr.persistence.replication.ReplicationLeader;
 import io.opentmr.protocol.CmError;
 import io.opentmr.testing.TmrTestGroup;
 import io.opentmr.tmr.TmrNode;
+import io.opentmr.tmr.backend.BackendWatcher;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.time.Clock;
@@ -30,6 +31,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.function.BooleanSupplier;
 import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.DispatcherSelector;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
@@ -389,29 +391,44 @@ class TwinNodeTest {
     }
 
     /**
-     * Freezes every thread of {@code node}'s default dispatcher, where all of its actors run (watchers, role, virtual
-     * container, licenses): the node does nothing, as in a long GC pause or a stopped process, while its sockets stay
-     * open and its listener still answers HELLO. Returns the latch that resumes it.
+     * Freezes every thread of {@code node}'s default dispatcher, where its actors run (role, virtual container,
+     * licenses), and of its backend watchers' dispatcher: the node does nothing, as in a long GC pause or a stopped
+     * process, while its sockets stay open and its listener still answers HELLO. Returns the latch that resumes it.
      */
     private static CountDownLatch freeze(TwinNode node) throws InterruptedException {
         ActorSystem<Void> system = node.node().actorSystem();
-        Config pool = system.settings().config().getConfig("pekko.actor.default-dispatcher.fork-join-executor");
-        int threads = Math.min(pool.getInt("parallelism-max"), Math.max(pool.getInt("parallelism-min"),
-                (int) Math.ceil(Runtime.getRuntime().availableProcessors() * pool.getDouble("parallelism-factor"))));
+        Map<java.util.concurrent.Executor, Integer> dispatchers = Map.of(
+                system.executionContext(), threads(system, "pekko.actor.default-dispatcher"),
+                system.dispatchers().lookup(DispatcherSelector.fromConfig(BackendWatcher.DISPATCHER)),
+                threads(system, BackendWatcher.DISPATCHER));
+        int held = dispatchers.values().stream().mapToInt(Integer::intValue).sum();
         CountDownLatch resume = new CountDownLatch(1);
-        CountDownLatch frozen = new CountDownLatch(threads);
-        for (int i = 0; i < threads; i++) {
-            system.executionContext().execute(() -> {
-                frozen.countDown();
-                try {
-                    resume.await(60, TimeUnit.SECONDS);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
-            });
-        }
-        assertTrue(frozen.await(10, TimeUnit.SECONDS), "every thread of the node's dispatcher is held");
+        CountDownLatch frozen = new CountDownLatch(held);
+        dispatchers.forEach((dispatcher, threads) -> {
+            for (int i = 0; i < threads; i++) {
+                dispatcher.execute(() -> {
+                    frozen.countDown();
+                    try {
+                        resume.await(60, TimeUnit.SECONDS);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                });
+            }
+        });
+        assertTrue(frozen.await(10, TimeUnit.SECONDS), "all " + held + " threads of the node's dispatchers are held");
         return resume;
+    }
+
+    /** The threads of a dispatcher as its configuration sizes them (a fixed pool, or a fork-join pool). */
+    private static int threads(ActorSystem<Void> system, String path) {
+        Config dispatcher = system.settings().config().getConfig(path);
+        if (dispatcher.getString("executor").equals("thread-pool-executor")) {
+            return dispatcher.getInt("thread-pool-executor.fixed-pool-size");
+        }
+        Config pool = dispatcher.getConfig("fork-join-executor");
+        return Math.min(pool.getInt("parallelism-max"), Math.max(pool.getInt("parallelism-min"),
+                (int) Math.ceil(Runtime.getRuntime().availableProcessors() * pool.getDouble("parallelism-factor"))));
     }
 
     @Test

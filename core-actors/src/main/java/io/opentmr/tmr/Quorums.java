@@ -177,7 +177,7 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
             Quorums quorums = new Quorums(context, serial, backends, container, integrityWarnings);
             ActorRef<BackendWatcher.Report> reports = context.messageAdapter(BackendWatcher.Report.class,
                     Reported::new);
-            watchers.apply(reports).forEach((name, watcher) -> context.spawn(watcher, name));
+            watchers.apply(reports).forEach((name, watcher) -> context.spawn(watcher, name, BackendWatcher.PROPS));
             return quorums;
         });
     }

@@ -18,6 +18,7 @@ import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.apache.pekko.stream.ActorAttributes;
 import org.apache.pekko.stream.KillSwitches;
 import org.apache.pekko.stream.Materializer;
 import org.apache.pekko.stream.RestartSettings;
@@ -45,6 +46,17 @@ import org.slf4j.LoggerFactory;
  * the next tick, unless a lease request is under way: its answer decides what follows.
  */
 public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Command> {
+
+    /**
+     * The watchers' own dispatcher ({@code opentmr.node.watcher-dispatcher}, one thread), for them and their
+     * heartbeat streams: the heartbeat renews the node's lease on the backend, so no work of the licenses (a
+     * recovery of many handles, a large checkpoint) on the default dispatcher may hold it back past the lease's TTL.
+     */
+    public static final String DISPATCHER = "opentmr.node.watcher-dispatcher";
+
+    /** How a watcher is spawned: on {@link #DISPATCHER}. */
+    public static final org.apache.pekko.actor.typed.Props PROPS =
+            org.apache.pekko.actor.typed.DispatcherSelector.fromConfig(DISPATCHER);
 
     private static final Logger LOG = LoggerFactory.getLogger(BackendWatcher.class);
 
@@ -168,6 +180,7 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
                 }));
         this.killSwitch = lifecycle.viaMat(KillSwitches.single(), Keep.right())
                 .toMat(Sink.foreach(self::tell), Keep.left())
+                .withAttributes(ActorAttributes.dispatcher(DISPATCHER))
                 .run(Materializer.matFromSystem(context.getSystem()));
     }
 
