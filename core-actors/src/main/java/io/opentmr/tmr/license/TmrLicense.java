@@ -861,8 +861,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             parent.needsResync(key, backend);
             return Effect().none();
         }
-        if (hasUnits() && (units < 0 || unitVotesOpen > 0)) {
-            // The counter is set only from a value the node knows now, and never while a vote may still move it.
+        if (hasUnits() && (units < 0 || unitVotesOpen > 0 || readingUnits)) {
+            // The counter is set only from a value the node knows now, and never while a vote or a read may still
+            // move it.
             waitingResyncs.put(backend, resync);
             if (units < 0 && !readingUnits) {
                 readUnits();
@@ -1705,7 +1706,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         while (unitSets.isEmpty() && !readingUnits && !deferredUnits.isEmpty()) {
             context.getSelf().tell(new AdmittedDecrement(deferredUnits.poll()));
         }
-        if (unitVotesOpen == 0 && units >= 0 && !waitingResyncs.isEmpty()) {
+        if (unitVotesOpen == 0 && !readingUnits && units >= 0 && !waitingResyncs.isEmpty()) {
             List<Resync> waiting = new ArrayList<>(waitingResyncs.values());
             waitingResyncs.clear();
             for (Resync resync : waiting) {
@@ -1803,8 +1804,17 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             }
             case READ -> {
                 readingUnits = false;
-                units = readValue(vote);
-                if (units < 0) {
+                // A decrement vote begun before the read may have been decided while it was out: the node then
+                // knows a value already, and the lower of the two stands (spent units never come back). A read
+                // without two answers does not undo that value.
+                long read = readValue(vote);
+                if (read >= 0) {
+                    units = units < 0 ? read : Math.min(units, read);
+                    LOG.info("{}: units read from the copies: {}; the node's value: {}", name(), read, units);
+                } else if (units >= 0) {
+                    LOG.warn("{}: fewer than two copies answered the units read ({}); the node keeps {}, decided by a "
+                            + "decrement meanwhile", name(), vote.answers(), units);
+                } else {
                     LOG.warn("{}: fewer than two copies answered the units read ({}); the re-syncs waiting for it are "
                             + "asked again", name(), vote.answers());
                     waitingResyncs.keySet().forEach(b -> {
@@ -1812,9 +1822,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                         parent.needsResync(key, b);
                     });
                     waitingResyncs.clear();
-                } else {
-                    LOG.info("{}: units read from the copies: {}", name(), units);
                 }
+                publishSeats();
             }
             case CRYPT -> {
                 if (vote.state() == MajorityVote.State.DISAGREE) {

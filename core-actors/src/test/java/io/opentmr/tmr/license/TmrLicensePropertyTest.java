@@ -206,6 +206,24 @@ class TmrLicensePropertyTest {
                 """), Timeouts.ANY);
     }
 
+    /**
+     * Found by {@link #seatsAndUnitsStayConsistentWhenAnyCallTimesOut} (seed 3468104442673993814): a decrement of 2
+     * is answered by backend 1 alone, so the node no longer knows its units and reads them; the decrement of 1
+     * sent before is decided (99) while the read is out, and the waiting re-syncs set 99 everywhere; the read then
+     * ends with a single answer, and the node dropped the 99 it knew: after settling it showed the inventory's 100.
+     */
+    @Example
+    void aUnitsReadWithoutTwoAnswersKeepsTheValueADecrementDecidedMeanwhile() {
+        run(1, scenario("""
+                ACCESS(USERLIMIT, station 0), ANSWER(0, #0), ACCESS(USERLIMIT, station 0),
+                ACCESS(USERLIMIT, station 0), ACCESS(USERLIMIT, station 0), ANSWER(1, #0), DECREMENT(#0, 1),
+                ACCESS(USERLIMIT, station 2), ACCESS(STATIONSHARE, station 0), DELIVER(1, 3), TIMEOUT(0, #2),
+                TIMEOUT(0, #6, lost), DECREMENT(#3, 2), ANSWER(1, #4), TIMEOUT(2, #8, lost), DELIVER(2, 3),
+                ACCESS(NOUSERLIMIT, station 2), TIMEOUT(0, #6, lost), ANSWER(0, #3), FLOW(1),
+                ACCESS(USERLIMIT, station 2), TIMEOUT(1, #0), DELIVER(1, 1), TIMEOUT(0, #6, lost)
+                """), Timeouts.ANY);
+    }
+
     /** Found by {@link #seatsAndUnitsStayConsistentUnderFaults} (seed 7769591699089358397). */
     @Example
     void whileTheNodeKnowsNoUnitsItShowsTheCopiesAgreedValueNotZero() {
