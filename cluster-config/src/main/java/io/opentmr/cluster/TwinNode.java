@@ -14,10 +14,14 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.Props;
+import org.apache.pekko.actor.typed.eventstream.EventStream;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.cluster.Member;
 import org.apache.pekko.cluster.MemberStatus;
 import org.apache.pekko.cluster.typed.Cluster;
+import org.apache.pekko.remote.artery.ThisActorSystemQuarantinedEvent;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -215,6 +219,7 @@ public final class TwinNode implements AutoCloseable {
                 following -> node.activeAddress(following ? twin.host() + ":" + node.address().getPort() : ""))));
         system.systemActorOf(LeaseDowning.create(node::holdsLease, settings.downUnreachableAfter(), DOWNING_CHECK),
                 "lease-downing", Props.empty());
+        system.systemActorOf(restartWhenQuarantined(node, ended), "quarantine-restart", Props.empty());
         TwinJoin.start(system, settings).whenComplete((joined, failure) -> {
             if (failure instanceof TwinJoin.NameClashException clash) {
                 incarnation.fatal = clash;
@@ -226,6 +231,36 @@ public final class TwinNode implements AutoCloseable {
         system.getWhenTerminated().thenRun(() -> ended.complete("its actor system stopped (downed by the twin, "
                 + "or shut down)"));
         return incarnation;
+    }
+
+    /**
+     * Ends the incarnation of a node without the lease whose twin has quarantined it. A standby cut off from the
+     * active (a partition) is downed by it, but never hears so: the active's gossip cannot reach it, and once the
+     * way is open again the active refuses every message of the downed incarnation (Artery's quarantine, for good).
+     * Without a downing provider Pekko leaves such a node running, still a member in its own view, its journal
+     * following no one, so a later take-over would lose everything written since the partition. A new incarnation
+     * (new UID) joins and follows again. The lease holder ignores it: the lease, not the cluster, makes it active.
+     */
+    private Behavior<ThisActorSystemQuarantinedEvent> restartWhenQuarantined(TmrNode node,
+                                                                            CompletableFuture<String> ended) {
+        return Behaviors.setup(context -> {
+            context.getSystem().eventStream().tell(new EventStream.Subscribe<>(ThisActorSystemQuarantinedEvent.class,
+                    context.getSelf()));
+            boolean[] told = new boolean[1];
+            return Behaviors.receiveMessage(event -> {
+                if (node.holdsLease()) {
+                    if (!told[0]) {
+                        told[0] = true;
+                        LOG.warn("TMR node {}: the twin {} quarantined this node; it holds the backends' lease and "
+                                + "serves on", settings.name(), event.remoteAddress().address());
+                    }
+                    return Behaviors.same();
+                }
+                ended.complete("the twin " + event.remoteAddress().address() + " quarantined this node (it downed it "
+                        + "while they were cut off); a new incarnation joins and follows it again");
+                return Behaviors.stopped();
+            });
+        });
     }
 
     /** The one replication role of an actor system, created by whichever asks first. */

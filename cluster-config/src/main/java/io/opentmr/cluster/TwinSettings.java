@@ -30,7 +30,10 @@ import java.util.Map;
  *                                   that a second node under the same name sees it taken and refuses to start
  * @param host                       {@code cluster-address} (default {@code address}): where Artery binds and what
  *                                   the twin dials; this host's own address, never the virtual IP, which moves
- * @param port                       {@code cluster-port}
+ * @param port                       {@code cluster-port}: the port the twin dials (Artery's canonical port)
+ * @param bindPort                   {@code cluster-bind-port}: the port Artery binds, when something between the
+ *                                   nodes forwards {@code port} to it (a NAT, a port forward, the fault tests'
+ *                                   relay); the same as {@code port} when not configured (0)
  * @param seeds                      {@code seed-nodes} in the order both nodes use ({@link #orderedSeeds}); this
  *                                   node alone when none were configured
  * @param keysDir                    {@code cluster-keys-dir}: {@code tls.key}, {@code tls.crt}, {@code ca.crt}
@@ -73,6 +76,7 @@ public record TwinSettings(
         String name,
         String host,
         int port,
+        int bindPort,
         List<HostPort> seeds,
         Path keysDir,
         Duration heartbeatInterval,
@@ -125,6 +129,13 @@ public record TwinSettings(
         if (port <= 0 || port > 65_535) {
             throw new ConfigException.BadValue(PATH + ".cluster-port", "must be 1..65535, not " + port);
         }
+        int bindPort = c.getInt("cluster-bind-port");
+        if (bindPort == 0) {
+            bindPort = port;
+        } else if (bindPort < 0 || bindPort > 65_535) {
+            throw new ConfigException.BadValue(PATH + ".cluster-bind-port", "must be 1..65535, or 0 for cluster-port, "
+                    + "not " + bindPort);
+        }
         HostPort self = new HostPort(host, port);
         List<HostPort> seeds = new ArrayList<>();
         for (String entry : c.getStringList("seed-nodes")) {
@@ -154,7 +165,7 @@ public record TwinSettings(
             throw new ConfigException.BadValue(PATH + ".cluster.alone-after", "must be at least twice "
                     + PATH + ".cluster.seed-node-timeout, or a node forms a cluster alone while its twin still answers");
         }
-        return new TwinSettings(name, host, port, orderedSeeds(seeds), keysDir(root, c), heartbeat, pause,
+        return new TwinSettings(name, host, port, bindPort, orderedSeeds(seeds), keysDir(root, c), heartbeat, pause,
                 positive(c, "cluster.unreachable-nodes-reaper-interval"),
                 positive(c, "cluster.leader-actions-interval"), positive(c, "cluster.gossip-interval"),
                 seedNodeTimeout, positive(c, "cluster.retry-unsuccessful-join-after"), aloneAfter,
@@ -200,6 +211,7 @@ public record TwinSettings(
         p.put("pekko.remote.artery.transport", "tls-tcp");
         p.put("pekko.remote.artery.canonical.hostname", host);
         p.put("pekko.remote.artery.canonical.port", port);
+        p.put("pekko.remote.artery.bind.port", bindPort);
         // Mutual TLS on the installation's own CA; the provider reads PEM files and re-reads them every 5 minutes, so
         // keys can be replaced without a restart. It also checks that both certificates share a subject name.
         p.put("pekko.remote.artery.ssl.ssl-engine-provider",

@@ -61,6 +61,7 @@ class TwinSettingsTest {
         assertEquals("tls-tcp", pekko.getString("pekko.remote.artery.transport"));
         assertEquals("127.0.2.1", pekko.getString("pekko.remote.artery.canonical.hostname"));
         assertEquals(25520, pekko.getInt("pekko.remote.artery.canonical.port"));
+        assertEquals(25520, pekko.getInt("pekko.remote.artery.bind.port"), "binds the port the twin dials");
         assertEquals(List.of("pekko://opentmr-node@127.0.2.1:25520", "pekko://opentmr-node@127.0.2.2:25520"),
                 pekko.getStringList("pekko.cluster.seed-nodes"));
         assertEquals(List.of("opentmr-name:node-a"), pekko.getStringList("pekko.cluster.roles"));
@@ -72,12 +73,23 @@ class TwinSettingsTest {
     }
 
     @Test
+    void aNodeBehindAForwarderBindsItsBindPortAndIsDialledOnTheClusterPort() {
+        Config pekko = TwinSettings.from(config(Map.of("opentmr.node.cluster-bind-port", 25530)))
+                .pekkoConfig("opentmr-node");
+        assertEquals(25520, pekko.getInt("pekko.remote.artery.canonical.port"));
+        assertEquals(25530, pekko.getInt("pekko.remote.artery.bind.port"));
+        assertEquals(List.of("pekko://opentmr-node@127.0.2.1:25520", "pekko://opentmr-node@127.0.2.2:25520"),
+                pekko.getStringList("pekko.cluster.seed-nodes"));
+    }
+
+    @Test
     void badSettingsFailNamingTheKey() {
         assertKey("opentmr.node.seed-nodes", Map.of("opentmr.node.seed-nodes", List.of("127.0.2.2:25520")));
         assertKey("opentmr.node.seed-nodes", Map.of("opentmr.node.seed-nodes",
                 List.of("127.0.2.1:25520", "127.0.2.2:25520", "127.0.2.3:25520")));
         assertKey("opentmr.node.seed-nodes", Map.of("opentmr.node.seed-nodes", List.of("127.0.2.1")));
         assertKey("opentmr.node.cluster-port", Map.of("opentmr.node.cluster-port", 0));
+        assertKey("opentmr.node.cluster-bind-port", Map.of("opentmr.node.cluster-bind-port", 70_000));
         assertKey("opentmr.node.cluster-address", Map.of("opentmr.node.cluster-address", "0.0.0.0"));
         assertKey("opentmr.node.name", Map.of("opentmr.node.name", ""));
         assertKey("opentmr.node.cluster-keys-dir", Map.of("opentmr.node.cluster-keys-dir", dir.resolve("none").toString()));

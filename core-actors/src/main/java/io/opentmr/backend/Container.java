@@ -845,10 +845,11 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
             return refusal.get(0);
         }
         boolean known = state.allocation(c.allocation().tmrHandleId()) != null;
+        long leaseEpoch = certifiedEpoch(c.certificate());
         return decideCertified(state, seen, state.allocate(c.allocation(), now), c.replyTo(),
                 allocation -> Done.getInstance(), allocation -> {
                     if (!known) {
-                        tracking.allocation(allocation, c.connection().node(), now);
+                        tracking.allocation(allocation, c.connection().node(), leaseEpoch, now);
                     }
                 });
     }
@@ -871,12 +872,22 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         if (seen == null) {
             return refusal.get(0);
         }
+        long leaseEpoch = certifiedEpoch(c.certificate());
         return decideCertified(state, seen, state.free(c.tmrHandleId(), now), c.replyTo(),
                 freed -> Done.getInstance(), freed -> {
                     if (freed != null) {
-                        tracking.allocationFreed(freed, c.connection().node(), now);
+                        tracking.allocationFreed(freed, c.connection().node(), leaseEpoch, now);
                     }
                 });
+    }
+
+    /**
+     * The lease epoch a certificate that passed {@link #certified} stands for: every grant names the same one (the
+     * check refused mixed grants). Not the epoch an allocation carries, which is the one its handle was opened in
+     * (a take-over re-allocates a handle with its old epoch).
+     */
+    private static long certifiedEpoch(LeaseCertificate certificate) {
+        return certificate.grants().get(0).epoch();
     }
 
     private Outcome onPeerBorrow(ContainerState state, PeerBorrow c) {

@@ -87,16 +87,21 @@ public final class TrackingLog {
         write("license-import", at, Map.of("firm", firmCode, "firmUpdateCounter", counter, "items", items));
     }
 
-    /** A TMR node's allocation on a TMR copy (ALLOCATE). */
-    public void allocation(TmrAllocation allocation, String node, Instant at) {
+    /**
+     * A TMR node's allocation on a TMR copy (ALLOCATE): {@code epoch} is the one the handle was opened in (as the
+     * node sent it), {@code leaseEpoch} the one of the lease certificate this backend checked for the write, held by
+     * {@code node}. One lease epoch has one holder; an audit of the lines finds two nodes writing under one.
+     */
+    public void allocation(TmrAllocation allocation, String node, long leaseEpoch, Instant at) {
         write("allocate", at, Map.of("tmrHandle", Long.toUnsignedString(allocation.tmrHandleId()),
                 "item", allocation.item().toString(), "mode", allocation.mode().name(), "node", node,
-                "epoch", allocation.epoch(), "owner", owner(allocation.owner())));
+                "epoch", allocation.epoch(), "leaseEpoch", leaseEpoch, "owner", owner(allocation.owner())));
     }
 
-    public void allocationFreed(TmrAllocation allocation, String node, Instant at) {
+    /** A TMR node's FREE of its allocation, under the lease epoch of the certificate this backend checked. */
+    public void allocationFreed(TmrAllocation allocation, String node, long leaseEpoch, Instant at) {
         write("free", at, Map.of("tmrHandle", Long.toUnsignedString(allocation.tmrHandleId()),
-                "item", allocation.item().toString(), "node", node));
+                "item", allocation.item().toString(), "node", node, "leaseEpoch", leaseEpoch));
     }
 
     private static Map<String, Object> owner(HandleOwner owner) {

@@ -3,6 +3,10 @@ package io.opentmr.backend;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.read.ListAppender;
+import com.fasterxml.jackson.databind.JsonNode;
 import com.typesafe.config.ConfigFactory;
 import io.opentmr.license.ContainerContext;
 import io.opentmr.license.Ed25519;
@@ -22,6 +26,7 @@ import io.opentmr.protocol.LicenseKey;
 import io.opentmr.protocol.Serial;
 import io.opentmr.protocol.UnitsOperation;
 import io.opentmr.testing.MutableClock;
+import io.opentmr.tracking.TrackingLine;
 import java.nio.file.Path;
 import java.security.KeyPair;
 import java.security.SecureRandom;
@@ -42,6 +47,7 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
+import org.slf4j.LoggerFactory;
 
 /**
  * The container's peer side on its journal: epochs, allocations and peer unit operations are events (CBOR
@@ -176,6 +182,47 @@ class PeerContainerTest {
         LeaseGrant other = ok(kit.<StatusReply<LeaseGrant>>runCommand(r -> new Container.AcquireLease(nodeB,
                 LeaseGrant.ACTIVE_LEASE, "node-b", 0, 2_000, Container.ReplyTo.of(r))));
         assertEquals(8, other.epoch(), "another holder: strictly above every epoch granted or seen");
+    }
+
+    @Test
+    void theTrackingLinesOfAnAllocationAndItsFreeNameTheLeaseEpochOfTheWriteNotOfTheHandle() throws Exception {
+        create(1000);
+        ListAppender<ILoggingEvent> lines = new ListAppender<>();
+        lines.start();
+        Logger tracking = (Logger) LoggerFactory.getLogger(TrackingLog.LOGGER);
+        tracking.addAppender(lines);
+        try {
+            LeaseGrant grant = acquire(0);
+            assertEquals(1, grant.epoch());
+            // A take-over re-allocates a handle of an older epoch under its own lease: here epoch 7 of node-a
+            // writes handle 20, opened in epoch 1; then frees it.
+            LeaseGrant unsignedOwn = new LeaseGrant(LeaseGrant.ACTIVE_LEASE, "node-a", 7, clock.millis(), 2_000,
+                    identity.serial(), Bytes.EMPTY);
+            LeaseCertificate seven = certificate(unsignedOwn.withSignature(Bytes.of(Ed25519.sign(
+                    identity.keys().getPrivate(), unsignedOwn.signedPayload()))));
+            ok(kit.<StatusReply<Done>>runCommand(r -> new Container.Allocate(connection, seven,
+                    allocation(20, key, 1), NO_DEADLINE, Container.ReplyTo.of(r))));
+            ok(kit.<StatusReply<Done>>runCommand(r -> new Container.Free(connection, seven, 20, key, NO_DEADLINE,
+                    Container.ReplyTo.of(r))));
+        } finally {
+            tracking.detachAppender(lines);
+        }
+        List<JsonNode> written = new java.util.ArrayList<>();
+        for (ILoggingEvent event : List.copyOf(lines.list)) {
+            for (String line : event.getFormattedMessage().split("\n")) {
+                written.add(TrackingLine.json().readTree(line));
+            }
+        }
+        JsonNode allocate = written.stream().filter(l -> l.path("event").asText().equals("allocate")).findFirst()
+                .orElseThrow(() -> new AssertionError("no allocate line in " + written));
+        assertEquals("20", allocate.path("tmrHandle").asText());
+        assertEquals("node-a", allocate.path("node").asText());
+        assertEquals(1, allocate.path("epoch").asLong(), "the handle's epoch, as the node sent it");
+        assertEquals(7, allocate.path("leaseEpoch").asLong(), "the epoch of the certificate checked for the write");
+        JsonNode free = written.stream().filter(l -> l.path("event").asText().equals("free")).findFirst()
+                .orElseThrow(() -> new AssertionError("no free line in " + written));
+        assertEquals("node-a", free.path("node").asText());
+        assertEquals(7, free.path("leaseEpoch").asLong());
     }
 
     @Test

@@ -2,9 +2,15 @@ package io.opentmr.it;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.opentmr.client.AdminClient;
 import io.opentmr.client.HelloProbe;
 import io.opentmr.client.TmrClientOptions;
+import io.opentmr.license.ContainerContext;
+import io.opentmr.license.LicenseIssuer;
+import io.opentmr.license.VendorKeyFiles;
+import io.opentmr.license.VendorState;
 import io.opentmr.protocol.Message;
+import io.opentmr.protocol.Serial;
 import java.io.IOException;
 import java.lang.ProcessBuilder.Redirect;
 import java.net.InetSocketAddress;
@@ -15,6 +21,8 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.SecureRandom;
+import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -74,6 +82,7 @@ final class TwinDemo implements AutoCloseable {
     final TmrProcess demo;
     final Map<String, Component> components = new LinkedHashMap<>();
     private final List<Process> restarted = new ArrayList<>();
+    private final List<ClusterRelay> relays = new ArrayList<>();
 
     private TwinDemo(Path home, TmrProcess demo) {
         this.home = home;
@@ -82,18 +91,47 @@ final class TwinDemo implements AutoCloseable {
 
     /** Starts the demo in {@code dir} on ports free on all its addresses and waits until it is ready. */
     static TwinDemo start(Path dir) throws Exception {
-        int port = portFreeOnEveryHost(-1);
-        int clusterPort = portFreeOnEveryHost(port);
-        int managementPort;
-        do {
-            managementPort = portFreeOnEveryHost(port);
-        } while (managementPort == clusterPort);
+        return start(dir, false);
+    }
+
+    /**
+     * As {@link #start(Path)}; with {@code relayed}, the twins' cluster traffic passes through a {@link ClusterRelay}
+     * in front of each node ({@link #part()}, {@link #heal()}): each relay listens on its node's cluster port, which
+     * the twin dials, and the node binds another ({@code --cluster-bind-port}).
+     */
+    static TwinDemo start(Path dir, boolean relayed) throws Exception {
+        List<Integer> ports = new ArrayList<>();
+        while (ports.size() < (relayed ? 4 : 3)) {
+            int candidate = portFreeOnEveryHost(-1);
+            if (!ports.contains(candidate)) {
+                ports.add(candidate);
+            }
+        }
+        int port = ports.get(0);
+        int clusterPort = ports.get(1);
+        int managementPort = ports.get(2);
         Path home = dir.resolve("demo");
-        TmrProcess process = TmrProcess.start(dir.resolve("demo.out"), "Ctrl-C stops the demo", "demo",
-                "--dir", home.toString(), "--port", String.valueOf(port), "--cluster-port",
-                String.valueOf(clusterPort), "--management-port", String.valueOf(managementPort),
-                "--ready-timeout", "120s");
+        List<String> args = new ArrayList<>(List.of("demo", "--dir", home.toString(), "--port", String.valueOf(port),
+                "--cluster-port", String.valueOf(clusterPort), "--management-port", String.valueOf(managementPort),
+                "--ready-timeout", "120s"));
+        List<ClusterRelay> relays = new ArrayList<>();
+        if (relayed) {
+            int bindPort = ports.get(3);
+            args.addAll(List.of("--cluster-bind-port", String.valueOf(bindPort)));
+            for (String host : List.of(HOSTS.get(3), HOSTS.get(4))) {
+                relays.add(ClusterRelay.start(new InetSocketAddress(host, clusterPort),
+                        new InetSocketAddress(host, bindPort)));
+            }
+        }
+        TmrProcess process;
+        try {
+            process = TmrProcess.start(dir.resolve("demo.out"), "Ctrl-C stops the demo", args.toArray(String[]::new));
+        } catch (IOException | RuntimeException e) {
+            relays.forEach(ClusterRelay::close);
+            throw e;
+        }
         TwinDemo demo = new TwinDemo(home, process);
+        demo.relays.addAll(relays);
         try {
             process.awaitReady(Duration.ofSeconds(240));
             JsonNode manifest = new ObjectMapper().readTree(home.resolve("demo.json").toFile());
@@ -227,12 +265,97 @@ final class TwinDemo implements AutoCloseable {
 
     /** Seats of the demo's seat-limited license that {@code backend} has allocated to the TMR node now. */
     int allocatedSeats(String backend) throws IOException, InterruptedException {
+        return allocatedSeats(backend, SEATS);
+    }
+
+    /** Seats of the TMR license of {@code product} that {@code backend} has allocated to the TMR node now. */
+    int allocatedSeats(String backend, long product) throws IOException, InterruptedException {
         for (JsonNode license : get(backend, "/tmr/licenses").get("licenses")) {
-            if (license.get("firmCode").asLong() == FIRM && license.get("productCode").asLong() == SEATS) {
+            if (license.get("firmCode").asLong() == FIRM && license.get("productCode").asLong() == product) {
                 return license.get("allocations").asInt();
             }
         }
-        throw new IOException(backend + " lists no license " + FIRM + ":" + SEATS);
+        throw new IOException(backend + " lists no license " + FIRM + ":" + product);
+    }
+
+    /**
+     * Issues a TMR license of {@code product} with the demo's vendor key and imports its three copies into the
+     * backends, as the demo does with its samples ({@code tmr license context / issue / import}).
+     */
+    void issueTmrLicense(long product, long quantity, String text) throws Exception {
+        Path vendor = home.resolve("vendor");
+        LicenseIssuer issuer = new LicenseIssuer(VendorKeyFiles.readPrivate(vendor.resolve(VendorKeyFiles.PRIVATE_FILE)),
+                VendorKeyFiles.readPublic(vendor.resolve(VendorKeyFiles.PUBLIC_FILE)), Clock.systemUTC(),
+                new SecureRandom());
+        Map<String, String> backendOf = new LinkedHashMap<>();
+        List<ContainerContext> contexts = new ArrayList<>();
+        for (String backend : BACKENDS) {
+            try (AdminClient admin = admin(backend)) {
+                ContainerContext context = ContainerContext.parse(admin.licenseContext(Serial.NONE));
+                contexts.add(context);
+                backendOf.put(context.serial(), backend);
+            }
+        }
+        Path state = vendor.resolve("state.json");
+        LicenseIssuer.Result issued = issuer.issue(VendorState.load(state), contexts, new LicenseIssuer.Request(FIRM,
+                product, quantity, true, null, null, null, null, null, 0, text));
+        issued.state().save(state);
+        for (LicenseIssuer.Issued file : issued.files()) {
+            try (AdminClient admin = admin(backendOf.get(file.context().serial()))) {
+                admin.importLicense(file.file().toJson());
+            }
+        }
+    }
+
+    private AdminClient admin(String backend) {
+        return AdminClient.connect(TmrClientOptions.builder().addresses(component(backend).address)
+                .clientName("twin-fault-it").requestTimeout(Duration.ofSeconds(30)).build(), "");
+    }
+
+    /** A TMR node's write on a backend, from the backend's tracking log ({@code allocate} or {@code free}). */
+    record NodeWrite(String event, String node, long leaseEpoch, String tmrHandle) {
+    }
+
+    /** The TMR nodes' allocations and frees {@code backend} has tracked, in the order of its log. */
+    List<NodeWrite> nodeWrites(String backend) throws IOException {
+        Path log = home.resolve(backend).resolve("tracking.log");
+        List<NodeWrite> writes = new ArrayList<>();
+        if (!Files.exists(log)) {
+            return writes;
+        }
+        ObjectMapper json = new ObjectMapper();
+        for (String line : Files.readAllLines(log)) {
+            if (line.isBlank()) {
+                continue;
+            }
+            JsonNode row = json.readTree(line);
+            String event = row.path("event").asText();
+            if (event.equals("allocate") || event.equals("free")) {
+                if (!row.has("leaseEpoch")) {
+                    throw new IOException(backend + " tracked a node's " + event + " without its lease epoch: " + line);
+                }
+                writes.add(new NodeWrite(event, row.path("node").asText(), row.path("leaseEpoch").asLong(),
+                        row.path("tmrHandle").asText()));
+            }
+        }
+        return writes;
+    }
+
+    /** Parts the twins: their cluster traffic stops both ways until {@link #heal()}; backends and clients unaffected. */
+    void part() {
+        if (relays.isEmpty()) {
+            throw new IllegalStateException("the demo was started without relays (start(dir, true))");
+        }
+        relays.forEach(ClusterRelay::part);
+    }
+
+    void heal() {
+        relays.forEach(ClusterRelay::heal);
+    }
+
+    /** Bytes the relays passed between the twins so far. */
+    long relayed() {
+        return relays.stream().mapToLong(ClusterRelay::forwarded).sum();
     }
 
     void await(String what, Duration bound, BooleanSupplier condition) throws InterruptedException {
@@ -281,6 +404,7 @@ final class TwinDemo implements AutoCloseable {
                 Thread.currentThread().interrupt();
             }
         }
+        relays.forEach(ClusterRelay::close);
     }
 
     /** A port free on all the demo's addresses (but {@code not}), so the test does not collide with a demo. */

@@ -76,6 +76,11 @@ final class DemoCommand implements Callable<Integer> {
             + "address (default ${DEFAULT-VALUE}).")
     int clusterPort;
 
+    @Option(names = "--cluster-bind-port", defaultValue = "0", description = "The port each node's cluster binds, when "
+            + "something else listens on --cluster-port and forwards the twin's traffic to it (a relay a test cuts to "
+            + "part the twins); default: --cluster-port.")
+    int clusterBindPort;
+
     @Option(names = "--child-heap", defaultValue = "256m", description = "Heap of each child JVM (default "
             + "${DEFAULT-VALUE}).")
     String childHeap;
@@ -91,6 +96,11 @@ final class DemoCommand implements Callable<Integer> {
         if (clusterPort < 1 || clusterPort > 0xFFFF) {
             throw new ParameterException(spec.commandLine(), "--cluster-port must be 1..65535");
         }
+        if (clusterBindPort < 0 || clusterBindPort > 0xFFFF) {
+            throw new ParameterException(spec.commandLine(), "--cluster-bind-port must be 1..65535 (0: --cluster-port)");
+        }
+        // With a bind port of its own, --cluster-port is the forwarder's: what the nodes bind is the bind port.
+        int clusterBound = clusterBindPort == 0 ? clusterPort : clusterBindPort;
         if (nodes != 1 && nodes != 2) {
             throw new ParameterException(spec.commandLine(), "--nodes must be 1 or 2");
         }
@@ -105,8 +115,8 @@ final class DemoCommand implements Callable<Integer> {
         if (nodes == 2) {
             all.add(STANDBY_HOST + ":" + port);
             all.add(STANDBY_HOST + ":" + managementPort);
-            all.add(NODE_HOST + ":" + clusterPort);
-            all.add(STANDBY_HOST + ":" + clusterPort);
+            all.add(NODE_HOST + ":" + clusterBound);
+            all.add(STANDBY_HOST + ":" + clusterBound);
         }
         checkBindable(all);
 
@@ -235,6 +245,9 @@ final class DemoCommand implements Callable<Integer> {
             args.addAll(List.of("--seed-nodes", NODE_HOST + ":" + clusterPort + "," + STANDBY_HOST + ":" + clusterPort,
                     "--cluster-port", String.valueOf(clusterPort),
                     "--cluster-keys-dir", home.resolve("cluster-keys").resolve(name).toString()));
+            if (clusterBindPort != 0) {
+                args.addAll(List.of("--cluster-bind-port", String.valueOf(clusterBindPort)));
+            }
         }
         return args;
     }

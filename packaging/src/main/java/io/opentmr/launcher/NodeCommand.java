@@ -44,6 +44,7 @@ final class NodeCommand implements Callable<Integer> {
     static final String SEED_NODES = PATH + ".seed-nodes";
     static final String CLUSTER_ADDRESS = PATH + ".cluster-address";
     static final String CLUSTER_PORT = PATH + ".cluster-port";
+    static final String CLUSTER_BIND_PORT = PATH + ".cluster-bind-port";
     static final String CLUSTER_KEYS_DIR = PATH + ".cluster-keys-dir";
 
     @Option(names = "--name", description = "This node's name, e.g. node-a (" + NAME + "); required, its own for "
@@ -82,6 +83,10 @@ final class NodeCommand implements Callable<Integer> {
 
     @Option(names = "--cluster-port", description = "The twin cluster's port (" + CLUSTER_PORT + "), default 25520.")
     Integer clusterPort;
+
+    @Option(names = "--cluster-bind-port", description = "The port the cluster binds when the twin reaches this node on "
+            + "--cluster-port through a NAT, port forward or relay (" + CLUSTER_BIND_PORT + "); default: --cluster-port.")
+    Integer clusterBindPort;
 
     @Option(names = "--cluster-keys-dir", description = "This node's cluster keys, from `tmr node keys` ("
             + CLUSTER_KEYS_DIR + "); default: cluster-keys beside the secret file.")
@@ -240,6 +245,9 @@ final class NodeCommand implements Callable<Integer> {
         }
         if (clusterAddress != null) {
             flags.put(CLUSTER_ADDRESS, clusterAddress);
+        }
+        if (clusterBindPort != null) {
+            flags.put(CLUSTER_BIND_PORT, clusterBindPort);
         }
         if (clusterPort != null) {
             flags.put(CLUSTER_PORT, clusterPort);
