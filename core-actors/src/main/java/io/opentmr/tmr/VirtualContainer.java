@@ -139,6 +139,10 @@ public final class VirtualContainer
     record HandleOpened(LicenseKey key, long handleId, Seat.RequestKey request) implements Command {
     }
 
+    /** The handles a license recovered, in one message ({@link TmrLicense.Parent#openedAll}). */
+    record HandlesOpened(LicenseKey key, List<Seat> seats) implements Command {
+    }
+
     record HandleClosed(LicenseKey key, long handleId) implements Command {
     }
 
@@ -271,6 +275,22 @@ public final class VirtualContainer
     /** Lease gains so far: each sends every license a {@link TmrLicense.ResyncAll} of this round. */
     private long round;
     private long leaseSince;
+    /**
+     * Per backend, the listing taken at once when the lease was gained (by license), and the licenses it may still
+     * re-sync that backend from: a license's first re-sync after the gain takes it instead of waiting for a listing
+     * of its own, so a license that recovers a big table reconciles as soon as it has recovered (the listing ran
+     * meanwhile). Only the first: until then the license wrote nothing to that backend, so the listing is still
+     * what the backend holds of it; any later re-sync lists afresh. Null while none is kept.
+     */
+    private final List<Map<LicenseKey, List<Allocation>>> listed = new ArrayList<>();
+    private final List<Set<LicenseKey>> listedFor = new ArrayList<>();
+    /** Per backend, the licenses the listing started at the lease's gain is for, until it completes. */
+    private final List<Set<LicenseKey>> prefetching = new ArrayList<>();
+    /** Timing of the take-over or start, for its log line ({@link System#nanoTime}). */
+    private final long startedNanos = System.nanoTime();
+    private long recoveredNanos;
+    private long licensesRecoveredNanos;
+    private boolean servedOnce;
 
     /**
      * A virtual container; its {@link Quorums} (with the backend watchers) are spawned beside it and send it
@@ -339,6 +359,9 @@ public final class VirtualContainer
         for (int i = 0; i < backends; i++) {
             resyncPages.add(new ArrayList<>());
             wanting.add(new HashSet<>());
+            listed.add(null);
+            listedFor.add(Set.of());
+            prefetching.add(null);
         }
         ActorRef<Command> self = context.getSelf();
         this.parent = new TmrLicense.Parent() {
@@ -350,6 +373,11 @@ public final class VirtualContainer
             @Override
             public void opened(LicenseKey key, Seat seat) {
                 self.tell(new HandleOpened(key, seat.handleId(), seat.requestKey()));
+            }
+
+            @Override
+            public void openedAll(LicenseKey key, java.util.Collection<Seat> seats) {
+                self.tell(new HandlesOpened(key, List.copyOf(seats)));
             }
 
             @Override
@@ -395,8 +423,9 @@ public final class VirtualContainer
                 .onSignal(RecoveryCompleted.instance(), state -> {
                     forget();
                     state.licenses().forEach(this::license);
-                    LOG.info("Virtual container {} recovered: CmActId {}, {} license(s) known", serial,
-                            state.cmActId(), state.licenses().size());
+                    recoveredNanos = System.nanoTime();
+                    LOG.info("Virtual container {} recovered in {} ms: CmActId {}, {} license(s) known", serial,
+                            (recoveredNanos - startedNanos) / 1_000_000, state.cmActId(), state.licenses().size());
                 })
                 .build();
     }
@@ -421,6 +450,7 @@ public final class VirtualContainer
             resyncPages.set(i, new ArrayList<>());
             wanting.set(i, new HashSet<>());
         }
+        dropListings();
         leaseHeld = false;
         status.reconciled(false);
         status.openHandles(0);
@@ -454,12 +484,14 @@ public final class VirtualContainer
                     return Effect().none();
                 })
                 .onCommand(HandleOpened.class, opened -> {
-                    handles.put(opened.handleId(), opened.key());
-                    if (opened.request() != null && opened.request().requestId() != 0) {
-                        openedBy.put(opened.request(), opened.key());
-                        requestOf.put(opened.handleId(), opened.request());
+                    opened(opened.key(), opened.handleId(), opened.request());
+                    status.openHandles(handles.size());
+                    return Effect().none();
+                })
+                .onCommand(HandlesOpened.class, opened -> {
+                    for (Seat seat : opened.seats()) {
+                        opened(opened.key(), seat.handleId(), seat.requestKey());
                     }
-                    closed.remove(opened.handleId());
                     status.openHandles(handles.size());
                     return Effect().none();
                 })
@@ -477,6 +509,9 @@ public final class VirtualContainer
                     return Effect().none();
                 })
                 .onCommand(NeedsResync.class, needs -> {
+                    if (fromListing(needs.key(), needs.backend())) {
+                        return Effect().none();
+                    }
                     wanting.get(needs.backend()).add(needs.key());
                     timers.startSingleTimer("resync-" + needs.backend(), new StartResync(needs.backend()),
                             Duration.ofMillis(200));
@@ -493,6 +528,15 @@ public final class VirtualContainer
                     return Effect().none();
                 })
                 .build();
+    }
+
+    private void opened(LicenseKey key, long handleId, Seat.RequestKey request) {
+        handles.put(handleId, key);
+        if (request != null && request.requestId() != 0) {
+            openedBy.put(request, key);
+            requestOf.put(handleId, request);
+        }
+        closed.remove(handleId);
     }
 
     // --- serving ------------------------------------------------------------------------------------------
@@ -522,12 +566,17 @@ public final class VirtualContainer
             round++;
             LOG.info("The node holds the lease (epoch {}); reconciling {} license(s) with the backends before it "
                     + "serves", epoch, licenses.size());
-            // A listing taken before now may miss what another node wrote meanwhile: it is taken again.
+            // A listing taken before now may miss what another node wrote meanwhile: it is taken again, at once, for
+            // every license (those still recovering take it when they ask; see listed).
+            dropListings();
             for (int b = 0; b < resyncGeneration.length; b++) {
                 resyncGeneration[b]++;
                 resyncRunning[b] = false;
                 resyncPages.set(b, new ArrayList<>());
-                if (!wanting.get(b).isEmpty()) {
+                if (inventoried.get(b)) {
+                    prefetching.set(b, new HashSet<>(licenses.keySet()));
+                    startResync(b);
+                } else if (!wanting.get(b).isEmpty()) {
                     timers.startSingleTimer("resync-" + b, new StartResync(b), Duration.ofMillis(200));
                 }
             }
@@ -535,6 +584,7 @@ public final class VirtualContainer
             licenses.values().forEach(license -> license.tell(new TmrLicense.ResyncAll(round)));
         } else if (!held && leaseHeld) {
             leaseHeld = false;
+            dropListings();
             tracking.lease(false, leaseEpoch, clock.millis());
             if (status.reconciled()) {
                 LOG.warn("The node lost its lease certificate: it serves no client until it holds the lease again "
@@ -557,6 +607,10 @@ public final class VirtualContainer
             status.reconciled(true);
             LOG.info("Virtual container {} serves clients: {} license(s) reconciled with the backends in {} ms",
                     serial, licenses.size(), waited);
+            if (!servedOnce) {
+                servedOnce = true;
+                logTakeover();
+            }
         } else if (waited >= reconcileTimeout.toMillis()) {
             status.reconciled(true);
             LOG.warn("Virtual container {} serves clients after {} ms although license(s) {} are not reconciled yet "
@@ -567,6 +621,7 @@ public final class VirtualContainer
 
     private Effect<Event, State> onRecovered(LicenseRecovered recovered) {
         this.recovered.add(recovered.key());
+        licensesRecoveredNanos = System.nanoTime();
         Quorums.Verdict verdict = verdicts.get(recovered.key());
         if (verdict != null) {
             // Also after a restart of the license: it forgot what counts, and re-syncs every backend.
@@ -750,8 +805,51 @@ public final class VirtualContainer
 
     // --- re-syncs ------------------------------------------------------------------------------------------
 
+    /** Re-syncs {@code backend} of the license from the listing taken at the lease's gain, if it may ({@link #listed}). */
+    private boolean fromListing(LicenseKey key, int backend) {
+        Map<LicenseKey, List<Allocation>> listing = listed.get(backend);
+        ActorRef<TmrLicense.Command> license = licenses.get(key);
+        if (listing == null || license == null || !listedFor.get(backend).remove(key)) {
+            return false;
+        }
+        license.tell(new TmrLicense.Resync(backend, listing.getOrDefault(key, List.of())));
+        if (listedFor.get(backend).isEmpty()) {
+            listed.set(backend, null);
+        }
+        return true;
+    }
+
+    private void dropListings() {
+        for (int b = 0; b < listed.size(); b++) {
+            listed.set(b, null);
+            listedFor.set(b, Set.of());
+            prefetching.set(b, null);
+        }
+    }
+
+    /**
+     * The operator's line on how long the take-over (or start) took from the lease to serving, phase by phase:
+     * making the journal ready, recovering the container, recovering the licenses (their tables from the
+     * journal), reconciling them with the backends.
+     */
+    private void logTakeover() {
+        long now = System.nanoTime();
+        long leaseSeen = status.takeoverStartedNanos();
+        long from = leaseSeen != 0 && leaseSeen - startedNanos <= 0 ? leaseSeen : startedNanos;
+        long licensesDone = licensesRecoveredNanos != 0 ? licensesRecoveredNanos : recoveredNanos;
+        LOG.info("Took over in {} ms from holding the lease to serving: journal ready {} ms, container recovery {} ms, "
+                        + "license recovery {} ms ({} handle(s)), reconciliation {} ms", millis(now - from),
+                millis(startedNanos - from), millis(recoveredNanos - startedNanos), millis(licensesDone - recoveredNanos),
+                handles.size(), millis(now - licensesDone));
+    }
+
+    private static long millis(long nanos) {
+        return Math.max(0, nanos / 1_000_000);
+    }
+
     private void startResync(int backend) {
-        if (!inventoried.get(backend) || resyncRunning[backend] || wanting.get(backend).isEmpty()) {
+        if (!inventoried.get(backend) || resyncRunning[backend]
+                || wanting.get(backend).isEmpty() && prefetching.get(backend) == null) {
             return;
         }
         resyncRunning[backend] = true;
@@ -790,6 +888,15 @@ public final class VirtualContainer
         }
         Set<LicenseKey> asked = wanting.get(backend);
         wanting.set(backend, new HashSet<>());
+        Set<LicenseKey> prefetched = prefetching.get(backend);
+        if (prefetched != null) {
+            prefetching.set(backend, null);
+            prefetched.removeAll(asked);
+            if (!prefetched.isEmpty()) {
+                listed.set(backend, byKey);
+                listedFor.set(backend, prefetched);
+            }
+        }
         for (LicenseKey key : asked) {
             ActorRef<TmrLicense.Command> license = licenses.get(key);
             if (license != null) {
