@@ -581,7 +581,14 @@ public final class VirtualContainer
                 }
             }
             usable.replaceAll((key, count) -> 0);
-            licenses.values().forEach(license -> license.tell(new TmrLicense.ResyncAll(round)));
+            // A license still recovering gets its ResyncAll of this round when it has recovered (onRecovered): a
+            // second one now would ask for a second re-sync of every backend, which the listing taken at once
+            // would not cover, and the license would re-sync again while it already serves.
+            licenses.forEach((key, license) -> {
+                if (recovered.contains(key)) {
+                    license.tell(new TmrLicense.ResyncAll(round));
+                }
+            });
         } else if (!held && leaseHeld) {
             leaseHeld = false;
             dropListings();
