@@ -276,16 +276,18 @@ public final class VirtualContainer
     private long round;
     private long leaseSince;
     /**
-     * Per backend, the listing taken at once when the lease was gained (by license), and the licenses it may still
-     * re-sync that backend from: a license's first re-sync after the gain takes it instead of waiting for a listing
-     * of its own, so a license that recovers a big table reconciles as soon as it has recovered (the listing ran
-     * meanwhile). Only the first: until then the license wrote nothing to that backend, so the listing is still
-     * what the backend holds of it; any later re-sync lists afresh. Null while none is kept.
+     * Per backend, the listing taken at once when the lease was gained (by license), kept until the node serves: a
+     * license's re-syncs meanwhile take it instead of waiting for a listing of their own, so a license that
+     * recovers a big table reconciles as soon as it has recovered (the listing ran meanwhile), and the re-syncs a
+     * license asks for twice in a row (its copies, then its ResyncAll) both end before the node serves, as the
+     * listing the old 200 ms wait gathered them into did. Until the node serves no client wrote anything, and in
+     * this epoch no other node can: what the listing misses is only what the license's own re-syncs wrote, and
+     * doing those again (ALLOCATE of a held allocation, FREE of a freed one) changes nothing on a backend. Once the
+     * node serves, a re-sync lists afresh. Null while none is kept.
      */
     private final List<Map<LicenseKey, List<Allocation>>> listed = new ArrayList<>();
-    private final List<Set<LicenseKey>> listedFor = new ArrayList<>();
-    /** Per backend, the licenses the listing started at the lease's gain is for, until it completes. */
-    private final List<Set<LicenseKey>> prefetching = new ArrayList<>();
+    /** Per backend, whether the listing started at the lease's gain is still under way. */
+    private final boolean[] prefetching;
     /** Timing of the take-over or start, for its log line ({@link System#nanoTime}). */
     private final long startedNanos = System.nanoTime();
     private long recoveredNanos;
@@ -356,12 +358,11 @@ public final class VirtualContainer
         int backends = peers.size();
         this.resyncGeneration = new long[backends];
         this.resyncRunning = new boolean[backends];
+        this.prefetching = new boolean[backends];
         for (int i = 0; i < backends; i++) {
             resyncPages.add(new ArrayList<>());
             wanting.add(new HashSet<>());
             listed.add(null);
-            listedFor.add(Set.of());
-            prefetching.add(null);
         }
         ActorRef<Command> self = context.getSelf();
         this.parent = new TmrLicense.Parent() {
@@ -574,7 +575,7 @@ public final class VirtualContainer
                 resyncRunning[b] = false;
                 resyncPages.set(b, new ArrayList<>());
                 if (inventoried.get(b)) {
-                    prefetching.set(b, new HashSet<>(licenses.keySet()));
+                    prefetching[b] = true;
                     startResync(b);
                 } else if (!wanting.get(b).isEmpty()) {
                     timers.startSingleTimer("resync-" + b, new StartResync(b), Duration.ofMillis(200));
@@ -612,6 +613,7 @@ public final class VirtualContainer
         long waited = clock.millis() - leaseSince;
         if (inventoried.cardinality() >= 2 && behind.isEmpty()) {
             status.reconciled(true);
+            dropListings();
             LOG.info("Virtual container {} serves clients: {} license(s) reconciled with the backends in {} ms",
                     serial, licenses.size(), waited);
             if (!servedOnce) {
@@ -812,25 +814,21 @@ public final class VirtualContainer
 
     // --- re-syncs ------------------------------------------------------------------------------------------
 
-    /** Re-syncs {@code backend} of the license from the listing taken at the lease's gain, if it may ({@link #listed}). */
+    /** Re-syncs {@code backend} of the license from the listing taken at the lease's gain, if there is one ({@link #listed}). */
     private boolean fromListing(LicenseKey key, int backend) {
         Map<LicenseKey, List<Allocation>> listing = listed.get(backend);
         ActorRef<TmrLicense.Command> license = licenses.get(key);
-        if (listing == null || license == null || !listedFor.get(backend).remove(key)) {
+        if (listing == null || license == null || status.reconciled()) {
             return false;
         }
         license.tell(new TmrLicense.Resync(backend, listing.getOrDefault(key, List.of())));
-        if (listedFor.get(backend).isEmpty()) {
-            listed.set(backend, null);
-        }
         return true;
     }
 
     private void dropListings() {
         for (int b = 0; b < listed.size(); b++) {
             listed.set(b, null);
-            listedFor.set(b, Set.of());
-            prefetching.set(b, null);
+            prefetching[b] = false;
         }
     }
 
@@ -856,7 +854,7 @@ public final class VirtualContainer
 
     private void startResync(int backend) {
         if (!inventoried.get(backend) || resyncRunning[backend]
-                || wanting.get(backend).isEmpty() && prefetching.get(backend) == null) {
+                || wanting.get(backend).isEmpty() && !prefetching[backend]) {
             return;
         }
         resyncRunning[backend] = true;
@@ -895,13 +893,10 @@ public final class VirtualContainer
         }
         Set<LicenseKey> asked = wanting.get(backend);
         wanting.set(backend, new HashSet<>());
-        Set<LicenseKey> prefetched = prefetching.get(backend);
-        if (prefetched != null) {
-            prefetching.set(backend, null);
-            prefetched.removeAll(asked);
-            if (!prefetched.isEmpty()) {
+        if (prefetching[backend]) {
+            prefetching[backend] = false;
+            if (!status.reconciled()) {
                 listed.set(backend, byKey);
-                listedFor.set(backend, prefetched);
             }
         }
         for (LicenseKey key : asked) {
