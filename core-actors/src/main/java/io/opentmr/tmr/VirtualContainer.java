@@ -570,11 +570,15 @@ public final class VirtualContainer
             // A listing taken before now may miss what another node wrote meanwhile: it is taken again, at once, for
             // every license (those still recovering take it when they ask; see listed).
             dropListings();
+            // Only when every backend is inventoried (a standby taking over: its watchers read them long ago): with
+            // one still connecting the node would serve on the two listed at once and re-sync the third while it
+            // serves, where the 200 ms wait below usually lets all three re-sync before it serves.
+            boolean prefetch = inventoried.cardinality() == resyncGeneration.length;
             for (int b = 0; b < resyncGeneration.length; b++) {
                 resyncGeneration[b]++;
                 resyncRunning[b] = false;
                 resyncPages.set(b, new ArrayList<>());
-                if (inventoried.get(b)) {
+                if (prefetch) {
                     prefetching[b] = true;
                     startResync(b);
                 } else if (!wanting.get(b).isEmpty()) {
