@@ -62,6 +62,7 @@ public final class NodeStatus {
     private final Map<LicenseKey, LicenseReading> licenses = new ConcurrentHashMap<>();
     private final AtomicLong integrityWarnings = new AtomicLong();
     private final AtomicLong takeovers = new AtomicLong();
+    private volatile long takeoverStartedNanos;
     private volatile ServerMetrics metrics;
     /** Where the epoch the node last served under is kept (null: not kept), and that epoch. */
     private Path epochFile;
@@ -188,6 +189,18 @@ public final class NodeStatus {
             }
         }
         lastEpoch = epoch;
+    }
+
+    /**
+     * When ({@link System#nanoTime}) the node saw it holds the backends' lease and began to take over (a twin's
+     * standby); 0 when it did not (a single node). The virtual container times its take-over from it.
+     */
+    public void takeoverStarted(long nanos) {
+        takeoverStartedNanos = nanos;
+    }
+
+    public long takeoverStartedNanos() {
+        return takeoverStartedNanos;
     }
 
     /** Times the active role came to this node from another node (see {@link #leaseGained}). */

@@ -106,6 +106,8 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
     private VirtualContainer.Counted lastView;
     private ActorRef<VirtualContainer.Command> container;
     private CompletableFuture<Void> steppingDown;
+    /** When ({@link System#nanoTime}) the node began to activate. */
+    private long activatingSince;
 
     /**
      * @param quorums the backend watchers' quorums, given where to send their views
@@ -206,6 +208,8 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
                 if (held) {
                     state = State.ACTIVATING;
                     epoch = now;
+                    activatingSince = System.nanoTime();
+                    status.takeoverStarted(activatingSince);
                     LOG.info("The node holds the backends' lease (epoch {}): taking over as the active node", epoch);
                     ActorSystem<Void> system = getContext().getSystem();
                     CompletionStage<Void> done;
@@ -247,8 +251,9 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
             container.tell(lastView);
         }
         state = State.ACTIVE;
-        LOG.info("Active (epoch {}): the virtual container recovers from the journal and reconciles with the "
-                + "backends before it serves", epoch);
+        LOG.info("Active (epoch {}, journal ready in {} ms): the virtual container recovers from the journal and "
+                + "reconciles with the backends before it serves", epoch,
+                (System.nanoTime() - activatingSince) / 1_000_000);
         return this;
     }
 

@@ -139,6 +139,10 @@ public final class VirtualContainer
     record HandleOpened(LicenseKey key, long handleId, Seat.RequestKey request) implements Command {
     }
 
+    /** The handles a license recovered, in one message ({@link TmrLicense.Parent#openedAll}). */
+    record HandlesOpened(LicenseKey key, List<Seat> seats) implements Command {
+    }
+
     record HandleClosed(LicenseKey key, long handleId) implements Command {
     }
 
@@ -271,6 +275,24 @@ public final class VirtualContainer
     /** Lease gains so far: each sends every license a {@link TmrLicense.ResyncAll} of this round. */
     private long round;
     private long leaseSince;
+    /**
+     * Per backend, the listing taken at once when the lease was gained (by license), kept until the node serves: a
+     * license's re-syncs meanwhile take it instead of waiting for a listing of their own, so a license that
+     * recovers a big table reconciles as soon as it has recovered (the listing ran meanwhile), and the re-syncs a
+     * license asks for twice in a row (its copies, then its ResyncAll) both end before the node serves, as the
+     * listing the old 200 ms wait gathered them into did. Until the node serves no client wrote anything, and in
+     * this epoch no other node can: what the listing misses is only what the license's own re-syncs wrote, and
+     * doing those again (ALLOCATE of a held allocation, FREE of a freed one) changes nothing on a backend. Once the
+     * node serves, a re-sync lists afresh. Null while none is kept.
+     */
+    private final List<Map<LicenseKey, List<Allocation>>> listed = new ArrayList<>();
+    /** Per backend, whether the listing started at the lease's gain is still under way. */
+    private final boolean[] prefetching;
+    /** Timing of the take-over or start, for its log line ({@link System#nanoTime}). */
+    private final long startedNanos = System.nanoTime();
+    private long recoveredNanos;
+    private long licensesRecoveredNanos;
+    private boolean servedOnce;
 
     /**
      * A virtual container; its {@link Quorums} (with the backend watchers) are spawned beside it and send it
@@ -336,9 +358,11 @@ public final class VirtualContainer
         int backends = peers.size();
         this.resyncGeneration = new long[backends];
         this.resyncRunning = new boolean[backends];
+        this.prefetching = new boolean[backends];
         for (int i = 0; i < backends; i++) {
             resyncPages.add(new ArrayList<>());
             wanting.add(new HashSet<>());
+            listed.add(null);
         }
         ActorRef<Command> self = context.getSelf();
         this.parent = new TmrLicense.Parent() {
@@ -350,6 +374,11 @@ public final class VirtualContainer
             @Override
             public void opened(LicenseKey key, Seat seat) {
                 self.tell(new HandleOpened(key, seat.handleId(), seat.requestKey()));
+            }
+
+            @Override
+            public void openedAll(LicenseKey key, java.util.Collection<Seat> seats) {
+                self.tell(new HandlesOpened(key, List.copyOf(seats)));
             }
 
             @Override
@@ -395,8 +424,9 @@ public final class VirtualContainer
                 .onSignal(RecoveryCompleted.instance(), state -> {
                     forget();
                     state.licenses().forEach(this::license);
-                    LOG.info("Virtual container {} recovered: CmActId {}, {} license(s) known", serial,
-                            state.cmActId(), state.licenses().size());
+                    recoveredNanos = System.nanoTime();
+                    LOG.info("Virtual container {} recovered in {} ms: CmActId {}, {} license(s) known", serial,
+                            (recoveredNanos - startedNanos) / 1_000_000, state.cmActId(), state.licenses().size());
                 })
                 .build();
     }
@@ -421,6 +451,7 @@ public final class VirtualContainer
             resyncPages.set(i, new ArrayList<>());
             wanting.set(i, new HashSet<>());
         }
+        dropListings();
         leaseHeld = false;
         status.reconciled(false);
         status.openHandles(0);
@@ -454,12 +485,14 @@ public final class VirtualContainer
                     return Effect().none();
                 })
                 .onCommand(HandleOpened.class, opened -> {
-                    handles.put(opened.handleId(), opened.key());
-                    if (opened.request() != null && opened.request().requestId() != 0) {
-                        openedBy.put(opened.request(), opened.key());
-                        requestOf.put(opened.handleId(), opened.request());
+                    opened(opened.key(), opened.handleId(), opened.request());
+                    status.openHandles(handles.size());
+                    return Effect().none();
+                })
+                .onCommand(HandlesOpened.class, opened -> {
+                    for (Seat seat : opened.seats()) {
+                        opened(opened.key(), seat.handleId(), seat.requestKey());
                     }
-                    closed.remove(opened.handleId());
                     status.openHandles(handles.size());
                     return Effect().none();
                 })
@@ -477,6 +510,9 @@ public final class VirtualContainer
                     return Effect().none();
                 })
                 .onCommand(NeedsResync.class, needs -> {
+                    if (fromListing(needs.key(), needs.backend())) {
+                        return Effect().none();
+                    }
                     wanting.get(needs.backend()).add(needs.key());
                     timers.startSingleTimer("resync-" + needs.backend(), new StartResync(needs.backend()),
                             Duration.ofMillis(200));
@@ -493,6 +529,15 @@ public final class VirtualContainer
                     return Effect().none();
                 })
                 .build();
+    }
+
+    private void opened(LicenseKey key, long handleId, Seat.RequestKey request) {
+        handles.put(handleId, key);
+        if (request != null && request.requestId() != 0) {
+            openedBy.put(request, key);
+            requestOf.put(handleId, request);
+        }
+        closed.remove(handleId);
     }
 
     // --- serving ------------------------------------------------------------------------------------------
@@ -522,19 +567,36 @@ public final class VirtualContainer
             round++;
             LOG.info("The node holds the lease (epoch {}); reconciling {} license(s) with the backends before it "
                     + "serves", epoch, licenses.size());
-            // A listing taken before now may miss what another node wrote meanwhile: it is taken again.
+            // A listing taken before now may miss what another node wrote meanwhile: it is taken again, at once, for
+            // every license (those still recovering take it when they ask; see listed).
+            dropListings();
+            // Only when every backend is inventoried (a standby taking over: its watchers read them long ago): with
+            // one still connecting the node would serve on the two listed at once and re-sync the third while it
+            // serves, where the 200 ms wait below usually lets all three re-sync before it serves.
+            boolean prefetch = inventoried.cardinality() == resyncGeneration.length;
             for (int b = 0; b < resyncGeneration.length; b++) {
                 resyncGeneration[b]++;
                 resyncRunning[b] = false;
                 resyncPages.set(b, new ArrayList<>());
-                if (!wanting.get(b).isEmpty()) {
+                if (prefetch) {
+                    prefetching[b] = true;
+                    startResync(b);
+                } else if (!wanting.get(b).isEmpty()) {
                     timers.startSingleTimer("resync-" + b, new StartResync(b), Duration.ofMillis(200));
                 }
             }
             usable.replaceAll((key, count) -> 0);
-            licenses.values().forEach(license -> license.tell(new TmrLicense.ResyncAll(round)));
+            // A license still recovering gets its ResyncAll of this round when it has recovered (onRecovered): a
+            // second one now would ask for a second re-sync of every backend, which the listing taken at once
+            // would not cover, and the license would re-sync again while it already serves.
+            licenses.forEach((key, license) -> {
+                if (recovered.contains(key)) {
+                    license.tell(new TmrLicense.ResyncAll(round));
+                }
+            });
         } else if (!held && leaseHeld) {
             leaseHeld = false;
+            dropListings();
             tracking.lease(false, leaseEpoch, clock.millis());
             if (status.reconciled()) {
                 LOG.warn("The node lost its lease certificate: it serves no client until it holds the lease again "
@@ -555,8 +617,13 @@ public final class VirtualContainer
         long waited = clock.millis() - leaseSince;
         if (inventoried.cardinality() >= 2 && behind.isEmpty()) {
             status.reconciled(true);
+            dropListings();
             LOG.info("Virtual container {} serves clients: {} license(s) reconciled with the backends in {} ms",
                     serial, licenses.size(), waited);
+            if (!servedOnce) {
+                servedOnce = true;
+                logTakeover();
+            }
         } else if (waited >= reconcileTimeout.toMillis()) {
             status.reconciled(true);
             LOG.warn("Virtual container {} serves clients after {} ms although license(s) {} are not reconciled yet "
@@ -567,6 +634,7 @@ public final class VirtualContainer
 
     private Effect<Event, State> onRecovered(LicenseRecovered recovered) {
         this.recovered.add(recovered.key());
+        licensesRecoveredNanos = System.nanoTime();
         Quorums.Verdict verdict = verdicts.get(recovered.key());
         if (verdict != null) {
             // Also after a restart of the license: it forgot what counts, and re-syncs every backend.
@@ -750,8 +818,47 @@ public final class VirtualContainer
 
     // --- re-syncs ------------------------------------------------------------------------------------------
 
+    /** Re-syncs {@code backend} of the license from the listing taken at the lease's gain, if there is one ({@link #listed}). */
+    private boolean fromListing(LicenseKey key, int backend) {
+        Map<LicenseKey, List<Allocation>> listing = listed.get(backend);
+        ActorRef<TmrLicense.Command> license = licenses.get(key);
+        if (listing == null || license == null || status.reconciled()) {
+            return false;
+        }
+        license.tell(new TmrLicense.Resync(backend, listing.getOrDefault(key, List.of())));
+        return true;
+    }
+
+    private void dropListings() {
+        for (int b = 0; b < listed.size(); b++) {
+            listed.set(b, null);
+            prefetching[b] = false;
+        }
+    }
+
+    /**
+     * The operator's line on how long the take-over (or start) took from the lease to serving, phase by phase:
+     * making the journal ready, recovering the container, recovering the licenses (their tables from the
+     * journal), reconciling them with the backends.
+     */
+    private void logTakeover() {
+        long now = System.nanoTime();
+        long leaseSeen = status.takeoverStartedNanos();
+        long from = leaseSeen != 0 && leaseSeen - startedNanos <= 0 ? leaseSeen : startedNanos;
+        long licensesDone = licensesRecoveredNanos != 0 ? licensesRecoveredNanos : recoveredNanos;
+        LOG.info("Took over in {} ms from holding the lease to serving: journal ready {} ms, container recovery {} ms, "
+                        + "license recovery {} ms ({} handle(s)), reconciliation {} ms", millis(now - from),
+                millis(startedNanos - from), millis(recoveredNanos - startedNanos), millis(licensesDone - recoveredNanos),
+                handles.size(), millis(now - licensesDone));
+    }
+
+    private static long millis(long nanos) {
+        return Math.max(0, nanos / 1_000_000);
+    }
+
     private void startResync(int backend) {
-        if (!inventoried.get(backend) || resyncRunning[backend] || wanting.get(backend).isEmpty()) {
+        if (!inventoried.get(backend) || resyncRunning[backend]
+                || wanting.get(backend).isEmpty() && !prefetching[backend]) {
             return;
         }
         resyncRunning[backend] = true;
@@ -790,6 +897,12 @@ public final class VirtualContainer
         }
         Set<LicenseKey> asked = wanting.get(backend);
         wanting.set(backend, new HashSet<>());
+        if (prefetching[backend]) {
+            prefetching[backend] = false;
+            if (!status.reconciled()) {
+                listed.set(backend, byKey);
+            }
+        }
         for (LicenseKey key : asked) {
             ActorRef<TmrLicense.Command> license = licenses.get(key);
             if (license != null) {

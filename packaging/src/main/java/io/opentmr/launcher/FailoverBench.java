@@ -139,7 +139,11 @@ final class FailoverBench {
             for (int round = 1; round <= rounds; round++) {
                 Node active = serving(nodes);
                 try (TmrClient prober = TmrClient.connect(options)) {
-                    prober.access(firm, product, 0, mode).close();
+                    // The node serves, but a license may still be re-syncing a backend it lost (130): ask again.
+                    if (firstAccess(prober, firm, product, mode, System.nanoTime()) < 0) {
+                        throw new IllegalStateException("no ACCESS succeeded on " + active.name + " within "
+                                + TAKEOVER_BOUND.toSeconds() + " s before round " + round);
+                    }
                     ProcessHandle victim = ProcessHandle.of(active.pid).orElseThrow(() ->
                             new IllegalStateException(active.name + " (pid " + active.pid + ") is not running"));
                     long killed = System.nanoTime();
@@ -194,7 +198,9 @@ final class FailoverBench {
                 prober.access(firm, product, 0, mode).close();
                 return (System.nanoTime() - killed) / 1_000_000;
             } catch (CmException e) {
-                // The SDK gave up one fail-over round (its timeout): ask again, the clock keeps running.
+                // The SDK gave up one fail-over round (its timeout), or a license is not usable yet (130): ask
+                // again shortly, the clock keeps running.
+                java.util.concurrent.locks.LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(20));
             }
         }
         return -1;

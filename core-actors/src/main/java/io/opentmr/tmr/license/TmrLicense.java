@@ -22,6 +22,7 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.BitSet;
+import java.util.Collection;
 import java.util.Deque;
 import java.util.Collections;
 import java.util.HashMap;
@@ -264,6 +265,14 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         /** A handle of this license exists (granted, or recovered with the seat table). */
         void opened(LicenseKey key, Seat seat);
 
+        /**
+         * The handles a recovery found, all at once: one message for a table of any size instead of one per
+         * handle on the take-over's path.
+         */
+        default void openedAll(LicenseKey key, Collection<Seat> seats) {
+            seats.forEach(seat -> opened(key, seat));
+        }
+
         void closed(LicenseKey key, long handleId);
 
         /** Run a re-sync of this backend (list its allocations and send {@link Resync}). */
@@ -443,13 +452,16 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     /** Events since the last {@link TmrLicenseEvent.Checkpoint} (replayed ones too). */
     private long sinceCheckpoint;
     private boolean checkpointAsked;
+    /** For the recovery's log line: when this incarnation began ({@link System#nanoTime}), events it replayed. */
+    private final long createdNanos = System.nanoTime();
+    private long replayedCount;
 
     /**
      * Timing and sizes of a license, from the node's settings.
      *
      * @param snapshotEvery a snapshot every this many events, older events deleted; 0: no snapshot, every event kept
      * @param checkpoints   a twin's: snapshots are not copied to the standby, so the table is journaled as a
-     *                      {@link TmrLicenseEvent.Checkpoint} at least every half {@code snapshotEvery} events and
+     *                      {@link TmrLicenseEvent.Checkpoint} at least every {@link #checkpointEvery} events and
      *                      after a recovery from a snapshot with none after it, and events are deleted only below
      *                      the third-newest snapshot (the standby replays from the newest checkpoint above that)
      */
@@ -460,9 +472,18 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             this(cleanupTimeout, snapshotEvery, false);
         }
 
-        /** A checkpoint is due after this many events. */
-        long checkpointEvery() {
-            return Math.max(1, snapshotEvery / 2);
+        /**
+         * A checkpoint is due after this many events, for a table of {@code handles} handles: half
+         * {@code snapshotEvery}, or as many events as the table has handles up to twice {@code snapshotEvery}, so
+         * that a big table's checkpoints cost about one seat written per event instead of the whole table every
+         * half {@code snapshotEvery} events (which made opening n handles cost n² / snapshotEvery seats written and
+         * replicated, and the standby replay up to eight whole tables). Never more than twice {@code snapshotEvery}:
+         * the events deleted at a snapshot end three times {@code snapshotEvery} behind the newest, so the newest
+         * checkpoint always stays above them.
+         */
+        long checkpointEvery(long handles) {
+            long half = Math.max(1, snapshotEvery / 2);
+            return Math.max(half, Math.min(handles, 2L * snapshotEvery));
         }
     }
 
@@ -574,8 +595,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             return RetentionCriteria.disabled();
         }
         // A twin deletes below its third-newest snapshot: 3 × snapshotEvery events back. A write that brings the
-        // events since the last checkpoint to half snapshotEvery ends with one (onFlush), so after every write, and
-        // at every snapshot, the newest checkpoint is less than that behind: above the deleted events, and written
+        // events since the last checkpoint to checkpointEvery (at most 2 × snapshotEvery) ends with one (onFlush), so
+        // after every write, and at every snapshot, the newest checkpoint is less than that behind: above the deleted events, and written
         // before the deletion the snapshot starts.
         return RetentionCriteria.snapshotEvery(settings.snapshotEvery(), settings.checkpoints() ? 3 : 2)
                 .withDeleteEventsOnSnapshot();
@@ -615,6 +636,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
     private void replayedOrLive(TmrLicenseEvent event) {
         if (!persisting.remove(event)) {
+            replayedCount++;
             replayed.add(event);
         }
     }
@@ -681,9 +703,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                         if (state.borrowed(seat.handleId()) == null) {
                             lives.put(seat.handleId(), new Life(UNBOUND, now));
                         }
-                        parent.opened(key, seat);
                     }
-                    LOG.info("TMR license {} ready: {} handle(s)", key, state.handles());
+                    parent.openedAll(key, List.copyOf(state.all()));
+                    LOG.info("TMR license {} ready: {} handle(s), recovered in {} ms ({} event(s) replayed)", key,
+                            state.handles(), (System.nanoTime() - createdNanos) / 1_000_000, replayedCount);
                     timers.startTimerWithFixedDelay(Sweep.INSTANCE, sweepEvery());
                     publishSeats();
                     parent.recovered(key, context.getSelf());
@@ -1271,7 +1294,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     /** A checkpoint is due once {@code writing} more events are journaled. */
     private boolean checkpointDueAfter(int writing) {
         return settings.checkpoints() && (fromSnapshotWithoutCheckpoint
-                || sinceCheckpoint + writing >= settings.checkpointEvery());
+                || sinceCheckpoint + writing >= settings.checkpointEvery(table.handles()));
     }
 
     private void askCheckpointIfDue() {

@@ -55,6 +55,22 @@ final class StandbyReplay implements ProcessingPolicy<JournalOperation> {
         return watched.get(persistenceId).deletions;
     }
 
+    /** The size (seats) of each {@link TmrLicenseEvent.Checkpoint} written, in the order written. */
+    synchronized List<Integer> checkpointSizes(String persistenceId) {
+        List<Integer> sizes = new ArrayList<>();
+        for (TmrLicenseEvent event : watched.get(persistenceId).written) {
+            if (event instanceof TmrLicenseEvent.Checkpoint checkpoint) {
+                sizes.add(checkpoint.table().seats().size());
+            }
+        }
+        return sizes;
+    }
+
+    /** Events written so far. */
+    synchronized int written(String persistenceId) {
+        return watched.get(persistenceId).written.size();
+    }
+
     /** What a standby replaying the journal at each deletion would have lost. */
     synchronized List<String> lost(String persistenceId) {
         return List.copyOf(watched.get(persistenceId).lost);

@@ -99,6 +99,56 @@ class TmrLicenseCheckpointTest {
         }
     }
 
+    /**
+     * A big table's checkpoints come about every as many events as it has handles (at most twice snapshot-every), not
+     * every half snapshot-every whatever the table: otherwise opening n handles journals and replicates n² /
+     * snapshot-every seats, and a standby replays up to eight whole tables. Every deletion still leaves one above it.
+     */
+    @Test
+    void aGrowingTablesCheckpointsComeLessOftenAndStillStayAboveEveryDeletion() throws Exception {
+        LicenseKey key = new LicenseKey(6_000_010, 43, 952);
+        long quantity = 40;
+        ProductInfo product = new ProductInfo(key.firmCode(), key.productCode(), 0xFF, "checkpoint", quantity, 0,
+                key.tmrId(), false, 0, 0, 0, 0, 0, 0);
+        PeerGroup peers = new PeerGroup(3, Clock.systemUTC(), Duration.ofSeconds(30));
+        FakeBackend[] fakes = TmrLicenseRestartTest.fakes(key, peers, quantity, quantity, quantity);
+        String persistenceId = TmrLicense.persistenceId(key).id();
+        StandbyReplay standby = new StandbyReplay();
+        standby.watch(persistenceId);
+        journal.withPolicy(standby);
+        try {
+            TmrLicenseRestartTest.Parent parent = new TmrLicenseRestartTest.Parent();
+            // A snapshot every 4 events, deletions 12 events behind it; a checkpoint was due every 2 events.
+            ActorRef<TmrLicense.Command> license = kit.spawn(TmrLicense.create(key, peers, parent,
+                    Clock.systemUTC(), new Random(6), id -> ByteBuffer.allocate(16).putLong(id).array(),
+                    new TmrLicense.Settings(Duration.ofHours(1), 4, true)));
+            BitSet all = new BitSet();
+            all.set(0, 3);
+            TmrLicenseRestartTest.awaitRecoveries(parent, 1);
+            TmrLicenseRestartTest.syncAll(license, fakes, parent, all, product, key);
+
+            // One access at a time: each grant is a write of its own.
+            TestProbe<TmrLicense.Reply> replies = kit.createTestProbe();
+            int accesses = 32;
+            for (int i = 0; i < accesses; i++) {
+                license.tell(access(i, replies));
+                assertInstanceOf(TmrLicense.Granted.class, TmrLicenseRestartTest.pumpUntilAnswer(fakes, replies));
+            }
+
+            List<Integer> sizes = standby.checkpointSizes(persistenceId);
+            long seatsWritten = sizes.stream().mapToLong(Integer::longValue).sum();
+            // Every 2 events: 16 checkpoints of 272 seats in all. Now after grants 2, 10, 18 and 26: 4 of 56 seats.
+            assertTrue(sizes.size() <= 7, "checkpoints of " + sizes + " seats for " + accesses + " grants");
+            assertTrue(seatsWritten <= 3L * accesses, seatsWritten + " seats in checkpoints " + sizes + " for "
+                    + accesses + " grants");
+            assertTrue(standby.deletions(persistenceId) > 0, "snapshots deleted events behind them");
+            assertEquals(List.of(), standby.lost(persistenceId), "every deletion left a checkpoint above it");
+            kit.stop(license, REPLY);
+        } finally {
+            journal.resetPolicy();
+        }
+    }
+
     private static TmrLicense.Access access(int i, TestProbe<TmrLicense.Reply> replies) {
         return new TmrLicense.Access(0, AccessMode.USERLIMIT, new TmrLicense.Client("station-" + i, "host", "user",
                 i, SESSION), i + 1, replies.getRef());
