@@ -293,11 +293,16 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private record BorrowAnswered(long handleId, int backend, Message reply, Throwable failure) implements Command {
     }
 
-    /** A borrow whose backends are signing: their signatures by backend, refusals, and who waits. */
+    /**
+     * A borrow whose backends are signing: their signatures by backend and by place in the vendor's statement of
+     * the group's keys (the first signer's; a backend that sends another is refused), refusals, and who waits.
+     */
     private static final class PendingBorrow {
         final io.opentmr.protocol.BorrowTicket ticket;
         final BitSet asked;
         final java.util.TreeMap<Integer, Bytes> signatures = new java.util.TreeMap<>();
+        final java.util.TreeMap<Integer, Bytes> byPlace = new java.util.TreeMap<>();
+        io.opentmr.protocol.GroupKeyStatement statement;
         final List<BackendAnswer> refusals = new ArrayList<>();
         final List<ActorRef<Reply>> waiters = new ArrayList<>();
         boolean decided;
@@ -1556,18 +1561,23 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         if (pending == null || pending.decided) {
             return Effect().none();
         }
-        if (answered.reply() instanceof Message.BorrowOk ok
-                && ok.ticket().withSignature(Bytes.EMPTY).equals(pending.ticket)) {
-            pending.signatures.put(answered.backend(), ok.ticket().signature());
-        } else {
+        String unusable = answered.reply() instanceof Message.BorrowOk ok
+                && ok.ticket().withSignature(Bytes.EMPTY).equals(pending.ticket)
+                ? addSignature(pending, answered.backend(), ok.ticket().signature()) : null;
+        if (unusable != null) {
+            BackendAnswer refused = new BackendAnswer.Refused(CmError.ACCESS_DENIED.code(), unusable);
+            pending.refusals.add(refused);
+            missed(answered.backend(), "PEER_BORROW " + refused.describe());
+        } else if (!pending.signatures.containsKey(answered.backend())) {
             pending.refusals.add(answer(answered.reply(), answered.failure()));
             missed(answered.backend(), "PEER_BORROW " + answer(answered.reply(), answered.failure()).describe());
         }
-        if (pending.signatures.size() >= 2) {
+        if (pending.byPlace.size() >= 2) {
             pending.decided = true;
             TmrLicenseEvent.Borrowed borrowed = new TmrLicenseEvent.Borrowed(answered.handleId(),
                     pending.ticket.clientId(), pending.ticket.expiresAtMillis(), pending.ticket.issuer().toString(),
-                    io.opentmr.protocol.BorrowTicket.groupSignature(pending.signatures).toArray());
+                    new io.opentmr.protocol.BorrowTicket.GroupSignature(pending.byPlace, pending.statement).encode()
+                            .toArray());
             long now = clock.millis();
             Optional<Seat> seat = table.get(answered.handleId());
             return Effect().persist(new TmrLicenseEvent.SeatBorrowed(borrowed, now)).thenRun(state -> {
@@ -1594,6 +1604,37 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             pending.waiters.forEach(waiter -> waiter.tell(refused));
         }
         return Effect().none();
+    }
+
+    /**
+     * Takes a backend's signature of the ticket: one signature and the vendor's statement of the group's keys it
+     * is placed in ({@code BorrowTicket.GroupSignature}). The node checks no signature (the program holding the
+     * ticket does, with the vendor's key); it only keeps the signatures that share one statement.
+     *
+     * @return null when taken, else why it cannot be used
+     */
+    private static String addSignature(PendingBorrow pending, int backend, Bytes signature) {
+        io.opentmr.protocol.BorrowTicket.GroupSignature one;
+        try {
+            one = io.opentmr.protocol.BorrowTicket.GroupSignature.parse(signature);
+        } catch (IllegalArgumentException e) {
+            return "a signature of another layout: " + e.getMessage();
+        }
+        if (one.statement() == null || one.signatures().size() != 1) {
+            return "a signature without the vendor's statement of the group's keys";
+        }
+        if (pending.statement != null && !pending.statement.equals(one.statement())) {
+            return "a signature under another statement of the group's keys (" + one.statement() + ") than "
+                    + pending.statement;
+        }
+        int place = one.signatures().firstKey();
+        if (pending.byPlace.containsKey(place)) {
+            return "a signature in place " + place + " of the group's keys, which another backend signed";
+        }
+        pending.statement = one.statement();
+        pending.byPlace.put(place, one.signatures().get(place));
+        pending.signatures.put(backend, one.signatures().get(place));
+        return null;
     }
 
     /** Two backends that refused alike decide the answer; otherwise the quorum is missing. */
