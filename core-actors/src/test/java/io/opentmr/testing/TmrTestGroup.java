@@ -232,6 +232,28 @@ public final class TmrTestGroup implements AutoCloseable {
         return result.files().get(0).update().items().get(0);
     }
 
+    /**
+     * Issues a TMR license in the older format, without the vendor's statement of the group's keys (as files issued
+     * before it existed), imports each copy and returns the item.
+     */
+    public ProductItemSpec issueTmrWithoutStatement(LicenseIssuer.Request request) throws Exception {
+        LicenseIssuer.Result result = issueOnly(request);
+        for (int i = 0; i < 3; i++) {
+            LicenseIssuer.Issued issued = result.files().get(i);
+            io.opentmr.license.LicenseUpdate u = issued.update();
+            io.opentmr.license.LicenseUpdate older = new io.opentmr.license.LicenseUpdate(u.target(), u.cmActId(),
+                    u.firmCode(), u.firmUpdateCounter(), u.issuedAt(), u.items(), u.tmrGroupKeys());
+            importFile(i, new LicenseIssuer.Issued(issued.context(), older,
+                    io.opentmr.license.LicenseUpdateFile.sign(older, vendor.getPrivate(), vendor.getPublic())));
+        }
+        return result.files().get(0).update().items().get(0);
+    }
+
+    /** The vendor's raw public key, which a program trusts for the tickets of a TMR node. */
+    public Bytes vendorPublicKey() {
+        return Bytes.of(io.opentmr.license.Ed25519.raw(vendor.getPublic()));
+    }
+
     /** Issues a TMR license but imports nothing (the test imports a differently issued copy, or none). */
     public LicenseIssuer.Result issueOnly(LicenseIssuer.Request request) throws Exception {
         return issue(request, List.of(0, 1, 2));

@@ -14,6 +14,11 @@ import io.opentmr.client.TmrClient;
 import io.opentmr.client.TmrClientOptions;
 import io.opentmr.license.LicenseIssuer;
 import io.opentmr.protocol.Allocation;
+import io.opentmr.protocol.BorrowTicket;
+import io.opentmr.protocol.Bytes;
+import io.opentmr.protocol.ContainerInfo;
+import io.opentmr.protocol.GroupKeyStatement;
+import io.opentmr.protocol.Serial;
 import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.Message;
 import io.opentmr.protocol.testing.NoLeaks;
@@ -23,9 +28,11 @@ import io.opentmr.testing.TmrTestGroup;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -80,7 +87,8 @@ class NodeBorrowTest {
 
     @Test
     void aBorrowThroughTheNodeIsSignedByTheBackendsCountsEverywhereAndIsReturnedEarly() throws Exception {
-        BorrowStore store = BorrowStore.open(dir.resolve("borrows"));
+        // The program trusts the vendor's public key and nothing the servers list.
+        BorrowStore store = BorrowStore.open(dir.resolve("borrows"), null, Set.of(group.vendorPublicKey()));
         TmrClientOptions anna = options("anna");
         BorrowedLicense license;
         try (TmrClient client = TmrClient.connect(anna)) {
@@ -91,6 +99,25 @@ class NodeBorrowTest {
         }
         assertEquals(BorrowedLicense.VIRTUAL_MASK, license.issuer().mask());
         assertEquals(license, store.offlineAccess(FIRM, PRODUCT, "ws-1/anna", Clock.systemUTC()));
+        // The ticket carries the vendor's statement of the three backends' containers and keys, and their signatures.
+        GroupKeyStatement statement = BorrowedLicense.statementOf(license.ticket());
+        assertEquals(group.vendorPublicKey(), statement.vendorKey());
+        List<Serial> backends = new ArrayList<>();
+        for (int b = 0; b < 3; b++) {
+            try (TmrClient direct = TmrClient.connect(TmrClientOptions.builder().addresses(group.backendAddress(b))
+                    .build())) {
+                ContainerInfo container = direct.listContainers().get(0);
+                backends.add(container.serial());
+                assertEquals(b, statement.indexOf(container.publicKey()), "backend " + (b + 1) + "'s key in its place");
+            }
+        }
+        assertEquals(backends, statement.members().stream().map(GroupKeyStatement.Member::serial).toList());
+        assertTrue(BorrowTicket.GroupSignature.parse(license.ticket().signature()).signatures().size() >= 2);
+        // A program trusting another vendor key refuses it.
+        BorrowStore otherVendor = BorrowStore.open(dir.resolve("borrows"), null,
+                Set.of(Bytes.of(io.opentmr.license.Ed25519.raw(io.opentmr.license.Ed25519.generate().getPublic()))));
+        assertEquals(CmError.ACCESS_DENIED.code(), assertThrows(CmException.class,
+                () -> otherVendor.offlineAccess(FIRM, PRODUCT, "ws-1/anna", Clock.systemUTC())).code());
         for (int b = 0; b < 3; b++) {
             assertEquals(List.of(license.ticketId()), group.allocations(b).stream().map(Allocation::tmrHandleId)
                     .toList(), "backend " + (b + 1) + " holds the borrowed seat");
@@ -215,6 +242,30 @@ class NodeBorrowTest {
             Message unknownTicket = raw.request(new Message.Return(12345));
             assertEquals(CmError.INVALID_HANDLE.code(), assertInstanceOf(Message.Error.class, unknownTicket).code());
         }
+    }
+
+    @Test
+    void aLicenseFileWithoutTheVendorsStatementStillImportsButItsBorrowsThroughTheNodeAreRefused() throws Exception {
+        long older = 62;
+        group.issueTmrWithoutStatement(new LicenseIssuer.Request(FIRM, older, 2, true, null, null, null, null,
+                Duration.ofDays(7), 0xFF, "older format"));
+        try (TmrClient client = TmrClient.connect(options("anna"))) {
+            Await.until("the older license listed", () -> client.listContainers().get(0).products().stream()
+                    .anyMatch(p -> p.productCode() == older));
+            LicenseHandle handle = client.access(FIRM, older);
+            CmException refused = assertThrows(CmException.class, () -> handle.borrow(Duration.ofDays(1)));
+            assertEquals(CmError.ACCESS_DENIED.code(), refused.code(), refused.getMessage());
+            assertTrue(refused.text().contains("statement"), refused.text());
+            // Nothing was borrowed: the handle serves on, and each backend holds it as a plain allocation.
+            assertTrue(handle.isOpen());
+            handle.info();
+            for (int b = 0; b < 3; b++) {
+                assertEquals(List.of(handle.handleId()), group.allocations(b).stream().map(Allocation::tmrHandleId)
+                        .toList(), "backend " + (b + 1));
+            }
+            handle.close();
+        }
+        awaitNoAllocations();
     }
 
     private void awaitNoAllocations() throws InterruptedException {
