@@ -25,6 +25,7 @@ import io.opentmr.protocol.testing.NoLeaks;
 import io.opentmr.protocol.testing.RawConnection;
 import io.opentmr.testing.Await;
 import io.opentmr.testing.TmrTestGroup;
+import io.opentmr.tmr.license.TmrLicense;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
@@ -33,6 +34,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -266,6 +268,39 @@ class NodeBorrowTest {
             handle.close();
         }
         awaitNoAllocations();
+    }
+
+    @Test
+    void anOperatorFreesABorrowedSeatOnTheNodeAndOnEveryBackend() throws Exception {
+        TmrClientOptions anna = options("anna");
+        long ticketId;
+        try (TmrClient client = TmrClient.connect(anna)) {
+            ticketId = client.access(FIRM, PRODUCT).borrow(Duration.ofDays(1)).ticketId();
+        }
+        for (int b = 0; b < 3; b++) {
+            assertEquals(List.of(ticketId), group.allocations(b).stream().map(Allocation::tmrHandleId).toList());
+        }
+        // What the management route's DELETE /tmr/handles/ID asks.
+        TmrLicense.Reply released = forceRelease(ticketId);
+        assertInstanceOf(TmrLicense.Released.class, released, released.toString());
+        awaitNoAllocations();
+        try (TmrClient client = TmrClient.connect(anna)) {
+            try (LicenseHandle a = client.access(FIRM, PRODUCT); LicenseHandle b = client.access(FIRM, PRODUCT)) {
+                assertTrue(a.isOpen() && b.isOpen(), "both seats are free again");
+            }
+            // The seat is gone: its client's RETURN and a second release find nothing.
+            assertEquals(CmError.INVALID_HANDLE.code(), assertThrows(CmException.class,
+                    () -> client.returnBorrow(ticketId)).code());
+        }
+        TmrLicense.Refused again = assertInstanceOf(TmrLicense.Refused.class, forceRelease(ticketId));
+        assertEquals(CmError.INVALID_HANDLE.code(), again.code());
+    }
+
+    private TmrLicense.Reply forceRelease(long handleId) throws Exception {
+        return AskPattern.<VirtualContainer.Command, TmrLicense.Reply>ask(group.node().container(),
+                replyTo -> new VirtualContainer.ToHandle(handleId, new TmrLicense.ForceRelease(handleId, "test",
+                        replyTo), replyTo), Duration.ofSeconds(10), group.node().actorSystem().scheduler())
+                .toCompletableFuture().get(15, java.util.concurrent.TimeUnit.SECONDS);
     }
 
     private void awaitNoAllocations() throws InterruptedException {

@@ -199,9 +199,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     }
 
     /**
-     * An operator releases a handle, whichever session holds it: its seat is freed on the backends and the release
-     * journaled, as for the client's own RELEASE. Answered {@link Released}, {@link Refused} 106 for an unknown
-     * handle, {@link NotServing} without the lease.
+     * An operator releases a handle, whichever session holds it, or a borrowed seat (by its ticket id): its seat is
+     * freed on the backends and the release journaled, as for the client's own RELEASE. Answered {@link Released},
+     * {@link Refused} 106 for an unknown handle, {@link NotServing} without the lease.
      *
      * @param by who asked (for the log line)
      */
@@ -1430,12 +1430,16 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private Effect<TmrLicenseEvent, SeatTable> onForceRelease(ForceRelease release) {
         long handleId = release.handleId();
         Optional<Seat> seat = table.get(handleId);
-        if (seat.isEmpty() || !lives.containsKey(handleId)) {
+        TmrLicenseEvent.Borrowed borrowed = table.borrowed(handleId);
+        // A borrowed seat has no live handle, but its ticket holds the seat: an operator may free it too (the
+        // ticket then still works offline until its expiry; the seat counts no more on the node nor the backends).
+        if (seat.isEmpty() || !lives.containsKey(handleId) && borrowed == null) {
             release.replyTo().tell(unknownHandle(handleId));
             return Effect().none();
         }
         return startRelease(handleId, "released by an operator (" + release.by() + ")", release.replyTo(),
-                () -> LOG.warn("Handle {} of {}@{} on {} released by an operator ({})", Long.toUnsignedString(handleId),
+                () -> LOG.warn("{} {} of {}@{} on {} released by an operator ({})", borrowed == null ? "Handle"
+                        : "Borrowed seat (ticket of " + borrowed.clientId() + ")", Long.toUnsignedString(handleId),
                         seat.get().user(), seat.get().station(), key, release.by()));
     }
 
