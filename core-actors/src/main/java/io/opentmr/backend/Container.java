@@ -216,10 +216,14 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
 
     // ---------------------------------------------------------------- operators (management HTTP)
 
-    /** What the container holds now, for an operator: copies, never the live state. */
+    /**
+     * What the container holds now, for an operator: copies, never the live state. {@code tmrBorrows}: the TMR
+     * allocations a node borrowed (PEER_BORROW), each also among {@code allocations}.
+     */
     public record Overview(Serial serial, long cmActId, Instant startedAt, List<ProductInfo> products,
                            List<Handle> handles, Map<Long, Instant> sessionsLastSeen, List<TmrAllocation> allocations,
-                           List<Borrow> borrows, List<LeaseView> leases, Map<String, Long> highestEpochs) {
+                           List<Borrow> borrows, List<LeaseView> leases, Map<String, Long> highestEpochs,
+                           List<TmrBorrow> tmrBorrows) {
     }
 
     /** A live lease granted to a TMR node. */
@@ -681,7 +685,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         live.forEach(l -> epochs.put(l.name(), state.highestEpoch(l.name())));
         return new Overview(identity.serial(), identity.cmActId(), startedAt, state.products(),
                 List.copyOf(state.handles()), Map.copyOf(lastSeen), List.copyOf(state.allocations()),
-                List.copyOf(state.borrows()), live, epochs);
+                List.copyOf(state.borrows()), live, epochs, List.copyOf(state.tmrBorrows()));
     }
 
     private Outcome onAccess(ContainerState state, Access c) {

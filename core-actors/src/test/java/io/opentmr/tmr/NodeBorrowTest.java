@@ -271,6 +271,35 @@ class NodeBorrowTest {
     }
 
     @Test
+    void aBorrowRefusedAfterOneBackendSignedLeavesNoBorrowedAllocationThere() throws Exception {
+        long mixed = 63;
+        // Backend 1's copy has the vendor's statement and signs; backends 2 and 3 hold the older format and refuse.
+        group.issueTmrWithoutStatementOn(new LicenseIssuer.Request(FIRM, mixed, 2, true, null, null, null, null,
+                Duration.ofDays(7), 0xFF, "mixed"), Set.of(1, 2));
+        try (TmrClient client = TmrClient.connect(options("anna"))) {
+            Await.until("the license listed", () -> client.listContainers().get(0).products().stream()
+                    .anyMatch(p -> p.productCode() == mixed));
+            LicenseHandle handle = client.access(FIRM, mixed);
+            long id = handle.handleId();
+            CmException refused = assertThrows(CmException.class, () -> handle.borrow(Duration.ofDays(1)));
+            // 231 when both older copies were asked, 130 when one of them did not count yet (one signature).
+            assertTrue(refused.code() == CmError.ACCESS_DENIED.code()
+                    || refused.code() == CmError.REDUNDANCY_SERVER_MISSING.code(), refused.getMessage());
+            // At once, not at the ticket's expiry a day later: backend 1 no longer holds the seat as borrowed, and
+            // holds it again as the handle's plain allocation.
+            Await.until("backend 1 holds the handle's seat, not borrowed", () -> Await.unchecked(() ->
+                    group.borrowedAllocations(0).isEmpty() && group.allocations(0).stream()
+                            .anyMatch(a -> a.tmrHandleId() == id)));
+            handle.info();
+            handle.close();
+        }
+        awaitNoAllocations();
+        for (int b = 0; b < 3; b++) {
+            assertEquals(Map.of(), group.borrowedAllocations(b), "backend " + (b + 1));
+        }
+    }
+
+    @Test
     void anOperatorFreesABorrowedSeatOnTheNodeAndOnEveryBackend() throws Exception {
         TmrClientOptions anna = options("anna");
         long ticketId;

@@ -293,6 +293,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private record BorrowAnswered(long handleId, int backend, Message reply, Throwable failure) implements Command {
     }
 
+    /** The FREE of a backend's borrowed allocation, after the borrow was refused, was answered. */
+    private record BorrowUndone(long handleId, int backend, BackendAnswer answer) implements Command {
+    }
+
     /**
      * A borrow whose backends are signing: their signatures by backend and by place in the vendor's statement of
      * the group's keys (the first signer's; a backend that sends another is refused), refusals, and who waits.
@@ -302,6 +306,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         final BitSet asked;
         final java.util.TreeMap<Integer, Bytes> signatures = new java.util.TreeMap<>();
         final java.util.TreeMap<Integer, Bytes> byPlace = new java.util.TreeMap<>();
+        /** Backends that borrowed the seat (they signed) or may have (no answer): undone if the borrow is refused. */
+        final BitSet mayHaveBorrowed = new BitSet();
         io.opentmr.protocol.GroupKeyStatement statement;
         final List<BackendAnswer> refusals = new ArrayList<>();
         final List<ActorRef<Reply>> waiters = new ArrayList<>();
@@ -757,6 +763,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 .onCommand(Touch.class, this::onTouch)
                 .onCommand(Borrow.class, this::onBorrow)
                 .onCommand(BorrowAnswered.class, this::onBorrowAnswered)
+                .onCommand(BorrowUndone.class, this::onBorrowUndone)
                 .onCommand(ReturnBorrow.class, this::onReturnBorrow)
                 .onCommand(Sweep.class, sweep -> onSweep())
                 .onCommand(WriteCheckpoint.class, write -> onWriteCheckpoint())
@@ -1565,6 +1572,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         if (pending == null || pending.decided) {
             return Effect().none();
         }
+        BackendAnswer answer = answer(answered.reply(), answered.failure());
+        if (answered.reply() instanceof Message.BorrowOk || answer instanceof BackendAnswer.Lost) {
+            pending.mayHaveBorrowed.set(answered.backend());
+        }
         String unusable = answered.reply() instanceof Message.BorrowOk ok
                 && ok.ticket().withSignature(Bytes.EMPTY).equals(pending.ticket)
                 ? addSignature(pending, answered.backend(), ok.ticket().signature()) : null;
@@ -1573,8 +1584,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             pending.refusals.add(refused);
             missed(answered.backend(), "PEER_BORROW " + refused.describe());
         } else if (!pending.signatures.containsKey(answered.backend())) {
-            pending.refusals.add(answer(answered.reply(), answered.failure()));
-            missed(answered.backend(), "PEER_BORROW " + answer(answered.reply(), answered.failure()).describe());
+            pending.refusals.add(answer);
+            missed(answered.backend(), "PEER_BORROW " + answer.describe());
         }
         if (pending.byPlace.size() >= 2) {
             pending.decided = true;
@@ -1603,9 +1614,34 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             pending.decided = true;
             borrowing.remove(answered.handleId());
             Refused refused = borrowRefusal(pending);
-            LOG.warn("Borrow of handle {} of {} refused: {}", Long.toUnsignedString(answered.handleId()), key,
-                    refused.text());
+            LOG.warn("Borrow of handle {} of {} refused: {}{}", Long.toUnsignedString(answered.handleId()), key,
+                    refused.text(), pending.mayHaveBorrowed.isEmpty() ? "" : "; its seat is freed on backend(s) "
+                            + indices(pending.mayHaveBorrowed) + ", which borrowed it or may have, and allocated "
+                            + "there again by a re-sync");
+            undoBorrow(answered.handleId(), pending.mayHaveBorrowed);
             pending.waiters.forEach(waiter -> waiter.tell(refused));
+        }
+        return Effect().none();
+    }
+
+    /**
+     * A refused borrow leaves no borrowed allocation behind (it would hold the seat on that backend until the
+     * ticket's expiry, after the handle's release): each backend that borrowed it, or may have, frees it (FREE ends
+     * a borrowed allocation), and a re-sync then allocates the still held seat there again, as a plain allocation.
+     * The re-sync is asked once the FREE is answered, so it cannot list the borrowed allocation before it is gone.
+     */
+    private void undoBorrow(long handleId, BitSet backends) {
+        for (int b = backends.nextSetBit(0); b >= 0; b = backends.nextSetBit(b + 1)) {
+            int backend = b;
+            context.pipeToSelf(peers.call(backend, certificate -> free(certificate, handleId)),
+                    (reply, failure) -> new BorrowUndone(handleId, backend, answer(reply, failure)));
+        }
+    }
+
+    private Effect<TmrLicenseEvent, SeatTable> onBorrowUndone(BorrowUndone undone) {
+        if (table.get(undone.handleId()).isPresent() && !releasing.containsKey(undone.handleId())) {
+            missed(undone.backend(), "its allocation of handle " + Long.toUnsignedString(undone.handleId())
+                    + " was freed after a refused borrow (FREE: " + undone.answer().describe() + ")");
         }
         return Effect().none();
     }
