@@ -44,8 +44,10 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Borrowing through the TMR node: the seat is borrowed on the backends, the ticket carries two backend
- * signatures or more and verifies offline against the group's keys, a borrowed seat counts everywhere until it
- * is returned or expires, also across a backend's loss and a node restart.
+ * signatures or more and the vendor's statement of the group's keys and verifies offline with the vendor's key
+ * alone, a borrowed seat counts everywhere until it is returned, expires or an operator frees it, also across a
+ * backend's loss and a node restart; a refused borrow leaves no borrowed allocation; a license of the older
+ * format (no statement) still serves but is not borrowable through the node.
  */
 @Timeout(180)
 @ExtendWith(NoLeaks.class)
