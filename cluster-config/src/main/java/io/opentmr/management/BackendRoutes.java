@@ -135,6 +135,8 @@ final class BackendRoutes extends ManagementRoutes {
             }
             List<TmrAllocation> allocations = new ArrayList<>(overview.allocations());
             allocations.sort(Comparator.comparing(TmrAllocation::tmrHandleId, Long::compareUnsigned));
+            Map<Long, Instant> borrowedUntil = new HashMap<>();
+            overview.tmrBorrows().forEach(b -> borrowedUntil.put(b.tmrHandleId(), b.expiresAt()));
             for (TmrAllocation allocation : allocations) {
                 if (query.matches(allocation.item().toString(), allocation.owner().user(), allocation.owner().host(),
                         allocation.owner().host())) {
@@ -144,7 +146,9 @@ final class BackendRoutes extends ManagementRoutes {
                             "station", allocation.owner().host(), "pid", allocation.owner().pid(),
                             "session", Long.toUnsignedString(allocation.owner().sessionId()),
                             "openedAt", instant(allocation.at()), "lastActivityAt", null,
-                            "epoch", allocation.epoch()));
+                            "epoch", allocation.epoch(), "borrowedUntil",
+                            borrowedUntil.containsKey(allocation.tmrHandleId())
+                                    ? instant(borrowedUntil.get(allocation.tmrHandleId())) : null));
                 }
             }
             return json(200, pageBody(all.size(), query, page(all, query)));

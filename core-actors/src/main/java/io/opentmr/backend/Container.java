@@ -15,6 +15,7 @@ import io.opentmr.protocol.Allocation;
 import io.opentmr.protocol.BorrowTicket;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.GroupKeyStatement;
 import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.ContainerInfo;
 import io.opentmr.protocol.CryptDirection;
@@ -215,10 +216,14 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
 
     // ---------------------------------------------------------------- operators (management HTTP)
 
-    /** What the container holds now, for an operator: copies, never the live state. */
+    /**
+     * What the container holds now, for an operator: copies, never the live state. {@code tmrBorrows}: the TMR
+     * allocations a node borrowed (PEER_BORROW), each also among {@code allocations}.
+     */
     public record Overview(Serial serial, long cmActId, Instant startedAt, List<ProductInfo> products,
                            List<Handle> handles, Map<Long, Instant> sessionsLastSeen, List<TmrAllocation> allocations,
-                           List<Borrow> borrows, List<LeaseView> leases, Map<String, Long> highestEpochs) {
+                           List<Borrow> borrows, List<LeaseView> leases, Map<String, Long> highestEpochs,
+                           List<TmrBorrow> tmrBorrows) {
     }
 
     /** A live lease granted to a TMR node. */
@@ -680,7 +685,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         live.forEach(l -> epochs.put(l.name(), state.highestEpoch(l.name())));
         return new Overview(identity.serial(), identity.cmActId(), startedAt, state.products(),
                 List.copyOf(state.handles()), Map.copyOf(lastSeen), List.copyOf(state.allocations()),
-                List.copyOf(state.borrows()), live, epochs);
+                List.copyOf(state.borrows()), live, epochs, List.copyOf(state.tmrBorrows()));
     }
 
     private Outcome onAccess(ContainerState state, Access c) {
@@ -903,6 +908,16 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
             return reply(c.replyTo(), StatusReply.error(new CmFailure(CmError.ENTRY_NOT_FOUND, "no TMR copy "
                     + c.key() + " for this ticket and handle in container " + identity.serial())));
         }
+        GroupKeyStatement statement = state.tmrGroupStatement(c.key());
+        int place = statement == null ? -1 : statement.indexOf(Bytes.of(Ed25519.raw(identity.keys().getPublic())));
+        if (place < 0 || !statement.members().get(place).serial().equals(identity.serial())) {
+            // Refused before anything is journaled: no seat of this container becomes a borrow.
+            return reply(c.replyTo(), StatusReply.error(new CmFailure(CmError.ACCESS_DENIED, "TMR copy " + c.key()
+                    + " in container " + identity.serial() + (statement == null
+                    ? " was issued without the vendor's statement of its group's keys (a license file of the older "
+                    + "format), which a ticket of a TMR node must carry: borrowing needs the license issued anew"
+                    : " has a group key statement that does not name this container and its key"))));
+        }
         List<Outcome> refusal = new ArrayList<>(1);
         List<ContainerEvent> seen = certified(state, "PEER_BORROW", c.connection(), c.certificate(), groupKeys, now,
                 refuse -> refusal.add(refusal(c.replyTo(), refuse)));
@@ -912,8 +927,9 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         Instant expiresAt = Instant.ofEpochMilli(asked.expiresAtMillis());
         return decideCertified(state, seen, state.borrowAllocation(c.tmrHandleId(), asked.ticketId(), asked.clientId(),
                         expiresAt, now, leaseSettings.clockSkew()), c.replyTo(),
-                borrow -> asked.withSignature(Bytes.of(Ed25519.sign(identity.keys().getPrivate(),
-                        asked.withSignature(Bytes.EMPTY).signedPayload()))),
+                borrow -> asked.withSignature(new BorrowTicket.GroupSignature(new java.util.TreeMap<>(Map.of(place,
+                        Bytes.of(Ed25519.sign(identity.keys().getPrivate(), asked.withSignature(Bytes.EMPTY)
+                                .signedPayload())))), statement).encode()),
                 borrow -> {
                     tracking.borrow(borrow.ticketId(), c.key(), borrow.clientId(), borrow.expiresAt(), now);
                     context.getLog().info("Container {}: TMR handle {} borrowed under ticket {} of {} for {} until {} ({})",

@@ -20,16 +20,18 @@ import org.apache.pekko.serialization.jackson.JacksonMigration;
  *       no re-sent ACCESS).</li>
  *   <li>4: {@code AllocationBorrowed} and the snapshot's {@code tmrBorrows}: TMR allocations borrowed through a
  *       node (earlier snapshots: null, no TMR borrow).</li>
+ *   <li>5: {@code LicenseUpdated}'s update and the snapshot's items carry {@code tmrGroupStatement}, the vendor's
+ *       signed statement of a TMR copy's group keys (earlier records: null, a copy borrowed through no node).</li>
  * </ul>
  *
  * Reading version 1 needs no change: the new fields read as null, which the code takes as "not known" (an
  * unknown holder is another holder; an unknown operation a DECREMENT; an unknown time outside the retry
- * window; an unknown request id no request). Reading version 2 needs none either. A record of a version above {@link #currentVersion()} (written by a newer backend) is refused,
+ * window; an unknown request id no request). Reading versions 2 to 4 needs none either. A record of a version above {@link #currentVersion()} (written by a newer backend) is refused,
  * and the container does not start: open the data directory with that newer version.
  */
 public final class ContainerEventVersions extends JacksonMigration {
 
-    public static final int CURRENT = 4;
+    public static final int CURRENT = 5;
 
     @Override
     public int currentVersion() {

@@ -40,9 +40,18 @@ public record ContainerSnapshot(
                 leaseEpochs, allocations, peerOperations, leaseHolders, null);
     }
 
-    /** A product item's terms and the state that is not derived from handles and borrows. */
+    /**
+     * A product item's terms and the state that is not derived from handles and borrows. {@code tmrGroupStatement}:
+     * the vendor's group key statement of a TMR copy (base64); null for items without one and in snapshots
+     * written before it was kept (version 4 and older).
+     */
     public record Item(long firmCode, ProductItemSpec spec, List<String> tmrGroupKeys, long units,
-                       Instant usageStartedAt) {
+                       Instant usageStartedAt, String tmrGroupStatement) {
+
+        /** An item without a group key statement. */
+        public Item(long firmCode, ProductItemSpec spec, List<String> tmrGroupKeys, long units, Instant usageStartedAt) {
+            this(firmCode, spec, tmrGroupKeys, units, usageStartedAt, null);
+        }
     }
 
     /**

@@ -18,7 +18,9 @@ import io.opentmr.license.LicenseUpdate;
 import io.opentmr.license.ProductItemSpec;
 import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.Allocation;
+import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.GroupKeyStatement;
 import io.opentmr.protocol.HandleOwner;
 import io.opentmr.protocol.LicenseKey;
 import io.opentmr.protocol.ProductInfo;
@@ -484,6 +486,15 @@ public final class ContainerState {
      * The group keys (base64 raw Ed25519) of the TMR copy with this key, vendor-attested by its update file;
      * {@code null} when the container holds no TMR copy with this key.
      */
+    /**
+     * The vendor's group key statement of a TMR copy, or null for a copy issued without one (or no TMR copy).
+     */
+    public GroupKeyStatement tmrGroupStatement(LicenseKey key) {
+        ItemState item = items.get(key);
+        return item == null || item.spec.tmrId() == 0 || item.tmrGroupStatement == null ? null
+                : GroupKeyStatement.parse(Bytes.of(java.util.Base64.getDecoder().decode(item.tmrGroupStatement)));
+    }
+
     public List<String> tmrGroupKeys(LicenseKey key) {
         ItemState item = items.get(key);
         return item == null || item.spec.tmrId() == 0 ? null : item.tmrGroupKeys;
@@ -700,7 +711,8 @@ public final class ContainerState {
     /** An immutable copy; call it on the owning actor's thread. */
     public ContainerSnapshot toSnapshot() {
         List<ContainerSnapshot.Item> itemCopies = items.values().stream()
-                .map(i -> new ContainerSnapshot.Item(i.firmCode, i.spec, i.tmrGroupKeys, i.units, i.usageStartedAt))
+                .map(i -> new ContainerSnapshot.Item(i.firmCode, i.spec, i.tmrGroupKeys, i.units, i.usageStartedAt,
+                        i.tmrGroupStatement))
                 .toList();
         List<ContainerSnapshot.Decrement> decrements = recentDecrements.entrySet().stream()
                 .flatMap(h -> h.getValue().entrySet().stream()
@@ -723,7 +735,8 @@ public final class ContainerState {
         ContainerState state = new ContainerState(Serial.parse(snapshot.serial()), snapshot.cmActId(), units);
         state.firmUpdateCounters.putAll(snapshot.firmUpdateCounters());
         for (ContainerSnapshot.Item item : snapshot.items()) {
-            ItemState restored = new ItemState(item.firmCode(), item.spec(), item.tmrGroupKeys());
+            ItemState restored = new ItemState(item.firmCode(), item.spec(), item.tmrGroupKeys(),
+                    item.tmrGroupStatement());
             restored.units = item.units();
             restored.usageStartedAt = item.usageStartedAt();
             state.items.put(restored.key(), restored);
@@ -838,11 +851,13 @@ public final class ContainerState {
             LicenseKey key = new LicenseKey(update.firmCode(), spec.productCode(), spec.tmrId());
             ItemState existing = items.get(key);
             if (existing == null) {
-                items.put(key, new ItemState(update.firmCode(), spec, update.tmrGroupKeys()));
+                items.put(key, new ItemState(update.firmCode(), spec, update.tmrGroupKeys(),
+                        update.tmrGroupStatement()));
             } else {
                 // A new issue of the same item: new terms, same holders; its counter is what the vendor set.
                 existing.spec = spec;
                 existing.tmrGroupKeys = update.tmrGroupKeys();
+                existing.tmrGroupStatement = update.tmrGroupStatement();
                 existing.units = spec.unitCounter() == null ? 0 : spec.unitCounter();
             }
         }

@@ -17,6 +17,8 @@ final class ItemState {
     final long firmCode;
     ProductItemSpec spec;
     List<String> tmrGroupKeys;
+    /** The vendor's group key statement of a TMR copy (base64), or null for an item issued without one. */
+    String tmrGroupStatement;
     long units;
     Instant usageStartedAt;
 
@@ -28,10 +30,11 @@ final class ItemState {
     private Long exclusiveAllocation;
     private int borrowed;
 
-    ItemState(long firmCode, ProductItemSpec spec, List<String> tmrGroupKeys) {
+    ItemState(long firmCode, ProductItemSpec spec, List<String> tmrGroupKeys, String tmrGroupStatement) {
         this.firmCode = firmCode;
         this.spec = spec;
         this.tmrGroupKeys = tmrGroupKeys;
+        this.tmrGroupStatement = tmrGroupStatement;
         this.units = spec.unitCounter() == null ? 0 : spec.unitCounter();
     }
 

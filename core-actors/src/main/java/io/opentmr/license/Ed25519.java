@@ -1,15 +1,14 @@
 package io.opentmr.license;
 
+import io.opentmr.protocol.Ed25519Keys;
 import java.security.GeneralSecurityException;
 import java.security.KeyFactory;
 import java.security.KeyPair;
 import java.security.KeyPairGenerator;
-import java.security.MessageDigest;
 import java.security.PrivateKey;
 import java.security.PublicKey;
 import java.security.Signature;
 import java.security.spec.PKCS8EncodedKeySpec;
-import java.security.spec.X509EncodedKeySpec;
 import java.util.Arrays;
 import java.util.HexFormat;
 
@@ -47,14 +46,7 @@ public final class Ed25519 {
 
     /** Whether {@code signature} is {@code key}'s signature over {@code data}; malformed input is simply false. */
     public static boolean verify(PublicKey key, byte[] data, byte[] signature) {
-        try {
-            Signature verifier = Signature.getInstance("Ed25519");
-            verifier.initVerify(key);
-            verifier.update(data);
-            return verifier.verify(signature);
-        } catch (GeneralSecurityException | IllegalArgumentException e) {
-            return false;
-        }
+        return Ed25519Keys.verify(key, data, signature);
     }
 
     public static byte[] raw(PublicKey key) {
@@ -67,16 +59,7 @@ public final class Ed25519 {
     }
 
     public static PublicKey publicKey(byte[] raw) {
-        if (raw.length != RAW_PUBLIC_KEY_BYTES) {
-            throw new IllegalArgumentException("an Ed25519 public key has 32 bytes, not " + raw.length);
-        }
-        byte[] encoded = Arrays.copyOf(X509_PREFIX, X509_PREFIX.length + RAW_PUBLIC_KEY_BYTES);
-        System.arraycopy(raw, 0, encoded, X509_PREFIX.length, RAW_PUBLIC_KEY_BYTES);
-        try {
-            return KeyFactory.getInstance("Ed25519").generatePublic(new X509EncodedKeySpec(encoded));
-        } catch (GeneralSecurityException e) {
-            throw new IllegalArgumentException("not a valid Ed25519 public key", e);
-        }
+        return Ed25519Keys.publicKey(raw);
     }
 
     public static PrivateKey privateKey(byte[] pkcs8) {
@@ -89,11 +72,6 @@ public final class Ed25519 {
 
     /** A short name for a public key, for logs and error texts: the first 8 bytes of its SHA-256. */
     public static String fingerprint(byte[] rawPublicKey) {
-        try {
-            byte[] digest = MessageDigest.getInstance("SHA-256").digest(rawPublicKey);
-            return HexFormat.of().formatHex(digest, 0, 8);
-        } catch (GeneralSecurityException e) {
-            throw new IllegalStateException("no SHA-256", e);
-        }
+        return Ed25519Keys.fingerprint(rawPublicKey);
     }
 }

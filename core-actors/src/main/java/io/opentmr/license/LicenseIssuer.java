@@ -1,6 +1,8 @@
 package io.opentmr.license;
 
+import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.GroupKeyStatement;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -18,8 +20,9 @@ import java.util.Set;
 
 /**
  * The vendor's side: turns container contexts into signed update files. A TMR issue takes the three
- * contexts of one group and produces three files with the same next TMR-Id, the same crypt secret and
- * the group's three container keys, each moving its container's firm update counter by one.
+ * contexts of one group and produces three files with the same next TMR-Id, the same crypt secret,
+ * the group's three container keys and the vendor's signed statement of them (which borrow tickets of a TMR
+ * node carry), each moving its container's firm update counter by one.
  */
 public final class LicenseIssuer {
 
@@ -92,6 +95,7 @@ public final class LicenseIssuer {
         }
         long tmrId = 0;
         List<String> groupKeys = List.of();
+        String statement = null;
         VendorState nextState = state;
         if (request.tmr()) {
             if (contexts.size() != 3) {
@@ -109,6 +113,7 @@ public final class LicenseIssuer {
             }
             tmrId = state.next(request.firmCode());
             groupKeys = contexts.stream().map(ContainerContext::publicKey).toList();
+            statement = statement(request.firmCode(), cmActId, contexts);
             nextState = state.advance(request.firmCode());
         }
 
@@ -130,13 +135,31 @@ public final class LicenseIssuer {
             LicenseUpdate update;
             try {
                 update = new LicenseUpdate(context.serial(), context.cmActId(), request.firmCode(),
-                        context.counter(request.firmCode()) + 1, now, List.of(item), groupKeys);
+                        context.counter(request.firmCode()) + 1, now, List.of(item), groupKeys, statement);
             } catch (IllegalArgumentException e) {
                 throw refused(e.getMessage());
             }
             issued.add(new Issued(context, update, LicenseUpdateFile.sign(update, vendorPrivate, vendorPublic)));
         }
         return new Result(List.copyOf(issued), nextState);
+    }
+
+    /**
+     * The vendor's signed statement of the group (base64): the three containers and their keys, in the order of
+     * the files' group keys, which borrow tickets of the copies carry.
+     */
+    private String statement(long firmCode, long cmActId, List<ContainerContext> contexts)
+            throws LicenseRefusedException {
+        GroupKeyStatement unsigned;
+        try {
+            unsigned = new GroupKeyStatement(firmCode, cmActId, contexts.stream()
+                    .map(c -> new GroupKeyStatement.Member(c.serialNumber(), Bytes.of(c.rawPublicKey()))).toList(),
+                    Bytes.of(Ed25519.raw(vendorPublic)), Bytes.EMPTY);
+        } catch (IllegalArgumentException e) {
+            throw refused(e.getMessage());
+        }
+        Bytes signature = Bytes.of(Ed25519.sign(vendorPrivate, unsigned.signedPayload()));
+        return Base64.getEncoder().encodeToString(unsigned.withSignature(signature).encode().toArray());
     }
 
     private static LicenseRefusedException refused(String message) {

@@ -1,7 +1,10 @@
 package io.opentmr.license;
 
+import io.opentmr.protocol.Bytes;
+import io.opentmr.protocol.GroupKeyStatement;
 import io.opentmr.protocol.Serial;
 import java.time.Instant;
+import java.util.Base64;
 import java.util.List;
 import java.util.Objects;
 
@@ -18,9 +21,19 @@ import java.util.Objects;
  * @param items             the product items
  * @param tmrGroupKeys      for TMR copies: the raw public keys (base64) of the three containers of
  *                          the group, attested by the vendor's signature; empty otherwise
+ * @param tmrGroupStatement for TMR copies: the vendor's signed statement of the group's containers and keys
+ *                          ({@link GroupKeyStatement}, base64), which the copy's borrow tickets carry so that a
+ *                          program checks them with the vendor's key alone; null in files of the older format
+ *                          (then borrowing through a TMR node is refused)
  */
 public record LicenseUpdate(String target, long cmActId, long firmCode, long firmUpdateCounter, Instant issuedAt,
-                            List<ProductItemSpec> items, List<String> tmrGroupKeys) {
+                            List<ProductItemSpec> items, List<String> tmrGroupKeys, String tmrGroupStatement) {
+
+    /** An update without a group key statement: ordinary items, or TMR copies of the older format. */
+    public LicenseUpdate(String target, long cmActId, long firmCode, long firmUpdateCounter, Instant issuedAt,
+                         List<ProductItemSpec> items, List<String> tmrGroupKeys) {
+        this(target, cmActId, firmCode, firmUpdateCounter, issuedAt, items, tmrGroupKeys, null);
+    }
 
     public LicenseUpdate {
         Serial.parse(Objects.requireNonNull(target, "target"));
@@ -44,6 +57,25 @@ public record LicenseUpdate(String target, long cmActId, long firmCode, long fir
         for (String key : tmrGroupKeys) {
             Ed25519.publicKey(java.util.Base64.getDecoder().decode(key));
         }
+        if (tmrGroupStatement != null) {
+            GroupKeyStatement statement = GroupKeyStatement.parse(Bytes.of(Base64.getDecoder()
+                    .decode(tmrGroupStatement)));
+            List<String> stated = statement.members().stream()
+                    .map(m -> Base64.getEncoder().encodeToString(m.publicKey().toArray())).toList();
+            if (!tmr || !stated.equals(tmrGroupKeys) || statement.firmCode() != firmCode
+                    || statement.cmActId() != cmActId || statement.members().stream()
+                    .noneMatch(m -> m.serial().equals(Serial.parse(target)))) {
+                throw new IllegalArgumentException("the group key statement (" + statement + ") does not match the "
+                        + "update: firm " + firmCode + ", CmActId " + cmActId + ", target " + target
+                        + ", group keys in that order");
+            }
+        }
+    }
+
+    /** The group key statement, or null. */
+    public GroupKeyStatement groupStatement() {
+        return tmrGroupStatement == null ? null
+                : GroupKeyStatement.parse(Bytes.of(Base64.getDecoder().decode(tmrGroupStatement)));
     }
 
     public Serial targetSerial() {

@@ -2,6 +2,7 @@ package io.opentmr.license;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.GroupKeyStatement;
 import java.io.IOException;
 import java.security.PrivateKey;
 import java.security.PublicKey;
@@ -104,12 +105,22 @@ public record LicenseUpdateFile(String format, String vendorKey, String body, St
             throw new LicenseRefusedException(CmError.ACCESS_DENIED,
                     "bad signature on license update: the file was altered or not signed by vendor key " + fingerprint);
         }
+        LicenseUpdate update;
         try {
-            return LicenseJson.MAPPER.readValue(bodyBytes, LicenseUpdate.class);
+            update = LicenseJson.MAPPER.readValue(bodyBytes, LicenseUpdate.class);
         } catch (IOException | IllegalArgumentException e) {
             // Signed but unreadable: the vendor's tool wrote something this server does not understand.
             throw new LicenseRefusedException(CmError.INVALID_PARAMETER,
                     "malformed license update content: " + ContainerContext.firstLine(e.getMessage()), e);
         }
+        GroupKeyStatement statement = update.groupStatement();
+        // Checked once here, at import: the copy keeps it and its borrow tickets carry it unchecked by the servers.
+        if (statement != null && (!java.util.Arrays.equals(statement.vendorKey().toArray(), rawVendorKey)
+                || !statement.signatureHolds())) {
+            throw new LicenseRefusedException(CmError.ACCESS_DENIED, "the group key statement in the license update "
+                    + "is not signed by the file's vendor key " + fingerprint + " (signed by " + statement
+                    .vendorFingerprint() + (statement.signatureHolds() ? ")" : ", and its signature does not hold)"));
+        }
+        return update;
     }
 }

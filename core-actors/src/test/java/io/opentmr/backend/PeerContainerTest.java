@@ -72,6 +72,7 @@ class PeerContainerTest {
     private ContainerIdentity identity;
     private EventSourcedBehaviorTestKit<Container.Command, ContainerEvent, ContainerState> kit;
     private LicenseKey key;
+    private LicenseUpdate imported;
 
     @BeforeAll
     static void start() {
@@ -104,6 +105,7 @@ class PeerContainerTest {
         ok(kit.<StatusReply<LicenseUpdate>>runCommand(r -> new Container.ImportLicense(
                 Bytes.of(issued.file().toJson()), Container.ReplyTo.of(r))));
         key = new LicenseKey(FIRM, 77, issued.update().items().get(0).tmrId());
+        imported = issued.update();
     }
 
     private <R> R ok(CommandResultWithReply<Container.Command, ContainerEvent, ContainerState, StatusReply<R>> result) {
@@ -273,8 +275,23 @@ class PeerContainerTest {
         for (var operation : oldSnapshot.withArray("peerOperations")) {
             ((com.fasterxml.jackson.databind.node.ObjectNode) operation).remove("at");
         }
+        // Version 4 and older: license updates and items without the vendor's group key statement.
+        for (var item : oldSnapshot.withArray("items")) {
+            ((com.fasterxml.jackson.databind.node.ObjectNode) item).remove("tmrGroupStatement");
+        }
+        ContainerEvent.LicenseUpdated update = new ContainerEvent.LicenseUpdated(imported, clock.instant());
+        var olderUpdate = (com.fasterxml.jackson.databind.node.ObjectNode) cbor.readTree(serialization
+                .serialize(update).get());
+        assertTrue(((com.fasterxml.jackson.databind.node.ObjectNode) olderUpdate.get("update")).remove("tmrGroupStatement").isTextual(), "the field as written today");
+        ContainerEvent.LicenseUpdated readUpdate = (ContainerEvent.LicenseUpdated) deserialize(serialization,
+                cbor.writeValueAsBytes(olderUpdate), update);
+        assertEquals(null, readUpdate.update().tmrGroupStatement());
+        assertEquals(imported.tmrGroupKeys(), readUpdate.update().tmrGroupKeys());
+        assertEquals(imported.groupStatement(), ContainerState.fromSnapshot(snapshot).tmrGroupStatement(key),
+                "today's snapshot keeps the statement");
         ContainerSnapshot back = (ContainerSnapshot) deserialize(serialization, cbor.writeValueAsBytes(oldSnapshot),
                 snapshot);
+        assertEquals(null, ContainerState.fromSnapshot(back).tmrGroupStatement(key), "an older copy has none");
         assertEquals(null, back.leaseHolders());
         assertEquals(List.of(new ContainerSnapshot.PeerOperation(key, 3, 45, null)), back.peerOperations());
         ContainerState state = ContainerState.fromSnapshot(back).apply(read);

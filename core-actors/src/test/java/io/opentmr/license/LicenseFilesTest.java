@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.GroupKeyStatement;
 import io.opentmr.protocol.Serial;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -89,7 +90,18 @@ class LicenseFilesTest {
             assertEquals(copies.get(0).items(), copy.items(), "identical product items, secret included");
             assertEquals(1, copy.items().get(0).tmrId());
             assertEquals(group.stream().map(ContainerContext::publicKey).toList(), copy.tmrGroupKeys());
+            // One statement of the group, signed by the vendor, in every copy.
+            assertEquals(copies.get(0).tmrGroupStatement(), copy.tmrGroupStatement());
+            GroupKeyStatement statement = copy.groupStatement();
+            assertTrue(statement.signatureHolds());
+            assertArrayEquals(Ed25519.raw(vendor.getPublic()), statement.vendorKey().toArray());
+            assertEquals(List.of("129-1", "129-2", "129-3"), statement.members().stream()
+                    .map(m -> m.serial().toString()).toList());
+            assertEquals(FIRM, statement.firmCode());
+            assertEquals(7, statement.cmActId());
         }
+        assertEquals(null, verify(issuer.issue(VendorState.empty(), List.of(context(4, 7, 0)), request(false)).files()
+                .get(0).file()).tmrGroupStatement(), "an ordinary item has no group");
         assertEquals(List.of(1L, 4L, 1L), copies.stream().map(LicenseUpdate::firmUpdateCounter).toList());
 
         Path stateFile = dir.resolve("vendor-state.json");
@@ -113,6 +125,46 @@ class LicenseFilesTest {
         LicenseRefusedException twice = assertThrows(LicenseRefusedException.class, () ->
                 issuer.issue(VendorState.empty(), List.of(once, once, context(3, 7, 0)), request(true)));
         assertTrue(twice.getMessage().contains("named twice"));
+    }
+
+    @Test
+    void aGroupStatementNotSignedByTheFilesVendorIsRefusedAndAFileWithoutOneStillImports() throws Exception {
+        List<ContainerContext> group = List.of(context(1, 7, 0), context(2, 7, 0), context(3, 7, 0));
+        LicenseUpdate issued = issuer.issue(VendorState.empty(), group, request(true)).files().get(0).update();
+
+        // Another vendor's statement of the same keys, in a file this vendor signs: refused at import.
+        KeyPair other = Ed25519.generate();
+        String foreign = new LicenseIssuer(other.getPrivate(), other.getPublic(), CLOCK, new SecureRandom())
+                .issue(VendorState.empty(), group, request(true)).files().get(0).update().tmrGroupStatement();
+        LicenseUpdate mixed = new LicenseUpdate(issued.target(), issued.cmActId(), issued.firmCode(),
+                issued.firmUpdateCounter(), issued.issuedAt(), issued.items(), issued.tmrGroupKeys(), foreign);
+        LicenseRefusedException refused = assertThrows(LicenseRefusedException.class, () -> LicenseUpdateFile.verify(
+                LicenseUpdateFile.sign(mixed, vendor.getPrivate(), vendor.getPublic()).toJson(),
+                List.of(vendor.getPublic(), other.getPublic())));
+        assertEquals(CmError.ACCESS_DENIED, refused.error());
+        assertTrue(refused.getMessage().contains("group key statement"), refused.getMessage());
+
+        // A statement of other containers than the file's group: the file is malformed.
+        String otherGroup = issuer.issue(VendorState.empty(), List.of(context(4, 7, 0), context(5, 7, 0),
+                context(6, 7, 0)), request(true)).files().get(0).update().tmrGroupStatement();
+        assertThrows(IllegalArgumentException.class, () -> new LicenseUpdate(issued.target(), issued.cmActId(),
+                issued.firmCode(), issued.firmUpdateCounter(), issued.issuedAt(), issued.items(), issued.tmrGroupKeys(),
+                otherGroup));
+
+        // The older format: the same file without a statement still verifies.
+        LicenseUpdate older = new LicenseUpdate(issued.target(), issued.cmActId(), issued.firmCode(),
+                issued.firmUpdateCounter(), issued.issuedAt(), issued.items(), issued.tmrGroupKeys());
+        var body = (com.fasterxml.jackson.databind.node.ObjectNode) LicenseJson.MAPPER.valueToTree(older);
+        assertTrue(body.has("tmrGroupStatement"));
+        body.remove("tmrGroupStatement");
+        byte[] bodyBytes = LicenseJson.MAPPER.writeValueAsBytes(body);
+        Base64.Encoder base64 = Base64.getEncoder();
+        byte[] olderFile = new LicenseUpdateFile(LicenseUpdateFile.FORMAT, base64.encodeToString(Ed25519.raw(
+                vendor.getPublic())), base64.encodeToString(bodyBytes), base64.encodeToString(Ed25519.sign(
+                vendor.getPrivate(), bodyBytes))).toJson();
+        LicenseUpdate read = LicenseUpdateFile.verify(olderFile, List.of(vendor.getPublic()));
+        assertEquals(older, read);
+        assertEquals(null, read.groupStatement());
     }
 
     @Test

@@ -232,6 +232,38 @@ public final class TmrTestGroup implements AutoCloseable {
         return result.files().get(0).update().items().get(0);
     }
 
+    /**
+     * Issues a TMR license in the older format, without the vendor's statement of the group's keys (as files issued
+     * before it existed), imports each copy and returns the item.
+     */
+    public ProductItemSpec issueTmrWithoutStatement(LicenseIssuer.Request request) throws Exception {
+        return issueTmrWithoutStatementOn(request, java.util.Set.of(0, 1, 2));
+    }
+
+    /** As {@link #issueTmrWithoutStatement}, the copies of {@code backends} only; the others as issued. */
+    public ProductItemSpec issueTmrWithoutStatementOn(LicenseIssuer.Request request, java.util.Set<Integer> backends)
+            throws Exception {
+        LicenseIssuer.Result result = issueOnly(request);
+        for (int i = 0; i < 3; i++) {
+            LicenseIssuer.Issued issued = result.files().get(i);
+            if (!backends.contains(i)) {
+                importFile(i, issued);
+                continue;
+            }
+            io.opentmr.license.LicenseUpdate u = issued.update();
+            io.opentmr.license.LicenseUpdate older = new io.opentmr.license.LicenseUpdate(u.target(), u.cmActId(),
+                    u.firmCode(), u.firmUpdateCounter(), u.issuedAt(), u.items(), u.tmrGroupKeys());
+            importFile(i, new LicenseIssuer.Issued(issued.context(), older,
+                    io.opentmr.license.LicenseUpdateFile.sign(older, vendor.getPrivate(), vendor.getPublic())));
+        }
+        return result.files().get(0).update().items().get(0);
+    }
+
+    /** The vendor's raw public key, which a program trusts for the tickets of a TMR node. */
+    public Bytes vendorPublicKey() {
+        return Bytes.of(io.opentmr.license.Ed25519.raw(vendor.getPublic()));
+    }
+
     /** Issues a TMR license but imports nothing (the test imports a differently issued copy, or none). */
     public LicenseIssuer.Result issueOnly(LicenseIssuer.Request request) throws Exception {
         return issue(request, List.of(0, 1, 2));
@@ -444,6 +476,15 @@ public final class TmrTestGroup implements AutoCloseable {
                 after = page.allocations().get(page.allocations().size() - 1).tmrHandleId();
             }
         }
+    }
+
+    /** The TMR allocations backend {@code backend} holds as borrowed (PEER_BORROW), by handle id, with their expiry. */
+    public Map<Long, java.time.Instant> borrowedAllocations(int backend) throws Exception {
+        Map<Long, java.time.Instant> borrowed = new java.util.TreeMap<>();
+        backend(backend).<io.opentmr.backend.Container.Overview>ask(io.opentmr.backend.Container.GetOverview::new,
+                java.time.Duration.ofSeconds(10)).get(15, TimeUnit.SECONDS).tmrBorrows()
+                .forEach(b -> borrowed.put(b.tmrHandleId(), b.expiresAt()));
+        return borrowed;
     }
 
     /** The first container a client's LIST_CONTAINERS shows (a node's virtual container), for waits and asserts. */

@@ -14,18 +14,27 @@ import io.opentmr.client.TmrClient;
 import io.opentmr.client.TmrClientOptions;
 import io.opentmr.license.LicenseIssuer;
 import io.opentmr.protocol.Allocation;
+import io.opentmr.protocol.BorrowTicket;
+import io.opentmr.protocol.Bytes;
+import io.opentmr.protocol.ContainerInfo;
+import io.opentmr.protocol.GroupKeyStatement;
+import io.opentmr.protocol.Serial;
 import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.Message;
 import io.opentmr.protocol.testing.NoLeaks;
 import io.opentmr.protocol.testing.RawConnection;
 import io.opentmr.testing.Await;
 import io.opentmr.testing.TmrTestGroup;
+import io.opentmr.tmr.license.TmrLicense;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -35,8 +44,10 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Borrowing through the TMR node: the seat is borrowed on the backends, the ticket carries two backend
- * signatures or more and verifies offline against the group's keys, a borrowed seat counts everywhere until it
- * is returned or expires, also across a backend's loss and a node restart.
+ * signatures or more and the vendor's statement of the group's keys and verifies offline with the vendor's key
+ * alone, a borrowed seat counts everywhere until it is returned, expires or an operator frees it, also across a
+ * backend's loss and a node restart; a refused borrow leaves no borrowed allocation; a license of the older
+ * format (no statement) still serves but is not borrowable through the node.
  */
 @Timeout(180)
 @ExtendWith(NoLeaks.class)
@@ -80,7 +91,8 @@ class NodeBorrowTest {
 
     @Test
     void aBorrowThroughTheNodeIsSignedByTheBackendsCountsEverywhereAndIsReturnedEarly() throws Exception {
-        BorrowStore store = BorrowStore.open(dir.resolve("borrows"));
+        // The program trusts the vendor's public key and nothing the servers list.
+        BorrowStore store = BorrowStore.open(dir.resolve("borrows"), null, Set.of(group.vendorPublicKey()));
         TmrClientOptions anna = options("anna");
         BorrowedLicense license;
         try (TmrClient client = TmrClient.connect(anna)) {
@@ -91,6 +103,25 @@ class NodeBorrowTest {
         }
         assertEquals(BorrowedLicense.VIRTUAL_MASK, license.issuer().mask());
         assertEquals(license, store.offlineAccess(FIRM, PRODUCT, "ws-1/anna", Clock.systemUTC()));
+        // The ticket carries the vendor's statement of the three backends' containers and keys, and their signatures.
+        GroupKeyStatement statement = BorrowedLicense.statementOf(license.ticket());
+        assertEquals(group.vendorPublicKey(), statement.vendorKey());
+        List<Serial> backends = new ArrayList<>();
+        for (int b = 0; b < 3; b++) {
+            try (TmrClient direct = TmrClient.connect(TmrClientOptions.builder().addresses(group.backendAddress(b))
+                    .build())) {
+                ContainerInfo container = direct.listContainers().get(0);
+                backends.add(container.serial());
+                assertEquals(b, statement.indexOf(container.publicKey()), "backend " + (b + 1) + "'s key in its place");
+            }
+        }
+        assertEquals(backends, statement.members().stream().map(GroupKeyStatement.Member::serial).toList());
+        assertTrue(BorrowTicket.GroupSignature.parse(license.ticket().signature()).signatures().size() >= 2);
+        // A program trusting another vendor key refuses it.
+        BorrowStore otherVendor = BorrowStore.open(dir.resolve("borrows"), null,
+                Set.of(Bytes.of(io.opentmr.license.Ed25519.raw(io.opentmr.license.Ed25519.generate().getPublic()))));
+        assertEquals(CmError.ACCESS_DENIED.code(), assertThrows(CmException.class,
+                () -> otherVendor.offlineAccess(FIRM, PRODUCT, "ws-1/anna", Clock.systemUTC())).code());
         for (int b = 0; b < 3; b++) {
             assertEquals(List.of(license.ticketId()), group.allocations(b).stream().map(Allocation::tmrHandleId)
                     .toList(), "backend " + (b + 1) + " holds the borrowed seat");
@@ -215,6 +246,92 @@ class NodeBorrowTest {
             Message unknownTicket = raw.request(new Message.Return(12345));
             assertEquals(CmError.INVALID_HANDLE.code(), assertInstanceOf(Message.Error.class, unknownTicket).code());
         }
+    }
+
+    @Test
+    void aLicenseFileWithoutTheVendorsStatementStillImportsButItsBorrowsThroughTheNodeAreRefused() throws Exception {
+        long older = 62;
+        group.issueTmrWithoutStatement(new LicenseIssuer.Request(FIRM, older, 2, true, null, null, null, null,
+                Duration.ofDays(7), 0xFF, "older format"));
+        try (TmrClient client = TmrClient.connect(options("anna"))) {
+            Await.until("the older license listed", () -> client.listContainers().get(0).products().stream()
+                    .anyMatch(p -> p.productCode() == older));
+            LicenseHandle handle = client.access(FIRM, older);
+            CmException refused = assertThrows(CmException.class, () -> handle.borrow(Duration.ofDays(1)));
+            assertEquals(CmError.ACCESS_DENIED.code(), refused.code(), refused.getMessage());
+            assertTrue(refused.text().contains("statement"), refused.text());
+            // Nothing was borrowed: the handle serves on, and each backend holds it as a plain allocation.
+            assertTrue(handle.isOpen());
+            handle.info();
+            for (int b = 0; b < 3; b++) {
+                assertEquals(List.of(handle.handleId()), group.allocations(b).stream().map(Allocation::tmrHandleId)
+                        .toList(), "backend " + (b + 1));
+            }
+            handle.close();
+        }
+        awaitNoAllocations();
+    }
+
+    @Test
+    void aBorrowRefusedAfterOneBackendSignedLeavesNoBorrowedAllocationThere() throws Exception {
+        long mixed = 63;
+        // Backend 1's copy has the vendor's statement and signs; backends 2 and 3 hold the older format and refuse.
+        group.issueTmrWithoutStatementOn(new LicenseIssuer.Request(FIRM, mixed, 2, true, null, null, null, null,
+                Duration.ofDays(7), 0xFF, "mixed"), Set.of(1, 2));
+        try (TmrClient client = TmrClient.connect(options("anna"))) {
+            Await.until("the license listed", () -> client.listContainers().get(0).products().stream()
+                    .anyMatch(p -> p.productCode() == mixed));
+            LicenseHandle handle = client.access(FIRM, mixed);
+            long id = handle.handleId();
+            CmException refused = assertThrows(CmException.class, () -> handle.borrow(Duration.ofDays(1)));
+            // 231 when both older copies were asked, 130 when one of them did not count yet (one signature).
+            assertTrue(refused.code() == CmError.ACCESS_DENIED.code()
+                    || refused.code() == CmError.REDUNDANCY_SERVER_MISSING.code(), refused.getMessage());
+            // At once, not at the ticket's expiry a day later: backend 1 no longer holds the seat as borrowed, and
+            // holds it again as the handle's plain allocation.
+            Await.until("backend 1 holds the handle's seat, not borrowed", () -> Await.unchecked(() ->
+                    group.borrowedAllocations(0).isEmpty() && group.allocations(0).stream()
+                            .anyMatch(a -> a.tmrHandleId() == id)));
+            handle.info();
+            handle.close();
+        }
+        awaitNoAllocations();
+        for (int b = 0; b < 3; b++) {
+            assertEquals(Map.of(), group.borrowedAllocations(b), "backend " + (b + 1));
+        }
+    }
+
+    @Test
+    void anOperatorFreesABorrowedSeatOnTheNodeAndOnEveryBackend() throws Exception {
+        TmrClientOptions anna = options("anna");
+        long ticketId;
+        try (TmrClient client = TmrClient.connect(anna)) {
+            ticketId = client.access(FIRM, PRODUCT).borrow(Duration.ofDays(1)).ticketId();
+        }
+        for (int b = 0; b < 3; b++) {
+            assertEquals(List.of(ticketId), group.allocations(b).stream().map(Allocation::tmrHandleId).toList());
+        }
+        // What the management route's DELETE /tmr/handles/ID asks.
+        TmrLicense.Reply released = forceRelease(ticketId);
+        assertInstanceOf(TmrLicense.Released.class, released, released.toString());
+        awaitNoAllocations();
+        try (TmrClient client = TmrClient.connect(anna)) {
+            try (LicenseHandle a = client.access(FIRM, PRODUCT); LicenseHandle b = client.access(FIRM, PRODUCT)) {
+                assertTrue(a.isOpen() && b.isOpen(), "both seats are free again");
+            }
+            // The seat is gone: its client's RETURN and a second release find nothing.
+            assertEquals(CmError.INVALID_HANDLE.code(), assertThrows(CmException.class,
+                    () -> client.returnBorrow(ticketId)).code());
+        }
+        TmrLicense.Refused again = assertInstanceOf(TmrLicense.Refused.class, forceRelease(ticketId));
+        assertEquals(CmError.INVALID_HANDLE.code(), again.code());
+    }
+
+    private TmrLicense.Reply forceRelease(long handleId) throws Exception {
+        return AskPattern.<VirtualContainer.Command, TmrLicense.Reply>ask(group.node().container(),
+                replyTo -> new VirtualContainer.ToHandle(handleId, new TmrLicense.ForceRelease(handleId, "test",
+                        replyTo), replyTo), Duration.ofSeconds(10), group.node().actorSystem().scheduler())
+                .toCompletableFuture().get(15, java.util.concurrent.TimeUnit.SECONDS);
     }
 
     private void awaitNoAllocations() throws InterruptedException {

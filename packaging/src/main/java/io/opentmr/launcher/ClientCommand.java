@@ -1,12 +1,16 @@
 package io.opentmr.launcher;
 
+import io.opentmr.client.BorrowedLicense;
 import io.opentmr.client.CmException;
 import io.opentmr.client.HelloProbe;
 import io.opentmr.client.LicenseHandle;
 import io.opentmr.client.TmrClient;
 import io.opentmr.client.TmrClientOptions;
 import io.opentmr.protocol.AccessMode;
+import io.opentmr.license.Ed25519;
+import io.opentmr.license.VendorKeyFiles;
 import io.opentmr.protocol.BorrowTicket;
+import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.ContainerInfo;
 import io.opentmr.protocol.CryptDirection;
 import io.opentmr.protocol.Message;
@@ -361,11 +365,38 @@ final class ClientCommand {
         @Option(names = "--out", description = "File to write the ticket to (JSON).")
         Path out;
 
+        @Option(names = "--vendor-key", description = "The vendor's public key file (vendor.pub). A TMR node's "
+                + "ticket is checked against it as a program checks it offline: the vendor's statement of the group's "
+                + "keys and two backend signatures; a ticket that fails is returned and the command fails with 231.")
+        Path vendorKey;
+
         @Override
         public Integer call() {
+            Bytes trusted;
+            try {
+                trusted = vendorKey == null ? null
+                        : Bytes.of(Ed25519.raw(VendorKeyFiles.readPublic(vendorKey)));
+            } catch (java.io.IOException | IllegalArgumentException e) {
+                System.err.println("tmr: cannot read the vendor key " + vendorKey + ": " + e.getMessage());
+                return Output.USAGE;
+            }
             return parent.withClient((client, output) -> {
                 LicenseHandle handle = product.access(client);
                 BorrowTicket ticket = handle.borrow(duration);
+                String checked = null;
+                if (trusted != null && ticket.issuer().mask() == BorrowedLicense.VIRTUAL_MASK) {
+                    try {
+                        BorrowedLicense.of(ticket, trusted);
+                        checked = "vendor key " + Ed25519.fingerprint(trusted.toArray());
+                    } catch (CmException refused) {
+                        try {
+                            client.returnBorrow(ticket.ticketId());
+                        } catch (CmException returnFailed) {
+                            refused.addSuppressed(returnFailed);
+                        }
+                        throw refused;
+                    }
+                }
                 Map<String, Object> fields = new LinkedHashMap<>();
                 fields.put("ticket", ticket.ticketId());
                 fields.put("firm", ticket.firmCode());
@@ -374,6 +405,9 @@ final class ClientCommand {
                 fields.put("expiresAt", java.time.Instant.ofEpochMilli(ticket.expiresAtMillis()).toString());
                 fields.put("issuer", ticket.issuer().toString());
                 fields.put("signature", ticket.signature().toHex());
+                if (checked != null) {
+                    fields.put("checkedWith", checked);
+                }
                 if (out != null) {
                     try {
                         Files.writeString(out, Output.toJson(fields) + "\n");

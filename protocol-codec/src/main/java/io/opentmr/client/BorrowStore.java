@@ -73,8 +73,9 @@ import org.slf4j.LoggerFactory;
  *   i64      expiresAt, epoch milliseconds, not negative
  *   u8       issuer mask
  *   u32      issuer number
- *   u16 + n  signature (Ed25519, 64 bytes)
- *   u16 + n  issuer public key (raw Ed25519, 32 bytes)
+ *   u16 + n  signature (Ed25519, 64 bytes; a virtual container's: its backends' signatures and the
+ *            vendor's statement of the group's keys, see BorrowTicket.GroupSignature)
+ *   u16 + n  issuer public key (raw Ed25519, 32 bytes; for a virtual container the vendor's key)
  * </pre>
  * and nothing after it; a file is at most {@value #MAX_FILE_BYTES} bytes. The ticket fields are those
  * of {@link BorrowTicket}, so the signature covers all of them; the file name must name the id inside.
@@ -94,6 +95,14 @@ import org.slf4j.LoggerFactory;
  * ticket names its client ({@code host/user}); copying it to the same host and user does, which
  * is inherent in offline tickets and bounded by their expiry.
  *
+ * <p><b>Tickets of a TMR node</b> (virtual container, mask 131) are checked against the vendor's public key:
+ * the ticket carries the vendor's signed statement of its group's three container keys, and two of those
+ * containers must have signed it ({@link BorrowedLicense}). A store opened with
+ * {@link #open(Path, Map, Set) trusted vendor keys} accepts only statements signed by one of them, so it needs
+ * nothing from the server to trust a ticket: this is how a program should open it (the vendor's public key is
+ * what it ships with). A store without vendor keys records the vendor key the statement names, as it records
+ * an issuer's listed key, and is open to the same planted files.
+ *
  * <p>Thread-safe; several processes may share a directory, since every write is one atomic rename.
  */
 public final class BorrowStore {
@@ -110,11 +119,13 @@ public final class BorrowStore {
 
     private final Path directory;
     private final Map<Serial, Bytes> trustedIssuers;
+    private final Set<Bytes> trustedVendorKeys;
     private final boolean posix;
 
-    private BorrowStore(Path directory, Map<Serial, Bytes> trustedIssuers) {
+    private BorrowStore(Path directory, Map<Serial, Bytes> trustedIssuers, Set<Bytes> trustedVendorKeys) {
         this.directory = directory;
         this.trustedIssuers = trustedIssuers;
+        this.trustedVendorKeys = trustedVendorKeys;
         this.posix = directory.getFileSystem().supportedFileAttributeViews().contains("posix");
     }
 
@@ -138,8 +149,23 @@ public final class BorrowStore {
      * @throws UncheckedIOException when the directory cannot be created
      */
     public static BorrowStore open(Path directory, Map<Serial, Bytes> trustedIssuers) {
+        return open(directory, trustedIssuers, null);
+    }
+
+    /**
+     * A store in {@code directory}, created if missing, that accepts a TMR node's ticket (virtual container, mask
+     * 131) only when the statement of its group's keys is signed by one of {@code trustedVendorKeys}; other
+     * tickets as {@link #open(Path, Map)}. Refused with 231 otherwise.
+     *
+     * @param trustedIssuers    as for {@link #open(Path, Map)}; {@code null} trusts the recorded keys
+     * @param trustedVendorKeys the vendors' raw Ed25519 public keys (the {@code vendor.pub} of {@code tmr license
+     *                          keygen}); {@code null} trusts the vendor key a ticket's statement names
+     * @throws UncheckedIOException when the directory cannot be created
+     */
+    public static BorrowStore open(Path directory, Map<Serial, Bytes> trustedIssuers, Set<Bytes> trustedVendorKeys) {
         Objects.requireNonNull(directory, "directory");
-        BorrowStore store = new BorrowStore(directory, trustedIssuers == null ? null : Map.copyOf(trustedIssuers));
+        BorrowStore store = new BorrowStore(directory, trustedIssuers == null ? null : Map.copyOf(trustedIssuers),
+                trustedVendorKeys == null ? null : Set.copyOf(trustedVendorKeys));
         store.createDirectory();
         return store;
     }
@@ -207,7 +233,8 @@ public final class BorrowStore {
         List<ContainerInfo> before = containers.get();
         BorrowTicket ticket = borrower.get();
         try {
-            Bytes key = issuerKey(before, ticket.issuer());
+            Bytes key = ticket.issuer().mask() == BorrowedLicense.VIRTUAL_MASK
+                    ? BorrowedLicense.statementOf(ticket).vendorKey() : issuerKey(before, ticket.issuer());
             if (key == null) {
                 key = issuerKey(containers.get(), ticket.issuer());
             }
@@ -422,12 +449,19 @@ public final class BorrowStore {
     @Override
     public String toString() {
         return "BorrowStore[" + directory + (trustedIssuers == null ? "" : ", trusted " + trustedIssuers.keySet())
-                + "]";
+                + (trustedVendorKeys == null ? "" : ", " + trustedVendorKeys.size() + " trusted vendor key(s)") + "]";
     }
 
     // ---------------------------------------------------------------- trust
 
     private BorrowedLicense trusted(BorrowedLicense license) {
+        if (trustedVendorKeys != null && license.issuer().mask() == BorrowedLicense.VIRTUAL_MASK
+                && !trustedVendorKeys.contains(license.issuerPublicKey())) {
+            throw new CmException(CmError.ACCESS_DENIED, "borrow ticket " + Long.toUnsignedString(license.ticketId())
+                    + " of virtual container " + license.issuer() + ": the statement of its group's keys is signed by "
+                    + "vendor key " + io.opentmr.protocol.Ed25519Keys.fingerprint(license.issuerPublicKey().toArray())
+                    + ", which is not among the trusted vendor keys");
+        }
         if (trustedIssuers == null) {
             return license;
         }

@@ -3,17 +3,11 @@ package io.opentmr.client;
 import io.opentmr.protocol.BorrowTicket;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.Ed25519Keys;
+import io.opentmr.protocol.GroupKeyStatement;
 import io.opentmr.protocol.Serial;
-import java.security.GeneralSecurityException;
-import java.security.KeyFactory;
 import java.security.PublicKey;
-import java.security.Signature;
-import java.security.spec.X509EncodedKeySpec;
 import java.time.Instant;
-import java.util.ArrayList;
-import java.util.Arrays;
-import java.util.HexFormat;
-import java.util.List;
 import java.util.Objects;
 
 /**
@@ -29,38 +23,37 @@ import java.util.Objects;
  * {@link #issuerPublicKey()} issued exactly these fields. Whether that key is the license server's is
  * decided where the key came from: {@link BorrowStore#borrow} takes it from the server's
  * CONTAINER_LIST at borrow time, and a {@link BorrowStore} opened with trusted issuer keys also
- * compares it against those.
+ * compares it against those (for a virtual container's ticket: against trusted vendor keys).
  *
  * <p><b>Tickets of a TMR node.</b> A ticket issued by a virtual container (mask 131) is signed by the
- * backends, not by the node: the container's public key as CONTAINER_LIST shows it is the group's three
- * container keys (3 × 32 bytes, by backend) and the ticket's signature is {@code u8 n}, then {@code n} times
- * {@code u8 index, 64-byte Ed25519 signature} (index into those keys). It holds when the signatures of at
- * least two distinct keys hold, so no single backend (nor the node) can issue one.
+ * backends, not by the node, and carries the vendor's signed statement of the group's container keys
+ * ({@link GroupKeyStatement}; layout in {@link BorrowTicket.GroupSignature}). For such a ticket the key this
+ * class is given is the <em>vendor's</em> public key: the ticket holds when the statement is signed by that key,
+ * is for the ticket's firm, and the signatures of at least two distinct containers of the statement hold over
+ * the ticket. So no single backend, nor the node, can issue one, and checking it needs the vendor's key alone.
+ * A ticket without a statement (issued from a license file of the older format, or by an older node) is
+ * refused: nothing the vendor signed tells which keys may sign it.
+ *
+ * <p><b>Cost.</b> Signatures are checked once, when the instance is created (a virtual container's ticket: one
+ * check of the statement and one per backend signature, about 0.8 ms each); {@link #verify(String, Instant)}
+ * relies on that and checks only client and expiry.
  *
  * <p>Immutable and thread-safe.
  */
 public final class BorrowedLicense {
 
     /** Length of a raw Ed25519 public key. */
-    public static final int PUBLIC_KEY_BYTES = 32;
-
-    /** DER prefix of an X.509 SubjectPublicKeyInfo for Ed25519; the raw key follows it. */
-    private static final byte[] X509_PREFIX = HexFormat.of().parseHex("302a300506032b6570032100");
+    public static final int PUBLIC_KEY_BYTES = Ed25519Keys.PUBLIC_KEY_BYTES;
 
     /** Mask of a virtual TMR container, whose tickets carry the signatures of two backends or more. */
-    public static final int VIRTUAL_MASK = 131;
-    /** Length of one backend signature of a virtual container's ticket: index byte and Ed25519 signature. */
-    private static final int GROUP_SIGNATURE_BYTES = 1 + 64;
+    public static final int VIRTUAL_MASK = Serial.MASK_VIRTUAL_TMR;
 
     private final BorrowTicket ticket;
     private final Bytes issuerPublicKey;
-    /** The issuer's key, or for a virtual container the group's (null where a group key is unknown). */
-    private final List<PublicKey> keys;
 
-    private BorrowedLicense(BorrowTicket ticket, Bytes issuerPublicKey, List<PublicKey> keys) {
+    private BorrowedLicense(BorrowTicket ticket, Bytes issuerPublicKey) {
         this.ticket = ticket;
         this.issuerPublicKey = issuerPublicKey;
-        this.keys = keys;
     }
 
     /**
@@ -68,20 +61,52 @@ public final class BorrowedLicense {
      *
      * @param ticket          the ticket from BORROW_OK ({@link LicenseHandle#borrow})
      * @param issuerPublicKey the raw 32-byte Ed25519 public key of the container named by
-     *                        {@link BorrowTicket#issuer()}, as CONTAINER_LIST shows it
+     *                        {@link BorrowTicket#issuer()}, as CONTAINER_LIST shows it; for a virtual container
+     *                        (mask 131) the vendor's public key, which must have signed the group's statement
      * @throws CmException 231 when the key is not an Ed25519 public key or the signature is not the
-     *                     key's over the ticket's fields
+     *                     key's over the ticket's fields; for a virtual container also when the ticket carries
+     *                     no vendor statement of its group's keys, the statement is signed by another vendor key
+     *                     or does not hold, or fewer than two of its containers signed the ticket
      */
     public static BorrowedLicense of(BorrowTicket ticket, Bytes issuerPublicKey) {
         Objects.requireNonNull(ticket, "ticket");
         Objects.requireNonNull(issuerPublicKey, "issuerPublicKey");
-        List<PublicKey> key = keys(ticket, issuerPublicKey);
-        if (!signatureHolds(ticket, key)) {
+        if (ticket.issuer().mask() == VIRTUAL_MASK) {
+            checkGroup(ticket, issuerPublicKey);
+        } else if (!Ed25519Keys.verify(publicKey(ticket, issuerPublicKey), ticket.signedPayload(),
+                ticket.signature().toArray())) {
             throw new CmException(CmError.ACCESS_DENIED, "borrow ticket " + Long.toUnsignedString(ticket.ticketId())
                     + " does not carry a valid signature of container " + ticket.issuer()
                     + ": it was altered or not issued by that container");
         }
-        return new BorrowedLicense(ticket, issuerPublicKey, key);
+        return new BorrowedLicense(ticket, issuerPublicKey);
+    }
+
+    /**
+     * The vendor's statement a virtual container's ticket carries, read but not checked: which vendor key a
+     * program must trust for it ({@link BorrowStore} records it).
+     *
+     * @throws CmException 231 when the ticket is not a virtual container's or carries no readable statement
+     */
+    public static GroupKeyStatement statementOf(BorrowTicket ticket) {
+        if (ticket.issuer().mask() != VIRTUAL_MASK) {
+            throw new CmException(CmError.ACCESS_DENIED, "borrow ticket " + Long.toUnsignedString(ticket.ticketId())
+                    + " was issued by container " + ticket.issuer() + ", not by a virtual TMR container");
+        }
+        BorrowTicket.GroupSignature group;
+        try {
+            group = BorrowTicket.GroupSignature.parse(ticket.signature());
+        } catch (IllegalArgumentException e) {
+            throw new CmException(CmError.ACCESS_DENIED, "borrow ticket " + Long.toUnsignedString(ticket.ticketId())
+                    + " of virtual container " + ticket.issuer() + " has a malformed signature: " + e.getMessage());
+        }
+        if (group.statement() == null) {
+            throw new CmException(CmError.ACCESS_DENIED, "borrow ticket " + Long.toUnsignedString(ticket.ticketId())
+                    + " of virtual container " + ticket.issuer() + " carries no vendor-signed statement of its "
+                    + "group's keys (issued from a license file without one, or by an older node), so it cannot be "
+                    + "checked offline; return it and borrow again once the vendor issued the license anew");
+        }
+        return group.statement();
     }
 
     /** The signed ticket, as the server issued it. */
@@ -89,7 +114,10 @@ public final class BorrowedLicense {
         return ticket;
     }
 
-    /** The issuer's raw Ed25519 public key the signature was checked against. */
+    /**
+     * The issuer's raw Ed25519 public key the signature was checked against; for a virtual container's ticket the
+     * vendor's key its group's statement was checked against.
+     */
     public Bytes issuerPublicKey() {
         return issuerPublicKey;
     }
@@ -130,22 +158,17 @@ public final class BorrowedLicense {
     }
 
     /**
-     * Checks that the ticket grants offline access to {@code clientId} at {@code now}: the signature
-     * holds (checked again, so this call is a complete decision by itself), the ticket was issued to
-     * this client, and it has not expired. Returns normally when access is granted.
+     * Checks that the ticket grants offline access to {@code clientId} at {@code now}: the ticket was issued to
+     * this client and has not expired. Returns normally when access is granted. Its signatures held when this
+     * instance was created (no instance exists otherwise) and it cannot change, so they are not checked again.
      *
      * @param clientId the client asking, {@code host/user} (see {@link BorrowStore#clientId(TmrClientOptions)})
      * @param now      the current time, from the caller's clock
-     * @throws CmException 231 for a signature that does not hold or a ticket issued to another client,
-     *                     35 when the borrow has expired
+     * @throws CmException 231 for a ticket issued to another client, 35 when the borrow has expired
      */
     public void verify(String clientId, Instant now) {
         Objects.requireNonNull(clientId, "clientId");
         Objects.requireNonNull(now, "now");
-        if (!signatureHolds(ticket, keys)) {
-            throw new CmException(CmError.ACCESS_DENIED, "borrow ticket " + idText()
-                    + " does not carry a valid signature of container " + ticket.issuer());
-        }
         if (!ticket.clientId().equals(clientId)) {
             throw new CmException(CmError.ACCESS_DENIED, "borrow ticket " + idText() + " was issued to client '"
                     + ticket.clientId() + "', not to '" + clientId + "'");
@@ -178,24 +201,44 @@ public final class BorrowedLicense {
         return Long.toUnsignedString(ticket.ticketId());
     }
 
-    private static List<PublicKey> keys(BorrowTicket ticket, Bytes raw) {
-        if (ticket.issuer().mask() != VIRTUAL_MASK || raw.isEmpty()) {
-            // (An empty key is refused as "no public key" for any container.)
-            return List.of(publicKey(ticket, raw));
+    /**
+     * A virtual container's ticket: the vendor's statement is signed by {@code vendorKey}, is for the ticket's firm,
+     * and two distinct members of it signed the ticket.
+     */
+    private static void checkGroup(BorrowTicket ticket, Bytes vendorKey) {
+        String id = Long.toUnsignedString(ticket.ticketId());
+        GroupKeyStatement statement = statementOf(ticket);
+        if (!statement.vendorKey().equals(vendorKey)) {
+            throw new CmException(CmError.ACCESS_DENIED, "borrow ticket " + id + ": the statement of its group's keys "
+                    + "is signed by vendor key " + statement.vendorFingerprint() + ", not by the trusted vendor key "
+                    + (vendorKey.length() == PUBLIC_KEY_BYTES ? Ed25519Keys.fingerprint(vendorKey.toArray())
+                    : "(" + vendorKey.length() + " bytes, not a key)"));
         }
-        if (raw.length() % PUBLIC_KEY_BYTES != 0) {
-            throw new CmException(CmError.ACCESS_DENIED, "virtual container " + ticket.issuer() + " lists "
-                    + raw.length() + " bytes of group keys, not a multiple of " + PUBLIC_KEY_BYTES
-                    + ": borrow ticket " + Long.toUnsignedString(ticket.ticketId()) + " cannot be verified");
+        if (!statement.signatureHolds()) {
+            throw new CmException(CmError.ACCESS_DENIED, "borrow ticket " + id + ": the vendor's signature over the "
+                    + "statement of its group's keys does not hold (altered) under vendor key "
+                    + statement.vendorFingerprint());
         }
-        byte[] all = raw.toArray();
-        List<PublicKey> group = new ArrayList<>();
-        for (int at = 0; at < all.length; at += PUBLIC_KEY_BYTES) {
-            byte[] one = Arrays.copyOfRange(all, at, at + PUBLIC_KEY_BYTES);
-            // A backend whose key the node did not know when it listed: all zeros, matching no signature.
-            group.add(Arrays.equals(one, new byte[PUBLIC_KEY_BYTES]) ? null : publicKey(ticket, Bytes.of(one)));
+        if (statement.firmCode() != ticket.firmCode()) {
+            throw new CmException(CmError.ACCESS_DENIED, "borrow ticket " + id + " is for firm " + ticket.firmCode()
+                    + ", its group's key statement for firm " + statement.firmCode());
         }
-        return java.util.Collections.unmodifiableList(group);
+        BorrowTicket.GroupSignature group = BorrowTicket.GroupSignature.parse(ticket.signature());
+        byte[] payload = ticket.signedPayload();
+        int valid = 0;
+        for (var signature : group.signatures().entrySet()) {
+            int index = signature.getKey();
+            if (index < statement.members().size() && Ed25519Keys.verify(publicKey(ticket,
+                    statement.members().get(index).publicKey()), payload, signature.getValue().toArray())) {
+                valid++;
+            }
+        }
+        if (valid < 2) {
+            throw new CmException(CmError.ACCESS_DENIED, "borrow ticket " + id + " of virtual container "
+                    + ticket.issuer() + " carries valid signatures of " + valid + " of its group's containers "
+                    + statement.members().stream().map(GroupKeyStatement.Member::serial).toList() + "; 2 are needed "
+                    + "(signed by keys the vendor's statement does not name, or altered)");
+        }
     }
 
     private static PublicKey publicKey(BorrowTicket ticket, Bytes raw) {
@@ -205,49 +248,12 @@ public final class BorrowedLicense {
                     + PUBLIC_KEY_BYTES) + ": borrow ticket " + Long.toUnsignedString(ticket.ticketId())
                     + " cannot be verified");
         }
-        byte[] encoded = Arrays.copyOf(X509_PREFIX, X509_PREFIX.length + PUBLIC_KEY_BYTES);
-        System.arraycopy(raw.toArray(), 0, encoded, X509_PREFIX.length, PUBLIC_KEY_BYTES);
         try {
-            return KeyFactory.getInstance("Ed25519").generatePublic(new X509EncodedKeySpec(encoded));
-        } catch (GeneralSecurityException | RuntimeException e) {
+            return Ed25519Keys.publicKey(raw.toArray());
+        } catch (IllegalArgumentException e) {
             throw new CmException(CmError.ACCESS_DENIED, "the public key of container " + ticket.issuer()
                     + " is not an Ed25519 key: borrow ticket " + Long.toUnsignedString(ticket.ticketId())
                     + " cannot be verified");
-        }
-    }
-
-    /**
-     * The issuer's signature holds; for a virtual container, the signatures of two distinct group keys or more
-     * hold (a malformed list holds nothing).
-     */
-    private static boolean signatureHolds(BorrowTicket ticket, List<PublicKey> keys) {
-        if (ticket.issuer().mask() != VIRTUAL_MASK) {
-            return signatureHolds(ticket, keys.get(0), ticket.signature().toArray());
-        }
-        byte[] blob = ticket.signature().toArray();
-        if (blob.length == 0 || blob.length != 1 + (blob[0] & 0xFF) * GROUP_SIGNATURE_BYTES) {
-            return false;
-        }
-        java.util.BitSet valid = new java.util.BitSet();
-        for (int at = 1; at < blob.length; at += GROUP_SIGNATURE_BYTES) {
-            int index = blob[at] & 0xFF;
-            if (index < keys.size() && keys.get(index) != null && !valid.get(index) && signatureHolds(ticket,
-                    keys.get(index), Arrays.copyOfRange(blob, at + 1, at + GROUP_SIGNATURE_BYTES))) {
-                valid.set(index);
-            }
-        }
-        return valid.cardinality() >= 2;
-    }
-
-    /** Malformed keys and signatures make the JDK throw instead of answering false; either way it does not hold. */
-    private static boolean signatureHolds(BorrowTicket ticket, PublicKey key, byte[] signature) {
-        try {
-            Signature verifier = Signature.getInstance("Ed25519");
-            verifier.initVerify(key);
-            verifier.update(ticket.signedPayload());
-            return verifier.verify(signature);
-        } catch (GeneralSecurityException | RuntimeException e) {
-            return false;
         }
     }
 }

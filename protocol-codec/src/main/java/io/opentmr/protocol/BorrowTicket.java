@@ -49,21 +49,84 @@ public record BorrowTicket(
     }
 
     /**
-     * The signature of a ticket issued by a virtual container (mask 131): {@code u8 n}, then per signature
-     * {@code u8 index} (the backend's place among the group keys the container lists) and its 64-byte Ed25519
-     * signature over {@link #signedPayload()}, by ascending index. Documented in {@code docs/protocol.md}.
+     * The signature of a ticket issued by a virtual container (mask 131): the backends' signatures over
+     * {@link #signedPayload()} and the vendor's statement of the group's keys they are checked against.
+     *
+     * <p>Encoded as {@code u8 n}, then per signature {@code u8 index} (the signing container's place among the
+     * statement's members) and its 64-byte Ed25519 signature, by ascending index; then {@code u16 length} and the
+     * statement ({@link GroupKeyStatement#encode()}). A ticket issued before statements existed ends after the
+     * signatures ({@code statement} null): it cannot be checked with the vendor's key. Documented in
+     * {@code docs/protocol.md}.
+     *
+     * @param signatures by index among the statement's members
+     * @param statement  the vendor's statement, or null when the ticket carries none
      */
-    public static Bytes groupSignature(java.util.SortedMap<Integer, Bytes> byIndex) {
-        ByteBuffer out = ByteBuffer.allocate(1 + byIndex.size() * (1 + 64));
-        out.put((byte) byIndex.size());
-        byIndex.forEach((index, signature) -> {
-            if (signature.length() != 64 || index < 0 || index > 255) {
-                throw new IllegalArgumentException("signature " + index + ": an Ed25519 signature of 64 bytes by a "
-                        + "group key index 0..255, not " + signature.length() + " bytes");
+    public record GroupSignature(java.util.SortedMap<Integer, Bytes> signatures, GroupKeyStatement statement) {
+
+        public GroupSignature {
+            signatures = java.util.Collections.unmodifiableSortedMap(new java.util.TreeMap<>(signatures));
+            if (signatures.isEmpty() || signatures.size() > 255) {
+                throw new IllegalArgumentException("a group signature holds 1..255 signatures, not "
+                        + signatures.size());
             }
-            out.put(index.byteValue()).put(signature.toArray());
-        });
-        return Bytes.of(out.array());
+            signatures.forEach((index, signature) -> {
+                if (signature.length() != Ed25519Keys.SIGNATURE_BYTES || index < 0 || index > 255) {
+                    throw new IllegalArgumentException("signature " + index + ": an Ed25519 signature of 64 bytes "
+                            + "by a group key index 0..255, not " + signature.length() + " bytes");
+                }
+            });
+        }
+
+        public Bytes encode() {
+            Bytes statementBytes = statement == null ? Bytes.EMPTY : statement.encode();
+            ByteBuffer out = ByteBuffer.allocate(1 + signatures.size() * (1 + Ed25519Keys.SIGNATURE_BYTES)
+                    + (statement == null ? 0 : 2 + statementBytes.length()));
+            out.put((byte) signatures.size());
+            signatures.forEach((index, signature) -> out.put(index.byteValue()).put(signature.unsafeArray()));
+            if (statement != null) {
+                out.putShort((short) statementBytes.length()).put(statementBytes.unsafeArray());
+            }
+            return Bytes.wrap(out.array());
+        }
+
+        /**
+         * Reads a virtual container's ticket signature; no signature is checked here.
+         *
+         * @throws IllegalArgumentException for bytes of another layout (repeated or descending indices included)
+         */
+        public static GroupSignature parse(Bytes bytes) {
+            ByteBuffer in = ByteBuffer.wrap(bytes.unsafeArray());
+            try {
+                int n = in.get() & 0xFF;
+                java.util.TreeMap<Integer, Bytes> signatures = new java.util.TreeMap<>();
+                int last = -1;
+                for (int i = 0; i < n; i++) {
+                    int index = in.get() & 0xFF;
+                    if (index <= last) {
+                        throw new IllegalArgumentException("group signature indices are not ascending: " + index
+                                + " after " + last);
+                    }
+                    last = index;
+                    byte[] signature = new byte[Ed25519Keys.SIGNATURE_BYTES];
+                    in.get(signature);
+                    signatures.put(index, Bytes.wrap(signature));
+                }
+                GroupKeyStatement statement = null;
+                if (in.hasRemaining()) {
+                    int length = in.getShort() & 0xFFFF;
+                    if (length != in.remaining()) {
+                        throw new IllegalArgumentException("the group key statement claims " + length + " bytes, "
+                                + in.remaining() + " follow");
+                    }
+                    byte[] statementBytes = new byte[length];
+                    in.get(statementBytes);
+                    statement = GroupKeyStatement.parse(Bytes.wrap(statementBytes));
+                }
+                return new GroupSignature(signatures, statement);
+            } catch (java.nio.BufferUnderflowException e) {
+                throw new IllegalArgumentException("the group signature is truncated");
+            }
+        }
     }
 
     /** The same ticket with its signature. */

@@ -248,6 +248,39 @@ class BorrowStoreTest {
     }
 
     @Test
+    void aTmrNodesTicketIsCheckedWithTheTrustedVendorKeyAloneAndOthersAreRefused() throws IOException {
+        BorrowTestGroup group = new BorrowTestGroup(FIRM);
+        BorrowStore pinned = BorrowStore.open(dir, null, java.util.Set.of(group.vendorKey()));
+        BorrowTicket ticket = group.issue(21, FIRM, PRODUCT, CLIENT, EXPIRY.toEpochMilli());
+
+        // The server's listing is not needed: the ticket carries what the vendor signed.
+        BorrowedLicense license = pinned.borrow(List::of, () -> ticket, returned::add, FIRM, PRODUCT, CLIENT);
+        assertEquals(group.vendorKey(), license.issuerPublicKey());
+        assertEquals(license, BorrowStore.open(dir, null, java.util.Set.of(group.vendorKey()))
+                .offlineAccess(FIRM, PRODUCT, CLIENT, CLOCK));
+
+        // A group whose statement another vendor key signed: stored by a store that trusts what tickets name ...
+        BorrowTestGroup foreign = new BorrowTestGroup(FIRM);
+        BorrowedLicense planted = BorrowedLicense.of(foreign.issue(22, FIRM, PRODUCT, CLIENT,
+                EXPIRY.plusSeconds(60).toEpochMilli()), foreign.vendorKey());
+        BorrowStore.open(dir).save(planted);
+        assertEquals(planted, BorrowStore.open(dir).offlineAccess(FIRM, PRODUCT, CLIENT, CLOCK));
+        // ... counts nowhere for a store that trusts the vendor's key.
+        assertEquals(license, pinned.offlineAccess(FIRM, PRODUCT, CLIENT, CLOCK));
+        CmException refused = assertCode(CmError.ACCESS_DENIED, () -> pinned.load(22));
+        assertTrue(refused.text().contains("not among the trusted vendor keys"), refused.text());
+        assertCode(CmError.ACCESS_DENIED, () -> pinned.save(planted));
+        assertCode(CmError.ACCESS_DENIED, () -> pinned.borrow(List::of, () -> foreign.issue(23, FIRM, PRODUCT, CLIENT,
+                EXPIRY.toEpochMilli()), returned::add, FIRM, PRODUCT, CLIENT));
+        // A ticket of the older layout, without a statement: refused and its seat returned.
+        BorrowTicket older = group.signed(group.unsigned(24, FIRM, PRODUCT, CLIENT, EXPIRY.toEpochMilli()), null,
+                Map.of(0, group.backends[0], 1, group.backends[1]));
+        assertCode(CmError.ACCESS_DENIED, () -> BorrowStore.open(dir).borrow(List::of, () -> older, returned::add,
+                FIRM, PRODUCT, CLIENT));
+        assertEquals(List.of(23L, 24L), returned);
+    }
+
+    @Test
     void removeExpiredKeepsTheValidOnes() {
         BorrowStore store = BorrowStore.open(dir);
         store.save(license(1, PRODUCT, CLIENT, NOW.minusSeconds(1)));

@@ -46,11 +46,16 @@ final class BorrowTestIssuer {
 
     /** Signs whatever fields {@code ticket} has, its issuer included. */
     BorrowTicket sign(BorrowTicket ticket) {
+        return ticket.withSignature(signBytes(ticket.signedPayload()));
+    }
+
+    /** This key's Ed25519 signature over {@code data}. */
+    Bytes signBytes(byte[] data) {
         try {
             Signature signer = Signature.getInstance("Ed25519");
             signer.initSign(keys.getPrivate());
-            signer.update(ticket.signedPayload());
-            return ticket.withSignature(Bytes.of(signer.sign()));
+            signer.update(data);
+            return Bytes.of(signer.sign());
         } catch (GeneralSecurityException e) {
             throw new IllegalStateException(e);
         }

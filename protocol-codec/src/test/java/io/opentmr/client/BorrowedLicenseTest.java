@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.opentmr.protocol.BorrowTicket;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.GroupKeyStatement;
 import io.opentmr.protocol.Serial;
 import java.time.Instant;
 import java.util.Arrays;
@@ -48,39 +49,92 @@ class BorrowedLicenseTest {
     }
 
     @Test
-    void aVirtualContainersTicketHoldsWithTheSignaturesOfTwoDistinctGroupKeys() {
-        Serial virtual = new Serial(BorrowedLicense.VIRTUAL_MASK, 59_885_682);
-        BorrowTestIssuer[] backends = {new BorrowTestIssuer(virtual), new BorrowTestIssuer(virtual),
-                new BorrowTestIssuer(virtual)};
-        byte[] group = new byte[96];
-        for (int i = 0; i < 3; i++) {
-            System.arraycopy(backends[i].publicKey().toArray(), 0, group, 32 * i, 32);
-        }
-        BorrowTicket unsigned = new BorrowTicket(5, FIRM, PRODUCT, CLIENT, EXPIRY.toEpochMilli(), virtual, Bytes.EMPTY);
-        java.util.function.IntFunction<Bytes> signatureOf = i -> backends[i].sign(unsigned).signature();
-        java.util.TreeMap<Integer, Bytes> two = new java.util.TreeMap<>(java.util.Map.of(0, signatureOf.apply(0),
-                2, signatureOf.apply(2)));
-        BorrowTicket signed = unsigned.withSignature(BorrowTicket.groupSignature(two));
+    void aVirtualContainersTicketHoldsWithTheVendorKeyAloneAndTwoSignaturesOfTheStatedKeys() {
+        BorrowTestGroup group = new BorrowTestGroup(FIRM);
+        BorrowTicket signed = group.issue(5, FIRM, PRODUCT, CLIENT, EXPIRY.toEpochMilli());
 
-        BorrowedLicense license = BorrowedLicense.of(signed, Bytes.of(group));
+        BorrowedLicense license = BorrowedLicense.of(signed, group.vendorKey());
         assertDoesNotThrow(() -> license.verify(CLIENT, NOW));
+        assertEquals(group.vendorKey(), license.issuerPublicKey());
+        assertEquals(group.statement, BorrowedLicense.statementOf(signed));
+        BorrowTicket allThree = group.signed(signed.withSignature(Bytes.EMPTY), group.statement,
+                java.util.Map.of(0, group.backends[0], 1, group.backends[1], 2, group.backends[2]));
+        assertDoesNotThrow(() -> BorrowedLicense.of(allThree, group.vendorKey()));
+        // The container keys are no trust anchor: only the vendor's key is.
+        assertCode(CmError.ACCESS_DENIED, () -> BorrowedLicense.of(signed, group.backends[0].publicKey()));
+    }
 
-        java.util.TreeMap<Integer, Bytes> one = new java.util.TreeMap<>(java.util.Map.of(0, signatureOf.apply(0)));
-        assertCode(CmError.ACCESS_DENIED, () -> BorrowedLicense.of(unsigned.withSignature(
-                BorrowTicket.groupSignature(one)), Bytes.of(group)));
-        // One backend's signature given under two indexes counts once.
-        java.util.TreeMap<Integer, Bytes> twice = new java.util.TreeMap<>(java.util.Map.of(0, signatureOf.apply(0),
-                1, signatureOf.apply(0)));
-        assertCode(CmError.ACCESS_DENIED, () -> BorrowedLicense.of(unsigned.withSignature(
-                BorrowTicket.groupSignature(twice)), Bytes.of(group)));
-        BorrowTicket longer = new BorrowTicket(5, FIRM, PRODUCT, CLIENT, EXPIRY.toEpochMilli() + 1, virtual,
-                signed.signature());
-        assertCode(CmError.ACCESS_DENIED, () -> BorrowedLicense.of(longer, Bytes.of(group)));
-        // A key the node did not know (zeros) matches no signature: the two others must hold.
-        byte[] oneUnknown = group.clone();
-        Arrays.fill(oneUnknown, 0, 32, (byte) 0);
-        assertCode(CmError.ACCESS_DENIED, () -> BorrowedLicense.of(signed, Bytes.of(oneUnknown)));
-        assertCode(CmError.ACCESS_DENIED, () -> BorrowedLicense.of(signed, backends[0].publicKey()));
+    @Test
+    void aVirtualContainersTicketWithoutTheVendorsStatementIsRefused() {
+        BorrowTestGroup group = new BorrowTestGroup(FIRM);
+        BorrowTicket unsigned = group.unsigned(5, FIRM, PRODUCT, CLIENT, EXPIRY.toEpochMilli());
+        // The layout of tickets issued before statements existed: the backends' signatures only.
+        BorrowTicket older = group.signed(unsigned, null, java.util.Map.of(0, group.backends[0], 2, group.backends[2]));
+
+        CmException refused = assertCode(CmError.ACCESS_DENIED, () -> BorrowedLicense.of(older, group.vendorKey()));
+        assertTrue(refused.text().contains("no vendor-signed statement"), refused.text());
+        assertCode(CmError.ACCESS_DENIED, () -> BorrowedLicense.of(unsigned.withSignature(Bytes.of(new byte[3])),
+                group.vendorKey()));
+        assertCode(CmError.ACCESS_DENIED, () -> BorrowedLicense.of(unsigned, group.vendorKey()));
+    }
+
+    @Test
+    void aStatementOfAnotherVendorKeyOrAlteredIsRefused() {
+        BorrowTestGroup group = new BorrowTestGroup(FIRM);
+        BorrowTicket unsigned = group.unsigned(5, FIRM, PRODUCT, CLIENT, EXPIRY.toEpochMilli());
+        java.util.Map<Integer, BorrowTestIssuer> two = java.util.Map.of(0, group.backends[0], 2, group.backends[2]);
+        BorrowTestIssuer otherVendor = new BorrowTestIssuer(new Serial(0, 0));
+
+        // Signed by another vendor key, which it names: valid in itself, but not the vendor this program trusts.
+        BorrowTicket otherVendors = group.signed(unsigned, BorrowTestGroup.statement(FIRM, otherVendor, otherVendor,
+                group.backends), two);
+        CmException refused = assertCode(CmError.ACCESS_DENIED, () -> BorrowedLicense.of(otherVendors,
+                group.vendorKey()));
+        assertTrue(refused.text().contains("not by the trusted vendor key"), refused.text());
+        // Naming the trusted vendor key but signed by another.
+        BorrowTicket forgedStatement = group.signed(unsigned, BorrowTestGroup.statement(FIRM, group.vendor,
+                otherVendor, group.backends), two);
+        refused = assertCode(CmError.ACCESS_DENIED, () -> BorrowedLicense.of(forgedStatement, group.vendorKey()));
+        assertTrue(refused.text().contains("does not hold"), refused.text());
+        // The vendor's statement with one member's key swapped after signing.
+        BorrowTestIssuer planted = new BorrowTestIssuer(group.backends[1].serial());
+        java.util.List<GroupKeyStatement.Member> members = new java.util.ArrayList<>(group.statement.members());
+        members.set(1, new GroupKeyStatement.Member(planted.serial(), planted.publicKey()));
+        GroupKeyStatement swapped = new GroupKeyStatement(FIRM, BorrowTestGroup.CM_ACT_ID, members,
+                group.vendorKey(), group.statement.signature());
+        assertCode(CmError.ACCESS_DENIED, () -> BorrowedLicense.of(group.signed(unsigned, swapped,
+                java.util.Map.of(0, group.backends[0], 1, planted)), group.vendorKey()));
+        // The vendor's statement of another firm's group.
+        BorrowTicket otherFirm = group.signed(unsigned, BorrowTestGroup.statement(FIRM + 1, group.vendor,
+                group.vendor, group.backends), two);
+        refused = assertCode(CmError.ACCESS_DENIED, () -> BorrowedLicense.of(otherFirm, group.vendorKey()));
+        assertTrue(refused.text().contains("firm"), refused.text());
+    }
+
+    @Test
+    void signaturesByKeysTheStatementDoesNotNameAreRefused() {
+        BorrowTestGroup group = new BorrowTestGroup(FIRM);
+        BorrowTicket unsigned = group.unsigned(5, FIRM, PRODUCT, CLIENT, EXPIRY.toEpochMilli());
+        BorrowTestIssuer strangerA = new BorrowTestIssuer(group.backends[0].serial());
+        BorrowTestIssuer strangerB = new BorrowTestIssuer(group.backends[1].serial());
+
+        CmException refused = assertCode(CmError.ACCESS_DENIED, () -> BorrowedLicense.of(group.signed(unsigned,
+                group.statement, java.util.Map.of(0, strangerA, 1, strangerB)), group.vendorKey()));
+        assertTrue(refused.text().contains("valid signatures of 0"), refused.text());
+        // One genuine backend and one stranger: one signature is not enough.
+        assertCode(CmError.ACCESS_DENIED, () -> BorrowedLicense.of(group.signed(unsigned, group.statement,
+                java.util.Map.of(0, group.backends[0], 1, strangerB)), group.vendorKey()));
+        // One backend's signature given under two places counts once.
+        assertCode(CmError.ACCESS_DENIED, () -> BorrowedLicense.of(group.signed(unsigned, group.statement,
+                java.util.Map.of(0, group.backends[0], 1, group.backends[0])), group.vendorKey()));
+        // A place beyond the statement's members.
+        assertCode(CmError.ACCESS_DENIED, () -> BorrowedLicense.of(group.signed(unsigned, group.statement,
+                java.util.Map.of(0, group.backends[0], 7, group.backends[2])), group.vendorKey()));
+        // A field changed after the backends signed.
+        BorrowTicket signed = group.issue(5, FIRM, PRODUCT, CLIENT, EXPIRY.toEpochMilli());
+        BorrowTicket longer = new BorrowTicket(5, FIRM, PRODUCT, CLIENT, EXPIRY.toEpochMilli() + 1,
+                BorrowTestGroup.VIRTUAL, signed.signature());
+        assertCode(CmError.ACCESS_DENIED, () -> BorrowedLicense.of(longer, group.vendorKey()));
     }
 
     @Test

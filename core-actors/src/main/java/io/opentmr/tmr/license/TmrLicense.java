@@ -200,9 +200,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     }
 
     /**
-     * An operator releases a handle, whichever session holds it: its seat is freed on the backends and the release
-     * journaled, as for the client's own RELEASE. Answered {@link Released}, {@link Refused} 106 for an unknown
-     * handle, {@link NotServing} without the lease.
+     * An operator releases a handle, whichever session holds it, or a borrowed seat (by its ticket id): its seat is
+     * freed on the backends and the release journaled, as for the client's own RELEASE. Answered {@link Released},
+     * {@link Refused} 106 for an unknown handle, {@link NotServing} without the lease.
      *
      * @param by who asked (for the log line)
      */
@@ -302,11 +302,22 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private record BorrowAnswered(long handleId, int backend, Message reply, Throwable failure) implements Command {
     }
 
-    /** A borrow whose backends are signing: their signatures by backend, refusals, and who waits. */
+    /** The FREE of a backend's borrowed allocation, after the borrow was refused, was answered. */
+    private record BorrowUndone(long handleId, int backend, BackendAnswer answer) implements Command {
+    }
+
+    /**
+     * A borrow whose backends are signing: their signatures by backend and by place in the vendor's statement of
+     * the group's keys (the first signer's; a backend that sends another is refused), refusals, and who waits.
+     */
     private static final class PendingBorrow {
         final io.opentmr.protocol.BorrowTicket ticket;
         final BitSet asked;
         final java.util.TreeMap<Integer, Bytes> signatures = new java.util.TreeMap<>();
+        final java.util.TreeMap<Integer, Bytes> byPlace = new java.util.TreeMap<>();
+        /** Backends that borrowed the seat (they signed) or may have (no answer): undone if the borrow is refused. */
+        final BitSet mayHaveBorrowed = new BitSet();
+        io.opentmr.protocol.GroupKeyStatement statement;
         final List<BackendAnswer> refusals = new ArrayList<>();
         final List<ActorRef<Reply>> waiters = new ArrayList<>();
         boolean decided;
@@ -775,6 +786,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 .onCommand(Touch.class, this::onTouch)
                 .onCommand(Borrow.class, this::onBorrow)
                 .onCommand(BorrowAnswered.class, this::onBorrowAnswered)
+                .onCommand(BorrowUndone.class, this::onBorrowUndone)
                 .onCommand(ReturnBorrow.class, this::onReturnBorrow)
                 .onCommand(Sweep.class, sweep -> onSweep())
                 .onCommand(WriteCheckpoint.class, write -> onWriteCheckpoint())
@@ -1449,12 +1461,16 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private Effect<TmrLicenseEvent, SeatTable> onForceRelease(ForceRelease release) {
         long handleId = release.handleId();
         Optional<Seat> seat = table.get(handleId);
-        if (seat.isEmpty() || !lives.containsKey(handleId)) {
+        TmrLicenseEvent.Borrowed borrowed = table.borrowed(handleId);
+        // A borrowed seat has no live handle, but its ticket holds the seat: an operator may free it too (the
+        // ticket then still works offline until its expiry; the seat counts no more on the node nor the backends).
+        if (seat.isEmpty() || !lives.containsKey(handleId) && borrowed == null) {
             release.replyTo().tell(unknownHandle(handleId));
             return Effect().none();
         }
         return startRelease(handleId, "released by an operator (" + release.by() + ")", release.replyTo(),
-                () -> LOG.warn("Handle {} of {}@{} on {} released by an operator ({})", Long.toUnsignedString(handleId),
+                () -> LOG.warn("{} {} of {}@{} on {} released by an operator ({})", borrowed == null ? "Handle"
+                        : "Borrowed seat (ticket of " + borrowed.clientId() + ")", Long.toUnsignedString(handleId),
                         seat.get().user(), seat.get().station(), key, release.by()));
     }
 
@@ -1580,18 +1596,27 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         if (pending == null || pending.decided) {
             return Effect().none();
         }
-        if (answered.reply() instanceof Message.BorrowOk ok
-                && ok.ticket().withSignature(Bytes.EMPTY).equals(pending.ticket)) {
-            pending.signatures.put(answered.backend(), ok.ticket().signature());
-        } else {
-            pending.refusals.add(answer(answered.reply(), answered.failure()));
-            missed(answered.backend(), "PEER_BORROW " + answer(answered.reply(), answered.failure()).describe());
+        BackendAnswer answer = answer(answered.reply(), answered.failure());
+        if (answered.reply() instanceof Message.BorrowOk || answer instanceof BackendAnswer.Lost) {
+            pending.mayHaveBorrowed.set(answered.backend());
         }
-        if (pending.signatures.size() >= 2) {
+        String unusable = answered.reply() instanceof Message.BorrowOk ok
+                && ok.ticket().withSignature(Bytes.EMPTY).equals(pending.ticket)
+                ? addSignature(pending, answered.backend(), ok.ticket().signature()) : null;
+        if (unusable != null) {
+            BackendAnswer refused = new BackendAnswer.Refused(CmError.ACCESS_DENIED.code(), unusable);
+            pending.refusals.add(refused);
+            missed(answered.backend(), "PEER_BORROW " + refused.describe());
+        } else if (!pending.signatures.containsKey(answered.backend())) {
+            pending.refusals.add(answer);
+            missed(answered.backend(), "PEER_BORROW " + answer.describe());
+        }
+        if (pending.byPlace.size() >= 2) {
             pending.decided = true;
             TmrLicenseEvent.Borrowed borrowed = new TmrLicenseEvent.Borrowed(answered.handleId(),
                     pending.ticket.clientId(), pending.ticket.expiresAtMillis(), pending.ticket.issuer().toString(),
-                    io.opentmr.protocol.BorrowTicket.groupSignature(pending.signatures).toArray());
+                    new io.opentmr.protocol.BorrowTicket.GroupSignature(pending.byPlace, pending.statement).encode()
+                            .toArray());
             long now = clock.millis();
             Optional<Seat> seat = table.get(answered.handleId());
             return Effect().persist(new TmrLicenseEvent.SeatBorrowed(borrowed, now)).thenRun(state -> {
@@ -1613,11 +1638,67 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             pending.decided = true;
             borrowing.remove(answered.handleId());
             Refused refused = borrowRefusal(pending);
-            LOG.warn("Borrow of handle {} of {} refused: {}", Long.toUnsignedString(answered.handleId()), key,
-                    refused.text());
+            LOG.warn("Borrow of handle {} of {} refused: {}{}", Long.toUnsignedString(answered.handleId()), key,
+                    refused.text(), pending.mayHaveBorrowed.isEmpty() ? "" : "; its seat is freed on backend(s) "
+                            + indices(pending.mayHaveBorrowed) + ", which borrowed it or may have, and allocated "
+                            + "there again by a re-sync");
+            undoBorrow(answered.handleId(), pending.mayHaveBorrowed);
             pending.waiters.forEach(waiter -> waiter.tell(refused));
         }
         return Effect().none();
+    }
+
+    /**
+     * A refused borrow leaves no borrowed allocation behind (it would hold the seat on that backend until the
+     * ticket's expiry, after the handle's release): each backend that borrowed it, or may have, frees it (FREE ends
+     * a borrowed allocation), and a re-sync then allocates the still held seat there again, as a plain allocation.
+     * The re-sync is asked once the FREE is answered, so it cannot list the borrowed allocation before it is gone.
+     */
+    private void undoBorrow(long handleId, BitSet backends) {
+        for (int b = backends.nextSetBit(0); b >= 0; b = backends.nextSetBit(b + 1)) {
+            int backend = b;
+            context.pipeToSelf(peers.call(backend, certificate -> free(certificate, handleId)),
+                    (reply, failure) -> new BorrowUndone(handleId, backend, answer(reply, failure)));
+        }
+    }
+
+    private Effect<TmrLicenseEvent, SeatTable> onBorrowUndone(BorrowUndone undone) {
+        if (table.get(undone.handleId()).isPresent() && !releasing.containsKey(undone.handleId())) {
+            missed(undone.backend(), "its allocation of handle " + Long.toUnsignedString(undone.handleId())
+                    + " was freed after a refused borrow (FREE: " + undone.answer().describe() + ")");
+        }
+        return Effect().none();
+    }
+
+    /**
+     * Takes a backend's signature of the ticket: one signature and the vendor's statement of the group's keys it
+     * is placed in ({@code BorrowTicket.GroupSignature}). The node checks no signature (the program holding the
+     * ticket does, with the vendor's key); it only keeps the signatures that share one statement.
+     *
+     * @return null when taken, else why it cannot be used
+     */
+    private static String addSignature(PendingBorrow pending, int backend, Bytes signature) {
+        io.opentmr.protocol.BorrowTicket.GroupSignature one;
+        try {
+            one = io.opentmr.protocol.BorrowTicket.GroupSignature.parse(signature);
+        } catch (IllegalArgumentException e) {
+            return "a signature of another layout: " + e.getMessage();
+        }
+        if (one.statement() == null || one.signatures().size() != 1) {
+            return "a signature without the vendor's statement of the group's keys";
+        }
+        if (pending.statement != null && !pending.statement.equals(one.statement())) {
+            return "a signature under another statement of the group's keys (" + one.statement() + ") than "
+                    + pending.statement;
+        }
+        int place = one.signatures().firstKey();
+        if (pending.byPlace.containsKey(place)) {
+            return "a signature in place " + place + " of the group's keys, which another backend signed";
+        }
+        pending.statement = one.statement();
+        pending.byPlace.put(place, one.signatures().get(place));
+        pending.signatures.put(backend, one.signatures().get(place));
+        return null;
     }
 
     /** Two backends that refused alike decide the answer; otherwise the quorum is missing. */

@@ -27,7 +27,9 @@ public sealed interface TmrLicenseEvent extends CborSerializable {
      * A borrowed seat: its handle id is the ticket id.
      *
      * @param issuer    the virtual container's serial, as the ticket names it
-     * @param signature the ticket's signature: the backends' signatures ({@code BorrowTicket#groupSignature})
+     * @param signature the ticket's signature: the backends' signatures and the vendor's statement of the group's
+     *                  keys ({@code BorrowTicket.GroupSignature}; without the statement in borrows journaled before
+     *                  it was carried)
      */
     record Borrowed(long handleId, String clientId, long expiresAtMillis, String issuer, byte[] signature) {
     }
