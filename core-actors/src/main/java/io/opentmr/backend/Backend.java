@@ -41,16 +41,18 @@ public final class Backend implements AutoCloseable {
     private final ContainerIdentity identity;
     private final BackendSettings settings;
     private final RequestInbox inbox;
+    private final BackendContainers containers;
     private final ServerMetrics metrics;
     private final java.time.Instant startedAt;
 
-    private Backend(ActorSystem<Void> system, FrameServer server, ContainerIdentity identity, BackendSettings settings,
-                    RequestInbox inbox, ServerMetrics metrics, java.time.Instant startedAt) {
+    private Backend(ActorSystem<Void> system, FrameServer server, BackendContainers containers,
+                    BackendSettings settings, ServerMetrics metrics, java.time.Instant startedAt) {
         this.system = system;
         this.server = server;
-        this.identity = identity;
+        this.containers = containers;
+        this.identity = containers.primary().identity();
         this.settings = settings;
-        this.inbox = inbox;
+        this.inbox = containers.primary().inbox();
         this.metrics = metrics;
         this.startedAt = startedAt;
     }
@@ -91,15 +93,29 @@ public final class Backend implements AutoCloseable {
         java.util.concurrent.CompletableFuture<ActorRef<ContainerGateway.Message>> started =
                 new java.util.concurrent.CompletableFuture<>();
         SecureRandom random = new SecureRandom();
-        ContainerIdentity identity = ContainerIdentity.loadOrCreate(settings.dataDir(), settings.cmActId(), random);
-        RequestInbox inbox = new RequestInbox(settings.maxQueuedRequests(), MAX_BATCH);
+        List<BackendContainers.Slot> slots = new ArrayList<>();
+        slots.add(new BackendContainers.Slot(ContainerIdentity.loadOrCreate(settings.dataDir(), settings.cmActId(),
+                random), new RequestInbox(settings.maxQueuedRequests(), MAX_BATCH)));
+        for (long cmActId : settings.additionalContainers()) {
+            slots.add(new BackendContainers.Slot(ContainerIdentity.loadOrCreate(additionalDir(settings, cmActId),
+                    cmActId, random), new RequestInbox(settings.maxQueuedRequests(), MAX_BATCH)));
+        }
+        BackendContainers containers = new BackendContainers(slots);
+        ContainerIdentity identity = containers.primary().identity();
         ServerMetrics metrics = new ServerMetrics("backend");
-        ContainerCounts counts = new ContainerCounts();
+        List<ContainerCounts> counts = slots.stream().map(slot -> new ContainerCounts()).toList();
         gauges(metrics, counts);
         Behavior<Void> guardian = Behaviors.setup(context -> {
-            ActorRef<ContainerGateway.Message> gateway = context.spawn(ContainerGateway.create(
-                    Container.create(identity, vendorKeys, settings.cleanupTimeout(), settings.snapshotEvery(),
-                            settings.lease(), settings.units(), clock, counts, metrics), inbox), "gateway");
+            ActorRef<ContainerGateway.Message> gateway = null;
+            for (int i = 0; i < slots.size(); i++) {
+                BackendContainers.Slot slot = slots.get(i);
+                // The first container's actor keeps its name: one container is the backend as it always was.
+                ActorRef<ContainerGateway.Message> spawned = context.spawn(ContainerGateway.create(
+                        Container.create(slot.identity(), vendorKeys, settings.cleanupTimeout(),
+                                settings.snapshotEvery(), settings.lease(), settings.units(), clock, counts.get(i),
+                                metrics), slot.inbox()), i == 0 ? "gateway" : "gateway-" + slot.identity().cmActId());
+                gateway = i == 0 ? spawned : gateway;
+            }
             started.complete(gateway);
             return Behaviors.empty();
         });
@@ -107,14 +123,21 @@ public final class Backend implements AutoCloseable {
                 settings.threads().applyTo(config, BackendSettings.PATH + ".threads"));
         try {
             started.get(30, TimeUnit.SECONDS);
+            if (containers.size() > 1) {
+                learnAll(containers).get(30, TimeUnit.SECONDS);
+            }
             TrackingLog tracking = new TrackingLog(identity.serial());
             FrameServer server = FrameServer.start(settings.address(), settings.port(), settings.maxConnections(),
                     settings.codecLimits(), settings.threads().io(),
-                    () -> new ClientSession(settings, inbox, random, tracking, clock, metrics));
+                    () -> new ClientSession(settings, containers, random, tracking, clock, metrics));
             LOG.info("Backend {} listening on {} (max {} connections, {} requests in flight each)",
                     identity.serial(), server.localAddress(), settings.maxConnections(),
                     settings.maxInFlightPerConnection());
-            return new Backend(system, server, identity, settings, inbox, metrics, clock.instant());
+            for (BackendContainers.Slot more : containers.all().subList(1, containers.size())) {
+                LOG.info("Backend {} also holds container {} (CmActId {})", identity.serial(),
+                        more.identity().serial(), more.identity().cmActId());
+            }
+            return new Backend(system, server, containers, settings, metrics, clock.instant());
         } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
             system.terminate();
             throw new IllegalStateException("the backend's actors did not start within 30 s", e);
@@ -126,14 +149,43 @@ public final class Backend implements AutoCloseable {
     }
 
 
-    private static void gauges(ServerMetrics metrics, ContainerCounts counts) {
-        metrics.gauge("opentmr_open_handles", "Open client handles of the backend's container", counts::handles);
+    /** Where an additional container keeps its identity: its journal is the backend's, under its own serial. */
+    static Path additionalDir(BackendSettings settings, long cmActId) {
+        return settings.dataDir().resolve("containers").resolve(Long.toString(cmActId));
+    }
+
+    /** Every container's listing learnt for routing ACCESS; completes once all answered (after their recovery). */
+    private static java.util.concurrent.CompletableFuture<Void> learnAll(BackendContainers containers) {
+        List<java.util.concurrent.CompletableFuture<?>> all = new ArrayList<>();
+        for (int i = 0; i < containers.size(); i++) {
+            int index = i;
+            java.util.concurrent.CompletableFuture<Void> learnt = new java.util.concurrent.CompletableFuture<>();
+            containers.get(i).inbox().submit(new Container.Describe(answer -> {
+                if (answer.isSuccess()) {
+                    containers.learn(index, answer.getValue());
+                    learnt.complete(null);
+                } else {
+                    learnt.completeExceptionally(answer.getError());
+                }
+            }));
+            all.add(learnt);
+        }
+        return java.util.concurrent.CompletableFuture.allOf(all.toArray(java.util.concurrent.CompletableFuture[]::new));
+    }
+
+    /** Each gauge sums (the epoch: the highest of) the backend's containers. */
+    private static void gauges(ServerMetrics metrics, List<ContainerCounts> counts) {
+        metrics.gauge("opentmr_open_handles", "Open client handles of the backend's containers",
+                () -> counts.stream().mapToInt(ContainerCounts::handles).sum());
         metrics.gauge("opentmr_tmr_allocations", "Seats the backend's TMR copies hold for TMR nodes (ALLOCATE)",
-                counts::allocations);
-        metrics.gauge("opentmr_borrows", "Seats borrowed out of the backend's container", counts::borrows);
-        metrics.gauge("opentmr_product_items", "Product items in the backend's container", counts::products);
+                () -> counts.stream().mapToInt(ContainerCounts::allocations).sum());
+        metrics.gauge("opentmr_borrows", "Seats borrowed out of the backend's containers",
+                () -> counts.stream().mapToInt(ContainerCounts::borrows).sum());
+        metrics.gauge("opentmr_product_items", "Product items in the backend's containers",
+                () -> counts.stream().mapToInt(ContainerCounts::products).sum());
         metrics.gauge("opentmr_lease_epoch", "The highest epoch of the active lease (opentmr-active) the backend "
-                + "granted or saw in a certificate; it rises only when the holder changes", counts::activeEpoch);
+                + "granted or saw in a certificate; it rises only when the holder changes",
+                () -> counts.stream().mapToLong(ContainerCounts::activeEpoch).max().orElse(0));
     }
 
     public InetSocketAddress address() {
@@ -166,18 +218,33 @@ public final class Backend implements AutoCloseable {
     public <T> java.util.concurrent.CompletableFuture<T> ask(
             java.util.function.Function<Container.ReplyTo<T>, Container.Request> request, java.time.Duration timeout) {
         java.util.concurrent.CompletableFuture<T> answer = new java.util.concurrent.CompletableFuture<>();
-        inbox.submit(request.apply(reply -> {
+        Container.Request asked = request.apply(reply -> {
             if (reply.isSuccess()) {
                 answer.complete(reply.getValue());
             } else {
                 answer.completeExceptionally(reply.getError());
             }
-        }));
+        });
+        inbox.submit(asked);
+        if (asked instanceof Container.ImportLicense && containers.size() > 1) {
+            // What the first container holds now decides where clients' ACCESS go first.
+            inbox.submit(new Container.Describe(listed -> {
+                if (listed.isSuccess()) {
+                    containers.learn(0, listed.getValue());
+                }
+            }));
+        }
         return answer.orTimeout(timeout.toMillis(), TimeUnit.MILLISECONDS);
     }
 
+    /** The first container's identity: what the backend's management routes and {@link #ask} address. */
     public ContainerIdentity identity() {
         return identity;
+    }
+
+    /** Every container of the backend, the first one first. */
+    public BackendContainers containers() {
+        return containers;
     }
 
     @Override

@@ -22,6 +22,7 @@ public record BackendSettings(
         Path dataDir,
         List<Path> vendorKeys,
         long cmActId,
+        List<Long> additionalContainers,
         Duration cleanupTimeout,
         int snapshotEvery,
         Duration keepAliveInterval,
@@ -82,6 +83,18 @@ public record BackendSettings(
         if (cmActId <= 0 || cmActId > 0xFFFF_FFFFL) {
             throw new ConfigException.BadValue(PATH + ".cm-act-id", "must be 1..4294967295, not " + cmActId);
         }
+        List<Long> additional = c.getLongList("additional-containers");
+        java.util.Set<Long> distinct = new java.util.HashSet<>(List.of(cmActId));
+        for (long more : additional) {
+            if (more <= 0 || more > 0xFFFF_FFFFL) {
+                throw new ConfigException.BadValue(PATH + ".additional-containers", "CmActIds are 1..4294967295, not "
+                        + more);
+            }
+            if (!distinct.add(more)) {
+                throw new ConfigException.BadValue(PATH + ".additional-containers", "CmActId " + more
+                        + " twice: a backend holds one container per CmActId");
+            }
+        }
         List<Path> vendorKeys = c.getStringList("vendor-keys").stream().map(Path::of).toList();
         AccessList accessList = AccessList.fromConfig(root, PATH + ".access-list");
         int maxFrame = c.getInt("limits.max-frame-bytes");
@@ -93,7 +106,7 @@ public record BackendSettings(
                     + PATH + ".cleanup-timeout, or clients that do keep their sessions alive lose their handles");
         }
         return new BackendSettings(c.getString("address"), port, Path.of(dataDir), vendorKeys, cmActId,
-                positive(c, "cleanup-timeout"), atLeastOne(c, "snapshot-every"), positive(c, "keep-alive-interval"), adminToken(root, c),
+                List.copyOf(additional), positive(c, "cleanup-timeout"), atLeastOne(c, "snapshot-every"), positive(c, "keep-alive-interval"), adminToken(root, c),
                 accessList, atLeastOne(c, "limits.max-connections"), atLeastOne(c, "limits.max-in-flight-per-connection"),
                 atLeastOne(c, "limits.max-queued-requests"),
                 positive(c, "limits.hello-timeout"), positive(c, "limits.request-timeout"),

@@ -39,7 +39,11 @@ final class ClientSession extends FrameSession {
     private static final Logger LOG = LoggerFactory.getLogger(ClientSession.class);
 
     private final BackendSettings settings;
-    private final RequestInbox inbox;
+    private final BackendContainers containers;
+    /** The first container's, or on a TMR node's connection the container it named in PEER_HELLO. */
+    private RequestInbox inbox;
+    /** The container a TMR node's connection is bound to (PEER_HELLO), by index. */
+    private int bound;
     private final SecureRandom random;
     private final TrackingLog tracking;
     private final Serial serial;
@@ -60,18 +64,14 @@ final class ClientSession extends FrameSession {
     private String station = "?";
     private String peerCandidate;
 
-    ClientSession(BackendSettings settings, RequestInbox inbox, SecureRandom random, TrackingLog tracking,
-                  Clock clock) {
-        this(settings, inbox, random, tracking, clock, io.opentmr.server.RequestObserver.NONE);
-    }
-
-    ClientSession(BackendSettings settings, RequestInbox inbox, SecureRandom random, TrackingLog tracking,
+    ClientSession(BackendSettings settings, BackendContainers containers, SecureRandom random, TrackingLog tracking,
                   Clock clock, io.opentmr.server.RequestObserver observer) {
         super(new FrameSession.Limits(settings.helloTimeout(), settings.requestTimeout(),
                 settings.maxInFlightPerConnection()), observer);
         this.clock = clock;
         this.settings = settings;
-        this.inbox = inbox;
+        this.containers = containers;
+        this.inbox = containers.primary().inbox();
         this.random = random;
         this.tracking = tracking;
         this.serial = tracking.container();
@@ -121,63 +121,96 @@ final class ClientSession extends FrameSession {
         if (now - lastActivity > ACTIVITY_INTERVAL_NANOS) {
             // Any request is a sign of life for the session's handles; at most one a second reaches the container.
             lastActivity = now;
-            inbox.tell(new Container.SessionActive(owner.sessionId()));
+            for (BackendContainers.Slot container : containers.all()) {
+                container.inbox().tell(new Container.SessionActive(owner.sessionId()));
+            }
         }
         switch (message.type()) {
             case HELLO -> error(ctx, id, CmError.INVALID_PARAMETER, "HELLO was already said on this connection");
             case KEEPALIVE -> reply(ctx, id, new Message.Ok());
-            case LIST_CONTAINERS -> ask(ctx, id, Container.Describe::new,
-                    (ContainerInfo info) -> new Message.ContainerList(List.of(info)));
+            case LIST_CONTAINERS -> this.<List<ContainerInfo>>answerLater(ctx, id,
+                    ContainerRouting.describeAll(containers), Message.ContainerList::new);
             case ACCESS -> {
                 Message.Access m = (Message.Access) message;
-                ask(ctx, id, r -> new Container.Access(m.firmCode(), m.productCode(), m.featureBits(), m.accessMode(),
-                        owner, station, id, false, deadline(), r), (Container.Granted g) -> new Message.AccessOk(g.handle().id(), g.token(),
-                        serial));
+                if (containers.size() == 1) {
+                    ask(ctx, id, r -> new Container.Access(m.firmCode(), m.productCode(), m.featureBits(),
+                            m.accessMode(), owner, station, id, false, deadline(), r),
+                            (Container.Granted g) -> new Message.AccessOk(g.handle().id(), g.token(), serial));
+                } else {
+                    this.<ContainerRouting.Routed<Container.Granted>>answerLater(ctx, id,
+                            ContainerRouting.access(containers, m, owner, station, id, deadline()),
+                            g -> new Message.AccessOk(BackendContainers.clientHandle(g.index(),
+                                    g.value().handle().id()), g.value().token(),
+                                    containers.get(g.index()).identity().serial()));
+                }
             }
-            case RELEASE -> ask(ctx, id, r -> new Container.Release(((Message.Release) message).handleId(),
-                    owner.sessionId(), r), (Done done) -> new Message.Ok());
+            case RELEASE -> {
+                long handle = ((Message.Release) message).handleId();
+                ask(ctx, id, handle, r -> new Container.Release(BackendContainers.localHandle(handle),
+                        owner.sessionId(), r), (Done done) -> new Message.Ok());
+            }
             case RESUME -> {
                 Message.Resume m = (Message.Resume) message;
-                ask(ctx, id, r -> new Container.Resume(m.handleId(), m.token(), owner.sessionId(), r),
-                        (Handle h) -> new Message.AccessOk(h.id(), m.token(), serial));
+                ask(ctx, id, m.handleId(), r -> new Container.Resume(BackendContainers.localHandle(m.handleId()),
+                        m.token(), owner.sessionId(), r),
+                        (Handle h) -> new Message.AccessOk(m.handleId(), m.token(), serialOf(m.handleId())));
             }
-            case GET_INFO -> ask(ctx, id, r -> new Container.GetInfo(((Message.GetInfo) message).handleId(),
-                    owner.sessionId(), r), (Container.HandleInfo info) -> new Message.Info(info.handle().id(),
-                    info.handle().mode(), serial, info.product()));
+            case GET_INFO -> {
+                long handle = ((Message.GetInfo) message).handleId();
+                ask(ctx, id, handle, r -> new Container.GetInfo(BackendContainers.localHandle(handle),
+                        owner.sessionId(), r), (Container.HandleInfo info) -> new Message.Info(handle,
+                        info.handle().mode(), serialOf(handle), info.product()));
+            }
             case CRYPT -> {
                 Message.Crypt m = (Message.Crypt) message;
-                ask(ctx, id, r -> new Container.Crypt(m.handleId(), owner.sessionId(), m.direction(),
-                        m.encryptionCode(), m.data(), r), Message.CryptOk::new);
+                ask(ctx, id, m.handleId(), r -> new Container.Crypt(BackendContainers.localHandle(m.handleId()),
+                        owner.sessionId(), m.direction(), m.encryptionCode(), m.data(), r), Message.CryptOk::new);
             }
             case DECREMENT_UNITS -> {
                 Message.DecrementUnits m = (Message.DecrementUnits) message;
-                ask(ctx, id, r -> new Container.DecrementUnits(m.handleId(), owner.sessionId(), m.operationId(),
-                        m.amount(), r), Message.UnitsOk::new);
+                ask(ctx, id, m.handleId(), r -> new Container.DecrementUnits(
+                        BackendContainers.localHandle(m.handleId()), owner.sessionId(), m.operationId(), m.amount(),
+                        r), Message.UnitsOk::new);
             }
             case BORROW -> {
                 Message.Borrow m = (Message.Borrow) message;
-                ask(ctx, id, r -> new Container.BorrowSeat(m.handleId(), owner.sessionId(),
-                        Duration.ofSeconds(m.durationSeconds()), clientId(), deadline(), r),
+                ask(ctx, id, m.handleId(), r -> new Container.BorrowSeat(BackendContainers.localHandle(m.handleId()),
+                        owner.sessionId(), Duration.ofSeconds(m.durationSeconds()), clientId(), deadline(), r),
                         Message.BorrowOk::new);
             }
-            case RETURN -> ask(ctx, id, r -> new Container.ReturnBorrow(((Message.Return) message).ticketId(),
-                    clientId(), r),
-                    (Done done) -> new Message.Ok());
+            case RETURN -> {
+                long ticket = ((Message.Return) message).ticketId();
+                if (containers.size() == 1) {
+                    ask(ctx, id, r -> new Container.ReturnBorrow(ticket, clientId(), r),
+                            (Done done) -> new Message.Ok());
+                } else {
+                    this.<ContainerRouting.Routed<Done>>answerLater(ctx, id,
+                            ContainerRouting.returnBorrow(containers, ticket, clientId()), done -> new Message.Ok());
+                }
+            }
             case LICENSE_CONTEXT -> {
                 Serial asked = ((Message.LicenseContext) message).container();
-                if (!asked.equals(Serial.NONE) && !asked.equals(serial)) {
-                    error(ctx, id, CmError.BOX_NOT_FOUND, "this server has container " + serial + ", not " + asked);
+                int target = asked.equals(Serial.NONE) ? 0 : containers.indexOf(asked);
+                if (target < 0) {
+                    error(ctx, id, CmError.BOX_NOT_FOUND, "this server has container(s) " + containers.all().stream()
+                            .map(c -> c.identity().serial().toString()).toList() + ", not " + asked);
                 } else if (admitted(ctx, id, ((Message.LicenseContext) message).adminToken())) {
-                    ask(ctx, id, Container.GetContext::new,
+                    ask(ctx, id, containers.get(target).inbox(), Container.GetContext::new,
                             context -> new Message.LicenseContextOk(Bytes.of(context.toJson())));
                 }
             }
             case LICENSE_UPDATE -> {
                 Message.LicenseUpdate m = (Message.LicenseUpdate) message;
                 if (admitted(ctx, id, m.adminToken())) {
-                    ask(ctx, id, r -> new Container.ImportLicense(m.updateFile(), r),
-                            (LicenseUpdate update) -> new Message.LicenseUpdateOk(update.targetSerial(), update.firmCode(),
-                                    update.firmUpdateCounter()));
+                    if (containers.size() == 1) {
+                        ask(ctx, id, r -> new Container.ImportLicense(m.updateFile(), r),
+                                (LicenseUpdate update) -> new Message.LicenseUpdateOk(update.targetSerial(),
+                                        update.firmCode(), update.firmUpdateCounter()));
+                    } else {
+                        this.<LicenseUpdate>answerLater(ctx, id, ContainerRouting.importLicense(containers,
+                                m.updateFile()), update -> new Message.LicenseUpdateOk(update.targetSerial(),
+                                update.firmCode(), update.firmUpdateCounter()));
+                    }
                 }
             }
             case PEER_HELLO, PEER_PROOF, INVENTORY, ALLOCATE, FREE, LIST_ALLOCATIONS, LEASE_ACQUIRE, LEASE_RENEW,
@@ -228,6 +261,12 @@ final class ClientSession extends FrameSession {
             error(ctx, id, CmError.INVALID_PARAMETER, "PEER_HELLO: " + badName);
             return;
         }
+        int container = hello.cmActId() == 0 ? 0 : containers.indexOfCmActId(hello.cmActId());
+        if (container < 0) {
+            error(ctx, id, CmError.BOX_NOT_FOUND, "this backend holds no container of CmActId " + hello.cmActId());
+            return;
+        }
+        bound = container;
         pendingNodeNonce = hello.nodeNonce().toArray();
         pendingBackendNonce = new byte[PeerAuth.NONCE_BYTES];
         random.nextBytes(pendingBackendNonce);
@@ -253,10 +292,12 @@ final class ClientSession extends FrameSession {
             return;
         }
         peerNode = peerCandidate;
+        inbox = containers.get(bound).inbox();
         peerConnection = new PeerConnection(peerNode, peer, ctx.channel()::isActive);
         maxInFlight(settings.maxInFlightPerPeer());
         helloDone();
-        LOG.info("TMR node {} authenticated ({})", peerNode, peer);
+        LOG.info("TMR node {} authenticated ({}), for container {}", peerNode, peer,
+                containers.get(bound).identity().serial());
         reply(ctx, id, new Message.Ok());
     }
 
@@ -358,7 +399,27 @@ final class ClientSession extends FrameSession {
      */
     private <T> void ask(ChannelHandlerContext ctx, int id, Function<Container.ReplyTo<T>, Container.Request> command,
                          Function<T, Message> reply) {
-        this.<T>answerLater(ctx, id, pending -> inbox.submit(command.apply(answer -> {
+        ask(ctx, id, inbox, command, reply);
+    }
+
+    /** A request about a client's handle, to the container the handle id names (106 for one that names none). */
+    private <T> void ask(ChannelHandlerContext ctx, int id, long handle,
+                         Function<Container.ReplyTo<T>, Container.Request> command, Function<T, Message> reply) {
+        int container = BackendContainers.containerOf(handle);
+        if (container >= containers.size()) {
+            error(ctx, id, CmError.INVALID_HANDLE, "no open handle " + Long.toUnsignedString(handle));
+            return;
+        }
+        ask(ctx, id, containers.get(container).inbox(), command, reply);
+    }
+
+    private Serial serialOf(long handle) {
+        return containers.get(BackendContainers.containerOf(handle)).identity().serial();
+    }
+
+    private <T> void ask(ChannelHandlerContext ctx, int id, RequestInbox to,
+                         Function<Container.ReplyTo<T>, Container.Request> command, Function<T, Message> reply) {
+        this.<T>answerLater(ctx, id, pending -> to.submit(command.apply(answer -> {
             if (answer.isSuccess()) {
                 pending.succeed(answer.getValue());
             } else {

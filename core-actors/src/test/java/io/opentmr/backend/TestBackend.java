@@ -69,13 +69,23 @@ final class TestBackend implements AutoCloseable {
         return backend.identity();
     }
 
+    Backend backend() {
+        return backend;
+    }
+
     /** Issues a license for this backend's container (with --tmr: and two other containers) and imports it. */
     void issueAndImport(LicenseIssuer.Request request) throws Exception {
+        issueAndImport(Serial.NONE, request);
+    }
+
+    /** As {@link #issueAndImport(LicenseIssuer.Request)}, for the backend's container {@code container}. */
+    void issueAndImport(Serial container, LicenseIssuer.Request request) throws Exception {
         try (RawConnection admin = new RawConnection(backend.address())) {
             admin.hello();
-            Message context = admin.request(new Message.LicenseContext("", Serial.NONE));
+            Message context = admin.request(new Message.LicenseContext("", container));
             ContainerContext own = ContainerContext.parse(((Message.LicenseContextOk) context).context().toArray());
-            List<ContainerContext> contexts = request.tmr() ? List.of(own, other(2), other(3)) : List.of(own);
+            List<ContainerContext> contexts = request.tmr()
+                    ? List.of(own, other(2, own.cmActId()), other(3, own.cmActId())) : List.of(own);
             LicenseIssuer.Result result = new LicenseIssuer(vendor.getPrivate(), vendor.getPublic(), clock,
                     new SecureRandom()).issue(vendorState, contexts, request);
             vendorState = result.state();
@@ -85,8 +95,9 @@ final class TestBackend implements AutoCloseable {
         }
     }
 
-    private static ContainerContext other(long number) {
-        return ContainerContext.of(new Serial(129, number), 7, Map.of(), Ed25519.raw(Ed25519.generate().getPublic()));
+    private static ContainerContext other(long number, long cmActId) {
+        return ContainerContext.of(new Serial(129, number), cmActId, Map.of(),
+                Ed25519.raw(Ed25519.generate().getPublic()));
     }
 
     @Override

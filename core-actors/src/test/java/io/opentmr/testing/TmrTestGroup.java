@@ -269,6 +269,21 @@ public final class TmrTestGroup implements AutoCloseable {
         return issue(request, List.of(0, 1, 2));
     }
 
+    /**
+     * Issues a TMR license to the three backends' containers of {@code cmActId} (backends holding several,
+     * {@code opentmr.backend.additional-containers}) and imports each copy; returns the item as issued.
+     */
+    public ProductItemSpec issueTmr(long cmActId, LicenseIssuer.Request request) throws Exception {
+        LicenseIssuer.Result result = issue(request, List.of(0, 1, 2), i -> {
+            io.opentmr.backend.BackendContainers containers = backend(i).containers();
+            return containers.get(containers.indexOfCmActId(cmActId)).identity().serial();
+        });
+        for (int i = 0; i < 3; i++) {
+            importFile(i, result.files().get(i));
+        }
+        return result.files().get(0).update().items().get(0);
+    }
+
     /** Issues an ordinary license to backend {@code i} alone and imports it. */
     public ProductItemSpec issueOrdinary(int i, LicenseIssuer.Request request) throws Exception {
         LicenseIssuer.Result result = issue(request, List.of(i));
@@ -277,11 +292,16 @@ public final class TmrTestGroup implements AutoCloseable {
     }
 
     private LicenseIssuer.Result issue(LicenseIssuer.Request request, List<Integer> to) throws Exception {
+        return issue(request, to, i -> Serial.NONE);
+    }
+
+    private LicenseIssuer.Result issue(LicenseIssuer.Request request, List<Integer> to,
+                                       java.util.function.IntFunction<Serial> container) throws Exception {
         List<ContainerContext> contexts = new ArrayList<>();
         for (int i : to) {
             try (RawConnection admin = new RawConnection(backend(i).address())) {
                 admin.hello();
-                Message context = admin.request(new Message.LicenseContext("", Serial.NONE));
+                Message context = admin.request(new Message.LicenseContext("", container.apply(i)));
                 contexts.add(ContainerContext.parse(((Message.LicenseContextOk) context).context().toArray()));
             }
         }

@@ -36,6 +36,11 @@ final class BackendCommand implements Callable<Integer> {
             + "(opentmr.backend.cm-act-id).")
     Long cmActId;
 
+    @Option(names = "--additional-container", paramLabel = "CMACTID", description = "CmActId of a further container "
+            + "this backend holds, with its own serial, keys and licenses; repeat for several "
+            + "(opentmr.backend.additional-containers).")
+    List<Long> additionalContainers;
+
     @Option(names = "--secret-file", description = "The cluster secret shared with the TMR nodes "
             + "(opentmr.cluster.secret-file); without it TMR nodes are refused.")
     Path secretFile;
@@ -70,6 +75,9 @@ final class BackendCommand implements Callable<Integer> {
         if (cmActId != null) {
             flags.put(p + "cm-act-id", cmActId);
         }
+        if (additionalContainers != null) {
+            flags.put(p + "additional-containers", additionalContainers);
+        }
         if (secretFile != null) {
             flags.put(io.opentmr.protocol.PeerAuth.SECRET_FILE_KEY, secretFile.toAbsolutePath().toString());
         }
@@ -103,6 +111,10 @@ final class BackendCommand implements Callable<Integer> {
         }, "opentmr-backend-shutdown"));
         System.out.println("Backend " + backend.identity().serial() + " (CmActId " + backend.identity().cmActId()
                 + ") listening on " + backend.address().getAddress().getHostAddress() + ":" + backend.address().getPort());
+        for (var more : backend.containers().all().subList(1, backend.containers().size())) {
+            System.out.println("  also container " + more.identity().serial() + " (CmActId " + more.identity().cmActId()
+                    + ")");
+        }
         if (http != null) {
             System.out.println("Management HTTP on " + http.url());
         }

@@ -38,6 +38,10 @@ final class LicenseAdminCommands {
         @Option(names = "--out", required = true, description = "The context file to write.")
         Path out;
 
+        @Option(names = "--container", description = "Serial of the container (a backend holding several); default "
+                + "its first.")
+        String container;
+
         @Option(names = "--admin-token", defaultValue = "", description = "Needed unless on loopback.")
         String adminToken;
 
@@ -48,7 +52,7 @@ final class LicenseAdminCommands {
         public Integer call() throws Exception {
             Output output = new Output(json, System.out, System.err);
             try (AdminClient admin = connect(server, adminToken)) {
-                byte[] context = admin.licenseContext(Serial.NONE);
+                byte[] context = admin.licenseContext(container == null ? Serial.NONE : Serial.parse(container));
                 ContainerContext parsed = ContainerContext.parse(context);
                 Files.write(out, context);
                 Map<String, Object> fields = new LinkedHashMap<>();

@@ -320,10 +320,20 @@ public sealed interface Message {
 
     // ---------------------------------------------------------------- peer requests
 
-    record PeerHello(String nodeName, Bytes nodeNonce) implements Message {
+    /**
+     * @param cmActId the CmActId of the backend's container this connection's peer requests go to; 0: the
+     *                backend's first container (sent as no field at all, as before containers could be chosen)
+     */
+    record PeerHello(String nodeName, Bytes nodeNonce, long cmActId) implements Message {
         public PeerHello {
             Check.string(nodeName, "nodeName");
             Check.notNull(nodeNonce, "nodeNonce");
+            Check.u32(cmActId, "cmActId");
+        }
+
+        /** For the backend's first container. */
+        public PeerHello(String nodeName, Bytes nodeNonce) {
+            this(nodeName, nodeNonce, 0);
         }
 
         @Override

@@ -142,6 +142,9 @@ final class PayloadCodec {
                 PeerHello m = (PeerHello) message;
                 w.string(m.nodeName());
                 w.bytes(m.nodeNonce());
+                if (m.cmActId() != 0) {
+                    w.u32(m.cmActId());
+                }
             }
             case PEER_CHALLENGE -> {
                 PeerChallenge m = (PeerChallenge) message;
@@ -261,7 +264,8 @@ final class PayloadCodec {
             case LICENSE_CONTEXT_OK -> new LicenseContextOk(r.bytes("context"));
             case LICENSE_UPDATE_OK -> new LicenseUpdateOk(readSerial(r), r.u32("firmCode"), r.u32("firmUpdateCounter"));
             case ERROR -> new Message.Error(r.u16("code"), r.string("text"));
-            case PEER_HELLO -> new PeerHello(r.string("nodeName"), r.bytes("nodeNonce"));
+            case PEER_HELLO -> new PeerHello(r.string("nodeName"), r.bytes("nodeNonce"),
+                    r.readable() ? r.u32("cmActId") : 0);
             case PEER_CHALLENGE -> new PeerChallenge(r.string("backendName"), r.bytes("backendNonce"),
                     r.bytes("backendProof"));
             case PEER_PROOF -> new PeerProof(r.bytes("nodeProof"));

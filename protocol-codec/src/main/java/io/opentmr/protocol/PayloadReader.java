@@ -130,6 +130,11 @@ final class PayloadReader {
         return value;
     }
 
+    /** Whether bytes are left: an optional field at the end of a payload is there. */
+    boolean readable() {
+        return buf.isReadable();
+    }
+
     /** The payload must be consumed exactly: trailing bytes mean the sender and we disagree on the layout. */
     void end() {
         if (buf.isReadable()) {

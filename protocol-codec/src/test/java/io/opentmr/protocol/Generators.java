@@ -124,7 +124,7 @@ final class Generators {
                 .as(Message.LicenseUpdateOk::new));
         m.put(MessageType.ERROR, Combinators.combine(Arbitraries.integers().between(0, 0xFFFF), strings())
                 .as(Message.Error::new));
-        m.put(MessageType.PEER_HELLO, Combinators.combine(strings(), bytes()).as(Message.PeerHello::new));
+        m.put(MessageType.PEER_HELLO, Combinators.combine(strings(), bytes(), u32()).as(Message.PeerHello::new));
         m.put(MessageType.PEER_CHALLENGE, Combinators.combine(strings(), bytes(), bytes())
                 .as(Message.PeerChallenge::new));
         m.put(MessageType.PEER_PROOF, bytes().map(Message.PeerProof::new));
