@@ -32,6 +32,8 @@ public final class LinkControl {
     private final List<Runnable> withheld = new ArrayList<>();
     private boolean cut;
     private boolean frozen;
+    /** While frozen, the requests whose answers are withheld (all of them unless a test chose some). */
+    private java.util.function.Predicate<Message> freezing = request -> true;
     private long minDelayNanos;
     private long maxDelayNanos;
     private long answersDelivered;
@@ -55,6 +57,15 @@ public final class LinkControl {
 
     /** Answers of this backend are withheld (requests still reach it) until {@link #thaw()}. */
     public synchronized void freeze() {
+        freeze(request -> true);
+    }
+
+    /**
+     * Answers to the requests {@code which} accepts are withheld (those requests still reach the backend) until
+     * {@link #thaw()}; other answers pass, so that the lease's renewals go on.
+     */
+    public synchronized void freeze(java.util.function.Predicate<Message> which) {
+        freezing = which;
         frozen = true;
     }
 
@@ -117,10 +128,10 @@ public final class LinkControl {
     }
 
     /** Decides, at the moment an answer arrives, when the node gets it. */
-    private void pass(Runnable deliver) {
+    private void pass(Message request, Runnable deliver) {
         long delay;
         synchronized (this) {
-            if (frozen) {
+            if (frozen && freezing.test(request)) {
                 withheld.add(deliver);
                 return;
             }
@@ -152,7 +163,7 @@ public final class LinkControl {
                 }
             }
             CompletableFuture<Message> answer = new CompletableFuture<>();
-            real.request(request).whenComplete((reply, failure) -> pass(() -> {
+            real.request(request).whenComplete((reply, failure) -> pass(request, () -> {
                 synchronized (LinkControl.this) {
                     answersDelivered++;
                 }

@@ -327,6 +327,93 @@ class NodeBorrowTest {
         assertEquals(CmError.INVALID_HANDLE.code(), again.code());
     }
 
+    @Test
+    void aHandleReleasedWhileItsBorrowIsBeingSignedGetsNoTicket() throws Exception {
+        try (RawConnection raw = new RawConnection(group.nodeAddress())) {
+            raw.request(new Message.Hello("raw", "ws-1", "anna", 1));
+            long handleId = ((Message.AccessOk) raw.request(new Message.Access(FIRM, PRODUCT, 0,
+                    io.opentmr.protocol.AccessMode.USERLIMIT))).handleId();
+            // Backends 1 and 2 sign, but their signatures wait: only backend 3's reaches the node before the client
+            // releases the handle.
+            freezeSignatures();
+            Map<Integer, Message> replies = new HashMap<>();
+            try {
+                raw.send(101, new Message.Borrow(handleId, 3600));
+                Await.until("backends 1 and 2 signed", () -> group.link(0).withheldAnswers() >= 1
+                        && group.link(1).withheldAnswers() >= 1);
+                raw.send(102, new Message.Release(handleId));
+                while (!replies.containsKey(102)) {
+                    io.opentmr.protocol.Frame frame = raw.read();
+                    replies.put(frame.requestId(), frame.message());
+                }
+            } finally {
+                group.link(0).thaw();
+                group.link(1).thaw();
+            }
+            while (!replies.containsKey(101)) {
+                io.opentmr.protocol.Frame frame = raw.read();
+                replies.put(frame.requestId(), frame.message());
+            }
+            assertInstanceOf(Message.Ok.class, replies.get(102), "the release: " + replies.get(102));
+            // The seat is free: a ticket for it would be one seat more than the license has, usable offline.
+            Message borrow = replies.get(101);
+            assertEquals(CmError.INVALID_HANDLE.code(), assertInstanceOf(Message.Error.class, borrow,
+                    "the borrow of a released handle: " + borrow).code());
+        }
+        awaitNoAllocations();
+        for (int b = 0; b < 3; b++) {
+            int backend = b;
+            Await.until("backend " + (b + 1) + " holds no borrowed seat", () -> Await.unchecked(
+                    () -> group.borrowedAllocations(backend)).isEmpty());
+        }
+    }
+
+    @Test
+    void anotherClientAskingToBorrowAHandleWhoseBorrowIsBeingSignedGetsNoTicket() throws Exception {
+        try (RawConnection anna = new RawConnection(group.nodeAddress());
+             RawConnection bert = new RawConnection(group.nodeAddress())) {
+            anna.request(new Message.Hello("raw", "ws-1", "anna", 1));
+            bert.request(new Message.Hello("raw", "ws-2", "bert", 2));
+            long handleId = ((Message.AccessOk) anna.request(new Message.Access(FIRM, PRODUCT, 0,
+                    io.opentmr.protocol.AccessMode.USERLIMIT))).handleId();
+            freezeSignatures();
+            Map<Integer, Message> berts = new HashMap<>();
+            Message annas;
+            try {
+                anna.send(201, new Message.Borrow(handleId, 3600));
+                Await.until("backends 1 and 2 asked to sign", () -> group.link(0).withheldAnswers() >= 1
+                        && group.link(1).withheldAnswers() >= 1);
+                bert.send(301, new Message.Borrow(handleId, 3600));
+                // Behind Bert's BORROW on its way to the license: once it is answered, the license saw the BORROW.
+                bert.send(302, new Message.GetInfo(handleId));
+                while (!berts.containsKey(302)) {
+                    io.opentmr.protocol.Frame frame = bert.read();
+                    berts.put(frame.requestId(), frame.message());
+                }
+            } finally {
+                group.link(0).thaw();
+                group.link(1).thaw();
+            }
+            annas = anna.read().message();
+            while (!berts.containsKey(301)) {
+                io.opentmr.protocol.Frame frame = bert.read();
+                berts.put(frame.requestId(), frame.message());
+            }
+            Message.BorrowOk ok = assertInstanceOf(Message.BorrowOk.class, annas);
+            Message strangers = berts.get(301);
+            assertEquals(CmError.INVALID_HANDLE.code(), assertInstanceOf(Message.Error.class, strangers,
+                    "a stranger's borrow of Anna's handle: " + strangers).code());
+            assertInstanceOf(Message.Ok.class, anna.request(new Message.Return(ok.ticket().ticketId())));
+        }
+        awaitNoAllocations();
+    }
+
+    /** Backends 1 and 2 sign borrows, but their answers wait until the links thaw (the lease's renewals pass). */
+    private void freezeSignatures() {
+        group.link(0).freeze(request -> request instanceof Message.PeerBorrow);
+        group.link(1).freeze(request -> request instanceof Message.PeerBorrow);
+    }
+
     private TmrLicense.Reply forceRelease(long handleId) throws Exception {
         return AskPattern.<VirtualContainer.Command, TmrLicense.Reply>ask(group.node().container(),
                 replyTo -> new VirtualContainer.ToHandle(handleId, new TmrLicense.ForceRelease(handleId, "test",

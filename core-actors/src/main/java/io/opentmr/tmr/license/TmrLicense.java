@@ -1550,7 +1550,12 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         }
         PendingBorrow under = borrowing.get(handleId);
         if (under != null) {
-            under.waiters.add(borrow.replyTo());
+            // A repeat while the backends sign: the same ticket, to the same client only.
+            if (under.ticket.clientId().equals(borrow.clientId())) {
+                under.waiters.add(borrow.replyTo());
+            } else {
+                borrow.replyTo().tell(unknownHandle(handleId));
+            }
             return Effect().none();
         }
         if (!peers.holdsLease()) {
@@ -1610,6 +1615,20 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         } else if (!pending.signatures.containsKey(answered.backend())) {
             pending.refusals.add(answer);
             missed(answered.backend(), "PEER_BORROW " + answer.describe());
+        }
+        if (pending.byPlace.size() >= 2 && (table.get(answered.handleId()).isEmpty()
+                || releasing.containsKey(answered.handleId()))) {
+            // Released (by its client, an operator or the cleanup) while the backends signed: its seat is freed, so
+            // a ticket would hold no seat and work offline all the same. Every backend asked frees what it borrowed;
+            // each FREE follows its PEER_BORROW on the link, also one not answered yet.
+            pending.decided = true;
+            borrowing.remove(answered.handleId());
+            LOG.warn("Borrow of handle {} of {} refused: the handle was released while the backends signed",
+                    Long.toUnsignedString(answered.handleId()), key);
+            undoBorrow(answered.handleId(), pending.asked);
+            Refused refused = unknownHandle(answered.handleId());
+            pending.waiters.forEach(waiter -> waiter.tell(refused));
+            return Effect().none();
         }
         if (pending.byPlace.size() >= 2) {
             pending.decided = true;
