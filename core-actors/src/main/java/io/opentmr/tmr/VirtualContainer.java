@@ -683,9 +683,12 @@ public final class VirtualContainer
         BitSet now = view.inventoried();
         for (int backend = inventoried.nextSetBit(0); backend >= 0; backend = inventoried.nextSetBit(backend + 1)) {
             if (!now.get(backend)) {
-                // A re-sync under way reads a backend that is gone: its pages are dropped.
+                // A re-sync under way reads a backend that is gone: its pages are dropped. So is the listing taken at
+                // the lease's gain: what the backend holds when it is back (restored, replaced) is read anew.
                 resyncGeneration[backend]++;
                 resyncRunning[backend] = false;
+                listed.set(backend, null);
+                prefetching[backend] = false;
             }
         }
         inventoried = now;

@@ -328,6 +328,42 @@ class VirtualContainerTest {
     }
 
     @Test
+    void aBackendThatLeftBetweenTheTakeOversListingAndServingIsListedAgainWhenItIsBack() throws Exception {
+        Serial serial = nextSerial();
+        PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(30));
+        NodeStatus status = new NodeStatus(peers);
+        HeldLink link = new HeldLink();
+        peers.linkUp(2, link);
+        TestProbe<Object> licenses = kit.createTestProbe();
+        ActorRef<VirtualContainer.Command> container = kit.spawn(container(serial, peers, status,
+                standIns(licenses.getRef())));
+        container.tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), counted(SEATS, 0, 1, 2))));
+        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(0));
+
+        // The lease comes with every backend inventoried: backend 3 is listed at once, and holds handle 42.
+        grantLease(peers, 3, "node-a");
+        var atGain = link.next();
+        assertInstanceOf(Message.ListAllocations.class, atGain.getKey());
+        io.opentmr.protocol.Allocation held = new io.opentmr.protocol.Allocation(42, SEATS, AccessMode.USERLIMIT, 0,
+                new io.opentmr.protocol.HandleOwner("ws-1", "anna", 1, 1), Bytes.of(new byte[32]), 1);
+        atGain.getValue().complete(new Message.AllocationList(List.of(held), false));
+        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(1));
+        container.tell(new VirtualContainer.NeedsResync(SEATS, 2));
+        expectTold(licenses, SEATS, new TmrLicense.Resync(2, List.of(held)));
+
+        // Backend 3 goes away and comes back (restored, replaced, restarted) before the node serves: what it holds
+        // now is read anew, not taken from the listing of before.
+        container.tell(new VirtualContainer.Counted(view(7, bits(0, 1), counted(SEATS, 0, 1))));
+        container.tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), counted(SEATS, 0, 1, 2))));
+        container.tell(new VirtualContainer.NeedsResync(SEATS, 2));
+        var again = link.asked.poll(5, java.util.concurrent.TimeUnit.SECONDS);
+        assertInstanceOf(Message.ListAllocations.class, again == null ? null : again.getKey(),
+                "backend 3 listed again after it came back");
+        again.getValue().complete(new Message.AllocationList(List.of(), false));
+        expectTold(licenses, SEATS, new TmrLicense.Resync(2, List.of()));
+    }
+
+    @Test
     void aLeaseLostAndRegainedUnderANewEpochBetweenTwoChecksIsANewGain() {
         Serial serial = nextSerial();
         PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(30));
