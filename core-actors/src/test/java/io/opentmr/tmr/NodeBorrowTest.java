@@ -408,6 +408,48 @@ class NodeBorrowTest {
         awaitNoAllocations();
     }
 
+    @Test
+    void aNodeThatLostTheLeaseWhileTheBackendsSignedGivesNoTicket() throws Exception {
+        // The signatures may wait long at this node; a rival node waits for the lease meanwhile.
+        group.stopNode();
+        nodeSettings.put("opentmr.node.backend-timeout", "60s");
+        startNode();
+        TmrNode rival = group.startOtherNode("node-m", "127.0.2.2", Map.of());
+        try (RawConnection raw = new RawConnection(group.nodeAddress())) {
+            raw.request(new Message.Hello("raw", "ws-1", "anna", 1));
+            Message access = null;
+            // A loaded machine may let the lease lapse a moment (NOT_ACTIVE): asked again, a bounded number of times.
+            for (int attempt = 0; attempt < 5 && !(access instanceof Message.AccessOk); attempt++) {
+                Await.until("this node serves", () -> group.node().serving());
+                access = raw.request(new Message.Access(FIRM, PRODUCT, 0, io.opentmr.protocol.AccessMode.USERLIMIT));
+            }
+            long handleId = assertInstanceOf(Message.AccessOk.class, access).handleId();
+            Await.until("this node serves", () -> group.node().serving());
+            freezeSignatures();
+            raw.send(101, new Message.Borrow(handleId, 3600));
+            Await.until("backends 1 and 2 signed", () -> group.link(0).withheldAnswers() >= 1
+                    && group.link(1).withheldAnswers() >= 1);
+            // This node loses backends 1 and 2 and with them the lease; the rival takes it over, and frees the seat
+            // it does not know of on every backend.
+            group.link(0).cut();
+            group.link(1).cut();
+            Await.until("the rival serves, this node does not", () -> rival.serving() && !group.node().serving());
+            // The signatures given before arrive now: a ticket would hold a seat no serving node counts.
+            group.link(0).thaw();
+            group.link(1).thaw();
+            Message borrow = raw.read().message();
+            assertTrue(!(borrow instanceof Message.BorrowOk), "a ticket from a node without the lease: " + borrow);
+        }
+        // The rival serves both seats.
+        try (TmrClient bert = TmrClient.connect(TmrClientOptions.builder().addresses(rival.address()).host("ws-2")
+                .user("bert").build())) {
+            Await.until("the rival's license listed", () -> !bert.listContainers().get(0).products().isEmpty());
+            try (LicenseHandle a = bert.access(FIRM, PRODUCT); LicenseHandle b = bert.access(FIRM, PRODUCT)) {
+                assertTrue(a.isOpen() && b.isOpen());
+            }
+        }
+    }
+
     /** Backends 1 and 2 sign borrows, but their answers wait until the links thaw (the lease's renewals pass). */
     private void freezeSignatures() {
         group.link(0).freeze(request -> request instanceof Message.PeerBorrow);

@@ -321,10 +321,13 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         final List<BackendAnswer> refusals = new ArrayList<>();
         final List<ActorRef<Reply>> waiters = new ArrayList<>();
         boolean decided;
+        /** The lease's epoch the backends were asked under: the ticket is given only while the node holds it still. */
+        final long epoch;
 
-        PendingBorrow(io.opentmr.protocol.BorrowTicket ticket, BitSet asked, ActorRef<Reply> replyTo) {
+        PendingBorrow(io.opentmr.protocol.BorrowTicket ticket, BitSet asked, ActorRef<Reply> replyTo, long epoch) {
             this.ticket = ticket;
             this.asked = asked;
+            this.epoch = epoch;
             waiters.add(replyTo);
         }
 
@@ -1587,7 +1590,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         }
         io.opentmr.protocol.BorrowTicket ticket = new io.opentmr.protocol.BorrowTicket(handleId, key.firmCode(),
                 key.productCode(), borrow.clientId(), expiresAt, borrow.issuer(), Bytes.EMPTY);
-        borrowing.put(handleId, new PendingBorrow(ticket, usable, borrow.replyTo()));
+        borrowing.put(handleId, new PendingBorrow(ticket, usable, borrow.replyTo(), peers.epoch()));
         for (int b = usable.nextSetBit(0); b >= 0; b = usable.nextSetBit(b + 1)) {
             int backend = b;
             context.pipeToSelf(peers.call(backend, certificate -> new Message.PeerBorrow(certificate, key, handleId,
@@ -1616,18 +1619,17 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             pending.refusals.add(answer);
             missed(answered.backend(), "PEER_BORROW " + answer.describe());
         }
-        if (pending.byPlace.size() >= 2 && (table.get(answered.handleId()).isEmpty()
-                || releasing.containsKey(answered.handleId()))) {
-            // Released (by its client, an operator or the cleanup) while the backends signed: its seat is freed, so
-            // a ticket would hold no seat and work offline all the same. Every backend asked frees what it borrowed;
-            // each FREE follows its PEER_BORROW on the link, also one not answered yet.
+        Reply voided = pending.byPlace.size() < 2 ? null : voidBorrow(answered.handleId(), pending);
+        if (voided != null) {
+            // A ticket now would hold a seat no serving node counts, and work offline all the same. Every backend
+            // asked frees what it borrowed (each FREE follows its PEER_BORROW on the link, also one not answered
+            // yet); without the lease the node that holds it frees them, not knowing the seat.
             pending.decided = true;
             borrowing.remove(answered.handleId());
-            LOG.warn("Borrow of handle {} of {} refused: the handle was released while the backends signed",
-                    Long.toUnsignedString(answered.handleId()), key);
+            LOG.warn("Borrow of handle {} of {} refused: {}", Long.toUnsignedString(answered.handleId()), key,
+                    voided instanceof Refused refused ? refused.text() : ((NotServing) voided).why());
             undoBorrow(answered.handleId(), pending.asked);
-            Refused refused = unknownHandle(answered.handleId());
-            pending.waiters.forEach(waiter -> waiter.tell(refused));
+            pending.waiters.forEach(waiter -> waiter.tell(voided));
             return Effect().none();
         }
         if (pending.byPlace.size() >= 2) {
@@ -1665,6 +1667,22 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             pending.waiters.forEach(waiter -> waiter.tell(refused));
         }
         return Effect().none();
+    }
+
+    /**
+     * Why signatures enough for a ticket give none, or null: the handle was released (by its client, an operator or
+     * the cleanup) while the backends signed, so its seat is free; or the node no longer holds the lease it asked
+     * under, so another node may serve and, not knowing the seat, have freed it.
+     */
+    private Reply voidBorrow(long handleId, PendingBorrow pending) {
+        if (table.get(handleId).isEmpty() || releasing.containsKey(handleId)) {
+            return unknownHandle(handleId);
+        }
+        if (!peers.holdsLease() || peers.epoch() != pending.epoch) {
+            return new NotServing("the node lost the backends' lease (epoch " + pending.epoch
+                    + ") while they signed the borrow");
+        }
+        return null;
     }
 
     /**
