@@ -58,6 +58,10 @@ final class StandbyTail extends AbstractBehavior<StandbyTail.Command> {
         INSTANCE
     }
 
+    /** Read what the log holds now; {@code done} completes with the next position to read (tests). */
+    record Read(CompletableFuture<Long> done) implements Command {
+    }
+
     /** The node leads: offer the tables ({@code done} completes with how many were offered) and stop. */
     record Finish(CompletableFuture<Integer> done) implements Command {
     }
@@ -98,6 +102,13 @@ final class StandbyTail extends AbstractBehavior<StandbyTail.Command> {
                     return this;
                 })
                 .onMessage(Finish.class, this::onFinish)
+                .onMessage(Read.class, read -> {
+                    while (read(STEP) == STEP) {
+                        // to the log's end
+                    }
+                    read.done().complete(next);
+                    return this;
+                })
                 .build();
     }
 
