@@ -7,6 +7,7 @@ import io.opentmr.persistence.log.SegmentedLog;
 import io.opentmr.persistence.snapshot.WarmStates;
 import io.opentmr.tmr.license.StandbyTables;
 import java.time.Duration;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -143,11 +144,24 @@ final class StandbyTail extends AbstractBehavior<StandbyTail.Command> {
             return 0;
         }
         List<LogRecord> records = log.readFrom(next, max);
-        for (LogRecord record : records) {
-            if (record.type() == RecordType.EVENT && StandbyTables.folds(record.persistenceId())) {
-                tables.event(record.persistenceId(), record.sequenceNr(), record.manifest(),
-                        () -> serialization.deserialize(record.payload(), record.serializerId(), record.manifest())
-                                .get());
+        // A license's records before its last checkpoint at hand are passed over unread: that checkpoint is its table.
+        Map<String, Integer> lastCheckpoint = new HashMap<>();
+        for (int i = 0; i < records.size(); i++) {
+            LogRecord record = records.get(i);
+            if (folded(record) && StandbyTables.isCheckpoint(record.manifest())) {
+                lastCheckpoint.put(record.persistenceId(), i);
+            }
+        }
+        for (int i = 0; i < records.size(); i++) {
+            LogRecord record = records.get(i);
+            if (folded(record)) {
+                if (i < lastCheckpoint.getOrDefault(record.persistenceId(), -1)) {
+                    tables.skip(record.persistenceId(), record.sequenceNr());
+                } else {
+                    tables.event(record.persistenceId(), record.sequenceNr(), record.manifest(),
+                            () -> serialization.deserialize(record.payload(), record.serializerId(),
+                                    record.manifest()).get());
+                }
             }
             lastPosition = record.position();
             lastEpoch = record.epoch();
@@ -158,6 +172,10 @@ final class StandbyTail extends AbstractBehavior<StandbyTail.Command> {
             next = Math.max(next, log.nextPosition());
         }
         return records.size();
+    }
+
+    private static boolean folded(LogRecord record) {
+        return record.type() == RecordType.EVENT && StandbyTables.folds(record.persistenceId());
     }
 
     private void reset(String why) {

@@ -54,7 +54,7 @@ public final class StandbyTables {
         }
         boolean next = sequenceNr == tail.sequenceNr + 1;
         tail.sequenceNr = sequenceNr;
-        if (manifest.contains("TmrLicenseEvent$Checkpoint")) {
+        if (isCheckpoint(manifest)) {
             TmrLicenseEvent event = (TmrLicenseEvent) payload.get();
             tail.table = SeatTable.apply(SeatTable.empty(), event);
             tail.sinceCheckpoint = 0;
@@ -83,6 +83,26 @@ public final class StandbyTables {
                 tail.tracked.removeFirst();
             }
         }
+    }
+
+    /** Whether a record of this manifest is a {@link TmrLicenseEvent.Checkpoint} (read without reading it). */
+    public static boolean isCheckpoint(String manifest) {
+        return manifest.contains("TmrLicenseEvent$Checkpoint");
+    }
+
+    /**
+     * Passes over the event {@code sequenceNr} of {@code persistenceId} without reading it: a checkpoint of the same
+     * license follows it (in what the reader has at hand), which makes the table whatever came before. The table
+     * does not count until that checkpoint is folded.
+     */
+    public void skip(String persistenceId, long sequenceNr) {
+        Tail tail = tails.computeIfAbsent(persistenceId, id -> new Tail());
+        if (sequenceNr <= tail.sequenceNr) {
+            return;
+        }
+        tail.sequenceNr = sequenceNr;
+        tail.table = null;
+        tail.tracked.clear();
     }
 
     /** Events folded so far (checkpoints included). */

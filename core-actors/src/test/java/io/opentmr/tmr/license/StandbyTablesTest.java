@@ -124,6 +124,20 @@ class StandbyTablesTest {
     }
 
     @Test
+    void eventsPassedOverBeforeACheckpointLeaveTheTableTheReplaysFromThatCheckpointOn() {
+        List<TmrLicenseEvent> journal = journal(5, 160, 50);
+        StandbyTables tables = new StandbyTables();
+        feed(tables, journal, 0, 20);
+        for (int i = 20; i < 100; i++) {
+            tables.skip(PID, i + 1);
+        }
+        assertEquals(0, tables.tablesReady(), "no table until the checkpoint after the events passed over");
+        feed(tables, journal, 100, 160);
+        assertEquals(handles(replay(journal)), tables.handles(PID));
+        assertEquals(1, tables.tablesReady());
+    }
+
+    @Test
     void aRecordSeenAgainChangesNothing() {
         List<TmrLicenseEvent> journal = journal(3, 60, 25);
         StandbyTables tables = new StandbyTables();
