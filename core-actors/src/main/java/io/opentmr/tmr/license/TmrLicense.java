@@ -649,6 +649,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                     return warm.table();
                 }
                 fromSnapshotWithoutCheckpoint = true;
+                fromWarmTable = false;
                 return SeatTable.fromSnapshot((TmrLicenseEvent.Snapshot) from);
             }
         };
