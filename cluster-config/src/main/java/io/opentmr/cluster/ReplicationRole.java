@@ -6,8 +6,11 @@ import io.opentmr.persistence.replication.ReplicationFollower;
 import io.opentmr.persistence.replication.ReplicationLeader;
 import io.opentmr.persistence.replication.ReplicationSettings;
 import java.io.IOException;
+import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.apache.pekko.actor.typed.DispatcherSelector;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
@@ -35,6 +38,12 @@ final class ReplicationRole extends AbstractBehavior<ReplicationRole.Command> {
     static final String LEADER = "leader";
     /** This actor's name as a system actor. */
     static final String NAME = "replication";
+    /**
+     * How long the lead waits for the standby's seat tables: they are offered at once unless the standby is still
+     * reading its log ({@link StandbyTail#FINISH_BOUND}); past it the licenses replay their journal (a late offer is
+     * still a table of this log, and only a recovery that has not started takes it).
+     */
+    static final Duration HAND_OVER_BOUND = Duration.ofSeconds(3);
 
     sealed interface Command {
     }
@@ -53,6 +62,10 @@ final class ReplicationRole extends AbstractBehavior<ReplicationRole.Command> {
     private record FollowerStopped(Lead lead) implements Command {
     }
 
+    /** The standby's seat tables are handed over (or the bound passed): the lead is granted. */
+    private record TablesHandedOver(Lead lead, SegmentedLog log) implements Command {
+    }
+
     /** The log's writer has carried out everything queued before the lead (or failed). */
     private record Drained(Lead lead, SegmentedLog log, Throwable failure) implements Command {
     }
@@ -62,6 +75,8 @@ final class ReplicationRole extends AbstractBehavior<ReplicationRole.Command> {
     private final ReplicationLeader.Monitor monitor;
     private final ReplicationFollower.Monitor followerMonitor;
     private ActorRef<?> follower;
+    /** The standby's fold of the licenses' seat tables; null unless following. */
+    private ActorRef<StandbyTail.Command> tail;
     private java.util.function.Consumer<Boolean> following = ignored -> { };
     private boolean leading;
 
@@ -86,6 +101,7 @@ final class ReplicationRole extends AbstractBehavior<ReplicationRole.Command> {
                 .onMessage(Lead.class, this::onLead)
                 .onMessage(FollowerStopped.class, stopped -> drain(stopped.lead()))
                 .onMessage(Drained.class, this::onDrained)
+                .onMessage(TablesHandedOver.class, handed -> startLeader(handed.lead(), handed.log()))
                 .build();
     }
 
@@ -97,6 +113,9 @@ final class ReplicationRole extends AbstractBehavior<ReplicationRole.Command> {
             OpenTmrPersistence persistence = OpenTmrPersistence.get(getContext().getSystem());
             SegmentedLog log = persistence.log();
             following = follow.following();
+            ActorRef<StandbyTail.Command> folding = getContext().spawn(StandbyTail.create(log,
+                    persistence.warmStates()), "standby-tail", DispatcherSelector.blocking());
+            tail = folding;
             follower = getContext().spawn(ReplicationFollower.create(log, settings, follow.leaderPath(), name,
                     following, followerMonitor, () -> {
                         try {
@@ -104,6 +123,7 @@ final class ReplicationRole extends AbstractBehavior<ReplicationRole.Command> {
                         } catch (IOException e) {
                             throw new java.io.UncheckedIOException(e);
                         }
+                        folding.tell(StandbyTail.Reset.INSTANCE);
                     }), "follower");
             LOG.info("Standby: the journal follows the twin's at {}", follow.leaderPath());
         } catch (IOException e) {
@@ -160,7 +180,22 @@ final class ReplicationRole extends AbstractBehavior<ReplicationRole.Command> {
             lead.done().completeExceptionally(new IllegalStateException(why));
             return this;
         }
-        return startLeader(lead, drained.log());
+        if (tail == null) {
+            return startLeader(lead, drained.log());
+        }
+        // The log no longer changes: the standby's tables are read to its end and offered to the licenses' recovery.
+        CompletableFuture<Integer> handed = new CompletableFuture<>();
+        tail.tell(new StandbyTail.Finish(handed));
+        tail = null;
+        getContext().pipeToSelf(handed.orTimeout(HAND_OVER_BOUND.toMillis(), TimeUnit.MILLISECONDS),
+                (offered, failure) -> {
+                    if (failure != null) {
+                        LOG.warn("Taking over: the standby's seat tables were not handed over within {} ms; the "
+                                + "licenses replay their journal", HAND_OVER_BOUND.toMillis());
+                    }
+                    return new TablesHandedOver(lead, drained.log());
+                });
+        return this;
     }
 
     private Behavior<Command> startLeader(Lead lead, SegmentedLog log) {

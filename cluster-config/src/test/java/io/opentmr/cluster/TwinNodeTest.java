@@ -359,6 +359,51 @@ class TwinNodeTest {
         }
     }
 
+    /**
+     * The standby folds the licenses' records into their seat tables as its log copies them, and the take-over hands
+     * those tables to the licenses instead of replaying them: the handles held (one granted right before the kill,
+     * whose records the fold may not have read yet) are all there, a released one is not, no seat is counted twice
+     * or lost, and every backend ends with exactly the handles held.
+     */
+    @Test
+    void theStandbyTakesOverWithTheTablesItFoldedAndLosesNoHandleNorCountsASeatTwice() throws Exception {
+        TwinNode a = startActive(Map.of());
+        TwinNode b = startStandbyInSync(a, Map.of());
+        try (TmrClient client = client()) {
+            LicenseHandle first = client.access(TmrTestGroup.FIRM, SEATS_PRODUCT);
+            LicenseHandle released = client.access(TmrTestGroup.FIRM, SEATS_PRODUCT);
+            LicenseHandle third = client.access(TmrTestGroup.FIRM, SEATS_PRODUCT);
+            released.close();
+            await("in sync", Duration.ofSeconds(30),
+                    () -> a.replication().status() == ReplicationLeader.Status.IN_SYNC);
+            // Granted (and acknowledged by the standby's log) right before the kill.
+            LicenseHandle last = client.access(TmrTestGroup.FIRM, SEATS_PRODUCT);
+            nodes.remove(a);
+            a.close();
+            await("node-b serves", Duration.ofSeconds(20), b::serving);
+            io.opentmr.persistence.snapshot.WarmStates warm = io.opentmr.persistence.OpenTmrPersistence
+                    .get(b.node().actorSystem()).warmStates();
+            assertTrue(warm.usedCount() >= 1, "node-b's licenses recovered from the tables its standby folded");
+
+            for (LicenseHandle held : List.of(first, third, last)) {
+                assertEquals(SEATS_PRODUCT, held.info().product().productCode(), "handle " + held.handleId());
+            }
+            // Three held of four: one more seat, then none (a lost handle would leave two, a revived one none).
+            LicenseHandle fourth = client.access(TmrTestGroup.FIRM, SEATS_PRODUCT);
+            CmException full = assertThrows(CmException.class, () -> client.access(TmrTestGroup.FIRM, SEATS_PRODUCT));
+            assertEquals(CmError.NO_MORE_LICENSES.code(), full.code(), full.getMessage());
+            backendsHoldExactly(Set.of(first.handleId(), third.handleId(), last.handleId(), fourth.handleId()));
+            // The handle granted last is released on node-b, and its seat is free again on every backend.
+            last.close();
+            backendsHoldExactly(Set.of(first.handleId(), third.handleId(), fourth.handleId()));
+            client.access(TmrTestGroup.FIRM, SEATS_PRODUCT).close();
+            first.close();
+            third.close();
+            fourth.close();
+            backendsHoldExactly(Set.of());
+        }
+    }
+
     @Test
     void aNodeThatComesBackStaysStandbyAndCatchesUpWithTheActive() throws Exception {
         TwinNode a = start("node-a");

@@ -354,6 +354,14 @@ final class BenchCommand implements Callable<Integer> {
         fields.put("maxStallMs", r.maxStallMillis());
         fields.put("heldHandles", r.held() == null ? 0 : r.held().opened());
         fields.put("heldLost", lost);
+        if (r.held() != null && r.held().notOpened() > 0) {
+            // Counted in heldLost too; said apart, with why, so that a run that could not open them is not read as
+            // a take-over that lost them.
+            fields.put("heldNotOpened", r.held().notOpened());
+            Map<String, Long> openCodes = new LinkedHashMap<>();
+            r.held().openErrors().forEach((code, count) -> openCodes.put(String.valueOf(code), count));
+            fields.put("heldOpenErrorsByCode", openCodes);
+        }
         fields.put("restarted", r.restarted());
         String text = String.format("fail-over: %d round(s) of kill -9 of the active node, %d client(s) under load%n"
                         + "kill to first successful ACCESS: p50 %d ms, p95 %d ms, max %d ms (target p95 at most 2000 ms)"

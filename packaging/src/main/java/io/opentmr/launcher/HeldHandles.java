@@ -4,6 +4,7 @@ import io.opentmr.client.CmException;
 import io.opentmr.client.LicenseHandle;
 import io.opentmr.client.TmrClient;
 import io.opentmr.protocol.AccessMode;
+import io.opentmr.protocol.CmError;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -25,6 +26,23 @@ final class HeldHandles {
     /** How long checking them may take in all; a handle not checked by then counts as lost, under code -1. */
     static final Duration CHECK_BOUND = Duration.ofMinutes(5);
     static final int NOT_CHECKED = -1;
+    /**
+     * Refusals of an ACCESS that say nothing about the license (fewer than two backends answered in time, a network
+     * fault) are tried again, at most this many times per connection in all, before that connection stops opening.
+     */
+    static final int OPEN_RETRIES = 100;
+
+    private static boolean retryable(int code) {
+        return code == CmError.REDUNDANCY_SERVER_MISSING.code() || code == CmError.NETWORK_FAULT.code();
+    }
+
+    private static void pause() {
+        try {
+            TimeUnit.MILLISECONDS.sleep(100);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
 
     private final List<List<LicenseHandle>> perConnection;
     private final int wanted;
@@ -62,11 +80,19 @@ final class HeldHandles {
             held.add(mine);
             TmrClient client = connections.get(c);
             Thread thread = new Thread(() -> {
+                int retries = 0;
                 for (int i = 0; i < share && System.nanoTime() - deadline < 0; i++) {
                     try {
                         mine.add(client.access(firm, product, 0, mode));
                         opened.incrementAndGet();
                     } catch (CmException e) {
+                        if (retryable(e.code()) && retries < OPEN_RETRIES) {
+                            // A backend that answered too late on a starved machine: the next try usually gets it.
+                            retries++;
+                            i--;
+                            pause();
+                            continue;
+                        }
                         errors.merge(e.code(), 1L, Long::sum);
                         return;
                     }

@@ -4,6 +4,7 @@ import io.opentmr.persistence.log.DirectoryLock;
 import io.opentmr.persistence.log.LogOptions;
 import io.opentmr.persistence.log.SegmentedLog;
 import io.opentmr.persistence.snapshot.SnapshotFiles;
+import io.opentmr.persistence.snapshot.WarmStates;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -42,6 +43,7 @@ public final class OpenTmrPersistence implements Extension {
     /** Why the open failed; kept so later calls neither repeat a full open (a scan of every segment) nor race it. */
     private IOException openFailure;
     private boolean terminated;
+    private final WarmStates warmStates = new WarmStates();
 
     private OpenTmrPersistence(ExtendedActorSystem system) {
         this.system = system;
@@ -67,6 +69,11 @@ public final class OpenTmrPersistence implements Extension {
      */
     public void setReplicatedPositionSupplier(LongSupplier supplier) {
         this.replicatedTo = Objects.requireNonNull(supplier, "supplier");
+    }
+
+    /** States a standby kept current, offered to the recoveries when it takes over ({@link WarmStates}). */
+    public WarmStates warmStates() {
+        return warmStates;
     }
 
     /** Sets where each group commit reads the writer's epoch from. */

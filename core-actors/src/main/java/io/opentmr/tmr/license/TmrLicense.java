@@ -469,6 +469,21 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     /** For the recovery's log line: when this incarnation began ({@link System#nanoTime}), events it replayed. */
     private final long createdNanos = System.nanoTime();
     private long replayedCount;
+    /** This recovery started from the standby's table ({@link WarmTable}). */
+    private boolean fromWarmTable;
+
+    /**
+     * A license's seat table as a twin's standby keeps it current while its log copies the active's records
+     * ({@code StandbyTables}), handed to the license's recovery as its snapshot when the node takes over, so that a
+     * take-over replays no table: only the events after {@code sequenceNr}, usually none. The table is the fold of
+     * the journal's events from a {@link TmrLicenseEvent.Checkpoint} (or from the first event) on, exactly what a
+     * replay makes; it is the license's own from then on.
+     *
+     * @param sinceCheckpoint       events folded since the newest checkpoint (the next one is due by them)
+     * @param sinceCheckpointEvents the grants and releases among those, for the tracking log's recovery
+     */
+    public record WarmTable(SeatTable table, long sinceCheckpoint, List<TmrLicenseEvent> sinceCheckpointEvents) {
+    }
 
     /**
      * Timing and sizes of a license, from the node's settings.
@@ -627,7 +642,17 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             @Override
             public SeatTable fromJournal(Object from) {
                 // Only recovery loads a snapshot.
+                if (from instanceof WarmTable warm) {
+                    // The standby's table, folded from the journal's own events since a checkpoint (or the first):
+                    // what replaying them makes, no snapshot of this node's in it.
+                    fromSnapshotWithoutCheckpoint = false;
+                    sinceCheckpoint = warm.sinceCheckpoint();
+                    replayed.addAll(warm.sinceCheckpointEvents());
+                    fromWarmTable = true;
+                    return warm.table();
+                }
                 fromSnapshotWithoutCheckpoint = true;
+                fromWarmTable = false;
                 return SeatTable.fromSnapshot((TmrLicenseEvent.Snapshot) from);
             }
         };
@@ -719,8 +744,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                         }
                     }
                     parent.openedAll(key, List.copyOf(state.all()));
-                    LOG.info("TMR license {} ready: {} handle(s), recovered in {} ms ({} event(s) replayed)", key,
-                            state.handles(), (System.nanoTime() - createdNanos) / 1_000_000, replayedCount);
+                    LOG.info("TMR license {} ready: {} handle(s), recovered in {} ms ({} event(s) replayed{})", key,
+                            state.handles(), (System.nanoTime() - createdNanos) / 1_000_000, replayedCount,
+                            fromWarmTable ? " after the standby's warm table" : "");
                     timers.startTimerWithFixedDelay(Sweep.INSTANCE, sweepEvery());
                     publishSeats();
                     parent.recovered(key, context.getSelf());

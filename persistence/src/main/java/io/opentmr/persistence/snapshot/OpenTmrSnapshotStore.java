@@ -3,6 +3,7 @@ package io.opentmr.persistence.snapshot;
 import io.opentmr.persistence.OpenTmrPersistence;
 import io.opentmr.persistence.PersistenceSettings;
 import io.opentmr.persistence.Serialized;
+import io.opentmr.persistence.log.SegmentedLog;
 import java.io.IOException;
 import java.io.NotSerializableException;
 import java.io.UncheckedIOException;
@@ -33,14 +34,17 @@ public final class OpenTmrSnapshotStore extends SnapshotStore {
     private final IOException openFailure;
     private final ExtendedActorSystem system;
     private final ExecutionContextExecutor dispatcher;
+    private final WarmStates warm;
+    private final SegmentedLog log;
 
     public OpenTmrSnapshotStore() {
         OpenTmrPersistence ext = OpenTmrPersistence.get(context().system());
         SnapshotFiles opened = null;
+        SegmentedLog openedLog = null;
         IOException failure = null;
         try {
             // Opening the log locks the journal directory and the snapshot directory.
-            ext.log();
+            openedLog = ext.log();
             opened = new SnapshotFiles(ext.settings().snapshotDirectory());
         } catch (IOException e) {
             // As in the journal: fail each request with the cause rather than not start.
@@ -49,6 +53,8 @@ public final class OpenTmrSnapshotStore extends SnapshotStore {
             failure = e;
         }
         this.files = opened;
+        this.log = openedLog;
+        this.warm = ext.warmStates();
         this.openFailure = failure;
         this.system = (ExtendedActorSystem) context().system();
         // File I/O blocks: never on the actor's own thread, which must stay free for the next request.
@@ -57,6 +63,10 @@ public final class OpenTmrSnapshotStore extends SnapshotStore {
 
     @Override
     public Future<Optional<SelectedSnapshot>> doLoadAsync(String persistenceId, SnapshotSelectionCriteria criteria) {
+        Optional<SelectedSnapshot> offered = warm(persistenceId, criteria);
+        if (offered.isPresent()) {
+            return Futures.successful(offered);
+        }
         return async(() -> files.loadNewest(files.list(persistenceId),
                 key -> criteria.matches(SnapshotMetadata.apply(persistenceId, key.sequenceNr(), key.timestamp())),
                 (key, stored) -> {
@@ -70,6 +80,28 @@ public final class OpenTmrSnapshotStore extends SnapshotStore {
                 (key, e) -> LOG.warn("snapshot of {} at seqNr {} unreadable, trying an older one: {}", persistenceId,
                         key.sequenceNr(), e.toString()))
                 .map(SnapshotFiles.Loaded::value));
+    }
+
+    /**
+     * The state a standby kept current ({@link WarmStates}), if one is offered for {@code persistenceId} and the
+     * journal still holds every event after it: the recovery then replays only those.
+     */
+    private Optional<SelectedSnapshot> warm(String persistenceId, SnapshotSelectionCriteria criteria) {
+        Optional<WarmStates.Offer> taken = warm.take(persistenceId);
+        if (taken.isEmpty() || log == null) {
+            return Optional.empty();
+        }
+        WarmStates.Offer offer = taken.get();
+        SnapshotMetadata metadata = SnapshotMetadata.apply(persistenceId, offer.sequenceNr(), offer.timestampMillis());
+        long highest = log.highestSequenceNr(persistenceId);
+        long deleted = log.deletedTo(persistenceId);
+        if (!criteria.matches(metadata) || offer.sequenceNr() > highest || offer.sequenceNr() < deleted) {
+            LOG.info("warm state of {} at seqNr {} not used (journal: highest seqNr {}, deleted to {}): recovering "
+                    + "from the journal", persistenceId, offer.sequenceNr(), highest, deleted);
+            return Optional.empty();
+        }
+        warm.used();
+        return Optional.of(SelectedSnapshot.create(metadata, offer.state()));
     }
 
     @Override
