@@ -85,9 +85,12 @@ public final class StandbyTables {
         }
     }
 
+    /** The checkpoint's class name, which its records' manifests carry: a rename of the class follows here. */
+    private static final String CHECKPOINT_CLASS = TmrLicenseEvent.Checkpoint.class.getName();
+
     /** Whether a record of this manifest is a {@link TmrLicenseEvent.Checkpoint} (read without reading it). */
     public static boolean isCheckpoint(String manifest) {
-        return manifest.contains("TmrLicenseEvent$Checkpoint");
+        return manifest.contains(CHECKPOINT_CLASS);
     }
 
     /**
