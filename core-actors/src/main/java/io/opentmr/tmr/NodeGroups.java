@@ -65,7 +65,7 @@ public final class NodeGroups extends AbstractBehavior<NodeGroups.Command> {
         PeerGroup peerGroup();
 
         /** The group's quorums and backend watchers, whose links name {@code cmActId}. */
-        Behavior<Quorums.Command> quorums(Serial serial, long cmActId, PeerGroup peers,
+        Behavior<Quorums.Command> quorums(Serial serial, long cmActId, PeerGroup peers, NodeStatus status,
                                           ActorRef<VirtualContainer.Counted> views);
 
         /** The group's virtual container. */
@@ -156,7 +156,7 @@ public final class NodeGroups extends AbstractBehavior<NodeGroups.Command> {
             groups.put(cmActId, group);
             ActorRef<VirtualContainer.Counted> views = getContext().messageAdapter(VirtualContainer.Counted.class,
                     view -> new ViewOf(cmActId, view));
-            getContext().spawn(parts.quorums(group.serial, cmActId, group.peers, views), "quorums-" + cmActId);
+            getContext().spawn(parts.quorums(group.serial, cmActId, group.peers, group.status, views), "quorums-" + cmActId);
             LOG.info("Backends share containers of CmActId {}: virtual container {} serves them ({} backend(s) list "
                     + "it)", cmActId, group.serial, entry.getValue());
             formed = true;
@@ -164,6 +164,7 @@ public final class NodeGroups extends AbstractBehavior<NodeGroups.Command> {
         if (formed) {
             follow();
         }
+        holder.discovered(discovered);
         return this;
     }
 

@@ -217,6 +217,7 @@ public final class TmrNode implements AutoCloseable {
 
                 @Override
                 public Behavior<Quorums.Command> quorums(Serial groupSerial, long cmActId, PeerGroup groupPeers,
+                                                         NodeStatus groupStatus,
                                                          ActorRef<VirtualContainer.Counted> views) {
                     PeerLink.Connector bound = connector.forCmActId(cmActId);
                     return Quorums.create(groupSerial, settings.backends().size(), views, reports -> {
@@ -226,7 +227,7 @@ public final class TmrNode implements AutoCloseable {
                                     settings, groupPeers, bound, reports, clock, random));
                         }
                         return watchers;
-                    }, status::integrityWarning, cmActId, null);
+                    }, groupStatus::integrityWarning, cmActId, null);
                 }
 
                 @Override
@@ -484,6 +485,17 @@ public final class TmrNode implements AutoCloseable {
 
         void others(java.util.List<Group> groups) {
             others = java.util.List.copyOf(groups);
+        }
+
+        private volatile Quorums.Discovered discovered;
+
+        /** What the first group's quorums last learnt of the backends' containers (after the groups were formed). */
+        public Quorums.Discovered discovered() {
+            return discovered;
+        }
+
+        void discovered(Quorums.Discovered now) {
+            discovered = now;
         }
 
         /** The container, or {@code null} while none runs (then the node does not serve). */
@@ -746,6 +758,14 @@ public final class TmrNode implements AutoCloseable {
      */
     public java.util.List<Group> otherContainers() {
         return container.others();
+    }
+
+    /**
+     * The CmActIds each backend last listed and the first group's, once the node formed the groups they make; null
+     * before the first group's CmActId is decided.
+     */
+    public Quorums.Discovered discovered() {
+        return container.discovered();
     }
 
     /** The quorums over the backends' copies (how each backend looks from its watcher); {@code null} until spawned. */
