@@ -154,6 +154,7 @@ public final class NodeGroups extends AbstractBehavior<NodeGroups.Command> {
             }
             Group group = new Group(cmActId, serial.get(), parts.peerGroup());
             groups.put(cmActId, group);
+            holder.expectAlso(cmActId);
             ActorRef<VirtualContainer.Counted> views = getContext().messageAdapter(VirtualContainer.Counted.class,
                     view -> new ViewOf(cmActId, view));
             getContext().spawn(parts.quorums(group.serial, cmActId, group.peers, group.status, views), "quorums-" + cmActId);

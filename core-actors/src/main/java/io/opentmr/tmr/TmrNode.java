@@ -195,6 +195,13 @@ public final class TmrNode implements AutoCloseable {
         TmrLicense.Settings licenseSettings = new TmrLicense.Settings(settings.cleanupTimeout(),
                 settings.snapshotEvery(), activation != null);
         ContainerHolder holder = new ContainerHolder(serial);
+        java.util.Set<Long> expected = new java.util.TreeSet<>(settings.virtualSerials().keySet());
+        try {
+            expected.addAll(readGroupSerials(settings.dataDir().resolve(GROUP_SERIALS_FILE)).keySet());
+        } catch (IOException e) {
+            LOG.warn("Cannot read the kept serials of the further virtual containers: {}", e.toString());
+        }
+        holder.expect(expected, settings.reconcileTimeout().multipliedBy(2));
         RoleHolder role = new RoleHolder();
         java.util.concurrent.atomic.AtomicReference<ActorRef<Quorums.Command>> quorumsRef =
                 new java.util.concurrent.atomic.AtomicReference<>();
@@ -488,6 +495,43 @@ public final class TmrNode implements AutoCloseable {
         }
 
         private volatile Quorums.Discovered discovered;
+        /** CmActIds of the virtual containers this data directory kept or the configuration names. */
+        private volatile java.util.Set<Long> expected = java.util.Set.of();
+        private volatile long expectedWindowNanos;
+        /** Until when ({@link System#nanoTime}) a handle unknown to the running containers may be an expected one's. */
+        private volatile long expectedUntilNanos;
+
+        /**
+         * The virtual containers beyond the first this node had or is configured with: until they run (or {@code
+         * window} after the first container started), a handle no running container knows may be theirs, so it is
+         * not answered 106 (the client would drop it) but 130 (it asks again).
+         */
+        void expect(java.util.Set<Long> cmActIds, Duration window) {
+            expected = java.util.Set.copyOf(cmActIds);
+            expectedWindowNanos = window.toNanos();
+        }
+
+        /** A group formed: its container is expected from now on. */
+        void expectAlso(long cmActId) {
+            if (!expected.contains(cmActId)) {
+                java.util.Set<Long> more = new java.util.HashSet<>(expected);
+                more.add(cmActId);
+                expected = java.util.Set.copyOf(more);
+            }
+        }
+
+        /** The CmActIds of expected virtual containers not running yet, while the window lasts; empty otherwise. */
+        public java.util.List<Long> awaited() {
+            java.util.Set<Long> wanted = expected;
+            if (wanted.isEmpty() || System.nanoTime() - expectedUntilNanos > 0) {
+                return java.util.List.of();
+            }
+            java.util.List<Long> missing = new java.util.ArrayList<>(wanted);
+            for (Group group : others) {
+                missing.remove(group.cmActId());
+            }
+            return missing;
+        }
 
         /** What the first group's quorums last learnt of the backends' containers (after the groups were formed). */
         public Quorums.Discovered discovered() {
@@ -504,6 +548,9 @@ public final class TmrNode implements AutoCloseable {
         }
 
         void set(ActorRef<VirtualContainer.Command> container) {
+            if (container != null) {
+                expectedUntilNanos = System.nanoTime() + expectedWindowNanos;
+            }
             this.container = container;
         }
     }

@@ -233,13 +233,14 @@ public final class TmrSession extends FrameSession {
                     Serial serial = licenseSerial.getOrDefault(known, virtualSerial);
                     ask(ctx, id, known, r -> new TmrLicense.Access(m.featureBits(), m.accessMode(), client, requestId,
                             r), (TmrLicense.Reply reply) -> accessAnswer(product, reply, serial));
-                } else if (!others.isEmpty()) {
+                } else if (!others.isEmpty() || !containers.awaited().isEmpty()) {
                     // Several virtual containers: through those that know the product, first group first.
                     List<Target> route = accessRoute(container, others, m.firmCode(), m.productCode());
                     answer(ctx, id, () -> through(ctx, route, 0, null, target -> r -> new VirtualContainer.Access(
                                     m.firmCode(), m.productCode(), m.featureBits(), m.accessMode(), client, requestId,
                                     r), TmrSession::accessPassesOn),
-                            routed -> accessAnswer(product, routed.reply(), routed.serial()));
+                            routed -> accessAnswer(product, awaitedInstead(routed.reply(),
+                                    CmError.ENTRY_NOT_FOUND.code()), routed.serial()));
                 } else {
                     ask(ctx, id, container, r -> new VirtualContainer.Access(m.firmCode(), m.productCode(),
                             m.featureBits(), m.accessMode(), client, requestId, r),
@@ -491,7 +492,7 @@ public final class TmrSession extends FrameSession {
                           Function<Serial, org.apache.pekko.japi.function.Function<ActorRef<TmrLicense.Reply>,
                                   TmrLicense.Command>> command, Message.Resume resume, long releasedHandle) {
         List<TmrNode.Group> others = containers.others();
-        if (others.isEmpty()) {
+        if (others.isEmpty() && containers.awaited().isEmpty()) {
             askLicense(ctx, id, first, r -> new VirtualContainer.ToHandle(handleId, command.apply(virtualSerial)
                     .apply(r), r), releasedHandle, resume);
             return;
@@ -503,8 +504,24 @@ public final class TmrSession extends FrameSession {
                         ? resumed.license() : ((TmrLicense.Granted) routed.reply()).license();
                 remember(license, routed.serial());
             }
-            return toWire(routed.reply(), releasedHandle, resume, routed.serial());
+            return toWire(awaitedInstead(routed.reply(), CmError.INVALID_HANDLE.code()), releasedHandle, resume,
+                    routed.serial());
         });
+    }
+
+    /**
+     * A refusal {@code code} (200: no such product, 106: no such handle) while a virtual container this node had or
+     * formed does not run yet is no answer: that one may hold it. 130, and the client asks again (a handle is kept).
+     */
+    private TmrLicense.Reply awaitedInstead(TmrLicense.Reply reply, int code) {
+        if (reply instanceof TmrLicense.Refused refused && refused.code() == code) {
+            List<Long> awaited = containers.awaited();
+            if (!awaited.isEmpty()) {
+                return new TmrLicense.Refused(CmError.REDUNDANCY_SERVER_MISSING, refused.text() + "; the virtual "
+                        + "container(s) of CmActId(s) " + awaited + " do not run yet");
+            }
+        }
+        return reply;
     }
 
     private CompletionStage<Routed> throughHandle(ChannelHandlerContext ctx, List<Target> targets, int index,
