@@ -25,6 +25,7 @@ import java.time.Clock;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import org.junit.jupiter.api.AfterEach;
@@ -210,17 +211,7 @@ class NodeOverSeveralContainersTest {
     @Test
     void aBackendThatCannotListAllItsContainersCountsWithItsFirstOnly() throws Exception {
         twoContainersEach();
-        PeerLink.Connector real = group.connector("old-backend-node");
-        InetSocketAddress third = group.backendAddress(2);
-        PeerLink.Connector connector = PeerLink.Connector.binding((backend, cmActId) -> {
-            boolean old = backend.getPort() == third.getPort() && backend.getHostString().equals(third.getHostString());
-            if (old && cmActId != 0) {
-                return CompletableFuture.failedFuture(new CmFailure(CmError.INVALID_PARAMETER, "PEER_HELLO: 4 "
-                        + "unexpected trailing bytes"));
-            }
-            CompletionStage<PeerLink> link = real.forCmActId(cmActId).connect(backend);
-            return old ? link.thenApply(OldBackend::new) : link;
-        });
+        PeerLink.Connector connector = olderBackends("old-backend-node", Set.of(2));
         Map<String, Object> overrides = new HashMap<>();
         try (TmrNode node = TmrNode.start(group.nodeConfig("old-backend-node", "127.0.2.1", "node-old", overrides),
                 Clock.systemUTC(), connector)) {
@@ -237,6 +228,61 @@ class NodeOverSeveralContainersTest {
                 assertTrue(group.allocations(2, OTHER_CM_ACT_ID).isEmpty(), "backend 3's container 8 is not reached");
                 assertEquals(1, group.allocations(0, OTHER_CM_ACT_ID).size());
             }
+        }
+    }
+
+    /**
+     * How node {@code name} reaches the backends when those of {@code older} (by index) are older: they refuse
+     * INVENTORY's scope and a PEER_HELLO naming a CmActId.
+     */
+    private PeerLink.Connector olderBackends(String name, Set<Integer> older) {
+        PeerLink.Connector real = group.connector(name);
+        return PeerLink.Connector.binding((backend, cmActId) -> {
+            boolean old = false;
+            for (int i : older) {
+                InetSocketAddress address = group.backendAddress(i);
+                old |= backend.getPort() == address.getPort() && backend.getHostString().equals(address.getHostString());
+            }
+            if (old && cmActId != 0) {
+                return CompletableFuture.failedFuture(new CmFailure(CmError.INVALID_PARAMETER, "PEER_HELLO: 4 "
+                        + "unexpected trailing bytes"));
+            }
+            CompletionStage<PeerLink> link = real.forCmActId(cmActId).connect(backend);
+            return old ? link.thenApply(OldBackend::new) : link;
+        });
+    }
+
+    /**
+     * The node restarts and its backends no longer list CmActId 8 (older ones): while the virtual container it kept for
+     * 8 does not run, a handle of it and its product are answered 130 (the client keeps the handle and asks again),
+     * not 106 or 200.
+     */
+    @Test
+    void aHandleOfAVirtualContainerThatDoesNotRunYetIsAnswered130Not106() throws Exception {
+        twoContainersEach();
+        Map<String, Object> restartable = TmrTestGroup.restartableNode(dir.resolve("node-journal"));
+        group.startNode(restartable);
+        Await.until("the node serves", group.node()::serving);
+        Message.AccessOk held;
+        try (RawConnection client = new RawConnection(group.nodeAddress())) {
+            assertInstanceOf(Message.HelloOk.class, client.hello());
+            bothListed(client);
+            held = access(client, OTHER_PRODUCT);
+        }
+        group.stopNode();
+        try (TmrNode node = TmrNode.start(group.nodeConfig(TmrTestGroup.NODE_NAME, "127.0.2.1", "node", restartable),
+                Clock.systemUTC(), olderBackends(TmrTestGroup.NODE_NAME, Set.of(0, 1, 2)));
+             RawConnection client = new RawConnection(new InetSocketAddress("127.0.2.1",
+                     (Integer) restartable.get("opentmr.node.port")))) {
+            Await.until("the node serves its first virtual container", node::serving);
+            assertInstanceOf(Message.HelloOk.class, client.hello());
+            assertEquals(List.of(), node.otherContainers());
+            Message resumed = client.request(new Message.Resume(held.handleId(), held.resumeToken()));
+            assertEquals(CmError.REDUNDANCY_SERVER_MISSING.code(), assertInstanceOf(Message.Error.class, resumed)
+                    .code(), resumed.toString());
+            Message access = client.request(new Message.Access(FIRM, OTHER_PRODUCT, 0, AccessMode.USERLIMIT));
+            assertEquals(CmError.REDUNDANCY_SERVER_MISSING.code(), assertInstanceOf(Message.Error.class, access)
+                    .code(), access.toString());
         }
     }
 
