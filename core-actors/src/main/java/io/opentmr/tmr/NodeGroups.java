@@ -40,7 +40,6 @@ import org.slf4j.LoggerFactory;
 public final class NodeGroups extends AbstractBehavior<NodeGroups.Command> {
 
     private static final Logger LOG = LoggerFactory.getLogger(NodeGroups.class);
-    private static final Logger INTEGRITY = LoggerFactory.getLogger("opentmr.integrity");
 
     public sealed interface Command {
     }
@@ -96,8 +95,6 @@ public final class NodeGroups extends AbstractBehavior<NodeGroups.Command> {
     private final Map<Long, Group> groups = new TreeMap<>();
     /** CmActIds for which no serial could be had: not tried again. */
     private final Set<Long> refused = new HashSet<>();
-    /** Keys of another group's view that the first group knows too (warned once each). */
-    private final Set<LicenseKey> twice = new HashSet<>();
 
     /**
      * @param first       the first group's connections and lease
@@ -171,30 +168,11 @@ public final class NodeGroups extends AbstractBehavior<NodeGroups.Command> {
 
     private Behavior<Command> onView(ViewOf view) {
         Group group = groups.get(view.cmActId());
-        Quorums.View counted = view.view().view();
-        // A key the first group knows counts there only (TMR-Ids are unique per firm: the same key under two
-        // CmActIds is an issuing mistake); its license would share the persistence id.
-        Set<LicenseKey> known = firstStatus.licenses().keySet();
-        Map<LicenseKey, Quorums.Verdict> kept = new LinkedHashMap<>();
-        counted.licenses().forEach((key, verdict) -> {
-            if (!known.contains(key)) {
-                kept.put(key, verdict);
-            } else if (twice.add(key)) {
-                INTEGRITY.warn("TMR license {} is held in the containers of CmActId {} and of the first virtual "
-                        + "container's CmActId: it counts in virtual container {} only", key, view.cmActId(),
-                        holderSerial());
-            }
-        });
-        group.lastView = new VirtualContainer.Counted(kept.size() == counted.licenses().size() ? counted
-                : new Quorums.View(counted.cmActId(), counted.inventoried(), kept, counted.groupKeys()));
+        group.lastView = view.view();
         if (group.container != null) {
             group.container.tell(group.lastView);
         }
         return this;
-    }
-
-    private String holderSerial() {
-        return holder.serial() == null ? "the first" : holder.serial().toString();
     }
 
     /**

@@ -170,6 +170,10 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
     private final java.util.function.Consumer<LicenseKey> integrityWarnings;
     /** Told what the backends list after every report (the first group's quorums); null: nobody. */
     private final java.util.function.Consumer<Discovered> discovered;
+    /** Which group (CmActId) took each license key first, shared by the node's groups; null: no other group. */
+    private final java.util.concurrent.ConcurrentMap<LicenseKey, Long> owners;
+    /** Keys another group owns (warned once each). */
+    private final java.util.Set<LicenseKey> elsewhere = new java.util.HashSet<>();
     private long cmActId;
 
     /**
@@ -186,22 +190,25 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
                                            Function<ActorRef<BackendWatcher.Report>,
                                                    Map<String, Behavior<BackendWatcher.Command>>> watchers,
                                            java.util.function.Consumer<LicenseKey> integrityWarnings) {
-        return create(serial, backends, container, watchers, integrityWarnings, 0, null);
+        return create(serial, backends, container, watchers, integrityWarnings, 0, null, null);
     }
 
     /**
      * @param cmActId    the group's CmActId, given (a group {@link NodeGroups} formed); 0: decided here from the
      *                   backends' connection containers (the first group)
      * @param discovered told what the backends list after every report; null: nobody
+     * @param owners     which group took each license key first, shared by the node's groups (a key under two
+     *                   CmActIds counts in the group that saw it first only); null: this is the only group
      */
     public static Behavior<Command> create(Serial serial, int backends, ActorRef<VirtualContainer.Counted> container,
                                            Function<ActorRef<BackendWatcher.Report>,
                                                    Map<String, Behavior<BackendWatcher.Command>>> watchers,
                                            java.util.function.Consumer<LicenseKey> integrityWarnings, long cmActId,
-                                           java.util.function.Consumer<Discovered> discovered) {
+                                           java.util.function.Consumer<Discovered> discovered,
+                                           java.util.concurrent.ConcurrentMap<LicenseKey, Long> owners) {
         return Behaviors.setup(context -> {
             Quorums quorums = new Quorums(context, serial, backends, container, integrityWarnings, cmActId,
-                    discovered);
+                    discovered, owners);
             ActorRef<BackendWatcher.Report> reports = context.messageAdapter(BackendWatcher.Report.class,
                     Reported::new);
             watchers.apply(reports).forEach((name, watcher) -> context.spawn(watcher, name, BackendWatcher.PROPS));
@@ -212,8 +219,10 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
     private Quorums(ActorContext<Command> context, Serial serial, int backends,
                     ActorRef<VirtualContainer.Counted> container,
                     java.util.function.Consumer<LicenseKey> integrityWarnings, long cmActId,
-                    java.util.function.Consumer<Discovered> discovered) {
+                    java.util.function.Consumer<Discovered> discovered,
+                    java.util.concurrent.ConcurrentMap<LicenseKey, Long> owners) {
         super(context);
+        this.owners = owners;
         this.cmActId = cmActId;
         this.discovered = discovered;
         this.integrityWarnings = integrityWarnings;
@@ -290,6 +299,18 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
                                 product);
                     }
                 }
+            }
+            if (owners != null) {
+                // A key another group took first is not this group's: one license actor per persistence id.
+                copies.keySet().removeIf(key -> {
+                    Long owner = owners.putIfAbsent(key, cmActId);
+                    boolean other = owner != null && owner != cmActId;
+                    if (other && elsewhere.add(key)) {
+                        INTEGRITY.warn("TMR license {} is held in the containers of CmActId {} and of CmActId {}: it "
+                                + "counts in the virtual container of CmActId {} only", key, cmActId, owner, owner);
+                    }
+                    return other;
+                });
             }
             copies.keySet().forEach(key -> quorums.computeIfAbsent(key, k -> new Quorum(k, containers.length)));
             held.add(copies);

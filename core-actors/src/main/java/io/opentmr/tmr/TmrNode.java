@@ -203,6 +203,10 @@ public final class TmrNode implements AutoCloseable {
         }
         holder.expect(expected, settings.reconcileTimeout().multipliedBy(2));
         RoleHolder role = new RoleHolder();
+        // Which group took each license key first (a key under two CmActIds is an issuing mistake): one license
+        // actor per persistence id.
+        java.util.concurrent.ConcurrentMap<io.opentmr.protocol.LicenseKey, Long> owners =
+                new java.util.concurrent.ConcurrentHashMap<>();
         java.util.concurrent.atomic.AtomicReference<ActorRef<Quorums.Command>> quorumsRef =
                 new java.util.concurrent.atomic.AtomicReference<>();
         CompletableFuture<Void> started = new CompletableFuture<>();
@@ -234,7 +238,7 @@ public final class TmrNode implements AutoCloseable {
                                     settings, groupPeers, bound, reports, clock, random));
                         }
                         return watchers;
-                    }, groupStatus::integrityWarning, cmActId, null);
+                    }, groupStatus::integrityWarning, cmActId, null, owners);
                 }
 
                 @Override
@@ -262,7 +266,7 @@ public final class TmrNode implements AutoCloseable {
                             }
                             return watchers;
                         }, status::integrityWarning, 0,
-                                discovered -> groups.tell(new NodeGroups.Discovered(discovered)));
+                                discovered -> groups.tell(new NodeGroups.Discovered(discovered)), owners);
                     });
             if (activation == null) {
                 ActorRef<VirtualContainer.Command> container = context.spawn(containerBehavior, "virtual-container");

@@ -150,7 +150,7 @@ class QuorumsTest {
         java.util.concurrent.LinkedBlockingQueue<Quorums.Discovered> discovered =
                 new java.util.concurrent.LinkedBlockingQueue<>();
         ActorRef<Quorums.Command> quorums = kit.spawn(Quorums.create(SERIAL, 3, container.getRef().narrow(),
-                reports -> Map.of(), key -> { }, 0, discovered::add));
+                reports -> Map.of(), key -> { }, 0, discovered::add, new java.util.concurrent.ConcurrentHashMap<>()));
         for (int backend = 0; backend < 3; backend++) {
             ContainerInfo group = new ContainerInfo(new Serial(130, 100 + backend), 7, Bytes.of(new byte[0]),
                     List.of(product(SEATS, 10, -1)));
@@ -175,5 +175,23 @@ class QuorumsTest {
             }
         }
         assertEquals(new Quorums.Discovered(7, List.of(List.of(7L, 9L), List.of(7L, 9L), List.of(9L, 7L))), last);
+    }
+
+    /** A license key another group (CmActId) of the node took first does not count in this one. */
+    @Test
+    void aKeyAnotherGroupTookFirstIsNotThisGroups() {
+        TestProbe<VirtualContainer.Command> container = kit.createTestProbe();
+        java.util.concurrent.ConcurrentMap<LicenseKey, Long> owners = new java.util.concurrent.ConcurrentHashMap<>(
+                Map.of(SEATS, 8L));
+        ActorRef<Quorums.Command> quorums = kit.spawn(Quorums.create(SERIAL, 3, container.getRef().narrow(),
+                reports -> Map.of(), key -> { }, 7, null, owners));
+        for (int backend = 0; backend < 2; backend++) {
+            quorums.tell(new Quorums.Reported(inventory(backend, 7, product(SEATS, 10, -1), product(UNITS, 1, 5))));
+            next(container);
+        }
+        quorums.tell(new Quorums.Reported(inventory(2, 7, product(SEATS, 10, -1), product(UNITS, 1, 5))));
+        Quorums.View view = next(container);
+        assertEquals(List.of(UNITS), List.copyOf(view.licenses().keySet()));
+        assertEquals(Map.of(SEATS, 8L, UNITS, 7L), Map.copyOf(owners));
     }
 }
