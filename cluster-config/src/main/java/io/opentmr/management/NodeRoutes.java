@@ -123,6 +123,19 @@ final class NodeRoutes extends ManagementRoutes {
                 "startedAt", instant(node.startedAt()),
                 "uptimeSeconds", Duration.between(node.startedAt(), now).toSeconds());
         twin.ifPresent(t -> body.put("twin", obj("peer", t.twin(), "incarnation", t.incarnation())));
+        // Every virtual container that runs (docs/several-containers.md §2): the first, then one per further CmActId.
+        List<Map<String, Object>> containers = new ArrayList<>();
+        io.opentmr.tmr.Quorums.Discovered discovered = node.discovered();
+        containers.add(obj("serial", node.virtualSerial().toString(),
+                "cmActId", discovered == null ? null : discovered.groupCmActId(), "serving", status.serving(),
+                "leaseEpoch", held ? peers.epoch() : null, "openHandles", status.openHandles()));
+        for (io.opentmr.tmr.TmrNode.Group group : node.otherContainers()) {
+            boolean groupHeld = group.peers().holdsLease();
+            containers.add(obj("serial", group.serial().toString(), "cmActId", group.cmActId(),
+                    "serving", group.status().serving(), "leaseEpoch", groupHeld ? group.peers().epoch() : null,
+                    "openHandles", group.status().openHandles()));
+        }
+        body.put("virtualContainers", containers);
         return ok(body);
     }
 

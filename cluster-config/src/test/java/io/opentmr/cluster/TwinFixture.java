@@ -87,4 +87,10 @@ public final class TwinFixture {
         overrides.putAll(extra);
         return group.nodeConfig(name, host(name), dataDir, overrides);
     }
+
+    /** Starts {@code name} of the twin with its cluster on {@code clusterHost} and its data in {@code dataDir}. */
+    public TwinNode start(String name, String clusterHost, String dataDir, Map<String, Object> extra) {
+        return TwinNode.start(config(name, clusterHost, dataDir, extra), (full, activation) ->
+                io.opentmr.tmr.TmrNode.start(full, Clock.systemUTC(), group.connector(name), activation));
+    }
 }

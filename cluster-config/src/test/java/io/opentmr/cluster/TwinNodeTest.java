@@ -95,9 +95,7 @@ class TwinNodeTest {
     }
 
     private TwinNode start(String name, String clusterHost, String dataDir, Map<String, Object> extra) {
-        Config config = twin.config(name, clusterHost, dataDir, extra);
-        TwinNode node = TwinNode.start(config, (full, activation) -> TmrNode.start(full, Clock.systemUTC(),
-                group.connector(name), activation));
+        TwinNode node = twin.start(name, clusterHost, dataDir, extra);
         nodes.add(node);
         return node;
     }

@@ -1172,7 +1172,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
      * about the product (a license full or in exclusive use, 212/213, before one without two usable copies, 130,
      * before one lacking the feature bits, 200; the earlier license on a tie) and every license's reason.
      */
-    static Refused weightier(Refused earlier, Refused later) {
+    public static Refused weightier(Refused earlier, Refused later) {
         int code = weight(later.code()) > weight(earlier.code()) ? later.code() : earlier.code();
         return new Refused(code, earlier.text() + "; " + later.text());
     }
