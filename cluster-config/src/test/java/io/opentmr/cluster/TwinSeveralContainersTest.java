@@ -1,9 +1,11 @@
 package io.opentmr.cluster;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
+import io.opentmr.client.AdminClient;
 import io.opentmr.client.CmException;
 import io.opentmr.client.LicenseHandle;
 import io.opentmr.client.TmrClient;
@@ -121,6 +123,59 @@ class TwinSeveralContainersTest {
                 assertEquals(CmError.NO_MORE_LICENSES.code(), full.code(), full.getMessage());
             }
             firstHeld.close();
+            otherHeld.close();
+        }
+    }
+
+    /**
+     * A step-down answers only once the node gave back every lease it held, the further virtual container's too, and
+     * that container serves no more: until then the twin cannot have that container's lease, and the old active's
+     * container (still running) would count as serving beside the twin's.
+     */
+    @Test
+    void aStepDownGivesBackTheFurtherVirtualContainersLeaseBeforeItAnswers() throws Exception {
+        group = new TmrTestGroup(dir, Clock.systemUTC(), Map.of("opentmr.backend.additional-containers",
+                List.of(OTHER_CM_ACT_ID)));
+        group.issueTmr(TmrTestGroup.seats(FIRST_PRODUCT, 2));
+        group.issueTmr(OTHER_CM_ACT_ID, TmrTestGroup.seats(OTHER_PRODUCT, 2));
+        TwinFixture twin = new TwinFixture(keys, group, dir);
+        TwinNode a = twin.start("node-a", twin.host("node-a"), "node-a", Map.of());
+        nodes.add(a);
+        await("node-a serves both virtual containers", Duration.ofSeconds(30), () -> servesBoth(a));
+        TwinNode b = twin.start("node-b", twin.host("node-b"), "node-b", Map.of());
+        nodes.add(b);
+        await("node-b follows node-a's journal in sync", Duration.ofSeconds(30),
+                () -> a.replication().status() == ReplicationLeader.Status.IN_SYNC);
+        Serial other = a.node().otherContainers().get(0).serial();
+        TmrNode.Group otherOnA = a.node().otherContainers().get(0);
+
+        try (TmrClient client = TmrClient.connect(TmrClientOptions.builder()
+                .addresses(new InetSocketAddress(twin.host("node-a"), TwinFixture.PORT),
+                        new InetSocketAddress(twin.host("node-b"), TwinFixture.PORT))
+                .requestTimeout(Duration.ofSeconds(20))
+                .build())) {
+            LicenseHandle otherHeld = client.access(TmrTestGroup.FIRM, OTHER_PRODUCT);
+            assertEquals(other, otherHeld.container());
+
+            try (AdminClient admin = AdminClient.connect(TmrClientOptions.builder().addresses(a.node().address())
+                    .requestTimeout(Duration.ofSeconds(20)).build(), "")) {
+                admin.stepDown();
+            }
+            assertFalse(otherOnA.status().serving(), "the stepped-down node's further virtual container serves");
+            assertFalse(otherOnA.peers().leaseWanted(), "the stepped-down node still wants the further lease");
+            for (int backend = 0; backend < 3; backend++) {
+                assertFalse(otherOnA.peers().mayHold(backend), "backend " + (backend + 1) + " may still hold the "
+                        + "stepped-down node's lease of the further virtual container");
+            }
+
+            await("node-b serves both virtual containers", Duration.ofSeconds(30), () -> servesBoth(b));
+            assertEquals(other, otherHeld.info().container());
+            try (LicenseHandle second = client.access(TmrTestGroup.FIRM, OTHER_PRODUCT)) {
+                assertEquals(other, second.container());
+                CmException full = assertThrows(CmException.class,
+                        () -> client.access(TmrTestGroup.FIRM, OTHER_PRODUCT));
+                assertEquals(CmError.NO_MORE_LICENSES.code(), full.code(), full.getMessage());
+            }
             otherHeld.close();
         }
     }
