@@ -93,4 +93,16 @@ public final class TwinFixture {
         return TwinNode.start(config(name, clusterHost, dataDir, extra), (full, activation) ->
                 io.opentmr.tmr.TmrNode.start(full, Clock.systemUTC(), group.connector(name), activation));
     }
+
+    /** Waits until {@code condition} holds, polling every 20 ms; fails naming {@code what} after {@code bound}. */
+    public static void await(String what, java.time.Duration bound, java.util.function.BooleanSupplier condition)
+            throws InterruptedException {
+        long deadline = System.nanoTime() + bound.toNanos();
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError(what + " not within " + bound.toSeconds() + " s");
+            }
+            Thread.sleep(20);
+        }
+    }
 }

@@ -123,13 +123,7 @@ class TwinNodeTest {
     }
 
     private static void await(String what, Duration bound, BooleanSupplier condition) throws InterruptedException {
-        long deadline = System.nanoTime() + bound.toNanos();
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError(what + " not within " + bound.toSeconds() + " s");
-            }
-            Thread.sleep(20);
-        }
+        TwinFixture.await(what, bound, condition);
     }
 
     /**

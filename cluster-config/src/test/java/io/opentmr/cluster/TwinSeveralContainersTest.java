@@ -61,13 +61,7 @@ class TwinSeveralContainersTest {
     }
 
     private static void await(String what, Duration bound, BooleanSupplier condition) throws InterruptedException {
-        long deadline = System.nanoTime() + bound.toNanos();
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError(what + " not within " + bound.toSeconds() + " s");
-            }
-            Thread.sleep(20);
-        }
+        TwinFixture.await(what, bound, condition);
     }
 
     /** Whether the node serves both virtual containers (the second: its own lease, its licenses reconciled). */
