@@ -198,8 +198,9 @@ class NodeOverSeveralContainersTest {
                     after.stream().map(ContainerInfo::serial).toList(), "the same two serials");
             // The resumed handle still holds its seat: one more of 2, never a third.
             access(client, OTHER_PRODUCT);
-            assertEquals(CmError.NO_MORE_LICENSES.code(), ((Message.Error) client.request(new Message.Access(FIRM,
-                    OTHER_PRODUCT, 0, AccessMode.USERLIMIT))).code());
+            Message third = client.request(new Message.Access(FIRM, OTHER_PRODUCT, 0, AccessMode.USERLIMIT));
+            assertEquals(CmError.NO_MORE_LICENSES.code(), assertInstanceOf(Message.Error.class, third,
+                    third.toString()).code(), third.toString());
         }
     }
 
