@@ -76,12 +76,25 @@ final class NodeRoutes extends ManagementRoutes {
         return container;
     }
 
-    private CompletionStage<VirtualContainer.Overview> overview() {
-        try {
-            return ask(container(), VirtualContainer.GetOverview::new);
-        } catch (Unavailable e) {
-            return CompletableFuture.failedFuture(e);
+    /**
+     * The overviews of every virtual container running now: the first, then one per further CmActId the backends
+     * share (docs/several-containers.md §2).
+     */
+    private CompletionStage<List<VirtualContainer.Overview>> overviews() {
+        List<CompletableFuture<VirtualContainer.Overview>> asked = new ArrayList<>();
+        for (ActorRef<VirtualContainer.Command> container : running()) {
+            asked.add(ask(container, VirtualContainer.GetOverview::new).toCompletableFuture());
         }
+        return CompletableFuture.allOf(asked.toArray(CompletableFuture[]::new)).thenApplyAsync(done ->
+                asked.stream().map(CompletableFuture::join).toList(), executor);
+    }
+
+    /** The virtual containers running now, the first first; none on a standby ({@link Unavailable}). */
+    private List<ActorRef<VirtualContainer.Command>> running() {
+        List<ActorRef<VirtualContainer.Command>> running = new ArrayList<>();
+        running.add(container());
+        node.otherContainers().forEach(group -> running.add(group.container()));
+        return running;
     }
 
     static String address(InetSocketAddress address) {
@@ -123,6 +136,19 @@ final class NodeRoutes extends ManagementRoutes {
                 "startedAt", instant(node.startedAt()),
                 "uptimeSeconds", Duration.between(node.startedAt(), now).toSeconds());
         twin.ifPresent(t -> body.put("twin", obj("peer", t.twin(), "incarnation", t.incarnation())));
+        // Every virtual container that runs (docs/several-containers.md §2): the first, then one per further CmActId.
+        List<Map<String, Object>> containers = new ArrayList<>();
+        io.opentmr.tmr.Quorums.Discovered discovered = node.discovered();
+        containers.add(obj("serial", node.virtualSerial().toString(),
+                "cmActId", discovered == null ? null : discovered.groupCmActId(), "serving", status.serving(),
+                "leaseEpoch", held ? peers.epoch() : null, "openHandles", status.openHandles()));
+        for (io.opentmr.tmr.TmrNode.Group group : node.otherContainers()) {
+            boolean groupHeld = group.peers().holdsLease();
+            containers.add(obj("serial", group.serial().toString(), "cmActId", group.cmActId(),
+                    "serving", group.status().serving(), "leaseEpoch", groupHeld ? group.peers().epoch() : null,
+                    "openHandles", group.status().openHandles()));
+        }
+        body.put("virtualContainers", containers);
         return ok(body);
     }
 
@@ -175,67 +201,98 @@ final class NodeRoutes extends ManagementRoutes {
 
     @Override
     CompletionStage<HttpResponse> containers() {
-        return overview().thenCombineAsync(backendViews(), (overview, views) -> {
+        CompletionStage<List<VirtualContainer.Overview>> overviews;
+        try {
+            overviews = overviews();
+        } catch (Unavailable e) {
+            return CompletableFuture.failedFuture(e);
+        }
+        return overviews.thenCombineAsync(backendViews(), (all, views) -> {
             List<Map<String, Object>> backing = new ArrayList<>();
             for (Quorums.BackendView view : views.backends()) {
                 backing.add(obj("backend", view.backend() + 1,
                         "container", view.container() == null ? null : view.container().serial().toString()));
             }
-            long listed = overview.licenses().stream().filter(VirtualContainer.LicenseView::listed).count();
-            return json(200, obj("containers", List.of(obj("serial", overview.serial().toString(),
-                    "kind", "virtual",
-                    "cmActId", overview.cmActId() == 0 ? null : overview.cmActId(),
-                    "licenses", overview.licenses().size(),
-                    "listed", listed,
-                    "reconciled", overview.reconciled(),
-                    "inventoried", overview.inventoried().stream().map(b -> b + 1).toList(),
-                    "backing", backing))));
+            List<Map<String, Object>> containers = new ArrayList<>();
+            for (VirtualContainer.Overview overview : all) {
+                long listed = overview.licenses().stream().filter(VirtualContainer.LicenseView::listed).count();
+                containers.add(obj("serial", overview.serial().toString(),
+                        "kind", "virtual",
+                        "cmActId", overview.cmActId() == 0 ? null : overview.cmActId(),
+                        "licenses", overview.licenses().size(),
+                        "listed", listed,
+                        "reconciled", overview.reconciled(),
+                        "inventoried", overview.inventoried().stream().map(b -> b + 1).toList(),
+                        // The first container's backing, as its watchers see it; a further one's containers on the
+                        // same backends are those of its CmActId.
+                        "backing", containers.isEmpty() ? backing : null));
+            }
+            return json(200, obj("containers", containers));
         }, executor);
     }
 
     @Override
     CompletionStage<HttpResponse> licenses() {
         Map<LicenseKey, NodeStatus.LicenseReading> readings = node.status().licenses();
-        return overview().thenApplyAsync(overview -> {
+        CompletionStage<List<VirtualContainer.Overview>> overviews;
+        try {
+            overviews = overviews();
+        } catch (Unavailable e) {
+            return CompletableFuture.failedFuture(e);
+        }
+        return overviews.thenApplyAsync(all -> {
             List<Map<String, Object>> licenses = new ArrayList<>();
-            for (VirtualContainer.LicenseView view : overview.licenses()) {
-                LicenseKey key = view.key();
-                ProductInfo agreed = view.agreed();
-                NodeStatus.LicenseReading reading = readings.get(key);
-                Map<String, Object> license = obj("license", key.toString(),
-                        "firmCode", key.firmCode(), "productCode", key.productCode(), "tmrId", key.tmrId(),
-                        "listed", view.listed(),
-                        "seats", obj("used", view.inUse(), "total", agreed == null ? null : agreed.quantity()),
-                        "handles", view.handles(),
-                        "copies", obj("counted", view.counted().size(),
-                                "backends", view.counted().stream().map(b -> b + 1).toList(),
-                                "usable", view.usable()),
-                        "recovered", view.recovered(),
-                        "integrityWarnings", reading == null ? 0 : reading.integrityWarnings());
-                if (agreed != null) {
-                    license.putAll(terms(agreed));
-                    if (agreed.hasUnitCounter()) {
-                        license.put("units", obj("counter", true, "left", view.units() < 0 ? null : view.units()));
+            for (VirtualContainer.Overview overview : all) {
+                for (VirtualContainer.LicenseView view : overview.licenses()) {
+                    LicenseKey key = view.key();
+                    ProductInfo agreed = view.agreed();
+                    NodeStatus.LicenseReading reading = readings.get(key);
+                    Map<String, Object> license = obj("license", key.toString(),
+                            "virtualContainer", overview.serial().toString(),
+                            "firmCode", key.firmCode(), "productCode", key.productCode(), "tmrId", key.tmrId(),
+                            "listed", view.listed(),
+                            "seats", obj("used", view.inUse(), "total", agreed == null ? null : agreed.quantity()),
+                            "handles", view.handles(),
+                            "copies", obj("counted", view.counted().size(),
+                                    "backends", view.counted().stream().map(b -> b + 1).toList(),
+                                    "usable", view.usable()),
+                            "recovered", view.recovered(),
+                            "integrityWarnings", reading == null ? 0 : reading.integrityWarnings());
+                    if (agreed != null) {
+                        license.putAll(terms(agreed));
+                        if (agreed.hasUnitCounter()) {
+                            license.put("units", obj("counter", true, "left", view.units() < 0 ? null : view.units()));
+                        }
+                    } else {
+                        license.put("text", null);
+                        license.put("units", null);
                     }
-                } else {
-                    license.put("text", null);
-                    license.put("units", null);
+                    licenses.add(license);
                 }
-                licenses.add(license);
             }
-            return json(200, obj("virtualContainer", overview.serial().toString(), "licenses", licenses));
+            return json(200, obj("virtualContainer", all.get(0).serial().toString(), "licenses", licenses));
         }, executor);
     }
 
     @Override
     CompletionStage<HttpResponse> handles(HandleQuery query) {
-        return overview().thenComposeAsync(overview -> {
+        CompletionStage<List<VirtualContainer.Overview>> overviews;
+        try {
+            overviews = overviews();
+        } catch (Unavailable e) {
+            return CompletableFuture.failedFuture(e);
+        }
+        return overviews.thenComposeAsync(running -> {
             List<CompletableFuture<TmrLicense.Handles>> asked = new ArrayList<>();
-            for (VirtualContainer.LicenseView view : overview.licenses()) {
-                if (view.license() != null && query.matchesLicense(view.key().toString())) {
-                    asked.add(AskPattern.<TmrLicense.Command, TmrLicense.Handles>ask(view.license(),
-                            TmrLicense.ListHandles::new, timeout(), node.actorSystem().scheduler())
-                            .toCompletableFuture());
+            Map<LicenseKey, Serial> serials = new HashMap<>();
+            for (VirtualContainer.Overview overview : running) {
+                for (VirtualContainer.LicenseView view : overview.licenses()) {
+                    if (view.license() != null && query.matchesLicense(view.key().toString())) {
+                        serials.put(view.key(), overview.serial());
+                        asked.add(AskPattern.<TmrLicense.Command, TmrLicense.Handles>ask(view.license(),
+                                TmrLicense.ListHandles::new, timeout(), node.actorSystem().scheduler())
+                                .toCompletableFuture());
+                    }
                 }
             }
             return CompletableFuture.allOf(asked.toArray(CompletableFuture[]::new)).thenApplyAsync(done -> {
@@ -260,6 +317,7 @@ final class NodeRoutes extends ManagementRoutes {
                     rows.add(obj("id", id(seat.handleId()),
                             "kind", "handle",
                             "license", keys.get(view).toString(),
+                            "virtualContainer", serials.get(keys.get(view)).toString(),
                             "mode", seat.mode().name(),
                             "user", seat.user(),
                             "host", seat.host() == null ? seat.station() : seat.host(),
@@ -278,12 +336,7 @@ final class NodeRoutes extends ManagementRoutes {
 
     @Override
     CompletionStage<HttpResponse> release(long handleId, String by) {
-        ActorRef<VirtualContainer.Command> container = container();
-        return AskPattern.<VirtualContainer.Command, TmrLicense.Reply>ask(container,
-                        replyTo -> new VirtualContainer.ToHandle(handleId,
-                                new TmrLicense.ForceRelease(handleId, by, replyTo), replyTo),
-                        timeout(), node.actorSystem().scheduler())
-                .thenApplyAsync(reply -> {
+        return forceRelease(running(), 0, handleId, by).thenApplyAsync(reply -> {
                     if (reply instanceof TmrLicense.Released) {
                         return json(200, obj("released", id(handleId)));
                     } else if (reply instanceof TmrLicense.NotServing notServing) {
@@ -293,6 +346,19 @@ final class NodeRoutes extends ManagementRoutes {
                     }
                     return error(500, "unexpected answer " + reply, null);
                 }, executor);
+    }
+
+    /** Asks the running virtual containers from {@code index} on until one knows the handle (not 106). */
+    private CompletionStage<TmrLicense.Reply> forceRelease(List<ActorRef<VirtualContainer.Command>> containers,
+                                                           int index, long handleId, String by) {
+        return AskPattern.<VirtualContainer.Command, TmrLicense.Reply>ask(containers.get(index),
+                        replyTo -> new VirtualContainer.ToHandle(handleId,
+                                new TmrLicense.ForceRelease(handleId, by, replyTo), replyTo),
+                        timeout(), node.actorSystem().scheduler())
+                .thenComposeAsync(reply -> reply instanceof TmrLicense.Refused refused
+                        && refused.code() == CmError.INVALID_HANDLE.code() && index + 1 < containers.size()
+                        ? forceRelease(containers, index + 1, handleId, by)
+                        : CompletableFuture.completedFuture(reply), executor);
     }
 
     /** 200 once handed over (the node then restarts as the standby); 503 with 130 without a standby in sync. */

@@ -87,4 +87,22 @@ public final class TwinFixture {
         overrides.putAll(extra);
         return group.nodeConfig(name, host(name), dataDir, overrides);
     }
+
+    /** Starts {@code name} of the twin with its cluster on {@code clusterHost} and its data in {@code dataDir}. */
+    public TwinNode start(String name, String clusterHost, String dataDir, Map<String, Object> extra) {
+        return TwinNode.start(config(name, clusterHost, dataDir, extra), (full, activation) ->
+                io.opentmr.tmr.TmrNode.start(full, Clock.systemUTC(), group.connector(name), activation));
+    }
+
+    /** Waits until {@code condition} holds, polling every 20 ms; fails naming {@code what} after {@code bound}. */
+    public static void await(String what, java.time.Duration bound, java.util.function.BooleanSupplier condition)
+            throws InterruptedException {
+        long deadline = System.nanoTime() + bound.toNanos();
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError(what + " not within " + bound.toSeconds() + " s");
+            }
+            Thread.sleep(20);
+        }
+    }
 }

@@ -95,9 +95,7 @@ class TwinNodeTest {
     }
 
     private TwinNode start(String name, String clusterHost, String dataDir, Map<String, Object> extra) {
-        Config config = twin.config(name, clusterHost, dataDir, extra);
-        TwinNode node = TwinNode.start(config, (full, activation) -> TmrNode.start(full, Clock.systemUTC(),
-                group.connector(name), activation));
+        TwinNode node = twin.start(name, clusterHost, dataDir, extra);
         nodes.add(node);
         return node;
     }
@@ -125,13 +123,7 @@ class TwinNodeTest {
     }
 
     private static void await(String what, Duration bound, BooleanSupplier condition) throws InterruptedException {
-        long deadline = System.nanoTime() + bound.toNanos();
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError(what + " not within " + bound.toSeconds() + " s");
-            }
-            Thread.sleep(20);
-        }
+        TwinFixture.await(what, bound, condition);
     }
 
     /**

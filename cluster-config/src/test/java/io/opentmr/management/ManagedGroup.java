@@ -22,9 +22,27 @@ record ManagedGroup(TmrTestGroup group, TmrNode node, Management nodeHttp, Manag
 
     /** Starts it all in {@code dir} and waits (bounded) until the node is ready. */
     static ManagedGroup start(Path dir, List<LicenseIssuer.Request> licenses) throws Exception {
+        return start(dir, Map.of(), group -> {
+            for (LicenseIssuer.Request license : licenses) {
+                group.issueTmr(license);
+            }
+        });
+    }
+
+    /** What a test issues into the backends once they run. */
+    interface Issue {
+        void into(TmrTestGroup group) throws Exception;
+    }
+
+    /**
+     * Starts it all in {@code dir} with {@code config} on every backend and the node, and waits (bounded) until the
+     * node is ready.
+     */
+    static ManagedGroup start(Path dir, Map<String, Object> config, Issue issue) throws Exception {
         Path tokenFile = dir.resolve("admin.token");
         String token = AdminToken.createIfMissing(tokenFile).value();
-        Map<String, Object> common = Map.of(AdminToken.TOKEN_FILE_KEY, tokenFile.toString());
+        Map<String, Object> common = new HashMap<>(config);
+        common.put(AdminToken.TOKEN_FILE_KEY, tokenFile.toString());
         TmrTestGroup group = new TmrTestGroup(dir.resolve("group"), Clock.systemUTC(), common,
                 i -> ManagementFixture.flatten(ManagementFixture.settings(backendAddress(i), Map.of())
                         .pekkoConfig(false)));
@@ -35,9 +53,7 @@ record ManagedGroup(TmrTestGroup group, TmrNode node, Management nodeHttp, Manag
                 backendHttp[i] = Management.forBackend(group.backend(i),
                         ManagementFixture.settings(backendAddress(i), Map.of()));
             }
-            for (LicenseIssuer.Request license : licenses) {
-                group.issueTmr(license);
-            }
+            issue.into(group);
             ManagementSettings settings = ManagementFixture.settings("127.0.2.1", Map.of());
             Map<String, Object> overrides = new HashMap<>(ManagementFixture.flatten(settings.pekkoConfig(false)));
             overrides.putAll(common);

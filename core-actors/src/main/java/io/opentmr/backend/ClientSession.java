@@ -305,8 +305,29 @@ final class ClientSession extends FrameSession {
     private void peerRequest(ChannelHandlerContext ctx, int id, Message message) {
         switch (message.type()) {
             case KEEPALIVE -> reply(ctx, id, new Message.Ok());
-            case INVENTORY -> ask(ctx, id, Container.Describe::new,
-                    (ContainerInfo info) -> new Message.InventoryOk(List.of(info)));
+            case INVENTORY -> {
+                int scope = ((Message.Inventory) message).scope();
+                if (scope == Message.Inventory.SCOPE_CONNECTION || containers.size() == 1) {
+                    ask(ctx, id, Container.Describe::new,
+                            (ContainerInfo info) -> new Message.InventoryOk(List.of(info)));
+                } else if (scope == Message.Inventory.SCOPE_ALL) {
+                    // Every container, the connection's first: a node learns which CmActIds this backend holds.
+                    int first = bound;
+                    this.<List<ContainerInfo>>answerLater(ctx, id, ContainerRouting.describeAll(containers), all -> {
+                        List<ContainerInfo> ordered = new java.util.ArrayList<>(all.size());
+                        ordered.add(all.get(first));
+                        for (int c = 0; c < all.size(); c++) {
+                            if (c != first) {
+                                ordered.add(all.get(c));
+                            }
+                        }
+                        return new Message.InventoryOk(ordered);
+                    });
+                } else {
+                    error(ctx, id, CmError.INVALID_PARAMETER, "INVENTORY scope " + scope + " is unknown (0: this "
+                            + "connection's container, 1: every container)");
+                }
+            }
             case LEASE_ACQUIRE -> {
                 Message.LeaseAcquire m = (Message.LeaseAcquire) message;
                 ask(ctx, id, r -> new Container.AcquireLease(peerConnection, m.leaseName(), m.holder(),

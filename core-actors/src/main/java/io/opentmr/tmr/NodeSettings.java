@@ -25,6 +25,8 @@ import java.util.Optional;
  * @param nodeName         who this node is to the backends: bound into the peer challenge, the lease holder
  * @param backends         the three backends of the group, in a fixed order (their index is their name in logs)
  * @param virtualSerial    the virtual container's serial; empty: random once, then kept in the data dir
+ * @param virtualSerials   the serials of the virtual containers of other CmActIds (docs/several-containers.md), by
+ *                         CmActId; one not given: random once (a twin: derived), then kept in the data dir
  * @param heartbeat        how often a backend is asked to renew the lease (its heartbeat)
  * @param missedHeartbeats unanswered heartbeats after which a backend counts as down
  * @param backendTimeout   bound on every request to a backend
@@ -45,6 +47,7 @@ public record NodeSettings(
         Path dataDir,
         List<InetSocketAddress> backends,
         Optional<Serial> virtualSerial,
+        java.util.Map<Long, Serial> virtualSerials,
         PeerAuth peerAuth,
         String nodeName,
         Duration heartbeat,
@@ -107,6 +110,35 @@ public record NodeSettings(
             }
             virtualSerial = Optional.of(serial);
         }
+        java.util.Map<Long, Serial> virtualSerials = new java.util.TreeMap<>();
+        com.typesafe.config.ConfigObject serialsObject = c.getObject("virtual-serials");
+        for (String key : serialsObject.keySet()) {
+            String setting = PATH + ".virtual-serials." + key;
+            long cmActId;
+            try {
+                cmActId = Long.parseLong(key.strip());
+            } catch (NumberFormatException e) {
+                throw new ConfigException.BadValue(setting, "the key is a CmActId (a number), not " + key);
+            }
+            if (cmActId <= 0 || cmActId > 0xFFFF_FFFFL) {
+                throw new ConfigException.BadValue(setting, "a CmActId is 1..4294967295");
+            }
+            Serial serial;
+            try {
+                serial = Serial.parse(serialsObject.toConfig().getString("\"" + key + "\"").strip());
+            } catch (IllegalArgumentException | ConfigException.WrongType e) {
+                throw new ConfigException.BadValue(setting, e.getMessage());
+            }
+            if (serial.mask() != Serial.MASK_VIRTUAL_TMR) {
+                throw new ConfigException.BadValue(setting, "a virtual TMR container's serial has mask 131 (131-n), "
+                        + "not " + serial);
+            }
+            if (virtualSerials.containsValue(serial) || virtualSerial.filter(serial::equals).isPresent()) {
+                throw new ConfigException.BadValue(setting, "serial " + serial + " is given to another virtual "
+                        + "container too");
+            }
+            virtualSerials.put(cmActId, serial);
+        }
         PeerAuth auth;
         try {
             auth = PeerAuth.fromSetting(root.getString(PeerAuth.SECRET_FILE_KEY)).orElseThrow(() ->
@@ -139,7 +171,7 @@ public record NodeSettings(
                     + PATH + ".cleanup-timeout");
         }
         return new NodeSettings(c.getString("address"), port, Path.of(dataDir), List.copyOf(backends), virtualSerial,
-                auth, name,
+                java.util.Collections.unmodifiableMap(virtualSerials), auth, name,
                 heartbeat, atLeastOne(c, "missed-heartbeats"), atLeastOne(c, "inventory-every"),
                 positive(c, "backend-timeout"), leaseTtl, positive(c, "reconnect.min-backoff"),
                 positive(c, "reconnect.max-backoff"), positive(c, "cleanup-timeout"),

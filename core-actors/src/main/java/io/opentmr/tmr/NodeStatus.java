@@ -130,6 +130,16 @@ public final class NodeStatus {
         return sorted;
     }
 
+    /** Whether a license of this product (firm, product) is known here (a session routes an ACCESS by it). */
+    public boolean knows(long firmCode, long productCode) {
+        for (LicenseKey key : licenses.keySet()) {
+            if (key.firmCode() == firmCode && key.productCode() == productCode) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     LicenseReading reading(LicenseKey key) {
         return licenses.computeIfAbsent(key, k -> new LicenseReading());
     }

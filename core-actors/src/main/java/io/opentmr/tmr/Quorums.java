@@ -73,6 +73,17 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
     }
 
     /**
+     * What the first group's quorums learnt of the backends' containers (after every report): the group's CmActId
+     * (0 until decided) and, per backend, the CmActIds of every container its last inventory listed (empty while it
+     * is down or not read). {@link NodeGroups} forms the other groups from it.
+     */
+    public record Discovered(long groupCmActId, List<List<Long>> cmActIds) {
+        public Discovered {
+            cmActIds = List.copyOf(cmActIds);
+        }
+    }
+
+    /**
      * What the copies of one license decide now.
      *
      * @param counted the backends whose copy counts
@@ -157,6 +168,12 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
     private final Map<LicenseKey, Quorum> quorums = new TreeMap<>(ORDER);
     private final String[] downReasons;
     private final java.util.function.Consumer<LicenseKey> integrityWarnings;
+    /** Told what the backends list after every report (the first group's quorums); null: nobody. */
+    private final java.util.function.Consumer<Discovered> discovered;
+    /** Which group (CmActId) took each license key first, shared by the node's groups; null: no other group. */
+    private final java.util.concurrent.ConcurrentMap<LicenseKey, Long> owners;
+    /** Keys another group owns (warned once each). */
+    private final java.util.Set<LicenseKey> elsewhere = new java.util.HashSet<>();
     private long cmActId;
 
     /**
@@ -173,8 +190,25 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
                                            Function<ActorRef<BackendWatcher.Report>,
                                                    Map<String, Behavior<BackendWatcher.Command>>> watchers,
                                            java.util.function.Consumer<LicenseKey> integrityWarnings) {
+        return create(serial, backends, container, watchers, integrityWarnings, 0, null, null);
+    }
+
+    /**
+     * @param cmActId    the group's CmActId, given (a group {@link NodeGroups} formed); 0: decided here from the
+     *                   backends' connection containers (the first group)
+     * @param discovered told what the backends list after every report; null: nobody
+     * @param owners     which group took each license key first, shared by the node's groups (a key under two
+     *                   CmActIds counts in the group that saw it first only); null: this is the only group
+     */
+    public static Behavior<Command> create(Serial serial, int backends, ActorRef<VirtualContainer.Counted> container,
+                                           Function<ActorRef<BackendWatcher.Report>,
+                                                   Map<String, Behavior<BackendWatcher.Command>>> watchers,
+                                           java.util.function.Consumer<LicenseKey> integrityWarnings, long cmActId,
+                                           java.util.function.Consumer<Discovered> discovered,
+                                           java.util.concurrent.ConcurrentMap<LicenseKey, Long> owners) {
         return Behaviors.setup(context -> {
-            Quorums quorums = new Quorums(context, serial, backends, container, integrityWarnings);
+            Quorums quorums = new Quorums(context, serial, backends, container, integrityWarnings, cmActId,
+                    discovered, owners);
             ActorRef<BackendWatcher.Report> reports = context.messageAdapter(BackendWatcher.Report.class,
                     Reported::new);
             watchers.apply(reports).forEach((name, watcher) -> context.spawn(watcher, name, BackendWatcher.PROPS));
@@ -184,8 +218,13 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
 
     private Quorums(ActorContext<Command> context, Serial serial, int backends,
                     ActorRef<VirtualContainer.Counted> container,
-                    java.util.function.Consumer<LicenseKey> integrityWarnings) {
+                    java.util.function.Consumer<LicenseKey> integrityWarnings, long cmActId,
+                    java.util.function.Consumer<Discovered> discovered,
+                    java.util.concurrent.ConcurrentMap<LicenseKey, Long> owners) {
         super(context);
+        this.owners = owners;
+        this.cmActId = cmActId;
+        this.discovered = discovered;
         this.integrityWarnings = integrityWarnings;
         this.downReasons = new String[backends];
         this.serial = serial;
@@ -242,9 +281,10 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
             List<ContainerInfo> listed = offered.get(b);
             boolean stray = cmActId != 0 && listed != null && !listed.isEmpty() && containers[b] == null;
             if (stray && !strayWarned[b]) {
-                LOG.warn("Backend {} ({}) holds no container of CmActId {}, the group's (it holds CmActId(s) {}): "
-                        + "its copies are not counted", b + 1, names[b], cmActId, listed.stream()
-                        .map(ContainerInfo::cmActId).distinct().toList());
+                LOG.warn("Backend {} ({}): the node's connection reaches its container of CmActId {}, not {}, the "
+                        + "group's (it holds CmActId(s) {}): its copies are not counted in virtual container {}", b + 1,
+                        names[b], listed.get(0).cmActId(), cmActId, listed.stream().map(ContainerInfo::cmActId)
+                        .distinct().toList(), serial);
             }
             strayWarned[b] = stray;
         }
@@ -259,6 +299,18 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
                                 product);
                     }
                 }
+            }
+            if (owners != null) {
+                // A key another group took first is not this group's: one license actor per persistence id.
+                copies.keySet().removeIf(key -> {
+                    Long owner = owners.putIfAbsent(key, cmActId);
+                    boolean other = owner != null && owner != cmActId;
+                    if (other && elsewhere.add(key)) {
+                        INTEGRITY.warn("TMR license {} is held in the containers of CmActId {} and of CmActId {}: it "
+                                + "counts in the virtual container of CmActId {} only", key, cmActId, owner, owner);
+                    }
+                    return other;
+                });
             }
             copies.keySet().forEach(key -> quorums.computeIfAbsent(key, k -> new Quorum(k, containers.length)));
             held.add(copies);
@@ -291,6 +343,13 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
             }
         }
         container.tell(new VirtualContainer.Counted(new View(cmActId, inventoried, verdicts, Bytes.of(groupKeys.clone()))));
+        if (discovered != null) {
+            List<List<Long>> listed = new java.util.ArrayList<>(offered.size());
+            for (List<ContainerInfo> list : offered) {
+                listed.add(list == null ? List.of() : list.stream().map(ContainerInfo::cmActId).distinct().toList());
+            }
+            discovered.accept(new Discovered(cmActId, listed));
+        }
         return this;
     }
 
@@ -302,9 +361,9 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
     private void decideGroup() {
         Map<Long, Integer> backendsOf = new TreeMap<>();
         for (List<ContainerInfo> list : offered) {
-            if (list != null) {
-                list.stream().map(ContainerInfo::cmActId).distinct().forEach(id -> backendsOf.merge(id, 1,
-                        Integer::sum));
+            if (list != null && !list.isEmpty()) {
+                // The container the node's connection reaches: an inventory of every container lists it first.
+                backendsOf.merge(list.get(0).cmActId(), 1, Integer::sum);
             }
         }
         List<Long> shared = backendsOf.entrySet().stream().filter(e -> e.getValue() >= 2).map(Map.Entry::getKey)
@@ -321,16 +380,16 @@ public final class Quorums extends AbstractBehavior<Quorums.Command> {
         }
     }
 
-    /** A backend's container of this group (the group's CmActId), or null: down, not read, none of that CmActId. */
+    /**
+     * A backend's container of this group, or null: down, not read, or the node's connection reaches a container of
+     * another CmActId. Only that container counts (an inventory of every container lists it first): the group's
+     * writes go to it.
+     */
     private ContainerInfo groupContainer(int backend) {
-        if (cmActId == 0 || offered.get(backend) == null) {
+        List<ContainerInfo> listed = offered.get(backend);
+        if (cmActId == 0 || listed == null || listed.isEmpty()) {
             return null;
         }
-        for (ContainerInfo container : offered.get(backend)) {
-            if (container.cmActId() == cmActId) {
-                return container;
-            }
-        }
-        return null;
+        return listed.get(0).cmActId() == cmActId ? listed.get(0) : null;
     }
 }

@@ -128,12 +128,13 @@ public final class TmrNode implements AutoCloseable {
                 new DefaultThreadFactory("opentmr-peer", true));
         PeerOptions options = new PeerOptions(settings.backendTimeout(), settings.backendTimeout(), 1024,
                 settings.codecLimits());
-        PeerLink.Connector connector = backend -> {
+        PeerLink.Connector connector = PeerLink.Connector.binding((backend, cmActId) -> {
             InetSocketAddress resolved = backend.isUnresolved()
                     ? new InetSocketAddress(backend.getHostString(), backend.getPort()) : backend;
-            return PeerConnection.connect(resolved, settings.nodeName(), settings.peerAuth(), options, peerLoop)
+            return PeerConnection.connect(resolved, settings.nodeName(), settings.peerAuth(), options, peerLoop,
+                            cmActId)
                     .thenApply(PeerLink::of);
-        };
+        });
         try {
             return start(settings, config, clock, connector, peerLoop, activation);
         } catch (RuntimeException e) {
@@ -193,14 +194,62 @@ public final class TmrNode implements AutoCloseable {
         // alone: a twin's licenses journal checkpoints of their tables, from which the standby replays.
         TmrLicense.Settings licenseSettings = new TmrLicense.Settings(settings.cleanupTimeout(),
                 settings.snapshotEvery(), activation != null);
-        ContainerHolder holder = new ContainerHolder();
+        ContainerHolder holder = new ContainerHolder(serial);
+        java.util.Set<Long> expected = new java.util.TreeSet<>(settings.virtualSerials().keySet());
+        try {
+            expected.addAll(readGroupSerials(settings.dataDir().resolve(GROUP_SERIALS_FILE)).keySet());
+        } catch (IOException e) {
+            LOG.warn("Cannot read the kept serials of the further virtual containers: {}", e.toString());
+        }
+        holder.expect(expected, settings.reconcileTimeout().multipliedBy(2));
         RoleHolder role = new RoleHolder();
+        // Which group took each license key first (a key under two CmActIds is an issuing mistake): one license
+        // actor per persistence id.
+        java.util.concurrent.ConcurrentMap<io.opentmr.protocol.LicenseKey, Long> owners =
+                new java.util.concurrent.ConcurrentHashMap<>();
         java.util.concurrent.atomic.AtomicReference<ActorRef<Quorums.Command>> quorumsRef =
                 new java.util.concurrent.atomic.AtomicReference<>();
         CompletableFuture<Void> started = new CompletableFuture<>();
         Behavior<Void> guardian = Behaviors.setup(context -> {
             // Before any actor that could acquire it: a BackendQuorumLease finds the node's leases here.
             NodeLeases.get(context.getSystem()).register(peers.activeLease());
+            // The virtual containers of other CmActIds the backends share, formed as the first group's quorums
+            // discover them (none over backends of one container).
+            ActorRef<NodeGroups.Command> groups = context.spawn(NodeGroups.create(new NodeGroups.Parts() {
+                @Override
+                public Optional<Serial> serial(long cmActId) {
+                    return groupSerial(settings, cmActId, activation != null, serial, random);
+                }
+
+                @Override
+                public PeerGroup peerGroup() {
+                    return new PeerGroup(settings.backends().size(), clock, settings.backendTimeout(), false);
+                }
+
+                @Override
+                public Behavior<Quorums.Command> quorums(Serial groupSerial, long cmActId, PeerGroup groupPeers,
+                                                         NodeStatus groupStatus,
+                                                         ActorRef<VirtualContainer.Counted> views) {
+                    PeerLink.Connector bound = connector.forCmActId(cmActId);
+                    return Quorums.create(groupSerial, settings.backends().size(), views, reports -> {
+                        Map<String, Behavior<BackendWatcher.Command>> watchers = new LinkedHashMap<>();
+                        for (int i = 0; i < settings.backends().size(); i++) {
+                            watchers.put("backend-" + (i + 1), BackendWatcher.create(i, settings.backends().get(i),
+                                    settings, groupPeers, bound, reports, clock, random));
+                        }
+                        return watchers;
+                    }, groupStatus::integrityWarning, cmActId, null, owners);
+                }
+
+                @Override
+                public Behavior<VirtualContainer.Command> container(Serial groupSerial, PeerGroup groupPeers,
+                                                                   NodeStatus groupStatus) {
+                    NodeTrackingLog groupTracking = tracking.forContainer(groupSerial);
+                    return VirtualContainer.create(groupSerial, groupPeers, groupStatus, clock, settings.heartbeat(),
+                            settings.reconcileTimeout(), (key, parent) -> TmrLicense.create(key, groupPeers, parent,
+                                    clock, random, tokens, licenseSettings, groupTracking), groupTracking);
+                }
+            }, peers, status, holder, settings.heartbeat()), "groups");
             Behavior<VirtualContainer.Command> containerBehavior = VirtualContainer.create(serial, peers, status,
                     clock, settings.heartbeat(), settings.reconcileTimeout(),
                     (key, parent) -> TmrLicense.create(key, peers, parent, clock, random, tokens, licenseSettings,
@@ -213,10 +262,11 @@ public final class TmrNode implements AutoCloseable {
                             Map<String, Behavior<BackendWatcher.Command>> watchers = new LinkedHashMap<>();
                             for (int i = 0; i < settings.backends().size(); i++) {
                                 watchers.put("backend-" + (i + 1), BackendWatcher.create(i, settings.backends().get(i),
-                                        settings, peers, connector, reports, clock, random));
+                                        settings, peers, connector, reports, clock, random, true));
                             }
                             return watchers;
-                        }, status::integrityWarning);
+                        }, status::integrityWarning, 0,
+                                discovered -> groups.tell(new NodeGroups.Discovered(discovered)), owners);
                     });
             if (activation == null) {
                 ActorRef<VirtualContainer.Command> container = context.spawn(containerBehavior, "virtual-container");
@@ -405,9 +455,96 @@ public final class TmrNode implements AutoCloseable {
         }
     }
 
+    /**
+     * A virtual container of another CmActId than the first's ({@link NodeGroups}), as the sessions reach it.
+     *
+     * @param status whether it serves ({@link NodeStatus#serving}: its own lease and reconciliation)
+     * @param peers  its backend connections and lease
+     */
+    public record Group(Serial serial, long cmActId, ActorRef<VirtualContainer.Command> container, NodeStatus status,
+                        PeerGroup peers) {
+    }
+
     /** The running virtual container, for the sessions: none on a standby. */
     public static final class ContainerHolder {
         private volatile ActorRef<VirtualContainer.Command> container;
+        private volatile java.util.List<Group> others = java.util.List.of();
+        private final Serial serial;
+
+        /** A holder of no container (tests of a session). */
+        public ContainerHolder() {
+            this(null);
+        }
+
+        /** @param serial the first virtual container's serial */
+        public ContainerHolder(Serial serial) {
+            this.serial = serial;
+        }
+
+        /** The first virtual container's serial; null when not told. */
+        public Serial serial() {
+            return serial;
+        }
+
+        /**
+         * The running virtual containers of other CmActIds, by CmActId; empty over backends of one container (and on
+         * a standby).
+         */
+        public java.util.List<Group> others() {
+            return others;
+        }
+
+        void others(java.util.List<Group> groups) {
+            others = java.util.List.copyOf(groups);
+        }
+
+        private volatile Quorums.Discovered discovered;
+        /** CmActIds of the virtual containers this data directory kept or the configuration names. */
+        private volatile java.util.Set<Long> expected = java.util.Set.of();
+        private volatile long expectedWindowNanos;
+        /** Until when ({@link System#nanoTime}) a handle unknown to the running containers may be an expected one's. */
+        private volatile long expectedUntilNanos;
+
+        /**
+         * The virtual containers beyond the first this node had or is configured with: until they run (or {@code
+         * window} after the first container started), a handle no running container knows may be theirs, so it is
+         * not answered 106 (the client would drop it) but 130 (it asks again).
+         */
+        void expect(java.util.Set<Long> cmActIds, Duration window) {
+            expected = java.util.Set.copyOf(cmActIds);
+            expectedWindowNanos = window.toNanos();
+        }
+
+        /** A group formed: its container is expected from now on. */
+        void expectAlso(long cmActId) {
+            if (!expected.contains(cmActId)) {
+                java.util.Set<Long> more = new java.util.HashSet<>(expected);
+                more.add(cmActId);
+                expected = java.util.Set.copyOf(more);
+            }
+        }
+
+        /** The CmActIds of expected virtual containers not running yet, while the window lasts; empty otherwise. */
+        public java.util.List<Long> awaited() {
+            java.util.Set<Long> wanted = expected;
+            if (wanted.isEmpty() || System.nanoTime() - expectedUntilNanos > 0) {
+                return java.util.List.of();
+            }
+            java.util.List<Long> missing = new java.util.ArrayList<>(wanted);
+            for (Group group : others) {
+                missing.remove(group.cmActId());
+            }
+            return missing;
+        }
+
+        /** What the first group's quorums last learnt of the backends' containers (after the groups were formed). */
+        public Quorums.Discovered discovered() {
+            return discovered;
+        }
+
+        void discovered(Quorums.Discovered now) {
+            discovered = now;
+        }
 
         /** The container, or {@code null} while none runs (then the node does not serve). */
         public ActorRef<VirtualContainer.Command> get() {
@@ -415,8 +552,99 @@ public final class TmrNode implements AutoCloseable {
         }
 
         void set(ActorRef<VirtualContainer.Command> container) {
+            if (container != null) {
+                expectedUntilNanos = System.nanoTime() + expectedWindowNanos;
+            }
             this.container = container;
         }
+    }
+
+    /** The file that keeps the serials of the virtual containers beyond the first, by CmActId. */
+    static final String GROUP_SERIALS_FILE = "virtual-serials";
+
+    /**
+     * The serial of the virtual container of {@code cmActId} (a group beyond the first): configured
+     * ({@code opentmr.node.virtual-serials}), else kept in {@code DATA_DIR/virtual-serials}, else chosen at random (a
+     * twin: derived from the cluster secret and the CmActId, so both nodes agree without a word), then kept. Empty,
+     * logged, when none can be had: the file is unreadable, a twin's data directory kept another serial, or it is
+     * another container's.
+     */
+    static Optional<Serial> groupSerial(NodeSettings settings, long cmActId, boolean twin, Serial first,
+                                        SecureRandom random) {
+        Path file = settings.dataDir().resolve(GROUP_SERIALS_FILE);
+        try {
+            Map<Long, Serial> kept = readGroupSerials(file);
+            Serial configured = settings.virtualSerials().get(cmActId);
+            Serial chosen;
+            if (configured != null) {
+                chosen = configured;
+            } else if (twin) {
+                byte[] derived = settings.peerAuth().derive("opentmr-virtual-serial",
+                        ByteBuffer.allocate(Long.BYTES).putLong(cmActId).array());
+                int value = ByteBuffer.wrap(derived).getInt() & Integer.MAX_VALUE;
+                chosen = new Serial(Serial.MASK_VIRTUAL_TMR, 10_000_000 + value % 90_000_000);
+                Serial was = kept.get(cmActId);
+                if (was != null && !was.equals(chosen)) {
+                    LOG.error("{} keeps the serial {} for the virtual container of CmActId {}, not the twin's {}: set "
+                            + "opentmr.node.virtual-serials {{ {} = \"{}\" }} on both nodes; that virtual container is "
+                            + "not formed", file, was, cmActId, chosen, cmActId, was);
+                    return Optional.empty();
+                }
+            } else if (kept.containsKey(cmActId)) {
+                chosen = kept.get(cmActId);
+            } else {
+                do {
+                    chosen = new Serial(Serial.MASK_VIRTUAL_TMR, 10_000_000 + random.nextInt(90_000_000));
+                } while (chosen.equals(first) || kept.containsValue(chosen));
+            }
+            for (Map.Entry<Long, Serial> other : kept.entrySet()) {
+                if (other.getKey() != cmActId && other.getValue().equals(chosen) || chosen.equals(first)) {
+                    LOG.error("The serial {} for the virtual container of CmActId {} is another virtual container's "
+                            + "already: set opentmr.node.virtual-serials {{ {} = \"131-…\" }}; not formed", chosen,
+                            cmActId, cmActId);
+                    return Optional.empty();
+                }
+            }
+            if (!chosen.equals(kept.get(cmActId))) {
+                kept.put(cmActId, chosen);
+                writeGroupSerials(file, kept);
+                LOG.info("Virtual container serial {} for CmActId {} kept in {}", chosen, cmActId, file);
+            }
+            return Optional.of(chosen);
+        } catch (IOException | RuntimeException e) {
+            LOG.error("Cannot keep the serial of the virtual container of CmActId {} in {}: {}; it is not formed",
+                    cmActId, file, e.toString());
+            return Optional.empty();
+        }
+    }
+
+    /** {@code DATA_DIR/virtual-serials}: a line "CMACTID SERIAL" per virtual container beyond the first. */
+    static Map<Long, Serial> readGroupSerials(Path file) throws IOException {
+        Map<Long, Serial> kept = new java.util.TreeMap<>();
+        if (!Files.exists(file)) {
+            return kept;
+        }
+        for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
+            String text = line.strip();
+            if (text.isEmpty() || text.startsWith("#")) {
+                continue;
+            }
+            String[] parts = text.split("\\s+");
+            try {
+                kept.put(Long.parseLong(parts[0]), Serial.parse(parts[1]));
+            } catch (RuntimeException e) {
+                throw new IOException(file + ": not \"CMACTID SERIAL\": " + text, e);
+            }
+        }
+        return kept;
+    }
+
+    private static void writeGroupSerials(Path file, Map<Long, Serial> serials) throws IOException {
+        StringBuilder text = new StringBuilder("# CmActId and serial of each virtual container beyond the first\n");
+        serials.forEach((cmActId, serial) -> text.append(cmActId).append(' ').append(serial).append('\n'));
+        Path temporary = file.resolveSibling(file.getFileName() + ".tmp");
+        Files.writeString(temporary, text, StandardCharsets.UTF_8);
+        Files.move(temporary, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     }
 
     /** The configured serial, or the one chosen on first start and kept in the data directory. */
@@ -573,6 +801,22 @@ public final class TmrNode implements AutoCloseable {
      */
     public ActorRef<VirtualContainer.Command> container() {
         return container.get();
+    }
+
+    /**
+     * The running virtual containers of other CmActIds than the first's (each with its own serial, lease and
+     * licenses), by CmActId; empty over backends of one container and on a standby.
+     */
+    public java.util.List<Group> otherContainers() {
+        return container.others();
+    }
+
+    /**
+     * The CmActIds each backend last listed and the first group's, once the node formed the groups they make; null
+     * before the first group's CmActId is decided.
+     */
+    public Quorums.Discovered discovered() {
+        return container.discovered();
     }
 
     /** The quorums over the backends' copies (how each backend looks from its watcher); {@code null} until spawned. */

@@ -106,6 +106,8 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
     private VirtualContainer.Counted lastView;
     private ActorRef<VirtualContainer.Command> container;
     private CompletableFuture<Void> steppingDown;
+    /** The further virtual containers running when the node began to step down: their leases are given back too. */
+    private java.util.List<TmrNode.Group> othersSteppingDown = java.util.List.of();
     /** When ({@link System#nanoTime}) the node began to activate. */
     private long activatingSince;
 
@@ -279,6 +281,7 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
         state = State.STEPPING_DOWN;
         steppingDown = stepDown.done();
         status.retire();
+        othersSteppingDown = retireOthers();
         holder.set(null);
         status.activeAddress(activation.twinAddress());
         LOG.warn("Stepping down (epoch {}): the node serves no more requests; it waits until the standby has every "
@@ -306,6 +309,11 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
         }
         peers.wantLease(false);
         CompletableFuture<Void> released = peers.activeLease().whenReleased().toCompletableFuture();
+        for (TmrNode.Group other : othersSteppingDown) {
+            // The further containers' leases too: the twin's containers of those CmActIds cannot serve before.
+            other.peers().wantLease(false);
+            released = released.thenCombine(other.peers().activeLease().whenReleased(), (x, y) -> null);
+        }
         getContext().pipeToSelf(released.orTimeout(RELEASE_BOUND.toMillis(), TimeUnit.MILLISECONDS),
                 (ok, failure) -> new LeaseGivenBack(failure == null));
         return this;
@@ -322,6 +330,16 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
         return this;
     }
 
+    /**
+     * Retires the further virtual containers that run now (they serve no request from this state again, whatever
+     * their own lease); returns them. Their groups stop them at their next look ({@link NodeGroups}).
+     */
+    private java.util.List<TmrNode.Group> retireOthers() {
+        java.util.List<TmrNode.Group> others = holder.others();
+        others.forEach(other -> other.status().retire());
+        return others;
+    }
+
     private Behavior<Command> end(String reason) {
         if (state == State.ENDED) {
             return this;
@@ -330,6 +348,8 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
         // At once, before the container stops: no session may hand it another request, and no HELLO is told
         // TMR_ACTIVE by this state again (the stopping container may still mark itself reconciled).
         status.retire();
+        // The further virtual containers end with the active role, at once, their leases given back.
+        retireOthers().forEach(other -> other.peers().wantLease(false));
         holder.set(null);
         LOG.warn("The node stops being the active one: {}; it serves no client from this state again", reason);
         if (container != null) {

@@ -217,6 +217,17 @@ class SeveralContainersTest {
                     LeaseGrant.ACTIVE_LEASE, "node-b", 1, 10_000))).grant();
             assertEquals(first(), b.grantor());
 
+            // INVENTORY scope 1: every container, the connection's first; an unknown scope is refused, the
+            // connection stays open.
+            assertEquals(List.of(second(), first()), ((Message.InventoryOk) toSecond.request(new Message.Inventory(
+                    Message.Inventory.SCOPE_ALL))).containers().stream().map(ContainerInfo::serial).toList());
+            assertEquals(List.of(first(), second()), ((Message.InventoryOk) toFirst.request(new Message.Inventory(
+                    Message.Inventory.SCOPE_ALL))).containers().stream().map(ContainerInfo::serial).toList());
+            assertEquals(CmError.INVALID_PARAMETER.code(), ((Message.Error) toFirst.request(new Message.Inventory(2)))
+                    .code());
+            assertEquals(List.of(first()), ((Message.InventoryOk) toFirst.request(new Message.Inventory()))
+                    .containers().stream().map(ContainerInfo::serial).toList());
+
             Message refused = toNone.request(new Message.PeerHello("node-c", Bytes.of(new byte[PeerAuth.NONCE_BYTES]),
                     99));
             assertEquals(CmError.BOX_NOT_FOUND.code(), ((Message.Error) refused).code());

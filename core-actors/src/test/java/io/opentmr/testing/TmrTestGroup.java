@@ -336,7 +336,7 @@ public final class TmrTestGroup implements AutoCloseable {
             throw new IllegalStateException("the node is running");
         }
         node = TmrNode.start(nodeConfig(NODE_NAME, "127.0.2.1", "node", overrides), clock,
-                address -> connect(NODE_NAME, address, true));
+                PeerLink.Connector.binding((address, cmActId) -> connect(NODE_NAME, address, cmActId == 0, cmActId)));
         return node;
     }
 
@@ -347,14 +347,14 @@ public final class TmrTestGroup implements AutoCloseable {
      */
     public TmrNode startOtherNode(String name, String address, Map<String, Object> overrides) {
         TmrNode other = TmrNode.start(nodeConfig(name, address, "node-" + name, overrides), clock,
-                backend -> connect(name, backend, false));
+                connector(name));
         otherNodes.add(other);
         return other;
     }
 
     /** How a node named {@code name} reaches the backends, past the {@link #link LinkControl}s. */
     public PeerLink.Connector connector(String name) {
-        return backend -> connect(name, backend, false);
+        return PeerLink.Connector.binding((backend, cmActId) -> connect(name, backend, false, cmActId));
     }
 
     /**
@@ -424,8 +424,13 @@ public final class TmrTestGroup implements AutoCloseable {
         return links[i];
     }
 
-    /** @param controlled whether the link goes through the backend's {@link LinkControl} (the group's own node) */
-    private CompletionStage<PeerLink> connect(String name, InetSocketAddress address, boolean controlled) {
+    /**
+     * @param controlled whether the link goes through the backend's {@link LinkControl} (the group's own node's links
+     *                   to the first containers; links of the node's further virtual containers go past it)
+     * @param cmActId    the container the link is bound to (PEER_HELLO; 0: the backend's first)
+     */
+    private CompletionStage<PeerLink> connect(String name, InetSocketAddress address, boolean controlled,
+                                              long cmActId) {
         int backend = indexOf(address);
         if (backend < 0) {
             return CompletableFuture.failedFuture(new ConnectException("not a backend of the group: " + address));
@@ -436,7 +441,7 @@ public final class TmrTestGroup implements AutoCloseable {
         }
         InetSocketAddress resolved = new InetSocketAddress(address.getHostString(), address.getPort());
         return PeerConnection.connect(resolved, name, auth, new PeerOptions(Duration.ofSeconds(2),
-                        Duration.ofSeconds(2), 1024, CodecLimits.DEFAULT), peerLoop)
+                        Duration.ofSeconds(2), 1024, CodecLimits.DEFAULT), peerLoop, cmActId)
                 .thenCompose(connection -> {
                     if (!controlled) {
                         return CompletableFuture.completedFuture(PeerLink.of(connection));
@@ -482,8 +487,13 @@ public final class TmrTestGroup implements AutoCloseable {
 
     /** Every allocation backend {@code i} holds, read through a peer connection of its own. */
     public List<Allocation> allocations(int backend) throws Exception {
+        return allocations(backend, 0);
+    }
+
+    /** Every allocation backend {@code i}'s container of {@code cmActId} holds (0: its first container). */
+    public List<Allocation> allocations(int backend, long cmActId) throws Exception {
         try (PeerConnection peer = PeerConnection.connect(backend(backend).address(), "test-inspector", auth,
-                PeerOptions.defaults(), peerLoop).get(10, TimeUnit.SECONDS)) {
+                PeerOptions.defaults(), peerLoop, cmActId).get(10, TimeUnit.SECONDS)) {
             List<Allocation> all = new ArrayList<>();
             long after = 0;
             while (true) {

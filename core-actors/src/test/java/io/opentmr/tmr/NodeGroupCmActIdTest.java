@@ -84,4 +84,27 @@ class NodeGroupCmActIdTest {
         assertEquals(List.of(TmrTestGroup.CM_ACT_ID, TmrTestGroup.CM_ACT_ID),
                 List.of(views.get(1).container().cmActId(), views.get(2).container().cmActId()));
     }
+
+    /** A container of a CmActId that one backend alone holds (beside its container of the group's) forms nothing. */
+    @Test
+    void aCmActIdThatOneBackendAloneHoldsMakesNoVirtualContainer() throws Exception {
+        group = new TmrTestGroup(dir);
+        group.issueTmr(TmrTestGroup.seats(PRODUCT, 2));
+        group.kill(0);
+        group.restart(0, Map.of("opentmr.backend.additional-containers", List.of(STRAY_CM_ACT_ID)));
+        group.startNode(Map.of());
+        Await.until("the node serves", group.node()::serving);
+        Await.until("every backend listed, backend 1 with both its containers", () -> {
+            Quorums.Discovered discovered = group.node().discovered();
+            return discovered != null && discovered.cmActIds().equals(List.of(
+                    List.of(TmrTestGroup.CM_ACT_ID, STRAY_CM_ACT_ID), List.of(TmrTestGroup.CM_ACT_ID),
+                    List.of(TmrTestGroup.CM_ACT_ID)));
+        });
+        assertEquals(List.of(), group.node().otherContainers(), "CmActId 9 on one backend alone forms nothing");
+        try (RawConnection client = new RawConnection(group.nodeAddress())) {
+            assertInstanceOf(Message.HelloOk.class, client.hello());
+            Message list = client.request(new Message.ListContainers());
+            assertEquals(1, ((Message.ContainerList) list).containers().size());
+        }
+    }
 }

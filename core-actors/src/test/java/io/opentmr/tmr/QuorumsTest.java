@@ -140,24 +140,58 @@ class QuorumsTest {
         assertEquals(List.of(SEATS), List.copyOf(view.licenses().keySet()));
     }
 
+    /**
+     * An inventory of every container (INVENTORY scope 1) lists the connection's container first: only that one counts
+     * for the group (the group's writes go to it), and the CmActIds of all are told to the node's groups.
+     */
     @Test
-    void aBackendWithSeveralContainersIsCountedByTheOneOfTheGroup() {
+    void aBackendWithSeveralContainersIsCountedByTheOneItsConnectionReaches() {
         TestProbe<VirtualContainer.Command> container = kit.createTestProbe();
+        java.util.concurrent.LinkedBlockingQueue<Quorums.Discovered> discovered =
+                new java.util.concurrent.LinkedBlockingQueue<>();
         ActorRef<Quorums.Command> quorums = kit.spawn(Quorums.create(SERIAL, 3, container.getRef().narrow(),
-                reports -> Map.of()));
-        ContainerInfo other = new ContainerInfo(new Serial(130, 900), 9, Bytes.of(new byte[0]),
-                List.of(product(UNITS, 1, 5)));
-        for (int backend = 0; backend < 2; backend++) {
+                reports -> Map.of(), key -> { }, 0, discovered::add, new java.util.concurrent.ConcurrentHashMap<>()));
+        for (int backend = 0; backend < 3; backend++) {
             ContainerInfo group = new ContainerInfo(new Serial(130, 100 + backend), 7, Bytes.of(new byte[0]),
                     List.of(product(SEATS, 10, -1)));
-            // The other CmActId's container listed first on one backend, last on the other.
+            ContainerInfo other = new ContainerInfo(new Serial(130, 900 + backend), 9, Bytes.of(new byte[0]),
+                    List.of(product(UNITS, 1, 5)));
+            // Backend 3's connection reaches its container of CmActId 9.
             quorums.tell(new Quorums.Reported(new BackendWatcher.Inventory(backend, "backend-" + (backend + 1),
-                    backend == 0 ? List.of(other, group) : List.of(group, other))));
+                    backend < 2 ? List.of(group, other) : List.of(other, group))));
         }
         next(container);
+        next(container);
         Quorums.View view = next(container);
-        assertEquals(7, view.cmActId(), "7 and 9 are both shared: the lowest");
-        assertEquals(bits(0, 1), view.licenses().get(SEATS).counted());
+        assertEquals(7, view.cmActId(), "shared by the containers the connections reach");
+        assertEquals(bits(0, 1), view.licenses().get(SEATS).counted(), "backend 3's container 7 is not reached");
         assertFalse(view.licenses().containsKey(UNITS));
+        Quorums.Discovered last = null;
+        for (int i = 0; i < 3; i++) {
+            try {
+                last = discovered.poll(5, java.util.concurrent.TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                throw new IllegalStateException(e);
+            }
+        }
+        assertEquals(new Quorums.Discovered(7, List.of(List.of(7L, 9L), List.of(7L, 9L), List.of(9L, 7L))), last);
+    }
+
+    /** A license key another group (CmActId) of the node took first does not count in this one. */
+    @Test
+    void aKeyAnotherGroupTookFirstIsNotThisGroups() {
+        TestProbe<VirtualContainer.Command> container = kit.createTestProbe();
+        java.util.concurrent.ConcurrentMap<LicenseKey, Long> owners = new java.util.concurrent.ConcurrentHashMap<>(
+                Map.of(SEATS, 8L));
+        ActorRef<Quorums.Command> quorums = kit.spawn(Quorums.create(SERIAL, 3, container.getRef().narrow(),
+                reports -> Map.of(), key -> { }, 7, null, owners));
+        for (int backend = 0; backend < 2; backend++) {
+            quorums.tell(new Quorums.Reported(inventory(backend, 7, product(SEATS, 10, -1), product(UNITS, 1, 5))));
+            next(container);
+        }
+        quorums.tell(new Quorums.Reported(inventory(2, 7, product(SEATS, 10, -1), product(UNITS, 1, 5))));
+        Quorums.View view = next(container);
+        assertEquals(List.of(UNITS), List.copyOf(view.licenses().keySet()));
+        assertEquals(Map.of(SEATS, 8L, UNITS, 7L), Map.copyOf(owners));
     }
 }

@@ -106,6 +106,31 @@ class TmrHandleTest {
         }
     }
 
+    /**
+     * A client numbering its requests anew on each connection: after it took up its handle again (RESUME), an ACCESS
+     * that happens to carry the id of the one that opened it is a new request, refused for want of a seat, not the old
+     * handle answered a second time (the client would count two seats where it holds one).
+     */
+    @Test
+    void anAccessAfterTheHandleWasResumedIsANewRequestEvenWithTheOldRequestId() throws Exception {
+        Message.AccessOk first;
+        try (RawConnection before = new RawConnection(group.nodeAddress())) {
+            before.hello();
+            before.send(77, new Message.Access(FIRM, PRODUCT, 0, AccessMode.USERLIMIT));
+            first = (Message.AccessOk) before.read().message();
+        }
+        try (RawConnection after = new RawConnection(group.nodeAddress())) {
+            after.hello();
+            assertInstanceOf(Message.AccessOk.class, after.request(new Message.Resume(first.handleId(),
+                    first.resumeToken())));
+            after.send(77, new Message.Access(FIRM, PRODUCT, 0, AccessMode.USERLIMIT));
+            Message another = after.read().message();
+            assertEquals(CmError.NO_MORE_LICENSES.code(), assertInstanceOf(Message.Error.class, another,
+                    another.toString()).code(), another.toString());
+            assertInstanceOf(Message.Ok.class, after.request(new Message.Release(first.handleId())));
+        }
+    }
+
     @Test
     void aReSentAccessGetsTheSameHandleNotASecondSeat() throws Exception {
         Message.AccessOk first;

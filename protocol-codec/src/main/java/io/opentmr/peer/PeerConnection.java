@@ -57,6 +57,8 @@ public final class PeerConnection implements AutoCloseable {
 
     private final InetSocketAddress address;
     private final String nodeName;
+    /** The CmActId PEER_HELLO names (0: none, the backend's first container). */
+    private final long cmActId;
     private final PeerAuth auth;
     private final PeerOptions options;
     private final EventLoop loop;
@@ -77,7 +79,8 @@ public final class PeerConnection implements AutoCloseable {
     private ScheduledFuture<?> handshakeDeadline;
 
     private PeerConnection(InetSocketAddress address, String nodeName, PeerAuth auth, PeerOptions options,
-                           EventLoop loop, int firstRequestId) {
+                           EventLoop loop, int firstRequestId, long cmActId) {
+        this.cmActId = cmActId;
         this.address = address;
         this.nodeName = nodeName;
         this.auth = auth;
@@ -103,20 +106,37 @@ public final class PeerConnection implements AutoCloseable {
     public static CompletableFuture<PeerConnection> connect(InetSocketAddress backend, String nodeName,
                                                             PeerAuth auth, PeerOptions options,
                                                             EventLoopGroup group) {
-        return connect(backend, nodeName, auth, options, group, 1);
+        return connect(backend, nodeName, auth, options, group, 1, 0);
+    }
+
+    /**
+     * As {@link #connect(InetSocketAddress, String, PeerAuth, PeerOptions, EventLoopGroup)}, bound to the backend's
+     * container of {@code cmActId} (PEER_HELLO names it; 0: the backend's first container). A backend without such a
+     * container refuses with ERROR 201; one older than container binding with 105.
+     */
+    public static CompletableFuture<PeerConnection> connect(InetSocketAddress backend, String nodeName,
+                                                            PeerAuth auth, PeerOptions options,
+                                                            EventLoopGroup group, long cmActId) {
+        return connect(backend, nodeName, auth, options, group, 1, cmActId);
     }
 
     /** {@link #connect}, numbering requests from {@code firstRequestId} (tests of the u32 wrap-around). */
     static CompletableFuture<PeerConnection> connect(InetSocketAddress backend, String nodeName, PeerAuth auth,
                                                      PeerOptions options, EventLoopGroup group,
                                                      int firstRequestId) {
+        return connect(backend, nodeName, auth, options, group, firstRequestId, 0);
+    }
+
+    private static CompletableFuture<PeerConnection> connect(InetSocketAddress backend, String nodeName, PeerAuth auth,
+                                                             PeerOptions options, EventLoopGroup group,
+                                                             int firstRequestId, long cmActId) {
         Objects.requireNonNull(backend, "backend");
         Objects.requireNonNull(nodeName, "nodeName");
         Objects.requireNonNull(auth, "auth");
         Objects.requireNonNull(options, "options");
         Objects.requireNonNull(group, "group");
         PeerConnection connection = new PeerConnection(backend, nodeName, auth, options, group.next(),
-                firstRequestId);
+                firstRequestId, cmActId);
         // A caller that gives up on the future (cancel, or its own timeout) gives up the connection too.
         connection.authenticated.whenComplete((done, error) -> {
             if (error != null) {
@@ -222,7 +242,7 @@ public final class PeerConnection implements AutoCloseable {
     private void sayHello() {
         byte[] nodeNonce = new byte[PeerAuth.NONCE_BYTES];
         NONCES.nextBytes(nodeNonce);
-        Pending hello = new Pending(new Message.PeerHello(nodeName, Bytes.of(nodeNonce)), false);
+        Pending hello = new Pending(new Message.PeerHello(nodeName, Bytes.of(nodeNonce), cmActId), false);
         send(hello);
         hello.future.whenComplete((reply, error) -> {
             if (error != null) {

@@ -18,6 +18,13 @@ final class Check {
         return value;
     }
 
+    static int u8(int value, String field) {
+        if (value < 0 || value > 0xFF) {
+            throw new IllegalArgumentException(field + " must be 0..255: " + value);
+        }
+        return value;
+    }
+
     static int u16(int value, String field) {
         if (value < 0 || value > 0xFFFF) {
             throw new IllegalArgumentException(field + " must be 0..65535: " + value);

@@ -367,7 +367,26 @@ public sealed interface Message {
         }
     }
 
-    record Inventory() implements Message {
+    /**
+     * A node asks a backend for its container(s). {@code scope} {@link #SCOPE_CONNECTION} (0, not written: the frame
+     * is what it always was): the container of this connection; {@link #SCOPE_ALL} (1): every container of the
+     * backend, the connection's first.
+     */
+    record Inventory(int scope) implements Message {
+        /** The container of this connection only. */
+        public static final int SCOPE_CONNECTION = 0;
+        /** Every container of the backend, the connection's first. */
+        public static final int SCOPE_ALL = 1;
+
+        public Inventory {
+            Check.u8(scope, "scope");
+        }
+
+        /** The container of this connection (the frame of every node before scopes). */
+        public Inventory() {
+            this(SCOPE_CONNECTION);
+        }
+
         @Override
         public MessageType type() {
             return MessageType.INVENTORY;

@@ -54,7 +54,7 @@ final class PayloadCodec {
                 w.string(m.user());
                 w.u32(m.pid());
             }
-            case LIST_CONTAINERS, KEEPALIVE, OK, INVENTORY -> {
+            case LIST_CONTAINERS, KEEPALIVE, OK -> {
                 // no payload
             }
             case GET_INFO -> w.u64(((GetInfo) message).handleId());
@@ -144,6 +144,12 @@ final class PayloadCodec {
                 w.bytes(m.nodeNonce());
                 if (m.cmActId() != 0) {
                     w.u32(m.cmActId());
+                }
+            }
+            case INVENTORY -> {
+                int scope = ((Message.Inventory) message).scope();
+                if (scope != Message.Inventory.SCOPE_CONNECTION) {
+                    w.u8(scope);
                 }
             }
             case PEER_CHALLENGE -> {
@@ -269,7 +275,7 @@ final class PayloadCodec {
             case PEER_CHALLENGE -> new PeerChallenge(r.string("backendName"), r.bytes("backendNonce"),
                     r.bytes("backendProof"));
             case PEER_PROOF -> new PeerProof(r.bytes("nodeProof"));
-            case INVENTORY -> new Message.Inventory();
+            case INVENTORY -> new Message.Inventory(r.readable() ? r.u8("scope") : Message.Inventory.SCOPE_CONNECTION);
             case ALLOCATE -> new Allocate(readCertificate(r), readAllocation(r), r.nonNegative64("deadline"));
             case FREE -> new Free(readCertificate(r), r.u64("tmrHandleId"), readKey(r), r.nonNegative64("deadline"));
             case LIST_ALLOCATIONS -> new ListAllocations(r.u64("afterHandleId"), r.u32("maxItems"));

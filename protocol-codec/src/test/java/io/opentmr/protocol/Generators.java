@@ -128,7 +128,7 @@ final class Generators {
         m.put(MessageType.PEER_CHALLENGE, Combinators.combine(strings(), bytes(), bytes())
                 .as(Message.PeerChallenge::new));
         m.put(MessageType.PEER_PROOF, bytes().map(Message.PeerProof::new));
-        m.put(MessageType.INVENTORY, Arbitraries.just(new Message.Inventory()));
+        m.put(MessageType.INVENTORY, Arbitraries.integers().between(0, 0xFF).map(Message.Inventory::new));
         m.put(MessageType.ALLOCATE, Combinators.combine(certificates(), allocations(), nonNegative())
                 .as(Message.Allocate::new));
         m.put(MessageType.FREE, Combinators.combine(certificates(), u64(), keys(), nonNegative())

@@ -125,6 +125,12 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
     private Ask outstanding;
     private long leaseSeq;
     private boolean inventoryOutstanding;
+    /** Whether inventories ask for every container of the backend (scope 1); see {@link #create}. */
+    private final boolean discover;
+    /** The backend refused INVENTORY's scope (an older one): asked without it from then on. */
+    private boolean scopeRefused;
+    /** The scope the outstanding INVENTORY asked for. */
+    private int inventoryScope;
     private int missed;
     private long ticks;
     private boolean holding;
@@ -145,14 +151,28 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
     public static Behavior<Command> create(int index, InetSocketAddress address, NodeSettings settings,
                                            PeerGroup group, PeerLink.Connector connector,
                                            ActorRef<Report> listener, java.time.Clock clock, java.util.Random random) {
+        return create(index, address, settings, group, connector, listener, clock, random, false);
+    }
+
+    /**
+     * @param discover whether its inventories list every container of the backend (INVENTORY scope 1, the
+     *                 connection's first), so the node learns the CmActIds the backends share: the first group's
+     *                 watchers. A backend that refuses the scope (older, ERROR 105, and it closes the connection) is
+     *                 asked without it from then on: its connection's container only.
+     */
+    public static Behavior<Command> create(int index, InetSocketAddress address, NodeSettings settings,
+                                           PeerGroup group, PeerLink.Connector connector,
+                                           ActorRef<Report> listener, java.time.Clock clock, java.util.Random random,
+                                           boolean discover) {
         return Behaviors.setup(context -> new BackendWatcher(context, index, address, settings, group, connector,
-                listener, clock, random));
+                listener, clock, random, discover));
     }
 
     private BackendWatcher(ActorContext<Command> context, int index, InetSocketAddress address, NodeSettings settings,
                            PeerGroup group, PeerLink.Connector connector, ActorRef<Report> listener,
-                           java.time.Clock clock, java.util.Random random) {
+                           java.time.Clock clock, java.util.Random random, boolean discover) {
         super(context);
+        this.discover = discover;
         this.clock = clock;
         this.random = random;
         this.index = index;
@@ -221,8 +241,9 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
         holding = false;
         LOG.info("Connected to {}: {}", name(), link.backendName());
         group.linkUp(index, link);
-        askLease();
+        // The inventory first: an older backend refuses its scope by closing the connection, before any grant.
         askInventory();
+        askLease();
         return this;
     }
 
@@ -351,7 +372,8 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
         }
         inventoryOutstanding = true;
         PeerLink asked = link;
-        getContext().pipeToSelf(asked.request(new Message.Inventory()),
+        inventoryScope = discover && !scopeRefused ? Message.Inventory.SCOPE_ALL : Message.Inventory.SCOPE_CONNECTION;
+        getContext().pipeToSelf(asked.request(new Message.Inventory(inventoryScope)),
                 (reply, failure) -> new InventoryAnswered(asked, reply, failure));
     }
 
@@ -424,6 +446,12 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
         }
         inventoryOutstanding = false;
         if (answer.failure() != null) {
+            if (inventoryScope != Message.Inventory.SCOPE_CONNECTION && unwrap(answer.failure()) instanceof CmFailure
+                    refused && refused.code() == CmError.INVALID_PARAMETER.code()) {
+                scopeRefused = true;
+                LOG.info("{} does not list all its containers (an older backend: {}); the node knows its first "
+                        + "container only", name(), refused.getMessage());
+            }
             LOG.debug("{} did not answer INVENTORY: {}", name(), describe(answer.failure()));
             return this;
         }

@@ -278,6 +278,18 @@ public final class PeerGroup {
         }
     }
 
+    /**
+     * Raises the epoch the watchers ask for to at least {@code epoch} (a group other than the node's first follows
+     * the first group's epoch): grants of a lower epoch no longer make the certificate, and the backends that gave
+     * them are asked for this one.
+     */
+    public synchronized void followEpoch(long epoch) {
+        if (epoch > targetEpoch) {
+            targetEpoch = epoch;
+            rebuildCertificate();
+        }
+    }
+
     /** The epoch a fresh LEASE_ACQUIRE proposes: the highest seen, or 1 before any grant. */
     public synchronized long targetEpoch() {
         return Math.max(1, targetEpoch);

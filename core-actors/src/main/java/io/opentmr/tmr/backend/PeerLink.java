@@ -53,6 +53,35 @@ public interface PeerLink {
     /** Opens and authenticates links. */
     @FunctionalInterface
     interface Connector {
+        /** A link to the backend's first container (PEER_HELLO names no CmActId). */
         CompletionStage<PeerLink> connect(InetSocketAddress backend);
+
+        /**
+         * The connector of links bound to the backends' containers of {@code cmActId} (PEER_HELLO names it), for a
+         * virtual container of another CmActId than the first group's. This one for 0; a connector that cannot name
+         * a CmActId fails every connect.
+         */
+        default Connector forCmActId(long cmActId) {
+            if (cmActId == 0) {
+                return this;
+            }
+            return backend -> java.util.concurrent.CompletableFuture.failedFuture(new IllegalStateException(
+                    "this connector cannot bind a link to CmActId " + cmActId));
+        }
+
+        /** A connector of both kinds from one function of (backend, CmActId; 0: the first container). */
+        static Connector binding(java.util.function.BiFunction<InetSocketAddress, Long, CompletionStage<PeerLink>> connect) {
+            return new Connector() {
+                @Override
+                public CompletionStage<PeerLink> connect(InetSocketAddress backend) {
+                    return connect.apply(backend, 0L);
+                }
+
+                @Override
+                public Connector forCmActId(long cmActId) {
+                    return backend -> connect.apply(backend, cmActId);
+                }
+            };
+        }
     }
 }

@@ -396,6 +396,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private static final class Life {
         long sessionId;
         long lastActivity;
+        /** The session a re-sent ACCESS moved the handle to ({@link #UNBOUND}: none, or another move since). */
+        long resentTo = UNBOUND;
 
         Life(long sessionId, long lastActivity) {
             this.sessionId = sessionId;
@@ -1059,14 +1061,13 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             return Effect().none();
         }
         Optional<Seat> opened = table.byRequest(request);
-        if (opened.isPresent() && lives.containsKey(opened.get().handleId())) {
+        if (opened.isPresent() && isRepeat(opened.get())) {
             // A re-sent ACCESS (reconnect, timeout): the handle it opened, not a second seat.
             Seat seat = opened.get();
             Life life = lives.get(seat.handleId());
-            if (life != null) {
-                life.sessionId = client.sessionId();
-                life.lastActivity = clock.millis();
-            }
+            life.sessionId = client.sessionId();
+            life.resentTo = client.sessionId();
+            life.lastActivity = clock.millis();
             access.replyTo().tell(new Granted(seat.handleId(), Bytes.of(tokens.apply(seat.handleId())),
                     context.getSelf(), access.alone()));
             return Effect().none();
@@ -1172,7 +1173,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
      * about the product (a license full or in exclusive use, 212/213, before one without two usable copies, 130,
      * before one lacking the feature bits, 200; the earlier license on a tie) and every license's reason.
      */
-    static Refused weightier(Refused earlier, Refused later) {
+    public static Refused weightier(Refused earlier, Refused later) {
         int code = weight(later.code()) > weight(earlier.code()) ? later.code() : earlier.code();
         return new Refused(code, earlier.text() + "; " + later.text());
     }
@@ -1501,6 +1502,18 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 () -> LOG.warn("{} {} of {}@{} on {} released by an operator ({})", borrowed == null ? "Handle"
                         : "Borrowed seat (ticket of " + borrowed.clientId() + ")", Long.toUnsignedString(handleId),
                         seat.get().user(), seat.get().station(), key, release.by()));
+    }
+
+    /**
+     * Whether an ACCESS with the request key of {@code seat} repeats the one that opened it: while the handle is still
+     * where that ACCESS (or a repeat of it) left it: its first session, a session a repeat moved it to, or none after a
+     * restart or take-over. A handle its client took up elsewhere (RESUME, a request on it) is held by a client that has
+     * its answer: the same key again is a new request of a client numbering its requests anew per connection.
+     */
+    private boolean isRepeat(Seat seat) {
+        Life life = lives.get(seat.handleId());
+        return life != null && (life.sessionId == UNBOUND || life.sessionId == seat.sessionId()
+                || life.sessionId == life.resentTo);
     }
 
     private Effect<TmrLicenseEvent, SeatTable> onResume(Resume resume) {

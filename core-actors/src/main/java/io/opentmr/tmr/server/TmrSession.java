@@ -24,6 +24,8 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -63,6 +65,11 @@ public final class TmrSession extends FrameSession {
     private final Map<Long, ActorRef<TmrLicense.Command>> sessionHandles = new HashMap<>();
     /** The license that granted each product (firm, product) on this connection: where its next ACCESS goes. */
     private final Map<Long, ActorRef<TmrLicense.Command>> licenseOf = new HashMap<>();
+    /**
+     * The serial of the virtual container of each license met on this connection that is not the first one's (a node
+     * over backends of several shared CmActIds); absent: the first virtual container's.
+     */
+    private final Map<ActorRef<TmrLicense.Command>, Serial> licenseSerial = new HashMap<>();
     private long sessionId;
     private String station = "?";
     private String user;
@@ -205,32 +212,39 @@ public final class TmrSession extends FrameSession {
         switch (message.type()) {
             case HELLO -> error(ctx, id, CmError.INVALID_PARAMETER, "HELLO was already said on this connection");
             case KEEPALIVE -> reply(ctx, id, new Message.Ok());
-            case LIST_CONTAINERS -> ask(ctx, id, container, VirtualContainer.ListContainers::new,
-                    listed -> new Message.ContainerList(List.of(listed.container())));
+            case LIST_CONTAINERS -> {
+                List<TmrNode.Group> others = containers.others();
+                if (others.isEmpty()) {
+                    ask(ctx, id, container, VirtualContainer.ListContainers::new,
+                            listed -> new Message.ContainerList(List.of(listed.container())));
+                } else {
+                    answer(ctx, id, () -> listAll(ctx, container, others), Message.ContainerList::new);
+                }
+            }
             case ACCESS -> {
                 Message.Access m = (Message.Access) message;
                 TmrLicense.Client client = new TmrLicense.Client(station, host, user, pid, sessionId);
                 long requestId = Integer.toUnsignedLong(id);
                 long product = (m.firmCode() << 32) | m.productCode();
                 ActorRef<TmrLicense.Command> known = licenseOf.get(product);
-                Function<TmrLicense.Reply, Message> remember = reply -> {
-                    if (reply instanceof TmrLicense.Granted granted && granted.alone()) {
-                        licenseOf.put(product, granted.license());
-                    } else if (reply instanceof TmrLicense.Granted || reply instanceof TmrLicense.Refused) {
-                        // A product of several licenses (each ACCESS starts at the first by TMR-Id), or one withdrawn,
-                        // gone or full, where another license may have come meanwhile: the next ACCESS asks the
-                        // virtual container which license serves.
-                        licenseOf.remove(product);
-                    }
-                    return toWire(reply, 0, null);
-                };
+                List<TmrNode.Group> others = containers.others();
                 if (known != null) {
                     // The license that granted this product on this connection before: one mailbox less.
+                    Serial serial = licenseSerial.getOrDefault(known, virtualSerial);
                     ask(ctx, id, known, r -> new TmrLicense.Access(m.featureBits(), m.accessMode(), client, requestId,
-                            r), remember);
+                            r), (TmrLicense.Reply reply) -> accessAnswer(product, reply, serial));
+                } else if (!others.isEmpty() || !containers.awaited().isEmpty()) {
+                    // Several virtual containers: through those that know the product, first group first.
+                    List<Target> route = accessRoute(container, others, m.firmCode(), m.productCode());
+                    answer(ctx, id, () -> through(ctx, route, 0, null, target -> r -> new VirtualContainer.Access(
+                                    m.firmCode(), m.productCode(), m.featureBits(), m.accessMode(), client, requestId,
+                                    r), TmrSession::accessPassesOn),
+                            routed -> accessAnswer(product, awaitedInstead(routed.reply(),
+                                    CmError.ENTRY_NOT_FOUND.code()), routed.serial()));
                 } else {
                     ask(ctx, id, container, r -> new VirtualContainer.Access(m.firmCode(), m.productCode(),
-                            m.featureBits(), m.accessMode(), client, requestId, r), remember);
+                            m.featureBits(), m.accessMode(), client, requestId, r),
+                            (TmrLicense.Reply reply) -> accessAnswer(product, reply, virtualSerial));
                 }
             }
             case RELEASE -> {
@@ -240,14 +254,14 @@ public final class TmrSession extends FrameSession {
                     askLicense(ctx, id, license, r -> new TmrLicense.Release(handleId, sessionId, r), handleId);
                 } else {
                     // Not this session's (a repeat after a reconnect, or a stranger): the license decides.
-                    askLicense(ctx, id, container, r -> new VirtualContainer.ToHandle(handleId,
-                            new TmrLicense.Release(handleId, sessionId, r), r), handleId);
+                    toHandle(ctx, id, container, handleId, serial -> r -> new TmrLicense.Release(handleId, sessionId,
+                            r), null);
                 }
             }
             case RESUME -> {
                 Message.Resume m = (Message.Resume) message;
-                askLicense(ctx, id, container, r -> new VirtualContainer.ToHandle(m.handleId(),
-                        new TmrLicense.Resume(m.handleId(), m.token(), sessionId, r), r), m.handleId(), m);
+                toHandle(ctx, id, container, m.handleId(), serial -> r -> new TmrLicense.Resume(m.handleId(),
+                        m.token(), sessionId, r), m);
             }
             case GET_INFO -> {
                 long handleId = ((Message.GetInfo) message).handleId();
@@ -266,22 +280,22 @@ public final class TmrSession extends FrameSession {
             case BORROW -> {
                 Message.Borrow m = (Message.Borrow) message;
                 ActorRef<TmrLicense.Command> license = sessionHandles.get(m.handleId());
-                org.apache.pekko.japi.function.Function<ActorRef<TmrLicense.Reply>, TmrLicense.Command> borrow =
-                        r -> new TmrLicense.Borrow(m.handleId(), sessionId, m.durationSeconds(), clientId(),
-                                virtualSerial, r);
+                Function<Serial, org.apache.pekko.japi.function.Function<ActorRef<TmrLicense.Reply>,
+                        TmrLicense.Command>> borrow = serial -> r -> new TmrLicense.Borrow(m.handleId(), sessionId,
+                        m.durationSeconds(), clientId(), serial, r);
                 if (license != null) {
-                    askLicense(ctx, id, license, borrow, m.handleId());
+                    askLicense(ctx, id, license, borrow.apply(licenseSerial.getOrDefault(license, virtualSerial)),
+                            m.handleId());
                 } else {
                     // A BORROW repeated after its answer was lost (a reconnect, a fail-over): the handle ended when
                     // it became the borrow, so the license answers its client with the ticket it journaled.
-                    askLicense(ctx, id, container, r -> new VirtualContainer.ToHandle(m.handleId(), borrow.apply(r), r),
-                            m.handleId());
+                    toHandle(ctx, id, container, m.handleId(), borrow, null);
                 }
             }
             case RETURN -> {
                 long ticketId = ((Message.Return) message).ticketId();
-                askLicense(ctx, id, container, r -> new VirtualContainer.ToHandle(ticketId,
-                        new TmrLicense.ReturnBorrow(ticketId, clientId(), r), r), 0);
+                toHandle(ctx, id, container, ticketId, serial -> r -> new TmrLicense.ReturnBorrow(ticketId, clientId(),
+                        r), null, 0);
             }
             case LICENSE_CONTEXT, LICENSE_UPDATE -> error(ctx, id, CmError.ACCESS_DENIED,
                     "a TMR node holds no license files: import them on each of the three backends");
@@ -296,6 +310,19 @@ public final class TmrSession extends FrameSession {
             }
             default -> error(ctx, id, CmError.INVALID_PARAMETER, message.type() + " is not a request to a TMR node");
         }
+    }
+
+    /** The answer to an ACCESS; remembers the license that granted it alone, for the product's next ACCESS. */
+    private Message accessAnswer(long product, TmrLicense.Reply reply, Serial serial) {
+        if (reply instanceof TmrLicense.Granted granted && granted.alone()) {
+            licenseOf.put(product, granted.license());
+        } else if (reply instanceof TmrLicense.Granted || reply instanceof TmrLicense.Refused) {
+            // A product of several licenses (each ACCESS starts at the first by TMR-Id), or one withdrawn, gone or
+            // full, where another license may have come meanwhile: the next ACCESS asks the virtual container(s)
+            // which license serves.
+            licenseOf.remove(product);
+        }
+        return toWire(reply, 0, null, serial);
     }
 
     /** Admin requests: from loopback, or with the installation's admin token (compared in constant time). */
@@ -355,7 +382,192 @@ public final class TmrSession extends FrameSession {
     private <C> void askLicense(ChannelHandlerContext ctx, int id, ActorRef<C> target,
                                 org.apache.pekko.japi.function.Function<ActorRef<TmrLicense.Reply>, C> command,
                                 long handleId, Message.Resume resume) {
-        ask(ctx, id, target, command, reply -> toWire(reply, handleId, resume));
+        Serial serial = virtualSerial;
+        if (!licenseSerial.isEmpty()) {
+            Serial known = licenseSerial.get(target);
+            serial = known == null ? virtualSerial : known;
+        }
+        Serial of = serial;
+        ask(ctx, id, target, command, reply -> toWire(reply, handleId, resume, of));
+    }
+
+    // --- several virtual containers (docs/several-containers.md §2) ---------------------------------------
+
+    /** A virtual container a request may go to: its serial, and its status (null: the first, the node's). */
+    private record Target(ActorRef<VirtualContainer.Command> container, Serial serial, NodeStatus status) {
+    }
+
+    /** A license's answer and the serial of the virtual container it came from. */
+    private record Routed(TmrLicense.Reply reply, Serial serial) {
+    }
+
+    private List<Target> all(ActorRef<VirtualContainer.Command> first, List<TmrNode.Group> others) {
+        List<Target> targets = new ArrayList<>(1 + others.size());
+        targets.add(new Target(first, virtualSerial, null));
+        for (TmrNode.Group group : others) {
+            targets.add(new Target(group.container(), group.serial(), group.status()));
+        }
+        return targets;
+    }
+
+    /**
+     * The virtual containers an ACCESS of this product goes through: those that know a license of it, first group
+     * first; none does: the first alone, which answers 200 (and tracks the denial).
+     */
+    private List<Target> accessRoute(ActorRef<VirtualContainer.Command> first, List<TmrNode.Group> others,
+                                     long firmCode, long productCode) {
+        List<Target> route = new ArrayList<>(2);
+        for (Target target : all(first, others)) {
+            NodeStatus of = target.status() == null ? status : target.status();
+            if (of.knows(firmCode, productCode)) {
+                route.add(target);
+            }
+        }
+        if (route.isEmpty()) {
+            route.add(new Target(first, virtualSerial, null));
+        }
+        return route;
+    }
+
+    /** ACCESS passes to the next virtual container on 212, 213, 130 and 200, as between licenses of one product. */
+    private static boolean accessPassesOn(TmrLicense.Reply reply) {
+        if (!(reply instanceof TmrLicense.Refused refused)) {
+            return false;
+        }
+        int code = refused.code();
+        return code == CmError.NO_MORE_LICENSES.code() || code == CmError.EXCLUSIVE_CONFLICT.code()
+                || code == CmError.REDUNDANCY_SERVER_MISSING.code() || code == CmError.ENTRY_NOT_FOUND.code();
+    }
+
+    /**
+     * Asks the virtual containers from {@code index} on, one after the other, until one answers without passing on;
+     * the refusals passed on are merged as between licenses ({@link TmrLicense#weightier}). A container other than
+     * the first that does not serve yet (no lease of its own, or not reconciled) refuses with 130. Every step runs on
+     * the channel's event loop.
+     */
+    private CompletionStage<Routed> through(ChannelHandlerContext ctx, List<Target> targets, int index,
+                                            TmrLicense.Refused before,
+                                            Function<Target, org.apache.pekko.japi.function.Function<
+                                                    ActorRef<TmrLicense.Reply>, VirtualContainer.Command>> command,
+                                            java.util.function.Predicate<TmrLicense.Reply> passesOn) {
+        Target target = targets.get(index);
+        CompletionStage<TmrLicense.Reply> asked;
+        if (target.status() != null && !target.status().serving()) {
+            asked = CompletableFuture.completedFuture(notServing(target));
+        } else {
+            asked = AskPattern.ask(target.container(), command.apply(target)::apply, settings.requestTimeout(),
+                    scheduler);
+        }
+        return asked.thenComposeAsync(reply -> {
+            TmrLicense.Reply answer = target.status() != null && reply instanceof TmrLicense.NotServing
+                    ? notServing(target) : reply;
+            if (!passesOn.test(answer)) {
+                return CompletableFuture.completedFuture(new Routed(answer, target.serial()));
+            }
+            TmrLicense.Refused refused = (TmrLicense.Refused) answer;
+            TmrLicense.Refused merged = before == null ? refused : TmrLicense.weightier(before, refused);
+            if (index + 1 == targets.size()) {
+                return CompletableFuture.completedFuture(new Routed(merged, target.serial()));
+            }
+            return through(ctx, targets, index + 1, merged, command, passesOn);
+        }, ctx.executor());
+    }
+
+    private static TmrLicense.Refused notServing(Target target) {
+        return new TmrLicense.Refused(CmError.REDUNDANCY_SERVER_MISSING, "virtual container " + target.serial()
+                + " does not serve yet: it holds no lease of its backends or has not reconciled its licenses");
+    }
+
+    /**
+     * A request for a handle (or ticket) this session does not hold: to the first virtual container, and with
+     * several to each in turn until one knows it (106, or a container still recovering, passes it on).
+     */
+    private void toHandle(ChannelHandlerContext ctx, int id, ActorRef<VirtualContainer.Command> first, long handleId,
+                          Function<Serial, org.apache.pekko.japi.function.Function<ActorRef<TmrLicense.Reply>,
+                                  TmrLicense.Command>> command, Message.Resume resume) {
+        toHandle(ctx, id, first, handleId, command, resume, handleId);
+    }
+
+    private void toHandle(ChannelHandlerContext ctx, int id, ActorRef<VirtualContainer.Command> first, long handleId,
+                          Function<Serial, org.apache.pekko.japi.function.Function<ActorRef<TmrLicense.Reply>,
+                                  TmrLicense.Command>> command, Message.Resume resume, long releasedHandle) {
+        List<TmrNode.Group> others = containers.others();
+        if (others.isEmpty() && containers.awaited().isEmpty()) {
+            askLicense(ctx, id, first, r -> new VirtualContainer.ToHandle(handleId, command.apply(virtualSerial)
+                    .apply(r), r), releasedHandle, resume);
+            return;
+        }
+        List<Target> targets = all(first, others);
+        answer(ctx, id, () -> throughHandle(ctx, targets, 0, null, handleId, command), routed -> {
+            if (routed.reply() instanceof TmrLicense.Granted || routed.reply() instanceof TmrLicense.Resumed) {
+                ActorRef<TmrLicense.Command> license = routed.reply() instanceof TmrLicense.Resumed resumed
+                        ? resumed.license() : ((TmrLicense.Granted) routed.reply()).license();
+                remember(license, routed.serial());
+            }
+            return toWire(awaitedInstead(routed.reply(), CmError.INVALID_HANDLE.code()), releasedHandle, resume,
+                    routed.serial());
+        });
+    }
+
+    /**
+     * A refusal {@code code} (200: no such product, 106: no such handle) while a virtual container this node had or
+     * formed does not run yet is no answer: that one may hold it. 130, and the client asks again (a handle is kept).
+     */
+    private TmrLicense.Reply awaitedInstead(TmrLicense.Reply reply, int code) {
+        if (reply instanceof TmrLicense.Refused refused && refused.code() == code) {
+            List<Long> awaited = containers.awaited();
+            if (!awaited.isEmpty()) {
+                return new TmrLicense.Refused(CmError.REDUNDANCY_SERVER_MISSING, refused.text() + "; the virtual "
+                        + "container(s) of CmActId(s) " + awaited + " do not run yet");
+            }
+        }
+        return reply;
+    }
+
+    private CompletionStage<Routed> throughHandle(ChannelHandlerContext ctx, List<Target> targets, int index,
+                                                  Routed waiting, long handleId,
+                                                  Function<Serial, org.apache.pekko.japi.function.Function<
+                                                          ActorRef<TmrLicense.Reply>, TmrLicense.Command>> command) {
+        Target target = targets.get(index);
+        CompletionStage<TmrLicense.Reply> asked = AskPattern.ask(target.container(),
+                r -> new VirtualContainer.ToHandle(handleId, command.apply(target.serial()).apply(r), r),
+                settings.requestTimeout(), scheduler);
+        return asked.thenComposeAsync(reply -> {
+            boolean unknown = reply instanceof TmrLicense.Refused refused
+                    && refused.code() == CmError.INVALID_HANDLE.code();
+            boolean recovering = reply instanceof TmrLicense.NotServing;
+            if (!unknown && !recovering) {
+                return CompletableFuture.completedFuture(new Routed(reply, target.serial()));
+            }
+            // The first container still recovering (or not serving) is the answer if no other knows the handle.
+            Routed next = waiting != null ? waiting : recovering ? new Routed(reply, target.serial()) : null;
+            if (index + 1 == targets.size()) {
+                return CompletableFuture.completedFuture(next != null ? next : new Routed(reply, target.serial()));
+            }
+            return throughHandle(ctx, targets, index + 1, next, handleId, command);
+        }, ctx.executor());
+    }
+
+    /** LIST_CONTAINERS over several virtual containers: one entry each, the first group's first. */
+    private CompletionStage<List<io.opentmr.protocol.ContainerInfo>> listAll(
+            ChannelHandlerContext ctx, ActorRef<VirtualContainer.Command> first, List<TmrNode.Group> others) {
+        List<CompletableFuture<VirtualContainer.Listed>> asks = new ArrayList<>();
+        for (Target target : all(first, others)) {
+            asks.add(AskPattern.<VirtualContainer.Command, VirtualContainer.Listed>ask(target.container(),
+                    VirtualContainer.ListContainers::new, settings.requestTimeout(), scheduler).toCompletableFuture());
+        }
+        return CompletableFuture.allOf(asks.toArray(CompletableFuture[]::new)).thenApplyAsync(done -> {
+            List<io.opentmr.protocol.ContainerInfo> listed = new ArrayList<>(asks.size());
+            asks.forEach(ask -> listed.add(ask.join().container()));
+            return listed;
+        }, ctx.executor());
+    }
+
+    /** The serial of a license of a virtual container other than the first, for its later answers. */
+    private void remember(ActorRef<TmrLicense.Command> license, Serial serial) {
+        if (!serial.equals(virtualSerial)) {
+            licenseSerial.put(license, serial);
+        }
     }
 
     /** The wire message for a license's answer; keeps the session's handles up to date on the way. */
@@ -365,12 +577,19 @@ public final class TmrSession extends FrameSession {
     }
 
     private Message toWire(TmrLicense.Reply reply, long handleId, Message.Resume resume) {
+        return toWire(reply, handleId, resume, virtualSerial);
+    }
+
+    /** @param serial the virtual container the answer came from */
+    private Message toWire(TmrLicense.Reply reply, long handleId, Message.Resume resume, Serial serial) {
         if (reply instanceof TmrLicense.Granted granted) {
             sessionHandles.put(granted.handleId(), granted.license());
-            return new Message.AccessOk(granted.handleId(), granted.token(), virtualSerial);
+            remember(granted.license(), serial);
+            return new Message.AccessOk(granted.handleId(), granted.token(), serial);
         } else if (reply instanceof TmrLicense.Resumed resumed) {
             sessionHandles.put(resume.handleId(), resumed.license());
-            return new Message.AccessOk(resume.handleId(), resume.token(), virtualSerial);
+            remember(resumed.license(), serial);
+            return new Message.AccessOk(resume.handleId(), resume.token(), serial);
         } else if (reply instanceof TmrLicense.Released) {
             sessionHandles.remove(handleId);
             return new Message.Ok();
@@ -379,8 +598,13 @@ public final class TmrSession extends FrameSession {
         } else if (reply instanceof TmrLicense.Crypted crypted) {
             return new Message.CryptOk(crypted.data());
         } else if (reply instanceof TmrLicense.Described described) {
-            return new Message.Info(described.handleId(), described.mode(), virtualSerial, described.product());
-        } else if (reply instanceof TmrLicense.NotServing) {
+            return new Message.Info(described.handleId(), described.mode(), serial, described.product());
+        } else if (reply instanceof TmrLicense.NotServing notServing) {
+            if (!serial.equals(virtualSerial)) {
+                // Another virtual container without its lease or reconciliation: the node serves, that one not yet.
+                return new Message.Error(CmError.REDUNDANCY_SERVER_MISSING.code(), "virtual container " + serial
+                        + " does not serve now: " + notServing.why());
+            }
             return new Message.NotActive(status.activeAddress());
         } else if (reply instanceof TmrLicense.BorrowGranted borrowed) {
             // The handle ended: it became the borrow.

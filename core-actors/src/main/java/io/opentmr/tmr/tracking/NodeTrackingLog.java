@@ -63,18 +63,37 @@ public final class NodeTrackingLog implements AutoCloseable {
     private final ZoneId zone;
     private final ConcurrentLinkedQueue<List<Line>> recoveries = new ConcurrentLinkedQueue<>();
     private final ExecutorService recoverer;
+    /** Another container's lines into the file of the node's log ({@link #forContainer}): closes nothing. */
+    private final boolean view;
 
     private NodeTrackingLog(TrackingFile file, Serial container, List<String> backends, String node, ZoneId zone) {
+        this(file, container, backends, node, zone, file == null ? null : Executors.newSingleThreadExecutor(runnable -> {
+            Thread thread = new Thread(runnable, "opentmr-tracking-recovery");
+            thread.setDaemon(true);
+            return thread;
+        }), false);
+    }
+
+    private NodeTrackingLog(TrackingFile file, Serial container, List<String> backends, String node, ZoneId zone,
+                            ExecutorService recoverer, boolean view) {
         this.file = file;
         this.container = container == null ? "" : container.toString();
         this.backends = List.copyOf(backends);
         this.node = node;
         this.zone = zone;
-        this.recoverer = file == null ? null : Executors.newSingleThreadExecutor(runnable -> {
-            Thread thread = new Thread(runnable, "opentmr-tracking-recovery");
-            thread.setDaemon(true);
-            return thread;
-        });
+        this.recoverer = recoverer;
+        this.view = view;
+    }
+
+    /**
+     * The lines of another virtual container of the node (its {@code container} field is {@code serial}), into the
+     * same file; closing it closes nothing (the node's own log closes the file).
+     */
+    public NodeTrackingLog forContainer(Serial serial) {
+        if (file == null) {
+            return this;
+        }
+        return new NodeTrackingLog(file, serial, backends, node, zone, recoverer, true);
     }
 
     /**
@@ -346,7 +365,7 @@ public final class NodeTrackingLog implements AutoCloseable {
     /** Waits (bounded) for the background recovery and the queued lines, then closes the file. */
     @Override
     public void close() {
-        if (file == null) {
+        if (file == null || view) {
             return;
         }
         recoverer.shutdown();
