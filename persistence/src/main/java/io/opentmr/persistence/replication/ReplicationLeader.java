@@ -197,6 +197,8 @@ public final class ReplicationLeader extends AbstractBehavior<ToLeader> {
     private String followerName;
     private long session;
     private long sessionStart;
+    /** The last Hello answered Diverged: the follower repeats it every hello-interval until it hears back. */
+    private Hello lastDiverged;
     /** Next position to read from the log for the follower. */
     private long shippedTo;
     private long nextSeq;
@@ -268,11 +270,18 @@ public final class ReplicationLeader extends AbstractBehavior<ToLeader> {
         }
         Handshake.Answer answer = Handshake.answer(log, hello.next(), hello.lastEpoch());
         if (!answer.match()) {
-            LOG.info("replication leader {}: follower {} at position {} (epoch {}) diverged; it truncates below {} "
-                    + "(epoch {} ends there here)", name, hello.name(), hello.next(), hello.lastEpoch(), answer.end(),
-                    answer.epoch());
+            boolean repeated = lastDiverged != null && lastDiverged.follower().equals(hello.follower())
+                    && lastDiverged.next() == hello.next() && lastDiverged.lastEpoch() == hello.lastEpoch();
+            if (!repeated) {
+                // One divergence however many times the follower said Hello before the answer reached it.
+                LOG.info("replication leader {}: follower {} at position {} (epoch {}) diverged; it truncates below "
+                        + "{} (epoch {} ends there here)", name, hello.name(), hello.next(), hello.lastEpoch(),
+                        answer.end(), answer.epoch());
+                monitor.divergences++;
+                lastDiverged = hello;
+            }
+            // After the count: whoever hears the answer sees the divergence counted.
             hello.follower().tell(new Diverged(epoch, answer.epoch(), answer.end()));
-            monitor.divergences++;
             return this;
         }
         if (hello.follower().equals(follower) && hello.next() == sessionStart && nextSeq == 0) {

@@ -17,6 +17,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
+import org.apache.pekko.actor.typed.ActorRef;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -46,6 +47,15 @@ class ReplicationTest {
             }
         }
     }
+
+    /**
+     * Timeouts for a test that counts degradations or sessions: TwinNode's (2 s) are short enough for the tests that
+     * wait for a timeout, and a stall of a loaded machine can still reach them.
+     */
+    private static final String STEADY = """
+            opentmr.persistence.replication.ack-timeout = 10s
+            opentmr.persistence.replication.session-timeout = 10s
+            """;
 
     private TwinNode start(String name, Path dir, long epoch) throws Exception {
         return start(name, dir, epoch, "");
@@ -89,8 +99,9 @@ class ReplicationTest {
 
     @Test
     void theFollowersLogIsTheLeadersRecordForRecordWithOneFsyncPerBatch() throws Exception {
-        TwinNode a = start("node-a", dirA, 1).lead();
-        TwinNode b = start("node-b", dirB, 0).follow(a);
+        // Timeouts no stall of a loaded test machine reaches: "never degraded" speaks of the protocol, not the load.
+        TwinNode a = start("node-a", dirA, 1, STEADY).lead();
+        TwinNode b = start("node-b", dirB, 0, STEADY).follow(a);
         awaitAssert(a, () -> assertEquals(Status.IN_SYNC, a.monitor.status()));
         List<String> pids = List.of("p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8");
         writeConcurrently(a, pids, 1, 150);
@@ -163,11 +174,11 @@ class ReplicationTest {
         a.kill();
 
         // b takes over in epoch 2 and writes other records at the same positions.
-        TwinNode b2 = start("node-b", dirB, 2).lead();
+        TwinNode b2 = start("node-b", dirB, 2, STEADY).lead();
         writeConcurrently(b2, List.of("q"), 1, 30);
         assertTrue(aEnd > replicated);
 
-        TwinNode a2 = start("node-a", dirA, 0).follow(b2);
+        TwinNode a2 = start("node-a", dirA, 0, STEADY).follow(b2);
         awaitIdentical(b2, a2);
         assertEquals(1, a2.followerMonitor.truncations(), "the dead suffix was cut once");
         assertEquals(aEnd - replicated, a2.followerMonitor.truncatedRecords());
@@ -182,10 +193,36 @@ class ReplicationTest {
         assertEquals(50, a2.log.highestSequenceNr("p1"), "the dead suffix's events are gone from the index too");
     }
 
+    /**
+     * A follower says Hello every hello-interval until it hears back, so a slow answer meets several: the leader
+     * answers each, and counts (and logs) the divergence once.
+     */
+    @Test
+    void aRepeatedHelloOfADivergedFollowerCountsOneDivergence() throws Exception {
+        TwinNode a = start("node-a", dirA, 2).lead();
+        writeConcurrently(a, List.of("p1"), 1, 5);
+        TestProbe<ReplicationProtocol.ToFollower> follower = TestProbe.create(a.system);
+        org.apache.pekko.actor.ActorRef classic = org.apache.pekko.actor.typed.javadsl.Adapter.toClassic(a.system)
+                .actorSelection("/user/" + TwinNode.LEADER_NAME).resolveOne(Duration.ofSeconds(10))
+                .toCompletableFuture().get(15, TimeUnit.SECONDS);
+        ActorRef<ReplicationProtocol.ToLeader> leader = org.apache.pekko.actor.typed.javadsl.Adapter.toTyped(classic);
+        // Ten records of epoch 1 where the leader has five of epoch 2: diverged from the start.
+        ReplicationProtocol.Hello hello = new ReplicationProtocol.Hello(follower.ref(), "node-c", 10, 1);
+        for (int i = 0; i < 3; i++) {
+            leader.tell(hello);
+            follower.expectMessageClass(ReplicationProtocol.Diverged.class, TwinNode.WAIT);
+        }
+        assertEquals(1, a.monitor.divergences(), "one divergence, three Hellos");
+        // A follower elsewhere is another divergence.
+        leader.tell(new ReplicationProtocol.Hello(follower.ref(), "node-c", 7, 1));
+        follower.expectMessageClass(ReplicationProtocol.Diverged.class, TwinNode.WAIT);
+        assertEquals(2, a.monitor.divergences());
+    }
+
     @Test
     void nothingAcknowledgedInSyncIsLostWhenTheLeaderDiesAndBothLogsConvergeAfterRestarts() throws Exception {
-        TwinNode a = start("node-a", dirA, 1, "opentmr.persistence.replication.ack-timeout = 5s").lead();
-        TwinNode b = start("node-b", dirB, 0).follow(a);
+        TwinNode a = start("node-a", dirA, 1, STEADY).lead();
+        TwinNode b = start("node-b", dirB, 0, STEADY).follow(a);
         awaitAssert(a, () -> assertEquals(Status.IN_SYNC, a.monitor.status()));
 
         AtomicBoolean killed = new AtomicBoolean();

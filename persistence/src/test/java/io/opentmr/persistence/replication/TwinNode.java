@@ -38,9 +38,9 @@ final class TwinNode {
             pekko.remote.artery.canonical.port = 0
             pekko.remote.artery.advanced.outbound-restart-backoff = 100ms
             pekko.coordinated-shutdown.run-by-jvm-shutdown-hook = off
-            opentmr.persistence.replication.ack-timeout = 500ms
+            opentmr.persistence.replication.ack-timeout = 2s
             opentmr.persistence.replication.max-message-bytes = 4 KiB
-            opentmr.persistence.replication.session-timeout = 600ms
+            opentmr.persistence.replication.session-timeout = 2s
             """).withFallback(ConfigFactory.load()).resolve();
 
     final String name;
