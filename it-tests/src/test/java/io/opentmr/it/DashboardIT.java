@@ -110,8 +110,10 @@ class DashboardIT {
                         "!!document.querySelector('#handles tr[data-handle-id=\"" + id + "\"]')", PAGE_WAIT);
                 assertEquals("none", text(browser, "getComputedStyle(" + licensesError + ").display"),
                         "the licenses answer now");
-                assertTrue(text(browser, "document.getElementById('events').textContent").contains("→ active"),
-                        "the feed tells of the take-over");
+                // The badge shows a poll's status as soon as it answers, the feed that poll's changes once every
+                // route answered: the handle and licenses may stem from the poll before, so the feed is waited for.
+                browser.await("the feed tells of the take-over",
+                        "document.getElementById('events').textContent.includes('→ active')", PAGE_WAIT);
                 List<String> ids = get(standby + "/tmr/handles").json().path("handles").findValuesAsText("id");
                 assertTrue(ids.contains(id), "node-b's JSON agrees: " + ids);
                 browser.screenshot(SHOTS.resolve("twin-takeover.png"));
