@@ -81,8 +81,14 @@ final class NodeRoutes extends ManagementRoutes {
      * share (docs/several-containers.md §2).
      */
     private CompletionStage<List<VirtualContainer.Overview>> overviews() {
+        List<ActorRef<VirtualContainer.Command>> running;
+        try {
+            running = running();
+        } catch (Unavailable e) {
+            return CompletableFuture.failedFuture(e);
+        }
         List<CompletableFuture<VirtualContainer.Overview>> asked = new ArrayList<>();
-        for (ActorRef<VirtualContainer.Command> container : running()) {
+        for (ActorRef<VirtualContainer.Command> container : running) {
             asked.add(ask(container, VirtualContainer.GetOverview::new).toCompletableFuture());
         }
         return CompletableFuture.allOf(asked.toArray(CompletableFuture[]::new)).thenApplyAsync(done ->
@@ -201,13 +207,7 @@ final class NodeRoutes extends ManagementRoutes {
 
     @Override
     CompletionStage<HttpResponse> containers() {
-        CompletionStage<List<VirtualContainer.Overview>> overviews;
-        try {
-            overviews = overviews();
-        } catch (Unavailable e) {
-            return CompletableFuture.failedFuture(e);
-        }
-        return overviews.thenCombineAsync(backendViews(), (all, views) -> {
+        return overviews().thenCombineAsync(backendViews(), (all, views) -> {
             List<Map<String, Object>> backing = new ArrayList<>();
             for (Quorums.BackendView view : views.backends()) {
                 backing.add(obj("backend", view.backend() + 1,
@@ -234,13 +234,7 @@ final class NodeRoutes extends ManagementRoutes {
     @Override
     CompletionStage<HttpResponse> licenses() {
         Map<LicenseKey, NodeStatus.LicenseReading> readings = node.status().licenses();
-        CompletionStage<List<VirtualContainer.Overview>> overviews;
-        try {
-            overviews = overviews();
-        } catch (Unavailable e) {
-            return CompletableFuture.failedFuture(e);
-        }
-        return overviews.thenApplyAsync(all -> {
+        return overviews().thenApplyAsync(all -> {
             List<Map<String, Object>> licenses = new ArrayList<>();
             for (VirtualContainer.Overview overview : all) {
                 for (VirtualContainer.LicenseView view : overview.licenses()) {
@@ -276,13 +270,7 @@ final class NodeRoutes extends ManagementRoutes {
 
     @Override
     CompletionStage<HttpResponse> handles(HandleQuery query) {
-        CompletionStage<List<VirtualContainer.Overview>> overviews;
-        try {
-            overviews = overviews();
-        } catch (Unavailable e) {
-            return CompletableFuture.failedFuture(e);
-        }
-        return overviews.thenComposeAsync(running -> {
+        return overviews().thenComposeAsync(running -> {
             List<CompletableFuture<TmrLicense.Handles>> asked = new ArrayList<>();
             Map<LicenseKey, Serial> serials = new HashMap<>();
             for (VirtualContainer.Overview overview : running) {

@@ -106,6 +106,15 @@ class TmrHandleTest {
         }
     }
 
+    /** An ACCESS with request id {@code requestId} on a connection closed once it is answered. */
+    private Message.AccessOk accessOnAConnectionOfItsOwn(int requestId) throws Exception {
+        try (RawConnection before = new RawConnection(group.nodeAddress())) {
+            before.hello();
+            before.send(requestId, new Message.Access(FIRM, PRODUCT, 0, AccessMode.USERLIMIT));
+            return (Message.AccessOk) before.read().message();
+        }
+    }
+
     /**
      * A client numbering its requests anew on each connection: after it took up its handle again (RESUME), an ACCESS
      * that happens to carry the id of the one that opened it is a new request, refused for want of a seat, not the old
@@ -113,12 +122,7 @@ class TmrHandleTest {
      */
     @Test
     void anAccessAfterTheHandleWasResumedIsANewRequestEvenWithTheOldRequestId() throws Exception {
-        Message.AccessOk first;
-        try (RawConnection before = new RawConnection(group.nodeAddress())) {
-            before.hello();
-            before.send(77, new Message.Access(FIRM, PRODUCT, 0, AccessMode.USERLIMIT));
-            first = (Message.AccessOk) before.read().message();
-        }
+        Message.AccessOk first = accessOnAConnectionOfItsOwn(77);
         try (RawConnection after = new RawConnection(group.nodeAddress())) {
             after.hello();
             assertInstanceOf(Message.AccessOk.class, after.request(new Message.Resume(first.handleId(),
@@ -133,12 +137,7 @@ class TmrHandleTest {
 
     @Test
     void aReSentAccessGetsTheSameHandleNotASecondSeat() throws Exception {
-        Message.AccessOk first;
-        try (RawConnection before = new RawConnection(group.nodeAddress())) {
-            before.hello();
-            before.send(77, new Message.Access(FIRM, PRODUCT, 0, AccessMode.USERLIMIT));
-            first = (Message.AccessOk) before.read().message();
-        }
+        Message.AccessOk first = accessOnAConnectionOfItsOwn(77);
         // The same client process after a reconnect (a new session) sends the same request again.
         try (RawConnection after = new RawConnection(group.nodeAddress())) {
             after.hello();
