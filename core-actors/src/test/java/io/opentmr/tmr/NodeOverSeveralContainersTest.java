@@ -205,6 +205,49 @@ class NodeOverSeveralContainersTest {
     }
 
     /**
+     * One product, a license of one seat in each CmActId's container. A client's ACCESS lands in CmActId 8's (the
+     * first's seat is held); it reconnects and sends that ACCESS again after the first's seat was freed: it gets the
+     * handle it opened, not a second seat in the first container (which would hold two seats for one client, the
+     * first of them lost to it until the cleanup reclaims it).
+     */
+    @Test
+    void aReSentAccessGetsItsHandleInTheOtherContainerNotASeatFreedMeanwhileInTheFirst() throws Exception {
+        group = new TmrTestGroup(dir, Clock.systemUTC(), Map.of("opentmr.backend.additional-containers",
+                List.of(OTHER_CM_ACT_ID)));
+        group.issueTmr(TmrTestGroup.seats(FIRST_PRODUCT, 1));
+        group.issueTmr(OTHER_CM_ACT_ID, TmrTestGroup.seats(FIRST_PRODUCT, 1));
+        group.startNode(Map.of());
+        Await.until("the node serves", group.node()::serving);
+        try (RawConnection holder = new RawConnection(group.nodeAddress())) {
+            assertInstanceOf(Message.HelloOk.class, holder.hello());
+            List<ContainerInfo> listed = bothListed(holder);
+            Message.AccessOk held = access(holder, FIRST_PRODUCT);
+            assertEquals(listed.get(0).serial(), held.container());
+            Message.AccessOk first;
+            try (RawConnection before = otherProcess()) {
+                before.send(77, new Message.Access(FIRM, FIRST_PRODUCT, 0, AccessMode.USERLIMIT));
+                first = assertInstanceOf(Message.AccessOk.class, before.read().message());
+                assertEquals(listed.get(1).serial(), first.container(), "the first container's seat is held");
+            }
+            assertInstanceOf(Message.Ok.class, holder.request(new Message.Release(held.handleId())));
+            try (RawConnection after = otherProcess()) {
+                after.send(77, new Message.Access(FIRM, FIRST_PRODUCT, 0, AccessMode.USERLIMIT));
+                Message again = after.read().message();
+                assertEquals(first, again, "the re-sent ACCESS is answered with the handle it opened");
+            }
+            assertEquals(List.of(0L, 1L), list(holder).stream().map(c -> c.products().get(0).inUse()).toList());
+        }
+    }
+
+    /** A connection of another client process than {@link RawConnection#hello}'s, past its HELLO. */
+    private RawConnection otherProcess() throws IOException {
+        RawConnection connection = new RawConnection(group.nodeAddress());
+        Message hello = connection.request(new Message.Hello("raw-test", "ws-raw", "tester", 2));
+        assertInstanceOf(Message.HelloOk.class, hello, hello.toString());
+        return connection;
+    }
+
+    /**
      * Backend 3 is older: it refuses INVENTORY's scope (ERROR 105, and closes the connection, as the codec of a backend
      * before scopes does) and PEER_HELLO naming a CmActId. The node knows its first container only, and the CmActId
      * that backends 1 and 2 list forms a virtual container of two copies.

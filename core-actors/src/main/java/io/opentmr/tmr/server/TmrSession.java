@@ -14,6 +14,7 @@ import io.opentmr.tmr.NodeSettings;
 import io.opentmr.tmr.NodeStatus;
 import io.opentmr.tmr.TmrNode;
 import io.opentmr.tmr.VirtualContainer;
+import io.opentmr.tmr.license.Seat;
 import io.opentmr.tmr.license.TmrLicense;
 import io.opentmr.tmr.tracking.NodeTrackingLog;
 import java.net.InetAddress;
@@ -235,7 +236,9 @@ public final class TmrSession extends FrameSession {
                             r), (TmrLicense.Reply reply) -> accessAnswer(product, reply, serial));
                 } else if (!others.isEmpty() || !containers.awaited().isEmpty()) {
                     // Several virtual containers: through those that know the product, first group first.
-                    List<Target> route = accessRoute(container, others, m.firmCode(), m.productCode());
+                    List<Target> route = accessRoute(container, others, m.firmCode(), m.productCode(),
+                            new Seat.RequestKey(client.station(), client.host(), client.user(), client.pid(),
+                                    requestId));
                     answer(ctx, id, () -> through(ctx, route, 0, null, target -> r -> new VirtualContainer.Access(
                                     m.firmCode(), m.productCode(), m.featureBits(), m.accessMode(), client, requestId,
                                     r), TmrSession::accessPassesOn),
@@ -412,14 +415,18 @@ public final class TmrSession extends FrameSession {
 
     /**
      * The virtual containers an ACCESS of this product goes through: those that know a license of it, first group
-     * first; none does: the first alone, which answers 200 (and tracks the denial).
+     * first, but the one where this request opened a handle before first of all (a re-sent ACCESS gets that handle,
+     * not a seat another container has free meanwhile); none knows it: the first alone, which answers 200 (and
+     * tracks the denial).
      */
     private List<Target> accessRoute(ActorRef<VirtualContainer.Command> first, List<TmrNode.Group> others,
-                                     long firmCode, long productCode) {
+                                     long firmCode, long productCode, Seat.RequestKey request) {
         List<Target> route = new ArrayList<>(2);
         for (Target target : all(first, others)) {
             NodeStatus of = target.status() == null ? status : target.status();
-            if (of.knows(firmCode, productCode)) {
+            if (of.opened(request)) {
+                route.add(0, target);
+            } else if (of.knows(firmCode, productCode)) {
                 route.add(target);
             }
         }
