@@ -243,7 +243,7 @@ public final class TmrSession extends FrameSession {
                                     m.firmCode(), m.productCode(), m.featureBits(), m.accessMode(), client, requestId,
                                     r), TmrSession::accessPassesOn),
                             routed -> accessAnswer(product, awaitedInstead(routed.reply(),
-                                    CmError.ENTRY_NOT_FOUND.code()), routed.serial()));
+                                    CmError.ENTRY_NOT_FOUND.code(), others), routed.serial()));
                 } else {
                     ask(ctx, id, container, r -> new VirtualContainer.Access(m.firmCode(), m.productCode(),
                             m.featureBits(), m.accessMode(), client, requestId, r),
@@ -511,7 +511,7 @@ public final class TmrSession extends FrameSession {
                         ? resumed.license() : ((TmrLicense.Granted) routed.reply()).license();
                 remember(license, routed.serial());
             }
-            return toWire(awaitedInstead(routed.reply(), CmError.INVALID_HANDLE.code()), releasedHandle, resume,
+            return toWire(awaitedInstead(routed.reply(), CmError.INVALID_HANDLE.code(), others), releasedHandle, resume,
                     routed.serial());
         });
     }
@@ -520,9 +520,10 @@ public final class TmrSession extends FrameSession {
      * A refusal {@code code} (200: no such product, 106: no such handle) while a virtual container this node had or
      * formed does not run yet is no answer: that one may hold it. 130, and the client asks again (a handle is kept).
      */
-    private TmrLicense.Reply awaitedInstead(TmrLicense.Reply reply, int code) {
+    private TmrLicense.Reply awaitedInstead(TmrLicense.Reply reply, int code, List<TmrNode.Group> asked) {
         if (reply instanceof TmrLicense.Refused refused && refused.code() == code) {
-            List<Long> awaited = containers.awaited();
+            // Against the containers asked, not those running now: one published since was not asked.
+            List<Long> awaited = containers.awaited(asked);
             if (!awaited.isEmpty()) {
                 return new TmrLicense.Refused(CmError.REDUNDANCY_SERVER_MISSING, refused.text() + "; the virtual "
                         + "container(s) of CmActId(s) " + awaited + " do not run yet");
