@@ -239,6 +239,30 @@ class NodeOverSeveralContainersTest {
         }
     }
 
+    /**
+     * One product, a license of one seat in each CmActId's container: the second ACCESS on a connection falls through
+     * from the full license of the first container to the other container's, as between two licenses of one
+     * container (was: sent straight to the license that granted the first, alone in its container, and refused 212).
+     */
+    @Test
+    void aSecondAccessOnAConnectionFallsThroughToTheOtherContainersLicenseOfTheProduct() throws Exception {
+        group = new TmrTestGroup(dir, Clock.systemUTC(), Map.of("opentmr.backend.additional-containers",
+                List.of(OTHER_CM_ACT_ID)));
+        group.issueTmr(TmrTestGroup.seats(FIRST_PRODUCT, 1));
+        group.issueTmr(OTHER_CM_ACT_ID, TmrTestGroup.seats(FIRST_PRODUCT, 1));
+        group.startNode(Map.of());
+        Await.until("the node serves", group.node()::serving);
+        try (RawConnection client = new RawConnection(group.nodeAddress())) {
+            assertInstanceOf(Message.HelloOk.class, client.hello());
+            List<ContainerInfo> listed = bothListed(client);
+            assertEquals(listed.get(0).serial(), access(client, FIRST_PRODUCT).container());
+            assertEquals(listed.get(1).serial(), access(client, FIRST_PRODUCT).container(),
+                    "the first container's license is full, the other's has its seat");
+            assertEquals(CmError.NO_MORE_LICENSES.code(), ((Message.Error) client.request(new Message.Access(FIRM,
+                    FIRST_PRODUCT, 0, AccessMode.USERLIMIT))).code(), "both full");
+        }
+    }
+
     /** A connection of another client process than {@link RawConnection#hello}'s, past its HELLO. */
     private RawConnection otherProcess() throws IOException {
         RawConnection connection = new RawConnection(group.nodeAddress());

@@ -233,7 +233,7 @@ public final class TmrSession extends FrameSession {
                     // The license that granted this product on this connection before: one mailbox less.
                     Serial serial = licenseSerial.getOrDefault(known, virtualSerial);
                     ask(ctx, id, known, r -> new TmrLicense.Access(m.featureBits(), m.accessMode(), client, requestId,
-                            r), (TmrLicense.Reply reply) -> accessAnswer(product, reply, serial));
+                            r), (TmrLicense.Reply reply) -> accessAnswer(product, reply, serial, true));
                 } else if (!others.isEmpty() || !containers.awaited().isEmpty()) {
                     // Several virtual containers: through those that know the product, first group first.
                     List<Target> route = accessRoute(container, others, m.firmCode(), m.productCode(),
@@ -243,11 +243,11 @@ public final class TmrSession extends FrameSession {
                                     m.firmCode(), m.productCode(), m.featureBits(), m.accessMode(), client, requestId,
                                     r), TmrSession::accessPassesOn),
                             routed -> accessAnswer(product, awaitedInstead(routed.reply(),
-                                    CmError.ENTRY_NOT_FOUND.code(), others), routed.serial()));
+                                    CmError.ENTRY_NOT_FOUND.code(), others), routed.serial(), route.size() == 1));
                 } else {
                     ask(ctx, id, container, r -> new VirtualContainer.Access(m.firmCode(), m.productCode(),
                             m.featureBits(), m.accessMode(), client, requestId, r),
-                            (TmrLicense.Reply reply) -> accessAnswer(product, reply, virtualSerial));
+                            (TmrLicense.Reply reply) -> accessAnswer(product, reply, virtualSerial, true));
                 }
             }
             case RELEASE -> {
@@ -315,9 +315,14 @@ public final class TmrSession extends FrameSession {
         }
     }
 
-    /** The answer to an ACCESS; remembers the license that granted it alone, for the product's next ACCESS. */
-    private Message accessAnswer(long product, TmrLicense.Reply reply, Serial serial) {
-        if (reply instanceof TmrLicense.Granted granted && granted.alone()) {
+    /**
+     * The answer to an ACCESS; remembers the license that granted it alone, for the product's next ACCESS.
+     *
+     * @param single whether one virtual container alone knows the product (with several, a license alone in its
+     *               container is not the product's only one: the next ACCESS falls through to the others' too)
+     */
+    private Message accessAnswer(long product, TmrLicense.Reply reply, Serial serial, boolean single) {
+        if (reply instanceof TmrLicense.Granted granted && granted.alone() && single) {
             licenseOf.put(product, granted.license());
         } else if (reply instanceof TmrLicense.Granted || reply instanceof TmrLicense.Refused) {
             // A product of several licenses (each ACCESS starts at the first by TMR-Id), or one withdrawn, gone or
