@@ -47,6 +47,8 @@ class NodeOverSeveralContainersTest {
     private static final long OTHER_CM_ACT_ID = 8;
     private static final long FIRST_PRODUCT = 42;
     private static final long OTHER_PRODUCT = 43;
+    /** The request id of the restart test's ACCESS of {@link #OTHER_PRODUCT} before the restart. */
+    private static final int OTHER_ACCESS_ID = 900;
 
     @TempDir
     Path dir;
@@ -165,7 +167,8 @@ class NodeOverSeveralContainersTest {
             assertInstanceOf(Message.HelloOk.class, client.hello());
             before = bothListed(client);
             firstGrant = access(client, FIRST_PRODUCT);
-            otherGrant = access(client, OTHER_PRODUCT);
+            client.send(OTHER_ACCESS_ID, new Message.Access(FIRM, OTHER_PRODUCT, 0, AccessMode.USERLIMIT));
+            otherGrant = assertInstanceOf(Message.AccessOk.class, client.read().message());
         }
         Path kept = dir.resolve("node").resolve(TmrNode.GROUP_SERIALS_FILE);
         assertEquals(Map.of(OTHER_CM_ACT_ID, before.get(1).serial()), TmrNode.readGroupSerials(kept));
@@ -196,9 +199,12 @@ class NodeOverSeveralContainersTest {
             List<ContainerInfo> after = bothListed(client);
             assertEquals(before.stream().map(ContainerInfo::serial).toList(),
                     after.stream().map(ContainerInfo::serial).toList(), "the same two serials");
-            // The resumed handle still holds its seat: one more of 2, never a third.
+            // The resumed handle still holds its seat: one more of 2, never a third. The last ACCESS carries the request
+            // id of the ACCESS that opened the resumed handle (a client numbering per connection): a new request, not
+            // that one sent again, so not answered with the handle this client resumed.
             access(client, OTHER_PRODUCT);
-            Message third = client.request(new Message.Access(FIRM, OTHER_PRODUCT, 0, AccessMode.USERLIMIT));
+            client.send(OTHER_ACCESS_ID, new Message.Access(FIRM, OTHER_PRODUCT, 0, AccessMode.USERLIMIT));
+            Message third = client.read().message();
             assertEquals(CmError.NO_MORE_LICENSES.code(), assertInstanceOf(Message.Error.class, third,
                     third.toString()).code(), third.toString());
         }
