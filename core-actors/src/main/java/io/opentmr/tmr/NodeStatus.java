@@ -3,6 +3,7 @@ package io.opentmr.tmr;
 import io.opentmr.metrics.ServerMetrics;
 import io.opentmr.protocol.LicenseKey;
 import io.opentmr.tmr.backend.PeerGroup;
+import io.opentmr.tmr.license.Seat;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -60,6 +61,8 @@ public final class NodeStatus {
     private volatile String activeAddress = "";
     private volatile int openHandles;
     private final Map<LicenseKey, LicenseReading> licenses = new ConcurrentHashMap<>();
+    /** The requests (client process and request id) whose ACCESS opened a handle held in this container now. */
+    private final java.util.Set<Seat.RequestKey> openedRequests = ConcurrentHashMap.newKeySet();
     private final AtomicLong integrityWarnings = new AtomicLong();
     private final AtomicLong takeovers = new AtomicLong();
     private volatile long takeoverStartedNanos;
@@ -138,6 +141,26 @@ public final class NodeStatus {
             }
         }
         return false;
+    }
+
+    /**
+     * Whether an ACCESS of this request (client process and request id) opened a handle this container holds: a
+     * re-sent ACCESS goes to it first, among several virtual containers.
+     */
+    public boolean opened(Seat.RequestKey request) {
+        return openedRequests.contains(request);
+    }
+
+    void opened(Seat.RequestKey request, boolean held) {
+        if (held) {
+            openedRequests.add(request);
+        } else {
+            openedRequests.remove(request);
+        }
+    }
+
+    void forgetOpened() {
+        openedRequests.clear();
     }
 
     LicenseReading reading(LicenseKey key) {

@@ -526,15 +526,22 @@ public final class TmrNode implements AutoCloseable {
 
         /** The CmActIds of expected virtual containers not running yet, while the window lasts; empty otherwise. */
         public java.util.List<Long> awaited() {
-            java.util.Set<Long> wanted = expected;
-            if (wanted.isEmpty() || System.nanoTime() - expectedUntilNanos > 0) {
-                return java.util.List.of();
+            return awaited(others);
+        }
+
+        /**
+         * The CmActIds of the virtual containers a request that went to the running ones of {@code asked} did not
+         * reach: those expected and not among them, while the window lasts, and, whatever the window, those
+         * published since it was routed.
+         */
+        public java.util.List<Long> awaited(java.util.List<Group> asked) {
+            java.util.Set<Long> wanted = new java.util.TreeSet<>();
+            if (System.nanoTime() - expectedUntilNanos <= 0) {
+                wanted.addAll(expected);
             }
-            java.util.List<Long> missing = new java.util.ArrayList<>(wanted);
-            for (Group group : others) {
-                missing.remove(group.cmActId());
-            }
-            return missing;
+            others.forEach(group -> wanted.add(group.cmActId()));
+            asked.forEach(group -> wanted.remove(group.cmActId()));
+            return java.util.List.copyOf(wanted);
         }
 
         /** What the first group's quorums last learnt of the backends' containers (after the groups were formed). */

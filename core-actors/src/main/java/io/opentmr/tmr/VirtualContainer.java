@@ -443,6 +443,7 @@ public final class VirtualContainer
         usable.clear();
         handles.clear();
         openedBy.clear();
+        status.forgetOpened();
         requestOf.clear();
         closed.clear();
         for (int i = 0; i < resyncGeneration.length; i++) {
@@ -499,8 +500,8 @@ public final class VirtualContainer
                 .onCommand(HandleClosed.class, gone -> {
                     handles.remove(gone.handleId());
                     Seat.RequestKey request = requestOf.remove(gone.handleId());
-                    if (request != null) {
-                        openedBy.remove(request, gone.key());
+                    if (request != null && openedBy.remove(request, gone.key())) {
+                        status.opened(request, false);
                     }
                     closed.put(gone.handleId(), gone.key());
                     status.openHandles(handles.size());
@@ -535,6 +536,7 @@ public final class VirtualContainer
         handles.put(handleId, key);
         if (request != null && request.requestId() != 0) {
             openedBy.put(request, key);
+            status.opened(request, true);
             requestOf.put(handleId, request);
         }
         closed.remove(handleId);

@@ -47,6 +47,8 @@ class NodeOverSeveralContainersTest {
     private static final long OTHER_CM_ACT_ID = 8;
     private static final long FIRST_PRODUCT = 42;
     private static final long OTHER_PRODUCT = 43;
+    /** The request id of the restart test's ACCESS of {@link #OTHER_PRODUCT} before the restart. */
+    private static final int OTHER_ACCESS_ID = 900;
 
     @TempDir
     Path dir;
@@ -165,7 +167,8 @@ class NodeOverSeveralContainersTest {
             assertInstanceOf(Message.HelloOk.class, client.hello());
             before = bothListed(client);
             firstGrant = access(client, FIRST_PRODUCT);
-            otherGrant = access(client, OTHER_PRODUCT);
+            client.send(OTHER_ACCESS_ID, new Message.Access(FIRM, OTHER_PRODUCT, 0, AccessMode.USERLIMIT));
+            otherGrant = assertInstanceOf(Message.AccessOk.class, client.read().message());
         }
         Path kept = dir.resolve("node").resolve(TmrNode.GROUP_SERIALS_FILE);
         assertEquals(Map.of(OTHER_CM_ACT_ID, before.get(1).serial()), TmrNode.readGroupSerials(kept));
@@ -196,12 +199,82 @@ class NodeOverSeveralContainersTest {
             List<ContainerInfo> after = bothListed(client);
             assertEquals(before.stream().map(ContainerInfo::serial).toList(),
                     after.stream().map(ContainerInfo::serial).toList(), "the same two serials");
-            // The resumed handle still holds its seat: one more of 2, never a third.
+            // The resumed handle still holds its seat: one more of 2, never a third. The last ACCESS carries the request
+            // id of the ACCESS that opened the resumed handle (a client numbering per connection): a new request, not
+            // that one sent again, so not answered with the handle this client resumed.
             access(client, OTHER_PRODUCT);
-            Message third = client.request(new Message.Access(FIRM, OTHER_PRODUCT, 0, AccessMode.USERLIMIT));
+            client.send(OTHER_ACCESS_ID, new Message.Access(FIRM, OTHER_PRODUCT, 0, AccessMode.USERLIMIT));
+            Message third = client.read().message();
             assertEquals(CmError.NO_MORE_LICENSES.code(), assertInstanceOf(Message.Error.class, third,
                     third.toString()).code(), third.toString());
         }
+    }
+
+    /**
+     * One product, a license of one seat in each CmActId's container. A client's ACCESS lands in CmActId 8's (the
+     * first's seat is held); it reconnects and sends that ACCESS again after the first's seat was freed: it gets the
+     * handle it opened, not a second seat in the first container (which would hold two seats for one client, the
+     * first of them lost to it until the cleanup reclaims it).
+     */
+    @Test
+    void aReSentAccessGetsItsHandleInTheOtherContainerNotASeatFreedMeanwhileInTheFirst() throws Exception {
+        group = new TmrTestGroup(dir, Clock.systemUTC(), Map.of("opentmr.backend.additional-containers",
+                List.of(OTHER_CM_ACT_ID)));
+        group.issueTmr(TmrTestGroup.seats(FIRST_PRODUCT, 1));
+        group.issueTmr(OTHER_CM_ACT_ID, TmrTestGroup.seats(FIRST_PRODUCT, 1));
+        group.startNode(Map.of());
+        Await.until("the node serves", group.node()::serving);
+        try (RawConnection holder = new RawConnection(group.nodeAddress())) {
+            assertInstanceOf(Message.HelloOk.class, holder.hello());
+            List<ContainerInfo> listed = bothListed(holder);
+            Message.AccessOk held = access(holder, FIRST_PRODUCT);
+            assertEquals(listed.get(0).serial(), held.container());
+            Message.AccessOk first;
+            try (RawConnection before = otherProcess()) {
+                before.send(77, new Message.Access(FIRM, FIRST_PRODUCT, 0, AccessMode.USERLIMIT));
+                first = assertInstanceOf(Message.AccessOk.class, before.read().message());
+                assertEquals(listed.get(1).serial(), first.container(), "the first container's seat is held");
+            }
+            assertInstanceOf(Message.Ok.class, holder.request(new Message.Release(held.handleId())));
+            try (RawConnection after = otherProcess()) {
+                after.send(77, new Message.Access(FIRM, FIRST_PRODUCT, 0, AccessMode.USERLIMIT));
+                Message again = after.read().message();
+                assertEquals(first, again, "the re-sent ACCESS is answered with the handle it opened");
+            }
+            assertEquals(List.of(0L, 1L), list(holder).stream().map(c -> c.products().get(0).inUse()).toList());
+        }
+    }
+
+    /**
+     * One product, a license of one seat in each CmActId's container: the second ACCESS on a connection falls through
+     * from the full license of the first container to the other container's, as between two licenses of one
+     * container (was: sent straight to the license that granted the first, alone in its container, and refused 212).
+     */
+    @Test
+    void aSecondAccessOnAConnectionFallsThroughToTheOtherContainersLicenseOfTheProduct() throws Exception {
+        group = new TmrTestGroup(dir, Clock.systemUTC(), Map.of("opentmr.backend.additional-containers",
+                List.of(OTHER_CM_ACT_ID)));
+        group.issueTmr(TmrTestGroup.seats(FIRST_PRODUCT, 1));
+        group.issueTmr(OTHER_CM_ACT_ID, TmrTestGroup.seats(FIRST_PRODUCT, 1));
+        group.startNode(Map.of());
+        Await.until("the node serves", group.node()::serving);
+        try (RawConnection client = new RawConnection(group.nodeAddress())) {
+            assertInstanceOf(Message.HelloOk.class, client.hello());
+            List<ContainerInfo> listed = bothListed(client);
+            assertEquals(listed.get(0).serial(), access(client, FIRST_PRODUCT).container());
+            assertEquals(listed.get(1).serial(), access(client, FIRST_PRODUCT).container(),
+                    "the first container's license is full, the other's has its seat");
+            assertEquals(CmError.NO_MORE_LICENSES.code(), ((Message.Error) client.request(new Message.Access(FIRM,
+                    FIRST_PRODUCT, 0, AccessMode.USERLIMIT))).code(), "both full");
+        }
+    }
+
+    /** A connection of another client process than {@link RawConnection#hello}'s, past its HELLO. */
+    private RawConnection otherProcess() throws IOException {
+        RawConnection connection = new RawConnection(group.nodeAddress());
+        Message hello = connection.request(new Message.Hello("raw-test", "ws-raw", "tester", 2));
+        assertInstanceOf(Message.HelloOk.class, hello, hello.toString());
+        return connection;
     }
 
     /**

@@ -14,6 +14,7 @@ import io.opentmr.tmr.NodeSettings;
 import io.opentmr.tmr.NodeStatus;
 import io.opentmr.tmr.TmrNode;
 import io.opentmr.tmr.VirtualContainer;
+import io.opentmr.tmr.license.Seat;
 import io.opentmr.tmr.license.TmrLicense;
 import io.opentmr.tmr.tracking.NodeTrackingLog;
 import java.net.InetAddress;
@@ -232,19 +233,21 @@ public final class TmrSession extends FrameSession {
                     // The license that granted this product on this connection before: one mailbox less.
                     Serial serial = licenseSerial.getOrDefault(known, virtualSerial);
                     ask(ctx, id, known, r -> new TmrLicense.Access(m.featureBits(), m.accessMode(), client, requestId,
-                            r), (TmrLicense.Reply reply) -> accessAnswer(product, reply, serial));
+                            r), (TmrLicense.Reply reply) -> accessAnswer(product, reply, serial, true));
                 } else if (!others.isEmpty() || !containers.awaited().isEmpty()) {
                     // Several virtual containers: through those that know the product, first group first.
-                    List<Target> route = accessRoute(container, others, m.firmCode(), m.productCode());
+                    List<Target> route = accessRoute(container, others, m.firmCode(), m.productCode(),
+                            new Seat.RequestKey(client.station(), client.host(), client.user(), client.pid(),
+                                    requestId));
                     answer(ctx, id, () -> through(ctx, route, 0, null, target -> r -> new VirtualContainer.Access(
                                     m.firmCode(), m.productCode(), m.featureBits(), m.accessMode(), client, requestId,
                                     r), TmrSession::accessPassesOn),
                             routed -> accessAnswer(product, awaitedInstead(routed.reply(),
-                                    CmError.ENTRY_NOT_FOUND.code()), routed.serial()));
+                                    CmError.ENTRY_NOT_FOUND.code(), others), routed.serial(), route.size() == 1));
                 } else {
                     ask(ctx, id, container, r -> new VirtualContainer.Access(m.firmCode(), m.productCode(),
                             m.featureBits(), m.accessMode(), client, requestId, r),
-                            (TmrLicense.Reply reply) -> accessAnswer(product, reply, virtualSerial));
+                            (TmrLicense.Reply reply) -> accessAnswer(product, reply, virtualSerial, true));
                 }
             }
             case RELEASE -> {
@@ -312,9 +315,14 @@ public final class TmrSession extends FrameSession {
         }
     }
 
-    /** The answer to an ACCESS; remembers the license that granted it alone, for the product's next ACCESS. */
-    private Message accessAnswer(long product, TmrLicense.Reply reply, Serial serial) {
-        if (reply instanceof TmrLicense.Granted granted && granted.alone()) {
+    /**
+     * The answer to an ACCESS; remembers the license that granted it alone, for the product's next ACCESS.
+     *
+     * @param single whether one virtual container alone knows the product (with several, a license alone in its
+     *               container is not the product's only one: the next ACCESS falls through to the others' too)
+     */
+    private Message accessAnswer(long product, TmrLicense.Reply reply, Serial serial, boolean single) {
+        if (reply instanceof TmrLicense.Granted granted && granted.alone() && single) {
             licenseOf.put(product, granted.license());
         } else if (reply instanceof TmrLicense.Granted || reply instanceof TmrLicense.Refused) {
             // A product of several licenses (each ACCESS starts at the first by TMR-Id), or one withdrawn, gone or
@@ -412,14 +420,18 @@ public final class TmrSession extends FrameSession {
 
     /**
      * The virtual containers an ACCESS of this product goes through: those that know a license of it, first group
-     * first; none does: the first alone, which answers 200 (and tracks the denial).
+     * first, but the one where this request opened a handle before first of all (a re-sent ACCESS gets that handle,
+     * not a seat another container has free meanwhile); none knows it: the first alone, which answers 200 (and
+     * tracks the denial).
      */
     private List<Target> accessRoute(ActorRef<VirtualContainer.Command> first, List<TmrNode.Group> others,
-                                     long firmCode, long productCode) {
+                                     long firmCode, long productCode, Seat.RequestKey request) {
         List<Target> route = new ArrayList<>(2);
         for (Target target : all(first, others)) {
             NodeStatus of = target.status() == null ? status : target.status();
-            if (of.knows(firmCode, productCode)) {
+            if (of.opened(request)) {
+                route.add(0, target);
+            } else if (of.knows(firmCode, productCode)) {
                 route.add(target);
             }
         }
@@ -504,7 +516,7 @@ public final class TmrSession extends FrameSession {
                         ? resumed.license() : ((TmrLicense.Granted) routed.reply()).license();
                 remember(license, routed.serial());
             }
-            return toWire(awaitedInstead(routed.reply(), CmError.INVALID_HANDLE.code()), releasedHandle, resume,
+            return toWire(awaitedInstead(routed.reply(), CmError.INVALID_HANDLE.code(), others), releasedHandle, resume,
                     routed.serial());
         });
     }
@@ -513,9 +525,10 @@ public final class TmrSession extends FrameSession {
      * A refusal {@code code} (200: no such product, 106: no such handle) while a virtual container this node had or
      * formed does not run yet is no answer: that one may hold it. 130, and the client asks again (a handle is kept).
      */
-    private TmrLicense.Reply awaitedInstead(TmrLicense.Reply reply, int code) {
+    private TmrLicense.Reply awaitedInstead(TmrLicense.Reply reply, int code, List<TmrNode.Group> asked) {
         if (reply instanceof TmrLicense.Refused refused && refused.code() == code) {
-            List<Long> awaited = containers.awaited();
+            // Against the containers asked, not those running now: one published since was not asked.
+            List<Long> awaited = containers.awaited(asked);
             if (!awaited.isEmpty()) {
                 return new TmrLicense.Refused(CmError.REDUNDANCY_SERVER_MISSING, refused.text() + "; the virtual "
                         + "container(s) of CmActId(s) " + awaited + " do not run yet");
