@@ -42,6 +42,8 @@ class TmrHandleTest {
         group = new TmrTestGroup(dir);
         group.issueTmr(TmrTestGroup.seats(PRODUCT, 1));
         group.startNode(Map.of("opentmr.node.cleanup-timeout", "2s", "opentmr.node.keep-alive-interval", "500ms"));
+        // The client's connect timeout is short; a node starting on a loaded machine may need longer to serve.
+        Await.until("the node serves", group.node()::serving);
         try (TmrClient client = TmrClient.connect(group.nodeAddress())) {
             Await.until("license listed", () -> !client.listContainers().get(0).products().isEmpty());
         }

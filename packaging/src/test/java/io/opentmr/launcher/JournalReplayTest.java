@@ -86,6 +86,8 @@ class JournalReplayTest {
         onOurJournal.put("opentmr.persistence.fsync", "never");
         onOurJournal.put("opentmr.node.snapshot-every", 3);
         group.startNode(onOurJournal);
+        // The client's connect timeout is short; a node starting on a loaded machine may need longer to serve.
+        Await.until("the node serves", group.node()::serving);
         client = TmrClient.connect(group.nodeAddress());
         Await.until("the three TMR licenses listed", () -> products().size() == 3);
     }
