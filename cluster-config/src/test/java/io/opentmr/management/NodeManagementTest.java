@@ -424,11 +424,28 @@ class NodeManagementTest {
         return Double.parseDouble(matcher.group(1));
     }
 
+    /**
+     * Waits (60 s at most) until {@code condition} holds. A refused connection counts as "not yet": a server starting
+     * on a loaded machine listens later than its start returned; any other failure ends the wait.
+     */
     static void await(String what, Callable<Boolean> condition) throws Exception {
         long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-        while (!condition.call()) {
+        java.net.ConnectException refused = null;
+        while (true) {
+            try {
+                if (condition.call()) {
+                    return;
+                }
+                refused = null;
+            } catch (java.net.ConnectException e) {
+                refused = e;
+            }
             if (System.nanoTime() - deadline > 0) {
-                throw new AssertionError("not within 60 s: " + what);
+                AssertionError late = new AssertionError("not within 60 s: " + what);
+                if (refused != null) {
+                    late.initCause(refused);
+                }
+                throw late;
             }
             Thread.sleep(100);
         }
