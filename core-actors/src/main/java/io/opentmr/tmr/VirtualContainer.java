@@ -297,6 +297,12 @@ public final class VirtualContainer
     private final boolean[] prefetching;
     /** Per backend, the listing the twin's role took at the lease's gain ({@link Prelisted}); null when none. */
     private final Prelisted[] prelisted;
+    /**
+     * Whether the listings of the lease's gain are still being taken: no license re-syncs before all of them are in
+     * (or their backends failed or left), so that a handle two backends hold and the journal lacks is rebuilt
+     * ({@link TmrLicense.Rebuild}) before a re-sync of another backend frees it.
+     */
+    private boolean gathering;
     /** Timing of the take-over or start, for its log line ({@link System#nanoTime}). */
     private final long startedNanos = System.nanoTime();
     private long recoveredNanos;
@@ -523,6 +529,10 @@ public final class VirtualContainer
                         return Effect().none();
                     }
                     wanting.get(needs.backend()).add(needs.key());
+                    if (gathering) {
+                        // Served from the gain's listing once every backend is listed (endGatheringIfDone).
+                        return Effect().none();
+                    }
                     timers.startSingleTimer("resync-" + needs.backend(), new StartResync(needs.backend()),
                             Duration.ofMillis(200));
                     return Effect().none();
@@ -591,7 +601,6 @@ public final class VirtualContainer
                 prelisted[b] = null;
                 if (prefetch && taken != null && taken.epoch() == epoch) {
                     listed.set(b, taken.byKey());
-                    resyncWanting(b, taken.byKey());
                 } else if (prefetch) {
                     prefetching[b] = true;
                     startResync(b);
@@ -599,6 +608,8 @@ public final class VirtualContainer
                     timers.startSingleTimer("resync-" + b, new StartResync(b), Duration.ofMillis(200));
                 }
             }
+            gathering = prefetch;
+            endGatheringIfDone();
             usable.replaceAll((key, count) -> 0);
             // A license still recovering gets its ResyncAll of this round when it has recovered (onRecovered): a
             // second one now would ask for a second re-sync of every backend, which the listing taken at once
@@ -706,6 +717,7 @@ public final class VirtualContainer
                 prelisted[backend] = null;
             }
         }
+        endGatheringIfDone();
         inventoried = now;
         groupKeys = view.groupKeys();
         Map<LicenseKey, Quorums.Verdict> before = verdicts;
@@ -840,7 +852,7 @@ public final class VirtualContainer
     private boolean fromListing(LicenseKey key, int backend) {
         Map<LicenseKey, List<Allocation>> listing = listed.get(backend);
         ActorRef<TmrLicense.Command> license = licenses.get(key);
-        if (listing == null || license == null || status.reconciled()) {
+        if (gathering || listing == null || license == null || status.reconciled()) {
             return false;
         }
         license.tell(new TmrLicense.Resync(backend, listing.getOrDefault(key, List.of())));
@@ -848,6 +860,7 @@ public final class VirtualContainer
     }
 
     private void dropListings() {
+        gathering = false;
         for (int b = 0; b < listed.size(); b++) {
             listed.set(b, null);
             prefetching[b] = false;
@@ -875,7 +888,7 @@ public final class VirtualContainer
     }
 
     private void startResync(int backend) {
-        if (!inventoried.get(backend) || resyncRunning[backend]
+        if (gathering || !inventoried.get(backend) || resyncRunning[backend]
                 || wanting.get(backend).isEmpty() && !prefetching[backend]) {
             return;
         }
@@ -894,6 +907,9 @@ public final class VirtualContainer
         if (listing.failure() != null) {
             LOG.warn("Cannot list the allocations of backend {} for its re-sync; trying again: {}", backend + 1,
                     listing.failure().toString());
+            // The gain's listing goes on without this backend: its re-syncs list it afresh.
+            prefetching[backend] = false;
+            endGatheringIfDone();
             timers.startSingleTimer("resync-" + backend, new StartResync(backend), Duration.ofSeconds(1));
             return Effect().none();
         }
@@ -901,6 +917,10 @@ public final class VirtualContainer
             prefetching[backend] = false;
             if (!status.reconciled()) {
                 listed.set(backend, listing.byKey());
+            }
+            if (gathering) {
+                endGatheringIfDone();
+                return Effect().none();
             }
         }
         resyncWanting(backend, listing.byKey());
@@ -932,8 +952,50 @@ public final class VirtualContainer
             resyncRunning[backend] = false;
             prefetching[backend] = false;
             listed.set(backend, listing.byKey());
-            resyncWanting(backend, listing.byKey());
+            if (gathering) {
+                endGatheringIfDone();
+            } else {
+                resyncWanting(backend, listing.byKey());
+            }
         }
         return Effect().none();
+    }
+
+    /**
+     * Once every listing of the lease's gain is in (or its backend failed or left): each license with two or more
+     * listed backends is first told what they hold ({@link TmrLicense.Rebuild}), then its waiting re-syncs take the
+     * listings; a backend without one is listed afresh.
+     */
+    private void endGatheringIfDone() {
+        if (!gathering) {
+            return;
+        }
+        for (boolean listing : prefetching) {
+            if (listing) {
+                return;
+            }
+        }
+        gathering = false;
+        List<Map<LicenseKey, List<Allocation>>> taken = new ArrayList<>();
+        listed.stream().filter(java.util.Objects::nonNull).forEach(taken::add);
+        licenses.forEach((key, license) -> {
+            List<List<Allocation>> held = new ArrayList<>();
+            for (Map<LicenseKey, List<Allocation>> listing : taken) {
+                List<Allocation> of = listing.get(key);
+                if (of != null && !of.isEmpty()) {
+                    held.add(of);
+                }
+            }
+            if (held.size() >= 2) {
+                license.tell(new TmrLicense.Rebuild(held));
+            }
+        });
+        for (int b = 0; b < listed.size(); b++) {
+            if (listed.get(b) != null) {
+                resyncWanting(b, listed.get(b));
+            } else if (!wanting.get(b).isEmpty()) {
+                timers.startSingleTimer("resync-" + b, new StartResync(b), Duration.ofMillis(200));
+            }
+        }
     }
 }

@@ -432,6 +432,35 @@ class VirtualContainerTest {
     }
 
     @Test
+    void theLicensesHearWhatTwoBackendsHoldBeforeAnyReSyncOfTheGainFreesIt() throws Exception {
+        Serial serial = nextSerial();
+        PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(30));
+        HeldLink first = new HeldLink();
+        HeldLink second = new HeldLink();
+        peers.linkUp(0, first);
+        peers.linkUp(1, second);
+        TestProbe<Object> licenses = kit.createTestProbe();
+        ActorRef<VirtualContainer.Command> container = kit.spawn(container(serial, peers, new NodeStatus(peers),
+                standIns(licenses.getRef())));
+        container.tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), counted(SEATS, 0, 1, 2))));
+        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(0));
+        grantLease(peers, 3, "node-a");
+        var atGain1 = first.next();
+        var atGain2 = second.next();
+        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(1));
+        container.tell(new VirtualContainer.NeedsResync(SEATS, 0));
+        // Backend 1 holds handle 42, which the journal lacks (its node acknowledged it alone and died).
+        var held = heldAllocation(42);
+        atGain1.getValue().complete(new Message.AllocationList(List.of(held), false));
+        licenses.expectNoMessage(Duration.ofMillis(300));
+        // Backend 2 holds it too: the license hears of both before the re-sync of backend 1 would free it.
+        atGain2.getValue().complete(new Message.AllocationList(List.of(held), false));
+        Object told = licenses.receiveMessage(Duration.ofSeconds(10));
+        assertEquals(new Told(SEATS, new TmrLicense.Rebuild(List.of(List.of(held), List.of(held)))), told);
+        expectTold(licenses, SEATS, new TmrLicense.Resync(0, List.of(held)));
+    }
+
+    @Test
     void aListingOfManyPagesIsJoinedFromTheHandleIdEachPageEndedWith() throws Exception {
         PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(30));
         HeldLink link = new HeldLink();
