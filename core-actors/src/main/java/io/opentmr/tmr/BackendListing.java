@@ -22,10 +22,13 @@ import java.util.concurrent.Executor;
 final class BackendListing {
 
     /**
-     * Allocations asked for per page. A backend pages at most this many and never more than its byte cap, so a
-     * page fits the default frame (docs/protocol.md, LIST_ALLOCATIONS); an older backend pages at most 1 000.
+     * Allocations asked for per page (about 200 KB with short owner names). A backend pages at most its caps (5000,
+     * 512 KiB), so a page fits the default frame (docs/protocol.md, LIST_ALLOCATIONS); an older backend pages at
+     * most 1000. Fewer than the backend's 5000: every page must come within the backend timeout (1 s by default),
+     * and at a take-over on a CPU-starved machine (load 20-40 on two cores) pages of 5000 were seen to miss it,
+     * which costs the whole listing again a second later.
      */
-    static final int PAGE = 5000;
+    static final int PAGE = 2000;
 
     private BackendListing() {
     }
