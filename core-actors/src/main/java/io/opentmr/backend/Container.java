@@ -345,8 +345,11 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         }
     }
 
-    /** Allocations in one ALLOCATION_LIST at most (~100 bytes each with short owner names). */
-    public static final int MAX_ALLOCATIONS_PER_PAGE = 1000;
+    /**
+     * Allocations in one ALLOCATION_LIST at most (~100 bytes each with short owner names, so the byte cap below
+     * usually ends a page first): a take-over lists 100 000 allocations in about 20 pages.
+     */
+    public static final int MAX_ALLOCATIONS_PER_PAGE = 5000;
 
     /** Encoded allocations in one ALLOCATION_LIST at most: the page fits the default 1 MiB frame. */
     static final long MAX_ALLOCATION_PAGE_BYTES = 512 * 1024;

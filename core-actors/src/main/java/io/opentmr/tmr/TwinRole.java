@@ -1,11 +1,16 @@
 package io.opentmr.tmr;
 
 import com.typesafe.config.ConfigFactory;
+import io.opentmr.protocol.Allocation;
 import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.CmFailure;
+import io.opentmr.protocol.LicenseKey;
 import io.opentmr.tmr.backend.PeerGroup;
 import io.opentmr.tmr.license.TmrLicenseEvent;
 import java.time.Duration;
+import java.util.BitSet;
+import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
@@ -67,6 +72,11 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
     private record ActivationDue(long epoch) implements Command {
     }
 
+    /** A backend's allocations, listed once the node held the lease at {@code epoch} ({@link #prelist}). */
+    private record Listed(long epoch, int backend, long generation,
+                          Map<LicenseKey, List<Allocation>> byKey, Throwable failure) implements Command {
+    }
+
     /** Hand the active role over to the standby ({@link TmrNode#stepDown}); {@code done} completes once handed. */
     record StepDown(CompletableFuture<Void> done) implements Command {
     }
@@ -110,6 +120,10 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
     private java.util.List<TmrNode.Group> othersSteppingDown = java.util.List.of();
     /** When ({@link System#nanoTime}) the node began to activate. */
     private long activatingSince;
+    /** Per backend, the listing under way or kept ({@link #prelist}); a new generation drops the one before. */
+    private final long[] listingGeneration;
+    /** Per backend, the listing kept for the container until it starts; null when none. */
+    private final VirtualContainer.Prelisted[] prelisted;
 
     /**
      * @param quorums the backend watchers' quorums, given where to send their views
@@ -171,6 +185,8 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
         this.activation = activation;
         this.containerBehavior = containerBehavior;
         this.holder = holder;
+        this.listingGeneration = new long[peers.size()];
+        this.prelisted = new VirtualContainer.Prelisted[peers.size()];
         LOG.info("Standby: the node serves no client until it holds the backends' lease");
     }
 
@@ -180,6 +196,7 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
                 .onMessage(ViewCounted.class, this::onView)
                 .onMessageEquals(Tick.INSTANCE, this::onTick)
                 .onMessage(Activated.class, this::onActivated)
+                .onMessage(Listed.class, this::onListed)
                 .onMessage(StepDown.class, this::onStepDown)
                 .onMessage(HandedOver.class, this::onHandedOver)
                 .onMessage(LeaseGivenBack.class, this::onLeaseGivenBack)
@@ -196,6 +213,14 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
 
     private Behavior<Command> onView(ViewCounted view) {
         lastView = view.counted();
+        BitSet inventoried = lastView.view().inventoried();
+        for (int b = 0; b < prelisted.length; b++) {
+            if (!inventoried.get(b)) {
+                // Gone: what it holds when it is back (restored, replaced) is listed anew by the container.
+                listingGeneration[b]++;
+                prelisted[b] = null;
+            }
+        }
         if (container != null) {
             container.tell(lastView);
         }
@@ -222,6 +247,7 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
                     }
                     long activating = epoch;
                     getContext().pipeToSelf(done, (ok, failure) -> new Activated(activating, failure));
+                    prelist();
                     timers.startSingleTimer(new ActivationDue(activating), activationTimeout);
                 }
             }
@@ -240,6 +266,47 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
         return this;
     }
 
+    /**
+     * Lists every backend's allocations as soon as the node holds the lease, while the journal is made ready and the
+     * container and its licenses recover: the container's re-syncs take these listings when it gains the lease at
+     * the same epoch, instead of listing then. Valid for the same reason as the container's own listing at the gain:
+     * in this epoch no other node writes, and until the node serves no client does. Only when every backend is
+     * inventoried, as the container's own listing at the gain.
+     */
+    private void prelist() {
+        if (lastView == null || lastView.view().inventoried().cardinality() < prelisted.length) {
+            return;
+        }
+        long listedEpoch = epoch;
+        for (int b = 0; b < prelisted.length; b++) {
+            int backend = b;
+            long generation = ++listingGeneration[b];
+            prelisted[b] = null;
+            getContext().pipeToSelf(BackendListing.list(peers, backend, getContext().getExecutionContext()),
+                    (byKey, failure) -> new Listed(listedEpoch, backend, generation, byKey, failure));
+        }
+    }
+
+    private Behavior<Command> onListed(Listed listed) {
+        int backend = listed.backend();
+        if (listed.generation() != listingGeneration[backend] || listed.epoch() != epoch
+                || state != State.ACTIVATING && state != State.ACTIVE) {
+            return this;
+        }
+        if (listed.failure() != null) {
+            LOG.debug("Backend {} could not be listed at the take-over ({}); the container lists it", backend + 1,
+                    listed.failure().toString());
+            return this;
+        }
+        VirtualContainer.Prelisted listing = new VirtualContainer.Prelisted(listed.epoch(), backend, listed.byKey());
+        if (container != null) {
+            container.tell(listing);
+        } else {
+            prelisted[backend] = listing;
+        }
+        return this;
+    }
+
     private Behavior<Command> onActivated(Activated activated) {
         if (state != State.ACTIVATING || activated.epoch() != epoch) {
             return this;
@@ -249,6 +316,13 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
         }
         container = getContext().spawn(containerBehavior, "virtual-container");
         holder.set(container);
+        // Before the view: the container takes a listing when it gains the lease, which the view makes it see.
+        for (int b = 0; b < prelisted.length; b++) {
+            if (prelisted[b] != null) {
+                container.tell(prelisted[b]);
+                prelisted[b] = null;
+            }
+        }
         if (lastView != null) {
             container.tell(lastView);
         }

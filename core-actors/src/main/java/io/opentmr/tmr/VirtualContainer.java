@@ -8,7 +8,6 @@ import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.ContainerInfo;
 import io.opentmr.protocol.LicenseKey;
-import io.opentmr.protocol.Message;
 import io.opentmr.protocol.ProductInfo;
 import io.opentmr.protocol.Serial;
 import io.opentmr.tmr.backend.PeerGroup;
@@ -18,6 +17,7 @@ import io.opentmr.tmr.tracking.NodeTrackingLog;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.BitSet;
 import java.util.Collections;
 import java.util.HashMap;
@@ -65,8 +65,6 @@ public final class VirtualContainer
         extends EventSourcedBehavior<VirtualContainer.Command, VirtualContainer.Event, VirtualContainer.State> {
 
     private static final Logger LOG = LoggerFactory.getLogger(VirtualContainer.class);
-    /** Allocations asked for per LIST_ALLOCATIONS page: well inside a frame. */
-    static final int PAGE = 1000;
     /** Closed handles remembered, so that a RELEASE repeated on another connection still finds its license. */
     static final int CLOSED_MEMORY = 8192;
 
@@ -155,7 +153,17 @@ public final class VirtualContainer
     private record StartResync(int backend) implements Command {
     }
 
-    private record Page(int backend, long generation, Message reply, Throwable failure) implements Command {
+    /** A backend's allocations by license ({@link BackendListing}), or why they could not be listed. */
+    private record Listing(int backend, long generation, Map<LicenseKey, List<Allocation>> byKey, Throwable failure)
+            implements Command {
+    }
+
+    /**
+     * A backend's allocations listed by the twin's role once the node held the lease at {@code epoch}, before this
+     * container was started: taken as the listing of the lease's gain (see {@link #listed}) when the container gains
+     * the lease at that epoch, so a take-over lists the backends while the journal and licenses recover.
+     */
+    record Prelisted(long epoch, int backend, Map<LicenseKey, List<Allocation>> byKey) implements Command {
     }
 
     private enum CheckLease implements Command {
@@ -265,7 +273,6 @@ public final class VirtualContainer
     private final Map<Long, Seat.RequestKey> requestOf = new HashMap<>();
     private final LinkedHashMap<Long, LicenseKey> closed = new LinkedHashMap<>();
     private final long[] resyncGeneration;
-    private final List<List<Allocation>> resyncPages = new ArrayList<>();
     private final boolean[] resyncRunning;
     /** Licenses waiting for a re-sync of each backend. */
     private final List<Set<LicenseKey>> wanting = new ArrayList<>();
@@ -288,6 +295,14 @@ public final class VirtualContainer
     private final List<Map<LicenseKey, List<Allocation>>> listed = new ArrayList<>();
     /** Per backend, whether the listing started at the lease's gain is still under way. */
     private final boolean[] prefetching;
+    /** Per backend, the listing the twin's role took at the lease's gain ({@link Prelisted}); null when none. */
+    private final Prelisted[] prelisted;
+    /**
+     * Whether the listings of the lease's gain are still being taken: no license re-syncs before all of them are in
+     * (or their backends failed or left), so that a handle two backends hold and the journal lacks is rebuilt
+     * ({@link TmrLicense.Rebuild}) before a re-sync of another backend frees it.
+     */
+    private boolean gathering;
     /** Timing of the take-over or start, for its log line ({@link System#nanoTime}). */
     private final long startedNanos = System.nanoTime();
     private long recoveredNanos;
@@ -359,8 +374,8 @@ public final class VirtualContainer
         this.resyncGeneration = new long[backends];
         this.resyncRunning = new boolean[backends];
         this.prefetching = new boolean[backends];
+        this.prelisted = new Prelisted[backends];
         for (int i = 0; i < backends; i++) {
-            resyncPages.add(new ArrayList<>());
             wanting.add(new HashSet<>());
             listed.add(null);
         }
@@ -449,10 +464,10 @@ public final class VirtualContainer
         for (int i = 0; i < resyncGeneration.length; i++) {
             resyncGeneration[i]++;
             resyncRunning[i] = false;
-            resyncPages.set(i, new ArrayList<>());
             wanting.set(i, new HashSet<>());
         }
         dropListings();
+        Arrays.fill(prelisted, null);
         leaseHeld = false;
         status.reconciled(false);
         status.openHandles(0);
@@ -515,6 +530,10 @@ public final class VirtualContainer
                         return Effect().none();
                     }
                     wanting.get(needs.backend()).add(needs.key());
+                    if (gathering) {
+                        // Served from the gain's listing once every backend is listed (endGatheringIfDone).
+                        return Effect().none();
+                    }
                     timers.startSingleTimer("resync-" + needs.backend(), new StartResync(needs.backend()),
                             Duration.ofMillis(200));
                     return Effect().none();
@@ -524,7 +543,8 @@ public final class VirtualContainer
                     startResync(start.backend());
                     return Effect().none();
                 })
-                .onCommand(Page.class, this::onPage)
+                .onCommand(Listing.class, this::onListing)
+                .onCommand(Prelisted.class, this::onPrelisted)
                 .onCommand(CheckLease.class, check -> {
                     checkServing();
                     return Effect().none();
@@ -579,14 +599,19 @@ public final class VirtualContainer
             for (int b = 0; b < resyncGeneration.length; b++) {
                 resyncGeneration[b]++;
                 resyncRunning[b] = false;
-                resyncPages.set(b, new ArrayList<>());
-                if (prefetch) {
+                Prelisted taken = prelisted[b];
+                prelisted[b] = null;
+                if (prefetch && taken != null && taken.epoch() == epoch) {
+                    listed.set(b, taken.byKey());
+                } else if (prefetch) {
                     prefetching[b] = true;
                     startResync(b);
                 } else if (!wanting.get(b).isEmpty()) {
                     timers.startSingleTimer("resync-" + b, new StartResync(b), Duration.ofMillis(200));
                 }
             }
+            gathering = prefetch;
+            endGatheringIfDone();
             usable.replaceAll((key, count) -> 0);
             // A license still recovering gets its ResyncAll of this round when it has recovered (onRecovered): a
             // second one now would ask for a second re-sync of every backend, which the listing taken at once
@@ -691,8 +716,10 @@ public final class VirtualContainer
                 resyncRunning[backend] = false;
                 listed.set(backend, null);
                 prefetching[backend] = false;
+                prelisted[backend] = null;
             }
         }
+        endGatheringIfDone();
         inventoried = now;
         groupKeys = view.groupKeys();
         Map<LicenseKey, Quorums.Verdict> before = verdicts;
@@ -827,7 +854,7 @@ public final class VirtualContainer
     private boolean fromListing(LicenseKey key, int backend) {
         Map<LicenseKey, List<Allocation>> listing = listed.get(backend);
         ActorRef<TmrLicense.Command> license = licenses.get(key);
-        if (listing == null || license == null || status.reconciled()) {
+        if (gathering || listing == null || license == null || status.reconciled()) {
             return false;
         }
         license.tell(new TmrLicense.Resync(backend, listing.getOrDefault(key, List.of())));
@@ -835,6 +862,7 @@ public final class VirtualContainer
     }
 
     private void dropListings() {
+        gathering = false;
         for (int b = 0; b < listed.size(); b++) {
             listed.set(b, null);
             prefetching[b] = false;
@@ -862,59 +890,114 @@ public final class VirtualContainer
     }
 
     private void startResync(int backend) {
-        if (!inventoried.get(backend) || resyncRunning[backend]
+        if (gathering || !inventoried.get(backend) || resyncRunning[backend]
                 || wanting.get(backend).isEmpty() && !prefetching[backend]) {
             return;
         }
         resyncRunning[backend] = true;
         long generation = ++resyncGeneration[backend];
-        resyncPages.set(backend, new ArrayList<>());
-        askPage(backend, generation, 0);
+        context.pipeToSelf(BackendListing.list(peers, backend, context.getExecutionContext()),
+                (byKey, failure) -> new Listing(backend, generation, byKey, failure));
     }
 
-    private void askPage(int backend, long generation, long after) {
-        context.pipeToSelf(peers.call(backend, certificate -> new Message.ListAllocations(after, PAGE)),
-                (reply, failure) -> new Page(backend, generation, reply, failure));
-    }
-
-    private Effect<Event, State> onPage(Page page) {
-        int backend = page.backend();
-        if (page.generation() != resyncGeneration[backend]) {
-            return Effect().none();
-        }
-        if (page.failure() != null || !(page.reply() instanceof Message.AllocationList list)) {
-            resyncRunning[backend] = false;
-            LOG.warn("Cannot list the allocations of backend {} for its re-sync; trying again: {}", backend + 1,
-                    page.failure() == null ? page.reply() : page.failure().toString());
-            timers.startSingleTimer("resync-" + backend, new StartResync(backend), Duration.ofSeconds(1));
-            return Effect().none();
-        }
-        List<Allocation> collected = resyncPages.get(backend);
-        collected.addAll(list.allocations());
-        if (list.more() && !list.allocations().isEmpty()) {
-            askPage(backend, page.generation(), list.allocations().get(list.allocations().size() - 1).tmrHandleId());
+    private Effect<Event, State> onListing(Listing listing) {
+        int backend = listing.backend();
+        if (listing.generation() != resyncGeneration[backend]) {
             return Effect().none();
         }
         resyncRunning[backend] = false;
-        Map<LicenseKey, List<Allocation>> byKey = new HashMap<>();
-        for (Allocation allocation : collected) {
-            byKey.computeIfAbsent(allocation.key(), k -> new ArrayList<>()).add(allocation);
+        if (listing.failure() != null) {
+            LOG.warn("Cannot list the allocations of backend {} for its re-sync; trying again: {}", backend + 1,
+                    listing.failure().toString());
+            // The gain's listing goes on without this backend: its re-syncs list it afresh.
+            prefetching[backend] = false;
+            endGatheringIfDone();
+            timers.startSingleTimer("resync-" + backend, new StartResync(backend), Duration.ofSeconds(1));
+            return Effect().none();
         }
-        Set<LicenseKey> asked = wanting.get(backend);
-        wanting.set(backend, new HashSet<>());
         if (prefetching[backend]) {
             prefetching[backend] = false;
             if (!status.reconciled()) {
-                listed.set(backend, byKey);
+                listed.set(backend, listing.byKey());
+            }
+            if (gathering) {
+                endGatheringIfDone();
+                return Effect().none();
             }
         }
+        resyncWanting(backend, listing.byKey());
+        return Effect().none();
+    }
+
+    /** The licenses waiting for a re-sync of {@code backend} take it from {@code byKey}. */
+    private void resyncWanting(int backend, Map<LicenseKey, List<Allocation>> byKey) {
+        Set<LicenseKey> asked = wanting.get(backend);
+        wanting.set(backend, new HashSet<>());
         for (LicenseKey key : asked) {
             ActorRef<TmrLicense.Command> license = licenses.get(key);
             if (license != null) {
                 license.tell(new TmrLicense.Resync(backend, byKey.getOrDefault(key, List.of())));
             }
         }
-        resyncPages.set(backend, new ArrayList<>());
+    }
+
+    /**
+     * A listing the twin's role took at the lease's gain: kept for the gain at its epoch, or, when the container
+     * gained the lease at that epoch already and its own listing of the backend is still under way, taken instead.
+     */
+    private Effect<Event, State> onPrelisted(Prelisted listing) {
+        int backend = listing.backend();
+        if (!leaseHeld) {
+            prelisted[backend] = listing;
+        } else if (listing.epoch() == leaseEpoch && prefetching[backend] && !status.reconciled()) {
+            resyncGeneration[backend]++;
+            resyncRunning[backend] = false;
+            prefetching[backend] = false;
+            listed.set(backend, listing.byKey());
+            if (gathering) {
+                endGatheringIfDone();
+            } else {
+                resyncWanting(backend, listing.byKey());
+            }
+        }
         return Effect().none();
+    }
+
+    /**
+     * Once every listing of the lease's gain is in (or its backend failed or left): each license with two or more
+     * listed backends is first told what they hold ({@link TmrLicense.Rebuild}), then its waiting re-syncs take the
+     * listings; a backend without one is listed afresh.
+     */
+    private void endGatheringIfDone() {
+        if (!gathering) {
+            return;
+        }
+        for (boolean listing : prefetching) {
+            if (listing) {
+                return;
+            }
+        }
+        gathering = false;
+        List<Map<LicenseKey, List<Allocation>>> taken = new ArrayList<>();
+        listed.stream().filter(java.util.Objects::nonNull).forEach(taken::add);
+        licenses.forEach((key, license) -> {
+            List<List<Allocation>> held = new ArrayList<>();
+            for (Map<LicenseKey, List<Allocation>> listing : taken) {
+                List<Allocation> of = listing.get(key);
+                if (of != null && !of.isEmpty()) {
+                    held.add(of);
+                }
+            }
+            if (held.size() >= 2) {
+                license.tell(new TmrLicense.Rebuild(held));
+            }
+        });
+        for (int b = 0; b < listed.size(); b++) {
+            if (listed.get(b) != null) {
+                resyncWanting(b, listed.get(b));
+            } else if (!wanting.get(b).isEmpty()) {
+                timers.startSingleTimer("resync-" + b, new StartResync(b), Duration.ofMillis(200));
+            }
+        }
     }
 }

@@ -192,6 +192,37 @@ class PeerStateTest {
     }
 
     @Test
+    void aFullPageAtTheBackendsCapsFitsTheDefaultFrameAndListLimit() {
+        // Short owner names: the item cap ends the page. The longest names a string field takes: the byte cap does.
+        for (String host : List.of("ws", "h".repeat(io.opentmr.protocol.CodecLimits.DEFAULT.maxStringBytes()))) {
+            ContainerFixture state = new ContainerFixture();
+            int items = Container.MAX_ALLOCATIONS_PER_PAGE + 10;
+            for (long id = 1; id <= items; id++) {
+                state.persist(state.state.allocate(new Allocation(id, TMR, AccessMode.NOUSERLIMIT, 0,
+                        new HandleOwner(host, "user-" + id, 1, id), Bytes.of(new byte[32]), 1), NOW));
+            }
+            ContainerState.AllocationPage page = state.state.allocations(0, Container.MAX_ALLOCATIONS_PER_PAGE,
+                    Container.MAX_ALLOCATION_PAGE_BYTES);
+            assertTrue(page.more());
+            io.opentmr.protocol.Message.AllocationList list = new io.opentmr.protocol.Message.AllocationList(
+                    page.allocations().stream().map(TmrAllocation::toProtocol).toList(), page.more());
+            io.netty.buffer.ByteBuf frame = io.netty.buffer.Unpooled.buffer();
+            try {
+                io.opentmr.protocol.FrameEncoder.encode(new io.opentmr.protocol.Frame(1, list), frame);
+                // Throws on a frame or list over the limits a node decodes with.
+                io.opentmr.protocol.Frame decoded = io.opentmr.protocol.FrameDecoder.readFrame(frame,
+                        io.opentmr.protocol.CodecLimits.DEFAULT);
+                assertEquals(list, decoded.message());
+            } finally {
+                frame.release();
+            }
+            if (host.length() == 2) {
+                assertEquals(Container.MAX_ALLOCATIONS_PER_PAGE, page.allocations().size());
+            }
+        }
+    }
+
+    @Test
     void aLeaseLivesWhileItsTtlRunsAndItsConnectionIsOpen() {
         LeaseTable table = new LeaseTable();
         AtomicBoolean open = new AtomicBoolean(true);

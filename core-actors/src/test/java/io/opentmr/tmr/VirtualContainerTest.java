@@ -363,6 +363,127 @@ class VirtualContainerTest {
         expectTold(licenses, SEATS, new TmrLicense.Resync(2, List.of()));
     }
 
+    private static io.opentmr.protocol.Allocation heldAllocation(long handleId) {
+        return new io.opentmr.protocol.Allocation(handleId, SEATS, AccessMode.USERLIMIT, 0,
+                new io.opentmr.protocol.HandleOwner("ws-1", "anna", 1, 1), Bytes.of(new byte[32]), 1);
+    }
+
+    @Test
+    void aListingTakenWhenTheTwinHeldTheLeaseIsTheGainsListingAtThatEpoch() throws Exception {
+        Serial serial = nextSerial();
+        PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(30));
+        HeldLink link = new HeldLink();
+        peers.linkUp(2, link);
+        TestProbe<Object> licenses = kit.createTestProbe();
+        ActorRef<VirtualContainer.Command> container = kit.spawn(container(serial, peers, new NodeStatus(peers),
+                standIns(licenses.getRef())));
+        // The twin's role listed backend 3 once it held the lease at epoch 3, before the container started.
+        var held = heldAllocation(42);
+        container.tell(new VirtualContainer.Prelisted(3, 2, Map.of(SEATS, List.of(held))));
+        grantLease(peers, 3, "node-a");
+        container.tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), counted(SEATS, 0, 1, 2))));
+        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(1));
+        container.tell(new VirtualContainer.NeedsResync(SEATS, 2));
+        expectTold(licenses, SEATS, new TmrLicense.Resync(2, List.of(held)));
+        assertEquals(null, link.asked.poll(300, java.util.concurrent.TimeUnit.MILLISECONDS),
+                "backend 3 is not listed a second time");
+    }
+
+    @Test
+    void aListingTakenAtAnotherEpochIsNotTheGainsListing() throws Exception {
+        Serial serial = nextSerial();
+        PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(30));
+        HeldLink link = new HeldLink();
+        peers.linkUp(2, link);
+        TestProbe<Object> licenses = kit.createTestProbe();
+        ActorRef<VirtualContainer.Command> container = kit.spawn(container(serial, peers, new NodeStatus(peers),
+                standIns(licenses.getRef())));
+        // Listed at epoch 2: another node may have held the lease and written since.
+        container.tell(new VirtualContainer.Prelisted(2, 2, Map.of(SEATS, List.of(heldAllocation(42)))));
+        grantLease(peers, 3, "node-a");
+        container.tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), counted(SEATS, 0, 1, 2))));
+        var atGain = link.next();
+        assertInstanceOf(Message.ListAllocations.class, atGain.getKey(), "listed at the gain of epoch 3");
+        atGain.getValue().complete(new Message.AllocationList(List.of(), false));
+        container.tell(new VirtualContainer.NeedsResync(SEATS, 2));
+        expectTold(licenses, SEATS, new TmrLicense.Resync(2, List.of()));
+    }
+
+    @Test
+    void aListingTheTwinTookArrivingWhileTheContainersOwnIsUnderWayIsTakenAndTheOwnDropped() throws Exception {
+        Serial serial = nextSerial();
+        PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(30));
+        HeldLink link = new HeldLink();
+        peers.linkUp(2, link);
+        TestProbe<Object> licenses = kit.createTestProbe();
+        ActorRef<VirtualContainer.Command> container = kit.spawn(container(serial, peers, new NodeStatus(peers),
+                standIns(licenses.getRef())));
+        grantLease(peers, 3, "node-a");
+        container.tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), counted(SEATS, 0, 1, 2))));
+        var own = link.next();
+        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(1));
+        container.tell(new VirtualContainer.NeedsResync(SEATS, 2));
+        var held = heldAllocation(42);
+        container.tell(new VirtualContainer.Prelisted(3, 2, Map.of(SEATS, List.of(held))));
+        expectTold(licenses, SEATS, new TmrLicense.Resync(2, List.of(held)));
+        // The container's own listing ends later: dropped, the license is not re-synced twice.
+        own.getValue().complete(new Message.AllocationList(List.of(), false));
+        licenses.expectNoMessage(Duration.ofMillis(300));
+    }
+
+    @Test
+    void theLicensesHearWhatTwoBackendsHoldBeforeAnyReSyncOfTheGainFreesIt() throws Exception {
+        Serial serial = nextSerial();
+        PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(30));
+        HeldLink first = new HeldLink();
+        HeldLink second = new HeldLink();
+        peers.linkUp(0, first);
+        peers.linkUp(1, second);
+        TestProbe<Object> licenses = kit.createTestProbe();
+        ActorRef<VirtualContainer.Command> container = kit.spawn(container(serial, peers, new NodeStatus(peers),
+                standIns(licenses.getRef())));
+        container.tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), counted(SEATS, 0, 1, 2))));
+        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(0));
+        grantLease(peers, 3, "node-a");
+        var atGain1 = first.next();
+        var atGain2 = second.next();
+        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(1));
+        container.tell(new VirtualContainer.NeedsResync(SEATS, 0));
+        // Backend 1 holds handle 42, which the journal lacks (its node acknowledged it alone and died).
+        var held = heldAllocation(42);
+        atGain1.getValue().complete(new Message.AllocationList(List.of(held), false));
+        licenses.expectNoMessage(Duration.ofMillis(300));
+        // Backend 2 holds it too: the license hears of both before the re-sync of backend 1 would free it.
+        atGain2.getValue().complete(new Message.AllocationList(List.of(held), false));
+        Object told = licenses.receiveMessage(Duration.ofSeconds(10));
+        assertEquals(new Told(SEATS, new TmrLicense.Rebuild(List.of(List.of(held), List.of(held)))), told);
+        expectTold(licenses, SEATS, new TmrLicense.Resync(0, List.of(held)));
+    }
+
+    @Test
+    void aListingOfManyPagesIsJoinedFromTheHandleIdEachPageEndedWith() throws Exception {
+        PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(30));
+        HeldLink link = new HeldLink();
+        peers.linkUp(1, link);
+        var listing = BackendListing.list(peers, 1, Runnable::run).toCompletableFuture();
+        var first = link.next();
+        assertEquals(new Message.ListAllocations(0, BackendListing.PAGE), first.getKey());
+        first.getValue().complete(new Message.AllocationList(List.of(heldAllocation(5), heldAllocation(-7)), true));
+        var second = link.next();
+        assertEquals(new Message.ListAllocations(-7, BackendListing.PAGE), second.getKey(),
+                "the next page after the last handle id, unsigned");
+        var other = new io.opentmr.protocol.Allocation(-3, UNITS, AccessMode.USERLIMIT, 0,
+                new io.opentmr.protocol.HandleOwner("ws-2", "bo", 2, 2), Bytes.of(new byte[32]), 1);
+        second.getValue().complete(new Message.AllocationList(List.of(other), false));
+        assertEquals(Map.of(SEATS, List.of(heldAllocation(5), heldAllocation(-7)), UNITS, List.of(other)),
+                listing.get(10, java.util.concurrent.TimeUnit.SECONDS));
+        assertTrue(link.asked.isEmpty(), "no page after the last");
+
+        var failing = BackendListing.list(peers, 1, Runnable::run).toCompletableFuture();
+        link.next().getValue().complete(new Message.Error(CmError.INVALID_HANDLE.code(), "no"));
+        assertTrue(failing.isCompletedExceptionally(), "an answer that is no page fails the listing");
+    }
+
     @Test
     void aLeaseLostAndRegainedUnderANewEpochBetweenTwoChecksIsANewGain() {
         Serial serial = nextSerial();

@@ -104,6 +104,15 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     }
 
     /**
+     * The allocations each backend listed for this license when the node gained the lease, before their re-syncs:
+     * a handle two or more backends hold alike that the journal does not know (granted by a node that acknowledged
+     * it with its own log alone and died) is journaled again from the backends' ALLOCATE metadata, so the re-syncs
+     * keep it and its client resumes it, instead of freeing it. A handle the journal released lately stays freed.
+     */
+    public record Rebuild(List<List<Allocation>> listings) implements Command {
+    }
+
+    /**
      * Every backend is to be re-synced: the node (re)gained the lease, so others may have written meanwhile.
      * {@code round} counts the container's lease gains; the license reports its usable copies with the round of
      * the last of these it got, so a report sent before it is not taken for one after it.
@@ -800,6 +809,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 .onCommand(Copies.class, this::onCopies)
                 .onCommand(UsageStarted.class, this::onUsageStarted)
                 .onCommand(Resync.class, this::onResync)
+                .onCommand(Rebuild.class, this::onRebuild)
                 .onCommand(ResyncAll.class, this::onResyncAll)
                 .onCommand(ResyncDone.class, this::onResyncDone)
                 .onCommand(RetryResync.class, retry -> {
@@ -891,6 +901,61 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                     });
         }
         return Effect().none();
+    }
+
+    private Effect<TmrLicenseEvent, SeatTable> onRebuild(Rebuild rebuild) {
+        if (!peers.holdsLease()) {
+            return Effect().none();
+        }
+        Map<Allocation, Integer> holders = new HashMap<>();
+        for (List<Allocation> listing : rebuild.listings()) {
+            for (Allocation allocation : listing) {
+                long handleId = allocation.tmrHandleId();
+                if (allocation.key().equals(key) && table.get(handleId).isEmpty() && !table.releasedLately(handleId)
+                        && !pending.containsKey(handleId) && !releasing.containsKey(handleId)) {
+                    holders.merge(allocation, 1, Integer::sum);
+                }
+            }
+        }
+        long now = clock.millis();
+        Map<Long, Seat> rebuilt = new LinkedHashMap<>();
+        holders.forEach((allocation, count) -> {
+            if (count >= 2) {
+                rebuilt.putIfAbsent(allocation.tmrHandleId(), rebuiltSeat(allocation, now));
+            }
+        });
+        if (rebuilt.isEmpty()) {
+            return Effect().none();
+        }
+        List<TmrLicenseEvent> events = new ArrayList<>(rebuilt.size() + 1);
+        rebuilt.values().forEach(seat -> events.add(new SeatGranted(seat, now)));
+        addCheckpointIfDue(events, now);
+        persisting.addAll(events);
+        long writing = System.nanoTime();
+        return Effect().persist(events).thenRun(state -> {
+            parent.journalWritten(System.nanoTime() - writing);
+            table = state;
+            for (Seat seat : rebuilt.values()) {
+                lives.put(seat.handleId(), new Life(UNBOUND, now));
+                tracking.access(key, seat.handleId(), seat.mode(), owner(seat), null, now);
+            }
+            parent.openedAll(key, List.copyOf(rebuilt.values()));
+            LOG.warn("{}: {} handle(s) two or more backends hold were not in the journal (granted by a node that "
+                    + "acknowledged them alone): rebuilt from the backends' allocations", name(), rebuilt.size());
+            publishSeats();
+        });
+    }
+
+    /**
+     * A seat as the backends' ALLOCATE describes it. Neither the host name the client gave nor the request that opened
+     * it is known: without a host the seat names no request (as a seat journaled before requests were kept).
+     */
+    private static Seat rebuiltSeat(Allocation allocation, long now) {
+        HandleOwner owner = allocation.owner();
+        return new Seat(allocation.tmrHandleId(), allocation.accessMode(), allocation.featureBits(), owner.host(),
+                owner.user(), owner.pid(), owner.sessionId(),
+                Base64.getEncoder().encodeToString(allocation.tokenDigest().toArray()), allocation.epoch(), now,
+                null, 0);
     }
 
     private Effect<TmrLicenseEvent, SeatTable> onResyncAll(ResyncAll all) {
@@ -1334,6 +1399,21 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     }
 
     /** A checkpoint is due once {@code writing} more events are journaled. */
+    /**
+     * Adds a checkpoint to {@code events} when one is due after them: in the same write, never after it, since the
+     * snapshot this write may trigger deletes events behind it before a checkpoint asked for afterwards is written,
+     * and a write of many events may reach past the newest checkpoint there is.
+     */
+    private void addCheckpointIfDue(List<TmrLicenseEvent> events, long now) {
+        if (checkpointDueAfter(events.size())) {
+            SeatTable after = SeatTable.fromSnapshot(table.toSnapshot());
+            for (TmrLicenseEvent event : events) {
+                after = SeatTable.apply(after, event);
+            }
+            events.add(new TmrLicenseEvent.Checkpoint(after.toSnapshot(), now));
+        }
+    }
+
     private boolean checkpointDueAfter(int writing) {
         return settings.checkpoints() && (fromSnapshotWithoutCheckpoint
                 || sinceCheckpoint + writing >= settings.checkpointEvery(table.handles()));
@@ -1396,16 +1476,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             table.get(release.handleId()).ifPresent(seat -> ending.put(seat.handleId(), seat));
         }
         boolean adopting = fromSnapshotWithoutCheckpoint;
-        if (checkpointDueAfter(events.size())) {
-            // In the same write, never after it: the snapshot this write may trigger deletes events behind it
-            // before a checkpoint asked for afterwards is written, and a write of many events may reach past the
-            // newest checkpoint there is.
-            SeatTable after = SeatTable.fromSnapshot(table.toSnapshot());
-            for (TmrLicenseEvent event : events) {
-                after = SeatTable.apply(after, event);
-            }
-            events.add(new TmrLicenseEvent.Checkpoint(after.toSnapshot(), now));
-        }
+        addCheckpointIfDue(events, now);
         persisting.addAll(events);
         long writing = System.nanoTime();
         return Effect().persist(events).thenRun(state -> {

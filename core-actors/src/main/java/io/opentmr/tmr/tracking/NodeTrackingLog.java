@@ -26,6 +26,7 @@ import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -123,7 +124,7 @@ public final class NodeTrackingLog implements AutoCloseable {
     /** A seat granted: journaled, and acknowledged by the backends in {@code acknowledged}. */
     public void access(LicenseKey key, long handleId, AccessMode mode, Owner owner, BitSet acknowledged, long atMillis) {
         if (file != null) {
-            file.append(accessLine(key, handleId, mode, owner, acknowledged, atMillis, false).json);
+            file.append(accessJson(key, handleId, mode, owner, acknowledged, atMillis, false));
         }
     }
 
@@ -134,7 +135,7 @@ public final class NodeTrackingLog implements AutoCloseable {
     public void ended(LicenseKey key, long handleId, String event, String reason, Owner owner, BitSet freedOn,
                       long atMillis) {
         if (file != null) {
-            file.append(endLine(key, handleId, event, reason, owner, freedOn, atMillis, false).json);
+            file.append(endJson(key, handleId, event, reason, owner, freedOn, atMillis, false));
         }
     }
 
@@ -187,12 +188,16 @@ public final class NodeTrackingLog implements AutoCloseable {
 
         /** A seat the journal holds as granted at {@code atMillis}. */
         public void access(long handleId, AccessMode mode, Owner owner, long atMillis) {
-            lines.add(accessLine(key, handleId, mode, owner, null, atMillis, true));
+            // Written as JSON only if the files lack it, in the background: a take-over of 100 000 handles does
+            // not spend its time on the lines a file already has.
+            lines.add(new Line(key("access", handleId), atMillis,
+                    () -> accessJson(key, handleId, mode, owner, null, atMillis, true)));
         }
 
         /** A journaled end of a seat; {@code owner} null when the journal no longer holds its grant. */
         public void ended(long handleId, String event, String reason, Owner owner, long atMillis) {
-            lines.add(endLine(key, handleId, event, reason, owner, null, atMillis, true));
+            lines.add(new Line(key(event, handleId), atMillis,
+                    () -> endJson(key, handleId, event, reason, owner, null, atMillis, true)));
         }
 
         /**
@@ -241,7 +246,7 @@ public final class NodeTrackingLog implements AutoCloseable {
             }
             List<Line> missing = new ArrayList<>(wanted.values());
             missing.sort(Comparator.comparingLong((Line l) -> l.atMillis));
-            missing.forEach(line -> file.append(line.json));
+            missing.forEach(line -> file.append(line.json.get()));
             if (!missing.isEmpty()) {
                 LOG.info("Tracking log: {} line(s) of journaled events written after a restart (they were missing)",
                         missing.size());
@@ -296,16 +301,16 @@ public final class NodeTrackingLog implements AutoCloseable {
 
     // --- lines -------------------------------------------------------------------------------------------
 
-    /** A line, and what identifies it among the lines of this container: its event and handle. */
-    private record Line(String key, long atMillis, String json) {
+    /** A line, and what identifies it among the lines of this container: its event and handle; its JSON when asked. */
+    private record Line(String key, long atMillis, Supplier<String> json) {
     }
 
     private static String key(String event, long handleId) {
         return event + "|" + handleId;
     }
 
-    private Line accessLine(LicenseKey key, long handleId, AccessMode mode, Owner owner, BitSet acknowledged,
-                            long atMillis, boolean recovered) {
+    private String accessJson(LicenseKey key, long handleId, AccessMode mode, Owner owner, BitSet acknowledged,
+                              long atMillis, boolean recovered) {
         Map<String, Object> fields = new LinkedHashMap<>();
         license(fields, key);
         fields.put("handle", handleId);
@@ -317,12 +322,11 @@ public final class NodeTrackingLog implements AutoCloseable {
         if (recovered) {
             fields.put("recovered", true);
         }
-        return new Line(key("access", handleId), atMillis,
-                TrackingLine.of(Instant.ofEpochMilli(atMillis), "access", container, fields));
+        return TrackingLine.of(Instant.ofEpochMilli(atMillis), "access", container, fields);
     }
 
-    private Line endLine(LicenseKey key, long handleId, String event, String reason, Owner owner, BitSet freedOn,
-                         long atMillis, boolean recovered) {
+    private String endJson(LicenseKey key, long handleId, String event, String reason, Owner owner, BitSet freedOn,
+                           long atMillis, boolean recovered) {
         Map<String, Object> fields = new LinkedHashMap<>();
         license(fields, key);
         fields.put("handle", handleId);
@@ -336,8 +340,7 @@ public final class NodeTrackingLog implements AutoCloseable {
         if (recovered) {
             fields.put("recovered", true);
         }
-        return new Line(key(event, handleId), atMillis,
-                TrackingLine.of(Instant.ofEpochMilli(atMillis), event, container, fields));
+        return TrackingLine.of(Instant.ofEpochMilli(atMillis), event, container, fields);
     }
 
     private static void license(Map<String, Object> fields, LicenseKey key) {

@@ -71,6 +71,7 @@ class TmrLicenseRestartTest {
     static final class Parent implements TmrLicense.Parent {
         final AtomicInteger recoveries = new AtomicInteger();
         final ConcurrentLinkedQueue<Integer> resyncs = new ConcurrentLinkedQueue<>();
+        final ConcurrentLinkedQueue<Long> openedIds = new ConcurrentLinkedQueue<>();
         volatile int usable;
 
         @Override
@@ -80,7 +81,7 @@ class TmrLicenseRestartTest {
 
         @Override
         public void opened(LicenseKey key, Seat seat) {
-            long handleId = seat.handleId();
+            openedIds.add(seat.handleId());
         }
 
         @Override
@@ -242,6 +243,57 @@ class TmrLicenseRestartTest {
         assertTrue(third >= Duration.ofMillis(4 * CopySync.FIRST_RETRY_MILLIS).toNanos(), "third wait " + third);
         assertEquals(2, parent.usable, "backends 1 and 2 still serve");
         kit.stop(license, REPLY);
+    }
+
+    @Test
+    void aHandleTwoBackendsHoldThatTheJournalLacksIsRebuiltNotFreedButOneReleasedLatelyIsFreed() {
+        LicenseKey key = new LicenseKey(6_000_010, 42, 904);
+        ProductInfo product = new ProductInfo(key.firmCode(), key.productCode(), 0xFF, "rebuild", 5, 0, key.tmrId(),
+                false, 0, 0, 0, 0, 0, 0);
+        PeerGroup peers = new PeerGroup(3, Clock.systemUTC(), Duration.ofSeconds(30));
+        FakeBackend[] fakes = fakes(key, peers);
+        BitSet all = new BitSet();
+        all.set(0, 3);
+        Parent parent = new Parent();
+        ActorRef<TmrLicense.Command> license = spawn(key, peers, parent);
+        awaitRecoveries(parent, 1);
+        syncAll(license, fakes, parent, all, product, key);
+        TestProbe<TmrLicense.Reply> replies = kit.createTestProbe();
+        TmrLicense.Client client = new TmrLicense.Client("10.0.0.1", "host", "user", 1, SESSION);
+        license.tell(new TmrLicense.Access(0, AccessMode.USERLIMIT, client, 1, replies.getRef()));
+        long handle = assertInstanceOf(TmrLicense.Granted.class, pumpUntilAnswer(fakes, replies)).handleId();
+        kit.stop(license, REPLY);
+
+        // The node that granted it acknowledged it with its own log alone and died: the new active's journal lacks
+        // it, while every backend holds it (backend 3 loses it, as if its ALLOCATE never arrived).
+        journal.clearByPersistenceId(TmrLicense.persistenceId(key).id());
+        List<List<Allocation>> listings = new ArrayList<>();
+        for (int b = 0; b < 2; b++) {
+            listings.add(((Message.AllocationList) fakes[b].now(new Message.ListAllocations(0, 1000))).allocations());
+        }
+        fakes[2].now(new Message.Free(peers.certificate(), handle, key, System.currentTimeMillis() + 10_000));
+        assertEquals(Set.of(), fakes[2].held());
+        Parent after = new Parent();
+        ActorRef<TmrLicense.Command> taking = spawn(key, peers, after);
+        awaitRecoveries(after, 1);
+        taking.tell(new TmrLicense.Rebuild(listings));
+        syncAll(taking, fakes, after, all, product, key);
+        for (FakeBackend fake : fakes) {
+            assertEquals(Set.of(handle), fake.held(), fake.backendName() + ": rebuilt, not freed; backend 3 again");
+        }
+        // Its client goes on with it.
+        taking.tell(new TmrLicense.Release(handle, SESSION, replies.getRef()));
+        assertEquals(TmrLicense.Released.INSTANCE, pumpUntilAnswer(fakes, replies));
+
+        // A listing taken before that release shows it on two backends: the journal knows it ended, it stays freed.
+        taking.tell(new TmrLicense.Rebuild(listings));
+        taking.tell(new TmrLicense.Release(handle, SESSION, replies.getRef()));
+        pumpUntilAnswer(fakes, replies);
+        assertEquals(List.of(handle), List.copyOf(after.openedIds), "rebuilt once, not again after its release");
+        for (FakeBackend fake : fakes) {
+            assertEquals(Set.of(), fake.held(), fake.backendName() + " after the release");
+        }
+        kit.stop(taking, REPLY);
     }
 
     private static FakeBackend[] fakes(LicenseKey key, PeerGroup peers) {

@@ -1,0 +1,72 @@
+package io.opentmr.tmr;
+
+import io.opentmr.protocol.Allocation;
+import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.CmFailure;
+import io.opentmr.protocol.LicenseKey;
+import io.opentmr.protocol.Message;
+import io.opentmr.tmr.backend.PeerGroup;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.Executor;
+
+/**
+ * Every allocation one backend holds for the node's group, read with LIST_ALLOCATIONS page after page (each page
+ * asked for once the one before it arrived, from the handle id it ended with) and grouped by license: what a
+ * re-sync compares a license's table with.
+ */
+final class BackendListing {
+
+    /**
+     * Allocations asked for per page (about 200 KB with short owner names). A backend pages at most its caps (5000,
+     * 512 KiB), so a page fits the default frame (docs/protocol.md, LIST_ALLOCATIONS); an older backend pages at
+     * most 1000. Fewer than the backend's 5000: every page must come within the backend timeout (1 s by default),
+     * and at a take-over on a CPU-starved machine (load 20-40 on two cores) pages of 5000 were seen to miss it,
+     * which costs the whole listing again a second later.
+     */
+    static final int PAGE = 2000;
+
+    private BackendListing() {
+    }
+
+    /**
+     * Lists {@code backend}'s allocations. The stage fails with the first page that fails or is answered with
+     * anything else than an ALLOCATION_LIST; its pages are handled on {@code executor}.
+     */
+    static CompletionStage<Map<LicenseKey, List<Allocation>>> list(PeerGroup peers, int backend, Executor executor) {
+        CompletableFuture<Map<LicenseKey, List<Allocation>>> done = new CompletableFuture<>();
+        next(peers, backend, executor, 0, new HashMap<>(), done);
+        return done;
+    }
+
+    private static void next(PeerGroup peers, int backend, Executor executor, long after,
+                             Map<LicenseKey, List<Allocation>> byKey,
+                             CompletableFuture<Map<LicenseKey, List<Allocation>>> done) {
+        peers.call(backend, certificate -> new Message.ListAllocations(after, PAGE)).whenCompleteAsync(
+                (reply, failure) -> {
+                    if (failure != null) {
+                        done.completeExceptionally(failure);
+                        return;
+                    }
+                    if (!(reply instanceof Message.AllocationList page)) {
+                        done.completeExceptionally(new CmFailure(CmError.NETWORK_FAULT,
+                                "LIST_ALLOCATIONS of backend " + (backend + 1) + " answered " + reply));
+                        return;
+                    }
+                    List<Allocation> allocations = page.allocations();
+                    for (Allocation allocation : allocations) {
+                        byKey.computeIfAbsent(allocation.key(), k -> new ArrayList<>()).add(allocation);
+                    }
+                    if (page.more() && !allocations.isEmpty()) {
+                        next(peers, backend, executor, allocations.get(allocations.size() - 1).tmrHandleId(), byKey,
+                                done);
+                    } else {
+                        done.complete(byKey);
+                    }
+                }, executor);
+    }
+}
