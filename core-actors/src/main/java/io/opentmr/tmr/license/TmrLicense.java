@@ -108,8 +108,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
      * a handle two or more backends hold alike that the journal does not know (granted by a node that acknowledged
      * it with its own log alone and died) is journaled again from the backends' ALLOCATE metadata, so the re-syncs
      * keep it and its client resumes it, instead of freeing it. A handle the journal released lately stays freed.
+     * {@code epoch}: the lease's epoch at whose gain the backends were listed; in any other epoch the listings may
+     * miss what another node wrote or freed meanwhile, and the rebuild is dropped (that gain sends its own).
      */
-    public record Rebuild(List<List<Allocation>> listings) implements Command {
+    public record Rebuild(long epoch, List<List<Allocation>> listings) implements Command {
     }
 
     /**
@@ -548,8 +550,6 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private ProductInfo agreed;
     /** A rebuild told before the copies agreed on the quantity: carried out once they do ({@link #onCopies}). */
     private Rebuild rebuildDue;
-    /** The lease's epoch {@link #rebuildDue} was told in: dropped when the copies agree in another. */
-    private long rebuildDueEpoch;
     /** When two copies started the usage period (epoch ms), 0 while they have not; see {@link UsageStarted}. */
     private long usageStartedAt;
     /** The node's unit count: from the last decided vote or fresh read; -1 while unknown. */
@@ -876,10 +876,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         lost.andNot(copies.counted());
         agreed = copies.agreed();
         if (agreed != null && rebuildDue != null) {
-            if (peers.holdsLease() && peers.epoch() == rebuildDueEpoch) {
-                // Before the re-syncs asked for below, which would free what it rebuilds.
-                context.getSelf().tell(rebuildDue);
-            }
+            // Before the re-syncs asked for below, which would free what it rebuilds (dropped there if the lease's
+            // epoch moved meanwhile).
+            context.getSelf().tell(rebuildDue);
             rebuildDue = null;
         }
         BitSet needs = sync.counted(copies.counted());
@@ -915,7 +914,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     }
 
     private Effect<TmrLicenseEvent, SeatTable> onRebuild(Rebuild rebuild) {
-        if (!peers.holdsLease()) {
+        if (!peers.holdsLease() || peers.epoch() != rebuild.epoch()) {
             return Effect().none();
         }
         Map<Allocation, Integer> holders = new HashMap<>();
@@ -931,7 +930,6 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         if (agreed == null) {
             // The quantity is not known yet: rebuilt once the copies agree on it.
             rebuildDue = rebuild;
-            rebuildDueEpoch = peers.epoch();
             return Effect().none();
         }
         long now = clock.millis();
