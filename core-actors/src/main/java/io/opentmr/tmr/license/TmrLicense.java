@@ -1034,6 +1034,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
     private void runResync(Resync resync) {
         int backend = resync.backend();
+        // A rebuild still waiting for the quantity comes too late once a re-sync may have freed what it holds.
+        rebuildDue = null;
         boolean wasUsable = sync.usable().get(backend);
         long generation = sync.begin(backend);
         if (wasUsable) {
