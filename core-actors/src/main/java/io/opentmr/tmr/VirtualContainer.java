@@ -989,7 +989,7 @@ public final class VirtualContainer
                 }
             }
             if (held.size() >= 2) {
-                license.tell(new TmrLicense.Rebuild(held));
+                license.tell(new TmrLicense.Rebuild(leaseEpoch, held));
             }
         });
         for (int b = 0; b < listed.size(); b++) {

@@ -456,7 +456,7 @@ class VirtualContainerTest {
         // Backend 2 holds it too: the license hears of both before the re-sync of backend 1 would free it.
         atGain2.getValue().complete(new Message.AllocationList(List.of(held), false));
         Object told = licenses.receiveMessage(Duration.ofSeconds(10));
-        assertEquals(new Told(SEATS, new TmrLicense.Rebuild(List.of(List.of(held), List.of(held)))), told);
+        assertEquals(new Told(SEATS, new TmrLicense.Rebuild(3, List.of(List.of(held), List.of(held)))), told);
         expectTold(licenses, SEATS, new TmrLicense.Resync(0, List.of(held)));
     }
 

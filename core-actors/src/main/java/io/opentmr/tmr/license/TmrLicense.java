@@ -108,8 +108,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
      * a handle two or more backends hold alike that the journal does not know (granted by a node that acknowledged
      * it with its own log alone and died) is journaled again from the backends' ALLOCATE metadata, so the re-syncs
      * keep it and its client resumes it, instead of freeing it. A handle the journal released lately stays freed.
+     * {@code epoch}: the lease's epoch at whose gain the backends were listed; in any other epoch the listings may
+     * miss what another node wrote or freed meanwhile, and the rebuild is dropped (that gain sends its own).
      */
-    public record Rebuild(List<List<Allocation>> listings) implements Command {
+    public record Rebuild(long epoch, List<List<Allocation>> listings) implements Command {
     }
 
     /**
@@ -546,6 +548,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private int unitVotesOpen;
     private boolean readingUnits;
     private ProductInfo agreed;
+    /** A rebuild told before the copies agreed on the quantity: carried out once they do ({@link #onCopies}). */
+    private Rebuild rebuildDue;
     /** When two copies started the usage period (epoch ms), 0 while they have not; see {@link UsageStarted}. */
     private long usageStartedAt;
     /** The node's unit count: from the last decided vote or fresh read; -1 while unknown. */
@@ -871,6 +875,12 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         BitSet lost = sync.counted();
         lost.andNot(copies.counted());
         agreed = copies.agreed();
+        if (agreed != null && rebuildDue != null) {
+            // Before the re-syncs asked for below, which would free what it rebuilds (dropped there if the lease's
+            // epoch moved meanwhile).
+            context.getSelf().tell(rebuildDue);
+            rebuildDue = null;
+        }
         BitSet needs = sync.counted(copies.counted());
         if (!lost.isEmpty()) {
             LOG.info("{}: copies on backend(s) {} no longer count; {} usable", name(), indices(lost),
@@ -904,7 +914,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     }
 
     private Effect<TmrLicenseEvent, SeatTable> onRebuild(Rebuild rebuild) {
-        if (!peers.holdsLease()) {
+        if (!peers.holdsLease() || peers.epoch() != rebuild.epoch()) {
             return Effect().none();
         }
         Map<Allocation, Integer> holders = new HashMap<>();
@@ -917,13 +927,30 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 }
             }
         }
+        if (agreed == null) {
+            // The quantity is not known yet: rebuilt once the copies agree on it.
+            rebuildDue = rebuild;
+            return Effect().none();
+        }
         long now = clock.millis();
         Map<Long, Seat> rebuilt = new LinkedHashMap<>();
-        holders.forEach((allocation, count) -> {
-            if (count >= 2) {
-                rebuilt.putIfAbsent(allocation.tmrHandleId(), rebuiltSeat(allocation, now));
-            }
-        });
+        // Within the quantity only, in the order of the handles: the journal's seats first (the old active may have
+        // freed one on the backends and granted its seat again, journaling both with its own log alone), so a
+        // rebuild never counts more seats than the license has; the re-syncs free the handles left out.
+        SeatTable after = SeatTable.fromSnapshot(table.toSnapshot());
+        holders.entrySet().stream().filter(e -> e.getValue() >= 2).map(Map.Entry::getKey)
+                .sorted(java.util.Comparator.comparingLong(Allocation::tmrHandleId)).forEach(allocation -> {
+                    Seat seat = rebuiltSeat(allocation, now);
+                    if (!rebuilt.containsKey(seat.handleId()) && after.admit(seat.mode(), seat.station(),
+                            agreed.quantity(), name(), pendingSeats).isEmpty()) {
+                        after.add(seat);
+                        rebuilt.put(seat.handleId(), seat);
+                    }
+                });
+        if (rebuilt.size() < holders.values().stream().filter(count -> count >= 2).count()) {
+            integrity().warn("{}: handle(s) two or more backends hold that the journal lacks exceed the quantity "
+                    + "{}: only {} rebuilt, the others are freed", name(), agreed.quantity(), rebuilt.size());
+        }
         if (rebuilt.isEmpty()) {
             return Effect().none();
         }
@@ -1007,6 +1034,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
     private void runResync(Resync resync) {
         int backend = resync.backend();
+        // A rebuild still waiting for the quantity comes too late once a re-sync may have freed what it holds.
+        rebuildDue = null;
         boolean wasUsable = sync.usable().get(backend);
         long generation = sync.begin(backend);
         if (wasUsable) {

@@ -73,10 +73,12 @@ class TmrLicenseRestartTest {
         final ConcurrentLinkedQueue<Integer> resyncs = new ConcurrentLinkedQueue<>();
         final ConcurrentLinkedQueue<Long> openedIds = new ConcurrentLinkedQueue<>();
         volatile int usable;
+        volatile int handles;
 
         @Override
-        public void seatsChanged(LicenseKey key, long inUse, int handles, long units, int usableNow, long round) {
+        public void seatsChanged(LicenseKey key, long inUse, int handlesNow, long units, int usableNow, long round) {
             usable = usableNow;
+            handles = handlesNow;
         }
 
         @Override
@@ -276,7 +278,7 @@ class TmrLicenseRestartTest {
         Parent after = new Parent();
         ActorRef<TmrLicense.Command> taking = spawn(key, peers, after);
         awaitRecoveries(after, 1);
-        taking.tell(new TmrLicense.Rebuild(listings));
+        taking.tell(new TmrLicense.Rebuild(peers.epoch(), listings));
         syncAll(taking, fakes, after, all, product, key);
         for (FakeBackend fake : fakes) {
             assertEquals(Set.of(handle), fake.held(), fake.backendName() + ": rebuilt, not freed; backend 3 again");
@@ -286,13 +288,89 @@ class TmrLicenseRestartTest {
         assertEquals(TmrLicense.Released.INSTANCE, pumpUntilAnswer(fakes, replies));
 
         // A listing taken before that release shows it on two backends: the journal knows it ended, it stays freed.
-        taking.tell(new TmrLicense.Rebuild(listings));
+        taking.tell(new TmrLicense.Rebuild(peers.epoch(), listings));
         taking.tell(new TmrLicense.Release(handle, SESSION, replies.getRef()));
         pumpUntilAnswer(fakes, replies);
         assertEquals(List.of(handle), List.copyOf(after.openedIds), "rebuilt once, not again after its release");
         for (FakeBackend fake : fakes) {
             assertEquals(Set.of(), fake.held(), fake.backendName() + " after the release");
         }
+        kit.stop(taking, REPLY);
+    }
+
+    @Test
+    void aRebuildFromTheListingsOfAnotherEpochIsDropped() {
+        LicenseKey key = new LicenseKey(6_000_010, 42, 906);
+        ProductInfo product = new ProductInfo(key.firmCode(), key.productCode(), 0xFF, "rebuild-stale", 5, 0,
+                key.tmrId(), false, 0, 0, 0, 0, 0, 0);
+        PeerGroup peers = new PeerGroup(3, Clock.systemUTC(), Duration.ofSeconds(30));
+        FakeBackend[] fakes = fakes(key, peers);
+        BitSet all = new BitSet();
+        all.set(0, 3);
+        Parent parent = new Parent();
+        ActorRef<TmrLicense.Command> license = spawn(key, peers, parent);
+        awaitRecoveries(parent, 1);
+        syncAll(license, fakes, parent, all, product, key);
+        TestProbe<TmrLicense.Reply> replies = kit.createTestProbe();
+        TmrLicense.Client client = new TmrLicense.Client("10.0.0.1", "host", "user", 1, SESSION);
+        license.tell(new TmrLicense.Access(0, AccessMode.USERLIMIT, client, 1, replies.getRef()));
+        long handle = assertInstanceOf(TmrLicense.Granted.class, pumpUntilAnswer(fakes, replies)).handleId();
+        kit.stop(license, REPLY);
+        journal.clearByPersistenceId(TmrLicense.persistenceId(key).id());
+        List<List<Allocation>> listings = new ArrayList<>();
+        for (int b = 0; b < 2; b++) {
+            listings.add(((Message.AllocationList) fakes[b].now(new Message.ListAllocations(0, 1000))).allocations());
+        }
+
+        // Listed at the gain of an earlier epoch (the license was still recovering when it was told): another node
+        // held the lease since and may have ended the handle; the listings of this epoch's gain decide.
+        Parent after = new Parent();
+        ActorRef<TmrLicense.Command> taking = spawn(key, peers, after);
+        awaitRecoveries(after, 1);
+        taking.tell(new TmrLicense.Rebuild(peers.epoch() - 1, listings));
+        syncAll(taking, fakes, after, all, product, key);
+        assertEquals(List.of(), List.copyOf(after.openedIds), "rebuilt from an earlier epoch's listings");
+        for (FakeBackend fake : fakes) {
+            assertEquals(Set.of(), fake.held(), fake.backendName() + ": freed, not rebuilt");
+        }
+        kit.stop(taking, REPLY);
+    }
+
+    @Test
+    void aRebuildNeverTakesTheLicensePastItsQuantity() {
+        LicenseKey key = new LicenseKey(6_000_010, 42, 905);
+        ProductInfo product = new ProductInfo(key.firmCode(), key.productCode(), 0xFF, "rebuild-full", 1, 0,
+                key.tmrId(), false, 0, 0, 0, 0, 0, 0);
+        PeerGroup peers = new PeerGroup(3, Clock.systemUTC(), Duration.ofSeconds(30));
+        FakeBackend[] fakes = fakes(key, peers, 1, 1, 1);
+        BitSet all = new BitSet();
+        all.set(0, 3);
+        Parent parent = new Parent();
+        ActorRef<TmrLicense.Command> license = spawn(key, peers, parent);
+        awaitRecoveries(parent, 1);
+        syncAll(license, fakes, parent, all, product, key);
+        TestProbe<TmrLicense.Reply> replies = kit.createTestProbe();
+        TmrLicense.Client client = new TmrLicense.Client("10.0.0.1", "host", "user", 1, SESSION);
+        license.tell(new TmrLicense.Access(0, AccessMode.USERLIMIT, client, 1, replies.getRef()));
+        long kept = assertInstanceOf(TmrLicense.Granted.class, pumpUntilAnswer(fakes, replies)).handleId();
+        Allocation keptOnBackend = ((Message.AllocationList) fakes[0].now(new Message.ListAllocations(0, 1000)))
+                .allocations().get(0);
+        kit.stop(license, REPLY);
+
+        // The old active journaled the release of that seat with its own log alone, freed it on the backends, then
+        // granted the only seat to another handle, acknowledged with its own log alone, and died. The new active's
+        // journal still holds the first seat; two backends hold the second.
+        for (FakeBackend fake : fakes) {
+            fake.now(new Message.Free(peers.certificate(), kept, key, System.currentTimeMillis() + 10_000));
+        }
+        Allocation other = new Allocation(kept + 1_000, key, keptOnBackend.accessMode(), keptOnBackend.featureBits(),
+                keptOnBackend.owner(), keptOnBackend.tokenDigest(), keptOnBackend.epoch());
+        Parent after = new Parent();
+        ActorRef<TmrLicense.Command> taking = spawn(key, peers, after);
+        awaitRecoveries(after, 1);
+        taking.tell(new TmrLicense.Rebuild(peers.epoch(), List.of(List.of(other), List.of(other))));
+        syncAll(taking, fakes, after, all, product, key);
+        assertTrue(after.handles <= 1, "a license of 1 seat counts " + after.handles + " handles after the rebuild");
         kit.stop(taking, REPLY);
     }
 
