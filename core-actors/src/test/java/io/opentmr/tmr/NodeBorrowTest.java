@@ -263,9 +263,12 @@ class NodeBorrowTest {
             // Nothing was borrowed: the handle serves on, and each backend holds it as a plain allocation.
             assertTrue(handle.isOpen());
             handle.info();
+            // A grant waits for two backends; the third allocates a moment later.
             for (int b = 0; b < 3; b++) {
-                assertEquals(List.of(handle.handleId()), group.allocations(b).stream().map(Allocation::tmrHandleId)
-                        .toList(), "backend " + (b + 1));
+                int backend = b;
+                Await.equal("backend " + (b + 1) + " holds the handle's seat", List.of(handle.handleId()),
+                        () -> Await.unchecked(() -> group.allocations(backend).stream().map(Allocation::tmrHandleId)
+                                .toList()));
             }
             handle.close();
         }
