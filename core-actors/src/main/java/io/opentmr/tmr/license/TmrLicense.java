@@ -956,12 +956,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         }
         List<TmrLicenseEvent> events = new ArrayList<>(rebuilt.size() + 1);
         rebuilt.values().forEach(seat -> events.add(new SeatGranted(seat, now)));
-        addCheckpointIfDue(events, now);
-        persisting.addAll(events);
-        long writing = System.nanoTime();
-        return Effect().persist(events).thenRun(state -> {
-            parent.journalWritten(System.nanoTime() - writing);
-            table = state;
+        return persistTimed(events, now, state -> {
             for (Seat seat : rebuilt.values()) {
                 lives.put(seat.handleId(), new Life(UNBOUND, now));
                 tracking.access(key, seat.handleId(), seat.mode(), owner(seat), null, now);
@@ -1433,6 +1428,22 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
      * snapshot this write may trigger deletes events behind it before a checkpoint asked for afterwards is written,
      * and a write of many events may reach past the newest checkpoint there is.
      */
+    /**
+     * Journals {@code events}, with a checkpoint if one is due (persisting until written), times the write, takes the
+     * table they make and runs {@code written} with it.
+     */
+    private Effect<TmrLicenseEvent, SeatTable> persistTimed(List<TmrLicenseEvent> events, long now,
+                                                           java.util.function.Consumer<SeatTable> written) {
+        addCheckpointIfDue(events, now);
+        persisting.addAll(events);
+        long writing = System.nanoTime();
+        return Effect().persist(events).thenRun(state -> {
+            parent.journalWritten(System.nanoTime() - writing);
+            table = state;
+            written.accept(state);
+        });
+    }
+
     private void addCheckpointIfDue(List<TmrLicenseEvent> events, long now) {
         if (checkpointDueAfter(events.size())) {
             SeatTable after = SeatTable.fromSnapshot(table.toSnapshot());
@@ -1505,12 +1516,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             table.get(release.handleId()).ifPresent(seat -> ending.put(seat.handleId(), seat));
         }
         boolean adopting = fromSnapshotWithoutCheckpoint;
-        addCheckpointIfDue(events, now);
-        persisting.addAll(events);
-        long writing = System.nanoTime();
-        return Effect().persist(events).thenRun(state -> {
-            parent.journalWritten(System.nanoTime() - writing);
-            table = state;
+        return persistTimed(events, now, state -> {
             for (Releasing release : released) {
                 if (release.refused() != null) {
                     forget(release.refused());
