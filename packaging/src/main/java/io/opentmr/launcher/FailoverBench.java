@@ -12,6 +12,10 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.lang.ProcessBuilder.Redirect;
 import java.net.InetSocketAddress;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -36,8 +40,13 @@ final class FailoverBench {
     static final Duration TAKEOVER_BOUND = Duration.ofSeconds(60);
     /** How long a restarted node may take to listen again and answer as the standby. */
     static final Duration RESTART_BOUND = Duration.ofSeconds(90);
-    /** After a restart: time for the new standby to catch up with the active's journal before the next kill. */
-    static final Duration SETTLE = Duration.ofSeconds(5);
+    /**
+     * After a restart: how long the new standby may take to catch up with the active's journal (the active's
+     * {@code /tmr/status} says {@code in_sync} with no record lacking) before the next kill goes ahead anyway.
+     */
+    static final Duration SYNC_BOUND = Duration.ofSeconds(120);
+    /** After the standby caught up: a pause for it to fold what it got into its warm tables. */
+    static final Duration SETTLE = Duration.ofSeconds(2);
 
     /** A node of the demo: where it listens, its process now, and how to start it again. */
     static final class Node {
@@ -45,14 +54,17 @@ final class FailoverBench {
         final InetSocketAddress address;
         final List<String> command;
         final Path log;
+        /** Its management HTTP base ({@code http://HOST:PORT}), or empty when the demo has none. */
+        final String admin;
         long pid;
 
-        Node(String name, InetSocketAddress address, long pid, List<String> command, Path log) {
+        Node(String name, InetSocketAddress address, long pid, List<String> command, Path log, String admin) {
             this.name = name;
             this.address = address;
             this.pid = pid;
             this.command = command;
             this.log = log;
+            this.admin = admin;
         }
     }
 
@@ -86,7 +98,8 @@ final class FailoverBench {
             InetSocketAddress address = TmrClientOptions.parseAddress(component.path("address").asText());
             nodes.add(new Node(component.path("name").asText(),
                     new InetSocketAddress(address.getHostString(), address.getPort()),
-                    component.path("pid").asLong(), command, Path.of(component.path("log").asText())));
+                    component.path("pid").asLong(), command, Path.of(component.path("log").asText()),
+                    component.path("admin").asText("")));
         }
         if (nodes.size() != 2) {
             throw new IllegalArgumentException("--failover needs the twin: " + demoDir + " lists " + nodes.size()
@@ -158,7 +171,10 @@ final class FailoverBench {
                 restart(active);
                 restarted.add(active.name + " pid " + active.pid);
                 progress.printf("tmr bench: %s restarted (pid %d), standby again%n", active.name, active.pid);
-                Thread.sleep(SETTLE.toMillis());
+                if (round < rounds) {
+                    progress.printf("tmr bench: %s%n", awaitInSync(nodes));
+                    Thread.sleep(SETTLE.toMillis());
+                }
             }
         } finally {
             stop.set(true);
@@ -204,6 +220,46 @@ final class FailoverBench {
             }
         }
         return -1;
+    }
+
+    /**
+     * Waits (at most {@link #SYNC_BOUND}) until a node reports on its {@code /tmr/status} that it is the active one
+     * and that its standby has every record of its journal; says how long that took, or that it did not happen.
+     */
+    static String awaitInSync(List<Node> nodes) throws InterruptedException {
+        HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
+        ObjectMapper json = new ObjectMapper();
+        long start = System.nanoTime();
+        String last = "no node answered on its management port";
+        while (System.nanoTime() - start < SYNC_BOUND.toNanos()) {
+            for (Node node : nodes) {
+                if (node.admin.isEmpty()) {
+                    return "no management address in demo.json: not waiting for the standby to catch up";
+                }
+                try {
+                    HttpResponse<String> response = http.send(HttpRequest.newBuilder(
+                                    URI.create(node.admin + "/tmr/status")).timeout(Duration.ofSeconds(2)).build(),
+                            HttpResponse.BodyHandlers.ofString());
+                    JsonNode status = json.readTree(response.body());
+                    if (!"active".equals(status.path("role").asText())) {
+                        continue;
+                    }
+                    JsonNode replication = status.path("replication");
+                    last = node.name + " replication " + replication.path("state").asText() + ", "
+                            + replication.path("lagRecords").asText() + " record(s) behind";
+                    if ("in_sync".equals(replication.path("state").asText())
+                            && replication.path("lagRecords").asLong(-1) == 0) {
+                        return "standby of " + node.name + " in sync after "
+                                + TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start) + " ms";
+                    }
+                } catch (IOException e) {
+                    // Not listening (yet), or a half-written answer: the other node, or again later.
+                }
+            }
+            Thread.sleep(200);
+        }
+        return "the standby did not catch up within " + SYNC_BOUND.toSeconds() + " s (" + last
+                + "); the next round goes ahead";
     }
 
     /** Starts the node again as the demo did, appending to its log; waits until it answers (as the standby). */

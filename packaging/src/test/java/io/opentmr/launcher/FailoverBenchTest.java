@@ -5,9 +5,13 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.sun.net.httpserver.HttpServer;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -50,6 +54,44 @@ class FailoverBenchTest {
                 new DemoFiles.Component("node-b", "standby", "127.0.2.2:22350", 13, dir.resolve("b.log"))), Map.of());
         IllegalArgumentException old = assertThrows(IllegalArgumentException.class, () -> FailoverBench.nodes(dir));
         assertTrue(old.getMessage().contains("no command for node-a"), old.getMessage());
+    }
+
+    @Test
+    void theNextRoundWaitsUntilTheActiveSaysItsStandbyHasEveryRecord() throws Exception {
+        // The standby answers as such; the active reports its standby 40 records behind twice, then in sync.
+        AtomicInteger asked = new AtomicInteger();
+        HttpServer standby = status("{\"role\":\"standby\",\"replication\":{\"state\":\"following\"}}", null);
+        HttpServer active = status(null, asked);
+        try {
+            List<FailoverBench.Node> nodes = List.of(node("node-b", standby), node("node-a", active));
+            String outcome = FailoverBench.awaitInSync(nodes);
+            assertTrue(outcome.startsWith("standby of node-a in sync after"), outcome);
+            assertEquals(3, asked.get(), "asked until it said in_sync with 0 records behind");
+        } finally {
+            standby.stop(0);
+            active.stop(0);
+        }
+    }
+
+    private static FailoverBench.Node node(String name, HttpServer server) {
+        return new FailoverBench.Node(name, new InetSocketAddress("127.0.0.1", 22350), 1, COMMAND, Path.of("x.log"),
+                "http://127.0.0.1:" + server.getAddress().getPort());
+    }
+
+    /** A management port on loopback answering /tmr/status with {@code body}, or (null) catching up in 3 answers. */
+    private static HttpServer status(String body, AtomicInteger asked) throws Exception {
+        HttpServer server = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
+        server.createContext("/tmr/status", exchange -> {
+            String answer = body != null ? body : asked.incrementAndGet() < 3
+                    ? "{\"role\":\"active\",\"replication\":{\"state\":\"in_sync\",\"lagRecords\":40}}"
+                    : "{\"role\":\"active\",\"replication\":{\"state\":\"in_sync\",\"lagRecords\":0}}";
+            byte[] bytes = answer.getBytes(StandardCharsets.UTF_8);
+            exchange.sendResponseHeaders(200, bytes.length);
+            exchange.getResponseBody().write(bytes);
+            exchange.close();
+        });
+        server.start();
+        return server;
     }
 
     @Test
