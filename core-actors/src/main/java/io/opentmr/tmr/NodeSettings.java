@@ -33,6 +33,7 @@ import java.util.Optional;
  * @param leaseTtl         lifetime of a lease grant without renewal
  * @param reconcileTimeout how long the node waits, once it holds the lease, for every license to be re-synced
  *                         before it serves anyway (those not re-synced answer 130 until they are)
+ * @param helloWait        how long a HELLO waits for a node that holds the lease but is still taking over to serve
  * @param leaseOnRequest   false: the node always asks the backends for the active lease (a single node); true:
  *                         only while a {@code BackendQuorumLease} acquires it (a twin, the singleton's lease)
  * @param accessList       which clients may connect, as configured at start ({@link #accessList(Config)} reloads it)
@@ -66,6 +67,7 @@ public record NodeSettings(
         Duration requestTimeout,
         CodecLimits codecLimits,
         Duration reconcileTimeout,
+        Duration helloWait,
         boolean leaseOnRequest,
         AccessList accessList,
         ZoneId trackingZone,
@@ -179,7 +181,7 @@ public record NodeSettings(
                 atLeastOne(c, "limits.max-connections"), atLeastOne(c, "limits.max-in-flight-per-connection"),
                 positive(c, "limits.hello-timeout"), positive(c, "limits.request-timeout"),
                 new CodecLimits(maxFrame, CodecLimits.DEFAULT.maxStringBytes(), CodecLimits.DEFAULT.maxListItems()),
-                positive(c, "reconcile-timeout"), c.getBoolean("lease-on-request"), accessList(root),
+                positive(c, "reconcile-timeout"), positive(c, "hello-wait"), c.getBoolean("lease-on-request"), accessList(root),
                 trackingZone(c), adminToken(root), ProcessThreads.from(c, PATH));
     }
 

@@ -9,6 +9,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
@@ -56,6 +57,9 @@ public final class NodeStatus {
 
     private final PeerGroup peers;
     private volatile boolean reconciled;
+    /** At most this many HELLOs wait for the node to serve ({@link #awaitServing}); more hear NOT_ACTIVE at once. */
+    public static final int MAX_WAITING = 10_000;
+    private final java.util.Set<Runnable> servingWaiters = new java.util.LinkedHashSet<>();
     /** Set once a twin node stops being the active one: this state never serves again, whatever sets reconciled. */
     private volatile boolean retired;
     private volatile String activeAddress = "";
@@ -91,6 +95,43 @@ public final class NodeStatus {
 
     void reconciled(boolean now) {
         reconciled = now;
+        if (now) {
+            List<Runnable> due;
+            synchronized (servingWaiters) {
+                due = List.copyOf(servingWaiters);
+                servingWaiters.clear();
+            }
+            due.forEach(Runnable::run);
+        }
+    }
+
+    /**
+     * While the node holds the backends' lease but does not serve yet (taking over, or reconciling at start): runs
+     * {@code whenServing} once it is reconciled (on the caller's thread of that moment; the callback checks
+     * {@link #serving} itself). A HELLO waits for this instead of sending its client away to come back after a
+     * backoff ({@code TmrSession}).
+     *
+     * @return false, and nothing is kept, when the node is not taking over or {@link #MAX_WAITING} wait already
+     */
+    public boolean awaitServing(Runnable whenServing) {
+        synchronized (servingWaiters) {
+            if (retired || !peers.holdsLease() || servingWaiters.size() >= MAX_WAITING) {
+                return false;
+            }
+            servingWaiters.add(whenServing);
+        }
+        if (reconciled) {
+            // Reconciled meanwhile: the waiters may have been run before this one was added.
+            reconciled(true);
+        }
+        return true;
+    }
+
+    /** Forgets a callback of {@link #awaitServing} (its HELLO gave up waiting). */
+    public void cancelAwait(Runnable whenServing) {
+        synchronized (servingWaiters) {
+            servingWaiters.remove(whenServing);
+        }
     }
 
     /** The address of the node that serves instead of this one, as NOT_ACTIVE names it; empty when unknown. */

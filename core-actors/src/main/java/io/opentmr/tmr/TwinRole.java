@@ -6,6 +6,7 @@ import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.LicenseKey;
 import io.opentmr.tmr.backend.PeerGroup;
+import io.opentmr.tmr.license.StandbyRehearsal;
 import io.opentmr.tmr.license.TmrLicenseEvent;
 import java.time.Duration;
 import java.util.BitSet;
@@ -93,6 +94,11 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
         INSTANCE
     }
 
+    /** The standby's rehearsal ended (done, or stopped by a take-over). */
+    private enum RehearsalEnded implements Command {
+        INSTANCE
+    }
+
     private enum State {
         STANDBY, ACTIVATING, ACTIVE, STEPPING_DOWN, ENDED
     }
@@ -118,6 +124,8 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
     private CompletableFuture<Void> steppingDown;
     /** The further virtual containers running when the node began to step down: their leases are given back too. */
     private java.util.List<TmrNode.Group> othersSteppingDown = java.util.List.of();
+    /** The standby's rehearsal of the take-over's journal path while it runs ({@link StandbyRehearsal}), or null. */
+    private ActorRef<StandbyRehearsal.Command> rehearsal;
     /** When ({@link System#nanoTime}) the node began to activate. */
     private long activatingSince;
     /** Per backend, the listing under way or kept ({@link #prelist}); a new generation drops the one before. */
@@ -149,7 +157,11 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
             ActorSystem<Void> system = context.getSystem();
             CompletableFuture.runAsync(() -> warmUp(system),
                     system.dispatchers().lookup(DispatcherSelector.blocking()));
-            return new TwinRole(context, peers, status, activation, container, holder, activationTimeout, timers);
+            TwinRole twin = new TwinRole(context, peers, status, activation, container, holder, activationTimeout,
+                    timers);
+            twin.rehearsal = context.spawn(StandbyRehearsal.create(context.getSystem().ignoreRef()), "rehearsal");
+            context.watchWith(twin.rehearsal, RehearsalEnded.INSTANCE);
+            return twin;
         }));
     }
 
@@ -200,6 +212,10 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
                 .onMessage(StepDown.class, this::onStepDown)
                 .onMessage(HandedOver.class, this::onHandedOver)
                 .onMessage(LeaseGivenBack.class, this::onLeaseGivenBack)
+                .onMessageEquals(RehearsalEnded.INSTANCE, () -> {
+                    rehearsal = null;
+                    return this;
+                })
                 .onMessageEquals(Restart.INSTANCE, () -> {
                     activation.steppedDown("stepped down: the active role was handed over to the twin");
                     return this;
@@ -233,6 +249,11 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
         switch (state) {
             case STANDBY -> {
                 if (held) {
+                    if (rehearsal != null) {
+                        // The take-over needs the CPU now; what was rehearsed so far stays compiled.
+                        getContext().stop(rehearsal);
+                        rehearsal = null;
+                    }
                     state = State.ACTIVATING;
                     epoch = now;
                     activatingSince = System.nanoTime();

@@ -1,9 +1,15 @@
 package io.opentmr.tmr;
 
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.opentmr.protocol.Frame;
+import io.opentmr.protocol.Message;
+import io.opentmr.protocol.testing.RawConnection;
 import io.opentmr.testing.TmrTestGroup;
+import java.net.SocketTimeoutException;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.util.Map;
@@ -63,5 +69,46 @@ class TwinRoleTest {
         String reason = ended.get(60, TimeUnit.SECONDS);
         assertTrue(reason.contains("activation"), reason);
         assertFalse(node.serving(), "a node whose activation did not complete never served");
+    }
+
+    @Test
+    void aHelloWhileTheNodeTakesOverWaitsAndIsWelcomedOnceItServes() throws Exception {
+        // The node holds the lease, its journal is not ready yet: a client's HELLO is not sent away with NOT_ACTIVE
+        // (it would come back only after its backoff) but answered when the node serves.
+        CompletableFuture<Long> asked = new CompletableFuture<>();
+        CompletableFuture<Void> journalReady = new CompletableFuture<>();
+        TmrNode.Activation activation = new TmrNode.Activation() {
+            @Override
+            public CompletionStage<Void> activate(ActorSystem<Void> system, long epoch) {
+                asked.complete(epoch);
+                return journalReady;
+            }
+
+            @Override
+            public void deactivated(String reason) {
+            }
+        };
+        node = TmrNode.start(group.nodeConfig("node-a", "127.0.2.1", "node-a",
+                        Map.of("opentmr.node.hello-wait", "60s")), Clock.systemUTC(), group.connector("node-a"),
+                activation);
+        asked.get(30, TimeUnit.SECONDS);
+        assertTrue(node.holdsLease(), "taking over: the lease is held");
+        assertFalse(node.serving(), "the journal is not ready: the node does not serve yet");
+        try (RawConnection raw = new RawConnection(node.address())) {
+            raw.send(1, new Message.Hello("raw-test", "ws-raw", "tester", 1));
+            journalReady.complete(null);
+            Frame answer = null;
+            // Bounded: 12 reads of the socket's 5 s timeout; nothing of the answer is read before it comes.
+            for (int attempt = 0; attempt < 12 && answer == null; attempt++) {
+                try {
+                    answer = raw.read();
+                } catch (SocketTimeoutException e) {
+                    // not answered yet: the node is still reconciling
+                }
+            }
+            assertNotNull(answer, "the HELLO was answered within 60 s");
+            assertInstanceOf(Message.HelloOk.class, answer.message(), "welcomed once the node served, not sent away");
+        }
+        assertTrue(node.serving());
     }
 }

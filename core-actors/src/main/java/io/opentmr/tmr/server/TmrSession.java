@@ -49,8 +49,11 @@ import org.slf4j.LoggerFactory;
 public final class TmrSession extends FrameSession {
 
     private static final long ACTIVITY_INTERVAL_NANOS = TimeUnit.SECONDS.toNanos(1);
+
     private static final Logger LOG = LoggerFactory.getLogger(TmrSession.class);
 
+    /** The HELLO waiting for the node to serve ({@link #waitForServing}), or null. */
+    private Message.Hello parked;
     private final NodeSettings settings;
     private final NodeStatus status;
     private final String serverName;
@@ -175,24 +178,14 @@ public final class TmrSession extends FrameSession {
                     return;
                 }
                 if (!status.serving()) {
-                    // Not serving (restarting, reconciling, or without the lease): the client comes back later.
+                    if (parked == null && waitForServing(ctx, id, hello, checked)) {
+                        return;
+                    }
+                    // Not serving (restarting, or without the lease): the client comes back later.
                     replyAndClose(ctx, id, new Message.NotActive(status.activeAddress()));
                     return;
                 }
-                helloDone();
-                do {
-                    sessionId = random.nextLong();
-                } while (sessionId == 0);
-                host = hello.host();
-                user = hello.user();
-                pid = hello.pid();
-                access.admitted(this);
-                if (access.list() != checked) {
-                    // Reloaded between the check and the registration, which that reload did not see.
-                    recheck(access.list());
-                }
-                reply(ctx, id, new Message.HelloOk(ServerKind.TMR_ACTIVE, sessionId,
-                        settings.keepAliveInterval().toMillis(), serverName));
+                welcome(ctx, id, hello, checked);
             } else if (message.type().direction() == MessageType.Direction.NODE_TO_BACKEND) {
                 error(ctx, id, CmError.INVALID_PARAMETER, message.type() + " to a TMR node: peer requests go to backends");
             } else {
@@ -200,6 +193,66 @@ public final class TmrSession extends FrameSession {
             }
             return;
         }
+        continueRead(ctx, id, message);
+    }
+
+    /**
+     * A HELLO while the node holds the lease but is still taking over waits, up to {@code hello-wait} ({@link NodeSettings#helloWait}), for it to
+     * serve, and is then answered at once: a client sent away with NOT_ACTIVE would come back only after its
+     * backoff (100–200 ms with the SDK), on a new connection. Past the wait, or if the node stops taking over, the
+     * client hears NOT_ACTIVE as before.
+     *
+     * @return false when the node is not taking over (the caller answers NOT_ACTIVE now)
+     */
+    private boolean waitForServing(ChannelHandlerContext ctx, int id, Message.Hello hello, AccessList checked) {
+        Runnable[] callback = new Runnable[1];
+        callback[0] = () -> ctx.executor().execute(() -> helloWaited(ctx, id, callback[0], checked));
+        if (!status.awaitServing(callback[0])) {
+            return false;
+        }
+        parked = hello;
+        ctx.executor().schedule(() -> helloWaited(ctx, id, callback[0], checked), settings.helloWait().toNanos(),
+                TimeUnit.NANOSECONDS);
+        return true;
+    }
+
+    /** The node serves now, or the HELLO waited long enough (on the connection's event loop; the first call wins). */
+    private void helloWaited(ChannelHandlerContext ctx, int id, Runnable callback, AccessList checked) {
+        status.cancelAwait(callback);
+        Message.Hello hello = parked;
+        if (hello == null || isHelloDone() || !ctx.channel().isActive()) {
+            return;
+        }
+        parked = null;
+        if (!status.serving()) {
+            replyAndClose(ctx, id, new Message.NotActive(status.activeAddress()));
+            return;
+        }
+        if (access.list() != checked && !admitted(ctx, id, hello, access.list())) {
+            return;
+        }
+        welcome(ctx, id, hello, access.list());
+    }
+
+    /** HELLO_OK: the session begins. */
+    private void welcome(ChannelHandlerContext ctx, int id, Message.Hello hello, AccessList checked) {
+        helloDone();
+        do {
+            sessionId = random.nextLong();
+        } while (sessionId == 0);
+        host = hello.host();
+        user = hello.user();
+        pid = hello.pid();
+        access.admitted(this);
+        if (access.list() != checked) {
+            // Reloaded between the check and the registration, which that reload did not see.
+            recheck(access.list());
+        }
+        reply(ctx, id, new Message.HelloOk(ServerKind.TMR_ACTIVE, sessionId,
+                settings.keepAliveInterval().toMillis(), serverName));
+    }
+
+    private void continueRead(ChannelHandlerContext ctx, int id, Message message) {
         ActorRef<VirtualContainer.Command> container = containers.get();
         if (!status.serving() || container == null) {
             reply(ctx, id, new Message.NotActive(status.activeAddress()));
