@@ -38,6 +38,8 @@ import java.util.Optional;
  *                         only while a {@code BackendQuorumLease} acquires it (a twin, the singleton's lease)
  * @param accessList       which clients may connect, as configured at start ({@link #accessList(Config)} reloads it)
  * @param trackingZone     the time zone whose midnight rotates the tracking log
+ * @param trackingRecoveryDelay how long after the licenses recovered the tracking log looks for the lines of
+ *                         journaled events its files lack ({@code tracking.recovery-delay}; zero: at once)
  * @param adminToken       the installation's admin token ({@value AdminToken#TOKEN_FILE_KEY}): admin messages
  *                         from another host than loopback need it; empty: loopback only
  * @param threads          the process's threads ({@link ProcessThreads}): client I/O, the actors' dispatcher
@@ -71,6 +73,7 @@ public record NodeSettings(
         boolean leaseOnRequest,
         AccessList accessList,
         ZoneId trackingZone,
+        Duration trackingRecoveryDelay,
         Optional<AdminToken> adminToken,
         ProcessThreads threads) {
 
@@ -182,7 +185,8 @@ public record NodeSettings(
                 positive(c, "limits.hello-timeout"), positive(c, "limits.request-timeout"),
                 new CodecLimits(maxFrame, CodecLimits.DEFAULT.maxStringBytes(), CodecLimits.DEFAULT.maxListItems()),
                 positive(c, "reconcile-timeout"), positive(c, "hello-wait"), c.getBoolean("lease-on-request"), accessList(root),
-                trackingZone(c), adminToken(root), ProcessThreads.from(c, PATH));
+                trackingZone(c), notNegative(c, "tracking.recovery-delay"), adminToken(root),
+                ProcessThreads.from(c, PATH));
     }
 
     private static Optional<AdminToken> adminToken(Config root) {
@@ -237,6 +241,14 @@ public record NodeSettings(
         Duration value = c.getDuration(key);
         if (value.isNegative() || value.isZero()) {
             throw new ConfigException.BadValue(PATH + "." + key, "must be positive");
+        }
+        return value;
+    }
+
+    private static Duration notNegative(Config c, String key) {
+        Duration value = c.getDuration(key);
+        if (value.isNegative()) {
+            throw new ConfigException.BadValue(PATH + "." + key, "must not be negative");
         }
         return value;
     }

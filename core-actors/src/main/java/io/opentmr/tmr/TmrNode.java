@@ -164,7 +164,7 @@ public final class TmrNode implements AutoCloseable {
             serial = activation == null ? virtualSerial(settings, random) : twinSerial(settings);
             tracking = NodeTrackingLog.open(settings.dataDir(), serial, settings.backends().stream()
                     .map(b -> b.getHostString() + ":" + b.getPort()).toList(), settings.nodeName(), clock,
-                    settings.trackingZone());
+                    settings.trackingZone(), settings.trackingRecoveryDelay());
         } catch (IOException e) {
             throw new IllegalStateException("cannot use the data directory " + settings.dataDir() + ": " + e, e);
         }

@@ -374,6 +374,8 @@ public final class TmrTestGroup implements AutoCloseable {
                 // Well above a cold backend's first journal writes on a loaded machine.
                 "opentmr.node.backend-timeout", "2s",
                 "opentmr.node.name", name,
+                // The lines a restart finds missing are written at once, as tests read the file right after.
+                "opentmr.node.tracking.recovery-delay", "0s",
                 PeerAuth.SECRET_FILE_KEY, secretFile.toString(),
                 "pekko.persistence.journal.plugin", "pekko.persistence.journal.inmem",
                 "pekko.persistence.snapshot-store.plugin", "pekko.persistence.no-snapshot-store"));

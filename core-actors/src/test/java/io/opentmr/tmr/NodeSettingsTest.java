@@ -66,6 +66,21 @@ class NodeSettingsTest {
     }
 
     @Test
+    void theTakeOverTimingsDefaultAndRefuseBadValuesNamingTheKey() throws Exception {
+        NodeSettings defaults = NodeSettings.from(config("node-a"));
+        assertEquals(java.time.Duration.ofMillis(700), defaults.helloWait());
+        assertEquals(java.time.Duration.ofSeconds(5), defaults.trackingRecoveryDelay());
+        assertEquals(java.time.Duration.ZERO, NodeSettings.from(ConfigFactory.parseMap(Map.of(
+                "opentmr.node.tracking.recovery-delay", "0s")).withFallback(config("node-a"))).trackingRecoveryDelay());
+        for (Map.Entry<String, String> bad : Map.of("opentmr.node.tracking.recovery-delay", "-1s",
+                "opentmr.node.hello-wait", "0s").entrySet()) {
+            ConfigException refused = assertThrows(ConfigException.BadValue.class, () -> NodeSettings.from(
+                    ConfigFactory.parseMap(Map.of(bad.getKey(), bad.getValue())).withFallback(config("node-a"))));
+            assertTrue(refused.getMessage().contains(bad.getKey()), refused.getMessage());
+        }
+    }
+
+    @Test
     void aSingleNodeAlwaysAsksForTheActiveLeaseATwinOnlyOnRequest() throws Exception {
         assertFalse(NodeSettings.from(config("node-a")).leaseOnRequest(), "the single node of before");
         Config twin = ConfigFactory.parseMap(Map.of("opentmr.node.lease-on-request", true))

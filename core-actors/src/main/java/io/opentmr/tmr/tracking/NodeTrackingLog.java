@@ -11,6 +11,7 @@ import java.io.BufferedReader;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Clock;
+import java.time.Duration;
 import java.time.Instant;
 import java.time.LocalDate;
 import java.time.ZoneId;
@@ -23,7 +24,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentLinkedQueue;
-import java.util.concurrent.ExecutorService;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
@@ -51,7 +52,8 @@ public final class NodeTrackingLog implements AutoCloseable {
     /** Rotated days kept, as the backend's log keeps them. */
     public static final int KEEP_DAYS = 90;
     private static final Logger LOG = LoggerFactory.getLogger(NodeTrackingLog.class);
-    private static final NodeTrackingLog NONE = new NodeTrackingLog(null, null, List.of(), "", ZoneId.of("UTC"));
+    private static final NodeTrackingLog NONE = new NodeTrackingLog(null, null, List.of(), "", ZoneId.of("UTC"),
+            Duration.ZERO);
 
     /** Who holds or asked for a handle: the client's address and the host, user and process it named. */
     public record Owner(String address, String host, String user, long pid, long session) {
@@ -63,26 +65,31 @@ public final class NodeTrackingLog implements AutoCloseable {
     private final String node;
     private final ZoneId zone;
     private final ConcurrentLinkedQueue<List<Line>> recoveries = new ConcurrentLinkedQueue<>();
-    private final ExecutorService recoverer;
+    private final ScheduledExecutorService recoverer;
+    /** How long after a recovery is submitted its lines are looked for ({@link Recovery#submit}). */
+    private final Duration recoveryDelay;
     /** Another container's lines into the file of the node's log ({@link #forContainer}): closes nothing. */
     private final boolean view;
 
-    private NodeTrackingLog(TrackingFile file, Serial container, List<String> backends, String node, ZoneId zone) {
-        this(file, container, backends, node, zone, file == null ? null : Executors.newSingleThreadExecutor(runnable -> {
-            Thread thread = new Thread(runnable, "opentmr-tracking-recovery");
-            thread.setDaemon(true);
-            return thread;
-        }), false);
+    private NodeTrackingLog(TrackingFile file, Serial container, List<String> backends, String node, ZoneId zone,
+                            Duration recoveryDelay) {
+        this(file, container, backends, node, zone, file == null ? null
+                : Executors.newSingleThreadScheduledExecutor(runnable -> {
+                    Thread thread = new Thread(runnable, "opentmr-tracking-recovery");
+                    thread.setDaemon(true);
+                    return thread;
+                }), recoveryDelay, false);
     }
 
     private NodeTrackingLog(TrackingFile file, Serial container, List<String> backends, String node, ZoneId zone,
-                            ExecutorService recoverer, boolean view) {
+                            ScheduledExecutorService recoverer, Duration recoveryDelay, boolean view) {
         this.file = file;
         this.container = container == null ? "" : container.toString();
         this.backends = List.copyOf(backends);
         this.node = node;
         this.zone = zone;
         this.recoverer = recoverer;
+        this.recoveryDelay = recoveryDelay;
         this.view = view;
     }
 
@@ -94,7 +101,7 @@ public final class NodeTrackingLog implements AutoCloseable {
         if (file == null) {
             return this;
         }
-        return new NodeTrackingLog(file, serial, backends, node, zone, recoverer, true);
+        return new NodeTrackingLog(file, serial, backends, node, zone, recoverer, recoveryDelay, true);
     }
 
     /**
@@ -106,7 +113,17 @@ public final class NodeTrackingLog implements AutoCloseable {
      */
     public static NodeTrackingLog open(Path dataDir, Serial container, List<String> backends, String node,
                                        Clock clock, ZoneId zone) throws IOException {
-        return new NodeTrackingLog(new TrackingFile(dataDir, clock, zone, KEEP_DAYS), container, backends, node, zone);
+        return open(dataDir, container, backends, node, clock, zone, Duration.ZERO);
+    }
+
+    /**
+     * @param recoveryDelay how long after a license's recovery the lines its files lack are looked for: the search
+     *                      reads the day's files, CPU a take-over needs for its clients first
+     */
+    public static NodeTrackingLog open(Path dataDir, Serial container, List<String> backends, String node,
+                                       Clock clock, ZoneId zone, Duration recoveryDelay) throws IOException {
+        return new NodeTrackingLog(new TrackingFile(dataDir, clock, zone, KEEP_DAYS), container, backends, node, zone,
+                recoveryDelay);
     }
 
     /** A log that writes nothing (tests of a single actor). */
@@ -209,7 +226,8 @@ public final class NodeTrackingLog implements AutoCloseable {
                 return;
             }
             recoveries.add(List.copyOf(lines));
-            recoverer.execute(NodeTrackingLog.this::recoverQueued);
+            // Licenses recover together: the first run takes every recovery queued by then, the others find none.
+            recoverer.schedule(NodeTrackingLog.this::recoverQueued, recoveryDelay.toNanos(), TimeUnit.NANOSECONDS);
         }
     }
 
