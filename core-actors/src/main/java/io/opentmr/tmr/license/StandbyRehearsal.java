@@ -40,10 +40,13 @@ public final class StandbyRehearsal extends AbstractBehavior<StandbyRehearsal.Co
 
     /** The rehearsal's journal plugin (core-actors' reference.conf): never the node's journal. */
     static final String JOURNAL = "opentmr.node.rehearsal-journal";
-    /** Write-and-recover cycles: enough for Pekko's and the node's recovery code to be compiled, not only loaded. */
-    public static final int CYCLES = 20;
+    /**
+     * Write-and-recover cycles: enough to load and initialise what a recovery uses and compile its per-event code;
+     * few, as every standby start pays for them.
+     */
+    public static final int CYCLES = 5;
     /** Events written, then replayed, per cycle, in writes of {@link #BATCH} as a license writes its batches. */
-    static final int EVENTS = 200;
+    static final int EVENTS = 100;
     static final int BATCH = 20;
 
     public sealed interface Command {

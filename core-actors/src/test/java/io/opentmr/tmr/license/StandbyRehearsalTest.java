@@ -33,8 +33,8 @@ class StandbyRehearsalTest {
         TestProbe<StandbyRehearsal.Done> done = kit.createTestProbe();
         kit.spawn(StandbyRehearsal.create(done.getRef()), "rehearsal");
         StandbyRehearsal.Done result = done.expectMessageClass(StandbyRehearsal.Done.class, Duration.ofSeconds(60));
-        // 200 events a cycle: 50 seats granted and released again, 50 times two seats granted and kept.
-        assertEquals(new StandbyRehearsal.Done(StandbyRehearsal.CYCLES, 100), result);
+        // 100 events a cycle: 25 seats granted and released again, 25 times two seats granted and kept.
+        assertEquals(new StandbyRehearsal.Done(StandbyRehearsal.CYCLES, 50), result);
         PersistenceTestKitReadJournal nodeJournal = PersistenceQuery.get(kit.system())
                 .getReadJournalFor(PersistenceTestKitReadJournal.class, PersistenceTestKitReadJournal.Identifier());
         for (int cycle = 0; cycle < StandbyRehearsal.CYCLES; cycle++) {
