@@ -574,6 +574,14 @@ final class ClientConnection {
             attemptFailed(standby, redirected, "NOT_ACTIVE named an unusable address: " + e.getMessage());
             return;
         }
+        if (active.equals(leftSilent) && options.addresses().contains(active)) {
+            // A standby names the node it last saw active until it takes over; that node was just left for its
+            // silence, and each visit costs an attempt timeout. It is one of ours: its turn in the round still
+            // comes, should it answer again.
+            attemptFailed(standby, redirected, "NOT_ACTIVE names " + show(active)
+                    + ", the node just left for answering nothing; not followed");
+            return;
+        }
         redirectsInRound++;
         if (!redirected) {
             // The standby answered; the next round starts after it, not at it again.

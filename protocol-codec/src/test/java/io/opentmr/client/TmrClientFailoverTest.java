@@ -326,6 +326,33 @@ class TmrClientFailoverTest {
     }
 
     @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS) // closing a client stuck on the frozen node may take its request timeout
+    void aStandbyNamingTheFrozenNodeIsNotFollowedBackToItWhileItTakesOver() throws Exception {
+        client.close(); // only the client under test says HELLO to the frozen node
+        server.serverKind(ServerKind.TMR_ACTIVE);
+        try (FakeLicenseServer twin = server.startTwin("node-b");
+             TmrClient twinAware = TmrClient.connect(options(server.address(), twin.address())
+                     .requestTimeout(Duration.ofSeconds(30)).build())) {
+            twin.answerHelloWith(new Message.NotActive(server.address()));
+            LicenseHandle held = twinAware.access(FIRM, PRODUCT);
+            server.freeze();
+            int hellosBeforeFreeze = server.received(MessageType.HELLO);
+            CompletableFuture<Long> decrement = CompletableFuture.supplyAsync(() -> held.decrementUnits(5));
+            // The standby still names the frozen node as the active one, as a real standby does until it has the lease.
+            assertTrue(twin.awaitReceived(MessageType.HELLO, 3, Duration.ofSeconds(20)), "the standby was asked");
+            twin.answerHelloWith(null);
+            twin.serverKind(ServerKind.TMR_ACTIVE);
+
+            assertEquals(95, decrement.get(20, TimeUnit.SECONDS));
+            assertEquals(twin.port(), twinAware.connectedAddress().getPort());
+            int frozenHellos = server.received(MessageType.HELLO) - hellosBeforeFreeze;
+            // Followed, each of the standby's answers would cost the frozen node a second visit per round.
+            assertTrue(frozenHellos < twin.received(MessageType.HELLO), "HELLOs to the frozen node " + frozenHellos
+                    + ", to the standby " + twin.received(MessageType.HELLO));
+        }
+    }
+
+    @Test
     void aSlowAnswerFromANodeThatAnswersTheProbeIsWaitedForOnTheSameConnection() throws Exception {
         try (FakeLicenseServer twin = server.startTwin("node-b");
              TmrClient patient = TmrClient.connect(options(server.address(), twin.address())
