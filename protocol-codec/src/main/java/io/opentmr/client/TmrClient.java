@@ -41,16 +41,18 @@ import java.util.List;
  * nothing at all was read from the connection for as long, a KEEPALIVE probe goes out, and if still
  * nothing is read within {@code silenceTimeout} the connection counts as lost. Any byte read is life:
  * a server that answers the probe but is slow with a request keeps the request, up to its
- * {@code requestTimeout}. On a lost connection it tries its addresses
- * round-robin (after leaving a silent one, the next address first), each attempt bounded by
- * {@code attemptTimeout} (a failed round waits {@code reconnectBackoffMin}, doubling up to
- * {@code reconnectBackoffMax}),
- * follows a standby's NOT_ACTIVE to the active node, sends HELLO, and RESUMEs every open handle with its
- * token. Then it repeats the requests whose answer was lost, with their original request id: ACCESS,
- * RELEASE, GET_INFO, LIST_CONTAINERS, CRYPT and DECREMENT_UNITS (which also carries an operation id that
- * stays the same). BORROW and RETURN are not repeated; they fail with {@link CmError#NETWORK_FAULT}
- * (100). Request ids come from one counter for the whole process, so two clients of one program never
- * send the same id while either may still repeat it.
+ * {@code requestTimeout}. On a lost connection it tries its addresses round-robin, each attempt
+ * bounded by {@code attemptTimeout} (a failed round waits {@code reconnectBackoffMin}, doubling up to
+ * {@code reconnectBackoffMax}), follows a standby's NOT_ACTIVE to the active node, sends HELLO, and
+ * RESUMEs every open handle with its token. After leaving a silent node it starts at the next address,
+ * and until a session is up it does not follow a NOT_ACTIVE naming that node (a standby names the
+ * frozen active until it takes over) when the node is one of its addresses: each visit would cost an
+ * attempt timeout, and its own turn in the round still comes. Then it repeats the requests whose
+ * answer was lost, with their original request id: ACCESS, RELEASE, GET_INFO, LIST_CONTAINERS, CRYPT
+ * and DECREMENT_UNITS (which also carries an operation id that stays the same). BORROW and RETURN
+ * are not repeated; they fail with {@link CmError#NETWORK_FAULT} (100). Request ids come from one
+ * counter for the whole process, so two clients of one program never send the same id while either
+ * may still repeat it.
  *
  * <p><b>A node that is not ready.</b> A TMR node that is not the active one, or is not ready to serve
  * (restarting, recovering its journal, reconciling with its backends, without a lease certificate),
