@@ -296,6 +296,7 @@ class TmrClientFailoverTest {
     @Test
     @Timeout(value = 60, unit = TimeUnit.SECONDS) // closing a client stuck on the frozen node may take its request timeout
     void aPendingAccessOnAFrozenNodeIsRepeatedAtTheOtherAddressLongBeforeTheRequestTimeout() throws Exception {
+        client.close(); // only the client under test says HELLO to the frozen node
         server.serverKind(ServerKind.TMR_ACTIVE);
         try (FakeLicenseServer twin = server.startTwin("node-b");
              TmrClient twinAware = TmrClient.connect(options(server.address(), twin.address())
@@ -304,6 +305,7 @@ class TmrClientFailoverTest {
             LicenseHandle held = twinAware.access(FIRM, PRODUCT);
             // SIGSTOP or a black hole: the connection stays open and nothing answers, not even KEEPALIVE.
             server.freeze();
+            int hellosBeforeFreeze = server.received(MessageType.HELLO);
             CompletableFuture<LicenseHandle> access = CompletableFuture.supplyAsync(
                     () -> twinAware.access(FIRM, PRODUCT));
             assertTrue(server.awaitReceived(MessageType.ACCESS, 2, Duration.ofSeconds(5)),
@@ -312,6 +314,8 @@ class TmrClientFailoverTest {
             // A bound on the test, a third of the request timeout: the client must not wait that out.
             try (LicenseHandle granted = access.get(10, TimeUnit.SECONDS)) {
                 assertEquals(twin.port(), twinAware.connectedAddress().getPort(), "the frozen node was left");
+                assertEquals(hellosBeforeFreeze, server.received(MessageType.HELLO),
+                        "the twin was tried first: the frozen node would have cost an attempt timeout");
                 assertEquals(server.requestIds(MessageType.ACCESS).get(1), twin.requestIds(MessageType.ACCESS).get(0),
                         "the pending ACCESS, sent again with its request id");
                 assertEquals(1, twin.received(MessageType.ACCESS));
