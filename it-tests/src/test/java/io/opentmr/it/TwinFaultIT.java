@@ -8,7 +8,6 @@ import io.opentmr.client.CmException;
 import io.opentmr.client.LicenseHandle;
 import io.opentmr.client.TmrClient;
 import io.opentmr.client.TmrClientOptions;
-import io.opentmr.protocol.CmError;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -24,7 +23,6 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.function.Predicate;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
@@ -41,14 +39,15 @@ import org.junit.jupiter.api.io.TempDir;
  * (their cluster traffic through {@link ClusterRelay}s the test cuts), and kill -9 of the active while 200 more
  * clients run access/release loops on a license of exactly the seats they can hold. Throughout, clients hold 6 of the
  * license's 10 seats and two more clients take and give back one seat each in loops; after each fault: no client
- * saw an error (but for the frozen node, below), no backend ever held more seats than the license has (sampled every
+ * saw an error, no backend ever held more seats than the license has (sampled every
  * 200 ms), each backend's allocations are the active node's handles, every held handle is used and released, and
  * the epoch audit of the backends' tracking logs: no lease epoch was written under by two nodes, and no backend's
  * epochs went back.
  *
- * <p>A request the SDK sent to the frozen node waits for its whole request timeout (the connection stays open and
- * silent) and fails with 100: the SDK has no way yet to tell a frozen server from a slow one. That test tolerates
- * exactly those errors, and the seats they leave held until the node's cleanup timeout.
+ * <p>A request the SDK sent to the frozen node finds its connection silent: the SDK probes it with KEEPALIVE, leaves
+ * it when nothing answers ({@code TmrClientOptions.silenceTimeout}) and sends the request again to the node that
+ * took over, so that fault too ends without a client error. An ACCESS the frozen node had allocated on the backends
+ * but not replicated may leave one extra, unowned handle until the cleanup timeout (see that test).
  */
 @Timeout(600)
 class TwinFaultIT {
@@ -171,11 +170,17 @@ class TwinFaultIT {
      * backend ever allocated more seats than the license has.
      */
     private void everyHandleKeptAndCountedOnce(String active) throws Exception {
-        everyHandleKeptAndCountedOnce(active, error -> false);
+        everyHandleKeptAndCountedOnce(active, false);
     }
 
-    /** As {@link #everyHandleKeptAndCountedOnce(String)}, the client errors {@code tolerated} allows aside. */
-    private void everyHandleKeptAndCountedOnce(String active, Predicate<CmException> tolerated) throws Exception {
+    /**
+     * As {@link #everyHandleKeptAndCountedOnce(String)}; with {@code rebuiltExtra} the active may list handles
+     * besides the held ones (still allocated alike on every backend): an ACCESS the old active carried out on the
+     * backends but had not replicated is rebuilt from their allocations, and the client's repeat of it, which the
+     * rebuilt handle cannot recognise (its request is not recorded), gets a second handle; the first holds its seat
+     * until the cleanup timeout.
+     */
+    private void everyHandleKeptAndCountedOnce(String active, boolean rebuiltExtra) throws Exception {
         loopsGoOn("after the fault");
         running.set(false);
         for (Thread thread : threads) {
@@ -183,23 +188,20 @@ class TwinFaultIT {
             assertTrue(!thread.isAlive(), thread.getName() + " did not stop");
         }
         List<String> seen;
-        List<String> untolerated;
         synchronized (errors) {
             seen = errors.stream().map(CmException::getMessage).distinct().toList();
-            untolerated = errors.stream().filter(tolerated.negate()).map(CmException::getMessage).distinct().toList();
         }
         System.out.printf("%d client error(s): %s%n", errors.size(), seen);
-        assertEquals(List.of(), untolerated, "errors the clients saw (" + errors.size() + " in all)");
+        assertEquals(List.of(), seen, "errors the clients saw (" + errors.size() + " in all)");
         assertEquals("active", demo.role(active), active + " serves");
         Set<Long> ids = new HashSet<>();
         held.forEach(h -> ids.add(h.handleId()));
-        if (errors.isEmpty()) {
-            demo.await(active + " lists exactly the held handles", Duration.ofSeconds(30),
-                    () -> ids.equals(handles(active, "handle")));
-        } else {
-            // A loop's RELEASE that failed leaves its seat held until the node's cleanup timeout.
+        if (rebuiltExtra) {
             demo.await(active + " lists every held handle", Duration.ofSeconds(30),
                     () -> handles(active, "handle").containsAll(ids));
+        } else {
+            demo.await(active + " lists exactly the held handles", Duration.ofSeconds(30),
+                    () -> ids.equals(handles(active, "handle")));
         }
         Set<Long> serving = handles(active, "handle");
         for (String backend : TwinDemo.BACKENDS) {
@@ -345,9 +347,7 @@ class TwinFaultIT {
             demo.await("node-a is the standby", Duration.ofSeconds(60), () -> demo.role("node-a").equals("standby"));
         }
         assertEquals("active", demo.role("node-b"));
-        String frozen = demo.component("node-a").address;
-        everyHandleKeptAndCountedOnce("node-b", error -> error.code() == CmError.NETWORK_FAULT.code()
-                && error.getMessage().contains("no answer") && error.getMessage().contains(frozen));
+        everyHandleKeptAndCountedOnce("node-b", true);
     }
 
     @Test

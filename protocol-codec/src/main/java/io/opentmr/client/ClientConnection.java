@@ -4,6 +4,7 @@ import io.netty.bootstrap.Bootstrap;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.EventLoop;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.SimpleChannelInboundHandler;
@@ -55,6 +56,10 @@ import org.slf4j.LoggerFactory;
  * Requests wait in {@link #pending} until their reply, their timeout, or a connection loss; a loss
  * re-queues the ones that are safe to repeat (they go out again with the same request id) and fails
  * the others with 100.
+ *
+ * <p>A frozen server (SIGSTOP, a network black hole) closes nothing: its connection stays open and
+ * silent. {@link Liveness} watches the bytes read while requests wait, probes a silence with KEEPALIVE
+ * and treats an unanswered probe like a closed connection (see {@link TmrClientOptions#silenceTimeout()}).
  */
 final class ClientConnection {
 
@@ -115,6 +120,12 @@ final class ClientConnection {
     /** Why the last connection attempt failed, for the error of requests that found no session. */
     private String lastAttemptFailure;
     private ScheduledFuture<?> keepAliveTask;
+    /** The silence watch of the current connection, from HELLO_OK on; {@code null} without one. */
+    private Liveness liveness;
+    /** When a byte was last read from {@link #channel} (System.nanoTime()), or it connected. */
+    private long lastReadNanos;
+    /** The address of the connection last left for its silence, until a session is up again. */
+    private InetSocketAddress leftSilent;
 
     // ------------------------------------------------ read by any thread
     private volatile ServerKind serverKind;
@@ -293,6 +304,7 @@ final class ClientConnection {
 
     private void send(Pending<?> p, Channel ch) {
         p.sentOn = ch;
+        p.sentAtNanos = System.nanoTime();
         ch.writeAndFlush(new Frame(p.requestId, p.request)).addListener((ChannelFuture f) -> {
             if (f.isSuccess()) {
                 return;
@@ -474,8 +486,14 @@ final class ClientConnection {
         lostAtNanos = System.nanoTime();
         failuresInRound = 0;
         redirectsInRound = 0;
-        // First back to where we were: a restarted server or a moved virtual IP answers there again.
-        if (redirect == null && lastConnected != null && !options.addresses().contains(lastConnected)) {
+        if (leftSilent != null) {
+            // A frozen node still accepts connections (its kernel does) and answers no HELLO: it would cost an
+            // attempt timeout first. Its turn comes after the other addresses.
+            if (leftSilent.equals(options.addresses().get(nextAddress % options.addresses().size()))) {
+                nextAddress++;
+            }
+        } else if (redirect == null && lastConnected != null && !options.addresses().contains(lastConnected)) {
+            // First back to where we were: a restarted server or a moved virtual IP answers there again.
             redirect = lastConnected;
         }
         attemptNext();
@@ -506,6 +524,8 @@ final class ClientConnection {
             }
             Channel ch = connected.channel();
             channel = ch;
+            lastReadNanos = System.nanoTime();
+            ch.pipeline().addFirst(new ReadClock());
             sendInternal(hello, ch, options.attemptTimeout()).future.whenCompleteAsync(
                     (reply, error) -> onHelloAnswer(ch, target, redirected, reply, error), loop);
         });
@@ -554,6 +574,14 @@ final class ClientConnection {
             attemptFailed(standby, redirected, "NOT_ACTIVE named an unusable address: " + e.getMessage());
             return;
         }
+        if (active.equals(leftSilent) && options.addresses().contains(active)) {
+            // A standby names the node it last saw active until it takes over; that node was just left for its
+            // silence, and each visit costs an attempt timeout. It is one of ours: its turn in the round still
+            // comes, should it answer again.
+            attemptFailed(standby, redirected, "NOT_ACTIVE names " + show(active)
+                    + ", the node just left for answering nothing; not followed");
+            return;
+        }
         redirectsInRound++;
         if (!redirected) {
             // The standby answered; the next round starts after it, not at it again.
@@ -598,6 +626,7 @@ final class ClientConnection {
     }
 
     private void resumeHandles(Channel ch, InetSocketAddress target, boolean redirected, Message.HelloOk ok) {
+        watchSilence(ch, target);
         new Resumption(ch, target, redirected, ok).sendMore();
     }
 
@@ -731,6 +760,7 @@ final class ClientConnection {
     private void sessionReady(Channel ch, InetSocketAddress target, Message.HelloOk ok, int resumed, int lost) {
         boolean reconnect = lastConnected != null;
         ready = true;
+        leftSilent = null;
         lastConnected = target;
         lastConnectError = null;
         lastAttemptFailure = null;
@@ -789,6 +819,111 @@ final class ClientConnection {
         if (keepAliveTask != null) {
             keepAliveTask.cancel(false);
             keepAliveTask = null;
+        }
+        if (liveness != null) {
+            liveness.stop();
+        }
+    }
+
+    // ================================================================ silence (I/O thread)
+
+    private void watchSilence(Channel ch, InetSocketAddress target) {
+        if (liveness != null) {
+            liveness.stop();
+        }
+        liveness = new Liveness(ch, target);
+    }
+
+    /**
+     * The rule for a connection that stays open and says nothing. Every byte read counts as life. When a
+     * request sent on the connection has waited {@code silenceTimeout} and nothing was read for as long,
+     * one KEEPALIVE goes out as a probe; if nothing at all is read within {@code silenceTimeout} after it,
+     * the server is taken for frozen or cut off, and the connection is closed: the requests safe to repeat
+     * wait for the next session, as after any lost connection. An answered probe (or any other byte) lets
+     * the requests wait on, up to their own timeout; the next probe needs a new silence. Checked four
+     * times per {@code silenceTimeout}: one timer per connection, at most one probe outstanding.
+     */
+    private final class Liveness implements Runnable {
+        private final Channel ch;
+        private final InetSocketAddress target;
+        private final long silenceNanos;
+        private final ScheduledFuture<?> task;
+        /** When the probe went out (System.nanoTime()); meaningful while {@link #probing}. */
+        private long probeAtNanos;
+        private boolean probing;
+
+        Liveness(Channel ch, InetSocketAddress target) {
+            this.ch = ch;
+            this.target = target;
+            this.silenceNanos = options.silenceTimeout().toNanos();
+            long tick = Math.max(TimeUnit.MILLISECONDS.toNanos(1), silenceNanos / 4);
+            this.task = loop.scheduleAtFixedRate(this, tick, tick, TimeUnit.NANOSECONDS);
+        }
+
+        void stop() {
+            task.cancel(false);
+            if (liveness == this) {
+                liveness = null;
+            }
+        }
+
+        @Override
+        public void run() {
+            if (channel != ch || !ch.isActive() || closed) {
+                stop();
+                return;
+            }
+            long now = System.nanoTime();
+            if (probing && lastReadNanos - probeAtNanos >= 0) {
+                probing = false;
+            }
+            if (now - lastReadNanos < silenceNanos) {
+                return;
+            }
+            if (probing) {
+                if (now - probeAtNanos >= silenceNanos) {
+                    leave(now);
+                }
+                return;
+            }
+            if (waitedSilently(now - silenceNanos)) {
+                probing = true;
+                probeAtNanos = now;
+                LOG.debug("Nothing read from {} for {} ms while a request waits; probing with KEEPALIVE",
+                        show(target), TimeUnit.NANOSECONDS.toMillis(now - lastReadNanos));
+                // Its answer counts through the read clock; its own timeout only tidies up.
+                sendInternal(new Message.KeepAlive(), ch, options.requestTimeout());
+            }
+        }
+
+        /** Whether a request on this connection was sent at or before {@code sinceNanos} and still waits. */
+        private boolean waitedSilently(long sinceNanos) {
+            for (Pending<?> p : pending.values()) {
+                if (p.sentOn == ch && p.sentAtNanos - sinceNanos <= 0) {
+                    return true;
+                }
+            }
+            return false;
+        }
+
+        private void leave(long now) {
+            LOG.warn("Nothing read from {} for {} ms while requests waited, not even an answer to a KEEPALIVE "
+                    + "probe: taking it for frozen or cut off; leaving it and reconnecting via {}", show(target),
+                    TimeUnit.NANOSECONDS.toMillis(now - lastReadNanos), configured());
+            stop();
+            leftSilent = target;
+            ch.close();
+        }
+    }
+
+    /** Stamps the time of every read of the current connection, before any frame is whole. */
+    private final class ReadClock extends ChannelInboundHandlerAdapter {
+        @Override
+        public void channelRead(ChannelHandlerContext ctx, Object msg) {
+            if (ctx.channel() == channel) {
+                lastReadNanos = System.nanoTime();
+            }
+            ctx.fireChannelRead(msg);
         }
     }
 
@@ -884,6 +1019,8 @@ final class ClientConnection {
         ScheduledFuture<?> timer;
         /** The connection it was last written to; {@code null} while it waits for a session. */
         Channel sentOn;
+        /** When it was last written (System.nanoTime()). */
+        long sentAtNanos;
         private boolean released;
 
         Pending(int requestId, Message request, boolean retryable, boolean counted, LicenseHandle handle,

@@ -35,15 +35,24 @@ import java.util.List;
  * prefers to wait retries with its own backoff.
  *
  * <p><b>Connection loss.</b> The client sends KEEPALIVE at the interval the server's HELLO_OK asks for;
- * an unanswered keep-alive counts as a lost connection. On a lost connection it tries its addresses
- * round-robin, each attempt bounded by {@code attemptTimeout} (a failed round waits
- * {@code reconnectBackoffMin}, doubling up to {@code reconnectBackoffMax}),
- * follows a standby's NOT_ACTIVE to the active node, sends HELLO, and RESUMEs every open handle with its
- * token. Then it repeats the requests whose answer was lost, with their original request id: ACCESS,
- * RELEASE, GET_INFO, LIST_CONTAINERS, CRYPT and DECREMENT_UNITS (which also carries an operation id that
- * stays the same). BORROW and RETURN are not repeated; they fail with {@link CmError#NETWORK_FAULT}
- * (100). Request ids come from one counter for the whole process, so two clients of one program never
- * send the same id while either may still repeat it.
+ * an unanswered keep-alive counts as a lost connection. A frozen server (a stopped process, a network
+ * black hole) keeps its connection open and says nothing, so a connection is also watched while
+ * requests wait on it: when one has waited {@link TmrClientOptions#silenceTimeout()} (default 1 s) and
+ * nothing at all was read from the connection for as long, a KEEPALIVE probe goes out, and if still
+ * nothing is read within {@code silenceTimeout} the connection counts as lost. Any byte read is life:
+ * a server that answers the probe but is slow with a request keeps the request, up to its
+ * {@code requestTimeout}. On a lost connection it tries its addresses round-robin, each attempt
+ * bounded by {@code attemptTimeout} (a failed round waits {@code reconnectBackoffMin}, doubling up to
+ * {@code reconnectBackoffMax}), follows a standby's NOT_ACTIVE to the active node, sends HELLO, and
+ * RESUMEs every open handle with its token. After leaving a silent node it starts at the next address,
+ * and until a session is up it does not follow a NOT_ACTIVE naming that node (a standby names the
+ * frozen active until it takes over) when the node is one of its addresses: each visit would cost an
+ * attempt timeout, and its own turn in the round still comes. Then it repeats the requests whose
+ * answer was lost, with their original request id: ACCESS, RELEASE, GET_INFO, LIST_CONTAINERS, CRYPT
+ * and DECREMENT_UNITS (which also carries an operation id that stays the same). BORROW and RETURN
+ * are not repeated; they fail with {@link CmError#NETWORK_FAULT} (100). Request ids come from one
+ * counter for the whole process, so two clients of one program never send the same id while either
+ * may still repeat it.
  *
  * <p><b>A node that is not ready.</b> A TMR node that is not the active one, or is not ready to serve
  * (restarting, recovering its journal, reconciling with its backends, without a lease certificate),

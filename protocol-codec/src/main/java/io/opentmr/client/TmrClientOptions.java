@@ -28,6 +28,13 @@ import java.util.Objects;
  *                            virtual IP not yet moved, a dead host) costs little of a fail-over
  * @param requestTimeout      bound on one request, including any time it waits for a reconnect
  *                            (default 10 s)
+ * @param silenceTimeout      how long a connection may stay silent while a request waits on it (default
+ *                            1 s): when a request sent on it has waited this long and nothing at all was
+ *                            read from the connection for as long, the client sends a KEEPALIVE probe; if
+ *                            still nothing is read within this time again, the connection counts as lost
+ *                            (a frozen or cut-off server) and the client fails over as for a closed one.
+ *                            A server that answers anything, the probe included, is alive: a slow
+ *                            request keeps waiting, up to {@code requestTimeout}
  * @param maxInFlight         requests the caller threads may have outstanding at once; the next one
  *                            fails at once with 309 (default 256)
  * @param reconnectBackoffMin pause after the first round of addresses that all failed (default 100 ms)
@@ -45,6 +52,7 @@ public record TmrClientOptions(
         Duration connectTimeout,
         Duration attemptTimeout,
         Duration requestTimeout,
+        Duration silenceTimeout,
         int maxInFlight,
         Duration reconnectBackoffMin,
         Duration reconnectBackoffMax,
@@ -68,6 +76,7 @@ public record TmrClientOptions(
         positive(connectTimeout, "connectTimeout");
         positive(attemptTimeout, "attemptTimeout");
         positive(requestTimeout, "requestTimeout");
+        positive(silenceTimeout, "silenceTimeout");
         positive(reconnectBackoffMin, "reconnectBackoffMin");
         positive(reconnectBackoffMax, "reconnectBackoffMax");
         if (reconnectBackoffMax.compareTo(reconnectBackoffMin) < 0) {
@@ -155,6 +164,7 @@ public record TmrClientOptions(
         private Duration connectTimeout = Duration.ofSeconds(5);
         private Duration attemptTimeout = Duration.ofSeconds(1);
         private Duration requestTimeout = Duration.ofSeconds(10);
+        private Duration silenceTimeout = Duration.ofSeconds(1);
         private int maxInFlight = 256;
         private Duration reconnectBackoffMin = Duration.ofMillis(100);
         private Duration reconnectBackoffMax = Duration.ofSeconds(1);
@@ -226,6 +236,12 @@ public record TmrClientOptions(
             return this;
         }
 
+        /** Silence that starts a probe, and then ends the connection; see {@link TmrClientOptions#silenceTimeout()}. */
+        public Builder silenceTimeout(Duration silenceTimeout) {
+            this.silenceTimeout = silenceTimeout;
+            return this;
+        }
+
         /** Requests outstanding at once before the next fails with 309. */
         public Builder maxInFlight(int maxInFlight) {
             this.maxInFlight = maxInFlight;
@@ -250,7 +266,7 @@ public record TmrClientOptions(
          */
         public TmrClientOptions build() {
             return new TmrClientOptions(addresses, clientName, host, user, pid, connectTimeout, attemptTimeout,
-                    requestTimeout, maxInFlight, reconnectBackoffMin, reconnectBackoffMax, codecLimits);
+                    requestTimeout, silenceTimeout, maxInFlight, reconnectBackoffMin, reconnectBackoffMax, codecLimits);
         }
 
     }

@@ -73,6 +73,7 @@ final class FakeLicenseServer implements AutoCloseable {
     private long keepAliveMillis = 10_000;
     private boolean refuseResume;
     private int maxInFlight;
+    private boolean frozen;
 
     private NioEventLoopGroup group;
     private Channel serverChannel;
@@ -166,6 +167,15 @@ final class FakeLicenseServer implements AutoCloseable {
     /** The next request of this type is not carried out but answered with {@code answer}. */
     void answerOnceWith(MessageType type, Message answer) {
         withLock(() -> answerOnce.put(type, answer));
+    }
+
+    /**
+     * From now on, like a process stopped with SIGSTOP or a host behind a black hole: connections stay
+     * open and new ones are accepted, requests arrive (and are recorded), and nothing is carried out or
+     * answered, HELLO and KEEPALIVE included.
+     */
+    void freeze() {
+        withLock(() -> frozen = true);
     }
 
     void delay(MessageType type, Duration delay) {
@@ -291,6 +301,9 @@ final class FakeLicenseServer implements AutoCloseable {
             try {
                 requestIds.computeIfAbsent(type, t -> new ArrayList<>()).add(frame.requestId());
                 received.signalAll();
+                if (frozen) {
+                    return;
+                }
                 if (maxInFlight > 0 && outstanding >= maxInFlight) {
                     ctx.writeAndFlush(new Frame(frame.requestId(), error(CmError.REQUEST_OVERLOAD,
                             "more than " + maxInFlight + " requests in flight on this connection")));

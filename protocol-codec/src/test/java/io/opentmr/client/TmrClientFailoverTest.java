@@ -294,6 +294,90 @@ class TmrClientFailoverTest {
     }
 
     @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS) // closing a client stuck on the frozen node may take its request timeout
+    void aPendingAccessOnAFrozenNodeIsRepeatedAtTheOtherAddressLongBeforeTheRequestTimeout() throws Exception {
+        client.close(); // only the client under test says HELLO to the frozen node
+        server.serverKind(ServerKind.TMR_ACTIVE);
+        try (FakeLicenseServer twin = server.startTwin("node-b");
+             TmrClient twinAware = TmrClient.connect(options(server.address(), twin.address())
+                     .requestTimeout(Duration.ofSeconds(30)).build())) {
+            twin.serverKind(ServerKind.TMR_ACTIVE);
+            LicenseHandle held = twinAware.access(FIRM, PRODUCT);
+            // SIGSTOP or a black hole: the connection stays open and nothing answers, not even KEEPALIVE.
+            server.freeze();
+            int hellosBeforeFreeze = server.received(MessageType.HELLO);
+            CompletableFuture<LicenseHandle> access = CompletableFuture.supplyAsync(
+                    () -> twinAware.access(FIRM, PRODUCT));
+            assertTrue(server.awaitReceived(MessageType.ACCESS, 2, Duration.ofSeconds(5)),
+                    "the second ACCESS reached the frozen node");
+
+            // A bound on the test, a third of the request timeout: the client must not wait that out.
+            try (LicenseHandle granted = access.get(10, TimeUnit.SECONDS)) {
+                assertEquals(twin.port(), twinAware.connectedAddress().getPort(), "the frozen node was left");
+                assertEquals(hellosBeforeFreeze, server.received(MessageType.HELLO),
+                        "the twin was tried first: the frozen node would have cost an attempt timeout");
+                assertEquals(server.requestIds(MessageType.ACCESS).get(1), twin.requestIds(MessageType.ACCESS).get(0),
+                        "the pending ACCESS, sent again with its request id");
+                assertEquals(1, twin.received(MessageType.ACCESS));
+                assertEquals(1, twin.received(MessageType.RESUME), "the held handle moved to the twin first");
+                assertEquals(held.handleId(), held.info().handleId());
+                assertEquals(granted.handleId(), granted.info().handleId());
+                assertEquals(2, twin.inUse(PRODUCT), "two seats: the held one and the new one, none twice");
+            }
+            held.close();
+            assertEquals(0, twin.inUse(PRODUCT));
+        }
+    }
+
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS) // closing a client stuck on the frozen node may take its request timeout
+    void aStandbyNamingTheFrozenNodeIsNotFollowedBackToItWhileItTakesOver() throws Exception {
+        client.close(); // only the client under test says HELLO to the frozen node
+        server.serverKind(ServerKind.TMR_ACTIVE);
+        try (FakeLicenseServer twin = server.startTwin("node-b");
+             TmrClient twinAware = TmrClient.connect(options(server.address(), twin.address())
+                     .requestTimeout(Duration.ofSeconds(30)).build())) {
+            twin.answerHelloWith(new Message.NotActive(server.address()));
+            LicenseHandle held = twinAware.access(FIRM, PRODUCT);
+            server.freeze();
+            int hellosBeforeFreeze = server.received(MessageType.HELLO);
+            CompletableFuture<Long> decrement = CompletableFuture.supplyAsync(() -> held.decrementUnits(5));
+            // The standby still names the frozen node as the active one, as a real standby does until it has the lease.
+            assertTrue(twin.awaitReceived(MessageType.HELLO, 3, Duration.ofSeconds(20)), "the standby was asked");
+            twin.answerHelloWith(null);
+            twin.serverKind(ServerKind.TMR_ACTIVE);
+
+            assertEquals(95, decrement.get(20, TimeUnit.SECONDS));
+            assertEquals(twin.port(), twinAware.connectedAddress().getPort());
+            int frozenHellos = server.received(MessageType.HELLO) - hellosBeforeFreeze;
+            // Followed, each of the standby's answers would cost the frozen node a second visit per round.
+            assertTrue(frozenHellos < twin.received(MessageType.HELLO), "HELLOs to the frozen node " + frozenHellos
+                    + ", to the standby " + twin.received(MessageType.HELLO));
+        }
+    }
+
+    @Test
+    void aSlowAnswerFromANodeThatAnswersTheProbeIsWaitedForOnTheSameConnection() throws Exception {
+        try (FakeLicenseServer twin = server.startTwin("node-b");
+             TmrClient patient = TmrClient.connect(options(server.address(), twin.address())
+                     .requestTimeout(Duration.ofSeconds(30)).build())) {
+            int hellos = server.received(MessageType.HELLO);
+            // Busy, not dead: the answer takes longer than the silence that starts a probe (1 s by default),
+            // KEEPALIVE is answered at once.
+            server.delay(MessageType.ACCESS, Duration.ofSeconds(4));
+            try (LicenseHandle handle = patient.access(FIRM, PRODUCT)) {
+                assertTrue(server.received(MessageType.KEEPALIVE) >= 1, "the silence was probed with KEEPALIVE");
+                assertEquals(1, server.received(MessageType.ACCESS), "answered where it was sent, not repeated");
+                assertEquals(hellos, server.received(MessageType.HELLO), "the connection was kept");
+                assertEquals(0, twin.received(MessageType.HELLO), "the other address was not tried");
+                assertEquals(server.port(), patient.connectedAddress().getPort());
+                assertEquals(1, server.inUse(PRODUCT));
+                assertEquals(handle.handleId(), handle.info().handleId());
+            }
+        }
+    }
+
+    @Test
     void aLostAccessReplyIsRepeatedWithTheSameRequestIdAndGrantedOnce() {
         server.dropReplyAndCloseOnce(MessageType.ACCESS);
         try (LicenseHandle handle = client.access(FIRM, PRODUCT)) {
