@@ -96,13 +96,17 @@ public final class NodeStatus {
     void reconciled(boolean now) {
         reconciled = now;
         if (now) {
-            List<Runnable> due;
-            synchronized (servingWaiters) {
-                due = List.copyOf(servingWaiters);
-                servingWaiters.clear();
-            }
-            due.forEach(Runnable::run);
+            runServingWaiters();
         }
+    }
+
+    private void runServingWaiters() {
+        List<Runnable> due;
+        synchronized (servingWaiters) {
+            due = List.copyOf(servingWaiters);
+            servingWaiters.clear();
+        }
+        due.forEach(Runnable::run);
     }
 
     /**
@@ -122,7 +126,7 @@ public final class NodeStatus {
         }
         if (reconciled) {
             // Reconciled meanwhile: the waiters may have been run before this one was added.
-            reconciled(true);
+            runServingWaiters();
         }
         return true;
     }

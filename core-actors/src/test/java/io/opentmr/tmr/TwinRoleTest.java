@@ -51,18 +51,7 @@ class TwinRoleTest {
         // lease without serving would keep the twin from taking over for good.
         CompletableFuture<Long> asked = new CompletableFuture<>();
         CompletableFuture<String> ended = new CompletableFuture<>();
-        TmrNode.Activation activation = new TmrNode.Activation() {
-            @Override
-            public CompletionStage<Void> activate(ActorSystem<Void> system, long epoch) {
-                asked.complete(epoch);
-                return new CompletableFuture<>();
-            }
-
-            @Override
-            public void deactivated(String reason) {
-                ended.complete(reason);
-            }
-        };
+        TmrNode.Activation activation = activation(asked, new CompletableFuture<>(), ended);
         node = TmrNode.start(group.nodeConfig("node-a", "127.0.2.1", "node-a", Map.of()), Clock.systemUTC(),
                 group.connector("node-a"), activation);
         asked.get(30, TimeUnit.SECONDS);
@@ -77,17 +66,7 @@ class TwinRoleTest {
         // (it would come back only after its backoff) but answered when the node serves.
         CompletableFuture<Long> asked = new CompletableFuture<>();
         CompletableFuture<Void> journalReady = new CompletableFuture<>();
-        TmrNode.Activation activation = new TmrNode.Activation() {
-            @Override
-            public CompletionStage<Void> activate(ActorSystem<Void> system, long epoch) {
-                asked.complete(epoch);
-                return journalReady;
-            }
-
-            @Override
-            public void deactivated(String reason) {
-            }
-        };
+        TmrNode.Activation activation = activation(asked, journalReady, new CompletableFuture<>());
         node = TmrNode.start(group.nodeConfig("node-a", "127.0.2.1", "node-a",
                         Map.of("opentmr.node.hello-wait", "60s")), Clock.systemUTC(), group.connector("node-a"),
                 activation);
@@ -110,5 +89,25 @@ class TwinRoleTest {
             assertInstanceOf(Message.HelloOk.class, answer.message(), "welcomed once the node served, not sent away");
         }
         assertTrue(node.serving());
+    }
+
+    /**
+     * The test's activation: {@code asked} completes with the epoch when the node takes over, whose journal is ready
+     * when {@code journalReady} completes; {@code ended} with the reason the role ended.
+     */
+    private static TmrNode.Activation activation(CompletableFuture<Long> asked, CompletableFuture<Void> journalReady,
+                                                 CompletableFuture<String> ended) {
+        return new TmrNode.Activation() {
+            @Override
+            public CompletionStage<Void> activate(ActorSystem<Void> system, long epoch) {
+                asked.complete(epoch);
+                return journalReady;
+            }
+
+            @Override
+            public void deactivated(String reason) {
+                ended.complete(reason);
+            }
+        };
     }
 }
