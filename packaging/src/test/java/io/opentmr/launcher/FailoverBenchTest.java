@@ -95,6 +95,20 @@ class FailoverBenchTest {
     }
 
     @Test
+    void theJsonSaysWhyEachHeldHandleCountsAsLost() {
+        // 3 refused on RESUME (106), 5 not checked within the check's bound (-1), 2 never opened (231).
+        HeldHandles.Outcome held = new HeldHandles.Outcome(100, 98, Map.of(231, 2L), 8, Map.of(106, 3L, -1, 5L));
+        FailoverBench.Result result = new FailoverBench.Result(List.of(900L, 1_500L), 40, Map.of(), 1_700, held,
+                List.of("node-a pid 7"));
+        Map<String, Object> fields = BenchCommand.failoverFields(2, 4, result);
+        assertEquals(10, fields.get("heldLost"), "found gone or not checked, and never opened");
+        assertEquals(Map.of("106", 3L, "-1", 5L), fields.get("heldLostByCode"));
+        assertEquals(2, fields.get("heldNotOpened"));
+        assertEquals(Map.of("231", 2L), fields.get("heldOpenErrorsByCode"));
+        assertEquals(1_500L, fields.get("takeoverP95Ms"));
+    }
+
+    @Test
     void percentilesAreNearestRankOverTheRoundsThatRecovered() {
         List<Long> rounds = List.of(900L, -1L, 1_200L, 2_500L, 1_000L);
         assertEquals(1_000, FailoverBench.percentile(rounds, 50));
