@@ -334,12 +334,9 @@ final class BenchCommand implements Callable<Integer> {
         Side tmr = Side.fromDemo(target.demo, "tmr");
         FailoverBench.Result r = FailoverBench.run(FailoverBench.nodes(target.demo), failover, clients, holdHandles,
                 tmr.firm(), tmr.product(), accessMode, System.err);
-        long p50 = FailoverBench.percentile(r.takeoverMillis(), 50);
-        long p95 = FailoverBench.percentile(r.takeoverMillis(), 95);
-        long max = FailoverBench.percentile(r.takeoverMillis(), 100);
-        long failed = r.takeoverMillis().stream().filter(m -> m < 0).count();
-        long errors = r.errorsByCode().values().stream().mapToLong(Long::longValue).sum();
-        int lost = r.held() == null ? 0 : r.held().lost() + r.held().notOpened();
+        long failed = r.roundsNotRecovered();
+        long errors = r.errors();
+        int lost = r.heldLost();
         Map<String, Object> fields = failoverFields(failover, clients, r);
         String text = String.format("fail-over: %d round(s) of kill -9 of the active node, %d client(s) under load%n"
                         + "kill to first successful ACCESS: p50 %d ms, p95 %d ms, max %d ms (target p95 at most 2000 ms)"
@@ -347,7 +344,8 @@ final class BenchCommand implements Callable<Integer> {
                         + "load: %,d pairs, %,d error(s) %s, longest stall %d ms%n"
                         + "held handles: %,d held, %,d lost%s%n"
                         + "restarted (not the demo's children, stop them yourself): %s",
-                failover, clients, p50, p95, max, failed > 0 ? "; " + failed + " round(s) did not recover" : "",
+                failover, clients, r.takeoverPercentile(50), r.takeoverPercentile(95), r.takeoverPercentile(100),
+                failed > 0 ? "; " + failed + " round(s) did not recover" : "",
                 r.pairs(), errors, r.errorsByCode(), r.maxStallMillis(),
                 r.held() == null ? 0 : r.held().opened(), lost, r.held() == null || r.held().lost() == 0 ? ""
                         : " (by code, -1 not checked in time: " + r.held().lostByCode() + ")",
@@ -366,16 +364,16 @@ final class BenchCommand implements Callable<Integer> {
         fields.put("rounds", rounds);
         fields.put("clients", clients);
         fields.put("takeoverMillis", r.takeoverMillis());
-        fields.put("takeoverP50Ms", FailoverBench.percentile(r.takeoverMillis(), 50));
-        fields.put("takeoverP95Ms", FailoverBench.percentile(r.takeoverMillis(), 95));
-        fields.put("takeoverMaxMs", FailoverBench.percentile(r.takeoverMillis(), 100));
-        fields.put("roundsNotRecovered", r.takeoverMillis().stream().filter(m -> m < 0).count());
+        fields.put("takeoverP50Ms", r.takeoverPercentile(50));
+        fields.put("takeoverP95Ms", r.takeoverPercentile(95));
+        fields.put("takeoverMaxMs", r.takeoverPercentile(100));
+        fields.put("roundsNotRecovered", r.roundsNotRecovered());
         fields.put("pairs", r.pairs());
-        fields.put("errors", r.errorsByCode().values().stream().mapToLong(Long::longValue).sum());
+        fields.put("errors", r.errors());
         fields.put("errorsByCode", r.errorsByCode());
         fields.put("maxStallMs", r.maxStallMillis());
         fields.put("heldHandles", r.held() == null ? 0 : r.held().opened());
-        fields.put("heldLost", r.held() == null ? 0 : r.held().lost() + r.held().notOpened());
+        fields.put("heldLost", r.heldLost());
         if (r.held() != null) {
             fields.put("heldLostByCode", byCode(r.held().lostByCode()));
         }

@@ -75,6 +75,24 @@ final class FailoverBench {
      */
     record Result(List<Long> takeoverMillis, long pairs, Map<Integer, Long> errorsByCode, long maxStallMillis,
                   HeldHandles.Outcome held, List<String> restarted) {
+
+        /** p-th percentile of the rounds that recovered ({@link #percentile}). */
+        long takeoverPercentile(double p) {
+            return percentile(takeoverMillis, p);
+        }
+
+        long roundsNotRecovered() {
+            return takeoverMillis.stream().filter(m -> m < 0).count();
+        }
+
+        long errors() {
+            return errorsByCode.values().stream().mapToLong(Long::longValue).sum();
+        }
+
+        /** Held handles the final check found gone or could not reach, and those never opened. */
+        int heldLost() {
+            return held == null ? 0 : held.lost() + held.notOpened();
+        }
     }
 
     private FailoverBench() {
