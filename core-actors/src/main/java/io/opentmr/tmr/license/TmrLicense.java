@@ -1304,8 +1304,20 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             }
             BackendAnswer.Refused refused = rule.refusal(name());
             boolean fenced = rule.answers().values().stream().anyMatch(a -> a instanceof BackendAnswer.Fenced);
+            // A copy that missed a write since (a FREE lost on the way) may still hold a seat the node freed: its
+            // refusal says nothing about the seats, and the client asks again once it is re-synced.
+            BitSet staleRefusals = new BitSet();
+            rule.answers().forEach((backend, answer) -> {
+                if (answer instanceof BackendAnswer.Refused) {
+                    staleRefusals.set(backend);
+                }
+            });
+            staleRefusals.andNot(sync.usable());
             Reply reply = fenced && refused.code() == CmError.REDUNDANCY_SERVER_MISSING.code()
                     ? new NotServing("the backends refused the node's lease certificate")
+                    : !staleRefusals.isEmpty()
+                    ? new NotServing("refused by a copy that is being re-synced (backend(s) " + staleRefusals
+                    + "); ask again")
                     : new Refused(refused.code(), refused.text());
             if (request.journaled) {
                 // Its seat is in the journal: the refusal is told once the release is too.

@@ -197,6 +197,20 @@ class TmrLicensePropertyTest {
         run(quantity, steps, Timeouts.ANY);
     }
 
+    /**
+     * Found by {@link #seatsStayConsistentUnderFaults} (seed 4387829302652880714): the FREEs of a released seat are
+     * lost on backends 0 and 1, which still hold it when the next access's ALLOCATEs arrive and answer 212. The node
+     * had already marked both as missing a write, yet refused the client 212 while it held no seat. A refusal by
+     * copies being re-synced is now "not now": the client asks again.
+     */
+    @Example
+    void aRefusalByCopiesThatMissedAFreeIsNotAllSeatsInUse() {
+        run(1, scenario("""
+                ACCESS(USERLIMIT, station 0), SETTLE, RELEASE(#0), ACCESS(USERLIMIT, station 0), RELEASE(#0),
+                TIMEOUT(0, #0, lost), TIMEOUT(1, #0, lost)
+                """), Timeouts.AFTER_DECISION);
+    }
+
     /** Found by {@link #seatsAndUnitsStayConsistentWhenAnyCallTimesOut} (seed -5946386105026763314). */
     @Example
     void twoDecrementsThenATimedOutCopyLeaveTheNodesUnitsWithTheCopies() {
