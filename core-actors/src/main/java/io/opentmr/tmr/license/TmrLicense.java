@@ -1305,14 +1305,20 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             BackendAnswer.Refused refused = rule.refusal(name());
             boolean fenced = rule.answers().values().stream().anyMatch(a -> a instanceof BackendAnswer.Fenced);
             // A copy that missed a write since (a FREE lost on the way) may still hold a seat the node freed: its
-            // refusal says nothing about the seats, and the client asks again once it is re-synced.
+            // refusal says nothing about the seats. Unless two copies in sync refused too, the client asks again
+            // once it is re-synced.
             BitSet staleRefusals = new BitSet();
             rule.answers().forEach((backend, answer) -> {
                 if (answer instanceof BackendAnswer.Refused) {
                     staleRefusals.set(backend);
                 }
             });
+            BitSet syncedRefusals = (BitSet) staleRefusals.clone();
+            syncedRefusals.and(sync.usable());
             staleRefusals.andNot(sync.usable());
+            if (syncedRefusals.cardinality() >= 2) {
+                staleRefusals.clear();
+            }
             Reply reply = fenced && refused.code() == CmError.REDUNDANCY_SERVER_MISSING.code()
                     ? new NotServing("the backends refused the node's lease certificate")
                     : !staleRefusals.isEmpty()
