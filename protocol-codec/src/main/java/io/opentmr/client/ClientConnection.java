@@ -22,7 +22,9 @@ import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.HashMap;
+import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -126,6 +128,8 @@ final class ClientConnection {
     private long lastReadNanos;
     /** The address of the connection last left for its silence, until a session is up again. */
     private InetSocketAddress leftSilent;
+    /** The RESUME of the handles on the connection of the moment, until every handle is answered. */
+    private Resumption resuming;
 
     // ------------------------------------------------ read by any thread
     private volatile ServerKind serverKind;
@@ -283,7 +287,7 @@ final class ClientConnection {
         }
         pending.put(p.requestId, p);
         p.timer = loop.schedule(() -> timedOut(p), p.timeout.toNanos(), TimeUnit.NANOSECONDS);
-        if (ready) {
+        if (ready && !waitsForResume(p)) {
             send(p, channel);
         }
     }
@@ -627,26 +631,51 @@ final class ClientConnection {
 
     private void resumeHandles(Channel ch, InetSocketAddress target, boolean redirected, Message.HelloOk ok) {
         watchSilence(ch, target);
-        new Resumption(ch, target, redirected, ok).sendMore();
+        resuming = new Resumption(ch, target, redirected, ok);
+        resuming.sendMore();
     }
 
     /**
-     * The RESUME of every open handle on a new connection, before the session counts as ready. Only
-     * ERROR 106 (unknown handle, wrong token) loses a handle. Any other outcome leaves every handle
+     * Whether {@code p} waits for its handle's RESUME on the connection of the moment: the session is ready, but that
+     * handle has not been answered yet. It is sent once it is ({@link Resumption#answered}), and its handle goes first.
+     */
+    private boolean waitsForResume(Pending<?> p) {
+        Resumption r = resuming;
+        if (p.handle == null || r == null || !r.holds(p.handle)) {
+            return false;
+        }
+        r.hurry(p.handle);
+        return true;
+    }
+
+    /**
+     * The RESUME of every open handle on a new connection. The handles that requests wait for are resumed first; once
+     * they are answered the session counts as ready and those requests go out, while the other handles are resumed
+     * behind them (a request for one of those waits for its RESUME, which then goes first). So a client holding many
+     * handles sees its waiting request answered after a few round trips, not after a RESUME of every handle.
+     *
+     * <p>Only ERROR 106 (unknown handle, wrong token) loses a handle. Any other outcome leaves every handle
      * open: 309 is paced (fewer RESUMEs at once, then again on this connection); NOT_ACTIVE (a node not
      * ready to serve, or not the active one), any other ERROR, a timeout or a lost connection fail this
-     * connection attempt, and the reconnect loop RESUMEs them all again on the next one.
+     * connection attempt (or, once the session is ready, close the connection), and the reconnect loop RESUMEs
+     * them all again on the next one.
      */
     private final class Resumption {
         private final Channel ch;
         private final InetSocketAddress target;
         private final boolean redirected;
         private final Message.HelloOk ok;
-        private final ArrayDeque<LicenseHandle> waiting;
+        private final ArrayDeque<LicenseHandle> waiting = new ArrayDeque<>();
+        /** Handles not answered yet (waiting or in flight), by identity. */
+        private final Set<LicenseHandle> unanswered = Collections.newSetFromMap(new IdentityHashMap<>());
+        /** Handles that requests waited for when the connection came: answered before the session is ready. */
+        private final Set<LicenseHandle> urgent = Collections.newSetFromMap(new IdentityHashMap<>());
         private int window = RESUME_WINDOW;
         private int inFlight;
         private int resumed;
         private int lost;
+        /** The session is ready: the handles left are resumed behind its requests. */
+        private boolean behind;
         private boolean over;
 
         Resumption(Channel ch, InetSocketAddress target, boolean redirected, Message.HelloOk ok) {
@@ -654,7 +683,29 @@ final class ClientConnection {
             this.target = target;
             this.redirected = redirected;
             this.ok = ok;
-            this.waiting = new ArrayDeque<>(handles.values());
+            for (Pending<?> p : pending.values()) {
+                if (p.handle != null && handles.get(p.handle.handleId()) == p.handle) {
+                    urgent.add(p.handle);
+                }
+            }
+            waiting.addAll(urgent);
+            for (LicenseHandle handle : handles.values()) {
+                if (!urgent.contains(handle)) {
+                    waiting.add(handle);
+                }
+            }
+            unanswered.addAll(handles.values());
+        }
+
+        boolean holds(LicenseHandle handle) {
+            return behind && !over && unanswered.contains(handle);
+        }
+
+        /** A request waits for {@code handle}: its RESUME goes next, unless it is on its way already. */
+        void hurry(LicenseHandle handle) {
+            if (waiting.remove(handle)) {
+                waiting.addFirst(handle);
+            }
         }
 
         void sendMore() {
@@ -670,18 +721,33 @@ final class ClientConnection {
                 failed("connection lost during RESUME");
                 return;
             }
+            if (!behind && urgent.isEmpty()) {
+                behind = true;
+                sessionReady(ch, target, ok, resumed, lost, unanswered.size());
+                if (over || channel != ch) {
+                    return;
+                }
+            }
             while (inFlight < window && !waiting.isEmpty()) {
                 LicenseHandle handle = waiting.poll();
                 if (handles.get(handle.handleId()) != handle) {
+                    done(handle);
                     continue;
                 }
                 inFlight++;
                 sendInternal(new Message.Resume(handle.handleId(), handle.resumeToken()), ch, options.requestTimeout())
                         .future.whenCompleteAsync((answer, error) -> answered(handle, answer, error), loop);
             }
+            if (!behind && urgent.isEmpty()) {
+                sendMore();
+                return;
+            }
             if (inFlight == 0 && waiting.isEmpty()) {
                 over = true;
-                sessionReady(ch, target, ok, resumed, lost);
+                forget();
+                if (lost > 0 || resumed > 0) {
+                    LOG.debug("Every handle answered on {}: {} resumed, {} lost", show(target), resumed, lost);
+                }
             }
         }
 
@@ -694,17 +760,32 @@ final class ClientConnection {
                 failed("RESUME did not complete: " + error.getMessage());
             } else if (answer instanceof Message.AccessOk) {
                 resumed++;
+                done(handle);
+                if (behind) {
+                    for (Pending<?> p : new ArrayList<>(pending.values())) {
+                        if (p.handle == handle && p.sentOn == null && ready && channel == ch) {
+                            send(p, ch);
+                        }
+                    }
+                }
                 sendMore();
             } else if (answer instanceof Message.Error refusal && refusal.code() == CmError.INVALID_HANDLE.code()) {
                 invalidate(handle, target, answer);
                 lost++;
+                done(handle);
                 sendMore();
             } else if (answer instanceof Message.Error refusal && refusal.code() == CmError.REQUEST_OVERLOAD.code()) {
                 overloaded(handle);
             } else if (answer instanceof Message.NotActive notActive) {
                 over = true;
+                forget();
                 LOG.info("{} answered RESUME of handle {} with NOT_ACTIVE: not ready to serve yet; handles kept, "
                         + "trying again", show(target), Long.toUnsignedString(handle.handleId()));
+                if (behind) {
+                    // The session was ready: the answer itself closed the connection, and the session reconnects.
+                    ch.close();
+                    return;
+                }
                 abandon(ch);
                 followNotActive(target, redirected, notActive.activeAddress());
             } else {
@@ -715,6 +796,11 @@ final class ClientConnection {
                         Long.toUnsignedString(handle.handleId()), why);
                 failed(why);
             }
+        }
+
+        private void done(LicenseHandle handle) {
+            unanswered.remove(handle);
+            urgent.remove(handle);
         }
 
         /** 309: the server takes fewer requests at once than we sent. Fewer, and this one again. */
@@ -735,8 +821,21 @@ final class ClientConnection {
 
         private void failed(String reason) {
             over = true;
+            forget();
+            if (behind) {
+                // The session was ready: losing its connection reconnects it, and every handle is resumed again.
+                LOG.info("Closing the connection to {}: {}", show(target), reason);
+                ch.close();
+                return;
+            }
             abandon(ch);
             attemptFailed(target, redirected, reason);
+        }
+
+        private void forget() {
+            if (resuming == this) {
+                resuming = null;
+            }
         }
     }
 
@@ -757,7 +856,8 @@ final class ClientConnection {
         }
     }
 
-    private void sessionReady(Channel ch, InetSocketAddress target, Message.HelloOk ok, int resumed, int lost) {
+    private void sessionReady(Channel ch, InetSocketAddress target, Message.HelloOk ok, int resumed, int lost,
+                              int behind) {
         boolean reconnect = lastConnected != null;
         ready = true;
         leftSilent = null;
@@ -773,15 +873,15 @@ final class ClientConnection {
         serverName = ok.serverName();
         connectedAddress = target;
         if (reconnect) {
-            LOG.info("Reconnected to {} ({} {}, session {}): {} handle(s) resumed, {} lost, {} request(s) to send",
-                    show(target), ok.serverKind(), ok.serverName(), Long.toUnsignedString(ok.sessionId()), resumed,
-                    lost, countUnsent());
+            LOG.info("Reconnected to {} ({} {}, session {}): {} handle(s) resumed, {} lost, {} resumed behind the {} "
+                    + "request(s) to send", show(target), ok.serverKind(), ok.serverName(),
+                    Long.toUnsignedString(ok.sessionId()), resumed, lost, behind, countUnsent());
         } else {
             LOG.info("Connected to {} ({} {}, session {})", show(target), ok.serverKind(), ok.serverName(),
                     Long.toUnsignedString(ok.sessionId()));
         }
         for (Pending<?> p : new ArrayList<>(pending.values())) {
-            if (p.sentOn == null && ch.isActive() && channel == ch) {
+            if (p.sentOn == null && ch.isActive() && channel == ch && !waitsForResume(p)) {
                 send(p, ch);
             }
         }

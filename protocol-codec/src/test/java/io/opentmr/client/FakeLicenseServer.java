@@ -64,6 +64,8 @@ final class FakeLicenseServer implements AutoCloseable {
 
     // guarded by lock
     private final Map<MessageType, List<Integer>> requestIds = new EnumMap<>(MessageType.class);
+    /** Every request's type in the order requests arrived, over all connections. */
+    private final List<MessageType> arrivals = new ArrayList<>();
     private final Set<MessageType> dropAndCloseOnce = EnumSet.noneOf(MessageType.class);
     private final Set<MessageType> neverAnswer = EnumSet.noneOf(MessageType.class);
     private final Map<MessageType, Message> answerOnce = new EnumMap<>(MessageType.class);
@@ -209,6 +211,16 @@ final class FakeLicenseServer implements AutoCloseable {
         return requestIds(type).size();
     }
 
+    /** The types of all requests received so far, in the order they arrived. */
+    List<MessageType> arrivals() {
+        lock.lock();
+        try {
+            return List.copyOf(arrivals);
+        } finally {
+            lock.unlock();
+        }
+    }
+
     /** Waits, at most {@code timeout}, until {@code count} requests of {@code type} have arrived. */
     boolean awaitReceived(MessageType type, int count, Duration timeout) throws InterruptedException {
         long deadline = System.nanoTime() + timeout.toNanos();
@@ -300,6 +312,7 @@ final class FakeLicenseServer implements AutoCloseable {
             lock.lock();
             try {
                 requestIds.computeIfAbsent(type, t -> new ArrayList<>()).add(frame.requestId());
+                arrivals.add(type);
                 received.signalAll();
                 if (frozen) {
                     return;

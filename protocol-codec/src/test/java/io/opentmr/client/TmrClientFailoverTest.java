@@ -151,6 +151,36 @@ class TmrClientFailoverTest {
     }
 
     @Test
+    void requestsWaitingForTheReconnectGoOutBeforeTheOtherHandlesAreResumed() throws Exception {
+        List<LicenseHandle> handles = new ArrayList<>();
+        for (int i = 0; i < 200; i++) {
+            handles.add(client.access(FIRM, PRODUCT, 0, AccessMode.NOUSERLIMIT));
+        }
+        // 200 RESUMEs at 50 ms each take several round trips of the client's RESUME window.
+        server.delay(MessageType.RESUME, Duration.ofMillis(50));
+        server.stop();
+        LicenseHandle last = handles.get(handles.size() - 1);
+        CompletableFuture<LicenseHandle> access = CompletableFuture.supplyAsync(
+                () -> client.access(FIRM, PRODUCT, 0, AccessMode.NOUSERLIMIT));
+        CompletableFuture<Long> info = CompletableFuture.supplyAsync(() -> last.info().handleId());
+        server.restart();
+        access.get(10, TimeUnit.SECONDS).close();
+        assertEquals(last.handleId(), info.get(10, TimeUnit.SECONDS), "GET_INFO went out after its handle's RESUME");
+        for (LicenseHandle handle : handles) {
+            assertEquals(handle.handleId(), handle.info().handleId());
+        }
+        List<MessageType> after = server.arrivals();
+        after = after.subList(after.lastIndexOf(MessageType.HELLO), after.size());
+        int lastResume = after.lastIndexOf(MessageType.RESUME);
+        assertEquals(200, after.stream().filter(MessageType.RESUME::equals).count(), "each handle resumed once");
+        assertTrue(after.indexOf(MessageType.ACCESS) < lastResume,
+                "the waiting ACCESS went out before the last RESUME: " + after.subList(0, 5) + " …");
+        assertTrue(after.indexOf(MessageType.GET_INFO) < lastResume,
+                "the handle a request waited for was resumed first, and its GET_INFO sent before the last RESUME");
+        assertEquals(200, client.openHandles());
+    }
+
+    @Test
     void aNodeThatIsNotReadyIsAskedAgainUntilItServes() throws Exception {
         LicenseHandle handle = client.access(FIRM, PRODUCT);
         server.stop();
@@ -319,7 +349,9 @@ class TmrClientFailoverTest {
                 assertEquals(server.requestIds(MessageType.ACCESS).get(1), twin.requestIds(MessageType.ACCESS).get(0),
                         "the pending ACCESS, sent again with its request id");
                 assertEquals(1, twin.received(MessageType.ACCESS));
-                assertEquals(1, twin.received(MessageType.RESUME), "the held handle moved to the twin first");
+                // The waiting ACCESS goes out first; the held handle is resumed behind it.
+                assertTrue(twin.awaitReceived(MessageType.RESUME, 1, Duration.ofSeconds(5)),
+                        "the held handle moved to the twin too");
                 assertEquals(held.handleId(), held.info().handleId());
                 assertEquals(granted.handleId(), granted.info().handleId());
                 assertEquals(2, twin.inUse(PRODUCT), "two seats: the held one and the new one, none twice");
