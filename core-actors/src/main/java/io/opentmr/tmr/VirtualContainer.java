@@ -299,7 +299,8 @@ public final class VirtualContainer
     private final Prelisted[] prelisted;
     /**
      * Whether the listings of the lease's gain are still being taken: no license re-syncs before all of them are in
-     * (or their backends failed or left), so that a handle two backends hold and the journal lacks is rebuilt
+     * (a failed one is taken again while its backend stays linked, within the reconcile timeout; a backend that left
+     * is done without) and two or more are, so that a handle two backends hold and the journal lacks is rebuilt
      * ({@link TmrLicense.Rebuild}) before a re-sync of another backend frees it.
      */
     private boolean gathering;
@@ -592,25 +593,26 @@ public final class VirtualContainer
             // A listing taken before now may miss what another node wrote meanwhile: it is taken again, at once, for
             // every license (those still recovering take it when they ask; see listed).
             dropListings();
-            // Only when every backend is inventoried (a standby taking over: its watchers read them long ago): with
-            // one still connecting the node would serve on the two listed at once and re-sync the third while it
-            // serves, where the 200 ms wait below usually lets all three re-sync before it serves.
-            boolean prefetch = inventoried.cardinality() == resyncGeneration.length;
+            // Every backend inventoried is listed at once, and one inventoried while the listings are taken too; no
+            // license re-syncs before two or more are listed: a handle two backends hold and the journal lacks (its
+            // node acknowledged it while replication was degraded) is rebuilt from them, not freed, also while the
+            // third backend is down or still connecting.
             for (int b = 0; b < resyncGeneration.length; b++) {
                 resyncGeneration[b]++;
                 resyncRunning[b] = false;
                 Prelisted taken = prelisted[b];
                 prelisted[b] = null;
-                if (prefetch && taken != null && taken.epoch() == epoch) {
+                if (!inventoried.get(b)) {
+                    continue;
+                }
+                if (taken != null && taken.epoch() == epoch) {
                     listed.set(b, taken.byKey());
-                } else if (prefetch) {
+                } else {
                     prefetching[b] = true;
                     startResync(b);
-                } else if (!wanting.get(b).isEmpty()) {
-                    timers.startSingleTimer("resync-" + b, new StartResync(b), Duration.ofMillis(200));
                 }
             }
-            gathering = prefetch;
+            gathering = true;
             endGatheringIfDone();
             usable.replaceAll((key, count) -> 0);
             // A license still recovering gets its ResyncAll of this round when it has recovered (onRecovered): a
@@ -634,6 +636,8 @@ public final class VirtualContainer
         if (!held || status.reconciled()) {
             return;
         }
+        // Bounded: without a second listing within the reconcile timeout, the licenses re-sync what there is.
+        endGatheringIfDone();
         List<LicenseKey> behind = new ArrayList<>();
         for (LicenseKey key : licenses.keySet()) {
             Quorums.Verdict verdict = verdicts.get(key);
@@ -719,8 +723,19 @@ public final class VirtualContainer
                 prelisted[backend] = null;
             }
         }
-        endGatheringIfDone();
+        BitSet came = (BitSet) now.clone();
+        came.andNot(inventoried);
         inventoried = now;
+        if (gathering) {
+            // A backend that comes while the gain's listings are taken is listed with them.
+            for (int backend = came.nextSetBit(0); backend >= 0; backend = came.nextSetBit(backend + 1)) {
+                if (listed.get(backend) == null && !prefetching[backend]) {
+                    prefetching[backend] = true;
+                    startResync(backend);
+                }
+            }
+        }
+        endGatheringIfDone();
         groupKeys = view.groupKeys();
         Map<LicenseKey, Quorums.Verdict> before = verdicts;
         verdicts = view.licenses();
@@ -890,7 +905,7 @@ public final class VirtualContainer
     }
 
     private void startResync(int backend) {
-        if (gathering || !inventoried.get(backend) || resyncRunning[backend]
+        if (gathering && !prefetching[backend] || !inventoried.get(backend) || resyncRunning[backend]
                 || wanting.get(backend).isEmpty() && !prefetching[backend]) {
             return;
         }
@@ -909,9 +924,14 @@ public final class VirtualContainer
         if (listing.failure() != null) {
             LOG.warn("Cannot list the allocations of backend {} for its re-sync; trying again: {}", backend + 1,
                     listing.failure().toString());
-            // The gain's listing goes on without this backend: its re-syncs list it afresh.
-            prefetching[backend] = false;
-            endGatheringIfDone();
+            // The gain's listing waits for this backend, while it is inventoried, within the reconcile timeout: a
+            // handle it holds with one other backend would not be rebuilt without it. Past that it goes on without
+            // this backend, whose re-syncs list it afresh.
+            if (!gathering || !inventoried.get(backend) || !peers.isLinked(backend)
+                    || clock.millis() - leaseSince >= reconcileTimeout.toMillis()) {
+                prefetching[backend] = false;
+                endGatheringIfDone();
+            }
             timers.startSingleTimer("resync-" + backend, new StartResync(backend), Duration.ofSeconds(1));
             return Effect().none();
         }
@@ -963,6 +983,16 @@ public final class VirtualContainer
         return Effect().none();
     }
 
+    /** Whether a backend not listed at the lease's gain is linked, so it may be listed once it is inventoried. */
+    private boolean mayListAnother() {
+        for (int b = 0; b < listed.size(); b++) {
+            if (listed.get(b) == null && !prefetching[b] && peers.isLinked(b)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /**
      * Once every listing of the lease's gain is in (or its backend failed or left): each license with two or more
      * listed backends is first told what they hold ({@link TmrLicense.Rebuild}), then its waiting re-syncs take the
@@ -976,6 +1006,12 @@ public final class VirtualContainer
             if (listing) {
                 return;
             }
+        }
+        if (listed.stream().filter(java.util.Objects::nonNull).count() < 2 && mayListAnother()
+                && clock.millis() - leaseSince < reconcileTimeout.toMillis()) {
+            // One listing cannot tell a handle two backends hold: wait for a second backend linked but not
+            // inventoried yet (listed when it is, see take).
+            return;
         }
         gathering = false;
         List<Map<LicenseKey, List<Allocation>>> taken = new ArrayList<>();
