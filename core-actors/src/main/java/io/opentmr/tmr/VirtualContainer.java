@@ -304,6 +304,11 @@ public final class VirtualContainer
      * ({@link TmrLicense.Rebuild}) before a re-sync of another backend frees it.
      */
     private boolean gathering;
+    /**
+     * Whether every license re-synced (after its rebuild) since the lease's gain: until then a handle no license
+     * knows may still be rebuilt, and is not answered unknown (106).
+     */
+    private boolean reconciledSinceGain;
     /** Timing of the take-over or start, for its log line ({@link System#nanoTime}). */
     private final long startedNanos = System.nanoTime();
     private long recoveredNanos;
@@ -583,6 +588,7 @@ public final class VirtualContainer
                 tracking.lease(false, leaseEpoch, clock.millis());
             }
             leaseHeld = true;
+            reconciledSinceGain = false;
             leaseEpoch = epoch;
             status.leaseGained(epoch);
             leaseSince = clock.millis();
@@ -633,20 +639,20 @@ public final class VirtualContainer
             }
             status.reconciled(false);
         }
-        if (!held || status.reconciled()) {
+        if (!held) {
+            return;
+        }
+        if (status.reconciled()) {
+            // Served past the reconcile timeout: the handles the gain rebuilds are known once every license re-synced.
+            reconciledSinceGain |= !gathering && behind().isEmpty();
             return;
         }
         // Bounded: without a second listing within the reconcile timeout, the licenses re-sync what there is.
         endGatheringIfDone();
-        List<LicenseKey> behind = new ArrayList<>();
-        for (LicenseKey key : licenses.keySet()) {
-            Quorums.Verdict verdict = verdicts.get(key);
-            if (!recovered.contains(key) || verdict != null && verdict.valid() && usable.getOrDefault(key, 0) < 2) {
-                behind.add(key);
-            }
-        }
+        List<LicenseKey> behind = behind();
         long waited = clock.millis() - leaseSince;
         if (inventoried.cardinality() >= 2 && behind.isEmpty()) {
+            reconciledSinceGain = true;
             status.reconciled(true);
             dropListings();
             LOG.info("Virtual container {} serves clients: {} license(s) reconciled with the backends in {} ms",
@@ -661,6 +667,18 @@ public final class VirtualContainer
                     + "({} backend(s) inventoried); they answer 130 until they are", serial, waited, behind,
                     inventoried.cardinality());
         }
+    }
+
+    /** The licenses not re-synced since the lease's gain (a license re-syncs only after its rebuild is journaled). */
+    private List<LicenseKey> behind() {
+        List<LicenseKey> behind = new ArrayList<>();
+        for (LicenseKey key : licenses.keySet()) {
+            Quorums.Verdict verdict = verdicts.get(key);
+            if (!recovered.contains(key) || verdict != null && verdict.valid() && usable.getOrDefault(key, 0) < 2) {
+                behind.add(key);
+            }
+        }
+        return behind;
     }
 
     private Effect<Event, State> onRecovered(LicenseRecovered recovered) {
@@ -854,6 +872,13 @@ public final class VirtualContainer
         if (license == null && !recovered.containsAll(licenses.keySet())) {
             // A license still recovering may hold it: the client asks again, the handle is not given up.
             request.replyTo().tell(new TmrLicense.NotServing("the node's licenses are still recovering"));
+        } else if (license == null && leaseHeld && !reconciledSinceGain
+                && clock.millis() - leaseSince < 2 * reconcileTimeout.toMillis()) {
+            // Served past the reconcile timeout: a license may still rebuild it from the backends' allocations. Bounded,
+            // as for a virtual container not running yet (TmrSession): a license that cannot re-sync answers 130 to
+            // its own handles, and a client's truly unknown handle must not keep it away from the node for long.
+            request.replyTo().tell(new TmrLicense.NotServing("the node's licenses are still being reconciled with "
+                    + "the backends"));
         } else if (license == null) {
             request.replyTo().tell(new TmrLicense.Refused(CmError.INVALID_HANDLE, "handle "
                     + Long.toUnsignedString(request.handleId()) + " is unknown, released or reclaimed"));
