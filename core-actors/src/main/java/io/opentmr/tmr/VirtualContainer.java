@@ -299,10 +299,16 @@ public final class VirtualContainer
     private final Prelisted[] prelisted;
     /**
      * Whether the listings of the lease's gain are still being taken: no license re-syncs before all of them are in
-     * (or their backends failed or left), so that a handle two backends hold and the journal lacks is rebuilt
+     * (a failed one is taken again while its backend stays linked, within the reconcile timeout; a backend that left
+     * is done without) and two or more are, so that a handle two backends hold and the journal lacks is rebuilt
      * ({@link TmrLicense.Rebuild}) before a re-sync of another backend frees it.
      */
     private boolean gathering;
+    /**
+     * Whether every license re-synced (after its rebuild) since the lease's gain: until then a handle no license
+     * knows may still be rebuilt, and is not answered unknown (106).
+     */
+    private boolean reconciledSinceGain;
     /** Timing of the take-over or start, for its log line ({@link System#nanoTime}). */
     private final long startedNanos = System.nanoTime();
     private long recoveredNanos;
@@ -582,6 +588,7 @@ public final class VirtualContainer
                 tracking.lease(false, leaseEpoch, clock.millis());
             }
             leaseHeld = true;
+            reconciledSinceGain = false;
             leaseEpoch = epoch;
             status.leaseGained(epoch);
             leaseSince = clock.millis();
@@ -592,25 +599,26 @@ public final class VirtualContainer
             // A listing taken before now may miss what another node wrote meanwhile: it is taken again, at once, for
             // every license (those still recovering take it when they ask; see listed).
             dropListings();
-            // Only when every backend is inventoried (a standby taking over: its watchers read them long ago): with
-            // one still connecting the node would serve on the two listed at once and re-sync the third while it
-            // serves, where the 200 ms wait below usually lets all three re-sync before it serves.
-            boolean prefetch = inventoried.cardinality() == resyncGeneration.length;
+            // Every backend inventoried is listed at once, and one inventoried while the listings are taken too; no
+            // license re-syncs before two or more are listed: a handle two backends hold and the journal lacks (its
+            // node acknowledged it while replication was degraded) is rebuilt from them, not freed, also while the
+            // third backend is down or still connecting.
             for (int b = 0; b < resyncGeneration.length; b++) {
                 resyncGeneration[b]++;
                 resyncRunning[b] = false;
                 Prelisted taken = prelisted[b];
                 prelisted[b] = null;
-                if (prefetch && taken != null && taken.epoch() == epoch) {
+                if (!inventoried.get(b)) {
+                    continue;
+                }
+                if (taken != null && taken.epoch() == epoch) {
                     listed.set(b, taken.byKey());
-                } else if (prefetch) {
+                } else {
                     prefetching[b] = true;
                     startResync(b);
-                } else if (!wanting.get(b).isEmpty()) {
-                    timers.startSingleTimer("resync-" + b, new StartResync(b), Duration.ofMillis(200));
                 }
             }
-            gathering = prefetch;
+            gathering = true;
             endGatheringIfDone();
             usable.replaceAll((key, count) -> 0);
             // A license still recovering gets its ResyncAll of this round when it has recovered (onRecovered): a
@@ -631,18 +639,20 @@ public final class VirtualContainer
             }
             status.reconciled(false);
         }
-        if (!held || status.reconciled()) {
+        if (!held) {
             return;
         }
-        List<LicenseKey> behind = new ArrayList<>();
-        for (LicenseKey key : licenses.keySet()) {
-            Quorums.Verdict verdict = verdicts.get(key);
-            if (!recovered.contains(key) || verdict != null && verdict.valid() && usable.getOrDefault(key, 0) < 2) {
-                behind.add(key);
-            }
+        if (status.reconciled()) {
+            // Served past the reconcile timeout: the handles the gain rebuilds are known once every license re-synced.
+            reconciledSinceGain |= !gathering && behind().isEmpty();
+            return;
         }
+        // Bounded: without a second listing within the reconcile timeout, the licenses re-sync what there is.
+        endGatheringIfDone();
+        List<LicenseKey> behind = behind();
         long waited = clock.millis() - leaseSince;
         if (inventoried.cardinality() >= 2 && behind.isEmpty()) {
+            reconciledSinceGain = true;
             status.reconciled(true);
             dropListings();
             LOG.info("Virtual container {} serves clients: {} license(s) reconciled with the backends in {} ms",
@@ -657,6 +667,18 @@ public final class VirtualContainer
                     + "({} backend(s) inventoried); they answer 130 until they are", serial, waited, behind,
                     inventoried.cardinality());
         }
+    }
+
+    /** The licenses not re-synced since the lease's gain (a license re-syncs only after its rebuild is journaled). */
+    private List<LicenseKey> behind() {
+        List<LicenseKey> behind = new ArrayList<>();
+        for (LicenseKey key : licenses.keySet()) {
+            Quorums.Verdict verdict = verdicts.get(key);
+            if (!recovered.contains(key) || verdict != null && verdict.valid() && usable.getOrDefault(key, 0) < 2) {
+                behind.add(key);
+            }
+        }
+        return behind;
     }
 
     private Effect<Event, State> onRecovered(LicenseRecovered recovered) {
@@ -719,8 +741,19 @@ public final class VirtualContainer
                 prelisted[backend] = null;
             }
         }
-        endGatheringIfDone();
+        BitSet came = (BitSet) now.clone();
+        came.andNot(inventoried);
         inventoried = now;
+        if (gathering) {
+            // A backend that comes while the gain's listings are taken is listed with them.
+            for (int backend = came.nextSetBit(0); backend >= 0; backend = came.nextSetBit(backend + 1)) {
+                if (listed.get(backend) == null && !prefetching[backend]) {
+                    prefetching[backend] = true;
+                    startResync(backend);
+                }
+            }
+        }
+        endGatheringIfDone();
         groupKeys = view.groupKeys();
         Map<LicenseKey, Quorums.Verdict> before = verdicts;
         verdicts = view.licenses();
@@ -839,6 +872,13 @@ public final class VirtualContainer
         if (license == null && !recovered.containsAll(licenses.keySet())) {
             // A license still recovering may hold it: the client asks again, the handle is not given up.
             request.replyTo().tell(new TmrLicense.NotServing("the node's licenses are still recovering"));
+        } else if (license == null && leaseHeld && !reconciledSinceGain
+                && clock.millis() - leaseSince < 2 * reconcileTimeout.toMillis()) {
+            // Served past the reconcile timeout: a license may still rebuild it from the backends' allocations. Bounded,
+            // as for a virtual container not running yet (TmrSession): a license that cannot re-sync answers 130 to
+            // its own handles, and a client's truly unknown handle must not keep it away from the node for long.
+            request.replyTo().tell(new TmrLicense.NotServing("the node's licenses are still being reconciled with "
+                    + "the backends"));
         } else if (license == null) {
             request.replyTo().tell(new TmrLicense.Refused(CmError.INVALID_HANDLE, "handle "
                     + Long.toUnsignedString(request.handleId()) + " is unknown, released or reclaimed"));
@@ -890,7 +930,7 @@ public final class VirtualContainer
     }
 
     private void startResync(int backend) {
-        if (gathering || !inventoried.get(backend) || resyncRunning[backend]
+        if (gathering && !prefetching[backend] || !inventoried.get(backend) || resyncRunning[backend]
                 || wanting.get(backend).isEmpty() && !prefetching[backend]) {
             return;
         }
@@ -909,9 +949,14 @@ public final class VirtualContainer
         if (listing.failure() != null) {
             LOG.warn("Cannot list the allocations of backend {} for its re-sync; trying again: {}", backend + 1,
                     listing.failure().toString());
-            // The gain's listing goes on without this backend: its re-syncs list it afresh.
-            prefetching[backend] = false;
-            endGatheringIfDone();
+            // The gain's listing waits for this backend, while it is inventoried, within the reconcile timeout: a
+            // handle it holds with one other backend would not be rebuilt without it. Past that it goes on without
+            // this backend, whose re-syncs list it afresh.
+            if (!gathering || !inventoried.get(backend) || !peers.isLinked(backend)
+                    || clock.millis() - leaseSince >= reconcileTimeout.toMillis()) {
+                prefetching[backend] = false;
+                endGatheringIfDone();
+            }
             timers.startSingleTimer("resync-" + backend, new StartResync(backend), Duration.ofSeconds(1));
             return Effect().none();
         }
@@ -963,6 +1008,16 @@ public final class VirtualContainer
         return Effect().none();
     }
 
+    /** Whether a backend not listed at the lease's gain is linked, so it may be listed once it is inventoried. */
+    private boolean mayListAnother() {
+        for (int b = 0; b < listed.size(); b++) {
+            if (listed.get(b) == null && !prefetching[b] && peers.isLinked(b)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /**
      * Once every listing of the lease's gain is in (or its backend failed or left): each license with two or more
      * listed backends is first told what they hold ({@link TmrLicense.Rebuild}), then its waiting re-syncs take the
@@ -976,6 +1031,12 @@ public final class VirtualContainer
             if (listing) {
                 return;
             }
+        }
+        if (listed.stream().filter(java.util.Objects::nonNull).count() < 2 && mayListAnother()
+                && clock.millis() - leaseSince < reconcileTimeout.toMillis()) {
+            // One listing cannot tell a handle two backends hold: wait for a second backend linked but not
+            // inventoried yet (listed when it is, see take).
+            return;
         }
         gathering = false;
         List<Map<LicenseKey, List<Allocation>>> taken = new ArrayList<>();

@@ -460,6 +460,79 @@ class VirtualContainerTest {
         expectTold(licenses, SEATS, new TmrLicense.Resync(0, List.of(held)));
     }
 
+    /**
+     * A listing of the gain that fails while its backend stays linked (a timeout on a starved machine) is taken again
+     * before any license re-syncs: handle 42, which backends 1 and 2 hold and the journal lacks, is rebuilt, where
+     * the re-syncs of the two other backends' listings alone freed it.
+     */
+    @Test
+    void aListingOfTheGainThatFailsIsTakenAgainBeforeAnyReSyncFreesWhatItHolds() throws Exception {
+        Serial serial = nextSerial();
+        PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(30));
+        HeldLink[] links = {new HeldLink(), new HeldLink(), new HeldLink()};
+        for (int b = 0; b < 3; b++) {
+            peers.linkUp(b, links[b]);
+        }
+        TestProbe<Object> licenses = kit.createTestProbe();
+        ActorRef<VirtualContainer.Command> container = kit.spawn(container(serial, peers, new NodeStatus(peers),
+                standIns(licenses.getRef())));
+        container.tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), counted(SEATS, 0, 1, 2))));
+        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(0));
+        grantLease(peers, 3, "node-a");
+        var atGain1 = links[0].next();
+        var atGain2 = links[1].next();
+        var atGain3 = links[2].next();
+        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(1));
+        container.tell(new VirtualContainer.NeedsResync(SEATS, 1));
+        var held = heldAllocation(42);
+        atGain1.getValue().completeExceptionally(new java.util.concurrent.TimeoutException("listing timed out"));
+        atGain2.getValue().complete(new Message.AllocationList(List.of(held), false));
+        atGain3.getValue().complete(new Message.AllocationList(List.of(), false));
+        licenses.expectNoMessage(Duration.ofMillis(300));
+        var again = links[0].next();
+        assertInstanceOf(Message.ListAllocations.class, again.getKey(), "backend 1 listed again");
+        again.getValue().complete(new Message.AllocationList(List.of(held), false));
+        Object told = licenses.receiveMessage(Duration.ofSeconds(10));
+        assertEquals(new Told(SEATS, new TmrLicense.Rebuild(3, List.of(List.of(held), List.of(held)))), told);
+        expectTold(licenses, SEATS, new TmrLicense.Resync(1, List.of(held)));
+    }
+
+    /**
+     * Past the reconcile timeout the node serves while the gain's listings are still out (three listings of 100 000
+     * allocations on a starved machine): a handle the journal lacks may still be rebuilt from them, so its RESUME is
+     * "ask again", not 106, which would make the client give it up.
+     */
+    @Test
+    void aHandleUnknownWhileTheGainsListingsAreStillOutIsNotAnsweredUnknown() throws Exception {
+        Serial serial = nextSerial();
+        io.opentmr.testing.MutableClock clock = new io.opentmr.testing.MutableClock(Instant.ofEpochMilli(1_000_000));
+        PeerGroup peers = new PeerGroup(3, clock, Duration.ofSeconds(30));
+        HeldLink[] links = {new HeldLink(), new HeldLink(), new HeldLink()};
+        for (int b = 0; b < 3; b++) {
+            peers.linkUp(b, links[b]);
+        }
+        NodeStatus status = new NodeStatus(peers);
+        TestProbe<Object> licenses = kit.createTestProbe();
+        ActorRef<VirtualContainer.Command> container = kit.spawn(VirtualContainer.create(serial, peers, status, clock,
+                Duration.ofMillis(100), Duration.ofSeconds(10), standIns(licenses.getRef())));
+        container.tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), counted(SEATS, 0, 1, 2))));
+        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(0));
+        for (int b = 0; b < 2; b++) {
+            peers.granted(b, new LeaseGrant(LeaseGrant.ACTIVE_LEASE, "node-a", 3, clock.millis(), 60_000,
+                    new Serial(129, b + 1), Bytes.of(new byte[64])), clock.millis());
+        }
+        for (HeldLink link : links) {
+            assertInstanceOf(Message.ListAllocations.class, link.next().getKey(), "listed at the gain");
+        }
+        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(1));
+        clock.advance(Duration.ofSeconds(11));
+        io.opentmr.testing.Await.until("the node serves past the reconcile timeout", status::reconciled);
+        TestProbe<TmrLicense.Reply> client = kit.createTestProbe();
+        container.tell(new VirtualContainer.ToHandle(42, new TmrLicense.Resume(42, Bytes.of(new byte[16]), 1,
+                client.getRef()), client.getRef()));
+        assertInstanceOf(TmrLicense.NotServing.class, client.receiveMessage(Duration.ofSeconds(10)));
+    }
+
     @Test
     void aListingOfManyPagesIsJoinedFromTheHandleIdEachPageEndedWith() throws Exception {
         PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(30));

@@ -769,6 +769,17 @@ final class ClientConnection {
                     }
                 }
                 sendMore();
+            } else if (answer instanceof Message.Error refusal && refusal.code() == CmError.INVALID_HANDLE.code()
+                    && handle.releasing()) {
+                // Its RELEASE reached the node, which carried it out and was gone before it answered: released, not
+                // lost. The RELEASE waiting to be sent again ends here; close() takes 106 as done.
+                LOG.info("Handle {} ({}/{}) was released on the node before the connection was lost (RESUME on {}: {})",
+                        Long.toUnsignedString(handle.handleId()), handle.firmCode(), handle.productCode(), show(target),
+                        refusal.text());
+                failPending(handle, new CmException(CmError.INVALID_HANDLE, "handle "
+                        + Long.toUnsignedString(handle.handleId()) + " was released before the connection was lost"));
+                done(handle);
+                sendMore();
             } else if (answer instanceof Message.Error refusal && refusal.code() == CmError.INVALID_HANDLE.code()) {
                 invalidate(handle, target, answer);
                 lost++;
@@ -848,10 +859,15 @@ final class ClientConnection {
         CmException invalid = new CmException(CmError.INVALID_HANDLE, "handle "
                 + Long.toUnsignedString(handle.handleId()) + " could not be resumed after a reconnect: " + why);
         handle.invalidate(invalid);
+        failPending(handle, invalid);
+    }
+
+    /** The handle is gone on the server: not resumed again, and its requests waiting to be sent fail with {@code why}. */
+    private void failPending(LicenseHandle handle, CmException why) {
         handles.remove(handle.handleId(), handle);
         for (Pending<?> p : new ArrayList<>(pending.values())) {
             if (p.handle == handle) {
-                fail(p, invalid);
+                fail(p, why);
             }
         }
     }

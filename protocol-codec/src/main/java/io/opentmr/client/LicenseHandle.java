@@ -182,6 +182,11 @@ public final class LicenseHandle implements AutoCloseable {
         return invalid;
     }
 
+    /** Whether {@link #close} was called on the open handle: its RELEASE is under way (or done). */
+    boolean releasing() {
+        return closed.get() && invalid == null;
+    }
+
     void invalidate(CmException reason) {
         invalid = reason;
     }

@@ -62,7 +62,8 @@ import java.util.List;
  * request, which was not carried out, is sent again whatever its kind. A RESUME is never the end of a
  * handle unless the server answers it with 106 (unknown handle, wrong token): answered NOT_ACTIVE, 309,
  * 100 or any other error, timed out or cut off, the handle stays open and is resumed on a later
- * connection. Requests made while no session is up wait for one; if none comes within the request
+ * connection. A 106 for a handle whose RELEASE was under way means the server carried the RELEASE out
+ * before the connection broke: the handle counts as released (logged at INFO), not as lost. Requests made while no session is up wait for one; if none comes within the request
  * timeout they fail with {@link CmError#SERVER_NOT_FOUND} (101), whose text says why the last attempt
  * failed, or with the error a server refused HELLO with. Every other answer is the caller's: a 130
  * (TMR quorum lost) or a server's own 309 or 100 is not repeated.

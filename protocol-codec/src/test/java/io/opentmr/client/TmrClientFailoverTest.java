@@ -96,6 +96,34 @@ class TmrClientFailoverTest {
         }
     }
 
+    /**
+     * The node carries out a RELEASE and is gone before it answers (killed, or its lease lost): the handle is released,
+     * not lost. The client RESUMEs it on reconnecting, gets 106, and says so without a warning that it lost a handle.
+     */
+    @Test
+    void aHandleWhoseReleaseWasCarriedOutBeforeTheConnectionBrokeIsNotReportedLost() {
+        LicenseHandle handle = client.access(FIRM, PRODUCT);
+        ch.qos.logback.classic.Logger log = (ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger(
+                TmrClient.class);
+        ch.qos.logback.core.read.ListAppender<ch.qos.logback.classic.spi.ILoggingEvent> lines =
+                new ch.qos.logback.core.read.ListAppender<>();
+        lines.start();
+        log.addAppender(lines);
+        try {
+            server.dropReplyAndCloseOnce(MessageType.RELEASE);
+            handle.close();
+        } finally {
+            log.detachAppender(lines);
+        }
+        assertFalse(handle.isOpen());
+        assertEquals(0, client.openHandles());
+        assertEquals(1, server.received(MessageType.RESUME), "resumed once on reconnecting");
+        List<String> warnings = lines.list.stream().filter(line -> line.getLevel() == ch.qos.logback.classic.Level.WARN)
+                .map(ch.qos.logback.classic.spi.ILoggingEvent::getFormattedMessage).filter(text -> text.contains("lost on"))
+                .toList();
+        assertEquals(List.of(), warnings, "a released handle reported lost");
+    }
+
     @ParameterizedTest(name = "RESUME answered {0}")
     @ValueSource(ints = {309, 100, 130})
     void aResumeRefusedForAnyReasonBut106KeepsTheHandleAndIsTriedAgain(int code) {

@@ -1,0 +1,101 @@
+package io.opentmr.tmr;
+
+import static io.opentmr.testing.TmrTestGroup.FIRM;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+
+import io.opentmr.client.TmrClient;
+import io.opentmr.protocol.AccessMode;
+import io.opentmr.protocol.Allocation;
+import io.opentmr.protocol.Message;
+import io.opentmr.protocol.testing.NoLeaks;
+import io.opentmr.protocol.testing.RawConnection;
+import io.opentmr.testing.Await;
+import io.opentmr.testing.TmrTestGroup;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.Set;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A node that takes the lease over with a journal that lacks a handle another node acknowledged (its twin acknowledged
+ * it while replication was degraded, then lost the lease) rebuilds it from the allocations two backends hold, also
+ * when the third backend is not there at the take-over: the client's RESUME finds its handle.
+ */
+@Timeout(120)
+@ExtendWith(NoLeaks.class)
+class TakeOverRebuildTest {
+
+    private static final long PRODUCT = 91;
+
+    @TempDir
+    Path dir;
+
+    private TmrTestGroup group;
+
+    @BeforeEach
+    void start() throws Exception {
+        group = new TmrTestGroup(dir);
+        group.issueTmr(TmrTestGroup.seats(PRODUCT, 2));
+    }
+
+    @AfterEach
+    void stop() {
+        if (group != null) {
+            group.close();
+        }
+    }
+
+    private Set<Long> handlesOn(int backend) {
+        return Await.unchecked(() -> group.allocations(backend)).stream().map(Allocation::tmrHandleId)
+                .collect(Collectors.toSet());
+    }
+
+    @Test
+    void aHandleTwoBackendsHoldIsRebuiltByANodeWhoseJournalLacksItWhileTheThirdBackendIsDown() throws Exception {
+        group.kill(2);
+        TmrNode first = group.startNode(Map.of());
+        try (TmrClient client = TmrClient.connect(group.nodeAddress())) {
+            Await.until("the license listed", () -> !client.listContainers().get(0).products().isEmpty());
+        }
+        Message.AccessOk granted;
+        try (RawConnection raw = new RawConnection(group.nodeAddress())) {
+            raw.request(new Message.Hello("raw", "ws-1", "anna", 1));
+            Message access = null;
+            // A loaded machine may let the lease lapse a moment (NOT_ACTIVE): asked again, a bounded number of times.
+            for (int attempt = 0; attempt < 10 && !(access instanceof Message.AccessOk); attempt++) {
+                Await.until("the first node serves", first::serving);
+                access = raw.request(new Message.Access(FIRM, PRODUCT, 0, AccessMode.USERLIMIT));
+            }
+            granted = assertInstanceOf(Message.AccessOk.class, access);
+        }
+        long handle = granted.handleId();
+        Await.until("backends 1 and 2 hold the handle", () -> handlesOn(0).contains(handle)
+                && handlesOn(1).contains(handle));
+        // The node that acknowledged it is gone with its journal (in memory); another node, whose journal never had
+        // the handle, takes the lease over while backend 3 is still down.
+        group.stopNode();
+        TmrNode second = group.startOtherNode("node-b", "127.0.2.2", Map.of());
+        Await.until("the second node serves", second::serving);
+        try (RawConnection raw = new RawConnection(second.address())) {
+            raw.request(new Message.Hello("raw", "ws-1", "anna", 1));
+            Message resumed = null;
+            for (int attempt = 0; attempt < 10 && !(resumed instanceof Message.AccessOk); attempt++) {
+                Await.until("the second node serves", second::serving);
+                resumed = raw.request(new Message.Resume(handle, granted.resumeToken()));
+                if (resumed instanceof Message.Error error && error.code() != TmrTestGroup.QUORUM_LOST) {
+                    break;
+                }
+                Thread.sleep(200);
+            }
+            assertInstanceOf(Message.AccessOk.class, resumed, "RESUME of the handle two backends hold");
+        }
+        Await.until("backends 1 and 2 still hold the handle", () -> handlesOn(0).contains(handle)
+                && handlesOn(1).contains(handle));
+    }
+}
