@@ -469,10 +469,7 @@ class VirtualContainerTest {
     void aListingOfTheGainThatFailsIsTakenAgainBeforeAnyReSyncFreesWhatItHolds() throws Exception {
         Serial serial = nextSerial();
         PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(30));
-        HeldLink[] links = {new HeldLink(), new HeldLink(), new HeldLink()};
-        for (int b = 0; b < 3; b++) {
-            peers.linkUp(b, links[b]);
-        }
+        HeldLink[] links = heldLinks(peers);
         TestProbe<Object> licenses = kit.createTestProbe();
         ActorRef<VirtualContainer.Command> container = kit.spawn(container(serial, peers, new NodeStatus(peers),
                 standIns(licenses.getRef())));
@@ -507,10 +504,7 @@ class VirtualContainerTest {
         Serial serial = nextSerial();
         io.opentmr.testing.MutableClock clock = new io.opentmr.testing.MutableClock(Instant.ofEpochMilli(1_000_000));
         PeerGroup peers = new PeerGroup(3, clock, Duration.ofSeconds(30));
-        HeldLink[] links = {new HeldLink(), new HeldLink(), new HeldLink()};
-        for (int b = 0; b < 3; b++) {
-            peers.linkUp(b, links[b]);
-        }
+        HeldLink[] links = heldLinks(peers);
         NodeStatus status = new NodeStatus(peers);
         TestProbe<Object> licenses = kit.createTestProbe();
         ActorRef<VirtualContainer.Command> container = kit.spawn(VirtualContainer.create(serial, peers, status, clock,
@@ -605,4 +599,14 @@ class VirtualContainerTest {
         container.tell(new VirtualContainer.ListContainers(listed.getRef()));
         assertEquals(45, listed.receiveMessage().container().products().get(0).units());
     }
+
+    /** Three backends linked to {@code peers}, each answering only when its test completes its requests. */
+    private static HeldLink[] heldLinks(PeerGroup peers) {
+        HeldLink[] links = {new HeldLink(), new HeldLink(), new HeldLink()};
+        for (int b = 0; b < links.length; b++) {
+            peers.linkUp(b, links[b]);
+        }
+        return links;
+    }
+
 }
