@@ -15,6 +15,7 @@ import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.Frame;
 import io.opentmr.protocol.FrameClients;
 import io.opentmr.protocol.Message;
+import io.opentmr.protocol.MessageType;
 import io.opentmr.protocol.PeerAuth;
 import java.net.InetSocketAddress;
 import java.security.SecureRandom;
@@ -63,6 +64,8 @@ public final class PeerConnection implements AutoCloseable {
     private final PeerOptions options;
     private final EventLoop loop;
     private final Semaphore permits;
+    /** Room for requests that keep the lease alive once {@link #permits} are all taken (MessageType#keepsAlive). */
+    private final Semaphore livenessPermits = new Semaphore(MessageType.LIVENESS_RESERVE);
     private final CompletableFuture<PeerConnection> authenticated = new CompletableFuture<>();
     private final CompletableFuture<Void> closed = new CompletableFuture<>();
 
@@ -167,15 +170,17 @@ public final class PeerConnection implements AutoCloseable {
         if (closing || !open) {
             return CompletableFuture.failedFuture(closedError("is closed"));
         }
-        if (!permits.tryAcquire()) {
+        Semaphore held = permits.tryAcquire() ? permits
+                : request.type().keepsAlive() && livenessPermits.tryAcquire() ? livenessPermits : null;
+        if (held == null) {
             return CompletableFuture.failedFuture(new CmFailure(CmError.REQUEST_OVERLOAD, "the connection to "
                     + describe() + " already has " + options.maxInFlight() + " requests in flight (maxInFlight)"));
         }
-        Pending p = new Pending(request, true);
+        Pending p = new Pending(request, held);
         try {
             loop.execute(() -> send(p));
         } catch (RejectedExecutionException e) {
-            permits.release();
+            held.release();
             p.future.completeExceptionally(closedError("lost its event loop"));
         }
         return p.future;
@@ -242,7 +247,7 @@ public final class PeerConnection implements AutoCloseable {
     private void sayHello() {
         byte[] nodeNonce = new byte[PeerAuth.NONCE_BYTES];
         NONCES.nextBytes(nodeNonce);
-        Pending hello = new Pending(new Message.PeerHello(nodeName, Bytes.of(nodeNonce), cmActId), false);
+        Pending hello = new Pending(new Message.PeerHello(nodeName, Bytes.of(nodeNonce), cmActId));
         send(hello);
         hello.future.whenComplete((reply, error) -> {
             if (error != null) {
@@ -268,8 +273,7 @@ public final class PeerConnection implements AutoCloseable {
             return;
         }
         backendName = challenge.backendName();
-        Pending proof = new Pending(new Message.PeerProof(Bytes.of(auth.nodeProof(backendNonce, nodeNonce, nodeName))),
-                false);
+        Pending proof = new Pending(new Message.PeerProof(Bytes.of(auth.nodeProof(backendNonce, nodeNonce, nodeName))));
         send(proof);
         proof.future.whenComplete((answer, error) -> {
             if (error != null) {
@@ -400,7 +404,7 @@ public final class PeerConnection implements AutoCloseable {
         }
         if (p.counted && !p.released) {
             p.released = true;
-            permits.release();
+            p.permits.release();
         }
     }
 
@@ -459,14 +463,25 @@ public final class PeerConnection implements AutoCloseable {
         final Message request;
         /** Holds an in-flight permit and a timer: a caller's request, not one of the challenge. */
         final boolean counted;
+        /** Where its permit came from and goes back to; null when not counted. */
+        final Semaphore permits;
         final CompletableFuture<Message> future = new CompletableFuture<>();
         int requestId;
         ScheduledFuture<?> timer;
         boolean released;
 
-        Pending(Message request, boolean counted) {
+        /** A caller's request, holding a permit of {@code permits}. */
+        Pending(Message request, Semaphore permits) {
             this.request = request;
-            this.counted = counted;
+            this.counted = true;
+            this.permits = permits;
+        }
+
+        /** A request of the challenge: no permit, no timer. */
+        Pending(Message request) {
+            this.request = request;
+            this.counted = false;
+            this.permits = null;
         }
     }
 

@@ -85,6 +85,20 @@ public enum MessageType {
         return code;
     }
 
+    /**
+     * Requests that keep a connection and its lease alive: KEEPALIVE, INVENTORY (a node's heartbeat while it holds no
+     * lease) and LEASE_ACQUIRE / LEASE_RENEW / LEASE_RELEASE. Both ends take up to {@link #LIVENESS_RESERVE} of them
+     * beyond a connection's bound of requests in flight, so that a connection full of slow data requests (a TMR node's
+     * ALLOCATEs to a backend that stalls) does not refuse the heartbeat whose loss would cost the node its lease.
+     */
+    public boolean keepsAlive() {
+        return this == KEEPALIVE || this == INVENTORY || this == LEASE_ACQUIRE || this == LEASE_RENEW
+                || this == LEASE_RELEASE;
+    }
+
+    /** Requests that {@link #keepsAlive() keep a connection alive} a connection takes beyond its bound. */
+    public static final int LIVENESS_RESERVE = 8;
+
     public Direction direction() {
         return direction;
     }

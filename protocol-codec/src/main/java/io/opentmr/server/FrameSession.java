@@ -154,6 +154,16 @@ public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
         maxInFlight = bound;
     }
 
+    /**
+     * Whether the request being read finds no room: {@code maxInFlight} requests are in flight, or, for one that keeps
+     * the connection alive ({@link MessageType#keepsAlive()}), {@link MessageType#LIVENESS_RESERVE} more.
+     */
+    private boolean full() {
+        int bound = readType != null && readType.keepsAlive() ? maxInFlight + MessageType.LIVENESS_RESERVE
+                : maxInFlight;
+        return inFlight >= bound;
+    }
+
     /** The connection said HELLO (or passed the peer challenge): the hello deadline no longer applies. */
     protected final void helloDone() {
         helloDone = true;
@@ -174,7 +184,7 @@ public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
      */
     protected final <T> void answer(ChannelHandlerContext ctx, int id, Supplier<? extends CompletionStage<T>> request,
                                     Function<? super T, ? extends Message> reply) {
-        if (inFlight >= maxInFlight) {
+        if (full()) {
             error(ctx, id, CmError.REQUEST_OVERLOAD, "more than " + maxInFlight
                     + " requests in flight on this connection");
             return;
@@ -256,7 +266,7 @@ public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
      */
     protected final <T> void answerLater(ChannelHandlerContext ctx, int id, Consumer<Pending<T>> request,
                                          Function<? super T, ? extends Message> reply) {
-        if (inFlight >= maxInFlight) {
+        if (full()) {
             error(ctx, id, CmError.REQUEST_OVERLOAD, "more than " + maxInFlight
                     + " requests in flight on this connection");
             return;

@@ -270,6 +270,26 @@ class PeerConnectionTest {
     }
 
     @Test
+    void aLeaseRenewalGoesOutWhileDataRequestsFillTheBound() throws Exception {
+        PeerOptions options = new PeerOptions(Duration.ofSeconds(5), Duration.ofSeconds(5), 2, CodecLimits.DEFAULT);
+        PeerConnection connection = connect(options);
+        CompletableFuture<Message> first = connection.request(numbered(1));
+        CompletableFuture<Message> second = connection.request(numbered(2));
+        assertEquals(CmError.REQUEST_OVERLOAD.code(), code(connection.request(numbered(3))), "data: the bound holds");
+        // A backend slow with two ALLOCATEs must still get the heartbeat that keeps the node's lease.
+        CompletableFuture<Message> renew = connection.request(new Message.LeaseRenew("opentmr-active", "node-a", 1,
+                2000));
+        assertFalse(renew.isDone(), "sent, not refused");
+        backend.nextRequest();
+        backend.nextRequest();
+        FakeBackend.Request renewal = backend.nextRequest();
+        assertInstanceOf(Message.LeaseRenew.class, renewal.message());
+        renewal.reply(new Message.Ok());
+        assertInstanceOf(Message.Ok.class, renew.get(5, TimeUnit.SECONDS));
+        assertFalse(first.isDone() || second.isDone());
+    }
+
+    @Test
     void requestIdsWrapAroundTheU32Range() throws Exception {
         PeerConnection connection = PeerConnection.connect(backend.address(), "node-a",
                 FakeBackend.auth(FakeBackend.SECRET), OPTIONS, group, -3).get(5, TimeUnit.SECONDS);

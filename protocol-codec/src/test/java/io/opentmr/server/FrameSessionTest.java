@@ -109,6 +109,20 @@ class FrameSessionTest {
     }
 
     @Test
+    void aKeepAliveIsAnsweredWhileRequestsFillTheBound() {
+        session.nextAnswer();
+        session.nextAnswer();
+        channel.writeInbound(access(10), access(11), access(12));
+        assertEquals(CmError.REQUEST_OVERLOAD.code(), ((Message.Error) next(12)).code(), "the bound holds for data");
+        CompletableFuture<Message> alive = session.nextAnswer();
+        channel.writeInbound(new Frame(13, new Message.KeepAlive()));
+        assertEquals(3, session.asked, "the keep-alive was taken beyond the bound");
+        alive.complete(new Message.Ok());
+        channel.runPendingTasks();
+        assertInstanceOf(Message.Ok.class, next(13));
+    }
+
+    @Test
     void aTimedOutAnswerIs100AndARefusalIsWhatTheSessionMakesOfIt() {
         CompletableFuture<Message> timedOut = session.nextAnswer();
         CompletableFuture<Message> refused = session.nextAnswer();
