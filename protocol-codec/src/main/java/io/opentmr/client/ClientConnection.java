@@ -351,7 +351,7 @@ final class ClientConnection {
     private void leaveNotActiveNode(Channel ch, Pending<?> p, String activeAddress) {
         if (!activeAddress.isEmpty()) {
             try {
-                redirect = TmrClientOptions.parseAddress(activeAddress);
+                redirect = activeNamed(activeAddress);
             } catch (IllegalArgumentException e) {
                 LOG.debug("NOT_ACTIVE named an unusable address: {}", e.getMessage());
             }
@@ -573,7 +573,7 @@ final class ClientConnection {
         }
         InetSocketAddress active;
         try {
-            active = TmrClientOptions.parseAddress(activeAddress);
+            active = activeNamed(activeAddress);
         } catch (IllegalArgumentException e) {
             attemptFailed(standby, redirected, "NOT_ACTIVE named an unusable address: " + e.getMessage());
             return;
@@ -594,6 +594,20 @@ final class ClientConnection {
         LOG.info("{} is a standby; following NOT_ACTIVE to the active node {}", show(standby), show(active));
         redirect = active;
         attemptNext();
+    }
+
+    /**
+     * The active node's address that NOT_ACTIVE names: the configured address when it is one of ours (same host text
+     * and port), so that it compares equal to it (a frozen node left, the address connected to); else as written.
+     */
+    private InetSocketAddress activeNamed(String text) {
+        InetSocketAddress named = TmrClientOptions.parseAddress(text);
+        for (InetSocketAddress configured : options.addresses()) {
+            if (configured.getPort() == named.getPort() && configured.getHostString().equals(named.getHostString())) {
+                return configured;
+            }
+        }
+        return named;
     }
 
     private void abandon(Channel ch) {

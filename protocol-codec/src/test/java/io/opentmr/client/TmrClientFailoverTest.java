@@ -14,6 +14,8 @@ import io.opentmr.protocol.Message;
 import io.opentmr.protocol.MessageType;
 import io.opentmr.protocol.ServerKind;
 import io.opentmr.protocol.testing.NoLeaks;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -277,6 +279,22 @@ class TmrClientFailoverTest {
                 }
                 assertEquals(1, standby.received(MessageType.HELLO));
                 assertEquals(0, standby.received(MessageType.ACCESS));
+            }
+        }
+    }
+
+    @Test
+    void aStandbyNamingAConfiguredAddressLeadsToThatAddressAsConfigured() throws Exception {
+        try (FakeLicenseServer active = FakeLicenseServer.start("node-b");
+             FakeLicenseServer standby = FakeLicenseServer.start("node-a")) {
+            active.serverKind(ServerKind.TMR_ACTIVE);
+            standby.answerHelloWith(new Message.NotActive(active.address()));
+            InetSocketAddress configured = new InetSocketAddress(InetAddress.getByName("127.0.0.1"), active.port());
+            try (TmrClient followed = TmrClient.connect(options().addresses(
+                    new InetSocketAddress(InetAddress.getByName("127.0.0.1"), standby.port()), configured).build())) {
+                assertEquals(ServerKind.TMR_ACTIVE, followed.serverKind());
+                assertEquals(1, standby.received(MessageType.HELLO), "NOT_ACTIVE was followed");
+                assertEquals(configured, followed.connectedAddress(), "the address as configured, not its text");
             }
         }
     }
