@@ -333,13 +333,13 @@ public final class PeerConnection implements AutoCloseable {
     // ================================================================ requests (event loop)
 
     private void send(Pending p) {
-        if (channel == null || !channel.isActive() || (p.counted && (closing || !open))) {
+        if (channel == null || !channel.isActive() || (p.counted() && (closing || !open))) {
             fail(p, closedError(channel != null && channel.isActive() ? "is closing" : "is closed"));
             return;
         }
         p.requestId = nextFreeRequestId();
         pending.put(p.requestId, p);
-        if (p.counted) {
+        if (p.counted()) {
             // Handshake messages need no timer of their own: the connect deadline bounds them.
             p.timer = loop.schedule(() -> timedOut(p), options.requestTimeout().toNanos(), TimeUnit.NANOSECONDS);
         }
@@ -402,7 +402,7 @@ public final class PeerConnection implements AutoCloseable {
         if (p.timer != null) {
             p.timer.cancel(false);
         }
-        if (p.counted && !p.released) {
+        if (p.counted() && !p.released) {
             p.released = true;
             p.permits.release();
         }
@@ -461,9 +461,7 @@ public final class PeerConnection implements AutoCloseable {
     /** A request from its submission to its reply, timeout or failure. Touched only on the event loop. */
     private static final class Pending {
         final Message request;
-        /** Holds an in-flight permit and a timer: a caller's request, not one of the challenge. */
-        final boolean counted;
-        /** Where its permit came from and goes back to; null when not counted. */
+        /** Where its in-flight permit came from and goes back to; null for a request of the challenge. */
         final Semaphore permits;
         final CompletableFuture<Message> future = new CompletableFuture<>();
         int requestId;
@@ -473,15 +471,18 @@ public final class PeerConnection implements AutoCloseable {
         /** A caller's request, holding a permit of {@code permits}. */
         Pending(Message request, Semaphore permits) {
             this.request = request;
-            this.counted = true;
             this.permits = permits;
         }
 
         /** A request of the challenge: no permit, no timer. */
         Pending(Message request) {
             this.request = request;
-            this.counted = false;
             this.permits = null;
+        }
+
+        /** Holds an in-flight permit and a timer: a caller's request, not one of the challenge. */
+        boolean counted() {
+            return permits != null;
         }
     }
 
