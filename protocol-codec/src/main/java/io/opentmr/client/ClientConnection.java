@@ -339,6 +339,10 @@ final class ClientConnection {
             leaveNotActiveNode(ch, p, notActive.activeAddress());
             return;
         }
+        if (frame.message() instanceof Message.Error refusal && refusal.code() == CmError.REQUEST_OVERLOAD.code()
+                && p.counted && resuming != null && resuming.holdsBack(p, ch)) {
+            return;
+        }
         complete(p, frame.message());
     }
 
@@ -690,6 +694,8 @@ final class ClientConnection {
         private int lost;
         /** The session is ready: the handles left are resumed behind its requests. */
         private boolean behind;
+        /** Requests answered 309 for want of room the RESUMEs took, to be sent again ({@link #holdsBack}). */
+        private boolean heldBack;
         private boolean over;
 
         Resumption(Channel ch, InetSocketAddress target, boolean redirected, Message.HelloOk ok) {
@@ -713,6 +719,21 @@ final class ClientConnection {
 
         boolean holds(LicenseHandle handle) {
             return behind && !over && unanswered.contains(handle);
+        }
+
+        /**
+         * A request of the application answered 309 while RESUMEs of this connection are in flight: the server's room
+         * was taken by them, not by the application. Fewer RESUMEs at once, and the request goes out again when one is
+         * answered. False (the 309 is the answer) when no RESUME of this connection is in flight.
+         */
+        boolean holdsBack(Pending<?> p, Channel on) {
+            if (!behind || over || on != ch || inFlight == 0) {
+                return false;
+            }
+            p.sentOn = null;
+            window = Math.max(1, window / 2);
+            heldBack = true;
+            return true;
         }
 
         /** A request waits for {@code handle}: its RESUME goes next, unless it is on its way already. */
@@ -740,6 +761,14 @@ final class ClientConnection {
                 sessionReady(ch, target, ok, resumed, lost, unanswered.size());
                 if (over || channel != ch) {
                     return;
+                }
+            }
+            if (heldBack) {
+                heldBack = false;
+                for (Pending<?> p : new ArrayList<>(pending.values())) {
+                    if (p.counted && p.sentOn == null && ready && channel == ch && !waitsForResume(p)) {
+                        send(p, ch);
+                    }
                 }
             }
             while (inFlight < window && !waiting.isEmpty()) {

@@ -211,6 +211,26 @@ class TmrClientFailoverTest {
     }
 
     @Test
+    void requestsSentWhileRemainingHandlesAreResumedAreNotRefusedForTheRoomTheResumesTake() {
+        List<LicenseHandle> handles = new ArrayList<>();
+        for (int i = 0; i < 40; i++) {
+            handles.add(client.access(FIRM, PRODUCT, 0, AccessMode.NOUSERLIMIT));
+        }
+        // The server takes 3 requests at once and answers RESUME late: the RESUMEs behind the session fill its room.
+        server.maxInFlight(3);
+        server.delay(MessageType.RESUME, Duration.ofMillis(50));
+        server.stop();
+        server.restart();
+        for (int i = 0; i < 10; i++) {
+            client.access(FIRM, PRODUCT, 0, AccessMode.NOUSERLIMIT).close();
+        }
+        for (LicenseHandle handle : handles) {
+            assertEquals(handle.handleId(), handle.info().handleId());
+        }
+        assertEquals(40, client.openHandles());
+    }
+
+    @Test
     void aNodeThatIsNotReadyIsAskedAgainUntilItServes() throws Exception {
         LicenseHandle handle = client.access(FIRM, PRODUCT);
         server.stop();
