@@ -357,7 +357,8 @@ final class ClientSession extends FrameSession {
                 Message.ListAllocations m = (Message.ListAllocations) message;
                 ask(ctx, id, r -> new Container.ListAllocations(m.afterHandleId(), m.maxItems(), r),
                         (ContainerState.AllocationPage page) -> new Message.AllocationList(
-                                page.allocations().stream().map(TmrAllocation::toProtocol).toList(), page.more()));
+                                page.allocations().stream().map(TmrAllocation::toProtocol).toList(), page.more(),
+                                m.withRequests()));
             }
             case PEER_CRYPT -> {
                 Message.PeerCrypt m = (Message.PeerCrypt) message;

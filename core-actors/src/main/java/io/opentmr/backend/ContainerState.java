@@ -648,10 +648,11 @@ public final class ContainerState {
         return new AllocationPage(page, next.hasNext());
     }
 
-    /** The allocation's size on the wire (docs/protocol.md: Allocation). */
+    /** The allocation's size on the wire with its request (docs/protocol.md: Allocation, ALLOCATION_LIST). */
     private static long encodedSize(TmrAllocation a) {
+        long request = a.request() == null ? 0 : 8 + 2 + utf8Length(a.request().host()) + 8;
         return 8 + 12 + 2 + 4 + 2 + utf8Length(a.owner().host()) + 2 + utf8Length(a.owner().user()) + 4 + 8
-                + 4 + a.tokenDigest().length() / 2 + 8;
+                + 4 + a.tokenDigest().length() / 2 + 8 + request;
     }
 
     private static long utf8Length(String s) {

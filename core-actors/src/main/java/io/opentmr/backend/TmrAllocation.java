@@ -2,6 +2,7 @@ package io.opentmr.backend;
 
 import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.Allocation;
+import io.opentmr.protocol.AllocationRequest;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.HandleOwner;
 import io.opentmr.protocol.LicenseKey;
@@ -17,13 +18,17 @@ import java.util.HexFormat;
  * @param tokenDigest SHA-256 of the handle's resume token, hex, as the node sent it
  * @param epoch       the epoch the node named in the allocation
  * @param at          when this backend took it
+ * @param request     the ACCESS the node named with the ALLOCATE, journaled with it so that the node's listing after
+ *                    a restart of either still names it; null when the node named none (and in allocations journaled
+ *                    before requests were kept)
  */
 public record TmrAllocation(long tmrHandleId, LicenseKey item, AccessMode mode, long featureBits,
-                            HandleOwner owner, String tokenDigest, long epoch, Instant at) {
+                            HandleOwner owner, String tokenDigest, long epoch, Instant at, AllocationRequest request) {
 
     static TmrAllocation of(Allocation allocation, Instant at) {
         return new TmrAllocation(allocation.tmrHandleId(), allocation.key(), allocation.accessMode(),
-                allocation.featureBits(), allocation.owner(), allocation.tokenDigest().toHex(), allocation.epoch(), at);
+                allocation.featureBits(), allocation.owner(), allocation.tokenDigest().toHex(), allocation.epoch(), at,
+                allocation.request());
     }
 
     /** What the station of a STATIONSHARE allocation is: the client host the node names. */
@@ -33,6 +38,6 @@ public record TmrAllocation(long tmrHandleId, LicenseKey item, AccessMode mode, 
 
     Allocation toProtocol() {
         return new Allocation(tmrHandleId, item, mode, featureBits, owner, Bytes.of(HexFormat.of().parseHex(tokenDigest)),
-                epoch);
+                epoch, request);
     }
 }

@@ -11,8 +11,11 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.Executor;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Every allocation one backend holds for the node's group, read with LIST_ALLOCATIONS page after page (each page
@@ -20,6 +23,8 @@ import java.util.concurrent.Executor;
  * re-sync compares a license's table with.
  */
 final class BackendListing {
+
+    private static final Logger LOG = LoggerFactory.getLogger(BackendListing.class);
 
     /**
      * Allocations asked for per page (about 200 KB with short owner names). A backend pages at most its caps (5000,
@@ -46,9 +51,20 @@ final class BackendListing {
     private static void next(PeerGroup peers, int backend, Executor executor, long after,
                              Map<LicenseKey, List<Allocation>> byKey,
                              CompletableFuture<Map<LicenseKey, List<Allocation>>> done) {
-        peers.call(backend, certificate -> new Message.ListAllocations(after, PAGE)).whenCompleteAsync(
+        boolean withRequests = peers.asksForRequests(backend);
+        peers.call(backend, certificate -> new Message.ListAllocations(after, PAGE, withRequests)).whenCompleteAsync(
                 (reply, failure) -> {
                     if (failure != null) {
+                        Throwable cause = failure instanceof CompletionException && failure.getCause() != null
+                                ? failure.getCause() : failure;
+                        if (withRequests && cause instanceof CmFailure refused
+                                && refused.code() == CmError.INVALID_PARAMETER.code()) {
+                            // An older backend: it closes the connection; the listing is taken again without them.
+                            peers.requestsAnswered(backend, false);
+                            LOG.info("Backend {} does not keep the requests of allocations (an older backend: {}); a "
+                                    + "handle rebuilt from it answers no re-sent ACCESS", backend + 1,
+                                    refused.getMessage());
+                        }
                         done.completeExceptionally(failure);
                         return;
                     }
@@ -56,6 +72,9 @@ final class BackendListing {
                         done.completeExceptionally(new CmFailure(CmError.NETWORK_FAULT,
                                 "LIST_ALLOCATIONS of backend " + (backend + 1) + " answered " + reply));
                         return;
+                    }
+                    if (withRequests) {
+                        peers.requestsAnswered(backend, page.withRequests());
                     }
                     List<Allocation> allocations = page.allocations();
                     for (Allocation allocation : allocations) {

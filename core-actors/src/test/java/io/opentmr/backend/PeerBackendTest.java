@@ -2,6 +2,7 @@ package io.opentmr.backend;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -11,6 +12,7 @@ import io.opentmr.license.LicenseIssuer;
 import io.opentmr.license.ProductItemSpec;
 import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.Allocation;
+import io.opentmr.protocol.AllocationRequest;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.CryptDirection;
@@ -358,6 +360,32 @@ class PeerBackendTest {
                     "listed as allocated: owner, mode, token digest and epoch");
             assertTrue(((Message.AllocationList) a1.request(new Message.ListAllocations(0, 10))).allocations()
                     .isEmpty(), "each backend lists its own");
+        }
+    }
+
+    @Test
+    void theRequestAnAllocationNamesIsListedWhenAskedForAndOutlivesARestartOfTheBackend() throws Exception {
+        LicenseKey key = issue(79, 0, null);
+        AllocationRequest request = new AllocationRequest("ws-17", 77);
+        try (TmrTestGroup.Peer a0 = group.peer("node-a", 0); TmrTestGroup.Peer a1 = group.peer("node-a", 1)) {
+            LeaseCertificate cert = certificate(a0, a1, 0);
+            long epoch = cert.grants().get(0).epoch();
+            ok(a0.request(allocate(cert, allocation(1, key, AccessMode.NOUSERLIMIT, OWNER, epoch).withRequest(request))));
+            ok(a0.request(allocate(cert, allocation(2, key, AccessMode.NOUSERLIMIT, OWNER, epoch))));
+
+            Message.AllocationList plain = (Message.AllocationList) a0.request(new Message.ListAllocations(0, 10));
+            assertFalse(plain.withRequests());
+            assertEquals(java.util.Arrays.asList(null, null), plain.allocations().stream()
+                    .map(Allocation::request).toList(), "not asked for, not sent");
+        }
+        group.kill(0);
+        group.restart(0);
+        try (TmrTestGroup.Peer a0 = group.peer("node-a", 0)) {
+            Message.AllocationList listed = (Message.AllocationList) a0.request(
+                    new Message.ListAllocations(0, 10, true));
+            assertTrue(listed.withRequests());
+            assertEquals(java.util.Arrays.asList(request, null), listed.allocations().stream()
+                    .map(Allocation::request).toList(), "journaled with the allocation; the other named none");
         }
     }
 

@@ -1,10 +1,12 @@
 package io.opentmr.tmr;
 
 import static io.opentmr.testing.TmrTestGroup.FIRM;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 
 import io.opentmr.client.TmrClient;
 import io.opentmr.protocol.AccessMode;
+import io.opentmr.protocol.Frame;
 import io.opentmr.protocol.Allocation;
 import io.opentmr.protocol.Message;
 import io.opentmr.protocol.testing.NoLeaks;
@@ -96,5 +98,61 @@ class TakeOverRebuildTest {
         }
         Await.until("backends 1 and 2 still hold the handle", () -> handlesOn(0).contains(handle)
                 && handlesOn(1).contains(handle));
+    }
+
+    /**
+     * An ACCESS the backends allocated whose answer never reached the client, and whose record never reached the
+     * journal of the node that takes over (the active died between the backends' OK and its answer, its journal with
+     * it): the client sends the ACCESS again to the new active, which must answer with the handle it rebuilt from the
+     * backends, not open a second one beside it (that one would hold a seat until {@code cleanup-timeout}).
+     */
+    @Test
+    void anAccessWhoseAnswerWasLostWithTheNodeGetsTheHandleTheBackendsHoldWhenSentAgainToTheNext() throws Exception {
+        TmrNode first = group.startNode(Map.of());
+        try (TmrClient client = TmrClient.connect(group.nodeAddress())) {
+            Await.until("the license listed", () -> !client.listContainers().get(0).products().isEmpty());
+        }
+        int accessId = 7;
+        Message.Access access = new Message.Access(FIRM, PRODUCT, 0, AccessMode.USERLIMIT);
+        Message.AccessOk granted = assertInstanceOf(Message.AccessOk.class, accessUntilDecided(first, accessId,
+                access));
+        long handle = granted.handleId();
+        Await.until("every backend holds the handle", () -> handlesOn(0).contains(handle)
+                && handlesOn(1).contains(handle) && handlesOn(2).contains(handle));
+        // As if the answer had been lost: the client knows no handle, and sends its ACCESS again to the next node.
+        group.stopNode();
+        TmrNode second = group.startOtherNode("node-b", "127.0.2.2", Map.of());
+        Message.AccessOk again = assertInstanceOf(Message.AccessOk.class, accessUntilDecided(second, accessId,
+                access), "the re-sent ACCESS");
+        assertEquals(handle, again.handleId(), "the handle the backends hold, not a second one");
+        assertEquals(granted.resumeToken(), again.resumeToken());
+        for (int b = 0; b < 3; b++) {
+            assertEquals(Set.of(handle), handlesOn(b), "backend " + (b + 1) + " holds the one handle only");
+        }
+    }
+
+    /**
+     * Sends {@code access} with request id {@code id} from the same client (HELLO host, user, pid) until a node that
+     * serves decides on it: "not serving yet" (NOT_ACTIVE, which closes the connection, or 130) is the same request
+     * sent again on a new connection, as the SDK does, a bounded number of times.
+     */
+    private static Message accessUntilDecided(TmrNode node, int id, Message.Access access) throws Exception {
+        AtomicReference<Message> answer = new AtomicReference<>();
+        Await.until("an ACCESS decided by " + node.address(), () -> Await.unchecked(() -> {
+            Await.until("the node serves", node::serving);
+            try (RawConnection raw = new RawConnection(node.address())) {
+                Message hello = raw.request(new Message.Hello("raw", "ws-1", "anna", 1));
+                if (hello instanceof Message.NotActive) {
+                    return false;
+                }
+                raw.send(id, access);
+                Frame reply = raw.read();
+                assertEquals(id, reply.requestId());
+                answer.set(reply.message());
+            }
+            return !(answer.get() instanceof Message.NotActive) && !(answer.get() instanceof Message.Error error
+                    && error.code() == TmrTestGroup.QUORUM_LOST);
+        }));
+        return answer.get();
     }
 }

@@ -11,6 +11,10 @@ package io.opentmr.protocol;
  * @param owner       who holds the handle
  * @param tokenDigest SHA-256 of the handle's resume token
  * @param epoch       epoch of the lease under which the seat was allocated
+ * @param request     the ACCESS that opened the handle, or null where it is not known (a seat journaled before
+ *                    requests were kept, a backend older than the field); not part of the {@link #Allocation
+ *                    Allocation} structure on the wire but carried beside it (docs/protocol.md, ALLOCATE and
+ *                    LIST_ALLOCATIONS)
  */
 public record Allocation(
         long tmrHandleId,
@@ -19,7 +23,8 @@ public record Allocation(
         long featureBits,
         HandleOwner owner,
         Bytes tokenDigest,
-        long epoch) {
+        long epoch,
+        AllocationRequest request) {
 
     public Allocation {
         Check.notNull(key, "key");
@@ -28,5 +33,16 @@ public record Allocation(
         Check.notNull(owner, "owner");
         Check.notNull(tokenDigest, "tokenDigest");
         Check.nonNegative(epoch, "epoch");
+    }
+
+    /** An allocation that names no request. */
+    public Allocation(long tmrHandleId, LicenseKey key, AccessMode accessMode, long featureBits, HandleOwner owner,
+                      Bytes tokenDigest, long epoch) {
+        this(tmrHandleId, key, accessMode, featureBits, owner, tokenDigest, epoch, null);
+    }
+
+    /** This allocation naming {@code request} (null: none). */
+    public Allocation withRequest(AllocationRequest request) {
+        return new Allocation(tmrHandleId, key, accessMode, featureBits, owner, tokenDigest, epoch, request);
     }
 }

@@ -465,9 +465,18 @@ public sealed interface Message {
     }
 
     /** One page of allocations with handle ids greater than {@code afterHandleId}, ascending. */
-    record ListAllocations(long afterHandleId, long maxItems) implements Message {
+    /**
+     * Asks for a page of allocations. {@code withRequests}: the answer names the ACCESS each allocation was made for,
+     * where the backend knows it (an optional trailing byte: a backend older than it refuses the frame).
+     */
+    record ListAllocations(long afterHandleId, long maxItems, boolean withRequests) implements Message {
         public ListAllocations {
             Check.u32(maxItems, "maxItems");
+        }
+
+        /** A page without the requests (the frame of every node before them). */
+        public ListAllocations(long afterHandleId, long maxItems) {
+            this(afterHandleId, maxItems, false);
         }
 
         @Override
@@ -566,10 +575,23 @@ public sealed interface Message {
         }
     }
 
-    /** A page of allocations; {@code more} says that a next page exists. */
-    record AllocationList(List<Allocation> allocations, boolean more) implements Message {
+    /**
+     * A page of allocations; {@code more} says that a next page exists. {@code withRequests}: the page answers a
+     * LIST_ALLOCATIONS that asked for requests, and carries each allocation's {@link Allocation#request()} (which
+     * may still be null: not known); without it the requests are not sent and the allocations name none.
+     */
+    record AllocationList(List<Allocation> allocations, boolean more, boolean withRequests) implements Message {
         public AllocationList {
             allocations = Check.list(allocations, "allocations");
+            if (!withRequests && allocations.stream().anyMatch(a -> a.request() != null)) {
+                // Not sent: the page names no request, as its reader gets it.
+                allocations = allocations.stream().map(a -> a.withRequest(null)).toList();
+            }
+        }
+
+        /** A page without requests (the answer to a LIST_ALLOCATIONS that did not ask for them). */
+        public AllocationList(List<Allocation> allocations, boolean more) {
+            this(allocations, more, false);
         }
 
         @Override

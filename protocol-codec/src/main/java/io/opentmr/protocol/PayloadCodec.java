@@ -35,6 +35,10 @@ import io.opentmr.protocol.Message.Release;
 import io.opentmr.protocol.Message.Resume;
 import io.opentmr.protocol.Message.Return;
 import io.opentmr.protocol.Message.UnitsOk;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
 
 /**
  * The payload layout of every message type, encode and decode side by side so that they are read
@@ -164,6 +168,10 @@ final class PayloadCodec {
                 writeCertificate(w, m.certificate());
                 writeAllocation(w, m.allocation());
                 w.u64(m.deadlineMillis());
+                AllocationRequest request = m.allocation().request();
+                if (request != null) {
+                    writeRequest(w, request);
+                }
             }
             case FREE -> {
                 Free m = (Free) message;
@@ -176,6 +184,9 @@ final class PayloadCodec {
                 ListAllocations m = (ListAllocations) message;
                 w.u64(m.afterHandleId());
                 w.u32(m.maxItems());
+                if (m.withRequests()) {
+                    w.u8(1);
+                }
             }
             case LEASE_ACQUIRE -> {
                 LeaseAcquire m = (LeaseAcquire) message;
@@ -233,6 +244,12 @@ final class PayloadCodec {
                 AllocationList m = (AllocationList) message;
                 w.list(m.allocations(), PayloadCodec::writeAllocation);
                 w.bool(m.more());
+                if (m.withRequests()) {
+                    w.list(m.allocations().stream().filter(a -> a.request() != null).toList(), (out, a) -> {
+                        out.u64(a.tmrHandleId());
+                        writeRequest(out, a.request());
+                    });
+                }
             }
             case LEASE_GRANT -> writeGrant(w, ((LeaseGranted) message).grant());
             default -> throw new IllegalStateException("no encoding for " + message.type());
@@ -276,9 +293,16 @@ final class PayloadCodec {
                     r.bytes("backendProof"));
             case PEER_PROOF -> new PeerProof(r.bytes("nodeProof"));
             case INVENTORY -> new Message.Inventory(r.readable() ? r.u8("scope") : Message.Inventory.SCOPE_CONNECTION);
-            case ALLOCATE -> new Allocate(readCertificate(r), readAllocation(r), r.nonNegative64("deadline"));
+            case ALLOCATE -> {
+                LeaseCertificate certificate = readCertificate(r);
+                Allocation allocation = readAllocation(r);
+                long deadline = r.nonNegative64("deadline");
+                yield new Allocate(certificate, r.readable() ? allocation.withRequest(readRequest(r)) : allocation,
+                        deadline);
+            }
             case FREE -> new Free(readCertificate(r), r.u64("tmrHandleId"), readKey(r), r.nonNegative64("deadline"));
-            case LIST_ALLOCATIONS -> new ListAllocations(r.u64("afterHandleId"), r.u32("maxItems"));
+            case LIST_ALLOCATIONS -> new ListAllocations(r.u64("afterHandleId"), r.u32("maxItems"),
+                    r.readable() && withRequests(r, r.u8("withRequests")));
             case LEASE_ACQUIRE -> new LeaseAcquire(r.string("leaseName"), r.string("holder"),
                     r.nonNegative64("proposedEpoch"), r.u32("ttlMillis"));
             case LEASE_RENEW -> new LeaseRenew(r.string("leaseName"), r.string("holder"), r.nonNegative64("epoch"),
@@ -293,8 +317,7 @@ final class PayloadCodec {
             case PEER_UNITS -> new PeerUnits(readCertificate(r), readKey(r), r.u64("operationId"),
                     r.enumValue("unitsOperation", r.u8("unitsOperation"), UnitsOperation::fromCode), r.u32("value"));
             case INVENTORY_OK -> new InventoryOk(r.list("containers", PayloadCodec::readContainer));
-            case ALLOCATION_LIST -> new AllocationList(r.list("allocations", PayloadCodec::readAllocation),
-                    r.bool("more"));
+            case ALLOCATION_LIST -> readAllocationList(r);
             case LEASE_GRANT -> new LeaseGranted(readGrant(r));
         };
         r.end();
@@ -377,6 +400,49 @@ final class PayloadCodec {
     private static HandleOwner readOwner(PayloadReader r) {
         return new HandleOwner(r.string("owner.host"), r.string("owner.user"), r.u32("owner.pid"),
                 r.u64("owner.sessionId"));
+    }
+
+    private static void writeRequest(PayloadWriter w, AllocationRequest request) {
+        w.string(request.host());
+        w.u64(request.requestId());
+    }
+
+    private static AllocationRequest readRequest(PayloadReader r) {
+        return new AllocationRequest(r.string("request.host"), r.u64("request.requestId"));
+    }
+
+    private static boolean withRequests(PayloadReader r, int flag) {
+        if (flag > 1) {
+            throw r.malformed("withRequests must be 0 or 1, was " + flag);
+        }
+        return flag == 1;
+    }
+
+    /** An ALLOCATION_LIST; the requests, when present, name the handles of the page they belong to. */
+    private static AllocationList readAllocationList(PayloadReader r) {
+        List<Allocation> allocations = r.list("allocations", PayloadCodec::readAllocation);
+        boolean more = r.bool("more");
+        if (!r.readable()) {
+            return new AllocationList(allocations, more);
+        }
+        record Named(long tmrHandleId, AllocationRequest request) {
+        }
+        List<Named> named = r.list("requests", in -> new Named(in.u64("request.tmrHandleId"), readRequest(in)));
+        Map<Long, AllocationRequest> byHandle = new HashMap<>();
+        for (Named n : named) {
+            if (byHandle.put(n.tmrHandleId(), n.request()) != null) {
+                throw r.malformed("the request of handle " + Long.toUnsignedString(n.tmrHandleId()) + " is named twice");
+            }
+        }
+        List<Allocation> withRequests = new ArrayList<>(allocations.size());
+        for (Allocation allocation : allocations) {
+            withRequests.add(allocation.withRequest(byHandle.remove(allocation.tmrHandleId())));
+        }
+        if (!byHandle.isEmpty()) {
+            throw r.malformed("the request of handle " + Long.toUnsignedString(byHandle.keySet().iterator().next())
+                    + " is named, which is not on the page");
+        }
+        return new AllocationList(withRequests, more, true);
     }
 
     private static void writeAllocation(PayloadWriter w, Allocation a) {

@@ -72,7 +72,11 @@ final class Generators {
 
     static Arbitrary<Allocation> allocations() {
         return Combinators.combine(u64(), keys(), Arbitraries.of(AccessMode.class), u32(), owners(), bytes(),
-                nonNegative()).as(Allocation::new);
+                nonNegative(), allocationRequests().injectNull(0.3)).as(Allocation::new);
+    }
+
+    static Arbitrary<AllocationRequest> allocationRequests() {
+        return Combinators.combine(strings(), u64()).as(AllocationRequest::new);
     }
 
     static Arbitrary<LeaseGrant> grants() {
@@ -133,7 +137,8 @@ final class Generators {
                 .as(Message.Allocate::new));
         m.put(MessageType.FREE, Combinators.combine(certificates(), u64(), keys(), nonNegative())
                 .as(Message.Free::new));
-        m.put(MessageType.LIST_ALLOCATIONS, Combinators.combine(u64(), u32()).as(Message.ListAllocations::new));
+        m.put(MessageType.LIST_ALLOCATIONS, Combinators.combine(u64(), u32(), Arbitraries.of(true, false))
+                .as(Message.ListAllocations::new));
         m.put(MessageType.LEASE_ACQUIRE, Combinators.combine(strings(), strings(), nonNegative(), u32())
                 .as(Message.LeaseAcquire::new));
         m.put(MessageType.LEASE_RENEW, Combinators.combine(strings(), strings(), nonNegative(), u32())
@@ -149,8 +154,9 @@ final class Generators {
         m.put(MessageType.PEER_BORROW, Combinators.combine(certificates(), keys(), u64(), tickets(), nonNegative())
                 .as(Message.PeerBorrow::new));
         m.put(MessageType.INVENTORY_OK, containers().list().ofMaxSize(3).map(Message.InventoryOk::new));
-        m.put(MessageType.ALLOCATION_LIST, Combinators.combine(allocations().list().ofMaxSize(4),
-                Arbitraries.of(true, false)).as(Message.AllocationList::new));
+        m.put(MessageType.ALLOCATION_LIST, Combinators.combine(
+                allocations().list().ofMaxSize(4).uniqueElements(Allocation::tmrHandleId),
+                Arbitraries.of(true, false), Arbitraries.of(true, false)).as(Message.AllocationList::new));
         m.put(MessageType.LEASE_GRANT, grants().map(Message.LeaseGranted::new));
         return m;
     }

@@ -14,6 +14,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.function.Function;
 
 /**
@@ -65,6 +66,12 @@ public final class PeerGroup {
     /** Told (on the changing thread) whenever the wish changes; the watchers turn it into a message to themselves. */
     private final List<Runnable> wishListeners = new CopyOnWriteArrayList<>();
     private final QuorumLease activeLease = new ActiveLease();
+    /** Per backend, whether it knows the requests of allocations (docs/protocol.md, LIST_ALLOCATIONS): not yet known. */
+    private static final int REQUESTS_UNKNOWN = 0;
+    private static final int REQUESTS_KNOWN = 1;
+    private static final int REQUESTS_REFUSED = 2;
+    /** Per backend, {@link #REQUESTS_UNKNOWN}, {@link #REQUESTS_KNOWN} or {@link #REQUESTS_REFUSED}. */
+    private final AtomicIntegerArray requests;
 
     /** A group that always wants the active lease (the single node). */
     public PeerGroup(int backends, Clock clock, Duration timeout) {
@@ -86,6 +93,7 @@ public final class PeerGroup {
         this.shownGrants = new LeaseGrant[backends];
         this.shownExpiry = new long[backends];
         this.mayHold = new boolean[backends];
+        this.requests = new AtomicIntegerArray(backends);
     }
 
     public int size() {
@@ -376,5 +384,26 @@ public final class PeerGroup {
         }
         return link.request(request.apply(certificate())).toCompletableFuture()
                 .orTimeout(timeout.toMillis(), TimeUnit.MILLISECONDS);
+    }
+
+    /**
+     * Whether the node's listings of {@code backend} ask for the requests of its allocations: unless the backend
+     * refused that (an older one; docs/protocol.md, LIST_ALLOCATIONS).
+     */
+    public boolean asksForRequests(int backend) {
+        return requests.get(backend) != REQUESTS_REFUSED;
+    }
+
+    /**
+     * Whether the node's ALLOCATEs to {@code backend} name their request: once a listing of it answered with requests
+     * (a backend older than the field would refuse the frame and close the connection).
+     */
+    public boolean namesRequests(int backend) {
+        return requests.get(backend) == REQUESTS_KNOWN;
+    }
+
+    /** A listing of {@code backend} answered with requests ({@code true}) or refused them ({@code false}). */
+    public void requestsAnswered(int backend, boolean known) {
+        requests.set(backend, known ? REQUESTS_KNOWN : REQUESTS_REFUSED);
     }
 }

@@ -2,6 +2,7 @@ package io.opentmr.tmr.license;
 
 import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.Allocation;
+import io.opentmr.protocol.AllocationRequest;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.CryptDirection;
@@ -917,13 +918,18 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         if (!peers.holdsLease() || peers.epoch() != rebuild.epoch()) {
             return Effect().none();
         }
+        // Counted without their requests: a backend older than them lists none (docs/protocol.md, LIST_ALLOCATIONS).
         Map<Allocation, Integer> holders = new HashMap<>();
+        Map<Long, AllocationRequest> requests = new HashMap<>();
         for (List<Allocation> listing : rebuild.listings()) {
             for (Allocation allocation : listing) {
                 long handleId = allocation.tmrHandleId();
                 if (allocation.key().equals(key) && table.get(handleId).isEmpty() && !table.releasedLately(handleId)
                         && !pending.containsKey(handleId) && !releasing.containsKey(handleId)) {
-                    holders.merge(allocation, 1, Integer::sum);
+                    holders.merge(allocation.withRequest(null), 1, Integer::sum);
+                    if (allocation.request() != null) {
+                        requests.putIfAbsent(handleId, allocation.request());
+                    }
                 }
             }
         }
@@ -940,7 +946,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         SeatTable after = SeatTable.fromSnapshot(table.toSnapshot());
         holders.entrySet().stream().filter(e -> e.getValue() >= 2).map(Map.Entry::getKey)
                 .sorted(java.util.Comparator.comparingLong(Allocation::tmrHandleId)).forEach(allocation -> {
-                    Seat seat = rebuiltSeat(allocation, now);
+                    Seat seat = rebuiltSeat(allocation.withRequest(requests.get(allocation.tmrHandleId())), now);
                     if (!rebuilt.containsKey(seat.handleId()) && after.admit(seat.mode(), seat.station(),
                             agreed.quantity(), name(), pendingSeats).isEmpty()) {
                         after.add(seat);
@@ -969,15 +975,18 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     }
 
     /**
-     * A seat as the backends' ALLOCATE describes it. Neither the host name the client gave nor the request that opened
-     * it is known: without a host the seat names no request (as a seat journaled before requests were kept).
+     * A seat as the backends' ALLOCATE describes it, naming the request that opened it when the backends listed it: a
+     * re-sent ACCESS of the client that never got the answer then gets this handle. Without a request (a backend older
+     * than them, an allocation of a node before them) the seat names none, as a seat journaled before requests were
+     * kept, and a re-sent ACCESS gets a second handle while this one waits for {@code cleanup-timeout}.
      */
     private static Seat rebuiltSeat(Allocation allocation, long now) {
         HandleOwner owner = allocation.owner();
+        AllocationRequest request = allocation.request();
         return new Seat(allocation.tmrHandleId(), allocation.accessMode(), allocation.featureBits(), owner.host(),
                 owner.user(), owner.pid(), owner.sessionId(),
                 Base64.getEncoder().encodeToString(allocation.tokenDigest().toArray()), allocation.epoch(), now,
-                null, 0);
+                request == null ? null : request.host(), request == null ? 0 : request.requestId());
     }
 
     private Effect<TmrLicenseEvent, SeatTable> onResyncAll(ResyncAll all) {
@@ -1054,8 +1063,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         for (Seat seat : table.all()) {
             // A seat being released was freed already; allocating it again would leave it behind.
             if (!heldIds.contains(seat.handleId()) && !releasing.containsKey(seat.handleId())) {
-                calls.add(peers.call(backend, certificate -> new Message.Allocate(certificate, allocation(seat),
-                        peers.deadline())));
+                calls.add(peers.call(backend, certificate -> allocate(certificate, backend, allocation(seat))));
             }
         }
         // Accesses under way that were sent before this backend got seat writes: their seats are added here, so
@@ -1065,8 +1073,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             Seat seat = under.request.seat();
             if (!under.finished && !under.request.asked().get(backend) && !heldIds.contains(seat.handleId())
                     && table.get(seat.handleId()).isEmpty()) {
-                calls.add(peers.call(backend, certificate -> new Message.Allocate(certificate, allocation(seat),
-                        peers.deadline())));
+                calls.add(peers.call(backend, certificate -> allocate(certificate, backend, allocation(seat))));
             }
         }
         int added = calls.size() - freed;
@@ -1201,8 +1208,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         for (int backend = targets.nextSetBit(0); backend >= 0; backend = targets.nextSetBit(backend + 1)) {
             int asked = backend;
             long id = handleId;
-            context.pipeToSelf(peers.call(asked,
-                            certificate -> new Message.Allocate(certificate, allocation, peers.deadline())),
+            context.pipeToSelf(peers.call(asked, certificate -> allocate(certificate, asked, allocation)),
                     (reply, failure) -> new Allocated(id, asked, answer(reply, failure)));
         }
         // Journaled while the backends allocate, not after: a node restarted between the two finds the seat in
@@ -1277,7 +1283,14 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private Allocation allocation(Seat seat) {
         return new Allocation(seat.handleId(), key, seat.mode(), seat.featureBits(),
                 new HandleOwner(seat.station(), seat.user(), seat.pid(), seat.sessionId()),
-                Bytes.of(Base64.getDecoder().decode(seat.tokenDigest())), seat.epoch());
+                Bytes.of(Base64.getDecoder().decode(seat.tokenDigest())), seat.epoch(),
+                seat.host() == null ? null : new AllocationRequest(seat.host(), seat.requestId()));
+    }
+
+    /** ALLOCATE of {@code allocation} to {@code backend}: naming its request if that backend keeps requests. */
+    private Message.Allocate allocate(LeaseCertificate certificate, int backend, Allocation allocation) {
+        return new Message.Allocate(certificate, peers.namesRequests(backend) ? allocation
+                : allocation.withRequest(null), peers.deadline());
     }
 
     private Message free(LeaseCertificate certificate, long handleId) {
