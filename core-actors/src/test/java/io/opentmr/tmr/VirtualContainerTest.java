@@ -11,6 +11,7 @@ import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.LeaseGrant;
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.LicenseKey;
 import io.opentmr.protocol.Message;
 import io.opentmr.protocol.Serial;
@@ -534,21 +535,45 @@ class VirtualContainerTest {
         peers.linkUp(1, link);
         var listing = BackendListing.list(peers, 1, Runnable::run).toCompletableFuture();
         var first = link.next();
-        assertEquals(new Message.ListAllocations(0, BackendListing.PAGE), first.getKey());
-        first.getValue().complete(new Message.AllocationList(List.of(heldAllocation(5), heldAllocation(-7)), true));
+        assertEquals(new Message.ListAllocations(0, BackendListing.PAGE, true), first.getKey());
+        first.getValue().complete(new Message.AllocationList(List.of(heldAllocation(5), heldAllocation(-7)), true,
+                true));
         var second = link.next();
-        assertEquals(new Message.ListAllocations(-7, BackendListing.PAGE), second.getKey(),
+        assertEquals(new Message.ListAllocations(-7, BackendListing.PAGE, true), second.getKey(),
                 "the next page after the last handle id, unsigned");
         var other = new io.opentmr.protocol.Allocation(-3, UNITS, AccessMode.USERLIMIT, 0,
                 new io.opentmr.protocol.HandleOwner("ws-2", "bo", 2, 2), Bytes.of(new byte[32]), 1);
-        second.getValue().complete(new Message.AllocationList(List.of(other), false));
+        second.getValue().complete(new Message.AllocationList(List.of(other), false, true));
         assertEquals(Map.of(SEATS, List.of(heldAllocation(5), heldAllocation(-7)), UNITS, List.of(other)),
                 listing.get(10, java.util.concurrent.TimeUnit.SECONDS));
         assertTrue(link.asked.isEmpty(), "no page after the last");
+        assertTrue(peers.namesRequests(1), "a backend that listed requests is sent them with ALLOCATE");
 
         var failing = BackendListing.list(peers, 1, Runnable::run).toCompletableFuture();
         link.next().getValue().complete(new Message.Error(CmError.INVALID_HANDLE.code(), "no"));
         assertTrue(failing.isCompletedExceptionally(), "an answer that is no page fails the listing");
+    }
+
+    @Test
+    void aBackendThatRefusesTheRequestsOfAllocationsIsListedAndAllocatedWithoutThemFromThenOn() throws Exception {
+        PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(30));
+        HeldLink link = new HeldLink();
+        peers.linkUp(1, link);
+        assertFalse(peers.namesRequests(1), "not before a listing showed the backend keeps them");
+
+        var refused = BackendListing.list(peers, 1, Runnable::run).toCompletableFuture();
+        var asked = link.next();
+        assertTrue(((Message.ListAllocations) asked.getKey()).withRequests());
+        // An older backend: the trailing byte breaks its layout (ERROR 105, and it closes the connection).
+        asked.getValue().completeExceptionally(new CmFailure(CmError.INVALID_PARAMETER, "1 unexpected trailing bytes"));
+        assertTrue(refused.isCompletedExceptionally());
+
+        var again = BackendListing.list(peers, 1, Runnable::run).toCompletableFuture();
+        var plain = link.next();
+        assertEquals(new Message.ListAllocations(0, BackendListing.PAGE), plain.getKey(), "asked without them");
+        plain.getValue().complete(new Message.AllocationList(List.of(heldAllocation(5)), false));
+        assertEquals(Map.of(SEATS, List.of(heldAllocation(5))), again.get(10, java.util.concurrent.TimeUnit.SECONDS));
+        assertFalse(peers.namesRequests(1), "its ALLOCATEs name no request");
     }
 
     @Test
