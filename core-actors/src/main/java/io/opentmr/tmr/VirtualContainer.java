@@ -1041,18 +1041,17 @@ public final class VirtualContainer
         gathering = false;
         List<Map<LicenseKey, List<Allocation>>> taken = new ArrayList<>();
         listed.stream().filter(java.util.Objects::nonNull).forEach(taken::add);
-        licenses.forEach((key, license) -> {
-            List<List<Allocation>> held = new ArrayList<>();
-            for (Map<LicenseKey, List<Allocation>> listing : taken) {
-                List<Allocation> of = listing.get(key);
-                if (of != null && !of.isEmpty()) {
-                    held.add(of);
+        // Every license gets each complete listing, empty or not: what two or more backends hold and the journal lacks
+        // is rebuilt, what the journal holds and no backend does is dropped (TmrLicense#onRebuild).
+        if (taken.size() >= 2) {
+            licenses.forEach((key, license) -> {
+                List<List<Allocation>> held = new ArrayList<>();
+                for (Map<LicenseKey, List<Allocation>> listing : taken) {
+                    held.add(listing.getOrDefault(key, List.of()));
                 }
-            }
-            if (held.size() >= 2) {
                 license.tell(new TmrLicense.Rebuild(leaseEpoch, held));
-            }
-        });
+            });
+        }
         for (int b = 0; b < listed.size(); b++) {
             if (listed.get(b) != null) {
                 resyncWanting(b, listed.get(b));

@@ -491,7 +491,8 @@ class VirtualContainerTest {
         assertInstanceOf(Message.ListAllocations.class, again.getKey(), "backend 1 listed again");
         again.getValue().complete(new Message.AllocationList(List.of(held), false));
         Object told = licenses.receiveMessage(Duration.ofSeconds(10));
-        assertEquals(new Told(SEATS, new TmrLicense.Rebuild(3, List.of(List.of(held), List.of(held)))), told);
+        assertEquals(new Told(SEATS, new TmrLicense.Rebuild(3, List.of(List.of(held), List.of(held), List.of()))),
+                told, "each complete listing, the empty one too");
         expectTold(licenses, SEATS, new TmrLicense.Resync(1, List.of(held)));
     }
 

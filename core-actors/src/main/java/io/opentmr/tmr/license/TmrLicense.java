@@ -108,8 +108,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
      * The allocations each backend listed for this license when the node gained the lease, before their re-syncs:
      * a handle two or more backends hold alike that the journal does not know (granted by a node that acknowledged
      * it with its own log alone and died) is journaled again from the backends' ALLOCATE metadata, so the re-syncs
-     * keep it and its client resumes it, instead of freeing it. A handle the journal released lately stays freed.
-     * {@code epoch}: the lease's epoch at whose gain the backends were listed; in any other epoch the listings may
+     * keep it and its client resumes it, instead of freeing it. A handle the journal released lately stays freed. A
+     * seat of the journal that no listing holds is dropped instead of allocated again ({@link #staleAtTheGain}).
+     * {@code listings}: one per backend listed completely, empty where it holds nothing of this license. {@code epoch}: the lease's epoch at whose gain the backends were listed; in any other epoch the listings may
      * miss what another node wrote or freed meanwhile, and the rebuild is dropped (that gain sends its own).
      */
     public record Rebuild(long epoch, List<List<Allocation>> listings) implements Command {
@@ -434,6 +435,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     static final String RELEASED = "released by its client";
     static final String RECLAIMED = "reclaimed after ";
     static final String NOT_ALLOCATED = "not allocated: ";
+    /** A journal's seat no backend holds at the lease's gain ({@link #staleAtTheGain}): no tracking line. */
+    static final String NO_BACKEND_HOLDS_IT = NOT_ALLOCATED + "no backend holds it at the take-over";
 
     /**
      * The tracking event of a journaled release: {@code reclaim} for a reclaim, none for a seat the backends
@@ -939,11 +942,14 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             return Effect().none();
         }
         long now = clock.millis();
+        List<Seat> stale = staleAtTheGain(rebuild);
         Map<Long, Seat> rebuilt = new LinkedHashMap<>();
-        // Within the quantity only, in the order of the handles: the journal's seats first (the old active may have
-        // freed one on the backends and granted its seat again, journaling both with its own log alone), so a
-        // rebuild never counts more seats than the license has; the re-syncs free the handles left out.
+        // Within the quantity only, in the order of the handles, after the journal's seats that a backend still holds
+        // (the old active may have freed a seat on the backends and granted it again, journaling both with its own
+        // log alone: the seat it freed is stale, dropped above), so a rebuild never counts more seats than the
+        // license has; the re-syncs free the handles left out.
         SeatTable after = SeatTable.fromSnapshot(table.toSnapshot());
+        stale.forEach(seat -> SeatTable.apply(after, new SeatReleased(seat.handleId(), NO_BACKEND_HOLDS_IT, now)));
         holders.entrySet().stream().filter(e -> e.getValue() >= 2).map(Map.Entry::getKey)
                 .sorted(java.util.Comparator.comparingLong(Allocation::tmrHandleId)).forEach(allocation -> {
                     Seat seat = rebuiltSeat(allocation.withRequest(requests.get(allocation.tmrHandleId())), now);
@@ -957,12 +963,26 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             integrity().warn("{}: handle(s) two or more backends hold that the journal lacks exceed the quantity "
                     + "{}: only {} rebuilt, the others are freed", name(), agreed.quantity(), rebuilt.size());
         }
-        if (rebuilt.isEmpty()) {
+        if (rebuilt.isEmpty() && stale.isEmpty()) {
             return Effect().none();
         }
-        List<TmrLicenseEvent> events = new ArrayList<>(rebuilt.size() + 1);
+        List<TmrLicenseEvent> events = new ArrayList<>(stale.size() + rebuilt.size() + 1);
+        stale.forEach(seat -> events.add(new SeatReleased(seat.handleId(), NO_BACKEND_HOLDS_IT, now)));
         rebuilt.values().forEach(seat -> events.add(new SeatGranted(seat, now)));
         return persistTimed(events, now, state -> {
+            for (Seat seat : stale) {
+                lives.remove(seat.handleId());
+                parent.closed(key, seat.handleId());
+            }
+            if (!stale.isEmpty()) {
+                LOG.warn("{}: {} seat(s) of the journal that no backend holds at the take-over were dropped (released, "
+                        + "or never granted, by a node that journaled alone): {}", name(), stale.size(),
+                        stale.stream().map(seat -> Long.toUnsignedString(seat.handleId())).toList());
+            }
+            if (rebuilt.isEmpty()) {
+                publishSeats();
+                return;
+            }
             for (Seat seat : rebuilt.values()) {
                 lives.put(seat.handleId(), new Life(UNBOUND, now));
                 tracking.access(key, seat.handleId(), seat.mode(), owner(seat), null, now);
@@ -972,6 +992,34 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                     + "acknowledged them alone): rebuilt from the backends' allocations", name(), rebuilt.size());
             publishSeats();
         });
+    }
+
+    /**
+     * The journal's seats that no backend holds at the lease's gain, which are dropped rather than allocated again:
+     * with two or more complete listings a seat that was granted (allocated on two backends of three) is on at least one
+     * of them, so a seat none lists was released on the backends by a node that journaled the release with its own log
+     * alone, or never granted (the node died before its ALLOCATEs arrived; its client sends the ACCESS again). Only
+     * while no backend was re-synced since the gain (the license has not served in this epoch: every seat it knows
+     * was there when the listings were taken) and not for seats being allocated or released now.
+     */
+    private List<Seat> staleAtTheGain(Rebuild rebuild) {
+        if (rebuild.listings().size() < 2 || !sync.usable().isEmpty()) {
+            return List.of();
+        }
+        java.util.Set<Long> listed = new java.util.HashSet<>();
+        rebuild.listings().forEach(listing -> listing.forEach(allocation -> {
+            if (allocation.key().equals(key)) {
+                listed.add(allocation.tmrHandleId());
+            }
+        }));
+        List<Seat> stale = new ArrayList<>();
+        for (Seat seat : table.all()) {
+            long handleId = seat.handleId();
+            if (!listed.contains(handleId) && !pending.containsKey(handleId) && !releasing.containsKey(handleId)) {
+                stale.add(seat);
+            }
+        }
+        return stale;
     }
 
     /**

@@ -368,9 +368,17 @@ class TmrLicenseRestartTest {
         Parent after = new Parent();
         ActorRef<TmrLicense.Command> taking = spawn(key, peers, after);
         awaitRecoveries(after, 1);
-        taking.tell(new TmrLicense.Rebuild(peers.epoch(), List.of(List.of(other), List.of(other))));
+        taking.tell(new TmrLicense.Rebuild(peers.epoch(), List.of(List.of(other), List.of(other), List.of())));
         syncAll(taking, fakes, after, all, product, key);
-        assertTrue(after.handles <= 1, "a license of 1 seat counts " + after.handles + " handles after the rebuild");
+        assertEquals(1, after.handles, "a license of 1 seat counts one handle after the rebuild");
+        // The backends decide: the seat they hold is the granted one, the journal's seat none holds was released.
+        assertTrue(after.openedIds.contains(other.tmrHandleId()), "the handle the backends hold is rebuilt");
+        for (FakeBackend fake : fakes) {
+            assertEquals(Set.of(other.tmrHandleId()), fake.held(), fake.backendName() + " holds the granted handle");
+        }
+        TestProbe<TmrLicense.Reply> resumed = kit.createTestProbe();
+        taking.tell(new TmrLicense.Resume(kept, io.opentmr.protocol.Bytes.of(new byte[0]), SESSION, resumed.getRef()));
+        assertInstanceOf(TmrLicense.Refused.class, resumed.receiveMessage(), "the released seat stays released");
         kit.stop(taking, REPLY);
     }
 
