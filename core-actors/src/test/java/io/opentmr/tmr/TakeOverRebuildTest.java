@@ -94,7 +94,8 @@ class TakeOverRebuildTest {
                 return resumed.get() instanceof Message.AccessOk || resumed.get() instanceof Message.Error error
                         && error.code() != TmrTestGroup.QUORUM_LOST;
             });
-            assertInstanceOf(Message.AccessOk.class, resumed.get(), "RESUME of the handle two backends hold");
+            assertInstanceOf(Message.AccessOk.class, resumed.get(), "RESUME of the handle two backends hold: "
+                    + resumed.get());
         }
         Await.until("backends 1 and 2 still hold the handle", () -> handlesOn(0).contains(handle)
                 && handlesOn(1).contains(handle));
