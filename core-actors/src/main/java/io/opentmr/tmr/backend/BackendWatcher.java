@@ -38,7 +38,9 @@ import org.slf4j.LoggerFactory;
  * ({@link RestartSource} around connect-then-tick): a connection that closes ends the inner stream and
  * the restart connects again after the backoff. Each tick renews the lease on that backend (acquires it
  * when not held), and that request is the heartbeat: {@code missed-heartbeats} ticks without its answer
- * and the backend counts as down, its connection is closed, and the stream reconnects.
+ * and the backend counts as down, its connection is closed, and the stream reconnects. Not while the backend's grant
+ * to this node is current by the node's clock: closing would free the grant for a rival at once, so the connection is
+ * kept until the grant runs out (at most the lease TTL after its last renewal).
  *
  * <p>Asking for the lease is a switch ({@link PeerGroup#leaseWanted()}): while the node does not want it, the
  * heartbeat is an INVENTORY, and a grant the backend may still hold is given back with LEASE_RELEASE. The
@@ -271,6 +273,19 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
         giveBackMinorityGrant();
         if (leaseOutstanding) {
             missed++;
+            if (missed >= settings.missedHeartbeats() && group.grantEpoch(index) >= 0) {
+                // The backend's grant is still this node's, by the node's own clock: closing the connection would
+                // free it on the backend at once, and a twin's standby, which asks at every heartbeat, would take it.
+                // That grant's higher epoch fences this node's certificate on the backend, so one backend stalling
+                // for a moment (a starved machine) would end the active node's role. The connection is kept until
+                // the grant runs out; a backend that answers before then goes on as if nothing happened, and the
+                // writes it missed meanwhile are re-synced as any missed write.
+                if (missed == settings.missedHeartbeats()) {
+                    LOG.warn("{}: {} heartbeats missed; its grant to this node is still current, so the connection "
+                            + "is kept until it runs out", name(), missed);
+                }
+                return this;
+            }
             if (missed >= settings.missedHeartbeats()) {
                 PeerLink gone = link;
                 down(missed + " heartbeats missed");

@@ -195,6 +195,40 @@ class BackendQuorumLeaseTest {
         assertEquals(0, a.grantsHeld());
     }
 
+    /**
+     * A backend that stops answering for longer than the missed heartbeats but less than the lease TTL (a starved
+     * machine): the node keeps its connection, so the backend does not free its grant and a rival asking at every
+     * heartbeat (a twin's standby) does not take it; when the backend answers again the node holds all three grants at
+     * its epoch. Closing the connection at the third missed heartbeat gave the rival that backend's grant at a higher
+     * epoch, which fenced the holder's certificate there and ended its role.
+     */
+    @Test
+    void aBackendSilentForLessThanTheLeaseTtlKeepsItsGrantWithTheHolderAndNoRivalTakesIt() throws Exception {
+        TmrNode a = linkedNode(Map.of());
+        Await.until("the node holds all three grants", () -> a.peerGroup().grantsHeld() == 3);
+        long epochA = a.peerGroup().epoch();
+        TmrNode b = group.startOtherNode("node-b", "127.0.2.2", Map.of());
+        Await.until("the rival is connected to the three backends", () -> b.backendsLinked() == 3);
+
+        group.link(0).freeze();
+        // Silent for 1.2 s: past 3 missed heartbeats of 250 ms, within the 2 s TTL. A fault's length, not a wait.
+        long until = System.nanoTime() + Duration.ofMillis(1_200).toNanos();
+        int rivalGrants = 0;
+        while (System.nanoTime() < until) {
+            rivalGrants = Math.max(rivalGrants, b.peerGroup().grantsHeld());
+            Thread.sleep(20);
+        }
+        group.link(0).thaw();
+        Await.until("the node holds all three grants again", () -> a.peerGroup().grantsHeld() == 3);
+        for (int i = 0; i < 10; i++) {
+            rivalGrants = Math.max(rivalGrants, b.peerGroup().grantsHeld());
+            Thread.sleep(50);
+        }
+        assertEquals(0, rivalGrants, "grants the rival held");
+        assertEquals(epochA, a.peerGroup().epoch(), "the holder's epoch");
+        assertTrue(a.peerGroup().holdsLease());
+    }
+
     @Test
     void aReleaseABackendNeverAnswersEndsInALeaseTimeoutAndCompletesOnceItAnswers() throws Exception {
         // The frozen backend's connection is kept (no heartbeats counted missed), so nothing frees its grant.
