@@ -73,8 +73,11 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
     private record ActivationDue(long epoch) implements Command {
     }
 
-    /** A backend's allocations, listed once the node held the lease at {@code epoch} ({@link #prelist}). */
-    private record Listed(long epoch, int backend, long generation,
+    /**
+     * A backend's allocations, listed once the node held the lease at {@code epoch} ({@link #prelist}); {@code fenced}:
+     * the backend had granted the node that epoch when the listing started.
+     */
+    private record Listed(long epoch, int backend, long generation, boolean fenced,
                           Map<LicenseKey, List<Allocation>> byKey, Throwable failure) implements Command {
     }
 
@@ -303,8 +306,9 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
             int backend = b;
             long generation = ++listingGeneration[b];
             prelisted[b] = null;
+            boolean fenced = peers.grantEpoch(backend) == listedEpoch;
             getContext().pipeToSelf(BackendListing.list(peers, backend, getContext().getExecutionContext()),
-                    (byKey, failure) -> new Listed(listedEpoch, backend, generation, byKey, failure));
+                    (byKey, failure) -> new Listed(listedEpoch, backend, generation, fenced, byKey, failure));
         }
     }
 
@@ -319,7 +323,8 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
                     listed.failure().toString());
             return this;
         }
-        VirtualContainer.Prelisted listing = new VirtualContainer.Prelisted(listed.epoch(), backend, listed.byKey());
+        VirtualContainer.Prelisted listing = new VirtualContainer.Prelisted(listed.epoch(), backend, listed.byKey(),
+                listed.fenced());
         if (container != null) {
             container.tell(listing);
         } else {

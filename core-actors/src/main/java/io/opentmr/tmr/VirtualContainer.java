@@ -162,8 +162,10 @@ public final class VirtualContainer
      * A backend's allocations listed by the twin's role once the node held the lease at {@code epoch}, before this
      * container was started: taken as the listing of the lease's gain (see {@link #listed}) when the container gains
      * the lease at that epoch, so a take-over lists the backends while the journal and licenses recover.
+     * {@code fenced}: the backend had granted the node that epoch when the listing started ({@link #listedFenced}).
      */
-    record Prelisted(long epoch, int backend, Map<LicenseKey, List<Allocation>> byKey) implements Command {
+    record Prelisted(long epoch, int backend, Map<LicenseKey, List<Allocation>> byKey, boolean fenced)
+            implements Command {
     }
 
     private enum CheckLease implements Command {
@@ -295,6 +297,16 @@ public final class VirtualContainer
     private final List<Map<LicenseKey, List<Allocation>>> listed = new ArrayList<>();
     /** Per backend, whether the listing started at the lease's gain is still under way. */
     private final boolean[] prefetching;
+    /**
+     * Per backend, whether its listing in {@link #listed} was started once the backend had granted the node the lease's
+     * epoch: it then refused every write of an older epoch, so an ALLOCATE of the old active it carried out came before
+     * the listing. A listing carries no certificate: a backend that has not granted the epoch (the old active's lease
+     * there still runs) may carry one out after it was listed. Only these count for dropping a journal's seat no
+     * listing holds ({@link TmrLicense.Rebuild#fenced}).
+     */
+    private final boolean[] listedFenced;
+    /** Per backend, whether it had granted the lease's epoch when the listing of the gain under way was started. */
+    private final boolean[] fencedAtStart;
     /** Per backend, the listing the twin's role took at the lease's gain ({@link Prelisted}); null when none. */
     private final Prelisted[] prelisted;
     /**
@@ -380,6 +392,8 @@ public final class VirtualContainer
         this.resyncGeneration = new long[backends];
         this.resyncRunning = new boolean[backends];
         this.prefetching = new boolean[backends];
+        this.listedFenced = new boolean[backends];
+        this.fencedAtStart = new boolean[backends];
         this.prelisted = new Prelisted[backends];
         for (int i = 0; i < backends; i++) {
             wanting.add(new HashSet<>());
@@ -613,6 +627,7 @@ public final class VirtualContainer
                 }
                 if (taken != null && taken.epoch() == epoch) {
                     listed.set(b, taken.byKey());
+                    listedFenced[b] = taken.fenced();
                 } else {
                     prefetching[b] = true;
                     startResync(b);
@@ -936,6 +951,9 @@ public final class VirtualContainer
         }
         resyncRunning[backend] = true;
         long generation = ++resyncGeneration[backend];
+        if (prefetching[backend]) {
+            fencedAtStart[backend] = peers.grantEpoch(backend) == leaseEpoch;
+        }
         context.pipeToSelf(BackendListing.list(peers, backend, context.getExecutionContext()),
                 (byKey, failure) -> new Listing(backend, generation, byKey, failure));
     }
@@ -964,6 +982,7 @@ public final class VirtualContainer
             prefetching[backend] = false;
             if (!status.reconciled()) {
                 listed.set(backend, listing.byKey());
+                listedFenced[backend] = fencedAtStart[backend];
             }
             if (gathering) {
                 endGatheringIfDone();
@@ -999,6 +1018,7 @@ public final class VirtualContainer
             resyncRunning[backend] = false;
             prefetching[backend] = false;
             listed.set(backend, listing.byKey());
+            listedFenced[backend] = listing.fenced();
             if (gathering) {
                 endGatheringIfDone();
             } else {
@@ -1040,16 +1060,24 @@ public final class VirtualContainer
         }
         gathering = false;
         List<Map<LicenseKey, List<Allocation>>> taken = new ArrayList<>();
-        listed.stream().filter(java.util.Objects::nonNull).forEach(taken::add);
+        int fenced = 0;
+        for (int b = 0; b < listed.size(); b++) {
+            if (listed.get(b) != null) {
+                taken.add(listed.get(b));
+                fenced += listedFenced[b] ? 1 : 0;
+            }
+        }
+        int fencedListings = fenced;
         // Every license gets each complete listing, empty or not: what two or more backends hold and the journal lacks
-        // is rebuilt, what the journal holds and no backend does is dropped (TmrLicense#onRebuild).
+        // is rebuilt, what the journal holds and no backend does is dropped if two or more listings were taken after
+        // their backends fenced the old epoch (TmrLicense#onRebuild).
         if (taken.size() >= 2) {
             licenses.forEach((key, license) -> {
                 List<List<Allocation>> held = new ArrayList<>();
                 for (Map<LicenseKey, List<Allocation>> listing : taken) {
                     held.add(listing.getOrDefault(key, List.of()));
                 }
-                license.tell(new TmrLicense.Rebuild(leaseEpoch, held));
+                license.tell(new TmrLicense.Rebuild(leaseEpoch, held, fencedListings));
             });
         }
         for (int b = 0; b < listed.size(); b++) {

@@ -380,7 +380,7 @@ class VirtualContainerTest {
                 standIns(licenses.getRef())));
         // The twin's role listed backend 3 once it held the lease at epoch 3, before the container started.
         var held = heldAllocation(42);
-        container.tell(new VirtualContainer.Prelisted(3, 2, Map.of(SEATS, List.of(held))));
+        container.tell(new VirtualContainer.Prelisted(3, 2, Map.of(SEATS, List.of(held)), false));
         grantLease(peers, 3, "node-a");
         container.tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), counted(SEATS, 0, 1, 2))));
         expectTold(licenses, SEATS, new TmrLicense.ResyncAll(1));
@@ -400,7 +400,7 @@ class VirtualContainerTest {
         ActorRef<VirtualContainer.Command> container = kit.spawn(container(serial, peers, new NodeStatus(peers),
                 standIns(licenses.getRef())));
         // Listed at epoch 2: another node may have held the lease and written since.
-        container.tell(new VirtualContainer.Prelisted(2, 2, Map.of(SEATS, List.of(heldAllocation(42)))));
+        container.tell(new VirtualContainer.Prelisted(2, 2, Map.of(SEATS, List.of(heldAllocation(42))), false));
         grantLease(peers, 3, "node-a");
         container.tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), counted(SEATS, 0, 1, 2))));
         var atGain = link.next();
@@ -425,7 +425,7 @@ class VirtualContainerTest {
         expectTold(licenses, SEATS, new TmrLicense.ResyncAll(1));
         container.tell(new VirtualContainer.NeedsResync(SEATS, 2));
         var held = heldAllocation(42);
-        container.tell(new VirtualContainer.Prelisted(3, 2, Map.of(SEATS, List.of(held))));
+        container.tell(new VirtualContainer.Prelisted(3, 2, Map.of(SEATS, List.of(held)), false));
         expectTold(licenses, SEATS, new TmrLicense.Resync(2, List.of(held)));
         // The container's own listing ends later: dropped, the license is not re-synced twice.
         own.getValue().complete(new Message.AllocationList(List.of(), false));
@@ -457,8 +457,39 @@ class VirtualContainerTest {
         // Backend 2 holds it too: the license hears of both before the re-sync of backend 1 would free it.
         atGain2.getValue().complete(new Message.AllocationList(List.of(held), false));
         Object told = licenses.receiveMessage(Duration.ofSeconds(10));
-        assertEquals(new Told(SEATS, new TmrLicense.Rebuild(3, List.of(List.of(held), List.of(held)))), told);
+        assertEquals(new Told(SEATS, new TmrLicense.Rebuild(3, List.of(List.of(held), List.of(held)), 2)), told);
         expectTold(licenses, SEATS, new TmrLicense.Resync(0, List.of(held)));
+    }
+
+    /**
+     * A listing carries no certificate: backend 3, which has not granted the node the lease's epoch, may still carry out
+     * an ALLOCATE of the old active after it was listed. Its listing counts for the rebuild, not as fenced: with backend
+     * 2 not connected, one listing of the two was taken after its backend fenced the old epoch, and no journal's seat
+     * is dropped on the strength of these two (TmrLicense#staleAtTheGain).
+     */
+    @Test
+    void aListingOfABackendThatHadNotGrantedTheEpochIsNotCountedAsFenced() throws Exception {
+        Serial serial = nextSerial();
+        PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(30));
+        HeldLink first = new HeldLink();
+        HeldLink third = new HeldLink();
+        peers.linkUp(0, first);
+        peers.linkUp(2, third);
+        TestProbe<Object> licenses = kit.createTestProbe();
+        ActorRef<VirtualContainer.Command> container = kit.spawn(container(serial, peers, new NodeStatus(peers),
+                standIns(licenses.getRef())));
+        container.tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), counted(SEATS, 0, 1, 2))));
+        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(0));
+        grantLease(peers, 3, "node-a");
+        var atGain1 = first.next();
+        var atGain3 = third.next();
+        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(1));
+        var held = heldAllocation(42);
+        atGain1.getValue().complete(new Message.AllocationList(List.of(held), false));
+        atGain3.getValue().complete(new Message.AllocationList(List.of(), false));
+        Object told = licenses.receiveMessage(Duration.ofSeconds(10));
+        assertEquals(new Told(SEATS, new TmrLicense.Rebuild(3, List.of(List.of(held), List.of()), 1)), told,
+                "two listings, one of a backend that had granted epoch 3");
     }
 
     /**
@@ -491,7 +522,7 @@ class VirtualContainerTest {
         assertInstanceOf(Message.ListAllocations.class, again.getKey(), "backend 1 listed again");
         again.getValue().complete(new Message.AllocationList(List.of(held), false));
         Object told = licenses.receiveMessage(Duration.ofSeconds(10));
-        assertEquals(new Told(SEATS, new TmrLicense.Rebuild(3, List.of(List.of(held), List.of(held), List.of()))),
+        assertEquals(new Told(SEATS, new TmrLicense.Rebuild(3, List.of(List.of(held), List.of(held), List.of()), 2)),
                 told, "each complete listing, the empty one too");
         expectTold(licenses, SEATS, new TmrLicense.Resync(1, List.of(held)));
     }

@@ -110,10 +110,14 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
      * it with its own log alone and died) is journaled again from the backends' ALLOCATE metadata, so the re-syncs
      * keep it and its client resumes it, instead of freeing it. A handle the journal released lately stays freed. A
      * seat of the journal that no listing holds is dropped instead of allocated again ({@link #staleAtTheGain}).
-     * {@code listings}: one per backend listed completely, empty where it holds nothing of this license. {@code epoch}: the lease's epoch at whose gain the backends were listed; in any other epoch the listings may
-     * miss what another node wrote or freed meanwhile, and the rebuild is dropped (that gain sends its own).
+     * {@code listings}: one per backend listed completely, empty where it holds nothing of this license. {@code epoch}:
+     * the lease's epoch at whose gain the backends were listed; in any other epoch the listings may miss what another
+     * node wrote or freed meanwhile, and the rebuild is dropped (that gain sends its own). {@code fenced}: how many of
+     * the listings were taken from a backend that had granted the node this epoch before it was listed, so refuses
+     * every write of an older epoch: a listing carries no certificate, and a backend that has not granted the epoch
+     * yet (the old active's lease there still runs) may carry out an ALLOCATE of the old active after it was listed.
      */
-    public record Rebuild(long epoch, List<List<Allocation>> listings) implements Command {
+    public record Rebuild(long epoch, List<List<Allocation>> listings, int fenced) implements Command {
     }
 
     /**
@@ -996,14 +1000,17 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
     /**
      * The journal's seats that no backend holds at the lease's gain, which are dropped rather than allocated again:
-     * with two or more complete listings a seat that was granted (allocated on two backends of three) is on at least one
-     * of them, so a seat none lists was released on the backends by a node that journaled the release with its own log
-     * alone, or never granted (the node died before its ALLOCATEs arrived; its client sends the ACCESS again). Only
+     * with two or more complete listings of backends that had fenced the older epochs when they were listed
+     * ({@link Rebuild#fenced}) a seat that was granted (allocated on two backends of three, by the old active before
+     * its epoch was fenced there) is on at least one of them, so a seat none lists was released on the backends by a
+     * node that journaled the release with its own log alone, or never granted (the node died before its ALLOCATEs
+     * arrived; its client sends the ACCESS again). A listing of a backend that had not fenced them may precede the
+     * old active's ALLOCATE there, whose OK with another backend's acknowledged the seat: it does not count. Only
      * while no backend was re-synced since the gain (the license has not served in this epoch: every seat it knows
      * was there when the listings were taken) and not for seats being allocated or released now.
      */
     private List<Seat> staleAtTheGain(Rebuild rebuild) {
-        if (rebuild.listings().size() < 2 || !sync.usable().isEmpty()) {
+        if (rebuild.fenced() < 2 || !sync.usable().isEmpty()) {
             return List.of();
         }
         java.util.Set<Long> listed = new java.util.HashSet<>();

@@ -278,7 +278,7 @@ class TmrLicenseRestartTest {
         Parent after = new Parent();
         ActorRef<TmrLicense.Command> taking = spawn(key, peers, after);
         awaitRecoveries(after, 1);
-        taking.tell(new TmrLicense.Rebuild(peers.epoch(), listings));
+        taking.tell(new TmrLicense.Rebuild(peers.epoch(), listings, 2));
         syncAll(taking, fakes, after, all, product, key);
         for (FakeBackend fake : fakes) {
             assertEquals(Set.of(handle), fake.held(), fake.backendName() + ": rebuilt, not freed; backend 3 again");
@@ -288,7 +288,7 @@ class TmrLicenseRestartTest {
         assertEquals(TmrLicense.Released.INSTANCE, pumpUntilAnswer(fakes, replies));
 
         // A listing taken before that release shows it on two backends: the journal knows it ended, it stays freed.
-        taking.tell(new TmrLicense.Rebuild(peers.epoch(), listings));
+        taking.tell(new TmrLicense.Rebuild(peers.epoch(), listings, 2));
         taking.tell(new TmrLicense.Release(handle, SESSION, replies.getRef()));
         pumpUntilAnswer(fakes, replies);
         assertEquals(List.of(handle), List.copyOf(after.openedIds), "rebuilt once, not again after its release");
@@ -327,7 +327,7 @@ class TmrLicenseRestartTest {
         Parent after = new Parent();
         ActorRef<TmrLicense.Command> taking = spawn(key, peers, after);
         awaitRecoveries(after, 1);
-        taking.tell(new TmrLicense.Rebuild(peers.epoch() - 1, listings));
+        taking.tell(new TmrLicense.Rebuild(peers.epoch() - 1, listings, 2));
         syncAll(taking, fakes, after, all, product, key);
         assertEquals(List.of(), List.copyOf(after.openedIds), "rebuilt from an earlier epoch's listings");
         for (FakeBackend fake : fakes) {
@@ -368,7 +368,7 @@ class TmrLicenseRestartTest {
         Parent after = new Parent();
         ActorRef<TmrLicense.Command> taking = spawn(key, peers, after);
         awaitRecoveries(after, 1);
-        taking.tell(new TmrLicense.Rebuild(peers.epoch(), List.of(List.of(other), List.of(other), List.of())));
+        taking.tell(new TmrLicense.Rebuild(peers.epoch(), List.of(List.of(other), List.of(other), List.of()), 3));
         syncAll(taking, fakes, after, all, product, key);
         assertEquals(1, after.handles, "a license of 1 seat counts one handle after the rebuild");
         // The backends decide: the seat they hold is the granted one, the journal's seat none holds was released.
@@ -379,6 +379,58 @@ class TmrLicenseRestartTest {
         TestProbe<TmrLicense.Reply> resumed = kit.createTestProbe();
         taking.tell(new TmrLicense.Resume(kept, io.opentmr.protocol.Bytes.of(new byte[0]), SESSION, resumed.getRef()));
         assertInstanceOf(TmrLicense.Refused.class, resumed.receiveMessage(), "the released seat stays released");
+        kit.stop(taking, REPLY);
+    }
+
+    /**
+     * A listing carries no lease certificate: a backend that has not granted the new epoch yet (the old active's lease
+     * there still runs) may carry out the old active's ALLOCATE after the new active listed it. The old active got the
+     * OK of that backend and of one that granted the new epoch after it allocated, and acknowledged the handle; the
+     * new active's journal holds the seat. Listed at the gain are backend 2, which fenced the old epoch before that
+     * ALLOCATE came (it refused it), and backend 3, listed before the ALLOCATE came; backend 1, which holds the seat,
+     * is not listed (inventoried only later, or its listing failed past the reconcile timeout). One listing taken after
+     * its backend fenced the old epoch says nothing of a granted seat: it is kept, not dropped.
+     */
+    @Test
+    void aSeatNoListingHoldsIsKeptUnlessTwoListingsWereTakenAfterTheirBackendsFencedTheOldEpoch() {
+        LicenseKey key = new LicenseKey(6_000_010, 42, 907);
+        ProductInfo product = new ProductInfo(key.firmCode(), key.productCode(), 0xFF, "unfenced", 5, 0, key.tmrId(),
+                false, 0, 0, 0, 0, 0, 0);
+        PeerGroup peers = new PeerGroup(3, Clock.systemUTC(), Duration.ofSeconds(30));
+        FakeBackend[] fakes = fakes(key, peers);
+        BitSet all = new BitSet();
+        all.set(0, 3);
+        Parent parent = new Parent();
+        ActorRef<TmrLicense.Command> license = spawn(key, peers, parent);
+        awaitRecoveries(parent, 1);
+        syncAll(license, fakes, parent, all, product, key);
+        // Backend 3 listed by the new active before the old active's ALLOCATE reached it.
+        List<Allocation> listedOn3 = ((Message.AllocationList) fakes[2].now(new Message.ListAllocations(0, 1000)))
+                .allocations();
+        TestProbe<TmrLicense.Reply> replies = kit.createTestProbe();
+        TmrLicense.Client client = new TmrLicense.Client("10.0.0.1", "host", "user", 1, SESSION);
+        license.tell(new TmrLicense.Access(0, AccessMode.USERLIMIT, client, 1, replies.getRef()));
+        TmrLicense.Granted granted = assertInstanceOf(TmrLicense.Granted.class, pumpUntilAnswer(fakes, replies));
+        long handle = granted.handleId();
+        kit.stop(license, REPLY);
+        // Backend 2 had fenced the old epoch: it never allocated the seat.
+        fakes[1].now(new Message.Free(peers.certificate(), handle, key, System.currentTimeMillis() + 10_000));
+        List<Allocation> listedOn2 = ((Message.AllocationList) fakes[1].now(new Message.ListAllocations(0, 1000)))
+                .allocations();
+        assertEquals(List.of(), listedOn2);
+        assertEquals(List.of(), listedOn3);
+
+        Parent after = new Parent();
+        ActorRef<TmrLicense.Command> taking = spawn(key, peers, after);
+        awaitRecoveries(after, 1);
+        // Backend 2 was listed after it fenced the old epoch, backend 3 before: one such listing.
+        taking.tell(new TmrLicense.Rebuild(peers.epoch(), List.of(listedOn2, listedOn3), 1));
+        syncAll(taking, fakes, after, all, product, key);
+        for (FakeBackend fake : fakes) {
+            assertEquals(Set.of(handle), fake.held(), fake.backendName() + " holds the acknowledged handle");
+        }
+        taking.tell(new TmrLicense.Resume(handle, granted.token(), SESSION, replies.getRef()));
+        assertInstanceOf(TmrLicense.Resumed.class, replies.receiveMessage(REPLY), "its client resumes it");
         kit.stop(taking, REPLY);
     }
 
