@@ -43,9 +43,8 @@ public record PersistenceSettings(
         if (queryRefreshInterval.isNegative() || queryRefreshInterval.isZero()) {
             throw new IllegalArgumentException(PATH + ".query.refresh-interval must be positive");
         }
-        if (preallocate < 0 || preallocate > segmentSize) {
-            throw new IllegalArgumentException(PATH + ".preallocate must be between 0 and segment-size, got "
-                    + preallocate);
+        if (preallocate < 0) {
+            throw new IllegalArgumentException(PATH + ".preallocate must be 0 or positive, got " + preallocate);
         }
         if (queryBatchSize < 1) {
             throw new IllegalArgumentException(PATH + ".query.batch-size must be positive");

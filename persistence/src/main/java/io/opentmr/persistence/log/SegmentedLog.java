@@ -1003,7 +1003,7 @@ public final class SegmentedLog implements AutoCloseable {
         if (options.preallocate() == 0 || end <= active.allocated) {
             return;
         }
-        long target = Math.min(end + options.preallocate(), options.segmentSize());
+        long target = Math.max(end, Math.min(end + options.preallocate(), options.segmentSize()));
         for (long at = active.allocated; at < target; ) {
             ByteBuffer zeros = ZEROS.duplicate();
             zeros.limit((int) Math.min(zeros.capacity(), target - at));
