@@ -239,12 +239,14 @@ public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
             this.since = since;
         }
 
+        /** Completes the answer; inside a {@link ReplyBatch#run} the reply waits for the batch's end. */
         public void succeed(T value) {
-            ctx.executor().execute(() -> session.finish(this, value, null));
+            ReplyBatch.execute(ctx.executor(), () -> session.finish(this, value, null));
         }
 
+        /** Fails the answer; inside a {@link ReplyBatch#run} the reply waits for the batch's end. */
         public void fail(Throwable cause) {
-            ctx.executor().execute(() -> session.finish(this, null, cause));
+            ReplyBatch.execute(ctx.executor(), () -> session.finish(this, null, cause));
         }
     }
 
