@@ -351,7 +351,12 @@ public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
 
     private void send(ChannelHandlerContext ctx, int id, Message message, MessageType type,
                       long since) {
-        ctx.channel().writeAndFlush(new Frame(id, message), ctx.channel().voidPromise());
+        Frame frame = new Frame(id, message);
+        if (ReplyBatch.flushLater(ctx.channel())) {
+            ctx.channel().write(frame, ctx.channel().voidPromise());
+        } else {
+            ctx.channel().writeAndFlush(frame, ctx.channel().voidPromise());
+        }
         observe(type, message, since);
     }
 

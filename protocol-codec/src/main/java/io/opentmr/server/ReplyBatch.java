@@ -1,9 +1,12 @@
 package io.opentmr.server;
 
+import io.netty.channel.Channel;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.Executor;
 import java.util.concurrent.RejectedExecutionException;
 import org.slf4j.Logger;
@@ -22,6 +25,8 @@ public final class ReplyBatch {
 
     private static final Logger LOG = LoggerFactory.getLogger(ReplyBatch.class);
     private static final ThreadLocal<Map<Executor, List<Runnable>>> HELD = new ThreadLocal<>();
+    /** Channels written to, not yet flushed, by the batch task running on this event loop; null: none runs. */
+    private static final ThreadLocal<Set<Channel>> FLUSH_LATER = new ThreadLocal<>();
 
     private ReplyBatch() {
     }
@@ -61,12 +66,33 @@ public final class ReplyBatch {
     }
 
     private static void runAll(List<Runnable> tasks) {
-        for (Runnable task : tasks) {
-            try {
-                task.run();
-            } catch (RuntimeException e) {
-                LOG.error("An answer failed on its event loop", e);
+        Set<Channel> unflushed = new LinkedHashSet<>();
+        FLUSH_LATER.set(unflushed);
+        try {
+            for (Runnable task : tasks) {
+                try {
+                    task.run();
+                } catch (RuntimeException e) {
+                    LOG.error("An answer failed on its event loop", e);
+                }
             }
+        } finally {
+            FLUSH_LATER.remove();
+            unflushed.forEach(Channel::flush);
         }
+    }
+
+    /**
+     * Whether {@code channel}'s answer, being written now by one of a batch's tasks on its event loop, may wait for
+     * the flush at the end of that loop's task: one flush (one write to the socket) for every answer of the batch on
+     * the connection, as a TMR node's connection gets many. False outside a batch's task: flush at once.
+     */
+    static boolean flushLater(Channel channel) {
+        Set<Channel> unflushed = FLUSH_LATER.get();
+        if (unflushed == null) {
+            return false;
+        }
+        unflushed.add(channel);
+        return true;
     }
 }
