@@ -26,6 +26,7 @@ import io.opentmr.protocol.LicenseKey;
 import io.opentmr.protocol.UnitsOperation;
 import io.opentmr.protocol.ProductInfo;
 import io.opentmr.protocol.Serial;
+import io.opentmr.server.ReplyBatch;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.security.PublicKey;
@@ -564,7 +565,8 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
             outcomes.forEach(o -> o.afterPersist().run());
             tracking.flush();
             counts.update(state);
-            outcomes.forEach(o -> o.reply().run());
+            // Each event loop gets the batch's replies for its connections as one task: one wake-up, not one a reply.
+            ReplyBatch.run(() -> outcomes.forEach(o -> o.reply().run()));
             whenDone.run();
         };
         if (events.isEmpty()) {

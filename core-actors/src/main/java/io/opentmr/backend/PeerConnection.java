@@ -2,8 +2,10 @@ package io.opentmr.backend;
 
 import io.opentmr.license.Ed25519;
 import io.opentmr.protocol.LeaseGrant;
+import io.opentmr.protocol.Serial;
 import java.security.PublicKey;
 import java.util.Base64;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -38,6 +40,10 @@ final class PeerConnection {
             return size() > VERIFIED_GRANTS;
         }
     };
+    /** The key that last verified a grant of each grantor (a hint for its next grant, never a verdict). */
+    private final Map<Serial, String> grantorKeys = new HashMap<>();
+    /** Group keys decoded once (a key changes only with a new license file). */
+    private final Map<String, PublicKey> publicKeys = new HashMap<>();
     private long verifications;
 
     private record Verified(LeaseGrant grant, String groupKey) {
@@ -73,31 +79,69 @@ final class PeerConnection {
     /**
      * The group key (base64, one of {@code groupKeys}) whose signature {@code grant} carries, or null when
      * none verifies. Only successes are remembered: a forged grant costs its verifications every time.
+     * The key that verified the grantor's last grant is tried first: a renewed grant (new issue time, so a new
+     * signature) then costs one verification, not one per group key before its own.
      */
     String signer(LeaseGrant grant, List<String> groupKeys) {
-        for (String key : groupKeys) {
-            if (verified.get(new Verified(grant, key)) != null) {
-                return key;
-            }
+        String known = verifiedSigner(grant, groupKeys);
+        if (known != null) {
+            return known;
         }
         byte[] payload = null;
+        String hint = grantorKeys.get(grant.grantor());
+        if (hint != null && groupKeys.contains(hint)) {
+            payload = grant.signedPayload();
+            if (verifies(grant, payload, hint)) {
+                return hint;
+            }
+        }
         for (String key : groupKeys) {
-            PublicKey publicKey;
-            try {
-                publicKey = Ed25519.publicKey(Base64.getDecoder().decode(key));
-            } catch (IllegalArgumentException e) {
+            if (key.equals(hint)) {
                 continue;
             }
             if (payload == null) {
                 payload = grant.signedPayload();
             }
-            verifications++;
-            if (Ed25519.verify(publicKey, payload, grant.signature().toArray())) {
-                verified.put(new Verified(grant, key), Boolean.TRUE);
+            if (verifies(grant, payload, key)) {
                 return key;
             }
         }
         return null;
+    }
+
+    /** The group key whose signature {@code grant} was already found to carry, or null: nothing is verified here. */
+    String verifiedSigner(LeaseGrant grant, List<String> groupKeys) {
+        for (String key : groupKeys) {
+            if (verified.get(new Verified(grant, key)) != null) {
+                return key;
+            }
+        }
+        return null;
+    }
+
+    private boolean verifies(LeaseGrant grant, byte[] payload, String key) {
+        PublicKey publicKey = publicKeys.get(key);
+        if (publicKey == null) {
+            try {
+                publicKey = Ed25519.publicKey(Base64.getDecoder().decode(key));
+            } catch (IllegalArgumentException e) {
+                return false;
+            }
+            if (publicKeys.size() >= VERIFIED_GRANTS) {
+                publicKeys.clear();
+            }
+            publicKeys.put(key, publicKey);
+        }
+        verifications++;
+        if (!Ed25519.verify(publicKey, payload, grant.signature().toArray())) {
+            return false;
+        }
+        verified.put(new Verified(grant, key), Boolean.TRUE);
+        if (grantorKeys.size() >= VERIFIED_GRANTS && !grantorKeys.containsKey(grant.grantor())) {
+            grantorKeys.clear();
+        }
+        grantorKeys.put(grant.grantor(), key);
+        return true;
     }
 
     /** Ed25519 verifications done so far: what the memory saves shows here. */

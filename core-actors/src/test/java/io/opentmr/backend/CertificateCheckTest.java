@@ -72,4 +72,33 @@ class CertificateCheckTest {
         refused(check(shortEnd.plusMillis(1), shortOne, longOne), "expired");
         accepted(check(shortEnd.plusMillis(1), shortOne, longOne, grant(2, NOW, 60_000)));
     }
+
+    @Test
+    void aRenewedGrantIsVerifiedUnderTheKeyOfItsGrantorsLastGrantFirst() {
+        // Backend 2's key is the last group key: its first grant is tried under keys 0 and 1 before its own.
+        accepted(check(NOW, grant(2, NOW, 2_000), grant(1, NOW, 2_000)));
+        assertEquals(5, connection.verifications(), "3 for backend 2's grant, 2 for backend 1's");
+        Instant renewed = NOW.plusMillis(250);
+        accepted(check(renewed, grant(2, renewed, 2_000), grant(1, NOW, 2_000)));
+        assertEquals(6, connection.verifications(), "the renewed grant verified once, under backend 2's key");
+    }
+
+    @Test
+    void aNewGrantIsNotVerifiedWhileTwoVerifiedGrantsAreCurrent() {
+        LeaseGrant first = grant(0, NOW, 500);
+        LeaseGrant second = grant(1, NOW, 60_000);
+        accepted(check(NOW, first, second));
+        long verified = connection.verifications();
+        accepted(check(NOW, first, second, grant(2, NOW, 2_000)));
+        LeaseGrant forged = new LeaseGrant(LeaseGrant.ACTIVE_LEASE, "node-a", 3, NOW.toEpochMilli(), 2_000,
+                new Serial(129, 3), Bytes.of(new byte[64]));
+        accepted(check(NOW, forged, first, second));
+        assertEquals(verified, connection.verifications(), "two current verified grants suffice");
+        // Once the first has run out, the third is needed and verified; a forged one still does not count.
+        Instant later = NOW.plusMillis(501).plus(SKEW);
+        accepted(check(later, first, second, grant(2, NOW.plusMillis(1_000), 2_000)));
+        assertTrue(connection.verifications() > verified);
+        refused(check(later, first, second, forged), "expired");
+        refused(check(NOW, first, forged), "too few signers");
+    }
 }

@@ -21,7 +21,8 @@ public record PersistenceSettings(
         int keepSegments,
         Path snapshotDirectory,
         Duration queryRefreshInterval,
-        int queryBatchSize) {
+        int queryBatchSize,
+        long preallocate) {
 
     public static final String PATH = "opentmr.persistence";
     /** The dispatcher of replay and snapshot file I/O (blocking), apart from the plugin actors' own threads. */
@@ -42,6 +43,9 @@ public record PersistenceSettings(
         if (queryRefreshInterval.isNegative() || queryRefreshInterval.isZero()) {
             throw new IllegalArgumentException(PATH + ".query.refresh-interval must be positive");
         }
+        if (preallocate < 0) {
+            throw new IllegalArgumentException(PATH + ".preallocate must be 0 or positive, got " + preallocate);
+        }
         if (queryBatchSize < 1) {
             throw new IllegalArgumentException(PATH + ".query.batch-size must be positive");
         }
@@ -61,7 +65,8 @@ public record PersistenceSettings(
                 c.getInt("compaction.keep-segments"),
                 snapshots.isEmpty() ? dir.resolve("snapshots") : Path.of(snapshots),
                 c.getDuration("query.refresh-interval"),
-                c.getInt("query.batch-size"));
+                c.getInt("query.batch-size"),
+                c.getBytes("preallocate"));
     }
 
     /**
@@ -70,6 +75,6 @@ public record PersistenceSettings(
      */
     public LogOptions logOptions(LongSupplier epoch, LongSupplier replicatedTo) {
         return new LogOptions(directory, segmentSize, fsync, maxBatchBytes, repair, epoch, Syncer.FORCE, keepSegments,
-                replicatedTo);
+                replicatedTo, preallocate);
     }
 }

@@ -21,6 +21,7 @@ class PersistenceSettingsTest {
         assertEquals(FsyncPolicy.BATCH, s.fsync());
         assertEquals(4 << 20, s.maxBatchBytes());
         assertEquals(1, s.keepSegments());
+        assertEquals(1L << 20, s.preallocate());
         assertFalse(s.repair());
         assertEquals(Path.of("journal", "snapshots"), s.snapshotDirectory());
         assertEquals(Duration.ofMillis(100), s.queryRefreshInterval());

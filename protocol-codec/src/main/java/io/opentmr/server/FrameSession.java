@@ -249,12 +249,14 @@ public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
             this.since = since;
         }
 
+        /** Completes the answer; inside a {@link ReplyBatch#run} the reply waits for the batch's end. */
         public void succeed(T value) {
-            ctx.executor().execute(() -> session.finish(this, value, null));
+            ReplyBatch.execute(ctx.executor(), () -> session.finish(this, value, null));
         }
 
+        /** Fails the answer; inside a {@link ReplyBatch#run} the reply waits for the batch's end. */
         public void fail(Throwable cause) {
-            ctx.executor().execute(() -> session.finish(this, null, cause));
+            ReplyBatch.execute(ctx.executor(), () -> session.finish(this, null, cause));
         }
     }
 
@@ -359,7 +361,12 @@ public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
 
     private void send(ChannelHandlerContext ctx, int id, Message message, MessageType type,
                       long since) {
-        ctx.channel().writeAndFlush(new Frame(id, message), ctx.channel().voidPromise());
+        Frame frame = new Frame(id, message);
+        if (ReplyBatch.flushLater(ctx.channel())) {
+            ctx.channel().write(frame, ctx.channel().voidPromise());
+        } else {
+            ctx.channel().writeAndFlush(frame, ctx.channel().voidPromise());
+        }
         observe(type, message, since);
     }
 

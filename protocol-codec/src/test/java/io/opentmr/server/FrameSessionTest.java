@@ -265,6 +265,35 @@ class FrameSessionTest {
      * HELLO, and ACCESS answered by whatever future the test lines up; every answer observed, as metrics
      * observe them.
      */
+    @Test
+    void theAnswersOfOneBatchOnAConnectionGoOutWithOneFlush() {
+        int[] flushes = new int[1];
+        channel.pipeline().addFirst(new io.netty.channel.ChannelOutboundHandlerAdapter() {
+            @Override
+            public void flush(ChannelHandlerContext ctx) throws Exception {
+                flushes[0]++;
+                super.flush(ctx);
+            }
+        });
+        channel.writeInbound(new Frame(1, new Message.Hello("t", "h", "u", 1)));
+        assertInstanceOf(Message.HelloOk.class, next(1));
+        channel.writeInbound(new Frame(2, new Message.Release(7)), new Frame(3, new Message.Release(8)));
+        int before = flushes[0];
+        ReplyBatch.run(() -> {
+            session.later.remove().succeed(new Message.Ok());
+            session.later.remove().succeed(new Message.Ok());
+        });
+        channel.runPendingTasks();
+        assertEquals(1, flushes[0] - before, "one flush for the batch's two answers on this connection");
+        assertInstanceOf(Message.Ok.class, next(2));
+        assertInstanceOf(Message.Ok.class, next(3));
+        channel.writeInbound(new Frame(4, new Message.Release(9)));
+        session.later.remove().succeed(new Message.Ok());
+        channel.runPendingTasks();
+        assertInstanceOf(Message.Ok.class, next(4), "outside a batch an answer is flushed at once");
+        assertEquals(2, flushes[0] - before);
+    }
+
     private static final class TestSession extends FrameSession {
         private final Queue<CompletableFuture<Message>> answers = new ArrayDeque<>();
         /** RELEASE is answered later, by the test. */

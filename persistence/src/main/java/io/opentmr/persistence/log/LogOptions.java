@@ -17,9 +17,20 @@ import java.util.function.LongSupplier;
  * @param replicatedTo    the position below which the log is replicated to the twin (exclusive), read before each
  *                        compaction: a segment with a record at or above it is never compacted or removed, since the
  *                        twin's catch-up reads it. {@code Long.MAX_VALUE} while there is no twin.
+ * @param preallocate     bytes of zeros the writer puts ahead of the active segment's end whenever a write reaches
+ *                        beyond what is already there (never past {@code segmentSize}), so that a group commit's
+ *                        fsync rewrites blocks the file already has instead of growing it: on ext4 and most file
+ *                        systems a file that grows makes every fdatasync commit the file system's journal too.
+ *                        0: off, the file grows with each write
  */
 public record LogOptions(Path directory, long segmentSize, FsyncPolicy fsync, int maxBatchBytes, boolean repair,
-        LongSupplier epoch, Syncer syncer, int keepSegments, LongSupplier replicatedTo) {
+        LongSupplier epoch, Syncer syncer, int keepSegments, LongSupplier replicatedTo, long preallocate) {
+
+    /** As before preallocation existed: the active segment grows with each write. */
+    public LogOptions(Path directory, long segmentSize, FsyncPolicy fsync, int maxBatchBytes, boolean repair,
+            LongSupplier epoch, Syncer syncer, int keepSegments, LongSupplier replicatedTo) {
+        this(directory, segmentSize, fsync, maxBatchBytes, repair, epoch, syncer, keepSegments, replicatedTo, 0);
+    }
 
     /** No twin: every durable record counts as replicated. */
     public static final LongSupplier NO_TWIN = () -> Long.MAX_VALUE;
@@ -40,6 +51,9 @@ public record LogOptions(Path directory, long segmentSize, FsyncPolicy fsync, in
             throw new IllegalArgumentException("keep-segments must be at least 1 (the active segment), got "
                     + keepSegments);
         }
+        if (preallocate < 0) {
+            throw new IllegalArgumentException("preallocate must be 0 or positive, got " + preallocate);
+        }
     }
 
     /** Defaults for a directory: 64 MiB segments, {@code batch} fsync, epoch 0, only the active segment kept. */
@@ -58,35 +72,41 @@ public record LogOptions(Path directory, long segmentSize, FsyncPolicy fsync, in
 
     public LogOptions withSegmentSize(long bytes) {
         return new LogOptions(directory, bytes, fsync, maxBatchBytes, repair, epoch, syncer, keepSegments,
-                replicatedTo);
+                replicatedTo, preallocate);
     }
 
     public LogOptions withFsync(FsyncPolicy policy) {
         return new LogOptions(directory, segmentSize, policy, maxBatchBytes, repair, epoch, syncer, keepSegments,
-                replicatedTo);
+                replicatedTo, preallocate);
     }
 
     public LogOptions withRepair(boolean on) {
         return new LogOptions(directory, segmentSize, fsync, maxBatchBytes, on, epoch, syncer, keepSegments,
-                replicatedTo);
+                replicatedTo, preallocate);
     }
 
     public LogOptions withEpoch(LongSupplier supplier) {
         return new LogOptions(directory, segmentSize, fsync, maxBatchBytes, repair, supplier, syncer, keepSegments,
-                replicatedTo);
+                replicatedTo, preallocate);
     }
 
     public LogOptions withSyncer(Syncer s) {
         return new LogOptions(directory, segmentSize, fsync, maxBatchBytes, repair, epoch, s, keepSegments,
-                replicatedTo);
+                replicatedTo, preallocate);
     }
 
     public LogOptions withKeepSegments(int n) {
-        return new LogOptions(directory, segmentSize, fsync, maxBatchBytes, repair, epoch, syncer, n, replicatedTo);
+        return new LogOptions(directory, segmentSize, fsync, maxBatchBytes, repair, epoch, syncer, n, replicatedTo,
+                preallocate);
     }
 
     public LogOptions withReplicatedTo(LongSupplier position) {
         return new LogOptions(directory, segmentSize, fsync, maxBatchBytes, repair, epoch, syncer, keepSegments,
-                position);
+                position, preallocate);
+    }
+
+    public LogOptions withPreallocate(long bytes) {
+        return new LogOptions(directory, segmentSize, fsync, maxBatchBytes, repair, epoch, syncer, keepSegments,
+                replicatedTo, bytes);
     }
 }

@@ -20,6 +20,10 @@ import java.util.stream.Stream;
  * middle. With fsync {@code never} several writes may be torn at once and be reported as damage in the middle;
  * the {@code repair} option then truncates. An atomic write whose last
  * record is missing at the tail is torn as a whole, so replay never sees half of one.
+ *
+ * <p>Zeros from the end of the last segment's records to the end of its file are not damage: they are the space the
+ * writer preallocates ({@link LogOptions#preallocate()}). Only the last segment may have them (a roll cuts them off
+ * the segment it closes, durably, before the next segment exists); anywhere else they are damage as before.
  */
 public final class LogScanner {
 
@@ -167,6 +171,11 @@ public final class LogScanner {
             long expected = firstPosition;
             while (offset < bytes.size()) {
                 RecordCodec.Decoded d = bytes.decode(offset, maxRecordBytes);
+                if (!d.ok() && last && bytes.zerosFrom(offset)) {
+                    // Zeros the writer put ahead of its next record (preallocation): the end of the log, not damage.
+                    // A record never starts with a zero byte (its magic), so no record can hide in them.
+                    break;
+                }
                 if (!d.ok()) {
                     int resume = nextValid(offset + 1);
                     boolean tail = last && !laterWriteFollows(resume);

@@ -57,6 +57,34 @@ final class SegmentReader implements AutoCloseable {
         return RecordCodec.decode(window, off, off + available, maxRecordBytes);
     }
 
+    /**
+     * Whether every byte from {@code at} to the end of the file is zero: the space the writer preallocated after
+     * its last record (see {@link LogOptions#preallocate()}). True for {@code at} at the end.
+     */
+    boolean zerosFrom(int at) {
+        ByteBuffer chunk = ByteBuffer.allocate(64 * 1024);
+        try {
+            for (long from = at; from < size; ) {
+                chunk.clear().limit((int) Math.min(chunk.capacity(), size - from));
+                int n = readFully(chunk, from);
+                if (n <= 0) {
+                    // The file shrank since it was opened (a live journal's roll cut it): nothing more to read.
+                    return true;
+                }
+                byte[] bytes = chunk.array();
+                for (int i = 0; i < n; i++) {
+                    if (bytes[i] != 0) {
+                        return false;
+                    }
+                }
+                from += n;
+            }
+            return true;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
     /** Whether the record magic starts at {@code at}. */
     boolean hasMagicAt(int at) {
         int off = ensure(at, 4);

@@ -201,6 +201,11 @@ public final class SegmentedLog implements AutoCloseable {
         /** Set once the segment left the log (deleted, replaced by its compacted copy, or the log closed). */
         private boolean gone;
         volatile long size;
+        /**
+         * The writer's: bytes the file holds, at least {@link #size}; the rest after {@code size} is zeros it
+         * preallocated ({@link LogOptions#preallocate()}).
+         */
+        long allocated;
         int live;
         /** Bytes of the records not deleted; what compaction would keep. */
         long liveBytes;
@@ -401,6 +406,8 @@ public final class SegmentedLog implements AutoCloseable {
         }
         for (Segment s : segments.values()) {
             s.sealed = s != active;
+            // Only the last segment may end in zeros (the scan checked they are all zeros); a new one has none.
+            s.allocated = s == active ? Math.max(s.size, s.channel.size()) : s.size;
         }
         if (nextPosition < active.firstPosition) {
             // The active segment's name is the position of its first record: never write below it (a repair that
@@ -975,15 +982,53 @@ public final class SegmentedLog implements AutoCloseable {
             // Recovery tells a torn last write from damage before it by this mark: see LogScanner.
             RecordCodec.markWriteStart(batchBuffer, 0);
         }
+        preallocate(active.size + length);
         ByteBuffer buf = ByteBuffer.wrap(batchBuffer, 0, length);
         long at = active.size;
         while (buf.hasRemaining()) {
             at += active.channel.write(buf, at);
         }
         active.size = at;
+        active.allocated = Math.max(active.allocated, at);
+    }
+
+    private static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(64 * 1024);
+
+    /**
+     * Writes zeros from the active segment's allocated end on, {@code preallocate} bytes past {@code end} (at most
+     * up to segment-size), when a write up to {@code end} would grow the file. The batch's own fsync makes them
+     * durable with it; later fsyncs then rewrite blocks the file has, and no longer commit a size change.
+     */
+    private void preallocate(long end) throws IOException {
+        if (options.preallocate() == 0 || end <= active.allocated) {
+            return;
+        }
+        long target = Math.max(end, Math.min(end + options.preallocate(), options.segmentSize()));
+        for (long at = active.allocated; at < target; ) {
+            ByteBuffer zeros = ZEROS.duplicate();
+            zeros.limit((int) Math.min(zeros.capacity(), target - at));
+            at += active.channel.write(zeros, at);
+        }
+        active.allocated = Math.max(active.allocated, target);
+    }
+
+    /**
+     * Cuts the preallocated zeros off a segment that stops being the active one, durably: only the last segment
+     * may end in zeros (recovery takes zeros anywhere else for damage).
+     */
+    private void trimPreallocated(Segment s) throws IOException {
+        if (s.allocated > s.size) {
+            s.channel.truncate(s.size);
+            if (options.fsync() != FsyncPolicy.NEVER) {
+                options.syncer().sync(s.path, s.channel, s.size);
+            }
+            s.allocated = s.size;
+        }
     }
 
     private void roll() throws IOException {
+        // Before the next segment exists: a crash between the two must not leave zeros in a segment that is not last.
+        trimPreallocated(active);
         Segment next = createSegment(nextPosition);
         LOG.info("journal {}: segment {} closed at {} bytes, writing {}", dir, active.path.getFileName(),
                 active.size, next.path.getFileName());
@@ -1790,6 +1835,7 @@ public final class SegmentedLog implements AutoCloseable {
             for (Segment s : segments.values()) {
                 try {
                     if (s == active && failure == null) {
+                        trimPreallocated(s);
                         s.channel.force(false);
                     }
                     s.closeChannels();
