@@ -173,6 +173,56 @@ class NodeSeveralLicensesTest {
         }
     }
 
+    /**
+     * RESUME_MANY over handles of two licenses: one answer, in the items' order; the handles of both licenses are
+     * bound to the new session, a released handle and a wrong token get 106, and nothing else changes.
+     */
+    @Test
+    void oneResumeManyResumesHandlesOfTwoLicensesAndAnswersAGoneHandleWith106() throws Exception {
+        long[] tmrIds = start(seats(2, 0xFF), seats(2, 0xFF));
+        List<Message.AccessOk> held = new ArrayList<>();
+        try (RawConnection client = connect(1)) {
+            for (int i = 0; i < 4; i++) {
+                held.add(access(client, 0));
+            }
+            assertEquals(List.of(tmrIds[0], tmrIds[0], tmrIds[1], tmrIds[1]),
+                    List.of(licenseOf(client, held.get(0).handleId()), licenseOf(client, held.get(1).handleId()),
+                            licenseOf(client, held.get(2).handleId()), licenseOf(client, held.get(3).handleId())));
+            assertInstanceOf(Message.Ok.class, client.request(new Message.Release(held.get(1).handleId())));
+        }
+        try (RawConnection again = connect(1)) {
+            List<Message.Resume> items = List.of(
+                    new Message.Resume(held.get(2).handleId(), held.get(2).resumeToken()),
+                    new Message.Resume(held.get(0).handleId(), held.get(0).resumeToken()),
+                    new Message.Resume(held.get(1).handleId(), held.get(1).resumeToken()),
+                    new Message.Resume(held.get(3).handleId(), io.opentmr.protocol.Bytes.of(new byte[16])),
+                    new Message.Resume(0x7777_0000_0000_0001L, held.get(0).resumeToken()));
+            Message answer = again.request(new Message.ResumeMany(items));
+            Message.ResumedMany many = assertInstanceOf(Message.ResumedMany.class, answer, answer.toString());
+            int gone = CmError.INVALID_HANDLE.code();
+            assertEquals(List.of(
+                    new Message.ResumedMany.Outcome(held.get(2).handleId(), Message.ResumedMany.RESUMED),
+                    new Message.ResumedMany.Outcome(held.get(0).handleId(), Message.ResumedMany.RESUMED),
+                    new Message.ResumedMany.Outcome(held.get(1).handleId(), gone),
+                    new Message.ResumedMany.Outcome(held.get(3).handleId(), gone),
+                    new Message.ResumedMany.Outcome(0x7777_0000_0000_0001L, gone)), many.items());
+            // Bound to this session: usable here, each on its own license.
+            assertEquals(tmrIds[1], licenseOf(again, held.get(2).handleId()));
+            assertEquals(tmrIds[0], licenseOf(again, held.get(0).handleId()));
+            Message notOurs = again.request(new Message.GetInfo(held.get(3).handleId()));
+            assertEquals(gone, assertInstanceOf(Message.Error.class, notOurs, notOurs.toString()).code());
+            Message empty = again.request(new Message.ResumeMany(List.of()));
+            assertEquals(new Message.ResumedMany(List.of()), empty);
+            // The handle with the wrong token was not taken: its owner's token still resumes it.
+            Message right = again.request(new Message.ResumeMany(List.of(
+                    new Message.Resume(held.get(3).handleId(), held.get(3).resumeToken()))));
+            assertEquals(new Message.ResumedMany(List.of(new Message.ResumedMany.Outcome(held.get(3).handleId(),
+                    Message.ResumedMany.RESUMED))), right);
+            assertEquals(List.of(1L, 2L), listed(again).stream().map(ProductInfo::inUse).sorted().toList(),
+                    "seats in use: one of the first license (one released), two of the second");
+        }
+    }
+
     @Test
     void aRestartedNodeKeepsEachLicensesSeatsAndAReSentAccessStillFindsItsLicense() throws Exception {
         Map<String, Object> node = Map.of(
