@@ -54,7 +54,9 @@ import org.slf4j.LoggerFactory;
  * request can never race.
  *
  * <p>Connection life: TCP connect, HELLO (a standby's NOT_ACTIVE sends us to the active node), RESUME
- * of every open handle, then the session is ready: queued requests go out and keep-alives start.
+ * of the open handles that waiting requests name, then the session is ready: queued requests go out and
+ * keep-alives start, and the other handles are resumed behind them, in RESUME_MANYs where the server
+ * takes them ({@link Resumption}).
  * Requests wait in {@link #pending} until their reply, their timeout, or a connection loss; a loss
  * re-queues the ones that are safe to repeat (they go out again with the same request id) and fails
  * the others with 100.
