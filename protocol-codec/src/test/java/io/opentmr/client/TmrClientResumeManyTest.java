@@ -130,8 +130,9 @@ class TmrClientResumeManyTest {
         assertUsable(handles);
         assertEquals(50, client.openHandles());
         assertEquals(0, server.handleCount() - 50, "nothing granted twice");
-        assertTrue(server.received(MessageType.RESUME_MANY) >= 3, "the probe, the batch with the item not resumed, and "
-                + "its handle again");
+        int many = server.received(MessageType.RESUME_MANY);
+        assertTrue(many >= 2 && many + server.received(MessageType.RESUME) >= 3, "the probe, the batch with the item "
+                + "not resumed, and its handle again (alone when a request waited for it)");
         if (code == 309) {
             assertEquals(2, server.received(MessageType.HELLO), "paced on the same connection");
         }
