@@ -7,9 +7,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.opentmr.license.LicenseIssuer;
+import io.opentmr.client.LicenseHandle;
+import io.opentmr.client.TmrClient;
+import io.opentmr.client.TmrClientOptions;
 import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.Message;
+import io.opentmr.protocol.MessageType;
 import io.opentmr.protocol.ProductInfo;
 import io.opentmr.protocol.testing.NoLeaks;
 import io.opentmr.protocol.testing.RawConnection;
@@ -19,6 +23,7 @@ import io.opentmr.tracking.TrackingLine;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -221,6 +226,55 @@ class NodeSeveralLicensesTest {
             assertEquals(List.of(1L, 2L), listed(again).stream().map(ProductInfo::inUse).sorted().toList(),
                     "seats in use: one of the first license (one released), two of the second");
         }
+    }
+
+    /**
+     * The SDK against a restarted node: 70 handles over two licenses, no request waiting, are resumed in RESUME_MANYs
+     * (one handle to learn the node takes them, then the others), each on its own license, not one RESUME each.
+     */
+    @Test
+    void theSdkResumesManyHandlesOfTwoLicensesOnARestartedNodeInResumeManys() throws Exception {
+        Map<String, Object> node = TmrTestGroup.restartableNode(dir.resolve("node-journal"));
+        long[] tmrIds = start(seats(40, 0xFF), seats(40, 0xFF), node);
+        try (TmrClient client = TmrClient.connect(TmrClientOptions.builder().addresses(group.nodeAddress())
+                .requestTimeout(Duration.ofSeconds(30)).build())) {
+            List<LicenseHandle> handles = new ArrayList<>();
+            for (int i = 0; i < 70; i++) {
+                handles.add(client.access(FIRM, PRODUCT));
+            }
+            group.stopNode();
+            startNode(node);
+            Await.until("every handle resumed on the restarted node", () -> resumes().getOrDefault(
+                    MessageType.RESUME_MANY.name(), 0L) >= 2 && client.openHandles() == 70);
+            for (int i = 0; i < handles.size(); i++) {
+                LicenseHandle handle = handles.get(i);
+                assertEquals(i < 40 ? tmrIds[0] : tmrIds[1], handle.info().product().tmrId(), handle.toString());
+            }
+            Map<String, Long> resumes = resumes();
+            assertEquals(2L, resumes.get(MessageType.RESUME_MANY.name()), resumes.toString());
+            assertEquals(0L, resumes.getOrDefault(MessageType.RESUME.name(), 0L), resumes.toString());
+            try (RawConnection other = connect(3)) {
+                assertEquals(List.of(30L, 40L), listed(other).stream().map(ProductInfo::inUse).sorted().toList(),
+                        "resumed, not granted again");
+            }
+        }
+    }
+
+    /** RESUME and RESUME_MANY requests the node answered since it started, by type. */
+    private Map<String, Long> resumes() {
+        Map<String, Long> counts = new java.util.TreeMap<>();
+        for (var snapshot : group.node().metrics().registry().scrape()) {
+            if (snapshot instanceof io.prometheus.metrics.model.snapshots.HistogramSnapshot histogram
+                    && histogram.getMetadata().getName().equals("opentmr_request_duration_seconds")) {
+                histogram.getDataPoints().forEach(point -> {
+                    String type = point.getLabels().get("request");
+                    if (type.startsWith("RESUME") && point.getCount() > 0) {
+                        counts.put(type, point.getCount());
+                    }
+                });
+            }
+        }
+        return counts;
     }
 
     @Test
