@@ -138,6 +138,29 @@ class TmrClientResumeManyTest {
         }
     }
 
+    /** A RESUME_MANY refused as a whole (but not as an unknown type) keeps every handle, as a refused RESUME does. */
+    @ParameterizedTest(name = "RESUME_MANY answered {0}")
+    @ValueSource(ints = {309, 100, 130, 0})
+    void aResumeManyRefusedAsAWholeKeepsEveryHandle(int code) throws Exception {
+        List<LicenseHandle> handles = open(50);
+        if (code == 0) {
+            server.answerOnceWith(MessageType.RESUME_MANY, new io.opentmr.protocol.Message.NotActive(""));
+        } else {
+            server.errorOnce(MessageType.RESUME_MANY, code);
+        }
+        server.stop();
+        server.restart();
+        assertUsable(handles);
+        assertEquals(50, client.openHandles());
+        assertTrue(server.received(MessageType.RESUME_MANY) >= 2, "asked again after the refusal");
+        if (code == 309) {
+            assertEquals(2, server.received(MessageType.HELLO), "paced on the same connection");
+        } else {
+            assertTrue(server.received(MessageType.HELLO) >= 3, "the connection given up, the handles resumed on the "
+                    + "next");
+        }
+    }
+
     /**
      * An older server refuses the unknown type with 105 and closes the connection. The client learns it on the first
      * reconnect, before the session is ready: the BORROW waiting for the reconnect (not safe to repeat) is sent on
