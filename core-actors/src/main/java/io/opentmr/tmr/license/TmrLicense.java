@@ -164,8 +164,11 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
      * RESUME of several handles of this license for one session at once (a client's RESUME_MANY): answered by one
      * {@link ResumedMany}, an outcome per item in the items' order.
      */
-    public record ResumeMany(List<io.opentmr.protocol.Message.Resume> items, long sessionId, ActorRef<Reply> replyTo)
-            implements Command {
+    public record ResumeMany(List<HandleToken> items, long sessionId, ActorRef<Reply> replyTo) implements Command {
+    }
+
+    /** A handle and the resume token its client holds. */
+    public record HandleToken(long handleId, Bytes token) {
     }
 
     public record DecrementUnits(long handleId, long sessionId, long operationId, long amount,
@@ -1660,7 +1663,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
     private Effect<TmrLicenseEvent, SeatTable> onResumeMany(ResumeMany resume) {
         List<Reply> outcomes = new ArrayList<>(resume.items().size());
-        for (io.opentmr.protocol.Message.Resume item : resume.items()) {
+        for (HandleToken item : resume.items()) {
             outcomes.add(resume(item.handleId(), item.token(), resume.sessionId()));
         }
         resume.replyTo().tell(new ResumedMany(outcomes));

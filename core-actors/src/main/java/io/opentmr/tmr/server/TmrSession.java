@@ -670,8 +670,9 @@ public final class TmrSession extends FrameSession {
                     }
                     List<CompletableFuture<?>> asks = new ArrayList<>(byLicense.size());
                     byLicense.forEach((license, indexes) -> {
-                        List<Message.Resume> its = new ArrayList<>(indexes.size());
-                        indexes.forEach(i -> its.add(items.get(i)));
+                        List<TmrLicense.HandleToken> its = new ArrayList<>(indexes.size());
+                        indexes.forEach(i -> its.add(new TmrLicense.HandleToken(items.get(i).handleId(),
+                                items.get(i).token())));
                         asks.add(AskPattern.<TmrLicense.Command, TmrLicense.Reply>ask(license,
                                 r -> new TmrLicense.ResumeMany(its, session, r), settings.requestTimeout(), scheduler)
                                 .handleAsync((reply, failed) -> {
