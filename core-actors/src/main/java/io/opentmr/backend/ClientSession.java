@@ -24,6 +24,7 @@ import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Function;
 import org.apache.pekko.Done;
 import org.slf4j.Logger;
@@ -155,6 +156,7 @@ final class ClientSession extends FrameSession {
                         m.token(), owner.sessionId(), r),
                         (Handle h) -> new Message.AccessOk(m.handleId(), m.token(), serialOf(m.handleId())));
             }
+            case RESUME_MANY -> resumeMany(ctx, id, ((Message.ResumeMany) message).items());
             case GET_INFO -> {
                 long handle = ((Message.GetInfo) message).handleId();
                 ask(ctx, id, handle, r -> new Container.GetInfo(BackendContainers.localHandle(handle),
@@ -433,6 +435,49 @@ final class ClientSession extends FrameSession {
             return;
         }
         ask(ctx, id, containers.get(container).inbox(), command, reply);
+    }
+
+    /**
+     * RESUME_MANY: every item goes to the container its handle id names as a RESUME of its own (the container takes
+     * them into its next group commit, as any RESUMEs that wait), and the outcomes come back as one answer in the
+     * items' order. One request against the connection's bound; a container that does not answer them all within
+     * the request timeout makes the whole answer ERROR 100 ({@link FrameSession#answerLater}).
+     */
+    private void resumeMany(ChannelHandlerContext ctx, int id, List<Message.Resume> items) {
+        long sessionId = owner.sessionId();
+        this.<int[]>answerLater(ctx, id, pending -> {
+            int[] codes = new int[items.size()];
+            AtomicInteger left = new AtomicInteger(items.size() + 1);
+            for (int i = 0; i < items.size(); i++) {
+                int index = i;
+                Message.Resume item = items.get(i);
+                int container = BackendContainers.containerOf(item.handleId());
+                if (container >= containers.size()) {
+                    codes[index] = CmError.INVALID_HANDLE.code();
+                    left.decrementAndGet();
+                    continue;
+                }
+                containers.get(container).inbox().submit(new Container.Resume(
+                        BackendContainers.localHandle(item.handleId()), item.token(), sessionId, answer -> {
+                            codes[index] = answer.isSuccess() ? Message.ResumedMany.RESUMED
+                                    : answer.getError() instanceof CmFailure refusal ? refusal.code()
+                                    : CmError.NETWORK_FAULT.code();
+                            if (left.decrementAndGet() == 0) {
+                                pending.succeed(codes);
+                            }
+                        }));
+            }
+            // The last answer completes it, also when every item was answered before this line.
+            if (left.decrementAndGet() == 0) {
+                pending.succeed(codes);
+            }
+        }, codes -> {
+            List<Message.ResumedMany.Outcome> outcomes = new java.util.ArrayList<>(codes.length);
+            for (int i = 0; i < codes.length; i++) {
+                outcomes.add(new Message.ResumedMany.Outcome(items.get(i).handleId(), codes[i]));
+            }
+            return new Message.ResumedMany(outcomes);
+        });
     }
 
     private Serial serialOf(long handle) {

@@ -91,6 +91,21 @@ public final class VirtualContainer
             implements Command {
     }
 
+    /**
+     * Where the handles of a RESUME_MANY are (a session holds none of them yet): {@link Routes}, for each handle in
+     * order the license that holds it, or why none does now. The session then asks each license once, for its handles.
+     */
+    public record RouteHandles(List<Long> handleIds, ActorRef<Routes> replyTo) implements Command {
+    }
+
+    /**
+     * @param licenses for each handle asked, the license that holds it, or null
+     * @param refusals for each handle without a license: 106 ({@link TmrLicense.Refused}), or
+     *                 {@link TmrLicense.NotServing} while a license that may hold it is not ready; null where routed
+     */
+    public record Routes(List<ActorRef<TmrLicense.Command>> licenses, List<TmrLicense.Reply> refusals) {
+    }
+
     /** The licenses the container knows (journaled) and those recovered so far (tests, tools). */
     public record Licenses(Set<LicenseKey> known, Set<LicenseKey> recovered) {
     }
@@ -500,6 +515,7 @@ public final class VirtualContainer
                 .onCommand(ListContainers.class, this::onList)
                 .onCommand(Access.class, this::onAccess)
                 .onCommand(ToHandle.class, this::onToHandle)
+                .onCommand(RouteHandles.class, this::onRouteHandles)
                 .onCommand(GetLicenses.class, (state, get) -> {
                     get.replyTo().tell(new Licenses(state.licenses(), Set.copyOf(recovered)));
                     return Effect().none();
@@ -879,28 +895,49 @@ public final class VirtualContainer
     }
 
     private Effect<Event, State> onToHandle(ToHandle request) {
-        LicenseKey key = handles.get(request.handleId());
-        if (key == null) {
-            key = closed.get(request.handleId());
-        }
-        ActorRef<TmrLicense.Command> license = key == null ? null : licenses.get(key);
-        if (license == null && !recovered.containsAll(licenses.keySet())) {
-            // A license still recovering may hold it: the client asks again, the handle is not given up.
-            request.replyTo().tell(new TmrLicense.NotServing("the node's licenses are still recovering"));
-        } else if (license == null && leaseHeld && !reconciledSinceGain
-                && clock.millis() - leaseSince < 2 * reconcileTimeout.toMillis()) {
-            // Served past the reconcile timeout: a license may still rebuild it from the backends' allocations. Bounded,
-            // as for a virtual container not running yet (TmrSession): a license that cannot re-sync answers 130 to
-            // its own handles, and a client's truly unknown handle must not keep it away from the node for long.
-            request.replyTo().tell(new TmrLicense.NotServing("the node's licenses are still being reconciled with "
-                    + "the backends"));
-        } else if (license == null) {
-            request.replyTo().tell(new TmrLicense.Refused(CmError.INVALID_HANDLE, "handle "
-                    + Long.toUnsignedString(request.handleId()) + " is unknown, released or reclaimed"));
+        ActorRef<TmrLicense.Command> license = licenseOfHandle(request.handleId());
+        if (license == null) {
+            request.replyTo().tell(noLicense(request.handleId()));
         } else {
             license.tell(request.command());
         }
         return Effect().none();
+    }
+
+    private Effect<Event, State> onRouteHandles(RouteHandles request) {
+        List<ActorRef<TmrLicense.Command>> routed = new ArrayList<>(request.handleIds().size());
+        List<TmrLicense.Reply> refusals = new ArrayList<>(request.handleIds().size());
+        for (long handleId : request.handleIds()) {
+            ActorRef<TmrLicense.Command> license = licenseOfHandle(handleId);
+            routed.add(license);
+            refusals.add(license == null ? noLicense(handleId) : null);
+        }
+        request.replyTo().tell(new Routes(routed, refusals));
+        return Effect().none();
+    }
+
+    /** The license that holds (or recently closed) a handle, or null. */
+    private ActorRef<TmrLicense.Command> licenseOfHandle(long handleId) {
+        LicenseKey key = handles.get(handleId);
+        if (key == null) {
+            key = closed.get(handleId);
+        }
+        return key == null ? null : licenses.get(key);
+    }
+
+    /** The answer for a handle no license holds: not now while a license may still hold it, else 106. */
+    private TmrLicense.Reply noLicense(long handleId) {
+        if (!recovered.containsAll(licenses.keySet())) {
+            // A license still recovering may hold it: the client asks again, the handle is not given up.
+            return new TmrLicense.NotServing("the node's licenses are still recovering");
+        } else if (leaseHeld && !reconciledSinceGain && clock.millis() - leaseSince < 2 * reconcileTimeout.toMillis()) {
+            // Served past the reconcile timeout: a license may still rebuild it from the backends' allocations. Bounded,
+            // as for a virtual container not running yet (TmrSession): a license that cannot re-sync answers 130 to
+            // its own handles, and a client's truly unknown handle must not keep it away from the node for long.
+            return new TmrLicense.NotServing("the node's licenses are still being reconciled with the backends");
+        }
+        return new TmrLicense.Refused(CmError.INVALID_HANDLE, "handle " + Long.toUnsignedString(handleId)
+                + " is unknown, released or reclaimed");
     }
 
     // --- re-syncs ------------------------------------------------------------------------------------------

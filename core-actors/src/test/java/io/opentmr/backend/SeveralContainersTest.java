@@ -188,6 +188,54 @@ class SeveralContainersTest {
         }
     }
 
+    /**
+     * RESUME_MANY on a backend: handles of two containers (and of two products) in one request, one answer in the
+     * items' order; the released handle, the wrong token and a handle id of no container get 106, the others are bound
+     * to the new session.
+     */
+    @Test
+    void oneResumeManyResumesHandlesOfBothContainersAndAnswersTheGoneOnesWith106() throws Exception {
+        start(false);
+        backend.issueAndImport(first(), license(10, 5, false));
+        backend.issueAndImport(second(), license(20, 5, false));
+        Message.AccessOk inFirst;
+        Message.AccessOk inSecond;
+        Message.AccessOk released;
+        Message.AccessOk stolen;
+        try (RawConnection client = new RawConnection(backend.address())) {
+            client.hello();
+            inFirst = (Message.AccessOk) client.request(new Message.Access(FIRM, 10, 0, AccessMode.USERLIMIT));
+            inSecond = (Message.AccessOk) client.request(new Message.Access(FIRM, 20, 0, AccessMode.USERLIMIT));
+            released = (Message.AccessOk) client.request(new Message.Access(FIRM, 20, 0, AccessMode.USERLIMIT));
+            stolen = (Message.AccessOk) client.request(new Message.Access(FIRM, 10, 0, AccessMode.USERLIMIT));
+            assertInstanceOf(Message.Ok.class, client.request(new Message.Release(released.handleId())));
+        }
+        try (RawConnection client = new RawConnection(backend.address())) {
+            client.hello();
+            long noContainer = 0x0009_0000_0000_0001L;
+            Message answer = client.request(new Message.ResumeMany(List.of(
+                    new Message.Resume(inSecond.handleId(), inSecond.resumeToken()),
+                    new Message.Resume(released.handleId(), released.resumeToken()),
+                    new Message.Resume(inFirst.handleId(), inFirst.resumeToken()),
+                    new Message.Resume(stolen.handleId(), Bytes.of(new byte[16])),
+                    new Message.Resume(noContainer, inFirst.resumeToken()))));
+            int gone = CmError.INVALID_HANDLE.code();
+            assertEquals(new Message.ResumedMany(List.of(
+                    new Message.ResumedMany.Outcome(inSecond.handleId(), Message.ResumedMany.RESUMED),
+                    new Message.ResumedMany.Outcome(released.handleId(), gone),
+                    new Message.ResumedMany.Outcome(inFirst.handleId(), Message.ResumedMany.RESUMED),
+                    new Message.ResumedMany.Outcome(stolen.handleId(), gone),
+                    new Message.ResumedMany.Outcome(noContainer, gone))), answer);
+            assertEquals(second(), ((Message.Info) client.request(new Message.GetInfo(inSecond.handleId())))
+                    .container(), "bound to this session, in its container");
+            assertEquals(first(), ((Message.Info) client.request(new Message.GetInfo(inFirst.handleId())))
+                    .container());
+            assertEquals(gone, ((Message.Error) client.request(new Message.GetInfo(stolen.handleId()))).code(),
+                    "a wrong token takes nothing");
+            assertEquals(new Message.ResumedMany(List.of()), client.request(new Message.ResumeMany(List.of())));
+        }
+    }
+
     private static String firmSerialPair(Serial serial, long cmActId) {
         return serial + "/" + cmActId;
     }

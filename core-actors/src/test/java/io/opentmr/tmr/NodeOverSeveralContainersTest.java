@@ -154,6 +154,39 @@ class NodeOverSeveralContainersTest {
         }
     }
 
+    /** RESUME_MANY over handles of both virtual containers: each found where it is, bound to the new session. */
+    @Test
+    void oneResumeManyResumesTheHandlesOfBothVirtualContainers() throws Exception {
+        twoContainersEach();
+        group.startNode(Map.of());
+        Await.until("the node serves", group.node()::serving);
+        Message.AccessOk firstGrant;
+        Message.AccessOk otherGrant;
+        try (RawConnection client = new RawConnection(group.nodeAddress())) {
+            assertInstanceOf(Message.HelloOk.class, client.hello());
+            bothListed(client);
+            firstGrant = access(client, FIRST_PRODUCT);
+            otherGrant = access(client, OTHER_PRODUCT);
+        }
+        assertNotEquals(firstGrant.container(), otherGrant.container());
+        try (RawConnection client = new RawConnection(group.nodeAddress())) {
+            assertInstanceOf(Message.HelloOk.class, client.hello());
+            Message many = client.request(new Message.ResumeMany(List.of(
+                    new Message.Resume(otherGrant.handleId(), otherGrant.resumeToken()),
+                    new Message.Resume(firstGrant.handleId(), firstGrant.resumeToken()),
+                    new Message.Resume(0x5555_0000_0000_0001L, firstGrant.resumeToken()))));
+            assertEquals(new Message.ResumedMany(List.of(
+                    new Message.ResumedMany.Outcome(otherGrant.handleId(), Message.ResumedMany.RESUMED),
+                    new Message.ResumedMany.Outcome(firstGrant.handleId(), Message.ResumedMany.RESUMED),
+                    new Message.ResumedMany.Outcome(0x5555_0000_0000_0001L, CmError.INVALID_HANDLE.code()))), many);
+            for (Message.AccessOk held : List.of(firstGrant, otherGrant)) {
+                Message info = client.request(new Message.GetInfo(held.handleId()));
+                assertEquals(held.container(), assertInstanceOf(Message.Info.class, info, info.toString())
+                        .container(), "in its own virtual container, on this session");
+            }
+        }
+    }
+
     @Test
     void aNodeRestartedOnItsJournalKeepsBothSerialsAndResumesTheHandlesOfBoth() throws Exception {
         twoContainersEach();
@@ -357,6 +390,11 @@ class NodeOverSeveralContainersTest {
             Message access = client.request(new Message.Access(FIRM, OTHER_PRODUCT, 0, AccessMode.USERLIMIT));
             assertEquals(CmError.REDUNDANCY_SERVER_MISSING.code(), assertInstanceOf(Message.Error.class, access)
                     .code(), access.toString());
+            // The same for its item of a RESUME_MANY: 130, kept, not 106.
+            Message many = client.request(new Message.ResumeMany(List.of(new Message.Resume(held.handleId(),
+                    held.resumeToken()))));
+            assertEquals(new Message.ResumedMany(List.of(new Message.ResumedMany.Outcome(held.handleId(),
+                    CmError.REDUNDANCY_SERVER_MISSING.code()))), many);
         }
     }
 

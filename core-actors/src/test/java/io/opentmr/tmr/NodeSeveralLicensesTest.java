@@ -7,9 +7,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.opentmr.license.LicenseIssuer;
+import io.opentmr.client.LicenseHandle;
+import io.opentmr.client.TmrClient;
+import io.opentmr.client.TmrClientOptions;
 import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.Message;
+import io.opentmr.protocol.MessageType;
 import io.opentmr.protocol.ProductInfo;
 import io.opentmr.protocol.testing.NoLeaks;
 import io.opentmr.protocol.testing.RawConnection;
@@ -19,6 +23,7 @@ import io.opentmr.tracking.TrackingLine;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -171,6 +176,105 @@ class NodeSeveralLicensesTest {
             Message.Error none = refused(client, 0x4);
             assertEquals(CmError.ENTRY_NOT_FOUND.code(), none.code(), none.text());
         }
+    }
+
+    /**
+     * RESUME_MANY over handles of two licenses: one answer, in the items' order; the handles of both licenses are
+     * bound to the new session, a released handle and a wrong token get 106, and nothing else changes.
+     */
+    @Test
+    void oneResumeManyResumesHandlesOfTwoLicensesAndAnswersAGoneHandleWith106() throws Exception {
+        long[] tmrIds = start(seats(2, 0xFF), seats(2, 0xFF));
+        List<Message.AccessOk> held = new ArrayList<>();
+        try (RawConnection client = connect(1)) {
+            for (int i = 0; i < 4; i++) {
+                held.add(access(client, 0));
+            }
+            assertEquals(List.of(tmrIds[0], tmrIds[0], tmrIds[1], tmrIds[1]),
+                    List.of(licenseOf(client, held.get(0).handleId()), licenseOf(client, held.get(1).handleId()),
+                            licenseOf(client, held.get(2).handleId()), licenseOf(client, held.get(3).handleId())));
+            assertInstanceOf(Message.Ok.class, client.request(new Message.Release(held.get(1).handleId())));
+        }
+        try (RawConnection again = connect(1)) {
+            List<Message.Resume> items = List.of(
+                    new Message.Resume(held.get(2).handleId(), held.get(2).resumeToken()),
+                    new Message.Resume(held.get(0).handleId(), held.get(0).resumeToken()),
+                    new Message.Resume(held.get(1).handleId(), held.get(1).resumeToken()),
+                    new Message.Resume(held.get(3).handleId(), io.opentmr.protocol.Bytes.of(new byte[16])),
+                    new Message.Resume(0x7777_0000_0000_0001L, held.get(0).resumeToken()));
+            Message answer = again.request(new Message.ResumeMany(items));
+            Message.ResumedMany many = assertInstanceOf(Message.ResumedMany.class, answer, answer.toString());
+            int gone = CmError.INVALID_HANDLE.code();
+            assertEquals(List.of(
+                    new Message.ResumedMany.Outcome(held.get(2).handleId(), Message.ResumedMany.RESUMED),
+                    new Message.ResumedMany.Outcome(held.get(0).handleId(), Message.ResumedMany.RESUMED),
+                    new Message.ResumedMany.Outcome(held.get(1).handleId(), gone),
+                    new Message.ResumedMany.Outcome(held.get(3).handleId(), gone),
+                    new Message.ResumedMany.Outcome(0x7777_0000_0000_0001L, gone)), many.items());
+            // Bound to this session: usable here, each on its own license.
+            assertEquals(tmrIds[1], licenseOf(again, held.get(2).handleId()));
+            assertEquals(tmrIds[0], licenseOf(again, held.get(0).handleId()));
+            Message notOurs = again.request(new Message.GetInfo(held.get(3).handleId()));
+            assertEquals(gone, assertInstanceOf(Message.Error.class, notOurs, notOurs.toString()).code());
+            Message empty = again.request(new Message.ResumeMany(List.of()));
+            assertEquals(new Message.ResumedMany(List.of()), empty);
+            // The handle with the wrong token was not taken: its owner's token still resumes it.
+            Message right = again.request(new Message.ResumeMany(List.of(
+                    new Message.Resume(held.get(3).handleId(), held.get(3).resumeToken()))));
+            assertEquals(new Message.ResumedMany(List.of(new Message.ResumedMany.Outcome(held.get(3).handleId(),
+                    Message.ResumedMany.RESUMED))), right);
+            assertEquals(List.of(1L, 2L), listed(again).stream().map(ProductInfo::inUse).sorted().toList(),
+                    "seats in use: one of the first license (one released), two of the second");
+        }
+    }
+
+    /**
+     * The SDK against a restarted node: 70 handles over two licenses, no request waiting, are resumed in RESUME_MANYs
+     * (one handle to learn the node takes them, then the others), each on its own license, not one RESUME each.
+     */
+    @Test
+    void theSdkResumesManyHandlesOfTwoLicensesOnARestartedNodeInResumeManys() throws Exception {
+        Map<String, Object> node = TmrTestGroup.restartableNode(dir.resolve("node-journal"));
+        long[] tmrIds = start(seats(40, 0xFF), seats(40, 0xFF), node);
+        try (TmrClient client = TmrClient.connect(TmrClientOptions.builder().addresses(group.nodeAddress())
+                .requestTimeout(Duration.ofSeconds(30)).build())) {
+            List<LicenseHandle> handles = new ArrayList<>();
+            for (int i = 0; i < 70; i++) {
+                handles.add(client.access(FIRM, PRODUCT));
+            }
+            group.stopNode();
+            startNode(node);
+            Await.until("every handle resumed on the restarted node", () -> resumes().getOrDefault(
+                    MessageType.RESUME_MANY.name(), 0L) >= 2 && client.openHandles() == 70);
+            for (int i = 0; i < handles.size(); i++) {
+                LicenseHandle handle = handles.get(i);
+                assertEquals(i < 40 ? tmrIds[0] : tmrIds[1], handle.info().product().tmrId(), handle.toString());
+            }
+            Map<String, Long> resumes = resumes();
+            assertEquals(2L, resumes.get(MessageType.RESUME_MANY.name()), resumes.toString());
+            assertEquals(0L, resumes.getOrDefault(MessageType.RESUME.name(), 0L), resumes.toString());
+            try (RawConnection other = connect(3)) {
+                assertEquals(List.of(30L, 40L), listed(other).stream().map(ProductInfo::inUse).sorted().toList(),
+                        "resumed, not granted again");
+            }
+        }
+    }
+
+    /** RESUME and RESUME_MANY requests the node answered since it started, by type. */
+    private Map<String, Long> resumes() {
+        Map<String, Long> counts = new java.util.TreeMap<>();
+        for (var snapshot : group.node().metrics().registry().scrape()) {
+            if (snapshot instanceof io.prometheus.metrics.model.snapshots.HistogramSnapshot histogram
+                    && histogram.getMetadata().getName().equals("opentmr_request_duration_seconds")) {
+                histogram.getDataPoints().forEach(point -> {
+                    String type = point.getLabels().get("request");
+                    if (type.startsWith("RESUME") && point.getCount() > 0) {
+                        counts.put(type, point.getCount());
+                    }
+                });
+            }
+        }
+        return counts;
     }
 
     @Test

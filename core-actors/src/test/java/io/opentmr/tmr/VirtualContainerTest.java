@@ -558,6 +558,13 @@ class VirtualContainerTest {
         container.tell(new VirtualContainer.ToHandle(42, new TmrLicense.Resume(42, Bytes.of(new byte[16]), 1,
                 client.getRef()), client.getRef()));
         assertInstanceOf(TmrLicense.NotServing.class, client.receiveMessage(Duration.ofSeconds(10)));
+        // The same for the handles of a RESUME_MANY: no license, and "not now" (the session's 100), not 106.
+        TestProbe<VirtualContainer.Routes> routes = kit.createTestProbe();
+        container.tell(new VirtualContainer.RouteHandles(List.of(42L, 43L), routes.getRef()));
+        VirtualContainer.Routes routed = routes.receiveMessage(Duration.ofSeconds(10));
+        assertEquals(java.util.Arrays.asList(null, null), routed.licenses());
+        assertInstanceOf(TmrLicense.NotServing.class, routed.refusals().get(0));
+        assertInstanceOf(TmrLicense.NotServing.class, routed.refusals().get(1));
     }
 
     @Test

@@ -54,7 +54,9 @@ import org.slf4j.LoggerFactory;
  * request can never race.
  *
  * <p>Connection life: TCP connect, HELLO (a standby's NOT_ACTIVE sends us to the active node), RESUME
- * of every open handle, then the session is ready: queued requests go out and keep-alives start.
+ * of the open handles that waiting requests name, then the session is ready: queued requests go out and
+ * keep-alives start, and the other handles are resumed behind them, in RESUME_MANYs where the server
+ * takes them ({@link Resumption}).
  * Requests wait in {@link #pending} until their reply, their timeout, or a connection loss; a loss
  * re-queues the ones that are safe to repeat (they go out again with the same request id) and fails
  * the others with 100.
@@ -84,6 +86,15 @@ final class ClientConnection {
     private static final int RESUME_WINDOW = 32;
 
     /**
+     * Handles of one RESUME_MANY: the protocol's cap. A full one costs a node a few milliseconds, so the session's own
+     * requests behind it are not held up for long.
+     */
+    static final int RESUME_BATCH = Message.ResumeMany.MAX_ITEMS;
+
+    /** RESUME_MANYs in flight at once: one being worked on while the next travels. */
+    private static final int RESUME_BATCHES_IN_FLIGHT = 2;
+
+    /**
      * Request ids of every connection of this process. A node recognises a repeated ACCESS by the
      * client's address, host, user and pid plus the request id; all clients of one process share the
      * first four, so they must not share an id while a request may still be repeated. The random start
@@ -103,6 +114,11 @@ final class ClientConnection {
     // ------------------------------------------------ confined to the event loop
     private final Map<Integer, Pending<?>> pending = new LinkedHashMap<>();
     private final Map<Long, LicenseHandle> handles = new HashMap<>();
+    /**
+     * Whether the server at an address takes RESUME_MANY: true once it answered one, false once it refused the type
+     * (a server older than it); absent until then. Remembered for the client's life, so a reconnect does not ask again.
+     */
+    private final Map<InetSocketAddress, Boolean> resumesMany = new HashMap<>();
     private final Set<Integer> abandonedAccesses = new LinkedHashSet<>();
     private Channel channel;
     private boolean ready;
@@ -672,11 +688,19 @@ final class ClientConnection {
      * behind them (a request for one of those waits for its RESUME, which then goes first). So a client holding many
      * handles sees its waiting request answered after a few round trips, not after a RESUME of every handle.
      *
-     * <p>Only ERROR 106 (unknown handle, wrong token) loses a handle. Any other outcome leaves every handle
-     * open: 309 is paced (fewer RESUMEs at once, then again on this connection); NOT_ACTIVE (a node not
-     * ready to serve, or not the active one), any other ERROR, a timeout or a lost connection fail this
-     * connection attempt (or, once the session is ready, close the connection), and the reconnect loop RESUMEs
-     * them all again on the next one.
+     * <p>The handles that requests wait for go one RESUME each. The others, when they are more than one window of
+     * RESUMEs ({@link #RESUME_WINDOW}; fewer all go at once anyway), go in RESUME_MANYs of up to {@link #RESUME_BATCH},
+     * {@link #RESUME_BATCHES_IN_FLIGHT} at once, to a server that takes them. Whether it does is
+     * learnt once per address: on the first reconnect there, one RESUME_MANY of one handle goes out with the urgent
+     * RESUMEs and the session waits for it too, so that an older server's refusal of the type (ERROR 105, after which it
+     * closes the connection) comes before any request of the application is sent. That address then gets RESUMEs only,
+     * and the client connects to it again at once.
+     *
+     * <p>Only 106 (unknown handle, wrong token), to a RESUME or for an item of a RESUME_MANY, loses a handle. Any other
+     * outcome leaves every handle open: 309 is paced (fewer RESUMEs at once, then again on this connection);
+     * NOT_ACTIVE (a node not ready to serve, or not the active one), any other ERROR or other code of an item, a
+     * timeout or a lost connection fail this connection attempt (or, once the session is ready, close the connection),
+     * and the reconnect loop RESUMEs them all again on the next one.
      */
     private final class Resumption {
         private final Channel ch;
@@ -688,6 +712,13 @@ final class ClientConnection {
         private final Set<LicenseHandle> unanswered = Collections.newSetFromMap(new IdentityHashMap<>());
         /** Handles that requests waited for when the connection came: answered before the session is ready. */
         private final Set<LicenseHandle> urgent = Collections.newSetFromMap(new IdentityHashMap<>());
+        /** Handles resumed one RESUME each: those requests wait for (the urgent ones, and those hurried). */
+        private final Set<LicenseHandle> single = Collections.newSetFromMap(new IdentityHashMap<>());
+        private int batchesInFlight;
+        /** A RESUME_MANY is out to learn whether the server takes them; no other goes until it is answered. */
+        private boolean probing;
+        /** More handles than one window to resume behind the urgent ones: they go in RESUME_MANYs where taken. */
+        private final boolean batching;
         private int window = RESUME_WINDOW;
         private int inFlight;
         private int resumed;
@@ -709,8 +740,17 @@ final class ClientConnection {
                 }
             }
             waiting.addAll(urgent);
+            single.addAll(urgent);
+            batching = handles.size() - urgent.size() > RESUME_WINDOW;
+            boolean probe = batching && !resumesMany.containsKey(target);
             for (LicenseHandle handle : handles.values()) {
                 if (!urgent.contains(handle)) {
+                    if (probe) {
+                        // The first RESUME_MANY to this address: the session waits for its answer as for the urgent
+                        // handles' (see above).
+                        probe = false;
+                        urgent.add(handle);
+                    }
                     waiting.add(handle);
                 }
             }
@@ -736,10 +776,18 @@ final class ClientConnection {
             return true;
         }
 
-        /** A request waits for {@code handle}: its RESUME goes next, unless it is on its way already. */
+        /**
+         * A request waits for {@code handle}: its RESUME goes now, or next when the window is full, unless it is on its
+         * way already (alone or in a RESUME_MANY).
+         */
         void hurry(LicenseHandle handle) {
             if (waiting.remove(handle)) {
-                waiting.addFirst(handle);
+                single.add(handle);
+                if (inFlight < window) {
+                    sendOne(handle);
+                } else {
+                    waiting.addFirst(handle);
+                }
             }
         }
 
@@ -772,14 +820,21 @@ final class ClientConnection {
                 }
             }
             while (inFlight < window && !waiting.isEmpty()) {
-                LicenseHandle handle = waiting.poll();
+                LicenseHandle handle = waiting.peek();
                 if (handles.get(handle.handleId()) != handle) {
+                    waiting.poll();
                     done(handle);
                     continue;
                 }
-                inFlight++;
-                sendInternal(new Message.Resume(handle.handleId(), handle.resumeToken()), ch, options.requestTimeout())
-                        .future.whenCompleteAsync((answer, error) -> answered(handle, answer, error), loop);
+                Boolean many = resumesMany.get(target);
+                if (!batching || single.contains(handle) || Boolean.FALSE.equals(many)) {
+                    waiting.poll();
+                    sendOne(handle);
+                } else if (many == null ? probing : batchesInFlight >= RESUME_BATCHES_IN_FLIGHT) {
+                    break;
+                } else {
+                    sendBatch(many == null ? 1 : RESUME_BATCH);
+                }
             }
             if (!behind && urgent.isEmpty()) {
                 sendMore();
@@ -794,6 +849,144 @@ final class ClientConnection {
             }
         }
 
+        private void sendOne(LicenseHandle handle) {
+            inFlight++;
+            sendInternal(new Message.Resume(handle.handleId(), handle.resumeToken()), ch, options.requestTimeout())
+                    .future.whenCompleteAsync((answer, error) -> answered(handle, answer, error), loop);
+        }
+
+        /** One RESUME_MANY of the next handles waiting, at most {@code max}, none of those that go alone. */
+        private void sendBatch(int max) {
+            List<LicenseHandle> batch = new ArrayList<>(Math.min(max, waiting.size()));
+            List<Message.Resume> items = new ArrayList<>(Math.min(max, waiting.size()));
+            while (batch.size() < max && !waiting.isEmpty() && !single.contains(waiting.peek())) {
+                LicenseHandle handle = waiting.poll();
+                if (handles.get(handle.handleId()) != handle) {
+                    done(handle);
+                    continue;
+                }
+                batch.add(handle);
+                items.add(new Message.Resume(handle.handleId(), handle.resumeToken()));
+            }
+            if (batch.isEmpty()) {
+                return;
+            }
+            inFlight++;
+            batchesInFlight++;
+            probing = !resumesMany.containsKey(target);
+            sendInternal(new Message.ResumeMany(items), ch, options.requestTimeout())
+                    .future.whenCompleteAsync((answer, error) -> answeredMany(batch, answer, error), loop);
+        }
+
+        private void answeredMany(List<LicenseHandle> batch, Message answer, Throwable error) {
+            boolean unknownType = answer instanceof Message.Error refusal
+                    && refusal.code() == CmError.INVALID_PARAMETER.code();
+            if (unknownType && !Boolean.FALSE.equals(resumesMany.put(target, false))) {
+                // Never sent beyond its cap, so the type itself is refused: a server older than RESUME_MANY, which
+                // closes the connection after the refusal. RESUMEs there from now on (remembered also when this
+                // connection is given up already, for the next one).
+                LOG.info("{} does not take RESUME_MANY ({}): resuming there with one RESUME per handle", show(target),
+                        ((Message.Error) answer).text());
+            }
+            if (over) {
+                return;
+            }
+            inFlight--;
+            batchesInFlight--;
+            probing = false;
+            if (unknownType) {
+                // Back to the same server at once.
+                over = true;
+                forget();
+                if (behind) {
+                    ch.close();
+                    return;
+                }
+                abandon(ch);
+                redirect = target;
+                attemptNext();
+                return;
+            }
+            if (!(answer instanceof Message.ResumedMany many) || !answers(batch, many)) {
+                if (answer instanceof Message.Error refusal && refusal.code() == CmError.REQUEST_OVERLOAD.code()) {
+                    overloaded(batch);
+                } else {
+                    refused(error, answer, "RESUME_MANY of " + batch.size() + " handle(s)");
+                }
+                return;
+            }
+            resumesMany.put(target, true);
+            List<LicenseHandle> notNow = new ArrayList<>();
+            int notNowCode = 0;
+            boolean overloadOnly = true;
+            for (int i = 0; i < batch.size(); i++) {
+                LicenseHandle handle = batch.get(i);
+                int code = many.items().get(i).code();
+                if (code == Message.ResumedMany.RESUMED) {
+                    resumedOne(handle);
+                } else if (code == CmError.INVALID_HANDLE.code()) {
+                    gone(handle, "RESUME_MANY answered 106 for it");
+                } else {
+                    notNow.add(handle);
+                    notNowCode = code;
+                    overloadOnly &= code == CmError.REQUEST_OVERLOAD.code();
+                }
+            }
+            if (notNow.isEmpty()) {
+                sendMore();
+            } else if (overloadOnly) {
+                // A backend's queue was full for these: paced as a 309 to the whole request.
+                overloaded(notNow);
+            } else {
+                LOG.info("{} could not resume {} of {} handle(s) now (code {}, e.g. handle {}); handles kept, trying "
+                        + "again", show(target), notNow.size(), batch.size(), notNowCode,
+                        Long.toUnsignedString(notNow.get(0).handleId()));
+                failed("RESUME_MANY: " + notNow.size() + " handle(s) not resumed now (code " + notNowCode + ")");
+            }
+        }
+
+        /** Whether {@code many} answers {@code batch}: an outcome for each handle, in its order. */
+        private boolean answers(List<LicenseHandle> batch, Message.ResumedMany many) {
+            if (many.items().size() != batch.size()) {
+                return false;
+            }
+            for (int i = 0; i < batch.size(); i++) {
+                if (many.items().get(i).handleId() != batch.get(i).handleId()) {
+                    return false;
+                }
+            }
+            return true;
+        }
+
+        private void resumedOne(LicenseHandle handle) {
+            resumed++;
+            done(handle);
+            if (behind) {
+                for (Pending<?> p : new ArrayList<>(pending.values())) {
+                    if (p.handle == handle && p.sentOn == null && ready && channel == ch) {
+                        send(p, ch);
+                    }
+                }
+            }
+        }
+
+        /** The server does not know the handle (106): lost, or released if its RELEASE got there first. */
+        private void gone(LicenseHandle handle, String why) {
+            if (handle.releasing()) {
+                // Its RELEASE reached the node, which carried it out and was gone before it answered: released, not
+                // lost. The RELEASE waiting to be sent again ends here; close() takes 106 as done.
+                LOG.info("Handle {} ({}/{}) was released on the node before the connection was lost (RESUME on {}: {})",
+                        Long.toUnsignedString(handle.handleId()), handle.firmCode(), handle.productCode(), show(target),
+                        why);
+                failPending(handle, new CmException(CmError.INVALID_HANDLE, "handle "
+                        + Long.toUnsignedString(handle.handleId()) + " was released before the connection was lost"));
+            } else {
+                invalidate(handle, target, new Message.Error(CmError.INVALID_HANDLE, why));
+                lost++;
+            }
+            done(handle);
+        }
+
         private void answered(LicenseHandle handle, Message answer, Throwable error) {
             if (over) {
                 return;
@@ -802,39 +995,27 @@ final class ClientConnection {
             if (error != null) {
                 failed("RESUME did not complete: " + error.getMessage());
             } else if (answer instanceof Message.AccessOk) {
-                resumed++;
-                done(handle);
-                if (behind) {
-                    for (Pending<?> p : new ArrayList<>(pending.values())) {
-                        if (p.handle == handle && p.sentOn == null && ready && channel == ch) {
-                            send(p, ch);
-                        }
-                    }
-                }
-                sendMore();
-            } else if (answer instanceof Message.Error refusal && refusal.code() == CmError.INVALID_HANDLE.code()
-                    && handle.releasing()) {
-                // Its RELEASE reached the node, which carried it out and was gone before it answered: released, not
-                // lost. The RELEASE waiting to be sent again ends here; close() takes 106 as done.
-                LOG.info("Handle {} ({}/{}) was released on the node before the connection was lost (RESUME on {}: {})",
-                        Long.toUnsignedString(handle.handleId()), handle.firmCode(), handle.productCode(), show(target),
-                        refusal.text());
-                failPending(handle, new CmException(CmError.INVALID_HANDLE, "handle "
-                        + Long.toUnsignedString(handle.handleId()) + " was released before the connection was lost"));
-                done(handle);
+                resumedOne(handle);
                 sendMore();
             } else if (answer instanceof Message.Error refusal && refusal.code() == CmError.INVALID_HANDLE.code()) {
-                invalidate(handle, target, answer);
-                lost++;
-                done(handle);
+                gone(handle, refusal.text());
                 sendMore();
             } else if (answer instanceof Message.Error refusal && refusal.code() == CmError.REQUEST_OVERLOAD.code()) {
-                overloaded(handle);
+                overloaded(List.of(handle));
+            } else {
+                refused(null, answer, "RESUME of handle " + Long.toUnsignedString(handle.handleId()));
+            }
+        }
+
+        /** Any answer to a RESUME or a RESUME_MANY other than its success, 106 or 309: the handles are kept. */
+        private void refused(Throwable error, Message answer, String what) {
+            if (error != null) {
+                failed(what + " did not complete: " + error.getMessage());
             } else if (answer instanceof Message.NotActive notActive) {
                 over = true;
                 forget();
-                LOG.info("{} answered RESUME of handle {} with NOT_ACTIVE: not ready to serve yet; handles kept, "
-                        + "trying again", show(target), Long.toUnsignedString(handle.handleId()));
+                LOG.info("{} answered {} with NOT_ACTIVE: not ready to serve yet; handles kept, trying again",
+                        show(target), what);
                 if (behind) {
                     // The session was ready: the answer itself closed the connection, and the session reconnects.
                     ch.close();
@@ -844,10 +1025,9 @@ final class ClientConnection {
                 followNotActive(target, redirected, notActive.activeAddress());
             } else {
                 String why = answer instanceof Message.Error refusal
-                        ? "RESUME refused with " + refusal.code() + ": " + refusal.text()
-                        : "unexpected answer to RESUME: " + answer.type();
-                LOG.info("{} could not resume handle {} now ({}); handles kept, trying again", show(target),
-                        Long.toUnsignedString(handle.handleId()), why);
+                        ? what + " refused with " + refusal.code() + ": " + refusal.text()
+                        : "unexpected answer to " + what + ": " + answer.type();
+                LOG.info("{} could not resume now ({}); handles kept, trying again", show(target), why);
                 failed(why);
             }
         }
@@ -857,9 +1037,11 @@ final class ClientConnection {
             urgent.remove(handle);
         }
 
-        /** 309: the server takes fewer requests at once than we sent. Fewer, and this one again. */
-        private void overloaded(LicenseHandle handle) {
-            waiting.addFirst(handle);
+        /** 309: the server takes fewer requests at once than we sent. Fewer, and these again (in their order). */
+        private void overloaded(List<LicenseHandle> again) {
+            for (int i = again.size() - 1; i >= 0; i--) {
+                waiting.addFirst(again.get(i));
+            }
             if (inFlight > 0) {
                 // The answers still to come make room; the next is sent then.
                 window = Math.max(1, window / 2);

@@ -44,7 +44,8 @@ import java.util.List;
  * {@code requestTimeout}. On a lost connection it tries its addresses round-robin, each attempt
  * bounded by {@code attemptTimeout} (a failed round waits {@code reconnectBackoffMin}, doubling up to
  * {@code reconnectBackoffMax}), follows a standby's NOT_ACTIVE to the active node, sends HELLO, and
- * RESUMEs every open handle with its token. After leaving a silent node it starts at the next address,
+ * RESUMEs every open handle with its token (a client holding many, in RESUME_MANYs of up to 1000 where the server
+ * takes them; a server older than that type is asked once and gets one RESUME per handle). After leaving a silent node it starts at the next address,
  * and until a session is up it does not follow a NOT_ACTIVE naming that node (a standby names the
  * frozen active until it takes over) when the node is one of its addresses: each visit would cost an
  * attempt timeout, and its own turn in the round still comes. Then it repeats the requests whose
@@ -60,7 +61,7 @@ import java.util.List;
  * The client treats that answer as "not now": it leaves the node (also when a KEEPALIVE is answered
  * so), follows the address if there is one, and otherwise keeps trying its addresses with backoff; the
  * request, which was not carried out, is sent again whatever its kind. A RESUME is never the end of a
- * handle unless the server answers it with 106 (unknown handle, wrong token): answered NOT_ACTIVE, 309,
+ * handle unless the server answers it (or its item of a RESUME_MANY) with 106 (unknown handle, wrong token): answered NOT_ACTIVE, 309,
  * 100 or any other error, timed out or cut off, the handle stays open and is resumed on a later
  * connection. A 106 for a handle whose RELEASE was under way means the server carried the RELEASE out
  * before the connection broke: the handle counts as released (logged at INFO), not as lost. Requests made while no session is up wait for one; if none comes within the request

@@ -83,6 +83,33 @@ public sealed interface Message {
         }
     }
 
+    /**
+     * Re-attaches many handles of one session in one request: RESUME for each item, answered by one
+     * {@link ResumedMany} in the same order. At most {@link #MAX_ITEMS} items.
+     */
+    record ResumeMany(List<Resume> items) implements Message {
+        /**
+         * Items of one request at most. An item is 8 + 4 + token bytes (28 with the 16-byte tokens servers issue),
+         * so a full request is about 28 KiB and its answer 10 KiB: far below the default frame of 1 MiB and the
+         * list limit of 10 000, also for tokens up to ~1 KiB; and one request's handles keep a license busy for a
+         * few milliseconds only, so the requests of the session that follow it are not held up for long.
+         */
+        public static final int MAX_ITEMS = 1000;
+
+        public ResumeMany {
+            items = Check.list(items, "items");
+            if (items.size() > MAX_ITEMS) {
+                throw new IllegalArgumentException("items: " + items.size() + " handles, more than the "
+                        + MAX_ITEMS + " of one RESUME_MANY");
+            }
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.RESUME_MANY;
+        }
+    }
+
     record Crypt(long handleId, CryptDirection direction, long encryptionCode, Bytes data) implements Message {
         public Crypt {
             Check.notNull(direction, "direction");
@@ -241,6 +268,37 @@ public sealed interface Message {
         @Override
         public MessageType type() {
             return MessageType.ACCESS_OK;
+        }
+    }
+
+    /**
+     * Answers RESUME_MANY: one outcome per item, in the request's order.
+     */
+    record ResumedMany(List<Outcome> items) implements Message {
+        /** The code of a handle resumed: bound to the asking session. */
+        public static final int RESUMED = 0;
+
+        /**
+         * @param code {@link #RESUMED}; 106: the handle is gone (unknown, released, reclaimed, wrong token); any
+         *             other error number: not resumed now, the handle is kept and asked for again later
+         */
+        public record Outcome(long handleId, int code) {
+            public Outcome {
+                Check.u16(code, "code");
+            }
+        }
+
+        public ResumedMany {
+            items = Check.list(items, "items");
+            if (items.size() > ResumeMany.MAX_ITEMS) {
+                throw new IllegalArgumentException("items: " + items.size() + " outcomes, more than the "
+                        + ResumeMany.MAX_ITEMS + " of one RESUME_MANY");
+            }
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.RESUMED_MANY;
         }
     }
 

@@ -17,6 +17,7 @@ public enum MessageType {
     DECREMENT_UNITS(0x09, Direction.CLIENT_TO_SERVER),
     BORROW(0x0A, Direction.CLIENT_TO_SERVER),
     RETURN(0x0B, Direction.CLIENT_TO_SERVER),
+    RESUME_MANY(0x0C, Direction.CLIENT_TO_SERVER),
 
     // Admin requests
     LICENSE_CONTEXT(0x20, Direction.CLIENT_TO_SERVER),
@@ -35,6 +36,7 @@ public enum MessageType {
     BORROW_OK(0x48, Direction.SERVER_TO_CLIENT),
     LICENSE_CONTEXT_OK(0x49, Direction.SERVER_TO_CLIENT),
     LICENSE_UPDATE_OK(0x4A, Direction.SERVER_TO_CLIENT),
+    RESUMED_MANY(0x4B, Direction.SERVER_TO_CLIENT),
     ERROR(0x7F, Direction.SERVER_TO_CLIENT),
 
     // Peer requests, TMR node to backend

@@ -94,6 +94,10 @@ final class PayloadCodec {
                 w.u32(m.durationSeconds());
             }
             case RETURN -> w.u64(((Return) message).ticketId());
+            case RESUME_MANY -> w.list(((Message.ResumeMany) message).items(), (out, item) -> {
+                out.u64(item.handleId());
+                out.bytes(item.token());
+            });
             case LICENSE_CONTEXT -> {
                 LicenseContext m = (LicenseContext) message;
                 w.string(m.adminToken());
@@ -127,6 +131,10 @@ final class PayloadCodec {
                 w.bytes(m.resumeToken());
                 writeSerial(w, m.container());
             }
+            case RESUMED_MANY -> w.list(((Message.ResumedMany) message).items(), (out, item) -> {
+                out.u64(item.handleId());
+                out.u16(item.code());
+            });
             case CRYPT_OK -> w.bytes(((CryptOk) message).data());
             case UNITS_OK -> w.u32(((UnitsOk) message).remaining());
             case BORROW_OK -> writeTicket(w, ((BorrowOk) message).ticket());
@@ -270,6 +278,8 @@ final class PayloadCodec {
             case DECREMENT_UNITS -> new DecrementUnits(r.u64("handleId"), r.u64("operationId"), r.u32("amount"));
             case BORROW -> new Borrow(r.u64("handleId"), r.u32("durationSeconds"));
             case RETURN -> new Return(r.u64("ticketId"));
+            case RESUME_MANY -> new Message.ResumeMany(r.list("items", in -> new Resume(in.u64("item.handleId"),
+                    in.bytes("item.token"))));
             case LICENSE_CONTEXT -> new LicenseContext(r.string("adminToken"), readSerial(r));
             case LICENSE_UPDATE -> new LicenseUpdate(r.string("adminToken"), r.bytes("updateFile"));
             case NODE_STEP_DOWN -> new Message.NodeStepDown(r.string("adminToken"));
@@ -281,6 +291,8 @@ final class PayloadCodec {
             case CONTAINER_LIST -> new ContainerList(r.list("containers", PayloadCodec::readContainer));
             case INFO -> new Info(r.u64("handleId"), accessMode(r), readSerial(r), readProduct(r));
             case ACCESS_OK -> new AccessOk(r.u64("handleId"), r.bytes("resumeToken"), readSerial(r));
+            case RESUMED_MANY -> new Message.ResumedMany(r.list("items", in -> new Message.ResumedMany.Outcome(
+                    in.u64("item.handleId"), in.u16("item.code"))));
             case CRYPT_OK -> new CryptOk(r.bytes("data"));
             case UNITS_OK -> new UnitsOk(r.u32("remaining"));
             case BORROW_OK -> new BorrowOk(readTicket(r));

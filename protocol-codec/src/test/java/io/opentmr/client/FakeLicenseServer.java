@@ -74,6 +74,10 @@ final class FakeLicenseServer implements AutoCloseable {
     private ServerKind kind = ServerKind.BACKEND;
     private long keepAliveMillis = 10_000;
     private boolean refuseResume;
+    private boolean knowsResumeMany = true;
+    private int notNowOnce;
+    /** Handles resumed by the items of RESUME_MANYs. */
+    private int resumedItems;
     private int maxInFlight;
     private boolean frozen;
 
@@ -186,6 +190,41 @@ final class FakeLicenseServer implements AutoCloseable {
 
     void refuseResume(boolean refuse) {
         withLock(() -> refuseResume = refuse);
+    }
+
+    /**
+     * False: a server older than RESUME_MANY, whose decoder answers the unknown type with ERROR 105 and closes the
+     * connection, as {@link FrameDecoder} does.
+     */
+    void knowsResumeMany(boolean knows) {
+        withLock(() -> knowsResumeMany = knows);
+    }
+
+    /**
+     * The next RESUME_MANY of more than one item answers its last item with {@code code}, that handle not resumed (a
+     * first RESUME_MANY of one handle, the client's probe, is left alone).
+     */
+    void notNowOnce(int code) {
+        withLock(() -> notNowOnce = code);
+    }
+
+    /** The handle is gone, as one reclaimed: its seat is free, and RESUME of it is answered 106. */
+    void forget(long handleId) {
+        withLock(() -> {
+            HandleRecord handle = table.handles.remove(handleId);
+            if (handle != null && handle.holdsSeat) {
+                handle.product.inUse--;
+            }
+        });
+    }
+
+    int resumedItems() {
+        lock.lock();
+        try {
+            return resumedItems;
+        } finally {
+            lock.unlock();
+        }
     }
 
     /**
@@ -322,6 +361,12 @@ final class FakeLicenseServer implements AutoCloseable {
                             "more than " + maxInFlight + " requests in flight on this connection")));
                     return;
                 }
+                if (type == MessageType.RESUME_MANY && !knowsResumeMany) {
+                    ctx.writeAndFlush(new Frame(frame.requestId(), error(CmError.INVALID_PARAMETER,
+                            "unknown message type 0x" + Integer.toHexString(type.code()))))
+                            .addListener(io.netty.channel.ChannelFutureListener.CLOSE);
+                    return;
+                }
                 reply = answer(frame);
                 dropAndClose = dropAndCloseOnce.remove(type);
                 silent = neverAnswer.contains(type);
@@ -409,6 +454,26 @@ final class FakeLicenseServer implements AutoCloseable {
                 }
                 handle.session = sessionId;
                 return new Message.AccessOk(resume.handleId(), handle.token, CONTAINER);
+            }
+            if (request instanceof Message.ResumeMany many) {
+                List<Message.ResumedMany.Outcome> outcomes = new ArrayList<>();
+                for (int i = 0; i < many.items().size(); i++) {
+                    Message.Resume item = many.items().get(i);
+                    HandleRecord handle = table.handles.get(item.handleId());
+                    int code;
+                    if (i == many.items().size() - 1 && i > 0 && notNowOnce != 0) {
+                        code = notNowOnce;
+                        notNowOnce = 0;
+                    } else if (refuseResume || handle == null || !handle.token.equals(item.token())) {
+                        code = CmError.INVALID_HANDLE.code();
+                    } else {
+                        handle.session = sessionId;
+                        resumedItems++;
+                        code = Message.ResumedMany.RESUMED;
+                    }
+                    outcomes.add(new Message.ResumedMany.Outcome(item.handleId(), code));
+                }
+                return new Message.ResumedMany(outcomes);
             }
             if (request instanceof Message.Return giveBack) {
                 return table.tickets.remove(giveBack.ticketId()) != null ? new Message.Ok()

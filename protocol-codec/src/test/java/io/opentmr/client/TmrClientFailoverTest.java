@@ -180,14 +180,21 @@ class TmrClientFailoverTest {
         assertEquals(40, client.openHandles());
     }
 
-    @Test
-    void requestsWaitingForTheReconnectGoOutBeforeTheOtherHandlesAreResumed() throws Exception {
+    /**
+     * @param batches whether the server takes RESUME_MANY (the handles not waited for go in one); otherwise an older
+     *                server, which refuses the type once, and all 200 go as RESUMEs on the connection after
+     */
+    @ParameterizedTest(name = "server takes RESUME_MANY: {0}")
+    @ValueSource(booleans = {true, false})
+    void requestsWaitingForTheReconnectGoOutBeforeTheOtherHandlesAreResumed(boolean batches) throws Exception {
+        server.knowsResumeMany(batches);
         List<LicenseHandle> handles = new ArrayList<>();
         for (int i = 0; i < 200; i++) {
             handles.add(client.access(FIRM, PRODUCT, 0, AccessMode.NOUSERLIMIT));
         }
         // 200 RESUMEs at 50 ms each take several round trips of the client's RESUME window.
         server.delay(MessageType.RESUME, Duration.ofMillis(50));
+        server.delay(MessageType.RESUME_MANY, Duration.ofMillis(50));
         server.stop();
         LicenseHandle last = handles.get(handles.size() - 1);
         CompletableFuture<LicenseHandle> access = CompletableFuture.supplyAsync(
@@ -201,12 +208,21 @@ class TmrClientFailoverTest {
         }
         List<MessageType> after = server.arrivals();
         after = after.subList(after.lastIndexOf(MessageType.HELLO), after.size());
-        int lastResume = after.lastIndexOf(MessageType.RESUME);
-        assertEquals(200, after.stream().filter(MessageType.RESUME::equals).count(), "each handle resumed once");
+        MessageType resumes = batches ? MessageType.RESUME_MANY : MessageType.RESUME;
+        int lastResume = after.lastIndexOf(resumes);
+        if (batches) {
+            assertEquals(1, after.stream().filter(MessageType.RESUME::equals).count(), "the waited-for handle alone");
+            assertEquals(2, after.stream().filter(MessageType.RESUME_MANY::equals).count(),
+                    "one handle to learn that the server takes RESUME_MANY, then the 198 others in one");
+            assertEquals(199, server.resumedItems(), "each handle resumed once");
+        } else {
+            assertEquals(200, after.stream().filter(MessageType.RESUME::equals).count(), "each handle resumed once");
+            assertEquals(1, server.received(MessageType.RESUME_MANY), "RESUME_MANY refused once, not asked again");
+        }
         assertTrue(after.indexOf(MessageType.ACCESS) < lastResume,
-                "the waiting ACCESS went out before the last RESUME: " + after.subList(0, 5) + " …");
+                "the waiting ACCESS went out before the last " + resumes + ": " + after.subList(0, 5) + " …");
         assertTrue(after.indexOf(MessageType.GET_INFO) < lastResume,
-                "the handle a request waited for was resumed first, and its GET_INFO sent before the last RESUME");
+                "the handle a request waited for was resumed first, and its GET_INFO sent before the last " + resumes);
         assertEquals(200, client.openHandles());
     }
 

@@ -141,6 +141,12 @@ class FrameDecoderTest {
                 b -> b.writeInt(10_001)), "has 10001 elements, more than the limit of 10000"));
         cases.add(Arguments.of("list count beyond the frame", frame(MessageType.CONTAINER_LIST.code(),
                 b -> b.writeInt(500).writeZero(20)), "claims 500 elements but only 20 bytes remain"));
+        cases.add(Arguments.of("RESUME_MANY over its cap of 1000 items", frame(MessageType.RESUME_MANY.code(), b -> {
+            b.writeInt(1001);
+            for (int i = 0; i < 1001; i++) {
+                b.writeLong(i).writeInt(0);
+            }
+        }), "1001 handles, more than the 1000 of one RESUME_MANY"));
         cases.add(Arguments.of("unknown access mode", frame(MessageType.ACCESS.code(),
                 b -> b.writeInt(1).writeInt(2).writeInt(0).writeShort(0x400)), "unknown accessMode 0x400"));
         cases.add(Arguments.of("boolean that is neither 0 nor 1", frame(MessageType.ALLOCATION_LIST.code(),

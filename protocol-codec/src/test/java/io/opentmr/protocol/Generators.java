@@ -109,6 +109,8 @@ final class Generators {
         m.put(MessageType.DECREMENT_UNITS, Combinators.combine(u64(), u64(), u32()).as(Message.DecrementUnits::new));
         m.put(MessageType.BORROW, Combinators.combine(u64(), u32()).as(Message.Borrow::new));
         m.put(MessageType.RETURN, u64().map(Message.Return::new));
+        m.put(MessageType.RESUME_MANY, Combinators.combine(u64(), bytes()).as(Message.Resume::new).list()
+                .ofMaxSize(5).map(Message.ResumeMany::new));
         m.put(MessageType.LICENSE_CONTEXT, Combinators.combine(strings(), serials()).as(Message.LicenseContext::new));
         m.put(MessageType.LICENSE_UPDATE, Combinators.combine(strings(), bytes()).as(Message.LicenseUpdate::new));
         m.put(MessageType.NODE_STEP_DOWN, strings().map(Message.NodeStepDown::new));
@@ -121,6 +123,8 @@ final class Generators {
                 .as(Message.Info::new));
         m.put(MessageType.ACCESS_OK, Combinators.combine(u64(), bytes(), serials()).as(Message.AccessOk::new));
         m.put(MessageType.CRYPT_OK, bytes().map(Message.CryptOk::new));
+        m.put(MessageType.RESUMED_MANY, Combinators.combine(u64(), Arbitraries.integers().between(0, 0xFFFF))
+                .as(Message.ResumedMany.Outcome::new).list().ofMaxSize(5).map(Message.ResumedMany::new));
         m.put(MessageType.UNITS_OK, u32().map(Message.UnitsOk::new));
         m.put(MessageType.BORROW_OK, tickets().map(Message.BorrowOk::new));
         m.put(MessageType.LICENSE_CONTEXT_OK, bytes().map(Message.LicenseContextOk::new));

@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.util.EnumSet;
 import java.util.HashSet;
 import java.util.HexFormat;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.regex.Matcher;
@@ -73,7 +74,13 @@ class ProtocolDocumentationTest {
                 "ACCESS", new Frame(2, new Message.Access(6_000_010, 42, 0, AccessMode.USERLIMIT)),
                 "ACCESS_OK", new Frame(2, new Message.AccessOk(1001,
                         Bytes.fromHex("00112233445566778899aabbccddeeff"), new Serial(131, 59_885_682))),
-                "ERROR", new Frame(2, new Message.Error(CmError.NO_MORE_LICENSES, "no more licenses")));
+                "ERROR", new Frame(2, new Message.Error(CmError.NO_MORE_LICENSES, "no more licenses")),
+                "RESUME_MANY", new Frame(3, new Message.ResumeMany(List.of(
+                        new Message.Resume(1001, Bytes.fromHex("00112233445566778899aabbccddeeff")),
+                        new Message.Resume(1002, Bytes.fromHex("ffeeddccbbaa99887766554433221100"))))),
+                "RESUMED_MANY", new Frame(3, new Message.ResumedMany(List.of(
+                        new Message.ResumedMany.Outcome(1001, Message.ResumedMany.RESUMED),
+                        new Message.ResumedMany.Outcome(1002, CmError.INVALID_HANDLE.code())))));
         Matcher block = Pattern.compile("<!-- example: ([A-Z_]+) -->\\s*```text\\n(.*?)```", Pattern.DOTALL)
                 .matcher(doc);
         Set<String> seen = new HashSet<>();

@@ -166,6 +166,17 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     public record Resume(long handleId, Bytes token, long sessionId, ActorRef<Reply> replyTo) implements Command {
     }
 
+    /**
+     * RESUME of several handles of this license for one session at once (a client's RESUME_MANY): answered by one
+     * {@link ResumedMany}, an outcome per item in the items' order.
+     */
+    public record ResumeMany(List<HandleToken> items, long sessionId, ActorRef<Reply> replyTo) implements Command {
+    }
+
+    /** A handle and the resume token its client holds. */
+    public record HandleToken(long handleId, Bytes token) {
+    }
+
     public record DecrementUnits(long handleId, long sessionId, long operationId, long amount,
                                  ActorRef<Reply> replyTo) implements Command {
     }
@@ -241,6 +252,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     }
 
     public record Resumed(ActorRef<Command> license) implements Reply {
+    }
+
+    /** The answer to {@link ResumeMany}: for each item, in order, {@link Resumed} or {@link Refused}. */
+    public record ResumedMany(List<Reply> outcomes) implements Reply {
     }
 
     /** The signed ticket of a borrow. */
@@ -836,6 +851,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 .onCommand(Release.class, this::onRelease)
                 .onCommand(Freed.class, this::onFreed)
                 .onCommand(Resume.class, this::onResume)
+                .onCommand(ResumeMany.class, this::onResumeMany)
                 .onCommand(Touch.class, this::onTouch)
                 .onCommand(Borrow.class, this::onBorrow)
                 .onCommand(BorrowAnswered.class, this::onBorrowAnswered)
@@ -1709,23 +1725,35 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     }
 
     private Effect<TmrLicenseEvent, SeatTable> onResume(Resume resume) {
-        Optional<Seat> seat = table.get(resume.handleId());
-        Life life = lives.get(resume.handleId());
-        if (seat.isEmpty() || life == null || releasing.containsKey(resume.handleId())) {
-            resume.replyTo().tell(unknownHandle(resume.handleId()));
-            return Effect().none();
-        }
-        if (!seat.get().tokenMatches(resume.token().toArray())) {
-            LOG.warn("RESUME of handle {} of {} with a wrong token refused (session {})",
-                    Long.toUnsignedString(resume.handleId()), name(), Long.toUnsignedString(resume.sessionId()));
-            resume.replyTo().tell(new Refused(CmError.INVALID_HANDLE, "wrong resume token for handle "
-                    + Long.toUnsignedString(resume.handleId())));
-            return Effect().none();
-        }
-        life.sessionId = resume.sessionId();
-        life.lastActivity = clock.millis();
-        resume.replyTo().tell(new Resumed(context.getSelf()));
+        resume.replyTo().tell(resume(resume.handleId(), resume.token(), resume.sessionId()));
         return Effect().none();
+    }
+
+    private Effect<TmrLicenseEvent, SeatTable> onResumeMany(ResumeMany resume) {
+        List<Reply> outcomes = new ArrayList<>(resume.items().size());
+        for (HandleToken item : resume.items()) {
+            outcomes.add(resume(item.handleId(), item.token(), resume.sessionId()));
+        }
+        resume.replyTo().tell(new ResumedMany(outcomes));
+        return Effect().none();
+    }
+
+    /** Binds a handle to the session that RESUMEs it with its token: {@link Resumed}, or 106. Nothing journaled. */
+    private Reply resume(long handleId, Bytes token, long sessionId) {
+        Optional<Seat> seat = table.get(handleId);
+        Life life = lives.get(handleId);
+        if (seat.isEmpty() || life == null || releasing.containsKey(handleId)) {
+            return unknownHandle(handleId);
+        }
+        if (!seat.get().tokenMatches(token.toArray())) {
+            LOG.warn("RESUME of handle {} of {} with a wrong token refused (session {})",
+                    Long.toUnsignedString(handleId), name(), Long.toUnsignedString(sessionId));
+            return new Refused(CmError.INVALID_HANDLE, "wrong resume token for handle "
+                    + Long.toUnsignedString(handleId));
+        }
+        life.sessionId = sessionId;
+        life.lastActivity = clock.millis();
+        return new Resumed(context.getSelf());
     }
 
     private Effect<TmrLicenseEvent, SeatTable> onTouch(Touch touch) {

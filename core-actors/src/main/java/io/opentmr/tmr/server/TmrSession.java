@@ -319,6 +319,7 @@ public final class TmrSession extends FrameSession {
                 toHandle(ctx, id, container, m.handleId(), serial -> r -> new TmrLicense.Resume(m.handleId(),
                         m.token(), sessionId, r), m);
             }
+            case RESUME_MANY -> resumeMany(ctx, id, container, ((Message.ResumeMany) message).items());
             case GET_INFO -> {
                 long handleId = ((Message.GetInfo) message).handleId();
                 onHandle(ctx, id, handleId, r -> new TmrLicense.GetInfo(handleId, sessionId, r));
@@ -612,6 +613,112 @@ public final class TmrSession extends FrameSession {
             }
             return throughHandle(ctx, targets, index + 1, next, handleId, command);
         }, ctx.executor());
+    }
+
+    // --- RESUME_MANY ------------------------------------------------------------------------------------------
+
+    /** One item's outcome of a RESUME_MANY: its code, and the license that resumed it and its serial (else null). */
+    private record ItemOutcome(int code, ActorRef<TmrLicense.Command> license, Serial serial) {
+    }
+
+    /**
+     * RESUME_MANY: one request against the connection's bound. With one virtual container, the container says which
+     * license holds each handle and each license is asked once, for all its handles; with several, each handle goes
+     * its own way as a RESUME would ({@link #throughHandle}). The outcomes are gathered into one answer in the items'
+     * order; every step runs on the channel's event loop. An item gets the code its RESUME's answer would carry:
+     * resumed, 106, 130 for a virtual container not running yet; and 100 where a RESUME would hear NOT_ACTIVE (a
+     * license that may hold it is still recovering or reconciling) or its license did not answer in time.
+     */
+    private void resumeMany(ChannelHandlerContext ctx, int id, ActorRef<VirtualContainer.Command> first,
+                            List<Message.Resume> items) {
+        long session = sessionId;
+        List<TmrNode.Group> others = containers.others();
+        boolean single = others.isEmpty() && containers.awaited().isEmpty();
+        answer(ctx, id, () -> single ? resumeByLicense(ctx, first, items, session)
+                : resumeEach(ctx, all(first, others), others, items, session), outcomes -> {
+            List<Message.ResumedMany.Outcome> wire = new ArrayList<>(outcomes.size());
+            for (int i = 0; i < outcomes.size(); i++) {
+                ItemOutcome outcome = outcomes.get(i);
+                long handleId = items.get(i).handleId();
+                if (outcome.license() != null) {
+                    sessionHandles.put(handleId, outcome.license());
+                    remember(outcome.license(), outcome.serial());
+                }
+                wire.add(new Message.ResumedMany.Outcome(handleId, outcome.code()));
+            }
+            return new Message.ResumedMany(wire);
+        });
+    }
+
+    private CompletionStage<List<ItemOutcome>> resumeByLicense(ChannelHandlerContext ctx,
+                                                               ActorRef<VirtualContainer.Command> first,
+                                                               List<Message.Resume> items, long session) {
+        List<Long> handleIds = new ArrayList<>(items.size());
+        items.forEach(item -> handleIds.add(item.handleId()));
+        return AskPattern.<VirtualContainer.Command, VirtualContainer.Routes>ask(first,
+                r -> new VirtualContainer.RouteHandles(handleIds, r), settings.requestTimeout(), scheduler)
+                .thenComposeAsync(routes -> {
+                    ItemOutcome[] outcomes = new ItemOutcome[items.size()];
+                    Map<ActorRef<TmrLicense.Command>, List<Integer>> byLicense = new java.util.LinkedHashMap<>();
+                    for (int i = 0; i < items.size(); i++) {
+                        ActorRef<TmrLicense.Command> license = routes.licenses().get(i);
+                        if (license == null) {
+                            outcomes[i] = outcome(routes.refusals().get(i), virtualSerial);
+                        } else {
+                            byLicense.computeIfAbsent(license, l -> new ArrayList<>()).add(i);
+                        }
+                    }
+                    List<CompletableFuture<?>> asks = new ArrayList<>(byLicense.size());
+                    byLicense.forEach((license, indexes) -> {
+                        List<TmrLicense.HandleToken> its = new ArrayList<>(indexes.size());
+                        indexes.forEach(i -> its.add(new TmrLicense.HandleToken(items.get(i).handleId(),
+                                items.get(i).token())));
+                        asks.add(AskPattern.<TmrLicense.Command, TmrLicense.Reply>ask(license,
+                                r -> new TmrLicense.ResumeMany(its, session, r), settings.requestTimeout(), scheduler)
+                                .handleAsync((reply, failed) -> {
+                                    for (int k = 0; k < indexes.size(); k++) {
+                                        outcomes[indexes.get(k)] = reply instanceof TmrLicense.ResumedMany many
+                                                && many.outcomes().size() == indexes.size()
+                                                ? outcome(many.outcomes().get(k), virtualSerial) : outcome(null, null);
+                                    }
+                                    return null;
+                                }, ctx.executor()).toCompletableFuture());
+                    });
+                    return CompletableFuture.allOf(asks.toArray(CompletableFuture[]::new))
+                            .thenApplyAsync(done -> List.of(outcomes), ctx.executor());
+                }, ctx.executor());
+    }
+
+    private CompletionStage<List<ItemOutcome>> resumeEach(ChannelHandlerContext ctx, List<Target> targets,
+                                                          List<TmrNode.Group> others, List<Message.Resume> items,
+                                                          long session) {
+        List<CompletableFuture<ItemOutcome>> each = new ArrayList<>(items.size());
+        for (Message.Resume item : items) {
+            each.add(throughHandle(ctx, targets, 0, null, item.handleId(), serial -> r -> new TmrLicense.Resume(
+                    item.handleId(), item.token(), session, r)).handleAsync((routed, failed) -> failed != null
+                    ? outcome(null, null)
+                    : outcome(awaitedInstead(routed.reply(), CmError.INVALID_HANDLE.code(), others), routed.serial()),
+                    ctx.executor()).toCompletableFuture());
+        }
+        return CompletableFuture.allOf(each.toArray(CompletableFuture[]::new)).thenApplyAsync(done -> {
+            List<ItemOutcome> outcomes = new ArrayList<>(each.size());
+            each.forEach(outcome -> outcomes.add(outcome.join()));
+            return outcomes;
+        }, ctx.executor());
+    }
+
+    /** An item's outcome from its license's (or container's) answer; null: none came in time (100). */
+    private ItemOutcome outcome(TmrLicense.Reply reply, Serial serial) {
+        if (reply instanceof TmrLicense.Resumed resumed) {
+            return new ItemOutcome(Message.ResumedMany.RESUMED, resumed.license(), serial);
+        } else if (reply instanceof TmrLicense.Refused refused) {
+            return new ItemOutcome(refused.code(), null, null);
+        } else if (reply instanceof TmrLicense.NotServing && serial != null && !serial.equals(virtualSerial)) {
+            // As for a RESUME: another virtual container without its lease or reconciliation.
+            return new ItemOutcome(CmError.REDUNDANCY_SERVER_MISSING.code(), null, null);
+        }
+        // Not ready to vouch for it (a RESUME would hear NOT_ACTIVE), or no answer in time: not now, never 106.
+        return new ItemOutcome(CmError.NETWORK_FAULT.code(), null, null);
     }
 
     /** LIST_CONTAINERS over several virtual containers: one entry each, the first group's first. */
