@@ -362,12 +362,13 @@ public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
     private void send(ChannelHandlerContext ctx, int id, Message message, MessageType type,
                       long since) {
         Frame frame = new Frame(id, message);
+        // Counted before it is written: a client that has its answer finds it in the metrics.
+        observe(type, message, since);
         if (ReplyBatch.flushLater(ctx.channel())) {
             ctx.channel().write(frame, ctx.channel().voidPromise());
         } else {
             ctx.channel().writeAndFlush(frame, ctx.channel().voidPromise());
         }
-        observe(type, message, since);
     }
 
     private void observe(MessageType type, Message message, long since) {
@@ -382,7 +383,7 @@ public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
 
     /** The last frame of a connection: a refusal, after which the server closes it. */
     protected final void replyAndClose(ChannelHandlerContext ctx, int id, Message message) {
-        ctx.writeAndFlush(new Frame(id, message)).addListener(ChannelFutureListener.CLOSE);
         observe(readType, message, readAt);
+        ctx.writeAndFlush(new Frame(id, message)).addListener(ChannelFutureListener.CLOSE);
     }
 }
