@@ -5,13 +5,13 @@ import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.LicenseKey;
 import io.opentmr.protocol.Message;
+import io.opentmr.tmr.backend.BackendWatcher;
 import io.opentmr.tmr.backend.PeerGroup;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CompletionException;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.Executor;
 import org.slf4j.Logger;
@@ -55,8 +55,7 @@ final class BackendListing {
         peers.call(backend, certificate -> new Message.ListAllocations(after, PAGE, withRequests)).whenCompleteAsync(
                 (reply, failure) -> {
                     if (failure != null) {
-                        Throwable cause = failure instanceof CompletionException && failure.getCause() != null
-                                ? failure.getCause() : failure;
+                        Throwable cause = BackendWatcher.unwrap(failure);
                         if (withRequests && cause instanceof CmFailure refused
                                 && refused.code() == CmError.INVALID_PARAMETER.code()) {
                             // An older backend: it closes the connection; the listing is taken again without them.

@@ -496,7 +496,8 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
         }
     }
 
-    private static Throwable unwrap(Throwable failure) {
+    /** The failure a stage failed with: the cause of a {@link CompletionException}, else the failure itself. */
+    public static Throwable unwrap(Throwable failure) {
         return failure instanceof CompletionException && failure.getCause() != null ? failure.getCause() : failure;
     }
 
