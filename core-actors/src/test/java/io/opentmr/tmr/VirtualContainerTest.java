@@ -441,14 +441,9 @@ class VirtualContainerTest {
         peers.linkUp(0, first);
         peers.linkUp(1, second);
         TestProbe<Object> licenses = kit.createTestProbe();
-        ActorRef<VirtualContainer.Command> container = kit.spawn(container(serial, peers, new NodeStatus(peers),
-                standIns(licenses.getRef())));
-        container.tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), counted(SEATS, 0, 1, 2))));
-        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(0));
-        grantLease(peers, 3, "node-a");
+        ActorRef<VirtualContainer.Command> container = gainingTheLease(serial, peers, licenses);
         var atGain1 = first.next();
         var atGain2 = second.next();
-        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(1));
         container.tell(new VirtualContainer.NeedsResync(SEATS, 0));
         // Backend 1 holds handle 42, which the journal lacks (its node acknowledged it alone and died).
         var held = heldAllocation(42);
@@ -476,14 +471,9 @@ class VirtualContainerTest {
         peers.linkUp(0, first);
         peers.linkUp(2, third);
         TestProbe<Object> licenses = kit.createTestProbe();
-        ActorRef<VirtualContainer.Command> container = kit.spawn(container(serial, peers, new NodeStatus(peers),
-                standIns(licenses.getRef())));
-        container.tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), counted(SEATS, 0, 1, 2))));
-        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(0));
-        grantLease(peers, 3, "node-a");
+        gainingTheLease(serial, peers, licenses);
         var atGain1 = first.next();
         var atGain3 = third.next();
-        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(1));
         var held = heldAllocation(42);
         atGain1.getValue().complete(new Message.AllocationList(List.of(held), false));
         atGain3.getValue().complete(new Message.AllocationList(List.of(), false));
@@ -503,15 +493,10 @@ class VirtualContainerTest {
         PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(30));
         HeldLink[] links = heldLinks(peers);
         TestProbe<Object> licenses = kit.createTestProbe();
-        ActorRef<VirtualContainer.Command> container = kit.spawn(container(serial, peers, new NodeStatus(peers),
-                standIns(licenses.getRef())));
-        container.tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), counted(SEATS, 0, 1, 2))));
-        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(0));
-        grantLease(peers, 3, "node-a");
+        ActorRef<VirtualContainer.Command> container = gainingTheLease(serial, peers, licenses);
         var atGain1 = links[0].next();
         var atGain2 = links[1].next();
         var atGain3 = links[2].next();
-        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(1));
         container.tell(new VirtualContainer.NeedsResync(SEATS, 1));
         var held = heldAllocation(42);
         atGain1.getValue().completeExceptionally(new java.util.concurrent.TimeoutException("listing timed out"));
@@ -665,6 +650,22 @@ class VirtualContainerTest {
     }
 
     /** Three backends linked to {@code peers}, each answering only when its test completes its requests. */
+    /**
+     * A container whose license SEATS the three backends count, spawned over {@code peers}, which then gain the lease at
+     * epoch 3: the license is told to re-sync every backend at the start and again at the gain (its listings are then
+     * asked for on the linked backends).
+     */
+    private ActorRef<VirtualContainer.Command> gainingTheLease(Serial serial, PeerGroup peers,
+                                                               TestProbe<Object> licenses) {
+        ActorRef<VirtualContainer.Command> container = kit.spawn(container(serial, peers, new NodeStatus(peers),
+                standIns(licenses.getRef())));
+        container.tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), counted(SEATS, 0, 1, 2))));
+        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(0));
+        grantLease(peers, 3, "node-a");
+        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(1));
+        return container;
+    }
+
     private static HeldLink[] heldLinks(PeerGroup peers) {
         HeldLink[] links = {new HeldLink(), new HeldLink(), new HeldLink()};
         for (int b = 0; b < links.length; b++) {
