@@ -26,6 +26,7 @@ import io.opentmr.protocol.PeerAuth;
 import io.opentmr.protocol.Serial;
 import io.opentmr.protocol.testing.RawConnection;
 import io.opentmr.tmr.TmrNode;
+import io.opentmr.tmr.VirtualContainer;
 import io.opentmr.tmr.backend.PeerLink;
 import java.io.IOException;
 import java.net.ConnectException;
@@ -45,6 +46,7 @@ import java.util.concurrent.CompletionStage;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import org.apache.pekko.actor.typed.javadsl.AskPattern;
 
 /**
  * A TMR group in one JVM for backend and node tests: three real backends on 127.0.1.1..3 (loopback only,
@@ -403,6 +405,21 @@ public final class TmrTestGroup implements AutoCloseable {
                 "opentmr.persistence.dir", journalDir.toString(),
                 "opentmr.persistence.fsync", "never",
                 "opentmr.node.port", port);
+    }
+
+    /**
+     * Until the node's license of {@code product} uses all three copies: counted and re-synced. The node lists and
+     * serves a license once two are; a test that then stops a backend, or reads every backend's seats, must not race
+     * the third's re-sync.
+     */
+    public void awaitAllCopiesUsable(long product) throws InterruptedException {
+        Await.until("the node uses the three copies of product " + product, () -> {
+            VirtualContainer.Overview overview = Await.unchecked(() -> AskPattern.<VirtualContainer.Command,
+                    VirtualContainer.Overview>ask(node.container(), VirtualContainer.GetOverview::new,
+                    Duration.ofSeconds(5), node.actorSystem().scheduler()).toCompletableFuture().get(10,
+                    TimeUnit.SECONDS));
+            return overview.licenses().stream().anyMatch(l -> l.key().productCode() == product && l.usable() == 3);
+        });
     }
 
     public InetSocketAddress nodeAddress() {

@@ -183,14 +183,14 @@ class NodeTimeLimitTest {
     }
 
     /**
-     * Until the node lists {@code product} and all three of its copies count: it lists a license once two do, and a
-     * test that then stops a backend, or reads every backend's copy, must not race the third.
+     * Until the node lists {@code product} and uses all three of its copies (counted and re-synced): it lists a
+     * license once two are, and a test that then stops a backend, or reads every backend's copy, must not race the
+     * third.
      */
     private void awaitListed(TmrClient client, long product) throws InterruptedException {
         Await.until("product " + product + " listed", () -> client.listContainers().stream()
                 .flatMap(c -> c.products().stream()).anyMatch(p -> p.productCode() == product));
-        Await.until("the three copies of product " + product + " count", () -> group.node().status().licenses()
-                .entrySet().stream().anyMatch(e -> e.getKey().productCode() == product && e.getValue().copies() == 3));
+        group.awaitAllCopiesUsable(product);
     }
 
     private long usageStart(int backend) throws Exception {
