@@ -124,8 +124,16 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--duration", defaultValue = "10s", description = "How long to measure (default ${DEFAULT-VALUE}).")
     Duration duration;
 
-    @Option(names = "--warmup", defaultValue = "2s", description = "Unmeasured warm-up (default ${DEFAULT-VALUE}).")
-    Duration warmup;
+    @Option(names = "--warmup", defaultValue = "auto", description = "Unmeasured warm-up: a duration, or auto "
+            + "(default): the load runs until its rate stops rising (the last 20 s at most 5%% above the 20 s before; "
+            + "at least 40 s, at most 3 min), once per server measured.")
+    String warmup;
+
+    /** {@code --warmup} as a duration; null for auto ({@link WarmUp}). */
+    private Duration fixedWarmup;
+
+    /** The servers warmed up until their rate settled (auto): a second run on them (--rate P%) needs none. */
+    private final java.util.Set<List<String>> warmed = new java.util.HashSet<>();
 
     @Option(names = "--rate", paramLabel = "R|P%", description = {"Open loop: R ACCESS+RELEASE pairs per second over "
             + "all clients, each pair sent at its scheduled time whatever the answers do, its latency measured from "
@@ -161,8 +169,14 @@ final class BenchCommand implements Callable<Integer> {
         if (clients < 1 || clients > 4096) {
             throw new ParameterException(spec.commandLine(), "--clients must be 1..4096");
         }
+        try {
+            fixedWarmup = "auto".equals(warmup.strip()) ? null : DurationConverter.parse(warmup);
+        } catch (picocli.CommandLine.TypeConversionException e) {
+            throw new ParameterException(spec.commandLine(), "--warmup takes a duration or auto: "
+                    + e.getMessage());
+        }
         if (duration.isNegative() || duration.isZero() || duration.compareTo(MAX_DURATION) > 0
-                || warmup.isNegative() || warmup.compareTo(MAX_DURATION) > 0) {
+                || fixedWarmup != null && (fixedWarmup.isNegative() || fixedWarmup.compareTo(MAX_DURATION) > 0)) {
             throw new ParameterException(spec.commandLine(), "--duration must be above 0 and --warmup at least 0, "
                     + "both at most " + MAX_DURATION.toMinutes() + " min");
         }
@@ -567,35 +581,22 @@ final class BenchCommand implements Callable<Integer> {
                 throw e;
             }
         }
+        WarmUp.Outcome warmedUp = null;
+        if (fixedWarmup == null && warmed.add(List.copyOf(addresses))) {
+            try {
+                warmedUp = warmUp(connections, firmCode, productCode, accessMode);
+            } catch (InterruptedException | RuntimeException e) {
+                connections.forEach(TmrClient::close);
+                throw e;
+            }
+        }
         // Times start once every client is connected: connecting is neither warm-up nor measured.
         long start = System.nanoTime();
-        long measureFrom = start + warmup.toNanos();
+        long measureFrom = start + (fixedWarmup == null ? 0 : fixedWarmup.toNanos());
         long end = measureFrom + duration.toNanos();
         Load load = rate == null ? new ClosedLoop(Load.Clock.SYSTEM, clients, measureFrom, end)
                 : new OpenLoop(Load.Clock.SYSTEM, rate, clients, outstandingPerClient(), start, measureFrom, end);
-
-        List<Thread> threads = new ArrayList<>();
-        for (int i = 0; i < clients; i++) {
-            TmrClient client = connections.get(i);
-            Load.Pair pair = () -> {
-                try (LicenseHandle handle = client.access(firmCode, productCode, 0, accessMode)) {
-                    handle.handleId();
-                }
-            };
-            for (int w = 0; w < load.workersPerClient(); w++) {
-                int slot = i;
-                int worker = w;
-                Thread thread = new Thread(() -> {
-                    try {
-                        load.work(slot, worker, pair);
-                    } catch (InterruptedException e) {
-                        Thread.currentThread().interrupt();
-                    }
-                }, "tmr-bench-" + i + (rate == null ? "" : "-" + w));
-                thread.setDaemon(true);
-                threads.add(thread);
-            }
-        }
+        List<Thread> threads = workers(load, connections, firmCode, productCode, accessMode, rate == null ? "" : "-");
         threads.forEach(Thread::start);
 
         long lastPairs = 0;
@@ -626,16 +627,82 @@ final class BenchCommand implements Callable<Integer> {
             }
         }
         ProcessCpu.Usage cpuUsage = cpu.wanted() ? cpu.between(cpuBefore, cpu.sample()) : null;
-        // A pair in flight at the end is two requests, each answered or failed within the request timeout and
-        // the SDK's second of slack: one bound for all the workers; one given up on counts with its age.
+        join(threads);
+        long stopped = System.nanoTime();
+        HeldHandles.Outcome kept = held == null ? null : held.checkAndRelease();
+        connections.forEach(TmrClient::close);
+        return new Result(load.figures(stopped), duration, clients, cpu.wanted(), cpuUsage, kept, warmedUp);
+    }
+
+    /**
+     * {@code --warmup auto}: the clients' closed loop, unmeasured, until its rate settles ({@link WarmUp}), with a
+     * line a second on stderr.
+     */
+    private WarmUp.Outcome warmUp(List<TmrClient> connections, long firmCode, long productCode, AccessMode accessMode)
+            throws InterruptedException {
+        long start = System.nanoTime();
+        ClosedLoop load = new ClosedLoop(Load.Clock.SYSTEM, clients, start, start + WarmUp.MAX.toNanos());
+        List<Thread> threads = workers(load, connections, firmCode, productCode, accessMode, "-warmup");
+        threads.forEach(Thread::start);
+        WarmUp warm = new WarmUp();
+        try {
+            long counted = 0;
+            long next = start;
+            while (!warm.done()) {
+                next += TimeUnit.SECONDS.toNanos(1);
+                Load.Clock.SYSTEM.sleepUntil(next);
+                long count = load.pairsSoFar();
+                warm.second(count - counted);
+                System.err.printf("tmr bench: warming up (until the rate settles), %,d pairs in the last second, "
+                        + "%d error(s)%n", count - counted, load.errorsSoFar());
+                counted = count;
+            }
+        } finally {
+            load.stop(System.nanoTime());
+            join(threads);
+        }
+        WarmUp.Outcome outcome = warm.outcome();
+        System.err.println("tmr bench: " + outcome.text());
+        return outcome;
+    }
+
+    /** The workers of {@code load}: each runs ACCESS+RELEASE pairs on its client's connection. */
+    private List<Thread> workers(Load load, List<TmrClient> connections, long firmCode, long productCode,
+                                 AccessMode accessMode, String suffix) {
+        List<Thread> threads = new ArrayList<>();
+        for (int i = 0; i < connections.size(); i++) {
+            TmrClient client = connections.get(i);
+            Load.Pair pair = () -> {
+                try (LicenseHandle handle = client.access(firmCode, productCode, 0, accessMode)) {
+                    handle.handleId();
+                }
+            };
+            for (int w = 0; w < load.workersPerClient(); w++) {
+                int slot = i;
+                int worker = w;
+                Thread thread = new Thread(() -> {
+                    try {
+                        load.work(slot, worker, pair);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                }, "tmr-bench-" + i + (suffix.equals("-") ? "-" + w : suffix));
+                thread.setDaemon(true);
+                threads.add(thread);
+            }
+        }
+        return threads;
+    }
+
+    /**
+     * A pair in flight at the end is two requests, each answered or failed within the request timeout and the SDK's
+     * second of slack: one bound for all the workers; one given up on counts with its age.
+     */
+    private static void join(List<Thread> threads) throws InterruptedException {
         long joinBy = System.nanoTime() + 2 * (REQUEST_TIMEOUT.toNanos() + TimeUnit.SECONDS.toNanos(1));
         for (Thread thread : threads) {
             TimeUnit.NANOSECONDS.timedJoin(thread, Math.max(1, joinBy - System.nanoTime()));
         }
-        long stopped = System.nanoTime();
-        HeldHandles.Outcome kept = held == null ? null : held.checkAndRelease();
-        connections.forEach(TmrClient::close);
-        return new Result(load.figures(stopped), duration, clients, cpu.wanted(), cpuUsage, kept);
     }
 
     /**
@@ -645,7 +712,7 @@ final class BenchCommand implements Callable<Integer> {
      * @param cpu       the demo processes' CPU over the measured time; null when not wanted or not available
      */
     record Result(Load.Figures figures, Duration duration, int clients, boolean cpuWanted, ProcessCpu.Usage cpu,
-                  HeldHandles.Outcome held) {
+                  HeldHandles.Outcome held, WarmUp.Outcome warmedUp) {
 
         long pairs() {
             return figures.pairs();
@@ -679,6 +746,9 @@ final class BenchCommand implements Callable<Integer> {
             m.put("errors", figures.errorsByCode().values().stream().mapToLong(Long::longValue).sum());
             m.put("errorsByCode", byCode(figures.errorsByCode()));
             m.put("maxStallMs", round(figures.maxNanos() / 1e6));
+            if (warmedUp != null) {
+                m.put("warmUp", warmedUp.toMap());
+            }
             if (held != null) {
                 m.put("heldHandles", held.opened());
                 m.put("heldLost", held.lost());
@@ -722,7 +792,8 @@ final class BenchCommand implements Callable<Integer> {
                         pacing.outstanding(), ms(50), ms(99), ms(99.9), figures.maxNanos() / 1e6, pacing.unsent(),
                         pacing.scheduled(), pacing.maxLagNanos() / 1e6);
             }
-            return lines + String.format("%nerrors: %s", figures.errorsByCode().isEmpty() ? "none"
+            return (warmedUp == null ? "" : warmedUp.text() + String.format("%n")) + lines
+                    + String.format("%nerrors: %s", figures.errorsByCode().isEmpty() ? "none"
                     : figures.errorsByCode())
                     + (cpuWanted ? String.format("%nCPU per pair (utime+stime from /proc over the measured time): %s",
                     cpu == null ? ProcessCpu.NOT_AVAILABLE + " (needs Linux /proc)" : cpu.text(pairs())) : "")

@@ -13,7 +13,7 @@ final class ClosedLoop implements Load {
 
     private final Clock clock;
     private final long measureFrom;
-    private final long end;
+    private volatile long end;
     private final Tally tally = new Tally();
     private final AtomicLong maxStall = new AtomicLong();
     /** When each connection's pair in flight started; 0 when none. */
@@ -25,6 +25,11 @@ final class ClosedLoop implements Load {
         this.measureFrom = measureFrom;
         this.end = end;
         this.pairStarted = new AtomicLongArray(clients);
+    }
+
+    /** No pair starts from {@code now} on (the bench's warm-up ends once the rate settles). */
+    void stop(long now) {
+        end = now;
     }
 
     @Override

@@ -232,6 +232,8 @@ class BenchCommandTest {
         assertEquals(Output.USAGE, tmr("bench", "--echo", "--clients", "0").exit());
         assertEquals(Output.USAGE, tmr("bench", "--echo", "--rate", "0").exit());
         assertEquals(Output.USAGE, tmr("bench", "--echo", "--rate", "fast").exit());
+        assertEquals(Output.USAGE, tmr("bench", "--echo", "--warmup", "soon").exit(), "a duration or auto");
+        assertEquals(Output.USAGE, tmr("bench", "--echo", "--warmup", "11m").exit());
         assertEquals(Output.USAGE, tmr("bench", "--echo", "--rate", "101%").exit());
         assertEquals(Output.USAGE, tmr("bench", "--echo", "--outstanding", "4").exit(), "only with --rate");
         assertEquals(Output.USAGE, tmr("bench", "--echo", "--rate", "100", "--outstanding", "65").exit());
