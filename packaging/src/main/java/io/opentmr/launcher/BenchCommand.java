@@ -661,9 +661,7 @@ final class BenchCommand implements Callable<Integer> {
             load.stop(System.nanoTime());
             join(threads);
         }
-        WarmUp.Outcome outcome = warm.outcome();
-        System.err.println("tmr bench: " + outcome.text());
-        return outcome;
+        return warm.outcome();
     }
 
     /** The workers of {@code load}: each runs ACCESS+RELEASE pairs on its client's connection. */
