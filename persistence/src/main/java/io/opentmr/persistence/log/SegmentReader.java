@@ -166,7 +166,7 @@ final class SegmentReader implements AutoCloseable {
     private int readFully(ByteBuffer buf, long at) throws IOException {
         int start = buf.position();
         while (buf.hasRemaining()) {
-            int n = channel.read(buf, at + buf.position() - start);
+            int n = FileIo.read(channel, buf, at + buf.position() - start);
             if (n < 0) {
                 break;
             }

@@ -986,7 +986,7 @@ public final class SegmentedLog implements AutoCloseable {
         ByteBuffer buf = ByteBuffer.wrap(batchBuffer, 0, length);
         long at = active.size;
         while (buf.hasRemaining()) {
-            at += active.channel.write(buf, at);
+            at += FileIo.write(active.channel, buf, at);
         }
         active.size = at;
         active.allocated = Math.max(active.allocated, at);
@@ -1361,7 +1361,7 @@ public final class SegmentedLog implements AutoCloseable {
     private static int writeFully(FileChannel out, byte[] bytes, int length, long at) throws IOException {
         ByteBuffer buf = ByteBuffer.wrap(bytes, 0, length);
         while (buf.hasRemaining()) {
-            out.write(buf, at + buf.position());
+            FileIo.write(out, buf, at + buf.position());
         }
         return length;
     }
@@ -1625,7 +1625,7 @@ public final class SegmentedLog implements AutoCloseable {
                     ByteBuffer buf = ByteBuffer.wrap(bytes, at, span.end() - span.start());
                     FileChannel ch = span.segment().readChannel();
                     while (buf.hasRemaining()) {
-                        int n = ch.read(buf, span.start() + (buf.position() - at));
+                        int n = FileIo.read(ch, buf, span.start() + (buf.position() - at));
                         if (n < 0) {
                             throw new IOException("unexpected end of segment " + span.segment().path.getFileName());
                         }
@@ -1782,7 +1782,7 @@ public final class SegmentedLog implements AutoCloseable {
 
     private static void readFully(FileChannel ch, ByteBuffer buf, long at) throws IOException {
         while (buf.hasRemaining()) {
-            int n = ch.read(buf, at + buf.position());
+            int n = FileIo.read(ch, buf, at + buf.position());
             if (n < 0) {
                 throw new IOException("unexpected end of segment");
             }

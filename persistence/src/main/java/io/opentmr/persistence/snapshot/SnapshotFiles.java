@@ -1,6 +1,7 @@
 package io.opentmr.persistence.snapshot;
 
 import io.opentmr.persistence.Serialized;
+import io.opentmr.persistence.log.FileIo;
 import java.io.IOException;
 import java.net.URLEncoder;
 import java.nio.ByteBuffer;
@@ -143,7 +144,7 @@ public final class SnapshotFiles {
         try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
                 StandardOpenOption.TRUNCATE_EXISTING)) {
             while (buf.hasRemaining()) {
-                ch.write(buf);
+                FileIo.write(ch, buf);
             }
             ch.force(false);
         }
@@ -157,7 +158,7 @@ public final class SnapshotFiles {
 
     /** Reads a snapshot file; throws if it is damaged. */
     public Stored read(Key key) throws IOException {
-        byte[] bytes = Files.readAllBytes(key.file());
+        byte[] bytes = FileIo.readAll(key.file());
         ByteBuffer buf = ByteBuffer.wrap(bytes);
         byte version = bytes.length < 21 ? 0 : bytes[4];
         if (buf.getInt() != MAGIC || (version != VERSION && version != VERSION_1)) {
