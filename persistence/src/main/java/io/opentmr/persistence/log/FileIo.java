@@ -26,43 +26,34 @@ public final class FileIo {
 
     /** As {@link FileChannel#read(ByteBuffer, long)}, at most {@link #MAX_CALL_BYTES} into a heap buffer. */
     public static int read(FileChannel channel, ByteBuffer dst, long position) throws IOException {
-        if (dst.isDirect() || dst.remaining() <= MAX_CALL_BYTES) {
-            return channel.read(dst, position);
-        }
-        int limit = dst.limit();
-        dst.limit(dst.position() + MAX_CALL_BYTES);
-        try {
-            return channel.read(dst, position);
-        } finally {
-            dst.limit(limit);
-        }
+        return sliced(dst, slice -> channel.read(slice, position));
     }
 
     /** As {@link FileChannel#write(ByteBuffer, long)}, at most {@link #MAX_CALL_BYTES} from a heap buffer. */
     public static int write(FileChannel channel, ByteBuffer src, long position) throws IOException {
-        if (src.isDirect() || src.remaining() <= MAX_CALL_BYTES) {
-            return channel.write(src, position);
-        }
-        int limit = src.limit();
-        src.limit(src.position() + MAX_CALL_BYTES);
-        try {
-            return channel.write(src, position);
-        } finally {
-            src.limit(limit);
-        }
+        return sliced(src, slice -> channel.write(slice, position));
     }
 
     /** As {@link FileChannel#write(ByteBuffer)} (at the channel's position), at most {@link #MAX_CALL_BYTES}. */
     public static int write(FileChannel channel, ByteBuffer src) throws IOException {
-        if (src.isDirect() || src.remaining() <= MAX_CALL_BYTES) {
-            return channel.write(src);
+        return sliced(src, channel::write);
+    }
+
+    private interface Transfer {
+        int apply(ByteBuffer buffer) throws IOException;
+    }
+
+    /** {@code transfer} on {@code buffer} with its limit lowered to a slice (a heap buffer's), then restored. */
+    private static int sliced(ByteBuffer buffer, Transfer transfer) throws IOException {
+        if (buffer.isDirect() || buffer.remaining() <= MAX_CALL_BYTES) {
+            return transfer.apply(buffer);
         }
-        int limit = src.limit();
-        src.limit(src.position() + MAX_CALL_BYTES);
+        int limit = buffer.limit();
+        buffer.limit(buffer.position() + MAX_CALL_BYTES);
         try {
-            return channel.write(src);
+            return transfer.apply(buffer);
         } finally {
-            src.limit(limit);
+            buffer.limit(limit);
         }
     }
 
