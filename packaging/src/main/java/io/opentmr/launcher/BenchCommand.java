@@ -646,16 +646,19 @@ final class BenchCommand implements Callable<Integer> {
         threads.forEach(Thread::start);
         WarmUp warm = new WarmUp();
         try {
-            long counted = 0;
+            // Pairs answered without an error: a server that refuses every pair has no rate to settle.
+            long succeeded = 0;
             long next = start;
             while (!warm.done()) {
                 next += TimeUnit.SECONDS.toNanos(1);
                 Load.Clock.SYSTEM.sleepUntil(next);
-                long count = load.pairsSoFar();
-                warm.second(count - counted);
+                long errors = load.errorsSoFar();
+                // A failed pair counts as an error a moment before it counts as a pair: never below 0.
+                long now = Math.max(succeeded, load.pairsSoFar() - errors);
+                warm.second(now - succeeded);
                 System.err.printf("tmr bench: warming up (until the rate settles), %,d pairs in the last second, "
-                        + "%d error(s)%n", count - counted, load.errorsSoFar());
-                counted = count;
+                        + "%d error(s) so far%n", now - succeeded, errors);
+                succeeded = now;
             }
         } finally {
             load.stop(System.nanoTime());

@@ -46,6 +46,8 @@ final class EchoServer implements AutoCloseable {
     private volatile long stallAtAccess;
     private volatile long forgetAtAccess;
     private volatile long stallNanos;
+    /** Every ACCESS is refused (200), as by a server that does not hold the product. */
+    private volatile boolean refusing;
     /** Answers are held until this time (System.nanoTime()). */
     private volatile long holdUntil = System.nanoTime();
 
@@ -63,7 +65,7 @@ final class EchoServer implements AutoCloseable {
                                     protected void channelRead0(ChannelHandlerContext ctx, Frame frame) {
                                         long hold = hold(frame.message());
                                         Frame reply = new Frame(frame.requestId(),
-                                                answer(frame.message(), handles, open));
+                                                answer(frame.message(), handles, open, refusing));
                                         if (hold > 0) {
                                             ctx.executor().schedule(() -> ctx.writeAndFlush(reply), hold,
                                                     TimeUnit.NANOSECONDS);
@@ -77,10 +79,13 @@ final class EchoServer implements AutoCloseable {
                 .bind("127.0.0.1", 0).sync().channel();
     }
 
-    private static Message answer(Message request, AtomicLong handles, java.util.Set<Long> open) {
+    private static Message answer(Message request, AtomicLong handles, java.util.Set<Long> open, boolean refusing) {
         return switch (request.type()) {
             case HELLO -> new Message.HelloOk(ServerKind.BACKEND, 1, 10_000, "echo");
             case ACCESS -> {
+                if (refusing) {
+                    yield new Message.Error(CmError.ENTRY_NOT_FOUND, "the echo server refuses every ACCESS");
+                }
                 long handle = handles.incrementAndGet();
                 open.add(handle);
                 yield new Message.AccessOk(handle, TOKEN, SERIAL);
@@ -115,6 +120,11 @@ final class EchoServer implements AutoCloseable {
     void stallAfter(long access, java.time.Duration pause) {
         stallNanos = pause.toNanos();
         stallAtAccess = access;
+    }
+
+    /** From now on every ACCESS is refused with 200. */
+    void refuseAccess() {
+        refusing = true;
     }
 
     /** How long to hold the answer to {@code request}. */

@@ -14,8 +14,9 @@ import java.util.Map;
  *
  * <p>Settled: the last {@link #WINDOW} made at most {@link #RISE} more pairs than the window before it (a falling
  * rate is settled too). The warm-up also ends at {@link #MAX}, settled or not, and when {@link #IDLE} passed
- * without a single answered pair (a server that answers nothing: the measurement reports its errors). A plain
- * class fed one count per second; the bench drives it, tests feed it series.
+ * without a single pair answered without an error (a server that answers nothing, or refuses every pair: the
+ * measurement reports its errors). A plain class fed the count of such pairs once a second; the bench drives it,
+ * tests feed it series.
  */
 final class WarmUp {
 
@@ -26,7 +27,7 @@ final class WarmUp {
 
     private final List<Long> perSecond = new ArrayList<>();
 
-    /** The pairs answered in the second that just ended. */
+    /** The pairs answered without an error in the second that just ended. */
     void second(long pairs) {
         perSecond.add(pairs);
     }
@@ -40,7 +41,7 @@ final class WarmUp {
         return n >= 2 * WINDOW && sum(n - WINDOW, n) <= (1 + RISE) * sum(n - 2 * WINDOW, n - WINDOW);
     }
 
-    /** No pair answered in the last {@link #IDLE} seconds. */
+    /** No pair answered without an error in the last {@link #IDLE} seconds. */
     boolean idle() {
         int n = perSecond.size();
         return n >= IDLE && sum(n - IDLE, n) == 0;
@@ -74,7 +75,7 @@ final class WarmUp {
                    double previousPairsPerSecond) {
 
         String text() {
-            String why = settled ? "until the rate settled" : idle ? "ended: no pair answered in the last " + IDLE
+            String why = settled ? "until the rate settled" : idle ? "ended: no pair answered without an error in the last " + IDLE
                     + " s" : "the longest allowed; the rate was still rising";
             return String.format("warm-up: %d s, %s (pairs/s over the last %d s: %,.0f; the %d s before: %,.0f)",
                     seconds, why, WINDOW, lastPairsPerSecond, WINDOW, previousPairsPerSecond);

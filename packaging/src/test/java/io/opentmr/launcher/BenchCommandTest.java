@@ -212,6 +212,22 @@ class BenchCommandTest {
     }
 
     @Test
+    void theDefaultWarmUpEndsAfterTenSecondsOfRefusedPairsAndTheMeasurementShowsTheErrors() throws Exception {
+        try (EchoServer refusing = new EchoServer(1)) {
+            refusing.refuseAccess();
+            TmrRun run = tmr("bench", "--server", "127.0.0.1:" + refusing.address().getPort(), "--firm", "1",
+                    "--product", "1", "--clients", "1", "--duration", "300ms", "--json");
+            assertEquals(0, run.exit(), run.err());
+            JsonNode figures = JSON.readTree(run.out());
+            assertEquals(WarmUp.IDLE, figures.at("/warmUp/seconds").asInt(), run.out());
+            assertFalse(figures.at("/warmUp/settled").asBoolean(), run.out());
+            assertEquals(0, figures.at("/warmUp/lastPairsPerSecond").asLong(), run.out());
+            assertTrue(figures.get("errors").asLong() > 0, run.out());
+            assertTrue(figures.at("/errorsByCode/200").asLong() > 0, run.out());
+        }
+    }
+
+    @Test
     void rateAsAPercentageMeasuresTheMaximumFirstAndChecksTheHalfMaximumTarget() throws Exception {
         TmrRun run = tmr("bench", "--echo", "--rate", "50%", "--clients", "1", "--duration", "300ms", "--warmup",
                 "0s", "--json");
