@@ -596,7 +596,7 @@ final class BenchCommand implements Callable<Integer> {
         long end = measureFrom + duration.toNanos();
         Load load = rate == null ? new ClosedLoop(Load.Clock.SYSTEM, clients, measureFrom, end)
                 : new OpenLoop(Load.Clock.SYSTEM, rate, clients, outstandingPerClient(), start, measureFrom, end);
-        List<Thread> threads = workers(load, connections, firmCode, productCode, accessMode, rate == null ? "" : "-");
+        List<Thread> threads = workers(load, connections, firmCode, productCode, accessMode, "");
         threads.forEach(Thread::start);
 
         long lastPairs = 0;
@@ -667,7 +667,10 @@ final class BenchCommand implements Callable<Integer> {
         return warm.outcome();
     }
 
-    /** The workers of {@code load}: each runs ACCESS+RELEASE pairs on its client's connection. */
+    /**
+     * The workers of {@code load}: each runs ACCESS+RELEASE pairs on its client's connection; their threads are
+     * named {@code tmr-bench-CLIENT[-WORKER]} and {@code suffix}.
+     */
     private List<Thread> workers(Load load, List<TmrClient> connections, long firmCode, long productCode,
                                  AccessMode accessMode, String suffix) {
         List<Thread> threads = new ArrayList<>();
@@ -687,7 +690,7 @@ final class BenchCommand implements Callable<Integer> {
                     } catch (InterruptedException e) {
                         Thread.currentThread().interrupt();
                     }
-                }, "tmr-bench-" + i + (suffix.equals("-") ? "-" + w : suffix));
+                }, "tmr-bench-" + i + (load.workersPerClient() == 1 ? "" : "-" + w) + suffix);
                 thread.setDaemon(true);
                 threads.add(thread);
             }
