@@ -387,6 +387,8 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     private final io.opentmr.metrics.ServerMetrics metrics;
 
     private boolean recovered;
+    /** Whether the inbox decides renewals with {@link #renewAtOnce} (lent with the first Drain). */
+    private boolean deskLent;
 
     /** Events between snapshots when none is configured: recovery replays at most this many after one. */
     public static final int DEFAULT_SNAPSHOT_EVERY = 1000;
@@ -534,6 +536,11 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     private static final Runnable NOTHING = () -> { };
 
     private Effect<ContainerEvent, ContainerState> onDrain(ContainerState state, Drain drain) {
+        if (!deskLent) {
+            // The first Drain comes once the container has recovered (commands wait until then).
+            deskLent = true;
+            drain.inbox().renewals(this::renewAtOnce);
+        }
         List<Request> batch = drain.inbox().take();
         if (batch.isEmpty()) {
             if (drain.inbox().sleep()) {
@@ -772,6 +779,21 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     private Duration ttl(long requestedMillis) {
         Duration requested = Duration.ofMillis(requestedMillis);
         return requested.compareTo(leaseSettings.maxTtl()) > 0 ? leaseSettings.maxTtl() : requested;
+    }
+
+    /**
+     * LEASE_RENEW decided at once on the thread that submits it ({@link RequestInbox}), outside the batches and
+     * their journal writes: a renewal writes nothing, and a node's renewals must not wait for other requests'
+     * fsyncs. Thread-safe: the lease table is, and the rest is immutable.
+     */
+    private void renewAtOnce(RenewLease c) {
+        Decision<LeaseTable.Lease> decision = leases.renew(c.leaseName(), c.holder(), c.epoch(), ttl(c.ttlMillis()),
+                c.connection(), clock.instant());
+        if (decision instanceof Decision.Refuse<LeaseTable.Lease> refuse) {
+            c.refuse(new CmFailure(refuse.error(), refuse.text()));
+        } else {
+            c.replyTo().tell(StatusReply.success(grant(((Decision.Accept<LeaseTable.Lease>) decision).reply())));
+        }
     }
 
     /** The lease as a grant signed by this container's key, as borrow tickets are. */

@@ -20,6 +20,9 @@ import java.util.Map;
  * asks only under its own name, and a live lease is never taken over, not even by a second connection
  * under the same name. The epoch rises only when the holder changes, so a node that comes back on a new
  * connection keeps its epoch and the grants of the other backends stay valid beside the new one.
+ *
+ * <p>Thread-safe: the container decides acquisitions, releases and certificates in its batches, while renewals
+ * are decided at once on the sessions' threads ({@link RequestInbox}); every method is atomic.
  */
 final class LeaseTable {
 
@@ -54,8 +57,8 @@ final class LeaseTable {
      * @param highest       the highest epoch granted or seen on this name
      * @param highestHolder the holder {@code highest} was granted to or seen with, or null when unknown
      */
-    Decision<Lease> acquire(String name, String holder, long proposedEpoch, Duration ttl, PeerConnection connection,
-                            long highest, String highestHolder, Instant now) {
+    synchronized Decision<Lease> acquire(String name, String holder, long proposedEpoch, Duration ttl,
+                                         PeerConnection connection, long highest, String highestHolder, Instant now) {
         if (!holder.equals(connection.node())) {
             return notOwnName(name, holder, connection);
         }
@@ -89,8 +92,8 @@ final class LeaseTable {
     }
 
     /** LEASE_RENEW: a fresh grant for the live lease of this holder, epoch and connection; else 134. */
-    Decision<Lease> renew(String name, String holder, long epoch, Duration ttl, PeerConnection connection,
-                          Instant now) {
+    synchronized Decision<Lease> renew(String name, String holder, long epoch, Duration ttl,
+                                       PeerConnection connection, Instant now) {
         if (!holder.equals(connection.node())) {
             return notOwnName(name, holder, connection);
         }
@@ -112,7 +115,7 @@ final class LeaseTable {
      * LEASE_RELEASE: frees the lease if holder, epoch and connection match; whether it did. Refused (134) for
      * a holder other than the connection's authenticated name.
      */
-    Decision<Boolean> release(String name, String holder, long epoch, PeerConnection connection) {
+    synchronized Decision<Boolean> release(String name, String holder, long epoch, PeerConnection connection) {
         if (!holder.equals(connection.node())) {
             return notOwnName(name, holder, connection);
         }
@@ -132,19 +135,19 @@ final class LeaseTable {
     }
 
     /** Every live lease, by name. */
-    List<Lease> allLive(Instant now) {
+    synchronized List<Lease> allLive(Instant now) {
         return leases.values().stream().filter(l -> l.live(now))
                 .sorted(java.util.Comparator.comparing(Lease::name)).toList();
     }
 
     /** The live lease on {@code name}, or null. */
-    Lease live(String name, Instant now) {
+    synchronized Lease live(String name, Instant now) {
         Lease current = leases.get(name);
         return current != null && current.live(now) ? current : null;
     }
 
     /** Forgets leases that are no longer live: their TTL ran out or their connection closed. */
-    List<Lease> purge(Instant now) {
+    synchronized List<Lease> purge(Instant now) {
         List<Lease> ended = leases.values().stream().filter(l -> !l.live(now)).toList();
         ended.forEach(l -> leases.remove(l.name()));
         return ended;

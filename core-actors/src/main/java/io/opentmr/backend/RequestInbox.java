@@ -7,6 +7,7 @@ import java.util.List;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Consumer;
 import org.apache.pekko.actor.typed.ActorRef;
 
 /**
@@ -18,6 +19,12 @@ import org.apache.pekko.actor.typed.ActorRef;
  * cannot have: the consumer takes all of it at once, between two journal writes.
  *
  * <p>Bounded: beyond {@code maxQueued} waiting requests, a request is refused with 309 at once.
+ *
+ * <p>A lease renewal does not wait here: it needs no journal write, and it is a TMR node's heartbeat, whose grant
+ * runs out after its TTL (2 s by default). Behind a queue of writes, each batch waiting for its fsync, renewals came
+ * too late on a loaded machine and the active node lost its lease while it was alive and connected. So once a
+ * container has recovered it lends this inbox its {@linkplain #renewals(Consumer) lease desk}, and a renewal is
+ * decided at once on the submitting thread (the lease table is shared with the container, see {@link LeaseTable}).
  *
  * <p>Thread-safe: sessions submit from their event loops; only the container attached now takes.
  */
@@ -31,6 +38,8 @@ public final class RequestInbox {
     private final int maxBatch;
     /** The container of the moment; null while a new one is being started. */
     private volatile ActorRef<Container.Command> container;
+    /** Decides a lease renewal at once (the recovered container of the moment); null: renewals wait in the queue. */
+    private volatile Consumer<Container.RenewLease> renewals;
 
     /**
      * @param maxQueued requests waiting at most; more are refused with 309
@@ -46,6 +55,11 @@ public final class RequestInbox {
 
     /** Queues a request for the container, or refuses it with 309 when too many wait. */
     public void submit(Container.Request request) {
+        Consumer<Container.RenewLease> desk = renewals;
+        if (desk != null && request instanceof Container.RenewLease renewal) {
+            desk.accept(renewal);
+            return;
+        }
         if (size.incrementAndGet() > maxQueued) {
             size.decrementAndGet();
             request.refuse(new CmFailure(CmError.REQUEST_OVERLOAD,
@@ -92,8 +106,17 @@ public final class RequestInbox {
         next.tell(new Container.Drain(this));
     }
 
+    /**
+     * The recovered container of the moment decides renewals with {@code desk} from now on, on the threads that
+     * submit them. Only the container attached now lends its desk.
+     */
+    void renewals(Consumer<Container.RenewLease> desk) {
+        renewals = desk;
+    }
+
     /** The container stopped: requests wait for the next one. */
     void detach() {
+        renewals = null;
         awake.set(true);
         container = null;
     }

@@ -35,6 +35,12 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import org.apache.pekko.persistence.testkit.ProcessingSuccess;
+import org.apache.pekko.persistence.testkit.WriteEvents;
+import org.apache.pekko.persistence.testkit.javadsl.PersistenceTestKit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -149,6 +155,59 @@ class PeerBackendTest {
             assertEquals(1, node.grant(0, 2_000).epoch(), "after a release, the same holder keeps its epoch");
             assertEquals(60_000, node.grant(0, 3_600_000).ttlMillis(), "the TTL is capped by lease.max-ttl");
             assertEquals(10, node.grant(10, 2_000).epoch(), "a proposed epoch above the highest is taken");
+        }
+    }
+
+    /**
+     * A renewal writes nothing and does not wait for the container's journal: a node's renewals queued behind
+     * batches of writes, each waiting for its fsync, came after the grant's TTL on a loaded machine, and the active
+     * node lost its lease while it was alive and connected. Here the journal holds a write (a license import) while
+     * the node renews, right and wrong.
+     */
+    @Test
+    void aRenewalIsAnsweredWhileTheContainersJournalHoldsAWrite() throws Exception {
+        group.close();
+        group = new TmrTestGroup(dir.resolve("held"), clock, Map.of(
+                "pekko.persistence.journal.plugin", "pekko.persistence.testkit.journal",
+                "pekko.persistence.testkit.journal.class", "org.apache.pekko.persistence.testkit.PersistenceTestKitPlugin"));
+        CountDownLatch writing = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        try (TmrTestGroup.Peer node = group.peer("node-a", 0)) {
+            long epoch = node.grant(0, TTL).epoch();
+            PersistenceTestKit.create(group.backend(0).actorSystem()).withPolicy((persistenceId, operation) -> {
+                if (operation instanceof WriteEvents) {
+                    writing.countDown();
+                    try {
+                        release.await(30, TimeUnit.SECONDS);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                }
+                return ProcessingSuccess.getInstance();
+            });
+            CompletableFuture<LicenseKey> imported = CompletableFuture.supplyAsync(() -> {
+                try {
+                    return issue(87, 5, null);
+                } catch (Exception e) {
+                    throw new IllegalStateException(e);
+                }
+            });
+            try {
+                assertTrue(writing.await(10, TimeUnit.SECONDS), "the import's write reached the journal");
+                clock.advance(Duration.ofMillis(250));
+                Message renewed = node.request(new Message.LeaseRenew(LeaseGrant.ACTIVE_LEASE, "node-a", epoch, TTL));
+                LeaseGrant fresh = assertInstanceOf(Message.LeaseGranted.class, renewed, renewed.toString()).grant();
+                assertEquals(clock.millis(), fresh.issuedAtMillis(), "a fresh grant");
+                assertEquals(epoch, fresh.epoch());
+                assertTrue(Ed25519.verify(group.backend(0).identity().keys().getPublic(), fresh.signedPayload(),
+                        fresh.signature().toArray()), "signed by the container's key");
+                assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(node.request(new Message.LeaseRenew(
+                        LeaseGrant.ACTIVE_LEASE, "node-a", epoch + 1, TTL))), "a wrong epoch is refused as before");
+                assertFalse(imported.isDone(), "the renewals were answered while the write was held");
+            } finally {
+                release.countDown();
+            }
+            imported.get(30, TimeUnit.SECONDS);
         }
     }
 
