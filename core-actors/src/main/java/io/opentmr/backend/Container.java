@@ -387,7 +387,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     private final io.opentmr.metrics.ServerMetrics metrics;
 
     private boolean recovered;
-    /** Whether the inbox decides renewals with {@link #renewAtOnce} (lent with the first Drain). */
+    /** Whether the inbox decides lease requests with {@link #decideAtOnce} (lent with the first Drain). */
     private boolean deskLent;
 
     /** Events between snapshots when none is configured: recovery replays at most this many after one. */
@@ -539,7 +539,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
         if (!deskLent) {
             // The first Drain comes once the container has recovered (commands wait until then).
             deskLent = true;
-            drain.inbox().renewals(this::renewAtOnce);
+            drain.inbox().leaseDesk(this::decideAtOnce);
         }
         List<Request> batch = drain.inbox().take();
         if (batch.isEmpty()) {
@@ -782,17 +782,32 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     }
 
     /**
-     * LEASE_RENEW decided at once on the thread that submits it ({@link RequestInbox}), outside the batches and
-     * their journal writes: a renewal writes nothing, and a node's renewals must not wait for other requests'
-     * fsyncs. Thread-safe: the lease table is, and the rest is immutable.
+     * The lease requests decided at once on the thread that submits them ({@link RequestInbox}), outside the batches
+     * and their journal writes, as they write nothing: every LEASE_RENEW (a node's renewals must not wait for other
+     * requests' fsyncs), and a LEASE_ACQUIRE refused while another holder's lease is live (a standby's heartbeat).
+     * Thread-safe: the lease table is, and the rest is immutable. False: the request waits for the container.
      */
-    private void renewAtOnce(RenewLease c) {
-        Decision<LeaseTable.Lease> decision = leases.renew(c.leaseName(), c.holder(), c.epoch(), ttl(c.ttlMillis()),
-                c.connection(), clock.instant());
+    private boolean decideAtOnce(Request request) {
+        if (request instanceof RenewLease c) {
+            answer(c.replyTo(), leases.renew(c.leaseName(), c.holder(), c.epoch(), ttl(c.ttlMillis()), c.connection(),
+                    clock.instant()));
+            return true;
+        } else if (request instanceof AcquireLease c) {
+            Decision<LeaseTable.Lease> refused = leases.refusedAtOnce(c.leaseName(), c.holder(), c.connection(),
+                    clock.instant());
+            if (refused != null) {
+                answer(c.replyTo(), refused);
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private void answer(ReplyTo<LeaseGrant> replyTo, Decision<LeaseTable.Lease> decision) {
         if (decision instanceof Decision.Refuse<LeaseTable.Lease> refuse) {
-            c.refuse(new CmFailure(refuse.error(), refuse.text()));
+            replyTo.tell(StatusReply.error(new CmFailure(refuse.error(), refuse.text())));
         } else {
-            c.replyTo().tell(StatusReply.success(grant(((Decision.Accept<LeaseTable.Lease>) decision).reply())));
+            replyTo.tell(StatusReply.success(grant(((Decision.Accept<LeaseTable.Lease>) decision).reply())));
         }
     }
 

@@ -59,15 +59,11 @@ final class LeaseTable {
      */
     synchronized Decision<Lease> acquire(String name, String holder, long proposedEpoch, Duration ttl,
                                          PeerConnection connection, long highest, String highestHolder, Instant now) {
-        if (!holder.equals(connection.node())) {
-            return notOwnName(name, holder, connection);
+        Decision<Lease> refused = refusedAtOnce(name, holder, connection, now);
+        if (refused != null) {
+            return refused;
         }
         Lease current = live(name, now);
-        if (current != null && !current.holder().equals(holder)) {
-            return Decision.refuse(CmError.TMR_LEASE_REFUSED, "lease " + name + " is held by " + current.holder()
-                    + " at epoch " + current.epoch() + " until " + current.expiresAt()
-                    + " or until its connection closes");
-        }
         if (current != null && current.connection() != connection) {
             return Decision.refuse(CmError.TMR_LEASE_REFUSED, "lease " + name + " is held under the name " + holder
                     + " on another connection (" + current.connection().address() + ") at epoch " + current.epoch()
@@ -89,6 +85,24 @@ final class LeaseTable {
         return epoch > highest
                 ? Decision.accept(granted, new LeaseEpochRaised(name, epoch, holder, now))
                 : Decision.accept(granted);
+    }
+
+    /**
+     * The refusal of a LEASE_ACQUIRE that needs nothing of the journal: a holder other than the connection's name,
+     * or another holder's live lease (what a twin's standby asks at each heartbeat while the active holds it); null
+     * when the acquisition must be decided by {@link #acquire}.
+     */
+    synchronized Decision<Lease> refusedAtOnce(String name, String holder, PeerConnection connection, Instant now) {
+        if (!holder.equals(connection.node())) {
+            return notOwnName(name, holder, connection);
+        }
+        Lease current = live(name, now);
+        if (current != null && !current.holder().equals(holder)) {
+            return Decision.refuse(CmError.TMR_LEASE_REFUSED, "lease " + name + " is held by " + current.holder()
+                    + " at epoch " + current.epoch() + " until " + current.expiresAt()
+                    + " or until its connection closes");
+        }
+        return null;
     }
 
     /** LEASE_RENEW: a fresh grant for the live lease of this holder, epoch and connection; else 134. */

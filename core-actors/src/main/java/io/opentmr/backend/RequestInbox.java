@@ -7,7 +7,7 @@ import java.util.List;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.function.Consumer;
+import java.util.function.Predicate;
 import org.apache.pekko.actor.typed.ActorRef;
 
 /**
@@ -23,8 +23,9 @@ import org.apache.pekko.actor.typed.ActorRef;
  * <p>A lease renewal does not wait here: it needs no journal write, and it is a TMR node's heartbeat, whose grant
  * runs out after its TTL (2 s by default). Behind a queue of writes, each batch waiting for its fsync, renewals came
  * too late on a loaded machine and the active node lost its lease while it was alive and connected. So once a
- * container has recovered it lends this inbox its {@linkplain #renewals(Consumer) lease desk}, and a renewal is
- * decided at once on the submitting thread (the lease table is shared with the container, see {@link LeaseTable}).
+ * container has recovered it lends this inbox its {@linkplain #leaseDesk(Predicate) lease desk}, which decides
+ * renewals (and the standby's refused acquisitions) at once on the submitting thread (the lease table is shared
+ * with the container, see {@link LeaseTable}).
  *
  * <p>Thread-safe: sessions submit from their event loops; only the container attached now takes.
  */
@@ -38,8 +39,11 @@ public final class RequestInbox {
     private final int maxBatch;
     /** The container of the moment; null while a new one is being started. */
     private volatile ActorRef<Container.Command> container;
-    /** Decides a lease renewal at once (the recovered container of the moment); null: renewals wait in the queue. */
-    private volatile Consumer<Container.RenewLease> renewals;
+    /**
+     * Decides a lease request at once when it can (the recovered container of the moment's); null: every request
+     * waits in the queue.
+     */
+    private volatile Predicate<Container.Request> leaseDesk;
 
     /**
      * @param maxQueued requests waiting at most; more are refused with 309
@@ -55,9 +59,9 @@ public final class RequestInbox {
 
     /** Queues a request for the container, or refuses it with 309 when too many wait. */
     public void submit(Container.Request request) {
-        Consumer<Container.RenewLease> desk = renewals;
-        if (desk != null && request instanceof Container.RenewLease renewal) {
-            desk.accept(renewal);
+        Predicate<Container.Request> desk = leaseDesk;
+        if (desk != null && (request instanceof Container.RenewLease || request instanceof Container.AcquireLease)
+                && desk.test(request)) {
             return;
         }
         if (size.incrementAndGet() > maxQueued) {
@@ -107,16 +111,16 @@ public final class RequestInbox {
     }
 
     /**
-     * The recovered container of the moment decides renewals with {@code desk} from now on, on the threads that
-     * submit them. Only the container attached now lends its desk.
+     * The recovered container of the moment decides lease requests with {@code desk} from now on, on the threads that
+     * submit them; one it does not decide (false) waits in the queue. Only the container attached now lends its desk.
      */
-    void renewals(Consumer<Container.RenewLease> desk) {
-        renewals = desk;
+    void leaseDesk(Predicate<Container.Request> desk) {
+        leaseDesk = desk;
     }
 
     /** The container stopped: requests wait for the next one. */
     void detach() {
-        renewals = null;
+        leaseDesk = null;
         awake.set(true);
         container = null;
     }

@@ -162,7 +162,7 @@ class PeerBackendTest {
      * A renewal writes nothing and does not wait for the container's journal: a node's renewals queued behind
      * batches of writes, each waiting for its fsync, came after the grant's TTL on a loaded machine, and the active
      * node lost its lease while it was alive and connected. Here the journal holds a write (a license import) while
-     * the node renews, right and wrong.
+     * the node renews, right and wrong, and a rival asks for the lease, as a standby does at each heartbeat.
      */
     @Test
     void aRenewalIsAnsweredWhileTheContainersJournalHoldsAWrite() throws Exception {
@@ -203,7 +203,12 @@ class PeerBackendTest {
                         fresh.signature().toArray()), "signed by the container's key");
                 assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(node.request(new Message.LeaseRenew(
                         LeaseGrant.ACTIVE_LEASE, "node-a", epoch + 1, TTL))), "a wrong epoch is refused as before");
-                assertFalse(imported.isDone(), "the renewals were answered while the write was held");
+                try (TmrTestGroup.Peer rival = group.peer("node-b", 0)) {
+                    Message refused = rival.acquire(LeaseGrant.ACTIVE_LEASE, 0, TTL);
+                    assertEquals(CmError.TMR_LEASE_REFUSED.code(), code(refused), "a standby's heartbeat");
+                    assertTrue(text(refused).contains("held by node-a"), text(refused));
+                }
+                assertFalse(imported.isDone(), "the lease requests were answered while the write was held");
             } finally {
                 release.countDown();
             }
