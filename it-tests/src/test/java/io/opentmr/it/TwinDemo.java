@@ -214,6 +214,35 @@ final class TwinDemo implements AutoCloseable {
         return ProcessHandle.of(component(name).pid).map(ProcessHandle::isAlive).orElse(false);
     }
 
+    /**
+     * Follows a node that the demo started again because it exited to be restarted (exit code 75): takes its new pid
+     * from the demo's output. False at once for a process this harness started, and when the demo reports a plain exit
+     * or nothing within {@code max}.
+     */
+    boolean followRestart(String name, Duration max) throws Exception {
+        long pid = component(name).pid;
+        if (restarted.stream().anyMatch(own -> own.pid() == pid)) {
+            return false;
+        }
+        java.util.regex.Pattern again = java.util.regex.Pattern.compile(java.util.regex.Pattern.quote(name + " (pid "
+                + pid + ") exited with code ") + "\\d+ to be restarted; started it again \\(pid (\\d+)\\)");
+        String plain = name + " (pid " + pid + ") exited with code ";
+        long deadline = System.nanoTime() + max.toNanos();
+        while (System.nanoTime() < deadline) {
+            String said = output();
+            java.util.regex.Matcher matched = again.matcher(said);
+            if (matched.find()) {
+                component(name).pid = Long.parseLong(matched.group(1));
+                return true;
+            }
+            if (said.lines().anyMatch(line -> line.contains(plain) && !line.contains("to be restarted"))) {
+                return false;
+            }
+            Thread.sleep(200);
+        }
+        return false;
+    }
+
     /** Starts the component again with the demo's command, its output appended to its log; waits until it answers. */
     void restart(String name) throws Exception {
         Component component = component(name);

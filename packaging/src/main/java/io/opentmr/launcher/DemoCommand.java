@@ -214,6 +214,15 @@ final class DemoCommand implements Callable<Integer> {
                 DemoLicenses.DIRECT.product()));
         extra.put("bench", bench);
         Path manifest = DemoFiles.writeManifest(home, components, extra);
+        // A node started again (DemoProcesses) has a new pid: the manifest follows, for tmr bench --failover.
+        processes.onRestart(() -> {
+            try {
+                DemoFiles.writeManifest(home, processes.children().stream().map(DemoProcesses.Child::component)
+                        .toList(), extra);
+            } catch (IOException e) {
+                System.err.println("tmr demo: cannot write " + manifest + " anew: " + e);
+            }
+        });
 
         System.out.println();
         System.out.print(DemoFiles.table(components));

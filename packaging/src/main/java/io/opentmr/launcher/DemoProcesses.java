@@ -21,6 +21,11 @@ import java.util.concurrent.TimeUnit;
  * The child processes of {@code tmr demo}: each a {@code tmr} command of this same launcher in its own JVM
  * (the same java binary), its output appended to its log file. A child that dies unasked is reported
  * with its exit code and log; {@link #stopAll} sends SIGTERM, waits bounded, then kills.
+ *
+ * <p>A child that exits with {@link Output#RESTART} (a twin node whose in-process restart as the standby could not
+ * go on) is started again at once with the same command and log, as systemd's {@code Restart=} starts it in
+ * production: without it the twin ran on one node, and the next fail-over had no standby. Only these: a child killed
+ * (kill -9 of {@code tmr bench --failover}, which restarts it itself) or failing otherwise stays down, reported.
  */
 final class DemoProcesses {
 
@@ -37,11 +42,25 @@ final class DemoProcesses {
     private final PrintStream err;
     private final List<String> jvmOptions;
     private final List<Child> children = new ArrayList<>();
+    private final CompletableFuture<Void> allExited = new CompletableFuture<>();
+    private final String mainClass;
     private volatile boolean stopping;
+    /** Told of each child started again (the demo writes its manifest anew: the pid changed). */
+    private volatile Runnable onRestart = () -> { };
 
     DemoProcesses(PrintStream err, List<String> jvmOptions) {
+        this(err, jvmOptions, Tmr.class.getName());
+    }
+
+    /** @param mainClass what a child runs when this launcher is not a jar (tests) */
+    DemoProcesses(PrintStream err, List<String> jvmOptions, String mainClass) {
         this.err = err;
         this.jvmOptions = List.copyOf(jvmOptions);
+        this.mainClass = mainClass;
+    }
+
+    void onRestart(Runnable listener) {
+        onRestart = listener;
     }
 
     /** {@code java [options] -jar opentmr.jar ARGS}, or the class path when not run from the jar (tests). */
@@ -56,7 +75,7 @@ final class DemoProcesses {
         } else {
             command.add("-cp");
             command.add(System.getProperty("java.class.path"));
-            command.add(Tmr.class.getName());
+            command.add(mainClass);
         }
         command.addAll(args);
         return command;
@@ -85,20 +104,53 @@ final class DemoProcesses {
         if (stopping) {
             throw new IllegalStateException("the demo is stopping");
         }
+        Child child = spawn(name, role, address, admin, log, command(args));
+        children.add(child);
+        return child;
+    }
+
+    private Child spawn(String name, String role, String address, String admin, Path log, List<String> command)
+            throws IOException {
         Files.createDirectories(log.toAbsolutePath().getParent());
-        List<String> command = command(args);
         Files.writeString(log, "==== " + Instant.now() + " tmr demo starts: " + String.join(" ", command) + "\n",
                 StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
         Process process = new ProcessBuilder(command).redirectErrorStream(true)
                 .redirectOutput(Redirect.appendTo(log.toFile())).redirectInput(Redirect.from(nullDevice())).start();
         Child child = new Child(name, role, address, admin, process, log, List.copyOf(command));
-        children.add(child);
-        process.onExit().thenAccept(p -> {
-            if (!stopping) {
-                err.printf("tmr demo: %s (pid %d) exited with code %d; log: %s%n", name, p.pid(), p.exitValue(), log);
-            }
-        });
+        process.onExit().thenAccept(p -> exited(child));
         return child;
+    }
+
+    /** A child exited: started again when it asks for it ({@link Output#RESTART}), else reported. */
+    private void exited(Child child) {
+        Process p = child.process();
+        boolean restarted = false;
+        synchronized (this) {
+            int index = children.indexOf(child);
+            if (!stopping && index >= 0 && p.exitValue() == Output.RESTART) {
+                try {
+                    Child again = spawn(child.name(), child.role(), child.address(), child.admin(), child.log(),
+                            child.command());
+                    children.set(index, again);
+                    restarted = true;
+                    err.printf("tmr demo: %s (pid %d) exited with code %d to be restarted; started it again (pid %d), "
+                            + "as its supervisor would; log: %s%n", child.name(), p.pid(), p.exitValue(),
+                            again.process().pid(), child.log());
+                } catch (IOException | RuntimeException e) {
+                    err.printf("tmr demo: %s (pid %d) exited with code %d to be restarted, but could not be started "
+                            + "again: %s%n", child.name(), p.pid(), p.exitValue(), e);
+                }
+            } else if (!stopping) {
+                err.printf("tmr demo: %s (pid %d) exited with code %d; log: %s%n", child.name(), p.pid(),
+                        p.exitValue(), child.log());
+            }
+            if (children.stream().noneMatch(c -> c.process().isAlive())) {
+                allExited.complete(null);
+            }
+        }
+        if (restarted) {
+            onRestart.run();
+        }
     }
 
     private static java.io.File nullDevice() {
@@ -134,10 +186,9 @@ final class DemoProcesses {
         }
     }
 
-    /** Completes when every child started so far has exited. */
+    /** Completes when every child has exited and none was started again. */
     CompletableFuture<Void> allExited() {
-        return CompletableFuture.allOf(children().stream().map(c -> c.process().onExit())
-                .toArray(CompletableFuture[]::new));
+        return allExited;
     }
 
     boolean stopping() {

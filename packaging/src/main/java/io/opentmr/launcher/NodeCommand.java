@@ -166,9 +166,9 @@ final class NodeCommand implements Callable<Integer> {
         }, () -> {
             // A restart in this process would wait for the old actor system's ports and journal lock: exit, and let
             // the supervisor (systemd's Restart=) start the node afresh, as the standby.
-            System.err.println("tmr: the node's previous actor system does not stop; exiting for the supervisor to "
-                    + "restart this node");
-            Runtime.getRuntime().halt(Output.CM_ERROR);
+            System.err.println("tmr: the node's previous actor system does not stop; exiting with code "
+                    + Output.RESTART + " for the supervisor to restart this node");
+            Runtime.getRuntime().halt(Output.RESTART);
         });
         AtomicBoolean asked = new AtomicBoolean();
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {

@@ -14,6 +14,11 @@ final class Output {
     static final int OK = 0;
     static final int CM_ERROR = 1;
     static final int USAGE = 2;
+    /**
+     * A twin node's exit when its stopped incarnation's actor system does not terminate: its supervisor (systemd's
+     * {@code Restart=}, or {@code tmr demo}) starts it afresh, as the standby. EX_TEMPFAIL of sysexits.h.
+     */
+    static final int RESTART = 75;
 
     private static final ObjectMapper JSON = JsonMapper.builder().build();
 
