@@ -14,6 +14,7 @@ import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.Executor;
+import java.util.function.BooleanSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -43,14 +44,28 @@ final class BackendListing {
      * anything else than an ALLOCATION_LIST; its pages are handled on {@code executor}.
      */
     static CompletionStage<Map<LicenseKey, List<Allocation>>> list(PeerGroup peers, int backend, Executor executor) {
+        return list(peers, backend, executor, () -> true);
+    }
+
+    /**
+     * As {@link #list(PeerGroup, int, Executor)}, asking for each next page only while {@code goOn} says so; else the
+     * stage fails with a {@link java.util.concurrent.CancellationException}.
+     */
+    static CompletionStage<Map<LicenseKey, List<Allocation>>> list(PeerGroup peers, int backend, Executor executor,
+                                                                  BooleanSupplier goOn) {
         CompletableFuture<Map<LicenseKey, List<Allocation>>> done = new CompletableFuture<>();
-        next(peers, backend, executor, 0, new HashMap<>(), done);
+        next(peers, backend, executor, 0, new HashMap<>(), done, goOn);
         return done;
     }
 
     private static void next(PeerGroup peers, int backend, Executor executor, long after,
                              Map<LicenseKey, List<Allocation>> byKey,
-                             CompletableFuture<Map<LicenseKey, List<Allocation>>> done) {
+                             CompletableFuture<Map<LicenseKey, List<Allocation>>> done, BooleanSupplier goOn) {
+        if (!goOn.getAsBoolean()) {
+            done.completeExceptionally(new java.util.concurrent.CancellationException(
+                    "the listing of backend " + (backend + 1) + " is no longer wanted"));
+            return;
+        }
         boolean withRequests = peers.asksForRequests(backend);
         peers.call(backend, certificate -> new Message.ListAllocations(after, PAGE, withRequests)).whenCompleteAsync(
                 (reply, failure) -> {
@@ -81,7 +96,7 @@ final class BackendListing {
                     }
                     if (page.more() && !allocations.isEmpty()) {
                         next(peers, backend, executor, allocations.get(allocations.size() - 1).tmrHandleId(), byKey,
-                                done);
+                                done, goOn);
                     } else {
                         done.complete(byKey);
                     }

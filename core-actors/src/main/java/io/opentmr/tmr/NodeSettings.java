@@ -38,6 +38,8 @@ import java.util.Optional;
  *                         only while a {@code BackendQuorumLease} acquires it (a twin, the singleton's lease)
  * @param accessList       which clients may connect, as configured at start ({@link #accessList(Config)} reloads it)
  * @param trackingZone     the time zone whose midnight rotates the tracking log
+ * @param standbyListingInterval how often a twin's standby lists the backends' allocations to keep the take-over's
+ *                               listing code compiled (zero: never)
  * @param trackingRecoveryDelay how long after the licenses recovered the tracking log looks for the lines of
  *                         journaled events its files lack ({@code tracking.recovery-delay}; zero: at once)
  * @param adminToken       the installation's admin token ({@value AdminToken#TOKEN_FILE_KEY}): admin messages
@@ -74,6 +76,7 @@ public record NodeSettings(
         AccessList accessList,
         ZoneId trackingZone,
         Duration trackingRecoveryDelay,
+        Duration standbyListingInterval,
         Optional<AdminToken> adminToken,
         ProcessThreads threads) {
 
@@ -185,7 +188,8 @@ public record NodeSettings(
                 positive(c, "limits.hello-timeout"), positive(c, "limits.request-timeout"),
                 new CodecLimits(maxFrame, CodecLimits.DEFAULT.maxStringBytes(), CodecLimits.DEFAULT.maxListItems()),
                 positive(c, "reconcile-timeout"), positive(c, "hello-wait"), c.getBoolean("lease-on-request"), accessList(root),
-                trackingZone(c), notNegative(c, "tracking.recovery-delay"), adminToken(root),
+                trackingZone(c), notNegative(c, "tracking.recovery-delay"), notNegative(c, "standby-listing-interval"),
+                adminToken(root),
                 ProcessThreads.from(c, PATH));
     }
 

@@ -275,7 +275,7 @@ public final class TmrNode implements AutoCloseable {
                 context.spawn(quorums.apply(container.narrow()), "quorums");
             } else {
                 context.spawn(TwinRole.create(peers, status, activation, containerBehavior, holder, role, quorums,
-                        TWIN_LEASE_CHECK, TWIN_ACTIVATION_TIMEOUT), "twin-role");
+                        TWIN_LEASE_CHECK, TWIN_ACTIVATION_TIMEOUT, settings.standbyListingInterval()), "twin-role");
                 if (!holdOff.isZero() && !holdOff.isNegative()) {
                     context.getSystem().scheduler().scheduleOnce(holdOff, () -> {
                         if (!peers.leaseWanted()) {

@@ -102,9 +102,24 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
         INSTANCE
     }
 
+    /** Time for the standby to list the backends again ({@link #rehearseListings}). */
+    private enum RehearseListings implements Command {
+        INSTANCE
+    }
+
+    /** A standby's listing of a backend ended: {@code allocations} listed in {@code millis}, or {@code failure}. */
+    private record ListingRehearsed(int backend, int allocations, long millis, Throwable failure) implements Command {
+    }
+
     private enum State {
         STANDBY, ACTIVATING, ACTIVE, STEPPING_DOWN, ENDED
     }
+
+    /**
+     * The standby's first listing rehearsal ({@link #rehearseListings}), once its start's own work (catch-up, journal
+     * rehearsal) is done; or after the interval, if shorter.
+     */
+    static final Duration FIRST_LISTING_REHEARSAL = Duration.ofSeconds(10);
 
     /** How long the standby may take to have every record once the node stopped serving. */
     private static final Duration HAND_OVER_BOUND = Duration.ofSeconds(5);
@@ -135,20 +150,32 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
     private final long[] listingGeneration;
     /** Per backend, the listing kept for the container until it starts; null when none. */
     private final VirtualContainer.Prelisted[] prelisted;
+    /** Whether the standby's listing rehearsals may ask for another page: false from the take-over on. */
+    private volatile boolean listingRehearsalWanted = true;
+    /** The standby's listing rehearsals under way. */
+    private int listingsRehearsing;
+    /** Whether a listing rehearsal was logged at INFO already (later ones at DEBUG). */
+    private boolean listingRehearsalLogged;
 
     /**
      * @param quorums the backend watchers' quorums, given where to send their views
      * @param check             how often the lease is looked at: the take-over waits up to this after the grants came
      * @param activationTimeout how long the activation's stage may take: a node that holds the lease but cannot
      *                          make its journal ready must not keep the lease from its twin, so its role ends
+     * @param listingInterval   how often the standby lists the backends ({@link #rehearseListings}); zero: never
      */
     static Behavior<Command> create(PeerGroup peers, NodeStatus status, TmrNode.Activation activation,
                                     Behavior<VirtualContainer.Command> container, TmrNode.ContainerHolder holder,
                                     TmrNode.RoleHolder role,
                                     Function<ActorRef<VirtualContainer.Counted>, Behavior<Quorums.Command>> quorums,
-                                    Duration check, Duration activationTimeout) {
+                                    Duration check, Duration activationTimeout, Duration listingInterval) {
         return Behaviors.setup(context -> Behaviors.withTimers(timers -> {
             timers.startTimerWithFixedDelay(Tick.INSTANCE, check);
+            if (listingInterval.compareTo(Duration.ZERO) > 0) {
+                timers.startTimerWithFixedDelay(RehearseListings.INSTANCE, RehearseListings.INSTANCE,
+                        listingInterval.compareTo(FIRST_LISTING_REHEARSAL) < 0 ? listingInterval
+                                : FIRST_LISTING_REHEARSAL, listingInterval);
+            }
             context.spawn(quorums.apply(context.messageAdapter(VirtualContainer.Counted.class, ViewCounted::new)),
                     "quorums");
             ActorRef<Command> self = context.getSelf();
@@ -215,6 +242,8 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
                 .onMessage(StepDown.class, this::onStepDown)
                 .onMessage(HandedOver.class, this::onHandedOver)
                 .onMessage(LeaseGivenBack.class, this::onLeaseGivenBack)
+                .onMessageEquals(RehearseListings.INSTANCE, this::rehearseListings)
+                .onMessage(ListingRehearsed.class, this::onListingRehearsed)
                 .onMessageEquals(RehearsalEnded.INSTANCE, () -> {
                     rehearsal = null;
                     return this;
@@ -257,6 +286,8 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
                         getContext().stop(rehearsal);
                         rehearsal = null;
                     }
+                    listingRehearsalWanted = false;
+                    timers.cancel(RehearseListings.INSTANCE);
                     state = State.ACTIVATING;
                     epoch = now;
                     activatingSince = System.nanoTime();
@@ -286,6 +317,51 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
             }
             case STEPPING_DOWN, ENDED -> {
             }
+        }
+        return this;
+    }
+
+    /**
+     * The standby lists every linked backend's allocations and drops them, so that the take-over's listing (and the
+     * backends' side of it) runs compiled code: a take-over lists them all before it serves (300 000 allocations
+     * decoded with 100 000 handles), and in a profile of a take-over by a standby that never ran that code the JIT
+     * compilers took 39 % of the new active's CPU (two cores). A read the backends answer without a journal write,
+     * taken again every {@code standby-listing-interval}, as the allocations may have grown since. One round at a
+     * time; pages stop being asked for at the take-over.
+     */
+    private Behavior<Command> rehearseListings() {
+        if (state != State.STANDBY || listingsRehearsing > 0) {
+            return this;
+        }
+        for (int b = 0; b < prelisted.length; b++) {
+            if (!peers.isLinked(b)) {
+                continue;
+            }
+            int backend = b;
+            long started = System.nanoTime();
+            listingsRehearsing++;
+            getContext().pipeToSelf(BackendListing.list(peers, backend, getContext().getExecutionContext(),
+                            () -> listingRehearsalWanted),
+                    (byKey, failure) -> new ListingRehearsed(backend,
+                            byKey == null ? 0 : byKey.values().stream().mapToInt(List::size).sum(),
+                            (System.nanoTime() - started) / 1_000_000, failure));
+        }
+        return this;
+    }
+
+    private Behavior<Command> onListingRehearsed(ListingRehearsed listed) {
+        listingsRehearsing--;
+        if (listed.failure() != null) {
+            LOG.debug("Standby: backend {} could not be listed for the rehearsal ({}); a take-over lists it anyway",
+                    listed.backend() + 1, listed.failure().toString());
+        } else if (!listingRehearsalLogged && state == State.STANDBY) {
+            listingRehearsalLogged = true;
+            LOG.info("Standby: listed backend {}'s {} allocation(s) in {} ms and dropped them, so that a take-over's "
+                    + "listing runs compiled code (again every standby-listing-interval)", listed.backend() + 1,
+                    listed.allocations(), listed.millis());
+        } else {
+            LOG.debug("Standby: listed backend {}'s {} allocation(s) in {} ms (rehearsal)", listed.backend() + 1,
+                    listed.allocations(), listed.millis());
         }
         return this;
     }

@@ -1,18 +1,30 @@
 package io.opentmr.tmr;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ch.qos.logback.classic.Level;
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.read.ListAppender;
 import io.opentmr.protocol.Frame;
+import io.opentmr.protocol.LeaseGrant;
 import io.opentmr.protocol.Message;
 import io.opentmr.protocol.testing.RawConnection;
 import io.opentmr.testing.TmrTestGroup;
 import java.net.SocketTimeoutException;
 import java.nio.file.Path;
 import java.time.Clock;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.function.BooleanSupplier;
+import java.util.stream.Collectors;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.TimeUnit;
@@ -21,6 +33,7 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.slf4j.LoggerFactory;
 
 /** A twin node's role over a real group of three backends, with an activation of the test's own. */
 class TwinRoleTest {
@@ -89,6 +102,69 @@ class TwinRoleTest {
             assertInstanceOf(Message.HelloOk.class, answer.message(), "welcomed once the node served, not sent away");
         }
         assertTrue(node.serving());
+    }
+
+    @Test
+    void aStandbyListsEveryBackendAgainAndAgainUntilItTakesOver() throws Exception {
+        // The take-over lists every backend's allocations; the standby runs that code before, so that it is compiled.
+        Logger log = (Logger) LoggerFactory.getLogger(TwinRole.class);
+        ListAppender<ILoggingEvent> lines = new ListAppender<>();
+        Level level = log.getLevel();
+        log.setLevel(Level.DEBUG);
+        lines.start();
+        log.addAppender(lines);
+        List<TmrTestGroup.Peer> rival = new ArrayList<>();
+        try {
+            // node-b holds the lease on every backend: node-a stays the standby.
+            for (int b = 0; b < 3; b++) {
+                rival.add(group.peer("node-b", b));
+                rival.get(b).grant(0, 30_000);
+            }
+            CompletableFuture<Long> asked = new CompletableFuture<>();
+            node = TmrNode.start(group.nodeConfig("node-a", "127.0.2.1", "node-a",
+                            Map.of("opentmr.node.standby-listing-interval", "1s")), Clock.systemUTC(),
+                    group.connector("node-a"), activation(asked, new CompletableFuture<>(), new CompletableFuture<>()));
+            await("every backend listed twice by the standby", () -> listedBackends(lines, 2).size() == 3);
+            assertFalse(asked.isDone(), "still the standby");
+
+            for (TmrTestGroup.Peer peer : rival) {
+                peer.request(new io.opentmr.protocol.Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-b", 1));
+            }
+            asked.get(30, TimeUnit.SECONDS);
+            int listed = rehearsals(lines).size();
+            // An observation window of three intervals: no listing round starts after the take-over.
+            Thread.sleep(3_000);
+            assertEquals(listed, rehearsals(lines).size(), "no rehearsal after the take-over: " + rehearsals(lines));
+        } finally {
+            log.detachAppender(lines);
+            log.setLevel(level);
+            for (TmrTestGroup.Peer peer : rival) {
+                peer.close();
+            }
+        }
+    }
+
+    private static List<String> rehearsals(ListAppender<ILoggingEvent> lines) {
+        synchronized (lines) {
+            return lines.list.stream().map(ILoggingEvent::getFormattedMessage)
+                    .filter(line -> line.startsWith("Standby: listed backend")).toList();
+        }
+    }
+
+    /** The backends (1..3) the standby listed at least {@code times} times. */
+    private static Set<String> listedBackends(ListAppender<ILoggingEvent> lines, int times) {
+        return rehearsals(lines).stream().map(line -> line.substring("Standby: listed backend ".length(),
+                        "Standby: listed backend ".length() + 1))
+                .collect(Collectors.groupingBy(b -> b, Collectors.counting())).entrySet().stream()
+                .filter(e -> e.getValue() >= times).map(Map.Entry::getKey).collect(Collectors.toSet());
+    }
+
+    private static void await(String what, BooleanSupplier condition) throws InterruptedException {
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        while (!condition.getAsBoolean()) {
+            assertTrue(System.nanoTime() < deadline, what + " within 30 s");
+            Thread.sleep(100);
+        }
     }
 
     /**
