@@ -21,7 +21,9 @@ import org.slf4j.LoggerFactory;
 /**
  * Every allocation one backend holds for the node's group, read with LIST_ALLOCATIONS page after page (each page
  * asked for once the one before it arrived, from the handle id it ended with) and grouped by license: what a
- * re-sync compares a license's table with.
+ * re-sync compares a license's table with. The unsigned handle id space is cut into {@link #CURSORS} ranges listed at
+ * once (handle ids are random, so the ranges hold about as many each): a take-over waits for the whole listing, and
+ * one page after the other left the backend and the node waiting for each other's round trips.
  */
 final class BackendListing {
 
@@ -35,6 +37,9 @@ final class BackendListing {
      * which costs the whole listing again a second later.
      */
     static final int PAGE = 2000;
+    /** Ranges of the handle id space listed at once, per backend. */
+    static final int CURSORS = 4;
+    private static final long RANGE = Long.divideUnsigned(-1L, CURSORS);
 
     private BackendListing() {
     }
@@ -53,12 +58,45 @@ final class BackendListing {
      */
     static CompletionStage<Map<LicenseKey, List<Allocation>>> list(PeerGroup peers, int backend, Executor executor,
                                                                   BooleanSupplier goOn) {
-        CompletableFuture<Map<LicenseKey, List<Allocation>>> done = new CompletableFuture<>();
-        next(peers, backend, executor, 0, new HashMap<>(), done, goOn);
-        return done;
+        CompletableFuture<Map<LicenseKey, List<Allocation>>> listed = new CompletableFuture<>();
+        BooleanSupplier wanted = () -> goOn.getAsBoolean() && !listed.isDone();
+        List<CompletableFuture<Map<LicenseKey, List<Allocation>>>> ranges = new ArrayList<>(CURSORS);
+        for (int k = 0; k < CURSORS; k++) {
+            CompletableFuture<Map<LicenseKey, List<Allocation>>> range = new CompletableFuture<>();
+            // The first range that fails fails the listing at once; the others ask for no further page.
+            range.whenComplete((byKey, failure) -> {
+                if (failure != null) {
+                    listed.completeExceptionally(failure);
+                }
+            });
+            ranges.add(range);
+        }
+        for (int k = 0; k < CURSORS; k++) {
+            next(peers, backend, executor, rangeStart(k), k == CURSORS - 1 ? -1L : rangeStart(k + 1), new HashMap<>(),
+                    ranges.get(k), wanted);
+        }
+        CompletableFuture.allOf(ranges.toArray(CompletableFuture[]::new)).thenRun(() -> {
+            // In the ranges' order: each license's allocations stay in unsigned handle id order.
+            Map<LicenseKey, List<Allocation>> byKey = new HashMap<>();
+            for (CompletableFuture<Map<LicenseKey, List<Allocation>>> range : ranges) {
+                range.join().forEach((key, allocations) -> byKey.computeIfAbsent(key, k -> new ArrayList<>())
+                        .addAll(allocations));
+            }
+            listed.complete(byKey);
+        });
+        return listed;
     }
 
-    private static void next(PeerGroup peers, int backend, Executor executor, long after,
+    /**
+     * Where range {@code k} of the handle id space starts (exclusive): range k holds the ids above it up to the start
+     * of range k + 1 (unsigned); the last one up to the highest id.
+     */
+    static long rangeStart(int k) {
+        return RANGE * k;
+    }
+
+    /** The allocations with a handle id above {@code after} up to {@code last} (unsigned), page by page. */
+    private static void next(PeerGroup peers, int backend, Executor executor, long after, long last,
                              Map<LicenseKey, List<Allocation>> byKey,
                              CompletableFuture<Map<LicenseKey, List<Allocation>>> done, BooleanSupplier goOn) {
         if (!goOn.getAsBoolean()) {
@@ -91,12 +129,20 @@ final class BackendListing {
                         peers.requestsAnswered(backend, page.withRequests());
                     }
                     List<Allocation> allocations = page.allocations();
+                    boolean past = false;
                     for (Allocation allocation : allocations) {
+                        if (Long.compareUnsigned(allocation.tmrHandleId(), last) > 0) {
+                            past = true;
+                            break;
+                        }
+                        if (Long.compareUnsigned(allocation.tmrHandleId(), after) <= 0) {
+                            continue; // not of this page: a backend lists only the ids above the one asked after
+                        }
                         byKey.computeIfAbsent(allocation.key(), k -> new ArrayList<>()).add(allocation);
                     }
-                    if (page.more() && !allocations.isEmpty()) {
-                        next(peers, backend, executor, allocations.get(allocations.size() - 1).tmrHandleId(), byKey,
-                                done, goOn);
+                    if (!past && page.more() && !allocations.isEmpty()) {
+                        next(peers, backend, executor, allocations.get(allocations.size() - 1).tmrHandleId(), last,
+                                byKey, done, goOn);
                     } else {
                         done.complete(byKey);
                     }

@@ -22,6 +22,7 @@ import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.ZoneOffset;
+import java.util.ArrayList;
 import java.util.BitSet;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -251,9 +252,26 @@ class VirtualContainerTest {
     static final class HeldLink implements PeerLink {
         final java.util.concurrent.LinkedBlockingQueue<java.util.Map.Entry<Message, CompletableFuture<Message>>> asked =
                 new java.util.concurrent.LinkedBlockingQueue<>();
+        /**
+         * Whether a listing's ranges other than the first ({@link BackendListing#CURSORS}) are answered at once, empty:
+         * the tests' handle ids are small, in the first range, whose pages the tests answer themselves.
+         */
+        private final boolean holdsEveryRange;
+
+        HeldLink() {
+            this(false);
+        }
+
+        HeldLink(boolean holdsEveryRange) {
+            this.holdsEveryRange = holdsEveryRange;
+        }
 
         @Override
         public CompletionStage<Message> request(Message request) {
+            if (!holdsEveryRange && request instanceof Message.ListAllocations list && otherRange(list.afterHandleId())) {
+                return CompletableFuture.completedFuture(new Message.AllocationList(List.of(), false,
+                        list.withRequests()));
+            }
             CompletableFuture<Message> answer = new CompletableFuture<>();
             asked.add(java.util.Map.entry(request, answer));
             return answer;
@@ -271,6 +289,15 @@ class VirtualContainerTest {
 
         @Override
         public void close() {
+        }
+
+        private static boolean otherRange(long after) {
+            for (int k = 1; k < BackendListing.CURSORS; k++) {
+                if (after == BackendListing.rangeStart(k)) {
+                    return true;
+                }
+            }
+            return false;
         }
 
         /** The next request, within a bound. */
@@ -555,27 +582,46 @@ class VirtualContainerTest {
     @Test
     void aListingOfManyPagesIsJoinedFromTheHandleIdEachPageEndedWith() throws Exception {
         PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(30));
-        HeldLink link = new HeldLink();
+        HeldLink link = new HeldLink(true);
         peers.linkUp(1, link);
         var listing = BackendListing.list(peers, 1, Runnable::run).toCompletableFuture();
-        var first = link.next();
-        assertEquals(new Message.ListAllocations(0, BackendListing.PAGE, true), first.getKey());
-        first.getValue().complete(new Message.AllocationList(List.of(heldAllocation(5), heldAllocation(-7)), true,
-                true));
+        List<java.util.Map.Entry<Message, CompletableFuture<Message>>> ranges = new ArrayList<>();
+        for (int k = 0; k < BackendListing.CURSORS; k++) {
+            ranges.add(link.next());
+            assertEquals(new Message.ListAllocations(BackendListing.rangeStart(k), BackendListing.PAGE, true),
+                    ranges.get(k).getKey(), "the ranges of the handle id space are listed at once");
+        }
+        long start1 = BackendListing.rangeStart(1);
+        long start2 = BackendListing.rangeStart(2);
+        // The first range ends where an id of the next one shows: -7 (unsigned, the highest range) is not its own.
+        ranges.get(0).getValue().complete(new Message.AllocationList(List.of(heldAllocation(5), heldAllocation(-7)),
+                true, true));
+        // The second range, page by page, from the handle id each page ended with, up to its end inclusive; an id not
+        // above the one asked after is not of the page.
+        ranges.get(1).getValue().complete(new Message.AllocationList(List.of(heldAllocation(start1),
+                heldAllocation(start1 + 1), heldAllocation(start2)), true, true));
         var second = link.next();
-        assertEquals(new Message.ListAllocations(-7, BackendListing.PAGE, true), second.getKey(),
+        assertEquals(new Message.ListAllocations(start2, BackendListing.PAGE, true), second.getKey(),
                 "the next page after the last handle id, unsigned");
+        second.getValue().complete(new Message.AllocationList(List.of(heldAllocation(start2 + 1)), true, true));
+        ranges.get(2).getValue().complete(new Message.AllocationList(List.of(), false, true));
         var other = new io.opentmr.protocol.Allocation(-3, UNITS, AccessMode.USERLIMIT, 0,
                 new io.opentmr.protocol.HandleOwner("ws-2", "bo", 2, 2), Bytes.of(new byte[32]), 1);
-        second.getValue().complete(new Message.AllocationList(List.of(other), false, true));
-        assertEquals(Map.of(SEATS, List.of(heldAllocation(5), heldAllocation(-7)), UNITS, List.of(other)),
-                listing.get(10, java.util.concurrent.TimeUnit.SECONDS));
-        assertTrue(link.asked.isEmpty(), "no page after the last");
+        ranges.get(3).getValue().complete(new Message.AllocationList(List.of(heldAllocation(-7), other), false, true));
+        assertEquals(Map.of(SEATS, List.of(heldAllocation(5), heldAllocation(start1 + 1), heldAllocation(start2),
+                        heldAllocation(-7)), UNITS, List.of(other)),
+                listing.get(10, java.util.concurrent.TimeUnit.SECONDS), "every range once, in unsigned order");
+        assertTrue(link.asked.isEmpty(), "no page after the last, nor past a range's end: " + link.asked);
         assertTrue(peers.namesRequests(1), "a backend that listed requests is sent them with ALLOCATE");
 
         var failing = BackendListing.list(peers, 1, Runnable::run).toCompletableFuture();
         link.next().getValue().complete(new Message.Error(CmError.INVALID_HANDLE.code(), "no"));
-        assertTrue(failing.isCompletedExceptionally(), "an answer that is no page fails the listing");
+        assertTrue(failing.isCompletedExceptionally(), "an answer that is no page fails the listing at once, "
+                + "while the other ranges' pages are still out");
+        for (int k = 1; k < BackendListing.CURSORS; k++) {
+            link.next().getValue().complete(new Message.AllocationList(List.of(heldAllocation(-1)), true, true));
+        }
+        assertTrue(link.asked.isEmpty(), "a failed listing asks for no further page: " + link.asked);
     }
 
     @Test
