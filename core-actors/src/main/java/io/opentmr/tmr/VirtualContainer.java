@@ -322,6 +322,11 @@ public final class VirtualContainer
     private final boolean[] listedFenced;
     /** Per backend, whether it had granted the lease's epoch when the listing of the gain under way was started. */
     private final boolean[] fencedAtStart;
+    /**
+     * Per backend, the lease epoch the node held when the listing under way was started, or -1 without the lease: a
+     * re-sync writes under the lease, and a listing taken before it came may miss what another node wrote meanwhile.
+     */
+    private final long[] listedUnder;
     /** Per backend, the listing the twin's role took at the lease's gain ({@link Prelisted}); null when none. */
     private final Prelisted[] prelisted;
     /**
@@ -409,6 +414,7 @@ public final class VirtualContainer
         this.prefetching = new boolean[backends];
         this.listedFenced = new boolean[backends];
         this.fencedAtStart = new boolean[backends];
+        this.listedUnder = new long[backends];
         this.prelisted = new Prelisted[backends];
         for (int i = 0; i < backends; i++) {
             wanting.add(new HashSet<>());
@@ -988,6 +994,7 @@ public final class VirtualContainer
         }
         resyncRunning[backend] = true;
         long generation = ++resyncGeneration[backend];
+        listedUnder[backend] = peers.holdsLease() ? peers.epoch() : -1;
         if (prefetching[backend]) {
             fencedAtStart[backend] = peers.grantEpoch(backend) == leaseEpoch;
         }
@@ -997,6 +1004,9 @@ public final class VirtualContainer
 
     private Effect<Event, State> onListing(Listing listing) {
         int backend = listing.backend();
+        // A lease gained since the last check is taken first: its own listings replace this one (a new generation),
+        // and no license re-syncs from a listing of before the gain, past the rebuild of what two backends hold.
+        checkServing();
         if (listing.generation() != resyncGeneration[backend]) {
             return Effect().none();
         }
@@ -1025,6 +1035,14 @@ public final class VirtualContainer
                 endGatheringIfDone();
                 return Effect().none();
             }
+        }
+        if (!leaseHeld || listedUnder[backend] != leaseEpoch) {
+            // Taken without the lease held now: the licenses waiting for it get a listing taken under the lease (at
+            // the gain, or listed again here).
+            if (leaseHeld) {
+                timers.startSingleTimer("resync-" + backend, new StartResync(backend), Duration.ofMillis(200));
+            }
+            return Effect().none();
         }
         resyncWanting(backend, listing.byKey());
         return Effect().none();
