@@ -356,6 +356,38 @@ class VirtualContainerTest {
     }
 
     @Test
+    void aListingThatEndsAfterTheLeaseCameIsNoReSyncBeforeTheGainIsTaken() throws Exception {
+        // A license recovered before the lease came asks for re-syncs; the lease comes while a listing is out. Seen
+        // in a take-over: that listing, delivered before the container's next lease check, made the license free a
+        // handle two backends held, which the gain's rebuild would have kept.
+        Serial serial = nextSerial();
+        PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(30));
+        HeldLink link = new HeldLink();
+        peers.linkUp(2, link);
+        TestProbe<Object> licenses = kit.createTestProbe();
+        // No lease check of its own meanwhile (one an hour): only the listing's end can show the container the gain.
+        ActorRef<VirtualContainer.Command> container = kit.spawn(VirtualContainer.create(serial, peers,
+                new NodeStatus(peers), CLOCK, Duration.ofHours(1), Duration.ofSeconds(10), standIns(licenses.getRef())));
+        container.tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), counted(SEATS, 0, 1, 2))));
+        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(0));
+        container.tell(new VirtualContainer.NeedsResync(SEATS, 2));
+        var before = link.next();
+        assertInstanceOf(Message.ListAllocations.class, before.getKey());
+        grantLease(peers, 3, "node-a");
+        before.getValue().complete(new Message.AllocationList(List.of(heldAllocation(42)), false));
+
+        Object first = licenses.fishForMessage(Duration.ofSeconds(10), told -> told instanceof Told t
+                && (t.command() instanceof TmrLicense.Resync || t.command() instanceof TmrLicense.ResyncAll)
+                ? FishingOutcomes.complete() : FishingOutcomes.continueAndIgnore()).get(0);
+        assertEquals(new Told(SEATS, new TmrLicense.ResyncAll(1)), first,
+                "the gain is taken before anything of the listing of before it");
+        var atGain = link.next();
+        assertInstanceOf(Message.ListAllocations.class, atGain.getKey(), "listed again under the lease");
+        atGain.getValue().complete(new Message.AllocationList(List.of(), false));
+        expectTold(licenses, SEATS, new TmrLicense.Resync(2, List.of()));
+    }
+
+    @Test
     void aBackendThatLeftBetweenTheTakeOversListingAndServingIsListedAgainWhenItIsBack() throws Exception {
         Serial serial = nextSerial();
         PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(30));
@@ -591,25 +623,23 @@ class VirtualContainerTest {
             assertEquals(new Message.ListAllocations(BackendListing.rangeStart(k), BackendListing.PAGE, true),
                     ranges.get(k).getKey(), "the ranges of the handle id space are listed at once");
         }
+        assertEquals(2, BackendListing.CURSORS, "written for two ranges");
         long start1 = BackendListing.rangeStart(1);
-        long start2 = BackendListing.rangeStart(2);
-        // The first range ends where an id of the next one shows: -7 (unsigned, the highest range) is not its own.
+        // The first range ends where an id of the next one shows: -7 (unsigned, above every drawn id) is not its own.
         ranges.get(0).getValue().complete(new Message.AllocationList(List.of(heldAllocation(5), heldAllocation(-7)),
                 true, true));
-        // The second range, page by page, from the handle id each page ended with, up to its end inclusive; an id not
-        // above the one asked after is not of the page.
+        // The second range, page by page from the handle id each page ended with, up to the highest unsigned id; an
+        // id not above the one asked after is not of the page.
         ranges.get(1).getValue().complete(new Message.AllocationList(List.of(heldAllocation(start1),
-                heldAllocation(start1 + 1), heldAllocation(start2)), true, true));
+                heldAllocation(start1 + 1), heldAllocation(Long.MAX_VALUE)), true, true));
         var second = link.next();
-        assertEquals(new Message.ListAllocations(start2, BackendListing.PAGE, true), second.getKey(),
+        assertEquals(new Message.ListAllocations(Long.MAX_VALUE, BackendListing.PAGE, true), second.getKey(),
                 "the next page after the last handle id, unsigned");
-        second.getValue().complete(new Message.AllocationList(List.of(heldAllocation(start2 + 1)), true, true));
-        ranges.get(2).getValue().complete(new Message.AllocationList(List.of(), false, true));
         var other = new io.opentmr.protocol.Allocation(-3, UNITS, AccessMode.USERLIMIT, 0,
                 new io.opentmr.protocol.HandleOwner("ws-2", "bo", 2, 2), Bytes.of(new byte[32]), 1);
-        ranges.get(3).getValue().complete(new Message.AllocationList(List.of(heldAllocation(-7), other), false, true));
-        assertEquals(Map.of(SEATS, List.of(heldAllocation(5), heldAllocation(start1 + 1), heldAllocation(start2),
-                        heldAllocation(-7)), UNITS, List.of(other)),
+        second.getValue().complete(new Message.AllocationList(List.of(heldAllocation(-7), other), false, true));
+        assertEquals(Map.of(SEATS, List.of(heldAllocation(5), heldAllocation(start1 + 1),
+                        heldAllocation(Long.MAX_VALUE), heldAllocation(-7)), UNITS, List.of(other)),
                 listing.get(10, java.util.concurrent.TimeUnit.SECONDS), "every range once, in unsigned order");
         assertTrue(link.asked.isEmpty(), "no page after the last, nor past a range's end: " + link.asked);
         assertTrue(peers.namesRequests(1), "a backend that listed requests is sent them with ALLOCATE");
