@@ -652,6 +652,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
             Decision<LeaseTable.Lease> decision = leases.acquire(c.leaseName(), c.holder(), c.proposedEpoch(),
                     ttl(c.ttlMillis()), c.connection(), before, state.highestHolder(c.leaseName()), now);
             return decide(state, decision, c.replyTo(), this::grant, lease -> {
+                        leases.journaled(lease.name(), lease.epoch());
                         if (lease.epoch() > before) {
                             context.getLog().info("Container {}: lease {} granted to {} at epoch {} ({})",
                                     identity.serial(), lease.name(), lease.holder(), lease.epoch(), c.connection());
@@ -783,14 +784,19 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
 
     /**
      * The lease requests decided at once on the thread that submits them ({@link RequestInbox}), outside the batches
-     * and their journal writes, as they write nothing: every LEASE_RENEW (a node's renewals must not wait for other
-     * requests' fsyncs), and a LEASE_ACQUIRE refused while another holder's lease is live (a standby's heartbeat).
+     * and their journal writes, as they write nothing: a LEASE_RENEW (a node's renewals must not wait for other
+     * requests' fsyncs) of a lease whose epoch is journaled, and a LEASE_ACQUIRE refused while another holder's lease
+     * is live (a standby's heartbeat).
      * Thread-safe: the lease table is, and the rest is immutable. False: the request waits for the container.
      */
     private boolean decideAtOnce(Request request) {
         if (request instanceof RenewLease c) {
-            answer(c.replyTo(), leases.renew(c.leaseName(), c.holder(), c.epoch(), ttl(c.ttlMillis()), c.connection(),
-                    clock.instant()));
+            Decision<LeaseTable.Lease> renewed = leases.renewAtOnce(c.leaseName(), c.holder(), c.epoch(),
+                    ttl(c.ttlMillis()), c.connection(), clock.instant());
+            if (renewed == null) {
+                return false;
+            }
+            answer(c.replyTo(), renewed);
             return true;
         } else if (request instanceof AcquireLease c) {
             Decision<LeaseTable.Lease> refused = leases.refusedAtOnce(c.leaseName(), c.holder(), c.connection(),

@@ -26,9 +26,13 @@ import java.util.Map;
  */
 final class LeaseTable {
 
-    /** A grant as the table keeps it: the grant the holder got last, and the connection it is bound to. */
+    /**
+     * A grant as the table keeps it: the grant the holder got last, and the connection it is bound to.
+     * {@code journaled}: false from an acquisition that raised the epoch until its event is durable
+     * ({@link #journaled}); such a lease is renewed only in the container's batches, answered after that write.
+     */
     record Lease(String name, String holder, long epoch, PeerConnection connection, Instant issuedAt,
-                 Duration ttl) {
+                 Duration ttl, boolean journaled) {
 
         Instant expiresAt() {
             return issuedAt.plus(ttl);
@@ -80,7 +84,8 @@ final class LeaseTable {
         } else {
             epoch = Math.max(proposedEpoch, highest + 1);
         }
-        Lease granted = new Lease(name, holder, epoch, connection, now, ttl);
+        Lease granted = new Lease(name, holder, epoch, connection, now, ttl,
+                epoch <= highest || current != null && current.epoch() == epoch && current.journaled());
         leases.put(name, granted);
         return epoch > highest
                 ? Decision.accept(granted, new LeaseEpochRaised(name, epoch, holder, now))
@@ -120,9 +125,31 @@ final class LeaseTable {
                     + " at epoch " + current.epoch() + (current.connection() == connection ? ""
                     : " on another connection") + ", not by " + holder + " at epoch " + epoch);
         }
-        Lease renewed = new Lease(name, holder, epoch, connection, now, ttl);
+        Lease renewed = new Lease(name, holder, epoch, connection, now, ttl, current.journaled());
         leases.put(name, renewed);
         return Decision.accept(renewed);
+    }
+
+    /**
+     * As {@link #renew}, for a renewal decided outside the container's batches: null (not decided here) while the
+     * lease's epoch is not journaled yet, so that no grant of an epoch a failed write may undo goes out.
+     */
+    synchronized Decision<Lease> renewAtOnce(String name, String holder, long epoch, Duration ttl,
+                                             PeerConnection connection, Instant now) {
+        Lease current = leases.get(name);
+        if (current != null && !current.journaled() && current.epoch() == epoch) {
+            return null;
+        }
+        return renew(name, holder, epoch, ttl, connection, now);
+    }
+
+    /** The event that raised {@code name}'s epoch to {@code epoch} is durable: its lease may be renewed at once. */
+    synchronized void journaled(String name, long epoch) {
+        Lease current = leases.get(name);
+        if (current != null && current.epoch() == epoch && !current.journaled()) {
+            leases.put(name, new Lease(current.name(), current.holder(), current.epoch(), current.connection(),
+                    current.issuedAt(), current.ttl(), true));
+        }
     }
 
     /**

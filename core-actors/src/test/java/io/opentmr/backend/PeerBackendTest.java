@@ -216,6 +216,58 @@ class PeerBackendTest {
         }
     }
 
+    /**
+     * A renewal decided at once never grants an epoch whose raise is not durable yet: a failed write would let the
+     * restarted container grant that epoch again, to another node. Such a renewal waits for the write, as before.
+     */
+    @Test
+    void aRenewalOfAnEpochNotJournaledYetIsAnsweredAfterItsWrite() throws Exception {
+        group.close();
+        group = new TmrTestGroup(dir.resolve("held"), clock, Map.of(
+                "pekko.persistence.journal.plugin", "pekko.persistence.testkit.journal",
+                "pekko.persistence.testkit.journal.class", "org.apache.pekko.persistence.testkit.PersistenceTestKitPlugin"));
+        CountDownLatch writing = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        try (TmrTestGroup.Peer node = group.peer("node-a", 0)) {
+            PersistenceTestKit.create(group.backend(0).actorSystem()).withPolicy((persistenceId, operation) -> {
+                if (operation instanceof WriteEvents) {
+                    writing.countDown();
+                    try {
+                        release.await(30, TimeUnit.SECONDS);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                }
+                return ProcessingSuccess.getInstance();
+            });
+            RawConnection raw = node.connection();
+            // The first grant raises the epoch to 1: its event is being written while the node renews, pipelined.
+            raw.send(11, new Message.LeaseAcquire(LeaseGrant.ACTIVE_LEASE, "node-a", 0, TTL));
+            try {
+                assertTrue(writing.await(10, TimeUnit.SECONDS), "the epoch's raise reached the journal");
+                raw.send(12, new Message.LeaseRenew(LeaseGrant.ACTIVE_LEASE, "node-a", 1, TTL));
+                boolean answered;
+                try {
+                    io.opentmr.protocol.Frame early = raw.read();
+                    answered = early != null;
+                    assertFalse(answered, "answered while the epoch's raise was not durable: " + early);
+                } catch (java.net.SocketTimeoutException nothing) {
+                    // the socket's 5 s: nothing was answered while the write was held
+                }
+            } finally {
+                release.countDown();
+            }
+            Map<Integer, Message> answers = new java.util.HashMap<>();
+            for (int i = 0; i < 2; i++) {
+                io.opentmr.protocol.Frame frame = raw.read();
+                answers.put(frame.requestId(), frame.message());
+            }
+            assertEquals(1, assertInstanceOf(Message.LeaseGranted.class, answers.get(11)).grant().epoch());
+            assertEquals(1, assertInstanceOf(Message.LeaseGranted.class, answers.get(12)).grant().epoch(),
+                    "renewed once the epoch was journaled");
+        }
+    }
+
     @Test
     void anotherHolderIsRefusedWhileTheLeaseIsLiveAndGrantedOnceItsConnectionCloses() throws Exception {
         try (TmrTestGroup.Peer b = group.peer("node-b", 0)) {
