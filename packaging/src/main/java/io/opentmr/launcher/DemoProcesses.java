@@ -43,6 +43,11 @@ final class DemoProcesses {
     private final List<String> jvmOptions;
     private final List<Child> children = new ArrayList<>();
     private final CompletableFuture<Void> allExited = new CompletableFuture<>();
+    /**
+     * The children whose exit was not handled yet ({@link #exited}): a child already dead whose handling waits for the
+     * lock may still be started again, so "none alive" is not "all exited".
+     */
+    private final List<Child> unhandled = new ArrayList<>();
     private final String mainClass;
     private volatile boolean stopping;
     /** Told of each child started again (the demo writes its manifest anew: the pid changed). */
@@ -106,6 +111,7 @@ final class DemoProcesses {
         }
         Child child = spawn(name, role, address, admin, log, command(args));
         children.add(child);
+        watch(child);
         return child;
     }
 
@@ -116,9 +122,13 @@ final class DemoProcesses {
                 StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
         Process process = new ProcessBuilder(command).redirectErrorStream(true)
                 .redirectOutput(Redirect.appendTo(log.toFile())).redirectInput(Redirect.from(nullDevice())).start();
-        Child child = new Child(name, role, address, admin, process, log, List.copyOf(command));
-        process.onExit().thenAccept(p -> exited(child));
-        return child;
+        return new Child(name, role, address, admin, process, log, List.copyOf(command));
+    }
+
+    /** Handles the child's exit once it comes; registered after the child is in {@link #children}. */
+    private void watch(Child child) {
+        unhandled.add(child);
+        child.process().onExit().thenAccept(p -> exited(child));
     }
 
     /** A child exited: started again when it asks for it ({@link Output#RESTART}), else reported. */
@@ -132,6 +142,7 @@ final class DemoProcesses {
                     Child again = spawn(child.name(), child.role(), child.address(), child.admin(), child.log(),
                             child.command());
                     children.set(index, again);
+                    watch(again);
                     restarted = true;
                     err.printf("tmr demo: %s (pid %d) exited with code %d to be restarted; started it again (pid %d), "
                             + "as its supervisor would; log: %s%n", child.name(), p.pid(), p.exitValue(),
@@ -144,7 +155,8 @@ final class DemoProcesses {
                 err.printf("tmr demo: %s (pid %d) exited with code %d; log: %s%n", child.name(), p.pid(),
                         p.exitValue(), child.log());
             }
-            if (children.stream().noneMatch(c -> c.process().isAlive())) {
+            unhandled.remove(child);
+            if (unhandled.isEmpty()) {
                 allExited.complete(null);
             }
         }
