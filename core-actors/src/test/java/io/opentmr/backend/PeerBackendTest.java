@@ -158,6 +158,29 @@ class PeerBackendTest {
         }
     }
 
+    /** The group anew, its backends on Pekko's persistence testkit journal, whose writes a test can hold. */
+    private void onTestkitJournal() throws Exception {
+        group.close();
+        group = new TmrTestGroup(dir.resolve("held"), clock, Map.of(
+                "pekko.persistence.journal.plugin", "pekko.persistence.testkit.journal",
+                "pekko.persistence.testkit.journal.class", "org.apache.pekko.persistence.testkit.PersistenceTestKitPlugin"));
+    }
+
+    /** From now on backend 1's journal holds each write until {@code release} (30 s at most); {@code writing} tells. */
+    private void holdWrites(CountDownLatch writing, CountDownLatch release) {
+        PersistenceTestKit.create(group.backend(0).actorSystem()).withPolicy((persistenceId, operation) -> {
+            if (operation instanceof WriteEvents) {
+                writing.countDown();
+                try {
+                    release.await(30, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+            return ProcessingSuccess.getInstance();
+        });
+    }
+
     /**
      * A renewal writes nothing and does not wait for the container's journal: a node's renewals queued behind
      * batches of writes, each waiting for its fsync, came after the grant's TTL on a loaded machine, and the active
@@ -166,25 +189,12 @@ class PeerBackendTest {
      */
     @Test
     void aRenewalIsAnsweredWhileTheContainersJournalHoldsAWrite() throws Exception {
-        group.close();
-        group = new TmrTestGroup(dir.resolve("held"), clock, Map.of(
-                "pekko.persistence.journal.plugin", "pekko.persistence.testkit.journal",
-                "pekko.persistence.testkit.journal.class", "org.apache.pekko.persistence.testkit.PersistenceTestKitPlugin"));
+        onTestkitJournal();
         CountDownLatch writing = new CountDownLatch(1);
         CountDownLatch release = new CountDownLatch(1);
         try (TmrTestGroup.Peer node = group.peer("node-a", 0)) {
             long epoch = node.grant(0, TTL).epoch();
-            PersistenceTestKit.create(group.backend(0).actorSystem()).withPolicy((persistenceId, operation) -> {
-                if (operation instanceof WriteEvents) {
-                    writing.countDown();
-                    try {
-                        release.await(30, TimeUnit.SECONDS);
-                    } catch (InterruptedException e) {
-                        Thread.currentThread().interrupt();
-                    }
-                }
-                return ProcessingSuccess.getInstance();
-            });
+            holdWrites(writing, release);
             CompletableFuture<LicenseKey> imported = CompletableFuture.supplyAsync(() -> {
                 try {
                     return issue(87, 5, null);
@@ -222,24 +232,11 @@ class PeerBackendTest {
      */
     @Test
     void aRenewalOfAnEpochNotJournaledYetIsAnsweredAfterItsWrite() throws Exception {
-        group.close();
-        group = new TmrTestGroup(dir.resolve("held"), clock, Map.of(
-                "pekko.persistence.journal.plugin", "pekko.persistence.testkit.journal",
-                "pekko.persistence.testkit.journal.class", "org.apache.pekko.persistence.testkit.PersistenceTestKitPlugin"));
+        onTestkitJournal();
         CountDownLatch writing = new CountDownLatch(1);
         CountDownLatch release = new CountDownLatch(1);
         try (TmrTestGroup.Peer node = group.peer("node-a", 0)) {
-            PersistenceTestKit.create(group.backend(0).actorSystem()).withPolicy((persistenceId, operation) -> {
-                if (operation instanceof WriteEvents) {
-                    writing.countDown();
-                    try {
-                        release.await(30, TimeUnit.SECONDS);
-                    } catch (InterruptedException e) {
-                        Thread.currentThread().interrupt();
-                    }
-                }
-                return ProcessingSuccess.getInstance();
-            });
+            holdWrites(writing, release);
             RawConnection raw = node.connection();
             // The first grant raises the epoch to 1: its event is being written while the node renews, pipelined.
             raw.send(11, new Message.LeaseAcquire(LeaseGrant.ACTIVE_LEASE, "node-a", 0, TTL));
