@@ -811,7 +811,7 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
 
     private void answer(ReplyTo<LeaseGrant> replyTo, Decision<LeaseTable.Lease> decision) {
         if (decision instanceof Decision.Refuse<LeaseTable.Lease> refuse) {
-            replyTo.tell(StatusReply.error(new CmFailure(refuse.error(), refuse.text())));
+            refusal(replyTo, refuse).reply().run();
         } else {
             replyTo.tell(StatusReply.success(grant(((Decision.Accept<LeaseTable.Lease>) decision).reply())));
         }

@@ -84,8 +84,8 @@ final class LeaseTable {
         } else {
             epoch = Math.max(proposedEpoch, highest + 1);
         }
-        Lease granted = new Lease(name, holder, epoch, connection, now, ttl,
-                epoch <= highest || current != null && current.epoch() == epoch && current.journaled());
+        // Journaled unless this grant raises the epoch: then its event is written first.
+        Lease granted = new Lease(name, holder, epoch, connection, now, ttl, epoch <= highest);
         leases.put(name, granted);
         return epoch > highest
                 ? Decision.accept(granted, new LeaseEpochRaised(name, epoch, holder, now))
