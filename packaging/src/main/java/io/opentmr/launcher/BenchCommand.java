@@ -652,9 +652,13 @@ final class BenchCommand implements Callable<Integer> {
             while (!warm.done()) {
                 next += TimeUnit.SECONDS.toNanos(1);
                 Load.Clock.SYSTEM.sleepUntil(next);
+                // A failed pair counts as an error a moment before it counts as a pair (ClosedLoop), so the pairs
+                // are read first: every failed pair among them has its error counted by the time the errors are read.
+                // (Read the other way round, a pair failing between the two reads counted as one answered without
+                // an error, and a refusing server's warm-up did not end after IDLE seconds.) Never below 0.
+                long pairs = load.pairsSoFar();
                 long errors = load.errorsSoFar();
-                // A failed pair counts as an error a moment before it counts as a pair: never below 0.
-                long now = Math.max(succeeded, load.pairsSoFar() - errors);
+                long now = Math.max(succeeded, pairs - errors);
                 warm.second(now - succeeded);
                 System.err.printf("tmr bench: warming up (until the rate settles), %,d pairs in the last second, "
                         + "%d error(s) so far%n", now - succeeded, errors);
