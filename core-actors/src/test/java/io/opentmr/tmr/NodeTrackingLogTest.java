@@ -110,6 +110,8 @@ class NodeTrackingLogTest {
     @Test
     void everyDecisionIsALineWithTheLicenseItsOwnerAndTheBackends() throws Exception {
         String serial = group.node().virtualSerial().toString();
+        // The release below is freed on every backend: each copy re-synced (a copy still re-syncing is not written).
+        group.awaitAllCopiesUsable(ONE_SEAT);
         long released;
         try (TmrClient client = TmrClient.connect(group.nodeAddress());
              TmrClient other = TmrClient.connect(group.nodeAddress())) {
