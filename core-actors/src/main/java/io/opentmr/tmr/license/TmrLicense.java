@@ -375,6 +375,33 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private record ResyncDone(int backend, long generation, String failure) implements Command {
     }
 
+    /** A window of a re-sync's writes was answered, and more are to be sent. */
+    private record ResyncWindowDone(int backend, long generation) implements Command {
+    }
+
+    /**
+     * The writes of a re-sync under way: FREEs of stale allocations, then ALLOCATEs of missing seats (handle ids),
+     * sent from {@code next} on.
+     */
+    private static final class ResyncRun {
+        final long generation;
+        final List<Long> frees;
+        final List<Long> adds;
+        int next;
+
+        ResyncRun(long generation, List<Long> frees, List<Long> adds) {
+            this.generation = generation;
+            this.frees = frees;
+            this.adds = adds;
+        }
+    }
+
+    /**
+     * The most writes of one re-sync in flight at once: well below a node connection's bound on requests in flight,
+     * which a re-sync of a far-behind backend would otherwise exceed (the backend refuses the excess with 309).
+     */
+    static final int RESYNC_WINDOW = 256;
+
     /** The wait after the failed re-sync of this backend and generation is over: ask for the next one. */
     private record RetryResync(int backend, long generation) implements Command {
     }
@@ -530,7 +557,18 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
      *                      after a recovery from a snapshot with none after it, and events are deleted only below
      *                      the third-newest snapshot (the standby replays from the newest checkpoint above that)
      */
-    public record Settings(Duration cleanupTimeout, int snapshotEvery, boolean checkpoints) {
+    public record Settings(Duration cleanupTimeout, int snapshotEvery, boolean checkpoints, int resyncWindow) {
+
+        public Settings {
+            if (resyncWindow < 1) {
+                throw new IllegalArgumentException("resyncWindow must be at least 1, not " + resyncWindow);
+            }
+        }
+
+        /** Re-syncs send {@link #RESYNC_WINDOW} writes at a time. */
+        public Settings(Duration cleanupTimeout, int snapshotEvery, boolean checkpoints) {
+            this(cleanupTimeout, snapshotEvery, checkpoints, RESYNC_WINDOW);
+        }
 
         /** A single node's: snapshots, no checkpoints. */
         public Settings(Duration cleanupTimeout, int snapshotEvery) {
@@ -568,6 +606,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private long round;
     /** Re-syncs under way that set the unit counter, by backend and generation: decrements wait for them. */
     private final java.util.Set<List<Long>> unitSets = new java.util.HashSet<>();
+    /** Re-syncs sending their writes, by backend. */
+    private final Map<Integer, ResyncRun> resyncRuns = new HashMap<>();
     private int unitVotesOpen;
     private boolean readingUnits;
     private ProductInfo agreed;
@@ -813,6 +853,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         deferredUnits.clear();
         waitingResyncs.clear();
         unitSets.clear();
+        resyncRuns.clear();
         unitVotesOpen = 0;
         borrowing.values().forEach(b -> b.waiters.forEach(w -> w.tell(new NotServing(
                 "the license restarted while the borrow was being signed; send BORROW again"))));
@@ -839,6 +880,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 .onCommand(Rebuild.class, this::onRebuild)
                 .onCommand(ResyncAll.class, this::onResyncAll)
                 .onCommand(ResyncDone.class, this::onResyncDone)
+                .onCommand(ResyncWindowDone.class, this::onResyncWindowDone)
                 .onCommand(RetryResync.class, retry -> {
                     if (sync.retryDue(retry.backend(), retry.generation())) {
                         parent.needsResync(key, retry.backend());
@@ -1117,24 +1159,20 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             // Not counted while it is re-synced: the container's view of the usable copies follows.
             publishSeats();
         }
-        List<Long> held = new ArrayList<>(resync.held().size());
-        List<CompletionStage<Message>> calls = new ArrayList<>();
+        java.util.Set<Long> heldIds = new java.util.HashSet<>(resync.held().size() * 2);
+        List<Long> frees = new ArrayList<>();
         for (Allocation allocation : resync.held()) {
             long handleId = allocation.tmrHandleId();
-            held.add(handleId);
-            boolean kept = table.get(handleId).isPresent() && !releasing.containsKey(handleId);
-            Pending undecided = pending.get(handleId);
-            // An access still under way keeps its allocations; one whose client has its answer does not.
-            if (!kept && (undecided == null || undecided.finished)) {
-                calls.add(peers.call(backend, certificate -> free(certificate, handleId)));
+            heldIds.add(handleId);
+            if (staleOnBackend(handleId)) {
+                frees.add(handleId);
             }
         }
-        int freed = calls.size();
-        java.util.Set<Long> heldIds = new java.util.HashSet<>(held);
+        List<Long> adds = new ArrayList<>();
         for (Seat seat : table.all()) {
             // A seat being released was freed already; allocating it again would leave it behind.
             if (!heldIds.contains(seat.handleId()) && !releasing.containsKey(seat.handleId())) {
-                calls.add(peers.call(backend, certificate -> allocate(certificate, backend, allocation(seat))));
+                adds.add(seat.handleId());
             }
         }
         // Accesses under way that were sent before this backend got seat writes: their seats are added here, so
@@ -1144,27 +1182,91 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             Seat seat = under.request.seat();
             if (!under.finished && !under.request.asked().get(backend) && !heldIds.contains(seat.handleId())
                     && table.get(seat.handleId()).isEmpty()) {
-                calls.add(peers.call(backend, certificate -> allocate(certificate, backend, allocation(seat))));
+                adds.add(seat.handleId());
             }
         }
-        int added = calls.size() - freed;
         boolean setsUnits = hasUnits() && units >= 0;
+        LOG.info("{}: re-syncing backend {}: {} stale allocation(s) to free, {} missing to add{}", name(),
+                backend + 1, frees.size(), adds.size(), setsUnits ? ", units set to " + units : "");
+        List<CompletionStage<Message>> first = new ArrayList<>();
         if (setsUnits) {
             long value = units;
             long operationId = random.nextLong();
             unitSets.add(List.of((long) backend, generation));
-            calls.add(peers.call(backend, certificate -> new Message.PeerUnits(certificate, key, operationId,
+            first.add(peers.call(backend, certificate -> new Message.PeerUnits(certificate, key, operationId,
                     UnitsOperation.SET, value)));
         }
-        LOG.info("{}: re-syncing backend {}: {} stale allocation(s) to free, {} missing to add{}", name(),
-                backend + 1, freed, added, setsUnits ? ", units set to " + units : "");
+        ResyncRun run = new ResyncRun(generation, frees, adds);
+        resyncRuns.put(backend, run);
+        sendResyncWindow(backend, run, first);
+    }
+
+    /**
+     * Whether an allocation a backend lists is stale there: no seat keeps it and no access still under way may
+     * grant it (one whose client has its answer does not keep its allocations).
+     */
+    private boolean staleOnBackend(long handleId) {
+        boolean kept = table.get(handleId).isPresent() && !releasing.containsKey(handleId);
+        Pending undecided = pending.get(handleId);
+        return !kept && (undecided == null || undecided.finished);
+    }
+
+    /**
+     * Sends the next writes of a re-sync, at most {@link Settings#resyncWindow} with {@code first} among them; when they are answered,
+     * the next window follows. Each write is decided when it is sent, from the seats as they are then: a seat
+     * released meanwhile is not allocated again after its FREE went out on the same connection.
+     */
+    private void sendResyncWindow(int backend, ResyncRun run, List<CompletionStage<Message>> first) {
+        List<CompletionStage<Message>> calls = new ArrayList<>(first);
+        while (calls.size() < settings.resyncWindow() && run.next < run.frees.size() + run.adds.size()) {
+            int index = run.next++;
+            if (index < run.frees.size()) {
+                long handleId = run.frees.get(index);
+                if (staleOnBackend(handleId)) {
+                    calls.add(peers.call(backend, certificate -> free(certificate, handleId)));
+                }
+            } else {
+                Seat seat = resyncSeat(run.adds.get(index - run.frees.size()));
+                if (seat != null) {
+                    calls.add(peers.call(backend, certificate -> allocate(certificate, backend, allocation(seat))));
+                }
+            }
+        }
+        long generation = run.generation;
+        boolean last = run.next >= run.frees.size() + run.adds.size();
         CompletableFuture<?>[] all = calls.stream().map(CompletionStage::toCompletableFuture)
                 .toArray(CompletableFuture[]::new);
-        context.pipeToSelf(CompletableFuture.allOf(all), (ok, failure) -> new ResyncDone(backend, generation,
-                failure == null ? null : describe(failure)));
+        context.pipeToSelf(CompletableFuture.allOf(all), (ok, failure) -> failure != null || last
+                ? new ResyncDone(backend, generation, failure == null ? null : describe(failure))
+                : new ResyncWindowDone(backend, generation));
+    }
+
+    /** The seat a re-sync still allocates: one the table keeps and is not releasing, or an access under way. */
+    private Seat resyncSeat(long handleId) {
+        Optional<Seat> seat = table.get(handleId);
+        if (seat.isPresent()) {
+            return releasing.containsKey(handleId) ? null : seat.get();
+        }
+        Pending under = pending.get(handleId);
+        return under != null && !under.finished ? under.request.seat() : null;
+    }
+
+    private Effect<TmrLicenseEvent, SeatTable> onResyncWindowDone(ResyncWindowDone done) {
+        ResyncRun run = resyncRuns.get(done.backend());
+        if (run == null || run.generation != done.generation() || sync.generation(done.backend()) != run.generation) {
+            // Begun again or dropped meanwhile: the newer re-sync sends its own writes. This one ends here (a units
+            // SET it sent no longer holds back the decrements waiting for it).
+            return onResyncDone(new ResyncDone(done.backend(), done.generation(), "superseded"));
+        }
+        sendResyncWindow(done.backend(), run, List.of());
+        return Effect().none();
     }
 
     private Effect<TmrLicenseEvent, SeatTable> onResyncDone(ResyncDone done) {
+        ResyncRun run = resyncRuns.get(done.backend());
+        if (run != null && run.generation == done.generation()) {
+            resyncRuns.remove(done.backend());
+        }
         if (unitSets.remove(List.of((long) done.backend(), done.generation()))) {
             if (done.failure() != null) {
                 // The SET may or may not have been applied: the node's value stays right, that backend is re-synced.

@@ -67,6 +67,8 @@ final class FakeBackend implements PeerLink {
     private final ArrayDeque<Call> inbox = new ArrayDeque<>();
     private final List<Call> outbox = new ArrayList<>();
     private long units;
+    /** The most requests that were sent and not answered at one time, since {@link #countOutstandingFromNow}. */
+    private int mostOutstanding;
     private boolean up = true;
     private CompletableFuture<Void> closed = new CompletableFuture<>();
 
@@ -92,6 +94,13 @@ final class FakeBackend implements PeerLink {
         }
         lost.forEach(call -> call.future.completeExceptionally(closedError("closed before the answer")));
         gone.complete(null);
+    }
+
+    /** The most requests that were sent to this backend and not answered at one time, since the last call. */
+    synchronized int countOutstandingFromNow() {
+        int most = mostOutstanding;
+        mostOutstanding = inbox.size() + outbox.size();
+        return most;
     }
 
     synchronized void up() {
@@ -235,6 +244,7 @@ final class FakeBackend implements PeerLink {
         }
         Call call = new Call(request);
         inbox.add(call);
+        mostOutstanding = Math.max(mostOutstanding, inbox.size() + outbox.size());
         return call.future;
     }
 

@@ -263,6 +263,42 @@ class TmrLicensePropertyTest {
                 """), Timeouts.ANY);
     }
 
+    /**
+     * A backend that missed many writes is re-synced a window at a time: the node's connection to a backend bounds
+     * the requests in flight (309 beyond), and a re-sync that sent every write at once was refused again and again
+     * while the node was under load. Here 12 seats are missing on backend 2 and the window is 4.
+     */
+    @Example
+    void aResyncOfMoreWritesThanItsWindowSendsThemAWindowAtATime() {
+        Rig rig = new Rig(20, Timeouts.NONE);
+        rig.resyncWindow = 4;
+        try {
+            rig.start();
+            for (Step step : scenario("DOWN(2), " + "ACCESS(USERLIMIT, station 0), FLOW(0), FLOW(1), ".repeat(12))) {
+                rig.apply(step);
+                rig.checkEveryStep(step);
+            }
+            assertEquals(12, rig.held.size(), "seats granted by backends 0 and 1");
+            rig.fakes[2].countOutstandingFromNow();
+            // Backend 2 comes back and counts; the license asks for its re-sync once (an UP step also re-syncs it
+            // at once, as a new link does, and two re-syncs would overlap).
+            rig.fakes[2].up();
+            rig.linkUp(2);
+            rig.sendCopies();
+            rig.endOfStep();
+            for (Step step : scenario("FLOW(2)")) {
+                rig.apply(step);
+                rig.checkEveryStep(step);
+            }
+            // The units SET, then 12 ALLOCATEs: 13 writes in windows of 4.
+            assertEquals(4, rig.fakes[2].countOutstandingFromNow(), "most writes of the re-sync in flight at once");
+            rig.settle();
+            assertEquals(rig.held.keySet(), rig.fakes[2].held(), "backend 2 after its re-sync");
+        } finally {
+            rig.stop();
+        }
+    }
+
     /** Found by {@link #seatsStayConsistentUnderFaults} on the node before its rework. */
     @Example
     void aResyncKeepsAReleasedSeatWhoseAllocateIsStillUnanswered() {
@@ -521,6 +557,8 @@ class TmrLicensePropertyTest {
         // Half the scenarios as a twin's license: checkpoints in the journal, deletions three snapshots back.
         rig.checkpoints = steps.size() % 2 == 0;
         Statistics.label("twin's checkpoints").collect(rig.checkpoints);
+        // Re-syncs send their writes one or two at a time: seats change between a re-sync's windows.
+        rig.resyncWindow = 1 + steps.size() / 2 % 2;
         String persistenceId = TmrLicense.persistenceId(rig.key).id();
         standby.watch(persistenceId);
         try {
@@ -602,6 +640,7 @@ class TmrLicensePropertyTest {
         private final TestProbe<TmrLicense.Reply> info = kit.createTestProbe();
         private final long seed = 42;
         private boolean checkpoints;
+        private int resyncWindow = TmrLicense.RESYNC_WINDOW;
         private ActorRef<TmrLicense.Command> license;
         private int incarnation;
         /** A DOWN the license hears of after the next step. */
@@ -675,7 +714,7 @@ class TmrLicensePropertyTest {
             random.setSeed(seed + incarnation++);
             license = kit.spawn(TmrLicense.create(key, peers, recorder, Clock.systemUTC(), random,
                     handleId -> java.nio.ByteBuffer.allocate(16).putLong(handleId).putLong(~handleId).array(),
-                    new TmrLicense.Settings(Duration.ofHours(1), 5, checkpoints)));
+                    new TmrLicense.Settings(Duration.ofHours(1), 5, checkpoints, resyncWindow)));
         }
 
         // --- the virtual container's part ------------------------------------------------------------------
