@@ -159,6 +159,12 @@ final class BenchCommand implements Callable<Integer> {
             + "successful ACCESS (p50, p95, max), the load's errors and longest stall, and the held handles lost."})
     int failover;
 
+    @Option(names = "--floor", paramLabel = "DIR", description = {"With one --server and --clients 1: also measure "
+            + "the floor of a pair, two durable writes (fdatasync in DIR: the backend's data directory or one on its "
+            + "disk) and two round trips (the same client against the in-process echo server), and the server's "
+            + "pair p50 as a multiple of it (backend target: at most 1.5x)."})
+    Path floor;
+
     @Option(names = "--json", description = "One JSON object on stdout.")
     boolean json;
 
@@ -213,6 +219,15 @@ final class BenchCommand implements Callable<Integer> {
             throw new ParameterException(spec.commandLine(), "--hold-handles goes with --server, without --compare, "
                     + "--demo or --rate P%");
         }
+        if (floor != null && (target.servers == null || compare != null || clients != 1 || pace != null
+                || holdHandles > 0)) {
+            throw new ParameterException(spec.commandLine(), "--floor goes with one --server and --clients 1, without "
+                    + "--compare, --rate or --hold-handles: it is the floor of one client's closed-loop pair");
+        }
+        if (floor != null && !Files.isDirectory(floor)) {
+            throw new ParameterException(spec.commandLine(), "--floor " + floor + " is not a directory (give the "
+                    + "backend's data directory, or one on the same disk)");
+        }
         if (target.demo != null) {
             return compare(Side.fromDemo(target.demo, "tmr"), Side.fromDemo(target.demo, "direct"), accessMode,
                     CpuMeter.forDemo(target.demo));
@@ -265,12 +280,32 @@ final class BenchCommand implements Callable<Integer> {
                 text = maximum.text(label + " maximum (closed loop)", echo != null) + "\n"
                         + result.text(label + " at " + pace, echo != null) + "\n" + verdict.text();
             }
+            if (floor != null) {
+                Floor.Verdict verdict = floor(result, accessMode);
+                fields.put("floor", verdict.toMap());
+                text = text + "\n" + verdict.text();
+            }
             new Output(json, System.out, System.err).result(text, fields);
             return Output.OK;
         } finally {
             if (echo != null) {
                 echo.close();
             }
+        }
+    }
+
+    /**
+     * {@code --floor}: right after the server's run, the durable writes in the directory and the same client's pairs
+     * against the in-process echo server, with the same times ({@link Floor}).
+     */
+    private Floor.Verdict floor(Result server, AccessMode accessMode) throws Exception {
+        System.err.println("tmr bench: the floor: fdatasyncs in " + floor + ", then the same client against the "
+                + "in-process echo server");
+        Floor.Fsync fsync = Floor.fsync(floor);
+        try (EchoServer echo = new EchoServer(1)) {
+            Result pairs = run(List.of("127.0.0.1:" + echo.address().getPort()), 1, 1, accessMode, CpuMeter.NONE,
+                    null);
+            return new Floor.Verdict(fsync, pairs.ms(50), server.ms(50));
         }
     }
 

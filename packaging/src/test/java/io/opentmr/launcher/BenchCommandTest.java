@@ -244,6 +244,48 @@ class BenchCommandTest {
     }
 
     @Test
+    void theFloorIsTwoDurableWritesAndTheSameClientsEchoPairMeasuredBesideTheServer() throws Exception {
+        try (EchoServer server = new EchoServer(1)) {
+            TmrRun run = tmr("bench", "--server", "127.0.0.1:" + server.address().getPort(), "--firm", "1",
+                    "--product", "1", "--clients", "1", "--duration", "300ms", "--warmup", "0s", "--floor",
+                    dir.toString(), "--json");
+            assertEquals(0, run.exit(), run.err());
+            JsonNode figures = JSON.readTree(run.out());
+            JsonNode floor = figures.get("floor");
+            assertTrue(floor.get("fsyncs").asLong() > 0, run.out());
+            double fsync = floor.get("fsyncP50Ms").asDouble();
+            double echo = floor.get("echoPairP50Ms").asDouble();
+            assertTrue(fsync > 0 && echo > 0, run.out());
+            assertTrue(floor.get("fsyncP99Ms").asDouble() >= fsync, run.out());
+            assertEquals(2 * fsync + echo, floor.get("floorMs").asDouble(), 0.01, run.out());
+            assertEquals(figures.get("p50Ms").asDouble(), floor.get("pairP50Ms").asDouble(), 0.001, run.out());
+            double ratio = floor.get("ratio").asDouble();
+            assertEquals(floor.get("pairP50Ms").asDouble() / floor.get("floorMs").asDouble(), ratio, 0.01, run.out());
+            assertEquals(1.5, floor.get("ratioAtMost").asDouble());
+            assertEquals(ratio <= 1.5, floor.get("met").asBoolean(), run.out());
+            try (java.util.stream.Stream<Path> left = Files.list(dir)) {
+                assertEquals(List.of(), left.toList(), "the probe's file is deleted");
+            }
+            TmrRun text = tmr("bench", "--server", "127.0.0.1:" + server.address().getPort(), "--firm", "1",
+                    "--product", "1", "--clients", "1", "--duration", "300ms", "--warmup", "0s", "--floor",
+                    dir.toString());
+            assertEquals(0, text.exit(), text.err());
+            assertTrue(text.out().contains("floor of a one-client pair: 2 × fsync p50"), text.out());
+            assertTrue(text.out().contains("× the floor (backend target: at most 1.5 ×: "), text.out());
+        }
+        String server = "127.0.0.1:1";
+        assertEquals(Output.USAGE, tmr("bench", "--server", server, "--firm", "1", "--product", "1", "--clients", "2",
+                "--floor", dir.toString()).exit(), "one client");
+        assertEquals(Output.USAGE, tmr("bench", "--echo", "--clients", "1", "--floor", dir.toString()).exit());
+        assertEquals(Output.USAGE, tmr("bench", "--server", server, "--firm", "1", "--product", "1", "--clients", "1",
+                "--rate", "100", "--floor", dir.toString()).exit(), "closed loop");
+        TmrRun notADirectory = tmr("bench", "--server", server, "--firm", "1", "--product", "1", "--clients", "1",
+                "--floor", dir.resolve("missing").toString());
+        assertEquals(Output.USAGE, notADirectory.exit(), notADirectory.err());
+        assertTrue(notADirectory.err().contains("is not a directory"), notADirectory.err());
+    }
+
+    @Test
     void usageErrorsExitWithTwo() {
         assertEquals(Output.USAGE, tmr("bench", "--echo", "--clients", "0").exit());
         assertEquals(Output.USAGE, tmr("bench", "--echo", "--rate", "0").exit());
