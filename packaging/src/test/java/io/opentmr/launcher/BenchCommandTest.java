@@ -286,6 +286,15 @@ class BenchCommandTest {
     }
 
     @Test
+    void withTheAutoWarmUpAnOpenLoopRunsUnmeasuredAtItsRateFirst() {
+        assertEquals(BenchCommand.OPEN_LOOP_SETTLE, BenchCommand.unmeasured(null, 100.0));
+        assertEquals(Duration.ofSeconds(10), BenchCommand.OPEN_LOOP_SETTLE);
+        assertEquals(Duration.ZERO, BenchCommand.unmeasured(null, null), "closed loop: the auto warm-up ran before");
+        assertEquals(Duration.ofSeconds(2), BenchCommand.unmeasured(Duration.ofSeconds(2), 100.0));
+        assertEquals(Duration.ZERO, BenchCommand.unmeasured(Duration.ZERO, 100.0), "--warmup 0s is taken as given");
+    }
+
+    @Test
     void usageErrorsExitWithTwo() {
         assertEquals(Output.USAGE, tmr("bench", "--echo", "--clients", "0").exit());
         assertEquals(Output.USAGE, tmr("bench", "--echo", "--rate", "0").exit());
