@@ -955,7 +955,7 @@ public final class VirtualContainer
         if (gathering || listing == null || license == null || status.reconciled()) {
             return false;
         }
-        license.tell(new TmrLicense.Resync(backend, listing.getOrDefault(key, List.of())));
+        license.tell(new TmrLicense.Resync(backend, listing.getOrDefault(key, List.of()), leaseEpoch));
         return true;
     }
 
@@ -1044,18 +1044,18 @@ public final class VirtualContainer
             }
             return Effect().none();
         }
-        resyncWanting(backend, listing.byKey());
+        resyncWanting(backend, listing.byKey(), listedUnder[backend]);
         return Effect().none();
     }
 
-    /** The licenses waiting for a re-sync of {@code backend} take it from {@code byKey}. */
-    private void resyncWanting(int backend, Map<LicenseKey, List<Allocation>> byKey) {
+    /** The licenses waiting for a re-sync of {@code backend} take it from {@code byKey}, listed under {@code epoch}. */
+    private void resyncWanting(int backend, Map<LicenseKey, List<Allocation>> byKey, long epoch) {
         Set<LicenseKey> asked = wanting.get(backend);
         wanting.set(backend, new HashSet<>());
         for (LicenseKey key : asked) {
             ActorRef<TmrLicense.Command> license = licenses.get(key);
             if (license != null) {
-                license.tell(new TmrLicense.Resync(backend, byKey.getOrDefault(key, List.of())));
+                license.tell(new TmrLicense.Resync(backend, byKey.getOrDefault(key, List.of()), epoch));
             }
         }
     }
@@ -1077,7 +1077,7 @@ public final class VirtualContainer
             if (gathering) {
                 endGatheringIfDone();
             } else {
-                resyncWanting(backend, listing.byKey());
+                resyncWanting(backend, listing.byKey(), listing.epoch());
             }
         }
         return Effect().none();
@@ -1137,7 +1137,7 @@ public final class VirtualContainer
         }
         for (int b = 0; b < listed.size(); b++) {
             if (listed.get(b) != null) {
-                resyncWanting(b, listed.get(b));
+                resyncWanting(b, listed.get(b), leaseEpoch);
             } else if (!wanting.get(b).isEmpty()) {
                 timers.startSingleTimer("resync-" + b, new StartResync(b), Duration.ofMillis(200));
             }

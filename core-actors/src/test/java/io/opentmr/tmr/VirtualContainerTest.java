@@ -350,7 +350,7 @@ class VirtualContainerTest {
         Object told = licenses.fishForMessage(Duration.ofSeconds(10), report -> report instanceof Told t
                 && t.command() instanceof TmrLicense.Resync ? FishingOutcomes.complete()
                 : FishingOutcomes.continueAndIgnore()).get(0);
-        assertEquals(new TmrLicense.Resync(2, List.of()), ((Told) told).command());
+        assertEquals(new TmrLicense.Resync(2, List.of(), 3), ((Told) told).command());
         licenses.expectNoMessage(Duration.ofMillis(300));
         assertEquals(0, link.asked.size(), "one listing after the lease, not more");
     }
@@ -384,7 +384,7 @@ class VirtualContainerTest {
         var atGain = link.next();
         assertInstanceOf(Message.ListAllocations.class, atGain.getKey(), "listed again under the lease");
         atGain.getValue().complete(new Message.AllocationList(List.of(), false));
-        expectTold(licenses, SEATS, new TmrLicense.Resync(2, List.of()));
+        expectTold(licenses, SEATS, new TmrLicense.Resync(2, List.of(), 3));
     }
 
     @Test
@@ -409,7 +409,7 @@ class VirtualContainerTest {
         atGain.getValue().complete(new Message.AllocationList(List.of(held), false));
         expectTold(licenses, SEATS, new TmrLicense.ResyncAll(1));
         container.tell(new VirtualContainer.NeedsResync(SEATS, 2));
-        expectTold(licenses, SEATS, new TmrLicense.Resync(2, List.of(held)));
+        expectTold(licenses, SEATS, new TmrLicense.Resync(2, List.of(held), 3));
 
         // Backend 3 goes away and comes back (restored, replaced, restarted) before the node serves: what it holds
         // now is read anew, not taken from the listing of before.
@@ -420,7 +420,7 @@ class VirtualContainerTest {
         assertInstanceOf(Message.ListAllocations.class, again == null ? null : again.getKey(),
                 "backend 3 listed again after it came back");
         again.getValue().complete(new Message.AllocationList(List.of(), false));
-        expectTold(licenses, SEATS, new TmrLicense.Resync(2, List.of()));
+        expectTold(licenses, SEATS, new TmrLicense.Resync(2, List.of(), 3));
     }
 
     private static io.opentmr.protocol.Allocation heldAllocation(long handleId) {
@@ -444,7 +444,7 @@ class VirtualContainerTest {
         container.tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), counted(SEATS, 0, 1, 2))));
         expectTold(licenses, SEATS, new TmrLicense.ResyncAll(1));
         container.tell(new VirtualContainer.NeedsResync(SEATS, 2));
-        expectTold(licenses, SEATS, new TmrLicense.Resync(2, List.of(held)));
+        expectTold(licenses, SEATS, new TmrLicense.Resync(2, List.of(held), 3));
         assertEquals(null, link.asked.poll(300, java.util.concurrent.TimeUnit.MILLISECONDS),
                 "backend 3 is not listed a second time");
     }
@@ -466,7 +466,7 @@ class VirtualContainerTest {
         assertInstanceOf(Message.ListAllocations.class, atGain.getKey(), "listed at the gain of epoch 3");
         atGain.getValue().complete(new Message.AllocationList(List.of(), false));
         container.tell(new VirtualContainer.NeedsResync(SEATS, 2));
-        expectTold(licenses, SEATS, new TmrLicense.Resync(2, List.of()));
+        expectTold(licenses, SEATS, new TmrLicense.Resync(2, List.of(), 3));
     }
 
     @Test
@@ -485,7 +485,7 @@ class VirtualContainerTest {
         container.tell(new VirtualContainer.NeedsResync(SEATS, 2));
         var held = heldAllocation(42);
         container.tell(new VirtualContainer.Prelisted(3, 2, Map.of(SEATS, List.of(held)), false));
-        expectTold(licenses, SEATS, new TmrLicense.Resync(2, List.of(held)));
+        expectTold(licenses, SEATS, new TmrLicense.Resync(2, List.of(held), 3));
         // The container's own listing ends later: dropped, the license is not re-synced twice.
         own.getValue().complete(new Message.AllocationList(List.of(), false));
         licenses.expectNoMessage(Duration.ofMillis(300));
@@ -512,7 +512,7 @@ class VirtualContainerTest {
         atGain2.getValue().complete(new Message.AllocationList(List.of(held), false));
         Object told = licenses.receiveMessage(Duration.ofSeconds(10));
         assertEquals(new Told(SEATS, new TmrLicense.Rebuild(3, List.of(List.of(held), List.of(held)), 2)), told);
-        expectTold(licenses, SEATS, new TmrLicense.Resync(0, List.of(held)));
+        expectTold(licenses, SEATS, new TmrLicense.Resync(0, List.of(held), 3));
     }
 
     /**
@@ -568,7 +568,7 @@ class VirtualContainerTest {
         Object told = licenses.receiveMessage(Duration.ofSeconds(10));
         assertEquals(new Told(SEATS, new TmrLicense.Rebuild(3, List.of(List.of(held), List.of(held), List.of()), 2)),
                 told, "each complete listing, the empty one too");
-        expectTold(licenses, SEATS, new TmrLicense.Resync(1, List.of(held)));
+        expectTold(licenses, SEATS, new TmrLicense.Resync(1, List.of(held), 3));
     }
 
     /**

@@ -100,8 +100,12 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     public record UsageStarted(long startedAtMillis, BitSet behind) implements Command {
     }
 
-    /** What one backend holds for this license, listed for its re-sync. */
-    public record Resync(int backend, List<Allocation> held) implements Command {
+    /**
+     * What one backend holds for this license, listed for its re-sync under the lease's {@code epoch}. In another
+     * epoch (the lease lost and gained again since) the listing may miss what another node wrote or freed meanwhile:
+     * the license does not re-sync from it and asks for a re-sync again.
+     */
+    public record Resync(int backend, List<Allocation> held, long epoch) implements Command {
     }
 
     /**
@@ -1130,8 +1134,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             sync.notBegun(backend);
             return Effect().none();
         }
-        if (!peers.holdsLease()) {
-            // Every write of a re-sync needs the lease certificate: the container asks again later.
+        if (!peers.holdsLease() || peers.epoch() != resync.epoch()) {
+            // Every write of a re-sync needs the lease certificate, and its listing must be of the epoch held now:
+            // the container lists again.
             sync.notBegun(backend);
             parent.needsResync(key, backend);
             return Effect().none();

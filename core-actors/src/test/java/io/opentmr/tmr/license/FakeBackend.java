@@ -69,6 +69,7 @@ final class FakeBackend implements PeerLink {
     private long units;
     /** The most requests that were sent and not answered at one time, since {@link #countOutstandingFromNow}. */
     private int mostOutstanding;
+    private long grantedEpoch;
     private boolean up = true;
     private CompletableFuture<Void> closed = new CompletableFuture<>();
 
@@ -343,7 +344,13 @@ final class FakeBackend implements PeerLink {
         return new Message.UnitsOk(units);
     }
 
+    /** The epoch of the lease this backend granted last (0: none yet): what a listing of it is taken under. */
+    synchronized long grantedEpoch() {
+        return grantedEpoch;
+    }
+
     private Message grant(String lease, String holder, long epoch, long ttlMillis) {
+        grantedEpoch = Math.max(1, epoch);
         return new Message.LeaseGranted(new LeaseGrant(lease, holder, Math.max(1, epoch), System.currentTimeMillis(),
                 ttlMillis, new Serial(Serial.MASK_SOFTWARE, index + 1), Bytes.of(new byte[64])));
     }

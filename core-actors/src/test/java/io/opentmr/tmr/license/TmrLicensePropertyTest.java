@@ -299,6 +299,36 @@ class TmrLicensePropertyTest {
         }
     }
 
+    /**
+     * A listing taken under an older epoch of the lease (lost and gained again since, another node may have written
+     * meanwhile) is no re-sync: the license writes nothing from it and asks for a re-sync again.
+     */
+    @Example
+    void aResyncListedUnderAnotherEpochWritesNothingAndIsAskedAgain() {
+        Rig rig = new Rig(2, Timeouts.NONE);
+        try {
+            rig.start();
+            for (Step step : scenario("ACCESS(USERLIMIT, station 0), FLOW(0), FLOW(1), FLOW(2)")) {
+                rig.apply(step);
+                rig.checkEveryStep(step);
+            }
+            assertEquals(1, rig.held.size());
+            rig.fakes[2].countOutstandingFromNow();
+            long epoch = rig.peers.epoch();
+            assertTrue(epoch > 0, "the lease is held");
+            // Backend 2 listed empty under another epoch than the one held: its seat would be allocated from it.
+            rig.license.tell(new TmrLicense.Resync(2, List.of(), epoch + 1));
+            rig.drain();
+            assertEquals(0, rig.fakes[2].countOutstandingFromNow(), "writes from a listing of another epoch");
+            assertEquals(Integer.valueOf(2), rig.recorder.resyncs.poll(), "a re-sync asked for again");
+            rig.endOfStep();
+            rig.settle();
+            assertEquals(rig.held.keySet(), rig.fakes[2].held(), "backend 2 after its re-sync");
+        } finally {
+            rig.stop();
+        }
+    }
+
     /** Found by {@link #seatsStayConsistentUnderFaults} on the node before its rework. */
     @Example
     void aResyncKeepsAReleasedSeatWhoseAllocateIsStillUnanswered() {
@@ -765,7 +795,8 @@ class TmrLicensePropertyTest {
                 }
                 after = list.allocations().get(list.allocations().size() - 1).tmrHandleId();
             }
-            license.tell(new TmrLicense.Resync(backend, listed.stream().filter(a -> a.key().equals(key)).toList()));
+            license.tell(new TmrLicense.Resync(backend, listed.stream().filter(a -> a.key().equals(key)).toList(),
+                    peers.epoch()));
         }
 
         /**

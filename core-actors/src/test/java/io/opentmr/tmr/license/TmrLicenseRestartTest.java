@@ -234,7 +234,7 @@ class TmrLicenseRestartTest {
             assertEquals(2, backend, "only backend 3 is re-synced");
             asked.add(System.nanoTime());
             Message.AllocationList page = (Message.AllocationList) fakes[2].now(new Message.ListAllocations(0, 1000));
-            license.tell(new TmrLicense.Resync(2, page.allocations()));
+            license.tell(new TmrLicense.Resync(2, page.allocations(), peers.epoch()));
         }
         // Timers never fire early: 200 ms after the first failure, 400 ms after the second, 800 ms after the third.
         long first = asked.get(1) - asked.get(0);
@@ -509,7 +509,8 @@ class TmrLicenseRestartTest {
             Message.AllocationList page = (Message.AllocationList) fakes[backend].now(new Message.ListAllocations(0,
                     1000));
             held.addAll(page.allocations());
-            license.tell(new TmrLicense.Resync(backend, held.stream().filter(a -> a.key().equals(key)).toList()));
+            license.tell(new TmrLicense.Resync(backend, held.stream().filter(a -> a.key().equals(key)).toList(),
+                    fakes[backend].grantedEpoch()));
         }
     }
 }
