@@ -72,6 +72,16 @@ public final class PeerGroup {
     private static final int REQUESTS_REFUSED = 2;
     /** Per backend, {@link #REQUESTS_UNKNOWN}, {@link #REQUESTS_KNOWN} or {@link #REQUESTS_REFUSED}. */
     private final AtomicIntegerArray requests;
+    /** Per backend, re-sync writes that may still be sent ({@link #takeResyncSlots}). */
+    private final AtomicIntegerArray resyncSlots;
+
+    /**
+     * Re-sync writes in flight to one backend at most, over every license: half a backend's default bound on a node
+     * connection's requests in flight ({@code opentmr.backend.max-in-flight-per-peer}, 1024), so that licenses
+     * re-syncing a backend that was away leave the other half to the clients' writes (beyond the bound the backend
+     * refuses a request with 309, and a client's refused write makes that backend miss it).
+     */
+    public static final int RESYNC_SLOTS = 512;
 
     /** A group that always wants the active lease (the single node). */
     public PeerGroup(int backends, Clock clock, Duration timeout) {
@@ -94,6 +104,10 @@ public final class PeerGroup {
         this.shownExpiry = new long[backends];
         this.mayHold = new boolean[backends];
         this.requests = new AtomicIntegerArray(backends);
+        resyncSlots = new AtomicIntegerArray(backends);
+        for (int b = 0; b < backends; b++) {
+            resyncSlots.set(b, RESYNC_SLOTS);
+        }
     }
 
     public int size() {
@@ -405,5 +419,25 @@ public final class PeerGroup {
     /** A listing of {@code backend} answered with requests ({@code true}) or refused them ({@code false}). */
     public void requestsAnswered(int backend, boolean known) {
         requests.set(backend, known ? REQUESTS_KNOWN : REQUESTS_REFUSED);
+    }
+
+    /**
+     * Takes up to {@code wanted} of {@code backend}'s re-sync slots ({@link #RESYNC_SLOTS}); returns how many were
+     * taken, 0 when every slot is in use. Each write sent on a slot gives it back when it is answered or fails
+     * ({@link #releaseResyncSlots}).
+     */
+    public int takeResyncSlots(int backend, int wanted) {
+        while (true) {
+            int free = resyncSlots.get(backend);
+            int taken = Math.min(free, Math.max(0, wanted));
+            if (taken == 0 || resyncSlots.compareAndSet(backend, free, free - taken)) {
+                return taken;
+            }
+        }
+    }
+
+    /** Gives back {@code slots} of {@code backend}'s re-sync slots. */
+    public void releaseResyncSlots(int backend, int slots) {
+        resyncSlots.addAndGet(backend, slots);
     }
 }

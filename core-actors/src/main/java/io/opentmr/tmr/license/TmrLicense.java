@@ -389,16 +389,22 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
      */
     private static final class ResyncRun {
         final long generation;
+        /** The lease's epoch the listing was taken under: every window is sent under it, or the run ends. */
+        final long epoch;
         final List<Long> frees;
         final List<Long> adds;
         int next;
 
-        ResyncRun(long generation, List<Long> frees, List<Long> adds) {
+        ResyncRun(long generation, long epoch, List<Long> frees, List<Long> adds) {
             this.generation = generation;
+            this.epoch = epoch;
             this.frees = frees;
             this.adds = adds;
         }
     }
+
+    /** A re-sync that found every re-sync slot of its backend in use tries again this much later. */
+    static final Duration RESYNC_SLOT_WAIT = Duration.ofMillis(20);
 
     /**
      * The most writes of one re-sync in flight at once: well below a node connection's bound on requests in flight,
@@ -1108,6 +1114,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
     private Effect<TmrLicenseEvent, SeatTable> onResyncAll(ResyncAll all) {
         round = all.round();
+        // Re-syncs waiting for the unit counter were listed before this gain: every backend is listed again.
+        waitingResyncs.clear();
         LOG.info("{}: every backend is re-synced before it counts again", name());
         // The node served nobody while it had no lease: clients could not show they are alive meanwhile.
         long now = clock.millis();
@@ -1201,7 +1209,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             first.add(peers.call(backend, certificate -> new Message.PeerUnits(certificate, key, operationId,
                     UnitsOperation.SET, value)));
         }
-        ResyncRun run = new ResyncRun(generation, frees, adds);
+        ResyncRun run = new ResyncRun(generation, resync.epoch(), frees, adds);
         resyncRuns.put(backend, run);
         sendResyncWindow(backend, run, first);
     }
@@ -1217,28 +1225,43 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     }
 
     /**
-     * Sends the next writes of a re-sync, at most {@link Settings#resyncWindow} with {@code first} among them; when they are answered,
-     * the next window follows. Each write is decided when it is sent, from the seats as they are then: a seat
-     * released meanwhile is not allocated again after its FREE went out on the same connection.
+     * Sends the next writes of a re-sync, at most {@link Settings#resyncWindow} with {@code first} among them and at most
+     * as many as the backend's free re-sync slots ({@link PeerGroup#takeResyncSlots}, shared by every license); when
+     * they are answered, the next window follows. With no slot free it tries again after {@link #RESYNC_SLOT_WAIT}.
+     * Each write is decided when it is sent, from the seats as they are then: a seat released meanwhile is not
+     * allocated again after its FREE went out on the same connection.
      */
     private void sendResyncWindow(int backend, ResyncRun run, List<CompletionStage<Message>> first) {
+        int total = run.frees.size() + run.adds.size();
+        int slots = run.next < total ? peers.takeResyncSlots(backend, settings.resyncWindow() - first.size()) : 0;
+        if (slots == 0 && first.isEmpty() && run.next < total) {
+            context.scheduleOnce(RESYNC_SLOT_WAIT, context.getSelf(), new ResyncWindowDone(backend, run.generation));
+            return;
+        }
         List<CompletionStage<Message>> calls = new ArrayList<>(first);
-        while (calls.size() < settings.resyncWindow() && run.next < run.frees.size() + run.adds.size()) {
+        int sent = 0;
+        while (sent < slots && run.next < total) {
             int index = run.next++;
+            CompletionStage<Message> call = null;
             if (index < run.frees.size()) {
                 long handleId = run.frees.get(index);
                 if (staleOnBackend(handleId)) {
-                    calls.add(peers.call(backend, certificate -> free(certificate, handleId)));
+                    call = peers.call(backend, certificate -> free(certificate, handleId));
                 }
             } else {
                 Seat seat = resyncSeat(run.adds.get(index - run.frees.size()));
                 if (seat != null) {
-                    calls.add(peers.call(backend, certificate -> allocate(certificate, backend, allocation(seat))));
+                    call = peers.call(backend, certificate -> allocate(certificate, backend, allocation(seat)));
                 }
             }
+            if (call != null) {
+                sent++;
+                calls.add(call.whenComplete((answer, failure) -> peers.releaseResyncSlots(backend, 1)));
+            }
         }
+        peers.releaseResyncSlots(backend, slots - sent);
         long generation = run.generation;
-        boolean last = run.next >= run.frees.size() + run.adds.size();
+        boolean last = run.next >= total;
         CompletableFuture<?>[] all = calls.stream().map(CompletionStage::toCompletableFuture)
                 .toArray(CompletableFuture[]::new);
         context.pipeToSelf(CompletableFuture.allOf(all), (ok, failure) -> failure != null || last
@@ -1262,6 +1285,11 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             // Begun again or dropped meanwhile: the newer re-sync sends its own writes. This one ends here (a units
             // SET it sent no longer holds back the decrements waiting for it).
             return onResyncDone(new ResyncDone(done.backend(), done.generation(), "superseded"));
+        }
+        if (!peers.holdsLease() || peers.epoch() != run.epoch) {
+            // Its listing is of an epoch no longer held: another node may have written since. Listed again.
+            return onResyncDone(new ResyncDone(done.backend(), done.generation(), "the lease moved from epoch "
+                    + run.epoch + " during the re-sync"));
         }
         sendResyncWindow(done.backend(), run, List.of());
         return Effect().none();
@@ -2216,11 +2244,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         if (unitVotesOpen == 0 && !readingUnits && units >= 0 && !waitingResyncs.isEmpty()) {
             List<Resync> waiting = new ArrayList<>(waitingResyncs.values());
             waitingResyncs.clear();
-            for (Resync resync : waiting) {
-                if (sync.mayBegin(resync.backend())) {
-                    runResync(resync);
-                }
-            }
+            // Checked again as they arrived: the copy must still count, the lease be held in the listing's epoch.
+            waiting.forEach(this::onResync);
         }
     }
 

@@ -28,6 +28,19 @@ class PeerGroupTest {
     }
 
     @Test
+    void reSyncSlotsAreSharedByEveryLicenseAndCountedPerBackend() {
+        PeerGroup group = new PeerGroup(3, clock, Duration.ofSeconds(1));
+        assertEquals(300, group.takeResyncSlots(0, 300));
+        assertEquals(PeerGroup.RESYNC_SLOTS - 300, group.takeResyncSlots(0, 300), "what is left");
+        assertEquals(0, group.takeResyncSlots(0, 1), "every slot in use");
+        assertEquals(PeerGroup.RESYNC_SLOTS, group.takeResyncSlots(1, 10_000), "another backend's own slots");
+        group.releaseResyncSlots(0, 100);
+        assertEquals(100, group.takeResyncSlots(0, 150));
+        assertEquals(0, group.takeResyncSlots(2, 0));
+        assertEquals(0, group.takeResyncSlots(2, -5));
+    }
+
+    @Test
     void aGrantCountsForTheTtlTheBackendGrantedNotTheTtlTheNodeAskedFor() {
         PeerGroup group = new PeerGroup(3, clock, Duration.ofSeconds(1));
         // The node asks for its configured 2 s; backend 0 capped its grant at 500 ms, backend 1 granted 2 s.

@@ -70,6 +70,8 @@ final class FakeBackend implements PeerLink {
     /** The most requests that were sent and not answered at one time, since {@link #countOutstandingFromNow}. */
     private int mostOutstanding;
     private long grantedEpoch;
+    /** Every request sent to this backend over its link, in order. */
+    private final List<Message> received = new ArrayList<>();
     private boolean up = true;
     private CompletableFuture<Void> closed = new CompletableFuture<>();
 
@@ -245,6 +247,7 @@ final class FakeBackend implements PeerLink {
         }
         Call call = new Call(request);
         inbox.add(call);
+        received.add(request);
         mostOutstanding = Math.max(mostOutstanding, inbox.size() + outbox.size());
         return call.future;
     }
@@ -342,6 +345,15 @@ final class FakeBackend implements PeerLink {
         }
         unitOperations.put(request.operationId(), units);
         return new Message.UnitsOk(units);
+    }
+
+    /** The requests sent to this backend over its link from number {@code from} on (0: the first). */
+    synchronized List<Message> receivedFrom(int from) {
+        return new ArrayList<>(received.subList(Math.min(from, received.size()), received.size()));
+    }
+
+    synchronized int receivedCount() {
+        return received.size();
     }
 
     /** The epoch of the lease this backend granted last (0: none yet): what a listing of it is taken under. */

@@ -16,6 +16,7 @@ import io.opentmr.protocol.LicenseKey;
 import io.opentmr.protocol.Message;
 import io.opentmr.protocol.ProductInfo;
 import io.opentmr.protocol.Serial;
+import io.opentmr.protocol.UnitsOperation;
 import io.opentmr.tmr.backend.PeerGroup;
 import java.security.SecureRandom;
 import java.time.Clock;
@@ -324,6 +325,85 @@ class TmrLicensePropertyTest {
             rig.endOfStep();
             rig.settle();
             assertEquals(rig.held.keySet(), rig.fakes[2].held(), "backend 2 after its re-sync");
+        } finally {
+            rig.stop();
+        }
+    }
+
+    /**
+     * The re-syncs of every license share a backend's {@link PeerGroup#RESYNC_SLOTS}: with
+     * every slot in use (other licenses re-syncing it) this one sends no ALLOCATE, and goes on once slots are free.
+     */
+    @Example
+    void aResyncWaitsWhileOtherLicensesUseEverySlotOfItsBackend() {
+        Rig rig = new Rig(20, Timeouts.NONE);
+        rig.resyncWindow = 4;
+        try {
+            rig.start();
+            for (Step step : scenario("DOWN(2), " + "ACCESS(USERLIMIT, station 0), FLOW(0), FLOW(1), ".repeat(6))) {
+                rig.apply(step);
+                rig.checkEveryStep(step);
+            }
+            int taken = rig.peers.takeResyncSlots(2, PeerGroup.RESYNC_SLOTS);
+            assertEquals(PeerGroup.RESYNC_SLOTS, taken);
+            int before = rig.fakes[2].receivedCount();
+            rig.fakes[2].up();
+            rig.linkUp(2);
+            rig.sendCopies();
+            rig.endOfStep();
+            for (int i = 0; i < 10; i++) {
+                rig.flow(2);
+                rig.drain();
+            }
+            List<Message> sent = rig.fakes[2].receivedFrom(before);
+            assertTrue(sent.stream().noneMatch(m -> m instanceof Message.Allocate), () -> "sent while every slot was in "
+                    + "use: " + sent);
+            assertTrue(sent.stream().anyMatch(m -> m instanceof Message.PeerUnits units
+                    && units.operation() == UnitsOperation.SET), () -> "the re-sync began (its units SET): " + sent);
+            rig.peers.releaseResyncSlots(2, taken);
+            rig.settle();
+            assertEquals(rig.held.keySet(), rig.fakes[2].held(), "backend 2 after its re-sync");
+            assertEquals(PeerGroup.RESYNC_SLOTS, rig.peers.takeResyncSlots(2, 10_000),
+                    "every slot given back");
+        } finally {
+            rig.stop();
+        }
+    }
+
+    /**
+     * Found by a review: a re-sync waiting for the unit counter (a decrement's vote open) ran once the vote ended
+     * without its epoch checked, and the lease had moved meanwhile.
+     */
+    @Example
+    void aResyncWaitingForTheUnitCounterIsNotRunInAnEpochOtherThanItsListings() {
+        Rig rig = new Rig(2, Timeouts.NONE);
+        try {
+            rig.start();
+            for (Step step : scenario("ACCESS(USERLIMIT, station 0), FLOW(0), FLOW(1), FLOW(2), DECREMENT(#0, 1)")) {
+                rig.apply(step);
+                rig.checkEveryStep(step);
+            }
+            long epoch = rig.peers.epoch();
+            int before = rig.fakes[2].receivedCount();
+            // Backend 2 listed empty under this epoch: the re-sync waits for the decrement's vote.
+            rig.license.tell(new TmrLicense.Resync(2, List.of(), epoch));
+            rig.drain();
+            // The lease moves to the next epoch before the vote ends.
+            for (int i = 0; i < 3; i++) {
+                Message granted = rig.fakes[i].now(new Message.LeaseAcquire(LeaseGrant.ACTIVE_LEASE, "property-node",
+                        epoch + 1, Duration.ofMinutes(10).toMillis()));
+                rig.peers.granted(i, ((Message.LeaseGranted) granted).grant(), System.currentTimeMillis());
+            }
+            assertEquals(epoch + 1, rig.peers.epoch());
+            for (int i = 0; i < 3; i++) {
+                rig.flow(i);
+            }
+            rig.drain();
+            List<Message> sent = rig.fakes[2].receivedFrom(before);
+            assertTrue(sent.stream().noneMatch(m -> m instanceof Message.Allocate
+                    || m instanceof Message.PeerUnits units && units.operation() == UnitsOperation.SET),
+                    () -> "re-sync writes from a listing of epoch " + epoch + ": " + sent);
+            assertTrue(rig.recorder.resyncs.contains(2), "a re-sync asked for again");
         } finally {
             rig.stop();
         }
