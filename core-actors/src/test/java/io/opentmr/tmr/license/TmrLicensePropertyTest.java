@@ -371,6 +371,43 @@ class TmrLicensePropertyTest {
     }
 
     /**
+     * Found by a review: a re-sync sends each later window under the epoch its listing was taken in, or ends (the
+     * backend is listed again): the lease may have moved between two windows.
+     */
+    @Example
+    void aResyncEndsBetweenTwoWindowsWhenTheLeaseMovedToAnotherEpoch() {
+        Rig rig = new Rig(20, Timeouts.NONE);
+        rig.resyncWindow = 2;
+        try {
+            rig.start();
+            for (Step step : scenario("DOWN(2), " + "ACCESS(USERLIMIT, station 0), FLOW(0), FLOW(1), ".repeat(6))) {
+                rig.apply(step);
+                rig.checkEveryStep(step);
+            }
+            rig.fakes[2].up();
+            rig.linkUp(2);
+            rig.sendCopies();
+            rig.endOfStep();
+            // The first window is out (the units SET and one ALLOCATE); the lease moves before its answers come.
+            long epoch = rig.peers.epoch();
+            for (int i = 0; i < 3; i++) {
+                Message granted = rig.fakes[i].now(new Message.LeaseAcquire(LeaseGrant.ACTIVE_LEASE, "property-node",
+                        epoch + 1, Duration.ofMinutes(10).toMillis()));
+                rig.peers.granted(i, ((Message.LeaseGranted) granted).grant(), System.currentTimeMillis());
+            }
+            int before = rig.fakes[2].receivedCount();
+            rig.flow(2);
+            rig.drain();
+            List<Message> sent = rig.fakes[2].receivedFrom(before);
+            assertTrue(sent.stream().noneMatch(m -> m instanceof Message.Allocate), () -> "windows sent after the "
+                    + "lease moved to epoch " + (epoch + 1) + ": " + sent);
+            assertEquals(2, rig.recorder.usable, "backend 2 not counted re-synced from the old epoch's listing");
+        } finally {
+            rig.stop();
+        }
+    }
+
+    /**
      * Found by a review: a re-sync waiting for the unit counter (a decrement's vote open) ran once the vote ended
      * without its epoch checked, and the lease had moved meanwhile.
      */
