@@ -570,7 +570,9 @@ public final class VirtualContainer
                 .onCommand(NeedsResync.class, needs -> {
                     // A lease moved since the last check is taken first: a license that refused the gain's listing
                     // for its epoch would otherwise get the same listing again at once.
-                    checkServing();
+                    if (peers.holdsLease() != leaseHeld || peers.epoch() != leaseEpoch) {
+                        checkServing();
+                    }
                     if (fromListing(needs.key(), needs.backend())) {
                         return Effect().none();
                     }
