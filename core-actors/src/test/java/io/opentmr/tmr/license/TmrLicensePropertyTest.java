@@ -275,22 +275,11 @@ class TmrLicensePropertyTest {
         rig.resyncWindow = 4;
         try {
             rig.start();
-            for (Step step : scenario("DOWN(2), " + "ACCESS(USERLIMIT, station 0), FLOW(0), FLOW(1), ".repeat(12))) {
-                rig.apply(step);
-                rig.checkEveryStep(step);
-            }
+            rig.play(scenario("DOWN(2), " + "ACCESS(USERLIMIT, station 0), FLOW(0), FLOW(1), ".repeat(12)));
             assertEquals(12, rig.held.size(), "seats granted by backends 0 and 1");
             rig.fakes[2].countOutstandingFromNow();
-            // Backend 2 comes back and counts; the license asks for its re-sync once (an UP step also re-syncs it
-            // at once, as a new link does, and two re-syncs would overlap).
-            rig.fakes[2].up();
-            rig.linkUp(2);
-            rig.sendCopies();
-            rig.endOfStep();
-            for (Step step : scenario("FLOW(2)")) {
-                rig.apply(step);
-                rig.checkEveryStep(step);
-            }
+            rig.comesBack(2);
+            rig.play(scenario("FLOW(2)"));
             // The units SET, then 12 ALLOCATEs: 13 writes in windows of 4.
             assertEquals(4, rig.fakes[2].countOutstandingFromNow(), "most writes of the re-sync in flight at once");
             rig.settle();
@@ -309,10 +298,7 @@ class TmrLicensePropertyTest {
         Rig rig = new Rig(2, Timeouts.NONE);
         try {
             rig.start();
-            for (Step step : scenario("ACCESS(USERLIMIT, station 0), FLOW(0), FLOW(1), FLOW(2)")) {
-                rig.apply(step);
-                rig.checkEveryStep(step);
-            }
+            rig.play(scenario("ACCESS(USERLIMIT, station 0), FLOW(0), FLOW(1), FLOW(2)"));
             assertEquals(1, rig.held.size());
             rig.fakes[2].countOutstandingFromNow();
             long epoch = rig.peers.epoch();
@@ -340,17 +326,11 @@ class TmrLicensePropertyTest {
         rig.resyncWindow = 4;
         try {
             rig.start();
-            for (Step step : scenario("DOWN(2), " + "ACCESS(USERLIMIT, station 0), FLOW(0), FLOW(1), ".repeat(6))) {
-                rig.apply(step);
-                rig.checkEveryStep(step);
-            }
+            rig.play(scenario("DOWN(2), " + "ACCESS(USERLIMIT, station 0), FLOW(0), FLOW(1), ".repeat(6)));
             int taken = rig.peers.takeResyncSlots(2, PeerGroup.RESYNC_SLOTS);
             assertEquals(PeerGroup.RESYNC_SLOTS, taken);
             int before = rig.fakes[2].receivedCount();
-            rig.fakes[2].up();
-            rig.linkUp(2);
-            rig.sendCopies();
-            rig.endOfStep();
+            rig.comesBack(2);
             for (int i = 0; i < 10; i++) {
                 rig.flow(2);
                 rig.drain();
@@ -380,21 +360,11 @@ class TmrLicensePropertyTest {
         rig.resyncWindow = 2;
         try {
             rig.start();
-            for (Step step : scenario("DOWN(2), " + "ACCESS(USERLIMIT, station 0), FLOW(0), FLOW(1), ".repeat(6))) {
-                rig.apply(step);
-                rig.checkEveryStep(step);
-            }
-            rig.fakes[2].up();
-            rig.linkUp(2);
-            rig.sendCopies();
-            rig.endOfStep();
+            rig.play(scenario("DOWN(2), " + "ACCESS(USERLIMIT, station 0), FLOW(0), FLOW(1), ".repeat(6)));
+            rig.comesBack(2);
             // The first window is out (the units SET and one ALLOCATE); the lease moves before its answers come.
             long epoch = rig.peers.epoch();
-            for (int i = 0; i < 3; i++) {
-                Message granted = rig.fakes[i].now(new Message.LeaseAcquire(LeaseGrant.ACTIVE_LEASE, "property-node",
-                        epoch + 1, Duration.ofMinutes(10).toMillis()));
-                rig.peers.granted(i, ((Message.LeaseGranted) granted).grant(), System.currentTimeMillis());
-            }
+            rig.grantLease(epoch + 1);
             int before = rig.fakes[2].receivedCount();
             rig.flow(2);
             rig.drain();
@@ -416,21 +386,14 @@ class TmrLicensePropertyTest {
         Rig rig = new Rig(2, Timeouts.NONE);
         try {
             rig.start();
-            for (Step step : scenario("ACCESS(USERLIMIT, station 0), FLOW(0), FLOW(1), FLOW(2), DECREMENT(#0, 1)")) {
-                rig.apply(step);
-                rig.checkEveryStep(step);
-            }
+            rig.play(scenario("ACCESS(USERLIMIT, station 0), FLOW(0), FLOW(1), FLOW(2), DECREMENT(#0, 1)"));
             long epoch = rig.peers.epoch();
             int before = rig.fakes[2].receivedCount();
             // Backend 2 listed empty under this epoch: the re-sync waits for the decrement's vote.
             rig.license.tell(new TmrLicense.Resync(2, List.of(), epoch));
             rig.drain();
             // The lease moves to the next epoch before the vote ends.
-            for (int i = 0; i < 3; i++) {
-                Message granted = rig.fakes[i].now(new Message.LeaseAcquire(LeaseGrant.ACTIVE_LEASE, "property-node",
-                        epoch + 1, Duration.ofMinutes(10).toMillis()));
-                rig.peers.granted(i, ((Message.LeaseGranted) granted).grant(), System.currentTimeMillis());
-            }
+            rig.grantLease(epoch + 1);
             assertEquals(epoch + 1, rig.peers.epoch());
             for (int i = 0; i < 3; i++) {
                 rig.flow(i);
@@ -710,10 +673,7 @@ class TmrLicensePropertyTest {
         standby.watch(persistenceId);
         try {
             rig.start();
-            for (Step step : steps) {
-                rig.apply(step);
-                rig.checkEveryStep(step);
-            }
+            rig.play(steps);
             rig.settle();
             if (rig.checkpoints) {
                 // A take-over at any deletion: the standby's journal then replays to every seat the node holds.
@@ -864,13 +824,43 @@ class TmrLicensePropertyTest {
                     new TmrLicense.Settings(Duration.ofHours(1), 5, checkpoints, resyncWindow)));
         }
 
+        /** Applies each step and checks the node's account after it. */
+        void play(List<Step> steps) {
+            for (Step step : steps) {
+                apply(step);
+                checkEveryStep(step);
+            }
+        }
+
+        /**
+         * A backend that was down comes back and counts again; the license asks for its re-sync once (an UP step
+         * also re-syncs it at once, as a new link does, and the two re-syncs would overlap).
+         */
+        void comesBack(int backend) {
+            fakes[backend].up();
+            linkUp(backend);
+            sendCopies();
+            endOfStep();
+        }
+
+        /** Every backend grants the node the lease at {@code epoch}: the certificate moves to it. */
+        void grantLease(long epoch) {
+            for (int i = 0; i < 3; i++) {
+                grant(i, epoch);
+            }
+        }
+
         // --- the virtual container's part ------------------------------------------------------------------
 
         private void linkUp(int backend) {
-            FakeBackend fake = fakes[backend];
-            peers.linkUp(backend, fake);
-            Message granted = fake.now(new Message.LeaseAcquire(LeaseGrant.ACTIVE_LEASE, "property-node",
-                    peers.targetEpoch(), Duration.ofMinutes(10).toMillis()));
+            peers.linkUp(backend, fakes[backend]);
+            grant(backend, peers.targetEpoch());
+        }
+
+        /** {@code backend} grants the node the lease at {@code epoch}. */
+        private void grant(int backend, long epoch) {
+            Message granted = fakes[backend].now(new Message.LeaseAcquire(LeaseGrant.ACTIVE_LEASE, "property-node",
+                    epoch, Duration.ofMinutes(10).toMillis()));
             peers.granted(backend, ((Message.LeaseGranted) granted).grant(), System.currentTimeMillis());
         }
 
