@@ -1240,26 +1240,29 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         }
         List<CompletionStage<Message>> calls = new ArrayList<>(first);
         int sent = 0;
-        while (sent < slots && run.next < total) {
-            int index = run.next++;
-            CompletionStage<Message> call = null;
-            if (index < run.frees.size()) {
-                long handleId = run.frees.get(index);
-                if (staleOnBackend(handleId)) {
-                    call = peers.call(backend, certificate -> free(certificate, handleId));
+        try {
+            while (sent < slots && run.next < total) {
+                int index = run.next++;
+                CompletionStage<Message> call = null;
+                if (index < run.frees.size()) {
+                    long handleId = run.frees.get(index);
+                    if (staleOnBackend(handleId)) {
+                        call = peers.call(backend, certificate -> free(certificate, handleId));
+                    }
+                } else {
+                    Seat seat = resyncSeat(run.adds.get(index - run.frees.size()));
+                    if (seat != null) {
+                        call = peers.call(backend, certificate -> allocate(certificate, backend, allocation(seat)));
+                    }
                 }
-            } else {
-                Seat seat = resyncSeat(run.adds.get(index - run.frees.size()));
-                if (seat != null) {
-                    call = peers.call(backend, certificate -> allocate(certificate, backend, allocation(seat)));
+                if (call != null) {
+                    sent++;
+                    calls.add(call.whenComplete((answer, failure) -> peers.releaseResyncSlots(backend, 1)));
                 }
             }
-            if (call != null) {
-                sent++;
-                calls.add(call.whenComplete((answer, failure) -> peers.releaseResyncSlots(backend, 1)));
-            }
+        } finally {
+            peers.releaseResyncSlots(backend, slots - sent);
         }
-        peers.releaseResyncSlots(backend, slots - sent);
         long generation = run.generation;
         boolean last = run.next >= total;
         CompletableFuture<?>[] all = calls.stream().map(CompletionStage::toCompletableFuture)
@@ -1280,6 +1283,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     }
 
     private Effect<TmrLicenseEvent, SeatTable> onResyncWindowDone(ResyncWindowDone done) {
+        // The first window, with the units SET, was answered: decrements need not wait for the rest of the re-sync.
+        if (unitSets.remove(List.of((long) done.backend(), done.generation()))) {
+            runDeferredUnits();
+        }
         ResyncRun run = resyncRuns.get(done.backend());
         if (run == null || run.generation != done.generation() || sync.generation(done.backend()) != run.generation) {
             // Begun again or dropped meanwhile: the newer re-sync sends its own writes. This one ends here (a units
@@ -1299,6 +1306,11 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         ResyncRun run = resyncRuns.get(done.backend());
         if (run != null && run.generation == done.generation()) {
             resyncRuns.remove(done.backend());
+            if (done.failure() == null && (!peers.holdsLease() || peers.epoch() != run.epoch)) {
+                // Its last window was answered after the lease moved: not counted from an old epoch's listing.
+                done = new ResyncDone(done.backend(), done.generation(), "the lease moved from epoch " + run.epoch
+                        + " during the re-sync");
+            }
         }
         if (unitSets.remove(List.of((long) done.backend(), done.generation()))) {
             if (done.failure() != null) {
