@@ -1283,10 +1283,6 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     }
 
     private Effect<TmrLicenseEvent, SeatTable> onResyncWindowDone(ResyncWindowDone done) {
-        // The first window, with the units SET, was answered: decrements need not wait for the rest of the re-sync.
-        if (unitSets.remove(List.of((long) done.backend(), done.generation()))) {
-            runDeferredUnits();
-        }
         ResyncRun run = resyncRuns.get(done.backend());
         if (run == null || run.generation != done.generation() || sync.generation(done.backend()) != run.generation) {
             // Begun again or dropped meanwhile: the newer re-sync sends its own writes. This one ends here (a units

@@ -396,35 +396,6 @@ class TmrLicensePropertyTest {
     }
 
     /**
-     * Found by a second review: a decrement waited for a whole re-sync of a backend, its windows and its waits for
-     * slots, when it needs only the units SET of the first window answered.
-     */
-    @Example
-    void aDecrementWaitsForTheReSyncsUnitsSetNotForItsLaterWindows() {
-        Rig rig = new Rig(20, Timeouts.NONE);
-        rig.resyncWindow = 2;
-        try {
-            rig.start();
-            rig.play(scenario("DOWN(2), " + "ACCESS(USERLIMIT, station 0), FLOW(0), FLOW(1), ".repeat(4)));
-            int taken = rig.peers.takeResyncSlots(2, PeerGroup.RESYNC_SLOTS);
-            rig.comesBack(2);
-            // Only the units SET goes out (no slot free); it is answered, and the re-sync waits for slots.
-            rig.flow(2);
-            rig.drain();
-            int before = rig.fakes[0].receivedCount();
-            rig.play(scenario("DECREMENT(#0, 1)"));
-            List<Message> sent = rig.fakes[0].receivedFrom(before);
-            assertTrue(sent.stream().anyMatch(m -> m instanceof Message.PeerUnits units
-                    && units.operation() == UnitsOperation.DECREMENT), () -> "the decrement's vote: " + sent);
-            rig.peers.releaseResyncSlots(2, taken);
-            rig.settle();
-            assertEquals(rig.held.keySet(), rig.fakes[2].held(), "backend 2 after its re-sync");
-        } finally {
-            rig.stop();
-        }
-    }
-
-    /**
      * Found by a review: a re-sync waiting for the unit counter (a decrement's vote open) ran once the vote ended
      * without its epoch checked, and the lease had moved meanwhile.
      */
