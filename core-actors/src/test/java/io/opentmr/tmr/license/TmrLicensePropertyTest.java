@@ -271,11 +271,8 @@ class TmrLicensePropertyTest {
      */
     @Example
     void aResyncOfMoreWritesThanItsWindowSendsThemAWindowAtATime() {
-        Rig rig = new Rig(20, Timeouts.NONE);
-        rig.resyncWindow = 4;
-        try {
-            rig.start();
-            rig.play(scenario("DOWN(2), " + "ACCESS(USERLIMIT, station 0), FLOW(0), FLOW(1), ".repeat(12)));
+        withRig(20, 4, rig -> {
+            rig.play(seatsWhileBackend2IsDown(12));
             assertEquals(12, rig.held.size(), "seats granted by backends 0 and 1");
             rig.fakes[2].countOutstandingFromNow();
             rig.comesBack(2);
@@ -284,9 +281,7 @@ class TmrLicensePropertyTest {
             assertEquals(4, rig.fakes[2].countOutstandingFromNow(), "most writes of the re-sync in flight at once");
             rig.settle();
             assertEquals(rig.held.keySet(), rig.fakes[2].held(), "backend 2 after its re-sync");
-        } finally {
-            rig.stop();
-        }
+        });
     }
 
     /**
@@ -295,9 +290,7 @@ class TmrLicensePropertyTest {
      */
     @Example
     void aResyncListedUnderAnotherEpochWritesNothingAndIsAskedAgain() {
-        Rig rig = new Rig(2, Timeouts.NONE);
-        try {
-            rig.start();
+        withRig(2, TmrLicense.RESYNC_WINDOW, rig -> {
             rig.play(scenario("ACCESS(USERLIMIT, station 0), FLOW(0), FLOW(1), FLOW(2)"));
             assertEquals(1, rig.held.size());
             rig.fakes[2].countOutstandingFromNow();
@@ -311,9 +304,7 @@ class TmrLicensePropertyTest {
             rig.endOfStep();
             rig.settle();
             assertEquals(rig.held.keySet(), rig.fakes[2].held(), "backend 2 after its re-sync");
-        } finally {
-            rig.stop();
-        }
+        });
     }
 
     /**
@@ -322,11 +313,8 @@ class TmrLicensePropertyTest {
      */
     @Example
     void aResyncWaitsWhileOtherLicensesUseEverySlotOfItsBackend() {
-        Rig rig = new Rig(20, Timeouts.NONE);
-        rig.resyncWindow = 4;
-        try {
-            rig.start();
-            rig.play(scenario("DOWN(2), " + "ACCESS(USERLIMIT, station 0), FLOW(0), FLOW(1), ".repeat(6)));
+        withRig(20, 4, rig -> {
+            rig.play(seatsWhileBackend2IsDown(6));
             int taken = rig.peers.takeResyncSlots(2, PeerGroup.RESYNC_SLOTS);
             assertEquals(PeerGroup.RESYNC_SLOTS, taken);
             int before = rig.fakes[2].receivedCount();
@@ -345,9 +333,7 @@ class TmrLicensePropertyTest {
             assertEquals(rig.held.keySet(), rig.fakes[2].held(), "backend 2 after its re-sync");
             assertEquals(PeerGroup.RESYNC_SLOTS, rig.peers.takeResyncSlots(2, 10_000),
                     "every slot given back");
-        } finally {
-            rig.stop();
-        }
+        });
     }
 
     /**
@@ -356,11 +342,8 @@ class TmrLicensePropertyTest {
      */
     @Example
     void aResyncEndsBetweenTwoWindowsWhenTheLeaseMovedToAnotherEpoch() {
-        Rig rig = new Rig(20, Timeouts.NONE);
-        rig.resyncWindow = 2;
-        try {
-            rig.start();
-            rig.play(scenario("DOWN(2), " + "ACCESS(USERLIMIT, station 0), FLOW(0), FLOW(1), ".repeat(6)));
+        withRig(20, 2, rig -> {
+            rig.play(seatsWhileBackend2IsDown(6));
             rig.comesBack(2);
             // The first window is out (the units SET and one ALLOCATE); the lease moves before its answers come.
             long epoch = rig.peers.epoch();
@@ -372,27 +355,21 @@ class TmrLicensePropertyTest {
             assertTrue(sent.stream().noneMatch(m -> m instanceof Message.Allocate), () -> "windows sent after the "
                     + "lease moved to epoch " + (epoch + 1) + ": " + sent);
             assertEquals(2, rig.recorder.usable, "backend 2 not counted re-synced from the old epoch's listing");
-        } finally {
-            rig.stop();
-        }
+        });
     }
 
     /** Found by a second review: the last window, answered after the lease moved, counted the backend re-synced. */
     @Example
     void aResyncWhoseLastWindowIsAnsweredAfterTheLeaseMovedDoesNotCount() {
-        Rig rig = new Rig(20, Timeouts.NONE);
-        try {
-            rig.start();
-            rig.play(scenario("DOWN(2), " + "ACCESS(USERLIMIT, station 0), FLOW(0), FLOW(1), ".repeat(3)));
+        withRig(20, TmrLicense.RESYNC_WINDOW, rig -> {
+            rig.play(seatsWhileBackend2IsDown(3));
             rig.comesBack(2);
             // One window holds the whole re-sync; the lease moves before its answers come.
             rig.grantLease(rig.peers.epoch() + 1);
             rig.flow(2);
             rig.drain();
             assertEquals(2, rig.recorder.usable, "backend 2 not counted re-synced from the old epoch's listing");
-        } finally {
-            rig.stop();
-        }
+        });
     }
 
     /**
@@ -401,9 +378,7 @@ class TmrLicensePropertyTest {
      */
     @Example
     void aResyncWaitingForTheUnitCounterIsNotRunInAnEpochOtherThanItsListings() {
-        Rig rig = new Rig(2, Timeouts.NONE);
-        try {
-            rig.start();
+        withRig(2, TmrLicense.RESYNC_WINDOW, rig -> {
             rig.play(scenario("ACCESS(USERLIMIT, station 0), FLOW(0), FLOW(1), FLOW(2), DECREMENT(#0, 1)"));
             long epoch = rig.peers.epoch();
             int before = rig.fakes[2].receivedCount();
@@ -422,9 +397,7 @@ class TmrLicensePropertyTest {
                     || m instanceof Message.PeerUnits units && units.operation() == UnitsOperation.SET),
                     () -> "re-sync writes from a listing of epoch " + epoch + ": " + sent);
             assertTrue(rig.recorder.resyncs.contains(2), "a re-sync asked for again");
-        } finally {
-            rig.stop();
-        }
+        });
     }
 
     /** Found by {@link #seatsStayConsistentUnderFaults} on the node before its rework. */
@@ -620,6 +593,23 @@ class TmrLicensePropertyTest {
                 Arbitraries.integers().between(0, 2), Arbitraries.integers().between(0, 9),
                 Arbitraries.longs().between(1, 30), Arbitraries.of(true, false)).as(Step::new);
         return step.list().ofMaxSize(60);
+    }
+
+    /** A license of {@code quantity} seats on three fakes, re-syncing {@code resyncWindow} writes at a time. */
+    private static void withRig(long quantity, int resyncWindow, java.util.function.Consumer<Rig> test) {
+        Rig rig = new Rig(quantity, Timeouts.NONE);
+        rig.resyncWindow = resyncWindow;
+        try {
+            rig.start();
+            test.accept(rig);
+        } finally {
+            rig.stop();
+        }
+    }
+
+    /** Backend 2 goes down, then {@code seats} seats are granted by backends 0 and 1: what it misses. */
+    private static List<Step> seatsWhileBackend2IsDown(int seats) {
+        return scenario("DOWN(2), " + "ACCESS(USERLIMIT, station 0), FLOW(0), FLOW(1), ".repeat(seats));
     }
 
     /** A scenario as jqwik prints it ({@link Step#toString()}, comma separated): counterexamples kept as examples. */
