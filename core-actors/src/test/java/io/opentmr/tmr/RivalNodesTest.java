@@ -1,6 +1,9 @@
 package io.opentmr.tmr;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.typesafe.config.Config;
@@ -10,6 +13,8 @@ import io.netty.channel.nio.NioEventLoopGroup;
 import io.opentmr.peer.PeerConnection;
 import io.opentmr.peer.PeerOptions;
 import io.opentmr.protocol.CodecLimits;
+import io.opentmr.protocol.LeaseGrant;
+import io.opentmr.protocol.Message;
 import io.opentmr.protocol.PeerAuth;
 import io.opentmr.protocol.testing.NoLeaks;
 import io.opentmr.testing.Await;
@@ -154,6 +159,90 @@ class RivalNodesTest {
             assertFalse(a.serving() && b.serving(), "both nodes serve at once");
             assertFalse(loser.serving(), "the node without the certificate serves");
             Thread.sleep(50);
+        }
+    }
+
+    /**
+     * A stand-off: a rival holds backend 2's grant, node-a backend 1's, backend 3 is out of node-a's reach. When
+     * node-a gives its grant back, the rival happens to give its own back within the same heartbeat (the round
+     * that failed in CI: each node then took the other's freed grant and the stand-off started again). Node-a
+     * leaves every backend alone for a while, so the rival takes both and the stand-off ends.
+     */
+    @Test
+    void aNodeGivingBackAGrantInAStandOffLeavesEveryBackendToTheRivalForAWhile() throws Exception {
+        reachableByA.addAll(List.of(0, 1));
+        try (TmrTestGroup.Peer rival1 = group.peer("node-b", 1)) {
+            LeaseGrant held = rival1.grant(1, 2_000);
+            a = node("node-a", "127.0.2.1", reachableByA);
+            renewingUntil("node-a holds backend 1's grant", () -> a.grantsHeld() == 1, rival1, held);
+            renewingUntil("node-a gives its minority grant back", () -> a.grantsHeld() == 0, rival1, held);
+            // The rival gives its grant back in the same heartbeat, and takes both after more than one heartbeat.
+            rival1.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-b", held.epoch()));
+            Thread.sleep(600);
+            assertEquals(0, a.grantsHeld(), "node-a took a backend's grant back within its quiet time");
+            try (TmrTestGroup.Peer rival0 = group.peer("node-b", 0)) {
+                long epoch = rival0.grant(held.epoch() + 10, 2_000).epoch();
+                assertEquals(epoch, rival1.grant(epoch, 2_000).epoch(), "the rival's two grants are of one epoch");
+            }
+        }
+        // The rival's connections are closed, so the backends free its grants: node-a takes both after its quiet.
+        Await.until("node-a serves once the rival is gone", () -> a.serving());
+    }
+
+    /**
+     * No stand-off: a rival holds two grants (backends 2 and 3), node-a the third. Node-a gives it back and leaves
+     * only that backend alone: when the rival lets a grant go (it died), node-a takes it at its next heartbeat,
+     * not after its quiet time, as a standby taking over would.
+     */
+    @Test
+    void aNodeGivingBackAGrantToARivalHoldingTwoStillTakesTheOthersAtOnce() throws Exception {
+        reachableByA.addAll(List.of(0, 1, 2));
+        try (TmrTestGroup.Peer rival1 = group.peer("node-b", 1);
+             TmrTestGroup.Peer rival2 = group.peer("node-b", 2)) {
+            LeaseGrant held1 = rival1.grant(1, 2_000);
+            LeaseGrant held2 = rival2.grant(held1.epoch(), 2_000);
+            a = node("node-a", "127.0.2.1", reachableByA);
+            renewingUntil("node-a holds backend 1's grant", () -> a.grantsHeld() == 1, rival1, held1, rival2, held2);
+            renewingUntil("node-a gives its minority grant back", () -> a.grantsHeld() == 0,
+                    rival1, held1, rival2, held2);
+            rival1.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-b", held1.epoch()));
+            renewingUntil("node-a takes backend 2's freed grant", () -> "node-a".equals(holder(1)), rival2, held2);
+            assertNull(holder(0), "node-a took backend 2's grant at its heartbeat, and backend 1's only at the end of "
+                    + "its quiet time, not both at once");
+        }
+        Await.until("node-a serves once the rival is gone", () -> a.serving());
+    }
+
+    /** The holder of backend {@code i}'s live active lease, or null. */
+    private String holder(int i) {
+        return Await.unchecked(() -> group.backend(i).<io.opentmr.backend.Container.Overview>ask(
+                        io.opentmr.backend.Container.GetOverview::new, Duration.ofSeconds(5)).get(10, TimeUnit.SECONDS))
+                .leases().stream()
+                .filter(lease -> lease.name().equals(LeaseGrant.ACTIVE_LEASE)
+                        && lease.expiresAt().isAfter(java.time.Instant.now()))
+                .map(io.opentmr.backend.Container.LeaseView::holder).findFirst().orElse(null);
+    }
+
+    /** Waits (bounded) until {@code condition}, renewing each given grant of the rival's every 400 ms meanwhile. */
+    private static void renewingUntil(String what, java.util.function.BooleanSupplier condition, Object... rivalGrants)
+            throws Exception {
+        long deadline = System.nanoTime() + Await.DEFAULT.toNanos();
+        long renewAt = 0;
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("not within " + Await.DEFAULT.toMillis() + " ms: " + what);
+            }
+            if (System.nanoTime() >= renewAt) {
+                for (int i = 0; i < rivalGrants.length; i += 2) {
+                    TmrTestGroup.Peer rival = (TmrTestGroup.Peer) rivalGrants[i];
+                    LeaseGrant grant = (LeaseGrant) rivalGrants[i + 1];
+                    Message renewed = rival.request(new Message.LeaseRenew(LeaseGrant.ACTIVE_LEASE, "node-b",
+                            grant.epoch(), 2_000));
+                    assertInstanceOf(Message.LeaseGranted.class, renewed, renewed.toString());
+                }
+                renewAt = System.nanoTime() + Duration.ofMillis(400).toNanos();
+            }
+            Thread.sleep(20);
         }
     }
 }

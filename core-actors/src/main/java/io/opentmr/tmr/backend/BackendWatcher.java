@@ -7,6 +7,7 @@ import io.opentmr.protocol.LeaseGrant;
 import io.opentmr.protocol.Message;
 import io.opentmr.tmr.NodeSettings;
 import java.net.InetSocketAddress;
+import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.CompletionStage;
@@ -147,6 +148,8 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
     private long minoritySince;
     /** After giving a minority grant back: no LEASE_ACQUIRE before then, so that a rival node can take it. */
     private long quietUntil;
+    /** When the wake-up for the end of a quiet time is scheduled for (see {@link #quiet}). */
+    private long wakeAt;
     /** The epoch of the grant this backend gave last. */
     private long heldEpoch;
 
@@ -314,6 +317,13 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
      * after a bounded, jittered time, and not asked for again for a while: two nodes holding one grant each
      * (the third backend down) would otherwise wait for each other forever. The jitter makes one of them
      * give up first; the other then takes the freed grant and holds two.
+     *
+     * <p>In such a stand-off (fewer than two other backends refuse the node: no rival holds two) the node then
+     * asks no backend at all for a while, not only the one it gave back: when both nodes give their grant back
+     * within one heartbeat of each other, each would otherwise take the other's at its next heartbeat and the
+     * stand-off would start again, round after round. Quiet everywhere, the node whose quiet time ends first
+     * asks every backend at once and takes them all. When a rival does hold two, only the given-back backend
+     * is left alone, so that the node takes the others at once if that rival dies (a standby's take-over).
      */
     private void giveBackMinorityGrant() {
         long now = clock.millis();
@@ -330,14 +340,38 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
         if (now - minoritySince < 2 * ttl + (long) (random.nextDouble() * 2 * ttl)) {
             return;
         }
+        boolean standOff = group.refusedOtherThan(index) < 2;
         LOG.warn("{}: the node held this backend's grant for {} ms without a certificate (no second backend granted "
-                + "it); giving it back so that another node can hold two", name(), now - minoritySince);
+                + "it); giving it back so that another node can hold two{}", name(), now - minoritySince,
+                standOff ? ", and asking no backend for a while" : "");
         link.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, settings.nodeName(), heldEpoch));
         holding = false;
         minoritySince = 0;
         group.grantLost(index);
         group.givenBack(index);
-        quietUntil = now + ttl + (long) (random.nextDouble() * ttl);
+        long quiet = now + ttl + (long) (random.nextDouble() * ttl);
+        if (standOff) {
+            group.quietEverywhere(quiet);
+        } else {
+            quietUntil = quiet;
+        }
+    }
+
+    /**
+     * Whether the watcher must not ask for a grant it does not hold now; if so, a wake-up is scheduled for the
+     * moment the quiet time ends, so that a node's watchers all ask then, not each at its own next heartbeat.
+     */
+    private boolean quiet() {
+        long now = clock.millis();
+        long until = Math.max(quietUntil, group.quietUntil());
+        if (holding || now >= until) {
+            return false;
+        }
+        if (wakeAt != until) {
+            wakeAt = until;
+            getContext().scheduleOnce(Duration.ofMillis(until - now), getContext().getSelf(), WishChanged.INSTANCE);
+        }
+        return true;
     }
 
     private void askLease() {
@@ -357,7 +391,7 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
                 request = new Message.Inventory();
                 ask = Ask.HEARTBEAT;
             }
-        } else if (!holding && clock.millis() < quietUntil) {
+        } else if (quiet()) {
             // Still the heartbeat, but no LEASE_ACQUIRE: the grant just given back is left to a rival node.
             request = new Message.Inventory();
             ask = Ask.HEARTBEAT;
@@ -411,6 +445,7 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
                 group.grantLost(index);
                 if (answer.ask() == Ask.LEASE) {
                     group.givenBack(index);
+                    group.leaseAnswered(index, refused.code() == CmError.TMR_LEASE_REFUSED.code());
                 }
             }
             // A timeout counts as a missed heartbeat, as a missing answer does.
@@ -425,6 +460,7 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
                 askLease();
                 return this;
             }
+            group.leaseAnswered(index, false);
             if (!holding) {
                 LOG.info("{} granted the node the lease for epoch {}", name(), grant.epoch());
             }

@@ -61,6 +61,10 @@ public final class PeerGroup {
      * and no release, refusal or closed connection has ended it since).
      */
     private final boolean[] mayHold;
+    /** Per backend: its last answer to a LEASE_ACQUIRE or RENEW was a refusal (another node holds its grant). */
+    private final boolean[] refused;
+    /** Before then no watcher asks for a grant it does not hold ({@link #quietEverywhere}). */
+    private long quietUntil;
     private final List<CompletableFuture<Void>> heldWaiters = new ArrayList<>();
     private final List<CompletableFuture<Void>> releasedWaiters = new ArrayList<>();
     /** Told (on the changing thread) whenever the wish changes; the watchers turn it into a message to themselves. */
@@ -103,6 +107,7 @@ public final class PeerGroup {
         this.shownGrants = new LeaseGrant[backends];
         this.shownExpiry = new long[backends];
         this.mayHold = new boolean[backends];
+        this.refused = new boolean[backends];
         this.requests = new AtomicIntegerArray(backends);
         resyncSlots = new AtomicIntegerArray(backends);
         for (int b = 0; b < backends; b++) {
@@ -125,9 +130,39 @@ public final class PeerGroup {
             shownGrants[backend] = null;
             // The backend frees a lease whose connection closed (or lets it run out, if it missed the close).
             mayHold[backend] = false;
+            refused[backend] = false;
             rebuildCertificate();
             checkReleased();
         }
+    }
+
+    /** Whether {@code backend} refused the node's last LEASE_ACQUIRE or RENEW ({@code true}) or granted it. */
+    public synchronized void leaseAnswered(int backend, boolean refusedIt) {
+        refused[backend] = refusedIt;
+    }
+
+    /** How many backends other than {@code backend} refused the node's last lease request: held by another node. */
+    public synchronized int refusedOtherThan(int backend) {
+        int count = 0;
+        for (int b = 0; b < refused.length; b++) {
+            if (b != backend && refused[b]) {
+                count++;
+            }
+        }
+        return count;
+    }
+
+    /**
+     * No watcher of this node asks for a grant it does not hold before {@code until} (epoch millis): the node
+     * gave a minority grant back in a stand-off and leaves every backend to the rival for that long.
+     */
+    public synchronized void quietEverywhere(long until) {
+        quietUntil = Math.max(quietUntil, until);
+    }
+
+    /** Until when the node leaves every backend's grant to a rival ({@link #quietEverywhere}); 0 if never so. */
+    public synchronized long quietUntil() {
+        return quietUntil;
     }
 
     public synchronized boolean isLinked(int backend) {
