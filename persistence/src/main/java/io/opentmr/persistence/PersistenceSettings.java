@@ -22,7 +22,8 @@ public record PersistenceSettings(
         Path snapshotDirectory,
         Duration queryRefreshInterval,
         int queryBatchSize,
-        long preallocate) {
+        long preallocate,
+        boolean writeOnCaller) {
 
     public static final String PATH = "opentmr.persistence";
     /** The dispatcher of replay and snapshot file I/O (blocking), apart from the plugin actors' own threads. */
@@ -66,7 +67,8 @@ public record PersistenceSettings(
                 snapshots.isEmpty() ? dir.resolve("snapshots") : Path.of(snapshots),
                 c.getDuration("query.refresh-interval"),
                 c.getInt("query.batch-size"),
-                c.getBytes("preallocate"));
+                c.getBytes("preallocate"),
+                c.getBoolean("write-on-caller"));
     }
 
     /**
@@ -75,6 +77,6 @@ public record PersistenceSettings(
      */
     public LogOptions logOptions(LongSupplier epoch, LongSupplier replicatedTo) {
         return new LogOptions(directory, segmentSize, fsync, maxBatchBytes, repair, epoch, Syncer.FORCE, keepSegments,
-                replicatedTo, preallocate);
+                replicatedTo, preallocate, writeOnCaller);
     }
 }

@@ -22,9 +22,22 @@ import java.util.function.LongSupplier;
  *                        fsync rewrites blocks the file already has instead of growing it: on ext4 and most file
  *                        systems a file that grows makes every fdatasync commit the file system's journal too.
  *                        0: off, the file grows with each write
+ * @param writeOnCaller   whether an append that finds nothing queued and no batch being written is written and
+ *                        fsynced on the caller's thread (it returns once the write is durable, its future completed)
+ *                        instead of being handed to the writer thread and back: two thread wake-ups less per write of
+ *                        an idle log. The caller's thread is then busy for a write and an fsync, so it must be one
+ *                        that may block that long. Off: every append goes through the writer thread
  */
 public record LogOptions(Path directory, long segmentSize, FsyncPolicy fsync, int maxBatchBytes, boolean repair,
-        LongSupplier epoch, Syncer syncer, int keepSegments, LongSupplier replicatedTo, long preallocate) {
+        LongSupplier epoch, Syncer syncer, int keepSegments, LongSupplier replicatedTo, long preallocate,
+        boolean writeOnCaller) {
+
+    /** Every append through the writer thread. */
+    public LogOptions(Path directory, long segmentSize, FsyncPolicy fsync, int maxBatchBytes, boolean repair,
+            LongSupplier epoch, Syncer syncer, int keepSegments, LongSupplier replicatedTo, long preallocate) {
+        this(directory, segmentSize, fsync, maxBatchBytes, repair, epoch, syncer, keepSegments, replicatedTo,
+                preallocate, false);
+    }
 
     /** As before preallocation existed: the active segment grows with each write. */
     public LogOptions(Path directory, long segmentSize, FsyncPolicy fsync, int maxBatchBytes, boolean repair,
@@ -72,41 +85,46 @@ public record LogOptions(Path directory, long segmentSize, FsyncPolicy fsync, in
 
     public LogOptions withSegmentSize(long bytes) {
         return new LogOptions(directory, bytes, fsync, maxBatchBytes, repair, epoch, syncer, keepSegments,
-                replicatedTo, preallocate);
+                replicatedTo, preallocate, writeOnCaller);
     }
 
     public LogOptions withFsync(FsyncPolicy policy) {
         return new LogOptions(directory, segmentSize, policy, maxBatchBytes, repair, epoch, syncer, keepSegments,
-                replicatedTo, preallocate);
+                replicatedTo, preallocate, writeOnCaller);
     }
 
     public LogOptions withRepair(boolean on) {
         return new LogOptions(directory, segmentSize, fsync, maxBatchBytes, on, epoch, syncer, keepSegments,
-                replicatedTo, preallocate);
+                replicatedTo, preallocate, writeOnCaller);
     }
 
     public LogOptions withEpoch(LongSupplier supplier) {
         return new LogOptions(directory, segmentSize, fsync, maxBatchBytes, repair, supplier, syncer, keepSegments,
-                replicatedTo, preallocate);
+                replicatedTo, preallocate, writeOnCaller);
     }
 
     public LogOptions withSyncer(Syncer s) {
         return new LogOptions(directory, segmentSize, fsync, maxBatchBytes, repair, epoch, s, keepSegments,
-                replicatedTo, preallocate);
+                replicatedTo, preallocate, writeOnCaller);
     }
 
     public LogOptions withKeepSegments(int n) {
         return new LogOptions(directory, segmentSize, fsync, maxBatchBytes, repair, epoch, syncer, n, replicatedTo,
-                preallocate);
+                preallocate, writeOnCaller);
     }
 
     public LogOptions withReplicatedTo(LongSupplier position) {
         return new LogOptions(directory, segmentSize, fsync, maxBatchBytes, repair, epoch, syncer, keepSegments,
-                position, preallocate);
+                position, preallocate, writeOnCaller);
     }
 
     public LogOptions withPreallocate(long bytes) {
         return new LogOptions(directory, segmentSize, fsync, maxBatchBytes, repair, epoch, syncer, keepSegments,
-                replicatedTo, bytes);
+                replicatedTo, bytes, writeOnCaller);
+    }
+
+    public LogOptions withWriteOnCaller(boolean on) {
+        return new LogOptions(directory, segmentSize, fsync, maxBatchBytes, repair, epoch, syncer, keepSegments,
+                replicatedTo, preallocate, on);
     }
 }

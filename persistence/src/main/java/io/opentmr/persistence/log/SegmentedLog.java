@@ -22,6 +22,8 @@ import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.ReentrantLock;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.ReadWriteLock;
@@ -72,6 +74,13 @@ public final class SegmentedLog implements AutoCloseable {
     private long deletedSincePrune;
     private final BlockingQueue<WriteRequest> queue;
     private final Thread writer;
+    /**
+     * Held while a batch is written, by the writer thread or by a caller writing its own request ({@link #append}):
+     * one writer of the files at a time, and what one wrote is visible to the next.
+     */
+    private final ReentrantLock writing = new ReentrantLock();
+    /** Requests queued and not yet written (taken or not): a caller writes its own only when there are none. */
+    private final AtomicInteger unwritten = new AtomicInteger();
     /** Compacts segments in the background (see {@link #compactNow}); woken when records die or a segment rolls. */
     private final Thread compactor;
     private final Semaphore compactionWanted = new Semaphore(0);
@@ -479,13 +488,41 @@ public final class SegmentedLog implements AutoCloseable {
 
     /**
      * Queues groups for the next group commit. The future completes when they are written and, unless fsync is
-     * {@code never}, durable. Never blocks: the queue has no count bound, so the caller (the journal actor) never
-     * parks a dispatcher thread. Its callers bound it: Pekko sends a persistent actor's next write only once the
-     * previous one is acknowledged, so the queue holds at most one batch per persistent actor. The future completes
-     * on the writer thread: dependent actions must be short.
+     * {@code never}, durable. Never waits for other writes: the queue has no count bound, so the caller (the journal
+     * actor) never parks a dispatcher thread for back-pressure. Its callers bound it: Pekko sends a persistent
+     * actor's next write only once the previous one is acknowledged, so the queue holds at most one batch per
+     * persistent actor. The future completes on the writer thread: dependent actions must be short.
+     *
+     * <p>With {@link LogOptions#writeOnCaller()}, a request that finds nothing queued, no batch being written and no
+     * failure is written, fsynced and indexed on the caller's thread instead, and the future is complete when this
+     * returns: the caller's thread is busy for one write and one fsync, never waiting for anyone else's.
      */
     public CompletableFuture<Appended> append(List<Group> groups) {
-        return enqueue(new WriteRequest(List.copyOf(groups), new CompletableFuture<>()));
+        WriteRequest request = new WriteRequest(List.copyOf(groups), new CompletableFuture<>());
+        // Not from within a write (a completion callback appending again): that one would write in the middle of it.
+        if (options.writeOnCaller() && unwritten.get() == 0 && !Thread.currentThread().isInterrupted()
+                && !writing.isHeldByCurrentThread() && writing.tryLock()) {
+            try {
+                // Nothing queued or being written, and no other writer: this request is next in any order, and
+                // writing it here saves two thread hand-offs (to the writer and back) of an idle log.
+                if (unwritten.get() == 0 && refusal() == null) {
+                    try {
+                        write(List.of(request));
+                    } catch (Error e) {
+                        // As on the writer thread (runWriter): the log cannot go on after an Error in a write.
+                        failure = new IOException("journal " + dir + ": a write on the caller's thread died (" + e
+                                + "); writes are refused until the journal is reopened", e);
+                        LOG.error("journal {}: {}", dir, failure.getMessage(), e);
+                        request.done.completeExceptionally(failure);
+                        throw e;
+                    }
+                    return request.done;
+                }
+            } finally {
+                writing.unlock();
+            }
+        }
+        return enqueue(request);
     }
 
     /** Deletes every event of {@code persistenceId} up to {@code toSequenceNr} by appending a durable tombstone. */
@@ -535,11 +572,13 @@ public final class SegmentedLog implements AutoCloseable {
         if (refused != null) {
             return CompletableFuture.failedFuture(refused);
         }
+        unwritten.incrementAndGet();
         queue.add(request);
         // Raced with close() or with the writer stopping: it may never take the request. The writer sets failure
         // (close() sets closed) before it drains the queue, so either it drains this request or we remove it here.
         refused = refusal();
         if (refused != null && queue.remove(request)) {
+            unwritten.decrementAndGet();
             request.done.completeExceptionally(refused);
         }
         return request.done;
@@ -625,25 +664,42 @@ public final class SegmentedLog implements AutoCloseable {
                     batch.add(next);
                     bytes += next.bytes;
                 }
-                if (failure != null) {
-                    fail(batch, failure);
-                } else if (first.kind == Kind.APPEND) {
-                    writeBatch(batch);
-                } else if (first.kind == Kind.REPLICATED) {
-                    writeReplicated(batch);
-                } else {
-                    truncate(first);
+                writing.lock();
+                try {
+                    write(batch);
+                } finally {
+                    writing.unlock();
+                    unwritten.addAndGet(-batch.size());
                 }
-            } catch (IOException | RuntimeException e) {
-                IOException io = e instanceof IOException ioe ? ioe : new IOException(e);
-                // After a failed write or fsync the file state is unknown (and Linux may have dropped the dirty
-                // pages): refuse everything from now on; a restart recovers from what is on disk.
-                failure = io;
-                LOG.error("journal {}: write failed, journal stopped accepting writes: {}", dir, io.toString(), io);
-                fail(batch, io);
+            } catch (RuntimeException e) {
+                // Only from taking the lock: write() handles its own failures.
+                fail(batch, e);
             }
         }
         batch.clear();
+    }
+
+    /** Writes one batch (all of one kind), holding {@link #writing}; a failure fails the batch and the journal. */
+    private void write(List<WriteRequest> batch) {
+        WriteRequest first = batch.get(0);
+        try {
+            if (failure != null) {
+                fail(batch, failure);
+            } else if (first.kind == Kind.APPEND) {
+                writeBatch(batch);
+            } else if (first.kind == Kind.REPLICATED) {
+                writeReplicated(batch);
+            } else {
+                truncate(first);
+            }
+        } catch (IOException | RuntimeException e) {
+            IOException io = e instanceof IOException ioe ? ioe : new IOException(e);
+            // After a failed write or fsync the file state is unknown (and Linux may have dropped the dirty
+            // pages): refuse everything from now on; a restart recovers from what is on disk.
+            failure = io;
+            LOG.error("journal {}: write failed, journal stopped accepting writes: {}", dir, io.toString(), io);
+            fail(batch, io);
+        }
     }
 
     private static void fail(List<WriteRequest> batch, Throwable cause) {
@@ -1824,6 +1880,27 @@ public final class SegmentedLog implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
+        // A caller may be writing its own request (write-on-caller): the files close after it, if it ends in time.
+        boolean locked = false;
+        try {
+            locked = writing.tryLock(CLOSE_WAIT_MILLIS, java.util.concurrent.TimeUnit.MILLISECONDS);
+            if (!locked) {
+                LOG.error("journal {}: a caller's write did not finish within {} ms (stuck in a write or fsync?); "
+                        + "closing the files under it, that write fails", dir, CLOSE_WAIT_MILLIS);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        try {
+            closeFiles();
+        } finally {
+            if (locked) {
+                writing.unlock();
+            }
+        }
+    }
+
+    private void closeFiles() throws IOException {
         IOException first = null;
         for (WriteRequest r; (r = queue.poll()) != null; ) {
             if (r != CLOSE) {

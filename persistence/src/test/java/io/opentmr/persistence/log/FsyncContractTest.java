@@ -24,6 +24,8 @@ import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * SIGKILL keeps the page cache, so only the fsync seam can show what survives a power loss: these tests count
@@ -103,13 +105,16 @@ class FsyncContractTest {
         return acked;
     }
 
-    @Test
-    void batchModeSharesFsyncsAndAcknowledgesOnlyAfterThem() throws Exception {
+    /** With write-on-caller, appends to an idle log are written on the callers' threads: the same contract. */
+    @ParameterizedTest(name = "write-on-caller {0}")
+    @ValueSource(booleans = {false, true})
+    void batchModeSharesFsyncsAndAcknowledgesOnlyAfterThem(boolean writeOnCaller) throws Exception {
         RecordingSyncer syncer = new RecordingSyncer();
         int writers = 8;
         int each = 250;
         List<String> violations = new CopyOnWriteArrayList<>();
-        try (SegmentedLog log = SegmentedLog.open(Records.options(dir).withSyncer(syncer))) {
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir).withSyncer(syncer)
+                .withWriteOnCaller(writeOnCaller))) {
             Set<Ack> acked = writeConcurrently(log, syncer, writers, each, violations);
             assertEquals(writers * each, acked.size());
             int fsyncs = syncer.count.get();
@@ -130,10 +135,12 @@ class FsyncContractTest {
         assertEquals(List.of(), violations);
     }
 
-    @Test
-    void everyAcknowledgedEventSurvivesAPowerLossInBatchMode() throws Exception {
+    @ParameterizedTest(name = "write-on-caller {0}")
+    @ValueSource(booleans = {false, true})
+    void everyAcknowledgedEventSurvivesAPowerLossInBatchMode(boolean writeOnCaller) throws Exception {
         RecordingSyncer syncer = new RecordingSyncer();
-        LogOptions options = Records.options(dir).withSyncer(syncer).withSegmentSize(32 * 1024);
+        LogOptions options = Records.options(dir).withSyncer(syncer).withSegmentSize(32 * 1024)
+                .withWriteOnCaller(writeOnCaller);
         Set<Ack> acked;
         SegmentedLog log = SegmentedLog.open(options);
         acked = writeConcurrently(log, syncer, 8, 200, new CopyOnWriteArrayList<>());

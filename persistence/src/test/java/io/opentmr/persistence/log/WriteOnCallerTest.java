@@ -1,0 +1,192 @@
+package io.opentmr.persistence.log;
+
+import static io.opentmr.persistence.log.Records.event;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@link LogOptions#writeOnCaller()}: an append to an idle log is written and fsynced on the caller's thread; one that
+ * finds a write under way or queued goes to the writer thread, after it. The fsync contract of both paths is
+ * {@link FsyncContractTest}'s.
+ */
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
+class WriteOnCallerTest {
+
+    @TempDir
+    Path dir;
+
+    /** Records the thread of each fsync; with {@link #hold} armed, the next fsync waits until it is released. */
+    static final class GateSyncer implements Syncer {
+        final List<String> threads = new CopyOnWriteArrayList<>();
+        final AtomicReference<CountDownLatch> hold = new AtomicReference<>();
+        final CountDownLatch holding = new CountDownLatch(1);
+        volatile Throwable fail;
+
+        @Override
+        public void sync(Path file, FileChannel channel, long size) throws IOException {
+            threads.add(Thread.currentThread().getName());
+            CountDownLatch release = hold.getAndSet(null);
+            if (release != null) {
+                holding.countDown();
+                try {
+                    if (!release.await(30, TimeUnit.SECONDS)) {
+                        throw new IOException("the test never released the fsync");
+                    }
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new IOException(e);
+                }
+            }
+            Throwable broken = fail;
+            if (broken instanceof IOException io) {
+                throw io;
+            }
+            if (broken instanceof Error error) {
+                throw error;
+            }
+            channel.force(false);
+        }
+    }
+
+    private static CompletableFuture<SegmentedLog.Appended> append(SegmentedLog log, String pid, long seq) {
+        return log.append(List.of(log.encode(List.of(event(pid, seq)))));
+    }
+
+    private LogOptions options(GateSyncer syncer) {
+        return Records.options(dir).withSyncer(syncer).withWriteOnCaller(true);
+    }
+
+    private List<Long> replay(String pid) throws IOException {
+        List<Long> out = new ArrayList<>();
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
+            log.replay(pid, 1, Long.MAX_VALUE, Long.MAX_VALUE, r -> out.add(r.sequenceNr()));
+        }
+        return out;
+    }
+
+    @Test
+    void anAppendToAnIdleLogIsDurableWhenItReturnsAndWasFsyncedOnTheCallersThread() throws Exception {
+        GateSyncer syncer = new GateSyncer();
+        try (SegmentedLog log = SegmentedLog.open(options(syncer))) {
+            for (long seq = 1; seq <= 3; seq++) {
+                CompletableFuture<SegmentedLog.Appended> done = append(log, "a", seq);
+                assertTrue(done.isDone(), "append " + seq + " returned before it was written");
+                assertEquals(seq - 1, done.get().lastPosition());
+            }
+            assertEquals(List.of(Thread.currentThread().getName()), syncer.threads.stream().distinct().toList());
+        }
+        assertEquals(List.of(1L, 2L, 3L), replay("a"));
+    }
+
+    @Test
+    void withoutItEveryAppendIsFsyncedOnTheWriterThread() throws Exception {
+        GateSyncer syncer = new GateSyncer();
+        try (SegmentedLog log = SegmentedLog.open(Records.options(dir).withSyncer(syncer))) {
+            append(log, "a", 1).get(10, TimeUnit.SECONDS);
+        }
+        assertEquals(List.of("opentmr-journal-writer-" + dir.getFileName()),
+                syncer.threads.stream().distinct().toList());
+    }
+
+    @Test
+    void anAppendWhileAnotherIsBeingWrittenGoesToTheWriterAfterItAndOneCallersAppendsKeepTheirOrder()
+            throws Exception {
+        GateSyncer syncer = new GateSyncer();
+        CountDownLatch release = new CountDownLatch(1);
+        syncer.hold.set(release);
+        try (SegmentedLog log = SegmentedLog.open(options(syncer))) {
+            CompletableFuture<CompletableFuture<SegmentedLog.Appended>> first =
+                    CompletableFuture.supplyAsync(() -> append(log, "a", 1));
+            assertTrue(syncer.holding.await(10, TimeUnit.SECONDS), "the first append never reached its fsync");
+            // The first is in its fsync on the other thread: these two queue for the writer, in this order.
+            CompletableFuture<SegmentedLog.Appended> second = append(log, "a", 2);
+            CompletableFuture<SegmentedLog.Appended> third = append(log, "b", 1);
+            assertFalse(second.isDone() || third.isDone(), "written while the first write held the files");
+            release.countDown();
+            assertEquals(0, first.get(10, TimeUnit.SECONDS).get(10, TimeUnit.SECONDS).lastPosition());
+            assertEquals(1, second.get(10, TimeUnit.SECONDS).lastPosition());
+            assertEquals(2, third.get(10, TimeUnit.SECONDS).lastPosition());
+            assertEquals("opentmr-journal-writer-" + dir.getFileName(), syncer.threads.get(1));
+        }
+        assertEquals(List.of(1L, 2L), replay("a"));
+    }
+
+    @Test
+    void closeWaitsForACallersWriteWhichStaysDurable() throws Exception {
+        GateSyncer syncer = new GateSyncer();
+        CountDownLatch release = new CountDownLatch(1);
+        syncer.hold.set(release);
+        SegmentedLog log = SegmentedLog.open(options(syncer));
+        CompletableFuture<CompletableFuture<SegmentedLog.Appended>> writing =
+                CompletableFuture.supplyAsync(() -> append(log, "a", 1));
+        assertTrue(syncer.holding.await(10, TimeUnit.SECONDS), "the append never reached its fsync");
+        CompletableFuture<Void> closed = CompletableFuture.runAsync(() -> {
+            try {
+                log.close();
+            } catch (IOException e) {
+                throw new IllegalStateException(e);
+            }
+        });
+        Thread.sleep(300);
+        assertFalse(closed.isDone(), "the log closed its files under a caller's write");
+        release.countDown();
+        closed.get(20, TimeUnit.SECONDS);
+        assertEquals(0, writing.get(10, TimeUnit.SECONDS).get(10, TimeUnit.SECONDS).lastPosition());
+        assertEquals(List.of(1L), replay("a"));
+    }
+
+    @Test
+    void aFailedFsyncOnTheCallersThreadFailsThatWriteAndEveryLaterOne() throws Exception {
+        GateSyncer syncer = new GateSyncer();
+        try (SegmentedLog log = SegmentedLog.open(options(syncer))) {
+            append(log, "a", 1).get(10, TimeUnit.SECONDS);
+            syncer.fail = new IOException("simulated by the test");
+            ExecutionException failed = assertThrows(ExecutionException.class,
+                    () -> append(log, "a", 2).get(10, TimeUnit.SECONDS));
+            assertEquals("simulated by the test", failed.getCause().getMessage());
+            syncer.fail = null;
+            ExecutionException later = assertThrows(ExecutionException.class,
+                    () -> append(log, "a", 3).get(10, TimeUnit.SECONDS));
+            assertTrue(later.getCause().getMessage().contains("failed earlier"), later.getCause().getMessage());
+        }
+        // What the failed write left in the file is unknown (as after a failed write on the writer thread); the
+        // refused one is not there.
+        assertEquals(1L, replay("a").get(0));
+        assertFalse(replay("a").contains(3L));
+    }
+
+    @Test
+    void anErrorOnTheCallersThreadReachesItAndStopsTheLog() throws Exception {
+        GateSyncer syncer = new GateSyncer();
+        try (SegmentedLog log = SegmentedLog.open(options(syncer))) {
+            append(log, "a", 1).get(10, TimeUnit.SECONDS);
+            syncer.fail = new OutOfMemoryError("simulated by the test");
+            assertThrows(OutOfMemoryError.class, () -> append(log, "a", 2));
+            syncer.fail = null;
+            ExecutionException later = assertThrows(ExecutionException.class,
+                    () -> append(log, "a", 3).get(10, TimeUnit.SECONDS));
+            assertInstanceOf(IOException.class, later.getCause());
+            assertTrue(later.getCause().getMessage().contains(dir.toString()), later.getCause().getMessage());
+        }
+        assertEquals(1L, replay("a").get(0));
+        assertFalse(replay("a").contains(3L));
+    }
+}
