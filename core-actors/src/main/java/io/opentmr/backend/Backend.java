@@ -119,8 +119,11 @@ public final class Backend implements AutoCloseable {
             started.complete(gateway);
             return Behaviors.empty();
         });
+        String writeOnCaller = BackendSettings.PATH + ".journal-write-on-caller";
+        Config journal = config.withValue("opentmr.persistence.write-on-caller",
+                com.typesafe.config.ConfigValueFactory.fromAnyRef(config.getBoolean(writeOnCaller), writeOnCaller));
         ActorSystem<Void> system = ActorSystem.create(guardian, "opentmr-backend",
-                settings.threads().applyTo(config, BackendSettings.PATH + ".threads"));
+                settings.threads().applyTo(journal, BackendSettings.PATH + ".threads"));
         try {
             started.get(30, TimeUnit.SECONDS);
             if (containers.size() > 1) {

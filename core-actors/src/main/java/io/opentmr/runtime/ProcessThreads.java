@@ -16,7 +16,7 @@ import java.util.Map;
  *       runs too (its {@code plugin-dispatcher}), so that an actor, the journal actor and its resequencer hand a
  *       write and its acknowledgement to each other on the same thread instead of waking others. Pekko's own
  *       default, a fork-join pool of at least 8 threads, woke a parked thread for almost every message here. With
- *       {@code opentmr.persistence.write-on-caller} (on by default) a write that finds the journal idle is also
+ *       {@code opentmr.persistence.write-on-caller} (a backend's default) a write that finds the journal idle is also
  *       written and fsynced on this thread, instead of waking the journal's writer thread and being woken back;</li>
  *   <li>Pekko's internal dispatcher (cluster, remoting's control and the actor system's own actors) gets as many
  *       threads as processors, at least 2, instead of at least 4.</li>

@@ -23,10 +23,11 @@ import java.util.function.LongSupplier;
  *                        systems a file that grows makes every fdatasync commit the file system's journal too.
  *                        0: off, the file grows with each write
  * @param writeOnCaller   whether an append that finds nothing queued and no batch being written is written and
- *                        fsynced on the caller's thread (it returns once the write is durable, its future completed)
- *                        instead of being handed to the writer thread and back: two thread wake-ups less per write of
- *                        an idle log. The caller's thread is then busy for a write and an fsync, so it must be one
- *                        that may block that long. Off: every append goes through the writer thread
+ *                        fsynced on the caller's thread (it returns once the write is durable; without a commit
+ *                        gate its future is then complete) instead of being handed to the writer thread and back: two
+ *                        thread wake-ups less per write of an idle log. The caller's thread is then busy for a write
+ *                        and an fsync, so it must be one that may block that long. Off: every append goes through
+ *                        the writer thread
  */
 public record LogOptions(Path directory, long segmentSize, FsyncPolicy fsync, int maxBatchBytes, boolean repair,
         LongSupplier epoch, Syncer syncer, int keepSegments, LongSupplier replicatedTo, long preallocate,

@@ -22,6 +22,7 @@ import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.concurrent.Semaphore;
@@ -94,6 +95,8 @@ public final class SegmentedLog implements AutoCloseable {
     /** Next position after the last record in the index: readers see everything below it. */
     private volatile long published;
     private volatile boolean closed;
+    /** close() gave up waiting for a caller's write and closed the files under it. Under the index lock. */
+    private boolean closedUnderWrite;
     private volatile IOException failure;
     /** Written by the writer thread only; read by the compactor too. */
     private volatile Segment active;
@@ -491,11 +494,13 @@ public final class SegmentedLog implements AutoCloseable {
      * {@code never}, durable. Never waits for other writes: the queue has no count bound, so the caller (the journal
      * actor) never parks a dispatcher thread for back-pressure. Its callers bound it: Pekko sends a persistent
      * actor's next write only once the previous one is acknowledged, so the queue holds at most one batch per
-     * persistent actor. The future completes on the writer thread: dependent actions must be short.
+     * persistent actor. The future completes on the thread that wrote the request (the writer's, or the caller's
+     * below) or, with a commit gate, when the gate's stage completes: dependent actions must be short.
      *
      * <p>With {@link LogOptions#writeOnCaller()}, a request that finds nothing queued, no batch being written and no
-     * failure is written, fsynced and indexed on the caller's thread instead, and the future is complete when this
-     * returns: the caller's thread is busy for one write and one fsync, never waiting for anyone else's.
+     * failure is written, fsynced and indexed on the caller's thread instead; without a commit gate the future is
+     * complete when this returns. The caller's thread is busy for one write and one fsync, never waiting for anyone
+     * else's.
      */
     public CompletableFuture<Appended> append(List<Group> groups) {
         WriteRequest request = new WriteRequest(List.copyOf(groups), new CompletableFuture<>());
@@ -506,16 +511,8 @@ public final class SegmentedLog implements AutoCloseable {
                 // Nothing queued or being written, and no other writer: this request is next in any order, and
                 // writing it here saves two thread hand-offs (to the writer and back) of an idle log.
                 if (unwritten.get() == 0 && refusal() == null) {
-                    try {
-                        write(List.of(request));
-                    } catch (Error e) {
-                        // As on the writer thread (runWriter): the log cannot go on after an Error in a write.
-                        failure = new IOException("journal " + dir + ": a write on the caller's thread died (" + e
-                                + "); writes are refused until the journal is reopened", e);
-                        LOG.error("journal {}: {}", dir, failure.getMessage(), e);
-                        request.done.completeExceptionally(failure);
-                        throw e;
-                    }
+                    // An Error fails the request and the log in write(), and goes on up to the caller.
+                    write(List.of(request));
                     return request.done;
                 }
             } finally {
@@ -699,6 +696,15 @@ public final class SegmentedLog implements AutoCloseable {
             failure = io;
             LOG.error("journal {}: write failed, journal stopped accepting writes: {}", dir, io.toString(), io);
             fail(batch, io);
+        } catch (Error e) {
+            // An Error (out of memory, a bug) may have left positions or files half done: refused from now on, set
+            // before the lock is released so that no caller writes after it. The Error goes on up.
+            IOException io = new IOException("journal " + dir + ": a write died (" + e + "); writes are refused "
+                    + "until the journal is reopened", e);
+            failure = io;
+            LOG.error("journal {}: {}", dir, io.getMessage(), e);
+            fail(batch, io);
+            throw e;
         }
     }
 
@@ -772,10 +778,13 @@ public final class SegmentedLog implements AutoCloseable {
     }
 
     /** Puts a durable batch into the index and makes it visible to readers. */
-    private void publish(List<Written> written) {
+    private void publish(List<Written> written) throws IOException {
         recordCount.add(written.size());
         indexLock.writeLock().lock();
         try {
+            if (closedUnderWrite) {
+                throw new IOException("journal " + dir + " was closed while this write was under way");
+            }
             for (Written w : written) {
                 index(w.segment, w.offset, w.length, w.entry.type, w.entry.pid, w.entry.sequenceNr,
                         w.entry.tags, w.position, w.epoch);
@@ -1852,7 +1861,9 @@ public final class SegmentedLog implements AutoCloseable {
     /**
      * Writes what is queued, fsyncs, closes the files and releases the directory lock. Waits a bounded time for the
      * writer: one stuck in a write or fsync is interrupted, and its requests fail. Safe for concurrent callers: each
-     * returns once the log is closed.
+     * returns once the log is closed. An interrupt of the closing thread (before or during the call) does not cut
+     * these waits short, nor the final fsync (an interrupted thread's fsync would close the file instead); the
+     * thread's interrupt status is set again when it returns.
      */
     @Override
     public synchronized void close() throws IOException {
@@ -1860,47 +1871,69 @@ public final class SegmentedLog implements AutoCloseable {
             return;
         }
         closed = true;
+        boolean interrupted = Thread.interrupted();
         try {
             compactionWanted.release();
             // Waits for a compaction under way: it ends at its next record, or at its swap, once it sees closed.
-            compactor.join(CLOSE_WAIT_MILLIS);
+            interrupted |= join(compactor);
             if (compactor.isAlive()) {
                 LOG.warn("journal {}: compactor did not stop within {} ms; interrupting it", dir, CLOSE_WAIT_MILLIS);
                 compactor.interrupt();
-                compactor.join(CLOSE_WAIT_MILLIS);
+                interrupted |= join(compactor);
             }
             queue.add(CLOSE);
-            writer.join(CLOSE_WAIT_MILLIS);
+            interrupted |= join(writer);
             if (writer.isAlive()) {
                 LOG.error("journal {}: writer thread did not finish within {} ms (stuck in a write or fsync?); "
                         + "interrupting it, its pending writes fail", dir, CLOSE_WAIT_MILLIS);
                 writer.interrupt();
-                writer.join(CLOSE_WAIT_MILLIS);
+                interrupted |= join(writer);
             }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
-        // A caller may be writing its own request (write-on-caller): the files close after it, if it ends in time.
-        boolean locked = false;
-        try {
-            locked = writing.tryLock(CLOSE_WAIT_MILLIS, java.util.concurrent.TimeUnit.MILLISECONDS);
+            // A caller may be writing its own request (write-on-caller): the files close after it, if it ends in
+            // time.
+            boolean locked = false;
+            long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(CLOSE_WAIT_MILLIS);
+            while (!locked && deadline - System.nanoTime() > 0) {
+                try {
+                    locked = writing.tryLock(deadline - System.nanoTime(), TimeUnit.NANOSECONDS);
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+            }
             if (!locked) {
                 LOG.error("journal {}: a caller's write did not finish within {} ms (stuck in a write or fsync?); "
                         + "closing the files under it, that write fails", dir, CLOSE_WAIT_MILLIS);
             }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
-        try {
-            closeFiles();
+            try {
+                closeFiles(!locked);
+            } finally {
+                if (locked) {
+                    writing.unlock();
+                }
+            }
         } finally {
-            if (locked) {
-                writing.unlock();
+            if (interrupted) {
+                Thread.currentThread().interrupt();
             }
         }
     }
 
-    private void closeFiles() throws IOException {
+    /** Waits up to {@link #CLOSE_WAIT_MILLIS} for {@code thread} to end, through interrupts; whether one came. */
+    private static boolean join(Thread thread) {
+        boolean interrupted = false;
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(CLOSE_WAIT_MILLIS);
+        while (thread.isAlive() && deadline - System.nanoTime() > 0) {
+            try {
+                TimeUnit.NANOSECONDS.timedJoin(thread, deadline - System.nanoTime());
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
+        }
+        return interrupted;
+    }
+
+    /** @param underWrite a caller's write may still be under way: the active segment is neither trimmed nor forced. */
+    private void closeFiles(boolean underWrite) throws IOException {
         IOException first = null;
         for (WriteRequest r; (r = queue.poll()) != null; ) {
             if (r != CLOSE) {
@@ -1909,9 +1942,12 @@ public final class SegmentedLog implements AutoCloseable {
         }
         indexLock.writeLock().lock();
         try {
+            // A write still under way must not be acknowledged: its files are closed, and trimming them may have
+            // cut its bytes. It finds this when it publishes (under the same lock) and fails.
+            closedUnderWrite = underWrite;
             for (Segment s : segments.values()) {
                 try {
-                    if (s == active && failure == null) {
+                    if (s == active && failure == null && !underWrite) {
                         trimPreallocated(s);
                         s.channel.force(false);
                     }

@@ -154,6 +154,111 @@ class WriteOnCallerTest {
     }
 
     @Test
+    void anInterruptOfTheClosingThreadDoesNotCutItsWaitForACallersWriteShort() throws Exception {
+        GateSyncer syncer = new GateSyncer();
+        CountDownLatch release = new CountDownLatch(1);
+        syncer.hold.set(release);
+        SegmentedLog log = SegmentedLog.open(options(syncer));
+        CompletableFuture<CompletableFuture<SegmentedLog.Appended>> writing =
+                CompletableFuture.supplyAsync(() -> append(log, "a", 1));
+        assertTrue(syncer.holding.await(10, TimeUnit.SECONDS), "the append never reached its fsync");
+        AtomicReference<Boolean> stillInterrupted = new AtomicReference<>();
+        Thread closer = new Thread(() -> {
+            Thread.currentThread().interrupt();
+            try {
+                log.close();
+            } catch (IOException e) {
+                throw new IllegalStateException(e);
+            }
+            stillInterrupted.set(Thread.currentThread().isInterrupted());
+        });
+        closer.start();
+        closer.join(300);
+        assertTrue(closer.isAlive(), "an interrupted close did not wait for the caller's write");
+        release.countDown();
+        closer.join(20_000);
+        assertFalse(closer.isAlive());
+        assertEquals(Boolean.TRUE, stillInterrupted.get(), "close swallowed its thread's interrupt");
+        assertEquals(0, writing.get(10, TimeUnit.SECONDS).get(10, TimeUnit.SECONDS).lastPosition());
+        assertEquals(List.of(1L), replay("a"));
+    }
+
+    /** close() waits a bounded time (5 s); a write still under way then is never acknowledged. */
+    @Test
+    void aCallersWriteThatOutlastsCloseIsNeverAcknowledged() throws Exception {
+        GateSyncer syncer = new GateSyncer();
+        CountDownLatch release = new CountDownLatch(1);
+        SegmentedLog log = SegmentedLog.open(options(syncer));
+        append(log, "a", 1).get(10, TimeUnit.SECONDS);
+        syncer.hold.set(release);
+        CompletableFuture<CompletableFuture<SegmentedLog.Appended>> writing =
+                CompletableFuture.supplyAsync(() -> append(log, "a", 2));
+        assertTrue(syncer.holding.await(10, TimeUnit.SECONDS), "the append never reached its fsync");
+        log.close();
+        release.countDown();
+        CompletableFuture<SegmentedLog.Appended> second = writing.get(10, TimeUnit.SECONDS);
+        // Its bytes may be in the file (not trimmed); what matters is that it was never acknowledged.
+        assertThrows(ExecutionException.class, () -> second.get(10, TimeUnit.SECONDS));
+        assertEquals(1L, replay("a").get(0));
+    }
+
+    /** An Error whose description waits: what a writer thread dying slowly looks like from the outside. */
+    static final class SlowError extends Error {
+        private static final long serialVersionUID = 1L;
+        final transient CountDownLatch described = new CountDownLatch(1);
+        final transient CountDownLatch describing = new CountDownLatch(1);
+
+        SlowError() {
+            super("simulated by the test");
+        }
+
+        @Override
+        public String toString() {
+            describing.countDown();
+            try {
+                described.await(10, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            return super.toString();
+        }
+    }
+
+    /** The log refuses callers from the moment an Error hit the writer thread's write, not once it is described. */
+    @Test
+    void noCallerWritesAfterAnErrorKilledTheWritersWrite() throws Exception {
+        GateSyncer syncer = new GateSyncer();
+        CountDownLatch release = new CountDownLatch(1);
+        syncer.hold.set(release);
+        SlowError error = new SlowError();
+        AtomicReference<Boolean> armed = new AtomicReference<>(false);
+        String writerName = "opentmr-journal-writer-" + dir.getFileName();
+        LogOptions options = options(syncer).withEpoch(() -> {
+            if (armed.get() && Thread.currentThread().getName().equals(writerName)) {
+                throw error;
+            }
+            return 0L;
+        });
+        try (SegmentedLog log = SegmentedLog.open(options)) {
+            CompletableFuture<CompletableFuture<SegmentedLog.Appended>> first =
+                    CompletableFuture.supplyAsync(() -> append(log, "a", 1));
+            assertTrue(syncer.holding.await(10, TimeUnit.SECONDS), "the first append never reached its fsync");
+            // Queued for the writer thread behind the first; its write meets the Error.
+            CompletableFuture<SegmentedLog.Appended> second = append(log, "a", 2);
+            armed.set(true);
+            release.countDown();
+            first.get(10, TimeUnit.SECONDS).get(10, TimeUnit.SECONDS);
+            assertTrue(error.describing.await(10, TimeUnit.SECONDS), "the writer thread never met the Error");
+            CompletableFuture<SegmentedLog.Appended> third = append(log, "a", 3);
+            error.described.countDown();
+            assertThrows(ExecutionException.class, () -> second.get(10, TimeUnit.SECONDS));
+            assertThrows(ExecutionException.class, () -> third.get(10, TimeUnit.SECONDS),
+                    "a caller wrote after the writer's write died");
+        }
+        assertEquals(List.of(1L), replay("a"));
+    }
+
+    @Test
     void aFailedFsyncOnTheCallersThreadFailsThatWriteAndEveryLaterOne() throws Exception {
         GateSyncer syncer = new GateSyncer();
         try (SegmentedLog log = SegmentedLog.open(options(syncer))) {
