@@ -79,11 +79,19 @@ class RivalNodesTest {
         peerLoop.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
     }
 
+    /** The TTL of a rival's grants that the test holds: well within a backend's max-ttl (60 s). */
+    private static final long RIVAL_TTL = 10_000;
+
     private TmrNode node(String name, String address, Set<Integer> reachable) {
         return node(name, name, address, reachable);
     }
 
     private TmrNode node(String name, String dataDir, String address, Set<Integer> reachable) {
+        return node(name, dataDir, address, reachable, Map.of());
+    }
+
+    private TmrNode node(String name, String dataDir, String address, Set<Integer> reachable,
+                         Map<String, Object> overrides) {
         Map<String, Object> settings = new HashMap<>(Map.of(
                 "opentmr.node.address", address,
                 "opentmr.node.port", 0,
@@ -95,6 +103,7 @@ class RivalNodesTest {
                 "opentmr.cluster.secret-file", group.secretFile().toString(),
                 "pekko.persistence.journal.plugin", "pekko.persistence.journal.inmem",
                 "pekko.persistence.snapshot-store.plugin", "pekko.persistence.no-snapshot-store"));
+        settings.putAll(overrides);
         Config config = ConfigFactory.parseMap(settings).withFallback(ConfigFactory.load());
         return TmrNode.start(config, Clock.systemUTC(), backend -> connect(name, reachable, backend));
     }
@@ -172,13 +181,14 @@ class RivalNodesTest {
     void aNodeGivingBackAGrantInAStandOffLeavesEveryBackendToTheRivalForAWhile() throws Exception {
         reachableByA.addAll(List.of(0, 1));
         try (TmrTestGroup.Peer rival1 = group.peer("node-b", 1)) {
-            LeaseGrant held = rival1.grant(1, 2_000);
+            // A long TTL: the rival's first renewal comes only once node-a has started.
+            LeaseGrant held = rival1.grant(1, RIVAL_TTL);
             a = node("node-a", "127.0.2.1", reachableByA);
             renewingUntil("node-a holds backend 1's grant", () -> a.grantsHeld() == 1, rival1, held);
             renewingUntil("node-a gives its minority grant back", () -> a.grantsHeld() == 0, rival1, held);
             // The rival gives its grant back in the same heartbeat, and takes both after more than one heartbeat.
             rival1.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-b", held.epoch()));
-            Thread.sleep(600);
+            Thread.sleep(450);
             assertEquals(0, a.grantsHeld(), "node-a took a backend's grant back within its quiet time");
             try (TmrTestGroup.Peer rival0 = group.peer("node-b", 0)) {
                 long epoch = rival0.grant(held.epoch() + 10, 2_000).epoch();
@@ -199,8 +209,8 @@ class RivalNodesTest {
         reachableByA.addAll(List.of(0, 1, 2));
         try (TmrTestGroup.Peer rival1 = group.peer("node-b", 1);
              TmrTestGroup.Peer rival2 = group.peer("node-b", 2)) {
-            LeaseGrant held1 = rival1.grant(1, 2_000);
-            LeaseGrant held2 = rival2.grant(held1.epoch(), 2_000);
+            LeaseGrant held1 = rival1.grant(1, RIVAL_TTL);
+            LeaseGrant held2 = rival2.grant(held1.epoch(), RIVAL_TTL);
             a = node("node-a", "127.0.2.1", reachableByA);
             renewingUntil("node-a holds backend 1's grant", () -> a.grantsHeld() == 1, rival1, held1, rival2, held2);
             renewingUntil("node-a gives its minority grant back", () -> a.grantsHeld() == 0,
@@ -211,6 +221,23 @@ class RivalNodesTest {
                     + "its quiet time, not both at once");
         }
         Await.until("node-a serves once the rival is gone", () -> a.serving());
+    }
+
+    /**
+     * No rival: node-a reaches one backend, holds its grant alone and gives it back. The others come back during its
+     * quiet time: they never refused it, so it takes them at once (and the given-back one only after its quiet).
+     */
+    @Test
+    void aLoneNodeThatGaveItsGrantBackTakesBackendsThatNeverRefusedItAtOnce() throws Exception {
+        reachableByA.add(0);
+        a = node("node-a", "a", "127.0.2.1", reachableByA, Map.of("opentmr.node.reconnect.max-backoff", "300ms"));
+        Await.until("node-a holds backend 1's grant", () -> a.grantsHeld() == 1);
+        Await.until("node-a gives its minority grant back", () -> a.grantsHeld() == 0);
+        synchronized (reachableByA) {
+            reachableByA.addAll(List.of(1, 2));
+        }
+        Await.until("node-a serves on backends 2 and 3", () -> a.serving());
+        assertNull(holder(0), "node-a waited for its quiet time to take backends that never refused it");
     }
 
     /** The holder of backend {@code i}'s live active lease, or null. */
@@ -237,7 +264,7 @@ class RivalNodesTest {
                     TmrTestGroup.Peer rival = (TmrTestGroup.Peer) rivalGrants[i];
                     LeaseGrant grant = (LeaseGrant) rivalGrants[i + 1];
                     Message renewed = rival.request(new Message.LeaseRenew(LeaseGrant.ACTIVE_LEASE, "node-b",
-                            grant.epoch(), 2_000));
+                            grant.epoch(), RIVAL_TTL));
                     assertInstanceOf(Message.LeaseGranted.class, renewed, renewed.toString());
                 }
                 renewAt = System.nanoTime() + Duration.ofMillis(400).toNanos();

@@ -305,6 +305,9 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
     }
 
     private Behavior<Command> onWishChanged() {
+        if (!group.leaseWanted()) {
+            quietUntil = 0;
+        }
         // A lease request under way is answered first; its answer asks again if the wish needs it.
         if (link != null && (!leaseOutstanding || outstanding == Ask.HEARTBEAT)) {
             askLease();
@@ -319,11 +322,13 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
      * give up first; the other then takes the freed grant and holds two.
      *
      * <p>In such a stand-off (fewer than two other backends refuse the node: no rival holds two) the node then
-     * asks no backend at all for a while, not only the one it gave back: when both nodes give their grant back
-     * within one heartbeat of each other, each would otherwise take the other's at its next heartbeat and the
-     * stand-off would start again, round after round. Quiet everywhere, the node whose quiet time ends first
-     * asks every backend at once and takes them all. When a rival does hold two, only the given-back backend
-     * is left alone, so that the node takes the others at once if that rival dies (a standby's take-over).
+     * leaves alone for a while not only the backend it gave back but also those whose grant a rival holds: when
+     * both nodes give their grant back within one heartbeat of each other, each would otherwise take the other's
+     * at its next heartbeat and the stand-off would start again, round after round. The node whose quiet time
+     * ends first asks them all at once and takes them. Backends that were down or never refused the node are
+     * asked as usual (a lone node whose other backends come back serves at once). When a rival does hold two,
+     * only the given-back backend is left alone, so that the node takes the others at once if that rival dies
+     * (a standby's take-over).
      */
     private void giveBackMinorityGrant() {
         long now = clock.millis();
@@ -343,7 +348,7 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
         boolean standOff = group.refusedOtherThan(index) < 2;
         LOG.warn("{}: the node held this backend's grant for {} ms without a certificate (no second backend granted "
                 + "it); giving it back so that another node can hold two{}", name(), now - minoritySince,
-                standOff ? ", and asking no backend for a while" : "");
+                standOff ? ", and leaving it and the rival's backends alone for a while" : "");
         link.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, settings.nodeName(), heldEpoch));
         holding = false;
         minoritySince = 0;
@@ -351,7 +356,7 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
         group.givenBack(index);
         long quiet = now + ttl + (long) (random.nextDouble() * ttl);
         if (standOff) {
-            group.quietEverywhere(quiet);
+            group.quietEverywhere(index, quiet);
         } else {
             quietUntil = quiet;
         }
@@ -363,8 +368,9 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
      */
     private boolean quiet() {
         long now = clock.millis();
-        long until = Math.max(quietUntil, group.quietUntil());
-        if (holding || now >= until) {
+        long until = Math.max(quietUntil, group.quietUntil(index));
+        // A quiet time is at most 2 TTL: one further off was set before the wall clock stepped back.
+        if (holding || now >= until || until - now > 2 * settings.leaseTtl().toMillis()) {
             return false;
         }
         if (wakeAt != until) {

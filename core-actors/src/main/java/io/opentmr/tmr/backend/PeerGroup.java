@@ -63,8 +63,10 @@ public final class PeerGroup {
     private final boolean[] mayHold;
     /** Per backend: its last answer to a LEASE_ACQUIRE or RENEW was a refusal (another node holds its grant). */
     private final boolean[] refused;
-    /** Before then no watcher asks for a grant it does not hold ({@link #quietEverywhere}). */
+    /** Before then no watcher of a backend in {@link #quietOn} asks for a grant it does not hold. */
     private long quietUntil;
+    /** Per backend: left alone until {@link #quietUntil} ({@link #quietEverywhere}). */
+    private final boolean[] quietOn;
     private final List<CompletableFuture<Void>> heldWaiters = new ArrayList<>();
     private final List<CompletableFuture<Void>> releasedWaiters = new ArrayList<>();
     /** Told (on the changing thread) whenever the wish changes; the watchers turn it into a message to themselves. */
@@ -108,6 +110,7 @@ public final class PeerGroup {
         this.shownExpiry = new long[backends];
         this.mayHold = new boolean[backends];
         this.refused = new boolean[backends];
+        this.quietOn = new boolean[backends];
         this.requests = new AtomicIntegerArray(backends);
         resyncSlots = new AtomicIntegerArray(backends);
         for (int b = 0; b < backends; b++) {
@@ -153,16 +156,20 @@ public final class PeerGroup {
     }
 
     /**
-     * No watcher of this node asks for a grant it does not hold before {@code until} (epoch millis): the node
-     * gave a minority grant back in a stand-off and leaves every backend to the rival for that long.
+     * The node gave {@code givenBack}'s grant back in a stand-off: no watcher asks that backend, nor any backend that
+     * refused the node (a rival holds its grant), for a grant before {@code until} (epoch millis). Backends that
+     * were down or never refused it are not held back: no rival can take them from this node in a swap.
      */
-    public synchronized void quietEverywhere(long until) {
-        quietUntil = Math.max(quietUntil, until);
+    public synchronized void quietEverywhere(int givenBack, long until) {
+        for (int b = 0; b < quietOn.length; b++) {
+            quietOn[b] = b == givenBack || refused[b];
+        }
+        quietUntil = until;
     }
 
-    /** Until when the node leaves every backend's grant to a rival ({@link #quietEverywhere}); 0 if never so. */
-    public synchronized long quietUntil() {
-        return quietUntil;
+    /** Until when the node leaves {@code backend}'s grant to a rival ({@link #quietEverywhere}); 0 if not so. */
+    public synchronized long quietUntil(int backend) {
+        return quietOn[backend] ? quietUntil : 0;
     }
 
     public synchronized boolean isLinked(int backend) {
@@ -227,6 +234,8 @@ public final class PeerGroup {
                 return;
             }
             leaseWanted = wanted;
+            // A quiet time belongs to the stand-off it was set in: a new wish asks every backend at once.
+            Arrays.fill(quietOn, false);
             if (!wanted) {
                 Arrays.fill(grants, null);
                 Arrays.fill(shownGrants, null);
