@@ -10,7 +10,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -75,11 +74,25 @@ class WriteOnCallerTest {
     }
 
     private List<Long> replay(String pid) throws IOException {
-        List<Long> out = new ArrayList<>();
-        try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
-            log.replay(pid, 1, Long.MAX_VALUE, Long.MAX_VALUE, r -> out.add(r.sequenceNr()));
+        return Records.replayed(dir, pid);
+    }
+
+    /** An append of {@code pid}:{@code seq} on another thread, held in its fsync until {@code release}. */
+    private record Held(CountDownLatch release, CompletableFuture<CompletableFuture<SegmentedLog.Appended>> writing) {
+
+        static Held start(SegmentedLog log, GateSyncer syncer, String pid, long seq) throws InterruptedException {
+            CountDownLatch release = new CountDownLatch(1);
+            syncer.hold.set(release);
+            CompletableFuture<CompletableFuture<SegmentedLog.Appended>> writing =
+                    CompletableFuture.supplyAsync(() -> append(log, pid, seq));
+            assertTrue(syncer.holding.await(10, TimeUnit.SECONDS), "the append never reached its fsync");
+            return new Held(release, writing);
         }
-        return out;
+
+        /** The held append's outcome, once released. */
+        SegmentedLog.Appended appended() throws Exception {
+            return writing.get(10, TimeUnit.SECONDS).get(10, TimeUnit.SECONDS);
+        }
     }
 
     @Test
@@ -110,18 +123,14 @@ class WriteOnCallerTest {
     void anAppendWhileAnotherIsBeingWrittenGoesToTheWriterAfterItAndOneCallersAppendsKeepTheirOrder()
             throws Exception {
         GateSyncer syncer = new GateSyncer();
-        CountDownLatch release = new CountDownLatch(1);
-        syncer.hold.set(release);
         try (SegmentedLog log = SegmentedLog.open(options(syncer))) {
-            CompletableFuture<CompletableFuture<SegmentedLog.Appended>> first =
-                    CompletableFuture.supplyAsync(() -> append(log, "a", 1));
-            assertTrue(syncer.holding.await(10, TimeUnit.SECONDS), "the first append never reached its fsync");
+            Held first = Held.start(log, syncer, "a", 1);
             // The first is in its fsync on the other thread: these two queue for the writer, in this order.
             CompletableFuture<SegmentedLog.Appended> second = append(log, "a", 2);
             CompletableFuture<SegmentedLog.Appended> third = append(log, "b", 1);
             assertFalse(second.isDone() || third.isDone(), "written while the first write held the files");
-            release.countDown();
-            assertEquals(0, first.get(10, TimeUnit.SECONDS).get(10, TimeUnit.SECONDS).lastPosition());
+            first.release().countDown();
+            assertEquals(0, first.appended().lastPosition());
             assertEquals(1, second.get(10, TimeUnit.SECONDS).lastPosition());
             assertEquals(2, third.get(10, TimeUnit.SECONDS).lastPosition());
             assertEquals("opentmr-journal-writer-" + dir.getFileName(), syncer.threads.get(1));
@@ -132,12 +141,8 @@ class WriteOnCallerTest {
     @Test
     void closeWaitsForACallersWriteWhichStaysDurable() throws Exception {
         GateSyncer syncer = new GateSyncer();
-        CountDownLatch release = new CountDownLatch(1);
-        syncer.hold.set(release);
         SegmentedLog log = SegmentedLog.open(options(syncer));
-        CompletableFuture<CompletableFuture<SegmentedLog.Appended>> writing =
-                CompletableFuture.supplyAsync(() -> append(log, "a", 1));
-        assertTrue(syncer.holding.await(10, TimeUnit.SECONDS), "the append never reached its fsync");
+        Held writing = Held.start(log, syncer, "a", 1);
         CompletableFuture<Void> closed = CompletableFuture.runAsync(() -> {
             try {
                 log.close();
@@ -147,21 +152,17 @@ class WriteOnCallerTest {
         });
         Thread.sleep(300);
         assertFalse(closed.isDone(), "the log closed its files under a caller's write");
-        release.countDown();
+        writing.release().countDown();
         closed.get(20, TimeUnit.SECONDS);
-        assertEquals(0, writing.get(10, TimeUnit.SECONDS).get(10, TimeUnit.SECONDS).lastPosition());
+        assertEquals(0, writing.appended().lastPosition());
         assertEquals(List.of(1L), replay("a"));
     }
 
     @Test
     void anInterruptOfTheClosingThreadDoesNotCutItsWaitForACallersWriteShort() throws Exception {
         GateSyncer syncer = new GateSyncer();
-        CountDownLatch release = new CountDownLatch(1);
-        syncer.hold.set(release);
         SegmentedLog log = SegmentedLog.open(options(syncer));
-        CompletableFuture<CompletableFuture<SegmentedLog.Appended>> writing =
-                CompletableFuture.supplyAsync(() -> append(log, "a", 1));
-        assertTrue(syncer.holding.await(10, TimeUnit.SECONDS), "the append never reached its fsync");
+        Held writing = Held.start(log, syncer, "a", 1);
         AtomicReference<Boolean> stillInterrupted = new AtomicReference<>();
         Thread closer = new Thread(() -> {
             Thread.currentThread().interrupt();
@@ -175,11 +176,11 @@ class WriteOnCallerTest {
         closer.start();
         closer.join(300);
         assertTrue(closer.isAlive(), "an interrupted close did not wait for the caller's write");
-        release.countDown();
+        writing.release().countDown();
         closer.join(20_000);
         assertFalse(closer.isAlive());
         assertEquals(Boolean.TRUE, stillInterrupted.get(), "close swallowed its thread's interrupt");
-        assertEquals(0, writing.get(10, TimeUnit.SECONDS).get(10, TimeUnit.SECONDS).lastPosition());
+        assertEquals(0, writing.appended().lastPosition());
         assertEquals(List.of(1L), replay("a"));
     }
 
@@ -187,18 +188,13 @@ class WriteOnCallerTest {
     @Test
     void aCallersWriteThatOutlastsCloseIsNeverAcknowledged() throws Exception {
         GateSyncer syncer = new GateSyncer();
-        CountDownLatch release = new CountDownLatch(1);
         SegmentedLog log = SegmentedLog.open(options(syncer));
         append(log, "a", 1).get(10, TimeUnit.SECONDS);
-        syncer.hold.set(release);
-        CompletableFuture<CompletableFuture<SegmentedLog.Appended>> writing =
-                CompletableFuture.supplyAsync(() -> append(log, "a", 2));
-        assertTrue(syncer.holding.await(10, TimeUnit.SECONDS), "the append never reached its fsync");
+        Held second = Held.start(log, syncer, "a", 2);
         log.close();
-        release.countDown();
-        CompletableFuture<SegmentedLog.Appended> second = writing.get(10, TimeUnit.SECONDS);
+        second.release().countDown();
         // Its bytes may be in the file (not trimmed); what matters is that it was never acknowledged.
-        assertThrows(ExecutionException.class, () -> second.get(10, TimeUnit.SECONDS));
+        assertThrows(ExecutionException.class, second::appended);
         assertEquals(1L, replay("a").get(0));
     }
 
@@ -228,8 +224,6 @@ class WriteOnCallerTest {
     @Test
     void noCallerWritesAfterAnErrorKilledTheWritersWrite() throws Exception {
         GateSyncer syncer = new GateSyncer();
-        CountDownLatch release = new CountDownLatch(1);
-        syncer.hold.set(release);
         SlowError error = new SlowError();
         AtomicReference<Boolean> armed = new AtomicReference<>(false);
         String writerName = "opentmr-journal-writer-" + dir.getFileName();
@@ -240,14 +234,12 @@ class WriteOnCallerTest {
             return 0L;
         });
         try (SegmentedLog log = SegmentedLog.open(options)) {
-            CompletableFuture<CompletableFuture<SegmentedLog.Appended>> first =
-                    CompletableFuture.supplyAsync(() -> append(log, "a", 1));
-            assertTrue(syncer.holding.await(10, TimeUnit.SECONDS), "the first append never reached its fsync");
+            Held first = Held.start(log, syncer, "a", 1);
             // Queued for the writer thread behind the first; its write meets the Error.
             CompletableFuture<SegmentedLog.Appended> second = append(log, "a", 2);
             armed.set(true);
-            release.countDown();
-            first.get(10, TimeUnit.SECONDS).get(10, TimeUnit.SECONDS);
+            first.release().countDown();
+            first.appended();
             assertTrue(error.describing.await(10, TimeUnit.SECONDS), "the writer thread never met the Error");
             CompletableFuture<SegmentedLog.Appended> third = append(log, "a", 3);
             error.described.countDown();

@@ -45,11 +45,7 @@ class WriterFailureTest {
     }
 
     private List<Long> replay(String pid) throws IOException {
-        List<Long> out = new ArrayList<>();
-        try (SegmentedLog log = SegmentedLog.open(Records.options(dir))) {
-            log.replay(pid, 1, Long.MAX_VALUE, Long.MAX_VALUE, r -> out.add(r.sequenceNr()));
-        }
-        return out;
+        return Records.replayed(dir, pid);
     }
 
     @Test
