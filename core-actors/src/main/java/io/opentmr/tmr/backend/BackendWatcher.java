@@ -356,7 +356,7 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
         group.givenBack(index);
         long quiet = now + ttl + (long) (random.nextDouble() * ttl);
         if (standOff) {
-            group.quietEverywhere(index, quiet);
+            group.quietAfterStandOff(index, quiet);
         } else {
             quietUntil = quiet;
         }

@@ -65,7 +65,7 @@ public final class PeerGroup {
     private final boolean[] refused;
     /** Before then no watcher of a backend in {@link #quietOn} asks for a grant it does not hold. */
     private long quietUntil;
-    /** Per backend: left alone until {@link #quietUntil} ({@link #quietEverywhere}). */
+    /** Per backend: left alone until {@link #quietUntil} ({@link #quietAfterStandOff}). */
     private final boolean[] quietOn;
     private final List<CompletableFuture<Void>> heldWaiters = new ArrayList<>();
     private final List<CompletableFuture<Void>> releasedWaiters = new ArrayList<>();
@@ -160,14 +160,14 @@ public final class PeerGroup {
      * refused the node (a rival holds its grant), for a grant before {@code until} (epoch millis). Backends that
      * were down or never refused it are not held back: no rival can take them from this node in a swap.
      */
-    public synchronized void quietEverywhere(int givenBack, long until) {
+    public synchronized void quietAfterStandOff(int givenBack, long until) {
         for (int b = 0; b < quietOn.length; b++) {
             quietOn[b] = b == givenBack || refused[b];
         }
         quietUntil = until;
     }
 
-    /** Until when the node leaves {@code backend}'s grant to a rival ({@link #quietEverywhere}); 0 if not so. */
+    /** Until when the node leaves {@code backend}'s grant to a rival ({@link #quietAfterStandOff}); 0 if not so. */
     public synchronized long quietUntil(int backend) {
         return quietOn[backend] ? quietUntil : 0;
     }

@@ -16,6 +16,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -150,8 +151,8 @@ class WriteOnCallerTest {
                 throw new IllegalStateException(e);
             }
         });
-        Thread.sleep(300);
-        assertFalse(closed.isDone(), "the log closed its files under a caller's write");
+        assertThrows(TimeoutException.class, () -> closed.get(300, TimeUnit.MILLISECONDS),
+                "the log closed its files under a caller's write");
         writing.release().countDown();
         closed.get(20, TimeUnit.SECONDS);
         assertEquals(0, writing.appended().lastPosition());
