@@ -74,6 +74,15 @@ class WriteOnCallerTest {
         return Records.options(dir).withSyncer(syncer).withWriteOnCaller(true);
     }
 
+    /** Closes {@code log} from a task or thread of the test's own (an IOException fails it unchecked). */
+    private static void close(SegmentedLog log) {
+        try {
+            log.close();
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
     private List<Long> replay(String pid) throws IOException {
         return Records.replayed(dir, pid);
     }
@@ -144,13 +153,7 @@ class WriteOnCallerTest {
         GateSyncer syncer = new GateSyncer();
         SegmentedLog log = SegmentedLog.open(options(syncer));
         Held writing = Held.start(log, syncer, "a", 1);
-        CompletableFuture<Void> closed = CompletableFuture.runAsync(() -> {
-            try {
-                log.close();
-            } catch (IOException e) {
-                throw new IllegalStateException(e);
-            }
-        });
+        CompletableFuture<Void> closed = CompletableFuture.runAsync(() -> close(log));
         assertThrows(TimeoutException.class, () -> closed.get(300, TimeUnit.MILLISECONDS),
                 "the log closed its files under a caller's write");
         writing.release().countDown();
@@ -167,11 +170,7 @@ class WriteOnCallerTest {
         AtomicReference<Boolean> stillInterrupted = new AtomicReference<>();
         Thread closer = new Thread(() -> {
             Thread.currentThread().interrupt();
-            try {
-                log.close();
-            } catch (IOException e) {
-                throw new IllegalStateException(e);
-            }
+            close(log);
             stillInterrupted.set(Thread.currentThread().isInterrupted());
         });
         closer.start();
