@@ -1224,6 +1224,12 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         return !kept && (undecided == null || undecided.finished);
     }
 
+    /** Why a re-sync's listing no longer counts (the lease is not held in the epoch it was taken under), or null. */
+    private String leaseMoved(ResyncRun run) {
+        return peers.holdsLease() && peers.epoch() == run.epoch ? null
+                : "the lease moved from epoch " + run.epoch + " during the re-sync";
+    }
+
     /**
      * Sends the next writes of a re-sync, at most {@link Settings#resyncWindow} with {@code first} among them and at most
      * as many as the backend's free re-sync slots ({@link PeerGroup#takeResyncSlots}, shared by every license); when
@@ -1289,10 +1295,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             // SET it sent no longer holds back the decrements waiting for it).
             return onResyncDone(new ResyncDone(done.backend(), done.generation(), "superseded"));
         }
-        if (!peers.holdsLease() || peers.epoch() != run.epoch) {
+        String moved = leaseMoved(run);
+        if (moved != null) {
             // Its listing is of an epoch no longer held: another node may have written since. Listed again.
-            return onResyncDone(new ResyncDone(done.backend(), done.generation(), "the lease moved from epoch "
-                    + run.epoch + " during the re-sync"));
+            return onResyncDone(new ResyncDone(done.backend(), done.generation(), moved));
         }
         sendResyncWindow(done.backend(), run, List.of());
         return Effect().none();
@@ -1302,10 +1308,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         ResyncRun run = resyncRuns.get(done.backend());
         if (run != null && run.generation == done.generation()) {
             resyncRuns.remove(done.backend());
-            if (done.failure() == null && (!peers.holdsLease() || peers.epoch() != run.epoch)) {
+            String moved = leaseMoved(run);
+            if (done.failure() == null && moved != null) {
                 // Its last window was answered after the lease moved: not counted from an old epoch's listing.
-                done = new ResyncDone(done.backend(), done.generation(), "the lease moved from epoch " + run.epoch
-                        + " during the re-sync");
+                done = new ResyncDone(done.backend(), done.generation(), moved);
             }
         }
         if (unitSets.remove(List.of((long) done.backend(), done.generation()))) {
