@@ -439,6 +439,9 @@ class NodeBorrowTest {
             Message.AccessOk granted = assertInstanceOf(Message.AccessOk.class, access);
             handleId = granted.handleId();
             annasToken = granted.resumeToken();
+            // The borrow goes to the copies in use: after the restart a copy may still be re-synced, and then
+            // backend 1 or 2 would never be asked to sign.
+            group.awaitAllCopiesUsable(PRODUCT);
             Await.until("this node serves", () -> group.node().serving());
             freezeSignatures();
             raw.send(101, new Message.Borrow(handleId, 3600));
