@@ -16,11 +16,16 @@ import java.util.function.Function;
  */
 final class PayloadReader {
 
+    /** How many strings {@link #ascii} remembers per payload (a power of two). */
+    private static final int RECENT_STRINGS = 16;
+
     private final ByteBuf buf;
     private final int start;
     private final CodecLimits limits;
     private final MessageType type;
     private final int requestId;
+    /** Strings read lately from this payload, by a hash of their bytes ({@link #ascii}); made on first use. */
+    private String[] recent;
 
     PayloadReader(ByteBuf payload, CodecLimits limits, MessageType type, int requestId) {
         this.buf = payload;
@@ -71,12 +76,18 @@ final class PayloadReader {
 
     String string(String field) {
         int offset = offset();
-        int length = u16(field + " length");
+        need(2, field, " length");
+        int length = buf.readUnsignedShort();
         if (length > limits.maxStringBytes()) {
             throw malformed("string " + field + " at offset " + offset + " is " + length
                     + " bytes, more than the limit of " + limits.maxStringBytes());
         }
         need(length, field);
+        String ascii = ascii(buf.readerIndex(), length);
+        if (ascii != null) {
+            buf.skipBytes(length);
+            return ascii;
+        }
         ByteBuffer utf8 = buf.nioBuffer(buf.readerIndex(), length);
         buf.skipBytes(length);
         try {
@@ -90,9 +101,47 @@ final class PayloadReader {
         }
     }
 
+    /**
+     * The string of {@code length} bytes at {@code from} if they are all ASCII (what names on the wire mostly are),
+     * else null (decoded strictly as UTF-8). A string met lately in this payload is returned again, not a copy: a page
+     * of allocations names the same few hosts and users thousands of times, and a take-over keeps every page until
+     * the listing is complete.
+     */
+    private String ascii(int from, int length) {
+        int hash = 0;
+        for (int i = 0; i < length; i++) {
+            byte b = buf.getByte(from + i);
+            if (b < 0) {
+                return null;
+            }
+            hash = 31 * hash + b; // String.hashCode of the same characters
+        }
+        if (recent == null) {
+            recent = new String[RECENT_STRINGS];
+        }
+        int slot = (hash ^ (hash >>> 16)) & (RECENT_STRINGS - 1);
+        String seen = recent[slot];
+        if (seen != null && seen.length() == length && seen.hashCode() == hash && sameAscii(seen, from)) {
+            return seen;
+        }
+        String read = buf.toString(from, length, StandardCharsets.US_ASCII);
+        recent[slot] = read;
+        return read;
+    }
+
+    private boolean sameAscii(String seen, int from) {
+        for (int i = 0; i < seen.length(); i++) {
+            if (seen.charAt(i) != buf.getByte(from + i)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     Bytes bytes(String field) {
         int offset = offset();
-        long length = u32(field + " length");
+        need(4, field, " length");
+        long length = buf.readUnsignedInt();
         if (length > buf.readableBytes()) {
             throw malformed("byte field " + field + " at offset " + offset + " claims " + length
                     + " bytes but only " + buf.readableBytes() + " remain in the frame");
@@ -104,7 +153,8 @@ final class PayloadReader {
 
     <T> List<T> list(String field, Function<PayloadReader, T> element) {
         int offset = offset();
-        long count = u32(field + " count");
+        need(4, field, " count");
+        long count = buf.readUnsignedInt();
         if (count > limits.maxListItems()) {
             throw malformed("list " + field + " at offset " + offset + " has " + count
                     + " elements, more than the limit of " + limits.maxListItems());
@@ -151,8 +201,13 @@ final class PayloadReader {
     }
 
     private void need(int bytes, String field) {
+        need(bytes, field, "");
+    }
+
+    /** As {@link #need(int, String)} for the part {@code suffix} of {@code field}, named only if it is missing. */
+    private void need(int bytes, String field, String suffix) {
         if (buf.readableBytes() < bytes) {
-            throw malformed("payload truncated at offset " + offset() + " reading " + field
+            throw malformed("payload truncated at offset " + offset() + " reading " + field + suffix
                     + ": needs " + bytes + " bytes, " + buf.readableBytes() + " left");
         }
     }

@@ -244,4 +244,33 @@ class FrameDecoderTest {
         String onWire = new String(bytes, 12, bytes.length - 12, StandardCharsets.UTF_8);
         assertEquals("knoten-β:22350", onWire);
     }
+    @Test
+    void aPageNamingTheSameHostsAgainAndAgainHoldsOneStringOfEachAndKeepsEveryOtherName() {
+        // A take-over keeps every page of a backend's allocations: 100 000 handles named "vm"/"root" each.
+        List<Allocation> page = new ArrayList<>();
+        String[] hosts = {"ws-1", "ws-2", "Büro-3", "ws-1x", "", "東京-4"};
+        for (int i = 0; i < 300; i++) {
+            String host = hosts[i % hosts.length];
+            page.add(new Allocation(i + 1, new LicenseKey(6_000_010, 42, 1), AccessMode.USERLIMIT, 0,
+                    new HandleOwner(host, "user-" + (i % 2), 4_000 + i, i), Bytes.of(new byte[32]), 3,
+                    new AllocationRequest(host, 7_000 + i)));
+        }
+        Frame frame = new Frame(9, new Message.AllocationList(page, true, true));
+        EmbeddedChannel channel = Wire.channel();
+        Wire.feed(channel, Wire.encode(frame));
+        List<Frame> decoded = Wire.inbound(channel);
+        assertEquals(List.of(frame), decoded, "every name as sent, ASCII or not");
+        List<Allocation> read = ((Message.AllocationList) decoded.get(0).message()).allocations();
+        java.util.Set<String> distinct = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+        for (Allocation allocation : read) {
+            distinct.add(allocation.owner().user());
+            if (allocation.owner().host().chars().allMatch(c -> c < 0x80)) {
+                distinct.add(allocation.owner().host());
+                distinct.add(allocation.request().host());
+            }
+        }
+        // "user-0", "user-1", "ws-1", "ws-2", "ws-1x", "": one object each across the page and both fields.
+        assertEquals(6, distinct.size(), "ASCII names read once per page: " + distinct);
+        assertFalse(channel.finishAndReleaseAll());
+    }
 }

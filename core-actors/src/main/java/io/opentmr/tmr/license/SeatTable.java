@@ -220,6 +220,11 @@ public final class SeatTable {
         return Optional.ofNullable(seats.get(handleId));
     }
 
+    /** Whether the handle holds a seat (as {@code get(handleId).isPresent()}, for the loops over a whole listing). */
+    public boolean holds(long handleId) {
+        return seats.containsKey(handleId);
+    }
+
     /** The seat opened by this request, if it still holds. */
     public Optional<Seat> byRequest(Seat.RequestKey request) {
         Long handleId = byRequest.get(request);
