@@ -656,7 +656,12 @@ public final class ContainerState {
     }
 
     private static long utf8Length(String s) {
-        return s.getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
+        for (int i = 0; i < s.length(); i++) {
+            if (s.charAt(i) >= 0x80) {
+                return s.getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
+            }
+        }
+        return s.length(); // ASCII, as names mostly are: no copy per name of a page
     }
 
     public Collection<TmrAllocation> allocations() {

@@ -994,10 +994,18 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         if (!peers.holdsLease() || peers.epoch() != rebuild.epoch()) {
             return Effect().none();
         }
+        // The table against the listings as sorted id arrays: at a take-over with 100 000 handles this runs before
+        // the JIT has compiled it, and per-handle map lookups cost it most of a second.
+        long[] tableIds = tableIds();
+        boolean[] listedAnywhere = new boolean[tableIds.length];
+        boolean lacking = false;
+        for (List<Allocation> listing : rebuild.listings()) {
+            lacking |= markListed(tableIds, handleIds(listing, true), listedAnywhere);
+        }
         // Counted without their requests: a backend older than them lists none (docs/protocol.md, LIST_ALLOCATIONS).
         Map<Allocation, Integer> holders = new HashMap<>();
         Map<Long, AllocationRequest> requests = new HashMap<>();
-        for (List<Allocation> listing : rebuild.listings()) {
+        for (List<Allocation> listing : lacking ? rebuild.listings() : List.<List<Allocation>>of()) {
             for (Allocation allocation : listing) {
                 long handleId = allocation.tmrHandleId();
                 if (allocation.key().equals(key) && !table.holds(handleId) && !table.releasedLately(handleId)
@@ -1015,24 +1023,28 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             return Effect().none();
         }
         long now = clock.millis();
-        List<Seat> stale = staleAtTheGain(rebuild);
+        List<Seat> stale = staleAtTheGain(rebuild, tableIds, listedAnywhere);
         Map<Long, Seat> rebuilt = new LinkedHashMap<>();
-        // Within the quantity only, in the order of the handles, after the journal's seats that a backend still holds
-        // (the old active may have freed a seat on the backends and granted it again, journaling both with its own
-        // log alone: the seat it freed is stale, dropped above), so a rebuild never counts more seats than the
-        // license has; the re-syncs free the handles left out.
-        SeatTable after = SeatTable.fromSnapshot(table.toSnapshot());
-        stale.forEach(seat -> SeatTable.apply(after, new SeatReleased(seat.handleId(), NO_BACKEND_HOLDS_IT, now)));
-        holders.entrySet().stream().filter(e -> e.getValue() >= 2).map(Map.Entry::getKey)
-                .sorted(java.util.Comparator.comparingLong(Allocation::tmrHandleId)).forEach(allocation -> {
-                    Seat seat = rebuiltSeat(allocation.withRequest(requests.get(allocation.tmrHandleId())), now);
-                    if (!rebuilt.containsKey(seat.handleId()) && after.admit(seat.mode(), seat.station(),
-                            agreed.quantity(), name(), pendingSeats).isEmpty()) {
-                        after.add(seat);
-                        rebuilt.put(seat.handleId(), seat);
-                    }
-                });
-        if (rebuilt.size() < holders.values().stream().filter(count -> count >= 2).count()) {
+        List<Allocation> heldByTwo = holders.entrySet().stream().filter(e -> e.getValue() >= 2).map(Map.Entry::getKey)
+                .sorted(java.util.Comparator.comparingLong(Allocation::tmrHandleId)).toList();
+        if (!heldByTwo.isEmpty()) {
+            // Within the quantity only, in the order of the handles, after the journal's seats that a backend still
+            // holds (the old active may have freed a seat on the backends and granted it again, journaling both with
+            // its own log alone: the seat it freed is stale, dropped above), so a rebuild never counts more seats
+            // than the license has; the re-syncs free the handles left out. The table is copied only then: with
+            // 100 000 seats the copy is a good part of a take-over's CPU.
+            SeatTable after = SeatTable.fromSnapshot(table.toSnapshot());
+            stale.forEach(seat -> SeatTable.apply(after, new SeatReleased(seat.handleId(), NO_BACKEND_HOLDS_IT, now)));
+            for (Allocation allocation : heldByTwo) {
+                Seat seat = rebuiltSeat(allocation.withRequest(requests.get(allocation.tmrHandleId())), now);
+                if (!rebuilt.containsKey(seat.handleId()) && after.admit(seat.mode(), seat.station(),
+                        agreed.quantity(), name(), pendingSeats).isEmpty()) {
+                    after.add(seat);
+                    rebuilt.put(seat.handleId(), seat);
+                }
+            }
+        }
+        if (rebuilt.size() < heldByTwo.size()) {
             integrity().warn("{}: handle(s) two or more backends hold that the journal lacks exceed the quantity "
                     + "{}: only {} rebuilt, the others are freed", name(), agreed.quantity(), rebuilt.size());
         }
@@ -1078,18 +1090,15 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
      * while no backend was re-synced since the gain (the license has not served in this epoch: every seat it knows
      * was there when the listings were taken) and not for seats being allocated or released now.
      */
-    private List<Seat> staleAtTheGain(Rebuild rebuild) {
+    private List<Seat> staleAtTheGain(Rebuild rebuild, long[] tableIds, boolean[] listedAnywhere) {
         if (rebuild.fenced() < 2 || !sync.usable().isEmpty()) {
             return List.of();
         }
-        List<Allocation> all = new ArrayList<>();
-        rebuild.listings().forEach(all::addAll);
-        long[] listed = handleIds(all, true);
         List<Seat> stale = new ArrayList<>();
-        for (Seat seat : table.all()) {
-            long handleId = seat.handleId();
-            if (!listedIn(listed, handleId) && !pending.containsKey(handleId) && !releasing.containsKey(handleId)) {
-                stale.add(seat);
+        for (int i = 0; i < tableIds.length; i++) {
+            long handleId = tableIds[i];
+            if (!listedAnywhere[i] && !pending.containsKey(handleId) && !releasing.containsKey(handleId)) {
+                stale.add(table.get(handleId).orElseThrow());
             }
         }
         return stale;
@@ -1179,10 +1188,13 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             }
         }
         List<Long> adds = new ArrayList<>();
-        for (Seat seat : table.all()) {
+        long[] tableIds = tableIds();
+        boolean[] held = new boolean[tableIds.length];
+        markListed(tableIds, heldIds, held);
+        for (int i = 0; i < tableIds.length; i++) {
             // A seat being released was freed already; allocating it again would leave it behind.
-            if (!listedIn(heldIds, seat.handleId()) && !releasing.containsKey(seat.handleId())) {
-                adds.add(seat.handleId());
+            if (!held[i] && !releasing.containsKey(tableIds[i])) {
+                adds.add(tableIds[i]);
             }
         }
         // Accesses under way that were sent before this backend got seat writes: their seats are added here, so
@@ -1231,6 +1243,37 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         long[] listed = n == ids.length ? ids : Arrays.copyOf(ids, n);
         Arrays.sort(listed);
         return listed;
+    }
+
+    /** The handle ids of the table's seats, sorted. */
+    private long[] tableIds() {
+        long[] ids = new long[table.handles()];
+        int n = 0;
+        for (Seat seat : table.all()) {
+            ids[n++] = seat.handleId();
+        }
+        Arrays.sort(ids);
+        return ids;
+    }
+
+    /**
+     * Marks in {@code listed} the places of {@code tableIds} that {@code ids} holds (both sorted): one pass over
+     * each. Whether {@code ids} holds one the table lacks.
+     */
+    static boolean markListed(long[] tableIds, long[] ids, boolean[] listed) {
+        boolean lacking = false;
+        int t = 0;
+        for (long id : ids) {
+            while (t < tableIds.length && tableIds[t] < id) {
+                t++;
+            }
+            if (t < tableIds.length && tableIds[t] == id) {
+                listed[t] = true;
+            } else {
+                lacking = true;
+            }
+        }
+        return lacking;
     }
 
     private static boolean listedIn(long[] sortedIds, long handleId) {
