@@ -244,6 +244,7 @@ class FrameDecoderTest {
         String onWire = new String(bytes, 12, bytes.length - 12, StandardCharsets.UTF_8);
         assertEquals("knoten-β:22350", onWire);
     }
+
     @Test
     void aPageNamingTheSameHostsAgainAndAgainHoldsOneStringOfEachAndKeepsEveryOtherName() {
         // A take-over keeps every page of a backend's allocations: 100 000 handles named "vm"/"root" each.

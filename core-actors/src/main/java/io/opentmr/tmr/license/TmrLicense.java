@@ -1224,12 +1224,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     }
 
     /**
-     * Whether an allocation a backend lists is stale there: no seat keeps it and no access still under way may
-     * grant it (one whose client has its answer does not keep its allocations).
-     */
-    /**
      * The handle ids of {@code allocations} (of this license only, if {@code ofThisLicense}), sorted, for
-     * {@link #listedIn}: a take-over compares listings of 100 000 allocations and more with the table, and sets of
+     * {@link #markListed} and {@link #listedIn}: a take-over compares listings of 100 000 allocations and more with the table, and sets of
      * boxed ids cost it a good part of a second of CPU.
      */
     private long[] handleIds(List<Allocation> allocations, boolean ofThisLicense) {
@@ -1280,6 +1276,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         return Arrays.binarySearch(sortedIds, handleId) >= 0;
     }
 
+    /**
+     * Whether an allocation a backend lists is stale there: no seat keeps it and no access still under way may
+     * grant it (one whose client has its answer does not keep its allocations).
+     */
     private boolean staleOnBackend(long handleId) {
         boolean kept = table.holds(handleId) && !releasing.containsKey(handleId);
         Pending undecided = pending.get(handleId);
