@@ -362,7 +362,7 @@ final class PayloadCodec {
     }
 
     private static LicenseKey readKey(PayloadReader r) {
-        return new LicenseKey(r.u32("key.firmCode"), r.u32("key.productCode"), r.u32("key.tmrId"));
+        return r.again(new LicenseKey(r.u32("key.firmCode"), r.u32("key.productCode"), r.u32("key.tmrId")));
     }
 
     private static void writeProduct(PayloadWriter w, ProductInfo p) {

@@ -26,6 +26,8 @@ final class PayloadReader {
     private final int requestId;
     /** Strings read lately from this payload, by a hash of their bytes ({@link #ascii}); made on first use. */
     private String[] recent;
+    /** The license key read last from this payload ({@link #again}). */
+    private LicenseKey lastKey;
 
     PayloadReader(ByteBuf payload, CodecLimits limits, MessageType type, int requestId) {
         this.buf = payload;
@@ -136,6 +138,18 @@ final class PayloadReader {
             }
         }
         return true;
+    }
+
+    /**
+     * The key read last from this payload if it equals {@code key}, else {@code key}: a page of allocations names the
+     * same few licenses thousands of times, and one object each is what a take-over keeps.
+     */
+    LicenseKey again(LicenseKey key) {
+        if (key.equals(lastKey)) {
+            return lastKey;
+        }
+        lastKey = key;
+        return key;
     }
 
     Bytes bytes(String field) {

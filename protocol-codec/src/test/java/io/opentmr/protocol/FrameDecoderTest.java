@@ -272,6 +272,9 @@ class FrameDecoderTest {
         }
         // "user-0", "user-1", "ws-1", "ws-2", "ws-1x", "": one object each across the page and both fields.
         assertEquals(6, distinct.size(), "ASCII names read once per page: " + distinct);
+        java.util.Set<LicenseKey> keys = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+        read.forEach(allocation -> keys.add(allocation.key()));
+        assertEquals(1, keys.size(), "one key object for the page's one license");
         assertFalse(channel.finishAndReleaseAll());
     }
 }
