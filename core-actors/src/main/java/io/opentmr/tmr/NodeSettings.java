@@ -31,6 +31,8 @@ import java.util.Optional;
  * @param missedHeartbeats unanswered heartbeats after which a backend counts as down
  * @param backendTimeout   bound on every request to a backend
  * @param leaseTtl         lifetime of a lease grant without renewal
+ * @param acquireRetry     how soon a backend that refused the lease (held by another node) is asked again while the
+ *                         node wants it, rather than at the next heartbeat
  * @param reconcileTimeout how long the node waits, once it holds the lease, for every license to be re-synced
  *                         before it serves anyway (those not re-synced answer 130 until they are)
  * @param helloWait        how long a HELLO waits for a node that holds the lease but is still taking over to serve
@@ -60,6 +62,7 @@ public record NodeSettings(
         int inventoryEvery,
         Duration backendTimeout,
         Duration leaseTtl,
+        Duration acquireRetry,
         Duration reconnectMin,
         Duration reconnectMax,
         Duration cleanupTimeout,
@@ -174,6 +177,12 @@ public record NodeSettings(
             throw new ConfigException.BadValue(PATH + ".heartbeat-interval", "must be at most half of "
                     + PATH + ".lease-ttl, or the lease lapses between two renewals");
         }
+        Duration acquireRetry = positive(c, "acquire-retry");
+        if (acquireRetry.compareTo(heartbeat) > 0) {
+            throw new ConfigException.BadValue(PATH + ".acquire-retry", "must be at most " + PATH
+                    + ".heartbeat-interval (" + heartbeat.toMillis() + " ms): a refused lease is asked again at the "
+                    + "next heartbeat anyway");
+        }
         if (c.getDuration("keep-alive-interval").compareTo(c.getDuration("cleanup-timeout")) >= 0) {
             throw new ConfigException.BadValue(PATH + ".keep-alive-interval", "must be shorter than "
                     + PATH + ".cleanup-timeout");
@@ -181,7 +190,7 @@ public record NodeSettings(
         return new NodeSettings(c.getString("address"), port, Path.of(dataDir), List.copyOf(backends), virtualSerial,
                 java.util.Collections.unmodifiableMap(virtualSerials), auth, name,
                 heartbeat, atLeastOne(c, "missed-heartbeats"), atLeastOne(c, "inventory-every"),
-                positive(c, "backend-timeout"), leaseTtl, positive(c, "reconnect.min-backoff"),
+                positive(c, "backend-timeout"), leaseTtl, acquireRetry, positive(c, "reconnect.min-backoff"),
                 positive(c, "reconnect.max-backoff"), positive(c, "cleanup-timeout"),
                 positive(c, "keep-alive-interval"), atLeastOne(c, "snapshot-every"),
                 atLeastOne(c, "limits.max-connections"), atLeastOne(c, "limits.max-in-flight-per-connection"),

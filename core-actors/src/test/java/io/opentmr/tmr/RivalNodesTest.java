@@ -120,10 +120,41 @@ class RivalNodesTest {
                 return CompletableFuture.failedFuture(new java.net.ConnectException("unreachable from " + name));
             }
         }
+        boolean counted = name.equals("node-a") && index == 0;
         return PeerConnection.connect(new InetSocketAddress(backend.getHostString(), backend.getPort()), name,
                         PeerAuth.fromFile(group.secretFile()), new PeerOptions(Duration.ofSeconds(2),
                                 Duration.ofSeconds(2), 1024, CodecLimits.DEFAULT), peerLoop)
-                .thenApply(PeerLink::of);
+                .thenApply(PeerLink::of).thenApply(link -> counted ? countingAcquires(link) : link);
+    }
+
+    /** LEASE_ACQUIREs node-a sent backend 1. */
+    private final java.util.concurrent.atomic.AtomicInteger acquiresOfA = new java.util.concurrent.atomic.AtomicInteger();
+
+    private PeerLink countingAcquires(PeerLink real) {
+        return new PeerLink() {
+            @Override
+            public CompletionStage<Message> request(Message request) {
+                if (request instanceof Message.LeaseAcquire) {
+                    acquiresOfA.incrementAndGet();
+                }
+                return real.request(request);
+            }
+
+            @Override
+            public CompletionStage<Void> closed() {
+                return real.closed();
+            }
+
+            @Override
+            public String backendName() {
+                return real.backendName();
+            }
+
+            @Override
+            public void close() {
+                real.close();
+            }
+        };
     }
 
     @Test
@@ -242,6 +273,33 @@ class RivalNodesTest {
         }
         Await.until("node-a serves on backends 2 and 3", () -> a.serving());
         assertNull(holder(0), "node-a waited for its quiet time to take backends that never refused it");
+    }
+
+    /**
+     * A rival (a twin's active) holds every grant; node-a, wanting the lease, is refused and asks each backend again
+     * acquire-retry after each refusal, not only at its heartbeat (10 s here): a standby asks for a dead active's
+     * freed grants within that time. At its heartbeat alone it would ask backend 1 three times in the wait's bound
+     * (at its connect and two heartbeats). Once the rival lets go, node-a serves.
+     */
+    @Test
+    void aNodeRefusedTheLeaseByARivalAsksAgainBeforeItsNextHeartbeat() throws Exception {
+        reachableByA.addAll(List.of(0, 1, 2));
+        try (TmrTestGroup.Peer rival0 = group.peer("node-b", 0);
+             TmrTestGroup.Peer rival1 = group.peer("node-b", 1);
+             TmrTestGroup.Peer rival2 = group.peer("node-b", 2)) {
+            LeaseGrant held0 = rival0.grant(1, RIVAL_TTL);
+            LeaseGrant held1 = rival1.grant(held0.epoch(), RIVAL_TTL);
+            LeaseGrant held2 = rival2.grant(held0.epoch(), RIVAL_TTL);
+            a = node("node-a", "a", "127.0.2.1", reachableByA, Map.of("opentmr.node.heartbeat-interval", "10s",
+                    "opentmr.node.lease-ttl", "20s", "opentmr.node.acquire-retry", "50ms"));
+            renewingUntil("node-a asks backend 1 again and again", () -> acquiresOfA.get() >= 6,
+                    rival0, held0, rival1, held1, rival2, held2);
+            assertEquals(0, a.grantsHeld(), "node-a holds no grant the rival holds");
+            rival0.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-b", held0.epoch()));
+            rival1.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-b", held1.epoch()));
+            rival2.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-b", held2.epoch()));
+            Await.until("node-a serves once the rival let its grants go", () -> a.serving());
+        }
     }
 
     /** The holder of backend {@code i}'s live active lease, or null. */

@@ -79,6 +79,10 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
         INSTANCE
     }
 
+    /** Time to ask {@code link}'s backend for the lease again: it refused it, held by another node. */
+    private record AskAgain(PeerLink link) implements Command {
+    }
+
     /** The node started or stopped wanting the lease. */
     enum WishChanged implements Command {
         INSTANCE
@@ -217,6 +221,7 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
                 .onMessage(Disconnected.class, this::onDisconnected)
                 .onMessage(Tick.class, tick -> onTick())
                 .onMessage(WishChanged.class, changed -> onWishChanged())
+                .onMessage(AskAgain.class, this::onAskAgain)
                 .onMessage(LeaseAnswered.class, this::onLease)
                 .onMessage(InventoryAnswered.class, this::onInventory)
                 .onSignal(PostStop.class, stop -> {
@@ -300,6 +305,15 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
         }
         if (ticks % settings.inventoryEvery() == 0) {
             askInventory();
+        }
+        return this;
+    }
+
+    private Behavior<Command> onAskAgain(AskAgain again) {
+        // Not on another connection, nor while a request is out (its answer asks again if needed), nor once the node
+        // no longer wants the lease or holds this grant; a quiet time turns it into an INVENTORY (askLease).
+        if (again.link() == link && !leaseOutstanding && !holding && group.leaseWanted()) {
+            askLease();
         }
         return this;
     }
@@ -452,6 +466,13 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
                 if (answer.ask() == Ask.LEASE) {
                     group.givenBack(index);
                     group.leaseAnswered(index, refused.code() == CmError.TMR_LEASE_REFUSED.code());
+                    if (refused.code() == CmError.TMR_LEASE_REFUSED.code() && group.leaseWanted()
+                            && settings.acquireRetry().compareTo(settings.heartbeat()) < 0) {
+                        // Held by another node: asked again soon, so that a standby sees the grants of an active
+                        // that died (freed with its connections) within acquire-retry, not at its next heartbeat.
+                        getContext().scheduleOnce(settings.acquireRetry(), getContext().getSelf(),
+                                new AskAgain(answer.link()));
+                    }
                 }
             }
             // A timeout counts as a missed heartbeat, as a missing answer does.
