@@ -302,6 +302,39 @@ class RivalNodesTest {
         }
     }
 
+    /**
+     * The asks of a refused node stay bounded: at most one per acquire-retry plus one per heartbeat (each tick's request
+     * voids the retry due for an earlier refusal, so retries never run side by side and multiply). Counted over a
+     * bounded window while a rival holds every grant; with retries multiplying it was about 100 a second.
+     */
+    @Test
+    void aRefusedNodeAsksAtMostOnceAnAcquireRetryAndOnceAHeartbeat() throws Exception {
+        reachableByA.addAll(List.of(0, 1, 2));
+        try (TmrTestGroup.Peer rival0 = group.peer("node-b", 0);
+             TmrTestGroup.Peer rival1 = group.peer("node-b", 1);
+             TmrTestGroup.Peer rival2 = group.peer("node-b", 2)) {
+            LeaseGrant held0 = rival0.grant(1, RIVAL_TTL);
+            LeaseGrant held1 = rival1.grant(held0.epoch(), RIVAL_TTL);
+            LeaseGrant held2 = rival2.grant(held0.epoch(), RIVAL_TTL);
+            a = node("node-a", "a", "127.0.2.1", reachableByA, Map.of("opentmr.node.heartbeat-interval", "100ms",
+                    "opentmr.node.acquire-retry", "50ms"));
+            renewingUntil("node-a asks backend 1", () -> acquiresOfA.get() >= 3, rival0, held0, rival1, held1,
+                    rival2, held2);
+            int before = acquiresOfA.get();
+            long from = System.nanoTime();
+            Duration window = Duration.ofSeconds(3);
+            renewingUntil("the counting window ends", () -> System.nanoTime() - from >= window.toNanos(),
+                    rival0, held0, rival1, held1, rival2, held2);
+            int asked = acquiresOfA.get() - before;
+            long elapsedMillis = (System.nanoTime() - from) / 1_000_000;
+            // One per 50 ms and one per 100 ms at most, and a margin of 20 for the first and last of each.
+            long bound = elapsedMillis / 50 + elapsedMillis / 100 + 20;
+            assertTrue(asked <= bound, "node-a asked backend 1 " + asked + " times in " + elapsedMillis + " ms (bound "
+                    + bound + ")");
+            assertEquals(0, a.grantsHeld(), "node-a holds no grant the rival holds");
+        }
+    }
+
     /** The holder of backend {@code i}'s live active lease, or null. */
     private String holder(int i) {
         return Await.unchecked(() -> group.backend(i).<io.opentmr.backend.Container.Overview>ask(

@@ -79,8 +79,12 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
         INSTANCE
     }
 
-    /** Time to ask {@code link}'s backend for the lease again: it refused it, held by another node. */
-    private record AskAgain(PeerLink link) implements Command {
+    /**
+     * Time to ask {@code link}'s backend for the lease again: it refused request {@code seq}, the lease being held by
+     * another node. Void once another request went out (a tick's): that one's refusal schedules its own, so a watcher
+     * never has more than one of these in force.
+     */
+    private record AskAgain(PeerLink link, long seq) implements Command {
     }
 
     /** The node started or stopped wanting the lease. */
@@ -310,9 +314,10 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
     }
 
     private Behavior<Command> onAskAgain(AskAgain again) {
-        // Not on another connection, nor while a request is out (its answer asks again if needed), nor once the node
-        // no longer wants the lease or holds this grant; a quiet time turns it into an INVENTORY (askLease).
-        if (again.link() == link && !leaseOutstanding && !holding && group.leaseWanted()) {
+        // Only if no request went out since the refusal (not on another connection either), and not once the node no
+        // longer wants the lease or holds this grant; a quiet time turns it into an INVENTORY (askLease).
+        if (again.link() == link && again.seq() == leaseSeq && !leaseOutstanding && !holding
+                && group.leaseWanted()) {
             askLease();
         }
         return this;
@@ -471,7 +476,7 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
                         // Held by another node: asked again soon, so that a standby sees the grants of an active
                         // that died (freed with its connections) within acquire-retry, not at its next heartbeat.
                         getContext().scheduleOnce(settings.acquireRetry(), getContext().getSelf(),
-                                new AskAgain(answer.link()));
+                                new AskAgain(answer.link(), answer.seq()));
                     }
                 }
             }
