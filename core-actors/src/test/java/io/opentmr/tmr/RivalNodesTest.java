@@ -20,6 +20,7 @@ import io.opentmr.protocol.testing.NoLeaks;
 import io.opentmr.testing.Await;
 import io.opentmr.testing.TmrTestGroup;
 import io.opentmr.tmr.backend.PeerLink;
+import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.time.Clock;
@@ -283,21 +284,15 @@ class RivalNodesTest {
      */
     @Test
     void aNodeRefusedTheLeaseByARivalAsksAgainBeforeItsNextHeartbeat() throws Exception {
-        reachableByA.addAll(List.of(0, 1, 2));
-        try (TmrTestGroup.Peer rival0 = group.peer("node-b", 0);
-             TmrTestGroup.Peer rival1 = group.peer("node-b", 1);
-             TmrTestGroup.Peer rival2 = group.peer("node-b", 2)) {
-            LeaseGrant held0 = rival0.grant(1, RIVAL_TTL);
-            LeaseGrant held1 = rival1.grant(held0.epoch(), RIVAL_TTL);
-            LeaseGrant held2 = rival2.grant(held0.epoch(), RIVAL_TTL);
+        try (RivalHoldingAll rival = rivalHoldingAll()) {
             a = node("node-a", "a", "127.0.2.1", reachableByA, Map.of("opentmr.node.heartbeat-interval", "10s",
                     "opentmr.node.lease-ttl", "20s", "opentmr.node.acquire-retry", "50ms"));
-            renewingUntil("node-a asks backend 1 again and again", () -> acquiresOfA.get() >= 6,
-                    rival0, held0, rival1, held1, rival2, held2);
+            renewingUntil("node-a asks backend 1 again and again", () -> acquiresOfA.get() >= 6, rival.renewed());
             assertEquals(0, a.grantsHeld(), "node-a holds no grant the rival holds");
-            rival0.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-b", held0.epoch()));
-            rival1.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-b", held1.epoch()));
-            rival2.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-b", held2.epoch()));
+            for (int i = 0; i < 3; i++) {
+                rival.peers[i].request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, "node-b",
+                        rival.grants[i].epoch()));
+            }
             Await.until("node-a serves once the rival let its grants go", () -> a.serving());
         }
     }
@@ -309,22 +304,16 @@ class RivalNodesTest {
      */
     @Test
     void aRefusedNodeAsksAtMostOnceAnAcquireRetryAndOnceAHeartbeat() throws Exception {
-        reachableByA.addAll(List.of(0, 1, 2));
-        try (TmrTestGroup.Peer rival0 = group.peer("node-b", 0);
-             TmrTestGroup.Peer rival1 = group.peer("node-b", 1);
-             TmrTestGroup.Peer rival2 = group.peer("node-b", 2)) {
-            LeaseGrant held0 = rival0.grant(1, RIVAL_TTL);
-            LeaseGrant held1 = rival1.grant(held0.epoch(), RIVAL_TTL);
-            LeaseGrant held2 = rival2.grant(held0.epoch(), RIVAL_TTL);
+        try (RivalHoldingAll rival = rivalHoldingAll()) {
             a = node("node-a", "a", "127.0.2.1", reachableByA, Map.of("opentmr.node.heartbeat-interval", "100ms",
                     "opentmr.node.acquire-retry", "50ms"));
-            renewingUntil("node-a asks backend 1", () -> acquiresOfA.get() >= 3, rival0, held0, rival1, held1,
-                    rival2, held2);
+            renewingUntil("node-a asks backend 1", () -> acquiresOfA.get() >= 3, rival.renewed());
             int before = acquiresOfA.get();
             long from = System.nanoTime();
             Duration window = Duration.ofSeconds(3);
+            // An observation window, not a wait for a condition: what is checked is that the asks do not multiply.
             renewingUntil("the counting window ends", () -> System.nanoTime() - from >= window.toNanos(),
-                    rival0, held0, rival1, held1, rival2, held2);
+                    rival.renewed());
             int asked = acquiresOfA.get() - before;
             long elapsedMillis = (System.nanoTime() - from) / 1_000_000;
             // One per 50 ms and one per 100 ms at most, and a margin of 20 for the first and last of each.
@@ -333,6 +322,34 @@ class RivalNodesTest {
                     + bound + ")");
             assertEquals(0, a.grantsHeld(), "node-a holds no grant the rival holds");
         }
+    }
+
+    /** A rival (node-b, a twin's active) holding every backend's grant, one peer connection each. */
+    private record RivalHoldingAll(TmrTestGroup.Peer[] peers, LeaseGrant[] grants) implements AutoCloseable {
+
+        /** Each peer with its grant, as {@link #renewingUntil} takes them. */
+        Object[] renewed() {
+            return new Object[] {peers[0], grants[0], peers[1], grants[1], peers[2], grants[2]};
+        }
+
+        @Override
+        public void close() throws IOException {
+            for (TmrTestGroup.Peer peer : peers) {
+                peer.close();
+            }
+        }
+    }
+
+    /** Every backend reachable by node-a, and every grant held by the rival, at one epoch. */
+    private RivalHoldingAll rivalHoldingAll() throws IOException {
+        reachableByA.addAll(List.of(0, 1, 2));
+        TmrTestGroup.Peer[] peers = new TmrTestGroup.Peer[3];
+        LeaseGrant[] grants = new LeaseGrant[3];
+        for (int i = 0; i < 3; i++) {
+            peers[i] = group.peer("node-b", i);
+            grants[i] = peers[i].grant(i == 0 ? 1 : grants[0].epoch(), RIVAL_TTL);
+        }
+        return new RivalHoldingAll(peers, grants);
     }
 
     /** The holder of backend {@code i}'s live active lease, or null. */
