@@ -216,7 +216,7 @@ final class ClientSession extends FrameSession {
                 }
             }
             case PEER_HELLO, PEER_PROOF, INVENTORY, ALLOCATE, FREE, LIST_ALLOCATIONS, LEASE_ACQUIRE, LEASE_RENEW,
-                    LEASE_RELEASE, PEER_CRYPT, PEER_UNITS, USAGE_START, PEER_BORROW ->
+                    LEASE_RELEASE, PEER_CRYPT, PEER_UNITS, USAGE_START, PEER_BORROW, LIST_DIGESTS ->
                     error(ctx, id, CmError.TMR_PEER_NOT_AUTHENTICATED,
                             "peer requests need a connection that began with PEER_HELLO, not HELLO");
             default -> error(ctx, id, CmError.INVALID_PARAMETER, message.type() + " is a reply, not a request");
@@ -361,6 +361,10 @@ final class ClientSession extends FrameSession {
                         (ContainerState.AllocationPage page) -> new Message.AllocationList(
                                 page.allocations().stream().map(TmrAllocation::toProtocol).toList(), page.more(),
                                 m.withRequests()));
+            }
+            case LIST_DIGESTS -> {
+                Message.ListDigests m = (Message.ListDigests) message;
+                ask(ctx, id, r -> new Container.ListDigests(m.ranges(), r), Message.DigestList::new);
             }
             case PEER_CRYPT -> {
                 Message.PeerCrypt m = (Message.PeerCrypt) message;

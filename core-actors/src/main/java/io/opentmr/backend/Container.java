@@ -12,6 +12,7 @@ import io.opentmr.license.LicenseUpdateFile;
 import io.opentmr.license.ProductItemSpec;
 import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.Allocation;
+import io.opentmr.protocol.AllocationDigests;
 import io.opentmr.protocol.BorrowTicket;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
@@ -303,6 +304,14 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
     /** LIST_ALLOCATIONS; {@code maxItems} is capped at {@link #MAX_ALLOCATIONS_PER_PAGE}. */
     public record ListAllocations(long afterHandleId, long maxItems,
                                   ReplyTo<ContainerState.AllocationPage> replyTo) implements Request {
+        @Override
+        public void refuse(CmFailure refusal) {
+            replyTo.tell(StatusReply.error(refusal));
+        }
+    }
+
+    /** LIST_DIGESTS: the count and digest of the allocations in each of {@code ranges} ranges. */
+    public record ListDigests(int ranges, ReplyTo<AllocationDigests> replyTo) implements Request {
         @Override
         public void refuse(CmFailure refusal) {
             replyTo.tell(StatusReply.error(refusal));
@@ -681,6 +690,8 @@ public final class Container extends EventSourcedBehavior<Container.Command, Con
             int max = (int) Math.min(c.maxItems(), MAX_ALLOCATIONS_PER_PAGE);
             return reply(c.replyTo(), StatusReply.success(state.allocations(c.afterHandleId(), max,
                     MAX_ALLOCATION_PAGE_BYTES)));
+        } else if (request instanceof ListDigests c) {
+            return reply(c.replyTo(), StatusReply.success(state.digests(c.ranges())));
         } else if (request instanceof PeerCrypt c) {
             return onPeerCrypt(state, c);
         } else if (request instanceof PeerUnits c) {

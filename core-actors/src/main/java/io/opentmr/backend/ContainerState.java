@@ -18,6 +18,7 @@ import io.opentmr.license.LicenseUpdate;
 import io.opentmr.license.ProductItemSpec;
 import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.Allocation;
+import io.opentmr.protocol.AllocationDigests;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.GroupKeyStatement;
@@ -646,6 +647,15 @@ public final class ContainerState {
             page.add(allocation);
         }
         return new AllocationPage(page, next.hasNext());
+    }
+
+    /** The count and digest of the allocations in each of {@code ranges} ranges of the handle id space. */
+    public AllocationDigests digests(int ranges) {
+        AllocationDigests digests = new AllocationDigests(ranges);
+        for (TmrAllocation allocation : allocations.values()) {
+            digests.add(allocation.tmrHandleId(), allocation.item());
+        }
+        return digests;
     }
 
     /** The allocation's size on the wire with its request (docs/protocol.md: Allocation, ALLOCATION_LIST). */

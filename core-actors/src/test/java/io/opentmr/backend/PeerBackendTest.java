@@ -2,6 +2,7 @@ package io.opentmr.backend;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -12,6 +13,7 @@ import io.opentmr.license.LicenseIssuer;
 import io.opentmr.license.ProductItemSpec;
 import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.Allocation;
+import io.opentmr.protocol.AllocationDigests;
 import io.opentmr.protocol.AllocationRequest;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
@@ -473,6 +475,43 @@ class PeerBackendTest {
                     "listed as allocated: owner, mode, token digest and epoch");
             assertTrue(((Message.AllocationList) a1.request(new Message.ListAllocations(0, 10))).allocations()
                     .isEmpty(), "each backend lists its own");
+        }
+    }
+
+    @Test
+    void listDigestsCountsAndDigestsEachRangeAsTheNodeComputesItFromTheSameAllocations() throws Exception {
+        LicenseKey key = issue(79, 0, null);
+        LicenseKey other = issue(80, 0, null);
+        try (TmrTestGroup.Peer a0 = group.peer("node-a", 0); TmrTestGroup.Peer a1 = group.peer("node-a", 1)) {
+            LeaseCertificate cert = certificate(a0, a1, 0);
+            long epoch = cert.grants().get(0).epoch();
+            AllocationDigests expected = new AllocationDigests(8);
+            long[] ids = {-1L, 2, Long.MIN_VALUE, 1, Long.MAX_VALUE, Long.MAX_VALUE / 8 * 3 + 5};
+            for (int i = 0; i < ids.length; i++) {
+                LicenseKey of = i % 2 == 0 ? key : other;
+                ok(a0.request(allocate(cert, allocation(ids[i], of, AccessMode.NOUSERLIMIT, OWNER, epoch))));
+                expected.add(ids[i], of);
+            }
+            ok(a0.request(free(cert, 2, other)));
+            AllocationDigests afterFree = new AllocationDigests(8);
+            for (int i = 0; i < ids.length; i++) {
+                if (ids[i] != 2) {
+                    afterFree.add(ids[i], i % 2 == 0 ? key : other);
+                }
+            }
+
+            AllocationDigests listed = ((Message.DigestList) a0.request(new Message.ListDigests(8))).digests();
+
+            assertEquals(afterFree, listed, "what the node computes from the same allocations");
+            assertNotEquals(expected, listed, "the freed handle left its range");
+            assertEquals(1, listed.count(0), "id 1 only in the first range: id 2 was freed");
+            assertEquals(new AllocationDigests(8),
+                    ((Message.DigestList) a1.request(new Message.ListDigests(8))).digests(), "each backend its own");
+        }
+        try (RawConnection client = new RawConnection(group.backend(0).address())) {
+            client.hello();
+            assertEquals(CmError.TMR_PEER_NOT_AUTHENTICATED.code(), code(client.request(new Message.ListDigests(8))),
+                    "a client connection gets no digest");
         }
     }
 

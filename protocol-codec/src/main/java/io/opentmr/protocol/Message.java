@@ -658,6 +658,36 @@ public sealed interface Message {
         }
     }
 
+    /**
+     * Asks for the count and digest of the allocations in each of {@code ranges} ranges of the handle id space
+     * ({@link AllocationDigests}).
+     */
+    record ListDigests(int ranges) implements Message {
+        public ListDigests {
+            if (ranges < 1 || ranges > AllocationDigests.MAX_RANGES) {
+                throw new IllegalArgumentException("ranges must be 1 to " + AllocationDigests.MAX_RANGES + ": "
+                        + ranges);
+            }
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.LIST_DIGESTS;
+        }
+    }
+
+    /** The answer to LIST_DIGESTS: one count and digest per range asked for. */
+    record DigestList(AllocationDigests digests) implements Message {
+        public DigestList {
+            Check.notNull(digests, "digests");
+        }
+
+        @Override
+        public MessageType type() {
+            return MessageType.ALLOCATION_DIGESTS;
+        }
+    }
+
     record LeaseGranted(LeaseGrant grant) implements Message {
         public LeaseGranted {
             Check.notNull(grant, "grant");

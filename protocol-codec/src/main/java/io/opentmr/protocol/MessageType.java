@@ -54,11 +54,13 @@ public enum MessageType {
     PEER_UNITS(0x8B, Direction.NODE_TO_BACKEND),
     USAGE_START(0x8C, Direction.NODE_TO_BACKEND),
     PEER_BORROW(0x8D, Direction.NODE_TO_BACKEND),
+    LIST_DIGESTS(0x8E, Direction.NODE_TO_BACKEND),
 
     // Peer replies, backend to TMR node
     INVENTORY_OK(0xA0, Direction.BACKEND_TO_NODE),
     ALLOCATION_LIST(0xA1, Direction.BACKEND_TO_NODE),
-    LEASE_GRANT(0xA2, Direction.BACKEND_TO_NODE);
+    LEASE_GRANT(0xA2, Direction.BACKEND_TO_NODE),
+    ALLOCATION_DIGESTS(0xA3, Direction.BACKEND_TO_NODE);
 
     /** Who sends a message of this type; the codec decodes every type, the handlers enforce direction. */
     public enum Direction { CLIENT_TO_SERVER, SERVER_TO_CLIENT, NODE_TO_BACKEND, BACKEND_TO_NODE }

@@ -260,6 +260,15 @@ final class PayloadCodec {
                 }
             }
             case LEASE_GRANT -> writeGrant(w, ((LeaseGranted) message).grant());
+            case LIST_DIGESTS -> w.u32(((Message.ListDigests) message).ranges());
+            case ALLOCATION_DIGESTS -> {
+                AllocationDigests digests = ((Message.DigestList) message).digests();
+                w.u32(digests.ranges());
+                for (int k = 0; k < digests.ranges(); k++) {
+                    w.u32(digests.count(k));
+                    w.u64(digests.sum(k));
+                }
+            }
             default -> throw new IllegalStateException("no encoding for " + message.type());
         }
     }
@@ -331,6 +340,8 @@ final class PayloadCodec {
             case INVENTORY_OK -> new InventoryOk(r.list("containers", PayloadCodec::readContainer));
             case ALLOCATION_LIST -> readAllocationList(r);
             case LEASE_GRANT -> new LeaseGranted(readGrant(r));
+            case LIST_DIGESTS -> new Message.ListDigests(ranges(r));
+            case ALLOCATION_DIGESTS -> readDigests(r);
         };
         r.end();
         return message;
@@ -431,6 +442,25 @@ final class PayloadCodec {
     }
 
     /** An ALLOCATION_LIST; the requests, when present, name the handles of the page they belong to. */
+    private static int ranges(PayloadReader r) {
+        long ranges = r.u32("ranges");
+        if (ranges < 1 || ranges > AllocationDigests.MAX_RANGES) {
+            throw r.malformed("ranges must be 1 to " + AllocationDigests.MAX_RANGES + ": " + ranges);
+        }
+        return (int) ranges;
+    }
+
+    private static Message.DigestList readDigests(PayloadReader r) {
+        int ranges = ranges(r);
+        long[] counts = new long[ranges];
+        long[] sums = new long[ranges];
+        for (int k = 0; k < ranges; k++) {
+            counts[k] = r.u32("count");
+            sums[k] = r.u64("digest");
+        }
+        return new Message.DigestList(new AllocationDigests(counts, sums));
+    }
+
     private static AllocationList readAllocationList(PayloadReader r) {
         List<Allocation> allocations = r.list("allocations", PayloadCodec::readAllocation);
         boolean more = r.bool("more");

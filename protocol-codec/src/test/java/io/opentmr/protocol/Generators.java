@@ -162,6 +162,16 @@ final class Generators {
                 allocations().list().ofMaxSize(4).uniqueElements(Allocation::tmrHandleId),
                 Arbitraries.of(true, false), Arbitraries.of(true, false)).as(Message.AllocationList::new));
         m.put(MessageType.LEASE_GRANT, grants().map(Message.LeaseGranted::new));
+        m.put(MessageType.LIST_DIGESTS, Arbitraries.integers().between(1, AllocationDigests.MAX_RANGES)
+                .map(Message.ListDigests::new));
+        m.put(MessageType.ALLOCATION_DIGESTS, Combinators.combine(Arbitraries.integers().between(1, 8), u32(), u64())
+                .as((ranges, count, digest) -> {
+                    long[] counts = new long[ranges];
+                    long[] sums = new long[ranges];
+                    counts[ranges - 1] = count;
+                    sums[0] = digest;
+                    return new Message.DigestList(new AllocationDigests(counts, sums));
+                }));
         return m;
     }
 
