@@ -1,6 +1,7 @@
 package io.opentmr.tmr;
 
 import io.opentmr.protocol.Allocation;
+import io.opentmr.protocol.AllocationDigests;
 import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.LicenseKey;
@@ -8,6 +9,7 @@ import io.opentmr.protocol.Message;
 import io.opentmr.tmr.backend.BackendWatcher;
 import io.opentmr.tmr.backend.PeerGroup;
 import java.util.ArrayList;
+import java.util.BitSet;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -64,10 +66,74 @@ final class BackendListing {
      */
     static CompletionStage<Map<LicenseKey, List<Allocation>>> list(PeerGroup peers, int backend, Executor executor,
                                                                   BooleanSupplier goOn) {
+        long[] starts = new long[CURSORS];
+        long[] ends = new long[CURSORS];
+        int[] pages = new int[CURSORS];
+        for (int k = 0; k < CURSORS; k++) {
+            starts[k] = rangeStart(k);
+            ends[k] = k == CURSORS - 1 ? -1L : rangeStart(k + 1);
+            pages[k] = PAGE;
+        }
+        return listIn(peers, backend, executor, starts, ends, pages, goOn);
+    }
+
+    /**
+     * The count and digest of {@code backend}'s allocations in each of {@code ranges} ranges (LIST_DIGESTS); an answer
+     * also says that the backend keeps the requests of allocations ({@link PeerGroup#requestsAnswered}). A backend
+     * that refuses the request as unknown (an older one, which closes the connection) is marked
+     * {@linkplain PeerGroup#digestsRefused refusing} and listed whole from then on; the stage fails then too.
+     */
+    static CompletionStage<AllocationDigests> digests(PeerGroup peers, int backend, int ranges, Executor executor) {
+        return peers.call(backend, certificate -> new Message.ListDigests(ranges)).handleAsync((reply, failure) -> {
+            if (failure != null) {
+                Throwable cause = BackendWatcher.unwrap(failure);
+                if (cause instanceof CmFailure refused && refused.code() == CmError.INVALID_PARAMETER.code()) {
+                    peers.digestsRefused(backend);
+                    LOG.info("Backend {} does not answer LIST_DIGESTS (an older backend: {}); it is listed whole",
+                            backend + 1, refused.getMessage());
+                }
+                throw new java.util.concurrent.CompletionException(cause);
+            }
+            if (!(reply instanceof Message.DigestList list) || list.digests().ranges() != ranges) {
+                throw new java.util.concurrent.CompletionException(new CmFailure(CmError.NETWORK_FAULT,
+                        "LIST_DIGESTS of backend " + (backend + 1) + " answered " + reply));
+            }
+            // A backend that answers digests is newer than the requests of allocations: it keeps them, and the node's
+            // ALLOCATEs name them (a take-over whose digests all agree lists nothing to learn that from).
+            peers.requestsAnswered(backend, true);
+            return list.digests();
+        }, executor);
+    }
+
+    /**
+     * {@code backend}'s allocations in the ranges {@code which} of {@code theirs} (the backend's digests), each range
+     * listed from its start with pages of about as many allocations as the backend counted there, all ranges at once.
+     */
+    static CompletionStage<Map<LicenseKey, List<Allocation>>> listRanges(PeerGroup peers, int backend,
+                                                                        Executor executor, BitSet which,
+                                                                        AllocationDigests theirs) {
+        int n = which.cardinality();
+        long[] starts = new long[n];
+        long[] ends = new long[n];
+        int[] pages = new int[n];
+        int i = 0;
+        for (int k = which.nextSetBit(0); k >= 0; k = which.nextSetBit(k + 1), i++) {
+            starts[i] = AllocationDigests.rangeStart(k, theirs.ranges());
+            ends[i] = AllocationDigests.rangeEnd(k, theirs.ranges());
+            pages[i] = (int) Math.min(PAGE, theirs.count(k) + 8);
+        }
+        return listIn(peers, backend, executor, starts, ends, pages, () -> true);
+    }
+
+    /** The allocations of {@code backend} in each range (above its start, up to its end, unsigned), all at once. */
+    private static CompletionStage<Map<LicenseKey, List<Allocation>>> listIn(PeerGroup peers, int backend,
+                                                                            Executor executor, long[] starts,
+                                                                            long[] ends, int[] pages,
+                                                                            BooleanSupplier goOn) {
         CompletableFuture<Map<LicenseKey, List<Allocation>>> listed = new CompletableFuture<>();
         BooleanSupplier wanted = () -> goOn.getAsBoolean() && !listed.isDone();
-        List<CompletableFuture<Map<LicenseKey, List<Allocation>>>> ranges = new ArrayList<>(CURSORS);
-        for (int k = 0; k < CURSORS; k++) {
+        List<CompletableFuture<Map<LicenseKey, List<Allocation>>>> ranges = new ArrayList<>(starts.length);
+        for (int k = 0; k < starts.length; k++) {
             CompletableFuture<Map<LicenseKey, List<Allocation>>> range = new CompletableFuture<>();
             // The first range that fails fails the listing at once; the others ask for no further page.
             range.whenComplete((byKey, failure) -> {
@@ -77,9 +143,8 @@ final class BackendListing {
             });
             ranges.add(range);
         }
-        for (int k = 0; k < CURSORS; k++) {
-            next(peers, backend, executor, rangeStart(k), k == CURSORS - 1 ? -1L : rangeStart(k + 1), new HashMap<>(),
-                    ranges.get(k), wanted);
+        for (int k = 0; k < starts.length; k++) {
+            next(peers, backend, executor, starts[k], ends[k], pages[k], new HashMap<>(), ranges.get(k), wanted);
         }
         CompletableFuture.allOf(ranges.toArray(CompletableFuture[]::new)).thenRun(() -> {
             // In the ranges' order: each license's allocations stay in unsigned handle id order.
@@ -102,7 +167,7 @@ final class BackendListing {
     }
 
     /** The allocations with a handle id above {@code after} up to {@code last} (unsigned), page by page. */
-    private static void next(PeerGroup peers, int backend, Executor executor, long after, long last,
+    private static void next(PeerGroup peers, int backend, Executor executor, long after, long last, int pageSize,
                              Map<LicenseKey, List<Allocation>> byKey,
                              CompletableFuture<Map<LicenseKey, List<Allocation>>> done, BooleanSupplier goOn) {
         if (!goOn.getAsBoolean()) {
@@ -111,7 +176,7 @@ final class BackendListing {
             return;
         }
         boolean withRequests = peers.asksForRequests(backend);
-        peers.call(backend, certificate -> new Message.ListAllocations(after, PAGE, withRequests)).whenCompleteAsync(
+        peers.call(backend, certificate -> new Message.ListAllocations(after, pageSize, withRequests)).whenCompleteAsync(
                 (reply, failure) -> {
                     if (failure != null) {
                         Throwable cause = BackendWatcher.unwrap(failure);
@@ -148,7 +213,7 @@ final class BackendListing {
                     }
                     if (!past && page.more() && !allocations.isEmpty()) {
                         next(peers, backend, executor, allocations.get(allocations.size() - 1).tmrHandleId(), last,
-                                byKey, done, goOn);
+                                pageSize, byKey, done, goOn);
                     } else {
                         done.complete(byKey);
                     }

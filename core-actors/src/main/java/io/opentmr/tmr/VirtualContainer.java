@@ -3,6 +3,7 @@ package io.opentmr.tmr;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.opentmr.CborSerializable;
 import io.opentmr.protocol.Allocation;
+import io.opentmr.protocol.AllocationDigests;
 import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
@@ -168,6 +169,15 @@ public final class VirtualContainer
     private record StartResync(int backend) implements Command {
     }
 
+    /** A backend's counts and digests of its allocations per range (LIST_DIGESTS), or why it gave none. */
+    private record Digested(int backend, long generation, AllocationDigests digests, Throwable failure)
+            implements Command {
+    }
+
+    /** A license's table is not what a listing by digests was cut by: list every backend whole. */
+    private record ListWhole(LicenseKey key, int backend) implements Command {
+    }
+
     /** A backend's allocations by license ({@link BackendListing}), or why they could not be listed. */
     private record Listing(int backend, long generation, Map<LicenseKey, List<Allocation>> byKey, Throwable failure)
             implements Command {
@@ -330,6 +340,36 @@ public final class VirtualContainer
     /** Per backend, the listing the twin's role took at the lease's gain ({@link Prelisted}); null when none. */
     private final Prelisted[] prelisted;
     /**
+     * Ranges of the handle id space a take-over compares by digests ({@link AllocationDigests}): with 100 000 handles
+     * about 25 allocations a range, so the few a crash under load leaves different are listed in a page each.
+     */
+    static final int DIGEST_RANGES = AllocationDigests.MAX_RANGES;
+    /**
+     * Ranges that may differ for a listing by ranges; with more (a backend restored from an old copy, one that missed
+     * much) the backends are listed whole.
+     */
+    static final int MAX_DIFFERING_RANGES = 64;
+    /**
+     * Per backend, whether the gain's listing asked it for digests (once per gain: a retry, or a backend that comes
+     * after the ranges were chosen, is listed whole), and whether that answer is still awaited.
+     */
+    private final boolean[] digestAsked;
+    private final boolean[] digesting;
+    /** Per backend, its digests while the ranges to list are not chosen yet. */
+    private final AllocationDigests[] digested;
+    /**
+     * Per backend, the ranges its listing in {@link #listed} holds, or null for a whole listing. Every backend listed by
+     * ranges at one gain is listed in the same ranges: those where any of them differs from the node's seats, so in the
+     * others each of them holds exactly the seats (and a handle rebuilt from two backends lies in a listed range).
+     */
+    private final BitSet[] coveredBy;
+    /** Each license's part of the node's digests the ranges were chosen by (absent: a license without handles). */
+    private Map<LicenseKey, AllocationDigests> digestShares = Map.of();
+    /** Whether the ranges of this gain were chosen: backends listed from then on are listed whole. */
+    private boolean rangesChosen;
+    /** Whether this gain lists every backend whole (a license found its table not as digested). */
+    private boolean wholeListings;
+    /**
      * Whether the listings of the lease's gain are still being taken: no license re-syncs before all of them are in
      * (a failed one is taken again while its backend stays linked, within the reconcile timeout; a backend that left
      * is done without) and two or more are, so that a handle two backends hold and the journal lacks is rebuilt
@@ -416,6 +456,10 @@ public final class VirtualContainer
         this.fencedAtStart = new boolean[backends];
         this.listedUnder = new long[backends];
         this.prelisted = new Prelisted[backends];
+        this.digestAsked = new boolean[backends];
+        this.digesting = new boolean[backends];
+        this.digested = new AllocationDigests[backends];
+        this.coveredBy = new BitSet[backends];
         for (int i = 0; i < backends; i++) {
             wanting.add(new HashSet<>());
             listed.add(null);
@@ -445,6 +489,11 @@ public final class VirtualContainer
             @Override
             public void needsResync(LicenseKey key, int backend) {
                 self.tell(new NeedsResync(key, backend));
+            }
+
+            @Override
+            public void listWhole(LicenseKey key, int backend) {
+                self.tell(new ListWhole(key, backend));
             }
 
             @Override
@@ -591,6 +640,8 @@ public final class VirtualContainer
                     return Effect().none();
                 })
                 .onCommand(Listing.class, this::onListing)
+                .onCommand(Digested.class, this::onDigested)
+                .onCommand(ListWhole.class, this::onListWhole)
                 .onCommand(Prelisted.class, this::onPrelisted)
                 .onCommand(CheckLease.class, check -> {
                     checkServing();
@@ -737,6 +788,9 @@ public final class VirtualContainer
         // Even before its copies are known: its reports count only with this round.
         recovered.license().tell(new TmrLicense.ResyncAll(round));
         checkServing();
+        if (gathering) {
+            listByRanges();
+        }
         return Effect().none();
     }
 
@@ -781,6 +835,9 @@ public final class VirtualContainer
                 listed.set(backend, null);
                 prefetching[backend] = false;
                 prelisted[backend] = null;
+                digesting[backend] = false;
+                digested[backend] = null;
+                coveredBy[backend] = null;
             }
         }
         BitSet came = (BitSet) now.clone();
@@ -794,6 +851,7 @@ public final class VirtualContainer
                     startResync(backend);
                 }
             }
+            listByRanges();
         }
         endGatheringIfDone();
         groupKeys = view.groupKeys();
@@ -960,7 +1018,8 @@ public final class VirtualContainer
         if (gathering || listing == null || license == null || status.reconciled()) {
             return false;
         }
-        license.tell(new TmrLicense.Resync(backend, listing.getOrDefault(key, List.of()), leaseEpoch));
+        license.tell(new TmrLicense.Resync(backend, listing.getOrDefault(key, List.of()), leaseEpoch,
+                coverage(key, coveredBy[backend])));
         return true;
     }
 
@@ -970,6 +1029,13 @@ public final class VirtualContainer
             listed.set(b, null);
             prefetching[b] = false;
         }
+        Arrays.fill(digestAsked, false);
+        Arrays.fill(digesting, false);
+        Arrays.fill(digested, null);
+        Arrays.fill(coveredBy, null);
+        digestShares = Map.of();
+        rangesChosen = false;
+        wholeListings = false;
     }
 
     /**
@@ -1002,9 +1068,148 @@ public final class VirtualContainer
         listedUnder[backend] = peers.holdsLease() ? peers.epoch() : -1;
         if (prefetching[backend]) {
             fencedAtStart[backend] = peers.grantEpoch(backend) == leaseEpoch;
+            if (!wholeListings && !rangesChosen && !digestAsked[backend] && peers.asksForDigests(backend)) {
+                // The gain's listing compares digests first and lists only the ranges that differ (listByRanges).
+                digestAsked[backend] = true;
+                digesting[backend] = true;
+                context.pipeToSelf(BackendListing.digests(peers, backend, DIGEST_RANGES, context.getExecutionContext()),
+                        (digests, failure) -> new Digested(backend, generation, digests, failure));
+                return;
+            }
         }
+        coveredBy[backend] = null;
         context.pipeToSelf(BackendListing.list(peers, backend, context.getExecutionContext()),
                 (byKey, failure) -> new Listing(backend, generation, byKey, failure));
+    }
+
+    private Effect<Event, State> onDigested(Digested digests) {
+        int backend = digests.backend();
+        checkServing();
+        if (digests.generation() != resyncGeneration[backend]) {
+            return Effect().none();
+        }
+        digesting[backend] = false;
+        if (digests.failure() != null && !peers.asksForDigests(backend)) {
+            // An older backend: listed whole at once.
+            resyncRunning[backend] = false;
+            startResync(backend);
+            listByRanges();
+            return Effect().none();
+        }
+        if (digests.failure() != null) {
+            // As a listing that failed: taken again (whole, see startResync) while its backend stays, within the
+            // reconcile timeout. The others may go on by ranges meanwhile.
+            onListing(new Listing(backend, digests.generation(), null, digests.failure()));
+            listByRanges();
+            return Effect().none();
+        }
+        digested[backend] = digests.digests();
+        listByRanges();
+        return Effect().none();
+    }
+
+    /**
+     * Once every backend asked for digests at the gain has answered (or failed) and every license has recovered its
+     * table: compares the digests with the node's seats (the handles the licenses reported) and lists, from each of
+     * those backends, the ranges where any of them differs. A range where all agree holds exactly the seats on each
+     * of them: the licenses take it as listed ({@link TmrLicense.Coverage}) and check their tables against the digest
+     * they were compared by. With more than {@link #MAX_DIFFERING_RANGES} ranges differing they are listed whole.
+     */
+    private void listByRanges() {
+        if (rangesChosen || wholeListings || !leaseHeld || !recovered.containsAll(licenses.keySet())) {
+            return;
+        }
+        boolean any = false;
+        for (int b = 0; b < digested.length; b++) {
+            if (digesting[b]) {
+                return;
+            }
+            any |= digested[b] != null;
+        }
+        if (!any) {
+            return;
+        }
+        rangesChosen = true;
+        Map<LicenseKey, AllocationDigests> shares = new HashMap<>();
+        AllocationDigests node = new AllocationDigests(DIGEST_RANGES);
+        handles.forEach((handleId, key) -> {
+            shares.computeIfAbsent(key, k -> new AllocationDigests(DIGEST_RANGES)).add(handleId, key);
+            node.add(handleId, key);
+        });
+        digestShares = shares;
+        BitSet differing = new BitSet(DIGEST_RANGES);
+        for (AllocationDigests theirs : digested) {
+            for (int k = 0; theirs != null && k < DIGEST_RANGES; k++) {
+                if (!node.sameIn(theirs, k)) {
+                    differing.set(k);
+                }
+            }
+        }
+        boolean whole = differing.cardinality() > MAX_DIFFERING_RANGES;
+        LOG.info("The backends' digests differ from the node's {} seat(s) in {} of {} ranges: {}", handles.size(),
+                differing.cardinality(), DIGEST_RANGES, whole ? "every backend is listed whole"
+                        : "only those are listed");
+        for (int b = 0; b < digested.length; b++) {
+            AllocationDigests theirs = digested[b];
+            if (theirs == null) {
+                continue;
+            }
+            digested[b] = null;
+            if (whole) {
+                resyncRunning[b] = false;
+                startResync(b);
+                continue;
+            }
+            int backend = b;
+            long generation = resyncGeneration[b];
+            coveredBy[b] = differing;
+            context.pipeToSelf(BackendListing.listRanges(peers, backend, context.getExecutionContext(), differing,
+                    theirs), (byKey, failure) -> new Listing(backend, generation, byKey, failure));
+        }
+    }
+
+    /** What a listing of {@code backend} holds for {@code key}'s license: null for a whole one. */
+    private TmrLicense.Coverage coverage(LicenseKey key, BitSet covered) {
+        return covered == null ? null : new TmrLicense.Coverage(covered,
+                digestShares.getOrDefault(key, new AllocationDigests(DIGEST_RANGES)));
+    }
+
+    /**
+     * A license found its table not as the ranges of the gain's listing were chosen by: before the node serves, the
+     * gain's listings are all taken again, whole; once it serves, the backend is re-synced from a fresh (whole)
+     * listing.
+     */
+    private Effect<Event, State> onListWhole(ListWhole whole) {
+        if (!leaseHeld) {
+            return Effect().none();
+        }
+        if (status.reconciled() || wholeListings) {
+            if (whole.backend() >= 0) {
+                context.getSelf().tell(new NeedsResync(whole.key(), whole.backend()));
+            }
+            return Effect().none();
+        }
+        LOG.warn("License {} did not take the listings by digest; the backends are listed whole", whole.key());
+        round++;
+        dropListings();
+        wholeListings = true;
+        for (int b = 0; b < resyncGeneration.length; b++) {
+            resyncGeneration[b]++;
+            resyncRunning[b] = false;
+            if (inventoried.get(b)) {
+                prefetching[b] = true;
+                startResync(b);
+            }
+        }
+        gathering = true;
+        endGatheringIfDone();
+        usable.replaceAll((key, count) -> 0);
+        licenses.forEach((key, license) -> {
+            if (recovered.contains(key)) {
+                license.tell(new TmrLicense.ResyncAll(round));
+            }
+        });
+        return Effect().none();
     }
 
     private Effect<Event, State> onListing(Listing listing) {
@@ -1049,18 +1254,19 @@ public final class VirtualContainer
             }
             return Effect().none();
         }
-        resyncWanting(backend, listing.byKey(), listedUnder[backend]);
+        resyncWanting(backend, listing.byKey(), listedUnder[backend], null);
         return Effect().none();
     }
 
     /** The licenses waiting for a re-sync of {@code backend} take it from {@code byKey}, listed under {@code epoch}. */
-    private void resyncWanting(int backend, Map<LicenseKey, List<Allocation>> byKey, long epoch) {
+    private void resyncWanting(int backend, Map<LicenseKey, List<Allocation>> byKey, long epoch, BitSet covered) {
         Set<LicenseKey> asked = wanting.get(backend);
         wanting.set(backend, new HashSet<>());
         for (LicenseKey key : asked) {
             ActorRef<TmrLicense.Command> license = licenses.get(key);
             if (license != null) {
-                license.tell(new TmrLicense.Resync(backend, byKey.getOrDefault(key, List.of()), epoch));
+                license.tell(new TmrLicense.Resync(backend, byKey.getOrDefault(key, List.of()), epoch,
+                        coverage(key, covered)));
             }
         }
     }
@@ -1079,10 +1285,11 @@ public final class VirtualContainer
             prefetching[backend] = false;
             listed.set(backend, listing.byKey());
             listedFenced[backend] = listing.fenced();
+            coveredBy[backend] = null;
             if (gathering) {
                 endGatheringIfDone();
             } else {
-                resyncWanting(backend, listing.byKey(), listing.epoch());
+                resyncWanting(backend, listing.byKey(), listing.epoch(), null);
             }
         }
         return Effect().none();
@@ -1120,10 +1327,12 @@ public final class VirtualContainer
         }
         gathering = false;
         List<Map<LicenseKey, List<Allocation>>> taken = new ArrayList<>();
+        List<BitSet> takenCovered = new ArrayList<>();
         int fenced = 0;
         for (int b = 0; b < listed.size(); b++) {
             if (listed.get(b) != null) {
                 taken.add(listed.get(b));
+                takenCovered.add(coveredBy[b]);
                 fenced += listedFenced[b] ? 1 : 0;
             }
         }
@@ -1134,15 +1343,17 @@ public final class VirtualContainer
         if (taken.size() >= 2) {
             licenses.forEach((key, license) -> {
                 List<List<Allocation>> held = new ArrayList<>();
-                for (Map<LicenseKey, List<Allocation>> listing : taken) {
-                    held.add(listing.getOrDefault(key, List.of()));
+                List<TmrLicense.Coverage> coverages = new ArrayList<>();
+                for (int i = 0; i < taken.size(); i++) {
+                    held.add(taken.get(i).getOrDefault(key, List.of()));
+                    coverages.add(coverage(key, takenCovered.get(i)));
                 }
-                license.tell(new TmrLicense.Rebuild(leaseEpoch, held, fencedListings));
+                license.tell(new TmrLicense.Rebuild(leaseEpoch, held, fencedListings, coverages));
             });
         }
         for (int b = 0; b < listed.size(); b++) {
             if (listed.get(b) != null) {
-                resyncWanting(b, listed.get(b), leaseEpoch);
+                resyncWanting(b, listed.get(b), leaseEpoch, coveredBy[b]);
             } else if (!wanting.get(b).isEmpty()) {
                 timers.startSingleTimer("resync-" + b, new StartResync(b), Duration.ofMillis(200));
             }

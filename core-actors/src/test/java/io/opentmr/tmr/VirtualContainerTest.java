@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import io.opentmr.protocol.AccessMode;
+import io.opentmr.protocol.AllocationDigests;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.LeaseGrant;
 import io.opentmr.protocol.CmError;
@@ -17,6 +18,7 @@ import io.opentmr.protocol.Message;
 import io.opentmr.protocol.Serial;
 import io.opentmr.tmr.backend.PeerGroup;
 import io.opentmr.tmr.backend.PeerLink;
+import io.opentmr.tmr.license.Seat;
 import io.opentmr.tmr.license.TmrLicense;
 import java.time.Clock;
 import java.time.Duration;
@@ -88,8 +90,20 @@ class VirtualContainerTest {
 
     /** A license that says it started and recovered at once, and reports every command. */
     static VirtualContainer.LicenseFactory standIns(ActorRef<Object> reports) {
+        return standIns(reports, new long[0]);
+    }
+
+    /** As {@link #standIns(ActorRef)}, each license recovering a seat for each of {@code handleIds}. */
+    static VirtualContainer.LicenseFactory standIns(ActorRef<Object> reports, long... handleIds) {
         return (key, parent) -> Behaviors.setup(context -> {
             reports.tell(new Spawned(key));
+            List<Seat> seats = new ArrayList<>();
+            for (long handleId : handleIds) {
+                seats.add(new Seat(handleId, AccessMode.USERLIMIT, 0, "ws", "user", 1, 1, "", 3, 0, null, 0));
+            }
+            if (!seats.isEmpty()) {
+                parent.openedAll(key, seats);
+            }
             parent.recovered(key, context.getSelf());
             return Behaviors.<TmrLicense.Command>receiveMessage(command -> {
                 reports.tell(new Told(key, command));
@@ -257,6 +271,8 @@ class VirtualContainerTest {
          * the tests' handle ids are small, in the first range, whose pages the tests answer themselves.
          */
         private final boolean holdsEveryRange;
+        /** Whether LIST_DIGESTS reaches the test (else it is refused, as by a backend older than it). */
+        boolean answersDigests;
 
         HeldLink() {
             this(false);
@@ -268,6 +284,11 @@ class VirtualContainerTest {
 
         @Override
         public CompletionStage<Message> request(Message request) {
+            if (request instanceof Message.ListDigests && !answersDigests) {
+                // An older backend: the node lists it whole.
+                return CompletableFuture.failedFuture(new CmFailure(CmError.INVALID_PARAMETER,
+                        "unknown message type 0x8E"));
+            }
             if (!holdsEveryRange && request instanceof Message.ListAllocations list && otherRange(list.afterHandleId())) {
                 return CompletableFuture.completedFuture(new Message.AllocationList(List.of(), false,
                         list.withRequests()));
@@ -731,6 +752,100 @@ class VirtualContainerTest {
      * epoch 3: the license is told to re-sync every backend at the start and again at the gain (its listings are then
      * asked for on the linked backends).
      */
+    /**
+     * A take-over with backends that answer digests: they agree with the license's seats (handles 5 and 7) except that
+     * backends 1 and 2 also hold handle X (the journal lacks it). The listings are of X's range only, from every
+     * backend, and the licenses hear which ranges they hold and the digests their seats were compared by.
+     */
+    @Test
+    void aTakeOverComparesDigestsAndListsOnlyTheRangesWhereABackendDiffers() throws Exception {
+        Serial serial = nextSerial();
+        PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(30));
+        HeldLink[] links = heldLinks(peers);
+        for (HeldLink link : links) {
+            link.answersDigests = true;
+        }
+        TestProbe<Object> licenses = kit.createTestProbe();
+        ActorRef<VirtualContainer.Command> container = kit.spawn(container(serial, peers, new NodeStatus(peers),
+                standIns(licenses.getRef(), 5, 7)));
+        container.tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), counted(SEATS, 0, 1, 2))));
+        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(0));
+        grantLease(peers, 3, "node-a");
+        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(1));
+        container.tell(new VirtualContainer.NeedsResync(SEATS, 2));
+
+        int ranges = VirtualContainer.DIGEST_RANGES;
+        AllocationDigests seats = new AllocationDigests(ranges);
+        seats.add(5, SEATS);
+        seats.add(7, SEATS);
+        long x = Long.MAX_VALUE / 2 + 42;
+        AllocationDigests withX = new AllocationDigests(ranges);
+        withX.add(5, SEATS);
+        withX.add(7, SEATS);
+        withX.add(x, SEATS);
+        for (int b = 0; b < links.length; b++) {
+            var asked = links[b].next();
+            assertEquals(new Message.ListDigests(ranges), asked.getKey(), "digests first");
+            asked.getValue().complete(new Message.DigestList(b < 2 ? withX : seats));
+        }
+        int range = AllocationDigests.rangeOf(x, ranges);
+        var held = heldAllocation(x);
+        for (int b = 0; b < links.length; b++) {
+            var listing = links[b].next();
+            assertEquals(new Message.ListAllocations(AllocationDigests.rangeStart(range, ranges), b < 2 ? 9 : 8, true),
+                    listing.getKey(), "only the range of handle X, in a page about its count");
+            listing.getValue().complete(new Message.AllocationList(b < 2 ? List.of(held) : List.of(), false, true));
+        }
+        BitSet listedRanges = new BitSet();
+        listedRanges.set(range);
+        TmrLicense.Coverage coverage = new TmrLicense.Coverage(listedRanges, seats);
+        Object told = licenses.fishForMessage(Duration.ofSeconds(10), report -> report instanceof Told t
+                && t.command() instanceof TmrLicense.Rebuild ? FishingOutcomes.complete()
+                : FishingOutcomes.continueAndIgnore()).get(0);
+        assertEquals(new Told(SEATS, new TmrLicense.Rebuild(3, List.of(List.of(held), List.of(held), List.of()), 2,
+                List.of(coverage, coverage, coverage))), told);
+        expectTold(licenses, SEATS, new TmrLicense.Resync(2, List.of(), 3, coverage));
+        for (HeldLink link : links) {
+            assertEquals(0, link.asked.size(), "nothing listed whole");
+        }
+    }
+
+    /**
+     * More ranges differing than {@link VirtualContainer#MAX_DIFFERING_RANGES} (a backend that missed much): every
+     * backend asked for digests is listed whole, and the licenses hear complete listings.
+     */
+    @Test
+    void aTakeOverWithManyRangesDifferingListsTheBackendsWhole() throws Exception {
+        Serial serial = nextSerial();
+        PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(30));
+        HeldLink[] links = heldLinks(peers);
+        for (HeldLink link : links) {
+            link.answersDigests = true;
+        }
+        TestProbe<Object> licenses = kit.createTestProbe();
+        gainingTheLease(serial, peers, licenses);
+        int ranges = VirtualContainer.DIGEST_RANGES;
+        AllocationDigests many = new AllocationDigests(ranges);
+        for (int k = 0; k <= VirtualContainer.MAX_DIFFERING_RANGES; k++) {
+            many.add(AllocationDigests.rangeStart(k, ranges) + 1, SEATS);
+        }
+        for (int b = 0; b < links.length; b++) {
+            var asked = links[b].next();
+            assertEquals(new Message.ListDigests(ranges), asked.getKey());
+            asked.getValue().complete(new Message.DigestList(b == 0 ? many : new AllocationDigests(ranges)));
+        }
+        var held = heldAllocation(42);
+        for (int b = 0; b < links.length; b++) {
+            var listing = links[b].next();
+            assertEquals(new Message.ListAllocations(0, BackendListing.PAGE, true), listing.getKey(), "listed whole");
+            listing.getValue().complete(new Message.AllocationList(b == 0 ? List.of(held) : List.of(), false, true));
+        }
+        Object told = licenses.fishForMessage(Duration.ofSeconds(10), report -> report instanceof Told t
+                && t.command() instanceof TmrLicense.Rebuild ? FishingOutcomes.complete()
+                : FishingOutcomes.continueAndIgnore()).get(0);
+        assertEquals(new Told(SEATS, new TmrLicense.Rebuild(3, List.of(List.of(held), List.of(), List.of()), 2)), told);
+    }
+
     private ActorRef<VirtualContainer.Command> gainingTheLease(Serial serial, PeerGroup peers,
                                                                TestProbe<Object> licenses) {
         ActorRef<VirtualContainer.Command> container = kit.spawn(container(serial, peers, new NodeStatus(peers),

@@ -78,6 +78,8 @@ public final class PeerGroup {
     private static final int REQUESTS_REFUSED = 2;
     /** Per backend, {@link #REQUESTS_UNKNOWN}, {@link #REQUESTS_KNOWN} or {@link #REQUESTS_REFUSED}. */
     private final AtomicIntegerArray requests;
+    /** Per backend, whether it refused LIST_DIGESTS (an older backend): it is listed whole. */
+    private final AtomicIntegerArray digestsRefused;
     /** Per backend, re-sync writes that may still be sent ({@link #takeResyncSlots}). */
     private final AtomicIntegerArray resyncSlots;
 
@@ -112,6 +114,7 @@ public final class PeerGroup {
         this.refused = new boolean[backends];
         this.quietOn = new boolean[backends];
         this.requests = new AtomicIntegerArray(backends);
+        this.digestsRefused = new AtomicIntegerArray(backends);
         resyncSlots = new AtomicIntegerArray(backends);
         for (int b = 0; b < backends; b++) {
             resyncSlots.set(b, RESYNC_SLOTS);
@@ -463,6 +466,19 @@ public final class PeerGroup {
     /** A listing of {@code backend} answered with requests ({@code true}) or refused them ({@code false}). */
     public void requestsAnswered(int backend, boolean known) {
         requests.set(backend, known ? REQUESTS_KNOWN : REQUESTS_REFUSED);
+    }
+
+    /** Whether the node asks {@code backend} for digests of its allocations (LIST_DIGESTS): unless it refused them. */
+    public boolean asksForDigests(int backend) {
+        return digestsRefused.get(backend) == 0;
+    }
+
+    /**
+     * {@code backend} refused LIST_DIGESTS (an older backend; docs/protocol.md): it is listed whole from then on, while
+     * this node runs.
+     */
+    public void digestsRefused(int backend) {
+        digestsRefused.set(backend, 1);
     }
 
     /**

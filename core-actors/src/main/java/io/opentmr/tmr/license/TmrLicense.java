@@ -2,6 +2,7 @@ package io.opentmr.tmr.license;
 
 import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.Allocation;
+import io.opentmr.protocol.AllocationDigests;
 import io.opentmr.protocol.AllocationRequest;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
@@ -106,7 +107,29 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
      * epoch (the lease lost and gained again since) the listing may miss what another node wrote or freed meanwhile:
      * the license does not re-sync from it and asks for a re-sync again.
      */
-    public record Resync(int backend, List<Allocation> held, long epoch) implements Command {
+    public record Resync(int backend, List<Allocation> held, long epoch, Coverage coverage) implements Command {
+        /** A complete listing. */
+        public Resync(int backend, List<Allocation> held, long epoch) {
+            this(backend, held, epoch, null);
+        }
+    }
+
+    /**
+     * Which ranges of the handle id space a listing holds, when it is not complete ({@link AllocationDigests}): the
+     * backend's count and digest of each other range agreed with the node's seat tables, so there the backend holds
+     * exactly the table's seats, and the listing left those ranges out. {@code expected}: this license's part of the
+     * node's digests, taken from its seats as the container knew them; a license whose table no longer gives the same
+     * in a range left out does not use the listing ({@link Parent#listWhole}).
+     */
+    public record Coverage(BitSet listed, AllocationDigests expected) {
+        public Coverage {
+            listed = (BitSet) listed.clone();
+        }
+
+        /** Whether the listing holds the range of {@code handleId}. */
+        boolean lists(long handleId) {
+            return listed.get(AllocationDigests.rangeOf(handleId, expected.ranges()));
+        }
     }
 
     /**
@@ -122,7 +145,20 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
      * every write of an older epoch: a listing carries no certificate, and a backend that has not granted the epoch
      * yet (the old active's lease there still runs) may carry out an ALLOCATE of the old active after it was listed.
      */
-    public record Rebuild(long epoch, List<List<Allocation>> listings, int fenced) implements Command {
+    public record Rebuild(long epoch, List<List<Allocation>> listings, int fenced, List<Coverage> coverages)
+            implements Command {
+        public Rebuild {
+            listings = List.copyOf(listings);
+            coverages = Collections.unmodifiableList(new ArrayList<>(coverages));
+            if (coverages.size() != listings.size()) {
+                throw new IllegalArgumentException(coverages.size() + " coverages for " + listings.size() + " listings");
+            }
+        }
+
+        /** Every listing complete. */
+        public Rebuild(long epoch, List<List<Allocation>> listings, int fenced) {
+            this(epoch, listings, fenced, Collections.nCopies(listings.size(), null));
+        }
     }
 
     /**
@@ -314,6 +350,15 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
         /** Run a re-sync of this backend (list its allocations and send {@link Resync}). */
         void needsResync(LicenseKey key, int backend);
+
+        /**
+         * A listing left out ranges ({@link Coverage}) where this license's table is no longer what the container
+         * digested: the license did not use it, and wants every backend listed whole. {@code backend}: the one whose
+         * re-sync it did not run, or -1 for the rebuild.
+         */
+        default void listWhole(LicenseKey key, int backend) {
+            throw new UnsupportedOperationException("listings by digest come from the virtual container only");
+        }
 
         /** The license recovered its journal (also after a restart): send {@link Copies} again. */
         void recovered(LicenseKey key, ActorRef<Command> license);
@@ -996,11 +1041,18 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         }
         // The table against the listings as sorted id arrays: at a take-over with 100 000 handles this runs before
         // the JIT has compiled it, and per-handle map lookups cost it most of a second.
+        for (Coverage coverage : rebuild.coverages()) {
+            if (!coverageHolds(coverage)) {
+                parent.listWhole(key, -1);
+                return Effect().none();
+            }
+        }
         long[] tableIds = tableIds();
         boolean[] listedAnywhere = new boolean[tableIds.length];
         boolean lacking = false;
-        for (List<Allocation> listing : rebuild.listings()) {
-            lacking |= markListed(tableIds, handleIds(listing, true), listedAnywhere);
+        for (int i = 0; i < rebuild.listings().size(); i++) {
+            lacking |= markListed(tableIds, handleIds(rebuild.listings().get(i), true), listedAnywhere);
+            markLeftOut(tableIds, rebuild.coverages().get(i), listedAnywhere);
         }
         // Counted without their requests: a backend older than them lists none (docs/protocol.md, LIST_ALLOCATIONS).
         Map<Allocation, Integer> holders = new HashMap<>();
@@ -1171,6 +1223,11 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
     private void runResync(Resync resync) {
         int backend = resync.backend();
+        if (!coverageHolds(resync.coverage())) {
+            sync.notBegun(backend);
+            parent.listWhole(key, backend);
+            return;
+        }
         // A rebuild still waiting for the quantity comes too late once a re-sync may have freed what it holds.
         rebuildDue = null;
         boolean wasUsable = sync.usable().get(backend);
@@ -1191,6 +1248,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         long[] tableIds = tableIds();
         boolean[] held = new boolean[tableIds.length];
         markListed(tableIds, heldIds, held);
+        markLeftOut(tableIds, resync.coverage(), held);
         for (int i = 0; i < tableIds.length; i++) {
             // A seat being released was freed already; allocating it again would leave it behind.
             if (!held[i] && !releasing.containsKey(tableIds[i])) {
@@ -1270,6 +1328,46 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             }
         }
         return lacking;
+    }
+
+    /**
+     * Marks in {@code listed} the places of {@code tableIds} in the ranges {@code coverage} left out: the backend holds
+     * exactly the table's seats there. Nothing for a complete listing (null).
+     */
+    private static void markLeftOut(long[] tableIds, Coverage coverage, boolean[] listed) {
+        if (coverage == null) {
+            return;
+        }
+        for (int t = 0; t < tableIds.length; t++) {
+            if (!coverage.lists(tableIds[t])) {
+                listed[t] = true;
+            }
+        }
+    }
+
+    /**
+     * Whether the table gives, in each range {@code coverage} left out, the count and digest the container took its
+     * listing's ranges by: else the backend holds there what the table held then, which the listing cannot tell (a
+     * complete listing, null, always holds). Logged, as it should never happen: before the node serves, only the
+     * rebuild of listed ranges changes a table.
+     */
+    private boolean coverageHolds(Coverage coverage) {
+        if (coverage == null) {
+            return true;
+        }
+        AllocationDigests own = new AllocationDigests(coverage.expected().ranges());
+        for (Seat seat : table.all()) {
+            own.add(seat.handleId(), key);
+        }
+        for (int k = 0; k < own.ranges(); k++) {
+            if (!coverage.listed().get(k) && !own.sameIn(coverage.expected(), k)) {
+                integrity().warn("{}: its seats in range {} of {} are not those the listing of the take-over was cut "
+                        + "by ({} against {}); every backend is listed whole", name(), k, own.ranges(), own.count(k),
+                        coverage.expected().count(k));
+                return false;
+            }
+        }
+        return true;
     }
 
     private static boolean listedIn(long[] sortedIds, long handleId) {

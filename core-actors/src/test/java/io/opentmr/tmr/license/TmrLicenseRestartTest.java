@@ -1,6 +1,7 @@
 package io.opentmr.tmr.license;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -8,6 +9,7 @@ import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import io.opentmr.protocol.AccessMode;
 import io.opentmr.protocol.Allocation;
+import io.opentmr.protocol.AllocationDigests;
 import io.opentmr.protocol.LeaseGrant;
 import io.opentmr.protocol.LicenseKey;
 import io.opentmr.protocol.Message;
@@ -98,6 +100,13 @@ class TmrLicenseRestartTest {
         @Override
         public void recovered(LicenseKey key, ActorRef<TmrLicense.Command> license) {
             recoveries.incrementAndGet();
+        }
+
+        final ConcurrentLinkedQueue<Integer> wholeListings = new ConcurrentLinkedQueue<>();
+
+        @Override
+        public void listWhole(LicenseKey key, int backend) {
+            wholeListings.add(backend);
         }
     }
 
@@ -438,6 +447,138 @@ class TmrLicenseRestartTest {
         return fakes(key, peers, 5, 5, 5);
     }
 
+    /**
+     * A take-over by digests: the journal holds seats A and B, which every backend holds; backends 1 and 2 also hold X,
+     * which the journal lacks (the old active acknowledged it with its own log alone). The listings hold only X's
+     * range: A and B stay as they are, with no write; X is rebuilt and allocated on backend 3.
+     */
+    @Test
+    void aTakeOverByRangesKeepsTheSeatsLeftOutAsTheyAreAndRebuildsWhatTheListedRangeHolds() {
+        LicenseKey key = new LicenseKey(6_000_010, 42, 908);
+        ProductInfo product = new ProductInfo(key.firmCode(), key.productCode(), 0xFF, "by-ranges", 5, 0, key.tmrId(),
+                false, 0, 0, 0, 0, 0, 0);
+        PeerGroup peers = new PeerGroup(3, Clock.systemUTC(), Duration.ofSeconds(30));
+        FakeBackend[] fakes = fakes(key, peers);
+        BitSet all = new BitSet();
+        all.set(0, 3);
+        Parent parent = new Parent();
+        ActorRef<TmrLicense.Command> license = spawn(key, peers, parent);
+        awaitRecoveries(parent, 1);
+        syncAll(license, fakes, parent, all, product, key);
+        long[] seats = grantTwo(license, fakes);
+        kit.stop(license, REPLY);
+        int ranges = AllocationDigests.MAX_RANGES;
+        Allocation a = ((Message.AllocationList) fakes[0].now(new Message.ListAllocations(0, 1000))).allocations()
+                .get(0);
+        long x = idOutside(ranges, seats);
+        Allocation onTwo = new Allocation(x, key, a.accessMode(), a.featureBits(), a.owner(), a.tokenDigest(),
+                a.epoch());
+        for (int b = 0; b < 2; b++) {
+            fakes[b].now(new Message.Allocate(peers.certificate(), onTwo, System.currentTimeMillis() + 10_000));
+        }
+        AllocationDigests share = new AllocationDigests(ranges);
+        for (long seat : seats) {
+            share.add(seat, key);
+        }
+        BitSet listedRanges = new BitSet();
+        listedRanges.set(AllocationDigests.rangeOf(x, ranges));
+        TmrLicense.Coverage coverage = new TmrLicense.Coverage(listedRanges, share);
+
+        Parent after = new Parent();
+        ActorRef<TmrLicense.Command> taking = spawn(key, peers, after);
+        awaitRecoveries(after, 1);
+        int[] before = new int[fakes.length];
+        List<List<Allocation>> listings = new ArrayList<>();
+        for (int b = 0; b < fakes.length; b++) {
+            before[b] = fakes[b].receivedCount();
+            listings.add(inRanges(fakes[b], coverage));
+        }
+        taking.tell(new TmrLicense.Rebuild(peers.epoch(), listings, 3, List.of(coverage, coverage, coverage)));
+        syncAll(taking, fakes, after, all, product, key, coverage);
+
+        assertTrue(after.openedIds.contains(x), "rebuilt from backends 1 and 2");
+        for (int b = 0; b < fakes.length; b++) {
+            assertEquals(Set.of(seats[0], seats[1], x), fakes[b].held(), fakes[b].backendName());
+            for (Message sent : fakes[b].receivedFrom(before[b])) {
+                assertFalse(sent instanceof Message.Allocate allocate
+                        && allocate.allocation().tmrHandleId() != x, "no write of a seat left out: " + sent);
+                assertFalse(sent instanceof Message.Free, "nothing freed: " + sent);
+            }
+        }
+        assertEquals(List.of(), List.copyOf(after.wholeListings));
+        kit.stop(taking, REPLY);
+    }
+
+    /**
+     * A listing by ranges cut by digests the license's table no longer gives in a range left out holds nothing the
+     * license could trust there: it neither rebuilds nor re-syncs from it, and asks for every backend listed whole.
+     */
+    @Test
+    void aListingByRangesWhoseRangesLeftOutNoLongerMatchTheTableIsNotUsed() {
+        LicenseKey key = new LicenseKey(6_000_010, 42, 909);
+        ProductInfo product = new ProductInfo(key.firmCode(), key.productCode(), 0xFF, "by-ranges-stale", 5, 0,
+                key.tmrId(), false, 0, 0, 0, 0, 0, 0);
+        PeerGroup peers = new PeerGroup(3, Clock.systemUTC(), Duration.ofSeconds(30));
+        FakeBackend[] fakes = fakes(key, peers);
+        BitSet all = new BitSet();
+        all.set(0, 3);
+        Parent parent = new Parent();
+        ActorRef<TmrLicense.Command> license = spawn(key, peers, parent);
+        awaitRecoveries(parent, 1);
+        syncAll(license, fakes, parent, all, product, key);
+        long[] seats = grantTwo(license, fakes);
+        int ranges = AllocationDigests.MAX_RANGES;
+        // Digested with seat A only: the range of B, left out, does not match the table.
+        AllocationDigests share = new AllocationDigests(ranges);
+        share.add(seats[0], key);
+        TmrLicense.Coverage stale = new TmrLicense.Coverage(new BitSet(), share);
+        // Backend 3 lost B: a listing whole would show it; this one says nothing of that range.
+        fakes[2].now(new Message.Free(peers.certificate(), seats[1], key, System.currentTimeMillis() + 10_000));
+        int sent = fakes[2].receivedCount();
+
+        license.tell(new TmrLicense.Rebuild(peers.epoch(), List.of(List.of(), List.of(), List.of()), 3,
+                List.of(stale, stale, stale)));
+        license.tell(new TmrLicense.Resync(2, List.of(), peers.epoch(), stale));
+        long deadline = System.nanoTime() + REPLY.toNanos();
+        while (parent.wholeListings.size() < 2) {
+            assertTrue(System.nanoTime() < deadline, "asked for whole listings: " + parent.wholeListings);
+            pump(fakes);
+        }
+        assertEquals(List.of(-1, 2), List.copyOf(parent.wholeListings), "the rebuild, then the re-sync of backend 3");
+        pump(fakes);
+        assertEquals(List.of(), fakes[2].receivedFrom(sent), "no write from it");
+        kit.stop(license, REPLY);
+    }
+
+    /** Two handles granted and allocated on every backend. */
+    private static long[] grantTwo(ActorRef<TmrLicense.Command> license, FakeBackend[] fakes) {
+        TestProbe<TmrLicense.Reply> replies = kit.createTestProbe();
+        long[] granted = new long[2];
+        for (int i = 0; i < granted.length; i++) {
+            TmrLicense.Client client = new TmrLicense.Client("10.0.0.1", "host", "user", 1 + i, SESSION);
+            license.tell(new TmrLicense.Access(0, AccessMode.USERLIMIT, client, 1 + i, replies.getRef()));
+            granted[i] = assertInstanceOf(TmrLicense.Granted.class, pumpUntilAnswer(fakes, replies)).handleId();
+        }
+        return granted;
+    }
+
+    /** A handle id in a range of none of {@code ids}. */
+    private static long idOutside(int ranges, long... ids) {
+        for (int k = 0; ; k++) {
+            int range = k;
+            if (java.util.Arrays.stream(ids).noneMatch(id -> AllocationDigests.rangeOf(id, ranges) == range)) {
+                return AllocationDigests.rangeStart(k, ranges) + 1;
+            }
+        }
+    }
+
+    /** What a listing by the ranges of {@code coverage} holds of {@code fake}'s allocations. */
+    private static List<Allocation> inRanges(FakeBackend fake, TmrLicense.Coverage coverage) {
+        return ((Message.AllocationList) fake.now(new Message.ListAllocations(0, 1000))).allocations().stream()
+                .filter(a -> coverage.listed().get(AllocationDigests.rangeOf(a.tmrHandleId(),
+                        coverage.expected().ranges()))).toList();
+    }
+
     /** Three fakes linked into {@code peers}, each granting the lease; {@code quantities}: the seats of each copy. */
     static FakeBackend[] fakes(LicenseKey key, PeerGroup peers, long... quantities) {
         AtomicLong sequence = new AtomicLong();
@@ -496,6 +637,12 @@ class TmrLicenseRestartTest {
     /** What the virtual container does: the copies, then a re-sync of every backend the license asks for. */
     static void syncAll(ActorRef<TmrLicense.Command> license, FakeBackend[] fakes, Parent parent, BitSet all,
                                 ProductInfo product, LicenseKey key) {
+        syncAll(license, fakes, parent, all, product, key, null);
+    }
+
+    /** As {@link #syncAll}, each backend listed in the ranges of {@code coverage} only (null: whole). */
+    static void syncAll(ActorRef<TmrLicense.Command> license, FakeBackend[] fakes, Parent parent, BitSet all,
+                        ProductInfo product, LicenseKey key, TmrLicense.Coverage coverage) {
         license.tell(new TmrLicense.Copies(all, product));
         long deadline = System.nanoTime() + REPLY.toNanos();
         while (parent.usable < 3) {
@@ -505,12 +652,10 @@ class TmrLicenseRestartTest {
             if (backend == null) {
                 continue;
             }
-            List<Allocation> held = new ArrayList<>();
-            Message.AllocationList page = (Message.AllocationList) fakes[backend].now(new Message.ListAllocations(0,
-                    1000));
-            held.addAll(page.allocations());
+            List<Allocation> held = coverage == null ? ((Message.AllocationList) fakes[backend].now(
+                    new Message.ListAllocations(0, 1000))).allocations() : inRanges(fakes[backend], coverage);
             license.tell(new TmrLicense.Resync(backend, held.stream().filter(a -> a.key().equals(key)).toList(),
-                    fakes[backend].grantedEpoch()));
+                    fakes[backend].grantedEpoch(), coverage));
         }
     }
 }
