@@ -108,7 +108,8 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
     }
 
     /** A standby's listing of a backend ended: {@code allocations} listed in {@code millis}, or {@code failure}. */
-    private record ListingRehearsed(int backend, int allocations, long millis, Throwable failure) implements Command {
+    private record ListingRehearsed(int backend, boolean digests, int allocations, long millis, Throwable failure)
+            implements Command {
     }
 
     private enum State {
@@ -346,13 +347,13 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
                 // an older backend, which refuses them, is found now and listed whole from the next round on).
                 getContext().pipeToSelf(BackendListing.digests(peers, backend, VirtualContainer.DIGEST_RANGES,
                                 getContext().getExecutionContext()),
-                        (digests, failure) -> new ListingRehearsed(backend, digests == null ? 0 : total(digests),
+                        (digests, failure) -> new ListingRehearsed(backend, true, digests == null ? 0 : total(digests),
                                 (System.nanoTime() - started) / 1_000_000, failure));
                 continue;
             }
             getContext().pipeToSelf(BackendListing.list(peers, backend, getContext().getExecutionContext(),
                             () -> listingRehearsalWanted),
-                    (byKey, failure) -> new ListingRehearsed(backend,
+                    (byKey, failure) -> new ListingRehearsed(backend, false,
                             byKey == null ? 0 : byKey.values().stream().mapToInt(List::size).sum(),
                             (System.nanoTime() - started) / 1_000_000, failure));
         }
@@ -369,16 +370,17 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
 
     private Behavior<Command> onListingRehearsed(ListingRehearsed listed) {
         listingsRehearsing--;
+        String what = listed.digests() ? "took the digests of" : "listed";
         if (listed.failure() != null) {
-            LOG.debug("Standby: backend {} could not be listed for the rehearsal ({}); a take-over lists it anyway",
-                    listed.backend() + 1, listed.failure().toString());
+            LOG.debug("Standby: backend {} could not be {} for the rehearsal ({}); a take-over asks it anyway",
+                    listed.backend() + 1, listed.digests() ? "asked for digests" : "listed", listed.failure().toString());
         } else if (!listingRehearsalLogged && state == State.STANDBY) {
             listingRehearsalLogged = true;
-            LOG.info("Standby: listed backend {}'s {} allocation(s) in {} ms and dropped them, so that a take-over's "
-                    + "listing runs compiled code (again every standby-listing-interval)", listed.backend() + 1,
+            LOG.info("Standby: {} backend {}'s {} allocation(s) in {} ms and dropped them, so that a take-over's "
+                    + "requests run compiled code (again every standby-listing-interval)", what, listed.backend() + 1,
                     listed.allocations(), listed.millis());
         } else {
-            LOG.debug("Standby: listed backend {}'s {} allocation(s) in {} ms (rehearsal)", listed.backend() + 1,
+            LOG.debug("Standby: {} backend {}'s {} allocation(s) in {} ms (rehearsal)", what, listed.backend() + 1,
                     listed.allocations(), listed.millis());
         }
         return this;

@@ -105,8 +105,9 @@ class TwinRoleTest {
     }
 
     @Test
-    void aStandbyListsEveryBackendAgainAndAgainUntilItTakesOver() throws Exception {
-        // The take-over lists every backend's allocations; the standby runs that code before, so that it is compiled.
+    void aStandbyAsksEveryBackendForItsDigestsAgainAndAgainUntilItTakesOver() throws Exception {
+        // The take-over asks every backend for the digests of its allocations; the standby runs that code before, so
+        // that it is compiled.
         Logger log = (Logger) LoggerFactory.getLogger(TwinRole.class);
         ListAppender<ILoggingEvent> lines = new ListAppender<>();
         Level level = log.getLevel();
@@ -124,7 +125,7 @@ class TwinRoleTest {
             node = TmrNode.start(group.nodeConfig("node-a", "127.0.2.1", "node-a",
                             Map.of("opentmr.node.standby-listing-interval", "1s")), Clock.systemUTC(),
                     group.connector("node-a"), activation(asked, new CompletableFuture<>(), new CompletableFuture<>()));
-            await("every backend listed twice by the standby", () -> listedBackends(lines, 2).size() == 3);
+            await("every backend asked twice by the standby", () -> listedBackends(lines, 2).size() == 3);
             assertFalse(asked.isDone(), "still the standby");
 
             for (TmrTestGroup.Peer peer : rival) {
@@ -144,17 +145,19 @@ class TwinRoleTest {
         }
     }
 
+    /** How a rehearsal of a backend that answers digests is logged, up to the backend's number. */
+    private static final String REHEARSED = "Standby: took the digests of backend ";
+
     private static List<String> rehearsals(ListAppender<ILoggingEvent> lines) {
         synchronized (lines) {
             return lines.list.stream().map(ILoggingEvent::getFormattedMessage)
-                    .filter(line -> line.startsWith("Standby: listed backend")).toList();
+                    .filter(line -> line.startsWith(REHEARSED)).toList();
         }
     }
 
-    /** The backends (1..3) the standby listed at least {@code times} times. */
+    /** The backends (1..3) the standby asked for digests at least {@code times} times. */
     private static Set<String> listedBackends(ListAppender<ILoggingEvent> lines, int times) {
-        return rehearsals(lines).stream().map(line -> line.substring("Standby: listed backend ".length(),
-                        "Standby: listed backend ".length() + 1))
+        return rehearsals(lines).stream().map(line -> line.substring(REHEARSED.length(), REHEARSED.length() + 1))
                 .collect(Collectors.groupingBy(b -> b, Collectors.counting())).entrySet().stream()
                 .filter(e -> e.getValue() >= times).map(Map.Entry::getKey).collect(Collectors.toSet());
     }
