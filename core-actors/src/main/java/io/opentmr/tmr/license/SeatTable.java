@@ -91,6 +91,8 @@ public final class SeatTable {
     }
 
     private final Map<Long, Seat> seats = new HashMap<>();
+    /** Seats added or removed so far: the same count on the same table is the same set of seats. */
+    private long changes;
     /** The seats among {@link #seats} that are borrowed: no handle uses them, their ticket does. */
     private final Map<Long, TmrLicenseEvent.Borrowed> borrowed = new LinkedHashMap<>();
     private final Map<Seat.RequestKey, Long> byRequest = new HashMap<>();
@@ -160,6 +162,7 @@ public final class SeatTable {
         if (seats.putIfAbsent(seat.handleId(), seat) != null) {
             return;
         }
+        changes++;
         Seat.RequestKey request = seat.requestKey();
         if (request != null) {
             byRequest.put(request, seat.handleId());
@@ -179,6 +182,7 @@ public final class SeatTable {
         if (seat == null) {
             return Optional.empty();
         }
+        changes++;
         borrowed.remove(handleId);
         Seat.RequestKey request = seat.requestKey();
         if (request != null) {
@@ -206,6 +210,7 @@ public final class SeatTable {
 
     /** Empties the table, counts and memories included. */
     public void clear() {
+        changes++;
         seats.clear();
         borrowed.clear();
         byRequest.clear();
@@ -238,6 +243,11 @@ public final class SeatTable {
 
     public Collection<Seat> all() {
         return seats.values();
+    }
+
+    /** How many times a seat was added or removed (or all cleared): unchanged, the table holds the same seats. */
+    public long changes() {
+        return changes;
     }
 
     public int handles() {
