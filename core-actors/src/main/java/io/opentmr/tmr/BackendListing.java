@@ -88,7 +88,7 @@ final class BackendListing {
             if (failure != null) {
                 Throwable cause = BackendWatcher.unwrap(failure);
                 if (cause instanceof CmFailure refused && refused.code() == CmError.INVALID_PARAMETER.code()) {
-                    peers.digestsRefused(backend);
+                    peers.digestsAnswered(backend, false);
                     LOG.info("Backend {} does not answer LIST_DIGESTS (an older backend: {}); it is listed whole",
                             backend + 1, refused.getMessage());
                 }
@@ -101,6 +101,7 @@ final class BackendListing {
             // A backend that answers digests is newer than the requests of allocations: it keeps them, and the node's
             // ALLOCATEs name them (a take-over whose digests all agree lists nothing to learn that from).
             peers.requestsAnswered(backend, true);
+            peers.digestsAnswered(backend, true);
             return list.digests();
         }, executor);
     }

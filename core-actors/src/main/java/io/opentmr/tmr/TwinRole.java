@@ -342,7 +342,7 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
             int backend = b;
             long started = System.nanoTime();
             listingsRehearsing++;
-            if (peers.asksForDigests(backend)) {
+            if (peers.mayAskForDigests(backend)) {
                 // A take-over compares digests and lists only the ranges that differ: that is what it rehearses (and
                 // an older backend, which refuses them, is found now and listed whole from the next round on).
                 getContext().pipeToSelf(BackendListing.digests(peers, backend, VirtualContainer.DIGEST_RANGES,
@@ -388,7 +388,7 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
 
     /**
      * Lists every backend's allocations as soon as the node holds the lease, while the journal is made ready and the
-     * container and its licenses recover (only those that refused LIST_DIGESTS, older ones; the others the container
+     * container and its licenses recover (only those not known to answer LIST_DIGESTS; the others the container
      * compares by digests): the container's re-syncs take these listings when it gains the lease at
      * the same epoch, instead of listing then. Valid for the same reason as the container's own listing at the gain:
      * in this epoch no other node writes, and until the node serves no client does. Only when every backend is
@@ -403,7 +403,7 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
             int backend = b;
             long generation = ++listingGeneration[b];
             prelisted[b] = null;
-            if (peers.asksForDigests(backend)) {
+            if (peers.digestsKnown(backend)) {
                 // The container compares its digests once the licenses recovered and lists only the ranges that
                 // differ: a whole listing now would cost the take-over more than it saves.
                 continue;

@@ -349,6 +349,8 @@ public final class VirtualContainer
      * much) the backends are listed whole.
      */
     static final int MAX_DIFFERING_RANGES = 64;
+    /** The digests of a license without seats (never changed). */
+    private static final AllocationDigests NO_SEATS = new AllocationDigests(DIGEST_RANGES);
     /**
      * Per backend, whether the gain's listing asked it for digests (once per gain: a retry, or a backend that comes
      * after the ranges were chosen, is listed whole), and whether that answer is still awaited.
@@ -756,6 +758,7 @@ public final class VirtualContainer
             }
         } else if (waited >= reconcileTimeout.toMillis()) {
             status.reconciled(true);
+            listWholeFromNowOn();
             LOG.warn("Virtual container {} serves clients after {} ms although license(s) {} are not reconciled yet "
                     + "({} backend(s) inventoried); they answer 130 until they are", serial, waited, behind,
                     inventoried.cardinality());
@@ -1068,7 +1071,8 @@ public final class VirtualContainer
         listedUnder[backend] = peers.holdsLease() ? peers.epoch() : -1;
         if (prefetching[backend]) {
             fencedAtStart[backend] = peers.grantEpoch(backend) == leaseEpoch;
-            if (!wholeListings && !rangesChosen && !digestAsked[backend] && peers.asksForDigests(backend)) {
+            if (!wholeListings && !rangesChosen && !digestAsked[backend] && peers.digestsKnown(backend)
+                    && !status.reconciled()) {
                 // The gain's listing compares digests first and lists only the ranges that differ (listByRanges).
                 digestAsked[backend] = true;
                 digesting[backend] = true;
@@ -1089,7 +1093,7 @@ public final class VirtualContainer
             return Effect().none();
         }
         digesting[backend] = false;
-        if (digests.failure() != null && !peers.asksForDigests(backend)) {
+        if (digests.failure() != null && !peers.mayAskForDigests(backend)) {
             // An older backend: listed whole at once.
             resyncRunning[backend] = false;
             startResync(backend);
@@ -1170,8 +1174,7 @@ public final class VirtualContainer
 
     /** What a listing of {@code backend} holds for {@code key}'s license: null for a whole one. */
     private TmrLicense.Coverage coverage(LicenseKey key, BitSet covered) {
-        return covered == null ? null : new TmrLicense.Coverage(covered,
-                digestShares.getOrDefault(key, new AllocationDigests(DIGEST_RANGES)));
+        return covered == null ? null : new TmrLicense.Coverage(covered, digestShares.getOrDefault(key, NO_SEATS));
     }
 
     /**
@@ -1237,7 +1240,9 @@ public final class VirtualContainer
         }
         if (prefetching[backend]) {
             prefetching[backend] = false;
-            if (!status.reconciled()) {
+            // Past the reconcile timeout too, while the gain's listings are gathered: a handle two backends hold and
+            // the journal lacks is still rebuilt from them (see noLicense), not freed by a re-sync from a later one.
+            if (gathering || !status.reconciled()) {
                 listed.set(backend, listing.byKey());
                 listedFenced[backend] = fencedAtStart[backend];
             }
@@ -1279,7 +1284,7 @@ public final class VirtualContainer
         int backend = listing.backend();
         if (!leaseHeld) {
             prelisted[backend] = listing;
-        } else if (listing.epoch() == leaseEpoch && prefetching[backend] && !status.reconciled()) {
+        } else if (listing.epoch() == leaseEpoch && prefetching[backend] && (gathering || !status.reconciled())) {
             resyncGeneration[backend]++;
             resyncRunning[backend] = false;
             prefetching[backend] = false;
@@ -1293,6 +1298,32 @@ public final class VirtualContainer
             }
         }
         return Effect().none();
+    }
+
+    /**
+     * The node serves from now on although the gain's listings are not all in (the reconcile timeout): its licenses'
+     * tables change, so a listing by ranges, which holds only while they do not, is no longer taken. Every backend of
+     * the gain asked for digests, or listed by ranges, is listed whole instead; the gathering goes on with those.
+     */
+    private void listWholeFromNowOn() {
+        if (!gathering || wholeListings) {
+            return;
+        }
+        wholeListings = true;
+        for (int b = 0; b < digested.length; b++) {
+            if (!digesting[b] && digested[b] == null && coveredBy[b] == null) {
+                continue;
+            }
+            LOG.info("Backend {} is listed whole: the node serves before its listing by ranges was taken", b + 1);
+            digesting[b] = false;
+            digested[b] = null;
+            coveredBy[b] = null;
+            listed.set(b, null);
+            resyncGeneration[b]++;
+            resyncRunning[b] = false;
+            prefetching[b] = true;
+            startResync(b);
+        }
     }
 
     /** Whether a backend not listed at the lease's gain is linked, so it may be listed once it is inventoried. */

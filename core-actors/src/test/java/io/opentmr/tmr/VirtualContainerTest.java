@@ -761,10 +761,7 @@ class VirtualContainerTest {
     void aTakeOverComparesDigestsAndListsOnlyTheRangesWhereABackendDiffers() throws Exception {
         Serial serial = nextSerial();
         PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(30));
-        HeldLink[] links = heldLinks(peers);
-        for (HeldLink link : links) {
-            link.answersDigests = true;
-        }
+        HeldLink[] links = digestLinks(peers);
         TestProbe<Object> licenses = kit.createTestProbe();
         ActorRef<VirtualContainer.Command> container = kit.spawn(container(serial, peers, new NodeStatus(peers),
                 standIns(licenses.getRef(), 5, 7)));
@@ -818,10 +815,7 @@ class VirtualContainerTest {
     void aTakeOverWithManyRangesDifferingListsTheBackendsWhole() throws Exception {
         Serial serial = nextSerial();
         PeerGroup peers = new PeerGroup(3, CLOCK, Duration.ofSeconds(30));
-        HeldLink[] links = heldLinks(peers);
-        for (HeldLink link : links) {
-            link.answersDigests = true;
-        }
+        HeldLink[] links = digestLinks(peers);
         TestProbe<Object> licenses = kit.createTestProbe();
         gainingTheLease(serial, peers, licenses);
         int ranges = VirtualContainer.DIGEST_RANGES;
@@ -855,6 +849,16 @@ class VirtualContainerTest {
         grantLease(peers, 3, "node-a");
         expectTold(licenses, SEATS, new TmrLicense.ResyncAll(1));
         return container;
+    }
+
+    /** Links of backends that answered LIST_DIGESTS before (a standby's rehearsal): a take-over asks them first. */
+    private static HeldLink[] digestLinks(PeerGroup peers) {
+        HeldLink[] links = heldLinks(peers);
+        for (int b = 0; b < links.length; b++) {
+            links[b].answersDigests = true;
+            peers.digestsAnswered(b, true);
+        }
+        return links;
     }
 
     private static HeldLink[] heldLinks(PeerGroup peers) {

@@ -78,8 +78,11 @@ public final class PeerGroup {
     private static final int REQUESTS_REFUSED = 2;
     /** Per backend, {@link #REQUESTS_UNKNOWN}, {@link #REQUESTS_KNOWN} or {@link #REQUESTS_REFUSED}. */
     private final AtomicIntegerArray requests;
-    /** Per backend, whether it refused LIST_DIGESTS (an older backend): it is listed whole. */
-    private final AtomicIntegerArray digestsRefused;
+    /** Per backend, {@link #DIGESTS_UNKNOWN}, {@link #DIGESTS_ANSWERED} or {@link #DIGESTS_REFUSED}. */
+    private final AtomicIntegerArray digests;
+    private static final int DIGESTS_UNKNOWN = 0;
+    private static final int DIGESTS_ANSWERED = 1;
+    private static final int DIGESTS_REFUSED = 2;
     /** Per backend, re-sync writes that may still be sent ({@link #takeResyncSlots}). */
     private final AtomicIntegerArray resyncSlots;
 
@@ -114,7 +117,7 @@ public final class PeerGroup {
         this.refused = new boolean[backends];
         this.quietOn = new boolean[backends];
         this.requests = new AtomicIntegerArray(backends);
-        this.digestsRefused = new AtomicIntegerArray(backends);
+        this.digests = new AtomicIntegerArray(backends);
         resyncSlots = new AtomicIntegerArray(backends);
         for (int b = 0; b < backends; b++) {
             resyncSlots.set(b, RESYNC_SLOTS);
@@ -468,17 +471,26 @@ public final class PeerGroup {
         requests.set(backend, known ? REQUESTS_KNOWN : REQUESTS_REFUSED);
     }
 
-    /** Whether the node asks {@code backend} for digests of its allocations (LIST_DIGESTS): unless it refused them. */
-    public boolean asksForDigests(int backend) {
-        return digestsRefused.get(backend) == 0;
+    /**
+     * Whether the standby may ask {@code backend} for digests of its allocations (LIST_DIGESTS): unless it refused
+     * them. An older backend refuses the request by closing the connection, which would cost a lease holder its grant
+     * there: only a node without the lease finds that out ({@link #digestsKnown}).
+     */
+    public boolean mayAskForDigests(int backend) {
+        return digests.get(backend) != DIGESTS_REFUSED;
     }
 
     /**
-     * {@code backend} refused LIST_DIGESTS (an older backend; docs/protocol.md): it is listed whole from then on, while
-     * this node runs.
+     * Whether {@code backend} answered LIST_DIGESTS while this node runs: a take-over asks it for digests, and lists a
+     * backend not known to answer them whole.
      */
-    public void digestsRefused(int backend) {
-        digestsRefused.set(backend, 1);
+    public boolean digestsKnown(int backend) {
+        return digests.get(backend) == DIGESTS_ANSWERED;
+    }
+
+    /** How {@code backend} took LIST_DIGESTS: answered, or refused (an older backend; docs/protocol.md). */
+    public void digestsAnswered(int backend, boolean answered) {
+        digests.set(backend, answered ? DIGESTS_ANSWERED : DIGESTS_REFUSED);
     }
 
     /**

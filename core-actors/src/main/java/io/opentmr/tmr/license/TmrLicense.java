@@ -353,8 +353,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
         /**
          * A listing left out ranges ({@link Coverage}) where this license's table is no longer what the container
-         * digested: the license did not use it, and wants every backend listed whole. {@code backend}: the one whose
-         * re-sync it did not run, or -1 for the rebuild.
+         * digested: the license did not run that re-sync of {@code backend}, and wants the backends listed whole.
          */
         default void listWhole(LicenseKey key, int backend) {
             throw new UnsupportedOperationException("listings by digest come from the virtual container only");
@@ -669,6 +668,11 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
     private ProductInfo agreed;
     /** A rebuild told before the copies agreed on the quantity: carried out once they do ({@link #onCopies}). */
     private Rebuild rebuildDue;
+    /**
+     * The handles the gain's rebuild added, sorted: from listings of other backends, so they may lie in a range a
+     * backend's listing by ranges left out (listed whole elsewhere), where that backend does not hold them.
+     */
+    private long[] rebuiltAtGain = new long[0];
     /** The last coverage the table was found to match ({@link #coverageHolds}), the table and its changes then. */
     private Coverage checkedCoverage;
     private SeatTable checkedTable;
@@ -1045,18 +1049,21 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         }
         // The table against the listings as sorted id arrays: at a take-over with 100 000 handles this runs before
         // the JIT has compiled it, and per-handle map lookups cost it most of a second.
+        // What to rebuild comes from the listed allocations alone: the ranges a listing left out held exactly the
+        // seats there, none lacking. Whether the left-out seats count as held (for dropping the seats no backend
+        // holds) needs the table still to be what they were compared with; if not, nothing is dropped.
+        boolean leftOutHeld = true;
         for (Coverage coverage : rebuild.coverages()) {
-            if (!coverageHolds(coverage)) {
-                parent.listWhole(key, -1);
-                return Effect().none();
-            }
+            leftOutHeld &= coverageHolds(coverage);
         }
         long[] tableIds = tableIds();
         boolean[] listedAnywhere = new boolean[tableIds.length];
         boolean lacking = false;
         for (int i = 0; i < rebuild.listings().size(); i++) {
             lacking |= markListed(tableIds, handleIds(rebuild.listings().get(i), true), listedAnywhere);
-            markLeftOut(tableIds, rebuild.coverages().get(i), listedAnywhere);
+            if (leftOutHeld) {
+                markLeftOut(tableIds, rebuild.coverages().get(i), listedAnywhere);
+            }
         }
         // Counted without their requests: a backend older than them lists none (docs/protocol.md, LIST_ALLOCATIONS).
         Map<Allocation, Integer> holders = new HashMap<>();
@@ -1079,7 +1086,7 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             return Effect().none();
         }
         long now = clock.millis();
-        List<Seat> stale = staleAtTheGain(rebuild, tableIds, listedAnywhere);
+        List<Seat> stale = leftOutHeld ? staleAtTheGain(rebuild, tableIds, listedAnywhere) : List.of();
         Map<Long, Seat> rebuilt = new LinkedHashMap<>();
         List<Allocation> heldByTwo = holders.entrySet().stream().filter(e -> e.getValue() >= 2).map(Map.Entry::getKey)
                 .sorted(java.util.Comparator.comparingLong(Allocation::tmrHandleId)).toList();
@@ -1100,6 +1107,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 }
             }
         }
+        rebuiltAtGain = rebuilt.keySet().stream().mapToLong(Long::longValue).sorted().toArray();
+        checkedCoverage = null;
         if (rebuilt.size() < heldByTwo.size()) {
             integrity().warn("{}: handle(s) two or more backends hold that the journal lacks exceed the quantity "
                     + "{}: only {} rebuilt, the others are freed", name(), agreed.quantity(), rebuilt.size());
@@ -1177,6 +1186,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
     private Effect<TmrLicenseEvent, SeatTable> onResyncAll(ResyncAll all) {
         round = all.round();
+        rebuiltAtGain = new long[0];
+        checkedCoverage = null;
         // Re-syncs waiting for the unit counter were listed before this gain: every backend is listed again.
         waitingResyncs.clear();
         LOG.info("{}: every backend is re-synced before it counts again", name());
@@ -1336,24 +1347,25 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
     /**
      * Marks in {@code listed} the places of {@code tableIds} in the ranges {@code coverage} left out: the backend holds
-     * exactly the table's seats there. Nothing for a complete listing (null).
+     * exactly the table's seats there, as they were compared, so not the handles the gain rebuilt since. Nothing for a
+     * complete listing (null).
      */
-    private static void markLeftOut(long[] tableIds, Coverage coverage, boolean[] listed) {
+    private void markLeftOut(long[] tableIds, Coverage coverage, boolean[] listed) {
         if (coverage == null) {
             return;
         }
         for (int t = 0; t < tableIds.length; t++) {
-            if (!coverage.lists(tableIds[t])) {
+            if (!coverage.lists(tableIds[t]) && !listedIn(rebuiltAtGain, tableIds[t])) {
                 listed[t] = true;
             }
         }
     }
 
     /**
-     * Whether the table gives, in each range {@code coverage} left out, the count and digest the container took its
-     * listing's ranges by: else the backend holds there what the table held then, which the listing cannot tell (a
-     * complete listing, null, always holds). Logged, as it should never happen: before the node serves, only the
-     * rebuild of listed ranges changes a table.
+     * Whether the table, less the handles the gain rebuilt, gives in each range {@code coverage} left out the count and
+     * digest the container took its listing's ranges by: else the backend holds there what the table held then, which
+     * the listing cannot tell (a complete listing, null, always holds). Logged, as it should never happen: before the
+     * node serves only the gain's rebuild changes a table, and a listing by ranges is not taken once it serves.
      */
     private boolean coverageHolds(Coverage coverage) {
         if (coverage == null) {
@@ -1366,7 +1378,9 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         }
         AllocationDigests own = new AllocationDigests(coverage.expected().ranges());
         for (Seat seat : table.all()) {
-            own.add(seat.handleId(), key);
+            if (!listedIn(rebuiltAtGain, seat.handleId())) {
+                own.add(seat.handleId(), key);
+            }
         }
         for (int k = 0; k < own.ranges(); k++) {
             if (!coverage.listed().get(k) && !own.sameIn(coverage.expected(), k)) {
