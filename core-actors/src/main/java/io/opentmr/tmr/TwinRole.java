@@ -332,7 +332,8 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
      * since. One round at a time; pages stop being asked for at the take-over.
      */
     private Behavior<Command> rehearseListings() {
-        if (state != State.STANDBY || listingsRehearsing > 0) {
+        // Never with the lease: an older backend closes the connection on LIST_DIGESTS, and with it the grant.
+        if (state != State.STANDBY || listingsRehearsing > 0 || peers.holdsLease()) {
             return this;
         }
         for (int b = 0; b < prelisted.length; b++) {

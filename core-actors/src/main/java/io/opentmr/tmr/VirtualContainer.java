@@ -1155,7 +1155,7 @@ public final class VirtualContainer
                         : "only those are listed");
         for (int b = 0; b < digested.length; b++) {
             AllocationDigests theirs = digested[b];
-            if (theirs == null) {
+            if (theirs == null || !prefetching[b]) {
                 continue;
             }
             digested[b] = null;
@@ -1284,7 +1284,9 @@ public final class VirtualContainer
         int backend = listing.backend();
         if (!leaseHeld) {
             prelisted[backend] = listing;
-        } else if (listing.epoch() == leaseEpoch && prefetching[backend] && (gathering || !status.reconciled())) {
+        } else if (listing.epoch() == leaseEpoch && prefetching[backend] && !digestAsked[backend]
+                && (gathering || !status.reconciled())) {
+            // (A backend asked for digests meanwhile is listed by ranges, its ranges chosen with the others'.)
             resyncGeneration[backend]++;
             resyncRunning[backend] = false;
             prefetching[backend] = false;
@@ -1311,14 +1313,15 @@ public final class VirtualContainer
         }
         wholeListings = true;
         for (int b = 0; b < digested.length; b++) {
-            if (!digesting[b] && digested[b] == null && coveredBy[b] == null) {
+            // A listing by ranges already taken stays: the licenses check their tables against it (a rebuild from it
+            // drops nothing then, a re-sync asks for a whole listing).
+            if (listed.get(b) != null || !digesting[b] && digested[b] == null && coveredBy[b] == null) {
                 continue;
             }
             LOG.info("Backend {} is listed whole: the node serves before its listing by ranges was taken", b + 1);
             digesting[b] = false;
             digested[b] = null;
             coveredBy[b] = null;
-            listed.set(b, null);
             resyncGeneration[b]++;
             resyncRunning[b] = false;
             prefetching[b] = true;

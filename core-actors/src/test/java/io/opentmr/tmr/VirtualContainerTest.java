@@ -840,6 +840,112 @@ class VirtualContainerTest {
         assertEquals(new Told(SEATS, new TmrLicense.Rebuild(3, List.of(List.of(held), List.of(), List.of()), 2)), told);
     }
 
+    /**
+     * Past the reconcile timeout a backend whose digests are still out, or whose ranges are not chosen yet, is listed
+     * whole (the node serves, its tables change), and the gain's listings still make the rebuild.
+     */
+    @Test
+    void pastTheReconcileTimeoutTheBackendsStillAskedForDigestsAreListedWhole() throws Exception {
+        Serial serial = nextSerial();
+        io.opentmr.testing.MutableClock clock = new io.opentmr.testing.MutableClock(Instant.ofEpochMilli(1_000_000));
+        PeerGroup peers = new PeerGroup(3, clock, Duration.ofSeconds(30));
+        HeldLink[] links = digestLinks(peers);
+        NodeStatus status = new NodeStatus(peers);
+        TestProbe<Object> licenses = kit.createTestProbe();
+        ActorRef<VirtualContainer.Command> container = kit.spawn(VirtualContainer.create(serial, peers, status, clock,
+                Duration.ofMillis(100), Duration.ofSeconds(10), standIns(licenses.getRef())));
+        gain(container, peers, licenses, clock);
+        int ranges = VirtualContainer.DIGEST_RANGES;
+        var first = links[0].next();
+        var second = links[1].next();
+        links[2].next().getValue().complete(new Message.DigestList(new AllocationDigests(ranges)));
+        first.getValue().complete(new Message.DigestList(new AllocationDigests(ranges)));
+        // Backend 2's digests do not come: no range is chosen, and past the timeout all three are listed whole.
+        clock.advance(Duration.ofSeconds(11));
+        io.opentmr.testing.Await.until("the node serves past the reconcile timeout", status::reconciled);
+        var held = heldAllocation(42);
+        for (int b = 0; b < links.length; b++) {
+            var listing = links[b].next();
+            assertEquals(new Message.ListAllocations(0, BackendListing.PAGE, true), listing.getKey(),
+                    "backend " + (b + 1) + " listed whole");
+            listing.getValue().complete(new Message.AllocationList(b < 2 ? List.of(held) : List.of(), false, true));
+        }
+        second.getValue().complete(new Message.DigestList(new AllocationDigests(ranges)));
+        Object told = licenses.fishForMessage(Duration.ofSeconds(10), report -> report instanceof Told t
+                && t.command() instanceof TmrLicense.Rebuild ? FishingOutcomes.complete()
+                : FishingOutcomes.continueAndIgnore()).get(0);
+        assertEquals(new Told(SEATS, new TmrLicense.Rebuild(3, List.of(List.of(held), List.of(held), List.of()), 2)),
+                told, "rebuilt from the whole listings taken while the node served");
+    }
+
+    /**
+     * Past the reconcile timeout, listings by ranges already taken stay (the licenses check their tables against
+     * them), while the gain waits for a backend listed whole (not known to answer digests).
+     */
+    @Test
+    void pastTheReconcileTimeoutAListingByRangesAlreadyTakenStays() throws Exception {
+        containerLog.list.clear();
+        Serial serial = nextSerial();
+        io.opentmr.testing.MutableClock clock = new io.opentmr.testing.MutableClock(Instant.ofEpochMilli(1_000_000));
+        PeerGroup peers = new PeerGroup(3, clock, Duration.ofSeconds(30));
+        HeldLink[] links = digestLinks(peers);
+        peers.digestsAnswered(2, false);
+        NodeStatus status = new NodeStatus(peers);
+        TestProbe<Object> licenses = kit.createTestProbe();
+        ActorRef<VirtualContainer.Command> container = kit.spawn(VirtualContainer.create(serial, peers, status, clock,
+                Duration.ofMillis(100), Duration.ofSeconds(10), standIns(licenses.getRef())));
+        gain(container, peers, licenses, clock);
+        int ranges = VirtualContainer.DIGEST_RANGES;
+        var whole = links[2].next();
+        assertEquals(new Message.ListAllocations(0, BackendListing.PAGE, true), whole.getKey(), "backend 3 whole");
+        for (int b = 0; b < 2; b++) {
+            var asked = links[b].next();
+            assertEquals(new Message.ListDigests(ranges), asked.getKey());
+            asked.getValue().complete(new Message.DigestList(new AllocationDigests(ranges)));
+        }
+        // All agree with the node (no seats): no range is listed, and the two listings by ranges are taken at once
+        // (the container tells itself they are, when it chose the ranges: one round trip after that they are in).
+        io.opentmr.testing.Await.until("the ranges chosen", () -> containerLog.list.stream().anyMatch(line ->
+                line.getFormattedMessage().startsWith("The backends' digests differ")));
+        TestProbe<VirtualContainer.Licenses> known = kit.createTestProbe();
+        container.tell(new VirtualContainer.GetLicenses(known.getRef()));
+        known.receiveMessage();
+        clock.advance(Duration.ofSeconds(11));
+        io.opentmr.testing.Await.until("the node serves past the reconcile timeout", status::reconciled);
+        whole.getValue().complete(new Message.AllocationList(List.of(), false, true));
+        Object told = licenses.fishForMessage(Duration.ofSeconds(10), report -> report instanceof Told t
+                && t.command() instanceof TmrLicense.Rebuild ? FishingOutcomes.complete()
+                : FishingOutcomes.continueAndIgnore()).get(0);
+        TmrLicense.Coverage none = new TmrLicense.Coverage(new BitSet(), new AllocationDigests(ranges));
+        assertEquals(new Told(SEATS, new TmrLicense.Rebuild(3, List.of(List.of(), List.of(), List.of()), 2,
+                java.util.Arrays.asList(none, none, null))), told);
+        for (int b = 0; b < 2; b++) {
+            assertEquals(0, links[b].asked.size(), "backend " + (b + 1) + " not listed again");
+        }
+    }
+
+    /** The container's log lines (its class's logger). */
+    private static final ch.qos.logback.core.read.ListAppender<ch.qos.logback.classic.spi.ILoggingEvent> containerLog =
+            new ch.qos.logback.core.read.ListAppender<>();
+
+    static {
+        containerLog.start();
+        ((ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger(VirtualContainer.class))
+                .addAppender(containerLog);
+    }
+
+    /** The lease comes to the node under epoch 3, its license recovered. */
+    private static void gain(ActorRef<VirtualContainer.Command> container, PeerGroup peers, TestProbe<Object> licenses,
+                             io.opentmr.testing.MutableClock clock) {
+        container.tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), counted(SEATS, 0, 1, 2))));
+        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(0));
+        for (int b = 0; b < 2; b++) {
+            peers.granted(b, new LeaseGrant(LeaseGrant.ACTIVE_LEASE, "node-a", 3, clock.millis(), 60_000,
+                    new Serial(129, b + 1), Bytes.of(new byte[64])), clock.millis());
+        }
+        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(1));
+    }
+
     private ActorRef<VirtualContainer.Command> gainingTheLease(Serial serial, PeerGroup peers,
                                                                TestProbe<Object> licenses) {
         ActorRef<VirtualContainer.Command> container = kit.spawn(container(serial, peers, new NodeStatus(peers),

@@ -1107,8 +1107,11 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
                 }
             }
         }
-        rebuiltAtGain = rebuilt.keySet().stream().mapToLong(Long::longValue).sorted().toArray();
-        checkedCoverage = null;
+        long[] rebuiltNow = rebuilt.keySet().stream().mapToLong(Long::longValue).sorted().toArray();
+        if (!Arrays.equals(rebuiltNow, rebuiltAtGain)) {
+            rebuiltAtGain = rebuiltNow;
+            checkedCoverage = null;
+        }
         if (rebuilt.size() < heldByTwo.size()) {
             integrity().warn("{}: handle(s) two or more backends hold that the journal lacks exceed the quantity "
                     + "{}: only {} rebuilt, the others are freed", name(), agreed.quantity(), rebuilt.size());
@@ -1186,8 +1189,10 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
 
     private Effect<TmrLicenseEvent, SeatTable> onResyncAll(ResyncAll all) {
         round = all.round();
-        rebuiltAtGain = new long[0];
-        checkedCoverage = null;
+        if (rebuiltAtGain.length > 0) {
+            rebuiltAtGain = new long[0];
+            checkedCoverage = null;
+        }
         // Re-syncs waiting for the unit counter were listed before this gain: every backend is listed again.
         waitingResyncs.clear();
         LOG.info("{}: every backend is re-synced before it counts again", name());
