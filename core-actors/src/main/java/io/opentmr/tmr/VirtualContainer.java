@@ -690,40 +690,7 @@ public final class VirtualContainer
             round++;
             LOG.info("The node holds the lease (epoch {}); reconciling {} license(s) with the backends before it "
                     + "serves", epoch, licenses.size());
-            // A listing taken before now may miss what another node wrote meanwhile: it is taken again, at once, for
-            // every license (those still recovering take it when they ask; see listed).
-            dropListings();
-            // Every backend inventoried is listed at once, and one inventoried while the listings are taken too; no
-            // license re-syncs before two or more are listed: a handle two backends hold and the journal lacks (its
-            // node acknowledged it while replication was degraded) is rebuilt from them, not freed, also while the
-            // third backend is down or still connecting.
-            for (int b = 0; b < resyncGeneration.length; b++) {
-                resyncGeneration[b]++;
-                resyncRunning[b] = false;
-                Prelisted taken = prelisted[b];
-                prelisted[b] = null;
-                if (!inventoried.get(b)) {
-                    continue;
-                }
-                if (taken != null && taken.epoch() == epoch) {
-                    listed.set(b, taken.byKey());
-                    listedFenced[b] = taken.fenced();
-                } else {
-                    prefetching[b] = true;
-                    startResync(b);
-                }
-            }
-            gathering = true;
-            endGatheringIfDone();
-            usable.replaceAll((key, count) -> 0);
-            // A license still recovering gets its ResyncAll of this round when it has recovered (onRecovered): a
-            // second one now would ask for a second re-sync of every backend, which the listing taken at once
-            // would not cover, and the license would re-sync again while it already serves.
-            licenses.forEach((key, license) -> {
-                if (recovered.contains(key)) {
-                    license.tell(new TmrLicense.ResyncAll(round));
-                }
-            });
+            gather(epoch, false);
         } else if (!held && leaseHeld) {
             leaseHeld = false;
             dropListings();
@@ -1194,12 +1161,36 @@ public final class VirtualContainer
         }
         LOG.warn("License {} did not take the listings by digest; the backends are listed whole", whole.key());
         round++;
+        gather(leaseEpoch, true);
+        return Effect().none();
+    }
+
+    /**
+     * Starts the listings of a lease's gain at {@code epoch} (a new round): every backend inventoried is listed (by
+     * digests where it answers them, unless {@code whole}; a listing the twin took at this epoch is taken), and every
+     * recovered license is told to re-sync every backend.
+     */
+    private void gather(long epoch, boolean whole) {
+        // A listing taken before now may miss what another node wrote meanwhile: it is taken again, at once, for
+        // every license (those still recovering take it when they ask; see listed).
         dropListings();
-        wholeListings = true;
+        wholeListings = whole;
+        // Every backend inventoried is listed at once, and one inventoried while the listings are taken too; no
+        // license re-syncs before two or more are listed: a handle two backends hold and the journal lacks (its
+        // node acknowledged it while replication was degraded) is rebuilt from them, not freed, also while the
+        // third backend is down or still connecting.
         for (int b = 0; b < resyncGeneration.length; b++) {
             resyncGeneration[b]++;
             resyncRunning[b] = false;
-            if (inventoried.get(b)) {
+            Prelisted taken = prelisted[b];
+            prelisted[b] = null;
+            if (!inventoried.get(b)) {
+                continue;
+            }
+            if (!whole && taken != null && taken.epoch() == epoch) {
+                listed.set(b, taken.byKey());
+                listedFenced[b] = taken.fenced();
+            } else {
                 prefetching[b] = true;
                 startResync(b);
             }
@@ -1207,12 +1198,14 @@ public final class VirtualContainer
         gathering = true;
         endGatheringIfDone();
         usable.replaceAll((key, count) -> 0);
+        // A license still recovering gets its ResyncAll of this round when it has recovered (onRecovered): a
+        // second one now would ask for a second re-sync of every backend, which the listing taken at once
+        // would not cover, and the license would re-sync again while it already serves.
         licenses.forEach((key, license) -> {
             if (recovered.contains(key)) {
                 license.tell(new TmrLicense.ResyncAll(round));
             }
         });
-        return Effect().none();
     }
 
     private Effect<Event, State> onListing(Listing listing) {

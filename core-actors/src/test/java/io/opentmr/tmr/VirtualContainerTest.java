@@ -599,24 +599,14 @@ class VirtualContainerTest {
      */
     @Test
     void aHandleUnknownWhileTheGainsListingsAreStillOutIsNotAnsweredUnknown() throws Exception {
-        Serial serial = nextSerial();
-        io.opentmr.testing.MutableClock clock = new io.opentmr.testing.MutableClock(Instant.ofEpochMilli(1_000_000));
-        PeerGroup peers = new PeerGroup(3, clock, Duration.ofSeconds(30));
-        HeldLink[] links = heldLinks(peers);
-        NodeStatus status = new NodeStatus(peers);
-        TestProbe<Object> licenses = kit.createTestProbe();
-        ActorRef<VirtualContainer.Command> container = kit.spawn(VirtualContainer.create(serial, peers, status, clock,
-                Duration.ofMillis(100), Duration.ofSeconds(10), standIns(licenses.getRef())));
-        container.tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), counted(SEATS, 0, 1, 2))));
-        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(0));
-        for (int b = 0; b < 2; b++) {
-            peers.granted(b, new LeaseGrant(LeaseGrant.ACTIVE_LEASE, "node-a", 3, clock.millis(), 60_000,
-                    new Serial(129, b + 1), Bytes.of(new byte[64])), clock.millis());
-        }
-        for (HeldLink link : links) {
+        Clocked c = clocked(false);
+        gain(c);
+        for (HeldLink link : c.links()) {
             assertInstanceOf(Message.ListAllocations.class, link.next().getKey(), "listed at the gain");
         }
-        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(1));
+        io.opentmr.testing.MutableClock clock = c.clock();
+        NodeStatus status = c.status();
+        ActorRef<VirtualContainer.Command> container = c.container();
         clock.advance(Duration.ofSeconds(11));
         io.opentmr.testing.Await.until("the node serves past the reconcile timeout", status::reconciled);
         TestProbe<TmrLicense.Reply> client = kit.createTestProbe();
@@ -846,23 +836,18 @@ class VirtualContainerTest {
      */
     @Test
     void pastTheReconcileTimeoutTheBackendsStillAskedForDigestsAreListedWhole() throws Exception {
-        Serial serial = nextSerial();
-        io.opentmr.testing.MutableClock clock = new io.opentmr.testing.MutableClock(Instant.ofEpochMilli(1_000_000));
-        PeerGroup peers = new PeerGroup(3, clock, Duration.ofSeconds(30));
-        HeldLink[] links = digestLinks(peers);
-        NodeStatus status = new NodeStatus(peers);
-        TestProbe<Object> licenses = kit.createTestProbe();
-        ActorRef<VirtualContainer.Command> container = kit.spawn(VirtualContainer.create(serial, peers, status, clock,
-                Duration.ofMillis(100), Duration.ofSeconds(10), standIns(licenses.getRef())));
-        gain(container, peers, licenses, clock);
+        Clocked c = clocked(true);
+        gain(c);
+        HeldLink[] links = c.links();
+        TestProbe<Object> licenses = c.licenses();
         int ranges = VirtualContainer.DIGEST_RANGES;
         var first = links[0].next();
         var second = links[1].next();
         links[2].next().getValue().complete(new Message.DigestList(new AllocationDigests(ranges)));
         first.getValue().complete(new Message.DigestList(new AllocationDigests(ranges)));
         // Backend 2's digests do not come: no range is chosen, and past the timeout all three are listed whole.
-        clock.advance(Duration.ofSeconds(11));
-        io.opentmr.testing.Await.until("the node serves past the reconcile timeout", status::reconciled);
+        c.clock().advance(Duration.ofSeconds(11));
+        io.opentmr.testing.Await.until("the node serves past the reconcile timeout", c.status()::reconciled);
         var held = heldAllocation(42);
         for (int b = 0; b < links.length; b++) {
             var listing = links[b].next();
@@ -885,16 +870,11 @@ class VirtualContainerTest {
     @Test
     void pastTheReconcileTimeoutAListingByRangesAlreadyTakenStays() throws Exception {
         containerLog.list.clear();
-        Serial serial = nextSerial();
-        io.opentmr.testing.MutableClock clock = new io.opentmr.testing.MutableClock(Instant.ofEpochMilli(1_000_000));
-        PeerGroup peers = new PeerGroup(3, clock, Duration.ofSeconds(30));
-        HeldLink[] links = digestLinks(peers);
-        peers.digestsAnswered(2, false);
-        NodeStatus status = new NodeStatus(peers);
-        TestProbe<Object> licenses = kit.createTestProbe();
-        ActorRef<VirtualContainer.Command> container = kit.spawn(VirtualContainer.create(serial, peers, status, clock,
-                Duration.ofMillis(100), Duration.ofSeconds(10), standIns(licenses.getRef())));
-        gain(container, peers, licenses, clock);
+        Clocked c = clocked(true);
+        c.peers().digestsAnswered(2, false);
+        gain(c);
+        HeldLink[] links = c.links();
+        TestProbe<Object> licenses = c.licenses();
         int ranges = VirtualContainer.DIGEST_RANGES;
         var whole = links[2].next();
         assertEquals(new Message.ListAllocations(0, BackendListing.PAGE, true), whole.getKey(), "backend 3 whole");
@@ -908,10 +888,10 @@ class VirtualContainerTest {
         io.opentmr.testing.Await.until("the ranges chosen", () -> containerLog.list.stream().anyMatch(line ->
                 line.getFormattedMessage().startsWith("The backends' digests differ")));
         TestProbe<VirtualContainer.Licenses> known = kit.createTestProbe();
-        container.tell(new VirtualContainer.GetLicenses(known.getRef()));
+        c.container().tell(new VirtualContainer.GetLicenses(known.getRef()));
         known.receiveMessage();
-        clock.advance(Duration.ofSeconds(11));
-        io.opentmr.testing.Await.until("the node serves past the reconcile timeout", status::reconciled);
+        c.clock().advance(Duration.ofSeconds(11));
+        io.opentmr.testing.Await.until("the node serves past the reconcile timeout", c.status()::reconciled);
         whole.getValue().complete(new Message.AllocationList(List.of(), false, true));
         Object told = licenses.fishForMessage(Duration.ofSeconds(10), report -> report instanceof Told t
                 && t.command() instanceof TmrLicense.Rebuild ? FishingOutcomes.complete()
@@ -934,16 +914,32 @@ class VirtualContainerTest {
                 .addAppender(containerLog);
     }
 
-    /** The lease comes to the node under epoch 3, its license recovered. */
-    private static void gain(ActorRef<VirtualContainer.Command> container, PeerGroup peers, TestProbe<Object> licenses,
-                             io.opentmr.testing.MutableClock clock) {
-        container.tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), counted(SEATS, 0, 1, 2))));
-        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(0));
+    /** A container on a clock the test moves (reconcile timeout 10 s), over three held links. */
+    private record Clocked(io.opentmr.testing.MutableClock clock, PeerGroup peers, HeldLink[] links, NodeStatus status,
+                           TestProbe<Object> licenses, ActorRef<VirtualContainer.Command> container) {
+    }
+
+    /** {@code digests}: links of backends known to answer LIST_DIGESTS. */
+    private Clocked clocked(boolean digests) {
+        io.opentmr.testing.MutableClock clock = new io.opentmr.testing.MutableClock(Instant.ofEpochMilli(1_000_000));
+        PeerGroup peers = new PeerGroup(3, clock, Duration.ofSeconds(30));
+        HeldLink[] links = digests ? digestLinks(peers) : heldLinks(peers);
+        NodeStatus status = new NodeStatus(peers);
+        TestProbe<Object> licenses = kit.createTestProbe();
+        ActorRef<VirtualContainer.Command> container = kit.spawn(VirtualContainer.create(nextSerial(), peers, status,
+                clock, Duration.ofMillis(100), Duration.ofSeconds(10), standIns(licenses.getRef())));
+        return new Clocked(clock, peers, links, status, licenses, container);
+    }
+
+    /** The container's license is spawned and recovers, then the lease comes under epoch 3 (backends 1 and 2). */
+    private static void gain(Clocked c) {
+        c.container().tell(new VirtualContainer.Counted(view(7, bits(0, 1, 2), counted(SEATS, 0, 1, 2))));
+        expectTold(c.licenses(), SEATS, new TmrLicense.ResyncAll(0));
         for (int b = 0; b < 2; b++) {
-            peers.granted(b, new LeaseGrant(LeaseGrant.ACTIVE_LEASE, "node-a", 3, clock.millis(), 60_000,
-                    new Serial(129, b + 1), Bytes.of(new byte[64])), clock.millis());
+            c.peers().granted(b, new LeaseGrant(LeaseGrant.ACTIVE_LEASE, "node-a", 3, c.clock().millis(), 60_000,
+                    new Serial(129, b + 1), Bytes.of(new byte[64])), c.clock().millis());
         }
-        expectTold(licenses, SEATS, new TmrLicense.ResyncAll(1));
+        expectTold(c.licenses(), SEATS, new TmrLicense.ResyncAll(1));
     }
 
     private ActorRef<VirtualContainer.Command> gainingTheLease(Serial serial, PeerGroup peers,

@@ -455,19 +455,14 @@ class TmrLicenseRestartTest {
      */
     @Test
     void aTakeOverByRangesKeepsTheSeatsLeftOutAsTheyAreAndRebuildsWhatTheListedRangeHolds() {
-        LicenseKey key = new LicenseKey(6_000_010, 42, 908);
-        ProductInfo product = new ProductInfo(key.firmCode(), key.productCode(), 0xFF, "by-ranges", 5, 0, key.tmrId(),
-                false, 0, 0, 0, 0, 0, 0);
-        PeerGroup peers = new PeerGroup(3, Clock.systemUTC(), Duration.ofSeconds(30));
-        FakeBackend[] fakes = fakes(key, peers);
-        BitSet all = new BitSet();
-        all.set(0, 3);
-        Parent parent = new Parent();
-        ActorRef<TmrLicense.Command> license = spawn(key, peers, parent);
-        awaitRecoveries(parent, 1);
-        syncAll(license, fakes, parent, all, product, key);
-        long[] seats = grantTwo(license, fakes);
-        kit.stop(license, REPLY);
+        Synced synced = synced(908, "by-ranges");
+        LicenseKey key = synced.key();
+        ProductInfo product = synced.product();
+        PeerGroup peers = synced.peers();
+        FakeBackend[] fakes = synced.fakes();
+        BitSet all = synced.all();
+        long[] seats = grantTwo(synced.license(), fakes);
+        kit.stop(synced.license(), REPLY);
         int ranges = AllocationDigests.MAX_RANGES;
         Allocation a = ((Message.AllocationList) fakes[0].now(new Message.ListAllocations(0, 1000))).allocations()
                 .get(0);
@@ -517,19 +512,14 @@ class TmrLicenseRestartTest {
      */
     @Test
     void aListingByRangesWhoseRangesLeftOutNoLongerMatchTheTableIsNotUsed() {
-        LicenseKey key = new LicenseKey(6_000_010, 42, 909);
-        ProductInfo product = new ProductInfo(key.firmCode(), key.productCode(), 0xFF, "by-ranges-stale", 5, 0,
-                key.tmrId(), false, 0, 0, 0, 0, 0, 0);
-        PeerGroup peers = new PeerGroup(3, Clock.systemUTC(), Duration.ofSeconds(30));
-        FakeBackend[] fakes = fakes(key, peers);
-        BitSet all = new BitSet();
-        all.set(0, 3);
-        Parent parent = new Parent();
-        ActorRef<TmrLicense.Command> license = spawn(key, peers, parent);
-        awaitRecoveries(parent, 1);
-        syncAll(license, fakes, parent, all, product, key);
-        long[] seats = grantTwo(license, fakes);
-        kit.stop(license, REPLY);
+        Synced synced = synced(909, "by-ranges-stale");
+        LicenseKey key = synced.key();
+        ProductInfo product = synced.product();
+        PeerGroup peers = synced.peers();
+        FakeBackend[] fakes = synced.fakes();
+        BitSet all = synced.all();
+        long[] seats = grantTwo(synced.license(), fakes);
+        kit.stop(synced.license(), REPLY);
         int ranges = AllocationDigests.MAX_RANGES;
         // Digested with seat A only: the range of B, left out, does not match the table.
         AllocationDigests share = new AllocationDigests(ranges);
@@ -562,6 +552,26 @@ class TmrLicenseRestartTest {
         assertTrue(fakes[2].receivedFrom(sent).stream().noneMatch(m -> m instanceof Message.Allocate
                 || m instanceof Message.Free), "no write from the listing: " + fakes[2].receivedFrom(sent));
         kit.stop(taking, REPLY);
+    }
+
+    /** A license of 5 seats over three fake backends, recovered and re-synced with all three. */
+    private record Synced(LicenseKey key, ProductInfo product, PeerGroup peers, FakeBackend[] fakes, BitSet all,
+                          ActorRef<TmrLicense.Command> license) {
+    }
+
+    private static Synced synced(long tmrId, String name) {
+        LicenseKey key = new LicenseKey(6_000_010, 42, tmrId);
+        ProductInfo product = new ProductInfo(key.firmCode(), key.productCode(), 0xFF, name, 5, 0, key.tmrId(), false,
+                0, 0, 0, 0, 0, 0);
+        PeerGroup peers = new PeerGroup(3, Clock.systemUTC(), Duration.ofSeconds(30));
+        FakeBackend[] fakes = fakes(key, peers);
+        BitSet all = new BitSet();
+        all.set(0, 3);
+        Parent parent = new Parent();
+        ActorRef<TmrLicense.Command> license = spawn(key, peers, parent);
+        awaitRecoveries(parent, 1);
+        syncAll(license, fakes, parent, all, product, key);
+        return new Synced(key, product, peers, fakes, all, license);
     }
 
     /** Two handles granted and allocated on every backend. */
