@@ -348,7 +348,8 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
                 // an older backend, which refuses them, is found now and listed whole from the next round on).
                 getContext().pipeToSelf(BackendListing.digests(peers, backend, VirtualContainer.DIGEST_RANGES,
                                 getContext().getExecutionContext()),
-                        (digests, failure) -> new ListingRehearsed(backend, true, digests == null ? 0 : total(digests),
+                        (digests, failure) -> new ListingRehearsed(backend, true,
+                                digests == null ? 0 : (int) Math.min(Integer.MAX_VALUE, digests.total()),
                                 (System.nanoTime() - started) / 1_000_000, failure));
                 continue;
             }
@@ -359,14 +360,6 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
                             (System.nanoTime() - started) / 1_000_000, failure));
         }
         return this;
-    }
-
-    private static int total(io.opentmr.protocol.AllocationDigests digests) {
-        long total = 0;
-        for (int k = 0; k < digests.ranges(); k++) {
-            total += digests.count(k);
-        }
-        return (int) Math.min(Integer.MAX_VALUE, total);
     }
 
     private Behavior<Command> onListingRehearsed(ListingRehearsed listed) {

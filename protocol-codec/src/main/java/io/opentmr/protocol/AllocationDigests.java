@@ -129,12 +129,17 @@ public final class AllocationDigests {
         return 31 * Arrays.hashCode(counts) + Arrays.hashCode(sums);
     }
 
-    @Override
-    public String toString() {
+    /** How many allocations all ranges count. */
+    public long total() {
         long total = 0;
         for (long count : counts) {
             total += count;
         }
-        return "AllocationDigests[" + counts.length + " ranges, " + total + " allocations]";
+        return total;
+    }
+
+    @Override
+    public String toString() {
+        return "AllocationDigests[" + counts.length + " ranges, " + total() + " allocations]";
     }
 }
