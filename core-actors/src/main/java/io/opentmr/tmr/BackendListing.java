@@ -168,7 +168,7 @@ final class BackendListing {
     }
 
     /** The allocations with a handle id above {@code after} up to {@code last} (unsigned), page by page. */
-    private static void next(PeerGroup peers, int backend, Executor executor, long after, long last, int pageSize,
+    private static void next(PeerGroup peers, int backend, Executor executor, long after, long last, int size,
                              Map<LicenseKey, List<Allocation>> byKey,
                              CompletableFuture<Map<LicenseKey, List<Allocation>>> done, BooleanSupplier goOn) {
         if (!goOn.getAsBoolean()) {
@@ -177,7 +177,7 @@ final class BackendListing {
             return;
         }
         boolean withRequests = peers.asksForRequests(backend);
-        peers.call(backend, certificate -> new Message.ListAllocations(after, pageSize, withRequests)).whenCompleteAsync(
+        peers.call(backend, certificate -> new Message.ListAllocations(after, size, withRequests)).whenCompleteAsync(
                 (reply, failure) -> {
                     if (failure != null) {
                         Throwable cause = BackendWatcher.unwrap(failure);
@@ -214,7 +214,7 @@ final class BackendListing {
                     }
                     if (!past && page.more() && !allocations.isEmpty()) {
                         next(peers, backend, executor, allocations.get(allocations.size() - 1).tmrHandleId(), last,
-                                pageSize, byKey, done, goOn);
+                                size, byKey, done, goOn);
                     } else {
                         done.complete(byKey);
                     }

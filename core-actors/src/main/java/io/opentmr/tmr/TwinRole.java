@@ -367,7 +367,8 @@ final class TwinRole extends AbstractBehavior<TwinRole.Command> {
         String what = listed.digests() ? "took the digests of" : "listed";
         if (listed.failure() != null) {
             LOG.debug("Standby: backend {} could not be {} for the rehearsal ({}); a take-over asks it anyway",
-                    listed.backend() + 1, listed.digests() ? "asked for digests" : "listed", listed.failure().toString());
+                    listed.backend() + 1, listed.digests() ? "asked for digests" : "listed",
+                    listed.failure().toString());
         } else if (!listingRehearsalLogged && state == State.STANDBY) {
             listingRehearsalLogged = true;
             LOG.info("Standby: {} backend {}'s {} allocation(s) in {} ms and dropped them, so that a take-over's "

@@ -360,9 +360,10 @@ public final class VirtualContainer
     /** Per backend, its digests while the ranges to list are not chosen yet. */
     private final AllocationDigests[] digested;
     /**
-     * Per backend, the ranges its listing in {@link #listed} holds, or null for a whole listing. Every backend listed by
-     * ranges at one gain is listed in the same ranges: those where any of them differs from the node's seats, so in the
-     * others each of them holds exactly the seats (and a handle rebuilt from two backends lies in a listed range).
+     * Per backend, the ranges its listing in {@link #listed} holds, or null for a whole listing. Every backend listed
+     * by ranges at one gain is listed in the same ranges: those where any of them differs from the node's seats, so
+     * in the others each of them holds exactly the seats (and a handle rebuilt from two backends lies in a listed
+     * range).
      */
     private final BitSet[] coveredBy;
     /** Each license's part of the node's digests the ranges were chosen by (absent: a license without handles). */

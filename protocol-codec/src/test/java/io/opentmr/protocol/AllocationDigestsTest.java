@@ -23,7 +23,8 @@ class AllocationDigestsTest {
     private static final LicenseKey OTHER = new LicenseKey(6000010, 102, 2);
 
     @Property(tries = 300)
-    void everyIdFallsInTheRangeWhoseBoundsHoldIt(@ForAll long handleId, @ForAll @IntRange(min = 1, max = 4096) int ranges) {
+    void everyIdFallsInTheRangeWhoseBoundsHoldIt(@ForAll long handleId,
+                                                 @ForAll @IntRange(min = 1, max = 4096) int ranges) {
         int k = AllocationDigests.rangeOf(handleId, ranges);
 
         assertTrue(k >= 0 && k < ranges);

@@ -151,7 +151,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
             listings = List.copyOf(listings);
             coverages = Collections.unmodifiableList(new ArrayList<>(coverages));
             if (coverages.size() != listings.size()) {
-                throw new IllegalArgumentException(coverages.size() + " coverages for " + listings.size() + " listings");
+                throw new IllegalArgumentException(coverages.size() + " coverages for " + listings.size()
+                        + " listings");
             }
         }
 

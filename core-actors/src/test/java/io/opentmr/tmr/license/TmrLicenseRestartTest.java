@@ -455,47 +455,41 @@ class TmrLicenseRestartTest {
      */
     @Test
     void aTakeOverByRangesKeepsTheSeatsLeftOutAsTheyAreAndRebuildsWhatTheListedRangeHolds() {
-        Synced synced = synced(908, "by-ranges");
-        LicenseKey key = synced.key();
-        ProductInfo product = synced.product();
-        PeerGroup peers = synced.peers();
-        FakeBackend[] fakes = synced.fakes();
-        BitSet all = synced.all();
-        long[] seats = grantTwo(synced.license(), fakes);
-        kit.stop(synced.license(), REPLY);
+        TwoSeats t = twoSeats(908, "by-ranges");
         int ranges = AllocationDigests.MAX_RANGES;
-        Allocation a = ((Message.AllocationList) fakes[0].now(new Message.ListAllocations(0, 1000))).allocations()
-                .get(0);
-        long x = idOutside(ranges, seats);
-        Allocation onTwo = new Allocation(x, key, a.accessMode(), a.featureBits(), a.owner(), a.tokenDigest(),
+        Allocation a = ((Message.AllocationList) t.fakes()[0].now(new Message.ListAllocations(0, 1000)))
+                .allocations().get(0);
+        long x = idOutside(ranges, t.seats());
+        Allocation onTwo = new Allocation(x, t.key(), a.accessMode(), a.featureBits(), a.owner(), a.tokenDigest(),
                 a.epoch());
         for (int b = 0; b < 2; b++) {
-            fakes[b].now(new Message.Allocate(peers.certificate(), onTwo, System.currentTimeMillis() + 10_000));
+            t.fakes()[b].now(new Message.Allocate(t.peers().certificate(), onTwo,
+                    System.currentTimeMillis() + 10_000));
         }
         AllocationDigests share = new AllocationDigests(ranges);
-        for (long seat : seats) {
-            share.add(seat, key);
+        for (long seat : t.seats()) {
+            share.add(seat, t.key());
         }
         BitSet listedRanges = new BitSet();
         listedRanges.set(AllocationDigests.rangeOf(x, ranges));
         TmrLicense.Coverage coverage = new TmrLicense.Coverage(listedRanges, share);
 
         Parent after = new Parent();
-        ActorRef<TmrLicense.Command> taking = spawn(key, peers, after);
+        ActorRef<TmrLicense.Command> taking = spawn(t.key(), t.peers(), after);
         awaitRecoveries(after, 1);
-        int[] before = new int[fakes.length];
+        int[] before = new int[t.fakes().length];
         List<List<Allocation>> listings = new ArrayList<>();
-        for (int b = 0; b < fakes.length; b++) {
-            before[b] = fakes[b].receivedCount();
-            listings.add(inRanges(fakes[b], coverage));
+        for (int b = 0; b < t.fakes().length; b++) {
+            before[b] = t.fakes()[b].receivedCount();
+            listings.add(inRanges(t.fakes()[b], coverage));
         }
-        taking.tell(new TmrLicense.Rebuild(peers.epoch(), listings, 3, List.of(coverage, coverage, coverage)));
-        syncAll(taking, fakes, after, all, product, key, coverage);
+        taking.tell(new TmrLicense.Rebuild(t.peers().epoch(), listings, 3, List.of(coverage, coverage, coverage)));
+        syncAll(taking, t.fakes(), after, t.all(), t.product(), t.key(), coverage);
 
         assertTrue(after.openedIds.contains(x), "rebuilt from backends 1 and 2");
-        for (int b = 0; b < fakes.length; b++) {
-            assertEquals(Set.of(seats[0], seats[1], x), fakes[b].held(), fakes[b].backendName());
-            for (Message sent : fakes[b].receivedFrom(before[b])) {
+        for (int b = 0; b < t.fakes().length; b++) {
+            assertEquals(Set.of(t.seats()[0], t.seats()[1], x), t.fakes()[b].held(), t.fakes()[b].backendName());
+            for (Message sent : t.fakes()[b].receivedFrom(before[b])) {
                 assertFalse(sent instanceof Message.Allocate allocate
                         && allocate.allocation().tmrHandleId() != x, "no write of a seat left out: " + sent);
                 assertFalse(sent instanceof Message.Free, "nothing freed: " + sent);
@@ -512,54 +506,51 @@ class TmrLicenseRestartTest {
      */
     @Test
     void aListingByRangesWhoseRangesLeftOutNoLongerMatchTheTableIsNotUsed() {
-        Synced synced = synced(909, "by-ranges-stale");
-        LicenseKey key = synced.key();
-        ProductInfo product = synced.product();
-        PeerGroup peers = synced.peers();
-        FakeBackend[] fakes = synced.fakes();
-        BitSet all = synced.all();
-        long[] seats = grantTwo(synced.license(), fakes);
-        kit.stop(synced.license(), REPLY);
+        TwoSeats t = twoSeats(909, "by-ranges-stale");
         int ranges = AllocationDigests.MAX_RANGES;
         // Digested with seat A only: the range of B, left out, does not match the table.
         AllocationDigests share = new AllocationDigests(ranges);
-        share.add(seats[0], key);
+        share.add(t.seats()[0], t.key());
         TmrLicense.Coverage stale = new TmrLicense.Coverage(new BitSet(), share);
         // Backend 3 lost B: a listing whole would show it; this one says nothing of that range.
-        fakes[2].now(new Message.Free(peers.certificate(), seats[1], key, System.currentTimeMillis() + 10_000));
+        t.fakes()[2].now(new Message.Free(t.peers().certificate(), t.seats()[1], t.key(),
+                System.currentTimeMillis() + 10_000));
         Parent after = new Parent();
-        ActorRef<TmrLicense.Command> taking = spawn(key, peers, after);
+        ActorRef<TmrLicense.Command> taking = spawn(t.key(), t.peers(), after);
         awaitRecoveries(after, 1);
-        int sent = fakes[2].receivedCount();
+        int sent = t.fakes()[2].receivedCount();
 
         // Empty listings, all three taken after their backends fenced the old epoch: with coverages that held, A and B
         // would count as held where left out; these do not hold, so neither is dropped as held nowhere.
-        taking.tell(new TmrLicense.Rebuild(peers.epoch(), List.of(List.of(), List.of(), List.of()), 3,
+        taking.tell(new TmrLicense.Rebuild(t.peers().epoch(), List.of(List.of(), List.of(), List.of()), 3,
                 List.of(stale, stale, stale)));
-        taking.tell(new TmrLicense.Copies(all, product));
-        taking.tell(new TmrLicense.Resync(2, List.of(), peers.epoch(), stale));
+        taking.tell(new TmrLicense.Copies(t.all(), t.product()));
+        taking.tell(new TmrLicense.Resync(2, List.of(), t.peers().epoch(), stale));
         long deadline = System.nanoTime() + REPLY.toNanos();
         while (!after.wholeListings.contains(2)) {
             assertTrue(System.nanoTime() < deadline, "asked for backend 3 listed whole: " + after.wholeListings);
-            pump(fakes);
+            pump(t.fakes());
         }
         TestProbe<Optional<Seat>> seat = kit.createTestProbe();
-        for (long handle : seats) {
+        for (long handle : t.seats()) {
             taking.tell(new TmrLicense.SeatOf(handle, seat.getRef()));
             assertTrue(seat.receiveMessage(REPLY).isPresent(), "seat " + handle + " kept");
         }
-        pump(fakes);
-        assertTrue(fakes[2].receivedFrom(sent).stream().noneMatch(m -> m instanceof Message.Allocate
-                || m instanceof Message.Free), "no write from the listing: " + fakes[2].receivedFrom(sent));
+        pump(t.fakes());
+        assertTrue(t.fakes()[2].receivedFrom(sent).stream().noneMatch(m -> m instanceof Message.Allocate
+                || m instanceof Message.Free), "no write from the listing: " + t.fakes()[2].receivedFrom(sent));
         kit.stop(taking, REPLY);
     }
 
-    /** A license of 5 seats over three fake backends, recovered and re-synced with all three. */
-    private record Synced(LicenseKey key, ProductInfo product, PeerGroup peers, FakeBackend[] fakes, BitSet all,
-                          ActorRef<TmrLicense.Command> license) {
+    /**
+     * A license of 5 seats over three fake backends, recovered and re-synced with all three, that granted two handles
+     * ({@code seats}, allocated on every backend) and stopped: the node that took them is gone.
+     */
+    private record TwoSeats(LicenseKey key, ProductInfo product, PeerGroup peers, FakeBackend[] fakes, BitSet all,
+                            long[] seats) {
     }
 
-    private static Synced synced(long tmrId, String name) {
+    private static TwoSeats twoSeats(long tmrId, String name) {
         LicenseKey key = new LicenseKey(6_000_010, 42, tmrId);
         ProductInfo product = new ProductInfo(key.firmCode(), key.productCode(), 0xFF, name, 5, 0, key.tmrId(), false,
                 0, 0, 0, 0, 0, 0);
@@ -571,7 +562,9 @@ class TmrLicenseRestartTest {
         ActorRef<TmrLicense.Command> license = spawn(key, peers, parent);
         awaitRecoveries(parent, 1);
         syncAll(license, fakes, parent, all, product, key);
-        return new Synced(key, product, peers, fakes, all, license);
+        long[] seats = grantTwo(license, fakes);
+        kit.stop(license, REPLY);
+        return new TwoSeats(key, product, peers, fakes, all, seats);
     }
 
     /** Two handles granted and allocated on every backend. */
