@@ -46,9 +46,6 @@ final class BackendListing {
      * flight that must come within the backend timeout on a starved machine.
      */
     static final int CURSORS = 2;
-    /** A node draws handle ids from 1 to {@link Long#MAX_VALUE}: the ranges cut that space (the last one up to -1). */
-    private static final long RANGE = Long.MAX_VALUE / CURSORS;
-
     private BackendListing() {
     }
 
@@ -71,7 +68,7 @@ final class BackendListing {
         int[] pages = new int[CURSORS];
         for (int k = 0; k < CURSORS; k++) {
             starts[k] = rangeStart(k);
-            ends[k] = k == CURSORS - 1 ? -1L : rangeStart(k + 1);
+            ends[k] = AllocationDigests.rangeEnd(k, CURSORS);
             pages[k] = PAGE;
         }
         return listIn(peers, backend, executor, starts, ends, pages, goOn);
@@ -164,7 +161,7 @@ final class BackendListing {
      * of range k + 1 (unsigned); the last one up to the highest id.
      */
     static long rangeStart(int k) {
-        return RANGE * k;
+        return AllocationDigests.rangeStart(k, CURSORS);
     }
 
     /** The allocations with a handle id above {@code after} up to {@code last} (unsigned), page by page. */
