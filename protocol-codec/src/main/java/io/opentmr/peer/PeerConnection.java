@@ -25,11 +25,14 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Queue;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -42,8 +45,10 @@ import org.slf4j.LoggerFactory;
  * may come in any order.
  *
  * <p>Every piece of mutable state is confined to the channel's event loop; caller threads only take an
- * in-flight permit and hand the request over with {@code loop.execute}, so a reply, a timeout and the
- * connection's end can never race for the same request. Futures complete on that event loop, holding no
+ * in-flight permit and put the request in the outbox, so a reply, a timeout and the connection's end can never
+ * race for the same request. The requests that reach the outbox while the loop is busy or waking up are sent
+ * together, in one task and one write to the socket: a TMR license that sends an ALLOCATE to each backend for
+ * each of a batch of clients' ACCESSes costs each connection one wake-up and one write, not one per request. Futures complete on that event loop, holding no
  * lock: callers may chain on them, but must not block there (an actor's {@code pipeToSelf} is the
  * intended use).
  *
@@ -68,6 +73,10 @@ public final class PeerConnection implements AutoCloseable {
     private final Semaphore livenessPermits = new Semaphore(MessageType.LIVENESS_RESERVE);
     private final CompletableFuture<PeerConnection> authenticated = new CompletableFuture<>();
     private final CompletableFuture<Void> closed = new CompletableFuture<>();
+    /** Requests given to {@link #request}, not yet taken by the event loop; bounded by the in-flight permits. */
+    private final Queue<Pending> outbox = new ConcurrentLinkedQueue<>();
+    /** A task that empties {@link #outbox} is on the loop's queue and has not begun to. */
+    private final AtomicBoolean drainQueued = new AtomicBoolean();
 
     // ------------------------------------------------ read by any thread
     private volatile boolean closing;
@@ -177,11 +186,14 @@ public final class PeerConnection implements AutoCloseable {
                     + describe() + " already has " + options.maxInFlight() + " requests in flight (maxInFlight)"));
         }
         Pending p = new Pending(request, held);
-        try {
-            loop.execute(() -> send(p));
-        } catch (RejectedExecutionException e) {
-            held.release();
-            p.future.completeExceptionally(closedError("lost its event loop"));
+        outbox.add(p);
+        if (!drainQueued.getAndSet(true)) {
+            try {
+                loop.execute(this::drainOutbox);
+            } catch (RejectedExecutionException e) {
+                drainQueued.set(false);
+                failOutbox(closedError("lost its event loop"));
+            }
         }
         return p.future;
     }
@@ -332,10 +344,43 @@ public final class PeerConnection implements AutoCloseable {
 
     // ================================================================ requests (event loop)
 
+    /** Sends every request in the outbox, flushing once at the end. */
+    private void drainOutbox() {
+        // Cleared first: a request added after the last poll below queues a task of its own.
+        drainQueued.set(false);
+        boolean written = false;
+        for (Pending p = outbox.poll(); p != null; p = outbox.poll()) {
+            written |= write(p);
+        }
+        if (written) {
+            channel.flush();
+        }
+    }
+
+    /**
+     * The requests in the outbox fail and give their permits back: the connection closed, or its loop shut down (then
+     * on the caller's thread). A request polled here was never sent, so it holds no request id and no timer.
+     */
+    private void failOutbox(Throwable error) {
+        for (Pending p = outbox.poll(); p != null; p = outbox.poll()) {
+            p.released = true;
+            p.permits.release();
+            p.future.completeExceptionally(error);
+        }
+    }
+
+    /** Writes and flushes one request (the challenge's). */
     private void send(Pending p) {
+        if (write(p)) {
+            channel.flush();
+        }
+    }
+
+    /** Writes {@code p} without flushing; false when it failed at once instead (the connection is not usable). */
+    private boolean write(Pending p) {
         if (channel == null || !channel.isActive() || (p.counted() && (closing || !open))) {
             fail(p, closedError(channel != null && channel.isActive() ? "is closing" : "is closed"));
-            return;
+            return false;
         }
         p.requestId = nextFreeRequestId();
         pending.put(p.requestId, p);
@@ -344,7 +389,7 @@ public final class PeerConnection implements AutoCloseable {
             p.timer = loop.schedule(() -> timedOut(p), options.requestTimeout().toNanos(), TimeUnit.NANOSECONDS);
         }
         Channel ch = channel;
-        ch.writeAndFlush(new Frame(p.requestId, p.request)).addListener((ChannelFuture written) -> {
+        ch.write(new Frame(p.requestId, p.request)).addListener((ChannelFuture written) -> {
             if (written.isSuccess()) {
                 return;
             }
@@ -356,6 +401,7 @@ public final class PeerConnection implements AutoCloseable {
                 ch.close();
             }
         });
+        return true;
     }
 
     /** The next id no outstanding request holds; ids wrap around the u32 range like the wire's field. */
@@ -434,6 +480,7 @@ public final class PeerConnection implements AutoCloseable {
         for (Pending p : outstanding) {
             fail(p, lost);
         }
+        failOutbox(closedError("is closed"));
         Throwable why = connecting != null && connecting.cause() != null ? connectFailure(connecting.cause())
                 : closedError("closed during the peer challenge");
         authenticated.completeExceptionally(why);

@@ -5,6 +5,7 @@ import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.SimpleChannelInboundHandler;
 import io.netty.channel.nio.NioEventLoopGroup;
@@ -27,6 +28,7 @@ import java.security.SecureRandom;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Function;
 
 /**
@@ -71,6 +73,8 @@ final class FakeBackend implements AutoCloseable {
     private final BlockingQueue<Message.PeerHello> hellos = new LinkedBlockingQueue<>();
     private final BlockingQueue<Channel> accepted = new LinkedBlockingQueue<>();
     private final Channel server;
+    /** Reads from the sockets: each is what one or more of the node's writes put there. */
+    private final AtomicInteger reads = new AtomicInteger();
     private volatile Challenge challenge = Challenge.HONEST;
     private volatile Function<Message, Message> responder;
 
@@ -84,7 +88,8 @@ final class FakeBackend implements AutoCloseable {
                     @Override
                     protected void initChannel(SocketChannel ch) {
                         accepted.add(ch);
-                        ch.pipeline().addLast(FrameEncoder.INSTANCE, new FrameDecoder(), new PeerSide());
+                        ch.pipeline().addLast(new ReadCounter(), FrameEncoder.INSTANCE, new FrameDecoder(),
+                                new PeerSide());
                     }
                 })
                 .bind(new InetSocketAddress("127.0.0.1", 0)).syncUninterruptibly().channel();
@@ -120,6 +125,11 @@ final class FakeBackend implements AutoCloseable {
     /** From now on every peer request is answered at once by {@code answer}, on the backend's I/O thread. */
     void respondWith(Function<Message, Message> answer) {
         responder = answer;
+    }
+
+    /** How many times the backend has read from its connections so far. */
+    int reads() {
+        return reads.get();
     }
 
     /** The next peer request the test has to answer. */
@@ -160,6 +170,15 @@ final class FakeBackend implements AutoCloseable {
     }
 
     /** One connection's side of the challenge; its nonces live as long as the connection. */
+    /** Counts the reads from the socket, before the frames are cut out of them. */
+    private final class ReadCounter extends ChannelInboundHandlerAdapter {
+        @Override
+        public void channelRead(ChannelHandlerContext ctx, Object msg) {
+            reads.incrementAndGet();
+            ctx.fireChannelRead(msg);
+        }
+    }
+
     private final class PeerSide extends SimpleChannelInboundHandler<Frame> {
         private byte[] nodeNonce;
         private byte[] backendNonce;

@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.netty.channel.Channel;
 import io.netty.channel.nio.NioEventLoopGroup;
 import io.netty.util.concurrent.DefaultThreadFactory;
+import io.netty.util.concurrent.EventExecutor;
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.CmFailure;
@@ -25,6 +26,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -200,6 +202,41 @@ class PeerConnectionTest {
         }
         for (int i = 0; i < answers.size(); i++) {
             assertEquals(i, echoed(answers.get(i).get(5, TimeUnit.SECONDS)));
+        }
+    }
+
+    @Test
+    void requestsGivenWhileTheEventLoopIsBusyGoOutInOneWrite() throws Exception {
+        PeerConnection connection = connect(OPTIONS);
+        CountDownLatch busy = new CountDownLatch(group.executorCount());
+        CountDownLatch release = new CountDownLatch(1);
+        for (EventExecutor loop : group) {
+            loop.execute(() -> {
+                busy.countDown();
+                try {
+                    release.await(5, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            });
+        }
+        assertTrue(busy.await(5, TimeUnit.SECONDS), "every event loop of the node is held");
+        int readsBefore = backend.reads();
+        List<CompletableFuture<Message>> answers = new ArrayList<>();
+        for (int i = 0; i < 5; i++) {
+            answers.add(connection.request(numbered(i)));
+        }
+        release.countDown();
+        List<FakeBackend.Request> requests = new ArrayList<>();
+        for (int i = 0; i < 5; i++) {
+            requests.add(backend.nextRequest());
+        }
+        assertEquals(1, backend.reads() - readsBefore, "the five requests reached the backend in one read");
+        for (FakeBackend.Request request : requests) {
+            request.reply(new Message.UnitsOk(((Message.ListAllocations) request.message()).afterHandleId()));
+        }
+        for (int i = 0; i < answers.size(); i++) {
+            assertEquals(i, echoed(answers.get(i).get(5, TimeUnit.SECONDS)), "each its own answer");
         }
     }
 
