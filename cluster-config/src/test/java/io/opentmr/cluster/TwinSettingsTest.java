@@ -70,6 +70,11 @@ class TwinSettingsTest {
         assertEquals("", pekko.getString("pekko.cluster.downing-provider-class"));
         assertEquals(1000, TwinSettings.from(config(Map.of())).downUnreachableAfter().toMillis());
         assertTrue(pekko.getString("pekko.remote.artery.ssl.rotating-keys-engine.key-file").endsWith("node-a/tls.key"));
+        Config resolved = pekko.withFallback(ConfigFactory.load()).resolve();
+        assertEquals(1, resolved.getInt("pekko.remote.artery.advanced.inbound-lanes"), "remoting on one thread");
+        assertEquals(1, resolved.getInt("pekko.remote.default-remote-dispatcher.thread-pool-executor.fixed-pool-size"));
+        assertEquals(resolved.getString("pekko.remote.artery.advanced.use-dispatcher"),
+                resolved.getString("pekko.io.tcp.worker-dispatcher"), "the TCP connections' actors on it too");
     }
 
     @Test
