@@ -198,6 +198,11 @@ public final class PeerConnection implements AutoCloseable {
         return p.future;
     }
 
+    /** How long a request waits for its reply before it fails with a {@link TimeoutException}. */
+    public Duration requestTimeout() {
+        return options.requestTimeout();
+    }
+
     /** The backend's name from its PEER_CHALLENGE; empty until then. */
     public String backendName() {
         return backendName;

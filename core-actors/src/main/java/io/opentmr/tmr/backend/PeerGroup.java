@@ -446,8 +446,12 @@ public final class PeerGroup {
             return CompletableFuture.failedFuture(new CmFailure(CmError.NETWORK_FAULT,
                     "backend " + (backend + 1) + " is not connected"));
         }
-        return link.request(request.apply(certificate())).toCompletableFuture()
-                .orTimeout(timeout.toMillis(), TimeUnit.MILLISECONDS);
+        CompletableFuture<Message> answer = link.request(request.apply(certificate())).toCompletableFuture();
+        Duration own = link.requestTimeout();
+        // A link that bounds its requests within ours needs no second timer (each cost the JDK's delay thread a
+        // queue insertion, a removal and now and then a wake-up).
+        return own != null && own.compareTo(timeout) <= 0 ? answer
+                : answer.orTimeout(timeout.toMillis(), TimeUnit.MILLISECONDS);
     }
 
     /**

@@ -4,6 +4,7 @@ import io.opentmr.peer.PeerConnection;
 import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.Message;
 import java.net.InetSocketAddress;
+import java.time.Duration;
 import java.util.concurrent.CompletionStage;
 
 /**
@@ -21,6 +22,14 @@ public interface PeerLink {
     /** Completes when the connection is gone, for whatever reason. */
     CompletionStage<Void> closed();
 
+    /**
+     * How long a request waits for its answer before it fails with a timeout, when the link bounds it itself; null
+     * when it does not (a caller that needs a bound sets its own timer).
+     */
+    default Duration requestTimeout() {
+        return null;
+    }
+
     String backendName();
 
     void close();
@@ -36,6 +45,11 @@ public interface PeerLink {
             @Override
             public CompletionStage<Void> closed() {
                 return connection.closeFuture();
+            }
+
+            @Override
+            public Duration requestTimeout() {
+                return connection.requestTimeout();
             }
 
             @Override
