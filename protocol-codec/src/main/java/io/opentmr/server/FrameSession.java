@@ -201,7 +201,8 @@ public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
             return;
         }
         // On the channel's event loop: the reply is written there anyway, and the JDK's default async
-        // executor would otherwise run this on a new thread per reply on a 2-core machine.
+        // executor would otherwise run this on a new thread per reply on a 2-core machine. An actor that completes
+        // answers inside a ReplyBatch (a TMR license after a journal write) hands each loop its replies in one task.
         answer.whenCompleteAsync((value, failed) -> {
             inFlight--;
             Message message;
@@ -216,7 +217,7 @@ public abstract class FrameSession extends SimpleChannelInboundHandler<Frame> {
                         ? failed.getCause() : failed);
             }
             send(ctx, id, message, type, since);
-        }, ctx.executor());
+        }, task -> ReplyBatch.execute(ctx.executor(), task));
     }
 
     /**

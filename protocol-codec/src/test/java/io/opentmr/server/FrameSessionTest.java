@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelOutboundHandlerAdapter;
 import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.embedded.EmbeddedChannel;
 import io.opentmr.protocol.AccessMode;
@@ -106,6 +107,29 @@ class FrameSessionTest {
         channel.runPendingTasks();
         assertInstanceOf(Message.Ok.class, next(10));
         assertInstanceOf(Message.Ok.class, next(13));
+    }
+
+    @Test
+    void asksAnsweredTogetherInsideAReplyBatchAreWrittenInOneTaskWithOneFlush() {
+        CompletableFuture<Message> first = session.nextAnswer();
+        CompletableFuture<Message> second = session.nextAnswer();
+        channel.writeInbound(access(50), access(51));
+        int[] flushes = {0};
+        channel.pipeline().addFirst(new ChannelOutboundHandlerAdapter() {
+            @Override
+            public void flush(ChannelHandlerContext ctx) {
+                flushes[0]++;
+                ctx.flush();
+            }
+        });
+        ReplyBatch.run(() -> {
+            first.complete(new Message.Ok());
+            second.complete(new Message.Ok());
+        });
+        channel.runPendingTasks();
+        assertInstanceOf(Message.Ok.class, next(50));
+        assertInstanceOf(Message.Ok.class, next(51));
+        assertEquals(1, flushes[0], "both answers went to the socket in one write");
     }
 
     @Test

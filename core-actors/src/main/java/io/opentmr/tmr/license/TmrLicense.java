@@ -13,6 +13,7 @@ import io.opentmr.protocol.LicenseKey;
 import io.opentmr.protocol.Message;
 import io.opentmr.protocol.ProductInfo;
 import io.opentmr.protocol.UnitsOperation;
+import io.opentmr.server.ReplyBatch;
 import io.opentmr.tmr.backend.PeerGroup;
 import io.opentmr.tmr.tracking.NodeTrackingLog;
 import io.opentmr.tmr.license.TmrLicenseEvent.SeatGranted;
@@ -1883,7 +1884,8 @@ public final class TmrLicense extends EventSourcedBehavior<TmrLicense.Command, T
         return Effect().persist(events).thenRun(state -> {
             parent.journalWritten(System.nanoTime() - writing);
             table = state;
-            written.accept(state);
+            // The answers of the clients' asks this write completes reach each event loop as one task.
+            ReplyBatch.run(() -> written.accept(state));
         });
     }
 
