@@ -54,6 +54,8 @@ final class BenchCommand implements Callable<Integer> {
 
     /** Bound on --duration and --warmup: a bench is a measurement, not a soak. */
     static final Duration MAX_DURATION = Duration.ofMinutes(10);
+    /** Bound on --rounds. */
+    static final int MAX_ROUNDS = 20;
 
     /** DESIGN §8: with {@link #LATENCY_TARGET_CLIENTS} client, TMR pair p50 at most this many times direct. */
     static final double P50_RATIO_TARGET = 2.5;
@@ -129,6 +131,12 @@ final class BenchCommand implements Callable<Integer> {
 
     @Option(names = "--duration", defaultValue = "10s", description = "How long to measure (default ${DEFAULT-VALUE}).")
     Duration duration;
+
+    @Option(names = "--rounds", defaultValue = "1", description = "With --compare / --demo: measure the two servers "
+            + "this many times in turn (TMR, direct, TMR, direct, ...), each time for --duration, and judge the "
+            + "targets by the median of the rounds' ratios; every round is printed (default ${DEFAULT-VALUE}, at most "
+            + MAX_ROUNDS + ").")
+    int rounds;
 
     @Option(names = "--warmup", defaultValue = "auto", description = "Unmeasured warm-up: a duration, or auto "
             + "(default): the load runs until its rate stops rising (the last 20 s at most 5%% above the 20 s before; "
@@ -233,6 +241,13 @@ final class BenchCommand implements Callable<Integer> {
         if (floor != null && !Files.isDirectory(floor)) {
             throw new ParameterException(spec.commandLine(), "--floor " + floor + " is not a directory (give the "
                     + "backend's data directory, or one on the same disk)");
+        }
+        if (rounds < 1 || rounds > MAX_ROUNDS) {
+            throw new ParameterException(spec.commandLine(), "--rounds must be 1.." + MAX_ROUNDS + ": " + rounds);
+        }
+        if (rounds > 1 && target.demo == null && compare == null) {
+            throw new ParameterException(spec.commandLine(), "--rounds goes with --compare or --demo: it alternates "
+                    + "the two servers' measurements");
         }
         if (target.demo != null) {
             return compare(Side.fromDemo(target.demo, "tmr"), Side.fromDemo(target.demo, "direct"), accessMode,
@@ -513,23 +528,51 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     /** The TMR node, then the backend directly, with the same clients and times; both, their ratios and targets. */
+    /**
+     * Measures {@code tmr}, then {@code direct}, {@link #rounds} times in turn. On a shared machine the speed a
+     * process gets drifts over minutes; measuring the two in turn, each round's pair close together in time, and
+     * taking the median of the rounds' ratios keeps one slow minute from deciding the comparison.
+     */
     private int compare(Side tmr, Side direct, AccessMode accessMode, CpuMeter cpu) throws InterruptedException {
-        System.err.println("tmr bench: TMR " + tmr.describe() + ", then direct " + direct.describe());
+        System.err.println("tmr bench: TMR " + tmr.describe() + ", then direct " + direct.describe()
+                + (rounds > 1 ? ", " + rounds + " rounds in turn" : ""));
         Double pairsPerSecond = pace == null ? null : pace.pairsPerSecond();
-        Result viaTmr = run(tmr.servers(), tmr.firm(), tmr.product(), accessMode, cpu, pairsPerSecond);
-        Result viaDirect = run(direct.servers(), direct.firm(), direct.product(), accessMode, cpu, pairsPerSecond);
+        List<Map<String, Object>> roundFields = new ArrayList<>();
+        List<Targets> measured = new ArrayList<>();
+        StringBuilder text = new StringBuilder();
+        for (int round = 1; round <= rounds; round++) {
+            Result viaTmr = run(tmr.servers(), tmr.firm(), tmr.product(), accessMode, cpu, pairsPerSecond);
+            Result viaDirect = run(direct.servers(), direct.firm(), direct.product(), accessMode, cpu,
+                    pairsPerSecond);
+            Map<String, Object> fields = new LinkedHashMap<>();
+            Map<String, Object> tmrFields = new LinkedHashMap<>(tmr.describe());
+            tmrFields.putAll(viaTmr.toMap());
+            Map<String, Object> directFields = new LinkedHashMap<>(direct.describe());
+            directFields.putAll(viaDirect.toMap());
+            fields.put("tmr", tmrFields);
+            fields.put("direct", directFields);
+            Targets targets = Targets.of(viaTmr, viaDirect);
+            measured.add(targets);
+            String both = viaTmr.text("TMR node " + String.join(",", tmr.servers()), false) + "\n"
+                    + viaDirect.text("direct " + String.join(",", direct.servers()), false) + "\n";
+            if (rounds == 1) {
+                fields.putAll(targets.toMap());
+                new Output(json, System.out, System.err).result(both + targets.text(), fields);
+                return Output.OK;
+            }
+            fields.put("ratio", Result.round(targets.pairsRatio()));
+            fields.put("p50Ratio", Result.round(targets.p50Ratio()));
+            roundFields.add(fields);
+            text.append(String.format(java.util.Locale.ROOT, "round %d of %d:%n", round, rounds)).append(both)
+                    .append(String.format(java.util.Locale.ROOT, "round %d: TMR/direct pairs/s %.2f, p50 %.2f×%n",
+                            round, targets.pairsRatio(), targets.p50Ratio()));
+        }
+        Targets median = Targets.median(measured);
         Map<String, Object> fields = new LinkedHashMap<>();
-        Map<String, Object> tmrFields = new LinkedHashMap<>(tmr.describe());
-        tmrFields.putAll(viaTmr.toMap());
-        Map<String, Object> directFields = new LinkedHashMap<>(direct.describe());
-        directFields.putAll(viaDirect.toMap());
-        fields.put("tmr", tmrFields);
-        fields.put("direct", directFields);
-        Targets targets = Targets.of(viaTmr, viaDirect);
-        fields.putAll(targets.toMap());
-        new Output(json, System.out, System.err).result(viaTmr.text("TMR node " + String.join(",", tmr.servers()),
-                false) + "\n" + viaDirect.text("direct " + String.join(",", direct.servers()), false) + "\n"
-                + targets.text(), fields);
+        fields.put("rounds", roundFields);
+        fields.putAll(median.toMap());
+        text.append(String.format(java.util.Locale.ROOT, "the median of %d rounds:%n", rounds)).append(median.text());
+        new Output(json, System.out, System.err).result(text.toString(), fields);
         return Output.OK;
     }
 
@@ -545,6 +588,20 @@ final class BenchCommand implements Callable<Integer> {
 
         Targets(int clients, double p50Ratio, double pairsRatio) {
             this(clients, p50Ratio, pairsRatio, true);
+        }
+
+        /** The median of each ratio over rounds of one comparison (for an even count, the mean of the middle two). */
+        static Targets median(List<Targets> rounds) {
+            Targets first = rounds.get(0);
+            return new Targets(first.clients(), median(rounds.stream().mapToDouble(Targets::p50Ratio).toArray()),
+                    median(rounds.stream().mapToDouble(Targets::pairsRatio).toArray()), first.closedLoop());
+        }
+
+        private static double median(double[] values) {
+            double[] sorted = values.clone();
+            java.util.Arrays.sort(sorted);
+            int middle = sorted.length / 2;
+            return sorted.length % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
         }
 
         static Targets of(Result tmr, Result direct) {

@@ -122,6 +122,44 @@ class BenchCommandTest {
     }
 
     @Test
+    void roundsMeasureTheTwoServersInTurnAndJudgeByTheMedianRatio() throws Exception {
+        assertEquals(0.2, BenchCommand.Targets.median(List.of(new BenchCommand.Targets(16, 9, 0.15),
+                new BenchCommand.Targets(16, 3, 0.2), new BenchCommand.Targets(16, 5, 0.26))).pairsRatio(), 1e-9,
+                "one slow round does not decide");
+        BenchCommand.Targets even = BenchCommand.Targets.median(List.of(new BenchCommand.Targets(16, 4, 0.1),
+                new BenchCommand.Targets(16, 2, 0.3)));
+        assertEquals(0.2, even.pairsRatio(), 1e-9);
+        assertEquals(3, even.p50Ratio(), 1e-9);
+        try (EchoServer echo = new EchoServer(1)) {
+            String server = "127.0.0.1:" + echo.address().getPort();
+            TmrRun run = tmr("bench", "--server", server, "--firm", "1", "--product", "1", "--compare", server,
+                    "--clients", "1", "--duration", "300ms", "--warmup", "0s", "--rounds", "3", "--json");
+            assertEquals(0, run.exit(), run.err());
+            JsonNode figures = JSON.readTree(run.out());
+            assertEquals(3, figures.get("rounds").size(), run.out());
+            double[] ratios = new double[3];
+            for (int i = 0; i < 3; i++) {
+                JsonNode round = figures.get("rounds").get(i);
+                assertTrue(round.get("tmr").get("pairs").asLong() > 0, run.out());
+                assertTrue(round.get("direct").get("pairs").asLong() > 0, run.out());
+                ratios[i] = round.get("ratio").asDouble();
+            }
+            java.util.Arrays.sort(ratios);
+            assertEquals(ratios[1], figures.get("ratio").asDouble(), 0.005, "the median round's: " + run.out());
+            assertTrue(figures.has("targets"), run.out());
+
+            TmrRun text = tmr("bench", "--server", server, "--firm", "1", "--product", "1", "--compare", server,
+                    "--clients", "1", "--duration", "200ms", "--warmup", "0s", "--rounds", "2");
+            assertEquals(0, text.exit(), text.err());
+            assertTrue(text.out().contains("round 2 of 2:"), text.out());
+            assertTrue(text.out().contains("the median of 2 rounds:"), text.out());
+        }
+        assertEquals(2, tmr("bench", "--echo", "--rounds", "2", "--duration", "1s").exit(), "only with two servers");
+        assertEquals(2, tmr("bench", "--server", "127.0.0.1:1", "--firm", "1", "--product", "1", "--compare",
+                "127.0.0.1:1", "--rounds", "0").exit());
+    }
+
+    @Test
     void demoProcessesAreTheManifestsComponents() throws Exception {
         Files.writeString(dir.resolve(DemoFiles.MANIFEST_FILE), "{\"components\":[{\"name\":\"backend-1\",\"pid\":41},"
                 + "{\"name\":\"broken\"},{\"name\":\"node-a\",\"pid\":42}]}");
