@@ -42,9 +42,12 @@ public final class TrackingFile implements AutoCloseable {
     /**
      * After writing lines the writer waits this long before it takes the next ones: on a busy node it then writes a
      * few hundred lines at a time, and the actors that queue them seldom have to wake it (a wake-up per line cost a
-     * context switch on each side). A line reaches the file at most this much later; nothing waits for it.
+     * context switch on each side). A line reaches the file at most this much later; nothing waits for it. Not after
+     * a full batch: a burst is written as fast as the disk takes it.
      */
     static final long LINGER_MILLIS = 10;
+    /** Lines (and barriers) the writer takes at a time; after a full batch it does not linger. */
+    private static final int BATCH_LINES = 4097;
     private static final Logger LOG = LoggerFactory.getLogger(TrackingFile.class);
     private static final Object STOP = new Object();
 
@@ -134,7 +137,7 @@ public final class TrackingFile implements AutoCloseable {
             } catch (InterruptedException e) {
                 break;
             }
-            queue.drainTo(batch, 4096);
+            queue.drainTo(batch, BATCH_LINES - 1);
             List<CompletableFuture<Void>> barriers = new ArrayList<>();
             for (Object item : batch) {
                 if (item == STOP) {
@@ -147,11 +150,12 @@ public final class TrackingFile implements AutoCloseable {
                     write((String) item);
                 }
             }
-            boolean wrote = batch.size() > barriers.size();
+            // A full batch is a burst (a take-over's rebuilt seats): the next is written at once.
+            boolean linger = batch.size() > barriers.size() && batch.size() < BATCH_LINES;
             batch.clear();
             flush();
             barriers.forEach(barrier -> barrier.complete(null));
-            if (wrote && !stop) {
+            if (linger && !stop) {
                 try {
                     Thread.sleep(LINGER_MILLIS);
                 } catch (InterruptedException e) {

@@ -590,10 +590,16 @@ final class BenchCommand implements Callable<Integer> {
             this(clients, p50Ratio, pairsRatio, true);
         }
 
-        /** The median of each ratio over rounds of one comparison (for an even count, the mean of the middle two). */
+        /**
+         * The median of each ratio over rounds of one comparison, each taken on its own (for an even count, the mean
+         * of the middle two). A round without a latency ratio (a side answered nothing: 0) counts as the worst
+         * latency, not the best; if that is the median, the median is 0 too (not met).
+         */
         static Targets median(List<Targets> rounds) {
             Targets first = rounds.get(0);
-            return new Targets(first.clients(), median(rounds.stream().mapToDouble(Targets::p50Ratio).toArray()),
+            double p50 = median(rounds.stream().mapToDouble(t -> t.p50Ratio() > 0 ? t.p50Ratio()
+                    : Double.POSITIVE_INFINITY).toArray());
+            return new Targets(first.clients(), Double.isInfinite(p50) ? 0 : p50,
                     median(rounds.stream().mapToDouble(Targets::pairsRatio).toArray()), first.closedLoop());
         }
 

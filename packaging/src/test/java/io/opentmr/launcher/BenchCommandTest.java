@@ -130,6 +130,13 @@ class BenchCommandTest {
                 new BenchCommand.Targets(16, 2, 0.3)));
         assertEquals(0.2, even.pairsRatio(), 1e-9);
         assertEquals(3, even.p50Ratio(), 1e-9);
+        BenchCommand.Targets withEmptyRound = BenchCommand.Targets.median(List.of(new BenchCommand.Targets(1, 0, 0),
+                new BenchCommand.Targets(1, 2.0, 0.3)));
+        assertEquals(0, withEmptyRound.p50Ratio(), 1e-9, "a round without figures is the worst latency, not the best");
+        assertEquals(Optional.of(false), withEmptyRound.latencyMet());
+        assertEquals(Optional.of(false), BenchCommand.Targets.median(List.of(new BenchCommand.Targets(1, 0, 0),
+                new BenchCommand.Targets(1, 2.4, 0.3), new BenchCommand.Targets(1, 3.0, 0.3))).latencyMet(),
+                "the median of 2.4, 3.0 and no figure is 3.0");
         try (EchoServer echo = new EchoServer(1)) {
             String server = "127.0.0.1:" + echo.address().getPort();
             TmrRun run = tmr("bench", "--server", server, "--firm", "1", "--product", "1", "--compare", server,
