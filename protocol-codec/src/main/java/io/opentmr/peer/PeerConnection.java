@@ -48,9 +48,9 @@ import org.slf4j.LoggerFactory;
  * in-flight permit and put the request in the outbox, so a reply, a timeout and the connection's end can never
  * race for the same request. The requests that reach the outbox while the loop is busy or waking up are sent
  * together, in one task and one write to the socket: a TMR license that sends an ALLOCATE to each backend for
- * each of a batch of clients' ACCESSes costs each connection one wake-up and one write, not one per request. Futures complete on that event loop, holding no
- * lock: callers may chain on them, but must not block there (an actor's {@code pipeToSelf} is the
- * intended use).
+ * each of a batch of clients' ACCESSes costs each connection one wake-up and one write, not one per request.
+ * Futures complete on that event loop, holding no lock: callers may chain on them, but must not block there (an
+ * actor's {@code pipeToSelf} is the intended use).
  *
  * <p>The connection never reconnects and never sends anything on its own: when it closes, for whatever
  * reason, every outstanding request fails and {@link #closeFuture()} completes; what comes next is the
