@@ -165,17 +165,13 @@ class TmrLicenseRestartTest {
 
     @Test
     void aSeatJournaledBeforeItsAllocationsWereDecidedIsReconciledAfterACrash() {
-        LicenseKey key = new LicenseKey(6_000_010, 42, 902);
-        ProductInfo product = new ProductInfo(key.firmCode(), key.productCode(), 0xFF, "crash", 5, 0, key.tmrId(),
-                false, 0, 0, 0, 0, 0, 0);
-        PeerGroup peers = new PeerGroup(3, Clock.systemUTC(), Duration.ofSeconds(30));
-        FakeBackend[] fakes = fakes(key, peers);
-        BitSet all = new BitSet();
-        all.set(0, 3);
-        Parent parent = new Parent();
-        ActorRef<TmrLicense.Command> license = spawn(key, peers, parent);
-        awaitRecoveries(parent, 1);
-        syncAll(license, fakes, parent, all, product, key);
+        Synced synced = synced(902, "crash", 5, 5, 5, 5);
+        LicenseKey key = synced.key();
+        ProductInfo product = synced.product();
+        PeerGroup peers = synced.peers();
+        FakeBackend[] fakes = synced.fakes();
+        BitSet all = synced.all();
+        ActorRef<TmrLicense.Command> license = synced.license();
 
         // Two backends carry out ALLOCATE but their answers are held back; the third is unreachable.
         fakes[2].down();
@@ -212,18 +208,12 @@ class TmrLicenseRestartTest {
 
     @Test
     void aReSyncThatABackendKeepsRefusingIsRetriedWithGrowingWaitsNotAtTheListingsPace() {
-        LicenseKey key = new LicenseKey(6_000_010, 42, 903);
-        ProductInfo product = new ProductInfo(key.firmCode(), key.productCode(), 0xFF, "refusing", 5, 0, key.tmrId(),
-                false, 0, 0, 0, 0, 0, 0);
-        PeerGroup peers = new PeerGroup(3, Clock.systemUTC(), Duration.ofSeconds(30));
         // Backend 3's copy has room for no seat: it refuses every ALLOCATE (its copy disagrees, say).
-        FakeBackend[] fakes = fakes(key, peers, 5, 5, 0);
-        BitSet all = new BitSet();
-        all.set(0, 3);
-        Parent parent = new Parent();
-        ActorRef<TmrLicense.Command> license = spawn(key, peers, parent);
-        awaitRecoveries(parent, 1);
-        syncAll(license, fakes, parent, all, product, key);
+        Synced synced = synced(903, "refusing", 5, 5, 5, 0);
+        PeerGroup peers = synced.peers();
+        FakeBackend[] fakes = synced.fakes();
+        Parent parent = synced.parent();
+        ActorRef<TmrLicense.Command> license = synced.license();
 
         TestProbe<TmrLicense.Reply> replies = kit.createTestProbe();
         TmrLicense.Client client = new TmrLicense.Client("10.0.0.1", "host", "user", 1, SESSION);
@@ -259,17 +249,13 @@ class TmrLicenseRestartTest {
 
     @Test
     void aHandleTwoBackendsHoldThatTheJournalLacksIsRebuiltNotFreedButOneReleasedLatelyIsFreed() {
-        LicenseKey key = new LicenseKey(6_000_010, 42, 904);
-        ProductInfo product = new ProductInfo(key.firmCode(), key.productCode(), 0xFF, "rebuild", 5, 0, key.tmrId(),
-                false, 0, 0, 0, 0, 0, 0);
-        PeerGroup peers = new PeerGroup(3, Clock.systemUTC(), Duration.ofSeconds(30));
-        FakeBackend[] fakes = fakes(key, peers);
-        BitSet all = new BitSet();
-        all.set(0, 3);
-        Parent parent = new Parent();
-        ActorRef<TmrLicense.Command> license = spawn(key, peers, parent);
-        awaitRecoveries(parent, 1);
-        syncAll(license, fakes, parent, all, product, key);
+        Synced synced = synced(904, "rebuild", 5, 5, 5, 5);
+        LicenseKey key = synced.key();
+        ProductInfo product = synced.product();
+        PeerGroup peers = synced.peers();
+        FakeBackend[] fakes = synced.fakes();
+        BitSet all = synced.all();
+        ActorRef<TmrLicense.Command> license = synced.license();
         TestProbe<TmrLicense.Reply> replies = kit.createTestProbe();
         TmrLicense.Client client = new TmrLicense.Client("10.0.0.1", "host", "user", 1, SESSION);
         license.tell(new TmrLicense.Access(0, AccessMode.USERLIMIT, client, 1, replies.getRef()));
@@ -310,17 +296,13 @@ class TmrLicenseRestartTest {
 
     @Test
     void aRebuildFromTheListingsOfAnotherEpochIsDropped() {
-        LicenseKey key = new LicenseKey(6_000_010, 42, 906);
-        ProductInfo product = new ProductInfo(key.firmCode(), key.productCode(), 0xFF, "rebuild-stale", 5, 0,
-                key.tmrId(), false, 0, 0, 0, 0, 0, 0);
-        PeerGroup peers = new PeerGroup(3, Clock.systemUTC(), Duration.ofSeconds(30));
-        FakeBackend[] fakes = fakes(key, peers);
-        BitSet all = new BitSet();
-        all.set(0, 3);
-        Parent parent = new Parent();
-        ActorRef<TmrLicense.Command> license = spawn(key, peers, parent);
-        awaitRecoveries(parent, 1);
-        syncAll(license, fakes, parent, all, product, key);
+        Synced synced = synced(906, "rebuild-stale", 5, 5, 5, 5);
+        LicenseKey key = synced.key();
+        ProductInfo product = synced.product();
+        PeerGroup peers = synced.peers();
+        FakeBackend[] fakes = synced.fakes();
+        BitSet all = synced.all();
+        ActorRef<TmrLicense.Command> license = synced.license();
         TestProbe<TmrLicense.Reply> replies = kit.createTestProbe();
         TmrLicense.Client client = new TmrLicense.Client("10.0.0.1", "host", "user", 1, SESSION);
         license.tell(new TmrLicense.Access(0, AccessMode.USERLIMIT, client, 1, replies.getRef()));
@@ -348,17 +330,13 @@ class TmrLicenseRestartTest {
 
     @Test
     void aRebuildNeverTakesTheLicensePastItsQuantity() {
-        LicenseKey key = new LicenseKey(6_000_010, 42, 905);
-        ProductInfo product = new ProductInfo(key.firmCode(), key.productCode(), 0xFF, "rebuild-full", 1, 0,
-                key.tmrId(), false, 0, 0, 0, 0, 0, 0);
-        PeerGroup peers = new PeerGroup(3, Clock.systemUTC(), Duration.ofSeconds(30));
-        FakeBackend[] fakes = fakes(key, peers, 1, 1, 1);
-        BitSet all = new BitSet();
-        all.set(0, 3);
-        Parent parent = new Parent();
-        ActorRef<TmrLicense.Command> license = spawn(key, peers, parent);
-        awaitRecoveries(parent, 1);
-        syncAll(license, fakes, parent, all, product, key);
+        Synced synced = synced(905, "rebuild-full", 1, 1, 1, 1);
+        LicenseKey key = synced.key();
+        ProductInfo product = synced.product();
+        PeerGroup peers = synced.peers();
+        FakeBackend[] fakes = synced.fakes();
+        BitSet all = synced.all();
+        ActorRef<TmrLicense.Command> license = synced.license();
         TestProbe<TmrLicense.Reply> replies = kit.createTestProbe();
         TmrLicense.Client client = new TmrLicense.Client("10.0.0.1", "host", "user", 1, SESSION);
         license.tell(new TmrLicense.Access(0, AccessMode.USERLIMIT, client, 1, replies.getRef()));
@@ -403,17 +381,13 @@ class TmrLicenseRestartTest {
      */
     @Test
     void aSeatNoListingHoldsIsKeptUnlessTwoListingsWereTakenAfterTheirBackendsFencedTheOldEpoch() {
-        LicenseKey key = new LicenseKey(6_000_010, 42, 907);
-        ProductInfo product = new ProductInfo(key.firmCode(), key.productCode(), 0xFF, "unfenced", 5, 0, key.tmrId(),
-                false, 0, 0, 0, 0, 0, 0);
-        PeerGroup peers = new PeerGroup(3, Clock.systemUTC(), Duration.ofSeconds(30));
-        FakeBackend[] fakes = fakes(key, peers);
-        BitSet all = new BitSet();
-        all.set(0, 3);
-        Parent parent = new Parent();
-        ActorRef<TmrLicense.Command> license = spawn(key, peers, parent);
-        awaitRecoveries(parent, 1);
-        syncAll(license, fakes, parent, all, product, key);
+        Synced synced = synced(907, "unfenced", 5, 5, 5, 5);
+        LicenseKey key = synced.key();
+        ProductInfo product = synced.product();
+        PeerGroup peers = synced.peers();
+        FakeBackend[] fakes = synced.fakes();
+        BitSet all = synced.all();
+        ActorRef<TmrLicense.Command> license = synced.license();
         // Backend 3 listed by the new active before the old active's ALLOCATE reached it.
         List<Allocation> listedOn3 = ((Message.AllocationList) fakes[2].now(new Message.ListAllocations(0, 1000)))
                 .allocations();
@@ -546,25 +520,39 @@ class TmrLicenseRestartTest {
      * A license of 5 seats over three fake backends, recovered and re-synced with all three, that granted two handles
      * ({@code seats}, allocated on every backend) and stopped: the node that took them is gone.
      */
-    private record TwoSeats(LicenseKey key, ProductInfo product, PeerGroup peers, FakeBackend[] fakes, BitSet all,
-                            long[] seats) {
+    /** A license with its three fake backends, recovered and synced with every backend. */
+    private record Synced(LicenseKey key, ProductInfo product, PeerGroup peers, FakeBackend[] fakes, BitSet all,
+                          Parent parent, ActorRef<TmrLicense.Command> license) {
     }
 
-    private static TwoSeats twoSeats(long tmrId, String name) {
+    /**
+     * A license of {@code quantity} seats ({@code tmrId}, {@code name}) over fake backends whose copies have the
+     * given capacities, spawned, recovered and synced with all three.
+     */
+    private static Synced synced(long tmrId, String name, int quantity, long... capacities) {
         LicenseKey key = new LicenseKey(6_000_010, 42, tmrId);
-        ProductInfo product = new ProductInfo(key.firmCode(), key.productCode(), 0xFF, name, 5, 0, key.tmrId(), false,
-                0, 0, 0, 0, 0, 0);
+        ProductInfo product = new ProductInfo(key.firmCode(), key.productCode(), 0xFF, name, quantity, 0, key.tmrId(),
+                false, 0, 0, 0, 0, 0, 0);
         PeerGroup peers = new PeerGroup(3, Clock.systemUTC(), Duration.ofSeconds(30));
-        FakeBackend[] fakes = fakes(key, peers);
+        FakeBackend[] fakes = fakes(key, peers, capacities);
         BitSet all = new BitSet();
         all.set(0, 3);
         Parent parent = new Parent();
         ActorRef<TmrLicense.Command> license = spawn(key, peers, parent);
         awaitRecoveries(parent, 1);
         syncAll(license, fakes, parent, all, product, key);
-        long[] seats = grantTwo(license, fakes);
-        kit.stop(license, REPLY);
-        return new TwoSeats(key, product, peers, fakes, all, seats);
+        return new Synced(key, product, peers, fakes, all, parent, license);
+    }
+
+    private record TwoSeats(LicenseKey key, ProductInfo product, PeerGroup peers, FakeBackend[] fakes, BitSet all,
+                            long[] seats) {
+    }
+
+    private static TwoSeats twoSeats(long tmrId, String name) {
+        Synced synced = synced(tmrId, name, 5, 5, 5, 5);
+        long[] seats = grantTwo(synced.license(), synced.fakes());
+        kit.stop(synced.license(), REPLY);
+        return new TwoSeats(synced.key(), synced.product(), synced.peers(), synced.fakes(), synced.all(), seats);
     }
 
     /** Two handles granted and allocated on every backend. */
