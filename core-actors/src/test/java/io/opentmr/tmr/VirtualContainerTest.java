@@ -869,7 +869,9 @@ class VirtualContainerTest {
      */
     @Test
     void pastTheReconcileTimeoutAListingByRangesAlreadyTakenStays() throws Exception {
-        containerLog.list.clear();
+        synchronized (containerLog) {
+            containerLog.list.clear();
+        }
         Clocked c = clocked(true);
         c.peers().digestsAnswered(2, false);
         gain(c);
@@ -885,8 +887,7 @@ class VirtualContainerTest {
         }
         // All agree with the node (no seats): no range is listed, and the two listings by ranges are taken at once
         // (the container tells itself they are, when it chose the ranges: one round trip after that they are in).
-        io.opentmr.testing.Await.until("the ranges chosen", () -> containerLog.list.stream().anyMatch(line ->
-                line.getFormattedMessage().startsWith("The backends' digests differ")));
+        io.opentmr.testing.Await.until("the ranges chosen", () -> containerLogged("The backends' digests differ"));
         TestProbe<VirtualContainer.Licenses> known = kit.createTestProbe();
         c.container().tell(new VirtualContainer.GetLicenses(known.getRef()));
         known.receiveMessage();
@@ -905,6 +906,16 @@ class VirtualContainerTest {
     }
 
     /** The container's log lines (its class's logger). */
+    /**
+     * Whether the container logged a line starting with {@code prefix}. Read under the appender's lock: its list is
+     * appended to by the actors' threads while the test reads it.
+     */
+    private static boolean containerLogged(String prefix) {
+        synchronized (containerLog) {
+            return containerLog.list.stream().anyMatch(line -> line.getFormattedMessage().startsWith(prefix));
+        }
+    }
+
     private static final ch.qos.logback.core.read.ListAppender<ch.qos.logback.classic.spi.ILoggingEvent> containerLog =
             new ch.qos.logback.core.read.ListAppender<>();
 
