@@ -78,10 +78,10 @@ final class BenchCommand implements Callable<Integer> {
     /** Bounds on --rate: a bench, not a flood. */
     static final double MAX_RATE = 1_000_000;
 
-    /** With --rate: in-flight pairs per client (the servers allow 64 per connection), and threads in all. */
+    /** With --rate: pairs in flight per client (the servers allow 64 requests per connection), and in all. */
     static final int DEFAULT_OUTSTANDING = 8;
     static final int MAX_OUTSTANDING = 64;
-    static final int MAX_WORKERS = 4096;
+    static final int MAX_IN_FLIGHT = 4096;
     /** {@code --hold-handles}: at most this many (a node holds 100 000 in its heap of 1 GiB, DESIGN §8). */
     static final int MAX_HELD = 1_000_000;
 
@@ -157,7 +157,7 @@ final class BenchCommand implements Callable<Integer> {
 
     @Option(names = "--outstanding", paramLabel = "N", description = "With --rate: pairs in flight per client at "
             + "most (1.." + MAX_OUTSTANDING + "; default " + DEFAULT_OUTSTANDING + ", fewer when --clients × "
-            + DEFAULT_OUTSTANDING + " exceeds " + MAX_WORKERS + ").")
+            + DEFAULT_OUTSTANDING + " exceeds " + MAX_IN_FLIGHT + ").")
     Integer outstanding;
 
     @Option(names = "--hold-handles", paramLabel = "H", defaultValue = "0", description = {"Open H handles before "
@@ -207,9 +207,9 @@ final class BenchCommand implements Callable<Integer> {
             throw new ParameterException(spec.commandLine(), e.getMessage());
         }
         if (outstanding != null && (pace == null || outstanding < 1 || outstanding > MAX_OUTSTANDING
-                || (long) outstanding * clients > MAX_WORKERS)) {
+                || (long) outstanding * clients > MAX_IN_FLIGHT)) {
             throw new ParameterException(spec.commandLine(), "--outstanding goes with --rate, 1.." + MAX_OUTSTANDING
-                    + " and --clients × --outstanding at most " + MAX_WORKERS);
+                    + " and --clients × --outstanding at most " + MAX_IN_FLIGHT);
         }
         if (pace != null && pace.ofMaximum() && (target.demo != null || compare != null)) {
             throw new ParameterException(spec.commandLine(), "--rate P% goes with one --server or --echo: --compare "
@@ -330,9 +330,9 @@ final class BenchCommand implements Callable<Integer> {
         }
     }
 
-    /** With --rate: pairs in flight per client, so workers per client. */
+    /** With --rate: pairs in flight per client at most. */
     int outstandingPerClient() {
-        return outstanding != null ? outstanding : Math.max(1, Math.min(DEFAULT_OUTSTANDING, MAX_WORKERS / clients));
+        return outstanding != null ? outstanding : Math.max(1, Math.min(DEFAULT_OUTSTANDING, MAX_IN_FLIGHT / clients));
     }
 
     /**
@@ -706,9 +706,18 @@ final class BenchCommand implements Callable<Integer> {
         }
         long measureFrom = start + unmeasured.toNanos();
         long end = measureFrom + duration.toNanos();
-        Load load = rate == null ? new ClosedLoop(Load.Clock.SYSTEM, clients, measureFrom, end)
-                : new OpenLoop(Load.Clock.SYSTEM, rate, clients, outstandingPerClient(), start, measureFrom, end);
-        List<Thread> threads = workers(load, connections, firmCode, productCode, accessMode, "");
+        Load load;
+        List<Thread> threads;
+        if (rate == null) {
+            ClosedLoop closed = new ClosedLoop(Load.Clock.SYSTEM, clients, measureFrom, end);
+            load = closed;
+            threads = workers(closed, connections, firmCode, productCode, accessMode, "");
+        } else {
+            OpenLoop open = new OpenLoop(Load.Clock.SYSTEM, rate, clients, outstandingPerClient(), start, measureFrom,
+                    end);
+            load = open;
+            threads = List.of(pacer(open, connections, firmCode, productCode, accessMode));
+        }
         threads.forEach(Thread::start);
 
         long lastPairs = 0;
@@ -739,7 +748,10 @@ final class BenchCommand implements Callable<Integer> {
             }
         }
         ProcessCpu.Usage cpuUsage = cpu.wanted() ? cpu.between(cpuBefore, cpu.sample()) : null;
-        join(threads);
+        long joinBy = join(threads);
+        if (load instanceof OpenLoop open) {
+            open.awaitAnswers(joinBy);
+        }
         long stopped = System.nanoTime();
         HeldHandles.Outcome kept = held == null ? null : held.checkAndRelease();
         connections.forEach(TmrClient::close);
@@ -792,10 +804,10 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     /**
-     * The workers of {@code load}: each runs ACCESS+RELEASE pairs on its client's connection; their threads are
-     * named {@code tmr-bench-CLIENT[-WORKER]} and {@code suffix}.
+     * The workers of {@code load}: each runs ACCESS+RELEASE pairs on its client's connection, one after the other;
+     * their threads are named {@code tmr-bench-CLIENT} and {@code suffix}.
      */
-    private List<Thread> workers(Load load, List<TmrClient> connections, long firmCode, long productCode,
+    private List<Thread> workers(ClosedLoop load, List<TmrClient> connections, long firmCode, long productCode,
                                  AccessMode accessMode, String suffix) {
         List<Thread> threads = new ArrayList<>();
         for (int i = 0; i < connections.size(); i++) {
@@ -805,32 +817,47 @@ final class BenchCommand implements Callable<Integer> {
                     handle.handleId();
                 }
             };
-            for (int w = 0; w < load.workersPerClient(); w++) {
-                int slot = i;
-                int worker = w;
-                Thread thread = new Thread(() -> {
-                    try {
-                        load.work(slot, worker, pair);
-                    } catch (InterruptedException e) {
-                        Thread.currentThread().interrupt();
-                    }
-                }, "tmr-bench-" + i + (load.workersPerClient() == 1 ? "" : "-" + w) + suffix);
-                thread.setDaemon(true);
-                threads.add(thread);
-            }
+            int slot = i;
+            Thread thread = new Thread(() -> load.work(slot, pair), "tmr-bench-" + i + suffix);
+            thread.setDaemon(true);
+            threads.add(thread);
         }
         return threads;
     }
 
     /**
-     * A pair in flight at the end is two requests, each answered or failed within the request timeout and the SDK's
-     * second of slack: one bound for all the workers; one given up on counts with its age.
+     * The open loop's pacing thread ({@code tmr-bench-pacer}): it starts each connection's pairs at their due time
+     * with the SDK's asynchronous ACCESS, and the RELEASE follows on the client's I/O thread when the grant comes.
      */
-    private static void join(List<Thread> threads) throws InterruptedException {
+    private static Thread pacer(OpenLoop load, List<TmrClient> connections, long firmCode, long productCode,
+                                AccessMode accessMode) {
+        List<OpenLoop.AsyncPair> pairs = new ArrayList<>();
+        for (TmrClient client : connections) {
+            pairs.add(() -> client.accessAsync(firmCode, productCode, 0, accessMode)
+                    .thenCompose(LicenseHandle::closeAsync));
+        }
+        Thread thread = new Thread(() -> {
+            try {
+                load.run(pairs);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }, "tmr-bench-pacer");
+        thread.setDaemon(true);
+        return thread;
+    }
+
+    /**
+     * A pair in flight at the end is two requests, each answered or failed within the request timeout and the SDK's
+     * second of slack: one bound for all the threads and the pairs in flight, returned; one given up on counts with
+     * its age.
+     */
+    private static long join(List<Thread> threads) throws InterruptedException {
         long joinBy = System.nanoTime() + 2 * (REQUEST_TIMEOUT.toNanos() + TimeUnit.SECONDS.toNanos(1));
         for (Thread thread : threads) {
             TimeUnit.NANOSECONDS.timedJoin(thread, Math.max(1, joinBy - System.nanoTime()));
         }
+        return joinBy;
     }
 
     /**
@@ -855,6 +882,13 @@ final class BenchCommand implements Callable<Integer> {
             return latency.getTotalCount() == 0 ? 0 : latency.getValueAtPercentile(percentile) / 1e6;
         }
 
+        /** The pacing thread's lateness at {@code percentile} (100: the longest), in ms; 0 without an open loop. */
+        double pacerLateMs(double percentile) {
+            Histogram late = figures.pacing() == null ? null : figures.pacing().pacerLate();
+            return late == null || late.getTotalCount() == 0 ? 0
+                    : (percentile >= 100 ? late.getMaxValue() : late.getValueAtPercentile(percentile)) / 1e6;
+        }
+
         Map<String, Object> toMap() {
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("clients", clients);
@@ -865,6 +899,8 @@ final class BenchCommand implements Callable<Integer> {
                 m.put("scheduled", pacing.scheduled());
                 m.put("unsent", pacing.unsent());
                 m.put("maxSendLagMs", round(pacing.maxLagNanos() / 1e6));
+                m.put("pacerLateP99Ms", round(pacerLateMs(99)));
+                m.put("pacerLateMaxMs", round(pacerLateMs(100)));
             }
             m.put("pairs", pairs());
             m.put("pairsPerSecond", Math.round(pairsPerSecond()));
@@ -915,10 +951,12 @@ final class BenchCommand implements Callable<Integer> {
                                 + "latency per pair from its scheduled time: p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms; "
                                 + "longest %.1f ms%n"
                                 + "schedule: %,d of %,d pairs not sent in the time (counted in the latency with their "
-                                + "age at the end); a pair sent at most %.1f ms late",
+                                + "age at the end); a pair sent at most %.1f ms late%n"
+                                + "the bench's own delay (its pacing thread woke late, counted in the latency): "
+                                + "p99 %.2f ms, at most %.1f ms",
                         label, pairs(), duration, clients, pairsPerSecond(), requests, pacing.targetRate(),
                         pacing.outstanding(), ms(50), ms(99), ms(99.9), figures.maxNanos() / 1e6, pacing.unsent(),
-                        pacing.scheduled(), pacing.maxLagNanos() / 1e6);
+                        pacing.scheduled(), pacing.maxLagNanos() / 1e6, pacerLateMs(99), pacerLateMs(100));
             }
             return (warmedUp == null ? "" : warmedUp.text() + String.format("%n")) + lines
                     + String.format("%nerrors: %s", figures.errorsByCode().isEmpty() ? "none"

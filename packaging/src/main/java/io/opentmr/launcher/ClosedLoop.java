@@ -32,13 +32,8 @@ final class ClosedLoop implements Load {
         end = now;
     }
 
-    @Override
-    public int workersPerClient() {
-        return 1;
-    }
-
-    @Override
-    public void work(int client, int worker, Pair pair) {
+    /** Connection {@code client}'s worker: sends pairs, one after the other, until the run's end. */
+    void work(int client, Pair pair) {
         while (true) {
             long t0 = clock.nanoTime();
             if (t0 - end >= 0) {

@@ -10,10 +10,10 @@ import org.HdrHistogram.Histogram;
 import org.HdrHistogram.Recorder;
 
 /**
- * How {@code tmr bench} drives its connections: each connection's workers call {@link #work} until the run
- * ends, then {@link #figures} sums up the pairs due (open loop) or started (closed loop) in the measured time.
- * {@link ClosedLoop} sends a pair when the one before it is answered; {@link OpenLoop} sends pairs at a fixed
- * rate whatever the answers do.
+ * How {@code tmr bench} drives its connections until the run ends; then {@link #figures} sums up the pairs due
+ * (open loop) or started (closed loop) in the measured time. {@link ClosedLoop} sends a pair when the one before it
+ * is answered, from a thread per connection; {@link OpenLoop} sends pairs at a fixed rate whatever the answers do,
+ * without a thread per pair.
  */
 sealed interface Load permits ClosedLoop, OpenLoop {
 
@@ -42,7 +42,7 @@ sealed interface Load permits ClosedLoop, OpenLoop {
         };
     }
 
-    /** One ACCESS+RELEASE pair; a CodeMeter error is the pair's outcome, counted by its number. */
+    /** One ACCESS+RELEASE pair, waited for; a CodeMeter error is the pair's outcome, counted by its number. */
     interface Pair {
         void run() throws CmException;
     }
@@ -67,18 +67,15 @@ sealed interface Load permits ClosedLoop, OpenLoop {
      * @param scheduled    pairs due in the measured time
      * @param unsent       of those, pairs not sent by the end: how far the clients had fallen behind
      * @param maxLagNanos  the longest a pair was sent after its due time
+     * @param pacerLate    how late the pacing thread took each measured pair in hand (woke after its due time):
+     *                     the bench's own delay, not the server's, though it counts in the pair's latency
      */
-    record Pacing(double targetRate, int outstanding, long scheduled, long unsent, long maxLagNanos) {
+    record Pacing(double targetRate, int outstanding, long scheduled, long unsent, long maxLagNanos,
+                  Histogram pacerLate) {
     }
 
     /** The bound on the latency recorded: the SDK's request timeout is far below it. */
     long MAX_RECORDED_NANOS = java.util.concurrent.TimeUnit.SECONDS.toNanos(60);
-
-    /** Workers per connection. */
-    int workersPerClient();
-
-    /** Worker {@code worker} of connection {@code client}: sends pairs until the run's end. */
-    void work(int client, int worker, Pair pair) throws InterruptedException;
 
     /** The counts of what was measured. */
     Tally tally();
@@ -102,7 +99,7 @@ sealed interface Load permits ClosedLoop, OpenLoop {
      */
     Figures figures(long stopped);
 
-    /** What both loops count, from any worker thread: latencies, pairs, errors by number. */
+    /** What both loops count, from any thread: latencies, pairs, errors by number. */
     final class Tally {
         private final Recorder latencies = new Recorder(MAX_RECORDED_NANOS, 3);
         private final Map<Integer, AtomicLong> errors = new ConcurrentHashMap<>();

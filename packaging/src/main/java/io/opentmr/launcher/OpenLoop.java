@@ -1,9 +1,17 @@
 package io.opentmr.launcher;
 
 import io.opentmr.client.CmException;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
 import org.HdrHistogram.Histogram;
+import org.HdrHistogram.Recorder;
 
 /**
  * Open-loop load for {@code tmr bench --rate}: its schedule and latency accounting.
@@ -13,13 +21,18 @@ import org.HdrHistogram.Histogram;
  * sent at its due time whatever became of the pairs before it, and its latency runs from that due time, not
  * from when it was sent: a stall shows as the latency of every pair due during it instead of as one slow
  * pair (coordinated omission corrected). A connection that falls behind sends its backlog as fast as its
- * workers can, oldest first, and the delay counts in each pair's latency; nothing due is skipped.
+ * answers allow, oldest first, and the delay counts in each pair's latency; nothing due is skipped.
+ *
+ * <p>Threads. One pacing thread ({@link #run}) wakes when pairs fall due and starts them; a pair is started
+ * without waiting ({@link AsyncPair}), and its answer, on the client's I/O thread, starts the connection's
+ * next pair if one is due. So the load costs no thread per pair in flight, and the bench takes less of the
+ * CPU it shares with the server it measures. Each connection's starts are serialized (one drainer at a time),
+ * whichever thread gets there.
  *
  * <p>Bounds. No queue holds the backlog: a connection's next pair is an index, and what is due but not sent
- * is arithmetic, so a dead server grows no memory. At most {@code outstanding} workers per connection send,
- * so it ties up that many requests per connection. A pair due before the end and not sent by then is
- * counted {@linkplain Pacing#unsent() unsent} and enters the latency with its age at the end, a lower bound
- * of what it would have had.
+ * is arithmetic, so a dead server grows no memory. At most {@code outstanding} pairs per connection are in
+ * flight. A pair due before the end and not sent by then is counted {@linkplain Pacing#unsent() unsent} and
+ * enters the latency with its age at the end, a lower bound of what it would have had.
  *
  * <p>What counts. The latency and the errors are those of the pairs due in the measured time
  * ({@code measureFrom} to {@code end}), wherever they were answered. The pairs per second are those answered
@@ -28,8 +41,19 @@ import org.HdrHistogram.Histogram;
  */
 final class OpenLoop implements Load {
 
+    /**
+     * One ACCESS+RELEASE pair of a connection, started without waiting. Its stage completes when the pair is
+     * answered: exceptionally with a {@link CmException} (or a {@link CompletionException} around one) for a
+     * refusal, counted by its number.
+     */
+    interface AsyncPair {
+        CompletionStage<?> start();
+    }
+
     /** The unsent pairs of one connection enter the histogram in at most this many steps. */
     private static final int UNSENT_STEPS = 1000;
+    /** The error number counted for a pair that failed with something other than a CodeMeter error. */
+    static final int UNEXPECTED_FAILURE = -1;
 
     private final Clock clock;
     private final double rate;
@@ -38,19 +62,20 @@ final class OpenLoop implements Load {
     private final long start;
     private final long measureFrom;
     private final long end;
-    /** Each connection's next pair to take. */
-    private final AtomicLongArray next;
+    private final Connection[] connections;
     private final AtomicLongArray sentInWindow;
-    /** The due time of each worker's measured pair in flight; 0 when none. */
+    /** The due time of each slot's measured pair in flight (slot = connection × outstanding + n); 0 when none. */
     private final AtomicLongArray inFlightDue;
     /** Pairs answered in the measured time; latencies and errors of the pairs due in it. */
     private final Tally tally = new Tally();
     private final AtomicLong maxLag = new AtomicLong();
+    /** How late the pacing thread woke for each measured pair. */
+    private final Recorder pacerLate = new Recorder(MAX_RECORDED_NANOS, 3);
     private final AtomicLong maxLatency = new AtomicLong();
 
     /**
      * @param rate        pairs per second over all connections
-     * @param outstanding workers, so pairs in flight at most, per connection
+     * @param outstanding pairs in flight at most, per connection
      * @param start       when pair 0 is due
      * @param measureFrom pairs due from here on are measured (the end of the warm-up)
      * @param end         no pair is due from here on, and none is sent
@@ -67,14 +92,12 @@ final class OpenLoop implements Load {
         this.start = start;
         this.measureFrom = measureFrom;
         this.end = end;
-        this.next = new AtomicLongArray(clients);
+        this.connections = new Connection[clients];
+        for (int c = 0; c < clients; c++) {
+            connections[c] = new Connection(c);
+        }
         this.sentInWindow = new AtomicLongArray(clients);
         this.inFlightDue = new AtomicLongArray(clients * outstanding);
-    }
-
-    @Override
-    public int workersPerClient() {
-        return outstanding;
     }
 
     /** When pair {@code k} of connection {@code client} is due. */
@@ -104,36 +127,132 @@ final class OpenLoop implements Load {
     }
 
     /**
-     * Takes the connection's next pair, waits for its due time, sends it and records it, until the next pair
-     * is due at or after the end, or the end has come before it could be sent. The workers of a connection
-     * share its pairs.
+     * The pacing thread: waits for each pair's due time and hands the pairs due by then to their connections,
+     * which start them as far as their bound on pairs in flight allows. Returns at the end; pairs still in
+     * flight then are answered on their own ({@link #awaitAnswers}).
+     *
+     * @param pairs each connection's pair, by connection index
      */
-    @Override
-    public void work(int client, int worker, Pair pair) throws InterruptedException {
-        int slot = client * outstanding + worker;
-        while (true) {
-            long k = next.getAndIncrement(client);
-            long due = dueAt(client, k);
-            if (due - end >= 0) {
+    void run(List<AsyncPair> pairs) throws InterruptedException {
+        if (pairs.size() != clients) {
+            throw new IllegalArgumentException(pairs.size() + " pairs for " + clients + " connections");
+        }
+        for (int c = 0; c < clients; c++) {
+            connections[c].pair = pairs.get(c);
+        }
+        long total = firstDueFrom(end);
+        long g = 0;
+        while (g < total) {
+            clock.sleepUntil(dueAt(g));
+            long now = clock.nanoTime();
+            if (now - end >= 0) {
                 return;
             }
-            clock.sleepUntil(due);
-            long sent = clock.nanoTime();
-            if (sent - end >= 0) {
+            long dueNow = Math.min(total, firstDueFrom(now + 1));
+            for (long h = g; h < dueNow; h++) {
+                long due = dueAt(h);
+                if (due - measureFrom >= 0) {
+                    pacerLate.recordValue(Math.min(now - due, MAX_RECORDED_NANOS));
+                }
+            }
+            // The connections of pairs g .. dueNow-1: all of them once as many pairs are due.
+            for (long h = g; h < Math.min(dueNow, g + clients); h++) {
+                Connection connection = connections[(int) (h % clients)];
+                connection.due = countBelow(dueNow, connection.index);
+                connection.drain();
+            }
+            g = dueNow;
+        }
+    }
+
+    /** Waits until no pair is in flight, at most until {@code deadline}; whether none is. */
+    boolean awaitAnswers(long deadline) throws InterruptedException {
+        while (inFlight() > 0) {
+            if (clock.nanoTime() - deadline >= 0) {
+                return false;
+            }
+            clock.sleepUntil(Math.min(deadline, clock.nanoTime() + TimeUnit.MILLISECONDS.toNanos(10)));
+        }
+        return true;
+    }
+
+    private int inFlight() {
+        int inFlight = 0;
+        for (Connection connection : connections) {
+            inFlight += connection.inFlight.get();
+        }
+        return inFlight;
+    }
+
+    /** One connection's pairs: those due, those started, those in flight. */
+    private final class Connection {
+        final int index;
+        AsyncPair pair;
+        /** Pairs {@code 0 .. due-1} are due; only the pacing thread writes it. */
+        volatile long due;
+        /** Pairs {@code 0 .. next-1} were started; only the one drainer writes it. */
+        volatile long next;
+        final AtomicInteger inFlight = new AtomicInteger();
+        /** Which of the connection's slots hold a pair in flight; only the drainer takes one. */
+        final AtomicIntegerArray busy = new AtomicIntegerArray(outstanding);
+        /** Drain requests not yet served: the thread that raises it from 0 drains until it falls back to 0. */
+        private final AtomicInteger drainRequests = new AtomicInteger();
+
+        Connection(int index) {
+            this.index = index;
+        }
+
+        /**
+         * Starts the due pairs that the bound on pairs in flight allows. A pair answered at once (its answer
+         * runs this again) neither nests nor is lost: the drainer goes round once more.
+         */
+        void drain() {
+            if (drainRequests.getAndIncrement() != 0) {
                 return;
             }
+            do {
+                while (next < due && inFlight.get() < outstanding) {
+                    long sent = clock.nanoTime();
+                    if (sent - end >= 0) {
+                        break;
+                    }
+                    start(next, freeSlot(), sent);
+                }
+            } while (drainRequests.decrementAndGet() != 0);
+        }
+
+        private int freeSlot() {
+            for (int s = 0; s < outstanding; s++) {
+                if (busy.get(s) == 0) {
+                    return s;
+                }
+            }
+            throw new IllegalStateException("no free slot with " + inFlight.get() + " of " + outstanding
+                    + " pairs in flight");
+        }
+
+        private void start(long k, int s, long sent) {
+            next = k + 1;
+            busy.set(s, 1);
+            inFlight.incrementAndGet();
+            int slot = index * outstanding + s;
+            long due = dueAt(index, k);
             boolean measured = due - measureFrom >= 0;
             if (measured) {
-                sentInWindow.incrementAndGet(client);
+                sentInWindow.incrementAndGet(index);
                 maxLag.accumulateAndGet(sent - due, Math::max);
                 inFlightDue.set(slot, due);
             }
-            Integer error = null;
+            CompletionStage<?> answer;
             try {
-                pair.run();
-            } catch (CmException e) {
-                error = e.code();
+                answer = pair.start();
+            } catch (RuntimeException e) {
+                answer = CompletableFuture.failedFuture(e);
             }
+            answer.whenComplete((ignored, error) -> answered(s, slot, due, measured, error));
+        }
+
+        private void answered(int s, int slot, long due, boolean measured, Throwable error) {
             long answered = clock.nanoTime();
             if (answered - measureFrom >= 0 && answered - end < 0) {
                 tally.pair();
@@ -143,10 +262,18 @@ final class OpenLoop implements Load {
                 tally.latency(answered - due);
                 maxLatency.accumulateAndGet(answered - due, Math::max);
                 if (error != null) {
-                    tally.error(error);
+                    tally.error(code(error));
                 }
             }
+            busy.set(s, 0);
+            inFlight.decrementAndGet();
+            drain();
         }
+    }
+
+    private static int code(Throwable error) {
+        Throwable cause = error instanceof CompletionException && error.getCause() != null ? error.getCause() : error;
+        return cause instanceof CmException cm ? cm.code() : UNEXPECTED_FAILURE;
     }
 
     @Override
@@ -154,13 +281,13 @@ final class OpenLoop implements Load {
         return tally;
     }
 
-    /** Pairs due by {@code now} that no worker has taken yet: how far the clients are behind. */
+    /** Pairs due by {@code now} that no connection has started yet: how far the clients are behind. */
     long backlog(long now) {
         long due = firstDueFrom(Math.min(now, end - 1) + 1);
         long backlog = 0;
         for (int c = 0; c < clients; c++) {
             long dueOfClient = countBelow(due, c);
-            backlog += dueOfClient - Math.min(next.get(c), dueOfClient);
+            backlog += dueOfClient - Math.min(connections[c].next, dueOfClient);
         }
         return backlog;
     }
@@ -172,7 +299,7 @@ final class OpenLoop implements Load {
 
     /**
      * The pairs due in the measured time and not sent enter the latency with their age at the end, those
-     * in flight at {@code stopped} (workers given up on) with their age then.
+     * in flight at {@code stopped} (given up on) with their age then.
      */
     @Override
     public Figures figures(long stopped) {
@@ -205,6 +332,7 @@ final class OpenLoop implements Load {
             }
         }
         return new Figures(tally.pairs(), histogram, tally.errorsByCode(), maxNanos,
-                new Pacing(rate, outstanding, to - from, unsent, maxLag.get()));
+                new Pacing(rate, outstanding, to - from, unsent, maxLag.get(),
+                        pacerLate.getIntervalHistogram()));
     }
 }

@@ -1,18 +1,30 @@
 package io.opentmr.launcher;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.opentmr.client.CmException;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.LongUnaryOperator;
 import org.junit.jupiter.api.Test;
 
 /**
- * {@link OpenLoop}'s schedule and latency accounting, one worker driven on the test's thread by a hand-moved
- * clock: a pair "takes" time by moving the clock, so every figure is exact.
+ * {@link OpenLoop}'s schedule and latency accounting, its pacing driven on the test's thread by a hand-moved
+ * clock: a pair "takes" time by moving the clock before it is answered, so every figure is exact. Then its pairs
+ * answered later, from the pacing thread and from other threads.
  */
 class OpenLoopTest {
 
@@ -20,7 +32,7 @@ class OpenLoopTest {
     private static final long START = 1_000 * MS;
 
     /** Time moves only when the worker sleeps or a pair takes time. */
-    private static final class HandClock implements Load.Clock {
+    private static class HandClock implements Load.Clock {
         long now = START;
 
         @Override
@@ -38,6 +50,18 @@ class OpenLoopTest {
     private static Load.Pair server(HandClock clock, LongUnaryOperator serviceNanos) {
         long[] n = {0};
         return () -> clock.now += serviceNanos.applyAsLong(n[0]++);
+    }
+
+    /** The pair answered before it returns, as the test's clock says. */
+    private static OpenLoop.AsyncPair async(Load.Pair pair) {
+        return () -> {
+            try {
+                pair.run();
+                return CompletableFuture.completedFuture(null);
+            } catch (CmException e) {
+                return CompletableFuture.failedFuture(e);
+            }
+        };
     }
 
     private static double ms(Load.Figures figures, double percentile) {
@@ -62,7 +86,7 @@ class OpenLoopTest {
         HandClock clock = new HandClock();
         // 100 pairs/s for 1 s after a 100 ms warm-up; each pair takes 1 ms.
         OpenLoop loop = new OpenLoop(clock, 100, 1, 1, START, START + 100 * MS, START + 1100 * MS);
-        loop.work(0, 0, server(clock, n -> MS));
+        loop.run(List.of(async(server(clock, n -> MS))));
 
         Load.Figures figures = loop.figures(clock.now);
         assertEquals(100, figures.pacing().scheduled(), "the warm-up's 10 pairs are not measured");
@@ -73,6 +97,8 @@ class OpenLoopTest {
         assertEquals(1.0, ms(figures, 99.9), 0.01);
         assertEquals(MS, figures.maxNanos());
         assertEquals(100.0, figures.pacing().targetRate());
+        assertEquals(100, figures.pacing().pacerLate().getTotalCount(), "the measured pairs' pacing");
+        assertEquals(0, figures.pacing().pacerLate().getMaxValue(), "the pacing thread woke on time");
     }
 
     @Test
@@ -82,7 +108,7 @@ class OpenLoopTest {
 
         HandClock clock = new HandClock();
         OpenLoop open = new OpenLoop(clock, 100, 1, 1, START, START, START + 2000 * MS);
-        open.work(0, 0, server(clock, stallAtTen));
+        open.run(List.of(async(server(clock, stallAtTen))));
         Load.Figures figures = open.figures(clock.now);
 
         assertEquals(200, figures.pairs(), "the backlog is sent after the stall, nothing skipped");
@@ -98,7 +124,7 @@ class OpenLoopTest {
         // The same server measured closed-loop: the stall is one pair in several hundred.
         HandClock closedClock = new HandClock();
         ClosedLoop closed = new ClosedLoop(closedClock, 1, START, START + 2000 * MS);
-        closed.work(0, 0, server(closedClock, stallAtTen));
+        closed.work(0, server(closedClock, stallAtTen));
         Load.Figures hidden = closed.figures(closedClock.now);
         assertEquals(1.0, ms(hidden, 99), 0.01);
         assertEquals(500 * MS, hidden.maxNanos());
@@ -111,7 +137,7 @@ class OpenLoopTest {
         OpenLoop loop = new OpenLoop(clock, 1000, 1, 1, START, START, START + 1000 * MS);
         long[] backlogMidway = {-1};
         long[] n = {0};
-        loop.work(0, 0, () -> {
+        loop.run(List.of(async(() -> {
             if (n[0]++ == 5) {
                 clock.now = START + 500 * MS;
                 backlogMidway[0] = loop.backlog(clock.now);
@@ -119,7 +145,7 @@ class OpenLoopTest {
                 throw new CmException(101, "no server");
             }
             clock.now += MS / 10;
-        });
+        })));
 
         assertEquals(495, backlogMidway[0], "501 pairs due by 500 ms, 6 of them taken");
         Load.Figures figures = loop.figures(clock.now);
@@ -138,7 +164,7 @@ class OpenLoopTest {
         // 100 pairs/s; each pair takes 20 ms, twice the interval: the clients fall ever further behind.
         HandClock clock = new HandClock();
         OpenLoop loop = new OpenLoop(clock, 100, 1, 1, START, START + 1000 * MS, START + 2000 * MS);
-        loop.work(0, 0, server(clock, n -> 20 * MS));
+        loop.run(List.of(async(server(clock, n -> 20 * MS))));
         Load.Figures figures = loop.figures(clock.now);
         // Pair k is sent at 20k ms: warm-up pairs 49 .. 98 are answered in the measured time (1000 .. 1980 ms);
         // none of the measured time's own 100 pairs is sent before the end.
@@ -153,10 +179,10 @@ class OpenLoopTest {
         // A million pairs/s for 10 s: pair 0 never returns in the time, the rest are never sent.
         HandClock clock = new HandClock();
         OpenLoop loop = new OpenLoop(clock, 1_000_000, 1, 1, START, START, START + 10_000 * MS);
-        loop.work(0, 0, () -> {
+        loop.run(List.of(async(() -> {
             clock.now += 60_000 * MS;
             throw new CmException(101, "no server");
-        });
+        })));
         Load.Figures figures = loop.figures(clock.now);
         assertEquals(10_000_000, figures.pacing().scheduled());
         assertEquals(9_999_999, figures.pacing().unsent());
@@ -172,18 +198,130 @@ class OpenLoopTest {
         OpenLoop loop = new OpenLoop(clock, 10, 1, 2, START, START, START + 1000 * MS);
         Load.Figures[] givenUp = {null};
         long[] n = {0};
-        loop.work(0, 0, () -> {
+        loop.run(List.of(async(() -> {
             if (n[0]++ == 3) {
                 clock.now = START + 950 * MS;
                 givenUp[0] = loop.figures(clock.now);
             }
             clock.now += MS;
-        });
+        })));
         Load.Figures figures = givenUp[0];
         assertEquals(3, figures.pairs());
         assertEquals(6, figures.pacing().unsent(), "pairs 4 .. 9");
         assertEquals(10, figures.latency().getTotalCount());
         assertEquals(2, figures.pacing().outstanding());
         assertEquals(650 * MS, figures.maxNanos(), "pair 3's age then; the oldest unsent one's, pair 4, is 600 ms");
+    }
+
+    @Test
+    void aConnectionKeepsAtMostItsOutstandingPairsInFlightAndEachAnswerSendsItsBacklog() throws Exception {
+        // 1000 pairs/s for 10 ms, one connection with 2 pairs in flight at most; the server answers each pair 3 ms
+        // after it was sent, later than its start returns: the answers come while the pacing thread waits.
+        ArrayDeque<long[]> pending = new ArrayDeque<>();
+        List<CompletableFuture<Void>> answers = new ArrayList<>();
+        List<Long> sentAt = new ArrayList<>();
+        int[] inFlight = {0, 0};
+        HandClock clock = new HandClock() {
+            @Override
+            public void sleepUntil(long deadline) {
+                while (!pending.isEmpty() && pending.peek()[1] <= deadline) {
+                    long[] next = pending.poll();
+                    now = Math.max(now, next[1]);
+                    inFlight[0]--;
+                    answers.get((int) next[0]).complete(null);
+                }
+                super.sleepUntil(deadline);
+            }
+        };
+        OpenLoop loop = new OpenLoop(clock, 1000, 1, 2, START, START, START + 10 * MS);
+        loop.run(List.of(() -> {
+            sentAt.add((clock.now - START) / MS);
+            inFlight[1] = Math.max(inFlight[1], ++inFlight[0]);
+            answers.add(new CompletableFuture<>());
+            pending.add(new long[] {answers.size() - 1, clock.now + 3 * MS});
+            return answers.get(answers.size() - 1);
+        }));
+
+        assertEquals(2, inFlight[1], "never more than --outstanding in flight");
+        // Pairs 0 and 1 go at their due time; from then on each answer sends the oldest pair due.
+        assertEquals(List.of(0L, 1L, 3L, 4L, 6L, 7L, 9L), sentAt);
+        assertEquals(2, pending.size(), "pairs 5 and 6 are still in flight at the end");
+        assertFalse(loop.awaitAnswers(clock.now), "given up on at once");
+        clock.sleepUntil(START + 20 * MS);
+        assertTrue(loop.awaitAnswers(clock.now));
+
+        Load.Figures figures = loop.figures(clock.now);
+        assertEquals(10, figures.pacing().scheduled());
+        assertEquals(3, figures.pacing().unsent(), "pairs 7 .. 9");
+        assertEquals(5, figures.pairs(), "answered before the end: pairs 0 .. 4");
+        assertEquals(3 * MS, figures.pacing().maxLagNanos(), "pair 6, due at 6 ms, sent at 9 ms");
+        assertEquals(0, figures.pacing().pacerLate().getMaxValue(), "late because of the bound, not the pacing");
+        assertEquals(10, figures.latency().getTotalCount());
+    }
+
+    @Test
+    void aPairThatCannotStartIsAnErrorAndFreesItsPlace() throws InterruptedException {
+        HandClock clock = new HandClock();
+        OpenLoop loop = new OpenLoop(clock, 100, 1, 1, START, START, START + 1000 * MS);
+        loop.run(List.of(() -> {
+            throw new IllegalStateException("the client is broken");
+        }));
+        Load.Figures figures = loop.figures(clock.now);
+        assertEquals(0, figures.pacing().unsent());
+        assertEquals(Map.of(OpenLoop.UNEXPECTED_FAILURE, 100L), figures.errorsByCode());
+    }
+
+    @Test
+    void answersFromOtherThreadsNeitherLoseNorRepeatAPairNorExceedTheBound() throws Exception {
+        // Real time and real threads: 4 connections at 4000 pairs/s for 300 ms, 3 in flight each at most; two
+        // threads answer each pair 0-2 ms after it was sent, every tenth with 309.
+        int clients = 4;
+        int outstanding = 3;
+        ScheduledExecutorService answerers = Executors.newScheduledThreadPool(2);
+        try {
+            AtomicInteger[] inFlight = new AtomicInteger[clients];
+            AtomicInteger[] maxInFlight = new AtomicInteger[clients];
+            AtomicLong started = new AtomicLong();
+            AtomicLong refused = new AtomicLong();
+            List<OpenLoop.AsyncPair> pairs = new ArrayList<>();
+            for (int c = 0; c < clients; c++) {
+                AtomicInteger now = inFlight[c] = new AtomicInteger();
+                AtomicInteger max = maxInFlight[c] = new AtomicInteger();
+                pairs.add(() -> {
+                    max.accumulateAndGet(now.incrementAndGet(), Math::max);
+                    boolean refuse = started.incrementAndGet() % 10 == 0;
+                    CompletableFuture<Void> answer = new CompletableFuture<>();
+                    answerers.schedule(() -> {
+                        now.decrementAndGet();
+                        if (refuse) {
+                            refused.incrementAndGet();
+                            answer.completeExceptionally(new CompletionException(new CmException(309, "busy")));
+                        } else {
+                            answer.complete(null);
+                        }
+                    }, ThreadLocalRandom.current().nextInt(2_000), TimeUnit.MICROSECONDS);
+                    return answer;
+                });
+            }
+            long start = System.nanoTime();
+            OpenLoop loop = new OpenLoop(Load.Clock.SYSTEM, 4000, clients, outstanding, start, start,
+                    start + 300 * MS);
+            loop.run(pairs);
+            assertTrue(loop.awaitAnswers(System.nanoTime() + 10_000 * MS), "every pair answered");
+
+            Load.Figures figures = loop.figures(System.nanoTime());
+            assertEquals(1200, figures.pacing().scheduled());
+            assertEquals(figures.pacing().scheduled(), started.get() + figures.pacing().unsent(),
+                    "each pair due sent once, or counted unsent");
+            assertEquals(1200, figures.latency().getTotalCount());
+            assertEquals(refused.get(), figures.errorsByCode().getOrDefault(309, 0L));
+            for (int c = 0; c < clients; c++) {
+                assertTrue(maxInFlight[c].get() <= outstanding, "connection " + c + ": " + maxInFlight[c]);
+                assertEquals(0, inFlight[c].get());
+            }
+        } finally {
+            answerers.shutdownNow();
+            assertTrue(answerers.awaitTermination(5, TimeUnit.SECONDS));
+        }
     }
 }

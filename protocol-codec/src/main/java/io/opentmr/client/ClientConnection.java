@@ -222,9 +222,33 @@ final class ClientConnection {
         return p.future;
     }
 
-    /** {@link #request} and wait for the reply in the caller's thread, at most the request timeout. */
+    /**
+     * {@link #request} and wait for the reply in the caller's thread, at most the request timeout.
+     *
+     * @throws IllegalStateException on the client's I/O thread (in a callback of an asynchronous request): the
+     *                               reply could only come on that thread, so the wait would end by its timeout
+     */
     <T> T call(Message request, boolean retryable, LicenseHandle handle, Function<Message, T> onReply) {
+        refuseToBlockTheLoop(request.type());
         return await(request(request, retryable, handle, onReply), options.requestTimeout(), request.type().name());
+    }
+
+    /**
+     * Waits in the caller's thread for {@code reply}, the future of a {@code what} request, as {@link #call} does;
+     * a future already complete is also read on the I/O thread.
+     */
+    <T> T awaitReply(CompletableFuture<T> reply, String what) {
+        if (!reply.isDone()) {
+            refuseToBlockTheLoop(what);
+        }
+        return await(reply, options.requestTimeout(), what);
+    }
+
+    private void refuseToBlockTheLoop(Object what) {
+        if (loop.inEventLoop()) {
+            throw new IllegalStateException("a blocking " + what + " on the client's I/O thread would wait "
+                    + "for that thread: use the asynchronous method, or move the work to another executor");
+        }
     }
 
     ServerKind serverKind() {

@@ -6,9 +6,11 @@ import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
 import io.opentmr.protocol.CryptDirection;
 import io.opentmr.protocol.Message;
+import io.opentmr.protocol.MessageType;
 import io.opentmr.protocol.Serial;
 import java.time.Duration;
 import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Function;
@@ -154,20 +156,34 @@ public final class LicenseHandle implements AutoCloseable {
      *
      * @throws CmException 100/101 when the server could not be told in time; the server then reclaims
      *                     the handle after its cleanup timeout
+     * @throws IllegalStateException on the client's I/O thread (in a callback of an asynchronous request); use
+     *                               {@link #closeAsync()} there
      */
     @Override
     public void close() {
+        connection.awaitReply(closeAsync(), MessageType.RELEASE.name());
+    }
+
+    /**
+     * {@link #close()} without waiting: the handle counts as closed at once, and the future completes when the
+     * server has released it, or at once for a handle already closed or lost. It completes on the client's I/O
+     * thread, as {@link TmrClient#accessAsync} says; it fails with the {@link CmException} {@code close()} throws.
+     */
+    public CompletableFuture<Void> closeAsync() {
         if (!closed.compareAndSet(false, true) || invalid != null) {
-            return;
+            return CompletableFuture.completedFuture(null);
         }
         Message.Release request = new Message.Release(handleId);
-        try {
-            connection.call(request, true, this, reply -> expect(request, reply, Message.Ok.class));
-        } catch (CmException e) {
-            if (e.code() != CmError.INVALID_HANDLE.code()) {
-                throw e;
-            }
-        }
+        CompletableFuture<Void> released = new CompletableFuture<>();
+        connection.request(request, true, this, reply -> expect(request, reply, Message.Ok.class))
+                .whenComplete((ok, error) -> {
+                    if (error == null || error instanceof CmException cm && cm.code() == CmError.INVALID_HANDLE.code()) {
+                        released.complete(null);
+                    } else {
+                        released.completeExceptionally(error);
+                    }
+                });
+        return released;
     }
 
     @Override

@@ -8,6 +8,8 @@ import io.opentmr.protocol.Message;
 import io.opentmr.protocol.ServerKind;
 import java.net.InetSocketAddress;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.function.Function;
 
 /**
  * A client of an OpenTMR license server: a backend, or the twin TMR nodes (give both node addresses,
@@ -22,7 +24,8 @@ import java.util.List;
  *
  * <p><b>Threads.</b> One client is meant to be shared by all threads of a program: every method is
  * thread-safe, and requests from many threads travel over one connection, matched to their replies by
- * request id. The client runs one daemon I/O thread.
+ * request id. The client runs one daemon I/O thread. {@link #accessAsync} and {@link LicenseHandle#closeAsync}
+ * send without waiting, for callers with many requests in flight.
  *
  * <p><b>Time bounds.</b> Every call returns or throws within {@link TmrClientOptions#requestTimeout()}
  * (plus a second of slack for a stalled I/O thread); {@link #connect} within
@@ -128,12 +131,34 @@ public final class TmrClient implements AutoCloseable {
      */
     public LicenseHandle access(long firmCode, long productCode, long featureBits, AccessMode accessMode) {
         Message.Access request = new Message.Access(firmCode, productCode, featureBits, accessMode);
-        return connection.call(request, true, null, reply -> {
+        return connection.call(request, true, null, granted(request));
+    }
+
+    /**
+     * {@link #access(long, long, long, AccessMode)} without waiting: for a caller with many requests in flight
+     * and no thread for each. The request is the same, repeated after a broken connection in the same way, and
+     * counts in {@link TmrClientOptions#maxInFlight()} (over it, the future fails at once with 309).
+     *
+     * <p>The future completes on the client's I/O thread (a callback attached once it is complete runs in the
+     * attaching thread), which serves every request of this client: keep what runs there short, and never block
+     * in it (a blocking call of this client there throws {@link IllegalStateException}). Move longer work with the
+     * future's {@code *Async} methods and an executor. It fails with the {@link CmException} {@code access} throws. Cancelling it does not cancel the request: a
+     * handle granted after that stays open until the client is closed.
+     */
+    public CompletableFuture<LicenseHandle> accessAsync(long firmCode, long productCode, long featureBits,
+                                                        AccessMode accessMode) {
+        Message.Access request = new Message.Access(firmCode, productCode, featureBits, accessMode);
+        return connection.request(request, true, null, granted(request));
+    }
+
+    /** The handle of a granted ACCESS, registered for resumes on the I/O thread before the caller sees it. */
+    private Function<Message, LicenseHandle> granted(Message.Access request) {
+        return reply -> {
             Message.AccessOk granted = LicenseHandle.expect(request, reply, Message.AccessOk.class);
             LicenseHandle handle = new LicenseHandle(connection, granted, request);
             connection.register(handle);
             return handle;
-        });
+        };
     }
 
     /**

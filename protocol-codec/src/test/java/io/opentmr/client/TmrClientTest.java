@@ -4,7 +4,9 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -118,6 +120,56 @@ class TmrClientTest {
         }
         assertEquals(0, server.inUse(PRODUCT));
         assertEquals(0, client.openHandles());
+    }
+
+    @Test
+    void accessAsyncAndCloseAsyncTakeAndGiveBackASeatWithoutACallerThread() throws Exception {
+        // A pair chained on the I/O thread, as a caller with no thread per request uses it.
+        CompletableFuture<Long> pair = client.accessAsync(FIRM, PRODUCT, 0, AccessMode.USERLIMIT)
+                .thenCompose(handle -> {
+                    assertEquals(1, server.inUse(PRODUCT));
+                    assertTrue(handle.isOpen());
+                    return handle.closeAsync().thenApply(released -> handle.handleId());
+                });
+        long handleId = pair.get(5, TimeUnit.SECONDS);
+        assertEquals(0, server.inUse(PRODUCT));
+        assertEquals(0, client.openHandles());
+        assertEquals(1, server.received(MessageType.RELEASE));
+        assertNotEquals(0, handleId);
+    }
+
+    @Test
+    void anAsynchronousRefusalFailsTheFutureWithTheServersNumber() {
+        server.errorOnce(MessageType.ACCESS, 212);
+        ExecutionException refused = assertThrows(ExecutionException.class,
+                () -> client.accessAsync(FIRM, PRODUCT, 0, AccessMode.USERLIMIT).get(5, TimeUnit.SECONDS));
+        assertEquals(212, assertInstanceOf(CmException.class, refused.getCause()).code());
+        LicenseHandle handle = client.access(FIRM, PRODUCT);
+        server.errorOnce(MessageType.RELEASE, 106);
+        assertDoesNotThrow(() -> handle.closeAsync().get(5, TimeUnit.SECONDS), "106: the handle is gone already");
+        assertTrue(handle.closeAsync().isDone(), "a second close has nothing to send");
+        assertEquals(1, server.received(MessageType.RELEASE));
+    }
+
+    @Test
+    void aBlockingCallOnTheIoThreadIsRefusedInsteadOfWaitingForItself() throws Exception {
+        // The answer comes late, so the callback below is attached first and runs on the I/O thread.
+        server.delay(MessageType.ACCESS, Duration.ofMillis(300));
+        CompletableFuture<Throwable> seen = client.accessAsync(FIRM, PRODUCT, 0, AccessMode.USERLIMIT)
+                .thenApply(handle -> {
+                    try {
+                        handle.info();
+                        return null;
+                    } catch (IllegalStateException e) {
+                        handle.closeAsync();
+                        return e;
+                    }
+                });
+        Throwable refused = seen.get(5, TimeUnit.SECONDS);
+        assertNotNull(refused, "info() on the I/O thread would wait its whole timeout for that thread");
+        assertTrue(refused.getMessage().contains("I/O thread"), refused.getMessage());
+        // The pair's release went out from the I/O thread without waiting.
+        assertTrue(server.awaitReceived(MessageType.RELEASE, 1, Duration.ofSeconds(5)));
     }
 
     @Test
