@@ -243,6 +243,9 @@ class BenchCommandTest {
             JsonNode openFigures = JSON.readTree(open.out());
             assertTrue(openFigures.get("p99Ms").asDouble() >= pause.toMillis() * 0.75, open.out());
             assertTrue(openFigures.get("maxStallMs").asDouble() >= pause.toMillis(), open.out());
+            // The stall was the server's: the pacing thread went on sending at its times meanwhile, and says so.
+            assertTrue(openFigures.get("pacerLateMaxMs").asDouble() < pause.toMillis() / 2.0, open.out());
+            assertTrue(openFigures.has("pacerLateP99Ms"), open.out());
 
             stallingClosed.stallAfter(50, pause);
             TmrRun closed = tmr("bench", "--server", "127.0.0.1:" + stallingClosed.address().getPort(), "--firm", "1",
