@@ -749,13 +749,15 @@ final class BenchCommand implements Callable<Integer> {
         }
         ProcessCpu.Usage cpuUsage = cpu.wanted() ? cpu.between(cpuBefore, cpu.sample()) : null;
         long joinBy = join(threads);
-        if (load instanceof OpenLoop open) {
-            open.awaitAnswers(joinBy);
+        if (load instanceof OpenLoop open && !open.awaitAnswers(joinBy)) {
+            System.err.println("tmr bench: pairs still unanswered after their timeouts count with their age now");
         }
         long stopped = System.nanoTime();
+        // Taken before the clients close: closing fails what is still in flight, an error the bench made itself.
+        Load.Figures figures = load.figures(stopped);
         HeldHandles.Outcome kept = held == null ? null : held.checkAndRelease();
         connections.forEach(TmrClient::close);
-        return new Result(load.figures(stopped), duration, clients, cpu.wanted(), cpuUsage, kept, warmedUp);
+        return new Result(figures, duration, clients, cpu.wanted(), cpuUsage, kept, warmedUp);
     }
 
     /**

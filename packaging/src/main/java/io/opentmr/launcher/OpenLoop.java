@@ -1,6 +1,7 @@
 package io.opentmr.launcher;
 
 import io.opentmr.client.CmException;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
@@ -246,7 +247,11 @@ final class OpenLoop implements Load {
             CompletionStage<?> answer;
             try {
                 answer = pair.start();
-            } catch (RuntimeException e) {
+                if (answer == null) {
+                    answer = CompletableFuture.failedFuture(new IllegalStateException("the pair gave no stage"));
+                }
+            } catch (Throwable e) {
+                // Counted as the pair's answer, so that its slot is free again and the drain goes on.
                 answer = CompletableFuture.failedFuture(e);
             }
             answer.whenComplete((ignored, error) -> answered(s, slot, due, measured, error));
@@ -257,8 +262,8 @@ final class OpenLoop implements Load {
             if (answered - measureFrom >= 0 && answered - end < 0) {
                 tally.pair();
             }
-            if (measured) {
-                inFlightDue.set(slot, 0);
+            // Claimed here or by figures() (a pair given up on), never both: counted once.
+            if (measured && inFlightDue.getAndSet(slot, 0) != 0) {
                 tally.latency(answered - due);
                 maxLatency.accumulateAndGet(answered - due, Math::max);
                 if (error != null) {
@@ -303,14 +308,18 @@ final class OpenLoop implements Load {
      */
     @Override
     public Figures figures(long stopped) {
+        List<Long> givenUp = new ArrayList<>();
+        for (int i = 0; i < inFlightDue.length(); i++) {
+            long due = inFlightDue.getAndSet(i, 0);
+            if (due != 0) {
+                givenUp.add(due);
+            }
+        }
         Histogram histogram = tally.histogram();
         long maxNanos = maxLatency.get();
-        for (int i = 0; i < inFlightDue.length(); i++) {
-            long due = inFlightDue.get(i);
-            if (due != 0) {
-                histogram.recordValue(Math.min(stopped - due, MAX_RECORDED_NANOS));
-                maxNanos = Math.max(maxNanos, stopped - due);
-            }
+        for (long due : givenUp) {
+            histogram.recordValue(Math.min(stopped - due, MAX_RECORDED_NANOS));
+            maxNanos = Math.max(maxNanos, stopped - due);
         }
         long from = firstDueFrom(measureFrom);
         long to = firstDueFrom(end);

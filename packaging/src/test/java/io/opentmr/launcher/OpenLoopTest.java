@@ -313,6 +313,8 @@ class OpenLoopTest {
             assertEquals(1200, figures.pacing().scheduled());
             assertEquals(figures.pacing().scheduled(), started.get() + figures.pacing().unsent(),
                     "each pair due sent once, or counted unsent");
+            assertEquals(1200, started.get() + loop.backlog(start + 300 * MS - 1),
+                    "the pairs started are the connections' first ones: none skipped, none twice");
             assertEquals(1200, figures.latency().getTotalCount());
             assertEquals(refused.get(), figures.errorsByCode().getOrDefault(309, 0L));
             for (int c = 0; c < clients; c++) {

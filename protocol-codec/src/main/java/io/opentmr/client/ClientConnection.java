@@ -210,16 +210,27 @@ final class ClientConnection {
     <T> CompletableFuture<T> request(Message request, boolean retryable, LicenseHandle handle,
                                      Function<Message, T> onReply) {
         if (closing.get()) {
-            return CompletableFuture.failedFuture(new CmException(CmError.NETWORK_FAULT, "the client is closed"));
+            return notSent(request, handle, new CmException(CmError.NETWORK_FAULT, "the client is closed"));
         }
         if (!permits.tryAcquire()) {
-            return CompletableFuture.failedFuture(new CmException(CmError.REQUEST_OVERLOAD,
+            return notSent(request, handle, new CmException(CmError.REQUEST_OVERLOAD,
                     "the client already has " + options.maxInFlight() + " requests in flight (maxInFlight)"));
         }
         Pending<T> p = new Pending<>(NEXT_REQUEST_ID.getAndIncrement(), request, retryable, true, handle, onReply,
                 options.requestTimeout());
         submit(p);
         return p.future;
+    }
+
+    /**
+     * A request refused before it was queued. A RELEASE refused so leaves its handle open, as it still is on the
+     * server: a later close, or the client's own, releases it (closed, it would be neither released nor dropped).
+     */
+    private static <T> CompletableFuture<T> notSent(Message request, LicenseHandle handle, CmException why) {
+        if (request instanceof Message.Release && handle != null) {
+            handle.releaseNotSent();
+        }
+        return CompletableFuture.failedFuture(why);
     }
 
     /**
@@ -244,7 +255,8 @@ final class ClientConnection {
         return await(reply, options.requestTimeout(), what);
     }
 
-    private void refuseToBlockTheLoop(Object what) {
+    /** @throws IllegalStateException on the client's I/O thread, where waiting for {@code what} would never end */
+    void refuseToBlockTheLoop(Object what) {
         if (loop.inEventLoop()) {
             throw new IllegalStateException("a blocking " + what + " on the client's I/O thread would wait "
                     + "for that thread: use the asynchronous method, or move the work to another executor");
@@ -274,6 +286,7 @@ final class ClientConnection {
 
     /** Open handles, as the I/O thread sees them. */
     int openHandles() {
+        refuseToBlockTheLoop("openHandles");
         return onLoop(handles::size);
     }
 
@@ -282,6 +295,7 @@ final class ClientConnection {
      * outstanding request with 100 and stops the I/O thread. Idempotent.
      */
     void close() {
+        refuseToBlockTheLoop("close");
         if (!closing.compareAndSet(false, true)) {
             return;
         }
@@ -312,6 +326,9 @@ final class ClientConnection {
             loop.execute(() -> enqueue(p));
         } catch (RejectedExecutionException e) {
             p.release(permits);
+            if (p.request instanceof Message.Release && p.handle != null) {
+                p.handle.releaseNotSent();
+            }
             p.future.completeExceptionally(new CmException(CmError.NETWORK_FAULT, "the client is closed"));
         }
     }

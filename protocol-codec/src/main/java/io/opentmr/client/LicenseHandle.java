@@ -37,6 +37,8 @@ public final class LicenseHandle implements AutoCloseable {
     private final long featureBits;
     private final AccessMode accessMode;
     private final AtomicBoolean closed = new AtomicBoolean();
+    /** The RELEASE under way or done, from {@link #closeAsync}; null before it. */
+    private CompletableFuture<Void> releasing;
     private volatile CmException invalid;
 
     LicenseHandle(ClientConnection connection, Message.AccessOk granted, Message.Access request) {
@@ -161,20 +163,34 @@ public final class LicenseHandle implements AutoCloseable {
      */
     @Override
     public void close() {
+        if (isOpen()) {
+            // Refused before the RELEASE goes out, so that the caller can still use closeAsync().
+            connection.refuseToBlockTheLoop(MessageType.RELEASE);
+        }
         connection.awaitReply(closeAsync(), MessageType.RELEASE.name());
     }
 
     /**
      * {@link #close()} without waiting: the handle counts as closed at once, and the future completes when the
-     * server has released it, or at once for a handle already closed or lost. It completes on the client's I/O
-     * thread, as {@link TmrClient#accessAsync} says; it fails with the {@link CmException} {@code close()} throws.
+     * server has released it; a second call returns the first one's future, and for a handle lost in a refused
+     * RESUME it is complete at once. It completes on the client's I/O thread as {@link TmrClient#accessAsync} says
+     * (or in the caller's thread when the answer came first), and fails with the {@link CmException}
+     * {@code close()} throws. A RELEASE the client refuses before sending it (309 with {@code maxInFlight}
+     * requests in flight, 100 once the client is closing) leaves the handle open: close it again later.
      */
     public CompletableFuture<Void> closeAsync() {
-        if (!closed.compareAndSet(false, true) || invalid != null) {
-            return CompletableFuture.completedFuture(null);
+        CompletableFuture<Void> released = new CompletableFuture<>();
+        synchronized (this) {
+            if (!closed.compareAndSet(false, true)) {
+                CompletableFuture<Void> first = releasing;
+                return first != null ? first : CompletableFuture.completedFuture(null);
+            }
+            if (invalid != null) {
+                return CompletableFuture.completedFuture(null);
+            }
+            releasing = released;
         }
         Message.Release request = new Message.Release(handleId);
-        CompletableFuture<Void> released = new CompletableFuture<>();
         connection.request(request, true, this, reply -> expect(request, reply, Message.Ok.class))
                 .whenComplete((ok, error) -> {
                     if (error == null || error instanceof CmException cm && cm.code() == CmError.INVALID_HANDLE.code()) {
@@ -201,6 +217,12 @@ public final class LicenseHandle implements AutoCloseable {
     /** Whether {@link #close} was called on the open handle: its RELEASE is under way (or done). */
     boolean releasing() {
         return closed.get() && invalid == null;
+    }
+
+    /** The RELEASE of {@link #closeAsync} was refused before it was sent: the handle is open again. */
+    synchronized void releaseNotSent() {
+        releasing = null;
+        closed.set(false);
     }
 
     void invalidate(CmException reason) {

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -170,6 +171,68 @@ class TmrClientTest {
         assertTrue(refused.getMessage().contains("I/O thread"), refused.getMessage());
         // The pair's release went out from the I/O thread without waiting.
         assertTrue(server.awaitReceived(MessageType.RELEASE, 1, Duration.ofSeconds(5)));
+    }
+
+    @Test
+    void aReleaseTheClientRefusesBeforeSendingItLeavesTheHandleOpenToBeClosedLater() throws Exception {
+        try (TmrClient small = TmrClient.connect(options(server.address()).maxInFlight(2).build())) {
+            LicenseHandle handle = small.access(FIRM, PRODUCT);
+            server.delay(MessageType.ACCESS, Duration.ofMillis(500));
+            CompletableFuture<LicenseHandle> first = small.accessAsync(FIRM, PRODUCT, 0, AccessMode.USERLIMIT);
+            CompletableFuture<LicenseHandle> second = small.accessAsync(FIRM, PRODUCT, 0, AccessMode.USERLIMIT);
+
+            ExecutionException refused = assertThrows(ExecutionException.class,
+                    () -> handle.closeAsync().get(5, TimeUnit.SECONDS));
+            assertEquals(309, assertInstanceOf(CmException.class, refused.getCause()).code());
+            assertTrue(handle.isOpen(), "nothing was sent: the seat is still the handle's");
+
+            server.delay(MessageType.ACCESS, Duration.ZERO);
+            first.get(5, TimeUnit.SECONDS).close();
+            second.get(5, TimeUnit.SECONDS).close();
+            handle.close();
+            assertFalse(handle.isOpen());
+            assertEquals(0, server.inUse(PRODUCT), "every seat given back, the refused RELEASE's too");
+            assertEquals(0, small.openHandles());
+        }
+    }
+
+    @Test
+    void aSecondCloseWaitsForTheFirstRelease() throws Exception {
+        LicenseHandle handle = client.access(FIRM, PRODUCT);
+        server.delay(MessageType.RELEASE, Duration.ofMillis(300));
+        CompletableFuture<Void> first = handle.closeAsync();
+        assertSame(first, handle.closeAsync(), "done only when the server has released it");
+        first.get(5, TimeUnit.SECONDS);
+        assertEquals(0, server.inUse(PRODUCT));
+        assertEquals(1, server.received(MessageType.RELEASE));
+    }
+
+    @Test
+    void closingAnOpenHandleOrTheClientOnTheIoThreadIsRefusedBeforeAnythingIsSent() throws Exception {
+        server.delay(MessageType.ACCESS, Duration.ofMillis(300));
+        CompletableFuture<List<Throwable>> seen = client.accessAsync(FIRM, PRODUCT, 0, AccessMode.USERLIMIT)
+                .thenApply(handle -> {
+                    List<Throwable> refusals = new java.util.ArrayList<>();
+                    for (Executable blocking : List.<Executable>of(handle::close, client::close, client::openHandles)) {
+                        try {
+                            blocking.execute();
+                        } catch (Throwable e) {
+                            refusals.add(e);
+                        }
+                    }
+                    if (handle.isOpen()) {
+                        handle.closeAsync();
+                    } else {
+                        refusals.add(null);
+                    }
+                    return refusals;
+                });
+        List<Throwable> refusals = seen.get(5, TimeUnit.SECONDS);
+        assertFalse(refusals.contains(null), "the refused close left the handle open");
+        assertEquals(3, refusals.size(), "close, close of the client, openHandles: " + refusals);
+        refusals.forEach(e -> assertInstanceOf(IllegalStateException.class, e));
+        assertTrue(server.awaitReceived(MessageType.RELEASE, 1, Duration.ofSeconds(5)), "closeAsync still works");
+        assertEquals(1, server.received(MessageType.RELEASE), "the refused close sent nothing");
     }
 
     @Test
