@@ -193,7 +193,8 @@ public final class LicenseHandle implements AutoCloseable {
         Message.Release request = new Message.Release(handleId);
         connection.request(request, true, this, reply -> expect(request, reply, Message.Ok.class))
                 .whenComplete((ok, error) -> {
-                    if (error == null || error instanceof CmException cm && cm.code() == CmError.INVALID_HANDLE.code()) {
+                    boolean gone = error instanceof CmException cm && cm.code() == CmError.INVALID_HANDLE.code();
+                    if (error == null || gone) {
                         released.complete(null);
                     } else {
                         released.completeExceptionally(error);

@@ -142,8 +142,9 @@ public final class TmrClient implements AutoCloseable {
      * <p>The future completes on the client's I/O thread (a callback attached once it is complete runs in the
      * attaching thread), which serves every request of this client: keep what runs there short, and never block
      * in it (a blocking call of this client there throws {@link IllegalStateException}). Move longer work with the
-     * future's {@code *Async} methods and an executor. It fails with the {@link CmException} {@code access} throws. Cancelling it does not cancel the request: a
-     * handle granted after that stays open until the client is closed.
+     * future's {@code *Async} methods and an executor. It fails with the {@link CmException} {@code access}
+     * throws. Cancelling it does not cancel the request: a handle granted after that stays open until the client is
+     * closed.
      */
     public CompletableFuture<LicenseHandle> accessAsync(long firmCode, long productCode, long featureBits,
                                                         AccessMode accessMode) {
