@@ -227,10 +227,14 @@ final class ClientConnection {
      * server: a later close, or the client's own, releases it (closed, it would be neither released nor dropped).
      */
     private static <T> CompletableFuture<T> notSent(Message request, LicenseHandle handle, CmException why) {
+        reopenIfRelease(request, handle);
+        return CompletableFuture.failedFuture(why);
+    }
+
+    private static void reopenIfRelease(Message request, LicenseHandle handle) {
         if (request instanceof Message.Release && handle != null) {
             handle.releaseNotSent();
         }
-        return CompletableFuture.failedFuture(why);
     }
 
     /**
@@ -326,9 +330,7 @@ final class ClientConnection {
             loop.execute(() -> enqueue(p));
         } catch (RejectedExecutionException e) {
             p.release(permits);
-            if (p.request instanceof Message.Release && p.handle != null) {
-                p.handle.releaseNotSent();
-            }
+            reopenIfRelease(p.request, p.handle);
             p.future.completeExceptionally(new CmException(CmError.NETWORK_FAULT, "the client is closed"));
         }
     }
