@@ -154,6 +154,8 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
     private final java.util.Random random;
     /** Since when this backend's grant is held without a certificate (0: not so). */
     private long minoritySince;
+    /** When {@link #giveBackMinorityGrant} last ran (0: never). */
+    private long lastMinorityCheck;
     /** After giving a minority grant back: no LEASE_ACQUIRE before then, so that a rival node can take it. */
     private long quietUntil;
     /** When the wake-up for the end of a quiet time is scheduled for (see {@link #quiet}). */
@@ -351,16 +353,22 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
      */
     private void giveBackMinorityGrant() {
         long now = clock.millis();
+        long ttl = settings.leaseTtl().toMillis();
+        // Checks run every heartbeat. Two more than a TTL apart, or in the wrong order, mean the clock stepped (or the
+        // node stalled): the time between them is not time held in a minority, so the measurement starts again. A
+        // step forward would otherwise give back at once the grants of a node that regained its others within a
+        // heartbeat before the step, a check that has not seen them yet having left the minority's start in place.
+        boolean clockStepped = lastMinorityCheck != 0 && (now - lastMinorityCheck > ttl || now < lastMinorityCheck);
+        lastMinorityCheck = now;
         if (!holding || !group.leaseWanted() || group.grantsHeld() >= 2) {
             // Two grants (of one epoch, or converging on one) are no minority.
             minoritySince = 0;
             return;
         }
-        if (minoritySince == 0) {
+        if (minoritySince == 0 || clockStepped) {
             minoritySince = now;
             return;
         }
-        long ttl = settings.leaseTtl().toMillis();
         if (now - minoritySince < 2 * ttl + (long) (random.nextDouble() * 2 * ttl)) {
             return;
         }
