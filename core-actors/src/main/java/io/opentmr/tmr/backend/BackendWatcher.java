@@ -152,10 +152,13 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
     private int failedConnects;
     private final java.time.Clock clock;
     private final java.util.Random random;
-    /** Since when this backend's grant is held without a certificate (0: not so). */
-    private long minoritySince;
-    /** When {@link #giveBackMinorityGrant} last ran (0: never). */
-    private long lastMinorityCheck;
+    /** Whether this backend's grant is held without a certificate, as the last heartbeat check saw it. */
+    private boolean inMinority;
+    /**
+     * Since when ({@link System#nanoTime}) the grant is so held: a duration on the monotonic clock, which no step of
+     * the wall clock moves (see {@link #giveBackMinorityGrant}).
+     */
+    private long minoritySinceNanos;
     /** After giving a minority grant back: no LEASE_ACQUIRE before then, so that a rival node can take it. */
     private long quietUntil;
     /** When the wake-up for the end of a quiet time is scheduled for (see {@link #quiet}). */
@@ -354,31 +357,32 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
     private void giveBackMinorityGrant() {
         long now = clock.millis();
         long ttl = settings.leaseTtl().toMillis();
-        // Checks run every heartbeat. Two more than a TTL apart, or in the wrong order, mean the clock stepped (or the
-        // node stalled): the time between them is not time held in a minority, so the measurement starts again. A
-        // step forward would otherwise give back at once the grants of a node that regained its others within a
-        // heartbeat before the step, a check that has not seen them yet having left the minority's start in place.
-        boolean clockStepped = lastMinorityCheck != 0 && (now - lastMinorityCheck > ttl || now < lastMinorityCheck);
-        lastMinorityCheck = now;
         if (!holding || !group.leaseWanted() || group.grantsHeld() >= 2) {
             // Two grants (of one epoch, or converging on one) are no minority.
-            minoritySince = 0;
+            inMinority = false;
             return;
         }
-        if (minoritySince == 0 || clockStepped) {
-            minoritySince = now;
+        // How long the minority lasts is measured on the monotonic clock. On the wall clock a step forward of more
+        // than 2-4 TTL counted as time held: the first check after it gave back at once the grant of a node that had
+        // regained its other grants within a heartbeat before the step (no check had seen them yet), and a step back
+        // held off any give-back for as long as the step.
+        long nanos = System.nanoTime();
+        if (!inMinority) {
+            inMinority = true;
+            minoritySinceNanos = nanos;
             return;
         }
-        if (now - minoritySince < 2 * ttl + (long) (random.nextDouble() * 2 * ttl)) {
+        long heldMillis = (nanos - minoritySinceNanos) / 1_000_000;
+        if (heldMillis < 2 * ttl + (long) (random.nextDouble() * 2 * ttl)) {
             return;
         }
         boolean standOff = group.refusedOtherThan(index) < 2;
         LOG.warn("{}: the node held this backend's grant for {} ms without a certificate (no second backend granted "
-                + "it); giving it back so that another node can hold two{}", name(), now - minoritySince,
+                + "it); giving it back so that another node can hold two{}", name(), heldMillis,
                 standOff ? ", and leaving it and the rival's backends alone for a while" : "");
         link.request(new Message.LeaseRelease(LeaseGrant.ACTIVE_LEASE, settings.nodeName(), heldEpoch));
         holding = false;
-        minoritySince = 0;
+        inMinority = false;
         group.grantLost(index);
         group.givenBack(index);
         long quiet = now + ttl + (long) (random.nextDouble() * ttl);
