@@ -105,14 +105,21 @@ public record BackendSettings(
             throw new ConfigException.BadValue(PATH + ".keep-alive-interval", "must be shorter than "
                     + PATH + ".cleanup-timeout, or clients that do keep their sessions alive lose their handles");
         }
+        Optional<PeerAuth> peers = peerAuth(root);
+        ProcessThreads threads = ProcessThreads.from(c, PATH);
+        if (threads.actorsOnIo() && peers.isPresent()) {
+            throw new ConfigException.BadValue(PATH + ".threads.actors-on-io", "must be off on a backend that TMR "
+                    + "nodes use (" + PeerAuth.SECRET_FILE_KEY + " is set): a node's lease renewals would wait behind a "
+                    + "journal write that the disk holds up on the I/O thread that reads them");
+        }
         return new BackendSettings(c.getString("address"), port, Path.of(dataDir), vendorKeys, cmActId,
                 List.copyOf(additional), positive(c, "cleanup-timeout"), atLeastOne(c, "snapshot-every"), positive(c, "keep-alive-interval"), adminToken(root, c),
                 accessList, atLeastOne(c, "limits.max-connections"), atLeastOne(c, "limits.max-in-flight-per-connection"),
                 atLeastOne(c, "limits.max-queued-requests"),
                 positive(c, "limits.hello-timeout"), positive(c, "limits.request-timeout"),
                 new CodecLimits(maxFrame, CodecLimits.DEFAULT.maxStringBytes(), CodecLimits.DEFAULT.maxListItems()),
-                peerAuth(root), new Lease(positive(c, "lease.max-ttl"), notNegative(c, "lease.clock-skew")),
-                units(c), atLeastOne(c, "limits.max-in-flight-per-peer"), ProcessThreads.from(c, PATH));
+                peers, new Lease(positive(c, "lease.max-ttl"), notNegative(c, "lease.clock-skew")),
+                units(c), atLeastOne(c, "limits.max-in-flight-per-peer"), threads);
     }
 
     private static Units units(Config c) {

@@ -18,6 +18,11 @@ import java.util.Map;
  *       default, a fork-join pool of at least 8 threads, woke a parked thread for almost every message here. With
  *       {@code opentmr.persistence.write-on-caller} (a backend's default) a write that finds the journal idle is also
  *       written and fsynced on this thread, instead of waking the journal's writer thread and being woken back;</li>
+ *   <li>{@code actors-on-io} (off by default; a backend refuses it when TMR nodes can use it): work for the default
+ *       dispatcher handed over on an I/O thread (a request waking the container, the container's write to the
+ *       journal) runs on that thread once it has read what arrived, not on the pool
+ *       ({@link EventLoopFirstExecutor}): no wake-up either way, and the journal's write and its fsync happen there
+ *       too;</li>
  *   <li>Pekko's internal dispatcher (cluster, remoting's control and the actor system's own actors) gets as many
  *       threads as processors, at least 2, instead of at least 4.</li>
  * </ul>
@@ -25,9 +30,11 @@ import java.util.Map;
  * the actor system's dispatchers stay as configured.
  *
  * @param io     event loops of the client connections (at least 1)
- * @param actors threads of the default dispatcher; 0 leaves the dispatchers as configured
+ * @param actors     threads of the default dispatcher; 0 leaves the dispatchers as configured
+ * @param actorsOnIo whether the default dispatcher's work handed over on an I/O thread runs there (needs
+ *                   {@code actors} above 0)
  */
-public record ProcessThreads(int io, int actors) {
+public record ProcessThreads(int io, int actors, boolean actorsOnIo) {
 
     public ProcessThreads {
         if (io < 1 || actors < 0) {
@@ -35,8 +42,14 @@ public record ProcessThreads(int io, int actors) {
         }
     }
 
+    /** Threads whose actors run on their own pool only. */
+    public ProcessThreads(int io, int actors) {
+        this(io, actors, false);
+    }
+
     /**
-     * {@code threads.io} and {@code threads.actors} of a component's settings.
+     * {@code threads.io}, {@code threads.actors} and {@code threads.actors-on-io} (off when absent) of a component's
+     * settings.
      *
      * @param c    the component's section ({@code opentmr.backend}, {@code opentmr.node})
      * @param path the section's path, for the error
@@ -53,7 +66,12 @@ public record ProcessThreads(int io, int actors) {
             throw new ConfigException.BadValue(path + ".threads.actors", "must be 0 (as configured) or more, not "
                     + actors);
         }
-        return new ProcessThreads(io == 0 ? Runtime.getRuntime().availableProcessors() : io, actors);
+        boolean actorsOnIo = c.hasPath("threads.actors-on-io") && c.getBoolean("threads.actors-on-io");
+        if (actorsOnIo && actors == 0) {
+            throw new ConfigException.BadValue(path + ".threads.actors-on-io", "needs " + path + ".threads.actors "
+                    + "above 0: with 0 the dispatchers stay as configured");
+        }
+        return new ProcessThreads(io == 0 ? Runtime.getRuntime().availableProcessors() : io, actors, actorsOnIo);
     }
 
     /**
@@ -67,7 +85,8 @@ public record ProcessThreads(int io, int actors) {
         }
         int internal = Math.max(2, Runtime.getRuntime().availableProcessors());
         Map<String, Object> tuned = new HashMap<>(Map.of(
-                "pekko.actor.default-dispatcher.executor", "thread-pool-executor",
+                "pekko.actor.default-dispatcher.executor", actorsOnIo
+                        ? EventLoopFirstExecutor.Configurator.class.getName() : "thread-pool-executor",
                 "pekko.actor.default-dispatcher.thread-pool-executor.fixed-pool-size", actors,
                 "pekko.actor.internal-dispatcher.fork-join-executor.parallelism-min", internal,
                 "pekko.actor.internal-dispatcher.fork-join-executor.parallelism-max", internal));

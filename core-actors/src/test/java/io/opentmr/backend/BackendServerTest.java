@@ -320,4 +320,61 @@ class BackendServerTest {
         assertFalse(e.getMessage().isEmpty());
     }
 
+    /**
+     * With {@code threads.actors-on-io} and the durable journal (its writes on the caller): the container decides,
+     * writes and answers on the connections' I/O threads.
+     */
+    @Test
+    void aBackendWhoseActorsRunOnItsIoThreadsServes() throws Exception {
+        ch.qos.logback.classic.Logger tracking = (ch.qos.logback.classic.Logger) LoggerFactory.getLogger(
+                TrackingLog.LOGGER);
+        ch.qos.logback.core.read.ListAppender<ch.qos.logback.classic.spi.ILoggingEvent> lines =
+                new ch.qos.logback.core.read.ListAppender<>();
+        lines.start();
+        tracking.addAppender(lines);
+        try {
+            Map<String, Object> settings = new java.util.HashMap<>(TestBackend.durable(dir));
+            settings.put("opentmr.backend.threads.actors-on-io", "on");
+            start(settings);
+            issueAndImport(42, 2, false, null, null, null, null, null);
+            TmrClient client = client();
+            LicenseHandle first = client.access(FIRM, 42);
+            client.access(FIRM, 42);
+            assertCode(CmError.NO_MORE_LICENSES, () -> client.access(FIRM, 42));
+            first.close();
+            // A chain of work stays on an I/O thread for 1 ms at most, more than the first, not yet compiled,
+            // requests take: pairs until one was written there, a few hundred at most.
+            List<String> threads = List.of();
+            for (int i = 0; i < 500 && threads.stream().noneMatch(thread -> thread.startsWith("opentmr-io-")); i++) {
+                client.access(FIRM, 42).close();
+                synchronized (lines) {
+                    threads = lines.list.stream().filter(line -> line.getFormattedMessage().contains("\"access\""))
+                            .map(ch.qos.logback.classic.spi.ILoggingEvent::getThreadName).distinct().toList();
+                }
+            }
+            assertTrue(threads.stream().anyMatch(thread -> thread.startsWith("opentmr-io-")),
+                    "the accesses' tracking lines were written on: " + threads);
+        } finally {
+            tracking.detachAppender(lines);
+        }
+    }
+
+    @Test
+    void actorsOnTheIoThreadsAreForABackendNoTmrNodeUses() throws Exception {
+        Map<String, Object> onIo = Map.of("opentmr.backend.data-dir", dir.toString(), "opentmr.backend.cm-act-id", 7,
+                "opentmr.backend.threads.actors-on-io", "on");
+        assertFalse(BackendSettings.from(com.typesafe.config.ConfigFactory.parseMap(Map.of("opentmr.backend.data-dir",
+                dir.toString(), "opentmr.backend.cm-act-id", 7)).withFallback(com.typesafe.config.ConfigFactory.load()))
+                .threads().actorsOnIo(), "off by default");
+        assertTrue(BackendSettings.from(com.typesafe.config.ConfigFactory.parseMap(onIo)
+                .withFallback(com.typesafe.config.ConfigFactory.load())).threads().actorsOnIo());
+        java.nio.file.Path secret = java.nio.file.Files.writeString(dir.resolve("cluster.secret"), "s".repeat(64));
+        com.typesafe.config.Config withSecret = com.typesafe.config.ConfigFactory.parseMap(Map.of(
+                "opentmr.cluster.secret-file", secret.toString())).withFallback(com.typesafe.config.ConfigFactory
+                .parseMap(onIo)).withFallback(com.typesafe.config.ConfigFactory.load());
+        com.typesafe.config.ConfigException e = assertThrows(com.typesafe.config.ConfigException.BadValue.class,
+                () -> BackendSettings.from(withSecret));
+        assertTrue(e.getMessage().contains("opentmr.backend.threads.actors-on-io"), e.getMessage());
+    }
+
 }

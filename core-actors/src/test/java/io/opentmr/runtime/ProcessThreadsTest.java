@@ -41,6 +41,19 @@ class ProcessThreadsTest {
     }
 
     @Test
+    void actorsOnIoIsOffWhenAbsentAndNeedsActorThreads() {
+        assertEquals(false, ProcessThreads.from(section("io = 1, actors = 1"), "opentmr.node").actorsOnIo());
+        ProcessThreads on = ProcessThreads.from(section("io = 1, actors = 1, actors-on-io = on"), "opentmr.backend");
+        assertTrue(on.actorsOnIo());
+        Config tuned = on.applyTo(ConfigFactory.parseString("pekko.persistence.journal.plugin = \"\""), "test");
+        assertEquals(EventLoopFirstExecutor.Configurator.class.getName(),
+                tuned.getString("pekko.actor.default-dispatcher.executor"));
+        ConfigException refused = assertThrows(ConfigException.BadValue.class, () -> ProcessThreads.from(
+                section("io = 1, actors = 0, actors-on-io = on"), "opentmr.backend"));
+        assertTrue(refused.getMessage().contains("opentmr.backend.threads.actors-on-io"), refused.getMessage());
+    }
+
+    @Test
     void actorsZeroLeavesTheConfigurationAsItIs() {
         Config config = ConfigFactory.parseString("pekko.persistence.journal.plugin = \"j\"");
         assertSame(config, new ProcessThreads(1, 0).applyTo(config, "test"));
