@@ -114,11 +114,17 @@ final class ClientCommand {
                 return standby;
             }
             return parent.withClient((client, out) -> {
+                // The server that answers: a standby, or a node still starting, sends the client on to the active
+                // node, which then is the one described here.
+                java.net.InetSocketAddress at = client.connectedAddress();
+                String address = at == null ? null : at.getHostString() + ":" + at.getPort();
                 Map<String, Object> fields = new LinkedHashMap<>();
                 fields.put("kind", client.serverKind().name());
                 fields.put("server", client.serverName());
+                fields.put("address", address);
                 fields.put("session", Long.toUnsignedString(client.sessionId()));
-                out.result(client.serverKind() + " " + client.serverName(), fields);
+                out.result(client.serverKind() + " " + client.serverName() + (address == null ? "" : " at " + address),
+                        fields);
                 return Output.OK;
             });
         }

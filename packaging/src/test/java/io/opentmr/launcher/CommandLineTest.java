@@ -69,6 +69,7 @@ class CommandLineTest {
 
         TmrRun status = tmr("client", "--server", server, "status", "--json");
         assertEquals("BACKEND", status.json().get("kind").asText());
+        assertEquals(server, status.json().get("address").asText(), "the address of the server that answered");
 
         // access without --hold releases at once: the seats are free again afterwards.
         TmrRun access = tmr("client", "--server", server, "--json", "access", "--firm", "6000010", "--product", "42");
