@@ -204,13 +204,19 @@ class BackendServerTest {
         assertInstanceOf(Message.LicenseContextOk.class, own);
     }
 
+    /** The tracking log's lines from now on, until the test ends. */
+    private ListAppender<ILoggingEvent> trackingLines() {
+        ListAppender<ILoggingEvent> lines = new ListAppender<>();
+        lines.start();
+        Logger trackingLogger = (Logger) LoggerFactory.getLogger(TrackingLog.LOGGER);
+        trackingLogger.addAppender(lines);
+        open.add(() -> trackingLogger.detachAppender(lines));
+        return lines;
+    }
+
     @Test
     void aDeniedHostGets231AndATrackingLineThenTheConnectionCloses() throws Exception {
-        ListAppender<ILoggingEvent> tracking = new ListAppender<>();
-        tracking.start();
-        Logger trackingLogger = (Logger) LoggerFactory.getLogger(TrackingLog.LOGGER);
-        trackingLogger.addAppender(tracking);
-        open.add(() -> trackingLogger.detachAppender(tracking));
+        ListAppender<ILoggingEvent> tracking = trackingLines();
 
         start(Map.of("opentmr.backend.access-list.deny", List.of("127.0.0.0/8")));
         RawConnection connection = raw();
@@ -326,37 +332,28 @@ class BackendServerTest {
      */
     @Test
     void aBackendWhoseActorsRunOnItsIoThreadsServes() throws Exception {
-        ch.qos.logback.classic.Logger tracking = (ch.qos.logback.classic.Logger) LoggerFactory.getLogger(
-                TrackingLog.LOGGER);
-        ch.qos.logback.core.read.ListAppender<ch.qos.logback.classic.spi.ILoggingEvent> lines =
-                new ch.qos.logback.core.read.ListAppender<>();
-        lines.start();
-        tracking.addAppender(lines);
-        try {
-            Map<String, Object> settings = new java.util.HashMap<>(TestBackend.durable(dir));
-            settings.put("opentmr.backend.threads.actors-on-io", "on");
-            start(settings);
-            issueAndImport(42, 2, false, null, null, null, null, null);
-            TmrClient client = client();
-            LicenseHandle first = client.access(FIRM, 42);
-            client.access(FIRM, 42);
-            assertCode(CmError.NO_MORE_LICENSES, () -> client.access(FIRM, 42));
-            first.close();
-            // A chain of work stays on an I/O thread for 1 ms at most, more than the first, not yet compiled,
-            // requests take: pairs until one was written there, a few hundred at most.
-            List<String> threads = List.of();
-            for (int i = 0; i < 500 && threads.stream().noneMatch(thread -> thread.startsWith("opentmr-io-")); i++) {
-                client.access(FIRM, 42).close();
-                synchronized (lines) {
-                    threads = lines.list.stream().filter(line -> line.getFormattedMessage().contains("\"access\""))
-                            .map(ch.qos.logback.classic.spi.ILoggingEvent::getThreadName).distinct().toList();
-                }
+        ListAppender<ILoggingEvent> lines = trackingLines();
+        Map<String, Object> settings = new HashMap<>(TestBackend.durable(dir));
+        settings.put("opentmr.backend.threads.actors-on-io", "on");
+        start(settings);
+        issueAndImport(42, 2, false, null, null, null, null, null);
+        TmrClient client = client();
+        LicenseHandle first = client.access(FIRM, 42);
+        client.access(FIRM, 42);
+        assertCode(CmError.NO_MORE_LICENSES, () -> client.access(FIRM, 42));
+        first.close();
+        // A chain of work stays on an I/O thread for 1 ms at most, more than the first, not yet compiled,
+        // requests take: pairs until one was written there, a few hundred at most.
+        List<String> threads = List.of();
+        for (int i = 0; i < 500 && threads.stream().noneMatch(thread -> thread.startsWith("opentmr-io-")); i++) {
+            client.access(FIRM, 42).close();
+            synchronized (lines) {
+                threads = lines.list.stream().filter(line -> line.getFormattedMessage().contains("\"access\""))
+                        .map(ILoggingEvent::getThreadName).distinct().toList();
             }
-            assertTrue(threads.stream().anyMatch(thread -> thread.startsWith("opentmr-io-")),
-                    "the accesses' tracking lines were written on: " + threads);
-        } finally {
-            tracking.detachAppender(lines);
         }
+        assertTrue(threads.stream().anyMatch(thread -> thread.startsWith("opentmr-io-")),
+                "the accesses' tracking lines were written on: " + threads);
     }
 
     @Test
