@@ -411,9 +411,17 @@ public final class TmrTestGroup implements AutoCloseable {
      * Until the node's license of {@code product} uses all three copies: counted and re-synced. The node lists and
      * serves a license once two are; a test that then stops a backend, or reads every backend's seats, must not race
      * the third's re-sync.
+     *
+     * <p>Also until the node serves: after a step of the clocks its lease grants have run out, and what its licenses
+     * report until it holds the lease again is from before the step. Once it holds it again it may serve with two
+     * copies while the third still re-syncs (the step may even have gone unnoticed by its virtual container), so a
+     * test that needs all three after a step waits here.
      */
     public void awaitAllCopiesUsable(long product) throws InterruptedException {
-        Await.until("the node uses the three copies of product " + product, () -> {
+        Await.until("the node serves with the three copies of product " + product, () -> {
+            if (!node.serving()) {
+                return false;
+            }
             VirtualContainer.Overview overview = Await.unchecked(() -> AskPattern.<VirtualContainer.Command,
                     VirtualContainer.Overview>ask(node.container(), VirtualContainer.GetOverview::new,
                     Duration.ofSeconds(5), node.actorSystem().scheduler()).toCompletableFuture().get(10,
