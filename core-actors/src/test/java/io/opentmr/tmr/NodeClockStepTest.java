@@ -1,6 +1,7 @@
 package io.opentmr.tmr;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ch.qos.logback.classic.Logger;
 import ch.qos.logback.classic.spi.ILoggingEvent;
@@ -27,8 +28,10 @@ import org.junit.jupiter.api.io.TempDir;
 import org.slf4j.LoggerFactory;
 
 /**
- * A node holding a single backend's grant (a minority) gives it back after two to four lease TTLs, so that a rival
- * can hold two. That time is measured on the monotonic clock: a step of the node's wall clock is not time held.
+ * Steps of a node's wall clock, its backends on the real clock. The node's grants run for their TTL on its monotonic
+ * clock: a step forward does not end them, a step back does not keep them. A node holding a single backend's grant
+ * (a minority) gives it back after two to four lease TTLs, so that a rival can hold two; that time too is measured
+ * on the monotonic clock: a step of the node's wall clock is not time held.
  */
 @Timeout(60)
 @ExtendWith(NoLeaks.class)
@@ -78,6 +81,40 @@ class NodeClockStepTest {
         holdBackendOneAlone();
         clock.advance(Duration.ofMinutes(-10));
         Await.until("backend 1's grant given back", () -> !matching(GIVEN_BACK).isEmpty());
+    }
+
+    @Test
+    void aStepForwardOfTheNodesClockDoesNotEndItsGrants() throws Exception {
+        serveOnThreeBackends();
+        clock.advance(Duration.ofMinutes(10));
+        // Watched for four heartbeats: on the wall clock every grant ran out at the step, and the node served no
+        // client until its renewals came back.
+        long end = System.nanoTime() + 4 * HEARTBEAT.toNanos();
+        int looks = 0;
+        while (System.nanoTime() < end) {
+            assertTrue(group.node().serving(), "the node still serves after " + looks + " looks");
+            looks++;
+            Thread.sleep(5);
+        }
+    }
+
+    @Test
+    void aStepBackOfTheNodesClockDoesNotKeepGrantsTheBackendsLetRunOut() throws Exception {
+        serveOnThreeBackends();
+        // No answer of the backends comes back (a partition on the way back): the node cannot know that a grant was
+        // renewed, and must count each as run out a TTL after the last renewal it heard of.
+        for (int b = 0; b < 3; b++) {
+            group.link(b).freeze();
+        }
+        clock.advance(Duration.ofMinutes(-10));
+        // On the wall clock the node held them ten minutes longer: served on grants the backends may have let go.
+        Await.until("the node stops serving once its grants ran out", () -> !group.node().serving());
+    }
+
+    private void serveOnThreeBackends() throws Exception {
+        group = new TmrTestGroup(dir, clock, Map.of(), i -> Map.of(), i -> Clock.systemUTC());
+        group.startNode(Map.of());
+        Await.until("the node serves", () -> group.node().serving());
     }
 
     /**

@@ -40,8 +40,8 @@ import org.slf4j.LoggerFactory;
  * the restart connects again after the backoff. Each tick renews the lease on that backend (acquires it
  * when not held), and that request is the heartbeat: {@code missed-heartbeats} ticks without its answer
  * and the backend counts as down, its connection is closed, and the stream reconnects. Not while the backend's grant
- * to this node is current by the node's clock: closing would free the grant for a rival at once, so the connection is
- * kept until the grant runs out (at most the lease TTL after its last renewal).
+ * to this node is current by the node's monotonic clock: closing would free the grant for a rival at once, so the
+ * connection is kept until the grant runs out (at most the lease TTL after its last renewal).
  *
  * <p>Asking for the lease is a switch ({@link PeerGroup#leaseWanted()}): while the node does not want it, the
  * heartbeat is an INVENTORY, and a grant the backend may still hold is given back with LEASE_RELEASE. The
@@ -447,7 +447,7 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
         outstanding = ask;
         long seq = ++leaseSeq;
         PeerLink asked = link;
-        long sentAt = clock.millis();
+        long sentAt = group.leaseMillis();
         getContext().pipeToSelf(asked.request(request),
                 (reply, failure) -> new LeaseAnswered(asked, seq, ask, sentAt, reply, failure));
     }

@@ -16,6 +16,7 @@ import java.util.concurrent.CompletionStage;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.function.Function;
+import java.util.function.LongSupplier;
 
 /**
  * The node's three backend connections and its lease over them, shared by the actors that call backends.
@@ -34,20 +35,27 @@ import java.util.function.Function;
 public final class PeerGroup {
 
     private final Clock clock;
+    /**
+     * The time grants are measured on, in milliseconds: monotonic ({@link System#nanoTime} for a node), so that no
+     * step of the node's wall clock lengthens or shortens a grant. Only differences of its readings mean anything.
+     */
+    private final LongSupplier leaseMillis;
     private final PeerLink[] links;
     private final LeaseGrant[] grants;
     /**
-     * When each grant runs out by the node's own clock: the moment its request was sent + the TTL the backend
-     * granted (it may cap the TTL asked for), never trusting the backend's clock. The backend starts the TTL
-     * when it gets the request, after it was sent, so the node's view never outlives the backend's.
+     * When each grant runs out by the node's own monotonic clock ({@link #leaseMillis}): the moment its request was
+     * sent + the TTL the backend granted (it may cap the TTL asked for), never trusting the backend's clock. The
+     * backend starts the TTL when it gets the request, after it was sent, so the node's view never outlives the
+     * backend's: not even when the node's wall clock steps back, which on the wall clock lengthened every grant
+     * held by as much (a node cut off from the backends then served on grants they had let run out).
      */
     private final long[] grantExpiry;
-    /** The grants the certificate shows (see {@link #granted}) and when each runs out by the node's clock. */
+    /** The grants the certificate shows (see {@link #granted}) and when each runs out ({@link #leaseMillis}). */
     private final LeaseGrant[] shownGrants;
     private final long[] shownExpiry;
     private long targetEpoch;
     private volatile LeaseCertificate certificate = LeaseCertificate.NONE;
-    /** When the certificate stops being one: fewer than two of its grants are unexpired then. */
+    /** When ({@link #leaseMillis}) the certificate stops being one: fewer than two of its grants are unexpired. */
     private volatile long certificateValidUntil = Long.MAX_VALUE;
 
     private final Duration timeout;
@@ -94,6 +102,9 @@ public final class PeerGroup {
      */
     public static final int RESYNC_SLOTS = 512;
 
+    /** A node's clock for grants: {@link System#nanoTime} in milliseconds. */
+    public static final LongSupplier MONOTONIC = () -> TimeUnit.NANOSECONDS.toMillis(System.nanoTime());
+
     /** A group that always wants the active lease (the single node). */
     public PeerGroup(int backends, Clock clock, Duration timeout) {
         this(backends, clock, timeout, true);
@@ -104,7 +115,18 @@ public final class PeerGroup {
      * @param leaseWanted whether the watchers ask for the active lease from the start
      */
     public PeerGroup(int backends, Clock clock, Duration timeout, boolean leaseWanted) {
+        this(backends, clock, MONOTONIC, timeout, leaseWanted);
+    }
+
+    /**
+     * @param clock       the wall clock: the deadlines of the requests to the backends, which they judge by theirs
+     * @param leaseMillis the monotonic clock grants are measured on: {@link #MONOTONIC}, or a test's own
+     * @param timeout     bound on every call, whatever the link's own bound
+     * @param leaseWanted whether the watchers ask for the active lease from the start
+     */
+    public PeerGroup(int backends, Clock clock, LongSupplier leaseMillis, Duration timeout, boolean leaseWanted) {
         this.clock = clock;
+        this.leaseMillis = leaseMillis;
         this.timeout = timeout;
         this.leaseWanted = leaseWanted;
         this.leaseOnRequest = !leaseWanted;
@@ -126,6 +148,12 @@ public final class PeerGroup {
 
     public int size() {
         return links.length;
+    }
+
+
+    /** Now on the clock grants are measured on: a request's {@code sentAt} for {@link #granted}. */
+    public long leaseMillis() {
+        return leaseMillis.getAsLong();
     }
 
     public synchronized void linkUp(int backend, PeerLink link) {
@@ -184,9 +212,9 @@ public final class PeerGroup {
 
     /**
      * Records a backend's grant, valid for the TTL the backend granted ({@link LeaseGrant#ttlMillis()}: it may
-     * have capped the TTL asked for) from {@code sentAt}, when the request that brought it was sent (a slow
-     * answer shortens the grant, it never lengthens it); returns the epoch the backend should be asked to
-     * grant instead, or -1.
+     * have capped the TTL asked for) from {@code sentAt}, when the request that brought it was sent (read from
+     * {@link #leaseMillis()}; a slow answer shortens the grant, it never lengthens it); returns the epoch the backend
+     * should be asked to grant instead, or -1.
      *
      * <p>The certificate keeps a backend's grant while more than half of its lifetime is left, even when a
      * renewal brought a newer one: every new grant in the certificate costs each backend an Ed25519
@@ -197,7 +225,7 @@ public final class PeerGroup {
             // Arrived after the node stopped wanting the lease: the watcher gives it back, it counts for nothing.
             return -1;
         }
-        long now = clock.millis();
+        long now = leaseMillis();
         long ttl = grant.ttlMillis();
         grants[backend] = grant;
         grantExpiry[backend] = Math.min(now, sentAt) + ttl;
@@ -369,7 +397,7 @@ public final class PeerGroup {
 
     /** The current certificate (empty when fewer than two backends granted the current epoch). */
     public LeaseCertificate certificate() {
-        if (clock.millis() >= certificateValidUntil) {
+        if (leaseMillis() >= certificateValidUntil) {
             synchronized (this) {
                 rebuildCertificate();
             }
@@ -384,7 +412,7 @@ public final class PeerGroup {
 
     /** Unexpired grants the node holds now, of any epoch (two of one epoch make the certificate). */
     public synchronized int grantsHeld() {
-        long now = clock.millis();
+        long now = leaseMillis();
         int held = 0;
         for (int i = 0; i < grants.length; i++) {
             held += grants[i] != null && grantExpiry[i] > now ? 1 : 0;
@@ -399,11 +427,11 @@ public final class PeerGroup {
     /** The epoch of the unexpired grant {@code backend} gave this node, or -1 when it holds none. */
     public synchronized long grantEpoch(int backend) {
         LeaseGrant grant = grants[backend];
-        return grant != null && grantExpiry[backend] > clock.millis() ? grant.epoch() : -1;
+        return grant != null && grantExpiry[backend] > leaseMillis() ? grant.epoch() : -1;
     }
 
     private void rebuildCertificate() {
-        long now = clock.millis();
+        long now = leaseMillis();
         List<LeaseGrant> current = new ArrayList<>(shownGrants.length);
         List<Long> expiries = new ArrayList<>(shownGrants.length);
         for (int i = 0; i < shownGrants.length; i++) {
