@@ -23,7 +23,6 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.Arrays;
 import java.util.function.LongFunction;
-import java.util.function.LongSupplier;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -137,7 +136,7 @@ public final class TmrNode implements AutoCloseable {
                     .thenApply(PeerLink::of);
         });
         try {
-            return start(settings, config, clock, PeerGroup.MONOTONIC, connector, peerLoop, activation);
+            return start(settings, config, clock, connector, peerLoop, activation);
         } catch (RuntimeException e) {
             peerLoop.shutdownGracefully(0, 1, TimeUnit.SECONDS);
             throw e;
@@ -146,25 +145,16 @@ public final class TmrNode implements AutoCloseable {
 
     /** As {@link #start(Config, Clock)} with another way to reach the backends (tests: paused or failing links). */
     public static TmrNode start(Config config, Clock clock, PeerLink.Connector connector) {
-        return start(config, clock, PeerGroup.MONOTONIC, connector);
-    }
-
-    /**
-     * As {@link #start(Config, Clock, PeerLink.Connector)}, with the monotonic clock the lease grants are timed on
-     * (milliseconds; a node's own is {@link PeerGroup#MONOTONIC}): for tests whose steps of {@code clock} stand for
-     * time passing, which a node's monotonic clock sees too, and not for a clock being set.
-     */
-    public static TmrNode start(Config config, Clock clock, LongSupplier leaseMillis, PeerLink.Connector connector) {
-        return start(NodeSettings.from(config), config, clock, leaseMillis, connector, null, null);
+        return start(NodeSettings.from(config), config, clock, connector, null, null);
     }
 
     /** As {@link #start(Config, Clock, Activation)} with another way to reach the backends. */
     public static TmrNode start(Config config, Clock clock, PeerLink.Connector connector, Activation activation) {
-        return start(NodeSettings.from(config), config, clock, PeerGroup.MONOTONIC, connector, null, activation);
+        return start(NodeSettings.from(config), config, clock, connector, null, activation);
     }
 
-    private static TmrNode start(NodeSettings settings, Config config, Clock clock, LongSupplier leaseMillis,
-                                 PeerLink.Connector connector, EventLoopGroup peerLoop, Activation activation) {
+    private static TmrNode start(NodeSettings settings, Config config, Clock clock, PeerLink.Connector connector,
+                                 EventLoopGroup peerLoop, Activation activation) {
         SecureRandom random = new SecureRandom();
         Serial serial;
         NodeTrackingLog tracking;
@@ -182,7 +172,7 @@ public final class TmrNode implements AutoCloseable {
             LOG.warn(AccessList.nameRulesWarning(NodeSettings.PATH + ".access-list"));
         }
         ClientAccess access = new ClientAccess(settings.accessList());
-        PeerGroup peers = new PeerGroup(settings.backends().size(), clock, leaseMillis, settings.backendTimeout(),
+        PeerGroup peers = new PeerGroup(settings.backends().size(), clock, settings.backendTimeout(),
                 !settings.leaseOnRequest());
         Duration holdOff = activation == null ? Duration.ZERO : activation.leaseHoldOff();
         if (!holdOff.isZero() && !holdOff.isNegative()) {
@@ -233,8 +223,7 @@ public final class TmrNode implements AutoCloseable {
 
                 @Override
                 public PeerGroup peerGroup() {
-                    return new PeerGroup(settings.backends().size(), clock, leaseMillis, settings.backendTimeout(),
-                            false);
+                    return new PeerGroup(settings.backends().size(), clock, settings.backendTimeout(), false);
                 }
 
                 @Override

@@ -27,7 +27,6 @@ import io.opentmr.protocol.Serial;
 import io.opentmr.protocol.testing.RawConnection;
 import io.opentmr.tmr.TmrNode;
 import io.opentmr.tmr.VirtualContainer;
-import io.opentmr.tmr.backend.PeerGroup;
 import io.opentmr.tmr.backend.PeerLink;
 import java.io.IOException;
 import java.net.ConnectException;
@@ -47,7 +46,6 @@ import java.util.concurrent.CompletionStage;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
-import java.util.function.LongSupplier;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
 
 /**
@@ -71,8 +69,6 @@ public final class TmrTestGroup implements AutoCloseable {
 
     private final Path dir;
     private final Clock clock;
-    /** The monotonic clock the node times its lease grants on (see {@link #stepsArePassingTime}). */
-    private LongSupplier nodeLeaseMillis = PeerGroup.MONOTONIC;
     private final KeyPair vendor;
     private final Path secretFile;
     private final PeerAuth auth;
@@ -336,22 +332,12 @@ public final class TmrTestGroup implements AutoCloseable {
 
     // --- the node --------------------------------------------------------------------------------------
 
-    /**
-     * Before {@link #startNode}: the node times its lease grants on real time plus every step of {@code clock} from
-     * now on, so that a step stands for time passing, which a node's monotonic clock sees too. Without it a step is
-     * a wall clock being set, which the node's grants do not see.
-     */
-    public void stepsArePassingTime() {
-        long from = clock.millis();
-        nodeLeaseMillis = () -> PeerGroup.MONOTONIC.getAsLong() + clock.millis() - from;
-    }
-
     /** Starts the TMR node on 127.0.2.1 (port 0, in-memory journal) over the three backends. */
     public TmrNode startNode(Map<String, Object> overrides) {
         if (node != null) {
             throw new IllegalStateException("the node is running");
         }
-        node = TmrNode.start(nodeConfig(NODE_NAME, "127.0.2.1", "node", overrides), clock, nodeLeaseMillis,
+        node = TmrNode.start(nodeConfig(NODE_NAME, "127.0.2.1", "node", overrides), clock,
                 PeerLink.Connector.binding((address, cmActId) -> connect(NODE_NAME, address, cmActId == 0, cmActId)));
         return node;
     }

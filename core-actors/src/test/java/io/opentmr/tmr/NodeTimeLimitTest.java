@@ -54,7 +54,6 @@ class NodeTimeLimitTest {
 
     private void startGroup() throws Exception {
         group = new TmrTestGroup(dir, clock, Map.of());
-        group.stepsArePassingTime();
     }
 
     private static LicenseIssuer.Request emergency() {
@@ -138,7 +137,6 @@ class NodeTimeLimitTest {
         long[] offsets = {-400, 0, 400};
         group = new TmrTestGroup(dir, clock, Map.of(), i -> Map.of(),
                 i -> java.time.Clock.offset(clock, Duration.ofMillis(offsets[i])));
-        group.stepsArePassingTime();
         Instant activates = clock.instant().plus(Duration.ofMinutes(10));
         Instant expires = clock.instant().plus(Duration.ofMinutes(20));
         group.issueTmr(new LicenseIssuer.Request(FIRM, LIMITED, 5, true, null, expires, activates, null, null,

@@ -242,7 +242,7 @@ class VirtualContainerTest {
         // The lease comes: every license is told to re-sync every backend, in round 1.
         for (int b = 0; b < 2; b++) {
             peers.granted(b, new LeaseGrant(LeaseGrant.ACTIVE_LEASE, "node-a", 3, CLOCK.millis(), 60_000,
-                    new Serial(129, b + 1), Bytes.of(new byte[64])), peers.leaseMillis());
+                    new Serial(129, b + 1), Bytes.of(new byte[64])), peers.now());
         }
         licenses.fishForMessage(Duration.ofSeconds(10), told -> new Told(SEATS, new TmrLicense.ResyncAll(1))
                 .equals(told) ? FishingOutcomes.complete() : FishingOutcomes.continueAndIgnore());
@@ -334,7 +334,7 @@ class VirtualContainerTest {
     private static void grantLease(PeerGroup peers, long epoch, String holder) {
         for (int b = 0; b < 2; b++) {
             peers.granted(b, new LeaseGrant(LeaseGrant.ACTIVE_LEASE, holder, epoch, CLOCK.millis(), 60_000,
-                    new Serial(129, b + 1), Bytes.of(new byte[64])), peers.leaseMillis());
+                    new Serial(129, b + 1), Bytes.of(new byte[64])), peers.now());
         }
     }
 
@@ -948,7 +948,7 @@ class VirtualContainerTest {
         expectTold(c.licenses(), SEATS, new TmrLicense.ResyncAll(0));
         for (int b = 0; b < 2; b++) {
             c.peers().granted(b, new LeaseGrant(LeaseGrant.ACTIVE_LEASE, "node-a", 3, c.clock().millis(), 60_000,
-                    new Serial(129, b + 1), Bytes.of(new byte[64])), c.peers().leaseMillis());
+                    new Serial(129, b + 1), Bytes.of(new byte[64])), c.peers().now());
         }
         expectTold(c.licenses(), SEATS, new TmrLicense.ResyncAll(1));
     }

@@ -40,7 +40,7 @@ import org.slf4j.LoggerFactory;
  * the restart connects again after the backoff. Each tick renews the lease on that backend (acquires it
  * when not held), and that request is the heartbeat: {@code missed-heartbeats} ticks without its answer
  * and the backend counts as down, its connection is closed, and the stream reconnects. Not while the backend's grant
- * to this node is current by the node's monotonic clock: closing would free the grant for a rival at once, so the
+ * to this node is current by the node's clocks: closing would free the grant for a rival at once, so the
  * connection is kept until the grant runs out (at most the lease TTL after its last renewal).
  *
  * <p>Asking for the lease is a switch ({@link PeerGroup#leaseWanted()}): while the node does not want it, the
@@ -103,8 +103,8 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
     }
 
     /** @param seq the request's number: an answer to a request sent before the latest one is not waited for */
-    record LeaseAnswered(PeerLink link, long seq, Ask ask, long sentAt, Message reply, Throwable failure)
-            implements Command {
+    record LeaseAnswered(PeerLink link, long seq, Ask ask, PeerGroup.Moment sentAt, Message reply,
+                         Throwable failure) implements Command {
     }
 
     record InventoryAnswered(PeerLink link, Message reply, Throwable failure) implements Command {
@@ -447,7 +447,7 @@ public final class BackendWatcher extends AbstractBehavior<BackendWatcher.Comman
         outstanding = ask;
         long seq = ++leaseSeq;
         PeerLink asked = link;
-        long sentAt = group.leaseMillis();
+        PeerGroup.Moment sentAt = group.now();
         getContext().pipeToSelf(asked.request(request),
                 (reply, failure) -> new LeaseAnswered(asked, seq, ask, sentAt, reply, failure));
     }

@@ -35,28 +35,53 @@ import java.util.function.LongSupplier;
 public final class PeerGroup {
 
     private final Clock clock;
-    /**
-     * The time grants are measured on, in milliseconds: monotonic ({@link System#nanoTime} for a node), so that no
-     * step of the node's wall clock lengthens or shortens a grant. Only differences of its readings mean anything.
-     */
-    private final LongSupplier leaseMillis;
+    /** The node's monotonic clock in milliseconds (see {@link Moment}); only differences of its readings count. */
+    private final LongSupplier monotonicMillis;
     private final PeerLink[] links;
     private final LeaseGrant[] grants;
     /**
-     * When each grant runs out by the node's own monotonic clock ({@link #leaseMillis}): the moment its request was
-     * sent + the TTL the backend granted (it may cap the TTL asked for), never trusting the backend's clock. The
-     * backend starts the TTL when it gets the request, after it was sent, so the node's view never outlives the
-     * backend's: not even when the node's wall clock steps back, which on the wall clock lengthened every grant
-     * held by as much (a node cut off from the backends then served on grants they had let run out).
+     * When each grant runs out by the node's own clocks: the moment its request was sent + the TTL the backend
+     * granted (it may cap the TTL asked for), never trusting the backend's clock. The backend starts the TTL
+     * when it gets the request, after it was sent, so the node's view never outlives the backend's (see
+     * {@link Moment} for why on two clocks).
      */
-    private final long[] grantExpiry;
-    /** The grants the certificate shows (see {@link #granted}) and when each runs out ({@link #leaseMillis}). */
+    private final Moment[] grantExpiry;
+    /** The grants the certificate shows (see {@link #granted}) and when each runs out. */
     private final LeaseGrant[] shownGrants;
-    private final long[] shownExpiry;
+    private final Moment[] shownExpiry;
     private long targetEpoch;
     private volatile LeaseCertificate certificate = LeaseCertificate.NONE;
-    /** When ({@link #leaseMillis}) the certificate stops being one: fewer than two of its grants are unexpired. */
-    private volatile long certificateValidUntil = Long.MAX_VALUE;
+    /** When the certificate stops being one (fewer than two of its grants are unexpired then); null: never. */
+    private volatile Moment certificateValidUntil;
+
+    /**
+     * A reading of both the node's clocks. A grant runs out when either says its TTL has passed since its request
+     * was sent: the monotonic clock, so that a step back of the wall clock does not lengthen it (a node that heard
+     * no renewal served on as long as the step, on grants the backends may have let go), and the wall clock, which
+     * also counts the time a suspended host was away and the monotonic clock did not see. A step forward of the
+     * wall clock cannot be told from such a suspend, so it ends the grants; the next renewals bring them back.
+     */
+    public record Moment(long wallMillis, long monotonicMillis) {
+
+        Moment plus(long millis) {
+            return new Moment(wallMillis + millis, monotonicMillis + millis);
+        }
+
+        /** Whether this moment has come by {@code now}, on either clock. */
+        boolean reachedBy(Moment now) {
+            return now.wallMillis >= wallMillis || now.monotonicMillis >= monotonicMillis;
+        }
+
+        /** Milliseconds until this moment on the clock that reaches it first. */
+        long after(Moment now) {
+            return Math.min(wallMillis - now.wallMillis, monotonicMillis - now.monotonicMillis);
+        }
+
+        /** The earlier reading of each clock. */
+        static Moment earlier(Moment a, Moment b) {
+            return new Moment(Math.min(a.wallMillis, b.wallMillis), Math.min(a.monotonicMillis, b.monotonicMillis));
+        }
+    }
 
     private final Duration timeout;
 
@@ -102,7 +127,7 @@ public final class PeerGroup {
      */
     public static final int RESYNC_SLOTS = 512;
 
-    /** A node's clock for grants: {@link System#nanoTime} in milliseconds. */
+    /** A node's monotonic clock: {@link System#nanoTime} in milliseconds. */
     public static final LongSupplier MONOTONIC = () -> TimeUnit.NANOSECONDS.toMillis(System.nanoTime());
 
     /** A group that always wants the active lease (the single node). */
@@ -119,22 +144,23 @@ public final class PeerGroup {
     }
 
     /**
-     * @param clock       the wall clock: the deadlines of the requests to the backends, which they judge by theirs
-     * @param leaseMillis the monotonic clock grants are measured on: {@link #MONOTONIC}, or a test's own
-     * @param timeout     bound on every call, whatever the link's own bound
-     * @param leaseWanted whether the watchers ask for the active lease from the start
+     * @param clock           the wall clock: the grants (see {@link Moment}) and the deadlines of the requests to the
+     *                        backends, which they judge by theirs
+     * @param monotonicMillis the monotonic clock the grants are timed on too: {@link #MONOTONIC}, or a test's own
+     * @param timeout         bound on every call, whatever the link's own bound
+     * @param leaseWanted     whether the watchers ask for the active lease from the start
      */
-    public PeerGroup(int backends, Clock clock, LongSupplier leaseMillis, Duration timeout, boolean leaseWanted) {
+    public PeerGroup(int backends, Clock clock, LongSupplier monotonicMillis, Duration timeout, boolean leaseWanted) {
         this.clock = clock;
-        this.leaseMillis = leaseMillis;
+        this.monotonicMillis = monotonicMillis;
         this.timeout = timeout;
         this.leaseWanted = leaseWanted;
         this.leaseOnRequest = !leaseWanted;
         this.links = new PeerLink[backends];
         this.grants = new LeaseGrant[backends];
-        this.grantExpiry = new long[backends];
+        this.grantExpiry = new Moment[backends];
         this.shownGrants = new LeaseGrant[backends];
-        this.shownExpiry = new long[backends];
+        this.shownExpiry = new Moment[backends];
         this.mayHold = new boolean[backends];
         this.refused = new boolean[backends];
         this.quietOn = new boolean[backends];
@@ -150,10 +176,9 @@ public final class PeerGroup {
         return links.length;
     }
 
-
-    /** Now on the clock grants are measured on: a request's {@code sentAt} for {@link #granted}. */
-    public long leaseMillis() {
-        return leaseMillis.getAsLong();
+    /** Now, on both the node's clocks: a request's {@code sentAt} for {@link #granted}. */
+    public Moment now() {
+        return new Moment(clock.millis(), monotonicMillis.getAsLong());
     }
 
     public synchronized void linkUp(int backend, PeerLink link) {
@@ -213,26 +238,26 @@ public final class PeerGroup {
     /**
      * Records a backend's grant, valid for the TTL the backend granted ({@link LeaseGrant#ttlMillis()}: it may
      * have capped the TTL asked for) from {@code sentAt}, when the request that brought it was sent (read from
-     * {@link #leaseMillis()}; a slow answer shortens the grant, it never lengthens it); returns the epoch the backend
-     * should be asked to grant instead, or -1.
+     * {@link #now()}; a slow answer shortens the grant, it never lengthens it); returns the epoch the backend should
+     * be asked to grant instead, or -1.
      *
      * <p>The certificate keeps a backend's grant while more than half of its lifetime is left, even when a
      * renewal brought a newer one: every new grant in the certificate costs each backend an Ed25519
      * verification, so the certificate changes about once per half lifetime and not at every heartbeat.
      */
-    public synchronized long granted(int backend, LeaseGrant grant, long sentAt) {
+    public synchronized long granted(int backend, LeaseGrant grant, Moment sentAt) {
         if (!leaseWanted) {
             // Arrived after the node stopped wanting the lease: the watcher gives it back, it counts for nothing.
             return -1;
         }
-        long now = leaseMillis();
+        Moment now = now();
         long ttl = grant.ttlMillis();
         grants[backend] = grant;
-        grantExpiry[backend] = Math.min(now, sentAt) + ttl;
+        grantExpiry[backend] = Moment.earlier(now, sentAt).plus(ttl);
         targetEpoch = Math.max(targetEpoch, grant.epoch());
         LeaseGrant shown = shownGrants[backend];
         boolean keep = shown != null && shown.epoch() == grant.epoch() && shown.holder().equals(grant.holder())
-                && shownExpiry[backend] - now > ttl / 2;
+                && shownExpiry[backend].after(now) > ttl / 2;
         if (!keep) {
             shownGrants[backend] = grant;
             shownExpiry[backend] = grantExpiry[backend];
@@ -397,7 +422,9 @@ public final class PeerGroup {
 
     /** The current certificate (empty when fewer than two backends granted the current epoch). */
     public LeaseCertificate certificate() {
-        if (leaseMillis() >= certificateValidUntil) {
+        Moment until = certificateValidUntil;
+        if (until != null && (clock.millis() >= until.wallMillis()
+                || monotonicMillis.getAsLong() >= until.monotonicMillis())) {
             synchronized (this) {
                 rebuildCertificate();
             }
@@ -412,10 +439,10 @@ public final class PeerGroup {
 
     /** Unexpired grants the node holds now, of any epoch (two of one epoch make the certificate). */
     public synchronized int grantsHeld() {
-        long now = leaseMillis();
+        Moment now = now();
         int held = 0;
         for (int i = 0; i < grants.length; i++) {
-            held += grants[i] != null && grantExpiry[i] > now ? 1 : 0;
+            held += grants[i] != null && !grantExpiry[i].reachedBy(now) ? 1 : 0;
         }
         return held;
     }
@@ -427,28 +454,32 @@ public final class PeerGroup {
     /** The epoch of the unexpired grant {@code backend} gave this node, or -1 when it holds none. */
     public synchronized long grantEpoch(int backend) {
         LeaseGrant grant = grants[backend];
-        return grant != null && grantExpiry[backend] > leaseMillis() ? grant.epoch() : -1;
+        return grant != null && !grantExpiry[backend].reachedBy(now()) ? grant.epoch() : -1;
     }
 
     private void rebuildCertificate() {
-        long now = leaseMillis();
+        Moment now = now();
         List<LeaseGrant> current = new ArrayList<>(shownGrants.length);
-        List<Long> expiries = new ArrayList<>(shownGrants.length);
+        List<Long> wallExpiries = new ArrayList<>(shownGrants.length);
+        List<Long> monotonicExpiries = new ArrayList<>(shownGrants.length);
         for (int i = 0; i < shownGrants.length; i++) {
-            if (shownGrants[i] != null && shownGrants[i].epoch() == targetEpoch && shownExpiry[i] > now) {
+            if (shownGrants[i] != null && shownGrants[i].epoch() == targetEpoch && !shownExpiry[i].reachedBy(now)) {
                 current.add(shownGrants[i]);
-                expiries.add(shownExpiry[i]);
+                wallExpiries.add(shownExpiry[i].wallMillis());
+                monotonicExpiries.add(shownExpiry[i].monotonicMillis());
             }
         }
         if (current.size() >= 2) {
-            // Valid while two of its grants are: until the second-latest expiry.
-            expiries.sort(null);
-            certificateValidUntil = expiries.get(expiries.size() - 2);
+            // Valid while two of its grants are: until the second-latest expiry, on each clock.
+            wallExpiries.sort(null);
+            monotonicExpiries.sort(null);
+            certificateValidUntil = new Moment(wallExpiries.get(wallExpiries.size() - 2),
+                    monotonicExpiries.get(monotonicExpiries.size() - 2));
             certificate = new LeaseCertificate(current);
             heldWaiters.forEach(waiter -> waiter.completeAsync(() -> null));
             heldWaiters.clear();
         } else {
-            certificateValidUntil = Long.MAX_VALUE;
+            certificateValidUntil = null;
             certificate = LeaseCertificate.NONE;
         }
     }

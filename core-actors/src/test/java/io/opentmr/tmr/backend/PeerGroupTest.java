@@ -19,20 +19,30 @@ import org.junit.jupiter.api.Test;
 /** The node's side of the lease: which grants make up its certificate, and for how long. */
 class PeerGroupTest {
 
-    /** The node's wall clock: the deadlines of its writes. */
+    /** The node's wall clock: the grants are timed on it too, and the deadlines of its writes. */
     private final MutableClock clock = new MutableClock(Instant.parse("2026-11-23T12:00:00Z"));
-    /** The node's monotonic clock, which the grants are timed on (only its differences count). */
+    /** The node's monotonic clock, which the grants are timed on too (only its differences count). */
     private final MutableClock monotonic = new MutableClock(Instant.ofEpochMilli(5_000));
 
+    private PeerGroup group(Duration timeout, boolean leaseWanted) {
+        return new PeerGroup(3, clock, monotonic::millis, timeout, leaseWanted);
+    }
+
+    /** Time passes: both clocks move. */
+    private void pass(Duration time) {
+        clock.advance(time);
+        monotonic.advance(time);
+    }
+
     private LeaseGrant grant(int backend, long epoch, long ttlMillis) {
-        // The backend's issue time is deliberately far off: the node times grants by its own monotonic clock only.
+        // The backend's issue time is deliberately far off: the node times grants by its own clocks only.
         return new LeaseGrant(LeaseGrant.ACTIVE_LEASE, "node-a", epoch, 1, ttlMillis, new Serial(129, backend + 1),
                 Bytes.of(new byte[64]));
     }
 
     @Test
     void reSyncSlotsAreSharedByEveryLicenseAndCountedPerBackend() {
-        PeerGroup group = new PeerGroup(3, clock, monotonic::millis, Duration.ofSeconds(1), true);
+        PeerGroup group = group(Duration.ofSeconds(1), true);
         assertEquals(300, group.takeResyncSlots(0, 300));
         assertEquals(PeerGroup.RESYNC_SLOTS - 300, group.takeResyncSlots(0, 300), "what is left");
         assertEquals(0, group.takeResyncSlots(0, 1), "every slot in use");
@@ -45,37 +55,37 @@ class PeerGroupTest {
 
     @Test
     void aGrantCountsForTheTtlTheBackendGrantedNotTheTtlTheNodeAskedFor() {
-        PeerGroup group = new PeerGroup(3, clock, monotonic::millis, Duration.ofSeconds(1), true);
+        PeerGroup group = group(Duration.ofSeconds(1), true);
         // The node asks for its configured 2 s; backend 0 capped its grant at 500 ms, backend 1 granted 2 s.
-        assertEquals(-1, group.granted(0, grant(0, 4, 500), monotonic.millis()));
-        assertEquals(-1, group.granted(1, grant(1, 4, 2_000), monotonic.millis()));
+        assertEquals(-1, group.granted(0, grant(0, 4, 500), group.now()));
+        assertEquals(-1, group.granted(1, grant(1, 4, 2_000), group.now()));
         assertTrue(group.holdsLease());
         assertEquals(2, group.certificate().grants().size());
 
-        monotonic.advance(Duration.ofMillis(499));
+        pass(Duration.ofMillis(499));
         assertTrue(group.holdsLease(), "both grants run");
-        monotonic.advance(Duration.ofMillis(1));
+        pass(Duration.ofMillis(1));
         assertFalse(group.holdsLease(), "backend 0's grant ran out after the 500 ms it granted");
         assertTrue(group.certificate().grants().isEmpty());
 
-        group.granted(2, grant(2, 4, 2_000), monotonic.millis());
+        group.granted(2, grant(2, 4, 2_000), group.now());
         assertEquals(2, group.certificate().grants().size(), "backends 1 and 2 still carry it");
-        monotonic.advance(Duration.ofMillis(1_500));
+        pass(Duration.ofMillis(1_500));
         assertFalse(group.holdsLease(), "backend 1's 2 s from its grant are over");
     }
 
     @Test
     void aGrantRunsFromWhenItsRequestWasSentNotFromWhenTheAnswerArrived() {
-        PeerGroup group = new PeerGroup(3, clock, monotonic::millis, Duration.ofSeconds(1), true);
-        long sent = monotonic.millis();
+        PeerGroup group = group(Duration.ofSeconds(1), true);
+        PeerGroup.Moment sent = group.now();
         // The answers take 300 ms: the backends started their 1 s when they got the requests, in between.
-        monotonic.advance(Duration.ofMillis(300));
+        pass(Duration.ofMillis(300));
         group.granted(0, grant(0, 4, 1_000), sent);
         group.granted(1, grant(1, 4, 1_000), sent);
         assertTrue(group.holdsLease());
-        monotonic.advance(Duration.ofMillis(699));
+        pass(Duration.ofMillis(699));
         assertTrue(group.holdsLease(), "1 s after sending, less a millisecond");
-        monotonic.advance(Duration.ofMillis(1));
+        pass(Duration.ofMillis(1));
         assertFalse(group.holdsLease(), "the backends may have let the grants go 1 s after the requests were sent");
     }
 
@@ -88,28 +98,43 @@ class PeerGroupTest {
     }
 
     @Test
-    void aStepOfTheWallClockNeitherLengthensNorShortensAGrant() {
-        PeerGroup group = new PeerGroup(3, clock, monotonic::millis, Duration.ofSeconds(1), true);
-        group.granted(0, grant(0, 4, 2_000), monotonic.millis());
-        group.granted(1, grant(1, 4, 2_000), monotonic.millis());
-        clock.advance(Duration.ofMinutes(10));
-        assertTrue(group.holdsLease(), "a step forward does not end the grants");
-        assertEquals(2, group.grantsHeld());
-        clock.advance(Duration.ofMinutes(-20));
-        monotonic.advance(Duration.ofMillis(2_000));
-        // Cut off from the backends, whose grants ran out: a step back does not keep the node holding them.
+    void aStepBackOfTheWallClockDoesNotLengthenAGrant() {
+        PeerGroup group = group(Duration.ofSeconds(1), true);
+        group.granted(0, grant(0, 4, 2_000), group.now());
+        group.granted(1, grant(1, 4, 2_000), group.now());
+        clock.advance(Duration.ofMinutes(-10));
+        monotonic.advance(Duration.ofMillis(1_999));
+        assertTrue(group.holdsLease());
+        monotonic.advance(Duration.ofMillis(1));
+        // Cut off from the backends: no renewal came, and theirs may have run out. On the wall clock the node held
+        // them ten minutes longer.
         assertFalse(group.holdsLease(), "the grants end 2 s after they were asked for, whatever the wall clock did");
         assertEquals(0, group.grantsHeld());
         assertEquals(-1, group.grantEpoch(0));
     }
 
     @Test
+    void aGrantAlsoEndsWhenTheWallClockSaysItsTtlHasPassedAsAfterASuspend() {
+        PeerGroup group = group(Duration.ofSeconds(1), true);
+        group.granted(0, grant(0, 4, 2_000), group.now());
+        group.granted(1, grant(1, 4, 2_000), group.now());
+        // A suspended host: its monotonic clock did not count the minute it was away; the backends did.
+        clock.advance(Duration.ofMinutes(1));
+        assertFalse(group.holdsLease(), "the wall clock says the grants ran out");
+        assertEquals(0, group.grantsHeld());
+        // Its renewals bring them back.
+        group.granted(0, grant(0, 4, 2_000), group.now());
+        group.granted(1, grant(1, 4, 2_000), group.now());
+        assertTrue(group.holdsLease());
+    }
+
+    @Test
     void notWantingTheLeaseDropsTheCertificateAndIgnoresLateGrants() throws Exception {
-        PeerGroup group = new PeerGroup(3, clock, monotonic::millis, Duration.ofSeconds(1), true);
+        PeerGroup group = group(Duration.ofSeconds(1), true);
         int[] told = new int[1];
         group.addWishListener(() -> told[0]++);
-        group.granted(0, grant(0, 4, 2_000), monotonic.millis());
-        group.granted(1, grant(1, 4, 2_000), monotonic.millis());
+        group.granted(0, grant(0, 4, 2_000), group.now());
+        group.granted(1, grant(1, 4, 2_000), group.now());
         assertTrue(group.activeLease().held());
         assertEquals(4, group.activeLease().epoch());
 
@@ -117,7 +142,7 @@ class PeerGroupTest {
         assertEquals(1, told[0], "the watchers are told");
         assertFalse(group.activeLease().held(), "no writes with the certificate once it is not wanted");
         assertEquals(0, group.activeLease().epoch());
-        group.granted(2, grant(2, 4, 2_000), monotonic.millis());
+        group.granted(2, grant(2, 4, 2_000), group.now());
         assertEquals(0, group.grantsHeld(), "a grant answered after the wish changed counts for nothing");
         group.activeLease().want(false);
         assertEquals(1, told[0], "no change, nobody told");
@@ -126,14 +151,14 @@ class PeerGroupTest {
         group.activeLease().want(true);
         assertEquals(2, told[0]);
         assertFalse(held.isDone());
-        group.granted(0, grant(0, 4, 2_000), monotonic.millis());
-        group.granted(2, grant(2, 4, 2_000), monotonic.millis());
+        group.granted(0, grant(0, 4, 2_000), group.now());
+        group.granted(2, grant(2, 4, 2_000), group.now());
         held.get(5, TimeUnit.SECONDS);
     }
 
     @Test
     void releasedOnceEveryBackendGaveItsGrantBackOrLostItsConnection() throws Exception {
-        PeerGroup group = new PeerGroup(3, clock, monotonic::millis, Duration.ofSeconds(1), false);
+        PeerGroup group = group(Duration.ofSeconds(1), false);
         PeerLink link = new PeerLink() {
             @Override
             public CompletionStage<Message> request(Message request) {
@@ -161,7 +186,7 @@ class PeerGroupTest {
         group.asking(0);
         group.asking(1);
         group.asking(2);
-        group.granted(0, grant(0, 4, 2_000), monotonic.millis());
+        group.granted(0, grant(0, 4, 2_000), group.now());
         CompletableFuture<Void> released = group.activeLease().whenReleased().toCompletableFuture();
         group.activeLease().want(false);
         group.givenBack(0);

@@ -869,7 +869,7 @@ class TmrLicensePropertyTest {
         private void grant(int backend, long epoch) {
             Message granted = fakes[backend].now(new Message.LeaseAcquire(LeaseGrant.ACTIVE_LEASE, "property-node",
                     epoch, Duration.ofMinutes(10).toMillis()));
-            peers.granted(backend, ((Message.LeaseGranted) granted).grant(), peers.leaseMillis());
+            peers.granted(backend, ((Message.LeaseGranted) granted).grant(), peers.now());
         }
 
         /** What the quorum of the fakes that are up says, as the virtual container sends it on every report. */

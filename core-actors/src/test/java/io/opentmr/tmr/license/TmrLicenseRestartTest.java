@@ -124,7 +124,7 @@ class TmrLicenseRestartTest {
             peers.linkUp(i, fakes[i]);
             Message granted = fakes[i].now(new Message.LeaseAcquire(LeaseGrant.ACTIVE_LEASE, "restart-node",
                     peers.targetEpoch(), Duration.ofMinutes(10).toMillis()));
-            peers.granted(i, ((Message.LeaseGranted) granted).grant(), peers.leaseMillis());
+            peers.granted(i, ((Message.LeaseGranted) granted).grant(), peers.now());
         }
         Parent parent = new Parent();
         ActorRef<TmrLicense.Command> license = kit.spawn(TmrLicense.create(key, peers, parent, Clock.systemUTC(),
@@ -593,7 +593,7 @@ class TmrLicenseRestartTest {
             peers.linkUp(i, fakes[i]);
             Message granted = fakes[i].now(new Message.LeaseAcquire(LeaseGrant.ACTIVE_LEASE, "restart-node",
                     peers.targetEpoch(), 600_000));
-            peers.granted(i, ((Message.LeaseGranted) granted).grant(), peers.leaseMillis());
+            peers.granted(i, ((Message.LeaseGranted) granted).grant(), peers.now());
         }
         return fakes;
     }
