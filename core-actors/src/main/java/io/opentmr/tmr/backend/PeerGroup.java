@@ -50,9 +50,26 @@ public final class PeerGroup {
     private final LeaseGrant[] shownGrants;
     private final Moment[] shownExpiry;
     private long targetEpoch;
-    private volatile LeaseCertificate certificate = LeaseCertificate.NONE;
-    /** When the certificate stops being one (fewer than two of its grants are unexpired then); null: never. */
-    private volatile Moment certificateValidUntil;
+    /** The certificate and when each of its grants runs out, read and replaced as one. */
+    private volatile Shown shown = Shown.NONE;
+
+    /**
+     * A certificate and when each of its grants runs out. It stops being one once fewer than two of them are current,
+     * which a single moment per clock could not tell: after steps of the wall clock the grants' ends on the two clocks
+     * may come in different orders.
+     */
+    private record Shown(LeaseCertificate certificate, List<Moment> expiries) {
+
+        static final Shown NONE = new Shown(LeaseCertificate.NONE, List.of());
+
+        boolean currentAt(Moment now) {
+            int current = 0;
+            for (Moment expiry : expiries) {
+                current += expiry.reachedBy(now) ? 0 : 1;
+            }
+            return current >= 2;
+        }
+    }
 
     /**
      * A reading of both the node's clocks. A grant runs out when either says its TTL has passed since its request
@@ -422,14 +439,14 @@ public final class PeerGroup {
 
     /** The current certificate (empty when fewer than two backends granted the current epoch). */
     public LeaseCertificate certificate() {
-        Moment until = certificateValidUntil;
-        if (until != null && (clock.millis() >= until.wallMillis()
-                || monotonicMillis.getAsLong() >= until.monotonicMillis())) {
+        Shown current = shown;
+        if (current != Shown.NONE && !current.currentAt(now())) {
             synchronized (this) {
                 rebuildCertificate();
+                current = shown;
             }
         }
-        return certificate;
+        return current.certificate();
     }
 
     /** Whether the node holds the active lease now: grants of two backends for the target epoch, unexpired. */
@@ -460,27 +477,19 @@ public final class PeerGroup {
     private void rebuildCertificate() {
         Moment now = now();
         List<LeaseGrant> current = new ArrayList<>(shownGrants.length);
-        List<Long> wallExpiries = new ArrayList<>(shownGrants.length);
-        List<Long> monotonicExpiries = new ArrayList<>(shownGrants.length);
+        List<Moment> expiries = new ArrayList<>(shownGrants.length);
         for (int i = 0; i < shownGrants.length; i++) {
             if (shownGrants[i] != null && shownGrants[i].epoch() == targetEpoch && !shownExpiry[i].reachedBy(now)) {
                 current.add(shownGrants[i]);
-                wallExpiries.add(shownExpiry[i].wallMillis());
-                monotonicExpiries.add(shownExpiry[i].monotonicMillis());
+                expiries.add(shownExpiry[i]);
             }
         }
         if (current.size() >= 2) {
-            // Valid while two of its grants are: until the second-latest expiry, on each clock.
-            wallExpiries.sort(null);
-            monotonicExpiries.sort(null);
-            certificateValidUntil = new Moment(wallExpiries.get(wallExpiries.size() - 2),
-                    monotonicExpiries.get(monotonicExpiries.size() - 2));
-            certificate = new LeaseCertificate(current);
+            shown = new Shown(new LeaseCertificate(current), List.copyOf(expiries));
             heldWaiters.forEach(waiter -> waiter.completeAsync(() -> null));
             heldWaiters.clear();
         } else {
-            certificateValidUntil = null;
-            certificate = LeaseCertificate.NONE;
+            shown = Shown.NONE;
         }
     }
 

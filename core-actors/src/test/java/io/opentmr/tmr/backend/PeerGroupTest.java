@@ -129,6 +129,54 @@ class PeerGroupTest {
     }
 
     @Test
+    void aGrantRunsFromItsSendingOnTheMonotonicClockThoughTheWallClockSteppedBackMeanwhile() {
+        PeerGroup group = group(Duration.ofSeconds(1), true);
+        PeerGroup.Moment sent = group.now();
+        clock.advance(Duration.ofMinutes(-10));
+        monotonic.advance(Duration.ofMillis(300));
+        group.granted(0, grant(0, 4, 1_000), sent);
+        group.granted(1, grant(1, 4, 1_000), sent);
+        monotonic.advance(Duration.ofMillis(699));
+        assertTrue(group.holdsLease());
+        monotonic.advance(Duration.ofMillis(1));
+        assertFalse(group.holdsLease(), "1 s after the requests were sent by the monotonic clock");
+    }
+
+    @Test
+    void renewalsAfterAStepBackOfTheWallClockKeepTheLease() {
+        PeerGroup group = group(Duration.ofSeconds(1), true);
+        group.granted(0, grant(0, 4, 2_000), group.now());
+        group.granted(1, grant(1, 4, 2_000), group.now());
+        clock.advance(Duration.ofMinutes(-10));
+        // The grants shown are replaced once less than half their lifetime is left, on the clock that ends them
+        // first; measured on the wall clock alone, after the step, they would be kept until they run out.
+        for (int renewal = 0; renewal < 10; renewal++) {
+            pass(Duration.ofMillis(500));
+            group.granted(0, grant(0, 4, 2_000), group.now());
+            group.granted(1, grant(1, 4, 2_000), group.now());
+            assertTrue(group.holdsLease(), "after renewal " + renewal);
+        }
+    }
+
+    @Test
+    void aCertificateEndsOnceFewerThanTwoOfItsGrantsAreCurrentWhateverOrderTheClocksEndThemIn() {
+        PeerGroup group = group(Duration.ofSeconds(1), true);
+        group.granted(0, grant(0, 4, 2_000), group.now());
+        pass(Duration.ofMillis(800));
+        group.granted(2, grant(2, 4, 2_000), group.now());
+        clock.advance(Duration.ofMillis(-3_600));
+        pass(Duration.ofMillis(1_000));
+        group.granted(1, grant(1, 4, 2_000), group.now());
+        // A suspend: the wall clock moves on, the monotonic one does not.
+        clock.advance(Duration.ofMillis(1_800));
+        pass(Duration.ofMillis(200));
+        // Backend 0's grant ended on the monotonic clock, backend 1's on the wall clock: only backend 2's is left.
+        assertEquals(1, group.grantsHeld());
+        assertFalse(group.holdsLease(), "one grant is no certificate");
+        assertTrue(group.certificate().grants().isEmpty());
+    }
+
+    @Test
     void notWantingTheLeaseDropsTheCertificateAndIgnoresLateGrants() throws Exception {
         PeerGroup group = group(Duration.ofSeconds(1), true);
         int[] told = new int[1];
