@@ -28,6 +28,12 @@ class PeerGroupTest {
         return new PeerGroup(3, clock, monotonic::millis, timeout, leaseWanted);
     }
 
+    /** Backends 0 and 1 grant epoch 4 for 2 s, asked for now. */
+    private void grantTwo(PeerGroup group) {
+        group.granted(0, grant(0, 4, 2_000), group.now());
+        group.granted(1, grant(1, 4, 2_000), group.now());
+    }
+
     /** Time passes: both clocks move. */
     private void pass(Duration time) {
         clock.advance(time);
@@ -100,8 +106,7 @@ class PeerGroupTest {
     @Test
     void aStepBackOfTheWallClockDoesNotLengthenAGrant() {
         PeerGroup group = group(Duration.ofSeconds(1), true);
-        group.granted(0, grant(0, 4, 2_000), group.now());
-        group.granted(1, grant(1, 4, 2_000), group.now());
+        grantTwo(group);
         clock.advance(Duration.ofMinutes(-10));
         monotonic.advance(Duration.ofMillis(1_999));
         assertTrue(group.holdsLease());
@@ -116,15 +121,13 @@ class PeerGroupTest {
     @Test
     void aGrantAlsoEndsWhenTheWallClockSaysItsTtlHasPassedAsAfterASuspend() {
         PeerGroup group = group(Duration.ofSeconds(1), true);
-        group.granted(0, grant(0, 4, 2_000), group.now());
-        group.granted(1, grant(1, 4, 2_000), group.now());
+        grantTwo(group);
         // A suspended host: its monotonic clock did not count the minute it was away; the backends did.
         clock.advance(Duration.ofMinutes(1));
         assertFalse(group.holdsLease(), "the wall clock says the grants ran out");
         assertEquals(0, group.grantsHeld());
         // Its renewals bring them back.
-        group.granted(0, grant(0, 4, 2_000), group.now());
-        group.granted(1, grant(1, 4, 2_000), group.now());
+        grantTwo(group);
         assertTrue(group.holdsLease());
     }
 
@@ -145,15 +148,13 @@ class PeerGroupTest {
     @Test
     void renewalsAfterAStepBackOfTheWallClockKeepTheLease() {
         PeerGroup group = group(Duration.ofSeconds(1), true);
-        group.granted(0, grant(0, 4, 2_000), group.now());
-        group.granted(1, grant(1, 4, 2_000), group.now());
+        grantTwo(group);
         clock.advance(Duration.ofMinutes(-10));
         // The grants shown are replaced once less than half their lifetime is left, on the clock that ends them
         // first; measured on the wall clock alone, after the step, they would be kept until they run out.
         for (int renewal = 0; renewal < 10; renewal++) {
             pass(Duration.ofMillis(500));
-            group.granted(0, grant(0, 4, 2_000), group.now());
-            group.granted(1, grant(1, 4, 2_000), group.now());
+            grantTwo(group);
             assertTrue(group.holdsLease(), "after renewal " + renewal);
         }
     }
@@ -181,8 +182,7 @@ class PeerGroupTest {
         PeerGroup group = group(Duration.ofSeconds(1), true);
         int[] told = new int[1];
         group.addWishListener(() -> told[0]++);
-        group.granted(0, grant(0, 4, 2_000), group.now());
-        group.granted(1, grant(1, 4, 2_000), group.now());
+        grantTwo(group);
         assertTrue(group.activeLease().held());
         assertEquals(4, group.activeLease().epoch());
 
