@@ -11,6 +11,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.TimeUnit;
@@ -514,12 +515,48 @@ public final class PeerGroup {
             return CompletableFuture.failedFuture(new CmFailure(CmError.NETWORK_FAULT,
                     "backend " + (backend + 1) + " is not connected"));
         }
-        CompletableFuture<Message> answer = link.request(request.apply(certificate())).toCompletableFuture();
+        LeaseCertificate shownThen = certificate();
+        CompletableFuture<Message> answer = link.request(request.apply(shownThen)).toCompletableFuture()
+                .whenComplete((reply, failure) -> {
+                    Throwable cause = failure instanceof CompletionException
+                            ? failure.getCause() : failure;
+                    if (reply instanceof Message.Error error && error.code() == CmError.TMR_LEASE_REFUSED.code()
+                            || cause instanceof CmFailure refused
+                            && refused.code() == CmError.TMR_LEASE_REFUSED.code()) {
+                        certificateRefused(shownThen);
+                    }
+                });
         Duration own = link.requestTimeout();
         // A link that bounds its requests within ours needs no second timer (each cost the JDK's delay thread a
         // queue insertion, a removal and now and then a wake-up).
         return own != null && own.compareTo(timeout) <= 0 ? answer
                 : answer.orTimeout(timeout.toMillis(), TimeUnit.MILLISECONDS);
+    }
+
+    /**
+     * A backend refused {@code refused}, the certificate a write carried. If it is still the one shown, the
+     * certificate shows the newest grants from now on: it keeps a grant while more than half of its lifetime is left
+     * (see {@link #granted}), and a backend whose clock stepped forward may count that grant as run out, from its
+     * issue time, while it counts the renewal that replaced it as current. Until then every write would be refused.
+     * A certificate refused for another reason (a rival's higher epoch) is rebuilt from the same grants, or from
+     * newer ones of no use either: at most once per certificate shown.
+     */
+    synchronized void certificateRefused(LeaseCertificate refused) {
+        if (shown.certificate() != refused) {
+            return;
+        }
+        boolean newer = false;
+        Moment now = now();
+        for (int i = 0; i < grants.length; i++) {
+            if (grants[i] != null && grants[i] != shownGrants[i] && !grantExpiry[i].reachedBy(now)) {
+                shownGrants[i] = grants[i];
+                shownExpiry[i] = grantExpiry[i];
+                newer = true;
+            }
+        }
+        if (newer) {
+            rebuildCertificate();
+        }
     }
 
     /**

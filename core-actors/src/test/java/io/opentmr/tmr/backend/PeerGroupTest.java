@@ -2,9 +2,13 @@ package io.opentmr.tmr.backend;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.opentmr.protocol.Bytes;
+import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.LeaseCertificate;
 import io.opentmr.protocol.LeaseGrant;
 import io.opentmr.protocol.Message;
 import io.opentmr.protocol.Serial;
@@ -14,6 +18,7 @@ import java.time.Instant;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
 import org.junit.jupiter.api.Test;
 
 /** The node's side of the lease: which grants make up its certificate, and for how long. */
@@ -32,6 +37,30 @@ class PeerGroupTest {
     private void grantTwo(PeerGroup group) {
         group.granted(0, grant(0, 4, 2_000), group.now());
         group.granted(1, grant(1, 4, 2_000), group.now());
+    }
+
+    /** A link to a backend that answers each request as {@code answers} says. */
+    private static PeerLink link(Function<Message, CompletionStage<Message>> answers) {
+        return new PeerLink() {
+            @Override
+            public CompletionStage<Message> request(Message request) {
+                return answers.apply(request);
+            }
+
+            @Override
+            public CompletionStage<Void> closed() {
+                return new CompletableFuture<>();
+            }
+
+            @Override
+            public String backendName() {
+                return "backend";
+            }
+
+            @Override
+            public void close() {
+            }
+        };
     }
 
     /** Time passes: both clocks move. */
@@ -178,6 +207,30 @@ class PeerGroupTest {
     }
 
     @Test
+    void aCertificateABackendRefusedShowsTheNewestGrantsFromThen() throws Exception {
+        PeerGroup group = group(Duration.ofSeconds(1), true);
+        grantTwo(group);
+        LeaseCertificate first = group.certificate();
+        pass(Duration.ofMillis(500));
+        LeaseGrant renewal0 = grant(0, 4, 1_999);
+        LeaseGrant renewal1 = grant(1, 4, 1_999);
+        group.granted(0, renewal0, group.now());
+        group.granted(1, renewal1, group.now());
+        assertSame(first, group.certificate(), "renewals while more than half the lifetime is left keep it");
+        // A backend whose clock stepped forward counts the shown grants as run out, from their issue time.
+        group.linkUp(0, link(request -> CompletableFuture.completedFuture(
+                new Message.Error(CmError.TMR_LEASE_REFUSED.code(), "lease certificate refused, expired"))));
+        group.call(0, certificate -> new Message.Inventory()).toCompletableFuture().get(5, TimeUnit.SECONDS);
+        LeaseCertificate second = group.certificate();
+        assertNotSame(first, second, "the writes after the refusal carry another certificate");
+        assertSame(renewal0, second.grants().get(0));
+        assertSame(renewal1, second.grants().get(1));
+        // Refused again: no newer grant to show, the certificate stays.
+        group.call(0, certificate -> new Message.Inventory()).toCompletableFuture().get(5, TimeUnit.SECONDS);
+        assertSame(second, group.certificate());
+    }
+
+    @Test
     void notWantingTheLeaseDropsTheCertificateAndIgnoresLateGrants() throws Exception {
         PeerGroup group = group(Duration.ofSeconds(1), true);
         int[] told = new int[1];
@@ -207,26 +260,7 @@ class PeerGroupTest {
     @Test
     void releasedOnceEveryBackendGaveItsGrantBackOrLostItsConnection() throws Exception {
         PeerGroup group = group(Duration.ofSeconds(1), false);
-        PeerLink link = new PeerLink() {
-            @Override
-            public CompletionStage<Message> request(Message request) {
-                return new CompletableFuture<>();
-            }
-
-            @Override
-            public CompletionStage<Void> closed() {
-                return new CompletableFuture<>();
-            }
-
-            @Override
-            public String backendName() {
-                return "backend";
-            }
-
-            @Override
-            public void close() {
-            }
-        };
+        PeerLink link = link(request -> new CompletableFuture<>());
         group.linkUp(2, link);
         // Nothing asked for yet: released (completed on another thread, hence the bounded wait).
         group.activeLease().whenReleased().toCompletableFuture().get(5, TimeUnit.SECONDS);
