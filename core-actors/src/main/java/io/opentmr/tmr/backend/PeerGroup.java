@@ -516,16 +516,15 @@ public final class PeerGroup {
                     "backend " + (backend + 1) + " is not connected"));
         }
         LeaseCertificate shownThen = certificate();
-        CompletableFuture<Message> answer = link.request(request.apply(shownThen)).toCompletableFuture()
-                .whenComplete((reply, failure) -> {
-                    Throwable cause = failure instanceof CompletionException
-                            ? failure.getCause() : failure;
-                    if (reply instanceof Message.Error error && error.code() == CmError.TMR_LEASE_REFUSED.code()
-                            || cause instanceof CmFailure refused
-                            && refused.code() == CmError.TMR_LEASE_REFUSED.code()) {
-                        certificateRefused(shownThen);
-                    }
-                });
+        CompletableFuture<Message> answer = link.request(request.apply(shownThen)).toCompletableFuture();
+        // Beside the answer, not in its way: the callers see the answer's own failure, not one wrapped by this stage.
+        answer.whenComplete((reply, failure) -> {
+            Throwable cause = failure instanceof CompletionException ? failure.getCause() : failure;
+            if (reply instanceof Message.Error error && error.code() == CmError.TMR_LEASE_REFUSED.code()
+                    || cause instanceof CmFailure refused && refused.code() == CmError.TMR_LEASE_REFUSED.code()) {
+                certificateRefused(shownThen);
+            }
+        });
         Duration own = link.requestTimeout();
         // A link that bounds its requests within ours needs no second timer (each cost the JDK's delay thread a
         // queue insertion, a removal and now and then a wake-up).
@@ -538,8 +537,8 @@ public final class PeerGroup {
      * certificate shows the newest grants from now on: it keeps a grant while more than half of its lifetime is left
      * (see {@link #granted}), and a backend whose clock stepped forward may count that grant as run out, from its
      * issue time, while it counts the renewal that replaced it as current. Until then every write would be refused.
-     * A certificate refused for another reason (a rival's higher epoch) is rebuilt from the same grants, or from
-     * newer ones of no use either: at most once per certificate shown.
+     * A certificate refused for another reason (a rival's higher epoch) shows the newer grants too, if there are any:
+     * no harm, and at most once per certificate shown.
      */
     synchronized void certificateRefused(LeaseCertificate refused) {
         if (shown.certificate() != refused) {
