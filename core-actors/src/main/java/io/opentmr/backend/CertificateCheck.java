@@ -97,8 +97,9 @@ final class CertificateCheck {
                     + "are valid; the grantor's clock runs ahead");
         }
         if (current.size() < 2) {
-            return refuse("expired: fewer than two grants of distinct group keys are still valid at " + now
-                    + " (issuedAt + ttl + " + clockSkew.toMillis() + " ms clock skew); renew the lease");
+            return Decision.refuse(CmError.TMR_LEASE_REFUSED, LeaseCertificate.REFUSED_AS_EXPIRED + ": fewer than two "
+                    + "grants of distinct group keys are still valid at " + now + " (issuedAt + ttl + "
+                    + clockSkew.toMillis() + " ms clock skew); renew the lease");
         }
         if (first.epoch() < highest) {
             return refuse("stale epoch: the certificate is for epoch " + first.epoch()

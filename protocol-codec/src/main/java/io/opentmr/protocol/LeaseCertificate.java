@@ -10,6 +10,12 @@ public record LeaseCertificate(List<LeaseGrant> grants) {
 
     public static final LeaseCertificate NONE = new LeaseCertificate(List.of());
 
+    /**
+     * How a backend's ERROR 134 text begins when fewer than two of the certificate's grants are current by its clock
+     * (docs/protocol.md, rule (d)), the one refusal that newer grants of the same epoch can mend.
+     */
+    public static final String REFUSED_AS_EXPIRED = "lease certificate refused, expired";
+
     public LeaseCertificate {
         grants = Check.list(grants, "grants");
     }

@@ -516,29 +516,44 @@ public final class PeerGroup {
                     "backend " + (backend + 1) + " is not connected"));
         }
         LeaseCertificate shownThen = certificate();
-        CompletableFuture<Message> answer = link.request(request.apply(shownThen)).toCompletableFuture();
-        // Beside the answer, not in its way: the callers see the answer's own failure, not one wrapped by this stage.
-        answer.whenComplete((reply, failure) -> {
-            Throwable cause = failure instanceof CompletionException ? failure.getCause() : failure;
-            if (reply instanceof Message.Error error && error.code() == CmError.TMR_LEASE_REFUSED.code()
-                    || cause instanceof CmFailure refused && refused.code() == CmError.TMR_LEASE_REFUSED.code()) {
-                certificateRefused(shownThen);
-            }
-        });
+        CompletableFuture<Message> sent = link.request(request.apply(shownThen)).toCompletableFuture();
         Duration own = link.requestTimeout();
         // A link that bounds its requests within ours needs no second timer (each cost the JDK's delay thread a
         // queue insertion, a removal and now and then a wake-up).
-        return own != null && own.compareTo(timeout) <= 0 ? answer
-                : answer.orTimeout(timeout.toMillis(), TimeUnit.MILLISECONDS);
+        if (own == null || own.compareTo(timeout) > 0) {
+            sent.orTimeout(timeout.toMillis(), TimeUnit.MILLISECONDS);
+        }
+        // A refusal is looked at before the caller hears of it, so that a write the caller sends at once carries the
+        // certificate it leads to; the caller sees the answer's own failure, not one wrapped by a further stage.
+        CompletableFuture<Message> answer = new CompletableFuture<>();
+        sent.whenComplete((reply, failure) -> {
+            if (refusedAsExpired(reply, failure)) {
+                certificateRefused(shownThen);
+            }
+            if (failure != null) {
+                answer.completeExceptionally(failure);
+            } else {
+                answer.complete(reply);
+            }
+        });
+        return answer;
+    }
+
+    private static boolean refusedAsExpired(Message reply, Throwable failure) {
+        Throwable cause = failure instanceof CompletionException ? failure.getCause() : failure;
+        String text = reply instanceof Message.Error error && error.code() == CmError.TMR_LEASE_REFUSED.code()
+                ? error.text()
+                : cause instanceof CmFailure refused && refused.code() == CmError.TMR_LEASE_REFUSED.code()
+                ? refused.text() : null;
+        return text != null && text.startsWith(LeaseCertificate.REFUSED_AS_EXPIRED);
     }
 
     /**
-     * A backend refused {@code refused}, the certificate a write carried. If it is still the one shown, the
-     * certificate shows the newest grants from now on: it keeps a grant while more than half of its lifetime is left
-     * (see {@link #granted}), and a backend whose clock stepped forward may count that grant as run out, from its
-     * issue time, while it counts the renewal that replaced it as current. Until then every write would be refused.
-     * A certificate refused for another reason (a rival's higher epoch) shows the newer grants too, if there are any:
-     * no harm, and at most once per certificate shown.
+     * A backend refused {@code refused}, the certificate a write carried, as expired by its clock. If it is still the
+     * one shown, the certificate shows the newest grants from now on: it keeps a grant while more than half of its
+     * lifetime is left (see {@link #granted}), and a backend whose clock stepped forward may count that grant as run
+     * out, from its issue time, while it counts the renewal that replaced it as current. Until then every write would
+     * be refused. Refusals for other reasons (a rival's higher epoch) are no matter for newer grants.
      */
     synchronized void certificateRefused(LeaseCertificate refused) {
         if (shown.certificate() != refused) {

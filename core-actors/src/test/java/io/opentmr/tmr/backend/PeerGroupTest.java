@@ -4,10 +4,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.opentmr.protocol.Bytes;
 import io.opentmr.protocol.CmError;
+import io.opentmr.protocol.CmFailure;
 import io.opentmr.protocol.LeaseCertificate;
 import io.opentmr.protocol.LeaseGrant;
 import io.opentmr.protocol.Message;
@@ -15,8 +17,11 @@ import io.opentmr.protocol.Serial;
 import io.opentmr.testing.MutableClock;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 import org.junit.jupiter.api.Test;
@@ -207,7 +212,7 @@ class PeerGroupTest {
     }
 
     @Test
-    void aCertificateABackendRefusedShowsTheNewestGrantsFromThen() throws Exception {
+    void aCertificateABackendRefusedAsExpiredShowsTheNewestGrantsFromThen() throws Exception {
         PeerGroup group = group(Duration.ofSeconds(1), true);
         grantTwo(group);
         LeaseCertificate first = group.certificate();
@@ -217,16 +222,44 @@ class PeerGroupTest {
         group.granted(0, renewal0, group.now());
         group.granted(1, renewal1, group.now());
         assertSame(first, group.certificate(), "renewals while more than half the lifetime is left keep it");
-        // A backend whose clock stepped forward counts the shown grants as run out, from their issue time.
-        group.linkUp(0, link(request -> CompletableFuture.completedFuture(
-                new Message.Error(CmError.TMR_LEASE_REFUSED.code(), "lease certificate refused, expired"))));
-        group.call(0, certificate -> new Message.Inventory()).toCompletableFuture().get(5, TimeUnit.SECONDS);
-        LeaseCertificate second = group.certificate();
-        assertNotSame(first, second, "the writes after the refusal carry another certificate");
+        List<CompletableFuture<Message>> answers = new ArrayList<>();
+        group.linkUp(0, link(request -> {
+            CompletableFuture<Message> answer = new CompletableFuture<>();
+            answers.add(answer);
+            return answer;
+        }));
+        CompletableFuture<Message> late = group.call(0, certificate -> new Message.Inventory()).toCompletableFuture();
+        CompletableFuture<LeaseCertificate> seenByTheCaller = new CompletableFuture<>();
+        CompletableFuture<Message> refused = group.call(0, certificate -> new Message.Inventory()).toCompletableFuture();
+        refused.whenComplete((reply, failure) -> seenByTheCaller.complete(group.certificate()));
+
+        // Another backend's refusal does not help with newer grants of the same epoch.
+        CmFailure stale = new CmFailure(CmError.TMR_LEASE_REFUSED, "lease certificate refused, stale epoch: …");
+        CompletableFuture<Message> rival = group.call(0, certificate -> new Message.Inventory()).toCompletableFuture();
+        answers.get(2).completeExceptionally(stale);
+        assertSame(stale, assertThrows(ExecutionException.class, () -> rival.get(5, TimeUnit.SECONDS)).getCause());
+        assertSame(first, group.certificate(), "a rival's epoch is no matter for newer grants");
+
+        // A backend whose clock stepped forward counts the shown grants as run out, from their issue time. Its answer
+        // comes on another thread, as a connection's does.
+        CmFailure expired = new CmFailure(CmError.TMR_LEASE_REFUSED, LeaseCertificate.REFUSED_AS_EXPIRED + ": …");
+        Thread io = new Thread(() -> answers.get(1).completeExceptionally(expired));
+        io.start();
+        io.join(5_000);
+        assertSame(expired, assertThrows(ExecutionException.class, () -> refused.get(5, TimeUnit.SECONDS)).getCause(),
+                "the caller sees the answer's own failure");
+        LeaseCertificate second = seenByTheCaller.get(5, TimeUnit.SECONDS);
+        assertNotSame(first, second, "the caller, hearing of the refusal, already writes with another certificate");
         assertSame(renewal0, second.grants().get(0));
         assertSame(renewal1, second.grants().get(1));
-        // Refused again: no newer grant to show, the certificate stays.
-        group.call(0, certificate -> new Message.Inventory()).toCompletableFuture().get(5, TimeUnit.SECONDS);
+
+        // The write that carried the first certificate is refused late, after newer renewals: that certificate is
+        // shown no more, and the one shown now stays.
+        pass(Duration.ofMillis(100));
+        grantTwo(group);
+        answers.get(0).complete(new Message.Error(CmError.TMR_LEASE_REFUSED.code(),
+                LeaseCertificate.REFUSED_AS_EXPIRED + ": …"));
+        assertTrue(late.isDone());
         assertSame(second, group.certificate());
     }
 
