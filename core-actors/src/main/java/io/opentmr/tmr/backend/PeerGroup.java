@@ -146,7 +146,7 @@ public final class PeerGroup {
     public static final int RESYNC_SLOTS = 512;
 
     /** A node's monotonic clock: {@link System#nanoTime} in milliseconds. */
-    public static final LongSupplier MONOTONIC = () -> TimeUnit.NANOSECONDS.toMillis(System.nanoTime());
+    private static final LongSupplier MONOTONIC = () -> TimeUnit.NANOSECONDS.toMillis(System.nanoTime());
 
     /** A group that always wants the active lease (the single node). */
     public PeerGroup(int backends, Clock clock, Duration timeout) {
@@ -164,7 +164,7 @@ public final class PeerGroup {
     /**
      * @param clock           the wall clock: the grants (see {@link Moment}) and the deadlines of the requests to the
      *                        backends, which they judge by theirs
-     * @param monotonicMillis the monotonic clock the grants are timed on too: {@link #MONOTONIC}, or a test's own
+     * @param monotonicMillis the monotonic clock grants are timed on too, in ms: a node's is {@link System#nanoTime}
      * @param timeout         bound on every call, whatever the link's own bound
      * @param leaseWanted     whether the watchers ask for the active lease from the start
      */
